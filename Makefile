@@ -1,0 +1,99 @@
+# kvmini build. `make` builds build/kvmini; `make test` builds and runs everything
+# the CI runs (see scripts/test.sh for the layers).
+CC      ?= gcc
+CLANG   ?= clang
+PKGS    := slirp
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wvla -Wformat=2 -Wno-unused-parameter
+CFLAGS_COMMON := -std=gnu11 -g $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
+CFLAGS  ?= -O2
+LDLIBS  := $(PKG_LIBS) -lpthread
+
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRCS  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
+HDRS      := $(shell find src tests/support -name '*.h')
+
+# Release objects
+OBJ       := $(LIB_SRCS:%.c=build/obj/%.o)
+CLI_OBJ   := $(CLI_SRCS:%.c=build/obj/%.o)
+# Sanitizer objects (tests run against these)
+SAN_OBJ   := $(LIB_SRCS:%.c=build/san/%.o)
+SAN_SUPPORT := $(SUPPORT_SRCS:%.c=build/san/%.o)
+SAN_CLI_OBJ := $(CLI_SRCS:%.c=build/san/%.o)
+
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
+
+.PHONY: all test unit fuzz bench clean
+all: build/kvmini
+
+# V=1 shows the full command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+build/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+
+build/san/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC-SAN  $<")
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -c $< -o $@
+
+build/libkvmini.a: $(OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+build/libkvmini-san.a: $(SAN_OBJ) $(SAN_SUPPORT)
+	@rm -f $@; ar rcs $@ $^
+
+build/kvmini: $(CLI_OBJ) build/libkvmini.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The same program under ASan/UBSan: the UML integration tests run this one.
+build/kvmini-san: $(SAN_CLI_OBJ) build/libkvmini-san.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $^ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a $(LDLIBS)
+
+# libFuzzer targets: clang, ASan + UBSan, the library sources compiled in.
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SUPPORT_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Itests/support $(PKG_CFLAGS) \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -o $@ $< $(LIB_SRCS) $(SUPPORT_SRCS) $(LDLIBS)
+
+build/bench/%: bench/%.c build/libkvmini.a $(SUPPORT_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -O2 -Itests/support -o $@ $< $(SUPPORT_SRCS) build/libkvmini.a $(LDLIBS)
+
+unit: $(UNIT_BINS)
+fuzz: $(FUZZ_BINS)
+bench: $(BENCH_BINS) build/kvmini
+
+# Everything CI runs (installs packages first): see scripts/test.sh.
+test:
+	scripts/test.sh
+
+clean:
+	rm -rf build

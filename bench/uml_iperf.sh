@@ -1,0 +1,116 @@
+#!/bin/bash
+# iperf3 TCP throughput of one UML guest through two paths into one
+# namespace, measured in the same boot:
+#   eth0: UML's virtio_net -> vhost-user -> kvmini (release build) -> tap A
+#   vec0: UML's own vector driver (transport=tap)                  -> tap B
+# Each direction (guest->namespace, and namespace->guest with -R) runs RUNS
+# times per path, interleaved; prints the medians in Gbit/s and the ratio
+# kvmini/vec0 per direction.
+#
+# Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only]
+set -uo pipefail
+. "$(dirname "$0")/../tests/uml/lib.sh"
+
+RUNS=3
+SECS=3
+VEC0_ONLY=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	-n) RUNS=$2; shift 2 ;;
+	-t) SECS=$2; shift 2 ;;
+	--vec0-only) VEC0_ONLY=1; shift ;;
+	-h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+t_begin uml_iperf $((60 + RUNS * SECS * 4 * 3))
+uml_prepare || t_end
+PATHS="kvmini vec0"
+if [ "$VEC0_ONLY" = 1 ]; then
+	PATHS=vec0
+else
+	kvmini_pick release || t_end
+fi
+
+t_netns NS bench || { fail "ip netns add"; t_end; }
+TAP_K=kvt${T_ID}k
+TAP_V=kvt${T_ID}v
+SOCK=$T_RUN/net.sock
+t_tap "$NS" "$TAP_K" 10.203.1.1/24 && t_tap "$NS" "$TAP_V" 10.203.2.1/24 ||
+	{ fail "taps in $NS"; t_end; }
+t_bg IPERF_K "$T_DIR/iperf3-kvmini.log" "$NS" iperf3 -s -B 10.203.1.1 -p 5201
+t_bg IPERF_V "$T_DIR/iperf3-vec0.log" "$NS" iperf3 -s -B 10.203.2.1 -p 5202
+t_wait_port "$NS" 10.203.1.1 5201 5 && t_wait_port "$NS" 10.203.2.1 5202 5 ||
+	{ fail "iperf3 servers listening"; t_end; }
+
+uml_args=("vec0:transport=tap,ifname=$TAP_V")
+if [ "$VEC0_ONLY" = 0 ]; then
+	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet || t_end
+	uml_args+=("virtio_uml.device=$SOCK:1")
+fi
+
+guest_script "$T_DIR/guest.sh" <<EOF
+addr() { ip addr add \$2 dev \$1 && ip link set \$1 up; }
+addr vec0 10.203.2.2/24 || gfail "vec0 up"
+if [ $VEC0_ONLY = 0 ]; then
+	wait_link eth0 || { gfail "eth0 appears"; exit 1; }
+	addr eth0 10.203.1.2/24 || gfail "eth0 up"
+fi
+ping -c 1 -W 3 10.203.2.1 >/dev/null || gfail "vec0 reaches the namespace"
+[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.1.1 >/dev/null || gfail "eth0 reaches the namespace"
+run=1
+while [ \$run -le $RUNS ]; do
+	for path in $PATHS; do
+		if [ \$path = kvmini ]; then server="10.203.1.1 -p 5201"; else server="10.203.2.1 -p 5202"; fi
+		giperf \${path}_tx_\$run $SECS -c \$server || gfail "iperf3 \$path guest->ns run \$run"
+		giperf \${path}_rx_\$run $SECS -c \$server -R || gfail "iperf3 \$path ns->guest run \$run"
+	done
+	run=\$((run + 1))
+done
+EOF
+
+uml_boot UPID "$NS" "$T_DIR/guest.sh" $((30 + RUNS * SECS * 4 * 3)) "${uml_args[@]}"
+uml_wait "$UPID"
+guest_relay >"$T_DIR/guest-results.txt"
+grep '^FAIL' "$T_DIR/guest-results.txt"
+grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all iperf3 runs completed (console: $UML_CONSOLE)"
+
+# median KEY: the median over the runs of the guest's Mbit/s for KEY.
+median() {
+	local r
+	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r"; done |
+		sort -g | awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "n/a"; exit }
+			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+gbit() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m / 1000 }'; }
+runs() {
+	local r out=
+	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r")"; done
+	echo "${out# }"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+{
+	echo "UML iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"
+	printf '%-8s %16s %16s\n' path "guest->ns" "ns->guest"
+	for p in $PATHS; do
+		printf '%-8s %16s %16s    runs (Mbit/s): tx [%s] rx [%s]\n' "$p" \
+			"$(gbit "$(median "${p}_tx")")" "$(gbit "$(median "${p}_rx")")" \
+			"$(runs "${p}_tx")" "$(runs "${p}_rx")"
+	done
+	if [ "$VEC0_ONLY" = 0 ]; then
+		printf '%-8s %16s %16s\n' "kvmini/vec0" \
+			"$(ratio "$(median kvmini_tx)" "$(median vec0_tx)")" \
+			"$(ratio "$(median kvmini_rx)" "$(median vec0_rx)")"
+	fi
+} | tee "$T_DIR/results.txt"
+
+if [ "$VEC0_ONLY" = 0 ]; then
+	kvmini_stop "$KPID" "$KVMINI_LOG" >"$T_DIR/kvmini-stop.txt"
+	grep '^FAIL' "$T_DIR/kvmini-stop.txt"
+	kvmini_show
+fi
+pass "benchmark ran"
+t_end

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install every Debian package kvmini needs to build, test and benchmark.
+# Fast when everything is already there (no apt-get at all then).
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	gcc make pkg-config clang-14 libclang-rt-14-dev
+	libslirp-dev libglib2.0-dev
+	# tests: real peers and tools
+	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,39 @@
+/* kvmini: entry point and subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define KVMINI_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fputs("usage: kvmini <command> [options]\n"
+	      "\n"
+	      "commands:\n"
+	      "  vhost net   serve a virtio-net device as a vhost-user backend\n"
+	      "\n"
+	      "  kvmini <command> --help   options of a command\n"
+	      "  kvmini --version          print the version\n", out);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("kvmini %s\n", KVMINI_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "vhost"))
+		return cmd_vhost(argc - 1, argv + 1);
+	fprintf(stderr, "kvmini: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

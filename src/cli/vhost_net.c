@@ -1,0 +1,269 @@
+/*
+ * `kvmini vhost net`: a virtio-net device with a host backend, served to a
+ * vhost-user frontend (QEMU, cloud-hypervisor, User-Mode Linux) on a socket.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "net/net_device.h"
+#include "transport/vhost_user.h"
+
+static const char vhost_usage[] =
+	"usage: kvmini vhost <device> [options]\n"
+	"\n"
+	"devices:\n"
+	"  net   virtio-net (kvmini vhost net --help)\n";
+
+static const char net_usage[] =
+	"usage: kvmini vhost net --socket PATH --backend BACKEND [options]\n"
+	"\n"
+	"Serve a virtio-net device as a vhost-user backend on a unix socket.\n"
+	"\n"
+	"  --socket PATH        unix socket to listen on (created; a stale one is replaced)\n"
+	"  --backend BACKEND    where the guest's frames go:\n"
+	"                         tap:NAME        a tap device (opened with vnet headers)\n"
+	"                         user[:OPTIONS]  user-mode NAT through libslirp; OPTIONS are\n"
+	"                                         comma-separated: net=10.0.2.0/24, host=,\n"
+	"                                         dhcpstart=, dns=, restrict=on|off,\n"
+	"                                         hostfwd=tcp|udp:[HADDR]:HPORT-[GADDR]:GPORT\n"
+	"                         stream:PATH     a unix stream socket with 4-byte big-endian\n"
+	"                                         length framing (passt, qemu -netdev stream)\n"
+	"                         loopback        every frame sent comes back to the guest\n"
+	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
+	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
+	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
+	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
+	"  -v, --verbose        log each vhost-user message and more\n"
+	"  -q, --quiet          log errors only\n"
+	"  -h, --help           this text\n"
+	"\n"
+	"Counters are printed to stderr on SIGUSR1 and at exit (SIGINT, SIGTERM).\n";
+
+struct net_args {
+	const char *socket_path;
+	const char *backend;
+	const char *counters_file;
+	struct net_config_opts dev;
+	bool no_inband;
+};
+
+static int parse_mtu(const char *text, uint16_t *mtu)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+
+	if (errno || *end || end == text || v < 68 || v > 65535)
+		return -EINVAL;
+	*mtu = (uint16_t)v;
+	return 0;
+}
+
+static int parse_net_args(int argc, char **argv, struct net_args *a)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "mac", required_argument, NULL, 'm' },
+		{ "mtu", required_argument, NULL, 'M' },
+		{ "no-inband", no_argument, NULL, 'I' },
+		{ "counters-file", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 } };
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': a->socket_path = optarg; break;
+		case 'b': a->backend = optarg; break;
+		case 'c': a->counters_file = optarg; break;
+		case 'I': a->no_inband = true; break;
+		case 'v': log_threshold = LOG_DEBUG; break;
+		case 'q': log_threshold = LOG_ERROR; break;
+		case 'h': fputs(net_usage, stdout); return 1;
+		case 'm':
+			if (net_parse_mac(optarg, a->dev.mac) < 0) {
+				log_err("--mac: \"%s\" is not a unicast MAC address like 52:54:00:12:34:56", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'M':
+			if (parse_mtu(optarg, &a->dev.mtu) < 0) {
+				log_err("--mtu: \"%s\" is not a number from 68 to 65535", optarg);
+				return -EINVAL;
+			}
+			break;
+		case ':':
+			log_err("option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			log_err("unknown option \"%s\" (see kvmini vhost net --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_err("unexpected argument \"%s\" (see kvmini vhost net --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!a->socket_path || !a->backend) {
+		log_err("--socket and --backend are required (see kvmini vhost net --help)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Signals arrive as events on the loop, so counters are read on the thread
+ * that writes them. */
+struct signal_watch {
+	struct event_source src;
+	struct net_device *net;
+	struct vhost_user_server *server;
+	const char *counters_file;
+	struct event_loop *loop;
+};
+
+static void dump_counters(struct signal_watch *w)
+{
+	fputs("kvmini: counters\n", stderr);
+	net_device_dump_counters(w->net, stderr);
+	vhost_user_server_dump_counters(w->server, stderr);
+	if (!w->counters_file)
+		return;
+	FILE *f = fopen(w->counters_file, "w");
+	if (!f) {
+		log_warn("--counters-file %s: %s", w->counters_file, strerror(errno));
+		return;
+	}
+	net_device_dump_counters(w->net, f);
+	vhost_user_server_dump_counters(w->server, f);
+	fclose(f);
+}
+
+static void on_signal(struct event_source *src, uint32_t events)
+{
+	struct signal_watch *w = container_of(src, struct signal_watch, src);
+	struct signalfd_siginfo si;
+
+	while (read(src->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			dump_counters(w);
+		} else {
+			log_info("signal %u: shutting down", si.ssi_signo);
+			event_loop_quit(w->loop);
+		}
+	}
+}
+
+static int watch_signals(struct signal_watch *w)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* A frontend that goes away must not kill us with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return event_loop_watch(w->loop, &w->src, fd, EPOLLIN, on_signal, "signals");
+}
+
+static int serve_net(const struct net_args *a)
+{
+	struct event_loop loop;
+	struct vhost_user_server server;
+	struct signal_watch sig = { .counters_file = a->counters_file, .loop = &loop,
+				    .server = &server };
+	char err[256] = "";
+	int status = EXIT_RUNTIME;
+
+	if (event_loop_init(&loop) < 0) {
+		log_err("epoll: %s", strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	struct net_backend *be = net_backend_create(a->backend, &loop, err, sizeof(err));
+	if (!be) {
+		log_err("--backend %s: %s", a->backend, err);
+		event_loop_destroy(&loop);
+		return EXIT_USAGE;
+	}
+	struct net_device *net = calloc(1, sizeof(*net));
+	int r = net ? net_device_init(net, &a->dev, be, &loop) : -ENOMEM;
+	if (r < 0) {
+		log_err("virtio-net device: %s", strerror(-r));
+		goto out_backend;
+	}
+	sig.net = net;
+	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
+	if (a->no_inband)
+		vopts.protocol_features &= ~VHOST_USER_PF(INBAND_NOTIFICATIONS);
+	r = vhost_user_server_init(&server, &net->vdev, &loop, a->socket_path, &vopts);
+	if (r < 0) {
+		log_err("--socket %s: %s", a->socket_path, strerror(-r));
+		goto out_net;
+	}
+	r = watch_signals(&sig);
+	if (r < 0) {
+		log_err("signalfd: %s", strerror(-r));
+		goto out_server;
+	}
+	log_info("virtio-net on %s, backend %s", a->socket_path, a->backend);
+	status = event_loop_run(&loop) < 0 ? EXIT_RUNTIME : 0;
+	dump_counters(&sig);
+	event_loop_unwatch(&loop, &sig.src);
+	close(sig.src.fd);
+out_server:
+	vhost_user_server_destroy(&server);
+out_net:
+	net_device_destroy(net);
+	free(net);
+out_backend:
+	be->ops->destroy(be);
+	event_loop_destroy(&loop);
+	return status;
+}
+
+int cmd_vhost_net(int argc, char **argv)
+{
+	struct net_args args;
+	int r = parse_net_args(argc, argv, &args);
+
+	if (r > 0)
+		return 0;     /* --help */
+	if (r < 0)
+		return EXIT_USAGE;
+	return serve_net(&args);
+}
+
+int cmd_vhost(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(vhost_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "net"))
+		return cmd_vhost_net(argc - 1, argv + 1);
+	log_err("unknown vhost device \"%s\"", argv[1]);
+	fputs(vhost_usage, stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,22 @@
+/* Small language helpers shared by every layer. */
+#ifndef KVMINI_CORE_COMPILER_H
+#define KVMINI_CORE_COMPILER_H
+
+#include <stddef.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* kvmini runs on little-endian hosts only: virtio 1.x rings are little-endian
+ * and are read in place. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host required");
+
+#endif

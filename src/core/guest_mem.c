@@ -1,0 +1,219 @@
+#include "core/guest_mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/compiler.h"
+
+void guest_mem_init(struct guest_mem *mem)
+{
+	memset(mem, 0, sizeof(*mem));
+}
+
+/* [a, a + alen) and [b, b + blen) share a byte; neither range wraps. */
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static bool range_wraps(uint64_t start, uint64_t len)
+{
+	return start + len < start;
+}
+
+int guest_mem_add(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t uva,
+		  void *host, void *map_base, size_t map_len)
+{
+	if (size == 0 || range_wraps(gpa, size) || range_wraps(uva, size) || !host)
+		return -EINVAL;
+	if (mem->nregions >= GUEST_MEM_MAX_REGIONS)
+		return -ENOSPC;
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *r = &mem->regions[i];
+		if (ranges_overlap(gpa, size, r->gpa, r->size))
+			return -EINVAL;
+		/* uva 0 means "no frontend address" (the VMM's own memory). */
+		if (uva && r->uva && ranges_overlap(uva, size, r->uva, r->size))
+			return -EINVAL;
+	}
+	mem->regions[mem->nregions++] = (struct guest_mem_region){
+		.gpa = gpa, .size = size, .uva = uva, .host = host,
+		.map_base = map_base, .map_len = map_len,
+	};
+	return 0;
+}
+
+int guest_mem_add_fd(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t uva,
+		     int fd, uint64_t offset)
+{
+	/* mmap wants a page-aligned offset; map from the page boundary below and
+	 * point the region at the right byte. */
+	uint64_t page = 4096;
+	uint64_t slack = offset % page;
+	if (size == 0 || range_wraps(offset, size) || size > SIZE_MAX - slack)
+		return -EINVAL;
+	size_t len = (size_t)(size + slack);
+	void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			  fd, (off_t)(offset - slack));
+	if (base == MAP_FAILED)
+		return -errno;
+	int r = guest_mem_add(mem, gpa, size, uva, (uint8_t *)base + slack, base, len);
+	if (r < 0)
+		munmap(base, len);
+	return r;
+}
+
+void guest_mem_clear(struct guest_mem *mem)
+{
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		if (mem->regions[i].map_base)
+			munmap(mem->regions[i].map_base, mem->regions[i].map_len);
+	}
+	guest_mem_init(mem);
+}
+
+/* The region holding @gpa, or NULL. Regions are few (at most 8): a linear
+ * scan beats anything cleverer. */
+static const struct guest_mem_region *region_of(const struct guest_mem *mem, uint64_t gpa)
+{
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *r = &mem->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return r;
+	}
+	return NULL;
+}
+
+int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
+		     struct iovec *iov, unsigned max_iov)
+{
+	unsigned n = 0;
+
+	if (range_wraps(gpa, len))
+		return -EFAULT;
+	while (len > 0) {
+		const struct guest_mem_region *r = region_of(mem, gpa);
+		if (!r)
+			return -EFAULT;
+		if (n == max_iov)
+			return -ENOBUFS;
+		uint64_t off = gpa - r->gpa;
+		uint64_t chunk = MIN(len, r->size - off);
+		iov[n].iov_base = r->host + off;
+		iov[n].iov_len = (size_t)chunk;
+		n++;
+		gpa += chunk;
+		len -= chunk;
+	}
+	return (int)n;
+}
+
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct guest_mem_region *r = region_of(mem, gpa);
+
+	if (!r || len > r->size - (gpa - r->gpa))
+		return NULL;
+	return r->host + (gpa - r->gpa);
+}
+
+int guest_mem_uva_to_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len,
+			 uint64_t *gpa)
+{
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *r = &mem->regions[i];
+		if (!r->uva || uva < r->uva || uva - r->uva >= r->size)
+			continue;
+		if (len > r->size - (uva - r->uva))
+			return -EFAULT;
+		*gpa = r->gpa + (uva - r->uva);
+		return 0;
+	}
+	return -EFAULT;
+}
+
+size_t iov_length(const struct iovec *iov, unsigned iovcnt)
+{
+	size_t total = 0;
+
+	for (unsigned i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+/* Find the iovec holding byte @offset; *inner is the offset inside it.
+ * Returns iovcnt when @offset is at or past the end. */
+static unsigned iov_seek(const struct iovec *iov, unsigned iovcnt, size_t offset,
+			 size_t *inner)
+{
+	unsigned i = 0;
+
+	while (i < iovcnt && offset >= iov[i].iov_len) {
+		offset -= iov[i].iov_len;
+		i++;
+	}
+	*inner = offset;
+	return i;
+}
+
+size_t iov_from_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		    const void *buf, size_t len)
+{
+	struct iovec src = { .iov_base = (void *)buf, .iov_len = len };
+
+	return iov_copy(iov, iovcnt, offset, &src, 1, 0, len);
+}
+
+size_t iov_to_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		  void *buf, size_t len)
+{
+	struct iovec dst = { .iov_base = buf, .iov_len = len };
+
+	return iov_copy(&dst, 1, 0, iov, iovcnt, offset, len);
+}
+
+size_t iov_copy(const struct iovec *dst, unsigned dstcnt, size_t dst_off,
+		const struct iovec *src, unsigned srccnt, size_t src_off, size_t len)
+{
+	size_t di_off, si_off, done = 0;
+	unsigned di = iov_seek(dst, dstcnt, dst_off, &di_off);
+	unsigned si = iov_seek(src, srccnt, src_off, &si_off);
+
+	while (done < len && di < dstcnt && si < srccnt) {
+		size_t n = MIN(len - done, MIN(dst[di].iov_len - di_off, src[si].iov_len - si_off));
+		/* memmove: the guest may point source and destination at the same
+		 * memory (a TX buffer that is also an RX buffer). Empty pieces may
+		 * have a NULL base, which no mem* function accepts. */
+		if (n)
+			memmove((uint8_t *)dst[di].iov_base + di_off,
+				(const uint8_t *)src[si].iov_base + si_off, n);
+		done += n;
+		di_off += n;
+		si_off += n;
+		if (di_off == dst[di].iov_len) {
+			di++;
+			di_off = 0;
+		}
+		if (si_off == src[si].iov_len) {
+			si++;
+			si_off = 0;
+		}
+	}
+	return done;
+}
+
+unsigned iov_skip(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		  struct iovec *out, unsigned max_out)
+{
+	size_t inner;
+	unsigned i = iov_seek(iov, iovcnt, offset, &inner);
+	unsigned n = 0;
+
+	for (; i < iovcnt && n < max_out; i++, n++) {
+		out[n].iov_base = (uint8_t *)iov[i].iov_base + inner;
+		out[n].iov_len = iov[i].iov_len - inner;
+		inner = 0;
+	}
+	return n;
+}

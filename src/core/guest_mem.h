@@ -1,0 +1,85 @@
+/*
+ * Guest memory map: the only module that turns guest addresses into host
+ * pointers. Every translation is bounds-checked against the regions; nothing
+ * else in kvmini dereferences guest-controlled addresses.
+ *
+ * The same map serves both transports: the VMM fills it from its memfd, the
+ * vhost-user server from SET_MEM_TABLE (which also supplies each region's
+ * address in the frontend's own process, used by SET_VRING_ADDR).
+ */
+#ifndef KVMINI_CORE_GUEST_MEM_H
+#define KVMINI_CORE_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/* The vhost-user spec's baseline region count; the VMM uses fewer. */
+#define GUEST_MEM_MAX_REGIONS 8
+
+struct guest_mem_region {
+	uint64_t gpa;        /* guest physical address of the first byte */
+	uint64_t size;       /* bytes, never 0 */
+	uint64_t uva;        /* address in the frontend process (vhost-user), else 0 */
+	uint8_t *host;       /* host address of the first byte */
+	void *map_base;      /* what to munmap, or NULL when not owned */
+	size_t map_len;
+};
+
+struct guest_mem {
+	unsigned nregions;
+	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+void guest_mem_init(struct guest_mem *mem);
+
+/*
+ * Add a region. Fails with -EINVAL for a zero size, an address range that
+ * wraps, or an overlap with an existing region (guest or frontend addresses),
+ * and -ENOSPC when the table is full. On success the map owns map_base.
+ */
+int guest_mem_add(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t uva,
+		  void *host, void *map_base, size_t map_len);
+
+/* Map @size bytes of @fd at @offset and add them as a region (vhost-user and
+ * the VMM's memfd both come through here). */
+int guest_mem_add_fd(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t uva,
+		     int fd, uint64_t offset);
+
+/* Unmap owned regions and empty the table. */
+void guest_mem_clear(struct guest_mem *mem);
+
+/*
+ * Translate [gpa, gpa + len) into at most @max_iov host iovecs (several when
+ * the range crosses regions). Returns the number of iovecs (0 for len 0),
+ * -EFAULT when any byte lies outside guest memory or the range wraps, or
+ * -ENOBUFS when more than @max_iov iovecs would be needed.
+ */
+int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
+		     struct iovec *iov, unsigned max_iov);
+
+/* Host pointer for [gpa, gpa + len) when it lies inside one region, else NULL.
+ * Used for the rings, which must be contiguous. */
+void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Frontend virtual address to guest physical address (vhost-user vring
+ * addresses); -EFAULT when [uva, uva + len) is not inside one region. */
+int guest_mem_uva_to_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len,
+			 uint64_t *gpa);
+
+/* Copy helpers over translated iovecs. They return bytes copied, which is
+ * less than asked only when the iovecs are shorter. */
+size_t iov_from_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		    const void *buf, size_t len);
+size_t iov_to_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		  void *buf, size_t len);
+size_t iov_length(const struct iovec *iov, unsigned iovcnt);
+/* Copy up to @len bytes from one iovec list to another (one copy, no bounce). */
+size_t iov_copy(const struct iovec *dst, unsigned dstcnt, size_t dst_off,
+		const struct iovec *src, unsigned srccnt, size_t src_off, size_t len);
+/* Build in @out a view of @iov starting @offset bytes in; returns its count. */
+unsigned iov_skip(const struct iovec *iov, unsigned iovcnt, size_t offset,
+		  struct iovec *out, unsigned max_out);
+
+#endif

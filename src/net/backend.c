@@ -1,0 +1,84 @@
+/*
+ * Backend selection: the command-line spelling "KIND[:ARG]" picks a
+ * constructor. Each constructor checks its own argument; this file only
+ * splits the spelling and says which kinds exist.
+ */
+#include "net/backend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/compiler.h"
+
+typedef struct net_backend *(*backend_ctor)(struct event_loop *loop, const char *arg,
+					    char *err, size_t errlen);
+
+enum arg_rule {
+	ARG_REQUIRED,      /* KIND:ARG, ARG not empty */
+	ARG_OPTIONAL,      /* KIND or KIND:ARG */
+	ARG_NONE,          /* KIND alone */
+};
+
+struct backend_kind {
+	const char *kind;
+	enum arg_rule rule;
+	const char *usage;
+	backend_ctor create;
+};
+
+static const struct backend_kind kinds[] = {
+	{ "tap", ARG_REQUIRED, "tap:NAME", net_tap_create },
+	{ "user", ARG_OPTIONAL, "user[:OPTIONS]", net_slirp_create },
+	{ "stream", ARG_REQUIRED, "stream:PATH", net_stream_create },
+	{ "loopback", ARG_NONE, "loopback", net_loopback_create },
+};
+
+static const struct backend_kind *find_kind(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (strlen(kinds[i].kind) == len && !strncmp(kinds[i].kind, name, len))
+			return &kinds[i];
+	}
+	return NULL;
+}
+
+/* check_arg - the argument's presence against the kind's rule. */
+static int check_arg(const struct backend_kind *k, const char *arg, char *err, size_t errlen)
+{
+	if (k->rule == ARG_REQUIRED && (!arg || !*arg)) {
+		snprintf(err, errlen, "network backend %s needs an argument: %s", k->kind, k->usage);
+		return -1;
+	}
+	if (k->rule == ARG_NONE && arg) {
+		snprintf(err, errlen, "network backend %s takes no argument: %s", k->kind, k->usage);
+		return -1;
+	}
+	return 0;
+}
+
+struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
+				       char *err, size_t errlen)
+{
+	if (!spec || !*spec) {
+		snprintf(err, errlen,
+			 "no network backend given: expected tap:NAME, user[:OPTIONS], "
+			 "stream:PATH or loopback");
+		return NULL;
+	}
+	const char *colon = strchr(spec, ':');
+	size_t kind_len = colon ? (size_t)(colon - spec) : strlen(spec);
+	const struct backend_kind *k = find_kind(spec, kind_len);
+	if (!k) {
+		snprintf(err, errlen,
+			 "unknown network backend \"%.*s\": expected tap:NAME, user[:OPTIONS], "
+			 "stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
+		return NULL;
+	}
+	const char *arg = colon ? colon + 1 : NULL;
+	if (check_arg(k, arg, err, errlen))
+		return NULL;
+	/* "user:" with nothing after it means the defaults. */
+	if (arg && !*arg)
+		arg = NULL;
+	return k->create(loop, arg, err, errlen);
+}

@@ -1,0 +1,520 @@
+/*
+ * virtio-net device (virtio 1.x section 5.1): the data path between the
+ * guest's RX/TX queues and a host backend. Order of this file: config and
+ * features, counters, TX path, RX path, backend sink, lifecycle ops, init.
+ */
+#include "net/net_device.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+
+_Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net header size");
+
+#define NET_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) | \
+		      (1ull << VIRTIO_NET_F_MTU) | (1ull << VIRTIO_NET_F_STATUS) | \
+		      (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+static struct net_device *to_net(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct net_device, vdev);
+}
+
+static uint64_t net_features(struct virtio_device *vdev)
+{
+	return NET_FEATURES;
+}
+
+static int net_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	/* Every offered combination works: no offloads are offered yet. */
+	return 0;
+}
+
+static void net_config_read(struct virtio_device *vdev, void *buf)
+{
+	struct net_device *net = to_net(vdev);
+	struct virtio_net_config cfg = {
+		.status = VIRTIO_NET_S_LINK_UP,
+		.max_virtqueue_pairs = 1,
+		.mtu = net->opts.mtu,
+		.speed = UINT32_MAX,    /* unknown (spec 5.1.4) */
+		.duplex = 0xff,         /* unknown */
+	};
+
+	memcpy(cfg.mac, net->opts.mac, sizeof(cfg.mac));
+	memcpy(buf, &cfg, sizeof(cfg));
+}
+
+/* --- counters ------------------------------------------------------------ */
+
+/* A queue was found poisoned: count it once per queue and raise NEEDS_RESET. */
+static void note_poisoned(struct net_device *net, unsigned q)
+{
+	if (!net->poison_counted[q]) {
+		net->poison_counted[q] = true;
+		net->counters.avail_index_invalid++;
+	}
+	virtio_device_mark_broken(&net->vdev, q);
+}
+
+static void push_used(struct net_device *net, unsigned q, uint16_t head, uint32_t len)
+{
+	if (vq_push(&net->vqs[q], head, len) < 0)
+		net->counters.used_add_failed++;
+}
+
+/* Self-kick: the drain used its budget; let other events run first. */
+static void schedule_more_work(struct net_device *net)
+{
+	uint64_t one = 1;
+
+	if (write(net->work_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("net: work eventfd: %s", strerror(errno));
+}
+
+static void publish_rx(struct net_device *net)
+{
+	if (!net->rx_dirty)
+		return;
+	net->rx_dirty = false;
+	if (virtio_device_publish(&net->vdev, NET_RX_QUEUE))
+		net->counters.rx_interrupts++;
+}
+
+static void publish_tx(struct net_device *net)
+{
+	if (virtio_device_publish(&net->vdev, NET_TX_QUEUE))
+		net->counters.tx_interrupts++;
+}
+
+/* --- TX: guest -> backend ------------------------------------------------ */
+
+/* Send one popped TX chain. Returns false when the backend is full and the
+ * chain was given back to the ring. */
+static bool tx_one(struct net_device *net, struct vq_chain *c)
+{
+	struct iovec frame[VQ_CHAIN_MAX_IOV];
+
+	/* TX buffers are device-readable only and start with the header. */
+	if (c->n_in || c->out_len <= NET_HDR_LEN) {
+		net->counters.tx_chain_invalid++;
+		push_used(net, NET_TX_QUEUE, c->head, 0);
+		return true;
+	}
+	uint64_t len = c->out_len - NET_HDR_LEN;
+	if (len > NET_TX_FRAME_MAX) {
+		net->counters.tx_frame_oversize++;
+		push_used(net, NET_TX_QUEUE, c->head, 0);
+		return true;
+	}
+	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
+	int r = net->backend->ops->send(net->backend, frame, n);
+	if (r == -EAGAIN) {
+		vq_unpop(&net->vqs[NET_TX_QUEUE]);
+		net->tx_blocked = true;
+		return false;
+	}
+	if (r < 0) {
+		net->counters.tx_backend_errors++;
+	} else {
+		net->counters.tx_packets++;
+		net->counters.tx_bytes += len;
+	}
+	/* The device writes nothing into TX buffers: used length 0. */
+	push_used(net, NET_TX_QUEUE, c->head, 0);
+	return true;
+}
+
+/* Send up to a budget of frames. Returns true when the ring may hold more. */
+static bool tx_drain_some(struct net_device *net)
+{
+	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
+
+	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
+		switch (vq_pop(vq, &net->tx_chain)) {
+		case VQ_POP_EMPTY:
+			return false;
+		case VQ_POP_POISONED:
+			note_poisoned(net, NET_TX_QUEUE);
+			return false;
+		case VQ_POP_BAD_CHAIN:
+			net->counters.tx_chain_invalid++;
+			push_used(net, NET_TX_QUEUE, net->tx_chain.head, 0);
+			break;
+		case VQ_POP_OK:
+			if (!tx_one(net, &net->tx_chain))
+				return false;
+			break;
+		}
+	}
+	return true;
+}
+
+/* Drain TX with notifications off, then re-enable and recheck so a chain
+ * made available meanwhile is not missed. One interrupt per drain. */
+static void tx_drain(struct net_device *net)
+{
+	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
+	bool more;
+
+	if (!net->vdev.active || net->tx_blocked)
+		return;
+	do {
+		vq_disable_notify(vq);
+		more = tx_drain_some(net);
+		publish_tx(net);
+		publish_rx(net);   /* the loopback backend fills RX from inside send */
+		if (more) {
+			schedule_more_work(net);
+			return;
+		}
+	} while (!net->tx_blocked && vq_enable_notify(vq));
+}
+
+/* --- RX: backend -> guest ------------------------------------------------ */
+
+/* Pop an RX chain able to hold a header. Malformed ones are completed and
+ * counted. Returns false when there is none (notifications are then on, so
+ * the guest's next refill kicks us) or the queue is poisoned. */
+static bool rx_pop(struct net_device *net, struct vq_chain *c)
+{
+	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+
+	/* While we hold buffers the guest need not tell us about refills;
+	 * notifications come back on only when the ring runs dry. */
+	vq_disable_notify(vq);
+	for (unsigned tries = 0; tries <= vq->size; tries++) {
+		switch (vq_pop(vq, c)) {
+		case VQ_POP_EMPTY:
+			if (!vq_enable_notify(vq))
+				return false;
+			vq_disable_notify(vq);
+			continue;
+		case VQ_POP_POISONED:
+			note_poisoned(net, NET_RX_QUEUE);
+			return false;
+		case VQ_POP_BAD_CHAIN:
+			break;
+		case VQ_POP_OK:
+			/* RX buffers are device-writable only (spec 5.1.6.3). */
+			if (!c->n_out && c->in_len >= NET_HDR_LEN)
+				return true;
+			break;
+		}
+		net->counters.rx_chain_invalid++;
+		push_used(net, NET_RX_QUEUE, c->head, 0);
+		net->rx_dirty = true;
+	}
+	return false;
+}
+
+/* Header for a frame in one buffer (no MRG_RXBUF, no offloads). */
+static void rx_write_header(struct vq_chain *c)
+{
+	struct virtio_net_hdr_v1 hdr = { .num_buffers = 1 };
+
+	iov_from_buf(vq_chain_in(c), c->n_in, 0, &hdr, sizeof(hdr));
+}
+
+static void rx_complete(struct net_device *net, struct vq_chain *c, size_t len)
+{
+	rx_write_header(c);
+	push_used(net, NET_RX_QUEUE, c->head, (uint32_t)(NET_HDR_LEN + len));
+	net->rx_dirty = true;
+	net->counters.rx_packets++;
+	net->counters.rx_bytes += len;
+}
+
+static bool rx_poisoned(struct net_device *net)
+{
+	return net->vqs[NET_RX_QUEUE].poisoned != VQ_POISON_NONE;
+}
+
+static void rx_watch_backend(struct net_device *net, bool on)
+{
+	if (net->backend->rx_fd < 0 || net->rx_fd_watched == on)
+		return;
+	if (event_loop_modify(net->vdev.loop, &net->rx_event, on ? EPOLLIN : 0) == 0)
+		net->rx_fd_watched = on;
+}
+
+/* Pull one frame from the backend into a fresh RX chain. Returns false when
+ * nothing more can be done now. */
+static bool rx_pull_one(struct net_device *net)
+{
+	struct vq_chain *c = &net->rx_chain;
+	struct iovec frame[VQ_CHAIN_MAX_IOV];
+
+	if (!rx_pop(net, c)) {
+		/* No buffers: stop polling the backend until the guest refills. */
+		rx_watch_backend(net, false);
+		return false;
+	}
+	unsigned n = iov_skip(vq_chain_in(c), c->n_in, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
+	ssize_t len = net->backend->ops->recv(net->backend, frame, n);
+	if (len > 0) {
+		rx_complete(net, c, (size_t)len);
+		return true;
+	}
+	/* Nothing written for the guest yet: give the chain back untouched. */
+	vq_unpop(&net->vqs[NET_RX_QUEUE]);
+	if (len == -EMSGSIZE) {
+		net->counters.rx_dropped_too_big++;
+		return true;
+	}
+	if (len < 0 && len != -EAGAIN) {
+		net->counters.rx_write_failed++;
+		log_debug("net: backend recv: %s", strerror((int)-len));
+	}
+	return false;
+}
+
+/* The RX queue is dead until reset: read and count what the backend has. */
+static void rx_discard(struct net_device *net)
+{
+	struct iovec iov = { .iov_base = net->discard_buf, .iov_len = NET_TX_FRAME_MAX };
+
+	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
+		if (net->backend->ops->recv(net->backend, &iov, 1) <= 0)
+			return;
+		net->counters.rx_dropped_poisoned++;
+	}
+}
+
+static void rx_drain(struct net_device *net)
+{
+	if (!net->vdev.active || net->backend->rx_fd < 0)
+		return;
+	if (rx_poisoned(net)) {
+		rx_discard(net);
+		return;
+	}
+	unsigned budget = NET_BUDGET_FRAMES;
+	while (budget && rx_pull_one(net))
+		budget--;
+	publish_rx(net);
+	if (!budget)
+		schedule_more_work(net);
+}
+
+static void on_backend_readable(struct event_source *src, uint32_t events)
+{
+	rx_drain(container_of(src, struct net_device, rx_event));
+}
+
+/* --- backend sink (push backends) ---------------------------------------- */
+
+static enum net_deliver_result sink_deliver(struct net_backend_sink *sink,
+					    const struct iovec *iov, unsigned iovcnt)
+{
+	struct net_device *net = container_of(sink, struct net_device, sink);
+	struct vq_chain *c = &net->rx_chain;
+
+	if (rx_poisoned(net)) {
+		net->counters.rx_dropped_poisoned++;
+		return NET_DELIVER_DROPPED;
+	}
+	if (!net->vdev.active || !rx_pop(net, c)) {
+		if (rx_poisoned(net)) {
+			net->counters.rx_dropped_poisoned++;
+			return NET_DELIVER_DROPPED;
+		}
+		net->counters.rx_dropped_no_buffer++;
+		return NET_DELIVER_NO_BUFFER;
+	}
+	size_t len = iov_length(iov, iovcnt);
+	if (len > c->in_len - NET_HDR_LEN) {
+		/* Never truncate: drop the frame, keep the buffer for the next one. */
+		vq_unpop(&net->vqs[NET_RX_QUEUE]);
+		net->counters.rx_dropped_too_big++;
+		return NET_DELIVER_DROPPED;
+	}
+	/* One copy, straight from the backend's buffer into guest memory. */
+	iov_copy(vq_chain_in(c), c->n_in, NET_HDR_LEN, iov, iovcnt, 0, len);
+	rx_complete(net, c, len);
+	return NET_DELIVERED;
+}
+
+static bool sink_can_deliver(struct net_backend_sink *sink)
+{
+	struct net_device *net = container_of(sink, struct net_device, sink);
+	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+
+	if (!net->vdev.active || rx_poisoned(net))
+		return false;
+	if (vq_has_avail(vq))
+		return true;
+	/* About to wait for buffers: make sure the guest's refill kicks us. */
+	return vq_enable_notify(vq);
+}
+
+static void sink_tx_unblocked(struct net_backend_sink *sink)
+{
+	struct net_device *net = container_of(sink, struct net_device, sink);
+
+	net->tx_blocked = false;
+	tx_drain(net);
+}
+
+static void sink_flush(struct net_backend_sink *sink)
+{
+	publish_rx(container_of(sink, struct net_device, sink));
+}
+
+/* --- device ops ------------------------------------------------------------ */
+
+static void on_more_work(struct event_source *src, uint32_t events)
+{
+	struct net_device *net = container_of(src, struct net_device, work_event);
+	uint64_t v;
+
+	if (read(net->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("net: work eventfd: %s", strerror(errno));
+	tx_drain(net);
+	rx_drain(net);
+}
+
+static void rx_buffers_added(struct net_device *net)
+{
+	if (rx_poisoned(net))
+		return;
+	rx_watch_backend(net, true);
+	if (net->backend->ops->rx_ready)
+		net->backend->ops->rx_ready(net->backend);
+	rx_drain(net);
+}
+
+static int net_activate(struct virtio_device *vdev)
+{
+	struct net_device *net = to_net(vdev);
+
+	net->tx_blocked = false;
+	net->rx_dirty = false;
+	/* Buffers may be waiting already (vhost-user reconnect, early kicks). */
+	rx_buffers_added(net);
+	tx_drain(net);
+	return 0;
+}
+
+static void net_queue_notify(struct virtio_device *vdev, unsigned q)
+{
+	struct net_device *net = to_net(vdev);
+
+	if (q == NET_RX_QUEUE)
+		rx_buffers_added(net);
+	else if (q == NET_TX_QUEUE)
+		tx_drain(net);
+}
+
+static void net_reset(struct virtio_device *vdev)
+{
+	struct net_device *net = to_net(vdev);
+
+	rx_watch_backend(net, false);
+	net->tx_blocked = false;
+	net->rx_dirty = false;
+	memset(net->poison_counted, 0, sizeof(net->poison_counted));
+}
+
+static void net_dump_counters(struct virtio_device *vdev, FILE *out)
+{
+	net_device_dump_counters(to_net(vdev), out);
+}
+
+static const struct virtio_device_ops net_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.config_size = sizeof(struct virtio_net_config),
+	.features = net_features,
+	.set_features = net_set_features,
+	.config_read = net_config_read,
+	.activate = net_activate,
+	.queue_notify = net_queue_notify,
+	.reset = net_reset,
+	.dump_counters = net_dump_counters,
+};
+
+/* --- setup ------------------------------------------------------------------ */
+
+void net_device_dump_counters(const struct net_device *net, FILE *out)
+{
+#define X(name, doc) fprintf(out, "%s %llu\n", #name, (unsigned long long)net->counters.name);
+	NET_COUNTERS(X)
+#undef X
+	if (net->backend->ops->dump_counters)
+		net->backend->ops->dump_counters(net->backend, out);
+}
+
+int net_parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+		   &v[5], &tail) != 6 || strlen(text) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	/* A multicast address cannot be a station's own. */
+	return (mac[0] & 1) ? -EINVAL : 0;
+}
+
+int net_device_init(struct net_device *net, const struct net_config_opts *opts,
+		    struct net_backend *backend, struct event_loop *loop)
+{
+	memset(net, 0, sizeof(*net));
+	net->opts = *opts;
+	net->backend = backend;
+	net->vdev.ops = &net_ops;
+	net->vdev.loop = loop;
+	net->vdev.vqs = net->vqs;
+	net->vdev.num_queues = NET_NUM_QUEUES;
+	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
+		vq_reset(&net->vqs[q]);
+	net->sink = (struct net_backend_sink){
+		.deliver = sink_deliver,
+		.can_deliver = sink_can_deliver,
+		.tx_unblocked = sink_tx_unblocked,
+		.flush = sink_flush,
+	};
+	backend->sink = &net->sink;
+	net->discard_buf = malloc(NET_TX_FRAME_MAX);
+	net->work_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!net->discard_buf || net->work_fd < 0) {
+		net_device_destroy(net);
+		return -ENOMEM;
+	}
+	int r = event_loop_watch(loop, &net->work_event, net->work_fd, EPOLLIN, on_more_work,
+				 "net work");
+	if (r == 0 && backend->rx_fd >= 0)
+		r = event_loop_watch(loop, &net->rx_event, backend->rx_fd, 0,
+				     on_backend_readable, "net backend rx");
+	if (r < 0)
+		net_device_destroy(net);
+	return r;
+}
+
+void net_device_destroy(struct net_device *net)
+{
+	if (net->vdev.loop) {
+		event_loop_unwatch(net->vdev.loop, &net->rx_event);
+		event_loop_unwatch(net->vdev.loop, &net->work_event);
+	}
+	if (net->work_fd > 0)
+		close(net->work_fd);
+	net->work_fd = -1;
+	free(net->discard_buf);
+	net->discard_buf = NULL;
+}

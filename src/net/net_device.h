@@ -1,0 +1,89 @@
+/*
+ * virtio-net (device ID 1): one RX/TX queue pair, the 12-byte virtio 1.x
+ * header, MAC / MTU / STATUS config, and a counter for every outcome.
+ */
+#ifndef KVMINI_NET_NET_DEVICE_H
+#define KVMINI_NET_NET_DEVICE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "net/backend.h"
+#include "virtio/device.h"
+
+#define NET_RX_QUEUE 0
+#define NET_TX_QUEUE 1
+#define NET_NUM_QUEUES 2
+
+/* Largest frame accepted from the guest after the header (ktstr's cap:
+ * 64 KiB of IP datagram plus Ethernet and VLAN headers). */
+#define NET_TX_FRAME_MAX 65557u
+/* Work per wake-up before yielding to the other queue (fairness). */
+#define NET_BUDGET_FRAMES 256u
+/* The virtio 1.x header (struct virtio_net_hdr_v1) in front of every frame. */
+#define NET_HDR_LEN 12u
+
+/*
+ * Counters, <direction>_<object>_<event>. Each moves on exactly one event.
+ * They survive device reset (the operator's view spans guest reboots).
+ */
+#define NET_COUNTERS(X) \
+	X(rx_packets,             "frames written to the guest") \
+	X(rx_bytes,               "bytes of those frames, header excluded") \
+	X(tx_packets,             "frames sent to the backend") \
+	X(tx_bytes,               "bytes of those frames, header excluded") \
+	X(rx_dropped_no_buffer,   "frames dropped: no RX chain available") \
+	X(rx_dropped_poisoned,    "frames dropped: the RX queue is poisoned") \
+	X(rx_dropped_too_big,     "frames dropped: larger than the RX chain") \
+	X(tx_chain_invalid,       "TX chains completed unread: malformed or no frame") \
+	X(tx_frame_oversize,      "TX frames over 65557 bytes: dropped, not truncated") \
+	X(tx_backend_errors,      "TX frames the backend failed to send") \
+	X(rx_chain_invalid,       "RX chains completed unused: malformed or too short") \
+	X(rx_write_failed,        "RX writes that failed; the chain was given back") \
+	X(used_add_failed,        "used-ring entries that could not be written") \
+	X(avail_index_invalid,    "queues poisoned by a broken avail ring") \
+	X(rx_interrupts,          "RX interrupts sent") \
+	X(tx_interrupts,          "TX interrupts sent")
+
+struct net_counters {
+#define X(name, doc) uint64_t name;
+	NET_COUNTERS(X)
+#undef X
+};
+
+struct net_config_opts {
+	uint8_t mac[6];
+	uint16_t mtu;                 /* advertised MTU (VIRTIO_NET_F_MTU) */
+};
+
+struct net_device {
+	struct virtio_device vdev;
+	struct virtqueue vqs[NET_NUM_QUEUES];
+	struct net_backend *backend;
+	struct net_backend_sink sink;
+	struct net_config_opts opts;
+	struct net_counters counters;
+	/* All fields below are touched only on the device's event-loop thread. */
+	struct event_source rx_event;    /* backend rx_fd (pull backends) */
+	bool rx_fd_watched;              /* rx_fd is polled only while RX has buffers */
+	struct event_source work_event;  /* self-kick when a drain used its budget */
+	int work_fd;
+	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
+	bool rx_dirty;                   /* RX entries pushed but not yet published */
+	bool poison_counted[NET_NUM_QUEUES];
+	/* Scratch for the chains being worked on (too big for the stack) and
+	 * for frames read off a pull backend while RX is poisoned. */
+	struct vq_chain tx_chain;
+	struct vq_chain rx_chain;
+	uint8_t *discard_buf;
+};
+
+int net_device_init(struct net_device *net, const struct net_config_opts *opts,
+		    struct net_backend *backend, struct event_loop *loop);
+void net_device_destroy(struct net_device *net);
+void net_device_dump_counters(const struct net_device *net, FILE *out);
+
+/* Parse "52:54:00:12:34:56"; 0 or -EINVAL. */
+int net_parse_mac(const char *text, uint8_t mac[6]);
+
+#endif

@@ -1,0 +1,716 @@
+/*
+ * User-mode backend, "user[:OPTIONS]": a NAT in the monitor through
+ * libslirp, like QEMU's user networking (options in slirp_opts.h).
+ *
+ * Event wiring, without a second thread: libslirp wants poll(), and gives
+ * its sockets and their events through slirp_pollfds_fill. We keep them in
+ * a private epoll set, which the main loop watches as one fd, and resync
+ * that set after every call into libslirp (fill, then epoll_ctl only for
+ * the fds whose events changed). Readiness comes from epoll_wait on the
+ * private set, handed to slirp_pollfds_poll through get_revents. Timers
+ * (slirp's own and the TCP timers behind fill's timeout) share one timerfd,
+ * re-armed only when a deadline comes earlier than the armed one.
+ *
+ * libslirp keeps its clock ("curtime") only from slirp_pollfds_poll, and
+ * stamps new UDP sockets with it; a guest frame after a long quiet spell
+ * therefore runs a poll first, so that no new socket is born expired.
+ *
+ * Frames from slirp go straight to the guest. When the guest has no RX
+ * buffers they wait in a fixed queue, and slirp's sockets are not polled
+ * until the device calls rx_ready; only when that queue is full is a frame
+ * dropped (TCP then retransmits).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <slirp/libslirp.h>
+
+#include "core/compiler.h"
+#include "core/guest_mem.h"
+#include "core/log.h"
+#include "net/backend.h"
+#include "net/slirp_opts.h"
+
+#define SLIRP_MTU 1500u
+#define ETH_HDR_LEN 14u
+/* Frames slirp builds are at most MTU plus the Ethernet header. */
+#define SLIRP_SLOT_LEN 1536u
+#define SLIRP_RXQ_SLOTS 64u
+/* Largest frame taken from the guest (the device's own cap). */
+#define SLIRP_TX_FRAME_MAX 65557u
+/* Ready sockets handled per wake-up; the rest stay ready (level-triggered). */
+#define SLIRP_EVENTS_PER_POLL 64
+/* A guest frame after this long without a poll refreshes slirp's clock. */
+#define SLIRP_CLOCK_STALE_MS 250
+/* fill's timeout when slirp has no timer running. */
+#define SLIRP_IDLE_TIMEOUT_MS 1000u
+
+_Static_assert(SLIRP_SLOT_LEN >= SLIRP_MTU + ETH_HDR_LEN, "a slot holds a full frame");
+
+#define SLIRP_COUNTERS(X) \
+	X(rx_queued,             "frames held because the guest had no RX buffers") \
+	X(rx_dropped_queue_full, "frames dropped: the hold queue was full") \
+	X(rx_dropped_oversize,   "frames dropped: larger than a hold-queue slot") \
+	X(tx_dropped_oversize,   "TX frames dropped: empty or over 65557 bytes") \
+	X(guest_errors,          "guest misbehaviour reported by libslirp") \
+	X(epoll_errors,          "failed updates of the private epoll set")
+
+struct slirp_counters {
+#define X(name, doc) uint64_t name;
+	SLIRP_COUNTERS(X)
+#undef X
+};
+
+/* What we know of one fd number of slirp's. */
+struct slirp_fd {
+	uint32_t want;        /* epoll events asked for by the latest fill */
+	uint32_t armed;       /* events registered in the private epoll set */
+	bool registered;
+	uint32_t revents;     /* readiness for the poll under way */
+	uint32_t gen;         /* fill generation that last listed it */
+	int idx;              /* its index in that fill */
+};
+
+struct slirp_timer {
+	SlirpTimerCb cb;
+	void *cb_opaque;
+	int64_t expire_ms;    /* -1: not armed */
+	struct slirp_timer *next;
+};
+
+struct slirp_slot {
+	uint32_t len;
+	uint8_t data[SLIRP_SLOT_LEN];
+};
+
+struct slirp_be {
+	struct net_backend be;
+	Slirp *slirp;
+	struct slirp_opts opts;
+	int epfd;                    /* slirp's sockets */
+	int timer_fd;
+	struct event_source ep_event;
+	struct event_source timer_event;
+	bool paused;                 /* guest had no RX buffers: slirp not polled */
+	bool delivered;              /* frames delivered since the last flush */
+	int64_t armed_ms;            /* timerfd deadline, -1 when disarmed */
+	int64_t last_poll_ms;
+	/* fd number -> state; grown when slirp shows a higher fd. */
+	struct slirp_fd *fds;
+	unsigned nfds;
+	/* The fds of the latest fill (index -> fd) and of the one before. */
+	int *cur, *prev;
+	unsigned ncur, nprev, list_cap;
+	uint32_t gen;
+	struct slirp_timer *timers;
+	/* Frames waiting for RX buffers, a ring of fixed slots. */
+	struct slirp_slot *rxq;
+	unsigned rxq_head, rxq_count;
+	uint8_t *txbuf;              /* a fragmented guest frame, linearised */
+	struct slirp_counters counters;
+};
+
+static struct slirp_be *to_sb(struct net_backend *be)
+{
+	return container_of(be, struct slirp_be, be);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool sb_can_deliver(struct slirp_be *sb)
+{
+	return sb->be.sink && sb->be.sink->can_deliver(sb->be.sink);
+}
+
+/* --- RX: slirp -> guest ---------------------------------------------------- */
+
+static void sb_on_epoll(struct event_source *src, uint32_t events);
+
+/* sb_pause - stop or resume polling slirp's sockets. */
+static void sb_pause(struct slirp_be *sb, bool pause)
+{
+	if (sb->paused == pause)
+		return;
+	sb->paused = pause;
+	if (pause) {
+		event_loop_unwatch(sb->be.loop, &sb->ep_event);
+	} else if (event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN,
+				    sb_on_epoll, "slirp sockets")) {
+		log_err("user: cannot watch slirp's sockets: %s", strerror(errno));
+	}
+}
+
+/* sb_enqueue - keep a frame for when the guest has buffers again. */
+static void sb_enqueue(struct slirp_be *sb, const void *buf, size_t len)
+{
+	if (len > SLIRP_SLOT_LEN) {
+		sb->counters.rx_dropped_oversize++;
+		return;
+	}
+	if (sb->rxq_count == SLIRP_RXQ_SLOTS) {
+		sb->counters.rx_dropped_queue_full++;
+		return;
+	}
+	struct slirp_slot *slot = &sb->rxq[(sb->rxq_head + sb->rxq_count) % SLIRP_RXQ_SLOTS];
+	memcpy(slot->data, buf, len);
+	slot->len = (uint32_t)len;
+	sb->rxq_count++;
+	sb->counters.rx_queued++;
+}
+
+/* sb_rxq_drain - deliver held frames in order while the guest takes them.
+ * Returns true when the queue is empty. */
+static bool sb_rxq_drain(struct slirp_be *sb)
+{
+	while (sb->rxq_count) {
+		if (!sb_can_deliver(sb))
+			return false;
+		struct slirp_slot *slot = &sb->rxq[sb->rxq_head];
+		struct iovec iov = { slot->data, slot->len };
+		net_backend_deliver(&sb->be, &iov, 1);
+		sb->delivered = true;
+		sb->rxq_head = (sb->rxq_head + 1) % SLIRP_RXQ_SLOTS;
+		sb->rxq_count--;
+	}
+	return true;
+}
+
+/* sb_send_packet - libslirp's way out: a frame for the guest. */
+static ssize_t sb_send_packet(const void *buf, size_t len, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	/* Behind held frames a new one waits its turn. */
+	if (!sb->rxq_count && sb_can_deliver(sb)) {
+		struct iovec iov = { (void *)buf, len };
+		net_backend_deliver(&sb->be, &iov, 1);
+		sb->delivered = true;
+	} else {
+		sb_enqueue(sb, buf, len);
+		sb_pause(sb, true);
+	}
+	return (ssize_t)len;
+}
+
+static void sb_flush(struct slirp_be *sb)
+{
+	if (sb->delivered && sb->be.sink) {
+		sb->delivered = false;
+		net_backend_flush(&sb->be);
+	}
+}
+
+/* --- slirp's fds in the private epoll set ---------------------------------- */
+
+static uint32_t to_epoll(int slirp_events)
+{
+	return (slirp_events & SLIRP_POLL_IN ? EPOLLIN : 0) |
+	       (slirp_events & SLIRP_POLL_OUT ? EPOLLOUT : 0) |
+	       (slirp_events & SLIRP_POLL_PRI ? EPOLLPRI : 0);
+}
+
+static int to_slirp(uint32_t events)
+{
+	return (events & EPOLLIN ? SLIRP_POLL_IN : 0) |
+	       (events & EPOLLOUT ? SLIRP_POLL_OUT : 0) |
+	       (events & EPOLLPRI ? SLIRP_POLL_PRI : 0) |
+	       (events & EPOLLERR ? SLIRP_POLL_ERR : 0) |
+	       (events & EPOLLHUP ? SLIRP_POLL_HUP : 0);
+}
+
+/* sb_fd - state for @fd, growing the table when needed; NULL if impossible. */
+static struct slirp_fd *sb_fd(struct slirp_be *sb, int fd)
+{
+	if (fd < 0)
+		return NULL;
+	if ((unsigned)fd >= sb->nfds) {
+		unsigned n = MAX((unsigned)fd + 1, sb->nfds * 2);
+		struct slirp_fd *fds = realloc(sb->fds, n * sizeof(*fds));
+		if (!fds)
+			return NULL;
+		memset(fds + sb->nfds, 0, (n - sb->nfds) * sizeof(*fds));
+		sb->fds = fds;
+		sb->nfds = n;
+	}
+	return &sb->fds[fd];
+}
+
+/* sb_list_room - make the fd lists hold one more entry. */
+static bool sb_list_room(struct slirp_be *sb)
+{
+	if (sb->ncur < sb->list_cap)
+		return true;
+	unsigned n = sb->list_cap ? sb->list_cap * 2 : 64;
+	int *cur = realloc(sb->cur, n * sizeof(int));
+	if (!cur)
+		return false;
+	sb->cur = cur;
+	int *prev = realloc(sb->prev, n * sizeof(int));
+	if (!prev)
+		return false;
+	sb->prev = prev;
+	sb->list_cap = n;
+	return true;
+}
+
+/* sb_add_poll - fill callback: slirp wants @fd watched for @events. */
+static int sb_add_poll(int fd, int events, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+	struct slirp_fd *f = sb_fd(sb, fd);
+
+	if (!f || (f->gen != sb->gen && !sb_list_room(sb))) {
+		sb->counters.epoll_errors++;
+		return -1;    /* slirp skips a socket with index -1 */
+	}
+	if (f->gen != sb->gen) {
+		f->gen = sb->gen;
+		f->want = 0;
+		f->idx = (int)sb->ncur;
+		sb->cur[sb->ncur++] = fd;
+	}
+	f->want |= to_epoll(events);
+	return f->idx;
+}
+
+/* sb_get_revents - poll callback: readiness of the fill's entry @idx. */
+static int sb_get_revents(int idx, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	if (idx < 0 || (unsigned)idx >= sb->ncur)
+		return 0;
+	const struct slirp_fd *f = &sb->fds[sb->cur[idx]];
+	return to_slirp(f->revents & (f->want | EPOLLERR | EPOLLHUP));
+}
+
+/* sb_epoll_set - register @fd with its wanted events. */
+static void sb_epoll_set(struct slirp_be *sb, int fd, struct slirp_fd *f)
+{
+	struct epoll_event ev = { .events = f->want, .data.fd = fd };
+	int op = f->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+
+	int r = epoll_ctl(sb->epfd, op, fd, &ev);
+	/* Our view can lag behind a close/reuse slirp did not announce. */
+	if (r < 0 && errno == ENOENT)
+		r = epoll_ctl(sb->epfd, EPOLL_CTL_ADD, fd, &ev);
+	else if (r < 0 && errno == EEXIST)
+		r = epoll_ctl(sb->epfd, EPOLL_CTL_MOD, fd, &ev);
+	if (r < 0) {
+		sb->counters.epoll_errors++;
+		log_debug("user: epoll_ctl fd %d: %s", fd, strerror(errno));
+		f->registered = false;
+		return;
+	}
+	f->registered = true;
+	f->armed = f->want;
+}
+
+/* sb_epoll_sync - apply the latest fill to the private epoll set. */
+static void sb_epoll_sync(struct slirp_be *sb)
+{
+	for (unsigned i = 0; i < sb->ncur; i++) {
+		struct slirp_fd *f = &sb->fds[sb->cur[i]];
+		if (!f->registered || f->armed != f->want)
+			sb_epoll_set(sb, sb->cur[i], f);
+	}
+	for (unsigned i = 0; i < sb->nprev; i++) {
+		struct slirp_fd *f = &sb->fds[sb->prev[i]];
+		if (f->gen != sb->gen && f->registered) {
+			/* Fails harmlessly when slirp closed it already. */
+			epoll_ctl(sb->epfd, EPOLL_CTL_DEL, sb->prev[i], NULL);
+			f->registered = false;
+		}
+	}
+}
+
+/* --- timers -------------------------------------------------------------- */
+
+/* sb_arm - make the timerfd fire by @deadline_ms unless it fires sooner. */
+static void sb_arm(struct slirp_be *sb, int64_t deadline_ms)
+{
+	if (sb->armed_ms >= 0 && sb->armed_ms <= deadline_ms)
+		return;
+	deadline_ms = MAX(deadline_ms, 1);   /* 0 would disarm */
+	struct itimerspec its = {
+		.it_value.tv_sec = deadline_ms / 1000,
+		.it_value.tv_nsec = (deadline_ms % 1000) * 1000000,
+	};
+	if (timerfd_settime(sb->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		log_err("user: arming the slirp timer: %s", strerror(errno));
+		return;
+	}
+	sb->armed_ms = deadline_ms;
+}
+
+/* sb_resync - after any call into slirp: its fds, then its next deadline. */
+static void sb_resync(struct slirp_be *sb)
+{
+	uint32_t timeout = UINT32_MAX;
+	int *t = sb->prev;
+
+	sb->prev = sb->cur;
+	sb->cur = t;
+	sb->nprev = sb->ncur;
+	sb->ncur = 0;
+	sb->gen++;
+	slirp_pollfds_fill(sb->slirp, &timeout, sb_add_poll, sb);
+	sb_epoll_sync(sb);
+
+	/* slirp caps its timeout at 1 s even with nothing to time; only a
+	 * shorter one means a TCP or expiry timer is running. While paused
+	 * those wait: their frames would only be queued. */
+	if (!sb->paused && timeout < SLIRP_IDLE_TIMEOUT_MS)
+		sb_arm(sb, now_ms() + timeout);
+	for (struct slirp_timer *tm = sb->timers; tm; tm = tm->next)
+		if (tm->expire_ms >= 0)
+			sb_arm(sb, tm->expire_ms);
+}
+
+/* sb_run_timers - fire slirp's own timers that are due. */
+static void sb_run_timers(struct slirp_be *sb)
+{
+	int64_t now = now_ms();
+
+	for (struct slirp_timer *tm = sb->timers; tm; tm = tm->next) {
+		if (tm->expire_ms >= 0 && tm->expire_ms <= now) {
+			tm->expire_ms = -1;
+			/* The callback may re-arm it (timer_mod), never free it. */
+			tm->cb(tm->cb_opaque);
+		}
+	}
+}
+
+static void *sb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+	struct slirp_timer *tm = calloc(1, sizeof(*tm));
+
+	if (!tm)
+		return NULL;
+	tm->cb = cb;
+	tm->cb_opaque = cb_opaque;
+	tm->expire_ms = -1;
+	tm->next = sb->timers;
+	sb->timers = tm;
+	return tm;
+}
+
+static void sb_timer_free(void *timer, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	for (struct slirp_timer **p = &sb->timers; *p; p = &(*p)->next) {
+		if (*p == timer) {
+			*p = ((struct slirp_timer *)timer)->next;
+			free(timer);
+			return;
+		}
+	}
+}
+
+static void sb_timer_mod(void *timer, int64_t expire_ms, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+	struct slirp_timer *tm = timer;
+
+	tm->expire_ms = MAX(expire_ms, 0);
+	sb_arm(sb, tm->expire_ms);
+}
+
+/* --- driving slirp --------------------------------------------------------- */
+
+/*
+ * sb_poll - one slirp_pollfds_poll: socket I/O unless paused (only the
+ * clock and TCP timers then), then slirp's timers and a resync.
+ */
+static void sb_poll(struct slirp_be *sb)
+{
+	struct epoll_event evs[SLIRP_EVENTS_PER_POLL];
+	int n = 0;
+
+	if (!sb->paused) {
+		n = epoll_wait(sb->epfd, evs, SLIRP_EVENTS_PER_POLL, 0);
+		for (int i = 0; i < n; i++) {
+			struct slirp_fd *f = sb_fd(sb, evs[i].data.fd);
+			if (f)
+				f->revents = evs[i].events;
+		}
+	}
+	slirp_pollfds_poll(sb->slirp, n < 0, sb_get_revents, sb);
+	for (int i = 0; i < n; i++) {
+		if ((unsigned)evs[i].data.fd < sb->nfds)
+			sb->fds[evs[i].data.fd].revents = 0;
+	}
+	sb->last_poll_ms = now_ms();
+	sb_run_timers(sb);
+	sb_resync(sb);
+}
+
+/* sb_service - a wake-up from the loop: held frames first, then slirp. */
+static void sb_service(struct slirp_be *sb)
+{
+	/* Read nothing from the host that the guest could not take now. */
+	if (!sb->paused && (!sb_rxq_drain(sb) || !sb_can_deliver(sb)))
+		sb_pause(sb, true);
+	sb_poll(sb);
+	sb_flush(sb);
+}
+
+static void sb_on_epoll(struct event_source *src, uint32_t events)
+{
+	sb_service(container_of(src, struct slirp_be, ep_event));
+}
+
+static void sb_on_timer(struct event_source *src, uint32_t events)
+{
+	struct slirp_be *sb = container_of(src, struct slirp_be, timer_event);
+	uint64_t ticks;
+
+	if (read(sb->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_warn("user: slirp timer: %s", strerror(errno));
+	sb->armed_ms = -1;
+	sb_service(sb);
+}
+
+/* --- backend ops ------------------------------------------------------------ */
+
+static int sb_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	struct slirp_be *sb = to_sb(be);
+	size_t len = iov_length(iov, iovcnt);
+	const uint8_t *frame = iovcnt == 1 ? iov[0].iov_base : sb->txbuf;
+
+	if (len == 0 || len > SLIRP_TX_FRAME_MAX) {
+		sb->counters.tx_dropped_oversize++;
+		return -EMSGSIZE;
+	}
+	if (iovcnt != 1)
+		iov_to_buf(iov, iovcnt, 0, sb->txbuf, len);
+	if (now_ms() - sb->last_poll_ms >= SLIRP_CLOCK_STALE_MS)
+		sb_poll(sb);
+	slirp_input(sb->slirp, frame, (int)len);
+	/* The device publishes what slirp answered once its TX batch ends. */
+	sb->delivered = false;
+	sb_resync(sb);
+	return 0;
+}
+
+static void sb_rx_ready(struct net_backend *be)
+{
+	struct slirp_be *sb = to_sb(be);
+
+	if (!sb->paused)
+		return;
+	bool empty = sb_rxq_drain(sb);
+	sb_flush(sb);
+	if (!empty)
+		return;
+	sb_pause(sb, false);
+	/* Sockets may have been ready all along. */
+	sb_service(sb);
+}
+
+static void sb_dump_counters(struct net_backend *be, FILE *out)
+{
+	struct slirp_be *sb = to_sb(be);
+
+#define X(name, doc) fprintf(out, "user " #name " %llu\n", \
+			     (unsigned long long)sb->counters.name);
+	SLIRP_COUNTERS(X)
+#undef X
+}
+
+static void sb_destroy(struct net_backend *be)
+{
+	struct slirp_be *sb = to_sb(be);
+
+	event_loop_unwatch(be->loop, &sb->ep_event);
+	event_loop_unwatch(be->loop, &sb->timer_event);
+	if (sb->slirp)
+		slirp_cleanup(sb->slirp);
+	while (sb->timers)
+		sb_timer_free(sb->timers, sb);
+	if (sb->epfd >= 0)
+		close(sb->epfd);
+	if (sb->timer_fd >= 0)
+		close(sb->timer_fd);
+	free(sb->fds);
+	free(sb->cur);
+	free(sb->prev);
+	free(sb->rxq);
+	free(sb->txbuf);
+	free(sb);
+}
+
+static const struct net_backend_ops slirp_ops = {
+	.name = "user",
+	.send = sb_send,
+	.rx_ready = sb_rx_ready,
+	.destroy = sb_destroy,
+	.dump_counters = sb_dump_counters,
+};
+
+/* --- libslirp callbacks and setup ------------------------------------------ */
+
+static void sb_guest_error(const char *msg, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	sb->counters.guest_errors++;
+	log_debug("user: guest error: %s", msg);
+}
+
+static int64_t sb_clock_get_ns(void *opaque)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A new socket may reuse the number of a closed one: register it afresh. */
+static void sb_register_poll_fd(int fd, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	if (fd >= 0 && (unsigned)fd < sb->nfds)
+		sb->fds[fd].registered = false;
+}
+
+/* Called before slirp closes @fd: forget it while it still names the socket. */
+static void sb_unregister_poll_fd(int fd, void *opaque)
+{
+	struct slirp_be *sb = opaque;
+
+	if (fd < 0 || (unsigned)fd >= sb->nfds || !sb->fds[fd].registered)
+		return;
+	epoll_ctl(sb->epfd, EPOLL_CTL_DEL, fd, NULL);
+	sb->fds[fd].registered = false;
+}
+
+static void sb_notify(void *opaque)
+{
+	/* Only guestfwd users need this wake-up; none is configured. */
+}
+
+static const SlirpCb sb_callbacks = {
+	.send_packet = sb_send_packet,
+	.guest_error = sb_guest_error,
+	.clock_get_ns = sb_clock_get_ns,
+	.timer_new = sb_timer_new,
+	.timer_free = sb_timer_free,
+	.timer_mod = sb_timer_mod,
+	.register_poll_fd = sb_register_poll_fd,
+	.unregister_poll_fd = sb_unregister_poll_fd,
+	.notify = sb_notify,
+};
+
+/* sb_new_slirp - the libslirp instance for the parsed options. */
+static Slirp *sb_new_slirp(struct slirp_be *sb)
+{
+	const struct slirp_opts *o = &sb->opts;
+	SlirpConfig cfg = {
+		.version = 4,
+		.restricted = o->restrict_guest,
+		.in_enabled = true,
+		.vnetwork = o->net,
+		.vnetmask = o->mask,
+		.vhost = o->host,
+		.vdhcp_start = o->dhcp_start,
+		.vnameserver = o->dns,
+		.if_mtu = SLIRP_MTU,
+		.if_mru = SLIRP_MTU,
+		/* host= reaching the host's loopback is the point of it. */
+		.disable_host_loopback = false,
+		/* The protocol helpers (ftp, irc) are unsafe by libslirp's own word. */
+		.enable_emu = false,
+	};
+	return slirp_new(&cfg, &sb_callbacks, sb);
+}
+
+/* sb_add_forwards - listen on every hostfwd's host port. */
+static int sb_add_forwards(struct slirp_be *sb, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < sb->opts.nhostfwd; i++) {
+		const struct slirp_hostfwd *f = &sb->opts.hostfwd[i];
+		errno = 0;
+		if (slirp_add_hostfwd(sb->slirp, f->udp, f->host_addr, f->host_port,
+				      f->guest_addr, f->guest_port) < 0) {
+			char addr[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &f->host_addr, addr, sizeof(addr));
+			snprintf(err, errlen, "user: hostfwd %s %s:%u: cannot listen%s%s",
+				 f->udp ? "udp" : "tcp", addr, f->host_port,
+				 errno ? ": " : "", errno ? strerror(errno) : "");
+			return -EADDRINUSE;
+		}
+	}
+	return 0;
+}
+
+/* sb_setup - fds, buffers and the slirp instance. */
+static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
+{
+	sb->rxq = calloc(SLIRP_RXQ_SLOTS, sizeof(*sb->rxq));
+	sb->txbuf = malloc(SLIRP_TX_FRAME_MAX);
+	sb->epfd = epoll_create1(EPOLL_CLOEXEC);
+	sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (!sb->rxq || !sb->txbuf || sb->epfd < 0 || sb->timer_fd < 0) {
+		snprintf(err, errlen, "user: setup: %s", strerror(errno ? errno : ENOMEM));
+		return -ENOMEM;
+	}
+	sb->slirp = sb_new_slirp(sb);
+	if (!sb->slirp) {
+		snprintf(err, errlen, "user: libslirp refused the configuration");
+		return -EINVAL;
+	}
+	int r = sb_add_forwards(sb, err, errlen);
+	if (r)
+		return r;
+	if (event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN, sb_on_epoll,
+			     "slirp sockets") ||
+	    event_loop_watch(sb->be.loop, &sb->timer_event, sb->timer_fd, EPOLLIN,
+			     sb_on_timer, "slirp timer")) {
+		snprintf(err, errlen, "user: event loop: %s", strerror(errno));
+		return -errno;
+	}
+	/* The first poll starts slirp's clock (and lists its sockets). */
+	sb_poll(sb);
+	return 0;
+}
+
+struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
+				     char *err, size_t errlen)
+{
+	struct slirp_be *sb = calloc(1, sizeof(*sb));
+
+	if (!sb) {
+		snprintf(err, errlen, "user: out of memory");
+		return NULL;
+	}
+	sb->be.ops = &slirp_ops;
+	sb->be.loop = loop;
+	sb->be.rx_fd = -1;
+	sb->epfd = sb->timer_fd = -1;
+	sb->armed_ms = -1;
+	if (slirp_opts_parse(&sb->opts, arg, err, errlen) || sb_setup(sb, err, errlen)) {
+		sb_destroy(&sb->be);
+		return NULL;
+	}
+	char net[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &sb->opts.net, net, sizeof(net));
+	log_info("user: network %s/%d, libslirp %s", net,
+		 __builtin_popcount(sb->opts.mask.s_addr), slirp_version_string());
+	return &sb->be;
+}

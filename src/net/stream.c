@@ -1,0 +1,496 @@
+/*
+ * Stream backend, "stream:PATH": frames over a unix stream socket, each one
+ * preceded by its length as a 4-byte big-endian number: the framing of
+ * qemu's "-netdev stream" and of passt.
+ *
+ * A push backend. Reads land in a fixed buffer big enough for two maximal
+ * frames, so one recv() usually yields a batch; frames are delivered from it
+ * in place. While the guest has no RX buffers the socket is not read (the
+ * peer sees back-pressure, nothing is dropped). Sends go straight from guest
+ * memory with one sendmsg(); what the socket does not take is copied to a
+ * fixed out buffer drained on EPOLLOUT, and when that buffer is full the
+ * device is told -EAGAIN and woken with tx_unblocked.
+ *
+ * A peer that hangs up, fails, or breaks the framing is logged once and
+ * reconnected every second; meanwhile TX frames are dropped and counted.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/compiler.h"
+#include "core/guest_mem.h"
+#include "core/log.h"
+#include "net/backend.h"
+
+/* Largest frame either way: qemu's and passt's limit (64 KiB of IP plus
+ * Ethernet and VLAN headers). A length outside 1..this is a framing error. */
+#define STREAM_FRAME_MAX 65550u
+#define STREAM_HDR_LEN 4u
+#define STREAM_RECORD_MAX (STREAM_HDR_LEN + STREAM_FRAME_MAX)
+#define STREAM_RXBUF_LEN (2 * STREAM_RECORD_MAX)
+#define STREAM_TXBUF_LEN (4 * STREAM_RECORD_MAX)
+#define STREAM_RECONNECT_SEC 1
+/* Reads per wake-up before other sources get their turn. */
+#define STREAM_READ_BUDGET 8
+
+#define STREAM_COUNTERS(X) \
+	X(tx_frames,               "frames taken for the peer") \
+	X(tx_bytes,                "bytes of those frames, length prefix excluded") \
+	X(tx_dropped_disconnected, "TX frames dropped: no peer connected") \
+	X(tx_dropped_oversize,     "TX frames dropped: longer than 65550 bytes or empty") \
+	X(tx_blocked,              "sends refused with -EAGAIN: the out buffer was full") \
+	X(rx_frames,               "frames received from the peer") \
+	X(rx_bytes,                "bytes of those frames, length prefix excluded") \
+	X(rx_paused,               "times reading stopped: the guest had no RX buffers") \
+	X(rx_framing_errors,       "connections dropped for a bad length prefix") \
+	X(disconnects,             "connections lost: hangup, error or framing") \
+	X(connects,                "connections made, the first one included")
+
+struct stream_counters {
+#define X(name, doc) uint64_t name;
+	STREAM_COUNTERS(X)
+#undef X
+};
+
+struct stream {
+	struct net_backend be;
+	struct sockaddr_un addr;
+	int fd;                       /* -1 while disconnected */
+	int timer_fd;                 /* reconnect ticks, armed while disconnected */
+	struct event_source sock_event;
+	struct event_source timer_event;
+	uint32_t watched;             /* events currently asked for on fd */
+	bool rx_paused;               /* the guest had no RX buffers */
+	bool tx_blocked;              /* send() said -EAGAIN: owe tx_unblocked */
+	bool down_logged;             /* the outage was reported; quiet until back */
+	uint8_t *rxbuf;               /* [0, rx_len): received, not yet delivered */
+	size_t rx_len;
+	uint8_t *txbuf;               /* [tx_head, tx_head + tx_len): not yet sent */
+	size_t tx_head, tx_len;
+	struct stream_counters counters;
+	struct iovec tx_iov[IOV_MAX];
+};
+
+static struct stream *to_stream(struct net_backend *be)
+{
+	return container_of(be, struct stream, be);
+}
+
+static bool stream_can_deliver(struct stream *st)
+{
+	return st->be.sink && st->be.sink->can_deliver(st->be.sink);
+}
+
+static void stream_on_socket(struct event_source *src, uint32_t events);
+
+/*
+ * stream_update_watch - ask the loop for what the connection needs now:
+ * input unless paused, output while bytes wait. With neither the fd leaves
+ * the loop, so a hung-up peer cannot make it spin while we are paused.
+ */
+static void stream_update_watch(struct stream *st)
+{
+	uint32_t want = (st->rx_paused ? 0 : EPOLLIN) | (st->tx_len ? EPOLLOUT : 0);
+	bool on = st->sock_event.registered;
+
+	if (st->fd < 0 || (on && want == st->watched) || (!on && !want))
+		return;
+	if (!want) {
+		event_loop_unwatch(st->be.loop, &st->sock_event);
+	} else if (event_loop_watch(st->be.loop, &st->sock_event, st->fd, want,
+				    stream_on_socket, "stream")) {
+		log_err("stream %s: cannot watch the socket: %s", st->addr.sun_path,
+			strerror(errno));
+		return;
+	}
+	st->watched = want;
+}
+
+static int stream_arm_reconnect(struct stream *st)
+{
+	struct itimerspec its = {
+		.it_value.tv_sec = STREAM_RECONNECT_SEC,
+		.it_interval.tv_sec = STREAM_RECONNECT_SEC,
+	};
+	return timerfd_settime(st->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+/* stream_disconnect - drop the connection and start retrying. */
+static void stream_disconnect(struct stream *st, const char *why)
+{
+	if (!st->down_logged)
+		log_warn("stream %s: %s; dropping TX until reconnected (retrying every %d s)",
+			 st->addr.sun_path, why, STREAM_RECONNECT_SEC);
+	st->down_logged = true;
+	st->counters.disconnects++;
+	event_loop_unwatch(st->be.loop, &st->sock_event);
+	close(st->fd);
+	st->fd = -1;
+	st->watched = 0;
+	/* Partial records belong to the dead connection. */
+	st->rx_len = 0;
+	st->tx_head = st->tx_len = 0;
+	int r = stream_arm_reconnect(st);
+	if (r)
+		log_err("stream %s: cannot arm the reconnect timer: %s", st->addr.sun_path,
+			strerror(-r));
+	if (st->tx_blocked) {
+		/* Sends now drop instead of waiting: let the device go on. */
+		st->tx_blocked = false;
+		st->be.sink->tx_unblocked(st->be.sink);
+	}
+}
+
+/* stream_connect - one non-blocking connect attempt. Returns 0 or -errno. */
+static int stream_connect(struct stream *st)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	/* A unix connect completes at once or fails (EAGAIN: backlog full). */
+	if (connect(fd, (struct sockaddr *)&st->addr, sizeof(st->addr)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	st->fd = fd;
+	st->watched = 0;
+	/* Re-checked when the first frame arrives. */
+	st->rx_paused = false;
+	st->counters.connects++;
+	stream_update_watch(st);
+	return 0;
+}
+
+/* stream_on_timer - retry the connection once a second while it is down. */
+static void stream_on_timer(struct event_source *src, uint32_t events)
+{
+	struct stream *st = container_of(src, struct stream, timer_event);
+	uint64_t ticks;
+	struct itimerspec off = { 0 };
+
+	if (read(st->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_warn("stream %s: reconnect timer: %s", st->addr.sun_path, strerror(errno));
+	if (st->fd < 0) {
+		if (stream_connect(st))
+			return;
+		st->down_logged = false;
+		log_info("stream %s: reconnected", st->addr.sun_path);
+	}
+	timerfd_settime(st->timer_fd, 0, &off, NULL);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * stream_deliver_buffered - hand every complete frame in rxbuf to the guest,
+ * oldest first, and keep the incomplete tail. Returns false when the
+ * connection was dropped for a framing error.
+ */
+static bool stream_deliver_buffered(struct stream *st)
+{
+	size_t off = 0;
+	bool delivered = false;
+
+	while (st->rx_len - off >= STREAM_HDR_LEN) {
+		uint32_t len = get_be32(st->rxbuf + off);
+		if (len == 0 || len > STREAM_FRAME_MAX) {
+			char why[96];
+			snprintf(why, sizeof(why), "framing error: peer sent a frame length of %u",
+				 len);
+			st->counters.rx_framing_errors++;
+			stream_disconnect(st, why);
+			return false;
+		}
+		if (st->rx_len - off < STREAM_HDR_LEN + len)
+			break;
+		if (!stream_can_deliver(st)) {
+			st->rx_paused = true;
+			st->counters.rx_paused++;
+			break;
+		}
+		struct iovec iov = { st->rxbuf + off + STREAM_HDR_LEN, len };
+		net_backend_deliver(&st->be, &iov, 1);
+		delivered = true;
+		st->counters.rx_frames++;
+		st->counters.rx_bytes += len;
+		off += STREAM_HDR_LEN + len;
+	}
+	if (off) {
+		memmove(st->rxbuf, st->rxbuf + off, st->rx_len - off);
+		st->rx_len -= off;
+	}
+	if (delivered)
+		net_backend_flush(&st->be);
+	return true;
+}
+
+/* stream_read - read batches until the socket is empty, the guest is full
+ * or the budget is spent. */
+static void stream_read(struct stream *st)
+{
+	for (unsigned budget = STREAM_READ_BUDGET; budget && !st->rx_paused; budget--) {
+		/* Whatever is left after delivery is under one record, so at
+		 * least one whole record always fits. */
+		size_t room = STREAM_RXBUF_LEN - st->rx_len;
+		ssize_t n = recv(st->fd, st->rxbuf + st->rx_len, room, MSG_DONTWAIT);
+		if (n == 0) {
+			stream_disconnect(st, "peer closed the connection");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				stream_disconnect(st, strerror(errno));
+			return;
+		}
+		st->rx_len += (size_t)n;
+		if (!stream_deliver_buffered(st))
+			return;
+		if ((size_t)n < room)
+			return;
+	}
+}
+
+/* stream_flush_tx - write out buffered bytes. Returns false on disconnect. */
+static bool stream_flush_tx(struct stream *st)
+{
+	while (st->tx_len) {
+		ssize_t n = send(st->fd, st->txbuf + st->tx_head, st->tx_len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return true;
+			stream_disconnect(st, strerror(errno));
+			return false;
+		}
+		st->tx_head += (size_t)n;
+		st->tx_len -= (size_t)n;
+	}
+	st->tx_head = 0;
+	return true;
+}
+
+/* stream_tx_room - compact the out buffer; true when @need bytes fit. */
+static bool stream_tx_room(struct stream *st, size_t need)
+{
+	if (STREAM_TXBUF_LEN - st->tx_head - st->tx_len >= need)
+		return true;
+	memmove(st->txbuf, st->txbuf + st->tx_head, st->tx_len);
+	st->tx_head = 0;
+	return STREAM_TXBUF_LEN - st->tx_len >= need;
+}
+
+static void stream_on_socket(struct event_source *src, uint32_t events)
+{
+	struct stream *st = container_of(src, struct stream, sock_event);
+
+	if ((events & EPOLLOUT) || (st->tx_len && (events & (EPOLLERR | EPOLLHUP)))) {
+		if (!stream_flush_tx(st))
+			return;
+		/* Wake the device once half the buffer is free, not per byte. */
+		if (st->tx_blocked && stream_tx_room(st, STREAM_TXBUF_LEN / 2)) {
+			st->tx_blocked = false;
+			st->be.sink->tx_unblocked(st->be.sink);
+			if (st->fd < 0)
+				return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		stream_read(st);
+	stream_update_watch(st);
+}
+
+/* stream_queue - copy what the socket did not take (from @skip on) of the
+ * record [hdr, frame] into the out buffer, which has room for it. */
+static void stream_queue(struct stream *st, const uint8_t hdr[STREAM_HDR_LEN],
+			 const struct iovec *iov, unsigned iovcnt, size_t len, size_t skip)
+{
+	uint8_t *dst = st->txbuf + st->tx_head + st->tx_len;
+
+	if (skip < STREAM_HDR_LEN) {
+		memcpy(dst, hdr + skip, STREAM_HDR_LEN - skip);
+		dst += STREAM_HDR_LEN - skip;
+		st->tx_len += STREAM_HDR_LEN - skip;
+		skip = 0;
+	} else {
+		skip -= STREAM_HDR_LEN;
+	}
+	st->tx_len += iov_to_buf(iov, iovcnt, skip, dst, len - skip);
+}
+
+/* stream_send_direct - the out buffer is empty: write from guest memory.
+ * Returns bytes of the record written, or -1 after a disconnect. */
+static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
+				  const struct iovec *iov, unsigned iovcnt)
+{
+	struct msghdr msg = { .msg_iov = st->tx_iov, .msg_iovlen = iovcnt + 1 };
+
+	st->tx_iov[0] = (struct iovec){ (void *)hdr, STREAM_HDR_LEN };
+	memcpy(&st->tx_iov[1], iov, iovcnt * sizeof(*iov));
+	for (;;) {
+		ssize_t n = sendmsg(st->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno == EAGAIN)
+			return 0;
+		if (errno != EINTR) {
+			stream_disconnect(st, strerror(errno));
+			return -1;
+		}
+	}
+}
+
+static int stream_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	struct stream *st = to_stream(be);
+	size_t len = iov_length(iov, iovcnt);
+	uint8_t hdr[STREAM_HDR_LEN] = { len >> 24, len >> 16, len >> 8, len };
+
+	if (len == 0 || len > STREAM_FRAME_MAX || iovcnt >= IOV_MAX) {
+		st->counters.tx_dropped_oversize++;
+		return -EMSGSIZE;
+	}
+	if (st->fd < 0) {
+		st->counters.tx_dropped_disconnected++;
+		return 0;
+	}
+	size_t sent = 0;
+	if (!st->tx_len) {
+		ssize_t n = stream_send_direct(st, hdr, iov, iovcnt);
+		if (n < 0) {
+			st->counters.tx_dropped_disconnected++;
+			return 0;
+		}
+		sent = (size_t)n;
+	} else if (!stream_tx_room(st, STREAM_HDR_LEN + len)) {
+		st->tx_blocked = true;
+		st->counters.tx_blocked++;
+		return -EAGAIN;
+	}
+	/* An empty buffer always has room for the rest of one record. */
+	if (sent < STREAM_HDR_LEN + len) {
+		stream_queue(st, hdr, iov, iovcnt, len, sent);
+		stream_update_watch(st);
+	}
+	st->counters.tx_frames++;
+	st->counters.tx_bytes += len;
+	return 0;
+}
+
+static void stream_rx_ready(struct net_backend *be)
+{
+	struct stream *st = to_stream(be);
+
+	if (!st->rx_paused || st->fd < 0)
+		return;
+	st->rx_paused = false;
+	if (stream_deliver_buffered(st))
+		stream_update_watch(st);
+}
+
+static void stream_dump_counters(struct net_backend *be, FILE *out)
+{
+	struct stream *st = to_stream(be);
+
+#define X(name, doc) fprintf(out, "stream " #name " %llu\n", \
+			     (unsigned long long)st->counters.name);
+	STREAM_COUNTERS(X)
+#undef X
+}
+
+static void stream_destroy(struct net_backend *be)
+{
+	struct stream *st = to_stream(be);
+
+	event_loop_unwatch(be->loop, &st->sock_event);
+	event_loop_unwatch(be->loop, &st->timer_event);
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->timer_fd >= 0)
+		close(st->timer_fd);
+	free(st->rxbuf);
+	free(st->txbuf);
+	free(st);
+}
+
+static const struct net_backend_ops stream_ops = {
+	.name = "stream",
+	.send = stream_send,
+	.rx_ready = stream_rx_ready,
+	.destroy = stream_destroy,
+	.dump_counters = stream_dump_counters,
+};
+
+/* stream_setup - buffers, timer and the first connection. */
+static int stream_setup(struct stream *st, const char *path, char *err, size_t errlen)
+{
+	st->rxbuf = malloc(STREAM_RXBUF_LEN);
+	st->txbuf = malloc(STREAM_TXBUF_LEN);
+	if (!st->rxbuf || !st->txbuf) {
+		snprintf(err, errlen, "stream %s: out of memory", path);
+		return -ENOMEM;
+	}
+	st->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (st->timer_fd < 0 ||
+	    event_loop_watch(st->be.loop, &st->timer_event, st->timer_fd, EPOLLIN,
+			     stream_on_timer, "stream reconnect")) {
+		snprintf(err, errlen, "stream %s: reconnect timer: %s", path, strerror(errno));
+		return -errno;
+	}
+	int r = stream_connect(st);
+	if (r) {
+		/* At start a missing peer is most likely a wrong path: say so
+		 * rather than retrying in silence. */
+		snprintf(err, errlen, "stream %s: cannot connect: %s", path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
+				      char *err, size_t errlen)
+{
+	if (!arg || !*arg) {
+		snprintf(err, errlen, "stream needs a unix socket path: stream:PATH");
+		return NULL;
+	}
+	struct stream *st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(err, errlen, "stream %s: out of memory", arg);
+		return NULL;
+	}
+	if (strlen(arg) >= sizeof(st->addr.sun_path)) {
+		snprintf(err, errlen, "stream socket path is too long (at most %zu characters)",
+			 sizeof(st->addr.sun_path) - 1);
+		free(st);
+		return NULL;
+	}
+	st->be.ops = &stream_ops;
+	st->be.loop = loop;
+	st->be.rx_fd = -1;
+	st->fd = st->timer_fd = -1;
+	st->addr.sun_family = AF_UNIX;
+	strcpy(st->addr.sun_path, arg);
+	if (stream_setup(st, arg, err, errlen)) {
+		stream_destroy(&st->be);
+		return NULL;
+	}
+	log_info("stream %s: connected", arg);
+	return &st->be;
+}

@@ -1,0 +1,1541 @@
+/*
+ * vhost-user backend server (see vhost_user.h).
+ *
+ * Order: private structs; request table and validation; message I/O; ring
+ * lifecycle; request handlers; dispatch; transport callbacks (device ->
+ * front-end); back-end channel; connection and listener; public API.
+ *
+ * Calling context: everything runs on s->loop's thread. Peer input is never
+ * trusted: every message is checked against its table row before a handler
+ * sees it, no peer value reaches an assert, and a message the server cannot
+ * honour is answered with a failure (REPLY_ACK) or ends the connection.
+ */
+#include "transport/vhost_user.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+
+/* Peer-error lines logged per connection; a hostile front-end asking for
+ * acks could otherwise flood the operator's log. */
+#define VU_WARN_BUDGET 32
+/* Messages handled per wake-up before the loop serves other fds (fairness). */
+#define VU_MSGS_PER_WAKEUP 64
+#define VU_LISTEN_BACKLOG 4
+
+struct vhost_user_vring {
+	struct vhost_user_server *server;
+	unsigned index;
+
+	/* Configuration from the front-end; applied to dev->vqs[index] only
+	 * when the device is started, since virtio_device_reset clears those. */
+	uint16_t num;                /* 0: not set yet */
+	uint16_t base;               /* next avail index; updated when stopped */
+	bool has_base;
+	bool has_addr;
+	uint64_t desc_uva, avail_uva, used_uva;   /* front-end addresses */
+
+	bool enabled;                /* SET_VRING_ENABLE, or no protocol features */
+	bool kick_ready;             /* a kick source exists; GET_VRING_BASE clears */
+	int kick_fd;
+	struct event_source kick_src;
+	int call_fd;
+	bool call_is_socket;         /* UML passes a socketpair, QEMU an eventfd */
+	int err_fd;                  /* kept only to be closed: never signalled */
+	bool call_pending;           /* in-band call waiting for channel room */
+};
+
+/* The message being received: bytes and fds can arrive in pieces. */
+struct vhost_user_rx {
+	struct vhost_user_hdr hdr;
+	union vhost_user_payload payload;
+	size_t have;                 /* header + payload bytes received */
+	int fds[VHOST_USER_MAX_FDS];
+	unsigned nfds;
+	bool fds_overflow;           /* more fds than any request carries */
+};
+
+/* One request on its way through validation and its handler. */
+struct vu_req {
+	const struct vhost_user_hdr *hdr;
+	union vhost_user_payload *p;
+	int *fds;                    /* a handler keeps fds[i] by setting it to -1 */
+	unsigned nfds;
+	union vhost_user_payload *reply;
+	uint32_t reply_size;
+	const char *why;             /* reason for a refusal, for the log */
+};
+
+typedef int (*vu_handler_fn)(struct vhost_user_server *s, struct vu_req *req);
+
+static void vu_disconnect(struct vhost_user_server *s, bool final);
+static void vu_close_backend(struct vhost_user_server *s);
+
+/* ---- request table and validation ---------------------------------- */
+
+static const struct vhost_user_req_rule req_rules[VHOST_USER_REQUEST_LIMIT] = {
+#define VU_RULE(n, id, mn, mx, f, q, rep, pfbit) \
+	[id] = { .name = #n, .min_size = (mn), .max_size = (mx), .fds = (f), \
+		 .queue = (q), .reply = (rep), .pf = (pfbit) },
+	VHOST_USER_REQUESTS(VU_RULE)
+#undef VU_RULE
+};
+
+const struct vhost_user_req_rule *vhost_user_req_rule(uint32_t request)
+{
+	if (request >= ARRAY_SIZE(req_rules) || !req_rules[request].name)
+		return NULL;
+	return &req_rules[request];
+}
+
+const char *vhost_user_req_name(uint32_t request)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(request);
+	return rule ? rule->name : "unknown";
+}
+
+int vhost_user_check_header(const struct vhost_user_hdr *hdr)
+{
+	if ((hdr->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION)
+		return -EPROTO;
+	if (hdr->flags & ~VHOST_USER_FLAGS_KNOWN || hdr->flags & VHOST_USER_FLAG_REPLY)
+		return -EPROTO;
+	if (hdr->size > VHOST_USER_PAYLOAD_MAX)
+		return -EPROTO;
+	return 0;
+}
+
+static uint64_t vu_offered_pf(const struct vhost_user_server *s)
+{
+	return s->opts.protocol_features & VHOST_USER_PROTOCOL_FEATURES_SUPPORTED;
+}
+
+static bool vu_has_pf(const struct vhost_user_server *s, unsigned bit)
+{
+	return (s->protocol_features >> bit) & 1;
+}
+
+/* [a, a + len) wraps past 2^64 (len 0 never wraps). */
+static bool range_wraps(uint64_t a, uint64_t len)
+{
+	return len && a + (len - 1) < a;
+}
+
+static int vu_check_queue(const struct vhost_user_server *s, const struct vhost_user_req_rule *rule,
+			  const union vhost_user_payload *p, const char **why)
+{
+	uint64_t idx;
+
+	switch (rule->queue) {
+	case VU_Q_NONE:
+		return 0;
+	case VU_Q_STATE:   /* vhost_vring_addr.index sits where state.index does */
+		idx = p->state.index;
+		break;
+	case VU_Q_U64:
+		if (p->u64 & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK)) {
+			*why = "undefined bits set in the ring index word";
+			return -EINVAL;
+		}
+		idx = p->u64 & VHOST_USER_VRING_IDX_MASK;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (idx >= s->dev->num_queues) {
+		*why = "ring index out of range";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static unsigned vu_expected_fds(const struct vhost_user_req_rule *rule,
+				const union vhost_user_payload *p)
+{
+	switch (rule->fds) {
+	case VU_FDS_ONE:
+		return 1;
+	case VU_FDS_UNLESS_NOFD:
+		return (p->u64 & VHOST_USER_VRING_NOFD_MASK) ? 0 : 1;
+	case VU_FDS_PER_REGION:
+		return p->memory.nregions;
+	case VU_FDS_NONE:
+	default:
+		return 0;
+	}
+}
+
+/* SET_MEM_TABLE: UML sends room for two regions with one in use (72 bytes),
+ * QEMU exactly as many as it uses, so the payload must cover the count, not
+ * equal it. */
+static int vu_check_mem_table(const struct vhost_user_hdr *hdr, const struct vhost_user_memory *m,
+			      const char **why)
+{
+	if (m->nregions > VHOST_USER_MAX_REGIONS) {
+		*why = "more than 8 memory regions";
+		return -EINVAL;
+	}
+	if (hdr->size < VHOST_USER_MEM_HDR_SIZE + m->nregions * sizeof(m->regions[0])) {
+		*why = "payload shorter than its memory regions";
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct vhost_user_mem_region *r = &m->regions[i];
+		if (r->size == 0 || range_wraps(r->gpa, r->size) || range_wraps(r->uva, r->size) ||
+		    range_wraps(r->mmap_offset, r->size)) {
+			*why = "empty or wrapping memory region";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int vu_check_config(const struct vhost_user_hdr *hdr, const struct vhost_user_config *c,
+			   const char **why)
+{
+	if (c->size > VHOST_USER_CONFIG_MAX || hdr->size != VHOST_USER_CONFIG_HDR_SIZE + c->size) {
+		*why = "config size does not match the payload";
+		return -EINVAL;
+	}
+	if (hdr->request == VHOST_USER_SET_CONFIG && c->flags > VHOST_USER_CONFIG_F_MIGRATION) {
+		*why = "undefined SET_CONFIG flags";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool is_pow2(uint32_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+/* The values handlers rely on, per request. */
+static int vu_check_values(const struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
+			   const union vhost_user_payload *p, const char **why)
+{
+	switch (hdr->request) {
+	case VHOST_USER_SET_MEM_TABLE:
+		return vu_check_mem_table(hdr, &p->memory, why);
+	case VHOST_USER_SET_VRING_NUM:
+		if (!is_pow2(p->state.num) || p->state.num > VHOST_USER_VRING_MAX) {
+			*why = "ring size not a power of two up to 32768";
+			return -EINVAL;
+		}
+		return 0;
+	case VHOST_USER_SET_VRING_BASE:
+		if (p->state.num > UINT16_MAX) {
+			*why = "ring base above 65535 (packed rings are not served)";
+			return -EINVAL;
+		}
+		return 0;
+	case VHOST_USER_SET_VRING_ENABLE:
+		if (p->state.num > 1) {
+			*why = "ring enable not 0 or 1";
+			return -EINVAL;
+		}
+		return 0;
+	case VHOST_USER_GET_CONFIG:
+	case VHOST_USER_SET_CONFIG:
+		return vu_check_config(hdr, &p->config, why);
+	case VHOST_USER_SET_PROTOCOL_FEATURES:
+		if (p->u64 & ~vu_offered_pf(s)) {
+			*why = "protocol features not offered";
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+int vhost_user_validate(const struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
+			const union vhost_user_payload *p, unsigned nfds, const char **why)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(hdr->request);
+	int r;
+
+	if (!rule) {
+		*why = "request not served";
+		return -EOPNOTSUPP;
+	}
+	if (hdr->size < rule->min_size || hdr->size > rule->max_size) {
+		*why = "wrong payload size";
+		return -EINVAL;
+	}
+	if (rule->pf != VU_PF_NONE && !vu_has_pf(s, (unsigned)rule->pf)) {
+		*why = "its protocol feature was not negotiated";
+		return -EPERM;
+	}
+	r = vu_check_queue(s, rule, p, why);
+	if (r < 0)
+		return r;
+	r = vu_check_values(s, hdr, p, why);
+	if (r < 0)
+		return r;
+	if (nfds != vu_expected_fds(rule, p)) {
+		*why = "wrong number of file descriptors";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- message I/O --------------------------------------------------- */
+
+static void vu_warn(struct vhost_user_server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void vu_warn(struct vhost_user_server *s, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (!s->warn_budget)
+		return;
+	if (--s->warn_budget == 0)
+		log_warn("vhost-user: further front-end errors on this connection are not logged");
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warn("vhost-user: %s", line);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int set_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static int take_fd(int *fds, unsigned i)
+{
+	int fd = fds[i];
+	fds[i] = -1;
+	return fd;
+}
+
+/* Send one whole message without blocking. A short write loses the framing,
+ * so it counts as a failure like any other. */
+static int vu_sendmsg(int fd, uint32_t request, uint32_t flags, const void *payload,
+		      uint32_t size)
+{
+	struct vhost_user_hdr hdr = { .request = request, .flags = flags, .size = size };
+	struct iovec iov[2] = {
+		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)payload, .iov_len = size },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
+	ssize_t n;
+
+	do {
+		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == sizeof(hdr) + size ? 0 : -EIO;
+}
+
+/* Replies carry flags exactly VERSION | REPLY (UML insists). The front-end
+ * waits for each reply, so a full socket means it is not reading: fail. */
+static int vu_reply(struct vhost_user_server *s, uint32_t request, const void *payload,
+		    uint32_t size)
+{
+	int r = vu_sendmsg(s->conn_fd, request, VHOST_USER_REPLY_FLAGS, payload, size);
+
+	if (r == 0)
+		s->counters.tx_replies++;
+	return r;
+}
+
+/* ---- ring lifecycle ------------------------------------------------ */
+
+static bool vu_inband(const struct vhost_user_server *s)
+{
+	return vu_has_pf(s, VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
+}
+
+static bool vu_vring_ready(const struct vhost_user_vring *vr)
+{
+	return vr->num && vr->has_addr && vr->has_base && vr->kick_ready && vr->enabled;
+}
+
+/*
+ * Stop the device but keep the session (features, ring configuration):
+ * virtio_device_reset would also forget the negotiated features. The avail
+ * index reached is kept as the ring's base for GET_VRING_BASE and restart.
+ */
+static void vu_pause(struct vhost_user_server *s)
+{
+	struct virtio_device *dev = s->dev;
+
+	if (!dev->active)
+		return;
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (dev->vqs[q].started)
+			s->vrings[q].base = dev->vqs[q].last_avail_idx;
+	}
+	if (dev->ops->reset)
+		dev->ops->reset(dev);
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		vq_stop(&dev->vqs[q]);
+	dev->active = false;
+}
+
+/* Ring addresses are front-end virtual addresses; the device wants guest
+ * addresses. Each ring part must lie inside one region and be aligned as
+ * virtio 2.7 requires (vq_start checks again against the guest view). */
+static int vu_ring_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len, uint64_t align,
+		       uint64_t *gpa)
+{
+	int r = guest_mem_uva_to_gpa(mem, uva, len, gpa);
+
+	if (r < 0)
+		return r;
+	return *gpa % align ? -EINVAL : 0;
+}
+
+static int vu_translate_vring(const struct guest_mem *mem, uint64_t num, uint64_t desc_uva,
+			      uint64_t avail_uva, uint64_t used_uva, struct virtqueue *vq)
+{
+	uint64_t desc, avail, used;
+	int r;
+
+	r = vu_ring_gpa(mem, desc_uva, 16 * num, 16, &desc);
+	if (r == 0)
+		r = vu_ring_gpa(mem, avail_uva, 4 + 2 * num, 2, &avail);
+	if (r == 0)
+		r = vu_ring_gpa(mem, used_uva, 4 + 8 * num, 4, &used);
+	if (r == 0 && vq) {
+		vq->desc_gpa = desc;
+		vq->avail_gpa = avail;
+		vq->used_gpa = used;
+	}
+	return r;
+}
+
+/* Hand the ring configuration to the device's queue. */
+static int vu_load_vq(struct vhost_user_server *s, unsigned q)
+{
+	struct vhost_user_vring *vr = &s->vrings[q];
+	struct virtqueue *vq = &s->dev->vqs[q];
+	int r;
+
+	r = vu_translate_vring(&s->mem, vr->num, vr->desc_uva, vr->avail_uva, vr->used_uva,
+			       vq);
+	if (r < 0) {
+		vu_warn(s, "ring %u: addresses no longer inside guest memory", q);
+		return r;
+	}
+	vq->size = vr->num;
+	vq->last_avail_idx = vr->base;
+	return 0;
+}
+
+/*
+ * Activate the device once every ring has started. Kicks that came before
+ * (or buffers queued without one) are served by notifying every queue once.
+ * Returns 0 (also when not every ring is ready) or -errno.
+ */
+static int vu_try_start(struct vhost_user_server *s)
+{
+	struct virtio_device *dev = s->dev;
+	int r;
+
+	if (dev->active)
+		return 0;
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (!vu_vring_ready(&s->vrings[q]))
+			return 0;
+	}
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		r = vu_load_vq(s, q);
+		if (r < 0)
+			goto fail;
+	}
+	dev->mem = &s->mem;
+	r = virtio_device_activate(dev);
+	if (r < 0)
+		goto fail;
+	s->counters.device_activations++;
+	log_debug("vhost-user: %s activated", dev->ops->name);
+	for (unsigned q = 0; q < dev->num_queues && dev->active; q++)
+		dev->ops->queue_notify(dev, q);
+	return 0;
+fail:
+	s->counters.device_activate_failed++;
+	vu_warn(s, "%s: activation failed: %s", dev->ops->name, strerror(-r));
+	return r;
+}
+
+static void vu_kick(struct vhost_user_server *s, unsigned q)
+{
+	s->counters.rx_kicks++;
+	if (s->dev->active)
+		s->dev->ops->queue_notify(s->dev, q);
+	/* else: vu_try_start notifies every queue when the device starts */
+}
+
+/* Kick fd readable: drain the eventfd (or the 8 bytes of a socket). */
+static void vu_kick_event(struct event_source *src, uint32_t events)
+{
+	struct vhost_user_vring *vr = container_of(src, struct vhost_user_vring, kick_src);
+	struct vhost_user_server *s = vr->server;
+	uint64_t value;
+	ssize_t n;
+
+	do {
+		n = read(vr->kick_fd, &value, sizeof(value));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return;   /* a stale event for a replaced fd */
+	if (n <= 0) {
+		/* A kick source that ended (socket EOF) would stay readable. */
+		vu_warn(s, "ring %u: kick fd failed; no longer watched", vr->index);
+		event_loop_unwatch(s->loop, &vr->kick_src);
+		return;
+	}
+	vu_kick(s, vr->index);
+}
+
+static void vu_set_kick_fd(struct vhost_user_server *s, struct vhost_user_vring *vr, int fd)
+{
+	/* Unwatch before close: the front-end still holds the file, so epoll
+	 * would keep reporting it after our fd is gone. */
+	event_loop_unwatch(s->loop, &vr->kick_src);
+	close_fd(&vr->kick_fd);
+	vr->kick_fd = fd;
+}
+
+static void vu_vring_init(struct vhost_user_server *s, unsigned q)
+{
+	struct vhost_user_vring *vr = &s->vrings[q];
+
+	memset(vr, 0, sizeof(*vr));
+	vr->server = s;
+	vr->index = q;
+	vr->kick_fd = -1;
+	vr->call_fd = -1;
+	vr->err_fd = -1;
+}
+
+/* Forget a ring's session state and close its fds. */
+static void vu_vring_clear(struct vhost_user_server *s, unsigned q)
+{
+	struct vhost_user_vring *vr = &s->vrings[q];
+
+	vu_set_kick_fd(s, vr, -1);
+	close_fd(&vr->call_fd);
+	close_fd(&vr->err_fd);
+	vu_vring_init(s, q);
+}
+
+/* ---- request handlers ---------------------------------------------- */
+
+static struct vhost_user_vring *vu_req_vring(struct vhost_user_server *s, const struct vu_req *req)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(req->hdr->request);
+	uint64_t idx = rule->queue == VU_Q_U64 ? (req->p->u64 & VHOST_USER_VRING_IDX_MASK)
+					       : req->p->state.index;
+	/* Checked by vhost_user_validate before any handler runs. */
+	return &s->vrings[idx];
+}
+
+static int vu_reply_u64(struct vu_req *req, uint64_t value)
+{
+	req->reply->u64 = value;
+	req->reply_size = sizeof(uint64_t);
+	return 0;
+}
+
+static int vu_get_features(struct vhost_user_server *s, struct vu_req *req)
+{
+	return vu_reply_u64(req, s->dev->ops->features(s->dev) |
+				 (1ull << VHOST_USER_F_PROTOCOL_FEATURES));
+}
+
+static int vu_set_features(struct vhost_user_server *s, struct vu_req *req)
+{
+	uint64_t bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	bool pf = req->p->u64 & bit;
+	int r;
+
+	vu_pause(s);
+	r = virtio_device_set_features(s->dev, req->p->u64 & ~bit);
+	if (r < 0) {
+		req->why = "features refused by the device";
+		vu_try_start(s);
+		return r;
+	}
+	s->protocol_features_acked = pf;
+	/* Spec "Ring states": without protocol features rings start enabled. */
+	if (!pf) {
+		for (unsigned q = 0; q < s->dev->num_queues; q++)
+			s->vrings[q].enabled = true;
+	}
+	return vu_try_start(s);
+}
+
+static int vu_set_owner(struct vhost_user_server *s, struct vu_req *req)
+{
+	s->owner = true;
+	return 0;
+}
+
+/* Deprecated; the spec recommends ignoring it or disabling all rings. All
+ * rings stop, as after GET_VRING_BASE, and restart on their next kick fd. */
+static int vu_reset_owner(struct vhost_user_server *s, struct vu_req *req)
+{
+	vu_pause(s);
+	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+		vu_set_kick_fd(s, &s->vrings[q], -1);
+		s->vrings[q].kick_ready = false;
+	}
+	return 0;
+}
+
+/* Map one region. Mapping past the end of the file would turn a later
+ * access into SIGBUS, so the region must fit the file as it is now. */
+static int vu_map_region(struct guest_mem *mem, const struct vhost_user_mem_region *reg, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    reg->mmap_offset > (uint64_t)st.st_size ||
+	    reg->size > (uint64_t)st.st_size - reg->mmap_offset)
+		return -EINVAL;
+	return guest_mem_add_fd(mem, reg->gpa, reg->size, reg->uva, fd, reg->mmap_offset);
+}
+
+/* The new table is built beside the old one; the device stops only for the
+ * swap, so a refused table leaves the running one untouched. */
+static int vu_set_mem_table(struct vhost_user_server *s, struct vu_req *req)
+{
+	const struct vhost_user_memory *m = &req->p->memory;
+	struct guest_mem next;
+	int r = 0;
+
+	guest_mem_init(&next);
+	for (unsigned i = 0; i < m->nregions && r == 0; i++) {
+		r = vu_map_region(&next, &m->regions[i], req->fds[i]);
+		if (r < 0)
+			req->why = "memory region not mappable (outside its file, "
+				   "overlapping, or not a file)";
+	}
+	/* The mappings hold the files; the fds are no longer needed. */
+	for (unsigned i = 0; i < req->nfds; i++) {
+		int fd = take_fd(req->fds, i);
+		close_fd(&fd);
+	}
+	if (r < 0) {
+		guest_mem_clear(&next);
+		return r;
+	}
+	vu_pause(s);
+	guest_mem_clear(&s->mem);
+	s->mem = next;
+	return vu_try_start(s);
+}
+
+static int vu_set_vring_num(struct vhost_user_server *s, struct vu_req *req)
+{
+	vu_pause(s);
+	vu_req_vring(s, req)->num = (uint16_t)req->p->state.num;
+	return vu_try_start(s);
+}
+
+static int vu_set_vring_addr(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+	const struct vhost_vring_addr *a = &req->p->addr;
+	/* The size may come later; then vu_try_start checks the full extent. */
+	uint64_t num = vr->num ? vr->num : 1;
+	int r;
+
+	/* The log address and VHOST_VRING_F_LOG are ignored: no migration log. */
+	r = vu_translate_vring(&s->mem, num, a->desc_user_addr, a->avail_user_addr,
+			       a->used_user_addr, NULL);
+	if (r < 0) {
+		req->why = "ring address outside guest memory or misaligned";
+		return r;
+	}
+	vu_pause(s);
+	vr->desc_uva = a->desc_user_addr;
+	vr->avail_uva = a->avail_user_addr;
+	vr->used_uva = a->used_user_addr;
+	vr->has_addr = true;
+	return vu_try_start(s);
+}
+
+static int vu_set_vring_base(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	vu_pause(s);
+	vr->base = (uint16_t)req->p->state.num;
+	vr->has_base = true;
+	return vu_try_start(s);
+}
+
+/* Spec "Ring states": GET_VRING_BASE stops the ring; the next kick fd (or
+ * in-band kick) starts it again. */
+static int vu_get_vring_base(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	vu_pause(s);
+	vu_set_kick_fd(s, vr, -1);
+	vr->kick_ready = false;
+	req->reply->state.index = vr->index;
+	req->reply->state.num = vr->base;
+	req->reply_size = sizeof(req->reply->state);
+	return 0;
+}
+
+static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+	int fd = req->nfds ? take_fd(req->fds, 0) : -1;
+	int r;
+
+	if (fd < 0) {
+		if (!vu_inband(s)) {
+			req->why = "no kick fd and no in-band kicks (polling is not served)";
+			return -EOPNOTSUPP;
+		}
+		vu_set_kick_fd(s, vr, -1);
+		vr->kick_ready = true;
+		return vu_try_start(s);
+	}
+	/* Never block the loop on a kick source, whatever the front-end does.
+	 * The flag is shared with the front-end's copy, which only writes. */
+	if (set_nonblock(fd) < 0) {
+		close(fd);
+		req->why = "kick fd unusable";
+		return -EINVAL;
+	}
+	vu_set_kick_fd(s, vr, fd);
+	r = event_loop_watch(s->loop, &vr->kick_src, fd, EPOLLIN, vu_kick_event,
+			     "vhost-user kick");
+	if (r < 0) {
+		vu_set_kick_fd(s, vr, -1);
+		req->why = "kick fd cannot be watched";
+		return r;
+	}
+	vr->kick_ready = true;
+	return vu_try_start(s);
+}
+
+static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+	int fd = req->nfds ? take_fd(req->fds, 0) : -1;
+	struct stat st;
+
+	close_fd(&vr->call_fd);
+	vr->call_pending = false;
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		req->why = "call fd unusable";
+		return -EINVAL;
+	}
+	/* A pipe whose reader is gone would raise SIGPIPE on write and kill
+	 * the server; Linux front-ends use eventfds or sockets. */
+	if (S_ISFIFO(st.st_mode)) {
+		close(fd);
+		req->why = "call fd is a pipe (use an eventfd or a socket)";
+		return -EINVAL;
+	}
+	vr->call_is_socket = S_ISSOCK(st.st_mode);
+	/* Sockets are written with MSG_DONTWAIT; an eventfd the front-end
+	 * filled to the brim must not block the loop either. */
+	if (!vr->call_is_socket && set_nonblock(fd) < 0) {
+		close(fd);
+		req->why = "call fd unusable";
+		return -EINVAL;
+	}
+	vr->call_fd = fd;
+	return 0;
+}
+
+static int vu_set_vring_err(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	close_fd(&vr->err_fd);
+	if (req->nfds)
+		vr->err_fd = take_fd(req->fds, 0);
+	return 0;
+}
+
+static int vu_get_protocol_features(struct vhost_user_server *s, struct vu_req *req)
+{
+	return vu_reply_u64(req, vu_offered_pf(s));
+}
+
+static int vu_set_protocol_features(struct vhost_user_server *s, struct vu_req *req)
+{
+	uint64_t f = req->p->u64;
+	uint64_t needed = VHOST_USER_PF(BACKEND_REQ) | VHOST_USER_PF(REPLY_ACK);
+
+	/* Spec "In-band notifications": the back-end should close the
+	 * connection, it has no other way to report this. */
+	if ((f & VHOST_USER_PF(INBAND_NOTIFICATIONS)) && (f & needed) != needed) {
+		req->why = "INBAND_NOTIFICATIONS without BACKEND_REQ and REPLY_ACK";
+		return -EPROTO;
+	}
+	vu_pause(s);
+	s->protocol_features = f;
+	/* With in-band kicks every ring has a kick source from the start. */
+	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+		struct vhost_user_vring *vr = &s->vrings[q];
+		vr->kick_ready = vr->kick_fd >= 0 || vu_inband(s);
+	}
+	return vu_try_start(s);
+}
+
+static int vu_get_queue_num(struct vhost_user_server *s, struct vu_req *req)
+{
+	return vu_reply_u64(req, s->dev->num_queues);
+}
+
+static int vu_set_vring_enable(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	if (req->p->state.num) {
+		vr->enabled = true;
+		return vu_try_start(s);
+	}
+	vu_pause(s);
+	vr->enabled = false;
+	return 0;
+}
+
+static void vu_backend_event(struct event_source *src, uint32_t events);
+
+static int vu_set_backend_req_fd(struct vhost_user_server *s, struct vu_req *req)
+{
+	int fd = take_fd(req->fds, 0);
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		close(fd);
+		req->why = "back-end request channel is not a socket";
+		return -EINVAL;
+	}
+	vu_close_backend(s);
+	s->backend_fd = fd;
+	r = event_loop_watch(s->loop, &s->backend_src, fd, EPOLLIN, vu_backend_event,
+			     "vhost-user back-end channel");
+	if (r < 0) {
+		vu_close_backend(s);
+		req->why = "back-end request channel cannot be watched";
+	}
+	return r;
+}
+
+/* Spec: the reply repeats the request's offset, size and flags; UML checks
+ * that the size matches what it asked for. */
+static int vu_get_config(struct vhost_user_server *s, struct vu_req *req)
+{
+	const struct vhost_user_config *c = &req->p->config;
+	struct vhost_user_config *out = &req->reply->config;
+	int r;
+
+	out->offset = c->offset;
+	out->size = c->size;
+	out->flags = c->flags;
+	r = virtio_device_config_read(s->dev, c->offset, out->data, c->size);
+	if (r < 0) {
+		req->why = "config read outside the config space";
+		return r;
+	}
+	req->reply_size = VHOST_USER_CONFIG_HDR_SIZE + c->size;
+	return 0;
+}
+
+/* Which fields are writable (flags 0) is the device's call. */
+static int vu_set_config(struct vhost_user_server *s, struct vu_req *req)
+{
+	const struct vhost_user_config *c = &req->p->config;
+	int r = virtio_device_config_write(s->dev, c->offset, c->data, c->size);
+
+	if (r < 0)
+		req->why = "config write outside the config space";
+	return r;
+}
+
+/* In-band kick; state.num is reserved. Spec "Ring states": a kick also
+ * starts a ring stopped by GET_VRING_BASE. */
+static int vu_vring_kick(struct vhost_user_server *s, struct vu_req *req)
+{
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	vr->kick_ready = true;
+	vu_kick(s, vr->index);
+	return vu_try_start(s);
+}
+
+static const vu_handler_fn vu_handlers[VHOST_USER_REQUEST_LIMIT] = {
+	[VHOST_USER_GET_FEATURES] = vu_get_features,
+	[VHOST_USER_SET_FEATURES] = vu_set_features,
+	[VHOST_USER_SET_OWNER] = vu_set_owner,
+	[VHOST_USER_RESET_OWNER] = vu_reset_owner,
+	[VHOST_USER_SET_MEM_TABLE] = vu_set_mem_table,
+	[VHOST_USER_SET_VRING_NUM] = vu_set_vring_num,
+	[VHOST_USER_SET_VRING_ADDR] = vu_set_vring_addr,
+	[VHOST_USER_SET_VRING_BASE] = vu_set_vring_base,
+	[VHOST_USER_GET_VRING_BASE] = vu_get_vring_base,
+	[VHOST_USER_SET_VRING_KICK] = vu_set_vring_kick,
+	[VHOST_USER_SET_VRING_CALL] = vu_set_vring_call,
+	[VHOST_USER_SET_VRING_ERR] = vu_set_vring_err,
+	[VHOST_USER_GET_PROTOCOL_FEATURES] = vu_get_protocol_features,
+	[VHOST_USER_SET_PROTOCOL_FEATURES] = vu_set_protocol_features,
+	[VHOST_USER_GET_QUEUE_NUM] = vu_get_queue_num,
+	[VHOST_USER_SET_VRING_ENABLE] = vu_set_vring_enable,
+	[VHOST_USER_SET_BACKEND_REQ_FD] = vu_set_backend_req_fd,
+	[VHOST_USER_GET_CONFIG] = vu_get_config,
+	[VHOST_USER_SET_CONFIG] = vu_set_config,
+	[VHOST_USER_VRING_KICK] = vu_vring_kick,
+};
+
+/* ---- dispatch ------------------------------------------------------ */
+
+/*
+ * Answer a handled request. Requests with their own reply body get it on
+ * success; on failure GET_CONFIG gets an empty payload (the spec's error
+ * signal) and the others cannot be answered, so the connection ends.
+ * Other requests get an ack when asked (status: 0 or the errno); a failure
+ * nobody asked about ends the connection, as does -EPROTO always.
+ * Returns 0 or -errno when the connection must end.
+ */
+static int vu_respond(struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
+		      const struct vu_req *req, int r)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(hdr->request);
+
+	if (r == -EPROTO)
+		return r;
+	if (rule && rule->reply) {
+		if (r == 0)
+			return vu_reply(s, hdr->request, req->reply, req->reply_size);
+		if (hdr->request == VHOST_USER_GET_CONFIG)
+			return vu_reply(s, hdr->request, NULL, 0);
+		return r;
+	}
+	if (hdr->flags & VHOST_USER_FLAG_NEED_REPLY) {
+		uint64_t status = r < 0 ? (uint64_t)-r : 0;
+		return vu_reply(s, hdr->request, &status, sizeof(status));
+	}
+	return r;
+}
+
+static void vu_close_unused(struct vhost_user_server *s, int *fds, unsigned nfds)
+{
+	for (unsigned i = 0; i < nfds; i++) {
+		if (fds[i] >= 0) {
+			s->counters.rx_fds_unused++;
+			close_fd(&fds[i]);
+		}
+	}
+}
+
+static void vu_count_refusal(struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
+			     int r, const char *why)
+{
+	if (r == -EOPNOTSUPP && !vhost_user_req_rule(hdr->request))
+		s->counters.rx_messages_unknown++;
+	else
+		s->counters.rx_messages_invalid++;
+	vu_warn(s, "request %s (%u) refused: %s (%s)", vhost_user_req_name(hdr->request),
+		hdr->request, why ? why : "handler failed", strerror(-r));
+}
+
+int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
+			  const void *payload, int *fds, unsigned nfds)
+{
+	union vhost_user_payload p, reply;
+	struct vu_req req = { .hdr = hdr, .p = &p, .fds = fds, .nfds = nfds, .reply = &reply };
+	int r = vhost_user_check_header(hdr);
+
+	/* Session state exists only with a front-end; keep none without one. */
+	if (s->conn_fd < 0) {
+		vu_close_unused(s, fds, nfds);
+		return -ENOTCONN;
+	}
+	if (r < 0) {
+		req.why = "bad header (version, flags or payload size)";
+	} else {
+		/* Zeroed past the payload so short messages read as zeros. */
+		memset(&p, 0, sizeof(p));
+		if (hdr->size)
+			memcpy(&p, payload, hdr->size);
+		s->counters.rx_messages++;
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u",
+			  vhost_user_req_name(hdr->request), hdr->request, hdr->flags, hdr->size,
+			  nfds);
+		r = vhost_user_validate(s, hdr, &p, nfds, &req.why);
+		if (r == 0)
+			r = vu_handlers[hdr->request] ? vu_handlers[hdr->request](s, &req)
+						       : -EOPNOTSUPP;
+	}
+	if (r < 0)
+		vu_count_refusal(s, hdr, r, req.why);
+	vu_close_unused(s, fds, nfds);
+	r = vu_respond(s, hdr, &req, r);
+	if (r < 0) {
+		s->counters.disconnects_error++;
+		vu_disconnect(s, false);
+	}
+	return r;
+}
+
+/* ---- transport callbacks (device -> front-end) --------------------- */
+
+static void vu_backend_want_out(struct vhost_user_server *s, bool on)
+{
+	if (s->backend_wants_out == on || s->backend_fd < 0)
+		return;
+	s->backend_wants_out = on;
+	event_loop_modify(s->loop, &s->backend_src, EPOLLIN | (on ? EPOLLOUT : 0));
+}
+
+static int vu_backend_send(struct vhost_user_server *s, uint32_t request, const void *payload,
+			   uint32_t size)
+{
+	/* No NEED_REPLY: UML may be blocked waiting for the ack of its own
+	 * VRING_KICK, so waiting here for its answer would deadlock. */
+	return vu_sendmsg(s->backend_fd, request, VHOST_USER_VERSION, payload, size);
+}
+
+/* Send an in-band call; false when the channel is full (kept pending). */
+static bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr)
+{
+	struct vhost_vring_state st = { .index = vr->index, .num = 0 };
+	int r = vu_backend_send(s, VHOST_USER_BACKEND_VRING_CALL, &st, sizeof(st));
+
+	if (r == 0) {
+		s->counters.tx_calls++;
+		vr->call_pending = false;
+		return true;
+	}
+	if (r == -EAGAIN) {
+		vr->call_pending = true;
+		vu_backend_want_out(s, true);
+		return false;
+	}
+	s->counters.tx_calls_dropped++;
+	vu_warn(s, "back-end channel failed (%s); closing it", strerror(-r));
+	vu_close_backend(s);
+	return false;
+}
+
+static void vu_call_fd(struct vhost_user_server *s, struct vhost_user_vring *vr)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (vr->call_is_socket)
+		n = send(vr->call_fd, &one, sizeof(one), MSG_DONTWAIT | MSG_NOSIGNAL);
+	else
+		n = write(vr->call_fd, &one, sizeof(one));
+	if (n == sizeof(one))
+		s->counters.tx_calls++;
+	else if (n < 0 && errno == EAGAIN)
+		s->counters.tx_calls_coalesced++;   /* the driver has one unread */
+	else
+		s->counters.tx_calls_dropped++;
+}
+
+static void vu_signal_used(struct virtio_transport *t, unsigned q)
+{
+	struct vhost_user_server *s = container_of(t, struct vhost_user_server, transport);
+	struct vhost_user_vring *vr;
+
+	if (s->conn_fd < 0 || q >= s->dev->num_queues)
+		return;
+	vr = &s->vrings[q];
+	if (vr->call_fd >= 0)
+		vu_call_fd(s, vr);
+	else if (vr->call_pending)
+		s->counters.tx_calls_coalesced++;
+	else if (vu_inband(s) && s->backend_fd >= 0)
+		vu_call_inband(s, vr);
+	else
+		s->counters.tx_calls_dropped++;
+}
+
+static void vu_send_config_change(struct vhost_user_server *s)
+{
+	int r = vu_backend_send(s, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL, 0);
+
+	if (r == 0) {
+		s->counters.tx_config_changes++;
+		s->config_pending = false;
+	} else if (r == -EAGAIN) {
+		s->config_pending = true;
+		vu_backend_want_out(s, true);
+	} else {
+		vu_warn(s, "back-end channel failed (%s); closing it", strerror(-r));
+		vu_close_backend(s);
+	}
+}
+
+static void vu_signal_config(struct virtio_transport *t)
+{
+	struct vhost_user_server *s = container_of(t, struct vhost_user_server, transport);
+
+	if (s->conn_fd < 0 || s->backend_fd < 0 || !vu_has_pf(s, VHOST_USER_PROTOCOL_F_CONFIG))
+		return;
+	if (!s->config_pending)
+		vu_send_config_change(s);
+}
+
+static const struct virtio_transport_ops vu_transport_ops = {
+	.signal_used = vu_signal_used,
+	.signal_config = vu_signal_config,
+};
+
+/* ---- back-end channel ---------------------------------------------- */
+
+static void vu_close_fds_in(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			close(fd);
+		}
+	}
+}
+
+static void vu_close_backend(struct vhost_user_server *s)
+{
+	if (s->backend_fd < 0)
+		return;
+	event_loop_unwatch(s->loop, &s->backend_src);
+	close_fd(&s->backend_fd);
+	s->backend_wants_out = false;
+	s->config_pending = false;
+	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+		if (s->vrings[q].call_pending)
+			s->counters.tx_calls_dropped++;
+		s->vrings[q].call_pending = false;
+	}
+}
+
+/* Retry what waited for room on the channel. */
+static void vu_backend_flush(struct vhost_user_server *s)
+{
+	vu_backend_want_out(s, false);
+	if (s->config_pending)
+		vu_send_config_change(s);
+	for (unsigned q = 0; q < s->dev->num_queues && s->backend_fd >= 0; q++) {
+		if (s->vrings[q].call_pending && !vu_call_inband(s, &s->vrings[q]))
+			return;
+	}
+}
+
+/* The front-end answers here only when asked for an ack, which the server
+ * never does: discard whatever comes, close any fds, and drop the channel at
+ * EOF. */
+static void vu_backend_drain(struct vhost_user_server *s)
+{
+	for (unsigned i = 0; i < VU_MSGS_PER_WAKEUP && s->backend_fd >= 0; i++) {
+		char buf[256];
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+		} ctrl;
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctrl.buf, .msg_controllen = sizeof(ctrl.buf) };
+		ssize_t n = recvmsg(s->backend_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n > 0) {
+			vu_close_fds_in(&mh);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		vu_close_backend(s);
+	}
+}
+
+static void vu_backend_event(struct event_source *src, uint32_t events)
+{
+	struct vhost_user_server *s = container_of(src, struct vhost_user_server, backend_src);
+
+	if (events & EPOLLOUT)
+		vu_backend_flush(s);
+	if (s->backend_fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		vu_backend_drain(s);
+}
+
+/* ---- connection and listener --------------------------------------- */
+
+static void vu_rx_clear(struct vhost_user_rx *rx)
+{
+	for (unsigned i = 0; i < rx->nfds; i++)
+		close(rx->fds[i]);
+	memset(rx, 0, sizeof(*rx));
+}
+
+/* Keep the fds that came with these bytes; more than any request carries
+ * is a protocol error (the kernel already dropped what did not fit). */
+static void vu_rx_take_fds(struct vhost_user_rx *rx, struct msghdr *mh)
+{
+	if (mh->msg_flags & MSG_CTRUNC)
+		rx->fds_overflow = true;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			if (rx->nfds < VHOST_USER_MAX_FDS) {
+				rx->fds[rx->nfds++] = fd;
+			} else {
+				close(fd);
+				rx->fds_overflow = true;
+			}
+		}
+	}
+}
+
+/* Receive up to @len bytes of the current message. Returns bytes read,
+ * -EAGAIN, or -errno (-ECONNRESET at EOF). */
+static ssize_t vu_recv(struct vhost_user_server *s, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
+	} ctrl;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctrl.buf, .msg_controllen = sizeof(ctrl.buf) };
+	ssize_t n;
+
+	do {
+		n = recvmsg(s->conn_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	vu_rx_take_fds(s->rx, &mh);
+	return n ? n : -ECONNRESET;
+}
+
+/*
+ * Read what is missing of the current message (exactly, so fds are never
+ * taken from the next one) and dispatch it once complete. Returns 1 after
+ * progress, 0 when the socket is empty, -errno when the connection ends.
+ */
+static int vu_rx_step(struct vhost_user_server *s)
+{
+	struct vhost_user_rx *rx = s->rx;
+	bool in_hdr = rx->have < VHOST_USER_HDR_SIZE;
+	size_t end = in_hdr ? VHOST_USER_HDR_SIZE : VHOST_USER_HDR_SIZE + rx->hdr.size;
+	uint8_t *dst = in_hdr ? (uint8_t *)&rx->hdr + rx->have
+			      : rx->payload.raw + (rx->have - VHOST_USER_HDR_SIZE);
+	ssize_t n = vu_recv(s, dst, end - rx->have);
+
+	if (n == -EAGAIN || n == -EWOULDBLOCK)
+		return 0;
+	if (n < 0)
+		return (int)n;
+	rx->have += (size_t)n;
+	if (rx->have == VHOST_USER_HDR_SIZE && vhost_user_check_header(&rx->hdr) < 0) {
+		vu_warn(s, "bad message header (request %u, flags 0x%x, size %u)",
+			rx->hdr.request, rx->hdr.flags, rx->hdr.size);
+		return -EPROTO;
+	}
+	if (rx->have < VHOST_USER_HDR_SIZE || rx->have < VHOST_USER_HDR_SIZE + rx->hdr.size)
+		return 1;
+	if (rx->fds_overflow) {
+		vu_warn(s, "more than %u fds with one message", VHOST_USER_MAX_FDS);
+		return -EPROTO;
+	}
+
+	struct vhost_user_hdr hdr = rx->hdr;
+	int fds[VHOST_USER_MAX_FDS];
+	unsigned nfds = rx->nfds;
+	memcpy(fds, rx->fds, sizeof(fds));
+	rx->nfds = 0;          /* the fds now belong to vhost_user_handle_msg */
+	rx->have = 0;
+	int r = vhost_user_handle_msg(s, &hdr, rx->payload.raw, fds, nfds);
+	return r < 0 ? r : 1;
+}
+
+static void vu_conn_event(struct event_source *src, uint32_t events)
+{
+	struct vhost_user_server *s = container_of(src, struct vhost_user_server, conn_src);
+
+	for (unsigned i = 0; i < VU_MSGS_PER_WAKEUP && s->conn_fd >= 0; i++) {
+		int r = vu_rx_step(s);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			if (r == -ECONNRESET)
+				log_info("vhost-user: front-end closed the connection");
+			else if (s->conn_fd >= 0)
+				s->counters.disconnects_error++;
+			vu_disconnect(s, false);
+			return;
+		}
+	}
+}
+
+static void vu_listen_event(struct event_source *src, uint32_t events);
+
+static void vu_session_reset(struct vhost_user_server *s)
+{
+	for (unsigned q = 0; q < s->dev->num_queues; q++)
+		vu_vring_clear(s, q);
+	vu_close_backend(s);
+	vu_rx_clear(s->rx);
+	s->owner = false;
+	s->protocol_features_acked = false;
+	s->protocol_features = 0;
+	s->warn_budget = VU_WARN_BUDGET;
+}
+
+/*
+ * End the session: the device stops (and forgets the negotiation) before its
+ * memory is unmapped, every fd from the front-end is closed, and the
+ * listener takes the next front-end. @final: the server is being destroyed.
+ */
+static void vu_disconnect(struct vhost_user_server *s, bool final)
+{
+	if (s->conn_fd < 0)
+		return;
+	virtio_device_reset(s->dev);
+	s->dev->mem = NULL;
+	guest_mem_clear(&s->mem);
+	vu_session_reset(s);
+	event_loop_unwatch(s->loop, &s->conn_src);
+	close_fd(&s->conn_fd);
+	log_info("vhost-user: front-end disconnected; %s reset", s->dev->ops->name);
+	if (final)
+		return;
+	if (s->listen_fd >= 0 &&
+	    event_loop_watch(s->loop, &s->listen_src, s->listen_fd, EPOLLIN, vu_listen_event,
+			     "vhost-user listener") < 0)
+		log_err("vhost-user: cannot watch the listening socket again");
+	if (s->opts.on_disconnect)
+		s->opts.on_disconnect(s, s->opts.opaque);
+}
+
+/* Take @fd as the front-end. One at a time: the listener is not watched
+ * while a front-end is served, so the next one waits in the backlog. */
+static int vu_connect(struct vhost_user_server *s, int fd)
+{
+	int r;
+
+	if (s->conn_fd >= 0) {
+		close(fd);
+		return -EBUSY;
+	}
+	r = event_loop_watch(s->loop, &s->conn_src, fd, EPOLLIN, vu_conn_event,
+			     "vhost-user connection");
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	s->conn_fd = fd;
+	vu_session_reset(s);
+	if (s->listen_fd >= 0)
+		event_loop_unwatch(s->loop, &s->listen_src);
+	s->counters.connections++;
+	log_info("vhost-user: front-end connected%s%s", s->socket_path ? " on " : "",
+		 s->socket_path ? s->socket_path : "");
+	return 0;
+}
+
+static void vu_listen_event(struct event_source *src, uint32_t events)
+{
+	struct vhost_user_server *s = container_of(src, struct vhost_user_server, listen_src);
+	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_warn("vhost-user: accept on %s: %s", s->socket_path, strerror(errno));
+		return;
+	}
+	vu_connect(s, fd);
+}
+
+/* A socket file left by a dead server is removed; a live server (it accepts
+ * or its backlog is full) or a file that is not a socket is left alone. */
+static int vu_remove_stale(const struct sockaddr_un *addr)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(addr->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	bool live = r == 0 || errno == EAGAIN || errno == EINPROGRESS;
+	close(fd);
+	if (live)
+		return -EADDRINUSE;
+	if (unlink(addr->sun_path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int vu_listen(struct vhost_user_server *s, const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	int r;
+
+	if (len == 0)
+		return -EINVAL;
+	if (len >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, path, len + 1);
+	r = vu_remove_stale(&addr);
+	if (r < 0)
+		return r;
+	s->socket_path = strdup(path);
+	if (!s->socket_path)
+		return -ENOMEM;
+	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->listen_fd < 0)
+		return -errno;
+	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return -errno;
+	if (listen(s->listen_fd, VU_LISTEN_BACKLOG) < 0) {
+		r = -errno;
+		unlink(path);
+		return r;
+	}
+	r = event_loop_watch(s->loop, &s->listen_src, s->listen_fd, EPOLLIN, vu_listen_event,
+			     "vhost-user listener");
+	if (r < 0)
+		unlink(path);
+	return r;
+}
+
+/* ---- public API ---------------------------------------------------- */
+
+static void vu_free(struct vhost_user_server *s)
+{
+	if (s->listen_fd >= 0) {
+		event_loop_unwatch(s->loop, &s->listen_src);
+		close_fd(&s->listen_fd);
+	}
+	free(s->socket_path);
+	s->socket_path = NULL;
+	free(s->vrings);
+	s->vrings = NULL;
+	free(s->rx);
+	s->rx = NULL;
+}
+
+void vhost_user_opts_default(struct vhost_user_opts *opts)
+{
+	*opts = VHOST_USER_OPTS_DEFAULT;
+}
+
+int vhost_user_server_init(struct vhost_user_server *s, struct virtio_device *dev,
+			   struct event_loop *loop, const char *socket_path,
+			   const struct vhost_user_opts *opts)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->listen_fd = s->conn_fd = s->backend_fd = -1;
+	if (!dev || !dev->ops || !loop || dev->num_queues == 0 ||
+	    dev->num_queues > VHOST_USER_MAX_QUEUES)
+		return -EINVAL;
+	s->dev = dev;
+	s->loop = loop;
+	s->opts = opts ? *opts : VHOST_USER_OPTS_DEFAULT;
+	s->opts.protocol_features &= VHOST_USER_PROTOCOL_FEATURES_SUPPORTED;
+	s->transport.ops = &vu_transport_ops;
+	guest_mem_init(&s->mem);
+	s->vrings = calloc(dev->num_queues, sizeof(*s->vrings));
+	s->rx = calloc(1, sizeof(*s->rx));
+	if (!s->vrings || !s->rx) {
+		vu_free(s);
+		return -ENOMEM;
+	}
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		vu_vring_init(s, q);
+	if (socket_path) {
+		r = vu_listen(s, socket_path);
+		if (r < 0) {
+			vu_free(s);
+			return r;
+		}
+	}
+	dev->transport = &s->transport;
+	return 0;
+}
+
+void vhost_user_server_destroy(struct vhost_user_server *s)
+{
+	if (!s->dev)
+		return;
+	vu_disconnect(s, true);
+	if (s->socket_path && s->listen_fd >= 0)
+		unlink(s->socket_path);
+	vu_free(s);
+	if (s->dev->transport == &s->transport)
+		s->dev->transport = NULL;
+	s->dev = NULL;
+}
+
+int vhost_user_server_adopt(struct vhost_user_server *s, int fd)
+{
+	int r = set_nonblock(fd);
+
+	if (r == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return vu_connect(s, fd);
+}
+
+void vhost_user_server_dump_counters(const struct vhost_user_server *s, FILE *out)
+{
+#define X(name, doc) fprintf(out, "vhost_user_%s %llu\n", #name, \
+			     (unsigned long long)s->counters.name);
+	VHOST_USER_COUNTERS(X)
+#undef X
+}

@@ -1,0 +1,119 @@
+/*
+ * The virtio device interface. A device knows its features, config space,
+ * queues and counters; it does not know which transport it sits behind.
+ *
+ *   transport -> device: struct virtio_device_ops (features, config, activate,
+ *                        queue_notify, reset)
+ *   device -> transport: struct virtio_transport_ops (interrupt a queue,
+ *                        config change)
+ *
+ * The transport owns the lifecycle: it negotiates features through
+ * virtio_device_set_features, configures the queues in dev->vqs, calls
+ * virtio_device_activate once every queue is started, forwards kicks with
+ * ops->queue_notify, and calls virtio_device_reset when the driver resets
+ * the device or the vhost-user frontend goes away.
+ */
+#ifndef KVMINI_VIRTIO_DEVICE_H
+#define KVMINI_VIRTIO_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/event_loop.h"
+#include "core/guest_mem.h"
+#include "virtio/virtqueue.h"
+
+struct virtio_device;
+struct virtio_transport;
+
+struct virtio_device_ops {
+	const char *name;
+	uint32_t device_id;               /* VIRTIO_ID_* */
+	uint32_t config_size;             /* bytes of device config space */
+
+	/* Features the device offers (VERSION_1 and ring features included). */
+	uint64_t (*features)(struct virtio_device *dev);
+	/* Accept the negotiated set (already checked to be a subset of
+	 * features() with VERSION_1). Return 0 or -EINVAL to refuse it. */
+	int (*set_features)(struct virtio_device *dev, uint64_t features);
+	/* Fill the whole config space (config_size bytes). */
+	void (*config_read)(struct virtio_device *dev, void *config);
+	/* A driver write of @len bytes at @offset (bounds already checked). */
+	void (*config_write)(struct virtio_device *dev, uint32_t offset,
+			     const void *data, uint32_t len);
+	/* Every queue is started: begin processing. Return 0 or -errno. */
+	int (*activate)(struct virtio_device *dev);
+	/* The driver kicked queue @q (q < num_queues, queue started). */
+	void (*queue_notify)(struct virtio_device *dev, unsigned q);
+	/* Stop processing and forget per-session state; counters survive. */
+	void (*reset)(struct virtio_device *dev);
+	/* Print counters, one "name value" per line. */
+	void (*dump_counters)(struct virtio_device *dev, FILE *out);
+};
+
+struct virtio_transport_ops {
+	/* Interrupt the driver for used buffers on queue @q. */
+	void (*signal_used)(struct virtio_transport *t, unsigned q);
+	/* Interrupt the driver for a config change (or NEEDS_RESET). */
+	void (*signal_config)(struct virtio_transport *t);
+};
+
+struct virtio_transport {
+	const struct virtio_transport_ops *ops;
+};
+
+struct virtio_device {
+	const struct virtio_device_ops *ops;
+	struct virtio_transport *transport;  /* set by the transport */
+	struct event_loop *loop;             /* the loop the device's fds live on */
+	const struct guest_mem *mem;         /* set by the transport before activate */
+	struct virtqueue *vqs;
+	unsigned num_queues;
+	uint64_t features;                   /* negotiated */
+	bool active;
+	/* VIRTIO_CONFIG_S_NEEDS_RESET: a queue was poisoned; cleared by reset. */
+	bool needs_reset;
+	uint32_t config_generation;          /* bumped on every config change */
+};
+
+/* Bounds-checked queue lookup: NULL when @q is out of range. */
+static inline struct virtqueue *virtio_device_vq(struct virtio_device *dev, unsigned q)
+{
+	return q < dev->num_queues ? &dev->vqs[q] : NULL;
+}
+
+static inline bool virtio_device_has(const struct virtio_device *dev, unsigned bit)
+{
+	return (dev->features >> bit) & 1;
+}
+
+/* The feature rules of DESIGN.md: a subset of what is offered, VERSION_1
+ * required. Then ops->set_features, and the ring flags copied to the queues.
+ * Returns 0 or -EINVAL. */
+int virtio_device_set_features(struct virtio_device *dev, uint64_t features);
+
+/* Bounds-checked config access for any transport: reads outside the config
+ * space return -EINVAL (and leave @buf zeroed). */
+int virtio_device_config_read(struct virtio_device *dev, uint32_t offset, void *buf,
+			      uint32_t len);
+int virtio_device_config_write(struct virtio_device *dev, uint32_t offset,
+			       const void *buf, uint32_t len);
+
+/* Start every queue against @dev->mem and activate the device. */
+int virtio_device_activate(struct virtio_device *dev);
+/* Full reset (driver wrote status 0, or the frontend went away): stop,
+ * forget features and queue configuration; counters survive. */
+void virtio_device_reset(struct virtio_device *dev);
+/* Stop processing and stop the queues but keep features and queue
+ * configuration (vhost-user ring disable, memory table change). */
+void virtio_device_deactivate(struct virtio_device *dev);
+
+/* A queue was found poisoned: set NEEDS_RESET and tell the driver (once). */
+void virtio_device_mark_broken(struct virtio_device *dev, unsigned q);
+
+/* Publish queue @q's used entries and interrupt the driver if it asked.
+ * Returns true when an interrupt was sent. */
+bool virtio_device_publish(struct virtio_device *dev, unsigned q);
+
+#endif

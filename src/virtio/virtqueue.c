@@ -1,0 +1,316 @@
+/*
+ * Split virtqueue, device side (virtio 1.x section 2.7). See virtqueue.h for
+ * the rules; the barriers below are commented with what they pair with on
+ * the driver side (Linux drivers/virtio/virtio_ring.c).
+ */
+#include "virtio/virtqueue.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/compiler.h"
+
+/* Guest-shared fields are read and written exactly once per use: the guest
+ * may change them at any time, so a value is copied, checked, then used. */
+#define GUEST_LOAD(p)       __atomic_load_n((p), __ATOMIC_RELAXED)
+#define GUEST_STORE(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+void vq_reset(struct virtqueue *vq)
+{
+	memset(vq, 0, sizeof(*vq));
+	vq->notify_enabled = true;
+}
+
+static bool is_pow2(unsigned n)
+{
+	return n && !(n & (n - 1));
+}
+
+/* Where the event-index fields live (spec 2.7.7 / 2.7.10): after the rings. */
+static uint16_t *used_event_ptr(struct virtqueue *vq)
+{
+	return &vq->avail->ring[vq->size];
+}
+
+static uint16_t *avail_event_ptr(struct virtqueue *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->size];
+}
+
+int vq_start(struct virtqueue *vq, const struct guest_mem *mem)
+{
+	uint64_t n = vq->size;
+
+	if (!is_pow2(vq->size) || vq->size > VQ_MAX_SIZE)
+		return -EINVAL;
+	/* Alignment from spec 2.7 table "Virtqueue Part Alignment". */
+	if (vq->desc_gpa % 16 || vq->avail_gpa % 2 || vq->used_gpa % 4)
+		return -EINVAL;
+	/* The +2 covers used_event / avail_event whether or not EVENT_IDX is on. */
+	vq->desc = guest_mem_ptr(mem, vq->desc_gpa, 16 * n);
+	vq->avail = guest_mem_ptr(mem, vq->avail_gpa, 4 + 2 * n + 2);
+	vq->used = guest_mem_ptr(mem, vq->used_gpa, 4 + 8 * n + 2);
+	if (!vq->desc || !vq->avail || !vq->used) {
+		vq->desc = NULL;
+		vq->avail = NULL;
+		vq->used = NULL;
+		return -EFAULT;
+	}
+	vq->mem = mem;
+	vq->used_idx = GUEST_LOAD(&vq->used->idx);
+	vq->published_idx = vq->used_idx;
+	vq->signalled_valid = false;
+	vq->notify_enabled = true;
+	vq->started = true;
+	return 0;
+}
+
+void vq_stop(struct virtqueue *vq)
+{
+	vq->started = false;
+	vq->desc = NULL;
+	vq->avail = NULL;
+	vq->used = NULL;
+	vq->mem = NULL;
+}
+
+/* Read avail->idx. Acquire: ring entries read after it are at least as new
+ * as the index (pairs with the driver's virtio_wmb before its idx store). */
+static uint16_t load_avail_idx(struct virtqueue *vq)
+{
+	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+}
+
+static enum vq_pop_result poison(struct virtqueue *vq, enum vq_poison_reason why)
+{
+	vq->poisoned = why;
+	return VQ_POP_POISONED;
+}
+
+/* State of one walk through a chain. */
+struct chain_walk {
+	const struct vring_desc *table;   /* the ring's table or an indirect one */
+	uint32_t table_size;
+	uint32_t ttl;                     /* descriptors left before we call it a loop */
+	bool in_indirect;
+};
+
+/* Enter an indirect table (spec 2.7.5.3): negotiated, not nested, not
+ * chained, a whole number of descriptors, contiguous in guest memory. */
+static enum vq_chain_error enter_indirect(struct virtqueue *vq, struct chain_walk *w,
+					  const struct vring_desc *d)
+{
+	if (!vq->indirect || w->in_indirect || (d->flags & VRING_DESC_F_NEXT))
+		return VQ_CHAIN_ERR_INDIRECT;
+	if (d->len == 0 || d->len % sizeof(struct vring_desc) ||
+	    d->len / sizeof(struct vring_desc) > VQ_MAX_SIZE)
+		return VQ_CHAIN_ERR_INDIRECT;
+	w->table = guest_mem_ptr(vq->mem, d->addr, d->len);
+	if (!w->table)
+		return VQ_CHAIN_ERR_ADDR;
+	w->table_size = d->len / sizeof(struct vring_desc);
+	w->ttl = w->table_size;
+	w->in_indirect = true;
+	return VQ_CHAIN_ERR_NONE;
+}
+
+/* Append one buffer descriptor's memory to the chain. */
+static enum vq_chain_error add_buffer(const struct virtqueue *vq, struct vq_chain *c,
+				      const struct vring_desc *d)
+{
+	bool writable = d->flags & VRING_DESC_F_WRITE;
+	unsigned used = c->n_out + c->n_in;
+
+	/* Spec 2.7.4.2: readable descriptors come before writable ones. */
+	if (!writable && c->n_in)
+		return VQ_CHAIN_ERR_ORDER;
+	int n = guest_mem_to_iov(vq->mem, d->addr, d->len, c->iov + used,
+				 VQ_CHAIN_MAX_IOV - used);
+	if (n == -ENOBUFS)
+		return VQ_CHAIN_ERR_TOO_MANY_IOV;
+	if (n < 0)
+		return VQ_CHAIN_ERR_ADDR;
+	if (writable) {
+		c->n_in += n;
+		c->in_len += d->len;
+	} else {
+		c->n_out += n;
+		c->out_len += d->len;
+	}
+	/* The used ring reports lengths in 32 bits. */
+	if (c->in_len > UINT32_MAX || c->out_len > UINT32_MAX)
+		return VQ_CHAIN_ERR_LEN;
+	return VQ_CHAIN_ERR_NONE;
+}
+
+/* Walk the chain starting at @head into @c. */
+static enum vq_chain_error walk_chain(struct virtqueue *vq, uint16_t head, struct vq_chain *c)
+{
+	struct chain_walk w = {
+		.table = vq->desc, .table_size = vq->size, .ttl = vq->size,
+	};
+	uint32_t idx = head;
+
+	for (;;) {
+		struct vring_desc d;
+		enum vq_chain_error err;
+
+		/* A chain never has more descriptors than its table: more is a loop. */
+		if (w.ttl-- == 0)
+			return VQ_CHAIN_ERR_TOO_LONG;
+		/* One copy of the descriptor, then only the copy is used. */
+		memcpy(&d, &w.table[idx], sizeof(d));
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			err = enter_indirect(vq, &w, &d);
+			if (err)
+				return err;
+			idx = 0;
+			continue;
+		}
+		err = add_buffer(vq, c, &d);
+		if (err)
+			return err;
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return VQ_CHAIN_ERR_NONE;
+		if (d.next >= w.table_size)
+			return VQ_CHAIN_ERR_NEXT_RANGE;
+		idx = d.next;
+	}
+}
+
+enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
+{
+	if (vq->poisoned)
+		return VQ_POP_POISONED;
+	if (!vq->started)
+		return VQ_POP_EMPTY;
+	uint16_t avail_idx = load_avail_idx(vq);
+	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
+	/* Spec 2.7.6: the driver never has more than size entries outstanding. */
+	if (pending > vq->size)
+		return poison(vq, VQ_POISON_AVAIL_IDX);
+	if (pending == 0)
+		return VQ_POP_EMPTY;
+	uint16_t head = GUEST_LOAD(&vq->avail->ring[vq->last_avail_idx & (vq->size - 1)]);
+	if (head >= vq->size)
+		return poison(vq, VQ_POISON_HEAD_RANGE);
+	vq->last_avail_idx++;
+	if (vq->event_idx && vq->notify_enabled)
+		GUEST_STORE(avail_event_ptr(vq), vq->last_avail_idx);
+
+	chain->head = head;
+	chain->n_out = chain->n_in = 0;
+	chain->out_len = chain->in_len = 0;
+	vq->last_chain_error = walk_chain(vq, head, chain);
+	if (vq->last_chain_error) {
+		chain->n_out = chain->n_in = 0;
+		chain->out_len = chain->in_len = 0;
+		return VQ_POP_BAD_CHAIN;
+	}
+	return VQ_POP_OK;
+}
+
+void vq_unpop(struct virtqueue *vq)
+{
+	vq->last_avail_idx--;
+}
+
+bool vq_has_avail(struct virtqueue *vq)
+{
+	if (!vq->started || vq->poisoned)
+		return false;
+	return load_avail_idx(vq) != vq->last_avail_idx;
+}
+
+int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+{
+	if (!vq->started)
+		return -EIO;
+	if (head >= vq->size)
+		return -EINVAL;
+	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
+	GUEST_STORE(&e->id, head);
+	GUEST_STORE(&e->len, len);
+	vq->used_idx++;
+	return 0;
+}
+
+/* Linux's vring_need_event: did the used index pass the guest's used_event
+ * between @old and @new? */
+static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+bool vq_publish(struct virtqueue *vq)
+{
+	if (!vq->started || vq->used_idx == vq->published_idx)
+		return false;
+	/* Release: the used elements are visible before the index (pairs with
+	 * the driver's virtio_rmb after reading used->idx). */
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	vq->published_idx = vq->used_idx;
+	/* Full barrier: the index store is ordered before we read the guest's
+	 * interrupt-suppression state (pairs with the virtio_mb in the driver's
+	 * virtqueue_enable_cb), or both sides could miss each other. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!vq->event_idx)
+		return !(GUEST_LOAD(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	uint16_t old = vq->signalled_idx;
+	bool valid = vq->signalled_valid;
+	vq->signalled_idx = vq->used_idx;
+	vq->signalled_valid = true;
+	return !valid || need_event(GUEST_LOAD(used_event_ptr(vq)), vq->used_idx, old);
+}
+
+void vq_disable_notify(struct virtqueue *vq)
+{
+	vq->notify_enabled = false;
+	if (!vq->started || vq->event_idx)
+		return;   /* with EVENT_IDX, a stale avail_event suppresses kicks */
+	uint16_t flags = GUEST_LOAD(&vq->used->flags);
+	GUEST_STORE(&vq->used->flags, flags | VRING_USED_F_NO_NOTIFY);
+}
+
+bool vq_enable_notify(struct virtqueue *vq)
+{
+	vq->notify_enabled = true;
+	if (!vq->started || vq->poisoned)
+		return false;
+	if (vq->event_idx) {
+		GUEST_STORE(avail_event_ptr(vq), vq->last_avail_idx);
+	} else {
+		uint16_t flags = GUEST_LOAD(&vq->used->flags);
+		GUEST_STORE(&vq->used->flags, flags & ~VRING_USED_F_NO_NOTIFY);
+	}
+	/* Full barrier: the store above is visible before we look at avail->idx
+	 * again (pairs with the driver's virtio_mb between publishing avail->idx
+	 * and reading avail_event/flags); a chain slipped in meanwhile is seen. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return load_avail_idx(vq) != vq->last_avail_idx;
+}
+
+const char *vq_chain_error_str(enum vq_chain_error err)
+{
+	static const char *const names[] = {
+		[VQ_CHAIN_ERR_NONE] = "no error",
+		[VQ_CHAIN_ERR_NEXT_RANGE] = "next descriptor index out of range",
+		[VQ_CHAIN_ERR_TOO_LONG] = "chain longer than its table (loop)",
+		[VQ_CHAIN_ERR_ADDR] = "buffer outside guest memory",
+		[VQ_CHAIN_ERR_TOO_MANY_IOV] = "chain has too many pieces",
+		[VQ_CHAIN_ERR_INDIRECT] = "bad indirect descriptor",
+		[VQ_CHAIN_ERR_ORDER] = "readable descriptor after a writable one",
+		[VQ_CHAIN_ERR_LEN] = "chain length overflows 32 bits",
+	};
+	return (unsigned)err < ARRAY_SIZE(names) ? names[err] : "unknown";
+}
+
+const char *vq_poison_str(enum vq_poison_reason why)
+{
+	static const char *const names[] = {
+		[VQ_POISON_NONE] = "not poisoned",
+		[VQ_POISON_AVAIL_IDX] = "avail index ran more than the queue size ahead",
+		[VQ_POISON_HEAD_RANGE] = "avail ring holds a head out of range",
+	};
+	return (unsigned)why < ARRAY_SIZE(names) ? names[why] : "unknown";
+}

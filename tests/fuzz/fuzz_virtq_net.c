@@ -1,0 +1,894 @@
+/*
+ * libFuzzer target: a hostile guest driver against the split virtqueue and
+ * the virtio-net device (loopback backend).
+ *
+ * The input is a 4-byte header (features, queue sizes) followed by a list of
+ * operations that poke descriptors, avail entries and indices, indirect
+ * tables and suppression fields into fake guest memory (two regions, non-zero
+ * base, guard pages around), offer well-formed frames, kick the device's RX
+ * and TX queues, and drive a third queue through vq_pop/vq_push directly.
+ *
+ * Checked besides ASan/UBSan:
+ *  - raw vq_pop agrees with an independent model of the chain rules
+ *    (vd_ref_walk): same verdict, same lengths and piece counts, every iovec
+ *    inside guest memory, poisoning exactly when the avail ring is broken;
+ *  - the device completes a head at most as often as it popped it, never
+ *    with more bytes than the chain's writable length, and TX with 0;
+ *  - counters agree with the used rings and each other (every TX completion
+ *    is exactly one TX outcome, every looped-back frame one RX outcome,
+ *    interrupts counted as sent), a poisoned queue raises NEEDS_RESET.
+ * Checks that depend on ring contents are skipped for the rest of an input
+ * once the device's own RX writes land on ring structures (a guest may do
+ * that, but then the test cannot know what the device read).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+
+#include "core/compiler.h"
+#include "core/event_loop.h"
+#include "core/log.h"
+#include "net/net_device.h"
+#include "virtio/device.h"
+#include "virtio/virtqueue.h"
+#include "vdriver.h"
+
+#define MEM_BASE   0x7ff00000ull           /* just below 2 GiB: non-zero, odd-ish */
+#define MEM_SIZE   (512u * 1024u)
+#define MEM_SPLIT  (256u * 1024u)
+#define RAW_Q      2
+#define NQ         3
+#define MAX_QSIZE  256
+#define MAX_OPS    400
+#define LOG_BYTES  (1u << 20)
+
+#define FAIL(...) do { \
+	fprintf(stderr, "fuzz_virtq_net: " __VA_ARGS__); \
+	fprintf(stderr, "\n"); \
+	abort(); \
+} while (0)
+
+/* ---- input ---- */
+
+struct input {
+	const uint8_t *p;
+	size_t n;
+};
+
+static uint64_t take(struct input *in, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes && in->n; i++, in->n--)
+		v |= (uint64_t)*in->p++ << (8 * i);
+	return v;
+}
+
+/* ---- the world ---- */
+
+static struct vd_mem mem;
+static struct event_loop loop;
+static struct net_device net;
+static struct vd_queue dq[NQ];
+static struct virtqueue raw_vq;
+static struct vq_chain raw_chain;
+static bool raw_popped;
+static uint16_t raw_head;
+static uint64_t data_base, data_end;       /* where well-formed buffers go */
+static uint64_t features;
+
+static uint64_t irq_sent[2], config_sent;
+
+static void t_signal_used(struct virtio_transport *t, unsigned q)
+{
+	if (q >= 2)
+		FAIL("interrupt for queue %u", q);
+	irq_sent[q]++;
+}
+
+static void t_signal_config(struct virtio_transport *t)
+{
+	config_sent++;
+}
+
+static const struct virtio_transport_ops transport_ops = {
+	.signal_used = t_signal_used,
+	.signal_config = t_signal_config,
+};
+static struct virtio_transport transport = { .ops = &transport_ops };
+
+/* ---- per-queue accounting for the device's queues ---- */
+
+struct pending {
+	uint16_t head;
+	struct vd_ref_chain ref;
+};
+
+struct acct {
+	bool unsound;                    /* ring-content checks off for this input */
+	uint16_t seen_used;              /* used entries the driver has read */
+	uint32_t popped[MAX_QSIZE];
+	uint32_t completed[MAX_QSIZE];
+	uint32_t bound[MAX_QSIZE];       /* largest writable length a pop of the head had */
+	/* Snapshot before a device call. */
+	uint16_t last_before, used_before, npending;
+	bool poisoned_before, valid_before;
+	struct pending pend[MAX_QSIZE];
+};
+
+static struct acct acct[2];
+
+/* What the checks saw, printed at exit when FUZZ_VIRTQ_STATS is set, to
+ * tell a fuzzer that exercises the device from one that only spins. */
+static struct {
+	uint64_t calls, unsound_calls, used_checked, raw_ok, raw_bad, raw_poisoned;
+	uint64_t tx_packets, rx_packets;
+} stats;
+
+/* Every guest byte the model read before a device call, to tell whether the
+ * device's own writes changed them during the call. */
+static struct {
+	uint8_t bytes[LOG_BYTES];
+	struct { uint64_t gpa; uint32_t len, off; } ent[16384];
+	unsigned nent;
+	uint32_t used;
+	bool overflow;
+} rlog;
+
+static void log_read(void *ctx, uint64_t gpa, uint64_t len)
+{
+	if (rlog.overflow || rlog.nent == ARRAY_SIZE(rlog.ent) || len > LOG_BYTES - rlog.used) {
+		rlog.overflow = true;
+		return;
+	}
+	vd_read(&mem, gpa, rlog.bytes + rlog.used, len);
+	rlog.ent[rlog.nent].gpa = gpa;
+	rlog.ent[rlog.nent].len = (uint32_t)len;
+	rlog.ent[rlog.nent].off = rlog.used;
+	rlog.nent++;
+	rlog.used += (uint32_t)len;
+}
+
+static bool log_unchanged(void)
+{
+	uint8_t now[4096];
+
+	if (rlog.overflow)
+		return false;
+	for (unsigned i = 0; i < rlog.nent; i++) {
+		uint32_t len = rlog.ent[i].len;
+		if (len > sizeof(now) || vd_read(&mem, rlog.ent[i].gpa, now, len) ||
+		    memcmp(now, rlog.bytes + rlog.ent[i].off, len))
+			return false;
+	}
+	return true;
+}
+
+static uint16_t avail_idx_of(const struct vd_queue *q)
+{
+	return __atomic_load_n(&q->avail->idx, __ATOMIC_ACQUIRE);
+}
+
+/* Model what the device may pop from queue @q in the coming call. */
+static void snapshot_queue(unsigned q)
+{
+	struct acct *a = &acct[q];
+	struct virtqueue *vq = &net.vqs[q];
+	struct vd_queue *d = &dq[q];
+
+	a->last_before = vq->last_avail_idx;
+	a->used_before = vq->used_idx;
+	a->poisoned_before = vq->poisoned != VQ_POISON_NONE;
+	a->npending = 0;
+	log_read(NULL, d->avail_gpa + 2, 2);
+	uint16_t pending = (uint16_t)(avail_idx_of(d) - vq->last_avail_idx);
+	a->valid_before = pending <= d->size;
+	if (!a->valid_before || !vq->started)
+		return;
+	for (uint16_t k = 0; k < pending; k++) {
+		uint16_t slot = (uint16_t)((vq->last_avail_idx + k) % d->size);
+		struct pending *p = &a->pend[a->npending++];
+		log_read(NULL, d->avail_gpa + 4 + 2ull * slot, 2);
+		p->head = d->avail->ring[slot];
+		vd_ref_walk(d, vq->indirect, p->head, &p->ref, log_read, NULL);
+		if (p->head >= d->size)
+			break;               /* the device stops (poisons) here */
+	}
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
+static bool hits_used_ring(uint64_t gpa, uint64_t len)
+{
+	for (unsigned q = 0; q < NQ; q++) {
+		if (ranges_overlap(gpa, len, dq[q].used_gpa, 4 + 8ull * dq[q].size + 2))
+			return true;
+	}
+	return false;
+}
+
+/* Did an RX chain the device consumed let it write over a used ring? */
+static bool rx_writes_hit_used(uint16_t consumed)
+{
+	const struct acct *a = &acct[NET_RX_QUEUE];
+
+	for (uint16_t k = 0; k < consumed && k < a->npending; k++) {
+		const struct vd_ref_chain *r = &a->pend[k].ref;
+		if (r->wr_overflow)
+			return true;
+		for (unsigned i = 0; i < r->n_wr; i++) {
+			if (hits_used_ring(r->wr[i].gpa, r->wr[i].len))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Record the chains the device consumed in the call. */
+static void account_pops(unsigned q, uint16_t consumed)
+{
+	struct acct *a = &acct[q];
+	struct virtqueue *vq = &net.vqs[q];
+
+	if (!a->valid_before) {
+		if (consumed)
+			FAIL("q%u: consumed %u entries from a broken avail ring", q, consumed);
+		return;
+	}
+	if (consumed > a->npending)
+		FAIL("q%u: consumed %u of %u pending", q, consumed, a->npending);
+	for (uint16_t k = 0; k < consumed; k++) {
+		const struct pending *p = &a->pend[k];
+		if (p->head >= dq[q].size)
+			FAIL("q%u: consumed head %u out of range", q, p->head);
+		a->popped[p->head]++;
+		uint32_t in_len = p->ref.ok ? (uint32_t)p->ref.in_len : 0;
+		if (in_len > a->bound[p->head])
+			a->bound[p->head] = in_len;
+	}
+	/* Poisoned in this call: the model must agree the ring was broken. */
+	if (vq->poisoned && !a->poisoned_before &&
+	    !(consumed < a->npending && a->pend[consumed].head >= dq[q].size))
+		FAIL("q%u: poisoned (%d) with a sound avail ring", q, vq->poisoned);
+}
+
+static void read_used(unsigned q)
+{
+	struct acct *a = &acct[q];
+	struct vd_queue *d = &dq[q];
+	uint16_t idx = __atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE);
+
+	if (idx != net.vqs[q].published_idx)
+		FAIL("q%u: used->idx %u but device published %u", q, idx, net.vqs[q].published_idx);
+	for (; a->seen_used != idx; a->seen_used++) {
+		struct vring_used_elem e = vd_raw_used(d, a->seen_used);
+		if (e.id >= d->size)
+			FAIL("q%u: used id %u out of range", q, e.id);
+		if (++a->completed[e.id] > a->popped[e.id])
+			FAIL("q%u: head %u completed %u times, popped %u", q, e.id,
+			     a->completed[e.id], a->popped[e.id]);
+		if (e.len > a->bound[e.id])
+			FAIL("q%u: head %u used len %u > writable %u", q, e.id, e.len,
+			     a->bound[e.id]);
+		stats.used_checked++;
+		if (q == NET_TX_QUEUE && e.len)
+			FAIL("TX head %u completed with len %u", e.id, e.len);
+		if (q == NET_RX_QUEUE && e.len && e.len < NET_HDR_LEN)
+			FAIL("RX head %u completed with len %u < header", e.id, e.len);
+	}
+}
+
+static struct net_counters cnt_before;
+static uint64_t irq_before[2];
+
+static void before_call(void)
+{
+	rlog.nent = 0;
+	rlog.used = 0;
+	rlog.overflow = false;
+	for (unsigned q = 0; q < 2; q++)
+		snapshot_queue(q);
+	cnt_before = net.counters;
+	irq_before[0] = irq_sent[0];
+	irq_before[1] = irq_sent[1];
+}
+
+#define D(field) (net.counters.field - cnt_before.field)
+
+static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
+{
+	if (D(used_add_failed))
+		FAIL("used_add_failed moved");
+	if (D(tx_packets) + D(tx_chain_invalid) + D(tx_frame_oversize) + D(tx_backend_errors) !=
+	    tx_pushed)
+		FAIL("TX outcomes %llu != TX completions %u",
+		     (unsigned long long)(D(tx_packets) + D(tx_chain_invalid) +
+					  D(tx_frame_oversize) + D(tx_backend_errors)), tx_pushed);
+	if (D(rx_packets) + D(rx_chain_invalid) != rx_pushed)
+		FAIL("RX outcomes %llu != RX completions %u",
+		     (unsigned long long)(D(rx_packets) + D(rx_chain_invalid)), rx_pushed);
+	if (D(tx_packets) != D(rx_packets) + D(rx_dropped_no_buffer) + D(rx_dropped_poisoned) +
+	    D(rx_dropped_too_big))
+		FAIL("looped-back frames do not add up");
+	if (D(rx_bytes) > D(tx_bytes))
+		FAIL("more bytes received than sent");
+	if (D(tx_bytes) > (uint64_t)D(tx_packets) * NET_TX_FRAME_MAX)
+		FAIL("TX bytes beyond the frame cap");
+	if (irq_sent[0] - irq_before[0] != D(rx_interrupts) ||
+	    irq_sent[1] - irq_before[1] != D(tx_interrupts))
+		FAIL("interrupt counters disagree with interrupts sent");
+	for (unsigned q = 0; q < 2; q++) {
+		if (net.vqs[q].poisoned && !net.vdev.needs_reset)
+			FAIL("q%u poisoned without NEEDS_RESET", q);
+	}
+}
+
+static void after_call(void)
+{
+	bool same = log_unchanged();
+	uint16_t pushed[2];
+
+	stats.calls++;
+
+	for (unsigned q = 0; q < 2; q++)
+		pushed[q] = (uint16_t)(net.vqs[q].used_idx - acct[q].used_before);
+	check_counters(pushed[NET_RX_QUEUE], pushed[NET_TX_QUEUE]);
+	uint16_t rx_consumed = (uint16_t)(net.vqs[NET_RX_QUEUE].last_avail_idx -
+					  acct[NET_RX_QUEUE].last_before);
+	bool used_clobbered = rx_writes_hit_used(rx_consumed);
+	for (unsigned q = 0; q < 2; q++) {
+		struct acct *a = &acct[q];
+		uint16_t consumed = (uint16_t)(net.vqs[q].last_avail_idx - a->last_before);
+		if (pushed[q] > consumed)
+			FAIL("q%u: %u completions for %u chains taken", q, pushed[q], consumed);
+		if (!same || used_clobbered) {
+			a->unsound = true;
+			stats.unsound_calls++;
+		}
+		if (a->unsound) {
+			a->seen_used = net.vqs[q].published_idx;
+			continue;
+		}
+		account_pops(q, consumed);
+		read_used(q);
+	}
+}
+
+/* ---- setup ---- */
+
+static void configure_device_queue(unsigned q)
+{
+	struct virtqueue *vq = &net.vqs[q];
+	bool ind = vq->indirect, ev = vq->event_idx;
+
+	vd_queue_to_vq(&dq[q], vq, ind);
+	vq->event_idx = ev;
+	vq->last_avail_idx = 0;
+}
+
+/* Reset, negotiate and activate the device as a transport would. */
+static void bring_up_device(bool bad_features)
+{
+	virtio_device_reset(&net.vdev);
+	memset(acct, 0, sizeof(acct));
+	uint64_t f = features;
+	if (bad_features)
+		f = (f & ~(1ull << VIRTIO_F_VERSION_1)) | (1ull << VIRTIO_NET_F_MRG_RXBUF);
+	if (virtio_device_set_features(&net.vdev, f) < 0) {
+		if (!bad_features)
+			FAIL("features 0x%llx refused", (unsigned long long)f);
+		return;
+	}
+	if (bad_features)
+		FAIL("bad features 0x%llx accepted", (unsigned long long)f);
+	for (unsigned q = 0; q < 2; q++)
+		configure_device_queue(q);
+	net.vdev.mem = &mem.gm;
+	net.vdev.transport = &transport;
+	before_call();
+	int r = virtio_device_activate(&net.vdev);
+	if (r == 0)
+		after_call();
+	else if (net.vdev.active)
+		FAIL("activate failed (%d) but the device is active", r);
+}
+
+static void print_stats(void)
+{
+	fprintf(stderr, "fuzz_virtq_net stats: device calls %llu (ring checks off in %llu), "
+		"used entries checked %llu, raw pops ok %llu bad %llu poisoned %llu, "
+		"frames tx %llu rx %llu\n",
+		(unsigned long long)stats.calls, (unsigned long long)stats.unsound_calls,
+		(unsigned long long)stats.used_checked, (unsigned long long)stats.raw_ok,
+		(unsigned long long)stats.raw_bad, (unsigned long long)stats.raw_poisoned,
+		(unsigned long long)net.counters.tx_packets,
+		(unsigned long long)net.counters.rx_packets);
+}
+
+static int init_world(void)
+{
+	char err[128];
+
+	if (getenv("FUZZ_VIRTQ_STATS"))
+		atexit(print_stats);
+	log_threshold = LOG_ERROR;
+	if (vd_mem_init(&mem, MEM_BASE, MEM_SIZE, MEM_SPLIT) || event_loop_init(&loop))
+		return -1;
+	struct net_backend *be = net_loopback_create(&loop, NULL, err, sizeof(err));
+	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, .mtu = 1500 };
+	if (!be || net_device_init(&net, &opts, be, &loop))
+		return -1;
+	return 0;
+}
+
+/* Queue sizes: powers of two up to MAX_QSIZE; bit 7 asks for a bad size. */
+static uint16_t size_from(uint8_t b)
+{
+	if (b & 0x80)
+		return (uint16_t)(3 + (b & 0x7f) % 60);
+	return (uint16_t)(1u << (b % 9));
+}
+
+static int setup_input(struct input *in)
+{
+	uint8_t f = (uint8_t)take(in, 1);
+	uint16_t sizes[NQ] = {
+		size_from((uint8_t)take(in, 1)), size_from((uint8_t)take(in, 1)),
+		size_from((uint8_t)take(in, 1) & 0x7f),
+	};
+
+	features = 1ull << VIRTIO_F_VERSION_1;
+	if (f & 1)
+		features |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+	if (f & 2)
+		features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
+	if (f & 4)
+		features |= (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+	memset(mem.regions[0].host, 0, mem.regions[0].size);
+	memset(mem.regions[1].host, 0, mem.regions[1].size);
+	vd_alloc_reset(&mem);
+	for (unsigned q = 0; q < NQ; q++) {
+		struct vd_queue_opts o = {
+			.size = sizes[q], .event_idx = features >> VIRTIO_RING_F_EVENT_IDX & 1,
+		};
+		if (vd_queue_init(&dq[q], &mem, &o))
+			return -1;
+	}
+	data_base = (mem.brk + 4095) & ~4095ull;
+	data_end = MEM_BASE + MEM_SIZE;
+	bring_up_device(f & 8);
+	vq_reset(&raw_vq);
+	vd_queue_to_vq(&dq[RAW_Q], &raw_vq, f & 0x10);
+	raw_vq.event_idx = f & 0x20;
+	raw_popped = false;
+	if (vq_start(&raw_vq, &mem.gm))
+		FAIL("raw queue of size %u did not start", raw_vq.size);
+	return 0;
+}
+
+static void teardown_input(void)
+{
+	virtio_device_reset(&net.vdev);
+	for (unsigned q = 0; q < NQ; q++)
+		vd_queue_destroy(&dq[q]);
+}
+
+/* ---- operations ---- */
+
+/* A guest address from 5 input bytes: mostly inside memory, sometimes at its
+ * edges, the region split, or anywhere at all. */
+static uint64_t take_addr(struct input *in)
+{
+	uint8_t mode = (uint8_t)take(in, 1);
+	uint32_t v = (uint32_t)take(in, 4);
+
+	switch (mode % 5) {
+	case 0: return MEM_BASE + v % MEM_SIZE;
+	case 1: return MEM_BASE + MEM_SPLIT + (int32_t)v % 4096;
+	case 2: return MEM_BASE + MEM_SIZE - v % 8192;
+	case 3: return UINT64_MAX - v;
+	default: return v;
+	}
+}
+
+static void op_desc(struct input *in)
+{
+	unsigned q = take(in, 1) % NQ;
+	uint16_t i = (uint16_t)take(in, 2);
+	uint64_t addr = take_addr(in);
+	uint32_t len = (uint32_t)take(in, 4);
+	uint16_t flags = (uint16_t)take(in, 1) & 7;
+	uint16_t next = (uint16_t)take(in, 2);
+
+	vd_raw_desc(&dq[q], i, addr, len, flags, next);
+}
+
+/* Raw bytes anywhere but the used rings (the device owns those). */
+static void op_write(struct input *in)
+{
+	uint64_t gpa = take_addr(in);
+	unsigned len = take(in, 1) % 64 + 1;
+	uint8_t bytes[64];
+
+	for (unsigned i = 0; i < len; i++)
+		bytes[i] = (uint8_t)take(in, 1);
+	if (!hits_used_ring(gpa, len))
+		vd_write(&mem, gpa, bytes, len);
+}
+
+/* An indirect table of @n entries, each a buffer of the data area. */
+static void op_indirect(struct input *in)
+{
+	uint64_t table = data_base + (take(in, 2) * 16) % (data_end - data_base);
+	unsigned n = take(in, 1) % 24 + 1;
+	struct vring_desc d;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t off = (uint32_t)take(in, 2);
+		d.addr = data_base + off;
+		d.len = (uint32_t)take(in, 2);
+		d.flags = (uint16_t)(take(in, 1) & 7);
+		d.next = (uint16_t)(take(in, 1) % (n + 1));
+		if (!hits_used_ring(table + 16ull * i, 16))
+			vd_write(&mem, table + 16ull * i, &d, sizeof(d));
+	}
+}
+
+static void op_avail(struct input *in)
+{
+	unsigned q = take(in, 1) % NQ;
+	uint16_t slot = (uint16_t)take(in, 2), head = (uint16_t)take(in, 2);
+
+	vd_raw_avail(&dq[q], slot, head);
+}
+
+static void op_publish(struct input *in)
+{
+	unsigned q = take(in, 1) % NQ;
+	int8_t delta = (int8_t)take(in, 1);
+
+	vd_raw_avail_idx(&dq[q], (uint16_t)(dq[q].avail_idx + delta));
+}
+
+/* A well-formed frame (TX) or buffer (RX): descriptors from @first on,
+ * buffers in the data area, optionally through an indirect table. */
+static void op_good_chain(struct input *in, unsigned q)
+{
+	struct vd_queue *d = &dq[q];
+	uint16_t first = (uint16_t)(take(in, 2) % d->size);
+	unsigned nbuf = take(in, 1) % 4 + 1;
+	uint8_t opt = (uint8_t)take(in, 1);
+	uint64_t total = NET_HDR_LEN + take(in, 2) * ((opt & 1) ? 2 : 1);
+	uint64_t span = data_end - data_base;
+	uint64_t at = data_base + (take(in, 2) * 8) % span;
+	struct vring_desc descs[4];
+	uint16_t flags = q == NET_RX_QUEUE ? VRING_DESC_F_WRITE : 0;
+
+	if (total > span)
+		total = span;
+	if (at + total > data_end)
+		at = data_end - total;
+	for (unsigned i = 0; i < nbuf; i++) {
+		uint64_t piece = i + 1 < nbuf ? total / nbuf : total - (total / nbuf) * (nbuf - 1);
+		descs[i] = (struct vring_desc){ at, (uint32_t)piece,
+			(uint16_t)(flags | (i + 1 < nbuf ? VRING_DESC_F_NEXT : 0)), 0 };
+		at += piece;
+	}
+	if ((opt & 2) && (features >> VIRTIO_RING_F_INDIRECT_DESC & 1)) {
+		uint64_t table = data_base + ((opt >> 2) * 64) % (span - 64);
+		for (unsigned i = 0; i < nbuf; i++)
+			descs[i].next = (uint16_t)(i + 1);
+		vd_write(&mem, table, descs, 16ull * nbuf);
+		vd_raw_desc(d, first, table, 16 * nbuf, VRING_DESC_F_INDIRECT, 0);
+	} else {
+		for (unsigned i = 0; i < nbuf; i++) {
+			uint16_t idx = (uint16_t)((first + i) % d->size);
+			vd_raw_desc(d, idx, descs[i].addr, descs[i].len, descs[i].flags,
+				    (uint16_t)((idx + 1) % d->size));
+		}
+	}
+	vd_raw_offer(d, first);
+}
+
+/* An indirect table of up to 16384 copies of one descriptor: long enough
+ * for the iovec limit. (32-bit length overflow needs more memory than this
+ * target maps; test_virtqueue covers it.) */
+static void op_big_indirect(struct input *in)
+{
+	unsigned q = take(in, 1) % NQ;
+	uint16_t head = (uint16_t)take(in, 2);
+	unsigned n = take(in, 2) % 16384 + 1;
+	uint64_t addr = take_addr(in);
+	uint32_t len = (uint32_t)take(in, 4) % (MEM_SIZE + 1);
+	uint16_t flags = (uint16_t)(take(in, 1) & VRING_DESC_F_WRITE);
+	struct vring_desc chunk[256];
+
+	if (data_end - data_base < 16ull * n)
+		n = (unsigned)((data_end - data_base) / 16);
+	for (unsigned i = 0; i < n; i += 256) {
+		unsigned k = MIN(256u, n - i);
+		for (unsigned j = 0; j < k; j++) {
+			bool last = i + j + 1 == n;
+			chunk[j] = (struct vring_desc){ addr, len,
+				(uint16_t)(flags | (last ? 0 : VRING_DESC_F_NEXT)), (uint16_t)(i + j + 1) };
+		}
+		vd_write(&mem, data_base + 16ull * i, chunk, 16ull * k);
+	}
+	vd_raw_desc(&dq[q], head, data_base, 16 * n, VRING_DESC_F_INDIRECT, 0);
+	vd_raw_offer(&dq[q], head);
+}
+
+/* Fill the whole RX and TX rings with one-descriptor chains and kick TX:
+ * enough work to exhaust a drain's budget. */
+static void op_flood(struct input *in)
+{
+	uint32_t len = NET_HDR_LEN + (uint32_t)take(in, 1) * 8;
+	uint64_t stride = take(in, 1) * 16 + 16;
+
+	uint64_t span = data_end - data_base - len;
+
+	for (unsigned q = 0; q < 2; q++) {
+		struct vd_queue *d = &dq[q];
+		uint16_t flags = q == NET_RX_QUEUE ? VRING_DESC_F_WRITE : 0;
+		for (uint16_t i = 0; i < d->size; i++) {
+			/* RX from the middle of the area: overlap with TX is possible,
+			 * not the rule. */
+			uint64_t at = data_base + (q * span / 2 + i * stride) % span;
+			vd_raw_desc(d, i, at, len, flags, 0);
+			vd_raw_avail(d, (uint16_t)(d->avail_idx + i), i);
+		}
+		vd_raw_avail_idx(d, (uint16_t)(d->avail_idx + d->size));
+	}
+	if (net.vdev.active) {
+		before_call();
+		net.vdev.ops->queue_notify(&net.vdev, NET_TX_QUEUE);
+		after_call();
+	}
+}
+
+static void op_kick(struct input *in)
+{
+	unsigned q = take(in, 1) % 2;
+
+	if (!net.vdev.active)
+		return;
+	before_call();
+	net.vdev.ops->queue_notify(&net.vdev, q);
+	after_call();
+}
+
+static void op_run_loop(void)
+{
+	before_call();
+	event_loop_once(&loop, 0);
+	after_call();
+}
+
+static void op_suppress(struct input *in)
+{
+	unsigned q = take(in, 1) % NQ;
+	uint8_t what = (uint8_t)take(in, 1);
+	uint16_t v = (uint16_t)take(in, 2);
+
+	if (what & 1)
+		vd_set_used_event(&dq[q], v);
+	else
+		vd_set_avail_flags(&dq[q], v & 1);
+}
+
+/* Every iovec of a popped chain lies inside one region on the host. */
+static void check_iov_bounds(const struct vq_chain *c)
+{
+	for (unsigned i = 0; i < c->n_out + c->n_in; i++) {
+		const uint8_t *b = c->iov[i].iov_base;
+		bool inside = false;
+		for (unsigned r = 0; r < mem.nregions && !inside; r++) {
+			const struct vd_region *reg = &mem.regions[r];
+			inside = b >= reg->host && c->iov[i].iov_len <= reg->size &&
+				 (uint64_t)(b - reg->host) <= reg->size - c->iov[i].iov_len;
+		}
+		if (!inside || !c->iov[i].iov_len)
+			FAIL("raw: iovec %u (%p, %zu) outside guest memory or empty", i,
+			     c->iov[i].iov_base, c->iov[i].iov_len);
+	}
+}
+
+static void compare_with_model(enum vq_pop_result r, uint16_t head)
+{
+	struct vd_ref_chain ref;
+
+	vd_ref_walk(&dq[RAW_Q], raw_vq.indirect, head, &ref, NULL, NULL);
+	if (raw_chain.head != head)
+		FAIL("raw: popped head %u, ring holds %u", raw_chain.head, head);
+	if (ref.ok != (r == VQ_POP_OK))
+		FAIL("raw: head %u: vq_pop %d (%s), model says %s", head, r,
+		     vq_chain_error_str(raw_vq.last_chain_error), ref.ok ? "ok" : "bad");
+	stats.raw_ok += r == VQ_POP_OK;
+	stats.raw_bad += r != VQ_POP_OK;
+	if (r != VQ_POP_OK) {
+		if (raw_chain.n_out || raw_chain.n_in || raw_chain.out_len || raw_chain.in_len)
+			FAIL("raw: bad chain left pieces behind");
+		return;
+	}
+	if (raw_chain.n_out != ref.n_out || raw_chain.n_in != ref.n_in ||
+	    raw_chain.out_len != ref.out_len || raw_chain.in_len != ref.in_len)
+		FAIL("raw: head %u: %u/%u pieces %llu/%llu bytes, model %u/%u %llu/%llu", head,
+		     raw_chain.n_out, raw_chain.n_in, (unsigned long long)raw_chain.out_len,
+		     (unsigned long long)raw_chain.in_len, ref.n_out, ref.n_in,
+		     (unsigned long long)ref.out_len, (unsigned long long)ref.in_len);
+	check_iov_bounds(&raw_chain);
+	if (iov_length(raw_chain.iov, raw_chain.n_out) != raw_chain.out_len ||
+	    iov_length(vq_chain_in(&raw_chain), raw_chain.n_in) != raw_chain.in_len)
+		FAIL("raw: iovec lengths do not add up");
+}
+
+static void op_raw_pop(void)
+{
+	struct vd_queue *d = &dq[RAW_Q];
+	bool was_poisoned = raw_vq.poisoned != VQ_POISON_NONE;
+	uint16_t last = raw_vq.last_avail_idx;
+	uint16_t pending = (uint16_t)(avail_idx_of(d) - last);
+	enum vq_pop_result r = vq_pop(&raw_vq, &raw_chain);
+
+	raw_popped = false;
+	if (was_poisoned || pending > d->size) {
+		stats.raw_poisoned++;
+		if (r != VQ_POP_POISONED)
+			FAIL("raw: pending %u of %u (poisoned %d) but vq_pop %d", pending, d->size,
+			     was_poisoned, r);
+		return;
+	}
+	if (pending == 0) {
+		if (r != VQ_POP_EMPTY)
+			FAIL("raw: nothing pending but vq_pop %d", r);
+		return;
+	}
+	uint16_t head = d->avail->ring[last % d->size];
+	if (head >= d->size) {
+		if (r != VQ_POP_POISONED || raw_vq.poisoned != VQ_POISON_HEAD_RANGE ||
+		    raw_vq.last_avail_idx != last)
+			FAIL("raw: head %u of %u but vq_pop %d", head, d->size, r);
+		return;
+	}
+	if (raw_vq.last_avail_idx != (uint16_t)(last + 1))
+		FAIL("raw: a pop did not take exactly one entry");
+	compare_with_model(r, head);
+	raw_popped = true;
+	raw_head = head;
+}
+
+static void op_raw_push(struct input *in)
+{
+	uint32_t len = (uint32_t)take(in, 4);
+	uint8_t how = (uint8_t)take(in, 1);
+	struct vd_queue *d = &dq[RAW_Q];
+
+	if (how & 1) {
+		/* A head the device never got: refused when out of range. */
+		uint16_t h = (uint16_t)take(in, 2);
+		int r = vq_push(&raw_vq, h, len);
+		if ((h >= d->size) != (r == -EINVAL))
+			FAIL("raw: vq_push(%u) of %u returned %d", h, d->size, r);
+		return;
+	}
+	if (!raw_popped)
+		return;
+	uint16_t slot = raw_vq.used_idx;
+	if (vq_push(&raw_vq, raw_head, len))
+		FAIL("raw: vq_push of a popped head failed");
+	vq_publish(&raw_vq);
+	if (__atomic_load_n(&d->used->idx, __ATOMIC_ACQUIRE) != raw_vq.used_idx)
+		FAIL("raw: used->idx not published");
+	struct vring_used_elem e = vd_raw_used(d, slot);
+	if (e.id != raw_head || e.len != len)
+		FAIL("raw: used element {%u, %u}, pushed {%u, %u}", e.id, e.len, raw_head, len);
+	raw_popped = false;
+}
+
+static void op_raw_notify(struct input *in)
+{
+	struct vd_queue *d = &dq[RAW_Q];
+
+	if (take(in, 1) & 1) {
+		vq_disable_notify(&raw_vq);
+		if (!raw_vq.event_idx && !(vd_used_flags(d) & VRING_USED_F_NO_NOTIFY))
+			FAIL("raw: disable left kicks on");
+		return;
+	}
+	bool more = vq_enable_notify(&raw_vq);
+	bool expect = !raw_vq.poisoned && avail_idx_of(d) != raw_vq.last_avail_idx;
+	if (more != expect)
+		FAIL("raw: enable_notify said %d, expected %d", more, expect);
+	if (raw_vq.poisoned)
+		return;
+	if (raw_vq.event_idx ? vd_avail_event(d) != raw_vq.last_avail_idx
+			     : (vd_used_flags(d) & VRING_USED_F_NO_NOTIFY) != 0)
+		FAIL("raw: enable_notify did not re-arm kicks");
+}
+
+static void op_raw_unpop(void)
+{
+	if (!raw_popped)
+		return;
+	vq_unpop(&raw_vq);
+	raw_popped = false;
+}
+
+/* Device reset: the driver lays its RX/TX rings out afresh (same place,
+ * zeroed, same sizes) and negotiates again. */
+static void op_reset(void)
+{
+	for (unsigned q = 0; q < 2; q++) {
+		struct vd_queue_opts o = {
+			.size = dq[q].size, .event_idx = dq[q].event_idx,
+			.desc_gpa = dq[q].desc_gpa, .avail_gpa = dq[q].avail_gpa,
+			.used_gpa = dq[q].used_gpa,
+		};
+		vd_queue_destroy(&dq[q]);
+		if (vd_queue_init(&dq[q], &mem, &o))
+			FAIL("cannot lay out queue %u again", q);
+	}
+	bring_up_device(false);
+}
+
+static void run_op(struct input *in)
+{
+	switch (take(in, 1) % 19) {
+	case 0: op_desc(in); break;
+	case 1: op_avail(in); break;
+	case 2: op_publish(in); break;
+	case 3: op_kick(in); break;
+	case 4: op_write(in); break;
+	case 5: op_indirect(in); break;
+	case 6: op_good_chain(in, NET_TX_QUEUE); break;
+	case 7: op_good_chain(in, NET_RX_QUEUE); break;
+	case 8: op_good_chain(in, RAW_Q); break;
+	case 9: op_suppress(in); break;
+	case 10: op_run_loop(); break;
+	case 11: op_raw_pop(); break;
+	case 12: op_raw_push(in); break;
+	case 13: op_raw_notify(in); break;
+	case 14: op_raw_unpop(); break;
+	case 15: op_reset(); break;
+	case 16: op_big_indirect(in); break;
+	case 17: op_flood(in); break;
+	default:
+		/* Kick both, as a busy guest would. */
+		op_good_chain(in, NET_RX_QUEUE);
+		op_good_chain(in, NET_TX_QUEUE);
+		if (net.vdev.active) {
+			before_call();
+			net.vdev.ops->queue_notify(&net.vdev, NET_TX_QUEUE);
+			after_call();
+		}
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool ready;
+	struct input in = { data, size };
+
+	if (!ready) {
+		if (init_world())
+			FAIL("cannot set up guest memory and device");
+		ready = true;
+	}
+	if (setup_input(&in) == 0) {
+		for (unsigned n = 0; in.n && n < MAX_OPS; n++)
+			run_op(&in);
+	}
+	teardown_input();
+	return 0;
+}

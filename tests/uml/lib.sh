@@ -1,0 +1,591 @@
+# Shared helpers for kvmini's User-Mode Linux tests, benchmark and demo.
+# Source it, then call t_begin NAME LIMIT_SECONDS first.
+#
+# The shape of every test:
+#   host: network namespace(s) and taps made here, kvmini serving a vhost-user
+#         socket, then a UML guest (virtio_uml.device=SOCKET:1) that runs a
+#         script written by guest_script and powers off;
+#   guest: prints GUEST-PASS:/GUEST-FAIL:/GUEST-VAL:/GUEST-MARK: lines on its
+#         console, which the host relays as PASS:/FAIL: lines and reads values from;
+#   cleanup: one EXIT trap ends every process started here by PID and deletes
+#         every namespace made here; logs stay in build/test-logs/uml/NAME.ID/
+#         (NAME is a link to the latest run).
+#
+# Environment knobs: KVMINI (binary to test), UML_KERNEL, UML_MEM.
+
+UML_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+UML_KERNEL=${UML_KERNEL:-/usr/bin/linux.uml}
+UML_MEM=${UML_MEM:-256M}
+UML_ROOT=$UML_TOP/build/uml-root
+UML_SHIM=$UML_TOP/build/uml/uml-xstate-shim.so
+T_LOG_BASE=$UML_TOP/build/test-logs/uml
+
+T_FAILS=0
+T_PASSES=0
+T_PIDS=()
+T_NETNS=()
+T_WATCHDOG=
+
+# ---------------------------------------------------------------- results
+
+# pass NAME: one PASS line, counted.
+pass() {
+	echo "PASS: $T_NAME: $*"
+	T_PASSES=$((T_PASSES + 1))
+}
+
+# fail NAME [WHY]: one FAIL line, counted.
+fail() {
+	echo "FAIL: $T_NAME: $*"
+	T_FAILS=$((T_FAILS + 1))
+}
+
+# check NAME CMD...: PASS when CMD succeeds, FAIL (with CMD's last words)
+# otherwise; CMD's output goes to $T_DIR/commands.log.
+check() {
+	local name=$1
+	shift
+	echo "+ $*" >>"$T_DIR/commands.log"
+	if "$@" >>"$T_DIR/commands.log" 2>&1; then
+		pass "$name"
+	else
+		fail "$name"
+		tail -n 5 "$T_DIR/commands.log" | sed 's/^/    | /'
+	fi
+}
+
+note() { echo "    $*"; }
+
+# ---------------------------------------------------------------- lifetime
+
+# t_begin NAME LIMIT: set up logs, the run directory, the cleanup trap and a
+# watchdog that ends the whole test after LIMIT seconds.
+t_begin() {
+	T_NAME=$1
+	local limit=${2:-120}
+	[ "$(id -u)" -eq 0 ] || { echo "FAIL: $T_NAME: needs root (netns, tap)"; exit 1; }
+	# Short and unique: interface names have 15 characters at most.
+	T_ID=$(printf '%04x%01x' $(( ($$ ^ RANDOM) & 0xffff )) $(( RANDOM & 0xf )))
+	# One directory per run (runs may overlap); NAME links to the latest, and
+	# runs older than a day are pruned.
+	T_DIR=$T_LOG_BASE/$T_NAME.$T_ID
+	mkdir -p "$T_DIR/flags"
+	find "$T_LOG_BASE" -maxdepth 1 -name "$T_NAME.*" -type d -mmin +1440 \
+		-exec rm -rf {} + 2>/dev/null
+	[ -L "$T_LOG_BASE/$T_NAME" ] || rm -rf "${T_LOG_BASE:?}/$T_NAME"
+	ln -sfn "$T_NAME.$T_ID" "$T_LOG_BASE/$T_NAME"
+	# Sockets live under /tmp: sun_path holds 108 bytes, the tree may be deep.
+	T_RUN=$(mktemp -d "/tmp/kvmini-uml-$T_ID.XXXXXX")
+	trap t_cleanup EXIT
+	trap 'echo "FAIL: $T_NAME: interrupted"; exit 130' INT
+	trap 'echo "FAIL: $T_NAME: terminated (time limit ${limit} s?)"; exit 124' TERM
+	# The watchdog ends its own sleep when cleanup ends it.
+	(
+		sleep "$limit" &
+		s=$!
+		trap 'kill $s 2>/dev/null; exit 0' TERM
+		wait $s && kill -TERM $$ 2>/dev/null
+	) &
+	T_WATCHDOG=$!
+	T_T0=$(date +%s.%N)
+}
+
+# t_end: exit 0 when nothing failed and something passed.
+t_end() {
+	local took
+	took=$(awk -v a="$T_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	note "$T_NAME: $T_PASSES passed, $T_FAILS failed in ${took} s (logs: ${T_DIR#"$UML_TOP"/})"
+	[ "$T_FAILS" -eq 0 ] && [ "$T_PASSES" -gt 0 ]
+	exit $?
+}
+
+# t_track PID: end PID at cleanup.
+t_track() { T_PIDS+=("$1"); }
+
+# t_stop PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 5).
+t_stop() {
+	local pid=$1 secs=${2:-5} i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+}
+
+t_cleanup() {
+	local rc=$? pid ns i
+	trap - EXIT INT TERM
+	for ((i = ${#T_PIDS[@]} - 1; i >= 0; i--)); do
+		t_stop "${T_PIDS[i]}" 3
+		wait "${T_PIDS[i]}" 2>/dev/null
+	done
+	for ns in "${T_NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [ -n "$T_WATCHDOG" ]; then
+		kill "$T_WATCHDOG" 2>/dev/null
+		wait "$T_WATCHDOG" 2>/dev/null
+	fi
+	[ -n "${T_RUN:-}" ] && rm -rf "$T_RUN"
+	exit "$rc"
+}
+
+# ---------------------------------------------------------------- network
+
+# t_netns VAR SUFFIX: make namespace kvt-ID-SUFFIX with lo up; name -> VAR.
+t_netns() {
+	local -n _ns=$1
+	_ns="kvt-$T_ID-$2"
+	ip netns add "$_ns" || return 1
+	T_NETNS+=("$_ns")
+	ip -n "$_ns" link set lo up
+}
+
+# t_tap NS NAME CIDR: a persistent tap in NS with CIDR on it, up.
+t_tap() {
+	ip -n "$1" tuntap add dev "$2" mode tap &&
+		ip -n "$1" addr add "$3" dev "$2" &&
+		ip -n "$1" link set "$2" up
+}
+
+# t_in NS CMD...: CMD inside NS ("" = here).
+t_in() {
+	local ns=$1
+	shift
+	if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi
+}
+
+# t_bg VAR LOG NS CMD...: start CMD in NS in the background, output to LOG;
+# its PID goes to VAR and is ended at cleanup. `ip netns exec` and `env`
+# exec, so the PID is CMD's own.
+t_bg() {
+	local -n _pid=$1
+	local log=$2 ns=$3
+	shift 3
+	[ -n "$ns" ] && set -- ip netns exec "$ns" "$@"
+	# A simple command, not a function: $! must be the program itself.
+	"$@" </dev/null >"$log" 2>&1 &
+	_pid=$!
+	t_track "$_pid"
+}
+
+# t_wait_port NS ADDR PORT SECS: wait until a TCP listener answers.
+t_wait_port() {
+	local i
+	for ((i = 0; i < $4 * 10; i++)); do
+		t_in "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# t_free_port: a TCP port number, different for each test run.
+t_free_port() { echo $(( 20000 + (RANDOM * 7 + $$) % 30000 )); }
+
+# ---------------------------------------------------------------- kvmini
+
+KVMINI_COUNTER_NAMES=$(sed -n 's/^[[:space:]]*X(\([a-z0-9_]*\),.*/\1/p' \
+	"$UML_TOP/src/net/net_device.h" 2>/dev/null)
+declare -gA KC=()
+
+# kvmini_pick [release]: choose the binary (KVMINI overrides): the sanitizer
+# build for tests, the release build for benchmarks. Sets KVMINI_BIN.
+kvmini_pick() {
+	if [ -n "${KVMINI:-}" ]; then
+		KVMINI_BIN=$KVMINI
+	elif [ "${1:-}" = release ]; then
+		KVMINI_BIN=$UML_TOP/build/kvmini
+	elif [ -x "$UML_TOP/build/kvmini-san" ]; then
+		KVMINI_BIN=$UML_TOP/build/kvmini-san
+	else
+		KVMINI_BIN=$UML_TOP/build/kvmini
+		note "build/kvmini-san missing (make build/kvmini-san): using build/kvmini"
+	fi
+	if ! [ -x "$KVMINI_BIN" ] || ! "$KVMINI_BIN" vhost net --help >/dev/null 2>&1; then
+		fail "kvmini binary $KVMINI_BIN does not answer 'vhost net --help' (make ${KVMINI_BIN#"$UML_TOP"/})"
+		return 1
+	fi
+}
+
+# kvmini_start VAR NS SOCKET BACKEND [ARGS...]: serve virtio-net on SOCKET
+# inside NS; waits for the socket. PID -> VAR, stderr -> $T_DIR/kvmini.log.
+kvmini_start() {
+	local -n _kpid=$1
+	local ns=$2 sock=$3 backend=$4 i
+	shift 4
+	KVMINI_LOG=$T_DIR/kvmini.log
+	rm -f "$sock"
+	t_bg _kpid "$KVMINI_LOG" "$ns" env \
+		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		"$KVMINI_BIN" vhost net --socket "$sock" --backend "$backend" "$@"
+	KVMINI_PID=$_kpid
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$sock" ] && return 0
+		kill -0 "$_kpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "kvmini did not listen on $sock (log: $KVMINI_LOG)"
+	tail -n 20 "$KVMINI_LOG" | sed 's/^/    | /'
+	return 1
+}
+
+# kvmini_parse LOG: load the last "kvmini: counters" block of LOG into KC.
+# Fails unless every counter of NET_COUNTERS is there.
+kvmini_parse() {
+	local name value missing=
+	KC=()
+	while read -r name value; do
+		KC[$name]=$value
+	done < <(awk '/^kvmini: counters$/ { n = 0; delete c; next }
+		/^[a-z0-9_]+ [0-9]+$/ { c[n++] = $0 }
+		END { for (i = 0; i < n; i++) print c[i] }' "$1")
+	for name in $KVMINI_COUNTER_NAMES; do
+		[ -n "${KC[$name]:-}" ] || missing+=" $name"
+	done
+	[ -z "$missing" ] || { KC_MISSING=$missing; return 1; }
+}
+
+# kvmini_snapshot PID LOG: ask a running kvmini for its counters (SIGUSR1)
+# and load them into KC.
+kvmini_snapshot() {
+	local before i
+	before=$(grep -c '^kvmini: counters$' "$2")
+	kill -USR1 "$1" 2>/dev/null || return 1
+	for ((i = 0; i < 50; i++)); do
+		if [ "$(grep -c '^kvmini: counters$' "$2")" -gt "$before" ] &&
+			kvmini_parse "$2"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# kvmini_stop PID LOG: SIGTERM, wait, load the final counters into KC and
+# report the exit status and any sanitizer finding as PASS/FAIL lines.
+kvmini_stop() {
+	local pid=$1 log=$2 rc i
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "kvmini exits on SIGTERM (still running after 10 s)"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	rc=$?
+	if kvmini_sanitizer_clean "$log"; then
+		pass "kvmini: no sanitizer report"
+	else
+		fail "kvmini: sanitizer report (log: $log)"
+		grep -m 8 -E 'ERROR: |runtime error|SUMMARY: ' "$log" | sed 's/^/    | /'
+	fi
+	if [ "$rc" -eq 0 ]; then
+		pass "kvmini exits 0 on SIGTERM"
+	else
+		fail "kvmini exits 0 on SIGTERM (exit $rc, log: $log)"
+		tail -n 5 "$log" | sed 's/^/    | /'
+	fi
+	if kvmini_parse "$log"; then
+		pass "kvmini prints all counters at exit"
+	else
+		fail "kvmini prints all counters at exit (missing:${KC_MISSING:-?})"
+	fi
+}
+
+# kvmini_sanitizer_clean LOG: no ASan/UBSan/LSan report in LOG.
+kvmini_sanitizer_clean() {
+	! grep -q -E 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: [A-Za-z]*Sanitizer' "$1"
+}
+
+# kvmini_check_clean: PASS when none of the error counters moved.
+kvmini_check_clean() {
+	local bad= n
+	for n in tx_chain_invalid tx_frame_oversize tx_backend_errors rx_chain_invalid \
+		rx_write_failed used_add_failed avail_index_invalid rx_dropped_poisoned \
+		rx_dropped_too_big; do
+		[ "${KC[$n]:-0}" = 0 ] || bad+=" $n=${KC[$n]}"
+	done
+	if [ -z "$bad" ]; then
+		pass "kvmini: no error counter moved"
+	else
+		fail "kvmini: error counters moved:$bad"
+	fi
+}
+
+# kc_eq NAME A B: PASS when A == B (both shown).
+kc_eq() {
+	if [ "$2" = "$3" ]; then pass "$1 ($2)"; else fail "$1 ($2 != $3)"; fi
+}
+
+# kc_gt0 NAME...: PASS for each counter of KC above zero.
+kc_gt0() {
+	local n
+	for n in "$@"; do
+		if [ "${KC[$n]:-0}" -gt 0 ] 2>/dev/null; then
+			pass "kvmini $n > 0 (${KC[$n]})"
+		else
+			fail "kvmini $n > 0 (${KC[$n]:-missing})"
+		fi
+	done
+}
+
+# kvmini_show: the non-zero counters of KC on one indented block.
+kvmini_show() {
+	local name
+	for name in $KVMINI_COUNTER_NAMES; do
+		[ "${KC[$name]:-0}" != 0 ] && printf '    %-22s %s\n' "$name" "${KC[$name]}"
+	done
+	return 0
+}
+
+# ---------------------------------------------------------------- UML
+
+# UML 6.1 hands ptrace(PTRACE_SETREGSET, NT_X86_XSTATE) an 832-byte buffer;
+# hosts whose XSAVE area is larger (AVX-512, AMX) refuse anything but the full
+# size with EFAULT, and UML panics at its first user process ("ptrace set fp
+# regs failed, errno = 14"). This preload keeps, per UML register buffer, the
+# full host area and hands the kernel whole buffers; UML sees its 832 bytes.
+uml_shim_source() {
+	cat <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <elf.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define SLOTS 4096
+#define XMAX 65536
+/* Keyed by UML's per-task register buffer, so each task keeps its own upper
+ * state. Static, never on the stack: UML calls ptrace on small kernel stacks. */
+static struct { void *key; unsigned char *full; } slots[SLOTS];
+static unsigned char scratch[XMAX];
+static size_t xsize;
+static long (*real_ptrace)(int, ...);
+
+static long raw(int req, pid_t pid, void *addr, void *data)
+{
+	if (!real_ptrace)
+		real_ptrace = (long (*)(int, ...))dlsym(RTLD_NEXT, "ptrace");
+	return real_ptrace(req, pid, addr, data);
+}
+
+/* The host's full XSAVE size: what GETREGSET reports for a large buffer. */
+static size_t host_size(pid_t pid)
+{
+	struct iovec iov = { scratch, XMAX };
+
+	if (!xsize && raw(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov) == 0)
+		xsize = iov.iov_len;
+	return xsize;
+}
+
+static unsigned char *slot(void *key, int create)
+{
+	size_t h = ((uintptr_t)key >> 4) % SLOTS;
+
+	for (size_t i = 0; i < SLOTS; i++) {
+		size_t j = (h + i) % SLOTS;
+		if (slots[j].key == key)
+			return slots[j].full;
+		if (slots[j].key)
+			continue;
+		if (!create || !(slots[j].full = malloc(xsize)))
+			return NULL;
+		slots[j].key = key;
+		return slots[j].full;
+	}
+	return NULL;
+}
+
+long ptrace(enum __ptrace_request req, ...)
+{
+	va_list ap;
+	va_start(ap, req);
+	pid_t pid = va_arg(ap, pid_t);
+	void *addr = va_arg(ap, void *);
+	struct iovec *uiov = va_arg(ap, void *);
+	va_end(ap);
+
+	if ((req != PTRACE_GETREGSET && req != PTRACE_SETREGSET) ||
+	    (uintptr_t)addr != NT_X86_XSTATE || !uiov)
+		return raw(req, pid, addr, uiov);
+	size_t n = host_size(pid);
+	if (!n || uiov->iov_len >= n)
+		return raw(req, pid, addr, uiov);
+	unsigned char *full = slot(uiov->iov_base, req == PTRACE_GETREGSET);
+	struct iovec iov = { full ? full : scratch, n };
+	if (req == PTRACE_GETREGSET) {
+		long r = raw(req, pid, addr, &iov);
+		if (r == 0)
+			memcpy(uiov->iov_base, iov.iov_base, uiov->iov_len);
+		return r;
+	}
+	/* A task never read (a fresh fork) starts from the stub's current state. */
+	if (!full && raw(PTRACE_GETREGSET, pid, addr, &iov) < 0)
+		return -1;
+	memcpy(iov.iov_base, uiov->iov_base, uiov->iov_len);
+	return raw(req, pid, addr, &iov);
+}
+EOF
+}
+
+# uml_prepare: the root directory and the ptrace shim, built when stale.
+uml_prepare() {
+	[ -x "$UML_KERNEL" ] || { fail "no $UML_KERNEL (apt-get install user-mode-linux)"; return 1; }
+	"$UML_TOP/tests/uml/mkrootfs.sh" "$UML_ROOT" >/dev/null ||
+		{ fail "tests/uml/mkrootfs.sh"; return 1; }
+	local src=$UML_TOP/build/uml/uml-xstate-shim.c
+	mkdir -p "$(dirname "$UML_SHIM")"
+	if ! [ -f "$UML_SHIM" ] || ! cmp -s <(uml_shim_source) "$src"; then
+		uml_shim_source >"$src.tmp" && mv "$src.tmp" "$src"
+		${CC:-gcc} -O2 -Wall -shared -fPIC -o "$UML_SHIM.tmp" "$src" -ldl &&
+			mv "$UML_SHIM.tmp" "$UML_SHIM" ||
+			{ fail "building $UML_SHIM"; return 1; }
+	fi
+}
+
+# guest_script FILE: write FILE (under $T_DIR, so the guest reads it through
+# /host) from the guest prelude and the body on stdin.
+guest_script() {
+	{
+		cat <<EOF
+# Written by tests/uml/lib.sh for $T_NAME; runs as /init's child in UML.
+FLAGS=/host$T_DIR/flags
+EOF
+		cat <<'EOF'
+say() { echo "GUEST: $*"; }
+gpass() { echo "GUEST-PASS: $*"; }
+gfail() { echo "GUEST-FAIL: $*"; }
+gval() { echo "GUEST-VAL: $1 $2"; }
+gmark() { echo "GUEST-MARK: $1"; }
+# gcheck NAME CMD...: GUEST-PASS when CMD succeeds; its output is shown.
+gcheck() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		echo "$out" | sed 's/^/    /'
+		gpass "$name"
+	else
+		echo "$out" | sed 's/^/    /'
+		gfail "$name"
+	fi
+}
+# The host's programs (iperf3, ip, ...) run chrooted in the host's tree;
+# through the host's env, since busybox's chroot would prefer its own applets.
+hostrun() { chroot /host /usr/bin/env "$@"; }
+# wait_flag NAME SECS: wait for the host's `host_flag NAME`.
+wait_flag() {
+	local i=0
+	while [ $i -lt $(($2 * 10)) ]; do
+		ls "$FLAGS" 2>/dev/null | grep -qx "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+# wait_link IFACE: wait until IFACE exists (the driver has probed).
+wait_link() {
+	local i=0
+	while [ $i -lt 50 ]; do
+		[ -e "/sys/class/net/$1" ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+stat_of() { cat "/sys/class/net/$1/statistics/$2"; }
+# giperf KEY SECS IPERF3-ARGS...: the host's iperf3 client, bounded; the
+# receiver's Mbit/s -> gval KEY.
+giperf() {
+	local key=$1 secs=$2 out mbit
+	shift 2
+	if out=$(timeout $((secs + 15)) chroot /host /usr/bin/env iperf3 -f m -t "$secs" "$@" 2>&1); then
+		mbit=$(echo "$out" | awk '/receiver$/ { v = $(NF - 2) } END { print v }')
+		gval "$key" "${mbit:-0}"
+		say "iperf3 $key: ${mbit:-?} Mbit/s"
+		return 0
+	fi
+	echo "$out" | tail -n 5 | sed 's/^/    /'
+	return 1
+}
+EOF
+		cat
+	} >"$1"
+}
+
+# uml_boot VAR NS SCRIPT LIMIT [KERNEL ARGS...]: boot a guest in NS ("" =
+# here) running SCRIPT, bounded by LIMIT seconds. The root is read-only:
+# concurrent guests share it. PID -> VAR; console -> $T_DIR/console.log
+# (UML_CONSOLE).
+uml_boot() {
+	local -n _upid=$1
+	local ns=$2 script=$3 limit=$4
+	shift 4
+	UML_CONSOLE=$T_DIR/console.log
+	mkdir -p "$T_RUN/uml"
+	t_bg _upid "$UML_CONSOLE" "$ns" timeout -k 3 "$limit" \
+		env LD_PRELOAD="$UML_SHIM" TMPDIR=/dev/shm "$UML_KERNEL" \
+		mem="$UML_MEM" rootfstype=hostfs hostfs="$UML_ROOT" ro init=/init \
+		con=null con0=fd:0,fd:1 quiet uml_dir="$T_RUN/uml" \
+		KVMINI_SCRIPT="$script" "$@"
+}
+
+# uml_wait PID: wait for the guest to halt; returns the guest script's exit
+# status (125 when the guest never reported one).
+uml_wait() {
+	wait "$1" 2>/dev/null
+	local rc
+	rc=$(tr -d '\r' <"$UML_CONSOLE" | sed -n 's/^GUEST-EXIT: \([0-9]*\)$/\1/p' | tail -n 1)
+	echo "${rc:-125}" >"$T_DIR/guest.rc"
+	return "${rc:-125}"
+}
+
+# wait_mark NAME SECS [PID]: wait for the guest's `gmark NAME`; gives up
+# early when the guest (PID) is gone.
+wait_mark() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		grep -a -q -E "^GUEST-MARK: $1"$'\r?$' "$UML_CONSOLE" 2>/dev/null && return 0
+		[ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# host_flag NAME: release a guest waiting in `wait_flag NAME`.
+host_flag() { touch "$T_DIR/flags/$1"; }
+
+# guest_val KEY: the guest's last `gval KEY VALUE`.
+guest_val() {
+	tr -d '\r' <"$UML_CONSOLE" | sed -n "s/^GUEST-VAL: $1 //p" | tail -n 1
+}
+
+# guest_relay: turn the guest's GUEST-PASS/FAIL lines into PASS/FAIL lines;
+# fails when the guest did not finish its script.
+guest_relay() {
+	local kind what rc
+	while IFS= read -r line; do
+		case $line in
+		GUEST-PASS:*) pass "guest: ${line#GUEST-PASS: }" ;;
+		GUEST-FAIL:*) fail "guest: ${line#GUEST-FAIL: } (console: $UML_CONSOLE)" ;;
+		esac
+	done < <(tr -d '\r' <"$UML_CONSOLE" | grep -a -E '^GUEST-(PASS|FAIL): ')
+	rc=$(cat "$T_DIR/guest.rc" 2>/dev/null)
+	if [ "${rc:-125}" = 0 ]; then
+		pass "guest script ran to the end"
+	else
+		fail "guest script ran to the end (status ${rc:-none}; console: $UML_CONSOLE)"
+		tr -d '\r' <"$UML_CONSOLE" | grep -a -v '^GUEST-' | tail -n 15 | sed 's/^/    | /'
+	fi
+}

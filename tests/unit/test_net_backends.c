@@ -1,0 +1,1516 @@
+/*
+ * Host network backends without a guest: the backend spelling, the user-mode
+ * options, the stream framing against a peer socket the test holds (partial
+ * reads and writes, back-pressure, hangup, framing errors, reconnects),
+ * libslirp's answers (DHCP, ARP, TCP and UDP to the host, port forwards)
+ * through a fake sink, and, as root, a tap and a real passt in a network
+ * namespace private to this process.
+ *
+ * As root the whole test runs in its own network namespace (unshare), so the
+ * taps, veths, ports and passt it uses are gone when it exits.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/compiler.h"
+#include "core/event_loop.h"
+#include "core/log.h"
+#include "net/backend.h"
+#include "net/slirp_opts.h"
+
+static struct event_loop loop;
+static char tmpdir[64];
+static bool have_netns;
+
+/* --- helpers: time, loop, fake sink ---------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define MAX_FRAMES 256
+
+struct fake_sink {
+	struct net_backend_sink sink;
+	bool can;                  /* what can_deliver answers */
+	unsigned n;                /* frames kept */
+	uint8_t *frame[MAX_FRAMES];
+	size_t len[MAX_FRAMES];
+	unsigned unblocked;        /* tx_unblocked calls */
+	unsigned flushes;
+};
+
+static enum net_deliver_result fs_deliver(struct net_backend_sink *sink,
+					  const struct iovec *iov, unsigned iovcnt)
+{
+	struct fake_sink *fs = (struct fake_sink *)sink;
+	size_t len = 0;
+
+	if (!fs->can || fs->n == MAX_FRAMES)
+		return NET_DELIVER_NO_BUFFER;
+	for (unsigned i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	uint8_t *p = malloc(len ? len : 1);
+	size_t off = 0;
+	for (unsigned i = 0; i < iovcnt; i++) {
+		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	fs->frame[fs->n] = p;
+	fs->len[fs->n++] = len;
+	return NET_DELIVERED;
+}
+
+static bool fs_can_deliver(struct net_backend_sink *sink)
+{
+	return ((struct fake_sink *)sink)->can;
+}
+
+static void fs_tx_unblocked(struct net_backend_sink *sink)
+{
+	((struct fake_sink *)sink)->unblocked++;
+}
+
+static void fs_flush(struct net_backend_sink *sink)
+{
+	((struct fake_sink *)sink)->flushes++;
+}
+
+static void fs_init(struct fake_sink *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	fs->sink = (struct net_backend_sink){
+		.deliver = fs_deliver, .can_deliver = fs_can_deliver,
+		.tx_unblocked = fs_tx_unblocked, .flush = fs_flush,
+	};
+	fs->can = true;
+}
+
+static void fs_clear(struct fake_sink *fs)
+{
+	for (unsigned i = 0; i < fs->n; i++)
+		free(fs->frame[i]);
+	fs->n = 0;
+}
+
+static struct net_backend *create(const char *spec, struct fake_sink *fs)
+{
+	char err[256] = "";
+	struct net_backend *be = net_backend_create(spec, &loop, err, sizeof(err));
+
+	if (!be) {
+		fprintf(stderr, "  create \"%s\": %s\n", spec, err);
+		return NULL;
+	}
+	if (fs)
+		be->sink = &fs->sink;
+	return be;
+}
+
+static void destroy(struct net_backend *be, struct fake_sink *fs)
+{
+	if (be)
+		be->ops->destroy(be);
+	if (fs)
+		fs_clear(fs);
+}
+
+/* Spin the loop for @ms, or until fs holds @n frames (when fs is given). */
+static void pump(int ms, struct fake_sink *fs, unsigned n)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end && !(fs && fs->n >= n))
+		event_loop_once(&loop, 5);
+}
+
+/* The value of backend counter @name from dump_counters, or -1. */
+static long long counter(struct net_backend *be, const char *name)
+{
+	char *text = NULL, key[80];
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+	long long v = -1;
+
+	be->ops->dump_counters(be, f);
+	fclose(f);
+	snprintf(key, sizeof(key), " %s ", name);
+	char *p = strstr(text, key);
+	if (p)
+		v = strtoll(p + strlen(key), NULL, 10);
+	free(text);
+	return v;
+}
+
+/* The error text net_backend_create gives for @spec ("" when it worked). */
+static const char *create_error(const char *spec)
+{
+	static char err[256];
+	struct net_backend *be;
+
+	err[0] = '\0';
+	be = net_backend_create(spec, &loop, err, sizeof(err));
+	if (be) {
+		be->ops->destroy(be);
+		return "";
+	}
+	return err;
+}
+
+#define CHECK_ERR(spec, text) do { \
+	const char *_s = (spec), *_e = create_error(_s); \
+	if (!strstr(_e, text)) \
+		fprintf(stderr, "  \"%s\" gave \"%s\", wanted \"%s\"\n", \
+			_s ? _s : "(null)", _e, text); \
+	CHECK(strstr(_e, text) != NULL); \
+} while (0)
+
+/* --- helpers: frames ---------------------------------------------------------- */
+
+static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static uint32_t ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return ntohl(a.s_addr);
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += get16(p + i);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static size_t put_eth(uint8_t *f, const uint8_t *dst, uint16_t type)
+{
+	memcpy(f, dst, 6);
+	memcpy(f + 6, guest_mac, 6);
+	put16(f + 12, type);
+	return 14;
+}
+
+/* IPv4 header at @p for @payload bytes of @proto; returns its length. */
+static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t src, uint32_t dst, size_t payload)
+{
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	put16(p + 2, (uint16_t)(20 + payload));
+	put16(p + 4, 0x1234);
+	p[8] = 64;
+	p[9] = proto;
+	put32(p + 12, src);
+	put32(p + 16, dst);
+	put16(p + 10, csum_fold(csum_add(0, p, 20)));
+	return 20;
+}
+
+/* Checksum of an L4 segment with the IPv4 pseudo-header. */
+static uint16_t l4_csum(uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *seg, size_t len)
+{
+	uint8_t ph[12];
+
+	put32(ph, src);
+	put32(ph + 4, dst);
+	ph[8] = 0;
+	ph[9] = proto;
+	put16(ph + 10, (uint16_t)len);
+	return csum_fold(csum_add(csum_add(0, ph, 12), seg, len));
+}
+
+static size_t build_arp_request(uint8_t *f, uint32_t sip, uint32_t tip)
+{
+	size_t n = put_eth(f, bcast_mac, 0x0806);
+	uint8_t *a = f + n;
+
+	put16(a, 1);
+	put16(a + 2, 0x0800);
+	a[4] = 6;
+	a[5] = 4;
+	put16(a + 6, 1);
+	memcpy(a + 8, guest_mac, 6);
+	put32(a + 14, sip);
+	memset(a + 18, 0, 6);
+	put32(a + 24, tip);
+	return n + 28;
+}
+
+#define BOOTP_LEN 548    /* fixed part, cookie and a full options area */
+
+static size_t build_dhcp_discover(uint8_t *f, uint32_t xid)
+{
+	size_t n = put_eth(f, bcast_mac, 0x0800);
+	uint8_t *ip = f + n, *udp = ip + 20, *bp = udp + 8;
+
+	memset(bp, 0, BOOTP_LEN);
+	bp[0] = 1;       /* BOOTREQUEST */
+	bp[1] = 1;       /* Ethernet */
+	bp[2] = 6;
+	put32(bp + 4, xid);
+	put16(bp + 10, 0x8000);   /* broadcast the answer */
+	memcpy(bp + 28, guest_mac, 6);
+	put32(bp + 236, 0x63825363);
+	uint8_t *o = bp + 240;
+	*o++ = 53; *o++ = 1; *o++ = 1;            /* DHCPDISCOVER */
+	*o++ = 55; *o++ = 3; *o++ = 1; *o++ = 3; *o++ = 6;
+	*o++ = 255;
+	put16(udp, 68);
+	put16(udp + 2, 67);
+	put16(udp + 4, 8 + BOOTP_LEN);
+	put16(udp + 6, 0);        /* no checksum (allowed for UDP over IPv4) */
+	put_ip(ip, 17, 0, 0xffffffff, 8 + BOOTP_LEN);
+	return n + 20 + 8 + BOOTP_LEN;
+}
+
+static size_t build_udp(uint8_t *f, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+			const void *data, size_t len)
+{
+	size_t n = put_eth(f, bcast_mac, 0x0800);
+	uint8_t *udp = f + n + 20;
+
+	put16(udp, sport);
+	put16(udp + 2, dport);
+	put16(udp + 4, (uint16_t)(8 + len));
+	put16(udp + 6, 0);
+	memcpy(udp + 8, data, len);
+	put16(udp + 6, l4_csum(src, dst, 17, udp, 8 + len));
+	put_ip(f + n, 17, src, dst, 8 + len);
+	return n + 20 + 8 + len;
+}
+
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+
+static size_t build_tcp_syn(uint8_t *f, uint32_t src, uint32_t dst, uint16_t sport,
+			    uint16_t dport, uint32_t seq)
+{
+	size_t n = put_eth(f, bcast_mac, 0x0800);
+	uint8_t *tcp = f + n + 20;
+
+	memset(tcp, 0, 20);
+	put16(tcp, sport);
+	put16(tcp + 2, dport);
+	put32(tcp + 4, seq);
+	tcp[12] = 5 << 4;
+	tcp[13] = TCP_SYN;
+	put16(tcp + 14, 65535);
+	put16(tcp + 16, l4_csum(src, dst, 6, tcp, 20));
+	put_ip(f + n, 6, src, dst, 20);
+	return n + 40;
+}
+
+/* A parsed IPv4 frame. */
+struct pkt {
+	uint8_t proto;
+	uint32_t src, dst;
+	const uint8_t *l4;
+	size_t l4len;
+};
+
+static bool parse_ip(const uint8_t *f, size_t len, struct pkt *p)
+{
+	if (len < 34 || get16(f + 12) != 0x0800 || (f[14] >> 4) != 4)
+		return false;
+	size_t ihl = (size_t)(f[14] & 15) * 4;
+	size_t tot = get16(f + 16);
+	if (ihl < 20 || tot < ihl || 14 + tot > len)
+		return false;
+	p->proto = f[23];
+	p->src = get32(f + 26);
+	p->dst = get32(f + 30);
+	p->l4 = f + 14 + ihl;
+	p->l4len = tot - ihl;
+	return true;
+}
+
+/* DHCP reply fields we check. */
+struct dhcp_reply {
+	int type;             /* option 53, -1 if absent */
+	uint32_t yiaddr, server, router;
+};
+
+static bool parse_dhcp_reply(const uint8_t *f, size_t len, struct dhcp_reply *r)
+{
+	struct pkt p;
+
+	if (!parse_ip(f, len, &p) || p.proto != 17 || p.l4len < 8 + 240)
+		return false;
+	if (get16(p.l4) != 67 || get16(p.l4 + 2) != 68)
+		return false;
+	const uint8_t *bp = p.l4 + 8, *end = p.l4 + p.l4len;
+	if (bp[0] != 2 || get32(bp + 236) != 0x63825363)
+		return false;
+	*r = (struct dhcp_reply){ .type = -1, .yiaddr = get32(bp + 16) };
+	for (const uint8_t *o = bp + 240; o < end && *o != 255;) {
+		if (*o == 0) {
+			o++;
+			continue;
+		}
+		if (o + 2 > end || o + 2 + o[1] > end)
+			break;
+		if (o[0] == 53 && o[1] == 1)
+			r->type = o[2];
+		if (o[0] == 54 && o[1] == 4)
+			r->server = get32(o + 2);
+		if (o[0] == 3 && o[1] >= 4)
+			r->router = get32(o + 2);
+		o += 2 + o[1];
+	}
+	return true;
+}
+
+/* Index of the first kept frame that is a DHCP reply, or -1. */
+static int find_dhcp(struct fake_sink *fs, struct dhcp_reply *r)
+{
+	for (unsigned i = 0; i < fs->n; i++)
+		if (parse_dhcp_reply(fs->frame[i], fs->len[i], r))
+			return (int)i;
+	return -1;
+}
+
+/* --- spec parsing --------------------------------------------------------- */
+
+static void test_spec_errors(void)
+{
+	char longpath[200];
+
+	CHECK_ERR(NULL, "no network backend given");
+	CHECK_ERR("", "no network backend given");
+	CHECK_ERR("bogus", "unknown network backend \"bogus\"");
+	CHECK_ERR("taps:x", "unknown network backend \"taps\"");
+	CHECK_ERR(":x", "unknown network backend");
+	CHECK_ERR("tap", "needs an argument: tap:NAME");
+	CHECK_ERR("tap:", "needs an argument: tap:NAME");
+	CHECK_ERR("tap:0123456789abcdef", "too long");
+	CHECK_ERR("stream", "needs an argument: stream:PATH");
+	CHECK_ERR("stream:", "needs an argument");
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	char spec[256];
+	snprintf(spec, sizeof(spec), "stream:%s", longpath);
+	CHECK_ERR(spec, "too long");
+	CHECK_ERR("stream:/nonexistent/kvmini.sock", "cannot connect");
+	CHECK_ERR("loopback:", "takes no argument");
+	CHECK_ERR("loopback:x", "takes no argument");
+	CHECK_ERR("user:bogus=1", "unknown user option \"bogus\"");
+	CHECK_ERR("user:net=10.0.2.0/24,,dns=10.0.2.3", "empty item");
+}
+
+static void test_spec_kinds(void)
+{
+	const char *ok[] = { "loopback", "user", "user:", "user:restrict=on" };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct net_backend *be = create(ok[i], NULL);
+		CHECK(be != NULL);
+		if (be) {
+			CHECK_EQ(be->rx_fd, -1);
+			be->ops->destroy(be);
+		}
+	}
+}
+
+/* --- user: options ------------------------------------------------------------ */
+
+static int parse_opts(const char *text, struct slirp_opts *o, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return slirp_opts_parse(o, text, err, errlen);
+}
+
+static void test_user_opts_defaults(void)
+{
+	struct slirp_opts o;
+	char err[256];
+
+	CHECK_EQ(parse_opts(NULL, &o, err, sizeof(err)), 0);
+	CHECK_EQ(ntohl(o.net.s_addr), ip4("10.0.2.0"));
+	CHECK_EQ(ntohl(o.mask.s_addr), 0xffffff00u);
+	CHECK_EQ(ntohl(o.host.s_addr), ip4("10.0.2.2"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("10.0.2.15"));
+	CHECK_EQ(ntohl(o.dns.s_addr), ip4("10.0.2.3"));
+	CHECK_EQ(o.restrict_guest, false);
+	CHECK_EQ(o.nhostfwd, 0);
+	CHECK_EQ(parse_opts("", &o, err, sizeof(err)), 0);
+	CHECK_EQ(ntohl(o.host.s_addr), ip4("10.0.2.2"));
+}
+
+static void test_user_opts_values(void)
+{
+	struct slirp_opts o;
+	char err[256];
+
+	/* Unset addresses follow net=, whatever the order. */
+	CHECK_EQ(parse_opts("dns=192.168.76.53,net=192.168.76.0/24,restrict=on", &o, err,
+			    sizeof(err)), 0);
+	CHECK_EQ(ntohl(o.net.s_addr), ip4("192.168.76.0"));
+	CHECK_EQ(ntohl(o.host.s_addr), ip4("192.168.76.2"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("192.168.76.15"));
+	CHECK_EQ(ntohl(o.dns.s_addr), ip4("192.168.76.53"));
+	CHECK_EQ(o.restrict_guest, true);
+
+	CHECK_EQ(parse_opts("net=172.16.0.0/12,host=172.16.0.1,dhcpstart=172.20.0.10,restrict=off",
+			    &o, err, sizeof(err)), 0);
+	CHECK_EQ(ntohl(o.mask.s_addr), 0xfff00000u);
+	CHECK_EQ(ntohl(o.host.s_addr), ip4("172.16.0.1"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("172.20.0.10"));
+	CHECK_EQ(ntohl(o.dns.s_addr), ip4("172.16.0.3"));
+	CHECK_EQ(o.restrict_guest, false);
+}
+
+static void test_user_opts_hostfwd(void)
+{
+	struct slirp_opts o;
+	char err[256];
+
+	CHECK_EQ(parse_opts("hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-10.0.2.20:53,"
+			    "hostfwd=::8080-10.0.2.15:80,dhcpstart=10.0.2.100", &o, err, sizeof(err)), 0);
+	CHECK_EQ(o.nhostfwd, 3);
+	CHECK_EQ(o.hostfwd[0].udp, false);
+	CHECK_EQ(ntohl(o.hostfwd[0].host_addr.s_addr), ip4("127.0.0.1"));
+	CHECK_EQ(o.hostfwd[0].host_port, 2222);
+	/* No guest address: the first DHCP lease, even when given later. */
+	CHECK_EQ(ntohl(o.hostfwd[0].guest_addr.s_addr), ip4("10.0.2.100"));
+	CHECK_EQ(o.hostfwd[0].guest_port, 22);
+	CHECK_EQ(o.hostfwd[1].udp, true);
+	CHECK_EQ(o.hostfwd[1].host_addr.s_addr, htonl(INADDR_ANY));
+	CHECK_EQ(o.hostfwd[1].host_port, 5353);
+	CHECK_EQ(ntohl(o.hostfwd[1].guest_addr.s_addr), ip4("10.0.2.20"));
+	CHECK_EQ(o.hostfwd[1].guest_port, 53);
+	CHECK_EQ(o.hostfwd[2].udp, false);
+	CHECK_EQ(o.hostfwd[2].host_port, 8080);
+	CHECK_EQ(ntohl(o.hostfwd[2].guest_addr.s_addr), ip4("10.0.2.15"));
+}
+
+static void test_user_opts_errors(void)
+{
+	static const struct { const char *text, *want; } cases[] = {
+		{ "bogus=1", "unknown user option \"bogus\"" },
+		{ "net", "expected KEY=VALUE" },
+		{ "net=", "expected KEY=VALUE" },
+		{ "=1", "expected KEY=VALUE" },
+		{ ",net=10.0.2.0/24", "empty item" },
+		{ "net=10.0.2.0/24,", "empty item" },
+		{ "net=10.0.2.0", "prefix length" },
+		{ "net=10.0.2/24", "expected A.B.C.D/N" },
+		{ "net=10.0.2.0/31", "N from 1 to 30" },
+		{ "net=10.0.2.0/0", "N from 1 to 30" },
+		{ "net=10.0.2.0/+24", "N from 1 to 30" },
+		{ "net=10.0.2.1/24", "host bits are set" },
+		{ "net=10.0.2.0/29", "too small for the default dhcpstart" },
+		{ "host=10.0.3.2", "host 10.0.3.2 is not a usable address of the guest network 10.0.2.0/24" },
+		{ "host=10.0.2.0", "is not a usable address" },
+		{ "dhcpstart=10.0.2.255", "dhcpstart 10.0.2.255 is not a usable" },
+		{ "dns=10.0.2.2", "host and dns must be different" },
+		{ "dns=banana", "dns=banana: expected an IPv4 address" },
+		{ "restrict=yes", "expected on or off" },
+		{ "hostfwd=tcp:127.0.0.1:0-:22", "hostfwd=tcp:127.0.0.1:0-:22: expected" },
+		{ "hostfwd=tcp:127.0.0.1:65536-:22", "expected" },
+		{ "hostfwd=sctp::1-:2", "expected [tcp|udp]" },
+		{ "hostfwd=tcp::22", "expected [tcp|udp]" },
+		{ "hostfwd=tcp::22-:", "expected [tcp|udp]" },
+		{ "hostfwd=tcp:1.2.3:22-:22", "expected [tcp|udp]" },
+		{ "hostfwd=tcp::22-10.0.9.1:22", "hostfwd guest address 10.0.9.1 is not a usable" },
+		{ "hostfwd=tcp::22-:22,hostfwd=tcp::22-:23", "tcp host port 22 is forwarded twice" },
+	};
+	struct slirp_opts o;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = parse_opts(cases[i].text, &o, err, sizeof(err));
+		if (r != -EINVAL || !strstr(err, cases[i].want))
+			fprintf(stderr, "  \"%s\" -> %d \"%s\"; wanted \"%s\"\n", cases[i].text, r,
+				err, cases[i].want);
+		CHECK_EQ(r, -EINVAL);
+		CHECK(strstr(err, cases[i].want) != NULL);
+	}
+	/* Same port for tcp and udp is two different forwards. */
+	CHECK_EQ(parse_opts("hostfwd=tcp::22-:22,hostfwd=udp::22-:22", &o, err, sizeof(err)), 0);
+
+	char text[SLIRP_OPTS_MAX_LEN + 64] = "";
+	for (int i = 0; i <= SLIRP_OPTS_MAX_HOSTFWD; i++) {
+		char item[40];
+		snprintf(item, sizeof(item), "%shostfwd=tcp::%d-:22", i ? "," : "", 1000 + i);
+		strcat(text, item);
+	}
+	CHECK_EQ(parse_opts(text, &o, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "at most 16 forwards") != NULL);
+	memset(text, 'x', SLIRP_OPTS_MAX_LEN + 1);
+	text[SLIRP_OPTS_MAX_LEN + 1] = '\0';
+	CHECK_EQ(parse_opts(text, &o, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "longer than") != NULL);
+}
+
+/* --- stream ----------------------------------------------------------------- */
+
+static char stream_path[100];
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	unlink(path);
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -1;
+	strcpy(a.sun_path, path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4)) {
+		perror("listen_unix");
+		return -1;
+	}
+	return fd;
+}
+
+/* Accept the backend's (re)connection, running the loop meanwhile. */
+static int accept_peer(int lfd, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	do {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1)
+			return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		event_loop_once(&loop, 10);
+	} while (now_ms() < end);
+	return -1;
+}
+
+/* Read exactly @len bytes from the peer, running the loop meanwhile. */
+static bool peer_read(int fd, void *buf, size_t len, int ms)
+{
+	int64_t end = now_ms() + ms;
+	size_t got = 0;
+
+	while (got < len && now_ms() < end) {
+		ssize_t n = recv(fd, (uint8_t *)buf + got, len - got, MSG_DONTWAIT);
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			return false;
+		else
+			event_loop_once(&loop, 5);
+	}
+	return got == len;
+}
+
+/* One record from the peer's side: returns the frame length or -1. */
+static long peer_read_record(int fd, uint8_t *buf, size_t cap)
+{
+	uint8_t hdr[4];
+
+	if (!peer_read(fd, hdr, 4, 3000))
+		return -1;
+	uint32_t len = get32(hdr);
+	if (len > cap || !peer_read(fd, buf, len, 3000))
+		return -1;
+	return (long)len;
+}
+
+static void fill_pattern(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + seed * 13 + (i >> 8));
+}
+
+static bool has_pattern(const uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(i * 7 + seed * 13 + (i >> 8)))
+			return false;
+	return true;
+}
+
+/* Write @len bytes of records to the peer socket in ragged chunks, letting
+ * the backend run between them: it sees every split a stream can make. */
+static void peer_write_ragged(int fd, const uint8_t *buf, size_t len)
+{
+	static const size_t chunks[] = { 1, 2, 3, 1, 7, 1000, 4096, 3, 9000 };
+	size_t off = 0;
+
+	for (unsigned i = 0; off < len; i++) {
+		size_t n = MIN(chunks[i % 9], len - off);
+		ssize_t w = send(fd, buf + off, n, MSG_NOSIGNAL);
+		if (w <= 0) {
+			event_loop_once(&loop, 5);
+			continue;
+		}
+		off += (size_t)w;
+		event_loop_once(&loop, 0);
+	}
+}
+
+struct stream_fixture {
+	struct fake_sink fs;
+	struct net_backend *be;
+	int lfd, peer;
+};
+
+static bool stream_setup(struct stream_fixture *sf)
+{
+	fs_init(&sf->fs);
+	sf->peer = -1;
+	sf->lfd = listen_unix(stream_path);
+	char spec[200];
+	snprintf(spec, sizeof(spec), "stream:%s", stream_path);
+	sf->be = sf->lfd >= 0 ? create(spec, &sf->fs) : NULL;
+	if (sf->be)
+		sf->peer = accept_peer(sf->lfd, 1000);
+	return sf->be && sf->peer >= 0;
+}
+
+static void stream_teardown(struct stream_fixture *sf)
+{
+	destroy(sf->be, &sf->fs);
+	if (sf->peer >= 0)
+		close(sf->peer);
+	if (sf->lfd >= 0)
+		close(sf->lfd);
+	unlink(stream_path);
+}
+
+/* Records of 1, 60, 1514 and 65550 bytes, sent in ragged pieces. */
+static void test_stream_rx_reassembly(void)
+{
+	static const uint32_t sizes[] = { 1, 60, 1514, 65550, 42 };
+	static uint8_t buf[4 * 5 + 1 + 60 + 1514 + 65550 + 42];
+	struct stream_fixture sf;
+	size_t off = 0;
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 5; i++) {
+		put32(buf + off, sizes[i]);
+		fill_pattern(buf + off + 4, sizes[i], i);
+		off += 4 + sizes[i];
+	}
+	peer_write_ragged(sf.peer, buf, off);
+	pump(2000, &sf.fs, 5);
+	CHECK_EQ(sf.fs.n, 5);
+	for (unsigned i = 0; i < sf.fs.n && i < 5; i++) {
+		CHECK_EQ(sf.fs.len[i], sizes[i]);
+		CHECK(has_pattern(sf.fs.frame[i], sf.fs.len[i], i));
+	}
+	CHECK(sf.fs.flushes >= 1);
+	CHECK_EQ(counter(sf.be, "rx_frames"), 5);
+	CHECK_EQ(counter(sf.be, "rx_bytes"), 1 + 60 + 1514 + 65550 + 42);
+	stream_teardown(&sf);
+}
+
+/* TX framing: a frame in three iovecs comes out as one record. */
+static void test_stream_tx_framing(void)
+{
+	struct stream_fixture sf;
+	uint8_t frame[1514], got[2000];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	fill_pattern(frame, sizeof(frame), 3);
+	struct iovec iov[3] = { { frame, 14 }, { frame + 14, 1 }, { frame + 15, 1499 } };
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 3), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1), 0);
+	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 1514);
+	CHECK(has_pattern(got, 1514, 3));
+	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 14);
+	CHECK(!memcmp(got, frame, 14));
+	/* Frames the framing cannot carry are refused, not truncated. */
+	static uint8_t big[65551];
+	struct iovec bigv = { big, sizeof(big) };
+	CHECK_EQ(sf.be->ops->send(sf.be, &bigv, 1), -EMSGSIZE);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 0), -EMSGSIZE);
+	CHECK_EQ(counter(sf.be, "tx_dropped_oversize"), 2);
+	CHECK_EQ(counter(sf.be, "tx_frames"), 2);
+	stream_teardown(&sf);
+}
+
+/* A peer that does not read: partial writes are buffered, the buffer fills,
+ * send says -EAGAIN, and once the peer drains tx_unblocked comes; every
+ * record arrives whole and in order. */
+static void test_stream_tx_backpressure(void)
+{
+	enum { FRAME = 60000, MAXSENT = 64 };
+	struct stream_fixture sf;
+	static uint8_t frame[FRAME], got[FRAME];
+	unsigned sent = 0;
+	int r = 0;
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	while (sent < MAXSENT) {
+		fill_pattern(frame, FRAME, sent);
+		struct iovec iov = { frame, FRAME };
+		r = sf.be->ops->send(sf.be, &iov, 1);
+		if (r)
+			break;
+		sent++;
+	}
+	CHECK_EQ(r, -EAGAIN);
+	CHECK(sent >= 4);    /* socket buffer plus the backend's own */
+	CHECK_EQ(counter(sf.be, "tx_blocked"), 1);
+	CHECK_EQ(sf.fs.unblocked, 0);
+	unsigned ok = 0;
+	for (unsigned i = 0; i < sent; i++) {
+		if (peer_read_record(sf.peer, got, sizeof(got)) == FRAME && has_pattern(got, FRAME, i))
+			ok++;
+	}
+	CHECK_EQ(ok, sent);
+	pump(200, NULL, 0);
+	CHECK_EQ(sf.fs.unblocked, 1);
+	/* And the refused frame goes through now. */
+	struct iovec iov = { frame, FRAME };
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), FRAME);
+	CHECK(has_pattern(got, FRAME, sent));
+	stream_teardown(&sf);
+}
+
+/* The peer hangs up while the device waits for room: the device is
+ * released (its frames now drop) rather than left waiting forever. */
+static void test_stream_blocked_peer_hangup(void)
+{
+	enum { FRAME = 60000 };
+	static uint8_t frame[FRAME];
+	struct iovec iov = { frame, FRAME };
+	struct stream_fixture sf;
+	int r = 0;
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 64 && r == 0; i++)
+		r = sf.be->ops->send(sf.be, &iov, 1);
+	CHECK_EQ(r, -EAGAIN);
+	close(sf.peer);
+	sf.peer = -1;
+	pump(500, NULL, 0);
+	CHECK_EQ(sf.fs.unblocked, 1);
+	CHECK_EQ(counter(sf.be, "disconnects"), 1);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 1);
+	stream_teardown(&sf);
+}
+
+/* No RX buffers: nothing is read or dropped, and the loop stays quiet;
+ * rx_ready delivers what waited, in order. */
+static void test_stream_rx_flow_control(void)
+{
+	struct stream_fixture sf;
+	uint8_t rec[3][4 + 100];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	sf.fs.can = false;
+	for (unsigned i = 0; i < 3; i++) {
+		put32(rec[i], 100);
+		fill_pattern(rec[i] + 4, 100, i);
+		CHECK_EQ(send(sf.peer, rec[i], sizeof(rec[i]), MSG_NOSIGNAL), (long)sizeof(rec[i]));
+	}
+	pump(50, NULL, 0);
+	CHECK_EQ(sf.fs.n, 0);
+	/* Paused on a readable socket: no busy loop. */
+	CHECK_EQ(event_loop_once(&loop, 50), 0);
+	sf.fs.can = true;
+	unsigned flushes = sf.fs.flushes;
+	sf.be->ops->rx_ready(sf.be);
+	pump(500, &sf.fs, 3);
+	CHECK_EQ(sf.fs.n, 3);
+	for (unsigned i = 0; i < sf.fs.n; i++)
+		CHECK(sf.fs.len[i] == 100 && has_pattern(sf.fs.frame[i], 100, i));
+	CHECK(sf.fs.flushes > flushes);
+	stream_teardown(&sf);
+}
+
+/* The peer goes away: TX is dropped and counted, the backend reconnects
+ * within about a second, and frames flow again. */
+static void test_stream_peer_disconnect(void)
+{
+	struct stream_fixture sf;
+	uint8_t frame[64] = { 1, 2, 3 }, got[64];
+	struct iovec iov = { frame, sizeof(frame) };
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	/* Half a record in flight when the peer dies: it must not linger. */
+	uint8_t half[6] = { 0, 0, 0, 64, 9, 9 };
+	CHECK_EQ(send(sf.peer, half, sizeof(half), MSG_NOSIGNAL), 6);
+	pump(20, NULL, 0);
+	close(sf.peer);
+	sf.peer = -1;
+	int64_t end = now_ms() + 1000;
+	while (counter(sf.be, "disconnects") < 1 && now_ms() < end)
+		event_loop_once(&loop, 10);
+	CHECK_EQ(counter(sf.be, "disconnects"), 1);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 2);
+
+	sf.peer = accept_peer(sf.lfd, 2500);
+	CHECK(sf.peer >= 0);
+	CHECK_EQ(counter(sf.be, "connects"), 2);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	if (sf.peer >= 0) {
+		CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 64);
+		CHECK(!memcmp(got, frame, 64));
+		uint8_t rec[4 + 10] = { 0, 0, 0, 10 };
+		CHECK_EQ(send(sf.peer, rec, sizeof(rec), MSG_NOSIGNAL), (long)sizeof(rec));
+		pump(500, &sf.fs, 1);
+		CHECK_EQ(sf.fs.n, 1);
+		CHECK_EQ(sf.fs.len[0], 10);
+	}
+	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 2);
+	stream_teardown(&sf);
+}
+
+/* A length of 0 or over 65550 is a framing error: disconnect, reconnect. */
+static void test_stream_framing_errors(void)
+{
+	static const uint32_t bad[] = { 0, 65551, 0xffffffffu };
+	struct stream_fixture sf;
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		/* A good record first: it is delivered before the bad one. */
+		uint8_t buf[4 + 20 + 4];
+		put32(buf, 20);
+		fill_pattern(buf + 4, 20, i);
+		put32(buf + 24, bad[i]);
+		CHECK_EQ(send(sf.peer, buf, sizeof(buf), MSG_NOSIGNAL), (long)sizeof(buf));
+		int64_t end = now_ms() + 1000;
+		while (counter(sf.be, "rx_framing_errors") < i + 1 && now_ms() < end)
+			event_loop_once(&loop, 10);
+		CHECK_EQ(counter(sf.be, "rx_framing_errors"), i + 1);
+		CHECK_EQ(sf.fs.n, i + 1);
+		/* The backend closed its end. */
+		char c;
+		CHECK_EQ(recv(sf.peer, &c, 1, 0), 0);
+		close(sf.peer);
+		sf.peer = accept_peer(sf.lfd, 2500);
+		CHECK(sf.peer >= 0);
+		if (sf.peer < 0)
+			break;
+	}
+	CHECK_EQ(counter(sf.be, "connects"), 4);
+	stream_teardown(&sf);
+}
+
+/* --- user: libslirp through a fake sink ------------------------------------ */
+
+static void test_user_dhcp_offer(void)
+{
+	struct fake_sink fs;
+	uint8_t f[1024];
+	struct dhcp_reply r;
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	size_t len = build_dhcp_discover(f, 0xabcd1234);
+	/* Fragmented the way a guest chain may be. */
+	struct iovec iov[3] = { { f, 10 }, { f + 10, 300 }, { f + 310, len - 310 } };
+	CHECK_EQ(be->ops->send(be, iov, 3), 0);
+	pump(200, &fs, 1);
+	CHECK(find_dhcp(&fs, &r) >= 0);
+	CHECK_EQ(r.type, 2);    /* DHCPOFFER */
+	CHECK_EQ(r.yiaddr, ip4("10.0.2.15"));
+	CHECK_EQ(r.server, ip4("10.0.2.2"));
+	CHECK_EQ(r.router, ip4("10.0.2.2"));
+	destroy(be, &fs);
+
+	be = create("user:net=192.168.76.0/24,dhcpstart=192.168.76.100", &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	struct iovec one = { f, len };
+	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	pump(200, &fs, 1);
+	CHECK(find_dhcp(&fs, &r) >= 0);
+	CHECK_EQ(r.type, 2);
+	CHECK_EQ(r.yiaddr, ip4("192.168.76.100"));
+	CHECK_EQ(r.router, ip4("192.168.76.2"));
+	destroy(be, &fs);
+}
+
+/* The guest asks for 10.0.2.2's MAC; slirp answers and learns the guest's. */
+static bool user_arp(struct net_backend *be, struct fake_sink *fs)
+{
+	uint8_t f[64];
+	size_t len = build_arp_request(f, ip4("10.0.2.15"), ip4("10.0.2.2"));
+	struct iovec iov = { f, len };
+	unsigned before = fs->n;
+
+	if (be->ops->send(be, &iov, 1))
+		return false;
+	pump(200, fs, before + 1);
+	for (unsigned i = before; i < fs->n; i++) {
+		const uint8_t *a = fs->frame[i] + 14;
+		if (fs->len[i] >= 42 && get16(fs->frame[i] + 12) == 0x0806 && get16(a + 6) == 2 &&
+		    get32(a + 14) == ip4("10.0.2.2") && !memcmp(a + 18, guest_mac, 6) &&
+		    !memcmp(fs->frame[i], guest_mac, 6))
+			return true;
+	}
+	return false;
+}
+
+static void test_user_arp(void)
+{
+	struct fake_sink fs;
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	CHECK(user_arp(be, &fs));
+	destroy(be, &fs);
+}
+
+/* A TCP or UDP socket on 127.0.0.1 with an ephemeral port. */
+static int loopback_socket(int type, uint16_t *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) ||
+	    (type == SOCK_STREAM && listen(fd, 4))) {
+		perror("loopback_socket");
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static bool fd_readable(int fd, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	do {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1)
+			return true;
+		event_loop_once(&loop, 5);
+	} while (now_ms() < end);
+	return false;
+}
+
+/* Index of a TCP segment @sport -> @dport with exactly @flags, or -1. */
+static int find_tcp(struct fake_sink *fs, uint16_t sport, uint16_t dport, uint8_t flags)
+{
+	for (unsigned i = 0; i < fs->n; i++) {
+		struct pkt p;
+		if (parse_ip(fs->frame[i], fs->len[i], &p) && p.proto == 6 && p.l4len >= 20 &&
+		    get16(p.l4) == sport && get16(p.l4 + 2) == dport && (p.l4[13] & 0x3f) == flags)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Guest SYN to 10.0.2.2:port reaches a listener on the host's 127.0.0.1;
+ * the SYN-ACK comes back once slirp's connect completes (epoll path). */
+static void test_user_tcp_to_host(void)
+{
+	struct fake_sink fs;
+	uint16_t port;
+	uint8_t f[128];
+	int lfd = loopback_socket(SOCK_STREAM, &port);
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL && lfd >= 0);
+	if (!be || lfd < 0)
+		goto out;
+	CHECK(user_arp(be, &fs));
+	size_t len = build_tcp_syn(f, ip4("10.0.2.15"), ip4("10.0.2.2"), 40000, port, 1000);
+	struct iovec iov = { f, len };
+	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK(fd_readable(lfd, 2000));
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(c >= 0);
+	int64_t end = now_ms() + 2000;
+	while (find_tcp(&fs, port, 40000, TCP_SYN | TCP_ACK) < 0 && now_ms() < end)
+		event_loop_once(&loop, 5);
+	int i = find_tcp(&fs, port, 40000, TCP_SYN | TCP_ACK);
+	CHECK(i >= 0);
+	if (i >= 0) {
+		struct pkt p;
+		parse_ip(fs.frame[i], fs.len[i], &p);
+		CHECK_EQ(p.src, ip4("10.0.2.2"));
+		CHECK_EQ(p.dst, ip4("10.0.2.15"));
+		CHECK_EQ(get32(p.l4 + 8), 1001);     /* acks our SYN */
+		CHECK_EQ(l4_csum(p.src, p.dst, 6, p.l4, p.l4len), 0);
+	}
+	if (c >= 0)
+		close(c);
+out:
+	if (lfd >= 0)
+		close(lfd);
+	destroy(be, &fs);
+}
+
+/* A UDP datagram to 10.0.2.2 lands on the host's loopback, and the answer
+ * comes back to the guest. */
+static void test_user_udp_to_host(void)
+{
+	struct fake_sink fs;
+	uint16_t port;
+	uint8_t f[128], buf[64];
+	int ufd = loopback_socket(SOCK_DGRAM, &port);
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL && ufd >= 0);
+	if (!be || ufd < 0)
+		goto out;
+	CHECK(user_arp(be, &fs));
+	size_t len = build_udp(f, ip4("10.0.2.15"), ip4("10.0.2.2"), 5000, port, "ping", 4);
+	struct iovec iov = { f, len };
+	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK(fd_readable(ufd, 2000));
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	ssize_t n = recvfrom(ufd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+	CHECK_EQ(n, 4);
+	CHECK(n == 4 && !memcmp(buf, "ping", 4));
+	CHECK_EQ(sendto(ufd, "pong!", 5, 0, (struct sockaddr *)&from, flen), 5);
+	int64_t end = now_ms() + 2000;
+	bool got = false;
+	while (!got && now_ms() < end) {
+		event_loop_once(&loop, 5);
+		for (unsigned i = 0; i < fs.n && !got; i++) {
+			struct pkt p;
+			got = parse_ip(fs.frame[i], fs.len[i], &p) && p.proto == 17 &&
+			      p.src == ip4("10.0.2.2") && p.dst == ip4("10.0.2.15") &&
+			      get16(p.l4) == port && get16(p.l4 + 2) == 5000 && p.l4len == 13 &&
+			      !memcmp(p.l4 + 8, "pong!", 5);
+		}
+	}
+	CHECK(got);
+out:
+	if (ufd >= 0)
+		close(ufd);
+	destroy(be, &fs);
+}
+
+/* hostfwd: a host connect to 127.0.0.1:P becomes a SYN to the guest. */
+static void test_user_hostfwd(void)
+{
+	struct fake_sink fs;
+	uint16_t port;
+	char spec[128];
+	int tmp = loopback_socket(SOCK_STREAM, &port);
+
+	/* Free the port for slirp (a reuse race here is harmless in a test). */
+	if (tmp >= 0)
+		close(tmp);
+	fs_init(&fs);
+	snprintf(spec, sizeof(spec), "user:hostfwd=tcp:127.0.0.1:%u-:8080", port);
+	struct net_backend *be = create(spec, &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	CHECK(user_arp(be, &fs));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK(c >= 0);
+	int r = connect(c, (struct sockaddr *)&a, sizeof(a));
+	CHECK(r == 0 || errno == EINPROGRESS);
+	int64_t end = now_ms() + 2000;
+	int i = -1;
+	while (now_ms() < end) {
+		event_loop_once(&loop, 5);
+		for (unsigned k = 0; k < fs.n && i < 0; k++) {
+			struct pkt p;
+			if (parse_ip(fs.frame[k], fs.len[k], &p) && p.proto == 6 &&
+			    p.dst == ip4("10.0.2.15") && get16(p.l4 + 2) == 8080 &&
+			    (p.l4[13] & 0x3f) == TCP_SYN)
+				i = (int)k;
+		}
+		if (i >= 0)
+			break;
+	}
+	CHECK(i >= 0);
+	close(c);
+
+	/* A second backend cannot take the same port: a clear error. */
+	char err[256] = "";
+	struct net_backend *be2 = net_backend_create(spec, &loop, err, sizeof(err));
+	CHECK(be2 == NULL);
+	CHECK(strstr(err, "cannot listen") != NULL);
+	if (be2)
+		be2->ops->destroy(be2);
+	destroy(be, &fs);
+}
+
+/* With no connection open, slirp needs no timer: an idle backend does not
+ * wake the loop (curtime is refreshed on the next guest frame instead). */
+static void test_user_idle_quiet(void)
+{
+	struct fake_sink fs;
+	uint8_t f[1024];
+	struct dhcp_reply r;
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	pump(20, NULL, 0);
+	CHECK_EQ(event_loop_once(&loop, 1200), 0);
+	/* And after the quiet spell it still answers at once. */
+	size_t len = build_dhcp_discover(f, 9);
+	struct iovec iov = { f, len };
+	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK(find_dhcp(&fs, &r) >= 0 && r.type == 2);
+	destroy(be, &fs);
+}
+
+/* No RX buffers: slirp's answers wait in the hold queue, in order. */
+static void test_user_rx_flow_control(void)
+{
+	struct fake_sink fs;
+	uint8_t f[1024];
+	struct dhcp_reply r;
+
+	fs_init(&fs);
+	struct net_backend *be = create("user", &fs);
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	fs.can = false;
+	size_t len = build_dhcp_discover(f, 7);
+	struct iovec iov = { f, len };
+	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	pump(50, NULL, 0);
+	CHECK_EQ(fs.n, 0);
+	CHECK_EQ(counter(be, "rx_queued"), 2);
+	fs.can = true;
+	be->ops->rx_ready(be);
+	CHECK_EQ(fs.n, 2);
+	CHECK(find_dhcp(&fs, &r) == 0 && r.type == 2);
+	CHECK(fs.flushes >= 1);
+	CHECK_EQ(counter(be, "rx_dropped_queue_full"), 0);
+	destroy(be, &fs);
+}
+
+/* --- root: tap and passt in this process's network namespace --------------- */
+
+static bool sh(const char *cmd)
+{
+	int r = system(cmd);
+
+	if (r != 0)
+		fprintf(stderr, "  command failed (%d): %s\n", r, cmd);
+	return r == 0;
+}
+
+/* Read frames from the tap until one matches @want (ARP reply or ICMP echo
+ * reply from 10.9.0.1), with the guest buffer split in two. */
+static long tap_wait(struct net_backend *be, uint8_t *buf, size_t cap, bool icmp)
+{
+	int64_t end = now_ms() + 3000;
+
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
+		if (poll(&p, 1, 50) != 1)
+			continue;
+		struct iovec iov[2] = { { buf, 20 }, { buf + 20, cap - 20 } };
+		ssize_t n = be->ops->recv(be, iov, 2);
+		struct pkt pk;
+		if (n <= 0)
+			continue;
+		if (!icmp && n >= 42 && get16(buf + 12) == 0x0806 && get16(buf + 20) == 2 &&
+		    get32(buf + 28) == ip4("10.9.0.1"))
+			return n;
+		if (icmp && parse_ip(buf, (size_t)n, &pk) && pk.proto == 1 && pk.l4[0] == 0)
+			return n;
+	}
+	return -1;
+}
+
+static size_t build_icmp_echo(uint8_t *f, size_t payload)
+{
+	size_t n = put_eth(f, bcast_mac, 0x0800);
+	uint8_t *ic = f + n + 20;
+
+	memset(ic, 0, 8);
+	ic[0] = 8;
+	put16(ic + 4, 77);
+	put16(ic + 6, 1);
+	fill_pattern(ic + 8, payload, 5);
+	put16(ic + 2, csum_fold(csum_add(0, ic, 8 + payload)));
+	put_ip(f + n, 1, ip4("10.9.0.2"), ip4("10.9.0.1"), 8 + payload);
+	return n + 20 + 8 + payload;
+}
+
+/* The kernel on the far side of a tap answers ARP and ping; a reply too big
+ * for the guest's buffer is dropped with -EMSGSIZE, never truncated. */
+static void test_tap_exchange(void)
+{
+	static uint8_t f[2048], buf[2048];
+	struct net_backend *be = create("tap:kvt0", NULL);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	CHECK(be->rx_fd >= 0);
+	/* Quiet the link: no IPv6 chatter among the frames we wait for. */
+	sh("sysctl -qw net.ipv6.conf.kvt0.disable_ipv6=1 2>/dev/null || true");
+	CHECK(sh("ip addr add 10.9.0.1/24 dev kvt0 && ip link set kvt0 up"));
+	size_t len = build_arp_request(f, ip4("10.9.0.2"), ip4("10.9.0.1"));
+	struct iovec iov[2] = { { f, 6 }, { f + 6, len - 6 } };
+	CHECK_EQ(be->ops->send(be, iov, 2), 0);
+	CHECK(tap_wait(be, buf, sizeof(buf), false) >= 42);
+
+	len = build_icmp_echo(f, 1000);
+	struct iovec one = { f, len };
+	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
+	CHECK_EQ(poll(&p, 1, 2000), 1);
+	struct iovec small = { buf, 100 };
+	CHECK_EQ(be->ops->recv(be, &small, 1), -EMSGSIZE);
+	CHECK_EQ(counter(be, "rx_truncated"), 1);
+	/* The oversized frame is gone; the next echo arrives whole. */
+	CHECK_EQ(be->ops->recv(be, &small, 1), 0);
+	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	CHECK_EQ(tap_wait(be, buf, sizeof(buf), true), (long)len);
+	CHECK(buf[14 + 20] == 0 && !memcmp(buf + 14 + 28, f + 14 + 28, 1000));
+	be->ops->destroy(be);
+}
+
+static void test_tap_errors(void)
+{
+	struct net_backend *be = create("tap:kvt1", NULL);
+
+	CHECK(be != NULL);
+	CHECK_ERR("tap:kvt1", "tap kvt1 is busy: another process has it open");
+	CHECK_ERR("tap:lo", "not usable as a tap");
+	if (be)
+		be->ops->destroy(be);
+	/* Without CAP_NET_ADMIN. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		const char *e = create_error("tap:kvt2");
+		if (!strstr(e, "permission denied"))
+			fprintf(stderr, "  as nobody: %s\n", e);
+		/* Refused at open(/dev/net/tun) or at TUNSETIFF, depending on
+		 * the device node's mode: the message says so either way. */
+		_exit(strstr(e, "tap kvt2: permission denied") ? 0 : 1);
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* Root without CAP_NET_ADMIN: open works, TUNSETIFF does not. */
+	pid = fork();
+	if (pid == 0) {
+		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct d[2];
+		if (syscall(SYS_capget, &h, d))
+			_exit(2);
+		d[0].effective &= ~(1u << CAP_NET_ADMIN);
+		if (syscall(SYS_capset, &h, d))
+			_exit(2);
+		const char *e = create_error("tap:kvt2");
+		if (!strstr(e, "CAP_NET_ADMIN"))
+			fprintf(stderr, "  without CAP_NET_ADMIN: %s\n", e);
+		_exit(strstr(e, "tap kvt2: permission denied") && strstr(e, "CAP_NET_ADMIN") ? 0 : 1);
+	}
+	status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A real passt on the stream framing: DHCP DISCOVER in, OFFER out with the
+ * address of the namespace's interface. */
+static void test_stream_passt(void)
+{
+	char sock[128], log[128], spec[160];
+	struct fake_sink fs;
+	uint8_t f[1024];
+	struct dhcp_reply r;
+
+	if (!sh("command -v passt >/dev/null")) {
+		printf("SKIP: test_stream_passt (passt is not installed)\n");
+		return;
+	}
+	CHECK(sh("ip link add kvp0 type veth peer name kvp1 && "
+		 "ip addr add 192.0.2.2/24 dev kvp0 && ip link set kvp0 up && "
+		 "ip link set kvp1 up && ip route add default via 192.0.2.1"));
+	snprintf(sock, sizeof(sock), "%s/passt.sock", tmpdir);
+	snprintf(log, sizeof(log), "%s/passt.log", tmpdir);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		/* -1: exit when we disconnect; --runas 0: our directory is 0700. */
+		execlp("passt", "passt", "-f", "-e", "-4", "-1", "--runas", "0", "-s", sock,
+		       (char *)NULL);
+		_exit(127);
+	}
+	struct stat st;
+	for (int i = 0; i < 100 && stat(sock, &st); i++)
+		usleep(50 * 1000);
+	fs_init(&fs);
+	snprintf(spec, sizeof(spec), "stream:%s", sock);
+	struct net_backend *be = create(spec, &fs);
+	CHECK(be != NULL);
+	if (be) {
+		size_t len = build_dhcp_discover(f, 0x5a5a0001);
+		struct iovec iov = { f, len };
+		CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+		int64_t end = now_ms() + 3000;
+		while (find_dhcp(&fs, &r) < 0 && now_ms() < end)
+			event_loop_once(&loop, 10);
+		CHECK(find_dhcp(&fs, &r) >= 0);
+		CHECK_EQ(r.type, 2);
+		CHECK_EQ(r.yiaddr, ip4("192.0.2.2"));
+		CHECK_EQ(r.router, ip4("192.0.2.1"));
+		destroy(be, &fs);
+	}
+	if (check_case_failed) {
+		char cmd[200];
+		snprintf(cmd, sizeof(cmd), "sed 's/^/    passt: /' %s >&2", log);
+		sh(cmd);
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	sh("ip link del kvp0");
+}
+
+/* --- main ------------------------------------------------------------------- */
+
+/* As root: a network namespace of our own, gone when the process ends. */
+static bool enter_netns(void)
+{
+	if (geteuid() != 0)
+		return false;
+	if (unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET)");
+		return false;
+	}
+	return sh("ip link set lo up");
+}
+
+static void cleanup(void)
+{
+	char cmd[100];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_threshold = LOG_WARN;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kvmini-netbe.XXXXXX");
+	if (!mkdtemp(tmpdir) || event_loop_init(&loop)) {
+		perror("setup");
+		return 1;
+	}
+	atexit(cleanup);
+	snprintf(stream_path, sizeof(stream_path), "%s/peer.sock", tmpdir);
+	have_netns = enter_netns();
+
+	RUN_TEST(test_spec_errors);
+	RUN_TEST(test_spec_kinds);
+	RUN_TEST(test_user_opts_defaults);
+	RUN_TEST(test_user_opts_values);
+	RUN_TEST(test_user_opts_hostfwd);
+	RUN_TEST(test_user_opts_errors);
+	RUN_TEST(test_stream_rx_reassembly);
+	RUN_TEST(test_stream_tx_framing);
+	RUN_TEST(test_stream_tx_backpressure);
+	RUN_TEST(test_stream_blocked_peer_hangup);
+	RUN_TEST(test_stream_rx_flow_control);
+	RUN_TEST(test_stream_peer_disconnect);
+	RUN_TEST(test_stream_framing_errors);
+	RUN_TEST(test_user_dhcp_offer);
+	RUN_TEST(test_user_arp);
+	RUN_TEST(test_user_tcp_to_host);
+	RUN_TEST(test_user_udp_to_host);
+	RUN_TEST(test_user_hostfwd);
+	RUN_TEST(test_user_rx_flow_control);
+	RUN_TEST(test_user_idle_quiet);
+	if (have_netns) {
+		RUN_TEST(test_tap_exchange);
+		RUN_TEST(test_tap_errors);
+		RUN_TEST(test_stream_passt);
+	} else {
+		printf("SKIP: test_tap_exchange, test_tap_errors, test_stream_passt "
+		       "(need root for a private network namespace)\n");
+	}
+	event_loop_destroy(&loop);
+	return CHECK_DONE();
+}

@@ -1,0 +1,429 @@
+/*
+ * virtio-net device against the driver simulator and the loopback backend:
+ * every counter moves on exactly its event, frames are never truncated,
+ * malformed chains are completed, poisoning raises NEEDS_RESET once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+
+#include "check.h"
+#include "core/compiler.h"
+#include "net/net_device.h"
+#include "vdriver.h"
+
+struct fake_transport {
+	struct virtio_transport t;
+	unsigned used_signals[NET_NUM_QUEUES];
+	unsigned config_signals;
+};
+
+static void fake_signal_used(struct virtio_transport *t, unsigned q)
+{
+	struct fake_transport *f = container_of(t, struct fake_transport, t);
+	if (q < NET_NUM_QUEUES)
+		f->used_signals[q]++;
+}
+
+static void fake_signal_config(struct virtio_transport *t)
+{
+	container_of(t, struct fake_transport, t)->config_signals++;
+}
+
+static const struct virtio_transport_ops fake_ops = {
+	.signal_used = fake_signal_used,
+	.signal_config = fake_signal_config,
+};
+
+struct rig {
+	struct event_loop loop;
+	struct vd_mem mem;
+	struct vd_queue rxq, txq;
+	struct net_device *net;
+	struct net_backend *be;
+	struct fake_transport tr;
+	uint64_t pool;               /* frame buffers */
+};
+
+#define FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) | \
+		  (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+static void rig_up(struct rig *r, uint64_t features)
+{
+	char err[128];
+	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
+	struct vd_queue_opts qo = { .size = 64, .indirect_max = 8 };
+
+	memset(r, 0, sizeof(*r));
+	CHECK_EQ(event_loop_init(&r->loop), 0);
+	CHECK_EQ(vd_mem_init(&r->mem, 0x100000, 8 << 20, 0), 0);
+	CHECK_EQ(vd_queue_init(&r->rxq, &r->mem, &qo), 0);
+	CHECK_EQ(vd_queue_init(&r->txq, &r->mem, &qo), 0);
+	r->be = net_loopback_create(&r->loop, NULL, err, sizeof(err));
+	CHECK(r->be != NULL);
+	r->net = calloc(1, sizeof(*r->net));
+	CHECK_EQ(net_device_init(r->net, &opts, r->be, &r->loop), 0);
+	r->tr.t.ops = &fake_ops;
+	r->net->vdev.transport = &r->tr.t;
+	r->net->vdev.mem = &r->mem.gm;
+	CHECK_EQ(virtio_device_set_features(&r->net->vdev, features), 0);
+	vd_queue_to_vq(&r->rxq, &r->net->vqs[NET_RX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	vd_queue_to_vq(&r->txq, &r->net->vqs[NET_TX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	CHECK_EQ(virtio_device_activate(&r->net->vdev), 0);
+	r->pool = vd_alloc(&r->mem, 4 << 20, 4096);
+	CHECK(r->pool != VD_NO_GPA);
+}
+
+static void rig_down(struct rig *r)
+{
+	virtio_device_reset(&r->net->vdev);
+	net_device_destroy(r->net);
+	free(r->net);
+	r->be->ops->destroy(r->be);
+	vd_queue_destroy(&r->rxq);
+	vd_queue_destroy(&r->txq);
+	vd_mem_destroy(&r->mem);
+	event_loop_destroy(&r->loop);
+}
+
+/* Sum of every counter, to check that only the expected ones moved. */
+static uint64_t counters_total(const struct net_counters *c)
+{
+	uint64_t t = 0;
+#define X(name, doc) t += c->name;
+	NET_COUNTERS(X)
+#undef X
+	return t;
+}
+
+/* Offer one RX buffer of @len writable bytes at pool offset @off. */
+static int offer_rx(struct rig *r, uint64_t off, uint32_t len)
+{
+	struct vd_buf b = { .gpa = r->pool + off, .len = len, .writable = true };
+	int head = vd_add_chain(&r->rxq, &b, 1, false);
+	vd_publish(&r->rxq);
+	return head;
+}
+
+/* Send a frame of @len bytes (pattern @seed) as header + frame buffers. */
+static int send_tx(struct rig *r, uint64_t off, uint32_t len, uint8_t seed, bool indirect)
+{
+	uint64_t hdr = r->pool + off, data = hdr + NET_HDR_LEN;
+	uint8_t *p = vd_ptr(&r->mem, data, len);
+
+	vd_fill(&r->mem, hdr, 0, NET_HDR_LEN);
+	for (uint32_t i = 0; p && i < len; i++)
+		p[i] = (uint8_t)(seed + i);
+	struct vd_buf bufs[2] = { { hdr, NET_HDR_LEN, false }, { data, len, false } };
+	int head = vd_add_chain(&r->txq, bufs, 2, indirect);
+	vd_publish(&r->txq);
+	r->net->vdev.ops->queue_notify(&r->net->vdev, NET_TX_QUEUE);
+	return head;
+}
+
+static void test_loopback_frame_roundtrip(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	int rx_head = offer_rx(&r, 0, 2048);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	int tx_head = send_tx(&r, 0x10000, 1000, 7, false);
+
+	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
+	CHECK_EQ(id, tx_head);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, rx_head);
+	CHECK_EQ(len, NET_HDR_LEN + 1000);
+	struct virtio_net_hdr_v1 hdr;
+	vd_read(&r.mem, r.pool, &hdr, sizeof(hdr));
+	CHECK_EQ(hdr.num_buffers, 1);
+	CHECK_EQ(hdr.flags, 0);
+	CHECK_EQ(hdr.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+	CHECK(memcmp(vd_ptr(&r.mem, r.pool + NET_HDR_LEN, 1000),
+		     vd_ptr(&r.mem, r.pool + 0x10000 + NET_HDR_LEN, 1000), 1000) == 0);
+	const struct net_counters *c = &r.net->counters;
+	CHECK_EQ(c->tx_packets, 1);
+	CHECK_EQ(c->tx_bytes, 1000);
+	CHECK_EQ(c->rx_packets, 1);
+	CHECK_EQ(c->rx_bytes, 1000);
+	CHECK_EQ(counters_total(c) - c->rx_interrupts - c->tx_interrupts, 2002);
+	CHECK_EQ(c->rx_interrupts, 1);
+	CHECK_EQ(c->tx_interrupts, 1);
+	rig_down(&r);
+}
+
+static void test_indirect_tx(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	offer_rx(&r, 0, 2048);
+	send_tx(&r, 0x10000, 60, 1, true);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(len, NET_HDR_LEN + 60);
+	CHECK_EQ(r.net->counters.tx_packets, 1);
+	rig_down(&r);
+}
+
+static void test_tx_oversize_dropped_not_truncated(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	offer_rx(&r, 0, 70000);
+	send_tx(&r, 0x20000, NET_TX_FRAME_MAX + 1, 3, false);
+	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	CHECK_EQ(r.net->counters.tx_frame_oversize, 1);
+	CHECK_EQ(r.net->counters.tx_packets, 0);
+	/* The largest legal frame goes through whole. */
+	send_tx(&r, 0x40000, NET_TX_FRAME_MAX, 3, false);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(len, NET_HDR_LEN + NET_TX_FRAME_MAX);
+	CHECK_EQ(r.net->counters.tx_frame_oversize, 1);
+	CHECK_EQ(r.net->counters.rx_bytes, NET_TX_FRAME_MAX);
+	rig_down(&r);
+}
+
+static void test_tx_invalid_chains(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	offer_rx(&r, 0, 2048);
+	/* Header only: no frame. */
+	struct vd_buf only_hdr = { r.pool + 0x1000, NET_HDR_LEN, false };
+	vd_add_chain(&r.txq, &only_hdr, 1, false);
+	/* A writable part in a TX chain. */
+	struct vd_buf with_wr[2] = { { r.pool + 0x2000, 100, false }, { r.pool + 0x3000, 10, true } };
+	vd_add_chain(&r.txq, with_wr, 2, false);
+	/* A buffer outside guest memory. */
+	struct vd_buf outside[2] = { { r.pool + 0x4000, NET_HDR_LEN, false }, { 1ull << 40, 100, false } };
+	vd_add_chain(&r.txq, outside, 2, false);
+	vd_publish(&r.txq);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
+		CHECK_EQ(len, 0);
+	}
+	const struct net_counters *c = &r.net->counters;
+	CHECK_EQ(c->tx_chain_invalid, 3);
+	CHECK_EQ(counters_total(c) - c->tx_interrupts, 3);
+	CHECK_EQ(c->tx_interrupts, 1);   /* one interrupt for the whole drain */
+	rig_down(&r);
+}
+
+static void test_backpressure_without_rx_buffers(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	send_tx(&r, 0x10000, 100, 9, false);
+	/* No RX buffer: the TX chain waits in the ring, nothing dropped. */
+	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 0);
+	CHECK_EQ(counters_total(&r.net->counters), 0);
+	offer_rx(&r, 0, 2048);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(len, NET_HDR_LEN + 100);
+	CHECK_EQ(r.net->counters.rx_packets, 1);
+	CHECK_EQ(r.net->counters.rx_dropped_no_buffer, 0);
+	rig_down(&r);
+}
+
+static void test_rx_buffer_too_small(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	int small = offer_rx(&r, 0, NET_HDR_LEN + 50);
+	send_tx(&r, 0x10000, 51, 1, false);
+	/* Dropped, never truncated, and the buffer stays for the next frame. */
+	CHECK_EQ(r.net->counters.rx_dropped_too_big, 1);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	send_tx(&r, 0x20000, 50, 1, false);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, small);
+	CHECK_EQ(len, NET_HDR_LEN + 50);
+	CHECK_EQ(r.net->counters.tx_packets, 2);
+	CHECK_EQ(r.net->counters.rx_packets, 1);
+	rig_down(&r);
+}
+
+static void test_rx_invalid_chain(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	/* Readable RX buffer, and one too short for the header. */
+	struct vd_buf ro = { r.pool, 2048, false };
+	int bad1 = vd_add_chain(&r.rxq, &ro, 1, false);
+	struct vd_buf tiny = { r.pool + 0x1000, NET_HDR_LEN - 1, true };
+	int bad2 = vd_add_chain(&r.rxq, &tiny, 1, false);
+	vd_publish(&r.rxq);
+	int good = offer_rx(&r, 0x2000, 2048);
+	send_tx(&r, 0x10000, 80, 1, false);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, bad1);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, bad2);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, good);
+	CHECK_EQ(r.net->counters.rx_chain_invalid, 2);
+	CHECK_EQ(r.net->counters.rx_packets, 1);
+	rig_down(&r);
+}
+
+static void test_poisoned_tx_needs_reset(void)
+{
+	struct rig r;
+
+	rig_up(&r, FEATURES);
+	vd_raw_avail_idx(&r.txq, 200);     /* more than 64 ahead */
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
+	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	CHECK(r.net->vdev.needs_reset);
+	CHECK_EQ(r.tr.config_signals, 1);
+	CHECK_EQ(counters_total(&r.net->counters), 1);
+	/* Reset clears the state; counters survive it. */
+	virtio_device_reset(&r.net->vdev);
+	CHECK(!r.net->vdev.needs_reset);
+	CHECK_EQ(r.net->vqs[NET_TX_QUEUE].poisoned, VQ_POISON_NONE);
+	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	rig_down(&r);
+}
+
+static void test_poisoned_rx_drops_counted(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	vd_raw_offer(&r.rxq, 500);         /* head out of range */
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	send_tx(&r, 0x10000, 100, 1, false);
+	/* The push backend's frame meets a poisoned RX queue. */
+	struct iovec iov = { vd_ptr(&r.mem, r.pool + 0x10000, 64), 64 };
+	CHECK_EQ(net_backend_deliver(r.be, &iov, 1), NET_DELIVER_DROPPED);
+	CHECK(r.net->counters.rx_dropped_poisoned >= 1);
+	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	CHECK(r.net->vdev.needs_reset);
+	(void)id; (void)len;
+	rig_down(&r);
+}
+
+static void test_push_without_buffer_counts_drop(void)
+{
+	struct rig r;
+	uint8_t frame[60] = { 0 };
+	struct iovec iov = { frame, sizeof(frame) };
+
+	rig_up(&r, FEATURES);
+	CHECK_EQ(net_backend_deliver(r.be, &iov, 1), NET_DELIVER_NO_BUFFER);
+	CHECK_EQ(r.net->counters.rx_dropped_no_buffer, 1);
+	CHECK_EQ(counters_total(&r.net->counters), 1);
+	rig_down(&r);
+}
+
+static void test_one_interrupt_per_drain(void)
+{
+	struct rig r;
+	uint32_t id, len;
+
+	rig_up(&r, FEATURES);
+	for (int i = 0; i < 10; i++)
+		offer_rx(&r, (uint64_t)i * 0x1000, 2048);
+	for (int i = 0; i < 10; i++) {
+		uint64_t off = 0x40000 + (uint64_t)i * 0x1000;
+		struct vd_buf bufs[2] = { { r.pool + off, NET_HDR_LEN, false },
+					  { r.pool + off + NET_HDR_LEN, 100, false } };
+		vd_add_chain(&r.txq, bufs, 2, false);
+	}
+	vd_publish(&r.txq);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
+	CHECK_EQ(r.tr.used_signals[NET_TX_QUEUE], 1);
+	CHECK_EQ(r.tr.used_signals[NET_RX_QUEUE], 1);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(r.net->counters.rx_packets, 10);
+	rig_down(&r);
+}
+
+static void test_feature_rules(void)
+{
+	struct rig r;
+
+	rig_up(&r, FEATURES);
+	struct virtio_device *d = &r.net->vdev;
+	CHECK_EQ(virtio_device_set_features(d, 1ull << VIRTIO_NET_F_MAC), -EINVAL);
+	CHECK_EQ(virtio_device_set_features(d, FEATURES | (1ull << VIRTIO_NET_F_GUEST_TSO4)), -EINVAL);
+	CHECK_EQ(virtio_device_set_features(d, 1ull << VIRTIO_F_VERSION_1), 0);
+	rig_down(&r);
+}
+
+static void test_config_space(void)
+{
+	struct rig r;
+	struct virtio_net_config cfg;
+	uint8_t b;
+
+	rig_up(&r, FEATURES);
+	CHECK_EQ(virtio_device_config_read(&r.net->vdev, 0, &cfg, sizeof(cfg)), 0);
+	CHECK(memcmp(cfg.mac, "\x52\x54\x00\x01\x02\x03", 6) == 0);
+	CHECK_EQ(cfg.status, VIRTIO_NET_S_LINK_UP);
+	CHECK_EQ(cfg.mtu, 1500);
+	CHECK_EQ(virtio_device_config_read(&r.net->vdev, 6, &b, 1), 0);
+	CHECK_EQ(b, VIRTIO_NET_S_LINK_UP);
+	CHECK_EQ(virtio_device_config_read(&r.net->vdev, sizeof(cfg), &b, 1), -EINVAL);
+	uint16_t w;
+	CHECK_EQ(virtio_device_config_read(&r.net->vdev, UINT32_MAX, &w, 2), -EINVAL);
+	rig_down(&r);
+}
+
+static void test_parse_mac(void)
+{
+	uint8_t mac[6];
+
+	CHECK_EQ(net_parse_mac("52:54:00:ab:CD:ef", mac), 0);
+	CHECK_EQ(mac[4], 0xcd);
+	CHECK_EQ(net_parse_mac("52:54:00:ab:cd", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("52:54:00:ab:cd:ef:00", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("01:00:5e:00:00:01", mac), -EINVAL);   /* multicast */
+	CHECK_EQ(net_parse_mac("52:54:00:ab:cd:zz", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("", mac), -EINVAL);
+}
+
+int main(void)
+{
+	RUN_TEST(test_loopback_frame_roundtrip);
+	RUN_TEST(test_indirect_tx);
+	RUN_TEST(test_tx_oversize_dropped_not_truncated);
+	RUN_TEST(test_tx_invalid_chains);
+	RUN_TEST(test_backpressure_without_rx_buffers);
+	RUN_TEST(test_rx_buffer_too_small);
+	RUN_TEST(test_rx_invalid_chain);
+	RUN_TEST(test_poisoned_tx_needs_reset);
+	RUN_TEST(test_poisoned_rx_drops_counted);
+	RUN_TEST(test_push_without_buffer_counts_drop);
+	RUN_TEST(test_one_interrupt_per_drain);
+	RUN_TEST(test_feature_rules);
+	RUN_TEST(test_config_space);
+	RUN_TEST(test_parse_mac);
+	return CHECK_DONE();
+}
