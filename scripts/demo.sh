@@ -11,7 +11,7 @@
 # Usage: scripts/demo.sh [SECONDS]   (iperf3 duration per direction, default 3)
 # Needs root, user-mode-linux, busybox-static and iperf3; builds build/kvmini.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . tests/uml/lib.sh
 
 SECS=${1:-3}

@@ -11,6 +11,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Fuzzers should learn from the code under test, not from the driver and
+ * its model: keep coverage instrumentation out of the hot helpers. */
+#if defined(__clang__)
+#define VD_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define VD_NO_COVERAGE
+#endif
+
 #define VD_PAGE 4096u
 /* Bytes kept free of ordinary allocations on each side of a region split,
  * so vd_alloc_crossing always has room. */
@@ -86,6 +94,7 @@ void vd_mem_destroy(struct vd_mem *m)
 	m->fd = -1;
 }
 
+VD_NO_COVERAGE
 static const struct vd_region *vd_region_of(const struct vd_mem *m, uint64_t gpa)
 {
 	for (unsigned i = 0; i < m->nregions; i++) {
@@ -96,6 +105,7 @@ static const struct vd_region *vd_region_of(const struct vd_mem *m, uint64_t gpa
 	return NULL;
 }
 
+VD_NO_COVERAGE
 void *vd_ptr(const struct vd_mem *m, uint64_t gpa, uint64_t len)
 {
 	const struct vd_region *r = vd_region_of(m, gpa);
@@ -106,6 +116,7 @@ void *vd_ptr(const struct vd_mem *m, uint64_t gpa, uint64_t len)
 }
 
 /* Walk [gpa, gpa + len) region by region, calling @fn on each host piece. */
+VD_NO_COVERAGE
 static int vd_walk(const struct vd_mem *m, uint64_t gpa, uint64_t len,
 		   void (*fn)(uint8_t *host, uint8_t *buf, size_t n), uint8_t *buf)
 {
@@ -128,11 +139,13 @@ static int vd_walk(const struct vd_mem *m, uint64_t gpa, uint64_t len,
 static void piece_write(uint8_t *host, uint8_t *buf, size_t n) { memcpy(host, buf, n); }
 static void piece_read(uint8_t *host, uint8_t *buf, size_t n) { memcpy(buf, host, n); }
 
+VD_NO_COVERAGE
 int vd_write(const struct vd_mem *m, uint64_t gpa, const void *buf, uint64_t len)
 {
 	return vd_walk(m, gpa, len, piece_write, (uint8_t *)buf);
 }
 
+VD_NO_COVERAGE
 int vd_read(const struct vd_mem *m, uint64_t gpa, void *buf, uint64_t len)
 {
 	return vd_walk(m, gpa, len, piece_read, buf);
@@ -511,6 +524,7 @@ struct vring_used_elem vd_raw_used(const struct vd_queue *q, uint16_t slot)
 
 /* Pieces [gpa, gpa + len) splits into, or -1 when a byte is outside memory
  * or the range wraps. */
+VD_NO_COVERAGE
 static int64_t ref_pieces(const struct vd_mem *m, uint64_t gpa, uint64_t len)
 {
 	int64_t n = 0;
@@ -532,6 +546,7 @@ static int64_t ref_pieces(const struct vd_mem *m, uint64_t gpa, uint64_t len)
 }
 
 /* Account one buffer descriptor; false when the chain is malformed. */
+VD_NO_COVERAGE
 static bool ref_buffer(const struct vd_mem *m, struct vd_ref_chain *c, const struct vring_desc *d)
 {
 	bool writable = d->flags & VRING_DESC_F_WRITE;
@@ -553,6 +568,7 @@ static bool ref_buffer(const struct vd_mem *m, struct vd_ref_chain *c, const str
 	return c->in_len <= UINT32_MAX && c->out_len <= UINT32_MAX;
 }
 
+VD_NO_COVERAGE
 void vd_ref_walk(const struct vd_queue *q, bool indirect_ok, uint16_t head,
 		 struct vd_ref_chain *out, vd_ref_hook hook, void *ctx)
 {

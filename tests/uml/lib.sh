@@ -62,7 +62,7 @@ note() { echo "    $*"; }
 # watchdog that ends the whole test after LIMIT seconds.
 t_begin() {
 	T_NAME=$1
-	local limit=${2:-120}
+	T_LIMIT=${2:-120}
 	[ "$(id -u)" -eq 0 ] || { echo "FAIL: $T_NAME: needs root (netns, tap)"; exit 1; }
 	# Short and unique: interface names have 15 characters at most.
 	T_ID=$(printf '%04x%01x' $(( ($$ ^ RANDOM) & 0xffff )) $(( RANDOM & 0xf )))
@@ -78,10 +78,11 @@ t_begin() {
 	T_RUN=$(mktemp -d "/tmp/kvmini-uml-$T_ID.XXXXXX")
 	trap t_cleanup EXIT
 	trap 'echo "FAIL: $T_NAME: interrupted"; exit 130' INT
-	trap 'echo "FAIL: $T_NAME: terminated (time limit ${limit} s?)"; exit 124' TERM
+	# Bash runs this once the foreground command returns: every step is bounded.
+	trap 'echo "FAIL: $T_NAME: terminated (time limit $T_LIMIT s?)"; exit 124' TERM
 	# The watchdog ends its own sleep when cleanup ends it.
 	(
-		sleep "$limit" &
+		sleep "$T_LIMIT" &
 		s=$!
 		trap 'kill $s 2>/dev/null; exit 0' TERM
 		wait $s && kill -TERM $$ 2>/dev/null
@@ -221,7 +222,6 @@ kvmini_start() {
 		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		"$KVMINI_BIN" vhost net --socket "$sock" --backend "$backend" "$@"
-	KVMINI_PID=$_kpid
 	for ((i = 0; i < 100; i++)); do
 		[ -S "$sock" ] && return 0
 		kill -0 "$_kpid" 2>/dev/null || break
@@ -305,7 +305,7 @@ kvmini_sanitizer_clean() {
 
 # kvmini_check_clean: PASS when none of the error counters moved.
 kvmini_check_clean() {
-	local bad= n
+	local bad='' n
 	for n in tx_chain_invalid tx_frame_oversize tx_backend_errors rx_chain_invalid \
 		rx_write_failed used_add_failed avail_index_invalid rx_dropped_poisoned \
 		rx_dropped_too_big; do
@@ -449,9 +449,11 @@ uml_prepare() {
 	mkdir -p "$(dirname "$UML_SHIM")"
 	if ! [ -f "$UML_SHIM" ] || ! cmp -s <(uml_shim_source) "$src"; then
 		uml_shim_source >"$src.tmp" && mv "$src.tmp" "$src"
-		${CC:-gcc} -O2 -Wall -shared -fPIC -o "$UML_SHIM.tmp" "$src" -ldl &&
-			mv "$UML_SHIM.tmp" "$UML_SHIM" ||
-			{ fail "building $UML_SHIM"; return 1; }
+		if ! ${CC:-gcc} -O2 -Wall -shared -fPIC -o "$UML_SHIM.tmp" "$src" -ldl; then
+			fail "building $UML_SHIM"
+			return 1
+		fi
+		mv "$UML_SHIM.tmp" "$UML_SHIM"
 	fi
 }
 
@@ -574,7 +576,7 @@ guest_val() {
 # guest_relay: turn the guest's GUEST-PASS/FAIL lines into PASS/FAIL lines;
 # fails when the guest did not finish its script.
 guest_relay() {
-	local kind what rc
+	local line rc
 	while IFS= read -r line; do
 		case $line in
 		GUEST-PASS:*) pass "guest: ${line#GUEST-PASS: }" ;;

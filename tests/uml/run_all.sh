@@ -5,7 +5,7 @@
 #
 # UML_TEST_TIMEOUT bounds each test (seconds, default 150).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 limit=${UML_TEST_TIMEOUT:-150}
 logdir=build/test-logs/uml
