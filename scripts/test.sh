@@ -74,7 +74,9 @@ for f in build/fuzz/*; do
 	mkdir -p "$corpus"
 	seeds=()
 	[ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
+	mkdir -p build/fuzz-artifacts
 	if "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz-artifacts/"$name"- \
 		"$corpus" "${seeds[@]}" >"$LOGDIR/fuzz-$name.log" 2>&1; then
 		echo "PASS: fuzz $name ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$LOGDIR/fuzz-$name.log" | grep -o '[0-9]*$') runs)"
 		passed=$((passed + 1))

@@ -60,8 +60,10 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *mem)
 	vq->used_idx = GUEST_LOAD(&vq->used->idx);
 	vq->published_idx = vq->used_idx;
 	vq->signalled_valid = false;
-	vq->notify_enabled = true;
 	vq->started = true;
+	/* The ring may come from an earlier session that left kicks suppressed
+	 * (NO_NOTIFY set, a stale avail_event): ask for kicks again. */
+	vq_enable_notify(vq);
 	return 0;
 }
 
@@ -114,16 +116,18 @@ static enum vq_chain_error enter_indirect(struct virtqueue *vq, struct chain_wal
 	return VQ_CHAIN_ERR_NONE;
 }
 
-/* Append one buffer descriptor's memory to the chain. */
+/* Append one buffer descriptor's memory to the chain. @seen_writable
+ * tracks descriptors, not iovecs: a zero-length one yields no iovec. */
 static enum vq_chain_error add_buffer(const struct virtqueue *vq, struct vq_chain *c,
-				      const struct vring_desc *d)
+				      const struct vring_desc *d, bool *seen_writable)
 {
 	bool writable = d->flags & VRING_DESC_F_WRITE;
 	unsigned used = c->n_out + c->n_in;
 
 	/* Spec 2.7.4.2: readable descriptors come before writable ones. */
-	if (!writable && c->n_in)
+	if (!writable && *seen_writable)
 		return VQ_CHAIN_ERR_ORDER;
+	*seen_writable |= writable;
 	int n = guest_mem_to_iov(vq->mem, d->addr, d->len, c->iov + used,
 				 VQ_CHAIN_MAX_IOV - used);
 	if (n == -ENOBUFS)
@@ -150,6 +154,7 @@ static enum vq_chain_error walk_chain(struct virtqueue *vq, uint16_t head, struc
 		.table = vq->desc, .table_size = vq->size, .ttl = vq->size,
 	};
 	uint32_t idx = head;
+	bool seen_writable = false;
 
 	for (;;) {
 		struct vring_desc d;
@@ -167,7 +172,7 @@ static enum vq_chain_error walk_chain(struct virtqueue *vq, uint16_t head, struc
 			idx = 0;
 			continue;
 		}
-		err = add_buffer(vq, c, &d);
+		err = add_buffer(vq, c, &d, &seen_writable);
 		if (err)
 			return err;
 		if (!(d.flags & VRING_DESC_F_NEXT))

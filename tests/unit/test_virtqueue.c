@@ -445,6 +445,40 @@ static void test_readable_after_writable(void)
 	teardown(&f);
 }
 
+/* A zero-length writable descriptor still ends the readable part. */
+static void test_readable_after_empty_writable(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	vd_raw_desc(&f.q, 0, buf(&f, 4), 0, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	vd_raw_desc(&f.q, 1, buf(&f, 4), 4, 0, 0);
+	expect_bad_chain(&f, 0, VQ_CHAIN_ERR_ORDER);
+	teardown(&f);
+}
+
+/* A ring handed over with kicks suppressed asks for kicks again at start. */
+static void test_start_reenables_notify(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	vq_disable_notify(&f.vq);
+	CHECK(vd_used_flags(&f.q) & VRING_USED_F_NO_NOTIFY);
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
+	CHECK(!(vd_used_flags(&f.q) & VRING_USED_F_NO_NOTIFY));
+	teardown(&f);
+
+	CHECK_EQ(setup(&f, 8, true, false), 0);
+	f.vq.last_avail_idx = 5;
+	vd_queue_set_start_idx(&f.q, 5);
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
+	CHECK_EQ(vd_avail_event(&f.q), 5);
+	teardown(&f);
+}
+
 /* More pieces than VQ_CHAIN_MAX_IOV: an indirect table of one-byte buffers,
  * and a direct chain whose buffers each cross the region boundary. */
 static void test_too_many_iovecs(void)
@@ -1052,6 +1086,8 @@ int main(void)
 	RUN_TEST(test_buffer_outside_memory);
 	RUN_TEST(test_length_overflow);
 	RUN_TEST(test_readable_after_writable);
+	RUN_TEST(test_readable_after_empty_writable);
+	RUN_TEST(test_start_reenables_notify);
 	RUN_TEST(test_too_many_iovecs);
 	RUN_TEST(test_avail_idx_jump_poisons);
 	RUN_TEST(test_avail_idx_backwards_poisons);

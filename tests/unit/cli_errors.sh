@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Every bad argument to kvmini gets a clear message and exit status 2 (usage)
+# or 1 (runtime), and nothing is left behind.
+set -u
+cd "$(dirname "$0")/../.."
+BIN=${KVMINI:-build/kvmini-san}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sock=$tmp/net.sock
+
+# expect NAME STATUS PATTERN -- ARGS...
+expect() {
+	local name=$1 status=$2 pattern=$3
+	shift 4
+	local out rc
+	out=$(timeout 10 "$BIN" "$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$status" ] && grep -qE -- "$pattern" <<<"$out"; then
+		echo "PASS: cli $name"
+	else
+		echo "FAIL: cli $name (exit $rc, wanted $status; output: $out)"
+	fi
+}
+
+expect no-command 2 'usage: kvmini' --
+expect help 0 'vhost net' -- --help
+expect version 0 '^kvmini [0-9]' -- --version
+expect unknown-command 2 'unknown command "frobnicate"' -- frobnicate
+expect vhost-no-device 2 'usage: kvmini vhost' -- vhost
+expect vhost-unknown-device 2 'unknown vhost device "foo"' -- vhost foo
+expect net-help 0 '--backend BACKEND' -- vhost net --help
+expect net-missing-required 2 '--socket and --backend are required' -- vhost net
+expect net-unknown-backend 2 'unknown network backend "bogus"' -- vhost net --socket "$sock" --backend bogus
+expect net-tap-no-name 2 'tap needs an argument' -- vhost net --socket "$sock" --backend tap:
+expect net-tap-long-name 2 'too long \(at most 15' -- vhost net --socket "$sock" --backend tap:averyveryverylongname
+expect net-loopback-arg 2 'loopback takes no argument' -- vhost net --socket "$sock" --backend loopback:x
+expect net-bad-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend loopback --mac 01:02:03:04:05:06
+expect net-short-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend loopback --mac 52:54:00
+expect net-bad-mtu 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 10
+expect net-mtu-junk 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 1500x
+expect net-unknown-option 2 'unknown option "--bogus"' -- vhost net --socket "$sock" --backend loopback --bogus
+expect net-missing-value 2 'option --mac needs a value' -- vhost net --socket "$sock" --backend loopback --mac
+expect net-extra-arg 2 'unexpected argument "extra"' -- vhost net --socket "$sock" --backend loopback extra
+expect net-socket-dir-missing 1 'x.sock' -- vhost net --socket "$tmp/no/such/dir/x.sock" --backend loopback
+expect net-stream-missing 2 'cannot connect' -- vhost net --socket "$sock" --backend stream:"$tmp/absent"
+expect net-user-bad-net 2 'expected A.B.C.D/N' -- vhost net --socket "$sock" --backend user:net=300.1.1.1/24
+expect net-user-bad-option 2 'unknown user option "bogus"' -- vhost net --socket "$sock" --backend user:bogus=1
+touch "$tmp/regular"
+expect net-socket-is-file 1 'regular' -- vhost net --socket "$tmp/regular" --backend loopback
+
+# A running server shuts down cleanly on SIGTERM and prints its counters.
+"$BIN" vhost net --socket "$sock" --backend loopback --counters-file "$tmp/c" 2>"$tmp/log" &
+pid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+kill -USR1 "$pid"; sleep 0.3
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^tx_packets 0$' "$tmp/c" && [ ! -e "$sock" ] &&
+   [ "$(grep -c '^rx_packets' "$tmp/log")" -eq 2 ]; then
+	echo "PASS: cli sigterm-counters"
+else
+	echo "FAIL: cli sigterm-counters (exit $rc; $(cat "$tmp/log"))"
+fi
