@@ -18,12 +18,6 @@
 #include "net/net_device.h"
 #include "transport/vhost_user.h"
 
-static const char vhost_usage[] =
-	"usage: kvmini vhost <device> [options]\n"
-	"\n"
-	"devices:\n"
-	"  net   virtio-net (kvmini vhost net --help)\n";
-
 static const char net_usage[] =
 	"usage: kvmini vhost net --socket PATH --backend BACKEND [options]\n"
 	"\n"
@@ -253,17 +247,4 @@ int cmd_vhost_net(int argc, char **argv)
 	if (r < 0)
 		return EXIT_USAGE;
 	return serve_net(&args);
-}
-
-int cmd_vhost(int argc, char **argv)
-{
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(vhost_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
-	}
-	if (!strcmp(argv[1], "net"))
-		return cmd_vhost_net(argc - 1, argv + 1);
-	log_err("unknown vhost device \"%s\"", argv[1]);
-	fputs(vhost_usage, stderr);
-	return EXIT_USAGE;
 }
