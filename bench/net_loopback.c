@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "net/net_device.h"
 #include "virtio/device.h"
+#include "count_transport.h"
 #include "vdriver.h"
 
 #define QSIZE     256u
@@ -39,39 +40,13 @@
 
 static const uint32_t frame_sizes[] = { 64, 1500, 65536 };
 
-/* ---- the transport: interrupts are counted, nothing else ---- */
-
-struct count_transport {
-	struct virtio_transport t;
-	uint64_t used_irqs[NET_NUM_QUEUES];
-	uint64_t config_irqs;
-};
-
-static void count_signal_used(struct virtio_transport *t, unsigned q)
-{
-	struct count_transport *ct = container_of(t, struct count_transport, t);
-
-	if (q < NET_NUM_QUEUES)
-		ct->used_irqs[q]++;
-}
-
-static void count_signal_config(struct virtio_transport *t)
-{
-	container_of(t, struct count_transport, t)->config_irqs++;
-}
-
-static const struct virtio_transport_ops count_ops = {
-	.signal_used = count_signal_used,
-	.signal_config = count_signal_config,
-};
-
 /* ---- one benchmark world: memory, device, driver queues, buffers ---- */
 
 struct world {
 	struct vd_mem mem;
 	struct event_loop loop;
 	struct net_device net;
-	struct count_transport transport;
+	struct count_transport transport;   /* counts interrupts */
 	struct vd_queue rxq, txq;
 	uint32_t frame;                  /* payload bytes per frame */
 	uint64_t rx_gpa[QSIZE], tx_gpa[QSIZE];
@@ -139,8 +114,7 @@ static void world_up(uint32_t frame)
 	struct net_backend *be = net_loopback_create(&w.loop, NULL, err, sizeof(err));
 	if (!be || net_device_init(&w.net, &opts, be, &w.loop))
 		die("cannot create the loopback net device");
-	w.transport.t.ops = &count_ops;
-	w.net.vdev.transport = &w.transport.t;
+	count_transport_attach(&w.transport, &w.net.vdev);
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX);
 	if (virtio_device_set_features(&w.net.vdev, features))
 		die("features refused");
@@ -313,15 +287,15 @@ static struct result bench_size(uint32_t frame, double seconds)
 	world_up(frame);
 	run_frames(seconds / 4);                  /* warm up: fault in, settle the rings */
 	run_memcpy(seconds / 4);
-	uint64_t rx_irq0 = w.transport.used_irqs[NET_RX_QUEUE];
-	uint64_t tx_irq0 = w.transport.used_irqs[NET_TX_QUEUE];
+	uint64_t rx_irq0 = w.transport.used[NET_RX_QUEUE];
+	uint64_t tx_irq0 = w.transport.used[NET_TX_QUEUE];
 	uint64_t seq0 = w.rx_seq;
 	for (unsigned r = 0; r < RUNS; r++) {
 		fps[r] = run_frames(seconds);
 		bps[r] = run_memcpy(seconds);
 	}
-	res.rx_irqs = w.transport.used_irqs[NET_RX_QUEUE] - rx_irq0;
-	res.tx_irqs = w.transport.used_irqs[NET_TX_QUEUE] - tx_irq0;
+	res.rx_irqs = w.transport.used[NET_RX_QUEUE] - rx_irq0;
+	res.tx_irqs = w.transport.used[NET_TX_QUEUE] - tx_irq0;
 	res.frames = w.rx_seq - seq0;
 	res.fps = median(fps, RUNS);
 	res.memcpy_bps = median(bps, RUNS);

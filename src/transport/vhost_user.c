@@ -1121,8 +1121,14 @@ static const struct virtio_transport_ops vu_transport_ops = {
 
 /* ---- back-end channel ---------------------------------------------- */
 
-static void vu_close_fds_in(struct msghdr *mh)
+/*
+ * Take the SCM_RIGHTS fds of a received message: up to @max into @fds
+ * (counted in *@nfds), the rest closed. Returns true when some were closed.
+ */
+static bool vu_take_cmsg_fds(struct msghdr *mh, int *fds, unsigned *nfds, unsigned max)
 {
+	bool closed = false;
+
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -1130,9 +1136,22 @@ static void vu_close_fds_in(struct msghdr *mh)
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			close(fd);
+			if (*nfds < max) {
+				fds[(*nfds)++] = fd;
+			} else {
+				close(fd);
+				closed = true;
+			}
 		}
 	}
+	return closed;
+}
+
+static void vu_close_fds_in(struct msghdr *mh)
+{
+	unsigned none = 0;
+
+	vu_take_cmsg_fds(mh, NULL, &none, 0);
 }
 
 static void vu_close_backend(struct vhost_user_server *s)
@@ -1213,21 +1232,8 @@ static void vu_rx_take_fds(struct vhost_user_rx *rx, struct msghdr *mh)
 {
 	if (mh->msg_flags & MSG_CTRUNC)
 		rx->fds_overflow = true;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (rx->nfds < VHOST_USER_MAX_FDS) {
-				rx->fds[rx->nfds++] = fd;
-			} else {
-				close(fd);
-				rx->fds_overflow = true;
-			}
-		}
-	}
+	if (vu_take_cmsg_fds(mh, rx->fds, &rx->nfds, VHOST_USER_MAX_FDS))
+		rx->fds_overflow = true;
 }
 
 /* Receive up to @len bytes of the current message. Returns bytes read,

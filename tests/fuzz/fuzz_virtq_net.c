@@ -36,6 +36,7 @@
 #include "net/net_device.h"
 #include "virtio/device.h"
 #include "virtio/virtqueue.h"
+#include "count_transport.h"
 #include "vdriver.h"
 
 #define MEM_BASE   0x7ff00000ull           /* just below 2 GiB: non-zero, odd-ish */
@@ -88,25 +89,7 @@ static uint16_t raw_head;
 static uint64_t data_base, data_end;       /* where well-formed buffers go */
 static uint64_t features;
 
-static uint64_t irq_sent[2], config_sent;
-
-static void t_signal_used(struct virtio_transport *t, unsigned q)
-{
-	if (q >= 2)
-		FAIL("interrupt for queue %u", q);
-	irq_sent[q]++;
-}
-
-static void t_signal_config(struct virtio_transport *t)
-{
-	config_sent++;
-}
-
-static const struct virtio_transport_ops transport_ops = {
-	.signal_used = t_signal_used,
-	.signal_config = t_signal_config,
-};
-static struct virtio_transport transport = { .ops = &transport_ops };
+static struct count_transport transport;   /* counts interrupts */
 
 /* ---- per-queue accounting for the device's queues ---- */
 
@@ -306,8 +289,8 @@ static void before_call(void)
 	for (unsigned q = 0; q < 2; q++)
 		snapshot_queue(q);
 	cnt_before = net.counters;
-	irq_before[0] = irq_sent[0];
-	irq_before[1] = irq_sent[1];
+	irq_before[0] = transport.used[0];
+	irq_before[1] = transport.used[1];
 }
 
 #define D(field) (net.counters.field - cnt_before.field)
@@ -331,9 +314,11 @@ static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
 		FAIL("more bytes received than sent");
 	if (D(tx_bytes) > (uint64_t)D(tx_packets) * NET_TX_FRAME_MAX)
 		FAIL("TX bytes beyond the frame cap");
-	if (irq_sent[0] - irq_before[0] != D(rx_interrupts) ||
-	    irq_sent[1] - irq_before[1] != D(tx_interrupts))
+	if (transport.used[0] - irq_before[0] != D(rx_interrupts) ||
+	    transport.used[1] - irq_before[1] != D(tx_interrupts))
 		FAIL("interrupt counters disagree with interrupts sent");
+	if (transport.used_out_of_range)
+		FAIL("interrupt for a queue the device does not have");
 	for (unsigned q = 0; q < 2; q++) {
 		if (net.vqs[q].poisoned && !net.vdev.needs_reset)
 			FAIL("q%u poisoned without NEEDS_RESET", q);
@@ -401,7 +386,7 @@ static void bring_up_device(bool bad_features)
 	for (unsigned q = 0; q < 2; q++)
 		configure_device_queue(q);
 	net.vdev.mem = &mem.gm;
-	net.vdev.transport = &transport;
+	count_transport_attach(&transport, &net.vdev);
 	before_call();
 	int r = virtio_device_activate(&net.vdev);
 	if (r == 0)

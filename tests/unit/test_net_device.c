@@ -10,32 +10,10 @@
 #include <linux/virtio_net.h>
 
 #include "check.h"
+#include "count_transport.h"
 #include "core/compiler.h"
 #include "net/net_device.h"
 #include "vdriver.h"
-
-struct fake_transport {
-	struct virtio_transport t;
-	unsigned used_signals[NET_NUM_QUEUES];
-	unsigned config_signals;
-};
-
-static void fake_signal_used(struct virtio_transport *t, unsigned q)
-{
-	struct fake_transport *f = container_of(t, struct fake_transport, t);
-	if (q < NET_NUM_QUEUES)
-		f->used_signals[q]++;
-}
-
-static void fake_signal_config(struct virtio_transport *t)
-{
-	container_of(t, struct fake_transport, t)->config_signals++;
-}
-
-static const struct virtio_transport_ops fake_ops = {
-	.signal_used = fake_signal_used,
-	.signal_config = fake_signal_config,
-};
 
 struct rig {
 	struct event_loop loop;
@@ -43,7 +21,7 @@ struct rig {
 	struct vd_queue rxq, txq;
 	struct net_device *net;
 	struct net_backend *be;
-	struct fake_transport tr;
+	struct count_transport tr;
 	uint64_t pool;               /* frame buffers */
 };
 
@@ -65,8 +43,7 @@ static void rig_up(struct rig *r, uint64_t features)
 	CHECK(r->be != NULL);
 	r->net = calloc(1, sizeof(*r->net));
 	CHECK_EQ(net_device_init(r->net, &opts, r->be, &r->loop), 0);
-	r->tr.t.ops = &fake_ops;
-	r->net->vdev.transport = &r->tr.t;
+	count_transport_attach(&r->tr, &r->net->vdev);
 	r->net->vdev.mem = &r->mem.gm;
 	CHECK_EQ(virtio_device_set_features(&r->net->vdev, features), 0);
 	vd_queue_to_vq(&r->rxq, &r->net->vqs[NET_RX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
@@ -299,7 +276,7 @@ static void test_poisoned_tx_needs_reset(void)
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
 	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
 	CHECK(r.net->vdev.needs_reset);
-	CHECK_EQ(r.tr.config_signals, 1);
+	CHECK_EQ(r.tr.config, 1);
 	CHECK_EQ(counters_total(&r.net->counters), 1);
 	/* Reset clears the state; counters survive it. */
 	virtio_device_reset(&r.net->vdev);
@@ -357,8 +334,8 @@ static void test_one_interrupt_per_drain(void)
 	}
 	vd_publish(&r.txq);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
-	CHECK_EQ(r.tr.used_signals[NET_TX_QUEUE], 1);
-	CHECK_EQ(r.tr.used_signals[NET_RX_QUEUE], 1);
+	CHECK_EQ(r.tr.used[NET_TX_QUEUE], 1);
+	CHECK_EQ(r.tr.used[NET_RX_QUEUE], 1);
 	for (int i = 0; i < 10; i++)
 		CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(r.net->counters.rx_packets, 10);
