@@ -463,7 +463,7 @@ guest_script() {
 	{
 		cat <<EOF
 # Written by tests/uml/lib.sh for $T_NAME; runs as /init's child in UML.
-FLAGS=/host$T_DIR/flags
+FLAGS=/t/flags   # /init mounts \$T_DIR at /t
 EOF
 		cat <<'EOF'
 say() { echo "GUEST: $*"; }
@@ -540,7 +540,7 @@ uml_boot() {
 		env LD_PRELOAD="$UML_SHIM" TMPDIR=/dev/shm "$UML_KERNEL" \
 		mem="$UML_MEM" rootfstype=hostfs hostfs="$UML_ROOT" ro init=/init \
 		con=null con0=fd:0,fd:1 quiet uml_dir="$T_RUN/uml" \
-		KVMINI_SCRIPT="$script" "$@"
+		KVMINI_SCRIPT="$script" KVMINI_TEST_DIR="$T_DIR" "$@"
 }
 
 # uml_wait PID: wait for the guest to halt; returns the guest script's exit

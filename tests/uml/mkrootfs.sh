@@ -39,7 +39,7 @@ fi
 tmp=$(mktemp -d "$root.new.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc/udhcpc,etc,proc,sys,dev,tmp,run,host,lib/modules,root,var/run}
+mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc/udhcpc,etc,proc,sys,dev,tmp,run,host,lib/modules,root,var/run,t}
 cp "$busybox" "$tmp/bin/busybox"
 for applet in $("$busybox" --list-full); do
 	[ -e "$tmp/$applet" ] || ln -s /bin/busybox "$tmp/$applet"
@@ -81,8 +81,17 @@ ip link set lo up
 modprobe virtio_net 2>/dev/null
 echo "GUEST-BOOTED: $(cut -d' ' -f1 /proc/uptime)"
 rc=127
-if [ -n "$KVMINI_SCRIPT" ] && [ -f "/host$KVMINI_SCRIPT" ]; then
-	sh "/host$KVMINI_SCRIPT"
+# The test's own directory (script, flags) at a fixed place, /t: a mount of
+# its own, so it stays visible wherever the checkout lives (also under the
+# host's /tmp, which the guest's tmpfs above hides).
+script=/host$KVMINI_SCRIPT
+if [ -n "$KVMINI_TEST_DIR" ] && mount -t hostfs -o "ro,.hostroot$KVMINI_TEST_DIR" none /t; then
+	case $KVMINI_SCRIPT in
+	"$KVMINI_TEST_DIR"/*) script=/t/${KVMINI_SCRIPT#"$KVMINI_TEST_DIR"/} ;;
+	esac
+fi
+if [ -n "$KVMINI_SCRIPT" ] && [ -f "$script" ]; then
+	sh "$script"
 	rc=$?
 else
 	echo "GUEST: no script (KVMINI_SCRIPT='$KVMINI_SCRIPT')"
