@@ -3,7 +3,10 @@
 #   1. unit tests under ASan + UBSan
 #   2. short libFuzzer runs (FUZZ_SECONDS each, default 60)
 #   3. in-process benchmark smoke run
-#   4. User-Mode Linux integration tests (real Linux virtio drivers)
+#   4. host-kernel FUSE client against kvmini's FUSE server (/dev/fuse)
+#   5. User-Mode Linux integration tests (real Linux virtio drivers)
+#   6. other real vhost-user frontends (QEMU, DPDK virtio-user)
+#   7. KVM: kvmini run with the project's own small guests
 # Prints the time each layer took and ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -103,11 +106,18 @@ for b in build/bench/*; do
 done
 layer_end
 
-layer_start "UML integration (real Linux virtio drivers over vhost-user)"
-if [ -x tests/uml/run_all.sh ] || [ -f tests/uml/run_all.sh ]; then
-	run_counted uml bash tests/uml/run_all.sh
-fi
-layer_end
+# run_layer TITLE NAME SCRIPT: one integration layer, when the tree has it.
+run_layer() {
+	[ -f "$3" ] || return 0
+	layer_start "$1"
+	run_counted "$2" bash "$3"
+	layer_end
+}
+
+run_layer "FUSE (host kernel client on /dev/fuse)" fuse tests/fuse/run_all.sh
+run_layer "UML integration (real Linux virtio drivers over vhost-user)" uml tests/uml/run_all.sh
+run_layer "other vhost-user frontends (QEMU, DPDK)" peers tests/peers/run_all.sh
+run_layer "KVM (kvmini run with the project's small guests)" kvm tests/kvm/run_all.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
