@@ -209,6 +209,7 @@ static int serve_net(const struct net_args *a)
 	}
 	sig.net = net;
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
+	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
 	if (a->no_inband)
 		vopts.protocol_features &= ~VHOST_USER_PF(INBAND_NOTIFICATIONS);
 	r = vhost_user_server_init(&server, &net->vdev, &loop, a->socket_path, &vopts);

@@ -817,7 +817,7 @@ static int vu_set_protocol_features(struct vhost_user_server *s, struct vu_req *
 
 static int vu_get_queue_num(struct vhost_user_server *s, struct vu_req *req)
 {
-	return vu_reply_u64(req, s->dev->num_queues);
+	return vu_reply_u64(req, s->opts.queue_num ? s->opts.queue_num : s->dev->num_queues);
 }
 
 static int vu_set_vring_enable(struct vhost_user_server *s, struct vu_req *req)

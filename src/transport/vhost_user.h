@@ -42,6 +42,10 @@ struct vhost_user_opts {
 	 * (for example to quit after one session). May be NULL. */
 	void (*on_disconnect)(struct vhost_user_server *s, void *opaque);
 	void *opaque;
+	/* What GET_QUEUE_NUM answers; 0 means the device's virtqueue count.
+	 * Frontends read it per device type: QEMU's and DPDK's net code take
+	 * it as queue *pairs*, so a net device sets its pair count here. */
+	uint64_t queue_num;
 };
 
 #define VHOST_USER_OPTS_DEFAULT \

@@ -589,6 +589,22 @@ static void test_eventfd_kick_call(void)
 	CHECK_EQ(count_fds(), base_fds);
 }
 
+/* A net device answers GET_QUEUE_NUM in queue pairs, as QEMU reads it. */
+static void test_queue_num_option(void)
+{
+	struct fe f;
+	struct vhost_user_opts opts = VHOST_USER_OPTS_DEFAULT;
+	int base_fds = count_fds();
+
+	opts.queue_num = 1;
+	CHECK_EQ(fe_setup(&f, &opts), 0);
+	CHECK_EQ(fe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_PF(MQ)), 0);
+	CHECK_EQ(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 1);
+	fe_teardown(&f);
+	CHECK_EQ(count_fds(), base_fds);
+}
+
 /* UML without in-band notifications: the call "fd" is a socketpair. */
 static void test_socketpair_call(void)
 {
@@ -1098,6 +1114,7 @@ int main(void)
 	RUN_TEST(test_table);
 	RUN_TEST(test_uml_boot_inband);
 	RUN_TEST(test_eventfd_kick_call);
+	RUN_TEST(test_queue_num_option);
 	RUN_TEST(test_socketpair_call);
 	RUN_TEST(test_vring_base_stop_restart);
 	RUN_TEST(test_mem_table_replace);
