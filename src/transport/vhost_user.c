@@ -43,6 +43,7 @@ struct vhost_user_vring {
 	uint16_t base;               /* next avail index; updated when stopped */
 	bool has_base;
 	bool has_addr;
+	bool running;                /* dev->vqs[index] started: its base is live */
 	uint64_t desc_uva, avail_uva, used_uva;   /* front-end addresses */
 
 	bool enabled;                /* SET_VRING_ENABLE, or no protocol features */
@@ -388,15 +389,18 @@ static void vu_pause(struct vhost_user_server *s)
 
 	if (!dev->active)
 		return;
-	for (unsigned q = 0; q < dev->num_queues; q++) {
-		if (dev->vqs[q].started)
-			s->vrings[q].base = dev->vqs[q].last_avail_idx;
-	}
-	if (dev->ops->reset)
-		dev->ops->reset(dev);
 	for (unsigned q = 0; q < dev->num_queues; q++)
-		vq_stop(&dev->vqs[q]);
-	dev->active = false;
+		s->vrings[q].running = dev->vqs[q].started;
+	/* Quiesce first: a device with worker threads may still pop and answer
+	 * chains until its reset returns; the base must include them, or a
+	 * restart would answer those requests a second time. vq_stop keeps
+	 * last_avail_idx. */
+	virtio_device_deactivate(dev);
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (s->vrings[q].running)
+			s->vrings[q].base = dev->vqs[q].last_avail_idx;
+		s->vrings[q].running = false;
+	}
 }
 
 /* Ring addresses are front-end virtual addresses; the device wants guest

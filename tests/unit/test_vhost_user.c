@@ -40,6 +40,9 @@ struct fake_dev {
 	uint64_t acked;
 	unsigned activations, resets, notifies[FAKE_QUEUES];
 	unsigned chains[FAKE_QUEUES];
+	/* Answer what is available while resetting, as a device whose worker
+	 * threads finish their requests before reset returns. */
+	bool drain_on_reset;
 };
 
 static struct vq_chain fake_chain;
@@ -95,9 +98,15 @@ static void fake_queue_notify(struct virtio_device *dev, unsigned q)
 		dev->transport->ops->signal_used(dev->transport, q);
 }
 
+static void fake_queue_notify(struct virtio_device *dev, unsigned q);
+
 static void fake_reset(struct virtio_device *dev)
 {
-	to_fake(dev)->resets++;
+	struct fake_dev *f = to_fake(dev);
+
+	f->resets++;
+	for (unsigned q = 0; f->drain_on_reset && q < FAKE_QUEUES; q++)
+		fake_queue_notify(dev, q);
 }
 
 static const struct virtio_device_ops fake_ops = {
@@ -585,6 +594,26 @@ static void test_eventfd_kick_call(void)
 	CHECK_EQ(f.dev.chains[0], 1);
 	CHECK_EQ(read(f.call[0], &v, sizeof(v)), 8);
 	CHECK_EQ(f.srv.counters.tx_calls, 2);
+	fe_teardown(&f);
+	CHECK_EQ(count_fds(), base_fds);
+}
+
+/* Chains a device answers while it quiesces count in the base GET_VRING_BASE
+ * reports: a restart must not see them again. */
+static void test_vring_base_after_quiesce(void)
+{
+	struct fe f;
+	struct fe_reply r;
+	int base_fds = count_fds();
+
+	CHECK_EQ(fe_setup(&f, NULL), 0);
+	start_with_fds(&f, false);
+	f.dev.drain_on_reset = true;
+	guest_offer(&f, 0);        /* no kick: still pending when the ring stops */
+	struct vhost_vring_state st = { .index = 0 };
+	CHECK_EQ(fe_call(&f, VHOST_USER_GET_VRING_BASE, NO_REPLY, &st, sizeof(st), NULL, 0, &r), 1);
+	CHECK_EQ(f.dev.chains[0], 1);
+	CHECK_EQ(r.p.state.num, 1);
 	fe_teardown(&f);
 	CHECK_EQ(count_fds(), base_fds);
 }
@@ -1117,6 +1146,7 @@ int main(void)
 	RUN_TEST(test_queue_num_option);
 	RUN_TEST(test_socketpair_call);
 	RUN_TEST(test_vring_base_stop_restart);
+	RUN_TEST(test_vring_base_after_quiesce);
 	RUN_TEST(test_mem_table_replace);
 	RUN_TEST(test_validation_acked);
 	RUN_TEST(test_backend_backpressure);
