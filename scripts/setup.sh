@@ -8,7 +8,7 @@ PACKAGES=(
 	gcc make pkg-config clang-14 libclang-rt-14-dev
 	libslirp-dev libglib2.0-dev
 	# tests: real peers and tools
-	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps
+	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps perl
 	# tests/peers: QEMU (with SeaBIOS and iPXE) and DPDK's testpmd as front-ends
 	qemu-system-x86 dpdk-dev
 )

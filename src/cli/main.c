@@ -12,6 +12,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "commands:\n"
 	      "  vhost net   serve a virtio-net device as a vhost-user backend\n"
+	      "  fuse-mount  share a host directory through kvmini's FUSE server on /dev/fuse\n"
 	      "\n"
 	      "  kvmini <command> --help   options of a command\n"
 	      "  kvmini --version          print the version\n", out);
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "vhost"))
 		return cmd_vhost(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fuse-mount"))
+		return cmd_fuse_mount(argc - 1, argv + 1);
 	fprintf(stderr, "kvmini: unknown command \"%s\"\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -9,7 +9,8 @@ static const char vhost_usage[] =
 	"usage: kvmini vhost <device> [options]\n"
 	"\n"
 	"devices:\n"
-	"  net   virtio-net (kvmini vhost net --help)\n";
+	"  net   virtio-net (kvmini vhost net --help)\n"
+	"  fs    virtio-fs (kvmini vhost fs --help)\n";
 
 int cmd_vhost(int argc, char **argv)
 {
@@ -19,6 +20,8 @@ int cmd_vhost(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "net"))
 		return cmd_vhost_net(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fs"))
+		return cmd_vhost_fs(argc - 1, argv + 1);
 	log_err("unknown vhost device \"%s\"", argv[1]);
 	fputs(vhost_usage, stderr);
 	return EXIT_USAGE;

@@ -1,0 +1,262 @@
+/*
+ * `kvmini fuse-mount DIR MOUNTPOINT`: kvmini's FUSE server over a host
+ * directory, mounted on the host through /dev/fuse so the host kernel's own
+ * FUSE client drives it. Stays in the foreground until MOUNTPOINT is
+ * unmounted, or until SIGTERM/SIGINT (then it detaches the mount and exits 0).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "fs/fuse_dev.h"
+#include "fs/fuse_server.h"
+#include "fs/passthrough.h"
+
+static const char fuse_mount_usage[] =
+	"usage: kvmini fuse-mount DIR MOUNTPOINT [options]\n"
+	"\n"
+	"Share the host directory DIR through kvmini's FUSE server, mounted at\n"
+	"MOUNTPOINT with the host kernel's FUSE client (/dev/fuse). Runs in the\n"
+	"foreground until MOUNTPOINT is unmounted, or until SIGTERM/SIGINT, when it\n"
+	"detaches the mount and exits 0. Needs root (mount(2)).\n"
+	"\n"
+	"  --threads N           worker threads reading /dev/fuse, 1..64 (default 2)\n"
+	"  --cache MODE          what the kernel may cache (default auto):\n"
+	"                          none    no attribute/entry caching, direct I/O\n"
+	"                          auto    1 s attribute/entry timeouts, page cache\n"
+	"                                  dropped at each open\n"
+	"                          always  long timeouts, page cache kept\n"
+	"  --squash-owner U:G    create every file as uid U, gid G; chown is ignored\n"
+	"  --max-fds N           most descriptors held for known files (default half\n"
+	"                        of the open-file limit); past it, unused ones are\n"
+	"                        closed and reopened from file handles\n"
+	"  --max-write BYTES     largest write request, 4096..1048576 (default 1 MiB);\n"
+	"                        reads are limited to what a splice pipe carries\n"
+	"  --xattr-all           pass every xattr namespace (default: user.* only)\n"
+	"  --counters            print the server's counters at exit\n"
+	"  -v, --verbose         more log lines\n"
+	"  -q, --quiet           log errors only\n"
+	"  -h, --help            this text\n";
+
+struct fuse_mount_args {
+	const char *dir;
+	const char *mountpoint;
+	unsigned threads;
+	bool counters;
+	struct fuse_server_opts server;
+	struct passthrough_opts pt;
+};
+
+static int parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_owner(const char *text, uid_t *uid, gid_t *gid)
+{
+	char buf[64];
+	unsigned long u, g;
+
+	if (strlen(text) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, text);
+	char *colon = strchr(buf, ':');
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	if (parse_uint(buf, 0, UINT32_MAX - 1, &u) || parse_uint(colon + 1, 0, UINT32_MAX - 1, &g))
+		return -EINVAL;
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+	return 0;
+}
+
+/* One option with a value; returns 0 or -EINVAL with the reason logged. */
+static int parse_value_opt(int c, const char *val, struct fuse_mount_args *a)
+{
+	unsigned long v;
+
+	switch (c) {
+	case 't':
+		if (parse_uint(val, 1, FUSE_DEV_MAX_THREADS, &v))
+			break;
+		a->threads = (unsigned)v;
+		return 0;
+	case 'c':
+		if (fuse_cache_policy_parse(val, &a->server.cache))
+			break;
+		return 0;
+	case 's':
+		if (parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid))
+			break;
+		a->pt.squash = true;
+		return 0;
+	case 'f':
+		if (parse_uint(val, 16, 1u << 30, &v))
+			break;
+		a->pt.max_fds = (unsigned)v;
+		return 0;
+	case 'w':
+		if (parse_uint(val, 4096, 1u << 20, &v))
+			break;
+		a->server.max_write = (uint32_t)v;
+		return 0;
+	}
+	log_err("invalid value \"%s\" (see kvmini fuse-mount --help)", val);
+	return -EINVAL;
+}
+
+/* Returns 0, 1 after --help, or -EINVAL. */
+static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
+{
+	static const struct option opts[] = {
+		{ "threads", required_argument, NULL, 't' },
+		{ "cache", required_argument, NULL, 'c' },
+		{ "squash-owner", required_argument, NULL, 's' },
+		{ "max-fds", required_argument, NULL, 'f' },
+		{ "max-write", required_argument, NULL, 'w' },
+		{ "xattr-all", no_argument, NULL, 'x' },
+		{ "counters", no_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*a = (struct fuse_mount_args){ .threads = 2, .server = { .cache = FUSE_CACHE_AUTO } };
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'x': a->pt.xattr_all = true; break;
+		case 'C': a->counters = true; break;
+		case 'v': log_threshold = LOG_DEBUG; break;
+		case 'q': log_threshold = LOG_ERROR; break;
+		case 'h': fputs(fuse_mount_usage, stdout); return 1;
+		case ':':
+			log_err("option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		case '?':
+			log_err("unknown option \"%s\" (see kvmini fuse-mount --help)", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (parse_value_opt(c, optarg, a))
+				return -EINVAL;
+		}
+	}
+	if (argc - optind != 2) {
+		log_err("expected DIR and MOUNTPOINT (see kvmini fuse-mount --help)");
+		return -EINVAL;
+	}
+	a->dir = argv[optind];
+	a->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+static int check_dir(const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		log_err("%s %s: %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("%s %s is not a directory", what, path);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/* Room for descriptors (the backend takes half), and writes past a file
+ * size limit fail with EFBIG instead of killing the process. */
+static void prepare_process(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Mount, serve until unmounted or signalled, tear down. */
+static int serve(struct fuse_mount_args *a, struct fuse_server *server)
+{
+	struct fuse_dev_opts dopts = { .source = a->dir, .threads = a->threads };
+	struct fuse_dev *dev;
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	if (fuse_dev_mount(&dev, server, a->mountpoint, &dopts))
+		return EXIT_RUNTIME;
+	int rc = fuse_dev_start(dev);
+	if (!rc) {
+		log_info("serving %s at %s (%u threads)", a->dir, a->mountpoint, a->threads);
+		rc = fuse_dev_wait(dev, &stop);
+		if (rc > 0)
+			log_info("%s: unmounting %s", strsignal(rc), a->mountpoint);
+		else if (rc == 0)
+			log_info("%s was unmounted", a->mountpoint);
+	}
+	if (fuse_dev_destroy(dev)) {
+		/* A worker is stuck in a request: leave without freeing what it uses. */
+		fflush(NULL);
+		_exit(rc < 0 ? EXIT_RUNTIME : 0);
+	}
+	return rc < 0 ? EXIT_RUNTIME : 0;
+}
+
+int cmd_fuse_mount(int argc, char **argv)
+{
+	struct fuse_mount_args a;
+	int err, rc = parse_args(argc, argv, &a);
+
+	if (rc)
+		return rc > 0 ? 0 : EXIT_USAGE;
+	if (check_dir("shared directory", a.dir) || check_dir("mount point", a.mountpoint))
+		return EXIT_RUNTIME;
+	prepare_process();
+	a.pt.root = a.dir;
+	struct fs_backend *be = passthrough_new(&a.pt, &err);
+	if (!be) {
+		log_err("sharing %s: %s%s", a.dir, strerror(-err),
+			err == -ENOSYS ? " (openat2 needs Linux 5.6 or later)" : "");
+		return EXIT_RUNTIME;
+	}
+	struct fuse_server *server = fuse_server_new(be, &a.server);
+	if (!server) {
+		fs_backend_destroy(be);
+		return EXIT_RUNTIME;
+	}
+	rc = serve(&a, server);
+	if (a.counters)
+		fuse_server_dump_counters(server, stderr);
+	fuse_server_free(server);
+	fs_backend_destroy(be);
+	return rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * kvmini's FUSE server: decodes requests of the protocol in <linux/fuse.h>,
+ * checks them, calls a filesystem backend (fs_backend.h) and encodes the
+ * replies. It is transport-independent: /dev/fuse (fuse_dev.c) and
+ * virtio-fs both hand it one request as readable iovecs and a place for the
+ * reply as writable iovecs.
+ *
+ * The request iovecs may point into guest memory that the guest keeps
+ * changing (virtio-fs). So each header and argument struct is copied once
+ * into a local before it is checked and used; names are copied and checked
+ * for their terminating NUL in the copy; only WRITE data is used in place
+ * (handed to pwritev as it is). A request shorter than its headers, one whose
+ * header claims more bytes than are there, or one larger than
+ * FUSE_SERVER_MAX_REQUEST is refused with an error reply, without reading or
+ * allocating past the cap. A reply is never larger than the writable iovecs:
+ * fixed-size replies that do not fit become -EOVERFLOW before the operation
+ * runs, variable ones (READ, READDIR, GETXATTR...) are limited to the room.
+ *
+ * Negotiation (FUSE_INIT): major 7, minor up to FUSE_KERNEL_MINOR_VERSION of
+ * the uapi header, at least FUSE_SERVER_MIN_MINOR. Every other request before
+ * INIT gets -EIO. DESTROY (or a new INIT) resets the backend's node and
+ * handle tables.
+ *
+ * Concurrency: fuse_server_handle may run on any number of threads at once;
+ * counters are atomic, negotiated values are written only by INIT, which the
+ * client sends alone. Each call uses about 24 KiB of stack (argument copy and
+ * an iovec view), up to 40 KiB when the passthrough backend finishes a short
+ * transfer; handlers allocate only for xattr values.
+ */
+#ifndef KVMINI_FS_FUSE_SERVER_H
+#define KVMINI_FS_FUSE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/uio.h>
+
+#include "fs/fs_backend.h"
+
+/* The largest request accepted, headers included (FUSE max_write fits). */
+#define FUSE_SERVER_MAX_REQUEST (8u << 20)
+/* The most iovecs a request or a reply may come in (virtqueue chain limit). */
+#define FUSE_SERVER_MAX_IOV 1024u
+/* Oldest protocol minor accepted: from 7.23 on, every struct the server
+ * exchanges has its current size (no FUSE_COMPAT_* layouts). */
+#define FUSE_SERVER_MIN_MINOR 23u
+
+/* What the client may cache, and for how long. */
+enum fuse_cache_policy {
+	FUSE_CACHE_NONE,     /* no attribute or entry caching, direct I/O */
+	FUSE_CACHE_AUTO,     /* 1 s timeouts, page cache dropped at open */
+	FUSE_CACHE_ALWAYS,   /* long timeouts, page cache kept across opens */
+};
+
+struct fuse_server_opts {
+	enum fuse_cache_policy cache;
+	/* Largest WRITE payload (and READ size) offered at INIT; rounded down
+	 * to pages, 4 KiB..FUSE_SERVER_MAX_REQUEST - 4 KiB. 0: 1 MiB. */
+	uint32_t max_write;
+	/* Upper bound for the readahead the client asks for. 0: 1 MiB. */
+	uint32_t max_readahead;
+	/* Flags the transport can honour on top of the server's own (e.g.
+	 * FUSE_SPLICE_* for /dev/fuse); 0 for none. */
+	uint32_t extra_init_flags;
+};
+
+/* Counters, all monotonic. */
+struct fuse_server_counters {
+	uint64_t requests;            /* calls of fuse_server_handle */
+	uint64_t replies_ok;          /* replies with error 0 */
+	uint64_t replies_error;       /* replies carrying -errno */
+	uint64_t replies_none;        /* requests answered with no reply */
+	uint64_t requests_malformed;  /* short, lying about their length, over the cap */
+	uint64_t requests_unknown;    /* opcodes answered -ENOSYS */
+	uint64_t requests_before_init;
+	uint64_t replies_overflow;    /* fixed reply larger than the writable buffers */
+	uint64_t read_bytes;          /* READ payload returned */
+	uint64_t read_bytes_sink;     /* ... of which sent through a reply sink */
+	uint64_t write_bytes;         /* WRITE payload accepted */
+};
+
+struct fuse_server;
+
+/* Create a server over @be (not owned). @o may be NULL for defaults.
+ * Returns NULL on allocation failure. */
+struct fuse_server *fuse_server_new(struct fs_backend *be, const struct fuse_server_opts *o);
+void fuse_server_free(struct fuse_server *s);
+
+/*
+ * fuse_server_handle() - answer one request.
+ * @in/@in_cnt:   readable iovecs holding the request (fuse_in_header and its
+ *                payload); at most FUSE_SERVER_MAX_IOV of them.
+ * @out/@out_cnt: writable iovecs for the reply; at most FUSE_SERVER_MAX_IOV.
+ *
+ * Returns the reply length written into @out (a fuse_out_header and its
+ * payload), never more than their total size. 0 means no reply: FORGET,
+ * BATCH_FORGET and INTERRUPT have none, and neither has a request too short
+ * to carry a header or one whose writable part cannot hold a
+ * fuse_out_header. The caller completes the request either way.
+ */
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+			  const struct iovec *out, unsigned out_cnt);
+
+/*
+ * A transport's zero-copy path for READ replies (/dev/fuse: splice from the
+ * file into a pipe, then into the device). The server uses it for reads of
+ * at least @min_len bytes when the backend can lend its descriptor
+ * (fs_backend_ops.with_fd); otherwise replies go through the reply buffer.
+ */
+struct fuse_reply_sink {
+	/* Reply to request @unique with up to @len bytes of @fd from @off.
+	 * Returns the data bytes sent (the reply went out, short only at end of
+	 * file), or -errno when nothing was sent and the server must reply the
+	 * ordinary way. */
+	ssize_t (*reply_fd)(struct fuse_reply_sink *sink, uint64_t unique, int fd,
+			    uint64_t off, size_t len);
+	size_t min_len;
+};
+
+/* fuse_server_handle() with a reply sink (may be NULL). Returns 0 also when
+ * the reply went out through @sink: there is nothing left to send. */
+size_t fuse_server_handle_sink(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+			       const struct iovec *out, unsigned out_cnt,
+			       struct fuse_reply_sink *sink);
+
+/* The negotiated max_write and protocol minor (0 before INIT). */
+uint32_t fuse_server_max_write(const struct fuse_server *s);
+uint32_t fuse_server_proto_minor(const struct fuse_server *s);
+/* The reply buffer size that fits any reply this server sends. */
+size_t fuse_server_max_reply(const struct fuse_server *s);
+
+void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_counters *c);
+/* Print counters, one "fuse_<name> value" per line. */
+void fuse_server_dump_counters(const struct fuse_server *s, FILE *out);
+
+/* "none", "auto", "always" -> policy; -EINVAL otherwise. */
+int fuse_cache_policy_parse(const char *text, enum fuse_cache_policy *policy);
+
+#endif

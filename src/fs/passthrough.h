@@ -1,0 +1,71 @@
+/*
+ * The passthrough backend: a host directory shared with the client,
+ * confined to it.
+ *
+ * Confinement: the backend never resolves a path. Every node it knows is an
+ * O_PATH descriptor (or a file handle, see below) obtained by opening one
+ * checked name relative to its parent's descriptor with openat2(2) and
+ * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, O_NOFOLLOW: symlinks are nodes,
+ * never followed; ".." never reaches above the shared directory. Operations
+ * act on those descriptors (the *at() calls with AT_EMPTY_PATH or the
+ * parent's descriptor and the checked name). An open file is the node's own
+ * inode reopened through /proc/self/fd, so it can only be that inode.
+ *
+ * Nodes are keyed by (st_dev, st_ino) with lookup counts; node ids and file
+ * handles given to the client carry a generation, so a stale or forged one
+ * is -ESTALE / -EBADF and never another node or descriptor.
+ *
+ * A bound on descriptors (max_fds): past it, nodes not in use give up their
+ * O_PATH descriptor (least recently used first) and keep a file handle
+ * (name_to_handle_at); they are reopened with open_by_handle_at when used
+ * again. Nodes on filesystems without file handles keep their descriptor.
+ *
+ * Ownership: when the server runs as root, nodes are created with the
+ * caller's uid/gid (per-thread setfsuid/setfsgid; the client kernel has
+ * already checked permissions, so the thread keeps its capabilities), or
+ * with the squashed owner. Each thread that calls the backend gets its own
+ * filesystem context (unshare(CLONE_FS)) with umask 0, because the client
+ * sends modes with its own umask already applied.
+ *
+ * Policy: device nodes other than whiteouts (char 0:0) are refused (EPERM);
+ * only "user." extended attributes pass unless xattr_all is set (a client
+ * must not set security.capability on host files).
+ *
+ * Needs: Linux 5.6+ (openat2), /proc mounted.
+ */
+#ifndef KVMINI_FS_PASSTHROUGH_H
+#define KVMINI_FS_PASSTHROUGH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs/fs_backend.h"
+
+struct passthrough_opts {
+	const char *root;          /* the shared directory */
+	/* Most O_PATH descriptors held for nodes; 0: half of RLIMIT_NOFILE. */
+	unsigned max_fds;
+	bool squash;               /* new nodes owned by squash_uid:squash_gid, chown ignored */
+	uid_t squash_uid;
+	gid_t squash_gid;
+	bool xattr_all;            /* pass every xattr namespace, not only user. */
+};
+
+struct passthrough_stats {
+	uint64_t nodes;            /* nodes in the table, the root included */
+	uint64_t node_fds;         /* O_PATH descriptors held */
+	uint64_t files;            /* open file and directory handles */
+	uint64_t evictions;        /* descriptors given up for a file handle */
+	uint64_t reopens;          /* descriptors reopened from a file handle */
+	unsigned max_fds;
+};
+
+/* Open @o->root and build the backend. Returns NULL with *@err set to
+ * -errno (-ENOTDIR, -ENOENT, -ENOSYS without openat2, ...). */
+struct fs_backend *passthrough_new(const struct passthrough_opts *o, int *err);
+
+/* @be must come from passthrough_new. */
+void passthrough_get_stats(struct fs_backend *be, struct passthrough_stats *st);
+
+#endif

@@ -1,0 +1,661 @@
+/*
+ * virtio-fs device (virtio 1.x section 5.11). Order of this file: config and
+ * features, counters and interrupt posting, taking chains, the hiprio queue,
+ * request queues, notifications, workers, lifecycle ops, init.
+ *
+ * Locks, outermost first: a queue's lock (struct virtio_fs_queue.lock), then
+ * the gate's lock. The loop thread takes only the gate's lock, and a queue's
+ * lock only in reset, after the workers are idle.
+ */
+#include "fs/virtio_fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <linux/fuse.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_fs.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+
+_Static_assert(sizeof(struct virtio_fs_config) == VIRTIO_FS_TAG_LEN + 4, "virtio-fs config size");
+
+#define FS_RING_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) | \
+			  (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+#define CTR_ADD(fs, name, n) \
+	__atomic_fetch_add(&(fs)->counters.name, (uint64_t)(n), __ATOMIC_RELAXED)
+#define CTR_INC(fs, name) CTR_ADD(fs, name, 1)
+
+struct virtio_fs_worker {
+	struct virtio_fs *fs;
+	pthread_t thread;
+	bool started;
+	unsigned index;
+	/* Chosen by worker_ready under the gate's lock. */
+	unsigned queue;
+	uint64_t seq;
+	struct vq_chain chain;        /* the chain being served (too big for the stack) */
+};
+
+static struct virtio_fs *to_fs(struct virtio_device *vdev)
+{
+	return container_of(vdev, struct virtio_fs, vdev);
+}
+
+static uint64_t fs_features(struct virtio_device *vdev)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+
+	return FS_RING_FEATURES | (fs->offer_notification ? 1ull << VIRTIO_FS_F_NOTIFICATION : 0);
+}
+
+static int fs_set_features(struct virtio_device *vdev, uint64_t features)
+{
+	to_fs(vdev)->notify_negotiated = features & (1ull << VIRTIO_FS_F_NOTIFICATION);
+	return 0;
+}
+
+static void fs_config_read(struct virtio_device *vdev, void *buf)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+	struct virtio_fs_config cfg;
+
+	/* Spec 5.11.4: the tag is padded with NULs, not NUL-terminated when full. */
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.tag, fs->tag, sizeof(cfg.tag));
+	cfg.num_request_queues = fs->request_queues;
+	memcpy(buf, &cfg, sizeof(cfg));
+}
+
+/* --- counters and interrupt posting ------------------------------------- */
+
+static void post_to_loop(struct virtio_fs *fs)
+{
+	uint64_t one = 1;
+
+	if (write(fs->irq_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("virtio-fs: interrupt eventfd: %s", strerror(errno));
+}
+
+/* The driver asked for an interrupt on queue @q: have the loop thread send
+ * it. Several requests before the loop runs make one interrupt. */
+static void post_interrupt(struct virtio_fs *fs, unsigned q)
+{
+	CTR_INC(fs, tx_interrupts_requested);
+	if (!__atomic_exchange_n(&fs->q[q].irq_pending, true, __ATOMIC_SEQ_CST))
+		post_to_loop(fs);
+}
+
+/* Queue @q's avail ring is broken: count it once, and have the loop thread
+ * raise NEEDS_RESET (a config interrupt, also a transport call). Called with
+ * the queue's lock held. */
+static void post_poisoned(struct virtio_fs *fs, unsigned q)
+{
+	struct virtio_fs_queue *fq = &fs->q[q];
+
+	if (fq->poison_counted)
+		return;
+	fq->poison_counted = true;
+	CTR_INC(fs, avail_index_invalid);
+	__atomic_store_n(&fq->poisoned_pending, true, __ATOMIC_SEQ_CST);
+	post_to_loop(fs);
+}
+
+/* Loop thread: send what the workers posted. */
+static void deliver_posted(struct virtio_fs *fs)
+{
+	struct virtio_device *dev = &fs->vdev;
+
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (__atomic_exchange_n(&fs->q[q].poisoned_pending, false, __ATOMIC_SEQ_CST))
+			virtio_device_mark_broken(dev, q);
+		if (!__atomic_exchange_n(&fs->q[q].irq_pending, false, __ATOMIC_SEQ_CST))
+			continue;
+		if (dev->transport) {
+			dev->transport->ops->signal_used(dev->transport, q);
+			CTR_INC(fs, tx_interrupts_sent);
+		}
+	}
+}
+
+static void on_posted(struct event_source *src, uint32_t events)
+{
+	struct virtio_fs *fs = container_of(src, struct virtio_fs, irq_event);
+	uint64_t v;
+
+	/* Read first: a flag set after this read comes with a new write. */
+	if (read(fs->irq_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("virtio-fs: interrupt eventfd: %s", strerror(errno));
+	deliver_posted(fs);
+}
+
+/* Give chain @head of queue @q back with @len bytes written. */
+static void complete(struct virtio_fs *fs, unsigned q, uint16_t head, uint32_t len)
+{
+	struct virtio_fs_queue *fq = &fs->q[q];
+	bool irq;
+
+	pthread_mutex_lock(&fq->lock);
+	if (vq_push(&fs->vqs[q], head, len) < 0)
+		CTR_INC(fs, used_add_failed);
+	irq = vq_publish(&fs->vqs[q]);
+	pthread_mutex_unlock(&fq->lock);
+	if (irq)
+		post_interrupt(fs, q);
+}
+
+/* --- taking chains ------------------------------------------------------- */
+
+/*
+ * take() - pop the next chain of the worker's queue into w->chain.
+ *
+ * Kicks are off while chains are known to wait and on otherwise (disable,
+ * pop, and when the ring looks empty enable and look again). The gate's
+ * has_work flag follows under both locks: set (and another worker woken)
+ * when more chains wait, cleared when the ring was seen empty with kicks on
+ * and no kick came since this worker picked the queue, so a kick handled
+ * meanwhile is never lost.
+ */
+static enum vq_pop_result take(struct virtio_fs_worker *w)
+{
+	struct virtio_fs *fs = w->fs;
+	struct virtio_fs_queue *fq = &fs->q[w->queue];
+	struct virtqueue *vq = &fs->vqs[w->queue];
+	enum vq_pop_result r;
+	bool more = false;
+
+	pthread_mutex_lock(&fq->lock);
+	vq_disable_notify(vq);
+	for (;;) {
+		r = vq_pop(vq, &w->chain);
+		if (r != VQ_POP_EMPTY || !vq_enable_notify(vq))
+			break;
+		/* A chain slipped in as kicks came back on: the next pop takes it. */
+		vq_disable_notify(vq);
+	}
+	if (r == VQ_POP_OK || r == VQ_POP_BAD_CHAIN)
+		more = vq_has_avail(vq) || vq_enable_notify(vq);
+	else if (r == VQ_POP_POISONED)
+		post_poisoned(fs, w->queue);
+
+	pause_gate_lock(&fs->gate);
+	if (more) {
+		fq->has_work = true;
+		pause_gate_wake(&fs->gate);
+	} else if (r == VQ_POP_POISONED || fq->kick_seq == w->seq) {
+		fq->has_work = false;
+	}
+	pause_gate_unlock(&fs->gate);
+	pthread_mutex_unlock(&fq->lock);
+	return r;
+}
+
+/* --- hiprio queue -------------------------------------------------------- */
+
+/* A write-only chain on the hiprio queue: keep it for a notification, or
+ * give it back unused. */
+static void keep_notify_buffer(struct virtio_fs *fs, struct vq_chain *c)
+{
+	struct virtio_fs_queue *fq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
+	bool kept = false;
+
+	pthread_mutex_lock(&fq->lock);
+	if (fs->notify_negotiated && fs->notify_ready && c->n_in <= VIRTIO_FS_NOTIFY_MAX_IOV &&
+	    fs->notify_count < fs->notify_cap) {
+		struct virtio_fs_notify_buf *b = &fs->notify_bufs[fs->notify_count++];
+
+		b->head = c->head;
+		b->niov = c->n_in;
+		b->len = c->in_len;
+		memcpy(b->iov, vq_chain_in(c), c->n_in * sizeof(struct iovec));
+		kept = true;
+	}
+	pthread_mutex_unlock(&fq->lock);
+	if (kept) {
+		CTR_INC(fs, notify_buffers_kept);
+		return;
+	}
+	CTR_INC(fs, notify_buffers_refused);
+	complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
+}
+
+/* FORGET, BATCH_FORGET and INTERRUPT have no reply: the server acts on
+ * them with no writable buffers, and the chain is completed with 0. */
+static void hiprio_chain(struct virtio_fs *fs, struct vq_chain *c)
+{
+	struct fuse_in_header h;
+
+	if (!c->n_out) {
+		keep_notify_buffer(fs, c);
+		return;
+	}
+	__atomic_fetch_add(&fs->q[VIRTIO_FS_HIPRIO_QUEUE].requests, 1, __ATOMIC_RELAXED);
+	/* The opcode is read from a copy; the server reads its own copy, and
+	 * with no writable buffer it runs only requests that have no reply. */
+	if (iov_to_buf(c->iov, c->n_out, 0, &h, sizeof(h)) != sizeof(h))
+		h.opcode = 0;
+	switch (h.opcode) {
+	case FUSE_FORGET:
+		CTR_INC(fs, hiprio_forgets);
+		break;
+	case FUSE_BATCH_FORGET:
+		CTR_INC(fs, hiprio_batch_forgets);
+		break;
+	case FUSE_INTERRUPT:
+		CTR_INC(fs, hiprio_interrupts);
+		break;
+	default:
+		CTR_INC(fs, hiprio_requests_refused);
+		complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
+		return;
+	}
+	fuse_server_handle(fs->server, c->iov, c->n_out, NULL, 0);
+	complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
+}
+
+/* --- request queues ------------------------------------------------------ */
+
+static void request_chain(struct virtio_fs *fs, unsigned q, struct vq_chain *c)
+{
+	size_t len = 0;
+
+	if (!c->n_out) {
+		CTR_INC(fs, rx_requests_no_payload);
+		complete(fs, q, c->head, 0);
+		return;
+	}
+	len = fuse_server_handle(fs->server, c->iov, c->n_out, vq_chain_in(c), c->n_in);
+	CTR_INC(fs, rx_requests);
+	CTR_ADD(fs, rx_request_bytes, c->out_len);
+	__atomic_fetch_add(&fs->q[q].requests, 1, __ATOMIC_RELAXED);
+	if (len > c->in_len) {
+		/* The server promises otherwise; the used length must not lie. */
+		CTR_INC(fs, tx_reply_oversize);
+		len = 0;
+	} else if (!len) {
+		CTR_INC(fs, rx_requests_no_reply);
+	} else {
+		CTR_ADD(fs, tx_reply_bytes, len);
+	}
+	complete(fs, q, c->head, (uint32_t)len);
+}
+
+/* --- notifications ------------------------------------------------------- */
+
+/* Index of the first kept buffer that holds @len bytes, or -1. */
+static int notify_pick(const struct virtio_fs *fs, size_t len)
+{
+	for (unsigned i = 0; i < fs->notify_count; i++) {
+		if (fs->notify_bufs[i].len >= len)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Write the notification into a kept buffer; called with q[0].lock held.
+ * Returns the buffer's head, or -errno. */
+static int notify_write(struct virtio_fs *fs, int code, const void *payload, size_t len)
+{
+	struct fuse_out_header oh = { .len = (uint32_t)(sizeof(oh) + len), .error = code };
+
+	if (!fs->notify_ready || !fs->notify_count)
+		return -ENOBUFS;
+	int i = notify_pick(fs, oh.len);
+	if (i < 0)
+		return -EMSGSIZE;
+	struct virtio_fs_notify_buf b = fs->notify_bufs[i];
+	memmove(&fs->notify_bufs[i], &fs->notify_bufs[i + 1],
+		(fs->notify_count - (unsigned)i - 1) * sizeof(b));
+	fs->notify_count--;
+	iov_from_buf(b.iov, b.niov, 0, &oh, sizeof(oh));
+	iov_from_buf(b.iov, b.niov, sizeof(oh), payload, len);
+	return b.head;
+}
+
+int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t len)
+{
+	struct virtio_fs_queue *fq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
+	struct virtqueue *vq = &fs->vqs[VIRTIO_FS_HIPRIO_QUEUE];
+
+	if (!fs->notify_negotiated) {
+		CTR_INC(fs, tx_notify_dropped_not_negotiated);
+		return -EOPNOTSUPP;
+	}
+	if (len > UINT32_MAX - sizeof(struct fuse_out_header)) {
+		CTR_INC(fs, tx_notify_dropped_too_big);
+		return -EMSGSIZE;
+	}
+	/* Through the gate: a paused device writes nothing into the guest. */
+	if (!pause_gate_try_enter(&fs->gate)) {
+		CTR_INC(fs, tx_notify_dropped_no_buffer);
+		return -ENOBUFS;
+	}
+	pthread_mutex_lock(&fq->lock);
+	int head = notify_write(fs, code, payload, len);
+	bool irq = false;
+	if (head >= 0) {
+		if (vq_push(vq, (uint16_t)head, (uint32_t)(sizeof(struct fuse_out_header) + len)) < 0)
+			CTR_INC(fs, used_add_failed);
+		irq = vq_publish(vq);
+	}
+	pthread_mutex_unlock(&fq->lock);
+	if (irq)
+		post_interrupt(fs, VIRTIO_FS_HIPRIO_QUEUE);
+	pause_gate_leave(&fs->gate);
+	if (head == -EMSGSIZE)
+		CTR_INC(fs, tx_notify_dropped_too_big);
+	else if (head < 0)
+		CTR_INC(fs, tx_notify_dropped_no_buffer);
+	else
+		CTR_INC(fs, tx_notify_sent);
+	return head < 0 ? head : 0;
+}
+
+/* --- workers ------------------------------------------------------------- */
+
+/* Gate lock held: pick a queue with work, hiprio first, then the request
+ * queues round-robin so one busy queue does not starve the others. */
+static bool worker_ready(void *arg)
+{
+	struct virtio_fs_worker *w = arg;
+	struct virtio_fs *fs = w->fs;
+	unsigned n = fs->request_queues;
+
+	if (fs->q[VIRTIO_FS_HIPRIO_QUEUE].has_work) {
+		w->queue = VIRTIO_FS_HIPRIO_QUEUE;
+		w->seq = fs->q[VIRTIO_FS_HIPRIO_QUEUE].kick_seq;
+		return true;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		unsigned q = 1 + (fs->rr_next + i) % n;
+
+		if (fs->q[q].has_work) {
+			fs->rr_next = q % n;
+			w->queue = q;
+			w->seq = fs->q[q].kick_seq;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void serve_one(struct virtio_fs_worker *w)
+{
+	struct virtio_fs *fs = w->fs;
+
+	switch (take(w)) {
+	case VQ_POP_EMPTY:
+	case VQ_POP_POISONED:
+		return;
+	case VQ_POP_BAD_CHAIN:
+		CTR_INC(fs, rx_chain_invalid);
+		complete(fs, w->queue, w->chain.head, 0);
+		return;
+	case VQ_POP_OK:
+		if (w->queue == VIRTIO_FS_HIPRIO_QUEUE)
+			hiprio_chain(fs, &w->chain);
+		else
+			request_chain(fs, w->queue, &w->chain);
+		return;
+	}
+}
+
+/* One request per pass through the gate, so a pause waits for at most one
+ * request per worker. */
+static void *worker_main(void *arg)
+{
+	struct virtio_fs_worker *w = arg;
+
+	while (pause_gate_enter(&w->fs->gate, worker_ready, w)) {
+		serve_one(w);
+		pause_gate_leave(&w->fs->gate);
+	}
+	return NULL;
+}
+
+/* --- device ops ------------------------------------------------------------ */
+
+static void mark_all_work(struct virtio_fs *fs, bool on)
+{
+	pause_gate_lock(&fs->gate);
+	for (unsigned q = 0; q < fs->vdev.num_queues; q++) {
+		fs->q[q].has_work = on;
+		fs->q[q].kick_seq++;
+	}
+	pause_gate_unlock(&fs->gate);
+}
+
+/* Loop thread, queues started, workers parked. */
+static int fs_activate(struct virtio_device *vdev)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+	struct virtio_fs_queue *hq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
+	unsigned cap = fs->notify_negotiated ? fs->vqs[VIRTIO_FS_HIPRIO_QUEUE].size : 0;
+
+	if (cap > fs->notify_cap) {
+		void *p = realloc(fs->notify_bufs, cap * sizeof(*fs->notify_bufs));
+		if (!p)
+			return -ENOMEM;
+		fs->notify_bufs = p;
+	}
+	pthread_mutex_lock(&hq->lock);
+	fs->notify_cap = MAX(cap, fs->notify_cap);
+	fs->notify_count = 0;
+	fs->notify_ready = true;
+	pthread_mutex_unlock(&hq->lock);
+	for (unsigned q = 0; q < vdev->num_queues; q++)
+		fs->q[q].poison_counted = false;
+	/* Chains may be waiting already (vhost-user reconnect, early kicks). */
+	mark_all_work(fs, true);
+	pause_gate_resume(&fs->gate);
+	return 0;
+}
+
+static void fs_queue_notify(struct virtio_device *vdev, unsigned q)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+
+	if (q >= vdev->num_queues)
+		return;
+	pause_gate_lock(&fs->gate);
+	fs->q[q].has_work = true;
+	fs->q[q].kick_seq++;
+	pause_gate_wake(&fs->gate);
+	pause_gate_unlock(&fs->gate);
+}
+
+/* Loop thread: stop at a request boundary before the transport stops the
+ * queues (or unmaps guest memory). Kept notification buffers are forgotten:
+ * a driver reset or a memory change makes them meaningless. */
+static void fs_reset(struct virtio_device *vdev)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+	struct virtio_fs_queue *hq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
+
+	virtio_fs_pause(fs);
+	virtio_fs_wait_idle(fs);
+	pthread_mutex_lock(&hq->lock);
+	CTR_ADD(fs, notify_buffers_dropped, fs->notify_count);
+	fs->notify_count = 0;
+	fs->notify_ready = false;
+	pthread_mutex_unlock(&hq->lock);
+	mark_all_work(fs, false);
+	/* Completions published before the pause still owe their interrupt. */
+	deliver_posted(fs);
+}
+
+static void fs_dump_counters(struct virtio_device *vdev, FILE *out)
+{
+	virtio_fs_dump_counters(to_fs(vdev), out);
+}
+
+static const struct virtio_device_ops fs_ops = {
+	.name = "virtio-fs",
+	.device_id = VIRTIO_ID_FS,
+	.config_size = sizeof(struct virtio_fs_config),
+	.features = fs_features,
+	.set_features = fs_set_features,
+	.config_read = fs_config_read,
+	.activate = fs_activate,
+	.queue_notify = fs_queue_notify,
+	.reset = fs_reset,
+	.dump_counters = fs_dump_counters,
+};
+
+/* --- setup ------------------------------------------------------------------ */
+
+void virtio_fs_pause(struct virtio_fs *fs)
+{
+	pause_gate_pause(&fs->gate);
+}
+
+void virtio_fs_resume(struct virtio_fs *fs)
+{
+	/* Only an active device has queues to serve. */
+	if (fs->vdev.active)
+		pause_gate_resume(&fs->gate);
+}
+
+void virtio_fs_wait_idle(struct virtio_fs *fs)
+{
+	pause_gate_wait_idle(&fs->gate);
+}
+
+int virtio_fs_check_tag(const char *tag)
+{
+	size_t n = tag ? strlen(tag) : 0;
+
+	return n >= 1 && n <= VIRTIO_FS_TAG_LEN ? 0 : -EINVAL;
+}
+
+void virtio_fs_get_counters(const struct virtio_fs *fs, struct virtio_fs_counters *c)
+{
+#define X(name, doc) c->name = __atomic_load_n(&fs->counters.name, __ATOMIC_RELAXED);
+	VIRTIO_FS_COUNTERS(X)
+#undef X
+	pause_gate_lock((struct pause_gate *)&fs->gate);
+	c->pauses = fs->gate.pauses;
+	pause_gate_unlock((struct pause_gate *)&fs->gate);
+}
+
+void virtio_fs_dump_counters(const struct virtio_fs *fs, FILE *out)
+{
+	struct virtio_fs_counters c;
+
+	virtio_fs_get_counters(fs, &c);
+#define X(name, doc) fprintf(out, "%s %llu\n", #name, (unsigned long long)c.name);
+	VIRTIO_FS_COUNTERS(X)
+#undef X
+	for (unsigned q = 0; q < fs->vdev.num_queues; q++)
+		fprintf(out, "queue%u_requests %llu\n", q,
+			(unsigned long long)__atomic_load_n(&fs->q[q].requests, __ATOMIC_RELAXED));
+	fuse_server_dump_counters(fs->server, out);
+}
+
+static int check_opts(const struct virtio_fs_opts *o, unsigned *queues, unsigned *threads)
+{
+	if (virtio_fs_check_tag(o->tag) < 0)
+		return -EINVAL;
+	*queues = o->request_queues ? o->request_queues : 1;
+	*threads = o->threads ? o->threads : 2;
+	if (*queues > VIRTIO_FS_MAX_REQUEST_QUEUES || *threads > VIRTIO_FS_MAX_THREADS)
+		return -EINVAL;
+	return 0;
+}
+
+static int start_workers(struct virtio_fs *fs, unsigned n)
+{
+	fs->workers = calloc(n, sizeof(*fs->workers));
+	if (!fs->workers)
+		return -ENOMEM;
+	fs->nworkers = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct virtio_fs_worker *w = &fs->workers[i];
+		char name[16];
+
+		w->fs = fs;
+		w->index = i;
+		int r = pthread_create(&w->thread, NULL, worker_main, w);
+		if (r)
+			return -r;
+		w->started = true;
+		snprintf(name, sizeof(name), "kvmini-fs%u", i % 100);
+		pthread_setname_np(w->thread, name);
+	}
+	return 0;
+}
+
+int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
+		   struct fuse_server *server, struct event_loop *loop)
+{
+	unsigned queues, threads;
+	int r = check_opts(opts, &queues, &threads);
+
+	memset(fs, 0, sizeof(*fs));
+	fs->irq_fd = -1;
+	if (r < 0)
+		return r;
+	/* NUL padded, not terminated when 36 bytes long (checked above). */
+	memcpy(fs->tag, opts->tag, strlen(opts->tag));
+	fs->request_queues = queues;
+	fs->offer_notification = opts->offer_notification;
+	fs->server = server;
+	fs->vdev.ops = &fs_ops;
+	fs->vdev.loop = loop;
+	fs->vdev.vqs = fs->vqs;
+	fs->vdev.num_queues = 1 + queues;
+	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++) {
+		vq_reset(&fs->vqs[q]);
+		pthread_mutex_init(&fs->q[q].lock, NULL);
+	}
+	r = pause_gate_init(&fs->gate);
+	if (r < 0) {
+		for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++)
+			pthread_mutex_destroy(&fs->q[q].lock);
+		fs->vdev.ops = NULL;
+		return r;
+	}
+	fs->irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fs->irq_fd < 0)
+		r = -errno;
+	if (r == 0)
+		r = event_loop_watch(loop, &fs->irq_event, fs->irq_fd, EPOLLIN, on_posted,
+				     "virtio-fs interrupts");
+	if (r == 0)
+		r = start_workers(fs, threads);
+	if (r < 0)
+		virtio_fs_destroy(fs);
+	return r;
+}
+
+void virtio_fs_destroy(struct virtio_fs *fs)
+{
+	if (!fs->vdev.ops)
+		return;
+	pause_gate_shutdown(&fs->gate);
+	for (unsigned i = 0; i < fs->nworkers; i++) {
+		if (fs->workers[i].started)
+			pthread_join(fs->workers[i].thread, NULL);
+	}
+	free(fs->workers);
+	fs->workers = NULL;
+	fs->nworkers = 0;
+	if (fs->irq_event.registered)
+		event_loop_unwatch(fs->vdev.loop, &fs->irq_event);
+	if (fs->irq_fd >= 0)
+		close(fs->irq_fd);
+	fs->irq_fd = -1;
+	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++)
+		pthread_mutex_destroy(&fs->q[q].lock);
+	pause_gate_destroy(&fs->gate);
+	free(fs->notify_bufs);
+	fs->notify_bufs = NULL;
+	fs->vdev.ops = NULL;
+}
