@@ -89,7 +89,8 @@ static int parse_owner(const char *text, uid_t *uid, gid_t *gid)
 }
 
 /* One option with a value; returns 0 or -EINVAL with the reason logged. */
-static int parse_value_opt(int c, const char *val, struct fuse_mount_args *a)
+static int parse_value_opt(int c, const char *name, const char *val,
+			   struct fuse_mount_args *a)
 {
 	unsigned long v;
 
@@ -119,7 +120,7 @@ static int parse_value_opt(int c, const char *val, struct fuse_mount_args *a)
 		a->server.max_write = (uint32_t)v;
 		return 0;
 	}
-	log_err("invalid value \"%s\" (see kvmini fuse-mount --help)", val);
+	log_err("--%s: invalid value \"%s\" (see kvmini fuse-mount --help)", name, val);
 	return -EINVAL;
 }
 
@@ -139,12 +140,12 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int c;
+	int c, idx = 0;
 
 	*a = (struct fuse_mount_args){ .threads = 2, .server = { .cache = FUSE_CACHE_AUTO } };
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":vqh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'x': a->pt.xattr_all = true; break;
 		case 'C': a->counters = true; break;
@@ -158,7 +159,7 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 			log_err("unknown option \"%s\" (see kvmini fuse-mount --help)", argv[optind - 1]);
 			return -EINVAL;
 		default:
-			if (parse_value_opt(c, optarg, a))
+			if (parse_value_opt(c, opts[idx].name, optarg, a))
 				return -EINVAL;
 		}
 	}

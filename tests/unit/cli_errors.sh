@@ -62,3 +62,19 @@ if [ "$rc" -eq 0 ] && grep -q '^tx_packets 0$' "$tmp/c" && [ ! -e "$sock" ] &&
 else
 	echo "FAIL: cli sigterm-counters (exit $rc; $(cat "$tmp/log"))"
 fi
+
+# vhost fs and fuse-mount.
+expect fs-missing-required 2 '--socket and --tag are required' -- vhost fs
+expect fs-no-shared-dir 2 '--shared-dir is required' -- vhost fs --socket "$sock" --tag t
+expect fs-shared-dir-missing 1 'No such file' -- vhost fs --socket "$sock" --tag t --shared-dir "$tmp/absent"
+expect fs-tag-too-long 2 'must be 1 to 36 bytes' -- vhost fs --socket "$sock" --tag 0123456789012345678901234567890123456 --backend memfs
+expect fs-bad-queues 2 '--queues: "0"' -- vhost fs --socket "$sock" --tag t --backend memfs --queues 0
+expect fs-bad-threads 2 '--threads: "100"' -- vhost fs --socket "$sock" --tag t --backend memfs --threads 100
+expect fs-bad-backend 2 'not passthrough or memfs' -- vhost fs --socket "$sock" --tag t --backend bogus
+expect fs-bad-cache 2 'not none, auto or always' -- vhost fs --socket "$sock" --tag t --backend memfs --cache sometimes
+expect fs-bad-owner 2 'not UID:GID' -- vhost fs --socket "$sock" --tag t --backend memfs --squash-owner x
+expect mount-missing-args 2 'expected DIR and MOUNTPOINT' -- fuse-mount
+expect mount-dir-missing 1 'shared directory .*: No such file' -- fuse-mount "$tmp/absent" "$tmp"
+expect mount-point-missing 1 'mount point .*: No such file' -- fuse-mount "$tmp" "$tmp/absent"
+expect mount-point-file 1 'is not a directory' -- fuse-mount "$tmp" "$tmp/regular"
+expect mount-bad-threads 2 '--threads: invalid value "0"' -- fuse-mount "$tmp" "$tmp" --threads 0
