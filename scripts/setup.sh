@@ -9,6 +9,8 @@ PACKAGES=(
 	libslirp-dev libglib2.0-dev
 	# tests: real peers and tools
 	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps perl
+	# kvmini run: unpacking bzImage payloads and initramfs images
+	xz-utils gzip cpio
 	# tests/peers: QEMU (with SeaBIOS and iPXE) and DPDK's testpmd as front-ends
 	qemu-system-x86 dpdk-dev
 )

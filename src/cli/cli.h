@@ -6,6 +6,7 @@ int cmd_vhost(int argc, char **argv);
 int cmd_vhost_net(int argc, char **argv);
 int cmd_vhost_fs(int argc, char **argv);
 int cmd_fuse_mount(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Exit statuses: 0 success, 1 runtime failure, 2 bad usage. */
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };

@@ -11,6 +11,7 @@ static void usage(FILE *out)
 	fputs("usage: kvmini <command> [options]\n"
 	      "\n"
 	      "commands:\n"
+	      "  run         boot a guest on KVM with kvmini's devices in-process\n"
 	      "  vhost net   serve a virtio-net device as a vhost-user backend\n"
 	      "  fuse-mount  share a host directory through kvmini's FUSE server on /dev/fuse\n"
 	      "\n"
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
 		printf("kvmini %s\n", KVMINI_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "vhost"))
 		return cmd_vhost(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fuse-mount"))

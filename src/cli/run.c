@@ -1,0 +1,631 @@
+/*
+ * `kvmini run`: boot a guest on KVM with a serial console and kvmini's
+ * virtio devices in-process behind virtio-mmio.
+ *
+ * Threads: this one builds the VM, then runs the event loop (devices,
+ * console input, signals, the stop request); each vCPU has its own thread.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "fs/fuse_server.h"
+#include "fs/passthrough.h"
+#include "fs/virtio_fs.h"
+#include "net/net_device.h"
+#include "vmm/boot.h"
+#include "vmm/layout.h"
+#include "vmm/legacy.h"
+#include "vmm/serial.h"
+#include "vmm/virtio_slot.h"
+#include "vmm/vm.h"
+
+#define RUN_MAX_NETS 8u
+#define RUN_MAX_FS 4u
+#define RUN_MEM_MIN_MIB 16ul
+#define RUN_MEM_MAX_MIB (1ul << 20)
+#define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
+
+static const char run_usage[] =
+	"usage: kvmini run --kernel FILE [options]\n"
+	"\n"
+	"Boot a guest on KVM with a serial console (ttyS0 on stdin/stdout) and\n"
+	"kvmini's virtio devices behind virtio-mmio.\n"
+	"\n"
+	"  --kernel FILE      the guest kernel: an ELF vmlinux (loaded at its physical\n"
+	"                     addresses) or a bzImage (entered at its 64-bit entry point)\n"
+	"  --host-decompress  with a bzImage: decompress its payload on the host (with\n"
+	"                     gzip, xz, zstd, lz4, bzip2 or lzop) and boot the vmlinux\n"
+	"                     inside, instead of letting the guest decompress itself\n"
+	"  --initrd FILE      an initramfs, loaded at the top of guest memory\n"
+	"  --cmdline TEXT     kernel command line, default\n"
+	"                     \"" RUN_DEFAULT_CMDLINE "\"; kvmini appends one\n"
+	"                     virtio_mmio.device= entry per device\n"
+	"  --mem MIB          guest memory in MiB, 16..1048576 (default 256)\n"
+	"  --cpus N           vCPUs, 1..64 (default 1)\n"
+	"  --net BACKEND      a virtio-net device (repeatable, up to 8); BACKEND is\n"
+	"                     tap:NAME | user[:OPTIONS] | stream:PATH | loopback, as for\n"
+	"                     `kvmini vhost net --backend`; MACs 52:54:00:12:34:56 upwards\n"
+	"  --fs DIR:TAG       a virtio-fs device sharing the host directory DIR; the\n"
+	"                     guest mounts it with `mount -t virtiofs TAG /mnt` (repeatable,\n"
+	"                     up to 4; the guest cannot reach outside DIR)\n"
+	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
+	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
+	"                     #BP for int3), hide CX16, and append to the command line\n"
+	"                     \"noxsave clearcpuid=...\" for the instructions it lacks\n"
+	"  --boot-timing      print when the guest reached each boot milestone\n"
+	"  --counters         print every device's counters at exit\n"
+	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
+	"  -q, --quiet        log errors only\n"
+	"  -h, --help         this text\n"
+	"\n"
+	"On a terminal the console is raw: Ctrl-A x ends the VM.\n"
+	"\n"
+	"Exit status: 0 when the guest rebooted (reboot=k: the i8042 reset line) or KVM\n"
+	"reported a shutdown, 1 for a kvmini failure, 2 for bad usage, 3 for a triple\n"
+	"fault, 4 when KVM cannot run the guest (the instruction is reported), 5 for a\n"
+	"guest crash, 128+N after signal N; a test guest may end the VM with any status\n"
+	"by writing it to port 0x501.\n";
+
+struct run_args {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned long mem_mib;
+	unsigned long cpus;
+	const char *nets[RUN_MAX_NETS];
+	unsigned nnets;
+	struct run_fs_spec {
+		char dir[4096];
+		char tag[VIRTIO_FS_TAG_LEN + 1];
+	} fs[RUN_MAX_FS];
+	unsigned nfs;
+	bool boot_timing;
+	bool counters;
+	bool compat;
+	bool host_decompress;
+};
+
+struct run_net {
+	struct net_backend *backend;
+	struct net_device *dev;
+};
+
+struct run_fs {
+	struct fs_backend *backend;
+	struct fuse_server *server;
+	struct virtio_fs *dev;
+};
+
+struct run_ctx {
+	const struct run_args *args;
+	struct event_loop loop;
+	struct vm vm;
+	struct serial serial;
+	bool serial_ready;
+	struct legacy_devices legacy;
+	bool legacy_ready;
+	struct run_net nets[RUN_MAX_NETS];
+	unsigned nnets;
+	struct run_fs fs[RUN_MAX_FS];
+	unsigned nfs;
+	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
+	unsigned nslots;
+	struct event_source stop_src;
+	struct event_source signal_src;
+	int signal_fd;
+	char cmdline[LAYOUT_CMDLINE_MAX];
+};
+
+/* --- arguments ------------------------------------------------------------- */
+
+static int parse_number(const char *text, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || text[0] == '+' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int check_readable(const char *opt, const char *path)
+{
+	if (access(path, R_OK) == 0)
+		return 0;
+	log_err("%s %s: %s", opt, path, strerror(errno));
+	return -EINVAL;
+}
+
+/* Split DIR:TAG at the last colon (a directory may hold colons, a tag
+ * should not) and check both halves. */
+static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
+{
+	const char *colon = strrchr(spec, ':');
+	struct stat st;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(f->dir)) {
+		log_err("--fs %s: expected DIR:TAG", spec);
+		return -EINVAL;
+	}
+	memcpy(f->dir, spec, (size_t)(colon - spec));
+	f->dir[colon - spec] = '\0';
+	if (virtio_fs_check_tag(colon + 1) < 0) {
+		log_err("--fs %s: the tag must be 1 to %u bytes", spec, VIRTIO_FS_TAG_LEN);
+		return -EINVAL;
+	}
+	snprintf(f->tag, sizeof(f->tag), "%s", colon + 1);
+	errno = 0;
+	if (stat(f->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_err("--fs %s: %s is not a directory%s%s", spec, f->dir, errno ? ": " : "",
+			errno ? strerror(errno) : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* One option with a value; 0 or -errno with the reason logged. */
+static int parse_value(int c, const char *val, struct run_args *a)
+{
+	switch (c) {
+	case 'k': a->kernel = val; return 0;
+	case 'i': a->initrd = val; return 0;
+	case 'c': a->cmdline = val; return 0;
+	case 'm':
+		if (!parse_number(val, RUN_MEM_MIN_MIB, RUN_MEM_MAX_MIB, &a->mem_mib))
+			return 0;
+		log_err("--mem: \"%s\" is not a number of MiB from %lu to %lu", val, RUN_MEM_MIN_MIB,
+			RUN_MEM_MAX_MIB);
+		return -EINVAL;
+	case 'p':
+		if (!parse_number(val, 1, VM_MAX_VCPUS, &a->cpus))
+			return 0;
+		log_err("--cpus: \"%s\" is not a number from 1 to %u", val, VM_MAX_VCPUS);
+		return -EINVAL;
+	case 'n':
+		if (a->nnets < RUN_MAX_NETS) {
+			a->nets[a->nnets++] = val;
+			return 0;
+		}
+		log_err("--net: at most %u network devices", RUN_MAX_NETS);
+		return -EINVAL;
+	case 'f':
+		if (a->nfs < RUN_MAX_FS)
+			return parse_fs_spec(val, &a->fs[a->nfs++]);
+		log_err("--fs: at most %u shared directories", RUN_MAX_FS);
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+/* Returns 0, 1 after --help, or -EINVAL. */
+static int parse_run_args(int argc, char **argv, struct run_args *a)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'p' },
+		{ "net", required_argument, NULL, 'n' },
+		{ "fs", required_argument, NULL, 'f' },
+		{ "boot-timing", no_argument, NULL, 'T' },
+		{ "compat", no_argument, NULL, 'P' },
+		{ "host-decompress", no_argument, NULL, 'D' },
+		{ "counters", no_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'T': a->boot_timing = true; break;
+		case 'P': a->compat = true; break;
+		case 'D': a->host_decompress = true; break;
+		case 'C': a->counters = true; break;
+		case 'v': log_threshold = LOG_DEBUG; break;
+		case 'q': log_threshold = LOG_ERROR; break;
+		case 'h': fputs(run_usage, stdout); return 1;
+		case ':':
+			log_err("option %s needs a value", argv[optind - 1]);
+			return -EINVAL;
+		case '?':
+			log_err("unknown option \"%s\" (see kvmini run --help)", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (parse_value(c, optarg, a) < 0)
+				return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!a->kernel) {
+		log_err("--kernel is required (see kvmini run --help)");
+		return -EINVAL;
+	}
+	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
+		return -EINVAL;
+	return 0;
+}
+
+/* --- devices --------------------------------------------------------------- */
+
+static int add_slot(struct run_ctx *ctx, struct virtio_device *dev)
+{
+	int r = vm_virtio_slot_init(&ctx->slots[ctx->nslots], &ctx->vm, &ctx->loop, dev, ctx->nslots);
+	if (r < 0) {
+		log_err("%s: cannot attach to the VM: %s", dev->ops->name, strerror(-r));
+		return r;
+	}
+	ctx->nslots++;
+	return 0;
+}
+
+/* --net BACKEND: the backend, a virtio-net device on it, and its slot. */
+static int add_net(struct run_ctx *ctx, const char *spec)
+{
+	struct run_net *n = &ctx->nets[ctx->nnets];
+	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 };
+	char err[256] = "";
+
+	opts.mac[5] = (uint8_t)(opts.mac[5] + ctx->nnets);
+	n->backend = net_backend_create(spec, &ctx->loop, err, sizeof(err));
+	if (!n->backend) {
+		log_err("--net %s: %s", spec, err);
+		return -EINVAL;
+	}
+	n->dev = calloc(1, sizeof(*n->dev));
+	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, &ctx->loop) : -ENOMEM;
+	if (r < 0) {
+		log_err("--net %s: virtio-net device: %s", spec, strerror(-r));
+		free(n->dev);
+		n->backend->ops->destroy(n->backend);
+		return r;
+	}
+	ctx->nnets++;
+	return add_slot(ctx, &n->dev->vdev);
+}
+
+/* --fs DIR:TAG: a passthrough backend, its FUSE server, a virtio-fs device, its slot. */
+static int add_fs(struct run_ctx *ctx, const struct run_fs_spec *spec)
+{
+	struct run_fs *f = &ctx->fs[ctx->nfs];
+	struct passthrough_opts pt = { .root = spec->dir };
+	struct fuse_server_opts so = { .cache = FUSE_CACHE_AUTO };
+	struct virtio_fs_opts opts = { .tag = spec->tag, .request_queues = 1, .threads = 2 };
+	int err = 0;
+
+	f->backend = passthrough_new(&pt, &err);
+	if (!f->backend) {
+		log_err("--fs %s:%s: %s", spec->dir, spec->tag, strerror(-err));
+		return err ? err : -EINVAL;
+	}
+	ctx->nfs++;
+	f->server = fuse_server_new(f->backend, &so);
+	f->dev = calloc(1, sizeof(*f->dev));
+	int r = f->server && f->dev ? virtio_fs_init(f->dev, &opts, f->server, &ctx->loop) : -ENOMEM;
+	if (r < 0) {
+		log_err("--fs %s:%s: virtio-fs device: %s", spec->dir, spec->tag, strerror(-r));
+		free(f->dev);
+		f->dev = NULL;
+		return r;
+	}
+	return add_slot(ctx, &f->dev->vdev);
+}
+
+static void destroy_devices(struct run_ctx *ctx)
+{
+	/* Slots first: their reset stops each device's queues (virtio-fs
+	 * waits for requests in flight) before the devices go. */
+	for (unsigned i = 0; i < ctx->nslots; i++)
+		vm_virtio_slot_destroy(&ctx->slots[i]);
+	for (unsigned i = 0; i < ctx->nnets; i++) {
+		net_device_destroy(ctx->nets[i].dev);
+		free(ctx->nets[i].dev);
+		ctx->nets[i].backend->ops->destroy(ctx->nets[i].backend);
+	}
+	for (unsigned i = 0; i < ctx->nfs; i++) {
+		struct run_fs *f = &ctx->fs[i];
+		if (f->dev)
+			virtio_fs_destroy(f->dev);
+		free(f->dev);
+		if (f->server)
+			fuse_server_free(f->server);
+		fs_backend_destroy(f->backend);
+	}
+	ctx->nslots = ctx->nnets = ctx->nfs = 0;
+}
+
+/* Every device's and transport's counters, then the console's (loop thread). */
+static void dump_counters(struct run_ctx *ctx, FILE *out)
+{
+	for (unsigned i = 0; i < ctx->nslots; i++) {
+		struct virtio_device *dev = ctx->slots[i].mmio.dev;
+		fprintf(out, "kvmini: counters of device %u (%s)\n", i, dev->ops->name);
+		if (dev->ops->dump_counters)
+			dev->ops->dump_counters(dev, out);
+		virtio_mmio_dump_counters(&ctx->slots[i].mmio, out);
+	}
+	fprintf(out, "kvmini: counters of the console\nserial_tx_bytes %llu\nserial_rx_bytes %llu\n",
+		(unsigned long long)ctx->serial.tx_bytes, (unsigned long long)ctx->serial.rx_bytes);
+	if (ctx->vm.compat)
+		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
+			(unsigned long long)__atomic_load_n(&ctx->vm.compat_int3, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&ctx->vm.compat_fwait, __ATOMIC_RELAXED));
+}
+
+/* --- command line and boot ------------------------------------------------- */
+
+static int build_cmdline(struct run_ctx *ctx)
+{
+	size_t off = (size_t)snprintf(ctx->cmdline, sizeof(ctx->cmdline), "%s%s%s", ctx->args->cmdline,
+				      ctx->args->compat ? " " : "",
+				      ctx->args->compat ? VM_COMPAT_CMDLINE : "");
+
+	for (unsigned i = 0; i < ctx->nslots && off < sizeof(ctx->cmdline); i++) {
+		off += (size_t)snprintf(ctx->cmdline + off, sizeof(ctx->cmdline) - off, " ");
+		if (off < sizeof(ctx->cmdline))
+			off += (size_t)vm_virtio_slot_cmdline(&ctx->slots[i], ctx->cmdline + off,
+							      sizeof(ctx->cmdline) - off);
+	}
+	if (off >= sizeof(ctx->cmdline)) {
+		log_err("--cmdline: too long with the device entries (over %u bytes)",
+			LAYOUT_CMDLINE_MAX - 1);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+static int load_guest(struct run_ctx *ctx)
+{
+	struct boot_config cfg = { .kernel_path = ctx->args->kernel,
+				   .initrd_path = ctx->args->initrd, .cmdline = ctx->cmdline,
+				   .host_decompress = ctx->args->host_decompress };
+	char err[256];
+
+	int r = build_cmdline(ctx);
+	if (r < 0)
+		return r;
+	r = boot_load(&ctx->vm, &cfg, err, sizeof(err));
+	if (r < 0)
+		log_err("%s", err);
+	return r;
+}
+
+/* --- event loop: stop request and signals ----------------------------------- */
+
+static void on_stop(struct event_source *src, uint32_t events)
+{
+	struct run_ctx *ctx = container_of(src, struct run_ctx, stop_src);
+
+	event_loop_quit(&ctx->loop);
+}
+
+static void on_signal(struct event_source *src, uint32_t events)
+{
+	struct run_ctx *ctx = container_of(src, struct run_ctx, signal_src);
+	struct signalfd_siginfo si;
+
+	while (read(ctx->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1)
+			dump_counters(ctx, stderr);
+		else
+			vm_request_stop(&ctx->vm, 128 + (int)si.ssi_signo, "signal %u", si.ssi_signo);
+	}
+}
+
+static void run_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+/* Before any thread exists (device workers, vCPUs): they inherit the mask,
+ * so these signals are only ever read from the signalfd on the loop. */
+static int block_signals(void)
+{
+	sigset_t set;
+
+	run_signal_set(&set);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	return pthread_sigmask(SIG_BLOCK, &set, NULL) ? -EINVAL : 0;
+}
+
+static int watch_signals(struct run_ctx *ctx)
+{
+	sigset_t set;
+
+	run_signal_set(&set);
+	ctx->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ctx->signal_fd < 0)
+		return -errno;
+	int r = event_loop_watch(&ctx->loop, &ctx->signal_src, ctx->signal_fd, EPOLLIN, on_signal,
+				 "signals");
+	if (!r)
+		r = event_loop_watch(&ctx->loop, &ctx->stop_src, ctx->vm.stop_fd, EPOLLIN, on_stop,
+				     "vm stop");
+	return r;
+}
+
+/* --- timing ------------------------------------------------------------------ */
+
+static void print_ms(const char *what, uint64_t t, uint64_t start)
+{
+	if (t)
+		fprintf(stderr, "kvmini: boot timing: %-28s %9.3f ms\n", what, (double)(t - start) / 1e6);
+	else
+		fprintf(stderr, "kvmini: boot timing: %-28s %12s\n", what, "not reached");
+}
+
+static void print_timing(const struct vm_timing *t, uint64_t end)
+{
+	print_ms("VM created", t->vm_created, t->start);
+	print_ms("kernel loaded", t->kernel_loaded, t->start);
+	print_ms("first guest instruction", t->first_run, t->start);
+	print_ms("first exit to kvmini", t->first_exit, t->start);
+	print_ms("first console output", t->first_console, t->start);
+	print_ms("end of run", end, t->start);
+}
+
+/* --- run ---------------------------------------------------------------------- */
+
+static int build_vm(struct run_ctx *ctx)
+{
+	const struct run_args *a = ctx->args;
+	struct vm_config cfg = { .mem_bytes = (uint64_t)a->mem_mib << 20, .ncpus = (unsigned)a->cpus,
+				 .compat = a->compat };
+
+	int r = vm_create(&ctx->vm, &cfg);
+	if (r < 0)
+		return r;
+	ctx->vm.timing.vm_created = vm_now_ns();
+	r = serial_init(&ctx->serial, &ctx->vm, STDOUT_FILENO);
+	ctx->serial_ready = !r;
+	if (!r) {
+		r = legacy_init(&ctx->legacy, &ctx->vm);
+		ctx->legacy_ready = !r;
+	}
+	if (r < 0) {
+		log_err("legacy devices: %s", strerror(-r));
+		return r;
+	}
+	for (unsigned i = 0; !r && i < a->nnets; i++)
+		r = add_net(ctx, a->nets[i]);
+	for (unsigned i = 0; !r && i < a->nfs; i++)
+		r = add_fs(ctx, &a->fs[i]);
+	if (!r)
+		r = load_guest(ctx);
+	if (!r)
+		ctx->vm.timing.kernel_loaded = vm_now_ns();
+	return r;
+}
+
+/* Start the vCPUs and run the event loop until something stops the VM. */
+static int run_vm(struct run_ctx *ctx)
+{
+	int r = watch_signals(ctx);
+	if (r < 0) {
+		log_err("signals: %s", strerror(-r));
+		return r;
+	}
+	r = serial_attach_input(&ctx->serial, &ctx->loop, STDIN_FILENO);
+	if (r < 0) {
+		log_err("console input: %s", strerror(-r));
+		return r;
+	}
+	r = vm_start(&ctx->vm);
+	if (!r)
+		r = event_loop_run(&ctx->loop);
+	return r;
+}
+
+static void stop_vm(struct run_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->nslots; i++)
+		vm_virtio_slot_close(&ctx->slots[i]);
+	vm_join(&ctx->vm);
+}
+
+/* Report how the VM ended (and counters, timing); returns the exit status. */
+static int finish(struct run_ctx *ctx, int r)
+{
+	uint64_t end = vm_now_ns();
+	int status = r < 0 ? EXIT_RUNTIME : ctx->vm.exit_status;
+
+	if (r == 0 && ctx->vm.exit_reason[0]) {
+		if (status == 0)
+			log_info("%s", ctx->vm.exit_reason);
+		else
+			log_warn("%s (exit status %d)", ctx->vm.exit_reason, status);
+	}
+	if (ctx->args->counters)
+		dump_counters(ctx, stderr);
+	if (ctx->args->boot_timing)
+		print_timing(&ctx->vm.timing, end);
+	return status;
+}
+
+static void teardown(struct run_ctx *ctx)
+{
+	if (ctx->signal_src.registered)
+		event_loop_unwatch(&ctx->loop, &ctx->signal_src);
+	event_loop_unwatch(&ctx->loop, &ctx->stop_src);
+	if (ctx->signal_fd >= 0)
+		close(ctx->signal_fd);
+	destroy_devices(ctx);
+	if (ctx->serial_ready)
+		serial_destroy(&ctx->serial);
+	if (ctx->legacy_ready)
+		legacy_destroy(&ctx->legacy);
+	vm_destroy(&ctx->vm);
+	event_loop_destroy(&ctx->loop);
+}
+
+/* Room for descriptors: the passthrough backend takes half the limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int cmd_run(int argc, char **argv)
+{
+	uint64_t start = vm_now_ns();
+	struct run_args args;
+	int r = parse_run_args(argc, argv, &args);
+
+	if (r > 0)
+		return 0;
+	if (r < 0)
+		return EXIT_USAGE;
+	struct run_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx || event_loop_init(&ctx->loop) < 0) {
+		log_err("cannot set up: %s", strerror(errno));
+		free(ctx);
+		return EXIT_RUNTIME;
+	}
+	ctx->args = &args;
+	ctx->signal_fd = -1;
+	if (args.nfs)
+		raise_fd_limit();
+	r = block_signals();
+	if (!r)
+		r = build_vm(ctx);
+	ctx->vm.timing.start = start;
+	if (!r)
+		r = run_vm(ctx);
+	stop_vm(ctx);
+	int status = finish(ctx, r);
+	teardown(ctx);
+	free(ctx);
+	return status;
+}

@@ -1,0 +1,65 @@
+/*
+ * Linux's x86 64-bit boot protocol (Documentation/arch/x86/boot.rst): the
+ * kernel (an ELF vmlinux, or a bzImage entered at its 64-bit entry point),
+ * the initramfs, the command line, the zero page with its e820 map, an MP
+ * table for the CPUs and the IOAPIC, and identity-mapped page tables with a
+ * flat GDT so the boot vCPU starts in long mode.
+ *
+ * Every size and offset read from the image files is checked against the
+ * file and against guest RAM before anything is copied.
+ */
+#ifndef KVMINI_VMM_BOOT_H
+#define KVMINI_VMM_BOOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/vm.h"
+
+struct boot_config {
+	const char *kernel_path;
+	const char *initrd_path;     /* NULL: none */
+	const char *cmdline;         /* the whole command line */
+	bool host_decompress;        /* bzImage: unpack its payload on the host */
+};
+
+/* What a loader found in the kernel image. */
+struct boot_kernel {
+	uint64_t entry;              /* guest physical entry point (64-bit) */
+	uint64_t end;                /* first byte above what the kernel needs */
+	bool has_setup_header;       /* bzImage: the header was copied to the zero page */
+	uint32_t cmdline_max;        /* longest command line the kernel takes (0: default) */
+	uint64_t initrd_addr_max;    /* highest byte an initramfs may occupy */
+};
+
+/*
+ * Load everything and point vm->entry at the kernel. On failure returns
+ * -errno with a message for the operator in @err.
+ */
+int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t errlen);
+
+/*
+ * Copy @len bytes of @fd at @file_off into guest RAM at @gpa (one RAM
+ * region). In the kernel (sendfile into the RAM memfd) when it can, which
+ * is about twice as fast as faulting the pages in from here; pread
+ * otherwise. Returns 0, -EFAULT outside RAM, -EIO on a short file.
+ */
+int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, uint64_t len);
+
+/* Loaders (loader.c). @zero_page is the guest's zero page in host memory.
+ * Each returns 0, -ENOEXEC when the file is not of its kind, or -errno
+ * with @err filled. */
+int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_t errlen);
+int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
+		      char *err, size_t errlen);
+
+/* Decompress a bzImage's payload (a vmlinux ELF) with the host's tools and
+ * copy the image's setup header into @zero_page (unpack.c). Returns a memfd
+ * holding the ELF, or -errno with @err filled (-ENOEXEC: not a bzImage). */
+int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen);
+
+/* The MP table at LAYOUT_MPTABLE (mptable.c). */
+int mptable_write(struct vm *vm);
+
+#endif

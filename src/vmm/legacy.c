@@ -1,0 +1,161 @@
+/*
+ * Legacy ports: i8042 reset, debug exit, CMOS RTC, POST. See legacy.h.
+ */
+#include "vmm/legacy.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "core/compiler.h"
+#include "vmm/layout.h"
+
+#define I8042_CMD_RESET 0xfeu
+
+#define RTC_SECONDS   0x00u
+#define RTC_MINUTES   0x02u
+#define RTC_HOURS     0x04u
+#define RTC_WEEKDAY   0x06u
+#define RTC_MDAY      0x07u
+#define RTC_MONTH     0x08u
+#define RTC_YEAR      0x09u
+#define RTC_STATUS_A  0x0au
+#define RTC_STATUS_B  0x0bu
+#define RTC_STATUS_C  0x0cu
+#define RTC_STATUS_D  0x0du
+#define RTC_CENTURY   0x32u
+
+#define RTC_A_DIVIDER_32K  0x26u    /* 32.768 kHz time base, 1024 Hz rate; UIP clear */
+#define RTC_B_24H          0x02u    /* 24-hour mode, BCD, no interrupts */
+#define RTC_D_VALID        0x80u    /* battery good, time valid */
+
+static void fill_read(void *data, unsigned len, uint8_t value)
+{
+	memset(data, value, len);
+}
+
+static void i8042_data_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+			      bool is_write)
+{
+	if (!is_write)
+		fill_read(data, len, 0);     /* no keyboard, no data */
+}
+
+static void i8042_cmd_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+			     bool is_write)
+{
+	struct legacy_devices *l = container_of(h, struct legacy_devices, i8042_cmd);
+
+	if (!is_write) {
+		fill_read(data, len, 0);     /* status: both buffers empty */
+		return;
+	}
+	if (*(uint8_t *)data == I8042_CMD_RESET)
+		vm_request_stop(l->vm, VM_EXIT_OK, "guest rebooted (i8042 reset)");
+}
+
+static void debug_exit_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+			      bool is_write)
+{
+	struct legacy_devices *l = container_of(h, struct legacy_devices, debug_exit);
+
+	if (!is_write) {
+		fill_read(data, len, 0xff);
+		return;
+	}
+	uint8_t code = *(uint8_t *)data;
+	vm_request_stop(l->vm, code, "guest wrote %u to the debug exit port", code);
+}
+
+static uint8_t bcd(int v)
+{
+	return (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+/* The clock registers read the host's time at the moment of the read. */
+static uint8_t rtc_read(struct legacy_devices *l, uint8_t index)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	switch (index) {
+	case RTC_SECONDS: return bcd(MIN(tm.tm_sec, 59));
+	case RTC_MINUTES: return bcd(tm.tm_min);
+	case RTC_HOURS:   return bcd(tm.tm_hour);
+	case RTC_WEEKDAY: return bcd(tm.tm_wday + 1);
+	case RTC_MDAY:    return bcd(tm.tm_mday);
+	case RTC_MONTH:   return bcd(tm.tm_mon + 1);
+	case RTC_YEAR:    return bcd(tm.tm_year % 100);
+	case RTC_CENTURY: return bcd((tm.tm_year + 1900) / 100);
+	case RTC_STATUS_A: return RTC_A_DIVIDER_32K;
+	case RTC_STATUS_B: return RTC_B_24H;
+	case RTC_STATUS_C: return 0;
+	case RTC_STATUS_D: return RTC_D_VALID;
+	default:          return l->cmos[index];
+	}
+}
+
+static bool rtc_is_clock(uint8_t index)
+{
+	return index <= RTC_STATUS_D || index == RTC_CENTURY;
+}
+
+static void rtc_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+		       bool is_write)
+{
+	struct legacy_devices *l = container_of(h, struct legacy_devices, rtc);
+	uint8_t *byte = data;
+
+	if (len != 1) {
+		if (!is_write)
+			fill_read(data, len, 0xff);
+		return;
+	}
+	pthread_mutex_lock(&l->rtc_lock);
+	if (offset == 0) {
+		/* Bit 7 is the NMI mask; the index is the low 7 bits. */
+		if (is_write)
+			l->rtc_index = *byte & 0x7fu;
+		else
+			*byte = 0xff;
+	} else if (is_write) {
+		/* Setting the clock is ignored: the guest always sees host time. */
+		if (!rtc_is_clock(l->rtc_index))
+			l->cmos[l->rtc_index] = *byte;
+	} else {
+		*byte = rtc_read(l, l->rtc_index);
+	}
+	pthread_mutex_unlock(&l->rtc_lock);
+}
+
+static void sink_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+			bool is_write)
+{
+	if (!is_write)
+		fill_read(data, len, 0xff);
+}
+
+int legacy_init(struct legacy_devices *l, struct vm *vm)
+{
+	memset(l, 0, sizeof(*l));
+	l->vm = vm;
+	int r = -pthread_mutex_init(&l->rtc_lock, NULL);
+	if (r < 0)
+		return r;
+	l->i8042_data = (struct io_handler){ 0x60, 1, i8042_data_access, "i8042 data" };
+	l->i8042_cmd = (struct io_handler){ 0x64, 1, i8042_cmd_access, "i8042 command" };
+	l->debug_exit = (struct io_handler){ LAYOUT_PORT_DEBUG_EXIT, 1, debug_exit_access, "debug exit" };
+	l->rtc = (struct io_handler){ 0x70, 2, rtc_access, "rtc" };
+	l->post = (struct io_handler){ 0x80, 1, sink_access, "post" };
+	l->delay = (struct io_handler){ 0xed, 1, sink_access, "io delay" };
+	struct io_handler *all[] = { &l->i8042_data, &l->i8042_cmd, &l->debug_exit, &l->rtc,
+				     &l->post, &l->delay };
+	for (unsigned i = 0; !r && i < ARRAY_SIZE(all); i++)
+		r = io_bus_add(&vm->pio, all[i]);
+	return r;
+}
+
+void legacy_destroy(struct legacy_devices *l)
+{
+	pthread_mutex_destroy(&l->rtc_lock);
+}

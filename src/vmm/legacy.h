@@ -1,0 +1,35 @@
+/*
+ * The few legacy PC ports a microVM guest touches that KVM does not model
+ * in the kernel (KVM has the PIC, PIT, speaker port 0x61, IOAPIC, LAPIC):
+ *
+ *  - i8042 (0x60, 0x64): only the reset line. Command 0xfe is how Linux
+ *    reboots (reboot=k), and it ends the VM with status 0.
+ *  - debug exit (0x501): a byte written there ends the VM with that byte as
+ *    kvmini's exit status (for test guests).
+ *  - CMOS RTC (0x70, 0x71): the host's UTC time in BCD, 24-hour mode, never
+ *    "update in progress", plus the rest of the 128 bytes of CMOS RAM.
+ *  - POST / delay ports (0x80, 0xed): writes are ignored quietly.
+ *
+ * Accesses come from vCPU threads; the RTC index register is behind a lock.
+ */
+#ifndef KVMINI_VMM_LEGACY_H
+#define KVMINI_VMM_LEGACY_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "vmm/io_bus.h"
+#include "vmm/vm.h"
+
+struct legacy_devices {
+	struct vm *vm;
+	struct io_handler i8042_data, i8042_cmd, debug_exit, rtc, post, delay;
+	pthread_mutex_t rtc_lock;
+	uint8_t rtc_index;           /* @rtc_lock */
+	uint8_t cmos[128];           /* @rtc_lock */
+};
+
+int legacy_init(struct legacy_devices *l, struct vm *vm);
+void legacy_destroy(struct legacy_devices *l);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * Kernel image loaders: ELF (a vmlinux, or a test guest) and bzImage.
+ * Images are read with pread straight into guest memory; every offset and
+ * size comes from the file and is checked before use.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <asm/bootparam.h>
+
+#include "core/compiler.h"
+#include "vmm/boot.h"
+#include "vmm/layout.h"
+
+#define ELF_MAX_PHDRS 64u
+#define BZ_HDR_MAGIC 0x53726448u           /* "HdrS" */
+#define BZ_BOOT_FLAG 0xaa55u
+#define BZ_MIN_VERSION 0x020cu             /* 2.12: xloadflags, 64-bit entry */
+#define BZ_ENTRY_64_OFFSET 0x200u
+#define BZ_SETUP_HDR_OFFSET 0x1f1u
+
+/* Read exactly @len bytes at @off; -EIO on a short file. */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* sendfile writes at the memfd's file position: loading is single-threaded. */
+static int sendfile_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t mem_off,
+			     uint64_t len)
+{
+	off_t in = (off_t)file_off;
+
+	if (lseek(vm->memfd, (off_t)mem_off, SEEK_SET) < 0)
+		return -errno;
+	while (len) {
+		ssize_t n = sendfile(vm->memfd, fd, &in, MIN(len, (uint64_t)1 << 30));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, uint64_t len)
+{
+	uint64_t mem_off;
+	uint8_t *dst = vm_gpa(vm, gpa, len);
+
+	if (!dst || vm_gpa_to_memfd(vm, gpa, len, &mem_off) < 0)
+		return -EFAULT;
+	int r = sendfile_to_guest(vm, fd, file_off, mem_off, len);
+	if (r == -EIO)
+		return r;
+	return r < 0 ? pread_full(fd, dst, len, file_off) : 0;
+}
+
+static uint64_t file_size(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) < 0 || st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+}
+
+/* A 64-bit x86 executable with program headers kvmini can read. */
+static int check_ehdr(const Elf64_Ehdr *eh, char *err, size_t errlen)
+{
+	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
+	    eh->e_machine != EM_X86_64) {
+		snprintf(err, errlen, "not a 64-bit x86 ELF file");
+		return -ENOEXEC;
+	}
+	if (eh->e_type != ET_EXEC) {
+		snprintf(err, errlen, "ELF file is not an executable (e_type %u)", eh->e_type);
+		return -ENOEXEC;
+	}
+	if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum || eh->e_phnum > ELF_MAX_PHDRS) {
+		snprintf(err, errlen, "ELF program headers unusable (%u of %u bytes)", eh->e_phnum,
+			 eh->e_phentsize);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+/* Copy one PT_LOAD segment to its physical address. */
+static int load_segment(struct vm *vm, int fd, uint64_t fsize, const Elf64_Phdr *ph,
+			char *err, size_t errlen)
+{
+	if (ph->p_filesz > ph->p_memsz || ph->p_offset > fsize || ph->p_filesz > fsize - ph->p_offset) {
+		snprintf(err, errlen, "ELF segment at 0x%llx lies outside the file",
+			 (unsigned long long)ph->p_paddr);
+		return -ENOEXEC;
+	}
+	uint8_t *dst = vm_gpa(vm, ph->p_paddr, ph->p_memsz);
+	if (ph->p_paddr < LAYOUT_HIMEM || !dst) {
+		snprintf(err, errlen, "ELF segment [0x%llx, +0x%llx) is not inside guest RAM above 1 MiB",
+			 (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
+		return -ENOEXEC;
+	}
+	int r = boot_copy_to_guest(vm, fd, ph->p_offset, ph->p_paddr, ph->p_filesz);
+	if (r < 0) {
+		snprintf(err, errlen, "reading ELF segment: %s", strerror(-r));
+		return r;
+	}
+	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
+	return 0;
+}
+
+int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_t errlen)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[ELF_MAX_PHDRS];
+	uint64_t fsize = file_size(fd);
+
+	if (pread_full(fd, &eh, sizeof(eh), 0) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG))
+		return -ENOEXEC;
+	int r = check_ehdr(&eh, err, errlen);
+	if (r < 0)
+		return r;
+	if (pread_full(fd, ph, eh.e_phnum * sizeof(ph[0]), eh.e_phoff) < 0) {
+		snprintf(err, errlen, "ELF program headers lie outside the file");
+		return -ENOEXEC;
+	}
+	bool entry_loaded = false;
+	unsigned loaded = 0;
+	*k = (struct boot_kernel){ .entry = eh.e_entry, .initrd_addr_max = 0x7fffffff };
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
+			continue;
+		r = load_segment(vm, fd, fsize, &ph[i], err, errlen);
+		if (r < 0)
+			return r;
+		loaded++;
+		k->end = MAX(k->end, ph[i].p_paddr + ph[i].p_memsz);
+		/* A vmlinux's entry point is physical (phys_startup_64). */
+		if (eh.e_entry >= ph[i].p_paddr && eh.e_entry - ph[i].p_paddr < ph[i].p_memsz)
+			entry_loaded = true;
+	}
+	if (!loaded || !entry_loaded) {
+		snprintf(err, errlen, "ELF entry point 0x%llx is not in a loaded segment",
+			 (unsigned long long)eh.e_entry);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+static int check_bz_header(const struct setup_header *h, char *err, size_t errlen)
+{
+	if (h->boot_flag != BZ_BOOT_FLAG || h->header != BZ_HDR_MAGIC)
+		return -ENOEXEC;
+	if (h->version < BZ_MIN_VERSION || !(h->xloadflags & XLF_KERNEL_64)) {
+		snprintf(err, errlen, "bzImage (boot protocol %u.%02u) has no 64-bit entry point; "
+			 "kvmini needs protocol 2.12 or later", h->version >> 8, h->version & 0xff);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+/* Copy the image's setup header into the zero page, as far as both know it. */
+static void copy_setup_header(void *zero_page, const uint8_t *sector)
+{
+	struct boot_params *bp = zero_page;
+	/* Byte 0x201 is the jump's offset: the header ends at 0x202 + it. */
+	size_t end = 0x202u + sector[0x201];
+	size_t len = MIN(end - BZ_SETUP_HDR_OFFSET, sizeof(bp->hdr));
+
+	memcpy(&bp->hdr, sector + BZ_SETUP_HDR_OFFSET, len);
+}
+
+int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
+		      char *err, size_t errlen)
+{
+	uint8_t sector[1024];
+	struct setup_header h;
+	uint64_t fsize = file_size(fd);
+
+	if (pread_full(fd, sector, sizeof(sector), 0) < 0)
+		return -ENOEXEC;
+	memcpy(&h, sector + BZ_SETUP_HDR_OFFSET, sizeof(h));
+	int r = check_bz_header(&h, err, errlen);
+	if (r < 0)
+		return r;
+	uint64_t setup_bytes = ((uint64_t)(h.setup_sects ? h.setup_sects : 4) + 1) * 512;
+	if (setup_bytes >= fsize) {
+		snprintf(err, errlen, "bzImage is truncated (setup %llu bytes, file %llu)",
+			 (unsigned long long)setup_bytes, (unsigned long long)fsize);
+		return -ENOEXEC;
+	}
+	uint64_t pm_size = fsize - setup_bytes;
+	if (h.pref_address >= vm->low_ram_end) {
+		snprintf(err, errlen, "bzImage wants to run at 0x%llx, beyond guest RAM",
+			 (unsigned long long)h.pref_address);
+		return -ENOMEM;
+	}
+	/* The decompressor runs where it is loaded and then needs init_size
+	 * bytes at its preferred address (or here, when it is relocatable). */
+	uint64_t need = MAX(LAYOUT_HIMEM + pm_size,
+			    MAX(LAYOUT_HIMEM, h.pref_address) + (uint64_t)h.init_size);
+	uint8_t *dst = vm_gpa(vm, LAYOUT_HIMEM, pm_size);
+	if (!dst || need > vm->low_ram_end) {
+		snprintf(err, errlen, "bzImage needs %llu MiB of guest memory",
+			 (unsigned long long)((need >> 20) + 1));
+		return -ENOMEM;
+	}
+	r = boot_copy_to_guest(vm, fd, setup_bytes, LAYOUT_HIMEM, pm_size);
+	if (r < 0) {
+		snprintf(err, errlen, "reading bzImage: %s", strerror(-r));
+		return r;
+	}
+	copy_setup_header(zero_page, sector);
+	*k = (struct boot_kernel){
+		.entry = LAYOUT_HIMEM + BZ_ENTRY_64_OFFSET,
+		.end = need,
+		.has_setup_header = true,
+		.cmdline_max = h.version >= 0x0206 ? h.cmdline_size : 255,
+		.initrd_addr_max = h.initrd_addr_max,
+	};
+	return 0;
+}
