@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -57,37 +58,6 @@ struct fuse_mount_args {
 	struct passthrough_opts pt;
 };
 
-static int parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_owner(const char *text, uid_t *uid, gid_t *gid)
-{
-	char buf[64];
-	unsigned long u, g;
-
-	if (strlen(text) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, text);
-	char *colon = strchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	if (parse_uint(buf, 0, UINT32_MAX - 1, &u) || parse_uint(colon + 1, 0, UINT32_MAX - 1, &g))
-		return -EINVAL;
-	*uid = (uid_t)u;
-	*gid = (gid_t)g;
-	return 0;
-}
-
 /* One option with a value; returns 0 or -EINVAL with the reason logged. */
 static int parse_value_opt(int c, const char *name, const char *val,
 			   struct fuse_mount_args *a)
@@ -96,7 +66,7 @@ static int parse_value_opt(int c, const char *name, const char *val,
 
 	switch (c) {
 	case 't':
-		if (parse_uint(val, 1, FUSE_DEV_MAX_THREADS, &v))
+		if (cli_parse_uint(val, 1, FUSE_DEV_MAX_THREADS, &v))
 			break;
 		a->threads = (unsigned)v;
 		return 0;
@@ -105,17 +75,17 @@ static int parse_value_opt(int c, const char *name, const char *val,
 			break;
 		return 0;
 	case 's':
-		if (parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid))
+		if (cli_parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid))
 			break;
 		a->pt.squash = true;
 		return 0;
 	case 'f':
-		if (parse_uint(val, 16, 1u << 30, &v))
+		if (cli_parse_uint(val, 16, 1u << 30, &v))
 			break;
 		a->pt.max_fds = (unsigned)v;
 		return 0;
 	case 'w':
-		if (parse_uint(val, 4096, 1u << 20, &v))
+		if (cli_parse_uint(val, 4096, 1u << 20, &v))
 			break;
 		a->server.max_write = (uint32_t)v;
 		return 0;

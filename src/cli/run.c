@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -130,18 +131,6 @@ struct run_ctx {
 
 /* --- arguments ------------------------------------------------------------- */
 
-static int parse_number(const char *text, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || text[0] == '+' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int check_readable(const char *opt, const char *path)
 {
 	if (access(path, R_OK) == 0)
@@ -185,13 +174,13 @@ static int parse_value(int c, const char *val, struct run_args *a)
 	case 'i': a->initrd = val; return 0;
 	case 'c': a->cmdline = val; return 0;
 	case 'm':
-		if (!parse_number(val, RUN_MEM_MIN_MIB, RUN_MEM_MAX_MIB, &a->mem_mib))
+		if (!cli_parse_uint(val, RUN_MEM_MIN_MIB, RUN_MEM_MAX_MIB, &a->mem_mib))
 			return 0;
 		log_err("--mem: \"%s\" is not a number of MiB from %lu to %lu", val, RUN_MEM_MIN_MIB,
 			RUN_MEM_MAX_MIB);
 		return -EINVAL;
 	case 'p':
-		if (!parse_number(val, 1, VM_MAX_VCPUS, &a->cpus))
+		if (!cli_parse_uint(val, 1, VM_MAX_VCPUS, &a->cpus))
 			return 0;
 		log_err("--cpus: \"%s\" is not a number from 1 to %u", val, VM_MAX_VCPUS);
 		return -EINVAL;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -78,37 +79,6 @@ struct fs_args {
 	bool memfs_only_given;       /* --memfs-size */
 };
 
-static int parse_ulong(const char *text, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || text[0] == '-' || text[0] == '+' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int parse_owner(const char *text, uid_t *uid, gid_t *gid)
-{
-	char buf[64];
-	unsigned long u, g;
-
-	if (strlen(text) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, text);
-	char *colon = strchr(buf, ':');
-	if (!colon)
-		return -EINVAL;
-	*colon = '\0';
-	if (parse_ulong(buf, 0, UINT32_MAX - 1, &u) || parse_ulong(colon + 1, 0, UINT32_MAX - 1, &g))
-		return -EINVAL;
-	*uid = (uid_t)u;
-	*gid = (gid_t)g;
-	return 0;
-}
-
 static int parse_backend(const char *text, enum fs_backend_kind *kind)
 {
 	if (!strcmp(text, "passthrough"))
@@ -141,7 +111,7 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 		log_err("--backend: \"%s\" is not passthrough or memfs", val);
 		return -EINVAL;
 	case 'Q':
-		if (parse_ulong(val, 1, VIRTIO_FS_MAX_REQUEST_QUEUES, &v) == 0) {
+		if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_REQUEST_QUEUES, &v) == 0) {
 			a->dev.request_queues = (unsigned)v;
 			return 0;
 		}
@@ -149,7 +119,7 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 			VIRTIO_FS_MAX_REQUEST_QUEUES);
 		return -EINVAL;
 	case 'T':
-		if (parse_ulong(val, 1, VIRTIO_FS_MAX_THREADS, &v) == 0) {
+		if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_THREADS, &v) == 0) {
 			a->dev.threads = (unsigned)v;
 			return 0;
 		}
@@ -161,14 +131,14 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 		log_err("--cache: \"%s\" is not none, auto or always", val);
 		return -EINVAL;
 	case 'o':
-		if (parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid) == 0) {
+		if (cli_parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid) == 0) {
 			a->pt.squash = true;
 			return 0;
 		}
 		log_err("--squash-owner: \"%s\" is not UID:GID (numbers)", val);
 		return -EINVAL;
 	case 'f':
-		if (parse_ulong(val, 16, 1u << 30, &v) == 0) {
+		if (cli_parse_uint(val, 16, 1u << 30, &v) == 0) {
 			a->pt.max_fds = (unsigned)v;
 			a->pt_only_given = true;
 			return 0;
@@ -176,7 +146,7 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 		log_err("--max-fds: \"%s\" is not a number from 16 to %u", val, 1u << 30);
 		return -EINVAL;
 	case 'm':
-		if (parse_ulong(val, 1, 65536, &v) == 0) {
+		if (cli_parse_uint(val, 1, 65536, &v) == 0) {
 			a->mem.max_bytes = (uint64_t)v << 20;
 			a->memfs_only_given = true;
 			return 0;

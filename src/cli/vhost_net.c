@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -53,11 +54,9 @@ struct net_args {
 
 static int parse_mtu(const char *text, uint16_t *mtu)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(text, &end, 10);
+	unsigned long v;
 
-	if (errno || *end || end == text || v < 68 || v > 65535)
+	if (cli_parse_uint(text, 68, 65535, &v))
 		return -EINVAL;
 	*mtu = (uint16_t)v;
 	return 0;
