@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fs/fuse_server.h"
@@ -124,8 +124,7 @@ struct run_ctx {
 	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
 	unsigned nslots;
 	struct event_source stop_src;
-	struct event_source signal_src;
-	int signal_fd;
+	struct cli_signals sig;
 	char cmdline[LAYOUT_CMDLINE_MAX];
 };
 
@@ -411,50 +410,19 @@ static void on_stop(struct event_source *src, uint32_t events)
 	event_loop_quit(&ctx->loop);
 }
 
-static void on_signal(struct event_source *src, uint32_t events)
+static void on_signal(struct cli_signals *cs, int signo)
 {
-	struct run_ctx *ctx = container_of(src, struct run_ctx, signal_src);
-	struct signalfd_siginfo si;
+	struct run_ctx *ctx = container_of(cs, struct run_ctx, sig);
 
-	while (read(ctx->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1)
-			dump_counters(ctx, stderr);
-		else
-			vm_request_stop(&ctx->vm, 128 + (int)si.ssi_signo, "signal %u", si.ssi_signo);
-	}
-}
-
-static void run_signal_set(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGUSR1);
-}
-
-/* Before any thread exists (device workers, vCPUs): they inherit the mask,
- * so these signals are only ever read from the signalfd on the loop. */
-static int block_signals(void)
-{
-	sigset_t set;
-
-	run_signal_set(&set);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
-	return pthread_sigmask(SIG_BLOCK, &set, NULL) ? -EINVAL : 0;
+	if (signo == SIGUSR1)
+		dump_counters(ctx, stderr);
+	else
+		vm_request_stop(&ctx->vm, 128 + signo, "signal %d", signo);
 }
 
 static int watch_signals(struct run_ctx *ctx)
 {
-	sigset_t set;
-
-	run_signal_set(&set);
-	ctx->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (ctx->signal_fd < 0)
-		return -errno;
-	int r = event_loop_watch(&ctx->loop, &ctx->signal_src, ctx->signal_fd, EPOLLIN, on_signal,
-				 "signals");
+	int r = cli_signals_watch(&ctx->sig, &ctx->loop, on_signal);
 	if (!r)
 		r = event_loop_watch(&ctx->loop, &ctx->stop_src, ctx->vm.stop_fd, EPOLLIN, on_stop,
 				     "vm stop");
@@ -561,11 +529,8 @@ static int finish(struct run_ctx *ctx, int r)
 
 static void teardown(struct run_ctx *ctx)
 {
-	if (ctx->signal_src.registered)
-		event_loop_unwatch(&ctx->loop, &ctx->signal_src);
+	cli_signals_close(&ctx->sig, &ctx->loop);
 	event_loop_unwatch(&ctx->loop, &ctx->stop_src);
-	if (ctx->signal_fd >= 0)
-		close(ctx->signal_fd);
 	destroy_devices(ctx);
 	if (ctx->serial_ready)
 		serial_destroy(&ctx->serial);
@@ -603,10 +568,10 @@ int cmd_run(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	ctx->args = &args;
-	ctx->signal_fd = -1;
 	if (args.nfs)
 		raise_fd_limit();
-	r = block_signals();
+	/* Before any thread exists (device workers, vCPUs). */
+	r = cli_signals_block();
 	if (!r)
 		r = build_vm(ctx);
 	ctx->vm.timing.start = start;

@@ -12,12 +12,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fs/fuse_server.h"
@@ -255,7 +255,7 @@ struct fs_service {
 	struct virtio_fs *dev;
 	struct fuse_server *fuse;
 	struct fs_backend *be;
-	struct event_source sig_src;
+	struct cli_signals sig;
 };
 
 static void dump_backend(const struct fs_service *svc, FILE *out)
@@ -306,46 +306,16 @@ static void dump_counters(struct fs_service *svc)
 	fclose(f);
 }
 
-static void on_signal(struct event_source *src, uint32_t events)
+static void on_signal(struct cli_signals *cs, int signo)
 {
-	struct fs_service *svc = container_of(src, struct fs_service, sig_src);
-	struct signalfd_siginfo si;
+	struct fs_service *svc = container_of(cs, struct fs_service, sig);
 
-	while (read(src->fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1) {
-			dump_counters(svc);
-		} else {
-			log_info("signal %u: shutting down", si.ssi_signo);
-			event_loop_quit(&svc->loop);
-		}
+	if (signo == SIGUSR1) {
+		dump_counters(svc);
+	} else {
+		log_info("signal %d: shutting down", signo);
+		event_loop_quit(&svc->loop);
 	}
-}
-
-/* Block the signals before any worker thread exists (they inherit the
- * mask), so they are read from the signalfd on the loop thread only. */
-static int block_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGUSR1);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	/* A frontend that goes away must not kill us with SIGPIPE, and a write
-	 * past a file size limit must fail with EFBIG instead. */
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
-	return pthread_sigmask(SIG_BLOCK, set, NULL) ? -EINVAL : 0;
-}
-
-static int watch_signals(struct fs_service *svc, const sigset_t *set)
-{
-	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	int r = event_loop_watch(&svc->loop, &svc->sig_src, fd, EPOLLIN, on_signal, "signals");
-	if (r < 0)
-		close(fd);
-	return r;
 }
 
 /* Room for descriptors: the passthrough backend takes half the limit. */
@@ -391,7 +361,6 @@ static struct fs_backend *open_backend(const struct fs_args *a)
 static int setup(struct fs_service *svc)
 {
 	const struct fs_args *a = svc->args;
-	sigset_t set;
 	int r;
 
 	svc->fuse = fuse_server_new(svc->be, &a->server);
@@ -400,7 +369,8 @@ static int setup(struct fs_service *svc)
 		log_err("out of memory");
 		return EXIT_RUNTIME;
 	}
-	r = block_signals(&set);
+	/* Before the device starts its worker threads: they inherit the mask. */
+	r = cli_signals_block();
 	if (r == 0)
 		r = virtio_fs_init(svc->dev, &a->dev, svc->fuse, &svc->loop);
 	if (r < 0) {
@@ -419,7 +389,7 @@ static int setup(struct fs_service *svc)
 		svc->dev = NULL;
 		return EXIT_RUNTIME;
 	}
-	r = watch_signals(svc, &set);
+	r = cli_signals_watch(&svc->sig, &svc->loop, on_signal);
 	if (r < 0) {
 		log_err("signalfd: %s", strerror(-r));
 		return EXIT_RUNTIME;
@@ -431,10 +401,7 @@ static int setup(struct fs_service *svc)
  * requests in flight, before the workers are joined. */
 static void teardown(struct fs_service *svc)
 {
-	if (svc->sig_src.registered) {
-		event_loop_unwatch(&svc->loop, &svc->sig_src);
-		close(svc->sig_src.fd);
-	}
+	cli_signals_close(&svc->sig, &svc->loop);
 	if (svc->dev) {
 		vhost_user_server_destroy(&svc->server);
 		virtio_fs_destroy(svc->dev);

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "net/net_device.h"
@@ -124,7 +124,7 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 /* Signals arrive as events on the loop, so counters are read on the thread
  * that writes them. */
 struct signal_watch {
-	struct event_source src;
+	struct cli_signals sig;
 	struct net_device *net;
 	struct vhost_user_server *server;
 	const char *counters_file;
@@ -148,37 +148,16 @@ static void dump_counters(struct signal_watch *w)
 	fclose(f);
 }
 
-static void on_signal(struct event_source *src, uint32_t events)
+static void on_signal(struct cli_signals *cs, int signo)
 {
-	struct signal_watch *w = container_of(src, struct signal_watch, src);
-	struct signalfd_siginfo si;
+	struct signal_watch *w = container_of(cs, struct signal_watch, sig);
 
-	while (read(src->fd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1) {
-			dump_counters(w);
-		} else {
-			log_info("signal %u: shutting down", si.ssi_signo);
-			event_loop_quit(w->loop);
-		}
+	if (signo == SIGUSR1) {
+		dump_counters(w);
+	} else {
+		log_info("signal %d: shutting down", signo);
+		event_loop_quit(w->loop);
 	}
-}
-
-static int watch_signals(struct signal_watch *w)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	/* A frontend that goes away must not kill us with SIGPIPE. */
-	signal(SIGPIPE, SIG_IGN);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return event_loop_watch(w->loop, &w->src, fd, EPOLLIN, on_signal, "signals");
 }
 
 static int serve_net(const struct net_args *a)
@@ -190,7 +169,7 @@ static int serve_net(const struct net_args *a)
 	char err[256] = "";
 	int status = EXIT_RUNTIME;
 
-	if (event_loop_init(&loop) < 0) {
+	if (cli_signals_block() < 0 || event_loop_init(&loop) < 0) {
 		log_err("epoll: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
@@ -216,7 +195,7 @@ static int serve_net(const struct net_args *a)
 		log_err("--socket %s: %s", a->socket_path, strerror(-r));
 		goto out_net;
 	}
-	r = watch_signals(&sig);
+	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {
 		log_err("signalfd: %s", strerror(-r));
 		goto out_server;
@@ -224,8 +203,7 @@ static int serve_net(const struct net_args *a)
 	log_info("virtio-net on %s, backend %s", a->socket_path, a->backend);
 	status = event_loop_run(&loop) < 0 ? EXIT_RUNTIME : 0;
 	dump_counters(&sig);
-	event_loop_unwatch(&loop, &sig.src);
-	close(sig.src.fd);
+	cli_signals_close(&sig.sig, &loop);
 out_server:
 	vhost_user_server_destroy(&server);
 out_net:
