@@ -9,9 +9,10 @@
 # Everything it made (namespace, tap, processes, sockets) is removed at exit.
 #
 # Usage: scripts/demo.sh [SECONDS]   (iperf3 duration per direction, default 3)
-# Needs root, user-mode-linux, busybox-static and iperf3; builds build/kvmini.
+# Needs root; installs what it needs (scripts/setup.sh) and builds build/kvmini.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+scripts/setup.sh || { echo "demo: scripts/setup.sh failed" >&2; exit 1; }
 . tests/uml/lib.sh
 
 SECS=${1:-3}
