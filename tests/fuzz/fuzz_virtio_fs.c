@@ -45,6 +45,7 @@
 #include "fs/fuse_server.h"
 #include "fs/memfs.h"
 #include "fs/virtio_fs.h"
+#include "fuzz_input.h"
 #include "vdriver.h"
 
 #define MEM_BASE   0x40000000ull
@@ -64,31 +65,6 @@
 	abort(); \
 } while (0)
 
-/* ---- input ---- */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes && in->n; i++, in->n--)
-		v |= (uint64_t)*in->p++ << (8 * i);
-	return v;
-}
-
-static void take_bytes(struct input *in, void *buf, size_t len)
-{
-	size_t n = MIN(len, in->n);
-
-	memcpy(buf, in->p, n);
-	memset((uint8_t *)buf + n, 0, len - n);
-	in->p += n;
-	in->n -= n;
-}
 
 /* ---- the world ---- */
 
@@ -403,45 +379,45 @@ static void fix_sizes(uint32_t opcode, uint8_t *buf, size_t tail)
 }
 
 /* Build the request body into @buf; returns its length. */
-static size_t build_body(struct input *in, uint32_t opcode, bool raw, uint8_t *buf)
+static size_t build_body(struct fuzz_input *in, uint32_t opcode, bool raw, uint8_t *buf)
 {
 	if (raw) {
-		size_t len = (size_t)take(in, 2) % MAX_BODY;
-		take_bytes(in, buf, len);
+		size_t len = (size_t)fuzz_take(in, 2) % MAX_BODY;
+		fuzz_take_bytes(in, buf, len);
 		return len;
 	}
 	unsigned nnames;
 	size_t len = arg_shape(opcode, &nnames);
-	take_bytes(in, buf, len);
+	fuzz_take_bytes(in, buf, len);
 	int fo = fh_offset(opcode);
-	if (fo >= 0 && nfhs && !(take(in, 1) & 1))
-		memcpy(buf + fo, &fhs[take(in, 1) % MIN(nfhs, NIDS)], 8);
+	if (fo >= 0 && nfhs && !(fuzz_take(in, 1) & 1))
+		memcpy(buf + fo, &fhs[fuzz_take(in, 1) % MIN(nfhs, NIDS)], 8);
 	if (opcode == FUSE_INIT) {
 		struct fuse_init_in *ii = (struct fuse_init_in *)buf;
 		ii->major = 7;
 		ii->minor = 23 + ii->minor % 16;
 	}
 	for (unsigned i = 0; i < nnames; i++) {
-		const char *nm = names[take(in, 1) % ARRAY_SIZE(names)];
+		const char *nm = names[fuzz_take(in, 1) % ARRAY_SIZE(names)];
 		memcpy(buf + len, nm, strlen(nm) + 1);
 		len += strlen(nm) + 1;
 	}
 	/* WRITE data, SETXATTR values, BATCH_FORGET entries: a tail of bytes. */
-	size_t tail = (size_t)take(in, 1) * 16;
-	take_bytes(in, buf + len, tail);
-	if (!(take(in, 1) & 1))
+	size_t tail = (size_t)fuzz_take(in, 1) * 16;
+	fuzz_take_bytes(in, buf + len, tail);
+	if (!(fuzz_take(in, 1) & 1))
 		fix_sizes(opcode, buf, tail);
 	return len + tail;
 }
 
 /* Split [gpa, gpa + len) into @n pieces (some may be empty: skipped). */
-static unsigned split(struct input *in, uint64_t gpa, uint32_t len, unsigned n, bool wr,
+static unsigned split(struct fuzz_input *in, uint64_t gpa, uint32_t len, unsigned n, bool wr,
 		      struct vd_buf *out)
 {
 	unsigned k = 0;
 
 	for (unsigned i = 0; i < n && len; i++) {
-		uint32_t piece = i + 1 == n ? len : (uint32_t)(take(in, 2) % (len + 1));
+		uint32_t piece = i + 1 == n ? len : (uint32_t)(fuzz_take(in, 2) % (len + 1));
 		if (!piece)
 			continue;
 		out[k++] = (struct vd_buf){ .gpa = gpa, .len = piece, .writable = wr };
@@ -452,25 +428,25 @@ static unsigned split(struct input *in, uint64_t gpa, uint32_t len, unsigned n, 
 }
 
 /* Queue a FUSE request chain. */
-static void op_request(struct input *in)
+static void op_request(struct fuzz_input *in)
 {
 	static uint8_t body[MAX_BODY + 4096];
-	unsigned q = (unsigned)take(in, 1) % NQ;
-	uint32_t sel = (uint32_t)take(in, 1);
-	uint32_t opcode = sel < 200 ? 1 + sel % 52 : (uint32_t)take(in, 4);
-	uint8_t flags = (uint8_t)take(in, 1);
+	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	uint32_t sel = (uint32_t)fuzz_take(in, 1);
+	uint32_t opcode = sel < 200 ? 1 + sel % 52 : (uint32_t)fuzz_take(in, 4);
+	uint8_t flags = (uint8_t)fuzz_take(in, 1);
 	bool raw = flags & 1, len_lie = (flags & 6) == 6, indirect = flags & 8;
 	unsigned nin = 1 + (flags >> 4) % MAX_PIECES, nout = (flags >> 6) % (MAX_PIECES + 1);
-	uint32_t writable = nout ? (uint32_t)take(in, 3) % MAX_WRITABLE : 0;
+	uint32_t writable = nout ? (uint32_t)fuzz_take(in, 3) % MAX_WRITABLE : 0;
 
 	size_t blen = build_body(in, opcode, raw, body);
 	struct fuse_in_header h = {
 		.len = (uint32_t)(sizeof(h) + blen), .opcode = opcode, .unique = ++unique_next,
-		.nodeid = nnodeids && (flags & 2) ? nodeids[take(in, 1) % MIN(nnodeids, NIDS)]
+		.nodeid = nnodeids && (flags & 2) ? nodeids[fuzz_take(in, 1) % MIN(nnodeids, NIDS)]
 						  : FUSE_ROOT_ID,
 	};
 	if (len_lie)
-		h.len = (uint32_t)take(in, 4);
+		h.len = (uint32_t)fuzz_take(in, 4);
 	uint64_t in_gpa = pool_alloc(sizeof(h) + blen);
 	uint64_t out_gpa = pool_alloc(writable);
 	if (in_gpa == VD_NO_GPA || out_gpa == VD_NO_GPA)
@@ -495,16 +471,16 @@ static void op_request(struct input *in)
 
 /* A write-only chain: a notification buffer on hiprio, a request-less chain
  * elsewhere. */
-static void op_writable_only(struct input *in)
+static void op_writable_only(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)take(in, 1) % NQ;
-	uint32_t len = 1 + (uint32_t)take(in, 2) % 4096;
+	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	uint32_t len = 1 + (uint32_t)fuzz_take(in, 2) % 4096;
 	uint64_t gpa = pool_alloc(len);
 	struct vd_buf bufs[MAX_PIECES];
 
 	if (gpa == VD_NO_GPA)
 		return;
-	unsigned n = split(in, gpa, len, 1 + (unsigned)take(in, 1) % MAX_PIECES, true, bufs);
+	unsigned n = split(in, gpa, len, 1 + (unsigned)fuzz_take(in, 1) % MAX_PIECES, true, bufs);
 	int head = vd_add_chain(&dq[q], bufs, n, false);
 	if (head < 0)
 		return;
@@ -518,10 +494,10 @@ static void op_writable_only(struct input *in)
 }
 
 /* A chain with a buffer outside guest memory, or crossing its end. */
-static void op_bad_chain(struct input *in)
+static void op_bad_chain(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)take(in, 1) % NQ;
-	uint64_t gpa = take(in, 1) & 1 ? take(in, 8) : MEM_BASE + MEM_SIZE - 8;
+	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	uint64_t gpa = fuzz_take(in, 1) & 1 ? fuzz_take(in, 8) : MEM_BASE + MEM_SIZE - 8;
 	uint64_t out = pool_alloc(64);
 
 	if (out == VD_NO_GPA)
@@ -535,28 +511,28 @@ static void op_bad_chain(struct input *in)
 						     .wr = { { out, 64 } } };
 }
 
-static void op_publish(struct input *in)
+static void op_publish(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)take(in, 1) % NQ;
-	bool force = take(in, 1) & 1;
+	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	bool force = fuzz_take(in, 1) & 1;
 
 	if (vd_publish(&dq[q]) || force)
 		dev.vdev.ops->queue_notify(&dev.vdev, q);
 }
 
-static void op_notify(struct input *in)
+static void op_notify(struct fuzz_input *in)
 {
 	uint8_t payload[64];
-	int code = (int)(take(in, 1) % 8);
-	size_t len = (size_t)take(in, 1) % sizeof(payload);
+	int code = (int)(fuzz_take(in, 1) % 8);
+	size_t len = (size_t)fuzz_take(in, 1) % sizeof(payload);
 
-	take_bytes(in, payload, len);
+	fuzz_take_bytes(in, payload, len);
 	virtio_fs_notify(&dev, code, payload, len);
 }
 
 /* Pause, wait until idle: nothing on a request queue is popped and not
  * answered. Then resume. */
-static void op_pause(struct input *in)
+static void op_pause(struct fuzz_input *in)
 {
 	virtio_fs_pause(&dev);
 	virtio_fs_wait_idle(&dev);
@@ -728,29 +704,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
-	struct input in = { data, size };
+	struct fuzz_input in = { data, size };
 	struct virtio_fs_counters before, after;
 
 	if (!ready) {
 		world_init();
 		ready = true;
 	}
-	uint8_t hdr = (uint8_t)take(&in, 1);
-	uint8_t mode = (uint8_t)take(&in, 1);
+	uint8_t hdr = (uint8_t)fuzz_take(&in, 1);
+	uint8_t mode = (uint8_t)fuzz_take(&in, 1);
 	world_start(hdr);
 	virtio_fs_get_counters(&dev, &before);
 	completions = notify_completions = 0;
 	if (!(mode & 1))
 		send_init(mode & 2);
 	for (unsigned ops = 0; in.n && ops < MAX_OPS && !dev.vdev.needs_reset; ops++) {
-		switch (take(&in, 1) % 10) {
+		switch (fuzz_take(&in, 1) % 10) {
 		case 0: case 1: case 2: case 3: op_request(&in); break;
 		case 4: op_writable_only(&in); break;
 		case 5: op_bad_chain(&in); break;
 		case 6: case 7: op_publish(&in); break;
 		case 8: op_notify(&in); break;
 		case 9:
-			if (take(&in, 1) & 1)
+			if (fuzz_take(&in, 1) & 1)
 				op_pause(&in);
 			else
 				drain();

@@ -37,6 +37,7 @@
 #include "virtio/device.h"
 #include "virtio/virtqueue.h"
 #include "count_transport.h"
+#include "fuzz_input.h"
 #include "vdriver.h"
 
 #define MEM_BASE   0x7ff00000ull           /* just below 2 GiB: non-zero, odd-ish */
@@ -60,21 +61,6 @@
 	abort(); \
 } while (0)
 
-/* ---- input ---- */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct input *in, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < bytes && in->n; i++, in->n--)
-		v |= (uint64_t)*in->p++ << (8 * i);
-	return v;
-}
 
 /* ---- the world ---- */
 
@@ -431,12 +417,12 @@ static uint16_t size_from(uint8_t b)
 	return (uint16_t)(1u << (b % 9));
 }
 
-static int setup_input(struct input *in)
+static int setup_input(struct fuzz_input *in)
 {
-	uint8_t f = (uint8_t)take(in, 1);
+	uint8_t f = (uint8_t)fuzz_take(in, 1);
 	uint16_t sizes[NQ] = {
-		size_from((uint8_t)take(in, 1)), size_from((uint8_t)take(in, 1)),
-		size_from((uint8_t)take(in, 1) & 0x7f),
+		size_from((uint8_t)fuzz_take(in, 1)), size_from((uint8_t)fuzz_take(in, 1)),
+		size_from((uint8_t)fuzz_take(in, 1) & 0x7f),
 	};
 
 	features = 1ull << VIRTIO_F_VERSION_1;
@@ -479,10 +465,10 @@ static void teardown_input(void)
 
 /* A guest address from 5 input bytes: mostly inside memory, sometimes at its
  * edges, the region split, or anywhere at all. */
-static uint64_t take_addr(struct input *in)
+static uint64_t take_addr(struct fuzz_input *in)
 {
-	uint8_t mode = (uint8_t)take(in, 1);
-	uint32_t v = (uint32_t)take(in, 4);
+	uint8_t mode = (uint8_t)fuzz_take(in, 1);
+	uint32_t v = (uint32_t)fuzz_take(in, 4);
 
 	switch (mode % 5) {
 	case 0: return MEM_BASE + v % MEM_SIZE;
@@ -493,76 +479,76 @@ static uint64_t take_addr(struct input *in)
 	}
 }
 
-static void op_desc(struct input *in)
+static void op_desc(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % NQ;
-	uint16_t i = (uint16_t)take(in, 2);
+	unsigned q = fuzz_take(in, 1) % NQ;
+	uint16_t i = (uint16_t)fuzz_take(in, 2);
 	uint64_t addr = take_addr(in);
-	uint32_t len = (uint32_t)take(in, 4);
-	uint16_t flags = (uint16_t)take(in, 1) & 7;
-	uint16_t next = (uint16_t)take(in, 2);
+	uint32_t len = (uint32_t)fuzz_take(in, 4);
+	uint16_t flags = (uint16_t)fuzz_take(in, 1) & 7;
+	uint16_t next = (uint16_t)fuzz_take(in, 2);
 
 	vd_raw_desc(&dq[q], i, addr, len, flags, next);
 }
 
 /* Raw bytes anywhere but the used rings (the device owns those). */
-static void op_write(struct input *in)
+static void op_write(struct fuzz_input *in)
 {
 	uint64_t gpa = take_addr(in);
-	unsigned len = take(in, 1) % 64 + 1;
+	unsigned len = fuzz_take(in, 1) % 64 + 1;
 	uint8_t bytes[64];
 
 	for (unsigned i = 0; i < len; i++)
-		bytes[i] = (uint8_t)take(in, 1);
+		bytes[i] = (uint8_t)fuzz_take(in, 1);
 	if (!hits_used_ring(gpa, len))
 		vd_write(&mem, gpa, bytes, len);
 }
 
 /* An indirect table of @n entries, each a buffer of the data area. */
-static void op_indirect(struct input *in)
+static void op_indirect(struct fuzz_input *in)
 {
-	uint64_t table = data_base + (take(in, 2) * 16) % (data_end - data_base);
-	unsigned n = take(in, 1) % 24 + 1;
+	uint64_t table = data_base + (fuzz_take(in, 2) * 16) % (data_end - data_base);
+	unsigned n = fuzz_take(in, 1) % 24 + 1;
 	struct vring_desc d;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint32_t off = (uint32_t)take(in, 2);
+		uint32_t off = (uint32_t)fuzz_take(in, 2);
 		d.addr = data_base + off;
-		d.len = (uint32_t)take(in, 2);
-		d.flags = (uint16_t)(take(in, 1) & 7);
-		d.next = (uint16_t)(take(in, 1) % (n + 1));
+		d.len = (uint32_t)fuzz_take(in, 2);
+		d.flags = (uint16_t)(fuzz_take(in, 1) & 7);
+		d.next = (uint16_t)(fuzz_take(in, 1) % (n + 1));
 		if (!hits_used_ring(table + 16ull * i, 16))
 			vd_write(&mem, table + 16ull * i, &d, sizeof(d));
 	}
 }
 
-static void op_avail(struct input *in)
+static void op_avail(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % NQ;
-	uint16_t slot = (uint16_t)take(in, 2), head = (uint16_t)take(in, 2);
+	unsigned q = fuzz_take(in, 1) % NQ;
+	uint16_t slot = (uint16_t)fuzz_take(in, 2), head = (uint16_t)fuzz_take(in, 2);
 
 	vd_raw_avail(&dq[q], slot, head);
 }
 
-static void op_publish(struct input *in)
+static void op_publish(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % NQ;
-	int8_t delta = (int8_t)take(in, 1);
+	unsigned q = fuzz_take(in, 1) % NQ;
+	int8_t delta = (int8_t)fuzz_take(in, 1);
 
 	vd_raw_avail_idx(&dq[q], (uint16_t)(dq[q].avail_idx + delta));
 }
 
 /* A well-formed frame (TX) or buffer (RX): descriptors from @first on,
  * buffers in the data area, optionally through an indirect table. */
-static void op_good_chain(struct input *in, unsigned q)
+static void op_good_chain(struct fuzz_input *in, unsigned q)
 {
 	struct vd_queue *d = &dq[q];
-	uint16_t first = (uint16_t)(take(in, 2) % d->size);
-	unsigned nbuf = take(in, 1) % 4 + 1;
-	uint8_t opt = (uint8_t)take(in, 1);
-	uint64_t total = NET_HDR_LEN + take(in, 2) * ((opt & 1) ? 2 : 1);
+	uint16_t first = (uint16_t)(fuzz_take(in, 2) % d->size);
+	unsigned nbuf = fuzz_take(in, 1) % 4 + 1;
+	uint8_t opt = (uint8_t)fuzz_take(in, 1);
+	uint64_t total = NET_HDR_LEN + fuzz_take(in, 2) * ((opt & 1) ? 2 : 1);
 	uint64_t span = data_end - data_base;
-	uint64_t at = data_base + (take(in, 2) * 8) % span;
+	uint64_t at = data_base + (fuzz_take(in, 2) * 8) % span;
 	struct vring_desc descs[4];
 	uint16_t flags = q == NET_RX_QUEUE ? VRING_DESC_F_WRITE : 0;
 
@@ -595,14 +581,14 @@ static void op_good_chain(struct input *in, unsigned q)
 /* An indirect table of up to 2048 copies of one descriptor: long enough
  * for the iovec limit. (32-bit length overflow needs more memory than this
  * target maps; test_virtqueue covers it.) */
-static void op_big_indirect(struct input *in)
+static void op_big_indirect(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % NQ;
-	uint16_t head = (uint16_t)take(in, 2);
-	unsigned n = take(in, 2) % 2048 + 1;
+	unsigned q = fuzz_take(in, 1) % NQ;
+	uint16_t head = (uint16_t)fuzz_take(in, 2);
+	unsigned n = fuzz_take(in, 2) % 2048 + 1;
 	uint64_t addr = take_addr(in);
-	uint32_t len = (uint32_t)take(in, 4) % (MEM_SIZE + 1);
-	uint16_t flags = (uint16_t)(take(in, 1) & VRING_DESC_F_WRITE);
+	uint32_t len = (uint32_t)fuzz_take(in, 4) % (MEM_SIZE + 1);
+	uint16_t flags = (uint16_t)(fuzz_take(in, 1) & VRING_DESC_F_WRITE);
 	struct vring_desc chunk[256];
 
 	if (data_end - data_base < 16ull * n)
@@ -622,10 +608,10 @@ static void op_big_indirect(struct input *in)
 
 /* Fill the whole RX and TX rings with one-descriptor chains and kick TX:
  * enough work to exhaust a drain's budget. */
-static void op_flood(struct input *in)
+static void op_flood(struct fuzz_input *in)
 {
-	uint32_t len = NET_HDR_LEN + (uint32_t)take(in, 1) * 8;
-	uint64_t stride = take(in, 1) * 16 + 16;
+	uint32_t len = NET_HDR_LEN + (uint32_t)fuzz_take(in, 1) * 8;
+	uint64_t stride = fuzz_take(in, 1) * 16 + 16;
 
 	uint64_t span = data_end - data_base - len;
 
@@ -648,9 +634,9 @@ static void op_flood(struct input *in)
 	}
 }
 
-static void op_kick(struct input *in)
+static void op_kick(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % 2;
+	unsigned q = fuzz_take(in, 1) % 2;
 
 	if (!net.vdev.active)
 		return;
@@ -666,11 +652,11 @@ static void op_run_loop(void)
 	after_call();
 }
 
-static void op_suppress(struct input *in)
+static void op_suppress(struct fuzz_input *in)
 {
-	unsigned q = take(in, 1) % NQ;
-	uint8_t what = (uint8_t)take(in, 1);
-	uint16_t v = (uint16_t)take(in, 2);
+	unsigned q = fuzz_take(in, 1) % NQ;
+	uint8_t what = (uint8_t)fuzz_take(in, 1);
+	uint16_t v = (uint16_t)fuzz_take(in, 2);
 
 	if (what & 1)
 		vd_set_used_event(&dq[q], v);
@@ -759,15 +745,15 @@ static void op_raw_pop(void)
 	raw_head = head;
 }
 
-static void op_raw_push(struct input *in)
+static void op_raw_push(struct fuzz_input *in)
 {
-	uint32_t len = (uint32_t)take(in, 4);
-	uint8_t how = (uint8_t)take(in, 1);
+	uint32_t len = (uint32_t)fuzz_take(in, 4);
+	uint8_t how = (uint8_t)fuzz_take(in, 1);
 	struct vd_queue *d = &dq[RAW_Q];
 
 	if (how & 1) {
 		/* A head the device never got: refused when out of range. */
-		uint16_t h = (uint16_t)take(in, 2);
+		uint16_t h = (uint16_t)fuzz_take(in, 2);
 		int r = vq_push(&raw_vq, h, len);
 		if ((h >= d->size) != (r == -EINVAL))
 			FAIL("raw: vq_push(%u) of %u returned %d", h, d->size, r);
@@ -787,11 +773,11 @@ static void op_raw_push(struct input *in)
 	raw_popped = false;
 }
 
-static void op_raw_notify(struct input *in)
+static void op_raw_notify(struct fuzz_input *in)
 {
 	struct vd_queue *d = &dq[RAW_Q];
 
-	if (take(in, 1) & 1) {
+	if (fuzz_take(in, 1) & 1) {
 		vq_disable_notify(&raw_vq);
 		if (!raw_vq.event_idx && !(vd_used_flags(d) & VRING_USED_F_NO_NOTIFY))
 			FAIL("raw: disable left kicks on");
@@ -833,9 +819,9 @@ static void op_reset(void)
 	bring_up_device(false);
 }
 
-static void run_op(struct input *in)
+static void run_op(struct fuzz_input *in)
 {
-	switch (take(in, 1) % 19) {
+	switch (fuzz_take(in, 1) % 19) {
 	case 0: op_desc(in); break;
 	case 1: op_avail(in); break;
 	case 2: op_publish(in); break;
@@ -872,7 +858,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool ready;
-	struct input in = { data, size };
+	struct fuzz_input in = { data, size };
 
 	if (!ready) {
 		if (init_world())
