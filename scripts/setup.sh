@@ -7,12 +7,16 @@ PACKAGES=(
 	# build
 	gcc make pkg-config clang-14 libclang-rt-14-dev
 	libslirp-dev libglib2.0-dev
+	# the metadata service and the control API: JSON and HTTP parsing
+	libjansson-dev libhttp-parser-dev
 	# tests: real peers and tools
 	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps perl
 	# kvmini run: unpacking bzImage payloads and initramfs images
 	xz-utils gzip cpio
 	# tests/peers: QEMU (with SeaBIOS and iPXE) and DPDK's testpmd as front-ends
 	qemu-system-x86 dpdk-dev
+	# kvmini run: ACPI table checks, and the guest kernel built from Debian's source
+	acpica-tools linux-source-6.12 flex bison bc libelf-dev libssl-dev
 )
 
 missing=()
