@@ -1,0 +1,73 @@
+/*
+ * The metadata service (MMDS): a JSON store the operator fills through the
+ * control API and the guest reads over HTTP at a link-local address
+ * (169.254.169.254 by default), in Firecracker's V1 and V2 flavours.
+ * This header is the store and the guest-facing request handler; the frame
+ * interception and the TCP endpoint that carry guest requests here live in
+ * src/mmds/intercept.h.
+ */
+#ifndef KVMINI_MMDS_MMDS_H
+#define KVMINI_MMDS_MMDS_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+
+#include "http/http.h"
+
+enum mmds_version { MMDS_V1 = 1, MMDS_V2 = 2 };
+
+/* Default store limit (Firecracker's default data-store size). */
+#define MMDS_DEFAULT_STORE_LIMIT (51200u)
+
+struct mmds_config {
+	enum mmds_version version;
+	struct in_addr ipv4;          /* link-local (169.254.0.0/16) only */
+	size_t store_limit;           /* bytes of the serialized store */
+};
+
+/* Refusals and requests, one counter each (printed with the device's). */
+#define MMDS_COUNTERS(X) \
+	X(rx_accepted,            "guest requests answered 2xx") \
+	X(rx_bad_request,         "guest requests refused 400") \
+	X(rx_unauthorized,        "guest requests refused 401 (missing or bad token)") \
+	X(rx_not_found,           "guest requests answered 404") \
+	X(rx_method_not_allowed,  "guest requests refused 405") \
+	X(rx_forwarded_refused,   "guest requests refused for X-Forwarded-For") \
+	X(rx_unsupported_type,    "guest GETs of a value IMDS text cannot show") \
+	X(tokens_issued,          "V2 session tokens issued") \
+	X(tokens_expired,         "requests carrying an expired token") \
+	X(store_too_large,        "operator updates refused 413") \
+	X(frames_intercepted,     "guest frames for the MMDS address kept from the backend") \
+	X(frames_injected,        "MMDS frames delivered to the guest")
+
+struct mmds_counters {
+#define X(name, doc) uint64_t name;
+	MMDS_COUNTERS(X)
+#undef X
+};
+
+struct mmds;
+
+struct mmds *mmds_new(const struct mmds_config *cfg);
+void mmds_free(struct mmds *m);
+/* 0, or -EINVAL for a bad version/address (link-local only). */
+int mmds_set_config(struct mmds *m, const struct mmds_config *cfg);
+void mmds_get_config(const struct mmds *m, struct mmds_config *cfg);
+
+/* Operator side (control API). Each returns 0, -EINVAL for a body that is
+ * not a JSON object, or -EFBIG when the result would exceed the limit
+ * (the store is left unchanged). */
+int mmds_put(struct mmds *m, const char *json, size_t len);
+int mmds_patch(struct mmds *m, const char *json, size_t len);   /* RFC 7396 */
+/* The whole store serialized; malloc'd, NUL terminated. */
+char *mmds_get_json(const struct mmds *m);
+
+/* Guest side: answer one HTTP request from the guest. */
+void mmds_handle_request(struct mmds *m, const struct http_request *req,
+			 struct http_response *resp);
+
+const struct mmds_counters *mmds_counters(const struct mmds *m);
+void mmds_dump_counters(const struct mmds *m, FILE *out);
+
+#endif
