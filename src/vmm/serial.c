@@ -273,12 +273,15 @@ static uint8_t reg_read(struct serial *s, unsigned reg)
 static void write_fcr(struct serial *s, uint8_t v)
 {
 	bool enable = v & FCR_ENABLE;
-
 	/* Changing the FIFO mode empties the FIFOs. */
-	if (enable != s->fifo_enabled || (v & FCR_CLEAR_RX))
-		rx_clear(s);
+	bool clear = enable != s->fifo_enabled || (v & FCR_CLEAR_RX);
+
+	/* The new mode first: the clear refills the FIFO from buffered input
+	 * up to the new mode's capacity, not the old one's. */
 	s->fifo_enabled = enable;
 	s->rx_trigger = rx_trigger_levels[FCR_TRIGGER(v)];
+	if (clear)
+		rx_clear(s);
 }
 
 /* Returns true when @v was written to THR for the output fd. */
@@ -403,6 +406,7 @@ static void on_input(struct event_source *src, uint32_t events)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
+	s->in_bytes += (uint64_t)n;
 	for (ssize_t i = 0; i < n; i++) {
 		if (!console_escape(s, buf[i]))
 			continue;

@@ -76,6 +76,7 @@ struct serial {
 	bool init_seen;              /* @lock */
 
 	uint64_t tx_bytes, rx_bytes; /* @lock */
+	uint64_t in_bytes;           /* @lock: console bytes read from the input fd */
 };
 
 /* Register the UART on @vm's port bus; output goes to @out_fd. */
