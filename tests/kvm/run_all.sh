@@ -98,8 +98,10 @@ if [ -n "$user_ms" ] && [ -n "$console_ms" ] &&
 else
 	fail "boot timing: userspace marker ${user_ms:-missing} (console ${console_ms:-?} ms)"
 fi
+expect "boot timing: Linux's \"Run /init\" console line seen" 0 'kernel runs /init \(console\) +[0-9.]+ ms'
 guest nomarker hello "" --boot-timing
 expect "boot timing: no marker written, userspace not reached" 0 'userspace \(boot marker\) +not reached'
+expect "boot timing: no \"Run /init\" line, not reached" 0 'kernel runs /init \(console\) +not reached'
 
 guest fault fault ""
 expect "triple fault ends the VM with 3, reported" 3 'triple fault'

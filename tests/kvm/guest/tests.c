@@ -63,11 +63,13 @@ static void test_exit_code_word(void)
 }
 
 /* The boot marker (port 0x3f0): another value first, which must not count,
- * then console output, a pause, and 123, which marks "userspace". */
+ * then console output (with Linux's "Run /init" line, the console fallback,
+ * after a stray 'R'), a pause, and 123, which marks "userspace". */
 static void test_boot_marker(void)
 {
 	outb(PORT_BOOT_MARKER, 7);
-	printf("kvm-guest marker: console output first\n");
+	printf("kvm-guest marker: console output first, with Linux's R\n");
+	printf("kvm-guest marker: Run /init as init process (as Linux prints it)\n");
 	wait_for(never, NULL, 50);
 	outb(PORT_BOOT_MARKER, 123);
 	printf("kvm-guest marker: marker written\n");
