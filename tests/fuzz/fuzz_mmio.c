@@ -15,7 +15,9 @@
  * and device calls run on this thread.
  *
  * Checked after every operation, besides ASan/UBSan:
- *  - MagicValue, Version and DeviceID always read as the spec says;
+ *  - MagicValue, Version and DeviceID always read as the spec says, and
+ *    InterruptStatus holds only the two causes the spec defines;
+ *  - with status 0 (after a reset) no queue reads as ready;
  *  - the status holds only driver bits and NEEDS_RESET, each driver bit
  *    with the ones before it in the state machine;
  *  - DRIVER_OK without NEEDS_RESET means the device is active and every
@@ -186,6 +188,18 @@ static void check_invariants(struct virtio_mmio *t)
 		FAIL("identity registers changed");
 	if (st & ~(uint32_t)STATUS_BITS)
 		FAIL("status 0x%x has bits no driver may set", st);
+	if (rd32(t, VIRTIO_MMIO_INTERRUPT_STATUS) & ~(uint32_t)(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		FAIL("InterruptStatus has unknown causes");
+	if (!st) {
+		/* Reset forgets the queues: every QueueReady reads 0. */
+		uint32_t sel = t->queue_sel;
+		for (unsigned q = 0; q < dev->num_queues; q++) {
+			wr32(t, VIRTIO_MMIO_QUEUE_SEL, q);
+			if (rd32(t, VIRTIO_MMIO_QUEUE_READY))
+				FAIL("queue %u ready after reset", q);
+		}
+		wr32(t, VIRTIO_MMIO_QUEUE_SEL, sel);
+	}
 	if (((st & VIRTIO_CONFIG_S_DRIVER) && !(st & VIRTIO_CONFIG_S_ACKNOWLEDGE)) ||
 	    ((st & VIRTIO_CONFIG_S_FEATURES_OK) && !(st & VIRTIO_CONFIG_S_DRIVER)) ||
 	    ((st & VIRTIO_CONFIG_S_DRIVER_OK) && !(st & VIRTIO_CONFIG_S_FEATURES_OK)))
