@@ -130,6 +130,7 @@ struct pt_inode {
 	struct pt_inode *hnext;
 	struct pt_inode *lru_prev, *lru_next;
 	bool in_lru;                 /* has fd, refs == 0 */
+	int wd;                      /* host_watch descriptor, -1 for none */
 };
 
 struct pt_file {
@@ -331,8 +332,20 @@ static void inode_free(struct passthrough *pt, struct pt_inode *n)
 		close(n->fd);
 		pt->nfds--;
 	}
+	host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
 	free(n->handle);
 	free(n);
+}
+
+/* Watch @n (its fd just set) for host changes; a node keeps at most one
+ * watch, on the inode its descriptor is now. Called with pt->lock held. */
+static void inode_watch(struct passthrough *pt, struct pt_inode *n)
+{
+	int wd = host_watch_add(pt->opts.watch, n->nodeid, n->fd, n->type);
+
+	if (n->wd >= 0 && n->wd != wd)
+		host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
+	n->wd = wd;
 }
 
 /*
@@ -414,6 +427,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 			n->fd = fd;
 			fd = -1;
 			pt->nfds++;
+			inode_watch(pt, n);
 			lru_add(pt, n);
 			evict_to(pt, pt->opts.max_fds);
 		}
@@ -430,9 +444,11 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		n->fd = fd;
 		fd = -1;
 		n->nlookup = 1;
+		n->wd = -1;
 		hash_add(pt, n);
 		hash_grow(pt);
 		pt->nfds++;
+		inode_watch(pt, n);
 		lru_add(pt, n);
 		evict_to(pt, pt->opts.max_fds);
 	}
@@ -1591,8 +1607,10 @@ static int add_root(struct passthrough *pt, int fd, const struct stat *st)
 	n->type = S_IFDIR;
 	n->fd = fd;
 	n->nlookup = 1;
+	n->wd = -1;
 	hash_add(pt, n);
 	pt->root = n;
+	inode_watch(pt, n);
 	pt->nfds = 1;
 	return 0;
 }
