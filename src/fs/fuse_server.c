@@ -1367,6 +1367,8 @@ static int notify_send(struct fuse_server *s, int code, void *msg, size_t len)
 			CTR_INC(s, notify_sent);
 		else if (rc == -ENOENT)
 			CTR_INC(s, notify_unknown);
+		else if (rc == -EOPNOTSUPP)
+			CTR_INC(s, notify_dropped);    /* the transport's client did not negotiate */
 		else
 			CTR_INC(s, notify_failed);
 		return rc;
