@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/fuse.h>
 
@@ -26,11 +27,25 @@
  * be followed to reach the node (never a symlink: those are not watched). */
 #define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
 		  IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
-#define FILE_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+/* No IN_CLOSE_WRITE: every client file closed after writing would invalidate
+ * itself; IN_MODIFY already reports write(2) and truncate. */
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
 #define ENTRY_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
 #define READ_BUF_SIZE 65536u
 /* How many queued notifications a new one is compared with for repeats. */
 #define DEDUP_WINDOW 16u
+/* Entry changes the client makes itself, remembered so their events are not
+ * sent back to it: how many, and for how long. */
+#define EXPECT_SLOTS 256u
+#define EXPECT_TTL_MS 2000u
+
+struct expect {
+	uint64_t token;              /* 0: free */
+	uint64_t nodeid;
+	uint32_t mask;
+	uint64_t deadline_ms;
+	char name[NAME_MAX + 1];
+};
 
 struct watch_entry {
 	int wd;
@@ -53,6 +68,9 @@ struct host_watch {
 	size_t count;
 	unsigned reserved;           /* adds in progress, counted against the bound */
 	uint64_t watches_added, watches_refused, watches_failed;
+	struct expect expect[EXPECT_SLOTS];
+	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
+	uint64_t events_own;
 
 	/* Atomic: updated by the thread, read by anyone. */
 	uint64_t events, events_unknown, overflows, invals;
@@ -194,6 +212,68 @@ void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* ---- the client's own entry changes ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
+			   const char *name)
+{
+	size_t len = strnlen(name, NAME_MAX + 1);
+
+	if (!w || len > NAME_MAX)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	uint64_t token = ++w->expect_next;
+	struct expect *x = &w->expect[token % EXPECT_SLOTS];
+	/* The oldest is overwritten: its event, if it comes, is sent. */
+	*x = (struct expect){ .token = token, .nodeid = parent, .mask = mask,
+			      .deadline_ms = now_ms() + EXPECT_TTL_MS };
+	memcpy(x->name, name, len + 1);
+	pthread_mutex_unlock(&w->lock);
+	return token;
+}
+
+void host_watch_unexpect(struct host_watch *w, uint64_t token)
+{
+	if (!w || !token)
+		return;
+	pthread_mutex_lock(&w->lock);
+	struct expect *x = &w->expect[token % EXPECT_SLOTS];
+	if (x->token == token)
+		x->token = 0;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Under w->lock: is this entry event the client's own? Consumes the match.
+ * Kinds must agree, so a remembered create never hides a host's delete. */
+static bool expected(struct host_watch *w, uint64_t nodeid, uint32_t mask, const char *name,
+		     size_t namelen)
+{
+	uint64_t now = 0;
+
+	for (unsigned i = 0; i < EXPECT_SLOTS; i++) {
+		struct expect *x = &w->expect[i];
+
+		if (!x->token || x->nodeid != nodeid || !(x->mask & mask) ||
+		    strlen(x->name) != namelen || memcmp(x->name, name, namelen))
+			continue;
+		if (!now)
+			now = now_ms();
+		bool live = now <= x->deadline_ms;
+		x->token = 0;
+		if (live)
+			return true;
+	}
+	return false;
+}
+
 /* ---- event mapping ---- */
 
 static struct host_watch_inval inval_inode(uint64_t nodeid, int64_t off)
@@ -273,8 +353,14 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 		table_del(w, e);
 		return;
 	}
-	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name,
-					  strnlen(ev->name, ev->len), iv);
+	size_t namelen = strnlen(ev->name, ev->len);
+	if (e->dir && namelen && (ev->mask & ENTRY_EVENTS) &&
+	    expected(w, e->nodeid, ev->mask & ENTRY_EVENTS, ev->name, namelen)) {
+		/* The client made this change: its kernel knows already. */
+		__atomic_fetch_add(&w->events_own, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name, namelen, iv);
 	for (unsigned i = 0; i < n; i++)
 		list_add(l, &iv[i]);
 }
@@ -465,6 +551,7 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->events_unknown = __atomic_load_n(&w->events_unknown, __ATOMIC_RELAXED);
 	c->overflows = __atomic_load_n(&w->overflows, __ATOMIC_RELAXED);
 	c->invals = __atomic_load_n(&w->invals, __ATOMIC_RELAXED);
+	c->events_own = __atomic_load_n(&w->events_own, __ATOMIC_RELAXED);
 }
 
 void host_watch_dump_counters(struct host_watch *w, FILE *out)
@@ -474,9 +561,10 @@ void host_watch_dump_counters(struct host_watch *w, FILE *out)
 	host_watch_get_counters(w, &c);
 	fprintf(out, "watch_watches %llu\nwatch_watches_added %llu\nwatch_watches_refused %llu\n"
 		"watch_watches_failed %llu\nwatch_events %llu\nwatch_events_unknown %llu\n"
-		"watch_overflows %llu\nwatch_invals %llu\n",
+		"watch_overflows %llu\nwatch_invals %llu\nwatch_events_own %llu\n",
 		(unsigned long long)c.watches, (unsigned long long)c.watches_added,
 		(unsigned long long)c.watches_refused, (unsigned long long)c.watches_failed,
 		(unsigned long long)c.events, (unsigned long long)c.events_unknown,
-		(unsigned long long)c.overflows, (unsigned long long)c.invals);
+		(unsigned long long)c.overflows, (unsigned long long)c.invals,
+		(unsigned long long)c.events_own);
 }

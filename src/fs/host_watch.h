@@ -20,14 +20,20 @@
  *   directory or file, its own attributes (chmod, chown, times, link count),
  *   moved or deleted
  *       INVAL_INODE(node, attributes only)
- *   file, its data written or closed after writing
+ *   file, its data written (write, truncate; not mmap stores)
  *       INVAL_INODE(node, attributes and data)
  *   IN_Q_OVERFLOW (events were lost)
  *       INVAL_INODE(node, data) for every watched node; names changed in the
  *       lost events stay cached until their entry timeout.
- * Changes the client makes through kvmini fire too; they cost a needless
- * invalidation, nothing more. Repeats inside one batch of events are sent
- * once.
+ * Changes the client makes through kvmini fire too. Entry changes (create,
+ * mkdir, mknod, symlink, link, unlink, rmdir, rename) are announced by the
+ * backend (host_watch_expect) and their events are not sent back: the
+ * client's kernel already knows, and an invalidation would only throw away
+ * its fresh entries. The match is by directory, name and kind of event
+ * (a remembered create never hides a host's delete), used once, within
+ * 2 s. The client's writes and attribute changes still come back as an
+ * invalidation of that file: harmless, at worst a re-read. Repeats inside
+ * one batch of events are sent once.
  *
  * Threads and locks. add/remove run on request workers, under the backend's
  * node lock; they take the watcher's lock briefly. The watcher's own thread
@@ -75,6 +81,7 @@ struct host_watch_counters {
 	uint64_t events_unknown;     /* for a watch no longer known */
 	uint64_t overflows;          /* IN_Q_OVERFLOW */
 	uint64_t invals;             /* notifications handed to the server */
+	uint64_t events_own;         /* entry events of the client's own changes, not sent */
 };
 
 struct host_watch;
@@ -96,6 +103,14 @@ void host_watch_stop(struct host_watch *w);
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
 /* Drop watch @wd of node @nodeid (nothing when it is another node's by now). */
 void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid);
+
+/* The client is about to change entry @name of directory @parent itself;
+ * @mask: the events it causes there (IN_CREATE, IN_DELETE, IN_MOVED_FROM,
+ * IN_MOVED_TO). Returns a token for host_watch_unexpect when the change did
+ * not happen (0 when nothing was remembered). @w may be NULL. */
+uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
+			   const char *name);
+void host_watch_unexpect(struct host_watch *w, uint64_t token);
 
 /* Map one event (mask and name as inotify gives them) on the watch of node
  * @nodeid (@dir: a directory) to notifications. Returns how many were

@@ -462,6 +462,52 @@ static void test_events_to_notifications(void)
 	remove_tree(dir);
 }
 
+/* Entry changes the client announced are not sent back to it: once, by
+ * directory, name and kind of event; withdrawn ones are sent. */
+static void test_own_changes_not_sent(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	_Alignas(8) uint8_t buf[1024];
+	size_t off = 0;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, ".");
+	int wd = host_watch_add(w, 5, dfd, S_IFDIR);
+	CHECK(wd >= 0);
+	CHECK(host_watch_expect(w, 5, IN_CREATE, "mine") != 0);
+	CHECK(host_watch_expect(w, 5, IN_CREATE, "other") != 0);
+	CHECK(host_watch_expect(w, 6, IN_DELETE, "mine") != 0);
+	uint64_t gone = host_watch_expect(w, 5, IN_DELETE, "failed");
+	host_watch_unexpect(w, gone);
+	CHECK_EQ(host_watch_expect(NULL, 5, IN_CREATE, "x"), 0);
+	put_event(buf, &off, wd, IN_CREATE, "mine");        /* the client's: not sent */
+	put_event(buf, &off, wd, IN_CREATE, "mine");        /* again: the host's, sent */
+	put_event(buf, &off, wd, IN_DELETE, "other");       /* another kind: sent */
+	put_event(buf, &off, wd, IN_DELETE, "failed");      /* withdrawn: sent */
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 4);
+	CHECK(rec_has(&r, want, want_entry(want, 5, "mine")));
+	CHECK(rec_has(&r, want, want_entry(want, 5, "other")));
+	CHECK(rec_has(&r, want, want_entry(want, 5, "failed")));
+	CHECK_EQ(r.n, 4);                                   /* the directory's inval once */
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.events_own, 1);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(dfd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
 /* The real thing: a watched directory changed by this process, seen by the
  * watcher's thread and sent through the server. */
 static void test_thread_sees_host_changes(void)
@@ -519,6 +565,7 @@ int main(void)
 	RUN_TEST(test_refused_inside_request);
 	RUN_TEST(test_watch_bound);
 	RUN_TEST(test_events_to_notifications);
+	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_thread_sees_host_changes);
 	return CHECK_DONE();
 }
