@@ -126,10 +126,14 @@ one_mount() {
 	warm "$mnt"
 	change "$share"
 	run_cases "$mnt" "$mode"
-	if f_unmount "$mnt" "$pid"; then
+	local rc
+	f_unmount "$mnt" "$pid"
+	rc=$?
+	if [ "$rc" = 0 ]; then
 		pass "$tag: unmounted, kvmini exited 0"
 	else
-		fail "$tag: kvmini did not exit cleanly (log: $(tail -3 "$mnt.log" | tr '\n' ' '))"
+		# 1 after 5 s still running (then SIGTERM), else kvmini's status.
+		fail "$tag: kvmini did not exit cleanly: status $rc (log: $(grep -v '^fuse_\|^watch_' "$mnt.log" | tail -3 | tr '\n' ' '))"
 	fi
 	note "$tag counters: $(grep -E '^(fuse_notify|watch_)' "$mnt.log" | tr '\n' ' ')"
 	if [ "$mode" = notify ]; then
