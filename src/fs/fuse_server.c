@@ -1346,6 +1346,16 @@ void fuse_server_set_notify(struct fuse_server *s, struct fuse_notify_transport 
 	atomic_store_explicit(&s->notify, t, memory_order_release);
 }
 
+bool fuse_server_notify_possible(struct fuse_server *s)
+{
+	struct fuse_notify_transport *t = atomic_load_explicit(&s->notify, memory_order_acquire);
+	bool init = atomic_load_explicit(&s->initialized, memory_order_acquire);
+
+	if (!t || (t->can_send && !t->can_send(t)))
+		return false;
+	return !init || fuse_server_proto_minor(s) >= NOTIFY_INVAL_MINOR;
+}
+
 /* Send @msg (its out header filled here) if this thread may, the client
  * negotiated the notification and a transport is set; count the outcome. */
 static int notify_send(struct fuse_server *s, int code, void *msg, size_t len)

@@ -157,11 +157,18 @@ struct fuse_notify_transport {
 	 * -ENOENT when the client has no such node or entry cached (normal),
 	 * or another -errno (-ENOBUFS: no buffer, -EOPNOTSUPP: not negotiated). */
 	int (*send)(struct fuse_notify_transport *t, const void *msg, size_t len);
+	/* Optional: false while nothing sent could arrive (a virtio-fs driver
+	 * that did not negotiate notifications), so watching is wasted. */
+	bool (*can_send)(struct fuse_notify_transport *t);
 };
 
 /* Set (or clear with NULL) the transport. Clear it before freeing the
  * transport, with no notification in flight (stop the watcher first). */
 void fuse_server_set_notify(struct fuse_server *s, struct fuse_notify_transport *t);
+
+/* Could a notification reach the client now? A transport is set, it can
+ * send, and INIT (when it came) negotiated notifications. Any thread. */
+bool fuse_server_notify_possible(struct fuse_server *s);
 
 /* FUSE_NOTIFY_INVAL_INODE: the client drops its attributes of @nodeid and,
  * when @off >= 0, its cached data from @off for @len bytes (len <= 0: to

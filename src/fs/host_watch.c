@@ -60,14 +60,15 @@ struct host_watch {
 	unsigned max_watches;
 	pthread_t thread;
 	bool started;
-	struct fuse_server *server;  /* set by start, read by the thread */
+	/* Set by start; read by the thread and by adds (atomic). */
+	struct fuse_server *server;
 
 	pthread_mutex_t lock;        /* the table, the watch counters */
 	struct watch_entry **buckets;
 	size_t nbuckets;             /* power of two */
 	size_t count;
 	unsigned reserved;           /* adds in progress, counted against the bound */
-	uint64_t watches_added, watches_refused, watches_failed;
+	uint64_t watches_added, watches_refused, watches_failed, watches_skipped;
 	struct expect expect[EXPECT_SLOTS];
 	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
 	uint64_t events_own;
@@ -175,6 +176,16 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 
 	if (!w || (type != S_IFDIR && type != S_IFREG) || fd < 0)
 		return -EOPNOTSUPP;
+	/* Nobody to tell (a virtio-fs driver without the notification queue):
+	 * no watch. A new driver sends a new INIT, which drops every node but
+	 * the root, so nodes are watched again as the new client looks them up. */
+	struct fuse_server *s = __atomic_load_n(&w->server, __ATOMIC_ACQUIRE);
+	if (s && !fuse_server_notify_possible(s)) {
+		pthread_mutex_lock(&w->lock);
+		w->watches_skipped++;
+		pthread_mutex_unlock(&w->lock);
+		return -EOPNOTSUPP;
+	}
 	if (!reserve(w))
 		return -ENOSPC;
 	/* The magic link is the node's own inode: nothing else gets watched. */
@@ -498,7 +509,7 @@ int host_watch_start(struct host_watch *w, struct fuse_server *server)
 {
 	if (w->started)
 		return -EBUSY;
-	w->server = server;
+	__atomic_store_n(&w->server, server, __ATOMIC_RELEASE);
 	int r = pthread_create(&w->thread, NULL, watch_main, w);
 	if (r)
 		return -r;
@@ -546,6 +557,7 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->watches_added = w->watches_added;
 	c->watches_refused = w->watches_refused;
 	c->watches_failed = w->watches_failed;
+	c->watches_skipped = w->watches_skipped;
 	pthread_mutex_unlock(&w->lock);
 	c->events = __atomic_load_n(&w->events, __ATOMIC_RELAXED);
 	c->events_unknown = __atomic_load_n(&w->events_unknown, __ATOMIC_RELAXED);
@@ -561,10 +573,11 @@ void host_watch_dump_counters(struct host_watch *w, FILE *out)
 	host_watch_get_counters(w, &c);
 	fprintf(out, "watch_watches %llu\nwatch_watches_added %llu\nwatch_watches_refused %llu\n"
 		"watch_watches_failed %llu\nwatch_events %llu\nwatch_events_unknown %llu\n"
-		"watch_overflows %llu\nwatch_invals %llu\nwatch_events_own %llu\n",
+		"watch_overflows %llu\nwatch_invals %llu\nwatch_events_own %llu\n"
+		"watch_watches_skipped %llu\n",
 		(unsigned long long)c.watches, (unsigned long long)c.watches_added,
 		(unsigned long long)c.watches_refused, (unsigned long long)c.watches_failed,
 		(unsigned long long)c.events, (unsigned long long)c.events_unknown,
 		(unsigned long long)c.overflows, (unsigned long long)c.invals,
-		(unsigned long long)c.events_own);
+		(unsigned long long)c.events_own, (unsigned long long)c.watches_skipped);
 }

@@ -9,7 +9,9 @@
  * each node it drops (host_watch_remove: FORGET to zero, DESTROY, a new
  * INIT). Directories and regular files are watched; symlinks and special
  * files are not (a symlink is only ever replaced, which its directory sees).
- * The number of watches is bounded (max_watches, and the kernel's own
+ * Once started, nodes are not watched while the server says nothing could
+ * reach the client (fuse_server_notify_possible: a virtio-fs driver that did
+ * not negotiate the notification queue). The number of watches is bounded (max_watches, and the kernel's own
  * fs.inotify.max_user_watches): past it a node simply has no watch, and its
  * changes show when the client's cache times out. Never an error to the
  * client.
@@ -77,6 +79,7 @@ struct host_watch_counters {
 	uint64_t watches_added;
 	uint64_t watches_refused;    /* over max_watches */
 	uint64_t watches_failed;     /* inotify_add_watch failed (kernel limit, ...) */
+	uint64_t watches_skipped;    /* not placed: the client cannot get notifications */
 	uint64_t events;             /* inotify events read */
 	uint64_t events_unknown;     /* for a watch no longer known */
 	uint64_t overflows;          /* IN_Q_OVERFLOW */

@@ -362,6 +362,14 @@ int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t
 	return rc;
 }
 
+/* Only a driver that negotiated the notification queue can get any. */
+static bool notify_tr_can_send(struct fuse_notify_transport *t)
+{
+	struct virtio_fs *fs = container_of(t, struct virtio_fs, notify_tr);
+
+	return __atomic_load_n(&fs->notify_negotiated, __ATOMIC_RELAXED);
+}
+
 /* The server's notification transport: its message carries the header. */
 static int notify_tr_send(struct fuse_notify_transport *t, const void *msg, size_t len)
 {
@@ -650,6 +658,7 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 		return r;
 	}
 	fs->notify_tr.send = notify_tr_send;
+	fs->notify_tr.can_send = notify_tr_can_send;
 	if (server)
 		fuse_server_set_notify(server, &fs->notify_tr);
 	return 0;

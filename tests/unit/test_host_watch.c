@@ -508,6 +508,49 @@ static void test_own_changes_not_sent(void)
 	remove_tree(dir);
 }
 
+static bool cannot_send(struct fuse_notify_transport *t)
+{
+	(void)t;
+	return false;
+}
+
+/* Nodes are not watched while nothing could reach the client. */
+static void test_no_watch_without_receiver(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	r.t.can_send = cannot_send;
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	CHECK(!fuse_server_notify_possible(v.s));
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, "."), ffd = opath(dir, "f0");
+	CHECK(host_watch_add(w, 1, dfd, S_IFDIR) >= 0);      /* not started: the root */
+	CHECK_EQ(host_watch_start(w, v.s), 0);
+	CHECK_EQ(host_watch_add(w, 2, ffd, S_IFREG), -EOPNOTSUPP);
+	r.t.can_send = NULL;
+	CHECK(fuse_server_notify_possible(v.s));
+	CHECK(host_watch_add(w, 2, ffd, S_IFREG) >= 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	CHECK_EQ(c.watches_skipped, 1);
+	host_watch_stop(w);
+	fuse_server_set_notify(v.s, NULL);
+	CHECK(!fuse_server_notify_possible(v.s));
+	host_watch_free(w);
+	close(dfd);
+	close(ffd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
 /* The real thing: a watched directory changed by this process, seen by the
  * watcher's thread and sent through the server. */
 static void test_thread_sees_host_changes(void)
@@ -566,6 +609,7 @@ int main(void)
 	RUN_TEST(test_watch_bound);
 	RUN_TEST(test_events_to_notifications);
 	RUN_TEST(test_own_changes_not_sent);
+	RUN_TEST(test_no_watch_without_receiver);
 	RUN_TEST(test_thread_sees_host_changes);
 	return CHECK_DONE();
 }

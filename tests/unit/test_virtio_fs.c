@@ -846,6 +846,7 @@ static void test_notifications(void)
 
 	rig_up_with(&r, &o);
 	CHECK(r.fs->notify_negotiated);
+	CHECK(fuse_server_notify_possible(r.srv));
 	CHECK_EQ(r.rq, 2);
 	fuse_init(&r);                           /* served on queue 2 */
 	CHECK_EQ(r.fs->q[2].requests, 1);
@@ -949,6 +950,7 @@ static void test_notifications_not_negotiated(void)
 
 		rig_up_with(&r, &o);
 		CHECK_EQ(r.fs->vdev.num_queues, 2);
+		CHECK(!fuse_server_notify_possible(r.srv));   /* nothing to watch for */
 		fuse_init(&r);                   /* on queue 1 */
 		CHECK_EQ(virtio_fs_notify(r.fs, FUSE_NOTIFY_INVAL_INODE, "x", 1), -EOPNOTSUPP);
 		CHECK_EQ(fuse_server_notify_inval_inode(r.srv, 1, 0, 0), -EOPNOTSUPP);
