@@ -1,0 +1,522 @@
+/*
+ * The MMDS frame interceptor and its libslirp endpoint, driven with crafted
+ * guest frames: ARP for the MMDS address is answered, a TCP connection to
+ * ADDR:80 is carried by libslirp to a unix socket (handshake, data both
+ * ways, FIN), other ports are reset, every other frame reaches the wrapped
+ * backend untouched, and no frame for the MMDS address ever does. The guest
+ * uses an address outside 169.254.0.0/16 (only a route to the MMDS
+ * address), as real guests do.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/event_loop.h"
+#include "core/log.h"
+#include "mmds/intercept.h"
+#include "mmds/mmds.h"
+#include "netframe.h"
+
+#define MAX_FRAMES 512
+
+static struct event_loop loop;
+static const uint8_t guest_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+static uint32_t guest_ip, mmds_ip;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- a fake device sink and a fake wrapped backend ------------------------ */
+
+struct frames {
+	unsigned n;
+	uint8_t *f[MAX_FRAMES];
+	size_t len[MAX_FRAMES];
+};
+
+static void frames_add(struct frames *fr, const struct iovec *iov, unsigned iovcnt)
+{
+	size_t len = 0;
+
+	for (unsigned i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (fr->n == MAX_FRAMES)
+		return;
+	uint8_t *p = malloc(len ? len : 1);
+	size_t off = 0;
+	for (unsigned i = 0; i < iovcnt; i++) {
+		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	fr->f[fr->n] = p;
+	fr->len[fr->n++] = len;
+}
+
+static void frames_clear(struct frames *fr)
+{
+	for (unsigned i = 0; i < fr->n; i++)
+		free(fr->f[i]);
+	fr->n = 0;
+}
+
+struct fake_sink {
+	struct net_backend_sink sink;
+	bool can;
+	unsigned flushes;
+	struct frames got;
+};
+
+static enum net_deliver_result fs_deliver(struct net_backend_sink *s, const struct iovec *iov,
+					  unsigned iovcnt)
+{
+	struct fake_sink *fs = (struct fake_sink *)s;
+
+	if (!fs->can)
+		return NET_DELIVER_NO_BUFFER;
+	frames_add(&fs->got, iov, iovcnt);
+	return NET_DELIVERED;
+}
+
+static bool fs_can(struct net_backend_sink *s) { return ((struct fake_sink *)s)->can; }
+static void fs_unblocked(struct net_backend_sink *s) { }
+static void fs_flush(struct net_backend_sink *s) { ((struct fake_sink *)s)->flushes++; }
+
+/* The wrapped backend: records what it is given. */
+struct fake_inner {
+	struct net_backend be;
+	struct frames sent;
+	unsigned rx_ready_calls;
+};
+
+static int fi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	frames_add(&((struct fake_inner *)be)->sent, iov, iovcnt);
+	return 0;
+}
+
+static void fi_rx_ready(struct net_backend *be)
+{
+	struct fake_inner *fi = (struct fake_inner *)be;
+
+	fi->rx_ready_calls++;
+}
+
+static void fi_destroy(struct net_backend *be)
+{
+	frames_clear(&((struct fake_inner *)be)->sent);
+	free(be);
+}
+
+static const struct net_backend_ops fake_inner_ops = {
+	.name = "fake", .send = fi_send, .rx_ready = fi_rx_ready, .destroy = fi_destroy,
+};
+
+/* --- the rig: wrapper + endpoint + a unix listener standing for the server - */
+
+struct rig {
+	struct fake_sink fs;
+	struct fake_inner *inner;
+	struct net_backend *be;
+	struct mmds *mmds;
+	struct slirp_endpoint ep;
+	char dir[64];
+	char path[108];
+	int listen_fd;
+};
+
+static bool rig_init(struct rig *r)
+{
+	char err[256] = "";
+	struct mmds_config cfg = { .version = MMDS_V1 };
+
+	memset(r, 0, sizeof(*r));
+	r->fs.sink = (struct net_backend_sink){ fs_deliver, fs_can, fs_unblocked, fs_flush };
+	r->fs.can = true;
+	snprintf(r->dir, sizeof(r->dir), "/tmp/kvmini-test-mmds-XXXXXX");
+	if (!mkdtemp(r->dir))
+		return false;
+	snprintf(r->path, sizeof(r->path), "%s/s", r->dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->path);
+	r->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (r->listen_fd < 0 || bind(r->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(r->listen_fd, 16))
+		return false;
+	cfg.ipv4.s_addr = htonl(mmds_ip);
+	r->mmds = mmds_new(&cfg);
+	r->inner = calloc(1, sizeof(*r->inner));
+	r->inner->be = (struct net_backend){ .ops = &fake_inner_ops, .loop = &loop, .rx_fd = -1 };
+	r->ep = (struct slirp_endpoint){ .addr.s_addr = htonl(mmds_ip), .port = 80,
+					 .unix_path = r->path };
+	struct net_backend *ep = net_slirp_create_endpoint(&loop, &r->ep, err, sizeof(err));
+	if (!ep) {
+		fprintf(stderr, "  endpoint: %s\n", err);
+		return false;
+	}
+	r->be = mmds_intercept_wrap(&r->inner->be, ep, r->ep.addr, r->mmds, NULL, NULL);
+	r->be->sink = &r->fs.sink;
+	return true;
+}
+
+static void rig_fini(struct rig *r)
+{
+	if (r->be)
+		r->be->ops->destroy(r->be);
+	frames_clear(&r->fs.got);
+	close(r->listen_fd);
+	unlink(r->path);
+	rmdir(r->dir);
+	mmds_free(r->mmds);
+}
+
+static int send_frame(struct rig *r, const uint8_t *f, size_t len)
+{
+	struct iovec iov = { (void *)f, len };
+
+	return r->be->ops->send(r->be, &iov, 1);
+}
+
+/* inner_saw_mmds - any frame the wrapped backend got that names the MMDS
+ * address as IPv4 destination or ARP target. */
+static bool inner_saw_mmds(struct rig *r)
+{
+	for (unsigned i = 0; i < r->inner->sent.n; i++) {
+		struct nf_pkt p;
+		if (!nf_parse(r->inner->sent.f[i], r->inner->sent.len[i], &p))
+			continue;
+		if ((p.type == 0x0806 && p.arp_tip == mmds_ip) ||
+		    (p.type == 0x0800 && p.dst == mmds_ip))
+			return true;
+	}
+	return false;
+}
+
+/* find - index of a delivered frame matching, from @from on; -1 if none. */
+static int find_tcp(struct rig *r, unsigned from, uint8_t flags_set, bool with_payload)
+{
+	for (unsigned i = from; i < r->fs.got.n; i++) {
+		struct nf_pkt p;
+		if (nf_parse(r->fs.got.f[i], r->fs.got.len[i], &p) && p.proto == 6 &&
+		    (p.flags & flags_set) == flags_set && (!with_payload || p.paylen))
+			return (int)i;
+	}
+	return -1;
+}
+
+static void pump_until(struct rig *r, int ms, bool (*done)(struct rig *, void *), void *arg)
+{
+	int64_t end = now_ms() + ms;
+
+	while (!done(r, arg) && now_ms() < end)
+		event_loop_once(&loop, 10);
+}
+
+/* --- cases ---------------------------------------------------------------- */
+
+static void test_arp_answered(void)
+{
+	struct rig r;
+	uint8_t f[64];
+	struct nf_pkt p;
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	CHECK_EQ(send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip)), 0);
+	CHECK_EQ(r.fs.got.n, 1);
+	CHECK(r.fs.got.n && nf_parse(r.fs.got.f[0], r.fs.got.len[0], &p));
+	CHECK_EQ(p.type, 0x0806);
+	CHECK_EQ(p.arp_op, 2);
+	CHECK_EQ(p.arp_sip, mmds_ip);
+	CHECK_EQ(p.arp_tip, guest_ip);
+	CHECK(r.fs.got.n && !memcmp(r.fs.got.f[0], guest_mac, 6));
+	CHECK_EQ(r.inner->sent.n, 0);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_intercepted, 1);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 1);
+	rig_fini(&r);
+}
+
+/* Everything not for the MMDS address reaches the wrapped backend as sent. */
+static void test_other_frames_pass(void)
+{
+	struct rig r;
+	uint8_t f[8][128];
+	size_t len[8];
+	static const uint8_t other_mac[6] = { 0x02, 0, 0, 0, 0, 9 };
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	len[0] = nf_arp_request(f[0], guest_mac, guest_ip, nf_ip4("10.0.0.1"));
+	len[1] = nf_tcp(f[1], guest_mac, other_mac, guest_ip, nf_ip4("10.0.0.1"), 1, 80, 0, 0,
+			NF_TCP_SYN, NULL, 0);
+	len[2] = nf_tcp(f[2], guest_mac, other_mac, guest_ip, mmds_ip + 1, 1, 80, 0, 0,
+			NF_TCP_SYN, NULL, 0);
+	/* Source is the MMDS address, destination is not: not ours. */
+	len[3] = nf_tcp(f[3], guest_mac, other_mac, mmds_ip, guest_ip, 80, 1, 0, 0,
+			NF_TCP_SYN, NULL, 0);
+	/* IPv6 and VLAN-tagged frames (even naming the address) pass. */
+	len[4] = nf_tcp(f[4], guest_mac, other_mac, guest_ip, mmds_ip, 1, 80, 0, 0, NF_TCP_SYN,
+			NULL, 0);
+	nf_put16(f[4] + 12, 0x86dd);
+	len[5] = nf_arp_request(f[5], guest_mac, guest_ip, mmds_ip);
+	nf_put16(f[5] + 12, 0x8100);
+	/* Runts. */
+	memset(f[6], 0, 20);
+	nf_put16(f[6] + 12, 0x0800);
+	len[6] = 20;
+	len[7] = 1;
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_EQ(send_frame(&r, f[i], len[i]), 0);
+	CHECK_EQ(r.inner->sent.n, 8);
+	for (unsigned i = 0; i < 8 && i < r.inner->sent.n; i++) {
+		CHECK_EQ(r.inner->sent.len[i], len[i]);
+		CHECK(!memcmp(r.inner->sent.f[i], f[i], len[i]));
+	}
+	CHECK_EQ(r.fs.got.n, 0);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_intercepted, 0);
+
+	/* A frame split over iovecs in awkward places is still recognised. */
+	uint8_t g[64];
+	size_t glen = nf_arp_request(g, guest_mac, guest_ip, mmds_ip);
+	struct iovec iov[4] = { { g, 3 }, { g + 3, 10 }, { g + 13, 27 }, { g + 40, glen - 40 } };
+	CHECK_EQ(r.be->ops->send(r.be, iov, 4), 0);
+	CHECK_EQ(r.inner->sent.n, 8);
+	CHECK_EQ(r.fs.got.n, 1);
+	rig_fini(&r);
+}
+
+struct conn_wait {
+	int fd;
+	char buf[512];
+	size_t len;
+};
+
+static bool accepted(struct rig *r, void *arg)
+{
+	struct conn_wait *w = arg;
+
+	if (w->fd < 0)
+		w->fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	return w->fd >= 0;
+}
+
+static bool got_request(struct rig *r, void *arg)
+{
+	struct conn_wait *w = arg;
+	ssize_t n = read(w->fd, w->buf + w->len, sizeof(w->buf) - 1 - w->len);
+
+	if (n > 0)
+		w->len += (size_t)n;
+	w->buf[w->len] = '\0';
+	return strstr(w->buf, "\r\n\r\n") != NULL;
+}
+
+static bool got_payload(struct rig *r, void *arg)
+{
+	return find_tcp(r, *(unsigned *)arg, NF_TCP_ACK, true) >= 0;
+}
+
+static bool got_fin(struct rig *r, void *arg)
+{
+	return find_tcp(r, *(unsigned *)arg, NF_TCP_FIN, false) >= 0;
+}
+
+/* The guest's TCP to MMDS:80 becomes a unix connection, both ways. */
+static void test_tcp_through_endpoint(void)
+{
+	static const char req[] = "GET /latest HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+	struct conn_wait w = { .fd = -1 };
+	uint8_t f[256];
+	uint8_t slirp_mac[6];
+	struct nf_pkt p;
+	struct rig r;
+	uint32_t iss = 1000, srv;
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
+	CHECK(r.fs.got.n == 1 && nf_parse(r.fs.got.f[0], r.fs.got.len[0], &p));
+	memcpy(slirp_mac, p.arp_sha, 6);
+
+	send_frame(&r, f, nf_tcp(f, guest_mac, slirp_mac, guest_ip, mmds_ip, 40000, 80, iss, 0,
+				 NF_TCP_SYN, NULL, 0));
+	int i = find_tcp(&r, 1, NF_TCP_SYN | NF_TCP_ACK, false);
+	CHECK(i >= 0);
+	if (i < 0)
+		goto out;
+	nf_parse(r.fs.got.f[i], r.fs.got.len[i], &p);
+	CHECK(p.csum_ok);
+	CHECK_EQ(p.ack, iss + 1);
+	CHECK_EQ(p.src, mmds_ip);
+	CHECK_EQ(p.dst, guest_ip);
+	srv = p.seq + 1;
+	send_frame(&r, f, nf_tcp(f, guest_mac, slirp_mac, guest_ip, mmds_ip, 40000, 80, iss + 1,
+				 srv, NF_TCP_ACK, NULL, 0));
+	pump_until(&r, 2000, accepted, &w);
+	CHECK(w.fd >= 0);
+	if (w.fd < 0)
+		goto out;
+	send_frame(&r, f, nf_tcp(f, guest_mac, slirp_mac, guest_ip, mmds_ip, 40000, 80, iss + 1,
+				 srv, NF_TCP_ACK | NF_TCP_PSH, req, strlen(req)));
+	pump_until(&r, 2000, got_request, &w);
+	CHECK(!strcmp(w.buf, req));
+
+	unsigned from = r.fs.got.n;
+	CHECK_EQ(write(w.fd, resp, strlen(resp)), (ssize_t)strlen(resp));
+	pump_until(&r, 2000, got_payload, &from);
+	i = find_tcp(&r, from, NF_TCP_ACK, true);
+	CHECK(i >= 0);
+	if (i >= 0) {
+		nf_parse(r.fs.got.f[i], r.fs.got.len[i], &p);
+		CHECK(p.csum_ok);
+		CHECK_EQ(p.seq, srv);
+		CHECK_EQ(p.ack, iss + 1 + strlen(req));
+		CHECK(p.paylen == strlen(resp) && !memcmp(p.payload, resp, p.paylen));
+	}
+	/* The server closes: the guest sees a FIN. */
+	close(w.fd);
+	from = r.fs.got.n;
+	pump_until(&r, 2000, got_fin, &from);
+	CHECK(find_tcp(&r, from, NF_TCP_FIN, false) >= 0);
+	CHECK(!inner_saw_mmds(&r));
+	CHECK_EQ(r.inner->sent.n, 0);
+out:
+	rig_fini(&r);
+}
+
+/* Other ports and other protocols at the MMDS address: reset or dropped,
+ * never forwarded anywhere. */
+static void test_other_ports_refused(void)
+{
+	struct rig r;
+	uint8_t f[128], slirp_mac[6] = { 0x52, 0x55, 0, 0, 0, 0 };
+	struct conn_wait w = { .fd = -1 };
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
+	send_frame(&r, f, nf_tcp(f, guest_mac, slirp_mac, guest_ip, mmds_ip, 40001, 22, 5, 0,
+				 NF_TCP_SYN, NULL, 0));
+	CHECK(find_tcp(&r, 1, NF_TCP_RST, false) >= 0);
+	pump_until(&r, 200, accepted, &w);
+	CHECK(w.fd < 0);
+	CHECK_EQ(r.inner->sent.n, 0);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_intercepted, 2);
+	rig_fini(&r);
+}
+
+/* Without a learned MAC, libslirp asks for the guest's from its own
+ * address; the guest's reply goes to the endpoint, not the backend. */
+static void test_slirp_arp_reply_kept(void)
+{
+	struct rig r;
+	uint8_t f[128];
+	struct nf_pkt p;
+	static const uint8_t any_mac[6] = { 0x52, 0x55, 1, 2, 3, 4 };
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	send_frame(&r, f, nf_tcp(f, guest_mac, any_mac, guest_ip, mmds_ip, 40002, 80, 5, 0,
+				 NF_TCP_SYN, NULL, 0));
+	int arp = -1;
+	for (unsigned i = 0; i < r.fs.got.n; i++) {
+		if (nf_parse(r.fs.got.f[i], r.fs.got.len[i], &p) && p.type == 0x0806 &&
+		    p.arp_op == 1 && p.arp_tip == guest_ip)
+			arp = (int)i;
+	}
+	CHECK(arp >= 0);
+	if (arp >= 0) {
+		nf_parse(r.fs.got.f[arp], r.fs.got.len[arp], &p);
+		uint8_t sha[6];
+		memcpy(sha, p.arp_sha, 6);
+		send_frame(&r, f, nf_arp_reply(f, guest_mac, guest_ip, sha, p.arp_sip));
+		CHECK_EQ(r.inner->sent.n, 0);
+		CHECK_EQ(mmds_counters(r.mmds)->frames_intercepted, 2);
+		/* The same reply aimed at another MAC is not ours. */
+		static const uint8_t other[6] = { 2, 2, 2, 2, 2, 2 };
+		send_frame(&r, f, nf_arp_reply(f, guest_mac, guest_ip, other, p.arp_sip));
+		CHECK_EQ(r.inner->sent.n, 1);
+	}
+	rig_fini(&r);
+}
+
+/* No RX buffers: the endpoint holds its frames and delivers them first
+ * when buffers come back; the wrapped backend hears rx_ready after. */
+static void test_held_until_rx_ready(void)
+{
+	struct rig r;
+	uint8_t f[64];
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	r.fs.can = false;
+	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
+	CHECK_EQ(r.fs.got.n, 0);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 0);
+	r.fs.can = true;
+	r.be->ops->rx_ready(r.be);
+	CHECK_EQ(r.fs.got.n, 1);
+	CHECK_EQ(r.inner->rx_ready_calls, 1);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 1);
+	CHECK(r.fs.flushes >= 1);
+	rig_fini(&r);
+}
+
+static void test_endpoint_config_checked(void)
+{
+	char err[256];
+	struct slirp_endpoint ep = { .port = 80, .unix_path = "/nonexistent/x" };
+
+	ep.addr.s_addr = htonl(nf_ip4("10.0.2.2"));
+	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "link-local") != NULL);
+	ep.addr.s_addr = htonl(nf_ip4("169.254.255.255"));
+	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
+	ep.addr.s_addr = htonl(nf_ip4("169.254.255.254"));
+	ep.port = 0;
+	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
+	/* The top of the range works (its neighbour below is libslirp's). */
+	ep.port = 80;
+	struct net_backend *be = net_slirp_create_endpoint(&loop, &ep, err, sizeof(err));
+	CHECK(be != NULL);
+	if (be) {
+		CHECK_EQ(ntohl(net_slirp_endpoint_host(be).s_addr), nf_ip4("169.254.255.253"));
+		be->ops->destroy(be);
+	}
+}
+
+int main(void)
+{
+	log_threshold = LOG_WARN;
+	if (event_loop_init(&loop) < 0)
+		return 1;
+	guest_ip = nf_ip4("10.0.0.2");
+	mmds_ip = nf_ip4("169.254.169.254");
+	RUN_TEST(test_arp_answered);
+	RUN_TEST(test_other_frames_pass);
+	RUN_TEST(test_tcp_through_endpoint);
+	RUN_TEST(test_other_ports_refused);
+	RUN_TEST(test_slirp_arp_reply_kept);
+	RUN_TEST(test_held_until_rx_ready);
+	RUN_TEST(test_endpoint_config_checked);
+	event_loop_destroy(&loop);
+	return CHECK_DONE();
+}
