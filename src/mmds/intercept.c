@@ -13,10 +13,23 @@
  * guest has no RX buffers the endpoint holds them in its bounded queue,
  * and when buffers come back (rx_ready) the endpoint drains first, then
  * the wrapped backend resumes: MMDS replies go ahead of backend traffic.
+ *
+ * A cap on guest TCP segments to the endpoint per event-loop round:
+ * libslirp connects to the HTTP server's unix socket with a blocking
+ * connect() when a guest handshake completes, on this thread, and that
+ * connect would block forever once the server's listen backlog is full,
+ * since the server accepts on this same thread. Each segment completes at
+ * most one handshake, and the server drains its backlog every round, so
+ * at most two rounds' worth (2 x MMDS_TCP_PER_ROUND) is ever waiting:
+ * well under the backlog. Segments over the cap are dropped and counted;
+ * the guest's TCP sends them again.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/compiler.h"
 #include "core/guest_mem.h"
@@ -33,6 +46,10 @@
 #define ARP_THA_OFF (ETH_HDR + 18u)
 #define ARP_TIP_OFF (ETH_HDR + 24u)
 #define PEEK_LEN (ETH_HDR + 28u)
+#define IP_PROTO_OFF (ETH_HDR + 9u)
+#define IPPROTO_TCP_NUM 6u
+/* Guest TCP segments for the endpoint per loop round (see above). */
+#define MMDS_TCP_PER_ROUND 24u
 
 struct mmds_intercept {
 	struct net_backend be;
@@ -45,6 +62,11 @@ struct mmds_intercept {
 	uint32_t ep_host;           /* libslirp's own address next to it */
 	uint8_t ep_mac[6];          /* libslirp's MAC for ep_host */
 	struct mmds *mmds;          /* counts frames; may be NULL */
+	/* The TCP cap: segments left this round; the eventfd ends the round. */
+	unsigned tcp_budget;
+	bool round_armed;
+	int round_fd;
+	struct event_source round_ev;
 	/* Run after the endpoint is gone, before the wrapped backend goes. */
 	void (*cleanup)(void *arg);
 	void *cleanup_arg;
@@ -65,13 +87,16 @@ static uint32_t load32(const uint8_t *p)
 	return v;
 }
 
+enum frame_kind { FRAME_BACKEND, FRAME_ENDPOINT, FRAME_ENDPOINT_TCP };
+
 /*
- * for_endpoint - ARP for the MMDS address, IPv4 to it, or an ARP reply to
- * libslirp's own ARP request (sent from ep_host with ep_mac). The rest,
- * VLAN-tagged frames included, is the wrapped backend's.
+ * classify - ARP for the MMDS address, IPv4 to it (TCP told apart), or an
+ * ARP reply to libslirp's own ARP request (sent from ep_host with ep_mac)
+ * are the endpoint's. The rest, VLAN-tagged frames included, is the
+ * wrapped backend's.
  */
-static bool for_endpoint(const struct mmds_intercept *mi, const struct iovec *iov,
-			 unsigned iovcnt)
+static enum frame_kind classify(const struct mmds_intercept *mi, const struct iovec *iov,
+				unsigned iovcnt)
 {
 	uint8_t copy[PEEK_LEN];
 	const uint8_t *f;
@@ -85,28 +110,66 @@ static bool for_endpoint(const struct mmds_intercept *mi, const struct iovec *io
 		f = copy;
 	}
 	if (len < ETH_HDR + 20u)
-		return false;
+		return FRAME_BACKEND;
 	unsigned type = (unsigned)f[12] << 8 | f[13];
-	if (type == ETHERTYPE_IPV4)
-		return (f[ETH_HDR] >> 4) == 4 && load32(f + IP_DST_OFF) == mi->addr;
+	if (type == ETHERTYPE_IPV4) {
+		if ((f[ETH_HDR] >> 4) != 4 || load32(f + IP_DST_OFF) != mi->addr)
+			return FRAME_BACKEND;
+		return f[IP_PROTO_OFF] == IPPROTO_TCP_NUM ? FRAME_ENDPOINT_TCP : FRAME_ENDPOINT;
+	}
 	if (type != ETHERTYPE_ARP || len < PEEK_LEN)
-		return false;
+		return FRAME_BACKEND;
 	uint32_t tip = load32(f + ARP_TIP_OFF);
 	if (tip == mi->addr)
-		return true;
+		return FRAME_ENDPOINT;
 	unsigned op = (unsigned)f[ARP_OP_OFF] << 8 | f[ARP_OP_OFF + 1];
-	return op == ARP_OP_REPLY && tip == mi->ep_host &&
-	       !memcmp(f + ARP_THA_OFF, mi->ep_mac, sizeof(mi->ep_mac));
+	if (op == ARP_OP_REPLY && tip == mi->ep_host &&
+	    !memcmp(f + ARP_THA_OFF, mi->ep_mac, sizeof(mi->ep_mac)))
+		return FRAME_ENDPOINT;
+	return FRAME_BACKEND;
+}
+
+/* tcp_allowed - take one segment from this round's TCP cap. */
+static bool tcp_allowed(struct mmds_intercept *mi)
+{
+	if (!mi->tcp_budget)
+		return false;
+	mi->tcp_budget--;
+	if (!mi->round_armed) {
+		uint64_t one = 1;
+		/* The eventfd is read next round: that ends this one. */
+		if (write(mi->round_fd, &one, sizeof(one)) == sizeof(one))
+			mi->round_armed = true;
+	}
+	return true;
+}
+
+static void on_round_end(struct event_source *src, uint32_t events)
+{
+	struct mmds_intercept *mi = container_of(src, struct mmds_intercept, round_ev);
+	uint64_t v;
+
+	if (read(mi->round_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("mmds: round eventfd: %s", strerror(errno));
+	mi->round_armed = false;
+	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 }
 
 static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
-	if (likely(!for_endpoint(mi, iov, iovcnt)))
+	enum frame_kind kind = classify(mi, iov, iovcnt);
+
+	if (likely(kind == FRAME_BACKEND))
 		return mi->inner->ops->send(mi->inner, iov, iovcnt);
+	if (kind == FRAME_ENDPOINT_TCP && !tcp_allowed(mi)) {
+		if (mi->mmds)
+			mmds_count_frames(mi->mmds, 0, 0, 1);
+		return 0;
+	}
 	if (mi->mmds)
-		mmds_count_frames(mi->mmds, 1, 0);
+		mmds_count_frames(mi->mmds, 1, 0, 0);
 	/* Never -EAGAIN: the endpoint takes or drops (TCP retransmits). */
 	int r = mi->endpoint->ops->send(mi->endpoint, iov, iovcnt);
 	return r == -EAGAIN ? 0 : r;
@@ -169,7 +232,7 @@ static enum net_deliver_result ep_deliver(struct net_backend_sink *s,
 	enum net_deliver_result r = mi->be.sink->deliver(mi->be.sink, iov, iovcnt);
 
 	if (r == NET_DELIVERED && mi->mmds)
-		mmds_count_frames(mi->mmds, 0, 1);
+		mmds_count_frames(mi->mmds, 0, 1, 0);
 	return r;
 }
 
@@ -208,6 +271,10 @@ static void mi_destroy(struct net_backend *be)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
+	if (mi->round_fd >= 0) {
+		event_loop_unwatch(mi->be.loop, &mi->round_ev);
+		close(mi->round_fd);
+	}
 	/* The endpoint's connections first, then what they lead to. */
 	mi->endpoint->ops->destroy(mi->endpoint);
 	if (mi->cleanup)
@@ -230,14 +297,20 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 					void (*cleanup)(void *arg), void *cleanup_arg)
 {
 	struct mmds_intercept *mi = calloc(1, sizeof(*mi));
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
-	if (!mi) {
+	if (!mi || fd < 0) {
+		free(mi);
+		if (fd >= 0)
+			close(fd);
 		endpoint->ops->destroy(endpoint);
 		if (cleanup)
 			cleanup(cleanup_arg);
 		inner->ops->destroy(inner);
 		return NULL;
 	}
+	mi->round_fd = fd;
+	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 	mi->be.ops = &intercept_ops;
 	mi->be.loop = inner->loop;
 	mi->addr = addr.s_addr;
@@ -263,5 +336,12 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	mi->ep_mac[0] = 0x52;
 	mi->ep_mac[1] = 0x55;
 	memcpy(mi->ep_mac + 2, &mi->ep_host, 4);
+	if (event_loop_watch(mi->be.loop, &mi->round_ev, fd, EPOLLIN, on_round_end,
+			     "mmds round") < 0) {
+		mi->round_fd = -1;
+		close(fd);
+		mi_destroy(&mi->be);
+		return NULL;
+	}
 	return &mi->be;
 }

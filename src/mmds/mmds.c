@@ -258,11 +258,13 @@ const struct mmds_counters *mmds_counters(const struct mmds *m)
 	return &m->counters;
 }
 
-void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected)
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
+		       uint64_t deferred)
 {
 	pthread_mutex_lock(&m->lock);
 	m->counters.frames_intercepted += intercepted;
 	m->counters.frames_injected += injected;
+	m->counters.frames_deferred += deferred;
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -41,7 +41,8 @@ struct mmds_config {
 	X(tokens_expired,         "requests carrying an expired token") \
 	X(store_too_large,        "operator updates refused 413") \
 	X(frames_intercepted,     "guest frames for the MMDS address kept from the backend") \
-	X(frames_injected,        "MMDS frames delivered to the guest")
+	X(frames_injected,        "MMDS frames delivered to the guest") \
+	X(frames_deferred,        "guest TCP segments to the MMDS address over the per-round cap (dropped; TCP resends)")
 
 struct mmds_counters {
 #define X(name, doc) uint64_t name;
@@ -86,7 +87,8 @@ typedef uint64_t (*mmds_clock_fn)(void *opaque);
 void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque);
 
 /* The frame interceptor's counts, kept with the service's. */
-void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected);
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
+		       uint64_t deferred);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
 void mmds_dump_counters(const struct mmds *m, FILE *out);

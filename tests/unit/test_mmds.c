@@ -500,9 +500,10 @@ static void test_http_errors_counted(void)
 	CHECK_EQ(c->rx_not_implemented, 1);
 	CHECK_EQ(c->rx_bad_request, 1);
 
-	mmds_count_frames(m, 3, 2);
+	mmds_count_frames(m, 3, 2, 1);
 	CHECK_EQ(c->frames_intercepted, 3);
 	CHECK_EQ(c->frames_injected, 2);
+	CHECK_EQ(c->frames_deferred, 1);
 	char buf[4096] = { 0 };
 	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
 	mmds_dump_counters(m, f);

@@ -480,6 +480,35 @@ static void test_held_until_rx_ready(void)
 	rig_fini(&r);
 }
 
+/* The per-round cap on TCP to the endpoint: within one loop round at most
+ * 24 segments pass (each could complete a handshake and a blocking unix
+ * connect); the rest are dropped and counted; the next round has room. */
+static void test_tcp_cap_per_round(void)
+{
+	struct rig r;
+	uint8_t f[128], any_mac[6] = { 0x52, 0x55, 0, 0, 0, 0 };
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	for (unsigned i = 0; i < 40; i++)
+		send_frame(&r, f, nf_tcp(f, guest_mac, any_mac, guest_ip, mmds_ip,
+					 (uint16_t)(41000 + i), 80, 7, 0, NF_TCP_SYN, NULL, 0));
+	const struct mmds_counters *c = mmds_counters(r.mmds);
+	CHECK_EQ(c->frames_intercepted, 24);
+	CHECK_EQ(c->frames_deferred, 16);
+	/* ARP is not capped. */
+	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
+	CHECK_EQ(c->frames_intercepted, 25);
+	event_loop_once(&loop, 100);
+	send_frame(&r, f, nf_tcp(f, guest_mac, any_mac, guest_ip, mmds_ip, 42000, 80, 7, 0,
+				 NF_TCP_SYN, NULL, 0));
+	CHECK_EQ(c->frames_intercepted, 26);
+	CHECK_EQ(c->frames_deferred, 16);
+	CHECK_EQ(r.inner->sent.n, 0);
+	rig_fini(&r);
+}
+
 static void test_endpoint_config_checked(void)
 {
 	char err[256];
@@ -516,6 +545,7 @@ int main(void)
 	RUN_TEST(test_other_ports_refused);
 	RUN_TEST(test_slirp_arp_reply_kept);
 	RUN_TEST(test_held_until_rx_ready);
+	RUN_TEST(test_tcp_cap_per_round);
 	RUN_TEST(test_endpoint_config_checked);
 	event_loop_destroy(&loop);
 	return CHECK_DONE();
