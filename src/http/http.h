@@ -55,7 +55,8 @@ int http_response_set(struct http_response *resp, int status,
 /* Take ownership of a malloc'd body of @len bytes. */
 void http_response_take(struct http_response *resp, int status,
 			const char *content_type, char *body, size_t len);
-/* Add a header such as "Allow: GET, PUT"; 0, -ENOMEM or -ENOSPC. */
+/* Add a header such as "Allow: GET, PUT"; 0, -EINVAL (name not a token,
+ * value with control characters), -ENOMEM or -ENOSPC. */
 int http_response_add_header(struct http_response *resp, const char *name,
 			     const char *value);
 void http_response_reset(struct http_response *resp);
@@ -66,8 +67,11 @@ const char *http_status_reason(int status);
 typedef void (*http_handler_fn)(void *opaque, const struct http_request *req,
 				struct http_response *resp);
 /* Fill in the response for a request the server refused before the
- * handler saw it (400 malformed, 413 too large, 501 unsupported method),
- * so each server can answer in its own format. Optional. */
+ * handler saw it (400 malformed, 413 headers or body over the limits,
+ * 501 Upgrade/CONNECT, 505 not HTTP/1.x), so each server can answer in its
+ * own format. Optional: without it the answer is the message as text/plain.
+ * The connection is closed after such a response. Methods http-parser
+ * knows all reach the handler, which refuses those it does not serve. */
 typedef void (*http_error_fn)(void *opaque, int status, const char *message,
 			      struct http_response *resp);
 

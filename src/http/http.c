@@ -1,0 +1,836 @@
+/*
+ * HTTP/1.1 requests and responses over http-parser. Order of this file:
+ * responses, request assembly (the parser callbacks), the connection core
+ * (http_conn), the unix-socket server on the event loop.
+ */
+#include "http/http.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+
+/* --- responses ----------------------------------------------------------- */
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	for (unsigned i = 0; i < req->n_headers && i < HTTP_MAX_HEADERS; i++)
+		if (!strcasecmp(req->headers[i].name, name))
+			return req->headers[i].value;
+	return NULL;
+}
+
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default:  return "Unknown";
+	}
+}
+
+int http_response_set(struct http_response *resp, int status,
+		      const char *content_type, const char *text)
+{
+	char *copy = NULL;
+	size_t len = text ? strlen(text) : 0;
+
+	if (text && !(copy = strdup(text)))
+		return -ENOMEM;
+	http_response_take(resp, status, content_type, copy, len);
+	return 0;
+}
+
+void http_response_take(struct http_response *resp, int status,
+			const char *content_type, char *body, size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = content_type;
+	resp->body = body;
+	resp->body_len = body ? len : 0;
+}
+
+/* A field value: no control characters but HTAB (RFC 9110 5.5), so it can
+ * neither start another header nor upset a client's parser. */
+static bool header_value_ok(const char *s)
+{
+	if (!s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* A field name: a non-empty token (RFC 9110 5.6.2). */
+static bool header_name_ok(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p))
+			return false;
+	return true;
+}
+
+int http_response_add_header(struct http_response *resp, const char *name,
+			     const char *value)
+{
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return -EINVAL;
+	if (resp->n_extra >= HTTP_MAX_EXTRA_HEADERS)
+		return -ENOSPC;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return -ENOMEM;
+	}
+	resp->extra[resp->n_extra++] = (struct http_header){ .name = n, .value = v };
+	return 0;
+}
+
+void http_response_reset(struct http_response *resp)
+{
+	free(resp->body);
+	for (unsigned i = 0; i < resp->n_extra; i++) {
+		free(resp->extra[i].name);
+		free(resp->extra[i].value);
+	}
+	memset(resp, 0, sizeof(*resp));
+}
+
+/* A growing output buffer; sticky allocation failure. */
+struct outbuf {
+	char **buf;
+	size_t *len;
+	int err;
+};
+
+static void out_append(struct outbuf *o, const char *data, size_t n)
+{
+	if (o->err || !n)
+		return;
+	char *b = realloc(*o->buf, *o->len + n);
+	if (!b) {
+		o->err = -ENOMEM;
+		return;
+	}
+	memcpy(b + *o->len, data, n);
+	*o->buf = b;
+	*o->len += n;
+}
+
+static void out_printf(struct outbuf *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void out_printf(struct outbuf *o, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* Only header lines go through here; handlers' header text is
+	 * bounded by what they add, so a longer line is cut, never overrun. */
+	if (n > 0)
+		out_append(o, line, MIN((size_t)n, sizeof(line) - 1));
+}
+
+/* 1xx, 204 and 304 carry neither body nor Content-Length (RFC 9110 8.6). */
+static bool status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
+/* Serialize @resp. A HEAD response keeps Content-Length but omits the body. */
+static void format_response(struct outbuf *o, const struct http_response *resp,
+			    bool head, bool close)
+{
+	int status = resp->status >= 100 && resp->status <= 599 ? resp->status : 500;
+	bool body = status_has_body(status);
+
+	out_printf(o, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+	if (body && resp->content_type && header_value_ok(resp->content_type))
+		out_printf(o, "Content-Type: %s\r\n", resp->content_type);
+	for (unsigned i = 0; i < resp->n_extra && i < HTTP_MAX_EXTRA_HEADERS; i++)
+		out_printf(o, "%s: %s\r\n", resp->extra[i].name, resp->extra[i].value);
+	if (body)
+		out_printf(o, "Content-Length: %zu\r\n", resp->body_len);
+	if (close)
+		out_printf(o, "Connection: close\r\n");
+	out_append(o, "\r\n", 2);
+	if (body && !head)
+		out_append(o, resp->body, resp->body_len);
+}
+
+/* --- request assembly ------------------------------------------------------ */
+
+enum token { TOK_NONE, TOK_URL, TOK_FIELD, TOK_VALUE };
+
+struct http_conn {
+	http_parser parser;
+	http_parser_settings settings;
+	struct http_limits limits;
+	http_handler_fn handler;
+	http_error_fn on_error;
+	void *opaque;
+	/* Request line and header text, each token NUL terminated. Tokens are
+	 * kept as offsets: the arena is fixed-size, but offsets stay simple. */
+	char *arena;
+	size_t arena_len, arena_cap;
+	enum token cur;
+	size_t url_off;
+	size_t name_off[HTTP_MAX_HEADERS], value_off[HTTP_MAX_HEADERS];
+	bool has_value[HTTP_MAX_HEADERS];
+	unsigned n_headers;
+	char *body;
+	size_t body_len, body_cap;
+	/* A refusal found inside a callback, answered after the parse stops. */
+	int error_status;
+	const char *error_msg;
+	bool closed;          /* a response said close: ignore further input */
+	struct outbuf out;    /* valid during http_conn_feed */
+};
+
+static struct http_conn *conn_of(http_parser *p)
+{
+	return container_of(p, struct http_conn, parser);
+}
+
+/* Record a refusal and stop the parser (a non-zero callback return). */
+static int refuse(struct http_conn *c, int status, const char *msg)
+{
+	if (!c->error_status) {
+		c->error_status = status;
+		c->error_msg = msg;
+	}
+	return -1;
+}
+
+static int arena_put(struct http_conn *c, const char *data, size_t n)
+{
+	if (n > c->arena_cap - c->arena_len)
+		return refuse(c, 413, "request headers too large");
+	memcpy(c->arena + c->arena_len, data, n);
+	c->arena_len += n;
+	return 0;
+}
+
+/* Append to the token of kind @tok, ending the previous token first. */
+static int token_append(struct http_conn *c, enum token tok, const char *data, size_t n)
+{
+	if (c->parser.nread > c->limits.max_header_bytes)
+		return refuse(c, 413, "request headers too large");
+	if (tok != c->cur) {
+		if (c->cur != TOK_NONE && arena_put(c, "", 1))
+			return -1;
+		size_t off = c->arena_len;
+		if (tok == TOK_URL) {
+			c->url_off = off;
+		} else if (tok == TOK_FIELD) {
+			if (c->n_headers >= HTTP_MAX_HEADERS)
+				return refuse(c, 413, "too many request headers");
+			c->name_off[c->n_headers] = off;
+			c->has_value[c->n_headers++] = false;
+		} else {
+			c->value_off[c->n_headers - 1] = off;
+			c->has_value[c->n_headers - 1] = true;
+		}
+		c->cur = tok;
+	}
+	return arena_put(c, data, n);
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+
+	c->arena_len = 0;
+	c->cur = TOK_NONE;
+	c->url_off = 0;
+	c->n_headers = 0;
+	c->body_len = 0;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+	return token_append(conn_of(p), TOK_URL, at, n);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+	return token_append(conn_of(p), TOK_FIELD, at, n);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+
+	/* http-parser reports a value only after its field. */
+	if (!c->n_headers)
+		return refuse(c, 400, "header value without a name");
+	return token_append(c, TOK_VALUE, at, n);
+}
+
+static const char *conn_header(const struct http_conn *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_headers; i++)
+		if (!strcasecmp(c->arena + c->name_off[i], name))
+			return c->has_value[i] ? c->arena + c->value_off[i] : "";
+	return NULL;
+}
+
+/* "Expect: 100-continue" (curl sends it for larger bodies): answer at once
+ * so the client need not wait; any other expectation is refused (417 is
+ * rare enough that 400 with a message is clearer for our clients). */
+static int handle_expect(struct http_conn *c)
+{
+	const char *expect = conn_header(c, "Expect");
+
+	if (!expect)
+		return 0;
+	if (strcasecmp(expect, "100-continue"))
+		return refuse(c, 400, "unsupported Expect header");
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	out_append(&c->out, cont, sizeof(cont) - 1);
+	return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+
+	if (c->cur != TOK_NONE && arena_put(c, "", 1))
+		return -1;
+	c->cur = TOK_NONE;
+	if (p->upgrade)
+		return refuse(c, 501, "protocol upgrade and CONNECT are not supported");
+	if (p->http_major != 1)
+		return refuse(c, 505, "only HTTP/1.x is supported");
+	bool chunked = p->flags & F_CHUNKED;
+	bool has_len = p->flags & F_CONTENTLENGTH;
+	if (has_len && p->content_length > c->limits.max_body_bytes)
+		return refuse(c, 413, "request body too large");
+	if ((chunked || (has_len && p->content_length > 0)) && handle_expect(c))
+		return -1;
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+	struct http_conn *c = conn_of(p);
+
+	/* Chunked bodies have no length up front: the limit applies as they grow. */
+	if (n > c->limits.max_body_bytes - c->body_len)
+		return refuse(c, 413, "request body too large");
+	if (c->body_len + n + 1 > c->body_cap) {
+		size_t cap = MAX(c->body_cap * 2, c->body_len + n + 1);
+		cap = MIN(cap, c->limits.max_body_bytes + 1);
+		char *b = realloc(c->body, cap);
+		if (!b)
+			return refuse(c, 500, "out of memory");
+		c->body = b;
+		c->body_cap = cap;
+	}
+	memcpy(c->body + c->body_len, at, n);
+	c->body_len += n;
+	return 0;
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = (char)(ch | 0x20);
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decode @n bytes of @src into a new string; NULL (with *bad set)
+ * for a malformed escape or an encoded NUL. */
+static char *decode_path(const char *src, size_t n, bool *bad)
+{
+	char *dst = malloc(n + 1), *d = dst;
+
+	*bad = false;
+	if (!dst)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] != '%') {
+			*d++ = src[i];
+			continue;
+		}
+		int hi = i + 2 < n ? hex_digit(src[i + 1]) : -1;
+		int lo = hi >= 0 ? hex_digit(src[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+			free(dst);
+			*bad = true;
+			return NULL;
+		}
+		*d++ = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	*d = '\0';
+	return dst;
+}
+
+/* The request target's path, decoded: "/" for "*" or an empty path. */
+static char *request_path(const char *target, bool *bad)
+{
+	struct http_parser_url u;
+
+	*bad = false;
+	if (!strcmp(target, "*"))
+		return strdup("/");
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(target, strlen(target), 0, &u)) {
+		*bad = true;
+		return NULL;
+	}
+	if (!(u.field_set & (1 << UF_PATH)))
+		return strdup("/");
+	/* Origin form and absolute form both give "/..."; anything else is not
+	 * a path a handler should have to think about. */
+	if (target[u.field_data[UF_PATH].off] != '/') {
+		*bad = true;
+		return NULL;
+	}
+	return decode_path(target + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, bad);
+}
+
+static void fill_request(struct http_conn *c, struct http_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = http_method_str((enum http_method)c->parser.method);
+	req->target = c->arena + c->url_off;
+	for (unsigned i = 0; i < c->n_headers; i++) {
+		req->headers[i].name = c->arena + c->name_off[i];
+		req->headers[i].value = c->has_value[i] ? c->arena + c->value_off[i] : (char *)"";
+	}
+	req->n_headers = c->n_headers;
+	req->body = c->body;
+	req->body_len = c->body_len;
+	req->keep_alive = http_should_keep_alive(&c->parser);
+}
+
+static void send_response(struct http_conn *c, struct http_response *resp, bool head)
+{
+	if (resp->close)
+		c->closed = true;
+	format_response(&c->out, resp, head, c->closed);
+	http_response_reset(resp);
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_conn *c = conn_of(p);
+	struct http_request req;
+	struct http_response resp = { 0 };
+	bool bad;
+
+	/* An empty body is still a valid string. */
+	if (!c->body && !(c->body = malloc(c->body_cap = 1)))
+		return refuse(c, 500, "out of memory");
+	c->body[c->body_len] = '\0';
+	fill_request(c, &req);
+	req.path = request_path(req.target, &bad);
+	if (!req.path)
+		return refuse(c, bad ? 400 : 500, bad ? "malformed request target" : "out of memory");
+	c->handler(c->opaque, &req, &resp);
+	free(req.path);
+	if (!req.keep_alive)
+		c->closed = true;
+	send_response(c, &resp, p->method == HTTP_HEAD);
+	/* Bytes after a closing response are not requests we will answer. */
+	if (c->closed)
+		http_parser_pause(p, 1);
+	return 0;
+}
+
+/* --- connection core ------------------------------------------------------- */
+
+struct http_conn *http_conn_new(const struct http_limits *limits,
+				http_handler_fn handler, http_error_fn on_error,
+				void *opaque)
+{
+	struct http_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->limits = *limits;
+	/* Tokens plus their terminators; the parser bounds the raw bytes. */
+	c->arena_cap = limits->max_header_bytes + 2 * HTTP_MAX_HEADERS + 2;
+	c->arena = malloc(c->arena_cap);
+	if (!c->arena) {
+		free(c);
+		return NULL;
+	}
+	c->handler = handler;
+	c->on_error = on_error;
+	c->opaque = opaque;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	http_parser_settings_init(&c->settings);
+	c->settings.on_message_begin = on_message_begin;
+	c->settings.on_url = on_url;
+	c->settings.on_header_field = on_header_field;
+	c->settings.on_header_value = on_header_value;
+	c->settings.on_headers_complete = on_headers_complete;
+	c->settings.on_body = on_body;
+	c->settings.on_message_complete = on_message_complete;
+	return c;
+}
+
+void http_conn_free(struct http_conn *conn)
+{
+	if (!conn)
+		return;
+	free(conn->arena);
+	free(conn->body);
+	free(conn);
+}
+
+/* Answer a request the parser or a limit refused, then close. */
+static void send_error(struct http_conn *c, int status, const char *msg)
+{
+	struct http_response resp = { 0 };
+
+	if (c->on_error)
+		c->on_error(c->opaque, status, msg, &resp);
+	if (!resp.status) {
+		char text[160];
+		snprintf(text, sizeof(text), "%s\n", msg);
+		if (http_response_set(&resp, status, "text/plain", text) < 0)
+			resp.status = status;
+	}
+	resp.close = true;
+	send_response(c, &resp, false);
+}
+
+int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
+		   char **out, size_t *out_len)
+{
+	struct http_conn *c = conn;
+
+	if (c->closed)
+		return 1;
+	c->out = (struct outbuf){ .buf = out, .len = out_len };
+	size_t done = http_parser_execute(&c->parser, &c->settings, data, len);
+	enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+	if (!c->closed && (e != HPE_OK || done != len)) {
+		if (c->error_status)
+			send_error(c, c->error_status, c->error_msg);
+		else
+			send_error(c, 400, http_errno_description(e));
+	}
+	c->error_status = 0;
+	if (c->out.err)
+		return c->out.err;
+	return c->closed ? 1 : 0;
+}
+
+/* --- unix-socket server ------------------------------------------------------ */
+
+/* Stop reading a connection while this much output waits (a client that
+ * pipelines without reading cannot make us buffer without bound). */
+#define OUT_HIGH_WATER (256u * 1024u)
+#define READ_CHUNK 16384u
+
+struct server_conn {
+	struct http_server *srv;
+	struct server_conn *next;
+	struct event_source ev;
+	int fd;
+	struct http_conn *http;
+	char *out;
+	size_t out_len, out_off;
+	bool closing;          /* close once the output is sent */
+	bool reading;          /* EPOLLIN is watched */
+	bool writing;          /* EPOLLOUT is watched */
+};
+
+struct http_server {
+	struct event_loop *loop;
+	struct http_server_opts opts;
+	char *path;
+	int fd;
+	struct event_source ev;
+	struct server_conn *conns;
+	unsigned n_conns;
+};
+
+static void conn_close(struct server_conn *sc)
+{
+	struct http_server *srv = sc->srv;
+
+	for (struct server_conn **pp = &srv->conns; *pp; pp = &(*pp)->next)
+		if (*pp == sc) {
+			*pp = sc->next;
+			break;
+		}
+	srv->n_conns--;
+	event_loop_unwatch(srv->loop, &sc->ev);
+	close(sc->fd);
+	http_conn_free(sc->http);
+	free(sc->out);
+	free(sc);
+}
+
+static size_t pending(const struct server_conn *sc)
+{
+	return sc->out_len - sc->out_off;
+}
+
+/* Send what the socket takes now. 0, or -1 when the peer is gone. */
+static int conn_flush(struct server_conn *sc)
+{
+	while (pending(sc)) {
+		ssize_t n = send(sc->fd, sc->out + sc->out_off, pending(sc),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		sc->out_off += (size_t)n;
+	}
+	free(sc->out);
+	sc->out = NULL;
+	sc->out_len = sc->out_off = 0;
+	return 0;
+}
+
+/* Watch for what the connection needs next; close it when it is done. */
+static void conn_update(struct server_conn *sc)
+{
+	if (sc->closing && !pending(sc)) {
+		conn_close(sc);
+		return;
+	}
+	bool want_read = !sc->closing && pending(sc) < OUT_HIGH_WATER;
+	bool want_write = pending(sc) > 0;
+	if (want_read == sc->reading && want_write == sc->writing)
+		return;
+	uint32_t ev = (want_read ? EPOLLIN | EPOLLRDHUP : 0) | (want_write ? EPOLLOUT : 0);
+	if (event_loop_modify(sc->srv->loop, &sc->ev, ev) < 0) {
+		conn_close(sc);
+		return;
+	}
+	sc->reading = want_read;
+	sc->writing = want_write;
+}
+
+/* Read and answer what has arrived. Returns -1 when the connection must go now. */
+static int conn_read(struct server_conn *sc)
+{
+	char buf[READ_CHUNK];
+
+	while (!sc->closing && pending(sc) < OUT_HIGH_WATER) {
+		ssize_t n = recv(sc->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			/* Peer closed (or failed): answer nothing more, but let
+			 * responses already formatted go out if it still reads. */
+			sc->closing = true;
+			return 0;
+		}
+		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
+		if (r < 0)
+			return -1;
+		if (r == 1)
+			sc->closing = true;
+		if (conn_flush(sc) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void on_conn_event(struct event_source *src, uint32_t events)
+{
+	struct server_conn *sc = container_of(src, struct server_conn, ev);
+
+	if (events & EPOLLERR) {
+		conn_close(sc);
+		return;
+	}
+	if ((events & EPOLLOUT) && conn_flush(sc) < 0) {
+		conn_close(sc);
+		return;
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) && conn_read(sc) < 0) {
+		conn_close(sc);
+		return;
+	}
+	if ((events & EPOLLHUP) && pending(sc)) {
+		conn_close(sc);    /* nobody left to read the output */
+		return;
+	}
+	conn_update(sc);
+}
+
+static void conn_accept(struct http_server *srv, int fd)
+{
+	if (srv->n_conns >= srv->opts.limits.max_connections) {
+		log_debug("%s: connection limit (%u) reached: closing a new one",
+			  srv->opts.name, srv->opts.limits.max_connections);
+		close(fd);
+		return;
+	}
+	struct server_conn *sc = calloc(1, sizeof(*sc));
+	if (sc)
+		sc->http = http_conn_new(&srv->opts.limits, srv->opts.handler,
+					 srv->opts.on_error, srv->opts.opaque);
+	if (!sc || !sc->http ||
+	    event_loop_watch(srv->loop, &sc->ev, fd, EPOLLIN | EPOLLRDHUP, on_conn_event,
+			     srv->opts.name) < 0) {
+		if (sc)
+			http_conn_free(sc->http);
+		free(sc);
+		close(fd);
+		return;
+	}
+	sc->srv = srv;
+	sc->fd = fd;
+	sc->reading = true;
+	sc->next = srv->conns;
+	srv->conns = sc;
+	srv->n_conns++;
+}
+
+static void on_listen_event(struct event_source *src, uint32_t events)
+{
+	struct http_server *srv = container_of(src, struct http_server, ev);
+
+	for (;;) {
+		int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				log_warn("%s: accept: %s", srv->opts.name, strerror(errno));
+			return;
+		}
+		conn_accept(srv, fd);
+	}
+}
+
+/* Remove a stale socket file, never anything else. */
+static int remove_stale_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int listen_unix(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		snprintf(err, errlen, "socket path too long (at most %zu bytes)",
+			 sizeof(addr.sun_path) - 1);
+		return -1;
+	}
+	int r = remove_stale_socket(path);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", r == -EEXIST ? "exists and is not a socket" : strerror(-r));
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct http_server *http_server_start(struct event_loop *loop,
+				      const struct http_server_opts *opts,
+				      char *err, size_t errlen)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv || !(srv->path = strdup(opts->socket_path))) {
+		snprintf(err, errlen, "out of memory");
+		free(srv);
+		return NULL;
+	}
+	srv->loop = loop;
+	srv->opts = *opts;
+	if (!srv->opts.name)
+		srv->opts.name = "http";
+	if (!srv->opts.limits.max_connections)
+		srv->opts.limits.max_connections = 1;
+	srv->fd = listen_unix(opts->socket_path, err, errlen);
+	if (srv->fd < 0) {
+		free(srv->path);
+		free(srv);
+		return NULL;
+	}
+	int r = event_loop_watch(loop, &srv->ev, srv->fd, EPOLLIN, on_listen_event, srv->opts.name);
+	if (r < 0) {
+		snprintf(err, errlen, "epoll: %s", strerror(-r));
+		close(srv->fd);
+		unlink(srv->path);
+		free(srv->path);
+		free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	while (srv->conns)
+		conn_close(srv->conns);
+	event_loop_unwatch(srv->loop, &srv->ev);
+	close(srv->fd);
+	unlink(srv->path);
+	free(srv->path);
+	free(srv);
+}
