@@ -175,9 +175,11 @@ static void rig_fini(struct rig *r)
 	if (r->be)
 		r->be->ops->destroy(r->be);
 	frames_clear(&r->fs.got);
-	close(r->listen_fd);
-	unlink(r->path);
-	rmdir(r->dir);
+	if (r->listen_fd >= 0) {
+		close(r->listen_fd);
+		unlink(r->path);
+		rmdir(r->dir);
+	}
 	mmds_free(r->mmds);
 }
 
@@ -509,6 +511,212 @@ static void test_tcp_cap_per_round(void)
 	rig_fini(&r);
 }
 
+/* --- the whole path: interceptor, libslirp, HTTP server, MMDS ------------- */
+
+/* A guest-side TCP flow to MMDS:80, scripted with crafted frames. */
+struct flow {
+	struct rig *r;
+	uint16_t sport;
+	uint32_t seq, ack;
+	unsigned seen;            /* delivered frames already read */
+	char in[4096];
+	size_t in_len;
+	bool fin;
+};
+
+static const uint8_t any_slirp_mac[6] = { 0x52, 0x55, 0xa9, 0xfe, 0xa9, 0xff };
+
+/* flow_send - @data in segments of at most 1400 bytes (the link's MTU). */
+static void flow_send(struct flow *fl, uint8_t flags, const char *data)
+{
+	uint8_t f[2048];
+	size_t left = data ? strlen(data) : 0;
+
+	do {
+		size_t n = left < 1400 ? left : 1400;
+		send_frame(fl->r, f, nf_tcp(f, guest_mac, any_slirp_mac, guest_ip, mmds_ip,
+					    fl->sport, 80, fl->seq, fl->ack, flags, data, n));
+		fl->seq += (uint32_t)n;
+		data = n ? data + n : data;
+		left -= n;
+	} while (left);
+}
+
+/* flow_read - take this flow's new segments: payload in order, FIN. */
+static void flow_read(struct flow *fl)
+{
+	for (; fl->seen < fl->r->fs.got.n; fl->seen++) {
+		struct nf_pkt p;
+		if (!nf_parse(fl->r->fs.got.f[fl->seen], fl->r->fs.got.len[fl->seen], &p) ||
+		    p.proto != 6 || p.dport != fl->sport)
+			continue;
+		if (p.flags & NF_TCP_SYN) {
+			fl->ack = p.seq + 1;
+			continue;
+		}
+		if (p.paylen && p.seq == fl->ack && fl->in_len + p.paylen < sizeof(fl->in)) {
+			memcpy(fl->in + fl->in_len, p.payload, p.paylen);
+			fl->in_len += p.paylen;
+			fl->ack += (uint32_t)p.paylen;
+		}
+		if ((p.flags & NF_TCP_FIN) && p.seq + p.paylen == fl->ack) {
+			fl->ack++;
+			fl->fin = true;
+		}
+	}
+	fl->in[fl->in_len] = '\0';
+}
+
+static bool flow_open(struct rig *r, struct flow *fl, uint16_t sport)
+{
+	*fl = (struct flow){ .r = r, .sport = sport, .seq = 5000u * sport, .seen = r->fs.got.n };
+	flow_send(fl, NF_TCP_SYN, NULL);
+	fl->seq++;
+	flow_read(fl);
+	if (!fl->ack)
+		return false;
+	flow_send(fl, NF_TCP_ACK, NULL);
+	return true;
+}
+
+/* A whole response (by Content-Length) is in. */
+static bool response_in(struct rig *r, void *arg)
+{
+	struct flow *fl = arg;
+
+	flow_read(fl);
+	const char *end = strstr(fl->in, "\r\n\r\n");
+	const char *cl = strcasestr(fl->in, "Content-Length:");
+	return end && cl && fl->in_len >= (size_t)(end + 4 - fl->in) + strtoul(cl + 15, NULL, 10);
+}
+
+/* flow_request - send @req, wait for the response, ACK it. */
+static bool flow_request(struct flow *fl, const char *req)
+{
+	fl->in_len = 0;
+	fl->in[0] = '\0';
+	flow_send(fl, NF_TCP_ACK | NF_TCP_PSH, req);
+	pump_until(fl->r, 3000, response_in, fl);
+	flow_send(fl, NF_TCP_ACK, NULL);
+	return response_in(fl->r, fl);
+}
+
+static const char sample_store[] =
+	"{\"latest\":{\"meta-data\":{\"ami-id\":\"ami-12345678\",\"n\":{\"x\":\"y\"}}}}";
+
+static bool full_rig_init(struct rig *r, enum mmds_version v)
+{
+	char err[256] = "";
+	struct mmds_config cfg = { .version = v };
+
+	memset(r, 0, sizeof(*r));
+	r->listen_fd = -1;
+	r->fs.sink = (struct net_backend_sink){ fs_deliver, fs_can, fs_unblocked, fs_flush };
+	r->fs.can = true;
+	cfg.ipv4.s_addr = htonl(mmds_ip);
+	r->mmds = mmds_new(&cfg);
+	mmds_put(r->mmds, sample_store, strlen(sample_store));
+	r->inner = calloc(1, sizeof(*r->inner));
+	r->inner->be = (struct net_backend){ .ops = &fake_inner_ops, .loop = &loop, .rx_fd = -1 };
+	r->be = mmds_intercept_create(&loop, &r->inner->be, r->mmds, err, sizeof(err));
+	if (!r->be) {
+		fprintf(stderr, "  mmds_intercept_create: %s\n", err);
+		return false;
+	}
+	r->be->sink = &r->fs.sink;
+	uint8_t f[64];
+	send_frame(r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
+	return true;
+}
+
+/* count_private_dirs - /tmp/kvmini-mmds-* entries. */
+static int count_private_dirs(void)
+{
+	FILE *p = popen("ls -d /tmp/kvmini-mmds-* 2>/dev/null | wc -l", "r");
+	int n = -1;
+
+	if (p) {
+		if (fscanf(p, "%d", &n) != 1)
+			n = -1;
+		pclose(p);
+	}
+	return n;
+}
+
+/* V1 over real TCP through libslirp: keep-alive requests, a second
+ * connection at the same time, the server's answers in both formats. */
+static void test_http_over_tcp_v1(void)
+{
+	struct rig r;
+	struct flow a, b;
+	int dirs_before = count_private_dirs();
+
+	CHECK(full_rig_init(&r, MMDS_V1));
+	if (!r.be)
+		return;
+	CHECK_EQ(count_private_dirs(), dirs_before + 1);
+	CHECK(flow_open(&r, &a, 40100));
+	CHECK(flow_open(&r, &b, 40101));
+	CHECK(flow_request(&a, "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: m\r\n\r\n"));
+	CHECK(strstr(a.in, "HTTP/1.1 200") == a.in);
+	CHECK(strstr(a.in, "\r\n\r\nami-12345678") != NULL);
+	CHECK(flow_request(&b, "GET /latest/meta-data HTTP/1.1\r\nAccept: application/json\r\n\r\n"));
+	CHECK(strstr(b.in, "{\"ami-id\":\"ami-12345678\",\"n\":{\"x\":\"y\"}}") != NULL);
+	/* Same connection again (keep-alive), and a 404 and a 405. */
+	CHECK(flow_request(&a, "GET /latest/meta-data/ HTTP/1.1\r\n\r\n"));
+	CHECK(strstr(a.in, "\r\n\r\nami-id\nn/") != NULL);
+	CHECK(flow_request(&a, "GET /nope HTTP/1.1\r\n\r\n"));
+	CHECK(strstr(a.in, "HTTP/1.1 404") == a.in);
+	CHECK(flow_request(&b, "DELETE / HTTP/1.1\r\n\r\n"));
+	CHECK(strstr(b.in, "HTTP/1.1 405") == b.in && strstr(b.in, "Allow: GET, PUT"));
+	/* Connection: close: the server closes, the guest sees FIN. */
+	CHECK(flow_request(&b, "GET /latest HTTP/1.1\r\nConnection: close\r\n\r\n"));
+	pump_until(&r, 2000, got_fin, &b.seen);
+	flow_read(&b);
+	CHECK(b.fin);
+	const struct mmds_counters *c = mmds_counters(r.mmds);
+	CHECK_EQ(c->rx_accepted, 4);
+	CHECK_EQ(c->rx_not_found, 1);
+	CHECK_EQ(c->rx_method_not_allowed, 1);
+	CHECK(c->frames_injected > 10);
+	CHECK_EQ(r.inner->sent.n, 0);
+	rig_fini(&r);
+	/* The private directory and its socket are gone. */
+	CHECK_EQ(count_private_dirs(), dirs_before);
+}
+
+/* V2 over TCP: a token, then a GET with it; without it 401. */
+static void test_http_over_tcp_v2(void)
+{
+	struct rig r;
+	struct flow a;
+	char req[512];
+
+	CHECK(full_rig_init(&r, MMDS_V2));
+	if (!r.be)
+		return;
+	CHECK(flow_open(&r, &a, 40200));
+	CHECK(flow_request(&a, "GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n"));
+	CHECK(strstr(a.in, "HTTP/1.1 401") == a.in);
+	CHECK(flow_request(&a, "PUT /latest/api/token HTTP/1.1\r\n"
+			   "X-metadata-token-ttl-seconds: 30\r\n\r\n"));
+	CHECK(strstr(a.in, "HTTP/1.1 200") == a.in);
+	const char *tok = strstr(a.in, "\r\n\r\n");
+	snprintf(req, sizeof(req), "GET /latest/meta-data/ami-id HTTP/1.1\r\n"
+		 "X-aws-ec2-metadata-token: %s\r\n\r\n", tok ? tok + 4 : "");
+	CHECK(flow_request(&a, req));
+	CHECK(strstr(a.in, "HTTP/1.1 200") == a.in && strstr(a.in, "ami-12345678"));
+	/* A request over the header limit: 413 through mmds_http_error. */
+	char big[10000];
+	snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX-Pad: %09000d\r\n\r\n", 0);
+	CHECK(flow_request(&a, big));
+	CHECK(strstr(a.in, "HTTP/1.1 413") == a.in);
+	CHECK_EQ(mmds_counters(r.mmds)->rx_too_large, 1);
+	CHECK_EQ(mmds_counters(r.mmds)->tokens_issued, 1);
+	CHECK_EQ(r.inner->sent.n, 0);
+	rig_fini(&r);
+}
+
 static void test_endpoint_config_checked(void)
 {
 	char err[256];
@@ -546,6 +754,8 @@ int main(void)
 	RUN_TEST(test_slirp_arp_reply_kept);
 	RUN_TEST(test_held_until_rx_ready);
 	RUN_TEST(test_tcp_cap_per_round);
+	RUN_TEST(test_http_over_tcp_v1);
+	RUN_TEST(test_http_over_tcp_v2);
 	RUN_TEST(test_endpoint_config_checked);
 	event_loop_destroy(&loop);
 	return CHECK_DONE();
