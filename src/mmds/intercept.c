@@ -62,6 +62,9 @@ struct mmds_intercept {
 	uint32_t ep_host;           /* libslirp's own address next to it */
 	uint8_t ep_mac[6];          /* libslirp's MAC for ep_host */
 	struct mmds *mmds;          /* counts frames; may be NULL */
+	/* The guest station libslirp was last told about (see teach_endpoint). */
+	uint32_t taught_ip;
+	uint8_t taught_mac[6];
 	/* The TCP cap: segments left this round; the eventfd ends the round. */
 	unsigned tcp_budget;
 	bool round_armed;
@@ -155,6 +158,40 @@ static void on_round_end(struct event_source *src, uint32_t events)
 	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 }
 
+/*
+ * teach_endpoint - before an IPv4 frame reaches libslirp, make sure it knows
+ * the sender's MAC, with a gratuitous ARP of the sender's own. Otherwise
+ * libslirp ARPs for the guest itself and holds its reply meanwhile (held
+ * replies are what libslirp 4.7 leaks when it is torn down), and a guest
+ * that never answers would see nothing at all.
+ */
+static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, unsigned iovcnt)
+{
+	uint8_t hdr[ETH_HDR + 16], arp[PEEK_LEN];
+	uint32_t sip;
+
+	if (iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr)) < sizeof(hdr) ||
+	    hdr[12] != (ETHERTYPE_IPV4 >> 8) || hdr[13] != (ETHERTYPE_IPV4 & 0xff))
+		return;
+	sip = load32(hdr + ETH_HDR + 12);
+	if (sip == mi->taught_ip && !memcmp(hdr + 6, mi->taught_mac, 6))
+		return;
+	memset(arp, 0xff, 6);
+	memcpy(arp + 6, hdr + 6, 6);
+	arp[12] = ETHERTYPE_ARP >> 8;
+	arp[13] = ETHERTYPE_ARP & 0xff;
+	static const uint8_t arp_hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };   /* Ethernet/IPv4 request */
+	memcpy(arp + ETH_HDR, arp_hdr, sizeof(arp_hdr));
+	memcpy(arp + ETH_HDR + 8, hdr + 6, 6);
+	memcpy(arp + ETH_HDR + 14, &sip, 4);
+	memset(arp + ARP_THA_OFF, 0, 6);
+	memcpy(arp + ARP_TIP_OFF, &sip, 4);
+	struct iovec v = { arp, sizeof(arp) };
+	mi->endpoint->ops->send(mi->endpoint, &v, 1);
+	mi->taught_ip = sip;
+	memcpy(mi->taught_mac, hdr + 6, 6);
+}
+
 static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct mmds_intercept *mi = to_mi(be);
@@ -170,6 +207,7 @@ static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 	}
 	if (mi->mmds)
 		mmds_count_frames(mi->mmds, 1, 0, 0);
+	teach_endpoint(mi, iov, iovcnt);
 	/* Never -EAGAIN: the endpoint takes or drops (TCP retransmits). */
 	int r = mi->endpoint->ops->send(mi->endpoint, iov, iovcnt);
 	return r == -EAGAIN ? 0 : r;

@@ -202,10 +202,13 @@ static void fuzz_frames(struct fuzz_input *in)
 		FAIL("mmds_intercept_create: %s", err);
 	be->sink = &sink.s;
 
+	bool trace = getenv("FUZZ_MMDS_TRACE") != NULL;
 	for (unsigned op = 0; op < MAX_OPS && in->n; op++) {
 		unsigned kind = (unsigned)fuzz_take(in, 1);
 		unsigned split = (unsigned)fuzz_take(in, 1);
 		size_t len;
+		if (trace)
+			fprintf(stderr, "op %u: kind %u split %u\n", op, kind % 6, split);
 		switch (kind % 6) {
 		case 0:     /* raw frame */
 			len = fuzz_take(in, 2) % MAX_FRAME;
@@ -230,6 +233,9 @@ static void fuzz_frames(struct fuzz_input *in)
 			fuzz_take_bytes(in, payload, plen);
 			len = nf_tcp(f, guest_mac, slirp_mac, nf_ip4("10.0.0.2"), mmds_ip, sport,
 				     dport, seq, ack, flags, payload, plen);
+			if (trace)
+				fprintf(stderr, "  tcp %u->%u seq %u ack %u flags %#x len %zu\n",
+					sport, dport, seq, ack, flags, plen);
 			send_frame(be, f, len, split);
 			break;
 		}
@@ -252,6 +258,9 @@ static void fuzz_frames(struct fuzz_input *in)
 	}
 	for (int i = 0; i < 4; i++)
 		event_loop_once(&loop, 0);
+	if (getenv("FUZZ_MMDS_SETTLE"))
+		for (int i = 0; i < 30; i++)
+			event_loop_once(&loop, 100);
 	be->ops->destroy(be);
 	mmds_free(m);
 	event_loop_destroy(&loop);
