@@ -5,15 +5,17 @@
 #   eth1: UML's virtio_net -> kvmini (release) --mmds      -> tap M  (MMDS on)
 # 1. MMDS requests/s: N small GETs (curl, one process) over one keep-alive
 #    connection, and N over a new connection each (Connection: close);
-#    V1, from the guest on eth1.
-# 2. iperf3 TCP both directions through eth0 and eth1, interleaved, RUNS
-#    times; medians and the ratio MMDS-on / plain (target >= 0.98).
+#    V1, from the guest on eth1. Reference in the same boot: the same curl
+#    against Python's http.server (HTTP/1.1) in the namespace through eth0.
+# 2. iperf3 TCP both directions through eth0 and eth1, interleaved (the
+#    order alternates per run), RUNS times; medians and the ratio
+#    MMDS-on / plain (target >= 0.98).
 #
 # Usage: bench/uml_mmds.sh [-n RUNS] [-t SECONDS] [-r REQUESTS]
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
 
-RUNS=3
+RUNS=5
 SECS=3
 REQS=500
 while [ $# -gt 0 ]; do
@@ -43,6 +45,12 @@ t_bg IPERF_M "$T_DIR/iperf3-mmds.log" "$NS" iperf3 -s -B 10.204.2.1 -p 5202
 t_wait_port "$NS" 10.204.1.1 5201 5 && t_wait_port "$NS" 10.204.2.1 5202 5 ||
 	{ fail "iperf3 servers listening"; t_end; }
 echo '{"latest":{"meta-data":{"ami-id":"ami-12345678"}}}' >"$T_DIR/mmds.json"
+# The reference server: the same 12 bytes from a file, HTTP/1.1 keep-alive.
+mkdir -p "$T_DIR/www/latest/meta-data"
+printf 'ami-12345678' >"$T_DIR/www/latest/meta-data/ami-id"
+t_bg HTTPD "$T_DIR/httpd.log" "$NS" python3 -m http.server --protocol HTTP/1.1 \
+	--bind 10.204.1.1 --directory "$T_DIR/www" 8080
+t_wait_port "$NS" 10.204.1.1 8080 5 || { fail "reference http.server listening"; t_end; }
 
 kvmini_start KPID_P "$NS" "$SOCK_P" "tap:$TAP_P" --quiet --mac 52:54:00:b0:00:01 || t_end
 LOG_P=$KVMINI_LOG
@@ -60,23 +68,27 @@ ip route add $MMDS/32 dev eth1
 ping -c 1 -W 3 10.204.1.1 >/dev/null || gfail "eth0 reaches the namespace"
 ping -c 1 -W 3 10.204.2.1 >/dev/null || gfail "eth1 reaches the namespace"
 now() { cut -d' ' -f1 /proc/uptime; }
-# reqs KEY CURL-ARGS: $REQS GETs in one curl process; requests/s -> KEY,
-# and how many were answered 200 -> KEY_ok.
+# reqs KEY HOST CURL-ARGS: $REQS GETs in one curl process; requests/s ->
+# KEY, and how many were answered 200 -> KEY_ok.
 reqs() {
-	local key=\$1 t0 t1 ok
-	shift
+	local key=\$1 host=\$2 t0 t1 ok
+	shift 2
 	t0=\$(now)
 	ok=\$(chroot /host /usr/bin/env curl -s --max-time 300 -o /dev/null -w '%{http_code}\\n' "\$@" \
-		"http://$MMDS/latest/meta-data/ami-id?[1-$REQS]" | grep -c '^200\$')
+		"http://\$host/latest/meta-data/ami-id?[1-$REQS]" | grep -c '^200\$')
 	t1=\$(now)
 	gval "\${key}_ok" "\$ok"
 	gval "\$key" "\$(awk -v a=\$t0 -v b=\$t1 'BEGIN { printf "%.0f", $REQS / (b - a) }')"
 }
-reqs keepalive
-reqs newconn -H 'Connection: close'
+reqs keepalive $MMDS
+reqs newconn $MMDS -H 'Connection: close'
+reqs ref_keepalive 10.204.1.1:8080
+reqs ref_newconn 10.204.1.1:8080 -H 'Connection: close'
 run=1
 while [ \$run -le $RUNS ]; do
-	for path in plain mmds; do
+	order="plain mmds"
+	[ \$((run % 2)) = 0 ] && order="mmds plain"
+	for path in \$order; do
 		if [ \$path = plain ]; then server="10.204.1.1 -p 5201"; else server="10.204.2.1 -p 5202"; fi
 		giperf \${path}_tx_\$run $SECS -c \$server || gfail "iperf3 \$path guest->ns run \$run"
 		giperf \${path}_rx_\$run $SECS -c \$server -R || gfail "iperf3 \$path ns->guest run \$run"
@@ -109,8 +121,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 
 {
 	echo "MMDS from a UML guest ($REQS GETs of a 12-byte value, one curl process each)"
-	printf '  keep-alive (one connection):    %s requests/s\n' "$(guest_val keepalive)"
-	printf '  new connection per request:     %s requests/s\n' "$(guest_val newconn)"
+	printf '%-30s %10s %10s %8s\n' "" MMDS "reference" ratio
+	printf '%-30s %10s %10s %8s\n' "keep-alive (one connection)" "$(guest_val keepalive)" \
+		"$(guest_val ref_keepalive)" "$(ratio "$(guest_val keepalive)" "$(guest_val ref_keepalive)")"
+	printf '%-30s %10s %10s %8s\n' "new connection per request" "$(guest_val newconn)" \
+		"$(guest_val ref_newconn)" "$(ratio "$(guest_val newconn)" "$(guest_val ref_newconn)")"
+	echo "  (requests/s; reference: python3 http.server in the namespace, through kvmini's tap path)"
 	echo "iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"
 	printf '%-12s %12s %12s\n' path "guest->ns" "ns->guest"
 	for p in plain mmds; do
@@ -123,7 +139,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 		"$(ratio "$(median mmds_rx)" "$(median plain_rx)")"
 } | tee "$T_DIR/results.txt"
 
-for k in keepalive newconn; do
+for k in keepalive newconn ref_keepalive ref_newconn; do
 	[ "$(guest_val ${k}_ok)" = "$REQS" ] && pass "$k: all $REQS answered 200" ||
 		fail "$k: all $REQS answered 200 ($(guest_val ${k}_ok))"
 done

@@ -198,8 +198,14 @@ static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 
 	enum frame_kind kind = classify(mi, iov, iovcnt);
 
-	if (likely(kind == FRAME_BACKEND))
+	if (likely(kind == FRAME_BACKEND)) {
+		/* Once the device's sink is known, the wrapped backend delivers
+		 * to it straight (no forwarding call per frame); the endpoint's
+		 * precedence lives in mi_rx_ready, not in the sink. */
+		if (unlikely(mi->inner->sink != mi->be.sink) && mi->be.sink)
+			mi->inner->sink = mi->be.sink;
 		return mi->inner->ops->send(mi->inner, iov, iovcnt);
+	}
 	if (kind == FRAME_ENDPOINT_TCP && !tcp_allowed(mi)) {
 		if (mi->mmds)
 			mmds_count_frames(mi->mmds, 0, 0, 1);
