@@ -68,16 +68,20 @@ ip route add $MMDS/32 dev eth1
 ping -c 1 -W 3 10.204.1.1 >/dev/null || gfail "eth0 reaches the namespace"
 ping -c 1 -W 3 10.204.2.1 >/dev/null || gfail "eth1 reaches the namespace"
 now() { cut -d' ' -f1 /proc/uptime; }
-# reqs KEY HOST CURL-ARGS: $REQS GETs in one curl process; requests/s ->
-# KEY, and how many were answered 200 -> KEY_ok.
+# reqs KEY HOST CURL-ARGS: $REQS GETs in one curl process. -> KEY: requests/s
+# of wall time (curl's own work in UML included); KEY_ms: median time of one
+# transfer as curl measures it (request sent to response read), in ms;
+# KEY_ok: how many were answered 200.
 reqs() {
-	local key=\$1 host=\$2 t0 t1 ok
+	local key=\$1 host=\$2 t0 t1 out
 	shift 2
 	t0=\$(now)
-	ok=\$(chroot /host /usr/bin/env curl -s --max-time 300 -o /dev/null -w '%{http_code}\\n' "\$@" \
-		"http://\$host/latest/meta-data/ami-id?[1-$REQS]" | grep -c '^200\$')
+	out=\$(chroot /host /usr/bin/env curl -s --max-time 300 -o /dev/null \\
+		-w '%{http_code} %{time_total}\n' "\$@" "http://\$host/latest/meta-data/ami-id?[1-$REQS]")
 	t1=\$(now)
-	gval "\${key}_ok" "\$ok"
+	gval "\${key}_ok" "\$(echo "\$out" | grep -c '^200 ')"
+	gval "\${key}_ms" "\$(echo "\$out" | awk '{ print \$2 * 1000 }' | sort -g |
+		awk '{ v[NR] = \$1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')"
 	gval "\$key" "\$(awk -v a=\$t0 -v b=\$t1 'BEGIN { printf "%.0f", $REQS / (b - a) }')"
 }
 reqs keepalive $MMDS
@@ -121,12 +125,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 
 {
 	echo "MMDS from a UML guest ($REQS GETs of a 12-byte value, one curl process each)"
-	printf '%-30s %10s %10s %8s\n' "" MMDS "reference" ratio
-	printf '%-30s %10s %10s %8s\n' "keep-alive (one connection)" "$(guest_val keepalive)" \
-		"$(guest_val ref_keepalive)" "$(ratio "$(guest_val keepalive)" "$(guest_val ref_keepalive)")"
-	printf '%-30s %10s %10s %8s\n' "new connection per request" "$(guest_val newconn)" \
-		"$(guest_val ref_newconn)" "$(ratio "$(guest_val newconn)" "$(guest_val ref_newconn)")"
-	echo "  (requests/s; reference: python3 http.server in the namespace, through kvmini's tap path)"
+	printf '%-28s %14s %14s %16s %16s\n' "" "MMDS req/s" "reference" "MMDS ms/req" "reference"
+	for k in keepalive newconn; do
+		printf '%-28s %14s %14s %16s %16s\n' \
+			"$([ $k = keepalive ] && echo 'keep-alive (one connection)' || echo 'new connection each')" \
+			"$(guest_val $k)" "$(guest_val ref_$k)" "$(guest_val ${k}_ms)" "$(guest_val ref_${k}_ms)"
+	done
+	echo "  (req/s: wall time of one curl process for all, curl's own work in UML included;"
+	echo "   ms/req: median of curl's time per transfer; reference: python3 http.server"
+	echo "   in the namespace through kvmini's tap path, HTTP/1.1)"
 	echo "iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"
 	printf '%-12s %12s %12s\n' path "guest->ns" "ns->guest"
 	for p in plain mmds; do
