@@ -439,7 +439,8 @@ static void count_status(struct mmds *m, int status)
 	case 404: m->counters.rx_not_found++; break;
 	case 405: m->counters.rx_method_not_allowed++; break;
 	case 413: m->counters.rx_too_large++; break;
-	case 501: m->counters.rx_not_implemented++; break;
+	case 501:
+	case 505: m->counters.rx_not_implemented++; break;   /* 505: not HTTP/1.x */
 	default:
 		if (status >= 200 && status < 300)
 			m->counters.rx_accepted++;

@@ -36,7 +36,7 @@ struct mmds_config {
 	X(rx_forwarded_refused,   "guest requests refused for X-Forwarded-For") \
 	X(rx_unsupported_type,    "guest GETs of a value IMDS text cannot show") \
 	X(rx_too_large,           "guest requests refused 413 (over the request size limit)") \
-	X(rx_not_implemented,     "guest requests refused 501 by the HTTP layer") \
+	X(rx_not_implemented,     "guest requests refused 501/505 by the HTTP layer") \
 	X(tokens_issued,          "V2 session tokens issued") \
 	X(tokens_expired,         "requests carrying an expired token") \
 	X(store_too_large,        "operator updates refused 413") \

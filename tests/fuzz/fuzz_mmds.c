@@ -261,6 +261,8 @@ static void fuzz_frames(struct fuzz_input *in)
 	if (getenv("FUZZ_MMDS_SETTLE"))
 		for (int i = 0; i < 30; i++)
 			event_loop_once(&loop, 100);
+	if (trace)
+		mmds_dump_counters(m, stderr);
 	be->ops->destroy(be);
 	mmds_free(m);
 	event_loop_destroy(&loop);
