@@ -162,6 +162,24 @@ kc_eq "tap capture: frames for $MMDS" "$mmds_frames" 0
 [ "$icmp_frames" -ge 4 ] && pass "tap capture saw the guest's pings ($icmp_frames frames)" ||
 	fail "tap capture saw the guest's pings ($icmp_frames frames)"
 
+# A push backend underneath: libslirp user networking, with the MMDS
+# endpoint's own libslirp beside it on the same loop.
+guest_script "$T_DIR/guest-user.sh" <<EOF
+wait_link eth0 || { gfail "eth0 appears"; exit 1; }
+ip addr add 10.0.2.15/24 dev eth0
+ip link set eth0 up
+ip route add $MMDS/32 dev eth0
+C="chroot /host /usr/bin/env curl -s --max-time 10"
+got=\$(\$C http://$MMDS/latest/meta-data/ami-id)
+[ "\$got" = ami-12345678 ] && gpass "user backend: MMDS GET" || gfail "user backend: MMDS GET ('\$got')"
+gcheck "user backend: libslirp's gateway still answers" ping -c 2 -W 3 10.0.2.2
+EOF
+kvmini_start KPID "" "$SOCK" user --mmds --mmds-data "$T_DIR/mmds.json" || t_end
+uml_boot UPID "" "$T_DIR/guest-user.sh" 60 virtio_uml.device="$SOCK:1"
+uml_wait "$UPID"
+guest_relay
+kvmini_stop "$KPID" "$KVMINI_LOG"
+
 # Control: without --mmds the same curl's frames do reach the tap, and the
 # capture filter above counts them (so a leak would have been seen).
 guest_script "$T_DIR/guest-control.sh" <<EOF

@@ -482,6 +482,33 @@ static void test_held_until_rx_ready(void)
 	rig_fini(&r);
 }
 
+/* A push backend's frames reach the device's sink, through the wrapper's
+ * forwarding sink at first and straight once the wrapper has sent. */
+static void test_push_backend_delivers(void)
+{
+	struct rig r;
+	uint8_t f[64] = { 0 };
+	struct iovec iov = { f, 60 };
+
+	CHECK(rig_init(&r));
+	if (!r.be)
+		return;
+	struct net_backend *inner = &r.inner->be;
+	CHECK(inner->sink != &r.fs.sink);
+	CHECK(inner->sink->can_deliver(inner->sink));
+	CHECK_EQ(inner->sink->deliver(inner->sink, &iov, 1), NET_DELIVERED);
+	inner->sink->flush(inner->sink);
+	CHECK_EQ(r.fs.got.n, 1);
+	CHECK_EQ(r.fs.flushes, 1);
+	send_frame(&r, f, 60);               /* an ordinary frame: passes */
+	CHECK_EQ(r.inner->sent.n, 1);
+	CHECK(inner->sink == &r.fs.sink);
+	CHECK_EQ(inner->sink->deliver(inner->sink, &iov, 1), NET_DELIVERED);
+	CHECK_EQ(r.fs.got.n, 2);
+	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 0);
+	rig_fini(&r);
+}
+
 /* The per-round cap on TCP to the endpoint: within one loop round at most
  * 24 segments pass (each could complete a handshake and a blocking unix
  * connect); the rest are dropped and counted; the next round has room. */
@@ -753,6 +780,7 @@ int main(void)
 	RUN_TEST(test_other_ports_refused);
 	RUN_TEST(test_unannounced_guest_answered);
 	RUN_TEST(test_held_until_rx_ready);
+	RUN_TEST(test_push_backend_delivers);
 	RUN_TEST(test_tcp_cap_per_round);
 	RUN_TEST(test_http_over_tcp_v1);
 	RUN_TEST(test_http_over_tcp_v2);
