@@ -1,8 +1,11 @@
 /*
  * The MMDS frame interceptor: a net_backend wrapping the real one (see
- * intercept.h). The device sees only the wrapper; the wrapped backend and
- * the libslirp endpoint both deliver through sinks of the wrapper's own
- * that pass frames on to the device's sink.
+ * intercept.h). The device sees only the wrapper. The libslirp endpoint
+ * delivers through a sink of the wrapper's, which counts its frames and
+ * passes them on to the device's sink; the wrapped backend does the same
+ * until the device's sink is known (the first frame it is sent), then
+ * delivers to the device's sink straight. Everything here runs on the
+ * event-loop thread of the device.
  *
  * The TX test runs on every guest frame, so it reads at most the first 42
  * bytes (Ethernet + ARP, or the IPv4 header up to the destination) in
