@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/mmds_args.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -37,6 +38,7 @@ static const char net_usage[] =
 	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
 	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
+	CLI_MMDS_USAGE
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
 	"  -v, --verbose        log each vhost-user message and more\n"
 	"  -q, --quiet          log errors only\n"
@@ -50,6 +52,7 @@ struct net_args {
 	const char *counters_file;
 	struct net_config_opts dev;
 	bool no_inband;
+	struct cli_mmds_args mmds;
 };
 
 static int parse_mtu(const char *text, uint16_t *mtu)
@@ -74,14 +77,21 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_MMDS_LONG_OPTIONS,
 		{ 0 },
 	};
 	int c;
 
 	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 } };
+	cli_mmds_args_init(&a->mmds);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		int m = cli_mmds_take(&a->mmds, c, optarg);
+		if (m < 0)
+			return m;
+		if (m == 0)
+			continue;
 		switch (c) {
 		case 's': a->socket_path = optarg; break;
 		case 'b': a->backend = optarg; break;
@@ -114,6 +124,8 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini vhost net --help)", argv[optind]);
 		return -EINVAL;
 	}
+	if (cli_mmds_check(&a->mmds) < 0)
+		return -EINVAL;
 	if (!a->socket_path || !a->backend) {
 		log_err("--socket and --backend are required (see kvmini vhost net --help)");
 		return -EINVAL;
@@ -179,6 +191,11 @@ static int serve_net(const struct net_args *a)
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;
 	}
+	struct mmds *mmds = NULL;
+	if (cli_mmds_start(&a->mmds, &loop, &be, &mmds) < 0) {
+		event_loop_destroy(&loop);
+		return EXIT_USAGE;
+	}
 	struct net_device *net = calloc(1, sizeof(*net));
 	int r = net ? net_device_init(net, &a->dev, be, &loop) : -ENOMEM;
 	if (r < 0) {
@@ -211,6 +228,7 @@ out_net:
 	free(net);
 out_backend:
 	be->ops->destroy(be);
+	mmds_free(mmds);
 	event_loop_destroy(&loop);
 	return status;
 }

@@ -258,11 +258,13 @@ const struct mmds_counters *mmds_counters(const struct mmds *m)
 	return &m->counters;
 }
 
-void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected)
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
+		       uint64_t deferred)
 {
 	pthread_mutex_lock(&m->lock);
 	m->counters.frames_intercepted += intercepted;
 	m->counters.frames_injected += injected;
+	m->counters.frames_deferred += deferred;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -437,7 +439,8 @@ static void count_status(struct mmds *m, int status)
 	case 404: m->counters.rx_not_found++; break;
 	case 405: m->counters.rx_method_not_allowed++; break;
 	case 413: m->counters.rx_too_large++; break;
-	case 501: m->counters.rx_not_implemented++; break;
+	case 501:
+	case 505: m->counters.rx_not_implemented++; break;   /* 505: not HTTP/1.x */
 	default:
 		if (status >= 200 && status < 300)
 			m->counters.rx_accepted++;
