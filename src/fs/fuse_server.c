@@ -21,6 +21,8 @@
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
+#include "fs/fuse_backing.h"
+#include "fs/fuse_compat.h"
 
 /* Every argument but WRITE data and xattr values fits here: RENAME2 with two
  * names, SYMLINK with a name and a PATH_MAX target. */
@@ -60,11 +62,16 @@ struct fuse_server {
 	/* Atomic too: a hostile client may send INIT beside other requests. */
 	atomic_uint proto_minor;
 	atomic_uint max_write;
+	/* FUSE_PASSTHROUGH negotiated: OPEN and CREATE hand the kernel the
+	 * file's descriptor (backing ids in @backing). */
+	atomic_bool passthrough;
+	struct fuse_backing_table *backing;
 
 	struct {
 		atomic_uint_least64_t requests, replies_ok, replies_error, replies_none,
 			requests_malformed, requests_unknown, requests_before_init,
-			replies_overflow, read_bytes, read_bytes_sink, write_bytes;
+			replies_overflow, read_bytes, read_bytes_sink, write_bytes,
+			opens_passthrough, passthrough_failed;
 		/* Requests per known opcode, for the operator's view of a workload. */
 		atomic_uint_least64_t by_op[FUSE_SYNCFS + 1];
 	} ctr;
@@ -246,11 +253,9 @@ static int reply_attr(struct fuse_req *r, const struct stat *st)
 	return 0;
 }
 
-static int reply_open(struct fuse_req *r, uint64_t fh, uint32_t open_flags)
+static int reply_open(struct fuse_req *r, const struct fuse_open_out *oo)
 {
-	struct fuse_open_out oo = { .fh = fh, .open_flags = open_flags };
-
-	reply_data(r, &oo, sizeof(oo));
+	reply_data(r, oo, sizeof(*oo));
 	return 0;
 }
 
@@ -271,15 +276,21 @@ static int reply_open(struct fuse_req *r, uint64_t fh, uint32_t open_flags)
  * (needs lookups of "." and "..", which are refused), SETXATTR_EXT (only
  * meaningful with POSIX_ACL), locks (handled locally by the client).
  */
-static uint32_t init_flags_wanted(const struct fuse_server *s)
+static uint64_t init_flags_wanted(const struct fuse_server *s)
 {
-	uint32_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
 		     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
 		     FUSE_MAX_PAGES | FUSE_ASYNC_DIO;
 
+	uint64_t extra = s->opts.extra_init_flags;
+
 	if (s->opts.cache != FUSE_CACHE_NONE)
 		f |= FUSE_CACHE_SYMLINKS | FUSE_AUTO_INVAL_DATA;
-	return f | s->opts.extra_init_flags;
+	/* Passthrough only where the client caches: with --cache none every
+	 * byte is meant to reach the server. */
+	if (s->opts.cache == FUSE_CACHE_NONE)
+		extra &= ~FUSE_PASSTHROUGH;
+	return f | extra;
 }
 
 static int op_init(struct fuse_req *r)
@@ -298,11 +309,26 @@ static int op_init(struct fuse_req *r)
 	}
 	if (in.major < FUSE_KERNEL_VERSION || in.minor < FUSE_SERVER_MIN_MINOR)
 		return -EPROTO;
-	if (atomic_load_explicit(&s->initialized, memory_order_relaxed))
+	if (atomic_load_explicit(&s->initialized, memory_order_relaxed)) {
 		BE(r)->ops->reset(BE(r));
+		fuse_backing_clear(s->backing);
+	}
 
+	/* Flags past bit 31 travel in flags2 when the client sets INIT_EXT. */
+	uint64_t offered = in.flags;
+	if (in.flags & FUSE_INIT_EXT)
+		offered |= (uint64_t)in.flags2 << 32;
+	uint64_t flags = offered & init_flags_wanted(s);
 	out.minor = MIN(in.minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
-	out.flags = in.flags & init_flags_wanted(s);
+	out.flags = (uint32_t)flags;
+	if (in.flags & FUSE_INIT_EXT) {
+		out.flags |= FUSE_INIT_EXT;
+		out.flags2 = (uint32_t)(flags >> 32);
+	}
+	if (flags & FUSE_PASSTHROUGH)
+		FUSE_INIT_OUT_MAX_STACK_DEPTH(&out) = 1;   /* backing files on plain filesystems */
+	atomic_store_explicit(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0,
+			      memory_order_relaxed);
 	out.max_readahead = MIN(in.max_readahead, s->opts.max_readahead);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
@@ -323,6 +349,7 @@ static int op_init(struct fuse_req *r)
 static int op_destroy(struct fuse_req *r)
 {
 	BE(r)->ops->reset(BE(r));
+	fuse_backing_clear(r->s->backing);
 	atomic_store_explicit(&r->s->initialized, false, memory_order_release);
 	return 0;
 }
@@ -584,14 +611,84 @@ static uint32_t file_open_flags(const struct fuse_server *s)
 	return s->open_flags | (s->be->ops->flush ? 0 : FOPEN_NOFLUSH);
 }
 
+/* ---- passthrough: the kernel does a file's I/O on the backend's fd ---- */
+
+struct backing_arg {
+	struct fuse_req *r;
+	uint64_t nodeid, fh;
+	int32_t id;
+};
+
+static int sink_backing_open(void *ctx, int fd, int32_t *id)
+{
+	struct fuse_reply_sink *sink = ctx;
+
+	return sink->backing_open(sink, fd, id);
+}
+
+static void sink_backing_close(void *ctx, int32_t id)
+{
+	struct fuse_reply_sink *sink = ctx;
+
+	sink->backing_close(sink, id);
+}
+
+static const struct fuse_backing_ops sink_backing_ops = {
+	.open = sink_backing_open,
+	.close = sink_backing_close,
+};
+
+static ssize_t attach_with_fd(void *arg, int fd)
+{
+	struct backing_arg *a = arg;
+
+	return fuse_backing_attach(a->r->s->backing, a->nodeid, a->fh, fd, &sink_backing_ops,
+				   a->r->sink, &a->id);
+}
+
+static bool passthrough_usable(const struct fuse_req *r)
+{
+	return atomic_load_explicit(&r->s->passthrough, memory_order_relaxed) && r->sink &&
+	       r->sink->backing_open && r->sink->backing_close && BE_OP(r, with_fd);
+}
+
+/*
+ * open_reply_flags() - FOPEN_* and backing id for a new handle of a node.
+ * With passthrough every open of a regular file asks for it (the kernel
+ * refuses mixing passthrough and cached opens of one inode); it keeps only
+ * the flags the kernel allows beside FOPEN_PASSTHROUGH (KEEP_CACHE goes:
+ * the page cache is the host file's own).
+ */
+static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_open_out *oo)
+{
+	struct backing_arg a = { .r = r, .nodeid = nodeid, .fh = oo->fh };
+
+	oo->open_flags = file_open_flags(r->s);
+	if (!passthrough_usable(r))
+		return;
+	ssize_t rc = BE_OP(r, with_fd)(BE(r), oo->fh, attach_with_fd, &a);
+	if (rc) {
+		CTR_INC(r->s, passthrough_failed);
+		log_debug("fuse: passthrough for node %llu: %s", (unsigned long long)nodeid,
+			  strerror((int)-rc));
+		return;
+	}
+	CTR_INC(r->s, opens_passthrough);
+	oo->open_flags = (oo->open_flags & FOPEN_NOFLUSH) | FOPEN_PASSTHROUGH;
+	FUSE_OPEN_OUT_BACKING_ID(oo) = (uint32_t)a.id;
+}
+
 static int op_open(struct fuse_req *r)
 {
 	struct fuse_open_in in;
-	uint64_t fh;
+	struct fuse_open_out oo = { 0 };
 
 	ARG(r, in);
-	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &fh);
-	return rc ? rc : reply_open(r, fh, file_open_flags(r->s));
+	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &oo.fh);
+	if (rc)
+		return rc;
+	open_reply_flags(r, r->hdr.nodeid, &oo);
+	return reply_open(r, &oo);
 }
 
 static int op_create(struct fuse_req *r)
@@ -616,7 +713,7 @@ static int op_create(struct fuse_req *r)
 		return rc;
 	fill_entry(r->s, &out.entry, &e);
 	out.open.fh = fh;
-	out.open.open_flags = file_open_flags(r->s);
+	open_reply_flags(r, e.nodeid, &out.open);
 	reply_data(r, &out, sizeof(out));
 	return 0;
 }
@@ -640,7 +737,7 @@ static bool read_via_sink(struct fuse_req *r, const struct fuse_read_in *in, siz
 {
 	struct sink_read sr = { .r = r, .off = in->offset, .len = size };
 
-	if (!r->sink || !BE_OP(r, with_fd) || size < r->sink->min_len)
+	if (!r->sink || !r->sink->reply_fd || !BE_OP(r, with_fd) || size < r->sink->min_len)
 		return false;
 	ssize_t n = BE_OP(r, with_fd)(BE(r), in->fh, read_to_sink, &sr);
 	if (n < 0)
@@ -699,6 +796,8 @@ static int op_release(struct fuse_req *r)
 	struct fuse_release_in in;
 
 	ARG(r, in);
+	if (r->sink && r->sink->backing_close)
+		fuse_backing_detach(r->s->backing, in.fh, &sink_backing_ops, r->sink);
 	return BE_OP(r, release)(BE(r), in.fh);
 }
 
@@ -770,7 +869,8 @@ static int op_opendir(struct fuse_req *r)
 
 	ARG(r, in);
 	int rc = BE_OP(r, opendir)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &fh);
-	return rc ? rc : reply_open(r, fh, r->s->opendir_flags);
+	struct fuse_open_out oo = { .fh = fh, .open_flags = r->s->opendir_flags };
+	return rc ? rc : reply_open(r, &oo);
 }
 
 /* Encodes entries straight into the reply iovecs. */
@@ -1227,7 +1327,9 @@ struct fuse_server *fuse_server_new(struct fs_backend *be, const struct fuse_ser
 		s->opts.max_readahead = DEFAULT_MAX_WRITE;
 	apply_cache_policy(s);
 	atomic_init(&s->initialized, false);
-	if (pthread_rwlock_init(&s->lifecycle, NULL)) {
+	s->backing = fuse_backing_new();
+	if (!s->backing || pthread_rwlock_init(&s->lifecycle, NULL)) {
+		fuse_backing_free(s->backing);
 		free(s);
 		return NULL;
 	}
@@ -1239,6 +1341,7 @@ void fuse_server_free(struct fuse_server *s)
 	if (!s)
 		return;
 	pthread_rwlock_destroy(&s->lifecycle);
+	fuse_backing_free(s->backing);
 	free(s);
 }
 
@@ -1279,6 +1382,8 @@ void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_co
 	LOAD(read_bytes);
 	LOAD(read_bytes_sink);
 	LOAD(write_bytes);
+	LOAD(opens_passthrough);
+	LOAD(passthrough_failed);
 #undef LOAD
 }
 
@@ -1291,13 +1396,14 @@ void fuse_server_dump_counters(const struct fuse_server *s, FILE *out)
 		"fuse_replies_none %llu\nfuse_requests_malformed %llu\n"
 		"fuse_requests_unknown %llu\nfuse_requests_before_init %llu\n"
 		"fuse_replies_overflow %llu\nfuse_read_bytes %llu\nfuse_read_bytes_sink %llu\n"
-		"fuse_write_bytes %llu\n",
+		"fuse_write_bytes %llu\nfuse_opens_passthrough %llu\nfuse_passthrough_failed %llu\n",
 		(unsigned long long)c.requests, (unsigned long long)c.replies_ok,
 		(unsigned long long)c.replies_error, (unsigned long long)c.replies_none,
 		(unsigned long long)c.requests_malformed, (unsigned long long)c.requests_unknown,
 		(unsigned long long)c.requests_before_init, (unsigned long long)c.replies_overflow,
 		(unsigned long long)c.read_bytes, (unsigned long long)c.read_bytes_sink,
-		(unsigned long long)c.write_bytes);
+		(unsigned long long)c.write_bytes, (unsigned long long)c.opens_passthrough,
+		(unsigned long long)c.passthrough_failed);
 	for (unsigned op = 0; op < ARRAY_SIZE(fuse_ops); op++) {
 		uint64_t n = atomic_load_explicit(&((struct fuse_server *)s)->ctr.by_op[op],
 						  memory_order_relaxed);

@@ -7,7 +7,11 @@
 # same thing and leave the same tree, and when the shared directory on the
 # host holds exactly what the mount shows.
 #
-# Then three mounts with other options: --cache none, --squash-owner, and a
+# The first mount has the default options: on kernels with FUSE passthrough
+# (Linux 6.9+) file data then goes from the kernel to the files kvmini
+# opened, and the run checks that it did. Then all cases again with
+# --no-passthrough (every byte through the server, the client's page cache),
+# and three mounts with other options: --cache none, --squash-owner, and a
 # bound of 16 descriptors (--max-fds) over a tree of thousands of files.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -198,7 +202,7 @@ run_case() {
 	fi
 }
 
-if ! f_mount "$SHARE" "$MNT" --threads 4; then
+if ! f_mount "$SHARE" "$MNT" --threads 4 --counters; then
 	fail "mount"
 	f_end
 fi
@@ -212,6 +216,33 @@ if f_unmount "$MNT" "$F_PID"; then
 else
 	fail "umount: kvmini did not exit 0"
 	tail -n 5 "$MNT.log" | sed 's/^/    | /'
+fi
+
+# Passthrough was used where the kernel has it (6.9+), and never refused.
+pt_opens=$(awk '$1 == "fuse_opens_passthrough" { print $2 }' "$MNT.log")
+pt_failed=$(awk '$1 == "fuse_passthrough_failed" { print $2 }' "$MNT.log")
+kver=$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')
+if [ "$kver" -lt 6009 ]; then
+	note "kernel $(uname -r) has no FUSE passthrough: cases ran through the server"
+elif [ "${pt_opens:-0}" -gt 0 ] && [ "${pt_failed:-1}" -eq 0 ]; then
+	pass "passthrough: $pt_opens opens handed to the kernel, 0 refused"
+else
+	fail "passthrough: opens ${pt_opens:-?}, refused ${pt_failed:-?} (log: $MNT.log)"
+fi
+
+# --no-passthrough: the same cases with every byte through the server.
+SHARE1=$F_RUN/share-nopt
+MNT1=$F_RUN/mnt-nopt
+if f_mount "$SHARE1" "$MNT1" --threads 4 --no-passthrough; then
+	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
+	MNT=$MNT1 SHARE=$SHARE1 REF=$F_RUN/ref-nopt
+	for c in $CASES; do
+		run_case "$c"
+	done
+	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
+	f_unmount "$MNT1" "$F_PID" || fail "umount --no-passthrough: kvmini did not exit 0"
+else
+	fail "mount --no-passthrough"
 fi
 
 # ---------------------------------------------------------------- other mounts
