@@ -66,6 +66,8 @@ struct fuse_server {
 	 * file's descriptor (backing ids in @backing). */
 	atomic_bool passthrough;
 	struct fuse_backing_table *backing;
+	/* FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are ours to clear. */
+	atomic_bool killpriv;
 
 	struct {
 		atomic_uint_least64_t requests, replies_ok, replies_error, replies_none,
@@ -270,22 +272,30 @@ static int reply_open(struct fuse_req *r, const struct fuse_open_out *oo)
 
 /*
  * init_flags_wanted() - the INIT flags this server takes when offered.
+ * HANDLE_KILLPRIV_V2, with --cache none only: the server clears set-id bits
+ * on write, truncate and open with O_TRUNC (kill_suidgid), so the client
+ * marks inodes S_NOSEC and stops asking GETXATTR("security.capability")
+ * before every write. Not where attributes are cached: the client would go
+ * on seeing (and exec honouring) a set-id bit the server just cleared until
+ * its attributes expire. Not with passthrough either (writes never reach
+ * the server; op_init drops it).
  * Left out on purpose: WRITEBACK_CACHE (the client would own file sizes and
- * times), POSIX_ACL and HANDLE_KILLPRIV(_V2) (the client kernel does ACL
- * checks and suid clearing itself, which stays correct), EXPORT_SUPPORT
- * (needs lookups of "." and "..", which are refused), SETXATTR_EXT (only
- * meaningful with POSIX_ACL), locks (handled locally by the client).
+ * times, and stop seeing the host's changes), POSIX_ACL (the client kernel
+ * does ACL checks itself), HANDLE_KILLPRIV v1, EXPORT_SUPPORT (needs lookups
+ * of "." and "..", which are refused), SETXATTR_EXT (only meaningful with
+ * POSIX_ACL), locks (handled locally by the client).
  */
 static uint64_t init_flags_wanted(const struct fuse_server *s)
 {
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
 		     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
 		     FUSE_MAX_PAGES | FUSE_ASYNC_DIO;
-
 	uint64_t extra = s->opts.extra_init_flags;
 
 	if (s->opts.cache != FUSE_CACHE_NONE)
 		f |= FUSE_CACHE_SYMLINKS | FUSE_AUTO_INVAL_DATA;
+	else
+		f |= FUSE_HANDLE_KILLPRIV_V2;
 	/* Passthrough only where the client caches: with --cache none every
 	 * byte is meant to reach the server. */
 	if (s->opts.cache == FUSE_CACHE_NONE)
@@ -319,6 +329,8 @@ static int op_init(struct fuse_req *r)
 	if (in.flags & FUSE_INIT_EXT)
 		offered |= (uint64_t)in.flags2 << 32;
 	uint64_t flags = offered & init_flags_wanted(s);
+	if (flags & FUSE_PASSTHROUGH)
+		flags &= ~(uint64_t)FUSE_HANDLE_KILLPRIV_V2;
 	out.minor = MIN(in.minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
 	out.flags = (uint32_t)flags;
 	if (in.flags & FUSE_INIT_EXT) {
@@ -328,6 +340,8 @@ static int op_init(struct fuse_req *r)
 	if (flags & FUSE_PASSTHROUGH)
 		FUSE_INIT_OUT_MAX_STACK_DEPTH(&out) = 1;   /* backing files on plain filesystems */
 	atomic_store_explicit(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2) != 0,
 			      memory_order_relaxed);
 	out.max_readahead = MIN(in.max_readahead, s->opts.max_readahead);
 	out.max_background = 64;
@@ -392,6 +406,37 @@ static int op_batch_forget(struct fuse_req *r)
 
 /* ---- nodes ---- */
 
+/*
+ * kill_suidgid() - clear what the VFS clears when a caller without
+ * CAP_FSETID writes or truncates a file (HANDLE_KILLPRIV_V2: the client
+ * asks with FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID or
+ * FUSE_OPEN_KILL_SUIDGID): set-user-id, set-group-id when group-executable,
+ * and the security.capability xattr. Done with the server's own identity;
+ * errors are ignored (the bits stay, as a failed chmod would leave them).
+ */
+static void kill_suidgid(struct fuse_req *r, uint64_t nodeid)
+{
+	const struct fs_ctx self = { 0 };
+	struct stat st;
+	mode_t kill = S_ISUID;
+
+	if (BE_OP(r, getattr)(BE(r), &self, nodeid, &st) || !S_ISREG(st.st_mode))
+		return;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (st.st_mode & kill) {
+		struct fs_setattr sa = { .valid = FATTR_MODE, .mode = st.st_mode & 07777 & ~kill };
+		BE_OP(r, setattr)(BE(r), &self, nodeid, &sa, &st);
+	}
+	if (BE_OP(r, removexattr))
+		BE_OP(r, removexattr)(BE(r), &self, nodeid, "security.capability");
+}
+
+static bool killpriv(const struct fuse_req *r)
+{
+	return atomic_load_explicit(&r->s->killpriv, memory_order_relaxed);
+}
+
 static int op_lookup(struct fuse_req *r)
 {
 	struct fs_entry e;
@@ -448,6 +493,11 @@ static int op_setattr(struct fuse_req *r)
 		return -EINVAL;
 	if ((sa.valid & FATTR_MTIME) && !(sa.valid & FATTR_MTIME_NOW) && in.mtimensec >= 1000000000u)
 		return -EINVAL;
+	/* Truncation by a caller without CAP_FSETID. (For chown the client
+	 * sets the flag whatever the caller; the host's own chown rules
+	 * apply there.) */
+	if (killpriv(r) && (in.valid & FATTR_KILL_SUIDGID) && (in.valid & FATTR_SIZE))
+		kill_suidgid(r, r->hdr.nodeid);
 	int rc = BE_OP(r, setattr)(BE(r), &r->ctx, r->hdr.nodeid, &sa, &st);
 	return rc ? rc : reply_attr(r, &st);
 }
@@ -687,6 +737,8 @@ static int op_open(struct fuse_req *r)
 	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &oo.fh);
 	if (rc)
 		return rc;
+	if (killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC))
+		kill_suidgid(r, r->hdr.nodeid);
 	open_reply_flags(r, r->hdr.nodeid, &oo);
 	return reply_open(r, &oo);
 }
@@ -711,6 +763,10 @@ static int op_create(struct fuse_req *r)
 			      S_IFREG | (in.mode & 07777), in.flags, &e, &fh);
 	if (rc)
 		return rc;
+	if (killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC)) {
+		kill_suidgid(r, e.nodeid);
+		BE_OP(r, getattr)(BE(r), &r->ctx, e.nodeid, &e.st);
+	}
 	fill_entry(r->s, &out.entry, &e);
 	out.open.fh = fh;
 	open_reply_flags(r, e.nodeid, &out.open);
@@ -785,6 +841,8 @@ static int op_write(struct fuse_req *r)
 	ssize_t n = BE_OP(r, write)(BE(r), &r->ctx, in.fh, in.offset, view, cnt);
 	if (n < 0)
 		return (int)n;
+	if (killpriv(r) && (in.write_flags & FUSE_WRITE_KILL_SUIDGID))
+		kill_suidgid(r, r->hdr.nodeid);
 	struct fuse_write_out out = { .size = (uint32_t)n };
 	CTR_ADD(r->s, write_bytes, (uint64_t)n);
 	reply_data(r, &out, sizeof(out));

@@ -113,6 +113,28 @@ case_perms_owner() {
 	touch -h -d '2002-02-03 04:05:06' userlink; stat -c %Y userlink
 }
 
+# Set-id bits after writes, truncation and open(O_TRUNC) by a user without
+# CAP_FSETID (suid goes; sgid goes when group-executable), and by root
+# (they stay). With HANDLE_KILLPRIV_V2 the server clears them itself.
+# (A non-executable sgid file is written by a member of its group: for
+# callers outside the group the host's VFS clears it too, the kernel's FUSE
+# client never does, with or without kvmini.)
+case_killpriv() {
+	chmod 1777 .
+	for m in 6777 2777 4777 2767; do echo a >w$m; chmod $m w$m; done
+	chgrp 1000 w2767; chmod 2767 w2767
+	echo a >t; chmod 6777 t
+	echo a >o; chmod 6777 o
+	echo a >r; chmod 6777 r
+	setpriv --reuid=1000 --regid=1000 --clear-groups sh -c '
+		for f in w6777 w2777 w4777 w2767; do echo b >>$f; done
+		truncate -s 1 t
+		echo c >o
+	'
+	echo b >>r; truncate -s 0 r
+	stat -c '%n %a %s' w6777 w2777 w4777 w2767 t o r
+}
+
 case_xattrs() {
 	echo x >f; mkdir d
 	$h xattr set f user.one value1
@@ -176,7 +198,7 @@ case_space_ops() {
 	sync -d src && echo fdatasync ok
 }
 
-CASES="create_read_write truncate rename links perms_owner xattrs bigdir sparse_large
+CASES="create_read_write truncate rename links perms_owner killpriv xattrs bigdir sparse_large
 	concurrent_writers trees space_ops"
 
 # run_case NAME: the case in MNT and in REF; compare output and trees.

@@ -832,6 +832,93 @@ static void test_passthrough(void)
 	restart(0);
 }
 
+/* --- set-id bits cleared by the server (HANDLE_KILLPRIV_V2) ------------------- */
+
+static mode_t host_mode(const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	host_path(p, sizeof(p), name);
+	CHECK_EQ(stat(p, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void host_chmod(const char *name, mode_t mode)
+{
+	char p[256];
+
+	host_path(p, sizeof(p), name);
+	CHECK_EQ(chmod(p, mode), 0);
+}
+
+static int write_flags(uint64_t nodeid, uint64_t fh, uint32_t write_flags)
+{
+	struct fuse_write_in wi = { .fh = fh, .size = 1, .write_flags = write_flags };
+
+	rq_start(&q, FUSE_WRITE, nodeid);
+	rq_put(&q, &wi, sizeof(wi));
+	rq_put(&q, "z", 1);
+	rq_end(&q);
+	return call(&q, NULL);
+}
+
+static void test_killpriv(void)
+{
+	struct fuse_init_out init;
+	struct fuse_entry_out eo;
+	uint64_t fh;
+
+	/* Cached modes leave it to the client (its cached mode would lie). */
+	server_with(FUSE_CACHE_AUTO, 0);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(!(init.flags & FUSE_HANDLE_KILLPRIV_V2));
+	server_with(FUSE_CACHE_NONE, 0);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(init.flags & FUSE_HANDLE_KILLPRIV_V2);
+
+	host_write("kp", "a", 1);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "kp", &eo), 0);
+	CHECK_EQ(do_open(FUSE_OPEN, eo.nodeid, O_RDWR, &fh), 0);
+	/* Without the flag (a caller with CAP_FSETID) the bits stay. */
+	host_chmod("kp", 06777);
+	CHECK_EQ(write_flags(eo.nodeid, fh, 0), 0);
+	CHECK_EQ(host_mode("kp"), 06777);
+	/* With it: suid goes, sgid goes when group-executable. */
+	CHECK_EQ(write_flags(eo.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 0777);
+	host_chmod("kp", 06767);
+	CHECK_EQ(write_flags(eo.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 02767);
+	/* Truncation asking for it. */
+	host_chmod("kp", 04755);
+	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 0 };
+	rq_start(&q, FUSE_SETATTR, eo.nodeid);
+	rq_put(&q, &sa, sizeof(sa));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	CHECK_EQ(((struct fuse_attr_out *)reply_payload())->attr.mode & 07777, 0755);
+	CHECK_EQ(host_mode("kp"), 0755);
+	/* Open with O_TRUNC asking for it. */
+	host_chmod("kp", 04755);
+	struct fuse_open_in oi = { .flags = O_WRONLY | O_TRUNC,
+				   .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	uint64_t fh2;
+	rq_start(&q, FUSE_OPEN, eo.nodeid);
+	rq_put(&q, &oi, sizeof(oi));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	fh2 = ((struct fuse_open_out *)reply_payload())->fh;
+	CHECK_EQ(host_mode("kp"), 0755);
+	/* A forged node id changes nothing and breaks nothing. */
+	host_chmod("kp", 04755);
+	CHECK_EQ(write_flags(eo.nodeid + 1000, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 04755);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh2), 0);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
+	restart(0);
+}
+
 /* --- names and confinement ------------------------------------------------------ */
 
 static void test_bad_names(void)
@@ -1386,6 +1473,7 @@ int main(void)
 	RUN_TEST(test_write_scattered);
 	RUN_TEST(test_reply_sink);
 	RUN_TEST(test_passthrough);
+	RUN_TEST(test_killpriv);
 	RUN_TEST(test_bad_names);
 	RUN_TEST(test_symlinks_not_followed);
 	RUN_TEST(test_forged_ids);
