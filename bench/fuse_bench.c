@@ -456,6 +456,12 @@ int main(int argc, char **argv)
 	char *buf = aligned_alloc(4096, BLOCK);
 	for (unsigned i = 0; i < BLOCK; i++)
 		buf[i] = (char)(i * 131 + (i >> 12));
+	printf("Same syscalls and sizes on both sides. Writes: open, write() in 1 MiB blocks,\n"
+	       "close(), timed to the close; no fsync on either side. Reads, cold: the file is\n"
+	       "fsync()ed and dropped with POSIX_FADV_DONTNEED first (on the mount side: the\n"
+	       "mount's file and the host file behind it), so both read from disk. Reads, warm:\n"
+	       "read again at once, both with the data in the host's page cache. sync() before\n"
+	       "every phase. Host and mount rounds interleaved; medians.\n");
 	snprintf(modes, sizeof(modes), "%s", o.cache);
 	for (char *save, *mode = strtok_r(modes, ",", &save); mode && nmodes < 8;
 	     mode = strtok_r(NULL, ",", &save)) {
