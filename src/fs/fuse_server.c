@@ -718,7 +718,11 @@ static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_op
 		return;
 	ssize_t rc = BE_OP(r, with_fd)(BE(r), oo->fh, attach_with_fd, &a);
 	if (rc) {
-		CTR_INC(r->s, passthrough_failed);
+		/* The operator hears of it once; the counter keeps the rest. */
+		if (atomic_fetch_add_explicit(&r->s->ctr.passthrough_failed, 1,
+					      memory_order_relaxed) == 0)
+			log_warn("fuse: the kernel refused a passthrough file (%s): such files "
+				 "go through the server", strerror((int)-rc));
 		log_debug("fuse: passthrough for node %llu: %s", (unsigned long long)nodeid,
 			  strerror((int)-rc));
 		return;
