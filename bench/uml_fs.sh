@@ -15,7 +15,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
 
-RUNS=3
+RUNS=5
 MIB=128
 FILES=1000
 KARGS=()

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "fs/fuse_compat.h"
 #include "fs/fuse_dev.h"
 #include "fs/fuse_server.h"
 #include "fs/host_watch.h"
@@ -38,6 +39,10 @@ static const char fuse_mount_usage[] =
 	"                          auto    1 s attribute/entry timeouts, page cache\n"
 	"                                  dropped at each open\n"
 	"                          always  long timeouts, page cache kept\n"
+	"  --no-passthrough      with auto/always, keep file data going through the\n"
+	"                        server (default: FUSE passthrough where the kernel\n"
+	"                        has it, Linux 6.9+: the kernel reads and writes the\n"
+	"                        file kvmini opened, inside DIR, itself)\n"
 	"  --squash-owner U:G    create every file as uid U, gid G; chown is ignored\n"
 	"  --max-fds N           most descriptors held for known files (default half\n"
 	"                        of the open-file limit); past it, unused ones are\n"
@@ -119,6 +124,7 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 		{ "xattr-all", no_argument, NULL, 'x' },
 		{ "no-notify", no_argument, NULL, 'N' },
 		{ "max-watches", required_argument, NULL, 'W' },
+		{ "no-passthrough", no_argument, NULL, 'P' },
 		{ "counters", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -127,13 +133,16 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 	};
 	int c, idx = 0;
 
-	*a = (struct fuse_mount_args){ .threads = 2, .server = { .cache = FUSE_CACHE_AUTO } };
+	*a = (struct fuse_mount_args){ .threads = 2,
+				       .server = { .cache = FUSE_CACHE_AUTO,
+						   .extra_init_flags = FUSE_PASSTHROUGH } };
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'x': a->pt.xattr_all = true; break;
 		case 'N': a->no_notify = true; break;
+		case 'P': a->server.extra_init_flags &= ~FUSE_PASSTHROUGH; break;
 		case 'C': a->counters = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;

@@ -24,6 +24,7 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
+#include "fs/fuse_compat.h"
 
 /* How long shutdown keeps nudging workers out of read() before giving up
  * on joining them (the process exits anyway, which ends the session). */
@@ -42,9 +43,9 @@ struct fuse_worker {
 	size_t out_size;
 	/* Zero-copy READ replies: file data is spliced into data_pipe, the
 	 * header written into msg_pipe, the data moved behind it (pipe to
-	 * pipe, no copy), and the whole message spliced into the device. */
+	 * pipe, no copy), and the whole message spliced into the device.
+	 * The sink also carries the passthrough hooks. */
 	struct fuse_reply_sink sink;
-	bool have_sink;
 	int data_pipe[2];
 	int msg_pipe[2];
 	size_t pipe_cap;
@@ -181,11 +182,36 @@ static int size_pipe(int fd, size_t want)
 	return got < 0 ? fcntl(fd, F_GETPIPE_SZ) : got;
 }
 
-/* Pipes for the READ replies that fit them; larger ones, and all of them
- * when the pipes cannot be made, go through the reply buffer. The header
- * takes a page slot of its own, hence the page kept free. */
+/* FUSE passthrough: register @fd with the kernel as a backing file. */
+static int worker_backing_open(struct fuse_reply_sink *sink, int fd, int32_t *id)
+{
+	struct fuse_worker *w = container_of(sink, struct fuse_worker, sink);
+	struct fuse_backing_map map = { .fd = fd };
+	int rc = ioctl(w->fd, FUSE_DEV_IOC_BACKING_OPEN, &map);
+
+	if (rc < 0)
+		return -errno;
+	*id = rc;
+	return 0;
+}
+
+static void worker_backing_close(struct fuse_reply_sink *sink, int32_t id)
+{
+	struct fuse_worker *w = container_of(sink, struct fuse_worker, sink);
+	uint32_t u = (uint32_t)id;
+
+	if (ioctl(w->fd, FUSE_DEV_IOC_BACKING_CLOSE, &u) < 0)
+		log_debug("fuse: closing backing id %d: %s", id, strerror(errno));
+}
+
+/* Passthrough hooks always; pipes for the READ replies that fit them
+ * (larger ones, and all of them when the pipes cannot be made, go through
+ * the reply buffer). The header takes a page slot of its own, hence the
+ * page kept free. */
 static void worker_init_sink(struct fuse_worker *w)
 {
+	w->sink = (struct fuse_reply_sink){ .backing_open = worker_backing_open,
+					    .backing_close = worker_backing_close };
 	if (pipe2(w->data_pipe, O_CLOEXEC) < 0 || pipe2(w->msg_pipe, O_CLOEXEC) < 0)
 		return;
 	int a = size_pipe(w->data_pipe[1], w->out_size + 4096);
@@ -193,8 +219,8 @@ static void worker_init_sink(struct fuse_worker *w)
 	if (a < 65536 || b < 65536)
 		return;
 	w->pipe_cap = (size_t)MIN(a, b) - 4096;
-	w->sink = (struct fuse_reply_sink){ .reply_fd = worker_reply_fd, .min_len = 32768 };
-	w->have_sink = true;
+	w->sink.reply_fd = worker_reply_fd;
+	w->sink.min_len = 32768;
 }
 
 static void worker_close_sink(struct fuse_worker *w)
@@ -232,8 +258,7 @@ static void *worker_main(void *arg)
 		}
 		struct iovec in = { .iov_base = w->in, .iov_len = (size_t)n };
 		struct iovec out = { .iov_base = w->out, .iov_len = w->out_size };
-		size_t len = fuse_server_handle_sink(d->server, &in, 1, &out, 1,
-						     w->have_sink ? &w->sink : NULL);
+		size_t len = fuse_server_handle_sink(d->server, &in, 1, &out, 1, &w->sink);
 		if (len && send_reply(w, len) == -ENODEV) {
 			signal_ended(d);
 			break;

@@ -21,6 +21,8 @@
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
+#include "fs/fuse_backing.h"
+#include "fs/fuse_compat.h"
 
 /* Every argument but WRITE data and xattr values fits here: RENAME2 with two
  * names, SYMLINK with a name and a PATH_MAX target. */
@@ -60,11 +62,18 @@ struct fuse_server {
 	/* Atomic too: a hostile client may send INIT beside other requests. */
 	atomic_uint proto_minor;
 	atomic_uint max_write;
+	/* FUSE_PASSTHROUGH negotiated: OPEN and CREATE hand the kernel the
+	 * file's descriptor (backing ids in @backing). */
+	atomic_bool passthrough;
+	struct fuse_backing_table *backing;
+	/* FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are ours to clear. */
+	atomic_bool killpriv;
 
 	struct {
 		atomic_uint_least64_t requests, replies_ok, replies_error, replies_none,
 			requests_malformed, requests_unknown, requests_before_init,
-			replies_overflow, read_bytes, read_bytes_sink, write_bytes;
+			replies_overflow, read_bytes, read_bytes_sink, write_bytes,
+			opens_passthrough, passthrough_failed;
 		/* Requests per known opcode, for the operator's view of a workload. */
 		atomic_uint_least64_t by_op[FUSE_SYNCFS + 1];
 		atomic_uint_least64_t notify_sent, notify_unknown, notify_dropped, notify_failed;
@@ -255,11 +264,9 @@ static int reply_attr(struct fuse_req *r, const struct stat *st)
 	return 0;
 }
 
-static int reply_open(struct fuse_req *r, uint64_t fh, uint32_t open_flags)
+static int reply_open(struct fuse_req *r, const struct fuse_open_out *oo)
 {
-	struct fuse_open_out oo = { .fh = fh, .open_flags = open_flags };
-
-	reply_data(r, &oo, sizeof(oo));
+	reply_data(r, oo, sizeof(*oo));
 	return 0;
 }
 
@@ -274,21 +281,35 @@ static int reply_open(struct fuse_req *r, uint64_t fh, uint32_t open_flags)
 
 /*
  * init_flags_wanted() - the INIT flags this server takes when offered.
+ * HANDLE_KILLPRIV_V2, with --cache none only: the server clears set-id bits
+ * on write, truncate and open with O_TRUNC (kill_suidgid), so the client
+ * marks inodes S_NOSEC and stops asking GETXATTR("security.capability")
+ * before every write. Not where attributes are cached: the client would go
+ * on seeing (and exec honouring) a set-id bit the server just cleared until
+ * its attributes expire. Not with passthrough either (writes never reach
+ * the server; op_init drops it).
  * Left out on purpose: WRITEBACK_CACHE (the client would own file sizes and
- * times), POSIX_ACL and HANDLE_KILLPRIV(_V2) (the client kernel does ACL
- * checks and suid clearing itself, which stays correct), EXPORT_SUPPORT
- * (needs lookups of "." and "..", which are refused), SETXATTR_EXT (only
- * meaningful with POSIX_ACL), locks (handled locally by the client).
+ * times, and stop seeing the host's changes), POSIX_ACL (the client kernel
+ * does ACL checks itself), HANDLE_KILLPRIV v1, EXPORT_SUPPORT (needs lookups
+ * of "." and "..", which are refused), SETXATTR_EXT (only meaningful with
+ * POSIX_ACL), locks (handled locally by the client).
  */
-static uint32_t init_flags_wanted(const struct fuse_server *s)
+static uint64_t init_flags_wanted(const struct fuse_server *s)
 {
-	uint32_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
 		     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
 		     FUSE_MAX_PAGES | FUSE_ASYNC_DIO;
+	uint64_t extra = s->opts.extra_init_flags;
 
 	if (s->opts.cache != FUSE_CACHE_NONE)
 		f |= FUSE_CACHE_SYMLINKS | FUSE_AUTO_INVAL_DATA;
-	return f | s->opts.extra_init_flags;
+	else
+		f |= FUSE_HANDLE_KILLPRIV_V2;
+	/* Passthrough only where the client caches: with --cache none every
+	 * byte is meant to reach the server. */
+	if (s->opts.cache == FUSE_CACHE_NONE)
+		extra &= ~FUSE_PASSTHROUGH;
+	return f | extra;
 }
 
 static int op_init(struct fuse_req *r)
@@ -307,11 +328,30 @@ static int op_init(struct fuse_req *r)
 	}
 	if (in.major < FUSE_KERNEL_VERSION || in.minor < FUSE_SERVER_MIN_MINOR)
 		return -EPROTO;
-	if (atomic_load_explicit(&s->initialized, memory_order_relaxed))
+	if (atomic_load_explicit(&s->initialized, memory_order_relaxed)) {
 		BE(r)->ops->reset(BE(r));
+		fuse_backing_clear(s->backing);
+	}
 
+	/* Flags past bit 31 travel in flags2 when the client sets INIT_EXT. */
+	uint64_t offered = in.flags;
+	if (in.flags & FUSE_INIT_EXT)
+		offered |= (uint64_t)in.flags2 << 32;
+	uint64_t flags = offered & init_flags_wanted(s);
+	if (flags & FUSE_PASSTHROUGH)
+		flags &= ~(uint64_t)FUSE_HANDLE_KILLPRIV_V2;
 	out.minor = MIN(in.minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
-	out.flags = in.flags & init_flags_wanted(s);
+	out.flags = (uint32_t)flags;
+	if (in.flags & FUSE_INIT_EXT) {
+		out.flags |= FUSE_INIT_EXT;
+		out.flags2 = (uint32_t)(flags >> 32);
+	}
+	if (flags & FUSE_PASSTHROUGH)
+		FUSE_INIT_OUT_MAX_STACK_DEPTH(&out) = 1;   /* backing files on plain filesystems */
+	atomic_store_explicit(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s->killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2) != 0,
+			      memory_order_relaxed);
 	out.max_readahead = MIN(in.max_readahead, s->opts.max_readahead);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
@@ -332,6 +372,7 @@ static int op_init(struct fuse_req *r)
 static int op_destroy(struct fuse_req *r)
 {
 	BE(r)->ops->reset(BE(r));
+	fuse_backing_clear(r->s->backing);
 	atomic_store_explicit(&r->s->initialized, false, memory_order_release);
 	return 0;
 }
@@ -373,6 +414,37 @@ static int op_batch_forget(struct fuse_req *r)
 }
 
 /* ---- nodes ---- */
+
+/*
+ * kill_suidgid() - clear what the VFS clears when a caller without
+ * CAP_FSETID writes or truncates a file (HANDLE_KILLPRIV_V2: the client
+ * asks with FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID or
+ * FUSE_OPEN_KILL_SUIDGID): set-user-id, set-group-id when group-executable,
+ * and the security.capability xattr. Done with the server's own identity;
+ * errors are ignored (the bits stay, as a failed chmod would leave them).
+ */
+static void kill_suidgid(struct fuse_req *r, uint64_t nodeid)
+{
+	const struct fs_ctx self = { 0 };
+	struct stat st;
+	mode_t kill = S_ISUID;
+
+	if (BE_OP(r, getattr)(BE(r), &self, nodeid, &st) || !S_ISREG(st.st_mode))
+		return;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (st.st_mode & kill) {
+		struct fs_setattr sa = { .valid = FATTR_MODE, .mode = st.st_mode & 07777 & ~kill };
+		BE_OP(r, setattr)(BE(r), &self, nodeid, &sa, &st);
+	}
+	if (BE_OP(r, removexattr))
+		BE_OP(r, removexattr)(BE(r), &self, nodeid, "security.capability");
+}
+
+static bool killpriv(const struct fuse_req *r)
+{
+	return atomic_load_explicit(&r->s->killpriv, memory_order_relaxed);
+}
 
 static int op_lookup(struct fuse_req *r)
 {
@@ -430,6 +502,11 @@ static int op_setattr(struct fuse_req *r)
 		return -EINVAL;
 	if ((sa.valid & FATTR_MTIME) && !(sa.valid & FATTR_MTIME_NOW) && in.mtimensec >= 1000000000u)
 		return -EINVAL;
+	/* Truncation by a caller without CAP_FSETID. (For chown the client
+	 * sets the flag whatever the caller; the host's own chown rules
+	 * apply there.) */
+	if (killpriv(r) && (in.valid & FATTR_KILL_SUIDGID) && (in.valid & FATTR_SIZE))
+		kill_suidgid(r, r->hdr.nodeid);
 	int rc = BE_OP(r, setattr)(BE(r), &r->ctx, r->hdr.nodeid, &sa, &st);
 	return rc ? rc : reply_attr(r, &st);
 }
@@ -593,14 +670,90 @@ static uint32_t file_open_flags(const struct fuse_server *s)
 	return s->open_flags | (s->be->ops->flush ? 0 : FOPEN_NOFLUSH);
 }
 
+/* ---- passthrough: the kernel does a file's I/O on the backend's fd ---- */
+
+struct backing_arg {
+	struct fuse_req *r;
+	uint64_t nodeid, fh;
+	int32_t id;
+};
+
+static int sink_backing_open(void *ctx, int fd, int32_t *id)
+{
+	struct fuse_reply_sink *sink = ctx;
+
+	return sink->backing_open(sink, fd, id);
+}
+
+static void sink_backing_close(void *ctx, int32_t id)
+{
+	struct fuse_reply_sink *sink = ctx;
+
+	sink->backing_close(sink, id);
+}
+
+static const struct fuse_backing_ops sink_backing_ops = {
+	.open = sink_backing_open,
+	.close = sink_backing_close,
+};
+
+static ssize_t attach_with_fd(void *arg, int fd)
+{
+	struct backing_arg *a = arg;
+
+	return fuse_backing_attach(a->r->s->backing, a->nodeid, a->fh, fd, &sink_backing_ops,
+				   a->r->sink, &a->id);
+}
+
+static bool passthrough_usable(const struct fuse_req *r)
+{
+	return atomic_load_explicit(&r->s->passthrough, memory_order_relaxed) && r->sink &&
+	       r->sink->backing_open && r->sink->backing_close && BE_OP(r, with_fd);
+}
+
+/*
+ * open_reply_flags() - FOPEN_* and backing id for a new handle of a node.
+ * With passthrough every open of a regular file asks for it (the kernel
+ * refuses mixing passthrough and cached opens of one inode); it keeps only
+ * the flags the kernel allows beside FOPEN_PASSTHROUGH (KEEP_CACHE goes:
+ * the page cache is the host file's own).
+ */
+static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_open_out *oo)
+{
+	struct backing_arg a = { .r = r, .nodeid = nodeid, .fh = oo->fh };
+
+	oo->open_flags = file_open_flags(r->s);
+	if (!passthrough_usable(r))
+		return;
+	ssize_t rc = BE_OP(r, with_fd)(BE(r), oo->fh, attach_with_fd, &a);
+	if (rc) {
+		/* The operator hears of it once; the counter keeps the rest. */
+		if (atomic_fetch_add_explicit(&r->s->ctr.passthrough_failed, 1,
+					      memory_order_relaxed) == 0)
+			log_warn("fuse: the kernel refused a passthrough file (%s): such files "
+				 "go through the server", strerror((int)-rc));
+		log_debug("fuse: passthrough for node %llu: %s", (unsigned long long)nodeid,
+			  strerror((int)-rc));
+		return;
+	}
+	CTR_INC(r->s, opens_passthrough);
+	oo->open_flags = (oo->open_flags & FOPEN_NOFLUSH) | FOPEN_PASSTHROUGH;
+	FUSE_OPEN_OUT_BACKING_ID(oo) = (uint32_t)a.id;
+}
+
 static int op_open(struct fuse_req *r)
 {
 	struct fuse_open_in in;
-	uint64_t fh;
+	struct fuse_open_out oo = { 0 };
 
 	ARG(r, in);
-	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &fh);
-	return rc ? rc : reply_open(r, fh, file_open_flags(r->s));
+	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &oo.fh);
+	if (rc)
+		return rc;
+	if (killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC))
+		kill_suidgid(r, r->hdr.nodeid);
+	open_reply_flags(r, r->hdr.nodeid, &oo);
+	return reply_open(r, &oo);
 }
 
 static int op_create(struct fuse_req *r)
@@ -623,9 +776,13 @@ static int op_create(struct fuse_req *r)
 			      S_IFREG | (in.mode & 07777), in.flags, &e, &fh);
 	if (rc)
 		return rc;
+	if (killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC)) {
+		kill_suidgid(r, e.nodeid);
+		BE_OP(r, getattr)(BE(r), &r->ctx, e.nodeid, &e.st);
+	}
 	fill_entry(r->s, &out.entry, &e);
 	out.open.fh = fh;
-	out.open.open_flags = file_open_flags(r->s);
+	open_reply_flags(r, e.nodeid, &out.open);
 	reply_data(r, &out, sizeof(out));
 	return 0;
 }
@@ -649,7 +806,7 @@ static bool read_via_sink(struct fuse_req *r, const struct fuse_read_in *in, siz
 {
 	struct sink_read sr = { .r = r, .off = in->offset, .len = size };
 
-	if (!r->sink || !BE_OP(r, with_fd) || size < r->sink->min_len)
+	if (!r->sink || !r->sink->reply_fd || !BE_OP(r, with_fd) || size < r->sink->min_len)
 		return false;
 	ssize_t n = BE_OP(r, with_fd)(BE(r), in->fh, read_to_sink, &sr);
 	if (n < 0)
@@ -697,6 +854,8 @@ static int op_write(struct fuse_req *r)
 	ssize_t n = BE_OP(r, write)(BE(r), &r->ctx, in.fh, in.offset, view, cnt);
 	if (n < 0)
 		return (int)n;
+	if (killpriv(r) && (in.write_flags & FUSE_WRITE_KILL_SUIDGID))
+		kill_suidgid(r, r->hdr.nodeid);
 	struct fuse_write_out out = { .size = (uint32_t)n };
 	CTR_ADD(r->s, write_bytes, (uint64_t)n);
 	reply_data(r, &out, sizeof(out));
@@ -708,6 +867,8 @@ static int op_release(struct fuse_req *r)
 	struct fuse_release_in in;
 
 	ARG(r, in);
+	if (r->sink && r->sink->backing_close)
+		fuse_backing_detach(r->s->backing, in.fh, &sink_backing_ops, r->sink);
 	return BE_OP(r, release)(BE(r), in.fh);
 }
 
@@ -779,7 +940,8 @@ static int op_opendir(struct fuse_req *r)
 
 	ARG(r, in);
 	int rc = BE_OP(r, opendir)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &fh);
-	return rc ? rc : reply_open(r, fh, r->s->opendir_flags);
+	struct fuse_open_out oo = { .fh = fh, .open_flags = r->s->opendir_flags };
+	return rc ? rc : reply_open(r, &oo);
 }
 
 /* Encodes entries straight into the reply iovecs. */
@@ -1248,7 +1410,9 @@ struct fuse_server *fuse_server_new(struct fs_backend *be, const struct fuse_ser
 		s->opts.max_readahead = DEFAULT_MAX_WRITE;
 	apply_cache_policy(s);
 	atomic_init(&s->initialized, false);
-	if (pthread_rwlock_init(&s->lifecycle, NULL)) {
+	s->backing = fuse_backing_new();
+	if (!s->backing || pthread_rwlock_init(&s->lifecycle, NULL)) {
+		fuse_backing_free(s->backing);
 		free(s);
 		return NULL;
 	}
@@ -1260,6 +1424,7 @@ void fuse_server_free(struct fuse_server *s)
 	if (!s)
 		return;
 	pthread_rwlock_destroy(&s->lifecycle);
+	fuse_backing_free(s->backing);
 	free(s);
 }
 
@@ -1300,6 +1465,8 @@ void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_co
 	LOAD(read_bytes);
 	LOAD(read_bytes_sink);
 	LOAD(write_bytes);
+	LOAD(opens_passthrough);
+	LOAD(passthrough_failed);
 	LOAD(notify_sent);
 	LOAD(notify_unknown);
 	LOAD(notify_dropped);
@@ -1316,13 +1483,14 @@ void fuse_server_dump_counters(const struct fuse_server *s, FILE *out)
 		"fuse_replies_none %llu\nfuse_requests_malformed %llu\n"
 		"fuse_requests_unknown %llu\nfuse_requests_before_init %llu\n"
 		"fuse_replies_overflow %llu\nfuse_read_bytes %llu\nfuse_read_bytes_sink %llu\n"
-		"fuse_write_bytes %llu\n",
+		"fuse_write_bytes %llu\nfuse_opens_passthrough %llu\nfuse_passthrough_failed %llu\n",
 		(unsigned long long)c.requests, (unsigned long long)c.replies_ok,
 		(unsigned long long)c.replies_error, (unsigned long long)c.replies_none,
 		(unsigned long long)c.requests_malformed, (unsigned long long)c.requests_unknown,
 		(unsigned long long)c.requests_before_init, (unsigned long long)c.replies_overflow,
 		(unsigned long long)c.read_bytes, (unsigned long long)c.read_bytes_sink,
-		(unsigned long long)c.write_bytes);
+		(unsigned long long)c.write_bytes, (unsigned long long)c.opens_passthrough,
+		(unsigned long long)c.passthrough_failed);
 	fprintf(out, "fuse_notify_sent %llu\nfuse_notify_unknown %llu\nfuse_notify_dropped %llu\n"
 		"fuse_notify_failed %llu\n",
 		(unsigned long long)c.notify_sent, (unsigned long long)c.notify_unknown,

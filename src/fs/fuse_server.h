@@ -60,9 +60,11 @@ struct fuse_server_opts {
 	uint32_t max_write;
 	/* Upper bound for the readahead the client asks for. 0: 1 MiB. */
 	uint32_t max_readahead;
-	/* Flags the transport can honour on top of the server's own (e.g.
-	 * FUSE_SPLICE_* for /dev/fuse); 0 for none. */
-	uint32_t extra_init_flags;
+	/* INIT flags (64-bit, as flags | flags2 << 32) the transport can
+	 * honour on top of the server's own, e.g. FUSE_PASSTHROUGH for
+	 * /dev/fuse (then its reply sink must have the backing hooks); 0 for
+	 * none. */
+	uint64_t extra_init_flags;
 };
 
 /* Counters, all monotonic. */
@@ -78,6 +80,8 @@ struct fuse_server_counters {
 	uint64_t read_bytes;          /* READ payload returned */
 	uint64_t read_bytes_sink;     /* ... of which sent through a reply sink */
 	uint64_t write_bytes;         /* WRITE payload accepted */
+	uint64_t opens_passthrough;   /* OPEN/CREATE answered with FOPEN_PASSTHROUGH */
+	uint64_t passthrough_failed;  /* ... that could not be (answered cached instead) */
 	/* Notifications (fuse_server_notify_*). */
 	uint64_t notify_sent;         /* taken by the transport */
 	uint64_t notify_unknown;      /* the client caches nothing of that node (ENOENT) */
@@ -108,10 +112,16 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
 			  const struct iovec *out, unsigned out_cnt);
 
 /*
- * A transport's zero-copy path for READ replies (/dev/fuse: splice from the
- * file into a pipe, then into the device). The server uses it for reads of
- * at least @min_len bytes when the backend can lend its descriptor
- * (fs_backend_ops.with_fd); otherwise replies go through the reply buffer.
+ * What a transport can do with the backend's host descriptors (/dev/fuse).
+ * Each hook may be NULL.
+ *  - reply_fd: the zero-copy path for READ replies (splice from the file
+ *    into a pipe, then into the device). The server uses it for reads of at
+ *    least @min_len bytes when the backend can lend its descriptor
+ *    (fs_backend_ops.with_fd); otherwise replies go through the reply buffer.
+ *  - backing_open/backing_close: FUSE passthrough (FUSE_DEV_IOC_BACKING_*),
+ *    used when FUSE_PASSTHROUGH was negotiated: the kernel then reads and
+ *    writes the file itself, through the descriptor the backend opened
+ *    (confined like every other), and the server sees OPEN and RELEASE only.
  */
 struct fuse_reply_sink {
 	/* Reply to request @unique with up to @len bytes of @fd from @off.
@@ -121,6 +131,9 @@ struct fuse_reply_sink {
 	ssize_t (*reply_fd)(struct fuse_reply_sink *sink, uint64_t unique, int fd,
 			    uint64_t off, size_t len);
 	size_t min_len;
+	/* Register @fd as a backing file: 0 with *@id set, or -errno. */
+	int (*backing_open)(struct fuse_reply_sink *sink, int fd, int32_t *id);
+	void (*backing_close)(struct fuse_reply_sink *sink, int32_t id);
 };
 
 /* fuse_server_handle() with a reply sink (may be NULL). Returns 0 also when

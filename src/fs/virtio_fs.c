@@ -97,11 +97,19 @@ static void post_to_loop(struct virtio_fs *fs)
 		log_warn("virtio-fs: interrupt eventfd: %s", strerror(errno));
 }
 
-/* The driver asked for an interrupt on queue @q: have the loop thread send
- * it. Several requests before the loop runs make one interrupt. */
+/* The driver asked for an interrupt on queue @q: send it from this thread
+ * when the transport can (vhost-user with a call fd: one write, no wake-up
+ * of the loop thread on the way), else have the loop thread send it;
+ * several requests before the loop runs then make one interrupt. */
 static void post_interrupt(struct virtio_fs *fs, unsigned q)
 {
+	struct virtio_transport *t = fs->vdev.transport;
+
 	CTR_INC(fs, tx_interrupts_requested);
+	if (t && t->ops->signal_used_direct && t->ops->signal_used_direct(t, q)) {
+		CTR_INC(fs, tx_interrupts_sent);
+		return;
+	}
 	if (!__atomic_exchange_n(&fs->q[q].irq_pending, true, __ATOMIC_SEQ_CST))
 		post_to_loop(fs);
 }

@@ -27,10 +27,11 @@
  * event-loop thread that receives the kicks. struct virtqueue is
  * single-threaded, so each queue has a mutex held only around pop, push and
  * publish; the FUSE work runs outside it, so several workers serve one queue
- * at once. Interrupts and NEEDS_RESET are not sent from workers (the
- * vhost-user transport's signal_used writes a socket the loop thread owns):
- * workers flag the queue and write an eventfd watched on dev->loop, and the
- * loop-thread handler calls the transport.
+ * at once. A worker sends a used-buffer interrupt itself when the transport
+ * can take it from any thread (signal_used_direct: vhost-user with a call
+ * fd). Otherwise, and for NEEDS_RESET, workers flag the queue and write an
+ * eventfd watched on dev->loop, and the loop-thread handler calls the
+ * transport (vhost-user's in-band calls use a socket the loop thread owns).
  *
  * Pause gate (pause_gate.h): workers take a request only through the gate,
  * and leave it only once the request is answered (pushed and published).
@@ -109,7 +110,7 @@ struct virtio_fs_config_notify {
 	X(used_add_failed,               "used-ring entries that could not be written") \
 	X(avail_index_invalid,           "queues poisoned by a broken avail ring") \
 	X(tx_interrupts_requested,       "used-ring updates the driver asked an interrupt for") \
-	X(tx_interrupts_sent,            "interrupts sent by the event-loop thread (coalesced)") \
+	X(tx_interrupts_sent,            "interrupts sent: by a worker, or by the loop thread (coalesced)") \
 	X(pauses,                        "times the workers were stopped at a request boundary")
 
 struct virtio_fs_counters {

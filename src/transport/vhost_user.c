@@ -546,9 +546,11 @@ static void vu_vring_clear(struct vhost_user_server *s, unsigned q)
 	struct vhost_user_vring *vr = &s->vrings[q];
 
 	vu_set_kick_fd(s, vr, -1);
-	close_fd(&vr->call_fd);
 	close_fd(&vr->err_fd);
+	pthread_mutex_lock(&s->call_lock);
+	close_fd(&vr->call_fd);
 	vu_vring_init(s, q);
+	pthread_mutex_unlock(&s->call_lock);
 }
 
 /* ---- request handlers ---------------------------------------------- */
@@ -755,7 +757,9 @@ static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
 	int fd = req->nfds ? take_fd(req->fds, 0) : -1;
 	struct stat st;
 
+	pthread_mutex_lock(&s->call_lock);
 	close_fd(&vr->call_fd);
+	pthread_mutex_unlock(&s->call_lock);
 	vr->call_pending = false;
 	if (fd < 0)
 		return 0;
@@ -771,15 +775,18 @@ static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
 		req->why = "call fd is a pipe (use an eventfd or a socket)";
 		return -EINVAL;
 	}
-	vr->call_is_socket = S_ISSOCK(st.st_mode);
+	bool is_socket = S_ISSOCK(st.st_mode);
 	/* Sockets are written with MSG_DONTWAIT; an eventfd the front-end
 	 * filled to the brim must not block the loop either. */
-	if (!vr->call_is_socket && set_nonblock(fd) < 0) {
+	if (!is_socket && set_nonblock(fd) < 0) {
 		close(fd);
 		req->why = "call fd unusable";
 		return -EINVAL;
 	}
+	pthread_mutex_lock(&s->call_lock);
+	vr->call_is_socket = is_socket;
 	vr->call_fd = fd;
+	pthread_mutex_unlock(&s->call_lock);
 	return 0;
 }
 
@@ -1066,12 +1073,13 @@ static void vu_call_fd(struct vhost_user_server *s, struct vhost_user_vring *vr)
 		n = send(vr->call_fd, &one, sizeof(one), MSG_DONTWAIT | MSG_NOSIGNAL);
 	else
 		n = write(vr->call_fd, &one, sizeof(one));
+	/* Atomic: device workers come here too (vu_signal_used_direct). */
 	if (n == sizeof(one))
-		s->counters.tx_calls++;
-	else if (n < 0 && errno == EAGAIN)
-		s->counters.tx_calls_coalesced++;   /* the driver has one unread */
+		__atomic_fetch_add(&s->counters.tx_calls, 1, __ATOMIC_RELAXED);
+	else if (n < 0 && errno == EAGAIN)   /* the driver has one unread */
+		__atomic_fetch_add(&s->counters.tx_calls_coalesced, 1, __ATOMIC_RELAXED);
 	else
-		s->counters.tx_calls_dropped++;
+		__atomic_fetch_add(&s->counters.tx_calls_dropped, 1, __ATOMIC_RELAXED);
 }
 
 static void vu_signal_used(struct virtio_transport *t, unsigned q)
@@ -1090,6 +1098,28 @@ static void vu_signal_used(struct virtio_transport *t, unsigned q)
 		vu_call_inband(s, vr);
 	else
 		s->counters.tx_calls_dropped++;
+}
+
+/*
+ * vu_signal_used_direct() - interrupt from any thread, when a call fd is
+ * set: one write, no trip through the loop thread. Returns false when there
+ * is no call fd (in-band calls, which use the loop-owned channel, or none
+ * yet): the caller then goes through signal_used on the loop thread.
+ */
+static bool vu_signal_used_direct(struct virtio_transport *t, unsigned q)
+{
+	struct vhost_user_server *s = container_of(t, struct vhost_user_server, transport);
+	bool sent = false;
+
+	if (q >= s->dev->num_queues)
+		return true;        /* nothing to signal */
+	pthread_mutex_lock(&s->call_lock);
+	if (s->vrings[q].call_fd >= 0) {
+		vu_call_fd(s, &s->vrings[q]);
+		sent = true;
+	}
+	pthread_mutex_unlock(&s->call_lock);
+	return sent;
 }
 
 static void vu_send_config_change(struct vhost_user_server *s)
@@ -1120,6 +1150,7 @@ static void vu_signal_config(struct virtio_transport *t)
 
 static const struct virtio_transport_ops vu_transport_ops = {
 	.signal_used = vu_signal_used,
+	.signal_used_direct = vu_signal_used_direct,
 	.signal_config = vu_signal_config,
 };
 
@@ -1487,6 +1518,7 @@ int vhost_user_server_init(struct vhost_user_server *s, struct virtio_device *de
 	int r;
 
 	memset(s, 0, sizeof(*s));
+	s->call_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	s->listen_fd = s->conn_fd = s->backend_fd = -1;
 	if (!dev || !dev->ops || !loop || dev->num_queues == 0 ||
 	    dev->num_queues > VHOST_USER_MAX_QUEUES)

@@ -22,6 +22,7 @@
 #ifndef KVMINI_TRANSPORT_VHOST_USER_H
 #define KVMINI_TRANSPORT_VHOST_USER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -110,6 +111,10 @@ struct vhost_user_server {
 	struct vhost_user_rx *rx;
 
 	struct vhost_user_counters counters;
+	/* Guards vrings[].call_fd and call_is_socket: the loop thread changes
+	 * them under it, device workers signal through them under it
+	 * (transport op signal_used_direct). */
+	pthread_mutex_t call_lock;
 };
 
 /*

@@ -55,6 +55,10 @@ struct virtio_device_ops {
 struct virtio_transport_ops {
 	/* Interrupt the driver for used buffers on queue @q. */
 	void (*signal_used)(struct virtio_transport *t, unsigned q);
+	/* The same from any thread (a device's workers), where the transport
+	 * can: returns false when it cannot now, and the device must then use
+	 * signal_used on the loop thread. May be NULL. */
+	bool (*signal_used_direct)(struct virtio_transport *t, unsigned q);
 	/* Interrupt the driver for a config change (or NEEDS_RESET). */
 	void (*signal_config)(struct virtio_transport *t);
 };

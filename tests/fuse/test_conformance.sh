@@ -7,7 +7,11 @@
 # same thing and leave the same tree, and when the shared directory on the
 # host holds exactly what the mount shows.
 #
-# Then three mounts with other options: --cache none, --squash-owner, and a
+# The first mount has the default options: on kernels with FUSE passthrough
+# (Linux 6.9+) file data then goes from the kernel to the files kvmini
+# opened, and the run checks that it did. Then all cases again with
+# --no-passthrough (every byte through the server, the client's page cache),
+# and three mounts with other options: --cache none, --squash-owner, and a
 # bound of 16 descriptors (--max-fds) over a tree of thousands of files.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -109,6 +113,28 @@ case_perms_owner() {
 	touch -h -d '2002-02-03 04:05:06' userlink; stat -c %Y userlink
 }
 
+# Set-id bits after writes, truncation and open(O_TRUNC) by a user without
+# CAP_FSETID (suid goes; sgid goes when group-executable), and by root
+# (they stay). With HANDLE_KILLPRIV_V2 the server clears them itself.
+# (A non-executable sgid file is written by a member of its group: for
+# callers outside the group the host's VFS clears it too, the kernel's FUSE
+# client never does, with or without kvmini.)
+case_killpriv() {
+	chmod 1777 .
+	for m in 6777 2777 4777 2767; do echo a >w$m; chmod $m w$m; done
+	chgrp 1000 w2767; chmod 2767 w2767
+	echo a >t; chmod 6777 t
+	echo a >o; chmod 6777 o
+	echo a >r; chmod 6777 r
+	setpriv --reuid=1000 --regid=1000 --clear-groups sh -c '
+		for f in w6777 w2777 w4777 w2767; do echo b >>$f; done
+		truncate -s 1 t
+		echo c >o
+	'
+	echo b >>r; truncate -s 0 r
+	stat -c '%n %a %s' w6777 w2777 w4777 w2767 t o r
+}
+
 case_xattrs() {
 	echo x >f; mkdir d
 	$h xattr set f user.one value1
@@ -172,7 +198,7 @@ case_space_ops() {
 	sync -d src && echo fdatasync ok
 }
 
-CASES="create_read_write truncate rename links perms_owner xattrs bigdir sparse_large
+CASES="create_read_write truncate rename links perms_owner killpriv xattrs bigdir sparse_large
 	concurrent_writers trees space_ops"
 
 # run_case NAME: the case in MNT and in REF; compare output and trees.
@@ -198,7 +224,7 @@ run_case() {
 	fi
 }
 
-if ! f_mount "$SHARE" "$MNT" --threads 4; then
+if ! f_mount "$SHARE" "$MNT" --threads 4 --counters; then
 	fail "mount"
 	f_end
 fi
@@ -212,6 +238,33 @@ if f_unmount "$MNT" "$F_PID"; then
 else
 	fail "umount: kvmini did not exit 0"
 	tail -n 5 "$MNT.log" | sed 's/^/    | /'
+fi
+
+# Passthrough was used where the kernel has it (6.9+), and never refused.
+pt_opens=$(awk '$1 == "fuse_opens_passthrough" { print $2 }' "$MNT.log")
+pt_failed=$(awk '$1 == "fuse_passthrough_failed" { print $2 }' "$MNT.log")
+kver=$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')
+if [ "$kver" -lt 6009 ]; then
+	note "kernel $(uname -r) has no FUSE passthrough: cases ran through the server"
+elif [ "${pt_opens:-0}" -gt 0 ] && [ "${pt_failed:-1}" -eq 0 ]; then
+	pass "passthrough: $pt_opens opens handed to the kernel, 0 refused"
+else
+	fail "passthrough: opens ${pt_opens:-?}, refused ${pt_failed:-?} (log: $MNT.log)"
+fi
+
+# --no-passthrough: the same cases with every byte through the server.
+SHARE1=$F_RUN/share-nopt
+MNT1=$F_RUN/mnt-nopt
+if f_mount "$SHARE1" "$MNT1" --threads 4 --no-passthrough; then
+	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
+	MNT=$MNT1 SHARE=$SHARE1 REF=$F_RUN/ref-nopt
+	for c in $CASES; do
+		run_case "$c"
+	done
+	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
+	f_unmount "$MNT1" "$F_PID" || fail "umount --no-passthrough: kvmini did not exit 0"
+else
+	fail "mount --no-passthrough"
 fi
 
 # ---------------------------------------------------------------- other mounts

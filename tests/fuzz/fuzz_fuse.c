@@ -51,6 +51,7 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
+#include "fs/fuse_compat.h"
 #include "fs/fuse_server.h"
 #include "fs/passthrough.h"
 
@@ -290,6 +291,32 @@ static ssize_t fuzz_reply_fd(struct fuse_reply_sink *sink, uint64_t unique, int 
 	return n < 0 ? 0 : n;
 }
 
+/* Passthrough hooks: ids handed out and closed must pair up; a close of an
+ * id that is not open (twice, or never handed out) is a bug. */
+#define MAX_BACKING_IDS 4096
+static bool backing_live[MAX_BACKING_IDS];
+static int32_t backing_next;
+
+static int fuzz_backing_open(struct fuse_reply_sink *sink, int fd, int32_t *id)
+{
+	struct fuzz_sink *fs = (struct fuzz_sink *)sink;
+
+	if (fcntl(fd, F_GETFD) < 0)
+		FAIL("backing_open with a dead descriptor %d", fd);
+	if (fs->refuse || backing_next >= MAX_BACKING_IDS)
+		return -EPERM;
+	*id = backing_next++;
+	backing_live[*id] = true;
+	return 0;
+}
+
+static void fuzz_backing_close(struct fuse_reply_sink *sink, int32_t id)
+{
+	if (id < 0 || id >= backing_next || !backing_live[id])
+		FAIL("backing id %d closed but not open", id);
+	backing_live[id] = false;
+}
+
 /* Copy @req into up to MAX_PIECES exactly-sized heap pieces. */
 static unsigned split(const uint8_t *req, size_t len, uint8_t shape, struct iovec *iov)
 {
@@ -406,7 +433,9 @@ static size_t run_record(struct session *s, const uint8_t *data, size_t size)
 	out[0] = (struct iovec){ malloc(first ? first : 1), first };
 	out[1] = (struct iovec){ malloc(cap - first + 1), cap - first };
 	/* Every other request with a reply sink (refusing or sending). */
-	struct fuzz_sink fs = { .sink = { .reply_fd = fuzz_reply_fd, .min_len = 64 },
+	struct fuzz_sink fs = { .sink = { .reply_fd = fuzz_reply_fd, .min_len = 64,
+					  .backing_open = fuzz_backing_open,
+					  .backing_close = fuzz_backing_close },
 				.refuse = nsel & 1 };
 	bool with_sink = (fsel & 0x30) == 0x30;
 	size_t n = fuse_server_handle_sink(s->srv, in, in_cnt, out, 2, with_sink ? &fs.sink : NULL);
@@ -431,7 +460,8 @@ static size_t run_record(struct session *s, const uint8_t *data, size_t size)
 static void init_session(struct session *s)
 {
 	struct fuse_init_in in = { .major = 7, .minor = FUSE_KERNEL_MINOR_VERSION,
-				   .max_readahead = 1 << 17, .flags = 0xffffffffu };
+				   .max_readahead = 1 << 17, .flags = 0xffffffffu,
+				   .flags2 = 0xffffffffu };   /* FUSE_PASSTHROUGH too */
 	struct { struct fuse_in_header h; struct fuse_init_in i; } rq = {
 		.h = { .len = sizeof(rq), .opcode = FUSE_INIT, .unique = ++s->unique }, .i = in,
 	};
@@ -447,10 +477,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct session s = { 0 };
 	struct passthrough_opts po = { .root = root_path, .max_fds = 8 };
-	struct fuse_server_opts so = { .cache = FUSE_CACHE_AUTO, .max_write = 1 << 16 };
+	struct fuse_server_opts so = { .cache = FUSE_CACHE_AUTO, .max_write = 1 << 16,
+				       .extra_init_flags = FUSE_PASSTHROUGH };
 	int err;
 
 	setup_once();
+	memset(backing_live, 0, sizeof(backing_live));
+	backing_next = 0;
 	wipe();
 	seed();
 	s.be = passthrough_new(&po, &err);

@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "core/compiler.h"
+#include "fs/fuse_compat.h"
 #include "fs/fuse_server.h"
 #include "fs/passthrough.h"
 
@@ -662,6 +663,262 @@ static void test_reply_sink(void)
 	CHECK_EQ(forget(eo.nodeid, 1), NO_REPLY);
 }
 
+/* --- passthrough: backing ids handed to the transport ------------------------- */
+
+struct fake_backing {
+	struct fuse_reply_sink sink;
+	int opens, closes, fail;
+	int32_t next_id, closed_id;
+};
+
+static int fake_backing_open(struct fuse_reply_sink *sink, int fd, int32_t *id)
+{
+	struct fake_backing *fb = (struct fake_backing *)sink;
+
+	CHECK(fcntl(fd, F_GETFD) >= 0);   /* a live descriptor of the file */
+	if (fb->fail)
+		return fb->fail;
+	fb->opens++;
+	*id = fb->next_id++;
+	return 0;
+}
+
+static void fake_backing_close(struct fuse_reply_sink *sink, int32_t id)
+{
+	struct fake_backing *fb = (struct fake_backing *)sink;
+
+	fb->closes++;
+	fb->closed_id = id;
+}
+
+/* INIT offering everything, flags2 included when @ext. */
+static int init_ext(bool ext, struct fuse_init_out *out)
+{
+	struct fuse_init_in in = { .major = 7, .minor = FUSE_KERNEL_MINOR_VERSION,
+				   .max_readahead = 1 << 20, .flags = 0xffffffffu };
+
+	if (!ext)
+		in.flags &= ~FUSE_INIT_EXT;
+	in.flags2 = 0xffffffffu;
+	rq_start(&q, FUSE_INIT, 0);
+	rq_put(&q, &in, sizeof(in));
+	rq_end(&q);
+	int rc = call(&q, NULL);
+	if (rc == 0)
+		memcpy(out, reply_payload(), sizeof(*out));
+	return rc;
+}
+
+/* OPEN (or RELEASE) through @fb's sink; the open reply in *@oo. */
+static size_t via_sink(struct fake_backing *fb)
+{
+	struct iovec in = { q.buf, q.len }, out = { outbuf, sizeof(outbuf) };
+
+	return fuse_server_handle_sink(srv, &in, 1, &out, 1, &fb->sink);
+}
+
+static int open_sink(struct fake_backing *fb, uint64_t nodeid, struct fuse_open_out *oo)
+{
+	struct fuse_open_in in = { .flags = O_RDWR };
+
+	rq_start(&q, FUSE_OPEN, nodeid);
+	rq_put(&q, &in, sizeof(in));
+	rq_end(&q);
+	size_t n = via_sink(fb);
+	struct fuse_out_header *oh = (struct fuse_out_header *)outbuf;
+	CHECK(n >= sizeof(*oh));
+	if (oh->error == 0) {
+		CHECK_EQ(n, sizeof(*oh) + sizeof(*oo));
+		memcpy(oo, reply_payload(), sizeof(*oo));
+	}
+	return oh->error;
+}
+
+static void release_sink(struct fake_backing *fb, uint64_t nodeid, uint64_t fh)
+{
+	struct fuse_release_in in = { .fh = fh };
+
+	rq_start(&q, FUSE_RELEASE, nodeid);
+	rq_put(&q, &in, sizeof(in));
+	rq_end(&q);
+	CHECK_EQ(via_sink(fb), sizeof(struct fuse_out_header));
+}
+
+static void server_with(enum fuse_cache_policy cache, uint64_t extra)
+{
+	struct fuse_server_opts o = { .cache = cache, .extra_init_flags = extra };
+
+	fuse_server_free(srv);
+	srv = fuse_server_new(be, &o);
+	CHECK(srv != NULL);
+}
+
+static void test_passthrough(void)
+{
+	struct fake_backing fb = { .sink = { .backing_open = fake_backing_open,
+					     .backing_close = fake_backing_close },
+				   .next_id = 7 };
+	struct fuse_server_counters c;
+	struct fuse_init_out init;
+	struct fuse_entry_out a, b;
+	struct fuse_open_out o1, o2, o3;
+
+	host_write("pt-a", "a", 1);
+	host_write("pt-b", "b", 1);
+	/* Offered in flags2 (bit 37), taken with a stack depth of 1. */
+	server_with(FUSE_CACHE_AUTO, FUSE_PASSTHROUGH);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(init.flags & FUSE_INIT_EXT);
+	CHECK(init.flags2 & (uint32_t)(FUSE_PASSTHROUGH >> 32));
+	CHECK_EQ(FUSE_INIT_OUT_MAX_STACK_DEPTH(&init), 1);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "pt-a", &a), 0);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "pt-b", &b), 0);
+	/* Two opens of one node share one id; another node gets its own. */
+	CHECK_EQ(open_sink(&fb, a.nodeid, &o1), 0);
+	CHECK_EQ(open_sink(&fb, a.nodeid, &o2), 0);
+	CHECK_EQ(open_sink(&fb, b.nodeid, &o3), 0);
+	CHECK(o1.open_flags & FOPEN_PASSTHROUGH);
+	CHECK(!(o1.open_flags & (FOPEN_KEEP_CACHE | FOPEN_DIRECT_IO)));
+	CHECK_EQ((int32_t)FUSE_OPEN_OUT_BACKING_ID(&o1), 7);
+	CHECK_EQ((int32_t)FUSE_OPEN_OUT_BACKING_ID(&o2), 7);
+	CHECK_EQ((int32_t)FUSE_OPEN_OUT_BACKING_ID(&o3), 8);
+	CHECK_EQ(fb.opens, 2);
+	/* The id is closed with the last handle that used it, once. */
+	release_sink(&fb, a.nodeid, o1.fh);
+	CHECK_EQ(fb.closes, 0);
+	release_sink(&fb, a.nodeid, o2.fh);
+	CHECK_EQ(fb.closes, 1);
+	CHECK_EQ(fb.closed_id, 7);
+	release_sink(&fb, a.nodeid, o2.fh);      /* again: unknown, ignored */
+	CHECK_EQ(fb.closes, 1);
+	/* The kernel refuses the descriptor: a cached open, counted. */
+	fb.fail = -EPERM;
+	CHECK_EQ(open_sink(&fb, a.nodeid, &o1), 0);
+	CHECK(!(o1.open_flags & FOPEN_PASSTHROUGH));
+	CHECK_EQ(FUSE_OPEN_OUT_BACKING_ID(&o1), 0);
+	release_sink(&fb, a.nodeid, o1.fh);
+	fb.fail = 0;
+	/* Without a sink (virtio-fs) nothing changes. */
+	uint64_t fh;
+	CHECK_EQ(do_open(FUSE_OPEN, a.nodeid, O_RDONLY, &fh), 0);
+	CHECK(!(((struct fuse_open_out *)reply_payload())->open_flags & FOPEN_PASSTHROUGH));
+	CHECK_EQ(do_release(FUSE_RELEASE, a.nodeid, fh), 0);
+	fuse_server_get_counters(srv, &c);
+	CHECK_EQ(c.opens_passthrough, 3);
+	CHECK_EQ(c.passthrough_failed, 1);
+	/* DESTROY forgets the ids without closing them (the session is gone). */
+	rq_start(&q, FUSE_DESTROY, 0);
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	CHECK_EQ(fb.closes, 1);
+
+	/* No INIT_EXT: no flags2, no passthrough. */
+	server_with(FUSE_CACHE_AUTO, FUSE_PASSTHROUGH);
+	CHECK_EQ(init_ext(false, &init), 0);
+	CHECK(!(init.flags & FUSE_INIT_EXT));
+	CHECK_EQ(init.flags2, 0);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "pt-a", &a), 0);
+	CHECK_EQ(open_sink(&fb, a.nodeid, &o1), 0);
+	CHECK(!(o1.open_flags & FOPEN_PASSTHROUGH));
+	release_sink(&fb, a.nodeid, o1.fh);
+	/* --cache none never asks for it; nor does a server not told to. */
+	server_with(FUSE_CACHE_NONE, FUSE_PASSTHROUGH);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(!(init.flags2 & (uint32_t)(FUSE_PASSTHROUGH >> 32)));
+	server_with(FUSE_CACHE_AUTO, 0);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(!(init.flags2 & (uint32_t)(FUSE_PASSTHROUGH >> 32)));
+	CHECK_EQ(fb.opens, 2);
+	restart(0);
+}
+
+/* --- set-id bits cleared by the server (HANDLE_KILLPRIV_V2) ------------------- */
+
+static mode_t host_mode(const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	host_path(p, sizeof(p), name);
+	CHECK_EQ(stat(p, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void host_chmod(const char *name, mode_t mode)
+{
+	char p[256];
+
+	host_path(p, sizeof(p), name);
+	CHECK_EQ(chmod(p, mode), 0);
+}
+
+static int write_flags(uint64_t nodeid, uint64_t fh, uint32_t write_flags)
+{
+	struct fuse_write_in wi = { .fh = fh, .size = 1, .write_flags = write_flags };
+
+	rq_start(&q, FUSE_WRITE, nodeid);
+	rq_put(&q, &wi, sizeof(wi));
+	rq_put(&q, "z", 1);
+	rq_end(&q);
+	return call(&q, NULL);
+}
+
+static void test_killpriv(void)
+{
+	struct fuse_init_out init;
+	struct fuse_entry_out eo;
+	uint64_t fh;
+
+	/* Cached modes leave it to the client (its cached mode would lie). */
+	server_with(FUSE_CACHE_AUTO, 0);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(!(init.flags & FUSE_HANDLE_KILLPRIV_V2));
+	server_with(FUSE_CACHE_NONE, 0);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(init.flags & FUSE_HANDLE_KILLPRIV_V2);
+
+	host_write("kp", "a", 1);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "kp", &eo), 0);
+	CHECK_EQ(do_open(FUSE_OPEN, eo.nodeid, O_RDWR, &fh), 0);
+	/* Without the flag (a caller with CAP_FSETID) the bits stay. */
+	host_chmod("kp", 06777);
+	CHECK_EQ(write_flags(eo.nodeid, fh, 0), 0);
+	CHECK_EQ(host_mode("kp"), 06777);
+	/* With it: suid goes, sgid goes when group-executable. */
+	CHECK_EQ(write_flags(eo.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 0777);
+	host_chmod("kp", 06767);
+	CHECK_EQ(write_flags(eo.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 02767);
+	/* Truncation asking for it. */
+	host_chmod("kp", 04755);
+	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 0 };
+	rq_start(&q, FUSE_SETATTR, eo.nodeid);
+	rq_put(&q, &sa, sizeof(sa));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	CHECK_EQ(((struct fuse_attr_out *)reply_payload())->attr.mode & 07777, 0755);
+	CHECK_EQ(host_mode("kp"), 0755);
+	/* Open with O_TRUNC asking for it. */
+	host_chmod("kp", 04755);
+	struct fuse_open_in oi = { .flags = O_WRONLY | O_TRUNC,
+				   .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	uint64_t fh2;
+	rq_start(&q, FUSE_OPEN, eo.nodeid);
+	rq_put(&q, &oi, sizeof(oi));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	fh2 = ((struct fuse_open_out *)reply_payload())->fh;
+	CHECK_EQ(host_mode("kp"), 0755);
+	/* A forged node id changes nothing and breaks nothing. */
+	host_chmod("kp", 04755);
+	CHECK_EQ(write_flags(eo.nodeid + 1000, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("kp"), 04755);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh2), 0);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
+	restart(0);
+}
+
 /* --- names and confinement ------------------------------------------------------ */
 
 static void test_bad_names(void)
@@ -1215,6 +1472,8 @@ int main(void)
 	RUN_TEST(test_read_small_buffers);
 	RUN_TEST(test_write_scattered);
 	RUN_TEST(test_reply_sink);
+	RUN_TEST(test_passthrough);
+	RUN_TEST(test_killpriv);
 	RUN_TEST(test_bad_names);
 	RUN_TEST(test_symlinks_not_followed);
 	RUN_TEST(test_forged_ids);
