@@ -37,6 +37,14 @@ static const char net_usage[] =
 	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
 	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
+	"  --tx-rate-limit SPEC limit guest->host traffic; SPEC is comma-separated:\n"
+	"                         bw=SIZE/REFILL_MS   a byte bucket of SIZE bytes refilled\n"
+	"                                             every REFILL_MS ms (SIZE*1000/REFILL_MS B/s)\n"
+	"                         bw_burst=N          N extra bytes, spent first, once\n"
+	"                         ops=SIZE/REFILL_MS  a frame bucket, likewise\n"
+	"                         ops_burst=N         N extra frames, spent first, once\n"
+	"                       e.g. bw=1250000/100 is 100 Mbit/s (changeable through the API)\n"
+	"  --rx-rate-limit SPEC limit host->guest traffic, the same way\n"
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
 	"  -v, --verbose        log each vhost-user message and more\n"
 	"  -q, --quiet          log errors only\n"
@@ -50,6 +58,7 @@ struct net_args {
 	const char *counters_file;
 	struct net_config_opts dev;
 	bool no_inband;
+	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 };
 
 static int parse_mtu(const char *text, uint16_t *mtu)
@@ -62,6 +71,16 @@ static int parse_mtu(const char *text, uint16_t *mtu)
 	return 0;
 }
 
+static int parse_limit(const char *opt, const char *text, struct rate_limiter_config *cfg)
+{
+	char err[160];
+
+	if (rate_limiter_parse(text, cfg, err, sizeof(err)) == 0)
+		return 0;
+	log_err("%s: %s", opt, err);
+	return -EINVAL;
+}
+
 static int parse_net_args(int argc, char **argv, struct net_args *a)
 {
 	static const struct option opts[] = {
@@ -71,6 +90,8 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "mtu", required_argument, NULL, 'M' },
 		{ "no-inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
+		{ "tx-rate-limit", required_argument, NULL, 'T' },
+		{ "rx-rate-limit", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -101,6 +122,12 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 				log_err("--mtu: \"%s\" is not a number from 68 to 65535", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'T':
+		case 'R':
+			if (parse_limit(c == 'T' ? "--tx-rate-limit" : "--rx-rate-limit", optarg,
+					&a->limit[c == 'T' ? NET_TX_QUEUE : NET_RX_QUEUE]) < 0)
+				return -EINVAL;
 			break;
 		case ':':
 			log_err("option %s needs a value", argv[optind - 1]);
@@ -186,6 +213,8 @@ static int serve_net(const struct net_args *a)
 		goto out_backend;
 	}
 	sig.net = net;
+	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
+		net_device_set_rate_limit(net, q, &a->limit[q]);
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
 	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
 	if (a->no_inband)
