@@ -35,6 +35,8 @@ struct mmds_config {
 	X(rx_method_not_allowed,  "guest requests refused 405") \
 	X(rx_forwarded_refused,   "guest requests refused for X-Forwarded-For") \
 	X(rx_unsupported_type,    "guest GETs of a value IMDS text cannot show") \
+	X(rx_too_large,           "guest requests refused 413 (over the request size limit)") \
+	X(rx_not_implemented,     "guest requests refused 501 by the HTTP layer") \
 	X(tokens_issued,          "V2 session tokens issued") \
 	X(tokens_expired,         "requests carrying an expired token") \
 	X(store_too_large,        "operator updates refused 413") \
@@ -49,9 +51,12 @@ struct mmds_counters {
 
 struct mmds;
 
+/* NULL on a bad configuration or without memory. A zero store_limit means
+ * MMDS_DEFAULT_STORE_LIMIT. The store starts as {}. */
 struct mmds *mmds_new(const struct mmds_config *cfg);
 void mmds_free(struct mmds *m);
-/* 0, or -EINVAL for a bad version/address (link-local only). */
+/* 0, or -EINVAL for a bad version/address (link-local only). Tokens issued
+ * before stay valid until they expire. */
 int mmds_set_config(struct mmds *m, const struct mmds_config *cfg);
 void mmds_get_config(const struct mmds *m, struct mmds_config *cfg);
 
@@ -63,9 +68,25 @@ int mmds_patch(struct mmds *m, const char *json, size_t len);   /* RFC 7396 */
 /* The whole store serialized; malloc'd, NUL terminated. */
 char *mmds_get_json(const struct mmds *m);
 
-/* Guest side: answer one HTTP request from the guest. */
+/* Guest side: answer one HTTP request from the guest. Safe to call from
+ * another thread than the operator side (the store has its own lock). */
 void mmds_handle_request(struct mmds *m, const struct http_request *req,
 			 struct http_response *resp);
+/* An http_error_fn (opaque = struct mmds *) for requests the HTTP layer
+ * refused: counts the refusal and answers in MMDS's plain-text format. */
+void mmds_http_error(void *opaque, int status, const char *message,
+		     struct http_response *resp);
+/* An http_handler_fn (opaque = struct mmds *) wrapping mmds_handle_request. */
+void mmds_http_handler(void *opaque, const struct http_request *req,
+		       struct http_response *resp);
+
+/* The clock tokens expire by, in milliseconds (CLOCK_MONOTONIC by default);
+ * tests inject their own. */
+typedef uint64_t (*mmds_clock_fn)(void *opaque);
+void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque);
+
+/* The frame interceptor's counts, kept with the service's. */
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
 void mmds_dump_counters(const struct mmds *m, FILE *out);

@@ -1,0 +1,743 @@
+/*
+ * The metadata service: the operator's JSON store (jansson) and the answer
+ * to each guest HTTP request, in Firecracker's MMDS shapes.
+ *
+ * Guest side, as Firecracker documents it:
+ *  - GET and PUT only (405 with "Allow: GET, PUT" otherwise);
+ *  - PUT /latest/api/token with X-metadata-token-ttl-seconds (or the
+ *    X-aws-ec2-metadata-token-ttl-seconds spelling) of 1..21600 issues a
+ *    session token; a PUT carrying X-Forwarded-For is refused (400), so a
+ *    proxy in the guest cannot fetch a token for someone else;
+ *  - GET reads the value the path names as a JSON pointer (RFC 6901,
+ *    repeated and trailing slashes ignored); V2 needs a valid token in
+ *    X-metadata-token (or X-aws-ec2-metadata-token), V1 answers with or
+ *    without one;
+ *  - output is JSON for "Accept: application/json", IMDS text otherwise:
+ *    an object lists its keys (sorted, one a line, sub-objects with a
+ *    trailing '/'), a string is returned raw, anything else is 501.
+ *
+ * Tokens are stateless and authenticated: hex of (serial, expiry in ms,
+ * HMAC-SHA256 over both truncated to 16 bytes) under a random key made
+ * when the service starts. Nothing to store per token, nothing a guest can
+ * forge or extend, and no table a guest can fill.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "core/compiler.h"
+#include "mmds/mmds.h"
+
+#define MMDS_TOKEN_PATH "/latest/api/token"
+#define MMDS_TTL_MIN 1u
+#define MMDS_TTL_MAX 21600u
+#define MMDS_KEY_LEN 32u
+#define MMDS_MAC_LEN 16u
+/* serial (8) + expiry (8) + MAC (16), as hex */
+#define MMDS_TOKEN_RAW_LEN (16u + MMDS_MAC_LEN)
+#define MMDS_TOKEN_HEX_LEN (2u * MMDS_TOKEN_RAW_LEN)
+
+#define MMDS_ALLOW "GET, PUT"
+#define CT_TEXT "text/plain"
+#define CT_JSON "application/json"
+
+struct mmds {
+	/* Protects everything below: the operator (API) and the guest
+	 * (MMDS endpoint) may run on different threads. */
+	pthread_mutex_t lock;
+	struct mmds_config cfg;
+	json_t *store;                 /* always a JSON object */
+	uint8_t key[MMDS_KEY_LEN];
+	uint64_t next_serial;
+	mmds_clock_fn now_ms;
+	void *clock_opaque;
+	struct mmds_counters counters;
+};
+
+static uint64_t monotonic_ms(void *opaque)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- configuration and store --------------------------------------------- */
+
+/* config_valid - V1 or V2, and an address in 169.254.0.0/16 that is neither
+ * that network's own address nor its broadcast. */
+static bool config_valid(const struct mmds_config *cfg)
+{
+	uint32_t a = ntohl(cfg->ipv4.s_addr);
+
+	if (cfg->version != MMDS_V1 && cfg->version != MMDS_V2)
+		return false;
+	return (a >> 16) == 0xa9feu && (a & 0xffffu) != 0 && (a & 0xffffu) != 0xffffu;
+}
+
+struct mmds *mmds_new(const struct mmds_config *cfg)
+{
+	struct mmds *m;
+
+	if (!cfg || !config_valid(cfg))
+		return NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->store = json_object();
+	if (!m->store || getrandom(m->key, sizeof(m->key), 0) != (ssize_t)sizeof(m->key)) {
+		json_decref(m->store);
+		free(m);
+		return NULL;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	m->cfg = *cfg;
+	if (!m->cfg.store_limit)
+		m->cfg.store_limit = MMDS_DEFAULT_STORE_LIMIT;
+	m->now_ms = monotonic_ms;
+	return m;
+}
+
+void mmds_free(struct mmds *m)
+{
+	if (!m)
+		return;
+	json_decref(m->store);
+	pthread_mutex_destroy(&m->lock);
+	OPENSSL_cleanse(m->key, sizeof(m->key));
+	free(m);
+}
+
+int mmds_set_config(struct mmds *m, const struct mmds_config *cfg)
+{
+	if (!config_valid(cfg))
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	m->cfg = *cfg;
+	if (!m->cfg.store_limit)
+		m->cfg.store_limit = MMDS_DEFAULT_STORE_LIMIT;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+void mmds_get_config(const struct mmds *m, struct mmds_config *cfg)
+{
+	struct mmds *mm = (struct mmds *)m;   /* the lock is not part of the value */
+
+	pthread_mutex_lock(&mm->lock);
+	*cfg = m->cfg;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque)
+{
+	pthread_mutex_lock(&m->lock);
+	m->now_ms = now_ms ? now_ms : monotonic_ms;
+	m->clock_opaque = opaque;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* parse_object - @json as a JSON object (new reference), or NULL. */
+static json_t *parse_object(const char *json, size_t len)
+{
+	json_t *v;
+
+	if (!json)
+		return NULL;
+	v = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+	if (v && !json_is_object(v)) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* serialized_size - bytes of @v in compact JSON: what the limit is about. */
+static size_t serialized_size(const json_t *v)
+{
+	return json_dumpb(v, NULL, 0, JSON_COMPACT);
+}
+
+/* store_replace - make @v (a new reference, consumed) the store if it fits. */
+static int store_replace(struct mmds *m, json_t *v)
+{
+	if (serialized_size(v) > m->cfg.store_limit) {
+		json_decref(v);
+		m->counters.store_too_large++;
+		return -EFBIG;
+	}
+	json_decref(m->store);
+	m->store = v;
+	return 0;
+}
+
+int mmds_put(struct mmds *m, const char *json, size_t len)
+{
+	json_t *v = parse_object(json, len);
+	int r;
+
+	if (!v)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	r = store_replace(m, v);
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/*
+ * merge_patch - RFC 7396 section 2: @target (borrowed, may be NULL, and is
+ * modified in place when it is an object) merged with @patch. Returns the
+ * result as a new reference, or NULL without memory.
+ */
+static json_t *merge_patch(json_t *target, json_t *patch)
+{
+	const char *key;
+	json_t *val, *out;
+
+	if (!json_is_object(patch))
+		return json_deep_copy(patch);
+	out = json_is_object(target) ? json_incref(target) : json_object();
+	if (!out)
+		return NULL;
+	json_object_foreach(patch, key, val) {
+		if (json_is_null(val)) {
+			json_object_del(out, key);
+			continue;
+		}
+		json_t *merged = merge_patch(json_object_get(out, key), val);
+		if (!merged || json_object_set_new(out, key, merged)) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+int mmds_patch(struct mmds *m, const char *json, size_t len)
+{
+	json_t *patch = parse_object(json, len);
+	int r = -ENOMEM;
+
+	if (!patch)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	/* Work on a copy: a refused patch leaves the store as it was. */
+	json_t *copy = json_deep_copy(m->store);
+	json_t *merged = copy ? merge_patch(copy, patch) : NULL;
+	json_decref(copy);
+	if (merged)
+		r = store_replace(m, merged);
+	pthread_mutex_unlock(&m->lock);
+	json_decref(patch);
+	return r;
+}
+
+char *mmds_get_json(const struct mmds *m)
+{
+	struct mmds *mm = (struct mmds *)m;
+	char *s;
+
+	pthread_mutex_lock(&mm->lock);
+	s = json_dumps(m->store, JSON_COMPACT | JSON_SORT_KEYS);
+	pthread_mutex_unlock(&mm->lock);
+	return s;
+}
+
+const struct mmds_counters *mmds_counters(const struct mmds *m)
+{
+	return &m->counters;
+}
+
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected)
+{
+	pthread_mutex_lock(&m->lock);
+	m->counters.frames_intercepted += intercepted;
+	m->counters.frames_injected += injected;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mmds_dump_counters(const struct mmds *m, FILE *out)
+{
+#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", \
+			     (unsigned long long)m->counters.name);
+	MMDS_COUNTERS(X)
+#undef X
+}
+
+/* --- JSON pointer ------------------------------------------------------------ */
+
+/* array_index - an RFC 6901 array index ("0" or digits without a leading
+ * zero) below @size; -1 otherwise. */
+static long array_index(const char *s, size_t size)
+{
+	size_t v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]))
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (size_t)(*s - '0');
+		if (v >= size)
+			return -1;
+	}
+	return (long)v;
+}
+
+/* unescape_segment - copy one pointer segment of @len bytes to @out,
+ * turning ~1 into '/' and ~0 into '~'. False for any other '~'. */
+static bool unescape_segment(const char *seg, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (seg[i] != '~') {
+			out[o++] = seg[i];
+			continue;
+		}
+		if (i + 1 >= len || (seg[i + 1] != '0' && seg[i + 1] != '1'))
+			return false;
+		out[o++] = seg[++i] == '1' ? '/' : '~';
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* pointer_child - the member or element @key of @v; NULL when absent. */
+static json_t *pointer_child(json_t *v, const char *key)
+{
+	if (json_is_object(v))
+		return json_object_get(v, key);
+	if (json_is_array(v)) {
+		long i = array_index(key, json_array_size(v));
+		return i < 0 ? NULL : json_array_get(v, (size_t)i);
+	}
+	return NULL;
+}
+
+/*
+ * pointer_get - the value at @path (borrowed), NULL when absent. @path is
+ * the request path: empty segments (repeated or trailing slashes) are
+ * skipped, the rest read as RFC 6901 reference tokens.
+ */
+static json_t *pointer_get(json_t *root, const char *path)
+{
+	size_t plen = strlen(path);
+	char *seg = malloc(plen + 1);
+	json_t *v = root;
+
+	if (!seg)
+		return NULL;
+	for (const char *p = path; v && *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, "/");
+		v = unescape_segment(p, len, seg) ? pointer_child(v, seg) : NULL;
+		p += len;
+	}
+	free(seg);
+	return v;
+}
+
+/* --- guest requests ---------------------------------------------------------- */
+
+/* req_header - case-insensitive lookup in the request's own headers. */
+static const char *req_header(const struct http_request *req, const char *name)
+{
+	unsigned n = MIN(req->n_headers, (unsigned)HTTP_MAX_HEADERS);
+
+	for (unsigned i = 0; i < n; i++) {
+		if (req->headers[i].name && req->headers[i].value &&
+		    !strcasecmp(req->headers[i].name, name))
+			return req->headers[i].value;
+	}
+	return NULL;
+}
+
+/* req_header2 - the first of two spellings of a header that is present. */
+static const char *req_header2(const struct http_request *req, const char *a,
+			       const char *b)
+{
+	const char *v = req_header(req, a);
+
+	return v ? v : req_header(req, b);
+}
+
+/* respond - set status and a body the response owns (NULL: empty). */
+static void respond(struct http_response *resp, int status, const char *ctype,
+		    char *body, size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = body ? ctype : NULL;
+	resp->body = body;
+	resp->body_len = body ? len : 0;
+}
+
+/* respond_text - a plain-text answer (the body is copied). Without memory
+ * the status stands with an empty body. */
+static void respond_text(struct http_response *resp, int status, const char *text)
+{
+	char *body = strdup(text);
+
+	respond(resp, status, CT_TEXT, body, body ? strlen(body) : 0);
+}
+
+/* respond_textf - a formatted plain-text answer. */
+static void respond_textf(struct http_response *resp, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void respond_textf(struct http_response *resp, int status, const char *fmt, ...)
+{
+	va_list ap;
+	char *body = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		body = NULL;
+	respond(resp, status, CT_TEXT, body, n < 0 ? 0 : (size_t)n);
+}
+
+/* add_header - an extra response header; silently skipped when full. */
+static void add_header(struct http_response *resp, const char *name, const char *value)
+{
+	if (resp->n_extra >= HTTP_MAX_EXTRA_HEADERS)
+		return;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return;
+	}
+	resp->extra[resp->n_extra].name = n;
+	resp->extra[resp->n_extra].value = v;
+	resp->n_extra++;
+}
+
+/* count_status - one counter per answer, by status. */
+static void count_status(struct mmds *m, int status)
+{
+	switch (status) {
+	case 400: m->counters.rx_bad_request++; break;
+	case 401: m->counters.rx_unauthorized++; break;
+	case 404: m->counters.rx_not_found++; break;
+	case 405: m->counters.rx_method_not_allowed++; break;
+	case 413: m->counters.rx_too_large++; break;
+	case 501: m->counters.rx_not_implemented++; break;
+	default:
+		if (status >= 200 && status < 300)
+			m->counters.rx_accepted++;
+		break;
+	}
+}
+
+/* --- tokens ------------------------------------------------------------------- */
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (unsigned i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* token_mac - the truncated HMAC-SHA256 of a token's first 16 bytes. */
+static bool token_mac(const struct mmds *m, const uint8_t *raw, uint8_t *mac)
+{
+	uint8_t full[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!HMAC(EVP_sha256(), m->key, sizeof(m->key), raw, 16, full, &len) ||
+	    len < MMDS_MAC_LEN)
+		return false;
+	memcpy(mac, full, MMDS_MAC_LEN);
+	return true;
+}
+
+/* token_mint - a token for @ttl seconds in @hex (MMDS_TOKEN_HEX_LEN + 1). */
+static bool token_mint(struct mmds *m, unsigned ttl, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t raw[MMDS_TOKEN_RAW_LEN];
+
+	put_le64(raw, m->next_serial++);
+	put_le64(raw + 8, m->now_ms(m->clock_opaque) + (uint64_t)ttl * 1000u);
+	if (!token_mac(m, raw, raw + 16))
+		return false;
+	for (unsigned i = 0; i < sizeof(raw); i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 15];
+	}
+	hex[MMDS_TOKEN_HEX_LEN] = '\0';
+	return true;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+enum token_state { TOKEN_VALID, TOKEN_INVALID, TOKEN_EXPIRED };
+
+/* token_check - whether @text is a token this service issued, still valid. */
+static enum token_state token_check(struct mmds *m, const char *text)
+{
+	uint8_t raw[MMDS_TOKEN_RAW_LEN], mac[MMDS_MAC_LEN];
+
+	if (strlen(text) != MMDS_TOKEN_HEX_LEN)
+		return TOKEN_INVALID;
+	for (unsigned i = 0; i < sizeof(raw); i++) {
+		int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return TOKEN_INVALID;
+		raw[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (!token_mac(m, raw, mac) || CRYPTO_memcmp(mac, raw + 16, MMDS_MAC_LEN))
+		return TOKEN_INVALID;
+	return get_le64(raw + 8) > m->now_ms(m->clock_opaque) ? TOKEN_VALID : TOKEN_EXPIRED;
+}
+
+/* parse_ttl - a TTL header value: decimal digits only, in range. */
+static bool parse_ttl(const char *text, unsigned *ttl)
+{
+	unsigned long v = 0;
+
+	if (!*text)
+		return false;
+	for (const char *p = text; *p; p++) {
+		if (*p < '0' || *p > '9' || p - text >= 9)
+			return false;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v < MMDS_TTL_MIN || v > MMDS_TTL_MAX)
+		return false;
+	*ttl = (unsigned)v;
+	return true;
+}
+
+/* --- request handlers ---------------------------------------------------------- */
+
+/* same_path - @path equals @want once repeated and trailing '/' are ignored. */
+static bool same_path(const char *path, const char *want)
+{
+	while (*path || *want) {
+		while (path[0] == '/' && (path[1] == '/' || path[1] == '\0'))
+			path++;
+		if (*path != *want)
+			return false;
+		if (*path) {
+			path++;
+			want++;
+		}
+	}
+	return true;
+}
+
+static void handle_put(struct mmds *m, const struct http_request *req,
+		       struct http_response *resp)
+{
+	char token[MMDS_TOKEN_HEX_LEN + 1];
+	const char *ttl_text;
+	unsigned ttl;
+
+	if (req_header(req, "X-Forwarded-For")) {
+		m->counters.rx_forwarded_refused++;
+		respond_text(resp, 400, "Invalid header. Reason: Unsupported header name. "
+			     "Key: X-Forwarded-For");
+		return;
+	}
+	if (!same_path(req->path, MMDS_TOKEN_PATH)) {
+		respond_textf(resp, 404, "Resource not found: %s.", req->path);
+		return;
+	}
+	ttl_text = req_header2(req, "X-metadata-token-ttl-seconds",
+			       "X-aws-ec2-metadata-token-ttl-seconds");
+	if (!ttl_text) {
+		respond_text(resp, 400, "Token time to live value not found. Use "
+			     "`X-metadata-token-ttl-seconds` header to specify the token's lifetime.");
+		return;
+	}
+	if (!parse_ttl(ttl_text, &ttl)) {
+		respond_textf(resp, 400, "Invalid time to live value provided for token: %.32s. "
+			      "Please provide a value between %u and %u.",
+			      ttl_text, MMDS_TTL_MIN, MMDS_TTL_MAX);
+		return;
+	}
+	if (!token_mint(m, ttl, token)) {
+		respond_text(resp, 500, "Cannot issue a token.");
+		return;
+	}
+	m->counters.tokens_issued++;
+	respond_text(resp, 200, token);
+}
+
+/* wants_json - the Accept header names application/json. */
+static bool wants_json(const struct http_request *req)
+{
+	const char *accept = req_header(req, "Accept");
+
+	return accept && strcasestr(accept, CT_JSON);
+}
+
+/* key_cmp - qsort order for object keys. */
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* imds_object - the IMDS listing of an object: sorted keys, one a line
+ * (no newline after the last), sub-objects with a trailing '/'. */
+static char *imds_object(json_t *obj, size_t *len)
+{
+	size_t n = json_object_size(obj), i = 0, total = 1;
+	const char **keys = calloc(n ? n : 1, sizeof(*keys));
+	const char *key;
+	json_t *val;
+	char *out;
+
+	if (!keys)
+		return NULL;
+	json_object_foreach(obj, key, val) {
+		keys[i++] = key;
+		total += strlen(key) + 2;
+	}
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	out = malloc(total);
+	if (out) {
+		char *p = out;
+		for (i = 0; i < n; i++) {
+			size_t kl = strlen(keys[i]);
+			if (i)
+				*p++ = '\n';
+			memcpy(p, keys[i], kl);
+			p += kl;
+			if (json_is_object(json_object_get(obj, keys[i])))
+				*p++ = '/';
+		}
+		*p = '\0';
+		*len = (size_t)(p - out);
+	}
+	free(keys);
+	return out;
+}
+
+/* respond_value - @v in the format the request asked for. */
+static void respond_value(struct mmds *m, const struct http_request *req, json_t *v,
+			  struct http_response *resp)
+{
+	char *body = NULL;
+	size_t len = 0;
+
+	if (wants_json(req)) {
+		body = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		len = body ? strlen(body) : 0;
+		respond(resp, body ? 200 : 500, CT_JSON, body, len);
+		return;
+	}
+	if (json_is_object(v)) {
+		body = imds_object(v, &len);
+	} else if (json_is_string(v)) {
+		len = json_string_length(v);
+		body = malloc(len + 1);
+		if (body) {
+			memcpy(body, json_string_value(v), len);
+			body[len] = '\0';
+		}
+	} else {
+		m->counters.rx_unsupported_type++;
+		respond_text(resp, 501, "Cannot retrieve value. The value has an unsupported type.");
+		return;
+	}
+	respond(resp, body ? 200 : 500, CT_TEXT, body, len);
+}
+
+static void handle_get(struct mmds *m, const struct http_request *req,
+		       struct http_response *resp)
+{
+	if (m->cfg.version == MMDS_V2) {
+		const char *token = req_header2(req, "X-metadata-token",
+						"X-aws-ec2-metadata-token");
+		if (!token) {
+			respond_text(resp, 401, "No MMDS token provided. Use `X-metadata-token` "
+				     "header to specify the session token.");
+			return;
+		}
+		enum token_state st = token_check(m, token);
+		if (st != TOKEN_VALID) {
+			if (st == TOKEN_EXPIRED)
+				m->counters.tokens_expired++;
+			respond_text(resp, 401, "MMDS token not valid.");
+			return;
+		}
+	}
+	json_t *v = pointer_get(m->store, req->path);
+	if (!v) {
+		respond_textf(resp, 404, "Resource not found: %s.", req->path);
+		return;
+	}
+	respond_value(m, req, v, resp);
+}
+
+void mmds_handle_request(struct mmds *m, const struct http_request *req,
+			 struct http_response *resp)
+{
+	pthread_mutex_lock(&m->lock);
+	if (!req->method || !req->path || req->path[0] != '/') {
+		respond_text(resp, 400, "Invalid URI.");
+	} else if (!strcmp(req->method, "GET")) {
+		handle_get(m, req, resp);
+	} else if (!strcmp(req->method, "PUT")) {
+		handle_put(m, req, resp);
+	} else {
+		respond_text(resp, 405, "Not allowed HTTP method.");
+		add_header(resp, "Allow", MMDS_ALLOW);
+	}
+	count_status(m, resp->status);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mmds_http_handler(void *opaque, const struct http_request *req,
+		       struct http_response *resp)
+{
+	mmds_handle_request(opaque, req, resp);
+}
+
+void mmds_http_error(void *opaque, int status, const char *message,
+		     struct http_response *resp)
+{
+	struct mmds *m = opaque;
+
+	pthread_mutex_lock(&m->lock);
+	respond_text(resp, status, message ? message : "Bad request.");
+	if (status == 405)
+		add_header(resp, "Allow", MMDS_ALLOW);
+	count_status(m, status);
+	pthread_mutex_unlock(&m->lock);
+}
