@@ -208,9 +208,14 @@ static bool config_ok(const struct token_bucket_config *c)
 	       c->refill_time <= TB_MAX_REFILL_MS;
 }
 
+bool rate_limiter_config_valid(const struct rate_limiter_config *cfg)
+{
+	return config_ok(&cfg->bandwidth) && config_ok(&cfg->ops);
+}
+
 int rate_limiter_configure(struct rate_limiter *rl, const struct rate_limiter_config *cfg)
 {
-	if (!config_ok(&cfg->bandwidth) || !config_ok(&cfg->ops))
+	if (!rate_limiter_config_valid(cfg))
 		return -EINVAL;
 	uint64_t now = rl->clock->now_ns(rl->clock);
 	tb_reset(&rl->bw, &cfg->bandwidth, now);
@@ -366,7 +371,7 @@ int rate_limiter_parse(const char *text, struct rate_limiter_config *cfg,
 		if (!*end)
 			break;
 	}
-	if (!config_ok(&cfg->bandwidth) || !config_ok(&cfg->ops)) {
+	if (!rate_limiter_config_valid(cfg)) {
 		snprintf(err, errlen, "a size or burst above 2^52 or a refill time above 2^32 ms");
 		return -EINVAL;
 	}

@@ -66,6 +66,8 @@ void rate_limiter_destroy(struct rate_limiter *rl);
  * block in progress and calls wake, so traffic resumes at the new rate.
  * 0, or -EINVAL for a value out of range (nothing changed then). */
 int rate_limiter_configure(struct rate_limiter *rl, const struct rate_limiter_config *cfg);
+/* Whether rate_limiter_configure would take @cfg. */
+bool rate_limiter_config_valid(const struct rate_limiter_config *cfg);
 void rate_limiter_get_config(const struct rate_limiter *rl, struct rate_limiter_config *cfg);
 bool rate_limiter_active(const struct rate_limiter *rl);
 
