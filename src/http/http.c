@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/compiler.h"
@@ -566,6 +567,12 @@ int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
  * pipelines without reading cannot make us buffer without bound). */
 #define OUT_HIGH_WATER (256u * 1024u)
 #define READ_CHUNK 16384u
+/* Reads per readiness event, so one fast client cannot starve the others
+ * (epoll is level-triggered: the rest is read on the next round). */
+#define READS_PER_EVENT 16u
+/* At the connection limit, a new client replaces the connection idle the
+ * longest if that one has been silent this long. */
+#define IDLE_EVICT_NS (2000ull * 1000 * 1000)
 
 struct server_conn {
 	struct http_server *srv;
@@ -578,6 +585,7 @@ struct server_conn {
 	bool closing;          /* close once the output is sent */
 	bool reading;          /* EPOLLIN is watched */
 	bool writing;          /* EPOLLOUT is watched */
+	uint64_t last_active_ns;   /* last byte read or written */
 };
 
 struct http_server {
@@ -589,6 +597,14 @@ struct http_server {
 	struct server_conn *conns;
 	unsigned n_conns;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void conn_close(struct server_conn *sc)
 {
@@ -625,6 +641,7 @@ static int conn_flush(struct server_conn *sc)
 		if (n <= 0)
 			return -1;
 		sc->out_off += (size_t)n;
+		sc->last_active_ns = now_ns();
 	}
 	free(sc->out);
 	sc->out = NULL;
@@ -657,7 +674,8 @@ static int conn_read(struct server_conn *sc)
 {
 	char buf[READ_CHUNK];
 
-	while (!sc->closing && pending(sc) < OUT_HIGH_WATER) {
+	for (unsigned reads = 0; reads < READS_PER_EVENT && !sc->closing &&
+	     pending(sc) < OUT_HIGH_WATER; reads++) {
 		ssize_t n = recv(sc->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -669,6 +687,7 @@ static int conn_read(struct server_conn *sc)
 			sc->closing = true;
 			return 0;
 		}
+		sc->last_active_ns = now_ns();
 		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
 		if (r < 0)
 			return -1;
@@ -703,9 +722,27 @@ static void on_conn_event(struct event_source *src, uint32_t events)
 	conn_update(sc);
 }
 
+/* At the limit: make room by closing the longest-idle connection if it has
+ * been silent for IDLE_EVICT_NS, so stalled clients cannot lock others out.
+ * Returns false when every connection is recent. */
+static bool evict_idle(struct http_server *srv)
+{
+	struct server_conn *oldest = NULL;
+
+	for (struct server_conn *sc = srv->conns; sc; sc = sc->next)
+		if (!oldest || sc->last_active_ns < oldest->last_active_ns)
+			oldest = sc;
+	if (!oldest || now_ns() - oldest->last_active_ns < IDLE_EVICT_NS)
+		return false;
+	log_debug("%s: closing a connection idle for %llu ms to make room", srv->opts.name,
+		  (unsigned long long)((now_ns() - oldest->last_active_ns) / 1000000));
+	conn_close(oldest);
+	return true;
+}
+
 static void conn_accept(struct http_server *srv, int fd)
 {
-	if (srv->n_conns >= srv->opts.limits.max_connections) {
+	if (srv->n_conns >= srv->opts.limits.max_connections && !evict_idle(srv)) {
 		log_debug("%s: connection limit (%u) reached: closing a new one",
 			  srv->opts.name, srv->opts.limits.max_connections);
 		close(fd);
@@ -727,6 +764,7 @@ static void conn_accept(struct http_server *srv, int fd)
 	sc->srv = srv;
 	sc->fd = fd;
 	sc->reading = true;
+	sc->last_active_ns = now_ns();
 	sc->next = srv->conns;
 	srv->conns = sc;
 	srv->n_conns++;
