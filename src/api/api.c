@@ -61,7 +61,16 @@ static void fault(struct http_response *resp, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_json(resp, status, json_pack("{s:s}", "fault_message", msg));
+	/* Messages quote the client's path and keys, which need not be UTF-8
+	 * (vsnprintf may also have cut a sequence): those bytes become '?'. */
+	json_t *text = json_string(msg);
+	if (!text) {
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		text = json_string(msg);
+	}
+	reply_json(resp, status, json_pack("{s:o}", "fault_message", text));
 }
 
 static void no_content(struct http_response *resp)

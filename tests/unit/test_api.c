@@ -149,6 +149,8 @@ static void test_instance_and_unknown_routes(void)
 	expect_fault(&r, 400, "POST", "/actions", "{}", "Invalid request method and/or path");
 	expect_fault(&r, 400, "PUT", "/network-interfaces/", "{}", "Invalid request");
 	expect_fault(&r, 400, "PUT", "/network-interfaces/eth0/x", "{}", "Invalid request");
+	/* A path that is not UTF-8 is still answered in JSON. */
+	expect_fault(&r, 400, "GET", "/caf%e9", NULL, "GET /caf?.");
 	rig_down(&r);
 }
 
