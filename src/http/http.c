@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <http_parser.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,21 +151,21 @@ static void out_append(struct outbuf *o, const char *data, size_t n)
 	*o->len += n;
 }
 
-static void out_printf(struct outbuf *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct outbuf *o, const char *fmt, ...)
+static void out_str(struct outbuf *o, const char *s)
 {
-	char line[1024];
-	va_list ap;
+	out_append(o, s, strlen(s));
+}
 
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	/* Only header lines go through here; handlers' header text is
-	 * bounded by what they add, so a longer line is cut, never overrun. */
-	if (n > 0)
-		out_append(o, line, MIN((size_t)n, sizeof(line) - 1));
+/* "Name: value\r\n"; a header a handler filled in by hand that could break
+ * the response (CR, LF, a bad name) is left out. */
+static void out_header(struct outbuf *o, const char *name, const char *value)
+{
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return;
+	out_str(o, name);
+	out_str(o, ": ");
+	out_str(o, value);
+	out_str(o, "\r\n");
 }
 
 /* 1xx, 204 and 304 carry neither body nor Content-Length (RFC 9110 8.6). */
@@ -175,23 +174,35 @@ static bool status_has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
-/* Serialize @resp. A HEAD response keeps Content-Length but omits the body. */
+/* How the connection continues, as the response must say it. */
+enum conn_after { CONN_KEEP, CONN_KEEP_SAY, CONN_CLOSE };
+
+/* Serialize @resp. A HEAD response keeps Content-Length but omits the body.
+ * CONN_KEEP_SAY is for HTTP/1.0 clients, which close unless told not to. */
 static void format_response(struct outbuf *o, const struct http_response *resp,
-			    bool head, bool close)
+			    bool head, enum conn_after after)
 {
 	int status = resp->status >= 100 && resp->status <= 599 ? resp->status : 500;
 	bool body = status_has_body(status);
+	char line[64];
 
-	out_printf(o, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-	if (body && resp->content_type && header_value_ok(resp->content_type))
-		out_printf(o, "Content-Type: %s\r\n", resp->content_type);
+	snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	out_str(o, line);
+	out_str(o, http_status_reason(status));
+	out_str(o, "\r\n");
+	if (body && resp->content_type)
+		out_header(o, "Content-Type", resp->content_type);
 	for (unsigned i = 0; i < resp->n_extra && i < HTTP_MAX_EXTRA_HEADERS; i++)
-		out_printf(o, "%s: %s\r\n", resp->extra[i].name, resp->extra[i].value);
-	if (body)
-		out_printf(o, "Content-Length: %zu\r\n", resp->body_len);
-	if (close)
-		out_printf(o, "Connection: close\r\n");
-	out_append(o, "\r\n", 2);
+		out_header(o, resp->extra[i].name, resp->extra[i].value);
+	if (body) {
+		snprintf(line, sizeof(line), "%zu", resp->body_len);
+		out_header(o, "Content-Length", line);
+	}
+	if (after == CONN_CLOSE)
+		out_header(o, "Connection", "close");
+	else if (after == CONN_KEEP_SAY)
+		out_header(o, "Connection", "keep-alive");
+	out_str(o, "\r\n");
 	if (body && !head)
 		out_append(o, resp->body, resp->body_len);
 }
@@ -450,7 +461,9 @@ static void send_response(struct http_conn *c, struct http_response *resp, bool 
 {
 	if (resp->close)
 		c->closed = true;
-	format_response(&c->out, resp, head, c->closed);
+	enum conn_after after = c->closed ? CONN_CLOSE
+		: c->parser.http_minor == 0 ? CONN_KEEP_SAY : CONN_KEEP;
+	format_response(&c->out, resp, head, after);
 	http_response_reset(resp);
 }
 

@@ -42,6 +42,14 @@ static void echo_handler(void *opaque, const struct http_request *req,
 		http_response_take(resp, 200, "application/octet-stream", b, BIG_LEN);
 		return;
 	}
+	if (!strcmp(req->path, "/handmade")) {
+		/* Headers filled in by hand, bypassing the checks: bad ones are left out. */
+		resp->extra[0] = (struct http_header){ strdup("X-Bad"), strdup("a\r\nInjected: 1") };
+		resp->extra[1] = (struct http_header){ strdup("X-Good"), strdup("fine") };
+		resp->n_extra = 2;
+		http_response_set(resp, 200, "text/plain", "ok");
+		return;
+	}
 	snprintf(text, sizeof(text), "%s %s|%s|%s", req->method, req->path, req->body, x ? x : "-");
 	http_response_set(resp, 200, "text/plain", text);
 	http_response_add_header(resp, "X-Handled", "yes");
@@ -149,6 +157,14 @@ static void test_connection_close(void)
 	/* HTTP/1.0 without keep-alive closes too; the handler may ask as well. */
 	out = exchange("GET /a HTTP/1.0\r\n\r\n", 1000, &r);
 	CHECK_EQ(r, 1);
+	free(out);
+	/* HTTP/1.0 asking for keep-alive is told it got it. */
+	out = exchange("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+		       1000, &r);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(count(out, "HTTP/1.1 200"), 2);
+	CHECK_EQ(count(out, "Connection: keep-alive\r\n"), 1);
+	CHECK_EQ(count(out, "Connection: close\r\n"), 1);
 	free(out);
 	out = exchange("GET /close HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 1000, &r);
 	CHECK_EQ(r, 1);
@@ -292,8 +308,13 @@ static void test_error_callback_formats(void)
 
 static void test_response_header_checks(void)
 {
+	int r;
+	char *out = exchange("GET /handmade HTTP/1.1\r\n\r\n", 1000, &r);
 	struct http_response resp = { 0 };
 
+	CHECK(strstr(out, "X-Good: fine\r\n"));
+	CHECK(!strstr(out, "Injected") && !strstr(out, "X-Bad"));
+	free(out);
 	CHECK_EQ(http_response_add_header(&resp, "X-A", "ok"), 0);
 	CHECK_EQ(http_response_add_header(&resp, "X-B", "bad\r\nInjected: 1"), -EINVAL);
 	CHECK_EQ(http_response_add_header(&resp, "X:C", "v"), -EINVAL);
