@@ -165,14 +165,16 @@ void rate_limiter_destroy(struct rate_limiter *rl)
 
 static void arm_timer(struct rate_limiter *rl, uint64_t ns)
 {
-	/* A zero it_value would disarm: wait at least a microsecond. */
-	ns = MAX(ns, 1000u);
+	rl->wait_ns = ns;
+	/* At least RL_MIN_WAIT_NS: one wake-up then moves a batch of frames
+	 * rather than one (a bucket holds at least 1 ms of refill, since
+	 * refill_time is whole milliseconds, so no rate is lost). */
+	ns = MAX(ns, RL_MIN_WAIT_NS);
 	struct itimerspec its = {
 		.it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
 			      .tv_nsec = (long)(ns % 1000000000ull) },
 	};
 
-	rl->wait_ns = ns;
 	if (rl->timer_fd >= 0 && timerfd_settime(rl->timer_fd, 0, &its, NULL) < 0)
 		log_warn("rate limiter: timerfd_settime: %s", strerror(errno));
 }

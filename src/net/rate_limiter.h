@@ -19,6 +19,9 @@
 
 #include "core/event_loop.h"
 
+/* The shortest wait the timer is armed for. */
+#define RL_MIN_WAIT_NS 1000000ull
+
 struct token_bucket_config {
 	uint64_t size;               /* tokens; 0: no bucket */
 	uint64_t one_time_burst;     /* extra tokens spent first, once */
@@ -54,7 +57,7 @@ struct rate_limiter {
 	struct event_source timer_ev;
 	int timer_fd;
 	bool blocked;                /* refused; the timer will end it */
-	uint64_t wait_ns;            /* the wait last armed (for tests and metrics) */
+	uint64_t wait_ns;            /* until the refused tokens are there (tests) */
 };
 
 /* Unlimited until configured. @loop may be NULL (no timer). 0 or -errno. */
