@@ -596,6 +596,7 @@ struct server_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool closing;          /* close once the output is sent */
+	bool evicted;          /* shut down to make room; its own event frees it */
 	bool reading;          /* EPOLLIN is watched */
 	bool writing;          /* EPOLLOUT is watched */
 	uint64_t last_active_ns;   /* last byte read or written */
@@ -628,7 +629,8 @@ static void conn_close(struct server_conn *sc)
 			*pp = sc->next;
 			break;
 		}
-	srv->n_conns--;
+	if (!sc->evicted)
+		srv->n_conns--;
 	event_loop_unwatch(srv->loop, &sc->ev);
 	close(sc->fd);
 	http_conn_free(sc->http);
@@ -716,7 +718,7 @@ static void on_conn_event(struct event_source *src, uint32_t events)
 {
 	struct server_conn *sc = container_of(src, struct server_conn, ev);
 
-	if (events & EPOLLERR) {
+	if (sc->evicted || (events & EPOLLERR)) {
 		conn_close(sc);
 		return;
 	}
@@ -743,13 +745,18 @@ static bool evict_idle(struct http_server *srv)
 	struct server_conn *oldest = NULL;
 
 	for (struct server_conn *sc = srv->conns; sc; sc = sc->next)
-		if (!oldest || sc->last_active_ns < oldest->last_active_ns)
+		if (!sc->evicted && (!oldest || sc->last_active_ns < oldest->last_active_ns))
 			oldest = sc;
 	if (!oldest || now_ns() - oldest->last_active_ns < IDLE_EVICT_NS)
 		return false;
 	log_debug("%s: closing a connection idle for %llu ms to make room", srv->opts.name,
 		  (unsigned long long)((now_ns() - oldest->last_active_ns) / 1000000));
-	conn_close(oldest);
+	/* Not freed here: its event may be waiting later in this epoll batch.
+	 * The shutdown raises EPOLLHUP on it, and its own callback closes it. */
+	shutdown(oldest->fd, SHUT_RDWR);
+	oldest->evicted = true;
+	oldest->closing = true;
+	srv->n_conns--;
 	return true;
 }
 
