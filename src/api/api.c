@@ -621,6 +621,28 @@ static int metrics_start_timer(struct api *api)
 				EPOLLIN, on_metrics_timer, "api metrics");
 }
 
+/* Open the metrics file and start the periodic flush; 0 or answered. */
+static int metrics_open(struct api *api, const char *path, struct http_response *resp)
+{
+	/* Non-blocking: a FIFO without a reader must not stall the loop. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(errno));
+		return -1;
+	}
+	api->metrics_path = strdup(path);
+	if (!api->metrics_path) {
+		close(fd);
+		fault(resp, 500, "out of memory");
+		return -1;
+	}
+	api->metrics_fd = fd;
+	if (api->loop && metrics_start_timer(api) < 0)
+		log_warn("api: no periodic metrics: %s", strerror(errno));
+	return 0;
+}
+
 static void metrics_put(struct api *api, const struct http_request *req,
 			struct http_response *resp)
 {
@@ -634,21 +656,11 @@ static void metrics_put(struct api *api, const struct http_request *req,
 	json_t *body = body_object(req, resp);
 	if (!body)
 		return;
-	const char *path = known_keys(body, keys, "the metrics configuration", resp)
-		? get_string(body, "metrics_path", true, &ok, "the metrics configuration", resp)
-		: NULL;
-	if (path) {
-		/* Non-blocking: a FIFO without a reader must not stall the loop. */
-		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(errno));
-		} else {
-			api->metrics_fd = fd;
-			api->metrics_path = strdup(path);
-			if (api->loop && metrics_start_timer(api) < 0)
-				log_warn("api: no periodic metrics: %s", strerror(errno));
+	if (known_keys(body, keys, "the metrics configuration", resp)) {
+		const char *path = get_string(body, "metrics_path", true, &ok,
+					      "the metrics configuration", resp);
+		if (path && metrics_open(api, path, resp) == 0)
 			no_content(resp);
-		}
 	}
 	json_decref(body);
 }
@@ -666,31 +678,38 @@ static void metrics_get(struct api *api, struct http_response *resp)
 
 /* --- /actions and / --------------------------------------------------------------------- */
 
+/* Run one action; the body was parsed and holds a string action_type. */
+static void run_action(struct api *api, const char *type, struct http_response *resp)
+{
+	if (strcmp(type, "FlushMetrics")) {
+		fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
+		      "FlushMetrics)", type);
+		return;
+	}
+	if (!api->metrics_path) {
+		fault(resp, 400, "metrics are not configured: PUT /metrics first");
+		return;
+	}
+	int r = metrics_flush(api);
+	if (r < 0)
+		fault(resp, 400, "cannot write metrics to %s: %s", api->metrics_path, strerror(-r));
+	else
+		no_content(resp);
+}
+
 static void actions_put(struct api *api, const struct http_request *req,
 			struct http_response *resp)
 {
 	static const char *const keys[] = { "action_type", NULL };
-	bool ok;
 	json_t *body = body_object(req, resp);
+	bool ok;
 
 	if (!body)
 		return;
-	const char *type = known_keys(body, keys, "the action", resp)
-		? get_string(body, "action_type", true, &ok, "the action", resp) : NULL;
-	if (!type) {
-		/* answered */
-	} else if (strcmp(type, "FlushMetrics")) {
-		fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
-		      "FlushMetrics)", type);
-	} else if (!api->metrics_path) {
-		fault(resp, 400, "metrics are not configured: PUT /metrics first");
-	} else {
-		int r = metrics_flush(api);
-		if (r < 0)
-			fault(resp, 400, "cannot write metrics to %s: %s", api->metrics_path,
-			      strerror(-r));
-		else
-			no_content(resp);
+	if (known_keys(body, keys, "the action", resp)) {
+		const char *type = get_string(body, "action_type", true, &ok, "the action", resp);
+		if (type)
+			run_action(api, type, resp);
 	}
 	json_decref(body);
 }
