@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build and run every kvmini test, layer by layer:
 #   1. unit tests under ASan + UBSan
-#   2. short libFuzzer runs (FUZZ_SECONDS each, default 60)
+#   2. short libFuzzer runs: FUZZ_BUDGET seconds (default 270) shared evenly
+#      by the targets, or FUZZ_SECONDS each when set
 #   3. in-process benchmark smoke run
 #   4. host-kernel FUSE client against kvmini's FUSE server (/dev/fuse)
 #   5. User-Mode Linux integration tests (real Linux virtio drivers)
@@ -11,7 +12,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+# The fuzz layer stays within about 5 minutes however many targets exist.
+FUZZ_BUDGET=${FUZZ_BUDGET:-270}
+fuzz_targets=$(find tests/fuzz -maxdepth 1 -name '*.c' | wc -l)
+FUZZ_SECONDS=${FUZZ_SECONDS:-$((FUZZ_BUDGET / (fuzz_targets > 0 ? fuzz_targets : 1)))}
 LOGDIR=build/test-logs
 passed=0
 failed=0

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "fs/fuse_dev.h"
 #include "fs/fuse_server.h"
+#include "fs/host_watch.h"
 #include "fs/passthrough.h"
 
 static const char fuse_mount_usage[] =
@@ -44,6 +45,11 @@ static const char fuse_mount_usage[] =
 	"  --max-write BYTES     largest write request, 4096..1048576 (default 1 MiB);\n"
 	"                        reads are limited to what a splice pipe carries\n"
 	"  --xattr-all           pass every xattr namespace (default: user.* only)\n"
+	"  --no-notify           do not watch DIR for changes made on the host (by\n"
+	"                        default they invalidate the kernel's cache at once;\n"
+	"                        with --cache none nothing is cached or watched)\n"
+	"  --max-watches N       most inotify watches for that (default 65536);\n"
+	"                        files past it show host changes when the cache expires\n"
 	"  --counters            print the server's counters at exit\n"
 	"  -v, --verbose         more log lines\n"
 	"  -q, --quiet           log errors only\n"
@@ -54,6 +60,8 @@ struct fuse_mount_args {
 	const char *mountpoint;
 	unsigned threads;
 	bool counters;
+	bool no_notify;
+	struct host_watch_opts watch;
 	struct fuse_server_opts server;
 	struct passthrough_opts pt;
 };
@@ -89,6 +97,11 @@ static int parse_value_opt(int c, const char *name, const char *val,
 			break;
 		a->server.max_write = (uint32_t)v;
 		return 0;
+	case 'W':
+		if (cli_parse_uint(val, 1, 1u << 24, &v))
+			break;
+		a->watch.max_watches = (unsigned)v;
+		return 0;
 	}
 	log_err("--%s: invalid value \"%s\" (see kvmini fuse-mount --help)", name, val);
 	return -EINVAL;
@@ -104,6 +117,8 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 		{ "max-fds", required_argument, NULL, 'f' },
 		{ "max-write", required_argument, NULL, 'w' },
 		{ "xattr-all", no_argument, NULL, 'x' },
+		{ "no-notify", no_argument, NULL, 'N' },
+		{ "max-watches", required_argument, NULL, 'W' },
 		{ "counters", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -118,6 +133,7 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 	while ((c = getopt_long(argc, argv, ":vqh", opts, &idx)) != -1) {
 		switch (c) {
 		case 'x': a->pt.xattr_all = true; break;
+		case 'N': a->no_notify = true; break;
 		case 'C': a->counters = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
@@ -172,7 +188,7 @@ static void prepare_process(void)
 }
 
 /* Mount, serve until unmounted or signalled, tear down. */
-static int serve(struct fuse_mount_args *a, struct fuse_server *server)
+static int serve(struct fuse_mount_args *a, struct fuse_server *server, struct host_watch *watch)
 {
 	struct fuse_dev_opts dopts = { .source = a->dir, .threads = a->threads };
 	struct fuse_dev *dev;
@@ -186,6 +202,10 @@ static int serve(struct fuse_mount_args *a, struct fuse_server *server)
 	if (fuse_dev_mount(&dev, server, a->mountpoint, &dopts))
 		return EXIT_RUNTIME;
 	int rc = fuse_dev_start(dev);
+	/* After the mount and with the stop signals blocked: the thread
+	 * inherits the mask, and its writes go to the session descriptor. */
+	if (!rc && watch && host_watch_start(watch, server))
+		log_warn("not watching %s for host changes", a->dir);
 	if (!rc) {
 		log_info("serving %s at %s (%u threads)", a->dir, a->mountpoint, a->threads);
 		rc = fuse_dev_wait(dev, &stop);
@@ -194,6 +214,8 @@ static int serve(struct fuse_mount_args *a, struct fuse_server *server)
 		else if (rc == 0)
 			log_info("%s was unmounted", a->mountpoint);
 	}
+	/* Before the transport goes: the watcher writes on its descriptor. */
+	host_watch_stop(watch);
 	if (fuse_dev_destroy(dev)) {
 		/* A worker is stuck in a request: leave without freeing what it uses. */
 		fflush(NULL);
@@ -213,8 +235,16 @@ int cmd_fuse_mount(int argc, char **argv)
 		return EXIT_RUNTIME;
 	prepare_process();
 	a.pt.root = a.dir;
+	struct host_watch *watch = NULL;
+	if (!a.no_notify && a.server.cache != FUSE_CACHE_NONE) {
+		watch = host_watch_new(&a.watch, &err);
+		if (!watch)
+			log_warn("cannot watch %s for host changes: %s", a.dir, strerror(-err));
+	}
+	a.pt.watch = watch;
 	struct fs_backend *be = passthrough_new(&a.pt, &err);
 	if (!be) {
+		host_watch_free(watch);
 		log_err("sharing %s: %s%s", a.dir, strerror(-err),
 			err == -ENOSYS ? " (openat2 needs Linux 5.6 or later)" : "");
 		return EXIT_RUNTIME;
@@ -222,12 +252,17 @@ int cmd_fuse_mount(int argc, char **argv)
 	struct fuse_server *server = fuse_server_new(be, &a.server);
 	if (!server) {
 		fs_backend_destroy(be);
+		host_watch_free(watch);
 		return EXIT_RUNTIME;
 	}
-	rc = serve(&a, server);
-	if (a.counters)
+	rc = serve(&a, server, watch);
+	if (a.counters) {
 		fuse_server_dump_counters(server, stderr);
+		if (watch)
+			host_watch_dump_counters(watch, stderr);
+	}
 	fuse_server_free(server);
 	fs_backend_destroy(be);
+	host_watch_free(watch);
 	return rc;
 }

@@ -65,19 +65,28 @@ static const char run_usage[] =
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
 	"                     \"noxsave clearcpuid=...\" for the instructions it lacks\n"
-	"  --boot-timing      print when the guest reached each boot milestone\n"
+	"  --boot-timing      print when the guest reached each boot milestone, from\n"
+	"                     kvmini's start: first guest instruction, first console\n"
+	"                     output, Linux's \"Run /init\" console line, and userspace:\n"
+	"                     the guest's init writing 123 to port 0x3f0 (the boot\n"
+	"                     marker, as in Firecracker)\n"
 	"  --counters         print every device's counters at exit\n"
 	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
 	"  -q, --quiet        log errors only\n"
 	"  -h, --help         this text\n"
 	"\n"
-	"On a terminal the console is raw: Ctrl-A x ends the VM.\n"
+	"On a terminal the console is raw: Ctrl-A x ends the VM. Console input waits\n"
+	"in a 4 KiB buffer until the guest enables UART receive interrupts; when the\n"
+	"buffer is full kvmini stops reading stdin, so nothing is dropped.\n"
 	"\n"
 	"Exit status: 0 when the guest rebooted (reboot=k: the i8042 reset line) or KVM\n"
 	"reported a shutdown, 1 for a kvmini failure, 2 for bad usage, 3 for a triple\n"
 	"fault, 4 when KVM cannot run the guest (the instruction is reported), 5 for a\n"
-	"guest crash, 128+N after signal N; a test guest may end the VM with any status\n"
-	"by writing it to port 0x501.\n";
+	"guest crash, 128+N after signal N.\n"
+	"\n"
+	"Debug exit (always on, QEMU's isa-debug-exit): a guest write of v to port\n"
+	"0x501 ends the VM with exit status (v << 1) | 1 (its low 8 bits: always odd,\n"
+	"so 1, 3 and 5 may also come from the guest; the message on stderr says which).\n";
 
 struct run_args {
 	const char *kernel;
@@ -446,6 +455,8 @@ static void print_timing(const struct vm_timing *t, uint64_t end)
 	print_ms("first guest instruction", t->first_run, t->start);
 	print_ms("first exit to kvmini", t->first_exit, t->start);
 	print_ms("first console output", t->first_console, t->start);
+	print_ms("kernel runs /init (console)", t->kernel_runs_init, t->start);
+	print_ms("userspace (boot marker)", t->userspace, t->start);
 	print_ms("end of run", end, t->start);
 }
 

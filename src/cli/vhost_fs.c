@@ -21,6 +21,7 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fs/fuse_server.h"
+#include "fs/host_watch.h"
 #include "fs/memfs.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
@@ -51,6 +52,12 @@ static const char fs_usage[] =
 	"  --max-fds N            passthrough: most descriptors held for known files\n"
 	"                         (default half of the open-file limit)\n"
 	"  --xattr-all            passthrough: pass every xattr namespace (default user.*)\n"
+	"  --no-notify            passthrough: do not watch DIR for changes made on the\n"
+	"                         host. By default they become FUSE invalidations sent\n"
+	"                         on the notification queue to a driver that negotiates\n"
+	"                         VIRTIO_FS_F_NOTIFICATION (virtio 1.3 layout; stock\n"
+	"                         Linux drivers do not, and then nothing is sent)\n"
+	"  --max-watches N        passthrough: most inotify watches for that (default 65536)\n"
 	"  --inband               also offer in-band notifications (kicks and interrupts as\n"
 	"                         vhost-user messages); off by default: UML acks every\n"
 	"                         in-band kick synchronously, which costs several times\n"
@@ -71,6 +78,8 @@ struct fs_args {
 	enum fs_backend_kind backend;
 	bool backend_given;
 	bool inband;
+	bool no_notify;
+	struct host_watch_opts watch;
 	struct virtio_fs_opts dev;
 	struct fuse_server_opts server;
 	struct passthrough_opts pt;
@@ -145,6 +154,14 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 		}
 		log_err("--max-fds: \"%s\" is not a number from 16 to %u", val, 1u << 30);
 		return -EINVAL;
+	case 'W':
+		if (cli_parse_uint(val, 1, 1u << 24, &v) == 0) {
+			a->watch.max_watches = (unsigned)v;
+			a->pt_only_given = true;
+			return 0;
+		}
+		log_err("--max-watches: \"%s\" is not a number from 1 to %u", val, 1u << 24);
+		return -EINVAL;
 	case 'm':
 		if (cli_parse_uint(val, 1, 65536, &v) == 0) {
 			a->mem.max_bytes = (uint64_t)v << 20;
@@ -175,7 +192,7 @@ static int check_combination(struct fs_args *a)
 		return -EINVAL;
 	}
 	if (a->backend == BACKEND_MEMFS && a->pt_only_given) {
-		log_err("--max-fds and --xattr-all are for the passthrough backend");
+		log_err("--max-fds, --max-watches and --xattr-all are for the passthrough backend");
 		return -EINVAL;
 	}
 	if (a->backend == BACKEND_PASSTHROUGH && a->memfs_only_given) {
@@ -205,6 +222,8 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 		{ "squash-owner", required_argument, NULL, 'o' },
 		{ "max-fds", required_argument, NULL, 'f' },
 		{ "xattr-all", no_argument, NULL, 'x' },
+		{ "no-notify", no_argument, NULL, 'N' },
+		{ "max-watches", required_argument, NULL, 'W' },
 		{ "inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -224,6 +243,7 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 		case 'd': a->shared_dir = optarg; break;
 		case 'c': a->counters_file = optarg; break;
 		case 'I': a->inband = true; break;
+		case 'N': a->no_notify = true; break;
 		case 'x': a->pt.xattr_all = true; a->pt_only_given = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
@@ -255,6 +275,7 @@ struct fs_service {
 	struct virtio_fs *dev;
 	struct fuse_server *fuse;
 	struct fs_backend *be;
+	struct host_watch *watch;    /* passthrough with notifications, else NULL */
 	struct cli_signals sig;
 };
 
@@ -285,6 +306,8 @@ static void dump_all(const struct fs_service *svc, FILE *out)
 {
 	virtio_fs_dump_counters(svc->dev, out);
 	dump_backend(svc, out);
+	if (svc->watch)
+		host_watch_dump_counters(svc->watch, out);
 	vhost_user_server_dump_counters(&svc->server, out);
 }
 
@@ -329,8 +352,23 @@ static void raise_fd_limit(void)
 	}
 }
 
-static struct fs_backend *open_backend(const struct fs_args *a)
+/* The host-change watcher, unless turned off or pointless (--cache none:
+ * the guest caches nothing to invalidate). NULL without one. */
+static struct host_watch *open_watch(const struct fs_args *a)
 {
+	int err;
+
+	if (a->no_notify || a->server.cache == FUSE_CACHE_NONE)
+		return NULL;
+	struct host_watch *w = host_watch_new(&a->watch, &err);
+	if (!w)
+		log_warn("cannot watch %s for host changes: %s", a->shared_dir, strerror(-err));
+	return w;
+}
+
+static struct fs_backend *open_backend(struct fs_service *svc)
+{
+	const struct fs_args *a = svc->args;
 	struct stat st;
 	int err;
 
@@ -350,6 +388,8 @@ static struct fs_backend *open_backend(const struct fs_args *a)
 	}
 	struct passthrough_opts pt = a->pt;
 	pt.root = a->shared_dir;
+	svc->watch = open_watch(a);
+	pt.watch = svc->watch;
 	struct fs_backend *be = passthrough_new(&pt, &err);
 	if (!be)
 		log_err("--shared-dir %s: %s%s", a->shared_dir, strerror(-err),
@@ -361,8 +401,11 @@ static struct fs_backend *open_backend(const struct fs_args *a)
 static int setup(struct fs_service *svc)
 {
 	const struct fs_args *a = svc->args;
+	struct virtio_fs_opts dopts = a->dev;
 	int r;
 
+	/* The notification queue only when there is something to send. */
+	dopts.offer_notification = svc->watch != NULL;
 	svc->fuse = fuse_server_new(svc->be, &a->server);
 	svc->dev = calloc(1, sizeof(*svc->dev));
 	if (!svc->fuse || !svc->dev) {
@@ -372,7 +415,7 @@ static int setup(struct fs_service *svc)
 	/* Before the device starts its worker threads: they inherit the mask. */
 	r = cli_signals_block();
 	if (r == 0)
-		r = virtio_fs_init(svc->dev, &a->dev, svc->fuse, &svc->loop);
+		r = virtio_fs_init(svc->dev, &dopts, svc->fuse, &svc->loop);
 	if (r < 0) {
 		log_err("virtio-fs device: %s", strerror(-r));
 		return EXIT_RUNTIME;
@@ -394,6 +437,9 @@ static int setup(struct fs_service *svc)
 		log_err("signalfd: %s", strerror(-r));
 		return EXIT_RUNTIME;
 	}
+	/* Signals blocked (inherited); the device is the server's transport. */
+	if (svc->watch && host_watch_start(svc->watch, svc->fuse) < 0)
+		log_warn("not watching %s for host changes", a->shared_dir);
 	return 0;
 }
 
@@ -402,6 +448,8 @@ static int setup(struct fs_service *svc)
 static void teardown(struct fs_service *svc)
 {
 	cli_signals_close(&svc->sig, &svc->loop);
+	/* First: it sends through the device. */
+	host_watch_stop(svc->watch);
 	if (svc->dev) {
 		vhost_user_server_destroy(&svc->server);
 		virtio_fs_destroy(svc->dev);
@@ -409,6 +457,7 @@ static void teardown(struct fs_service *svc)
 	}
 	fuse_server_free(svc->fuse);
 	fs_backend_destroy(svc->be);
+	host_watch_free(svc->watch);
 }
 
 static int serve_fs(const struct fs_args *a)
@@ -417,12 +466,15 @@ static int serve_fs(const struct fs_args *a)
 	int status;
 
 	raise_fd_limit();
-	svc.be = open_backend(a);
-	if (!svc.be)
+	svc.be = open_backend(&svc);
+	if (!svc.be) {
+		host_watch_free(svc.watch);
 		return EXIT_RUNTIME;
+	}
 	if (event_loop_init(&svc.loop) < 0) {
 		log_err("epoll: %s", strerror(errno));
 		fs_backend_destroy(svc.be);
+		host_watch_free(svc.watch);
 		return EXIT_RUNTIME;
 	}
 	status = setup(&svc);

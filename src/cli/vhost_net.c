@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/mmds_args.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "api/api.h"
@@ -50,6 +51,7 @@ static const char net_usage[] =
 	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
 	"                       over HTTP on the unix socket PATH\n"
 	"  --iface-id ID        the interface's id in API paths and metrics (default eth0)\n"
+	CLI_MMDS_USAGE
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
 	"  -v, --verbose        log each vhost-user message and more\n"
 	"  -q, --quiet          log errors only\n"
@@ -66,6 +68,7 @@ struct net_args {
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	const char *api_sock;
 	const char *iface_id;
+	struct cli_mmds_args mmds;
 };
 
 static int parse_mtu(const char *text, uint16_t *mtu)
@@ -104,15 +107,22 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_MMDS_LONG_OPTIONS,
 		{ 0 },
 	};
 	int c;
 
 	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 },
 				.iface_id = "eth0" };
+	cli_mmds_args_init(&a->mmds);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		int m = cli_mmds_take(&a->mmds, c, optarg);
+		if (m < 0)
+			return m;
+		if (m == 0)
+			continue;
 		switch (c) {
 		case 's': a->socket_path = optarg; break;
 		case 'b': a->backend = optarg; break;
@@ -159,6 +169,8 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini vhost net --help)", argv[optind]);
 		return -EINVAL;
 	}
+	if (cli_mmds_check(&a->mmds) < 0)
+		return -EINVAL;
 	if (!a->socket_path || !a->backend) {
 		log_err("--socket and --backend are required (see kvmini vhost net --help)");
 		return -EINVAL;
@@ -254,6 +266,11 @@ static int serve_net(const struct net_args *a)
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;
 	}
+	struct mmds *mmds = NULL;
+	if (cli_mmds_start(&a->mmds, &loop, &be, &mmds) < 0) {
+		event_loop_destroy(&loop);
+		return EXIT_USAGE;
+	}
 	struct net_device *net = calloc(1, sizeof(*net));
 	int r = net ? net_device_init(net, &a->dev, be, &loop) : -ENOMEM;
 	if (r < 0) {
@@ -273,7 +290,7 @@ static int serve_net(const struct net_args *a)
 		goto out_net;
 	}
 	struct api *api;
-	if (start_api(a, &loop, net, &server, NULL, &api) < 0)
+	if (start_api(a, &loop, net, &server, mmds, &api) < 0)
 		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {
@@ -293,6 +310,7 @@ out_net:
 	free(net);
 out_backend:
 	be->ops->destroy(be);
+	mmds_free(mmds);
 	event_loop_destroy(&loop);
 	return status;
 }

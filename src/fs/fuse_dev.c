@@ -60,6 +60,7 @@ struct fuse_dev {
 	atomic_bool ended;
 	unsigned nworkers;
 	struct fuse_worker workers[FUSE_DEV_MAX_THREADS];
+	struct fuse_notify_transport notify;   /* the server's notifications go to fd */
 };
 
 static void wake_handler(int sig)
@@ -355,6 +356,22 @@ static int worker_init(struct fuse_dev *d, struct fuse_worker *w, unsigned i)
 	return w->fd < 0 ? w->fd : 0;
 }
 
+/* A notification is written whole on the session descriptor, from the
+ * notifying thread (never a worker). ENOENT: the kernel has no such inode
+ * or entry cached, which is normal. */
+static int notify_send(struct fuse_notify_transport *t, const void *msg, size_t len)
+{
+	struct fuse_dev *d = container_of(t, struct fuse_dev, notify);
+	ssize_t n = write(d->fd, msg, len);
+
+	if (n == (ssize_t)len)
+		return 0;
+	int err = n < 0 ? errno : EIO;
+	if (err != ENOENT && err != ENODEV)
+		log_debug("fuse: writing a notification of %zu bytes: %s", len, strerror(err));
+	return -err;
+}
+
 int fuse_dev_start(struct fuse_dev *d)
 {
 	struct sigaction sa = { .sa_handler = wake_handler };
@@ -363,6 +380,8 @@ int fuse_dev_start(struct fuse_dev *d)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGRTMIN, &sa, NULL) < 0)
 		return -errno;
+	d->notify.send = notify_send;
+	fuse_server_set_notify(d->server, &d->notify);
 	for (unsigned i = 0; i < d->nworkers; i++) {
 		struct fuse_worker *w = &d->workers[i];
 		int rc = worker_init(d, w, i);
@@ -442,6 +461,7 @@ int fuse_dev_destroy(struct fuse_dev *d)
 {
 	if (!d)
 		return 0;
+	fuse_server_set_notify(d->server, NULL);
 	/* Detach first: new accesses fail at once, and the session ends when
 	 * the last user lets go. */
 	if (d->mounted && !atomic_load(&d->ended) && umount2(d->mountpoint, MNT_DETACH) < 0 &&

@@ -8,6 +8,10 @@
  * filesystem is unmounted or a stop signal arrives), fuse_dev_destroy (which
  * detaches the mount if it is still there, stops and joins the workers).
  *
+ * Notifications: fuse_dev_start makes the session descriptor the server's
+ * notification transport (fuse_server_set_notify), fuse_dev_destroy undoes
+ * it; whatever notifies (host_watch) must be stopped before destroy.
+ *
  * Signals: the caller blocks its stop signals in every thread before
  * fuse_dev_start (the workers inherit the mask) and passes them to
  * fuse_dev_wait. The workers are woken for shutdown with SIGRTMIN, for which

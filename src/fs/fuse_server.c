@@ -67,8 +67,17 @@ struct fuse_server {
 			replies_overflow, read_bytes, read_bytes_sink, write_bytes;
 		/* Requests per known opcode, for the operator's view of a workload. */
 		atomic_uint_least64_t by_op[FUSE_SYNCFS + 1];
+		atomic_uint_least64_t notify_sent, notify_unknown, notify_dropped, notify_failed;
 	} ctr;
+
+	/* Where notifications go; set by the transport, read by the notifying
+	 * thread. */
+	_Atomic(struct fuse_notify_transport *) notify;
 };
+
+/* Nonzero while this thread answers a request: notifications from here
+ * could wait for the very request being answered (see fuse_server.h). */
+static __thread unsigned in_request;
 
 /* One request being handled: local copies of everything the client sent
  * that is used more than once. */
@@ -1115,9 +1124,21 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
 	return fuse_server_handle_sink(s, in, in_cnt, out, out_cnt, NULL);
 }
 
+static size_t handle_one(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+			 const struct iovec *out, unsigned out_cnt, struct fuse_reply_sink *sink);
+
 size_t fuse_server_handle_sink(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
 			       const struct iovec *out, unsigned out_cnt,
 			       struct fuse_reply_sink *sink)
+{
+	in_request++;
+	size_t len = handle_one(s, in, in_cnt, out, out_cnt, sink);
+	in_request--;
+	return len;
+}
+
+static size_t handle_one(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+			 const struct iovec *out, unsigned out_cnt, struct fuse_reply_sink *sink)
 {
 	struct fuse_req r = { .s = s, .in = in, .out = out, .sink = sink,
 			      .in_cnt = MIN(in_cnt, FUSE_SERVER_MAX_IOV),
@@ -1279,6 +1300,10 @@ void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_co
 	LOAD(read_bytes);
 	LOAD(read_bytes_sink);
 	LOAD(write_bytes);
+	LOAD(notify_sent);
+	LOAD(notify_unknown);
+	LOAD(notify_dropped);
+	LOAD(notify_failed);
 #undef LOAD
 }
 
@@ -1298,6 +1323,10 @@ void fuse_server_dump_counters(const struct fuse_server *s, FILE *out)
 		(unsigned long long)c.requests_before_init, (unsigned long long)c.replies_overflow,
 		(unsigned long long)c.read_bytes, (unsigned long long)c.read_bytes_sink,
 		(unsigned long long)c.write_bytes);
+	fprintf(out, "fuse_notify_sent %llu\nfuse_notify_unknown %llu\nfuse_notify_dropped %llu\n"
+		"fuse_notify_failed %llu\n",
+		(unsigned long long)c.notify_sent, (unsigned long long)c.notify_unknown,
+		(unsigned long long)c.notify_dropped, (unsigned long long)c.notify_failed);
 	for (unsigned op = 0; op < ARRAY_SIZE(fuse_ops); op++) {
 		uint64_t n = atomic_load_explicit(&((struct fuse_server *)s)->ctr.by_op[op],
 						  memory_order_relaxed);
@@ -1305,4 +1334,88 @@ void fuse_server_dump_counters(const struct fuse_server *s, FILE *out)
 			fprintf(out, "fuse_requests_%s %llu\n", fuse_ops[op].name + 5,
 				(unsigned long long)n);
 	}
+}
+
+/* ---- notifications ---- */
+
+/* Both notifications exist since protocol 7.12. */
+#define NOTIFY_INVAL_MINOR 12u
+
+void fuse_server_set_notify(struct fuse_server *s, struct fuse_notify_transport *t)
+{
+	atomic_store_explicit(&s->notify, t, memory_order_release);
+}
+
+bool fuse_server_notify_possible(struct fuse_server *s)
+{
+	struct fuse_notify_transport *t = atomic_load_explicit(&s->notify, memory_order_acquire);
+	bool init = atomic_load_explicit(&s->initialized, memory_order_acquire);
+
+	if (!t || (t->can_send && !t->can_send(t)))
+		return false;
+	return !init || fuse_server_proto_minor(s) >= NOTIFY_INVAL_MINOR;
+}
+
+/* Send @msg (its out header filled here) if this thread may, the client
+ * negotiated the notification and a transport is set; count the outcome. */
+static int notify_send(struct fuse_server *s, int code, void *msg, size_t len)
+{
+	struct fuse_notify_transport *t = atomic_load_explicit(&s->notify, memory_order_acquire);
+	struct fuse_out_header *oh = msg;
+	int rc;
+
+	if (in_request)
+		rc = -EDEADLK;
+	else if (fuse_server_proto_minor(s) < NOTIFY_INVAL_MINOR)
+		rc = -EAGAIN;
+	else if (!t)
+		rc = -ENOTCONN;
+	else {
+		*oh = (struct fuse_out_header){ .len = (uint32_t)len, .error = code, .unique = 0 };
+		rc = t->send(t, msg, len);
+		if (rc == 0)
+			CTR_INC(s, notify_sent);
+		else if (rc == -ENOENT)
+			CTR_INC(s, notify_unknown);
+		else if (rc == -EOPNOTSUPP)
+			CTR_INC(s, notify_dropped);    /* the transport's client did not negotiate */
+		else
+			CTR_INC(s, notify_failed);
+		return rc;
+	}
+	CTR_INC(s, notify_dropped);
+	return rc;
+}
+
+int fuse_server_notify_inval_inode(struct fuse_server *s, uint64_t nodeid, int64_t off,
+				   int64_t len)
+{
+	struct {
+		struct fuse_out_header oh;
+		struct fuse_notify_inval_inode_out arg;
+	} msg = { .arg = { .ino = nodeid, .off = off, .len = len } };
+
+	return notify_send(s, FUSE_NOTIFY_INVAL_INODE, &msg, sizeof(msg));
+}
+
+int fuse_server_notify_inval_entry(struct fuse_server *s, uint64_t parent, const char *name,
+				   size_t namelen)
+{
+	struct {
+		struct fuse_out_header oh;
+		struct fuse_notify_inval_entry_out arg;
+		char name[NAME_MAX + 1];
+	} msg;
+
+	if (!namelen || namelen > NAME_MAX || memchr(name, '\0', namelen)) {
+		CTR_INC(s, notify_dropped);
+		return -EINVAL;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.arg = (struct fuse_notify_inval_entry_out){ .parent = parent,
+							.namelen = (uint32_t)namelen };
+	memcpy(msg.name, name, namelen);
+	/* The client reads the name and its NUL. */
+	return notify_send(s, FUSE_NOTIFY_INVAL_ENTRY, &msg,
+			   offsetof(typeof(msg), name) + namelen + 1);
 }

@@ -78,6 +78,11 @@ struct fuse_server_counters {
 	uint64_t read_bytes;          /* READ payload returned */
 	uint64_t read_bytes_sink;     /* ... of which sent through a reply sink */
 	uint64_t write_bytes;         /* WRITE payload accepted */
+	/* Notifications (fuse_server_notify_*). */
+	uint64_t notify_sent;         /* taken by the transport */
+	uint64_t notify_unknown;      /* the client caches nothing of that node (ENOENT) */
+	uint64_t notify_dropped;      /* not sent: no transport, not negotiated, or from a request */
+	uint64_t notify_failed;       /* the transport could not send (no buffer, error) */
 };
 
 struct fuse_server;
@@ -133,6 +138,50 @@ size_t fuse_server_max_reply(const struct fuse_server *s);
 void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_counters *c);
 /* Print counters, one "fuse_<name> value" per line. */
 void fuse_server_dump_counters(const struct fuse_server *s, FILE *out);
+
+/*
+ * Notifications: messages the server sends unasked (FUSE_NOTIFY_*), written
+ * as a fuse_out_header with unique 0 and error set to the notify code, then
+ * the payload. The transport that carries the server sets how they go out.
+ *
+ * Never send one from a thread that is answering a request: the Linux FUSE
+ * client holds inode locks while it waits for replies, and INVAL_ENTRY takes
+ * the parent's lock, so a worker that notifies before answering the request
+ * holding that lock waits for itself. The server refuses (and counts) a
+ * notification made from inside fuse_server_handle*. A dedicated thread
+ * (host_watch.c) is the caller; it may block while the client holds a lock,
+ * which the workers release by answering.
+ */
+struct fuse_notify_transport {
+	/* Send one whole message of @len bytes (header included). Returns 0,
+	 * -ENOENT when the client has no such node or entry cached (normal),
+	 * or another -errno (-ENOBUFS: no buffer, -EOPNOTSUPP: not negotiated). */
+	int (*send)(struct fuse_notify_transport *t, const void *msg, size_t len);
+	/* Optional: false while nothing sent could arrive (a virtio-fs driver
+	 * that did not negotiate notifications), so watching is wasted. */
+	bool (*can_send)(struct fuse_notify_transport *t);
+};
+
+/* Set (or clear with NULL) the transport. Clear it before freeing the
+ * transport, with no notification in flight (stop the watcher first). */
+void fuse_server_set_notify(struct fuse_server *s, struct fuse_notify_transport *t);
+
+/* Could a notification reach the client now? A transport is set, it can
+ * send, and INIT (when it came) negotiated notifications. Any thread. */
+bool fuse_server_notify_possible(struct fuse_server *s);
+
+/* FUSE_NOTIFY_INVAL_INODE: the client drops its attributes of @nodeid and,
+ * when @off >= 0, its cached data from @off for @len bytes (len <= 0: to
+ * the end). Returns 0, -ENOENT (nothing cached), -EAGAIN before INIT or
+ * when the negotiated minor lacks it, -EDEADLK from a request thread, or
+ * the transport's -errno. Every outcome is counted. */
+int fuse_server_notify_inval_inode(struct fuse_server *s, uint64_t nodeid, int64_t off,
+				   int64_t len);
+/* FUSE_NOTIFY_INVAL_ENTRY: the client drops the entry @name (1..NAME_MAX
+ * bytes, no NUL inside) of directory @parent. Returns as above, -EINVAL for
+ * a bad name. */
+int fuse_server_notify_inval_entry(struct fuse_server *s, uint64_t parent, const char *name,
+				   size_t namelen);
 
 /* "none", "auto", "always" -> policy; -EINVAL otherwise. */
 int fuse_cache_policy_parse(const char *text, enum fuse_cache_policy *policy);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -130,6 +131,7 @@ struct pt_inode {
 	struct pt_inode *hnext;
 	struct pt_inode *lru_prev, *lru_next;
 	bool in_lru;                 /* has fd, refs == 0 */
+	int wd;                      /* host_watch descriptor, -1 for none */
 };
 
 struct pt_file {
@@ -331,8 +333,20 @@ static void inode_free(struct passthrough *pt, struct pt_inode *n)
 		close(n->fd);
 		pt->nfds--;
 	}
+	host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
 	free(n->handle);
 	free(n);
+}
+
+/* Watch @n (its fd just set) for host changes; a node keeps at most one
+ * watch, on the inode its descriptor is now. Called with pt->lock held. */
+static void inode_watch(struct passthrough *pt, struct pt_inode *n)
+{
+	int wd = host_watch_add(pt->opts.watch, n->nodeid, n->fd, n->type);
+
+	if (n->wd >= 0 && n->wd != wd)
+		host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
+	n->wd = wd;
 }
 
 /*
@@ -414,6 +428,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 			n->fd = fd;
 			fd = -1;
 			pt->nfds++;
+			inode_watch(pt, n);
 			lru_add(pt, n);
 			evict_to(pt, pt->opts.max_fds);
 		}
@@ -430,9 +445,11 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		n->fd = fd;
 		fd = -1;
 		n->nlookup = 1;
+		n->wd = -1;
 		hash_add(pt, n);
 		hash_grow(pt);
 		pt->nfds++;
+		inode_watch(pt, n);
 		lru_add(pt, n);
 		evict_to(pt, pt->opts.max_fds);
 	}
@@ -882,6 +899,8 @@ static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 
 	if (!dir)
 		return rc;
+	/* The watcher need not tell the client of its own change. */
+	uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_CREATE, a->name);
 	creds_enter(pt, ctx, &c);
 	switch (a->kind) {
 	case MAKE_NOD:
@@ -896,6 +915,8 @@ static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 	}
 	rc = rc < 0 ? -errno : 0;
 	creds_leave(pt, &c);
+	if (rc)
+		host_watch_unexpect(pt->opts.watch, own);
 	if (!rc)
 		rc = lookup_at(pt, dir->fd, a->name, out);
 	inode_put(pt, dir);
@@ -935,7 +956,10 @@ static int unlink_common(struct fs_backend *be, uint64_t parent, const char *nam
 
 	if (!dir)
 		return rc;
+	uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_DELETE, name);
 	rc = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
+	if (rc)
+		host_watch_unexpect(pt->opts.watch, own);
 	inode_put(pt, dir);
 	return rc;
 }
@@ -952,6 +976,27 @@ static int pt_rmdir(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t pa
 	return unlink_common(be, parent, name, AT_REMOVEDIR);
 }
 
+/* renameat2, with its entry events announced to the watcher (both names
+ * move both ways in an exchange). */
+static int rename_own(struct passthrough *pt, const struct pt_inode *dir, const char *name,
+		      const struct pt_inode *newdir, const char *newname, unsigned flags)
+{
+	struct host_watch *w = pt->opts.watch;
+	uint64_t own[4] = {
+		host_watch_expect(w, dir->nodeid, IN_MOVED_FROM, name),
+		host_watch_expect(w, newdir->nodeid, IN_MOVED_TO, newname),
+	};
+
+	if (flags & RENAME_EXCHANGE) {
+		own[2] = host_watch_expect(w, dir->nodeid, IN_MOVED_TO, name);
+		own[3] = host_watch_expect(w, newdir->nodeid, IN_MOVED_FROM, newname);
+	}
+	int rc = renameat2(dir->fd, name, newdir->fd, newname, flags) < 0 ? -errno : 0;
+	for (unsigned i = 0; rc && i < ARRAY_SIZE(own); i++)
+		host_watch_unexpect(w, own[i]);
+	return rc;
+}
+
 static int pt_rename(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		     const char *name, uint64_t newparent, const char *newname, unsigned flags)
 {
@@ -963,7 +1008,7 @@ static int pt_rename(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		return rc;
 	struct pt_inode *newdir = dir_get(pt, newparent, &rc);
 	if (newdir) {
-		rc = renameat2(dir->fd, name, newdir->fd, newname, flags) < 0 ? -errno : 0;
+		rc = rename_own(pt, dir, name, newdir, newname, flags);
 		inode_put(pt, newdir);
 	}
 	inode_put(pt, dir);
@@ -995,7 +1040,10 @@ static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 		return rc;
 	struct pt_inode *dir = dir_get(pt, newparent, &rc);
 	if (dir) {
+		uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_CREATE, newname);
 		rc = link_node(pt, n, dir, newname);
+		if (rc)
+			host_watch_unexpect(pt->opts.watch, own);
 		if (!rc)
 			rc = lookup_at(pt, dir->fd, newname, out);
 		inode_put(pt, dir);
@@ -1064,12 +1112,16 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		return rc;
 	/* O_NONBLOCK: an existing FIFO under the name must not block us. */
 	int oflags = open_flags(flags) | O_CREAT | (int)(flags & O_EXCL) | O_NONBLOCK;
+	/* An existing file makes no event: the remembered one only expires. */
+	uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_CREATE, name);
 	creds_enter(pt, ctx, &c);
 	int fd = open_beneath(pt, dir->fd, name, oflags, mode & 07777);
 	creds_leave(pt, &c);
 	inode_put(pt, dir);
-	if (fd < 0)
+	if (fd < 0) {
+		host_watch_unexpect(pt->opts.watch, own);
 		return fd;
+	}
 	rc = create_entry(pt, fd, out);
 	if (!rc && !(flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
@@ -1591,8 +1643,10 @@ static int add_root(struct passthrough *pt, int fd, const struct stat *st)
 	n->type = S_IFDIR;
 	n->fd = fd;
 	n->nlookup = 1;
+	n->wd = -1;
 	hash_add(pt, n);
 	pt->root = n;
+	inode_watch(pt, n);
 	pt->nfds = 1;
 	return 0;
 }

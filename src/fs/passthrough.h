@@ -41,6 +41,7 @@
 #include <sys/types.h>
 
 #include "fs/fs_backend.h"
+#include "fs/host_watch.h"
 
 struct passthrough_opts {
 	const char *root;          /* the shared directory */
@@ -50,6 +51,9 @@ struct passthrough_opts {
 	uid_t squash_uid;
 	gid_t squash_gid;
 	bool xattr_all;            /* pass every xattr namespace, not only user. */
+	/* Told of every node made known and dropped, to watch it for host
+	 * changes (host_watch.h); NULL for none. Not owned. */
+	struct host_watch *watch;
 };
 
 struct passthrough_stats {

@@ -56,22 +56,35 @@ static uint64_t fs_features(struct virtio_device *vdev)
 	return FS_RING_FEATURES | (fs->offer_notification ? 1ull << VIRTIO_FS_F_NOTIFICATION : 0);
 }
 
+/* Spec 5.11.2: the notification queue, when negotiated, is queue 1 and
+ * moves the request queues up by one. The transports only call this with
+ * the device stopped. */
 static int fs_set_features(struct virtio_device *vdev, uint64_t features)
 {
-	to_fs(vdev)->notify_negotiated = features & (1ull << VIRTIO_FS_F_NOTIFICATION);
+	struct virtio_fs *fs = to_fs(vdev);
+	bool notify = features & (1ull << VIRTIO_FS_F_NOTIFICATION);
+
+	if (vdev->active)
+		return -EBUSY;
+	/* Read by notifying threads without the loop's locks. */
+	__atomic_store_n(&fs->notify_negotiated, notify, __ATOMIC_RELAXED);
+	fs->req_base = notify ? 2 : 1;
+	vdev->num_queues = fs->req_base + fs->request_queues;
 	return 0;
 }
 
 static void fs_config_read(struct virtio_device *vdev, void *buf)
 {
 	struct virtio_fs *fs = to_fs(vdev);
-	struct virtio_fs_config cfg;
+	struct virtio_fs_config_notify cfg;
 
-	/* Spec 5.11.4: the tag is padded with NULs, not NUL-terminated when full. */
+	/* Spec 5.11.4: the tag is padded with NULs, not NUL-terminated when full.
+	 * notify_buf_size exists (config_size covers it) only when offered. */
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.tag, fs->tag, sizeof(cfg.tag));
 	cfg.num_request_queues = fs->request_queues;
-	memcpy(buf, &cfg, sizeof(cfg));
+	cfg.notify_buf_size = VIRTIO_FS_NOTIFY_BUF_SIZE;
+	memcpy(buf, &cfg, vdev->ops->config_size);
 }
 
 /* --- counters and interrupt posting ------------------------------------- */
@@ -199,33 +212,6 @@ static enum vq_pop_result take(struct virtio_fs_worker *w)
 
 /* --- hiprio queue -------------------------------------------------------- */
 
-/* A write-only chain on the hiprio queue: keep it for a notification, or
- * give it back unused. */
-static void keep_notify_buffer(struct virtio_fs *fs, struct vq_chain *c)
-{
-	struct virtio_fs_queue *fq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
-	bool kept = false;
-
-	pthread_mutex_lock(&fq->lock);
-	if (fs->notify_negotiated && fs->notify_ready && c->n_in <= VIRTIO_FS_NOTIFY_MAX_IOV &&
-	    fs->notify_count < fs->notify_cap) {
-		struct virtio_fs_notify_buf *b = &fs->notify_bufs[fs->notify_count++];
-
-		b->head = c->head;
-		b->niov = c->n_in;
-		b->len = c->in_len;
-		memcpy(b->iov, vq_chain_in(c), c->n_in * sizeof(struct iovec));
-		kept = true;
-	}
-	pthread_mutex_unlock(&fq->lock);
-	if (kept) {
-		CTR_INC(fs, notify_buffers_kept);
-		return;
-	}
-	CTR_INC(fs, notify_buffers_refused);
-	complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
-}
-
 /* FORGET, BATCH_FORGET and INTERRUPT have no reply: the server acts on
  * them with no writable buffers, and the chain is completed with 0. */
 static void hiprio_chain(struct virtio_fs *fs, struct vq_chain *c)
@@ -233,7 +219,9 @@ static void hiprio_chain(struct virtio_fs *fs, struct vq_chain *c)
 	struct fuse_in_header h;
 
 	if (!c->n_out) {
-		keep_notify_buffer(fs, c);
+		/* Notification buffers belong on queue 1 (spec 5.11.6.4). */
+		CTR_INC(fs, hiprio_buffers_refused);
+		complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
 		return;
 	}
 	__atomic_fetch_add(&fs->q[VIRTIO_FS_HIPRIO_QUEUE].requests, 1, __ATOMIC_RELAXED);
@@ -289,73 +277,109 @@ static void request_chain(struct virtio_fs *fs, unsigned q, struct vq_chain *c)
 
 /* --- notifications ------------------------------------------------------- */
 
-/* Index of the first kept buffer that holds @len bytes, or -1. */
-static int notify_pick(const struct virtio_fs *fs, size_t len)
+/*
+ * notify_pop() - take a usable notification buffer of at least @len bytes.
+ * Chains that cannot be used (malformed, with readable parts, smaller than
+ * the message) are completed with 0 and counted, and the next one is
+ * tried, at most a ring's worth. Called with the notification queue's lock.
+ * Returns true with fs->notify_chain set, false when none is available.
+ */
+static bool notify_pop(struct virtio_fs *fs, size_t len, bool *irq)
 {
-	for (unsigned i = 0; i < fs->notify_count; i++) {
-		if (fs->notify_bufs[i].len >= len)
-			return (int)i;
+	struct virtqueue *vq = &fs->vqs[VIRTIO_FS_NOTIFY_QUEUE];
+	struct vq_chain *c = &fs->notify_chain;
+
+	for (unsigned tries = 0; tries <= vq->size; tries++) {
+		enum vq_pop_result r = vq_pop(vq, c);
+
+		if (r == VQ_POP_OK && !c->n_out && c->in_len >= len)
+			return true;
+		if (r == VQ_POP_EMPTY)
+			return false;
+		if (r == VQ_POP_POISONED) {
+			post_poisoned(fs, VIRTIO_FS_NOTIFY_QUEUE);
+			return false;
+		}
+		CTR_INC(fs, notify_buffers_invalid);
+		if (vq_push(vq, c->head, 0) < 0)
+			CTR_INC(fs, used_add_failed);
+		*irq |= vq_publish(vq);
 	}
-	return -1;
+	return false;
 }
 
-/* Write the notification into a kept buffer; called with q[0].lock held.
- * Returns the buffer's head, or -errno. */
-static int notify_write(struct virtio_fs *fs, int code, const void *payload, size_t len)
+/* Write @hdr and @len bytes of @payload into a buffer and complete it.
+ * Returns 0 or -ENOBUFS. */
+static int notify_put(struct virtio_fs *fs, const struct fuse_out_header *hdr,
+		      const void *payload, size_t len)
 {
-	struct fuse_out_header oh = { .len = (uint32_t)(sizeof(oh) + len), .error = code };
+	struct virtio_fs_queue *fq = &fs->q[VIRTIO_FS_NOTIFY_QUEUE];
+	struct virtqueue *vq = &fs->vqs[VIRTIO_FS_NOTIFY_QUEUE];
+	struct vq_chain *c = &fs->notify_chain;
+	bool irq = false;
+	int rc = -ENOBUFS;
 
-	if (!fs->notify_ready || !fs->notify_count)
-		return -ENOBUFS;
-	int i = notify_pick(fs, oh.len);
-	if (i < 0)
-		return -EMSGSIZE;
-	struct virtio_fs_notify_buf b = fs->notify_bufs[i];
-	memmove(&fs->notify_bufs[i], &fs->notify_bufs[i + 1],
-		(fs->notify_count - (unsigned)i - 1) * sizeof(b));
-	fs->notify_count--;
-	iov_from_buf(b.iov, b.niov, 0, &oh, sizeof(oh));
-	iov_from_buf(b.iov, b.niov, sizeof(oh), payload, len);
-	return b.head;
+	pthread_mutex_lock(&fq->lock);
+	if (notify_pop(fs, hdr->len, &irq)) {
+		/* A snapshot of the guest's buffer: only the device writes it. */
+		iov_from_buf(vq_chain_in(c), c->n_in, 0, hdr, sizeof(*hdr));
+		iov_from_buf(vq_chain_in(c), c->n_in, sizeof(*hdr), payload, len);
+		if (vq_push(vq, c->head, hdr->len) < 0)
+			CTR_INC(fs, used_add_failed);
+		irq |= vq_publish(vq);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&fq->lock);
+	if (irq)
+		post_interrupt(fs, VIRTIO_FS_NOTIFY_QUEUE);
+	return rc;
 }
 
 int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t len)
 {
-	struct virtio_fs_queue *fq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
-	struct virtqueue *vq = &fs->vqs[VIRTIO_FS_HIPRIO_QUEUE];
+	struct fuse_out_header oh = { .error = code, .unique = 0 };
 
-	if (!fs->notify_negotiated) {
+	if (!__atomic_load_n(&fs->notify_negotiated, __ATOMIC_RELAXED)) {
 		CTR_INC(fs, tx_notify_dropped_not_negotiated);
 		return -EOPNOTSUPP;
 	}
-	if (len > UINT32_MAX - sizeof(struct fuse_out_header)) {
+	if (len > VIRTIO_FS_NOTIFY_BUF_SIZE - sizeof(oh)) {
 		CTR_INC(fs, tx_notify_dropped_too_big);
 		return -EMSGSIZE;
 	}
-	/* Through the gate: a paused device writes nothing into the guest. */
-	if (!pause_gate_try_enter(&fs->gate)) {
-		CTR_INC(fs, tx_notify_dropped_no_buffer);
-		return -ENOBUFS;
+	oh.len = (uint32_t)(sizeof(oh) + len);
+	/* Through the gate: a paused or reset device writes nothing into the
+	 * guest, and its queues stay still for a snapshot. */
+	int rc = -ENOBUFS;
+	if (pause_gate_try_enter(&fs->gate)) {
+		rc = notify_put(fs, &oh, payload, len);
+		pause_gate_leave(&fs->gate);
 	}
-	pthread_mutex_lock(&fq->lock);
-	int head = notify_write(fs, code, payload, len);
-	bool irq = false;
-	if (head >= 0) {
-		if (vq_push(vq, (uint16_t)head, (uint32_t)(sizeof(struct fuse_out_header) + len)) < 0)
-			CTR_INC(fs, used_add_failed);
-		irq = vq_publish(vq);
-	}
-	pthread_mutex_unlock(&fq->lock);
-	if (irq)
-		post_interrupt(fs, VIRTIO_FS_HIPRIO_QUEUE);
-	pause_gate_leave(&fs->gate);
-	if (head == -EMSGSIZE)
-		CTR_INC(fs, tx_notify_dropped_too_big);
-	else if (head < 0)
+	if (rc)
 		CTR_INC(fs, tx_notify_dropped_no_buffer);
 	else
 		CTR_INC(fs, tx_notify_sent);
-	return head < 0 ? head : 0;
+	return rc;
+}
+
+/* Only a driver that negotiated the notification queue can get any. */
+static bool notify_tr_can_send(struct fuse_notify_transport *t)
+{
+	struct virtio_fs *fs = container_of(t, struct virtio_fs, notify_tr);
+
+	return __atomic_load_n(&fs->notify_negotiated, __ATOMIC_RELAXED);
+}
+
+/* The server's notification transport: its message carries the header. */
+static int notify_tr_send(struct fuse_notify_transport *t, const void *msg, size_t len)
+{
+	struct virtio_fs *fs = container_of(t, struct virtio_fs, notify_tr);
+	struct fuse_out_header oh;
+
+	if (len < sizeof(oh))
+		return -EINVAL;
+	memcpy(&oh, msg, sizeof(oh));
+	return virtio_fs_notify(fs, oh.error, (const uint8_t *)msg + sizeof(oh), len - sizeof(oh));
 }
 
 /* --- workers ------------------------------------------------------------- */
@@ -374,10 +398,10 @@ static bool worker_ready(void *arg)
 		return true;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		unsigned q = 1 + (fs->rr_next + i) % n;
+		unsigned q = fs->req_base + (fs->rr_next + i) % n;
 
 		if (fs->q[q].has_work) {
-			fs->rr_next = q % n;
+			fs->rr_next = (q - fs->req_base + 1) % n;
 			w->queue = q;
 			w->seq = fs->q[q].kick_seq;
 			return true;
@@ -436,20 +460,7 @@ static void mark_all_work(struct virtio_fs *fs, bool on)
 static int fs_activate(struct virtio_device *vdev)
 {
 	struct virtio_fs *fs = to_fs(vdev);
-	struct virtio_fs_queue *hq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
-	unsigned cap = fs->notify_negotiated ? fs->vqs[VIRTIO_FS_HIPRIO_QUEUE].size : 0;
 
-	if (cap > fs->notify_cap) {
-		void *p = realloc(fs->notify_bufs, cap * sizeof(*fs->notify_bufs));
-		if (!p)
-			return -ENOMEM;
-		fs->notify_bufs = p;
-	}
-	pthread_mutex_lock(&hq->lock);
-	fs->notify_cap = MAX(cap, fs->notify_cap);
-	fs->notify_count = 0;
-	fs->notify_ready = true;
-	pthread_mutex_unlock(&hq->lock);
 	for (unsigned q = 0; q < vdev->num_queues; q++)
 		fs->q[q].poison_counted = false;
 	/* Chains may be waiting already (vhost-user reconnect, early kicks). */
@@ -462,7 +473,8 @@ static void fs_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct virtio_fs *fs = to_fs(vdev);
 
-	if (q >= vdev->num_queues)
+	/* Notification buffers wait in their ring until a notification. */
+	if (q >= vdev->num_queues || (fs->notify_negotiated && q == VIRTIO_FS_NOTIFY_QUEUE))
 		return;
 	pause_gate_lock(&fs->gate);
 	fs->q[q].has_work = true;
@@ -472,20 +484,14 @@ static void fs_queue_notify(struct virtio_device *vdev, unsigned q)
 }
 
 /* Loop thread: stop at a request boundary before the transport stops the
- * queues (or unmaps guest memory). Kept notification buffers are forgotten:
- * a driver reset or a memory change makes them meaningless. */
+ * queues (or unmaps guest memory). A notification being written holds the
+ * gate too, so it is finished (or not started) when this returns. */
 static void fs_reset(struct virtio_device *vdev)
 {
 	struct virtio_fs *fs = to_fs(vdev);
-	struct virtio_fs_queue *hq = &fs->q[VIRTIO_FS_HIPRIO_QUEUE];
 
 	virtio_fs_pause(fs);
 	virtio_fs_wait_idle(fs);
-	pthread_mutex_lock(&hq->lock);
-	CTR_ADD(fs, notify_buffers_dropped, fs->notify_count);
-	fs->notify_count = 0;
-	fs->notify_ready = false;
-	pthread_mutex_unlock(&hq->lock);
 	mark_all_work(fs, false);
 	/* Completions published before the pause still owe their interrupt. */
 	deliver_posted(fs);
@@ -500,6 +506,20 @@ static const struct virtio_device_ops fs_ops = {
 	.name = "virtio-fs",
 	.device_id = VIRTIO_ID_FS,
 	.config_size = sizeof(struct virtio_fs_config),
+	.features = fs_features,
+	.set_features = fs_set_features,
+	.config_read = fs_config_read,
+	.activate = fs_activate,
+	.queue_notify = fs_queue_notify,
+	.reset = fs_reset,
+	.dump_counters = fs_dump_counters,
+};
+
+/* Offering VIRTIO_FS_F_NOTIFICATION: the config space has notify_buf_size. */
+static const struct virtio_device_ops fs_ops_notify = {
+	.name = "virtio-fs",
+	.device_id = VIRTIO_ID_FS,
+	.config_size = sizeof(struct virtio_fs_config_notify),
 	.features = fs_features,
 	.set_features = fs_set_features,
 	.config_read = fs_config_read,
@@ -607,10 +627,13 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 	fs->request_queues = queues;
 	fs->offer_notification = opts->offer_notification;
 	fs->server = server;
-	fs->vdev.ops = &fs_ops;
+	fs->vdev.ops = fs->offer_notification ? &fs_ops_notify : &fs_ops;
 	fs->vdev.loop = loop;
 	fs->vdev.vqs = fs->vqs;
-	fs->vdev.num_queues = 1 + queues;
+	fs->req_base = 1;
+	/* Room for the notification queue until the driver says otherwise. */
+	fs->vdev.num_queues = (fs->offer_notification ? 2 : 1) + queues;
+	fs->vdev.max_queues = fs->offer_notification ? fs->vdev.num_queues : 0;
 	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++) {
 		vq_reset(&fs->vqs[q]);
 		pthread_mutex_init(&fs->q[q].lock, NULL);
@@ -630,15 +653,23 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 				     "virtio-fs interrupts");
 	if (r == 0)
 		r = start_workers(fs, threads);
-	if (r < 0)
+	if (r < 0) {
 		virtio_fs_destroy(fs);
-	return r;
+		return r;
+	}
+	fs->notify_tr.send = notify_tr_send;
+	fs->notify_tr.can_send = notify_tr_can_send;
+	if (server)
+		fuse_server_set_notify(server, &fs->notify_tr);
+	return 0;
 }
 
 void virtio_fs_destroy(struct virtio_fs *fs)
 {
 	if (!fs->vdev.ops)
 		return;
+	if (fs->server && fs->notify_tr.send)
+		fuse_server_set_notify(fs->server, NULL);
 	pause_gate_shutdown(&fs->gate);
 	for (unsigned i = 0; i < fs->nworkers; i++) {
 		if (fs->workers[i].started)
@@ -655,7 +686,5 @@ void virtio_fs_destroy(struct virtio_fs *fs)
 	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++)
 		pthread_mutex_destroy(&fs->q[q].lock);
 	pause_gate_destroy(&fs->gate);
-	free(fs->notify_bufs);
-	fs->notify_bufs = NULL;
 	fs->vdev.ops = NULL;
 }

@@ -2,13 +2,23 @@
  * virtio-fs device (virtio 1.x section 5.11, device ID 26): FUSE requests
  * carried on virtqueues and answered by a fuse_server.
  *
- * Queues: 0 is the hiprio queue, 1..N are request queues (N from the
- * options, advertised in config space with the tag).
+ * Queues (spec 5.11.2): 0 is the hiprio queue; when the driver negotiates
+ * VIRTIO_FS_F_NOTIFICATION, 1 is the notification queue and 2..N+1 are the
+ * request queues, otherwise 1..N are (N from the options, advertised in
+ * config space with the tag). The device is created with room for the
+ * larger layout when it offers the feature, and set_features settles the
+ * count (vdev.num_queues), so a driver without the feature (stock Linux)
+ * sees exactly the classic layout.
  *  - hiprio: FORGET and BATCH_FORGET are passed to the server (so the
  *    backend's lookup counts drop) and INTERRUPT is acked; each is completed
- *    with length 0. Anything else there is completed unanswered and counted.
- *    Device-writable-only chains are notification buffers: kept when the
- *    driver negotiated notifications, else completed unused and counted.
+ *    with length 0. Anything else there, write-only chains included, is
+ *    completed unanswered and counted.
+ *  - notification queue (spec 5.11.6.4): the driver's write-only buffers of
+ *    at least notify_buf_size bytes (config space). They stay in the avail
+ *    ring until a notification is sent: then one is popped, filled with a
+ *    fuse_out_header (unique 0, error = the notify code) and the payload,
+ *    and completed with that length. Kicks on it need no work. A chain with
+ *    a readable part, or too small, is completed with 0 and counted.
  *  - request queues: each chain is one request (readable part) and room for
  *    its reply (writable part); the used length is the reply's length, never
  *    more than the writable part (the server guarantees it, the device checks).
@@ -30,13 +40,15 @@
  * memory table change) pauses and waits for idle before the transport stops
  * the queues; activate resumes.
  *
- * Notifications (FUSE_NOTIFY_*): kvmini's layout keeps them on the hiprio
- * queue, in the driver's write-only buffers, behind feature bit 0. That is
- * not the layout of virtio 1.3's VIRTIO_FS_F_NOTIFICATION (a separate
- * notification queue 1 and notify_buf_size in config), so the bit is offered
- * only when opts.offer_notification is set, which no front door does yet;
- * stock Linux drivers do not negotiate it either way. Without it
- * virtio_fs_notify() drops and counts.
+ * Notifications (FUSE_NOTIFY_*, virtio_fs_notify) are sent from any thread
+ * but a worker (host_watch's thread in practice). The issue asked for them
+ * "through the hiprio buffers", kvmini's first layout; virtio 1.3 puts them
+ * on their own queue 1, which is what a conforming driver sets up, so that
+ * is the layout here. The feature is offered when opts.offer_notification
+ * is set. Without it negotiated nothing is sent (counted). With no buffer
+ * in the notification queue, or the device paused, the notification is
+ * dropped and counted: invalidations are hints, and the client's cache
+ * timeouts still apply.
  */
 #ifndef KVMINI_FS_VIRTIO_FS_H
 #define KVMINI_FS_VIRTIO_FS_H
@@ -51,15 +63,26 @@
 #include "virtio/device.h"
 
 #define VIRTIO_FS_HIPRIO_QUEUE 0u
+/* With VIRTIO_FS_F_NOTIFICATION negotiated. */
+#define VIRTIO_FS_NOTIFY_QUEUE 1u
 #define VIRTIO_FS_MAX_REQUEST_QUEUES 16u
-#define VIRTIO_FS_MAX_QUEUES (1u + VIRTIO_FS_MAX_REQUEST_QUEUES)
+#define VIRTIO_FS_MAX_QUEUES (2u + VIRTIO_FS_MAX_REQUEST_QUEUES)
 #define VIRTIO_FS_MAX_THREADS 64u
 #define VIRTIO_FS_TAG_LEN 36u
-/* kvmini's hiprio notification buffers (see above); bit 0 of the device
- * feature space, which the spec gives to VIRTIO_FS_F_NOTIFICATION. */
+/* Spec 5.11.3 (not in every uapi header). */
+#ifndef VIRTIO_FS_F_NOTIFICATION
 #define VIRTIO_FS_F_NOTIFICATION 0
-/* Pieces a notification buffer may come in (it is kept, so it is small). */
-#define VIRTIO_FS_NOTIFY_MAX_IOV 4u
+#endif
+/* notify_buf_size: the largest notification sent, INVAL_ENTRY with a
+ * NAME_MAX name and its NUL (out header 16, argument 16, name 256). */
+#define VIRTIO_FS_NOTIFY_BUF_SIZE 288u
+/* Config space with notify_buf_size (spec 5.11.4); the uapi struct of older
+ * headers stops before it. */
+struct virtio_fs_config_notify {
+	uint8_t tag[36];
+	uint32_t num_request_queues;    /* le32 */
+	uint32_t notify_buf_size;       /* le32 */
+} __attribute__((packed));
 
 /*
  * Counters, <direction>_<object>_<event> (rx: from the driver, tx: to it).
@@ -77,13 +100,12 @@
 	X(hiprio_batch_forgets,          "BATCH_FORGET requests on the hiprio queue, passed on") \
 	X(hiprio_interrupts,             "INTERRUPT requests on the hiprio queue, acked") \
 	X(hiprio_requests_refused,       "other requests on the hiprio queue, completed unanswered") \
-	X(notify_buffers_kept,           "write-only hiprio chains kept for notifications") \
-	X(notify_buffers_refused,        "write-only hiprio chains completed unused (not negotiated, too fragmented)") \
-	X(notify_buffers_dropped,        "kept notification buffers forgotten at reset") \
-	X(tx_notify_sent,                "notifications written into a kept buffer") \
-	X(tx_notify_dropped_no_buffer,   "notifications dropped: no kept buffer or device paused") \
+	X(hiprio_buffers_refused,        "write-only chains on the hiprio queue, completed unused") \
+	X(notify_buffers_invalid,        "notification-queue chains with a readable part or too small, completed with 0") \
+	X(tx_notify_sent,                "notifications written into a notification-queue buffer") \
+	X(tx_notify_dropped_no_buffer,   "notifications dropped: no buffer available or device paused") \
 	X(tx_notify_dropped_not_negotiated, "notifications dropped: the driver did not negotiate them") \
-	X(tx_notify_dropped_too_big,     "notifications dropped: larger than the buffer") \
+	X(tx_notify_dropped_too_big,     "notifications dropped: larger than notify_buf_size") \
 	X(used_add_failed,               "used-ring entries that could not be written") \
 	X(avail_index_invalid,           "queues poisoned by a broken avail ring") \
 	X(tx_interrupts_requested,       "used-ring updates the driver asked an interrupt for") \
@@ -100,7 +122,7 @@ struct virtio_fs_opts {
 	const char *tag;               /* 1..36 bytes, no NUL inside */
 	unsigned request_queues;       /* 1..VIRTIO_FS_MAX_REQUEST_QUEUES; 0: 1 */
 	unsigned threads;              /* workers 1..VIRTIO_FS_MAX_THREADS; 0: 2 */
-	bool offer_notification;       /* offer bit 0 (kvmini's hiprio layout) */
+	bool offer_notification;       /* offer VIRTIO_FS_F_NOTIFICATION (queue 1) */
 };
 
 struct virtio_fs_queue {
@@ -117,14 +139,6 @@ struct virtio_fs_queue {
 	uint64_t requests;
 };
 
-/* A kept hiprio buffer. */
-struct virtio_fs_notify_buf {
-	uint16_t head;
-	unsigned niov;
-	uint64_t len;
-	struct iovec iov[VIRTIO_FS_NOTIFY_MAX_IOV];
-};
-
 struct virtio_fs_worker;
 
 struct virtio_fs {
@@ -135,7 +149,9 @@ struct virtio_fs {
 	char tag[VIRTIO_FS_TAG_LEN];
 	unsigned request_queues;
 	bool offer_notification;
-	bool notify_negotiated;        /* set at set_features (loop thread, stopped) */
+	/* Set at set_features (loop thread, device stopped). */
+	bool notify_negotiated;
+	unsigned req_base;             /* first request queue: 1, or 2 with notifications */
 
 	struct pause_gate gate;
 	unsigned rr_next;              /* gate lock: next request queue to look at */
@@ -146,11 +162,10 @@ struct virtio_fs {
 	int irq_fd;
 	struct event_source irq_event;
 
-	/* Kept notification buffers; protected by q[0].lock. */
-	struct virtio_fs_notify_buf *notify_bufs;
-	unsigned notify_count;
-	unsigned notify_cap;
-	bool notify_ready;             /* buffers may be used (between activate and reset) */
+	/* Notifications: the chain being filled (protected by the notification
+	 * queue's lock) and the server's transport hook. */
+	struct vq_chain notify_chain;
+	struct fuse_notify_transport notify_tr;
 
 	struct virtio_fs_counters counters;   /* atomic updates */
 };
@@ -174,11 +189,12 @@ void virtio_fs_wait_idle(struct virtio_fs *fs);
 
 /*
  * virtio_fs_notify() - send a FUSE notification (FUSE_NOTIFY_INVAL_INODE,
- * _INVAL_ENTRY, ...) through a kept hiprio buffer: a fuse_out_header with
- * unique 0 and error @code, then @len bytes of @payload. Any thread.
- * Returns 0, -EOPNOTSUPP when not negotiated, -ENOBUFS when no buffer is
- * kept (or the device is paused), -EMSGSIZE when it does not fit the buffer
- * (kept for a smaller one). Every outcome is counted.
+ * _INVAL_ENTRY, ...) in a notification-queue buffer: a fuse_out_header with
+ * unique 0 and error @code, then @len bytes of @payload. Any thread but a
+ * worker; virtio_fs_init also makes this the server's notification
+ * transport. Returns 0, -EOPNOTSUPP when not negotiated, -ENOBUFS when no
+ * buffer is available (or the device is paused), -EMSGSIZE when larger
+ * than notify_buf_size. Every outcome is counted.
  */
 int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t len);
 

@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -258,11 +257,13 @@ const struct mmds_counters *mmds_counters(const struct mmds *m)
 	return &m->counters;
 }
 
-void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected)
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
+		       uint64_t deferred)
 {
 	pthread_mutex_lock(&m->lock);
 	m->counters.frames_intercepted += intercepted;
 	m->counters.frames_injected += injected;
+	m->counters.frames_deferred += deferred;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -353,46 +354,28 @@ static json_t *pointer_get(json_t *root, const char *path)
 
 /* --- guest requests ---------------------------------------------------------- */
 
-/* req_header - case-insensitive lookup in the request's own headers. */
-static const char *req_header(const struct http_request *req, const char *name)
-{
-	unsigned n = MIN(req->n_headers, (unsigned)HTTP_MAX_HEADERS);
-
-	for (unsigned i = 0; i < n; i++) {
-		if (req->headers[i].name && req->headers[i].value &&
-		    !strcasecmp(req->headers[i].name, name))
-			return req->headers[i].value;
-	}
-	return NULL;
-}
-
 /* req_header2 - the first of two spellings of a header that is present. */
 static const char *req_header2(const struct http_request *req, const char *a,
 			       const char *b)
 {
-	const char *v = req_header(req, a);
+	const char *v = http_request_header(req, a);
 
-	return v ? v : req_header(req, b);
+	return v ? v : http_request_header(req, b);
 }
 
 /* respond - set status and a body the response owns (NULL: empty). */
 static void respond(struct http_response *resp, int status, const char *ctype,
 		    char *body, size_t len)
 {
-	free(resp->body);
-	resp->status = status;
-	resp->content_type = body ? ctype : NULL;
-	resp->body = body;
-	resp->body_len = body ? len : 0;
+	http_response_take(resp, status, body ? ctype : NULL, body, len);
 }
 
-/* respond_text - a plain-text answer (the body is copied). Without memory
- * the status stands with an empty body. */
+/* respond_text - a plain-text answer. Without memory the status stands
+ * with an empty body. */
 static void respond_text(struct http_response *resp, int status, const char *text)
 {
-	char *body = strdup(text);
-
-	respond(resp, status, CT_TEXT, body, body ? strlen(body) : 0);
+	if (http_response_set(resp, status, CT_TEXT, text) < 0)
+		respond(resp, status, NULL, NULL, 0);
 }
 
 /* respond_textf - a formatted plain-text answer. */
@@ -412,22 +395,6 @@ static void respond_textf(struct http_response *resp, int status, const char *fm
 	respond(resp, status, CT_TEXT, body, n < 0 ? 0 : (size_t)n);
 }
 
-/* add_header - an extra response header; silently skipped when full. */
-static void add_header(struct http_response *resp, const char *name, const char *value)
-{
-	if (resp->n_extra >= HTTP_MAX_EXTRA_HEADERS)
-		return;
-	char *n = strdup(name), *v = strdup(value);
-	if (!n || !v) {
-		free(n);
-		free(v);
-		return;
-	}
-	resp->extra[resp->n_extra].name = n;
-	resp->extra[resp->n_extra].value = v;
-	resp->n_extra++;
-}
-
 /* count_status - one counter per answer, by status. */
 static void count_status(struct mmds *m, int status)
 {
@@ -437,7 +404,8 @@ static void count_status(struct mmds *m, int status)
 	case 404: m->counters.rx_not_found++; break;
 	case 405: m->counters.rx_method_not_allowed++; break;
 	case 413: m->counters.rx_too_large++; break;
-	case 501: m->counters.rx_not_implemented++; break;
+	case 501:
+	case 505: m->counters.rx_not_implemented++; break;   /* 505: not HTTP/1.x */
 	default:
 		if (status >= 200 && status < 300)
 			m->counters.rx_accepted++;
@@ -567,7 +535,7 @@ static void handle_put(struct mmds *m, const struct http_request *req,
 	const char *ttl_text;
 	unsigned ttl;
 
-	if (req_header(req, "X-Forwarded-For")) {
+	if (http_request_header(req, "X-Forwarded-For")) {
 		m->counters.rx_forwarded_refused++;
 		respond_text(resp, 400, "Invalid header. Reason: Unsupported header name. "
 			     "Key: X-Forwarded-For");
@@ -601,7 +569,7 @@ static void handle_put(struct mmds *m, const struct http_request *req,
 /* wants_json - the Accept header names application/json. */
 static bool wants_json(const struct http_request *req)
 {
-	const char *accept = req_header(req, "Accept");
+	const char *accept = http_request_header(req, "Accept");
 
 	return accept && strcasestr(accept, CT_JSON);
 }
@@ -717,7 +685,7 @@ void mmds_handle_request(struct mmds *m, const struct http_request *req,
 		handle_put(m, req, resp);
 	} else {
 		respond_text(resp, 405, "Not allowed HTTP method.");
-		add_header(resp, "Allow", MMDS_ALLOW);
+		(void)http_response_add_header(resp, "Allow", MMDS_ALLOW);
 	}
 	count_status(m, resp->status);
 	pthread_mutex_unlock(&m->lock);
@@ -737,7 +705,7 @@ void mmds_http_error(void *opaque, int status, const char *message,
 	pthread_mutex_lock(&m->lock);
 	respond_text(resp, status, message ? message : "Bad request.");
 	if (status == 405)
-		add_header(resp, "Allow", MMDS_ALLOW);
+		(void)http_response_add_header(resp, "Allow", MMDS_ALLOW);
 	count_status(m, status);
 	pthread_mutex_unlock(&m->lock);
 }

@@ -36,12 +36,13 @@ struct mmds_config {
 	X(rx_forwarded_refused,   "guest requests refused for X-Forwarded-For") \
 	X(rx_unsupported_type,    "guest GETs of a value IMDS text cannot show") \
 	X(rx_too_large,           "guest requests refused 413 (over the request size limit)") \
-	X(rx_not_implemented,     "guest requests refused 501 by the HTTP layer") \
+	X(rx_not_implemented,     "guest requests refused 501/505 by the HTTP layer") \
 	X(tokens_issued,          "V2 session tokens issued") \
 	X(tokens_expired,         "requests carrying an expired token") \
 	X(store_too_large,        "operator updates refused 413") \
 	X(frames_intercepted,     "guest frames for the MMDS address kept from the backend") \
-	X(frames_injected,        "MMDS frames delivered to the guest")
+	X(frames_injected,        "MMDS frames delivered to the guest") \
+	X(frames_deferred,        "guest TCP segments to the MMDS address over the per-round cap (dropped; TCP resends)")
 
 struct mmds_counters {
 #define X(name, doc) uint64_t name;
@@ -86,7 +87,8 @@ typedef uint64_t (*mmds_clock_fn)(void *opaque);
 void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque);
 
 /* The frame interceptor's counts, kept with the service's. */
-void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected);
+void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
+		       uint64_t deferred);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
 void mmds_dump_counters(const struct mmds *m, FILE *out);

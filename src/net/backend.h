@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
 
 #include "core/event_loop.h"
 
@@ -105,5 +106,24 @@ struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
 				      char *err, size_t errlen);
 struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
 				     char *err, size_t errlen);
+
+/*
+ * A libslirp endpoint for one service on the guest's link (the metadata
+ * service): guest TCP connections to addr:port become connections to the
+ * unix socket at unix_path, and libslirp answers ARP for addr. Restricted:
+ * nothing else is answered or forwarded, no DHCP, no DNS, never the host
+ * network. @ep must outlive the backend. A push backend.
+ */
+struct slirp_endpoint {
+	struct in_addr addr;          /* link-local (169.254.0.0/16) */
+	uint16_t port;
+	const char *unix_path;
+};
+struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
+					      const struct slirp_endpoint *ep,
+					      char *err, size_t errlen);
+/* The address libslirp uses for itself next to the endpoint (its ARP
+ * requests come from it). */
+struct in_addr net_slirp_endpoint_host(struct net_backend *be);
 
 #endif

@@ -92,6 +92,9 @@ struct slirp_be {
 	struct net_backend be;
 	Slirp *slirp;
 	struct slirp_opts opts;
+	/* Set for an endpoint (net_slirp_create_endpoint): only a forward of
+	 * one guest address and port to a unix socket, nothing else. */
+	const struct slirp_endpoint *endpoint;
 	int epfd;                    /* slirp's sockets */
 	int timer_fd;
 	struct event_source ep_event;
@@ -633,9 +636,12 @@ static Slirp *sb_new_slirp(struct slirp_be *sb)
 		.if_mtu = SLIRP_MTU,
 		.if_mru = SLIRP_MTU,
 		/* host= reaching the host's loopback is the point of it. */
-		.disable_host_loopback = false,
+		.disable_host_loopback = !!sb->endpoint,
 		/* The protocol helpers (ftp, irc) are unsafe by libslirp's own word. */
 		.enable_emu = false,
+		/* An endpoint answers one TCP port and nothing else. */
+		.disable_dns = !!sb->endpoint,
+		.disable_dhcp = !!sb->endpoint,
 	};
 	return slirp_new(&cfg, &sb_callbacks, sb);
 }
@@ -659,6 +665,20 @@ static int sb_add_forwards(struct slirp_be *sb, char *err, size_t errlen)
 	return 0;
 }
 
+/* sb_add_endpoint - the endpoint's one forward: guest TCP to addr:port
+ * becomes a connection to the unix socket. */
+static int sb_add_endpoint(struct slirp_be *sb, char *err, size_t errlen)
+{
+	const struct slirp_endpoint *ep = sb->endpoint;
+	struct in_addr addr = ep->addr;
+
+	if (slirp_add_unix(sb->slirp, ep->unix_path, &addr, ep->port) < 0) {
+		snprintf(err, errlen, "user: libslirp refused the endpoint's forward");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* sb_setup - fds, buffers and the slirp instance. */
 static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 {
@@ -675,7 +695,7 @@ static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 		snprintf(err, errlen, "user: libslirp refused the configuration");
 		return -EINVAL;
 	}
-	int r = sb_add_forwards(sb, err, errlen);
+	int r = sb->endpoint ? sb_add_endpoint(sb, err, errlen) : sb_add_forwards(sb, err, errlen);
 	if (r)
 		return r;
 	if (event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN, sb_on_epoll,
@@ -713,4 +733,62 @@ struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
 	log_info("user: network %s/%d, libslirp %s", net,
 		 __builtin_popcount(sb->opts.mask.s_addr), slirp_version_string());
 	return &sb->be;
+}
+
+/* endpoint_opts - a 169.254.0.0/16 network (link-local: the endpoint's
+ * address is in it) whose libslirp "host" is a neighbour of the endpoint's
+ * address, since libslirp forwards only addresses other than its own. The
+ * guest's own address does not matter: libslirp learns it from the guest's
+ * ARP request for the endpoint, and replies go where the request came from. */
+static int endpoint_opts(struct slirp_opts *o, const struct slirp_endpoint *ep,
+			 char *err, size_t errlen)
+{
+	uint32_t a = ntohl(ep->addr.s_addr);
+
+	if ((a >> 16) != 0xa9feu || (a & 0xffffu) == 0 || (a & 0xffffu) == 0xffffu) {
+		snprintf(err, errlen, "endpoint: the address must be link-local (169.254.0.0/16)");
+		return -EINVAL;
+	}
+	if (!ep->unix_path || !ep->port) {
+		snprintf(err, errlen, "endpoint: a unix socket path and a port are needed");
+		return -EINVAL;
+	}
+	uint32_t host = (a & 0xffffu) == 0xfffeu ? a - 1 : a + 1;
+	*o = (struct slirp_opts){
+		.net.s_addr = htonl(0xa9fe0000u),
+		.mask.s_addr = htonl(0xffff0000u),
+		.host.s_addr = htonl(host),
+		.dhcp_start.s_addr = htonl(host),
+		.dns.s_addr = htonl(host),
+		.restrict_guest = true,
+	};
+	return 0;
+}
+
+struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
+					      const struct slirp_endpoint *ep,
+					      char *err, size_t errlen)
+{
+	struct slirp_be *sb = calloc(1, sizeof(*sb));
+
+	if (!sb) {
+		snprintf(err, errlen, "endpoint: out of memory");
+		return NULL;
+	}
+	sb->be.ops = &slirp_ops;
+	sb->be.loop = loop;
+	sb->be.rx_fd = -1;
+	sb->epfd = sb->timer_fd = -1;
+	sb->armed_ms = -1;
+	sb->endpoint = ep;
+	if (endpoint_opts(&sb->opts, ep, err, errlen) || sb_setup(sb, err, errlen)) {
+		sb_destroy(&sb->be);
+		return NULL;
+	}
+	return &sb->be;
+}
+
+struct in_addr net_slirp_endpoint_host(struct net_backend *be)
+{
+	return to_sb(be)->opts.host;
 }

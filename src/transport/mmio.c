@@ -185,6 +185,11 @@ static void status_write(struct virtio_mmio *t, uint32_t value)
 
 /* --- loop-thread calls ------------------------------------------------------ */
 
+static bool transport_has_vm(const struct virtio_mmio *t)
+{
+	return t->opts.vm_fd >= 0;
+}
+
 static void run_call(struct virtio_mmio *t, struct virtio_mmio_call *c)
 {
 	switch (c->op) {
@@ -227,6 +232,11 @@ static int call_loop(struct virtio_mmio *t, struct virtio_mmio_call *c)
 {
 	uint64_t one = 1;
 
+	if (!transport_has_vm(t)) {
+		/* No VM: the caller is the loop thread itself (mmio.h). */
+		run_call(t, c);
+		return 0;
+	}
 	while (t->call && !t->closed)
 		pthread_cond_wait(&t->cond, &t->lock);
 	if (t->closed)
@@ -482,12 +492,12 @@ static int setup_kick(struct virtio_mmio *t, unsigned q)
 	k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (k->fd < 0)
 		return -errno;
-	int r = kvm_ioeventfd(t, k, true);
+	int r = transport_has_vm(t) ? kvm_ioeventfd(t, k, true) : 0;
 	if (r < 0) {
 		log_err("%s: KVM_IOEVENTFD for queue %u: %s", t->dev->ops->name, q, strerror(-r));
 		return r;
 	}
-	k->assigned = true;
+	k->assigned = transport_has_vm(t);
 	return event_loop_watch(t->loop, &k->src, k->fd, EPOLLIN, on_kick, "virtio-mmio kick");
 }
 
@@ -498,12 +508,12 @@ static int setup_fds(struct virtio_mmio *t)
 	t->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (t->irq_fd < 0 || t->call_fd < 0)
 		return -errno;
-	int r = kvm_irqfd(t, true);
+	int r = transport_has_vm(t) ? kvm_irqfd(t, true) : 0;
 	if (r < 0) {
 		log_err("%s: KVM_IRQFD on GSI %u: %s", t->dev->ops->name, t->opts.gsi, strerror(-r));
 		return r;
 	}
-	t->irq_assigned = true;
+	t->irq_assigned = transport_has_vm(t);
 	r = event_loop_watch(t->loop, &t->call_src, t->call_fd, EPOLLIN, on_call, "virtio-mmio call");
 	for (unsigned q = 0; !r && q < t->dev->num_queues; q++)
 		r = setup_kick(t, q);

@@ -44,6 +44,11 @@
  *    vCPU never waits for a loop that has stopped.
  * Lock order: @lock is never held while waiting for anything but @cond, and
  * nothing the loop thread does under it waits for a vCPU.
+ *
+ * Without a VM (opts.vm_fd < 0: unit tests and fuzzers) nothing is
+ * registered with KVM: QueueNotify writes reach the kick eventfds through
+ * the register path, interrupts are plain writes to irq_fd, and device
+ * accesses run on the calling thread, which must be the loop thread.
  */
 #ifndef KVMINI_TRANSPORT_MMIO_H
 #define KVMINI_TRANSPORT_MMIO_H
@@ -89,7 +94,7 @@ struct virtio_mmio_counters {
 };
 
 struct virtio_mmio_opts {
-	int vm_fd;                   /* KVM VM for ioeventfds and the irqfd */
+	int vm_fd;                   /* KVM VM for ioeventfds and the irqfd; -1: none */
 	uint64_t base;               /* guest physical address of the window */
 	unsigned gsi;                /* interrupt line */
 	uint16_t queue_num_max;      /* QueueNumMax; 0: VIRTIO_MMIO_QUEUE_MAX_DEFAULT */

@@ -105,6 +105,8 @@ void virtio_device_deactivate(struct virtio_device *dev)
 void virtio_device_reset(struct virtio_device *dev)
 {
 	virtio_device_deactivate(dev);
+	if (dev->max_queues)
+		dev->num_queues = dev->max_queues;
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		vq_reset(&dev->vqs[q]);
 	dev->features = 0;

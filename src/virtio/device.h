@@ -70,6 +70,9 @@ struct virtio_device {
 	const struct guest_mem *mem;         /* set by the transport before activate */
 	struct virtqueue *vqs;
 	unsigned num_queues;
+	/* When nonzero, num_queues depends on the negotiated features (set by
+	 * ops->set_features, at most this); a reset restores it to this. */
+	unsigned max_queues;
 	uint64_t features;                   /* negotiated */
 	bool active;
 	/* VIRTIO_CONFIG_S_NEEDS_RESET: a queue was poisoned; cleared by reset. */

@@ -52,6 +52,8 @@
 
 /* Legacy ports. */
 #define LAYOUT_PORT_SERIAL    0x3f8u
-#define LAYOUT_PORT_DEBUG_EXIT 0x501u
+#define LAYOUT_PORT_DEBUG_EXIT 0x501u     /* 2 ports, QEMU's isa-debug-exit */
+#define LAYOUT_PORT_BOOT_MARKER 0x3f0u    /* Firecracker's boot-time port */
+#define LAYOUT_BOOT_MARKER_VALUE 123u
 
 #endif

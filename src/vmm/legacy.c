@@ -1,5 +1,5 @@
 /*
- * Legacy ports: i8042 reset, debug exit, CMOS RTC, POST. See legacy.h.
+ * Legacy ports: i8042 reset, debug exit, boot marker, CMOS RTC, POST. See legacy.h.
  */
 #include "vmm/legacy.h"
 
@@ -53,17 +53,42 @@ static void i8042_cmd_access(struct io_handler *h, uint64_t offset, void *data, 
 		vm_request_stop(l->vm, VM_EXIT_OK, "guest rebooted (i8042 reset)");
 }
 
+/* isa-debug-exit, as QEMU defines it: a write of v (1 or 2 bytes, anywhere
+ * in the 2-port window) ends the VM with status (v << 1) | 1. The status is
+ * always odd, so a guest can never fake a clean exit (0). */
 static void debug_exit_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
 			      bool is_write)
 {
 	struct legacy_devices *l = container_of(h, struct legacy_devices, debug_exit);
+	uint16_t v = 0;
 
 	if (!is_write) {
 		fill_read(data, len, 0xff);
 		return;
 	}
-	uint8_t code = *(uint8_t *)data;
-	vm_request_stop(l->vm, code, "guest wrote %u to the debug exit port", code);
+	memcpy(&v, data, MIN(len, (unsigned)sizeof(v)));
+	unsigned status = ((unsigned)v << 1) | 1u;
+	vm_request_stop(l->vm, (int)(status & 0xffu),
+			"guest wrote 0x%x to the debug exit port (status (0x%x << 1) | 1 = %u)", v, v,
+			status);
+}
+
+/* Boot marker (Firecracker's convention): the guest's init writes 123 to
+ * port 0x3f0 when userspace is up; --boot-timing reports when. Other
+ * values and reads (all ones) do nothing. */
+static void boot_marker_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
+			       bool is_write)
+{
+	struct legacy_devices *l = container_of(h, struct legacy_devices, boot_marker);
+
+	if (!is_write) {
+		fill_read(data, len, 0xff);
+		return;
+	}
+	if (len == 1 && *(uint8_t *)data == LAYOUT_BOOT_MARKER_VALUE)
+		vm_timing_mark(&l->vm->timing.userspace);
+	else
+		__atomic_fetch_add(&l->boot_marker_ignored, 1, __ATOMIC_RELAXED);
 }
 
 static uint8_t bcd(int v)
@@ -144,12 +169,14 @@ int legacy_init(struct legacy_devices *l, struct vm *vm)
 		return r;
 	l->i8042_data = (struct io_handler){ 0x60, 1, i8042_data_access, "i8042 data" };
 	l->i8042_cmd = (struct io_handler){ 0x64, 1, i8042_cmd_access, "i8042 command" };
-	l->debug_exit = (struct io_handler){ LAYOUT_PORT_DEBUG_EXIT, 1, debug_exit_access, "debug exit" };
+	l->debug_exit = (struct io_handler){ LAYOUT_PORT_DEBUG_EXIT, 2, debug_exit_access, "debug exit" };
+	l->boot_marker = (struct io_handler){ LAYOUT_PORT_BOOT_MARKER, 1, boot_marker_access,
+					      "boot marker" };
 	l->rtc = (struct io_handler){ 0x70, 2, rtc_access, "rtc" };
 	l->post = (struct io_handler){ 0x80, 1, sink_access, "post" };
 	l->delay = (struct io_handler){ 0xed, 1, sink_access, "io delay" };
 	struct io_handler *all[] = { &l->i8042_data, &l->i8042_cmd, &l->debug_exit, &l->rtc,
-				     &l->post, &l->delay };
+				     &l->post, &l->delay, &l->boot_marker };
 	for (unsigned i = 0; !r && i < ARRAY_SIZE(all); i++)
 		r = io_bus_add(&vm->pio, all[i]);
 	return r;

@@ -4,8 +4,10 @@
  *
  *  - i8042 (0x60, 0x64): only the reset line. Command 0xfe is how Linux
  *    reboots (reboot=k), and it ends the VM with status 0.
- *  - debug exit (0x501): a byte written there ends the VM with that byte as
- *    kvmini's exit status (for test guests).
+ *  - debug exit (0x501, 0x502), always present, QEMU's isa-debug-exit: a
+ *    write of v ends the VM with exit status (v << 1) | 1 (low 8 bits).
+ *  - boot marker (0x3f0): a write of 123 from the guest's init marks "time
+ *    to userspace" for --boot-timing (Firecracker's port and value).
  *  - CMOS RTC (0x70, 0x71): the host's UTC time in BCD, 24-hour mode, never
  *    "update in progress", plus the rest of the 128 bytes of CMOS RAM.
  *  - POST / delay ports (0x80, 0xed): writes are ignored quietly.
@@ -23,7 +25,8 @@
 
 struct legacy_devices {
 	struct vm *vm;
-	struct io_handler i8042_data, i8042_cmd, debug_exit, rtc, post, delay;
+	struct io_handler i8042_data, i8042_cmd, debug_exit, rtc, post, delay, boot_marker;
+	uint64_t boot_marker_ignored;    /* marker writes of another value or width (atomic) */
 	pthread_mutex_t rtc_lock;
 	uint8_t rtc_index;           /* @rtc_lock */
 	uint8_t cmos[128];           /* @rtc_lock */

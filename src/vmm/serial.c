@@ -110,26 +110,44 @@ static void rx_push(struct serial *s, uint8_t byte)
 	s->rx_bytes++;
 }
 
-/* Bytes console input may add now: none until the guest has asked for
- * receive interrupts once (so input typed or piped before its driver is up
- * waits instead of being lost to a FIFO reset), and none in loopback mode
- * (the receiver listens to the transmitter then). */
-static unsigned input_room(const struct serial *s)
+/* Bytes the FIFO may take from the host-side input buffer now: none until
+ * the guest has asked for receive interrupts once (so input typed or piped
+ * before its driver is up waits instead of being lost to a FIFO reset or
+ * overrunning the FIFO), and none in loopback mode (the receiver listens to
+ * the transmitter then). */
+static unsigned fifo_room_for_input(const struct serial *s)
 {
 	if (!s->rx_open || (s->mcr & MCR_LOOP))
 		return 0;
 	return rx_capacity(s) - MIN(s->rx_count, rx_capacity(s));
 }
 
+/* The input buffer has room again while reading is paused: have the loop
+ * watch the input fd again. */
 static void wake_input(struct serial *s)
 {
 	uint64_t one = 1;
 
-	if (!s->in_paused || s->room_fd < 0 || !input_room(s))
+	if (!s->in_paused || s->room_fd < 0 || s->in_count >= SERIAL_INPUT_BUF)
 		return;
 	s->in_paused = false;
 	if (write(s->room_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("serial: room eventfd: %s", strerror(errno));
+}
+
+/* Move buffered console input into the FIFO as far as it has room (any
+ * thread, @lock held): a vCPU draining the FIFO refills it at once. */
+static void deliver_input(struct serial *s)
+{
+	unsigned n = MIN(fifo_room_for_input(s), s->in_count);
+
+	for (unsigned i = 0; i < n; i++) {
+		rx_push(s, s->in_buf[s->in_head]);
+		s->in_head = (s->in_head + 1) % SERIAL_INPUT_BUF;
+		s->in_count--;
+	}
+	if (n)
+		wake_input(s);
 }
 
 static uint8_t rx_pop(struct serial *s)
@@ -139,17 +157,37 @@ static uint8_t rx_pop(struct serial *s)
 	uint8_t byte = s->rx[s->rx_head];
 	s->rx_head = (s->rx_head + 1) % SERIAL_FIFO_SIZE;
 	s->rx_count--;
-	wake_input(s);
+	deliver_input(s);
 	return byte;
 }
 
 static void rx_clear(struct serial *s)
 {
 	s->rx_head = s->rx_count = 0;
-	wake_input(s);
+	deliver_input(s);
 }
 
 /* --- transmit ------------------------------------------------------------- */
+
+/* What Linux prints right before it execs init ("Run /init as init
+ * process"): --boot-timing's fallback for "userspace" when the guest's init
+ * does not write the boot marker. No character of it but the first is an
+ * 'R', so a mismatch restarts the match at this byte. */
+static const char init_line[] = "Run /init";
+
+static void watch_init_line(struct serial *s, uint8_t byte)
+{
+	if (s->init_seen)
+		return;
+	if (byte == (uint8_t)init_line[s->init_pos])
+		s->init_pos++;
+	else
+		s->init_pos = byte == (uint8_t)init_line[0];
+	if (s->init_pos == sizeof(init_line) - 1) {
+		s->init_seen = true;
+		vm_timing_mark(&s->vm->timing.kernel_runs_init);
+	}
+}
 
 /* Returns true when @byte must go to the output fd (the caller writes it
  * after dropping @lock, so a slow terminal or a full pipe stalls only the
@@ -163,6 +201,7 @@ static bool transmit(struct serial *s, uint8_t byte)
 		return false;
 	}
 	s->tx_bytes++;
+	watch_init_line(s, byte);
 	return true;
 }
 
@@ -234,12 +273,15 @@ static uint8_t reg_read(struct serial *s, unsigned reg)
 static void write_fcr(struct serial *s, uint8_t v)
 {
 	bool enable = v & FCR_ENABLE;
-
 	/* Changing the FIFO mode empties the FIFOs. */
-	if (enable != s->fifo_enabled || (v & FCR_CLEAR_RX))
-		rx_clear(s);
+	bool clear = enable != s->fifo_enabled || (v & FCR_CLEAR_RX);
+
+	/* The new mode first: the clear refills the FIFO from buffered input
+	 * up to the new mode's capacity, not the old one's. */
 	s->fifo_enabled = enable;
 	s->rx_trigger = rx_trigger_levels[FCR_TRIGGER(v)];
+	if (clear)
+		rx_clear(s);
 }
 
 /* Returns true when @v was written to THR for the output fd. */
@@ -263,7 +305,7 @@ static bool reg_write(struct serial *s, unsigned reg, uint8_t v)
 		s->ier = v & 0x0fu;
 		if (v & IER_RDI) {
 			s->rx_open = true;
-			wake_input(s);
+			deliver_input(s);
 		}
 		return false;
 	case UART_IIR_FCR:
@@ -275,7 +317,7 @@ static bool reg_write(struct serial *s, unsigned reg, uint8_t v)
 	case UART_MCR:
 		s->mcr = v & MCR_MASK;
 		update_msr(s);
-		wake_input(s);
+		deliver_input(s);
 		return false;
 	case UART_SCR:
 		s->scr = v;
@@ -337,14 +379,16 @@ static bool console_escape(struct serial *s, uint8_t c)
 	return true;
 }
 
-/* Console input is readable: move as much as the FIFO has room for (loop thread). */
+/* Console input is readable: read as much as the host-side buffer has room
+ * for, handle the console escape, and pass what the FIFO can take (loop
+ * thread). With the buffer full, stop watching the fd until a vCPU drains. */
 static void on_input(struct event_source *src, uint32_t events)
 {
 	struct serial *s = container_of(src, struct serial, in_src);
-	uint8_t buf[SERIAL_FIFO_SIZE];
+	uint8_t buf[512];
 
 	pthread_mutex_lock(&s->lock);
-	unsigned room = input_room(s);
+	unsigned room = SERIAL_INPUT_BUF - s->in_count;
 	if (!room)
 		s->in_paused = true;
 	pthread_mutex_unlock(&s->lock);
@@ -352,8 +396,8 @@ static void on_input(struct event_source *src, uint32_t events)
 		pause_input(s);
 		return;
 	}
-	/* Only this thread fills the FIFO, so the room can only grow now. */
-	ssize_t n = read(s->in_fd, buf, room);
+	/* Only this thread adds to the buffer, so the room can only grow now. */
+	ssize_t n = read(s->in_fd, buf, MIN(room, (unsigned)sizeof(buf)));
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 			log_debug("serial: console input ended");
@@ -362,10 +406,14 @@ static void on_input(struct event_source *src, uint32_t events)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
+	s->in_bytes += (uint64_t)n;
 	for (ssize_t i = 0; i < n; i++) {
-		if (console_escape(s, buf[i]))
-			rx_push(s, buf[i]);
+		if (!console_escape(s, buf[i]))
+			continue;
+		s->in_buf[(s->in_head + s->in_count) % SERIAL_INPUT_BUF] = buf[i];
+		s->in_count++;
 	}
+	deliver_input(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -12,13 +12,17 @@
  * pending" and is driven through KVM_IRQ_LINE, edges included.
  *
  * Threads: register accesses come from vCPU threads; console input is read
- * on the event-loop thread; both take @lock. Input is read only while the
- * FIFO has room (no byte is ever dropped): when it is full, the loop stops
- * watching the input fd, and a vCPU that drains the FIFO writes room_fd to
- * have the loop watch it again. Input also waits until the guest first
- * enables receive interrupts (its driver is up: nothing typed or piped
- * early is lost to the FIFO resets of a driver probe) and while the UART
- * is in loopback mode.
+ * on the event-loop thread; both take @lock.
+ *
+ * Console input goes through a bounded host-side buffer (SERIAL_INPUT_BUF
+ * bytes) into the FIFO. Bytes move into the FIFO only once the guest has
+ * enabled receive interrupts (its driver is up: nothing typed or piped early
+ * is lost to the FIFO resets of a driver probe, nor overruns the FIFO), and
+ * not in loopback mode; the vCPU that drains the FIFO refills it from the
+ * buffer. No byte is ever dropped: when the buffer is full the loop stops
+ * reading the input fd (what is unread stays in the pipe or terminal), and a
+ * vCPU that makes room writes room_fd to have the loop read again. Input is
+ * read (and the console escape seen) even before the guest listens.
  *
  * A terminal on input is put in raw mode (restored by serial_destroy), so
  * keys reach the guest; Ctrl-A x ends the VM, Ctrl-A Ctrl-A sends Ctrl-A.
@@ -36,6 +40,7 @@
 #include "vmm/vm.h"
 
 #define SERIAL_FIFO_SIZE 16u
+#define SERIAL_INPUT_BUF 4096u       /* host-side console input buffer */
 
 struct serial {
 	struct io_handler io;
@@ -58,14 +63,20 @@ struct serial {
 	struct event_loop *loop;
 	int in_fd;                   /* -1: no input */
 	struct event_source in_src;
-	bool in_paused;              /* @lock: FIFO full, input not watched */
+	bool in_paused;              /* @lock: input buffer full, input not watched */
+	uint8_t in_buf[SERIAL_INPUT_BUF];   /* @lock: read, not yet in the FIFO */
+	unsigned in_head, in_count;  /* @lock */
 	int room_fd;                 /* eventfd: vCPU -> loop, FIFO has room again */
 	struct event_source room_src;
 	bool escape;                 /* Ctrl-A seen */
 	bool tty_raw;
 	struct termios saved_tty;
 
+	unsigned init_pos;           /* @lock: bytes of "Run /init" matched so far */
+	bool init_seen;              /* @lock */
+
 	uint64_t tx_bytes, rx_bytes; /* @lock */
+	uint64_t in_bytes;           /* @lock: console bytes read from the input fd */
 };
 
 /* Register the UART on @vm's port bus; output goes to @out_fd. */

@@ -45,6 +45,8 @@ struct vm_timing {
 	uint64_t first_run;          /* the boot vCPU's first KVM_RUN: first guest instruction */
 	uint64_t first_exit;         /* the first exit to kvmini */
 	uint64_t first_console;      /* the first byte the guest wrote to the UART */
+	uint64_t kernel_runs_init;   /* the UART printed "Run /init" (Linux starts init) */
+	uint64_t userspace;          /* the guest wrote the boot marker (port 0x3f0, 123) */
 };
 
 struct vm;

@@ -8,10 +8,12 @@
  * requests of any opcode (well-shaped arguments and names, or raw bytes,
  * with the header's length right or wrong) split over several readable and
  * writable buffers, direct or indirect, on any queue; write-only chains on
- * the hiprio queue; chains with a buffer outside guest memory; publishes
- * with or without the kick the driver would send; notifications; pause /
- * resume; and draining, which feeds node ids and file handles from replies
- * back into later requests.
+ * any queue (notification buffers on queue 1 when the feature is
+ * negotiated: the spec layout moves the request queues to 2..); chains
+ * with a buffer outside guest memory; publishes with or without the kick
+ * the driver would send; notifications, raw and through the server
+ * (INVAL_ENTRY with fuzzed names); pause / resume; and draining, which
+ * feeds node ids and file handles from replies back into later requests.
  *
  * Checked besides ASan/UBSan:
  *  - each chain is completed exactly once (vd_get_used: never a head that
@@ -20,7 +22,8 @@
  *  - the used length never exceeds the chain's writable bytes; a non-zero
  *    one is a whole reply: at least a fuse_out_header whose len equals the
  *    used length, whose unique is the request's, whose error is 0 or -errno;
- *    hiprio requests are completed with 0, notifications with their size;
+ *    hiprio chains are completed with 0; notification-queue chains with 0
+ *    (unusable) or a whole notification (unique 0, len = used length);
  *  - after a pause and wait-idle no request-queue chain is popped and
  *    unanswered;
  *  - every completion is exactly one outcome in the device's counters, and
@@ -51,7 +54,8 @@
 #define MEM_BASE   0x40000000ull
 #define MEM_SIZE   (8u << 20)
 #define MEM_SPLIT  (4u << 20)
-#define NQ         3              /* hiprio + 2 request queues */
+#define NQ         4              /* hiprio, notification (when negotiated), 2 request queues */
+#define NREQ       2
 #define QSIZE      64
 #define MAX_OPS    200
 #define MAX_BODY   8192
@@ -108,7 +112,7 @@ static const struct virtio_transport_ops tr_ops = {
 struct chain_info {
 	bool has_request;            /* a readable part: must be completed */
 	bool well_formed;            /* header len right, chain valid: unique checks */
-	bool notify_buf;             /* write-only hiprio chain */
+	bool readable;               /* has a device-readable part */
 	uint32_t opcode;
 	uint64_t unique;
 	unsigned nwr;
@@ -120,6 +124,13 @@ static uint64_t unique_next;
 static uint64_t nodeids[NIDS], fhs[NIDS];
 static unsigned nnodeids, nfhs;
 static uint64_t completions, notify_completions;
+static unsigned nq, req_base;          /* queues in use, first request queue */
+static bool notify_on;                 /* VIRTIO_FS_F_NOTIFICATION negotiated */
+
+static bool is_notify_queue(unsigned q)
+{
+	return notify_on && q == VIRTIO_FS_NOTIFY_QUEUE;
+}
 
 static uint64_t pool_alloc(uint64_t len)
 {
@@ -206,10 +217,18 @@ static void check_used(unsigned q, uint32_t id, uint32_t len)
 	struct fuse_out_header oh;
 
 	completions++;
-	if (ci->notify_buf) {
+	if (is_notify_queue(q)) {
 		notify_completions++;
-		if (len && len < sizeof(oh))
+		if (!len)
+			return;
+		if (ci->readable)
+			FAIL("notification written into a chain with a readable part");
+		if (len < sizeof(oh))
 			FAIL("notification of %u bytes", len);
+		read_reply(ci, 0, &oh, sizeof(oh));
+		if (oh.len != len || oh.unique != 0)
+			FAIL("notification header len %u unique %llu, used length %u", oh.len,
+			     (unsigned long long)oh.unique, len);
 		return;
 	}
 	if (q == VIRTIO_FS_HIPRIO_QUEUE) {
@@ -237,7 +256,7 @@ static void collect(void)
 {
 	uint32_t id, len;
 
-	for (unsigned q = 0; q < NQ; q++) {
+	for (unsigned q = 0; q < nq; q++) {
 		for (;;) {
 			int r = vd_get_used(&dq[q], &id, &len);
 			if (r == 0)
@@ -269,7 +288,7 @@ static void drain(void)
 {
 	uint64_t end = now_ms() + 5000;
 
-	for (unsigned q = 0; q < NQ; q++) {
+	for (unsigned q = 0; q < nq; q++) {
 		vd_publish(&dq[q]);
 		dev.vdev.ops->queue_notify(&dev.vdev, q);
 	}
@@ -277,7 +296,7 @@ static void drain(void)
 		event_loop_once(&loop, 0);
 		collect();
 		unsigned left = 0;
-		for (unsigned q = 0; q < NQ; q++)
+		for (unsigned q = 0; q < nq; q++)
 			left += requests_outstanding(q);
 		if (!left || dev.vdev.needs_reset)
 			break;
@@ -431,7 +450,7 @@ static unsigned split(struct fuzz_input *in, uint64_t gpa, uint32_t len, unsigne
 static void op_request(struct fuzz_input *in)
 {
 	static uint8_t body[MAX_BODY + 4096];
-	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	unsigned q = (unsigned)fuzz_take(in, 1) % nq;
 	uint32_t sel = (uint32_t)fuzz_take(in, 1);
 	uint32_t opcode = sel < 200 ? 1 + sel % 52 : (uint32_t)fuzz_take(in, 4);
 	uint8_t flags = (uint8_t)fuzz_take(in, 1);
@@ -461,19 +480,22 @@ static void op_request(struct fuzz_input *in)
 	if (head < 0)
 		return;
 	struct chain_info *ci = &info[q][head];
-	*ci = (struct chain_info){ .has_request = true, .well_formed = !len_lie,
-				   .opcode = opcode, .unique = h.unique, .nwr = nw };
+	/* On the notification queue it is no request: it waits until a
+	 * notification finds it unusable. */
+	*ci = (struct chain_info){ .has_request = !is_notify_queue(q), .readable = true,
+				   .well_formed = !len_lie, .opcode = opcode, .unique = h.unique,
+				   .nwr = nw };
 	for (unsigned i = 0; i < nw; i++) {
 		ci->wr[i].gpa = bufs[n + i].gpa;
 		ci->wr[i].len = bufs[n + i].len;
 	}
 }
 
-/* A write-only chain: a notification buffer on hiprio, a request-less chain
- * elsewhere. */
+/* A write-only chain: a notification buffer on the notification queue, a
+ * request-less chain elsewhere. */
 static void op_writable_only(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	unsigned q = (unsigned)fuzz_take(in, 1) % nq;
 	uint32_t len = 1 + (uint32_t)fuzz_take(in, 2) % 4096;
 	uint64_t gpa = pool_alloc(len);
 	struct vd_buf bufs[MAX_PIECES];
@@ -485,8 +507,7 @@ static void op_writable_only(struct fuzz_input *in)
 	if (head < 0)
 		return;
 	struct chain_info *ci = &info[q][head];
-	*ci = (struct chain_info){ .notify_buf = q == VIRTIO_FS_HIPRIO_QUEUE,
-				   .has_request = q != VIRTIO_FS_HIPRIO_QUEUE, .nwr = n };
+	*ci = (struct chain_info){ .has_request = !is_notify_queue(q), .nwr = n };
 	for (unsigned i = 0; i < n; i++) {
 		ci->wr[i].gpa = bufs[i].gpa;
 		ci->wr[i].len = bufs[i].len;
@@ -496,7 +517,7 @@ static void op_writable_only(struct fuzz_input *in)
 /* A chain with a buffer outside guest memory, or crossing its end. */
 static void op_bad_chain(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	unsigned q = (unsigned)fuzz_take(in, 1) % nq;
 	uint64_t gpa = fuzz_take(in, 1) & 1 ? fuzz_take(in, 8) : MEM_BASE + MEM_SIZE - 8;
 	uint64_t out = pool_alloc(64);
 
@@ -507,13 +528,14 @@ static void op_bad_chain(struct fuzz_input *in)
 	struct vd_buf bufs[2] = { { gpa, 64, false }, { out, 64, true } };
 	int head = vd_add_chain(&dq[q], bufs, 2, false);
 	if (head >= 0)
-		info[q][head] = (struct chain_info){ .has_request = true, .nwr = 1,
+		info[q][head] = (struct chain_info){ .has_request = !is_notify_queue(q),
+						     .readable = true, .nwr = 1,
 						     .wr = { { out, 64 } } };
 }
 
 static void op_publish(struct fuzz_input *in)
 {
-	unsigned q = (unsigned)fuzz_take(in, 1) % NQ;
+	unsigned q = (unsigned)fuzz_take(in, 1) % nq;
 	bool force = fuzz_take(in, 1) & 1;
 
 	if (vd_publish(&dq[q]) || force)
@@ -530,13 +552,30 @@ static void op_notify(struct fuzz_input *in)
 	virtio_fs_notify(&dev, code, payload, len);
 }
 
+/* Through the server, as host_watch sends them: names of any bytes and
+ * length (NULs, over NAME_MAX: refused before the transport). */
+static void op_server_notify(struct fuzz_input *in)
+{
+	static char name[300];
+	uint64_t id = nnodeids ? nodeids[fuzz_take(in, 1) % MIN(nnodeids, NIDS)] : FUSE_ROOT_ID;
+
+	if (fuzz_take(in, 1) & 1) {
+		fuse_server_notify_inval_inode(server, id, (int64_t)fuzz_take(in, 8),
+					       (int64_t)fuzz_take(in, 8));
+		return;
+	}
+	size_t len = (size_t)fuzz_take(in, 2) % sizeof(name);
+	fuzz_take_bytes(in, name, len);
+	fuse_server_notify_inval_entry(server, id, name, len);
+}
+
 /* Pause, wait until idle: nothing on a request queue is popped and not
  * answered. Then resume. */
 static void op_pause(struct fuzz_input *in)
 {
 	virtio_fs_pause(&dev);
 	virtio_fs_wait_idle(&dev);
-	for (unsigned q = 1; q < NQ; q++) {
+	for (unsigned q = 1; q < nq; q++) {
 		struct virtqueue *vq = &dev.vqs[q];
 		if (vq->started && !vq->poisoned && vq->last_avail_idx != vq->used_idx)
 			FAIL("queue %u paused with %u chains popped and unanswered", q,
@@ -582,7 +621,7 @@ static void print_stats(void)
 
 static void world_init(void)
 {
-	struct virtio_fs_opts o = { .tag = "fuzz", .request_queues = NQ - 1, .threads = 2,
+	struct virtio_fs_opts o = { .tag = "fuzz", .request_queues = NREQ, .threads = 2,
 				    .offer_notification = true };
 
 	log_threshold = LOG_ERROR;
@@ -617,6 +656,7 @@ static void world_start(uint8_t hdr)
 	if (!server)
 		FAIL("backend");
 	dev.server = server;
+	fuse_server_set_notify(server, &dev.notify_tr);
 	if (hdr & 1)
 		features |= 1ull << VIRTIO_RING_F_EVENT_IDX;
 	if (hdr & 2)
@@ -625,13 +665,19 @@ static void world_start(uint8_t hdr)
 		features |= 1ull << VIRTIO_FS_F_NOTIFICATION;
 	if (virtio_device_set_features(&dev.vdev, features))
 		FAIL("features");
+	notify_on = hdr & 4;
+	req_base = notify_on ? 2 : 1;
+	nq = req_base + NREQ;
+	if (dev.vdev.num_queues != nq)
+		FAIL("%u queues in use, %u expected", dev.vdev.num_queues, nq);
 	for (unsigned q = 0; rings && q < NQ; q++)
 		vd_queue_destroy(&dq[q]);
 	vd_alloc_reset(&mem);
 	for (unsigned q = 0; q < NQ; q++) {
 		if (vd_queue_init(&dq[q], &mem, &qo))
 			FAIL("queue setup");
-		vd_queue_to_vq(&dq[q], &dev.vqs[q], hdr & 2);
+		if (q < nq)
+			vd_queue_to_vq(&dq[q], &dev.vqs[q], hdr & 2);
 	}
 	rings = true;
 	pool_base = vd_alloc(&mem, 3u << 20, 4096);
@@ -645,7 +691,7 @@ static void world_start(uint8_t hdr)
 		FAIL("activate");
 }
 
-/* One well-formed request on queue 1 with 256 bytes of reply room,
+/* One well-formed request on the first request queue with 256 bytes of reply room,
  * answered before anything else happens. */
 static void send_simple(uint32_t opcode, const void *arg, size_t len, const char *name)
 {
@@ -661,8 +707,8 @@ static void send_simple(uint32_t opcode, const void *arg, size_t len, const char
 		memcpy(buf + sizeof(h) + len, name, nlen);
 	vd_write(&mem, in, buf, h.len);
 	struct vd_buf bufs[2] = { { in, h.len, false }, { out, 256, true } };
-	int head = vd_add_chain(&dq[1], bufs, 2, false);
-	info[1][head] = (struct chain_info){ .has_request = true, .well_formed = true,
+	int head = vd_add_chain(&dq[req_base], bufs, 2, false);
+	info[req_base][head] = (struct chain_info){ .has_request = true, .well_formed = true,
 					     .opcode = opcode, .unique = h.unique, .nwr = 1,
 					     .wr = { { out, 256 } } };
 	drain();
@@ -687,7 +733,8 @@ static void check_counters(const struct virtio_fs_counters *a, const struct virt
 #define D(name) (b->name - a->name)
 	uint64_t outcomes = D(rx_requests) + D(rx_requests_no_payload) + D(rx_chain_invalid) +
 			    D(hiprio_forgets) + D(hiprio_batch_forgets) + D(hiprio_interrupts) +
-			    D(hiprio_requests_refused) + D(notify_buffers_refused) + D(tx_notify_sent);
+			    D(hiprio_requests_refused) + D(hiprio_buffers_refused) +
+			    D(notify_buffers_invalid) + D(tx_notify_sent);
 	if (outcomes != completions)
 		FAIL("%llu completions but %llu outcomes counted", (unsigned long long)completions,
 		     (unsigned long long)outcomes);
@@ -719,12 +766,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(mode & 1))
 		send_init(mode & 2);
 	for (unsigned ops = 0; in.n && ops < MAX_OPS && !dev.vdev.needs_reset; ops++) {
-		switch (fuzz_take(&in, 1) % 10) {
+		switch (fuzz_take(&in, 1) % 11) {
 		case 0: case 1: case 2: case 3: op_request(&in); break;
 		case 4: op_writable_only(&in); break;
 		case 5: op_bad_chain(&in); break;
 		case 6: case 7: op_publish(&in); break;
 		case 8: op_notify(&in); break;
+		case 10: op_server_notify(&in); break;
 		case 9:
 			if (fuzz_take(&in, 1) & 1)
 				op_pause(&in);
@@ -734,7 +782,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	drain();
-	/* Kept notification buffers are dropped at reset; count what is left. */
+	/* Notification buffers not used stay with the driver. */
 	virtio_device_deactivate(&dev.vdev);
 	event_loop_once(&loop, 0);
 	collect();

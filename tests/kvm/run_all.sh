@@ -75,8 +75,33 @@ first=$(grep -oE 'first guest instruction +[0-9.]+ ms' <<<"$ERR" | grep -oE '[0-
 [ -n "$first" ] && pass "boot timing: first guest instruction after $first" ||
 	fail "boot timing: no first-instruction figure"
 
+# Debug exit (always on, QEMU's isa-debug-exit): a write of v ends the VM
+# with status (v << 1) | 1, whatever its width.
 guest exit exit ""
-expect "debug exit port sets the status" 42 'debug exit port'
+expect "debug exit: a write of 42 ends with (42 << 1) | 1 = 85" 85 'wrote 0x2a to the debug exit port'
+guest exit16 exit16 ""
+expect "debug exit: a 16-bit write of 0x1234 ends with 0x2469 & 0xff = 105" 105 \
+	'wrote 0x1234 to the debug exit port'
+run help-debug-exit "" -- --help
+expect "debug exit documented in --help" 0 '0x501 ends the VM with exit status \(v << 1\) \| 1'
+
+# Boot timing "userspace": the guest writes 7 (ignored), prints, waits
+# 50 ms and writes 123 to port 0x3f0 (the boot marker).
+guest marker marker "" --boot-timing
+expect "boot marker: the guest ran" 0 'marker written'
+ms() { grep -oE "$1 +[0-9.]+ ms" <<<"$ERR" | grep -oE '[0-9.]+ ms$' | grep -oE '[0-9.]+'; }
+console_ms=$(ms 'first console output')
+user_ms=$(ms 'userspace \(boot marker\)')
+if [ -n "$user_ms" ] && [ -n "$console_ms" ] &&
+	awk -v u="$user_ms" -v c="$console_ms" 'BEGIN { exit !(u >= c + 40) }'; then
+	pass "boot timing: userspace marker at $user_ms ms, after the console ($console_ms ms) and the pause"
+else
+	fail "boot timing: userspace marker ${user_ms:-missing} (console ${console_ms:-?} ms)"
+fi
+expect "boot timing: Linux's \"Run /init\" console line seen" 0 'kernel runs /init \(console\) +[0-9.]+ ms'
+guest nomarker hello "" --boot-timing
+expect "boot timing: no marker written, userspace not reached" 0 'userspace \(boot marker\) +not reached'
+expect "boot timing: no \"Run /init\" line, not reached" 0 'kernel runs /init \(console\) +not reached'
 
 guest fault fault ""
 expect "triple fault ends the VM with 3, reported" 3 'triple fault'
@@ -133,6 +158,38 @@ fi
 line="the quick brown fox jumps over the lazy dog 0123456789"
 guest uart uart "$line"$'\n'
 expect "uart: a 56-byte line echoed through RX interrupts" 0 "echo: $line\$"
+
+# Much more input than kvmini's 4 KiB host-side buffer, all in the pipe
+# before the guest enables receive interrupts (300 ms in): kvmini must stop
+# reading when its buffer is full and lose nothing, in order.
+bulk=$(seq 1 3000 | tr '\n' ' ')
+bulk_hash=$(printf '%s' "$bulk" | python3 -c 'import sys
+h = 0
+for b in sys.stdin.buffer.read(): h = (h * 31 + b) & 0xffffffff
+print(h)')
+guest uart-bulk uart-bulk "$bulk" --cmdline "test=uart-bulk bulk_len=${#bulk} bulk_wait_ms=300"
+expect "uart: ${#bulk} bytes piped before the guest listens, all received in order" 0 \
+	"uart-bulk: ${#bulk} bytes, hash $bulk_hash\$"
+
+# On a terminal, Ctrl-A x ends the VM even before the guest listens (kvmini
+# reads input into its buffer at once; the guest here would wait 15 s).
+if command -v script >/dev/null; then
+	LAST=ctrl-a-x
+	t0=$(date +%s%N)
+	(sleep 0.5; printf '\001x') | timeout -k 5 "$LIMIT" script -qec "$KVMINI run --kernel $GUEST \
+		--cmdline 'test=uart-bulk bulk_len=1 bulk_wait_ms=15000'" /dev/null \
+		>"$LOGDIR/ctrl-a-x.out" 2>&1
+	RC=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	OUT=$(tr -d '\r' <"$LOGDIR/ctrl-a-x.out")
+	ERR=
+	if [ "$ms" -lt 10000 ]; then
+		expect "console on a terminal: Ctrl-A x before the guest listens ends the VM ($ms ms)" 0 \
+			'console: Ctrl-A x'
+	else
+		fail "console on a terminal: Ctrl-A x took $ms ms (the guest's 15 s wait?)"
+	fi
+fi
 
 # --- virtio-mmio ----------------------------------------------------------------
 

@@ -101,13 +101,36 @@ else
 fi
 wait "$slow" 2>/dev/null
 
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ "$rc" = 0 ] && ! [ -e "$API" ] && ! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
-	ok "exits 0, socket removed, no sanitizer report"
-else
-	ko "exits 0, socket removed, no sanitizer report (exit $rc)"
-	grep -m5 -E 'ERROR: |runtime error' "$tmp/kvmini.log"
-fi
+# stop NAME: SIGTERM; exit 0, the socket removed, no sanitizer report.
+stop() {
+	kill -TERM "$pid"
+	wait "$pid"
+	local rc=$?
+	pid=
+	if [ "$rc" = 0 ] && ! [ -e "$API" ] && ! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
+		ok "$1: exits 0, socket removed, no sanitizer report"
+	else
+		ko "$1: exits 0, socket removed, no sanitizer report (exit $rc)"
+		grep -m5 -E 'ERROR: |runtime error' "$tmp/kvmini.log"
+	fi
+}
+stop "without MMDS"
+
+# The same API with the metadata service on: the /mmds routes.
+"$BIN" vhost net --socket "$tmp/net.sock" --backend loopback --api-sock "$API" --mmds \
+	2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+req mmds-put 204 '^$' PUT /mmds '{"latest":{"meta-data":{"instance-id":"i-1","tags":{"a":"b"}}}}'
+req mmds-patch 204 '^$' PATCH /mmds '{"latest":{"meta-data":{"tags":null,"zone":"z1"}}}'
+req mmds-get 200 '^\{"latest":\{"meta-data":\{"instance-id":"i-1","zone":"z1"\}\}\}$' GET /mmds
+req mmds-put-array 400 '"fault_message":"the MMDS data must be a JSON object"' PUT /mmds '[1]'
+req mmds-too-big 413 'exceed its limit of 51200 bytes' PUT /mmds \
+	"{\"k\":\"$(head -c 60000 /dev/zero | tr '\0' 'x')\"}"
+req mmds-unchanged 200 '"zone":"z1"' GET /mmds
+req mmds-config 204 '^$' PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}'
+req mmds-config-bad 400 'not V1 or V2' PUT /mmds/config '{"version":"V9","network_interfaces":["eth0"]}'
+req mmds-config-iface 400 'is not an interface of this instance' PUT /mmds/config \
+	'{"network_interfaces":["eth9"]}'
+req mmds-metrics 200 '"mmds":\{"rx_accepted":0,.*"store_too_large":1' GET /metrics
+stop "with MMDS"

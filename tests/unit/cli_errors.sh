@@ -51,6 +51,15 @@ expect net-socket-dir-missing 1 'x.sock' -- vhost net --socket "$tmp/no/such/dir
 expect net-stream-missing 2 'cannot connect' -- vhost net --socket "$sock" --backend stream:"$tmp/absent"
 expect net-user-bad-net 2 'expected A.B.C.D/N' -- vhost net --socket "$sock" --backend user:net=300.1.1.1/24
 expect net-user-bad-option 2 'unknown user option "bogus"' -- vhost net --socket "$sock" --backend user:bogus=1
+# The metadata service's options.
+expect net-mmds-not-link-local 2 'not a link-local IPv4 address' -- vhost net --socket "$sock" --backend loopback --mmds=10.0.0.1
+expect net-mmds-bad-version 2 '"3" is not 1 or 2' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-version 3
+expect net-mmds-data-alone 2 'need --mmds' -- vhost net --socket "$sock" --backend loopback --mmds-data x.json
+expect net-mmds-data-absent 2 'absent.json: No such file' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/absent.json"
+echo '[1, 2]' >"$tmp/array.json"
+expect net-mmds-data-array 2 'not a JSON object' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/array.json"
+{ printf '{"k":"'; head -c 60000 /dev/zero | tr '\0' a; printf '"}'; } >"$tmp/big.json"
+expect net-mmds-data-too-big 2 'larger than the store limit' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/big.json"
 touch "$tmp/regular"
 expect net-socket-is-file 1 'regular' -- vhost net --socket "$tmp/regular" --backend loopback
 

@@ -492,17 +492,21 @@ static void test_http_errors_counted(void)
 	mmds_http_error(m, 501, "Not implemented.", &resp);
 	free(resp.body);
 	resp = (struct http_response){ 0 };
+	mmds_http_error(m, 505, "HTTP version not supported.", &resp);
+	free(resp.body);
+	resp = (struct http_response){ 0 };
 	mmds_http_error(m, 400, NULL, &resp);
 	CHECK_EQ(resp.status, 400);
 	free(resp.body);
 	const struct mmds_counters *c = mmds_counters(m);
 	CHECK_EQ(c->rx_too_large, 1);
-	CHECK_EQ(c->rx_not_implemented, 1);
+	CHECK_EQ(c->rx_not_implemented, 2);
 	CHECK_EQ(c->rx_bad_request, 1);
 
-	mmds_count_frames(m, 3, 2);
+	mmds_count_frames(m, 3, 2, 1);
 	CHECK_EQ(c->frames_intercepted, 3);
 	CHECK_EQ(c->frames_injected, 2);
+	CHECK_EQ(c->frames_deferred, 1);
 	char buf[4096] = { 0 };
 	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
 	mmds_dump_counters(m, f);

@@ -43,6 +43,9 @@ struct fake_dev {
 	/* Answer what is available while resetting, as a device whose worker
 	 * threads finish their requests before reset returns. */
 	bool drain_on_reset;
+	/* Queue 1 exists only with feature bit 5 (as virtio-fs's notification
+	 * queue with VIRTIO_FS_F_NOTIFICATION): max_queues is set. */
+	bool queue_per_feature;
 };
 
 static struct vq_chain fake_chain;
@@ -60,6 +63,8 @@ static uint64_t fake_features(struct virtio_device *dev)
 static int fake_set_features(struct virtio_device *dev, uint64_t features)
 {
 	to_fake(dev)->acked = features;
+	if (to_fake(dev)->queue_per_feature)
+		dev->num_queues = features & (1ull << 5) ? 2 : 1;
 	return 0;
 }
 
@@ -618,6 +623,51 @@ static void test_vring_base_after_quiesce(void)
 	CHECK_EQ(count_fds(), base_fds);
 }
 
+/* A device whose queue count follows the features (virtio-fs with and
+ * without its notification queue): before SET_FEATURES every queue may be
+ * set up; without the feature only the first exists, the device starts with
+ * it alone, the other index is refused; a new front-end sees both again. */
+static void test_queue_count_per_features(void)
+{
+	struct fe f;
+	int base_fds = count_fds();
+
+	CHECK_EQ(fe_setup(&f, NULL), 0);
+	f.dev.queue_per_feature = true;
+	f.dev.vdev.max_queues = FAKE_QUEUES;
+	CHECK_EQ(fe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
+			VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
+	CHECK_EQ(fe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), FAKE_QUEUES);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, 1, RING_NUM), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1), 0);
+	CHECK_EQ(f.dev.vdev.num_queues, 1);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, 1, RING_NUM), EINVAL);
+	CHECK_EQ(fe_set_mem_uml(&f), 0);
+	f.call[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK_EQ(fe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, 0, f.call[0]), 0);
+	ring_setup(&f, 0);
+	f.kick[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK_EQ(fe_u64_fd(&f, VHOST_USER_SET_VRING_KICK, 0, f.kick[0]), 0);
+	CHECK(f.dev.vdev.active);
+	guest_offer(&f, 0);
+	kick(&f, 0);
+	CHECK_EQ(f.dev.chains[0], 1);
+	/* Disconnect: the device is reset and has room for both again. */
+	fe_close_peer_fds(&f);
+	fe_pump(&f);
+	CHECK(!vhost_user_server_connected(&f.srv));
+	CHECK_EQ(f.dev.vdev.num_queues, FAKE_QUEUES);
+	CHECK_EQ(fe_connect(&f), 0);
+	CHECK_EQ(fe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_PF(REPLY_ACK)), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_FEATURES, FAKE_FEATURES), 0);
+	CHECK_EQ(f.dev.vdev.num_queues, 2);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, 1, RING_NUM), 0);
+	fe_teardown(&f);
+	CHECK_EQ(count_fds(), base_fds);
+}
+
 /* A net device answers GET_QUEUE_NUM in queue pairs, as QEMU reads it. */
 static void test_queue_num_option(void)
 {
@@ -1144,6 +1194,7 @@ int main(void)
 	RUN_TEST(test_uml_boot_inband);
 	RUN_TEST(test_eventfd_kick_call);
 	RUN_TEST(test_queue_num_option);
+	RUN_TEST(test_queue_count_per_features);
 	RUN_TEST(test_socketpair_call);
 	RUN_TEST(test_vring_base_stop_restart);
 	RUN_TEST(test_vring_base_after_quiesce);

@@ -12,6 +12,7 @@
 
 #define PORT_COM1 0x3f8
 #define PORT_DEBUG_EXIT 0x501
+#define PORT_BOOT_MARKER 0x3f0
 #define IOAPIC_BASE 0xfec00000ul
 #define LAPIC_BASE 0xfee00000ul
 #define VEC_TIMER 240
@@ -61,7 +62,7 @@ void check(bool ok, const char *what);
 #define CHECK_EQ(a, b, what) check_eq((uint64_t)(a), (uint64_t)(b), what)
 void check_eq(uint64_t got, uint64_t want, const char *what);
 
-/* End the VM through the debug exit port: 0 when every check passed. */
+/* End the VM through the debug exit port: exit status (code << 1) | 1. */
 void __attribute__((noreturn)) guest_exit(unsigned code);
 void __attribute__((noreturn)) guest_reboot(void);
 

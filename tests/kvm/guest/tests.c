@@ -1,8 +1,9 @@
 /*
  * The kvmini test guest's tests, chosen by "test=NAME" on the kernel
- * command line. Each prints PASS:/FAIL: lines and ends the VM through the
- * debug exit port with 0 when every check passed (1 otherwise), except
- * where the test is about another way of ending (reboot, fault).
+ * command line. Each prints PASS:/FAIL: lines and ends the VM with status 0
+ * (an i8042 reboot) when every check passed, otherwise through the debug
+ * exit port with 1 (status 3), except where the test is about another way
+ * of ending (debug exit, fault).
  */
 #include <linux/fuse.h>
 #include <linux/virtio_ids.h>
@@ -27,7 +28,9 @@ static uint8_t rx_bufs[GQ_SIZE][RX_BUF];
 static void finish(void)
 {
 	printf("kvm-guest %s: %s (%u failures)\n", test_name, failures ? "FAILED" : "done", failures);
-	guest_exit(failures ? 1 : 0);
+	if (!failures)
+		guest_reboot();
+	guest_exit(1);
 }
 
 /* --- hello, exit, faults ------------------------------------------------------ */
@@ -38,10 +41,39 @@ static void test_hello(void)
 	guest_reboot();
 }
 
+static bool never(void *arg)
+{
+	return false;
+}
+
+/* isa-debug-exit semantics: a write of 42 ends the VM with (42 << 1) | 1. */
 static void test_exit_code(void)
 {
-	printf("kvm-guest exit: leaving with status 42\n");
+	printf("kvm-guest exit: writing 42 to the debug exit port\n");
 	guest_exit(42);
+}
+
+/* The same with a 16-bit write of 0x1234: status (0x2469) & 0xff = 0x69. */
+static void test_exit_code_word(void)
+{
+	printf("kvm-guest exit16: writing 0x1234 to the debug exit port\n");
+	__asm__ volatile("outw %0, %1" : : "a"((uint16_t)0x1234), "Nd"((uint16_t)PORT_DEBUG_EXIT));
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+/* The boot marker (port 0x3f0): another value first, which must not count,
+ * then console output (with Linux's "Run /init" line, the console fallback,
+ * after a stray 'R'), a pause, and 123, which marks "userspace". */
+static void test_boot_marker(void)
+{
+	outb(PORT_BOOT_MARKER, 7);
+	printf("kvm-guest marker: console output first, with Linux's R\n");
+	printf("kvm-guest marker: Run /init as init process (as Linux prints it)\n");
+	wait_for(never, NULL, 50);
+	outb(PORT_BOOT_MARKER, 123);
+	printf("kvm-guest marker: marker written\n");
+	guest_reboot();
 }
 
 /* No usable IDT and an exception: a triple fault, which KVM reports as a
@@ -65,7 +97,7 @@ static void test_emulation(void)
 	printf("kvm-guest emulation: popcnt next\n");
 	__asm__ volatile("popcnt %1, %0" : "=r"(out) : "r"(in));
 	printf("kvm-guest emulation: popcnt ran natively (%lu)\n", out);
-	guest_exit(0);
+	guest_reboot();
 }
 
 /* --- UART echo ------------------------------------------------------------------ */
@@ -156,6 +188,51 @@ static void test_uart_echo(void)
 	check(uart_iir_seen & ((1u << 2) | (1u << 6)), "IIR said data or timeout");
 	line[line_len] = 0;
 	printf("echo: %s\n", line);
+	finish();
+}
+
+/* Bulk input that arrives long before the guest listens and is larger than
+ * kvmini's host-side input buffer: every byte must arrive, in order. The
+ * guest waits bulk_wait_ms, then takes bulk_len bytes through receive
+ * interrupts and prints their count and an order-sensitive hash. */
+static volatile uint32_t bulk_count, bulk_hash;
+static volatile bool bulk_overrun;
+
+static void on_uart_bulk(unsigned vector)
+{
+	uint8_t lsr;
+
+	while (!(inb(PORT_COM1 + 2) & 1)) {
+		while ((lsr = inb(PORT_COM1 + 5)) & 1) {
+			bulk_hash = bulk_hash * 31u + inb(PORT_COM1);
+			bulk_count++;
+		}
+		if (lsr & 0x02)
+			bulk_overrun = true;
+	}
+}
+
+static bool bulk_done(void *arg)
+{
+	return bulk_count >= *(const uint32_t *)arg;
+}
+
+static void test_uart_bulk(void)
+{
+	char val[16];
+	uint32_t want = cmdline_get("bulk_len", val, sizeof(val)) ? (uint32_t)parse_dec(val, NULL) : 0;
+	unsigned wait_ms = cmdline_get("bulk_wait_ms", val, sizeof(val)) ? (unsigned)parse_dec(val, NULL) : 300;
+
+	wait_for(never, NULL, wait_ms);
+	irq_set_handler(VEC_UART, on_uart_bulk);
+	ioapic_route(4, VEC_UART);
+	outb(PORT_COM1 + 2, 0x81);           /* FIFO on, trigger at 8 */
+	outb(PORT_COM1 + 1, 0x05);           /* received data, line status */
+	bool got = wait_for(bulk_done, &want, 60000);
+	outb(PORT_COM1 + 1, 0);
+	check(got, "every byte arrived");
+	check(!bulk_overrun, "no overrun reported");
+	printf("uart-bulk: %u bytes, hash %u\n", bulk_count, bulk_hash);
 	finish();
 }
 
@@ -631,6 +708,9 @@ static const struct {
 } tests[] = {
 	{ "hello", test_hello },
 	{ "exit", test_exit_code },
+	{ "exit16", test_exit_code_word },
+	{ "marker", test_boot_marker },
+	{ "uart-bulk", test_uart_bulk },
 	{ "fault", test_triple_fault },
 	{ "emulation", test_emulation },
 	{ "uart", test_uart_echo },

@@ -1,0 +1,583 @@
+/*
+ * Host-change watcher (see host_watch.h). Order: watch table, adding and
+ * removing watches, event mapping, the event loop, lifecycle.
+ */
+#include "fs/host_watch.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fuse.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+#include "fs/fuse_server.h"
+
+/* What a directory's watch reports: its entries and its own attributes.
+ * Child data and attribute events are left to the child's own watch. */
+/* No IN_DONT_FOLLOW: the path is the /proc/self/fd magic link, which must
+ * be followed to reach the node (never a symlink: those are not watched). */
+#define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
+		  IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+/* No IN_CLOSE_WRITE: every client file closed after writing would invalidate
+ * itself; IN_MODIFY already reports write(2) and truncate. */
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+#define ENTRY_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
+#define READ_BUF_SIZE 65536u
+/* How many queued notifications a new one is compared with for repeats. */
+#define DEDUP_WINDOW 16u
+/* Entry changes the client makes itself, remembered so their events are not
+ * sent back to it: how many, and for how long. */
+#define EXPECT_SLOTS 256u
+#define EXPECT_TTL_MS 2000u
+
+struct expect {
+	uint64_t token;              /* 0: free */
+	uint64_t nodeid;
+	uint32_t mask;
+	uint64_t deadline_ms;
+	char name[NAME_MAX + 1];
+};
+
+struct watch_entry {
+	int wd;
+	bool dir;
+	uint64_t nodeid;
+	struct watch_entry *next;
+};
+
+struct host_watch {
+	int ifd;                     /* inotify, non-blocking */
+	int stop_fd;                 /* eventfd: the thread must end */
+	unsigned max_watches;
+	pthread_t thread;
+	bool started;
+	/* Set by start; read by the thread and by adds (atomic). */
+	struct fuse_server *server;
+
+	pthread_mutex_t lock;        /* the table, the watch counters */
+	struct watch_entry **buckets;
+	size_t nbuckets;             /* power of two */
+	size_t count;
+	unsigned reserved;           /* adds in progress, counted against the bound */
+	uint64_t watches_added, watches_refused, watches_failed, watches_skipped;
+	struct expect expect[EXPECT_SLOTS];
+	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
+	uint64_t events_own;
+
+	/* Atomic: updated by the thread, read by anyone. */
+	uint64_t events, events_unknown, overflows, invals;
+};
+
+/* ---- watch table: wd -> node, under w->lock ---- */
+
+static size_t bucket_of(const struct host_watch *w, int wd)
+{
+	return ((unsigned)wd * 0x9e3779b1u) & (w->nbuckets - 1);
+}
+
+static struct watch_entry *table_find(struct host_watch *w, int wd)
+{
+	struct watch_entry *e = w->buckets[bucket_of(w, wd)];
+
+	while (e && e->wd != wd)
+		e = e->next;
+	return e;
+}
+
+/* Double the buckets when the table outgrows them; failure only slows it. */
+static void table_grow(struct host_watch *w)
+{
+	if (w->count <= w->nbuckets)
+		return;
+	size_t oldn = w->nbuckets;
+	struct watch_entry **old = w->buckets;
+	struct watch_entry **nv = calloc(oldn * 2, sizeof(*nv));
+
+	if (!nv)
+		return;
+	w->buckets = nv;
+	w->nbuckets = oldn * 2;
+	for (size_t i = 0; i < oldn; i++) {
+		for (struct watch_entry *e = old[i], *next; e; e = next) {
+			next = e->next;
+			size_t b = bucket_of(w, e->wd);
+			e->next = w->buckets[b];
+			w->buckets[b] = e;
+		}
+	}
+	free(old);
+}
+
+/* Record @wd for @nodeid. The kernel hands the same wd for an inode it
+ * already watches: then the entry now belongs to @nodeid. */
+static int table_set(struct host_watch *w, int wd, uint64_t nodeid, bool dir)
+{
+	struct watch_entry *e = table_find(w, wd);
+
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		size_t b = bucket_of(w, wd);
+		e->wd = wd;
+		e->next = w->buckets[b];
+		w->buckets[b] = e;
+		w->count++;
+		w->watches_added++;
+		table_grow(w);
+	}
+	e->nodeid = nodeid;
+	e->dir = dir;
+	return 0;
+}
+
+static void table_del(struct host_watch *w, struct watch_entry *e)
+{
+	struct watch_entry **pp = &w->buckets[bucket_of(w, e->wd)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = e->next;
+	free(e);
+	w->count--;
+}
+
+/* ---- adding and removing watches (request workers) ---- */
+
+/* Reserve room under the bound; false (counted) when there is none. */
+static bool reserve(struct host_watch *w)
+{
+	bool ok;
+
+	pthread_mutex_lock(&w->lock);
+	ok = w->count + w->reserved < w->max_watches;
+	if (ok)
+		w->reserved++;
+	else
+		w->watches_refused++;
+	pthread_mutex_unlock(&w->lock);
+	return ok;
+}
+
+int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
+{
+	char path[32];
+	bool dir = type == S_IFDIR;
+
+	if (!w || (type != S_IFDIR && type != S_IFREG) || fd < 0)
+		return -EOPNOTSUPP;
+	/* Nobody to tell (a virtio-fs driver without the notification queue):
+	 * no watch. A new driver sends a new INIT, which drops every node but
+	 * the root, so nodes are watched again as the new client looks them up. */
+	struct fuse_server *s = __atomic_load_n(&w->server, __ATOMIC_ACQUIRE);
+	if (s && !fuse_server_notify_possible(s)) {
+		pthread_mutex_lock(&w->lock);
+		w->watches_skipped++;
+		pthread_mutex_unlock(&w->lock);
+		return -EOPNOTSUPP;
+	}
+	if (!reserve(w))
+		return -ENOSPC;
+	/* The magic link is the node's own inode: nothing else gets watched. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int wd = inotify_add_watch(w->ifd, path, dir ? DIR_MASK : FILE_MASK);
+	int err = wd < 0 ? -errno : 0;
+
+	pthread_mutex_lock(&w->lock);
+	w->reserved--;
+	if (wd >= 0) {
+		err = table_set(w, wd, nodeid, dir);
+		if (err)
+			inotify_rm_watch(w->ifd, wd);
+	}
+	if (err)
+		w->watches_failed++;
+	pthread_mutex_unlock(&w->lock);
+	if (err == -ENOSPC)
+		log_debug("watch: fs.inotify.max_user_watches reached; node %llu unwatched",
+			  (unsigned long long)nodeid);
+	return err ? err : wd;
+}
+
+void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
+{
+	if (!w || wd < 0)
+		return;
+	pthread_mutex_lock(&w->lock);
+	struct watch_entry *e = table_find(w, wd);
+	if (e && e->nodeid == nodeid) {
+		table_del(w, e);
+		/* Under the lock: an add of the same inode would get this wd. */
+		inotify_rm_watch(w->ifd, wd);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- the client's own entry changes ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
+			   const char *name)
+{
+	size_t len = strnlen(name, NAME_MAX + 1);
+
+	if (!w || len > NAME_MAX)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	uint64_t token = ++w->expect_next;
+	struct expect *x = &w->expect[token % EXPECT_SLOTS];
+	/* The oldest is overwritten: its event, if it comes, is sent. */
+	*x = (struct expect){ .token = token, .nodeid = parent, .mask = mask,
+			      .deadline_ms = now_ms() + EXPECT_TTL_MS };
+	memcpy(x->name, name, len + 1);
+	pthread_mutex_unlock(&w->lock);
+	return token;
+}
+
+void host_watch_unexpect(struct host_watch *w, uint64_t token)
+{
+	if (!w || !token)
+		return;
+	pthread_mutex_lock(&w->lock);
+	struct expect *x = &w->expect[token % EXPECT_SLOTS];
+	if (x->token == token)
+		x->token = 0;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Under w->lock: is this entry event the client's own? Consumes the match.
+ * Kinds must agree, so a remembered create never hides a host's delete. */
+static bool expected(struct host_watch *w, uint64_t nodeid, uint32_t mask, const char *name,
+		     size_t namelen)
+{
+	uint64_t now = 0;
+
+	for (unsigned i = 0; i < EXPECT_SLOTS; i++) {
+		struct expect *x = &w->expect[i];
+
+		if (!x->token || x->nodeid != nodeid || !(x->mask & mask) ||
+		    strlen(x->name) != namelen || memcmp(x->name, name, namelen))
+			continue;
+		if (!now)
+			now = now_ms();
+		bool live = now <= x->deadline_ms;
+		x->token = 0;
+		if (live)
+			return true;
+	}
+	return false;
+}
+
+/* ---- event mapping ---- */
+
+static struct host_watch_inval inval_inode(uint64_t nodeid, int64_t off)
+{
+	return (struct host_watch_inval){ .nodeid = nodeid, .off = off };
+}
+
+unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const char *name,
+			      size_t namelen, struct host_watch_inval out[HOST_WATCH_MAX_INVALS])
+{
+	if (dir && namelen) {
+		/* A child: only its coming and going concern the directory. */
+		if (!(mask & ENTRY_EVENTS))
+			return 0;
+		out[0] = (struct host_watch_inval){ .entry = true, .nodeid = nodeid,
+						    .name = name, .namelen = namelen };
+		/* The listing (readdir cache) and mtime changed too. */
+		out[1] = inval_inode(nodeid, 0);
+		return 2;
+	}
+	if (namelen)
+		return 0;
+	if (mask & (IN_MODIFY | IN_CLOSE_WRITE)) {
+		out[0] = inval_inode(nodeid, 0);
+		return 1;
+	}
+	if (mask & (IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)) {
+		out[0] = inval_inode(nodeid, -1);
+		return 1;
+	}
+	return 0;
+}
+
+static bool inval_equal(const struct host_watch_inval *a, const struct host_watch_inval *b)
+{
+	if (a->entry != b->entry || a->nodeid != b->nodeid)
+		return false;
+	if (!a->entry)
+		return a->off == b->off;
+	return a->namelen == b->namelen && !memcmp(a->name, b->name, a->namelen);
+}
+
+/* Notifications gathered from one buffer of events. */
+struct inval_list {
+	struct host_watch_inval *v;
+	size_t n, cap;
+};
+
+static void list_add(struct inval_list *l, const struct host_watch_inval *iv)
+{
+	for (size_t i = l->n > DEDUP_WINDOW ? l->n - DEDUP_WINDOW : 0; i < l->n; i++) {
+		if (inval_equal(&l->v[i], iv))
+			return;
+	}
+	if (l->n < l->cap)
+		l->v[l->n++] = *iv;
+}
+
+/* One event, under w->lock: forget ended watches, map the others. */
+static void take_event(struct host_watch *w, const struct inotify_event *ev,
+		       struct inval_list *l, bool *overflow)
+{
+	struct host_watch_inval iv[HOST_WATCH_MAX_INVALS];
+
+	__atomic_fetch_add(&w->events, 1, __ATOMIC_RELAXED);
+	if (ev->mask & IN_Q_OVERFLOW) {
+		*overflow = true;
+		return;
+	}
+	struct watch_entry *e = table_find(w, ev->wd);
+	if (!e) {
+		__atomic_fetch_add(&w->events_unknown, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	/* The kernel dropped the watch (inode gone, filesystem unmounted). */
+	if (ev->mask & IN_IGNORED) {
+		table_del(w, e);
+		return;
+	}
+	size_t namelen = strnlen(ev->name, ev->len);
+	if (e->dir && namelen && (ev->mask & ENTRY_EVENTS) &&
+	    expected(w, e->nodeid, ev->mask & ENTRY_EVENTS, ev->name, namelen)) {
+		/* The client made this change: its kernel knows already. */
+		__atomic_fetch_add(&w->events_own, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name, namelen, iv);
+	for (unsigned i = 0; i < n; i++)
+		list_add(l, &iv[i]);
+}
+
+static int send_one(struct host_watch *w, struct fuse_server *s, const struct host_watch_inval *iv)
+{
+	__atomic_fetch_add(&w->invals, 1, __ATOMIC_RELAXED);
+	if (iv->entry)
+		return fuse_server_notify_inval_entry(s, iv->nodeid, iv->name, iv->namelen);
+	return fuse_server_notify_inval_inode(s, iv->nodeid, iv->off, 0);
+}
+
+/* Events were lost: every watched node's attributes and data go. */
+static unsigned send_overflow(struct host_watch *w, struct fuse_server *s)
+{
+	__atomic_fetch_add(&w->overflows, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&w->lock);
+	size_t n = w->count;
+	uint64_t *ids = malloc(MAX(n, (size_t)1) * sizeof(*ids));
+	size_t k = 0;
+	for (size_t b = 0; ids && b < w->nbuckets; b++) {
+		for (struct watch_entry *e = w->buckets[b]; e && k < n; e = e->next)
+			ids[k++] = e->nodeid;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!ids) {
+		/* No memory for the list: the root at least. */
+		struct host_watch_inval root = inval_inode(FUSE_ROOT_ID, 0);
+		send_one(w, s, &root);
+		return 1;
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct host_watch_inval iv = inval_inode(ids[i], 0);
+		send_one(w, s, &iv);
+	}
+	free(ids);
+	return (unsigned)k;
+}
+
+unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *s,
+				  const void *buf, size_t len)
+{
+	const size_t hdr = sizeof(struct inotify_event);
+	struct inval_list l = { .cap = (len / hdr + 1) * HOST_WATCH_MAX_INVALS };
+	bool overflow = false;
+	unsigned sent = 0;
+
+	l.v = malloc(l.cap * sizeof(*l.v));
+	if (!l.v)
+		return send_overflow(w, s);
+	pthread_mutex_lock(&w->lock);
+	for (size_t off = 0; off + hdr <= len;) {
+		struct inotify_event ev_hdr;
+		memcpy(&ev_hdr, (const char *)buf + off, hdr);
+		if (ev_hdr.len > len - off - hdr)
+			break;
+		take_event(w, (const struct inotify_event *)((const char *)buf + off), &l,
+			   &overflow);
+		off += hdr + ev_hdr.len;
+	}
+	pthread_mutex_unlock(&w->lock);
+	/* Unlocked: a send may wait for a request a worker is answering. */
+	for (size_t i = 0; i < l.n; i++, sent++)
+		send_one(w, s, &l.v[i]);
+	free(l.v);
+	if (overflow)
+		sent += send_overflow(w, s);
+	return sent;
+}
+
+/* ---- the thread ---- */
+
+static void *watch_main(void *arg)
+{
+	struct host_watch *w = arg;
+	void *buf = NULL;
+
+	/* inotify_event holds an int: the buffer is aligned for it. */
+	if (posix_memalign(&buf, 8, READ_BUF_SIZE))
+		return NULL;
+	struct pollfd pfd[2] = { { .fd = w->ifd, .events = POLLIN },
+				 { .fd = w->stop_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("watch: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		ssize_t n = read(w->ifd, buf, READ_BUF_SIZE);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0) {
+			log_err("watch: reading inotify: %s", n ? strerror(errno) : "end of file");
+			break;
+		}
+		host_watch_handle_events(w, w->server, buf, (size_t)n);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
+{
+	struct host_watch *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	w->ifd = w->stop_fd = -1;
+	w->max_watches = o && o->max_watches ? o->max_watches : HOST_WATCH_DEFAULT_MAX;
+	w->nbuckets = 256;
+	w->buckets = calloc(w->nbuckets, sizeof(*w->buckets));
+	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	*err = w->ifd < 0 ? -errno : 0;
+	w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!*err && w->stop_fd < 0)
+		*err = -errno;
+	if (!*err && !w->buckets)
+		*err = -ENOMEM;
+	pthread_mutex_init(&w->lock, NULL);
+	if (*err) {
+		host_watch_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int host_watch_start(struct host_watch *w, struct fuse_server *server)
+{
+	if (w->started)
+		return -EBUSY;
+	__atomic_store_n(&w->server, server, __ATOMIC_RELEASE);
+	int r = pthread_create(&w->thread, NULL, watch_main, w);
+	if (r)
+		return -r;
+	pthread_setname_np(w->thread, "kvmini-watch");
+	w->started = true;
+	return 0;
+}
+
+void host_watch_stop(struct host_watch *w)
+{
+	uint64_t one = 1;
+
+	if (!w || !w->started)
+		return;
+	if (write(w->stop_fd, &one, sizeof(one)) < 0)
+		log_warn("watch: eventfd: %s", strerror(errno));
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+void host_watch_free(struct host_watch *w)
+{
+	if (!w)
+		return;
+	host_watch_stop(w);
+	for (size_t b = 0; w->buckets && b < w->nbuckets; b++) {
+		for (struct watch_entry *e = w->buckets[b], *next; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(w->buckets);
+	if (w->ifd >= 0)
+		close(w->ifd);
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c)
+{
+	pthread_mutex_lock(&w->lock);
+	c->watches = w->count;
+	c->watches_added = w->watches_added;
+	c->watches_refused = w->watches_refused;
+	c->watches_failed = w->watches_failed;
+	c->watches_skipped = w->watches_skipped;
+	pthread_mutex_unlock(&w->lock);
+	c->events = __atomic_load_n(&w->events, __ATOMIC_RELAXED);
+	c->events_unknown = __atomic_load_n(&w->events_unknown, __ATOMIC_RELAXED);
+	c->overflows = __atomic_load_n(&w->overflows, __ATOMIC_RELAXED);
+	c->invals = __atomic_load_n(&w->invals, __ATOMIC_RELAXED);
+	c->events_own = __atomic_load_n(&w->events_own, __ATOMIC_RELAXED);
+}
+
+void host_watch_dump_counters(struct host_watch *w, FILE *out)
+{
+	struct host_watch_counters c;
+
+	host_watch_get_counters(w, &c);
+	fprintf(out, "watch_watches %llu\nwatch_watches_added %llu\nwatch_watches_refused %llu\n"
+		"watch_watches_failed %llu\nwatch_events %llu\nwatch_events_unknown %llu\n"
+		"watch_overflows %llu\nwatch_invals %llu\nwatch_events_own %llu\n"
+		"watch_watches_skipped %llu\n",
+		(unsigned long long)c.watches, (unsigned long long)c.watches_added,
+		(unsigned long long)c.watches_refused, (unsigned long long)c.watches_failed,
+		(unsigned long long)c.events, (unsigned long long)c.events_unknown,
+		(unsigned long long)c.overflows, (unsigned long long)c.invals,
+		(unsigned long long)c.events_own, (unsigned long long)c.watches_skipped);
+}

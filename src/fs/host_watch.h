@@ -1,0 +1,134 @@
+/*
+ * Host-change watcher for the passthrough backend: files changed on the host
+ * under the shared directory (not through kvmini) become FUSE invalidations,
+ * so a client that caches entries, attributes and data sees the change.
+ *
+ * Watches: the backend tells the watcher of each node it makes known to the
+ * client (host_watch_add, with the node's O_PATH descriptor; the watch is
+ * placed on /proc/self/fd/N, which is that inode and nothing else) and of
+ * each node it drops (host_watch_remove: FORGET to zero, DESTROY, a new
+ * INIT). Directories and regular files are watched; symlinks and special
+ * files are not (a symlink is only ever replaced, which its directory sees).
+ * Once started, nodes are not watched while the server says nothing could
+ * reach the client (fuse_server_notify_possible: a virtio-fs driver that did
+ * not negotiate the notification queue). The number of watches is bounded (max_watches, and the kernel's own
+ * fs.inotify.max_user_watches): past it a node simply has no watch, and its
+ * changes show when the client's cache times out. Never an error to the
+ * client.
+ *
+ * Events -> notifications (host_watch_map_event):
+ *   directory, a child created, deleted, moved in or out
+ *       INVAL_ENTRY(dir, name) and INVAL_INODE(dir, data)  (listing, mtime)
+ *   directory or file, its own attributes (chmod, chown, times, link count),
+ *   moved or deleted
+ *       INVAL_INODE(node, attributes only)
+ *   file, its data written (write, truncate; not mmap stores)
+ *       INVAL_INODE(node, attributes and data)
+ *   IN_Q_OVERFLOW (events were lost)
+ *       INVAL_INODE(node, data) for every watched node; names changed in the
+ *       lost events stay cached until their entry timeout.
+ * Changes the client makes through kvmini fire too. Entry changes (create,
+ * mkdir, mknod, symlink, link, unlink, rmdir, rename) are announced by the
+ * backend (host_watch_expect) and their events are not sent back: the
+ * client's kernel already knows, and an invalidation would only throw away
+ * its fresh entries. The match is by directory, name and kind of event
+ * (a remembered create never hides a host's delete), used once, within
+ * 2 s. The client's writes and attribute changes still come back as an
+ * invalidation of that file: harmless, at worst a re-read. Repeats inside
+ * one batch of events are sent once.
+ *
+ * Threads and locks. add/remove run on request workers, under the backend's
+ * node lock; they take the watcher's lock briefly. The watcher's own thread
+ * reads the inotify descriptor, maps events under the watcher's lock, then
+ * releases it before sending: a send may block (the client holds an inode
+ * lock until a worker answers its request), and a worker may need the
+ * watcher's lock meanwhile. Notifications therefore never come from a
+ * request worker (see fuse_server.h).
+ */
+#ifndef KVMINI_FS_HOST_WATCH_H
+#define KVMINI_FS_HOST_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct fuse_server;
+
+/* Default bound on watches. */
+#define HOST_WATCH_DEFAULT_MAX 65536u
+/* Most notifications one inotify event maps to. */
+#define HOST_WATCH_MAX_INVALS 2u
+
+struct host_watch_opts {
+	unsigned max_watches;        /* 0: HOST_WATCH_DEFAULT_MAX */
+};
+
+/* One notification to send. */
+struct host_watch_inval {
+	bool entry;                  /* INVAL_ENTRY(nodeid, name), else INVAL_INODE */
+	uint64_t nodeid;
+	int64_t off;                 /* INVAL_INODE: 0 drops data too, -1 attributes only */
+	const char *name;            /* INVAL_ENTRY: points into the event */
+	size_t namelen;
+};
+
+struct host_watch_counters {
+	uint64_t watches;            /* watches held now */
+	uint64_t watches_added;
+	uint64_t watches_refused;    /* over max_watches */
+	uint64_t watches_failed;     /* inotify_add_watch failed (kernel limit, ...) */
+	uint64_t watches_skipped;    /* not placed: the client cannot get notifications */
+	uint64_t events;             /* inotify events read */
+	uint64_t events_unknown;     /* for a watch no longer known */
+	uint64_t overflows;          /* IN_Q_OVERFLOW */
+	uint64_t invals;             /* notifications handed to the server */
+	uint64_t events_own;         /* entry events of the client's own changes, not sent */
+};
+
+struct host_watch;
+
+/* Create the watcher (no thread yet). Returns NULL with *@err = -errno. */
+struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err);
+/* Stop the thread if started, then free. */
+void host_watch_free(struct host_watch *w);
+
+/* Start the thread that sends notifications to @server. Returns 0 or -errno. */
+int host_watch_start(struct host_watch *w, struct fuse_server *server);
+/* Stop and join the thread (before the server's transport goes away). */
+void host_watch_stop(struct host_watch *w);
+
+/* Watch node @nodeid open as @fd (O_PATH) of type @type (S_IFDIR, S_IFREG,
+ * ...). Returns the watch descriptor (>= 0) to give back to
+ * host_watch_remove, or -errno when the node has no watch (-EOPNOTSUPP for
+ * types not watched, -ENOSPC over the bound). @w may be NULL. */
+int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
+/* Drop watch @wd of node @nodeid (nothing when it is another node's by now). */
+void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid);
+
+/* The client is about to change entry @name of directory @parent itself;
+ * @mask: the events it causes there (IN_CREATE, IN_DELETE, IN_MOVED_FROM,
+ * IN_MOVED_TO). Returns a token for host_watch_unexpect when the change did
+ * not happen (0 when nothing was remembered). @w may be NULL. */
+uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
+			   const char *name);
+void host_watch_unexpect(struct host_watch *w, uint64_t token);
+
+/* Map one event (mask and name as inotify gives them) on the watch of node
+ * @nodeid (@dir: a directory) to notifications. Returns how many were
+ * written to @out. Pure: for tests and the watcher thread. */
+unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const char *name,
+			      size_t namelen, struct host_watch_inval out[HOST_WATCH_MAX_INVALS]);
+
+/* Handle a buffer of inotify events as read from the descriptor: map them
+ * and send them to @server. The thread's work, callable directly in tests.
+ * Returns the notifications sent (any outcome). */
+unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *server,
+				  const void *buf, size_t len);
+
+void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c);
+/* Print counters, one "watch_<name> value" per line. */
+void host_watch_dump_counters(struct host_watch *w, FILE *out);
+
+#endif

@@ -1,0 +1,197 @@
+#!/bin/bash
+# Host-change notifications: a /dev/fuse mount with --cache always (day-long
+# entry and attribute timeouts, page cache kept across opens) of a
+# temporary directory. Each change is made on the host directory directly,
+# after the mount has cached what it changes; through the mount the change
+# must show within NOTIFY_WAIT seconds (default 1).
+#
+# The same changes run on a second mount with --no-notify, where they must
+# NOT show: that proves the notifications do the work (and that this test
+# can fail). Changes: append to a file, overwrite it, chmod, create a file
+# (whose absence the mount cached), unlink, rename, mkdir, and a file inside
+# a subdirectory.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+f_begin notify 120
+WAIT=${NOTIFY_WAIT:-1}
+
+# visible MNT EXPECTED CMD...: poll CMD (run in MNT) until its output is
+# EXPECTED, for at most WAIT seconds. Prints the elapsed milliseconds.
+visible() {
+	local mnt=$1 want=$2 start now got
+	shift 2
+	start=$(date +%s%N)
+	while :; do
+		got=$(cd "$mnt" && "$@" 2>/dev/null)
+		now=$(date +%s%N)
+		if [ "$got" = "$want" ]; then
+			echo $(((now - start) / 1000000))
+			return 0
+		fi
+		[ $((now - start)) -gt $((WAIT * 1000000000)) ] && return 1
+		sleep 0.02
+	done
+}
+
+# The cases: each a setup on the host, a read through the mount that
+# caches the old state, a change on the host, then the probe and the
+# value it must reach. Fields: name | probe command | expected after.
+setup_share() {
+	local s=$1
+	mkdir -p "$s/d"
+	echo one >"$s/append"
+	echo old >"$s/over"
+	echo x >"$s/mode" && chmod 644 "$s/mode"
+	echo gone >"$s/unlink"
+	echo moving >"$s/from"
+	echo inner-old >"$s/d/inner"
+}
+
+# Read everything through the mount so the kernel caches it, the names that
+# do not exist yet included (negative entries).
+warm() {
+	local m=$1
+	cat "$m/append" "$m/over" "$m/unlink" "$m/from" "$m/d/inner" >/dev/null
+	stat -c %a "$m/mode" >/dev/null
+	# Twice: the kernel keeps a listing from the second read on.
+	ls "$m" "$m/d" >/dev/null
+	ls "$m" "$m/d" >/dev/null
+	for n in new to newdir; do stat "$m/$n" >/dev/null 2>&1; done
+}
+
+change() {
+	local s=$1
+	echo two >>"$s/append"
+	echo brand-new-text >"$s/over"
+	chmod 600 "$s/mode"
+	echo fresh >"$s/new"
+	rm "$s/unlink"
+	mv "$s/from" "$s/to"
+	mkdir "$s/newdir"
+	echo inner-new >"$s/d/inner"
+}
+
+CASES=(
+	"append|cat append|one
+two"
+	"overwrite|cat over|brand-new-text"
+	"chmod|stat -c %a mode|600"
+	"create|cat new|fresh"
+	"unlink|ls unlink|"
+	"rename-to|cat to|moving"
+	"rename-from|ls from|"
+	"mkdir|stat -c %F newdir|directory"
+	"listing|ls|append
+d
+mode
+new
+newdir
+over
+to"
+	"subdir-file|cat d/inner|inner-new"
+)
+
+# run_cases MNT MODE: MODE "notify" wants every change seen in time,
+# "stale" wants none of them seen.
+run_cases() {
+	local mnt=$1 mode=$2 c name probe want ms seen=0
+	for c in "${CASES[@]}"; do
+		name=${c%%|*}
+		probe=${c#*|}; probe=${probe%%|*}
+		want=${c#*|*|}
+		if ms=$(visible "$mnt" "$want" $probe); then
+			seen=$((seen + 1))
+			[ "$mode" = notify ] && pass "$name seen through the mount after $ms ms"
+			[ "$mode" = stale ] && fail "$name seen with --no-notify (after $ms ms): the cache did not hold"
+		else
+			[ "$mode" = notify ] && fail "$name not seen within $WAIT s: got '$(cd "$mnt" && $probe 2>&1 | head -3 | tr '\n' ' ')'"
+		fi
+	done
+	[ "$mode" = stale ] && [ "$seen" -eq 0 ] &&
+		pass "no-notify: all ${#CASES[@]} changes stay unseen for $WAIT s (the mount's cache holds; notifications do the work)"
+}
+
+one_mount() {
+	local tag=$1 mode=$2
+	shift 2
+	local share=$F_RUN/share-$tag mnt=$F_RUN/mnt-$tag
+	mkdir -p "$share"
+	setup_share "$share"
+	if ! f_mount "$share" "$mnt" --cache always --counters "$@"; then
+		fail "$tag: mount"
+		return
+	fi
+	local pid=$F_PID
+	warm "$mnt"
+	change "$share"
+	run_cases "$mnt" "$mode"
+	local rc
+	f_unmount "$mnt" "$pid"
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		pass "$tag: unmounted, kvmini exited 0"
+	else
+		# 1 after 5 s still running (then SIGTERM), else kvmini's status.
+		fail "$tag: kvmini did not exit cleanly: status $rc (log: $(grep -v '^fuse_\|^watch_' "$mnt.log" | tail -3 | tr '\n' ' '))"
+	fi
+	note "$tag counters: $(grep -E '^(fuse_notify|watch_)' "$mnt.log" | tr '\n' ' ')"
+	if [ "$mode" = notify ]; then
+		local sent
+		sent=$(awk '$1 == "fuse_notify_sent" { print $2 }' "$mnt.log")
+		if [ "${sent:-0}" -gt 0 ]; then
+			pass "$tag: fuse_notify_sent $sent"
+		else
+			fail "$tag: no notification counted as sent"
+		fi
+	fi
+}
+
+one_mount notify notify
+one_mount stale stale --no-notify
+
+# No deadlock: the client creates, renames and removes entries in a
+# directory (holding its inode lock while kvmini answers) while the host
+# changes the same directory, so entry invalidations for it arrive all the
+# time. Both loops must finish in time and the mount must still answer.
+share=$F_RUN/share-race mnt=$F_RUN/mnt-race
+mkdir -p "$share/x"
+if f_mount "$share" "$mnt" --cache always --threads 2 --counters; then
+	pid=$F_PID
+	timeout 60 bash -c 'for i in $(seq 400); do echo c >"$1/c$i"; mv "$1/c$i" "$1/r$i"; rm "$1/r$i"; done' _ "$mnt/x" &
+	cpid=$!
+	timeout 60 bash -c 'for i in $(seq 400); do echo h >"$1/h$i"; mv "$1/h$i" "$1/g$i"; rm "$1/g$i"; done' _ "$share/x" &
+	hpid=$!
+	wait "$cpid"; crc=$?
+	wait "$hpid"; hrc=$?
+	left=$(timeout 10 ls "$mnt/x" | wc -l)
+	if [ "$crc" = 0 ] && [ "$hrc" = 0 ] && [ "$left" = 0 ] && f_unmount "$mnt" "$pid"; then
+		pass "no deadlock: 400 client and 400 host create/rename/unlink rounds in one directory ($(awk '$1 == "fuse_notify_sent" { print $2 }' "$mnt.log") notifications sent)"
+	else
+		fail "race: client rc $crc, host rc $hrc, entries left '$left' (124: timed out)"
+	fi
+else
+	fail "race: mount"
+fi
+
+# A bound of 2 watches (the root and one more): nothing fails, later nodes
+# are simply unwatched and counted.
+share=$F_RUN/share-bound mnt=$F_RUN/mnt-bound
+mkdir -p "$share/a" "$share/b"
+if f_mount "$share" "$mnt" --cache always --counters --max-watches 2; then
+	pid=$F_PID
+	ok=1
+	for i in $(seq 20); do echo "$i" >"$mnt/a/f$i" || ok=0; done
+	for i in $(seq 20); do [ "$(cat "$mnt/a/f$i")" = "$i" ] || ok=0; done
+	f_unmount "$mnt" "$pid" || ok=0
+	refused=$(awk '$1 == "watch_watches_refused" { print $2 }' "$mnt.log")
+	if [ "$ok" = 1 ] && [ "${refused:-0}" -gt 0 ]; then
+		pass "max-watches 2: 20 files written and read back, $refused watches refused, no error"
+	else
+		fail "max-watches 2: ok=$ok refused=${refused:-none}"
+	fi
+else
+	fail "bound: mount"
+fi
+
+f_end

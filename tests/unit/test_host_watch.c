@@ -1,0 +1,615 @@
+/*
+ * Host-change notifications: the inotify event mapping, the bound on
+ * watches, the FUSE server's notification messages (exact bytes, the INIT
+ * and in-request rules), and the watcher end to end on a real inotify
+ * descriptor and a real directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/fuse.h>
+
+#include "check.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "fs/fuse_server.h"
+#include "fs/host_watch.h"
+#include "fs/memfs.h"
+
+/* ---- a transport that records what the server sends ---- */
+
+#define REC_MAX 64
+
+struct recorder {
+	struct fuse_notify_transport t;
+	pthread_mutex_t lock;
+	unsigned n;
+	size_t len[REC_MAX];
+	uint8_t msg[REC_MAX][320];
+	int ret;                     /* what send returns */
+};
+
+static int rec_send(struct fuse_notify_transport *t, const void *msg, size_t len)
+{
+	struct recorder *r = container_of(t, struct recorder, t);
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n < REC_MAX && len <= sizeof(r->msg[0])) {
+		memcpy(r->msg[r->n], msg, len);
+		r->len[r->n++] = len;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return r->ret;
+}
+
+static void rec_init(struct recorder *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->t.send = rec_send;
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+static unsigned rec_count(struct recorder *r)
+{
+	pthread_mutex_lock(&r->lock);
+	unsigned n = r->n;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* The exact bytes of INVAL_INODE(@ino, @off, 0) and INVAL_ENTRY(@parent,
+ * @name); returns the length. */
+static size_t want_inode(uint8_t *buf, uint64_t ino, int64_t off)
+{
+	struct fuse_out_header oh = { .len = 40, .error = FUSE_NOTIFY_INVAL_INODE, .unique = 0 };
+	struct fuse_notify_inval_inode_out a = { .ino = ino, .off = off, .len = 0 };
+
+	memcpy(buf, &oh, 16);
+	memcpy(buf + 16, &a, 24);
+	return 40;
+}
+
+static size_t want_entry(uint8_t *buf, uint64_t parent, const char *name)
+{
+	size_t n = strlen(name);
+	struct fuse_out_header oh = { .len = (uint32_t)(32 + n + 1),
+				      .error = FUSE_NOTIFY_INVAL_ENTRY, .unique = 0 };
+	struct fuse_notify_inval_entry_out a = { .parent = parent, .namelen = (uint32_t)n };
+
+	memcpy(buf, &oh, 16);
+	memcpy(buf + 16, &a, 16);
+	memcpy(buf + 32, name, n + 1);
+	return 32 + n + 1;
+}
+
+static bool rec_has(struct recorder *r, const uint8_t *want, size_t len)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->n && !found; i++)
+		found = r->len[i] == len && !memcmp(r->msg[i], want, len);
+	pthread_mutex_unlock(&r->lock);
+	return found;
+}
+
+/* ---- a server over memfs, after a FUSE_INIT ---- */
+
+struct srv {
+	struct fs_backend *be;
+	struct fuse_server *s;
+};
+
+static size_t request(struct fuse_server *s, uint32_t opcode, uint64_t nodeid, const void *arg,
+		      size_t len, void *reply, size_t reply_len)
+{
+	uint8_t in[256];
+	struct fuse_in_header h = { .len = (uint32_t)(sizeof(h) + len), .opcode = opcode,
+				    .unique = 1, .nodeid = nodeid };
+
+	memcpy(in, &h, sizeof(h));
+	memcpy(in + sizeof(h), arg, len);
+	struct iovec iv = { in, h.len }, ov = { reply, reply_len };
+	return fuse_server_handle(s, &iv, 1, &ov, 1);
+}
+
+static void srv_up(struct srv *v, bool init)
+{
+	int err;
+
+	v->be = memfs_new(NULL, &err);
+	CHECK(v->be != NULL);
+	v->s = fuse_server_new(v->be, NULL);
+	CHECK(v->s != NULL);
+	if (!init)
+		return;
+	struct fuse_init_in ii = { .major = 7, .minor = 38, .max_readahead = 65536 };
+	uint8_t out[256];
+	CHECK(request(v->s, FUSE_INIT, 0, &ii, sizeof(ii), out, sizeof(out)) > 16);
+	CHECK_EQ(fuse_server_proto_minor(v->s), 38);
+}
+
+static void srv_down(struct srv *v)
+{
+	fuse_server_free(v->s);
+	fs_backend_destroy(v->be);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- tests ---- */
+
+static void expect_inode(const struct host_watch_inval *iv, uint64_t id, int64_t off)
+{
+	CHECK(!iv->entry);
+	CHECK_EQ(iv->nodeid, id);
+	CHECK_EQ(iv->off, off);
+}
+
+static void expect_entry(const struct host_watch_inval *iv, uint64_t id, const char *name)
+{
+	CHECK(iv->entry);
+	CHECK_EQ(iv->nodeid, id);
+	CHECK_EQ(iv->namelen, strlen(name));
+	CHECK(!memcmp(iv->name, name, iv->namelen));
+}
+
+static void test_map_event(void)
+{
+	struct host_watch_inval v[HOST_WATCH_MAX_INVALS];
+	static const uint32_t entry_events[] = { IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO,
+						 IN_CREATE | IN_ISDIR, IN_DELETE | IN_ISDIR };
+
+	/* A child comes or goes: its entry, and the directory's listing. */
+	for (unsigned i = 0; i < ARRAY_SIZE(entry_events); i++) {
+		CHECK_EQ(host_watch_map_event(5, true, entry_events[i], "abc", 3, v), 2);
+		expect_entry(&v[0], 5, "abc");
+		expect_inode(&v[1], 5, 0);
+	}
+	/* A child's own attributes are left to its own watch. */
+	CHECK_EQ(host_watch_map_event(5, true, IN_ATTRIB, "abc", 3, v), 0);
+	CHECK_EQ(host_watch_map_event(5, true, IN_MODIFY, "abc", 3, v), 0);
+	/* The directory itself: attributes only. */
+	CHECK_EQ(host_watch_map_event(5, true, IN_ATTRIB | IN_ISDIR, "", 0, v), 1);
+	expect_inode(&v[0], 5, -1);
+	CHECK_EQ(host_watch_map_event(5, true, IN_MOVE_SELF, "", 0, v), 1);
+	expect_inode(&v[0], 5, -1);
+	CHECK_EQ(host_watch_map_event(5, true, IN_DELETE_SELF, "", 0, v), 1);
+	expect_inode(&v[0], 5, -1);
+	/* A file: data and attributes when written, attributes otherwise. */
+	CHECK_EQ(host_watch_map_event(9, false, IN_MODIFY, "", 0, v), 1);
+	expect_inode(&v[0], 9, 0);
+	CHECK_EQ(host_watch_map_event(9, false, IN_CLOSE_WRITE, "", 0, v), 1);
+	expect_inode(&v[0], 9, 0);
+	CHECK_EQ(host_watch_map_event(9, false, IN_ATTRIB, "", 0, v), 1);
+	expect_inode(&v[0], 9, -1);
+	/* Nothing for the rest. */
+	CHECK_EQ(host_watch_map_event(9, false, IN_OPEN, "", 0, v), 0);
+	CHECK_EQ(host_watch_map_event(9, false, IN_ACCESS, "", 0, v), 0);
+	CHECK_EQ(host_watch_map_event(9, false, IN_IGNORED, "", 0, v), 0);
+	CHECK_EQ(host_watch_map_event(5, true, IN_CLOSE_NOWRITE, "abc", 3, v), 0);
+}
+
+static void test_server_notify_bytes(void)
+{
+	struct srv v;
+	struct recorder r;
+	uint8_t want[320];
+	char name[NAME_MAX + 2];
+	struct fuse_server_counters c;
+
+	rec_init(&r);
+	srv_up(&v, false);
+	fuse_server_set_notify(v.s, &r.t);
+	/* Before INIT nothing is sent. */
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 1, 0, 0), -EAGAIN);
+	srv_down(&v);
+
+	srv_up(&v, true);
+	/* No transport yet. */
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 1, 0, 0), -ENOTCONN);
+	fuse_server_set_notify(v.s, &r.t);
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 42, 0, 0), 0);
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 43, -1, 0), 0);
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 7, "abc", 3), 0);
+	memset(name, 'n', sizeof(name));
+	name[NAME_MAX] = '\0';
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 8, name, NAME_MAX), 0);
+	CHECK_EQ(r.n, 4);
+	CHECK_EQ(r.len[0], want_inode(want, 42, 0));
+	CHECK(!memcmp(r.msg[0], want, 40));
+	CHECK_EQ(r.len[1], want_inode(want, 43, -1));
+	CHECK(!memcmp(r.msg[1], want, 40));
+	CHECK_EQ(r.len[2], want_entry(want, 7, "abc"));
+	CHECK(!memcmp(r.msg[2], want, r.len[2]));
+	CHECK_EQ(r.len[3], want_entry(want, 8, name));
+	CHECK_EQ(r.len[3], 288);                /* virtio-fs notify_buf_size */
+	CHECK(!memcmp(r.msg[3], want, r.len[3]));
+	/* Bad names never reach the transport. */
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 7, "", 0), -EINVAL);
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 7, "a\0b", 3), -EINVAL);
+	memset(name, 'n', sizeof(name));
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 7, name, NAME_MAX + 1), -EINVAL);
+	CHECK_EQ(r.n, 4);
+	/* The client had nothing cached: counted apart, not a failure. */
+	r.ret = -ENOENT;
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 44, 0, 0), -ENOENT);
+	r.ret = -ENOBUFS;
+	CHECK_EQ(fuse_server_notify_inval_inode(v.s, 44, 0, 0), -ENOBUFS);
+	fuse_server_get_counters(v.s, &c);
+	CHECK_EQ(c.notify_sent, 4);
+	CHECK_EQ(c.notify_unknown, 1);
+	CHECK_EQ(c.notify_failed, 1);
+	CHECK_EQ(c.notify_dropped, 4);           /* no transport, three bad names */
+	fuse_server_set_notify(v.s, NULL);
+	srv_down(&v);
+}
+
+/* A backend whose GETATTR tries to notify, as a request worker would. */
+static struct {
+	struct fuse_server *s;
+	const struct fs_backend_ops *real;
+	struct fs_backend_ops ops;
+	int rc;
+} inner;
+
+static int notifying_getattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
+			     struct stat *st)
+{
+	inner.rc = fuse_server_notify_inval_entry(inner.s, nodeid, "x", 1);
+	return inner.real->getattr(be, ctx, nodeid, st);
+}
+
+static void test_refused_inside_request(void)
+{
+	struct srv v;
+	struct recorder r;
+	struct fuse_getattr_in gi = { 0 };
+	uint8_t out[256];
+
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	inner.s = v.s;
+	inner.real = v.be->ops;
+	inner.ops = *v.be->ops;
+	inner.ops.getattr = notifying_getattr;
+	inner.rc = 1;
+	v.be->ops = &inner.ops;
+	CHECK(request(v.s, FUSE_GETATTR, FUSE_ROOT_ID, &gi, sizeof(gi), out, sizeof(out)) > 16);
+	CHECK_EQ(inner.rc, -EDEADLK);
+	CHECK_EQ(r.n, 0);
+	/* The same thread, out of the request: allowed again. */
+	CHECK_EQ(fuse_server_notify_inval_entry(v.s, 1, "x", 1), 0);
+	CHECK_EQ(r.n, 1);
+	v.be->ops = inner.real;
+	srv_down(&v);
+}
+
+/* A temporary directory with files f0..f3 and a symlink. */
+static void make_tree(char *dir)
+{
+	char p[PATH_MAX];
+
+	CHECK(mkdtemp(dir) != NULL);
+	for (int i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/f%d", dir, i);
+		int fd = open(p, O_CREAT | O_WRONLY, 0644);
+		CHECK(fd >= 0);
+		close(fd);
+	}
+	snprintf(p, sizeof(p), "%s/link", dir);
+	CHECK_EQ(symlink("f0", p), 0);
+}
+
+static void remove_tree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK_EQ(system(cmd), 0);
+}
+
+static int opath(const char *dir, const char *name)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void test_watch_bound(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_opts o = { .max_watches = 3 };
+	struct host_watch_counters c;
+	int err, fds[6];
+
+	make_tree(dir);
+	struct host_watch *w = host_watch_new(&o, &err);
+	CHECK(w != NULL);
+	fds[0] = opath(dir, ".");
+	static const char *const files[] = { "f0", "f1", "f2", "f3" };
+	for (unsigned i = 0; i < ARRAY_SIZE(files); i++)
+		fds[1 + i] = opath(dir, files[i]);
+	fds[5] = opath(dir, "link");
+	for (int i = 0; i < 6; i++)
+		CHECK(fds[i] >= 0);
+	int wd_dir = host_watch_add(w, 1, fds[0], S_IFDIR);
+	int wd_f0 = host_watch_add(w, 2, fds[1], S_IFREG);
+	int wd_f1 = host_watch_add(w, 3, fds[2], S_IFREG);
+	CHECK(wd_dir >= 0 && wd_f0 >= 0 && wd_f1 >= 0);
+	/* Over the bound: no watch, no error beyond the return. */
+	CHECK_EQ(host_watch_add(w, 4, fds[3], S_IFREG), -ENOSPC);
+	/* Symlinks, special files, no descriptor: never watched. */
+	CHECK_EQ(host_watch_add(w, 5, fds[5], S_IFLNK), -EOPNOTSUPP);
+	CHECK_EQ(host_watch_add(w, 5, fds[3], S_IFIFO), -EOPNOTSUPP);
+	CHECK_EQ(host_watch_add(w, 5, -1, S_IFREG), -EOPNOTSUPP);
+	CHECK_EQ(host_watch_add(NULL, 5, fds[3], S_IFREG), -EOPNOTSUPP);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 3);
+	CHECK_EQ(c.watches_refused, 1);
+	/* The same inode again (a node re-attached): the same watch. */
+	CHECK_EQ(host_watch_add(w, 3, fds[2], S_IFREG), -ENOSPC);
+	/* Removing with another node's id leaves the watch. */
+	host_watch_remove(w, wd_f0, 99);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 3);
+	host_watch_remove(w, wd_f0, 2);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	int wd_f2 = host_watch_add(w, 4, fds[3], S_IFREG);
+	CHECK(wd_f2 >= 0);
+	CHECK(wd_f2 != wd_f1 && wd_f2 != wd_dir);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 3);
+	CHECK_EQ(c.watches_added, 4);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	host_watch_free(w);
+	remove_tree(dir);
+}
+
+/* Append one inotify event to @buf at *@off (name padded as the kernel pads). */
+static void put_event(uint8_t *buf, size_t *off, int wd, uint32_t mask, const char *name)
+{
+	struct inotify_event ev = { .wd = wd, .mask = mask };
+	size_t n = name ? strlen(name) + 1 : 0;
+
+	ev.len = (uint32_t)((n + 15) & ~(size_t)15);
+	memcpy(buf + *off, &ev, sizeof(ev));
+	memset(buf + *off + sizeof(ev), 0, ev.len);
+	if (n)
+		memcpy(buf + *off + sizeof(ev), name, n);
+	*off += sizeof(ev) + ev.len;
+}
+
+static void test_events_to_notifications(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	_Alignas(8) uint8_t buf[1024];
+	size_t off = 0;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, "."), ffd = opath(dir, "f1");
+	int wd_dir = host_watch_add(w, 5, dfd, S_IFDIR);
+	int wd_file = host_watch_add(w, 9, ffd, S_IFREG);
+	CHECK(wd_dir >= 0 && wd_file >= 0);
+
+	put_event(buf, &off, wd_dir, IN_CREATE, "newname");
+	put_event(buf, &off, wd_file, IN_MODIFY, NULL);
+	put_event(buf, &off, wd_file, IN_MODIFY, NULL);      /* a repeat: sent once */
+	put_event(buf, &off, wd_dir, IN_ATTRIB, "f1");        /* the child's own business */
+	put_event(buf, &off, 9999, IN_MODIFY, NULL);          /* no such watch */
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 3);
+	CHECK_EQ(r.n, 3);
+	CHECK(rec_has(&r, want, want_entry(want, 5, "newname")));
+	CHECK(rec_has(&r, want, want_inode(want, 5, 0)));
+	CHECK(rec_has(&r, want, want_inode(want, 9, 0)));
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.events, 5);
+	CHECK_EQ(c.events_unknown, 1);
+
+	/* Lost events: every watched node is invalidated. */
+	r.n = 0;
+	off = 0;
+	put_event(buf, &off, -1, IN_Q_OVERFLOW, NULL);
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 2);
+	CHECK_EQ(r.n, 2);
+	CHECK(rec_has(&r, want, want_inode(want, 5, 0)));
+	CHECK(rec_has(&r, want, want_inode(want, 9, 0)));
+
+	/* The kernel ended a watch: forgotten. A truncated event stops the
+	 * walk without reading past the buffer. */
+	r.n = 0;
+	off = 0;
+	put_event(buf, &off, wd_file, IN_IGNORED, NULL);
+	put_event(buf, &off, wd_dir, IN_DELETE, "gone");
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off - 4), 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 1);
+	CHECK_EQ(r.n, 0);
+
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(dfd);
+	close(ffd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/* Entry changes the client announced are not sent back to it: once, by
+ * directory, name and kind of event; withdrawn ones are sent. */
+static void test_own_changes_not_sent(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	_Alignas(8) uint8_t buf[1024];
+	size_t off = 0;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, ".");
+	int wd = host_watch_add(w, 5, dfd, S_IFDIR);
+	CHECK(wd >= 0);
+	CHECK(host_watch_expect(w, 5, IN_CREATE, "mine") != 0);
+	CHECK(host_watch_expect(w, 5, IN_CREATE, "other") != 0);
+	CHECK(host_watch_expect(w, 6, IN_DELETE, "mine") != 0);
+	uint64_t gone = host_watch_expect(w, 5, IN_DELETE, "failed");
+	host_watch_unexpect(w, gone);
+	CHECK_EQ(host_watch_expect(NULL, 5, IN_CREATE, "x"), 0);
+	put_event(buf, &off, wd, IN_CREATE, "mine");        /* the client's: not sent */
+	put_event(buf, &off, wd, IN_CREATE, "mine");        /* again: the host's, sent */
+	put_event(buf, &off, wd, IN_DELETE, "other");       /* another kind: sent */
+	put_event(buf, &off, wd, IN_DELETE, "failed");      /* withdrawn: sent */
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 4);
+	CHECK(rec_has(&r, want, want_entry(want, 5, "mine")));
+	CHECK(rec_has(&r, want, want_entry(want, 5, "other")));
+	CHECK(rec_has(&r, want, want_entry(want, 5, "failed")));
+	CHECK_EQ(r.n, 4);                                   /* the directory's inval once */
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.events_own, 1);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(dfd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+static bool cannot_send(struct fuse_notify_transport *t)
+{
+	(void)t;
+	return false;
+}
+
+/* Nodes are not watched while nothing could reach the client. */
+static void test_no_watch_without_receiver(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	r.t.can_send = cannot_send;
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	CHECK(!fuse_server_notify_possible(v.s));
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, "."), ffd = opath(dir, "f0");
+	CHECK(host_watch_add(w, 1, dfd, S_IFDIR) >= 0);      /* not started: the root */
+	CHECK_EQ(host_watch_start(w, v.s), 0);
+	CHECK_EQ(host_watch_add(w, 2, ffd, S_IFREG), -EOPNOTSUPP);
+	r.t.can_send = NULL;
+	CHECK(fuse_server_notify_possible(v.s));
+	CHECK(host_watch_add(w, 2, ffd, S_IFREG) >= 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	CHECK_EQ(c.watches_skipped, 1);
+	host_watch_stop(w);
+	fuse_server_set_notify(v.s, NULL);
+	CHECK(!fuse_server_notify_possible(v.s));
+	host_watch_free(w);
+	close(dfd);
+	close(ffd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/* The real thing: a watched directory changed by this process, seen by the
+ * watcher's thread and sent through the server. */
+static void test_thread_sees_host_changes(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	char p[PATH_MAX + 16];
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int dfd = opath(dir, "."), ffd = opath(dir, "f2");
+	CHECK(host_watch_add(w, 5, dfd, S_IFDIR) >= 0);
+	CHECK(host_watch_add(w, 9, ffd, S_IFREG) >= 0);
+	CHECK_EQ(host_watch_start(w, v.s), 0);
+
+	snprintf(p, sizeof(p), "%s/hello", dir);
+	int fd = open(p, O_CREAT | O_WRONLY, 0644);
+	CHECK(fd >= 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/f2", dir);
+	CHECK_EQ(chmod(p, 0600), 0);
+	size_t le = want_entry(want, 5, "hello");
+	uint8_t want2[64];
+	size_t li = want_inode(want2, 9, -1);
+	uint64_t end = now_ms() + 3000;
+	while ((!rec_has(&r, want, le) || !rec_has(&r, want2, li)) && now_ms() < end)
+		usleep(2000);
+	CHECK(rec_has(&r, want, le));
+	CHECK(rec_has(&r, want2, li));
+	host_watch_stop(w);
+	unsigned n = rec_count(&r);
+	CHECK_EQ(unlink(p), 0);
+	usleep(50 * 1000);
+	CHECK_EQ(rec_count(&r), n);              /* stopped: nothing more */
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(dfd);
+	close(ffd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+int main(void)
+{
+	log_threshold = LOG_ERROR;
+	RUN_TEST(test_map_event);
+	RUN_TEST(test_server_notify_bytes);
+	RUN_TEST(test_refused_inside_request);
+	RUN_TEST(test_watch_bound);
+	RUN_TEST(test_events_to_notifications);
+	RUN_TEST(test_own_changes_not_sent);
+	RUN_TEST(test_no_watch_without_receiver);
+	RUN_TEST(test_thread_sees_host_changes);
+	return CHECK_DONE();
+}
