@@ -95,7 +95,7 @@ guest_relay
 intervals() {
 	awk '/sec/ && !/receiver|sender/ {
 		for (i = 1; i < NF; i++) if ($i ~ /^[0-9.]+-[0-9.]+$/) {
-			split($i, t, "-"); if (t[2] - t[1] > 1.1) next
+			split($i, t, "-"); if (t[2] - t[1] > 1.1 || t[2] - t[1] < 0.9) next
 		}
 		for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") print $(i - 1)
 	}' "$1"
