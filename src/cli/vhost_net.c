@@ -16,6 +16,7 @@
 #include "cli/mmds_args.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
+#include "api/api.h"
 #include "core/log.h"
 #include "net/net_device.h"
 #include "transport/vhost_user.h"
@@ -38,6 +39,18 @@ static const char net_usage[] =
 	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
 	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
+	"  --tx-rate-limit SPEC limit guest->host traffic; SPEC is comma-separated:\n"
+	"                         bw=SIZE/REFILL_MS   a byte bucket of SIZE bytes refilled\n"
+	"                                             every REFILL_MS ms (SIZE*1000/REFILL_MS B/s)\n"
+	"                         bw_burst=N          N extra bytes, spent first, once\n"
+	"                         ops=SIZE/REFILL_MS  a frame bucket, likewise\n"
+	"                         ops_burst=N         N extra frames, spent first, once\n"
+	"                       e.g. bw=1250000/100 is 100 Mbit/s (changeable through the API)\n"
+	"  --rx-rate-limit SPEC limit host->guest traffic, the same way\n"
+	"  --api-sock PATH      serve the control API (Firecracker's paths: /mmds,\n"
+	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
+	"                       over HTTP on the unix socket PATH\n"
+	"  --iface-id ID        the interface's id in API paths and metrics (default eth0)\n"
 	CLI_MMDS_USAGE
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
 	"  -v, --verbose        log each vhost-user message and more\n"
@@ -52,6 +65,9 @@ struct net_args {
 	const char *counters_file;
 	struct net_config_opts dev;
 	bool no_inband;
+	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
+	const char *api_sock;
+	const char *iface_id;
 	struct cli_mmds_args mmds;
 };
 
@@ -65,6 +81,16 @@ static int parse_mtu(const char *text, uint16_t *mtu)
 	return 0;
 }
 
+static int parse_limit(const char *opt, const char *text, struct rate_limiter_config *cfg)
+{
+	char err[160];
+
+	if (rate_limiter_parse(text, cfg, err, sizeof(err)) == 0)
+		return 0;
+	log_err("%s: %s", opt, err);
+	return -EINVAL;
+}
+
 static int parse_net_args(int argc, char **argv, struct net_args *a)
 {
 	static const struct option opts[] = {
@@ -74,6 +100,10 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "mtu", required_argument, NULL, 'M' },
 		{ "no-inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
+		{ "tx-rate-limit", required_argument, NULL, 'T' },
+		{ "rx-rate-limit", required_argument, NULL, 'R' },
+		{ "api-sock", required_argument, NULL, 'A' },
+		{ "iface-id", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -82,7 +112,8 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 	};
 	int c;
 
-	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 } };
+	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 },
+				.iface_id = "eth0" };
 	cli_mmds_args_init(&a->mmds);
 	optind = 1;
 	opterr = 0;
@@ -111,6 +142,20 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 				log_err("--mtu: \"%s\" is not a number from 68 to 65535", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'A': a->api_sock = optarg; break;
+		case 'i':
+			if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64) {
+				log_err("--iface-id: \"%s\" must be 1 to 64 characters, no '/'", optarg);
+				return -EINVAL;
+			}
+			a->iface_id = optarg;
+			break;
+		case 'T':
+		case 'R':
+			if (parse_limit(c == 'T' ? "--tx-rate-limit" : "--rx-rate-limit", optarg,
+					&a->limit[c == 'T' ? NET_TX_QUEUE : NET_RX_QUEUE]) < 0)
+				return -EINVAL;
 			break;
 		case ':':
 			log_err("option %s needs a value", argv[optind - 1]);
@@ -172,6 +217,36 @@ static void on_signal(struct cli_signals *cs, int signo)
 	}
 }
 
+static void dump_vhost_user(void *opaque, FILE *out)
+{
+	vhost_user_server_dump_counters(opaque, out);
+}
+
+/* The control API when --api-sock is given; 0 or -1 (logged). @mmds may
+ * be NULL (the /mmds routes then say MMDS is off). */
+static int start_api(const struct net_args *a, struct event_loop *loop, struct net_device *net,
+		     struct vhost_user_server *server, struct mmds *mmds, struct api **out)
+{
+	char err[256] = "";
+	const char *tap = !strncmp(a->backend, "tap:", 4) ? a->backend + 4 : NULL;
+	struct api_opts o = {
+		.socket_path = a->api_sock, .net = net, .iface_id = a->iface_id,
+		.host_dev_name = tap, .mmds = mmds,
+		.sources = { { "vhost_user", dump_vhost_user, server } }, .n_sources = 1,
+	};
+
+	*out = NULL;
+	if (!a->api_sock)
+		return 0;
+	*out = api_start(loop, &o, err, sizeof(err));
+	if (!*out) {
+		log_err("--api-sock %s: %s", a->api_sock, err);
+		return -1;
+	}
+	log_info("control API on %s (interface %s)", a->api_sock, a->iface_id);
+	return 0;
+}
+
 static int serve_net(const struct net_args *a)
 {
 	struct event_loop loop;
@@ -203,6 +278,8 @@ static int serve_net(const struct net_args *a)
 		goto out_backend;
 	}
 	sig.net = net;
+	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
+		net_device_set_rate_limit(net, q, &a->limit[q]);
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
 	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
 	if (a->no_inband)
@@ -212,15 +289,20 @@ static int serve_net(const struct net_args *a)
 		log_err("--socket %s: %s", a->socket_path, strerror(-r));
 		goto out_net;
 	}
+	struct api *api;
+	if (start_api(a, &loop, net, &server, mmds, &api) < 0)
+		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {
 		log_err("signalfd: %s", strerror(-r));
+		api_stop(api);
 		goto out_server;
 	}
 	log_info("virtio-net on %s, backend %s", a->socket_path, a->backend);
 	status = event_loop_run(&loop) < 0 ? EXIT_RUNTIME : 0;
 	dump_counters(&sig);
 	cli_signals_close(&sig.sig, &loop);
+	api_stop(api);
 out_server:
 	vhost_user_server_destroy(&server);
 out_net:

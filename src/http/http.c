@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <http_parser.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/compiler.h"
@@ -151,21 +151,21 @@ static void out_append(struct outbuf *o, const char *data, size_t n)
 	*o->len += n;
 }
 
-static void out_printf(struct outbuf *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void out_printf(struct outbuf *o, const char *fmt, ...)
+static void out_str(struct outbuf *o, const char *s)
 {
-	char line[1024];
-	va_list ap;
+	out_append(o, s, strlen(s));
+}
 
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	/* Only header lines go through here; handlers' header text is
-	 * bounded by what they add, so a longer line is cut, never overrun. */
-	if (n > 0)
-		out_append(o, line, MIN((size_t)n, sizeof(line) - 1));
+/* "Name: value\r\n"; a header a handler filled in by hand that could break
+ * the response (CR, LF, a bad name) is left out. */
+static void out_header(struct outbuf *o, const char *name, const char *value)
+{
+	if (!header_name_ok(name) || !header_value_ok(value))
+		return;
+	out_str(o, name);
+	out_str(o, ": ");
+	out_str(o, value);
+	out_str(o, "\r\n");
 }
 
 /* 1xx, 204 and 304 carry neither body nor Content-Length (RFC 9110 8.6). */
@@ -174,23 +174,35 @@ static bool status_has_body(int status)
 	return status >= 200 && status != 204 && status != 304;
 }
 
-/* Serialize @resp. A HEAD response keeps Content-Length but omits the body. */
+/* How the connection continues, as the response must say it. */
+enum conn_after { CONN_KEEP, CONN_KEEP_SAY, CONN_CLOSE };
+
+/* Serialize @resp. A HEAD response keeps Content-Length but omits the body.
+ * CONN_KEEP_SAY is for HTTP/1.0 clients, which close unless told not to. */
 static void format_response(struct outbuf *o, const struct http_response *resp,
-			    bool head, bool close)
+			    bool head, enum conn_after after)
 {
 	int status = resp->status >= 100 && resp->status <= 599 ? resp->status : 500;
 	bool body = status_has_body(status);
+	char line[64];
 
-	out_printf(o, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-	if (body && resp->content_type && header_value_ok(resp->content_type))
-		out_printf(o, "Content-Type: %s\r\n", resp->content_type);
+	snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
+	out_str(o, line);
+	out_str(o, http_status_reason(status));
+	out_str(o, "\r\n");
+	if (body && resp->content_type)
+		out_header(o, "Content-Type", resp->content_type);
 	for (unsigned i = 0; i < resp->n_extra && i < HTTP_MAX_EXTRA_HEADERS; i++)
-		out_printf(o, "%s: %s\r\n", resp->extra[i].name, resp->extra[i].value);
-	if (body)
-		out_printf(o, "Content-Length: %zu\r\n", resp->body_len);
-	if (close)
-		out_printf(o, "Connection: close\r\n");
-	out_append(o, "\r\n", 2);
+		out_header(o, resp->extra[i].name, resp->extra[i].value);
+	if (body) {
+		snprintf(line, sizeof(line), "%zu", resp->body_len);
+		out_header(o, "Content-Length", line);
+	}
+	if (after == CONN_CLOSE)
+		out_header(o, "Connection", "close");
+	else if (after == CONN_KEEP_SAY)
+		out_header(o, "Connection", "keep-alive");
+	out_str(o, "\r\n");
 	if (body && !head)
 		out_append(o, resp->body, resp->body_len);
 }
@@ -449,7 +461,9 @@ static void send_response(struct http_conn *c, struct http_response *resp, bool 
 {
 	if (resp->close)
 		c->closed = true;
-	format_response(&c->out, resp, head, c->closed);
+	enum conn_after after = c->closed ? CONN_CLOSE
+		: c->parser.http_minor == 0 ? CONN_KEEP_SAY : CONN_KEEP;
+	format_response(&c->out, resp, head, after);
 	http_response_reset(resp);
 }
 
@@ -566,6 +580,12 @@ int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
  * pipelines without reading cannot make us buffer without bound). */
 #define OUT_HIGH_WATER (256u * 1024u)
 #define READ_CHUNK 16384u
+/* Reads per readiness event, so one fast client cannot starve the others
+ * (epoll is level-triggered: the rest is read on the next round). */
+#define READS_PER_EVENT 16u
+/* At the connection limit, a new client replaces the connection idle the
+ * longest if that one has been silent this long. */
+#define IDLE_EVICT_NS (2000ull * 1000 * 1000)
 
 struct server_conn {
 	struct http_server *srv;
@@ -576,8 +596,10 @@ struct server_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool closing;          /* close once the output is sent */
+	bool evicted;          /* shut down to make room; its own event frees it */
 	bool reading;          /* EPOLLIN is watched */
 	bool writing;          /* EPOLLOUT is watched */
+	uint64_t last_active_ns;   /* last byte read or written */
 };
 
 struct http_server {
@@ -590,6 +612,14 @@ struct http_server {
 	unsigned n_conns;
 };
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void conn_close(struct server_conn *sc)
 {
 	struct http_server *srv = sc->srv;
@@ -599,7 +629,8 @@ static void conn_close(struct server_conn *sc)
 			*pp = sc->next;
 			break;
 		}
-	srv->n_conns--;
+	if (!sc->evicted)
+		srv->n_conns--;
 	event_loop_unwatch(srv->loop, &sc->ev);
 	close(sc->fd);
 	http_conn_free(sc->http);
@@ -625,6 +656,7 @@ static int conn_flush(struct server_conn *sc)
 		if (n <= 0)
 			return -1;
 		sc->out_off += (size_t)n;
+		sc->last_active_ns = now_ns();
 	}
 	free(sc->out);
 	sc->out = NULL;
@@ -657,7 +689,8 @@ static int conn_read(struct server_conn *sc)
 {
 	char buf[READ_CHUNK];
 
-	while (!sc->closing && pending(sc) < OUT_HIGH_WATER) {
+	for (unsigned reads = 0; reads < READS_PER_EVENT && !sc->closing &&
+	     pending(sc) < OUT_HIGH_WATER; reads++) {
 		ssize_t n = recv(sc->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -669,6 +702,7 @@ static int conn_read(struct server_conn *sc)
 			sc->closing = true;
 			return 0;
 		}
+		sc->last_active_ns = now_ns();
 		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
 		if (r < 0)
 			return -1;
@@ -684,7 +718,7 @@ static void on_conn_event(struct event_source *src, uint32_t events)
 {
 	struct server_conn *sc = container_of(src, struct server_conn, ev);
 
-	if (events & EPOLLERR) {
+	if (sc->evicted || (events & EPOLLERR)) {
 		conn_close(sc);
 		return;
 	}
@@ -703,9 +737,32 @@ static void on_conn_event(struct event_source *src, uint32_t events)
 	conn_update(sc);
 }
 
+/* At the limit: make room by closing the longest-idle connection if it has
+ * been silent for IDLE_EVICT_NS, so stalled clients cannot lock others out.
+ * Returns false when every connection is recent. */
+static bool evict_idle(struct http_server *srv)
+{
+	struct server_conn *oldest = NULL;
+
+	for (struct server_conn *sc = srv->conns; sc; sc = sc->next)
+		if (!sc->evicted && (!oldest || sc->last_active_ns < oldest->last_active_ns))
+			oldest = sc;
+	if (!oldest || now_ns() - oldest->last_active_ns < IDLE_EVICT_NS)
+		return false;
+	log_debug("%s: closing a connection idle for %llu ms to make room", srv->opts.name,
+		  (unsigned long long)((now_ns() - oldest->last_active_ns) / 1000000));
+	/* Not freed here: its event may be waiting later in this epoll batch.
+	 * The shutdown raises EPOLLHUP on it, and its own callback closes it. */
+	shutdown(oldest->fd, SHUT_RDWR);
+	oldest->evicted = true;
+	oldest->closing = true;
+	srv->n_conns--;
+	return true;
+}
+
 static void conn_accept(struct http_server *srv, int fd)
 {
-	if (srv->n_conns >= srv->opts.limits.max_connections) {
+	if (srv->n_conns >= srv->opts.limits.max_connections && !evict_idle(srv)) {
 		log_debug("%s: connection limit (%u) reached: closing a new one",
 			  srv->opts.name, srv->opts.limits.max_connections);
 		close(fd);
@@ -727,6 +784,7 @@ static void conn_accept(struct http_server *srv, int fd)
 	sc->srv = srv;
 	sc->fd = fd;
 	sc->reading = true;
+	sc->last_active_ns = now_ns();
 	sc->next = srv->conns;
 	srv->conns = sc;
 	srv->n_conns++;

@@ -101,6 +101,25 @@ static void publish_tx(struct net_device *net)
 
 /* --- TX: guest -> backend ------------------------------------------------ */
 
+/* Take @len bytes and one op from the TX limiter; count each stop once. */
+static bool tx_admit(struct net_device *net, uint64_t len)
+{
+	struct rate_limiter *rl = &net->tx_limiter;
+	bool was_blocked = rate_limiter_blocked(rl);
+
+	if (rate_limiter_consume(rl, len))
+		return true;
+	if (!was_blocked)
+		net->counters.tx_rate_limited++;
+	return false;
+}
+
+/* The backend is full or the rate limiter holds TX back. */
+static bool tx_stalled(const struct net_device *net)
+{
+	return net->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
+}
+
 /* Send one popped TX chain. Returns false when the backend is full and the
  * chain was given back to the ring. */
 static bool tx_one(struct net_device *net, struct vq_chain *c)
@@ -119,9 +138,15 @@ static bool tx_one(struct net_device *net, struct vq_chain *c)
 		push_used(net, NET_TX_QUEUE, c->head, 0);
 		return true;
 	}
+	if (!tx_admit(net, len)) {
+		/* The chain stays in the ring; the limiter's timer resumes us. */
+		vq_unpop(&net->vqs[NET_TX_QUEUE]);
+		return false;
+	}
 	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
 	int r = net->backend->ops->send(net->backend, frame, n);
 	if (r == -EAGAIN) {
+		rate_limiter_refund(&net->tx_limiter, len);
 		vq_unpop(&net->vqs[NET_TX_QUEUE]);
 		net->tx_blocked = true;
 		return false;
@@ -169,7 +194,7 @@ static void tx_drain(struct net_device *net)
 	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
 	bool more;
 
-	if (!net->vdev.active || net->tx_blocked)
+	if (!net->vdev.active || tx_stalled(net))
 		return;
 	do {
 		vq_disable_notify(vq);
@@ -180,10 +205,25 @@ static void tx_drain(struct net_device *net)
 			schedule_more_work(net);
 			return;
 		}
-	} while (!net->tx_blocked && vq_enable_notify(vq));
+	} while (!tx_stalled(net) && vq_enable_notify(vq));
 }
 
 /* --- RX: backend -> guest ------------------------------------------------ */
+
+/* May a frame go to the guest now? Counts each stop of RX once. The size
+ * is not known before a pull backend's read, so frames are charged after
+ * delivery (rx_complete) and a frame may leave the buckets in debt. */
+static bool rx_admit(struct net_device *net)
+{
+	struct rate_limiter *rl = &net->rx_limiter;
+	bool was_blocked = rate_limiter_blocked(rl);
+
+	if (rate_limiter_admit(rl))
+		return true;
+	if (!was_blocked)
+		net->counters.rx_rate_limited++;
+	return false;
+}
 
 /* Pop an RX chain able to hold a header. Malformed ones are completed and
  * counted. Returns false when there is none (notifications are then on, so
@@ -235,6 +275,7 @@ static void rx_complete(struct net_device *net, struct vq_chain *c, size_t len)
 	net->rx_dirty = true;
 	net->counters.rx_packets++;
 	net->counters.rx_bytes += len;
+	rate_limiter_charge(&net->rx_limiter, len);
 }
 
 static bool rx_poisoned(struct net_device *net)
@@ -257,6 +298,11 @@ static bool rx_pull_one(struct net_device *net)
 	struct vq_chain *c = &net->rx_chain;
 	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
+	if (!rx_admit(net)) {
+		/* Leave frames in the backend until the limiter's timer fires. */
+		rx_watch_backend(net, false);
+		return false;
+	}
 	if (!rx_pop(net, c)) {
 		/* No buffers: stop polling the backend until the guest refills. */
 		rx_watch_backend(net, false);
@@ -354,6 +400,9 @@ static bool sink_can_deliver(struct net_backend_sink *sink)
 
 	if (!net->vdev.active || rx_poisoned(net))
 		return false;
+	/* Rate limited: the backend stops reading (rx_ready resumes it). */
+	if (!rx_admit(net))
+		return false;
 	if (vq_has_avail(vq))
 		return true;
 	/* About to wait for buffers: make sure the guest's refill kicks us. */
@@ -394,6 +443,35 @@ static void rx_buffers_added(struct net_device *net)
 	if (net->backend->ops->rx_ready)
 		net->backend->ops->rx_ready(net->backend);
 	rx_drain(net);
+}
+
+static void on_tx_limiter_wake(struct rate_limiter *rl)
+{
+	tx_drain(container_of(rl, struct net_device, tx_limiter));
+}
+
+static void on_rx_limiter_wake(struct rate_limiter *rl)
+{
+	struct net_device *net = container_of(rl, struct net_device, rx_limiter);
+
+	if (net->vdev.active)
+		rx_buffers_added(net);
+}
+
+int net_device_set_rate_limit(struct net_device *net, unsigned q,
+			      const struct rate_limiter_config *cfg)
+{
+	if (q == NET_RX_QUEUE)
+		return rate_limiter_configure(&net->rx_limiter, cfg);
+	if (q == NET_TX_QUEUE)
+		return rate_limiter_configure(&net->tx_limiter, cfg);
+	return -EINVAL;
+}
+
+void net_device_get_rate_limit(const struct net_device *net, unsigned q,
+			       struct rate_limiter_config *cfg)
+{
+	rate_limiter_get_config(q == NET_RX_QUEUE ? &net->rx_limiter : &net->tx_limiter, cfg);
 }
 
 static int net_activate(struct virtio_device *vdev)
@@ -496,7 +574,14 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		net_device_destroy(net);
 		return -ENOMEM;
 	}
-	int r = event_loop_watch(loop, &net->work_event, net->work_fd, EPOLLIN, on_more_work,
+	int r = rate_limiter_init(&net->tx_limiter, loop, NULL, on_tx_limiter_wake);
+	if (r == 0)
+		r = rate_limiter_init(&net->rx_limiter, loop, NULL, on_rx_limiter_wake);
+	if (r < 0) {
+		net_device_destroy(net);
+		return r;
+	}
+	r = event_loop_watch(loop, &net->work_event, net->work_fd, EPOLLIN, on_more_work,
 				 "net work");
 	if (r == 0 && backend->rx_fd >= 0)
 		r = event_loop_watch(loop, &net->rx_event, backend->rx_fd, 0,
@@ -512,6 +597,10 @@ void net_device_destroy(struct net_device *net)
 		event_loop_unwatch(net->vdev.loop, &net->rx_event);
 		event_loop_unwatch(net->vdev.loop, &net->work_event);
 	}
+	if (net->tx_limiter.clock)
+		rate_limiter_destroy(&net->tx_limiter);
+	if (net->rx_limiter.clock)
+		rate_limiter_destroy(&net->rx_limiter);
 	if (net->work_fd > 0)
 		close(net->work_fd);
 	net->work_fd = -1;

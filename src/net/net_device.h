@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "net/backend.h"
+#include "net/rate_limiter.h"
 #include "virtio/device.h"
 
 #define NET_RX_QUEUE 0
@@ -43,7 +44,9 @@
 	X(used_add_failed,        "used-ring entries that could not be written") \
 	X(avail_index_invalid,    "queues poisoned by a broken avail ring") \
 	X(rx_interrupts,          "RX interrupts sent") \
-	X(tx_interrupts,          "TX interrupts sent")
+	X(tx_interrupts,          "TX interrupts sent") \
+	X(tx_rate_limited,        "times the TX rate limiter stopped the TX queue") \
+	X(rx_rate_limited,        "times the RX rate limiter stopped delivery to the guest")
 
 struct net_counters {
 #define X(name, doc) uint64_t name;
@@ -71,6 +74,10 @@ struct net_device {
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
 	bool poison_counted[NET_NUM_QUEUES];
+	/* Per direction; unlimited until configured. A limited direction is
+	 * not drained (TX) or not fed (RX) until its timer fires. */
+	struct rate_limiter tx_limiter;
+	struct rate_limiter rx_limiter;
 	/* Scratch for the chains being worked on (too big for the stack) and
 	 * for frames read off a pull backend while RX is poisoned. */
 	struct vq_chain tx_chain;
@@ -82,6 +89,13 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		    struct net_backend *backend, struct event_loop *loop);
 void net_device_destroy(struct net_device *net);
 void net_device_dump_counters(const struct net_device *net, FILE *out);
+
+/* Change a direction's limits while running (NET_RX_QUEUE or NET_TX_QUEUE);
+ * 0 or -EINVAL. Traffic held back by the old limits resumes at once. */
+int net_device_set_rate_limit(struct net_device *net, unsigned q,
+			      const struct rate_limiter_config *cfg);
+void net_device_get_rate_limit(const struct net_device *net, unsigned q,
+			       struct rate_limiter_config *cfg);
 
 /* Parse "52:54:00:12:34:56"; 0 or -EINVAL. */
 int net_parse_mac(const char *text, uint8_t mac[6]);

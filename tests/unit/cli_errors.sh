@@ -38,6 +38,12 @@ expect net-bad-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend
 expect net-short-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend loopback --mac 52:54:00
 expect net-bad-mtu 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 10
 expect net-mtu-junk 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 1500x
+expect net-bad-tx-limit 2 'tx-rate-limit: "bw=1x" is not' -- vhost net --socket "$sock" --backend loopback --tx-rate-limit bw=1x
+expect net-bad-rx-limit 2 'rx-rate-limit: "speed=1" is not' -- vhost net --socket "$sock" --backend loopback --rx-rate-limit bw=1/100,speed=1
+expect net-huge-limit 2 'above 2\^52' -- vhost net --socket "$sock" --backend loopback --tx-rate-limit bw=9999999999999999999/100
+expect net-bad-iface-id 2 'iface-id: "a/b" must be' -- vhost net --socket "$sock" --backend loopback --iface-id a/b
+touch "$tmp/notasocket"
+expect net-api-sock-not-socket 1 'api-sock .*notasocket: exists and is not a socket' -- vhost net --socket "$sock" --backend loopback --api-sock "$tmp/notasocket"
 expect net-unknown-option 2 'unknown option "--bogus"' -- vhost net --socket "$sock" --backend loopback --bogus
 expect net-missing-value 2 'option --mac needs a value' -- vhost net --socket "$sock" --backend loopback --mac
 expect net-extra-arg 2 'unexpected argument "extra"' -- vhost net --socket "$sock" --backend loopback extra

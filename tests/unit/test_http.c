@@ -42,6 +42,14 @@ static void echo_handler(void *opaque, const struct http_request *req,
 		http_response_take(resp, 200, "application/octet-stream", b, BIG_LEN);
 		return;
 	}
+	if (!strcmp(req->path, "/handmade")) {
+		/* Headers filled in by hand, bypassing the checks: bad ones are left out. */
+		resp->extra[0] = (struct http_header){ strdup("X-Bad"), strdup("a\r\nInjected: 1") };
+		resp->extra[1] = (struct http_header){ strdup("X-Good"), strdup("fine") };
+		resp->n_extra = 2;
+		http_response_set(resp, 200, "text/plain", "ok");
+		return;
+	}
 	snprintf(text, sizeof(text), "%s %s|%s|%s", req->method, req->path, req->body, x ? x : "-");
 	http_response_set(resp, 200, "text/plain", text);
 	http_response_add_header(resp, "X-Handled", "yes");
@@ -149,6 +157,14 @@ static void test_connection_close(void)
 	/* HTTP/1.0 without keep-alive closes too; the handler may ask as well. */
 	out = exchange("GET /a HTTP/1.0\r\n\r\n", 1000, &r);
 	CHECK_EQ(r, 1);
+	free(out);
+	/* HTTP/1.0 asking for keep-alive is told it got it. */
+	out = exchange("GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+		       1000, &r);
+	CHECK_EQ(r, 1);
+	CHECK_EQ(count(out, "HTTP/1.1 200"), 2);
+	CHECK_EQ(count(out, "Connection: keep-alive\r\n"), 1);
+	CHECK_EQ(count(out, "Connection: close\r\n"), 1);
 	free(out);
 	out = exchange("GET /close HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", 1000, &r);
 	CHECK_EQ(r, 1);
@@ -292,8 +308,13 @@ static void test_error_callback_formats(void)
 
 static void test_response_header_checks(void)
 {
+	int r;
+	char *out = exchange("GET /handmade HTTP/1.1\r\n\r\n", 1000, &r);
 	struct http_response resp = { 0 };
 
+	CHECK(strstr(out, "X-Good: fine\r\n"));
+	CHECK(!strstr(out, "Injected") && !strstr(out, "X-Bad"));
+	free(out);
 	CHECK_EQ(http_response_add_header(&resp, "X-A", "ok"), 0);
 	CHECK_EQ(http_response_add_header(&resp, "X-B", "bad\r\nInjected: 1"), -EINVAL);
 	CHECK_EQ(http_response_add_header(&resp, "X:C", "v"), -EINVAL);
@@ -343,21 +364,45 @@ static size_t pump_read(struct event_loop *loop, int fd, char *buf, size_t want,
 	return got;
 }
 
+static struct http_server *start_server(struct event_loop *loop, char *path, size_t len)
+{
+	char err[128];
+	struct http_server_opts o = { .socket_path = path, .limits = limits,
+				      .handler = echo_handler, .name = "test" };
+
+	snprintf(path, len, "/tmp/kvmini-test-http-%d.sock", getpid());
+	CHECK_EQ(event_loop_init(loop), 0);
+	struct http_server *srv = http_server_start(loop, &o, err, sizeof(err));
+	CHECK(srv != NULL);
+	return srv;
+}
+
+static void spin(struct event_loop *loop)
+{
+	for (int i = 0; i < 5; i++)
+		event_loop_once(loop, 5);
+}
+
+/* Send a request on @fd and return whether an answer came. */
+static bool ask(struct event_loop *loop, int fd, const char *req)
+{
+	char buf[512];
+	bool eof;
+
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+		return false;
+	return pump_read(loop, fd, buf, 100, &eof) > 0;
+}
+
 static void test_server(void)
 {
 	struct event_loop loop;
-	char path[64], err[128], buf[512];
+	char path[64], buf[512];
 	bool eof;
+	struct http_server *srv = start_server(&loop, path, sizeof(path));
 
-	snprintf(path, sizeof(path), "/tmp/kvmini-test-http-%d.sock", getpid());
-	CHECK_EQ(event_loop_init(&loop), 0);
-	struct http_server_opts o = { .socket_path = path, .limits = limits,
-				      .handler = echo_handler, .name = "test" };
-	struct http_server *srv = http_server_start(&loop, &o, err, sizeof(err));
-	CHECK(srv != NULL);
 	if (!srv)
 		return;
-
 	/* A stalled client (half a request) does not hold up another one. */
 	int stalled = client(path);
 	CHECK(send(stalled, "GET /stall HTTP/1.1\r\nHo", 23, 0) == 23);
@@ -366,6 +411,19 @@ static void test_server(void)
 	size_t n = pump_read(&loop, a, buf, 200, &eof);
 	buf[n] = '\0';
 	CHECK(strstr(buf, "GET /a||-"));
+
+	/* Connections beyond the limit are closed at once while the others
+	 * are active: 2 held (stalled, a) + 2 more fit, the last two go. */
+	int extra[4];
+	for (int i = 0; i < 4; i++)
+		extra[i] = client(path);
+	spin(&loop);
+	unsigned closed = 0;
+	for (int i = 0; i < 4; i++) {
+		pump_read(&loop, extra[i], buf, 1, &eof);
+		closed += eof;
+	}
+	CHECK_EQ(closed, 2);
 
 	/* A 4 MiB response to a client that reads slowly arrives whole. */
 	CHECK(send(a, "GET /big HTTP/1.1\r\n\r\n", 21, 0) == 21);
@@ -376,22 +434,8 @@ static void test_server(void)
 	CHECK(body && (size_t)(big + n - (body + 4)) == BIG_LEN);
 	free(big);
 
-	/* Connections beyond the limit are closed at once. */
-	int extra[4];
-	for (int i = 0; i < 4; i++)
-		extra[i] = client(path);
-	for (int i = 0; i < 5; i++)
-		event_loop_once(&loop, 5);
-	/* 2 held (stalled, a) + 2 more fit; the last two are closed. */
-	unsigned closed = 0;
-	for (int i = 0; i < 4; i++) {
-		pump_read(&loop, extra[i], buf, 1, &eof);
-		closed += eof;
-	}
-	CHECK_EQ(closed, 2);
-
 	/* The stalled client finishes later and is answered. */
-	CHECK(send(stalled, "st: x\r\n\r\n", 9, 0) == 9);
+	CHECK(send(stalled, "st: x\r\n\r\n", 9, MSG_NOSIGNAL) == 9);
 	n = pump_read(&loop, stalled, buf, 120, &eof);
 	buf[n] = '\0';
 	CHECK(strstr(buf, "GET /stall||-"));
@@ -402,6 +446,45 @@ static void test_server(void)
 	close(stalled);
 	http_server_stop(srv);
 	CHECK(access(path, F_OK) < 0);
+	event_loop_destroy(&loop);
+}
+
+/* At the limit, a newcomer replaces the connection silent the longest
+ * once that one has been silent for 2 s; until then it is turned away. */
+static void test_server_evicts_idle(void)
+{
+	struct event_loop loop;
+	char path[64], buf[8];
+	bool eof;
+	struct http_server *srv = start_server(&loop, path, sizeof(path));
+	int c[4];
+
+	if (!srv)
+		return;
+	c[0] = client(path);      /* connects first and never speaks */
+	spin(&loop);
+	for (int i = 1; i < 4; i++)
+		c[i] = client(path);
+	spin(&loop);
+	int early = client(path);
+	spin(&loop);
+	pump_read(&loop, early, buf, 1, &eof);
+	CHECK(eof);               /* everyone is fresh: turned away */
+	usleep(2100 * 1000);
+	for (int i = 1; i < 4; i++)
+		CHECK(ask(&loop, c[i], "GET /k HTTP/1.1\r\n\r\n"));
+	int late = client(path);
+	spin(&loop);
+	CHECK(ask(&loop, late, "GET /late HTTP/1.1\r\n\r\n"));
+	pump_read(&loop, c[0], buf, 1, &eof);
+	CHECK(eof);               /* the silent one made room */
+	for (int i = 1; i < 4; i++)
+		CHECK(ask(&loop, c[i], "GET /still HTTP/1.1\r\n\r\n"));
+	for (int i = 0; i < 4; i++)
+		close(c[i]);
+	close(early);
+	close(late);
+	http_server_stop(srv);
 	event_loop_destroy(&loop);
 }
 
@@ -438,6 +521,7 @@ int main(void)
 	RUN_TEST(test_error_callback_formats);
 	RUN_TEST(test_response_header_checks);
 	RUN_TEST(test_server);
+	RUN_TEST(test_server_evicts_idle);
 	RUN_TEST(test_server_refuses_non_socket_path);
 	return CHECK_DONE();
 }

@@ -1,0 +1,858 @@
+/*
+ * The control API (see api.h). Order of this file: replies, JSON helpers,
+ * rate-limiter bodies, the routes (network interfaces, MMDS, metrics,
+ * actions, instance), dispatch, the server and the metrics timer.
+ */
+#include "api/api.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "core/compiler.h"
+#include "core/log.h"
+#include "mmds/mmds.h"
+#include "net/net_device.h"
+
+struct api {
+	struct api_opts opts;
+	struct event_loop *loop;
+	struct http_server *srv;
+	struct api_counters counters;
+	char *metrics_path;
+	int metrics_fd;
+	int metrics_timer_fd;
+	struct event_source metrics_timer_ev;
+};
+
+/* --- replies ---------------------------------------------------------------- */
+
+static void reply_json(struct http_response *resp, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (!text) {
+		http_response_set(resp, 500, "application/json",
+				  "{\"fault_message\":\"out of memory\"}");
+		return;
+	}
+	http_response_take(resp, status, "application/json", text, strlen(text));
+}
+
+/* A refusal in Firecracker's shape: {"fault_message": "..."}. */
+static void fault(struct http_response *resp, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fault(struct http_response *resp, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Messages quote the client's path and keys, which need not be UTF-8
+	 * (vsnprintf may also have cut a sequence): those bytes become '?'. */
+	json_t *text = json_string(msg);
+	if (!text) {
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
+		text = json_string(msg);
+	}
+	reply_json(resp, status, json_pack("{s:o}", "fault_message", text));
+}
+
+static void no_content(struct http_response *resp)
+{
+	http_response_take(resp, 204, NULL, NULL, 0);
+}
+
+/* --- JSON helpers ------------------------------------------------------------- */
+
+/* The request body as a JSON object; NULL after answering 400. */
+static json_t *body_object(const struct http_request *req, struct http_response *resp)
+{
+	json_error_t jerr;
+
+	if (!req->body_len) {
+		fault(resp, 400, "the request needs a JSON body");
+		return NULL;
+	}
+	json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		fault(resp, 400, "the body is not valid JSON: %s (line %d, column %d)",
+		      jerr.text, jerr.line, jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		fault(resp, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return root;
+}
+
+/* Refuse a key outside @allowed (NULL-terminated), as Firecracker does. */
+static bool known_keys(json_t *obj, const char *const *allowed, const char *what,
+		       struct http_response *resp)
+{
+	const char *key;
+	json_t *val;
+
+	json_object_foreach(obj, key, val) {
+		bool ok = false;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = !strcmp(key, *a);
+		if (!ok) {
+			fault(resp, 400, "unknown field \"%s\" in %s", key, what);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A non-negative integer member; absent leaves *out alone unless @required. */
+static bool get_u64(json_t *obj, const char *key, bool required, uint64_t *out,
+		    const char *what, struct http_response *resp)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			fault(resp, 400, "%s needs \"%s\"", what, key);
+		return !required;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		fault(resp, 400, "\"%s\" in %s must be a non-negative integer", key, what);
+		return false;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+/* A string member; NULL after answering 400 when it is required or mistyped. */
+static const char *get_string(json_t *obj, const char *key, bool required, bool *ok,
+			      const char *what, struct http_response *resp)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*ok = true;
+	if (!v || json_is_null(v)) {
+		if (required) {
+			fault(resp, 400, "%s needs \"%s\"", what, key);
+			*ok = false;
+		}
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		fault(resp, 400, "\"%s\" in %s must be a string", key, what);
+		*ok = false;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* --- rate-limiter bodies -------------------------------------------------------- */
+
+/* TokenBucket: {"size": N, "one_time_burst": N, "refill_time": MS}. */
+static bool parse_bucket(json_t *b, const char *what, struct token_bucket_config *out,
+			 struct http_response *resp)
+{
+	static const char *const keys[] = { "size", "one_time_burst", "refill_time", NULL };
+
+	if (!json_is_object(b)) {
+		fault(resp, 400, "%s must be an object", what);
+		return false;
+	}
+	*out = (struct token_bucket_config){ 0 };
+	return known_keys(b, keys, what, resp) &&
+	       get_u64(b, "size", true, &out->size, what, resp) &&
+	       get_u64(b, "one_time_burst", false, &out->one_time_burst, what, resp) &&
+	       get_u64(b, "refill_time", true, &out->refill_time, what, resp);
+}
+
+/* RateLimiter: {"bandwidth": TokenBucket, "ops": TokenBucket}. A bucket
+ * that is absent stays as in @cfg (PATCH) or is none (PUT passes zeros);
+ * size or refill_time 0 removes it, as in Firecracker. */
+static bool parse_limiter(json_t *rl, const char *what, struct rate_limiter_config *cfg,
+			  struct http_response *resp)
+{
+	static const char *const keys[] = { "bandwidth", "ops", NULL };
+	char where[64];
+
+	if (!json_is_object(rl)) {
+		fault(resp, 400, "%s must be an object", what);
+		return false;
+	}
+	if (!known_keys(rl, keys, what, resp))
+		return false;
+	json_t *bw = json_object_get(rl, "bandwidth"), *ops = json_object_get(rl, "ops");
+	snprintf(where, sizeof(where), "%s.bandwidth", what);
+	if (bw && !json_is_null(bw) && !parse_bucket(bw, where, &cfg->bandwidth, resp))
+		return false;
+	snprintf(where, sizeof(where), "%s.ops", what);
+	if (ops && !json_is_null(ops) && !parse_bucket(ops, where, &cfg->ops, resp))
+		return false;
+	if (!rate_limiter_config_valid(cfg)) {
+		fault(resp, 400, "%s: a size or burst above 2^52 or a refill time above 2^32 ms",
+		      what);
+		return false;
+	}
+	return true;
+}
+
+static json_t *bucket_json(const struct token_bucket_config *b)
+{
+	return json_pack("{s:I,s:I,s:I}", "size", (json_int_t)b->size, "one_time_burst",
+			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time);
+}
+
+static json_t *limiter_json(const struct rate_limiter_config *cfg)
+{
+	json_t *o = json_object();
+
+	if (cfg->bandwidth.size && cfg->bandwidth.refill_time)
+		json_object_set_new(o, "bandwidth", bucket_json(&cfg->bandwidth));
+	if (cfg->ops.size && cfg->ops.refill_time)
+		json_object_set_new(o, "ops", bucket_json(&cfg->ops));
+	return o;
+}
+
+/* --- /network-interfaces/{id} ------------------------------------------------------ */
+
+static bool iface_matches(struct api *api, const char *path_id, json_t *body,
+			  struct http_response *resp)
+{
+	bool ok;
+	const char *id = get_string(body, "iface_id", true, &ok, "the interface", resp);
+
+	if (!ok)
+		return false;
+	if (strcmp(id, path_id)) {
+		fault(resp, 400, "The id from the path does not match the id from the body!");
+		return false;
+	}
+	if (strcmp(id, api->opts.iface_id)) {
+		fault(resp, 400, "no network interface \"%s\" (this one is \"%s\"; kvmini "
+		      "cannot add interfaces while running)", id, api->opts.iface_id);
+		return false;
+	}
+	return true;
+}
+
+/* PUT carries the whole interface: accepted when it is the one that exists. */
+static bool iface_identity_matches(struct api *api, json_t *body, struct http_response *resp)
+{
+	bool ok;
+	const char *dev = get_string(body, "host_dev_name", true, &ok, "the interface", resp);
+
+	if (!ok)
+		return false;
+	if (api->opts.host_dev_name && strcmp(dev, api->opts.host_dev_name)) {
+		fault(resp, 400, "interface \"%s\" is attached to \"%s\", not \"%s\"; kvmini "
+		      "cannot replace it while running", api->opts.iface_id,
+		      api->opts.host_dev_name, dev);
+		return false;
+	}
+	const char *mac = get_string(body, "guest_mac", false, &ok, "the interface", resp);
+	if (!ok)
+		return false;
+	uint8_t m[6];
+	if (mac && (net_parse_mac(mac, m) < 0 || memcmp(m, api->opts.net->opts.mac, 6))) {
+		fault(resp, 400, "guest_mac \"%s\" is not this interface's MAC address", mac);
+		return false;
+	}
+	return true;
+}
+
+static void apply_limits(struct api *api, json_t *body, bool patch, struct http_response *resp)
+{
+	static const struct { const char *key; unsigned q; } dirs[] = {
+		{ "rx_rate_limiter", NET_RX_QUEUE }, { "tx_rate_limiter", NET_TX_QUEUE },
+	};
+	struct rate_limiter_config cfg[2];
+
+	/* Parse both first: a refusal changes nothing. */
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *rl = json_object_get(body, dirs[i].key);
+		if (patch)
+			net_device_get_rate_limit(api->opts.net, dirs[i].q, &cfg[i]);
+		else
+			cfg[i] = (struct rate_limiter_config){ 0 };
+		if (rl && !json_is_null(rl) && !parse_limiter(rl, dirs[i].key, &cfg[i], resp))
+			return;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		json_t *rl = json_object_get(body, dirs[i].key);
+		/* PATCH without a direction leaves it alone (and its buckets' levels). */
+		if (patch && (!rl || json_is_null(rl)))
+			continue;
+		net_device_set_rate_limit(api->opts.net, dirs[i].q, &cfg[i]);
+		log_info("api: %s %s: bandwidth %llu B / %llu ms (burst %llu), ops %llu / %llu ms",
+			 api->opts.iface_id, dirs[i].key, (unsigned long long)cfg[i].bandwidth.size,
+			 (unsigned long long)cfg[i].bandwidth.refill_time,
+			 (unsigned long long)cfg[i].bandwidth.one_time_burst,
+			 (unsigned long long)cfg[i].ops.size,
+			 (unsigned long long)cfg[i].ops.refill_time);
+	}
+	no_content(resp);
+}
+
+static void iface_put_patch(struct api *api, const char *id, const struct http_request *req,
+			    bool patch, struct http_response *resp)
+{
+	static const char *const put_keys[] = { "iface_id", "host_dev_name", "guest_mac",
+		"rx_rate_limiter", "tx_rate_limiter", NULL };
+	static const char *const patch_keys[] = { "iface_id", "rx_rate_limiter",
+		"tx_rate_limiter", NULL };
+	json_t *body = body_object(req, resp);
+
+	if (!body)
+		return;
+	if (known_keys(body, patch ? patch_keys : put_keys, "the interface", resp) &&
+	    iface_matches(api, id, body, resp) &&
+	    (patch || iface_identity_matches(api, body, resp)))
+		apply_limits(api, body, patch, resp);
+	json_decref(body);
+}
+
+static void iface_get(struct api *api, const char *id, struct http_response *resp)
+{
+	struct rate_limiter_config rx, tx;
+	const uint8_t *m = api->opts.net->opts.mac;
+	char mac[18];
+
+	if (strcmp(id, api->opts.iface_id)) {
+		fault(resp, 400, "no network interface \"%s\"", id);
+		return;
+	}
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+		 m[4], m[5]);
+	net_device_get_rate_limit(api->opts.net, NET_RX_QUEUE, &rx);
+	net_device_get_rate_limit(api->opts.net, NET_TX_QUEUE, &tx);
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o}", "iface_id", api->opts.iface_id,
+			      "guest_mac", mac, "rx_rate_limiter", limiter_json(&rx),
+			      "tx_rate_limiter", limiter_json(&tx));
+	if (o && api->opts.host_dev_name)
+		json_object_set_new(o, "host_dev_name", json_string(api->opts.host_dev_name));
+	reply_json(resp, 200, o);
+}
+
+/* --- /mmds --------------------------------------------------------------------------- */
+
+static bool mmds_on(struct api *api, struct http_response *resp)
+{
+	if (api->opts.mmds)
+		return true;
+	fault(resp, 400, "the MMDS is not enabled on this instance");
+	return false;
+}
+
+static void mmds_update(struct api *api, const struct http_request *req, bool patch,
+			struct http_response *resp)
+{
+	if (!mmds_on(api, resp))
+		return;
+	int r = patch ? mmds_patch(api->opts.mmds, req->body, req->body_len)
+		      : mmds_put(api->opts.mmds, req->body, req->body_len);
+	struct mmds_config cfg;
+
+	switch (r) {
+	case 0:
+		no_content(resp);
+		break;
+	case -EINVAL:
+		fault(resp, 400, "the MMDS data must be a JSON object");
+		break;
+	case -EFBIG:
+		mmds_get_config(api->opts.mmds, &cfg);
+		fault(resp, 413, "the MMDS data store would exceed its limit of %zu bytes",
+		      cfg.store_limit);
+		break;
+	default:
+		fault(resp, 500, "MMDS update failed: %s", strerror(-r));
+	}
+}
+
+static void mmds_read(struct api *api, struct http_response *resp)
+{
+	if (!mmds_on(api, resp))
+		return;
+	char *text = mmds_get_json(api->opts.mmds);
+	if (!text) {
+		fault(resp, 500, "out of memory");
+		return;
+	}
+	http_response_take(resp, 200, "application/json", text, strlen(text));
+}
+
+/* "network_interfaces": a non-empty list naming only this interface. */
+static bool mmds_ifaces_ok(struct api *api, json_t *body, struct http_response *resp)
+{
+	json_t *list = json_object_get(body, "network_interfaces"), *v;
+	size_t i;
+
+	if (!json_is_array(list) || !json_array_size(list)) {
+		fault(resp, 400, "the MMDS configuration needs \"network_interfaces\", a "
+		      "non-empty list of interface ids");
+		return false;
+	}
+	json_array_foreach(list, i, v) {
+		if (!json_is_string(v) || strcmp(json_string_value(v), api->opts.iface_id)) {
+			fault(resp, 400, "network_interfaces[%zu] is not an interface of this "
+			      "instance (\"%s\")", i, api->opts.iface_id);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config *cfg,
+			      struct http_response *resp)
+{
+	bool ok;
+	const char *ver = get_string(body, "version", false, &ok, "the MMDS configuration", resp);
+
+	if (!ok)
+		return false;
+	if (ver && strcmp(ver, "V1") && strcmp(ver, "V2")) {
+		fault(resp, 400, "MMDS version \"%s\" is not V1 or V2", ver);
+		return false;
+	}
+	cfg->version = ver && !strcmp(ver, "V2") ? MMDS_V2 : MMDS_V1;
+	const char *addr = get_string(body, "ipv4_address", false, &ok, "the MMDS configuration",
+				      resp);
+	if (!ok)
+		return false;
+	struct in_addr a = cfg->ipv4;
+	if (addr && inet_pton(AF_INET, addr, &a) != 1) {
+		fault(resp, 400, "ipv4_address \"%s\" is not an IPv4 address", addr);
+		return false;
+	}
+	/* The interceptor takes the address when the interface starts. */
+	if (a.s_addr != cfg->ipv4.s_addr) {
+		fault(resp, 400, "the MMDS address cannot change while the interface runs "
+		      "(it is %s; set it at start)", inet_ntoa(cfg->ipv4));
+		return false;
+	}
+	return true;
+}
+
+static void mmds_config_put(struct api *api, const struct http_request *req,
+			    struct http_response *resp)
+{
+	static const char *const keys[] = { "version", "ipv4_address", "network_interfaces",
+		NULL };
+	struct mmds_config cfg;
+
+	if (!mmds_on(api, resp))
+		return;
+	json_t *body = body_object(req, resp);
+	if (!body)
+		return;
+	mmds_get_config(api->opts.mmds, &cfg);
+	if (known_keys(body, keys, "the MMDS configuration", resp) &&
+	    mmds_ifaces_ok(api, body, resp) && mmds_parse_config(api, body, &cfg, resp)) {
+		if (mmds_set_config(api->opts.mmds, &cfg) < 0)
+			fault(resp, 400, "the MMDS configuration was refused");
+		else
+			no_content(resp);
+	}
+	json_decref(body);
+}
+
+/* --- metrics ----------------------------------------------------------------------------- */
+
+/* "name value" lines into @obj: the words before the number joined by
+ * '_', without a leading "@group " or "@group_" (the object says it). */
+static void counters_from_lines(json_t *obj, const char *group, char *text)
+{
+	size_t glen = strlen(group);
+
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (!strncmp(line, group, glen) && (line[glen] == ' ' || line[glen] == '_'))
+			line += glen + 1;
+		char *num = strrchr(line, ' ');
+		if (!num || num == line)
+			continue;
+		*num++ = '\0';
+		char *end;
+		unsigned long long v = strtoull(num, &end, 10);
+		if (*end)
+			continue;
+		for (char *p = line; *p; p++)
+			if (*p == ' ')
+				*p = '_';
+		json_object_set_new(obj, line, json_integer((json_int_t)v));
+	}
+}
+
+typedef void (*dump_fn)(void *opaque, FILE *out);
+
+static json_t *capture_counters(const char *group, dump_fn dump, void *opaque)
+{
+	char *text = NULL;
+	size_t len = 0;
+	json_t *obj = json_object();
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return obj;
+	dump(opaque, f);
+	fclose(f);
+	if (text)
+		counters_from_lines(obj, group, text);
+	free(text);
+	return obj;
+}
+
+static void dump_net(void *opaque, FILE *out)
+{
+	net_device_dump_counters(opaque, out);
+}
+
+static void dump_mmds(void *opaque, FILE *out)
+{
+	mmds_dump_counters(opaque, out);
+}
+
+static json_t *api_counters_json(const struct api *api)
+{
+	json_t *o = json_object();
+#define X(name, doc) json_object_set_new(o, #name, json_integer((json_int_t)api->counters.name));
+	API_COUNTERS(X)
+#undef X
+	return o;
+}
+
+static uint64_t utc_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Firecracker's layout: the aggregate "net" and one "net_<iface_id>". */
+char *api_metrics_line(struct api *api)
+{
+	char key[80];
+	json_t *m = json_object();
+
+	json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)utc_ms()));
+	json_object_set_new(m, "api_server", api_counters_json(api));
+	json_object_set_new(m, "net", capture_counters("net", dump_net, api->opts.net));
+	snprintf(key, sizeof(key), "net_%s", api->opts.iface_id);
+	json_object_set_new(m, key, capture_counters("net", dump_net, api->opts.net));
+	if (api->opts.mmds)
+		json_object_set_new(m, "mmds", capture_counters("mmds", dump_mmds, api->opts.mmds));
+	for (unsigned i = 0; i < api->opts.n_sources && i < API_MAX_SOURCES; i++) {
+		const struct api_counter_source *s = &api->opts.sources[i];
+		json_object_set_new(m, s->name, capture_counters(s->name, s->dump, s->opaque));
+	}
+	char *text = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	if (!text)
+		return NULL;
+	size_t len = strlen(text);
+	char *line = realloc(text, len + 2);
+	if (!line) {
+		free(text);
+		return NULL;
+	}
+	memcpy(line + len, "\n", 2);
+	return line;
+}
+
+/* Append one line to the metrics file. 0 or -errno. */
+static int metrics_flush(struct api *api)
+{
+	char *line = api_metrics_line(api);
+
+	if (!line)
+		return -ENOMEM;
+	size_t len = strlen(line);
+	ssize_t n = write(api->metrics_fd, line, len);
+	int r = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	free(line);
+	if (r < 0)
+		api->counters.metrics_flush_failed++;
+	else
+		api->counters.metrics_flushes++;
+	return r;
+}
+
+static void on_metrics_timer(struct event_source *src, uint32_t events)
+{
+	struct api *api = container_of(src, struct api, metrics_timer_ev);
+	uint64_t ticks;
+
+	if (read(api->metrics_timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		return;
+	int r = metrics_flush(api);
+	if (r < 0)
+		log_warn("api: metrics %s: %s", api->metrics_path, strerror(-r));
+}
+
+static int metrics_start_timer(struct api *api)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = API_METRICS_PERIOD_S },
+		.it_interval = { .tv_sec = API_METRICS_PERIOD_S },
+	};
+
+	api->metrics_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (api->metrics_timer_fd < 0)
+		return -errno;
+	if (timerfd_settime(api->metrics_timer_fd, 0, &its, NULL) < 0)
+		return -errno;
+	return event_loop_watch(api->loop, &api->metrics_timer_ev, api->metrics_timer_fd,
+				EPOLLIN, on_metrics_timer, "api metrics");
+}
+
+/* Open the metrics file and start the periodic flush; 0 or answered. */
+static int metrics_open(struct api *api, const char *path, struct http_response *resp)
+{
+	/* Non-blocking: a FIFO without a reader must not stall the loop. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(errno));
+		return -1;
+	}
+	api->metrics_path = strdup(path);
+	if (!api->metrics_path) {
+		close(fd);
+		fault(resp, 500, "out of memory");
+		return -1;
+	}
+	api->metrics_fd = fd;
+	if (api->loop && metrics_start_timer(api) < 0)
+		log_warn("api: no periodic metrics: %s", strerror(errno));
+	return 0;
+}
+
+static void metrics_put(struct api *api, const struct http_request *req,
+			struct http_response *resp)
+{
+	static const char *const keys[] = { "metrics_path", NULL };
+	bool ok;
+
+	if (api->metrics_path) {
+		fault(resp, 400, "Reinitialization of metrics not allowed.");
+		return;
+	}
+	json_t *body = body_object(req, resp);
+	if (!body)
+		return;
+	if (known_keys(body, keys, "the metrics configuration", resp)) {
+		const char *path = get_string(body, "metrics_path", true, &ok,
+					      "the metrics configuration", resp);
+		if (path && metrics_open(api, path, resp) == 0)
+			no_content(resp);
+	}
+	json_decref(body);
+}
+
+static void metrics_get(struct api *api, struct http_response *resp)
+{
+	char *line = api_metrics_line(api);
+
+	if (!line) {
+		fault(resp, 500, "out of memory");
+		return;
+	}
+	http_response_take(resp, 200, "application/json", line, strlen(line));
+}
+
+/* --- /actions and / --------------------------------------------------------------------- */
+
+/* Run one action; the body was parsed and holds a string action_type. */
+static void run_action(struct api *api, const char *type, struct http_response *resp)
+{
+	if (strcmp(type, "FlushMetrics")) {
+		fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
+		      "FlushMetrics)", type);
+		return;
+	}
+	if (!api->metrics_path) {
+		fault(resp, 400, "metrics are not configured: PUT /metrics first");
+		return;
+	}
+	int r = metrics_flush(api);
+	if (r < 0)
+		fault(resp, 400, "cannot write metrics to %s: %s", api->metrics_path, strerror(-r));
+	else
+		no_content(resp);
+}
+
+static void actions_put(struct api *api, const struct http_request *req,
+			struct http_response *resp)
+{
+	static const char *const keys[] = { "action_type", NULL };
+	json_t *body = body_object(req, resp);
+	bool ok;
+
+	if (!body)
+		return;
+	if (known_keys(body, keys, "the action", resp)) {
+		const char *type = get_string(body, "action_type", true, &ok, "the action", resp);
+		if (type)
+			run_action(api, type, resp);
+	}
+	json_decref(body);
+}
+
+static void instance_get(struct api *api, struct http_response *resp)
+{
+	reply_json(resp, 200, json_pack("{s:s,s:s,s:s}", "app_name", "kvmini", "id",
+					"anonymous-instance", "state", "Running"));
+}
+
+/* --- dispatch ---------------------------------------------------------------------------- */
+
+static bool is(const struct http_request *req, const char *method)
+{
+	return !strcmp(req->method, method);
+}
+
+/* The {id} of "/network-interfaces/{id}", or NULL. */
+static const char *iface_in_path(const char *path)
+{
+	static const char prefix[] = "/network-interfaces/";
+	const char *id = path + sizeof(prefix) - 1;
+
+	if (strncmp(path, prefix, sizeof(prefix) - 1) || !*id || strchr(id, '/'))
+		return NULL;
+	return id;
+}
+
+/* Route one request; false when no route matches method and path. */
+static bool route(struct api *api, const struct http_request *req, struct http_response *resp)
+{
+	const char *p = req->path, *id;
+
+	if (!strcmp(p, "/mmds")) {
+		if (is(req, "PUT") || is(req, "PATCH"))
+			mmds_update(api, req, is(req, "PATCH"), resp);
+		else if (is(req, "GET"))
+			mmds_read(api, resp);
+		else
+			return false;
+	} else if (!strcmp(p, "/mmds/config") && is(req, "PUT")) {
+		mmds_config_put(api, req, resp);
+	} else if ((id = iface_in_path(p))) {
+		if (is(req, "PUT") || is(req, "PATCH"))
+			iface_put_patch(api, id, req, is(req, "PATCH"), resp);
+		else if (is(req, "GET"))
+			iface_get(api, id, resp);
+		else
+			return false;
+	} else if (!strcmp(p, "/metrics")) {
+		if (is(req, "PUT"))
+			metrics_put(api, req, resp);
+		else if (is(req, "GET"))
+			metrics_get(api, resp);
+		else
+			return false;
+	} else if (!strcmp(p, "/actions") && is(req, "PUT")) {
+		actions_put(api, req, resp);
+	} else if (!strcmp(p, "/") && is(req, "GET")) {
+		instance_get(api, resp);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+void api_http_handler(void *opaque, const struct http_request *req, struct http_response *resp)
+{
+	struct api *api = opaque;
+
+	api->counters.requests++;
+	if (!route(api, req, resp))
+		fault(resp, 400, "Invalid request method and/or path: %s %s.", req->method,
+		      req->path);
+	if (resp->status >= 400) {
+		api->counters.faults++;
+		log_info("api: %s %s: %d %.*s", req->method, req->path, resp->status,
+			 (int)MIN(resp->body_len, 300), resp->body ? resp->body : "");
+	} else {
+		log_debug("api: %s %s: %d", req->method, req->path, resp->status);
+	}
+}
+
+void api_http_error(void *opaque, int status, const char *message, struct http_response *resp)
+{
+	struct api *api = opaque;
+
+	api->counters.requests++;
+	api->counters.faults++;
+	fault(resp, status, "%s", message);
+}
+
+const struct api_counters *api_counters(const struct api *api)
+{
+	return &api->counters;
+}
+
+/* --- lifecycle --------------------------------------------------------------------------- */
+
+struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
+		      char *err, size_t errlen)
+{
+	struct api *api = calloc(1, sizeof(*api));
+
+	if (!api) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	api->opts = *opts;
+	api->loop = loop;
+	api->metrics_fd = -1;
+	api->metrics_timer_fd = -1;
+	if (!opts->socket_path)
+		return api;
+	struct http_server_opts so = {
+		.socket_path = opts->socket_path,
+		.limits = { .max_header_bytes = API_MAX_HEADER_BYTES,
+			    .max_body_bytes = API_MAX_BODY_BYTES,
+			    .max_connections = API_MAX_CONNECTIONS },
+		.handler = api_http_handler,
+		.on_error = api_http_error,
+		.opaque = api,
+		.name = "api",
+	};
+	api->srv = http_server_start(loop, &so, err, errlen);
+	if (!api->srv) {
+		free(api);
+		return NULL;
+	}
+	return api;
+}
+
+void api_stop(struct api *api)
+{
+	if (!api)
+		return;
+	http_server_stop(api->srv);
+	if (api->metrics_timer_fd >= 0) {
+		event_loop_unwatch(api->loop, &api->metrics_timer_ev);
+		close(api->metrics_timer_fd);
+	}
+	if (api->metrics_fd >= 0)
+		close(api->metrics_fd);
+	free(api->metrics_path);
+	free(api);
+}

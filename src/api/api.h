@@ -1,0 +1,81 @@
+/*
+ * The control API: HTTP/1.1 with JSON bodies on a unix socket, in
+ * Firecracker's paths and shapes for what kvmini has, so Firecracker
+ * tooling can drive it:
+ *
+ *   PUT|PATCH|GET /mmds            the metadata store (replace, RFC 7396 merge, read)
+ *   PUT /mmds/config               {"version":"V1"|"V2","ipv4_address":..,"network_interfaces":[..]}
+ *   PUT|PATCH /network-interfaces/{id}   rx_rate_limiter / tx_rate_limiter
+ *   PUT /metrics                   {"metrics_path": ...}
+ *   PUT /actions                   {"action_type": "FlushMetrics"}
+ *   GET /                          instance information
+ * and, as kvmini extensions, GET /network-interfaces/{id} (the current
+ * limits) and GET /metrics (the metrics line, directly).
+ * Success is 204 (or 200 with a JSON body); anything malformed or not
+ * supported is 400 with {"fault_message": "..."}, as Firecracker answers.
+ */
+#ifndef KVMINI_API_API_H
+#define KVMINI_API_API_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/event_loop.h"
+#include "http/http.h"
+
+struct net_device;
+struct mmds;
+
+/* A set of counters printed as "name value" lines (the devices' dump
+ * functions), shown in the metrics as one JSON object. */
+struct api_counter_source {
+	const char *name;                 /* the metrics key: "vhost_user" */
+	void (*dump)(void *opaque, FILE *out);
+	void *opaque;
+};
+
+#define API_MAX_SOURCES 4
+#define API_MAX_BODY_BYTES (1u << 20)
+#define API_MAX_HEADER_BYTES 8192u
+#define API_MAX_CONNECTIONS 16u
+/* Metrics are also flushed on their own this often once configured. */
+#define API_METRICS_PERIOD_S 60u
+
+struct api_opts {
+	const char *socket_path;          /* NULL: no server (tests drive api_http_handler) */
+	struct net_device *net;           /* the interface */
+	const char *iface_id;             /* its id in paths and bodies ("eth0") */
+	const char *host_dev_name;        /* the tap's name, or NULL when the backend has none */
+	struct mmds *mmds;                /* NULL: the /mmds routes answer that MMDS is off */
+	struct api_counter_source sources[API_MAX_SOURCES];
+	unsigned n_sources;
+};
+
+#define API_COUNTERS(X) \
+	X(requests,             "requests handled") \
+	X(faults,               "requests answered with an error") \
+	X(metrics_flushes,      "metrics lines written") \
+	X(metrics_flush_failed, "metrics lines that could not be written")
+
+struct api_counters {
+#define X(name, doc) uint64_t name;
+	API_COUNTERS(X)
+#undef X
+};
+
+struct api;
+
+/* Serve opts->socket_path (if set) on @loop. NULL with @err filled. */
+struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
+		      char *err, size_t errlen);
+void api_stop(struct api *api);
+
+/* The http_handler_fn and http_error_fn of the API (opaque: struct api *). */
+void api_http_handler(void *opaque, const struct http_request *req, struct http_response *resp);
+void api_http_error(void *opaque, int status, const char *message, struct http_response *resp);
+
+/* The metrics as one JSON line (malloc'd, NUL terminated, ends in '\n'). */
+char *api_metrics_line(struct api *api);
+const struct api_counters *api_counters(const struct api *api);
+
+#endif

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The control API of `kvmini vhost net --api-sock` over its real unix socket,
+# driven by curl: every route once, Firecracker's error shape, keep-alive,
+# the 413 body limit, a slow client that does not hold up another, and the
+# socket removed at exit. One PASS:/FAIL: line per case.
+set -u
+cd "$(dirname "$0")/../.."
+BIN=${KVMINI:-build/kvmini-san}
+tmp=$(mktemp -d /tmp/kvmini-api-curl.XXXXXX)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+API=$tmp/api.sock
+
+ok() { echo "PASS: api-curl $1"; }
+ko() { echo "FAIL: api-curl $1"; }
+
+"$BIN" vhost net --socket "$tmp/net.sock" --backend loopback --api-sock "$API" \
+	--iface-id net1 --tx-rate-limit bw=1000/10 2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+[ -S "$API" ] || { ko "socket appears"; cat "$tmp/kvmini.log"; exit 1; }
+
+# req NAME WANT_STATUS PATTERN METHOD PATH [BODY]
+req() {
+	local name=$1 want=$2 pattern=$3 method=$4 path=$5 body=${6:-} out code
+	out=$(curl -s --max-time 5 --unix-socket "$API" -X "$method" -w '\n%{http_code}' \
+		${body:+-H 'Content-Type: application/json' -d "$body"} "http://localhost$path")
+	code=$(tail -n 1 <<<"$out")
+	out=$(sed '$d' <<<"$out")
+	if [ "$code" = "$want" ] && grep -qE -- "$pattern" <<<"$out"; then
+		ok "$name"
+	else
+		ko "$name (status $code, wanted $want; body: ${out:0:300})"
+	fi
+}
+
+req instance 200 '"app_name":"kvmini"' GET /
+req iface-get 200 '"iface_id":"net1".*"tx_rate_limiter":\{"bandwidth":\{"size":1000,"one_time_burst":0,"refill_time":10\}\}' \
+	GET /network-interfaces/net1
+req iface-patch 204 '^$' PATCH /network-interfaces/net1 \
+	'{"iface_id":"net1","rx_rate_limiter":{"ops":{"size":100,"one_time_burst":5,"refill_time":1000}}}'
+req iface-patched 200 '"rx_rate_limiter":\{"ops":\{"size":100,"one_time_burst":5,"refill_time":1000\}\}' \
+	GET /network-interfaces/net1
+req iface-put-loopback 204 '^$' PUT /network-interfaces/net1 '{"iface_id":"net1","host_dev_name":"any"}'
+req iface-put-cleared 200 '"rx_rate_limiter":\{\},"tx_rate_limiter":\{\}' GET /network-interfaces/net1
+req iface-wrong-id 400 '"fault_message":"no network interface \\"eth0\\"' PATCH /network-interfaces/eth0 \
+	'{"iface_id":"eth0"}'
+req iface-bad-json 400 '"fault_message":"the body is not valid JSON' PATCH /network-interfaces/net1 '{"iface_id":'
+req unknown-route 400 '"fault_message":"Invalid request method and/or path: GET /machine-config."' \
+	GET /machine-config
+req wrong-method 400 '"fault_message":"Invalid request method and/or path: DELETE /metrics."' DELETE /metrics
+req mmds-off 400 '"fault_message":"the MMDS is not enabled' GET /mmds
+req metrics-get 200 '"net_net1":\{"rx_packets":0,.*"vhost_user":\{"connections":0' GET /metrics
+req flush-unconfigured 400 'PUT /metrics first' PUT /actions '{"action_type":"FlushMetrics"}'
+req metrics-put 204 '^$' PUT /metrics "{\"metrics_path\":\"$tmp/metrics.json\"}"
+req metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m2\"}"
+req flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
+req action-unsupported 400 'action_type \\"SendCtrlAltDel\\" is not supported' PUT /actions \
+	'{"action_type":"SendCtrlAltDel"}'
+if [ "$(wc -l <"$tmp/metrics.json")" = 1 ] && grep -q '"api_server":{"requests":' "$tmp/metrics.json"; then
+	ok "flush writes one JSON line"
+else
+	ko "flush writes one JSON line ($(head -c 200 "$tmp/metrics.json"))"
+fi
+
+# Two requests on one connection (keep-alive).
+out=$(curl -sv --max-time 5 --unix-socket "$API" http://localhost/ http://localhost/metrics 2>&1)
+if grep -q 'Re-using existing connection' <<<"$out" && [ "$(grep -c '< HTTP/1.1 200' <<<"$out")" = 2 ]; then
+	ok "keep-alive: two requests on one connection"
+else
+	ko "keep-alive: two requests on one connection"
+fi
+
+# A body over 1 MiB: 413 in Firecracker's shape, before the body is read.
+head -c $((1024 * 1024 + 1)) /dev/zero | tr '\0' 'a' >"$tmp/big"
+out=$(curl -s --max-time 5 --unix-socket "$API" -X PUT -w '\n%{http_code}' \
+	--data-binary @"$tmp/big" http://localhost/mmds)
+if [ "$(tail -n 1 <<<"$out")" = 413 ] && grep -q '"fault_message":"request body too large"' <<<"$out"; then
+	ok "body over the limit: 413"
+else
+	ko "body over the limit: 413 ($(tail -n 1 <<<"$out"))"
+fi
+
+# A client trickling its body does not hold up another one.
+head -c 3000 /dev/zero | tr '\0' 'x' >"$tmp/slow"
+curl -s --max-time 3 --limit-rate 200 --unix-socket "$API" -X PUT --data-binary @"$tmp/slow" \
+	http://localhost/mmds >/dev/null 2>&1 &
+slow=$!
+sleep 0.5
+t0=$(date +%s%N)
+code=$(curl -s --max-time 2 --unix-socket "$API" -o /dev/null -w '%{http_code}' http://localhost/)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ "$code" = 200 ] && [ "$ms" -lt 1000 ] && kill -0 "$slow" 2>/dev/null; then
+	ok "a slow client does not hold up another (${ms} ms)"
+else
+	ko "a slow client does not hold up another (status $code, ${ms} ms)"
+fi
+wait "$slow" 2>/dev/null
+
+# stop NAME: SIGTERM; exit 0, the socket removed, no sanitizer report.
+stop() {
+	kill -TERM "$pid"
+	wait "$pid"
+	local rc=$?
+	pid=
+	if [ "$rc" = 0 ] && ! [ -e "$API" ] && ! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
+		ok "$1: exits 0, socket removed, no sanitizer report"
+	else
+		ko "$1: exits 0, socket removed, no sanitizer report (exit $rc)"
+		grep -m5 -E 'ERROR: |runtime error' "$tmp/kvmini.log"
+	fi
+}
+stop "without MMDS"
+
+# The same API with the metadata service on: the /mmds routes.
+"$BIN" vhost net --socket "$tmp/net.sock" --backend loopback --api-sock "$API" --mmds \
+	2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+req mmds-put 204 '^$' PUT /mmds '{"latest":{"meta-data":{"instance-id":"i-1","tags":{"a":"b"}}}}'
+req mmds-patch 204 '^$' PATCH /mmds '{"latest":{"meta-data":{"tags":null,"zone":"z1"}}}'
+req mmds-get 200 '^\{"latest":\{"meta-data":\{"instance-id":"i-1","zone":"z1"\}\}\}$' GET /mmds
+req mmds-put-array 400 '"fault_message":"the MMDS data must be a JSON object"' PUT /mmds '[1]'
+req mmds-too-big 413 'exceed its limit of 51200 bytes' PUT /mmds \
+	"{\"k\":\"$(head -c 60000 /dev/zero | tr '\0' 'x')\"}"
+req mmds-unchanged 200 '"zone":"z1"' GET /mmds
+req mmds-config 204 '^$' PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}'
+req mmds-config-bad 400 'not V1 or V2' PUT /mmds/config '{"version":"V9","network_interfaces":["eth0"]}'
+req mmds-config-iface 400 'is not an interface of this instance' PUT /mmds/config \
+	'{"network_interfaces":["eth9"]}'
+req mmds-metrics 200 '"mmds":\{"rx_accepted":0,.*"store_too_large":1' GET /metrics
+stop "with MMDS"

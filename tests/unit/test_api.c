@@ -1,0 +1,435 @@
+/*
+ * The control API through the HTTP layer (http_conn, the bytes a client
+ * sends): every route, Firecracker's body shapes, and a 400 with a
+ * fault_message for each kind of malformed or unsupported request. The
+ * effects are checked on the device and the store, not just the statuses.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "api/api.h"
+#include "mmds/mmds.h"
+#include "net/net_device.h"
+
+struct rig {
+	struct event_loop loop;
+	struct net_backend *be;
+	struct net_device net;
+	struct mmds *mmds;
+	struct api *api;
+};
+
+static void dump_extra(void *opaque, FILE *out)
+{
+	fprintf(out, "extra_thing %d\nother kind %d\n", *(int *)opaque, *(int *)opaque + 1);
+}
+
+static int extra_value = 42;
+
+static void rig_up(struct rig *r, bool with_mmds)
+{
+	char err[128];
+	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
+	struct mmds_config mc = { .version = MMDS_V1, .store_limit = 200 };
+
+	memset(r, 0, sizeof(*r));
+	CHECK_EQ(event_loop_init(&r->loop), 0);
+	r->be = net_loopback_create(&r->loop, NULL, err, sizeof(err));
+	CHECK_EQ(net_device_init(&r->net, &no, r->be, &r->loop), 0);
+	inet_pton(AF_INET, "169.254.169.254", &mc.ipv4);
+	if (with_mmds)
+		r->mmds = mmds_new(&mc);
+	struct api_opts ao = { .net = &r->net, .iface_id = "eth0", .host_dev_name = "tap7",
+			       .mmds = r->mmds,
+			       .sources = { { "extra", dump_extra, &extra_value } },
+			       .n_sources = 1 };
+	r->api = api_start(&r->loop, &ao, err, sizeof(err));
+	CHECK(r->api != NULL);
+}
+
+static void rig_down(struct rig *r)
+{
+	api_stop(r->api);
+	net_device_destroy(&r->net);
+	r->be->ops->destroy(r->be);
+	if (r->mmds)
+		mmds_free(r->mmds);
+	event_loop_destroy(&r->loop);
+}
+
+struct reply {
+	int status;
+	char *body;          /* NUL terminated */
+	json_t *json;        /* the body parsed, when it is JSON */
+};
+
+static void reply_free(struct reply *rp)
+{
+	free(rp->body);
+	json_decref(rp->json);
+	memset(rp, 0, sizeof(*rp));
+}
+
+/* Send raw bytes on a fresh connection; parse the first response. */
+static struct reply raw(struct rig *r, const char *bytes)
+{
+	struct http_limits lim = { .max_header_bytes = API_MAX_HEADER_BYTES,
+				   .max_body_bytes = 4096, .max_connections = 1 };
+	struct http_conn *c = http_conn_new(&lim, api_http_handler, api_http_error, r->api);
+	struct reply rp = { 0 };
+	char *out = NULL;
+	size_t len = 0;
+
+	http_conn_feed(c, bytes, strlen(bytes), &out, &len);
+	http_conn_free(c);
+	out = realloc(out, len + 1);
+	out[len] = '\0';
+	sscanf(out, "HTTP/1.1 %d", &rp.status);
+	char *b = strstr(out, "\r\n\r\n");
+	rp.body = strdup(b ? b + 4 : "");
+	rp.json = json_loads(rp.body, 0, NULL);
+	free(out);
+	return rp;
+}
+
+static struct reply call(struct rig *r, const char *method, const char *path, const char *body)
+{
+	char req[8192];
+
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 method, path, body ? strlen(body) : 0, body ? body : "");
+	return raw(r, req);
+}
+
+/* A 400 (or @status) whose fault_message contains @needle. */
+static void expect_fault(struct rig *r, int status, const char *method, const char *path,
+			 const char *body, const char *needle)
+{
+	struct reply rp = call(r, method, path, body);
+	const char *msg = json_string_value(json_object_get(rp.json, "fault_message"));
+
+	CHECK_EQ(rp.status, status);
+	CHECK(msg && strstr(msg, needle));
+	if (!msg || !strstr(msg, needle))
+		fprintf(stderr, "  %s %s %s -> %d %s\n", method, path, body ? body : "", rp.status,
+			rp.body);
+	reply_free(&rp);
+}
+
+static int status_of(struct rig *r, const char *method, const char *path, const char *body)
+{
+	struct reply rp = call(r, method, path, body);
+	int s = rp.status;
+
+	if (s >= 400)
+		fprintf(stderr, "  %s %s -> %d %s\n", method, path, s, rp.body);
+	reply_free(&rp);
+	return s;
+}
+
+static void test_instance_and_unknown_routes(void)
+{
+	struct rig r;
+
+	rig_up(&r, true);
+	struct reply rp = call(&r, "GET", "/", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "app_name")), "kvmini"));
+	reply_free(&rp);
+	expect_fault(&r, 400, "GET", "/nope", NULL, "Invalid request method and/or path: GET /nope.");
+	expect_fault(&r, 400, "DELETE", "/mmds", NULL, "Invalid request method and/or path");
+	expect_fault(&r, 400, "GET", "/mmds/config", NULL, "Invalid request method and/or path");
+	expect_fault(&r, 400, "POST", "/actions", "{}", "Invalid request method and/or path");
+	expect_fault(&r, 400, "PUT", "/network-interfaces/", "{}", "Invalid request");
+	expect_fault(&r, 400, "PUT", "/network-interfaces/eth0/x", "{}", "Invalid request");
+	/* A path that is not UTF-8 is still answered in JSON. */
+	expect_fault(&r, 400, "GET", "/caf%e9", NULL, "GET /caf?.");
+	rig_down(&r);
+}
+
+static void test_patch_rate_limiters(void)
+{
+	struct rig r;
+	struct rate_limiter_config rx, tx;
+
+	rig_up(&r, false);
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":125000,"
+			   "\"one_time_burst\":1000000,\"refill_time\":100},\"ops\":{\"size\":1000,"
+			   "\"refill_time\":1000}}}"), 204);
+	net_device_get_rate_limit(&r.net, NET_TX_QUEUE, &tx);
+	CHECK_EQ(tx.bandwidth.size, 125000);
+	CHECK_EQ(tx.bandwidth.one_time_burst, 1000000);
+	CHECK_EQ(tx.bandwidth.refill_time, 100);
+	CHECK_EQ(tx.ops.size, 1000);
+	CHECK(rate_limiter_active(&r.net.tx_limiter));
+	CHECK(!rate_limiter_active(&r.net.rx_limiter));
+	/* PATCH of RX leaves TX alone; a PATCH naming only one bucket keeps the other. */
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":10,"
+			   "\"refill_time\":1}}}"), 204);
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":500,"
+			   "\"refill_time\":10}}}"), 204);
+	net_device_get_rate_limit(&r.net, NET_TX_QUEUE, &tx);
+	net_device_get_rate_limit(&r.net, NET_RX_QUEUE, &rx);
+	CHECK_EQ(tx.bandwidth.size, 500);
+	CHECK_EQ(tx.bandwidth.one_time_burst, 0);
+	CHECK_EQ(tx.ops.size, 1000);
+	CHECK_EQ(rx.ops.size, 10);
+	/* Size 0 removes a bucket. */
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":0,"
+			   "\"refill_time\":0},\"ops\":{\"size\":0,\"refill_time\":0}}}"), 204);
+	CHECK(!rate_limiter_active(&r.net.tx_limiter));
+	/* GET shows what is set. */
+	struct reply rp = call(&r, "GET", "/network-interfaces/eth0", NULL);
+	CHECK_EQ(rp.status, 200);
+	json_t *rxj = json_object_get(rp.json, "rx_rate_limiter");
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(rxj, "ops"), "size")), 10);
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "guest_mac")), "52:54:00:01:02:03"));
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "host_dev_name")), "tap7"));
+	reply_free(&rp);
+	expect_fault(&r, 400, "GET", "/network-interfaces/eth9", NULL, "no network interface");
+	rig_down(&r);
+}
+
+static void test_put_interface_matching(void)
+{
+	struct rig r;
+	struct rate_limiter_config rx, tx;
+
+	rig_up(&r, false);
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":10,"
+			   "\"refill_time\":1}}}"), 204);
+	/* PUT replaces: rx (absent) becomes unlimited, tx as given. */
+	CHECK_EQ(status_of(&r, "PUT", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap7\",\"guest_mac\":"
+			   "\"52:54:00:01:02:03\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":2000,"
+			   "\"refill_time\":20}}}"), 204);
+	net_device_get_rate_limit(&r.net, NET_TX_QUEUE, &tx);
+	net_device_get_rate_limit(&r.net, NET_RX_QUEUE, &rx);
+	CHECK_EQ(tx.bandwidth.size, 2000);
+	CHECK_EQ(rx.ops.size, 0);
+	CHECK_EQ(status_of(&r, "PUT", "/network-interfaces/eth0",
+			   "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap7\"}"), 204);
+	expect_fault(&r, 400, "PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap8\"}", "attached to \"tap7\"");
+	expect_fault(&r, 400, "PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap7\",\"guest_mac\":\"52:54:00:01:02:04\"}",
+		     "not this interface's MAC");
+	expect_fault(&r, 400, "PUT", "/network-interfaces/eth0",
+		     "{\"iface_id\":\"eth0\"}", "needs \"host_dev_name\"");
+	expect_fault(&r, 400, "PUT", "/network-interfaces/eth1",
+		     "{\"iface_id\":\"eth1\",\"host_dev_name\":\"tap7\"}", "no network interface \"eth1\"");
+	expect_fault(&r, 400, "PATCH", "/network-interfaces/eth0",
+		     "{\"iface_id\":\"eth1\"}", "does not match the id from the body");
+	rig_down(&r);
+}
+
+static void test_interface_body_errors(void)
+{
+	struct rig r;
+	static const struct { const char *body, *needle; } cases[] = {
+		{ "", "needs a JSON body" },
+		{ "{\"iface_id\":", "not valid JSON" },
+		{ "[1,2]", "must be a JSON object" },
+		{ "{\"iface_id\":\"eth0\",\"iface_id\":\"eth0\"}", "not valid JSON" },
+		{ "{\"iface_id\":\"eth0\",\"colour\":1}", "unknown field \"colour\"" },
+		{ "{\"iface_id\":7}", "must be a string" },
+		{ "{\"rx_rate_limiter\":{}}", "needs \"iface_id\"" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":[]}", "rx_rate_limiter must be an object" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bw\":{}}}", "unknown field \"bw\"" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bandwidth\":{\"refill_time\":1}}}",
+		  "needs \"size\"" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1}}}",
+		  "needs \"refill_time\"" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"bandwidth\":{\"size\":-1,\"refill_time\":1}}}",
+		  "non-negative integer" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":\"5\",\"refill_time\":1}}}",
+		  "non-negative integer" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":1.5,\"refill_time\":1}}}",
+		  "non-negative integer" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":1,\"x\":0}}}",
+		  "unknown field \"x\"" },
+		{ "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":1}},"
+		  "\"tx_rate_limiter\":{\"bandwidth\":{\"size\":9007199254740993,\"refill_time\":1}}}",
+		  "above 2^52" },
+	};
+
+	rig_up(&r, false);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_fault(&r, 400, "PATCH", "/network-interfaces/eth0", cases[i].body,
+			     cases[i].needle);
+	/* The last case's valid RX part was not applied either. */
+	CHECK(!rate_limiter_active(&r.net.rx_limiter));
+	CHECK(!rate_limiter_active(&r.net.tx_limiter));
+	rig_down(&r);
+}
+
+static char *store(struct rig *r)
+{
+	struct reply rp = call(r, "GET", "/mmds", NULL);
+	char *b = rp.body;
+
+	CHECK_EQ(rp.status, 200);
+	rp.body = NULL;
+	reply_free(&rp);
+	return b;
+}
+
+static void test_mmds_routes(void)
+{
+	struct rig r;
+	struct mmds_config cfg;
+
+	rig_up(&r, true);
+	CHECK_EQ(status_of(&r, "PUT", "/mmds", "{\"latest\":{\"meta-data\":{\"id\":\"i-1\"}}}"), 204);
+	char *s = store(&r);
+	CHECK(!strcmp(s, "{\"latest\":{\"meta-data\":{\"id\":\"i-1\"}}}"));
+	free(s);
+	CHECK_EQ(status_of(&r, "PATCH", "/mmds",
+			   "{\"latest\":{\"meta-data\":{\"id\":null,\"zone\":\"z\"}},\"n\":1}"), 204);
+	s = store(&r);
+	CHECK(!strcmp(s, "{\"latest\":{\"meta-data\":{\"zone\":\"z\"}},\"n\":1}"));
+	free(s);
+	expect_fault(&r, 400, "PUT", "/mmds", "[1]", "must be a JSON object");
+	expect_fault(&r, 400, "PATCH", "/mmds", "{nope", "must be a JSON object");
+	char big[400];
+	snprintf(big, sizeof(big), "{\"k\":\"%0300d\"}", 0);
+	expect_fault(&r, 413, "PUT", "/mmds", big, "exceed its limit of 200 bytes");
+	s = store(&r);
+	CHECK(strstr(s, "zone"));   /* unchanged */
+	free(s);
+
+	CHECK_EQ(status_of(&r, "PUT", "/mmds/config",
+			   "{\"version\":\"V2\",\"network_interfaces\":[\"eth0\"]}"), 204);
+	mmds_get_config(r.mmds, &cfg);
+	CHECK_EQ(cfg.version, MMDS_V2);
+	CHECK_EQ(status_of(&r, "PUT", "/mmds/config",
+			   "{\"version\":\"V1\",\"ipv4_address\":\"169.254.169.254\","
+			   "\"network_interfaces\":[\"eth0\"]}"), 204);
+	mmds_get_config(r.mmds, &cfg);
+	CHECK_EQ(cfg.version, MMDS_V1);
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"version\":\"V3\",\"network_interfaces\":[\"eth0\"]}",
+		     "not V1 or V2");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"version\":\"V2\"}", "needs \"network_interfaces\"");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"network_interfaces\":[]}", "non-empty list");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth1\"]}",
+		     "network_interfaces[0] is not an interface");
+	expect_fault(&r, 400, "PUT", "/mmds/config",
+		     "{\"network_interfaces\":[\"eth0\"],\"ipv4_address\":\"169.254.1.1\"}",
+		     "cannot change while the interface runs");
+	expect_fault(&r, 400, "PUT", "/mmds/config",
+		     "{\"network_interfaces\":[\"eth0\"],\"ipv4_address\":\"nope\"}", "not an IPv4 address");
+	expect_fault(&r, 400, "PUT", "/mmds/config",
+		     "{\"network_interfaces\":[\"eth0\"],\"imds\":true}", "unknown field \"imds\"");
+	mmds_get_config(r.mmds, &cfg);
+	CHECK_EQ(cfg.version, MMDS_V1);
+	rig_down(&r);
+
+	/* Without a store every /mmds route says so. */
+	rig_up(&r, false);
+	expect_fault(&r, 400, "GET", "/mmds", NULL, "MMDS is not enabled");
+	expect_fault(&r, 400, "PUT", "/mmds", "{}", "MMDS is not enabled");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}",
+		     "MMDS is not enabled");
+	rig_down(&r);
+}
+
+static void test_metrics(void)
+{
+	struct rig r;
+	char path[64];
+
+	rig_up(&r, true);
+	r.net.counters.tx_packets = 17;
+	r.net.counters.rx_rate_limited = 3;
+	struct reply rp = call(&r, "GET", "/metrics", NULL);
+	CHECK_EQ(rp.status, 200);
+	json_t *net = json_object_get(rp.json, "net"), *eth0 = json_object_get(rp.json, "net_eth0");
+	CHECK_EQ(json_integer_value(json_object_get(net, "tx_packets")), 17);
+	CHECK_EQ(json_integer_value(json_object_get(eth0, "rx_rate_limited")), 3);
+	/* Every device counter is there. */
+	json_t *mm = json_object_get(rp.json, "mmds");
+#define X(name, doc) CHECK(json_object_get(net, #name) != NULL);
+	NET_COUNTERS(X)
+#undef X
+#define X(name, doc) CHECK(json_object_get(mm, #name) != NULL);
+	MMDS_COUNTERS(X)
+#undef X
+	json_t *extra = json_object_get(rp.json, "extra");
+	CHECK_EQ(json_integer_value(json_object_get(extra, "thing")), 42);
+	CHECK_EQ(json_integer_value(json_object_get(extra, "other_kind")), 43);
+	CHECK(json_integer_value(json_object_get(rp.json, "utc_timestamp_ms")) > 1600000000000ll);
+	reply_free(&rp);
+
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}",
+		     "PUT /metrics first");
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+		     "not supported");
+	expect_fault(&r, 400, "PUT", "/actions", "{}", "needs \"action_type\"");
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-api-metrics-%d", getpid());
+	unlink(path);
+	expect_fault(&r, 400, "PUT", "/metrics", "{\"metrics_path\":\"/nonexistent/dir/m\"}",
+		     "cannot open metrics_path");
+	char body[128];
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", path);
+	CHECK_EQ(status_of(&r, "PUT", "/metrics", body), 204);
+	expect_fault(&r, 400, "PUT", "/metrics", body, "Reinitialization of metrics not allowed.");
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}"), 204);
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}"), 204);
+	/* Two JSON lines, each a whole metrics object. */
+	FILE *f = fopen(path, "r");
+	char line[8192];
+	int lines = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		json_t *j = json_loads(line, 0, NULL);
+		CHECK(j && json_object_get(j, "net_eth0"));
+		json_decref(j);
+		lines++;
+	}
+	if (f)
+		fclose(f);
+	CHECK_EQ(lines, 2);
+	CHECK_EQ(api_counters(r.api)->metrics_flushes, 2);
+	unlink(path);
+	rig_down(&r);
+}
+
+static void test_http_level_errors_are_json(void)
+{
+	struct rig r;
+
+	rig_up(&r, false);
+	struct reply rp = raw(&r, "GARBAGE\r\n\r\n");
+	CHECK_EQ(rp.status, 400);
+	CHECK(json_string_value(json_object_get(rp.json, "fault_message")));
+	reply_free(&rp);
+	rp = raw(&r, "PUT /mmds HTTP/1.1\r\nContent-Length: 999999\r\n\r\n");
+	CHECK_EQ(rp.status, 413);
+	CHECK(strstr(json_string_value(json_object_get(rp.json, "fault_message")), "too large"));
+	reply_free(&rp);
+	CHECK_EQ(api_counters(r.api)->faults, 2);
+	rig_down(&r);
+}
+
+int main(void)
+{
+	RUN_TEST(test_instance_and_unknown_routes);
+	RUN_TEST(test_patch_rate_limiters);
+	RUN_TEST(test_put_interface_matching);
+	RUN_TEST(test_interface_body_errors);
+	RUN_TEST(test_mmds_routes);
+	RUN_TEST(test_metrics);
+	RUN_TEST(test_http_level_errors_are_json);
+	return CHECK_DONE();
+}
