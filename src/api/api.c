@@ -231,52 +231,76 @@ static json_t *limiter_json(const struct rate_limiter_config *cfg)
 
 /* --- /network-interfaces/{id} ------------------------------------------------------ */
 
-static bool iface_matches(struct api *api, const char *path_id, json_t *body,
-			  struct http_response *resp)
+/* The interface called @id, or NULL. */
+static const struct api_iface *find_iface(const struct api *api, const char *id)
+{
+	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++)
+		if (!strcmp(api->opts.ifaces[i].iface_id, id))
+			return &api->opts.ifaces[i];
+	return NULL;
+}
+
+/* The ids of the interfaces, comma separated, for error messages. */
+static void iface_list(const struct api *api, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s\"%s\"", i ? ", " : "",
+					api->opts.ifaces[i].iface_id);
+}
+
+/* The interface the body's iface_id and the path name, or NULL (answered). */
+static const struct api_iface *iface_matches(struct api *api, const char *path_id, json_t *body,
+					     struct http_response *resp)
 {
 	bool ok;
 	const char *id = get_string(body, "iface_id", true, &ok, "the interface", resp);
+	char ids[256];
 
 	if (!ok)
-		return false;
+		return NULL;
 	if (strcmp(id, path_id)) {
 		fault(resp, 400, "The id from the path does not match the id from the body!");
-		return false;
+		return NULL;
 	}
-	if (strcmp(id, api->opts.iface_id)) {
-		fault(resp, 400, "no network interface \"%s\" (this one is \"%s\"; kvmini "
-		      "cannot add interfaces while running)", id, api->opts.iface_id);
-		return false;
+	const struct api_iface *ifc = find_iface(api, id);
+	if (!ifc) {
+		iface_list(api, ids, sizeof(ids));
+		fault(resp, 400, "no network interface \"%s\" (this instance has %s; kvmini "
+		      "cannot add interfaces while running)", id, ids);
 	}
-	return true;
+	return ifc;
 }
 
 /* PUT carries the whole interface: accepted when it is the one that exists. */
-static bool iface_identity_matches(struct api *api, json_t *body, struct http_response *resp)
+static bool iface_identity_matches(const struct api_iface *ifc, json_t *body,
+				   struct http_response *resp)
 {
 	bool ok;
 	const char *dev = get_string(body, "host_dev_name", true, &ok, "the interface", resp);
 
 	if (!ok)
 		return false;
-	if (api->opts.host_dev_name && strcmp(dev, api->opts.host_dev_name)) {
+	if (ifc->host_dev_name && strcmp(dev, ifc->host_dev_name)) {
 		fault(resp, 400, "interface \"%s\" is attached to \"%s\", not \"%s\"; kvmini "
-		      "cannot replace it while running", api->opts.iface_id,
-		      api->opts.host_dev_name, dev);
+		      "cannot replace it while running", ifc->iface_id, ifc->host_dev_name, dev);
 		return false;
 	}
 	const char *mac = get_string(body, "guest_mac", false, &ok, "the interface", resp);
 	if (!ok)
 		return false;
 	uint8_t m[6];
-	if (mac && (net_parse_mac(mac, m) < 0 || memcmp(m, api->opts.net->opts.mac, 6))) {
+	if (mac && (net_parse_mac(mac, m) < 0 || memcmp(m, ifc->net->opts.mac, 6))) {
 		fault(resp, 400, "guest_mac \"%s\" is not this interface's MAC address", mac);
 		return false;
 	}
 	return true;
 }
 
-static void apply_limits(struct api *api, json_t *body, bool patch, struct http_response *resp)
+static void apply_limits(const struct api_iface *ifc, json_t *body, bool patch,
+			 struct http_response *resp)
 {
 	static const struct { const char *key; unsigned q; } dirs[] = {
 		{ "rx_rate_limiter", NET_RX_QUEUE }, { "tx_rate_limiter", NET_TX_QUEUE },
@@ -287,7 +311,7 @@ static void apply_limits(struct api *api, json_t *body, bool patch, struct http_
 	for (unsigned i = 0; i < 2; i++) {
 		json_t *rl = json_object_get(body, dirs[i].key);
 		if (patch)
-			net_device_get_rate_limit(api->opts.net, dirs[i].q, &cfg[i]);
+			net_device_get_rate_limit(ifc->net, dirs[i].q, &cfg[i]);
 		else
 			cfg[i] = (struct rate_limiter_config){ 0 };
 		if (rl && !json_is_null(rl) && !parse_limiter(rl, dirs[i].key, &cfg[i], resp))
@@ -298,9 +322,9 @@ static void apply_limits(struct api *api, json_t *body, bool patch, struct http_
 		/* PATCH without a direction leaves it alone (and its buckets' levels). */
 		if (patch && (!rl || json_is_null(rl)))
 			continue;
-		net_device_set_rate_limit(api->opts.net, dirs[i].q, &cfg[i]);
+		net_device_set_rate_limit(ifc->net, dirs[i].q, &cfg[i]);
 		log_info("api: %s %s: bandwidth %llu B / %llu ms (burst %llu), ops %llu / %llu ms",
-			 api->opts.iface_id, dirs[i].key, (unsigned long long)cfg[i].bandwidth.size,
+			 ifc->iface_id, dirs[i].key, (unsigned long long)cfg[i].bandwidth.size,
 			 (unsigned long long)cfg[i].bandwidth.refill_time,
 			 (unsigned long long)cfg[i].bandwidth.one_time_burst,
 			 (unsigned long long)cfg[i].ops.size,
@@ -317,35 +341,37 @@ static void iface_put_patch(struct api *api, const char *id, const struct http_r
 	static const char *const patch_keys[] = { "iface_id", "rx_rate_limiter",
 		"tx_rate_limiter", NULL };
 	json_t *body = body_object(req, resp);
+	const struct api_iface *ifc;
 
 	if (!body)
 		return;
 	if (known_keys(body, patch ? patch_keys : put_keys, "the interface", resp) &&
-	    iface_matches(api, id, body, resp) &&
-	    (patch || iface_identity_matches(api, body, resp)))
-		apply_limits(api, body, patch, resp);
+	    (ifc = iface_matches(api, id, body, resp)) &&
+	    (patch || iface_identity_matches(ifc, body, resp)))
+		apply_limits(ifc, body, patch, resp);
 	json_decref(body);
 }
 
 static void iface_get(struct api *api, const char *id, struct http_response *resp)
 {
 	struct rate_limiter_config rx, tx;
-	const uint8_t *m = api->opts.net->opts.mac;
+	const struct api_iface *ifc = find_iface(api, id);
 	char mac[18];
 
-	if (strcmp(id, api->opts.iface_id)) {
+	if (!ifc) {
 		fault(resp, 400, "no network interface \"%s\"", id);
 		return;
 	}
+	const uint8_t *m = ifc->net->opts.mac;
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
 		 m[4], m[5]);
-	net_device_get_rate_limit(api->opts.net, NET_RX_QUEUE, &rx);
-	net_device_get_rate_limit(api->opts.net, NET_TX_QUEUE, &tx);
-	json_t *o = json_pack("{s:s,s:s,s:o,s:o}", "iface_id", api->opts.iface_id,
+	net_device_get_rate_limit(ifc->net, NET_RX_QUEUE, &rx);
+	net_device_get_rate_limit(ifc->net, NET_TX_QUEUE, &tx);
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o}", "iface_id", ifc->iface_id,
 			      "guest_mac", mac, "rx_rate_limiter", limiter_json(&rx),
 			      "tx_rate_limiter", limiter_json(&tx));
-	if (o && api->opts.host_dev_name)
-		json_object_set_new(o, "host_dev_name", json_string(api->opts.host_dev_name));
+	if (o && ifc->host_dev_name)
+		json_object_set_new(o, "host_dev_name", json_string(ifc->host_dev_name));
 	reply_json(resp, 200, o);
 }
 
@@ -397,7 +423,8 @@ static void mmds_read(struct api *api, struct http_response *resp)
 	http_response_take(resp, 200, "application/json", text, strlen(text));
 }
 
-/* "network_interfaces": a non-empty list naming only this interface. */
+/* "network_interfaces": a non-empty list naming only interfaces MMDS was
+ * started on (the interceptors are placed at start-up). */
 static bool mmds_ifaces_ok(struct api *api, json_t *body, struct http_response *resp)
 {
 	json_t *list = json_object_get(body, "network_interfaces"), *v;
@@ -409,9 +436,18 @@ static bool mmds_ifaces_ok(struct api *api, json_t *body, struct http_response *
 		return false;
 	}
 	json_array_foreach(list, i, v) {
-		if (!json_is_string(v) || strcmp(json_string_value(v), api->opts.iface_id)) {
+		const struct api_iface *ifc = json_is_string(v) ? find_iface(api, json_string_value(v))
+							       : NULL;
+		if (!ifc) {
+			char ids[256];
+			iface_list(api, ids, sizeof(ids));
 			fault(resp, 400, "network_interfaces[%zu] is not an interface of this "
-			      "instance (\"%s\")", i, api->opts.iface_id);
+			      "instance (%s)", i, ids);
+			return false;
+		}
+		if (!ifc->mmds) {
+			fault(resp, 400, "network_interfaces[%zu]: MMDS was not started on \"%s\" "
+			      "(kvmini places it at start-up)", i, ifc->iface_id);
 			return false;
 		}
 	}
@@ -522,6 +558,21 @@ static void dump_net(void *opaque, FILE *out)
 	net_device_dump_counters(opaque, out);
 }
 
+/* Add @one's integer counters into @sum (Firecracker's aggregate "net"). */
+static void add_counters(json_t *sum, json_t *one)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(one, k, v) {
+		if (!json_is_integer(v))
+			continue;
+		json_t *s = json_object_get(sum, k);
+		json_int_t base = json_is_integer(s) ? json_integer_value(s) : 0;
+		json_object_set_new(sum, k, json_integer(base + json_integer_value(v)));
+	}
+}
+
 static void dump_mmds(void *opaque, FILE *out)
 {
 	mmds_dump_counters(opaque, out);
@@ -552,9 +603,15 @@ char *api_metrics_line(struct api *api)
 
 	json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)utc_ms()));
 	json_object_set_new(m, "api_server", api_counters_json(api));
-	json_object_set_new(m, "net", capture_counters("net", dump_net, api->opts.net));
-	snprintf(key, sizeof(key), "net_%s", api->opts.iface_id);
-	json_object_set_new(m, key, capture_counters("net", dump_net, api->opts.net));
+	json_t *sum = json_object();
+	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++) {
+		const struct api_iface *ifc = &api->opts.ifaces[i];
+		json_t *one = capture_counters("net", dump_net, ifc->net);
+		add_counters(sum, one);
+		snprintf(key, sizeof(key), "net_%s", ifc->iface_id);
+		json_object_set_new(m, key, one);
+	}
+	json_object_set_new(m, "net", sum);
 	if (api->opts.mmds)
 		json_object_set_new(m, "mmds", capture_counters("mmds", dump_mmds, api->opts.mmds));
 	for (unsigned i = 0; i < api->opts.n_sources && i < API_MAX_SOURCES; i++) {

@@ -17,6 +17,7 @@
 #ifndef KVMINI_API_API_H
 #define KVMINI_API_API_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,17 +36,26 @@ struct api_counter_source {
 };
 
 #define API_MAX_SOURCES 4
+#define API_MAX_IFACES 8
 #define API_MAX_BODY_BYTES (1u << 20)
 #define API_MAX_HEADER_BYTES 8192u
 #define API_MAX_CONNECTIONS 16u
 /* Metrics are also flushed on their own this often once configured. */
 #define API_METRICS_PERIOD_S 60u
 
-struct api_opts {
-	const char *socket_path;          /* NULL: no server (tests drive api_http_handler) */
-	struct net_device *net;           /* the interface */
+/* One network interface. Every call the API makes on @net happens on the
+ * thread running the api_start() loop, which must be the device's loop. */
+struct api_iface {
+	struct net_device *net;
 	const char *iface_id;             /* its id in paths and bodies ("eth0") */
 	const char *host_dev_name;        /* the tap's name, or NULL when the backend has none */
+	bool mmds;                        /* MMDS frames are intercepted on it */
+};
+
+struct api_opts {
+	const char *socket_path;          /* NULL: no server (tests drive api_http_handler) */
+	struct api_iface ifaces[API_MAX_IFACES];
+	unsigned n_ifaces;                /* at least 1 */
 	struct mmds *mmds;                /* NULL: the /mmds routes answer that MMDS is off */
 	struct api_counter_source sources[API_MAX_SOURCES];
 	unsigned n_sources;

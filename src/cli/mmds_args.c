@@ -102,30 +102,34 @@ static int fill_store(struct mmds *m, const char *path)
 	return r;
 }
 
-int cli_mmds_start(const struct cli_mmds_args *a, struct event_loop *loop,
-		   struct net_backend **be, struct mmds **out)
+int cli_mmds_new_store(const struct cli_mmds_args *a, struct mmds **out)
 {
-	char err[256] = "";
 	struct mmds *m;
 
 	*out = NULL;
 	if (!a->enabled)
 		return 0;
 	m = mmds_new(&a->cfg);
-	if (!m || (a->data_file && fill_store(m, a->data_file) < 0)) {
-		if (!m)
-			log_err("--mmds: cannot start the metadata service");
-		mmds_free(m);
-		(*be)->ops->destroy(*be);
-		*be = NULL;
-		return -EINVAL;
+	if (!m) {
+		log_err("--mmds: cannot start the metadata service");
+		return -ENOMEM;
 	}
-	*be = mmds_intercept_create(loop, *be, m, err, sizeof(err));
-	if (!*be) {
-		log_err("--mmds: %s", err);
+	if (a->data_file && fill_store(m, a->data_file) < 0) {
 		mmds_free(m);
 		return -EINVAL;
 	}
 	*out = m;
+	return 0;
+}
+
+int cli_mmds_intercept(struct event_loop *loop, struct mmds *m, struct net_backend **be)
+{
+	char err[256] = "";
+
+	*be = mmds_intercept_create(loop, *be, m, err, sizeof(err));
+	if (!*be) {
+		log_err("--mmds: %s", err);
+		return -EINVAL;
+	}
 	return 0;
 }

@@ -44,13 +44,11 @@ int cli_mmds_take(struct cli_mmds_args *a, int opt, const char *optarg);
 /* After parsing: -EINVAL (logged) for --mmds-* without --mmds. */
 int cli_mmds_check(const struct cli_mmds_args *a);
 
-/*
- * Start the service when enabled: the store (filled from --mmds-data) and
- * the interceptor around *@be, which then names the wrapper. Returns the
- * store (NULL when disabled) in *@out; 0, or -errno with a message logged
- * (then *@be is destroyed and NULL).
- */
-int cli_mmds_start(const struct cli_mmds_args *a, struct event_loop *loop,
-		   struct net_backend **be, struct mmds **out);
+/* The store when enabled (filled from --mmds-data), else NULL, in *@out;
+ * 0, or -errno with a message logged. */
+int cli_mmds_new_store(const struct cli_mmds_args *a, struct mmds **out);
+/* Put the interceptor for @m around *@be, which then names the wrapper;
+ * 0, or -EINVAL (logged) with *@be destroyed and NULL. */
+int cli_mmds_intercept(struct event_loop *loop, struct mmds *m, struct net_backend **be);
 
 #endif

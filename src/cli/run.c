@@ -3,7 +3,9 @@
  * virtio devices in-process behind virtio-mmio.
  *
  * Threads: this one builds the VM, then runs the event loop (devices,
- * console input, signals, the stop request); each vCPU has its own thread.
+ * console input, signals, the stop request, the control API: the API's
+ * calls into a net device thus run on that device's loop thread); each
+ * vCPU has its own thread (its device accesses are handed to the loop).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,9 +20,12 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/fs_watch_args.h"
+#include "cli/net_controls.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "mmds/mmds.h"
 #include "fs/fuse_server.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
@@ -32,7 +37,7 @@
 #include "vmm/virtio_slot.h"
 #include "vmm/vm.h"
 
-#define RUN_MAX_NETS 8u
+#define RUN_MAX_NETS CLI_NET_MAX_IFACES
 #define RUN_MAX_FS 4u
 #define RUN_MEM_MIN_MIB 16ul
 #define RUN_MEM_MAX_MIB (1ul << 20)
@@ -57,10 +62,27 @@ static const char run_usage[] =
 	"  --cpus N           vCPUs, 1..64 (default 1)\n"
 	"  --net BACKEND      a virtio-net device (repeatable, up to 8); BACKEND is\n"
 	"                     tap:NAME | user[:OPTIONS] | stream:PATH | loopback, as for\n"
-	"                     `kvmini vhost net --backend`; MACs 52:54:00:12:34:56 upwards\n"
+	"                     `kvmini vhost net --backend`; MACs 52:54:00:12:34:56 upwards,\n"
+	"                     ids eth0, eth1, ... in order (the control API's iface_id)\n"
+	"  --iface-id ID      the id of the --net before it (default ethN)\n"
+	"  --tx-rate-limit SPEC, --rx-rate-limit SPEC\n"
+	"                     limit the --net before it, guest->host (tx) or host->guest\n"
+	"                     (rx), as for `kvmini vhost net` (bw=SIZE/REFILL_MS,\n"
+	"                     bw_burst=N, ops=SIZE/REFILL_MS, ops_burst=N)\n"
+	"  --mmds[=ADDR]      answer the metadata service (MMDS) at ADDR (link-local,\n"
+	"                     default 169.254.169.254); its frames never reach the backend\n"
+	"  --mmds-iface ID    the interface MMDS answers on (repeatable; default eth0)\n"
+	"  --mmds-version 1|2, --mmds-data FILE   as for `kvmini vhost net`\n"
+	"  --api-sock PATH    serve the control API (Firecracker's paths: /mmds,\n"
+	"                     /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
+	"                     over HTTP on the unix socket PATH\n"
 	"  --fs DIR:TAG       a virtio-fs device sharing the host directory DIR; the\n"
 	"                     guest mounts it with `mount -t virtiofs TAG /mnt` (repeatable,\n"
 	"                     up to 4; the guest cannot reach outside DIR)\n"
+	"  --no-notify        do not watch the --fs directories for host changes (by\n"
+	"                     default they become FUSE invalidations for a driver that\n"
+	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
+	"  --max-watches N    most inotify watches per --fs directory (default 65536)\n"
 	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
@@ -94,8 +116,8 @@ struct run_args {
 	const char *cmdline;
 	unsigned long mem_mib;
 	unsigned long cpus;
-	const char *nets[RUN_MAX_NETS];
-	unsigned nnets;
+	struct cli_net_controls net;     /* --net devices, ids, limits, MMDS, API */
+	struct cli_fs_watch_args watch;  /* --no-notify, --max-watches */
 	struct run_fs_spec {
 		char dir[4096];
 		char tag[VIRTIO_FS_TAG_LEN + 1];
@@ -113,6 +135,7 @@ struct run_net {
 };
 
 struct run_fs {
+	struct host_watch *watch;
 	struct fs_backend *backend;
 	struct fuse_server *server;
 	struct virtio_fs *dev;
@@ -130,6 +153,8 @@ struct run_ctx {
 	unsigned nnets;
 	struct run_fs fs[RUN_MAX_FS];
 	unsigned nfs;
+	struct mmds *mmds;
+	struct api *api;
 	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
 	unsigned nslots;
 	struct event_source stop_src;
@@ -193,12 +218,7 @@ static int parse_value(int c, const char *val, struct run_args *a)
 		log_err("--cpus: \"%s\" is not a number from 1 to %u", val, VM_MAX_VCPUS);
 		return -EINVAL;
 	case 'n':
-		if (a->nnets < RUN_MAX_NETS) {
-			a->nets[a->nnets++] = val;
-			return 0;
-		}
-		log_err("--net: at most %u network devices", RUN_MAX_NETS);
-		return -EINVAL;
+		return cli_net_controls_add(&a->net, val);
 	case 'f':
 		if (a->nfs < RUN_MAX_FS)
 			return parse_fs_spec(val, &a->fs[a->nfs++]);
@@ -226,14 +246,24 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_NET_CONTROLS_LONG_OPTIONS,
+		CLI_FS_WATCH_LONG_OPTIONS,
 		{ 0 },
 	};
 	int c;
 
 	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
+	cli_net_controls_init(&a->net, "kvmini run", "--net", 0);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		int shared = cli_net_controls_take(&a->net, c, optarg);
+		if (shared > 0)
+			shared = cli_fs_watch_take(&a->watch, c, optarg);
+		if (shared < 0)
+			return -EINVAL;
+		if (shared == 0)
+			continue;
 		switch (c) {
 		case 'T': a->boot_timing = true; break;
 		case 'P': a->compat = true; break;
@@ -263,7 +293,11 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 	}
 	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
 		return -EINVAL;
-	return 0;
+	if ((a->watch.no_notify || a->watch.max_given) && !a->nfs) {
+		log_err("--no-notify and --max-watches are for --fs shares");
+		return -EINVAL;
+	}
+	return cli_net_controls_check(&a->net);
 }
 
 /* --- devices --------------------------------------------------------------- */
@@ -279,19 +313,18 @@ static int add_slot(struct run_ctx *ctx, struct virtio_device *dev)
 	return 0;
 }
 
-/* --net BACKEND: the backend, a virtio-net device on it, and its slot. */
-static int add_net(struct run_ctx *ctx, const char *spec)
+/* --net BACKEND: the backend (behind MMDS where it answers), a virtio-net
+ * device on it with its rate limits, and its slot. */
+static int add_net(struct run_ctx *ctx, unsigned i)
 {
 	struct run_net *n = &ctx->nets[ctx->nnets];
 	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 };
-	char err[256] = "";
+	const char *spec = ctx->args->net.ifaces[i].backend;
 
 	opts.mac[5] = (uint8_t)(opts.mac[5] + ctx->nnets);
-	n->backend = net_backend_create(spec, &ctx->loop, err, sizeof(err));
-	if (!n->backend) {
-		log_err("--net %s: %s", spec, err);
+	n->backend = cli_net_controls_backend(&ctx->args->net, i, &ctx->loop, ctx->mmds);
+	if (!n->backend)
 		return -EINVAL;
-	}
 	n->dev = calloc(1, sizeof(*n->dev));
 	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, &ctx->loop) : -ENOMEM;
 	if (r < 0) {
@@ -300,6 +333,7 @@ static int add_net(struct run_ctx *ctx, const char *spec)
 		n->backend->ops->destroy(n->backend);
 		return r;
 	}
+	cli_net_controls_apply_limits(&ctx->args->net, i, n->dev);
 	ctx->nnets++;
 	return add_slot(ctx, &n->dev->vdev);
 }
@@ -313,9 +347,14 @@ static int add_fs(struct run_ctx *ctx, const struct run_fs_spec *spec)
 	struct virtio_fs_opts opts = { .tag = spec->tag, .request_queues = 1, .threads = 2 };
 	int err = 0;
 
+	f->watch = cli_fs_watch_open(&ctx->args->watch, spec->dir, so.cache);
+	pt.watch = f->watch;
+	opts.offer_notification = f->watch != NULL;
 	f->backend = passthrough_new(&pt, &err);
 	if (!f->backend) {
 		log_err("--fs %s:%s: %s", spec->dir, spec->tag, strerror(-err));
+		host_watch_free(f->watch);
+		f->watch = NULL;
 		return err ? err : -EINVAL;
 	}
 	ctx->nfs++;
@@ -328,13 +367,19 @@ static int add_fs(struct run_ctx *ctx, const struct run_fs_spec *spec)
 		f->dev = NULL;
 		return r;
 	}
+	/* Signals are blocked (inherited); the device is the server's transport. */
+	if (f->watch && host_watch_start(f->watch, f->server) < 0)
+		log_warn("--fs %s:%s: not watching for host changes", spec->dir, spec->tag);
 	return add_slot(ctx, &f->dev->vdev);
 }
 
 static void destroy_devices(struct run_ctx *ctx)
 {
-	/* Slots first: their reset stops each device's queues (virtio-fs
-	 * waits for requests in flight) before the devices go. */
+	/* The watchers first: they send through the devices. Then the slots:
+	 * their reset stops each device's queues (virtio-fs waits for requests
+	 * in flight) before the devices go. */
+	for (unsigned i = 0; i < ctx->nfs; i++)
+		host_watch_stop(ctx->fs[i].watch);
 	for (unsigned i = 0; i < ctx->nslots; i++)
 		vm_virtio_slot_destroy(&ctx->slots[i]);
 	for (unsigned i = 0; i < ctx->nnets; i++) {
@@ -350,6 +395,7 @@ static void destroy_devices(struct run_ctx *ctx)
 		if (f->server)
 			fuse_server_free(f->server);
 		fs_backend_destroy(f->backend);
+		host_watch_free(f->watch);
 	}
 	ctx->nslots = ctx->nnets = ctx->nfs = 0;
 }
@@ -462,6 +508,18 @@ static void print_timing(const struct vm_timing *t, uint64_t end)
 
 /* --- run ---------------------------------------------------------------------- */
 
+/* The control API on the loop every net device runs on (this thread's),
+ * so its calls into the devices never race their queue work. */
+static int start_api(struct run_ctx *ctx)
+{
+	struct net_device *devs[RUN_MAX_NETS];
+
+	for (unsigned i = 0; i < ctx->nnets; i++)
+		devs[i] = ctx->nets[i].dev;
+	return cli_net_controls_start_api(&ctx->args->net, &ctx->loop, devs, ctx->mmds, NULL, 0,
+					  &ctx->api) < 0 ? -EINVAL : 0;
+}
+
 static int build_vm(struct run_ctx *ctx)
 {
 	const struct run_args *a = ctx->args;
@@ -482,10 +540,14 @@ static int build_vm(struct run_ctx *ctx)
 		log_err("legacy devices: %s", strerror(-r));
 		return r;
 	}
-	for (unsigned i = 0; !r && i < a->nnets; i++)
-		r = add_net(ctx, a->nets[i]);
+	if (!r)
+		r = cli_net_controls_mmds(&a->net, &ctx->mmds);
+	for (unsigned i = 0; !r && i < a->net.n_ifaces; i++)
+		r = add_net(ctx, i);
 	for (unsigned i = 0; !r && i < a->nfs; i++)
 		r = add_fs(ctx, &a->fs[i]);
+	if (!r)
+		r = start_api(ctx);
 	if (!r)
 		r = load_guest(ctx);
 	if (!r)
@@ -542,7 +604,9 @@ static void teardown(struct run_ctx *ctx)
 {
 	cli_signals_close(&ctx->sig, &ctx->loop);
 	event_loop_unwatch(&ctx->loop, &ctx->stop_src);
+	api_stop(ctx->api);
 	destroy_devices(ctx);
+	mmds_free(ctx->mmds);
 	if (ctx->serial_ready)
 		serial_destroy(&ctx->serial);
 	if (ctx->legacy_ready)

@@ -17,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/fs_watch_args.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -78,8 +79,7 @@ struct fs_args {
 	enum fs_backend_kind backend;
 	bool backend_given;
 	bool inband;
-	bool no_notify;
-	struct host_watch_opts watch;
+	struct cli_fs_watch_args watch;  /* --no-notify, --max-watches */
 	struct virtio_fs_opts dev;
 	struct fuse_server_opts server;
 	struct passthrough_opts pt;
@@ -154,14 +154,6 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 		}
 		log_err("--max-fds: \"%s\" is not a number from 16 to %u", val, 1u << 30);
 		return -EINVAL;
-	case 'W':
-		if (cli_parse_uint(val, 1, 1u << 24, &v) == 0) {
-			a->watch.max_watches = (unsigned)v;
-			a->pt_only_given = true;
-			return 0;
-		}
-		log_err("--max-watches: \"%s\" is not a number from 1 to %u", val, 1u << 24);
-		return -EINVAL;
 	case 'm':
 		if (cli_parse_uint(val, 1, 65536, &v) == 0) {
 			a->mem.max_bytes = (uint64_t)v << 20;
@@ -191,7 +183,7 @@ static int check_combination(struct fs_args *a)
 		log_err("--shared-dir is for the passthrough backend; memfs shares no host directory");
 		return -EINVAL;
 	}
-	if (a->backend == BACKEND_MEMFS && a->pt_only_given) {
+	if (a->backend == BACKEND_MEMFS && (a->pt_only_given || a->watch.max_given)) {
 		log_err("--max-fds, --max-watches and --xattr-all are for the passthrough backend");
 		return -EINVAL;
 	}
@@ -222,8 +214,7 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 		{ "squash-owner", required_argument, NULL, 'o' },
 		{ "max-fds", required_argument, NULL, 'f' },
 		{ "xattr-all", no_argument, NULL, 'x' },
-		{ "no-notify", no_argument, NULL, 'N' },
-		{ "max-watches", required_argument, NULL, 'W' },
+		CLI_FS_WATCH_LONG_OPTIONS,
 		{ "inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -238,12 +229,16 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		int w = cli_fs_watch_take(&a->watch, c, optarg);
+		if (w < 0)
+			return -EINVAL;
+		if (w == 0)
+			continue;
 		switch (c) {
 		case 's': a->socket_path = optarg; break;
 		case 'd': a->shared_dir = optarg; break;
 		case 'c': a->counters_file = optarg; break;
 		case 'I': a->inband = true; break;
-		case 'N': a->no_notify = true; break;
 		case 'x': a->pt.xattr_all = true; a->pt_only_given = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
@@ -352,20 +347,6 @@ static void raise_fd_limit(void)
 	}
 }
 
-/* The host-change watcher, unless turned off or pointless (--cache none:
- * the guest caches nothing to invalidate). NULL without one. */
-static struct host_watch *open_watch(const struct fs_args *a)
-{
-	int err;
-
-	if (a->no_notify || a->server.cache == FUSE_CACHE_NONE)
-		return NULL;
-	struct host_watch *w = host_watch_new(&a->watch, &err);
-	if (!w)
-		log_warn("cannot watch %s for host changes: %s", a->shared_dir, strerror(-err));
-	return w;
-}
-
 static struct fs_backend *open_backend(struct fs_service *svc)
 {
 	const struct fs_args *a = svc->args;
@@ -388,7 +369,7 @@ static struct fs_backend *open_backend(struct fs_service *svc)
 	}
 	struct passthrough_opts pt = a->pt;
 	pt.root = a->shared_dir;
-	svc->watch = open_watch(a);
+	svc->watch = cli_fs_watch_open(&a->watch, a->shared_dir, a->server.cache);
 	pt.watch = svc->watch;
 	struct fs_backend *be = passthrough_new(&pt, &err);
 	if (!be)

@@ -13,7 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "cli/mmds_args.h"
+#include "cli/net_controls.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "api/api.h"
@@ -39,17 +39,8 @@ static const char net_usage[] =
 	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
 	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
-	"  --tx-rate-limit SPEC limit guest->host traffic; SPEC is comma-separated:\n"
-	"                         bw=SIZE/REFILL_MS   a byte bucket of SIZE bytes refilled\n"
-	"                                             every REFILL_MS ms (SIZE*1000/REFILL_MS B/s)\n"
-	"                         bw_burst=N          N extra bytes, spent first, once\n"
-	"                         ops=SIZE/REFILL_MS  a frame bucket, likewise\n"
-	"                         ops_burst=N         N extra frames, spent first, once\n"
-	"                       e.g. bw=1250000/100 is 100 Mbit/s (changeable through the API)\n"
-	"  --rx-rate-limit SPEC limit host->guest traffic, the same way\n"
-	"  --api-sock PATH      serve the control API (Firecracker's paths: /mmds,\n"
-	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
-	"                       over HTTP on the unix socket PATH\n"
+	CLI_RATE_LIMIT_USAGE
+	CLI_API_USAGE
 	"  --iface-id ID        the interface's id in API paths and metrics (default eth0)\n"
 	CLI_MMDS_USAGE
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
@@ -65,10 +56,7 @@ struct net_args {
 	const char *counters_file;
 	struct net_config_opts dev;
 	bool no_inband;
-	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
-	const char *api_sock;
-	const char *iface_id;
-	struct cli_mmds_args mmds;
+	struct cli_net_controls ctl;     /* one interface: ids, limits, MMDS, API */
 };
 
 static int parse_mtu(const char *text, uint16_t *mtu)
@@ -81,16 +69,6 @@ static int parse_mtu(const char *text, uint16_t *mtu)
 	return 0;
 }
 
-static int parse_limit(const char *opt, const char *text, struct rate_limiter_config *cfg)
-{
-	char err[160];
-
-	if (rate_limiter_parse(text, cfg, err, sizeof(err)) == 0)
-		return 0;
-	log_err("%s: %s", opt, err);
-	return -EINVAL;
-}
-
 static int parse_net_args(int argc, char **argv, struct net_args *a)
 {
 	static const struct option opts[] = {
@@ -100,25 +78,20 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "mtu", required_argument, NULL, 'M' },
 		{ "no-inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
-		{ "tx-rate-limit", required_argument, NULL, 'T' },
-		{ "rx-rate-limit", required_argument, NULL, 'R' },
-		{ "api-sock", required_argument, NULL, 'A' },
-		{ "iface-id", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
-		CLI_MMDS_LONG_OPTIONS,
+		CLI_NET_CONTROLS_LONG_OPTIONS,
 		{ 0 },
 	};
 	int c;
 
-	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 },
-				.iface_id = "eth0" };
-	cli_mmds_args_init(&a->mmds);
+	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 } };
+	cli_net_controls_init(&a->ctl, "kvmini vhost net", "--backend", 1);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
-		int m = cli_mmds_take(&a->mmds, c, optarg);
+		int m = cli_net_controls_take(&a->ctl, c, optarg);
 		if (m < 0)
 			return m;
 		if (m == 0)
@@ -143,20 +116,6 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 				return -EINVAL;
 			}
 			break;
-		case 'A': a->api_sock = optarg; break;
-		case 'i':
-			if (!*optarg || strchr(optarg, '/') || strlen(optarg) > 64) {
-				log_err("--iface-id: \"%s\" must be 1 to 64 characters, no '/'", optarg);
-				return -EINVAL;
-			}
-			a->iface_id = optarg;
-			break;
-		case 'T':
-		case 'R':
-			if (parse_limit(c == 'T' ? "--tx-rate-limit" : "--rx-rate-limit", optarg,
-					&a->limit[c == 'T' ? NET_TX_QUEUE : NET_RX_QUEUE]) < 0)
-				return -EINVAL;
-			break;
 		case ':':
 			log_err("option %s needs a value", argv[optind - 1]);
 			return -EINVAL;
@@ -169,13 +128,12 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini vhost net --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (cli_mmds_check(&a->mmds) < 0)
-		return -EINVAL;
 	if (!a->socket_path || !a->backend) {
 		log_err("--socket and --backend are required (see kvmini vhost net --help)");
 		return -EINVAL;
 	}
-	return 0;
+	a->ctl.ifaces[0].backend = a->backend;
+	return cli_net_controls_check(&a->ctl);
 }
 
 /* Signals arrive as events on the loop, so counters are read on the thread
@@ -222,52 +180,23 @@ static void dump_vhost_user(void *opaque, FILE *out)
 	vhost_user_server_dump_counters(opaque, out);
 }
 
-/* The control API when --api-sock is given; 0 or -1 (logged). @mmds may
- * be NULL (the /mmds routes then say MMDS is off). */
-static int start_api(const struct net_args *a, struct event_loop *loop, struct net_device *net,
-		     struct vhost_user_server *server, struct mmds *mmds, struct api **out)
-{
-	char err[256] = "";
-	const char *tap = !strncmp(a->backend, "tap:", 4) ? a->backend + 4 : NULL;
-	struct api_opts o = {
-		.socket_path = a->api_sock, .net = net, .iface_id = a->iface_id,
-		.host_dev_name = tap, .mmds = mmds,
-		.sources = { { "vhost_user", dump_vhost_user, server } }, .n_sources = 1,
-	};
-
-	*out = NULL;
-	if (!a->api_sock)
-		return 0;
-	*out = api_start(loop, &o, err, sizeof(err));
-	if (!*out) {
-		log_err("--api-sock %s: %s", a->api_sock, err);
-		return -1;
-	}
-	log_info("control API on %s (interface %s)", a->api_sock, a->iface_id);
-	return 0;
-}
-
 static int serve_net(const struct net_args *a)
 {
 	struct event_loop loop;
 	struct vhost_user_server server;
 	struct signal_watch sig = { .counters_file = a->counters_file, .loop = &loop,
 				    .server = &server };
-	char err[256] = "";
 	int status = EXIT_RUNTIME;
 
 	if (cli_signals_block() < 0 || event_loop_init(&loop) < 0) {
 		log_err("epoll: %s", strerror(errno));
 		return EXIT_RUNTIME;
 	}
-	struct net_backend *be = net_backend_create(a->backend, &loop, err, sizeof(err));
-	if (!be) {
-		log_err("--backend %s: %s", a->backend, err);
-		event_loop_destroy(&loop);
-		return EXIT_USAGE;
-	}
 	struct mmds *mmds = NULL;
-	if (cli_mmds_start(&a->mmds, &loop, &be, &mmds) < 0) {
+	struct net_backend *be = NULL;
+	if (cli_net_controls_mmds(&a->ctl, &mmds) < 0 ||
+	    !(be = cli_net_controls_backend(&a->ctl, 0, &loop, mmds))) {
+		mmds_free(mmds);
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;
 	}
@@ -278,8 +207,7 @@ static int serve_net(const struct net_args *a)
 		goto out_backend;
 	}
 	sig.net = net;
-	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
-		net_device_set_rate_limit(net, q, &a->limit[q]);
+	cli_net_controls_apply_limits(&a->ctl, 0, net);
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
 	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
 	if (a->no_inband)
@@ -290,7 +218,8 @@ static int serve_net(const struct net_args *a)
 		goto out_net;
 	}
 	struct api *api;
-	if (start_api(a, &loop, net, &server, mmds, &api) < 0)
+	const struct api_counter_source src = { "vhost_user", dump_vhost_user, &server };
+	if (cli_net_controls_start_api(&a->ctl, &loop, &net, mmds, &src, 1, &api) < 0)
 		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {

@@ -62,7 +62,7 @@ static struct rig *rig_up(void)
 	char err[128];
 	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
 	struct mmds_config mc = { .version = MMDS_V1, .store_limit = 2048 };
-	struct api_opts ao = { .net = &r.net, .iface_id = "eth0", .host_dev_name = "tap0" };
+	struct api_opts ao = { .ifaces = { { &r.net, "eth0", "tap0", true } }, .n_ifaces = 1 };
 
 	log_threshold = LOG_ERROR;
 	if (event_loop_init(&r.loop) < 0 ||

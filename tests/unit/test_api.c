@@ -45,7 +45,7 @@ static void rig_up(struct rig *r, bool with_mmds)
 	inet_pton(AF_INET, "169.254.169.254", &mc.ipv4);
 	if (with_mmds)
 		r->mmds = mmds_new(&mc);
-	struct api_opts ao = { .net = &r->net, .iface_id = "eth0", .host_dev_name = "tap7",
+	struct api_opts ao = { .ifaces = { { &r->net, "eth0", "tap7", with_mmds } }, .n_ifaces = 1,
 			       .mmds = r->mmds,
 			       .sources = { { "extra", dump_extra, &extra_value } },
 			       .n_sources = 1 };

@@ -1,0 +1,109 @@
+/*
+ * The operator controls of virtio-net interfaces, shared by `kvmini vhost
+ * net` (one interface) and `kvmini run` (one interface per --net):
+ *   --iface-id ID        the interface's id (default eth0, eth1, ... in order)
+ *   --tx-rate-limit SPEC / --rx-rate-limit SPEC   its rate limiters
+ *   --mmds[=ADDR], --mmds-version, --mmds-data   the metadata service (mmds_args.h)
+ *   --mmds-iface ID      an interface MMDS answers on (repeatable; default the first)
+ *   --api-sock PATH      the control API on a unix socket
+ * With several interfaces (kvmini run), --iface-id and the rate limits
+ * apply to the --net given last before them.
+ */
+#ifndef KVMINI_CLI_NET_CONTROLS_H
+#define KVMINI_CLI_NET_CONTROLS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "api/api.h"
+#include "cli/mmds_args.h"
+#include "net/net_device.h"
+#include "net/rate_limiter.h"
+
+#define CLI_NET_MAX_IFACES API_MAX_IFACES
+#define CLI_IFACE_ID_MAX 64u
+
+/* getopt_long codes of the options (outside the letters' range). */
+enum {
+	CLI_OPT_IFACE_ID = 0x4e00, CLI_OPT_TX_RATE_LIMIT, CLI_OPT_RX_RATE_LIMIT,
+	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE,
+};
+
+#define CLI_NET_CONTROLS_LONG_OPTIONS \
+	{ "iface-id", required_argument, NULL, CLI_OPT_IFACE_ID }, \
+	{ "tx-rate-limit", required_argument, NULL, CLI_OPT_TX_RATE_LIMIT }, \
+	{ "rx-rate-limit", required_argument, NULL, CLI_OPT_RX_RATE_LIMIT }, \
+	{ "api-sock", required_argument, NULL, CLI_OPT_API_SOCK }, \
+	{ "mmds-iface", required_argument, NULL, CLI_OPT_MMDS_IFACE }, \
+	CLI_MMDS_LONG_OPTIONS
+
+#define CLI_RATE_LIMIT_USAGE \
+	"  --tx-rate-limit SPEC limit guest->host traffic; SPEC is comma-separated:\n" \
+	"                         bw=SIZE/REFILL_MS   a byte bucket of SIZE bytes refilled\n" \
+	"                                             every REFILL_MS ms (SIZE*1000/REFILL_MS B/s)\n" \
+	"                         bw_burst=N          N extra bytes, spent first, once\n" \
+	"                         ops=SIZE/REFILL_MS  a frame bucket, likewise\n" \
+	"                         ops_burst=N         N extra frames, spent first, once\n" \
+	"                       e.g. bw=1250000/100 is 100 Mbit/s (changeable through the API)\n" \
+	"  --rx-rate-limit SPEC limit host->guest traffic, the same way\n"
+
+#define CLI_API_USAGE \
+	"  --api-sock PATH      serve the control API (Firecracker's paths: /mmds,\n" \
+	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n" \
+	"                       over HTTP on the unix socket PATH\n"
+
+#define CLI_MMDS_IFACE_USAGE \
+	"  --mmds-iface ID      answer MMDS on interface ID (repeatable; default: the\n" \
+	"                       first interface)\n"
+
+struct cli_net_iface {
+	const char *backend;         /* the backend spec: tap:NAME, user, ... */
+	char id[CLI_IFACE_ID_MAX + 1];
+	bool id_given;
+	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
+	bool mmds;                   /* set by cli_net_controls_check() */
+};
+
+struct cli_net_controls {
+	const char *cmd;             /* "kvmini run", for messages */
+	const char *backend_opt;     /* "--net", for messages */
+	struct cli_net_iface ifaces[CLI_NET_MAX_IFACES];
+	unsigned n_ifaces;
+	const char *api_sock;
+	struct cli_mmds_args mmds;
+	const char *mmds_iface[CLI_NET_MAX_IFACES];
+	unsigned n_mmds_iface;
+};
+
+/* Empty; @n_ifaces interfaces exist from the start (vhost net: 1). @cmd
+ * and @backend_opt name the subcommand and its backend option in messages. */
+void cli_net_controls_init(struct cli_net_controls *c, const char *cmd, const char *backend_opt,
+			   unsigned n_ifaces);
+/* One more interface on @backend (kvmini run's --net); 0 or -EINVAL (logged). */
+int cli_net_controls_add(struct cli_net_controls *c, const char *backend);
+/* Take one of the options above: 1 when @opt is not one of them, 0 when
+ * taken, -EINVAL (logged) for a bad value or no interface to apply it to. */
+int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg);
+/* After parsing: default ids, unique ids, where MMDS answers. 0 or -EINVAL (logged). */
+int cli_net_controls_check(struct cli_net_controls *c);
+
+/* The MMDS store when --mmds was given, else NULL; 0 or -errno (logged). */
+int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
+/* Interface @i's backend: created from its spec and, when MMDS answers on
+ * it, wrapped by the interceptor for @m. NULL (logged) on failure. */
+struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, unsigned i,
+					     struct event_loop *loop, struct mmds *m);
+/* Interface @i's rate limits onto its device (the device's loop thread). */
+void cli_net_controls_apply_limits(const struct cli_net_controls *c, unsigned i,
+				   struct net_device *net);
+/*
+ * The control API on @loop when --api-sock was given (else *@out = NULL):
+ * @nets[i] is interface i's device. Every device must run on @loop's
+ * thread, which is where the API touches them. 0 or -1 (logged).
+ */
+int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
+			       struct net_device *const nets[], struct mmds *m,
+			       const struct api_counter_source *sources, unsigned n_sources,
+			       struct api **out);
+
+#endif
