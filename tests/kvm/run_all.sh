@@ -212,6 +212,94 @@ expect "poisoned queue: NEEDS_RESET, config interrupt, reset recovers (guest che
 	'poison: done \(0 failures\)'
 expect "poisoned queue counted" 0 'avail_index_invalid 1'
 
+# --- operator controls in kvmini run: rate limits, control API, MMDS -----------------
+
+# A low frame budget on TX (2 frames per 100 ms): the loopback test's 6
+# frames (two rounds of 3) are held back, not dropped.
+guest net-limited net "" --net loopback --tx-rate-limit ops=2/100 --counters
+expect "net with --tx-rate-limit ops=2/100: loopback frames all arrive (guest checks)" 0 \
+	'net: done \(0 failures\)'
+limited=$(grep -oE '^tx_rate_limited [0-9]+' <<<"$ERR" | grep -oE '[0-9]+$')
+dropped=$(grep -oE '^rx_dropped_[a-z_]+ [0-9]+' <<<"$ERR" | awk '{ s += $2 } END { print s + 0 }')
+if [ "${limited:-0}" -gt 0 ] && [ "$dropped" -eq 0 ] && grep -q '^tx_packets 6$' <<<"$ERR"; then
+	pass "net rate limit: TX stopped $limited times, 6 frames sent, none dropped"
+else
+	fail "net rate limit: tx_rate_limited ${limited:-?}, drops $dropped (log $LOGDIR/$LAST.err)"
+fi
+
+# The control API while a guest runs: two loopback interfaces (eth0, and
+# "data" renamed with --iface-id), MMDS on eth0 from a file; the guest does
+# its loopback test on eth0 and then holds, while curl drives the API.
+if command -v curl >/dev/null; then
+	api=$LOGDIR/api.sock
+	rm -f "$api"
+	printf '{"boot":{"id":"i-1234"}}' >"$LOGDIR/mmds.json"
+	LAST=api
+	timeout -k 5 "$LIMIT" "$KVMINI" run --kernel "$GUEST" --cmdline "test=net hold_ms=30000" \
+		--net loopback --net loopback --iface-id data --rx-rate-limit bw=100000/100 \
+		--mmds --mmds-data "$LOGDIR/mmds.json" --api-sock "$api" \
+		</dev/null >"$LOGDIR/api.out" 2>"$LOGDIR/api.err" &
+	vm=$!
+	for _ in $(seq 150); do
+		grep -q 'net: holding' "$LOGDIR/api.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	# call NAME WANT-STATUS PATTERN CURL-ARGS...: one request, checked.
+	call() {
+		local name=$1 want=$2 pattern=$3 body
+		shift 3
+		body=$(curl -s --max-time 5 --unix-socket "$api" -w '\n%{http_code}' "$@")
+		if [ "$(tail -n1 <<<"$body")" = "$want" ] && grep -qE -- "$pattern" <<<"$body"; then
+			pass "api in run: $name"
+		else
+			fail "api in run: $name (got: $(tr '\n' ' ' <<<"$body" | head -c 300))"
+		fi
+	}
+	j=(-H 'Content-Type: application/json')
+	call "GET / answers" 200 '"state"' http://k/
+	call "GET /mmds: --mmds-data loaded" 200 '"i-1234"' http://k/mmds
+	call "PUT /mmds replaces the store" 204 '' -X PUT "${j[@]}" -d '{"a":{"b":"c"}}' http://k/mmds
+	call "GET /mmds reads it back" 200 '^\{"a":\{"b":"c"\}\}' http://k/mmds
+	call "PATCH /network-interfaces/eth0 sets a tx limit" 204 '' -X PATCH "${j[@]}" \
+		-d '{"iface_id":"eth0","tx_rate_limiter":{"ops":{"size":50,"refill_time":100}}}' \
+		http://k/network-interfaces/eth0
+	call "GET /network-interfaces/eth0 shows it" 200 '"ops":\{[^}]*"size":50' \
+		http://k/network-interfaces/eth0
+	call "GET /network-interfaces/data: --rx-rate-limit of the second --net" 200 \
+		'"rx_rate_limiter":\{"bandwidth":\{[^}]*"size":100000' http://k/network-interfaces/data
+	call "PATCH of an id no interface has: 400" 400 'no network interface \\"eth1\\"' -X PATCH \
+		"${j[@]}" -d '{"iface_id":"eth1"}' http://k/network-interfaces/eth1
+	call "PUT /mmds/config naming an interface without MMDS: 400" 400 'MMDS was not started on' \
+		-X PUT "${j[@]}" -d '{"network_interfaces":["data"]}' http://k/mmds/config
+	call "PUT /mmds/config on eth0, V2" 204 '' -X PUT "${j[@]}" \
+		-d '{"network_interfaces":["eth0"],"version":"V2"}' http://k/mmds/config
+	call "GET /metrics: eth0's loopback frames, both interfaces, the aggregate" 200 \
+		'"net_eth0":\{[^}]*"rx_packets":6' http://k/metrics
+	m=$(curl -s --max-time 5 --unix-socket "$api" http://k/metrics)
+	if grep -q '"net_data":{' <<<"$m" && grep -qE '"net":\{[^}]*"tx_packets":6' <<<"$m" &&
+		grep -q '"mmds":{' <<<"$m"; then
+		pass "api in run: metrics have net_data, the net aggregate and mmds"
+	else
+		fail "api in run: metrics $(head -c 300 <<<"$m")"
+	fi
+	kill -TERM "$vm" 2>/dev/null
+	wait "$vm"
+	RC=$?
+	OUT=$(tr -d '\r' <"$LOGDIR/api.out")
+	ERR=$(cat "$LOGDIR/api.err")
+	grep -E '^(PASS|FAIL): ' <<<"$OUT" || true
+	grep -q '^FAIL: ' <<<"$OUT" && FAILS=$((FAILS + 1))
+	expect "api in run: SIGTERM ends the VM (128+15)" 143 'signal 15'
+	if grep -q 'ERROR: \(Address\|Leak\|UndefinedBehavior\)Sanitizer\|runtime error:' <<<"$ERR"; then
+		fail "api in run: sanitizer report (log $LOGDIR/api.err)"
+	fi
+	[ ! -e "$api" ] && pass "api in run: socket removed at exit" || fail "api in run: $api left behind"
+else
+	echo "SKIP: kvm api in run: curl is not installed"
+fi
+run api-not-socket "" -- --kernel "$GUEST" --net loopback --api-sock "$LOGDIR/mmds.json"
+expect "--api-sock on a file that is no socket: clear error" 1 'api-sock .*: exists and is not a socket'
+
 share=$(mktemp -d)
 trap 'rm -rf "$share"' EXIT
 printf 'hello from the host, through virtio-fs\n' >"$share/hello.txt"

@@ -93,3 +93,20 @@ expect mount-dir-missing 1 'shared directory .*: No such file' -- fuse-mount "$t
 expect mount-point-missing 1 'mount point .*: No such file' -- fuse-mount "$tmp" "$tmp/absent"
 expect mount-point-file 1 'is not a directory' -- fuse-mount "$tmp" "$tmp/regular"
 expect mount-bad-threads 2 '--threads: invalid value "0"' -- fuse-mount "$tmp" "$tmp" --threads 0
+
+# kvmini run's net controls and fs watch options (shared with vhost net / vhost fs);
+# all refused while parsing, before any VM exists (/dev/null stands for the kernel).
+K=(run --kernel /dev/null)
+expect run-limit-before-net 2 'tx-rate-limit applies to the --net before it' -- "${K[@]}" --tx-rate-limit ops=1/100 --net loopback
+expect run-iface-id-before-net 2 'iface-id applies to the --net before it' -- "${K[@]}" --iface-id eth9
+expect run-bad-limit 2 'rx-rate-limit: "bw=1x" is not' -- "${K[@]}" --net loopback --rx-rate-limit bw=1x
+expect run-bad-iface-id 2 'iface-id: "a/b" must be' -- "${K[@]}" --net loopback --iface-id a/b
+expect run-dup-iface-id 2 'two interfaces are called "eth1"' -- "${K[@]}" --net loopback --iface-id eth1 --net loopback
+expect run-mmds-no-net 2 '--mmds needs a network device \(--net\)' -- "${K[@]}" --mmds
+expect run-mmds-bad-addr 2 'not a link-local IPv4 address' -- "${K[@]}" --net loopback --mmds=10.0.0.1
+expect run-mmds-version-alone 2 'need --mmds' -- "${K[@]}" --net loopback --mmds-version 2
+expect run-mmds-iface-unknown 2 'mmds-iface eth3: no interface has that id' -- "${K[@]}" --net loopback --mmds --mmds-iface eth3
+expect run-mmds-iface-alone 2 'mmds-iface needs --mmds' -- "${K[@]}" --net loopback --mmds-iface eth0
+expect run-max-watches-bad 2 'max-watches: "0" is not a number' -- "${K[@]}" --fs "$tmp:t" --max-watches 0
+expect run-no-notify-no-fs 2 'no-notify and --max-watches are for --fs shares' -- "${K[@]}" --no-notify
+expect run-help-controls 0 '--api-sock PATH' -- run --help
