@@ -410,6 +410,11 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 			dev->ops->dump_counters(dev, out);
 		virtio_mmio_dump_counters(&ctx->slots[i].mmio, out);
 	}
+	for (unsigned i = 0; i < ctx->nfs; i++)
+		if (ctx->fs[i].watch) {
+			fprintf(out, "kvmini: counters of the host watch of --fs %s\n", ctx->args->fs[i].tag);
+			host_watch_dump_counters(ctx->fs[i].watch, out);
+		}
 	fprintf(out, "kvmini: counters of the console\nserial_tx_bytes %llu\nserial_rx_bytes %llu\n",
 		(unsigned long long)ctx->serial.tx_bytes, (unsigned long long)ctx->serial.rx_bytes);
 	if (ctx->vm.compat)

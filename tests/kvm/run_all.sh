@@ -306,6 +306,20 @@ printf 'hello from the host, through virtio-fs\n' >"$share/hello.txt"
 guest fs fs "" --fs "$share:kvmtest"
 expect "virtio-fs: FUSE INIT, LOOKUP, OPEN, READ of a host file (guest checks)" 0 \
 	'fs: done \(0 failures\)'
+# The host-change watcher (issue 3) is on by default as for `vhost fs`: it
+# sees the guest's lookups; this guest does not negotiate notifications,
+# so no watch is placed and nothing is sent. --no-notify turns it off.
+guest fs-watch fs "" --fs "$share:kvmtest" --max-watches 100 --counters
+expect "virtio-fs: the host watch is wired (counters at exit)" 0 'host watch of --fs kvmtest'
+skipped=$(grep -oE '^watch_watches_skipped [0-9]+' <<<"$ERR" | grep -oE '[0-9]+$')
+[ "${skipped:-0}" -gt 0 ] && pass "virtio-fs: the watch saw $skipped lookups, no watch placed for a driver without notifications" ||
+	fail "virtio-fs: watch_watches_skipped ${skipped:-missing}"
+guest fs-no-notify fs "" --fs "$share:kvmtest" --no-notify --counters
+if [ "$RC" -eq 0 ] && ! grep -q 'host watch of' <<<"$ERR"; then
+	pass "virtio-fs: --no-notify: no watcher"
+else
+	fail "virtio-fs: --no-notify (exit $RC)"
+fi
 
 # --- operator errors ----------------------------------------------------------------
 
