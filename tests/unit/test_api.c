@@ -405,6 +405,60 @@ static void test_metrics(void)
 	rig_down(&r);
 }
 
+/* Two interfaces (kvmini run with two --net): each found by its id, the
+ * other untouched; MMDS only where it was started; per-interface and
+ * aggregate metrics. */
+static void test_two_interfaces(void)
+{
+	struct rig r;
+	struct net_device wan;
+	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 4 }, .mtu = 1500 };
+	char err[128];
+
+	rig_up(&r, true);
+	struct net_backend *be = net_loopback_create(&r.loop, NULL, err, sizeof(err));
+	CHECK_EQ(net_device_init(&wan, &no, be, &r.loop), 0);
+	api_stop(r.api);
+	struct api_opts ao = { .ifaces = { { &r.net, "eth0", NULL, true }, { &wan, "wan", NULL, false } },
+			       .n_ifaces = 2, .mmds = r.mmds };
+	r.api = api_start(&r.loop, &ao, err, sizeof(err));
+	CHECK(r.api != NULL);
+
+	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/wan",
+			   "{\"iface_id\":\"wan\",\"tx_rate_limiter\":{\"ops\":{\"size\":7,\"refill_time\":100}}}"),
+		 204);
+	struct rate_limiter_config c0, c1;
+	net_device_get_rate_limit(&wan, NET_TX_QUEUE, &c1);
+	net_device_get_rate_limit(&r.net, NET_TX_QUEUE, &c0);
+	CHECK_EQ(c1.ops.size, 7);
+	CHECK_EQ(c0.ops.size, 0);
+	struct reply rp = call(&r, "GET", "/network-interfaces/wan", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "guest_mac")) ?: "",
+		      "52:54:00:01:02:04"));
+	reply_free(&rp);
+	expect_fault(&r, 400, "PATCH", "/network-interfaces/eth1", "{\"iface_id\":\"eth1\"}",
+		     "this instance has \"eth0\", \"wan\"");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"network_interfaces\":[\"wan\"]}",
+		     "MMDS was not started on \"wan\"");
+	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\",\"x\"]}",
+		     "network_interfaces[1] is not an interface");
+	CHECK_EQ(status_of(&r, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}"), 204);
+
+	r.net.counters.tx_packets = 3;
+	wan.counters.tx_packets = 4;
+	char *line = api_metrics_line(r.api);
+	json_t *m = line ? json_loads(line, 0, NULL) : NULL;
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(m, "net_eth0"), "tx_packets")), 3);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(m, "net_wan"), "tx_packets")), 4);
+	CHECK_EQ(json_integer_value(json_object_get(json_object_get(m, "net"), "tx_packets")), 7);
+	json_decref(m);
+	free(line);
+	net_device_destroy(&wan);
+	be->ops->destroy(be);
+	rig_down(&r);
+}
+
 static void test_http_level_errors_are_json(void)
 {
 	struct rig r;
@@ -431,5 +485,6 @@ int main(void)
 	RUN_TEST(test_mmds_routes);
 	RUN_TEST(test_metrics);
 	RUN_TEST(test_http_level_errors_are_json);
+	RUN_TEST(test_two_interfaces);
 	return CHECK_DONE();
 }
