@@ -17,6 +17,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/fs_watch_args.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fs/fuse_compat.h"
@@ -65,8 +66,7 @@ struct fuse_mount_args {
 	const char *mountpoint;
 	unsigned threads;
 	bool counters;
-	bool no_notify;
-	struct host_watch_opts watch;
+	struct cli_fs_watch_args watch;  /* --no-notify, --max-watches */
 	struct fuse_server_opts server;
 	struct passthrough_opts pt;
 };
@@ -102,11 +102,6 @@ static int parse_value_opt(int c, const char *name, const char *val,
 			break;
 		a->server.max_write = (uint32_t)v;
 		return 0;
-	case 'W':
-		if (cli_parse_uint(val, 1, 1u << 24, &v))
-			break;
-		a->watch.max_watches = (unsigned)v;
-		return 0;
 	}
 	log_err("--%s: invalid value \"%s\" (see kvmini fuse-mount --help)", name, val);
 	return -EINVAL;
@@ -122,8 +117,7 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 		{ "max-fds", required_argument, NULL, 'f' },
 		{ "max-write", required_argument, NULL, 'w' },
 		{ "xattr-all", no_argument, NULL, 'x' },
-		{ "no-notify", no_argument, NULL, 'N' },
-		{ "max-watches", required_argument, NULL, 'W' },
+		CLI_FS_WATCH_LONG_OPTIONS,
 		{ "no-passthrough", no_argument, NULL, 'P' },
 		{ "counters", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -139,9 +133,13 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, &idx)) != -1) {
+		int w = cli_fs_watch_take(&a->watch, c, optarg);
+		if (w < 0)
+			return -EINVAL;
+		if (w == 0)
+			continue;
 		switch (c) {
 		case 'x': a->pt.xattr_all = true; break;
-		case 'N': a->no_notify = true; break;
 		case 'P': a->server.extra_init_flags &= ~FUSE_PASSTHROUGH; break;
 		case 'C': a->counters = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
@@ -244,12 +242,7 @@ int cmd_fuse_mount(int argc, char **argv)
 		return EXIT_RUNTIME;
 	prepare_process();
 	a.pt.root = a.dir;
-	struct host_watch *watch = NULL;
-	if (!a.no_notify && a.server.cache != FUSE_CACHE_NONE) {
-		watch = host_watch_new(&a.watch, &err);
-		if (!watch)
-			log_warn("cannot watch %s for host changes: %s", a.dir, strerror(-err));
-	}
+	struct host_watch *watch = cli_fs_watch_open(&a.watch, a.dir, a.server.cache);
 	a.pt.watch = watch;
 	struct fs_backend *be = passthrough_new(&a.pt, &err);
 	if (!be) {
