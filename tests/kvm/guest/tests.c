@@ -488,6 +488,7 @@ static void test_poison(void)
 #define FS_TEXT "hello from the host, through virtio-fs\n"
 
 static uint8_t fs_req[512], fs_reply[4096];
+static unsigned fs_req_queue = 1;   /* 2 with the notification queue */
 
 /* Send one request on the request queue (queue 1) and wait for the reply.
  * Returns the reply's fuse_out_header.error, or 1 on timeout. */
@@ -508,7 +509,7 @@ static int fuse_call(struct gdev *d, uint32_t opcode, uint64_t nodeid, const voi
 	bool w[2] = { false, true };
 	unsigned want = (unsigned)(gq_used_idx(&txq) + 1);
 	gq_add(&txq, addr, len, w, 2);
-	gdev_kick(d, 1);
+	gdev_kick(d, fs_req_queue);
 	if (!wait_for(rx_done_q, &want, 5000))
 		return 1;
 	uint32_t id;
@@ -566,6 +567,57 @@ static void test_fs(void)
 	finish();
 }
 
+/*
+ * fs-notify: with VIRTIO_FS_F_NOTIFICATION (queues: hiprio 0, notification
+ * 1, requests 2), look up the shared file, tell the host (console line
+ * "fs-notify: change it now") and wait for the FUSE_NOTIFY_INVAL_INODE the
+ * host's change of that file brings on the notification queue.
+ */
+static struct gq hiq;
+
+static void test_fs_notify(void)
+{
+	struct gdev d = { 0 };
+	uint32_t rlen, id, len;
+
+	check(gdev_probe(&d, 0, VIRTIO_ID_FS), "virtio-fs found at the command line's address");
+	if (failures)
+		finish();
+	gdev_irq_on(&d);
+	gdev_write(&d, VIRTIO_MMIO_STATUS, 0);
+	uint32_t st = gdev_negotiate(&d, (1ull << VIRTIO_F_VERSION_1) | 1ull /* F_NOTIFICATION */);
+	check(st & VIRTIO_CONFIG_S_FEATURES_OK, "VIRTIO_FS_F_NOTIFICATION negotiated");
+	if (failures)
+		finish();
+	gdev_queue_setup(&d, 0, &hiq);
+	gdev_queue_setup(&d, 1, &rxq);
+	gdev_queue_setup(&d, 2, &txq);
+	gdev_write(&d, VIRTIO_MMIO_STATUS, st | VIRTIO_CONFIG_S_DRIVER_OK);
+	post_rx_buffers(4);
+	gdev_kick(&d, 1);
+	fs_req_queue = 2;
+
+	struct fuse_init_in init = { .major = FUSE_KERNEL_VERSION, .minor = 31 };
+	CHECK_EQ(fuse_call(&d, FUSE_INIT, 0, &init, sizeof(init), &rlen), 0, "FUSE_INIT answered");
+	CHECK_EQ(fuse_call(&d, FUSE_LOOKUP, FUSE_ROOT_ID, FS_FILE, sizeof(FS_FILE), &rlen), 0,
+		 "FUSE_LOOKUP of the shared file");
+	struct fuse_entry_out e;
+	memcpy(&e, fs_reply + sizeof(struct fuse_out_header), sizeof(e));
+	printf("fs-notify: change it now\n");
+	unsigned want = 1;
+	check(wait_for(rx_done, &want, 10000), "a notification arrived");
+	if (!gq_get_used(&rxq, &id, &len))
+		finish();
+	const uint8_t *b = rx_bufs[id % GQ_SIZE];
+	struct fuse_out_header o;
+	struct fuse_notify_inval_inode_out ii;
+	memcpy(&o, b, sizeof(o));
+	memcpy(&ii, b + sizeof(o), sizeof(ii));
+	CHECK_EQ(o.unique, 0, "notification: unique 0");
+	CHECK_EQ(o.error, FUSE_NOTIFY_INVAL_INODE, "notification: INVAL_INODE");
+	CHECK_EQ(ii.ino, e.nodeid, "notification: the looked-up file's node");
+	finish();
+}
 
 /* --- user mode and SYSCALL ---------------------------------------------------------- */
 
@@ -731,6 +783,7 @@ static const struct {
 	{ "net", test_net },
 	{ "poison", test_poison },
 	{ "fs", test_fs },
+	{ "fs-notify", test_fs_notify },
 	{ "usermode", test_usermode },
 	{ "usermode-int", test_usermode_int },
 	{ "bootparams", test_bootparams },
