@@ -1,6 +1,7 @@
 /*
  * The metadata-service options shared by the subcommands that serve a
- * virtio-net device (`kvmini vhost net` now, `kvmini run --net` later):
+ * virtio-net device (`kvmini vhost net`, and `kvmini run --net` through
+ * net_controls.h):
  *   --mmds[=ADDR]        enable MMDS at ADDR (link-local, 169.254.169.254)
  *   --mmds-version 1|2   V1 (tokens optional, the default) or V2
  *   --mmds-data FILE     fill the store from a JSON object in FILE
