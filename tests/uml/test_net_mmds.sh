@@ -11,10 +11,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_mmds 150
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v tcpdump >/dev/null || { fail "tcpdump installed"; t_end; }
+uml_begin test_net_mmds 150 tcpdump
 
 t_netns NS mmds || { fail "ip netns add"; t_end; }
 TAP=kvt${T_ID}m
@@ -40,10 +37,7 @@ done
 
 # The guest's helpers: curl from the host's tree, status code and body.
 GUEST_COMMON=$(cat <<EOF
-wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-ip addr add $GUEST_IP/24 dev eth0
-ip link set eth0 up
-ip route add $MMDS/32 dev eth0
+link_up eth0 $GUEST_IP/24 $MMDS/32
 C="chroot /host /usr/bin/env curl -s --max-time 10"
 U=http://$MMDS
 # expect NAME WANT CURL-ARGS...: the body equals WANT.
@@ -165,10 +159,7 @@ kc_eq "tap capture: frames for $MMDS" "$mmds_frames" 0
 # A push backend underneath: libslirp user networking, with the MMDS
 # endpoint's own libslirp beside it on the same loop.
 guest_script "$T_DIR/guest-user.sh" <<EOF
-wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-ip addr add 10.0.2.15/24 dev eth0
-ip link set eth0 up
-ip route add $MMDS/32 dev eth0
+link_up eth0 10.0.2.15/24 $MMDS/32
 C="chroot /host /usr/bin/env curl -s --max-time 10"
 got=\$(\$C http://$MMDS/latest/meta-data/ami-id)
 [ "\$got" = ami-12345678 ] && gpass "user backend: MMDS GET" || gfail "user backend: MMDS GET ('\$got')"

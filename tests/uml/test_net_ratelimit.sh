@@ -13,10 +13,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_ratelimit 140
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v curl >/dev/null || { fail "curl missing (apt-get install curl)"; t_end; }
+uml_begin test_net_ratelimit 140 curl
 
 t_netns NS rl || { fail "ip netns add"; t_end; }
 TAP=kvt${T_ID}r
