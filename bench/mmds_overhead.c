@@ -93,17 +93,9 @@ static double bench_once(uint32_t frame, bool with_mmds, double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 0.5;
+	double seconds = nb_seconds_arg(argc, argv);
 	bool ok = true;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			seconds = 0.05;
-		} else {
-			fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-			return 2;
-		}
-	}
 	log_threshold = LOG_WARN;
 	printf("mmds_overhead: virtio-net + loopback, without and with the MMDS interceptor, "
 	       "median of %d alternating runs of %.2f s\n", RUNS, seconds);

@@ -88,17 +88,9 @@ static struct result bench_size(uint32_t frame, double seconds)
 
 int main(int argc, char **argv)
 {
-	double seconds = 0.5;
+	double seconds = nb_seconds_arg(argc, argv);
 	struct result res[3];
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
-			seconds = 0.05;
-		} else {
-			fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-			return 2;
-		}
-	}
 	log_threshold = LOG_WARN;
 	printf("net_loopback: virtio-net + loopback backend, queues of %u, EVENT_IDX, "
 	       "median of %d runs of %.2f s\n", NB_QSIZE, RUNS, seconds);

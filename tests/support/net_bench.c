@@ -197,6 +197,21 @@ void nb_drain_and_check(struct nb_world *w)
 		nb_die(w, "device counters disagree with the frames seen");
 }
 
+double nb_seconds_arg(int argc, char **argv)
+{
+	double seconds = 0.5;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			seconds = 0.05;
+		} else {
+			fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+			exit(2);
+		}
+	}
+	return seconds;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

@@ -73,6 +73,10 @@ double nb_run_frames(struct nb_world *w, double seconds);
  * frame the device counted was seen once, in order. */
 void nb_drain_and_check(struct nb_world *w);
 
+/* The seconds per run the command line asks for: 0.5, or 0.05 with --quick
+ * (short runs, for CI). Anything else: usage on stderr and exit(2). */
+double nb_seconds_arg(int argc, char **argv);
+
 /* The median of @v[0..n) (sorts @v). */
 double nb_median(double *v, unsigned n);
 
