@@ -28,12 +28,19 @@ cat >"$T_DIR/mmds.json" <<'EOF'
  "age": 43, "list": ["a", "b"]}
 EOF
 
+# capture SUFFIX: tcpdump on the tap into $T_DIR/tapSUFFIX.pcap (PID ->
+# TCPDUMP_PID), once it is listening (5 s at most).
+capture() {
+	local log=$T_DIR/tcpdump$1.log i
+	t_bg TCPDUMP_PID "$log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap$1.pcap"
+	for ((i = 0; i < 50; i++)); do
+		grep -q "listening on" "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+}
+
 # Everything on the tap, from before the first boot to after the last.
-t_bg TCPDUMP_PID "$T_DIR/tcpdump.log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap.pcap"
-for ((i = 0; i < 50; i++)); do
-	grep -q "listening on" "$T_DIR/tcpdump.log" 2>/dev/null && break
-	sleep 0.1
-done
+capture ""
 
 # The guest's helpers: curl from the host's tree, status code and body.
 GUEST_COMMON=$(cat <<EOF
@@ -177,11 +184,7 @@ guest_script "$T_DIR/guest-control.sh" <<EOF
 $GUEST_COMMON
 status "control: no MMDS without --mmds" 000 --max-time 3 \$U/latest
 EOF
-t_bg TCPDUMP_PID "$T_DIR/tcpdump-control.log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap-control.pcap"
-for ((i = 0; i < 50; i++)); do
-	grep -q "listening on" "$T_DIR/tcpdump-control.log" 2>/dev/null && break
-	sleep 0.1
-done
+capture -control
 kvmini_start KPID "$NS" "$SOCK" "tap:$TAP" --mac 52:54:00:c0:7a:09 || t_end
 uml_boot UPID "$NS" "$T_DIR/guest-control.sh" 60 virtio_uml.device="$SOCK:1"
 uml_wait "$UPID"
