@@ -1,4 +1,4 @@
-# Shared pieces of the UML iperf3 benches (bench/uml_iperf.sh, bench/uml_mmds.sh).
+# Shared pieces of the UML benches (bench/uml_iperf.sh, uml_mmds.sh, uml_fs.sh).
 # Source it after tests/uml/lib.sh; the medians read RUNS from the caller.
 
 # bench_iperf_servers NS NAME:ADDR:PORT...: one iperf3 server per address in
@@ -46,10 +46,11 @@ bench_guest_iperf() {
 	echo "done"
 }
 
-# bench_median KEY: the median over the RUNS runs of the guest's value KEY_RUN.
+# bench_median KEY [SUFFIX]: the median over the RUNS runs of the guest's
+# value KEY_RUN (KEY_RUN_SUFFIX with a SUFFIX).
 bench_median() {
 	local r
-	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r"; done |
+	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r${2:+_$2}"; done |
 		sort -g | awk '{ v[NR] = $1 } END {
 			if (NR == 0) { print "n/a"; exit }
 			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -58,10 +59,11 @@ bench_median() {
 # bench_gbit MBIT: Mbit/s as Gbit/s with 3 decimals ("n/a" stays).
 bench_gbit() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m / 1000 }'; }
 
-# bench_runs KEY: the guest's values KEY_1 .. KEY_RUNS, space-separated.
+# bench_runs KEY [SUFFIX]: the guest's values KEY_1 .. KEY_RUNS (each with
+# _SUFFIX after the run number with a SUFFIX), space-separated.
 bench_runs() {
 	local r out=
-	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r")"; done
+	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r${2:+_$2}")"; done
 	echo "${out# }"
 }
 
