@@ -151,6 +151,15 @@ t_tap() {
 		ip -n "$1" link set "$2" up
 }
 
+# uml_netns_tap NAME TAP CIDR: the test's namespace (-> NS, as t_netns NS
+# NAME) with a tap TAP (-> TAP) in it carrying CIDR; a failure fails and ends
+# the test.
+uml_netns_tap() {
+	t_netns NS "$1" || { fail "ip netns add"; t_end; }
+	TAP=$2
+	t_tap "$NS" "$TAP" "$3" || { fail "tap $TAP in $NS"; t_end; }
+}
+
 # t_in NS CMD...: CMD inside NS ("" = here).
 t_in() {
 	local ns=$1

@@ -13,13 +13,11 @@ set -uo pipefail
 
 uml_begin test_net_mmds 150 tcpdump
 
-t_netns NS mmds || { fail "ip netns add"; t_end; }
-TAP=kvt${T_ID}m
 HOST_IP=10.201.9.1
 GUEST_IP=10.201.9.2
 MMDS=169.254.169.254
 SOCK=$T_RUN/net.sock
-t_tap "$NS" "$TAP" "$HOST_IP/24" || { fail "tap $TAP in $NS"; t_end; }
+uml_netns_tap mmds "kvt${T_ID}m" "$HOST_IP/24"
 
 cat >"$T_DIR/mmds.json" <<'EOF'
 {"latest": {"meta-data": {"ami-id": "ami-12345678", "reservation-id": "r-fea54097",
