@@ -14,6 +14,7 @@
 #        (KVMINI-OPTIONS go to `kvmini vhost fs`, e.g. --threads 4 --cache always)
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 RUNS=5
 MIB=128
@@ -128,30 +129,16 @@ guest_relay >"$T_DIR/guest-results.txt"
 grep '^FAIL' "$T_DIR/guest-results.txt"
 grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all runs completed (console: $UML_CONSOLE)"
 
-runs() {
-	local r out=
-	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_${r}_$2")"; done
-	echo "${out# }"
-}
-med() {
-	local r
-	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_${r}_$2"; done |
-		sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "n/a"; exit }
-			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-
 {
 	echo "UML file system, $RUNS runs per path, ${MIB} MiB sequential, $FILES files; medians"
 	printf '%-12s %12s %12s %8s    %s\n' metric vfs hostfs ratio "runs vfs | hostfs"
 	for m in write_mbs:"seq write MB/s" read_mbs:"seq read MB/s" create_ops:"create /s" \
 		stat_ops:"stat /s" unlink_ops:"unlink /s"; do
 		k=${m%%:*}
-		v=$(med vfs "$k")
-		h=$(med hostfs "$k")
-		printf '%-14s %10s %12s %8s    [%s] | [%s]\n' "${m#*:}" "$v" "$h" "$(ratio "$v" "$h")" \
-			"$(runs vfs "$k")" "$(runs hostfs "$k")"
+		v=$(bench_median vfs "$k")
+		h=$(bench_median hostfs "$k")
+		printf '%-14s %10s %12s %8s    [%s] | [%s]\n' "${m#*:}" "$v" "$h" \
+			"$(bench_ratio "$v" "$h" 2)" "$(bench_runs vfs "$k")" "$(bench_runs hostfs "$k")"
 	done
 } | tee "$T_DIR/results.txt"
 
@@ -159,8 +146,8 @@ kvmini_stop "$KPID" "$KVMINI_LOG" >"$T_DIR/kvmini-stop.txt"
 grep '^FAIL' "$T_DIR/kvmini-stop.txt"
 kvmini_show
 for k in write_mbs read_mbs; do
-	v=$(med vfs "$k")
-	h=$(med hostfs "$k")
+	v=$(bench_median vfs "$k")
+	h=$(bench_median hostfs "$k")
 	if awk -v a="$v" -v b="$h" 'BEGIN { exit !(a + 0 > 0 && b + 0 > 0 && a >= b) }'; then
 		pass "target: vfs $k >= hostfs ($v >= $h)"
 	else

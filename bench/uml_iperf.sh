@@ -10,6 +10,7 @@
 # Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only]
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 RUNS=3
 SECS=3
@@ -39,9 +40,7 @@ TAP_V=kvt${T_ID}v
 SOCK=$T_RUN/net.sock
 t_tap "$NS" "$TAP_K" 10.203.1.1/24 && t_tap "$NS" "$TAP_V" 10.203.2.1/24 ||
 	{ fail "taps in $NS"; t_end; }
-t_bg IPERF_K "$T_DIR/iperf3-kvmini.log" "$NS" iperf3 -s -B 10.203.1.1 -p 5201
-t_bg IPERF_V "$T_DIR/iperf3-vec0.log" "$NS" iperf3 -s -B 10.203.2.1 -p 5202
-t_wait_port "$NS" 10.203.1.1 5201 5 && t_wait_port "$NS" 10.203.2.1 5202 5 ||
+bench_iperf_servers "$NS" kvmini:10.203.1.1:5201 vec0:10.203.2.1:5202 ||
 	{ fail "iperf3 servers listening"; t_end; }
 
 uml_args=("vec0:transport=tap,ifname=$TAP_V")
@@ -59,15 +58,8 @@ if [ $VEC0_ONLY = 0 ]; then
 fi
 ping -c 1 -W 3 10.203.2.1 >/dev/null || gfail "vec0 reaches the namespace"
 [ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.1.1 >/dev/null || gfail "eth0 reaches the namespace"
-run=1
-while [ \$run -le $RUNS ]; do
-	for path in $PATHS; do
-		if [ \$path = kvmini ]; then server="10.203.1.1 -p 5201"; else server="10.203.2.1 -p 5202"; fi
-		giperf \${path}_tx_\$run $SECS -c \$server || gfail "iperf3 \$path guest->ns run \$run"
-		giperf \${path}_rx_\$run $SECS -c \$server -R || gfail "iperf3 \$path ns->guest run \$run"
-	done
-	run=\$((run + 1))
-done
+$(bench_guest_iperf "$RUNS" "$SECS" 0 \
+	$([ "$VEC0_ONLY" = 1 ] || echo kvmini=10.203.1.1:5201) vec0=10.203.2.1:5202)
 EOF
 
 uml_boot UPID "$NS" "$T_DIR/guest.sh" $((30 + RUNS * SECS * 4 * 3)) "${uml_args[@]}"
@@ -76,34 +68,15 @@ guest_relay >"$T_DIR/guest-results.txt"
 grep '^FAIL' "$T_DIR/guest-results.txt"
 grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all iperf3 runs completed (console: $UML_CONSOLE)"
 
-# median KEY: the median over the runs of the guest's Mbit/s for KEY.
-median() {
-	local r
-	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r"; done |
-		sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "n/a"; exit }
-			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-gbit() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m / 1000 }'; }
-runs() {
-	local r out=
-	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r")"; done
-	echo "${out# }"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
-
 {
 	echo "UML iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"
 	printf '%-8s %16s %16s\n' path "guest->ns" "ns->guest"
 	for p in $PATHS; do
-		printf '%-8s %16s %16s    runs (Mbit/s): tx [%s] rx [%s]\n' "$p" \
-			"$(gbit "$(median "${p}_tx")")" "$(gbit "$(median "${p}_rx")")" \
-			"$(runs "${p}_tx")" "$(runs "${p}_rx")"
+		bench_iperf_row "$p" 8 16
 	done
 	if [ "$VEC0_ONLY" = 0 ]; then
-		printf '%-8s %16s %16s\n' "kvmini/vec0" \
-			"$(ratio "$(median kvmini_tx)" "$(median vec0_tx)")" \
-			"$(ratio "$(median kvmini_rx)" "$(median vec0_rx)")"
+		bench_iperf_ratio kvmini/vec0 kvmini vec0 8 16 2
+		echo
 	fi
 } | tee "$T_DIR/results.txt"
 

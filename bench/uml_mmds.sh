@@ -14,6 +14,7 @@
 # Usage: bench/uml_mmds.sh [-n RUNS] [-t SECONDS] [-r REQUESTS]
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 RUNS=5
 SECS=3
@@ -40,9 +41,7 @@ SOCK_M=$T_RUN/mmds.sock
 MMDS=169.254.169.254
 t_tap "$NS" "$TAP_P" 10.204.1.1/24 && t_tap "$NS" "$TAP_M" 10.204.2.1/24 ||
 	{ fail "taps in $NS"; t_end; }
-t_bg IPERF_P "$T_DIR/iperf3-plain.log" "$NS" iperf3 -s -B 10.204.1.1 -p 5201
-t_bg IPERF_M "$T_DIR/iperf3-mmds.log" "$NS" iperf3 -s -B 10.204.2.1 -p 5202
-t_wait_port "$NS" 10.204.1.1 5201 5 && t_wait_port "$NS" 10.204.2.1 5202 5 ||
+bench_iperf_servers "$NS" plain:10.204.1.1:5201 mmds:10.204.2.1:5202 ||
 	{ fail "iperf3 servers listening"; t_end; }
 echo '{"latest":{"meta-data":{"ami-id":"ami-12345678"}}}' >"$T_DIR/mmds.json"
 # The reference server: the same 12 bytes from a file, HTTP/1.1 keep-alive.
@@ -88,17 +87,7 @@ reqs keepalive $MMDS
 reqs newconn $MMDS -H 'Connection: close'
 reqs ref_keepalive 10.204.1.1:8080
 reqs ref_newconn 10.204.1.1:8080 -H 'Connection: close'
-run=1
-while [ \$run -le $RUNS ]; do
-	order="plain mmds"
-	[ \$((run % 2)) = 0 ] && order="mmds plain"
-	for path in \$order; do
-		if [ \$path = plain ]; then server="10.204.1.1 -p 5201"; else server="10.204.2.1 -p 5202"; fi
-		giperf \${path}_tx_\$run $SECS -c \$server || gfail "iperf3 \$path guest->ns run \$run"
-		giperf \${path}_rx_\$run $SECS -c \$server -R || gfail "iperf3 \$path ns->guest run \$run"
-	done
-	run=\$((run + 1))
-done
+$(bench_guest_iperf "$RUNS" "$SECS" 1 plain=10.204.1.1:5201 mmds=10.204.2.1:5202)
 EOF
 
 uml_boot UPID "$NS" "$T_DIR/guest.sh" $((60 + RUNS * SECS * 4 * 3 + REQS / 20)) \
@@ -107,21 +96,6 @@ uml_wait "$UPID"
 guest_relay >"$T_DIR/guest-results.txt"
 grep '^FAIL' "$T_DIR/guest-results.txt"
 grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all guest steps completed (console: $UML_CONSOLE)"
-
-median() {
-	local r
-	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r"; done |
-		sort -g | awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "n/a"; exit }
-			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-gbit() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m / 1000 }'; }
-runs() {
-	local r out=
-	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r")"; done
-	echo "${out# }"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
 {
 	echo "MMDS from a UML guest ($REQS GETs of a 12-byte value, one curl process each)"
@@ -137,13 +111,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 	echo "iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"
 	printf '%-12s %12s %12s\n' path "guest->ns" "ns->guest"
 	for p in plain mmds; do
-		printf '%-12s %12s %12s    runs (Mbit/s): tx [%s] rx [%s]\n' "$p" \
-			"$(gbit "$(median "${p}_tx")")" "$(gbit "$(median "${p}_rx")")" \
-			"$(runs "${p}_tx")" "$(runs "${p}_rx")"
+		bench_iperf_row "$p" 12 12
 	done
-	printf '%-12s %12s %12s   (target >= 0.98)\n' "mmds/plain" \
-		"$(ratio "$(median mmds_tx)" "$(median plain_tx)")" \
-		"$(ratio "$(median mmds_rx)" "$(median plain_rx)")"
+	bench_iperf_ratio mmds/plain mmds plain 12 12 3
+	echo "   (target >= 0.98)"
 } | tee "$T_DIR/results.txt"
 
 for k in keepalive newconn ref_keepalive ref_newconn; do

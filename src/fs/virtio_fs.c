@@ -510,32 +510,24 @@ static void fs_dump_counters(struct virtio_device *vdev, FILE *out)
 	virtio_fs_dump_counters(to_fs(vdev), out);
 }
 
-static const struct virtio_device_ops fs_ops = {
-	.name = "virtio-fs",
-	.device_id = VIRTIO_ID_FS,
-	.config_size = sizeof(struct virtio_fs_config),
-	.features = fs_features,
-	.set_features = fs_set_features,
-	.config_read = fs_config_read,
-	.activate = fs_activate,
-	.queue_notify = fs_queue_notify,
-	.reset = fs_reset,
-	.dump_counters = fs_dump_counters,
-};
+/* The two tables differ only in the config space they expose. */
+#define FS_OPS(config_type) {                      \
+	.name = "virtio-fs",                       \
+	.device_id = VIRTIO_ID_FS,                 \
+	.config_size = sizeof(config_type),        \
+	.features = fs_features,                   \
+	.set_features = fs_set_features,           \
+	.config_read = fs_config_read,             \
+	.activate = fs_activate,                   \
+	.queue_notify = fs_queue_notify,           \
+	.reset = fs_reset,                         \
+	.dump_counters = fs_dump_counters,         \
+}
+
+static const struct virtio_device_ops fs_ops = FS_OPS(struct virtio_fs_config);
 
 /* Offering VIRTIO_FS_F_NOTIFICATION: the config space has notify_buf_size. */
-static const struct virtio_device_ops fs_ops_notify = {
-	.name = "virtio-fs",
-	.device_id = VIRTIO_ID_FS,
-	.config_size = sizeof(struct virtio_fs_config_notify),
-	.features = fs_features,
-	.set_features = fs_set_features,
-	.config_read = fs_config_read,
-	.activate = fs_activate,
-	.queue_notify = fs_queue_notify,
-	.reset = fs_reset,
-	.dump_counters = fs_dump_counters,
-};
+static const struct virtio_device_ops fs_ops_notify = FS_OPS(struct virtio_fs_config_notify);
 
 /* --- setup ------------------------------------------------------------------ */
 

@@ -710,13 +710,15 @@ static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 	return 0;
 }
 
-struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
-				     char *err, size_t errlen)
+/* sb_new - a backend with nothing set up yet (safe for sb_destroy); NULL
+ * with "@what: out of memory" in @err. */
+static struct slirp_be *sb_new(struct event_loop *loop, const char *what,
+			       char *err, size_t errlen)
 {
 	struct slirp_be *sb = calloc(1, sizeof(*sb));
 
 	if (!sb) {
-		snprintf(err, errlen, "user: out of memory");
+		snprintf(err, errlen, "%s: out of memory", what);
 		return NULL;
 	}
 	sb->be.ops = &slirp_ops;
@@ -724,6 +726,16 @@ struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
 	sb->be.rx_fd = -1;
 	sb->epfd = sb->timer_fd = -1;
 	sb->armed_ms = -1;
+	return sb;
+}
+
+struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
+				     char *err, size_t errlen)
+{
+	struct slirp_be *sb = sb_new(loop, "user", err, errlen);
+
+	if (!sb)
+		return NULL;
 	if (slirp_opts_parse(&sb->opts, arg, err, errlen) || sb_setup(sb, err, errlen)) {
 		sb_destroy(&sb->be);
 		return NULL;
@@ -769,17 +781,10 @@ struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
 					      const struct slirp_endpoint *ep,
 					      char *err, size_t errlen)
 {
-	struct slirp_be *sb = calloc(1, sizeof(*sb));
+	struct slirp_be *sb = sb_new(loop, "endpoint", err, errlen);
 
-	if (!sb) {
-		snprintf(err, errlen, "endpoint: out of memory");
+	if (!sb)
 		return NULL;
-	}
-	sb->be.ops = &slirp_ops;
-	sb->be.loop = loop;
-	sb->be.rx_fd = -1;
-	sb->epfd = sb->timer_fd = -1;
-	sb->armed_ms = -1;
 	sb->endpoint = ep;
 	if (endpoint_opts(&sb->opts, ep, err, errlen) || sb_setup(sb, err, errlen)) {
 		sb_destroy(&sb->be);

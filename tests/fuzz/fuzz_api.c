@@ -26,11 +26,7 @@
 #include "net/net_device.h"
 #include "fuzz_input.h"
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_api: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_api", __VA_ARGS__)
 
 static const struct { const char *method, *path; } routes[] = {
 	{ NULL, NULL },                       /* raw HTTP */

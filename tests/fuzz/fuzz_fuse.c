@@ -54,16 +54,13 @@
 #include "fs/fuse_compat.h"
 #include "fs/fuse_server.h"
 #include "fs/passthrough.h"
+#include "fuzz_input.h"
 
 #define MAX_RECORDS 48
 #define MAX_IDS 32
 #define MAX_PIECES 4
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_fuse: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_fuse", __VA_ARGS__)
 
 static char root_path[64];
 static bool limited_fs;          /* false: plain directory, skip space-hungry ops */

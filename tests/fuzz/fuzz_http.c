@@ -20,11 +20,7 @@
 #include "http/http.h"
 #include "fuzz_input.h"
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_http: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_http", __VA_ARGS__)
 
 struct run {
 	unsigned handled, refused, finals, continues;

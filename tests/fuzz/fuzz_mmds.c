@@ -32,11 +32,7 @@
 #include "fuzz_input.h"
 #include "netframe.h"
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_mmds: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_mmds", __VA_ARGS__)
 
 #define MAX_OPS 64
 #define MAX_FRAME 2048

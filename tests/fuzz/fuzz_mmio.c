@@ -58,11 +58,7 @@
 		     VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK | \
 		     VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET)
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_mmio: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_mmio", __VA_ARGS__)
 
 static struct vd_mem mem;
 static struct event_loop loop;

@@ -46,11 +46,7 @@
 #define MAX_OPS 400
 #define COM1 LAYOUT_PORT_SERIAL
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_ports: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_ports", __VA_ARGS__)
 
 static struct vm vm;
 static struct event_loop loop;

@@ -63,11 +63,7 @@
 #define MAX_PIECES 4
 #define NIDS       8
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_virtio_fs: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_virtio_fs", __VA_ARGS__)
 
 
 /* ---- the world ---- */

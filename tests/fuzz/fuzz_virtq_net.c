@@ -55,11 +55,7 @@
 #define NO_COVERAGE
 #endif
 
-#define FAIL(...) do { \
-	fprintf(stderr, "fuzz_virtq_net: " __VA_ARGS__); \
-	fprintf(stderr, "\n"); \
-	abort(); \
-} while (0)
+#define FAIL(...) FUZZ_FAIL("fuzz_virtq_net", __VA_ARGS__)
 
 
 /* ---- the world ---- */

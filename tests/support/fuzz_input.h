@@ -1,13 +1,24 @@
 /*
  * Reading a libFuzzer input as a stream of little-endian values: past its
  * end every read yields zeros, so a fuzzer never has to check the length.
+ * And FUZZ_FAIL, how a fuzzer reports a broken invariant.
  */
 #ifndef KVMINI_TESTS_FUZZ_INPUT_H
 #define KVMINI_TESTS_FUZZ_INPUT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* "NAME: <printf message>" on stderr, then abort(), so that libFuzzer keeps
+ * the input. @name is a string literal, like the format. */
+#define FUZZ_FAIL(name, ...) do { \
+	fprintf(stderr, name ": " __VA_ARGS__); \
+	fprintf(stderr, "\n"); \
+	abort(); \
+} while (0)
 
 struct fuzz_input {
 	const uint8_t *p;

@@ -33,7 +33,12 @@ static uint16_t csum_fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-static uint16_t l4_csum(uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *seg, size_t len)
+uint16_t nf_csum(const uint8_t *p, size_t len)
+{
+	return csum_fold(csum_add(0, p, len));
+}
+
+uint16_t nf_l4_csum(uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *seg, size_t len)
 {
 	uint8_t ph[12];
 
@@ -77,24 +82,54 @@ size_t nf_arp_reply(uint8_t *f, const uint8_t mac[6], uint32_t sip, const uint8_
 	return arp(f, 2, mac, sip, tmac, tmac, tip);
 }
 
+size_t nf_eth(uint8_t *f, const uint8_t src_mac[6], const uint8_t dst_mac[6], uint16_t type)
+{
+	memcpy(f, dst_mac, 6);
+	memcpy(f + 6, src_mac, 6);
+	nf_put16(f + 12, type);
+	return 14;
+}
+
+size_t nf_ipv4(uint8_t *ip, uint8_t proto, uint32_t src, uint32_t dst, size_t payload,
+	       uint16_t id)
+{
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	nf_put16(ip + 2, (uint16_t)(20 + payload));
+	nf_put16(ip + 4, id);
+	ip[8] = 64;
+	ip[9] = proto;
+	nf_put32(ip + 12, src);
+	nf_put32(ip + 16, dst);
+	nf_put16(ip + 10, nf_csum(ip, 20));
+	return 20;
+}
+
+size_t nf_udp(uint8_t *f, const uint8_t src_mac[6], const uint8_t dst_mac[6], uint32_t src,
+	      uint32_t dst, uint16_t sport, uint16_t dport, const void *payload, size_t len)
+{
+	uint8_t *udp = f + 34;
+
+	nf_eth(f, src_mac, dst_mac, 0x0800);
+	nf_ipv4(f + 14, 17, src, dst, 8 + len, (uint16_t)(sport ^ len));
+	nf_put16(udp, sport);
+	nf_put16(udp + 2, dport);
+	nf_put16(udp + 4, (uint16_t)(8 + len));
+	nf_put16(udp + 6, 0);
+	if (len)
+		memcpy(udp + 8, payload, len);
+	nf_put16(udp + 6, nf_l4_csum(src, dst, 17, udp, 8 + len));
+	return 42 + len;
+}
+
 size_t nf_tcp(uint8_t *f, const uint8_t src_mac[6], const uint8_t dst_mac[6], uint32_t src,
 	      uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
 	      uint8_t flags, const void *payload, size_t len)
 {
-	uint8_t *ip = f + 14, *tcp = f + 34;
+	uint8_t *tcp = f + 34;
 
-	memcpy(f, dst_mac, 6);
-	memcpy(f + 6, src_mac, 6);
-	nf_put16(f + 12, 0x0800);
-	memset(ip, 0, 20);
-	ip[0] = 0x45;
-	nf_put16(ip + 2, (uint16_t)(40 + len));
-	nf_put16(ip + 4, (uint16_t)(seq ^ sport));
-	ip[8] = 64;
-	ip[9] = 6;
-	nf_put32(ip + 12, src);
-	nf_put32(ip + 16, dst);
-	nf_put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+	nf_eth(f, src_mac, dst_mac, 0x0800);
+	nf_ipv4(f + 14, 6, src, dst, 20 + len, (uint16_t)(seq ^ sport));
 	memset(tcp, 0, 20);
 	nf_put16(tcp, sport);
 	nf_put16(tcp + 2, dport);
@@ -105,7 +140,7 @@ size_t nf_tcp(uint8_t *f, const uint8_t src_mac[6], const uint8_t dst_mac[6], ui
 	nf_put16(tcp + 14, 65535);
 	if (len)
 		memcpy(tcp + 20, payload, len);
-	nf_put16(tcp + 16, l4_csum(src, dst, 6, tcp, 20 + len));
+	nf_put16(tcp + 16, nf_l4_csum(src, dst, 6, tcp, 20 + len));
 	return 54 + len;
 }
 
@@ -123,7 +158,7 @@ static bool parse_tcp(struct nf_pkt *p)
 	p->flags = p->l4[13] & 0x3f;
 	p->payload = p->l4 + doff;
 	p->paylen = p->l4len - doff;
-	p->csum_ok = p->csum_ok && l4_csum(p->src, p->dst, 6, p->l4, p->l4len) == 0;
+	p->csum_ok = p->csum_ok && nf_l4_csum(p->src, p->dst, 6, p->l4, p->l4len) == 0;
 	return true;
 }
 
@@ -154,6 +189,6 @@ bool nf_parse(const uint8_t *f, size_t len, struct nf_pkt *p)
 	p->dst = nf_get32(p->l3 + 16);
 	p->l4 = p->l3 + ihl;
 	p->l4len = tot - ihl;
-	p->csum_ok = csum_fold(csum_add(0, p->l3, ihl)) == 0;
+	p->csum_ok = nf_csum(p->l3, ihl) == 0;
 	return p->proto == 6 ? parse_tcp(p) : true;
 }

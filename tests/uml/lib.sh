@@ -151,6 +151,15 @@ t_tap() {
 		ip -n "$1" link set "$2" up
 }
 
+# uml_netns_tap NAME TAP CIDR: the test's namespace (-> NS, as t_netns NS
+# NAME) with a tap TAP (-> TAP) in it carrying CIDR; a failure fails and ends
+# the test.
+uml_netns_tap() {
+	t_netns NS "$1" || { fail "ip netns add"; t_end; }
+	TAP=$2
+	t_tap "$NS" "$TAP" "$3" || { fail "tap $TAP in $NS"; t_end; }
+}
+
 # t_in NS CMD...: CMD inside NS ("" = here).
 t_in() {
 	local ns=$1
@@ -440,6 +449,20 @@ long ptrace(enum __ptrace_request req, ...)
 EOF
 }
 
+# uml_begin NAME LIMIT [COMMAND...]: how a UML test starts: t_begin, the UML
+# tree, the kvmini binary to test (kvmini_pick) and the host commands the test
+# needs; a missing one fails and ends the test.
+uml_begin() {
+	local c
+	t_begin "$1" "$2"
+	shift 2
+	uml_prepare || t_end
+	kvmini_pick || t_end
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { fail "$c installed (scripts/setup.sh)"; t_end; }
+	done
+}
+
 # uml_prepare: the root directory and the ptrace shim, built when stale.
 uml_prepare() {
 	[ -x "$UML_KERNEL" ] || { fail "no $UML_KERNEL (apt-get install user-mode-linux)"; return 1; }
@@ -505,6 +528,16 @@ wait_link() {
 		i=$((i + 1))
 	done
 	return 1
+}
+# link_up IFACE ADDR/PREFIX [DEST...]: wait for IFACE (when it does not come,
+# GUEST-FAIL "IFACE appears" and the script ends), give it ADDR, bring it up
+# and route each DEST over it.
+link_up() {
+	local ifc=$1 addr=$2 dest
+	shift 2
+	wait_link "$ifc" || { gfail "$ifc appears"; exit 1; }
+	ip addr add "$addr" dev "$ifc" && ip link set "$ifc" up || return 1
+	for dest in "$@"; do ip route add "$dest" dev "$ifc" || return 1; done
 }
 stat_of() { cat "/sys/class/net/$1/statistics/$2"; }
 # giperf KEY SECS IPERF3-ARGS...: the host's iperf3 client, bounded; the

@@ -16,9 +16,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_fs_virtiofs 150
-uml_prepare || t_end
-kvmini_pick || t_end
+uml_begin test_fs_virtiofs 150
 # lib.sh's counter helpers read the names to expect from a header.
 KVMINI_COUNTER_NAMES=$(sed -n 's/^[[:space:]]*X(\([a-z0-9_]*\),.*/\1/p' \
 	"$UML_TOP/src/fs/virtio_fs.h")

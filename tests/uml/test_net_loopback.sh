@@ -7,9 +7,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_loopback 90
-uml_prepare || t_end
-kvmini_pick || t_end
+uml_begin test_net_loopback 90
 
 SOCK=$T_RUN/net.sock
 COUNT=20

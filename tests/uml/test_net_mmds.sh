@@ -11,18 +11,13 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_mmds 150
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v tcpdump >/dev/null || { fail "tcpdump installed"; t_end; }
+uml_begin test_net_mmds 150 tcpdump
 
-t_netns NS mmds || { fail "ip netns add"; t_end; }
-TAP=kvt${T_ID}m
 HOST_IP=10.201.9.1
 GUEST_IP=10.201.9.2
 MMDS=169.254.169.254
 SOCK=$T_RUN/net.sock
-t_tap "$NS" "$TAP" "$HOST_IP/24" || { fail "tap $TAP in $NS"; t_end; }
+uml_netns_tap mmds "kvt${T_ID}m" "$HOST_IP/24"
 
 cat >"$T_DIR/mmds.json" <<'EOF'
 {"latest": {"meta-data": {"ami-id": "ami-12345678", "reservation-id": "r-fea54097",
@@ -31,19 +26,23 @@ cat >"$T_DIR/mmds.json" <<'EOF'
  "age": 43, "list": ["a", "b"]}
 EOF
 
+# capture SUFFIX: tcpdump on the tap into $T_DIR/tapSUFFIX.pcap (PID ->
+# TCPDUMP_PID), once it is listening (5 s at most).
+capture() {
+	local log=$T_DIR/tcpdump$1.log i
+	t_bg TCPDUMP_PID "$log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap$1.pcap"
+	for ((i = 0; i < 50; i++)); do
+		grep -q "listening on" "$log" 2>/dev/null && break
+		sleep 0.1
+	done
+}
+
 # Everything on the tap, from before the first boot to after the last.
-t_bg TCPDUMP_PID "$T_DIR/tcpdump.log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap.pcap"
-for ((i = 0; i < 50; i++)); do
-	grep -q "listening on" "$T_DIR/tcpdump.log" 2>/dev/null && break
-	sleep 0.1
-done
+capture ""
 
 # The guest's helpers: curl from the host's tree, status code and body.
 GUEST_COMMON=$(cat <<EOF
-wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-ip addr add $GUEST_IP/24 dev eth0
-ip link set eth0 up
-ip route add $MMDS/32 dev eth0
+link_up eth0 $GUEST_IP/24 $MMDS/32
 C="chroot /host /usr/bin/env curl -s --max-time 10"
 U=http://$MMDS
 # expect NAME WANT CURL-ARGS...: the body equals WANT.
@@ -165,10 +164,7 @@ kc_eq "tap capture: frames for $MMDS" "$mmds_frames" 0
 # A push backend underneath: libslirp user networking, with the MMDS
 # endpoint's own libslirp beside it on the same loop.
 guest_script "$T_DIR/guest-user.sh" <<EOF
-wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-ip addr add 10.0.2.15/24 dev eth0
-ip link set eth0 up
-ip route add $MMDS/32 dev eth0
+link_up eth0 10.0.2.15/24 $MMDS/32
 C="chroot /host /usr/bin/env curl -s --max-time 10"
 got=\$(\$C http://$MMDS/latest/meta-data/ami-id)
 [ "\$got" = ami-12345678 ] && gpass "user backend: MMDS GET" || gfail "user backend: MMDS GET ('\$got')"
@@ -186,11 +182,7 @@ guest_script "$T_DIR/guest-control.sh" <<EOF
 $GUEST_COMMON
 status "control: no MMDS without --mmds" 000 --max-time 3 \$U/latest
 EOF
-t_bg TCPDUMP_PID "$T_DIR/tcpdump-control.log" "$NS" tcpdump -i "$TAP" -n -U -w "$T_DIR/tap-control.pcap"
-for ((i = 0; i < 50; i++)); do
-	grep -q "listening on" "$T_DIR/tcpdump-control.log" 2>/dev/null && break
-	sleep 0.1
-done
+capture -control
 kvmini_start KPID "$NS" "$SOCK" "tap:$TAP" --mac 52:54:00:c0:7a:09 || t_end
 uml_boot UPID "$NS" "$T_DIR/guest-control.sh" 60 virtio_uml.device="$SOCK:1"
 uml_wait "$UPID"

@@ -9,10 +9,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_mmds_api 90
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v curl >/dev/null || { fail "curl missing"; t_end; }
+uml_begin test_net_mmds_api 90 curl
 
 SOCK=$T_RUN/net.sock
 API=$T_RUN/api.sock
@@ -32,10 +29,7 @@ for ((i = 0; i < 50; i++)); do [ -S "$API" ] && break; sleep 0.1; done
 api "PUT /mmds before boot" 204 PUT /mmds '{"latest":{"meta-data":{"instance-id":"i-1","tags":{"team":"a"}}}}'
 
 guest_script "$T_DIR/guest.sh" <<EOF
-wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-ip addr add 10.205.0.2/24 dev eth0
-ip link set eth0 up
-ip route add $MMDS/32 dev eth0
+link_up eth0 10.205.0.2/24 $MMDS/32
 C="chroot /host /usr/bin/env curl -s --max-time 10"
 expect() {
 	local name=\$1 want=\$2 got

@@ -13,13 +13,8 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_ratelimit 140
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v curl >/dev/null || { fail "curl missing (apt-get install curl)"; t_end; }
+uml_begin test_net_ratelimit 140 curl
 
-t_netns NS rl || { fail "ip netns add"; t_end; }
-TAP=kvt${T_ID}r
 HOST_IP=10.204.7.1
 GUEST_IP=10.204.7.2
 SOCK=$T_RUN/net.sock
@@ -29,7 +24,7 @@ PA=5301 PB=5302 PC=5303
 LIMIT_A=40 BURST=25000000 LIMIT_B=80 LIMIT_C=20
 SECS_A=8 SECS_B=10 SECS_C=6
 
-t_tap "$NS" "$TAP" "$HOST_IP/24" || { fail "tap $TAP in $NS"; t_end; }
+uml_netns_tap rl "kvt${T_ID}r" "$HOST_IP/24"
 for p in $PA $PB $PC; do
 	t_bg _srv "$T_DIR/iperf3-$p.log" "$NS" iperf3 -s -B "$HOST_IP" -p "$p" -f m -i 1
 done

@@ -12,9 +12,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_ratelimit_user 120
-uml_prepare || t_end
-kvmini_pick || t_end
+uml_begin test_net_ratelimit_user 120
 
 t_netns NS rlu || { fail "ip netns add"; t_end; }
 SOCK=$T_RUN/net.sock

@@ -7,10 +7,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_stream 90
-uml_prepare || t_end
-kvmini_pick || t_end
-command -v passt >/dev/null || { fail "passt installed (apt-get install passt)"; t_end; }
+uml_begin test_net_stream 90 passt
 
 t_netns NS stream || { fail "ip netns add"; t_end; }
 NS_IP=192.168.90.1

@@ -6,19 +6,15 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_tap 120
-uml_prepare || t_end
-kvmini_pick || t_end
+uml_begin test_net_tap 120
 
-t_netns NS tap || { fail "ip netns add"; t_end; }
-TAP=kvt${T_ID}t
 HOST_IP=10.201.7.1
 GUEST_IP=10.201.7.2
 PORT=5201
 SECS=${IPERF_SECS:-3}
 SOCK=$T_RUN/net.sock
 
-t_tap "$NS" "$TAP" "$HOST_IP/24" || { fail "tap $TAP in $NS"; t_end; }
+uml_netns_tap tap "kvt${T_ID}t" "$HOST_IP/24"
 t_bg IPERF_PID "$T_DIR/iperf3-server.log" "$NS" iperf3 -s -B "$HOST_IP" -p "$PORT"
 kvmini_start KPID "$NS" "$SOCK" "tap:$TAP" --mac 52:54:00:c0:7a:02 || t_end
 t_wait_port "$NS" "$HOST_IP" "$PORT" 5 || fail "iperf3 server listening"

@@ -6,9 +6,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-t_begin test_net_user 90
-uml_prepare || t_end
-kvmini_pick || t_end
+uml_begin test_net_user 90
 
 # A namespace of its own keeps the loopback ports private to this test.
 t_netns NS user || { fail "ip netns add"; t_end; }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "netframe.h"
 #include "core/compiler.h"
 #include "core/event_loop.h"
 #include "core/log.h"
@@ -192,174 +193,31 @@ static const char *create_error(const char *spec)
 static const uint8_t guest_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t bcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-static uint32_t ip4(const char *s)
-{
-	struct in_addr a;
-
-	inet_pton(AF_INET, s, &a);
-	return ntohl(a.s_addr);
-}
-
-static void put16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += get16(p + i);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static size_t put_eth(uint8_t *f, const uint8_t *dst, uint16_t type)
-{
-	memcpy(f, dst, 6);
-	memcpy(f + 6, guest_mac, 6);
-	put16(f + 12, type);
-	return 14;
-}
-
-/* IPv4 header at @p for @payload bytes of @proto; returns its length. */
-static size_t put_ip(uint8_t *p, uint8_t proto, uint32_t src, uint32_t dst, size_t payload)
-{
-	memset(p, 0, 20);
-	p[0] = 0x45;
-	put16(p + 2, (uint16_t)(20 + payload));
-	put16(p + 4, 0x1234);
-	p[8] = 64;
-	p[9] = proto;
-	put32(p + 12, src);
-	put32(p + 16, dst);
-	put16(p + 10, csum_fold(csum_add(0, p, 20)));
-	return 20;
-}
-
-/* Checksum of an L4 segment with the IPv4 pseudo-header. */
-static uint16_t l4_csum(uint32_t src, uint32_t dst, uint8_t proto, const uint8_t *seg, size_t len)
-{
-	uint8_t ph[12];
-
-	put32(ph, src);
-	put32(ph + 4, dst);
-	ph[8] = 0;
-	ph[9] = proto;
-	put16(ph + 10, (uint16_t)len);
-	return csum_fold(csum_add(csum_add(0, ph, 12), seg, len));
-}
-
-static size_t build_arp_request(uint8_t *f, uint32_t sip, uint32_t tip)
-{
-	size_t n = put_eth(f, bcast_mac, 0x0806);
-	uint8_t *a = f + n;
-
-	put16(a, 1);
-	put16(a + 2, 0x0800);
-	a[4] = 6;
-	a[5] = 4;
-	put16(a + 6, 1);
-	memcpy(a + 8, guest_mac, 6);
-	put32(a + 14, sip);
-	memset(a + 18, 0, 6);
-	put32(a + 24, tip);
-	return n + 28;
-}
-
 #define BOOTP_LEN 548    /* fixed part, cookie and a full options area */
 
 static size_t build_dhcp_discover(uint8_t *f, uint32_t xid)
 {
-	size_t n = put_eth(f, bcast_mac, 0x0800);
+	size_t n = nf_eth(f, guest_mac, bcast_mac, 0x0800);
 	uint8_t *ip = f + n, *udp = ip + 20, *bp = udp + 8;
 
 	memset(bp, 0, BOOTP_LEN);
 	bp[0] = 1;       /* BOOTREQUEST */
 	bp[1] = 1;       /* Ethernet */
 	bp[2] = 6;
-	put32(bp + 4, xid);
-	put16(bp + 10, 0x8000);   /* broadcast the answer */
+	nf_put32(bp + 4, xid);
+	nf_put16(bp + 10, 0x8000);   /* broadcast the answer */
 	memcpy(bp + 28, guest_mac, 6);
-	put32(bp + 236, 0x63825363);
+	nf_put32(bp + 236, 0x63825363);
 	uint8_t *o = bp + 240;
 	*o++ = 53; *o++ = 1; *o++ = 1;            /* DHCPDISCOVER */
 	*o++ = 55; *o++ = 3; *o++ = 1; *o++ = 3; *o++ = 6;
 	*o++ = 255;
-	put16(udp, 68);
-	put16(udp + 2, 67);
-	put16(udp + 4, 8 + BOOTP_LEN);
-	put16(udp + 6, 0);        /* no checksum (allowed for UDP over IPv4) */
-	put_ip(ip, 17, 0, 0xffffffff, 8 + BOOTP_LEN);
+	nf_put16(udp, 68);
+	nf_put16(udp + 2, 67);
+	nf_put16(udp + 4, 8 + BOOTP_LEN);
+	nf_put16(udp + 6, 0);        /* no checksum (allowed for UDP over IPv4) */
+	nf_ipv4(ip, 17, 0, 0xffffffff, 8 + BOOTP_LEN, 0x1234);
 	return n + 20 + 8 + BOOTP_LEN;
-}
-
-static size_t build_udp(uint8_t *f, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
-			const void *data, size_t len)
-{
-	size_t n = put_eth(f, bcast_mac, 0x0800);
-	uint8_t *udp = f + n + 20;
-
-	put16(udp, sport);
-	put16(udp + 2, dport);
-	put16(udp + 4, (uint16_t)(8 + len));
-	put16(udp + 6, 0);
-	memcpy(udp + 8, data, len);
-	put16(udp + 6, l4_csum(src, dst, 17, udp, 8 + len));
-	put_ip(f + n, 17, src, dst, 8 + len);
-	return n + 20 + 8 + len;
-}
-
-#define TCP_SYN 0x02
-#define TCP_ACK 0x10
-
-static size_t build_tcp_syn(uint8_t *f, uint32_t src, uint32_t dst, uint16_t sport,
-			    uint16_t dport, uint32_t seq)
-{
-	size_t n = put_eth(f, bcast_mac, 0x0800);
-	uint8_t *tcp = f + n + 20;
-
-	memset(tcp, 0, 20);
-	put16(tcp, sport);
-	put16(tcp + 2, dport);
-	put32(tcp + 4, seq);
-	tcp[12] = 5 << 4;
-	tcp[13] = TCP_SYN;
-	put16(tcp + 14, 65535);
-	put16(tcp + 16, l4_csum(src, dst, 6, tcp, 20));
-	put_ip(f + n, 6, src, dst, 20);
-	return n + 40;
-}
-
-/* A parsed IPv4 frame. */
-struct pkt {
-	uint8_t proto;
-	uint32_t src, dst;
-	const uint8_t *l4;
-	size_t l4len;
-};
-
-static bool parse_ip(const uint8_t *f, size_t len, struct pkt *p)
-{
-	if (len < 34 || get16(f + 12) != 0x0800 || (f[14] >> 4) != 4)
-		return false;
-	size_t ihl = (size_t)(f[14] & 15) * 4;
-	size_t tot = get16(f + 16);
-	if (ihl < 20 || tot < ihl || 14 + tot > len)
-		return false;
-	p->proto = f[23];
-	p->src = get32(f + 26);
-	p->dst = get32(f + 30);
-	p->l4 = f + 14 + ihl;
-	p->l4len = tot - ihl;
-	return true;
 }
 
 /* DHCP reply fields we check. */
@@ -370,16 +228,16 @@ struct dhcp_reply {
 
 static bool parse_dhcp_reply(const uint8_t *f, size_t len, struct dhcp_reply *r)
 {
-	struct pkt p;
+	struct nf_pkt p;
 
-	if (!parse_ip(f, len, &p) || p.proto != 17 || p.l4len < 8 + 240)
+	if (!nf_parse(f, len, &p) || p.proto != 17 || p.l4len < 8 + 240)
 		return false;
-	if (get16(p.l4) != 67 || get16(p.l4 + 2) != 68)
+	if (nf_get16(p.l4) != 67 || nf_get16(p.l4 + 2) != 68)
 		return false;
 	const uint8_t *bp = p.l4 + 8, *end = p.l4 + p.l4len;
-	if (bp[0] != 2 || get32(bp + 236) != 0x63825363)
+	if (bp[0] != 2 || nf_get32(bp + 236) != 0x63825363)
 		return false;
-	*r = (struct dhcp_reply){ .type = -1, .yiaddr = get32(bp + 16) };
+	*r = (struct dhcp_reply){ .type = -1, .yiaddr = nf_get32(bp + 16) };
 	for (const uint8_t *o = bp + 240; o < end && *o != 255;) {
 		if (*o == 0) {
 			o++;
@@ -390,9 +248,9 @@ static bool parse_dhcp_reply(const uint8_t *f, size_t len, struct dhcp_reply *r)
 		if (o[0] == 53 && o[1] == 1)
 			r->type = o[2];
 		if (o[0] == 54 && o[1] == 4)
-			r->server = get32(o + 2);
+			r->server = nf_get32(o + 2);
 		if (o[0] == 3 && o[1] >= 4)
-			r->router = get32(o + 2);
+			r->router = nf_get32(o + 2);
 		o += 2 + o[1];
 	}
 	return true;
@@ -464,15 +322,15 @@ static void test_user_opts_defaults(void)
 	char err[256];
 
 	CHECK_EQ(parse_opts(NULL, &o, err, sizeof(err)), 0);
-	CHECK_EQ(ntohl(o.net.s_addr), ip4("10.0.2.0"));
+	CHECK_EQ(ntohl(o.net.s_addr), nf_ip4("10.0.2.0"));
 	CHECK_EQ(ntohl(o.mask.s_addr), 0xffffff00u);
-	CHECK_EQ(ntohl(o.host.s_addr), ip4("10.0.2.2"));
-	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("10.0.2.15"));
-	CHECK_EQ(ntohl(o.dns.s_addr), ip4("10.0.2.3"));
+	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("10.0.2.2"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), nf_ip4("10.0.2.15"));
+	CHECK_EQ(ntohl(o.dns.s_addr), nf_ip4("10.0.2.3"));
 	CHECK_EQ(o.restrict_guest, false);
 	CHECK_EQ(o.nhostfwd, 0);
 	CHECK_EQ(parse_opts("", &o, err, sizeof(err)), 0);
-	CHECK_EQ(ntohl(o.host.s_addr), ip4("10.0.2.2"));
+	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("10.0.2.2"));
 }
 
 static void test_user_opts_values(void)
@@ -483,18 +341,18 @@ static void test_user_opts_values(void)
 	/* Unset addresses follow net=, whatever the order. */
 	CHECK_EQ(parse_opts("dns=192.168.76.53,net=192.168.76.0/24,restrict=on", &o, err,
 			    sizeof(err)), 0);
-	CHECK_EQ(ntohl(o.net.s_addr), ip4("192.168.76.0"));
-	CHECK_EQ(ntohl(o.host.s_addr), ip4("192.168.76.2"));
-	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("192.168.76.15"));
-	CHECK_EQ(ntohl(o.dns.s_addr), ip4("192.168.76.53"));
+	CHECK_EQ(ntohl(o.net.s_addr), nf_ip4("192.168.76.0"));
+	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("192.168.76.2"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), nf_ip4("192.168.76.15"));
+	CHECK_EQ(ntohl(o.dns.s_addr), nf_ip4("192.168.76.53"));
 	CHECK_EQ(o.restrict_guest, true);
 
 	CHECK_EQ(parse_opts("net=172.16.0.0/12,host=172.16.0.1,dhcpstart=172.20.0.10,restrict=off",
 			    &o, err, sizeof(err)), 0);
 	CHECK_EQ(ntohl(o.mask.s_addr), 0xfff00000u);
-	CHECK_EQ(ntohl(o.host.s_addr), ip4("172.16.0.1"));
-	CHECK_EQ(ntohl(o.dhcp_start.s_addr), ip4("172.20.0.10"));
-	CHECK_EQ(ntohl(o.dns.s_addr), ip4("172.16.0.3"));
+	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("172.16.0.1"));
+	CHECK_EQ(ntohl(o.dhcp_start.s_addr), nf_ip4("172.20.0.10"));
+	CHECK_EQ(ntohl(o.dns.s_addr), nf_ip4("172.16.0.3"));
 	CHECK_EQ(o.restrict_guest, false);
 }
 
@@ -507,19 +365,19 @@ static void test_user_opts_hostfwd(void)
 			    "hostfwd=::8080-10.0.2.15:80,dhcpstart=10.0.2.100", &o, err, sizeof(err)), 0);
 	CHECK_EQ(o.nhostfwd, 3);
 	CHECK_EQ(o.hostfwd[0].udp, false);
-	CHECK_EQ(ntohl(o.hostfwd[0].host_addr.s_addr), ip4("127.0.0.1"));
+	CHECK_EQ(ntohl(o.hostfwd[0].host_addr.s_addr), nf_ip4("127.0.0.1"));
 	CHECK_EQ(o.hostfwd[0].host_port, 2222);
 	/* No guest address: the first DHCP lease, even when given later. */
-	CHECK_EQ(ntohl(o.hostfwd[0].guest_addr.s_addr), ip4("10.0.2.100"));
+	CHECK_EQ(ntohl(o.hostfwd[0].guest_addr.s_addr), nf_ip4("10.0.2.100"));
 	CHECK_EQ(o.hostfwd[0].guest_port, 22);
 	CHECK_EQ(o.hostfwd[1].udp, true);
 	CHECK_EQ(o.hostfwd[1].host_addr.s_addr, htonl(INADDR_ANY));
 	CHECK_EQ(o.hostfwd[1].host_port, 5353);
-	CHECK_EQ(ntohl(o.hostfwd[1].guest_addr.s_addr), ip4("10.0.2.20"));
+	CHECK_EQ(ntohl(o.hostfwd[1].guest_addr.s_addr), nf_ip4("10.0.2.20"));
 	CHECK_EQ(o.hostfwd[1].guest_port, 53);
 	CHECK_EQ(o.hostfwd[2].udp, false);
 	CHECK_EQ(o.hostfwd[2].host_port, 8080);
-	CHECK_EQ(ntohl(o.hostfwd[2].guest_addr.s_addr), ip4("10.0.2.15"));
+	CHECK_EQ(ntohl(o.hostfwd[2].guest_addr.s_addr), nf_ip4("10.0.2.15"));
 }
 
 static void test_user_opts_errors(void)
@@ -640,7 +498,7 @@ static long peer_read_record(int fd, uint8_t *buf, size_t cap)
 
 	if (!peer_read(fd, hdr, 4, 3000))
 		return -1;
-	uint32_t len = get32(hdr);
+	uint32_t len = nf_get32(hdr);
 	if (len > cap || !peer_read(fd, buf, len, 3000))
 		return -1;
 	return (long)len;
@@ -722,7 +580,7 @@ static void test_stream_rx_reassembly(void)
 		return;
 	}
 	for (unsigned i = 0; i < 5; i++) {
-		put32(buf + off, sizes[i]);
+		nf_put32(buf + off, sizes[i]);
 		fill_pattern(buf + off + 4, sizes[i], i);
 		off += 4 + sizes[i];
 	}
@@ -854,7 +712,7 @@ static void test_stream_rx_flow_control(void)
 	}
 	sf.fs.can = false;
 	for (unsigned i = 0; i < 3; i++) {
-		put32(rec[i], 100);
+		nf_put32(rec[i], 100);
 		fill_pattern(rec[i] + 4, 100, i);
 		CHECK_EQ(send(sf.peer, rec[i], sizeof(rec[i]), MSG_NOSIGNAL), (long)sizeof(rec[i]));
 	}
@@ -931,9 +789,9 @@ static void test_stream_framing_errors(void)
 	for (unsigned i = 0; i < 3; i++) {
 		/* A good record first: it is delivered before the bad one. */
 		uint8_t buf[4 + 20 + 4];
-		put32(buf, 20);
+		nf_put32(buf, 20);
 		fill_pattern(buf + 4, 20, i);
-		put32(buf + 24, bad[i]);
+		nf_put32(buf + 24, bad[i]);
 		CHECK_EQ(send(sf.peer, buf, sizeof(buf), MSG_NOSIGNAL), (long)sizeof(buf));
 		int64_t end = now_ms() + 1000;
 		while (counter(sf.be, "rx_framing_errors") < i + 1 && now_ms() < end)
@@ -973,9 +831,9 @@ static void test_user_dhcp_offer(void)
 	pump(200, &fs, 1);
 	CHECK(find_dhcp(&fs, &r) >= 0);
 	CHECK_EQ(r.type, 2);    /* DHCPOFFER */
-	CHECK_EQ(r.yiaddr, ip4("10.0.2.15"));
-	CHECK_EQ(r.server, ip4("10.0.2.2"));
-	CHECK_EQ(r.router, ip4("10.0.2.2"));
+	CHECK_EQ(r.yiaddr, nf_ip4("10.0.2.15"));
+	CHECK_EQ(r.server, nf_ip4("10.0.2.2"));
+	CHECK_EQ(r.router, nf_ip4("10.0.2.2"));
 	destroy(be, &fs);
 
 	be = create("user:net=192.168.76.0/24,dhcpstart=192.168.76.100", &fs);
@@ -987,8 +845,8 @@ static void test_user_dhcp_offer(void)
 	pump(200, &fs, 1);
 	CHECK(find_dhcp(&fs, &r) >= 0);
 	CHECK_EQ(r.type, 2);
-	CHECK_EQ(r.yiaddr, ip4("192.168.76.100"));
-	CHECK_EQ(r.router, ip4("192.168.76.2"));
+	CHECK_EQ(r.yiaddr, nf_ip4("192.168.76.100"));
+	CHECK_EQ(r.router, nf_ip4("192.168.76.2"));
 	destroy(be, &fs);
 }
 
@@ -996,7 +854,7 @@ static void test_user_dhcp_offer(void)
 static bool user_arp(struct net_backend *be, struct fake_sink *fs)
 {
 	uint8_t f[64];
-	size_t len = build_arp_request(f, ip4("10.0.2.15"), ip4("10.0.2.2"));
+	size_t len = nf_arp_request(f, guest_mac, nf_ip4("10.0.2.15"), nf_ip4("10.0.2.2"));
 	struct iovec iov = { f, len };
 	unsigned before = fs->n;
 
@@ -1005,8 +863,8 @@ static bool user_arp(struct net_backend *be, struct fake_sink *fs)
 	pump(200, fs, before + 1);
 	for (unsigned i = before; i < fs->n; i++) {
 		const uint8_t *a = fs->frame[i] + 14;
-		if (fs->len[i] >= 42 && get16(fs->frame[i] + 12) == 0x0806 && get16(a + 6) == 2 &&
-		    get32(a + 14) == ip4("10.0.2.2") && !memcmp(a + 18, guest_mac, 6) &&
+		if (fs->len[i] >= 42 && nf_get16(fs->frame[i] + 12) == 0x0806 && nf_get16(a + 6) == 2 &&
+		    nf_get32(a + 14) == nf_ip4("10.0.2.2") && !memcmp(a + 18, guest_mac, 6) &&
 		    !memcmp(fs->frame[i], guest_mac, 6))
 			return true;
 	}
@@ -1060,9 +918,9 @@ static bool fd_readable(int fd, int ms)
 static int find_tcp(struct fake_sink *fs, uint16_t sport, uint16_t dport, uint8_t flags)
 {
 	for (unsigned i = 0; i < fs->n; i++) {
-		struct pkt p;
-		if (parse_ip(fs->frame[i], fs->len[i], &p) && p.proto == 6 && p.l4len >= 20 &&
-		    get16(p.l4) == sport && get16(p.l4 + 2) == dport && (p.l4[13] & 0x3f) == flags)
+		struct nf_pkt p;
+		if (nf_parse(fs->frame[i], fs->len[i], &p) && p.proto == 6 && p.l4len >= 20 &&
+		    nf_get16(p.l4) == sport && nf_get16(p.l4 + 2) == dport && (p.l4[13] & 0x3f) == flags)
 			return (int)i;
 	}
 	return -1;
@@ -1083,24 +941,25 @@ static void test_user_tcp_to_host(void)
 	if (!be || lfd < 0)
 		goto out;
 	CHECK(user_arp(be, &fs));
-	size_t len = build_tcp_syn(f, ip4("10.0.2.15"), ip4("10.0.2.2"), 40000, port, 1000);
+	size_t len = nf_tcp(f, guest_mac, bcast_mac, nf_ip4("10.0.2.15"), nf_ip4("10.0.2.2"), 40000, port, 1000, 0,
+			    NF_TCP_SYN, NULL, 0);
 	struct iovec iov = { f, len };
 	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
 	CHECK(fd_readable(lfd, 2000));
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	CHECK(c >= 0);
 	int64_t end = now_ms() + 2000;
-	while (find_tcp(&fs, port, 40000, TCP_SYN | TCP_ACK) < 0 && now_ms() < end)
+	while (find_tcp(&fs, port, 40000, NF_TCP_SYN | NF_TCP_ACK) < 0 && now_ms() < end)
 		event_loop_once(&loop, 5);
-	int i = find_tcp(&fs, port, 40000, TCP_SYN | TCP_ACK);
+	int i = find_tcp(&fs, port, 40000, NF_TCP_SYN | NF_TCP_ACK);
 	CHECK(i >= 0);
 	if (i >= 0) {
-		struct pkt p;
-		parse_ip(fs.frame[i], fs.len[i], &p);
-		CHECK_EQ(p.src, ip4("10.0.2.2"));
-		CHECK_EQ(p.dst, ip4("10.0.2.15"));
-		CHECK_EQ(get32(p.l4 + 8), 1001);     /* acks our SYN */
-		CHECK_EQ(l4_csum(p.src, p.dst, 6, p.l4, p.l4len), 0);
+		struct nf_pkt p;
+		nf_parse(fs.frame[i], fs.len[i], &p);
+		CHECK_EQ(p.src, nf_ip4("10.0.2.2"));
+		CHECK_EQ(p.dst, nf_ip4("10.0.2.15"));
+		CHECK_EQ(nf_get32(p.l4 + 8), 1001);     /* acks our SYN */
+		CHECK_EQ(nf_l4_csum(p.src, p.dst, 6, p.l4, p.l4len), 0);
 	}
 	if (c >= 0)
 		close(c);
@@ -1125,7 +984,7 @@ static void test_user_udp_to_host(void)
 	if (!be || ufd < 0)
 		goto out;
 	CHECK(user_arp(be, &fs));
-	size_t len = build_udp(f, ip4("10.0.2.15"), ip4("10.0.2.2"), 5000, port, "ping", 4);
+	size_t len = nf_udp(f, guest_mac, bcast_mac, nf_ip4("10.0.2.15"), nf_ip4("10.0.2.2"), 5000, port, "ping", 4);
 	struct iovec iov = { f, len };
 	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
 	CHECK(fd_readable(ufd, 2000));
@@ -1140,10 +999,10 @@ static void test_user_udp_to_host(void)
 	while (!got && now_ms() < end) {
 		event_loop_once(&loop, 5);
 		for (unsigned i = 0; i < fs.n && !got; i++) {
-			struct pkt p;
-			got = parse_ip(fs.frame[i], fs.len[i], &p) && p.proto == 17 &&
-			      p.src == ip4("10.0.2.2") && p.dst == ip4("10.0.2.15") &&
-			      get16(p.l4) == port && get16(p.l4 + 2) == 5000 && p.l4len == 13 &&
+			struct nf_pkt p;
+			got = nf_parse(fs.frame[i], fs.len[i], &p) && p.proto == 17 &&
+			      p.src == nf_ip4("10.0.2.2") && p.dst == nf_ip4("10.0.2.15") &&
+			      nf_get16(p.l4) == port && nf_get16(p.l4 + 2) == 5000 && p.l4len == 13 &&
 			      !memcmp(p.l4 + 8, "pong!", 5);
 		}
 	}
@@ -1183,10 +1042,10 @@ static void test_user_hostfwd(void)
 	while (now_ms() < end) {
 		event_loop_once(&loop, 5);
 		for (unsigned k = 0; k < fs.n && i < 0; k++) {
-			struct pkt p;
-			if (parse_ip(fs.frame[k], fs.len[k], &p) && p.proto == 6 &&
-			    p.dst == ip4("10.0.2.15") && get16(p.l4 + 2) == 8080 &&
-			    (p.l4[13] & 0x3f) == TCP_SYN)
+			struct nf_pkt p;
+			if (nf_parse(fs.frame[k], fs.len[k], &p) && p.proto == 6 &&
+			    p.dst == nf_ip4("10.0.2.15") && nf_get16(p.l4 + 2) == 8080 &&
+			    (p.l4[13] & 0x3f) == NF_TCP_SYN)
 				i = (int)k;
 		}
 		if (i >= 0)
@@ -1280,13 +1139,13 @@ static long tap_wait(struct net_backend *be, uint8_t *buf, size_t cap, bool icmp
 			continue;
 		struct iovec iov[2] = { { buf, 20 }, { buf + 20, cap - 20 } };
 		ssize_t n = be->ops->recv(be, iov, 2);
-		struct pkt pk;
+		struct nf_pkt pk;
 		if (n <= 0)
 			continue;
-		if (!icmp && n >= 42 && get16(buf + 12) == 0x0806 && get16(buf + 20) == 2 &&
-		    get32(buf + 28) == ip4("10.9.0.1"))
+		if (!icmp && n >= 42 && nf_get16(buf + 12) == 0x0806 && nf_get16(buf + 20) == 2 &&
+		    nf_get32(buf + 28) == nf_ip4("10.9.0.1"))
 			return n;
-		if (icmp && parse_ip(buf, (size_t)n, &pk) && pk.proto == 1 && pk.l4[0] == 0)
+		if (icmp && nf_parse(buf, (size_t)n, &pk) && pk.proto == 1 && pk.l4[0] == 0)
 			return n;
 	}
 	return -1;
@@ -1294,16 +1153,16 @@ static long tap_wait(struct net_backend *be, uint8_t *buf, size_t cap, bool icmp
 
 static size_t build_icmp_echo(uint8_t *f, size_t payload)
 {
-	size_t n = put_eth(f, bcast_mac, 0x0800);
+	size_t n = nf_eth(f, guest_mac, bcast_mac, 0x0800);
 	uint8_t *ic = f + n + 20;
 
 	memset(ic, 0, 8);
 	ic[0] = 8;
-	put16(ic + 4, 77);
-	put16(ic + 6, 1);
+	nf_put16(ic + 4, 77);
+	nf_put16(ic + 6, 1);
 	fill_pattern(ic + 8, payload, 5);
-	put16(ic + 2, csum_fold(csum_add(0, ic, 8 + payload)));
-	put_ip(f + n, 1, ip4("10.9.0.2"), ip4("10.9.0.1"), 8 + payload);
+	nf_put16(ic + 2, nf_csum(ic, 8 + payload));
+	nf_ipv4(f + n, 1, nf_ip4("10.9.0.2"), nf_ip4("10.9.0.1"), 8 + payload, 0x1234);
 	return n + 20 + 8 + payload;
 }
 
@@ -1321,7 +1180,7 @@ static void test_tap_exchange(void)
 	/* Quiet the link: no IPv6 chatter among the frames we wait for. */
 	sh("sysctl -qw net.ipv6.conf.kvt0.disable_ipv6=1 2>/dev/null || true");
 	CHECK(sh("ip addr add 10.9.0.1/24 dev kvt0 && ip link set kvt0 up"));
-	size_t len = build_arp_request(f, ip4("10.9.0.2"), ip4("10.9.0.1"));
+	size_t len = nf_arp_request(f, guest_mac, nf_ip4("10.9.0.2"), nf_ip4("10.9.0.1"));
 	struct iovec iov[2] = { { f, 6 }, { f + 6, len - 6 } };
 	CHECK_EQ(be->ops->send(be, iov, 2), 0);
 	CHECK(tap_wait(be, buf, sizeof(buf), false) >= 42);
@@ -1433,8 +1292,8 @@ static void test_stream_passt(void)
 			event_loop_once(&loop, 10);
 		CHECK(find_dhcp(&fs, &r) >= 0);
 		CHECK_EQ(r.type, 2);
-		CHECK_EQ(r.yiaddr, ip4("192.0.2.2"));
-		CHECK_EQ(r.router, ip4("192.0.2.1"));
+		CHECK_EQ(r.yiaddr, nf_ip4("192.0.2.2"));
+		CHECK_EQ(r.router, nf_ip4("192.0.2.1"));
 		destroy(be, &fs);
 	}
 	if (check_case_failed) {

@@ -1,0 +1,91 @@
+# Shared pieces of the UML benches (bench/uml_iperf.sh, uml_mmds.sh, uml_fs.sh).
+# Source it after tests/uml/lib.sh; the medians read RUNS from the caller.
+
+# bench_iperf_servers NS NAME:ADDR:PORT...: one iperf3 server per address in
+# NS (log $T_DIR/iperf3-NAME.log), then wait until each listens; status 1 if
+# one does not within 5 s.
+bench_iperf_servers() {
+	local ns=$1 spec name addr port pid
+	shift
+	for spec in "$@"; do
+		IFS=: read -r name addr port <<<"$spec"
+		t_bg pid "$T_DIR/iperf3-$name.log" "$ns" iperf3 -s -B "$addr" -p "$port"
+	done
+	for spec in "$@"; do
+		IFS=: read -r name addr port <<<"$spec"
+		t_wait_port "$ns" "$addr" "$port" 5 || return 1
+	done
+}
+
+# bench_guest_iperf RUNS SECS ALTERNATE PATH=ADDR:PORT...: guest-script text
+# (for an unquoted guest_script heredoc) that runs RUNS rounds of giperf over
+# each PATH in turn, guest->ns (KEY PATH_tx_RUN) then ns->guest (PATH_rx_RUN),
+# SECS seconds each. ALTERNATE=1: every second round takes the paths in
+# reverse order.
+bench_guest_iperf() {
+	local runs=$1 secs=$2 alternate=$3 spec order= reverse=
+	shift 3
+	for spec in "$@"; do
+		order+=" ${spec%%=*}"
+		reverse="${spec%%=*} $reverse"
+	done
+	echo "run=1"
+	echo "while [ \$run -le $runs ]; do"
+	echo "	order=\"${order# }\""
+	[ "$alternate" = 1 ] && echo "	[ \$((run % 2)) = 0 ] && order=\"${reverse% }\""
+	echo "	for path in \$order; do"
+	echo "		case \$path in"
+	for spec in "$@"; do
+		echo "		${spec%%=*}) server=\"$(echo "${spec#*=}" | sed 's/:/ -p /')\" ;;"
+	done
+	echo "		esac"
+	echo "		giperf \${path}_tx_\$run $secs -c \$server || gfail \"iperf3 \$path guest->ns run \$run\""
+	echo "		giperf \${path}_rx_\$run $secs -c \$server -R || gfail \"iperf3 \$path ns->guest run \$run\""
+	echo "	done"
+	echo "	run=\$((run + 1))"
+	echo "done"
+}
+
+# bench_median KEY [SUFFIX]: the median over the RUNS runs of the guest's
+# value KEY_RUN (KEY_RUN_SUFFIX with a SUFFIX).
+bench_median() {
+	local r
+	for ((r = 1; r <= RUNS; r++)); do guest_val "${1}_$r${2:+_$2}"; done |
+		sort -g | awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "n/a"; exit }
+			print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# bench_gbit MBIT: Mbit/s as Gbit/s with 3 decimals ("n/a" stays).
+bench_gbit() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m / 1000 }'; }
+
+# bench_runs KEY [SUFFIX]: the guest's values KEY_1 .. KEY_RUNS (each with
+# _SUFFIX after the run number with a SUFFIX), space-separated.
+bench_runs() {
+	local r out=
+	for ((r = 1; r <= RUNS; r++)); do out+=" $(guest_val "${1}_$r${2:+_$2}")"; done
+	echo "${out# }"
+}
+
+# bench_ratio A B DECIMALS: A / B, or "n/a" unless both are positive.
+bench_ratio() {
+	awk -v a="$1" -v b="$2" -v d="$3" \
+		'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%." d "f", a / b; else print "n/a" }'
+}
+
+# bench_iperf_row PATH NAME_WIDTH COL_WIDTH: one table row, the medians of
+# PATH_tx and PATH_rx in Gbit/s and every run's Mbit/s.
+bench_iperf_row() {
+	printf "%-${2}s %${3}s %${3}s    runs (Mbit/s): tx [%s] rx [%s]\n" "$1" \
+		"$(bench_gbit "$(bench_median "${1}_tx")")" \
+		"$(bench_gbit "$(bench_median "${1}_rx")")" \
+		"$(bench_runs "${1}_tx")" "$(bench_runs "${1}_rx")"
+}
+
+# bench_iperf_ratio LABEL A B NAME_WIDTH COL_WIDTH DECIMALS: the row of the
+# ratios of path A's medians to path B's, tx and rx (no newline).
+bench_iperf_ratio() {
+	printf "%-${4}s %${5}s %${5}s" "$1" \
+		"$(bench_ratio "$(bench_median "${2}_tx")" "$(bench_median "${3}_tx")" "$6")" \
+		"$(bench_ratio "$(bench_median "${2}_rx")" "$(bench_median "${3}_rx")" "$6")"
+}
