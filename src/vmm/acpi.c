@@ -360,7 +360,8 @@ int acpi_build(const struct acpi_config *cfg, uint8_t *buf, size_t cap, uint64_t
 {
 	struct cursor c = { .buf = buf, .cap = cap, .gpa = gpa };
 
-	if (!cfg->ncpus || cfg->ncpus >= 255 || gpa % ACPI_TABLE_ALIGN || gpa > UINT32_MAX - cap)
+	if (!cfg->ncpus || cfg->ncpus >= 255 || gpa % ACPI_TABLE_ALIGN || cap > UINT32_MAX ||
+	    gpa > UINT32_MAX - cap)
 		return -EINVAL;
 	memset(buf, 0, cap);
 	memset(out, 0, sizeof(*out));

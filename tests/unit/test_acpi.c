@@ -446,6 +446,7 @@ static void test_bad_configs(void)
 		free(b);
 	}
 	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA + 8, &t), -EINVAL);
+	CHECK_EQ(acpi_build(&cfg, tables, CAP, 0xffff8000ull, &t), -EINVAL);   /* past 4 GiB */
 	cfg.ncpus = 0;
 	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA, &t), -EINVAL);
 	cfg.ncpus = 1;

@@ -105,13 +105,16 @@ static bool find_tables(const uint8_t *zp, struct acpi_found *f, bool report)
 	for (uint32_t off = 36; x && off + 8 <= rd32(x + 4); off += 8) {
 		uint64_t a = rd64(x + off);
 		const uint8_t *t = (const uint8_t *)a;
-		if (!memcmp(t, "FACP", 4))
-			f->fadt = table_at(zp, a, "FACP"), f->nfadt++;
-		else if (!memcmp(t, "APIC", 4))
-			f->madt = table_at(zp, a, "APIC"), f->nmadt++;
-		else
-			table_at(zp, a, "????");   /* unknown, still validated */
 		f->nxsdt++;
+		if (!memcmp(t, "FACP", 4)) {
+			f->fadt = table_at(zp, a, "FACP");
+			f->nfadt++;
+		} else if (!memcmp(t, "APIC", 4)) {
+			f->madt = table_at(zp, a, "APIC");
+			f->nmadt++;
+		} else {
+			table_at(zp, a, "????");   /* unknown: still validated */
+		}
 	}
 	if (f->fadt && rd32(f->fadt + 4) >= 148) {
 		f->dsdt = table_at(zp, rd64(f->fadt + 140), "DSDT");
@@ -162,12 +165,15 @@ static bool read_mp_table(struct mp_view *mp)
 		if (memcmp(c, "PCMP", 4) || sum8(c, len))
 			return false;
 		for (const uint8_t *e = c + 44; e < c + len; e += e[0] == 0 ? 20 : 8) {
-			if (e[0] == 0 && mp->ncpus < 64)
+			if (e[0] == 0 && mp->ncpus < 64) {
 				mp->apic_ids[mp->ncpus++] = e[1];
-			else if (e[0] == 2)
-				mp->ioapic_id = e[1], mp->ioapic_addr = rd32(e + 4);
-			else if (e[0] == 3 && e[5] < 16)
-				mp->isa_pin[e[5]] = e[7], mp->isa_flags[e[5]] = rd16(e + 2);
+			} else if (e[0] == 2) {
+				mp->ioapic_id = e[1];
+				mp->ioapic_addr = rd32(e + 4);
+			} else if (e[0] == 3 && e[5] < 16) {     /* INTSRC: flags, bus, irq, apic, pin */
+				mp->isa_pin[e[5]] = e[7];
+				mp->isa_flags[e[5]] = rd16(e + 2);
+			}
 		}
 		return true;
 	}
@@ -190,12 +196,17 @@ static void check_madt(const uint8_t *m, unsigned want_cpus)
 	}
 	for (uint32_t off = 44; off + 2 <= rd32(m + 4) && m[off + 1] >= 2; off += m[off + 1]) {
 		const uint8_t *e = m + off;
-		if (e[0] == 0 && (rd32(e + 4) & 1) && n < 64)
+		if (e[0] == 0 && (rd32(e + 4) & 1) && n < 64) {
 			ids[n++] = e[3];
-		else if (e[0] == 1)
-			ioapics++, io_id = e[2], io_addr = rd32(e + 4), io_base = rd32(e + 8);
-		else if (e[0] == 2 && e[2] == 0 && e[3] < 16)
-			pin[e[3]] = (uint8_t)rd32(e + 4), flags[e[3]] = rd16(e + 8);
+		} else if (e[0] == 1) {
+			ioapics++;
+			io_id = e[2];
+			io_addr = rd32(e + 4);
+			io_base = rd32(e + 8);
+		} else if (e[0] == 2 && e[2] == 0 && e[3] < 16) {   /* override of an ISA line */
+			pin[e[3]] = (uint8_t)rd32(e + 4);
+			flags[e[3]] = rd16(e + 8);
+		}
 	}
 	CHECK_EQ(n, want_cpus, "MADT: one enabled local APIC per vCPU");
 	CHECK_EQ(ioapics, 1, "MADT: one IOAPIC");
@@ -253,16 +264,21 @@ static const uint8_t *name_string(const uint8_t *p, char last[5])
 
 	while (*p == '\\' || *p == '^')
 		p++;
-	if (*p == 0x00)
-		segs = 0, p++;
-	else if (*p == 0x2e)
-		segs = 2, p++;
-	else if (*p == 0x2f)
-		segs = p[1], p += 2;
-	for (unsigned i = 0; i < segs; i++, p += 4)
-		if (i + 1 == segs)
-			memcpy(last, p, 4), last[4] = 0;
-	return p;
+	if (*p == 0x00) {
+		segs = 0;
+		p++;
+	} else if (*p == 0x2e) {
+		segs = 2;
+		p++;
+	} else if (*p == 0x2f) {
+		segs = p[1];
+		p += 2;
+	}
+	if (segs) {
+		memcpy(last, p + 4 * (segs - 1), 4);
+		last[4] = 0;
+	}
+	return p + 4 * segs;
 }
 
 static const uint8_t *integer(const uint8_t *p, uint64_t *v, bool *ok)
@@ -383,10 +399,13 @@ static void read_crs(const struct aml_dev *d, struct crs *c)
 			p += 1 + len;
 		} else {
 			unsigned len = rd16(p + 1);
-			if (p[0] == 0x86)
-				c->mem_base = rd32(p + 4), c->mem_len = rd32(p + 8);
-			else if (p[0] == 0x89 && p[4] >= 1)
-				c->gsi_flags = p[3], c->gsi = rd32(p + 5);
+			if (p[0] == 0x86) {
+				c->mem_base = rd32(p + 4);
+				c->mem_len = rd32(p + 8);
+			} else if (p[0] == 0x89 && p[4] >= 1) {
+				c->gsi_flags = p[3];
+				c->gsi = rd32(p + 5);
+			}
 			p += 3 + len;
 		}
 	}
