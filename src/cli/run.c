@@ -30,6 +30,7 @@
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
 #include "net/net_device.h"
+#include "vmm/acpi_pm.h"
 #include "vmm/boot.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
@@ -87,6 +88,8 @@ static const char run_usage[] =
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
 	"                     \"noxsave clearcpuid=...\" for the instructions it lacks\n"
+	"  --no-acpi          no ACPI tables (the guest finds CPUs and devices through\n"
+	"                     the MP table and the command line only)\n"
 	"  --boot-timing      print when the guest reached each boot milestone, from\n"
 	"                     kvmini's start: first guest instruction, first console\n"
 	"                     output, Linux's \"Run /init\" console line, and userspace:\n"
@@ -127,6 +130,7 @@ struct run_args {
 	bool counters;
 	bool compat;
 	bool host_decompress;
+	bool no_acpi;
 };
 
 struct run_net {
@@ -149,6 +153,7 @@ struct run_ctx {
 	bool serial_ready;
 	struct legacy_devices legacy;
 	bool legacy_ready;
+	struct acpi_pm acpi_pm;
 	struct run_net nets[RUN_MAX_NETS];
 	unsigned nnets;
 	struct run_fs fs[RUN_MAX_FS];
@@ -242,6 +247,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "boot-timing", no_argument, NULL, 'T' },
 		{ "compat", no_argument, NULL, 'P' },
 		{ "host-decompress", no_argument, NULL, 'D' },
+		{ "no-acpi", no_argument, NULL, 'A' },
 		{ "counters", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -268,6 +274,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'T': a->boot_timing = true; break;
 		case 'P': a->compat = true; break;
 		case 'D': a->host_decompress = true; break;
+		case 'A': a->no_acpi = true; break;
 		case 'C': a->counters = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
@@ -447,10 +454,15 @@ static int build_cmdline(struct run_ctx *ctx)
 
 static int load_guest(struct run_ctx *ctx)
 {
+	struct acpi_mmio_device devs[LAYOUT_MMIO_MAX_DEVS];
 	struct boot_config cfg = { .kernel_path = ctx->args->kernel,
 				   .initrd_path = ctx->args->initrd, .cmdline = ctx->cmdline,
-				   .host_decompress = ctx->args->host_decompress };
+				   .host_decompress = ctx->args->host_decompress,
+				   .no_acpi = ctx->args->no_acpi, .devs = devs, .ndevs = ctx->nslots };
 	char err[256];
+
+	for (unsigned i = 0; i < ctx->nslots; i++)
+		vm_virtio_slot_describe(&ctx->slots[i], &devs[i]);
 
 	int r = build_cmdline(ctx);
 	if (r < 0)
@@ -541,6 +553,8 @@ static int build_vm(struct run_ctx *ctx)
 		r = legacy_init(&ctx->legacy, &ctx->vm);
 		ctx->legacy_ready = !r;
 	}
+	if (!r && !a->no_acpi)
+		r = acpi_pm_init(&ctx->acpi_pm, &ctx->vm);
 	if (r < 0) {
 		log_err("legacy devices: %s", strerror(-r));
 		return r;

@@ -72,11 +72,21 @@ static void add_e820(struct boot_params *bp, uint64_t addr, uint64_t size, uint3
 	memcpy(&bp->e820_table[bp->e820_entries++], &e, sizeof(e));
 }
 
-static void write_e820(struct vm *vm, struct boot_params *bp)
+/* With ACPI, the tables' 64 KiB block inside the BIOS area is typed ACPI
+ * (the OS may reclaim it once it has read them; below 1 MiB Linux keeps
+ * it anyway); the rest of the area, the MP table included, stays reserved. */
+static void write_e820(struct vm *vm, struct boot_params *bp, bool acpi)
 {
 	bp->e820_entries = 0;
 	add_e820(bp, 0, LAYOUT_EBDA, E820_RAM);
-	add_e820(bp, LAYOUT_EBDA, LAYOUT_HIMEM - LAYOUT_EBDA, E820_RESERVED);
+	if (acpi) {
+		add_e820(bp, LAYOUT_EBDA, LAYOUT_ACPI - LAYOUT_EBDA, E820_RESERVED);
+		add_e820(bp, LAYOUT_ACPI, LAYOUT_ACPI_SIZE, E820_ACPI);
+		add_e820(bp, LAYOUT_ACPI + LAYOUT_ACPI_SIZE, LAYOUT_HIMEM - LAYOUT_ACPI - LAYOUT_ACPI_SIZE,
+			 E820_RESERVED);
+	} else {
+		add_e820(bp, LAYOUT_EBDA, LAYOUT_HIMEM - LAYOUT_EBDA, E820_RESERVED);
+	}
 	add_e820(bp, LAYOUT_HIMEM, vm->low_ram_end - LAYOUT_HIMEM, E820_RAM);
 	if (vm->mem_bytes > vm->low_ram_end)
 		add_e820(bp, LAYOUT_HIGH_RAM, vm->mem_bytes - vm->low_ram_end, E820_RAM);
@@ -137,6 +147,22 @@ static int load_initrd(struct vm *vm, struct boot_params *bp, const struct boot_
 	bp->ext_ramdisk_image = (uint32_t)(addr >> 32);
 	bp->ext_ramdisk_size = (uint32_t)(size >> 32);
 	return 0;
+}
+
+/* The ACPI tables at LAYOUT_ACPI, and their RSDP in the zero page so Linux
+ * (5.0 and later) need not scan for it. */
+static int write_acpi(struct vm *vm, struct boot_params *bp, const struct boot_config *cfg)
+{
+	struct acpi_config ac = { .ncpus = vm->ncpus, .devs = cfg->devs, .ndevs = cfg->ndevs };
+	uint8_t *mem = vm_gpa(vm, LAYOUT_ACPI, LAYOUT_ACPI_SIZE);
+	struct acpi_tables t;
+
+	if (!mem)
+		return -ENOMEM;
+	int r = acpi_build(&ac, mem, LAYOUT_ACPI_SIZE, LAYOUT_ACPI, &t);
+	if (!r)
+		bp->acpi_rsdp_addr = t.rsdp;
+	return r;
 }
 
 /* The header fields a boot loader fills (boot.rst, "Details of header fields"). */
@@ -216,7 +242,7 @@ int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t er
 	if (r < 0)
 		return r;
 	fill_loader_fields(bp, &k);
-	write_e820(vm, bp);
+	write_e820(vm, bp, !cfg->no_acpi);
 	r = write_gdt(vm);
 	if (!r)
 		r = write_page_tables(vm);
@@ -224,6 +250,11 @@ int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t er
 		r = mptable_write(vm);
 	if (r < 0) {
 		snprintf(err, errlen, "writing boot structures: %s", strerror(-r));
+		return r;
+	}
+	r = cfg->no_acpi ? 0 : write_acpi(vm, bp, cfg);
+	if (r < 0) {
+		snprintf(err, errlen, "writing ACPI tables: %s", strerror(-r));
 		return r;
 	}
 	vm->entry = (struct vm_entry){ .rip = k.entry, .rsi = LAYOUT_ZERO_PAGE };

@@ -2,8 +2,9 @@
  * Linux's x86 64-bit boot protocol (Documentation/arch/x86/boot.rst): the
  * kernel (an ELF vmlinux, or a bzImage entered at its 64-bit entry point),
  * the initramfs, the command line, the zero page with its e820 map, an MP
- * table for the CPUs and the IOAPIC, and identity-mapped page tables with a
- * flat GDT so the boot vCPU starts in long mode.
+ * table for the CPUs and the IOAPIC, ACPI tables (acpi.h) with their RSDP
+ * in the zero page's acpi_rsdp_addr, and identity-mapped page tables with
+ * a flat GDT so the boot vCPU starts in long mode.
  *
  * Every size and offset read from the image files is checked against the
  * file and against guest RAM before anything is copied.
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/acpi.h"
 #include "vmm/vm.h"
 
 struct boot_config {
@@ -22,6 +24,9 @@ struct boot_config {
 	const char *initrd_path;     /* NULL: none */
 	const char *cmdline;         /* the whole command line */
 	bool host_decompress;        /* bzImage: unpack its payload on the host */
+	bool no_acpi;                /* MP table only: no ACPI tables, no acpi_rsdp_addr */
+	const struct acpi_mmio_device *devs;  /* the virtio-mmio devices, for the DSDT */
+	unsigned ndevs;
 };
 
 /* What a loader found in the kernel image. */

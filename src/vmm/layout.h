@@ -8,6 +8,8 @@
  *                of the first 4 GiB with 2 MiB pages)
  *   0x0002_0000  kernel command line
  *   0x0009_fc00  start of the reserved area up to 1 MiB (EBDA, BIOS)
+ *   0x000e_0000  ACPI tables: RSDP first (Linux scans 0xe0000..0xfffff for
+ *                it), then XSDT, FADT, MADT, DSDT; e820 type ACPI
  *   0x000f_0000  MP table (Linux scans 0xf0000..0xfffff for it)
  *   0x0010_0000  bzImage protected-mode code, test guests (1 MiB)
  *   ...          RAM up to min(size, 3 GiB); initramfs at its top
@@ -30,6 +32,8 @@
 #define LAYOUT_CMDLINE        0x20000ull
 #define LAYOUT_CMDLINE_MAX    4096u         /* bytes, NUL included */
 #define LAYOUT_EBDA           0x9fc00ull
+#define LAYOUT_ACPI           0xe0000ull
+#define LAYOUT_ACPI_SIZE      0x10000ull    /* up to the MP table */
 #define LAYOUT_MPTABLE        0xf0000ull
 #define LAYOUT_HIMEM          0x100000ull   /* first byte above the BIOS area */
 
@@ -49,11 +53,18 @@
 #define LAYOUT_IRQ_SERIAL     4u
 #define LAYOUT_IRQ_FIRST_DEV  5u
 #define LAYOUT_IOAPIC_PINS    24u
+#define LAYOUT_ISA_IRQS       16u
+/* APIC IDs: vCPU i has ID i (CPUID, MP table, MADT); the IOAPIC comes next. */
+#define LAYOUT_IOAPIC_ID(ncpus) ((uint8_t)(ncpus))
 
 /* Legacy ports. */
 #define LAYOUT_PORT_SERIAL    0x3f8u
 #define LAYOUT_PORT_DEBUG_EXIT 0x501u     /* 2 ports, QEMU's isa-debug-exit */
 #define LAYOUT_PORT_BOOT_MARKER 0x3f0u    /* Firecracker's boot-time port */
 #define LAYOUT_BOOT_MARKER_VALUE 123u
+#define LAYOUT_PORT_I8042_CMD 0x64u
+#define LAYOUT_PORT_ACPI_SLEEP_CTL 0x600u  /* ACPI sleep control register (acpi_pm.c) */
+#define LAYOUT_PORT_ACPI_SLEEP_STS 0x601u  /* ACPI sleep status register */
+#define LAYOUT_CMOS_CENTURY   0x32u         /* CMOS index of the RTC century (legacy.c) */
 
 #endif

@@ -138,7 +138,7 @@ int mptable_write(struct vm *vm)
 	struct mp_floating *mpf = (struct mp_floating *)base;
 	struct mp_config *cfg = (struct mp_config *)(mpf + 1);
 	uint8_t *pos = (uint8_t *)(cfg + 1);
-	uint8_t ioapic_id = (uint8_t)vm->ncpus;
+	uint8_t ioapic_id = LAYOUT_IOAPIC_ID(vm->ncpus);
 
 	put_processors(vm, &pos);
 	struct mp_bus bus = { .type = MP_BUS, .bus_id = 0, .bus_type = "ISA   " };

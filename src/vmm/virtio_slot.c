@@ -39,6 +39,12 @@ int vm_virtio_slot_cmdline(const struct vm_virtio_slot *s, char *buf, size_t len
 			(unsigned long long)s->mmio.opts.base, s->mmio.opts.gsi);
 }
 
+void vm_virtio_slot_describe(const struct vm_virtio_slot *s, struct acpi_mmio_device *d)
+{
+	*d = (struct acpi_mmio_device){ .base = s->mmio.opts.base, .size = LAYOUT_MMIO_SIZE,
+					.gsi = s->mmio.opts.gsi };
+}
+
 void vm_virtio_slot_close(struct vm_virtio_slot *s)
 {
 	if (s->initialized)

@@ -1,7 +1,8 @@
 /*
  * A virtio device plugged into the VM: a virtio-mmio register window at
  * LAYOUT_MMIO_BASE + index * 4 KiB, interrupt line LAYOUT_IRQ_FIRST_DEV +
- * index, and the kernel command-line fragment that tells Linux about it.
+ * index, and what tells the guest about it: a kernel command-line fragment
+ * and its description for the DSDT.
  */
 #ifndef KVMINI_VMM_VIRTIO_SLOT_H
 #define KVMINI_VMM_VIRTIO_SLOT_H
@@ -10,6 +11,7 @@
 
 #include "core/event_loop.h"
 #include "transport/mmio.h"
+#include "vmm/acpi.h"
 #include "virtio/device.h"
 #include "vmm/io_bus.h"
 #include "vmm/vm.h"
@@ -27,6 +29,10 @@ int vm_virtio_slot_init(struct vm_virtio_slot *s, struct vm *vm, struct event_lo
 
 /* "virtio_mmio.device=4K@0xADDR:IRQ" into @buf; returns what snprintf does. */
 int vm_virtio_slot_cmdline(const struct vm_virtio_slot *s, char *buf, size_t len);
+
+/* The slot's window and GSI as the DSDT describes them (the same values
+ * vm_virtio_slot_cmdline prints). */
+void vm_virtio_slot_describe(const struct vm_virtio_slot *s, struct acpi_mmio_device *d);
 
 /* Shutdown, in two steps: close before joining the vCPUs (no vCPU waits on
  * the loop any more), destroy after (resets the device). */

@@ -26,7 +26,7 @@ if [ -f "$elf" ] && [ "$elf" -nt "$newest_src" ] && [ -f "$out/test-guest.bzImag
 	exit 0
 fi
 gcc "${CFLAGS[@]}" "${LDFLAGS[@]}" -o "$elf" "$src"/start.S "$src"/lib.c "$src"/virtio.c \
-	"$src"/tests.c -lgcc
+	"$src"/acpi.c "$src"/tests.c -lgcc
 objcopy -O binary -j .text -j .rodata -j .data "$elf" "$out/test-guest.bin"
 python3 tests/kvm/mkbzimage.py "$elf" "$out/test-guest.bin" "$out/test-guest.bzImage"
 echo "$elf"

@@ -9,6 +9,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
+#include "acpi.h"
 #include "guest.h"
 #include "virtio.h"
 
@@ -731,23 +732,51 @@ struct e820 {
 	uint32_t type;
 } __attribute__((packed));
 
+/* e820 with ACPI: RAM, reserved (EBDA..), the ACPI tables' 64 KiB at
+ * 0xe0000, reserved (the MP table..1 MiB), RAM. With no_acpi=1 (kvmini
+ * run --no-acpi): RAM, the whole BIOS area reserved, RAM, and no RSDP. */
+static void check_e820(uint64_t mem, bool acpi)
+{
+	uint8_t n = zp[0x1e8];
+	uint64_t rsdp;
+	const struct e820 *e = (const void *)(zp + 0x2d0);
+
+	memcpy(&rsdp, zp + 0x70, 8);
+	CHECK_EQ(n, acpi ? 5 : 3, acpi ? "e820: five entries below 3 GiB" : "e820: three entries below 3 GiB");
+	check(e[0].addr == 0 && e[0].size == 0x9fc00 && e[0].type == 1, "e820: low RAM up to the EBDA");
+	if (acpi) {
+		check(e[1].addr == 0x9fc00 && e[1].addr + e[1].size == 0xe0000 && e[1].type == 2,
+		      "e820: EBDA up to the ACPI tables reserved");
+		check(e[2].addr == 0xe0000 && e[2].size == 0x10000 && e[2].type == 3,
+		      "e820: the ACPI tables' 64 KiB typed ACPI");
+		check(e[3].addr == 0xf0000 && e[3].addr + e[3].size == 0x100000 && e[3].type == 2,
+		      "e820: the MP table up to 1 MiB reserved");
+		check(rsdp >= e[2].addr && rsdp + 36 <= e[2].addr + e[2].size,
+		      "acpi_rsdp_addr: inside the ACPI range");
+		e += 2;
+	} else {
+		check(e[1].addr == 0x9fc00 && e[1].addr + e[1].size == 0x100000 && e[1].type == 2,
+		      "e820: the BIOS area reserved");
+		CHECK_EQ(rsdp, 0, "--no-acpi: acpi_rsdp_addr 0");
+		bool found = false;
+		for (uint64_t a = 0xe0000; a < 0x100000; a += 16)
+			found = found || !memcmp((const void *)a, "RSD PTR ", 8);
+		check(!found, "--no-acpi: no RSDP in the BIOS area");
+	}
+	check(e[2].addr == 0x100000 && e[2].addr + e[2].size == mem && e[2].type == 1,
+	      "e820: RAM from 1 MiB to the end of --mem");
+}
+
 static void test_bootparams(void)
 {
 	char val[32];
 	uint32_t u32;
-	uint8_t n = zp[0x1e8];
 	uint64_t mem = cmdline_get("mem_mib", val, sizeof(val)) ? parse_dec(val, NULL) << 20 : 0;
 
 	CHECK_EQ(zp[0x210], 0xff, "type_of_loader: 0xff");
 	memcpy(&u32, zp + 0x202, 4);
 	CHECK_EQ(u32, 0x53726448, "setup header magic HdrS");
-	CHECK_EQ(n, 3, "e820: three entries below 3 GiB");
-	const struct e820 *e = (const void *)(zp + 0x2d0);
-	check(e[0].addr == 0 && e[0].size == 0x9fc00 && e[0].type == 1, "e820: low RAM up to the EBDA");
-	check(e[1].addr == 0x9fc00 && e[1].addr + e[1].size == 0x100000 && e[1].type == 2,
-	      "e820: the BIOS area reserved");
-	check(e[2].addr == 0x100000 && e[2].addr + e[2].size == mem && e[2].type == 1,
-	      "e820: RAM from 1 MiB to the end of --mem");
+	check_e820(mem, !cmdline_get("no_acpi", val, sizeof(val)));
 	uint32_t image, size;
 	memcpy(&image, zp + 0x218, 4);
 	memcpy(&size, zp + 0x21c, 4);
@@ -764,6 +793,12 @@ static void test_bootparams(void)
 	printf("kvm-guest bootparams: running at 0x%lx\n", rip);
 	finish();
 }
+
+/* --- ACPI (acpi.c) ------------------------------------------------------------------ */
+
+static void test_acpi(void) { acpi_test_tables(zp); }
+static void test_acpi_poweroff(void) { acpi_test_poweroff(zp); }
+static void test_acpi_reset(void) { acpi_test_reset(zp); }
 
 /* --- entry ------------------------------------------------------------------------------ */
 
@@ -787,6 +822,9 @@ static const struct {
 	{ "usermode", test_usermode },
 	{ "usermode-int", test_usermode_int },
 	{ "bootparams", test_bootparams },
+	{ "acpi", test_acpi },
+	{ "acpi-poweroff", test_acpi_poweroff },
+	{ "acpi-reset", test_acpi_reset },
 };
 
 void guest_main(const uint8_t *zero_page)
