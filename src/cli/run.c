@@ -64,7 +64,9 @@ static const char run_usage[] =
 	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
-	"                     \"noxsave clearcpuid=...\" for the instructions it lacks\n"
+	"                     \"noxsave clearcpuid=...\" for the instructions it lacks;\n"
+	"                     on kvm_pvm, also relay SYSCALL and INT n from guest user\n"
+	"                     mode to the guest kernel (which that host fails to do)\n"
 	"  --boot-timing      print when the guest reached each boot milestone\n"
 	"  --counters         print every device's counters at exit\n"
 	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
@@ -361,6 +363,12 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
 			(unsigned long long)__atomic_load_n(&ctx->vm.compat_int3, __ATOMIC_RELAXED),
 			(unsigned long long)__atomic_load_n(&ctx->vm.compat_fwait, __ATOMIC_RELAXED));
+	if (ctx->vm.user_relay)
+		fprintf(out, "compat_user_syscalls_relayed %llu\ncompat_user_ints_relayed %llu\n"
+			"compat_relay_breakpoint_passes %llu\n",
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_syscalls, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_ints, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_passes, __ATOMIC_RELAXED));
 }
 
 /* --- command line and boot ------------------------------------------------- */
