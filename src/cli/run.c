@@ -18,6 +18,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/default_guest.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -39,13 +40,16 @@
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
 
 static const char run_usage[] =
-	"usage: kvmini run --kernel FILE [options]\n"
+	"usage: kvmini run [--kernel FILE] [options]\n"
 	"\n"
 	"Boot a guest on KVM with a serial console (ttyS0 on stdin/stdout) and\n"
 	"kvmini's virtio devices behind virtio-mmio.\n"
 	"\n"
 	"  --kernel FILE      the guest kernel: an ELF vmlinux (loaded at its physical\n"
-	"                     addresses) or a bzImage (entered at its 64-bit entry point)\n"
+	"                     addresses) or a bzImage (entered at its 64-bit entry point);\n"
+	"                     default: the project's guest that scripts/build-guest.sh\n"
+	"                     builds (guest/vmlinux and guest/initramfs.cpio beside the\n"
+	"                     kvmini binary, or in $KVMINI_GUEST_DIR)\n"
 	"  --host-decompress  with a bzImage: decompress its payload on the host (with\n"
 	"                     gzip, xz, zstd, lz4, bzip2 or lzop) and boot the vmlinux\n"
 	"                     inside, instead of letting the guest decompress itself\n"
@@ -221,6 +225,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	const char *unused_initrd;
 	int c;
 
 	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
@@ -250,10 +255,9 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (!a->kernel) {
-		log_err("--kernel is required (see kvmini run --help)");
+	/* No --kernel: the project's own guest (scripts/build-guest.sh). */
+	if (!a->kernel && default_guest_find(&a->kernel, a->initrd ? &unused_initrd : &a->initrd) < 0)
 		return -EINVAL;
-	}
 	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
 		return -EINVAL;
 	return 0;

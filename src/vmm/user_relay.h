@@ -22,6 +22,8 @@
  * LSTAR at CPL0). When the #UD handler is entered for an `int n` from user
  * mode whose gate allows CPL3, kvmini delivers vector n instead. Any other
  * hit steps one instruction with the breakpoints off and re-arms them.
+ * The cost: two exits per guest page fault, and the guest's own hardware
+ * breakpoints (DR0-DR7) do not work while the relay holds them.
  */
 #ifndef KVMINI_VMM_USER_RELAY_H
 #define KVMINI_VMM_USER_RELAY_H

@@ -172,8 +172,9 @@ expect "virtio-fs: FUSE INIT, LOOKUP, OPEN, READ of a host file (guest checks)" 
 
 # --- operator errors ----------------------------------------------------------------
 
-run no-kernel "" -- --mem 64
-expect "missing --kernel: usage error" 2 '--kernel is required'
+KVMINI_GUEST_DIR=$LOGDIR/no-guest run no-kernel "" -- --mem 64
+expect "no --kernel and no default guest: says to run scripts/build-guest.sh" 2 \
+	'no default guest kernel at .*scripts/build-guest.sh'
 run kernel-missing "" -- --kernel /nonexistent/vmlinux
 expect "nonexistent kernel file: usage error" 2 '/nonexistent/vmlinux: No such file'
 run bad-mem "" -- --kernel "$GUEST" --mem 12x
@@ -190,7 +191,7 @@ expect "--fs with a missing directory: usage error" 2 'is not a directory'
 run bad-fs-tag "" -- --kernel "$GUEST" --fs "$share"
 expect "--fs without a tag: usage error" 2 'expected DIR:TAG'
 run help "" -- --help
-expect "--help" 0 'usage: kvmini run --kernel FILE'
+expect "--help" 0 'usage: kvmini run \[--kernel FILE\]'
 
 # --- a Linux kernel (opt-in: minutes where guest kernel code is emulated) ----
 # KVM_TEST_LINUX=path/to/vmlinux-or-bzImage boots it with --compat, one
