@@ -50,7 +50,9 @@ fi
 NS=kvacc$$
 TAP=kvacc$$
 SHARE=$(mktemp -d)
+DUMP_PID=
 cleanup() {
+	[ -n "$DUMP_PID" ] && kill "$DUMP_PID" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$SHARE"
 }
@@ -66,6 +68,11 @@ GUEST_NONCE=guest-$RANDOM$RANDOM
 echo "$HOST_NONCE" >"$SHARE/from-host.txt"
 compat=()
 [ -e /sys/module/kvm_pvm ] && compat=(--compat)
+
+# What crosses the tap, seen from the host's side.
+ip netns exec "$NS" tcpdump -l -nn -e -i "$TAP" arp or icmp >"$LOG/tap.txt" 2>"$LOG/tcpdump.err" &
+DUMP_PID=$!
+for _ in $(seq 50); do grep -q 'listening on' "$LOG/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
 
 echo "INFO: acceptance: booting build/guest/vmlinux (${compat[*]:-no compat}, $CPUS vCPU(s)), up to $LIMIT s"
 t0=$(date +%s)
@@ -120,9 +127,14 @@ if [ "$(cat "$SHARE/from-guest.txt" 2>/dev/null)" = "guest nonce $GUEST_NONCE" ]
 else
 	fail "host: from-guest.txt is '$(head -c 80 "$SHARE/from-guest.txt" 2>/dev/null)', not 'guest nonce $GUEST_NONCE'"
 fi
-ip -n "$NS" neigh show "$GUEST_IP" | grep -qi "$GUEST_MAC" &&
-	pass "host: the guest's MAC $GUEST_MAC answered ARP on the tap" ||
-	fail "host: no ARP entry for the guest ($GUEST_IP) on the tap"
+sleep 0.5
+kill "$DUMP_PID" 2>/dev/null
+wait "$DUMP_PID" 2>/dev/null
+DUMP_PID=
+grep -qiE "^[0-9:.]+ $GUEST_MAC > .*ICMP echo request" "$LOG/tap.txt" &&
+	grep -qiE "> $GUEST_MAC, .*ICMP echo reply" "$LOG/tap.txt" &&
+	pass "host: the guest's echo requests and the host's replies crossed the tap ($(grep -ci 'ICMP echo' "$LOG/tap.txt") ICMP frames)" ||
+	fail "host: no echo request from $GUEST_MAC and reply on the tap (log $LOG/tap.txt)"
 [ "$RC" -eq 0 ] && has 'guest rebooted' && pass "guest rebooted, kvmini ended with 0" ||
 	fail "kvmini ended with $RC (wanted 0 after the guest's reboot)"
 
