@@ -8,6 +8,9 @@
 #   5. User-Mode Linux integration tests (real Linux virtio drivers)
 #   6. other real vhost-user frontends (QEMU, DPDK virtio-user)
 #   7. KVM: kvmini run with the project's own small guests
+#   8. KVM acceptance: the project's Linux guest with virtio-net and virtio-fs
+#      (builds it first with scripts/build-guest.sh; minutes where guest
+#      kernel code is emulated)
 # Prints the time each layer took and ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -122,6 +125,8 @@ run_layer "FUSE (host kernel client on /dev/fuse)" fuse tests/fuse/run_all.sh
 run_layer "UML integration (real Linux virtio drivers over vhost-user)" uml tests/uml/run_all.sh
 run_layer "other vhost-user frontends (QEMU, DPDK)" peers tests/peers/run_all.sh
 run_layer "KVM (kvmini run with the project's small guests)" kvm tests/kvm/run_all.sh
+run_layer "KVM acceptance (the project's Linux guest: ping and a share over virtio)" \
+	kvm-acceptance tests/kvm/acceptance.sh
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -22,6 +22,7 @@
 #include "cli/cli.h"
 #include "cli/fs_watch_args.h"
 #include "cli/net_controls.h"
+#include "cli/default_guest.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -45,13 +46,16 @@
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
 
 static const char run_usage[] =
-	"usage: kvmini run --kernel FILE [options]\n"
+	"usage: kvmini run [--kernel FILE] [options]\n"
 	"\n"
 	"Boot a guest on KVM with a serial console (ttyS0 on stdin/stdout) and\n"
 	"kvmini's virtio devices behind virtio-mmio.\n"
 	"\n"
 	"  --kernel FILE      the guest kernel: an ELF vmlinux (loaded at its physical\n"
-	"                     addresses) or a bzImage (entered at its 64-bit entry point)\n"
+	"                     addresses) or a bzImage (entered at its 64-bit entry point);\n"
+	"                     default: the project's guest that scripts/build-guest.sh\n"
+	"                     builds (guest/vmlinux and guest/initramfs.cpio beside the\n"
+	"                     kvmini binary, or in $KVMINI_GUEST_DIR)\n"
 	"  --host-decompress  with a bzImage: decompress its payload on the host (with\n"
 	"                     gzip, xz, zstd, lz4, bzip2 or lzop) and boot the vmlinux\n"
 	"                     inside, instead of letting the guest decompress itself\n"
@@ -87,7 +91,9 @@ static const char run_usage[] =
 	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
-	"                     \"noxsave clearcpuid=...\" for the instructions it lacks\n"
+	"                     \"noxsave clearcpuid=...\" for the instructions it lacks;\n"
+	"                     on kvm_pvm, also relay SYSCALL and INT n from guest user\n"
+	"                     mode to the guest kernel (which that host fails to do)\n"
 	"  --no-acpi          no ACPI tables (the guest finds CPUs and devices through\n"
 	"                     the MP table and the command line only)\n"
 	"  --boot-timing      print when the guest reached each boot milestone, from\n"
@@ -256,6 +262,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		CLI_FS_WATCH_LONG_OPTIONS,
 		{ 0 },
 	};
+	const char *unused_initrd;
 	int c;
 
 	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
@@ -294,10 +301,9 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (!a->kernel) {
-		log_err("--kernel is required (see kvmini run --help)");
+	/* No --kernel: the project's own guest (scripts/build-guest.sh). */
+	if (!a->kernel && default_guest_find(&a->kernel, a->initrd ? &unused_initrd : &a->initrd) < 0)
 		return -EINVAL;
-	}
 	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
 		return -EINVAL;
 	if ((a->watch.no_notify || a->watch.max_given) && !a->nfs) {
@@ -428,6 +434,12 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
 			(unsigned long long)__atomic_load_n(&ctx->vm.compat_int3, __ATOMIC_RELAXED),
 			(unsigned long long)__atomic_load_n(&ctx->vm.compat_fwait, __ATOMIC_RELAXED));
+	if (ctx->vm.user_relay)
+		fprintf(out, "compat_user_syscalls_relayed %llu\ncompat_user_ints_relayed %llu\n"
+			"compat_relay_breakpoint_passes %llu\n",
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_syscalls, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_ints, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&ctx->vm.relay_passes, __ATOMIC_RELAXED));
 }
 
 /* --- command line and boot ------------------------------------------------- */

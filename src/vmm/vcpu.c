@@ -274,11 +274,20 @@ static bool handle_exit(struct vcpu *v, unsigned *budget)
 		return false;
 	case KVM_EXIT_INTR:
 		return true;
+	case KVM_EXIT_X86_WRMSR:
+		if (v->vm->user_relay)
+			return user_relay_on_wrmsr(v);
+		break;
+	case KVM_EXIT_DEBUG:
+		if (v->vm->user_relay)
+			return user_relay_on_debug(v);
+		break;
 	default:
-		vm_request_stop(v->vm, VM_EXIT_GUEST_ERROR, "vCPU %u: unexpected KVM exit %u",
-				v->index, run->exit_reason);
-		return false;
+		break;
 	}
+	vm_request_stop(v->vm, VM_EXIT_GUEST_ERROR, "vCPU %u: unexpected KVM exit %u", v->index,
+			run->exit_reason);
+	return false;
 }
 
 void *vcpu_thread(void *arg)

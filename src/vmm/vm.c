@@ -189,6 +189,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = create_memory(vm, cfg->mem_bytes);
 	if (!r)
 		r = create_chipset(vm);
+	if (!r && vm->compat && user_relay_host_needs()) {
+		r = user_relay_setup_vm(vm);
+		vm->user_relay = !r;
+	}
 	if (!r)
 		r = cpu_supported_cpuid(vm->kvm_fd, &vm->supported_cpuid);
 	for (unsigned i = 0; !r && i < cfg->ncpus; i++) {

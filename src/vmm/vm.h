@@ -25,6 +25,7 @@
 
 #include "core/guest_mem.h"
 #include "vmm/io_bus.h"
+#include "vmm/user_relay.h"
 
 #define VM_MAX_VCPUS 64u
 
@@ -60,6 +61,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits;              /* exits handled by kvmini (this thread only) */
+	struct user_relay relay;     /* compat mode on kvm_pvm (user_relay.h) */
 };
 
 /* Where the boot vCPU starts (filled by the boot loader). */
@@ -80,7 +82,9 @@ struct vm_config {
  * stock kernel uses. With it, kvmini clears CPUID.1:ECX.CX16, and when
  * emulation fails on an int3 it steps over it and injects #BP (what the
  * CPU would have done), and on an fwait it steps over it. Opt-in: it hides
- * a real emulation failure of those two instructions.
+ * a real emulation failure of those two instructions. Where /dev/kvm is
+ * kvm_pvm it also relays SYSCALL and INT n from guest user mode to the
+ * guest kernel (user_relay.h), without which Linux userspace cannot run.
  */
 #define VM_COMPAT_CMDLINE "noxsave clearcpuid=smap,fsgsbase,xsave,popcnt,aes,pclmulqdq," \
 	"sha_ni,sse4_2,sse4_1,ssse3,movbe,rdseed,gfni,bmi1,bmi2,adx"
@@ -97,6 +101,10 @@ struct vm {
 	bool compat;
 	uint64_t compat_int3;        /* int3 stepped over (atomic) */
 	uint64_t compat_fwait;       /* fwait stepped over (atomic) */
+	bool user_relay;             /* compat on kvm_pvm: user_relay.h */
+	uint64_t relay_syscalls;     /* SYSCALLs from user mode relayed (atomic) */
+	uint64_t relay_ints;         /* INT n from user mode relayed (atomic) */
+	uint64_t relay_passes;       /* handler breakpoints that were no relay (atomic) */
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct kvm_cpuid2 *supported_cpuid;
 	struct vm_entry entry;

@@ -50,6 +50,14 @@ void ioapic_route(unsigned pin, unsigned vector);
 void ioapic_mask(unsigned pin);
 void lapic_eoi(void);
 
+/* What an interrupt stub saved: the registers, then the CPU's frame. */
+struct isr_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax;
+	uint64_t vector, error, rip, cs, rflags, rsp, ss;
+};
+/* Called first for exceptions and vector 128; true: handled, return to @f. */
+extern bool (*frame_hook)(struct isr_frame *f);
+
 /* Ticks of about 10 ms from the LAPIC timer (0 if it does not run). */
 extern volatile uint64_t ticks;
 /* Halt until @cond(arg) holds or about @ms milliseconds pass; true if it held. */

@@ -192,26 +192,20 @@ struct idt_entry {
 	uint32_t off_hi, zero;
 } __attribute__((packed));
 
-struct isr_frame {
-	uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax;
-	uint64_t vector, error, rip, cs, rflags, rsp, ss;
-};
-
 extern const uint64_t isr_table[];
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 static irq_fn handlers[256];
+bool (*frame_hook)(struct isr_frame *f);
 
 void isr_handler(struct isr_frame *f);
 void isr_handler(struct isr_frame *f)
 {
+	if ((f->vector < 32 || f->vector == 128) && frame_hook && frame_hook(f))
+		return;
 	if (f->vector < 32) {
 		printf("FAIL: kvm-guest %s: exception %lu (error 0x%lx) at rip 0x%lx cs 0x%lx\n",
 		       test_name, f->vector, f->error, f->rip, f->cs);
 		guest_exit(0x7f);
-	}
-	if (f->vector == 128 && handlers[128]) {
-		handlers[128]((unsigned)(f->cs & 0xffff));
-		return;
 	}
 	if (handlers[f->vector & 0xff])
 		handlers[f->vector & 0xff]((unsigned)f->vector);

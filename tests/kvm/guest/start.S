@@ -114,42 +114,74 @@ stack_top:
 	.section .note.GNU-stack, "", @progbits
 
 /*
- * User mode round trip for the "usermode" test: enter CPL3 with iretq at
- * user_code, which runs a loop and makes a SYSCALL; syscall_entry (CPL0,
- * through MSR_LSTAR) hands the selector it runs with to C. Both use the
- * interrupted stack: SYSCALL does not switch stacks.
+ * User mode for the "usermode" test, laid out as Linux lays it out: kernel
+ * pages supervisor-only, the user code (user_code..user_code_end, position
+ * independent) copied into a user page. It makes a system call, an
+ * `int $0x80` and a page fault the kernel fixes, then a last system call
+ * with RAX 0 (or 0xdead when a result was wrong).
  */
 	.text
 	.globl enter_user
-enter_user:			/* (rip, rsp, use_int80) */
-	mov	%rdx, %r8
+enter_user:			/* (rip, rsp) */
 	pushq	$0x2b		/* user SS */
 	pushq	%rsi
-	pushq	$0x2		/* RFLAGS: interrupts off in user mode */
+	pushq	$0x202		/* RFLAGS: interrupts on, as in Linux user mode */
 	pushq	$0x33		/* user CS, 64-bit */
 	pushq	%rdi
 	iretq
 
-	.globl user_code
+	.globl user_code, user_code_end
 user_code:
 	mov	$1000, %ecx
-1:	add	%rcx, %rdx
-	dec	%ecx
+1:	dec	%ecx
 	jnz	1b
-	mov	$0x5ca11, %eax
-	test	%r8, %r8
-	jnz	4f
+	mov	$1, %eax
+	mov	$0x1234, %edi
 	syscall
-2:	jmp	2b
-4:	int	$0x80
-	jmp	2b
+	cmp	$0x1235, %rax
+	jne	9f
+	mov	$2, %eax
+	int	$0x80
+	cmp	$3, %rax
+	jne	9f
+	mov	$0x400000, %ebx
+	mov	(%rbx), %rax	/* 3 bytes: the #PF handler steps over it */
+	cmp	$0x77, %rax
+	jne	9f
+	xor	%eax, %eax
+	syscall
+9:	mov	$0xdead, %eax
+	syscall
+	jmp	.
+user_code_end:
 
+/* MSR_LSTAR: the kernel side of SYSCALL. On its own stack, hands C the
+ * call number, argument, RCX, R11, RFLAGS and the user's RSP as it found
+ * them, and returns with SYSRET. */
 	.globl syscall_entry
 syscall_entry:
-	lea	stack_top(%rip), %rsp
-	mov	%cs, %rdi
-	mov	%rax, %rsi
+	mov	%rsp, user_rsp(%rip)
+	pushfq
+	pop	%r8
+	lea	syscall_stack_top(%rip), %rsp
+	push	%rcx
+	push	%r11
+	mov	%rdi, %rsi
+	mov	%rax, %rdi
+	mov	%rcx, %rdx
+	mov	%r11, %rcx
+	mov	user_rsp(%rip), %r9
 	call	syscall_arrived
-3:	hlt
-	jmp	3b
+	pop	%r11
+	pop	%rcx
+	mov	user_rsp(%rip), %rsp
+	sysretq
+
+	.bss
+	.balign 16
+user_rsp:
+	.skip	16
+syscall_stack:
+	.skip	8192
+syscall_stack_top:
 	.section .note.GNU-stack, "", @progbits

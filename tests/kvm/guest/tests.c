@@ -620,17 +620,23 @@ static void test_fs_notify(void)
 	finish();
 }
 
-/* --- user mode and SYSCALL ---------------------------------------------------------- */
+/* --- user mode: SYSCALL, INT n and faults from CPL3 ---------------------------------- */
 
-void enter_user(uint64_t rip, uint64_t rsp, uint64_t use_int80);
-void user_code(void);
+void enter_user(uint64_t rip, uint64_t rsp);
+extern const uint8_t user_code[], user_code_end[];
 void syscall_entry(void);
-void syscall_arrived(uint64_t cs, uint64_t rax);
+uint64_t syscall_arrived(uint64_t nr, uint64_t arg, uint64_t rcx, uint64_t r11, uint64_t rflags,
+			 uint64_t rsp);
+
+#define USER_BASE 0x200000ull        /* the user page: 2 MiB to 4 MiB */
+#define USER_STACK_TOP 0x3ff000ull
+#define KERNEL_ONLY_ADDR 0x400000ull /* a supervisor page user code reads */
+#define RFLAGS_IF 0x200ull
 
 static uint64_t user_gdt[10] __attribute__((aligned(16)));
-static uint8_t user_stack[4096] __attribute__((aligned(16)));
 static uint8_t tss[104] __attribute__((aligned(16)));
 static uint8_t irq_stack[8192] __attribute__((aligned(16)));
+static unsigned int80_seen, user_pf_seen;
 
 static void wrmsr(uint32_t msr, uint64_t v)
 {
@@ -644,11 +650,65 @@ static uint64_t rdmsr(uint32_t msr)
 	return lo | ((uint64_t)hi << 32);
 }
 
-void syscall_arrived(uint64_t cs, uint64_t rax)
+static uint16_t cur_cs(void)
 {
-	CHECK_EQ(cs & 0xffff, 0x10, "SYSCALL from CPL3 arrives at LSTAR in the kernel CS");
-	CHECK_EQ(rax, 0x5ca11, "SYSCALL carries the user's RAX");
+	uint16_t cs;
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	return cs;
+}
+
+static bool in_user_code(uint64_t rip)
+{
+	return rip >= USER_BASE && rip < USER_BASE + (uint64_t)(user_code_end - user_code);
+}
+
+/* System calls of the user code: 1 checks how SYSCALL arrived and returns
+ * arg + 1; 0 ends the test; anything else means the user code saw a
+ * wrong result. */
+uint64_t syscall_arrived(uint64_t nr, uint64_t arg, uint64_t rcx, uint64_t r11, uint64_t rflags,
+			 uint64_t rsp)
+{
+	uint16_t ss;
+
+	__asm__ volatile("mov %%ss, %0" : "=r"(ss));
+	if (nr == 1) {
+		CHECK_EQ(cur_cs(), 0x10, "SYSCALL from CPL3 runs LSTAR in the kernel CS (STAR)");
+		CHECK_EQ(ss, 0x18, "SYSCALL: SS is the kernel SS (STAR + 8)");
+		check(in_user_code(rcx), "SYSCALL: RCX holds the user's return address");
+		check(r11 & RFLAGS_IF, "SYSCALL: R11 holds the user's RFLAGS");
+		check(!(rflags & RFLAGS_IF), "SYSCALL: RFLAGS masked with SFMASK (IF clear)");
+		CHECK_EQ(rsp, USER_STACK_TOP, "SYSCALL: RSP is still the user's");
+		return arg + 1;
+	}
+	check(nr == 0, "user code: SYSRET, the INT return and the fault fix-up gave it the right values");
+	CHECK_EQ(int80_seen, 1, "int $0x80 from CPL3 reached its handler once");
+	CHECK_EQ(user_pf_seen, 1, "a user page fault reached the #PF handler once");
 	finish();
+	return 0;
+}
+
+/* int $0x80 (returns RAX + 1) and the user's read of a supervisor page
+ * (returns 0x77 and steps over the 3-byte load). */
+static bool user_frame_hook(struct isr_frame *f)
+{
+	if (f->vector == 128) {
+		CHECK_EQ(cur_cs(), 0x10, "int $0x80 from CPL3: handler in the kernel CS");
+		CHECK_EQ(f->cs, 0x33, "int $0x80: the frame holds the user CS");
+		check(in_user_code(f->rip), "int $0x80: returns into the user code");
+		int80_seen++;
+		f->rax++;
+		return true;
+	}
+	uint64_t cr2;
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	if (f->vector == 14 && f->cs == 0x33 && cr2 == KERNEL_ONLY_ADDR && in_user_code(f->rip)) {
+		check(f->error & 4, "user #PF: error code says user mode");
+		user_pf_seen++;
+		f->rax = 0x77;
+		f->rip += 3;
+		return true;
+	}
+	return false;
 }
 
 /* Linux's layout: kernel CS/DS 0x10/0x18, user32 CS 0x23, user DS 0x2b,
@@ -673,8 +733,9 @@ static void load_user_gdt(void)
 	__asm__ volatile("lgdt %0; mov $0x38, %%ax; ltr %%ax" : : "m"(gdtr) : "rax");
 }
 
-/* The first 2 MiB (code, data, stacks) become reachable from CPL3. */
-static void allow_user_pages(void)
+/* The 2 MiB page at USER_BASE becomes reachable from CPL3; everything
+ * else (this code, LSTAR, the IDT) stays supervisor-only, as in Linux. */
+static void map_user_page(void)
 {
 	uint64_t cr3;
 
@@ -684,42 +745,23 @@ static void allow_user_pages(void)
 	uint64_t *pd = (uint64_t *)(pdpt[0] & ~0xfffull);
 	pml4[0] |= 4;
 	pdpt[0] |= 4;
-	pd[0] |= 4;
+	pd[USER_BASE >> 21] |= 4;
 	__asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory");
-}
-
-static void on_int80(unsigned frame_cs)
-{
-	uint16_t cs;
-
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	CHECK_EQ(cs, 0x10, "int $0x80 from CPL3 runs its handler in the kernel CS");
-	CHECK_EQ(frame_cs, 0x33, "int $0x80: the frame holds the user CS");
-	finish();
-}
-
-static void enter_cpl3(bool int80)
-{
-	cli();
-	load_user_gdt();
-	allow_user_pages();
-	wrmsr(0xc0000080, rdmsr(0xc0000080) | 1);                 /* EFER.SCE */
-	wrmsr(0xc0000081, (0x23ull << 48) | (0x10ull << 32));      /* STAR */
-	wrmsr(0xc0000082, (uint64_t)syscall_entry);                /* LSTAR */
-	wrmsr(0xc0000084, 0x200);                                  /* SFMASK: IF */
-	irq_set_handler(128, on_int80);
-	printf("kvm-guest %s: entering CPL3\n", test_name);
-	enter_user((uint64_t)user_code, (uint64_t)user_stack + sizeof(user_stack), int80);
+	memcpy((void *)USER_BASE, user_code, (size_t)(user_code_end - user_code));
 }
 
 static void test_usermode(void)
 {
-	enter_cpl3(false);
-}
-
-static void test_usermode_int(void)
-{
-	enter_cpl3(true);
+	cli();
+	load_user_gdt();
+	map_user_page();
+	frame_hook = user_frame_hook;
+	wrmsr(0xc0000080, rdmsr(0xc0000080) | 1);                 /* EFER.SCE */
+	wrmsr(0xc0000081, (0x23ull << 48) | (0x10ull << 32));      /* STAR */
+	wrmsr(0xc0000082, (uint64_t)syscall_entry);                /* LSTAR */
+	wrmsr(0xc0000084, 0x200);                                  /* SFMASK: IF */
+	printf("kvm-guest %s: entering CPL3\n", test_name);
+	enter_user(USER_BASE, USER_STACK_TOP);
 }
 
 
@@ -820,7 +862,6 @@ static const struct {
 	{ "fs", test_fs },
 	{ "fs-notify", test_fs_notify },
 	{ "usermode", test_usermode },
-	{ "usermode-int", test_usermode_int },
 	{ "bootparams", test_bootparams },
 	{ "acpi", test_acpi },
 	{ "acpi-poweroff", test_acpi_poweroff },
