@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--no-vm) VM_PART=0 ;;
 	--vm-only) UML_PART=0 ;;
-	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	[0-9]*) SECS=$1 ;;
 	*) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
