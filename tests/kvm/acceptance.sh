@@ -8,7 +8,8 @@
 # entry on its side of the tap, and the boot figures (--boot-timing).
 #
 # Slow where guest kernel code is emulated (nested PVM: minutes), so CI
-# runs it once, as its own layer. One PASS:/FAIL: line per step; steps
+# runs it once, as its own layer. The boot and the judging are shared with
+# scripts/demo.sh (tests/kvm/guest_check.sh). One PASS:/FAIL: line per step; steps
 # that could not run say why (never a PASS for them). Skips (exit 0) only
 # without /dev/kvm or without root.
 # Knobs: KVMINI (default build/kvmini-san), ACCEPT_TIMEOUT (seconds for
@@ -22,8 +23,8 @@ CPUS=${ACCEPT_CPUS:-1}
 LOG=build/test-logs/kvm-acceptance
 HOST_IP=10.211.0.1
 GUEST_IP=10.211.0.2
-GUEST_MAC=52:54:00:12:34:56
 FAILS=0
+. tests/kvm/guest_check.sh
 
 pass() { echo "PASS: acceptance $1"; }
 fail() { echo "FAIL: acceptance $1"; FAILS=$((FAILS + 1)); }
@@ -41,11 +42,7 @@ mkdir -p "$LOG"
 if [ ! -x "$KVMINI" ]; then
 	make -j2 "$KVMINI" >"$LOG/build.log" 2>&1 || { echo "FAIL: acceptance: building $KVMINI"; exit 1; }
 fi
-if ! scripts/build-guest.sh >"$LOG/build-guest.log" 2>&1; then
-	echo "FAIL: acceptance: scripts/build-guest.sh (log $LOG/build-guest.log)"
-	tail -n 5 "$LOG/build-guest.log" | sed 's/^/    /'
-	exit 1
-fi
+kvm_guest_images "$LOG/build-guest.log" || { echo "FAIL: acceptance: scripts/build-guest.sh"; exit 1; }
 
 NS=kvacc$$
 TAP=kvacc$$
@@ -63,83 +60,33 @@ ip -n "$NS" tuntap add dev "$TAP" mode tap &&
 	ip -n "$NS" addr add "$HOST_IP/24" dev "$TAP" &&
 	ip -n "$NS" link set "$TAP" up || { echo "FAIL: acceptance: tap $TAP in $NS"; exit 1; }
 
-HOST_NONCE=host-$RANDOM$RANDOM
-GUEST_NONCE=guest-$RANDOM$RANDOM
-echo "$HOST_NONCE" >"$SHARE/from-host.txt"
-compat=()
-[ -e /sys/module/kvm_pvm ] && compat=(--compat)
+kvm_check_prepare "$SHARE"
+kvm_check_argv "$KVMINI" "$CPUS" "$TAP" "$SHARE" "$GUEST_IP/24" "$HOST_IP"
 
 # What crosses the tap, seen from the host's side.
 ip netns exec "$NS" tcpdump -l -nn -e -i "$TAP" arp or icmp >"$LOG/tap.txt" 2>"$LOG/tcpdump.err" &
 DUMP_PID=$!
 for _ in $(seq 50); do grep -q 'listening on' "$LOG/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
 
-echo "INFO: acceptance: booting build/guest/vmlinux (${compat[*]:-no compat}, $CPUS vCPU(s)), up to $LIMIT s"
+echo "INFO: acceptance: booting build/guest/vmlinux (${KVM_COMPAT[*]:-no compat}, $CPUS vCPU(s)), up to $LIMIT s"
 t0=$(date +%s)
-ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run "${compat[@]}" --cpus "$CPUS" \
-	--mem 256 --net "tap:$TAP" --fs "$SHARE:share" --boot-timing --counters \
-	--cmdline "console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=$GUEST_IP/24 kvmini.fs=share kvmini.check=$HOST_IP kvmini.nonce=$GUEST_NONCE" \
+ip netns exec "$NS" timeout -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
 	</dev/null >"$LOG/console.out" 2>"$LOG/kvmini.err"
 RC=$?
 SECS=$(($(date +%s) - t0))
-OUT=$(tr -d '\r' <"$LOG/console.out")
-ERR=$(cat "$LOG/kvmini.err")
 echo "INFO: acceptance: kvmini ended with status $RC after $SECS s (logs $LOG/console.out, $LOG/kvmini.err)"
 
-if grep -q 'ERROR: \(Address\|Leak\|UndefinedBehavior\)Sanitizer\|runtime error:' <<<"$ERR"; then
-	fail "sanitizer report in kvmini (log $LOG/kvmini.err)"
-fi
-
-# The kernel's part: it needs no userspace.
-has() { grep -qE -- "$1" <<<"$OUT$ERR"; }
-has 'virtio-mmio: Registering device virtio-mmio\.0' && pass "kernel: virtio-mmio devices from the command line" ||
-	fail "kernel: no virtio-mmio device registered"
-has '^mmio_device_activations 1$' && pass "kernel: a virtio driver activated a device" ||
-	fail "kernel: no virtio device activated"
-if ! has 'Run /init as init process'; then
-	fail "kernel: never reached /init (last console line: $(tail -n1 <<<"$OUT"))"
-	not_run "userspace steps: the kernel did not start /init"
-	exit 1
-fi
-pass "kernel: reached /init"
-
-# Userspace: /init's own report.
-if ! has 'kvmini-init: userspace up'; then
-	why=$(grep -oE 'init\[1\]: segfault.{0,60}|Kernel panic.{0,80}' <<<"$OUT" | head -n1)
-	fail "userspace: /init did not run (${why:-no output from it})"
-	if [ ${#compat[@]} -eq 0 ] && grep -q 'segfault at ffffffff' <<<"$OUT"; then
-		echo "    a SYSCALL from user mode faulted at LSTAR: this KVM needs --compat (src/vmm/user_relay.h)"
-	fi
-	not_run "ping, share read, share write: no userspace to run them"
-	exit 1
-fi
-pass "userspace: /init runs ($(grep -oE 'userspace up [0-9.]+ s after boot' <<<"$OUT"))"
-grep -E '^kvmini-check: (PASS|FAIL): ' <<<"$OUT" | sed 's/^kvmini-check: \([A-Z]*\): /\1: acceptance guest: /'
-FAILS=$((FAILS + $(grep -c '^kvmini-check: FAIL: ' <<<"$OUT")))
-has 'kvmini-check: done' || fail "guest: the check did not finish"
-
-# The host's side of each step.
-grep -qF "kvmini-check: from-host.txt says: $HOST_NONCE" <<<"$OUT" &&
-	pass "host: the guest read the host's file through virtio-fs" ||
-	fail "host: the guest did not show from-host.txt's content ($HOST_NONCE)"
-if [ "$(cat "$SHARE/from-guest.txt" 2>/dev/null)" = "guest nonce $GUEST_NONCE" ]; then
-	pass "host: from-guest.txt on the host holds what the guest wrote"
-else
-	fail "host: from-guest.txt is '$(head -c 80 "$SHARE/from-guest.txt" 2>/dev/null)', not 'guest nonce $GUEST_NONCE'"
-fi
+kvm_check_verdict "$LOG/console.out" "$LOG/kvmini.err" "$SHARE" "$RC" || exit 1
 sleep 0.5
 kill "$DUMP_PID" 2>/dev/null
 wait "$DUMP_PID" 2>/dev/null
 DUMP_PID=
-grep -qiE "^[0-9:.]+ $GUEST_MAC > .*ICMP echo request" "$LOG/tap.txt" &&
-	grep -qiE "> $GUEST_MAC, .*ICMP echo reply" "$LOG/tap.txt" &&
+grep -qiE "^[0-9:.]+ $KVM_GUEST_MAC > .*ICMP echo request" "$LOG/tap.txt" &&
+	grep -qiE "> $KVM_GUEST_MAC, .*ICMP echo reply" "$LOG/tap.txt" &&
 	pass "host: the guest's echo requests and the host's replies crossed the tap ($(grep -ci 'ICMP echo' "$LOG/tap.txt") ICMP frames)" ||
-	fail "host: no echo request from $GUEST_MAC and reply on the tap (log $LOG/tap.txt)"
-[ "$RC" -eq 0 ] && has 'guest rebooted' && pass "guest rebooted, kvmini ended with 0" ||
-	fail "kvmini ended with $RC (wanted 0 after the guest's reboot)"
+	fail "host: no echo request from $KVM_GUEST_MAC and reply on the tap (log $LOG/tap.txt)"
 
 echo "INFO: acceptance: boot figures:"
-grep -E 'boot timing' <<<"$ERR" | sed 's/^/    /'
-grep -E '^compat_user_(syscalls|ints)_relayed' <<<"$ERR" | sed 's/^/    /'
+kvm_boot_figures
 echo "acceptance: $FAILS failed"
 [ "$FAILS" -eq 0 ]
