@@ -20,9 +20,9 @@
  *   CMOS RTC is present, with the century at CMOS index 0x32.
  * - MADT: one enabled local APIC per vCPU (processor UID = APIC ID = vCPU
  *   index, as in the MP table and CPUID), the IOAPIC (ID after the vCPUs',
- *   GSI base 0), one interrupt source override per ISA line 0..15 with the
- *   MP table's mapping (line N -> GSI N, flags "conforming to the bus"),
- *   and LINT1 as NMI on every CPU.
+ *   GSI base 0) and LINT1 as NMI on every CPU. No interrupt source
+ *   override: ISA line N -> GSI N, conforming to the bus, is both the MP
+ *   table's mapping and ACPI's default (why none is emitted: acpi.c).
  * - DSDT: \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4), one ACPI0007
  *   processor device per vCPU, one LNRO0005 device per virtio-mmio device
  *   (_UID = slot, _CRS = its 4 KiB window and its GSI, edge/active high
@@ -44,7 +44,7 @@ struct acpi_mmio_device {
 };
 
 struct acpi_config {
-	unsigned ncpus;              /* 1..255: APIC IDs 0..ncpus-1 */
+	unsigned ncpus;              /* 1..254: APIC IDs 0..ncpus-1, the IOAPIC's ncpus */
 	const struct acpi_mmio_device *devs;
 	unsigned ndevs;
 };

@@ -449,6 +449,11 @@ static void test_bad_configs(void)
 	CHECK_EQ(acpi_build(&cfg, tables, CAP, 0xffff8000ull, &t), -EINVAL);   /* past 4 GiB */
 	cfg.ncpus = 0;
 	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA, &t), -EINVAL);
+	/* APIC ID 255 is the broadcast ID: the IOAPIC (ID ncpus) cannot have it. */
+	cfg.ncpus = 254;
+	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA, &t), 0);
+	cfg.ncpus = 255;
+	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA, &t), -EINVAL);
 	cfg.ncpus = 1;
 	devs[0].base = 0x100000000ull;
 	CHECK_EQ(acpi_build(&cfg, tables, CAP, GPA, &t), -EINVAL);
