@@ -14,6 +14,8 @@
 #include "check.h"
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "vmm/acpi.h"
+#include "vmm/acpi_pm.h"
 #include "vmm/io_bus.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
@@ -178,6 +180,28 @@ static void test_boot_marker(void)
 	teardown();
 }
 
+/* ACPI sleep control: only SLP_EN with the \_S5 type powers off (status
+ * 0); sleep status always reads WAK_STS. */
+static void test_acpi_power_off(void)
+{
+	struct acpi_pm pm;
+	uint8_t s5 = (uint8_t)(ACPI_S5_SLP_TYP << 2);
+
+	setup();
+	CHECK_EQ(acpi_pm_init(&pm, &vm), 0);
+	CHECK_EQ(inb(LAYOUT_PORT_ACPI_SLEEP_STS), ACPI_PM_WAK_STS);
+	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, s5);                            /* no SLP_EN */
+	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, (uint8_t)((3u << 2) | ACPI_PM_SLP_EN));   /* S3 */
+	outb(LAYOUT_PORT_ACPI_SLEEP_STS, ACPI_PM_WAK_STS);
+	CHECK(!vm_stop_requested(&vm));
+	vm.exit_status = -1;
+	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, (uint8_t)(s5 | ACPI_PM_SLP_EN));
+	CHECK(vm_stop_requested(&vm));
+	CHECK_EQ(vm.exit_status, 0);
+	CHECK(strstr(vm.exit_reason, "S5") != NULL);
+	teardown();
+}
+
 int main(void)
 {
 	log_threshold = LOG_ERROR;
@@ -186,5 +210,6 @@ int main(void)
 	RUN_TEST(test_fifo_off_refills_to_one_byte);
 	RUN_TEST(test_debug_exit_status);
 	RUN_TEST(test_boot_marker);
+	RUN_TEST(test_acpi_power_off);
 	return CHECK_DONE();
 }
