@@ -4,8 +4,9 @@
 # network namespace this test makes (host side 10.211.0.1/24) and virtio-fs
 # on a directory this test makes. The guest's /init (kvmini.check=) pings
 # the host, reads from-host.txt and writes from-guest.txt on the share; the
-# host checks what the guest wrote, what the guest read, the guest's ARP
-# entry on its side of the tap, and the boot figures (--boot-timing).
+# host checks what the guest wrote, what the guest read, and the guest's
+# echo requests and its replies on the tap (tcpdump in the namespace); the
+# boot figures (--boot-timing) are printed, not judged.
 #
 # Slow where guest kernel code is emulated (nested PVM: minutes), so CI
 # runs it once, as its own layer. The boot and the judging are shared with
