@@ -430,6 +430,12 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 		}
 	fprintf(out, "kvmini: counters of the console\nserial_tx_bytes %llu\nserial_rx_bytes %llu\n",
 		(unsigned long long)ctx->serial.tx_bytes, (unsigned long long)ctx->serial.rx_bytes);
+	/* Why --boot-timing's "userspace" may be missing: a marker of another
+	 * value or width was written. */
+	if (ctx->legacy_ready)
+		fprintf(out, "kvmini: counters of the legacy ports\nboot_marker_ignored %llu\n",
+			(unsigned long long)__atomic_load_n(&ctx->legacy.boot_marker_ignored,
+							    __ATOMIC_RELAXED));
 	if (ctx->vm.compat)
 		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
 			(unsigned long long)__atomic_load_n(&ctx->vm.compat_int3, __ATOMIC_RELAXED),

@@ -174,8 +174,10 @@ static void test_boot_marker(void)
 	CHECK(io_bus_find(&vm.pio, LAYOUT_PORT_BOOT_MARKER, 2) == NULL);   /* one port wide */
 	CHECK_EQ(inb(LAYOUT_PORT_BOOT_MARKER), 0xff);
 	CHECK_EQ(vm.timing.userspace, 0);
+	CHECK_EQ(legacy.boot_marker_ignored, 1);
 	outb(LAYOUT_PORT_BOOT_MARKER, 123);
 	CHECK(vm.timing.userspace != 0);
+	CHECK_EQ(legacy.boot_marker_ignored, 1);
 	CHECK(!vm_stop_requested(&vm));
 	teardown();
 }
