@@ -59,8 +59,9 @@ int user_relay_setup_vm(struct vm *vm)
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
 	    ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
 		int e = errno;
-		log_err("compat: KVM cannot send LSTAR writes to kvmini (%s): no user-mode relay",
-			strerror(e));
+		/* The VM is not made: on kvm_pvm its user mode cannot run without the relay. */
+		log_err("compat: KVM cannot send LSTAR writes to kvmini (%s), which the user-mode "
+			"relay kvm_pvm needs", strerror(e));
 		return -e;
 	}
 	return 0;
