@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/compiler.h"
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/layout.h"
 
@@ -67,16 +68,6 @@ struct mp_irq {
 	uint16_t flags;              /* 0: conforming to the bus */
 	uint8_t src_bus, src_irq, dst_apic, dst_pin;
 } __attribute__((packed));
-
-static uint8_t checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		sum = (uint8_t)(sum + b[i]);
-	return (uint8_t)-sum;
-}
 
 /* Append @len bytes of @entry at *@pos. */
 static void put(uint8_t **pos, const void *entry, size_t len)
@@ -156,12 +147,12 @@ int mptable_write(struct vm *vm)
 	memcpy(cfg->product, "MICROVM     ", 12);
 	cfg->entries = (uint16_t)(vm->ncpus + 2 + LAYOUT_IOAPIC_PINS + 2);
 	cfg->lapic_addr = (uint32_t)LAYOUT_LAPIC;
-	cfg->checksum = checksum(cfg, cfg->length);
+	cfg->checksum = acpi_checksum(cfg, cfg->length);   /* the same 8-bit sum */
 
 	memcpy(mpf->signature, "_MP_", 4);
 	mpf->config_addr = (uint32_t)(LAYOUT_MPTABLE + sizeof(*mpf));
 	mpf->length = 1;
 	mpf->spec_rev = MP_SPEC_REV;
-	mpf->checksum = checksum(mpf, sizeof(*mpf));
+	mpf->checksum = acpi_checksum(mpf, sizeof(*mpf));
 	return 0;
 }
