@@ -273,8 +273,14 @@ void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 
 void mmds_dump_counters(const struct mmds *m, FILE *out)
 {
-#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", \
-			     (unsigned long long)m->counters.name);
+	struct mmds *mm = (struct mmds *)m;
+	struct mmds_counters c;
+
+	/* A copy under the lock: the counters change on either side's thread. */
+	pthread_mutex_lock(&mm->lock);
+	c = m->counters;
+	pthread_mutex_unlock(&mm->lock);
+#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", (unsigned long long)c.name);
 	MMDS_COUNTERS(X)
 #undef X
 }
