@@ -24,9 +24,11 @@ int cli_mmds_take(struct cli_mmds_args *a, int opt, const char *optarg)
 	switch (opt) {
 	case CLI_OPT_MMDS:
 		a->enabled = true;
+		/* The same test as mmds_new's, so a refusal is explained here. */
 		if (optarg && (inet_pton(AF_INET, optarg, &a->cfg.ipv4) != 1 ||
-			       (ntohl(a->cfg.ipv4.s_addr) >> 16) != 0xa9fe)) {
-			log_err("--mmds: \"%s\" is not a link-local IPv4 address (169.254.x.y)", optarg);
+			       !mmds_address_ok(a->cfg.ipv4))) {
+			log_err("--mmds: \"%s\" is not a link-local IPv4 address (169.254.x.y, "
+				"not .0.0 or .255.255)", optarg);
 			return -EINVAL;
 		}
 		return 0;

@@ -78,7 +78,8 @@ typedef void (*http_error_fn)(void *opaque, int status, const char *message,
 struct http_limits {
 	size_t max_header_bytes;      /* request line + headers */
 	size_t max_body_bytes;        /* larger bodies: 413 and close */
-	unsigned max_connections;     /* further connections are closed at once */
+	unsigned max_connections;     /* at the limit, a new connection replaces one idle
+				       * for 2 s, or is closed at once */
 };
 
 struct http_server_opts {

@@ -73,15 +73,19 @@ static uint64_t monotonic_ms(void *opaque)
 
 /* --- configuration and store --------------------------------------------- */
 
-/* config_valid - V1 or V2, and an address in 169.254.0.0/16 that is neither
- * that network's own address nor its broadcast. */
+bool mmds_address_ok(struct in_addr addr)
+{
+	uint32_t a = ntohl(addr.s_addr);
+
+	return (a >> 16) == 0xa9feu && (a & 0xffffu) != 0 && (a & 0xffffu) != 0xffffu;
+}
+
+/* config_valid - V1 or V2, and an address mmds_address_ok takes. */
 static bool config_valid(const struct mmds_config *cfg)
 {
-	uint32_t a = ntohl(cfg->ipv4.s_addr);
-
 	if (cfg->version != MMDS_V1 && cfg->version != MMDS_V2)
 		return false;
-	return (a >> 16) == 0xa9feu && (a & 0xffffu) != 0 && (a & 0xffffu) != 0xffffu;
+	return mmds_address_ok(cfg->ipv4);
 }
 
 struct mmds *mmds_new(const struct mmds_config *cfg)
@@ -269,8 +273,14 @@ void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 
 void mmds_dump_counters(const struct mmds *m, FILE *out)
 {
-#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", \
-			     (unsigned long long)m->counters.name);
+	struct mmds *mm = (struct mmds *)m;
+	struct mmds_counters c;
+
+	/* A copy under the lock: the counters change on either side's thread. */
+	pthread_mutex_lock(&mm->lock);
+	c = m->counters;
+	pthread_mutex_unlock(&mm->lock);
+#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", (unsigned long long)c.name);
 	MMDS_COUNTERS(X)
 #undef X
 }

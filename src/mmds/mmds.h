@@ -52,6 +52,10 @@ struct mmds_counters {
 
 struct mmds;
 
+/* Whether @addr can be the MMDS address: in 169.254.0.0/16, neither that
+ * network's own address nor its broadcast. */
+bool mmds_address_ok(struct in_addr addr);
+
 /* NULL on a bad configuration or without memory. A zero store_limit means
  * MMDS_DEFAULT_STORE_LIMIT. The store starts as {}. */
 struct mmds *mmds_new(const struct mmds_config *cfg);

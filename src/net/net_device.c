@@ -120,8 +120,8 @@ static bool tx_stalled(const struct net_device *net)
 	return net->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
 }
 
-/* Send one popped TX chain. Returns false when the backend is full and the
- * chain was given back to the ring. */
+/* Send one popped TX chain. Returns false when the backend is full or the
+ * rate limiter holds TX back; the chain was then given back to the ring. */
 static bool tx_one(struct net_device *net, struct vq_chain *c)
 {
 	struct iovec frame[VQ_CHAIN_MAX_IOV];

@@ -53,6 +53,8 @@ expect net-user-bad-net 2 'expected A.B.C.D/N' -- vhost net --socket "$sock" --b
 expect net-user-bad-option 2 'unknown user option "bogus"' -- vhost net --socket "$sock" --backend user:bogus=1
 # The metadata service's options.
 expect net-mmds-not-link-local 2 'not a link-local IPv4 address' -- vhost net --socket "$sock" --backend loopback --mmds=10.0.0.1
+expect net-mmds-broadcast 2 'not a link-local IPv4 address' -- vhost net --socket "$sock" --backend loopback --mmds=169.254.255.255
+expect net-mmds-network 2 'not a link-local IPv4 address' -- vhost net --socket "$sock" --backend loopback --mmds=169.254.0.0
 expect net-mmds-bad-version 2 '"3" is not 1 or 2' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-version 3
 expect net-mmds-data-alone 2 'need --mmds' -- vhost net --socket "$sock" --backend loopback --mmds-data x.json
 expect net-mmds-data-absent 2 'absent.json: No such file' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/absent.json"
