@@ -867,7 +867,9 @@ static int op_release(struct fuse_req *r)
 	struct fuse_release_in in;
 
 	ARG(r, in);
-	if (r->sink && r->sink->backing_close)
+	/* Without passthrough the table is empty (INIT clears it): skip its
+	 * mutex, which every worker's RELEASE would otherwise take. */
+	if (passthrough_usable(r))
 		fuse_backing_detach(r->s->backing, in.fh, &sink_backing_ops, r->sink);
 	return BE_OP(r, release)(BE(r), in.fh);
 }

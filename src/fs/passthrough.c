@@ -339,11 +339,16 @@ static void inode_free(struct passthrough *pt, struct pt_inode *n)
 }
 
 /* Watch @n (its fd just set) for host changes; a node keeps at most one
- * watch, on the inode its descriptor is now. Called with pt->lock held. */
+ * watch, on the inode its descriptor is now. A refused add (the bound,
+ * usually for the very inode already watched) keeps the watch it has: had
+ * the number been reused, the old inode is gone and its watch with it.
+ * Called with pt->lock held. */
 static void inode_watch(struct passthrough *pt, struct pt_inode *n)
 {
 	int wd = host_watch_add(pt->opts.watch, n->nodeid, n->fd, n->type);
 
+	if (wd < 0)
+		return;
 	if (n->wd >= 0 && n->wd != wd)
 		host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
 	n->wd = wd;

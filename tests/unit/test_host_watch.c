@@ -23,6 +23,7 @@
 #include "fs/fuse_server.h"
 #include "fs/host_watch.h"
 #include "fs/memfs.h"
+#include "fs/passthrough.h"
 
 /* ---- a transport that records what the server sends ---- */
 
@@ -363,7 +364,8 @@ static void test_watch_bound(void)
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.watches, 3);
 	CHECK_EQ(c.watches_refused, 1);
-	/* The same inode again (a node re-attached): the same watch. */
+	/* The same inode again at the bound is refused too: the node keeps the
+	 * watch it has (passthrough.c inode_watch). */
 	CHECK_EQ(host_watch_add(w, 3, fds[2], S_IFREG), -ENOSPC);
 	/* Removing with another node's id leaves the watch. */
 	host_watch_remove(w, wd_f0, 99);
@@ -380,6 +382,43 @@ static void test_watch_bound(void)
 	CHECK_EQ(c.watches_added, 4);
 	for (int i = 0; i < 6; i++)
 		close(fds[i]);
+	host_watch_free(w);
+	remove_tree(dir);
+}
+
+/* A node that gave up its descriptor and is looked up again, with the
+ * watches at their bound, keeps the watch it has (the inode is the same;
+ * a refused add must not cost it the watch). */
+static void test_reattached_node_keeps_watch(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_opts wo = { .max_watches = 2 };
+	struct host_watch_counters c;
+	struct fs_entry e0, e1, again;
+	const struct fs_ctx ctx = { 0 };
+	int err = 0;
+
+	make_tree(dir);
+	struct host_watch *w = host_watch_new(&wo, &err);
+	CHECK(w != NULL);
+	/* Two descriptors: the root and one file. */
+	struct passthrough_opts po = { .root = dir, .max_fds = 2, .watch = w };
+	struct fs_backend *be = passthrough_new(&po, &err);
+	CHECK(be != NULL);
+	/* Root and f0 watched: the bound. */
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f0", &e0), 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	/* f1 gets no watch and takes f0's descriptor. */
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f1", &e1), 0);
+	/* f0 again: re-attached to a fresh descriptor, still watched. */
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f0", &again), 0);
+	CHECK_EQ(again.nodeid, e0.nodeid);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	fs_backend_destroy(be);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 0);
 	host_watch_free(w);
 	remove_tree(dir);
 }
@@ -607,6 +646,7 @@ int main(void)
 	RUN_TEST(test_server_notify_bytes);
 	RUN_TEST(test_refused_inside_request);
 	RUN_TEST(test_watch_bound);
+	RUN_TEST(test_reattached_node_keeps_watch);
 	RUN_TEST(test_events_to_notifications);
 	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_no_watch_without_receiver);
