@@ -10,7 +10,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wpointer-arith -Wvla -Wformat=2 -Wno-unused-parameter
 CFLAGS_COMMON := -std=gnu11 -g $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
 CFLAGS  ?= -O2
-LDLIBS  := $(PKG_LIBS) -lhttp_parser -lpthread -lcrypto
+LDLIBS  := $(PKG_LIBS) -lhttp_parser -lpthread
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
