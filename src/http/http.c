@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/compiler.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 /* --- responses ----------------------------------------------------------- */
@@ -380,14 +381,6 @@ static int on_body(http_parser *p, const char *at, size_t n)
 	memcpy(c->body + c->body_len, at, n);
 	c->body_len += n;
 	return 0;
-}
-
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = (char)(ch | 0x20);
-	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
 /* Percent-decode @n bytes of @src into a new string; NULL (with *bad set)

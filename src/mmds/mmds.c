@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "core/compiler.h"
+#include "core/hex.h"
 #include "core/sha256.h"
 #include "mmds/mmds.h"
 
@@ -461,17 +462,6 @@ static void token_mint(struct mmds *m, unsigned ttl, char *hex)
 		hex[2 * i + 1] = digits[raw[i] & 15];
 	}
 	hex[MMDS_TOKEN_HEX_LEN] = '\0';
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 enum token_state { TOKEN_VALID, TOKEN_INVALID, TOKEN_EXPIRED };
