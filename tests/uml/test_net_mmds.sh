@@ -11,7 +11,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-uml_begin test_net_mmds 150 tcpdump
+uml_begin test_net_mmds 240 tcpdump
 
 HOST_IP=10.201.9.1
 GUEST_IP=10.201.9.2
@@ -88,9 +88,18 @@ tok=\$(\$C -X PUT -H 'X-metadata-token-ttl-seconds: 60' \$U/latest/api/token)
 out=\$(\$C -v \$U/latest/meta-data/ami-id \$U/latest/meta-data/reservation-id \$U/age 2>&1)
 echo "\$out" | grep -q 'Re-using existing connection' && gpass "V1 keep-alive: one connection for several GETs" ||
 	gfail "V1 keep-alive (curl did not reuse the connection)"
+# Each on its own connection; a slow or failed one is named on the console
+# with curl's timing (connect, first byte, total), so a stall can be placed.
 n=0; i=0
 while [ \$i -lt 20 ]; do
-	[ "\$(\$C \$U/latest/meta-data/ami-id)" = ami-12345678 ] && n=\$((n + 1))
+	r=\$(\$C -w ' %{http_code} %{time_connect} %{time_starttransfer} %{time_total}' \$U/latest/meta-data/ami-id)
+	case \$r in
+	"ami-12345678 200 "*) n=\$((n + 1)) ;;
+	esac
+	case \$r in
+	*" 0."[0-4][0-9][0-9][0-9][0-9][0-9]) ;;
+	*) say "new connection \$i: \$r" ;;
+	esac
 	i=\$((i + 1))
 done
 [ \$n = 20 ] && gpass "V1 20 GETs on new connections" || gfail "V1 20 GETs on new connections (\$n ok)"
@@ -129,7 +138,7 @@ boot_once() {
 	shift
 	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP" --mac 52:54:00:c0:7a:09 \
 		--mmds --mmds-data "$T_DIR/mmds.json" "$@" || return 1
-	uml_boot UPID "$NS" "$T_DIR/guest-$v.sh" 60 virtio_uml.device="$SOCK:1"
+	uml_boot UPID "$NS" "$T_DIR/guest-$v.sh" 120 virtio_uml.device="$SOCK:1"
 	uml_wait "$UPID"
 	guest_relay
 	cp "$UML_CONSOLE" "$T_DIR/console-$v.log"
