@@ -37,6 +37,8 @@ static const char fuse_mount_usage[] =
 	"  --threads N           worker threads reading /dev/fuse, 1..64 (default 2)\n"
 	"  --cache MODE          what the kernel may cache (default auto):\n"
 	"                          none    no attribute/entry caching, direct I/O\n"
+	"                          metadata  attributes/entries as auto, file data\n"
+	"                                  direct I/O\n"
 	"                          auto    1 s attribute/entry timeouts, page cache\n"
 	"                                  dropped at each open\n"
 	"                          always  long timeouts, page cache kept\n"

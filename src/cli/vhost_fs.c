@@ -46,6 +46,9 @@ static const char fs_usage[] =
 	"  --threads N            worker threads answering requests, 1..64 (default 2)\n"
 	"  --cache MODE           what the guest may cache (default auto):\n"
 	"                           none    no attribute/entry caching, direct I/O\n"
+	"                           metadata  attributes/entries as auto, file data\n"
+	"                                   direct I/O (large sequential I/O: fewer,\n"
+	"                                   bigger requests, no guest page cache)\n"
 	"                           auto    1 s attribute/entry timeouts, page cache\n"
 	"                                   dropped at each open\n"
 	"                           always  long timeouts, page cache kept\n"
@@ -137,7 +140,7 @@ static int parse_value_opt(int c, const char *val, struct fs_args *a)
 	case 'C':
 		if (fuse_cache_policy_parse(val, &a->server.cache) == 0)
 			return 0;
-		log_err("--cache: \"%s\" is not none, auto or always", val);
+		log_err("--cache: \"%s\" is not none, metadata, auto or always", val);
 		return -EINVAL;
 	case 'o':
 		if (cli_parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid) == 0) {

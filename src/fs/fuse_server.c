@@ -288,12 +288,21 @@ static int reply_open(struct fuse_req *r, const struct fuse_open_out *oo)
  * on seeing (and exec honouring) a set-id bit the server just cleared until
  * its attributes expire. Not with passthrough either (writes never reach
  * the server; op_init drops it).
+ * With --cache metadata file data goes direct too (no passthrough), but
+ * attributes are cached, so HANDLE_KILLPRIV_V2 stays off: direct writes
+ * carry FUSE_WRITE_KILL_SUIDGID anyway (the client sets it on every
+ * direct write by a caller without CAP_FSETID, with or without the flag).
  * Left out on purpose: WRITEBACK_CACHE (the client would own file sizes and
  * times, and stop seeing the host's changes), POSIX_ACL (the client kernel
  * does ACL checks itself), HANDLE_KILLPRIV v1, EXPORT_SUPPORT (needs lookups
  * of "." and "..", which are refused), SETXATTR_EXT (only meaningful with
  * POSIX_ACL), locks (handled locally by the client).
  */
+static bool data_cached(const struct fuse_server *s)
+{
+	return s->opts.cache != FUSE_CACHE_NONE && s->opts.cache != FUSE_CACHE_METADATA;
+}
+
 static uint64_t init_flags_wanted(const struct fuse_server *s)
 {
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
@@ -305,9 +314,9 @@ static uint64_t init_flags_wanted(const struct fuse_server *s)
 		f |= FUSE_CACHE_SYMLINKS | FUSE_AUTO_INVAL_DATA;
 	else
 		f |= FUSE_HANDLE_KILLPRIV_V2;
-	/* Passthrough only where the client caches: with --cache none every
-	 * byte is meant to reach the server. */
-	if (s->opts.cache == FUSE_CACHE_NONE)
+	/* Passthrough only where the client caches file data: with none and
+	 * metadata every byte is meant to reach the server. */
+	if (!data_cached(s))
 		extra &= ~FUSE_PASSTHROUGH;
 	return f | extra;
 }
@@ -854,7 +863,9 @@ static int op_write(struct fuse_req *r)
 	ssize_t n = BE_OP(r, write)(BE(r), &r->ctx, in.fh, in.offset, view, cnt);
 	if (n < 0)
 		return (int)n;
-	if (killpriv(r) && (in.write_flags & FUSE_WRITE_KILL_SUIDGID))
+	/* Asked on every direct write (no HANDLE_KILLPRIV_V2 needed: the
+	 * client clears nothing itself there), and on cached ones with it. */
+	if (in.write_flags & FUSE_WRITE_KILL_SUIDGID)
 		kill_suidgid(r, r->hdr.nodeid);
 	struct fuse_write_out out = { .size = (uint32_t)n };
 	CTR_ADD(r->s, write_bytes, (uint64_t)n);
@@ -1361,8 +1372,8 @@ static size_t handle_one(struct fuse_server *s, const struct iovec *in, unsigned
 int fuse_cache_policy_parse(const char *text, enum fuse_cache_policy *policy)
 {
 	static const char *const names[] = {
-		[FUSE_CACHE_NONE] = "none", [FUSE_CACHE_AUTO] = "auto",
-		[FUSE_CACHE_ALWAYS] = "always",
+		[FUSE_CACHE_NONE] = "none", [FUSE_CACHE_METADATA] = "metadata",
+		[FUSE_CACHE_AUTO] = "auto", [FUSE_CACHE_ALWAYS] = "always",
 	};
 
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
@@ -1378,6 +1389,10 @@ static void apply_cache_policy(struct fuse_server *s)
 {
 	switch (s->opts.cache) {
 	case FUSE_CACHE_NONE:
+		s->open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
+		break;
+	case FUSE_CACHE_METADATA:
+		s->entry_timeout = s->attr_timeout = 1;
 		s->open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
 		break;
 	case FUSE_CACHE_AUTO:

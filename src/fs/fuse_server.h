@@ -49,6 +49,8 @@
 /* What the client may cache, and for how long. */
 enum fuse_cache_policy {
 	FUSE_CACHE_NONE,     /* no attribute or entry caching, direct I/O */
+	FUSE_CACHE_METADATA, /* auto's 1 s timeouts for attributes and entries,
+			      * direct I/O for file data */
 	FUSE_CACHE_AUTO,     /* 1 s timeouts, page cache dropped at open */
 	FUSE_CACHE_ALWAYS,   /* long timeouts, page cache kept across opens */
 };

@@ -11,8 +11,9 @@
 # (Linux 6.9+) file data then goes from the kernel to the files kvmini
 # opened, and the run checks that it did. Then all cases again with
 # --no-passthrough (every byte through the server, the client's page cache),
-# and three mounts with other options: --cache none, --squash-owner, and a
-# bound of 16 descriptors (--max-fds) over a tree of thousands of files.
+# and four mounts with other options: --cache none, --cache metadata,
+# --squash-owner, and a bound of 16 descriptors (--max-fds) over a tree of
+# thousands of files.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -288,6 +289,22 @@ if f_mount "$SHARE2" "$MNT2" --cache none; then
 	fi
 else
 	fail "mount --cache none"
+fi
+
+# --cache metadata: attributes cached, file data direct; the data cases and
+# set-id clearing (which direct writes leave to the server) again.
+SHARE5=$F_RUN/share-meta
+MNT5=$F_RUN/mnt-meta
+if f_mount "$SHARE5" "$MNT5" --cache metadata --threads 4; then
+	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
+	MNT=$MNT5 SHARE=$SHARE5 REF=$F_RUN/ref-meta
+	for c in create_read_write truncate killpriv sparse_large concurrent_writers; do
+		run_case "$c"
+	done
+	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
+	f_unmount "$MNT5" "$F_PID" || fail "umount --cache metadata: kvmini did not exit 0"
+else
+	fail "mount --cache metadata"
 fi
 
 # --squash-owner: whoever creates, the host sees one owner; chown is ignored.

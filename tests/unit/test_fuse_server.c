@@ -919,6 +919,39 @@ static void test_killpriv(void)
 	restart(0);
 }
 
+/* --cache metadata: attributes and entries cached as auto does, file data
+ * direct; no passthrough, no HANDLE_KILLPRIV_V2, and a direct write asking
+ * for set-id bits to go is obeyed all the same. */
+static void test_cache_metadata(void)
+{
+	struct fuse_init_out init;
+	struct fuse_entry_out eo;
+	uint64_t fh;
+	enum fuse_cache_policy p;
+
+	CHECK_EQ(fuse_cache_policy_parse("metadata", &p), 0);
+	CHECK_EQ(p, FUSE_CACHE_METADATA);
+	CHECK_EQ(fuse_cache_policy_parse("meta", &p), -EINVAL);
+	server_with(FUSE_CACHE_METADATA, FUSE_PASSTHROUGH);
+	CHECK_EQ(init_ext(true, &init), 0);
+	CHECK(!(init.flags2 & (uint32_t)(FUSE_PASSTHROUGH >> 32)));
+	CHECK(!(init.flags & FUSE_HANDLE_KILLPRIV_V2));
+	CHECK(init.flags & FUSE_CACHE_SYMLINKS);
+	host_write("md", "a", 1);
+	CHECK_EQ(lookup(FUSE_ROOT_ID, "md", &eo), 0);
+	CHECK_EQ(eo.entry_valid, 1);
+	CHECK_EQ(eo.attr_valid, 1);
+	CHECK_EQ(do_open(FUSE_OPEN, eo.nodeid, O_RDWR, &fh), 0);
+	uint32_t of = ((struct fuse_open_out *)reply_payload())->open_flags;
+	CHECK(of & FOPEN_DIRECT_IO);
+	CHECK(!(of & (FOPEN_KEEP_CACHE | FOPEN_PASSTHROUGH)));
+	host_chmod("md", 04755);
+	CHECK_EQ(write_flags(eo.nodeid, fh, FUSE_WRITE_KILL_SUIDGID), 0);
+	CHECK_EQ(host_mode("md"), 0755);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
+	restart(0);
+}
+
 /* --- names and confinement ------------------------------------------------------ */
 
 static void test_bad_names(void)
@@ -1474,6 +1507,7 @@ int main(void)
 	RUN_TEST(test_reply_sink);
 	RUN_TEST(test_passthrough);
 	RUN_TEST(test_killpriv);
+	RUN_TEST(test_cache_metadata);
 	RUN_TEST(test_bad_names);
 	RUN_TEST(test_symlinks_not_followed);
 	RUN_TEST(test_forged_ids);
