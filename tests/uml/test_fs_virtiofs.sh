@@ -7,8 +7,9 @@
 # directories, rename of a directory, append, truncate, hard and symbolic
 # links, unlink, rm -r). It prints a manifest of the final tree; the host
 # must see exactly that tree, byte for byte. A second kvmini serves a memfs
-# share in the same guest, with in-band notifications and two request
-# queues, and gets a smaller workload checked from the guest alone. A second
+# share in the same guest, with in-band notifications, two request queues
+# and --cache metadata (file data as direct I/O from and to the guest's
+# buffers), and gets a smaller workload checked from the guest alone. A second
 # boot of the guest then reconnects to both (the device was reset at the
 # first disconnect) and finds both trees as it left them. Then both kvmini
 # (the sanitizer build) must exit cleanly with their error counters at zero
@@ -54,7 +55,7 @@ LOG_PT=$T_DIR/kvmini.log
 LOG_MEM=$T_DIR/kvmini-memfs.log
 fs_start KPID "$SOCK" "$LOG_PT" --tag "$TAG" --shared-dir "$SHARE" --threads 2 || t_end
 fs_start MPID "$SOCK_MEM" "$LOG_MEM" --tag "$TAG_MEM" --backend memfs --memfs-size 64 \
-	--inband --queues 2 --threads 3 || t_end
+	--inband --queues 2 --threads 3 --cache metadata || t_end
 
 guest_script "$T_DIR/guest.sh" <<EOF
 TAG=$TAG
@@ -135,13 +136,15 @@ done
 cd /
 gcheck "umount" umount $M
 
-# The memfs share: in-band notifications, two request queues.
+# The memfs share: in-band notifications, two request queues, direct I/O.
 R=/tmp/mem
 mkdir -p $R
 gcheck "mount -t virtiofs $TAG_MEM (memfs)" mount -t virtiofs $TAG_MEM $R
 ok=1
 mkdir -p $R/d/e && cp /tmp/big /tmp/odd /tmp/one $R/d/e/ && mv $R/d/e $R/moved &&
 	ln -s moved/big $R/link && echo more >>$R/moved/one && rm $R/moved/odd || ok=0
+dd if=/tmp/dd of=$R/dd bs=1M 2>/dev/null && [ "$(dd if=$R/dd bs=1M 2>/dev/null | sum -)" = "$(sum /tmp/dd)" ] ||
+	ok=0
 [ $ok = 1 ] && gpass "memfs: write, mkdir, rename, symlink, append, unlink" ||
 	gfail "memfs: write, mkdir, rename, symlink, append, unlink"
 sync
