@@ -24,6 +24,7 @@
 #include "cli/net_controls.h"
 #include "cli/default_guest.h"
 #include "cli/signals.h"
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "mmds/mmds.h"
@@ -564,7 +565,7 @@ static int build_vm(struct run_ctx *ctx)
 	int r = vm_create(&ctx->vm, &cfg);
 	if (r < 0)
 		return r;
-	ctx->vm.timing.vm_created = vm_now_ns();
+	ctx->vm.timing.vm_created = clock_now_ns();
 	r = serial_init(&ctx->serial, &ctx->vm, STDOUT_FILENO);
 	ctx->serial_ready = !r;
 	if (!r) {
@@ -588,7 +589,7 @@ static int build_vm(struct run_ctx *ctx)
 	if (!r)
 		r = load_guest(ctx);
 	if (!r)
-		ctx->vm.timing.kernel_loaded = vm_now_ns();
+		ctx->vm.timing.kernel_loaded = clock_now_ns();
 	return r;
 }
 
@@ -621,7 +622,7 @@ static void stop_vm(struct run_ctx *ctx)
 /* Report how the VM ended (and counters, timing); returns the exit status. */
 static int finish(struct run_ctx *ctx, int r)
 {
-	uint64_t end = vm_now_ns();
+	uint64_t end = clock_now_ns();
 	int status = r < 0 ? EXIT_RUNTIME : ctx->vm.exit_status;
 
 	if (r == 0 && ctx->vm.exit_reason[0]) {
@@ -665,7 +666,7 @@ static void raise_fd_limit(void)
 
 int cmd_run(int argc, char **argv)
 {
-	uint64_t start = vm_now_ns();
+	uint64_t start = clock_now_ns();
 	struct run_args args;
 	int r = parse_run_args(argc, argv, &args);
 

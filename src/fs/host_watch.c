@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/fuse.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fs/fuse_server.h"
@@ -225,13 +226,6 @@ void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
 
 /* ---- the client's own entry changes ---- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
 			   const char *name)
@@ -245,7 +239,7 @@ uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
 	struct expect *x = &w->expect[token % EXPECT_SLOTS];
 	/* The oldest is overwritten: its event, if it comes, is sent. */
 	*x = (struct expect){ .token = token, .nodeid = parent, .mask = mask,
-			      .deadline_ms = now_ms() + EXPECT_TTL_MS };
+			      .deadline_ms = clock_now_ms() + EXPECT_TTL_MS };
 	memcpy(x->name, name, len + 1);
 	pthread_mutex_unlock(&w->lock);
 	return token;
@@ -276,7 +270,7 @@ static bool expected(struct host_watch *w, uint64_t nodeid, uint32_t mask, const
 		    strlen(x->name) != namelen || memcmp(x->name, name, namelen))
 			continue;
 		if (!now)
-			now = now_ms();
+			now = clock_now_ms();
 		bool live = now <= x->deadline_ms;
 		x->token = 0;
 		if (live)

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
@@ -605,13 +606,6 @@ struct http_server {
 	unsigned n_conns;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void conn_close(struct server_conn *sc)
 {
@@ -649,7 +643,7 @@ static int conn_flush(struct server_conn *sc)
 		if (n <= 0)
 			return -1;
 		sc->out_off += (size_t)n;
-		sc->last_active_ns = now_ns();
+		sc->last_active_ns = clock_now_ns();
 	}
 	free(sc->out);
 	sc->out = NULL;
@@ -695,7 +689,7 @@ static int conn_read(struct server_conn *sc)
 			sc->closing = true;
 			return 0;
 		}
-		sc->last_active_ns = now_ns();
+		sc->last_active_ns = clock_now_ns();
 		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
 		if (r < 0)
 			return -1;
@@ -740,10 +734,10 @@ static bool evict_idle(struct http_server *srv)
 	for (struct server_conn *sc = srv->conns; sc; sc = sc->next)
 		if (!sc->evicted && (!oldest || sc->last_active_ns < oldest->last_active_ns))
 			oldest = sc;
-	if (!oldest || now_ns() - oldest->last_active_ns < IDLE_EVICT_NS)
+	if (!oldest || clock_now_ns() - oldest->last_active_ns < IDLE_EVICT_NS)
 		return false;
 	log_debug("%s: closing a connection idle for %llu ms to make room", srv->opts.name,
-		  (unsigned long long)((now_ns() - oldest->last_active_ns) / 1000000));
+		  (unsigned long long)((clock_now_ns() - oldest->last_active_ns) / 1000000));
 	/* Not freed here: its event may be waiting later in this epoll batch.
 	 * The shutdown raises EPOLLHUP on it, and its own callback closes it. */
 	shutdown(oldest->fd, SHUT_RDWR);
@@ -777,7 +771,7 @@ static void conn_accept(struct http_server *srv, int fd)
 	sc->srv = srv;
 	sc->fd = fd;
 	sc->reading = true;
-	sc->last_active_ns = now_ns();
+	sc->last_active_ns = clock_now_ns();
 	sc->next = srv->conns;
 	srv->conns = sc;
 	srv->n_conns++;

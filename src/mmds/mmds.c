@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/sha256.h"
@@ -64,10 +65,7 @@ struct mmds {
 
 static uint64_t monotonic_ms(void *opaque)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return clock_now_ms();
 }
 
 /* --- configuration and store --------------------------------------------- */

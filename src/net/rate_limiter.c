@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
@@ -25,10 +26,7 @@
 
 static uint64_t monotonic_now(const struct rl_clock *clock)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return clock_now_ns();
 }
 
 const struct rl_clock rl_monotonic_clock = { .now_ns = monotonic_now };

@@ -30,6 +30,7 @@
 
 #include <slirp/libslirp.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
@@ -125,10 +126,7 @@ static struct slirp_be *to_sb(struct net_backend *be)
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)clock_now_ms();
 }
 
 static bool sb_can_deliver(struct slirp_be *sb)
@@ -577,10 +575,7 @@ static void sb_guest_error(const char *msg, void *opaque)
 
 static int64_t sb_clock_get_ns(void *opaque)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)clock_now_ns();
 }
 
 /* A new socket may reuse the number of a closed one: register it afresh. */

@@ -16,17 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "vmm/layout.h"
-
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void vm_timing_mark(uint64_t *slot)
 {
@@ -35,7 +28,7 @@ void vm_timing_mark(uint64_t *slot)
 	if (__atomic_load_n(slot, __ATOMIC_RELAXED))
 		return;
 	/* Only the first event counts; later ones lose the exchange. */
-	__atomic_compare_exchange_n(slot, &zero, vm_now_ns(), false, __ATOMIC_RELAXED,
+	__atomic_compare_exchange_n(slot, &zero, clock_now_ns(), false, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
 }
 

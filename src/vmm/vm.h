@@ -121,8 +121,6 @@ struct vm {
 	struct vm_timing timing;     /* first_* set atomically by vCPU threads */
 };
 
-uint64_t vm_now_ns(void);
-
 /* Open /dev/kvm, create the VM, its memory, irqchip, PIT and vCPUs.
  * Returns 0 or -errno with a message logged. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
