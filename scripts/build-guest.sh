@@ -27,7 +27,12 @@ INITRAMFS_RECIPE=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--force) FORCE=1 ;;
-	--jobs) JOBS=$2; shift ;;
+	--jobs)
+		case ${2:-} in
+		[1-9] | [1-9][0-9]) JOBS=$2 ;;
+		*) echo "build-guest: --jobs needs a number from 1 to 99" >&2; exit 2 ;;
+		esac
+		shift ;;
 	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "build-guest: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
