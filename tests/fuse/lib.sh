@@ -86,12 +86,18 @@ f_unmount() {
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
+		echo "    kvmini (PID $pid) still running 5 s after the unmount of $mnt:"
 		kill -TERM "$pid"
 		wait "$pid" 2>/dev/null
+		tail -n 5 "$mnt.log" | sed 's/^/    | /'
 		return 1
 	fi
 	wait "$pid"
 	rc=$?
+	if [ "$rc" != 0 ]; then
+		echo "    kvmini (PID $pid) exited $rc after the unmount of $mnt:"
+		tail -n 5 "$mnt.log" | sed 's/^/    | /'
+	fi
 	return "$rc"
 }
 

@@ -203,8 +203,10 @@ CASES="create_read_write truncate rename links perms_owner killpriv xattrs bigdi
 	concurrent_writers trees space_ops"
 
 # run_case NAME: the case in MNT and in REF; compare output and trees.
+# Results are named "[LABEL] NAME" while LABEL is set (see cases_on).
+LABEL=
 run_case() {
-	local name=$1 out=$F_RUN/out.$1 t0=$SECONDS
+	local name=$1 out=$F_RUN/out.${MNT##*/}.$1 t0=$SECONDS
 	mkdir -p "$MNT/$name" "$REF/$name"
 	(cd "$MNT/$name" && "case_$name") >"$out.mnt" 2>&1
 	(cd "$REF/$name" && "case_$name") >"$out.ref" 2>&1
@@ -212,17 +214,36 @@ run_case() {
 	tree_state "$REF/$name" >"$out.ref.tree"
 	tree_state "$SHARE/$name" >"$out.share.tree"
 	if ! diff -u "$out.ref" "$out.mnt" >"$out.diff"; then
-		fail "$name: output differs from the host directory's"
+		fail "$LABEL$name: output differs from the host directory's"
 		head -n 20 "$out.diff" | sed 's/^/    | /'
 	elif ! diff -u "$out.ref.tree" "$out.mnt.tree" >"$out.diff"; then
-		fail "$name: tree differs from the host directory's"
+		fail "$LABEL$name: tree differs from the host directory's"
 		head -n 20 "$out.diff" | sed 's/^/    | /'
 	elif ! diff -u "$out.share.tree" "$out.mnt.tree" >"$out.diff"; then
-		fail "$name: the shared directory does not hold what the mount shows"
+		fail "$LABEL$name: the shared directory does not hold what the mount shows"
 		head -n 20 "$out.diff" | sed 's/^/    | /'
 	else
-		pass "$name ($(wc -l <"$out.ref") lines of output, $(wc -l <"$out.ref.tree") lines of tree state, $((SECONDS - t0)) s)"
+		pass "$LABEL$name ($(wc -l <"$out.ref") lines of output, $(wc -l <"$out.ref.tree") lines of tree state, $((SECONDS - t0)) s)"
 	fi
+}
+
+# cases_on TAG CASES...: mount a fresh share with the options in
+# MOUNT_OPTS, run CASES there (results named "[TAG] CASE"), leave it
+# mounted as $F_RUN/mnt-TAG (kvmini's PID in F_PID). The first mount's
+# globals are restored.
+cases_on() {
+	local tag=$1 c
+	shift
+	if ! f_mount "$F_RUN/share-$tag" "$F_RUN/mnt-$tag" "${MOUNT_OPTS[@]}"; then
+		fail "mount ${MOUNT_OPTS[*]}"
+		return 1
+	fi
+	local mnt=$MNT share=$SHARE ref=$REF
+	MNT=$F_RUN/mnt-$tag SHARE=$F_RUN/share-$tag REF=$F_RUN/ref-$tag LABEL="[$tag] "
+	for c in "$@"; do
+		run_case "$c"
+	done
+	MNT=$mnt SHARE=$share REF=$ref LABEL=
 }
 
 if ! f_mount "$SHARE" "$MNT" --threads 4 --counters; then
@@ -254,57 +275,31 @@ else
 fi
 
 # --no-passthrough: the same cases with every byte through the server.
-SHARE1=$F_RUN/share-nopt
-MNT1=$F_RUN/mnt-nopt
-if f_mount "$SHARE1" "$MNT1" --threads 4 --no-passthrough; then
-	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
-	MNT=$MNT1 SHARE=$SHARE1 REF=$F_RUN/ref-nopt
-	for c in $CASES; do
-		run_case "$c"
-	done
-	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
-	f_unmount "$MNT1" "$F_PID" || fail "umount --no-passthrough: kvmini did not exit 0"
-else
-	fail "mount --no-passthrough"
+MOUNT_OPTS=(--threads 4 --no-passthrough)
+# shellcheck disable=SC2086 # CASES is a word list
+if cases_on nopt $CASES; then
+	f_unmount "$F_RUN/mnt-nopt" "$F_PID" || fail "umount --no-passthrough: kvmini did not exit 0"
 fi
 
 # ---------------------------------------------------------------- other mounts
 
 # --cache none: every access reaches the server; run two cases again.
-SHARE2=$F_RUN/share-nocache
-MNT2=$F_RUN/mnt-nocache
-if f_mount "$SHARE2" "$MNT2" --cache none; then
-	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
-	MNT=$MNT2 SHARE=$SHARE2 REF=$F_RUN/ref-nocache
-	for c in create_read_write rename links concurrent_writers; do
-		run_case "$c"
-	done
-	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
+MOUNT_OPTS=(--cache none)
+if cases_on nocache create_read_write rename links concurrent_writers; then
 	# SIGTERM: detach and exit 0.
 	kill -TERM "$F_PID"
-	if wait "$F_PID" && ! f_is_mounted "$MNT2"; then
+	if wait "$F_PID" && ! f_is_mounted "$F_RUN/mnt-nocache"; then
 		pass "SIGTERM detaches the mount and exits 0"
 	else
 		fail "SIGTERM: kvmini did not exit 0 or left the mount"
 	fi
-else
-	fail "mount --cache none"
 fi
 
 # --cache metadata: attributes cached, file data direct; the data cases and
 # set-id clearing (which direct writes leave to the server) again.
-SHARE5=$F_RUN/share-meta
-MNT5=$F_RUN/mnt-meta
-if f_mount "$SHARE5" "$MNT5" --cache metadata --threads 4; then
-	MNT_SAVE=$MNT SHARE_SAVE=$SHARE
-	MNT=$MNT5 SHARE=$SHARE5 REF=$F_RUN/ref-meta
-	for c in create_read_write truncate killpriv sparse_large concurrent_writers; do
-		run_case "$c"
-	done
-	MNT=$MNT_SAVE SHARE=$SHARE_SAVE REF=$F_RUN/ref
-	f_unmount "$MNT5" "$F_PID" || fail "umount --cache metadata: kvmini did not exit 0"
-else
-	fail "mount --cache metadata"
+MOUNT_OPTS=(--cache metadata --threads 4)
+if cases_on meta create_read_write truncate killpriv sparse_large concurrent_writers; then
+	f_unmount "$F_RUN/mnt-meta" "$F_PID" || fail "umount --cache metadata: kvmini did not exit 0"
 fi
 
 # --squash-owner: whoever creates, the host sees one owner; chown is ignored.

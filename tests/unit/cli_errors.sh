@@ -88,7 +88,7 @@ expect fs-tag-too-long 2 'must be 1 to 36 bytes' -- vhost fs --socket "$sock" --
 expect fs-bad-queues 2 '--queues: "0"' -- vhost fs --socket "$sock" --tag t --backend memfs --queues 0
 expect fs-bad-threads 2 '--threads: "100"' -- vhost fs --socket "$sock" --tag t --backend memfs --threads 100
 expect fs-bad-backend 2 'not passthrough or memfs' -- vhost fs --socket "$sock" --tag t --backend bogus
-expect fs-bad-cache 2 'not none, auto or always' -- vhost fs --socket "$sock" --tag t --backend memfs --cache sometimes
+expect fs-bad-cache 2 'not none, metadata, auto or always' -- vhost fs --socket "$sock" --tag t --backend memfs --cache sometimes
 expect fs-bad-owner 2 'not UID:GID' -- vhost fs --socket "$sock" --tag t --backend memfs --squash-owner x
 expect mount-missing-args 2 'expected DIR and MOUNTPOINT' -- fuse-mount
 expect mount-dir-missing 1 'shared directory .*: No such file' -- fuse-mount "$tmp/absent" "$tmp"
