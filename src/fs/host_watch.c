@@ -226,7 +226,6 @@ void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
 
 /* ---- the client's own entry changes ---- */
 
-
 uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
 			   const char *name)
 {

@@ -606,7 +606,6 @@ struct http_server {
 	unsigned n_conns;
 };
 
-
 static void conn_close(struct server_conn *sc)
 {
 	struct http_server *srv = sc->srv;
