@@ -46,6 +46,16 @@ bench_guest_iperf() {
 	echo "done"
 }
 
+# bench_guest_relay WHAT: after uml_wait, keep the guest's PASS/FAIL lines in
+# $T_DIR/guest-results.txt, show only its failures, and fail "all WHAT
+# completed" when there was one (the figures are read from the console).
+bench_guest_relay() {
+	guest_relay >"$T_DIR/guest-results.txt"
+	grep '^FAIL' "$T_DIR/guest-results.txt" &&
+		fail "all $1 completed (console: $UML_CONSOLE)"
+	return 0
+}
+
 # bench_median KEY [SUFFIX]: the median over the RUNS runs of the guest's
 # value KEY_RUN (KEY_RUN_SUFFIX with a SUFFIX).
 bench_median() {

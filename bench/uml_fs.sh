@@ -142,9 +142,7 @@ UML_MEM=${UML_MEM_BENCH:-512M}
 uml_boot UPID "" "$T_DIR/guest.sh" $((60 + RUNS * (MIB / 8 + FILES / 50) * 3)) \
 	virtio_uml.device="$T_RUN/vfs.sock:26" virtio_uml.device="$T_RUN/vfsmd.sock:26"
 uml_wait "$UPID"
-guest_relay >"$T_DIR/guest-results.txt"
-grep '^FAIL' "$T_DIR/guest-results.txt"
-grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all runs completed (console: $UML_CONSOLE)"
+bench_guest_relay "runs"
 
 {
 	echo "UML file system, $RUNS runs per path, ${MIB} MiB sequential, $FILES files; medians"

@@ -64,9 +64,7 @@ EOF
 
 uml_boot UPID "$NS" "$T_DIR/guest.sh" $((30 + RUNS * SECS * 4 * 3)) "${uml_args[@]}"
 uml_wait "$UPID"
-guest_relay >"$T_DIR/guest-results.txt"
-grep '^FAIL' "$T_DIR/guest-results.txt"
-grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all iperf3 runs completed (console: $UML_CONSOLE)"
+bench_guest_relay "iperf3 runs"
 
 {
 	echo "UML iperf3 TCP, $RUNS runs x $SECS s per path and direction, medians (Gbit/s)"

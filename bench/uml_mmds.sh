@@ -93,9 +93,7 @@ EOF
 uml_boot UPID "$NS" "$T_DIR/guest.sh" $((60 + RUNS * SECS * 4 * 3 + REQS / 20)) \
 	virtio_uml.device="$SOCK_P:1" virtio_uml.device="$SOCK_M:1"
 uml_wait "$UPID"
-guest_relay >"$T_DIR/guest-results.txt"
-grep '^FAIL' "$T_DIR/guest-results.txt"
-grep -q '^FAIL' "$T_DIR/guest-results.txt" && fail "all guest steps completed (console: $UML_CONSOLE)"
+bench_guest_relay "guest steps"
 
 {
 	echo "MMDS from a UML guest ($REQS GETs of a 12-byte value, one curl process each)"
