@@ -9,15 +9,20 @@
 # it); the kernel build took 28 minutes here with two cores shared by other
 # jobs (an incremental rebuild after a config change: seconds), the
 # initramfs a second. Out-of-tree: the unpacked source stays pristine in build/guest/src.
+# A built vmlinux is also kept under its key in $KVMINI_CACHE/guest, outside
+# the checkout, so a fresh clone on the same machine (CI) copies it instead of
+# building it again.
 #
 # Usage: scripts/build-guest.sh [--force] [--jobs N]
 # Env:   KVMINI_LINUX_TAR (default /usr/src/linux-source-6.12.tar.xz)
+#        KVMINI_CACHE (default /var/cache/kvmini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TAR=${KVMINI_LINUX_TAR:-/usr/src/linux-source-6.12.tar.xz}
 BUSYBOX=${KVMINI_BUSYBOX:-/bin/busybox}
 OUT=build/guest
+CACHE=${KVMINI_CACHE:-/var/cache/kvmini}/guest
 FORCE=0
 JOBS=$(nproc)
 # Bump when the kernel or initramfs recipe below changes meaning.
@@ -153,12 +158,27 @@ build_initramfs() {
 	say "initramfs built ($(($(stat -c %s "$OUT/initramfs.cpio") / 1024)) KiB)"
 }
 
+# from_cache KEY: the vmlinux built for KEY earlier on this machine, if any.
+from_cache() {
+	[ "$FORCE" = 0 ] && [ -f "$CACHE/vmlinux-$1" ] || return 1
+	cp "$CACHE/vmlinux-$1" "$OUT/vmlinux.tmp" && mv "$OUT/vmlinux.tmp" "$OUT/vmlinux" &&
+		echo "$1" >"$OUT/vmlinux.key" && say "vmlinux from the cache ($CACHE)"
+}
+
+# to_cache KEY: keep the vmlinux just built for a later clone (best effort).
+to_cache() {
+	mkdir -p "$CACHE" 2>/dev/null && cp "$OUT/vmlinux" "$CACHE/vmlinux-$1.tmp" 2>/dev/null &&
+		mv "$CACHE/vmlinux-$1.tmp" "$CACHE/vmlinux-$1" ||
+		say "could not keep vmlinux in $CACHE (not fatal)"
+}
+
 kkey=$(kernel_key)
 ikey=$(initramfs_key)
 if fresh "$OUT/vmlinux" "$kkey"; then
 	say "vmlinux is up to date"
-else
+elif ! from_cache "$kkey"; then
 	build_kernel "$kkey"
+	to_cache "$kkey"
 fi
 if fresh "$OUT/initramfs.cpio" "$ikey"; then
 	say "initramfs is up to date"

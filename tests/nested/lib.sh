@@ -1,0 +1,169 @@
+# Debian's stock cloud kernel for the nested platform and for the stock-kernel
+# guest, shared by tests/nested/run.sh, the KVM acceptance test and the
+# benches (source it from the repository's top).
+#
+# The kernel comes from Debian's archive with `apt-get download` (the package
+# linux-image-cloud-amd64 depends on, i.e. the current one) and is unpacked
+# with `dpkg-deb -x`; only the image, its config and the modules named below
+# are kept, under $KVMINI_CACHE/debian-cloud/VERSION, outside the checkout, so
+# a fresh clone on the same machine (CI) finds them there.
+#
+# Env: KVMINI_CACHE (default /var/cache/kvmini)
+#      KVMINI_STOCK_DEB  a linux-image-*-cloud-amd64 .deb to use instead of
+#                        downloading the current one
+
+NESTED_CACHE=${KVMINI_CACHE:-/var/cache/kvmini}
+
+# What the outer VM loads, in order: KVM with AMD's SVM (the only nested
+# virtualisation QEMU's TCG emulates), tap and veth for the network tests,
+# virtio-pci and virtio-fs for the host's root directory.
+NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_pci_modern_dev
+	virtio_pci_legacy_dev virtio_pci fuse virtiofs"
+# What a stock-kernel guest of `kvmini run` loads, in order: virtio-mmio (the
+# devices come from kvmini's DSDT), virtio-net and virtio-fs.
+STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs"
+
+nested_say() { echo "nested: $*" >&2; }
+
+# stock_package: the name of the current cloud kernel package (for example
+# linux-image-6.1.0-57-cloud-amd64), from apt's lists (updated once when
+# they know none).
+stock_package() {
+	local pkg
+	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+	if [ -z "$pkg" ]; then
+		apt-get update -qq >/dev/null 2>&1
+		pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+			awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+	fi
+	[ -n "$pkg" ] && echo "$pkg"
+}
+
+# stock_unpack DEB DIR: keep the image, config and our modules of DEB in DIR.
+stock_unpack() {
+	local deb=$1 dir=$2 tmp m f
+	tmp=$(mktemp -d) || return 1
+	if ! dpkg-deb -x "$deb" "$tmp"; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	mkdir -p "$dir.tmp/modules"
+	cp "$tmp"/boot/vmlinuz-* "$dir.tmp/vmlinuz" && cp "$tmp"/boot/config-* "$dir.tmp/config" || {
+		rm -rf "$tmp" "$dir.tmp"
+		return 1
+	}
+	for m in $NESTED_OUTER_MODULES $STOCK_GUEST_MODULES; do
+		f=$(find "$tmp/lib/modules" -name "$m.ko" | head -n1)
+		if [ -z "$f" ]; then
+			nested_say "$deb has no module $m"
+			rm -rf "$tmp" "$dir.tmp"
+			return 1
+		fi
+		cp "$f" "$dir.tmp/modules/"
+	done
+	basename "$deb" >"$dir.tmp/package"
+	rm -rf "$tmp" "$dir"
+	mv "$dir.tmp" "$dir"
+}
+
+# stock_kernel: STOCK_DIR, the unpacked current cloud kernel (vmlinuz,
+# config, modules/, package), downloading it when the cache lacks it. Without
+# the archive (no answer from apt) the newest cached kernel serves.
+stock_kernel() {
+	local pkg deb dl
+	if [ -n "${KVMINI_STOCK_DEB:-}" ]; then
+		STOCK_DIR=$NESTED_CACHE/debian-cloud/$(basename "$KVMINI_STOCK_DEB" .deb)
+		[ -f "$STOCK_DIR/vmlinuz" ] || stock_unpack "$KVMINI_STOCK_DEB" "$STOCK_DIR" || return 1
+		return 0
+	fi
+	pkg=$(stock_package)
+	if [ -z "$pkg" ]; then
+		STOCK_DIR=$(ls -d "$NESTED_CACHE"/debian-cloud/*/ 2>/dev/null | sort -V | tail -n1)
+		STOCK_DIR=${STOCK_DIR%/}
+		[ -n "$STOCK_DIR" ] && nested_say "apt knows no cloud kernel; using the cached $STOCK_DIR" && return 0
+		nested_say "apt-cache knows no linux-image-cloud-amd64 and nothing is cached"
+		return 1
+	fi
+	STOCK_DIR=$NESTED_CACHE/debian-cloud/$pkg
+	[ -f "$STOCK_DIR/vmlinuz" ] && return 0
+	mkdir -p "$NESTED_CACHE/debian-cloud" || return 1
+	dl=$(mktemp -d) || return 1
+	nested_say "downloading $pkg"
+	# apt drops privileges to _apt for the download; a directory it may write.
+	chmod 755 "$dl"
+	chown _apt "$dl" 2>/dev/null
+	if ! (cd "$dl" && apt-get download -q "$pkg" >download.log 2>&1); then
+		nested_say "apt-get download $pkg failed: $(tail -n1 "$dl/download.log")"
+		rm -rf "$dl"
+		return 1
+	fi
+	deb=$(ls "$dl"/*.deb)
+	stock_unpack "$deb" "$STOCK_DIR" || { rm -rf "$dl"; return 1; }
+	rm -rf "$dl"
+	nested_say "$pkg unpacked in $STOCK_DIR"
+}
+
+# busybox_tree DIR INIT: a busybox-static with its applets' links in DIR, and
+# INIT as DIR/init. No other init: were /init to fail, the kernel must panic
+# (and the VM end) rather than fall back to busybox's init and wait.
+busybox_tree() {
+	local dir=$1 applet
+	mkdir -p "$dir/bin" "$dir/sbin" "$dir/usr/bin" "$dir/usr/sbin"
+	cp /bin/busybox "$dir/bin/busybox"
+	/bin/busybox --list-full | while read -r applet; do
+		case $applet in bin/busybox | sbin/init | linuxrc) ;; *) ln -sf /bin/busybox "$dir/$applet" ;; esac
+	done
+	install -m 755 "$2" "$dir/init"
+}
+
+# cpio_of DIR OUT: DIR as a gzip'ed newc initramfs at OUT.
+cpio_of() {
+	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp" && mv "$2.tmp" "$2"
+}
+
+# stock_guest_initrd OUT: the initramfs of a stock-kernel guest (after
+# stock_kernel): busybox, guest/init and STOCK_GUEST_MODULES in
+# /lib/modules with their load order in /lib/modules/order (guest/init's
+# kvmini.modules=order loads them).
+stock_guest_initrd() {
+	local out=$1 key tmp m
+	key=$({
+		cat "$STOCK_DIR/package" guest/init
+		sha256sum /bin/busybox
+		echo "$STOCK_GUEST_MODULES"
+	} | sha256sum | cut -d' ' -f1)
+	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
+	tmp=$(mktemp -d) || return 1
+	busybox_tree "$tmp" guest/init
+	mkdir -p "$tmp"/{dev,proc,sys,mnt,tmp,root,etc,run,lib/modules}
+	for m in $STOCK_GUEST_MODULES; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
+	echo $STOCK_GUEST_MODULES | tr ' ' '\n' >"$tmp/lib/modules/order"
+	mkdir -p "$(dirname "$out")"
+	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
+	local rc=$?
+	rm -rf "$tmp"
+	return $rc
+}
+
+# outer_initrd OUT: the outer VM's initramfs (after stock_kernel): busybox,
+# tests/nested/outer-init as /init, NESTED_OUTER_MODULES.
+outer_initrd() {
+	local out=$1 key tmp m
+	key=$({
+		cat "$STOCK_DIR/package" tests/nested/outer-init
+		sha256sum /bin/busybox
+		echo "$NESTED_OUTER_MODULES"
+	} | sha256sum | cut -d' ' -f1)
+	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
+	tmp=$(mktemp -d) || return 1
+	busybox_tree "$tmp" tests/nested/outer-init
+	mkdir -p "$tmp"/{dev,proc,sys,host,lib/modules}
+	for m in $NESTED_OUTER_MODULES; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
+	echo $NESTED_OUTER_MODULES | tr ' ' '\n' >"$tmp/lib/modules/order"
+	mkdir -p "$(dirname "$out")"
+	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
+	local rc=$?
+	rm -rf "$tmp"
+	return $rc
+}
