@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "core/log.h"
 #include "mmds/mmds.h"
 
@@ -78,9 +79,60 @@ static int take_id(struct cli_net_controls *c, const char *opt, const char *id)
 	return 0;
 }
 
+/* A second --mac or --mtu for one interface: refused, not silently replaced. */
+static bool given_twice(const struct cli_net_controls *c, const struct cli_net_iface *ifc,
+			const char *opt)
+{
+	if (ifc->backend)
+		log_err("%s given twice for the %s %s", opt, c->backend_opt, ifc->backend);
+	else
+		log_err("%s given twice", opt);
+	return true;
+}
+
+static int take_mac(struct cli_net_controls *c, const char *text)
+{
+	struct cli_net_iface *ifc = last_iface(c, "--mac");
+
+	if (!ifc || (ifc->mac_given && given_twice(c, ifc, "--mac")))
+		return -EINVAL;
+	int r = net_parse_mac(text, ifc->mac);
+	if (r == -EADDRNOTAVAIL) {
+		log_err("--mac: \"%s\" is not a unicast MAC address: multicast (odd first "
+			"byte) and all-zero addresses cannot be a NIC's own", text);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		log_err("--mac: \"%s\" is not a unicast MAC address like 52:54:00:12:34:56", text);
+		return -EINVAL;
+	}
+	ifc->mac_given = true;
+	return 0;
+}
+
+static int take_mtu(struct cli_net_controls *c, const char *text)
+{
+	struct cli_net_iface *ifc = last_iface(c, "--mtu");
+	unsigned long mtu;
+
+	if (!ifc || (ifc->mtu && given_twice(c, ifc, "--mtu")))
+		return -EINVAL;
+	if (cli_parse_uint(text, CLI_NET_MTU_MIN, CLI_NET_MTU_MAX, &mtu)) {
+		log_err("--mtu: \"%s\" is not a number from %u to %u", text, CLI_NET_MTU_MIN,
+			CLI_NET_MTU_MAX);
+		return -EINVAL;
+	}
+	ifc->mtu = (uint16_t)mtu;
+	return 0;
+}
+
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
 {
 	switch (opt) {
+	case CLI_OPT_MAC:
+		return take_mac(c, optarg);
+	case CLI_OPT_MTU:
+		return take_mtu(c, optarg);
 	case CLI_OPT_IFACE_ID:
 		return take_id(c, "--iface-id", optarg);
 	case CLI_OPT_MMDS_IFACE:
@@ -133,9 +185,12 @@ static int place_mmds(struct cli_net_controls *c)
 
 int cli_net_controls_check(struct cli_net_controls *c)
 {
-	for (unsigned i = 0; i < c->n_ifaces; i++)
+	for (unsigned i = 0; i < c->n_ifaces; i++) {
 		if (!c->ifaces[i].id_given)
 			snprintf(c->ifaces[i].id, sizeof(c->ifaces[i].id), "eth%u", i);
+		if (!c->ifaces[i].mac_given)
+			net_random_mac(c->ifaces[i].mac);
+	}
 	for (unsigned i = 0; i < c->n_ifaces; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (!strcmp(c->ifaces[i].id, c->ifaces[j].id)) {
@@ -152,8 +207,34 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out)
 	return cli_mmds_new_store(&c->mmds, out);
 }
 
+/*
+ * The device's MTU: --mtu, which must not exceed the host interface's MTU
+ * (a tap's: the kernel would drop the guest's larger frames, as
+ * cloud-hypervisor refuses too); without --mtu the host interface's own,
+ * so the guest uses what the host carries, or 1500.
+ */
+static int device_mtu(const struct cli_net_iface *ifc, const struct net_backend *be,
+		      uint16_t *mtu)
+{
+	if (!ifc->mtu) {
+		bool usable = be->host_mtu >= CLI_NET_MTU_MIN && be->host_mtu <= CLI_NET_MTU_MAX;
+		*mtu = usable ? (uint16_t)be->host_mtu : CLI_NET_DEFAULT_MTU;
+		return 0;
+	}
+	if (be->host_mtu && ifc->mtu > be->host_mtu) {
+		const char *dev = strncmp(ifc->backend, "tap:", 4) ? "NAME" : ifc->backend + 4;
+		log_err("--mtu %u: larger than the MTU of %s (%u), which would drop the guest's "
+			"larger frames; raise it first (ip link set dev %s mtu %u) or give a "
+			"smaller --mtu", ifc->mtu, ifc->backend, be->host_mtu, dev, ifc->mtu);
+		return -EINVAL;
+	}
+	*mtu = ifc->mtu;
+	return 0;
+}
+
 struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, unsigned i,
-					     struct event_loop *loop, struct mmds *m)
+					     struct event_loop *loop, struct mmds *m,
+					     struct net_config_opts *config)
 {
 	const struct cli_net_iface *ifc = &c->ifaces[i];
 	char err[256] = "";
@@ -163,6 +244,14 @@ struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, u
 		log_err("%s %s: %s", c->backend_opt, ifc->backend, err);
 		return NULL;
 	}
+	memcpy(config->mac, ifc->mac, sizeof(config->mac));
+	if (device_mtu(ifc, be, &config->mtu) < 0) {
+		be->ops->destroy(be);
+		return NULL;
+	}
+	log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s, MTU %u", ifc->id, ifc->mac[0], ifc->mac[1],
+		 ifc->mac[2], ifc->mac[3], ifc->mac[4], ifc->mac[5], ifc->mac_given ? "" : " (random)",
+		 config->mtu);
 	if (m && ifc->mmds && cli_mmds_intercept(loop, m, &be) < 0)
 		return NULL;
 	return be;

@@ -2,12 +2,14 @@
  * The operator controls of virtio-net interfaces, shared by `kvmini vhost
  * net` (one interface) and `kvmini run` (one interface per --net):
  *   --iface-id ID        the interface's id (default eth0, eth1, ... in order)
+ *   --mac MAC, --mtu N   its identity (default: a random MAC of its own,
+ *                        see net_random_mac; the tap's MTU, or 1500)
  *   --tx-rate-limit SPEC / --rx-rate-limit SPEC   its rate limiters
  *   --mmds[=ADDR], --mmds-version, --mmds-data   the metadata service (mmds_args.h)
  *   --mmds-iface ID      an interface MMDS answers on (repeatable; default the first)
  *   --api-sock PATH      the control API on a unix socket
- * With several interfaces (kvmini run), --iface-id and the rate limits
- * apply to the --net given last before them.
+ * With several interfaces (kvmini run), --iface-id, --mac, --mtu and the
+ * rate limits apply to the --net given last before them.
  */
 #ifndef KVMINI_CLI_NET_CONTROLS_H
 #define KVMINI_CLI_NET_CONTROLS_H
@@ -26,7 +28,7 @@
 /* getopt_long codes of the options (outside the letters' range). */
 enum {
 	CLI_OPT_IFACE_ID = 0x4e00, CLI_OPT_TX_RATE_LIMIT, CLI_OPT_RX_RATE_LIMIT,
-	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE,
+	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE, CLI_OPT_MAC, CLI_OPT_MTU,
 };
 
 #define CLI_NET_CONTROLS_LONG_OPTIONS \
@@ -35,6 +37,8 @@ enum {
 	{ "rx-rate-limit", required_argument, NULL, CLI_OPT_RX_RATE_LIMIT }, \
 	{ "api-sock", required_argument, NULL, CLI_OPT_API_SOCK }, \
 	{ "mmds-iface", required_argument, NULL, CLI_OPT_MMDS_IFACE }, \
+	{ "mac", required_argument, NULL, CLI_OPT_MAC }, \
+	{ "mtu", required_argument, NULL, CLI_OPT_MTU }, \
 	CLI_MMDS_LONG_OPTIONS
 
 #define CLI_RATE_LIMIT_USAGE \
@@ -52,6 +56,12 @@ enum {
 	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n" \
 	"                       over HTTP on the unix socket PATH\n"
 
+/* The MTU a device may advertise: at least 68 (virtio 1.2, 5.1.4.1: the
+ * IPv4 minimum), at most what the 16-bit config field holds. */
+#define CLI_NET_MTU_MIN 68u
+#define CLI_NET_MTU_MAX 65535u
+#define CLI_NET_DEFAULT_MTU 1500u
+
 #define CLI_MMDS_IFACE_USAGE \
 	"  --mmds-iface ID      answer MMDS on interface ID (repeatable; default: the\n" \
 	"                       first interface)\n"
@@ -60,6 +70,9 @@ struct cli_net_iface {
 	const char *backend;         /* the backend spec: tap:NAME, user, ... */
 	char id[CLI_IFACE_ID_MAX + 1];
 	bool id_given;
+	uint8_t mac[6];              /* --mac, or random (cli_net_controls_check) */
+	bool mac_given;
+	uint16_t mtu;                /* --mtu, 0 when not given */
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	bool mmds;                   /* set by cli_net_controls_check() */
 };
@@ -84,15 +97,19 @@ int cli_net_controls_add(struct cli_net_controls *c, const char *backend);
 /* Take one of the options above: 1 when @opt is not one of them, 0 when
  * taken, -EINVAL (logged) for a bad value or no interface to apply it to. */
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg);
-/* After parsing: default ids, unique ids, where MMDS answers. 0 or -EINVAL (logged). */
+/* After parsing: default ids and MACs, unique ids, where MMDS answers.
+ * 0 or -EINVAL (logged). */
 int cli_net_controls_check(struct cli_net_controls *c);
 
 /* The MMDS store when --mmds was given, else NULL; 0 or -errno (logged). */
 int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
 /* Interface @i's backend: created from its spec and, when MMDS answers on
- * it, wrapped by the interceptor for @m. NULL (logged) on failure. */
+ * it, wrapped by the interceptor for @m; @config gets the device's MAC and
+ * MTU (the MTU checked against a tap's, or the tap's when none was given).
+ * NULL (logged) on failure. */
 struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, unsigned i,
-					     struct event_loop *loop, struct mmds *m);
+					     struct event_loop *loop, struct mmds *m,
+					     struct net_config_opts *config);
 /* Interface @i's rate limits onto its device (the device's loop thread). */
 void cli_net_controls_apply_limits(const struct cli_net_controls *c, unsigned i,
 				   struct net_device *net);

@@ -68,9 +68,15 @@ static const char run_usage[] =
 	"  --cpus N           vCPUs, 1..64 (default 1)\n"
 	"  --net BACKEND      a virtio-net device (repeatable, up to 8); BACKEND is\n"
 	"                     tap:NAME | user[:OPTIONS] | stream:PATH | loopback, as for\n"
-	"                     `kvmini vhost net --backend`; MACs 52:54:00:12:34:56 upwards,\n"
-	"                     ids eth0, eth1, ... in order (the control API's iface_id)\n"
+	"                     `kvmini vhost net --backend`; ids eth0, eth1, ... in order\n"
+	"                     (the control API's iface_id)\n"
 	"  --iface-id ID      the id of the --net before it (default ethN)\n"
+	"  --mac MAC          the MAC of the --net before it (unicast); default: random,\n"
+	"                     locally administered, new for every NIC and every start,\n"
+	"                     so VMs on one bridge differ; logged as \"ethN: MAC ...\"\n"
+	"  --mtu N            the MTU of the --net before it, 68..65535, offered to the\n"
+	"                     guest (VIRTIO_NET_F_MTU); default: a tap's own MTU, else\n"
+	"                     1500; a tap's MTU must be at least --mtu\n"
 	"  --tx-rate-limit SPEC, --rx-rate-limit SPEC\n"
 	"                     limit the --net before it, guest->host (tx) or host->guest\n"
 	"                     (rx), as for `kvmini vhost net` (bw=SIZE/REFILL_MS,\n"
@@ -332,11 +338,10 @@ static int add_slot(struct run_ctx *ctx, struct virtio_device *dev)
 static int add_net(struct run_ctx *ctx, unsigned i)
 {
 	struct run_net *n = &ctx->nets[ctx->nnets];
-	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 };
+	struct net_config_opts opts = { 0 };
 	const char *spec = ctx->args->net.ifaces[i].backend;
 
-	opts.mac[5] = (uint8_t)(opts.mac[5] + ctx->nnets);
-	n->backend = cli_net_controls_backend(&ctx->args->net, i, &ctx->loop, ctx->mmds);
+	n->backend = cli_net_controls_backend(&ctx->args->net, i, &ctx->loop, ctx->mmds, &opts);
 	if (!n->backend)
 		return -EINVAL;
 	n->dev = calloc(1, sizeof(*n->dev));

@@ -36,8 +36,10 @@ static const char net_usage[] =
 	"                         stream:PATH     a unix stream socket with 4-byte big-endian\n"
 	"                                         length framing (passt, qemu -netdev stream)\n"
 	"                         loopback        every frame sent comes back to the guest\n"
-	"  --mac MAC            the device's MAC address (default 52:54:00:12:34:56)\n"
-	"  --mtu N              MTU advertised to the guest, 68..65535 (default 1500)\n"
+	"  --mac MAC            the device's MAC, unicast (default: random, locally\n"
+	"                       administered, new at every start and logged)\n"
+	"  --mtu N              MTU offered to the guest, 68..65535 (default: a tap's own\n"
+	"                       MTU, else 1500; a tap's MTU must be at least --mtu)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
 	CLI_RATE_LIMIT_USAGE
 	CLI_API_USAGE
@@ -54,28 +56,15 @@ struct net_args {
 	const char *socket_path;
 	const char *backend;
 	const char *counters_file;
-	struct net_config_opts dev;
 	bool no_inband;
 	struct cli_net_controls ctl;     /* one interface: ids, limits, MMDS, API */
 };
-
-static int parse_mtu(const char *text, uint16_t *mtu)
-{
-	unsigned long v;
-
-	if (cli_parse_uint(text, 68, 65535, &v))
-		return -EINVAL;
-	*mtu = (uint16_t)v;
-	return 0;
-}
 
 static int parse_net_args(int argc, char **argv, struct net_args *a)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "backend", required_argument, NULL, 'b' },
-		{ "mac", required_argument, NULL, 'm' },
-		{ "mtu", required_argument, NULL, 'M' },
 		{ "no-inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -86,7 +75,7 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 	};
 	int c;
 
-	*a = (struct net_args){ .dev = { .mac = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }, .mtu = 1500 } };
+	*a = (struct net_args){ 0 };
 	cli_net_controls_init(&a->ctl, "kvmini vhost net", "--backend", 1);
 	optind = 1;
 	opterr = 0;
@@ -104,18 +93,6 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(net_usage, stdout); return 1;
-		case 'm':
-			if (net_parse_mac(optarg, a->dev.mac) < 0) {
-				log_err("--mac: \"%s\" is not a unicast MAC address like 52:54:00:12:34:56", optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'M':
-			if (parse_mtu(optarg, &a->dev.mtu) < 0) {
-				log_err("--mtu: \"%s\" is not a number from 68 to 65535", optarg);
-				return -EINVAL;
-			}
-			break;
 		case ':':
 			log_err("option %s needs a value", argv[optind - 1]);
 			return -EINVAL;
@@ -194,14 +171,15 @@ static int serve_net(const struct net_args *a)
 	}
 	struct mmds *mmds = NULL;
 	struct net_backend *be = NULL;
+	struct net_config_opts dev = { 0 };
 	if (cli_net_controls_mmds(&a->ctl, &mmds) < 0 ||
-	    !(be = cli_net_controls_backend(&a->ctl, 0, &loop, mmds))) {
+	    !(be = cli_net_controls_backend(&a->ctl, 0, &loop, mmds, &dev))) {
 		mmds_free(mmds);
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;
 	}
 	struct net_device *net = calloc(1, sizeof(*net));
-	int r = net ? net_device_init(net, &a->dev, be, &loop) : -ENOMEM;
+	int r = net ? net_device_init(net, &dev, be, &loop) : -ENOMEM;
 	if (r < 0) {
 		log_err("virtio-net device: %s", strerror(-r));
 		goto out_backend;

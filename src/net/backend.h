@@ -75,6 +75,7 @@ struct net_backend {
 	struct net_backend_sink *sink;   /* set by the device at attach */
 	struct event_loop *loop;         /* the loop to register fds on */
 	int rx_fd;                       /* pull backends: fd to poll, else -1 */
+	unsigned host_mtu;               /* the host interface's MTU (tap), else 0: no bound */
 };
 
 /*

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -18,6 +20,7 @@
 #include <linux/virtio_ring.h>
 
 #include "core/compiler.h"
+#include "core/hex.h"
 #include "core/log.h"
 
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net header size");
@@ -537,16 +540,46 @@ void net_device_dump_counters(const struct net_device *net, FILE *out)
 
 int net_parse_mac(const char *text, uint8_t mac[6])
 {
-	unsigned v[6];
-	char tail;
+	uint8_t v[6];
 
-	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
-		   &v[5], &tail) != 6 || strlen(text) != 17)
+	/* Exactly "xx:xx:xx:xx:xx:xx": sscanf("%2x") would also take signs and spaces. */
+	if (strlen(text) != 17)
 		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	/* A multicast address cannot be a station's own. */
-	return (mac[0] & 1) ? -EINVAL : 0;
+	for (unsigned i = 0; i < 6; i++) {
+		const char *p = text + 3 * i;
+		int hi = hex_digit(p[0]), lo = hex_digit(p[1]);
+		if (hi < 0 || lo < 0 || (i < 5 && p[2] != ':'))
+			return -EINVAL;
+		v[i] = (uint8_t)(hi << 4 | lo);
+	}
+	/* A multicast or all-zero address cannot be a station's own (Linux's
+	 * is_valid_ether_addr: its virtio-net driver would pick another). */
+	static const uint8_t zero[6];
+	if ((v[0] & 1) || !memcmp(v, zero, sizeof(zero)))
+		return -EADDRNOTAVAIL;
+	memcpy(mac, v, sizeof(v));
+	return 0;
+}
+
+void net_random_mac(uint8_t mac[6])
+{
+	static unsigned calls;
+	uint8_t v[6];
+
+	/* getrandom cannot fail for 6 bytes once the kernel's pool is ready
+	 * (it waits for that); should it fail all the same (ENOSYS before
+	 * Linux 3.17 or under a seccomp policy), the clock, the pid and a
+	 * count still make two VMs' and two NICs' MACs differ, if less surely. */
+	if (getrandom(v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t x = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) *
+			     0x9e3779b97f4a7c15ull;
+		x ^= (uint64_t)getpid() << 24 ^ __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+		memcpy(v, &x, sizeof(v));
+	}
+	v[0] = (uint8_t)((v[0] & ~1u) | 2u);    /* unicast (bit 0), locally administered (bit 1) */
+	memcpy(mac, v, sizeof(v));
 }
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,

@@ -97,7 +97,20 @@ int net_device_set_rate_limit(struct net_device *net, unsigned q,
 void net_device_get_rate_limit(const struct net_device *net, unsigned q,
 			       struct rate_limiter_config *cfg);
 
-/* Parse "52:54:00:12:34:56"; 0 or -EINVAL. */
+/* Parse "52:54:00:12:34:56" (six two-digit hex bytes, either case) into
+ * @mac: 0, -EINVAL when malformed, -EADDRNOTAVAIL for a multicast or
+ * all-zero address (no station's own); @mac is untouched on failure. */
 int net_parse_mac(const char *text, uint8_t mac[6]);
+/*
+ * A MAC for an interface given none: locally administered, unicast, its
+ * other 46 bits from getrandom(). Random rather than derived from the pid,
+ * the clock and the NIC's index: those repeat across hosts sharing a bridge
+ * and across pid namespaces (a jailed monitor is often pid 1), while random
+ * bits differ with no coordination at all: among 1000 VMs on one segment
+ * the chance that two collide is below 1e-8. The price: a restarted VM gets
+ * a new MAC unless it is given one (--mac), as an operator who wants it
+ * stable does.
+ */
+void net_random_mac(uint8_t mac[6]);
 
 #endif

@@ -6,7 +6,8 @@
  * and ignored on RX.
  *
  * The tap is attached, never configured: bringing the link up and giving it
- * addresses is the operator's job (ip link / ip addr).
+ * addresses and its MTU is the operator's job (ip link / ip addr); its MTU is
+ * only read, as the bound of the device's (backend.h, host_mtu).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/compiler.h"
@@ -205,6 +207,23 @@ static void tap_iff_error(int e, const char *name, char *err, size_t errlen)
 	}
 }
 
+/* The interface's MTU (SIOCGIFMTU wants a socket, not the tun fd); 0 when
+ * it cannot be read, which leaves the device's MTU unchecked. */
+static unsigned tap_mtu(const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 0;
+
+	if (s < 0)
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+		mtu = (unsigned)ifr.ifr_mtu;
+	close(s);
+	return mtu;
+}
+
 /* tap_open - attach to (or create) the tap and set its vnet header. */
 static int tap_open(struct tap *tap, const char *name, char *err, size_t errlen)
 {
@@ -230,6 +249,7 @@ static int tap_open(struct tap *tap, const char *name, char *err, size_t errlen)
 	}
 	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
 	tap->ifname[IFNAMSIZ - 1] = '\0';
+	tap->be.host_mtu = tap_mtu(tap->ifname);
 	/* No offloads until the device negotiates them: the kernel then
 	 * hands over only complete, checksummed frames. */
 	if (ioctl(tap->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||

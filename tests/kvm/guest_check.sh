@@ -7,6 +7,8 @@
 # The caller defines pass MSG, fail MSG and not_run MSG (one line each).
 
 KVM_GUEST_TAG=share
+# The guest NIC's MAC, given with --mac (kvmini run picks a random one by
+# default) so that the frames on the tap can be matched to it.
 KVM_GUEST_MAC=52:54:00:12:34:56
 
 # kvm_guest_images LOG: build the guest images, or find them cached; on a
@@ -33,7 +35,7 @@ kvm_check_argv() {
 	KVM_COMPAT=()
 	[ -e /sys/module/kvm_pvm ] && KVM_COMPAT=(--compat)
 	KVM_ARGV=("$1" run "${KVM_COMPAT[@]}" --cpus "$2" --mem 256 --net "tap:$3"
-		--fs "$4:$KVM_GUEST_TAG" --boot-timing --counters
+		--mac "$KVM_GUEST_MAC" --fs "$4:$KVM_GUEST_TAG" --boot-timing --counters
 		--cmdline "console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=$5 kvmini.fs=$KVM_GUEST_TAG kvmini.check=$6 kvmini.nonce=$KVM_GUEST_NONCE")
 }
 

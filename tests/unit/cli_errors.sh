@@ -38,6 +38,7 @@ expect net-bad-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend
 expect net-short-mac 2 'not a unicast MAC' -- vhost net --socket "$sock" --backend loopback --mac 52:54:00
 expect net-bad-mtu 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 10
 expect net-mtu-junk 2 'not a number from 68 to 65535' -- vhost net --socket "$sock" --backend loopback --mtu 1500x
+expect net-mac-twice 2 '^kvmini: error: --mac given twice$' -- vhost net --socket "$sock" --backend loopback --mac 02:00:00:00:00:01 --mac 02:00:00:00:00:02
 expect net-bad-tx-limit 2 'tx-rate-limit: "bw=1x" is not' -- vhost net --socket "$sock" --backend loopback --tx-rate-limit bw=1x
 expect net-bad-rx-limit 2 'rx-rate-limit: "speed=1" is not' -- vhost net --socket "$sock" --backend loopback --rx-rate-limit bw=1/100,speed=1
 expect net-huge-limit 2 'above 2\^52' -- vhost net --socket "$sock" --backend loopback --tx-rate-limit bw=9999999999999999999/100
@@ -104,6 +105,17 @@ expect run-iface-id-before-net 2 'iface-id applies to the --net before it' -- "$
 expect run-bad-limit 2 'rx-rate-limit: "bw=1x" is not' -- "${K[@]}" --net loopback --rx-rate-limit bw=1x
 expect run-bad-iface-id 2 'iface-id: "a/b" must be' -- "${K[@]}" --net loopback --iface-id a/b
 expect run-dup-iface-id 2 'two interfaces are called "eth1"' -- "${K[@]}" --net loopback --iface-id eth1 --net loopback
+expect run-mac-before-net 2 'mac applies to the --net before it' -- "${K[@]}" --mac 02:00:00:00:00:01 --net loopback
+expect run-mtu-before-net 2 'mtu applies to the --net before it' -- "${K[@]}" --mtu 9000
+expect run-bad-mac 2 'mac: "52:54:00" is not a unicast MAC' -- "${K[@]}" --net loopback --mac 52:54:00
+expect run-multicast-mac 2 'mac: "01:00:5e:00:00:01" is not a unicast MAC address: multicast' -- "${K[@]}" --net loopback --mac 01:00:5e:00:00:01
+expect run-bad-mtu 2 'mtu: "67" is not a number from 68 to 65535' -- "${K[@]}" --net loopback --mtu 67
+expect run-huge-mtu 2 'mtu: "65536" is not a number from 68 to 65535' -- "${K[@]}" --net loopback --mtu 65536
+expect run-zero-mac 2 'mac: "00:00:00:00:00:00" is not a unicast MAC address: .*all-zero' -- "${K[@]}" --net loopback --mac 00:00:00:00:00:00
+expect run-mac-signed 2 'mac: "02:00:00:00:00:-1" is not a unicast MAC address like' -- "${K[@]}" --net loopback --mac 02:00:00:00:00:-1
+expect run-mtu-junk 2 'mtu: "9000x" is not a number from 68 to 65535' -- "${K[@]}" --net loopback --mtu 9000x
+expect run-mac-twice 2 'mac given twice for the --net loopback' -- "${K[@]}" --net loopback --mac 02:00:00:00:00:01 --mac 02:00:00:00:00:02
+expect run-mtu-twice 2 'mtu given twice for the --net user' -- "${K[@]}" --net loopback --mtu 1400 --net user --mtu 1400 --mtu 1500
 expect run-mmds-no-net 2 '--mmds needs a network device \(--net\)' -- "${K[@]}" --mmds
 expect run-mmds-bad-addr 2 'not a link-local IPv4 address' -- "${K[@]}" --net loopback --mmds=10.0.0.1
 expect run-mmds-version-alone 2 'need --mmds' -- "${K[@]}" --net loopback --mmds-version 2
@@ -112,3 +124,31 @@ expect run-mmds-iface-alone 2 'mmds-iface needs --mmds' -- "${K[@]}" --net loopb
 expect run-max-watches-bad 2 'max-watches: "0" is not a number' -- "${K[@]}" --fs "$tmp:t" --max-watches 0
 expect run-no-notify-no-fs 2 'no-notify and --max-watches are for --fs shares' -- "${K[@]}" --no-notify
 expect run-help-controls 0 '--api-sock PATH' -- run --help
+expect run-help-mac 0 '--mac MAC +the MAC of the --net before it' -- run --help
+
+# A tap's MTU bounds the device's (the host would drop the guest's larger
+# frames): a larger --mtu is refused, without --mtu the device takes the
+# tap's own. Each case on a tap of MTU 1400 in a private network namespace;
+# a server that starts is stopped by SIGINT after 2 s (exit 0).
+# tap_case NAME STATUS PATTERN -- VHOST-NET-OPTIONS...
+tap_case() {
+	local name=$1 status=$2 pattern=$3 out rc
+	shift 4
+	out=$(unshare -n sh -c 'ip tuntap add dev kvmt0 mode tap && ip link set kvmt0 mtu 1400 &&
+		exec timeout --preserve-status -s INT 2 "$@"' sh "$BIN" vhost net \
+		--socket "$tmp/tap.sock" --backend tap:kvmt0 "$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq "$status" ] && grep -qE -- "$pattern" <<<"$out"; then
+		echo "PASS: cli $name"
+	else
+		echo "FAIL: cli $name (exit $rc, wanted $status; output: $out)"
+	fi
+}
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null && command -v ip >/dev/null; then
+	tap_case net-mtu-above-tap 2 '--mtu 1500: larger than the MTU of tap:kvmt0 \(1400\).*ip link set dev kvmt0 mtu 1500' \
+		-- --mtu 1500
+	tap_case net-mtu-of-tap 0 'eth0: MAC [0-9a-f:]{17} \(random\), MTU 1400$' --
+	tap_case net-mtu-at-tap 0 'eth0: MAC 02:00:00:00:00:07, MTU 1300$' -- --mac 02:00:00:00:00:07 --mtu 1300
+else
+	echo "SKIP: cli net-mtu-above-tap, net-mtu-of-tap, net-mtu-at-tap: need root, unshare -n and ip for a private tap"
+fi

@@ -381,9 +381,45 @@ static void test_parse_mac(void)
 	CHECK_EQ(mac[4], 0xcd);
 	CHECK_EQ(net_parse_mac("52:54:00:ab:cd", mac), -EINVAL);
 	CHECK_EQ(net_parse_mac("52:54:00:ab:cd:ef:00", mac), -EINVAL);
-	CHECK_EQ(net_parse_mac("01:00:5e:00:00:01", mac), -EINVAL);   /* multicast */
 	CHECK_EQ(net_parse_mac("52:54:00:ab:cd:zz", mac), -EINVAL);
 	CHECK_EQ(net_parse_mac("", mac), -EINVAL);
+	/* 17 characters, but not two hex digits per byte: sscanf's %x took these. */
+	CHECK_EQ(net_parse_mac("52:54:00:12:34:-6", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("52: 4:00:12:34:56", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("52:54:00:12:34:+6", mac), -EINVAL);
+	CHECK_EQ(net_parse_mac("52-54-00-12-34-56", mac), -EINVAL);
+	/* Well formed, but no station's own; @mac is left alone. */
+	CHECK_EQ(net_parse_mac("01:00:5e:00:00:01", mac), -EADDRNOTAVAIL);   /* multicast */
+	CHECK_EQ(net_parse_mac("ff:ff:ff:ff:ff:ff", mac), -EADDRNOTAVAIL);   /* broadcast */
+	CHECK_EQ(net_parse_mac("00:00:00:00:00:00", mac), -EADDRNOTAVAIL);
+	CHECK_EQ(mac[4], 0xcd);
+	CHECK_EQ(net_parse_mac("02:00:00:00:00:00", mac), 0);
+	CHECK_EQ(mac[0], 0x02);
+}
+
+/* Default MACs: unicast, locally administered, different on every call
+ * (two NICs, two VMs); 64 draws, so a stuck bit shows too. */
+static void test_random_mac(void)
+{
+	uint8_t mac[64][6], ones[6] = { 0 }, zeros[6] = { 0 };
+
+	for (unsigned i = 0; i < 64; i++) {
+		net_random_mac(mac[i]);
+		CHECK_EQ(mac[i][0] & 3, 2);
+		for (unsigned j = 0; j < i; j++)
+			CHECK(memcmp(mac[i], mac[j], 6) != 0);
+		for (unsigned b = 0; b < 6; b++) {
+			ones[b] |= mac[i][b];
+			zeros[b] |= (uint8_t)~mac[i][b];
+		}
+	}
+	/* Every one of the 46 free bits took both values. */
+	CHECK_EQ(ones[0], 0xfe);
+	CHECK_EQ(zeros[0], 0xfd);
+	for (unsigned b = 1; b < 6; b++) {
+		CHECK_EQ(ones[b], 0xff);
+		CHECK_EQ(zeros[b], 0xff);
+	}
 }
 
 /* --- rate limiting (injected clock) --------------------------------------- */
@@ -489,6 +525,7 @@ int main(void)
 	RUN_TEST(test_feature_rules);
 	RUN_TEST(test_config_space);
 	RUN_TEST(test_parse_mac);
+	RUN_TEST(test_random_mac);
 	RUN_TEST(test_tx_rate_limit_holds_chains);
 	RUN_TEST(test_rx_rate_limit_backpressure);
 	return CHECK_DONE();
