@@ -28,16 +28,20 @@ kvm_check_prepare() {
 	echo "$KVM_HOST_NONCE" >"$1/from-host.txt"
 }
 
-# kvm_check_argv KVMINI CPUS TAP SHARE GUEST_CIDR HOST_IP: KVM_ARGV, the
-# `kvmini run` command of the check on the default guest; KVM_COMPAT holds
-# --compat where KVM cannot run the guest's kernel code (nested PVM).
+# kvm_check_argv KVMINI CPUS NET SHARE GUEST_CIDR HOST_IP: KVM_ARGV, the
+# `kvmini run` command of the check (NET: a --net backend, tap:NAME or
+# user); KVM_COMPAT holds --compat where KVM cannot run the guest's kernel
+# code (nested PVM). The guest is the default one unless KVM_CHECK_GUEST
+# holds other options (--kernel, --initrd, ...); KVM_CHECK_CMDLINE is added
+# to its command line.
 kvm_check_argv() {
 	KVM_COMPAT=()
 	[ -e /sys/module/kvm_pvm ] && KVM_COMPAT=(--compat)
-	KVM_ARGV=("$1" run "${KVM_COMPAT[@]}" --cpus "$2" --mem 256 --net "tap:$3"
-		--mac "$KVM_GUEST_MAC" --fs "$4:$KVM_GUEST_TAG" --boot-timing --counters
-		--cmdline "console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=$5 kvmini.fs=$KVM_GUEST_TAG kvmini.check=$6 kvmini.nonce=$KVM_GUEST_NONCE")
+	KVM_ARGV=("$1" run "${KVM_COMPAT[@]}" "${KVM_CHECK_GUEST[@]}" --cpus "$2" --mem 256
+		--net "$3" --mac "$KVM_GUEST_MAC" --fs "$4:$KVM_GUEST_TAG" --boot-timing --counters
+		--cmdline "console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=$5 kvmini.fs=$KVM_GUEST_TAG kvmini.check=$6 kvmini.nonce=$KVM_GUEST_NONCE ${KVM_CHECK_CMDLINE:-}")
 }
+KVM_CHECK_GUEST=()
 
 # kvm_check_verdict CONSOLE ERRLOG SHARE RC: one pass/fail line per step of
 # the boot and the check; sets KVM_OUT (console, no CRs) and KVM_ERR. Returns
@@ -50,8 +54,14 @@ kvm_check_verdict() {
 		fail "sanitizer report in kvmini (log $2)"
 	fi
 	# The kernel's part: it needs no userspace.
-	kvm_has 'virtio-mmio: Registering device virtio-mmio\.0' && pass "kernel: virtio-mmio devices from the command line" ||
-		fail "kernel: no virtio-mmio device registered"
+	if [ "${KVM_CHECK_DEVICES:-cmdline}" = acpi ]; then
+		kvm_has 'kvmini-init: virtio-mmio devices: LNRO0005:00 LNRO0005:01$' &&
+			pass "kernel: both virtio-mmio devices found through the DSDT (LNRO0005)" ||
+			fail "kernel: the virtio-mmio devices were not found through the DSDT ($(grep -m1 'virtio-mmio devices:' <<<"$KVM_OUT"))"
+	else
+		kvm_has 'virtio-mmio: Registering device virtio-mmio\.0' && pass "kernel: virtio-mmio devices from the command line" ||
+			fail "kernel: no virtio-mmio device registered"
+	fi
 	kvm_has '^mmio_device_activations 1$' && pass "kernel: a virtio driver activated a device" ||
 		fail "kernel: no virtio device activated"
 	if ! kvm_has 'Run /init as init process'; then
@@ -87,8 +97,10 @@ kvm_check_verdict() {
 	else
 		fail "host: from-guest.txt is '$(head -c 80 "$share/from-guest.txt" 2>/dev/null)', not 'guest nonce $KVM_GUEST_NONCE'"
 	fi
-	[ "$rc" -eq 0 ] && kvm_has 'guest rebooted' && pass "guest rebooted, kvmini ended with 0" ||
-		fail "kvmini ended with $rc (wanted 0 after the guest's reboot)"
+	local end='guest rebooted' how=rebooted
+	case ${KVM_CHECK_CMDLINE:-} in *kvmini.end=poweroff*) end='guest powered off \(ACPI S5\)' how="powered off (ACPI S5)" ;; esac
+	[ "$rc" -eq 0 ] && kvm_has "$end" && pass "guest $how, kvmini ended with 0" ||
+		fail "kvmini ended with $rc (wanted 0 after the guest $how)"
 	return 0
 }
 
