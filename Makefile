@@ -2,7 +2,7 @@
 # the CI runs (see scripts/test.sh for the layers).
 CC      ?= gcc
 CLANG   ?= clang
-PKGS    := slirp jansson
+PKGS    := slirp jansson zlib liblzma libzstd liblz4 lzo2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -10,7 +10,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wpointer-arith -Wvla -Wformat=2 -Wno-unused-parameter
 CFLAGS_COMMON := -std=gnu11 -g $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
 CFLAGS  ?= -O2
-LDLIBS  := $(PKG_LIBS) -lhttp_parser -lpthread
+LDLIBS  := $(PKG_LIBS) -lbz2 -lhttp_parser -lpthread
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 

@@ -11,8 +11,12 @@ PACKAGES=(
 	libjansson-dev libhttp-parser-dev
 	# tests: real peers and tools
 	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps perl
-	# kvmini run: unpacking bzImage payloads and initramfs images
+	# kvmini run: unpacking bzImage payloads (--host-decompress: the libraries)
+	# and initramfs images
+	zlib1g-dev liblzma-dev libzstd-dev liblz4-dev libbz2-dev liblzo2-dev
 	xz-utils gzip cpio
+	# ... and the kernel build's compressors, for tests/unit/decompress_tools.sh
+	bzip2 lzop lz4 zstd
 	# tests/peers: QEMU (with SeaBIOS and iPXE) and DPDK's testpmd as front-ends
 	qemu-system-x86 dpdk-dev
 	# kvmini run: ACPI table checks, and the guest kernel built from Debian's source

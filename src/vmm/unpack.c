@@ -1,50 +1,28 @@
 /*
  * Host-side decompression of a bzImage's payload (--host-decompress): the
- * compressed vmlinux the bzImage would unpack itself is handed to the
- * host's own decompressor (gzip, xz, zstd, lz4, bzip2, lzop), and the ELF
- * that comes out is loaded like a vmlinux. Where guest kernel code is
- * emulated this saves the minutes the in-guest decompressor takes.
- *
- * The payload goes to the decompressor through a memfd on its stdin and
- * comes back in another memfd on its stdout, so no pipe can deadlock.
+ * compressed vmlinux the bzImage would unpack itself is decompressed here
+ * with a library (vmm/decompress.h: gzip, xz, lzma, zstd, lz4, bzip2, lzo;
+ * no program is started), and the ELF that comes out is loaded like a
+ * vmlinux. Where guest kernel code is slow to run (emulated, or nested)
+ * this saves the guest's own decompression.
  */
 #include <errno.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <asm/bootparam.h>
 
 #include "core/compiler.h"
 #include "vmm/boot.h"
-
-extern char **environ;
+#include "vmm/decompress.h"
 
 #define BZ_SETUP_HDR_OFFSET 0x1f1u
+/* Bounds against a hostile image: what kvmini reads and what it lets the
+ * payload decompress to (a distribution's vmlinux is 50 to 100 MB). */
 #define PAYLOAD_MAX (512u << 20)
-
-/* Formats the kernel can compress itself with, by their magic bytes. All
- * but gzip have the uncompressed size appended (4 bytes, the kernel's
- * size_append), which the host tools would take for a damaged stream. */
-static const struct {
-	const char *name;
-	uint8_t magic[6];
-	unsigned magic_len;
-	unsigned trailer;
-	const char *argv[5];
-} formats[] = {
-	{ "gzip",  { 0x1f, 0x8b }, 2, 0, { "gzip", "-dc", NULL } },
-	{ "xz",    { 0xfd, '7', 'z', 'X', 'Z', 0 }, 6, 4, { "xz", "-dc", "--single-stream", NULL } },
-	{ "lzma",  { 0x5d, 0, 0 }, 3, 4, { "xz", "-dc", "--format=lzma", NULL } },
-	{ "zstd",  { 0x28, 0xb5, 0x2f, 0xfd }, 4, 4, { "zstd", "-dcq", "--memory=2048MB", NULL } },
-	{ "lz4",   { 0x02, 0x21, 0x4c, 0x18 }, 4, 4, { "lz4", "-dc", NULL } },
-	{ "bzip2", { 'B', 'Z', 'h' }, 3, 4, { "bzip2", "-dc", NULL } },
-	{ "lzo",   { 0x89, 'L', 'Z', 'O' }, 4, 4, { "lzop", "-dc", NULL } },
-};
+#define VMLINUX_MAX (512u << 20)
 
 /* Read exactly @len bytes at @off; -EIO on a short file. */
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
@@ -64,57 +42,32 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Copy [off, off + len) of @fd into a new memfd. */
-static int payload_memfd(int fd, uint64_t off, uint32_t len)
+/* The payload at @off of @fd, decompressed into a memfd; the fd or -errno
+ * with the reason in @err. */
+static int unpack_payload(int fd, uint64_t off, uint32_t len, char *err, size_t errlen)
 {
-	int out = memfd_create("kvmini-payload", MFD_CLOEXEC);
-	uint8_t *buf = malloc(len);
-	int r = out < 0 || !buf ? -ENOMEM : read_at(fd, buf, len, off);
+	struct stat st;
 
-	if (!r && write(out, buf, len) != (ssize_t)len)
-		r = -EIO;
-	free(buf);
-	if (r < 0) {
-		if (out >= 0)
-			close(out);
-		return r;
+	/* Checked before the allocation, which a lying header would size. */
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && off + len > (uint64_t)st.st_size) {
+		snprintf(err, errlen, "bzImage payload (bytes %llu..%llu) lies outside the "
+			 "%lld-byte file", (unsigned long long)off, (unsigned long long)off + len,
+			 (long long)st.st_size);
+		return -ENOEXEC;
 	}
-	lseek(out, 0, SEEK_SET);
-	return out;
-}
-
-/* Run argv with stdin @in and stdout @out; 0 when it exits with 0. */
-static int run_decompressor(const char *const *argv, int in, int out)
-{
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int status;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in, STDIN_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, out, STDOUT_FILENO);
-	int r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (r)
-		return -r;
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return -errno;
+	uint8_t *in = malloc(len);
+	if (!in) {
+		snprintf(err, errlen, "out of memory for a %u-byte payload", len);
+		return -ENOMEM;
 	}
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
-static int find_format(int fd, uint64_t off)
-{
-	uint8_t magic[6] = { 0 };
-
-	if (read_at(fd, magic, sizeof(magic), off) < 0)
-		return -1;
-	for (unsigned i = 0; i < ARRAY_SIZE(formats); i++) {
-		if (!memcmp(magic, formats[i].magic, formats[i].magic_len))
-			return (int)i;
+	if (read_at(fd, in, len, off) < 0) {
+		snprintf(err, errlen, "bzImage payload lies outside the file");
+		free(in);
+		return -ENOEXEC;
 	}
-	return -1;
+	int r = decompress_payload(in, len, VMLINUX_MAX, err, errlen);
+	free(in);
+	return r;
 }
 
 int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen)
@@ -130,27 +83,13 @@ int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen)
 		return -ENOEXEC;
 	}
 	uint64_t off = ((uint64_t)(h.setup_sects ? h.setup_sects : 4) + 1) * 512 + h.payload_offset;
-	int f = find_format(fd, off);
-	if (f < 0 || h.payload_length > PAYLOAD_MAX || h.payload_length <= formats[f].trailer) {
-		snprintf(err, errlen, "bzImage payload in an unknown compression format");
+	if (h.payload_length > PAYLOAD_MAX) {
+		snprintf(err, errlen, "bzImage payload of %u bytes is implausibly large", h.payload_length);
 		return -ENOEXEC;
 	}
-	int in = payload_memfd(fd, off, h.payload_length - formats[f].trailer);
-	if (in < 0) {
-		snprintf(err, errlen, "bzImage payload lies outside the file");
-		return -ENOEXEC;
-	}
-	int out = memfd_create("kvmini-vmlinux", MFD_CLOEXEC);
-	int r = out < 0 ? -errno : run_decompressor(formats[f].argv, in, out);
-	close(in);
-	if (r < 0) {
-		snprintf(err, errlen, "decompressing the %s payload with `%s` failed%s%s", formats[f].name,
-			 formats[f].argv[0], r == -ENOENT ? ": not installed" : "",
-			 r == -ENOENT ? "" : " (see its message above)");
-		if (out >= 0)
-			close(out);
-		return r;
-	}
+	int out = unpack_payload(fd, off, h.payload_length, err, errlen);
+	if (out < 0)
+		return out;
 	/* The image's own header still describes the kernel to itself. */
 	struct boot_params *bp = zero_page;
 	size_t hdr_end = MIN(0x202u + sector[0x201], BZ_SETUP_HDR_OFFSET + sizeof(bp->hdr));
