@@ -59,7 +59,7 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_
 int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
 		      char *err, size_t errlen);
 
-/* Decompress a bzImage's payload (a vmlinux ELF) with the host's tools and
+/* Decompress a bzImage's payload (a vmlinux ELF) with a library (decompress.h) and
  * copy the image's setup header into @zero_page (unpack.c). Returns a memfd
  * holding the ELF, or -errno with @err filled (-ENOEXEC: not a bzImage). */
 int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen);
