@@ -8,10 +8,15 @@
 #   5. User-Mode Linux integration tests (real Linux virtio drivers)
 #   6. other real vhost-user frontends (QEMU, DPDK virtio-user)
 #   7. KVM: kvmini run with the project's own small guests
-#   8. KVM acceptance: the project's Linux guest with virtio-net and virtio-fs
-#      (builds it first with scripts/build-guest.sh; minutes where guest
-#      kernel code is emulated)
-# Prints the time each layer took and ends with "N passed, N failed".
+#   8. KVM acceptance: Linux guests (the project's and Debian's stock cloud
+#      kernel) with virtio-net and virtio-fs (builds the project's kernel
+#      first with scripts/build-guest.sh, cached outside the checkout)
+#   9. KVM benchmark smoke run: boot_vs_qemu beside QEMU's microvm
+# The KVM layers run where /dev/kvm exists, and on the nested platform
+# (tests/nested/run.sh: an outer VM under QEMU's TCG that has /dev/kvm) on
+# every machine; KVMINI_NESTED=0 leaves the nested runs out where /dev/kvm
+# exists (without it they are the only way, and always run).
+# Prints the time each layer took and ends with "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,18 +27,20 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-$((FUZZ_BUDGET / (fuzz_targets > 0 ? fuzz_targets :
 LOGDIR=build/test-logs
 passed=0
 failed=0
+skipped=0
 
-# Run a command, relay its output, and count its PASS:/FAIL: lines. A command
-# that fails without printing a FAIL line counts as one failure itself.
+# Run a command, relay its output, and count its PASS:/FAIL:/SKIP: lines. A
+# command that fails without printing a FAIL line counts as one failure itself.
 run_counted() {
 	local name=$1; shift
 	local log="$LOGDIR/$name.log"
 	"$@" >"$log" 2>&1
 	local rc=$?
-	grep -E '^(PASS|FAIL): ' "$log" || true
+	grep -E '^(PASS|FAIL|SKIP): ' "$log" || true
 	local p f
 	p=$(grep -c '^PASS: ' "$log")
 	f=$(grep -c '^FAIL: ' "$log")
+	skipped=$((skipped + $(grep -c '^SKIP: ' "$log")))
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "FAIL: $name (exit $rc, log $log)"
 		tail -n 30 "$log" | sed 's/^/    /'
@@ -55,14 +62,14 @@ layer_end() {
 	echo "=== $LAYER_NAME took $(( $(date +%s) - LAYER_T0 )) s"
 }
 
-scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 layer_start build
 mkdir -p "$LOGDIR"
 if ! make -j"$(nproc)" all build/kvmini-san unit fuzz bench >"$LOGDIR/build.log" 2>&1; then
 	tail -n 40 "$LOGDIR/build.log"
 	echo "FAIL: build"
-	echo "0 passed, 1 failed"
+	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
 layer_end
@@ -98,13 +105,22 @@ for f in build/fuzz/*; do
 done
 layer_end
 
+# Benchmark smoke runs are no test assertions: a run that completes is a
+# BENCH: line, counted apart; one that breaks is a failure.
+benches=0
 layer_start "benchmark smoke run"
 for b in build/bench/*; do
 	[ -x "$b" ] || continue
+	# boot_vs_qemu needs KVM: the KVM benchmark layer runs it (bench/kvm_smoke.sh).
+	[ "$(basename "$b")" = boot_vs_qemu ] && continue
 	if "$b" --quick >"$LOGDIR/bench-$(basename "$b").log" 2>&1; then
+		if grep '^SKIP: ' "$LOGDIR/bench-$(basename "$b").log"; then
+			skipped=$((skipped + 1))
+			continue
+		fi
 		sed 's/^/    /' "$LOGDIR/bench-$(basename "$b").log"
-		echo "PASS: bench $(basename "$b") runs"
-		passed=$((passed + 1))
+		echo "BENCH: $(basename "$b") ran"
+		benches=$((benches + 1))
 	else
 		echo "FAIL: bench $(basename "$b")"
 		tail -n 20 "$LOGDIR/bench-$(basename "$b").log"
@@ -124,9 +140,54 @@ run_layer() {
 run_layer "FUSE (host kernel client on /dev/fuse)" fuse tests/fuse/run_all.sh
 run_layer "UML integration (real Linux virtio drivers over vhost-user)" uml tests/uml/run_all.sh
 run_layer "other vhost-user frontends (QEMU, DPDK)" peers tests/peers/run_all.sh
-run_layer "KVM (kvmini run with the project's small guests)" kvm tests/kvm/run_all.sh
-run_layer "KVM acceptance (the project's Linux guest: ping and a share over virtio)" \
-	kvm-acceptance tests/kvm/acceptance.sh
+# nested LIMIT COMMAND...: COMMAND inside the nested platform's outer VM, its
+# case lines marked [nested] (so a case run both here and there is two cases).
+nested() {
+	local limit=$1; shift
+	tests/nested/run.sh --timeout "$limit" -- "$@" 2>&1 |
+		sed -u 's/^\(PASS\|FAIL\|SKIP\|NOT RUN\): /\1: [nested] /'
+	return "${PIPESTATUS[0]}"
+}
 
-echo "$passed passed, $failed failed"
+# kvm_layer TITLE NAME LIMIT COMMAND...: a KVM layer, here where /dev/kvm
+# exists and on the nested platform (see the top).
+kvm_layer() {
+	local title=$1 name=$2 limit=$3; shift 3
+	if [ -e /dev/kvm ]; then
+		layer_start "$title"
+		run_counted "$name" "$@"
+		layer_end
+		[ "${KVMINI_NESTED:-1}" = 0 ] && return
+	fi
+	layer_start "$title, nested (tests/nested/run.sh)"
+	run_counted "nested-$name" nested "$limit" "$@"
+	layer_end
+}
+
+# Built here, before the nested runs: the outer VM sees this checkout but
+# should not spend its emulated time compiling.
+layer_start "KVM guests (test guests, the project's Linux guest, Debian's cloud kernel)"
+if ! tests/kvm/build_guest.sh >"$LOGDIR/kvm-guest-build.log" 2>&1; then
+	echo "FAIL: building the KVM test guests (log $LOGDIR/kvm-guest-build.log)"
+	failed=$((failed + 1))
+fi
+if ! scripts/build-guest.sh >"$LOGDIR/build-guest.log" 2>&1; then
+	echo "FAIL: scripts/build-guest.sh (log $LOGDIR/build-guest.log)"
+	tail -n 5 "$LOGDIR/build-guest.log" | sed 's/^/    /'
+	failed=$((failed + 1))
+fi
+layer_end
+
+kvm_layer "KVM (kvmini run with the project's small guests)" kvm 900 bash tests/kvm/run_all.sh
+kvm_layer "KVM acceptance (Linux guests: ping and a share over virtio)" kvm-acceptance 900 \
+	bash tests/kvm/acceptance.sh
+kvm_layer "KVM benchmark smoke run (kvmini run beside QEMU microvm)" kvm-bench 600 \
+	bash bench/kvm_smoke.sh
+for log in "$LOGDIR"/kvm-bench.log "$LOGDIR"/nested-kvm-bench.log; do
+	[ -f "$log" ] && grep -vE '^(PASS|FAIL|SKIP): ' "$log" | sed 's/^/    /'
+done
+
+benches=$((benches + $(cat "$LOGDIR"/*kvm-bench.log 2>/dev/null | grep -c '^BENCH: ')))
+echo "benchmark smoke runs (not counted as tests): $benches ran"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
