@@ -122,48 +122,40 @@ cpio_of() {
 	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp" && mv "$2.tmp" "$2"
 }
 
-# stock_guest_initrd OUT: the initramfs of a stock-kernel guest (after
-# stock_kernel): busybox, guest/init and STOCK_GUEST_MODULES in
-# /lib/modules with their load order in /lib/modules/order (guest/init's
-# kvmini.modules=order loads them).
-stock_guest_initrd() {
-	local out=$1 key tmp m
+# busybox_initrd OUT INIT "MODULES" DIRS...: an initramfs at OUT (after
+# stock_kernel): busybox, INIT as /init, the kernel's MODULES in /lib/modules
+# with their load order in /lib/modules/order, and empty DIRS; rebuilt only
+# when one of those changed (a key beside it).
+busybox_initrd() {
+	local out=$1 init=$2 modules=$3 key tmp m d rc
+	shift 3
 	key=$({
-		cat "$STOCK_DIR/package" guest/init
+		cat "$STOCK_DIR/package" "$init"
 		sha256sum /bin/busybox
-		echo "$STOCK_GUEST_MODULES"
+		echo "$modules $*"
 	} | sha256sum | cut -d' ' -f1)
 	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
 	tmp=$(mktemp -d) || return 1
-	busybox_tree "$tmp" guest/init
-	mkdir -p "$tmp"/{dev,proc,sys,mnt,tmp,root,etc,run,lib/modules}
-	for m in $STOCK_GUEST_MODULES; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
-	echo $STOCK_GUEST_MODULES | tr ' ' '\n' >"$tmp/lib/modules/order"
+	busybox_tree "$tmp" "$init"
+	mkdir -p "$tmp/lib/modules"
+	for d in "$@"; do mkdir -p "$tmp/$d"; done
+	for m in $modules; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
+	echo $modules | tr ' ' '\n' >"$tmp/lib/modules/order"
 	mkdir -p "$(dirname "$out")"
 	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
-	local rc=$?
+	rc=$?
 	rm -rf "$tmp"
 	return $rc
 }
 
-# outer_initrd OUT: the outer VM's initramfs (after stock_kernel): busybox,
-# tests/nested/outer-init as /init, NESTED_OUTER_MODULES.
+# stock_guest_initrd OUT: the initramfs of a stock-kernel guest: guest/init,
+# which loads /lib/modules/order first, and STOCK_GUEST_MODULES.
+stock_guest_initrd() {
+	busybox_initrd "$1" guest/init "$STOCK_GUEST_MODULES" dev proc sys mnt tmp root etc run
+}
+
+# outer_initrd OUT: the outer VM's initramfs: tests/nested/outer-init and
+# NESTED_OUTER_MODULES.
 outer_initrd() {
-	local out=$1 key tmp m
-	key=$({
-		cat "$STOCK_DIR/package" tests/nested/outer-init
-		sha256sum /bin/busybox
-		echo "$NESTED_OUTER_MODULES"
-	} | sha256sum | cut -d' ' -f1)
-	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
-	tmp=$(mktemp -d) || return 1
-	busybox_tree "$tmp" tests/nested/outer-init
-	mkdir -p "$tmp"/{dev,proc,sys,host,lib/modules}
-	for m in $NESTED_OUTER_MODULES; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
-	echo $NESTED_OUTER_MODULES | tr ' ' '\n' >"$tmp/lib/modules/order"
-	mkdir -p "$(dirname "$out")"
-	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
-	local rc=$?
-	rm -rf "$tmp"
-	return $rc
+	busybox_initrd "$1" tests/nested/outer-init "$NESTED_OUTER_MODULES" dev proc sys host
 }
