@@ -70,8 +70,9 @@
 #define TARGET_LINUX_SPEEDUP 1.5
 #define LINUX_MARKER "kvmini-init: userspace up"
 /* Same text for every VMM. `quiet`: the time is the kernel's start, not
- * 20 KB of its log through the emulated UART (one exit a byte in either VMM;
- * without quiet both take 1.7x as long, the ratio about the same). */
+ * 20 KB of its log through the emulated UART, an exit a byte in either VMM
+ * (without it, on the nested platform: kvmini 10.8 s, QEMU 15.1 s, against
+ * 6.1 s and 7.7 s with it). */
 #define LINUX_APPEND "console=ttyS0 reboot=k panic=-1 pci=off quiet"
 #define CONSOLE_TAIL 1024                /* kept for the marker and for errors */
 #define READ_CHUNK 512
