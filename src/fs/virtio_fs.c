@@ -121,9 +121,8 @@ static void post_poisoned(struct virtio_fs *fs, unsigned q)
 {
 	struct virtio_fs_queue *fq = &fs->q[q];
 
-	if (fq->poison_counted)
+	if (!vq_poison_is_new(&fs->vqs[q]))
 		return;
-	fq->poison_counted = true;
 	CTR_INC(fs, avail_index_invalid);
 	__atomic_store_n(&fq->poisoned_pending, true, __ATOMIC_SEQ_CST);
 	post_to_loop(fs);
@@ -193,14 +192,7 @@ static enum vq_pop_result take(struct virtio_fs_worker *w)
 	bool more = false;
 
 	pthread_mutex_lock(&fq->lock);
-	vq_disable_notify(vq);
-	for (;;) {
-		r = vq_pop(vq, &w->chain);
-		if (r != VQ_POP_EMPTY || !vq_enable_notify(vq))
-			break;
-		/* A chain slipped in as kicks came back on: the next pop takes it. */
-		vq_disable_notify(vq);
-	}
+	r = vq_next(vq, &w->chain);
 	if (r == VQ_POP_OK || r == VQ_POP_BAD_CHAIN)
 		more = vq_has_avail(vq) || vq_enable_notify(vq);
 	else if (r == VQ_POP_POISONED)
@@ -469,8 +461,6 @@ static int fs_activate(struct virtio_device *vdev)
 {
 	struct virtio_fs *fs = to_fs(vdev);
 
-	for (unsigned q = 0; q < vdev->num_queues; q++)
-		fs->q[q].poison_counted = false;
 	/* Chains may be waiting already (vhost-user reconnect, early kicks). */
 	mark_all_work(fs, true);
 	pause_gate_resume(&fs->gate);

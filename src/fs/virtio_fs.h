@@ -134,8 +134,6 @@ struct virtio_fs_queue {
 	/* Atomic: set by workers, consumed by the loop thread. */
 	bool irq_pending;
 	bool poisoned_pending;
-	/* Protected by @lock. */
-	bool poison_counted;
 	/* Requests completed on this queue (atomic). */
 	uint64_t requests;
 };

@@ -65,10 +65,8 @@ static void net_config_read(struct virtio_device *vdev, void *buf)
 /* A queue was found poisoned: count it once per queue and raise NEEDS_RESET. */
 static void note_poisoned(struct net_device *net, unsigned q)
 {
-	if (!net->poison_counted[q]) {
-		net->poison_counted[q] = true;
+	if (vq_poison_is_new(&net->vqs[q]))
 		net->counters.avail_index_invalid++;
-	}
 	virtio_device_mark_broken(&net->vdev, q);
 }
 
@@ -104,6 +102,11 @@ static void publish_tx(struct net_device *net)
 
 /* --- TX: guest -> backend ------------------------------------------------ */
 
+/* Linux vhost-net's weights: a wake-up moves at most this much. */
+static const struct vq_budget net_budget = {
+	.chains = NET_BUDGET_FRAMES, .bytes = NET_BUDGET_BYTES,
+};
+
 /* Take @len bytes and one op from the TX limiter; count each stop once. */
 static bool tx_admit(struct net_device *net, uint64_t len)
 {
@@ -123,9 +126,9 @@ static bool tx_stalled(const struct net_device *net)
 	return net->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
 }
 
-/* Send one popped TX chain. Returns false when the backend is full or the
- * rate limiter holds TX back; the chain was then given back to the ring. */
-static bool tx_one(struct net_device *net, struct vq_chain *c)
+/* Send one TX chain. Held when the backend is full or the rate limiter
+ * holds TX back: the same chain is sent when TX resumes. */
+static enum vq_verdict tx_one(struct net_device *net, struct vq_chain *c, uint64_t *bytes)
 {
 	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
@@ -133,26 +136,22 @@ static bool tx_one(struct net_device *net, struct vq_chain *c)
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
 		net->counters.tx_chain_invalid++;
 		push_used(net, NET_TX_QUEUE, c->head, 0);
-		return true;
+		return VQ_CONSUMED;
 	}
 	uint64_t len = c->out_len - NET_HDR_LEN;
 	if (len > NET_TX_FRAME_MAX) {
 		net->counters.tx_frame_oversize++;
 		push_used(net, NET_TX_QUEUE, c->head, 0);
-		return true;
+		return VQ_CONSUMED;
 	}
-	if (!tx_admit(net, len)) {
-		/* The chain stays in the ring; the limiter's timer resumes us. */
-		vq_unpop(&net->vqs[NET_TX_QUEUE]);
-		return false;
-	}
+	if (!tx_admit(net, len))
+		return VQ_HOLD;    /* the limiter's timer resumes us */
 	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
 	int r = net->backend->ops->send(net->backend, frame, n);
 	if (r == -EAGAIN) {
 		rate_limiter_refund(&net->tx_limiter, len);
-		vq_unpop(&net->vqs[NET_TX_QUEUE]);
 		net->tx_blocked = true;
-		return false;
+		return VQ_HOLD;    /* tx_unblocked resumes us */
 	}
 	if (r < 0) {
 		net->counters.tx_backend_errors++;
@@ -160,55 +159,38 @@ static bool tx_one(struct net_device *net, struct vq_chain *c)
 		net->counters.tx_packets++;
 		net->counters.tx_bytes += len;
 	}
+	*bytes += len;
 	/* The device writes nothing into TX buffers: used length 0. */
 	push_used(net, NET_TX_QUEUE, c->head, 0);
-	return true;
+	return VQ_CONSUMED;
 }
 
-/* Send up to a budget of frames. Returns true when the ring may hold more. */
-static bool tx_drain_some(struct net_device *net)
+static enum vq_verdict tx_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
+				uint64_t *bytes)
 {
-	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
+	struct net_device *net = ctx;
 
-	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
-		switch (vq_pop(vq, &net->tx_chain)) {
-		case VQ_POP_EMPTY:
-			return false;
-		case VQ_POP_POISONED:
-			note_poisoned(net, NET_TX_QUEUE);
-			return false;
-		case VQ_POP_BAD_CHAIN:
-			net->counters.tx_chain_invalid++;
-			push_used(net, NET_TX_QUEUE, net->tx_chain.head, 0);
-			break;
-		case VQ_POP_OK:
-			if (!tx_one(net, &net->tx_chain))
-				return false;
-			break;
-		}
-	}
-	return true;
+	if (r == VQ_POP_OK)
+		return tx_one(net, c, bytes);
+	net->counters.tx_chain_invalid++;
+	push_used(net, NET_TX_QUEUE, c->head, 0);
+	return VQ_CONSUMED;
 }
 
-/* Drain TX with notifications off, then re-enable and recheck so a chain
- * made available meanwhile is not missed. One interrupt per drain. */
+/* Send what the guest queued, up to the budget; one interrupt per drain. */
 static void tx_drain(struct net_device *net)
 {
 	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
-	bool more;
 
 	if (!net->vdev.active || tx_stalled(net))
 		return;
-	do {
-		vq_disable_notify(vq);
-		more = tx_drain_some(net);
-		publish_tx(net);
-		publish_rx(net);   /* the loopback backend fills RX from inside send */
-		if (more) {
-			schedule_more_work(net);
-			return;
-		}
-	} while (!tx_stalled(net) && vq_enable_notify(vq));
+	enum vq_drain_result r = vq_drain(vq, &net->tx_chain, &net_budget, tx_chain, net);
+	publish_tx(net);
+	publish_rx(net);   /* the loopback backend fills RX from inside send */
+	if (r == VQ_DRAIN_POISONED)
+		note_poisoned(net, NET_TX_QUEUE);
+	else if (r == VQ_DRAIN_BUDGET)
+		schedule_more_work(net);
 }
 
 /* --- RX: backend -> guest ------------------------------------------------ */
@@ -228,37 +210,35 @@ static bool rx_admit(struct net_device *net)
 	return false;
 }
 
-/* Pop an RX chain able to hold a header. Malformed ones are completed and
- * counted. Returns false when there is none (notifications are then on, so
- * the guest's next refill kicks us) or the queue is poisoned. */
+/* RX buffers are device-writable only (spec 5.1.6.3) and hold a header.
+ * Others are completed unused and counted. */
+static bool rx_chain_usable(struct net_device *net, struct vq_chain *c, enum vq_pop_result r)
+{
+	if (r == VQ_POP_OK && !c->n_out && c->in_len >= NET_HDR_LEN)
+		return true;
+	net->counters.rx_chain_invalid++;
+	push_used(net, NET_RX_QUEUE, c->head, 0);
+	net->rx_dirty = true;
+	return false;
+}
+
+/* Pop an RX chain able to hold a header (a held one first). Returns false
+ * when there is none (kicks are then on, so the guest's next refill kicks
+ * us) or the queue is poisoned. */
 static bool rx_pop(struct net_device *net, struct vq_chain *c)
 {
 	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
 
-	/* While we hold buffers the guest need not tell us about refills;
-	 * notifications come back on only when the ring runs dry. */
-	vq_disable_notify(vq);
 	for (unsigned tries = 0; tries <= vq->size; tries++) {
-		switch (vq_pop(vq, c)) {
-		case VQ_POP_EMPTY:
-			if (!vq_enable_notify(vq))
-				return false;
-			vq_disable_notify(vq);
-			continue;
-		case VQ_POP_POISONED:
+		enum vq_pop_result r = vq_next(vq, c);
+		if (r == VQ_POP_EMPTY)
+			return false;
+		if (r == VQ_POP_POISONED) {
 			note_poisoned(net, NET_RX_QUEUE);
 			return false;
-		case VQ_POP_BAD_CHAIN:
-			break;
-		case VQ_POP_OK:
-			/* RX buffers are device-writable only (spec 5.1.6.3). */
-			if (!c->n_out && c->in_len >= NET_HDR_LEN)
-				return true;
-			break;
 		}
-		net->counters.rx_chain_invalid++;
-		push_used(net, NET_RX_QUEUE, c->head, 0);
-		net->rx_dirty = true;
+		if (rx_chain_usable(net, c, r))
+			return true;
 	}
 	return false;
 }
@@ -283,7 +263,7 @@ static void rx_complete(struct net_device *net, struct vq_chain *c, size_t len)
 
 static bool rx_poisoned(struct net_device *net)
 {
-	return net->vqs[NET_RX_QUEUE].poisoned != VQ_POISON_NONE;
+	return net->vqs[NET_RX_QUEUE].faults.poisoned != VQ_POISON_NONE;
 }
 
 static void rx_watch_backend(struct net_device *net, bool on)
@@ -294,40 +274,45 @@ static void rx_watch_backend(struct net_device *net, bool on)
 		net->rx_fd_watched = on;
 }
 
-/* Pull one frame from the backend into a fresh RX chain. Returns false when
- * nothing more can be done now. */
-static bool rx_pull_one(struct net_device *net)
+/* Read one frame from a pull backend into @c. The chain is held when the
+ * backend has nothing (it waits for the next frame, not for a kick) or the
+ * limiter stops RX (then the backend is not polled until its timer). */
+static enum vq_verdict rx_pull_one(struct net_device *net, struct vq_chain *c, uint64_t *bytes)
 {
-	struct vq_chain *c = &net->rx_chain;
 	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
 	if (!rx_admit(net)) {
-		/* Leave frames in the backend until the limiter's timer fires. */
 		rx_watch_backend(net, false);
-		return false;
-	}
-	if (!rx_pop(net, c)) {
-		/* No buffers: stop polling the backend until the guest refills. */
-		rx_watch_backend(net, false);
-		return false;
+		return VQ_HOLD;
 	}
 	unsigned n = iov_skip(vq_chain_in(c), c->n_in, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
-	ssize_t len = net->backend->ops->recv(net->backend, frame, n);
-	if (len > 0) {
-		rx_complete(net, c, (size_t)len);
-		return true;
-	}
-	/* Nothing written for the guest yet: give the chain back untouched. */
-	vq_unpop(&net->vqs[NET_RX_QUEUE]);
-	if (len == -EMSGSIZE) {
+	/* A frame too big for this chain is dropped by the backend and the
+	 * chain, still unwritten, takes the next one (at most a budget's worth). */
+	for (unsigned tries = 0; tries < NET_BUDGET_FRAMES; tries++) {
+		ssize_t len = net->backend->ops->recv(net->backend, frame, n);
+		if (len > 0) {
+			rx_complete(net, c, (size_t)len);
+			*bytes += (uint64_t)len;
+			return VQ_CONSUMED;
+		}
+		if (len != -EMSGSIZE) {
+			if (len < 0 && len != -EAGAIN) {
+				net->counters.rx_write_failed++;
+				log_debug("net: backend recv: %s", strerror((int)-len));
+			}
+			return VQ_HOLD;
+		}
 		net->counters.rx_dropped_too_big++;
-		return true;
 	}
-	if (len < 0 && len != -EAGAIN) {
-		net->counters.rx_write_failed++;
-		log_debug("net: backend recv: %s", strerror((int)-len));
-	}
-	return false;
+	return VQ_HOLD;
+}
+
+static enum vq_verdict rx_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
+				uint64_t *bytes)
+{
+	struct net_device *net = ctx;
+
+	return rx_chain_usable(net, c, r) ? rx_pull_one(net, c, bytes) : VQ_CONSUMED;
 }
 
 /* The RX queue is dead until reset: read and count what the backend has. */
@@ -342,20 +327,33 @@ static void rx_discard(struct net_device *net)
 	}
 }
 
+/* Fill the guest's RX buffers from a pull backend, up to the budget. */
 static void rx_drain(struct net_device *net)
 {
+	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+
 	if (!net->vdev.active || net->backend->rx_fd < 0)
 		return;
 	if (rx_poisoned(net)) {
 		rx_discard(net);
 		return;
 	}
-	unsigned budget = NET_BUDGET_FRAMES;
-	while (budget && rx_pull_one(net))
-		budget--;
+	enum vq_drain_result r = vq_drain(vq, &net->rx_chain, &net_budget, rx_chain, net);
 	publish_rx(net);
-	if (!budget)
+	switch (r) {
+	case VQ_DRAIN_EMPTY:      /* no buffers: the guest's refill kicks us */
+		rx_watch_backend(net, false);
+		break;
+	case VQ_DRAIN_POISONED:
+		note_poisoned(net, NET_RX_QUEUE);
+		rx_watch_backend(net, false);
+		break;
+	case VQ_DRAIN_BUDGET:
 		schedule_more_work(net);
+		break;
+	case VQ_DRAIN_HELD:       /* waiting for a frame or for the limiter */
+		break;
+	}
 }
 
 static void on_backend_readable(struct event_source *src, uint32_t events)
@@ -386,7 +384,7 @@ static enum net_deliver_result sink_deliver(struct net_backend_sink *sink,
 	size_t len = iov_length(iov, iovcnt);
 	if (len > c->in_len - NET_HDR_LEN) {
 		/* Never truncate: drop the frame, keep the buffer for the next one. */
-		vq_unpop(&net->vqs[NET_RX_QUEUE]);
+		vq_hold(&net->vqs[NET_RX_QUEUE], c);
 		net->counters.rx_dropped_too_big++;
 		return NET_DELIVER_DROPPED;
 	}
@@ -506,7 +504,6 @@ static void net_reset(struct virtio_device *vdev)
 	rx_watch_backend(net, false);
 	net->tx_blocked = false;
 	net->rx_dirty = false;
-	memset(net->poison_counted, 0, sizeof(net->poison_counted));
 }
 
 static void net_dump_counters(struct virtio_device *vdev, FILE *out)

@@ -19,8 +19,10 @@
 /* Largest frame accepted from the guest after the header (ktstr's cap:
  * 64 KiB of IP datagram plus Ethernet and VLAN headers). */
 #define NET_TX_FRAME_MAX 65557u
-/* Work per wake-up before yielding to the other queue (fairness). */
+/* Work per wake-up before yielding to the other queue (fairness): Linux
+ * vhost-net's VHOST_NET_PKT_WEIGHT and VHOST_NET_WEIGHT. */
 #define NET_BUDGET_FRAMES 256u
+#define NET_BUDGET_BYTES (512u * 1024)
 /* The virtio 1.x header (struct virtio_net_hdr_v1) in front of every frame. */
 #define NET_HDR_LEN 12u
 
@@ -73,7 +75,6 @@ struct net_device {
 	int work_fd;
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
-	bool poison_counted[NET_NUM_QUEUES];
 	/* Per direction; unlimited until configured. A limited direction is
 	 * not drained (TX) or not fed (RX) until its timer fires. */
 	struct rate_limiter tx_limiter;

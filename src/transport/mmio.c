@@ -120,14 +120,14 @@ static void activate(struct virtio_mmio *t)
 	struct virtio_device *dev = t->dev;
 
 	for (unsigned q = 0; q < dev->num_queues; q++) {
-		struct virtqueue *vq = &dev->vqs[q];
 		const struct virtio_mmio_queue *mq = &t->queues[q];
 		/* A queue the driver did not make ready has size 0: vq_start
-		 * refuses it and the activation fails. */
-		vq->size = mq->ready ? mq->num : 0;
-		vq->desc_gpa = mq->desc;
-		vq->avail_gpa = mq->avail;
-		vq->used_gpa = mq->used;
+		 * refuses it and the activation fails. MMIO rings start at 0. */
+		struct vq_config cfg = {
+			.size = mq->ready ? mq->num : 0,
+			.desc_gpa = mq->desc, .avail_gpa = mq->avail, .used_gpa = mq->used,
+		};
+		vq_configure(&dev->vqs[q], &cfg);
 	}
 	int r = virtio_device_activate(dev);
 	if (r < 0) {

@@ -398,7 +398,7 @@ static void vu_pause(struct vhost_user_server *s)
 	virtio_device_deactivate(dev);
 	for (unsigned q = 0; q < dev->num_queues; q++) {
 		if (s->vrings[q].running)
-			s->vrings[q].base = dev->vqs[q].last_avail_idx;
+			s->vrings[q].base = vq_base(&dev->vqs[q]);
 		s->vrings[q].running = false;
 	}
 }
@@ -417,21 +417,15 @@ static int vu_ring_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len, 
 }
 
 static int vu_translate_vring(const struct guest_mem *mem, uint64_t num, uint64_t desc_uva,
-			      uint64_t avail_uva, uint64_t used_uva, struct virtqueue *vq)
+			      uint64_t avail_uva, uint64_t used_uva, struct vq_config *cfg)
 {
-	uint64_t desc, avail, used;
 	int r;
 
-	r = vu_ring_gpa(mem, desc_uva, 16 * num, 16, &desc);
+	r = vu_ring_gpa(mem, desc_uva, 16 * num, 16, &cfg->desc_gpa);
 	if (r == 0)
-		r = vu_ring_gpa(mem, avail_uva, 4 + 2 * num, 2, &avail);
+		r = vu_ring_gpa(mem, avail_uva, 4 + 2 * num, 2, &cfg->avail_gpa);
 	if (r == 0)
-		r = vu_ring_gpa(mem, used_uva, 4 + 8 * num, 4, &used);
-	if (r == 0 && vq) {
-		vq->desc_gpa = desc;
-		vq->avail_gpa = avail;
-		vq->used_gpa = used;
-	}
+		r = vu_ring_gpa(mem, used_uva, 4 + 8 * num, 4, &cfg->used_gpa);
 	return r;
 }
 
@@ -439,18 +433,16 @@ static int vu_translate_vring(const struct guest_mem *mem, uint64_t num, uint64_
 static int vu_load_vq(struct vhost_user_server *s, unsigned q)
 {
 	struct vhost_user_vring *vr = &s->vrings[q];
-	struct virtqueue *vq = &s->dev->vqs[q];
+	struct vq_config cfg = { .size = (uint16_t)vr->num, .base = vr->base };
 	int r;
 
 	r = vu_translate_vring(&s->mem, vr->num, vr->desc_uva, vr->avail_uva, vr->used_uva,
-			       vq);
+			       &cfg);
 	if (r < 0) {
 		vu_warn(s, "ring %u: addresses no longer inside guest memory", q);
 		return r;
 	}
-	vq->size = vr->num;
-	vq->last_avail_idx = vr->base;
-	return 0;
+	return vq_configure(&s->dev->vqs[q], &cfg);
 }
 
 /*
@@ -675,11 +667,12 @@ static int vu_set_vring_addr(struct vhost_user_server *s, struct vu_req *req)
 	const struct vhost_vring_addr *a = &req->p->addr;
 	/* The size may come later; then vu_try_start checks the full extent. */
 	uint64_t num = vr->num ? vr->num : 1;
+	struct vq_config check;
 	int r;
 
 	/* The log address and VHOST_VRING_F_LOG are ignored: no migration log. */
 	r = vu_translate_vring(&s->mem, num, a->desc_user_addr, a->avail_user_addr,
-			       a->used_user_addr, NULL);
+			       a->used_user_addr, &check);
 	if (r < 0) {
 		req->why = "ring address outside guest memory or misaligned";
 		return r;

@@ -75,6 +75,8 @@ int virtio_device_activate(struct virtio_device *dev)
 	if (!dev->mem)
 		return -EINVAL;
 	for (unsigned q = 0; q < dev->num_queues; q++) {
+		snprintf(dev->vqs[q].label, sizeof(dev->vqs[q].label), "%s queue %u",
+			 dev->ops->name, q);
 		int r = vq_start(&dev->vqs[q], dev->mem);
 		if (r < 0) {
 			log_warn("%s: queue %u cannot start: %s", dev->ops->name, q, strerror(-r));
@@ -119,7 +121,7 @@ void virtio_device_mark_broken(struct virtio_device *dev, unsigned q)
 		return;
 	struct virtqueue *vq = virtio_device_vq(dev, q);
 	log_warn("%s: queue %u poisoned (%s); device needs reset", dev->ops->name, q,
-		 vq ? vq_poison_str(vq->poisoned) : "?");
+		 vq ? vq_poison_str(vq->faults.poisoned) : "?");
 	dev->needs_reset = true;
 	dev->config_generation++;
 	/* Spec 2.1.2: NEEDS_RESET is announced with a config change interrupt. */

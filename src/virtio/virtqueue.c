@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/compiler.h"
+#include "core/log.h"
 
 /* Guest-shared fields are read and written exactly once per use: the guest
  * may change them at any time, so a value is copied, checked, then used. */
@@ -19,6 +20,24 @@ void vq_reset(struct virtqueue *vq)
 {
 	memset(vq, 0, sizeof(*vq));
 	vq->notify_enabled = true;
+}
+
+int vq_configure(struct virtqueue *vq, const struct vq_config *cfg)
+{
+	if (vq->started)
+		return -EBUSY;
+	vq->size = cfg->size;
+	vq->desc_gpa = cfg->desc_gpa;
+	vq->avail_gpa = cfg->avail_gpa;
+	vq->used_gpa = cfg->used_gpa;
+	vq->last_avail_idx = cfg->base;
+	vq->held = NULL;
+	return 0;
+}
+
+uint16_t vq_base(const struct virtqueue *vq)
+{
+	return vq->held ? (uint16_t)(vq->last_avail_idx - 1) : vq->last_avail_idx;
 }
 
 static bool is_pow2(unsigned n)
@@ -69,6 +88,9 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *mem)
 
 void vq_stop(struct virtqueue *vq)
 {
+	/* The held chain's iovecs point into mappings that may go away. */
+	if (vq->held)
+		vq_unpop(vq);
 	vq->started = false;
 	vq->desc = NULL;
 	vq->avail = NULL;
@@ -85,8 +107,34 @@ static uint16_t load_avail_idx(struct virtqueue *vq)
 
 static enum vq_pop_result poison(struct virtqueue *vq, enum vq_poison_reason why)
 {
-	vq->poisoned = why;
+	vq->faults.poisoned = why;
 	return VQ_POP_POISONED;
+}
+
+bool vq_poison_is_new(struct virtqueue *vq)
+{
+	if (!vq->faults.poisoned || vq->faults.poison_reported)
+		return false;
+	vq->faults.poison_reported = true;
+	return true;
+}
+
+static bool is_pow2_u64(uint64_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+/* Count a refused chain; say why on the first and each power-of-two one,
+ * so a guest that floods bad chains cannot flood the log. */
+static enum vq_pop_result bad_chain(struct virtqueue *vq, enum vq_chain_error err)
+{
+	struct vq_faults *f = &vq->faults;
+
+	f->last_chain_error = err;
+	if (is_pow2_u64(++f->chains_invalid))
+		log_warn("%s: invalid chain (%s), %llu so far", vq->label[0] ? vq->label : "virtqueue",
+			 vq_chain_error_str(err), (unsigned long long)f->chains_invalid);
+	return VQ_POP_BAD_CHAIN;
 }
 
 /* State of one walk through a chain. */
@@ -185,10 +233,18 @@ static enum vq_chain_error walk_chain(struct virtqueue *vq, uint16_t head, struc
 
 enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 {
-	if (vq->poisoned)
+	if (vq->faults.poisoned)
 		return VQ_POP_POISONED;
 	if (!vq->started)
 		return VQ_POP_EMPTY;
+	if (vq->held) {
+		struct vq_chain *held = vq->held;
+		vq->held = NULL;
+		if (held == chain)
+			return VQ_POP_OK;
+		/* Another buffer: walk the chain again into it. */
+		vq_unpop(vq);
+	}
 	uint16_t avail_idx = load_avail_idx(vq);
 	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
 	/* Spec 2.7.6: the driver never has more than size entries outstanding. */
@@ -206,33 +262,75 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	chain->head = head;
 	chain->n_out = chain->n_in = 0;
 	chain->out_len = chain->in_len = 0;
-	vq->last_chain_error = walk_chain(vq, head, chain);
-	if (vq->last_chain_error) {
+	enum vq_chain_error err = walk_chain(vq, head, chain);
+	if (err) {
 		chain->n_out = chain->n_in = 0;
 		chain->out_len = chain->in_len = 0;
-		return VQ_POP_BAD_CHAIN;
+		return bad_chain(vq, err);
 	}
 	return VQ_POP_OK;
 }
 
 void vq_unpop(struct virtqueue *vq)
 {
+	vq->held = NULL;
 	vq->last_avail_idx--;
+}
+
+void vq_hold(struct virtqueue *vq, struct vq_chain *chain)
+{
+	vq->held = chain;
+}
+
+enum vq_pop_result vq_next(struct virtqueue *vq, struct vq_chain *chain)
+{
+	enum vq_pop_result r;
+
+	vq_disable_notify(vq);
+	for (;;) {
+		r = vq_pop(vq, chain);
+		if (r != VQ_POP_EMPTY || !vq_enable_notify(vq))
+			return r;
+		/* A chain slipped in as kicks came back on: take it. */
+		vq_disable_notify(vq);
+	}
+}
+
+enum vq_drain_result vq_drain(struct virtqueue *vq, struct vq_chain *chain,
+			      const struct vq_budget *budget, vq_chain_handler handler,
+			      void *ctx)
+{
+	unsigned chains = budget->chains;
+	uint64_t bytes = 0;
+
+	while (chains && bytes < budget->bytes) {
+		enum vq_pop_result r = vq_next(vq, chain);
+		if (r == VQ_POP_EMPTY)
+			return VQ_DRAIN_EMPTY;
+		if (r == VQ_POP_POISONED)
+			return VQ_DRAIN_POISONED;
+		if (handler(ctx, chain, r, &bytes) == VQ_HOLD) {
+			vq_hold(vq, chain);
+			return VQ_DRAIN_HELD;
+		}
+		chains--;
+	}
+	return VQ_DRAIN_BUDGET;
 }
 
 bool vq_has_avail(struct virtqueue *vq)
 {
-	if (!vq->started || vq->poisoned)
+	if (!vq->started || vq->faults.poisoned)
 		return false;
-	return load_avail_idx(vq) != vq->last_avail_idx;
+	return vq->held || load_avail_idx(vq) != vq->last_avail_idx;
 }
 
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
-	if (!vq->started)
-		return -EIO;
-	if (head >= vq->size)
-		return -EINVAL;
+	if (!vq->started || head >= vq->size) {
+		vq->faults.used_add_failed++;
+		return vq->started ? -EINVAL : -EIO;
+	}
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
 	GUEST_STORE(&e->id, head);
 	GUEST_STORE(&e->len, len);
@@ -280,7 +378,7 @@ void vq_disable_notify(struct virtqueue *vq)
 bool vq_enable_notify(struct virtqueue *vq)
 {
 	vq->notify_enabled = true;
-	if (!vq->started || vq->poisoned)
+	if (!vq->started || vq->faults.poisoned)
 		return false;
 	if (vq->event_idx) {
 		GUEST_STORE(avail_event_ptr(vq), vq->last_avail_idx);

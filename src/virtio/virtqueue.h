@@ -71,13 +71,37 @@ enum vq_poison_reason {
 	VQ_POISON_HEAD_RANGE,         /* a head index >= queue size */
 };
 
+/* A queue's ring configuration as a transport learns it: from the
+ * virtio-mmio registers or from vhost-user's SET_VRING_NUM / ADDR / BASE. */
+struct vq_config {
+	uint16_t size;               /* power of two, 1..VQ_MAX_SIZE (checked by vq_start) */
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t base;               /* the first avail index to take */
+};
+
+/*
+ * What went wrong on one queue, kept by the core until vq_reset so that
+ * every device and transport reports it the same way. The first invalid
+ * chain and every later power-of-two count are logged with the reason,
+ * a poisoning once (by virtio_device_mark_broken, which names the device).
+ */
+struct vq_faults {
+	uint64_t chains_invalid;          /* chains vq_pop refused (VQ_POP_BAD_CHAIN) */
+	uint64_t used_add_failed;         /* vq_push calls that wrote nothing */
+	enum vq_chain_error last_chain_error;
+	enum vq_poison_reason poisoned;   /* set once; the queue is dead until reset */
+	bool poison_reported;             /* vq_poison_is_new said so already */
+};
+
 struct virtqueue {
-	/* Set by the transport while the queue is stopped. */
-	uint16_t size;               /* power of two, 1..VQ_MAX_SIZE */
+	/* Configuration: written only through vq_configure (and the ring
+	 * feature flags by virtio_device_set_features) while stopped. */
+	uint16_t size;
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	bool event_idx;              /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool indirect;               /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
-	uint16_t last_avail_idx;     /* next avail entry to take; vhost-user SET_VRING_BASE */
+	uint16_t last_avail_idx;     /* next avail entry to take; vq_base reads it */
+	char label[40];              /* "<device> queue <n>" for log lines (activation sets it) */
 
 	/* Set by vq_start. */
 	bool started;
@@ -90,14 +114,51 @@ struct virtqueue {
 	uint16_t signalled_idx;      /* used index at the last interrupt (EVENT_IDX) */
 	bool signalled_valid;
 	bool notify_enabled;         /* we want kicks (avail_event kept current) */
+	/* A popped chain the device could not finish (vq_hold): vq_pop hands
+	 * it out again before taking a new one; vq_stop gives it back. */
+	struct vq_chain *held;
 
-	/* Failure state; cleared only by vq_reset. */
-	enum vq_poison_reason poisoned;
-	enum vq_chain_error last_chain_error;
+	struct vq_faults faults;
 };
 
-/* Forget everything but the index; the queue must be configured again. */
+/* Work allowed per wake-up before a drain yields (Linux vhost's rule:
+ * a queue stops after so many chains or so many bytes, whichever first). */
+struct vq_budget {
+	unsigned chains;
+	uint64_t bytes;
+};
+
+/* What a drain handler did with a chain. */
+enum vq_verdict {
+	VQ_CONSUMED,      /* completed (or will be): take the next one */
+	VQ_HOLD,          /* cannot finish it now: keep it for the next drain */
+};
+
+/*
+ * Called by vq_drain for each chain: @r is VQ_POP_OK or VQ_POP_BAD_CHAIN
+ * (then complete chain->head with 0, count it and consume it: only a good
+ * chain may be held). Adds the bytes the chain moved to *@bytes.
+ */
+typedef enum vq_verdict (*vq_chain_handler)(void *ctx, struct vq_chain *chain,
+					    enum vq_pop_result r, uint64_t *bytes);
+
+enum vq_drain_result {
+	VQ_DRAIN_EMPTY,       /* ring drained, kicks back on */
+	VQ_DRAIN_BUDGET,      /* budget spent: more may wait, kicks off; come back soon */
+	VQ_DRAIN_HELD,        /* the handler held a chain: kicks off until it resumes */
+	VQ_DRAIN_POISONED,    /* the avail ring is broken: the queue is dead */
+};
+
+/* Forget everything; the queue must be configured again. */
 void vq_reset(struct virtqueue *vq);
+
+/* Set a stopped queue's rings and base; -EBUSY while started. Checked
+ * against guest memory by vq_start. */
+int vq_configure(struct virtqueue *vq, const struct vq_config *cfg);
+
+/* The next avail index the device would take (vhost-user GET_VRING_BASE):
+ * a held chain counts as not taken. */
+uint16_t vq_base(const struct virtqueue *vq);
 
 /*
  * Check the configuration and map the rings: size a power of two up to
@@ -108,21 +169,49 @@ void vq_reset(struct virtqueue *vq);
  */
 int vq_start(struct virtqueue *vq, const struct guest_mem *mem);
 
-/* Stop using the rings (the device is paused or memory is changing). */
+/* Stop using the rings (the device is paused or memory is changing); a
+ * held chain goes back to the ring. */
 void vq_stop(struct virtqueue *vq);
 
-/* Take the next available chain. See enum vq_pop_result. */
+/* Take the next available chain (the held one first). See enum
+ * vq_pop_result. A BAD_CHAIN is counted in vq->faults. */
 enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain);
 
 /* Give the most recently popped chain back (the device could not use it now). */
 void vq_unpop(struct virtqueue *vq);
 
+/* Keep the most recently popped chain, untouched, in @chain (the buffer it
+ * was popped into): the next vq_pop returns it without walking it again. */
+void vq_hold(struct virtqueue *vq, struct vq_chain *chain);
+
+/*
+ * Pop with the kick-suppression idiom: kicks off while chains wait; when
+ * the ring looks empty, kicks back on and one more look, so a chain made
+ * available meanwhile is never missed. After VQ_POP_EMPTY kicks are on;
+ * after a chain, off.
+ */
+enum vq_pop_result vq_next(struct virtqueue *vq, struct vq_chain *chain);
+
+/*
+ * Run @handler over the available chains until the ring is empty, the
+ * handler holds one, or @budget (chains and bytes) is spent. The caller
+ * publishes afterwards (one interrupt per drain) and, on VQ_DRAIN_BUDGET,
+ * schedules another drain after other work has had its turn.
+ */
+enum vq_drain_result vq_drain(struct virtqueue *vq, struct vq_chain *chain,
+			      const struct vq_budget *budget, vq_chain_handler handler,
+			      void *ctx);
+
+/* True once, the first time it is asked after the queue was poisoned: the
+ * device counts and reports each poisoning once. */
+bool vq_poison_is_new(struct virtqueue *vq);
+
 /* True when the guest has made chains available that vq_pop has not taken. */
 bool vq_has_avail(struct virtqueue *vq);
 
 /* Write a used element; it becomes visible to the guest at vq_publish.
- * Returns 0, or -EINVAL for a head that is not a valid index (the caller
- * counts it) or -EIO when the queue is not started. */
+ * Returns 0, or -EINVAL for a head that is not a valid index or -EIO when
+ * the queue is not started (both counted in vq->faults.used_add_failed). */
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 
 /* Make all pushed elements visible (one release store of used->idx) and say

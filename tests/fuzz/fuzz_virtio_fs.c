@@ -573,7 +573,7 @@ static void op_pause(struct fuzz_input *in)
 	virtio_fs_wait_idle(&dev);
 	for (unsigned q = 1; q < nq; q++) {
 		struct virtqueue *vq = &dev.vqs[q];
-		if (vq->started && !vq->poisoned && vq->last_avail_idx != vq->used_idx)
+		if (vq->started && !vq->faults.poisoned && vq->last_avail_idx != vq->used_idx)
 			FAIL("queue %u paused with %u chains popped and unanswered", q,
 			     (uint16_t)(vq->last_avail_idx - vq->used_idx));
 	}

@@ -157,7 +157,7 @@ static void snapshot_queue(unsigned q)
 
 	a->last_before = vq->last_avail_idx;
 	a->used_before = vq->used_idx;
-	a->poisoned_before = vq->poisoned != VQ_POISON_NONE;
+	a->poisoned_before = vq->faults.poisoned != VQ_POISON_NONE;
 	a->npending = 0;
 	log_read(NULL, d->avail_gpa + 2, 2);
 	uint16_t pending = (uint16_t)(avail_idx_of(d) - vq->last_avail_idx);
@@ -229,9 +229,9 @@ static void account_pops(unsigned q, uint16_t consumed)
 			a->bound[p->head] = in_len;
 	}
 	/* Poisoned in this call: the model must agree the ring was broken. */
-	if (vq->poisoned && !a->poisoned_before &&
+	if (vq->faults.poisoned && !a->poisoned_before &&
 	    !(consumed < a->npending && a->pend[consumed].head >= dq[q].size))
-		FAIL("q%u: poisoned (%d) with a sound avail ring", q, vq->poisoned);
+		FAIL("q%u: poisoned (%d) with a sound avail ring", q, vq->faults.poisoned);
 }
 
 static void read_used(unsigned q)
@@ -302,7 +302,7 @@ static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
 	if (transport.used_out_of_range)
 		FAIL("interrupt for a queue the device does not have");
 	for (unsigned q = 0; q < 2; q++) {
-		if (net.vqs[q].poisoned && !net.vdev.needs_reset)
+		if (net.vqs[q].faults.poisoned && !net.vdev.needs_reset)
 			FAIL("q%u poisoned without NEEDS_RESET", q);
 	}
 }
@@ -686,7 +686,7 @@ static void compare_with_model(enum vq_pop_result r, uint16_t head)
 		FAIL("raw: popped head %u, ring holds %u", raw_chain.head, head);
 	if (ref.ok != (r == VQ_POP_OK))
 		FAIL("raw: head %u: vq_pop %d (%s), model says %s", head, r,
-		     vq_chain_error_str(raw_vq.last_chain_error), ref.ok ? "ok" : "bad");
+		     vq_chain_error_str(raw_vq.faults.last_chain_error), ref.ok ? "ok" : "bad");
 	stats.raw_ok += r == VQ_POP_OK;
 	stats.raw_bad += r != VQ_POP_OK;
 	if (r != VQ_POP_OK) {
@@ -709,7 +709,7 @@ static void compare_with_model(enum vq_pop_result r, uint16_t head)
 static void op_raw_pop(void)
 {
 	struct vd_queue *d = &dq[RAW_Q];
-	bool was_poisoned = raw_vq.poisoned != VQ_POISON_NONE;
+	bool was_poisoned = raw_vq.faults.poisoned != VQ_POISON_NONE;
 	uint16_t last = raw_vq.last_avail_idx;
 	uint16_t pending = (uint16_t)(avail_idx_of(d) - last);
 	enum vq_pop_result r = vq_pop(&raw_vq, &raw_chain);
@@ -729,7 +729,7 @@ static void op_raw_pop(void)
 	}
 	uint16_t head = d->avail->ring[last % d->size];
 	if (head >= d->size) {
-		if (r != VQ_POP_POISONED || raw_vq.poisoned != VQ_POISON_HEAD_RANGE ||
+		if (r != VQ_POP_POISONED || raw_vq.faults.poisoned != VQ_POISON_HEAD_RANGE ||
 		    raw_vq.last_avail_idx != last)
 			FAIL("raw: head %u of %u but vq_pop %d", head, d->size, r);
 		return;
@@ -780,10 +780,10 @@ static void op_raw_notify(struct fuzz_input *in)
 		return;
 	}
 	bool more = vq_enable_notify(&raw_vq);
-	bool expect = !raw_vq.poisoned && avail_idx_of(d) != raw_vq.last_avail_idx;
+	bool expect = !raw_vq.faults.poisoned && avail_idx_of(d) != raw_vq.last_avail_idx;
 	if (more != expect)
 		FAIL("raw: enable_notify said %d, expected %d", more, expect);
-	if (raw_vq.poisoned)
+	if (raw_vq.faults.poisoned)
 		return;
 	if (raw_vq.event_idx ? vd_avail_event(d) != raw_vq.last_avail_idx
 			     : (vd_used_flags(d) & VRING_USED_F_NO_NOTIFY) != 0)

@@ -307,14 +307,14 @@ void vd_queue_set_start_idx(struct vd_queue *q, uint16_t idx)
 
 void vd_queue_to_vq(const struct vd_queue *q, struct virtqueue *vq, bool indirect)
 {
-	vq->size = q->size;
-	vq->desc_gpa = q->desc_gpa;
-	vq->avail_gpa = q->avail_gpa;
-	vq->used_gpa = q->used_gpa;
+	/* The device continues where the driver has had everything completed. */
+	struct vq_config cfg = {
+		.size = q->size, .desc_gpa = q->desc_gpa, .avail_gpa = q->avail_gpa,
+		.used_gpa = q->used_gpa, .base = q->last_used,
+	};
+	vq_configure(vq, &cfg);
 	vq->event_idx = q->event_idx;
 	vq->indirect = indirect;
-	/* The device continues where the driver has had everything completed. */
-	vq->last_avail_idx = q->last_used;
 }
 
 /* ---- driver operations ---- */

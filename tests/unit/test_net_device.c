@@ -281,7 +281,7 @@ static void test_poisoned_tx_needs_reset(void)
 	/* Reset clears the state; counters survive it. */
 	virtio_device_reset(&r.net->vdev);
 	CHECK(!r.net->vdev.needs_reset);
-	CHECK_EQ(r.net->vqs[NET_TX_QUEUE].poisoned, VQ_POISON_NONE);
+	CHECK_EQ(r.net->vqs[NET_TX_QUEUE].faults.poisoned, VQ_POISON_NONE);
 	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
 	rig_down(&r);
 }

@@ -69,10 +69,10 @@ static void expect_bad_chain(struct fixture *f, uint16_t head, enum vq_chain_err
 {
 	CHECK_EQ(offer_and_pop(f, head), VQ_POP_BAD_CHAIN);
 	CHECK_EQ(chain.head, head);
-	CHECK_EQ(f->vq.last_chain_error, why);
+	CHECK_EQ(f->vq.faults.last_chain_error, why);
 	CHECK_EQ(chain.n_out + chain.n_in, 0);
 	CHECK_EQ(chain.out_len + chain.in_len, 0);
-	CHECK_EQ(f->vq.poisoned, VQ_POISON_NONE);
+	CHECK_EQ(f->vq.faults.poisoned, VQ_POISON_NONE);
 }
 
 static uint64_t buf(struct fixture *f, uint64_t len)
@@ -531,8 +531,8 @@ static void test_avail_idx_jump_poisons(void)
 	/* size + 1 ahead is not. */
 	vd_raw_avail_idx(&f.q, 8 + 9);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_POISONED);
-	CHECK_EQ(f.vq.poisoned, VQ_POISON_AVAIL_IDX);
-	CHECK(strcmp(vq_poison_str(f.vq.poisoned), "not poisoned") != 0);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_AVAIL_IDX);
+	CHECK(strcmp(vq_poison_str(f.vq.faults.poisoned), "not poisoned") != 0);
 	/* Putting the index back does not heal the queue. */
 	vd_raw_avail_idx(&f.q, 9);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_POISONED);
@@ -545,7 +545,7 @@ static void test_avail_idx_jump_poisons(void)
 	/* Only a reset does. */
 	uint16_t last = f.vq.last_avail_idx;
 	vq_reset(&f.vq);
-	CHECK_EQ(f.vq.poisoned, VQ_POISON_NONE);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_NONE);
 	vd_queue_to_vq(&f.q, &f.vq, false);
 	f.vq.last_avail_idx = last;
 	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
@@ -564,7 +564,7 @@ static void test_avail_idx_backwards_poisons(void)
 	CHECK_EQ(offer_and_pop(&f, 0), VQ_POP_OK);
 	vd_raw_avail_idx(&f.q, 0);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_POISONED);
-	CHECK_EQ(f.vq.poisoned, VQ_POISON_AVAIL_IDX);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_AVAIL_IDX);
 	teardown(&f);
 }
 
@@ -577,7 +577,7 @@ static void test_head_out_of_range_poisons(void)
 	CHECK_EQ(offer_and_pop(&f, 7), VQ_POP_OK);         /* size - 1 is a head */
 	uint16_t before = f.vq.last_avail_idx;
 	CHECK_EQ(offer_and_pop(&f, 8), VQ_POP_POISONED);
-	CHECK_EQ(f.vq.poisoned, VQ_POISON_HEAD_RANGE);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_HEAD_RANGE);
 	CHECK_EQ(f.vq.last_avail_idx, before);             /* nothing consumed */
 	/* The next entry is fine, but the queue stays dead. */
 	vd_raw_offer(&f.q, 7);
@@ -601,7 +601,7 @@ static void test_bad_chain_vs_poisoned(void)
 	vd_raw_desc(&f.q, 1, buf(&f, 4), 4, 0, 0);
 	CHECK_EQ(offer_and_pop(&f, 1), VQ_POP_OK);
 	CHECK_EQ(offer_and_pop(&f, 0xffff), VQ_POP_POISONED);
-	CHECK_EQ(f.vq.poisoned, VQ_POISON_HEAD_RANGE);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_HEAD_RANGE);
 	teardown(&f);
 }
 
@@ -977,6 +977,143 @@ static void test_unpop(void)
 	teardown(&f);
 }
 
+/* ---- configure, hold, drain ---- */
+
+static void test_configure(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	struct vq_config cfg = { .size = 8, .desc_gpa = f.q.desc_gpa, .avail_gpa = f.q.avail_gpa,
+				 .used_gpa = f.q.used_gpa, .base = 3 };
+	/* A started queue is not reconfigured under the device's feet. */
+	CHECK_EQ(vq_configure(&f.vq, &cfg), -EBUSY);
+	CHECK_EQ(vq_base(&f.vq), 0);
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_configure(&f.vq, &cfg), 0);
+	CHECK_EQ(vq_base(&f.vq), 3);
+	CHECK_EQ(f.vq.size, 8);
+	CHECK_EQ(f.vq.desc_gpa, f.q.desc_gpa);
+	teardown(&f);
+}
+
+/* A held chain comes back from the next pop unchanged (same buffer), is
+ * not counted as taken by vq_base, and goes back to the ring on stop. */
+static void test_hold(void)
+{
+	struct fixture f;
+	static struct vq_chain other;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	struct vd_buf b = { buf(&f, 16), 16, true };
+	int h1 = vd_add_chain(&f.q, &b, 1, false);
+	int h2 = vd_add_chain(&f.q, &b, 1, false);
+	vd_publish(&f.q);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	vq_hold(&f.vq, &chain);
+	CHECK_EQ(vq_base(&f.vq), 0);
+	CHECK(vq_has_avail(&f.vq));
+	chain.in_len = 12345;   /* untouched: the held chain is not walked again */
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(chain.head, h1);
+	CHECK_EQ(chain.in_len, 12345);
+	CHECK_EQ(vq_base(&f.vq), 1);
+	/* Held, then popped into another buffer: walked again there. */
+	vq_hold(&f.vq, &chain);
+	CHECK_EQ(vq_pop(&f.vq, &other), VQ_POP_OK);
+	CHECK_EQ(other.head, h1);
+	CHECK_EQ(other.in_len, 16);
+	/* Held across a stop: given back, so a restart takes it again. */
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(chain.head, h2);
+	vq_hold(&f.vq, &chain);
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_base(&f.vq), 1);
+	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(chain.head, h2);
+	CHECK_EQ(chain.in_len, 16);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_EMPTY);
+	teardown(&f);
+}
+
+struct drain_ctx {
+	unsigned seen, bad, hold_at;
+	uint64_t bytes_each;
+};
+
+static enum vq_verdict count_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
+				   uint64_t *bytes)
+{
+	struct drain_ctx *d = ctx;
+
+	if (r == VQ_POP_BAD_CHAIN) {
+		d->bad++;
+		return VQ_CONSUMED;
+	}
+	if (d->hold_at && d->seen + 1 == d->hold_at) {
+		d->hold_at = 0;   /* hold once, then take it */
+		return VQ_HOLD;
+	}
+	d->seen++;
+	*bytes += d->bytes_each;
+	return VQ_CONSUMED;
+}
+
+/* vq_drain stops at the chain budget, at the byte budget (whichever comes
+ * first), when a chain is held, and when the ring is empty (kicks on). */
+static void test_drain_budgets(void)
+{
+	struct fixture f;
+	struct drain_ctx d = { .bytes_each = 1000 };
+
+	CHECK_EQ(setup(&f, 16, false, false), 0);
+	struct vd_buf b = { buf(&f, 16), 16, true };
+	for (int i = 0; i < 10; i++)
+		CHECK(vd_add_chain(&f.q, &b, 1, false) >= 0);
+	vd_publish(&f.q);
+	struct vq_budget by_chains = { .chains = 4, .bytes = UINT64_MAX };
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_chains, count_chain, &d), VQ_DRAIN_BUDGET);
+	CHECK_EQ(d.seen, 4);
+	CHECK(!f.vq.notify_enabled);        /* more may wait: no kicks meanwhile */
+	struct vq_budget by_bytes = { .chains = 100, .bytes = 2500 };
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_bytes, count_chain, &d), VQ_DRAIN_BUDGET);
+	CHECK_EQ(d.seen, 7);                /* 3000 bytes >= 2500 after the third */
+	d.hold_at = 8;
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_chains, count_chain, &d), VQ_DRAIN_HELD);
+	CHECK_EQ(d.seen, 7);
+	CHECK_EQ(vq_base(&f.vq), 7);
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_chains, count_chain, &d), VQ_DRAIN_EMPTY);
+	CHECK_EQ(d.seen, 10);
+	CHECK(f.vq.notify_enabled);
+	/* A bad chain reaches the handler as such and is counted by the core. */
+	vd_raw_desc(&f.q, 0, f.q.desc_gpa, 16, VRING_DESC_F_NEXT, 99);
+	vd_raw_offer(&f.q, 0);
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_chains, count_chain, &d), VQ_DRAIN_EMPTY);
+	CHECK_EQ(d.bad, 1);
+	CHECK_EQ(f.vq.faults.chains_invalid, 1);
+	CHECK_EQ(f.vq.faults.last_chain_error, VQ_CHAIN_ERR_NEXT_RANGE);
+	/* A broken avail ring ends the drain and is reported new exactly once. */
+	vd_raw_avail_idx(&f.q, (uint16_t)(f.vq.last_avail_idx + 17));
+	CHECK_EQ(vq_drain(&f.vq, &chain, &by_chains, count_chain, &d), VQ_DRAIN_POISONED);
+	CHECK(vq_poison_is_new(&f.vq));
+	CHECK(!vq_poison_is_new(&f.vq));
+	teardown(&f);
+}
+
+/* vq_push failures are counted by the core. */
+static void test_push_failures_counted(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	CHECK_EQ(vq_push(&f.vq, 8, 0), -EINVAL);
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_push(&f.vq, 0, 0), -EIO);
+	CHECK_EQ(f.vq.faults.used_add_failed, 2);
+	teardown(&f);
+}
+
 /* ---- wrap-around ---- */
 
 /* More than 65536 chains through a small queue, in batches of varying size,
@@ -1015,7 +1152,7 @@ static void test_used_idx_wrap(void)
 	CHECK_EQ(vd_used_idx(&f.q), (uint16_t)total);
 	CHECK_EQ(f.vq.last_avail_idx, (uint16_t)total);
 	CHECK_EQ(f.q.num_free, 4);
-	CHECK(!f.vq.poisoned);
+	CHECK(!f.vq.faults.poisoned);
 	teardown(&f);
 }
 
@@ -1104,6 +1241,10 @@ int main(void)
 	RUN_TEST(test_notify_event_idx);
 	RUN_TEST(test_notify_idiom);
 	RUN_TEST(test_unpop);
+	RUN_TEST(test_configure);
+	RUN_TEST(test_hold);
+	RUN_TEST(test_drain_budgets);
+	RUN_TEST(test_push_failures_counted);
 	RUN_TEST(test_used_idx_wrap);
 	RUN_TEST(test_chain_crosses_region_boundary);
 	RUN_TEST(test_error_strings);
