@@ -23,9 +23,9 @@
  *
  * Then, each run, memory is read from /proc/PID/smaps 300 ms after the
  * marker: total Rss, the Rss of the guest RAM mapping (both VMMs back guest
- * RAM with a memfd: kvmini always, QEMU through memory-backend-memfd, so
- * the mapping is found by name, /memfd:...), and the VMM's overhead = total
- * - guest RAM touched. Rss counts the resident pages of shared libraries
+ * RAM with anonymous memory by default, so the mapping is the anonymous one
+ * of the guest's size, give or take QEMU's alignment), and the VMM's
+ * overhead = total - guest RAM touched. Rss counts the resident pages of shared libraries
  * too (as `ps` does). Then the VMM is killed (SIGKILL, all alike). Runs
  * rotate the order of the VMMs; every figure is the median of the runs;
  * ratios are to QEMU's medians.
@@ -64,7 +64,7 @@
 /* A Linux boot on the nested platform (KVM inside QEMU's TCG) takes seconds. */
 #define LINUX_TIMEOUT_MS 60000
 #define SETTLE_MS 300
-#define GUEST_RAM_MIN_KIB (16u * 1024)   /* a memfd mapping this big is guest RAM */
+#define GUEST_RAM_SLACK_KIB (8u * 1024) /* QEMU maps guest RAM aligned, a little bigger */
 #define TARGET_FIRST_MS 5.0
 #define TARGET_OVERHEAD_MIB 5.0
 #define TARGET_LINUX_SPEEDUP 1.5
@@ -101,6 +101,7 @@ struct vmm {
 struct bench {
 	const char *marker;
 	double timeout_ms;
+	unsigned long mem_kib;      /* guest RAM, to find its mapping */
 	struct vmm vmm[MAX_VMMS];
 	unsigned nvmm;
 	char errpath[64];           /* the spawned VMM's stderr, for a failure */
@@ -134,9 +135,17 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* Total Rss and the Rss of the guest RAM mappings (memfd, at least
- * GUEST_RAM_MIN_KIB big) of @pid, in KiB. */
-static int read_smaps(pid_t pid, double *total_kib, double *guest_kib)
+/* Is a mapping of @kib KiB named @name (empty: anonymous) guest RAM of
+ * @mem_kib? */
+static bool is_guest_ram(const char *name, unsigned long kib, unsigned long mem_kib)
+{
+	bool anonymous = !name[0] || !strncmp(name, "[anon:", 6);
+	return anonymous && kib >= mem_kib && kib <= mem_kib + GUEST_RAM_SLACK_KIB;
+}
+
+/* Total Rss and the Rss of the guest RAM mapping of @pid (@mem_kib of
+ * guest RAM), in KiB. */
+static int read_smaps(pid_t pid, unsigned long mem_kib, double *total_kib, double *guest_kib)
 {
 	char path[64], line[512];
 	bool guest = false;
@@ -153,7 +162,7 @@ static int read_smaps(pid_t pid, double *total_kib, double *guest_kib)
 		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &lo, &hi, name) >= 2 &&
 		    strchr(line, '-') < strchr(line, ' ')) {
 			size = (hi - lo) / 1024;
-			guest = !strncmp(name, "/memfd:", 7) && size >= GUEST_RAM_MIN_KIB;
+			guest = is_guest_ram(name, size, mem_kib);
 		} else if (sscanf(line, "Rss: %lu kB", &kib) == 1) {
 			*total_kib += (double)kib;
 			if (guest)
@@ -235,7 +244,7 @@ static int run_once(const struct bench *b, const struct vmm *v, struct sample *s
 	if (!r) {
 		double total = 0, guest = 0;
 		sleep_ms(SETTLE_MS);
-		r = read_smaps(pid, &total, &guest);
+		r = read_smaps(pid, b->mem_kib, &total, &guest);
 		s->rss_mib = total / 1024;
 		s->guest_mib = guest / 1024;
 		s->overhead_mib = (total - guest) / 1024;
@@ -397,18 +406,16 @@ static struct vmm *add_vmm(struct bench *b, const char *name, const char *col, c
 	return v;
 }
 
-/* QEMU's microvm (@machine: its options) with guest RAM in a memfd (so
- * read_smaps finds it), one vCPU, no default devices, the serial console on
- * stdout. */
+/* QEMU's microvm (@machine: its options) with its default guest RAM
+ * (anonymous, as kvmini's), one vCPU, no default devices, the serial
+ * console on stdout. */
 static struct vmm *add_qemu(struct bench *b, const struct opts *o, const char *machine)
 {
-	static char memdev[64], memmib[32];
+	static char memmib[32];
 	struct vmm *q = add_vmm(b, "qemu microvm", "qemu microvm", NULL);
 
-	snprintf(memdev, sizeof(memdev), "memory-backend-memfd,id=ram,size=%sM", o->mem);
 	snprintf(memmib, sizeof(memmib), "%sM", o->mem);
-	add_args(q, (char *)o->qemu, "-M", (char *)machine, "-object", memdev,
-		 "-m", memmib, "-enable-kvm", "-cpu", "host", "-smp", "1", "-nodefaults",
+	add_args(q, (char *)o->qemu, "-M", (char *)machine, "-m", memmib, "-enable-kvm", "-cpu", "host", "-smp", "1", "-nodefaults",
 		 "-no-user-config", "-display", "none", "-serial", "stdio", NULL);
 	return q;
 }
@@ -421,7 +428,7 @@ static void setup_first(struct bench *b, const struct opts *o)
 	b->timeout_ms = FIRST_TIMEOUT_MS;
 	add_args(k, (char *)o->kvmini, "run", "--kernel", (char *)o->guest, "--mem", (char *)o->mem,
 		 NULL);
-	add_args(add_qemu(b, o, "microvm,memory-backend=ram"), "-kernel", (char *)o->guest, NULL);
+	add_args(add_qemu(b, o, "microvm"), "-kernel", (char *)o->guest, NULL);
 }
 
 static void add_kvmini_linux(struct vmm *v, const struct opts *o)
@@ -444,7 +451,7 @@ static void setup_linux(struct bench *b, const struct opts *o)
 	struct vmm *h = add_vmm(b, "kvmini --host-decompress", "host-decomp", "host-decomp/qemu");
 	add_kvmini_linux(h, o);
 	add_args(h, "--host-decompress", NULL);
-	add_args(add_qemu(b, o, "microvm,memory-backend=ram,rtc=on"), "-no-reboot", "-kernel", (char *)o->linux_kernel, "-initrd",
+	add_args(add_qemu(b, o, "microvm,rtc=on"), "-no-reboot", "-kernel", (char *)o->linux_kernel, "-initrd",
 		 (char *)o->initrd, "-append", (char *)o->append, NULL);
 }
 
@@ -596,6 +603,7 @@ int main(int argc, char **argv)
 		return 1;
 	for (unsigned i = 0; i < b.nvmm; i++)
 		print_cmd(&b.vmm[i]);
+	b.mem_kib = strtoul(o.mem, NULL, 10) * 1024;
 	snprintf(b.errpath, sizeof(b.errpath), "/tmp/boot_vs_qemu.%d.stderr", (int)getpid());
 	fflush(stdout);
 	int r = run_rounds(&b, o.runs);

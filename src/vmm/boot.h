@@ -46,9 +46,8 @@ int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t er
 
 /*
  * Copy @len bytes of @fd at @file_off into guest RAM at @gpa (one RAM
- * region). In the kernel (sendfile into the RAM memfd) when it can, which
- * is about twice as fast as faulting the pages in from here; pread
- * otherwise. Returns 0, -EFAULT outside RAM, -EIO on a short file.
+ * region) with pread. Returns 0, -EFAULT outside RAM, -EIO on a short
+ * file.
  */
 int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, uint64_t len);
 

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <asm/bootparam.h>
@@ -43,36 +42,11 @@ static int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* sendfile writes at the memfd's file position: loading is single-threaded. */
-static int sendfile_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t mem_off,
-			     uint64_t len)
-{
-	off_t in = (off_t)file_off;
-
-	if (lseek(vm->memfd, (off_t)mem_off, SEEK_SET) < 0)
-		return -errno;
-	while (len) {
-		ssize_t n = sendfile(vm->memfd, fd, &in, MIN(len, (uint64_t)1 << 30));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, uint64_t len)
 {
-	uint64_t mem_off;
 	uint8_t *dst = vm_gpa(vm, gpa, len);
 
-	if (!dst || vm_gpa_to_memfd(vm, gpa, len, &mem_off) < 0)
-		return -EFAULT;
-	int r = sendfile_to_guest(vm, fd, file_off, mem_off, len);
-	if (r == -EIO)
-		return r;
-	return r < 0 ? pread_full(fd, dst, len, file_off) : 0;
+	return dst ? pread_full(fd, dst, len, file_off) : -EFAULT;
 }
 
 static uint64_t file_size(int fd)

@@ -1,5 +1,5 @@
 /*
- * A KVM virtual machine: guest RAM in a memfd, the in-kernel irqchip
+ * A KVM virtual machine: guest RAM (anonymous memory), the in-kernel irqchip
  * (IOAPIC, local APICs, PIC) and PIT, vCPU threads, and the port/MMIO
  * dispatch for the exits that reach kvmini.
  *
@@ -92,7 +92,6 @@ struct vm_config {
 struct vm {
 	int kvm_fd;
 	int vm_fd;
-	int memfd;
 	uint64_t mem_bytes;
 	uint64_t low_ram_end;        /* RAM is [0, low_ram_end) and, above 3 GiB, [4 GiB, ...) */
 	struct guest_mem mem;
@@ -129,10 +128,6 @@ void vm_destroy(struct vm *vm);
 
 /* Host pointer to [gpa, gpa + len) of guest RAM, or NULL. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
-
-/* Offset in the RAM memfd of [gpa, gpa + len), which must lie in one RAM
- * region; -EFAULT otherwise. */
-int vm_gpa_to_memfd(const struct vm *vm, uint64_t gpa, uint64_t len, uint64_t *offset);
 
 /* Drive an ISA interrupt line of the in-kernel irqchip (any thread). */
 int vm_set_irq_line(struct vm *vm, unsigned irq, bool level);

@@ -76,7 +76,7 @@ static void world_init(void)
 	pipe_rd = p[0];
 	pipe_wr = p[1];
 	out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	vm.kvm_fd = vm.vm_fd = vm.memfd = -1;
+	vm.kvm_fd = vm.vm_fd = -1;
 	vm.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (out_fd < 0 || vm.stop_fd < 0)
 		FAIL("fds");

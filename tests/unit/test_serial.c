@@ -35,7 +35,7 @@ static void setup(void)
 	int p[2];
 
 	memset(&vm, 0, sizeof(vm));
-	vm.kvm_fd = vm.vm_fd = vm.memfd = -1;
+	vm.kvm_fd = vm.vm_fd = -1;
 	vm.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	CHECK(vm.stop_fd >= 0);
 	CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
