@@ -62,41 +62,49 @@ static void net_config_read(struct virtio_device *vdev, void *buf)
 
 /* --- counters ------------------------------------------------------------ */
 
-/* A queue was found poisoned: count it once per queue and raise NEEDS_RESET. */
-static void note_poisoned(struct net_device *net, unsigned q)
+/* The device's number for @vq (a member of net->vqs). */
+static unsigned net_vq_index(const struct net_device *net, const struct virtqueue *vq)
 {
-	if (vq_poison_is_new(&net->vqs[q]))
-		net->counters.avail_index_invalid++;
-	virtio_device_mark_broken(&net->vdev, q);
+	return (unsigned)(vq - net->vqs);
 }
 
-static void push_used(struct net_device *net, unsigned q, uint16_t head, uint32_t len)
+/* A queue was found poisoned: count it once per queue and raise NEEDS_RESET. */
+static void note_poisoned(struct net_device *net, struct virtqueue *vq)
 {
-	if (vq_push(&net->vqs[q], head, len) < 0)
+	if (vq_poison_is_new(vq))
+		net->counters.avail_index_invalid++;
+	virtio_device_mark_broken(&net->vdev, net_vq_index(net, vq));
+}
+
+static void push_used(struct net_device *net, struct virtqueue *vq, uint16_t head, uint32_t len)
+{
+	if (vq_push(vq, head, len) < 0)
 		net->counters.used_add_failed++;
 }
 
 /* Self-kick: the drain used its budget; let other events run first. */
-static void schedule_more_work(struct net_device *net)
+static void schedule_more_work(struct net_queue_pair *qp)
 {
 	uint64_t one = 1;
 
-	if (write(net->work_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (write(qp->work_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("net: work eventfd: %s", strerror(errno));
 }
 
-static void publish_rx(struct net_device *net)
+static void publish_rx(struct net_queue_pair *qp)
 {
-	if (!net->rx_dirty)
+	struct net_device *net = qp->net;
+	if (!qp->rx_dirty)
 		return;
-	net->rx_dirty = false;
-	if (virtio_device_publish(&net->vdev, NET_RX_QUEUE))
+	qp->rx_dirty = false;
+	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->rx)))
 		net->counters.rx_interrupts++;
 }
 
-static void publish_tx(struct net_device *net)
+static void publish_tx(struct net_queue_pair *qp)
 {
-	if (virtio_device_publish(&net->vdev, NET_TX_QUEUE))
+	struct net_device *net = qp->net;
+	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->tx)))
 		net->counters.tx_interrupts++;
 }
 
@@ -121,27 +129,29 @@ static bool tx_admit(struct net_device *net, uint64_t len)
 }
 
 /* The backend is full or the rate limiter holds TX back. */
-static bool tx_stalled(const struct net_device *net)
+static bool tx_stalled(struct net_queue_pair *qp)
 {
-	return net->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
+	struct net_device *net = qp->net;
+	return qp->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
 }
 
 /* Send one TX chain. Held when the backend is full or the rate limiter
  * holds TX back: the same chain is sent when TX resumes. */
-static enum vq_verdict tx_one(struct net_device *net, struct vq_chain *c, uint64_t *bytes)
+static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
+	struct net_device *net = qp->net;
 	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
 	/* TX buffers are device-readable only and start with the header. */
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
 		net->counters.tx_chain_invalid++;
-		push_used(net, NET_TX_QUEUE, c->head, 0);
+		push_used(net, qp->tx, c->head, 0);
 		return VQ_CONSUMED;
 	}
 	uint64_t len = c->out_len - NET_HDR_LEN;
 	if (len > NET_TX_FRAME_MAX) {
 		net->counters.tx_frame_oversize++;
-		push_used(net, NET_TX_QUEUE, c->head, 0);
+		push_used(net, qp->tx, c->head, 0);
 		return VQ_CONSUMED;
 	}
 	if (!tx_admit(net, len))
@@ -150,7 +160,7 @@ static enum vq_verdict tx_one(struct net_device *net, struct vq_chain *c, uint64
 	int r = net->backend->ops->send(net->backend, frame, n);
 	if (r == -EAGAIN) {
 		rate_limiter_refund(&net->tx_limiter, len);
-		net->tx_blocked = true;
+		qp->tx_blocked = true;
 		return VQ_HOLD;    /* tx_unblocked resumes us */
 	}
 	if (r < 0) {
@@ -161,36 +171,38 @@ static enum vq_verdict tx_one(struct net_device *net, struct vq_chain *c, uint64
 	}
 	*bytes += len;
 	/* The device writes nothing into TX buffers: used length 0. */
-	push_used(net, NET_TX_QUEUE, c->head, 0);
+	push_used(net, qp->tx, c->head, 0);
 	return VQ_CONSUMED;
 }
 
 static enum vq_verdict tx_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
 				uint64_t *bytes)
 {
-	struct net_device *net = ctx;
+	struct net_queue_pair *qp = ctx;
+	struct net_device *net = qp->net;
 
 	if (r == VQ_POP_OK)
-		return tx_one(net, c, bytes);
+		return tx_one(qp, c, bytes);
 	net->counters.tx_chain_invalid++;
-	push_used(net, NET_TX_QUEUE, c->head, 0);
+	push_used(net, qp->tx, c->head, 0);
 	return VQ_CONSUMED;
 }
 
 /* Send what the guest queued, up to the budget; one interrupt per drain. */
-static void tx_drain(struct net_device *net)
+static void tx_drain(struct net_queue_pair *qp)
 {
-	struct virtqueue *vq = &net->vqs[NET_TX_QUEUE];
+	struct net_device *net = qp->net;
+	struct virtqueue *vq = qp->tx;
 
-	if (!net->vdev.active || tx_stalled(net))
+	if (!net->vdev.active || tx_stalled(qp))
 		return;
-	enum vq_drain_result r = vq_drain(vq, &net->tx_chain, &net_budget, tx_chain, net);
-	publish_tx(net);
-	publish_rx(net);   /* the loopback backend fills RX from inside send */
+	enum vq_drain_result r = vq_drain(vq, &qp->tx_chain, &net_budget, tx_chain, qp);
+	publish_tx(qp);
+	publish_rx(qp);   /* the loopback backend fills RX from inside send */
 	if (r == VQ_DRAIN_POISONED)
-		note_poisoned(net, NET_TX_QUEUE);
+		note_poisoned(net, qp->tx);
 	else if (r == VQ_DRAIN_BUDGET)
-		schedule_more_work(net);
+		schedule_more_work(qp);
 }
 
 /* --- RX: backend -> guest ------------------------------------------------ */
@@ -212,32 +224,34 @@ static bool rx_admit(struct net_device *net)
 
 /* RX buffers are device-writable only (spec 5.1.6.3) and hold a header.
  * Others are completed unused and counted. */
-static bool rx_chain_usable(struct net_device *net, struct vq_chain *c, enum vq_pop_result r)
+static bool rx_chain_usable(struct net_queue_pair *qp, struct vq_chain *c, enum vq_pop_result r)
 {
+	struct net_device *net = qp->net;
 	if (r == VQ_POP_OK && !c->n_out && c->in_len >= NET_HDR_LEN)
 		return true;
 	net->counters.rx_chain_invalid++;
-	push_used(net, NET_RX_QUEUE, c->head, 0);
-	net->rx_dirty = true;
+	push_used(net, qp->rx, c->head, 0);
+	qp->rx_dirty = true;
 	return false;
 }
 
 /* Pop an RX chain able to hold a header (a held one first). Returns false
  * when there is none (kicks are then on, so the guest's next refill kicks
  * us) or the queue is poisoned. */
-static bool rx_pop(struct net_device *net, struct vq_chain *c)
+static bool rx_pop(struct net_queue_pair *qp, struct vq_chain *c)
 {
-	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+	struct net_device *net = qp->net;
+	struct virtqueue *vq = qp->rx;
 
 	for (unsigned tries = 0; tries <= vq->size; tries++) {
 		enum vq_pop_result r = vq_next(vq, c);
 		if (r == VQ_POP_EMPTY)
 			return false;
 		if (r == VQ_POP_POISONED) {
-			note_poisoned(net, NET_RX_QUEUE);
+			note_poisoned(net, qp->rx);
 			return false;
 		}
-		if (rx_chain_usable(net, c, r))
+		if (rx_chain_usable(qp, c, r))
 			return true;
 	}
 	return false;
@@ -251,38 +265,41 @@ static void rx_write_header(struct vq_chain *c)
 	iov_from_buf(vq_chain_in(c), c->n_in, 0, &hdr, sizeof(hdr));
 }
 
-static void rx_complete(struct net_device *net, struct vq_chain *c, size_t len)
+static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t len)
 {
+	struct net_device *net = qp->net;
 	rx_write_header(c);
-	push_used(net, NET_RX_QUEUE, c->head, (uint32_t)(NET_HDR_LEN + len));
-	net->rx_dirty = true;
+	push_used(net, qp->rx, c->head, (uint32_t)(NET_HDR_LEN + len));
+	qp->rx_dirty = true;
 	net->counters.rx_packets++;
 	net->counters.rx_bytes += len;
 	rate_limiter_charge(&net->rx_limiter, len);
 }
 
-static bool rx_poisoned(struct net_device *net)
+static bool rx_poisoned(struct net_queue_pair *qp)
 {
-	return net->vqs[NET_RX_QUEUE].faults.poisoned != VQ_POISON_NONE;
+	return qp->rx->faults.poisoned != VQ_POISON_NONE;
 }
 
-static void rx_watch_backend(struct net_device *net, bool on)
+static void rx_watch_backend(struct net_queue_pair *qp, bool on)
 {
-	if (net->backend->rx_fd < 0 || net->rx_fd_watched == on)
+	struct net_device *net = qp->net;
+	if (net->backend->rx_fd < 0 || qp->rx_fd_watched == on)
 		return;
-	if (event_loop_modify(net->vdev.loop, &net->rx_event, on ? EPOLLIN : 0) == 0)
-		net->rx_fd_watched = on;
+	if (event_loop_modify(net->vdev.loop, &qp->rx_event, on ? EPOLLIN : 0) == 0)
+		qp->rx_fd_watched = on;
 }
 
 /* Read one frame from a pull backend into @c. The chain is held when the
  * backend has nothing (it waits for the next frame, not for a kick) or the
  * limiter stops RX (then the backend is not polled until its timer). */
-static enum vq_verdict rx_pull_one(struct net_device *net, struct vq_chain *c, uint64_t *bytes)
+static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
+	struct net_device *net = qp->net;
 	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
 	if (!rx_admit(net)) {
-		rx_watch_backend(net, false);
+		rx_watch_backend(qp, false);
 		return VQ_HOLD;
 	}
 	unsigned n = iov_skip(vq_chain_in(c), c->n_in, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
@@ -291,7 +308,7 @@ static enum vq_verdict rx_pull_one(struct net_device *net, struct vq_chain *c, u
 	for (unsigned tries = 0; tries < NET_BUDGET_FRAMES; tries++) {
 		ssize_t len = net->backend->ops->recv(net->backend, frame, n);
 		if (len > 0) {
-			rx_complete(net, c, (size_t)len);
+			rx_complete(qp, c, (size_t)len);
 			*bytes += (uint64_t)len;
 			return VQ_CONSUMED;
 		}
@@ -310,15 +327,16 @@ static enum vq_verdict rx_pull_one(struct net_device *net, struct vq_chain *c, u
 static enum vq_verdict rx_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
 				uint64_t *bytes)
 {
-	struct net_device *net = ctx;
+	struct net_queue_pair *qp = ctx;
 
-	return rx_chain_usable(net, c, r) ? rx_pull_one(net, c, bytes) : VQ_CONSUMED;
+	return rx_chain_usable(qp, c, r) ? rx_pull_one(qp, c, bytes) : VQ_CONSUMED;
 }
 
 /* The RX queue is dead until reset: read and count what the backend has. */
-static void rx_discard(struct net_device *net)
+static void rx_discard(struct net_queue_pair *qp)
 {
-	struct iovec iov = { .iov_base = net->discard_buf, .iov_len = NET_TX_FRAME_MAX };
+	struct net_device *net = qp->net;
+	struct iovec iov = { .iov_base = qp->discard_buf, .iov_len = NET_TX_FRAME_MAX };
 
 	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
 		if (net->backend->ops->recv(net->backend, &iov, 1) <= 0)
@@ -328,28 +346,29 @@ static void rx_discard(struct net_device *net)
 }
 
 /* Fill the guest's RX buffers from a pull backend, up to the budget. */
-static void rx_drain(struct net_device *net)
+static void rx_drain(struct net_queue_pair *qp)
 {
-	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+	struct net_device *net = qp->net;
+	struct virtqueue *vq = qp->rx;
 
 	if (!net->vdev.active || net->backend->rx_fd < 0)
 		return;
-	if (rx_poisoned(net)) {
-		rx_discard(net);
+	if (rx_poisoned(qp)) {
+		rx_discard(qp);
 		return;
 	}
-	enum vq_drain_result r = vq_drain(vq, &net->rx_chain, &net_budget, rx_chain, net);
-	publish_rx(net);
+	enum vq_drain_result r = vq_drain(vq, &qp->rx_chain, &net_budget, rx_chain, qp);
+	publish_rx(qp);
 	switch (r) {
 	case VQ_DRAIN_EMPTY:      /* no buffers: the guest's refill kicks us */
-		rx_watch_backend(net, false);
+		rx_watch_backend(qp, false);
 		break;
 	case VQ_DRAIN_POISONED:
-		note_poisoned(net, NET_RX_QUEUE);
-		rx_watch_backend(net, false);
+		note_poisoned(net, qp->rx);
+		rx_watch_backend(qp, false);
 		break;
 	case VQ_DRAIN_BUDGET:
-		schedule_more_work(net);
+		schedule_more_work(qp);
 		break;
 	case VQ_DRAIN_HELD:       /* waiting for a frame or for the limiter */
 		break;
@@ -358,23 +377,30 @@ static void rx_drain(struct net_device *net)
 
 static void on_backend_readable(struct event_source *src, uint32_t events)
 {
-	rx_drain(container_of(src, struct net_device, rx_event));
+	rx_drain(container_of(src, struct net_queue_pair, rx_event));
 }
 
 /* --- backend sink (push backends) ---------------------------------------- */
 
+/* The pair a push backend's frames go to (steering comes with MQ). */
+static struct net_queue_pair *sink_pair(struct net_backend_sink *sink)
+{
+	return &container_of(sink, struct net_device, sink)->pairs[0];
+}
+
 static enum net_deliver_result sink_deliver(struct net_backend_sink *sink,
 					    const struct iovec *iov, unsigned iovcnt)
 {
-	struct net_device *net = container_of(sink, struct net_device, sink);
-	struct vq_chain *c = &net->rx_chain;
+	struct net_queue_pair *qp = sink_pair(sink);
+	struct net_device *net = qp->net;
+	struct vq_chain *c = &qp->rx_chain;
 
-	if (rx_poisoned(net)) {
+	if (rx_poisoned(qp)) {
 		net->counters.rx_dropped_poisoned++;
 		return NET_DELIVER_DROPPED;
 	}
-	if (!net->vdev.active || !rx_pop(net, c)) {
-		if (rx_poisoned(net)) {
+	if (!net->vdev.active || !rx_pop(qp, c)) {
+		if (rx_poisoned(qp)) {
 			net->counters.rx_dropped_poisoned++;
 			return NET_DELIVER_DROPPED;
 		}
@@ -384,25 +410,25 @@ static enum net_deliver_result sink_deliver(struct net_backend_sink *sink,
 	size_t len = iov_length(iov, iovcnt);
 	if (len > c->in_len - NET_HDR_LEN) {
 		/* Never truncate: drop the frame, keep the buffer for the next one. */
-		vq_hold(&net->vqs[NET_RX_QUEUE], c);
+		vq_hold(qp->rx, c);
 		net->counters.rx_dropped_too_big++;
 		return NET_DELIVER_DROPPED;
 	}
 	/* One copy, straight from the backend's buffer into guest memory. */
 	iov_copy(vq_chain_in(c), c->n_in, NET_HDR_LEN, iov, iovcnt, 0, len);
-	rx_complete(net, c, len);
+	rx_complete(qp, c, len);
 	return NET_DELIVERED;
 }
 
 static bool sink_can_deliver(struct net_backend_sink *sink)
 {
-	struct net_device *net = container_of(sink, struct net_device, sink);
-	struct virtqueue *vq = &net->vqs[NET_RX_QUEUE];
+	struct net_queue_pair *qp = sink_pair(sink);
+	struct virtqueue *vq = qp->rx;
 
-	if (!net->vdev.active || rx_poisoned(net))
+	if (!qp->net->vdev.active || rx_poisoned(qp))
 		return false;
 	/* Rate limited: the backend stops reading (rx_ready resumes it). */
-	if (!rx_admit(net))
+	if (!rx_admit(qp->net))
 		return false;
 	if (vq_has_avail(vq))
 		return true;
@@ -414,49 +440,56 @@ static void sink_tx_unblocked(struct net_backend_sink *sink)
 {
 	struct net_device *net = container_of(sink, struct net_device, sink);
 
-	net->tx_blocked = false;
-	tx_drain(net);
+	for (unsigned i = 0; i < net->npairs; i++) {
+		net->pairs[i].tx_blocked = false;
+		tx_drain(&net->pairs[i]);
+	}
 }
 
 static void sink_flush(struct net_backend_sink *sink)
 {
-	publish_rx(container_of(sink, struct net_device, sink));
+	publish_rx(sink_pair(sink));
 }
 
 /* --- device ops ------------------------------------------------------------ */
 
 static void on_more_work(struct event_source *src, uint32_t events)
 {
-	struct net_device *net = container_of(src, struct net_device, work_event);
+	struct net_queue_pair *qp = container_of(src, struct net_queue_pair, work_event);
 	uint64_t v;
 
-	if (read(net->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(qp->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_warn("net: work eventfd: %s", strerror(errno));
-	tx_drain(net);
-	rx_drain(net);
+	tx_drain(qp);
+	rx_drain(qp);
 }
 
-static void rx_buffers_added(struct net_device *net)
+static void rx_buffers_added(struct net_queue_pair *qp)
 {
-	if (rx_poisoned(net))
+	struct net_device *net = qp->net;
+
+	if (rx_poisoned(qp))
 		return;
-	rx_watch_backend(net, true);
+	rx_watch_backend(qp, true);
 	if (net->backend->ops->rx_ready)
 		net->backend->ops->rx_ready(net->backend);
-	rx_drain(net);
+	rx_drain(qp);
 }
 
 static void on_tx_limiter_wake(struct rate_limiter *rl)
 {
-	tx_drain(container_of(rl, struct net_device, tx_limiter));
+	struct net_device *net = container_of(rl, struct net_device, tx_limiter);
+
+	for (unsigned i = 0; i < net->npairs; i++)
+		tx_drain(&net->pairs[i]);
 }
 
 static void on_rx_limiter_wake(struct rate_limiter *rl)
 {
 	struct net_device *net = container_of(rl, struct net_device, rx_limiter);
 
-	if (net->vdev.active)
-		rx_buffers_added(net);
+	for (unsigned i = 0; net->vdev.active && i < net->npairs; i++)
+		rx_buffers_added(&net->pairs[i]);
 }
 
 int net_device_set_rate_limit(struct net_device *net, unsigned q,
@@ -475,15 +508,23 @@ void net_device_get_rate_limit(const struct net_device *net, unsigned q,
 	rate_limiter_get_config(q == NET_RX_QUEUE ? &net->rx_limiter : &net->tx_limiter, cfg);
 }
 
+static void pair_forget(struct net_queue_pair *qp)
+{
+	qp->tx_blocked = false;
+	qp->rx_dirty = false;
+}
+
 static int net_activate(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
-	net->tx_blocked = false;
-	net->rx_dirty = false;
-	/* Buffers may be waiting already (vhost-user reconnect, early kicks). */
-	rx_buffers_added(net);
-	tx_drain(net);
+	for (unsigned i = 0; i < net->npairs; i++) {
+		struct net_queue_pair *qp = &net->pairs[i];
+		pair_forget(qp);
+		/* Buffers may be waiting already (vhost-user reconnect, early kicks). */
+		rx_buffers_added(qp);
+		tx_drain(qp);
+	}
 	return 0;
 }
 
@@ -491,19 +532,22 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct net_device *net = to_net(vdev);
 
-	if (q == NET_RX_QUEUE)
-		rx_buffers_added(net);
-	else if (q == NET_TX_QUEUE)
-		tx_drain(net);
+	if (q / 2 >= net->npairs)
+		return;
+	if (q % 2 == 0)
+		rx_buffers_added(&net->pairs[q / 2]);
+	else
+		tx_drain(&net->pairs[q / 2]);
 }
 
 static void net_reset(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
-	rx_watch_backend(net, false);
-	net->tx_blocked = false;
-	net->rx_dirty = false;
+	for (unsigned i = 0; i < net->npairs; i++) {
+		rx_watch_backend(&net->pairs[i], false);
+		pair_forget(&net->pairs[i]);
+	}
 }
 
 static void net_dump_counters(struct virtio_device *vdev, FILE *out)
@@ -579,6 +623,42 @@ void net_random_mac(uint8_t mac[6])
 	memcpy(mac, v, sizeof(v));
 }
 
+/* A pair's queues, scratch and events; 0 or -errno. */
+static int pair_init(struct net_device *net, unsigned i)
+{
+	struct net_queue_pair *qp = &net->pairs[i];
+	struct event_loop *loop = net->vdev.loop;
+
+	qp->net = net;
+	qp->rx = &net->vqs[2 * i];
+	qp->tx = &net->vqs[2 * i + 1];
+	qp->discard_buf = malloc(NET_TX_FRAME_MAX);
+	qp->work_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!qp->discard_buf || qp->work_fd < 0)
+		return -ENOMEM;
+	int r = event_loop_watch(loop, &qp->work_event, qp->work_fd, EPOLLIN, on_more_work,
+				 "net work");
+	if (r == 0 && net->backend->rx_fd >= 0)
+		r = event_loop_watch(loop, &qp->rx_event, net->backend->rx_fd, 0,
+				     on_backend_readable, "net backend rx");
+	return r;
+}
+
+static void pair_destroy(struct net_queue_pair *qp)
+{
+	struct event_loop *loop = qp->net->vdev.loop;
+
+	if (loop) {
+		event_loop_unwatch(loop, &qp->rx_event);
+		event_loop_unwatch(loop, &qp->work_event);
+	}
+	if (qp->work_fd > 0)
+		close(qp->work_fd);
+	qp->work_fd = -1;
+	free(qp->discard_buf);
+	qp->discard_buf = NULL;
+}
+
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		    struct net_backend *backend, struct event_loop *loop)
 {
@@ -598,24 +678,13 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		.flush = sink_flush,
 	};
 	backend->sink = &net->sink;
-	net->discard_buf = malloc(NET_TX_FRAME_MAX);
-	net->work_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!net->discard_buf || net->work_fd < 0) {
-		net_device_destroy(net);
-		return -ENOMEM;
-	}
 	int r = rate_limiter_init(&net->tx_limiter, loop, NULL, on_tx_limiter_wake);
 	if (r == 0)
 		r = rate_limiter_init(&net->rx_limiter, loop, NULL, on_rx_limiter_wake);
-	if (r < 0) {
-		net_device_destroy(net);
-		return r;
+	for (unsigned i = 0; r == 0 && i < NET_MAX_QUEUE_PAIRS; i++) {
+		net->npairs++;
+		r = pair_init(net, i);
 	}
-	r = event_loop_watch(loop, &net->work_event, net->work_fd, EPOLLIN, on_more_work,
-				 "net work");
-	if (r == 0 && backend->rx_fd >= 0)
-		r = event_loop_watch(loop, &net->rx_event, backend->rx_fd, 0,
-				     on_backend_readable, "net backend rx");
 	if (r < 0)
 		net_device_destroy(net);
 	return r;
@@ -623,17 +692,11 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 
 void net_device_destroy(struct net_device *net)
 {
-	if (net->vdev.loop) {
-		event_loop_unwatch(net->vdev.loop, &net->rx_event);
-		event_loop_unwatch(net->vdev.loop, &net->work_event);
-	}
+	for (unsigned i = 0; i < net->npairs; i++)
+		pair_destroy(&net->pairs[i]);
+	net->npairs = 0;
 	if (net->tx_limiter.clock)
 		rate_limiter_destroy(&net->tx_limiter);
 	if (net->rx_limiter.clock)
 		rate_limiter_destroy(&net->rx_limiter);
-	if (net->work_fd > 0)
-		close(net->work_fd);
-	net->work_fd = -1;
-	free(net->discard_buf);
-	net->discard_buf = NULL;
 }

@@ -1,6 +1,7 @@
 /*
- * virtio-net (device ID 1): one RX/TX queue pair, the 12-byte virtio 1.x
- * header, MAC / MTU / STATUS config, and a counter for every outcome.
+ * virtio-net (device ID 1): RX/TX queue pairs (one so far), the 12-byte
+ * virtio 1.x header, MAC / MTU / STATUS config, and a counter for every
+ * outcome.
  */
 #ifndef KVMINI_NET_NET_DEVICE_H
 #define KVMINI_NET_NET_DEVICE_H
@@ -12,9 +13,11 @@
 #include "net/rate_limiter.h"
 #include "virtio/device.h"
 
-#define NET_RX_QUEUE 0
+/* Queue pairs: one until VIRTIO_NET_F_MQ is offered. */
+#define NET_MAX_QUEUE_PAIRS 1
+#define NET_RX_QUEUE 0                /* the first pair's queues */
 #define NET_TX_QUEUE 1
-#define NET_NUM_QUEUES 2
+#define NET_NUM_QUEUES (2 * NET_MAX_QUEUE_PAIRS)
 
 /* Largest frame accepted from the guest after the header (ktstr's cap:
  * 64 KiB of IP datagram plus Ethernet and VLAN headers). */
@@ -61,29 +64,41 @@ struct net_config_opts {
 	uint16_t mtu;                 /* advertised MTU (VIRTIO_NET_F_MTU) */
 };
 
-struct net_device {
-	struct virtio_device vdev;
-	struct virtqueue vqs[NET_NUM_QUEUES];
-	struct net_backend *backend;
-	struct net_backend_sink sink;
-	struct net_config_opts opts;
-	struct net_counters counters;
-	/* All fields below are touched only on the device's event-loop thread. */
+/*
+ * One receiveq/transmitq pair (virtio 5.1.2: receiveqN is queue 2N,
+ * transmitqN queue 2N+1) and its data path's state. A pair is run by one
+ * thread: today every pair runs on the device's event loop.
+ */
+struct net_queue_pair {
+	struct net_device *net;
+	struct virtqueue *rx, *tx;       /* in net->vqs */
 	struct event_source rx_event;    /* backend rx_fd (pull backends) */
 	bool rx_fd_watched;              /* rx_fd is polled only while RX has buffers */
 	struct event_source work_event;  /* self-kick when a drain used its budget */
 	int work_fd;
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
-	/* Per direction; unlimited until configured. A limited direction is
-	 * not drained (TX) or not fed (RX) until its timer fires. */
-	struct rate_limiter tx_limiter;
-	struct rate_limiter rx_limiter;
-	/* Scratch for the chains being worked on (too big for the stack) and
-	 * for frames read off a pull backend while RX is poisoned. */
+	/* The chains being worked on (too big for the stack); a held one
+	 * stays here across wake-ups (vq_hold). */
 	struct vq_chain tx_chain;
 	struct vq_chain rx_chain;
-	uint8_t *discard_buf;
+	uint8_t *discard_buf;            /* frames read off a pull backend while RX is poisoned */
+};
+
+struct net_device {
+	struct virtio_device vdev;
+	struct virtqueue vqs[NET_NUM_QUEUES];
+	struct net_queue_pair pairs[NET_MAX_QUEUE_PAIRS];
+	unsigned npairs;
+	struct net_backend *backend;
+	struct net_backend_sink sink;
+	struct net_config_opts opts;
+	struct net_counters counters;
+	/* Per direction, for the whole device (as Firecracker's); unlimited
+	 * until configured. A limited direction is not drained (TX) or not
+	 * fed (RX) until its timer fires. */
+	struct rate_limiter tx_limiter;
+	struct rate_limiter rx_limiter;
 };
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
