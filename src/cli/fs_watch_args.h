@@ -10,7 +10,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 #include "fs/host_watch.h"
 
 /* getopt_long codes of the options (outside the letters' range). */

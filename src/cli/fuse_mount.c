@@ -20,9 +20,9 @@
 #include "cli/fs_watch_args.h"
 #include "core/compiler.h"
 #include "core/log.h"
-#include "fs/fuse_compat.h"
-#include "fs/fuse_dev.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_compat.h"
+#include "fuse/fuse_dev.h"
+#include "fuse/fuse_server.h"
 #include "fs/host_watch.h"
 #include "fs/passthrough.h"
 

@@ -28,7 +28,7 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "mmds/mmds.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
 #include "net/net_device.h"

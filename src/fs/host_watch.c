@@ -20,7 +20,7 @@
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 
 /* What a directory's watch reports: its entries and its own attributes.
  * Child data and attribute events are left to the child's own watch. */

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fs/fs_backend.h"
+#include "fuse/fs_backend.h"
 
 struct memfs_opts {
 	uint64_t max_bytes;          /* 0: 256 MiB */

@@ -40,7 +40,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "fs/fs_backend.h"
+#include "fuse/fs_backend.h"
 #include "fs/host_watch.h"
 
 struct passthrough_opts {

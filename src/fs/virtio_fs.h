@@ -59,8 +59,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "fs/fuse_server.h"
-#include "fs/pause_gate.h"
+#include "fuse/fuse_server.h"
+#include "core/pause_gate.h"
 #include "virtio/device.h"
 
 #define VIRTIO_FS_HIPRIO_QUEUE 0u

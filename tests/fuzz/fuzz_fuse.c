@@ -51,8 +51,8 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
-#include "fs/fuse_compat.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_compat.h"
+#include "fuse/fuse_server.h"
 #include "fs/passthrough.h"
 #include "fuzz_input.h"
 

@@ -45,7 +45,7 @@
 #include "core/compiler.h"
 #include "core/event_loop.h"
 #include "core/log.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 #include "fs/memfs.h"
 #include "fs/virtio_fs.h"
 #include "fuzz_input.h"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "fs/fuse_backing.h"
+#include "fuse/fuse_backing.h"
 
 #define MAX_IDS 65536
 

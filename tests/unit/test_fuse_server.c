@@ -28,8 +28,8 @@
 
 #include "check.h"
 #include "core/compiler.h"
-#include "fs/fuse_compat.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_compat.h"
+#include "fuse/fuse_server.h"
 #include "fs/passthrough.h"
 
 #define NO_REPLY 1000
@@ -430,6 +430,44 @@ static void test_unknown_opcode(void)
 	}
 	fuse_server_get_counters(srv, &after);
 	CHECK_EQ(after.requests_unknown - before.requests_unknown, ARRAY_SIZE(ops));
+}
+
+/* fs_backend.h promises that a NULL optional op is answered -ENOSYS by the
+ * dispatcher: a backend without them must get -ENOSYS, not a jump to 0. */
+static void test_missing_backend_ops(void)
+{
+	const struct fs_backend_ops *real = be->ops;
+	struct fs_backend_ops sparse = *real;
+	struct fuse_open_in oi = { .flags = O_RDONLY };
+	struct fuse_fallocate_in fa = { .length = 1 };
+	struct fuse_syncfs_in sy = { 0 };
+
+	sparse.opendir = NULL;
+	sparse.readlink = NULL;
+	sparse.fallocate = NULL;
+	sparse.syncfs = NULL;
+	sparse.flush = NULL;      /* NULL flush: nothing to flush, FLUSH succeeds */
+	be->ops = &sparse;
+	rq_start(&q, FUSE_OPENDIR, 1);
+	rq_put(&q, &oi, sizeof(oi));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_READLINK, 1);
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_FALLOCATE, 1);
+	rq_put(&q, &fa, sizeof(fa));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_SYNCFS, 1);
+	rq_put(&q, &sy, sizeof(sy));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	be->ops = real;
+	/* The real table answers the same request. */
+	uint64_t fh;
+	CHECK_EQ(do_open(FUSE_OPENDIR, 1, O_RDONLY, &fh), 0);
+	CHECK_EQ(do_release(FUSE_RELEASEDIR, 1, fh), 0);
 }
 
 static void test_no_reply_ops(void)
@@ -1501,6 +1539,7 @@ int main(void)
 	RUN_TEST(test_short_requests);
 	RUN_TEST(test_request_cap);
 	RUN_TEST(test_unknown_opcode);
+	RUN_TEST(test_missing_backend_ops);
 	RUN_TEST(test_no_reply_ops);
 	RUN_TEST(test_read_small_buffers);
 	RUN_TEST(test_write_scattered);

@@ -20,7 +20,7 @@
 #include "check.h"
 #include "core/compiler.h"
 #include "core/log.h"
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 #include "fs/host_watch.h"
 #include "fs/memfs.h"
 #include "fs/passthrough.h"

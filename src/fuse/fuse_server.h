@@ -27,8 +27,8 @@
  * an iovec view), up to 40 KiB when the passthrough backend finishes a short
  * transfer; handlers allocate only for xattr values.
  */
-#ifndef KVMINI_FS_FUSE_SERVER_H
-#define KVMINI_FS_FUSE_SERVER_H
+#ifndef KVMINI_FUSE_FUSE_SERVER_H
+#define KVMINI_FUSE_FUSE_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,7 +36,7 @@
 #include <stdio.h>
 #include <sys/uio.h>
 
-#include "fs/fs_backend.h"
+#include "fuse/fs_backend.h"
 
 /* The largest request accepted, headers included (FUSE max_write fits). */
 #define FUSE_SERVER_MAX_REQUEST (8u << 20)

@@ -3,7 +3,7 @@
  * nodes (node id -> backing id, count of handles) and handles (file handle
  * -> its node).
  */
-#include "fs/fuse_backing.h"
+#include "fuse/fuse_backing.h"
 
 #include <errno.h>
 #include <pthread.h>

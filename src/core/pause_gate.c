@@ -2,7 +2,7 @@
  * Pause gate: see pause_gate.h. One mutex, two condition variables (workers
  * wait on "work", controllers on "idle").
  */
-#include "fs/pause_gate.h"
+#include "core/pause_gate.h"
 
 #include <errno.h>
 

@@ -17,13 +17,13 @@
  * fuse_dev_wait. The workers are woken for shutdown with SIGRTMIN, for which
  * fuse_dev_start installs an empty handler.
  */
-#ifndef KVMINI_FS_FUSE_DEV_H
-#define KVMINI_FS_FUSE_DEV_H
+#ifndef KVMINI_FUSE_FUSE_DEV_H
+#define KVMINI_FUSE_FUSE_DEV_H
 
 #include <signal.h>
 #include <stdbool.h>
 
-#include "fs/fuse_server.h"
+#include "fuse/fuse_server.h"
 
 #define FUSE_DEV_MAX_THREADS 64u
 

@@ -15,8 +15,8 @@
  * must itself. The one exception is reset(), which the dispatcher calls only
  * for FUSE_DESTROY and FUSE_INIT, when the client has no request in flight.
  */
-#ifndef KVMINI_FS_FS_BACKEND_H
-#define KVMINI_FS_FS_BACKEND_H
+#ifndef KVMINI_FUSE_FS_BACKEND_H
+#define KVMINI_FUSE_FS_BACKEND_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /*
  * /dev/fuse transport: mount, worker threads, shutdown.
  */
-#include "fs/fuse_dev.h"
+#include "fuse/fuse_dev.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,7 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
-#include "fs/fuse_compat.h"
+#include "fuse/fuse_compat.h"
 
 /* How long shutdown keeps nudging workers out of read() before giving up
  * on joining them (the process exits anyway, which ends the session). */

@@ -4,8 +4,8 @@
  * values and layouts are those of the 7.40 header; where 7.40 gave a name to
  * a field that 7.38 calls padding, an accessor names it here.
  */
-#ifndef KVMINI_FS_FUSE_COMPAT_H
-#define KVMINI_FS_FUSE_COMPAT_H
+#ifndef KVMINI_FUSE_FUSE_COMPAT_H
+#define KVMINI_FUSE_FUSE_COMPAT_H
 
 #include <stdint.h>
 #include <linux/fuse.h>

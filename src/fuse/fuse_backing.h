@@ -14,8 +14,8 @@
  * are ignored. Concurrency: any thread; one mutex, held across @open and
  * @close so two opens of one node cannot register two ids.
  */
-#ifndef KVMINI_FS_FUSE_BACKING_H
-#define KVMINI_FS_FUSE_BACKING_H
+#ifndef KVMINI_FUSE_FUSE_BACKING_H
+#define KVMINI_FUSE_FUSE_BACKING_H
 
 #include <stdint.h>
 

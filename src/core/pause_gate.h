@@ -17,8 +17,8 @@
  * Calling context: any thread. pause_gate_wait_idle() must not be called by
  * a worker that is inside the gate (it would wait for itself).
  */
-#ifndef KVMINI_FS_PAUSE_GATE_H
-#define KVMINI_FS_PAUSE_GATE_H
+#ifndef KVMINI_CORE_PAUSE_GATE_H
+#define KVMINI_CORE_PAUSE_GATE_H
 
 #include <pthread.h>
 #include <stdbool.h>
