@@ -1,16 +1,17 @@
 /*
  * vhost-user backend server (see vhost_user.h).
  *
- * Order: private structs; request table and validation; message I/O; ring
- * lifecycle; request handlers; dispatch; transport callbacks (device ->
- * front-end); back-end channel; connection and listener; public API.
+ * This file is the session: ring lifecycle, request handlers, dispatch,
+ * transport callbacks (device -> front-end), public API. The request table
+ * and validation are in vhost_user_validate.c, framing and the connection
+ * in vhost_user_conn.c (their shared internals: vhost_user_internal.h).
  *
  * Calling context: everything runs on s->loop's thread. Peer input is never
  * trusted: every message is checked against its table row before a handler
  * sees it, no peer value reaches an assert, and a message the server cannot
  * honour is answered with a failure (REPLY_ACK) or ends the connection.
  */
-#include "transport/vhost_user.h"
+#include "transport/vhost_user_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,346 +26,6 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
-
-/* Peer-error lines logged per connection; a hostile front-end asking for
- * acks could otherwise flood the operator's log. */
-#define VU_WARN_BUDGET 32
-/* Messages handled per wake-up before the loop serves other fds (fairness). */
-#define VU_MSGS_PER_WAKEUP 64
-#define VU_LISTEN_BACKLOG 4
-
-struct vhost_user_vring {
-	struct vhost_user_server *server;
-	unsigned index;
-
-	/* Configuration from the front-end; applied to dev->vqs[index] only
-	 * when the device is started, since virtio_device_reset clears those. */
-	uint16_t num;                /* 0: not set yet */
-	uint16_t base;               /* next avail index; updated when stopped */
-	bool has_base;
-	bool has_addr;
-	bool running;                /* dev->vqs[index] started: its base is live */
-	uint64_t desc_uva, avail_uva, used_uva;   /* front-end addresses */
-
-	bool enabled;                /* SET_VRING_ENABLE, or no protocol features */
-	bool kick_ready;             /* a kick source exists; GET_VRING_BASE clears */
-	int kick_fd;
-	struct event_source kick_src;
-	int call_fd;
-	bool call_is_socket;         /* UML passes a socketpair, QEMU an eventfd */
-	int err_fd;                  /* kept only to be closed: never signalled */
-	bool call_pending;           /* in-band call waiting for channel room */
-};
-
-/* The message being received: bytes and fds can arrive in pieces. */
-struct vhost_user_rx {
-	struct vhost_user_hdr hdr;
-	union vhost_user_payload payload;
-	size_t have;                 /* header + payload bytes received */
-	int fds[VHOST_USER_MAX_FDS];
-	unsigned nfds;
-	bool fds_overflow;           /* more fds than any request carries */
-};
-
-/* One request on its way through validation and its handler. */
-struct vu_req {
-	const struct vhost_user_hdr *hdr;
-	union vhost_user_payload *p;
-	int *fds;                    /* a handler keeps fds[i] by setting it to -1 */
-	unsigned nfds;
-	union vhost_user_payload *reply;
-	uint32_t reply_size;
-	const char *why;             /* reason for a refusal, for the log */
-};
-
-typedef int (*vu_handler_fn)(struct vhost_user_server *s, struct vu_req *req);
-
-static void vu_disconnect(struct vhost_user_server *s, bool final);
-static void vu_close_backend(struct vhost_user_server *s);
-
-/* ---- request table and validation ---------------------------------- */
-
-static const struct vhost_user_req_rule req_rules[VHOST_USER_REQUEST_LIMIT] = {
-#define VU_RULE(n, id, mn, mx, f, q, rep, pfbit) \
-	[id] = { .name = #n, .min_size = (mn), .max_size = (mx), .fds = (f), \
-		 .queue = (q), .reply = (rep), .pf = (pfbit) },
-	VHOST_USER_REQUESTS(VU_RULE)
-#undef VU_RULE
-};
-
-const struct vhost_user_req_rule *vhost_user_req_rule(uint32_t request)
-{
-	if (request >= ARRAY_SIZE(req_rules) || !req_rules[request].name)
-		return NULL;
-	return &req_rules[request];
-}
-
-const char *vhost_user_req_name(uint32_t request)
-{
-	const struct vhost_user_req_rule *rule = vhost_user_req_rule(request);
-	return rule ? rule->name : "unknown";
-}
-
-int vhost_user_check_header(const struct vhost_user_hdr *hdr)
-{
-	if ((hdr->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION)
-		return -EPROTO;
-	if (hdr->flags & ~VHOST_USER_FLAGS_KNOWN || hdr->flags & VHOST_USER_FLAG_REPLY)
-		return -EPROTO;
-	if (hdr->size > VHOST_USER_PAYLOAD_MAX)
-		return -EPROTO;
-	return 0;
-}
-
-static uint64_t vu_offered_pf(const struct vhost_user_server *s)
-{
-	return s->opts.protocol_features & VHOST_USER_PROTOCOL_FEATURES_SUPPORTED;
-}
-
-static bool vu_has_pf(const struct vhost_user_server *s, unsigned bit)
-{
-	return (s->protocol_features >> bit) & 1;
-}
-
-/* [a, a + len) wraps past 2^64 (len 0 never wraps). */
-static bool range_wraps(uint64_t a, uint64_t len)
-{
-	return len && a + (len - 1) < a;
-}
-
-static int vu_check_queue(const struct vhost_user_server *s, const struct vhost_user_req_rule *rule,
-			  const union vhost_user_payload *p, const char **why)
-{
-	uint64_t idx;
-
-	switch (rule->queue) {
-	case VU_Q_NONE:
-		return 0;
-	case VU_Q_STATE:   /* vhost_vring_addr.index sits where state.index does */
-		idx = p->state.index;
-		break;
-	case VU_Q_U64:
-		if (p->u64 & ~(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD_MASK)) {
-			*why = "undefined bits set in the ring index word";
-			return -EINVAL;
-		}
-		idx = p->u64 & VHOST_USER_VRING_IDX_MASK;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (idx >= s->dev->num_queues) {
-		*why = "ring index out of range";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static unsigned vu_expected_fds(const struct vhost_user_req_rule *rule,
-				const union vhost_user_payload *p)
-{
-	switch (rule->fds) {
-	case VU_FDS_ONE:
-		return 1;
-	case VU_FDS_UNLESS_NOFD:
-		return (p->u64 & VHOST_USER_VRING_NOFD_MASK) ? 0 : 1;
-	case VU_FDS_PER_REGION:
-		return p->memory.nregions;
-	case VU_FDS_NONE:
-	default:
-		return 0;
-	}
-}
-
-/* SET_MEM_TABLE: UML sends room for two regions with one in use (72 bytes),
- * QEMU exactly as many as it uses, so the payload must cover the count, not
- * equal it. */
-static int vu_check_mem_table(const struct vhost_user_hdr *hdr, const struct vhost_user_memory *m,
-			      const char **why)
-{
-	if (m->nregions > VHOST_USER_MAX_REGIONS) {
-		*why = "more than 8 memory regions";
-		return -EINVAL;
-	}
-	if (hdr->size < VHOST_USER_MEM_HDR_SIZE + m->nregions * sizeof(m->regions[0])) {
-		*why = "payload shorter than its memory regions";
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < m->nregions; i++) {
-		const struct vhost_user_mem_region *r = &m->regions[i];
-		if (r->size == 0 || range_wraps(r->gpa, r->size) || range_wraps(r->uva, r->size) ||
-		    range_wraps(r->mmap_offset, r->size)) {
-			*why = "empty or wrapping memory region";
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-static int vu_check_config(const struct vhost_user_hdr *hdr, const struct vhost_user_config *c,
-			   const char **why)
-{
-	if (c->size > VHOST_USER_CONFIG_MAX || hdr->size != VHOST_USER_CONFIG_HDR_SIZE + c->size) {
-		*why = "config size does not match the payload";
-		return -EINVAL;
-	}
-	if (hdr->request == VHOST_USER_SET_CONFIG && c->flags > VHOST_USER_CONFIG_F_MIGRATION) {
-		*why = "undefined SET_CONFIG flags";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static bool is_pow2(uint32_t n)
-{
-	return n && !(n & (n - 1));
-}
-
-/* The values handlers rely on, per request. */
-static int vu_check_values(const struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
-			   const union vhost_user_payload *p, const char **why)
-{
-	switch (hdr->request) {
-	case VHOST_USER_SET_MEM_TABLE:
-		return vu_check_mem_table(hdr, &p->memory, why);
-	case VHOST_USER_SET_VRING_NUM:
-		if (!is_pow2(p->state.num) || p->state.num > VHOST_USER_VRING_MAX) {
-			*why = "ring size not a power of two up to 32768";
-			return -EINVAL;
-		}
-		return 0;
-	case VHOST_USER_SET_VRING_BASE:
-		if (p->state.num > UINT16_MAX) {
-			*why = "ring base above 65535 (packed rings are not served)";
-			return -EINVAL;
-		}
-		return 0;
-	case VHOST_USER_SET_VRING_ENABLE:
-		if (p->state.num > 1) {
-			*why = "ring enable not 0 or 1";
-			return -EINVAL;
-		}
-		return 0;
-	case VHOST_USER_GET_CONFIG:
-	case VHOST_USER_SET_CONFIG:
-		return vu_check_config(hdr, &p->config, why);
-	case VHOST_USER_SET_PROTOCOL_FEATURES:
-		if (p->u64 & ~vu_offered_pf(s)) {
-			*why = "protocol features not offered";
-			return -EINVAL;
-		}
-		return 0;
-	default:
-		return 0;
-	}
-}
-
-int vhost_user_validate(const struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
-			const union vhost_user_payload *p, unsigned nfds, const char **why)
-{
-	const struct vhost_user_req_rule *rule = vhost_user_req_rule(hdr->request);
-	int r;
-
-	if (!rule) {
-		*why = "request not served";
-		return -EOPNOTSUPP;
-	}
-	if (hdr->size < rule->min_size || hdr->size > rule->max_size) {
-		*why = "wrong payload size";
-		return -EINVAL;
-	}
-	if (rule->pf != VU_PF_NONE && !vu_has_pf(s, (unsigned)rule->pf)) {
-		*why = "its protocol feature was not negotiated";
-		return -EPERM;
-	}
-	r = vu_check_queue(s, rule, p, why);
-	if (r < 0)
-		return r;
-	r = vu_check_values(s, hdr, p, why);
-	if (r < 0)
-		return r;
-	if (nfds != vu_expected_fds(rule, p)) {
-		*why = "wrong number of file descriptors";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* ---- message I/O --------------------------------------------------- */
-
-static void vu_warn(struct vhost_user_server *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void vu_warn(struct vhost_user_server *s, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	if (!s->warn_budget)
-		return;
-	if (--s->warn_budget == 0)
-		log_warn("vhost-user: further front-end errors on this connection are not logged");
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	log_warn("vhost-user: %s", line);
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static int set_nonblock(int fd)
-{
-	int flags = fcntl(fd, F_GETFL);
-
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
-static int take_fd(int *fds, unsigned i)
-{
-	int fd = fds[i];
-	fds[i] = -1;
-	return fd;
-}
-
-/* Send one whole message without blocking. A short write loses the framing,
- * so it counts as a failure like any other. */
-static int vu_sendmsg(int fd, uint32_t request, uint32_t flags, const void *payload,
-		      uint32_t size)
-{
-	struct vhost_user_hdr hdr = { .request = request, .flags = flags, .size = size };
-	struct iovec iov[2] = {
-		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = (void *)payload, .iov_len = size },
-	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = size ? 2 : 1 };
-	ssize_t n;
-
-	do {
-		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == sizeof(hdr) + size ? 0 : -EIO;
-}
-
-/* Replies carry flags exactly VERSION | REPLY (UML insists). The front-end
- * waits for each reply, so a full socket means it is not reading: fail. */
-static int vu_reply(struct vhost_user_server *s, uint32_t request, const void *payload,
-		    uint32_t size)
-{
-	int r = vu_sendmsg(s->conn_fd, request, VHOST_USER_REPLY_FLAGS, payload, size);
-
-	if (r == 0)
-		s->counters.tx_replies++;
-	return r;
-}
 
 /* ---- ring lifecycle ------------------------------------------------ */
 
@@ -516,7 +177,7 @@ static void vu_set_kick_fd(struct vhost_user_server *s, struct vhost_user_vring 
 	/* Unwatch before close: the front-end still holds the file, so epoll
 	 * would keep reporting it after our fd is gone. */
 	event_loop_unwatch(s->loop, &vr->kick_src);
-	close_fd(&vr->kick_fd);
+	vu_close_fd(&vr->kick_fd);
 	vr->kick_fd = fd;
 }
 
@@ -533,14 +194,14 @@ static void vu_vring_init(struct vhost_user_server *s, unsigned q)
 }
 
 /* Forget a ring's session state and close its fds. */
-static void vu_vring_clear(struct vhost_user_server *s, unsigned q)
+void vu_vring_clear(struct vhost_user_server *s, unsigned q)
 {
 	struct vhost_user_vring *vr = &s->vrings[q];
 
 	vu_set_kick_fd(s, vr, -1);
-	close_fd(&vr->err_fd);
+	vu_close_fd(&vr->err_fd);
 	pthread_mutex_lock(&s->call_lock);
-	close_fd(&vr->call_fd);
+	vu_close_fd(&vr->call_fd);
 	vu_vring_init(s, q);
 	pthread_mutex_unlock(&s->call_lock);
 }
@@ -641,8 +302,8 @@ static int vu_set_mem_table(struct vhost_user_server *s, struct vu_req *req)
 	}
 	/* The mappings hold the files; the fds are no longer needed. */
 	for (unsigned i = 0; i < req->nfds; i++) {
-		int fd = take_fd(req->fds, i);
-		close_fd(&fd);
+		int fd = vu_take_fd(req->fds, i);
+		vu_close_fd(&fd);
 	}
 	if (r < 0) {
 		guest_mem_clear(&next);
@@ -713,7 +374,7 @@ static int vu_get_vring_base(struct vhost_user_server *s, struct vu_req *req)
 static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
-	int fd = req->nfds ? take_fd(req->fds, 0) : -1;
+	int fd = req->nfds ? vu_take_fd(req->fds, 0) : -1;
 	int r;
 
 	if (fd < 0) {
@@ -727,7 +388,7 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 	}
 	/* Never block the loop on a kick source, whatever the front-end does.
 	 * The flag is shared with the front-end's copy, which only writes. */
-	if (set_nonblock(fd) < 0) {
+	if (vu_set_nonblock(fd) < 0) {
 		close(fd);
 		req->why = "kick fd unusable";
 		return -EINVAL;
@@ -747,11 +408,11 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
-	int fd = req->nfds ? take_fd(req->fds, 0) : -1;
+	int fd = req->nfds ? vu_take_fd(req->fds, 0) : -1;
 	struct stat st;
 
 	pthread_mutex_lock(&s->call_lock);
-	close_fd(&vr->call_fd);
+	vu_close_fd(&vr->call_fd);
 	pthread_mutex_unlock(&s->call_lock);
 	vr->call_pending = false;
 	if (fd < 0)
@@ -771,7 +432,7 @@ static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
 	bool is_socket = S_ISSOCK(st.st_mode);
 	/* Sockets are written with MSG_DONTWAIT; an eventfd the front-end
 	 * filled to the brim must not block the loop either. */
-	if (!is_socket && set_nonblock(fd) < 0) {
+	if (!is_socket && vu_set_nonblock(fd) < 0) {
 		close(fd);
 		req->why = "call fd unusable";
 		return -EINVAL;
@@ -787,9 +448,9 @@ static int vu_set_vring_err(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	close_fd(&vr->err_fd);
+	vu_close_fd(&vr->err_fd);
 	if (req->nfds)
-		vr->err_fd = take_fd(req->fds, 0);
+		vr->err_fd = vu_take_fd(req->fds, 0);
 	return 0;
 }
 
@@ -837,11 +498,10 @@ static int vu_set_vring_enable(struct vhost_user_server *s, struct vu_req *req)
 	return 0;
 }
 
-static void vu_backend_event(struct event_source *src, uint32_t events);
 
 static int vu_set_backend_req_fd(struct vhost_user_server *s, struct vu_req *req)
 {
-	int fd = take_fd(req->fds, 0);
+	int fd = vu_take_fd(req->fds, 0);
 	struct stat st;
 	int r;
 
@@ -962,7 +622,7 @@ static void vu_close_unused(struct vhost_user_server *s, int *fds, unsigned nfds
 	for (unsigned i = 0; i < nfds; i++) {
 		if (fds[i] >= 0) {
 			s->counters.rx_fds_unused++;
-			close_fd(&fds[i]);
+			vu_close_fd(&fds[i]);
 		}
 	}
 }
@@ -1019,7 +679,7 @@ int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_h
 
 /* ---- transport callbacks (device -> front-end) --------------------- */
 
-static void vu_backend_want_out(struct vhost_user_server *s, bool on)
+void vu_backend_want_out(struct vhost_user_server *s, bool on)
 {
 	if (s->backend_wants_out == on || s->backend_fd < 0)
 		return;
@@ -1036,7 +696,7 @@ static int vu_backend_send(struct vhost_user_server *s, uint32_t request, const 
 }
 
 /* Send an in-band call; false when the channel is full (kept pending). */
-static bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr)
+bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr)
 {
 	struct vhost_vring_state st = { .index = vr->index, .num = 0 };
 	int r = vu_backend_send(s, VHOST_USER_BACKEND_VRING_CALL, &st, sizeof(st));
@@ -1115,7 +775,7 @@ static bool vu_signal_used_direct(struct virtio_transport *t, unsigned q)
 	return sent;
 }
 
-static void vu_send_config_change(struct vhost_user_server *s)
+void vu_send_config_change(struct vhost_user_server *s)
 {
 	int r = vu_backend_send(s, VHOST_USER_BACKEND_CONFIG_CHANGE_MSG, NULL, 0);
 
@@ -1147,349 +807,13 @@ static const struct virtio_transport_ops vu_transport_ops = {
 	.signal_config = vu_signal_config,
 };
 
-/* ---- back-end channel ---------------------------------------------- */
-
-/*
- * Take the SCM_RIGHTS fds of a received message: up to @max into @fds
- * (counted in *@nfds), the rest closed. Returns true when some were closed.
- */
-static bool vu_take_cmsg_fds(struct msghdr *mh, int *fds, unsigned *nfds, unsigned max)
-{
-	bool closed = false;
-
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
-			if (*nfds < max) {
-				fds[(*nfds)++] = fd;
-			} else {
-				close(fd);
-				closed = true;
-			}
-		}
-	}
-	return closed;
-}
-
-static void vu_close_fds_in(struct msghdr *mh)
-{
-	unsigned none = 0;
-
-	vu_take_cmsg_fds(mh, NULL, &none, 0);
-}
-
-static void vu_close_backend(struct vhost_user_server *s)
-{
-	if (s->backend_fd < 0)
-		return;
-	event_loop_unwatch(s->loop, &s->backend_src);
-	close_fd(&s->backend_fd);
-	s->backend_wants_out = false;
-	s->config_pending = false;
-	for (unsigned q = 0; q < s->dev->num_queues; q++) {
-		if (s->vrings[q].call_pending)
-			s->counters.tx_calls_dropped++;
-		s->vrings[q].call_pending = false;
-	}
-}
-
-/* Retry what waited for room on the channel. */
-static void vu_backend_flush(struct vhost_user_server *s)
-{
-	vu_backend_want_out(s, false);
-	if (s->config_pending)
-		vu_send_config_change(s);
-	for (unsigned q = 0; q < s->dev->num_queues && s->backend_fd >= 0; q++) {
-		if (s->vrings[q].call_pending && !vu_call_inband(s, &s->vrings[q]))
-			return;
-	}
-}
-
-/* The front-end answers here only when asked for an ack, which the server
- * never does: discard whatever comes, close any fds, and drop the channel at
- * EOF. */
-static void vu_backend_drain(struct vhost_user_server *s)
-{
-	for (unsigned i = 0; i < VU_MSGS_PER_WAKEUP && s->backend_fd >= 0; i++) {
-		char buf[256];
-		union {
-			struct cmsghdr align;
-			char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-		} ctrl;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = ctrl.buf, .msg_controllen = sizeof(ctrl.buf) };
-		ssize_t n = recvmsg(s->backend_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-		if (n > 0) {
-			vu_close_fds_in(&mh);
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		vu_close_backend(s);
-	}
-}
-
-static void vu_backend_event(struct event_source *src, uint32_t events)
-{
-	struct vhost_user_server *s = container_of(src, struct vhost_user_server, backend_src);
-
-	if (events & EPOLLOUT)
-		vu_backend_flush(s);
-	if (s->backend_fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-		vu_backend_drain(s);
-}
-
-/* ---- connection and listener --------------------------------------- */
-
-static void vu_rx_clear(struct vhost_user_rx *rx)
-{
-	for (unsigned i = 0; i < rx->nfds; i++)
-		close(rx->fds[i]);
-	memset(rx, 0, sizeof(*rx));
-}
-
-/* Keep the fds that came with these bytes; more than any request carries
- * is a protocol error (the kernel already dropped what did not fit). */
-static void vu_rx_take_fds(struct vhost_user_rx *rx, struct msghdr *mh)
-{
-	if (mh->msg_flags & MSG_CTRUNC)
-		rx->fds_overflow = true;
-	if (vu_take_cmsg_fds(mh, rx->fds, &rx->nfds, VHOST_USER_MAX_FDS))
-		rx->fds_overflow = true;
-}
-
-/* Receive up to @len bytes of the current message. Returns bytes read,
- * -EAGAIN, or -errno (-ECONNRESET at EOF). */
-static ssize_t vu_recv(struct vhost_user_server *s, void *buf, size_t len)
-{
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)];
-	} ctrl;
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = ctrl.buf, .msg_controllen = sizeof(ctrl.buf) };
-	ssize_t n;
-
-	do {
-		n = recvmsg(s->conn_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	vu_rx_take_fds(s->rx, &mh);
-	return n ? n : -ECONNRESET;
-}
-
-/*
- * Read what is missing of the current message (exactly, so fds are never
- * taken from the next one) and dispatch it once complete. Returns 1 after
- * progress, 0 when the socket is empty, -errno when the connection ends.
- */
-static int vu_rx_step(struct vhost_user_server *s)
-{
-	struct vhost_user_rx *rx = s->rx;
-	bool in_hdr = rx->have < VHOST_USER_HDR_SIZE;
-	size_t end = in_hdr ? VHOST_USER_HDR_SIZE : VHOST_USER_HDR_SIZE + rx->hdr.size;
-	uint8_t *dst = in_hdr ? (uint8_t *)&rx->hdr + rx->have
-			      : rx->payload.raw + (rx->have - VHOST_USER_HDR_SIZE);
-	ssize_t n = vu_recv(s, dst, end - rx->have);
-
-	if (n == -EAGAIN || n == -EWOULDBLOCK)
-		return 0;
-	if (n < 0)
-		return (int)n;
-	rx->have += (size_t)n;
-	if (rx->have == VHOST_USER_HDR_SIZE && vhost_user_check_header(&rx->hdr) < 0) {
-		vu_warn(s, "bad message header (request %u, flags 0x%x, size %u)",
-			rx->hdr.request, rx->hdr.flags, rx->hdr.size);
-		return -EPROTO;
-	}
-	if (rx->have < VHOST_USER_HDR_SIZE || rx->have < VHOST_USER_HDR_SIZE + rx->hdr.size)
-		return 1;
-	if (rx->fds_overflow) {
-		vu_warn(s, "more than %u fds with one message", VHOST_USER_MAX_FDS);
-		return -EPROTO;
-	}
-
-	struct vhost_user_hdr hdr = rx->hdr;
-	int fds[VHOST_USER_MAX_FDS];
-	unsigned nfds = rx->nfds;
-	memcpy(fds, rx->fds, sizeof(fds));
-	rx->nfds = 0;          /* the fds now belong to vhost_user_handle_msg */
-	rx->have = 0;
-	int r = vhost_user_handle_msg(s, &hdr, rx->payload.raw, fds, nfds);
-	return r < 0 ? r : 1;
-}
-
-static void vu_conn_event(struct event_source *src, uint32_t events)
-{
-	struct vhost_user_server *s = container_of(src, struct vhost_user_server, conn_src);
-
-	for (unsigned i = 0; i < VU_MSGS_PER_WAKEUP && s->conn_fd >= 0; i++) {
-		int r = vu_rx_step(s);
-		if (r == 0)
-			return;
-		if (r < 0) {
-			if (r == -ECONNRESET)
-				log_info("vhost-user: front-end closed the connection");
-			else if (s->conn_fd >= 0)
-				s->counters.disconnects_error++;
-			vu_disconnect(s, false);
-			return;
-		}
-	}
-}
-
-static void vu_listen_event(struct event_source *src, uint32_t events);
-
-static void vu_session_reset(struct vhost_user_server *s)
-{
-	for (unsigned q = 0; q < s->dev->num_queues; q++)
-		vu_vring_clear(s, q);
-	vu_close_backend(s);
-	vu_rx_clear(s->rx);
-	s->owner = false;
-	s->protocol_features_acked = false;
-	s->protocol_features = 0;
-	s->warn_budget = VU_WARN_BUDGET;
-}
-
-/*
- * End the session: the device stops (and forgets the negotiation) before its
- * memory is unmapped, every fd from the front-end is closed, and the
- * listener takes the next front-end. @final: the server is being destroyed.
- */
-static void vu_disconnect(struct vhost_user_server *s, bool final)
-{
-	if (s->conn_fd < 0)
-		return;
-	virtio_device_reset(s->dev);
-	s->dev->mem = NULL;
-	guest_mem_clear(&s->mem);
-	vu_session_reset(s);
-	event_loop_unwatch(s->loop, &s->conn_src);
-	close_fd(&s->conn_fd);
-	log_info("vhost-user: front-end disconnected; %s reset", s->dev->ops->name);
-	if (final)
-		return;
-	if (s->listen_fd >= 0 &&
-	    event_loop_watch(s->loop, &s->listen_src, s->listen_fd, EPOLLIN, vu_listen_event,
-			     "vhost-user listener") < 0)
-		log_err("vhost-user: cannot watch the listening socket again");
-	if (s->opts.on_disconnect)
-		s->opts.on_disconnect(s, s->opts.opaque);
-}
-
-/* Take @fd as the front-end. One at a time: the listener is not watched
- * while a front-end is served, so the next one waits in the backlog. */
-static int vu_connect(struct vhost_user_server *s, int fd)
-{
-	int r;
-
-	if (s->conn_fd >= 0) {
-		close(fd);
-		return -EBUSY;
-	}
-	r = event_loop_watch(s->loop, &s->conn_src, fd, EPOLLIN, vu_conn_event,
-			     "vhost-user connection");
-	if (r < 0) {
-		close(fd);
-		return r;
-	}
-	s->conn_fd = fd;
-	vu_session_reset(s);
-	if (s->listen_fd >= 0)
-		event_loop_unwatch(s->loop, &s->listen_src);
-	s->counters.connections++;
-	log_info("vhost-user: front-end connected%s%s", s->socket_path ? " on " : "",
-		 s->socket_path ? s->socket_path : "");
-	return 0;
-}
-
-static void vu_listen_event(struct event_source *src, uint32_t events)
-{
-	struct vhost_user_server *s = container_of(src, struct vhost_user_server, listen_src);
-	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("vhost-user: accept on %s: %s", s->socket_path, strerror(errno));
-		return;
-	}
-	vu_connect(s, fd);
-}
-
-/* A socket file left by a dead server is removed; a live server (it accepts
- * or its backlog is full) or a file that is not a socket is left alone. */
-static int vu_remove_stale(const struct sockaddr_un *addr)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(addr->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	bool live = r == 0 || errno == EAGAIN || errno == EINPROGRESS;
-	close(fd);
-	if (live)
-		return -EADDRINUSE;
-	if (unlink(addr->sun_path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static int vu_listen(struct vhost_user_server *s, const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	size_t len = strlen(path);
-	int r;
-
-	if (len == 0)
-		return -EINVAL;
-	if (len >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, path, len + 1);
-	r = vu_remove_stale(&addr);
-	if (r < 0)
-		return r;
-	s->socket_path = strdup(path);
-	if (!s->socket_path)
-		return -ENOMEM;
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0)
-		return -errno;
-	if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		return -errno;
-	if (listen(s->listen_fd, VU_LISTEN_BACKLOG) < 0) {
-		r = -errno;
-		unlink(path);
-		return r;
-	}
-	r = event_loop_watch(s->loop, &s->listen_src, s->listen_fd, EPOLLIN, vu_listen_event,
-			     "vhost-user listener");
-	if (r < 0)
-		unlink(path);
-	return r;
-}
-
 /* ---- public API ---------------------------------------------------- */
 
 static void vu_free(struct vhost_user_server *s)
 {
 	if (s->listen_fd >= 0) {
 		event_loop_unwatch(s->loop, &s->listen_src);
-		close_fd(&s->listen_fd);
+		vu_close_fd(&s->listen_fd);
 	}
 	free(s->socket_path);
 	s->socket_path = NULL;
@@ -1556,7 +880,7 @@ void vhost_user_server_destroy(struct vhost_user_server *s)
 
 int vhost_user_server_adopt(struct vhost_user_server *s, int fd)
 {
-	int r = set_nonblock(fd);
+	int r = vu_set_nonblock(fd);
 
 	if (r == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
 		r = -errno;
