@@ -237,6 +237,11 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 		return VQ_POP_POISONED;
 	if (!vq->started)
 		return VQ_POP_EMPTY;
+	uint16_t avail_idx = load_avail_idx(vq);
+	/* Spec 2.7.6: the driver never has more than size entries outstanding;
+	 * a held chain is one of them (it is checked as if given back). */
+	if ((uint16_t)(avail_idx - vq_base(vq)) > vq->size)
+		return poison(vq, VQ_POISON_AVAIL_IDX);
 	if (vq->held) {
 		struct vq_chain *held = vq->held;
 		vq->held = NULL;
@@ -245,11 +250,7 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 		/* Another buffer: walk the chain again into it. */
 		vq_unpop(vq);
 	}
-	uint16_t avail_idx = load_avail_idx(vq);
 	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
-	/* Spec 2.7.6: the driver never has more than size entries outstanding. */
-	if (pending > vq->size)
-		return poison(vq, VQ_POISON_AVAIL_IDX);
 	if (pending == 0)
 		return VQ_POP_EMPTY;
 	uint16_t head = GUEST_LOAD(&vq->avail->ring[vq->last_avail_idx & (vq->size - 1)]);

@@ -90,6 +90,10 @@ struct acct {
 	uint16_t last_before, used_before, npending;
 	bool poisoned_before, valid_before;
 	struct pending pend[MAX_QSIZE];
+	/* The chain the device holds (vq_hold) as it walked it when popped:
+	 * the guest may rewrite its descriptors meanwhile, the device keeps
+	 * the buffers it took. */
+	struct pending held;
 };
 
 static struct acct acct[2];
@@ -155,17 +159,19 @@ static void snapshot_queue(unsigned q)
 	struct virtqueue *vq = &net.vqs[q];
 	struct vd_queue *d = &dq[q];
 
-	a->last_before = vq->last_avail_idx;
+	/* vq_base: a chain held over from an earlier call counts as not yet
+	 * taken, so its completion in this call is accounted here. */
+	a->last_before = vq_base(vq);
 	a->used_before = vq->used_idx;
 	a->poisoned_before = vq->faults.poisoned != VQ_POISON_NONE;
 	a->npending = 0;
 	log_read(NULL, d->avail_gpa + 2, 2);
-	uint16_t pending = (uint16_t)(avail_idx_of(d) - vq->last_avail_idx);
+	uint16_t pending = (uint16_t)(avail_idx_of(d) - a->last_before);
 	a->valid_before = pending <= d->size;
 	if (!a->valid_before || !vq->started)
 		return;
 	for (uint16_t k = 0; k < pending; k++) {
-		uint16_t slot = (uint16_t)((vq->last_avail_idx + k) % d->size);
+		uint16_t slot = (uint16_t)((a->last_before + k) % d->size);
 		struct pending *p = &a->pend[a->npending++];
 		log_read(NULL, d->avail_gpa + 4 + 2ull * slot, 2);
 		p->head = d->avail->ring[slot];
@@ -173,6 +179,8 @@ static void snapshot_queue(unsigned q)
 		if (p->head >= d->size)
 			break;               /* the device stops (poisons) here */
 	}
+	if (vq->held && a->npending)
+		a->pend[0] = a->held;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -207,7 +215,7 @@ static bool rx_writes_hit_used(uint16_t consumed)
 }
 
 /* Record the chains the device consumed in the call. */
-static void account_pops(unsigned q, uint16_t consumed)
+static void account_pops(unsigned q, uint16_t consumed, uint16_t walked)
 {
 	struct acct *a = &acct[q];
 	struct virtqueue *vq = &net.vqs[q];
@@ -228,6 +236,9 @@ static void account_pops(unsigned q, uint16_t consumed)
 		if (in_len > a->bound[p->head])
 			a->bound[p->head] = in_len;
 	}
+	/* Popped but held: remember the chain as the device took it. */
+	if (walked > consumed && consumed < a->npending)
+		a->held = a->pend[consumed];
 	/* Poisoned in this call: the model must agree the ring was broken. */
 	if (vq->faults.poisoned && !a->poisoned_before &&
 	    !(consumed < a->npending && a->pend[consumed].head >= dq[q].size))
@@ -317,12 +328,12 @@ static void after_call(void)
 	for (unsigned q = 0; q < 2; q++)
 		pushed[q] = (uint16_t)(net.vqs[q].used_idx - acct[q].used_before);
 	check_counters(pushed[NET_RX_QUEUE], pushed[NET_TX_QUEUE]);
-	uint16_t rx_consumed = (uint16_t)(net.vqs[NET_RX_QUEUE].last_avail_idx -
+	uint16_t rx_consumed = (uint16_t)(vq_base(&net.vqs[NET_RX_QUEUE]) -
 					  acct[NET_RX_QUEUE].last_before);
 	bool used_clobbered = rx_writes_hit_used(rx_consumed);
 	for (unsigned q = 0; q < 2; q++) {
 		struct acct *a = &acct[q];
-		uint16_t consumed = (uint16_t)(net.vqs[q].last_avail_idx - a->last_before);
+		uint16_t consumed = (uint16_t)(vq_base(&net.vqs[q]) - a->last_before);
 		if (pushed[q] > consumed)
 			FAIL("q%u: %u completions for %u chains taken", q, pushed[q], consumed);
 		if (!same || used_clobbered) {
@@ -333,7 +344,7 @@ static void after_call(void)
 			a->seen_used = net.vqs[q].published_idx;
 			continue;
 		}
-		account_pops(q, consumed);
+		account_pops(q, consumed, (uint16_t)(net.vqs[q].last_avail_idx - a->last_before));
 		read_used(q);
 	}
 }
