@@ -12,6 +12,8 @@
 int event_loop_init(struct event_loop *loop)
 {
 	loop->stop = false;
+	loop->deferred = loop->running = NULL;
+	loop->deferred_tail = &loop->deferred;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return loop->epfd < 0 ? -errno : 0;
 }
@@ -58,10 +60,78 @@ void event_loop_unwatch(struct event_loop *loop, struct event_source *src)
 	src->registered = false;
 }
 
+void event_loop_defer(struct event_loop *loop, struct event_deferred *d, event_deferred_fn fn)
+{
+	if (d->queued)
+		return;
+	d->fn = fn;
+	d->next = NULL;
+	d->queued = true;
+	*loop->deferred_tail = d;
+	loop->deferred_tail = &d->next;
+}
+
+/* Unlink @d from the list at @head; true if it was there. */
+static bool unlink_from(struct event_deferred **head, struct event_deferred *d,
+			struct event_deferred ***tail)
+{
+	for (struct event_deferred **pp = head; *pp; pp = &(*pp)->next) {
+		if (*pp != d)
+			continue;
+		*pp = d->next;
+		if (tail && *tail == &d->next)
+			*tail = pp;
+		return true;
+	}
+	return false;
+}
+
+void event_loop_cancel(struct event_loop *loop, struct event_deferred *d)
+{
+	if (!d->queued)
+		return;
+	/* Queued for the next round, or still waiting in the round running. */
+	if (!unlink_from(&loop->deferred, d, &loop->deferred_tail))
+		unlink_from(&loop->running, d, NULL);
+	d->queued = false;
+}
+
+/* Run what was queued before this call; work queued meanwhile waits for
+ * the next round, so a drain that keeps requeueing cannot starve the fds. */
+static int run_deferred(struct event_loop *loop)
+{
+	int ran = 0;
+
+	loop->running = loop->deferred;
+	loop->deferred = NULL;
+	loop->deferred_tail = &loop->deferred;
+	while (loop->running && !loop->stop) {
+		struct event_deferred *d = loop->running;
+		loop->running = d->next;
+		d->queued = false;
+		d->fn(d);
+		ran++;
+	}
+	/* Stopped midway: what did not run goes first in the next round. */
+	if (loop->running) {
+		struct event_deferred *last = loop->running;
+		while (last->next)
+			last = last->next;
+		last->next = loop->deferred;
+		if (!loop->deferred)
+			loop->deferred_tail = &last->next;
+		loop->deferred = loop->running;
+		loop->running = NULL;
+	}
+	return ran;
+}
+
 int event_loop_once(struct event_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EVENTS_PER_WAIT];
 
+	if (loop->deferred)
+		timeout_ms = 0;
 	int n = epoll_wait(loop->epfd, evs, EVENTS_PER_WAIT, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -71,7 +141,7 @@ int event_loop_once(struct event_loop *loop, int timeout_ms)
 		if (src->registered)
 			src->fn(src, evs[i].events);
 	}
-	return n;
+	return n + run_deferred(loop);
 }
 
 int event_loop_run(struct event_loop *loop)

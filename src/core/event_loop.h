@@ -2,6 +2,11 @@
  * A small epoll loop: each watched fd has an event_source whose callback runs
  * on the loop's thread. Sources are embedded in their owners, which find
  * themselves again with container_of.
+ *
+ * Deferred work (struct event_deferred) runs on the loop's thread after the
+ * callbacks of the current round, before the loop sleeps again: a drain that
+ * used its budget continues there after other ready fds had their turn, and
+ * without a system call to wake itself.
  */
 #ifndef KVMINI_CORE_EVENT_LOOP_H
 #define KVMINI_CORE_EVENT_LOOP_H
@@ -19,9 +24,21 @@ struct event_source {
 	bool registered;
 };
 
+struct event_deferred;
+typedef void (*event_deferred_fn)(struct event_deferred *d);
+
+struct event_deferred {
+	event_deferred_fn fn;
+	struct event_deferred *next;
+	bool queued;
+};
+
 struct event_loop {
 	int epfd;
 	volatile bool stop;
+	struct event_deferred *deferred;        /* FIFO of work for the next round */
+	struct event_deferred **deferred_tail;
+	struct event_deferred *running;         /* the rest of the round being run */
 };
 
 int event_loop_init(struct event_loop *loop);
@@ -34,10 +51,17 @@ int event_loop_watch(struct event_loop *loop, struct event_source *src, int fd,
 int event_loop_modify(struct event_loop *loop, struct event_source *src, uint32_t events);
 void event_loop_unwatch(struct event_loop *loop, struct event_source *src);
 
+/* Run @d->fn once in the next round (loop thread only); queuing it again
+ * before it ran is a no-op. */
+void event_loop_defer(struct event_loop *loop, struct event_deferred *d, event_deferred_fn fn);
+/* Take @d off the queue if it is there (its owner is going away). */
+void event_loop_cancel(struct event_loop *loop, struct event_deferred *d);
+
 /* Run callbacks until event_loop_quit; returns 0, or -errno if epoll fails. */
 int event_loop_run(struct event_loop *loop);
-/* Run one round, waiting at most @timeout_ms (-1: forever). Returns the
- * number of events handled or -errno. */
+/* Run one round, waiting at most @timeout_ms (-1: forever; no wait while
+ * deferred work is queued), then the deferred work queued before the round.
+ * Returns the number of events and deferred items handled, or -errno. */
 int event_loop_once(struct event_loop *loop, int timeout_ms);
 void event_loop_quit(struct event_loop *loop);
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,13 +81,12 @@ static void push_used(struct net_device *net, struct virtqueue *vq, uint16_t hea
 		net->counters.used_add_failed++;
 }
 
-/* Self-kick: the drain used its budget; let other events run first. */
+static void on_more_work(struct event_deferred *d);
+
+/* The drain used its budget: continue after the loop's other ready work. */
 static void schedule_more_work(struct net_queue_pair *qp)
 {
-	uint64_t one = 1;
-
-	if (write(qp->work_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("net: work eventfd: %s", strerror(errno));
+	event_loop_defer(qp->net->vdev.loop, &qp->more_work, on_more_work);
 }
 
 static void publish_rx(struct net_queue_pair *qp)
@@ -106,6 +104,18 @@ static void publish_tx(struct net_queue_pair *qp)
 	struct net_device *net = qp->net;
 	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->tx)))
 		net->counters.tx_interrupts++;
+}
+
+/*
+ * Publish (and maybe interrupt) after a drain, unless it only stopped for
+ * its budget with fewer than a budget's worth of frames unpublished: the
+ * byte budget yields to other work every few dozen large frames, and an
+ * interrupt each time would cost more than the fairness is worth. The
+ * drain that follows publishes them.
+ */
+static bool publish_due(enum vq_drain_result r, const struct virtqueue *vq)
+{
+	return r != VQ_DRAIN_BUDGET || vq_unpublished(vq) >= NET_BUDGET_FRAMES;
 }
 
 /* --- TX: guest -> backend ------------------------------------------------ */
@@ -197,8 +207,10 @@ static void tx_drain(struct net_queue_pair *qp)
 	if (!net->vdev.active || tx_stalled(qp))
 		return;
 	enum vq_drain_result r = vq_drain(vq, &qp->tx_chain, &net_budget, tx_chain, qp);
-	publish_tx(qp);
-	publish_rx(qp);   /* the loopback backend fills RX from inside send */
+	if (publish_due(r, qp->tx))
+		publish_tx(qp);
+	if (publish_due(r, qp->rx))
+		publish_rx(qp);   /* the loopback backend fills RX from inside send */
 	if (r == VQ_DRAIN_POISONED)
 		note_poisoned(net, qp->tx);
 	else if (r == VQ_DRAIN_BUDGET)
@@ -358,7 +370,8 @@ static void rx_drain(struct net_queue_pair *qp)
 		return;
 	}
 	enum vq_drain_result r = vq_drain(vq, &qp->rx_chain, &net_budget, rx_chain, qp);
-	publish_rx(qp);
+	if (publish_due(r, qp->rx))
+		publish_rx(qp);
 	switch (r) {
 	case VQ_DRAIN_EMPTY:      /* no buffers: the guest's refill kicks us */
 		rx_watch_backend(qp, false);
@@ -453,13 +466,10 @@ static void sink_flush(struct net_backend_sink *sink)
 
 /* --- device ops ------------------------------------------------------------ */
 
-static void on_more_work(struct event_source *src, uint32_t events)
+static void on_more_work(struct event_deferred *d)
 {
-	struct net_queue_pair *qp = container_of(src, struct net_queue_pair, work_event);
-	uint64_t v;
+	struct net_queue_pair *qp = container_of(d, struct net_queue_pair, more_work);
 
-	if (read(qp->work_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("net: work eventfd: %s", strerror(errno));
 	tx_drain(qp);
 	rx_drain(qp);
 }
@@ -633,15 +643,12 @@ static int pair_init(struct net_device *net, unsigned i)
 	qp->rx = &net->vqs[2 * i];
 	qp->tx = &net->vqs[2 * i + 1];
 	qp->discard_buf = malloc(NET_TX_FRAME_MAX);
-	qp->work_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!qp->discard_buf || qp->work_fd < 0)
+	if (!qp->discard_buf)
 		return -ENOMEM;
-	int r = event_loop_watch(loop, &qp->work_event, qp->work_fd, EPOLLIN, on_more_work,
-				 "net work");
-	if (r == 0 && net->backend->rx_fd >= 0)
-		r = event_loop_watch(loop, &qp->rx_event, net->backend->rx_fd, 0,
-				     on_backend_readable, "net backend rx");
-	return r;
+	if (net->backend->rx_fd < 0)
+		return 0;
+	return event_loop_watch(loop, &qp->rx_event, net->backend->rx_fd, 0, on_backend_readable,
+				"net backend rx");
 }
 
 static void pair_destroy(struct net_queue_pair *qp)
@@ -650,11 +657,8 @@ static void pair_destroy(struct net_queue_pair *qp)
 
 	if (loop) {
 		event_loop_unwatch(loop, &qp->rx_event);
-		event_loop_unwatch(loop, &qp->work_event);
+		event_loop_cancel(loop, &qp->more_work);
 	}
-	if (qp->work_fd > 0)
-		close(qp->work_fd);
-	qp->work_fd = -1;
 	free(qp->discard_buf);
 	qp->discard_buf = NULL;
 }

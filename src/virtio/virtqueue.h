@@ -214,6 +214,12 @@ bool vq_has_avail(struct virtqueue *vq);
  * the queue is not started (both counted in vq->faults.used_add_failed). */
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 
+/* Used entries pushed but not yet published. */
+static inline uint16_t vq_unpublished(const struct virtqueue *vq)
+{
+	return (uint16_t)(vq->used_idx - vq->published_idx);
+}
+
 /* Make all pushed elements visible (one release store of used->idx) and say
  * whether the guest asked to be interrupted for them. */
 bool vq_publish(struct virtqueue *vq);
