@@ -52,11 +52,6 @@ void pause_gate_wake(struct pause_gate *g)
 	pthread_cond_signal(&g->work);
 }
 
-void pause_gate_wake_all(struct pause_gate *g)
-{
-	pthread_cond_broadcast(&g->work);
-}
-
 bool pause_gate_enter(struct pause_gate *g, bool (*ready)(void *arg), void *arg)
 {
 	bool ok;
@@ -124,12 +119,4 @@ void pause_gate_shutdown(struct pause_gate *g)
 	g->paused = true;
 	pthread_cond_broadcast(&g->work);
 	pthread_mutex_unlock(&g->lock);
-}
-
-bool pause_gate_is_paused(struct pause_gate *g)
-{
-	pthread_mutex_lock(&g->lock);
-	bool p = g->paused;
-	pthread_mutex_unlock(&g->lock);
-	return p;
 }

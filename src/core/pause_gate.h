@@ -41,9 +41,8 @@ void pause_gate_destroy(struct pause_gate *g);
 void pause_gate_lock(struct pause_gate *g);
 void pause_gate_unlock(struct pause_gate *g);
 /* Wake one waiting worker (call with the lock held, after making work
- * visible); pause_gate_wake_all wakes every one. */
+ * visible). */
 void pause_gate_wake(struct pause_gate *g);
-void pause_gate_wake_all(struct pause_gate *g);
 
 /*
  * pause_gate_enter() - wait until the gate is open and there is work.
@@ -70,7 +69,5 @@ void pause_gate_resume(struct pause_gate *g);
 void pause_gate_wait_idle(struct pause_gate *g);
 /* Close for good: every waiting and every future enter returns false. */
 void pause_gate_shutdown(struct pause_gate *g);
-
-bool pause_gate_is_paused(struct pause_gate *g);
 
 #endif

@@ -449,11 +449,6 @@ int fuse_dev_wait(struct fuse_dev *d, const sigset_t *sigs)
 	return ret;
 }
 
-bool fuse_dev_ended(const struct fuse_dev *d)
-{
-	return atomic_load(&((struct fuse_dev *)d)->ended);
-}
-
 static void msleep(long ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };

@@ -47,9 +47,6 @@ int fuse_dev_start(struct fuse_dev *d);
  * arrives (returns its number). @sigs must be blocked in all threads. */
 int fuse_dev_wait(struct fuse_dev *d, const sigset_t *sigs);
 
-/* True once the kernel has ended the session (unmounted or aborted). */
-bool fuse_dev_ended(const struct fuse_dev *d);
-
 /* Detach the mount if still mounted, stop and join the workers, close the
  * descriptors and free @d. Returns 0, or -EBUSY when a worker would not stop
  * (stuck in a request): then @d and the server stay in use and the caller

@@ -823,11 +823,6 @@ static void vu_free(struct vhost_user_server *s)
 	s->rx = NULL;
 }
 
-void vhost_user_opts_default(struct vhost_user_opts *opts)
-{
-	*opts = VHOST_USER_OPTS_DEFAULT;
-}
-
 int vhost_user_server_init(struct vhost_user_server *s, struct virtio_device *dev,
 			   struct event_loop *loop, const char *socket_path,
 			   const struct vhost_user_opts *opts)

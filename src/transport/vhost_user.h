@@ -52,10 +52,6 @@ struct vhost_user_opts {
 #define VHOST_USER_OPTS_DEFAULT \
 	((struct vhost_user_opts){ .protocol_features = VHOST_USER_PROTOCOL_FEATURES_SUPPORTED })
 
-/* Fill @opts with VHOST_USER_OPTS_DEFAULT: every supported protocol feature
- * offered, no disconnect callback. */
-void vhost_user_opts_default(struct vhost_user_opts *opts);
-
 /*
  * Counters, <direction>_<object>_<event>; rx is from the front-end, tx to it.
  * They span connections.
