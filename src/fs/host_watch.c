@@ -101,6 +101,7 @@ static void table_grow(struct host_watch *w)
 		return;
 	size_t oldn = w->nbuckets;
 	struct watch_entry **old = w->buckets;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	struct watch_entry **nv = calloc(oldn * 2, sizeof(*nv));
 
 	if (!nv)
@@ -482,6 +483,7 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 	w->ifd = w->stop_fd = -1;
 	w->max_watches = o && o->max_watches ? o->max_watches : HOST_WATCH_DEFAULT_MAX;
 	w->nbuckets = 256;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	w->buckets = calloc(w->nbuckets, sizeof(*w->buckets));
 	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	*err = w->ifd < 0 ? -errno : 0;

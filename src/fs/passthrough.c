@@ -216,6 +216,7 @@ static void hash_grow(struct passthrough *pt)
 	size_t nb = pt->nbuckets * 2;
 	struct pt_inode **old = pt->buckets;
 	size_t oldn = pt->nbuckets;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	struct pt_inode **nv = calloc(nb, sizeof(*nv));
 
 	if (!nv)
@@ -1691,6 +1692,7 @@ static int pt_init(struct passthrough *pt, const struct passthrough_opts *o)
 	if (pt->proc_fd < 0)
 		return -errno;
 	pt->nbuckets = 1024;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	pt->buckets = calloc(pt->nbuckets, sizeof(*pt->buckets));
 	if (!pt->buckets || slot_table_init(&pt->nodes) || slot_table_init(&pt->files))
 		return -ENOMEM;

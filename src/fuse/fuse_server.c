@@ -28,9 +28,12 @@ __thread unsigned fuse_in_request;
 
 /* ---- dispatch ---- */
 
+/* Designated-initializer values cannot be mis-bound by operator precedence. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define OP(code, fn_, in_, out_, flags_) \
 	[code] = { .name = #code, .fn = fn_, .in_size = in_, .out_size = out_, .flags = flags_, \
 		   .be_op = BACKEND_OP_##code }
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* The backend operation each opcode cannot do without (fs_backend.h: a
  * NULL one is answered -ENOSYS here, before the handler runs); 0: none

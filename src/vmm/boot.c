@@ -226,7 +226,8 @@ static int load_kernel(struct vm *vm, struct boot_params *bp, const struct boot_
 int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t errlen)
 {
 	struct boot_params *bp = vm_gpa(vm, LAYOUT_ZERO_PAGE, sizeof(*bp));
-	struct boot_kernel k;
+	/* Zeroed: a loader that fails part-way leaves no field undefined. */
+	struct boot_kernel k = { 0 };
 
 	err[0] = '\0';
 	if (!bp || vm->low_ram_end < LAYOUT_HIMEM) {

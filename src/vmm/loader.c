@@ -193,7 +193,7 @@ int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel
 	uint8_t *dst = vm_gpa(vm, LAYOUT_HIMEM, pm_size);
 	if (!dst || need > vm->low_ram_end) {
 		snprintf(err, errlen, "bzImage needs %llu MiB of guest memory",
-			 (unsigned long long)((need >> 20) + 1));
+			 (unsigned long long)(need >> 20) + 1);
 		return -ENOMEM;
 	}
 	r = boot_copy_to_guest(vm, fd, setup_bytes, LAYOUT_HIMEM, pm_size);
