@@ -34,7 +34,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
-.PHONY: all test unit fuzz bench clean
+.PHONY: all test unit fuzz bench clean lint print-cflags
 all: build/kvmini
 
 # V=1 shows the full command lines.
@@ -90,6 +90,15 @@ build/bench/%: bench/%.c build/libkvmini.a $(SUPPORT_SRCS) $(HDRS)
 unit: $(UNIT_BINS)
 fuzz: $(FUZZ_BINS)
 bench: $(BENCH_BINS) build/kvmini
+
+# Static checks (clang-tidy, cppcheck, the layer check): see scripts/lint.sh.
+# The release objects come first so the layer check sees symbol edges too.
+lint: $(OBJ) $(CLI_OBJ)
+	scripts/lint.sh
+
+# The flags every src/ file compiles with; scripts/lint.sh hands them to clang-tidy.
+print-cflags:
+	@echo $(CFLAGS_COMMON)
 
 # Everything CI runs (installs packages first): see scripts/test.sh.
 test:

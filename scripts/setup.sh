@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
 	# build
 	gcc make pkg-config clang-14 libclang-rt-14-dev
+	# lint (scripts/lint.sh): static analysis and the style description
+	clang-tidy clang-format cppcheck
 	libslirp-dev libglib2.0-dev
 	# the metadata service and the control API: JSON and HTTP parsing
 	libjansson-dev libhttp-parser-dev

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build and run every kvmini test, layer by layer:
+#   0. lint: clang-tidy, cppcheck and the layer check over src/ (scripts/lint.sh)
 #   1. unit tests under ASan + UBSan
 #   2. short libFuzzer runs: FUZZ_BUDGET seconds (default 270) shared evenly
 #      by the targets, or FUZZ_SECONDS each when set
@@ -72,6 +73,22 @@ if ! make -j"$(nproc)" all build/kvmini-san unit fuzz bench >"$LOGDIR/build.log"
 	echo "0 passed, 1 failed, 0 skipped"
 	exit 1
 fi
+layer_end
+
+# Lint prints its findings under each FAIL line, so its whole output is shown
+# (three lines when clean) rather than only the verdicts run_counted relays.
+layer_start "lint (clang-tidy, cppcheck, layer check)"
+scripts/lint.sh >"$LOGDIR/lint.log" 2>&1
+lint_rc=$?
+cat "$LOGDIR/lint.log"
+lint_failed=$(grep -c '^FAIL: ' "$LOGDIR/lint.log")
+if [ "$lint_rc" -ne 0 ] && [ "$lint_failed" -eq 0 ]; then
+	echo "FAIL: lint (exit $lint_rc, log $LOGDIR/lint.log)"
+	lint_failed=1
+fi
+passed=$((passed + $(grep -c '^PASS: ' "$LOGDIR/lint.log")))
+failed=$((failed + lint_failed))
+skipped=$((skipped + $(grep -c '^SKIP: ' "$LOGDIR/lint.log")))
 layer_end
 
 layer_start "unit tests (ASan + UBSan)"
