@@ -99,7 +99,7 @@ def resolve(root, dirpath, inc):
 	return None
 
 
-def symbol_edges(objdir):
+def symbol_edges(root, objdir):
 	"""{(from_module, to_module): [where, ...]} from nm on objdir/src/*/*.o."""
 	defined = {}
 	undefined = {}
@@ -110,6 +110,9 @@ def symbol_edges(objdir):
 				continue
 			path = os.path.join(dirpath, name)
 			mod = os.path.splitext(os.path.relpath(path, base))[0]
+			# An object left behind by a deleted source is no edge.
+			if not os.path.isfile(os.path.join(root, "src", mod + ".c")):
+				continue
 			out = subprocess.run(["nm", "-P", path], check=True,
 					     capture_output=True, text=True).stdout
 			for line in out.splitlines():
@@ -190,7 +193,7 @@ def main():
 	inc_edges = set(edges)
 	kinds = "includes"
 	if not args.no_symbols and os.path.isdir(os.path.join(objdir, "src")):
-		for k, v in symbol_edges(objdir).items():
+		for k, v in symbol_edges(root, objdir).items():
 			edges.setdefault(k, []).extend(v)
 		kinds = "includes and symbols"
 	elif not args.no_symbols:
@@ -229,8 +232,10 @@ def main():
 			dir_edges.setdefault((dir_of(a), dir_of(b)), []).extend(where)
 	dirs = {d for e in dir_edges for d in e}
 	for comp in sccs(dirs, dir_edges):
-		where = [w for (a, b), ws in dir_edges.items()
-			 if a in comp and b in comp for w in ws]
+		# The upward edges first: they are the ones to remove.
+		inner = sorted(((a, b) for a, b in dir_edges if a in comp and b in comp),
+			       key=lambda e: RANKS.get(e[0], 99) >= RANKS.get(e[1], 99))
+		where = [w for e in inner for w in dir_edges[e]]
 		fail("directory cycle: " + " <-> ".join(comp), where)
 
 	inc_live = {k: v for k, v in live.items() if k in inc_edges}
