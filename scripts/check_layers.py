@@ -23,14 +23,17 @@ import sys
 
 # Layer ranks: an edge may only go to the same or a lower rank. From
 # DESIGN.md's layout (core < virtio < transport; core < virtio < net, fs;
-# net, fs, transport < vmm < api < cli), with the two directories the design
-# does not name placed where the code puts them: http is a protocol helper
-# on core alone (api and mmds parse requests with it), and mmds sits on net
-# (it intercepts net's frames) and http, below api, which configures it.
+# fuse < fs: the FUSE protocol and its backend interface under the virtio-fs
+# device and the backends; net, fs, transport < vmm < api < cli), with the
+# two directories the design does not name placed where the code puts them:
+# http is a protocol helper on core alone (api and mmds parse requests with
+# it), and mmds sits on net (it intercepts net's frames) and http, below
+# api, which configures it.
 RANKS = {
 	"core": 0,
 	"virtio": 1,
 	"http": 1,
+	"fuse": 1,
 	"transport": 2,
 	"net": 2,
 	"fs": 2,
@@ -53,9 +56,11 @@ INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
 def module_of(path):
-	"""src/dir/foo.c and src/dir/foo.h are both "dir/foo"."""
+	"""src/dir/foo.c and src/dir/foo.h are both "dir/foo"; so is
+	foo_internal.h, the private header foo's own files share."""
 	rel = os.path.relpath(path, "src")
-	return os.path.splitext(rel)[0]
+	base = os.path.splitext(rel)[0]
+	return base[: -len("_internal")] if base.endswith("_internal") else base
 
 
 def dir_of(module):

@@ -1,7 +1,7 @@
 /*
  * FUSE directory operations: open, read (plain and plus), release.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- directories ---- */
 

@@ -1,7 +1,7 @@
 /*
  * FUSE file operations, passthrough (the kernel does I/O on the backend fd).
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- files ---- */
 

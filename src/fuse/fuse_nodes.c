@@ -1,7 +1,7 @@
 /*
  * FUSE node operations: lookup, forget, attributes, links, renames.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- nodes ---- */
 

@@ -1,7 +1,7 @@
 /*
  * FUSE notifications from the server to the client (invalidations).
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- notifications ---- */
 

@@ -1,7 +1,7 @@
 /*
  * Reply helpers of the FUSE server: lengths, names, placing replies.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- helpers: lengths, names, replies ---- */
 

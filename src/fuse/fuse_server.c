@@ -5,7 +5,7 @@
  * of the arguments, call the backend and place the reply payload; the
  * dispatcher writes the fuse_out_header last.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /*
  * The FUSE session: INIT negotiation and cache policy, DESTROY.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- session ---- */
 

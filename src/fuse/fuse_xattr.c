@@ -1,7 +1,7 @@
 /*
  * FUSE extended attribute operations.
  */
-#include "fuse/fuse_internal.h"
+#include "fuse/fuse_server_internal.h"
 
 /* ---- extended attributes ---- */
 

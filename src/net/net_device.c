@@ -302,6 +302,16 @@ static void rx_watch_backend(struct net_queue_pair *qp, bool on)
 		qp->rx_fd_watched = on;
 }
 
+/* A pull backend's recv gave no frame: nothing waiting (0, -EAGAIN) or
+ * an error, counted. */
+static void rx_recv_failed(struct net_device *net, ssize_t len)
+{
+	if (len == 0 || len == -EAGAIN)
+		return;
+	net->counters.rx_write_failed++;
+	log_debug("net: backend recv: %s", strerror((int)-len));
+}
+
 /* Read one frame from a pull backend into @c. The chain is held when the
  * backend has nothing (it waits for the next frame, not for a kick) or the
  * limiter stops RX (then the backend is not polled until its timer). */
@@ -325,10 +335,7 @@ static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c
 			return VQ_CONSUMED;
 		}
 		if (len != -EMSGSIZE) {
-			if (len < 0 && len != -EAGAIN) {
-				net->counters.rx_write_failed++;
-				log_debug("net: backend recv: %s", strerror((int)-len));
-			}
+			rx_recv_failed(net, len);
 			return VQ_HOLD;
 		}
 		net->counters.rx_dropped_too_big++;

@@ -4,8 +4,8 @@
  * handlers each file contributes to the dispatch table (fuse_server.c).
  * Not for use outside src/fuse/.
  */
-#ifndef KVMINI_FUSE_FUSE_INTERNAL_H
-#define KVMINI_FUSE_FUSE_INTERNAL_H
+#ifndef KVMINI_FUSE_FUSE_SERVER_INTERNAL_H
+#define KVMINI_FUSE_FUSE_SERVER_INTERNAL_H
 
 #include "fuse/fuse_server.h"
 #include <errno.h>
