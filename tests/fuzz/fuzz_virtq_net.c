@@ -87,7 +87,7 @@ struct acct {
 	uint32_t completed[MAX_QSIZE];
 	uint32_t bound[MAX_QSIZE];       /* largest writable length a pop of the head had */
 	/* Snapshot before a device call. */
-	uint16_t last_before, used_before, npending;
+	uint16_t last_before, used_before, npending, avail_before;
 	bool poisoned_before, valid_before;
 	struct pending pend[MAX_QSIZE];
 	/* The chain the device holds (vq_hold) as it walked it when popped:
@@ -166,11 +166,20 @@ static void snapshot_queue(unsigned q)
 	a->poisoned_before = vq->faults.poisoned != VQ_POISON_NONE;
 	a->npending = 0;
 	log_read(NULL, d->avail_gpa + 2, 2);
-	uint16_t pending = (uint16_t)(avail_idx_of(d) - a->last_before);
+	a->avail_before = avail_idx_of(d);
+	uint16_t pending = (uint16_t)(a->avail_before - a->last_before);
 	a->valid_before = pending <= d->size;
 	if (!a->valid_before || !vq->started)
 		return;
-	for (uint16_t k = 0; k < pending; k++) {
+	/* A held chain comes first, as the device took it (its avail slot
+	 * may have been rewritten since; the device does not read it again),
+	 * also when avail->idx has been moved back onto it. */
+	uint16_t k = 0;
+	if (vq->held) {
+		a->pend[a->npending++] = a->held;
+		k = 1;
+	}
+	for (; k < pending; k++) {
 		uint16_t slot = (uint16_t)((a->last_before + k) % d->size);
 		struct pending *p = &a->pend[a->npending++];
 		log_read(NULL, d->avail_gpa + 4 + 2ull * slot, 2);
@@ -179,8 +188,6 @@ static void snapshot_queue(unsigned q)
 		if (p->head >= d->size)
 			break;               /* the device stops (poisons) here */
 	}
-	if (vq->held && a->npending)
-		a->pend[0] = a->held;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -240,7 +247,11 @@ static void account_pops(unsigned q, uint16_t consumed, uint16_t walked)
 	if (walked > consumed && consumed < a->npending)
 		a->held = a->pend[consumed];
 	/* Poisoned in this call: the model must agree the ring was broken. */
-	if (vq->faults.poisoned && !a->poisoned_before &&
+	/* ... or the device, having taken a held chain, found avail->idx
+	 * behind it (moved back onto the held chain). */
+	bool behind = (uint16_t)(a->avail_before - (uint16_t)(a->last_before + consumed)) >
+		      dq[q].size;
+	if (vq->faults.poisoned && !a->poisoned_before && !behind &&
 	    !(consumed < a->npending && a->pend[consumed].head >= dq[q].size))
 		FAIL("q%u: poisoned (%d) with a sound avail ring", q, vq->faults.poisoned);
 }
