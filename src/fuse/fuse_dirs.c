@@ -111,5 +111,5 @@ int fuse_op_fsyncdir(struct fuse_req *r)
 
 int fuse_op_syncfs(struct fuse_req *r)
 {
-	return BE_OP(r, syncfs) ? BE_OP(r, syncfs)(BE(r)) : -ENOSYS;
+	return BE_OP(r, syncfs)(BE(r));
 }

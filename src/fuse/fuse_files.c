@@ -237,8 +237,6 @@ int fuse_op_fallocate(struct fuse_req *r)
 	struct fuse_fallocate_in in;
 
 	ARG(r, in);
-	if (!BE_OP(r, fallocate))
-		return -ENOSYS;
 	return BE_OP(r, fallocate)(BE(r), in.fh, in.mode, in.offset, in.length);
 }
 
@@ -248,8 +246,6 @@ int fuse_op_lseek(struct fuse_req *r)
 	struct fuse_lseek_out out;
 
 	ARG(r, in);
-	if (!BE_OP(r, lseek))
-		return -ENOSYS;
 	int rc = BE_OP(r, lseek)(BE(r), in.fh, in.offset, in.whence, &out.offset);
 	if (rc)
 		return rc;
@@ -262,8 +258,6 @@ int fuse_op_copy_file_range(struct fuse_req *r)
 	struct fuse_copy_file_range_in in;
 
 	ARG(r, in);
-	if (!BE_OP(r, copy_file_range))
-		return -ENOSYS;
 	if (in.flags)
 		return -EINVAL;
 	ssize_t n = BE_OP(r, copy_file_range)(BE(r), in.fh_in, in.off_in, in.fh_out, in.off_out,

@@ -248,7 +248,5 @@ int fuse_op_access(struct fuse_req *r)
 	struct fuse_access_in in;
 
 	ARG(r, in);
-	if (!BE_OP(r, access))
-		return -ENOSYS;
 	return BE_OP(r, access)(BE(r), &r->ctx, r->hdr.nodeid, in.mask & (R_OK | W_OK | X_OK));
 }

@@ -441,11 +441,17 @@ static void test_missing_backend_ops(void)
 	struct fuse_open_in oi = { .flags = O_RDONLY };
 	struct fuse_fallocate_in fa = { .length = 1 };
 	struct fuse_syncfs_in sy = { 0 };
+	struct fuse_lseek_in ls = { .whence = SEEK_SET };
+	struct fuse_copy_file_range_in cr = { .len = 1 };
+	struct fuse_access_in ac = { .mask = R_OK };
 
 	sparse.opendir = NULL;
 	sparse.readlink = NULL;
 	sparse.fallocate = NULL;
 	sparse.syncfs = NULL;
+	sparse.lseek = NULL;
+	sparse.copy_file_range = NULL;
+	sparse.access = NULL;
 	sparse.flush = NULL;      /* NULL flush: nothing to flush, FLUSH succeeds */
 	be->ops = &sparse;
 	rq_start(&q, FUSE_OPENDIR, 1);
@@ -461,6 +467,18 @@ static void test_missing_backend_ops(void)
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
 	rq_start(&q, FUSE_SYNCFS, 1);
 	rq_put(&q, &sy, sizeof(sy));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_LSEEK, 1);
+	rq_put(&q, &ls, sizeof(ls));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_COPY_FILE_RANGE, 1);
+	rq_put(&q, &cr, sizeof(cr));
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -ENOSYS);
+	rq_start(&q, FUSE_ACCESS, 1);
+	rq_put(&q, &ac, sizeof(ac));
 	rq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
 	be->ops = real;
