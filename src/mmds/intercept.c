@@ -1,21 +1,19 @@
 /*
  * The MMDS frame interceptor: a net_backend wrapping the real one (see
- * intercept.h). The device sees only the wrapper. The libslirp endpoint
- * delivers through a sink of the wrapper's, which counts its frames and
- * passes them on to the device's sink; the wrapped backend does the same
- * until the device's sink is known (the first frame it is sent), then
- * delivers to the device's sink straight. Everything here runs on the
- * event-loop thread of the device.
+ * intercept.h). The device sees only the wrapper. The wrapped backend and
+ * the libslirp endpoint are attached to the wrapper's own way up (their
+ * calls are passed on to the device's), once, when the wrapper is made;
+ * the device's RX drain takes their frames through the wrapper's recv.
+ * Everything here runs on the event-loop thread of the device.
  *
  * The TX test runs on every guest frame, so it reads at most the first 42
  * bytes (Ethernet + ARP, or the IPv4 header up to the destination) in
  * place, and copies them only when the frame starts in a short iovec.
  *
- * RX order: endpoint frames are delivered as libslirp makes them (while
- * the guest sends to it, or when its unix sockets have data). When the
- * guest has no RX buffers the endpoint holds them in its bounded queue,
- * and when buffers come back (rx_ready) the endpoint drains first, then
- * the wrapped backend resumes: MMDS replies go ahead of backend traffic.
+ * RX order: the endpoint queues frames as libslirp makes them (while the
+ * guest sends to it, or when its unix sockets have data), and recv takes
+ * the endpoint's first, then the wrapped backend's: MMDS replies go ahead
+ * of backend traffic.
  *
  * A cap on guest TCP segments to the endpoint per event-loop round:
  * libslirp connects to the HTTP server's unix socket with a blocking
@@ -58,9 +56,6 @@ struct mmds_intercept {
 	struct net_backend be;
 	struct net_backend *inner;
 	struct net_backend *endpoint;
-	/* Their ways up: both pass frames on to be.sink (the device). */
-	struct net_backend_sink inner_sink;
-	struct net_backend_sink ep_sink;
 	uint32_t addr;              /* MMDS address, network order */
 	uint32_t ep_host;           /* libslirp's own address next to it */
 	uint8_t ep_mac[6];          /* libslirp's MAC for ep_host */
@@ -190,25 +185,20 @@ static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, u
 	memset(arp + ARP_THA_OFF, 0, 6);
 	memcpy(arp + ARP_TIP_OFF, &sip, 4);
 	struct iovec v = { arp, sizeof(arp) };
-	mi->endpoint->ops->send(mi->endpoint, &v, 1);
+	mi->endpoint->ops->send(mi->endpoint, &v, 1, 0);
 	mi->taught_ip = sip;
 	memcpy(mi->taught_mac, hdr + 6, 6);
 }
 
-static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		   uint32_t token)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
 	enum frame_kind kind = classify(mi, iov, iovcnt);
 
-	if (likely(kind == FRAME_BACKEND)) {
-		/* Once the device's sink is known, the wrapped backend delivers
-		 * to it straight (no forwarding call per frame); the endpoint's
-		 * precedence lives in mi_rx_ready, not in the sink. */
-		if (unlikely(mi->inner->sink != mi->be.sink) && mi->be.sink)
-			mi->inner->sink = mi->be.sink;
-		return mi->inner->ops->send(mi->inner, iov, iovcnt);
-	}
+	if (likely(kind == FRAME_BACKEND))
+		return mi->inner->ops->send(mi->inner, iov, iovcnt, token);
 	if (kind == FRAME_ENDPOINT_TCP && !tcp_allowed(mi)) {
 		if (mi->mmds)
 			mmds_count_frames(mi->mmds, 0, 0, 1);
@@ -217,17 +207,25 @@ static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 	if (mi->mmds)
 		mmds_count_frames(mi->mmds, 1, 0, 0);
 	teach_endpoint(mi, iov, iovcnt);
-	/* Never -EAGAIN: the endpoint takes or drops (TCP retransmits). */
-	int r = mi->endpoint->ops->send(mi->endpoint, iov, iovcnt);
+	/* Never -EAGAIN: the endpoint takes or drops (TCP retransmits). It
+	 * copies the frame: never NET_SEND_KEPT. */
+	int r = mi->endpoint->ops->send(mi->endpoint, iov, iovcnt, token);
 	return r == -EAGAIN ? 0 : r;
 }
 
 /* --- RX ------------------------------------------------------------------------ */
 
+/* The endpoint's frames first: MMDS replies go ahead of backend traffic. */
 static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct mmds_intercept *mi = to_mi(be);
+	ssize_t r = mi->endpoint->ops->recv(mi->endpoint, iov, iovcnt);
 
+	if (r != 0) {
+		if (r > 0 && mi->mmds)
+			mmds_count_frames(mi->mmds, 0, 1, 0);
+		return r;
+	}
 	return mi->inner->ops->recv ? mi->inner->ops->recv(mi->inner, iov, iovcnt) : 0;
 }
 
@@ -235,72 +233,46 @@ static void mi_rx_ready(struct net_backend *be)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
-	/* The endpoint's held frames first. */
 	if (mi->endpoint->ops->rx_ready)
 		mi->endpoint->ops->rx_ready(mi->endpoint);
 	if (mi->inner->ops->rx_ready)
 		mi->inner->ops->rx_ready(mi->inner);
 }
 
-/* The sinks the two backends see: both lead to the device's. */
-static enum net_deliver_result inner_deliver(struct net_backend_sink *s,
-					     const struct iovec *iov, unsigned iovcnt)
+static unsigned mi_drop_kept(struct net_backend *be)
 {
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, inner_sink);
+	struct mmds_intercept *mi = to_mi(be);
 
-	return mi->be.sink->deliver(mi->be.sink, iov, iovcnt);
+	return mi->inner->ops->drop_kept ? mi->inner->ops->drop_kept(mi->inner) : 0;
 }
 
-static bool inner_can_deliver(struct net_backend_sink *s)
+/* The way up of both backends: passed on to the device's. */
+static void up_rx_pending(void *ctx)
 {
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, inner_sink);
+	struct mmds_intercept *mi = ctx;
 
-	return mi->be.sink->can_deliver(mi->be.sink);
+	net_backend_rx_pending(&mi->be);
 }
 
-static void inner_tx_unblocked(struct net_backend_sink *s)
+static void up_tx_unblocked(void *ctx)
 {
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, inner_sink);
+	struct mmds_intercept *mi = ctx;
 
-	mi->be.sink->tx_unblocked(mi->be.sink);
+	net_backend_tx_unblocked(&mi->be);
 }
 
-static void inner_flush(struct net_backend_sink *s)
+static void up_tx_done(void *ctx, uint32_t token)
 {
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, inner_sink);
+	struct mmds_intercept *mi = ctx;
 
-	mi->be.sink->flush(mi->be.sink);
+	net_backend_tx_done(&mi->be, token);
 }
 
-static enum net_deliver_result ep_deliver(struct net_backend_sink *s,
-					  const struct iovec *iov, unsigned iovcnt)
-{
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, ep_sink);
-	enum net_deliver_result r = mi->be.sink->deliver(mi->be.sink, iov, iovcnt);
-
-	if (r == NET_DELIVERED && mi->mmds)
-		mmds_count_frames(mi->mmds, 0, 1, 0);
-	return r;
-}
-
-static bool ep_can_deliver(struct net_backend_sink *s)
-{
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, ep_sink);
-
-	return mi->be.sink->can_deliver(mi->be.sink);
-}
-
-static void ep_tx_unblocked(struct net_backend_sink *s)
-{
-	/* The endpoint never refuses a send, so it never unblocks one. */
-}
-
-static void ep_flush(struct net_backend_sink *s)
-{
-	struct mmds_intercept *mi = container_of(s, struct mmds_intercept, ep_sink);
-
-	mi->be.sink->flush(mi->be.sink);
-}
+static const struct net_backend_events wrapped_events = {
+	.rx_pending = up_rx_pending,
+	.tx_unblocked = up_tx_unblocked,
+	.tx_done = up_tx_done,
+};
 
 /* --- lifecycle ------------------------------------------------------------------- */
 
@@ -335,6 +307,7 @@ static const struct net_backend_ops intercept_ops = {
 	.send = mi_send,
 	.recv = mi_recv,
 	.rx_ready = mi_rx_ready,
+	.drop_kept = mi_drop_kept,
 	.destroy = mi_destroy,
 	.dump_counters = mi_dump_counters,
 };
@@ -364,20 +337,12 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	mi->mmds = m;
 	mi->cleanup = cleanup;
 	mi->cleanup_arg = cleanup_arg;
-	mi->inner_sink = (struct net_backend_sink){
-		.deliver = inner_deliver, .can_deliver = inner_can_deliver,
-		.tx_unblocked = inner_tx_unblocked, .flush = inner_flush,
-	};
-	mi->ep_sink = (struct net_backend_sink){
-		.deliver = ep_deliver, .can_deliver = ep_can_deliver,
-		.tx_unblocked = ep_tx_unblocked, .flush = ep_flush,
-	};
-	/* The two backends now deliver through us; the device polls the
-	 * wrapped backend's fd (pull backends) as before. */
+	/* The two backends now call up through us; the device polls the
+	 * wrapped backend's fd (fd backends) as before. */
 	mi->inner = inner;
 	mi->endpoint = endpoint;
-	inner->sink = &mi->inner_sink;
-	endpoint->sink = &mi->ep_sink;
+	net_backend_attach(inner, &wrapped_events, mi);
+	net_backend_attach(endpoint, &wrapped_events, mi);
 	mi->be.rx_fd = inner->rx_fd;
 	mi->ep_host = net_slirp_endpoint_host(endpoint).s_addr;
 	mi->ep_mac[0] = 0x52;

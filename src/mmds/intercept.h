@@ -4,9 +4,8 @@
  * it go to a libslirp endpoint (net_slirp_create_endpoint) and never to the
  * wrapped backend; everything else passes untouched. The endpoint turns
  * each guest TCP connection to ADDR:80 into a unix-socket connection that
- * an http_server answers with mmds_handle_request. Its replies reach the
- * guest through the device's sink, ahead of the wrapped backend's traffic
- * when RX buffers come back.
+ * an http_server answers with mmds_handle_request. The device's RX drain
+ * takes its replies ahead of the wrapped backend's traffic.
  */
 #ifndef KVMINI_MMDS_INTERCEPT_H
 #define KVMINI_MMDS_INTERCEPT_H

@@ -1,14 +1,19 @@
 /*
  * A network backend moves Ethernet frames on the host. It does not know
- * about virtqueues: the device hands it frames to send as iovecs, and takes
- * frames from it in one of two ways:
+ * about virtqueues: the device hands it frames to send as iovecs, and its
+ * RX drain takes frames from it with recv(), which copies the next one
+ * into the iovecs of a guest buffer. Backends come in two kinds:
  *
- *  - pull: when the backend has an fd (rx_fd >= 0) and that fd is readable,
- *    the device pops an RX chain and calls recv() with the chain's writable
- *    iovecs, so a tap read lands straight in guest memory (one copy);
- *  - push: a backend that produces frames itself (loopback, libslirp,
- *    stream framing) calls net_backend_deliver(), which copies the frame
- *    straight into an RX chain.
+ *  - fd backends (rx_fd >= 0): the device polls the fd and drains while it
+ *    is readable, so a tap read lands straight in guest memory;
+ *  - queue backends (loopback, libslirp, stream framing, the metadata
+ *    endpoint) make frames themselves, keep them, and say so with
+ *    rx_pending(); the device's RX drain then runs as deferred work.
+ *
+ * No re-entry: the upward calls (struct net_backend_events) only schedule
+ * the device's work for after the current event-loop round, so a backend
+ * may make them anywhere, its send() included, and the device never runs
+ * one of its drains from inside another.
  *
  * Frames never carry the virtio-net header here: the device strips it on TX
  * and writes it on RX. (Offload-capable backends will get a vnet header
@@ -29,42 +34,42 @@
 
 struct net_backend;
 
-/* Result of handing a frame to the device's RX side (push backends). */
-enum net_deliver_result {
-	NET_DELIVERED = 0,
-	NET_DELIVER_NO_BUFFER,     /* no RX chain available: the frame is dropped and counted */
-	NET_DELIVER_DROPPED,       /* dropped for another counted reason */
-};
+/* send() kept the frame's iovecs (they point into the guest's TX buffer)
+ * and calls tx_done with the frame's token when it no longer needs them. */
+#define NET_SEND_KEPT 1
 
-/* Implemented by the device: the backend's way up. */
-struct net_backend_sink {
-	/* Copy one frame into the guest; called on the loop thread. */
-	enum net_deliver_result (*deliver)(struct net_backend_sink *sink,
-					   const struct iovec *iov, unsigned iovcnt);
-	/* True when the guest has RX buffers; push backends use it to stop
-	 * reading from the host instead of dropping. */
-	bool (*can_deliver)(struct net_backend_sink *sink);
-	/* The backend can take frames again after send() returned -EAGAIN. */
-	void (*tx_unblocked)(struct net_backend_sink *sink);
-	/* End of a burst of deliver() calls: publish the used entries and
-	 * interrupt the guest once for the whole burst. Push backends call it
-	 * after each read loop (net_backend_flush). */
-	void (*flush)(struct net_backend_sink *sink);
+/* The way up, implemented by the device (or by a wrapping backend, which
+ * passes the calls on). Each call only records or schedules: none runs a
+ * drain before it returns. */
+struct net_backend_events {
+	/* Frames wait in a queue backend: run the RX drain soon. */
+	void (*rx_pending)(void *ctx);
+	/* send() can take frames again after it returned -EAGAIN. */
+	void (*tx_unblocked)(void *ctx);
+	/* A frame send() kept is done with: its TX buffer goes back to the
+	 * guest (published at the end of the drain under way, or soon). */
+	void (*tx_done)(void *ctx, uint32_t token);
 };
 
 struct net_backend_ops {
 	const char *name;
 	/* Send one frame. Returns 0 when sent (or dropped by the host, which
-	 * counts as sent: a tap with a full queue drops), -EAGAIN when the
-	 * backend cannot take it now (the device keeps the chain and waits
-	 * for tx_unblocked), or another -errno when the frame is lost. */
-	int (*send)(struct net_backend *be, const struct iovec *iov, unsigned iovcnt);
-	/* Pull backends: read one frame into @iov. Returns its length, 0 when
+	 * counts as sent: a tap with a full queue drops), NET_SEND_KEPT when
+	 * the backend keeps the iovecs until tx_done(@token), -EAGAIN when it
+	 * cannot take the frame now (the device keeps the chain and waits for
+	 * tx_unblocked), or another -errno when the frame is lost. */
+	int (*send)(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		    uint32_t token);
+	/* Copy the next waiting frame into @iov. Returns its length, 0 when
 	 * none is waiting, -EMSGSIZE when it did not fit (it is dropped), or
 	 * another -errno. */
 	ssize_t (*recv)(struct net_backend *be, const struct iovec *iov, unsigned iovcnt);
-	/* The device has RX buffers again (a push backend may resume reading). */
+	/* The device has RX buffers again (a backend may resume reading). */
 	void (*rx_ready)(struct net_backend *be);
+	/* The device is stopping: give back every frame send() kept (tx_done
+	 * for each) and forget them; returns how many were dropped so.
+	 * Backends that keep none leave it NULL. */
+	unsigned (*drop_kept)(struct net_backend *be);
 	void (*destroy)(struct net_backend *be);
 	/* Optional: print backend-specific counters. */
 	void (*dump_counters)(struct net_backend *be, FILE *out);
@@ -72,9 +77,12 @@ struct net_backend_ops {
 
 struct net_backend {
 	const struct net_backend_ops *ops;
-	struct net_backend_sink *sink;   /* set by the device at attach */
+	/* Set once by whoever takes the backend's frames (the device, or a
+	 * wrapping backend) before the first send. */
+	const struct net_backend_events *events;
+	void *events_ctx;
 	struct event_loop *loop;         /* the loop to register fds on */
-	int rx_fd;                       /* pull backends: fd to poll, else -1 */
+	int rx_fd;                       /* fd backends: fd to poll, else -1 */
 	unsigned host_mtu;               /* the host interface's MTU (tap), else 0: no bound */
 };
 
@@ -86,15 +94,27 @@ struct net_backend {
 struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
 				       char *err, size_t errlen);
 
-static inline enum net_deliver_result
-net_backend_deliver(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+/* Attach @be's way up; called once, before the first send. */
+static inline void net_backend_attach(struct net_backend *be,
+				      const struct net_backend_events *events, void *ctx)
 {
-	return be->sink->deliver(be->sink, iov, iovcnt);
+	be->events = events;
+	be->events_ctx = ctx;
 }
 
-static inline void net_backend_flush(struct net_backend *be)
+static inline void net_backend_rx_pending(struct net_backend *be)
 {
-	be->sink->flush(be->sink);
+	be->events->rx_pending(be->events_ctx);
+}
+
+static inline void net_backend_tx_unblocked(struct net_backend *be)
+{
+	be->events->tx_unblocked(be->events_ctx);
+}
+
+static inline void net_backend_tx_done(struct net_backend *be, uint32_t token)
+{
+	be->events->tx_done(be->events_ctx, token);
 }
 
 /* Constructors, one per file under src/net/. Each returns NULL and fills
@@ -113,7 +133,7 @@ struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
  * service): guest TCP connections to addr:port become connections to the
  * unix socket at unix_path, and libslirp answers ARP for addr. Restricted:
  * nothing else is answered or forwarded, no DHCP, no DNS, never the host
- * network. @ep must outlive the backend. A push backend.
+ * network. @ep must outlive the backend. A queue backend.
  */
 struct slirp_endpoint {
 	struct in_addr addr;          /* link-local (169.254.0.0/16) */

@@ -1,18 +1,42 @@
 /*
  * Loopback backend: every frame the guest sends comes back to it on RX,
- * copied once, straight from the TX chain into an RX chain. When the guest
- * has no RX buffer the TX chain waits in its ring (back-pressure, no drop)
- * until the guest refills RX.
+ * copied once, straight from the TX buffer into an RX buffer.
+ *
+ * send() does not copy: it keeps the frame's iovecs (guest memory) and the
+ * device keeps the TX chain out of the used ring; the device's RX drain
+ * then copies each kept frame into an RX buffer and the TX chain goes back
+ * to the guest (tx_done). While the guest has no RX buffers the frames
+ * stay kept, so its TX ring fills and it stops sending (back-pressure, no
+ * drop); past LOOPBACK_KEPT_MAX kept frames send() says -EAGAIN.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/compiler.h"
+#include "core/guest_mem.h"
 #include "net/backend.h"
+
+/* Enough for a full TX ring of the largest common size (Linux's 256 on
+ * virtio-mmio, QEMU's 256 default) and a drain's whole budget. */
+#define LOOPBACK_KEPT_MAX 256u
+
+/* Iovecs kept in place per frame; a frame in more pieces gets an array
+ * of its own (rare: Linux sends a frame in one or two). */
+#define KEPT_INLINE_IOV 4u
+
+struct kept_frame {
+	struct iovec *iov;        /* into the TX buffer: inline or allocated */
+	unsigned iovcnt;
+	uint32_t token;
+	struct iovec inline_iov[KEPT_INLINE_IOV];
+};
 
 struct loopback {
 	struct net_backend be;
-	bool waiting_for_rx;      /* a send was refused for lack of RX buffers */
+	struct kept_frame kept[LOOPBACK_KEPT_MAX];
+	unsigned head, count;     /* a ring of kept frames, oldest at head */
+	bool tx_blocked;          /* send() said -EAGAIN: owe tx_unblocked */
 };
 
 static struct loopback *to_loopback(struct net_backend *be)
@@ -20,38 +44,90 @@ static struct loopback *to_loopback(struct net_backend *be)
 	return container_of(be, struct loopback, be);
 }
 
-static int loopback_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int loopback_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+			 uint32_t token)
 {
 	struct loopback *lo = to_loopback(be);
 
-	if (!be->sink->can_deliver(be->sink)) {
-		lo->waiting_for_rx = true;
+	if (lo->count == LOOPBACK_KEPT_MAX) {
+		lo->tx_blocked = true;
 		return -EAGAIN;
 	}
-	/* A frame too big for the RX buffer is dropped and counted by the device. */
-	net_backend_deliver(be, iov, iovcnt);
-	return 0;
+	struct kept_frame *f = &lo->kept[(lo->head + lo->count) % LOOPBACK_KEPT_MAX];
+	f->iov = iovcnt <= KEPT_INLINE_IOV ? f->inline_iov : malloc(iovcnt * sizeof(*iov));
+	if (!f->iov)
+		return -ENOMEM;
+	memcpy(f->iov, iov, iovcnt * sizeof(*iov));
+	f->iovcnt = iovcnt;
+	f->token = token;
+	if (lo->count++ == 0)
+		net_backend_rx_pending(be);
+	return NET_SEND_KEPT;
 }
 
-static void loopback_rx_ready(struct net_backend *be)
+/* Give the oldest kept frame back to the device. */
+static void kept_free(struct kept_frame *f)
+{
+	if (f->iov != f->inline_iov)
+		free(f->iov);
+	f->iov = NULL;
+}
+
+static void loopback_release(struct loopback *lo)
+{
+	struct kept_frame *f = &lo->kept[lo->head];
+
+	kept_free(f);
+	lo->head = (lo->head + 1) % LOOPBACK_KEPT_MAX;
+	lo->count--;
+	net_backend_tx_done(&lo->be, f->token);
+	if (lo->tx_blocked) {
+		lo->tx_blocked = false;
+		net_backend_tx_unblocked(&lo->be);
+	}
+}
+
+static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct loopback *lo = to_loopback(be);
 
-	if (!lo->waiting_for_rx)
-		return;
-	lo->waiting_for_rx = false;
-	be->sink->tx_unblocked(be->sink);
+	if (!lo->count)
+		return 0;
+	struct kept_frame *f = &lo->kept[lo->head];
+	size_t len = iov_length(f->iov, f->iovcnt);
+	/* Never truncate: a frame bigger than the buffer is dropped. */
+	bool fits = len <= iov_length(iov, iovcnt);
+	if (fits)
+		iov_copy(iov, iovcnt, 0, f->iov, f->iovcnt, 0, len);
+	loopback_release(lo);
+	return fits ? (ssize_t)len : -EMSGSIZE;
+}
+
+static unsigned loopback_drop_kept(struct net_backend *be)
+{
+	struct loopback *lo = to_loopback(be);
+	unsigned n = lo->count;
+
+	while (lo->count)
+		loopback_release(lo);
+	return n;
 }
 
 static void loopback_destroy(struct net_backend *be)
 {
-	free(to_loopback(be));
+	struct loopback *lo = to_loopback(be);
+
+	/* The device is gone: no tx_done, only the arrays. */
+	for (; lo->count; lo->count--, lo->head = (lo->head + 1) % LOOPBACK_KEPT_MAX)
+		kept_free(&lo->kept[lo->head]);
+	free(lo);
 }
 
 static const struct net_backend_ops loopback_ops = {
 	.name = "loopback",
 	.send = loopback_send,
-	.rx_ready = loopback_rx_ready,
+	.recv = loopback_recv,
+	.drop_kept = loopback_drop_kept,
 	.destroy = loopback_destroy,
 };
 

@@ -1,7 +1,7 @@
 /*
  * virtio-net device (virtio 1.x section 5.1): the data path between the
  * guest's RX/TX queues and a host backend. Order of this file: config and
- * features, counters, TX path, RX path, backend sink, lifecycle ops, init.
+ * features, counters, TX path, RX path, the backend's way up, lifecycle ops, init.
  */
 #include "net/net_device.h"
 
@@ -83,7 +83,7 @@ static void push_used(struct net_device *net, struct virtqueue *vq, uint16_t hea
 
 static void on_more_work(struct event_deferred *d);
 
-/* The drain used its budget: continue after the loop's other ready work. */
+/* Run both drains after the loop's other ready work. */
 static void schedule_more_work(struct net_queue_pair *qp)
 {
 	event_loop_defer(qp->net->vdev.loop, &qp->more_work, on_more_work);
@@ -102,6 +102,7 @@ static void publish_rx(struct net_queue_pair *qp)
 static void publish_tx(struct net_queue_pair *qp)
 {
 	struct net_device *net = qp->net;
+	qp->tx_dirty = false;
 	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->tx)))
 		net->counters.tx_interrupts++;
 }
@@ -145,6 +146,12 @@ static bool tx_stalled(struct net_queue_pair *qp)
 	return qp->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
 }
 
+/* A kept frame's token: its pair and its chain's head. */
+static uint32_t tx_token(const struct net_queue_pair *qp, uint16_t head)
+{
+	return (uint32_t)(qp - qp->net->pairs) << 16 | head;
+}
+
 /* Send one TX chain. Held when the backend is full or the rate limiter
  * holds TX back: the same chain is sent when TX resumes. */
 static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
@@ -167,7 +174,7 @@ static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uin
 	if (!tx_admit(net, len))
 		return VQ_HOLD;    /* the limiter's timer resumes us */
 	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
-	int r = net->backend->ops->send(net->backend, frame, n);
+	int r = net->backend->ops->send(net->backend, frame, n, tx_token(qp, c->head));
 	if (r == -EAGAIN) {
 		rate_limiter_refund(&net->tx_limiter, len);
 		qp->tx_blocked = true;
@@ -180,8 +187,10 @@ static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uin
 		net->counters.tx_bytes += len;
 	}
 	*bytes += len;
-	/* The device writes nothing into TX buffers: used length 0. */
-	push_used(net, qp->tx, c->head, 0);
+	/* A kept frame's buffer goes back with tx_done. Otherwise the device
+	 * writes nothing into TX buffers: used length 0. */
+	if (r != NET_SEND_KEPT)
+		push_used(net, qp->tx, c->head, 0);
 	return VQ_CONSUMED;
 }
 
@@ -209,8 +218,6 @@ static void tx_drain(struct net_queue_pair *qp)
 	enum vq_drain_result r = vq_drain(vq, &qp->tx_chain, &net_budget, tx_chain, qp);
 	if (publish_due(r, qp->tx))
 		publish_tx(qp);
-	if (publish_due(r, qp->rx))
-		publish_rx(qp);   /* the loopback backend fills RX from inside send */
 	if (r == VQ_DRAIN_POISONED)
 		note_poisoned(net, qp->tx);
 	else if (r == VQ_DRAIN_BUDGET)
@@ -220,7 +227,7 @@ static void tx_drain(struct net_queue_pair *qp)
 /* --- RX: backend -> guest ------------------------------------------------ */
 
 /* May a frame go to the guest now? Counts each stop of RX once. The size
- * is not known before a pull backend's read, so frames are charged after
+ * is not known before a backend's recv, so frames are charged after
  * delivery (rx_complete) and a frame may leave the buckets in debt. */
 static bool rx_admit(struct net_device *net)
 {
@@ -244,28 +251,6 @@ static bool rx_chain_usable(struct net_queue_pair *qp, struct vq_chain *c, enum 
 	net->counters.rx_chain_invalid++;
 	push_used(net, qp->rx, c->head, 0);
 	qp->rx_dirty = true;
-	return false;
-}
-
-/* Pop an RX chain able to hold a header (a held one first). Returns false
- * when there is none (kicks are then on, so the guest's next refill kicks
- * us) or the queue is poisoned. */
-static bool rx_pop(struct net_queue_pair *qp, struct vq_chain *c)
-{
-	struct net_device *net = qp->net;
-	struct virtqueue *vq = qp->rx;
-
-	for (unsigned tries = 0; tries <= vq->size; tries++) {
-		enum vq_pop_result r = vq_next(vq, c);
-		if (r == VQ_POP_EMPTY)
-			return false;
-		if (r == VQ_POP_POISONED) {
-			note_poisoned(net, qp->rx);
-			return false;
-		}
-		if (rx_chain_usable(qp, c, r))
-			return true;
-	}
 	return false;
 }
 
@@ -302,7 +287,7 @@ static void rx_watch_backend(struct net_queue_pair *qp, bool on)
 		qp->rx_fd_watched = on;
 }
 
-/* A pull backend's recv gave no frame: nothing waiting (0, -EAGAIN) or
+/* The backend's recv gave no frame: nothing waiting (0, -EAGAIN) or
  * an error, counted. */
 static void rx_recv_failed(struct net_device *net, ssize_t len)
 {
@@ -312,7 +297,7 @@ static void rx_recv_failed(struct net_device *net, ssize_t len)
 	log_debug("net: backend recv: %s", strerror((int)-len));
 }
 
-/* Read one frame from a pull backend into @c. The chain is held when the
+/* Take one frame from the backend into @c. The chain is held when the
  * backend has nothing (it waits for the next frame, not for a kick) or the
  * limiter stops RX (then the backend is not polled until its timer). */
 static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
@@ -364,21 +349,25 @@ static void rx_discard(struct net_queue_pair *qp)
 	}
 }
 
-/* Fill the guest's RX buffers from a pull backend, up to the budget. */
+/* Fill the guest's RX buffers from the backend, up to the budget. */
 static void rx_drain(struct net_queue_pair *qp)
 {
 	struct net_device *net = qp->net;
 	struct virtqueue *vq = qp->rx;
 
-	if (!net->vdev.active || net->backend->rx_fd < 0)
+	if (!net->vdev.active)
 		return;
 	if (rx_poisoned(qp)) {
 		rx_discard(qp);
+		if (qp->tx_dirty)
+			publish_tx(qp);
 		return;
 	}
 	enum vq_drain_result r = vq_drain(vq, &qp->rx_chain, &net_budget, rx_chain, qp);
 	if (publish_due(r, qp->rx))
 		publish_rx(qp);
+	if (qp->tx_dirty && publish_due(r, qp->tx))
+		publish_tx(qp);    /* TX buffers a queue backend copied from */
 	switch (r) {
 	case VQ_DRAIN_EMPTY:      /* no buffers: the guest's refill kicks us */
 		rx_watch_backend(qp, false);
@@ -400,76 +389,45 @@ static void on_backend_readable(struct event_source *src, uint32_t events)
 	rx_drain(container_of(src, struct net_queue_pair, rx_event));
 }
 
-/* --- backend sink (push backends) ---------------------------------------- */
+/* --- the backend's way up ------------------------------------------------- */
+/* Each only records or schedules: the drains run from the event loop. */
 
-/* The pair a push backend's frames go to (steering comes with MQ). */
-static struct net_queue_pair *sink_pair(struct net_backend_sink *sink)
+/* Frames wait in a queue backend (steering comes with MQ: pair 0). */
+static void backend_rx_pending(void *ctx)
 {
-	return &container_of(sink, struct net_device, sink)->pairs[0];
+	struct net_device *net = ctx;
+
+	schedule_more_work(&net->pairs[0]);
 }
 
-static enum net_deliver_result sink_deliver(struct net_backend_sink *sink,
-					    const struct iovec *iov, unsigned iovcnt)
+static void backend_tx_unblocked(void *ctx)
 {
-	struct net_queue_pair *qp = sink_pair(sink);
-	struct net_device *net = qp->net;
-	struct vq_chain *c = &qp->rx_chain;
-
-	if (rx_poisoned(qp)) {
-		net->counters.rx_dropped_poisoned++;
-		return NET_DELIVER_DROPPED;
-	}
-	if (!net->vdev.active || !rx_pop(qp, c)) {
-		if (rx_poisoned(qp)) {
-			net->counters.rx_dropped_poisoned++;
-			return NET_DELIVER_DROPPED;
-		}
-		net->counters.rx_dropped_no_buffer++;
-		return NET_DELIVER_NO_BUFFER;
-	}
-	size_t len = iov_length(iov, iovcnt);
-	if (len > c->in_len - NET_HDR_LEN) {
-		/* Never truncate: drop the frame, keep the buffer for the next one. */
-		vq_hold(qp->rx, c);
-		net->counters.rx_dropped_too_big++;
-		return NET_DELIVER_DROPPED;
-	}
-	/* One copy, straight from the backend's buffer into guest memory. */
-	iov_copy(vq_chain_in(c), c->n_in, NET_HDR_LEN, iov, iovcnt, 0, len);
-	rx_complete(qp, c, len);
-	return NET_DELIVERED;
-}
-
-static bool sink_can_deliver(struct net_backend_sink *sink)
-{
-	struct net_queue_pair *qp = sink_pair(sink);
-	struct virtqueue *vq = qp->rx;
-
-	if (!qp->net->vdev.active || rx_poisoned(qp))
-		return false;
-	/* Rate limited: the backend stops reading (rx_ready resumes it). */
-	if (!rx_admit(qp->net))
-		return false;
-	if (vq_has_avail(vq))
-		return true;
-	/* About to wait for buffers: make sure the guest's refill kicks us. */
-	return vq_enable_notify(vq);
-}
-
-static void sink_tx_unblocked(struct net_backend_sink *sink)
-{
-	struct net_device *net = container_of(sink, struct net_device, sink);
+	struct net_device *net = ctx;
 
 	for (unsigned i = 0; i < net->npairs; i++) {
 		net->pairs[i].tx_blocked = false;
-		tx_drain(&net->pairs[i]);
+		schedule_more_work(&net->pairs[i]);
 	}
 }
 
-static void sink_flush(struct net_backend_sink *sink)
+/* A kept frame is done with: its TX chain goes back to the guest. */
+static void backend_tx_done(void *ctx, uint32_t token)
 {
-	publish_rx(sink_pair(sink));
+	struct net_device *net = ctx;
+	unsigned pair = token >> 16;
+
+	if (pair >= net->npairs)
+		return;
+	struct net_queue_pair *qp = &net->pairs[pair];
+	push_used(net, qp->tx, (uint16_t)token, 0);
+	qp->tx_dirty = true;
 }
+
+static const struct net_backend_events backend_events = {
+	.rx_pending = backend_rx_pending,
+	.tx_unblocked = backend_tx_unblocked,
+	.tx_done = backend_tx_done,
+};
 
 /* --- device ops ------------------------------------------------------------ */
 
@@ -529,6 +487,7 @@ static void pair_forget(struct net_queue_pair *qp)
 {
 	qp->tx_blocked = false;
 	qp->rx_dirty = false;
+	qp->tx_dirty = false;
 }
 
 static int net_activate(struct virtio_device *vdev)
@@ -561,9 +520,17 @@ static void net_reset(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
+	/* Kept frames point into TX buffers the guest is about to get back:
+	 * used entries while the queues still run, then they are gone. */
+	if (net->backend->ops->drop_kept)
+		net->counters.rx_dropped_no_buffer += net->backend->ops->drop_kept(net->backend);
 	for (unsigned i = 0; i < net->npairs; i++) {
-		rx_watch_backend(&net->pairs[i], false);
-		pair_forget(&net->pairs[i]);
+		struct net_queue_pair *qp = &net->pairs[i];
+		if (qp->tx_dirty)
+			publish_tx(qp);
+		rx_watch_backend(qp, false);
+		event_loop_cancel(net->vdev.loop, &qp->more_work);
+		pair_forget(qp);
 	}
 }
 
@@ -682,13 +649,7 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 	net->vdev.num_queues = NET_NUM_QUEUES;
 	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
 		vq_reset(&net->vqs[q]);
-	net->sink = (struct net_backend_sink){
-		.deliver = sink_deliver,
-		.can_deliver = sink_can_deliver,
-		.tx_unblocked = sink_tx_unblocked,
-		.flush = sink_flush,
-	};
-	backend->sink = &net->sink;
+	net_backend_attach(backend, &backend_events, net);
 	int r = rate_limiter_init(&net->tx_limiter, loop, NULL, on_tx_limiter_wake);
 	if (r == 0)
 		r = rate_limiter_init(&net->rx_limiter, loop, NULL, on_rx_limiter_wake);

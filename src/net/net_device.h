@@ -43,7 +43,7 @@
 	X(rx_bytes,               "bytes of those frames, header excluded") \
 	X(tx_packets,             "frames sent to the backend") \
 	X(tx_bytes,               "bytes of those frames, header excluded") \
-	X(rx_dropped_no_buffer,   "frames dropped: no RX chain available") \
+	X(rx_dropped_no_buffer,   "frames dropped: no RX buffer took them before the device stopped") \
 	X(rx_dropped_poisoned,    "frames dropped: the RX queue is poisoned") \
 	X(rx_dropped_too_big,     "frames dropped: larger than the RX chain") \
 	X(tx_chain_invalid,       "TX chains completed unread: malformed or no frame") \
@@ -77,16 +77,19 @@ struct net_config_opts {
 struct net_queue_pair {
 	struct net_device *net;
 	struct virtqueue *rx, *tx;       /* in net->vqs */
-	struct event_source rx_event;    /* backend rx_fd (pull backends) */
+	struct event_source rx_event;    /* backend rx_fd (fd backends) */
 	bool rx_fd_watched;              /* rx_fd is polled only while RX has buffers */
-	struct event_deferred more_work; /* a drain used its budget: continue soon */
+	/* Both drains, after this event-loop round: a drain used its budget,
+	 * or the backend called up (rx_pending, tx_unblocked). */
+	struct event_deferred more_work;
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
+	bool tx_dirty;                   /* kept TX chains given back, not yet published */
 	/* The chains being worked on (too big for the stack); a held one
 	 * stays here across wake-ups (vq_hold). */
 	struct vq_chain tx_chain;
 	struct vq_chain rx_chain;
-	uint8_t *discard_buf;            /* frames read off a pull backend while RX is poisoned */
+	uint8_t *discard_buf;            /* frames read off the backend while RX is poisoned */
 };
 
 struct net_device {
@@ -95,7 +98,6 @@ struct net_device {
 	struct net_queue_pair pairs[NET_MAX_QUEUE_PAIRS];
 	unsigned npairs;
 	struct net_backend *backend;
-	struct net_backend_sink sink;
 	struct net_config_opts opts;
 	struct net_counters counters;
 	/* Per direction, for the whole device (as Firecracker's); unlimited

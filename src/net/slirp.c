@@ -15,9 +15,11 @@
  * stamps new UDP sockets with it; a guest frame after a long quiet spell
  * therefore runs a poll first, so that no new socket is born expired.
  *
- * Frames from slirp go straight to the guest. When the guest has no RX
- * buffers they wait in a fixed queue, and slirp's sockets are not polled
- * until the device calls rx_ready; only when that queue is full is a frame
+ * Frames from slirp wait in a fixed queue until the device's RX drain
+ * takes them (recv); slirp may make them anywhere, from inside send() too,
+ * so the device is only told (rx_pending), never called into. While
+ * frames wait, slirp's sockets are not polled: nothing more is read from
+ * the host than the guest takes. Only when the queue is full is a frame
  * dropped (TCP then retransmits).
  */
 #include <errno.h>
@@ -41,7 +43,9 @@
 #define ETH_HDR_LEN 14u
 /* Frames slirp builds are at most MTU plus the Ethernet header. */
 #define SLIRP_SLOT_LEN 1536u
-#define SLIRP_RXQ_SLOTS 64u
+/* Room for what one poll of slirp's sockets makes (a TCP send window's
+ * worth of segments for a few connections). */
+#define SLIRP_RXQ_SLOTS 256u
 /* Largest frame taken from the guest (the device's own cap). */
 #define SLIRP_TX_FRAME_MAX 65557u
 /* Ready sockets handled per wake-up; the rest stay ready (level-triggered). */
@@ -54,7 +58,7 @@
 _Static_assert(SLIRP_SLOT_LEN >= SLIRP_MTU + ETH_HDR_LEN, "a slot holds a full frame");
 
 #define SLIRP_COUNTERS(X) \
-	X(rx_queued,             "frames held because the guest had no RX buffers") \
+	X(rx_queued,             "frames queued for the guest") \
 	X(rx_dropped_queue_full, "frames dropped: the hold queue was full") \
 	X(rx_dropped_oversize,   "frames dropped: larger than a hold-queue slot") \
 	X(tx_dropped_oversize,   "TX frames dropped: empty or over 65557 bytes") \
@@ -100,8 +104,7 @@ struct slirp_be {
 	int timer_fd;
 	struct event_source ep_event;
 	struct event_source timer_event;
-	bool paused;                 /* guest had no RX buffers: slirp not polled */
-	bool delivered;              /* frames delivered since the last flush */
+	bool paused;                 /* frames wait for the guest: sockets not polled */
 	int64_t armed_ms;            /* timerfd deadline, -1 when disarmed */
 	int64_t last_poll_ms;
 	/* fd number -> state; grown when slirp shows a higher fd. */
@@ -112,7 +115,7 @@ struct slirp_be {
 	unsigned ncur, nprev, list_cap;
 	uint32_t gen;
 	struct slirp_timer *timers;
-	/* Frames waiting for RX buffers, a ring of fixed slots. */
+	/* Frames waiting for the device's RX drain, a ring of fixed slots. */
 	struct slirp_slot *rxq;
 	unsigned rxq_head, rxq_count;
 	uint8_t *txbuf;              /* a fragmented guest frame, linearised */
@@ -127,11 +130,6 @@ static struct slirp_be *to_sb(struct net_backend *be)
 static int64_t now_ms(void)
 {
 	return (int64_t)clock_now_ms();
-}
-
-static bool sb_can_deliver(struct slirp_be *sb)
-{
-	return sb->be.sink && sb->be.sink->can_deliver(sb->be.sink);
 }
 
 /* --- RX: slirp -> guest ---------------------------------------------------- */
@@ -152,7 +150,7 @@ static void sb_pause(struct slirp_be *sb, bool pause)
 	}
 }
 
-/* sb_enqueue - keep a frame for when the guest has buffers again. */
+/* sb_enqueue - keep a frame for the device's RX drain. */
 static void sb_enqueue(struct slirp_be *sb, const void *buf, size_t len)
 {
 	if (len > SLIRP_SLOT_LEN) {
@@ -166,50 +164,36 @@ static void sb_enqueue(struct slirp_be *sb, const void *buf, size_t len)
 	struct slirp_slot *slot = &sb->rxq[(sb->rxq_head + sb->rxq_count) % SLIRP_RXQ_SLOTS];
 	memcpy(slot->data, buf, len);
 	slot->len = (uint32_t)len;
-	sb->rxq_count++;
+	if (sb->rxq_count++ == 0)
+		net_backend_rx_pending(&sb->be);
 	sb->counters.rx_queued++;
-}
-
-/* sb_rxq_drain - deliver held frames in order while the guest takes them.
- * Returns true when the queue is empty. */
-static bool sb_rxq_drain(struct slirp_be *sb)
-{
-	while (sb->rxq_count) {
-		if (!sb_can_deliver(sb))
-			return false;
-		struct slirp_slot *slot = &sb->rxq[sb->rxq_head];
-		struct iovec iov = { slot->data, slot->len };
-		net_backend_deliver(&sb->be, &iov, 1);
-		sb->delivered = true;
-		sb->rxq_head = (sb->rxq_head + 1) % SLIRP_RXQ_SLOTS;
-		sb->rxq_count--;
-	}
-	return true;
 }
 
 /* sb_send_packet - libslirp's way out: a frame for the guest. */
 static ssize_t sb_send_packet(const void *buf, size_t len, void *opaque)
 {
-	struct slirp_be *sb = opaque;
-
-	/* Behind held frames a new one waits its turn. */
-	if (!sb->rxq_count && sb_can_deliver(sb)) {
-		struct iovec iov = { (void *)buf, len };
-		net_backend_deliver(&sb->be, &iov, 1);
-		sb->delivered = true;
-	} else {
-		sb_enqueue(sb, buf, len);
-		sb_pause(sb, true);
-	}
+	sb_enqueue(opaque, buf, len);
 	return (ssize_t)len;
 }
 
-static void sb_flush(struct slirp_be *sb)
+/* sb_recv - the device takes the oldest frame; once none waits, slirp's
+ * sockets are polled again. */
+static ssize_t sb_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
-	if (sb->delivered && sb->be.sink) {
-		sb->delivered = false;
-		net_backend_flush(&sb->be);
-	}
+	struct slirp_be *sb = to_sb(be);
+
+	if (!sb->rxq_count)
+		return 0;
+	struct slirp_slot *slot = &sb->rxq[sb->rxq_head];
+	size_t len = slot->len;
+	/* Never truncate: a frame bigger than the buffer is dropped. */
+	bool fits = len <= iov_length(iov, iovcnt);
+	if (fits)
+		iov_from_buf(iov, iovcnt, 0, slot->data, len);
+	sb->rxq_head = (sb->rxq_head + 1) % SLIRP_RXQ_SLOTS;
+	if (--sb->rxq_count == 0)
+		sb_pause(sb, false);
+	return fits ? (ssize_t)len : -EMSGSIZE;
 }
 
 /* --- slirp's fds in the private epoll set ---------------------------------- */
@@ -459,14 +443,13 @@ static void sb_poll(struct slirp_be *sb)
 	sb_resync(sb);
 }
 
-/* sb_service - a wake-up from the loop: held frames first, then slirp. */
+/* sb_service - a wake-up from the loop. Read nothing from the host while
+ * frames still wait for the guest. */
 static void sb_service(struct slirp_be *sb)
 {
-	/* Read nothing from the host that the guest could not take now. */
-	if (!sb->paused && (!sb_rxq_drain(sb) || !sb_can_deliver(sb)))
+	if (sb->rxq_count)
 		sb_pause(sb, true);
 	sb_poll(sb);
-	sb_flush(sb);
 }
 
 static void sb_on_epoll(struct event_source *src, uint32_t events)
@@ -487,7 +470,8 @@ static void sb_on_timer(struct event_source *src, uint32_t events)
 
 /* --- backend ops ------------------------------------------------------------ */
 
-static int sb_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int sb_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		   uint32_t token)
 {
 	struct slirp_be *sb = to_sb(be);
 	size_t len = iov_length(iov, iovcnt);
@@ -501,26 +485,10 @@ static int sb_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 		iov_to_buf(iov, iovcnt, 0, sb->txbuf, len);
 	if (now_ms() - sb->last_poll_ms >= SLIRP_CLOCK_STALE_MS)
 		sb_poll(sb);
+	/* What slirp answers right away (ARP, ICMP echo) joins the queue. */
 	slirp_input(sb->slirp, frame, (int)len);
-	/* The device publishes what slirp answered once its TX batch ends. */
-	sb->delivered = false;
 	sb_resync(sb);
 	return 0;
-}
-
-static void sb_rx_ready(struct net_backend *be)
-{
-	struct slirp_be *sb = to_sb(be);
-
-	if (!sb->paused)
-		return;
-	bool empty = sb_rxq_drain(sb);
-	sb_flush(sb);
-	if (!empty)
-		return;
-	sb_pause(sb, false);
-	/* Sockets may have been ready all along. */
-	sb_service(sb);
 }
 
 static void sb_dump_counters(struct net_backend *be, FILE *out)
@@ -558,7 +526,7 @@ static void sb_destroy(struct net_backend *be)
 static const struct net_backend_ops slirp_ops = {
 	.name = "user",
 	.send = sb_send,
-	.rx_ready = sb_rx_ready,
+	.recv = sb_recv,
 	.destroy = sb_destroy,
 	.dump_counters = sb_dump_counters,
 };

@@ -3,10 +3,10 @@
  * preceded by its length as a 4-byte big-endian number: the framing of
  * qemu's "-netdev stream" and of passt.
  *
- * A push backend. Reads land in a fixed buffer big enough for two maximal
- * frames, so one recv() usually yields a batch; frames are delivered from it
- * in place. While the guest has no RX buffers the socket is not read (the
- * peer sees back-pressure, nothing is dropped). Sends go straight from guest
+ * A queue backend. Reads land in a fixed buffer big enough for two maximal
+ * frames, so one recv() usually yields a batch; the device's RX drain takes
+ * the frames from it in place. While whole frames wait there the socket is
+ * not read (the peer sees back-pressure, nothing is dropped). Sends go straight from guest
  * memory with one sendmsg(); what the socket does not take is copied to a
  * fixed out buffer drained on EPOLLOUT, and when that buffer is full the
  * device is told -EAGAIN and woken with tx_unblocked.
@@ -49,7 +49,7 @@
 	X(tx_blocked,              "sends refused with -EAGAIN: the out buffer was full") \
 	X(rx_frames,               "frames received from the peer") \
 	X(rx_bytes,                "bytes of those frames, length prefix excluded") \
-	X(rx_paused,               "times reading stopped: the guest had no RX buffers") \
+	X(rx_paused,               "times the guest's RX refill found frames waiting for it") \
 	X(rx_framing_errors,       "connections dropped for a bad length prefix") \
 	X(disconnects,             "connections lost: hangup, error or framing") \
 	X(connects,                "connections made, the first one included")
@@ -68,11 +68,11 @@ struct stream {
 	struct event_source sock_event;
 	struct event_source timer_event;
 	uint32_t watched;             /* events currently asked for on fd */
-	bool rx_paused;               /* the guest had no RX buffers */
+	bool rx_paused;               /* whole frames wait in rxbuf: not reading */
 	bool tx_blocked;              /* send() said -EAGAIN: owe tx_unblocked */
 	bool down_logged;             /* the outage was reported; quiet until back */
-	uint8_t *rxbuf;               /* [0, rx_len): received, not yet delivered */
-	size_t rx_len;
+	uint8_t *rxbuf;               /* [rx_off, rx_len): received, not yet taken */
+	size_t rx_off, rx_len;
 	uint8_t *txbuf;               /* [tx_head, tx_head + tx_len): not yet sent */
 	size_t tx_head, tx_len;
 	struct stream_counters counters;
@@ -82,11 +82,6 @@ struct stream {
 static struct stream *to_stream(struct net_backend *be)
 {
 	return container_of(be, struct stream, be);
-}
-
-static bool stream_can_deliver(struct stream *st)
-{
-	return st->be.sink && st->be.sink->can_deliver(st->be.sink);
 }
 
 static void stream_on_socket(struct event_source *src, uint32_t events);
@@ -135,8 +130,9 @@ static void stream_disconnect(struct stream *st, const char *why)
 	close(st->fd);
 	st->fd = -1;
 	st->watched = 0;
-	/* Partial records belong to the dead connection. */
-	st->rx_len = 0;
+	/* Records not yet taken belong to the dead connection. */
+	st->rx_off = st->rx_len = 0;
+	st->rx_paused = false;
 	st->tx_head = st->tx_len = 0;
 	int r = stream_arm_reconnect(st);
 	if (r)
@@ -145,7 +141,7 @@ static void stream_disconnect(struct stream *st, const char *why)
 	if (st->tx_blocked) {
 		/* Sends now drop instead of waiting: let the device go on. */
 		st->tx_blocked = false;
-		st->be.sink->tx_unblocked(st->be.sink);
+		net_backend_tx_unblocked(&st->be);
 	}
 }
 
@@ -195,55 +191,44 @@ static uint32_t get_be32(const uint8_t *p)
 }
 
 /*
- * stream_deliver_buffered - hand every complete frame in rxbuf to the guest,
- * oldest first, and keep the incomplete tail. Returns false when the
- * connection was dropped for a framing error.
+ * stream_check_buffered - after a read: does a whole frame wait at rx_off?
+ * Then reading stops until the device has taken every whole frame, and the
+ * device is told. Returns false when the connection was dropped for a
+ * framing error.
  */
-static bool stream_deliver_buffered(struct stream *st)
+static bool stream_whole_frame(const struct stream *st)
 {
-	size_t off = 0;
-	bool delivered = false;
+	size_t have = st->rx_len - st->rx_off;
 
-	while (st->rx_len - off >= STREAM_HDR_LEN) {
-		uint32_t len = get_be32(st->rxbuf + off);
-		if (len == 0 || len > STREAM_FRAME_MAX) {
-			char why[96];
-			snprintf(why, sizeof(why), "framing error: peer sent a frame length of %u",
-				 len);
-			st->counters.rx_framing_errors++;
-			stream_disconnect(st, why);
-			return false;
-		}
-		if (st->rx_len - off < STREAM_HDR_LEN + len)
-			break;
-		if (!stream_can_deliver(st)) {
-			st->rx_paused = true;
-			st->counters.rx_paused++;
-			break;
-		}
-		struct iovec iov = { st->rxbuf + off + STREAM_HDR_LEN, len };
-		net_backend_deliver(&st->be, &iov, 1);
-		delivered = true;
-		st->counters.rx_frames++;
-		st->counters.rx_bytes += len;
-		off += STREAM_HDR_LEN + len;
+	return have >= STREAM_HDR_LEN && have >= STREAM_HDR_LEN + get_be32(st->rxbuf + st->rx_off);
+}
+
+static bool stream_check_buffered(struct stream *st)
+{
+	if (st->rx_len - st->rx_off < STREAM_HDR_LEN)
+		return true;
+	uint32_t len = get_be32(st->rxbuf + st->rx_off);
+	if (len == 0 || len > STREAM_FRAME_MAX) {
+		char why[96];
+		snprintf(why, sizeof(why), "framing error: peer sent a frame length of %u", len);
+		st->counters.rx_framing_errors++;
+		stream_disconnect(st, why);
+		return false;
 	}
-	if (off) {
-		memmove(st->rxbuf, st->rxbuf + off, st->rx_len - off);
-		st->rx_len -= off;
+	if (stream_whole_frame(st) && !st->rx_paused) {
+		st->rx_paused = true;
+		net_backend_rx_pending(&st->be);
 	}
-	if (delivered)
-		net_backend_flush(&st->be);
 	return true;
 }
 
-/* stream_read - read batches until the socket is empty, the guest is full
- * or the budget is spent. */
+/* stream_read - read until the socket is empty, a whole frame waits for
+ * the device, or the budget is spent. */
 static void stream_read(struct stream *st)
 {
 	for (unsigned budget = STREAM_READ_BUDGET; budget && !st->rx_paused; budget--) {
-		/* Whatever is left after delivery is under one record, so at
-		 * least one whole record always fits. */
+		/* Reading stops at the first whole frame and the buffer is
+		 * compacted once they are taken, so a whole record always fits. */
 		size_t room = STREAM_RXBUF_LEN - st->rx_len;
 		ssize_t n = recv(st->fd, st->rxbuf + st->rx_len, room, MSG_DONTWAIT);
 		if (n == 0) {
@@ -258,7 +243,7 @@ static void stream_read(struct stream *st)
 			return;
 		}
 		st->rx_len += (size_t)n;
-		if (!stream_deliver_buffered(st))
+		if (!stream_check_buffered(st))
 			return;
 		if ((size_t)n < room)
 			return;
@@ -306,7 +291,7 @@ static void stream_on_socket(struct event_source *src, uint32_t events)
 		/* Wake the device once half the buffer is free, not per byte. */
 		if (st->tx_blocked && stream_tx_room(st, STREAM_TXBUF_LEN / 2)) {
 			st->tx_blocked = false;
-			st->be.sink->tx_unblocked(st->be.sink);
+			net_backend_tx_unblocked(&st->be);
 			if (st->fd < 0)
 				return;
 		}
@@ -356,7 +341,8 @@ static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
 	}
 }
 
-static int stream_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int stream_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		       uint32_t token)
 {
 	struct stream *st = to_stream(be);
 	size_t len = iov_length(iov, iovcnt);
@@ -393,15 +379,47 @@ static int stream_send(struct net_backend *be, const struct iovec *iov, unsigned
 	return 0;
 }
 
-static void stream_rx_ready(struct net_backend *be)
+/* stream_take - the whole frame at rx_off is taken: step past it, and
+ * once no whole frame is left, compact and read again. */
+static void stream_take(struct stream *st, uint32_t len)
+{
+	st->rx_off += STREAM_HDR_LEN + len;
+	if (!stream_check_buffered(st))
+		return;
+	if (stream_whole_frame(st))
+		return;
+	size_t left = st->rx_len - st->rx_off;
+	memmove(st->rxbuf, st->rxbuf + st->rx_off, left);
+	st->rx_off = 0;
+	st->rx_len = left;
+	st->rx_paused = false;
+	stream_update_watch(st);
+}
+
+static ssize_t stream_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct stream *st = to_stream(be);
 
 	if (!st->rx_paused || st->fd < 0)
-		return;
-	st->rx_paused = false;
-	if (stream_deliver_buffered(st))
-		stream_update_watch(st);
+		return 0;
+	uint32_t len = get_be32(st->rxbuf + st->rx_off);
+	/* Never truncate: a frame bigger than the buffer is dropped. */
+	bool fits = len <= iov_length(iov, iovcnt);
+	if (fits) {
+		iov_from_buf(iov, iovcnt, 0, st->rxbuf + st->rx_off + STREAM_HDR_LEN, len);
+		st->counters.rx_frames++;
+		st->counters.rx_bytes += len;
+	}
+	stream_take(st, len);
+	return fits ? (ssize_t)len : -EMSGSIZE;
+}
+
+static void stream_rx_ready(struct net_backend *be)
+{
+	struct stream *st = to_stream(be);
+
+	if (st->rx_paused)
+		st->counters.rx_paused++;
 }
 
 static void stream_dump_counters(struct net_backend *be, FILE *out)
@@ -432,6 +450,7 @@ static void stream_destroy(struct net_backend *be)
 static const struct net_backend_ops stream_ops = {
 	.name = "stream",
 	.send = stream_send,
+	.recv = stream_recv,
 	.rx_ready = stream_rx_ready,
 	.destroy = stream_destroy,
 	.dump_counters = stream_dump_counters,

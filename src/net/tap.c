@@ -1,5 +1,5 @@
 /*
- * Tap backend, "tap:NAME": a pull backend over /dev/net/tun. Frames cross
+ * Tap backend, "tap:NAME": an fd backend over /dev/net/tun. Frames cross
  * the tap with a 12-byte virtio_net_hdr_v1 in front (IFF_VNET_HDR), so that
  * offloads can be switched on later without changing the data path; for now
  * no offload is set (TUNSETOFFLOAD 0) and the header is always zero on TX
@@ -78,7 +78,7 @@ static void tap_tx_writable(struct event_source *src, uint32_t events)
 	event_loop_unwatch(tap->be.loop, &tap->tx_event);
 	if (tap->tx_blocked) {
 		tap->tx_blocked = false;
-		tap->be.sink->tx_unblocked(tap->be.sink);
+		net_backend_tx_unblocked(&tap->be);
 	}
 }
 
@@ -98,7 +98,8 @@ static int tap_block_tx(struct tap *tap)
 }
 
 /* tap_send - one writev: the zero header, then the frame from guest memory. */
-static int tap_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int tap_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		    uint32_t token)
 {
 	struct tap *tap = to_tap(be);
 

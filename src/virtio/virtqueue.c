@@ -238,9 +238,15 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	if (!vq->started)
 		return VQ_POP_EMPTY;
 	uint16_t avail_idx = load_avail_idx(vq);
-	/* Spec 2.7.6: the driver never has more than size entries outstanding;
-	 * a held chain is one of them (it is checked as if given back). */
-	if ((uint16_t)(avail_idx - vq_base(vq)) > vq->size)
+	/* Spec 2.7.6: the driver never has more than size chains outstanding,
+	 * available or taken and not yet used (each holds a descriptor of the
+	 * table), so avail->idx is at most size ahead of what the device has
+	 * used, and never behind what it has taken (a held chain counts as
+	 * not taken). A device that keeps chains a while (a backend's
+	 * zero-copy send) so never has more than size of them, whatever heads
+	 * it is fed. */
+	if ((uint16_t)(avail_idx - vq->used_idx) > vq->size ||
+	    (uint16_t)(avail_idx - vq_base(vq)) > vq->size)
 		return poison(vq, VQ_POISON_AVAIL_IDX);
 	if (vq->held) {
 		struct vq_chain *held = vq->held;
@@ -413,7 +419,7 @@ const char *vq_poison_str(enum vq_poison_reason why)
 {
 	static const char *const names[] = {
 		[VQ_POISON_NONE] = "not poisoned",
-		[VQ_POISON_AVAIL_IDX] = "avail index ran more than the queue size ahead",
+		[VQ_POISON_AVAIL_IDX] = "avail index ran more than the queue size ahead of used",
 		[VQ_POISON_HEAD_RANGE] = "avail ring holds a head out of range",
 	};
 	return (unsigned)why < ARRAY_SIZE(names) ? names[why] : "unknown";

@@ -67,7 +67,7 @@ enum vq_chain_error {
 
 enum vq_poison_reason {
 	VQ_POISON_NONE = 0,
-	VQ_POISON_AVAIL_IDX,          /* avail->idx ran more than size ahead */
+	VQ_POISON_AVAIL_IDX,          /* avail->idx ran more than size ahead of used */
 	VQ_POISON_HEAD_RANGE,         /* a head index >= queue size */
 };
 

@@ -179,6 +179,12 @@ double nb_run_frames(struct nb_world *w, double seconds)
 		}
 		t = nb_now(w);
 	}
+	/* Let the device finish and publish what it took (its drains run as
+	 * deferred work), so no buffer it still owns is touched after this. */
+	for (unsigned quiet = 0; quiet < 2;) {
+		bool ran = event_loop_once(&w->loop, 0) > 0;
+		quiet = reap(w) || ran ? 0 : quiet + 1;
+	}
 	if (w->net.counters.rx_dropped_no_buffer != before.rx_dropped_no_buffer ||
 	    w->net.counters.rx_dropped_too_big != before.rx_dropped_too_big ||
 	    w->net.counters.tx_chain_invalid != before.tx_chain_invalid)

@@ -171,7 +171,7 @@ kc_eq "tap capture: frames for $MMDS" "$mmds_frames" 0
 [ "$icmp_frames" -ge 4 ] && pass "tap capture saw the guest's pings ($icmp_frames frames)" ||
 	fail "tap capture saw the guest's pings ($icmp_frames frames)"
 
-# A push backend underneath: libslirp user networking, with the MMDS
+# A queue backend underneath: libslirp user networking, with the MMDS
 # endpoint's own libslirp beside it on the same loop.
 guest_script "$T_DIR/guest-user.sh" <<EOF
 link_up eth0 10.0.2.15/24 $MMDS/32

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Rate limits on a push backend (libslirp): kvmini tells libslirp it cannot
-# deliver while RX is limited, so frames wait in libslirp's sockets instead
-# of being dropped; TX is limited by the frame (ops) bucket.
+# Rate limits on a queue backend (libslirp): kvmini stops taking libslirp's
+# frames while RX is limited, libslirp stops reading its sockets, so frames
+# wait there instead of being dropped; TX is limited by the frame (ops) bucket.
 #   TX: ops=100/100 (1000 frames/s): iperf3 guest -> 10.0.2.2 lands within
 #       10% of 1000 x 1448 payload bytes per second (the namespace's
 #       per-second receiver figures after the first 2 s);

@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "core/event_loop.h"
+#include "core/guest_mem.h"
 #include "core/log.h"
 #include "mmds/intercept.h"
 #include "mmds/mmds.h"
@@ -71,39 +72,81 @@ static void frames_clear(struct frames *fr)
 	fr->n = 0;
 }
 
+/* The device's side: told of waiting frames (rx_pending), it takes them
+ * with recv() while it has "RX buffers" (can) when the test lets it run
+ * (fs_take: after each frame sent and each loop turn), never from inside
+ * the backend's call. */
 struct fake_sink {
-	struct net_backend_sink sink;
+	struct net_backend *be;
 	bool can;
-	unsigned flushes;
+	bool pending;
+	unsigned flushes;          /* drains that took frames */
 	struct frames got;
 };
 
-static enum net_deliver_result fs_deliver(struct net_backend_sink *s, const struct iovec *iov,
-					  unsigned iovcnt)
-{
-	struct fake_sink *fs = (struct fake_sink *)s;
+static void fs_rx_pending(void *ctx) { ((struct fake_sink *)ctx)->pending = true; }
+static void fs_unblocked(void *ctx) { }
+static void fs_tx_done(void *ctx, uint32_t token) { }
 
-	if (!fs->can)
-		return NET_DELIVER_NO_BUFFER;
-	frames_add(&fs->got, iov, iovcnt);
-	return NET_DELIVERED;
+static const struct net_backend_events fs_events = {
+	.rx_pending = fs_rx_pending, .tx_unblocked = fs_unblocked, .tx_done = fs_tx_done,
+};
+
+static void fs_attach(struct fake_sink *fs, struct net_backend *be)
+{
+	fs->be = be;
+	fs->can = true;
+	net_backend_attach(be, &fs_events, fs);
 }
 
-static bool fs_can(struct net_backend_sink *s) { return ((struct fake_sink *)s)->can; }
-static void fs_unblocked(struct net_backend_sink *s) { }
-static void fs_flush(struct net_backend_sink *s) { ((struct fake_sink *)s)->flushes++; }
+/* fs_take - the device's RX drain: every waiting frame, oldest first. */
+static void fs_take(struct fake_sink *fs)
+{
+	static uint8_t buf[65600];
+	struct iovec iov = { buf, sizeof(buf) };
+	bool took = false;
+
+	if (!fs->can)
+		return;
+	fs->pending = false;
+	for (unsigned i = 0; i < 1024; i++) {
+		ssize_t len = fs->be->ops->recv(fs->be, &iov, 1);
+		if (len == 0)
+			break;
+		if (len > 0) {
+			frames_add(&fs->got, &(struct iovec){ buf, (size_t)len }, 1);
+			took = true;
+		}
+	}
+	if (took)
+		fs->flushes++;
+}
 
 /* The wrapped backend: records what it is given. */
 struct fake_inner {
 	struct net_backend be;
 	struct frames sent;
+	struct frames queued;      /* frames it makes for the guest */
+	unsigned next;             /* the next of them recv gives */
 	unsigned rx_ready_calls;
 };
 
-static int fi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+static int fi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		   uint32_t token)
 {
 	frames_add(&((struct fake_inner *)be)->sent, iov, iovcnt);
 	return 0;
+}
+
+static ssize_t fi_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	struct fake_inner *fi = (struct fake_inner *)be;
+
+	if (fi->next == fi->queued.n)
+		return 0;
+	size_t len = fi->queued.len[fi->next];
+	iov_from_buf(iov, iovcnt, 0, fi->queued.f[fi->next++], len);
+	return (ssize_t)len;
 }
 
 static void fi_rx_ready(struct net_backend *be)
@@ -116,11 +159,13 @@ static void fi_rx_ready(struct net_backend *be)
 static void fi_destroy(struct net_backend *be)
 {
 	frames_clear(&((struct fake_inner *)be)->sent);
+	frames_clear(&((struct fake_inner *)be)->queued);
 	free(be);
 }
 
 static const struct net_backend_ops fake_inner_ops = {
-	.name = "fake", .send = fi_send, .rx_ready = fi_rx_ready, .destroy = fi_destroy,
+	.name = "fake", .send = fi_send, .recv = fi_recv, .rx_ready = fi_rx_ready,
+	.destroy = fi_destroy,
 };
 
 /* --- the rig: wrapper + endpoint + a unix listener standing for the server - */
@@ -142,8 +187,6 @@ static bool rig_init(struct rig *r)
 	struct mmds_config cfg = { .version = MMDS_V1 };
 
 	memset(r, 0, sizeof(*r));
-	r->fs.sink = (struct net_backend_sink){ fs_deliver, fs_can, fs_unblocked, fs_flush };
-	r->fs.can = true;
 	snprintf(r->dir, sizeof(r->dir), "/tmp/kvmini-test-mmds-XXXXXX");
 	if (!mkdtemp(r->dir))
 		return false;
@@ -166,7 +209,7 @@ static bool rig_init(struct rig *r)
 		return false;
 	}
 	r->be = mmds_intercept_wrap(&r->inner->be, ep, r->ep.addr, r->mmds, NULL, NULL);
-	r->be->sink = &r->fs.sink;
+	fs_attach(&r->fs, r->be);
 	return true;
 }
 
@@ -186,8 +229,10 @@ static void rig_fini(struct rig *r)
 static int send_frame(struct rig *r, const uint8_t *f, size_t len)
 {
 	struct iovec iov = { (void *)f, len };
+	int ret = r->be->ops->send(r->be, &iov, 1, 0);
 
-	return r->be->ops->send(r->be, &iov, 1);
+	fs_take(&r->fs);
+	return ret;
 }
 
 /* inner_saw_mmds - any frame the wrapped backend got that names the MMDS
@@ -221,8 +266,10 @@ static void pump_until(struct rig *r, int ms, bool (*done)(struct rig *, void *)
 {
 	int64_t end = now_ms() + ms;
 
-	while (!done(r, arg) && now_ms() < end)
+	while (!done(r, arg) && now_ms() < end) {
 		event_loop_once(&loop, 10);
+		fs_take(&r->fs);
+	}
 }
 
 /* --- cases ---------------------------------------------------------------- */
@@ -294,7 +341,8 @@ static void test_other_frames_pass(void)
 	uint8_t g[64];
 	size_t glen = nf_arp_request(g, guest_mac, guest_ip, mmds_ip);
 	struct iovec iov[4] = { { g, 3 }, { g + 3, 10 }, { g + 13, 27 }, { g + 40, glen - 40 } };
-	CHECK_EQ(r.be->ops->send(r.be, iov, 4), 0);
+	CHECK_EQ(r.be->ops->send(r.be, iov, 4, 0), 0);
+	fs_take(&r.fs);
 	CHECK_EQ(r.inner->sent.n, 8);
 	CHECK_EQ(r.fs.got.n, 1);
 	rig_fini(&r);
@@ -459,8 +507,8 @@ static void test_unannounced_guest_answered(void)
 	rig_fini(&r);
 }
 
-/* No RX buffers: the endpoint holds its frames and delivers them first
- * when buffers come back; the wrapped backend hears rx_ready after. */
+/* No RX buffers: the endpoint holds its frames and the device takes them
+ * when buffers come back; the wrapped backend hears rx_ready too. */
 static void test_held_until_rx_ready(void)
 {
 	struct rig r;
@@ -473,8 +521,10 @@ static void test_held_until_rx_ready(void)
 	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
 	CHECK_EQ(r.fs.got.n, 0);
 	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 0);
+	CHECK(r.fs.pending);
 	r.fs.can = true;
 	r.be->ops->rx_ready(r.be);
+	fs_take(&r.fs);
 	CHECK_EQ(r.fs.got.n, 1);
 	CHECK_EQ(r.inner->rx_ready_calls, 1);
 	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 1);
@@ -482,30 +532,34 @@ static void test_held_until_rx_ready(void)
 	rig_fini(&r);
 }
 
-/* A push backend's frames reach the device's sink, through the wrapper's
- * forwarding sink at first and straight once the wrapper has sent. */
-static void test_push_backend_delivers(void)
+/* A wrapped queue backend's frames reach the device: its rx_pending goes
+ * up through the wrapper, whose recv takes the endpoint's frames first and
+ * then the wrapped backend's. */
+static void test_wrapped_queue_backend_delivers(void)
 {
 	struct rig r;
-	uint8_t f[64] = { 0 };
-	struct iovec iov = { f, 60 };
+	uint8_t f[64] = { 0 }, a[64];
 
 	CHECK(rig_init(&r));
 	if (!r.be)
 		return;
 	struct net_backend *inner = &r.inner->be;
-	CHECK(inner->sink != &r.fs.sink);
-	CHECK(inner->sink->can_deliver(inner->sink));
-	CHECK_EQ(inner->sink->deliver(inner->sink, &iov, 1), NET_DELIVERED);
-	inner->sink->flush(inner->sink);
-	CHECK_EQ(r.fs.got.n, 1);
-	CHECK_EQ(r.fs.flushes, 1);
+	CHECK(inner->events != r.be->events);    /* attached to the wrapper, once */
+	r.fs.can = false;
+	frames_add(&r.inner->queued, &(struct iovec){ f, 60 }, 1);
+	net_backend_rx_pending(inner);
+	CHECK(r.fs.pending);
+	/* An MMDS reply waits too: it goes first. */
+	send_frame(&r, a, nf_arp_request(a, guest_mac, guest_ip, mmds_ip));
+	r.fs.can = true;
+	fs_take(&r.fs);
+	CHECK_EQ(r.fs.got.n, 2);
+	CHECK(r.fs.got.n == 2 && nf_get16(r.fs.got.f[0] + 12) == 0x0806 &&
+	      r.fs.got.len[1] == 60 && !memcmp(r.fs.got.f[1], f, 60));
+	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 1);
 	send_frame(&r, f, 60);               /* an ordinary frame: passes */
 	CHECK_EQ(r.inner->sent.n, 1);
-	CHECK(inner->sink == &r.fs.sink);
-	CHECK_EQ(inner->sink->deliver(inner->sink, &iov, 1), NET_DELIVERED);
-	CHECK_EQ(r.fs.got.n, 2);
-	CHECK_EQ(mmds_counters(r.mmds)->frames_injected, 0);
+	CHECK(inner->events != r.be->events);    /* no rewiring after a send */
 	rig_fini(&r);
 }
 
@@ -530,6 +584,7 @@ static void test_tcp_cap_per_round(void)
 	send_frame(&r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
 	CHECK_EQ(c->frames_intercepted, 25);
 	event_loop_once(&loop, 100);
+	fs_take(&r.fs);
 	send_frame(&r, f, nf_tcp(f, guest_mac, any_mac, guest_ip, mmds_ip, 42000, 80, 7, 0,
 				 NF_TCP_SYN, NULL, 0));
 	CHECK_EQ(c->frames_intercepted, 26);
@@ -638,8 +693,6 @@ static bool full_rig_init(struct rig *r, enum mmds_version v)
 
 	memset(r, 0, sizeof(*r));
 	r->listen_fd = -1;
-	r->fs.sink = (struct net_backend_sink){ fs_deliver, fs_can, fs_unblocked, fs_flush };
-	r->fs.can = true;
 	cfg.ipv4.s_addr = htonl(mmds_ip);
 	r->mmds = mmds_new(&cfg);
 	mmds_put(r->mmds, sample_store, strlen(sample_store));
@@ -650,7 +703,7 @@ static bool full_rig_init(struct rig *r, enum mmds_version v)
 		fprintf(stderr, "  mmds_intercept_create: %s\n", err);
 		return false;
 	}
-	r->be->sink = &r->fs.sink;
+	fs_attach(&r->fs, r->be);
 	uint8_t f[64];
 	send_frame(r, f, nf_arp_request(f, guest_mac, guest_ip, mmds_ip));
 	return true;
@@ -780,7 +833,7 @@ int main(void)
 	RUN_TEST(test_other_ports_refused);
 	RUN_TEST(test_unannounced_guest_answered);
 	RUN_TEST(test_held_until_rx_ready);
-	RUN_TEST(test_push_backend_delivers);
+	RUN_TEST(test_wrapped_queue_backend_delivers);
 	RUN_TEST(test_tcp_cap_per_round);
 	RUN_TEST(test_http_over_tcp_v1);
 	RUN_TEST(test_http_over_tcp_v2);

@@ -53,60 +53,90 @@ static int64_t now_ms(void)
 
 #define MAX_FRAMES 256
 
+/* The device's side of a backend: told of waiting frames (rx_pending), it
+ * takes them with recv() as deferred work of the loop, as the device's RX
+ * drain does, while it has "RX buffers" (can). */
 struct fake_sink {
-	struct net_backend_sink sink;
-	bool can;                  /* what can_deliver answers */
+	struct net_backend *be;
+	struct event_deferred work;
+	bool can;                  /* the guest has RX buffers */
 	unsigned n;                /* frames kept */
 	uint8_t *frame[MAX_FRAMES];
 	size_t len[MAX_FRAMES];
 	unsigned unblocked;        /* tx_unblocked calls */
-	unsigned flushes;
+	unsigned flushes;          /* drains that took frames */
+	unsigned done;             /* tx_done calls */
 };
 
-static enum net_deliver_result fs_deliver(struct net_backend_sink *sink,
-					  const struct iovec *iov, unsigned iovcnt)
+/* fs_pull - take every waiting frame while there is room. */
+static void fs_pull(struct fake_sink *fs)
 {
-	struct fake_sink *fs = (struct fake_sink *)sink;
-	size_t len = 0;
+	static uint8_t buf[65600];
+	struct iovec iov = { buf, sizeof(buf) };
+	bool took = false;
 
-	if (!fs->can || fs->n == MAX_FRAMES)
-		return NET_DELIVER_NO_BUFFER;
-	for (unsigned i = 0; i < iovcnt; i++)
-		len += iov[i].iov_len;
-	uint8_t *p = malloc(len ? len : 1);
-	size_t off = 0;
-	for (unsigned i = 0; i < iovcnt; i++) {
-		memcpy(p + off, iov[i].iov_base, iov[i].iov_len);
-		off += iov[i].iov_len;
+	while (fs->can && fs->n < MAX_FRAMES) {
+		ssize_t len = fs->be->ops->recv(fs->be, &iov, 1);
+		if (len == 0)
+			break;
+		if (len < 0)
+			continue;
+		uint8_t *p = malloc((size_t)len + 1);
+		memcpy(p, buf, (size_t)len);
+		fs->frame[fs->n] = p;
+		fs->len[fs->n++] = (size_t)len;
+		took = true;
 	}
-	fs->frame[fs->n] = p;
-	fs->len[fs->n++] = len;
-	return NET_DELIVERED;
+	if (took)
+		fs->flushes++;
 }
 
-static bool fs_can_deliver(struct net_backend_sink *sink)
+static void fs_work(struct event_deferred *d)
 {
-	return ((struct fake_sink *)sink)->can;
+	fs_pull(container_of(d, struct fake_sink, work));
 }
 
-static void fs_tx_unblocked(struct net_backend_sink *sink)
+static void fs_rx_pending(void *ctx)
 {
-	((struct fake_sink *)sink)->unblocked++;
+	struct fake_sink *fs = ctx;
+
+	event_loop_defer(&loop, &fs->work, fs_work);
 }
 
-static void fs_flush(struct net_backend_sink *sink)
+static void fs_tx_unblocked(void *ctx)
 {
-	((struct fake_sink *)sink)->flushes++;
+	((struct fake_sink *)ctx)->unblocked++;
 }
+
+static void fs_tx_done(void *ctx, uint32_t token)
+{
+	((struct fake_sink *)ctx)->done++;
+}
+
+static const struct net_backend_events fs_events = {
+	.rx_pending = fs_rx_pending, .tx_unblocked = fs_tx_unblocked, .tx_done = fs_tx_done,
+};
 
 static void fs_init(struct fake_sink *fs)
 {
 	memset(fs, 0, sizeof(*fs));
-	fs->sink = (struct net_backend_sink){
-		.deliver = fs_deliver, .can_deliver = fs_can_deliver,
-		.tx_unblocked = fs_tx_unblocked, .flush = fs_flush,
-	};
 	fs->can = true;
+}
+
+/* The guest gives RX buffers back: rx_ready, then the device's drain. */
+static void fs_refill(struct fake_sink *fs)
+{
+	fs->can = true;
+	if (fs->be->ops->rx_ready)
+		fs->be->ops->rx_ready(fs->be);
+	fs_pull(fs);
+}
+
+/* Run the loop's deferred work (the fake device's drain among it). */
+static void fs_settle(void)
+{
+	for (int i = 0; i < 8 && event_loop_once(&loop, 0) > 0; i++)
+		;
 }
 
 static void fs_clear(struct fake_sink *fs)
@@ -125,13 +155,17 @@ static struct net_backend *create(const char *spec, struct fake_sink *fs)
 		fprintf(stderr, "  create \"%s\": %s\n", spec, err);
 		return NULL;
 	}
-	if (fs)
-		be->sink = &fs->sink;
+	if (fs) {
+		fs->be = be;
+		net_backend_attach(be, &fs_events, fs);
+	}
 	return be;
 }
 
 static void destroy(struct net_backend *be, struct fake_sink *fs)
 {
+	if (fs && fs->be)
+		event_loop_cancel(&loop, &fs->work);
 	if (be)
 		be->ops->destroy(be);
 	if (fs)
@@ -610,8 +644,8 @@ static void test_stream_tx_framing(void)
 	}
 	fill_pattern(frame, sizeof(frame), 3);
 	struct iovec iov[3] = { { frame, 14 }, { frame + 14, 1 }, { frame + 15, 1499 } };
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 3), 0);
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 3, 0), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, 0), 0);
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 1514);
 	CHECK(has_pattern(got, 1514, 3));
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 14);
@@ -619,8 +653,8 @@ static void test_stream_tx_framing(void)
 	/* Frames the framing cannot carry are refused, not truncated. */
 	static uint8_t big[65551];
 	struct iovec bigv = { big, sizeof(big) };
-	CHECK_EQ(sf.be->ops->send(sf.be, &bigv, 1), -EMSGSIZE);
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 0), -EMSGSIZE);
+	CHECK_EQ(sf.be->ops->send(sf.be, &bigv, 1, 0), -EMSGSIZE);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 0, 0), -EMSGSIZE);
 	CHECK_EQ(counter(sf.be, "tx_dropped_oversize"), 2);
 	CHECK_EQ(counter(sf.be, "tx_frames"), 2);
 	stream_teardown(&sf);
@@ -645,7 +679,7 @@ static void test_stream_tx_backpressure(void)
 	while (sent < MAXSENT) {
 		fill_pattern(frame, FRAME, sent);
 		struct iovec iov = { frame, FRAME };
-		r = sf.be->ops->send(sf.be, &iov, 1);
+		r = sf.be->ops->send(sf.be, &iov, 1, 0);
 		if (r)
 			break;
 		sent++;
@@ -664,7 +698,7 @@ static void test_stream_tx_backpressure(void)
 	CHECK_EQ(sf.fs.unblocked, 1);
 	/* And the refused frame goes through now. */
 	struct iovec iov = { frame, FRAME };
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), FRAME);
 	CHECK(has_pattern(got, FRAME, sent));
 	stream_teardown(&sf);
@@ -686,14 +720,14 @@ static void test_stream_blocked_peer_hangup(void)
 		return;
 	}
 	for (unsigned i = 0; i < 64 && r == 0; i++)
-		r = sf.be->ops->send(sf.be, &iov, 1);
+		r = sf.be->ops->send(sf.be, &iov, 1, 0);
 	CHECK_EQ(r, -EAGAIN);
 	close(sf.peer);
 	sf.peer = -1;
 	pump(500, NULL, 0);
 	CHECK_EQ(sf.fs.unblocked, 1);
 	CHECK_EQ(counter(sf.be, "disconnects"), 1);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 1);
 	stream_teardown(&sf);
 }
@@ -720,9 +754,8 @@ static void test_stream_rx_flow_control(void)
 	CHECK_EQ(sf.fs.n, 0);
 	/* Paused on a readable socket: no busy loop. */
 	CHECK_EQ(event_loop_once(&loop, 50), 0);
-	sf.fs.can = true;
 	unsigned flushes = sf.fs.flushes;
-	sf.be->ops->rx_ready(sf.be);
+	fs_refill(&sf.fs);
 	pump(500, &sf.fs, 3);
 	CHECK_EQ(sf.fs.n, 3);
 	for (unsigned i = 0; i < sf.fs.n; i++)
@@ -754,14 +787,14 @@ static void test_stream_peer_disconnect(void)
 	while (counter(sf.be, "disconnects") < 1 && now_ms() < end)
 		event_loop_once(&loop, 10);
 	CHECK_EQ(counter(sf.be, "disconnects"), 1);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 2);
 
 	sf.peer = accept_peer(sf.lfd, 2500);
 	CHECK(sf.peer >= 0);
 	CHECK_EQ(counter(sf.be, "connects"), 2);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1), 0);
+	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
 	if (sf.peer >= 0) {
 		CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 64);
 		CHECK(!memcmp(got, frame, 64));
@@ -827,7 +860,7 @@ static void test_user_dhcp_offer(void)
 	size_t len = build_dhcp_discover(f, 0xabcd1234);
 	/* Fragmented the way a guest chain may be. */
 	struct iovec iov[3] = { { f, 10 }, { f + 10, 300 }, { f + 310, len - 310 } };
-	CHECK_EQ(be->ops->send(be, iov, 3), 0);
+	CHECK_EQ(be->ops->send(be, iov, 3, 0), 0);
 	pump(200, &fs, 1);
 	CHECK(find_dhcp(&fs, &r) >= 0);
 	CHECK_EQ(r.type, 2);    /* DHCPOFFER */
@@ -841,7 +874,7 @@ static void test_user_dhcp_offer(void)
 	if (!be)
 		return;
 	struct iovec one = { f, len };
-	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	CHECK_EQ(be->ops->send(be, &one, 1, 0), 0);
 	pump(200, &fs, 1);
 	CHECK(find_dhcp(&fs, &r) >= 0);
 	CHECK_EQ(r.type, 2);
@@ -858,7 +891,7 @@ static bool user_arp(struct net_backend *be, struct fake_sink *fs)
 	struct iovec iov = { f, len };
 	unsigned before = fs->n;
 
-	if (be->ops->send(be, &iov, 1))
+	if (be->ops->send(be, &iov, 1, 0))
 		return false;
 	pump(200, fs, before + 1);
 	for (unsigned i = before; i < fs->n; i++) {
@@ -944,7 +977,7 @@ static void test_user_tcp_to_host(void)
 	size_t len = nf_tcp(f, guest_mac, bcast_mac, nf_ip4("10.0.2.15"), nf_ip4("10.0.2.2"), 40000, port, 1000, 0,
 			    NF_TCP_SYN, NULL, 0);
 	struct iovec iov = { f, len };
-	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
 	CHECK(fd_readable(lfd, 2000));
 	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	CHECK(c >= 0);
@@ -986,7 +1019,7 @@ static void test_user_udp_to_host(void)
 	CHECK(user_arp(be, &fs));
 	size_t len = nf_udp(f, guest_mac, bcast_mac, nf_ip4("10.0.2.15"), nf_ip4("10.0.2.2"), 5000, port, "ping", 4);
 	struct iovec iov = { f, len };
-	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
 	CHECK(fd_readable(ufd, 2000));
 	struct sockaddr_in from;
 	socklen_t flen = sizeof(from);
@@ -1082,7 +1115,8 @@ static void test_user_idle_quiet(void)
 	/* And after the quiet spell it still answers at once. */
 	size_t len = build_dhcp_discover(f, 9);
 	struct iovec iov = { f, len };
-	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
+	fs_settle();
 	CHECK(find_dhcp(&fs, &r) >= 0 && r.type == 2);
 	destroy(be, &fs);
 }
@@ -1102,13 +1136,12 @@ static void test_user_rx_flow_control(void)
 	fs.can = false;
 	size_t len = build_dhcp_discover(f, 7);
 	struct iovec iov = { f, len };
-	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
-	CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
+	CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
 	pump(50, NULL, 0);
 	CHECK_EQ(fs.n, 0);
 	CHECK_EQ(counter(be, "rx_queued"), 2);
-	fs.can = true;
-	be->ops->rx_ready(be);
+	fs_refill(&fs);
 	CHECK_EQ(fs.n, 2);
 	CHECK(find_dhcp(&fs, &r) == 0 && r.type == 2);
 	CHECK(fs.flushes >= 1);
@@ -1182,12 +1215,12 @@ static void test_tap_exchange(void)
 	CHECK(sh("ip addr add 10.9.0.1/24 dev kvt0 && ip link set kvt0 up"));
 	size_t len = nf_arp_request(f, guest_mac, nf_ip4("10.9.0.2"), nf_ip4("10.9.0.1"));
 	struct iovec iov[2] = { { f, 6 }, { f + 6, len - 6 } };
-	CHECK_EQ(be->ops->send(be, iov, 2), 0);
+	CHECK_EQ(be->ops->send(be, iov, 2, 0), 0);
 	CHECK(tap_wait(be, buf, sizeof(buf), false) >= 42);
 
 	len = build_icmp_echo(f, 1000);
 	struct iovec one = { f, len };
-	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	CHECK_EQ(be->ops->send(be, &one, 1, 0), 0);
 	struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
 	CHECK_EQ(poll(&p, 1, 2000), 1);
 	struct iovec small = { buf, 100 };
@@ -1195,7 +1228,7 @@ static void test_tap_exchange(void)
 	CHECK_EQ(counter(be, "rx_truncated"), 1);
 	/* The oversized frame is gone; the next echo arrives whole. */
 	CHECK_EQ(be->ops->recv(be, &small, 1), 0);
-	CHECK_EQ(be->ops->send(be, &one, 1), 0);
+	CHECK_EQ(be->ops->send(be, &one, 1, 0), 0);
 	CHECK_EQ(tap_wait(be, buf, sizeof(buf), true), (long)len);
 	CHECK(buf[14 + 20] == 0 && !memcmp(buf + 14 + 28, f + 14 + 28, 1000));
 	be->ops->destroy(be);
@@ -1286,7 +1319,7 @@ static void test_stream_passt(void)
 	if (be) {
 		size_t len = build_dhcp_discover(f, 0x5a5a0001);
 		struct iovec iov = { f, len };
-		CHECK_EQ(be->ops->send(be, &iov, 1), 0);
+		CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
 		int64_t end = now_ms() + 3000;
 		while (find_dhcp(&fs, &r) < 0 && now_ms() < end)
 			event_loop_once(&loop, 10);

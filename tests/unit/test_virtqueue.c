@@ -73,6 +73,8 @@ static void expect_bad_chain(struct fixture *f, uint16_t head, enum vq_chain_err
 	CHECK_EQ(chain.n_out + chain.n_in, 0);
 	CHECK_EQ(chain.out_len + chain.in_len, 0);
 	CHECK_EQ(f->vq.faults.poisoned, VQ_POISON_NONE);
+	/* Completed, as a device does with a bad chain: not outstanding. */
+	CHECK_EQ(vq_push(&f->vq, head, 0), 0);
 }
 
 static uint64_t buf(struct fixture *f, uint64_t len)
@@ -528,6 +530,9 @@ static void test_avail_idx_jump_poisons(void)
 	for (unsigned i = 0; i < 8; i++)
 		CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_EMPTY);
+	for (uint16_t i = 0; i < 8; i++)
+		CHECK_EQ(vq_push(&f.vq, i, 0), 0);
+	vq_publish(&f.vq);
 	/* size + 1 ahead is not. */
 	vd_raw_avail_idx(&f.q, 8 + 9);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_POISONED);
@@ -551,6 +556,36 @@ static void test_avail_idx_jump_poisons(void)
 	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
 	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_EMPTY);
+	teardown(&f);
+}
+
+/* Chains taken and not yet used are outstanding too: a driver that offers
+ * one more while the device holds a full ring's worth (the same heads
+ * again) breaks the ring, and the device never holds more than size. */
+static void test_taken_chains_count_as_outstanding(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, false), 0);
+	uint64_t b = buf(&f, 4);
+	for (uint16_t i = 0; i < 8; i++) {
+		vd_raw_desc(&f.q, i, b, 4, 0, 0);
+		vd_raw_avail(&f.q, i, i);
+	}
+	vd_raw_avail_idx(&f.q, 8);
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	/* One used: one more may come. */
+	CHECK_EQ(vq_push(&f.vq, 3, 0), 0);
+	vd_raw_avail(&f.q, 8, 3);
+	vd_raw_avail_idx(&f.q, 9);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(chain.head, 3);
+	/* None used since: a tenth is one too many. */
+	vd_raw_avail(&f.q, 9, 3);
+	vd_raw_avail_idx(&f.q, 10);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_POISONED);
+	CHECK_EQ(f.vq.faults.poisoned, VQ_POISON_AVAIL_IDX);
 	teardown(&f);
 }
 
@@ -592,8 +627,7 @@ static void test_bad_chain_vs_poisoned(void)
 
 	CHECK_EQ(setup(&f, 8, false, false), 0);
 	vd_raw_desc(&f.q, 0, 0, 4, 0, 0);
-	expect_bad_chain(&f, 0, VQ_CHAIN_ERR_ADDR);
-	CHECK_EQ(vq_push(&f.vq, chain.head, 0), 0);
+	expect_bad_chain(&f, 0, VQ_CHAIN_ERR_ADDR);    /* and completed */
 	vq_publish(&f.vq);
 	CHECK_EQ(vd_used_pending(&f.q), 1);
 	CHECK_EQ(vd_raw_used(&f.q, 0).id, 0);
@@ -1227,6 +1261,7 @@ int main(void)
 	RUN_TEST(test_start_reenables_notify);
 	RUN_TEST(test_too_many_iovecs);
 	RUN_TEST(test_avail_idx_jump_poisons);
+	RUN_TEST(test_taken_chains_count_as_outstanding);
 	RUN_TEST(test_avail_idx_backwards_poisons);
 	RUN_TEST(test_head_out_of_range_poisons);
 	RUN_TEST(test_bad_chain_vs_poisoned);
