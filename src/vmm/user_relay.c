@@ -8,6 +8,7 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
+#include "vmm/guest_virt.h"
 #include "vmm/vm.h"
 
 #define RELAY_MSR_STAR      0xc0000081u
@@ -25,7 +26,6 @@
 #define DR7_L1 0x4ull
 #define DR7_FIXED 0x400ull
 #define X86_INT_IMM8 0xcd
-#define PAGE_SIZE_4K 4096ull
 
 /* The interrupt frame a 64-bit delivery pushes (after any error code). */
 struct iret_frame {
@@ -67,38 +67,13 @@ int user_relay_setup_vm(struct vm *vm)
 	return 0;
 }
 
-/* Copy between @buf and guest virtual [gva, gva + len), page by page,
- * through the vCPU's current page tables. Returns 0 or -EFAULT. */
-static int guest_virt_copy(struct vcpu *v, uint64_t gva, void *buf, size_t len, bool write)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		size_t chunk = MIN(len, (size_t)(PAGE_SIZE_4K - (gva & (PAGE_SIZE_4K - 1))));
-		struct kvm_translation tr = { .linear_address = gva };
-		if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid || (write && !tr.writeable))
-			return -EFAULT;
-		uint8_t *host = vm_gpa(v->vm, tr.physical_address, chunk);
-		if (!host)
-			return -EFAULT;
-		if (write)
-			memcpy(host, p, chunk);
-		else
-			memcpy(p, host, chunk);
-		p += chunk;
-		gva += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
 static int read_gate(struct vcpu *v, const struct kvm_sregs *s, unsigned vector, struct idt_gate *g)
 {
 	uint8_t raw[16];
 
 	if ((uint64_t)vector * 16 + 15 > s->idt.limit)
 		return -ENOENT;
-	int r = guest_virt_copy(v, s->idt.base + (uint64_t)vector * 16, raw, sizeof(raw), false);
+	int r = guest_virt_read(&v->virt, s->idt.base + (uint64_t)vector * 16, raw, sizeof(raw));
 	if (r < 0)
 		return r;
 	g->offset = (uint64_t)raw[0] | (uint64_t)raw[1] << 8 | (uint64_t)raw[6] << 16 |
@@ -198,7 +173,7 @@ static bool relay_syscall(struct vcpu *v, struct kvm_regs *regs)
 	struct kvm_sregs s;
 
 	/* The frame follows the error code. */
-	if (guest_virt_copy(v, regs->rsp + 8, &f, sizeof(f), false) < 0 || (f.cs & 3) != 3)
+	if (guest_virt_read(&v->virt, regs->rsp + 8, &f, sizeof(f)) < 0 || (f.cs & 3) != 3)
 		return false;
 	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 3 || !m.e[1].data || f.rip != m.e[1].data)
 		return false;
@@ -229,9 +204,9 @@ static bool relay_int(struct vcpu *v, struct kvm_regs *regs)
 	struct idt_gate g;
 	uint8_t insn[2];
 
-	if (guest_virt_copy(v, regs->rsp, &f, sizeof(f), false) < 0 || (f.cs & 3) != 3)
+	if (guest_virt_read(&v->virt, regs->rsp, &f, sizeof(f)) < 0 || (f.cs & 3) != 3)
 		return false;
-	if (guest_virt_copy(v, f.rip, insn, sizeof(insn), false) < 0 || insn[0] != X86_INT_IMM8)
+	if (guest_virt_read(&v->virt, f.rip, insn, sizeof(insn)) < 0 || insn[0] != X86_INT_IMM8)
 		return false;
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return false;
@@ -241,7 +216,7 @@ static bool relay_int(struct vcpu *v, struct kvm_regs *regs)
 	    (g.type != 0xe && g.type != 0xf) || (g.selector & 3))
 		return false;
 	f.rip += sizeof(insn);
-	if (guest_virt_copy(v, regs->rsp, &f, sizeof(f.rip), true) < 0)
+	if (guest_virt_write(&v->virt, regs->rsp, &f, sizeof(f.rip)) < 0)
 		return false;
 	s.cs.selector = g.selector;
 	/* A trap gate leaves IF as it was; the #UD's interrupt gate cleared it. */

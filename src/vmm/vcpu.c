@@ -24,6 +24,19 @@ int vcpu_kick_signal(void)
 	return SIGRTMIN;
 }
 
+/* The page of @gva through this vCPU's page tables (guest_virt.h). */
+static int vcpu_translate(struct guest_virt *gv, uint64_t gva, struct guest_virt_page *out)
+{
+	struct vcpu *v = container_of(gv, struct vcpu, virt);
+	struct kvm_translation tr = { .linear_address = gva };
+
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return -EFAULT;
+	out->gpa = tr.physical_address;
+	out->writable = tr.writeable;
+	return 0;
+}
+
 int vcpu_create(struct vm *vm, unsigned index)
 {
 	struct vcpu *v = &vm->vcpus[index];
@@ -31,6 +44,7 @@ int vcpu_create(struct vm *vm, unsigned index)
 	memset(v, 0, sizeof(*v));
 	v->vm = vm;
 	v->index = index;
+	v->virt = (struct guest_virt){ .translate = vcpu_translate, .mem = &vm->mem };
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
 		log_err("KVM_CREATE_VCPU %u: %s", index, strerror(errno));
@@ -134,21 +148,11 @@ static void handle_mmio(struct vcpu *v, unsigned *budget)
 			  (unsigned long long)run->mmio.phys_addr, len);
 }
 
-/* Up to 15 instruction bytes at the guest's RIP, through its page tables. */
+/* Up to 15 instruction bytes at the guest's RIP, through its page tables:
+ * as many as are mapped, each page from where it maps. */
 static unsigned read_insn_at_rip(struct vcpu *v, uint64_t rip, uint8_t *out)
 {
-	struct kvm_translation tr = { .linear_address = rip };
-
-	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
-		return 0;
-	for (unsigned n = 15; n; n--) {
-		const void *p = vm_gpa(v->vm, tr.physical_address, n);
-		if (p) {
-			memcpy(out, p, n);
-			return n;
-		}
-	}
-	return 0;
+	return (unsigned)guest_virt_copy(&v->virt, rip, out, 15, false);
 }
 
 static void format_bytes(char *buf, size_t size, const uint8_t *bytes, unsigned n)

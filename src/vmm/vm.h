@@ -24,6 +24,7 @@
 #include <linux/kvm.h>
 
 #include "core/guest_mem.h"
+#include "vmm/guest_virt.h"
 #include "vmm/io_bus.h"
 #include "vmm/user_relay.h"
 
@@ -61,6 +62,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits;              /* exits handled by kvmini (this thread only) */
+	struct guest_virt virt;      /* guest-virtual access through this vCPU's page tables */
 	struct user_relay relay;     /* compat mode on kvm_pvm (user_relay.h) */
 };
 
