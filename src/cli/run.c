@@ -514,15 +514,15 @@ static void on_signal(struct cli_signals *cs, int signo)
 	if (signo == SIGUSR1)
 		dump_counters(ctx, stderr);
 	else
-		vm_request_stop(&ctx->vm, 128 + signo, "signal %d", signo);
+		run_state_request_stop(&ctx->vm.run_state, 128 + signo, "signal %d", signo);
 }
 
 static int watch_signals(struct run_ctx *ctx)
 {
 	int r = cli_signals_watch(&ctx->sig, &ctx->loop, on_signal);
 	if (!r)
-		r = event_loop_watch(&ctx->loop, &ctx->stop_src, ctx->vm.stop_fd, EPOLLIN, on_stop,
-				     "vm stop");
+		r = event_loop_watch(&ctx->loop, &ctx->stop_src, ctx->vm.run_state.stop_fd, EPOLLIN,
+				     on_stop, "vm stop");
 	return r;
 }
 
@@ -629,13 +629,13 @@ static void stop_vm(struct run_ctx *ctx)
 static int finish(struct run_ctx *ctx, int r)
 {
 	uint64_t end = clock_now_ns();
-	int status = r < 0 ? EXIT_RUNTIME : ctx->vm.exit_status;
+	int status = r < 0 ? EXIT_RUNTIME : ctx->vm.run_state.exit_status;
 
-	if (r == 0 && ctx->vm.exit_reason[0]) {
+	if (r == 0 && ctx->vm.run_state.exit_reason[0]) {
 		if (status == 0)
-			log_info("%s", ctx->vm.exit_reason);
+			log_info("%s", ctx->vm.run_state.exit_reason);
 		else
-			log_warn("%s (exit status %d)", ctx->vm.exit_reason, status);
+			log_warn("%s (exit status %d)", ctx->vm.run_state.exit_reason, status);
 	}
 	if (ctx->args->counters)
 		dump_counters(ctx, stderr);

@@ -27,7 +27,7 @@ static void sleep_ctl_access(struct io_handler *h, uint64_t offset, void *data, 
 	if (!(v & ACPI_PM_SLP_EN))
 		return;
 	if (type == ACPI_S5_SLP_TYP)
-		vm_request_stop(pm->vm, VM_EXIT_OK, "guest powered off (ACPI S5)");
+		run_state_request_stop(&pm->vm->run_state, VM_EXIT_OK, "guest powered off (ACPI S5)");
 	else
 		log_debug("acpi: sleep type %u requested; only S5 (power off) is offered", type);
 }

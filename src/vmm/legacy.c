@@ -50,7 +50,7 @@ static void i8042_cmd_access(struct io_handler *h, uint64_t offset, void *data, 
 		return;
 	}
 	if (*(uint8_t *)data == I8042_CMD_RESET)
-		vm_request_stop(l->vm, VM_EXIT_OK, "guest rebooted (i8042 reset)");
+		run_state_request_stop(&l->vm->run_state, VM_EXIT_OK, "guest rebooted (i8042 reset)");
 }
 
 /* isa-debug-exit, as QEMU defines it: a write of v (1 or 2 bytes, anywhere
@@ -68,9 +68,9 @@ static void debug_exit_access(struct io_handler *h, uint64_t offset, void *data,
 	}
 	memcpy(&v, data, MIN(len, (unsigned)sizeof(v)));
 	unsigned status = ((unsigned)v << 1) | 1u;
-	vm_request_stop(l->vm, (int)(status & 0xffu),
-			"guest wrote 0x%x to the debug exit port (status (0x%x << 1) | 1 = %u)", v, v,
-			status);
+	run_state_request_stop(&l->vm->run_state, (int)(status & 0xffu),
+			       "guest wrote 0x%x to the debug exit port (status (0x%x << 1) | 1 = %u)",
+			       v, v, status);
 }
 
 /* Boot marker (Firecracker's convention): the guest's init writes 123 to

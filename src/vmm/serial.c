@@ -367,7 +367,7 @@ static bool console_escape(struct serial *s, uint8_t c)
 	if (s->escape) {
 		s->escape = false;
 		if (c == 'x' || c == 'X') {
-			vm_request_stop(s->vm, VM_EXIT_OK, "console: Ctrl-A x");
+			run_state_request_stop(&s->vm->run_state, VM_EXIT_OK, "console: Ctrl-A x");
 			return false;
 		}
 		return c == CTRL_A;

@@ -142,8 +142,8 @@ bool user_relay_on_wrmsr(struct vcpu *v)
 	run->msr.error = 0;
 	int r = arm(v);
 	if (r < 0) {
-		vm_request_stop(v->vm, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s", v->index,
-				strerror(-r));
+		run_state_request_stop(v->run_state, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s",
+				       v->index, strerror(-r));
 		return false;
 	}
 	return true;
@@ -250,8 +250,8 @@ bool user_relay_on_debug(struct vcpu *v)
 	}
 	int r = apply_debug(v);
 	if (r < 0) {
-		vm_request_stop(v->vm, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s", v->index,
-				strerror(-r));
+		run_state_request_stop(v->run_state, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s",
+				       v->index, strerror(-r));
 		return false;
 	}
 	return true;

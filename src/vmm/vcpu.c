@@ -44,6 +44,7 @@ int vcpu_create(struct vm *vm, unsigned index)
 	memset(v, 0, sizeof(*v));
 	v->vm = vm;
 	v->index = index;
+	v->run_state = &vm->run_state;
 	v->virt = (struct guest_virt){ .translate = vcpu_translate, .mem = &vm->mem };
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
@@ -223,7 +224,7 @@ static bool handle_internal_error(struct vcpu *v)
 		v->index, run->internal.suberror,
 		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? ": instruction emulation failed" : "",
 		(unsigned long long)regs.rip, bytes);
-	vm_request_stop(v->vm, VM_EXIT_GUEST_ERROR,
+	run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
 			"vCPU %u: KVM cannot run the guest at RIP 0x%llx (bytes %s)", v->index,
 			(unsigned long long)regs.rip, bytes);
 	return false;
@@ -234,13 +235,13 @@ static void handle_system_event(struct vcpu *v)
 {
 	switch (v->run->system_event.type) {
 	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		vm_request_stop(v->vm, VM_EXIT_OK, "guest powered off");
+		run_state_request_stop(v->run_state, VM_EXIT_OK, "guest powered off");
 		break;
 	case KVM_SYSTEM_EVENT_RESET:
-		vm_request_stop(v->vm, VM_EXIT_OK, "guest reset");
+		run_state_request_stop(v->run_state, VM_EXIT_OK, "guest reset");
 		break;
 	case KVM_SYSTEM_EVENT_CRASH:
-		vm_request_stop(v->vm, VM_EXIT_GUEST_CRASH, "guest crashed (KVM system event)");
+		run_state_request_stop(v->run_state, VM_EXIT_GUEST_CRASH, "guest crashed (KVM system event)");
 		break;
 	default:
 		log_debug("vCPU %u: system event %u ignored", v->index, v->run->system_event.type);
@@ -264,15 +265,16 @@ static bool handle_exit(struct vcpu *v, unsigned *budget)
 		/* Only without an in-kernel LAPIC; kvmini always has one. */
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		vm_request_stop(v->vm, VM_EXIT_TRIPLE_FAULT, "vCPU %u: triple fault (guest reset)", v->index);
+		run_state_request_stop(v->run_state, VM_EXIT_TRIPLE_FAULT,
+				       "vCPU %u: triple fault (guest reset)", v->index);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
 		handle_system_event(v);
-		return !vm_stop_requested(v->vm);
+		return !run_state_stop_requested(v->run_state);
 	case KVM_EXIT_INTERNAL_ERROR:
 		return handle_internal_error(v);
 	case KVM_EXIT_FAIL_ENTRY:
-		vm_request_stop(v->vm, VM_EXIT_GUEST_ERROR,
+		run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
 				"vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)", v->index,
 				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return false;
@@ -289,8 +291,8 @@ static bool handle_exit(struct vcpu *v, unsigned *budget)
 	default:
 		break;
 	}
-	vm_request_stop(v->vm, VM_EXIT_GUEST_ERROR, "vCPU %u: unexpected KVM exit %u", v->index,
-			run->exit_reason);
+	run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR, "vCPU %u: unexpected KVM exit %u",
+			       v->index, run->exit_reason);
 	return false;
 }
 
@@ -305,11 +307,11 @@ void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	if (v->index == 0)
 		vm_timing_mark(&vm->timing.first_run);
-	while (!vm_stop_requested(vm)) {
+	while (!run_state_stop_requested(v->run_state)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			vm_request_stop(vm, 1, "vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+			run_state_request_stop(v->run_state, 1, "vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
 			break;
 		}
 		v->exits++;

@@ -6,11 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -197,15 +194,15 @@ static int create_memory(struct vm *vm, uint64_t bytes)
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->run_state.stop_fd = -1;
 	guest_mem_init(&vm->mem);
 	if (!cfg->ncpus || cfg->ncpus > VM_MAX_VCPUS)
 		return -EINVAL;
 	vm->compat = cfg->compat;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0)
-		return -errno;
-	int r = open_kvm(vm);
+	int r = run_state_init(&vm->run_state);
+	if (r < 0)
+		return r;
+	r = open_kvm(vm);
 	if (r < 0)
 		return r;
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
@@ -248,7 +245,8 @@ void vm_destroy(struct vm *vm)
 	free(vm->supported_cpuid);
 	vm->supported_cpuid = NULL;
 	guest_mem_clear(&vm->mem);
-	int *fds[] = { &vm->vm_fd, &vm->kvm_fd, &vm->stop_fd };
+	run_state_destroy(&vm->run_state);
+	int *fds[] = { &vm->vm_fd, &vm->kvm_fd };
 	for (unsigned i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -304,7 +302,7 @@ int vm_start(struct vm *vm)
 		r = -pthread_create(&v->thread, NULL, vcpu_thread, v);
 		if (r < 0) {
 			log_err("vCPU %u thread: %s", i, strerror(-r));
-			vm_request_stop(vm, 1, "cannot start vCPU %u", i);
+			run_state_request_stop(&vm->run_state, 1, "cannot start vCPU %u", i);
 			return r;
 		}
 		v->started = true;
@@ -312,35 +310,10 @@ int vm_start(struct vm *vm)
 	return 0;
 }
 
-void vm_request_stop(struct vm *vm, int status, const char *fmt, ...)
-{
-	int expected = 0;
-	uint64_t one = 1;
-	va_list ap;
-
-	if (!__atomic_compare_exchange_n(&vm->stopping, &expected, 1, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
-		return;
-	vm->exit_status = status;
-	va_start(ap, fmt);
-	vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
-	va_end(ap);
-	/* The eventfd write orders the fields above before the main thread's
-	 * read of them (it reads them only after seeing stop_fd readable). */
-	if (write(vm->stop_fd, &one, sizeof(one)) < 0)
-		log_warn("stop eventfd: %s", strerror(errno));
-}
-
-bool vm_stop_requested(struct vm *vm)
-{
-	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) != 0;
-}
-
 void vm_join(struct vm *vm)
 {
-	/* Threads check this before each KVM_RUN (the status stays as the
-	 * first vm_request_stop set it). */
-	__atomic_store_n(&vm->stopping, 1, __ATOMIC_RELEASE);
+	/* Threads check this before each KVM_RUN. */
+	run_state_stop(&vm->run_state);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (!v->started)

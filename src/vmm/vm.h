@@ -10,10 +10,10 @@
  *    the io_bus handlers (which lock for themselves).
  *
  * Ending a run: anything (a vCPU seeing a reset, the event loop seeing a
- * signal) calls vm_request_stop(); the first caller's status wins and
- * stop_fd becomes readable; the main thread then calls vm_join(), which
- * sets immediate_exit on every vCPU, interrupts KVM_RUN with a signal and
- * joins the threads.
+ * signal) asks run_state (run_state.h) to stop; the first caller's status
+ * wins and its stop_fd becomes readable; the main thread then calls
+ * vm_join(), which sets immediate_exit on every vCPU, interrupts KVM_RUN
+ * with a signal and joins the threads.
  */
 #ifndef KVMINI_VMM_VM_H
 #define KVMINI_VMM_VM_H
@@ -26,18 +26,10 @@
 #include "core/guest_mem.h"
 #include "vmm/guest_virt.h"
 #include "vmm/io_bus.h"
+#include "vmm/run_state.h"
 #include "vmm/user_relay.h"
 
 #define VM_MAX_VCPUS 64u
-
-/* Exit statuses of `kvmini run` decided by the guest (1 and 2 are kvmini's
- * own runtime and usage failures). */
-enum vm_exit_status {
-	VM_EXIT_OK = 0,              /* reboot (i8042), KVM system event */
-	VM_EXIT_TRIPLE_FAULT = 3,    /* the guest reset itself by a triple fault */
-	VM_EXIT_GUEST_ERROR = 4,     /* KVM could not run the guest (internal error) */
-	VM_EXIT_GUEST_CRASH = 5,     /* KVM reported a guest crash */
-};
 
 /* Moments of a boot, nanoseconds of CLOCK_MONOTONIC (0: not reached). */
 struct vm_timing {
@@ -62,6 +54,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits;              /* exits handled by kvmini (this thread only) */
+	struct run_state *run_state; /* the VM's */
 	struct guest_virt virt;      /* guest-virtual access through this vCPU's page tables */
 	struct user_relay relay;     /* compat mode on kvm_pvm (user_relay.h) */
 };
@@ -113,11 +106,7 @@ struct vm {
 	struct io_bus pio;
 	struct io_bus mmio;
 
-	/* Stop request: written once by the first vm_request_stop. */
-	int stop_fd;                 /* eventfd, readable once a stop is requested */
-	int stopping;                /* atomic */
-	int exit_status;
-	char exit_reason[160];
+	struct run_state run_state;  /* stop request, exit status and reason */
 
 	struct vm_timing timing;     /* first_* set atomically by vCPU threads */
 };
@@ -136,11 +125,6 @@ int vm_set_irq_line(struct vm *vm, unsigned irq, bool level);
 
 /* Set up every vCPU's registers, CPUID and MSRs, then start their threads. */
 int vm_start(struct vm *vm);
-
-/* Ask the VM to stop with @status (first caller wins). Any thread. */
-void vm_request_stop(struct vm *vm, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-bool vm_stop_requested(struct vm *vm);
 
 /* Stop every vCPU and join its thread. Main thread. */
 void vm_join(struct vm *vm);

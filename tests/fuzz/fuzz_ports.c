@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -39,6 +38,7 @@
 #include "vmm/io_bus.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
+#include "vmm/run_state.h"
 #include "vmm/serial.h"
 #include "vmm/vm.h"
 #include "fuzz_input.h"
@@ -77,8 +77,7 @@ static void world_init(void)
 	pipe_wr = p[1];
 	out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	vm.kvm_fd = vm.vm_fd = -1;
-	vm.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (out_fd < 0 || vm.stop_fd < 0)
+	if (out_fd < 0 || run_state_init(&vm.run_state) < 0)
 		FAIL("fds");
 }
 
@@ -95,12 +94,12 @@ static void world_start(void)
 	started = true;
 	while (read(pipe_rd, junk, sizeof(junk)) > 0)
 		;
-	if (read(vm.stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(vm.run_state.stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		FAIL("stop fd");
 	memset(&vm.pio, 0, sizeof(vm.pio));
 	memset(&vm.timing, 0, sizeof(vm.timing));
-	vm.stopping = 0;
-	vm.exit_status = 0;
+	vm.run_state.stopping = 0;
+	vm.run_state.exit_status = 0;
 	fed = 0;
 	rtc_index = 0;
 	ier_written = false;
@@ -141,12 +140,12 @@ static int take_stop(void)
 {
 	uint64_t v;
 
-	if (!vm.stopping)
+	if (!vm.run_state.stopping)
 		return -1;
-	int status = vm.exit_status;
-	vm.stopping = 0;
-	vm.exit_status = 0;
-	if (read(vm.stop_fd, &v, sizeof(v)) < 0)
+	int status = vm.run_state.exit_status;
+	vm.run_state.stopping = 0;
+	vm.run_state.exit_status = 0;
+	if (read(vm.run_state.stop_fd, &v, sizeof(v)) < 0)
 		FAIL("stop requested without the eventfd");
 	return status;
 }

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -19,6 +18,7 @@
 #include "vmm/io_bus.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
+#include "vmm/run_state.h"
 #include "vmm/serial.h"
 #include "vmm/vm.h"
 
@@ -36,8 +36,7 @@ static void setup(void)
 
 	memset(&vm, 0, sizeof(vm));
 	vm.kvm_fd = vm.vm_fd = -1;
-	vm.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	CHECK(vm.stop_fd >= 0);
+	CHECK_EQ(run_state_init(&vm.run_state), 0);
 	CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
 	in_rd = p[0];
 	in_wr = p[1];
@@ -56,7 +55,7 @@ static void teardown(void)
 	close(in_rd);
 	close(in_wr);
 	close(out_fd);
-	close(vm.stop_fd);
+	run_state_destroy(&vm.run_state);
 }
 
 static void port_io(uint16_t port, void *data, unsigned len, bool is_write)
@@ -154,15 +153,15 @@ static void test_debug_exit_status(void)
 
 	setup();
 	outb(LAYOUT_PORT_DEBUG_EXIT, 0);
-	CHECK(vm_stop_requested(&vm));
-	CHECK_EQ(vm.exit_status, 1);
-	vm.stopping = 0;
+	CHECK(run_state_stop_requested(&vm.run_state));
+	CHECK_EQ(vm.run_state.exit_status, 1);
+	vm.run_state.stopping = 0;
 	outb(LAYOUT_PORT_DEBUG_EXIT, 0x7f);
-	CHECK_EQ(vm.exit_status, 0xff);
-	vm.stopping = 0;
+	CHECK_EQ(vm.run_state.exit_status, 0xff);
+	vm.run_state.stopping = 0;
 	port_io(LAYOUT_PORT_DEBUG_EXIT, &w, 2, true);
-	CHECK_EQ(vm.exit_status, 0x69);
-	CHECK(strstr(vm.exit_reason, "0x1234") != NULL);
+	CHECK_EQ(vm.run_state.exit_status, 0x69);
+	CHECK(strstr(vm.run_state.exit_reason, "0x1234") != NULL);
 	teardown();
 }
 
@@ -178,7 +177,7 @@ static void test_boot_marker(void)
 	outb(LAYOUT_PORT_BOOT_MARKER, 123);
 	CHECK(vm.timing.userspace != 0);
 	CHECK_EQ(legacy.boot_marker_ignored, 1);
-	CHECK(!vm_stop_requested(&vm));
+	CHECK(!run_state_stop_requested(&vm.run_state));
 	teardown();
 }
 
@@ -195,12 +194,12 @@ static void test_acpi_power_off(void)
 	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, s5);                            /* no SLP_EN */
 	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, (uint8_t)((3u << 2) | ACPI_PM_SLP_EN));   /* S3 */
 	outb(LAYOUT_PORT_ACPI_SLEEP_STS, ACPI_PM_WAK_STS);
-	CHECK(!vm_stop_requested(&vm));
-	vm.exit_status = -1;
+	CHECK(!run_state_stop_requested(&vm.run_state));
+	vm.run_state.exit_status = -1;
 	outb(LAYOUT_PORT_ACPI_SLEEP_CTL, (uint8_t)(s5 | ACPI_PM_SLP_EN));
-	CHECK(vm_stop_requested(&vm));
-	CHECK_EQ(vm.exit_status, 0);
-	CHECK(strstr(vm.exit_reason, "S5") != NULL);
+	CHECK(run_state_stop_requested(&vm.run_state));
+	CHECK_EQ(vm.run_state.exit_status, 0);
+	CHECK(strstr(vm.run_state.exit_reason, "S5") != NULL);
 	teardown();
 }
 
