@@ -443,16 +443,7 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 		fprintf(out, "kvmini: counters of the legacy ports\nboot_marker_ignored %llu\n",
 			(unsigned long long)__atomic_load_n(&ctx->legacy.boot_marker_ignored,
 							    __ATOMIC_RELAXED));
-	if (ctx->vm.compat)
-		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
-			(unsigned long long)__atomic_load_n(&ctx->vm.compat_int3, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&ctx->vm.compat_fwait, __ATOMIC_RELAXED));
-	if (ctx->vm.user_relay)
-		fprintf(out, "compat_user_syscalls_relayed %llu\ncompat_user_ints_relayed %llu\n"
-			"compat_relay_breakpoint_passes %llu\n",
-			(unsigned long long)__atomic_load_n(&ctx->vm.relay_syscalls, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&ctx->vm.relay_ints, __ATOMIC_RELAXED),
-			(unsigned long long)__atomic_load_n(&ctx->vm.relay_passes, __ATOMIC_RELAXED));
+	compat_dump_counters(&ctx->vm.compat, out);
 }
 
 /* --- command line and boot ------------------------------------------------- */

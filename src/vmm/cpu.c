@@ -4,6 +4,8 @@
  * have set, the local APIC's LINT pins, and long-mode registers for the
  * boot vCPU (Linux's 64-bit boot protocol, Documentation/arch/x86/boot.rst).
  */
+#include "vmm/cpu.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,6 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "vmm/layout.h"
-#include "vmm/vm.h"
 
 /* MSR numbers (Intel SDM vol. 4). */
 #define MSR_IA32_SYSENTER_CS     0x174u
@@ -109,7 +110,7 @@ static void patch_cpuid_entry(struct kvm_cpuid_entry2 *e, unsigned apic_id, unsi
 	case 0x1:
 		e->ebx = (e->ebx & 0xffffu) | (apic_id << 24) | ((ncpus & 0xffu) << 16);
 		e->ecx |= CPUID_1_ECX_HYPERVISOR;
-		/* KVM's emulator lacks cmpxchg16b (see vm.h, compat mode). */
+		/* KVM's emulator lacks cmpxchg16b (see compat/compat.h). */
 		if (compat)
 			e->ecx &= ~CPUID_1_ECX_CX16;
 		if (ncpus > 1)
@@ -162,9 +163,9 @@ static void add_topology(struct kvm_cpuid2 *c, const struct kvm_cpuid2 *sup, uns
 	}
 }
 
-int cpu_setup_cpuid(struct vcpu *vcpu)
+static int setup_cpuid(struct vcpu *vcpu, const struct cpu_config *cfg)
 {
-	const struct kvm_cpuid2 *sup = vcpu->vm->supported_cpuid;
+	const struct kvm_cpuid2 *sup = cfg->supported_cpuid;
 	/* Room for what KVM listed plus 3 subleaves of 2 topology leaves. */
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (sup->nent + 6) * sizeof(c->entries[0]));
 
@@ -174,9 +175,9 @@ int cpu_setup_cpuid(struct vcpu *vcpu)
 		if (is_topology_leaf(sup->entries[i].function))
 			continue;
 		c->entries[c->nent] = sup->entries[i];
-		patch_cpuid_entry(&c->entries[c->nent++], vcpu->index, vcpu->vm->ncpus, vcpu->vm->compat);
+		patch_cpuid_entry(&c->entries[c->nent++], vcpu->index, cfg->ncpus, cfg->compat);
 	}
-	add_topology(c, sup, vcpu->index, vcpu->vm->ncpus);
+	add_topology(c, sup, vcpu->index, cfg->ncpus);
 	int r = ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	if (r < 0)
@@ -184,7 +185,7 @@ int cpu_setup_cpuid(struct vcpu *vcpu)
 	return r;
 }
 
-int cpu_setup_msrs(struct vcpu *vcpu)
+static int setup_msrs(struct vcpu *vcpu)
 {
 	static const struct { uint32_t index; uint64_t value; } init[] = {
 		{ MSR_IA32_SYSENTER_CS, 0 }, { MSR_IA32_SYSENTER_ESP, 0 },
@@ -223,7 +224,7 @@ static void lapic_set_mode(struct kvm_lapic_state *s, unsigned reg, uint32_t mod
 
 /* LINT0 as ExtINT (the PIC's virtual wire) and LINT1 as NMI, as a PC
  * firmware leaves them. */
-int cpu_setup_lapic(struct vcpu *vcpu)
+static int setup_lapic(struct vcpu *vcpu)
 {
 	struct kvm_lapic_state s;
 
@@ -265,7 +266,8 @@ static int setup_sregs(struct vcpu *vcpu)
 	return ioctl(vcpu->fd, KVM_SET_SREGS, &s) < 0 ? -errno : 0;
 }
 
-int cpu_setup_long_mode(struct vcpu *vcpu, const struct vm_entry *entry)
+/* Long-mode registers for the boot vCPU: paging, GDT, entry point. */
+static int setup_long_mode(struct vcpu *vcpu, const struct vm_entry *entry)
 {
 	struct kvm_regs regs = {
 		.rflags = 0x2,       /* bit 1 is reserved and always set */
@@ -285,5 +287,22 @@ int cpu_setup_long_mode(struct vcpu *vcpu, const struct vm_entry *entry)
 		r = -errno;
 		log_err("vCPU %u: setting registers: %s", vcpu->index, strerror(-r));
 	}
+	return r;
+}
+
+int cpu_setup(struct vcpu *v, const struct cpu_config *cfg)
+{
+	int r = setup_cpuid(v, cfg);
+	if (!r)
+		r = setup_msrs(v);
+	if (!r) {
+		r = setup_lapic(v);
+		if (r < 0)
+			log_err("vCPU %u: local APIC: %s", v->index, strerror(-r));
+	}
+	/* Application processors wait for INIT/SIPI from the guest's BSP
+	 * (the in-kernel LAPIC keeps them in wait-for-SIPI). */
+	if (!r && v->index == 0)
+		r = setup_long_mode(v, cfg->entry);
 	return r;
 }

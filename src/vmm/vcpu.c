@@ -1,9 +1,10 @@
 /*
- * vCPU threads: KVM_RUN, then the exit that brought us back. Port and MMIO
- * accesses go to the io_bus; everything that ends the guest goes through
- * vm_request_stop. A guest's mistakes end its VM with a report, never
- * kvmini itself.
+ * vCPU threads: KVM_RUN, then the exit that brought us back, handed to the
+ * exit table; everything that ends the guest goes through the run state.
+ * A guest's mistakes end its VM with a report, never kvmini itself.
  */
+#include "vmm/vcpu.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,15 +15,6 @@
 
 #include "core/compiler.h"
 #include "core/log.h"
-#include "vmm/vm.h"
-
-/* Unhandled accesses logged before going quiet (per vCPU). */
-#define UNHANDLED_LOG_BUDGET 16u
-
-int vcpu_kick_signal(void)
-{
-	return SIGRTMIN;
-}
 
 /* The page of @gva through this vCPU's page tables (guest_virt.h). */
 static int vcpu_translate(struct guest_virt *gv, uint64_t gva, struct guest_virt_page *out)
@@ -37,21 +29,21 @@ static int vcpu_translate(struct guest_virt *gv, uint64_t gva, struct guest_virt
 	return 0;
 }
 
-int vcpu_create(struct vm *vm, unsigned index)
+int vcpu_create(struct vcpu *v, unsigned index, const struct vcpu_links *links)
 {
-	struct vcpu *v = &vm->vcpus[index];
-
 	memset(v, 0, sizeof(*v));
-	v->vm = vm;
 	v->index = index;
-	v->run_state = &vm->run_state;
-	v->virt = (struct guest_virt){ .translate = vcpu_translate, .mem = &vm->mem };
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	v->unhandled_budget = VCPU_UNHANDLED_LOG_BUDGET;
+	v->virt = (struct guest_virt){ .translate = vcpu_translate, .mem = links->mem };
+	v->run_state = links->run_state;
+	v->timing = links->timing;
+	v->exit_table = links->exit_table;
+	v->fd = ioctl(links->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
 		log_err("KVM_CREATE_VCPU %u: %s", index, strerror(errno));
 		return -errno;
 	}
-	int size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	int size = ioctl(links->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < (int)sizeof(struct kvm_run)) {
 		log_err("KVM_GET_VCPU_MMAP_SIZE: %s", size < 0 ? strerror(errno) : "too small");
 		return size < 0 ? -errno : -EINVAL;
@@ -76,248 +68,89 @@ void vcpu_destroy(struct vcpu *v)
 	v->fd = -1;
 }
 
-int vcpu_setup(struct vcpu *v)
+/* Hand one exit to the table; returns false when this vCPU must stop. */
+static bool handle_exit(struct vcpu *v)
 {
-	int r = cpu_setup_cpuid(v);
-	if (!r)
-		r = cpu_setup_msrs(v);
-	if (!r) {
-		r = cpu_setup_lapic(v);
-		if (r < 0)
-			log_err("vCPU %u: local APIC: %s", v->index, strerror(-r));
-	}
-	/* Application processors wait for INIT/SIPI from the guest's BSP
-	 * (the in-kernel LAPIC keeps them in wait-for-SIPI). */
-	if (!r && v->index == 0)
-		r = cpu_setup_long_mode(v, &v->vm->entry);
-	return r;
-}
+	uint32_t reason = v->run->exit_reason;
+	enum exit_action a = exit_table_dispatch(v->exit_table, reason, v);
 
-static unsigned unhandled_budget_take(unsigned *budget)
-{
-	if (!*budget)
-		return 0;
-	return (*budget)--;
-}
-
-/* A port access (string I/O included: count items of size bytes). Unclaimed
- * ports read as all ones and ignore writes. */
-static void handle_io(struct vcpu *v, unsigned *budget)
-{
-	struct kvm_run *run = v->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-	unsigned size = run->io.size;
-
-	/* data_offset and count come from KVM, not from the guest; still,
-	 * stay inside the mapping. */
-	if (run->io.data_offset + (uint64_t)size * run->io.count > v->run_size)
-		return;
-	struct io_handler *h = io_bus_find(&v->vm->pio, run->io.port, size);
-	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
-		if (h) {
-			h->access(h, run->io.port - h->base, data, size, is_write);
-			continue;
-		}
-		if (!is_write)
-			memset(data, 0xff, size);   /* an empty ISA bus reads all ones */
-		if (unhandled_budget_take(budget))
-			log_debug("vCPU %u: unhandled port %s 0x%x (%u bytes)", v->index,
-				  is_write ? "write" : "read", run->io.port, size);
-	}
-}
-
-/* An MMIO access; unclaimed addresses read as all ones and ignore writes. */
-static void handle_mmio(struct vcpu *v, unsigned *budget)
-{
-	struct kvm_run *run = v->run;
-	unsigned len = run->mmio.len;
-
-	if (len > sizeof(run->mmio.data))
-		return;
-	struct io_handler *h = io_bus_find(&v->vm->mmio, run->mmio.phys_addr, len);
-	if (h) {
-		h->access(h, run->mmio.phys_addr - h->base, run->mmio.data, len,
-			  run->mmio.is_write);
-		return;
-	}
-	if (!run->mmio.is_write)
-		memset(run->mmio.data, 0xff, len);
-	if (unhandled_budget_take(budget))
-		log_debug("vCPU %u: unhandled MMIO %s 0x%llx (%u bytes)", v->index,
-			  run->mmio.is_write ? "write" : "read",
-			  (unsigned long long)run->mmio.phys_addr, len);
-}
-
-/* Up to 15 instruction bytes at the guest's RIP, through its page tables:
- * as many as are mapped, each page from where it maps. */
-static unsigned read_insn_at_rip(struct vcpu *v, uint64_t rip, uint8_t *out)
-{
-	return (unsigned)guest_virt_copy(&v->virt, rip, out, 15, false);
-}
-
-static void format_bytes(char *buf, size_t size, const uint8_t *bytes, unsigned n)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (unsigned i = 0; i < n && off + 4 < size; i++)
-		off += (size_t)snprintf(buf + off, size - off, "%s%02x", i ? " " : "", bytes[i]);
-	if (!n)
-		snprintf(buf, size, "unavailable");
-}
-
-#define X86_INT3 0xcc
-#define X86_FWAIT 0x9b
-#define X86_VECTOR_BP 3
-
-/* Compat mode (vm.h): do what the CPU would have done for an int3 or an
- * fwait KVM could not emulate. Returns true when the guest may go on. */
-static bool compat_step_over(struct vcpu *v, struct kvm_regs *regs, uint8_t opcode)
-{
-	if (!v->vm->compat || (opcode != X86_INT3 && opcode != X86_FWAIT))
-		return false;
-	regs->rip++;
-	if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
-		return false;
-	if (opcode == X86_FWAIT) {
-		__atomic_fetch_add(&v->vm->compat_fwait, 1, __ATOMIC_RELAXED);
-		return true;
-	}
-	/* #BP is a trap: delivered with RIP after the int3, as set above. */
-	struct kvm_vcpu_events ev;
-	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return false;
-	ev.exception.injected = 1;
-	ev.exception.nr = X86_VECTOR_BP;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
-	ev.flags = 0;
-	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-		return false;
-	__atomic_fetch_add(&v->vm->compat_int3, 1, __ATOMIC_RELAXED);
-	return true;
-}
-
-/* KVM could not run the guest: say where and on what (or, in compat mode,
- * step over what kvmini knows how to). Returns true when the guest goes on. */
-static bool handle_internal_error(struct vcpu *v)
-{
-	struct kvm_run *run = v->run;
-	struct kvm_regs regs = { 0 };
-	uint8_t insn[16];
-	unsigned n = 0;
-	char bytes[64];
-
-	ioctl(v->fd, KVM_GET_REGS, &regs);
-	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
-		n = MIN(run->emulation_failure.insn_size, (uint8_t)sizeof(run->emulation_failure.insn_bytes));
-		memcpy(insn, run->emulation_failure.insn_bytes, n);
-	}
-	if (!n)
-		n = read_insn_at_rip(v, regs.rip, insn);
-	if (n && compat_step_over(v, &regs, insn[0]))
-		return true;
-	format_bytes(bytes, sizeof(bytes), insn, n);
-	log_err("vCPU %u: KVM internal error (suberror %u%s) at RIP 0x%llx, instruction bytes: %s",
-		v->index, run->internal.suberror,
-		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? ": instruction emulation failed" : "",
-		(unsigned long long)regs.rip, bytes);
-	run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
-			"vCPU %u: KVM cannot run the guest at RIP 0x%llx (bytes %s)", v->index,
-			(unsigned long long)regs.rip, bytes);
-	return false;
-}
-
-/* KVM reports a power event (PSCI-style): end the VM with its meaning. */
-static void handle_system_event(struct vcpu *v)
-{
-	switch (v->run->system_event.type) {
-	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		run_state_request_stop(v->run_state, VM_EXIT_OK, "guest powered off");
-		break;
-	case KVM_SYSTEM_EVENT_RESET:
-		run_state_request_stop(v->run_state, VM_EXIT_OK, "guest reset");
-		break;
-	case KVM_SYSTEM_EVENT_CRASH:
-		run_state_request_stop(v->run_state, VM_EXIT_GUEST_CRASH, "guest crashed (KVM system event)");
-		break;
-	default:
-		log_debug("vCPU %u: system event %u ignored", v->index, v->run->system_event.type);
-		break;
-	}
-}
-
-/* Handle one exit; returns false when this vCPU must stop. */
-static bool handle_exit(struct vcpu *v, unsigned *budget)
-{
-	struct kvm_run *run = v->run;
-
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		handle_io(v, budget);
-		return true;
-	case KVM_EXIT_MMIO:
-		handle_mmio(v, budget);
-		return true;
-	case KVM_EXIT_HLT:
-		/* Only without an in-kernel LAPIC; kvmini always has one. */
-		return true;
-	case KVM_EXIT_SHUTDOWN:
-		run_state_request_stop(v->run_state, VM_EXIT_TRIPLE_FAULT,
-				       "vCPU %u: triple fault (guest reset)", v->index);
-		return false;
-	case KVM_EXIT_SYSTEM_EVENT:
-		handle_system_event(v);
-		return !run_state_stop_requested(v->run_state);
-	case KVM_EXIT_INTERNAL_ERROR:
-		return handle_internal_error(v);
-	case KVM_EXIT_FAIL_ENTRY:
+	if (a == EXIT_PASS)
 		run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
-				"vCPU %u: KVM could not enter the guest (hardware reason 0x%llx)", v->index,
-				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		return false;
-	case KVM_EXIT_INTR:
-		return true;
-	case KVM_EXIT_X86_WRMSR:
-		if (v->vm->user_relay)
-			return user_relay_on_wrmsr(v);
-		break;
-	case KVM_EXIT_DEBUG:
-		if (v->vm->user_relay)
-			return user_relay_on_debug(v);
-		break;
-	default:
-		break;
-	}
-	run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR, "vCPU %u: unexpected KVM exit %u",
-			       v->index, run->exit_reason);
-	return false;
+				       "vCPU %u: unexpected KVM exit %u", v->index, reason);
+	return a == EXIT_RESUME;
 }
 
-void *vcpu_thread(void *arg)
+static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
-	unsigned budget = UNHANDLED_LOG_BUDGET;
 	char name[16];
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
 	if (v->index == 0)
-		vm_timing_mark(&vm->timing.first_run);
+		vm_timing_mark(&v->timing->first_run);
 	while (!run_state_stop_requested(v->run_state)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			run_state_request_stop(v->run_state, 1, "vCPU %u: KVM_RUN: %s", v->index, strerror(errno));
+			run_state_request_stop(v->run_state, 1, "vCPU %u: KVM_RUN: %s", v->index,
+					       strerror(errno));
 			break;
 		}
 		v->exits++;
-		vm_timing_mark(&vm->timing.first_exit);
-		if (!handle_exit(v, &budget))
+		vm_timing_mark(&v->timing->first_exit);
+		if (!handle_exit(v))
 			break;
 	}
 	return NULL;
+}
+
+/* The signal that interrupts KVM_RUN. */
+static int kick_signal(void)
+{
+	return SIGRTMIN;
+}
+
+static void on_kick_signal(int sig)
+{
+	/* Only there so the signal interrupts KVM_RUN instead of killing us. */
+}
+
+int vcpu_install_kick(void)
+{
+	struct sigaction sa = { .sa_handler = on_kick_signal };
+	sigset_t set;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(kick_signal(), &sa, NULL) < 0)
+		return -errno;
+	/* vCPU threads inherit the mask: the kick must not be blocked there. */
+	sigemptyset(&set);
+	sigaddset(&set, kick_signal());
+	return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	int r = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+	v->started = !r;
+	return r;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->started)
+		return;
+	/* immediate_exit covers a thread about to enter KVM_RUN; the signal
+	 * covers one inside it. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(v->thread, kick_signal());
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->started)
+		pthread_join(v->thread, NULL);
+	v->started = false;
 }

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -14,21 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "vmm/exit_events.h"
 #include "vmm/layout.h"
-
-void vm_timing_mark(uint64_t *slot)
-{
-	uint64_t zero = 0;
-
-	if (__atomic_load_n(slot, __ATOMIC_RELAXED))
-		return;
-	/* Only the first event counts; later ones lose the exchange. */
-	__atomic_compare_exchange_n(slot, &zero, clock_now_ns(), false, __ATOMIC_RELAXED,
-				    __ATOMIC_RELAXED);
-}
 
 /* Open /dev/kvm with an operator-readable reason when that fails. */
 static int open_kvm(struct vm *vm)
@@ -191,6 +179,35 @@ static int create_memory(struct vm *vm, uint64_t bytes)
 	return r;
 }
 
+/* What the vCPUs do with each exit: ports and MMIO go to the buses, the
+ * run's events end or resume it, and compat mode's workarounds come in
+ * front of those where they apply. */
+static int build_exit_table(struct vm *vm, bool compat)
+{
+	int r = exit_io_init(&vm->exit_io, &vm->exit_table, &vm->pio, &vm->mmio);
+	if (!r)
+		r = exit_events_init(&vm->exit_table);
+	if (!r)
+		r = compat_init(&vm->compat, compat, vm->vm_fd, &vm->exit_table);
+	return r;
+}
+
+static int create_vcpus(struct vm *vm, unsigned ncpus)
+{
+	const struct vcpu_links links = {
+		.kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd, .mem = &vm->mem,
+		.run_state = &vm->run_state, .timing = &vm->timing, .exit_table = &vm->exit_table,
+	};
+
+	for (unsigned i = 0; i < ncpus; i++) {
+		int r = vcpu_create(&vm->vcpus[i], i, &links);
+		if (r < 0)
+			return r;
+		vm->ncpus++;
+	}
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -198,7 +215,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	guest_mem_init(&vm->mem);
 	if (!cfg->ncpus || cfg->ncpus > VM_MAX_VCPUS)
 		return -EINVAL;
-	vm->compat = cfg->compat;
 	int r = run_state_init(&vm->run_state);
 	if (r < 0)
 		return r;
@@ -223,17 +239,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = create_memory(vm, cfg->mem_bytes);
 	if (!r)
 		r = create_chipset(vm);
-	if (!r && vm->compat && user_relay_host_needs()) {
-		r = user_relay_setup_vm(vm);
-		vm->user_relay = !r;
-	}
+	if (!r)
+		r = build_exit_table(vm, cfg->compat);
 	if (!r)
 		r = cpu_supported_cpuid(vm->kvm_fd, &vm->supported_cpuid);
-	for (unsigned i = 0; !r && i < cfg->ncpus; i++) {
-		r = vcpu_create(vm, i);
-		if (!r)
-			vm->ncpus++;
-	}
+	if (!r)
+		r = create_vcpus(vm, cfg->ncpus);
 	return r;
 }
 
@@ -266,46 +277,27 @@ int vm_set_irq_line(struct vm *vm, unsigned irq, bool level)
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &line) < 0 ? -errno : 0;
 }
 
-static void on_kick_signal(int sig)
-{
-	/* Only there so the signal interrupts KVM_RUN instead of killing us. */
-}
-
-static int install_kick_handler(void)
-{
-	struct sigaction sa = { .sa_handler = on_kick_signal };
-	sigset_t set;
-
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(vcpu_kick_signal(), &sa, NULL) < 0)
-		return -errno;
-	/* vCPU threads inherit the mask: the kick must not be blocked there. */
-	sigemptyset(&set);
-	sigaddset(&set, vcpu_kick_signal());
-	return -pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-}
-
 int vm_start(struct vm *vm)
 {
-	int r = install_kick_handler();
+	const struct cpu_config cpu = { .supported_cpuid = vm->supported_cpuid, .ncpus = vm->ncpus,
+					.compat = vm->compat.enabled, .entry = &vm->entry };
+	int r = vcpu_install_kick();
 	if (r < 0) {
 		log_err("vCPU kick signal: %s", strerror(-r));
 		return r;
 	}
 	for (unsigned i = 0; i < vm->ncpus; i++) {
-		r = vcpu_setup(&vm->vcpus[i]);
+		r = cpu_setup(&vm->vcpus[i], &cpu);
 		if (r < 0)
 			return r;
 	}
 	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		r = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		r = vcpu_start(&vm->vcpus[i]);
 		if (r < 0) {
 			log_err("vCPU %u thread: %s", i, strerror(-r));
 			run_state_request_stop(&vm->run_state, 1, "cannot start vCPU %u", i);
 			return r;
 		}
-		v->started = true;
 	}
 	return 0;
 }
@@ -314,19 +306,8 @@ void vm_join(struct vm *vm)
 {
 	/* Threads check this before each KVM_RUN. */
 	run_state_stop(&vm->run_state);
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		if (!v->started)
-			continue;
-		/* immediate_exit covers a thread about to enter KVM_RUN; the
-		 * signal covers one inside it. */
-		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, vcpu_kick_signal());
-	}
-	for (unsigned i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		if (v->started)
-			pthread_join(v->thread, NULL);
-		v->started = false;
-	}
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_join(&vm->vcpus[i]);
 }

@@ -1,13 +1,16 @@
 /*
  * A KVM virtual machine: guest RAM (anonymous memory), the in-kernel irqchip
- * (IOAPIC, local APICs, PIC) and PIT, vCPU threads, and the port/MMIO
- * dispatch for the exits that reach kvmini.
+ * (IOAPIC, local APICs, PIC) and PIT, the port and MMIO buses devices
+ * register on, the exit table its vCPUs dispatch through, and the vCPUs.
+ *
+ * Dependencies run one way: the VM builds the exit table (exit_io.h,
+ * exit_events.h, compat/) and the vCPUs (vcpu.h), which run through the
+ * table and end the run through run_state.h; none of them knows the VM.
  *
  * Threads:
  *  - the thread that calls vm_create / vm_start / vm_join (the "main"
  *    thread, which also runs the device event loop);
- *  - one thread per vCPU, looping on KVM_RUN and dispatching its exits to
- *    the io_bus handlers (which lock for themselves).
+ *  - one thread per vCPU (vcpu.h).
  *
  * Ending a run: anything (a vCPU seeing a reset, the event loop seeing a
  * signal) asks run_state (run_state.h) to stop; the first caller's status
@@ -18,71 +21,25 @@
 #ifndef KVMINI_VMM_VM_H
 #define KVMINI_VMM_VM_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/kvm.h>
 
 #include "core/guest_mem.h"
-#include "vmm/guest_virt.h"
+#include "vmm/compat/compat.h"
+#include "vmm/cpu.h"
+#include "vmm/exit_io.h"
+#include "vmm/exit_table.h"
 #include "vmm/io_bus.h"
 #include "vmm/run_state.h"
-#include "vmm/user_relay.h"
-
-#define VM_MAX_VCPUS 64u
-
-/* Moments of a boot, nanoseconds of CLOCK_MONOTONIC (0: not reached). */
-struct vm_timing {
-	uint64_t start;              /* kvmini's main() */
-	uint64_t vm_created;         /* VM, memory, irqchip and vCPUs exist */
-	uint64_t kernel_loaded;      /* images and boot structures in guest memory */
-	uint64_t first_run;          /* the boot vCPU's first KVM_RUN: first guest instruction */
-	uint64_t first_exit;         /* the first exit to kvmini */
-	uint64_t first_console;      /* the first byte the guest wrote to the UART */
-	uint64_t kernel_runs_init;   /* the UART printed "Run /init" (Linux starts init) */
-	uint64_t userspace;          /* the guest wrote the boot marker (port 0x3f0, 123) */
-};
-
-struct vm;
-
-struct vcpu {
-	struct vm *vm;
-	unsigned index;
-	int fd;
-	struct kvm_run *run;
-	size_t run_size;
-	pthread_t thread;
-	bool started;
-	uint64_t exits;              /* exits handled by kvmini (this thread only) */
-	struct run_state *run_state; /* the VM's */
-	struct guest_virt virt;      /* guest-virtual access through this vCPU's page tables */
-	struct user_relay relay;     /* compat mode on kvm_pvm (user_relay.h) */
-};
-
-/* Where the boot vCPU starts (filled by the boot loader). */
-struct vm_entry {
-	uint64_t rip;
-	uint64_t rsi;                /* the zero page, for Linux */
-};
+#include "vmm/timing.h"
+#include "vmm/vcpu.h"
 
 struct vm_config {
 	uint64_t mem_bytes;
 	unsigned ncpus;
-	bool compat;                 /* see vm->compat */
+	bool compat;                 /* compat/compat.h */
 };
-
-/*
- * Compatibility mode, for hosts where KVM emulates guest kernel code
- * (nested PVM, ENVIRONMENT.md): KVM cannot emulate every instruction a
- * stock kernel uses. With it, kvmini clears CPUID.1:ECX.CX16, and when
- * emulation fails on an int3 it steps over it and injects #BP (what the
- * CPU would have done), and on an fwait it steps over it. Opt-in: it hides
- * a real emulation failure of those two instructions. Where /dev/kvm is
- * kvm_pvm it also relays SYSCALL and INT n from guest user mode to the
- * guest kernel (user_relay.h), without which Linux userspace cannot run.
- */
-#define VM_COMPAT_CMDLINE "noxsave clearcpuid=smap,fsgsbase,xsave,popcnt,aes,pclmulqdq," \
-	"sha_ni,sse4_2,sse4_1,ssse3,movbe,rdseed,gfni,bmi1,bmi2,adx"
 
 struct vm {
 	int kvm_fd;
@@ -92,19 +49,16 @@ struct vm {
 	struct guest_mem mem;
 
 	unsigned ncpus;
-	bool compat;
-	uint64_t compat_int3;        /* int3 stepped over (atomic) */
-	uint64_t compat_fwait;       /* fwait stepped over (atomic) */
-	bool user_relay;             /* compat on kvm_pvm: user_relay.h */
-	uint64_t relay_syscalls;     /* SYSCALLs from user mode relayed (atomic) */
-	uint64_t relay_ints;         /* INT n from user mode relayed (atomic) */
-	uint64_t relay_passes;       /* handler breakpoints that were no relay (atomic) */
+	struct compat compat;        /* --compat's workarounds and their counters */
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct kvm_cpuid2 *supported_cpuid;
 	struct vm_entry entry;
 
 	struct io_bus pio;
 	struct io_bus mmio;
+	/* Built by vm_create, read-only once the vCPUs run. */
+	struct exit_table exit_table;
+	struct exit_io exit_io;
 
 	struct run_state run_state;  /* stop request, exit status and reason */
 
@@ -128,28 +82,5 @@ int vm_start(struct vm *vm);
 
 /* Stop every vCPU and join its thread. Main thread. */
 void vm_join(struct vm *vm);
-
-/* Record a first-time event of the boot (vCPU threads). */
-void vm_timing_mark(uint64_t *slot);
-
-/* --- vcpu.c -------------------------------------------------------------- */
-
-int vcpu_create(struct vm *vm, unsigned index);
-void vcpu_destroy(struct vcpu *vcpu);
-/* Registers, CPUID, MSRs and LAPIC for @vcpu (the boot vCPU gets the entry). */
-int vcpu_setup(struct vcpu *vcpu);
-void *vcpu_thread(void *arg);
-/* Signal used to interrupt KVM_RUN; installed by vm_start. */
-int vcpu_kick_signal(void);
-
-/* --- cpu.c --------------------------------------------------------------- */
-
-/* KVM_GET_SUPPORTED_CPUID into a malloc'd table. */
-int cpu_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);
-int cpu_setup_cpuid(struct vcpu *vcpu);
-int cpu_setup_msrs(struct vcpu *vcpu);
-int cpu_setup_lapic(struct vcpu *vcpu);
-/* Long-mode registers for the boot vCPU: paging, GDT, entry point. */
-int cpu_setup_long_mode(struct vcpu *vcpu, const struct vm_entry *entry);
 
 #endif

@@ -75,7 +75,7 @@ kvm_check_verdict() {
 		why=$(grep -oE 'init\[1\]: segfault.{0,60}|Kernel panic.{0,80}' <<<"$KVM_OUT" | head -n1)
 		fail "userspace: /init did not run (${why:-no output from it})"
 		if [ ${#KVM_COMPAT[@]} -eq 0 ] && grep -q 'segfault at ffffffff' <<<"$KVM_OUT"; then
-			echo "    a SYSCALL from user mode faulted at LSTAR: this KVM needs --compat (src/vmm/user_relay.h)"
+			echo "    a SYSCALL from user mode faulted at LSTAR: this KVM needs --compat (src/vmm/compat/user_relay.h)"
 		fi
 		not_run "ping, share read, share write: no userspace to run them"
 		return 1

@@ -146,7 +146,7 @@ expect "--host-decompress of something that is no bzImage: clear error" 1 'not a
 # User mode. The probe (no --compat) says whether this KVM takes guest
 # SYSCALL and INT n from CPL3 to the guest kernel by itself (kvm_pvm does
 # not: SYSCALL stays in CPL3 and faults at LSTAR, INT n raises #UD). With
-# --compat kvmini relays them (src/vmm/user_relay.h): that must pass here.
+# --compat kvmini relays them (src/vmm/compat/user_relay.h): that must pass here.
 PROBE=1 guest usermode usermode ""
 if [ "$RC" -eq 0 ]; then
 	echo "INFO: kvm host: guest SYSCALL and INT n from user mode reach the guest kernel"

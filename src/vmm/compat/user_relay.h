@@ -24,32 +24,39 @@
  * hit steps one instruction with the breakpoints off and re-arms them.
  * The cost: two exits per guest page fault, and the guest's own hardware
  * breakpoints (DR0-DR7) do not work while the relay holds them.
+ *
+ * It plugs into the exit table (exit_table.h) on KVM_EXIT_X86_WRMSR and
+ * KVM_EXIT_DEBUG, which reach kvmini only because of it.
  */
-#ifndef KVMINI_VMM_USER_RELAY_H
-#define KVMINI_VMM_USER_RELAY_H
+#ifndef KVMINI_VMM_COMPAT_USER_RELAY_H
+#define KVMINI_VMM_COMPAT_USER_RELAY_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct vm;
-struct vcpu;
+#include "vmm/exit_table.h"
+#include "vmm/vcpu.h"
 
-/* Per-vCPU state of the relay (vCPU thread only). */
-struct user_relay {
+/* Per-vCPU state of the relay (that vCPU's thread only). */
+struct user_relay_vcpu {
 	uint64_t pf_handler;         /* breakpoint 0: the guest's #PF handler (0: none) */
 	uint64_t ud_handler;         /* breakpoint 1: the guest's #UD handler (0: none) */
 	bool stepping;               /* breakpoints off for one instruction */
 };
 
+struct user_relay {
+	struct exit_handler wrmsr_exit, debug_exit;
+	uint64_t syscalls;           /* SYSCALLs from user mode relayed (atomic) */
+	uint64_t ints;               /* INT n from user mode relayed (atomic) */
+	uint64_t passes;             /* handler breakpoints that were no relay (atomic) */
+	struct user_relay_vcpu vcpus[VM_MAX_VCPUS];   /* by vCPU index */
+};
+
 /* Whether this host needs the relay: /dev/kvm is kvm_pvm. */
 bool user_relay_host_needs(void);
 
-/* Send guest writes of LSTAR to kvmini (MSR filter). Returns 0 or -errno. */
-int user_relay_setup_vm(struct vm *vm);
-
-/* KVM_EXIT_X86_WRMSR / KVM_EXIT_DEBUG of @v. Return false when the vCPU
- * must stop (a stop has been requested with the reason). */
-bool user_relay_on_wrmsr(struct vcpu *v);
-bool user_relay_on_debug(struct vcpu *v);
+/* Send guest writes of LSTAR to kvmini (an MSR filter on @vm_fd) and
+ * register the relay's exits on @t. Returns 0 or -errno (logged). */
+int user_relay_init(struct user_relay *ur, int vm_fd, struct exit_table *t);
 
 #endif

@@ -1,5 +1,5 @@
 /* User-mode event relay for kvm_pvm hosts: see user_relay.h. */
-#include "vmm/user_relay.h"
+#include "vmm/compat/user_relay.h"
 
 #include <errno.h>
 #include <string.h>
@@ -9,7 +9,6 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "vmm/guest_virt.h"
-#include "vmm/vm.h"
 
 #define RELAY_MSR_STAR      0xc0000081u
 #define RELAY_MSR_LSTAR     0xc0000082u
@@ -45,7 +44,8 @@ bool user_relay_host_needs(void)
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
-int user_relay_setup_vm(struct vm *vm)
+/* Send guest writes of LSTAR to kvmini. */
+static int filter_lstar(int vm_fd)
 {
 	static uint8_t deny_write;   /* one bit, 0: the write goes to kvmini */
 	struct kvm_msr_filter filter = {
@@ -56,8 +56,8 @@ int user_relay_setup_vm(struct vm *vm)
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_X86_USER_SPACE_MSR,
 				      .args = { KVM_MSR_EXIT_REASON_FILTER } };
 
-	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
-	    ioctl(vm->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+	if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
+	    ioctl(vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
 		int e = errno;
 		/* The VM is not made: on kvm_pvm its user mode cannot run without the relay. */
 		log_err("compat: KVM cannot send LSTAR writes to kvmini (%s), which the user-mode "
@@ -88,9 +88,8 @@ static int read_gate(struct vcpu *v, const struct kvm_sregs *s, unsigned vector,
 }
 
 /* Breakpoints on (or, while stepping, single-step over) the handlers. */
-static int apply_debug(struct vcpu *v)
+static int apply_debug(struct vcpu *v, const struct user_relay_vcpu *ur)
 {
-	struct user_relay *ur = &v->relay;
 	struct kvm_guest_debug dbg = { .control = KVM_GUESTDBG_ENABLE };
 
 	if (ur->stepping) {
@@ -108,7 +107,7 @@ static int apply_debug(struct vcpu *v)
 }
 
 /* Point the breakpoints at the handlers the guest's IDT names now. */
-static int arm(struct vcpu *v)
+static int arm(struct vcpu *v, struct user_relay_vcpu *ur)
 {
 	struct kvm_sregs s;
 	struct idt_gate pf = { 0 }, ud = { 0 };
@@ -119,16 +118,18 @@ static int arm(struct vcpu *v)
 		pf.offset = 0;
 	if (read_gate(v, &s, VEC_UD, &ud) < 0 || !ud.present)
 		ud.offset = 0;
-	v->relay.pf_handler = pf.offset;
-	v->relay.ud_handler = ud.offset;
-	v->relay.stepping = false;
+	ur->pf_handler = pf.offset;
+	ur->ud_handler = ud.offset;
+	ur->stepping = false;
 	log_debug("vCPU %u: compat relay armed: #PF handler 0x%llx, #UD handler 0x%llx", v->index,
 		  (unsigned long long)pf.offset, (unsigned long long)ud.offset);
-	return apply_debug(v);
+	return apply_debug(v, ur);
 }
 
-bool user_relay_on_wrmsr(struct vcpu *v)
+/* KVM_EXIT_X86_WRMSR: the guest wrote LSTAR (the filter sends nothing else). */
+static enum exit_action on_wrmsr(struct exit_handler *h, struct vcpu *v)
 {
+	struct user_relay *ur = container_of(h, struct user_relay, wrmsr_exit);
 	struct kvm_run *run = v->run;
 	struct {
 		struct kvm_msrs hdr;
@@ -138,15 +139,15 @@ bool user_relay_on_wrmsr(struct vcpu *v)
 	/* Only LSTAR is filtered; anything else is refused like a bad MSR. */
 	run->msr.error = 1;
 	if (run->msr.index != RELAY_MSR_LSTAR || ioctl(v->fd, KVM_SET_MSRS, &m) != 1)
-		return true;
+		return EXIT_RESUME;
 	run->msr.error = 0;
-	int r = arm(v);
+	int r = arm(v, &ur->vcpus[v->index]);
 	if (r < 0) {
 		run_state_request_stop(v->run_state, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s",
 				       v->index, strerror(-r));
-		return false;
+		return EXIT_STOP;
 	}
-	return true;
+	return EXIT_RESUME;
 }
 
 /* Segment registers of a SYSCALL: flat, CPL0, selectors from STAR[47:32]. */
@@ -162,7 +163,7 @@ static void syscall_segments(struct kvm_sregs *s, uint64_t star)
 
 /* At the #PF handler: a user frame at RIP == LSTAR is a SYSCALL the host
  * left in user mode. Make it the SYSCALL the CPU would have made. */
-static bool relay_syscall(struct vcpu *v, struct kvm_regs *regs)
+static bool relay_syscall(struct user_relay *ur, struct vcpu *v, struct kvm_regs *regs)
 {
 	struct iret_frame f;
 	struct {
@@ -190,14 +191,14 @@ static bool relay_syscall(struct vcpu *v, struct kvm_regs *regs)
 	regs->rip = f.rip;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, regs) < 0)
 		return false;
-	__atomic_fetch_add(&v->vm->relay_syscalls, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ur->syscalls, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
 /* At the #UD handler: `int n` from user mode through a gate that allows
  * CPL3 raised #UD instead. Deliver vector n on the same frame, which then
  * returns after the INT instruction. */
-static bool relay_int(struct vcpu *v, struct kvm_regs *regs)
+static bool relay_int(struct user_relay *ur, struct vcpu *v, struct kvm_regs *regs)
 {
 	struct iret_frame f;
 	struct kvm_sregs s;
@@ -225,34 +226,49 @@ static bool relay_int(struct vcpu *v, struct kvm_regs *regs)
 	regs->rip = g.offset;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, regs) < 0)
 		return false;
-	__atomic_fetch_add(&v->vm->relay_ints, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&ur->ints, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
-bool user_relay_on_debug(struct vcpu *v)
+/* KVM_EXIT_DEBUG: a breakpoint on a handler, or the step past one. */
+static enum exit_action on_debug(struct exit_handler *h, struct vcpu *v)
 {
-	struct user_relay *ur = &v->relay;
+	struct user_relay *ur = container_of(h, struct user_relay, debug_exit);
+	struct user_relay_vcpu *uv = &ur->vcpus[v->index];
 	struct kvm_regs regs;
 	bool relayed = false;
 
-	if (ur->stepping) {
+	if (uv->stepping) {
 		/* One instruction past a breakpoint: arm again. */
-		ur->stepping = false;
+		uv->stepping = false;
 	} else if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0) {
-		if (ur->pf_handler && regs.rip == ur->pf_handler)
-			relayed = relay_syscall(v, &regs);
-		else if (ur->ud_handler && regs.rip == ur->ud_handler)
-			relayed = relay_int(v, &regs);
+		if (uv->pf_handler && regs.rip == uv->pf_handler)
+			relayed = relay_syscall(ur, v, &regs);
+		else if (uv->ud_handler && regs.rip == uv->ud_handler)
+			relayed = relay_int(ur, v, &regs);
 		/* KVM here ignores RFLAGS.RF: step over the breakpoint instead. */
-		ur->stepping = !relayed;
+		uv->stepping = !relayed;
 		if (!relayed)
-			__atomic_fetch_add(&v->vm->relay_passes, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&ur->passes, 1, __ATOMIC_RELAXED);
 	}
-	int r = apply_debug(v);
+	int r = apply_debug(v, uv);
 	if (r < 0) {
 		run_state_request_stop(v->run_state, 1, "vCPU %u: compat relay: KVM_SET_GUEST_DEBUG: %s",
 				       v->index, strerror(-r));
-		return false;
+		return EXIT_STOP;
 	}
-	return true;
+	return EXIT_RESUME;
+}
+
+int user_relay_init(struct user_relay *ur, int vm_fd, struct exit_table *t)
+{
+	memset(ur, 0, sizeof(*ur));
+	ur->wrmsr_exit.handle = on_wrmsr;
+	ur->debug_exit.handle = on_debug;
+	int r = filter_lstar(vm_fd);
+	if (!r)
+		r = exit_table_add(t, KVM_EXIT_X86_WRMSR, &ur->wrmsr_exit);
+	if (!r)
+		r = exit_table_add(t, KVM_EXIT_DEBUG, &ur->debug_exit);
+	return r;
 }
