@@ -213,6 +213,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	memset(vm, 0, sizeof(*vm));
 	vm->kvm_fd = vm->vm_fd = vm->run_state.stop_fd = -1;
 	guest_mem_init(&vm->mem);
+	/* Set before anything can fail: --counters says "compat mode" even
+	 * for a VM that was never made. compat_init sets it again. */
+	vm->compat.enabled = cfg->compat;
 	if (!cfg->ncpus || cfg->ncpus > VM_MAX_VCPUS)
 		return -EINVAL;
 	int r = run_state_init(&vm->run_state);
