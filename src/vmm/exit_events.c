@@ -16,7 +16,8 @@ unsigned exit_failed_insn(struct vcpu *v, uint64_t rip, uint8_t out[EXIT_INSN_MA
 
 	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
 	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
-		n = MIN(run->emulation_failure.insn_size, (uint8_t)sizeof(run->emulation_failure.insn_bytes));
+		n = MIN(run->emulation_failure.insn_size,
+			(uint8_t)sizeof(run->emulation_failure.insn_bytes));
 		memcpy(out, run->emulation_failure.insn_bytes, n);
 	}
 	/* Through the guest's page tables, each page from where it maps. */
@@ -50,11 +51,12 @@ static enum exit_action on_internal_error(struct exit_handler *h, struct vcpu *v
 	format_bytes(bytes, sizeof(bytes), insn, n);
 	log_err("vCPU %u: KVM internal error (suberror %u%s) at RIP 0x%llx, instruction bytes: %s",
 		v->index, run->internal.suberror,
-		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? ": instruction emulation failed" : "",
+		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
+			": instruction emulation failed" : "",
 		(unsigned long long)regs.rip, bytes);
 	run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
-			       "vCPU %u: KVM cannot run the guest at RIP 0x%llx (bytes %s)", v->index,
-			       (unsigned long long)regs.rip, bytes);
+			       "vCPU %u: KVM cannot run the guest at RIP 0x%llx (bytes %s)",
+			       v->index, (unsigned long long)regs.rip, bytes);
 	return EXIT_STOP;
 }
 

@@ -16,8 +16,7 @@ int exit_table_add(struct exit_table *t, uint32_t reason, struct exit_handler *h
 	return 0;
 }
 
-enum exit_action exit_table_dispatch(const struct exit_table *t, uint32_t reason,
-				     struct vcpu *v)
+enum exit_action exit_table_dispatch(const struct exit_table *t, uint32_t reason, struct vcpu *v)
 {
 	if (reason >= EXIT_TABLE_REASONS)
 		return EXIT_PASS;
