@@ -34,15 +34,17 @@ static bool vu_inband(const struct vhost_user_server *s)
 	return vu_has_pf(s, VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
 }
 
-static bool vu_vring_ready(const struct vhost_user_vring *vr)
+/* Configured, started and enabled: the device may run on it. */
+static bool vu_ring_ready(const struct vhost_user_vring *vr)
 {
-	return vr->num && vr->has_addr && vr->has_base && vr->kick_ready && vr->enabled;
+	return vr->state == VU_RING_STARTED_ENABLED && vr->have == VU_RING_HAVE_ALL;
 }
 
 /*
  * Stop the device but keep the session (features, ring configuration):
  * virtio_device_reset would also forget the negotiated features. The avail
- * index reached is kept as the ring's base for GET_VRING_BASE and restart.
+ * index each running ring reached is kept as its base for GET_VRING_BASE
+ * and the restart. Only vu_ring_apply calls this.
  */
 static void vu_pause(struct vhost_user_server *s)
 {
@@ -50,17 +52,18 @@ static void vu_pause(struct vhost_user_server *s)
 
 	if (!dev->active)
 		return;
-	for (unsigned q = 0; q < dev->num_queues; q++)
-		s->vrings[q].running = dev->vqs[q].started;
 	/* Quiesce first: a device with worker threads may still pop and answer
 	 * chains until its reset returns; the base must include them, or a
 	 * restart would answer those requests a second time. vq_stop keeps
 	 * last_avail_idx. */
 	virtio_device_deactivate(dev);
 	for (unsigned q = 0; q < dev->num_queues; q++) {
-		if (s->vrings[q].running)
-			s->vrings[q].base = vq_base(&dev->vqs[q]);
-		s->vrings[q].running = false;
+		struct vhost_user_vring *vr = &s->vrings[q];
+
+		if (vr->state != VU_RING_RUNNING)
+			continue;
+		vr->base = vq_base(&dev->vqs[q]);
+		vr->state = VU_RING_STARTED_ENABLED;
 	}
 }
 
@@ -107,8 +110,9 @@ static int vu_load_vq(struct vhost_user_server *s, unsigned q)
 }
 
 /*
- * Activate the device once every ring has started. Kicks that came before
- * (or buffers queued without one) are served by notifying every queue once.
+ * Activate the device once every ring is ready; its rings are then RUNNING.
+ * Kicks that came before (or buffers queued without one) are served by
+ * notifying every queue once. Only vu_ring_apply calls this.
  * Returns 0 (also when not every ring is ready) or -errno.
  */
 static int vu_try_start(struct vhost_user_server *s)
@@ -119,7 +123,7 @@ static int vu_try_start(struct vhost_user_server *s)
 	if (dev->active)
 		return 0;
 	for (unsigned q = 0; q < dev->num_queues; q++) {
-		if (!vu_vring_ready(&s->vrings[q]))
+		if (!vu_ring_ready(&s->vrings[q]))
 			return 0;
 	}
 	for (unsigned q = 0; q < dev->num_queues; q++) {
@@ -131,6 +135,8 @@ static int vu_try_start(struct vhost_user_server *s)
 	r = virtio_device_activate(dev);
 	if (r < 0)
 		goto fail;
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		s->vrings[q].state = VU_RING_RUNNING;
 	s->counters.device_activations++;
 	log_debug("vhost-user: %s activated", dev->ops->name);
 	for (unsigned q = 0; q < dev->num_queues && dev->active; q++)
@@ -188,13 +194,14 @@ static void vu_vring_init(struct vhost_user_server *s, unsigned q)
 	memset(vr, 0, sizeof(*vr));
 	vr->server = s;
 	vr->index = q;
+	vr->state = VU_RING_STOPPED;
 	vr->kick_fd = -1;
 	vr->call_fd = -1;
 	vr->err_fd = -1;
 }
 
 /* Forget a ring's session state and close its fds. */
-void vu_vring_clear(struct vhost_user_server *s, unsigned q)
+static void vu_vring_clear(struct vhost_user_server *s, unsigned q)
 {
 	struct vhost_user_vring *vr = &s->vrings[q];
 
@@ -204,6 +211,101 @@ void vu_vring_clear(struct vhost_user_server *s, unsigned q)
 	vu_close_fd(&vr->call_fd);
 	vu_vring_init(s, q);
 	pthread_mutex_unlock(&s->call_lock);
+}
+
+/*
+ * The state a ring event leads to, after the spec's "Ring states". STOP and
+ * DISABLE find no RUNNING ring: the device is stopped before they apply.
+ */
+static const enum vu_ring_state vu_ring_next[VU_RING_EV_DISABLE + 1][VU_RING_STATES] = {
+	[VU_RING_EV_KICK] = {
+		[VU_RING_STOPPED] = VU_RING_STARTED,
+		[VU_RING_STOPPED_ENABLED] = VU_RING_STARTED_ENABLED,
+		[VU_RING_STARTED] = VU_RING_STARTED,
+		[VU_RING_STARTED_ENABLED] = VU_RING_STARTED_ENABLED,
+		[VU_RING_RUNNING] = VU_RING_RUNNING,
+	},
+	[VU_RING_EV_STOP] = {
+		[VU_RING_STOPPED] = VU_RING_STOPPED,
+		[VU_RING_STOPPED_ENABLED] = VU_RING_STOPPED_ENABLED,
+		[VU_RING_STARTED] = VU_RING_STOPPED,
+		[VU_RING_STARTED_ENABLED] = VU_RING_STOPPED_ENABLED,
+		[VU_RING_RUNNING] = VU_RING_STOPPED_ENABLED,
+	},
+	[VU_RING_EV_ENABLE] = {
+		[VU_RING_STOPPED] = VU_RING_STOPPED_ENABLED,
+		[VU_RING_STOPPED_ENABLED] = VU_RING_STOPPED_ENABLED,
+		[VU_RING_STARTED] = VU_RING_STARTED_ENABLED,
+		[VU_RING_STARTED_ENABLED] = VU_RING_STARTED_ENABLED,
+		[VU_RING_RUNNING] = VU_RING_RUNNING,
+	},
+	[VU_RING_EV_DISABLE] = {
+		[VU_RING_STOPPED] = VU_RING_STOPPED,
+		[VU_RING_STOPPED_ENABLED] = VU_RING_STOPPED,
+		[VU_RING_STARTED] = VU_RING_STARTED,
+		[VU_RING_STARTED_ENABLED] = VU_RING_STARTED,
+		[VU_RING_RUNNING] = VU_RING_STARTED,
+	},
+};
+
+static void vu_ring_step(struct vhost_user_server *s, struct vhost_user_vring *vr,
+			 enum vu_ring_event ev)
+{
+	/* A stopped ring has no kick source; the next one starts it again. */
+	if (ev == VU_RING_EV_STOP)
+		vu_set_kick_fd(s, vr, -1);
+	vr->state = vu_ring_next[ev][vr->state];
+}
+
+/* The front-end is gone: the device forgets the negotiation too. */
+static void vu_rings_reset(struct vhost_user_server *s)
+{
+	virtio_device_reset(s->dev);
+	for (unsigned q = 0; q < s->dev->num_queues; q++)
+		vu_vring_clear(s, q);
+}
+
+/*
+ * vu_ring_apply() - apply @ev: the one place where rings change state and
+ * the device starts or stops.
+ * @vr: the ring a ring event (KICK, STOP, ENABLE, DISABLE) is about; NULL
+ *      for every ring of the device. HOLD, SETTLE and RESET ignore it.
+ *
+ * The device runs all rings or none: STOP, DISABLE and HOLD stop it first
+ * (running rings keep the base reached); KICK, ENABLE and SETTLE then start
+ * it if every ring is ready. A handler changing what the running device
+ * uses (ring configuration, memory, features) brackets the change with
+ * HOLD and SETTLE.
+ *
+ * Returns 0, or -errno when a start was refused (device or queue checks).
+ */
+int vu_ring_apply(struct vhost_user_server *s, struct vhost_user_vring *vr,
+		  enum vu_ring_event ev)
+{
+	switch (ev) {
+	case VU_RING_EV_HOLD:
+		vu_pause(s);
+		return 0;
+	case VU_RING_EV_SETTLE:
+		return vu_try_start(s);
+	case VU_RING_EV_RESET:
+		vu_rings_reset(s);
+		return 0;
+	case VU_RING_EV_STOP:
+	case VU_RING_EV_DISABLE:
+		vu_pause(s);
+		break;
+	case VU_RING_EV_KICK:
+	case VU_RING_EV_ENABLE:
+		break;
+	}
+	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+		if (!vr || vr == &s->vrings[q])
+			vu_ring_step(s, &s->vrings[q], ev);
+	}
+	if (ev == VU_RING_EV_KICK || ev == VU_RING_EV_ENABLE)
+		return vu_try_start(s);
+	return 0;
 }
 
 /* ---- request handlers ---------------------------------------------- */
@@ -236,20 +338,18 @@ static int vu_set_features(struct vhost_user_server *s, struct vu_req *req)
 	bool pf = req->p->u64 & bit;
 	int r;
 
-	vu_pause(s);
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
 	r = virtio_device_set_features(s->dev, req->p->u64 & ~bit);
 	if (r < 0) {
 		req->why = "features refused by the device";
-		vu_try_start(s);
+		vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 		return r;
 	}
 	s->protocol_features_acked = pf;
 	/* Spec "Ring states": without protocol features rings start enabled. */
-	if (!pf) {
-		for (unsigned q = 0; q < s->dev->num_queues; q++)
-			s->vrings[q].enabled = true;
-	}
-	return vu_try_start(s);
+	if (!pf)
+		return vu_ring_apply(s, NULL, VU_RING_EV_ENABLE);
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 static int vu_set_owner(struct vhost_user_server *s, struct vu_req *req)
@@ -262,12 +362,7 @@ static int vu_set_owner(struct vhost_user_server *s, struct vu_req *req)
  * rings stop, as after GET_VRING_BASE, and restart on their next kick fd. */
 static int vu_reset_owner(struct vhost_user_server *s, struct vu_req *req)
 {
-	vu_pause(s);
-	for (unsigned q = 0; q < s->dev->num_queues; q++) {
-		vu_set_kick_fd(s, &s->vrings[q], -1);
-		s->vrings[q].kick_ready = false;
-	}
-	return 0;
+	return vu_ring_apply(s, NULL, VU_RING_EV_STOP);
 }
 
 /* Map one region. Mapping past the end of the file would turn a later
@@ -309,25 +404,28 @@ static int vu_set_mem_table(struct vhost_user_server *s, struct vu_req *req)
 		guest_mem_clear(&next);
 		return r;
 	}
-	vu_pause(s);
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
 	guest_mem_clear(&s->mem);
 	s->mem = next;
-	return vu_try_start(s);
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 static int vu_set_vring_num(struct vhost_user_server *s, struct vu_req *req)
 {
-	vu_pause(s);
-	vu_req_vring(s, req)->num = (uint16_t)req->p->state.num;
-	return vu_try_start(s);
+	struct vhost_user_vring *vr = vu_req_vring(s, req);
+
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
+	vr->num = (uint16_t)req->p->state.num;
+	vr->have |= VU_RING_HAVE_NUM;
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 static int vu_set_vring_addr(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 	const struct vhost_vring_addr *a = &req->p->addr;
-	/* The size may come later; then vu_try_start checks the full extent. */
-	uint64_t num = vr->num ? vr->num : 1;
+	/* The size may come later; then the start checks the full extent. */
+	uint64_t num = vr->have & VU_RING_HAVE_NUM ? vr->num : 1;
 	struct vq_config check;
 	int r;
 
@@ -338,22 +436,23 @@ static int vu_set_vring_addr(struct vhost_user_server *s, struct vu_req *req)
 		req->why = "ring address outside guest memory or misaligned";
 		return r;
 	}
-	vu_pause(s);
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
 	vr->desc_uva = a->desc_user_addr;
 	vr->avail_uva = a->avail_user_addr;
 	vr->used_uva = a->used_user_addr;
-	vr->has_addr = true;
-	return vu_try_start(s);
+	vr->have |= VU_RING_HAVE_ADDR;
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 static int vu_set_vring_base(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	vu_pause(s);
+	/* Held first: stopping the device writes the base reached. */
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
 	vr->base = (uint16_t)req->p->state.num;
-	vr->has_base = true;
-	return vu_try_start(s);
+	vr->have |= VU_RING_HAVE_BASE;
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 /* Spec "Ring states": GET_VRING_BASE stops the ring; the next kick fd (or
@@ -362,9 +461,7 @@ static int vu_get_vring_base(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	vu_pause(s);
-	vu_set_kick_fd(s, vr, -1);
-	vr->kick_ready = false;
+	vu_ring_apply(s, vr, VU_RING_EV_STOP);
 	req->reply->state.index = vr->index;
 	req->reply->state.num = vr->base;
 	req->reply_size = sizeof(req->reply->state);
@@ -383,8 +480,7 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 			return -EOPNOTSUPP;
 		}
 		vu_set_kick_fd(s, vr, -1);
-		vr->kick_ready = true;
-		return vu_try_start(s);
+		return vu_ring_apply(s, vr, VU_RING_EV_KICK);
 	}
 	/* Never block the loop on a kick source, whatever the front-end does.
 	 * The flag is shared with the front-end's copy, which only writes. */
@@ -401,8 +497,7 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 		req->why = "kick fd cannot be watched";
 		return r;
 	}
-	vr->kick_ready = true;
-	return vu_try_start(s);
+	return vu_ring_apply(s, vr, VU_RING_EV_KICK);
 }
 
 static int vu_set_vring_call(struct vhost_user_server *s, struct vu_req *req)
@@ -470,14 +565,17 @@ static int vu_set_protocol_features(struct vhost_user_server *s, struct vu_req *
 		req->why = "INBAND_NOTIFICATIONS without BACKEND_REQ and REPLY_ACK";
 		return -EPROTO;
 	}
-	vu_pause(s);
+	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
 	s->protocol_features = f;
-	/* With in-band kicks every ring has a kick source from the start. */
+	/* With in-band kicks every ring has a kick source from the start;
+	 * without, only the rings holding a kick fd have one. */
+	if (vu_inband(s))
+		return vu_ring_apply(s, NULL, VU_RING_EV_KICK);
 	for (unsigned q = 0; q < s->dev->num_queues; q++) {
-		struct vhost_user_vring *vr = &s->vrings[q];
-		vr->kick_ready = vr->kick_fd >= 0 || vu_inband(s);
+		if (s->vrings[q].kick_fd < 0)
+			vu_ring_apply(s, &s->vrings[q], VU_RING_EV_STOP);
 	}
-	return vu_try_start(s);
+	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
 static int vu_get_queue_num(struct vhost_user_server *s, struct vu_req *req)
@@ -489,13 +587,7 @@ static int vu_set_vring_enable(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	if (req->p->state.num) {
-		vr->enabled = true;
-		return vu_try_start(s);
-	}
-	vu_pause(s);
-	vr->enabled = false;
-	return 0;
+	return vu_ring_apply(s, vr, req->p->state.num ? VU_RING_EV_ENABLE : VU_RING_EV_DISABLE);
 }
 
 
@@ -558,9 +650,8 @@ static int vu_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	vr->kick_ready = true;
 	vu_kick(s, vr->index);
-	return vu_try_start(s);
+	return vu_ring_apply(s, vr, VU_RING_EV_KICK);
 }
 
 static const vu_handler_fn vu_handlers[VHOST_USER_REQUEST_LIMIT] = {

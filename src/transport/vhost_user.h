@@ -9,10 +9,13 @@
  * disconnect, or a protocol error, which disconnects, the device is reset,
  * the memory table dropped, and the next connection is served.
  *
- * Rings: a ring starts once it has a size, addresses, a base, a kick source
- * (kick fd, or in-band VRING_KICK) and is enabled; when every ring of the
- * device has started, the device is activated against the front-end's
- * memory. Disabling a ring, GET_VRING_BASE and SET_MEM_TABLE stop it again.
+ * Rings follow the spec's "Ring states": a ring is started by a kick source
+ * (kick fd, or in-band VRING_KICK) and stopped by GET_VRING_BASE, and is
+ * enabled or disabled apart from that. Once every ring of the device is
+ * configured (size, addresses, base), started and enabled, the device is
+ * activated against the front-end's memory. Stopping or disabling a ring
+ * stops the device again, as does a change to what it uses (ring
+ * configuration, memory table, features) until the change is recorded.
  *
  * The server implements struct virtio_transport: used-buffer interrupts go to
  * the ring's call fd (an eventfd from QEMU, a socketpair from UML) or, with

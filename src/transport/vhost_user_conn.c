@@ -280,8 +280,6 @@ static void vu_listen_event(struct event_source *src, uint32_t events);
 
 static void vu_session_reset(struct vhost_user_server *s)
 {
-	for (unsigned q = 0; q < s->dev->num_queues; q++)
-		vu_vring_clear(s, q);
 	vu_close_backend(s);
 	vu_rx_clear(s->rx);
 	s->owner = false;
@@ -299,7 +297,7 @@ void vu_disconnect(struct vhost_user_server *s, bool final)
 {
 	if (s->conn_fd < 0)
 		return;
-	virtio_device_reset(s->dev);
+	vu_ring_apply(s, NULL, VU_RING_EV_RESET);
 	s->dev->mem = NULL;
 	guest_mem_clear(&s->mem);
 	vu_session_reset(s);

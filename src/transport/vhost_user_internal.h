@@ -30,22 +30,56 @@
 #define VU_MSGS_PER_WAKEUP 64
 #define VU_LISTEN_BACKLOG 4
 
+/*
+ * Ring lifecycle, after the spec's "Ring states": a ring is stopped until it
+ * has a kick source (a kick fd, in-band VRING_KICK, or in-band kicks
+ * negotiated) and GET_VRING_BASE stops it again; independently it is
+ * enabled or disabled (SET_VRING_ENABLE; without protocol features every
+ * ring is enabled by SET_FEATURES). kvmini adds RUNNING: the device runs on
+ * the ring. The device runs all of its rings or none, so either every ring
+ * below dev->num_queues is RUNNING or none is. Only vu_ring_apply changes
+ * a ring's state.
+ */
+enum vu_ring_state {
+	VU_RING_STOPPED,           /* no kick source, disabled: the initial state */
+	VU_RING_STOPPED_ENABLED,   /* enabled before its kick source came */
+	VU_RING_STARTED,           /* a kick source, disabled: nothing is processed */
+	VU_RING_STARTED_ENABLED,   /* waits for its configuration and the other rings */
+	VU_RING_RUNNING,           /* dev->vqs[index] started: its base is live */
+	VU_RING_STATES
+};
+
+/* What moves rings between states (see vu_ring_apply). */
+enum vu_ring_event {
+	VU_RING_EV_KICK,           /* a kick source came: started */
+	VU_RING_EV_STOP,           /* GET_VRING_BASE, RESET_OWNER: the kick source goes */
+	VU_RING_EV_ENABLE,         /* SET_VRING_ENABLE 1, or no protocol features */
+	VU_RING_EV_DISABLE,        /* SET_VRING_ENABLE 0 */
+	/* The device as a whole, whatever ring is given: */
+	VU_RING_EV_HOLD,           /* a change needs the device stopped */
+	VU_RING_EV_SETTLE,         /* the change is recorded: run if every ring is ready */
+	VU_RING_EV_RESET,          /* front-end gone: device reset, every ring cleared */
+};
+
+/* Ring configuration received (vhost_user_vring.have). */
+#define VU_RING_HAVE_NUM   (1u << 0)
+#define VU_RING_HAVE_ADDR  (1u << 1)
+#define VU_RING_HAVE_BASE  (1u << 2)
+#define VU_RING_HAVE_ALL   (VU_RING_HAVE_NUM | VU_RING_HAVE_ADDR | VU_RING_HAVE_BASE)
+
 struct vhost_user_vring {
 	struct vhost_user_server *server;
 	unsigned index;
+	enum vu_ring_state state;
 
 	/* Configuration from the front-end; applied to dev->vqs[index] only
 	 * when the device is started, since virtio_device_reset clears those. */
-	uint16_t num;                /* 0: not set yet */
+	unsigned have;               /* VU_RING_HAVE_*: what was set */
+	uint16_t num;
 	uint16_t base;               /* next avail index; updated when stopped */
-	bool has_base;
-	bool has_addr;
-	bool running;                /* dev->vqs[index] started: its base is live */
 	uint64_t desc_uva, avail_uva, used_uva;   /* front-end addresses */
 
-	bool enabled;                /* SET_VRING_ENABLE, or no protocol features */
-	bool kick_ready;             /* a kick source exists; GET_VRING_BASE clears */
-	int kick_fd;
+	int kick_fd;                 /* -1: none, or in-band kicks */
 	struct event_source kick_src;
 	int call_fd;
 	bool call_is_socket;         /* UML passes a socketpair, QEMU an eventfd */
@@ -95,7 +129,8 @@ void vu_disconnect(struct vhost_user_server *s, bool final);
 int vu_connect(struct vhost_user_server *s, int fd);
 int vu_listen(struct vhost_user_server *s, const char *path);
 /* vhost_user.c */
-void vu_vring_clear(struct vhost_user_server *s, unsigned q);
+int vu_ring_apply(struct vhost_user_server *s, struct vhost_user_vring *vr,
+		  enum vu_ring_event ev);
 void vu_backend_want_out(struct vhost_user_server *s, bool on);
 bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr);
 void vu_send_config_change(struct vhost_user_server *s);
