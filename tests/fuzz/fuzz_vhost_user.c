@@ -26,6 +26,7 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "transport/vhost_user.h"
+#include "vu_frontend.h"
 
 #define FZ_QUEUES 2
 #define FZ_CONFIG_SIZE 12
@@ -144,19 +145,6 @@ static uint16_t in_u16(struct fz_in *in)
 {
 	uint16_t lo = in_u8(in);
 	return (uint16_t)(lo | in_u8(in) << 8);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 /* For a leak report: what is open now. */
@@ -424,10 +412,6 @@ static void fz_raw(struct fz *z, struct fz_in *in)
 	size_t len = in_u16(in) % sizeof(buf);
 	uint8_t fdspec = in_u8(in);
 	unsigned nfds = fdspec & 15;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * 15)];
-	} ctrl;
 	int fds[15];
 
 	for (size_t i = 0; i < len; i++)
@@ -437,19 +421,9 @@ static void fz_raw(struct fz *z, struct fz_in *in)
 		if (fds[i] < 0)
 			nfds = i;
 	}
-	struct iovec iov = { .iov_base = buf, .iov_len = len ? len : 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfds) {
-		mh.msg_control = ctrl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
+	/* At least one byte: fds cannot travel alone. */
 	if (z->conn_peer >= 0 && vhost_user_server_connected(&z->srv))
-		sendmsg(z->conn_peer, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		vfe_sendmsg_fds(z->conn_peer, buf, len ? len : 1, fds, nfds);
 	for (unsigned i = 0; i < nfds; i++)
 		close(fds[i]);
 	for (int i = 0; i < 4; i++)
@@ -535,7 +509,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct fz z;
 	struct fz_in in = { .p = data, .n = size };
-	int before = count_fds();
+	int before = vfe_count_fds();
 
 	log_threshold = LOG_ERROR;
 	if (fz_setup(&z) < 0)
@@ -546,7 +520,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < FZ_MAX_RECORDS && in.n; i++)
 		fz_record(&z, &in);
 	fz_teardown(&z);
-	int after = count_fds();
+	int after = vfe_count_fds();
 	if (after != before) {
 		fprintf(stderr, "fd leak: %d open before, %d after\n", before, after);
 		print_fds();
