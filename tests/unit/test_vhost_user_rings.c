@@ -1,0 +1,344 @@
+/*
+ * vhost-user ring lifecycle tests: the message orders real front-ends send
+ * (QEMU without protocol bit 30, DPDK's virtio-user, UML with in-band
+ * notifications) end in the ring states of the spec's "Ring states"
+ * (stopped/started x disabled/enabled, plus kvmini's RUNNING); messages out
+ * of order still start the device once everything is there; and the call
+ * fd check: only an eventfd or a socket is accepted.
+ *
+ * The ring states are private to the server: this test reads them through
+ * vhost_user_internal.h, as the one test that checks the state machine.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/log.h"
+#include "transport/vhost_user_internal.h"
+#include "vu_frontend.h"
+
+#define BIT30 (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
+
+static enum vu_ring_state ring_state(struct vfe *f, unsigned q)
+{
+	return f->srv.vrings[q].state;
+}
+
+/* SET_OWNER, acks and MQ, features (@bit30: protocol features acked, so
+ * rings start disabled), the memory table. */
+static void negotiate(struct vfe *f, bool bit30)
+{
+	CHECK_EQ(vfe_quiet(f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(vfe_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES,
+			 VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
+	CHECK_EQ(vfe_u64(f, VHOST_USER_SET_FEATURES, VFE_FEATURES | (bit30 ? BIT30 : 0)), 0);
+	CHECK_EQ(vfe_set_mem_uml(f), 0);
+}
+
+static void set_call(struct vfe *f, unsigned q)
+{
+	if (f->call[q] < 0)
+		f->call[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK_EQ(vfe_u64_fd(f, VHOST_USER_SET_VRING_CALL, q, f->call[q]), 0);
+}
+
+/* A new kick eventfd for ring @q (the front-end keeps its copy). */
+static void set_kick(struct vfe *f, unsigned q)
+{
+	if (f->kick[q] >= 0)
+		close(f->kick[q]);
+	f->kick[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK_EQ(vfe_u64_fd(f, VHOST_USER_SET_VRING_KICK, q, f->kick[q]), 0);
+}
+
+/* GET_VRING_BASE: the base reported, or -1 without a proper reply. */
+static long long get_base(struct vfe *f, unsigned q)
+{
+	struct vhost_vring_state st = { .index = q };
+	struct vfe_reply r;
+
+	if (vfe_call(f, VHOST_USER_GET_VRING_BASE, VFE_NO_REPLY, &st, sizeof(st), NULL, 0,
+		     &r) != 1 || r.hdr.size != sizeof(st) || r.p.state.index != q)
+		return -1;
+	return r.p.state.num;
+}
+
+static void check_both(struct vfe *f, enum vu_ring_state want)
+{
+	CHECK_EQ(ring_state(f, 0), want);
+	CHECK_EQ(ring_state(f, 1), want);
+}
+
+/* QEMU's order without bit 30: rings enabled by SET_FEATURES, started by
+ * their kick fds; GET_VRING_BASE stops one ring (and the device); a new
+ * base and kick fd start it again; RESET_OWNER stops every ring. */
+static void test_states_qemu(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	check_both(&f, VU_RING_STOPPED);
+	negotiate(&f, false);
+	check_both(&f, VU_RING_STOPPED_ENABLED);
+	for (unsigned q = 0; q < VFE_QUEUES; q++) {
+		set_call(&f, q);
+		CHECK_EQ(vfe_ring_setup(&f, q), 0);
+		CHECK_EQ(f.srv.vrings[q].have, VU_RING_HAVE_ALL);
+	}
+	check_both(&f, VU_RING_STOPPED_ENABLED);
+	set_kick(&f, 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED_ENABLED);
+	CHECK(!f.dev.vdev.active);
+	set_kick(&f, 1);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK(f.dev.vdev.active);
+
+	vfe_guest_offer(&f, 0);
+	CHECK_EQ(vfe_kick(&f, 0), 0);
+	CHECK_EQ(get_base(&f, 0), 1);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STOPPED_ENABLED);
+	CHECK_EQ(ring_state(&f, 1), VU_RING_STARTED_ENABLED);
+	CHECK_EQ(f.srv.vrings[0].kick_fd, -1);
+	CHECK(!f.dev.vdev.active);
+
+	/* Restart where it stopped. */
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_BASE, 0, 1), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STOPPED_ENABLED);
+	set_kick(&f, 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.activations, 2);
+
+	/* RESET_OWNER: every ring stops, its configuration stays. */
+	CHECK_EQ(vfe_ack(&f, VHOST_USER_RESET_OWNER, NULL, 0, NULL, 0), 0);
+	check_both(&f, VU_RING_STOPPED_ENABLED);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(f.srv.vrings[1].kick_fd, -1);
+	CHECK_EQ(f.srv.vrings[1].have, VU_RING_HAVE_ALL);
+	set_kick(&f, 0);
+	set_kick(&f, 1);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.activations, 3);
+
+	/* Disconnect: back to the initial state, configuration forgotten. */
+	vfe_close_peer_fds(&f);
+	vfe_pump(&f);
+	check_both(&f, VU_RING_STOPPED);
+	CHECK_EQ(f.srv.vrings[0].have, 0);
+	CHECK(!f.dev.vdev.active);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/* DPDK virtio-user: bit 30 acked; per ring CALL, NUM, BASE, ADDR, KICK,
+ * then SET_VRING_ENABLE per ring; it stops with ENABLE 0, then
+ * GET_VRING_BASE for each ring. */
+static void test_states_dpdk(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	negotiate(&f, true);
+	check_both(&f, VU_RING_STOPPED);
+	for (unsigned q = 0; q < VFE_QUEUES; q++) {
+		set_call(&f, q);
+		CHECK_EQ(vfe_ring_setup(&f, q), 0);
+		set_kick(&f, q);
+	}
+	check_both(&f, VU_RING_STARTED);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED_ENABLED);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK(f.dev.vdev.active);
+
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 0), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED);
+	CHECK_EQ(ring_state(&f, 1), VU_RING_STARTED_ENABLED);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 0), 0);
+	check_both(&f, VU_RING_STARTED);
+	CHECK_EQ(get_base(&f, 0), 0);
+	CHECK_EQ(get_base(&f, 1), 0);
+	check_both(&f, VU_RING_STOPPED);
+	CHECK_EQ(f.dev.resets, 1);
+
+	/* The next start, as DPDK does after a port restart. */
+	for (unsigned q = 0; q < VFE_QUEUES; q++) {
+		CHECK_EQ(vfe_ring_setup(&f, q), 0);
+		set_kick(&f, q);
+		CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, q, 1), 0);
+	}
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.activations, 2);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/* UML with in-band notifications: negotiating them starts every ring;
+ * disabling one stops the device; an in-band kick restarts a ring
+ * stopped by GET_VRING_BASE. */
+static void test_states_uml_inband(void)
+{
+	struct vfe f;
+	struct vfe_reply r;
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	CHECK_EQ(vfe_uml_negotiate(&f), 0);
+	check_both(&f, VU_RING_STARTED);
+	CHECK_EQ(vfe_set_mem_uml(&f), 0);
+	for (unsigned q = 0; q < VFE_QUEUES; q++) {
+		CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, q | VFE_NOFD, -1), 0);
+		CHECK_EQ(vfe_ring_setup(&f, q), 0);
+		CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_KICK, q | VFE_NOFD, -1), 0);
+	}
+	check_both(&f, VU_RING_STARTED);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED_ENABLED);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 0), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED_ENABLED);
+	CHECK_EQ(ring_state(&f, 1), VU_RING_STARTED);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);
+	check_both(&f, VU_RING_RUNNING);
+
+	CHECK_EQ(get_base(&f, 0), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STOPPED_ENABLED);
+	vfe_guest_offer(&f, 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_VRING_KICK, 0, 0), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.chains[0], 1);   /* served when the device started */
+	CHECK_EQ(vfe_recv(f.backend, &r), 1);
+	CHECK_EQ(r.hdr.request, VHOST_USER_BACKEND_VRING_CALL);
+
+	/* Protocol features again without in-band kicks: rings without a
+	 * kick fd lose their kick source. */
+	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_PF(REPLY_ACK)), 0);
+	check_both(&f, VU_RING_STOPPED_ENABLED);
+	CHECK(!f.dev.vdev.active);
+	vfe_teardown(&f);
+}
+
+/* Out of order: a kick fd before the ring's size and addresses, ENABLE
+ * before the kick fd, a stop of a ring never started, a new size for a
+ * running ring. The device starts once everything is there. */
+static void test_states_out_of_order(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	negotiate(&f, true);
+	CHECK_EQ(get_base(&f, 0), 0);               /* never started */
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STOPPED);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 0), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STOPPED);
+
+	set_kick(&f, 0);                            /* before NUM, BASE, ADDR */
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED);
+	CHECK_EQ(f.srv.vrings[0].have, 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 0, 1), 0);
+	CHECK_EQ(ring_state(&f, 0), VU_RING_STARTED_ENABLED);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);   /* before its kick */
+	CHECK_EQ(ring_state(&f, 1), VU_RING_STOPPED_ENABLED);
+	CHECK_EQ(vfe_ring_setup(&f, 1), 0);
+	set_kick(&f, 1);
+	CHECK_EQ(ring_state(&f, 1), VU_RING_STARTED_ENABLED);
+	CHECK(!f.dev.vdev.active);                  /* ring 0 has no size yet */
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 0, VFE_RING_NUM), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_BASE, 0, 0), 0);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(vfe_addr(&f, 0, VFE_DESC_GPA(0), VFE_AVAIL_GPA(0), VFE_USED_GPA(0)), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.activations, 1);
+
+	/* A new size for a running ring: the device stops for the change and
+	 * starts again with it. */
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 1, 128), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.resets, 1);
+	CHECK_EQ(f.dev.activations, 2);
+	CHECK_EQ(f.dev.vqs[1].size, 128);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/* True when nobody but us holds the write end of the pipe @rd reads. */
+static bool pipe_writer_gone(int rd)
+{
+	char c;
+
+	return read(rd, &c, 1) == 0;
+}
+
+/* SET_VRING_CALL takes an eventfd or a socket; anything else (a pipe, a
+ * regular file) is refused with EINVAL, the fd closed, the ring left with
+ * no call fd (the old one went with the request), the connection kept. */
+static void test_call_fd_kinds(void)
+{
+	struct vfe f;
+	struct virtio_transport *t;
+	uint64_t v = 0;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	CHECK_EQ(vfe_start_with_fds(&f, false), 0);
+	t = f.dev.vdev.transport;
+
+	int p[2];
+	CHECK_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, 0, p[1]), EINVAL);
+	close(p[1]);
+	CHECK(pipe_writer_gone(p[0]));             /* the server kept no copy */
+	close(p[0]);
+	CHECK_EQ(f.srv.vrings[0].call_fd, -1);
+	uint64_t dropped = f.srv.counters.tx_calls_dropped;
+	t->ops->signal_used(t, 0);
+	CHECK_EQ(f.srv.counters.tx_calls_dropped, dropped + 1);
+	CHECK(read(f.call[0], &v, sizeof(v)) < 0 && errno == EAGAIN);
+
+	char path[] = "/tmp/kvmini-vu-call-XXXXXX";
+	int file = mkstemp(path);
+	CHECK(file >= 0);
+	unlink(path);
+	CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, 1, file), EINVAL);
+	t->ops->signal_used(t, 1);
+	struct stat st;
+	CHECK_EQ(fstat(file, &st), 0);
+	CHECK_EQ(st.st_size, 0);                    /* never written */
+	close(file);
+
+	/* An eventfd is taken, and signalled. */
+	uint64_t calls = f.srv.counters.tx_calls;
+	CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, 0, f.call[0]), 0);
+	t->ops->signal_used(t, 0);
+	CHECK_EQ(read(f.call[0], &v, sizeof(v)), 8);
+	CHECK_EQ(v, 1);
+	CHECK_EQ(f.srv.counters.tx_calls, calls + 1);
+	CHECK(vhost_user_server_connected(&f.srv));
+	check_both(&f, VU_RING_RUNNING);            /* calls are no lifecycle */
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+int main(void)
+{
+	log_threshold = LOG_ERROR;   /* refusals are expected here */
+	RUN_TEST(test_states_qemu);
+	RUN_TEST(test_states_dpdk);
+	RUN_TEST(test_states_uml_inband);
+	RUN_TEST(test_states_out_of_order);
+	RUN_TEST(test_call_fd_kinds);
+	return CHECK_DONE();
+}
