@@ -7,7 +7,8 @@
  * handshake first so the fuzzed messages reach a running device.
  *
  * Must never crash, trip a sanitizer, or leak an fd (counted through
- * /proc/self/fd around every input; a leak aborts).
+ * /proc/self/fd around every input; a leak aborts), and the ring states
+ * must agree with the device after every record (see check_rings).
  *
  * Input: byte 0 = mode (bit 0 prologue, bit 1 in-band notifications), then
  * records: u8 op, then per op (see fz_record).
@@ -26,6 +27,7 @@
 #include "core/compiler.h"
 #include "core/log.h"
 #include "transport/vhost_user.h"
+#include "transport/vhost_user_internal.h"
 #include "vu_frontend.h"
 
 #define FZ_QUEUES 2
@@ -433,6 +435,31 @@ static void fz_raw(struct fz *z, struct fz_in *in)
 		connect_fresh(z);
 }
 
+/*
+ * The ring state machine's invariants: the device runs all its rings or
+ * none (every ring RUNNING exactly when it is active), and a ring holding
+ * a kick fd has started. Aborts on a violation.
+ */
+static void check_rings(const struct fz *z)
+{
+	const struct vhost_user_server *s = &z->srv;
+	bool active = z->dev.vdev.active;
+
+	if (!vhost_user_server_connected(s))
+		return;
+	for (unsigned q = 0; q < z->dev.vdev.num_queues; q++) {
+		const struct vhost_user_vring *vr = &s->vrings[q];
+		bool running = vr->state == VU_RING_RUNNING;
+		bool started = vr->state >= VU_RING_STARTED;
+
+		if (running != active || (vr->kick_fd >= 0 && !started)) {
+			fprintf(stderr, "ring %u: state %d, kick fd %d, device %s\n", q,
+				vr->state, vr->kick_fd, active ? "active" : "inactive");
+			abort();
+		}
+	}
+}
+
 static void fz_record(struct fz *z, struct fz_in *in)
 {
 	uint8_t op = in_u8(in);
@@ -517,8 +544,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mode = in_u8(&in);
 	if (mode & 1)
 		prologue(&z, mode & 2);
-	for (unsigned i = 0; i < FZ_MAX_RECORDS && in.n; i++)
+	check_rings(&z);
+	for (unsigned i = 0; i < FZ_MAX_RECORDS && in.n; i++) {
 		fz_record(&z, &in);
+		check_rings(&z);
+	}
 	fz_teardown(&z);
 	int after = vfe_count_fds();
 	if (after != before) {
