@@ -248,13 +248,26 @@ static const enum vu_ring_state vu_ring_next[VU_RING_EV_DISABLE + 1][VU_RING_STA
 	},
 };
 
+static const char *const vu_ring_state_names[VU_RING_STATES] = {
+	[VU_RING_STOPPED] = "stopped",
+	[VU_RING_STOPPED_ENABLED] = "stopped, enabled",
+	[VU_RING_STARTED] = "started, disabled",
+	[VU_RING_STARTED_ENABLED] = "started, enabled",
+	[VU_RING_RUNNING] = "running",
+};
+
 static void vu_ring_step(struct vhost_user_server *s, struct vhost_user_vring *vr,
 			 enum vu_ring_event ev)
 {
+	enum vu_ring_state next = vu_ring_next[ev][vr->state];
+
 	/* A stopped ring has no kick source; the next one starts it again. */
 	if (ev == VU_RING_EV_STOP)
 		vu_set_kick_fd(s, vr, -1);
-	vr->state = vu_ring_next[ev][vr->state];
+	if (next != vr->state)
+		log_debug("vhost-user: ring %u: %s -> %s", vr->index,
+			  vu_ring_state_names[vr->state], vu_ring_state_names[next]);
+	vr->state = next;
 }
 
 /* The front-end is gone: the device forgets the negotiation too. */
