@@ -21,6 +21,7 @@
 
 #include "core/compiler.h"
 #include "core/guest_mem.h"
+#include "fs/fs_policy.h"
 
 #define MEMFS_ROOT_ID FUSE_ROOT_ID
 #define MEMFS_MAX_FILE_SIZE (1ull << 40)
@@ -1247,23 +1248,11 @@ static int memfs_syncfs(struct fs_backend *be)
 	return 0;
 }
 
-/* The owner's, group's or others' bits, as the caller is. */
 static int do_access(struct memfs *m, const struct fs_ctx *ctx, uint64_t nodeid, uint32_t mask)
 {
 	struct mnode *n = node_get(m, nodeid);
 
-	if (!n)
-		return -ESTALE;
-	mask &= R_OK | W_OK | X_OK;
-	mode_t mode = n->st.st_mode;
-	if (ctx->uid == 0) {
-		/* root may execute only what someone may execute. */
-		bool x_ok = S_ISDIR(mode) || (mode & 0111);
-		return (mask & X_OK) && !x_ok ? -EACCES : 0;
-	}
-	unsigned bits = ctx->uid == n->st.st_uid ? (mode >> 6) & 7
-			: ctx->gid == n->st.st_gid ? (mode >> 3) & 7 : mode & 7;
-	return (mask & ~bits) ? -EACCES : 0;
+	return n ? fs_policy_access(ctx, &n->st, mask) : -ESTALE;
 }
 
 static int memfs_access(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
@@ -1276,10 +1265,13 @@ static int memfs_access(struct fs_backend *be, const struct fs_ctx *ctx, uint64_
 
 /* --- extended attributes --------------------------------------------------- */
 
+/* memfs keeps what it is given in these; "system." names (ACLs) would need
+ * their semantics implemented, so they are refused like unknown ones. */
+#define MEMFS_XATTR_NS (FS_XATTR_USER | FS_XATTR_TRUSTED | FS_XATTR_SECURITY)
+
 static bool xattr_ns_ok(const char *name)
 {
-	return !strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
-	       !strncmp(name, "security.", 9);
+	return fs_xattr_allowed(name, MEMFS_XATTR_NS);
 }
 
 static struct mxattr *xattr_find(struct mnode *n, const char *name)

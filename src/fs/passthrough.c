@@ -30,6 +30,7 @@
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
+#include "fs/fs_policy.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -1399,35 +1400,21 @@ static int pt_syncfs(struct fs_backend *be)
 	return syncfs(to_pt(be)->mount_fd) < 0 ? -errno : 0;
 }
 
-/* Mode bits against the caller's ids; supplementary groups are unknown
- * here (the client kernel, with default_permissions, checks them itself). */
-static int access_check(const struct fs_ctx *ctx, const struct stat *st, uint32_t mask)
-{
-	if (mask == F_OK)
-		return 0;
-	if (ctx->uid == 0) {
-		bool any_x = S_ISDIR(st->st_mode) || (st->st_mode & 0111);
-		return (mask & X_OK) && !any_x ? -EACCES : 0;
-	}
-	unsigned bits = ctx->uid == st->st_uid ? st->st_mode >> 6 :
-			ctx->gid == st->st_gid ? st->st_mode >> 3 : st->st_mode;
-	return (mask & bits & 7) == mask ? 0 : -EACCES;
-}
-
 static int pt_access(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		     uint32_t mask)
 {
 	struct stat st;
 	int rc = pt_getattr(be, ctx, nodeid, &st);
 
-	return rc ? rc : access_check(ctx, &st, mask);
+	return rc ? rc : fs_policy_access(ctx, &st, mask);
 }
 
 /* ---- operations: extended attributes ---- */
 
+/* Without --xattr-all only "user." names reach the host. */
 static bool xattr_allowed(const struct passthrough *pt, const char *name)
 {
-	return pt->opts.xattr_all || !strncmp(name, "user.", 5);
+	return fs_xattr_allowed(name, pt->opts.xattr_all ? FS_XATTR_ALL : FS_XATTR_USER);
 }
 
 static int pt_setxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
@@ -1478,22 +1465,6 @@ static ssize_t pt_getxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint
 	return len;
 }
 
-/* Keep only the names a client may see; returns the filtered length. */
-static size_t xattr_filter(const struct passthrough *pt, char *list, size_t len)
-{
-	size_t out = 0;
-
-	for (size_t i = 0; i < len;) {
-		size_t nl = strnlen(list + i, len - i) + 1;
-		if (xattr_allowed(pt, list + i)) {
-			memmove(list + out, list + i, nl);
-			out += nl;
-		}
-		i += nl;
-	}
-	return out;
-}
-
 static ssize_t list_node_xattrs(struct passthrough *pt, const struct pt_inode *n, char *buf,
 				size_t size)
 {
@@ -1513,7 +1484,7 @@ static ssize_t list_node_xattrs(struct passthrough *pt, const struct pt_inode *n
 	if (len < 0) {
 		len = -errno;
 	} else {
-		len = (ssize_t)xattr_filter(pt, tmp, (size_t)len);
+		len = (ssize_t)fs_xattr_filter(tmp, (size_t)len, FS_XATTR_USER);
 		if (size && (size_t)len > size)
 			len = -ERANGE;
 		else if (size)
