@@ -22,6 +22,7 @@
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "fs/fs_policy.h"
+#include "fs/id_table.h"
 
 #define MEMFS_ROOT_ID FUSE_ROOT_ID
 #define MEMFS_MAX_FILE_SIZE (1ull << 40)
@@ -66,14 +67,9 @@ struct mnode {
 	size_t nxattrs;
 };
 
-struct mslot {
-	struct mnode *node;           /* NULL: free */
-	uint64_t gen;                 /* bumped when the slot is freed */
-};
-
 struct mhandle {
-	struct mnode *node;           /* NULL: free */
-	uint32_t gen;
+	uint64_t fh;                  /* its id in memfs.handles */
+	struct mnode *node;
 	bool dir;
 	uint32_t flags;               /* open(2) flags */
 };
@@ -83,14 +79,11 @@ struct memfs {
 	pthread_mutex_t lock;
 	struct memfs_opts o;
 	/* All below protected by @lock. */
-	struct mslot *slots;
-	size_t nslots, cap_slots;
-	size_t *free_slots;             /* room for every slot: frees never fail */
-	size_t nfree, cap_free;
-	struct mhandle *handles;
-	size_t nhandles, cap_handles;
-	size_t *free_handles;           /* room for every handle slot */
-	size_t nfree_handles, cap_free_handles;
+	/* Node ids are bare slots of this table (the id is st_ino too); the
+	 * slot's generation goes to the client beside the id, plus one so
+	 * that the first is 1 as FUSE clients expect of a fresh node. */
+	struct id_table nodes_tab;
+	struct id_table handles;        /* struct mhandle */
 	uint64_t nodes, bytes, nhandles_open;
 };
 
@@ -139,22 +132,9 @@ static int charge(struct memfs *m, size_t delta)
 
 static struct mnode *node_get(struct memfs *m, uint64_t id)
 {
-	if (id == 0 || id >= m->nslots)
+	if (id > UINT32_MAX)
 		return NULL;
-	return m->slots[id].node;
-}
-
-/* A free slot index, or 0 when memory runs out. */
-static uint64_t alloc_slot(struct memfs *m)
-{
-	if (m->nfree)
-		return m->free_slots[--m->nfree];
-	if (grow((void **)&m->slots, &m->cap_slots, m->nslots + 1, sizeof(*m->slots)) ||
-	    grow((void **)&m->free_slots, &m->cap_free, m->nslots + 1, sizeof(size_t)))
-		return 0;
-	m->slots[m->nslots].gen = 1;
-	m->slots[m->nslots].node = NULL;
-	return m->nslots++;
+	return id_table_slot(&m->nodes_tab, (uint32_t)id);
 }
 
 /* A new node of type/mode @mode owned by the caller (or the squashed owner);
@@ -165,13 +145,13 @@ static struct mnode *node_new(struct memfs *m, const struct fs_ctx *ctx, struct 
 	if (m->nodes >= m->o.max_nodes)
 		return NULL;
 	struct mnode *n = calloc(1, sizeof(*n));
-	uint64_t id = n ? alloc_slot(m) : 0;
-	if (!id) {
+	uint64_t id;
+	if (!n || id_table_alloc(&m->nodes_tab, n, &id)) {
 		free(n);
 		return NULL;
 	}
-	n->id = id;
-	n->st.st_ino = id;
+	n->id = (uint32_t)id;
+	n->st.st_ino = n->id;
 	n->st.st_mode = mode;
 	n->st.st_nlink = S_ISDIR(mode) ? 2 : 1;
 	n->st.st_uid = m->o.squash ? m->o.squash_uid : ctx->uid;
@@ -186,7 +166,6 @@ static struct mnode *node_new(struct memfs *m, const struct fs_ctx *ctx, struct 
 	n->st.st_atim = n->st.st_mtim = n->st.st_ctim = now();
 	n->next_cookie = MEMFS_FIRST_COOKIE;
 	n->parent = parent ? parent : n;
-	m->slots[id].node = n;
 	m->nodes++;
 	return n;
 }
@@ -209,10 +188,7 @@ static void node_free(struct memfs *m, struct mnode *n)
 		free(n->xattrs[i].value);
 	}
 	free(n->xattrs);
-	m->slots[n->id].node = NULL;
-	m->slots[n->id].gen++;
-	/* Room was reserved in alloc_slot. */
-	m->free_slots[m->nfree++] = n->id;
+	id_table_release(&m->nodes_tab, id_table_id(&m->nodes_tab, (uint32_t)n->id));
 	m->nodes--;
 	free(n);
 }
@@ -229,7 +205,7 @@ static void fill_entry(struct memfs *m, struct mnode *n, struct fs_entry *e)
 {
 	n->lookups++;
 	e->nodeid = n->id;
-	e->generation = m->slots[n->id].gen;
+	e->generation = (id_table_id(&m->nodes_tab, (uint32_t)n->id) >> 32) + 1;
 	e->st = n->st;
 	e->st.st_blocks = (blkcnt_t)((n->cap + 511) / 512);
 }
@@ -244,47 +220,37 @@ static void fill_stat(const struct mnode *n, struct stat *st)
 
 static int handle_new(struct memfs *m, struct mnode *n, bool dir, uint32_t flags, uint64_t *fh)
 {
-	size_t i;
+	struct mhandle *h = malloc(sizeof(*h));
 
-	if (m->nfree_handles) {
-		i = m->free_handles[--m->nfree_handles];
-	} else {
-		i = m->nhandles;
-		if (i >= MEMFS_MAX_HANDLES)
-			return -ENFILE;
-		if (grow((void **)&m->handles, &m->cap_handles, i + 1, sizeof(*m->handles)) ||
-		    grow((void **)&m->free_handles, &m->cap_free_handles, i + 1, sizeof(size_t)))
-			return -ENOMEM;
-		m->handles[i] = (struct mhandle){ .gen = 1 };
-		m->nhandles++;
+	if (!h)
+		return -ENOMEM;
+	int rc = id_table_alloc(&m->handles, h, &h->fh);
+	if (rc) {
+		free(h);
+		return rc;
 	}
-	struct mhandle *h = &m->handles[i];
 	h->node = n;
 	h->dir = dir;
 	h->flags = flags;
 	n->opens++;
 	m->nhandles_open++;
-	*fh = ((uint64_t)h->gen << 32) | i;
+	*fh = h->fh;
 	return 0;
 }
 
 static struct mhandle *handle_get(struct memfs *m, uint64_t fh, bool dir)
 {
-	uint64_t i = fh & 0xffffffffu;
+	struct mhandle *h = id_table_get(&m->handles, fh);
 
-	if (i >= m->nhandles || !m->handles[i].node || m->handles[i].gen != (uint32_t)(fh >> 32) ||
-	    m->handles[i].dir != dir)
-		return NULL;
-	return &m->handles[i];
+	return h && h->dir == dir ? h : NULL;
 }
 
 static void handle_close(struct memfs *m, struct mhandle *h)
 {
 	struct mnode *n = h->node;
 
-	h->node = NULL;
-	h->gen++;
-	m->free_handles[m->nfree_handles++] = (size_t)(h - m->handles);
+	id_table_release(&m->handles, h->fh);
+	free(h);
 	m->nhandles_open--;
 	n->opens--;
 	node_maybe_free(m, n);
@@ -489,12 +455,13 @@ static void iov_zero(const struct iovec *iov, unsigned cnt, size_t off, size_t l
 
 static void drop_client_state(struct memfs *m)
 {
-	for (size_t i = 0; i < m->nhandles; i++) {
-		if (m->handles[i].node)
-			handle_close(m, &m->handles[i]);
+	for (uint32_t i = 1; i < id_table_end(&m->handles); i++) {
+		struct mhandle *h = id_table_slot(&m->handles, i);
+		if (h)
+			handle_close(m, h);
 	}
-	for (size_t i = 1; i < m->nslots; i++) {
-		struct mnode *n = m->slots[i].node;
+	for (uint32_t i = 1; i < id_table_end(&m->nodes_tab); i++) {
+		struct mnode *n = id_table_slot(&m->nodes_tab, i);
 		if (n) {
 			n->lookups = 0;
 			node_maybe_free(m, n);
@@ -515,14 +482,14 @@ static void memfs_destroy(struct fs_backend *be)
 {
 	struct memfs *m = to_mfs(be);
 
-	for (size_t i = 1; i < m->nslots; i++) {
-		if (m->slots[i].node)
-			node_free(m, m->slots[i].node);
+	drop_client_state(m);
+	for (uint32_t i = 1; i < id_table_end(&m->nodes_tab); i++) {
+		struct mnode *n = id_table_slot(&m->nodes_tab, i);
+		if (n)
+			node_free(m, n);
 	}
-	free(m->slots);
-	free(m->free_slots);
-	free(m->handles);
-	free(m->free_handles);
+	id_table_free(&m->nodes_tab);
+	id_table_free(&m->handles);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -1494,9 +1461,10 @@ void memfs_get_stats(struct fs_backend *be, struct memfs_stats *st)
 	st->bytes = m->bytes;
 	st->handles = m->nhandles_open;
 	st->lookups = 0;
-	for (size_t i = 1; i < m->nslots; i++) {
-		if (m->slots[i].node)
-			st->lookups += m->slots[i].node->lookups;
+	for (uint32_t i = 1; i < id_table_end(&m->nodes_tab); i++) {
+		struct mnode *n = id_table_slot(&m->nodes_tab, i);
+		if (n)
+			st->lookups += n->lookups;
 	}
 	pthread_mutex_unlock(&m->lock);
 }
@@ -1517,14 +1485,11 @@ struct fs_backend *memfs_new(const struct memfs_opts *o, int *err)
 	if (!m->o.max_nodes)
 		m->o.max_nodes = 65536;
 	pthread_mutex_init(&m->lock, NULL);
-	/* Slot 0 is never a node: node id 0 means "none" in FUSE. */
+	/* The table never hands out slot 0: node id 0 means "none" in FUSE. */
 	struct mnode *root = NULL;
-	if (!grow((void **)&m->slots, &m->cap_slots, 1, sizeof(*m->slots))) {
-		m->slots[0] = (struct mslot){ 0 };
-		m->nslots = 1;
+	if (!id_table_init(&m->nodes_tab, 0) && !id_table_init(&m->handles, MEMFS_MAX_HANDLES))
 		root = node_new(m, &owner, NULL,
 				S_IFDIR | (m->o.root_mode ? m->o.root_mode & 07777 : 0755), 0);
-	}
 	if (!root || root->id != MEMFS_ROOT_ID) {
 		memfs_destroy(&m->be);
 		return NULL;

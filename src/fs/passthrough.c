@@ -1,6 +1,6 @@
 /*
  * Passthrough backend: a host directory, confined to it (see passthrough.h
- * for the model). Order: id tables, node table, open files, credentials,
+ * for the model). Order: node table, open files, credentials,
  * then the operations in the order of struct fs_backend_ops.
  */
 #include "fs/passthrough.h"
@@ -31,6 +31,7 @@
 #include "core/guest_mem.h"
 #include "core/log.h"
 #include "fs/fs_policy.h"
+#include "fs/id_table.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -43,78 +44,6 @@
 #define EVICT_BATCH 16u
 /* Largest xattr name list fetched when filtering namespaces. */
 #define XATTR_LIST_BUF 65536u
-
-/* ---- id tables: 64-bit ids = generation << 32 | slot, slot 0 unused ---- */
-
-struct slot {
-	void *p;
-	uint32_t gen;
-	uint32_t next_free;
-};
-
-struct slot_table {
-	struct slot *v;
-	uint32_t cap;
-	uint32_t used;               /* slots ever handed out, slot 0 included */
-	uint32_t free_head;          /* UINT32_MAX: none */
-	uint32_t live;
-};
-
-static int slot_table_init(struct slot_table *t)
-{
-	t->cap = 64;
-	t->v = calloc(t->cap, sizeof(*t->v));
-	t->used = 1;
-	t->free_head = UINT32_MAX;
-	t->live = 0;
-	return t->v ? 0 : -ENOMEM;
-}
-
-static int slot_alloc(struct slot_table *t, void *p, uint64_t *id)
-{
-	uint32_t idx = t->free_head;
-
-	if (idx != UINT32_MAX) {
-		t->free_head = t->v[idx].next_free;
-	} else {
-		if (t->used == t->cap) {
-			if (t->cap >= UINT32_MAX / 2)
-				return -ENFILE;
-			struct slot *nv = realloc(t->v, 2 * (size_t)t->cap * sizeof(*nv));
-			if (!nv)
-				return -ENOMEM;
-			memset(nv + t->cap, 0, t->cap * sizeof(*nv));
-			t->v = nv;
-			t->cap *= 2;
-		}
-		idx = t->used++;
-	}
-	t->v[idx].p = p;
-	t->live++;
-	*id = (uint64_t)t->v[idx].gen << 32 | idx;
-	return 0;
-}
-
-/* The live object behind @id, or NULL for anything stale or made up. */
-static void *slot_get(const struct slot_table *t, uint64_t id)
-{
-	uint32_t idx = (uint32_t)id;
-
-	if (idx == 0 || idx >= t->used || !t->v[idx].p || t->v[idx].gen != (uint32_t)(id >> 32))
-		return NULL;
-	return t->v[idx].p;
-}
-
-static void slot_release(struct slot_table *t, uint64_t id)
-{
-	uint32_t idx = (uint32_t)id;
-
-	t->v[idx].p = NULL;
-	t->v[idx].gen++;
-	t->v[idx].next_free = t->free_head;
-	t->free_head = idx;
-	t->live--;
-}
 
 /* ---- nodes ---- */
 
@@ -157,7 +86,7 @@ struct passthrough {
 	gid_t run_gid;
 
 	pthread_mutex_t lock;        /* nodes: table, hash, LRU, node fields */
-	struct slot_table nodes;
+	struct id_table nodes;
 	struct pt_inode **buckets;
 	size_t nbuckets;             /* power of two */
 	struct pt_inode *lru_head, *lru_tail;
@@ -166,7 +95,7 @@ struct passthrough {
 	uint64_t evictions, reopens;
 
 	pthread_mutex_t flock;       /* open files: table and refs */
-	struct slot_table files;
+	struct id_table files;
 };
 
 static struct passthrough *to_pt(struct fs_backend *be)
@@ -330,7 +259,7 @@ static void inode_free(struct passthrough *pt, struct pt_inode *n)
 {
 	lru_del(pt, n);
 	hash_del(pt, n);
-	slot_release(&pt->nodes, n->nodeid);
+	id_table_release(&pt->nodes, n->nodeid);
 	if (n->fd >= 0) {
 		close(n->fd);
 		pt->nfds--;
@@ -364,7 +293,7 @@ static void inode_watch(struct passthrough *pt, struct pt_inode *n)
 static struct pt_inode *inode_get(struct passthrough *pt, uint64_t nodeid, int *err)
 {
 	pthread_mutex_lock(&pt->lock);
-	struct pt_inode *n = slot_get(&pt->nodes, nodeid);
+	struct pt_inode *n = id_table_get(&pt->nodes, nodeid);
 
 	if (!n) {
 		pthread_mutex_unlock(&pt->lock);
@@ -441,7 +370,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		}
 	} else {
 		n = calloc(1, sizeof(*n));
-		if (!n || slot_alloc(&pt->nodes, n, &n->nodeid)) {
+		if (!n || id_table_alloc(&pt->nodes, n, &n->nodeid)) {
 			free(n);
 			rc = -ENOMEM;
 			goto out;
@@ -539,7 +468,7 @@ static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t *fh)
 	f->refs = 1;
 	pthread_mutex_init(&f->dlock, NULL);
 	pthread_mutex_lock(&pt->flock);
-	int rc = slot_alloc(&pt->files, f, fh);
+	int rc = id_table_alloc(&pt->files, f, fh);
 	pthread_mutex_unlock(&pt->flock);
 	if (rc) {
 		pthread_mutex_destroy(&f->dlock);
@@ -562,7 +491,7 @@ static void file_free(struct pt_file *f)
 static struct pt_file *file_get(struct passthrough *pt, uint64_t fh, bool dir)
 {
 	pthread_mutex_lock(&pt->flock);
-	struct pt_file *f = slot_get(&pt->files, fh);
+	struct pt_file *f = id_table_get(&pt->files, fh);
 
 	if (f && f->dir == dir)
 		f->refs++;
@@ -586,13 +515,13 @@ static void file_put(struct passthrough *pt, struct pt_file *f)
 static int file_release(struct passthrough *pt, uint64_t fh, bool dir)
 {
 	pthread_mutex_lock(&pt->flock);
-	struct pt_file *f = slot_get(&pt->files, fh);
+	struct pt_file *f = id_table_get(&pt->files, fh);
 
 	if (!f || f->dir != dir) {
 		pthread_mutex_unlock(&pt->flock);
 		return -EBADF;
 	}
-	slot_release(&pt->files, fh);
+	id_table_release(&pt->files, fh);
 	bool last = --f->refs == 0;
 	pthread_mutex_unlock(&pt->flock);
 	if (last)
@@ -670,19 +599,19 @@ static void pt_reset(struct fs_backend *be)
 	struct passthrough *pt = to_pt(be);
 
 	pthread_mutex_lock(&pt->flock);
-	for (uint32_t i = 1; i < pt->files.used; i++) {
-		struct pt_file *f = pt->files.v[i].p;
+	for (uint32_t i = 1; i < id_table_end(&pt->files); i++) {
+		struct pt_file *f = id_table_slot(&pt->files, i);
 		if (!f)
 			continue;
-		slot_release(&pt->files, (uint64_t)pt->files.v[i].gen << 32 | i);
+		id_table_release(&pt->files, id_table_id(&pt->files, i));
 		if (--f->refs == 0)
 			file_free(f);
 	}
 	pthread_mutex_unlock(&pt->flock);
 
 	pthread_mutex_lock(&pt->lock);
-	for (uint32_t i = 1; i < pt->nodes.used; i++) {
-		struct pt_inode *n = pt->nodes.v[i].p;
+	for (uint32_t i = 1; i < id_table_end(&pt->nodes); i++) {
+		struct pt_inode *n = id_table_slot(&pt->nodes, i);
 		if (!n || n == pt->root)
 			continue;
 		n->nlookup = 0;
@@ -701,8 +630,8 @@ static void pt_destroy(struct fs_backend *be)
 	if (pt->root)
 		inode_free(pt, pt->root);
 	pthread_mutex_unlock(&pt->lock);
-	free(pt->nodes.v);
-	free(pt->files.v);
+	id_table_free(&pt->nodes);
+	id_table_free(&pt->files);
 	free(pt->buckets);
 	if (pt->proc_fd >= 0)
 		close(pt->proc_fd);
@@ -732,7 +661,7 @@ static void pt_forget(struct fs_backend *be, uint64_t nodeid, uint64_t nlookup)
 	struct passthrough *pt = to_pt(be);
 
 	pthread_mutex_lock(&pt->lock);
-	struct pt_inode *n = slot_get(&pt->nodes, nodeid);
+	struct pt_inode *n = id_table_get(&pt->nodes, nodeid);
 	if (n && n != pt->root) {
 		n->nlookup -= MIN(nlookup, n->nlookup);
 		if (n->nlookup == 0 && n->refs == 0)
@@ -1611,7 +1540,7 @@ static int add_root(struct passthrough *pt, int fd, const struct stat *st)
 
 	if (!n)
 		return -ENOMEM;
-	if (slot_alloc(&pt->nodes, n, &n->nodeid) || n->nodeid != ROOT_NODEID) {
+	if (id_table_alloc(&pt->nodes, n, &n->nodeid) || n->nodeid != ROOT_NODEID) {
 		free(n);
 		return -ENOMEM;
 	}
@@ -1665,7 +1594,7 @@ static int pt_init(struct passthrough *pt, const struct passthrough_opts *o)
 	pt->nbuckets = 1024;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	pt->buckets = calloc(pt->nbuckets, sizeof(*pt->buckets));
-	if (!pt->buckets || slot_table_init(&pt->nodes) || slot_table_init(&pt->files))
+	if (!pt->buckets || id_table_init(&pt->nodes, 0) || id_table_init(&pt->files, 0))
 		return -ENOMEM;
 	return open_root(pt, o->root);
 }
