@@ -633,6 +633,62 @@ static void test_write_scattered(void)
 	CHECK_EQ(forget(eo.nodeid, 1), NO_REPLY);
 }
 
+/* Set the header's total_extlen (in 8-byte units) of what was built. */
+static void rq_extlen(struct rq *rq, uint16_t units)
+{
+	((struct fuse_in_header *)rq->buf)->total_extlen = units;
+}
+
+/*
+ * The extension-length check: total_extlen * 8 bytes at the end of the
+ * request are extensions, never arguments. Extensions longer than what
+ * follows the header are refused with -EINVAL (without the check the
+ * payload length would wrap and this WRITE would be taken whole), and
+ * extensions that fit are cut off the arguments (a WRITE whose data would
+ * reach into them is refused; one that stops short writes only its data).
+ */
+static void test_extension_length(void)
+{
+	struct fuse_entry_out eo;
+	uint64_t fh;
+	char p[256], back[16];
+	static const char data[16] = "0123456789abcdef";
+
+	CHECK_EQ(create(FUSE_ROOT_ID, "ext", 0644, 0, 0, &eo, &fh), 0);
+	struct fuse_write_in wi = { .fh = fh, .offset = 0, .size = 8 };
+	/* 40 + 8 bytes after the header, 56 claimed as extensions. */
+	rq_start(&q, FUSE_WRITE, eo.nodeid);
+	rq_put(&q, &wi, sizeof(wi));
+	rq_put(&q, data, 8);
+	rq_extlen(&q, 7);
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -EINVAL);
+	/* All of the payload claimed: refused too (no room for the args). */
+	rq_extlen(&q, 6);
+	CHECK_EQ(call(&q, NULL), -EINVAL);
+	/* 16 bytes follow the arguments, the last 8 an extension: a WRITE of
+	 * 16 would read the extension as data. */
+	wi.size = 16;
+	rq_start(&q, FUSE_WRITE, eo.nodeid);
+	rq_put(&q, &wi, sizeof(wi));
+	rq_put(&q, data, 16);
+	rq_extlen(&q, 1);
+	rq_end(&q);
+	CHECK_EQ(call(&q, NULL), -EINVAL);
+	/* The same with size 8: the data only. */
+	wi.size = 8;
+	memcpy(q.buf + sizeof(struct fuse_in_header), &wi, sizeof(wi));
+	CHECK_EQ(call(&q, NULL), 0);
+	CHECK_EQ(((struct fuse_write_out *)reply_payload())->size, 8);
+	host_path(p, sizeof(p), "ext");
+	int fd = open(p, O_RDONLY);
+	CHECK_EQ(pread(fd, back, sizeof(back), 0), 8);
+	CHECK(!memcmp(back, data, 8));
+	close(fd);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
+	CHECK_EQ(forget(eo.nodeid, 1), NO_REPLY);
+}
+
 /* A reply sink that records what it was asked to send, or refuses. */
 struct fake_sink {
 	struct fuse_reply_sink sink;
@@ -1561,6 +1617,7 @@ int main(void)
 	RUN_TEST(test_no_reply_ops);
 	RUN_TEST(test_read_small_buffers);
 	RUN_TEST(test_write_scattered);
+	RUN_TEST(test_extension_length);
 	RUN_TEST(test_reply_sink);
 	RUN_TEST(test_passthrough);
 	RUN_TEST(test_killpriv);

@@ -404,7 +404,8 @@ static void test_requests_roundtrip(void)
 	rig_down(&r);
 }
 
-/* READ of 64 KiB into 100 bytes of room: the reply is cut to the room. */
+/* READ of 64 KiB into 100 bytes of room: the reply is cut to the room and
+ * nothing past it is written. */
 static void test_reply_never_exceeds_writable(void)
 {
 	struct rig r;
@@ -419,8 +420,15 @@ static void test_reply_never_exceeds_writable(void)
 	CHECK_EQ(call(&r, FUSE_SETATTR, node, &sa, sizeof(sa), NULL, 0, &ao, sizeof(ao), 4096), 0);
 	CHECK_EQ(ao.attr.size, 1u << 20);
 
+	/* The guest memory just past the writable buffer stays untouched
+	 * (call() puts the reply at pool + 1 MiB). */
+	uint8_t canary[4096], after[4096];
+	memset(canary, 0xa5, sizeof(canary));
+	CHECK_EQ(vd_write(&r.mem, r.pool + (1u << 20) + 100, canary, sizeof(canary)), 0);
 	struct fuse_read_in ri = { .fh = fh, .offset = 0, .size = 65536 };
 	CHECK_EQ(call(&r, FUSE_READ, node, &ri, sizeof(ri), NULL, 0, NULL, 0, 100), 0);
+	CHECK_EQ(vd_read(&r.mem, r.pool + (1u << 20) + 100, after, sizeof(after)), 0);
+	CHECK(!memcmp(after, canary, sizeof(canary)));
 	/* Room for less than a reply header: completed with 0, counted. */
 	uint64_t in = r.pool;
 	uint32_t in_len = put_req(&r, in, FUSE_GETATTR, node, &(struct fuse_getattr_in){ 0 },
