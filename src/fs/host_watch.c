@@ -56,6 +56,7 @@ struct watch_entry {
 };
 
 struct host_watch {
+	struct fs_node_observer obs; /* what the backend calls: observer_ops */
 	int ifd;                     /* inotify, non-blocking */
 	int stop_fd;                 /* eventfd: the thread must end */
 	unsigned max_watches;
@@ -211,18 +212,42 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 	return err ? err : wd;
 }
 
-void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
+int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
 {
+	int rc = 0;
+
 	if (!w || wd < 0)
-		return;
+		return 0;
 	pthread_mutex_lock(&w->lock);
 	struct watch_entry *e = table_find(w, wd);
 	if (e && e->nodeid == nodeid) {
 		table_del(w, e);
 		/* Under the lock: an add of the same inode would get this wd. */
-		inotify_rm_watch(w->ifd, wd);
+		if (inotify_rm_watch(w->ifd, wd) < 0)
+			rc = -errno;
 	}
 	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type)
+{
+	return host_watch_add(container_of(obs, struct host_watch, obs), nodeid, fd, type);
+}
+
+static void observer_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token)
+{
+	host_watch_remove(container_of(obs, struct host_watch, obs), token, nodeid);
+}
+
+static const struct fs_node_observer_ops observer_ops = {
+	.on_node_added = observer_added,
+	.on_node_forgotten = observer_forgotten,
+};
+
+struct fs_node_observer *host_watch_observer(struct host_watch *w)
+{
+	return w ? &w->obs : NULL;
 }
 
 /* ---- the client's own entry changes ---- */
@@ -480,6 +505,7 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
+	w->obs.ops = &observer_ops;
 	w->ifd = w->stop_fd = -1;
 	w->max_watches = o && o->max_watches ? o->max_watches : HOST_WATCH_DEFAULT_MAX;
 	w->nbuckets = 256;

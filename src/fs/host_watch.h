@@ -37,8 +37,9 @@
  * invalidation of that file: harmless, at worst a re-read. Repeats inside
  * one batch of events are sent once.
  *
- * Threads and locks. add/remove run on request workers, under the backend's
- * node lock; they take the watcher's lock briefly. The watcher's own thread
+ * Threads and locks. add/remove run on request workers, called through the
+ * node-life observer (node_observer.h) with no backend lock held; they take
+ * the watcher's lock briefly. The watcher's own thread
  * reads the inotify descriptor, maps events under the watcher's lock, then
  * releases it before sending: a send may block (the client holds an inode
  * lock until a worker answers its request), and a worker may need the
@@ -53,6 +54,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+
+#include "fs/node_observer.h"
 
 struct fuse_server;
 
@@ -104,8 +107,14 @@ void host_watch_stop(struct host_watch *w);
  * host_watch_remove, or -errno when the node has no watch (-EOPNOTSUPP for
  * types not watched, -ENOSPC over the bound). @w may be NULL. */
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
-/* Drop watch @wd of node @nodeid (nothing when it is another node's by now). */
-void host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid);
+/* Drop watch @wd of node @nodeid (nothing when it is another node's by now).
+ * Returns 0, or -errno when inotify_rm_watch failed (-EINVAL: the kernel
+ * had dropped the watch already, see node_observer.h). */
+int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid);
+
+/* The watcher as a node-life observer (its ops call host_watch_add and
+ * host_watch_remove); NULL for a NULL @w. */
+struct fs_node_observer *host_watch_observer(struct host_watch *w);
 
 /* The client is about to change entry @name of directory @parent itself;
  * @mask: the events it causes there (IN_CREATE, IN_DELETE, IN_MOVED_FROM,

@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "fs/fs_policy.h"
 #include "fs/id_table.h"
+#include "fs/node_observer.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452
@@ -96,6 +97,9 @@ struct passthrough {
 
 	pthread_mutex_t flock;       /* open files: table and refs */
 	struct id_table files;
+
+	/* Told of node life outside pt->lock (node_observer.h); NULL: none. */
+	struct fs_node_observer *obs;
 };
 
 static struct passthrough *to_pt(struct fs_backend *be)
@@ -255,34 +259,50 @@ static int inode_reopen(struct passthrough *pt, struct pt_inode *n)
 	return 0;
 }
 
-static void inode_free(struct passthrough *pt, struct pt_inode *n)
+/* Take @n out of the tables and onto *@dead, for inode_bury() once
+ * pt->lock is dropped. Called with pt->lock held. */
+static void inode_free(struct passthrough *pt, struct pt_inode *n, struct pt_inode **dead)
 {
 	lru_del(pt, n);
 	hash_del(pt, n);
 	id_table_release(&pt->nodes, n->nodeid);
-	if (n->fd >= 0) {
-		close(n->fd);
+	if (n->fd >= 0)
 		pt->nfds--;
-	}
-	host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
-	free(n->handle);
-	free(n);
+	n->hnext = *dead;
+	*dead = n;
 }
 
-/* Watch @n (its fd just set) for host changes; a node keeps at most one
- * watch, on the inode its descriptor is now. A refused add (the bound,
- * usually for the very inode already watched) keeps the watch it has: had
- * the number been reused, the old inode is gone and its watch with it.
- * Called with pt->lock held. */
-static void inode_watch(struct passthrough *pt, struct pt_inode *n)
+/* Tell the observer that the nodes on @dead are gone, then close and free
+ * them: in that order, so that a watch placed through the descriptor is
+ * removed before closing it can make the kernel drop the watch itself
+ * (node_observer.h). Called without pt->lock. */
+static void inode_bury(struct passthrough *pt, struct pt_inode *dead)
 {
-	int wd = host_watch_add(pt->opts.watch, n->nodeid, n->fd, n->type);
+	while (dead) {
+		struct pt_inode *n = dead;
 
-	if (wd < 0)
-		return;
-	if (n->wd >= 0 && n->wd != wd)
-		host_watch_remove(pt->opts.watch, n->wd, n->nodeid);
-	n->wd = wd;
+		dead = n->hnext;
+		if (n->wd >= 0)
+			pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, n->wd);
+		if (n->fd >= 0)
+			close(n->fd);
+		free(n->handle);
+		free(n);
+	}
+}
+
+/* @n just got its descriptor. With an observer it is pinned (refs) for
+ * inode_watch() to call once pt->lock is dropped, and returned; without,
+ * it is free to lose the descriptor again. Called with pt->lock held. */
+static struct pt_inode *inode_attached(struct passthrough *pt, struct pt_inode *n)
+{
+	if (pt->obs) {
+		n->refs++;
+		return n;
+	}
+	lru_add(pt, n);
+	evict_to(pt, pt->opts.max_fds);
+	return NULL;
 }
 
 /*
@@ -316,16 +336,46 @@ static struct pt_inode *inode_get(struct passthrough *pt, uint64_t nodeid, int *
 
 static void inode_put(struct passthrough *pt, struct pt_inode *n)
 {
+	struct pt_inode *dead = NULL;
+
 	if (!n)
 		return;
 	pthread_mutex_lock(&pt->lock);
 	if (--n->refs == 0) {
-		if (n->nlookup == 0 && n != pt->root)
-			inode_free(pt, n);
-		else
+		if (n->nlookup == 0 && n != pt->root) {
+			inode_free(pt, n, &dead);
+		} else {
 			lru_add(pt, n);
+			/* Pinned by inode_attached() past the bound, maybe. */
+			evict_to(pt, pt->opts.max_fds);
+		}
 	}
 	pthread_mutex_unlock(&pt->lock);
+	inode_bury(pt, dead);
+}
+
+/*
+ * inode_watch() - tell the observer of @n, pinned by inode_attached(), then
+ * unpin it. A node keeps at most one token (watch), for the inode its
+ * descriptor is now. A refused add (the bound, usually for the very inode
+ * already watched) keeps the token it has: had the number been reused, the
+ * old inode is gone and its watch with it. Called without pt->lock.
+ */
+static void inode_watch(struct passthrough *pt, struct pt_inode *n)
+{
+	int wd = pt->obs->ops->on_node_added(pt->obs, n->nodeid, n->fd, n->type);
+	int old = -1;
+
+	pthread_mutex_lock(&pt->lock);
+	if (wd >= 0) {
+		if (n->wd >= 0 && n->wd != wd)
+			old = n->wd;
+		n->wd = wd;
+	}
+	pthread_mutex_unlock(&pt->lock);
+	if (old >= 0)
+		pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, old);
+	inode_put(pt, n);
 }
 
 /* A node that must be a directory (a parent in a name operation). */
@@ -348,6 +398,7 @@ static struct pt_inode *dir_get(struct passthrough *pt, uint64_t nodeid, int *er
  */
 static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, struct fs_entry *e)
 {
+	struct pt_inode *watch = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&pt->lock);
@@ -364,9 +415,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 			n->fd = fd;
 			fd = -1;
 			pt->nfds++;
-			inode_watch(pt, n);
-			lru_add(pt, n);
-			evict_to(pt, pt->opts.max_fds);
+			watch = inode_attached(pt, n);
 		}
 	} else {
 		n = calloc(1, sizeof(*n));
@@ -385,9 +434,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		hash_add(pt, n);
 		hash_grow(pt);
 		pt->nfds++;
-		inode_watch(pt, n);
-		lru_add(pt, n);
-		evict_to(pt, pt->opts.max_fds);
+		watch = inode_attached(pt, n);
 	}
 	e->nodeid = n->nodeid;
 	e->generation = n->nodeid >> 32;
@@ -396,6 +443,8 @@ out:
 	pthread_mutex_unlock(&pt->lock);
 	if (fd >= 0)
 		close(fd);
+	if (watch)
+		inode_watch(pt, watch);
 	return rc;
 }
 
@@ -609,6 +658,7 @@ static void pt_reset(struct fs_backend *be)
 	}
 	pthread_mutex_unlock(&pt->flock);
 
+	struct pt_inode *dead = NULL;
 	pthread_mutex_lock(&pt->lock);
 	for (uint32_t i = 1; i < id_table_end(&pt->nodes); i++) {
 		struct pt_inode *n = id_table_slot(&pt->nodes, i);
@@ -616,20 +666,24 @@ static void pt_reset(struct fs_backend *be)
 			continue;
 		n->nlookup = 0;
 		if (n->refs == 0)
-			inode_free(pt, n);
+			inode_free(pt, n, &dead);
 	}
 	pthread_mutex_unlock(&pt->lock);
+	inode_bury(pt, dead);
 }
 
 static void pt_destroy(struct fs_backend *be)
 {
 	struct passthrough *pt = to_pt(be);
 
+	struct pt_inode *dead = NULL;
+
 	pt_reset(be);
 	pthread_mutex_lock(&pt->lock);
 	if (pt->root)
-		inode_free(pt, pt->root);
+		inode_free(pt, pt->root, &dead);
 	pthread_mutex_unlock(&pt->lock);
+	inode_bury(pt, dead);
 	id_table_free(&pt->nodes);
 	id_table_free(&pt->files);
 	free(pt->buckets);
@@ -660,14 +714,17 @@ static void pt_forget(struct fs_backend *be, uint64_t nodeid, uint64_t nlookup)
 {
 	struct passthrough *pt = to_pt(be);
 
+	struct pt_inode *dead = NULL;
+
 	pthread_mutex_lock(&pt->lock);
 	struct pt_inode *n = id_table_get(&pt->nodes, nodeid);
 	if (n && n != pt->root) {
 		n->nlookup -= MIN(nlookup, n->nlookup);
 		if (n->nlookup == 0 && n->refs == 0)
-			inode_free(pt, n);
+			inode_free(pt, n, &dead);
 	}
 	pthread_mutex_unlock(&pt->lock);
+	inode_bury(pt, dead);
 }
 
 static int stat_node(const struct pt_inode *n, struct stat *st)
@@ -1552,8 +1609,12 @@ static int add_root(struct passthrough *pt, int fd, const struct stat *st)
 	n->wd = -1;
 	hash_add(pt, n);
 	pt->root = n;
-	inode_watch(pt, n);
 	pt->nfds = 1;
+	/* Nothing else runs yet: pinning is only for form's sake. */
+	if (pt->obs) {
+		n->refs++;
+		inode_watch(pt, n);
+	}
 	return 0;
 }
 
@@ -1596,6 +1657,7 @@ static int pt_init(struct passthrough *pt, const struct passthrough_opts *o)
 	pt->buckets = calloc(pt->nbuckets, sizeof(*pt->buckets));
 	if (!pt->buckets || id_table_init(&pt->nodes, 0) || id_table_init(&pt->files, 0))
 		return -ENOMEM;
+	pt->obs = o->observer ? o->observer : host_watch_observer(o->watch);
 	return open_root(pt, o->root);
 }
 

@@ -42,6 +42,7 @@
 
 #include "fuse/fs_backend.h"
 #include "fs/host_watch.h"
+#include "fs/node_observer.h"
 
 struct passthrough_opts {
 	const char *root;          /* the shared directory */
@@ -54,6 +55,9 @@ struct passthrough_opts {
 	/* Told of every node made known and dropped, to watch it for host
 	 * changes (host_watch.h); NULL for none. Not owned. */
 	struct host_watch *watch;
+	/* Told of node life instead of @watch (node_observer.h): tests, or an
+	 * observer that wraps the watcher. NULL: @watch's own. Not owned. */
+	struct fs_node_observer *observer;
 };
 
 struct passthrough_stats {

@@ -423,6 +423,98 @@ static void test_reattached_node_keeps_watch(void)
 	remove_tree(dir);
 }
 
+/* An observer in front of the watcher that records what removal answered,
+ * and calls the backend back to show it holds none of its locks. */
+struct spy_observer {
+	struct fs_node_observer obs;
+	struct host_watch *w;
+	struct fs_backend *be;
+	unsigned added, forgotten;
+	int rm_errors;
+	int last_rm;
+};
+
+static void spy_calls_back(struct spy_observer *spy)
+{
+	struct stat st;
+	const struct fs_ctx ctx = { 0 };
+
+	/* Under the backend's node lock this would never return. */
+	if (spy->be)
+		CHECK_EQ(spy->be->ops->getattr(spy->be, &ctx, FUSE_ROOT_ID, &st), 0);
+}
+
+static int spy_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type)
+{
+	struct spy_observer *spy = container_of(obs, struct spy_observer, obs);
+
+	spy->added++;
+	spy_calls_back(spy);
+	return host_watch_add(spy->w, nodeid, fd, type);
+}
+
+static void spy_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token)
+{
+	struct spy_observer *spy = container_of(obs, struct spy_observer, obs);
+
+	spy->forgotten++;
+	spy_calls_back(spy);
+	spy->last_rm = host_watch_remove(spy->w, token, nodeid);
+	if (spy->last_rm)
+		spy->rm_errors++;
+}
+
+static const struct fs_node_observer_ops spy_ops = {
+	.on_node_added = spy_added,
+	.on_node_forgotten = spy_forgotten,
+};
+
+/*
+ * FORGET of a file deleted on the host: the backend's descriptor is the
+ * last reference, and closing it makes the kernel drop the watch. The
+ * observer hears of the forget first, so inotify_rm_watch still finds the
+ * watch (it failed with EINVAL when the descriptor was closed first), and
+ * hears of it with no backend lock held.
+ */
+static void test_forget_removes_watch_before_close(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	char p[PATH_MAX];
+	struct host_watch_counters c;
+	struct fs_entry e;
+	const struct fs_ctx ctx = { 0 };
+	int err = 0;
+
+	make_tree(dir);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	struct spy_observer spy = { .obs.ops = &spy_ops, .w = w };
+	struct passthrough_opts po = { .root = dir, .watch = w, .observer = &spy.obs };
+	struct fs_backend *be = passthrough_new(&po, &err);
+	CHECK(be != NULL);
+	spy.be = be;
+	alarm(30);
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f1", &e), 0);
+	CHECK_EQ(spy.added, 2);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	snprintf(p, sizeof(p), "%s/f1", dir);
+	CHECK_EQ(unlink(p), 0);
+	be->ops->forget(be, e.nodeid, 1);
+	CHECK_EQ(spy.forgotten, 1);
+	CHECK_EQ(spy.last_rm, 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 1);
+	/* The root's watch goes at destroy, removed as well. */
+	spy.be = NULL;
+	fs_backend_destroy(be);
+	alarm(0);
+	CHECK_EQ(spy.forgotten, 2);
+	CHECK_EQ(spy.rm_errors, 0);
+	host_watch_free(w);
+	remove_tree(dir);
+}
+
 /* Append one inotify event to @buf at *@off (name padded as the kernel pads). */
 static void put_event(uint8_t *buf, size_t *off, int wd, uint32_t mask, const char *name)
 {
@@ -647,6 +739,7 @@ int main(void)
 	RUN_TEST(test_refused_inside_request);
 	RUN_TEST(test_watch_bound);
 	RUN_TEST(test_reattached_node_keeps_watch);
+	RUN_TEST(test_forget_removes_watch_before_close);
 	RUN_TEST(test_events_to_notifications);
 	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_no_watch_without_receiver);
