@@ -27,6 +27,7 @@
 #include <linux/fuse.h>
 
 #include "check.h"
+#include "fuse_req.h"
 #include "core/compiler.h"
 #include "fuse/fuse_compat.h"
 #include "fuse/fuse_server.h"
@@ -37,49 +38,7 @@
 static char tmpdir[64];
 static char rootdir[96];
 
-/* --- request building and the call contract -------------------------------- */
-
-struct rq {
-	uint8_t buf[(1u << 20) + 8192] __attribute__((aligned(8)));
-	size_t len;
-	uint64_t unique;
-};
-
-static uint64_t next_unique = 1;
-
-static void rq_start(struct rq *q, uint32_t op, uint64_t nodeid)
-{
-	struct fuse_in_header h = { .opcode = op, .unique = next_unique++, .nodeid = nodeid };
-
-	memcpy(q->buf, &h, sizeof(h));
-	q->len = sizeof(h);
-	q->unique = h.unique;
-}
-
-static void rq_put(struct rq *q, const void *p, size_t n)
-{
-	memcpy(q->buf + q->len, p, n);
-	q->len += n;
-}
-
-static void rq_str(struct rq *q, const char *s)
-{
-	rq_put(q, s, strlen(s) + 1);
-}
-
-static void rq_ids(struct rq *q, uint32_t uid, uint32_t gid)
-{
-	struct fuse_in_header *h = (struct fuse_in_header *)q->buf;
-
-	h->uid = uid;
-	h->gid = gid;
-}
-
-/* Set the header's length to what was built. */
-static void rq_end(struct rq *q)
-{
-	((struct fuse_in_header *)q->buf)->len = (uint32_t)q->len;
-}
+/* --- the call contract ------------------------------------------------------ */
 
 static struct fuse_server *srv;
 static struct fs_backend *be;
@@ -123,7 +82,7 @@ static int call_iov(const struct iovec *in, unsigned in_cnt, const struct iovec 
 static uint8_t outbuf[(1u << 20) + 65536] __attribute__((aligned(8)));
 
 /* The common case: one request buffer, one big reply buffer. */
-static int call(struct rq *q, size_t *outlen)
+static int call(struct frq *q, size_t *outlen)
 {
 	struct iovec in = { q->buf, q->len }, out = { outbuf, sizeof(outbuf) };
 
@@ -135,16 +94,17 @@ static void *reply_payload(void)
 	return outbuf + sizeof(struct fuse_out_header);
 }
 
-static struct rq q;   /* big: kept off the stack */
+static uint8_t qbuf[(1u << 20) + 8192] __attribute__((aligned(8)));
+static struct frq q = { .buf = qbuf, .cap = sizeof(qbuf) };
 
 static int do_init(uint32_t major, uint32_t minor, struct fuse_init_out *out)
 {
 	struct fuse_init_in in = { .major = major, .minor = minor, .max_readahead = 1 << 20,
 				   .flags = 0xffffffffu & ~FUSE_INIT_EXT };
 
-	rq_start(&q, FUSE_INIT, 0);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_INIT, 0);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0 && out)
 		memcpy(out, reply_payload(), sizeof(*out));
@@ -153,9 +113,9 @@ static int do_init(uint32_t major, uint32_t minor, struct fuse_init_out *out)
 
 static int lookup(uint64_t parent, const char *name, struct fuse_entry_out *eo)
 {
-	rq_start(&q, FUSE_LOOKUP, parent);
-	rq_str(&q, name);
-	rq_end(&q);
+	frq_start(&q, FUSE_LOOKUP, parent);
+	frq_str(&q, name);
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0 && eo)
 		memcpy(eo, reply_payload(), sizeof(*eo));
@@ -166,9 +126,9 @@ static int getattr(uint64_t nodeid, struct fuse_attr_out *ao)
 {
 	struct fuse_getattr_in in = { 0 };
 
-	rq_start(&q, FUSE_GETATTR, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_GETATTR, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0 && ao)
 		memcpy(ao, reply_payload(), sizeof(*ao));
@@ -179,9 +139,9 @@ static int forget(uint64_t nodeid, uint64_t n)
 {
 	struct fuse_forget_in in = { .nlookup = n };
 
-	rq_start(&q, FUSE_FORGET, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_FORGET, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	return call(&q, NULL);
 }
 
@@ -189,9 +149,9 @@ static int do_open(uint32_t op, uint64_t nodeid, uint32_t flags, uint64_t *fh)
 {
 	struct fuse_open_in in = { .flags = flags };
 
-	rq_start(&q, op, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, op, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0)
 		*fh = ((struct fuse_open_out *)reply_payload())->fh;
@@ -202,9 +162,9 @@ static int do_release(uint32_t op, uint64_t nodeid, uint64_t fh)
 {
 	struct fuse_release_in in = { .fh = fh };
 
-	rq_start(&q, op, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, op, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	return call(&q, NULL);
 }
 
@@ -213,11 +173,11 @@ static int create(uint64_t parent, const char *name, uint32_t mode, uint32_t uid
 {
 	struct fuse_create_in in = { .flags = O_RDWR | O_CREAT, .mode = mode };
 
-	rq_start(&q, FUSE_CREATE, parent);
-	rq_ids(&q, uid, gid);
-	rq_put(&q, &in, sizeof(in));
-	rq_str(&q, name);
-	rq_end(&q);
+	frq_start(&q, FUSE_CREATE, parent);
+	frq_ids(&q, uid, gid);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, name);
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0) {
 		if (eo)
@@ -232,9 +192,9 @@ static void read_req(uint64_t fh, uint64_t off, uint32_t size)
 {
 	struct fuse_read_in in = { .fh = fh, .offset = off, .size = size };
 
-	rq_start(&q, FUSE_READ, 2);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_READ, 2);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 }
 
 static void host_path(char *buf, size_t size, const char *name)
@@ -317,9 +277,9 @@ static void test_init_negotiation(void)
 	CHECK_EQ(getattr(FUSE_ROOT_ID, NULL), 0);
 	/* The old, short INIT (before 7.36) without MAX_PAGES: 128 KiB writes. */
 	struct { uint32_t major, minor, ra, flags; } old = { 7, 31, 65536, FUSE_ASYNC_READ };
-	rq_start(&q, FUSE_INIT, 0);
-	rq_put(&q, &old, sizeof(old));
-	rq_end(&q);
+	frq_start(&q, FUSE_INIT, 0);
+	frq_put(&q, &old, sizeof(old));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	memcpy(&out, reply_payload(), sizeof(out));
 	CHECK_EQ(out.minor, 31);
@@ -334,8 +294,8 @@ static void test_destroy_resets(void)
 
 	host_write("destroyme", "x", 1);
 	CHECK_EQ(lookup(FUSE_ROOT_ID, "destroyme", &eo), 0);
-	rq_start(&q, FUSE_DESTROY, 0);
-	rq_end(&q);
+	frq_start(&q, FUSE_DESTROY, 0);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	CHECK_EQ(getattr(FUSE_ROOT_ID, NULL), -EIO);
 	CHECK_EQ(do_init(7, FUSE_KERNEL_MINOR_VERSION, NULL), 0);
@@ -423,9 +383,9 @@ static void test_unknown_opcode(void)
 
 	fuse_server_get_counters(srv, &before);
 	for (unsigned i = 0; i < ARRAY_SIZE(ops); i++) {
-		rq_start(&q, ops[i], 1);
-		rq_put(&q, "0123456789abcdef", 16);
-		rq_end(&q);
+		frq_start(&q, ops[i], 1);
+		frq_put(&q, "0123456789abcdef", 16);
+		frq_end(&q);
 		CHECK_EQ(call(&q, NULL), -ENOSYS);
 	}
 	fuse_server_get_counters(srv, &after);
@@ -454,32 +414,32 @@ static void test_missing_backend_ops(void)
 	sparse.access = NULL;
 	sparse.flush = NULL;      /* NULL flush: nothing to flush, FLUSH succeeds */
 	be->ops = &sparse;
-	rq_start(&q, FUSE_OPENDIR, 1);
-	rq_put(&q, &oi, sizeof(oi));
-	rq_end(&q);
+	frq_start(&q, FUSE_OPENDIR, 1);
+	frq_put(&q, &oi, sizeof(oi));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_READLINK, 1);
-	rq_end(&q);
+	frq_start(&q, FUSE_READLINK, 1);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_FALLOCATE, 1);
-	rq_put(&q, &fa, sizeof(fa));
-	rq_end(&q);
+	frq_start(&q, FUSE_FALLOCATE, 1);
+	frq_put(&q, &fa, sizeof(fa));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_SYNCFS, 1);
-	rq_put(&q, &sy, sizeof(sy));
-	rq_end(&q);
+	frq_start(&q, FUSE_SYNCFS, 1);
+	frq_put(&q, &sy, sizeof(sy));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_LSEEK, 1);
-	rq_put(&q, &ls, sizeof(ls));
-	rq_end(&q);
+	frq_start(&q, FUSE_LSEEK, 1);
+	frq_put(&q, &ls, sizeof(ls));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_COPY_FILE_RANGE, 1);
-	rq_put(&q, &cr, sizeof(cr));
-	rq_end(&q);
+	frq_start(&q, FUSE_COPY_FILE_RANGE, 1);
+	frq_put(&q, &cr, sizeof(cr));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
-	rq_start(&q, FUSE_ACCESS, 1);
-	rq_put(&q, &ac, sizeof(ac));
-	rq_end(&q);
+	frq_start(&q, FUSE_ACCESS, 1);
+	frq_put(&q, &ac, sizeof(ac));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ENOSYS);
 	be->ops = real;
 	/* The real table answers the same request. */
@@ -496,25 +456,25 @@ static void test_no_reply_ops(void)
 	struct iovec out = { outbuf, 0 };
 
 	/* No reply even with no room for one (hiprio chains have none). */
-	rq_start(&q, FUSE_INTERRUPT, 0);
-	rq_put(&q, &ii, sizeof(ii));
-	rq_end(&q);
+	frq_start(&q, FUSE_INTERRUPT, 0);
+	frq_put(&q, &ii, sizeof(ii));
+	frq_end(&q);
 	struct iovec in = { q.buf, q.len };
 	CHECK_EQ(call_iov(&in, 1, &out, 1, q.unique, NULL), NO_REPLY);
 	CHECK_EQ(forget(999, 1), NO_REPLY);
 	CHECK_EQ(forget(FUSE_ROOT_ID, 1000), NO_REPLY);
 	CHECK_EQ(getattr(FUSE_ROOT_ID, NULL), 0);
 	/* A batch claiming a million entries but carrying two. */
-	rq_start(&q, FUSE_BATCH_FORGET, 0);
-	rq_put(&q, &bf, sizeof(bf));
-	rq_put(&q, &one, sizeof(one));
-	rq_put(&q, &one, sizeof(one));
-	rq_end(&q);
+	frq_start(&q, FUSE_BATCH_FORGET, 0);
+	frq_put(&q, &bf, sizeof(bf));
+	frq_put(&q, &one, sizeof(one));
+	frq_put(&q, &one, sizeof(one));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), NO_REPLY);
 	/* A request with a reply but no room for a header: none. */
-	rq_start(&q, FUSE_GETATTR, 1);
-	rq_put(&q, &(struct fuse_getattr_in){ 0 }, sizeof(struct fuse_getattr_in));
-	rq_end(&q);
+	frq_start(&q, FUSE_GETATTR, 1);
+	frq_put(&q, &(struct fuse_getattr_in){ 0 }, sizeof(struct fuse_getattr_in));
+	frq_end(&q);
 	in = (struct iovec){ q.buf, q.len };
 	out.iov_len = sizeof(struct fuse_out_header) - 1;
 	CHECK_EQ(call_iov(&in, 1, &out, 1, q.unique, NULL), NO_REPLY);
@@ -597,10 +557,10 @@ static void test_write_scattered(void)
 		data[i] = pattern(i + 3);
 	CHECK_EQ(create(FUSE_ROOT_ID, "writeme", 0644, 0, 0, &eo, &fh), 0);
 	struct fuse_write_in wi = { .fh = fh, .offset = 100, .size = LEN };
-	rq_start(&q, FUSE_WRITE, eo.nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, data, LEN);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, eo.nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, data, LEN);
+	frq_end(&q);
 	/* Split the request into 13-byte pieces, header included. */
 	struct iovec in[1024];
 	unsigned cnt = 0;
@@ -617,26 +577,20 @@ static void test_write_scattered(void)
 
 	/* A write claiming more data than it carries. */
 	wi.size = 100;
-	rq_start(&q, FUSE_WRITE, eo.nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, data, 50);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, eo.nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, data, 50);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* A write at an offset beyond what a file can have. */
 	wi = (struct fuse_write_in){ .fh = fh, .offset = UINT64_MAX - 10, .size = 50 };
-	rq_start(&q, FUSE_WRITE, eo.nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, data, 50);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, eo.nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, data, 50);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
 	CHECK_EQ(forget(eo.nodeid, 1), NO_REPLY);
-}
-
-/* Set the header's total_extlen (in 8-byte units) of what was built. */
-static void rq_extlen(struct rq *rq, uint16_t units)
-{
-	((struct fuse_in_header *)rq->buf)->total_extlen = units;
 }
 
 /*
@@ -657,23 +611,23 @@ static void test_extension_length(void)
 	CHECK_EQ(create(FUSE_ROOT_ID, "ext", 0644, 0, 0, &eo, &fh), 0);
 	struct fuse_write_in wi = { .fh = fh, .offset = 0, .size = 8 };
 	/* 40 + 8 bytes after the header, 56 claimed as extensions. */
-	rq_start(&q, FUSE_WRITE, eo.nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, data, 8);
-	rq_extlen(&q, 7);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, eo.nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, data, 8);
+	frq_extlen(&q, 7);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* All of the payload claimed: refused too (no room for the args). */
-	rq_extlen(&q, 6);
+	frq_extlen(&q, 6);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* 16 bytes follow the arguments, the last 8 an extension: a WRITE of
 	 * 16 would read the extension as data. */
 	wi.size = 16;
-	rq_start(&q, FUSE_WRITE, eo.nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, data, 16);
-	rq_extlen(&q, 1);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, eo.nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, data, 16);
+	frq_extlen(&q, 1);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* The same with size 8: the data only. */
 	wi.size = 8;
@@ -812,9 +766,9 @@ static int init_ext(bool ext, struct fuse_init_out *out)
 	if (!ext)
 		in.flags &= ~FUSE_INIT_EXT;
 	in.flags2 = 0xffffffffu;
-	rq_start(&q, FUSE_INIT, 0);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_INIT, 0);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	int rc = call(&q, NULL);
 	if (rc == 0)
 		memcpy(out, reply_payload(), sizeof(*out));
@@ -833,9 +787,9 @@ static int open_sink(struct fake_backing *fb, uint64_t nodeid, struct fuse_open_
 {
 	struct fuse_open_in in = { .flags = O_RDWR };
 
-	rq_start(&q, FUSE_OPEN, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_OPEN, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	size_t n = via_sink(fb);
 	struct fuse_out_header *oh = (struct fuse_out_header *)outbuf;
 	CHECK(n >= sizeof(*oh));
@@ -850,9 +804,9 @@ static void release_sink(struct fake_backing *fb, uint64_t nodeid, uint64_t fh)
 {
 	struct fuse_release_in in = { .fh = fh };
 
-	rq_start(&q, FUSE_RELEASE, nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_RELEASE, nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	CHECK_EQ(via_sink(fb), sizeof(struct fuse_out_header));
 }
 
@@ -919,8 +873,8 @@ static void test_passthrough(void)
 	CHECK_EQ(c.opens_passthrough, 3);
 	CHECK_EQ(c.passthrough_failed, 1);
 	/* DESTROY forgets the ids without closing them (the session is gone). */
-	rq_start(&q, FUSE_DESTROY, 0);
-	rq_end(&q);
+	frq_start(&q, FUSE_DESTROY, 0);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	CHECK_EQ(fb.closes, 1);
 
@@ -968,10 +922,10 @@ static int write_flags(uint64_t nodeid, uint64_t fh, uint32_t write_flags)
 {
 	struct fuse_write_in wi = { .fh = fh, .size = 1, .write_flags = write_flags };
 
-	rq_start(&q, FUSE_WRITE, nodeid);
-	rq_put(&q, &wi, sizeof(wi));
-	rq_put(&q, "z", 1);
-	rq_end(&q);
+	frq_start(&q, FUSE_WRITE, nodeid);
+	frq_put(&q, &wi, sizeof(wi));
+	frq_put(&q, "z", 1);
+	frq_end(&q);
 	return call(&q, NULL);
 }
 
@@ -1005,9 +959,9 @@ static void test_killpriv(void)
 	/* Truncation asking for it. */
 	host_chmod("kp", 04755);
 	struct fuse_setattr_in sa = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 0 };
-	rq_start(&q, FUSE_SETATTR, eo.nodeid);
-	rq_put(&q, &sa, sizeof(sa));
-	rq_end(&q);
+	frq_start(&q, FUSE_SETATTR, eo.nodeid);
+	frq_put(&q, &sa, sizeof(sa));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	CHECK_EQ(((struct fuse_attr_out *)reply_payload())->attr.mode & 07777, 0755);
 	CHECK_EQ(host_mode("kp"), 0755);
@@ -1016,9 +970,9 @@ static void test_killpriv(void)
 	struct fuse_open_in oi = { .flags = O_WRONLY | O_TRUNC,
 				   .open_flags = FUSE_OPEN_KILL_SUIDGID };
 	uint64_t fh2;
-	rq_start(&q, FUSE_OPEN, eo.nodeid);
-	rq_put(&q, &oi, sizeof(oi));
-	rq_end(&q);
+	frq_start(&q, FUSE_OPEN, eo.nodeid);
+	frq_put(&q, &oi, sizeof(oi));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	fh2 = ((struct fuse_open_out *)reply_payload())->fh;
 	CHECK_EQ(host_mode("kp"), 0755);
@@ -1080,26 +1034,26 @@ static void test_bad_names(void)
 	longname[sizeof(longname) - 1] = '\0';
 	CHECK_EQ(lookup(FUSE_ROOT_ID, longname, NULL), -ENAMETOOLONG);
 	/* A name without its NUL. */
-	rq_start(&q, FUSE_LOOKUP, FUSE_ROOT_ID);
-	rq_put(&q, "abc", 3);
-	rq_end(&q);
+	frq_start(&q, FUSE_LOOKUP, FUSE_ROOT_ID);
+	frq_put(&q, "abc", 3);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* Missing names get a cacheable negative entry (node id 0). */
 	CHECK_EQ(lookup(FUSE_ROOT_ID, "no-such-file", NULL), 0);
 	CHECK_EQ(((struct fuse_entry_out *)reply_payload())->nodeid, 0);
 	/* RENAME with the second name missing. */
 	struct fuse_rename_in ri = { .newdir = FUSE_ROOT_ID };
-	rq_start(&q, FUSE_RENAME, FUSE_ROOT_ID);
-	rq_put(&q, &ri, sizeof(ri));
-	rq_str(&q, "x");
-	rq_end(&q);
+	frq_start(&q, FUSE_RENAME, FUSE_ROOT_ID);
+	frq_put(&q, &ri, sizeof(ri));
+	frq_str(&q, "x");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* MKDIR of "..". */
 	struct fuse_mkdir_in mi = { .mode = 0755 };
-	rq_start(&q, FUSE_MKDIR, FUSE_ROOT_ID);
-	rq_put(&q, &mi, sizeof(mi));
-	rq_str(&q, "..");
-	rq_end(&q);
+	frq_start(&q, FUSE_MKDIR, FUSE_ROOT_ID);
+	frq_put(&q, &mi, sizeof(mi));
+	frq_str(&q, "..");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 }
 
@@ -1128,10 +1082,10 @@ static void test_symlinks_not_followed(void)
 		CHECK_EQ(do_open(FUSE_OPEN, eo.nodeid, O_RDONLY, &fh), -EINVAL);
 		CHECK_EQ(do_open(FUSE_OPENDIR, eo.nodeid, O_RDONLY, &fh), -ENOTDIR);
 		struct fuse_mkdir_in mi = { .mode = 0755 };
-		rq_start(&q, FUSE_MKDIR, eo.nodeid);
-		rq_put(&q, &mi, sizeof(mi));
-		rq_str(&q, "escaped");
-		rq_end(&q);
+		frq_start(&q, FUSE_MKDIR, eo.nodeid);
+		frq_put(&q, &mi, sizeof(mi));
+		frq_str(&q, "escaped");
+		frq_end(&q);
 		CHECK_EQ(call(&q, NULL), -ENOTDIR);
 		CHECK_EQ(forget(eo.nodeid, 1), NO_REPLY);
 	}
@@ -1186,10 +1140,10 @@ static void test_forged_ids(void)
 	CHECK_EQ(getattr(eo.nodeid, NULL), -ESTALE);
 	/* LINK of a forged node into the share. */
 	struct fuse_link_in li = { .oldnodeid = 0xdeadbeefull };
-	rq_start(&q, FUSE_LINK, FUSE_ROOT_ID);
-	rq_put(&q, &li, sizeof(li));
-	rq_str(&q, "linked");
-	rq_end(&q);
+	frq_start(&q, FUSE_LINK, FUSE_ROOT_ID);
+	frq_put(&q, &li, sizeof(li));
+	frq_str(&q, "linked");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -ESTALE);
 }
 
@@ -1207,9 +1161,9 @@ static unsigned list_dir(uint64_t nodeid, bool plus, uint32_t size, unsigned nfi
 	for (int rounds = 0; rounds < 100000; rounds++) {
 		struct fuse_read_in in = { .fh = fh, .offset = off, .size = size };
 		size_t n;
-		rq_start(&q, plus ? FUSE_READDIRPLUS : FUSE_READDIR, nodeid);
-		rq_put(&q, &in, sizeof(in));
-		rq_end(&q);
+		frq_start(&q, plus ? FUSE_READDIRPLUS : FUSE_READDIR, nodeid);
+		frq_put(&q, &in, sizeof(in));
+		frq_end(&q);
 		if (call(&q, &n) != 0)
 			break;
 		n -= 16;
@@ -1280,9 +1234,9 @@ static void test_readdir_complete(void)
 	size_t n;
 	CHECK_EQ(do_open(FUSE_OPENDIR, eo.nodeid, O_RDONLY, &fh), 0);
 	struct fuse_read_in in = { .fh = fh, .size = 20 };
-	rq_start(&q, FUSE_READDIR, eo.nodeid);
-	rq_put(&q, &in, sizeof(in));
-	rq_end(&q);
+	frq_start(&q, FUSE_READDIR, eo.nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_end(&q);
 	CHECK_EQ(call(&q, &n), 0);
 	CHECK_EQ(n, 16);
 	CHECK_EQ(do_release(FUSE_RELEASEDIR, eo.nodeid, fh), 0);
@@ -1367,11 +1321,11 @@ static void *owner_and_mode(void *unused)
 	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
 	/* MKDIR and SYMLINK too. */
 	struct fuse_mkdir_in mi = { .mode = 0775 };
-	rq_start(&q, FUSE_MKDIR, FUSE_ROOT_ID);
-	rq_ids(&q, 4321, 8765);
-	rq_put(&q, &mi, sizeof(mi));
-	rq_str(&q, "owned-dir");
-	rq_end(&q);
+	frq_start(&q, FUSE_MKDIR, FUSE_ROOT_ID);
+	frq_ids(&q, 4321, 8765);
+	frq_put(&q, &mi, sizeof(mi));
+	frq_str(&q, "owned-dir");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	host_path(p, sizeof(p), "owned-dir");
 	CHECK_EQ(stat(p, &st), 0);
@@ -1383,9 +1337,9 @@ static void *owner_and_mode(void *unused)
 	/* SETATTR mode, owner and size. */
 	struct fuse_setattr_in si = { .valid = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE,
 				      .mode = S_IFREG | 0600, .uid = 42, .gid = 43, .size = 12345 };
-	rq_start(&q, FUSE_SETATTR, eo.nodeid);
-	rq_put(&q, &si, sizeof(si));
-	rq_end(&q);
+	frq_start(&q, FUSE_SETATTR, eo.nodeid);
+	frq_put(&q, &si, sizeof(si));
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	struct fuse_attr_out *ao = reply_payload();
 	CHECK_EQ(ao->attr.mode & 07777, 0600);
@@ -1396,16 +1350,16 @@ static void *owner_and_mode(void *unused)
 	CHECK_EQ(st.st_uid, 42);
 	/* Device nodes are refused, FIFOs are fine. */
 	struct fuse_mknod_in mk = { .mode = S_IFBLK | 0600, .rdev = (8 << 8) | 0 };
-	rq_start(&q, FUSE_MKNOD, FUSE_ROOT_ID);
-	rq_put(&q, &mk, sizeof(mk));
-	rq_str(&q, "disk");
-	rq_end(&q);
+	frq_start(&q, FUSE_MKNOD, FUSE_ROOT_ID);
+	frq_put(&q, &mk, sizeof(mk));
+	frq_str(&q, "disk");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EPERM);
 	mk.mode = S_IFIFO | 0600;
-	rq_start(&q, FUSE_MKNOD, FUSE_ROOT_ID);
-	rq_put(&q, &mk, sizeof(mk));
-	rq_str(&q, "fifo");
-	rq_end(&q);
+	frq_start(&q, FUSE_MKNOD, FUSE_ROOT_ID);
+	frq_put(&q, &mk, sizeof(mk));
+	frq_str(&q, "fifo");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	/* Opening the FIFO through the server is refused (it would block). */
 	uint64_t ffh;
@@ -1432,11 +1386,11 @@ static int rename2(const char *a, const char *b, uint32_t flags)
 {
 	struct fuse_rename2_in in = { .newdir = FUSE_ROOT_ID, .flags = flags };
 
-	rq_start(&q, FUSE_RENAME2, FUSE_ROOT_ID);
-	rq_put(&q, &in, sizeof(in));
-	rq_str(&q, a);
-	rq_str(&q, b);
-	rq_end(&q);
+	frq_start(&q, FUSE_RENAME2, FUSE_ROOT_ID);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, a);
+	frq_str(&q, b);
+	frq_end(&q);
 	return call(&q, NULL);
 }
 
@@ -1463,11 +1417,11 @@ static int setxattr_req(const char *name, const void *val, uint32_t size, uint32
 {
 	struct { uint32_t size, flags; } in = { size, flags };
 
-	rq_start(&q, FUSE_SETXATTR, FUSE_ROOT_ID);
-	rq_put(&q, &in, sizeof(in));
-	rq_str(&q, name);
-	rq_put(&q, val, size);
-	rq_end(&q);
+	frq_start(&q, FUSE_SETXATTR, FUSE_ROOT_ID);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, name);
+	frq_put(&q, val, size);
+	frq_end(&q);
 	return call(&q, NULL);
 }
 
@@ -1475,10 +1429,10 @@ static int getxattr_req(const char *name, uint32_t size, size_t *n)
 {
 	struct fuse_getxattr_in in = { .size = size };
 
-	rq_start(&q, FUSE_GETXATTR, FUSE_ROOT_ID);
-	rq_put(&q, &in, sizeof(in));
-	rq_str(&q, name);
-	rq_end(&q);
+	frq_start(&q, FUSE_GETXATTR, FUSE_ROOT_ID);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, name);
+	frq_end(&q);
 	return call(&q, n);
 }
 
@@ -1504,17 +1458,17 @@ static void test_xattrs(void)
 	CHECK(rc == 0 || rc == -ENOSPC || rc == -E2BIG);
 	/* The size claims more value than the payload carries. */
 	struct { uint32_t size, flags; } in = { 100, 0 };
-	rq_start(&q, FUSE_SETXATTR, FUSE_ROOT_ID);
-	rq_put(&q, &in, sizeof(in));
-	rq_str(&q, "user.short");
-	rq_put(&q, "abc", 3);
-	rq_end(&q);
+	frq_start(&q, FUSE_SETXATTR, FUSE_ROOT_ID);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, "user.short");
+	frq_put(&q, "abc", 3);
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), -EINVAL);
 	/* The list holds user.* only. */
 	struct fuse_getxattr_in li = { .size = 4096 };
-	rq_start(&q, FUSE_LISTXATTR, FUSE_ROOT_ID);
-	rq_put(&q, &li, sizeof(li));
-	rq_end(&q);
+	frq_start(&q, FUSE_LISTXATTR, FUSE_ROOT_ID);
+	frq_put(&q, &li, sizeof(li));
+	frq_end(&q);
 	CHECK_EQ(call(&q, &n), 0);
 	CHECK(memmem(reply_payload(), n - 16, "user.kvmini", 12) != NULL);
 	for (size_t i = 16; i < n;) {
@@ -1522,9 +1476,9 @@ static void test_xattrs(void)
 		CHECK(!strncmp(name, "user.", 5));
 		i += strlen(name) + 1;
 	}
-	rq_start(&q, FUSE_REMOVEXATTR, FUSE_ROOT_ID);
-	rq_str(&q, "user.kvmini");
-	rq_end(&q);
+	frq_start(&q, FUSE_REMOVEXATTR, FUSE_ROOT_ID);
+	frq_str(&q, "user.kvmini");
+	frq_end(&q);
 	CHECK_EQ(call(&q, NULL), 0);
 	CHECK_EQ(getxattr_req("user.kvmini", 64, &n), -ENODATA);
 }

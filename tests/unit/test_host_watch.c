@@ -18,6 +18,7 @@
 #include <linux/fuse.h>
 
 #include "check.h"
+#include "fuse_req.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fuse/fuse_server.h"
@@ -112,13 +113,10 @@ struct srv {
 static size_t request(struct fuse_server *s, uint32_t opcode, uint64_t nodeid, const void *arg,
 		      size_t len, void *reply, size_t reply_len)
 {
-	uint8_t in[256];
-	struct fuse_in_header h = { .len = (uint32_t)(sizeof(h) + len), .opcode = opcode,
-				    .unique = 1, .nodeid = nodeid };
-
-	memcpy(in, &h, sizeof(h));
-	memcpy(in + sizeof(h), arg, len);
-	struct iovec iv = { in, h.len }, ov = { reply, reply_len };
+	uint8_t in[256] __attribute__((aligned(8)));
+	struct frq q = { .buf = in, .cap = sizeof(in) };
+	uint32_t in_len = frq_build(&q, opcode, nodeid, arg, len, NULL, 0);
+	struct iovec iv = { in, in_len }, ov = { reply, reply_len };
 	return fuse_server_handle(s, &iv, 1, &ov, 1);
 }
 

@@ -22,6 +22,7 @@
 #include <linux/virtio_ring.h>
 
 #include "check.h"
+#include "fuse_req.h"
 #include "core/compiler.h"
 #include "fs/memfs.h"
 #include "fs/virtio_fs.h"
@@ -200,17 +201,17 @@ static void publish(struct rig *r, unsigned q)
 static uint32_t put_req(struct rig *r, uint64_t gpa, uint32_t opcode, uint64_t nodeid,
 			const void *a1, size_t l1, const void *a2, size_t l2)
 {
-	struct fuse_in_header h = {
-		.len = (uint32_t)(sizeof(h) + l1 + l2), .opcode = opcode, .unique = ++r->unique,
-		.nodeid = nodeid, .uid = 0, .gid = 0, .pid = 1,
-	};
+	static uint8_t buf[(1u << 20) + 4096] __attribute__((aligned(8)));
+	struct frq q = { .buf = buf, .cap = sizeof(buf), .last_unique = r->unique };
 
-	vd_write(&r->mem, gpa, &h, sizeof(h));
-	if (l1)
-		vd_write(&r->mem, gpa + sizeof(h), a1, l1);
-	if (l2)
-		vd_write(&r->mem, gpa + sizeof(h) + l1, a2, l2);
-	return h.len;
+	frq_start(&q, opcode, nodeid);
+	frq_hdr(&q)->pid = 1;
+	frq_put(&q, a1, l1);
+	frq_put(&q, a2, l2);
+	r->unique = q.unique;
+	uint32_t len = frq_end(&q);
+	vd_write(&r->mem, gpa, buf, len);
+	return len;
 }
 
 static int add_req(struct rig *r, unsigned q, uint64_t in, uint32_t in_len, uint64_t out,
