@@ -510,52 +510,48 @@ static void mmds_config_put(struct api *api, const struct http_request *req,
 
 /* --- metrics ----------------------------------------------------------------------------- */
 
-/* "name value" lines into @obj: the words before the number joined by
- * '_', without a leading "@group " or "@group_" (the object says it). */
-static void counters_from_lines(json_t *obj, const char *group, char *text)
-{
-	size_t glen = strlen(group);
+/* The metrics' counter sink: one JSON object of the counters of @group. */
+struct json_counters {
+	json_t *obj;
+	const char *group;                /* "net", "mmds", a source's name */
+};
 
-	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-		if (!strncmp(line, group, glen) && (line[glen] == ' ' || line[glen] == '_'))
-			line += glen + 1;
-		char *num = strrchr(line, ' ');
-		if (!num || num == line)
-			continue;
-		*num++ = '\0';
-		char *end;
-		unsigned long long v = strtoull(num, &end, 10);
-		if (*end)
-			continue;
-		for (char *p = line; *p; p++)
-			if (*p == ' ')
-				*p = '_';
-		json_object_set_new(obj, line, json_integer((json_int_t)v));
-	}
+/*
+ * The key is the name as the text dump prints it, less a leading "@group "
+ * or "@group_" (the object says it), spaces as '_': "vhost_user_connections"
+ * is "connections" in "vhost_user", "tap eth0 tx_blocked" is
+ * "tap_eth0_tx_blocked" in "net".
+ */
+static void json_counter(void *ctx, const char *prefix, const char *name, uint64_t value)
+{
+	struct json_counters *jc = ctx;
+	size_t glen = strlen(jc->group);
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	char *k = key;
+	if (!strncmp(k, jc->group, glen) && (k[glen] == ' ' || k[glen] == '_'))
+		k += glen + 1;
+	for (char *p = k; *p; p++)
+		if (*p == ' ')
+			*p = '_';
+	json_object_set_new(jc->obj, k, json_integer((json_int_t)value));
 }
 
-typedef void (*dump_fn)(void *opaque, FILE *out);
+typedef void (*visit_fn)(void *opaque, const struct counter_sink *sink);
 
-static json_t *capture_counters(const char *group, dump_fn dump, void *opaque)
+static json_t *capture_counters(const char *group, visit_fn visit, void *opaque)
 {
-	char *text = NULL;
-	size_t len = 0;
-	json_t *obj = json_object();
-	FILE *f = open_memstream(&text, &len);
+	struct json_counters jc = { json_object(), group };
+	const struct counter_sink sink = { json_counter, &jc };
 
-	if (!f)
-		return obj;
-	dump(opaque, f);
-	fclose(f);
-	if (text)
-		counters_from_lines(obj, group, text);
-	free(text);
-	return obj;
+	visit(opaque, &sink);
+	return jc.obj;
 }
 
-static void dump_net(void *opaque, FILE *out)
+static void visit_net(void *opaque, const struct counter_sink *sink)
 {
-	net_device_dump_counters(opaque, out);
+	net_device_visit_counters(opaque, sink);
 }
 
 /* Add @one's integer counters into @sum (Firecracker's aggregate "net"). */
@@ -573,18 +569,20 @@ static void add_counters(json_t *sum, json_t *one)
 	}
 }
 
-static void dump_mmds(void *opaque, FILE *out)
+static void visit_mmds(void *opaque, const struct counter_sink *sink)
 {
-	mmds_dump_counters(opaque, out);
+	mmds_visit_counters(opaque, sink);
 }
 
-static json_t *api_counters_json(const struct api *api)
-{
-	json_t *o = json_object();
-#define X(name, doc) json_object_set_new(o, #name, json_integer((json_int_t)api->counters.name));
-	API_COUNTERS(X)
+#define X(name, doc) COUNTER_DESC(struct api_counters, name, doc)
+const struct counter_set api_counter_set = COUNTER_SET("api_server", API_COUNTERS(X));
 #undef X
-	return o;
+
+static void visit_api(void *opaque, const struct counter_sink *sink)
+{
+	const struct api *api = opaque;
+
+	counters_visit(&api_counter_set, &api->counters, "", sink);
 }
 
 static uint64_t utc_ms(void)
@@ -602,21 +600,21 @@ char *api_metrics_line(struct api *api)
 	json_t *m = json_object();
 
 	json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)utc_ms()));
-	json_object_set_new(m, "api_server", api_counters_json(api));
+	json_object_set_new(m, "api_server", capture_counters("api_server", visit_api, api));
 	json_t *sum = json_object();
 	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++) {
 		const struct api_iface *ifc = &api->opts.ifaces[i];
-		json_t *one = capture_counters("net", dump_net, ifc->net);
+		json_t *one = capture_counters("net", visit_net, ifc->net);
 		add_counters(sum, one);
 		snprintf(key, sizeof(key), "net_%s", ifc->iface_id);
 		json_object_set_new(m, key, one);
 	}
 	json_object_set_new(m, "net", sum);
 	if (api->opts.mmds)
-		json_object_set_new(m, "mmds", capture_counters("mmds", dump_mmds, api->opts.mmds));
+		json_object_set_new(m, "mmds", capture_counters("mmds", visit_mmds, api->opts.mmds));
 	for (unsigned i = 0; i < api->opts.n_sources && i < API_MAX_SOURCES; i++) {
 		const struct api_counter_source *s = &api->opts.sources[i];
-		json_object_set_new(m, s->name, capture_counters(s->name, s->dump, s->opaque));
+		json_object_set_new(m, s->name, capture_counters(s->name, s->visit, s->opaque));
 	}
 	char *text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);

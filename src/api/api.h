@@ -21,17 +21,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "http/http.h"
 
 struct net_device;
 struct mmds;
 
-/* A set of counters printed as "name value" lines (the devices' dump
- * functions), shown in the metrics as one JSON object. */
+/* Counters beside the interfaces' (a transport's), shown in the metrics
+ * as one JSON object: @visit hands them to the sink (core/counters.h). */
 struct api_counter_source {
 	const char *name;                 /* the metrics key: "vhost_user" */
-	void (*dump)(void *opaque, FILE *out);
+	void (*visit)(void *opaque, const struct counter_sink *sink);
 	void *opaque;
 };
 
@@ -68,10 +69,9 @@ struct api_opts {
 	X(metrics_flush_failed, "metrics lines that could not be written")
 
 struct api_counters {
-#define X(name, doc) uint64_t name;
-	API_COUNTERS(X)
-#undef X
+	API_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set api_counter_set;
 
 struct api;
 

@@ -426,8 +426,8 @@ static void dump_counters(struct run_ctx *ctx, FILE *out)
 	for (unsigned i = 0; i < ctx->nslots; i++) {
 		struct virtio_device *dev = ctx->slots[i].mmio.dev;
 		fprintf(out, "kvmini: counters of device %u (%s)\n", i, dev->ops->name);
-		if (dev->ops->dump_counters)
-			dev->ops->dump_counters(dev, out);
+		if (dev->ops->visit_counters)
+			dev->ops->visit_counters(dev, COUNTER_SINK_FILE(out));
 		virtio_mmio_dump_counters(&ctx->slots[i].mmio, out);
 	}
 	for (unsigned i = 0; i < ctx->nfs; i++)

@@ -152,9 +152,9 @@ static void on_signal(struct cli_signals *cs, int signo)
 	}
 }
 
-static void dump_vhost_user(void *opaque, FILE *out)
+static void visit_vhost_user(void *opaque, const struct counter_sink *sink)
 {
-	vhost_user_server_dump_counters(opaque, out);
+	vhost_user_server_visit_counters(opaque, sink);
 }
 
 static int serve_net(const struct net_args *a)
@@ -196,7 +196,7 @@ static int serve_net(const struct net_args *a)
 		goto out_net;
 	}
 	struct api *api;
-	const struct api_counter_source src = { "vhost_user", dump_vhost_user, &server };
+	const struct api_counter_source src = { "vhost_user", visit_vhost_user, &server };
 	if (cli_net_controls_start_api(&a->ctl, &loop, &net, mmds, &src, 1, &api) < 0)
 		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);

@@ -587,18 +587,20 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->events_own = __atomic_load_n(&w->events_own, __ATOMIC_RELAXED);
 }
 
-void host_watch_dump_counters(struct host_watch *w, FILE *out)
+#define X(name, doc) COUNTER_DESC(struct host_watch_counters, name, doc)
+const struct counter_set host_watch_counter_set = COUNTER_SET("watch", HOST_WATCH_COUNTERS(X));
+#undef X
+
+void host_watch_visit_counters(struct host_watch *w, const struct counter_sink *sink)
 {
 	struct host_watch_counters c;
 
+	/* A copy: half of them live under the lock, half are atomic. */
 	host_watch_get_counters(w, &c);
-	fprintf(out, "watch_watches %llu\nwatch_watches_added %llu\nwatch_watches_refused %llu\n"
-		"watch_watches_failed %llu\nwatch_events %llu\nwatch_events_unknown %llu\n"
-		"watch_overflows %llu\nwatch_invals %llu\nwatch_events_own %llu\n"
-		"watch_watches_skipped %llu\n",
-		(unsigned long long)c.watches, (unsigned long long)c.watches_added,
-		(unsigned long long)c.watches_refused, (unsigned long long)c.watches_failed,
-		(unsigned long long)c.events, (unsigned long long)c.events_unknown,
-		(unsigned long long)c.overflows, (unsigned long long)c.invals,
-		(unsigned long long)c.events_own, (unsigned long long)c.watches_skipped);
+	counters_visit(&host_watch_counter_set, &c, "watch_", sink);
+}
+
+void host_watch_dump_counters(struct host_watch *w, FILE *out)
+{
+	host_watch_visit_counters(w, COUNTER_SINK_FILE(out));
 }

@@ -55,6 +55,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "core/counters.h"
 #include "fs/node_observer.h"
 
 struct fuse_server;
@@ -77,18 +78,23 @@ struct host_watch_inval {
 	size_t namelen;
 };
 
+/* Counters, printed "watch_<name>"; all monotonic but watches, a level. */
+#define HOST_WATCH_COUNTERS(X) \
+	X(watches,         "inotify watches held now (a level, not a count)") \
+	X(watches_added,   "inotify watches placed") \
+	X(watches_refused, "watches not placed: over --max-watches") \
+	X(watches_failed,  "inotify_add_watch failures (kernel limit, ...)") \
+	X(events,          "inotify events read") \
+	X(events_unknown,  "events for a watch no longer known, ignored") \
+	X(overflows,       "inotify queue overflows (IN_Q_OVERFLOW): events lost") \
+	X(invals,          "invalidations handed to the FUSE server") \
+	X(events_own,      "entry events of the client's own changes, not sent") \
+	X(watches_skipped, "watches not placed: the client cannot get notifications")
+
 struct host_watch_counters {
-	uint64_t watches;            /* watches held now */
-	uint64_t watches_added;
-	uint64_t watches_refused;    /* over max_watches */
-	uint64_t watches_failed;     /* inotify_add_watch failed (kernel limit, ...) */
-	uint64_t watches_skipped;    /* not placed: the client cannot get notifications */
-	uint64_t events;             /* inotify events read */
-	uint64_t events_unknown;     /* for a watch no longer known */
-	uint64_t overflows;          /* IN_Q_OVERFLOW */
-	uint64_t invals;             /* notifications handed to the server */
-	uint64_t events_own;         /* entry events of the client's own changes, not sent */
+	HOST_WATCH_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set host_watch_counter_set;
 
 struct host_watch;
 
@@ -137,6 +143,8 @@ unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *serv
 				  const void *buf, size_t len);
 
 void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c);
+/* Hand the counters to @sink as "watch_<name>"; any thread. */
+void host_watch_visit_counters(struct host_watch *w, const struct counter_sink *sink);
 /* Print counters, one "watch_<name> value" per line. */
 void host_watch_dump_counters(struct host_watch *w, FILE *out);
 

@@ -495,9 +495,9 @@ static void fs_reset(struct virtio_device *vdev)
 	deliver_posted(fs);
 }
 
-static void fs_dump_counters(struct virtio_device *vdev, FILE *out)
+static void fs_visit_counters(struct virtio_device *vdev, const struct counter_sink *sink)
 {
-	virtio_fs_dump_counters(to_fs(vdev), out);
+	virtio_fs_visit_counters(to_fs(vdev), sink);
 }
 
 /* The two tables differ only in the config space they expose. */
@@ -511,7 +511,7 @@ static void fs_dump_counters(struct virtio_device *vdev, FILE *out)
 	.activate = fs_activate,                   \
 	.queue_notify = fs_queue_notify,           \
 	.reset = fs_reset,                         \
-	.dump_counters = fs_dump_counters,         \
+	.visit_counters = fs_visit_counters,       \
 }
 
 static const struct virtio_device_ops fs_ops = FS_OPS(struct virtio_fs_config);
@@ -555,18 +555,28 @@ void virtio_fs_get_counters(const struct virtio_fs *fs, struct virtio_fs_counter
 	pause_gate_unlock((struct pause_gate *)&fs->gate);
 }
 
-void virtio_fs_dump_counters(const struct virtio_fs *fs, FILE *out)
+#define X(name, doc) COUNTER_DESC(struct virtio_fs_counters, name, doc)
+const struct counter_set virtio_fs_counter_set = COUNTER_SET("virtio_fs", VIRTIO_FS_COUNTERS(X));
+#undef X
+
+void virtio_fs_visit_counters(const struct virtio_fs *fs, const struct counter_sink *sink)
 {
 	struct virtio_fs_counters c;
+	char name[32];
 
+	/* A copy: pauses is the gate's, read under its lock. */
 	virtio_fs_get_counters(fs, &c);
-#define X(name, doc) fprintf(out, "%s %llu\n", #name, (unsigned long long)c.name);
-	VIRTIO_FS_COUNTERS(X)
-#undef X
-	for (unsigned q = 0; q < fs->vdev.num_queues; q++)
-		fprintf(out, "queue%u_requests %llu\n", q,
-			(unsigned long long)__atomic_load_n(&fs->q[q].requests, __ATOMIC_RELAXED));
-	fuse_server_dump_counters(fs->server, out);
+	counters_visit(&virtio_fs_counter_set, &c, "", sink);
+	for (unsigned q = 0; q < fs->vdev.num_queues; q++) {
+		snprintf(name, sizeof(name), "queue%u_requests", q);
+		counter_emit(sink, "", name, __atomic_load_n(&fs->q[q].requests, __ATOMIC_RELAXED));
+	}
+	fuse_server_visit_counters(fs->server, sink);
+}
+
+void virtio_fs_dump_counters(const struct virtio_fs *fs, FILE *out)
+{
+	virtio_fs_visit_counters(fs, COUNTER_SINK_FILE(out));
 }
 
 static int check_opts(const struct virtio_fs_opts *o, unsigned *queues, unsigned *threads)

@@ -114,10 +114,9 @@ struct virtio_fs_config_notify {
 	X(pauses,                        "times the workers were stopped at a request boundary")
 
 struct virtio_fs_counters {
-#define X(name, doc) uint64_t name;
-	VIRTIO_FS_COUNTERS(X)
-#undef X
+	VIRTIO_FS_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set virtio_fs_counter_set;
 
 struct virtio_fs_opts {
 	const char *tag;               /* 1..36 bytes, no NUL inside */
@@ -201,8 +200,10 @@ int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t
 int virtio_fs_check_tag(const char *tag);
 
 void virtio_fs_get_counters(const struct virtio_fs *fs, struct virtio_fs_counters *c);
-/* Print counters, one "name value" per line: the device's, the per-queue
- * request counts ("queue<N>_requests") and the FUSE server's. */
+/* Hand @sink the device's counters, the per-queue request counts
+ * ("queue<N>_requests") and the FUSE server's; any thread. */
+void virtio_fs_visit_counters(const struct virtio_fs *fs, const struct counter_sink *sink);
+/* The same, one "name value" per line. */
 void virtio_fs_dump_counters(const struct virtio_fs *fs, FILE *out);
 
 #endif

@@ -416,53 +416,35 @@ void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_co
 {
 	struct fuse_server *m = (struct fuse_server *)s;
 
-#define LOAD(f) c->f = atomic_load_explicit(&m->ctr.f, memory_order_relaxed)
-	LOAD(requests);
-	LOAD(replies_ok);
-	LOAD(replies_error);
-	LOAD(replies_none);
-	LOAD(requests_malformed);
-	LOAD(requests_unknown);
-	LOAD(requests_before_init);
-	LOAD(replies_overflow);
-	LOAD(read_bytes);
-	LOAD(read_bytes_sink);
-	LOAD(write_bytes);
-	LOAD(opens_passthrough);
-	LOAD(passthrough_failed);
-	LOAD(notify_sent);
-	LOAD(notify_unknown);
-	LOAD(notify_dropped);
-	LOAD(notify_failed);
-#undef LOAD
+#define X(f, doc) c->f = atomic_load_explicit(&m->ctr.f, memory_order_relaxed);
+	FUSE_SERVER_COUNTERS(X)
+#undef X
+}
+
+#define X(name, doc) COUNTER_DESC(struct fuse_server_counters, name, doc)
+const struct counter_set fuse_server_counter_set = COUNTER_SET("fuse", FUSE_SERVER_COUNTERS(X));
+#undef X
+
+void fuse_server_visit_counters(const struct fuse_server *s, const struct counter_sink *sink)
+{
+	struct fuse_server *m = (struct fuse_server *)s;
+	struct fuse_server_counters c;
+	char name[48];
+
+	/* A copy first: the live counters are _Atomic, the visitor reads uint64_t. */
+	fuse_server_get_counters(s, &c);
+	counters_visit(&fuse_server_counter_set, &c, "fuse_", sink);
+	for (unsigned op = 0; op < ARRAY_SIZE(fuse_ops); op++) {
+		uint64_t n = atomic_load_explicit(&m->ctr.by_op[op], memory_order_relaxed);
+		if (!n)
+			continue;
+		/* "FUSE_LOOKUP" is counted as "requests_LOOKUP" */
+		snprintf(name, sizeof(name), "requests_%s", fuse_ops[op].name + 5);
+		counter_emit(sink, "fuse_", name, n);
+	}
 }
 
 void fuse_server_dump_counters(const struct fuse_server *s, FILE *out)
 {
-	struct fuse_server_counters c;
-
-	fuse_server_get_counters(s, &c);
-	fprintf(out, "fuse_requests %llu\nfuse_replies_ok %llu\nfuse_replies_error %llu\n"
-		"fuse_replies_none %llu\nfuse_requests_malformed %llu\n"
-		"fuse_requests_unknown %llu\nfuse_requests_before_init %llu\n"
-		"fuse_replies_overflow %llu\nfuse_read_bytes %llu\nfuse_read_bytes_sink %llu\n"
-		"fuse_write_bytes %llu\nfuse_opens_passthrough %llu\nfuse_passthrough_failed %llu\n",
-		(unsigned long long)c.requests, (unsigned long long)c.replies_ok,
-		(unsigned long long)c.replies_error, (unsigned long long)c.replies_none,
-		(unsigned long long)c.requests_malformed, (unsigned long long)c.requests_unknown,
-		(unsigned long long)c.requests_before_init, (unsigned long long)c.replies_overflow,
-		(unsigned long long)c.read_bytes, (unsigned long long)c.read_bytes_sink,
-		(unsigned long long)c.write_bytes, (unsigned long long)c.opens_passthrough,
-		(unsigned long long)c.passthrough_failed);
-	fprintf(out, "fuse_notify_sent %llu\nfuse_notify_unknown %llu\nfuse_notify_dropped %llu\n"
-		"fuse_notify_failed %llu\n",
-		(unsigned long long)c.notify_sent, (unsigned long long)c.notify_unknown,
-		(unsigned long long)c.notify_dropped, (unsigned long long)c.notify_failed);
-	for (unsigned op = 0; op < ARRAY_SIZE(fuse_ops); op++) {
-		uint64_t n = atomic_load_explicit(&((struct fuse_server *)s)->ctr.by_op[op],
-						  memory_order_relaxed);
-		if (n)
-			fprintf(out, "fuse_requests_%s %llu\n", fuse_ops[op].name + 5,
-				(unsigned long long)n);
-	}
+	fuse_server_visit_counters(s, COUNTER_SINK_FILE(out));
 }

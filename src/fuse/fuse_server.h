@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <sys/uio.h>
 
+#include "core/counters.h"
 #include "fuse/fs_backend.h"
 
 /* The largest request accepted, headers included (FUSE max_write fits). */
@@ -69,27 +70,34 @@ struct fuse_server_opts {
 	uint64_t extra_init_flags;
 };
 
-/* Counters, all monotonic. */
+/*
+ * Counters, all monotonic, printed "fuse_<name>"; requests come from the
+ * client, replies and notifications go to it. Besides these, one
+ * "fuse_requests_<opcode>" per opcode seen.
+ */
+#define FUSE_SERVER_COUNTERS(X) \
+	X(requests,             "calls of fuse_server_handle: requests taken") \
+	X(replies_ok,           "replies with error 0") \
+	X(replies_error,        "replies carrying -errno") \
+	X(replies_none,         "requests answered with no reply (FORGET, INTERRUPT, unanswerable)") \
+	X(requests_malformed,   "requests short, lying about their length or over the size cap") \
+	X(requests_unknown,     "requests of an opcode the server lacks, answered -ENOSYS") \
+	X(requests_before_init, "requests other than INIT before INIT, refused") \
+	X(replies_overflow,     "fixed-size replies larger than the writable buffers, not sent") \
+	X(read_bytes,           "READ payload bytes returned") \
+	X(read_bytes_sink,      "READ payload bytes of those sent through a reply sink") \
+	X(write_bytes,          "WRITE payload bytes accepted") \
+	X(opens_passthrough,    "OPEN and CREATE answered with FOPEN_PASSTHROUGH") \
+	X(passthrough_failed,   "OPEN and CREATE that could not pass through, answered cached") \
+	X(notify_sent,          "notifications taken by the transport") \
+	X(notify_unknown,       "notifications the client refused: it caches nothing of the node") \
+	X(notify_dropped,       "notifications not sent: no transport, not negotiated, or from a request") \
+	X(notify_failed,        "notifications the transport could not send (no buffer, error)")
+
 struct fuse_server_counters {
-	uint64_t requests;            /* calls of fuse_server_handle */
-	uint64_t replies_ok;          /* replies with error 0 */
-	uint64_t replies_error;       /* replies carrying -errno */
-	uint64_t replies_none;        /* requests answered with no reply */
-	uint64_t requests_malformed;  /* short, lying about their length, over the cap */
-	uint64_t requests_unknown;    /* opcodes answered -ENOSYS */
-	uint64_t requests_before_init;
-	uint64_t replies_overflow;    /* fixed reply larger than the writable buffers */
-	uint64_t read_bytes;          /* READ payload returned */
-	uint64_t read_bytes_sink;     /* ... of which sent through a reply sink */
-	uint64_t write_bytes;         /* WRITE payload accepted */
-	uint64_t opens_passthrough;   /* OPEN/CREATE answered with FOPEN_PASSTHROUGH */
-	uint64_t passthrough_failed;  /* ... that could not be (answered cached instead) */
-	/* Notifications (fuse_server_notify_*). */
-	uint64_t notify_sent;         /* taken by the transport */
-	uint64_t notify_unknown;      /* the client caches nothing of that node (ENOENT) */
-	uint64_t notify_dropped;      /* not sent: no transport, not negotiated, or from a request */
-	uint64_t notify_failed;       /* the transport could not send (no buffer, error) */
+	FUSE_SERVER_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set fuse_server_counter_set;
 
 struct fuse_server;
 
@@ -151,6 +159,9 @@ uint32_t fuse_server_proto_minor(const struct fuse_server *s);
 size_t fuse_server_max_reply(const struct fuse_server *s);
 
 void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_counters *c);
+/* Hand the counters to @sink as "fuse_<name>" (any thread: atomic), then
+ * the per-opcode request counts that are not zero. */
+void fuse_server_visit_counters(const struct fuse_server *s, const struct counter_sink *sink);
 /* Print counters, one "fuse_<name> value" per line. */
 void fuse_server_dump_counters(const struct fuse_server *s, FILE *out);
 

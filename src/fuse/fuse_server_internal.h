@@ -70,13 +70,11 @@ struct fuse_server {
 	atomic_bool killpriv;
 
 	struct {
-		atomic_uint_least64_t requests, replies_ok, replies_error, replies_none,
-			requests_malformed, requests_unknown, requests_before_init,
-			replies_overflow, read_bytes, read_bytes_sink, write_bytes,
-			opens_passthrough, passthrough_failed;
+#define FUSE_CTR_FIELD(name, doc) atomic_uint_least64_t name;
+		FUSE_SERVER_COUNTERS(FUSE_CTR_FIELD)
+#undef FUSE_CTR_FIELD
 		/* Requests per known opcode, for the operator's view of a workload. */
 		atomic_uint_least64_t by_op[FUSE_SYNCFS + 1];
-		atomic_uint_least64_t notify_sent, notify_unknown, notify_dropped, notify_failed;
 	} ctr;
 
 	/* Where notifications go; set by the transport, read by the notifying

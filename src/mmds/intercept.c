@@ -276,14 +276,14 @@ static const struct net_backend_events wrapped_events = {
 
 /* --- lifecycle ------------------------------------------------------------------- */
 
-static void mi_dump_counters(struct net_backend *be, FILE *out)
+static void mi_visit_counters(struct net_backend *be, const struct counter_sink *sink)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
-	if (mi->inner->ops->dump_counters)
-		mi->inner->ops->dump_counters(mi->inner, out);
+	if (mi->inner->ops->visit_counters)
+		mi->inner->ops->visit_counters(mi->inner, sink);
 	if (mi->mmds)
-		mmds_dump_counters(mi->mmds, out);
+		mmds_visit_counters(mi->mmds, sink);
 }
 
 static void mi_destroy(struct net_backend *be)
@@ -309,7 +309,7 @@ static const struct net_backend_ops intercept_ops = {
 	.rx_ready = mi_rx_ready,
 	.drop_kept = mi_drop_kept,
 	.destroy = mi_destroy,
-	.dump_counters = mi_dump_counters,
+	.visit_counters = mi_visit_counters,
 };
 
 struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_backend *endpoint,

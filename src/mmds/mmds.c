@@ -268,7 +268,11 @@ void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 	pthread_mutex_unlock(&m->lock);
 }
 
-void mmds_dump_counters(const struct mmds *m, FILE *out)
+#define X(name, doc) COUNTER_DESC(struct mmds_counters, name, doc)
+const struct counter_set mmds_counter_set = COUNTER_SET("mmds", MMDS_COUNTERS(X));
+#undef X
+
+void mmds_visit_counters(const struct mmds *m, const struct counter_sink *sink)
 {
 	struct mmds *mm = (struct mmds *)m;
 	struct mmds_counters c;
@@ -277,9 +281,12 @@ void mmds_dump_counters(const struct mmds *m, FILE *out)
 	pthread_mutex_lock(&mm->lock);
 	c = m->counters;
 	pthread_mutex_unlock(&mm->lock);
-#define X(name, doc) fprintf(out, "mmds " #name " %llu\n", (unsigned long long)c.name);
-	MMDS_COUNTERS(X)
-#undef X
+	counters_visit(&mmds_counter_set, &c, "mmds ", sink);
+}
+
+void mmds_dump_counters(const struct mmds *m, FILE *out)
+{
+	mmds_visit_counters(m, COUNTER_SINK_FILE(out));
 }
 
 /* --- JSON pointer ------------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <netinet/in.h>
 
+#include "core/counters.h"
 #include "http/http.h"
 
 enum mmds_version { MMDS_V1 = 1, MMDS_V2 = 2 };
@@ -45,10 +46,9 @@ struct mmds_config {
 	X(frames_deferred,        "guest TCP segments to the MMDS address over the per-round cap (dropped; TCP resends)")
 
 struct mmds_counters {
-#define X(name, doc) uint64_t name;
-	MMDS_COUNTERS(X)
-#undef X
+	MMDS_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set mmds_counter_set;
 
 struct mmds;
 
@@ -95,6 +95,8 @@ void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 		       uint64_t deferred);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
+/* "mmds <name> <value>" (loop thread or any: copied under the lock). */
+void mmds_visit_counters(const struct mmds *m, const struct counter_sink *sink);
 void mmds_dump_counters(const struct mmds *m, FILE *out);
 
 #endif

@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <netinet/in.h>
 
+#include "core/counters.h"
 #include "core/event_loop.h"
 
 struct net_backend;
@@ -71,9 +72,12 @@ struct net_backend_ops {
 	 * Backends that keep none leave it NULL. */
 	unsigned (*drop_kept)(struct net_backend *be);
 	void (*destroy)(struct net_backend *be);
-	/* Optional: print backend-specific counters. */
-	void (*dump_counters)(struct net_backend *be, FILE *out);
+	/* Optional: hand the backend's own counters to @sink. */
+	void (*visit_counters)(struct net_backend *be, const struct counter_sink *sink);
 };
+
+/* The backends' counter sets (each backend's .c), for tests and docs. */
+extern const struct counter_set tap_counter_set, stream_counter_set, slirp_counter_set;
 
 struct net_backend {
 	const struct net_backend_ops *ops;

@@ -534,9 +534,9 @@ static void net_reset(struct virtio_device *vdev)
 	}
 }
 
-static void net_dump_counters(struct virtio_device *vdev, FILE *out)
+static void net_visit_counters(struct virtio_device *vdev, const struct counter_sink *sink)
 {
-	net_device_dump_counters(to_net(vdev), out);
+	net_device_visit_counters(to_net(vdev), sink);
 }
 
 static const struct virtio_device_ops net_ops = {
@@ -549,18 +549,26 @@ static const struct virtio_device_ops net_ops = {
 	.activate = net_activate,
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
-	.dump_counters = net_dump_counters,
+	.visit_counters = net_visit_counters,
 };
 
 /* --- setup ------------------------------------------------------------------ */
 
+#define X(name, doc) COUNTER_DESC(struct net_counters, name, doc)
+const struct counter_set net_counter_set = COUNTER_SET("net", NET_COUNTERS(X));
+#undef X
+
+/* The device's counters, then its backend's (loop thread). */
+void net_device_visit_counters(const struct net_device *net, const struct counter_sink *sink)
+{
+	counters_visit(&net_counter_set, &net->counters, "", sink);
+	if (net->backend->ops->visit_counters)
+		net->backend->ops->visit_counters(net->backend, sink);
+}
+
 void net_device_dump_counters(const struct net_device *net, FILE *out)
 {
-#define X(name, doc) fprintf(out, "%s %llu\n", #name, (unsigned long long)net->counters.name);
-	NET_COUNTERS(X)
-#undef X
-	if (net->backend->ops->dump_counters)
-		net->backend->ops->dump_counters(net->backend, out);
+	net_device_visit_counters(net, COUNTER_SINK_FILE(out));
 }
 
 int net_parse_mac(const char *text, uint8_t mac[6])

@@ -59,10 +59,9 @@
 	X(rx_rate_limited,        "times the RX rate limiter stopped delivery to the guest")
 
 struct net_counters {
-#define X(name, doc) uint64_t name;
-	NET_COUNTERS(X)
-#undef X
+	NET_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set net_counter_set;
 
 struct net_config_opts {
 	uint8_t mac[6];
@@ -110,6 +109,7 @@ struct net_device {
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		    struct net_backend *backend, struct event_loop *loop);
 void net_device_destroy(struct net_device *net);
+void net_device_visit_counters(const struct net_device *net, const struct counter_sink *sink);
 void net_device_dump_counters(const struct net_device *net, FILE *out);
 
 /* Change a direction's limits while running (NET_RX_QUEUE or NET_TX_QUEUE);

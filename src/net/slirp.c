@@ -66,10 +66,12 @@ _Static_assert(SLIRP_SLOT_LEN >= SLIRP_MTU + ETH_HDR_LEN, "a slot holds a full f
 	X(epoll_errors,          "failed updates of the private epoll set")
 
 struct slirp_counters {
-#define X(name, doc) uint64_t name;
-	SLIRP_COUNTERS(X)
-#undef X
+	SLIRP_COUNTERS(COUNTER_FIELD)
 };
+
+#define X(name, doc) COUNTER_DESC(struct slirp_counters, name, doc)
+const struct counter_set slirp_counter_set = COUNTER_SET("slirp", SLIRP_COUNTERS(X));
+#undef X
 
 /* What we know of one fd number of slirp's. */
 struct slirp_fd {
@@ -491,14 +493,10 @@ static int sb_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 	return 0;
 }
 
-static void sb_dump_counters(struct net_backend *be, FILE *out)
+/* "user": the backend's name on the command line. */
+static void sb_visit_counters(struct net_backend *be, const struct counter_sink *sink)
 {
-	struct slirp_be *sb = to_sb(be);
-
-#define X(name, doc) fprintf(out, "user " #name " %llu\n", \
-			     (unsigned long long)sb->counters.name);
-	SLIRP_COUNTERS(X)
-#undef X
+	counters_visit(&slirp_counter_set, &to_sb(be)->counters, "user ", sink);
 }
 
 static void sb_destroy(struct net_backend *be)
@@ -528,7 +526,7 @@ static const struct net_backend_ops slirp_ops = {
 	.send = sb_send,
 	.recv = sb_recv,
 	.destroy = sb_destroy,
-	.dump_counters = sb_dump_counters,
+	.visit_counters = sb_visit_counters,
 };
 
 /* --- libslirp callbacks and setup ------------------------------------------ */

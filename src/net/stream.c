@@ -55,10 +55,12 @@
 	X(connects,                "connections made, the first one included")
 
 struct stream_counters {
-#define X(name, doc) uint64_t name;
-	STREAM_COUNTERS(X)
-#undef X
+	STREAM_COUNTERS(COUNTER_FIELD)
 };
+
+#define X(name, doc) COUNTER_DESC(struct stream_counters, name, doc)
+const struct counter_set stream_counter_set = COUNTER_SET("stream", STREAM_COUNTERS(X));
+#undef X
 
 struct stream {
 	struct net_backend be;
@@ -422,14 +424,9 @@ static void stream_rx_ready(struct net_backend *be)
 		st->counters.rx_paused++;
 }
 
-static void stream_dump_counters(struct net_backend *be, FILE *out)
+static void stream_visit_counters(struct net_backend *be, const struct counter_sink *sink)
 {
-	struct stream *st = to_stream(be);
-
-#define X(name, doc) fprintf(out, "stream " #name " %llu\n", \
-			     (unsigned long long)st->counters.name);
-	STREAM_COUNTERS(X)
-#undef X
+	counters_visit(&stream_counter_set, &to_stream(be)->counters, "stream ", sink);
 }
 
 static void stream_destroy(struct net_backend *be)
@@ -453,7 +450,7 @@ static const struct net_backend_ops stream_ops = {
 	.recv = stream_recv,
 	.rx_ready = stream_rx_ready,
 	.destroy = stream_destroy,
-	.dump_counters = stream_dump_counters,
+	.visit_counters = stream_visit_counters,
 };
 
 /* stream_setup - buffers, timer and the first connection. */

@@ -38,10 +38,12 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio 1.x net header is
 	X(rx_errors,      "failed reads")
 
 struct tap_counters {
-#define X(name, doc) uint64_t name;
-	TAP_COUNTERS(X)
-#undef X
+	TAP_COUNTERS(COUNTER_FIELD)
 };
+
+#define X(name, doc) COUNTER_DESC(struct tap_counters, name, doc)
+const struct counter_set tap_counter_set = COUNTER_SET("tap", TAP_COUNTERS(X));
+#undef X
 
 struct tap {
 	struct net_backend be;
@@ -152,14 +154,14 @@ static ssize_t tap_recv(struct net_backend *be, const struct iovec *iov, unsigne
 	return (ssize_t)len;
 }
 
-static void tap_dump_counters(struct net_backend *be, FILE *out)
+/* "tap <ifname> <name>": one host may have several taps. */
+static void tap_visit_counters(struct net_backend *be, const struct counter_sink *sink)
 {
 	struct tap *tap = to_tap(be);
+	char prefix[sizeof(tap->ifname) + 8];
 
-#define X(name, doc) fprintf(out, "tap %s " #name " %llu\n", tap->ifname, \
-			     (unsigned long long)tap->counters.name);
-	TAP_COUNTERS(X)
-#undef X
+	snprintf(prefix, sizeof(prefix), "tap %s ", tap->ifname);
+	counters_visit(&tap_counter_set, &tap->counters, prefix, sink);
 }
 
 static void tap_destroy(struct net_backend *be)
@@ -181,7 +183,7 @@ static const struct net_backend_ops tap_ops = {
 	.send = tap_send,
 	.recv = tap_recv,
 	.destroy = tap_destroy,
-	.dump_counters = tap_dump_counters,
+	.visit_counters = tap_visit_counters,
 };
 
 /* tap_iff_error - say why TUNSETIFF refused @name, in the operator's terms. */

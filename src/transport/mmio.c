@@ -591,10 +591,16 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
+#define X(name, doc) COUNTER_DESC(struct virtio_mmio_counters, name, doc)
+const struct counter_set virtio_mmio_counter_set = COUNTER_SET("mmio", VIRTIO_MMIO_COUNTERS(X));
+#undef X
+
+void virtio_mmio_visit_counters(const struct virtio_mmio *t, const struct counter_sink *sink)
+{
+	counters_visit(&virtio_mmio_counter_set, &t->counters, "mmio_", sink);
+}
+
 void virtio_mmio_dump_counters(const struct virtio_mmio *t, FILE *out)
 {
-#define X(name, doc) fprintf(out, "mmio_%s %llu\n", #name, \
-	(unsigned long long)__atomic_load_n(&t->counters.name, __ATOMIC_RELAXED));
-	VIRTIO_MMIO_COUNTERS(X)
-#undef X
+	virtio_mmio_visit_counters(t, COUNTER_SINK_FILE(out));
 }

@@ -88,10 +88,9 @@
 	X(calls_failed,              "register accesses dropped: the event loop had stopped")
 
 struct virtio_mmio_counters {
-#define X(name, doc) uint64_t name;
-	VIRTIO_MMIO_COUNTERS(X)
-#undef X
+	VIRTIO_MMIO_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set virtio_mmio_counter_set;
 
 struct virtio_mmio_opts {
 	int vm_fd;                   /* KVM VM for ioeventfds and the irqfd; -1: none */
@@ -171,6 +170,8 @@ void virtio_mmio_access(struct virtio_mmio *t, uint64_t offset, void *data, unsi
 			bool is_write);
 
 /* Print counters, one "mmio_<name> <value>" per line. */
+/* "mmio_<name> <value>"; any thread (the counters are atomic). */
+void virtio_mmio_visit_counters(const struct virtio_mmio *t, const struct counter_sink *sink);
 void virtio_mmio_dump_counters(const struct virtio_mmio *t, FILE *out);
 
 #endif

@@ -993,10 +993,17 @@ int vhost_user_server_adopt(struct vhost_user_server *s, int fd)
 	return vu_connect(s, fd);
 }
 
+#define X(name, doc) COUNTER_DESC(struct vhost_user_counters, name, doc)
+const struct counter_set vhost_user_counter_set = COUNTER_SET("vhost_user", VHOST_USER_COUNTERS(X));
+#undef X
+
+void vhost_user_server_visit_counters(const struct vhost_user_server *s,
+				      const struct counter_sink *sink)
+{
+	counters_visit(&vhost_user_counter_set, &s->counters, "vhost_user_", sink);
+}
+
 void vhost_user_server_dump_counters(const struct vhost_user_server *s, FILE *out)
 {
-#define X(name, doc) fprintf(out, "vhost_user_%s %llu\n", #name, \
-			     (unsigned long long)s->counters.name);
-	VHOST_USER_COUNTERS(X)
-#undef X
+	vhost_user_server_visit_counters(s, COUNTER_SINK_FILE(out));
 }

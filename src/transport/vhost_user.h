@@ -76,10 +76,9 @@ struct vhost_user_opts {
 	X(device_activate_failed,  "activations the device or queue checks refused")
 
 struct vhost_user_counters {
-#define X(name, doc) uint64_t name;
-	VHOST_USER_COUNTERS(X)
-#undef X
+	VHOST_USER_COUNTERS(COUNTER_FIELD)
 };
+extern const struct counter_set vhost_user_counter_set;
 
 struct vhost_user_vring;   /* per-ring session state, private */
 struct vhost_user_rx;      /* partial-message buffer, private */
@@ -144,6 +143,9 @@ static inline bool vhost_user_server_connected(const struct vhost_user_server *s
 }
 
 /* Print counters, one "vhost_user_<name> <value>" per line. */
+/* "vhost_user_<name> <value>" (the loop thread). */
+void vhost_user_server_visit_counters(const struct vhost_user_server *s,
+				      const struct counter_sink *sink);
 void vhost_user_server_dump_counters(const struct vhost_user_server *s, FILE *out);
 
 #endif

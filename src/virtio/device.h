@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/counters.h"
 #include "core/event_loop.h"
 #include "core/guest_mem.h"
 #include "virtio/virtqueue.h"
@@ -48,8 +49,8 @@ struct virtio_device_ops {
 	void (*queue_notify)(struct virtio_device *dev, unsigned q);
 	/* Stop processing and forget per-session state; counters survive. */
 	void (*reset)(struct virtio_device *dev);
-	/* Print counters, one "name value" per line. */
-	void (*dump_counters)(struct virtio_device *dev, FILE *out);
+	/* Hand every counter to @sink (core/counters.h). */
+	void (*visit_counters)(struct virtio_device *dev, const struct counter_sink *sink);
 };
 
 struct virtio_transport_ops {

@@ -181,7 +181,7 @@ static void pump(int ms, struct fake_sink *fs, unsigned n)
 		event_loop_once(&loop, 5);
 }
 
-/* The value of backend counter @name from dump_counters, or -1. */
+/* The value of backend counter @name from its text dump, or -1. */
 static long long counter(struct net_backend *be, const char *name)
 {
 	char *text = NULL, key[80];
@@ -189,7 +189,7 @@ static long long counter(struct net_backend *be, const char *name)
 	FILE *f = open_memstream(&text, &size);
 	long long v = -1;
 
-	be->ops->dump_counters(be, f);
+	be->ops->visit_counters(be, COUNTER_SINK_FILE(f));
 	fclose(f);
 	snprintf(key, sizeof(key), " %s ", name);
 	char *p = strstr(text, key);

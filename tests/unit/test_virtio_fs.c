@@ -1007,7 +1007,7 @@ static void test_counter_dump(void)
 	rig_up(&r);
 	fuse_init(&r);
 	FILE *f = open_memstream(&buf, &size);
-	r.fs->vdev.ops->dump_counters(&r.fs->vdev, f);
+	r.fs->vdev.ops->visit_counters(&r.fs->vdev, COUNTER_SINK_FILE(f));
 	fclose(f);
 	CHECK(strstr(buf, "rx_requests 1\n") != NULL);
 	CHECK(strstr(buf, "queue0_requests 0\n") != NULL);
