@@ -642,7 +642,7 @@ static int metrics_flush(struct api *api)
 	int r = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
 	free(line);
 	if (r < 0)
-		api->counters.metrics_flush_failed++;
+		api->counters.tx_metrics_flush_failed++;
 	else
 		api->counters.metrics_flushes++;
 	return r;

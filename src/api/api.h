@@ -66,7 +66,7 @@ struct api_opts {
 	X(requests,             "requests handled") \
 	X(faults,               "requests answered with an error") \
 	X(metrics_flushes,      "metrics lines written") \
-	X(metrics_flush_failed, "metrics lines that could not be written")
+	X(tx_metrics_flush_failed, "metrics lines that could not be written")
 
 struct api_counters {
 	API_COUNTERS(COUNTER_FIELD)

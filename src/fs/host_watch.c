@@ -577,12 +577,12 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->watches = w->count;
 	c->watches_added = w->watches_added;
 	c->watches_refused = w->watches_refused;
-	c->watches_failed = w->watches_failed;
+	c->tx_watches_failed = w->watches_failed;
 	c->watches_skipped = w->watches_skipped;
 	pthread_mutex_unlock(&w->lock);
 	c->events = __atomic_load_n(&w->events, __ATOMIC_RELAXED);
 	c->events_unknown = __atomic_load_n(&w->events_unknown, __ATOMIC_RELAXED);
-	c->overflows = __atomic_load_n(&w->overflows, __ATOMIC_RELAXED);
+	c->rx_overflows = __atomic_load_n(&w->overflows, __ATOMIC_RELAXED);
 	c->invals = __atomic_load_n(&w->invals, __ATOMIC_RELAXED);
 	c->events_own = __atomic_load_n(&w->events_own, __ATOMIC_RELAXED);
 }

@@ -78,15 +78,17 @@ struct host_watch_inval {
 	size_t namelen;
 };
 
-/* Counters, printed "watch_<name>"; all monotonic but watches, a level. */
+/* Counters, printed "watch_<name>"; all monotonic but watches, a level.
+ * rx: events read from inotify; tx: watches asked of it, invalidations
+ * handed to the FUSE server. */
 #define HOST_WATCH_COUNTERS(X) \
 	X(watches,         "inotify watches held now (a level, not a count)") \
 	X(watches_added,   "inotify watches placed") \
 	X(watches_refused, "watches not placed: over --max-watches") \
-	X(watches_failed,  "inotify_add_watch failures (kernel limit, ...)") \
+	X(tx_watches_failed, "inotify_add_watch failures (kernel limit, ...)") \
 	X(events,          "inotify events read") \
 	X(events_unknown,  "events for a watch no longer known, ignored") \
-	X(overflows,       "inotify queue overflows (IN_Q_OVERFLOW): events lost") \
+	X(rx_overflows,    "inotify queue overflows (IN_Q_OVERFLOW): events lost") \
 	X(invals,          "invalidations handed to the FUSE server") \
 	X(events_own,      "entry events of the client's own changes, not sent") \
 	X(watches_skipped, "watches not placed: the client cannot get notifications")

@@ -62,8 +62,8 @@ _Static_assert(SLIRP_SLOT_LEN >= SLIRP_MTU + ETH_HDR_LEN, "a slot holds a full f
 	X(rx_dropped_queue_full, "frames dropped: the hold queue was full") \
 	X(rx_dropped_oversize,   "frames dropped: larger than a hold-queue slot") \
 	X(tx_dropped_oversize,   "TX frames dropped: empty or over 65557 bytes") \
-	X(guest_errors,          "guest misbehaviour reported by libslirp") \
-	X(epoll_errors,          "failed updates of the private epoll set")
+	X(tx_guest_errors,       "guest misbehaviour libslirp found in TX frames") \
+	X(rx_poll_errors,        "failed updates of the epoll set over libslirp's host sockets")
 
 struct slirp_counters {
 	SLIRP_COUNTERS(COUNTER_FIELD)
@@ -258,7 +258,7 @@ static int sb_add_poll(int fd, int events, void *opaque)
 	struct slirp_fd *f = sb_fd(sb, fd);
 
 	if (!f || (f->gen != sb->gen && !sb_list_room(sb))) {
-		sb->counters.epoll_errors++;
+		sb->counters.rx_poll_errors++;
 		return -1;    /* slirp skips a socket with index -1 */
 	}
 	if (f->gen != sb->gen) {
@@ -295,7 +295,7 @@ static void sb_epoll_set(struct slirp_be *sb, int fd, struct slirp_fd *f)
 	else if (r < 0 && errno == EEXIST)
 		r = epoll_ctl(sb->epfd, EPOLL_CTL_MOD, fd, &ev);
 	if (r < 0) {
-		sb->counters.epoll_errors++;
+		sb->counters.rx_poll_errors++;
 		log_debug("user: epoll_ctl fd %d: %s", fd, strerror(errno));
 		f->registered = false;
 		return;
@@ -535,7 +535,7 @@ static void sb_guest_error(const char *msg, void *opaque)
 {
 	struct slirp_be *sb = opaque;
 
-	sb->counters.guest_errors++;
+	sb->counters.tx_guest_errors++;
 	log_debug("user: guest error: %s", msg);
 }
 

@@ -100,7 +100,7 @@ static void reset_transport_state(struct virtio_mmio *t)
 
 static void device_reset(struct virtio_mmio *t)
 {
-	COUNT(t, device_resets);
+	COUNT(t, rx_device_resets);
 	virtio_device_reset(t->dev);
 	reset_transport_state(t);
 }
@@ -131,7 +131,7 @@ static void activate(struct virtio_mmio *t)
 	}
 	int r = virtio_device_activate(dev);
 	if (r < 0) {
-		COUNT(t, device_activate_failed);
+		COUNT(t, rx_device_activate_failed);
 		log_warn("%s: activation refused (%s); device needs reset", dev->ops->name, strerror(-r));
 		device_needs_reset(t);
 		return;
@@ -255,7 +255,7 @@ static int call_loop(struct virtio_mmio *t, struct virtio_mmio_call *c)
 	if (t->call == c)
 		t->call = NULL;
 failed:
-	COUNT(t, calls_failed);
+	COUNT(t, rx_register_dropped);
 	return -ESHUTDOWN;
 }
 

@@ -83,9 +83,9 @@
 	X(tx_config_interrupts,      "config-change interrupts written to the irqfd") \
 	X(tx_interrupts_failed,      "irqfd writes that failed") \
 	X(device_activations,        "DRIVER_OK writes that activated the device") \
-	X(device_activate_failed,    "activations refused (the device reports NEEDS_RESET)") \
-	X(device_resets,             "status 0 writes (device resets)") \
-	X(calls_failed,              "register accesses dropped: the event loop had stopped")
+	X(rx_device_activate_failed, "activations refused (the device reports NEEDS_RESET)") \
+	X(rx_device_resets,          "status 0 writes (device resets)") \
+	X(rx_register_dropped,       "register accesses dropped: the event loop had stopped")
 
 struct virtio_mmio_counters {
 	VIRTIO_MMIO_COUNTERS(COUNTER_FIELD)
