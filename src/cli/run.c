@@ -38,6 +38,7 @@
 #include "vmm/legacy.h"
 #include "vmm/serial.h"
 #include "vmm/virtio_slot.h"
+#include "vmm/vm_counters.h"
 #include "vmm/vm.h"
 
 #define RUN_MAX_NETS CLI_NET_MAX_IFACES
@@ -420,30 +421,48 @@ static void destroy_devices(struct run_ctx *ctx)
 	ctx->nslots = ctx->nnets = ctx->nfs = 0;
 }
 
-/* Every device's and transport's counters, then the console's (loop thread). */
+/* The VM's own counters (vmm/vm_counters.h), from the fields that keep them. */
+static void dump_vm_counters(struct run_ctx *ctx, FILE *out)
+{
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+	const struct vm_console_counters con = {
+		.tx_serial_bytes = ctx->serial.tx_bytes,
+		.rx_serial_bytes = ctx->serial.rx_bytes,
+	};
+
+	fputs("kvmini: counters of the console\n", out);
+	counters_visit(&vm_console_counter_set, &con, "", sink);
+	/* Why --boot-timing's "userspace" may be missing: a marker of another
+	 * value or width was written. */
+	if (ctx->legacy_ready) {
+		const struct vm_legacy_counters leg = {
+			.rx_boot_marker_ignored = __atomic_load_n(&ctx->legacy.boot_marker_ignored,
+								  __ATOMIC_RELAXED),
+		};
+		fputs("kvmini: counters of the legacy ports\n", out);
+		counters_visit(&vm_legacy_counter_set, &leg, "", sink);
+	}
+	compat_dump_counters(&ctx->vm.compat, out);
+}
+
+/* Every device's and transport's counters, then the VM's (loop thread). */
 static void dump_counters(struct run_ctx *ctx, FILE *out)
 {
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+
 	for (unsigned i = 0; i < ctx->nslots; i++) {
 		struct virtio_device *dev = ctx->slots[i].mmio.dev;
 		fprintf(out, "kvmini: counters of device %u (%s)\n", i, dev->ops->name);
 		if (dev->ops->visit_counters)
-			dev->ops->visit_counters(dev, COUNTER_SINK_FILE(out));
-		virtio_mmio_dump_counters(&ctx->slots[i].mmio, out);
+			dev->ops->visit_counters(dev, sink);
+		virtio_mmio_visit_counters(&ctx->slots[i].mmio, sink);
 	}
 	for (unsigned i = 0; i < ctx->nfs; i++)
 		if (ctx->fs[i].watch) {
 			fprintf(out, "kvmini: counters of the host watch of --fs %s\n", ctx->args->fs[i].tag);
-			host_watch_dump_counters(ctx->fs[i].watch, out);
+			host_watch_visit_counters(ctx->fs[i].watch, sink);
 		}
-	fprintf(out, "kvmini: counters of the console\nserial_tx_bytes %llu\nserial_rx_bytes %llu\n",
-		(unsigned long long)ctx->serial.tx_bytes, (unsigned long long)ctx->serial.rx_bytes);
-	/* Why --boot-timing's "userspace" may be missing: a marker of another
-	 * value or width was written. */
-	if (ctx->legacy_ready)
-		fprintf(out, "kvmini: counters of the legacy ports\nboot_marker_ignored %llu\n",
-			(unsigned long long)__atomic_load_n(&ctx->legacy.boot_marker_ignored,
-							    __ATOMIC_RELAXED));
-	compat_dump_counters(&ctx->vm.compat, out);
+	dump_vm_counters(ctx, out);
 }
 
 /* --- command line and boot ------------------------------------------------- */

@@ -277,36 +277,31 @@ struct fs_service {
 	struct cli_signals sig;
 };
 
-static void dump_backend(const struct fs_service *svc, FILE *out)
+/* The backend's stats, copied under its locks, then visited. */
+static void visit_backend(const struct fs_service *svc, const struct counter_sink *sink)
 {
 	if (svc->args->backend == BACKEND_PASSTHROUGH) {
 		struct passthrough_stats st;
 
 		passthrough_get_stats(svc->be, &st);
-		fprintf(out, "passthrough_nodes %llu\npassthrough_node_fds %llu\n"
-			"passthrough_files %llu\npassthrough_evictions %llu\n"
-			"passthrough_reopens %llu\n",
-			(unsigned long long)st.nodes, (unsigned long long)st.node_fds,
-			(unsigned long long)st.files, (unsigned long long)st.evictions,
-			(unsigned long long)st.reopens);
+		counters_visit(&passthrough_stats_set, &st, "passthrough_", sink);
 	} else {
 		struct memfs_stats st;
 
 		memfs_get_stats(svc->be, &st);
-		fprintf(out, "memfs_nodes %llu\nmemfs_bytes %llu\nmemfs_handles %llu\n"
-			"memfs_lookups %llu\n",
-			(unsigned long long)st.nodes, (unsigned long long)st.bytes,
-			(unsigned long long)st.handles, (unsigned long long)st.lookups);
+		counters_visit(&memfs_stats_set, &st, "memfs_", sink);
 	}
 }
 
 static void dump_all(const struct fs_service *svc, FILE *out)
 {
-	virtio_fs_dump_counters(svc->dev, out);
-	dump_backend(svc, out);
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+
+	virtio_fs_visit_counters(svc->dev, sink);
+	visit_backend(svc, sink);
 	if (svc->watch)
-		host_watch_dump_counters(svc->watch, out);
-	vhost_user_server_dump_counters(&svc->server, out);
+		host_watch_visit_counters(svc->watch, sink);
+	vhost_user_server_visit_counters(&svc->server, sink);
 }
 
 /* Signals arrive on the loop thread, so the counters are read there. */

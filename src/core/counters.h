@@ -16,6 +16,7 @@
 #ifndef KVMINI_CORE_COUNTERS_H
 #define KVMINI_CORE_COUNTERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,10 @@ struct counter_set {
 	const char *name;             /* "net", "vhost_user": for tests and docs */
 	const struct counter_desc *descs;
 	size_t n;
+	/* A backend's own tables: levels (a table's size, bytes held) and the
+	 * counts that go with them, named after what they measure, with no
+	 * direction (COUNTER_LEVELS). */
+	bool levels;
 };
 
 /*
@@ -61,6 +66,16 @@ struct counter_sink {
 		.descs = (const struct counter_desc[]){ __VA_ARGS__ },         \
 		.n = sizeof((const struct counter_desc[]){ __VA_ARGS__ }) /    \
 		     sizeof(struct counter_desc),                              \
+	}
+
+/* The same for a set of levels. */
+#define COUNTER_LEVELS(setname, ...)                                           \
+	{                                                                      \
+		.name = setname,                                               \
+		.descs = (const struct counter_desc[]){ __VA_ARGS__ },         \
+		.n = sizeof((const struct counter_desc[]){ __VA_ARGS__ }) /    \
+		     sizeof(struct counter_desc),                              \
+		.levels = true,                                                \
 	}
 
 static inline void counter_emit(const struct counter_sink *sink, const char *prefix,

@@ -1452,6 +1452,10 @@ static const struct fs_backend_ops memfs_ops = {
 
 /* --- setup ------------------------------------------------------------------ */
 
+#define X(name, doc) COUNTER_DESC(struct memfs_stats, name, doc)
+const struct counter_set memfs_stats_set = COUNTER_LEVELS("memfs", MEMFS_STATS(X));
+#undef X
+
 void memfs_get_stats(struct fs_backend *be, struct memfs_stats *st)
 {
 	struct memfs *m = to_mfs(be);

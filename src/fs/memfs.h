@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/counters.h"
 #include "fuse/fs_backend.h"
 
 struct memfs_opts {
@@ -37,12 +38,17 @@ struct memfs_opts {
 	gid_t squash_gid;
 };
 
+/* Levels, printed "memfs_<name>". */
+#define MEMFS_STATS(X) \
+	X(nodes,   "live nodes, the root included") \
+	X(bytes,   "data and xattr bytes allocated") \
+	X(handles, "open file and directory handles") \
+	X(lookups, "lookup references the client holds")
+
 struct memfs_stats {
-	uint64_t nodes;              /* live nodes, the root included */
-	uint64_t bytes;              /* data and xattr bytes allocated */
-	uint64_t handles;            /* open file and directory handles */
-	uint64_t lookups;            /* lookup references the client holds */
+	MEMFS_STATS(COUNTER_FIELD)
 };
+extern const struct counter_set memfs_stats_set;
 
 /* Returns NULL with *@err = -ENOMEM on failure. @o may be NULL. */
 struct fs_backend *memfs_new(const struct memfs_opts *o, int *err);

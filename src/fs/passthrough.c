@@ -1689,6 +1689,10 @@ struct fs_backend *passthrough_new(const struct passthrough_opts *o, int *err)
 	return &pt->be;
 }
 
+#define X(name, doc) COUNTER_DESC(struct passthrough_stats, name, doc)
+const struct counter_set passthrough_stats_set = COUNTER_LEVELS("passthrough", PASSTHROUGH_STATS(X));
+#undef X
+
 void passthrough_get_stats(struct fs_backend *be, struct passthrough_stats *st)
 {
 	struct passthrough *pt = to_pt(be);

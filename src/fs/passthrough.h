@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/counters.h"
 #include "fuse/fs_backend.h"
 #include "fs/host_watch.h"
 #include "fs/node_observer.h"
@@ -60,14 +61,19 @@ struct passthrough_opts {
 	struct fs_node_observer *observer;
 };
 
+/* The tables' levels and turnover, printed "passthrough_<name>". */
+#define PASSTHROUGH_STATS(X) \
+	X(nodes,     "nodes in the table now, the root included") \
+	X(node_fds,  "O_PATH descriptors held now") \
+	X(files,     "open file and directory handles now") \
+	X(evictions, "descriptors given up for a file handle (over --max-fds)") \
+	X(reopens,   "descriptors reopened from a file handle")
+
 struct passthrough_stats {
-	uint64_t nodes;            /* nodes in the table, the root included */
-	uint64_t node_fds;         /* O_PATH descriptors held */
-	uint64_t files;            /* open file and directory handles */
-	uint64_t evictions;        /* descriptors given up for a file handle */
-	uint64_t reopens;          /* descriptors reopened from a file handle */
+	PASSTHROUGH_STATS(COUNTER_FIELD)
 	unsigned max_fds;
 };
+extern const struct counter_set passthrough_stats_set;
 
 /* Open @o->root and build the backend. Returns NULL with *@err set to
  * -errno (-ENOTDIR, -ENOENT, -ENOSYS without openat2, ...). */

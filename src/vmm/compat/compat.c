@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "vmm/vm_counters.h"
+
 int compat_init(struct compat *c, bool enabled, int vm_fd, struct exit_table *t)
 {
 	memset(c, 0, sizeof(*c));
@@ -17,18 +19,29 @@ int compat_init(struct compat *c, bool enabled, int vm_fd, struct exit_table *t)
 	return r;
 }
 
-static unsigned long long load(const uint64_t *counter)
+static uint64_t load(const uint64_t *counter)
 {
-	return (unsigned long long)__atomic_load_n(counter, __ATOMIC_RELAXED);
+	return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
 void compat_dump_counters(const struct compat *c, FILE *out)
 {
-	if (c->enabled)
-		fprintf(out, "kvmini: compat mode\ncompat_int3_stepped %llu\ncompat_fwait_stepped %llu\n",
-			load(&c->step_over.int3), load(&c->step_over.fwait));
-	if (c->user_relay)
-		fprintf(out, "compat_user_syscalls_relayed %llu\ncompat_user_ints_relayed %llu\n"
-			"compat_relay_breakpoint_passes %llu\n",
-			load(&c->relay.syscalls), load(&c->relay.ints), load(&c->relay.passes));
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+
+	if (c->enabled) {
+		const struct vm_compat_counters cm = {
+			.rx_compat_int3_stepped = load(&c->step_over.int3),
+			.rx_compat_fwait_stepped = load(&c->step_over.fwait),
+		};
+		fputs("kvmini: compat mode\n", out);
+		counters_visit(&vm_compat_counter_set, &cm, "", sink);
+	}
+	if (c->user_relay) {
+		const struct vm_relay_counters rl = {
+			.compat_user_syscalls_relayed = load(&c->relay.syscalls),
+			.compat_user_ints_relayed = load(&c->relay.ints),
+			.compat_relay_breakpoint_passes = load(&c->relay.passes),
+		};
+		counters_visit(&vm_relay_counter_set, &rl, "", sink);
+	}
 }
