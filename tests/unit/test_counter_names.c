@@ -247,6 +247,11 @@ static void test_rule(void)
 	CHECK(!follows_rule("Rx_packets"));
 	CHECK(!follows_rule("used_add_failed"));
 	CHECK(!follows_rule("rx_a_b_c_d_e_f"));
+	/* Levels: what they measure, no direction needed. */
+	CHECK(!regexec(&level_rule, "node_fds", 0, NULL, 0));
+	CHECK(!regexec(&level_rule, "nodes", 0, NULL, 0));
+	CHECK(regexec(&level_rule, "Nodes", 0, NULL, 0));
+	CHECK(regexec(&level_rule, "a_b_c_d_e", 0, NULL, 0));
 }
 
 /* The visitor hands each field's value under its name, in order. */
