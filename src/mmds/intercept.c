@@ -28,9 +28,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "core/compiler.h"
 #include "core/guest_mem.h"
@@ -63,11 +60,11 @@ struct mmds_intercept {
 	/* The guest station libslirp was last told about (see teach_endpoint). */
 	uint32_t taught_ip;
 	uint8_t taught_mac[6];
-	/* The TCP cap: segments left this round; the eventfd ends the round. */
+	/* The TCP cap: segments left this round; deferred work, run after
+	 * the round's ready sources, ends it. */
 	unsigned tcp_budget;
 	bool round_armed;
-	int round_fd;
-	struct event_source round_ev;
+	struct event_deferred round_end;
 	/* Run after the endpoint is gone, before the wrapped backend goes. */
 	void (*cleanup)(void *arg);
 	void *cleanup_arg;
@@ -131,27 +128,24 @@ static enum frame_kind classify(const struct mmds_intercept *mi, const struct io
 }
 
 /* tcp_allowed - take one segment from this round's TCP cap. */
+static void on_round_end(struct event_deferred *d);
+
 static bool tcp_allowed(struct mmds_intercept *mi)
 {
 	if (!mi->tcp_budget)
 		return false;
 	mi->tcp_budget--;
 	if (!mi->round_armed) {
-		uint64_t one = 1;
-		/* The eventfd is read next round: that ends this one. */
-		if (write(mi->round_fd, &one, sizeof(one)) == sizeof(one))
-			mi->round_armed = true;
+		event_loop_defer(mi->be.loop, &mi->round_end, on_round_end);
+		mi->round_armed = true;
 	}
 	return true;
 }
 
-static void on_round_end(struct event_source *src, uint32_t events)
+static void on_round_end(struct event_deferred *d)
 {
-	struct mmds_intercept *mi = container_of(src, struct mmds_intercept, round_ev);
-	uint64_t v;
+	struct mmds_intercept *mi = container_of(d, struct mmds_intercept, round_end);
 
-	if (read(mi->round_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("mmds: round eventfd: %s", strerror(errno));
 	mi->round_armed = false;
 	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 }
@@ -290,10 +284,7 @@ static void mi_destroy(struct net_backend *be)
 {
 	struct mmds_intercept *mi = to_mi(be);
 
-	if (mi->round_fd >= 0) {
-		event_loop_unwatch(mi->be.loop, &mi->round_ev);
-		close(mi->round_fd);
-	}
+	event_loop_cancel(mi->be.loop, &mi->round_end);
 	/* The endpoint's connections first, then what they lead to. */
 	mi->endpoint->ops->destroy(mi->endpoint);
 	if (mi->cleanup)
@@ -317,19 +308,14 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 					void (*cleanup)(void *arg), void *cleanup_arg)
 {
 	struct mmds_intercept *mi = calloc(1, sizeof(*mi));
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
-	if (!mi || fd < 0) {
-		free(mi);
-		if (fd >= 0)
-			close(fd);
+	if (!mi) {
 		endpoint->ops->destroy(endpoint);
 		if (cleanup)
 			cleanup(cleanup_arg);
 		inner->ops->destroy(inner);
 		return NULL;
 	}
-	mi->round_fd = fd;
 	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 	mi->be.ops = &intercept_ops;
 	mi->be.loop = inner->loop;
@@ -348,12 +334,5 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	mi->ep_mac[0] = 0x52;
 	mi->ep_mac[1] = 0x55;
 	memcpy(mi->ep_mac + 2, &mi->ep_host, 4);
-	if (event_loop_watch(mi->be.loop, &mi->round_ev, fd, EPOLLIN, on_round_end,
-			     "mmds round") < 0) {
-		mi->round_fd = -1;
-		close(fd);
-		mi_destroy(&mi->be);
-		return NULL;
-	}
 	return &mi->be;
 }
