@@ -328,12 +328,15 @@ static void driver_features_write(struct virtio_mmio *t, uint32_t value)
 	set_half(&t->driver_features, t->driver_features_sel == 1, value);
 }
 
-/* QueueNum, QueueDesc/Avail/Used and QueueReady. */
+/* QueueNum, QueueDesc/Avail/Used and QueueReady. While a queue is ready
+ * only QueueReady may change (spec 4.2.2.2: the driver must not touch the
+ * others until it has written 0 to QueueReady). */
 static void queue_reg_write(struct virtio_mmio *t, uint32_t off, uint32_t value)
 {
 	struct virtio_mmio_queue *mq = selected_queue(t);
+	bool locked = mq && mq->ready && off != VIRTIO_MMIO_QUEUE_READY;
 
-	if (!mq || !queue_regs_writable(t)) {
+	if (!mq || !queue_regs_writable(t) || locked) {
 		COUNT(t, rx_queue_writes_refused);
 		return;
 	}

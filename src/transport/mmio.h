@@ -18,7 +18,8 @@
  *    driver's features (a subset of the offered ones with VERSION_1); the
  *    driver sees it missing when it reads the status back (spec 3.1.1);
  *  - DriverFeatures is writable only between DRIVER and FEATURES_OK, the
- *    queue registers only between FEATURES_OK and DRIVER_OK;
+ *    queue registers only between FEATURES_OK and DRIVER_OK, and a queue's
+ *    size and ring addresses only while its QueueReady is 0 (spec 4.2.2.2);
  *  - DRIVER_OK copies the queue registers into the device's virtqueues and
  *    activates the device; if that fails (a queue the checks refuse), the
  *    device reports NEEDS_RESET;
@@ -75,7 +76,7 @@
 	X(rx_status_refused,         "status writes refused: bits cleared or a step skipped") \
 	X(rx_features_refused,       "FEATURES_OK refused: the device did not accept the features") \
 	X(rx_feature_writes_refused, "driver feature writes outside DRIVER..FEATURES_OK") \
-	X(rx_queue_writes_refused,   "queue register writes outside FEATURES_OK..DRIVER_OK") \
+	X(rx_queue_writes_refused,   "queue register writes outside FEATURES_OK..DRIVER_OK or to a ready queue") \
 	X(rx_notify_exits,           "QueueNotify writes that exited to kvmini (no ioeventfd match)") \
 	X(rx_kicks,                  "queue kicks taken from the ioeventfds") \
 	X(rx_kicks_inactive,         "kicks ignored: the device was not active") \
