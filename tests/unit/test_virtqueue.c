@@ -515,16 +515,23 @@ static void test_too_many_iovecs(void)
 
 /* ---- broken avail rings: poisoned until reset ---- */
 
+/* Descriptors 0..7 of a queue of 8 in avail slots 0..7 (avail->idx not moved). */
+static void fill_ring(struct fixture *f)
+{
+	uint64_t b = buf(f, 4);
+
+	for (uint16_t i = 0; i < 8; i++) {
+		vd_raw_desc(&f->q, i, b, 4, 0, 0);
+		vd_raw_avail(&f->q, i, i);
+	}
+}
+
 static void test_avail_idx_jump_poisons(void)
 {
 	struct fixture f;
 
 	CHECK_EQ(setup(&f, 8, false, false), 0);
-	uint64_t b = buf(&f, 4);
-	for (uint16_t i = 0; i < 8; i++) {
-		vd_raw_desc(&f.q, i, b, 4, 0, 0);
-		vd_raw_avail(&f.q, i, i);
-	}
+	fill_ring(&f);
 	/* Exactly a full ring ahead is legal. */
 	vd_raw_avail_idx(&f.q, 8);
 	for (unsigned i = 0; i < 8; i++)
@@ -567,11 +574,7 @@ static void test_taken_chains_count_as_outstanding(void)
 	struct fixture f;
 
 	CHECK_EQ(setup(&f, 8, false, false), 0);
-	uint64_t b = buf(&f, 4);
-	for (uint16_t i = 0; i < 8; i++) {
-		vd_raw_desc(&f.q, i, b, 4, 0, 0);
-		vd_raw_avail(&f.q, i, i);
-	}
+	fill_ring(&f);
 	vd_raw_avail_idx(&f.q, 8);
 	for (unsigned i = 0; i < 8; i++)
 		CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
