@@ -357,6 +357,7 @@ static void rx_drain(struct net_queue_pair *qp)
 
 	if (!net->vdev.active)
 		return;
+	qp->rx_wanted = false;
 	if (rx_poisoned(qp)) {
 		rx_discard(qp);
 		if (qp->tx_dirty)
@@ -397,6 +398,7 @@ static void backend_rx_pending(void *ctx)
 {
 	struct net_device *net = ctx;
 
+	net->pairs[0].rx_wanted = true;
 	schedule_more_work(&net->pairs[0]);
 }
 
@@ -488,6 +490,7 @@ static void pair_forget(struct net_queue_pair *qp)
 	qp->tx_blocked = false;
 	qp->rx_dirty = false;
 	qp->tx_dirty = false;
+	qp->rx_wanted = false;
 }
 
 static int net_activate(struct virtio_device *vdev)
@@ -504,6 +507,17 @@ static int net_activate(struct virtio_device *vdev)
 	return 0;
 }
 
+/* The guest sent: drain TX, then take at once what a queue backend made
+ * meanwhile (loopback's frames, libslirp's ARP and echo replies): one
+ * drain after the other, never one inside the other, and no event-loop
+ * round in between. The deferred work stays as the fallback. */
+static void tx_kicked(struct net_queue_pair *qp)
+{
+	tx_drain(qp);
+	if (qp->rx_wanted)
+		rx_drain(qp);
+}
+
 static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct net_device *net = to_net(vdev);
@@ -513,7 +527,7 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 	if (q % 2 == 0)
 		rx_buffers_added(&net->pairs[q / 2]);
 	else
-		tx_drain(&net->pairs[q / 2]);
+		tx_kicked(&net->pairs[q / 2]);
 }
 
 static void net_reset(struct virtio_device *vdev)

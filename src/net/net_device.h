@@ -84,6 +84,7 @@ struct net_queue_pair {
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
 	bool tx_dirty;                   /* kept TX chains given back, not yet published */
+	bool rx_wanted;                  /* the backend said rx_pending since the last RX drain */
 	/* The chains being worked on (too big for the stack); a held one
 	 * stays here across wake-ups (vq_hold). */
 	struct vq_chain tx_chain;
