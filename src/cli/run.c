@@ -24,6 +24,7 @@
 #include "cli/net_controls.h"
 #include "cli/default_guest.h"
 #include "cli/signals.h"
+#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -436,8 +437,7 @@ static void dump_vm_counters(struct run_ctx *ctx, FILE *out)
 	 * value or width was written. */
 	if (ctx->legacy_ready) {
 		const struct vm_legacy_counters leg = {
-			.rx_boot_marker_ignored = __atomic_load_n(&ctx->legacy.boot_marker_ignored,
-								  __ATOMIC_RELAXED),
+			.rx_boot_marker_ignored = load_relaxed(&ctx->legacy.boot_marker_ignored),
 		};
 		fputs("kvmini: counters of the legacy ports\n", out);
 		counters_visit(&vm_legacy_counter_set, &leg, "", sink);

@@ -1,4 +1,5 @@
 /* The one visitor over counter sets, and the text sink. */
+#include "core/atomics.h"
 #include "core/counters.h"
 
 void counters_visit(const struct counter_set *set, const void *base, const char *prefix,
@@ -8,7 +9,7 @@ void counters_visit(const struct counter_set *set, const void *base, const char 
 		const struct counter_desc *d = &set->descs[i];
 		const uint64_t *p = (const uint64_t *)((const char *)base + d->offset);
 
-		counter_emit(sink, prefix, d->name, __atomic_load_n(p, __ATOMIC_RELAXED));
+		counter_emit(sink, prefix, d->name, load_relaxed(p));
 	}
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/fuse.h>
 
+#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -182,7 +183,7 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 	/* Nobody to tell (a virtio-fs driver without the notification queue):
 	 * no watch. A new driver sends a new INIT, which drops every node but
 	 * the root, so nodes are watched again as the new client looks them up. */
-	struct fuse_server *s = __atomic_load_n(&w->server, __ATOMIC_ACQUIRE);
+	struct fuse_server *s = load_acquire(&w->server);
 	if (s && !fuse_server_notify_possible(s)) {
 		pthread_mutex_lock(&w->lock);
 		w->watches_skipped++;
@@ -368,14 +369,14 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 {
 	struct host_watch_inval iv[HOST_WATCH_MAX_INVALS];
 
-	__atomic_fetch_add(&w->events, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&w->events, 1);
 	if (ev->mask & IN_Q_OVERFLOW) {
 		*overflow = true;
 		return;
 	}
 	struct watch_entry *e = table_find(w, ev->wd);
 	if (!e) {
-		__atomic_fetch_add(&w->events_unknown, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&w->events_unknown, 1);
 		return;
 	}
 	/* The kernel dropped the watch (inode gone, filesystem unmounted). */
@@ -387,7 +388,7 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 	if (e->dir && namelen && (ev->mask & ENTRY_EVENTS) &&
 	    expected(w, e->nodeid, ev->mask & ENTRY_EVENTS, ev->name, namelen)) {
 		/* The client made this change: its kernel knows already. */
-		__atomic_fetch_add(&w->events_own, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&w->events_own, 1);
 		return;
 	}
 	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name, namelen, iv);
@@ -397,7 +398,7 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 
 static int send_one(struct host_watch *w, struct fuse_server *s, const struct host_watch_inval *iv)
 {
-	__atomic_fetch_add(&w->invals, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&w->invals, 1);
 	if (iv->entry)
 		return fuse_server_notify_inval_entry(s, iv->nodeid, iv->name, iv->namelen);
 	return fuse_server_notify_inval_inode(s, iv->nodeid, iv->off, 0);
@@ -406,7 +407,7 @@ static int send_one(struct host_watch *w, struct fuse_server *s, const struct ho
 /* Events were lost: every watched node's attributes and data go. */
 static unsigned send_overflow(struct host_watch *w, struct fuse_server *s)
 {
-	__atomic_fetch_add(&w->overflows, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&w->overflows, 1);
 	pthread_mutex_lock(&w->lock);
 	size_t n = w->count;
 	uint64_t *ids = malloc(MAX(n, (size_t)1) * sizeof(*ids));
@@ -530,7 +531,7 @@ int host_watch_start(struct host_watch *w, struct fuse_server *server)
 {
 	if (w->started)
 		return -EBUSY;
-	__atomic_store_n(&w->server, server, __ATOMIC_RELEASE);
+	store_release(&w->server, server);
 	int r = pthread_create(&w->thread, NULL, watch_main, w);
 	if (r)
 		return -r;
@@ -580,11 +581,11 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->tx_watches_failed = w->watches_failed;
 	c->watches_skipped = w->watches_skipped;
 	pthread_mutex_unlock(&w->lock);
-	c->events = __atomic_load_n(&w->events, __ATOMIC_RELAXED);
-	c->events_unknown = __atomic_load_n(&w->events_unknown, __ATOMIC_RELAXED);
-	c->rx_overflows = __atomic_load_n(&w->overflows, __ATOMIC_RELAXED);
-	c->invals = __atomic_load_n(&w->invals, __ATOMIC_RELAXED);
-	c->events_own = __atomic_load_n(&w->events_own, __ATOMIC_RELAXED);
+	c->events = load_relaxed(&w->events);
+	c->events_unknown = load_relaxed(&w->events_unknown);
+	c->rx_overflows = load_relaxed(&w->overflows);
+	c->invals = load_relaxed(&w->invals);
+	c->events_own = load_relaxed(&w->events_own);
 }
 
 #define X(name, doc) COUNTER_DESC(struct host_watch_counters, name, doc)

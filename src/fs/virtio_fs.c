@@ -21,6 +21,7 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
@@ -30,7 +31,7 @@ _Static_assert(sizeof(struct virtio_fs_config) == VIRTIO_FS_TAG_LEN + 4, "virtio
 			  (1ull << VIRTIO_RING_F_INDIRECT_DESC))
 
 #define CTR_ADD(fs, name, n) \
-	__atomic_fetch_add(&(fs)->counters.name, (uint64_t)(n), __ATOMIC_RELAXED)
+	fetch_add_relaxed(&(fs)->counters.name, (uint64_t)(n))
 #define CTR_INC(fs, name) CTR_ADD(fs, name, 1)
 
 struct virtio_fs_worker {
@@ -67,7 +68,7 @@ static int fs_set_features(struct virtio_device *vdev, uint64_t features)
 	if (vdev->active)
 		return -EBUSY;
 	/* Read by notifying threads without the loop's locks. */
-	__atomic_store_n(&fs->notify_negotiated, notify, __ATOMIC_RELAXED);
+	store_relaxed(&fs->notify_negotiated, notify);
 	fs->req_base = notify ? 2 : 1;
 	vdev->num_queues = fs->req_base + fs->request_queues;
 	return 0;
@@ -110,7 +111,7 @@ static void post_interrupt(struct virtio_fs *fs, unsigned q)
 		CTR_INC(fs, tx_interrupts_sent);
 		return;
 	}
-	if (!__atomic_exchange_n(&fs->q[q].irq_pending, true, __ATOMIC_SEQ_CST))
+	if (!exchange_seq_cst(&fs->q[q].irq_pending, true))
 		post_to_loop(fs);
 }
 
@@ -124,7 +125,7 @@ static void post_poisoned(struct virtio_fs *fs, unsigned q)
 	if (!vq_poison_is_new(&fs->vqs[q]))
 		return;
 	CTR_INC(fs, avail_index_invalid);
-	__atomic_store_n(&fq->poisoned_pending, true, __ATOMIC_SEQ_CST);
+	store_seq_cst(&fq->poisoned_pending, true);
 	post_to_loop(fs);
 }
 
@@ -134,9 +135,9 @@ static void deliver_posted(struct virtio_fs *fs)
 	struct virtio_device *dev = &fs->vdev;
 
 	for (unsigned q = 0; q < dev->num_queues; q++) {
-		if (__atomic_exchange_n(&fs->q[q].poisoned_pending, false, __ATOMIC_SEQ_CST))
+		if (exchange_seq_cst(&fs->q[q].poisoned_pending, false))
 			virtio_device_mark_broken(dev, q);
-		if (!__atomic_exchange_n(&fs->q[q].irq_pending, false, __ATOMIC_SEQ_CST))
+		if (!exchange_seq_cst(&fs->q[q].irq_pending, false))
 			continue;
 		if (dev->transport) {
 			dev->transport->ops->signal_used(dev->transport, q);
@@ -224,7 +225,7 @@ static void hiprio_chain(struct virtio_fs *fs, struct vq_chain *c)
 		complete(fs, VIRTIO_FS_HIPRIO_QUEUE, c->head, 0);
 		return;
 	}
-	__atomic_fetch_add(&fs->q[VIRTIO_FS_HIPRIO_QUEUE].requests, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&fs->q[VIRTIO_FS_HIPRIO_QUEUE].requests, 1);
 	/* The opcode is read from a copy; the server reads its own copy, and
 	 * with no writable buffer it runs only requests that have no reply. */
 	if (iov_to_buf(c->iov, c->n_out, 0, &h, sizeof(h)) != sizeof(h))
@@ -262,7 +263,7 @@ static void request_chain(struct virtio_fs *fs, unsigned q, struct vq_chain *c)
 	len = fuse_server_handle(fs->server, c->iov, c->n_out, vq_chain_in(c), c->n_in);
 	CTR_INC(fs, rx_requests);
 	CTR_ADD(fs, rx_request_bytes, c->out_len);
-	__atomic_fetch_add(&fs->q[q].requests, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&fs->q[q].requests, 1);
 	if (len > c->in_len) {
 		/* The server promises otherwise; the used length must not lie. */
 		CTR_INC(fs, tx_reply_oversize);
@@ -339,7 +340,7 @@ int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t
 {
 	struct fuse_out_header oh = { .error = code, .unique = 0 };
 
-	if (!__atomic_load_n(&fs->notify_negotiated, __ATOMIC_RELAXED)) {
+	if (!load_relaxed(&fs->notify_negotiated)) {
 		CTR_INC(fs, tx_notify_dropped_not_negotiated);
 		return -EOPNOTSUPP;
 	}
@@ -367,7 +368,7 @@ static bool notify_tr_can_send(struct fuse_notify_transport *t)
 {
 	struct virtio_fs *fs = container_of(t, struct virtio_fs, notify_tr);
 
-	return __atomic_load_n(&fs->notify_negotiated, __ATOMIC_RELAXED);
+	return load_relaxed(&fs->notify_negotiated);
 }
 
 /* The server's notification transport: its message carries the header. */
@@ -547,7 +548,7 @@ int virtio_fs_check_tag(const char *tag)
 
 void virtio_fs_get_counters(const struct virtio_fs *fs, struct virtio_fs_counters *c)
 {
-#define X(name, doc) c->name = __atomic_load_n(&fs->counters.name, __ATOMIC_RELAXED);
+#define X(name, doc) c->name = load_relaxed(&fs->counters.name);
 	VIRTIO_FS_COUNTERS(X)
 #undef X
 	pause_gate_lock((struct pause_gate *)&fs->gate);
@@ -569,7 +570,7 @@ void virtio_fs_visit_counters(const struct virtio_fs *fs, const struct counter_s
 	counters_visit(&virtio_fs_counter_set, &c, "", sink);
 	for (unsigned q = 0; q < fs->vdev.num_queues; q++) {
 		snprintf(name, sizeof(name), "queue%u_requests", q);
-		counter_emit(sink, "", name, __atomic_load_n(&fs->q[q].requests, __ATOMIC_RELAXED));
+		counter_emit(sink, "", name, load_relaxed(&fs->q[q].requests));
 	}
 	fuse_server_visit_counters(fs->server, sink);
 }

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 #include <linux/fuse.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fuse/fuse_compat.h"
@@ -35,7 +35,7 @@ struct fuse_worker {
 	struct fuse_dev *dev;
 	pthread_t thread;
 	bool started;
-	atomic_bool done;
+	bool done;                   /* load/store_seq_cst: worker -> stopper */
 	int fd;                      /* the session fd or a clone of it */
 	uint8_t *in;                 /* request buffer */
 	size_t in_size;
@@ -57,8 +57,8 @@ struct fuse_dev {
 	int fd;                      /* session descriptor from open("/dev/fuse") */
 	int ended_fd;                /* eventfd: a worker saw the session end */
 	bool mounted;
-	atomic_bool stopping;
-	atomic_bool ended;
+	bool stopping;               /* load/store_seq_cst: read by the workers */
+	bool ended;                  /* load/store_seq_cst: set by a worker */
 	unsigned nworkers;
 	struct fuse_worker workers[FUSE_DEV_MAX_THREADS];
 	struct fuse_notify_transport notify;   /* the server's notifications go to fd */
@@ -73,7 +73,7 @@ static void signal_ended(struct fuse_dev *d)
 {
 	uint64_t one = 1;
 
-	atomic_store(&d->ended, true);
+	store_seq_cst(&d->ended, true);
 	if (write(d->ended_fd, &one, sizeof(one)) < 0)
 		log_debug("fuse: eventfd write: %s", strerror(errno));
 }
@@ -246,7 +246,7 @@ static void *worker_main(void *arg)
 	sigemptyset(&wake);
 	sigaddset(&wake, SIGRTMIN);
 	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
-	while (!atomic_load(&d->stopping)) {
+	while (!load_seq_cst(&d->stopping)) {
 		ssize_t n = read(w->fd, w->in, w->in_size);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
@@ -264,7 +264,7 @@ static void *worker_main(void *arg)
 			break;
 		}
 	}
-	atomic_store(&w->done, true);
+	store_seq_cst(&w->done, true);
 	return NULL;
 }
 
@@ -430,7 +430,7 @@ int fuse_dev_wait(struct fuse_dev *d, const sigset_t *sigs)
 	struct pollfd pfd[2] = { { .fd = d->ended_fd, .events = POLLIN },
 				 { .fd = sfd, .events = POLLIN } };
 	int ret = 0;
-	while (!atomic_load(&d->ended)) {
+	while (!load_seq_cst(&d->ended)) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -460,12 +460,12 @@ static void msleep(long ms)
  * Returns true when every started worker is done. */
 static bool stop_workers(struct fuse_dev *d)
 {
-	atomic_store(&d->stopping, true);
+	store_seq_cst(&d->stopping, true);
 	for (long waited = 0; waited <= STOP_WAIT_MS; waited += STOP_NUDGE_MS) {
 		bool all_done = true;
 		for (unsigned i = 0; i < d->nworkers; i++) {
 			struct fuse_worker *w = &d->workers[i];
-			if (w->started && !atomic_load(&w->done)) {
+			if (w->started && !load_seq_cst(&w->done)) {
 				all_done = false;
 				pthread_kill(w->thread, SIGRTMIN);
 			}
@@ -484,7 +484,7 @@ int fuse_dev_destroy(struct fuse_dev *d)
 	fuse_server_set_notify(d->server, NULL);
 	/* Detach first: new accesses fail at once, and the session ends when
 	 * the last user lets go. */
-	if (d->mounted && !atomic_load(&d->ended) && umount2(d->mountpoint, MNT_DETACH) < 0 &&
+	if (d->mounted && !load_seq_cst(&d->ended) && umount2(d->mountpoint, MNT_DETACH) < 0 &&
 	    errno != EINVAL)
 		log_warn("unmounting %s: %s", d->mountpoint, strerror(errno));
 	bool joined = stop_workers(d);

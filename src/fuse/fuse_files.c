@@ -47,7 +47,7 @@ static ssize_t attach_with_fd(void *arg, int fd)
 
 static bool passthrough_usable(const struct fuse_req *r)
 {
-	return atomic_load_explicit(&r->s->passthrough, memory_order_relaxed) && r->sink &&
+	return load_relaxed(&r->s->passthrough) && r->sink &&
 	       r->sink->backing_open && r->sink->backing_close && BE_OP(r, with_fd);
 }
 
@@ -68,8 +68,7 @@ static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_op
 	ssize_t rc = BE_OP(r, with_fd)(BE(r), oo->fh, attach_with_fd, &a);
 	if (rc) {
 		/* The operator hears of it once; the counter keeps the rest. */
-		if (atomic_fetch_add_explicit(&r->s->ctr.passthrough_failed, 1,
-					      memory_order_relaxed) == 0)
+		if (fetch_add_relaxed(&r->s->ctr.passthrough_failed, 1) == 0)
 			log_warn("fuse: the kernel refused a passthrough file (%s): such files "
 				 "go through the server", strerror((int)-rc));
 		log_debug("fuse: passthrough for node %llu: %s", (unsigned long long)nodeid,

@@ -33,7 +33,7 @@ void fuse_kill_suidgid(struct fuse_req *r, uint64_t nodeid)
 
 bool fuse_killpriv(const struct fuse_req *r)
 {
-	return atomic_load_explicit(&r->s->killpriv, memory_order_relaxed);
+	return load_relaxed(&r->s->killpriv);
 }
 
 int fuse_op_lookup(struct fuse_req *r)

@@ -10,13 +10,13 @@
 
 void fuse_server_set_notify(struct fuse_server *s, struct fuse_notify_transport *t)
 {
-	atomic_store_explicit(&s->notify, t, memory_order_release);
+	store_release(&s->notify, t);
 }
 
 bool fuse_server_notify_possible(struct fuse_server *s)
 {
-	struct fuse_notify_transport *t = atomic_load_explicit(&s->notify, memory_order_acquire);
-	bool init = atomic_load_explicit(&s->initialized, memory_order_acquire);
+	struct fuse_notify_transport *t = load_acquire(&s->notify);
+	bool init = load_acquire(&s->initialized);
 
 	if (!t || (t->can_send && !t->can_send(t)))
 		return false;
@@ -27,7 +27,7 @@ bool fuse_server_notify_possible(struct fuse_server *s)
  * negotiated the notification and a transport is set; count the outcome. */
 static int notify_send(struct fuse_server *s, int code, void *msg, size_t len)
 {
-	struct fuse_notify_transport *t = atomic_load_explicit(&s->notify, memory_order_acquire);
+	struct fuse_notify_transport *t = load_acquire(&s->notify);
 	struct fuse_out_header *oh = msg;
 	int rc;
 

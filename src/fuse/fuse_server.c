@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
@@ -291,11 +290,11 @@ static size_t handle_one(struct fuse_server *s, const struct iovec *in, unsigned
 		CTR_INC(s, requests_unknown);
 		rc = -ENOSYS;
 	} else if (r.hdr.opcode != FUSE_INIT &&
-		   !atomic_load_explicit(&s->initialized, memory_order_acquire)) {
+		   !load_acquire(&s->initialized)) {
 		CTR_INC(s, requests_before_init);
 		rc = -EIO;
 	} else {
-		atomic_fetch_add_explicit(&s->ctr.by_op[r.hdr.opcode], 1, memory_order_relaxed);
+		fetch_add_relaxed(&s->ctr.by_op[r.hdr.opcode], 1);
 		rc = backend_has_op(s->be, op) ? run_op_locked(&r, op) : -ENOSYS;
 	}
 	if (!replies) {
@@ -372,7 +371,7 @@ struct fuse_server *fuse_server_new(struct fs_backend *be, const struct fuse_ser
 	if (!s->opts.max_readahead)
 		s->opts.max_readahead = DEFAULT_MAX_WRITE;
 	apply_cache_policy(s);
-	atomic_init(&s->initialized, false);
+	s->initialized = false;	/* not yet shared with any thread */
 	s->backing = fuse_backing_new();
 	if (!s->backing || pthread_rwlock_init(&s->lifecycle, NULL)) {
 		fuse_backing_free(s->backing);
@@ -395,16 +394,16 @@ uint32_t fuse_server_max_write(const struct fuse_server *s)
 {
 	struct fuse_server *m = (struct fuse_server *)s;
 
-	return atomic_load_explicit(&m->initialized, memory_order_acquire)
-		       ? atomic_load_explicit(&m->max_write, memory_order_relaxed) : 0;
+	return load_acquire(&m->initialized)
+		       ? load_relaxed(&m->max_write) : 0;
 }
 
 uint32_t fuse_server_proto_minor(const struct fuse_server *s)
 {
 	struct fuse_server *m = (struct fuse_server *)s;
 
-	return atomic_load_explicit(&m->initialized, memory_order_acquire)
-		       ? atomic_load_explicit(&m->proto_minor, memory_order_relaxed) : 0;
+	return load_acquire(&m->initialized)
+		       ? load_relaxed(&m->proto_minor) : 0;
 }
 
 size_t fuse_server_max_reply(const struct fuse_server *s)
@@ -416,7 +415,7 @@ void fuse_server_get_counters(const struct fuse_server *s, struct fuse_server_co
 {
 	struct fuse_server *m = (struct fuse_server *)s;
 
-#define X(f, doc) c->f = atomic_load_explicit(&m->ctr.f, memory_order_relaxed);
+#define X(f, doc) c->f = load_relaxed(&m->ctr.f);
 	FUSE_SERVER_COUNTERS(X)
 #undef X
 }
@@ -431,11 +430,11 @@ void fuse_server_visit_counters(const struct fuse_server *s, const struct counte
 	struct fuse_server_counters c;
 	char name[48];
 
-	/* A copy first: the live counters are _Atomic, the visitor reads uint64_t. */
+	/* A copy first: the live counters are read one relaxed load at a time. */
 	fuse_server_get_counters(s, &c);
 	counters_visit(&fuse_server_counter_set, &c, "fuse_", sink);
 	for (unsigned op = 0; op < ARRAY_SIZE(fuse_ops); op++) {
-		uint64_t n = atomic_load_explicit(&m->ctr.by_op[op], memory_order_relaxed);
+		uint64_t n = load_relaxed(&m->ctr.by_op[op]);
 		if (!n)
 			continue;
 		/* "FUSE_LOOKUP" is counted as "requests_LOOKUP" */

@@ -12,12 +12,12 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
 #include <linux/fuse.h>
 #include <linux/limits.h>
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
@@ -58,28 +58,29 @@ struct fuse_server {
 	/* Written only by INIT and DESTROY (under @lifecycle); published by the
 	 * release store of @initialized (paired with the acquire load in
 	 * fuse_server_handle). */
-	atomic_bool initialized;
-	/* Atomic too: a hostile client may send INIT beside other requests. */
-	atomic_uint proto_minor;
-	atomic_uint max_write;
+	bool initialized;
+	/* Relaxed atomics too (core/atomics.h): a hostile client may send INIT beside other requests. */
+	unsigned int proto_minor;
+	unsigned int max_write;
 	/* FUSE_PASSTHROUGH negotiated: OPEN and CREATE hand the kernel the
 	 * file's descriptor (backing ids in @backing). */
-	atomic_bool passthrough;
+	bool passthrough;
 	struct fuse_backing_table *backing;
 	/* FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are ours to clear. */
-	atomic_bool killpriv;
+	bool killpriv;
 
+	/* Counters: only fetch_add_relaxed / load_relaxed touch them. */
 	struct {
-#define FUSE_CTR_FIELD(name, doc) atomic_uint_least64_t name;
+#define FUSE_CTR_FIELD(name, doc) uint64_t name;
 		FUSE_SERVER_COUNTERS(FUSE_CTR_FIELD)
 #undef FUSE_CTR_FIELD
 		/* Requests per known opcode, for the operator's view of a workload. */
-		atomic_uint_least64_t by_op[FUSE_SYNCFS + 1];
+		uint64_t by_op[FUSE_SYNCFS + 1];
 	} ctr;
 
 	/* Where notifications go; set by the transport, read by the notifying
-	 * thread. */
-	_Atomic(struct fuse_notify_transport *) notify;
+	 * thread (store_release / load_acquire). */
+	struct fuse_notify_transport *notify;
 };
 
 /* Nonzero while this thread answers a request: notifications from here
@@ -119,8 +120,8 @@ struct fuse_op {
 	size_t be_op;                    /* 1 + offset in fs_backend_ops of the op it needs, or 0 */
 };
 
-#define CTR_INC(s, field) atomic_fetch_add_explicit(&(s)->ctr.field, 1, memory_order_relaxed)
-#define CTR_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->ctr.field, (n), memory_order_relaxed)
+#define CTR_INC(s, field) fetch_add_relaxed(&(s)->ctr.field, 1)
+#define CTR_ADD(s, field, n) fetch_add_relaxed(&(s)->ctr.field, (n))
 
 /* Copy the fixed argument struct of the request into @dst. The dispatcher
  * has checked that at least sizeof(*dst) bytes were copied. */

@@ -63,7 +63,7 @@ int fuse_op_init(struct fuse_req *r)
 	}
 	if (in.major < FUSE_KERNEL_VERSION || in.minor < FUSE_SERVER_MIN_MINOR)
 		return -EPROTO;
-	if (atomic_load_explicit(&s->initialized, memory_order_relaxed)) {
+	if (load_relaxed(&s->initialized)) {
 		BE(r)->ops->reset(BE(r));
 		fuse_backing_clear(s->backing);
 	}
@@ -83,10 +83,8 @@ int fuse_op_init(struct fuse_req *r)
 	}
 	if (flags & FUSE_PASSTHROUGH)
 		FUSE_INIT_OUT_MAX_STACK_DEPTH(&out) = 1;   /* backing files on plain filesystems */
-	atomic_store_explicit(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0,
-			      memory_order_relaxed);
-	atomic_store_explicit(&s->killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2) != 0,
-			      memory_order_relaxed);
+	store_relaxed(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0);
+	store_relaxed(&s->killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
 	out.max_readahead = MIN(in.max_readahead, s->opts.max_readahead);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
@@ -97,9 +95,9 @@ int fuse_op_init(struct fuse_req *r)
 	else
 		out.max_write = MIN(out.max_write, 32 * PAGE_SZ);  /* the kernel's default pages */
 
-	atomic_store_explicit(&s->proto_minor, out.minor, memory_order_relaxed);
-	atomic_store_explicit(&s->max_write, out.max_write, memory_order_relaxed);
-	atomic_store_explicit(&s->initialized, true, memory_order_release);
+	store_relaxed(&s->proto_minor, out.minor);
+	store_relaxed(&s->max_write, out.max_write);
+	store_release(&s->initialized, true);
 	fuse_reply_data(r, &out, sizeof(out));
 	return 0;
 }
@@ -108,7 +106,7 @@ int fuse_op_destroy(struct fuse_req *r)
 {
 	BE(r)->ops->reset(BE(r));
 	fuse_backing_clear(r->s->backing);
-	atomic_store_explicit(&r->s->initialized, false, memory_order_release);
+	store_release(&r->s->initialized, false);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
@@ -622,7 +623,7 @@ void net_random_mac(uint8_t mac[6])
 		clock_gettime(CLOCK_REALTIME, &ts);
 		uint64_t x = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) *
 			     0x9e3779b97f4a7c15ull;
-		x ^= (uint64_t)getpid() << 24 ^ __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+		x ^= (uint64_t)getpid() << 24 ^ add_fetch_relaxed(&calls, 1);
 		memcpy(v, &x, sizeof(v));
 	}
 	v[0] = (uint8_t)((v[0] & ~1u) | 2u);    /* unicast (bit 0), locally administered (bit 1) */

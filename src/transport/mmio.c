@@ -17,6 +17,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
@@ -38,7 +39,7 @@ struct virtio_mmio_call {
 	bool done;
 };
 
-#define COUNT(t, name) __atomic_fetch_add(&(t)->counters.name, 1, __ATOMIC_RELAXED)
+#define COUNT(t, name) fetch_add_relaxed(&(t)->counters.name, 1)
 
 static struct virtio_mmio *to_mmio(struct virtio_transport *tr)
 {
@@ -53,7 +54,7 @@ static void raise_irq(struct virtio_mmio *t, uint32_t cause)
 
 	/* Set the cause first: the guest's handler reads InterruptStatus after
 	 * the interrupt, and the RMW orders it before the irqfd write. */
-	__atomic_fetch_or(&t->interrupt_status, cause, __ATOMIC_SEQ_CST);
+	fetch_or_seq_cst(&t->interrupt_status, cause);
 	if (write(t->irq_fd, &one, sizeof(one)) < 0)
 		COUNT(t, tx_interrupts_failed);
 }
@@ -74,8 +75,8 @@ static void mmio_signal_config(struct virtio_transport *tr)
 	 * dev->needs_reset first, on the loop thread); mirror both into
 	 * atomics the vCPU threads read. */
 	if (t->dev->needs_reset)
-		__atomic_store_n(&t->needs_reset, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&t->config_generation, 1, __ATOMIC_SEQ_CST);
+		store_seq_cst(&t->needs_reset, 1);
+	fetch_add_seq_cst(&t->config_generation, 1);
 	COUNT(t, tx_config_interrupts);
 	raise_irq(t, VIRTIO_MMIO_INT_CONFIG);
 }
@@ -94,8 +95,8 @@ static void reset_transport_state(struct virtio_mmio *t)
 	t->driver_features = 0;
 	t->queue_sel = 0;
 	memset(t->queues, 0, t->dev->num_queues * sizeof(t->queues[0]));
-	__atomic_store_n(&t->needs_reset, 0, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+	store_seq_cst(&t->needs_reset, 0);
+	store_seq_cst(&t->interrupt_status, 0);
 }
 
 static void device_reset(struct virtio_mmio *t)
@@ -273,7 +274,7 @@ static struct virtio_mmio_queue *selected_queue(struct virtio_mmio *t)
 
 static uint32_t status_read(struct virtio_mmio *t)
 {
-	bool nr = __atomic_load_n(&t->needs_reset, __ATOMIC_SEQ_CST);
+	bool nr = load_seq_cst(&t->needs_reset);
 
 	return t->status | (nr ? VIRTIO_CONFIG_S_NEEDS_RESET : 0);
 }
@@ -295,11 +296,11 @@ static uint32_t reg_read(struct virtio_mmio *t, uint32_t off)
 	case VIRTIO_MMIO_QUEUE_READY:
 		return mq ? mq->ready : 0;
 	case VIRTIO_MMIO_INTERRUPT_STATUS:
-		return __atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST);
+		return load_seq_cst(&t->interrupt_status);
 	case VIRTIO_MMIO_STATUS:
 		return status_read(t);
 	case VIRTIO_MMIO_CONFIG_GENERATION:
-		return __atomic_load_n(&t->config_generation, __ATOMIC_SEQ_CST);
+		return load_seq_cst(&t->config_generation);
 	case VIRTIO_MMIO_SHM_LEN_LOW: case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW: case VIRTIO_MMIO_SHM_BASE_HIGH:
 		return MMIO_NO_SHM;
@@ -385,7 +386,7 @@ static void reg_write(struct virtio_mmio *t, uint32_t off, uint32_t value)
 		return;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:        notify_exit(t, value); return;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
-		__atomic_fetch_and(&t->interrupt_status, ~value, __ATOMIC_SEQ_CST);
+		fetch_and_seq_cst(&t->interrupt_status, ~value);
 		return;
 	case VIRTIO_MMIO_STATUS:
 		call_loop(t, &c);

@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
@@ -835,11 +836,11 @@ static void vu_call_fd(struct vhost_user_server *s, struct vhost_user_vring *vr)
 		n = write(vr->call_fd, &one, sizeof(one));
 	/* Atomic: device workers come here too (vu_signal_used_direct). */
 	if (n == sizeof(one))
-		__atomic_fetch_add(&s->counters.tx_calls, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&s->counters.tx_calls, 1);
 	else if (n < 0 && errno == EAGAIN)   /* the driver has one unread */
-		__atomic_fetch_add(&s->counters.tx_calls_coalesced, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&s->counters.tx_calls_coalesced, 1);
 	else
-		__atomic_fetch_add(&s->counters.tx_calls_dropped, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&s->counters.tx_calls_dropped, 1);
 }
 
 static void vu_signal_used(struct virtio_transport *t, unsigned q)

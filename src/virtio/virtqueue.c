@@ -8,13 +8,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
 /* Guest-shared fields are read and written exactly once per use: the guest
  * may change them at any time, so a value is copied, checked, then used. */
-#define GUEST_LOAD(p)       __atomic_load_n((p), __ATOMIC_RELAXED)
-#define GUEST_STORE(p, v)   __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define GUEST_LOAD(p)       load_relaxed(p)
+#define GUEST_STORE(p, v)   store_relaxed(p, v)
 
 void vq_reset(struct virtqueue *vq)
 {
@@ -102,7 +103,7 @@ void vq_stop(struct virtqueue *vq)
  * as the index (pairs with the driver's virtio_wmb before its idx store). */
 static uint16_t load_avail_idx(struct virtqueue *vq)
 {
-	return __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
+	return load_acquire(&vq->avail->idx);
 }
 
 static enum vq_pop_result poison(struct virtqueue *vq, enum vq_poison_reason why)
@@ -358,12 +359,12 @@ bool vq_publish(struct virtqueue *vq)
 		return false;
 	/* Release: the used elements are visible before the index (pairs with
 	 * the driver's virtio_rmb after reading used->idx). */
-	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	store_release(&vq->used->idx, vq->used_idx);
 	vq->published_idx = vq->used_idx;
 	/* Full barrier: the index store is ordered before we read the guest's
 	 * interrupt-suppression state (pairs with the virtio_mb in the driver's
 	 * virtqueue_enable_cb), or both sides could miss each other. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	fence_seq_cst();
 	if (!vq->event_idx)
 		return !(GUEST_LOAD(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 	uint16_t old = vq->signalled_idx;
@@ -396,7 +397,7 @@ bool vq_enable_notify(struct virtqueue *vq)
 	/* Full barrier: the store above is visible before we look at avail->idx
 	 * again (pairs with the driver's virtio_mb between publishing avail->idx
 	 * and reading avail_event/flags); a chain slipped in meanwhile is seen. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	fence_seq_cst();
 	return load_avail_idx(vq) != vq->last_avail_idx;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "vmm/layout.h"
 
@@ -88,7 +89,7 @@ static void boot_marker_access(struct io_handler *h, uint64_t offset, void *data
 	if (len == 1 && *(uint8_t *)data == LAYOUT_BOOT_MARKER_VALUE)
 		vm_timing_mark(&l->vm->timing.userspace);
 	else
-		__atomic_fetch_add(&l->boot_marker_ignored, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&l->boot_marker_ignored, 1);
 }
 
 static uint8_t bcd(int v)

@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/log.h"
 
 int run_state_init(struct run_state *rs)
@@ -31,8 +32,7 @@ void run_state_request_stop(struct run_state *rs, int status, const char *fmt, .
 	uint64_t one = 1;
 	va_list ap;
 
-	if (!__atomic_compare_exchange_n(&rs->stopping, &expected, 1, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
+	if (!cas_acq_rel(&rs->stopping, &expected, 1))
 		return;
 	rs->exit_status = status;
 	va_start(ap, fmt);
@@ -46,10 +46,10 @@ void run_state_request_stop(struct run_state *rs, int status, const char *fmt, .
 
 bool run_state_stop_requested(const struct run_state *rs)
 {
-	return __atomic_load_n(&rs->stopping, __ATOMIC_ACQUIRE) != 0;
+	return load_acquire(&rs->stopping) != 0;
 }
 
 void run_state_stop(struct run_state *rs)
 {
-	__atomic_store_n(&rs->stopping, 1, __ATOMIC_RELEASE);
+	store_release(&rs->stopping, 1);
 }

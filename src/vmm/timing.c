@@ -3,15 +3,15 @@
 
 #include <stdbool.h>
 
+#include "core/atomics.h"
 #include "core/clock.h"
 
 void vm_timing_mark(uint64_t *slot)
 {
 	uint64_t zero = 0;
 
-	if (__atomic_load_n(slot, __ATOMIC_RELAXED))
+	if (load_relaxed(slot))
 		return;
 	/* Only the first event counts; later ones lose the exchange. */
-	__atomic_compare_exchange_n(slot, &zero, clock_now_ns(), false, __ATOMIC_RELAXED,
-				    __ATOMIC_RELAXED);
+	cas_relaxed(slot, &zero, clock_now_ns());
 }

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 
@@ -144,7 +145,7 @@ void vcpu_kick(struct vcpu *v)
 		return;
 	/* immediate_exit covers a thread about to enter KVM_RUN; the signal
 	 * covers one inside it. */
-	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	store_seq_cst(&v->run->immediate_exit, 1);
 	pthread_kill(v->thread, kick_signal());
 }
 

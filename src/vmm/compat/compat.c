@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "core/atomics.h"
 #include "vmm/vm_counters.h"
 
 int compat_init(struct compat *c, bool enabled, int vm_fd, struct exit_table *t)
@@ -21,7 +22,7 @@ int compat_init(struct compat *c, bool enabled, int vm_fd, struct exit_table *t)
 
 static uint64_t load(const uint64_t *counter)
 {
-	return __atomic_load_n(counter, __ATOMIC_RELAXED);
+	return load_relaxed(counter);
 }
 
 void compat_dump_counters(const struct compat *c, FILE *out)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "vmm/exit_events.h"
 #include "vmm/vcpu.h"
@@ -40,12 +41,12 @@ static enum exit_action on_internal_error(struct exit_handler *h, struct vcpu *v
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		return EXIT_PASS;
 	if (insn[0] == X86_FWAIT) {
-		__atomic_fetch_add(&s->fwait, 1, __ATOMIC_RELAXED);
+		fetch_add_relaxed(&s->fwait, 1);
 		return EXIT_RESUME;
 	}
 	if (!inject_bp(v))
 		return EXIT_PASS;
-	__atomic_fetch_add(&s->int3, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&s->int3, 1);
 	return EXIT_RESUME;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "vmm/guest_virt.h"
@@ -191,7 +192,7 @@ static bool relay_syscall(struct user_relay *ur, struct vcpu *v, struct kvm_regs
 	regs->rip = f.rip;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, regs) < 0)
 		return false;
-	__atomic_fetch_add(&ur->syscalls, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&ur->syscalls, 1);
 	return true;
 }
 
@@ -226,7 +227,7 @@ static bool relay_int(struct user_relay *ur, struct vcpu *v, struct kvm_regs *re
 	regs->rip = g.offset;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, regs) < 0)
 		return false;
-	__atomic_fetch_add(&ur->ints, 1, __ATOMIC_RELAXED);
+	fetch_add_relaxed(&ur->ints, 1);
 	return true;
 }
 
@@ -249,7 +250,7 @@ static enum exit_action on_debug(struct exit_handler *h, struct vcpu *v)
 		/* KVM here ignores RFLAGS.RF: step over the breakpoint instead. */
 		uv->stepping = !relayed;
 		if (!relayed)
-			__atomic_fetch_add(&ur->passes, 1, __ATOMIC_RELAXED);
+			fetch_add_relaxed(&ur->passes, 1);
 	}
 	int r = apply_debug(v, uv);
 	if (r < 0) {
