@@ -241,12 +241,13 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	uint16_t avail_idx = load_avail_idx(vq);
 	/* Spec 2.7.6: the driver never has more than size chains outstanding,
 	 * available or taken and not yet used (each holds a descriptor of the
-	 * table), so avail->idx is at most size ahead of what the device has
-	 * used, and never behind what it has taken (a held chain counts as
+	 * table), so avail->idx is at most size ahead of the used index it can
+	 * have seen (the published one: it frees descriptors only from there),
+	 * and never behind what the device has taken (a held chain counts as
 	 * not taken). A device that keeps chains a while (a backend's
-	 * zero-copy send) so never has more than size of them, whatever heads
-	 * it is fed. */
-	if ((uint16_t)(avail_idx - vq->used_idx) > vq->size ||
+	 * zero-copy send) so never has more than size of them, and never more
+	 * than size used entries unpublished, whatever heads it is fed. */
+	if ((uint16_t)(avail_idx - vq->published_idx) > vq->size ||
 	    (uint16_t)(avail_idx - vq_base(vq)) > vq->size)
 		return poison(vq, VQ_POISON_AVAIL_IDX);
 	if (vq->held) {

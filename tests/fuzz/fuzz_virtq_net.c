@@ -763,8 +763,9 @@ static void op_raw_pop(void)
 	bool was_poisoned = raw_vq.faults.poisoned != VQ_POISON_NONE;
 	uint16_t last = raw_vq.last_avail_idx;
 	uint16_t pending = (uint16_t)(avail_idx_of(d) - last);
-	/* Taken and not yet used counts as outstanding too. */
-	uint16_t outstanding = (uint16_t)(avail_idx_of(d) - raw_vq.used_idx);
+	/* Taken and not yet used counts as outstanding too, and so does used
+	 * but not yet published: the driver frees only what it has seen. */
+	uint16_t outstanding = (uint16_t)(avail_idx_of(d) - raw_vq.published_idx);
 	enum vq_pop_result r = vq_pop(&raw_vq, &raw_chain);
 
 	raw_popped = false;
