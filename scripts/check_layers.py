@@ -25,10 +25,12 @@ import sys
 # DESIGN.md's layout (core < virtio < transport; core < virtio < net, fs;
 # fuse < fs: the FUSE protocol and its backend interface under the virtio-fs
 # device and the backends; net, fs, transport < vmm < api < cli), with the
-# two directories the design does not name placed where the code puts them:
+# three directories the design does not name placed where the code puts them:
 # http is a protocol helper on core alone (api and mmds parse requests with
-# it), and mmds sits on net (it intercepts net's frames) and http, below
-# api, which configures it.
+# it), mmds sits on net (it intercepts net's frames) and http, below api,
+# which configures it, and machine, the assembly layer, puts the devices,
+# backends and the VM together from a configuration, under the API (which
+# will configure a machine before it starts) and the command line.
 RANKS = {
 	"core": 0,
 	"virtio": 1,
@@ -39,8 +41,9 @@ RANKS = {
 	"fs": 2,
 	"mmds": 3,
 	"vmm": 3,
-	"api": 4,
-	"cli": 5,
+	"machine": 4,
+	"api": 5,
+	"cli": 6,
 }
 
 # Edges tolerated for now, module to module ("dir/base"), each with why.

@@ -17,14 +17,12 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "cli/fs_watch_args.h"
+#include "cli/fs_options.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "fuse/fuse_compat.h"
 #include "fuse/fuse_dev.h"
-#include "fuse/fuse_server.h"
-#include "fs/host_watch.h"
-#include "fs/passthrough.h"
+#include "machine/fs_share.h"
 
 static const char fuse_mount_usage[] =
 	"usage: kvmini fuse-mount DIR MOUNTPOINT [options]\n"
@@ -64,85 +62,38 @@ static const char fuse_mount_usage[] =
 	"  -h, --help            this text\n";
 
 struct fuse_mount_args {
-	const char *dir;
 	const char *mountpoint;
-	unsigned threads;
 	bool counters;
-	struct cli_fs_watch_args watch;  /* --no-notify, --max-watches */
-	struct fuse_server_opts server;
-	struct passthrough_opts pt;
+	struct cli_fs_args fs;       /* the share (its dir is DIR) and --threads */
 };
-
-/* One option with a value; returns 0 or -EINVAL with the reason logged. */
-static int parse_value_opt(int c, const char *name, const char *val,
-			   struct fuse_mount_args *a)
-{
-	unsigned long v;
-
-	switch (c) {
-	case 't':
-		if (cli_parse_uint(val, 1, FUSE_DEV_MAX_THREADS, &v))
-			break;
-		a->threads = (unsigned)v;
-		return 0;
-	case 'c':
-		if (fuse_cache_policy_parse(val, &a->server.cache))
-			break;
-		return 0;
-	case 's':
-		if (cli_parse_owner(val, &a->pt.squash_uid, &a->pt.squash_gid))
-			break;
-		a->pt.squash = true;
-		return 0;
-	case 'f':
-		if (cli_parse_uint(val, 16, 1u << 30, &v))
-			break;
-		a->pt.max_fds = (unsigned)v;
-		return 0;
-	case 'w':
-		if (cli_parse_uint(val, 4096, 1u << 20, &v))
-			break;
-		a->server.max_write = (uint32_t)v;
-		return 0;
-	}
-	log_err("--%s: invalid value \"%s\" (see kvmini fuse-mount --help)", name, val);
-	return -EINVAL;
-}
 
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 {
-	static const struct option opts[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "cache", required_argument, NULL, 'c' },
-		{ "squash-owner", required_argument, NULL, 's' },
-		{ "max-fds", required_argument, NULL, 'f' },
-		{ "max-write", required_argument, NULL, 'w' },
-		{ "xattr-all", no_argument, NULL, 'x' },
-		CLI_FS_WATCH_LONG_OPTIONS,
-		{ "no-passthrough", no_argument, NULL, 'P' },
+	static const struct option own[] = {
 		{ "counters", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
 	};
-	int c, idx = 0;
+	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
+	int c;
 
-	*a = (struct fuse_mount_args){ .threads = 2,
-				       .server = { .cache = FUSE_CACHE_AUTO,
-						   .extra_init_flags = FUSE_PASSTHROUGH } };
+	memcpy(opts, own, sizeof(own));
+	cli_fs_long_options(opts + ARRAY_SIZE(own), CLI_FS_FUSE);
+	*a = (struct fuse_mount_args){ 0 };
+	cli_fs_args_init(&a->fs);
+	/* The kernel reads and writes the backing files itself where it can. */
+	a->fs.share.server.extra_init_flags = FUSE_PASSTHROUGH;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vqh", opts, &idx)) != -1) {
-		int w = cli_fs_watch_take(&a->watch, c, optarg);
-		if (w < 0)
+	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+		int shared = cli_fs_take(&a->fs, c, optarg);
+		if (shared < 0)
 			return -EINVAL;
-		if (w == 0)
+		if (shared == 0)
 			continue;
 		switch (c) {
-		case 'x': a->pt.xattr_all = true; break;
-		case 'P': a->server.extra_init_flags &= ~FUSE_PASSTHROUGH; break;
 		case 'C': a->counters = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
@@ -150,21 +101,18 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 		case ':':
 			log_err("option %s needs a value", argv[optind - 1]);
 			return -EINVAL;
-		case '?':
+		default:
 			log_err("unknown option \"%s\" (see kvmini fuse-mount --help)", argv[optind - 1]);
 			return -EINVAL;
-		default:
-			if (parse_value_opt(c, opts[idx].name, optarg, a))
-				return -EINVAL;
 		}
 	}
 	if (argc - optind != 2) {
 		log_err("expected DIR and MOUNTPOINT (see kvmini fuse-mount --help)");
 		return -EINVAL;
 	}
-	a->dir = argv[optind];
+	a->fs.share.dir = argv[optind];
 	a->mountpoint = argv[optind + 1];
-	return 0;
+	return cli_fs_check(&a->fs);
 }
 
 static int check_dir(const char *what, const char *path)
@@ -197,9 +145,10 @@ static void prepare_process(void)
 }
 
 /* Mount, serve until unmounted or signalled, tear down. */
-static int serve(struct fuse_mount_args *a, struct fuse_server *server, struct host_watch *watch)
+static int serve(struct fuse_mount_args *a, struct fs_share *share)
 {
-	struct fuse_dev_opts dopts = { .source = a->dir, .threads = a->threads };
+	const char *dir = a->fs.share.dir;
+	struct fuse_dev_opts dopts = { .source = dir, .threads = a->fs.threads };
 	struct fuse_dev *dev;
 	sigset_t stop;
 
@@ -208,15 +157,15 @@ static int serve(struct fuse_mount_args *a, struct fuse_server *server, struct h
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	if (fuse_dev_mount(&dev, server, a->mountpoint, &dopts))
+	if (fuse_dev_mount(&dev, share->server, a->mountpoint, &dopts))
 		return EXIT_RUNTIME;
 	int rc = fuse_dev_start(dev);
 	/* After the mount and with the stop signals blocked: the thread
 	 * inherits the mask, and its writes go to the session descriptor. */
-	if (!rc && watch && host_watch_start(watch, server))
-		log_warn("not watching %s for host changes", a->dir);
+	if (!rc)
+		fs_share_start_watch(share, dir);
 	if (!rc) {
-		log_info("serving %s at %s (%u threads)", a->dir, a->mountpoint, a->threads);
+		log_info("serving %s at %s (%u threads)", dir, a->mountpoint, a->fs.threads);
 		rc = fuse_dev_wait(dev, &stop);
 		if (rc > 0)
 			log_info("%s: unmounting %s", strsignal(rc), a->mountpoint);
@@ -224,7 +173,7 @@ static int serve(struct fuse_mount_args *a, struct fuse_server *server, struct h
 			log_info("%s was unmounted", a->mountpoint);
 	}
 	/* Before the transport goes: the watcher writes on its descriptor. */
-	host_watch_stop(watch);
+	fs_share_stop_watch(share);
 	if (fuse_dev_destroy(dev)) {
 		/* A worker is stuck in a request: leave without freeing what it uses. */
 		fflush(NULL);
@@ -236,37 +185,24 @@ static int serve(struct fuse_mount_args *a, struct fuse_server *server, struct h
 int cmd_fuse_mount(int argc, char **argv)
 {
 	struct fuse_mount_args a;
-	int err, rc = parse_args(argc, argv, &a);
+	struct fs_share share;
+	char what[4200];
+	int rc = parse_args(argc, argv, &a);
 
 	if (rc)
 		return rc > 0 ? 0 : EXIT_USAGE;
-	if (check_dir("shared directory", a.dir) || check_dir("mount point", a.mountpoint))
+	if (check_dir("mount point", a.mountpoint))
 		return EXIT_RUNTIME;
 	prepare_process();
-	a.pt.root = a.dir;
-	struct host_watch *watch = cli_fs_watch_open(&a.watch, a.dir, a.server.cache);
-	a.pt.watch = watch;
-	struct fs_backend *be = passthrough_new(&a.pt, &err);
-	if (!be) {
-		host_watch_free(watch);
-		log_err("sharing %s: %s%s", a.dir, strerror(-err),
-			err == -ENOSYS ? " (openat2 needs Linux 5.6 or later)" : "");
+	snprintf(what, sizeof(what), "shared directory %s", a.fs.share.dir);
+	if (fs_share_open(&share, &a.fs.share, what))
 		return EXIT_RUNTIME;
-	}
-	struct fuse_server *server = fuse_server_new(be, &a.server);
-	if (!server) {
-		fs_backend_destroy(be);
-		host_watch_free(watch);
-		return EXIT_RUNTIME;
-	}
-	rc = serve(&a, server, watch);
+	rc = serve(&a, &share);
 	if (a.counters) {
-		fuse_server_dump_counters(server, stderr);
-		if (watch)
-			host_watch_dump_counters(watch, stderr);
+		fuse_server_dump_counters(share.server, stderr);
+		if (share.watch)
+			host_watch_dump_counters(share.watch, stderr);
 	}
-	fuse_server_free(server);
-	fs_backend_destroy(be);
-	host_watch_free(watch);
+	fs_share_close(&share);
 	return rc;
 }

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "mmds/intercept.h"
 
 /* Largest --mmds-data file read: far above any store limit. */
 #define MMDS_DATA_MAX (16u << 20)
@@ -121,17 +120,5 @@ int cli_mmds_new_store(const struct cli_mmds_args *a, struct mmds **out)
 		return -EINVAL;
 	}
 	*out = m;
-	return 0;
-}
-
-int cli_mmds_intercept(struct event_loop *loop, struct mmds *m, struct net_backend **be)
-{
-	char err[256] = "";
-
-	*be = mmds_intercept_create(loop, *be, m, err, sizeof(err));
-	if (!*be) {
-		log_err("--mmds: %s", err);
-		return -EINVAL;
-	}
 	return 0;
 }

@@ -12,9 +12,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 
-#include "core/event_loop.h"
 #include "mmds/mmds.h"
-#include "net/backend.h"
 
 /* getopt_long codes of the options (outside the letters' range). */
 enum { CLI_OPT_MMDS = 0x4d00, CLI_OPT_MMDS_VERSION, CLI_OPT_MMDS_DATA };
@@ -48,8 +46,5 @@ int cli_mmds_check(const struct cli_mmds_args *a);
 /* The store when enabled (filled from --mmds-data), else NULL, in *@out;
  * 0, or -errno with a message logged. */
 int cli_mmds_new_store(const struct cli_mmds_args *a, struct mmds **out);
-/* Put the interceptor for @m around *@be, which then names the wrapper;
- * 0, or -EINVAL (logged) with *@be destroyed and NULL. */
-int cli_mmds_intercept(struct event_loop *loop, struct mmds *m, struct net_backend **be);
 
 #endif

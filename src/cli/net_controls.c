@@ -28,7 +28,7 @@ int cli_net_controls_add(struct cli_net_controls *c, const char *backend)
 }
 
 /* The interface a per-interface option applies to: the last one. */
-static struct cli_net_iface *last_iface(struct cli_net_controls *c, const char *opt)
+static struct net_iface_config *last_iface(struct cli_net_controls *c, const char *opt)
 {
 	if (c->n_ifaces)
 		return &c->ifaces[c->n_ifaces - 1];
@@ -40,7 +40,7 @@ static struct cli_net_iface *last_iface(struct cli_net_controls *c, const char *
 static int take_limit(struct cli_net_controls *c, int opt, const char *text)
 {
 	const char *name = opt == CLI_OPT_TX_RATE_LIMIT ? "--tx-rate-limit" : "--rx-rate-limit";
-	struct cli_net_iface *ifc = last_iface(c, name);
+	struct net_iface_config *ifc = last_iface(c, name);
 	char err[160];
 
 	if (!ifc)
@@ -54,13 +54,13 @@ static int take_limit(struct cli_net_controls *c, int opt, const char *text)
 
 static bool id_ok(const char *id)
 {
-	return *id && !strchr(id, '/') && strlen(id) <= CLI_IFACE_ID_MAX;
+	return *id && !strchr(id, '/') && strlen(id) <= NET_IFACE_ID_MAX;
 }
 
 static int take_id(struct cli_net_controls *c, const char *opt, const char *id)
 {
 	if (!id_ok(id)) {
-		log_err("%s: \"%s\" must be 1 to %u characters, no '/'", opt, id, CLI_IFACE_ID_MAX);
+		log_err("%s: \"%s\" must be 1 to %u characters, no '/'", opt, id, NET_IFACE_ID_MAX);
 		return -EINVAL;
 	}
 	if (!strcmp(opt, "--mmds-iface")) {
@@ -71,7 +71,7 @@ static int take_id(struct cli_net_controls *c, const char *opt, const char *id)
 		c->mmds_iface[c->n_mmds_iface++] = id;
 		return 0;
 	}
-	struct cli_net_iface *ifc = last_iface(c, opt);
+	struct net_iface_config *ifc = last_iface(c, opt);
 	if (!ifc)
 		return -EINVAL;
 	snprintf(ifc->id, sizeof(ifc->id), "%s", id);
@@ -80,7 +80,7 @@ static int take_id(struct cli_net_controls *c, const char *opt, const char *id)
 }
 
 /* A second --mac or --mtu for one interface: refused, not silently replaced. */
-static bool given_twice(const struct cli_net_controls *c, const struct cli_net_iface *ifc,
+static bool given_twice(const struct cli_net_controls *c, const struct net_iface_config *ifc,
 			const char *opt)
 {
 	if (ifc->backend)
@@ -92,7 +92,7 @@ static bool given_twice(const struct cli_net_controls *c, const struct cli_net_i
 
 static int take_mac(struct cli_net_controls *c, const char *text)
 {
-	struct cli_net_iface *ifc = last_iface(c, "--mac");
+	struct net_iface_config *ifc = last_iface(c, "--mac");
 
 	if (!ifc || (ifc->mac_given && given_twice(c, ifc, "--mac")))
 		return -EINVAL;
@@ -112,14 +112,14 @@ static int take_mac(struct cli_net_controls *c, const char *text)
 
 static int take_mtu(struct cli_net_controls *c, const char *text)
 {
-	struct cli_net_iface *ifc = last_iface(c, "--mtu");
+	struct net_iface_config *ifc = last_iface(c, "--mtu");
 	unsigned long mtu;
 
 	if (!ifc || (ifc->mtu && given_twice(c, ifc, "--mtu")))
 		return -EINVAL;
-	if (cli_parse_uint(text, CLI_NET_MTU_MIN, CLI_NET_MTU_MAX, &mtu)) {
-		log_err("--mtu: \"%s\" is not a number from %u to %u", text, CLI_NET_MTU_MIN,
-			CLI_NET_MTU_MAX);
+	if (cli_parse_uint(text, NET_IFACE_MTU_MIN, NET_IFACE_MTU_MAX, &mtu)) {
+		log_err("--mtu: \"%s\" is not a number from %u to %u", text, NET_IFACE_MTU_MIN,
+			NET_IFACE_MTU_MAX);
 		return -EINVAL;
 	}
 	ifc->mtu = (uint16_t)mtu;
@@ -148,7 +148,7 @@ int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optar
 	}
 }
 
-static struct cli_net_iface *find(struct cli_net_controls *c, const char *id)
+static struct net_iface_config *find(struct cli_net_controls *c, const char *id)
 {
 	for (unsigned i = 0; i < c->n_ifaces; i++)
 		if (!strcmp(c->ifaces[i].id, id))
@@ -173,7 +173,7 @@ static int place_mmds(struct cli_net_controls *c)
 	if (!c->n_mmds_iface)
 		c->ifaces[0].mmds = true;
 	for (unsigned i = 0; i < c->n_mmds_iface; i++) {
-		struct cli_net_iface *ifc = find(c, c->mmds_iface[i]);
+		struct net_iface_config *ifc = find(c, c->mmds_iface[i]);
 		if (!ifc) {
 			log_err("--mmds-iface %s: no interface has that id", c->mmds_iface[i]);
 			return -EINVAL;
@@ -207,63 +207,6 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out)
 	return cli_mmds_new_store(&c->mmds, out);
 }
 
-/*
- * The device's MTU: --mtu, which must not exceed the host interface's MTU
- * (a tap's: the kernel would drop the guest's larger frames, as
- * cloud-hypervisor refuses too); without --mtu the host interface's own,
- * so the guest uses what the host carries, or 1500.
- */
-static int device_mtu(const struct cli_net_iface *ifc, const struct net_backend *be,
-		      uint16_t *mtu)
-{
-	if (!ifc->mtu) {
-		bool usable = be->host_mtu >= CLI_NET_MTU_MIN && be->host_mtu <= CLI_NET_MTU_MAX;
-		*mtu = usable ? (uint16_t)be->host_mtu : CLI_NET_DEFAULT_MTU;
-		return 0;
-	}
-	if (be->host_mtu && ifc->mtu > be->host_mtu) {
-		const char *dev = strncmp(ifc->backend, "tap:", 4) ? "NAME" : ifc->backend + 4;
-		log_err("--mtu %u: larger than the MTU of %s (%u), which would drop the guest's "
-			"larger frames; raise it first (ip link set dev %s mtu %u) or give a "
-			"smaller --mtu", ifc->mtu, ifc->backend, be->host_mtu, dev, ifc->mtu);
-		return -EINVAL;
-	}
-	*mtu = ifc->mtu;
-	return 0;
-}
-
-struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, unsigned i,
-					     struct event_loop *loop, struct mmds *m,
-					     struct net_config_opts *config)
-{
-	const struct cli_net_iface *ifc = &c->ifaces[i];
-	char err[256] = "";
-	struct net_backend *be = net_backend_create(ifc->backend, loop, err, sizeof(err));
-
-	if (!be) {
-		log_err("%s %s: %s", c->backend_opt, ifc->backend, err);
-		return NULL;
-	}
-	memcpy(config->mac, ifc->mac, sizeof(config->mac));
-	if (device_mtu(ifc, be, &config->mtu) < 0) {
-		be->ops->destroy(be);
-		return NULL;
-	}
-	log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s, MTU %u", ifc->id, ifc->mac[0], ifc->mac[1],
-		 ifc->mac[2], ifc->mac[3], ifc->mac[4], ifc->mac[5], ifc->mac_given ? "" : " (random)",
-		 config->mtu);
-	if (m && ifc->mmds && cli_mmds_intercept(loop, m, &be) < 0)
-		return NULL;
-	return be;
-}
-
-void cli_net_controls_apply_limits(const struct cli_net_controls *c, unsigned i,
-				   struct net_device *net)
-{
-	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
-		net_device_set_rate_limit(net, q, &c->ifaces[i].limit[q]);
-}
-
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
 			       struct net_device *const nets[], struct mmds *m,
 			       const struct api_counter_source *sources, unsigned n_sources,
@@ -276,10 +219,10 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 	if (!c->api_sock)
 		return 0;
 	for (unsigned i = 0; i < c->n_ifaces; i++) {
-		const struct cli_net_iface *ifc = &c->ifaces[i];
+		const struct net_iface_config *ifc = &c->ifaces[i];
 		o.ifaces[i] = (struct api_iface){
 			.net = nets[i], .iface_id = ifc->id, .mmds = ifc->mmds && m,
-			.host_dev_name = !strncmp(ifc->backend, "tap:", 4) ? ifc->backend + 4 : NULL,
+			.host_dev_name = net_iface_host_dev_name(ifc),
 		};
 	}
 	for (unsigned i = 0; i < n_sources && i < API_MAX_SOURCES; i++)

@@ -20,10 +20,10 @@
 #include "api/api.h"
 #include "cli/mmds_args.h"
 #include "net/net_device.h"
+#include "machine/net_iface.h"
 #include "net/rate_limiter.h"
 
 #define CLI_NET_MAX_IFACES API_MAX_IFACES
-#define CLI_IFACE_ID_MAX 64u
 
 /* getopt_long codes of the options (outside the letters' range). */
 enum {
@@ -56,31 +56,14 @@ enum {
 	"                       /mmds/config, /network-interfaces/ID, /metrics, /actions)\n" \
 	"                       over HTTP on the unix socket PATH\n"
 
-/* The MTU a device may advertise: at least 68 (virtio 1.2, 5.1.4.1: the
- * IPv4 minimum), at most what the 16-bit config field holds. */
-#define CLI_NET_MTU_MIN 68u
-#define CLI_NET_MTU_MAX 65535u
-#define CLI_NET_DEFAULT_MTU 1500u
-
 #define CLI_MMDS_IFACE_USAGE \
 	"  --mmds-iface ID      answer MMDS on interface ID (repeatable; default: the\n" \
 	"                       first interface)\n"
 
-struct cli_net_iface {
-	const char *backend;         /* the backend spec: tap:NAME, user, ... */
-	char id[CLI_IFACE_ID_MAX + 1];
-	bool id_given;
-	uint8_t mac[6];              /* --mac, or random (cli_net_controls_check) */
-	bool mac_given;
-	uint16_t mtu;                /* --mtu, 0 when not given */
-	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
-	bool mmds;                   /* set by cli_net_controls_check() */
-};
-
 struct cli_net_controls {
 	const char *cmd;             /* "kvmini run", for messages */
 	const char *backend_opt;     /* "--net", for messages */
-	struct cli_net_iface ifaces[CLI_NET_MAX_IFACES];
+	struct net_iface_config ifaces[CLI_NET_MAX_IFACES];
 	unsigned n_ifaces;
 	const char *api_sock;
 	struct cli_mmds_args mmds;
@@ -103,16 +86,6 @@ int cli_net_controls_check(struct cli_net_controls *c);
 
 /* The MMDS store when --mmds was given, else NULL; 0 or -errno (logged). */
 int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
-/* Interface @i's backend: created from its spec and, when MMDS answers on
- * it, wrapped by the interceptor for @m; @config gets the device's MAC and
- * MTU (the MTU checked against a tap's, or the tap's when none was given).
- * NULL (logged) on failure. */
-struct net_backend *cli_net_controls_backend(const struct cli_net_controls *c, unsigned i,
-					     struct event_loop *loop, struct mmds *m,
-					     struct net_config_opts *config);
-/* Interface @i's rate limits onto its device (the device's loop thread). */
-void cli_net_controls_apply_limits(const struct cli_net_controls *c, unsigned i,
-				   struct net_device *net);
 /*
  * The control API on @loop when --api-sock was given (else *@out = NULL):
  * @nets[i] is interface i's device. Every device must run on @loop's

@@ -1,8 +1,11 @@
 /*
  * `kvmini run`: boot a guest on KVM with a serial console and kvmini's
- * virtio devices in-process behind virtio-mmio.
+ * virtio devices in-process behind virtio-mmio. The command line becomes a
+ * machine configuration (machine/machine.h), which the machine builder
+ * puts together; this file adds the signals, the control API and the
+ * report at the end.
  *
- * Threads: this one builds the VM, then runs the event loop (devices,
+ * Threads: this one builds the machine, then runs its event loop (devices,
  * console input, signals, the stop request, the control API: the API's
  * calls into a net device thus run on that device's loop thread); each
  * vCPU has its own thread (its device accesses are handed to the loop).
@@ -20,30 +23,20 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "cli/fs_watch_args.h"
-#include "cli/net_controls.h"
 #include "cli/default_guest.h"
+#include "cli/fs_options.h"
+#include "cli/net_controls.h"
 #include "cli/signals.h"
-#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
-#include "mmds/mmds.h"
-#include "fuse/fuse_server.h"
-#include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
-#include "net/net_device.h"
-#include "vmm/acpi_pm.h"
-#include "vmm/boot.h"
-#include "vmm/layout.h"
-#include "vmm/legacy.h"
-#include "vmm/serial.h"
-#include "vmm/virtio_slot.h"
-#include "vmm/vm_counters.h"
+#include "machine/machine.h"
+#include "mmds/mmds.h"
 #include "vmm/vm.h"
 
 #define RUN_MAX_NETS CLI_NET_MAX_IFACES
-#define RUN_MAX_FS 4u
+#define RUN_MAX_FS MACHINE_MAX_FS
 #define RUN_MEM_MIN_MIB 16ul
 #define RUN_MEM_MAX_MIB (1ul << 20)
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
@@ -91,9 +84,14 @@ static const char run_usage[] =
 	"  --api-sock PATH    serve the control API (Firecracker's paths: /mmds,\n"
 	"                     /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
 	"                     over HTTP on the unix socket PATH\n"
-	"  --fs DIR:TAG       a virtio-fs device sharing the host directory DIR; the\n"
+	"  --fs DIR:TAG[,OPTION...]\n"
+	"                     a virtio-fs device sharing the host directory DIR; the\n"
 	"                     guest mounts it with `mount -t virtiofs TAG /mnt` (repeatable,\n"
-	"                     up to 4; the guest cannot reach outside DIR)\n"
+	"                     up to 4; the guest cannot reach outside DIR). OPTIONs, as\n"
+	"                     `kvmini vhost fs` takes them: cache=MODE, threads=N,\n"
+	"                     queues=N, squash-owner=U:G, max-fds=N, max-write=BYTES,\n"
+	"                     xattr-all, no-notify, max-watches=N\n"
+	"                     (e.g. --fs /srv:data,cache=none,threads=4)\n"
 	"  --no-notify        do not watch the --fs directories for host changes (by\n"
 	"                     default they become FUSE invalidations for a driver that\n"
 	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
@@ -136,10 +134,11 @@ struct run_args {
 	unsigned long mem_mib;
 	unsigned long cpus;
 	struct cli_net_controls net;     /* --net devices, ids, limits, MMDS, API */
-	struct cli_fs_watch_args watch;  /* --no-notify, --max-watches */
+	struct cli_fs_args fs_defaults;  /* --no-notify, --max-watches */
 	struct run_fs_spec {
 		char dir[4096];
 		char tag[VIRTIO_FS_TAG_LEN + 1];
+		struct cli_fs_args opts;
 	} fs[RUN_MAX_FS];
 	unsigned nfs;
 	bool boot_timing;
@@ -149,38 +148,14 @@ struct run_args {
 	bool no_acpi;
 };
 
-struct run_net {
-	struct net_backend *backend;
-	struct net_device *dev;
-};
-
-struct run_fs {
-	struct host_watch *watch;
-	struct fs_backend *backend;
-	struct fuse_server *server;
-	struct virtio_fs *dev;
-};
-
 struct run_ctx {
 	const struct run_args *args;
-	struct event_loop loop;
-	struct vm vm;
-	struct serial serial;
-	bool serial_ready;
-	struct legacy_devices legacy;
-	bool legacy_ready;
-	struct acpi_pm acpi_pm;
-	struct run_net nets[RUN_MAX_NETS];
-	unsigned nnets;
-	struct run_fs fs[RUN_MAX_FS];
-	unsigned nfs;
+	struct machine_config cfg;
+	struct machine_fs_config fs[RUN_MAX_FS];
+	struct machine machine;
 	struct mmds *mmds;
 	struct api *api;
-	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
-	unsigned nslots;
-	struct event_source stop_src;
 	struct cli_signals sig;
-	char cmdline[LAYOUT_CMDLINE_MAX];
 };
 
 /* --- arguments ------------------------------------------------------------- */
@@ -193,12 +168,37 @@ static int check_readable(const char *opt, const char *path)
 	return -EINVAL;
 }
 
-/* Split DIR:TAG at the last colon (a directory may hold colons, a tag
- * should not) and check both halves. */
+/* The share's directory exists and is one: a usage error, not a run one. */
+static int check_fs_dir(const char *spec, const char *dir)
+{
+	struct stat st;
+
+	errno = 0;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		log_err("--fs %s: %s is not a directory%s%s", spec, dir, errno ? ": " : "",
+			errno ? strerror(errno) : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The colon between DIR and TAG: a directory may hold colons, a tag may
+ * not, and an option's value may (squash-owner=U:G); so the last colon
+ * before the first '=', or without one there, the last colon. */
+static const char *dir_tag_colon(const char *spec)
+{
+	const char *eq = strchrnul(spec, '=');
+	const char *colon = memrchr(spec, ':', (size_t)(eq - spec));
+
+	return colon ? colon : strrchr(spec, ':');
+}
+
+/* DIR:TAG[,OPTION...]: split at that colon, the tag at its first comma,
+ * and check each. */
 static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 {
-	const char *colon = strrchr(spec, ':');
-	struct stat st;
+	const char *colon = dir_tag_colon(spec);
+	char what[4200];
 
 	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(f->dir)) {
 		log_err("--fs %s: expected DIR:TAG", spec);
@@ -206,18 +206,23 @@ static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 	}
 	memcpy(f->dir, spec, (size_t)(colon - spec));
 	f->dir[colon - spec] = '\0';
-	if (virtio_fs_check_tag(colon + 1) < 0) {
+	const char *tag = colon + 1, *opts = strchrnul(tag, ',');
+	if ((size_t)(opts - tag) > VIRTIO_FS_TAG_LEN || opts == tag) {
 		log_err("--fs %s: the tag must be 1 to %u bytes", spec, VIRTIO_FS_TAG_LEN);
 		return -EINVAL;
 	}
-	snprintf(f->tag, sizeof(f->tag), "%s", colon + 1);
-	errno = 0;
-	if (stat(f->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_err("--fs %s: %s is not a directory%s%s", spec, f->dir, errno ? ": " : "",
-			errno ? strerror(errno) : "");
+	snprintf(f->tag, sizeof(f->tag), "%.*s", (int)(opts - tag), tag);
+	if (virtio_fs_check_tag(f->tag) < 0) {
+		log_err("--fs %s: the tag must be 1 to %u bytes", spec, VIRTIO_FS_TAG_LEN);
 		return -EINVAL;
 	}
-	return 0;
+	snprintf(what, sizeof(what), "--fs %s:%s", f->dir, f->tag);
+	cli_fs_args_init(&f->opts);
+	f->opts.share.dir = f->dir;
+	f->opts.dev.tag = f->tag;
+	if (*opts && cli_fs_take_list(&f->opts, opts + 1, what) < 0)
+		return -EINVAL;
+	return check_fs_dir(spec, f->dir);
 }
 
 /* One option with a value; 0 or -errno with the reason logged. */
@@ -252,7 +257,7 @@ static int parse_value(int c, const char *val, struct run_args *a)
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_run_args(int argc, char **argv, struct run_args *a)
 {
-	static const struct option opts[] = {
+	static const struct option own[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'c' },
@@ -269,20 +274,23 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
-		CLI_FS_WATCH_LONG_OPTIONS,
-		{ 0 },
 	};
+	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
 	const char *unused_initrd;
 	int c;
 
+	memcpy(opts, own, sizeof(own));
+	cli_fs_long_options(opts + ARRAY_SIZE(own), CLI_FS_RUN);
+
 	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
 	cli_net_controls_init(&a->net, "kvmini run", "--net", 0);
+	cli_fs_args_init(&a->fs_defaults);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
 		int shared = cli_net_controls_take(&a->net, c, optarg);
 		if (shared > 0)
-			shared = cli_fs_watch_take(&a->watch, c, optarg);
+			shared = cli_fs_take(&a->fs_defaults, c, optarg);
 		if (shared < 0)
 			return -EINVAL;
 		if (shared == 0)
@@ -316,224 +324,28 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		return -EINVAL;
 	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
 		return -EINVAL;
-	if ((a->watch.no_notify || a->watch.max_given) && !a->nfs) {
+	if (a->fs_defaults.given && !a->nfs) {
 		log_err("--no-notify and --max-watches are for --fs shares");
 		return -EINVAL;
+	}
+	for (unsigned i = 0; i < a->nfs; i++) {
+		cli_fs_inherit(&a->fs[i].opts, &a->fs_defaults);
+		if (cli_fs_check(&a->fs[i].opts) < 0)
+			return -EINVAL;
 	}
 	return cli_net_controls_check(&a->net);
 }
 
-/* --- devices --------------------------------------------------------------- */
-
-static int add_slot(struct run_ctx *ctx, struct virtio_device *dev)
-{
-	int r = vm_virtio_slot_init(&ctx->slots[ctx->nslots], &ctx->vm, &ctx->loop, dev, ctx->nslots);
-	if (r < 0) {
-		log_err("%s: cannot attach to the VM: %s", dev->ops->name, strerror(-r));
-		return r;
-	}
-	ctx->nslots++;
-	return 0;
-}
-
-/* --net BACKEND: the backend (behind MMDS where it answers), a virtio-net
- * device on it with its rate limits, and its slot. */
-static int add_net(struct run_ctx *ctx, unsigned i)
-{
-	struct run_net *n = &ctx->nets[ctx->nnets];
-	struct net_config_opts opts = { 0 };
-	const char *spec = ctx->args->net.ifaces[i].backend;
-
-	n->backend = cli_net_controls_backend(&ctx->args->net, i, &ctx->loop, ctx->mmds, &opts);
-	if (!n->backend)
-		return -EINVAL;
-	n->dev = calloc(1, sizeof(*n->dev));
-	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, &ctx->loop) : -ENOMEM;
-	if (r < 0) {
-		log_err("--net %s: virtio-net device: %s", spec, strerror(-r));
-		free(n->dev);
-		n->backend->ops->destroy(n->backend);
-		return r;
-	}
-	cli_net_controls_apply_limits(&ctx->args->net, i, n->dev);
-	ctx->nnets++;
-	return add_slot(ctx, &n->dev->vdev);
-}
-
-/* --fs DIR:TAG: a passthrough backend, its FUSE server, a virtio-fs device, its slot. */
-static int add_fs(struct run_ctx *ctx, const struct run_fs_spec *spec)
-{
-	struct run_fs *f = &ctx->fs[ctx->nfs];
-	struct passthrough_opts pt = { .root = spec->dir };
-	struct fuse_server_opts so = { .cache = FUSE_CACHE_AUTO };
-	struct virtio_fs_opts opts = { .tag = spec->tag, .request_queues = 1, .threads = 2 };
-	int err = 0;
-
-	f->watch = cli_fs_watch_open(&ctx->args->watch, spec->dir, so.cache);
-	pt.watch = f->watch;
-	opts.offer_notification = f->watch != NULL;
-	f->backend = passthrough_new(&pt, &err);
-	if (!f->backend) {
-		log_err("--fs %s:%s: %s", spec->dir, spec->tag, strerror(-err));
-		host_watch_free(f->watch);
-		f->watch = NULL;
-		return err ? err : -EINVAL;
-	}
-	ctx->nfs++;
-	f->server = fuse_server_new(f->backend, &so);
-	f->dev = calloc(1, sizeof(*f->dev));
-	int r = f->server && f->dev ? virtio_fs_init(f->dev, &opts, f->server, &ctx->loop) : -ENOMEM;
-	if (r < 0) {
-		log_err("--fs %s:%s: virtio-fs device: %s", spec->dir, spec->tag, strerror(-r));
-		free(f->dev);
-		f->dev = NULL;
-		return r;
-	}
-	/* Signals are blocked (inherited); the device is the server's transport. */
-	if (f->watch && host_watch_start(f->watch, f->server) < 0)
-		log_warn("--fs %s:%s: not watching for host changes", spec->dir, spec->tag);
-	return add_slot(ctx, &f->dev->vdev);
-}
-
-static void destroy_devices(struct run_ctx *ctx)
-{
-	/* The watchers first: they send through the devices. Then the slots:
-	 * their reset stops each device's queues (virtio-fs waits for requests
-	 * in flight) before the devices go. */
-	for (unsigned i = 0; i < ctx->nfs; i++)
-		host_watch_stop(ctx->fs[i].watch);
-	for (unsigned i = 0; i < ctx->nslots; i++)
-		vm_virtio_slot_destroy(&ctx->slots[i]);
-	for (unsigned i = 0; i < ctx->nnets; i++) {
-		net_device_destroy(ctx->nets[i].dev);
-		free(ctx->nets[i].dev);
-		ctx->nets[i].backend->ops->destroy(ctx->nets[i].backend);
-	}
-	for (unsigned i = 0; i < ctx->nfs; i++) {
-		struct run_fs *f = &ctx->fs[i];
-		if (f->dev)
-			virtio_fs_destroy(f->dev);
-		free(f->dev);
-		if (f->server)
-			fuse_server_free(f->server);
-		fs_backend_destroy(f->backend);
-		host_watch_free(f->watch);
-	}
-	ctx->nslots = ctx->nnets = ctx->nfs = 0;
-}
-
-/* The VM's own counters (vmm/vm_counters.h), from the fields that keep them. */
-static void dump_vm_counters(struct run_ctx *ctx, FILE *out)
-{
-	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
-	const struct vm_console_counters con = {
-		.tx_serial_bytes = ctx->serial.tx_bytes,
-		.rx_serial_bytes = ctx->serial.rx_bytes,
-	};
-
-	fputs("kvmini: counters of the console\n", out);
-	counters_visit(&vm_console_counter_set, &con, "", sink);
-	/* Why --boot-timing's "userspace" may be missing: a marker of another
-	 * value or width was written. */
-	if (ctx->legacy_ready) {
-		const struct vm_legacy_counters leg = {
-			.rx_boot_marker_ignored = load_relaxed(&ctx->legacy.boot_marker_ignored),
-		};
-		fputs("kvmini: counters of the legacy ports\n", out);
-		counters_visit(&vm_legacy_counter_set, &leg, "", sink);
-	}
-	compat_dump_counters(&ctx->vm.compat, out);
-}
-
-/* Every device's and transport's counters, then the VM's (loop thread). */
-static void dump_counters(struct run_ctx *ctx, FILE *out)
-{
-	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
-
-	for (unsigned i = 0; i < ctx->nslots; i++) {
-		struct virtio_device *dev = ctx->slots[i].mmio.dev;
-		fprintf(out, "kvmini: counters of device %u (%s)\n", i, dev->ops->name);
-		if (dev->ops->visit_counters)
-			dev->ops->visit_counters(dev, sink);
-		virtio_mmio_visit_counters(&ctx->slots[i].mmio, sink);
-	}
-	for (unsigned i = 0; i < ctx->nfs; i++)
-		if (ctx->fs[i].watch) {
-			fprintf(out, "kvmini: counters of the host watch of --fs %s\n", ctx->args->fs[i].tag);
-			host_watch_visit_counters(ctx->fs[i].watch, sink);
-		}
-	dump_vm_counters(ctx, out);
-}
-
-/* --- command line and boot ------------------------------------------------- */
-
-static int build_cmdline(struct run_ctx *ctx)
-{
-	size_t off = (size_t)snprintf(ctx->cmdline, sizeof(ctx->cmdline), "%s%s%s", ctx->args->cmdline,
-				      ctx->args->compat ? " " : "",
-				      ctx->args->compat ? VM_COMPAT_CMDLINE : "");
-
-	for (unsigned i = 0; i < ctx->nslots && off < sizeof(ctx->cmdline); i++) {
-		off += (size_t)snprintf(ctx->cmdline + off, sizeof(ctx->cmdline) - off, " ");
-		if (off < sizeof(ctx->cmdline))
-			off += (size_t)vm_virtio_slot_cmdline(&ctx->slots[i], ctx->cmdline + off,
-							      sizeof(ctx->cmdline) - off);
-	}
-	if (off >= sizeof(ctx->cmdline)) {
-		log_err("--cmdline: too long with the device entries (over %u bytes)",
-			LAYOUT_CMDLINE_MAX - 1);
-		return -E2BIG;
-	}
-	return 0;
-}
-
-static int load_guest(struct run_ctx *ctx)
-{
-	struct acpi_mmio_device devs[LAYOUT_MMIO_MAX_DEVS];
-	struct boot_config cfg = { .kernel_path = ctx->args->kernel,
-				   .initrd_path = ctx->args->initrd, .cmdline = ctx->cmdline,
-				   .host_decompress = ctx->args->host_decompress,
-				   .no_acpi = ctx->args->no_acpi, .devs = devs, .ndevs = ctx->nslots };
-	char err[256];
-
-	for (unsigned i = 0; i < ctx->nslots; i++)
-		vm_virtio_slot_describe(&ctx->slots[i], &devs[i]);
-
-	int r = build_cmdline(ctx);
-	if (r < 0)
-		return r;
-	r = boot_load(&ctx->vm, &cfg, err, sizeof(err));
-	if (r < 0)
-		log_err("%s", err);
-	return r;
-}
-
-/* --- event loop: stop request and signals ----------------------------------- */
-
-static void on_stop(struct event_source *src, uint32_t events)
-{
-	struct run_ctx *ctx = container_of(src, struct run_ctx, stop_src);
-
-	event_loop_quit(&ctx->loop);
-}
+/* --- signals ------------------------------------------------------------------ */
 
 static void on_signal(struct cli_signals *cs, int signo)
 {
 	struct run_ctx *ctx = container_of(cs, struct run_ctx, sig);
 
 	if (signo == SIGUSR1)
-		dump_counters(ctx, stderr);
+		machine_dump_counters(&ctx->machine, stderr);
 	else
-		run_state_request_stop(&ctx->vm.run_state, 128 + signo, "signal %d", signo);
-}
-
-static int watch_signals(struct run_ctx *ctx)
-{
-	int r = cli_signals_watch(&ctx->sig, &ctx->loop, on_signal);
-	if (!r)
-		r = event_loop_watch(&ctx->loop, &ctx->stop_src, ctx->vm.run_state.stop_fd, EPOLLIN,
-				     on_stop, "vm stop");
-	return r;
+		run_state_request_stop(&ctx->machine.vm.run_state, 128 + signo, "signal %d", signo);
 }
 
 /* --- timing ------------------------------------------------------------------ */
@@ -560,113 +372,81 @@ static void print_timing(const struct vm_timing *t, uint64_t end)
 
 /* --- run ---------------------------------------------------------------------- */
 
-/* The control API on the loop every net device runs on (this thread's),
+/* The machine's configuration from the command line. */
+static void configure(struct run_ctx *ctx)
+{
+	const struct run_args *a = ctx->args;
+
+	for (unsigned i = 0; i < a->nfs; i++)
+		ctx->fs[i] = (struct machine_fs_config){ .share = a->fs[i].opts.share,
+							 .dev = a->fs[i].opts.dev };
+	ctx->cfg = (struct machine_config){
+		.kernel = a->kernel, .initrd = a->initrd, .cmdline = a->cmdline,
+		.mem_bytes = (uint64_t)a->mem_mib << 20, .cpus = (unsigned)a->cpus,
+		.compat = a->compat, .host_decompress = a->host_decompress, .no_acpi = a->no_acpi,
+		.console_in = STDIN_FILENO, .console_out = STDOUT_FILENO,
+		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces, .mmds = ctx->mmds,
+		.fs = ctx->fs, .n_fs = a->nfs,
+	};
+}
+
+/* The control API on the machine's loop, which every net device runs on,
  * so its calls into the devices never race their queue work. */
 static int start_api(struct run_ctx *ctx)
 {
 	struct net_device *devs[RUN_MAX_NETS];
 
-	for (unsigned i = 0; i < ctx->nnets; i++)
-		devs[i] = ctx->nets[i].dev;
-	return cli_net_controls_start_api(&ctx->args->net, &ctx->loop, devs, ctx->mmds, NULL, 0,
-					  &ctx->api) < 0 ? -EINVAL : 0;
+	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
+		devs[i] = ctx->machine.nets[i].dev;
+	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, devs, ctx->mmds,
+					  NULL, 0, &ctx->api) < 0 ? -EINVAL : 0;
 }
 
-static int build_vm(struct run_ctx *ctx)
+static int build(struct run_ctx *ctx)
 {
-	const struct run_args *a = ctx->args;
-	struct vm_config cfg = { .mem_bytes = (uint64_t)a->mem_mib << 20, .ncpus = (unsigned)a->cpus,
-				 .compat = a->compat };
+	int r = cli_net_controls_mmds(&ctx->args->net, &ctx->mmds);
 
-	int r = vm_create(&ctx->vm, &cfg);
-	if (r < 0)
-		return r;
-	ctx->vm.timing.vm_created = clock_now_ns();
-	r = serial_init(&ctx->serial, &ctx->vm, STDOUT_FILENO);
-	ctx->serial_ready = !r;
-	if (!r) {
-		r = legacy_init(&ctx->legacy, &ctx->vm);
-		ctx->legacy_ready = !r;
-	}
-	if (!r && !a->no_acpi)
-		r = acpi_pm_init(&ctx->acpi_pm, &ctx->vm);
-	if (r < 0) {
-		log_err("legacy devices: %s", strerror(-r));
-		return r;
-	}
+	configure(ctx);
 	if (!r)
-		r = cli_net_controls_mmds(&a->net, &ctx->mmds);
-	for (unsigned i = 0; !r && i < a->net.n_ifaces; i++)
-		r = add_net(ctx, i);
-	for (unsigned i = 0; !r && i < a->nfs; i++)
-		r = add_fs(ctx, &a->fs[i]);
+		r = machine_build(&ctx->machine, &ctx->cfg);
 	if (!r)
 		r = start_api(ctx);
-	if (!r)
-		r = load_guest(ctx);
-	if (!r)
-		ctx->vm.timing.kernel_loaded = clock_now_ns();
-	return r;
-}
-
-/* Start the vCPUs and run the event loop until something stops the VM. */
-static int run_vm(struct run_ctx *ctx)
-{
-	int r = watch_signals(ctx);
-	if (r < 0) {
-		log_err("signals: %s", strerror(-r));
-		return r;
+	if (!r) {
+		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
+		if (r < 0)
+			log_err("signals: %s", strerror(-r));
 	}
-	r = serial_attach_input(&ctx->serial, &ctx->loop, STDIN_FILENO);
-	if (r < 0) {
-		log_err("console input: %s", strerror(-r));
-		return r;
-	}
-	r = vm_start(&ctx->vm);
-	if (!r)
-		r = event_loop_run(&ctx->loop);
 	return r;
-}
-
-static void stop_vm(struct run_ctx *ctx)
-{
-	for (unsigned i = 0; i < ctx->nslots; i++)
-		vm_virtio_slot_close(&ctx->slots[i]);
-	vm_join(&ctx->vm);
 }
 
 /* Report how the VM ended (and counters, timing); returns the exit status. */
 static int finish(struct run_ctx *ctx, int r)
 {
+	const struct run_state *rs = &ctx->machine.vm.run_state;
 	uint64_t end = clock_now_ns();
-	int status = r < 0 ? EXIT_RUNTIME : ctx->vm.run_state.exit_status;
+	int status = r < 0 ? EXIT_RUNTIME : rs->exit_status;
 
-	if (r == 0 && ctx->vm.run_state.exit_reason[0]) {
+	if (r == 0 && rs->exit_reason[0]) {
 		if (status == 0)
-			log_info("%s", ctx->vm.run_state.exit_reason);
+			log_info("%s", rs->exit_reason);
 		else
-			log_warn("%s (exit status %d)", ctx->vm.run_state.exit_reason, status);
+			log_warn("%s (exit status %d)", rs->exit_reason, status);
 	}
 	if (ctx->args->counters)
-		dump_counters(ctx, stderr);
+		machine_dump_counters(&ctx->machine, stderr);
 	if (ctx->args->boot_timing)
-		print_timing(&ctx->vm.timing, end);
+		print_timing(&ctx->machine.vm.timing, end);
 	return status;
 }
 
 static void teardown(struct run_ctx *ctx)
 {
-	cli_signals_close(&ctx->sig, &ctx->loop);
-	event_loop_unwatch(&ctx->loop, &ctx->stop_src);
-	api_stop(ctx->api);
-	destroy_devices(ctx);
+	if (ctx->machine.loop_ready) {
+		cli_signals_close(&ctx->sig, &ctx->machine.loop);
+		api_stop(ctx->api);
+	}
+	machine_destroy(&ctx->machine);
 	mmds_free(ctx->mmds);
-	if (ctx->serial_ready)
-		serial_destroy(&ctx->serial);
-	if (ctx->legacy_ready)
-		legacy_destroy(&ctx->legacy);
-	vm_destroy(&ctx->vm);
-	event_loop_destroy(&ctx->loop);
 }
 
 /* Room for descriptors: the passthrough backend takes half the limit. */
@@ -691,9 +471,8 @@ int cmd_run(int argc, char **argv)
 	if (r < 0)
 		return EXIT_USAGE;
 	struct run_ctx *ctx = calloc(1, sizeof(*ctx));
-	if (!ctx || event_loop_init(&ctx->loop) < 0) {
+	if (!ctx) {
 		log_err("cannot set up: %s", strerror(errno));
-		free(ctx);
 		return EXIT_RUNTIME;
 	}
 	ctx->args = &args;
@@ -702,11 +481,12 @@ int cmd_run(int argc, char **argv)
 	/* Before any thread exists (device workers, vCPUs). */
 	r = cli_signals_block();
 	if (!r)
-		r = build_vm(ctx);
-	ctx->vm.timing.start = start;
+		r = build(ctx);
+	ctx->machine.vm.timing.start = start;
 	if (!r)
-		r = run_vm(ctx);
-	stop_vm(ctx);
+		r = machine_run(&ctx->machine);
+	if (ctx->machine.loop_ready)
+		machine_stop(&ctx->machine);
 	int status = finish(ctx, r);
 	teardown(ctx);
 	free(ctx);

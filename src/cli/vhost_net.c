@@ -170,30 +170,23 @@ static int serve_net(const struct net_args *a)
 		return EXIT_RUNTIME;
 	}
 	struct mmds *mmds = NULL;
-	struct net_backend *be = NULL;
-	struct net_config_opts dev = { 0 };
+	struct net_iface iface;
 	if (cli_net_controls_mmds(&a->ctl, &mmds) < 0 ||
-	    !(be = cli_net_controls_backend(&a->ctl, 0, &loop, mmds, &dev))) {
+	    net_iface_open(&iface, &a->ctl.ifaces[0], &loop, mmds, "--backend") < 0) {
 		mmds_free(mmds);
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;
 	}
-	struct net_device *net = calloc(1, sizeof(*net));
-	int r = net ? net_device_init(net, &dev, be, &loop) : -ENOMEM;
-	if (r < 0) {
-		log_err("virtio-net device: %s", strerror(-r));
-		goto out_backend;
-	}
+	struct net_device *net = iface.dev;
 	sig.net = net;
-	cli_net_controls_apply_limits(&a->ctl, 0, net);
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
 	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
 	if (a->no_inband)
 		vopts.protocol_features &= ~VHOST_USER_PF(INBAND_NOTIFICATIONS);
-	r = vhost_user_server_init(&server, &net->vdev, &loop, a->socket_path, &vopts);
+	int r = vhost_user_server_init(&server, &net->vdev, &loop, a->socket_path, &vopts);
 	if (r < 0) {
 		log_err("--socket %s: %s", a->socket_path, strerror(-r));
-		goto out_net;
+		goto out_iface;
 	}
 	struct api *api;
 	const struct api_counter_source src = { "vhost_user", visit_vhost_user, &server };
@@ -212,11 +205,8 @@ static int serve_net(const struct net_args *a)
 	api_stop(api);
 out_server:
 	vhost_user_server_destroy(&server);
-out_net:
-	net_device_destroy(net);
-	free(net);
-out_backend:
-	be->ops->destroy(be);
+out_iface:
+	net_iface_close(&iface);
 	mmds_free(mmds);
 	event_loop_destroy(&loop);
 	return status;

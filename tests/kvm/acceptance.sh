@@ -147,10 +147,24 @@ case_stock_tap() {
 	accept stock-tap "tap:$TAP" 10.211.0.2/24 10.211.0.1
 }
 
+# With user networking, and the share served with options of its own
+# (`--fs DIR:TAG,OPTION...`, as `kvmini vhost fs` takes them): no guest
+# cache, four workers on two request queues, 128 KiB writes.
 case_stock_user() {
 	stock_ready stock-user || return
 	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --initrd build/stock-guest/initramfs.gz)
+	KVM_CHECK_FS_OPTS=,cache=none,threads=4,queues=2,max-write=131072
 	accept stock-user user 10.0.2.15/24 10.0.2.2
+	KVM_CHECK_FS_OPTS=
+	# cache=none took: nothing is cached, so nothing is watched (the
+	# counters at exit list a share's watch when there is one).
+	if ! grep -q 'counters of device' <<<"$KVM_ERR"; then
+		fail "--fs ...,cache=none: no counters at exit to judge by (log $CLOG/kvmini.err)"
+	elif grep -q 'host watch of --fs' <<<"$KVM_ERR"; then
+		fail "--fs ...,cache=none: a host watch was started (log $CLOG/kvmini.err)"
+	else
+		pass "--fs ...,cache=none: no host watch (nothing cached to invalidate)"
+	fi
 }
 
 for c in $CASES; do

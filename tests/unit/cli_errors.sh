@@ -95,7 +95,12 @@ expect mount-missing-args 2 'expected DIR and MOUNTPOINT' -- fuse-mount
 expect mount-dir-missing 1 'shared directory .*: No such file' -- fuse-mount "$tmp/absent" "$tmp"
 expect mount-point-missing 1 'mount point .*: No such file' -- fuse-mount "$tmp" "$tmp/absent"
 expect mount-point-file 1 'is not a directory' -- fuse-mount "$tmp" "$tmp/regular"
-expect mount-bad-threads 2 '--threads: invalid value "0"' -- fuse-mount "$tmp" "$tmp" --threads 0
+expect mount-bad-threads 2 '--threads: "0" is not a number from 1 to 64' -- fuse-mount "$tmp" "$tmp" --threads 0
+expect mount-bad-max-write 2 '--max-write: "100" is not a number of bytes' -- fuse-mount "$tmp" "$tmp" --max-write 100
+expect mount-unknown-option 2 'unknown option "--queues"' -- fuse-mount "$tmp" "$tmp" --queues 2
+expect fs-memfs-max-fds 2 '--max-fds is for the passthrough backend' -- vhost fs --socket "$sock" --tag t --backend memfs --max-fds 100
+expect fs-passthrough-memfs-size 2 '--memfs-size is for the memfs backend' -- vhost fs --socket "$sock" --tag t --shared-dir "$tmp" --memfs-size 8
+expect fs-bad-max-write 2 '--max-write: "2000000" is not a number of bytes from 4096' -- vhost fs --socket "$sock" --tag t --backend memfs --max-write 2000000
 
 # kvmini run's net controls and fs watch options (shared with vhost net / vhost fs);
 # all refused while parsing, before any VM exists (/dev/null stands for the kernel).
@@ -123,6 +128,19 @@ expect run-mmds-iface-unknown 2 'mmds-iface eth3: no interface has that id' -- "
 expect run-mmds-iface-alone 2 'mmds-iface needs --mmds' -- "${K[@]}" --net loopback --mmds-iface eth0
 expect run-max-watches-bad 2 'max-watches: "0" is not a number' -- "${K[@]}" --fs "$tmp:t" --max-watches 0
 expect run-no-notify-no-fs 2 'no-notify and --max-watches are for --fs shares' -- "${K[@]}" --no-notify
+# A share's own options (--fs DIR:TAG,OPTION...): the same table as vhost fs's.
+expect run-fs-bad-cache 2 "fs $tmp:t: cache: \"sometimes\" is not none, metadata, auto or always" -- "${K[@]}" --fs "$tmp:t,cache=sometimes"
+expect run-fs-bad-threads 2 'threads: "0" is not a number from 1 to 64' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=0"
+expect run-fs-bad-queues 2 'queues: "17" is not a number from 1 to 16' -- "${K[@]}" --fs "$tmp:t,queues=17"
+expect run-fs-unknown-option 2 'unknown option "backend"' -- "${K[@]}" --fs "$tmp:t,backend=memfs"
+expect run-fs-flag-with-value 2 'xattr-all takes no value' -- "${K[@]}" --fs "$tmp:t,xattr-all=1"
+expect run-fs-value-missing 2 'max-fds needs a value' -- "${K[@]}" --fs "$tmp:t,max-fds"
+expect run-fs-empty-tag 2 'the tag must be 1 to 36 bytes' -- "${K[@]}" --fs "$tmp:,cache=none"
+expect run-fs-bad-owner 2 'squash-owner: "root" is not UID:GID' -- "${K[@]}" --fs "$tmp:t,squash-owner=root"
+# Every option taken (squash-owner's colon is not the DIR:TAG one): parsing
+# passes, and the run fails only at the kernel, /dev/null (or at /dev/kvm).
+expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0"
+expect run-help-fs-options 0 'cache=MODE, threads=N' -- run --help
 expect run-help-controls 0 '--api-sock PATH' -- run --help
 expect run-help-mac 0 '--mac MAC +the MAC of the --net before it' -- run --help
 

@@ -1,0 +1,282 @@
+/* The options of a shared filesystem, one table (see fs_options.h). */
+#include "cli/fs_options.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "fuse/fuse_compat.h"
+#include "fuse/fuse_dev.h"
+
+#define ALL_DOORS (CLI_FS_VHOST | CLI_FS_FUSE | CLI_FS_RUN_SHARE)
+
+/* Which backend an option is for. */
+enum fs_option_scope { FOR_ANY, FOR_PASSTHROUGH, FOR_MEMFS };
+
+struct fs_option {
+	const char *name;
+	const char *value;           /* what a valid value is, for messages; NULL: a flag */
+	unsigned doors;              /* enum cli_fs_door */
+	enum fs_option_scope scope;
+	int (*take)(struct cli_fs_args *a, const char *val);
+};
+
+static int take_backend(struct cli_fs_args *a, const char *val)
+{
+	if (!strcmp(val, "passthrough"))
+		a->share.backend = FS_SHARE_PASSTHROUGH;
+	else if (!strcmp(val, "memfs"))
+		a->share.backend = FS_SHARE_MEMFS;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int take_cache(struct cli_fs_args *a, const char *val)
+{
+	return fuse_cache_policy_parse(val, &a->share.server.cache);
+}
+
+/* virtio-fs workers and /dev/fuse readers have the same bound. */
+static_assert(VIRTIO_FS_MAX_THREADS == FUSE_DEV_MAX_THREADS, "one --threads bound");
+
+static int take_threads(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_THREADS, &v))
+		return -EINVAL;
+	a->threads = a->dev.threads = (unsigned)v;
+	return 0;
+}
+
+static int take_queues(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_REQUEST_QUEUES, &v))
+		return -EINVAL;
+	a->dev.request_queues = (unsigned)v;
+	return 0;
+}
+
+static int take_squash(struct cli_fs_args *a, const char *val)
+{
+	struct passthrough_opts *pt = &a->share.pt;
+
+	if (cli_parse_owner(val, &pt->squash_uid, &pt->squash_gid))
+		return -EINVAL;
+	pt->squash = true;
+	return 0;
+}
+
+static int take_max_fds(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 16, 1u << 30, &v))
+		return -EINVAL;
+	a->share.pt.max_fds = (unsigned)v;
+	return 0;
+}
+
+static int take_max_write(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 4096, 1u << 20, &v))
+		return -EINVAL;
+	a->share.server.max_write = (uint32_t)v;
+	return 0;
+}
+
+static int take_xattr_all(struct cli_fs_args *a, const char *val)
+{
+	a->share.pt.xattr_all = true;
+	return 0;
+}
+
+static int take_no_notify(struct cli_fs_args *a, const char *val)
+{
+	a->share.no_notify = true;
+	return 0;
+}
+
+static int take_max_watches(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 1, 1u << 24, &v))
+		return -EINVAL;
+	a->share.watch.max_watches = (unsigned)v;
+	return 0;
+}
+
+static int take_memfs_size(struct cli_fs_args *a, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, 1, 65536, &v))
+		return -EINVAL;
+	a->share.mem.max_bytes = (uint64_t)v << 20;
+	return 0;
+}
+
+static int take_no_passthrough(struct cli_fs_args *a, const char *val)
+{
+	a->share.server.extra_init_flags &= ~(uint64_t)FUSE_PASSTHROUGH;
+	return 0;
+}
+
+static const struct fs_option fs_options[] = {
+	{ "backend", "passthrough or memfs", CLI_FS_VHOST, FOR_ANY, take_backend },
+	{ "cache", "none, metadata, auto or always", ALL_DOORS, FOR_ANY, take_cache },
+	{ "threads", "a number from 1 to 64", ALL_DOORS, FOR_ANY, take_threads },
+	{ "queues", "a number from 1 to 16", CLI_FS_VHOST | CLI_FS_RUN_SHARE, FOR_ANY, take_queues },
+	{ "squash-owner", "UID:GID (numbers)", ALL_DOORS, FOR_ANY, take_squash },
+	{ "max-fds", "a number from 16 to 1073741824", ALL_DOORS, FOR_PASSTHROUGH, take_max_fds },
+	{ "max-write", "a number of bytes from 4096 to 1048576", ALL_DOORS, FOR_ANY,
+	  take_max_write },
+	{ "xattr-all", NULL, ALL_DOORS, FOR_PASSTHROUGH, take_xattr_all },
+	{ "no-notify", NULL, ALL_DOORS | CLI_FS_RUN, FOR_ANY, take_no_notify },
+	{ "max-watches", "a number from 1 to 16777216", ALL_DOORS | CLI_FS_RUN, FOR_PASSTHROUGH,
+	  take_max_watches },
+	{ "memfs-size", "a number of MiB from 1 to 65536", CLI_FS_VHOST, FOR_MEMFS,
+	  take_memfs_size },
+	{ "no-passthrough", NULL, CLI_FS_FUSE, FOR_ANY, take_no_passthrough },
+};
+static_assert(ARRAY_SIZE(fs_options) <= CLI_FS_MAX_LONG_OPTIONS, "room for the options");
+static_assert(ARRAY_SIZE(fs_options) <= 32, "one bit of cli_fs_args.given each");
+
+void cli_fs_args_init(struct cli_fs_args *a)
+{
+	*a = (struct cli_fs_args){ .share = FS_SHARE_CONFIG_DEFAULT,
+				   .dev = { .request_queues = 1, .threads = 2 }, .threads = 2 };
+}
+
+unsigned cli_fs_long_options(struct option *opts, enum cli_fs_door door)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ARRAY_SIZE(fs_options); i++)
+		if (fs_options[i].doors & door)
+			opts[n++] = (struct option){ fs_options[i].name,
+						     fs_options[i].value ? required_argument
+									 : no_argument,
+						     NULL, CLI_FS_OPT_BASE + (int)i };
+	return n;
+}
+
+/* Take option @i with @val; @prefix is how it was spelled ("--", or the
+ * share's name and a comma). 0 or -EINVAL (logged). */
+static int take(struct cli_fs_args *a, unsigned i, const char *val, const char *prefix)
+{
+	const struct fs_option *o = &fs_options[i];
+
+	if (o->take(a, val) < 0) {
+		log_err("%s%s: \"%s\" is not %s", prefix, o->name, val, o->value);
+		return -EINVAL;
+	}
+	a->given |= 1u << i;
+	return 0;
+}
+
+int cli_fs_take(struct cli_fs_args *a, int opt, const char *val)
+{
+	if (opt < CLI_FS_OPT_BASE || opt >= CLI_FS_OPT_BASE + (int)ARRAY_SIZE(fs_options))
+		return 1;
+	return take(a, (unsigned)(opt - CLI_FS_OPT_BASE), val, "--");
+}
+
+static int find_option(const char *name, size_t len, unsigned door)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(fs_options); i++)
+		if ((fs_options[i].doors & door) && strlen(fs_options[i].name) == len &&
+		    !strncmp(fs_options[i].name, name, len))
+			return (int)i;
+	return -1;
+}
+
+/* One NAME[=VALUE] of a list, @item_len bytes long. */
+static int take_item(struct cli_fs_args *a, const char *item, size_t item_len, const char *what)
+{
+	const char *eq = memchr(item, '=', item_len);
+	size_t name_len = eq ? (size_t)(eq - item) : item_len;
+	int i = find_option(item, name_len, CLI_FS_RUN_SHARE);
+	char val[256], prefix[300];
+
+	if (i < 0) {
+		log_err("%s: unknown option \"%.*s\"", what, (int)name_len, item);
+		return -EINVAL;
+	}
+	if (!fs_options[i].value != !eq) {
+		log_err("%s: %.*s %s", what, (int)name_len, item,
+			eq ? "takes no value" : "needs a value (NAME=VALUE)");
+		return -EINVAL;
+	}
+	size_t val_len = eq ? item_len - name_len - 1 : 0;
+	if (val_len >= sizeof(val)) {
+		log_err("%s: the value of %.*s is too long", what, (int)name_len, item);
+		return -EINVAL;
+	}
+	memcpy(val, eq ? eq + 1 : "", val_len);
+	val[val_len] = '\0';
+	snprintf(prefix, sizeof(prefix), "%s: ", what);
+	return take(a, (unsigned)i, val, prefix);
+}
+
+int cli_fs_take_list(struct cli_fs_args *a, const char *list, const char *what)
+{
+	while (*list) {
+		const char *comma = strchrnul(list, ',');
+
+		if (take_item(a, list, (size_t)(comma - list), what) < 0)
+			return -EINVAL;
+		list = *comma ? comma + 1 : comma;
+	}
+	return 0;
+}
+
+bool cli_fs_given(const struct cli_fs_args *a, const char *name)
+{
+	int i = find_option(name, strlen(name), ~0u);
+
+	return i >= 0 && (a->given & (1u << i));
+}
+
+void cli_fs_inherit(struct cli_fs_args *a, const struct cli_fs_args *defaults)
+{
+	if (cli_fs_given(defaults, "no-notify") && !cli_fs_given(a, "no-notify"))
+		a->share.no_notify = defaults->share.no_notify;
+	if (cli_fs_given(defaults, "max-watches") && !cli_fs_given(a, "max-watches"))
+		a->share.watch = defaults->share.watch;
+}
+
+/* The first option given that is for the other backend, or NULL. */
+static const char *misplaced(const struct cli_fs_args *a, enum fs_option_scope wrong)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(fs_options); i++)
+		if (fs_options[i].scope == wrong && (a->given & (1u << i)))
+			return fs_options[i].name;
+	return NULL;
+}
+
+int cli_fs_check(struct cli_fs_args *a)
+{
+	bool memfs = a->share.backend == FS_SHARE_MEMFS;
+	const char *name = misplaced(a, memfs ? FOR_PASSTHROUGH : FOR_MEMFS);
+
+	if (name) {
+		log_err("--%s is for the %s backend", name, memfs ? "passthrough" : "memfs");
+		return -EINVAL;
+	}
+	/* memfs takes the owner from its own options. */
+	a->share.mem.squash = a->share.pt.squash;
+	a->share.mem.squash_uid = a->share.pt.squash_uid;
+	a->share.mem.squash_gid = a->share.pt.squash_gid;
+	return 0;
+}

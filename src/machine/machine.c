@@ -1,0 +1,285 @@
+/* The machine builder (see machine.h). */
+#include "machine/machine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "core/atomics.h"
+#include "core/clock.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "vmm/boot.h"
+#include "vmm/vm_counters.h"
+
+/* --- devices ------------------------------------------------------------------ */
+
+static int add_slot(struct machine *m, struct virtio_device *dev)
+{
+	int r = vm_virtio_slot_init(&m->slots[m->n_slots], &m->vm, &m->loop, dev, m->n_slots);
+	if (r < 0) {
+		log_err("%s: cannot attach to the VM: %s", dev->ops->name, strerror(-r));
+		return r;
+	}
+	m->n_slots++;
+	return 0;
+}
+
+/* A net interface (backend behind MMDS where it answers, the virtio-net
+ * device with its limits) and its slot. */
+static int add_net(struct machine *m, const struct net_iface_config *cfg)
+{
+	int r = net_iface_open(&m->nets[m->n_nets], cfg, &m->loop, m->cfg->mmds, "--net");
+	if (r < 0)
+		return r;
+	return add_slot(m, &m->nets[m->n_nets++].dev->vdev);
+}
+
+/* A share (backend, FUSE server, watcher), a virtio-fs device serving it,
+ * its slot. */
+static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
+{
+	struct machine_fs *f = &m->fs[m->n_fs];
+	struct virtio_fs_opts opts = cfg->dev;
+	char what[4200];
+
+	snprintf(what, sizeof(what), "--fs %s:%s", cfg->share.dir, cfg->dev.tag);
+	int r = fs_share_open(&f->share, &cfg->share, what);
+	if (r < 0)
+		return r;
+	m->n_fs++;
+	/* The notification queue only when there is something to send. */
+	opts.offer_notification = f->share.watch != NULL;
+	f->dev = calloc(1, sizeof(*f->dev));
+	r = f->dev ? virtio_fs_init(f->dev, &opts, f->share.server, &m->loop) : -ENOMEM;
+	if (r < 0) {
+		log_err("%s: virtio-fs device: %s", what, strerror(-r));
+		free(f->dev);
+		f->dev = NULL;
+		return r;
+	}
+	/* Signals are blocked (inherited); the device is the server's transport. */
+	fs_share_start_watch(&f->share, what);
+	return add_slot(m, &f->dev->vdev);
+}
+
+static int add_devices(struct machine *m)
+{
+	const struct machine_config *cfg = m->cfg;
+	int r = 0;
+
+	if (cfg->n_nets > MACHINE_MAX_NETS || cfg->n_fs > MACHINE_MAX_FS ||
+	    cfg->n_nets + cfg->n_fs > LAYOUT_MMIO_MAX_DEVS) {
+		log_err("too many devices (at most %u nets and %u shares)", MACHINE_MAX_NETS,
+			MACHINE_MAX_FS);
+		return -E2BIG;
+	}
+	for (unsigned i = 0; !r && i < cfg->n_nets; i++)
+		r = add_net(m, &cfg->nets[i]);
+	for (unsigned i = 0; !r && i < cfg->n_fs; i++)
+		r = add_fs(m, &cfg->fs[i]);
+	return r;
+}
+
+static void destroy_devices(struct machine *m)
+{
+	/* The watchers first: they send through the devices. Then the slots:
+	 * their reset stops each device's queues (virtio-fs waits for requests
+	 * in flight) before the devices go. */
+	for (unsigned i = 0; i < m->n_fs; i++)
+		fs_share_stop_watch(&m->fs[i].share);
+	for (unsigned i = 0; i < m->n_slots; i++)
+		vm_virtio_slot_destroy(&m->slots[i]);
+	for (unsigned i = 0; i < m->n_nets; i++)
+		net_iface_close(&m->nets[i]);
+	for (unsigned i = 0; i < m->n_fs; i++) {
+		struct machine_fs *f = &m->fs[i];
+		if (f->dev)
+			virtio_fs_destroy(f->dev);
+		free(f->dev);
+		fs_share_close(&f->share);
+	}
+	m->n_slots = m->n_nets = m->n_fs = 0;
+}
+
+/* --- counters ----------------------------------------------------------------- */
+
+/* The VM's own counters (vmm/vm_counters.h), from the fields that keep them. */
+static void dump_vm_counters(struct machine *m, FILE *out)
+{
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+	const struct vm_console_counters con = {
+		.tx_serial_bytes = m->serial.tx_bytes,
+		.rx_serial_bytes = m->serial.rx_bytes,
+	};
+
+	fputs("kvmini: counters of the console\n", out);
+	counters_visit(&vm_console_counter_set, &con, "", sink);
+	/* Why --boot-timing's "userspace" may be missing: a marker of another
+	 * value or width was written. */
+	if (m->legacy_ready) {
+		const struct vm_legacy_counters leg = {
+			.rx_boot_marker_ignored = load_relaxed(&m->legacy.boot_marker_ignored),
+		};
+		fputs("kvmini: counters of the legacy ports\n", out);
+		counters_visit(&vm_legacy_counter_set, &leg, "", sink);
+	}
+	compat_dump_counters(&m->vm.compat, out);
+}
+
+void machine_dump_counters(struct machine *m, FILE *out)
+{
+	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+
+	for (unsigned i = 0; i < m->n_slots; i++) {
+		struct virtio_device *dev = m->slots[i].mmio.dev;
+		fprintf(out, "kvmini: counters of device %u (%s)\n", i, dev->ops->name);
+		if (dev->ops->visit_counters)
+			dev->ops->visit_counters(dev, sink);
+		virtio_mmio_visit_counters(&m->slots[i].mmio, sink);
+	}
+	for (unsigned i = 0; i < m->n_fs; i++)
+		if (m->fs[i].share.watch) {
+			fprintf(out, "kvmini: counters of the host watch of --fs %s\n",
+				m->cfg->fs[i].dev.tag);
+			host_watch_visit_counters(m->fs[i].share.watch, sink);
+		}
+	dump_vm_counters(m, out);
+}
+
+/* --- command line and boot ------------------------------------------------- */
+
+/* The configured command line, the compat additions, one entry per device. */
+static int build_cmdline(struct machine *m)
+{
+	const struct machine_config *cfg = m->cfg;
+	size_t off = (size_t)snprintf(m->cmdline, sizeof(m->cmdline), "%s%s%s", cfg->cmdline,
+				      cfg->compat ? " " : "", cfg->compat ? VM_COMPAT_CMDLINE : "");
+
+	for (unsigned i = 0; i < m->n_slots && off < sizeof(m->cmdline); i++) {
+		off += (size_t)snprintf(m->cmdline + off, sizeof(m->cmdline) - off, " ");
+		if (off < sizeof(m->cmdline))
+			off += (size_t)vm_virtio_slot_cmdline(&m->slots[i], m->cmdline + off,
+							      sizeof(m->cmdline) - off);
+	}
+	if (off >= sizeof(m->cmdline)) {
+		log_err("--cmdline: too long with the device entries (over %u bytes)",
+			LAYOUT_CMDLINE_MAX - 1);
+		return -E2BIG;
+	}
+	return 0;
+}
+
+static int load_guest(struct machine *m)
+{
+	struct acpi_mmio_device devs[LAYOUT_MMIO_MAX_DEVS];
+	struct boot_config bc = { .kernel_path = m->cfg->kernel, .initrd_path = m->cfg->initrd,
+				  .cmdline = m->cmdline, .host_decompress = m->cfg->host_decompress,
+				  .no_acpi = m->cfg->no_acpi, .devs = devs, .ndevs = m->n_slots };
+	char err[256];
+
+	for (unsigned i = 0; i < m->n_slots; i++)
+		vm_virtio_slot_describe(&m->slots[i], &devs[i]);
+
+	int r = build_cmdline(m);
+	if (r < 0)
+		return r;
+	r = boot_load(&m->vm, &bc, err, sizeof(err));
+	if (r < 0)
+		log_err("%s", err);
+	return r;
+}
+
+/* --- build, run, stop ---------------------------------------------------------- */
+
+/* The serial console, the legacy ports and ACPI's power management. */
+static int add_platform_devices(struct machine *m)
+{
+	int r = serial_init(&m->serial, &m->vm, m->cfg->console_out);
+
+	m->serial_ready = !r;
+	if (!r) {
+		r = legacy_init(&m->legacy, &m->vm);
+		m->legacy_ready = !r;
+	}
+	if (!r && !m->cfg->no_acpi)
+		r = acpi_pm_init(&m->acpi_pm, &m->vm);
+	if (r < 0)
+		log_err("legacy devices: %s", strerror(-r));
+	return r;
+}
+
+int machine_build(struct machine *m, const struct machine_config *cfg)
+{
+	struct vm_config vc = { .mem_bytes = cfg->mem_bytes, .ncpus = cfg->cpus,
+				.compat = cfg->compat };
+
+	m->cfg = cfg;
+	int r = event_loop_init(&m->loop);
+	if (r < 0) {
+		log_err("event loop: %s", strerror(-r));
+		return r;
+	}
+	m->loop_ready = true;
+	r = vm_create(&m->vm, &vc);
+	if (r < 0)
+		return r;
+	m->vm.timing.vm_created = clock_now_ns();
+	r = add_platform_devices(m);
+	if (!r)
+		r = add_devices(m);
+	if (!r)
+		r = load_guest(m);
+	if (!r)
+		m->vm.timing.kernel_loaded = clock_now_ns();
+	return r;
+}
+
+static void on_stop(struct event_source *src, uint32_t events)
+{
+	struct machine *m = container_of(src, struct machine, stop_src);
+
+	event_loop_quit(&m->loop);
+}
+
+int machine_run(struct machine *m)
+{
+	int r = event_loop_watch(&m->loop, &m->stop_src, m->vm.run_state.stop_fd, EPOLLIN,
+				 on_stop, "vm stop");
+	if (r < 0) {
+		log_err("stop request: %s", strerror(-r));
+		return r;
+	}
+	r = serial_attach_input(&m->serial, &m->loop, m->cfg->console_in);
+	if (r < 0) {
+		log_err("console input: %s", strerror(-r));
+		return r;
+	}
+	r = vm_start(&m->vm);
+	if (!r)
+		r = event_loop_run(&m->loop);
+	return r;
+}
+
+void machine_stop(struct machine *m)
+{
+	for (unsigned i = 0; i < m->n_slots; i++)
+		vm_virtio_slot_close(&m->slots[i]);
+	vm_join(&m->vm);
+}
+
+void machine_destroy(struct machine *m)
+{
+	if (!m->loop_ready)
+		return;
+	event_loop_unwatch(&m->loop, &m->stop_src);
+	destroy_devices(m);
+	if (m->serial_ready)
+		serial_destroy(&m->serial);
+	if (m->legacy_ready)
+		legacy_destroy(&m->legacy);
+	vm_destroy(&m->vm);
+	event_loop_destroy(&m->loop);
+	m->loop_ready = false;
+}

@@ -1,0 +1,99 @@
+/*
+ * The machine builder: a whole microVM (KVM, memory, vCPUs, serial console,
+ * legacy ports, ACPI, and the virtio devices behind virtio-mmio) put
+ * together from one configuration. `kvmini run` fills the configuration from
+ * its command line; Firecracker's config file and pre-boot API calls will
+ * fill the same struct.
+ *
+ * Threads: the one calling machine_run() runs the machine's event loop
+ * (devices, console input, the stop request; an API started on machine_loop()
+ * shares it, so its calls into the devices never race their queue work);
+ * each vCPU has its own thread, its device accesses handed to the loop.
+ */
+#ifndef KVMINI_MACHINE_MACHINE_H
+#define KVMINI_MACHINE_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/event_loop.h"
+#include "fs/virtio_fs.h"
+#include "machine/fs_share.h"
+#include "machine/net_iface.h"
+#include "mmds/mmds.h"
+#include "vmm/acpi_pm.h"
+#include "vmm/layout.h"
+#include "vmm/legacy.h"
+#include "vmm/serial.h"
+#include "vmm/virtio_slot.h"
+#include "vmm/vm.h"
+
+#define MACHINE_MAX_NETS 8u
+#define MACHINE_MAX_FS 4u
+
+/* One virtio-fs device: the share and the device serving it. */
+struct machine_fs_config {
+	struct fs_share_config share;     /* share.dir: the host directory */
+	struct virtio_fs_opts dev;        /* dev.tag: what the guest mounts */
+};
+
+struct machine_config {
+	const char *kernel;               /* ELF vmlinux or bzImage */
+	const char *initrd;               /* NULL: none */
+	const char *cmdline;              /* the device entries are appended */
+	uint64_t mem_bytes;
+	unsigned cpus;
+	bool compat;                      /* nested-PVM workarounds (vmm/compat/) */
+	bool host_decompress;
+	bool no_acpi;
+	int console_in, console_out;      /* the serial console's descriptors */
+	const struct net_iface_config *nets;
+	unsigned n_nets;
+	struct mmds *mmds;                /* the store the nets' MMDS answers from; not owned */
+	const struct machine_fs_config *fs;
+	unsigned n_fs;
+};
+
+struct machine_fs {
+	struct fs_share share;
+	struct virtio_fs *dev;
+};
+
+struct machine {
+	const struct machine_config *cfg;
+	struct event_loop loop;
+	bool loop_ready;
+	struct vm vm;
+	struct serial serial;
+	bool serial_ready;
+	struct legacy_devices legacy;
+	bool legacy_ready;
+	struct acpi_pm acpi_pm;
+	struct net_iface nets[MACHINE_MAX_NETS];
+	unsigned n_nets;
+	struct machine_fs fs[MACHINE_MAX_FS];
+	unsigned n_fs;
+	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
+	unsigned n_slots;
+	struct event_source stop_src;
+	char cmdline[LAYOUT_CMDLINE_MAX];
+};
+
+/*
+ * Build everything @cfg describes and load the guest; the vCPUs do not run
+ * yet. Signals must already be blocked (device workers inherit the mask).
+ * 0 or -errno, logged; machine_destroy() undoes a partial build too.
+ */
+int machine_build(struct machine *m, const struct machine_config *cfg);
+/* Start the vCPUs and run the event loop until something stops the VM
+ * (vm.run_state says what and with which status). 0 or -errno, logged. */
+int machine_run(struct machine *m);
+/* Stop the devices' transports and join the vCPUs. */
+void machine_stop(struct machine *m);
+void machine_destroy(struct machine *m);
+
+/* Every device's and transport's counters, then the VM's (loop thread). */
+void machine_dump_counters(struct machine *m, FILE *out);
+
+#endif

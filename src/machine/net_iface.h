@@ -1,0 +1,58 @@
+/*
+ * One virtio-net interface, as every front door builds it: the backend
+ * (tap, libslirp, stream, loopback) made from its spec, wrapped by the
+ * metadata service's interceptor where MMDS answers on it, and the
+ * virtio-net device on it with its MAC, MTU and rate limits. `kvmini run
+ * --net` and `kvmini vhost net` open their interfaces here; each puts its
+ * own transport in front (virtio-mmio or vhost-user).
+ */
+#ifndef KVMINI_MACHINE_NET_IFACE_H
+#define KVMINI_MACHINE_NET_IFACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/event_loop.h"
+#include "mmds/mmds.h"
+#include "net/backend.h"
+#include "net/net_device.h"
+#include "net/rate_limiter.h"
+
+#define NET_IFACE_ID_MAX 64u
+/* The MTU a device may advertise: at least 68 (virtio 1.2, 5.1.4.1: the
+ * IPv4 minimum), at most what the 16-bit config field holds. */
+#define NET_IFACE_MTU_MIN 68u
+#define NET_IFACE_MTU_MAX 65535u
+#define NET_IFACE_DEFAULT_MTU 1500u
+
+struct net_iface_config {
+	const char *backend;         /* the backend spec: tap:NAME, user, ... */
+	char id[NET_IFACE_ID_MAX + 1];  /* the control API's iface_id */
+	bool id_given;
+	uint8_t mac[6];
+	bool mac_given;              /* else random (logged as such) */
+	uint16_t mtu;                /* 0: the host interface's, or 1500 */
+	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
+	bool mmds;                   /* MMDS answers on it (needs a store at open) */
+};
+
+struct net_iface {
+	struct net_backend *backend;
+	struct net_device *dev;
+};
+
+/*
+ * Make the backend (behind the interceptor of @m where cfg->mmds says so)
+ * and the device on @loop, with its limits. The MTU must not exceed a
+ * tap's own. @what is the backend option for messages ("--net"). 0 or
+ * -errno, logged; on failure nothing is left open.
+ */
+int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
+		   struct event_loop *loop, struct mmds *m, const char *what);
+/* The transport must have reset the device first. */
+void net_iface_close(struct net_iface *n);
+
+/* The tap's name when the backend is a tap, else NULL (the API shows it). */
+const char *net_iface_host_dev_name(const struct net_iface_config *cfg);
+
+#endif
