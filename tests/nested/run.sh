@@ -91,13 +91,16 @@ for _ in $(seq 100); do
 done
 [ -S "$SOCKDIR/fs.sock" ] || fail_setup "virtiofsd did not listen (log $JOB/virtiofsd.log)"
 
+# The outer VM's own watchdog ends a job that outlives the bound less the
+# boot and the power-off, and says what was still running (outer-init).
+WATCHDOG=$((LIMIT > 60 ? LIMIT - 30 : LIMIT / 2))
 t0=$(date +%s)
 # Relay what the job prints: the lines between the init's two markers.
 timeout -k 10 "$LIMIT" "$QEMU" -accel tcg,thread=multi -cpu max -smp "$CPUS" -m "${MEM}M" \
 	-object "memory-backend-memfd,id=mem,size=${MEM}M,share=on" -numa node,memdev=mem \
 	-display none -nodefaults -no-reboot -nic none -serial stdio \
 	-kernel "$STOCK_DIR/vmlinuz" -initrd build/nested/outer-initrd.gz \
-	-append "console=ttyS0 quiet panic=-1 nested.job=$JOB/job.sh nested.repo=$REPO" \
+	-append "console=ttyS0 quiet panic=-1 nested.job=$JOB/job.sh nested.repo=$REPO nested.limit=$WATCHDOG" \
 	-chardev "socket,id=fs,path=$SOCKDIR/fs.sock" \
 	-device vhost-user-fs-pci,chardev=fs,tag=hostroot,queue-size=1024 \
 	</dev/null 2>"$JOB/qemu.err" | tee "$JOB/console.log" |
