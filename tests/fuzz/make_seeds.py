@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzzers under tests/fuzz/corpus/<fuzzer>/.
+
+Each fuzzer reads its input as a little stream of operations (see the
+comment at the top of tests/fuzz/fuzz_<name>.c and tests/support/fuzz_input.h:
+little-endian values, zeros past the end). The seeds here are a few inputs
+of each kind a fuzzer understands, built from that format, so that a run
+starts from valid requests and ring layouts instead of from nothing, plus
+a few edge cases and the regression inputs of bugs found so far.
+
+Deterministic (no time, no randomness, Python's standard library only):
+running it again rewrites the same bytes. Usage:
+
+    python3 tests/fuzz/make_seeds.py            # write every corpus below
+    python3 tests/fuzz/make_seeds.py --check    # fail if a file would change
+
+The corpora of fuzz_api, fuzz_http and fuzz_mmds were written before this
+script and are left as they are; it writes only the fuzzers listed in
+GENERATORS, and removes nothing.
+"""
+import base64
+import bz2
+import gzip
+import lzma
+import os
+import struct
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def u8(*v):
+    return bytes(x & 0xFF for x in v)
+
+
+def u16(v):
+    return struct.pack("<H", v & 0xFFFF)
+
+
+def u32(v):
+    return struct.pack("<I", v & 0xFFFFFFFF)
+
+
+def u64(v):
+    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+# ---- FUSE (linux/fuse.h) ------------------------------------------------
+
+FUSE = dict(LOOKUP=1, FORGET=2, GETATTR=3, SETATTR=4, READLINK=5, SYMLINK=6,
+            MKNOD=8, MKDIR=9, UNLINK=10, RMDIR=11, RENAME=12, LINK=13, OPEN=14,
+            READ=15, WRITE=16, STATFS=17, RELEASE=18, FSYNC=20, SETXATTR=21,
+            GETXATTR=22, LISTXATTR=23, REMOVEXATTR=24, FLUSH=25, INIT=26,
+            OPENDIR=27, READDIR=28, RELEASEDIR=29, FSYNCDIR=30, ACCESS=34,
+            CREATE=35, INTERRUPT=36, DESTROY=38, BATCH_FORGET=42, FALLOCATE=43,
+            READDIRPLUS=44, RENAME2=45, LSEEK=46, COPY_FILE_RANGE=47, SYNCFS=50)
+
+
+def fuse_in_header(length, opcode, unique, nodeid, uid=0, gid=0):
+    """struct fuse_in_header: 40 bytes."""
+    return struct.pack("<IIQQIIIHH", length, opcode, unique, nodeid, uid, gid, 0, 0, 0)
+
+
+def fuse_init_in(minor=38, flags=0):
+    return struct.pack("<IIIII", 7, minor, 1 << 17, flags, 0) + bytes(44)
+
+
+def fuse_open_in(flags):
+    return struct.pack("<II", flags, 0)
+
+
+def fuse_read_in(fh, offset, size):
+    """Also fuse_write_in: the same 40-byte layout."""
+    return struct.pack("<QQIIQII", fh, offset, size, 0, 0, 0, 0)
+
+
+def fuse_release_in(fh):
+    return struct.pack("<QIIQ", fh, 0, 0, 0)
+
+
+def fuse_getattr_in(fh=0, flags=0):
+    return struct.pack("<IIQ", flags, 0, fh)
+
+
+def fuse_create_in(flags, mode):
+    return struct.pack("<IIII", flags, mode, 0o022, 0)
+
+
+def fuse_mkdir_in(mode):
+    return struct.pack("<II", mode, 0o022)
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+O_RDONLY, O_RDWR, O_CREAT = 0, 2, 0o100
+S_IFREG, S_IFDIR = 0o100000, 0o040000
+
+# ---- fuzz_fuse ------------------------------------------------------------
+# Records: u8 op (index into ops[] of fuzz_fuse.c, >= 0xf0: raw request),
+# u8 node selector (0xf0 + n: node id n; else a remembered one), u8 handle
+# selector (0xff: leave the argument's), u8 shape, u16 length, body.
+# The server's directory holds a, b, d/c, l -> a, out -> /etc.
+
+FUSE_FUZZ_OPS = ["LOOKUP", "FORGET", "GETATTR", "SETATTR", "READLINK", "SYMLINK",
+                 "MKNOD", "MKDIR", "UNLINK", "RMDIR", "RENAME", "LINK", "OPEN", "READ",
+                 "WRITE", "STATFS", "RELEASE", "FSYNC", "SETXATTR", "GETXATTR",
+                 "LISTXATTR", "REMOVEXATTR", "FLUSH", "INIT", "OPENDIR", "READDIR",
+                 "RELEASEDIR", "FSYNCDIR", "ACCESS", "CREATE", "INTERRUPT", "DESTROY",
+                 "BATCH_FORGET", "FALLOCATE", "READDIRPLUS", "RENAME2", "LSEEK",
+                 "COPY_FILE_RANGE", "SYNCFS"]
+ROOT = 0xF1          # node selector: node id 1, the root
+LAST = 0x00          # node or handle selector: the first one remembered
+
+
+def fuse_rec(op, body=b"", node=ROOT, fh=LAST, shape=0):
+    kind = FUSE_FUZZ_OPS.index(op)
+    return u8(kind, node, fh, shape) + u16(len(body)) + body
+
+
+def fuse_raw_rec(request, shape=0):
+    return u8(0xF0, 0, 0xFF, shape) + u16(len(request)) + request
+
+
+def seeds_fuse():
+    return {
+        "lookup_open_read": (
+            fuse_rec("LOOKUP", cstr("b"))
+            + fuse_rec("OPEN", fuse_open_in(O_RDONLY), node=LAST)
+            + fuse_rec("READ", fuse_read_in(0, 4, 16), node=LAST)
+            + fuse_rec("READ", fuse_read_in(0, 0, 4096), node=LAST, fh=0x30)   # through the sink
+            + fuse_rec("RELEASE", fuse_release_in(0), node=LAST)),
+        "create_write_getattr": (
+            fuse_rec("CREATE", fuse_create_in(O_RDWR | O_CREAT, S_IFREG | 0o644) + cstr("new"))
+            + fuse_rec("WRITE", fuse_read_in(0, 0, 11) + b"hello fuzz\n", node=LAST)
+            + fuse_rec("GETATTR", fuse_getattr_in(0, 1), node=LAST)
+            + fuse_rec("FLUSH", struct.pack("<QIIQ", 0, 0, 0, 0), node=LAST)
+            + fuse_rec("RELEASE", fuse_release_in(0), node=LAST)
+            + fuse_rec("UNLINK", cstr("new"))),
+        "mkdir_readdir": (
+            fuse_rec("MKDIR", fuse_mkdir_in(S_IFDIR | 0o755) + cstr("sub"))
+            + fuse_rec("OPENDIR", fuse_open_in(O_RDONLY))
+            + fuse_rec("READDIRPLUS", fuse_read_in(0, 0, 4096))
+            + fuse_rec("READDIR", fuse_read_in(0, 0, 80))
+            + fuse_rec("RELEASEDIR", fuse_release_in(0))
+            + fuse_rec("RMDIR", cstr("sub"))),
+        "symlink_readlink": (
+            fuse_rec("LOOKUP", cstr("l"))
+            + fuse_rec("READLINK", node=LAST)
+            + fuse_rec("LOOKUP", cstr("out"))
+            + fuse_rec("READLINK", node=LAST)
+            + fuse_rec("SYMLINK", cstr("s") + cstr("../../etc/passwd"))
+            + fuse_rec("STATFS")),
+        "rename_xattr": (
+            fuse_rec("LOOKUP", cstr("a"))
+            + fuse_rec("RENAME", u64(1) + cstr("a") + cstr("z"))
+            + fuse_rec("SETXATTR", struct.pack("<IIII", 3, 0, 0, 0) + cstr("user.k") + b"val",
+                       node=LAST)
+            + fuse_rec("GETXATTR", struct.pack("<II", 64, 0) + cstr("user.k"), node=LAST)
+            + fuse_rec("LISTXATTR", struct.pack("<II", 0, 0), node=LAST)),
+        # A whole request given raw, then one whose header says more than it has.
+        "raw_requests": (
+            fuse_raw_rec(fuse_in_header(40 + 16, FUSE["GETATTR"], 77, 1) + fuse_getattr_in())
+            + fuse_raw_rec(fuse_in_header(4096, FUSE["LOOKUP"], 78, 1) + cstr("a"))
+            + fuse_raw_rec(fuse_in_header(40, 9999, 79, 1))
+            + fuse_raw_rec(b"\x28\0\0\0\x03\0")),                 # a truncated header
+        # Small and split reply buffers, several request pieces, uid/gid 1000.
+        "shapes": (
+            fuse_rec("LOOKUP", cstr("d"), shape=0x03)
+            + fuse_rec("GETATTR", fuse_getattr_in(), node=LAST, shape=0x14)
+            + fuse_rec("READ", fuse_read_in(0, 0, 64), node=ROOT, shape=0x2a)
+            + fuse_rec("OPEN", fuse_open_in(O_RDWR), node=LAST, shape=0xc0)
+            + fuse_rec("INIT", fuse_init_in(), shape=0x0c)),
+    }
+
+
+# ---- fuzz_virtio_fs -----------------------------------------------------
+# u8 header (bit 0 EVENT_IDX, bit 1 INDIRECT_DESC, bit 2 the notification
+# queue), u8 mode (bit 0: no FUSE_INIT first, bit 1: create f.txt first),
+# then operations selected by a byte % 11. Request queues are 1.. (2.. with
+# the notification queue). The names table: a b dir f.txt user.x .. . a/b "".
+
+VFS_NAMES = ["a", "b", "dir", "f.txt", "user.x", "..", ".", "a/b", ""]
+VFS_FH_OPS = {"READ", "READDIR", "READDIRPLUS", "WRITE", "RELEASE", "RELEASEDIR", "FSYNC",
+              "FSYNCDIR", "FLUSH", "FALLOCATE", "LSEEK", "COPY_FILE_RANGE", "GETATTR"}
+
+
+def vfs_request(q, op, arg=b"", names=(), tail=b"", fix=True, writable=4096,
+                nin=1, nout=1, indirect=False, node=None, fh=None, splits=()):
+    """op_request: well-shaped argument @arg (exactly its size), names from
+    the table, a tail in 16-byte units; @fh: index of a remembered handle
+    (the byte is read only when the harness has one: with mode bit 1)."""
+    flags = ((nin - 1) << 4) | (nout << 6) | (8 if indirect else 0) | (2 if node is not None else 0)
+    b = u8(0, q, FUSE[op] - 1, flags)
+    if nout:
+        b += struct.pack("<I", writable)[:3]
+    b += arg
+    if fh is not None:
+        b += u8(0, fh)
+    for n in names:
+        b += u8(VFS_NAMES.index(n))
+    assert len(tail) % 16 == 0
+    b += u8(len(tail) // 16) + tail + u8(0 if fix else 1)
+    if node is not None:
+        b += u8(node)
+    for s in splits:
+        b += u16(s)
+    return b
+
+
+def vfs_publish(q, force=0):
+    return u8(6, q, force)
+
+
+def vfs_drain():
+    return u8(9, 0)
+
+
+def seeds_virtio_fs():
+    rw = fuse_read_in(0, 0, 0)
+    return {
+        "init_lookup_getattr": u8(0, 2)
+            + vfs_request(1, "LOOKUP", names=["f.txt"])
+            + vfs_request(1, "GETATTR", fuse_getattr_in(), fh=0)
+            + vfs_request(1, "STATFS")
+            + vfs_publish(1) + vfs_drain(),
+        "write_read": u8(0, 2)
+            + vfs_request(1, "WRITE", rw, fh=0, tail=bytes(range(64)))
+            + vfs_publish(1) + vfs_drain()
+            + vfs_request(1, "READ", fuse_read_in(0, 0, 4096), fh=0)
+            + vfs_request(1, "FLUSH", bytes(24), fh=0)
+            + vfs_publish(1) + vfs_drain(),
+        "mkdir_readdir": u8(0, 0)
+            + vfs_request(1, "MKDIR", fuse_mkdir_in(S_IFDIR | 0o755), names=["dir"])
+            + vfs_request(1, "OPENDIR", fuse_open_in(O_RDONLY))
+            + vfs_publish(1) + vfs_drain()
+            + vfs_request(1, "READDIRPLUS", fuse_read_in(0, 0, 8192), fh=0)
+            + vfs_request(1, "RMDIR", names=["dir"])
+            + vfs_publish(1) + vfs_drain(),
+        # Requests split over several pieces, through indirect tables, on
+        # both request queues and the hiprio queue.
+        "indirect_split": u8(2, 0)
+            + vfs_request(1, "CREATE", fuse_create_in(O_RDWR | O_CREAT, S_IFREG | 0o600),
+                          names=["a"], nin=3, nout=2, indirect=True, splits=(8, 20, 100))
+            + vfs_request(2, "LOOKUP", names=["a"], nin=2, nout=1, splits=(41,))
+            + vfs_request(0, "FORGET", u64(1))
+            + vfs_publish(1) + vfs_publish(2) + vfs_publish(0) + vfs_drain(),
+        # The notification queue: buffers for it, notifications raw and
+        # through the server.
+        "notify_queue": u8(4, 2)
+            + u8(4, 1) + u16(200) + u8(0)                      # writable-only on queue 1
+            + u8(4, 1) + u16(8) + u8(1) + u16(3)
+            + vfs_publish(1)
+            + u8(10, 0, 0) + u16(5) + b"f.txt"                 # INVAL_ENTRY
+            + u8(10, 0, 1) + u64(0) + u64(4096)                # INVAL_INODE
+            + u8(8, 3, 16) + bytes(16)                         # a raw notification
+            + vfs_drain(),
+        # Event index, a request whose header lies about its length, a chain
+        # out of guest memory, raw bodies, pause and resume.
+        "edge_cases": u8(1, 0)
+            + u8(0, 1, FUSE["GETATTR"] - 1, 0x46) + u8(0, 1, 0) + fuse_getattr_in()
+            + u8(0, 0) + u32(0xFFFFFFFF)
+            + u8(5, 1, 1) + u64(0xFFFFFFFFFFFFF000)
+            + u8(5, 2, 0)
+            + u8(0, 1, 0xC8) + u32(7) + u8(0x41) + u8(0, 1, 0) + u16(3) + b"abc"
+            + vfs_publish(1, 1) + vfs_publish(2, 1)
+            + u8(9, 1) + vfs_drain(),
+        "no_init": u8(0, 1)
+            + vfs_request(1, "INIT", fuse_init_in(minor=31))
+            + vfs_request(1, "INIT", fuse_init_in())
+            + vfs_publish(1) + vfs_drain(),
+    }
+
+
+# ---- fuzz_virtq_net -------------------------------------------------------
+# u8 features (1 EVENT_IDX, 2 INDIRECT_DESC, 4 MAC+STATUS, 8 bad features,
+# 0x10 raw queue indirect, 0x20 raw queue event index), three queue sizes
+# (1 << b % 9; bit 7 a bad size), then operations selected by a byte % 19:
+# queue 0 RX, 1 TX, 2 the raw queue driven through vq_pop/vq_push.
+
+def vqn_good(op_q, first=0, nbuf=1, opt=0, length=64, at=0):
+    op = {0: 7, 1: 6, 2: 8}[op_q]
+    return u8(op) + u16(first) + u8(nbuf - 1, opt) + u16(length) + u16(at)
+
+
+def vqn_kick(q):
+    return u8(3, q)
+
+
+def vqn_desc(q, i, addr_mode, addr, length, flags, nxt):
+    return u8(0, q) + u16(i) + u8(addr_mode) + u32(addr) + u32(length) + u8(flags) + u16(nxt)
+
+
+def seeds_virtq_net():
+    size16 = u8(4, 4, 4)
+    return {
+        "tx_rx_loopback": u8(0) + size16
+            + vqn_good(0, 0, 1, 0, 1600, 0) + vqn_good(0, 1, 2, 0, 1600, 0x200)
+            + vqn_kick(0)
+            + vqn_good(1, 0, 2, 0, 60, 0x800)
+            + vqn_kick(1) + u8(10) + u8(10),
+        "indirect_event_idx": u8(7) + size16
+            + u8(9, 0, 1) + u16(0)                            # used_event on RX
+            + vqn_good(0, 0, 3, 2, 1500, 0x100)
+            + vqn_good(1, 0, 4, 2 | 4, 300, 0x900)
+            + vqn_kick(1) + u8(10) + u8(18) + u16(2) + u8(0, 0) + u16(100) + u16(0x40)
+            + u16(4) + u8(0, 0) + u16(80) + u16(0xa00),
+        "raw_pop_push": u8(0x30) + u8(3, 3, 3)
+            + vqn_good(2, 0, 2, 0, 100, 0)
+            + u8(11) + u8(12) + u32(50) + u8(0)                 # pop, push what was popped
+            + u8(13, 0) + u8(13, 1)                             # enable, disable kicks
+            + vqn_good(2, 2, 1, 0, 20, 0x100) + u8(11) + u8(14) + u8(11)
+            + u8(12) + u32(0) + u8(1) + u16(0xFFFF),            # push a head out of range
+        "flood": u8(1) + u8(6, 6, 0)
+            + u8(17, 10, 2) + u8(10) + u8(17, 0, 0) + vqn_kick(0) + u8(10),
+        # A chain that loops on itself, an avail index far ahead, a head out
+        # of range: the queue is poisoned and the device asks for a reset.
+        "broken_rings": u8(0) + size16
+            + vqn_desc(1, 0, 0, 0x40000, 64, 1, 0)              # NEXT to itself
+            + u8(1, 1) + u16(0) + u16(0) + u8(2, 1, 1) + vqn_kick(1)
+            + u8(15)
+            + u8(1, 0) + u16(0) + u16(999) + u8(2, 0, 1) + vqn_kick(0)
+            + u8(15)
+            + u8(2, 2, 100) + u8(11),
+        "big_indirect": u8(2) + u8(5, 5, 5)
+            + u8(16, 1) + u16(0) + u16(2047) + u8(0) + u32(0x100) + u32(64) + u8(0)
+            + vqn_kick(1)
+            + u8(5) + u16(0) + u8(3) + (u16(0) + u16(32) + u8(1) + u8(1)) * 4
+            + u8(4) + u8(2) + u32(0x100) + u8(3) + b"\x01\x02\x03\x04",
+        "bad_sizes_features": u8(8) + u8(0x85, 1, 8)
+            + vqn_good(2, 0, 1, 0, 0, 0) + u8(11),
+        # vq_pop's outstanding check when the used index wraps (a fix for
+        # "pending counted from last_avail_idx, not from used_idx").
+        "regress-used-wrap": base64.b64decode(
+            "AzU1NZY1AAAAAAAA19fX19fX19fX19fX19fX19fX19fX19cAAAAAAAAAAAAAAAAAAAEAANTU1NTU1NTU"
+            "PwpikpKSkpIiki4="),
+    }
+
+
+# ---- fuzz_mmio --------------------------------------------------------------
+# u8 device (bit 0: 0 virtio-net, 1 virtio-fs), then operations selected by a
+# byte % 9: 0 raw access, 1 known register, 2 status, 3 handshake, 4 config,
+# 5 QueueNotify + loop, 6 poke memory, 7 interrupt ack, 8 loop.
+
+def mmio_raw(off, width_sel, write, data=b""):
+    return u8(0) + u16(off) + u8(width_sel, write) + data.ljust(8, b"\0")
+
+
+def mmio_handshake(feature_mask, qsizes, bad_used=None):
+    b = u8(3) + u64(feature_mask)
+    for i, n in enumerate(qsizes):
+        b += u8(n, 0xFF if bad_used == i else 0)
+        if bad_used == i:
+            b += u8(4) + b"\0\0\0" + u64(0xFFFFFFFFFFFFF000)
+    return b
+
+
+def seeds_mmio():
+    ids = b"".join(mmio_raw(off, 2, 0) for off in (0x000, 0x004, 0x008, 0x00C, 0x034, 0x070))
+    return {
+        "net_handshake_notify": u8(0) + mmio_handshake(0xFFFFFFFFFFFFFFFF, (4, 4))
+            + u8(4, 0, 2, 0) + bytes(8)                         # config read
+            + u8(6) + u8(0, 0, 0) + u8(15) + bytes(16)          # poke
+            + u8(5, 1) + u8(7) + u8(5, 0) + u8(8),
+        "fs_handshake_notify": u8(1) + mmio_handshake(0, (3, 5))
+            + u8(4, 0, 2, 0) + bytes(8) + u8(4, 36, 2, 0) + bytes(8)
+            + u8(5, 1) + u8(7),
+        "id_registers": u8(0) + ids + mmio_raw(0x000, 0, 0) + mmio_raw(0x002, 3, 0)
+            + mmio_raw(0x1FFF, 2, 0) + mmio_raw(0x100, 4, 0),
+        # The driver's status steps one by one, with registers written between.
+        "status_steps": u8(1) + u8(2, 0) + u8(2, 1)
+            + u8(1, 2) + u32(1) + u8(1, 1) + u32(1)                # VERSION_1
+            + u8(2, 2)
+            + u8(1, 3) + u32(0) + u8(1, 4) + u32(4)
+            + u8(1, 9) + u32(0) + u8(0) + b"\0\0\0"
+            + u8(1, 5) + u32(1)
+            + u8(2, 3) + u8(2, 0xF0, 0x4F) + u8(2, 0xFF),
+        "bad_queue": u8(0) + mmio_handshake(0xFFFFFFFF, (4, 4), bad_used=1)
+            + u8(1, 4) + u32(0x103) + u8(1, 5) + u32(1) + u8(5, 3),
+    }
+
+
+# ---- fuzz_ports -------------------------------------------------------------
+# Operations selected by a byte % 8: 0-2 a port access (u16 port selector:
+# bit 15 a raw port, else an index into ports[]; u8 width: 1 2 4 1; u8
+# write; 4 data bytes), 3 console input (u16 count), 4 a loop turn, 5 the
+# 8250 driver's start (u8 FCR), 6 the receive handler, 7 reading resumes.
+
+PORTS = [0x3F8 + i for i in range(8)] + [0x60, 0x64, 0x70, 0x71, 0x80, 0xED, 0x501, 0x502,
+                                         0x3F0, 0x3EF, 0x400]
+
+
+def port(p, write=False, data=b"", width=1):
+    sel = PORTS.index(p) if p in PORTS else 0x8000 | p
+    return u8(0) + u16(sel) + u8({1: 0, 2: 1, 4: 2}[width], 1 if write else 0) + data.ljust(4, b"\0")
+
+
+def seeds_ports():
+    return {
+        "uart_receive": u8(5, 0xC7) + u8(3) + u16(15) + u8(4) + u8(6)
+            + port(0x3FA) + port(0x3FD) + u8(3) + u16(200) + u8(4) + u8(6) + u8(7),
+        "uart_dlab": port(0x3FB, True, b"\x80") + port(0x3F8, True, b"\x01")
+            + port(0x3F9, True, b"\x00") + port(0x3F8) + port(0x3F9)
+            + port(0x3FB, True, b"\x03") + port(0x3F9, True, b"\x0f") + port(0x3F9)
+            + port(0x3F8, width=2) + port(0x3FC, True, b"\x10") + port(0x3FE),
+        "rtc_cmos": b"".join(port(0x70, True, u8(r)) + port(0x71)
+                             for r in (0, 2, 4, 6, 7, 8, 9, 0x0A, 0x0B, 0x0D, 0x32))
+            + port(0x70, True, b"\x20") + port(0x71, True, b"\x5a") + port(0x71)
+            + port(0x70, True, b"\x8f") + port(0x71, width=2),
+        "debug_exit": port(0x501, True, b"\x07\x00", 2) + port(0x502, True, b"\x01")
+            + port(0x501, True, b"\x00\x01\x02\x03", 4),
+        "i8042_boot_marker": port(0x64) + port(0x60) + port(0x3F0, True, b"\x7b")
+            + port(0x3F0, True, b"\x7b", 2) + port(0x64, True, b"\xfe"),
+        # Input while nobody listens: the pipe fills, reading stops and resumes.
+        "input_backlog": (u8(3) + u16(1023)) * 8 + u8(7) + u8(5, 0x01) + u8(6) + u8(7)
+            + port(0x80, True, b"\x55") + port(0xED) + port(0x400, width=4),
+    }
+
+
+# ---- fuzz_vhost_user ------------------------------------------------------
+# u8 mode (bit 0 a valid handshake first, bit 1 in-band notifications),
+# then records: u8 op < 0xf0 a message (request from the table below, u8
+# flags selector, u16 size selector (>= 0xf000: size & 0x1fff), u8 fd spec,
+# payload), 0xf0 the same with a raw request id, 0xfc raw bytes on the
+# socket, 0xfd poke guest memory, 0xfe kick every queue, 0xff signal.
+
+VU_REQUESTS = [1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 21, 24, 25, 35,
+               0, 6, 7, 19, 20, 22, 23, 34, 36, 37, 40, 41, 1000]
+VU = dict(GET_FEATURES=1, SET_FEATURES=2, SET_OWNER=3, RESET_OWNER=4, SET_MEM_TABLE=5,
+          SET_VRING_NUM=8, SET_VRING_ADDR=9, SET_VRING_BASE=10, GET_VRING_BASE=11,
+          SET_VRING_KICK=12, SET_VRING_CALL=13, GET_PROTOCOL_FEATURES=15,
+          SET_PROTOCOL_FEATURES=16, GET_QUEUE_NUM=17, SET_VRING_ENABLE=18, GET_CONFIG=24,
+          SET_CONFIG=25, VRING_KICK=35, GET_MAX_MEM_SLOTS=36, GET_STATUS=41)
+NEED_REPLY = 0x08
+FDS_EXPECTED = 0x80
+MEM = 2 << 3          # fd kind: a memfd
+RING0 = 0x10000       # where the handshake puts queue q's rings: 0x10000 * (q + 1)
+
+
+def vu_msg(name, payload=b"", fdspec=0, fsel=NEED_REPLY):
+    return u8(VU_REQUESTS.index(VU[name]), fsel) + u16(0xF000 | len(payload)) + u8(fdspec) + payload
+
+
+def vu_poke(off, data):
+    assert off % 16 == 0 and len(data) < 256
+    return u8(0xFD) + u16(off // 16) + u8(len(data)) + data
+
+
+def vu_chain(q, heads):
+    """A descriptor per head (device-readable, then writable), published."""
+    base = RING0 * (q + 1)
+    desc = b"".join(struct.pack("<QIHH", 0x40000 + 0x1000 * h, 256, 2 if h % 2 else 0, 0)
+                    for h in heads)
+    avail = u16(0) + u16(len(heads)) + b"".join(u16(h) for h in heads)
+    return vu_poke(base, desc) + vu_poke(base + 0x1000, avail)
+
+
+def seeds_vhost_user():
+    mem_table = u32(1) + u32(0) + u64(0x1000) + u64(0xFF000) + u64(0x1000) + u64(0x1000)
+    return {
+        "handshake_kick": u8(1) + vu_chain(0, [0, 1]) + u8(0xFE) + u8(0xFF, 0)
+            + vu_msg("GET_VRING_BASE", u32(0) + u32(0)),
+        "inband_kick": u8(3) + vu_chain(1, [0, 1, 2])
+            + vu_msg("VRING_KICK", u32(1) + u32(0)) + u8(0xFF, 1)
+            + vu_msg("GET_STATUS"),
+        "manual_handshake": u8(0)
+            + vu_msg("SET_OWNER", fsel=0) + vu_msg("GET_FEATURES")
+            + vu_msg("GET_PROTOCOL_FEATURES") + vu_msg("SET_PROTOCOL_FEATURES", u64(0x209))
+            + vu_msg("SET_FEATURES", u64((1 << 32) | (1 << 30)))
+            + vu_msg("GET_QUEUE_NUM") + vu_msg("GET_MAX_MEM_SLOTS")
+            + vu_msg("SET_MEM_TABLE", mem_table, FDS_EXPECTED | MEM)
+            + vu_msg("SET_VRING_NUM", u32(0) + u32(64))
+            + vu_msg("SET_VRING_BASE", u32(0) + u32(0))
+            + vu_msg("SET_VRING_ADDR", u32(0) + u32(0) + u64(RING0) + u64(RING0 + 0x2000)
+                     + u64(RING0 + 0x1000) + u64(0))
+            + vu_msg("SET_VRING_CALL", u64(0), FDS_EXPECTED)
+            + vu_msg("SET_VRING_KICK", u64(0), FDS_EXPECTED)
+            + vu_msg("SET_VRING_ENABLE", u32(0) + u32(1))
+            + vu_chain(0, [0]) + u8(0xFE),
+        "config": u8(1)
+            + vu_msg("GET_CONFIG", u32(0) + u32(12) + u32(0) + bytes(12))
+            + vu_msg("SET_CONFIG", u32(4) + u32(4) + u32(0) + b"abcd")
+            + vu_msg("GET_CONFIG", u32(8) + u32(12) + u32(0) + bytes(12)),
+        # Framed by the server itself: a whole GET_FEATURES header, then half
+        # of one; an unknown request; a vring number that is not a power of two.
+        "raw_and_edges": u8(1)
+            + u8(0xFC) + u16(12) + u8(0) + u32(1) + u32(1 | NEED_REPLY) + u32(0)
+            + u8(0xFC) + u16(6) + u8(0) + u32(2) + u16(1)
+            + u8(0xF0) + u16(999) + u16(0) + u8(NEED_REPLY) + u16(0xF000) + u8(0)
+            + vu_msg("SET_VRING_NUM", u32(1) + u32(100))
+            + vu_msg("SET_VRING_NUM", u32(7) + u32(64))
+            + vu_msg("RESET_OWNER", fsel=0),
+    }
+
+
+# ---- fuzz_decompress ------------------------------------------------------
+# The first byte picks the format whose magic goes in front of the rest:
+# 0 gzip, 1 xz, 2 lzma, 3 zstd, 4 lz4 (legacy), 5 bzip2, 6 lzo (lzop).
+# Every format but gzip ends with the kernel build's size_append: the
+# uncompressed size, 32-bit little-endian.
+
+PAYLOAD = b"kvmini seed payload\n" * 40 + bytes(range(256))
+MAGIC_LEN = [3, 6, 3, 4, 4, 3, 9]
+
+
+def zstd_raw_frame(data):
+    """A zstd frame of one raw (stored) block, single segment."""
+    assert len(data) < 1 << 16
+    fhd = 0x60                     # single segment, frame content size 2 bytes
+    hdr = struct.pack("<IBH", 0xFD2FB528, fhd, len(data) - 256)
+    block = (len(data) << 3) | 1   # raw block, last
+    return hdr + struct.pack("<I", block)[:3] + data
+
+
+def lz4_legacy_literals(data):
+    """lz4's legacy frame of one block holding only literals."""
+    n = len(data)
+    blk = u8(0xF0)                 # 15+ literals, no match
+    rest = n - 15
+    while rest >= 255:
+        blk += u8(255)
+        rest -= 255
+    blk += u8(rest) + data
+    return u32(0x184C2102) + u32(len(blk)) + blk
+
+
+def lzop_stored(data):
+    """lzop's format with one stored block (compressed length = length)."""
+    hdr = struct.pack(">HHHBBIIII", 0x1030, 0x2080, 0x0940, 1, 9, 0, 0o100644, 0, 0) + u8(4) + b"seed"
+    hdr += struct.pack(">I", zlib.adler32(hdr))
+    body = struct.pack(">II", len(data), len(data)) + data + struct.pack(">I", 0)
+    return b"\x89LZO\0\r\n\x1a\n" + hdr + body
+
+
+def seeds_decompress():
+    size = u32(len(PAYLOAD))
+    whole = {
+        "gzip": (0, gzip.compress(PAYLOAD, 9, mtime=0)),
+        "xz": (1, lzma.compress(PAYLOAD, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32) + size),
+        "lzma": (2, lzma.compress(PAYLOAD, format=lzma.FORMAT_ALONE) + size),
+        "zstd": (3, zstd_raw_frame(PAYLOAD) + size),
+        "lz4": (4, lz4_legacy_literals(PAYLOAD) + size),
+        "bzip2": (5, bz2.compress(PAYLOAD, 9) + size),
+        "lzo": (6, lzop_stored(PAYLOAD) + size),
+    }
+    out = {}
+    for name, (sel, stream) in whole.items():
+        out[name] = u8(sel) + stream[MAGIC_LEN[sel]:]
+    # Edge cases: a size trailer that lies, a stream cut short, magic alone.
+    bad = bytearray(out["xz"])
+    bad[-4:] = u32(len(PAYLOAD) + 1)
+    out["xz_wrong_size"] = bytes(bad)
+    out["gzip_truncated"] = out["gzip"][:len(out["gzip"]) // 2]
+    out["lzo_magic_only"] = u8(6)
+    return out
+
+
+GENERATORS = {
+    "fuzz_decompress": seeds_decompress,
+    "fuzz_fuse": seeds_fuse,
+    "fuzz_mmio": seeds_mmio,
+    "fuzz_ports": seeds_ports,
+    "fuzz_vhost_user": seeds_vhost_user,
+    "fuzz_virtio_fs": seeds_virtio_fs,
+    "fuzz_virtq_net": seeds_virtq_net,
+}
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for fuzzer, gen in GENERATORS.items():
+        d = os.path.join(CORPUS, fuzzer)
+        os.makedirs(d, exist_ok=True)
+        for name, data in gen().items():
+            path = os.path.join(d, name)
+            old = open(path, "rb").read() if os.path.exists(path) else None
+            if old == data:
+                continue
+            if check:
+                stale.append(path)
+                continue
+            with open(path, "wb") as f:
+                f.write(data)
+    if stale:
+        print("out of date (run tests/fuzz/make_seeds.py):\n  " + "\n  ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
