@@ -2,8 +2,9 @@
 # Build and run every kvmini test, layer by layer:
 #   0. lint: clang-tidy, cppcheck and the layer check over src/ (scripts/lint.sh)
 #   1. unit tests under ASan + UBSan
-#   2. short libFuzzer runs: FUZZ_BUDGET seconds (default 270) shared evenly
-#      by the targets, or FUZZ_SECONDS each when set
+#   2. fuzzing: each target replays its committed corpus (tests/fuzz/corpus),
+#      then runs for FUZZ_BUDGET seconds (default 270) shared evenly by the
+#      targets, or FUZZ_SECONDS each when set
 #   3. in-process benchmark smoke run
 #   4. host-kernel FUSE client against kvmini's FUSE server (/dev/fuse)
 #   5. User-Mode Linux integration tests (real Linux virtio drivers)
@@ -100,6 +101,12 @@ for t in tests/unit/*.sh; do
 done
 layer_end
 
+# Each target: first its committed corpus (tests/fuzz/corpus/<name>, written
+# by tests/fuzz/make_seeds.py and kept regression inputs) replayed once, then
+# fuzzing for FUZZ_SECONDS. libFuzzer writes new inputs only into its first
+# corpus directory, the scratch one under build/; the committed corpus comes
+# second and is only read (checked: a run that changes it fails).
+corpus_sum() { find "$1" -type f -exec md5sum {} + 2>/dev/null | sort | md5sum; }
 layer_start "fuzzing (${FUZZ_SECONDS} s per target)"
 for f in build/fuzz/*; do
 	[ -x "$f" ] || continue
@@ -109,13 +116,25 @@ for f in build/fuzz/*; do
 	seeds=()
 	[ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
 	mkdir -p build/fuzz-artifacts
+	if [ ${#seeds[@]} -gt 0 ] && ! "$f" -runs=0 -rss_limit_mb=2048 \
+		-artifact_prefix=build/fuzz-artifacts/"$name"- \
+		"${seeds[@]}" >"$LOGDIR/fuzz-$name-replay.log" 2>&1; then
+		echo "FAIL: fuzz $name (corpus replay, log $LOGDIR/fuzz-$name-replay.log)"
+		grep -m5 -E 'ERROR|SUMMARY|Running: ' "$LOGDIR/fuzz-$name-replay.log" | sed 's/^/    /'
+		failed=$((failed + 1))
+		continue
+	fi
+	sum_before=$(corpus_sum "tests/fuzz/corpus/$name")
 	if "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz-artifacts/"$name"- \
-		"$corpus" "${seeds[@]}" >"$LOGDIR/fuzz-$name.log" 2>&1; then
+		"$corpus" "${seeds[@]}" >"$LOGDIR/fuzz-$name.log" 2>&1 &&
+		[ "$(corpus_sum "tests/fuzz/corpus/$name")" = "$sum_before" ]; then
 		echo "PASS: fuzz $name ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$LOGDIR/fuzz-$name.log" | grep -o '[0-9]*$') runs)"
 		passed=$((passed + 1))
 	else
 		echo "FAIL: fuzz $name (log $LOGDIR/fuzz-$name.log)"
+		[ "$(corpus_sum "tests/fuzz/corpus/$name")" = "$sum_before" ] ||
+			echo "    the run changed tests/fuzz/corpus/$name"
 		grep -m5 -E 'ERROR|SUMMARY' "$LOGDIR/fuzz-$name.log" | sed 's/^/    /'
 		failed=$((failed + 1))
 	fi
