@@ -355,100 +355,6 @@ kvmini_show() {
 
 # ---------------------------------------------------------------- UML
 
-# UML 6.1 hands ptrace(PTRACE_SETREGSET, NT_X86_XSTATE) an 832-byte buffer;
-# hosts whose XSAVE area is larger (AVX-512, AMX) refuse anything but the full
-# size with EFAULT, and UML panics at its first user process ("ptrace set fp
-# regs failed, errno = 14"). This preload keeps, per UML register buffer, the
-# full host area and hands the kernel whole buffers; UML sees its 832 bytes.
-uml_shim_source() {
-	cat <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <elf.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ptrace.h>
-#include <sys/types.h>
-#include <sys/uio.h>
-
-#define SLOTS 4096
-#define XMAX 65536
-/* Keyed by UML's per-task register buffer, so each task keeps its own upper
- * state. Static, never on the stack: UML calls ptrace on small kernel stacks. */
-static struct { void *key; unsigned char *full; } slots[SLOTS];
-static unsigned char scratch[XMAX];
-static size_t xsize;
-static long (*real_ptrace)(int, ...);
-
-static long raw(int req, pid_t pid, void *addr, void *data)
-{
-	if (!real_ptrace)
-		real_ptrace = (long (*)(int, ...))dlsym(RTLD_NEXT, "ptrace");
-	return real_ptrace(req, pid, addr, data);
-}
-
-/* The host's full XSAVE size: what GETREGSET reports for a large buffer. */
-static size_t host_size(pid_t pid)
-{
-	struct iovec iov = { scratch, XMAX };
-
-	if (!xsize && raw(PTRACE_GETREGSET, pid, (void *)NT_X86_XSTATE, &iov) == 0)
-		xsize = iov.iov_len;
-	return xsize;
-}
-
-static unsigned char *slot(void *key, int create)
-{
-	size_t h = ((uintptr_t)key >> 4) % SLOTS;
-
-	for (size_t i = 0; i < SLOTS; i++) {
-		size_t j = (h + i) % SLOTS;
-		if (slots[j].key == key)
-			return slots[j].full;
-		if (slots[j].key)
-			continue;
-		if (!create || !(slots[j].full = malloc(xsize)))
-			return NULL;
-		slots[j].key = key;
-		return slots[j].full;
-	}
-	return NULL;
-}
-
-long ptrace(enum __ptrace_request req, ...)
-{
-	va_list ap;
-	va_start(ap, req);
-	pid_t pid = va_arg(ap, pid_t);
-	void *addr = va_arg(ap, void *);
-	struct iovec *uiov = va_arg(ap, void *);
-	va_end(ap);
-
-	if ((req != PTRACE_GETREGSET && req != PTRACE_SETREGSET) ||
-	    (uintptr_t)addr != NT_X86_XSTATE || !uiov)
-		return raw(req, pid, addr, uiov);
-	size_t n = host_size(pid);
-	if (!n || uiov->iov_len >= n)
-		return raw(req, pid, addr, uiov);
-	unsigned char *full = slot(uiov->iov_base, req == PTRACE_GETREGSET);
-	struct iovec iov = { full ? full : scratch, n };
-	if (req == PTRACE_GETREGSET) {
-		long r = raw(req, pid, addr, &iov);
-		if (r == 0)
-			memcpy(uiov->iov_base, iov.iov_base, uiov->iov_len);
-		return r;
-	}
-	/* A task never read (a fresh fork) starts from the stub's current state. */
-	if (!full && raw(PTRACE_GETREGSET, pid, addr, &iov) < 0)
-		return -1;
-	memcpy(iov.iov_base, uiov->iov_base, uiov->iov_len);
-	return raw(req, pid, addr, &iov);
-}
-EOF
-}
-
 # uml_begin NAME LIMIT [COMMAND...]: how a UML test starts: t_begin, the UML
 # tree, the kvmini binary to test (kvmini_pick) and the host commands the test
 # needs; a missing one fails and ends the test.
@@ -468,93 +374,26 @@ uml_prepare() {
 	[ -x "$UML_KERNEL" ] || { fail "no $UML_KERNEL (apt-get install user-mode-linux)"; return 1; }
 	"$UML_TOP/tests/uml/mkrootfs.sh" "$UML_ROOT" >/dev/null ||
 		{ fail "tests/uml/mkrootfs.sh"; return 1; }
-	local src=$UML_TOP/build/uml/uml-xstate-shim.c
+	# The ptrace shim UML runs with (see tests/uml/xstate-shim.c), built
+	# beside and swapped in: tests may start together.
+	local src=$UML_TOP/tests/uml/xstate-shim.c
 	mkdir -p "$(dirname "$UML_SHIM")"
-	if ! [ -f "$UML_SHIM" ] || ! cmp -s <(uml_shim_source) "$src"; then
-		uml_shim_source >"$src.tmp" && mv "$src.tmp" "$src"
-		if ! ${CC:-gcc} -O2 -Wall -shared -fPIC -o "$UML_SHIM.tmp" "$src" -ldl; then
+	if ! [ -f "$UML_SHIM" ] || [ "$src" -nt "$UML_SHIM" ]; then
+		if ! ${CC:-gcc} -O2 -Wall -shared -fPIC -o "$UML_SHIM.$$" "$src" -ldl; then
 			fail "building $UML_SHIM"
 			return 1
 		fi
-		mv "$UML_SHIM.tmp" "$UML_SHIM"
+		mv "$UML_SHIM.$$" "$UML_SHIM"
 	fi
 }
 
-# guest_script FILE: write FILE (under $T_DIR, so the guest reads it through
-# /host) from the guest prelude and the body on stdin.
+# guest_script FILE: write FILE (under $T_DIR, so the guest reads it at /t)
+# from the body on stdin, after a line that sources the guest's helpers
+# (tests/uml/guest/lib.sh, /lib/kvmini/guest.sh in the guest's root).
 guest_script() {
 	{
-		cat <<EOF
-# Written by tests/uml/lib.sh for $T_NAME; runs as /init's child in UML.
-FLAGS=/t/flags   # /init mounts \$T_DIR at /t
-EOF
-		cat <<'EOF'
-say() { echo "GUEST: $*"; }
-gpass() { echo "GUEST-PASS: $*"; }
-gfail() { echo "GUEST-FAIL: $*"; }
-gval() { echo "GUEST-VAL: $1 $2"; }
-gmark() { echo "GUEST-MARK: $1"; }
-# gcheck NAME CMD...: GUEST-PASS when CMD succeeds; its output is shown.
-gcheck() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		echo "$out" | sed 's/^/    /'
-		gpass "$name"
-	else
-		echo "$out" | sed 's/^/    /'
-		gfail "$name"
-	fi
-}
-# The host's programs (iperf3, ip, ...) run chrooted in the host's tree;
-# through the host's env, since busybox's chroot would prefer its own applets.
-hostrun() { chroot /host /usr/bin/env "$@"; }
-# wait_flag NAME SECS: wait for the host's `host_flag NAME`.
-wait_flag() {
-	local i=0
-	while [ $i -lt $(($2 * 10)) ]; do
-		ls "$FLAGS" 2>/dev/null | grep -qx "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-# wait_link IFACE: wait until IFACE exists (the driver has probed).
-wait_link() {
-	local i=0
-	while [ $i -lt 50 ]; do
-		[ -e "/sys/class/net/$1" ] && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-# link_up IFACE ADDR/PREFIX [DEST...]: wait for IFACE (when it does not come,
-# GUEST-FAIL "IFACE appears" and the script ends), give it ADDR, bring it up
-# and route each DEST over it.
-link_up() {
-	local ifc=$1 addr=$2 dest
-	shift 2
-	wait_link "$ifc" || { gfail "$ifc appears"; exit 1; }
-	ip addr add "$addr" dev "$ifc" && ip link set "$ifc" up || return 1
-	for dest in "$@"; do ip route add "$dest" dev "$ifc" || return 1; done
-}
-stat_of() { cat "/sys/class/net/$1/statistics/$2"; }
-# giperf KEY SECS IPERF3-ARGS...: the host's iperf3 client, bounded; the
-# receiver's Mbit/s -> gval KEY.
-giperf() {
-	local key=$1 secs=$2 out mbit
-	shift 2
-	if out=$(timeout $((secs + 15)) chroot /host /usr/bin/env iperf3 -f m -t "$secs" "$@" 2>&1); then
-		mbit=$(echo "$out" | awk '/receiver$/ { v = $(NF - 2) } END { print v }')
-		gval "$key" "${mbit:-0}"
-		say "iperf3 $key: ${mbit:-?} Mbit/s"
-		return 0
-	fi
-	echo "$out" | tail -n 5 | sed 's/^/    /'
-	return 1
-}
-EOF
+		printf '# Written by tests/uml/lib.sh for %s; runs as /init'"'"'s child in UML.\n' "$T_NAME"
+		echo '. /lib/kvmini/guest.sh   # tests/uml/guest/lib.sh'
 		cat
 	} >"$1"
 }
