@@ -1,10 +1,12 @@
 #include "core/event_loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 #define EVENTS_PER_WAIT 64
@@ -14,6 +16,7 @@ int event_loop_init(struct event_loop *loop)
 	loop->stop = false;
 	loop->deferred = loop->running = NULL;
 	loop->deferred_tail = &loop->deferred;
+	loop->timers = loop->expiring = NULL;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	return loop->epfd < 0 ? -errno : 0;
 }
@@ -126,13 +129,121 @@ static int run_deferred(struct event_loop *loop)
 	return ran;
 }
 
+/*
+ * Timers: a list sorted by deadline and epoll_wait's timeout, not a timerfd.
+ * Timers are armed on the loop's thread only, so the next epoll_wait always
+ * sees the earliest deadline: no fd to create, and no system call to arm or
+ * cancel (the rate limiters re-arm on every refusal). The price is
+ * millisecond resolution, rounded up so that a timer never runs early;
+ * every owner waits a millisecond or more anyway. Owners have a handful of
+ * timers each, so an insertion walk beats a heap's bookkeeping.
+ */
+
+/* Link @t in before the first timer due later (after those due with it). */
+static void timer_insert(struct event_loop *loop, struct event_timer *t)
+{
+	struct event_timer **pp = &loop->timers;
+
+	while (*pp && (*pp)->deadline_ns <= t->deadline_ns)
+		pp = &(*pp)->next;
+	t->next = *pp;
+	*pp = t;
+}
+
+/* Unlink @t from the list at @head; true if it was there. */
+static bool timer_unlink(struct event_timer **head, struct event_timer *t)
+{
+	for (struct event_timer **pp = head; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+void event_loop_timer_arm_at(struct event_loop *loop, struct event_timer *t, event_timer_fn fn,
+			     uint64_t deadline_ns)
+{
+	event_loop_timer_cancel(loop, t);
+	t->fn = fn;
+	t->deadline_ns = deadline_ns;
+	t->armed = true;
+	timer_insert(loop, t);
+}
+
+void event_loop_timer_arm(struct event_loop *loop, struct event_timer *t, event_timer_fn fn,
+			  uint64_t delay_ns)
+{
+	uint64_t now = clock_now_ns();
+
+	/* Saturate: a huge delay means "not in this lifetime", not "now". */
+	uint64_t deadline = delay_ns > UINT64_MAX - now ? UINT64_MAX : now + delay_ns;
+	event_loop_timer_arm_at(loop, t, fn, deadline);
+}
+
+void event_loop_timer_cancel(struct event_loop *loop, struct event_timer *t)
+{
+	if (!t->armed)
+		return;
+	/* Pending, or due in the round running but not yet run. */
+	if (!timer_unlink(&loop->timers, t))
+		timer_unlink(&loop->expiring, t);
+	t->armed = false;
+}
+
+/* The epoll_wait timeout: @timeout_ms, shortened to the earliest timer. */
+static int wait_ms(const struct event_loop *loop, int timeout_ms)
+{
+	if (loop->deferred)
+		return 0;
+	if (!loop->timers)
+		return timeout_ms;
+	uint64_t now = clock_now_ns(), due = loop->timers->deadline_ns;
+	if (due <= now)
+		return 0;
+	uint64_t ms = (due - now + 999999) / 1000000;
+	if (timeout_ms >= 0 && (uint64_t)timeout_ms < ms)
+		return timeout_ms;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Run the timers due now. One armed again meanwhile waits for the next
+ * round, even when due at once: a timer re-armed for "now" cannot hold the
+ * loop. */
+static int run_timers(struct event_loop *loop)
+{
+	uint64_t now = clock_now_ns();
+	struct event_timer **split = &loop->timers;
+	int ran = 0;
+
+	while (*split && (*split)->deadline_ns <= now)
+		split = &(*split)->next;
+	if (split == &loop->timers)
+		return 0;
+	loop->expiring = loop->timers;
+	loop->timers = *split;
+	*split = NULL;
+	while (loop->expiring && !loop->stop) {
+		struct event_timer *t = loop->expiring;
+		loop->expiring = t->next;
+		t->armed = false;
+		t->fn(t);
+		ran++;
+	}
+	/* Stopped midway: what did not run stays armed for the next round. */
+	while (loop->expiring) {
+		struct event_timer *t = loop->expiring;
+		loop->expiring = t->next;
+		timer_insert(loop, t);
+	}
+	return ran;
+}
+
 int event_loop_once(struct event_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EVENTS_PER_WAIT];
-
-	if (loop->deferred)
-		timeout_ms = 0;
-	int n = epoll_wait(loop->epfd, evs, EVENTS_PER_WAIT, timeout_ms);
+	int n = epoll_wait(loop->epfd, evs, EVENTS_PER_WAIT, wait_ms(loop, timeout_ms));
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n && !loop->stop; i++) {
@@ -141,7 +252,7 @@ int event_loop_once(struct event_loop *loop, int timeout_ms)
 		if (src->registered)
 			src->fn(src, evs[i].events);
 	}
-	return n + run_deferred(loop);
+	return n + run_timers(loop) + run_deferred(loop);
 }
 
 int event_loop_run(struct event_loop *loop)

@@ -7,6 +7,12 @@
  * callbacks of the current round, before the loop sleeps again: a drain that
  * used its budget continues there after other ready fds had their turn, and
  * without a system call to wake itself.
+ *
+ * Timers (struct event_timer) are one-shot: the callback runs on the loop's
+ * thread once the deadline (CLOCK_MONOTONIC, core/clock.h) has passed, after
+ * the round's fd callbacks and before its deferred work; a periodic owner
+ * arms it again from the callback. Arming and cancelling are loop-thread
+ * only, like deferred work.
  */
 #ifndef KVMINI_CORE_EVENT_LOOP_H
 #define KVMINI_CORE_EVENT_LOOP_H
@@ -33,12 +39,24 @@ struct event_deferred {
 	bool queued;
 };
 
+struct event_timer;
+typedef void (*event_timer_fn)(struct event_timer *t);
+
+struct event_timer {
+	event_timer_fn fn;
+	uint64_t deadline_ns;        /* monotonic; meaningful while armed */
+	struct event_timer *next;
+	bool armed;
+};
+
 struct event_loop {
 	int epfd;
 	volatile bool stop;
 	struct event_deferred *deferred;        /* FIFO of work for the next round */
 	struct event_deferred **deferred_tail;
 	struct event_deferred *running;         /* the rest of the round being run */
+	struct event_timer *timers;             /* armed, earliest deadline first */
+	struct event_timer *expiring;           /* due ones of the round, not yet run */
 };
 
 int event_loop_init(struct event_loop *loop);
@@ -57,11 +75,26 @@ void event_loop_defer(struct event_loop *loop, struct event_deferred *d, event_d
 /* Take @d off the queue if it is there (its owner is going away). */
 void event_loop_cancel(struct event_loop *loop, struct event_deferred *d);
 
+/* Run @fn once @delay_ns from now, or at the monotonic @deadline_ns. Arming
+ * an armed timer moves it; timers due at the same time run in arming order. */
+void event_loop_timer_arm(struct event_loop *loop, struct event_timer *t, event_timer_fn fn,
+			  uint64_t delay_ns);
+void event_loop_timer_arm_at(struct event_loop *loop, struct event_timer *t, event_timer_fn fn,
+			     uint64_t deadline_ns);
+/* Disarm @t; a no-op when it is not armed. */
+void event_loop_timer_cancel(struct event_loop *loop, struct event_timer *t);
+
+static inline bool event_timer_armed(const struct event_timer *t)
+{
+	return t->armed;
+}
+
 /* Run callbacks until event_loop_quit; returns 0, or -errno if epoll fails. */
 int event_loop_run(struct event_loop *loop);
-/* Run one round, waiting at most @timeout_ms (-1: forever; no wait while
- * deferred work is queued), then the deferred work queued before the round.
- * Returns the number of events and deferred items handled, or -errno. */
+/* Run one round, waiting at most @timeout_ms (-1: forever; no longer than
+ * the earliest timer; no wait while deferred work is queued), then the timers
+ * due and the deferred work queued before the round. Returns the number of
+ * events, timers and deferred items handled, or -errno. */
 int event_loop_once(struct event_loop *loop, int timeout_ms);
 void event_loop_quit(struct event_loop *loop);
 

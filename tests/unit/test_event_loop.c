@@ -4,11 +4,18 @@
  * deferred list runs waits for the next round (a self-requeueing drain
  * cannot starve the fds); a cancelled item never runs, also when it is
  * cancelled by an item of the same round.
+ *
+ * Timers: they run in deadline order (arming order among equals), never
+ * before the deadline; a cancelled one never runs, cancelling an unarmed
+ * one is a no-op; one re-armed from its callback runs once per round; an
+ * idle wait ends at the earliest deadline; a thousand timers keep order.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/event_loop.h"
 
@@ -102,10 +109,181 @@ static void test_cancel(void)
 	event_loop_destroy(&loop);
 }
 
+/* --- timers ---------------------------------------------------------------- */
+
+#define MS 1000000ull
+
+struct titem {
+	struct event_timer t;
+	char name;
+	unsigned rearm;                /* times to arm itself again, due at once */
+	struct titem *cancel;          /* cancel this one when run */
+	bool early;                    /* ran before its deadline */
+};
+
+static void run_titem(struct event_timer *t)
+{
+	struct titem *it = container_of(t, struct titem, t);
+
+	it->early |= clock_now_ns() < t->deadline_ns;
+	trace[ntrace++] = it->name;
+	trace[ntrace] = '\0';
+	if (it->cancel)
+		event_loop_timer_cancel(&loop, &it->cancel->t);
+	if (it->rearm) {
+		it->rearm--;
+		event_loop_timer_arm(&loop, t, run_titem, 0);
+	}
+}
+
+/* Run rounds until @n timers and deferred items ran, or a second passed. */
+static void run_until(int n)
+{
+	uint64_t end = clock_now_ns() + 1000 * MS;
+
+	while (n > 0 && clock_now_ns() < end)
+		n -= event_loop_once(&loop, 100);
+}
+
+static void test_timer_order(void)
+{
+	struct titem a = { .name = 'a' }, b = { .name = 'b' }, c = { .name = 'c' },
+		     d = { .name = 'd' };
+	uint64_t now = clock_now_ns();
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	reset_trace();
+	event_loop_timer_arm_at(&loop, &c.t, run_titem, now + 6 * MS);
+	event_loop_timer_arm_at(&loop, &b.t, run_titem, now + 4 * MS);
+	event_loop_timer_arm_at(&loop, &d.t, run_titem, now + 4 * MS);
+	event_loop_timer_arm(&loop, &a.t, run_titem, 2 * MS);
+	run_until(4);
+	CHECK(!strcmp(trace, "abdc"));
+	CHECK(!a.early && !b.early && !c.early && !d.early);
+	CHECK(!event_timer_armed(&a.t) && !event_timer_armed(&c.t));
+	/* Arming an armed timer moves it. */
+	reset_trace();
+	event_loop_timer_arm(&loop, &a.t, run_titem, 2 * MS);
+	event_loop_timer_arm(&loop, &b.t, run_titem, 4 * MS);
+	event_loop_timer_arm(&loop, &a.t, run_titem, 6 * MS);
+	run_until(2);
+	CHECK(!strcmp(trace, "ba"));
+	CHECK(!a.early);
+	event_loop_destroy(&loop);
+}
+
+static void test_timer_cancel(void)
+{
+	struct titem a = { .name = 'a' }, b = { .name = 'b' }, c = { .name = 'c' };
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	reset_trace();
+	event_loop_timer_cancel(&loop, &c.t);        /* never armed: no-op */
+	event_loop_timer_arm(&loop, &a.t, run_titem, MS);
+	event_loop_timer_arm(&loop, &b.t, run_titem, 2 * MS);
+	event_loop_timer_cancel(&loop, &a.t);
+	event_loop_timer_cancel(&loop, &a.t);        /* cancelled already: no-op */
+	run_until(1);
+	CHECK(!strcmp(trace, "b"));
+	/* Cancelled by a timer due in the same round, before its turn. */
+	reset_trace();
+	uint64_t past = clock_now_ns() - MS;
+	a.cancel = &b;
+	event_loop_timer_arm_at(&loop, &a.t, run_titem, past);
+	event_loop_timer_arm_at(&loop, &b.t, run_titem, past);
+	event_loop_timer_arm_at(&loop, &c.t, run_titem, past);
+	CHECK_EQ(event_loop_once(&loop, 0), 2);
+	CHECK(!strcmp(trace, "ac"));
+	CHECK(!event_timer_armed(&b.t));
+	CHECK_EQ(event_loop_once(&loop, 20), 0);
+	event_loop_destroy(&loop);
+}
+
+static void test_timer_rearm_waits_a_round(void)
+{
+	struct titem a = { .name = 'a', .rearm = 2 };
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	reset_trace();
+	event_loop_timer_arm(&loop, &a.t, run_titem, 0);
+	CHECK_EQ(event_loop_once(&loop, 0), 1);
+	CHECK_EQ(event_loop_once(&loop, 0), 1);
+	CHECK_EQ(event_loop_once(&loop, 0), 1);
+	CHECK(!strcmp(trace, "aaa"));
+	CHECK_EQ(event_loop_once(&loop, 0), 0);
+	event_loop_destroy(&loop);
+}
+
+/* An idle wait with no limit of its own ends when the timer is due. */
+static void test_timer_ends_wait(void)
+{
+	struct titem a = { .name = 'a' };
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	reset_trace();
+	uint64_t t0 = clock_now_ns();
+	event_loop_timer_arm(&loop, &a.t, run_titem, 30 * MS);
+	CHECK_EQ(event_loop_once(&loop, -1), 1);
+	uint64_t waited = clock_now_ns() - t0;
+	CHECK(waited >= 30 * MS && waited < 500 * MS);
+	CHECK(!a.early);
+	/* A shorter limit of the caller's still holds. */
+	event_loop_timer_arm(&loop, &a.t, run_titem, 500 * MS);
+	CHECK_EQ(event_loop_once(&loop, 10), 0);
+	CHECK(event_timer_armed(&a.t));
+	event_loop_timer_cancel(&loop, &a.t);
+	event_loop_destroy(&loop);
+}
+
+#define MANY 1000
+
+static struct event_timer many[MANY];
+static uint64_t many_last;
+static unsigned many_ran, many_misordered;
+
+static void run_many(struct event_timer *t)
+{
+	if (t->deadline_ns < many_last || clock_now_ns() < t->deadline_ns)
+		many_misordered++;
+	many_last = t->deadline_ns;
+	many_ran++;
+}
+
+static void test_many_timers(void)
+{
+	uint64_t now = clock_now_ns();
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	srand(7);
+	for (unsigned i = 0; i < MANY; i++)
+		event_loop_timer_arm_at(&loop, &many[i], run_many,
+					now + (uint64_t)(rand() % 20000) * 1000);
+	/* Cancel every third; move every seventh later (some cancelled ones too). */
+	for (unsigned i = 0; i < MANY; i += 3)
+		event_loop_timer_cancel(&loop, &many[i]);
+	for (unsigned i = 1; i < MANY; i += 7)
+		event_loop_timer_arm_at(&loop, &many[i], run_many, now + 25 * MS);
+	unsigned want = 0;
+	for (unsigned i = 0; i < MANY; i++)
+		want += event_timer_armed(&many[i]);
+	CHECK(want > MANY / 2 && want < MANY);
+	many_last = many_ran = many_misordered = 0;
+	run_until((int)want);
+	CHECK_EQ(many_ran, want);
+	CHECK_EQ(many_misordered, 0);
+	CHECK_EQ(event_loop_once(&loop, 0), 0);
+	event_loop_destroy(&loop);
+}
+
 int main(void)
 {
 	RUN_TEST(test_order_and_once);
 	RUN_TEST(test_requeue_waits_a_round);
 	RUN_TEST(test_cancel);
+	RUN_TEST(test_timer_order);
+	RUN_TEST(test_timer_cancel);
+	RUN_TEST(test_timer_rearm_waits_a_round);
+	RUN_TEST(test_timer_ends_wait);
+	RUN_TEST(test_many_timers);
 	return CHECK_DONE();
 }
