@@ -9,14 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/compiler.h"
-#include "core/log.h"
 
 #define NS_PER_MS 1000000ull
 /* Bounds that keep the 128-bit arithmetic below far from overflow and a
@@ -118,14 +113,9 @@ static uint64_t tb_wait_for(const struct token_bucket *tb, uint64_t tokens)
 
 /* --- the limiter ------------------------------------------------------------------ */
 
-static void on_timer(struct event_source *src, uint32_t events)
+static void on_timer(struct event_timer *t)
 {
-	struct rate_limiter *rl = container_of(src, struct rate_limiter, timer_ev);
-	uint64_t ticks;
-
-	if (read(rl->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		log_warn("rate limiter: timerfd: %s", strerror(errno));
-	rate_limiter_expire(rl);
+	rate_limiter_expire(container_of(t, struct rate_limiter, timer));
 }
 
 int rate_limiter_init(struct rate_limiter *rl, struct event_loop *loop,
@@ -134,19 +124,6 @@ int rate_limiter_init(struct rate_limiter *rl, struct event_loop *loop,
 	memset(rl, 0, sizeof(*rl));
 	rl->clock = clock ? clock : &rl_monotonic_clock;
 	rl->wake = wake;
-	rl->timer_fd = -1;
-	if (!loop)
-		return 0;
-	rl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (rl->timer_fd < 0)
-		return -errno;
-	int r = event_loop_watch(loop, &rl->timer_ev, rl->timer_fd, EPOLLIN, on_timer,
-				 "rate limiter");
-	if (r < 0) {
-		close(rl->timer_fd);
-		rl->timer_fd = -1;
-		return r;
-	}
 	rl->loop = loop;
 	return 0;
 }
@@ -154,10 +131,7 @@ int rate_limiter_init(struct rate_limiter *rl, struct event_loop *loop,
 void rate_limiter_destroy(struct rate_limiter *rl)
 {
 	if (rl->loop)
-		event_loop_unwatch(rl->loop, &rl->timer_ev);
-	if (rl->timer_fd >= 0)
-		close(rl->timer_fd);
-	rl->timer_fd = -1;
+		event_loop_timer_cancel(rl->loop, &rl->timer);
 	rl->loop = NULL;
 }
 
@@ -167,22 +141,14 @@ static void arm_timer(struct rate_limiter *rl, uint64_t ns)
 	/* At least RL_MIN_WAIT_NS: one wake-up then moves a batch of frames
 	 * rather than one (a bucket holds at least 1 ms of refill, since
 	 * refill_time is whole milliseconds, so no rate is lost). */
-	ns = MAX(ns, RL_MIN_WAIT_NS);
-	struct itimerspec its = {
-		.it_value = { .tv_sec = (time_t)(ns / 1000000000ull),
-			      .tv_nsec = (long)(ns % 1000000000ull) },
-	};
-
-	if (rl->timer_fd >= 0 && timerfd_settime(rl->timer_fd, 0, &its, NULL) < 0)
-		log_warn("rate limiter: timerfd_settime: %s", strerror(errno));
+	if (rl->loop)
+		event_loop_timer_arm(rl->loop, &rl->timer, on_timer, MAX(ns, RL_MIN_WAIT_NS));
 }
 
 static void disarm_timer(struct rate_limiter *rl)
 {
-	struct itimerspec its = { 0 };
-
-	if (rl->timer_fd >= 0)
-		timerfd_settime(rl->timer_fd, 0, &its, NULL);
+	if (rl->loop)
+		event_loop_timer_cancel(rl->loop, &rl->timer);
 }
 
 static void block(struct rate_limiter *rl, uint64_t wait_ns)

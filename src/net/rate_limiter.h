@@ -6,7 +6,7 @@
  * starts with an extra `one_time_burst` that is spent first and never
  * refilled. A bucket with size 0 or refill_time 0 is absent (no limit).
  *
- * When a limiter refuses, it arms a timerfd on the event loop for the
+ * When a limiter refuses, it arms a timer on the event loop for the
  * moment enough tokens will be there and calls its owner's wake function
  * then: the owner stops working that queue meanwhile (no busy loop).
  */
@@ -54,13 +54,12 @@ struct rate_limiter {
 	const struct rl_clock *clock;
 	rate_limiter_wake_fn wake;
 	struct event_loop *loop;     /* NULL: no timer (the caller polls) */
-	struct event_source timer_ev;
-	int timer_fd;
+	struct event_timer timer;
 	bool blocked;                /* refused; the timer will end it */
 	uint64_t wait_ns;            /* until the refused tokens are there (tests) */
 };
 
-/* Unlimited until configured. @loop may be NULL (no timer). 0 or -errno. */
+/* Unlimited until configured. @loop may be NULL (no timer). Returns 0. */
 int rate_limiter_init(struct rate_limiter *rl, struct event_loop *loop,
 		      const struct rl_clock *clock, rate_limiter_wake_fn wake);
 void rate_limiter_destroy(struct rate_limiter *rl);

@@ -1,7 +1,7 @@
 /*
  * Token buckets with an injected clock: size, one-time burst spent first,
  * continuous refill, oversize frames, the ops bucket, reconfiguration while
- * blocked, the RX admit/charge pair, the long-run rate, the real timerfd,
+ * blocked, the RX admit/charge pair, the long-run rate, the real loop timer,
  * and the command-line spelling.
  */
 #include <errno.h>
