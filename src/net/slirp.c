@@ -8,8 +8,8 @@
  * that set after every call into libslirp (fill, then epoll_ctl only for
  * the fds whose events changed). Readiness comes from epoll_wait on the
  * private set, handed to slirp_pollfds_poll through get_revents. Timers
- * (slirp's own and the TCP timers behind fill's timeout) share one timerfd,
- * re-armed only when a deadline comes earlier than the armed one.
+ * (slirp's own and the TCP timers behind fill's timeout) share one event-loop
+ * timer, re-armed only when a deadline comes earlier than the armed one.
  *
  * libslirp keeps its clock ("curtime") only from slirp_pollfds_poll, and
  * stamps new UDP sockets with it; a guest frame after a long quiet spell
@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <slirp/libslirp.h>
@@ -103,11 +101,9 @@ struct slirp_be {
 	 * one guest address and port to a unix socket, nothing else. */
 	const struct slirp_endpoint *endpoint;
 	int epfd;                    /* slirp's sockets */
-	int timer_fd;
 	struct event_source ep_event;
-	struct event_source timer_event;
+	struct event_timer timer;    /* the earliest of slirp's deadlines */
 	bool paused;                 /* frames wait for the guest: sockets not polled */
-	int64_t armed_ms;            /* timerfd deadline, -1 when disarmed */
 	int64_t last_poll_ms;
 	/* fd number -> state; grown when slirp shows a higher fd. */
 	struct slirp_fd *fds;
@@ -324,21 +320,16 @@ static void sb_epoll_sync(struct slirp_be *sb)
 
 /* --- timers -------------------------------------------------------------- */
 
-/* sb_arm - make the timerfd fire by @deadline_ms unless it fires sooner. */
+static void sb_on_timer(struct event_timer *t);
+
+/* sb_arm - make the timer fire by @deadline_ms unless it fires sooner. */
 static void sb_arm(struct slirp_be *sb, int64_t deadline_ms)
 {
-	if (sb->armed_ms >= 0 && sb->armed_ms <= deadline_ms)
+	uint64_t deadline_ns = (uint64_t)MAX(deadline_ms, 0) * 1000000u;
+
+	if (event_timer_armed(&sb->timer) && sb->timer.deadline_ns <= deadline_ns)
 		return;
-	deadline_ms = MAX(deadline_ms, 1);   /* 0 would disarm */
-	struct itimerspec its = {
-		.it_value.tv_sec = deadline_ms / 1000,
-		.it_value.tv_nsec = (deadline_ms % 1000) * 1000000,
-	};
-	if (timerfd_settime(sb->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
-		log_err("user: arming the slirp timer: %s", strerror(errno));
-		return;
-	}
-	sb->armed_ms = deadline_ms;
+	event_loop_timer_arm_at(sb->be.loop, &sb->timer, sb_on_timer, deadline_ns);
 }
 
 /* sb_resync - after any call into slirp: its fds, then its next deadline. */
@@ -459,15 +450,9 @@ static void sb_on_epoll(struct event_source *src, uint32_t events)
 	sb_service(container_of(src, struct slirp_be, ep_event));
 }
 
-static void sb_on_timer(struct event_source *src, uint32_t events)
+static void sb_on_timer(struct event_timer *t)
 {
-	struct slirp_be *sb = container_of(src, struct slirp_be, timer_event);
-	uint64_t ticks;
-
-	if (read(sb->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		log_warn("user: slirp timer: %s", strerror(errno));
-	sb->armed_ms = -1;
-	sb_service(sb);
+	sb_service(container_of(t, struct slirp_be, timer));
 }
 
 /* --- backend ops ------------------------------------------------------------ */
@@ -504,15 +489,13 @@ static void sb_destroy(struct net_backend *be)
 	struct slirp_be *sb = to_sb(be);
 
 	event_loop_unwatch(be->loop, &sb->ep_event);
-	event_loop_unwatch(be->loop, &sb->timer_event);
+	event_loop_timer_cancel(be->loop, &sb->timer);
 	if (sb->slirp)
 		slirp_cleanup(sb->slirp);
 	while (sb->timers)
 		sb_timer_free(sb->timers, sb);
 	if (sb->epfd >= 0)
 		close(sb->epfd);
-	if (sb->timer_fd >= 0)
-		close(sb->timer_fd);
 	free(sb->fds);
 	free(sb->cur);
 	free(sb->prev);
@@ -646,8 +629,7 @@ static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 	sb->rxq = calloc(SLIRP_RXQ_SLOTS, sizeof(*sb->rxq));
 	sb->txbuf = malloc(SLIRP_TX_FRAME_MAX);
 	sb->epfd = epoll_create1(EPOLL_CLOEXEC);
-	sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (!sb->rxq || !sb->txbuf || sb->epfd < 0 || sb->timer_fd < 0) {
+	if (!sb->rxq || !sb->txbuf || sb->epfd < 0) {
 		snprintf(err, errlen, "user: setup: %s", strerror(errno ? errno : ENOMEM));
 		return -ENOMEM;
 	}
@@ -660,9 +642,7 @@ static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 	if (r)
 		return r;
 	if (event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN, sb_on_epoll,
-			     "slirp sockets") ||
-	    event_loop_watch(sb->be.loop, &sb->timer_event, sb->timer_fd, EPOLLIN,
-			     sb_on_timer, "slirp timer")) {
+			     "slirp sockets")) {
 		snprintf(err, errlen, "user: event loop: %s", strerror(errno));
 		return -errno;
 	}
@@ -685,8 +665,7 @@ static struct slirp_be *sb_new(struct event_loop *loop, const char *what,
 	sb->be.ops = &slirp_ops;
 	sb->be.loop = loop;
 	sb->be.rx_fd = -1;
-	sb->epfd = sb->timer_fd = -1;
-	sb->armed_ms = -1;
+	sb->epfd = -1;
 	return sb;
 }
 
