@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -66,9 +65,8 @@ struct stream {
 	struct net_backend be;
 	struct sockaddr_un addr;
 	int fd;                       /* -1 while disconnected */
-	int timer_fd;                 /* reconnect ticks, armed while disconnected */
 	struct event_source sock_event;
-	struct event_source timer_event;
+	struct event_timer reconnect; /* armed while disconnected */
 	uint32_t watched;             /* events currently asked for on fd */
 	bool rx_paused;               /* whole frames wait in rxbuf: not reading */
 	bool tx_blocked;              /* send() said -EAGAIN: owe tx_unblocked */
@@ -111,13 +109,12 @@ static void stream_update_watch(struct stream *st)
 	st->watched = want;
 }
 
-static int stream_arm_reconnect(struct stream *st)
+static void stream_on_timer(struct event_timer *t);
+
+static void stream_arm_reconnect(struct stream *st)
 {
-	struct itimerspec its = {
-		.it_value.tv_sec = STREAM_RECONNECT_SEC,
-		.it_interval.tv_sec = STREAM_RECONNECT_SEC,
-	};
-	return timerfd_settime(st->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+	event_loop_timer_arm(st->be.loop, &st->reconnect, stream_on_timer,
+			     STREAM_RECONNECT_SEC * 1000000000ull);
 }
 
 /* stream_disconnect - drop the connection and start retrying. */
@@ -136,10 +133,7 @@ static void stream_disconnect(struct stream *st, const char *why)
 	st->rx_off = st->rx_len = 0;
 	st->rx_paused = false;
 	st->tx_head = st->tx_len = 0;
-	int r = stream_arm_reconnect(st);
-	if (r)
-		log_err("stream %s: cannot arm the reconnect timer: %s", st->addr.sun_path,
-			strerror(-r));
+	stream_arm_reconnect(st);
 	if (st->tx_blocked) {
 		/* Sends now drop instead of waiting: let the device go on. */
 		st->tx_blocked = false;
@@ -170,21 +164,18 @@ static int stream_connect(struct stream *st)
 }
 
 /* stream_on_timer - retry the connection once a second while it is down. */
-static void stream_on_timer(struct event_source *src, uint32_t events)
+static void stream_on_timer(struct event_timer *t)
 {
-	struct stream *st = container_of(src, struct stream, timer_event);
-	uint64_t ticks;
-	struct itimerspec off = { 0 };
+	struct stream *st = container_of(t, struct stream, reconnect);
 
-	if (read(st->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		log_warn("stream %s: reconnect timer: %s", st->addr.sun_path, strerror(errno));
-	if (st->fd < 0) {
-		if (stream_connect(st))
-			return;
-		st->down_logged = false;
-		log_info("stream %s: reconnected", st->addr.sun_path);
+	if (st->fd >= 0)
+		return;
+	if (stream_connect(st)) {
+		stream_arm_reconnect(st);
+		return;
 	}
-	timerfd_settime(st->timer_fd, 0, &off, NULL);
+	st->down_logged = false;
+	log_info("stream %s: reconnected", st->addr.sun_path);
 }
 
 static uint32_t get_be32(const uint8_t *p)
@@ -434,11 +425,9 @@ static void stream_destroy(struct net_backend *be)
 	struct stream *st = to_stream(be);
 
 	event_loop_unwatch(be->loop, &st->sock_event);
-	event_loop_unwatch(be->loop, &st->timer_event);
+	event_loop_timer_cancel(be->loop, &st->reconnect);
 	if (st->fd >= 0)
 		close(st->fd);
-	if (st->timer_fd >= 0)
-		close(st->timer_fd);
 	free(st->rxbuf);
 	free(st->txbuf);
 	free(st);
@@ -453,7 +442,7 @@ static const struct net_backend_ops stream_ops = {
 	.visit_counters = stream_visit_counters,
 };
 
-/* stream_setup - buffers, timer and the first connection. */
+/* stream_setup - buffers and the first connection. */
 static int stream_setup(struct stream *st, const char *path, char *err, size_t errlen)
 {
 	st->rxbuf = malloc(STREAM_RXBUF_LEN);
@@ -461,13 +450,6 @@ static int stream_setup(struct stream *st, const char *path, char *err, size_t e
 	if (!st->rxbuf || !st->txbuf) {
 		snprintf(err, errlen, "stream %s: out of memory", path);
 		return -ENOMEM;
-	}
-	st->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (st->timer_fd < 0 ||
-	    event_loop_watch(st->be.loop, &st->timer_event, st->timer_fd, EPOLLIN,
-			     stream_on_timer, "stream reconnect")) {
-		snprintf(err, errlen, "stream %s: reconnect timer: %s", path, strerror(errno));
-		return -errno;
 	}
 	int r = stream_connect(st);
 	if (r) {
@@ -500,7 +482,7 @@ struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
 	st->be.ops = &stream_ops;
 	st->be.loop = loop;
 	st->be.rx_fd = -1;
-	st->fd = st->timer_fd = -1;
+	st->fd = -1;
 	st->addr.sun_family = AF_UNIX;
 	strcpy(st->addr.sun_path, arg);
 	if (stream_setup(st, arg, err, errlen)) {
