@@ -1,7 +1,7 @@
 /*
  * The control API (see api.h). Order of this file: replies, JSON helpers,
  * rate-limiter bodies, the routes (network interfaces, MMDS, metrics,
- * actions, instance), dispatch, the server and the metrics timer.
+ * actions, instance), dispatch and the server.
  */
 #include "api/api.h"
 
@@ -13,11 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/time.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "mmds/mmds.h"
@@ -30,8 +29,7 @@ struct api {
 	struct api_counters counters;
 	char *metrics_path;
 	int metrics_fd;
-	int metrics_timer_fd;
-	struct event_source metrics_timer_ev;
+	struct event_timer metrics_timer;   /* the periodic flush, once configured */
 };
 
 /* --- replies ---------------------------------------------------------------- */
@@ -648,32 +646,29 @@ static int metrics_flush(struct api *api)
 	return r;
 }
 
-static void on_metrics_timer(struct event_source *src, uint32_t events)
-{
-	struct api *api = container_of(src, struct api, metrics_timer_ev);
-	uint64_t ticks;
+static void on_metrics_timer(struct event_timer *t);
 
-	if (read(api->metrics_timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		return;
+/* The next periodic flush, a period after @from_ns (the deadline just met,
+ * or now): the schedule does not drift by the time flushes take, and after
+ * a stall it skips the periods missed rather than flushing once for each. */
+static void metrics_arm_timer(struct api *api, uint64_t from_ns)
+{
+	const uint64_t period = API_METRICS_PERIOD_S * 1000000000ull;
+	uint64_t now = clock_now_ns(), next = from_ns + period;
+
+	if (next <= now)
+		next = now + period;
+	event_loop_timer_arm_at(api->loop, &api->metrics_timer, on_metrics_timer, next);
+}
+
+static void on_metrics_timer(struct event_timer *t)
+{
+	struct api *api = container_of(t, struct api, metrics_timer);
+
+	metrics_arm_timer(api, t->deadline_ns);
 	int r = metrics_flush(api);
 	if (r < 0)
 		log_warn("api: metrics %s: %s", api->metrics_path, strerror(-r));
-}
-
-static int metrics_start_timer(struct api *api)
-{
-	struct itimerspec its = {
-		.it_value = { .tv_sec = API_METRICS_PERIOD_S },
-		.it_interval = { .tv_sec = API_METRICS_PERIOD_S },
-	};
-
-	api->metrics_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (api->metrics_timer_fd < 0)
-		return -errno;
-	if (timerfd_settime(api->metrics_timer_fd, 0, &its, NULL) < 0)
-		return -errno;
-	return event_loop_watch(api->loop, &api->metrics_timer_ev, api->metrics_timer_fd,
-				EPOLLIN, on_metrics_timer, "api metrics");
 }
 
 /* Open the metrics file and start the periodic flush; 0 or answered. */
@@ -693,8 +688,8 @@ static int metrics_open(struct api *api, const char *path, struct http_response 
 		return -1;
 	}
 	api->metrics_fd = fd;
-	if (api->loop && metrics_start_timer(api) < 0)
-		log_warn("api: no periodic metrics: %s", strerror(errno));
+	if (api->loop)
+		metrics_arm_timer(api, clock_now_ns());
 	return 0;
 }
 
@@ -876,7 +871,6 @@ struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
 	api->opts = *opts;
 	api->loop = loop;
 	api->metrics_fd = -1;
-	api->metrics_timer_fd = -1;
 	if (!opts->socket_path)
 		return api;
 	struct http_server_opts so = {
@@ -902,10 +896,8 @@ void api_stop(struct api *api)
 	if (!api)
 		return;
 	http_server_stop(api->srv);
-	if (api->metrics_timer_fd >= 0) {
-		event_loop_unwatch(api->loop, &api->metrics_timer_ev);
-		close(api->metrics_timer_fd);
-	}
+	if (api->loop)
+		event_loop_timer_cancel(api->loop, &api->metrics_timer);
 	if (api->metrics_fd >= 0)
 		close(api->metrics_fd);
 	free(api->metrics_path);
