@@ -4,9 +4,11 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/compiler.h"
 #include "core/log.h"
 
 #define EVENTS_PER_WAIT 64
@@ -238,6 +240,56 @@ static int run_timers(struct event_loop *loop)
 		timer_insert(loop, t);
 	}
 	return ran;
+}
+
+/* --- notifiers --------------------------------------------------------------- */
+
+static void on_notified(struct event_source *src, uint32_t events)
+{
+	struct event_notifier *n = container_of(src, struct event_notifier, src);
+	uint64_t count;
+
+	/* Read first: a signal after this read comes with a new wake-up, so
+	 * what its sender published before signalling is seen by a later call. */
+	if (read(src->fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		log_warn("%s: eventfd read: %s", src->name, strerror(errno));
+	n->fn(n);
+}
+
+int event_notifier_init(struct event_loop *loop, struct event_notifier *n, event_notifier_fn fn,
+			const char *name)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	memset(n, 0, sizeof(*n));
+	if (fd < 0)
+		return -errno;
+	int r = event_loop_watch(loop, &n->src, fd, EPOLLIN, on_notified, name);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	n->fn = fn;
+	return 0;
+}
+
+int event_notifier_signal(struct event_notifier *n)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is full, so a wake-up is pending anyway. */
+	if (write(n->src.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 0;
+}
+
+void event_notifier_destroy(struct event_loop *loop, struct event_notifier *n)
+{
+	if (!n->fn)
+		return;
+	event_loop_unwatch(loop, &n->src);
+	close(n->src.fd);
+	n->fn = NULL;
 }
 
 int event_loop_once(struct event_loop *loop, int timeout_ms)

@@ -13,6 +13,10 @@
  * the round's fd callbacks and before its deferred work; a periodic owner
  * arms it again from the callback. Arming and cancelling are loop-thread
  * only, like deferred work.
+ *
+ * A notifier (struct event_notifier) is the way in from other threads: any
+ * thread signals it, and its callback runs on the loop's thread; signals
+ * before the callback ran make one call.
  */
 #ifndef KVMINI_CORE_EVENT_LOOP_H
 #define KVMINI_CORE_EVENT_LOOP_H
@@ -47,6 +51,14 @@ struct event_timer {
 	uint64_t deadline_ns;        /* monotonic; meaningful while armed */
 	struct event_timer *next;
 	bool armed;
+};
+
+struct event_notifier;
+typedef void (*event_notifier_fn)(struct event_notifier *n);
+
+struct event_notifier {
+	struct event_source src;     /* an eventfd */
+	event_notifier_fn fn;        /* NULL: not set up (destroy is a no-op) */
 };
 
 struct event_loop {
@@ -88,6 +100,14 @@ static inline bool event_timer_armed(const struct event_timer *t)
 {
 	return t->armed;
 }
+
+/* Set up @n on @loop (loop thread). 0, or -errno with @n not set up. */
+int event_notifier_init(struct event_loop *loop, struct event_notifier *n, event_notifier_fn fn,
+			const char *name);
+/* Any thread: have @n's callback run. 0 or -errno. */
+int event_notifier_signal(struct event_notifier *n);
+/* Loop thread, once no thread signals any more. */
+void event_notifier_destroy(struct event_loop *loop, struct event_notifier *n);
 
 /* Run callbacks until event_loop_quit; returns 0, or -errno if epoll fails. */
 int event_loop_run(struct event_loop *loop);

@@ -9,7 +9,11 @@
  * before the deadline; a cancelled one never runs, cancelling an unarmed
  * one is a no-op; one re-armed from its callback runs once per round; an
  * idle wait ends at the earliest deadline; a thousand timers keep order.
+ *
+ * Notifiers: signals from another thread wake an idle wait, and several
+ * before the loop ran make one call.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +279,47 @@ static void test_many_timers(void)
 	event_loop_destroy(&loop);
 }
 
+/* --- notifiers ---------------------------------------------------------------- */
+
+static unsigned notified;
+
+static void on_notify(struct event_notifier *n)
+{
+	notified++;
+}
+
+static void *signal_thrice(void *arg)
+{
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(event_notifier_signal(arg), 0);
+	return NULL;
+}
+
+static void test_notifier(void)
+{
+	struct event_notifier n, unset = { .fn = NULL };
+	pthread_t th;
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	CHECK_EQ(event_notifier_init(&loop, &n, on_notify, "test notifier"), 0);
+	notified = 0;
+	CHECK_EQ(pthread_create(&th, NULL, signal_thrice, &n), 0);
+	pthread_join(th, NULL);
+	CHECK_EQ(event_loop_once(&loop, 1000), 1);
+	CHECK_EQ(notified, 1);
+	CHECK_EQ(event_loop_once(&loop, 0), 0);
+	/* Another thread wakes an idle wait. */
+	CHECK_EQ(pthread_create(&th, NULL, signal_thrice, &n), 0);
+	CHECK_EQ(event_loop_once(&loop, 5000), 1);
+	pthread_join(th, NULL);
+	event_loop_once(&loop, 0);                  /* the rest of the signals, if any */
+	CHECK(notified == 2 || notified == 3);
+	event_notifier_destroy(&loop, &n);
+	event_notifier_destroy(&loop, &n);           /* twice: no-op */
+	event_notifier_destroy(&loop, &unset);       /* never set up: no-op */
+	event_loop_destroy(&loop);
+}
+
 int main(void)
 {
 	RUN_TEST(test_order_and_once);
@@ -285,5 +330,6 @@ int main(void)
 	RUN_TEST(test_timer_rearm_waits_a_round);
 	RUN_TEST(test_timer_ends_wait);
 	RUN_TEST(test_many_timers);
+	RUN_TEST(test_notifier);
 	return CHECK_DONE();
 }
