@@ -12,9 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 #include <linux/fuse.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_fs.h>
@@ -92,10 +89,10 @@ static void fs_config_read(struct virtio_device *vdev, void *buf)
 
 static void post_to_loop(struct virtio_fs *fs)
 {
-	uint64_t one = 1;
+	int r = event_notifier_signal(&fs->posted);
 
-	if (write(fs->irq_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("virtio-fs: interrupt eventfd: %s", strerror(errno));
+	if (r < 0)
+		log_warn("virtio-fs: interrupt notifier: %s", strerror(-r));
 }
 
 /* The driver asked for an interrupt on queue @q: send it from this thread
@@ -146,15 +143,10 @@ static void deliver_posted(struct virtio_fs *fs)
 	}
 }
 
-static void on_posted(struct event_source *src, uint32_t events)
+/* The notifier was read first: a flag set after that comes with a new signal. */
+static void on_posted(struct event_notifier *n)
 {
-	struct virtio_fs *fs = container_of(src, struct virtio_fs, irq_event);
-	uint64_t v;
-
-	/* Read first: a flag set after this read comes with a new write. */
-	if (read(fs->irq_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_warn("virtio-fs: interrupt eventfd: %s", strerror(errno));
-	deliver_posted(fs);
+	deliver_posted(container_of(n, struct virtio_fs, posted));
 }
 
 /* Give chain @head of queue @q back with @len bytes written. */
@@ -620,7 +612,6 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 	int r = check_opts(opts, &queues, &threads);
 
 	memset(fs, 0, sizeof(*fs));
-	fs->irq_fd = -1;
 	if (r < 0)
 		return r;
 	/* NUL padded, not terminated when 36 bytes long (checked above). */
@@ -646,12 +637,7 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 		fs->vdev.ops = NULL;
 		return r;
 	}
-	fs->irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fs->irq_fd < 0)
-		r = -errno;
-	if (r == 0)
-		r = event_loop_watch(loop, &fs->irq_event, fs->irq_fd, EPOLLIN, on_posted,
-				     "virtio-fs interrupts");
+	r = event_notifier_init(loop, &fs->posted, on_posted, "virtio-fs interrupts");
 	if (r == 0)
 		r = start_workers(fs, threads);
 	if (r < 0) {
@@ -679,11 +665,7 @@ void virtio_fs_destroy(struct virtio_fs *fs)
 	free(fs->workers);
 	fs->workers = NULL;
 	fs->nworkers = 0;
-	if (fs->irq_event.registered)
-		event_loop_unwatch(fs->vdev.loop, &fs->irq_event);
-	if (fs->irq_fd >= 0)
-		close(fs->irq_fd);
-	fs->irq_fd = -1;
+	event_notifier_destroy(fs->vdev.loop, &fs->posted);
 	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++)
 		pthread_mutex_destroy(&fs->q[q].lock);
 	pause_gate_destroy(&fs->gate);

@@ -29,8 +29,8 @@
  * publish; the FUSE work runs outside it, so several workers serve one queue
  * at once. A worker sends a used-buffer interrupt itself when the transport
  * can take it from any thread (signal_used_direct: vhost-user with a call
- * fd). Otherwise, and for NEEDS_RESET, workers flag the queue and write an
- * eventfd watched on dev->loop, and the loop-thread handler calls the
+ * fd). Otherwise, and for NEEDS_RESET, workers flag the queue and signal a
+ * notifier on dev->loop, and the loop-thread handler calls the
  * transport (vhost-user's in-band calls use a socket the loop thread owns).
  *
  * Pause gate (pause_gate.h): workers take a request only through the gate,
@@ -157,8 +157,7 @@ struct virtio_fs {
 	unsigned nworkers;
 
 	/* Interrupts and NEEDS_RESET posted to the loop thread. */
-	int irq_fd;
-	struct event_source irq_event;
+	struct event_notifier posted;
 
 	/* Notifications: the chain being filled (protected by the notification
 	 * queue's lock) and the server's transport hook. */
