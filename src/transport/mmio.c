@@ -209,13 +209,10 @@ static void run_call(struct virtio_mmio *t, struct virtio_mmio_call *c)
 }
 
 /* A vCPU posted a call: run it and wake the vCPU (loop thread). */
-static void on_call(struct event_source *src, uint32_t events)
+static void on_call(struct event_notifier *n)
 {
-	struct virtio_mmio *t = container_of(src, struct virtio_mmio, call_src);
-	uint64_t v;
+	struct virtio_mmio *t = container_of(n, struct virtio_mmio, call_wake);
 
-	if (read(t->call_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		return;
 	pthread_mutex_lock(&t->lock);
 	struct virtio_mmio_call *c = t->call;
 	if (c && !c->done) {
@@ -231,8 +228,6 @@ static void on_call(struct event_source *src, uint32_t events)
  * Returns 0, or -ESHUTDOWN when the loop has stopped. */
 static int call_loop(struct virtio_mmio *t, struct virtio_mmio_call *c)
 {
-	uint64_t one = 1;
-
 	if (!transport_has_vm(t)) {
 		/* No VM: the caller is the loop thread itself (mmio.h). */
 		run_call(t, c);
@@ -244,7 +239,7 @@ static int call_loop(struct virtio_mmio *t, struct virtio_mmio_call *c)
 		goto failed;
 	c->done = false;
 	t->call = c;
-	if (write(t->call_fd, &one, sizeof(one)) < 0) {
+	if (event_notifier_signal(&t->call_wake) < 0) {
 		t->call = NULL;
 		pthread_cond_broadcast(&t->cond);
 		goto failed;
@@ -505,12 +500,11 @@ static int setup_kick(struct virtio_mmio *t, unsigned q)
 	return event_loop_watch(t->loop, &k->src, k->fd, EPOLLIN, on_kick, "virtio-mmio kick");
 }
 
-/* The irqfd, the call eventfd and every queue's kick. */
+/* The irqfd, the call notifier and every queue's kick. */
 static int setup_fds(struct virtio_mmio *t)
 {
 	t->irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	t->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (t->irq_fd < 0 || t->call_fd < 0)
+	if (t->irq_fd < 0)
 		return -errno;
 	int r = transport_has_vm(t) ? kvm_irqfd(t, true) : 0;
 	if (r < 0) {
@@ -518,7 +512,7 @@ static int setup_fds(struct virtio_mmio *t)
 		return r;
 	}
 	t->irq_assigned = transport_has_vm(t);
-	r = event_loop_watch(t->loop, &t->call_src, t->call_fd, EPOLLIN, on_call, "virtio-mmio call");
+	r = event_notifier_init(t->loop, &t->call_wake, on_call, "virtio-mmio call");
 	for (unsigned q = 0; !r && q < t->dev->num_queues; q++)
 		r = setup_kick(t, q);
 	return r;
@@ -528,7 +522,7 @@ int virtio_mmio_init(struct virtio_mmio *t, struct virtio_device *dev, struct ev
 		     const struct guest_mem *mem, const struct virtio_mmio_opts *opts)
 {
 	memset(t, 0, sizeof(*t));
-	t->irq_fd = t->call_fd = -1;
+	t->irq_fd = -1;
 	t->transport.ops = &mmio_transport_ops;
 	t->dev = dev;
 	t->loop = loop;
@@ -579,13 +573,11 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 		if (k->fd >= 0)
 			close(k->fd);
 	}
-	event_loop_unwatch(t->loop, &t->call_src);
+	event_notifier_destroy(t->loop, &t->call_wake);
 	if (t->irq_assigned)
 		kvm_irqfd(t, false);
 	if (t->irq_fd >= 0)
 		close(t->irq_fd);
-	if (t->call_fd >= 0)
-		close(t->call_fd);
 	t->dev->transport = NULL;
 	free(t->queues);
 	free(t->kicks);

@@ -33,7 +33,7 @@
  *    Status reads) are handled on the vCPU thread under @lock;
  *  - everything that touches the device (Status writes, config space reads
  *    and writes) is handed to the loop thread as a call: the vCPU posts it
- *    under @lock, wakes the loop through call_fd and sleeps on @cond; the
+ *    under @lock, wakes the loop through @call_wake and sleeps on @cond; the
  *    loop thread runs it under @lock and wakes the vCPU. One call is in
  *    flight per device; other vCPUs wait their turn;
  *  - queue kicks arrive on the loop thread (ioeventfds) and go straight to
@@ -143,8 +143,7 @@ struct virtio_mmio {
 
 	int irq_fd;                          /* KVM irqfd on opts.gsi */
 	bool irq_assigned;
-	int call_fd;                         /* eventfd: vCPU -> loop, a call waits */
-	struct event_source call_src;
+	struct event_notifier call_wake;     /* vCPU -> loop: a call waits */
 	struct virtio_mmio_kick *kicks;      /* dev->num_queues */
 
 	struct virtio_mmio_counters counters;
