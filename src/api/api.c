@@ -772,58 +772,132 @@ static void instance_get(struct api *api, struct http_response *resp)
 
 /* --- dispatch ---------------------------------------------------------------------------- */
 
-static bool is(const struct http_request *req, const char *method)
+/* Every route handler's shape: @id is the path's {id} segment, or NULL. */
+typedef void (*route_fn)(struct api *api, const char *id, const struct http_request *req,
+			 struct http_response *resp);
+
+static void route_mmds_put(struct api *api, const char *id, const struct http_request *req,
+			   struct http_response *resp)
 {
-	return !strcmp(req->method, method);
+	mmds_update(api, req, false, resp);
 }
 
-/* The {id} of "/network-interfaces/{id}", or NULL. */
-static const char *iface_in_path(const char *path)
+static void route_mmds_patch(struct api *api, const char *id, const struct http_request *req,
+			     struct http_response *resp)
 {
-	static const char prefix[] = "/network-interfaces/";
-	const char *id = path + sizeof(prefix) - 1;
-
-	if (strncmp(path, prefix, sizeof(prefix) - 1) || !*id || strchr(id, '/'))
-		return NULL;
-	return id;
+	mmds_update(api, req, true, resp);
 }
 
-/* Route one request; false when no route matches method and path. */
+static void route_mmds_get(struct api *api, const char *id, const struct http_request *req,
+			   struct http_response *resp)
+{
+	mmds_read(api, resp);
+}
+
+static void route_mmds_config_put(struct api *api, const char *id,
+				  const struct http_request *req, struct http_response *resp)
+{
+	mmds_config_put(api, req, resp);
+}
+
+static void route_iface_put(struct api *api, const char *id, const struct http_request *req,
+			    struct http_response *resp)
+{
+	iface_put_patch(api, id, req, false, resp);
+}
+
+static void route_iface_patch(struct api *api, const char *id, const struct http_request *req,
+			      struct http_response *resp)
+{
+	iface_put_patch(api, id, req, true, resp);
+}
+
+static void route_iface_get(struct api *api, const char *id, const struct http_request *req,
+			    struct http_response *resp)
+{
+	iface_get(api, id, resp);
+}
+
+static void route_metrics_put(struct api *api, const char *id, const struct http_request *req,
+			      struct http_response *resp)
+{
+	metrics_put(api, req, resp);
+}
+
+static void route_metrics_get(struct api *api, const char *id, const struct http_request *req,
+			      struct http_response *resp)
+{
+	metrics_get(api, resp);
+}
+
+static void route_actions_put(struct api *api, const char *id, const struct http_request *req,
+			      struct http_response *resp)
+{
+	actions_put(api, req, resp);
+}
+
+static void route_instance_get(struct api *api, const char *id, const struct http_request *req,
+			       struct http_response *resp)
+{
+	instance_get(api, resp);
+}
+
+/*
+ * The routes: a path is exact, or a prefix ending in "{id}", which takes one
+ * non-empty segment (no '/') and hands it to the handler. A request no entry
+ * takes, a known path with a method it does not take included, is refused
+ * in Firecracker's words.
+ */
+struct route {
+	const char *method;
+	const char *path;
+	route_fn fn;
+};
+
+static const struct route routes[] = {
+	{ "PUT",   "/mmds",                     route_mmds_put },
+	{ "PATCH", "/mmds",                     route_mmds_patch },
+	{ "GET",   "/mmds",                     route_mmds_get },
+	{ "PUT",   "/mmds/config",              route_mmds_config_put },
+	{ "PUT",   "/network-interfaces/{id}",  route_iface_put },
+	{ "PATCH", "/network-interfaces/{id}",  route_iface_patch },
+	{ "GET",   "/network-interfaces/{id}",  route_iface_get },
+	{ "PUT",   "/metrics",                  route_metrics_put },
+	{ "GET",   "/metrics",                  route_metrics_get },
+	{ "PUT",   "/actions",                  route_actions_put },
+	{ "GET",   "/",                         route_instance_get },
+};
+
+#define ID_SEGMENT "{id}"
+
+/* Whether @path fits @pattern; *id is then its {id} segment, or NULL. */
+static bool path_matches(const char *pattern, const char *path, const char **id)
+{
+	const char *seg = strstr(pattern, ID_SEGMENT);
+
+	*id = NULL;
+	if (!seg)
+		return !strcmp(pattern, path);
+	size_t prefix = (size_t)(seg - pattern);
+	if (strncmp(pattern, path, prefix) || !path[prefix] || strchr(path + prefix, '/'))
+		return false;
+	*id = path + prefix;
+	return true;
+}
+
+/* Route one request; false when no route takes its method and path. */
 static bool route(struct api *api, const struct http_request *req, struct http_response *resp)
 {
-	const char *p = req->path, *id;
+	const char *id;
 
-	if (!strcmp(p, "/mmds")) {
-		if (is(req, "PUT") || is(req, "PATCH"))
-			mmds_update(api, req, is(req, "PATCH"), resp);
-		else if (is(req, "GET"))
-			mmds_read(api, resp);
-		else
-			return false;
-	} else if (!strcmp(p, "/mmds/config") && is(req, "PUT")) {
-		mmds_config_put(api, req, resp);
-	} else if ((id = iface_in_path(p))) {
-		if (is(req, "PUT") || is(req, "PATCH"))
-			iface_put_patch(api, id, req, is(req, "PATCH"), resp);
-		else if (is(req, "GET"))
-			iface_get(api, id, resp);
-		else
-			return false;
-	} else if (!strcmp(p, "/metrics")) {
-		if (is(req, "PUT"))
-			metrics_put(api, req, resp);
-		else if (is(req, "GET"))
-			metrics_get(api, resp);
-		else
-			return false;
-	} else if (!strcmp(p, "/actions") && is(req, "PUT")) {
-		actions_put(api, req, resp);
-	} else if (!strcmp(p, "/") && is(req, "GET")) {
-		instance_get(api, resp);
-	} else {
-		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		const struct route *r = &routes[i];
+		if (!strcmp(r->method, req->method) && path_matches(r->path, req->path, &id)) {
+			r->fn(api, id, req, resp);
+			return true;
+		}
 	}
-	return true;
+	return false;
 }
 
 void api_http_handler(void *opaque, const struct http_request *req, struct http_response *resp)
