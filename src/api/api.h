@@ -1,7 +1,7 @@
 /*
  * The control API: HTTP/1.1 with JSON bodies on a unix socket, in
  * Firecracker's paths and shapes for what kvmini has, so Firecracker
- * tooling can drive it:
+ * tooling can drive it (the route table is in api_routes.c):
  *
  *   PUT|PATCH|GET /mmds            the metadata store (replace, RFC 7396 merge, read)
  *   PUT /mmds/config               {"version":"V1"|"V2","ipv4_address":..,"network_interfaces":[..]}

@@ -1,0 +1,289 @@
+/*
+ * The control API's metrics: the counters as Firecracker's JSON line, the
+ * metrics file with its periodic flush, and the routes /metrics and
+ * /actions (FlushMetrics). Order: counters as JSON, the line, the file and
+ * its timer, the routes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "api/api_internal.h"
+#include "core/clock.h"
+#include "core/compiler.h"
+#include "core/log.h"
+#include "mmds/mmds.h"
+#include "net/net_device.h"
+
+/* --- counters as JSON -------------------------------------------------------------------- */
+
+/* The metrics' counter sink: one JSON object of the counters of @group. */
+struct json_counters {
+	json_t *obj;
+	const char *group;                /* "net", "mmds", a source's name */
+};
+
+/*
+ * The key is the name as the text dump prints it, less a leading "@group "
+ * or "@group_" (the object says it), spaces as '_': "vhost_user_connections"
+ * is "connections" in "vhost_user", "tap eth0 tx_blocked" is
+ * "tap_eth0_tx_blocked" in "net".
+ */
+static void json_counter(void *ctx, const char *prefix, const char *name, uint64_t value)
+{
+	struct json_counters *jc = ctx;
+	size_t glen = strlen(jc->group);
+	char key[128];
+
+	snprintf(key, sizeof(key), "%s%s", prefix, name);
+	char *k = key;
+	if (!strncmp(k, jc->group, glen) && (k[glen] == ' ' || k[glen] == '_'))
+		k += glen + 1;
+	for (char *p = k; *p; p++)
+		if (*p == ' ')
+			*p = '_';
+	json_object_set_new(jc->obj, k, json_integer((json_int_t)value));
+}
+
+typedef void (*visit_fn)(void *opaque, const struct counter_sink *sink);
+
+static json_t *capture_counters(const char *group, visit_fn visit, void *opaque)
+{
+	struct json_counters jc = { json_object(), group };
+	const struct counter_sink sink = { json_counter, &jc };
+
+	visit(opaque, &sink);
+	return jc.obj;
+}
+
+static void visit_net(void *opaque, const struct counter_sink *sink)
+{
+	net_device_visit_counters(opaque, sink);
+}
+
+/* Add @one's integer counters into @sum (Firecracker's aggregate "net"). */
+static void add_counters(json_t *sum, json_t *one)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(one, k, v) {
+		if (!json_is_integer(v))
+			continue;
+		json_t *s = json_object_get(sum, k);
+		json_int_t base = json_is_integer(s) ? json_integer_value(s) : 0;
+		json_object_set_new(sum, k, json_integer(base + json_integer_value(v)));
+	}
+}
+
+static void visit_mmds(void *opaque, const struct counter_sink *sink)
+{
+	mmds_visit_counters(opaque, sink);
+}
+
+static void visit_api(void *opaque, const struct counter_sink *sink)
+{
+	const struct api *api = opaque;
+
+	counters_visit(&api_counter_set, &api->counters, "", sink);
+}
+
+static uint64_t utc_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Firecracker's layout: the aggregate "net" and one "net_<iface_id>". */
+char *api_metrics_line(struct api *api)
+{
+	char key[80];
+	json_t *m = json_object();
+
+	json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)utc_ms()));
+	json_object_set_new(m, "api_server", capture_counters("api_server", visit_api, api));
+	json_t *sum = json_object();
+	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++) {
+		const struct api_iface *ifc = &api->opts.ifaces[i];
+		json_t *one = capture_counters("net", visit_net, ifc->net);
+		add_counters(sum, one);
+		snprintf(key, sizeof(key), "net_%s", ifc->iface_id);
+		json_object_set_new(m, key, one);
+	}
+	json_object_set_new(m, "net", sum);
+	if (api->opts.mmds)
+		json_object_set_new(m, "mmds", capture_counters("mmds", visit_mmds, api->opts.mmds));
+	for (unsigned i = 0; i < api->opts.n_sources && i < API_MAX_SOURCES; i++) {
+		const struct api_counter_source *s = &api->opts.sources[i];
+		json_object_set_new(m, s->name, capture_counters(s->name, s->visit, s->opaque));
+	}
+	char *text = json_dumps(m, JSON_COMPACT);
+	json_decref(m);
+	if (!text)
+		return NULL;
+	size_t len = strlen(text);
+	char *line = realloc(text, len + 2);
+	if (!line) {
+		free(text);
+		return NULL;
+	}
+	memcpy(line + len, "\n", 2);
+	return line;
+}
+
+/* Append one line to the metrics file. 0 or -errno. */
+static int metrics_flush(struct api *api)
+{
+	char *line = api_metrics_line(api);
+
+	if (!line)
+		return -ENOMEM;
+	size_t len = strlen(line);
+	ssize_t n = write(api->metrics_fd, line, len);
+	int r = n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+	free(line);
+	if (r < 0)
+		api->counters.tx_metrics_flush_failed++;
+	else
+		api->counters.metrics_flushes++;
+	return r;
+}
+
+static void on_metrics_timer(struct event_timer *t);
+
+/* The next periodic flush, a period after @from_ns (the deadline just met,
+ * or now): the schedule does not drift by the time flushes take, and after
+ * a stall it skips the periods missed rather than flushing once for each. */
+static void metrics_arm_timer(struct api *api, uint64_t from_ns)
+{
+	const uint64_t period = API_METRICS_PERIOD_S * 1000000000ull;
+	uint64_t now = clock_now_ns(), next = from_ns + period;
+
+	if (next <= now)
+		next = now + period;
+	event_loop_timer_arm_at(api->loop, &api->metrics_timer, on_metrics_timer, next);
+}
+
+static void on_metrics_timer(struct event_timer *t)
+{
+	struct api *api = container_of(t, struct api, metrics_timer);
+
+	metrics_arm_timer(api, t->deadline_ns);
+	int r = metrics_flush(api);
+	if (r < 0)
+		log_warn("api: metrics %s: %s", api->metrics_path, strerror(-r));
+}
+
+/* --- the metrics file ------------------------------------------------------------------- */
+
+/* Open the metrics file and start the periodic flush; 0 or answered. */
+static int metrics_open(struct api *api, const char *path, struct http_response *resp)
+{
+	/* Non-blocking: a FIFO without a reader must not stall the loop. */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		api_fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(errno));
+		return -1;
+	}
+	api->metrics_path = strdup(path);
+	if (!api->metrics_path) {
+		close(fd);
+		api_fault(resp, 500, "out of memory");
+		return -1;
+	}
+	api->metrics_fd = fd;
+	if (api->loop)
+		metrics_arm_timer(api, clock_now_ns());
+	return 0;
+}
+
+void api_metrics_put(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp)
+{
+	static const char *const keys[] = { "metrics_path", NULL };
+	bool ok;
+
+	if (api->metrics_path) {
+		api_fault(resp, 400, "Reinitialization of metrics not allowed.");
+		return;
+	}
+	json_t *body = api_body_object(req, resp);
+	if (!body)
+		return;
+	if (api_known_keys(body, keys, "the metrics configuration", resp)) {
+		const char *path = api_get_string(body, "metrics_path", true, &ok,
+						  "the metrics configuration", resp);
+		if (path && metrics_open(api, path, resp) == 0)
+			api_no_content(resp);
+	}
+	json_decref(body);
+}
+
+void api_metrics_get(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp)
+{
+	char *line = api_metrics_line(api);
+
+	if (!line) {
+		api_fault(resp, 500, "out of memory");
+		return;
+	}
+	http_response_take(resp, 200, "application/json", line, strlen(line));
+}
+
+void api_metrics_stop(struct api *api)
+{
+	if (api->loop)
+		event_loop_timer_cancel(api->loop, &api->metrics_timer);
+	if (api->metrics_fd >= 0)
+		close(api->metrics_fd);
+	api->metrics_fd = -1;
+	free(api->metrics_path);
+	api->metrics_path = NULL;
+}
+
+/* --- /actions --------------------------------------------------------------------- */
+
+/* Run one action; the body was parsed and holds a string action_type. */
+static void run_action(struct api *api, const char *type, struct http_response *resp)
+{
+	if (strcmp(type, "FlushMetrics")) {
+		api_fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
+			  "FlushMetrics)", type);
+		return;
+	}
+	if (!api->metrics_path) {
+		api_fault(resp, 400, "metrics are not configured: PUT /metrics first");
+		return;
+	}
+	int r = metrics_flush(api);
+	if (r < 0)
+		api_fault(resp, 400, "cannot write metrics to %s: %s", api->metrics_path,
+			  strerror(-r));
+	else
+		api_no_content(resp);
+}
+
+void api_actions_put(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp)
+{
+	static const char *const keys[] = { "action_type", NULL };
+	json_t *body = api_body_object(req, resp);
+	bool ok;
+
+	if (!body)
+		return;
+	if (api_known_keys(body, keys, "the action", resp)) {
+		const char *type = api_get_string(body, "action_type", true, &ok, "the action", resp);
+		if (type)
+			run_action(api, type, resp);
+	}
+	json_decref(body);
+}

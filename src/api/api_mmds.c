@@ -1,0 +1,157 @@
+/*
+ * The control API's /mmds (the metadata store: replace, RFC 7396 merge,
+ * read) and /mmds/config.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "mmds/mmds.h"
+
+/* --- /mmds --------------------------------------------------------------------------- */
+
+static bool mmds_on(struct api *api, struct http_response *resp)
+{
+	if (api->opts.mmds)
+		return true;
+	api_fault(resp, 400, "the MMDS is not enabled on this instance");
+	return false;
+}
+
+static void mmds_update(struct api *api, const struct http_request *req, bool patch,
+			struct http_response *resp)
+{
+	if (!mmds_on(api, resp))
+		return;
+	int r = patch ? mmds_patch(api->opts.mmds, req->body, req->body_len)
+		      : mmds_put(api->opts.mmds, req->body, req->body_len);
+	struct mmds_config cfg;
+
+	switch (r) {
+	case 0:
+		api_no_content(resp);
+		break;
+	case -EINVAL:
+		api_fault(resp, 400, "the MMDS data must be a JSON object");
+		break;
+	case -EFBIG:
+		mmds_get_config(api->opts.mmds, &cfg);
+		api_fault(resp, 413, "the MMDS data store would exceed its limit of %zu bytes",
+			  cfg.store_limit);
+		break;
+	default:
+		api_fault(resp, 500, "MMDS update failed: %s", strerror(-r));
+	}
+}
+
+void api_mmds_put(struct api *api, const char *id, const struct http_request *req,
+		  struct http_response *resp)
+{
+	mmds_update(api, req, false, resp);
+}
+
+void api_mmds_patch(struct api *api, const char *id, const struct http_request *req,
+		    struct http_response *resp)
+{
+	mmds_update(api, req, true, resp);
+}
+
+void api_mmds_get(struct api *api, const char *id, const struct http_request *req,
+		  struct http_response *resp)
+{
+	if (!mmds_on(api, resp))
+		return;
+	char *text = mmds_get_json(api->opts.mmds);
+	if (!text) {
+		api_fault(resp, 500, "out of memory");
+		return;
+	}
+	http_response_take(resp, 200, "application/json", text, strlen(text));
+}
+
+/* "network_interfaces": a non-empty list naming only interfaces MMDS was
+ * started on (the interceptors are placed at start-up). */
+static bool mmds_ifaces_ok(struct api *api, json_t *body, struct http_response *resp)
+{
+	json_t *list = json_object_get(body, "network_interfaces"), *v;
+	size_t i;
+
+	if (!json_is_array(list) || !json_array_size(list)) {
+		api_fault(resp, 400, "the MMDS configuration needs \"network_interfaces\", a "
+			  "non-empty list of interface ids");
+		return false;
+	}
+	json_array_foreach(list, i, v) {
+		const struct api_iface *ifc = json_is_string(v) ? api_find_iface(api, json_string_value(v))
+							       : NULL;
+		if (!ifc) {
+			char ids[256];
+			api_iface_list(api, ids, sizeof(ids));
+			api_fault(resp, 400, "network_interfaces[%zu] is not an interface of this "
+				  "instance (%s)", i, ids);
+			return false;
+		}
+		if (!ifc->mmds) {
+			api_fault(resp, 400, "network_interfaces[%zu]: MMDS was not started on \"%s\" "
+				  "(kvmini places it at start-up)", i, ifc->iface_id);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config *cfg,
+			      struct http_response *resp)
+{
+	bool ok;
+	const char *ver = api_get_string(body, "version", false, &ok, "the MMDS configuration", resp);
+
+	if (!ok)
+		return false;
+	if (ver && strcmp(ver, "V1") && strcmp(ver, "V2")) {
+		api_fault(resp, 400, "MMDS version \"%s\" is not V1 or V2", ver);
+		return false;
+	}
+	cfg->version = ver && !strcmp(ver, "V2") ? MMDS_V2 : MMDS_V1;
+	const char *addr = api_get_string(body, "ipv4_address", false, &ok, "the MMDS configuration",
+					  resp);
+	if (!ok)
+		return false;
+	struct in_addr a = cfg->ipv4;
+	if (addr && inet_pton(AF_INET, addr, &a) != 1) {
+		api_fault(resp, 400, "ipv4_address \"%s\" is not an IPv4 address", addr);
+		return false;
+	}
+	/* The interceptor takes the address when the interface starts. */
+	if (a.s_addr != cfg->ipv4.s_addr) {
+		api_fault(resp, 400, "the MMDS address cannot change while the interface runs "
+			  "(it is %s; set it at start)", inet_ntoa(cfg->ipv4));
+		return false;
+	}
+	return true;
+}
+
+void api_mmds_config_put(struct api *api, const char *id, const struct http_request *req,
+			 struct http_response *resp)
+{
+	static const char *const keys[] = { "version", "ipv4_address", "network_interfaces",
+		NULL };
+	struct mmds_config cfg;
+
+	if (!mmds_on(api, resp))
+		return;
+	json_t *body = api_body_object(req, resp);
+	if (!body)
+		return;
+	mmds_get_config(api->opts.mmds, &cfg);
+	if (api_known_keys(body, keys, "the MMDS configuration", resp) &&
+	    mmds_ifaces_ok(api, body, resp) && mmds_parse_config(api, body, &cfg, resp)) {
+		if (mmds_set_config(api->opts.mmds, &cfg) < 0)
+			api_fault(resp, 400, "the MMDS configuration was refused");
+		else
+			api_no_content(resp);
+	}
+	json_decref(body);
+}
