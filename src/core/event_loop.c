@@ -204,7 +204,7 @@ static int wait_ms(const struct event_loop *loop, int timeout_ms)
 	uint64_t now = clock_now_ns(), due = loop->timers->deadline_ns;
 	if (due <= now)
 		return 0;
-	uint64_t ms = (due - now + 999999) / 1000000;
+	uint64_t left = due - now, ms = left / 1000000 + (left % 1000000 != 0);
 	if (timeout_ms >= 0 && (uint64_t)timeout_ms < ms)
 		return timeout_ms;
 	return ms > INT_MAX ? INT_MAX : (int)ms;

@@ -231,10 +231,15 @@ static void test_timer_ends_wait(void)
 	uint64_t waited = clock_now_ns() - t0;
 	CHECK(waited >= 30 * MS && waited < 500 * MS);
 	CHECK(!a.early);
-	/* A shorter limit of the caller's still holds. */
+	/* A shorter limit of the caller's still holds, also against a timer
+	 * as far as the clock goes. */
 	event_loop_timer_arm(&loop, &a.t, run_titem, 500 * MS);
 	CHECK_EQ(event_loop_once(&loop, 10), 0);
 	CHECK(event_timer_armed(&a.t));
+	event_loop_timer_arm(&loop, &a.t, run_titem, UINT64_MAX);
+	t0 = clock_now_ns();
+	CHECK_EQ(event_loop_once(&loop, 20), 0);
+	CHECK(clock_now_ns() - t0 >= 15 * MS);
 	event_loop_timer_cancel(&loop, &a.t);
 	event_loop_destroy(&loop);
 }
