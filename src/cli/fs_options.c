@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,13 +18,41 @@
 /* Which backend an option is for. */
 enum fs_option_scope { FOR_ANY, FOR_PASSTHROUGH, FOR_MEMFS };
 
+/* A number option: the field of struct cli_fs_args it sets (4 or 8 bytes),
+ * its bounds, and how many bits the value is shifted (MiB to bytes: 20). */
+struct fs_number {
+	size_t off, size;
+	unsigned long min, max;
+	unsigned shift;
+	const char *unit;            /* "bytes", "MiB", or NULL */
+};
+
+/* An option: a flag or a value parsed by @take, or a number (@take NULL). */
 struct fs_option {
 	const char *name;
-	const char *value;           /* what a valid value is, for messages; NULL: a flag */
+	const char *value;           /* what a valid value is, for messages; NULL: a
+	                              * flag, or a number (described from its bounds) */
 	unsigned doors;              /* enum cli_fs_door */
 	enum fs_option_scope scope;
 	int (*take)(struct cli_fs_args *a, const char *val);
+	struct fs_number number;
 };
+
+/* virtio-fs workers and /dev/fuse readers have the same bound. */
+static_assert(VIRTIO_FS_MAX_THREADS == FUSE_DEV_MAX_THREADS, "one --threads bound");
+
+static int take_number(struct cli_fs_args *a, const struct fs_number *n, const char *val)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(val, n->min, n->max, &v))
+		return -EINVAL;
+	uint64_t wide = (uint64_t)v << n->shift;
+	uint32_t narrow = (uint32_t)wide;
+	memcpy((char *)a + n->off, n->size == sizeof(wide) ? (void *)&wide : (void *)&narrow,
+	       n->size);
+	return 0;
+}
 
 static int take_backend(struct cli_fs_args *a, const char *val)
 {
@@ -41,28 +70,8 @@ static int take_cache(struct cli_fs_args *a, const char *val)
 	return fuse_cache_policy_parse(val, &a->share.server.cache);
 }
 
-/* virtio-fs workers and /dev/fuse readers have the same bound. */
-static_assert(VIRTIO_FS_MAX_THREADS == FUSE_DEV_MAX_THREADS, "one --threads bound");
 
-static int take_threads(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
 
-	if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_THREADS, &v))
-		return -EINVAL;
-	a->threads = a->dev.threads = (unsigned)v;
-	return 0;
-}
-
-static int take_queues(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
-
-	if (cli_parse_uint(val, 1, VIRTIO_FS_MAX_REQUEST_QUEUES, &v))
-		return -EINVAL;
-	a->dev.request_queues = (unsigned)v;
-	return 0;
-}
 
 static int take_squash(struct cli_fs_args *a, const char *val)
 {
@@ -74,25 +83,7 @@ static int take_squash(struct cli_fs_args *a, const char *val)
 	return 0;
 }
 
-static int take_max_fds(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
 
-	if (cli_parse_uint(val, 16, 1u << 30, &v))
-		return -EINVAL;
-	a->share.pt.max_fds = (unsigned)v;
-	return 0;
-}
-
-static int take_max_write(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
-
-	if (cli_parse_uint(val, 4096, 1u << 20, &v))
-		return -EINVAL;
-	a->share.server.max_write = (uint32_t)v;
-	return 0;
-}
 
 static int take_xattr_all(struct cli_fs_args *a, const char *val)
 {
@@ -106,25 +97,7 @@ static int take_no_notify(struct cli_fs_args *a, const char *val)
 	return 0;
 }
 
-static int take_max_watches(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
 
-	if (cli_parse_uint(val, 1, 1u << 24, &v))
-		return -EINVAL;
-	a->share.watch.max_watches = (unsigned)v;
-	return 0;
-}
-
-static int take_memfs_size(struct cli_fs_args *a, const char *val)
-{
-	unsigned long v;
-
-	if (cli_parse_uint(val, 1, 65536, &v))
-		return -EINVAL;
-	a->share.mem.max_bytes = (uint64_t)v << 20;
-	return 0;
-}
 
 static int take_no_passthrough(struct cli_fs_args *a, const char *val)
 {
@@ -132,25 +105,50 @@ static int take_no_passthrough(struct cli_fs_args *a, const char *val)
 	return 0;
 }
 
+/* A value parsed by @take_, a flag (@value_ NULL), or a number. */
+#define TAKES(name_, value_, doors_, scope_, take_)                                      \
+	{ .name = (name_), .value = (value_), .doors = (doors_), .scope = (scope_), .take = (take_) }
+#define NUMBER(name_, doors_, scope_, field, lo, hi, shift_, unit_)                       \
+	{ .name = (name_), .doors = (doors_), .scope = (scope_),                            \
+	  .number = { offsetof(struct cli_fs_args, field),                                 \
+		      sizeof(((struct cli_fs_args *)0)->field), (lo), (hi), (shift_), (unit_) } }
+
 static const struct fs_option fs_options[] = {
-	{ "backend", "passthrough or memfs", CLI_FS_VHOST, FOR_ANY, take_backend },
-	{ "cache", "none, metadata, auto or always", ALL_DOORS, FOR_ANY, take_cache },
-	{ "threads", "a number from 1 to 64", ALL_DOORS, FOR_ANY, take_threads },
-	{ "queues", "a number from 1 to 16", CLI_FS_VHOST | CLI_FS_RUN_SHARE, FOR_ANY, take_queues },
-	{ "squash-owner", "UID:GID (numbers)", ALL_DOORS, FOR_ANY, take_squash },
-	{ "max-fds", "a number from 16 to 1073741824", ALL_DOORS, FOR_PASSTHROUGH, take_max_fds },
-	{ "max-write", "a number of bytes from 4096 to 1048576", ALL_DOORS, FOR_ANY,
-	  take_max_write },
-	{ "xattr-all", NULL, ALL_DOORS, FOR_PASSTHROUGH, take_xattr_all },
-	{ "no-notify", NULL, ALL_DOORS | CLI_FS_RUN, FOR_ANY, take_no_notify },
-	{ "max-watches", "a number from 1 to 16777216", ALL_DOORS | CLI_FS_RUN, FOR_PASSTHROUGH,
-	  take_max_watches },
-	{ "memfs-size", "a number of MiB from 1 to 65536", CLI_FS_VHOST, FOR_MEMFS,
-	  take_memfs_size },
-	{ "no-passthrough", NULL, CLI_FS_FUSE, FOR_ANY, take_no_passthrough },
+	TAKES("backend", "passthrough or memfs", CLI_FS_VHOST, FOR_ANY, take_backend),
+	TAKES("cache", "none, metadata, auto or always", ALL_DOORS, FOR_ANY, take_cache),
+	NUMBER("threads", ALL_DOORS, FOR_ANY, threads, 1, VIRTIO_FS_MAX_THREADS, 0, NULL),
+	NUMBER("queues", CLI_FS_VHOST | CLI_FS_RUN_SHARE, FOR_ANY, dev.request_queues, 1,
+	       VIRTIO_FS_MAX_REQUEST_QUEUES, 0, NULL),
+	TAKES("squash-owner", "UID:GID (numbers)", ALL_DOORS, FOR_ANY, take_squash),
+	NUMBER("max-fds", ALL_DOORS, FOR_PASSTHROUGH, share.pt.max_fds, 16, 1ul << 30, 0, NULL),
+	NUMBER("max-write", ALL_DOORS, FOR_ANY, share.server.max_write, 4096, 1ul << 20, 0,
+	       "bytes"),
+	TAKES("xattr-all", NULL, ALL_DOORS, FOR_PASSTHROUGH, take_xattr_all),
+	TAKES("no-notify", NULL, ALL_DOORS | CLI_FS_RUN, FOR_ANY, take_no_notify),
+	NUMBER("max-watches", ALL_DOORS | CLI_FS_RUN, FOR_PASSTHROUGH, share.watch.max_watches, 1,
+	       1ul << 24, 0, NULL),
+	NUMBER("memfs-size", CLI_FS_VHOST, FOR_MEMFS, share.mem.max_bytes, 1, 65536, 20, "MiB"),
+	TAKES("no-passthrough", NULL, CLI_FS_FUSE, FOR_ANY, take_no_passthrough),
 };
 static_assert(ARRAY_SIZE(fs_options) <= CLI_FS_MAX_LONG_OPTIONS, "room for the options");
 static_assert(ARRAY_SIZE(fs_options) <= 32, "one bit of cli_fs_args.given each");
+
+static bool takes_value(const struct fs_option *o)
+{
+	return o->value || !o->take;
+}
+
+/* What a valid value of @o is, in @buf, for messages. */
+static const char *valid_value(const struct fs_option *o, char *buf, size_t len)
+{
+	const struct fs_number *n = &o->number;
+
+	if (o->take)
+		return o->value;
+	snprintf(buf, len, "a number%s%s from %lu to %lu", n->unit ? " of " : "",
+		 n->unit ? n->unit : "", n->min, n->max);
+	return buf;
+}
 
 void cli_fs_args_init(struct cli_fs_args *a)
 {
@@ -165,8 +163,8 @@ unsigned cli_fs_long_options(struct option *opts, enum cli_fs_door door)
 	for (unsigned i = 0; i < ARRAY_SIZE(fs_options); i++)
 		if (fs_options[i].doors & door)
 			opts[n++] = (struct option){ fs_options[i].name,
-						     fs_options[i].value ? required_argument
-									 : no_argument,
+						     takes_value(&fs_options[i]) ? required_argument
+										 : no_argument,
 						     NULL, CLI_FS_OPT_BASE + (int)i };
 	return n;
 }
@@ -176,9 +174,11 @@ unsigned cli_fs_long_options(struct option *opts, enum cli_fs_door door)
 static int take(struct cli_fs_args *a, unsigned i, const char *val, const char *prefix)
 {
 	const struct fs_option *o = &fs_options[i];
+	char buf[80];
 
-	if (o->take(a, val) < 0) {
-		log_err("%s%s: \"%s\" is not %s", prefix, o->name, val, o->value);
+	if ((o->take ? o->take(a, val) : take_number(a, &o->number, val)) < 0) {
+		log_err("%s%s: \"%s\" is not %s", prefix, o->name, val,
+			valid_value(o, buf, sizeof(buf)));
 		return -EINVAL;
 	}
 	a->given |= 1u << i;
@@ -213,7 +213,7 @@ static int take_item(struct cli_fs_args *a, const char *item, size_t item_len, c
 		log_err("%s: unknown option \"%.*s\"", what, (int)name_len, item);
 		return -EINVAL;
 	}
-	if (!fs_options[i].value != !eq) {
+	if (takes_value(&fs_options[i]) != !!eq) {
 		log_err("%s: %.*s %s", what, (int)name_len, item,
 			eq ? "takes no value" : "needs a value (NAME=VALUE)");
 		return -EINVAL;
@@ -274,6 +274,7 @@ int cli_fs_check(struct cli_fs_args *a)
 		log_err("--%s is for the %s backend", name, memfs ? "passthrough" : "memfs");
 		return -EINVAL;
 	}
+	a->dev.threads = a->threads;
 	/* memfs takes the owner from its own options. */
 	a->share.mem.squash = a->share.pt.squash;
 	a->share.mem.squash_uid = a->share.pt.squash_uid;
