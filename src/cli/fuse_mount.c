@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,20 +129,6 @@ static int check_dir(const char *what, const char *path)
 	return 0;
 }
 
-/* Room for descriptors (the backend takes half), and writes past a file
- * size limit fail with EFBIG instead of killing the process. */
-static void prepare_process(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	signal(SIGXFSZ, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 /* Mount, serve until unmounted or signalled, tear down. */
 static int serve(struct fuse_mount_args *a, struct fs_share *share)
 {
@@ -193,7 +178,8 @@ int cmd_fuse_mount(int argc, char **argv)
 		return rc > 0 ? 0 : EXIT_USAGE;
 	if (check_dir("mount point", a.mountpoint))
 		return EXIT_RUNTIME;
-	prepare_process();
+	/* A reply to a client gone away is an error return, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
 	snprintf(what, sizeof(what), "shared directory %s", a.fs.share.dir);
 	if (fs_share_open(&share, &a.fs.share, what))
 		return EXIT_RUNTIME;

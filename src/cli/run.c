@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -449,17 +448,6 @@ static void teardown(struct run_ctx *ctx)
 	mmds_free(ctx->mmds);
 }
 
-/* Room for descriptors: the passthrough backend takes half the limit. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 int cmd_run(int argc, char **argv)
 {
 	uint64_t start = clock_now_ns();
@@ -476,8 +464,6 @@ int cmd_run(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	ctx->args = &args;
-	if (args.nfs)
-		raise_fd_limit();
 	/* Before any thread exists (device workers, vCPUs). */
 	r = cli_signals_block();
 	if (!r)

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,17 +218,6 @@ static void on_signal(struct cli_signals *cs, int signo)
 	}
 }
 
-/* Room for descriptors: the passthrough backend takes half the limit. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 /* Device, transport and signals; undone by teardown(). EXIT_* on error. */
 static int setup(struct fs_service *svc)
 {
@@ -295,7 +283,6 @@ static int serve_fs(const struct fs_args *a)
 	char what[4200];
 	int status;
 
-	raise_fd_limit();
 	snprintf(what, sizeof(what), "--shared-dir %s", a->fs.share.dir ? a->fs.share.dir : "");
 	if (fs_share_open(&svc.share, &a->fs.share, a->fs.share.dir ? what : "--backend memfs"))
 		return EXIT_RUNTIME;

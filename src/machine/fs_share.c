@@ -2,7 +2,9 @@
 #include "machine/fs_share.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "core/log.h"
@@ -58,6 +60,20 @@ static struct fs_backend *open_backend(struct fs_share *s, const struct fs_share
 	return be;
 }
 
+/* What the passthrough backend needs of the process: room for descriptors
+ * (it keeps up to half the limit open), and a write past a file size limit
+ * failing with EFBIG for the guest instead of killing kvmini. */
+static void prepare_process(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGXFSZ, SIG_IGN);
+}
+
 int fs_share_open(struct fs_share *s, const struct fs_share_config *cfg, const char *what)
 {
 	int err = 0;
@@ -67,6 +83,7 @@ int fs_share_open(struct fs_share *s, const struct fs_share_config *cfg, const c
 		err = check_dir(cfg->dir, what);
 		if (err)
 			return err;
+		prepare_process();
 	}
 	s->watch = open_watch(cfg);
 	s->be = open_backend(s, cfg, what, &err);
