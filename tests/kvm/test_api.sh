@@ -9,7 +9,9 @@ printf '{"boot":{"id":"i-1234"}}' >"$LOGDIR/mmds.json"
 if command -v curl >/dev/null; then
 	api=$LOGDIR/api.sock
 	rm -f "$api"
-	run_bg api --kernel "$GUEST" --cmdline "test=net hold_ms=30000" \
+	# The guest holds as long as the run may last: SIGTERM ends it below,
+	# and under load the calls took more than a 30 s hold.
+	run_bg api --kernel "$GUEST" --cmdline "test=net hold_ms=$(((LIMIT - 5) * 1000))" \
 		--net loopback --net loopback --iface-id data --rx-rate-limit bw=100000/100 \
 		--mmds --mmds-data "$LOGDIR/mmds.json" --api-sock "$api"
 	wait_output 'net: holding'
