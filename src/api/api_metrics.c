@@ -182,21 +182,24 @@ static void on_metrics_timer(struct event_timer *t)
 
 /* --- the metrics file ------------------------------------------------------------------- */
 
-/* Open the metrics file and start the periodic flush; 0 or answered. */
+/* Open the metrics file and start the periodic flush; 0, or -errno with
+ * @resp answered. */
 static int metrics_open(struct api *api, const char *path, struct http_response *resp)
 {
 	/* Non-blocking: a FIFO without a reader must not stall the loop. */
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
 
 	if (fd < 0) {
-		api_fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(errno));
-		return -1;
+		int r = -errno;
+
+		api_fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(-r));
+		return r;
 	}
 	api->metrics_path = strdup(path);
 	if (!api->metrics_path) {
 		close(fd);
 		api_fault(resp, 500, "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
 	api->metrics_fd = fd;
 	if (api->loop)

@@ -230,7 +230,7 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 	*out = api_start(loop, &o, err, sizeof(err));
 	if (!*out) {
 		log_err("--api-sock %s: %s", c->api_sock, err);
-		return -1;
+		return -EINVAL;     /* api_start says why in @err, not in errno */
 	}
 	log_info("control API on %s (%u interface%s)", c->api_sock, c->n_ifaces,
 		 c->n_ifaces == 1 ? "" : "s");

@@ -89,7 +89,7 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
 /*
  * The control API on @loop when --api-sock was given (else *@out = NULL):
  * @nets[i] is interface i's device. Every device must run on @loop's
- * thread, which is where the API touches them. 0 or -1 (logged).
+ * thread, which is where the API touches them. 0 or -EINVAL (logged).
  */
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
 			       struct net_device *const nets[], struct mmds *m,

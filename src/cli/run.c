@@ -398,7 +398,7 @@ static int start_api(struct run_ctx *ctx)
 	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
 		devs[i] = ctx->machine.nets[i].dev;
 	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, devs, ctx->mmds,
-					  NULL, 0, &ctx->api) < 0 ? -EINVAL : 0;
+					  NULL, 0, &ctx->api);
 }
 
 static int build(struct run_ctx *ctx)

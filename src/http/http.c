@@ -629,7 +629,8 @@ static size_t pending(const struct server_conn *sc)
 	return sc->out_len - sc->out_off;
 }
 
-/* Send what the socket takes now. 0, or -1 when the peer is gone. */
+/* Send what the socket takes now. 0, or -errno (-EPIPE for a zero-byte
+ * send) when the peer is gone. */
 static int conn_flush(struct server_conn *sc)
 {
 	while (pending(sc)) {
@@ -640,7 +641,7 @@ static int conn_flush(struct server_conn *sc)
 		if (n < 0 && errno == EAGAIN)
 			return 0;
 		if (n <= 0)
-			return -1;
+			return n < 0 ? -errno : -EPIPE;
 		sc->out_off += (size_t)n;
 		sc->last_active_ns = clock_now_ns();
 	}
@@ -670,7 +671,8 @@ static void conn_update(struct server_conn *sc)
 	sc->writing = want_write;
 }
 
-/* Read and answer what has arrived. Returns -1 when the connection must go now. */
+/* Read and answer what has arrived. 0, or -errno when the connection must
+ * go now. */
 static int conn_read(struct server_conn *sc)
 {
 	char buf[READ_CHUNK];
@@ -691,11 +693,12 @@ static int conn_read(struct server_conn *sc)
 		sc->last_active_ns = clock_now_ns();
 		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
 		if (r < 0)
-			return -1;
+			return r;
 		if (r == 1)
 			sc->closing = true;
-		if (conn_flush(sc) < 0)
-			return -1;
+		r = conn_flush(sc);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -805,6 +808,8 @@ static int remove_stale_socket(const char *path)
 	return unlink(path) < 0 ? -errno : 0;
 }
 
+/* listen_unix - a listening socket at @path: its descriptor, or -errno with
+ * @err filled. */
 static int listen_unix(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -812,21 +817,22 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		snprintf(err, errlen, "socket path too long (at most %zu bytes)",
 			 sizeof(addr.sun_path) - 1);
-		return -1;
+		return -ENAMETOOLONG;
 	}
 	int r = remove_stale_socket(path);
 	if (r < 0) {
 		snprintf(err, errlen, "%s", r == -EEXIST ? "exists and is not a socket" : strerror(-r));
-		return -1;
+		return r;
 	}
 	strcpy(addr.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
+		r = -errno;
+		snprintf(err, errlen, "%s", strerror(-r));
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return r;
 	}
 	return fd;
 }

@@ -39,7 +39,8 @@ static void service_free(void *arg)
 	free(s);
 }
 
-/* private_dir - a 0700 directory (mkdtemp) for the server's socket. */
+/* private_dir - a 0700 directory (mkdtemp) for the server's socket: 0, or
+ * -errno with @err filled. */
 static int private_dir(struct mmds_service *s, char *err, size_t errlen)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -47,22 +48,28 @@ static int private_dir(struct mmds_service *s, char *err, size_t errlen)
 	if (!tmp || !*tmp)
 		tmp = "/tmp";
 	int n = snprintf(s->dir, sizeof(s->dir), "%s/kvmini-mmds-XXXXXX", tmp);
-	if (n < 0 || (size_t)n >= sizeof(s->dir) || !mkdtemp(s->dir)) {
+	int r = n < 0 || (size_t)n >= sizeof(s->dir) ? -ENAMETOOLONG : 0;
+
+	/* errno means something only when mkdtemp itself failed. */
+	if (!r && !mkdtemp(s->dir))
+		r = -errno;
+	if (r) {
 		snprintf(err, errlen, "mmds: cannot make a private directory in %s: %s", tmp,
-			 strerror(errno ? errno : ENAMETOOLONG));
+			 strerror(-r));
 		s->dir[0] = '\0';
-		return -1;
+		return r;
 	}
 	n = snprintf(s->sock_path, sizeof(s->sock_path), "%s/http.sock", s->dir);
 	if (n < 0 || (size_t)n >= sizeof(s->sock_path)) {
 		snprintf(err, errlen, "mmds: socket path too long under %s", tmp);
 		s->sock_path[0] = '\0';
-		return -1;
+		return -ENAMETOOLONG;
 	}
 	return 0;
 }
 
-/* start_http - the MMDS HTTP server on the private socket. */
+/* start_http - the MMDS HTTP server on the private socket: 0, or -EIO with
+ * @err filled (http_server_start says why in @err only). */
 static int start_http(struct mmds_service *s, struct event_loop *loop, struct mmds *m,
 		      char *err, size_t errlen)
 {
@@ -80,7 +87,7 @@ static int start_http(struct mmds_service *s, struct event_loop *loop, struct mm
 	};
 
 	s->http = http_server_start(loop, &opts, err, errlen);
-	return s->http ? 0 : -1;
+	return s->http ? 0 : -EIO;
 }
 
 struct net_backend *mmds_intercept_create(struct event_loop *loop, struct net_backend *inner,

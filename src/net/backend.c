@@ -5,6 +5,7 @@
  */
 #include "net/backend.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,16 +43,16 @@ static const struct backend_kind *find_kind(const char *name, size_t len)
 	return NULL;
 }
 
-/* check_arg - the argument's presence against the kind's rule. */
+/* check_arg - the argument's presence against the kind's rule: 0 or -EINVAL. */
 static int check_arg(const struct backend_kind *k, const char *arg, char *err, size_t errlen)
 {
 	if (k->rule == ARG_REQUIRED && (!arg || !*arg)) {
 		snprintf(err, errlen, "network backend %s needs an argument: %s", k->kind, k->usage);
-		return -1;
+		return -EINVAL;
 	}
 	if (k->rule == ARG_NONE && arg) {
 		snprintf(err, errlen, "network backend %s takes no argument: %s", k->kind, k->usage);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }

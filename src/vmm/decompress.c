@@ -353,18 +353,19 @@ struct lzop_block {
 	const uint8_t *data;
 };
 
+/* lzop_block_check - the block's optional checksums: 0 or -EBADMSG. */
 static int lzop_block_check(const struct lzop_block *b, uint32_t flags, const uint8_t *out)
 {
 	bool stored = b->clen == b->dlen;
 
 	if (flags & LZOP_F_ADLER32_D && lzo_adler32(1, out, b->dlen) != b->d_adler)
-		return -1;
+		return -EBADMSG;
 	if (flags & LZOP_F_CRC32_D && lzo_crc32(0, out, b->dlen) != b->d_crc)
-		return -1;
+		return -EBADMSG;
 	if (!stored && flags & LZOP_F_ADLER32_C && lzo_adler32(1, b->data, b->clen) != b->c_adler)
-		return -1;
+		return -EBADMSG;
 	if (!stored && flags & LZOP_F_CRC32_C && lzo_crc32(0, b->data, b->clen) != b->c_crc)
-		return -1;
+		return -EBADMSG;
 	return 0;
 }
 
