@@ -69,16 +69,24 @@ void vcpu_destroy(struct vcpu *v)
 	v->fd = -1;
 }
 
-/* Hand one exit to the table; returns false when this vCPU must stop. */
+/* Hand one exit to the table and act on its verdict; returns false when
+ * this vCPU must stop. */
 static bool handle_exit(struct vcpu *v)
 {
 	uint32_t reason = v->run->exit_reason;
-	enum exit_action a = exit_table_dispatch(v->exit_table, reason, v);
 
-	if (a == EXIT_PASS)
+	switch (exit_table_dispatch(v->exit_table, reason, v)) {
+	case EXIT_RESUME:
+		return true;
+	case EXIT_PASS:
+		/* No handler took it: the guest did something we do not emulate. */
 		run_state_request_stop(v->run_state, VM_EXIT_GUEST_ERROR,
 				       "vCPU %u: unexpected KVM exit %u", v->index, reason);
-	return a == EXIT_RESUME;
+		return false;
+	case EXIT_STOP:
+		break;      /* the handler has asked the run to end */
+	}
+	return false;
 }
 
 static void *vcpu_thread(void *arg)
