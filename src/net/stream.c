@@ -313,7 +313,7 @@ static void stream_queue(struct stream *st, const uint8_t hdr[STREAM_HDR_LEN],
 }
 
 /* stream_send_direct - the out buffer is empty: write from guest memory.
- * Returns bytes of the record written, or -1 after a disconnect. */
+ * Returns bytes of the record written, or -errno after a disconnect. */
 static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
 				  const struct iovec *iov, unsigned iovcnt)
 {
@@ -328,8 +328,10 @@ static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
 		if (errno == EAGAIN)
 			return 0;
 		if (errno != EINTR) {
-			stream_disconnect(st, strerror(errno));
-			return -1;
+			int r = -errno;    /* the disconnect may overwrite errno */
+
+			stream_disconnect(st, strerror(-r));
+			return r;
 		}
 	}
 }
