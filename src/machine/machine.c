@@ -177,7 +177,7 @@ static int load_guest(struct machine *m)
 	struct boot_config bc = { .kernel_path = m->cfg->kernel, .initrd_path = m->cfg->initrd,
 				  .cmdline = m->cmdline, .host_decompress = m->cfg->host_decompress,
 				  .no_acpi = m->cfg->no_acpi, .devs = devs, .ndevs = m->n_slots };
-	char err[256];
+	struct errbuf eb = { 0 };
 
 	for (unsigned i = 0; i < m->n_slots; i++)
 		vm_virtio_slot_describe(&m->slots[i], &devs[i]);
@@ -185,9 +185,9 @@ static int load_guest(struct machine *m)
 	int r = build_cmdline(m);
 	if (r < 0)
 		return r;
-	r = boot_load(&m->vm, &bc, err, sizeof(err));
+	r = boot_load(&m->vm, &bc, &eb);
 	if (r < 0)
-		log_err("%s", err);
+		log_err("%s", eb.msg);
 	return r;
 }
 

@@ -93,14 +93,14 @@ static void write_e820(struct vm *vm, struct boot_params *bp, bool acpi)
 }
 
 static int write_cmdline(struct vm *vm, struct boot_params *bp, const struct boot_kernel *k,
-			 const char *cmdline, char *err, size_t errlen)
+			 const char *cmdline, struct errbuf *eb)
 {
 	size_t len = strlen(cmdline);
 	size_t max = k->cmdline_max ? k->cmdline_max : LINUX_CMDLINE_DEFAULT_MAX;
 
 	max = MIN(max, (size_t)LAYOUT_CMDLINE_MAX - 1);
 	if (len > max) {
-		snprintf(err, errlen, "command line is %zu bytes, the kernel takes at most %zu", len, max);
+		errbuf_set(eb, "command line is %zu bytes, the kernel takes at most %zu", len, max);
 		return -E2BIG;
 	}
 	char *dst = vm_gpa(vm, LAYOUT_CMDLINE, len + 1);
@@ -115,31 +115,34 @@ static int write_cmdline(struct vm *vm, struct boot_params *bp, const struct boo
 /* The initramfs goes at the top of low RAM (below the kernel's limit),
  * page aligned, above everything the kernel needs. */
 static int load_initrd(struct vm *vm, struct boot_params *bp, const struct boot_kernel *k,
-		       const char *path, char *err, size_t errlen)
+		       const char *path, struct errbuf *eb)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "--initrd %s: %s", path, strerror(errno));
+		int r = -errno;    /* before close() can change it */
+
+		errbuf_set(eb, "--initrd %s: %s", path, strerror(-r));
 		if (fd >= 0)
 			close(fd);
-		return -errno;
+		return r;
 	}
 	uint64_t size = (uint64_t)st.st_size;
 	uint64_t top = MIN(vm->low_ram_end, k->initrd_addr_max + 1);
 	uint64_t addr = size < top ? (top - size) & ~(PAGE_SIZE_4K - 1) : 0;
 	uint8_t *dst = addr ? vm_gpa(vm, addr, size) : NULL;
 	if (!size || addr < k->end || !dst) {
-		snprintf(err, errlen, "--initrd %s: %s", path,
-			 size ? "does not fit in guest memory beside the kernel (raise --mem)" : "empty file");
+		errbuf_set(eb, "--initrd %s: %s", path,
+			   size ? "does not fit in guest memory beside the kernel (raise --mem)"
+				: "empty file");
 		close(fd);
 		return -ENOMEM;
 	}
 	int r = boot_copy_to_guest(vm, fd, 0, addr, size);
 	close(fd);
 	if (r < 0) {
-		snprintf(err, errlen, "--initrd %s: %s", path, strerror(-r));
+		errbuf_set(eb, "--initrd %s: %s", path, strerror(-r));
 		return r;
 	}
 	bp->hdr.ramdisk_image = (uint32_t)addr;
@@ -182,15 +185,15 @@ static void fill_loader_fields(struct boot_params *bp, const struct boot_kernel 
 
 /* A bzImage unpacked on the host: its vmlinux, described by its header. */
 static int load_unpacked(struct vm *vm, struct boot_params *bp, int fd, struct boot_kernel *k,
-			 char *why, size_t whylen)
+			 struct errbuf *why)
 {
-	int elf = boot_unpack_bzimage(fd, bp, why, whylen);
+	int elf = boot_unpack_bzimage(fd, bp, why);
 	if (elf < 0)
 		return elf;
-	int r = boot_load_elf(vm, elf, k, why, whylen);
+	int r = boot_load_elf(vm, elf, k, why);
 	close(elf);
-	if (r == -ENOEXEC && !why[0])
-		snprintf(why, whylen, "the bzImage's payload is not an ELF vmlinux");
+	if (r == -ENOEXEC && !why->msg[0])
+		errbuf_set(why, "the bzImage's payload is not an ELF vmlinux");
 	if (r < 0)
 		return r;
 	k->has_setup_header = true;
@@ -200,46 +203,49 @@ static int load_unpacked(struct vm *vm, struct boot_params *bp, int fd, struct b
 }
 
 static int load_kernel(struct vm *vm, struct boot_params *bp, const struct boot_config *cfg,
-		       struct boot_kernel *k, char *err, size_t errlen)
+		       struct boot_kernel *k, struct errbuf *eb)
 {
 	const char *path = cfg->kernel_path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
-		snprintf(err, errlen, "--kernel %s: %s", path, strerror(errno));
-		return -errno;
+		int r = -errno;
+
+		errbuf_set(eb, "--kernel %s: %s", path, strerror(-r));
+		return r;
 	}
-	char why[200] = "";
-	int r = boot_load_elf(vm, fd, k, why, sizeof(why));
-	if (r == -ENOEXEC && !why[0] && cfg->host_decompress)
-		r = load_unpacked(vm, bp, fd, k, why, sizeof(why));
-	if (r == -ENOEXEC && !why[0])
-		r = boot_load_bzimage(vm, fd, bp, k, why, sizeof(why));
+	/* Each loader leaves @why empty when the file is simply not its kind. */
+	struct errbuf why = { 0 };
+	int r = boot_load_elf(vm, fd, k, &why);
+	if (r == -ENOEXEC && !why.msg[0] && cfg->host_decompress)
+		r = load_unpacked(vm, bp, fd, k, &why);
+	if (r == -ENOEXEC && !why.msg[0])
+		r = boot_load_bzimage(vm, fd, bp, k, &why);
 	close(fd);
-	if (r == -ENOEXEC && !why[0])
-		snprintf(why, sizeof(why), "neither an ELF vmlinux nor a bzImage");
+	if (r == -ENOEXEC && !why.msg[0])
+		errbuf_set(&why, "neither an ELF vmlinux nor a bzImage");
 	if (r < 0)
-		snprintf(err, errlen, "--kernel %s: %s", path, why);
+		errbuf_set(eb, "--kernel %s: %s", path, why.msg);
 	return r;
 }
 
-int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t errlen)
+int boot_load(struct vm *vm, const struct boot_config *cfg, struct errbuf *eb)
 {
 	struct boot_params *bp = vm_gpa(vm, LAYOUT_ZERO_PAGE, sizeof(*bp));
 	/* Zeroed: a loader that fails part-way leaves no field undefined. */
 	struct boot_kernel k = { 0 };
 
-	err[0] = '\0';
+	eb->msg[0] = '\0';
 	if (!bp || vm->low_ram_end < LAYOUT_HIMEM) {
-		snprintf(err, errlen, "guest memory too small to boot");
+		errbuf_set(eb, "guest memory too small to boot");
 		return -ENOMEM;
 	}
 	memset(bp, 0, sizeof(*bp));
-	int r = load_kernel(vm, bp, cfg, &k, err, errlen);
+	int r = load_kernel(vm, bp, cfg, &k, eb);
 	if (!r)
-		r = write_cmdline(vm, bp, &k, cfg->cmdline ? cfg->cmdline : "", err, errlen);
+		r = write_cmdline(vm, bp, &k, cfg->cmdline ? cfg->cmdline : "", eb);
 	if (!r && cfg->initrd_path)
-		r = load_initrd(vm, bp, &k, cfg->initrd_path, err, errlen);
+		r = load_initrd(vm, bp, &k, cfg->initrd_path, eb);
 	if (r < 0)
 		return r;
 	fill_loader_fields(bp, &k);
@@ -250,12 +256,12 @@ int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t er
 	if (!r)
 		r = mptable_write(vm);
 	if (r < 0) {
-		snprintf(err, errlen, "writing boot structures: %s", strerror(-r));
+		errbuf_set(eb, "writing boot structures: %s", strerror(-r));
 		return r;
 	}
 	r = cfg->no_acpi ? 0 : write_acpi(vm, bp, cfg);
 	if (r < 0) {
-		snprintf(err, errlen, "writing ACPI tables: %s", strerror(-r));
+		errbuf_set(eb, "writing ACPI tables: %s", strerror(-r));
 		return r;
 	}
 	vm->entry = (struct vm_entry){ .rip = k.entry, .rsi = LAYOUT_ZERO_PAGE };

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/errbuf.h"
 #include "vmm/acpi.h"
 #include "vmm/vm.h"
 
@@ -40,9 +41,9 @@ struct boot_kernel {
 
 /*
  * Load everything and point vm->entry at the kernel. On failure returns
- * -errno with a message for the operator in @err.
+ * -errno with a message for the operator in @eb.
  */
-int boot_load(struct vm *vm, const struct boot_config *cfg, char *err, size_t errlen);
+int boot_load(struct vm *vm, const struct boot_config *cfg, struct errbuf *eb);
 
 /*
  * Copy @len bytes of @fd at @file_off into guest RAM at @gpa (one RAM
@@ -53,15 +54,15 @@ int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, u
 
 /* Loaders (loader.c). @zero_page is the guest's zero page in host memory.
  * Each returns 0, -ENOEXEC when the file is not of its kind, or -errno
- * with @err filled. */
-int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_t errlen);
+ * with @eb filled. */
+int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *eb);
 int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
-		      char *err, size_t errlen);
+		      struct errbuf *eb);
 
 /* Decompress a bzImage's payload (a vmlinux ELF) with a library (decompress.h) and
  * copy the image's setup header into @zero_page (unpack.c). Returns a memfd
- * holding the ELF, or -errno with @err filled (-ENOEXEC: not a bzImage). */
-int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen);
+ * holding the ELF, or -errno with @eb filled (-ENOEXEC: not a bzImage). */
+int boot_unpack_bzimage(int fd, void *zero_page, struct errbuf *eb);
 
 /* The MP table at LAYOUT_MPTABLE (mptable.c). */
 int mptable_write(struct vm *vm);

@@ -41,23 +41,22 @@ struct job {
 	uint8_t *out;
 	size_t cap;             /* the announced size plus the spare byte */
 	size_t out_len;         /* what the decoder wrote */
-	char *err;
-	size_t errlen;
+	struct errbuf *eb;      /* the caller's */
 };
 
 static int fail(const struct job *j, int r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* @r, with "<format> payload: <what>" in the caller's buffer. */
+/* @r, with "<format> payload: <what>" in the caller's errbuf. */
 static int fail(const struct job *j, int r, const char *fmt, ...)
 {
+	char what[ERRBUF_LEN];
 	va_list ap;
-	int n = snprintf(j->err, j->errlen, "%s payload: ", j->format);
 
 	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < j->errlen)
-		vsnprintf(j->err + n, j->errlen - (size_t)n, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	errbuf_set(j->eb, "%s payload: %s", j->format, what);
 	return r;
 }
 
@@ -526,16 +525,16 @@ static int output_memfd(const struct job *j)
 	return fd;
 }
 
-int decompress_payload(const uint8_t *in, size_t len, size_t max_out, char *err, size_t errlen)
+int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct errbuf *eb)
 {
 	int f = find_format(in, len);
 
 	if (f < 0) {
-		snprintf(err, errlen, "payload in an unknown compression format");
+		errbuf_set(eb, "payload in an unknown compression format");
 		return -ENOEXEC;
 	}
 	struct job j = { .format = formats[f].name, .in = in, .in_len = len,
-			 .err = err, .errlen = errlen };
+			 .eb = eb };
 	/* The libraries count in 32 bits (zlib, libbz2, liblz4). */
 	if (len > INT32_MAX)
 		return fail(&j, -EFBIG, "%zu bytes is more than kvmini decodes", len);

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/errbuf.h"
+
 /* The format of @in by its magic bytes ("gzip", "xz", "lzma", "zstd",
  * "lz4", "bzip2", "lzo"), or NULL. */
 const char *decompress_format(const uint8_t *in, size_t len);
@@ -28,9 +30,9 @@ const char *decompress_format(const uint8_t *in, size_t len);
  * Decompress the payload @in (trailer included) into a new memfd of the
  * output's length (CLOEXEC, at offset 0): returns it, or -ENOEXEC for an
  * unknown format, -EINVAL for a truncated or corrupt payload, -EFBIG when
- * the trailer announces more than @max_out bytes, -ENOMEM; @err says which
+ * the trailer announces more than @max_out bytes, -ENOMEM; @eb says which
  * and where.
  */
-int decompress_payload(const uint8_t *in, size_t len, size_t max_out, char *err, size_t errlen);
+int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct errbuf *eb);
 
 #endif

@@ -57,20 +57,20 @@ static uint64_t file_size(int fd)
 }
 
 /* A 64-bit x86 executable with program headers kvmini can read. */
-static int check_ehdr(const Elf64_Ehdr *eh, char *err, size_t errlen)
+static int check_ehdr(const Elf64_Ehdr *eh, struct errbuf *eb)
 {
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh->e_machine != EM_X86_64) {
-		snprintf(err, errlen, "not a 64-bit x86 ELF file");
+		errbuf_set(eb, "not a 64-bit x86 ELF file");
 		return -ENOEXEC;
 	}
 	if (eh->e_type != ET_EXEC) {
-		snprintf(err, errlen, "ELF file is not an executable (e_type %u)", eh->e_type);
+		errbuf_set(eb, "ELF file is not an executable (e_type %u)", eh->e_type);
 		return -ENOEXEC;
 	}
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum || eh->e_phnum > ELF_MAX_PHDRS) {
-		snprintf(err, errlen, "ELF program headers unusable (%u of %u bytes)", eh->e_phnum,
-			 eh->e_phentsize);
+		errbuf_set(eb, "ELF program headers unusable (%u of %u bytes)", eh->e_phnum,
+			   eh->e_phentsize);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -78,29 +78,29 @@ static int check_ehdr(const Elf64_Ehdr *eh, char *err, size_t errlen)
 
 /* Copy one PT_LOAD segment to its physical address. */
 static int load_segment(struct vm *vm, int fd, uint64_t fsize, const Elf64_Phdr *ph,
-			char *err, size_t errlen)
+			struct errbuf *eb)
 {
 	if (ph->p_filesz > ph->p_memsz || ph->p_offset > fsize || ph->p_filesz > fsize - ph->p_offset) {
-		snprintf(err, errlen, "ELF segment at 0x%llx lies outside the file",
-			 (unsigned long long)ph->p_paddr);
+		errbuf_set(eb, "ELF segment at 0x%llx lies outside the file",
+			   (unsigned long long)ph->p_paddr);
 		return -ENOEXEC;
 	}
 	uint8_t *dst = vm_gpa(vm, ph->p_paddr, ph->p_memsz);
 	if (ph->p_paddr < LAYOUT_HIMEM || !dst) {
-		snprintf(err, errlen, "ELF segment [0x%llx, +0x%llx) is not inside guest RAM above 1 MiB",
-			 (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
+		errbuf_set(eb, "ELF segment [0x%llx, +0x%llx) is not inside guest RAM above 1 MiB",
+			   (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
 		return -ENOEXEC;
 	}
 	int r = boot_copy_to_guest(vm, fd, ph->p_offset, ph->p_paddr, ph->p_filesz);
 	if (r < 0) {
-		snprintf(err, errlen, "reading ELF segment: %s", strerror(-r));
+		errbuf_set(eb, "reading ELF segment: %s", strerror(-r));
 		return r;
 	}
 	memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 	return 0;
 }
 
-int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_t errlen)
+int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *eb)
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[ELF_MAX_PHDRS];
@@ -108,11 +108,11 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_
 
 	if (pread_full(fd, &eh, sizeof(eh), 0) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG))
 		return -ENOEXEC;
-	int r = check_ehdr(&eh, err, errlen);
+	int r = check_ehdr(&eh, eb);
 	if (r < 0)
 		return r;
 	if (pread_full(fd, ph, eh.e_phnum * sizeof(ph[0]), eh.e_phoff) < 0) {
-		snprintf(err, errlen, "ELF program headers lie outside the file");
+		errbuf_set(eb, "ELF program headers lie outside the file");
 		return -ENOEXEC;
 	}
 	bool entry_loaded = false;
@@ -121,7 +121,7 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
 			continue;
-		r = load_segment(vm, fd, fsize, &ph[i], err, errlen);
+		r = load_segment(vm, fd, fsize, &ph[i], eb);
 		if (r < 0)
 			return r;
 		loaded++;
@@ -131,20 +131,21 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, char *err, size_
 			entry_loaded = true;
 	}
 	if (!loaded || !entry_loaded) {
-		snprintf(err, errlen, "ELF entry point 0x%llx is not in a loaded segment",
-			 (unsigned long long)eh.e_entry);
+		errbuf_set(eb, "ELF entry point 0x%llx is not in a loaded segment",
+			   (unsigned long long)eh.e_entry);
 		return -ENOEXEC;
 	}
 	return 0;
 }
 
-static int check_bz_header(const struct setup_header *h, char *err, size_t errlen)
+static int check_bz_header(const struct setup_header *h, struct errbuf *eb)
 {
 	if (h->boot_flag != BZ_BOOT_FLAG || h->header != BZ_HDR_MAGIC)
 		return -ENOEXEC;
 	if (h->version < BZ_MIN_VERSION || !(h->xloadflags & XLF_KERNEL_64)) {
-		snprintf(err, errlen, "bzImage (boot protocol %u.%02u) has no 64-bit entry point; "
-			 "kvmini needs protocol 2.12 or later", h->version >> 8, h->version & 0xff);
+		errbuf_set(eb, "bzImage (boot protocol %u.%02u) has no 64-bit entry point; "
+			   "kvmini needs protocol 2.12 or later",
+			   h->version >> 8, h->version & 0xff);
 		return -ENOEXEC;
 	}
 	return 0;
@@ -162,7 +163,7 @@ static void copy_setup_header(void *zero_page, const uint8_t *sector)
 }
 
 int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
-		      char *err, size_t errlen)
+		      struct errbuf *eb)
 {
 	uint8_t sector[1024];
 	struct setup_header h;
@@ -171,19 +172,19 @@ int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel
 	if (pread_full(fd, sector, sizeof(sector), 0) < 0)
 		return -ENOEXEC;
 	memcpy(&h, sector + BZ_SETUP_HDR_OFFSET, sizeof(h));
-	int r = check_bz_header(&h, err, errlen);
+	int r = check_bz_header(&h, eb);
 	if (r < 0)
 		return r;
 	uint64_t setup_bytes = ((uint64_t)(h.setup_sects ? h.setup_sects : 4) + 1) * 512;
 	if (setup_bytes >= fsize) {
-		snprintf(err, errlen, "bzImage is truncated (setup %llu bytes, file %llu)",
-			 (unsigned long long)setup_bytes, (unsigned long long)fsize);
+		errbuf_set(eb, "bzImage is truncated (setup %llu bytes, file %llu)",
+			   (unsigned long long)setup_bytes, (unsigned long long)fsize);
 		return -ENOEXEC;
 	}
 	uint64_t pm_size = fsize - setup_bytes;
 	if (h.pref_address >= vm->low_ram_end) {
-		snprintf(err, errlen, "bzImage wants to run at 0x%llx, beyond guest RAM",
-			 (unsigned long long)h.pref_address);
+		errbuf_set(eb, "bzImage wants to run at 0x%llx, beyond guest RAM",
+			   (unsigned long long)h.pref_address);
 		return -ENOMEM;
 	}
 	/* The decompressor runs where it is loaded and then needs init_size
@@ -192,13 +193,13 @@ int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel
 			    MAX(LAYOUT_HIMEM, h.pref_address) + (uint64_t)h.init_size);
 	uint8_t *dst = vm_gpa(vm, LAYOUT_HIMEM, pm_size);
 	if (!dst || need > vm->low_ram_end) {
-		snprintf(err, errlen, "bzImage needs %llu MiB of guest memory",
-			 (unsigned long long)(need >> 20) + 1);
+		errbuf_set(eb, "bzImage needs %llu MiB of guest memory",
+			   (unsigned long long)(need >> 20) + 1);
 		return -ENOMEM;
 	}
 	r = boot_copy_to_guest(vm, fd, setup_bytes, LAYOUT_HIMEM, pm_size);
 	if (r < 0) {
-		snprintf(err, errlen, "reading bzImage: %s", strerror(-r));
+		errbuf_set(eb, "reading bzImage: %s", strerror(-r));
 		return r;
 	}
 	copy_setup_header(zero_page, sector);

@@ -43,34 +43,34 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /* The payload at @off of @fd, decompressed into a memfd; the fd or -errno
- * with the reason in @err. */
-static int unpack_payload(int fd, uint64_t off, uint32_t len, char *err, size_t errlen)
+ * with the reason in @eb. */
+static int unpack_payload(int fd, uint64_t off, uint32_t len, struct errbuf *eb)
 {
 	struct stat st;
 
 	/* Checked before the allocation, which a lying header would size. */
 	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && off + len > (uint64_t)st.st_size) {
-		snprintf(err, errlen, "bzImage payload (bytes %llu..%llu) lies outside the "
-			 "%lld-byte file", (unsigned long long)off, (unsigned long long)off + len,
-			 (long long)st.st_size);
+		errbuf_set(eb, "bzImage payload (bytes %llu..%llu) lies outside the "
+			   "%lld-byte file", (unsigned long long)off, (unsigned long long)off + len,
+			   (long long)st.st_size);
 		return -ENOEXEC;
 	}
 	uint8_t *in = malloc(len);
 	if (!in) {
-		snprintf(err, errlen, "out of memory for a %u-byte payload", len);
+		errbuf_set(eb, "out of memory for a %u-byte payload", len);
 		return -ENOMEM;
 	}
 	if (read_at(fd, in, len, off) < 0) {
-		snprintf(err, errlen, "bzImage payload lies outside the file");
+		errbuf_set(eb, "bzImage payload lies outside the file");
 		free(in);
 		return -ENOEXEC;
 	}
-	int r = decompress_payload(in, len, VMLINUX_MAX, err, errlen);
+	int r = decompress_payload(in, len, VMLINUX_MAX, eb);
 	free(in);
 	return r;
 }
 
-int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen)
+int boot_unpack_bzimage(int fd, void *zero_page, struct errbuf *eb)
 {
 	uint8_t sector[1024];
 	struct setup_header h;
@@ -79,15 +79,16 @@ int boot_unpack_bzimage(int fd, void *zero_page, char *err, size_t errlen)
 		return -ENOEXEC;
 	memcpy(&h, sector + BZ_SETUP_HDR_OFFSET, sizeof(h));
 	if (h.header != 0x53726448u || h.version < 0x0208 || !h.payload_length) {
-		snprintf(err, errlen, "not a bzImage with a payload (boot protocol 2.08 or later)");
+		errbuf_set(eb, "not a bzImage with a payload (boot protocol 2.08 or later)");
 		return -ENOEXEC;
 	}
 	uint64_t off = ((uint64_t)(h.setup_sects ? h.setup_sects : 4) + 1) * 512 + h.payload_offset;
 	if (h.payload_length > PAYLOAD_MAX) {
-		snprintf(err, errlen, "bzImage payload of %u bytes is implausibly large", h.payload_length);
+		errbuf_set(eb, "bzImage payload of %u bytes is implausibly large",
+			   h.payload_length);
 		return -ENOEXEC;
 	}
-	int out = unpack_payload(fd, off, h.payload_length, err, errlen);
+	int out = unpack_payload(fd, off, h.payload_length, eb);
 	if (out < 0)
 		return out;
 	/* The image's own header still describes the kernel to itself. */

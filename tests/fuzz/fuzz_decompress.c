@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 
 	if (size < 1)
 		return 0;
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(in, magics[m].magic, magics[m].len);
 	memcpy(in + magics[m].len, data + 1, size - 1);
-	int fd = decompress_payload(in, len, FUZZ_MAX_OUT, err, sizeof(err));
+	int fd = decompress_payload(in, len, FUZZ_MAX_OUT, &eb);
 	if (fd >= 0) {
 		struct stat st;
 		if (fstat(fd, &st) < 0 || (size_t)st.st_size > FUZZ_MAX_OUT || st.st_size == 0)
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m != 0 && (size_t)st.st_size != trailer)
 			abort();
 		close(fd);
-	} else if (!strstr(err, " payload: ") && fd != -ENOEXEC) {
+	} else if (!strstr(eb.msg, " payload: ") && fd != -ENOEXEC) {
 		abort();
 	}
 	free(in);

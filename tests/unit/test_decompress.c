@@ -238,9 +238,9 @@ static struct buf lzo_payload(void)
 }
 
 /* Decompress @b; 0 with the output checked against data, or the error. */
-static int run(const struct buf *b, size_t max, char *err, size_t errlen)
+static int run(const struct buf *b, size_t max, struct errbuf *eb)
 {
-	int fd = decompress_payload(b->p, b->len, max, err, errlen);
+	int fd = decompress_payload(b->p, b->len, max, eb);
 
 	if (fd < 0)
 		return fd;
@@ -267,12 +267,13 @@ static struct buf copy(const struct buf *b)
  * format's name and contains @what; printed, so a reader sees the words. */
 static void expect_error(const char *name, const char *how, struct buf b, const char *what)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), -EINVAL);
-	CHECK(!strncmp(err, name, strlen(name)) && !strncmp(err + strlen(name), " payload: ", 10));
-	CHECK(strstr(err, what) != NULL);
-	printf("  %s %s: %s\n", name, how, err);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), -EINVAL);
+	CHECK(!strncmp(eb.msg, name, strlen(name)) &&
+	      !strncmp(eb.msg + strlen(name), " payload: ", 10));
+	CHECK(strstr(eb.msg, what) != NULL);
+	printf("  %s %s: %s\n", name, how, eb.msg);
 	free(b.p);
 }
 
@@ -314,12 +315,12 @@ static struct buf resized(const struct buf *b, int delta)
 static void check_format(const char *name, struct buf b, struct buf corrupt,
 			 const char *corrupt_what)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 
 	CHECK(decompress_format(b.p, b.len) && !strcmp(decompress_format(b.p, b.len), name));
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), 0);
-	if (err[0])
-		printf("  %s good: %s\n", name, err);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), 0);
+	if (eb.msg[0])
+		printf("  %s good: %s\n", name, eb.msg);
 	expect_error(name, "truncated", truncated(&b), "");
 	expect_error(name, "corrupt", corrupt, corrupt_what);
 	expect_error(name, "trailer +1", resized(&b, 1),
@@ -328,9 +329,9 @@ static void check_format(const char *name, struct buf b, struct buf corrupt,
 		     ? "more than the 3145727 bytes its trailer says" : "incorrect length check");
 	expect_error(name, "trailer halved", resized(&b, -(int)DATA_LEN / 2),
 		     "more than the 1572864 bytes its trailer says");
-	err[0] = 0;
-	CHECK_EQ(run(&b, DATA_LEN / 2, err, sizeof(err)), -EFBIG);
-	CHECK(strstr(err, "more than kvmini's bound of 1 MiB") != NULL);
+	eb.msg[0] = 0;
+	CHECK_EQ(run(&b, DATA_LEN / 2, &eb), -EFBIG);
+	CHECK(strstr(eb.msg, "more than kvmini's bound of 1 MiB") != NULL);
 	free(b.p);
 }
 
@@ -400,13 +401,13 @@ static void test_lz4(void)
  * the kernel's; a block size no block can have is refused. */
 static void test_lz4_frames(void)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 	struct buf b = lz4_frames(1u << 20, 2);
 
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), 0);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), 0);
 	free(b.p);
 	b = lz4_frames(8u << 20, ~0u);
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), 0);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), 0);
 	put_le32(b.p + 4, (uint32_t)LZ4_compressBound(8u << 20) + 1);
 	expect_error("lz4", "oversized block", b, "block 0 has an impossible size");
 }
@@ -436,24 +437,24 @@ static void test_lzo_structure(void)
 
 static void test_unknown_and_tiny(void)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 	uint8_t junk[16] = "not compressed!";
 	struct buf b = { junk, sizeof(junk) };
 	uint8_t lz4_magic_only[4] = { 0x02, 0x21, 0x4c, 0x18 };
 	uint8_t lz4_no_block[8] = { 0x02, 0x21, 0x4c, 0x18, 1, 0, 0, 0 };
 
 	CHECK(decompress_format(junk, sizeof(junk)) == NULL);
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), -ENOEXEC);
-	CHECK(strstr(err, "unknown compression format") != NULL);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), -ENOEXEC);
+	CHECK(strstr(eb.msg, "unknown compression format") != NULL);
 	b = (struct buf){ lz4_magic_only, sizeof(lz4_magic_only) };
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "lz4 payload: truncated (4 bytes)") != NULL);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "lz4 payload: truncated (4 bytes)") != NULL);
 	b = (struct buf){ lz4_no_block, sizeof(lz4_no_block) };
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "lz4 payload: no block after the magic") != NULL);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "lz4 payload: no block after the magic") != NULL);
 	put_le32(lz4_no_block + 4, 0);
-	CHECK_EQ(run(&b, MAX_OUT, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "decompresses to nothing") != NULL);
+	CHECK_EQ(run(&b, MAX_OUT, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "decompresses to nothing") != NULL);
 }
 
 /* A minimal bzImage: the setup header in one setup sector, the payload
@@ -478,12 +479,12 @@ static int bzimage_file(const struct buf *payload, uint32_t claimed_len)
 	return fd;
 }
 
-/* boot_unpack_bzimage on @b: its verdict, the reason in @err. */
-static int unpack(const struct buf *b, uint32_t claimed_len, struct boot_params *zp, char *err,
-		  size_t errlen)
+/* boot_unpack_bzimage on @b: its verdict, the reason in @eb. */
+static int unpack(const struct buf *b, uint32_t claimed_len, struct boot_params *zp,
+		  struct errbuf *eb)
 {
 	int fd = bzimage_file(b, claimed_len);
-	int out = boot_unpack_bzimage(fd, zp, err, errlen);
+	int out = boot_unpack_bzimage(fd, zp, eb);
 
 	close(fd);
 	return out;
@@ -493,8 +494,8 @@ static void test_bzimage_unpack(void)
 {
 	struct buf b = lz4_payload();
 	struct boot_params *zp = calloc(1, sizeof(*zp));
-	char err[256] = "";
-	int out = unpack(&b, (uint32_t)b.len, zp, err, sizeof(err));
+	struct errbuf eb = { 0 };
+	int out = unpack(&b, (uint32_t)b.len, zp, &eb);
 
 	CHECK(out >= 0);
 	if (out >= 0) {
@@ -510,21 +511,22 @@ static void test_bzimage_unpack(void)
 	CHECK_EQ(zp->hdr.header, 0x53726448u);
 	CHECK_EQ(zp->hdr.cmdline_size, 2047);
 
-	CHECK_EQ(unpack(&b, (uint32_t)b.len + 4096, zp, err, sizeof(err)), -ENOEXEC);
-	CHECK(strstr(err, "bzImage payload (bytes 1024..") && strstr(err, "lies outside the"));
-	printf("  %s\n", err);
+	CHECK_EQ(unpack(&b, (uint32_t)b.len + 4096, zp, &eb), -ENOEXEC);
+	CHECK(strstr(eb.msg, "bzImage payload (bytes 1024..") &&
+	      strstr(eb.msg, "lies outside the"));
+	printf("  %s\n", eb.msg);
 
 	uint8_t junk[64] = "a payload in no format kvmini knows";
 	struct buf j = { junk, sizeof(junk) };
-	CHECK_EQ(unpack(&j, sizeof(junk), zp, err, sizeof(err)), -ENOEXEC);
-	CHECK(strstr(err, "unknown compression format") != NULL);
+	CHECK_EQ(unpack(&j, sizeof(junk), zp, &eb), -ENOEXEC);
+	CHECK(strstr(eb.msg, "unknown compression format") != NULL);
 
 	/* Truncated: the error names the format, no fd comes back. */
 	b.len -= 100000;
 	append_size(&b, DATA_LEN);
-	CHECK_EQ(unpack(&b, (uint32_t)b.len, zp, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "lz4 payload: block 5 is truncated") != NULL);
-	printf("  %s\n", err);
+	CHECK_EQ(unpack(&b, (uint32_t)b.len, zp, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "lz4 payload: block 5 is truncated") != NULL);
+	printf("  %s\n", eb.msg);
 	free(b.p);
 	free(zp);
 }
@@ -565,16 +567,16 @@ static void test_debian_kernel(void)
 	const char *path = debian_kernel_path();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct boot_params *zp = calloc(1, sizeof(*zp));
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 	double t0 = now_ms();
-	int out = boot_unpack_bzimage(fd, zp, err, sizeof(err));
+	int out = boot_unpack_bzimage(fd, zp, &eb);
 	double ms = now_ms() - t0;
 	uint8_t elf[4] = { 0 };
 	struct stat st = { 0 };
 
 	CHECK(out >= 0);
 	if (out < 0)
-		printf("  %s: %s\n", path, err);
+		printf("  %s: %s\n", path, eb.msg);
 	CHECK(out >= 0 && pread(out, elf, 4, 0) == 4 && !memcmp(elf, "\177ELF", 4));
 	CHECK(out >= 0 && fstat(out, &st) == 0 && st.st_size > (10 << 20));
 	printf("  %s: %lld bytes of ELF in %.0f ms (sanitizer build)\n", path,
@@ -590,7 +592,7 @@ static int decompress_file(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 
 	if (fd < 0 || fstat(fd, &st) < 0 || !st.st_size) {
 		fprintf(stderr, "%s: cannot read\n", path);
@@ -598,9 +600,9 @@ static int decompress_file(const char *path)
 	}
 	uint8_t *in = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	int out = in == MAP_FAILED ? -ENOMEM
-		  : decompress_payload(in, (size_t)st.st_size, 1u << 30, err, sizeof(err));
+		  : decompress_payload(in, (size_t)st.st_size, 1u << 30, &eb);
 	if (out < 0) {
-		fprintf(stderr, "%s: %s\n", path, err);
+		fprintf(stderr, "%s: %s\n", path, eb.msg);
 		return 1;
 	}
 	off_t off = 0;
