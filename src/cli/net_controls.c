@@ -41,14 +41,14 @@ static int take_limit(struct cli_net_controls *c, int opt, const char *text)
 {
 	const char *name = opt == CLI_OPT_TX_RATE_LIMIT ? "--tx-rate-limit" : "--rx-rate-limit";
 	struct net_iface_config *ifc = last_iface(c, name);
-	char err[160];
+	struct errbuf eb = { 0 };
 
 	if (!ifc)
 		return -EINVAL;
 	unsigned q = opt == CLI_OPT_TX_RATE_LIMIT ? NET_TX_QUEUE : NET_RX_QUEUE;
-	if (rate_limiter_parse(text, &ifc->limit[q], err, sizeof(err)) == 0)
+	if (rate_limiter_parse(text, &ifc->limit[q], &eb) == 0)
 		return 0;
-	log_err("%s: %s", name, err);
+	log_err("%s: %s", name, eb.msg);
 	return -EINVAL;
 }
 

@@ -323,22 +323,21 @@ static int parse_item(const char *item, const char *end, struct rate_limiter_con
 	return -EINVAL;
 }
 
-int rate_limiter_parse(const char *text, struct rate_limiter_config *cfg,
-		       char *err, size_t errlen)
+int rate_limiter_parse(const char *text, struct rate_limiter_config *cfg, struct errbuf *eb)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	for (const char *p = text, *end;; p = end + 1) {
 		end = strchrnul(p, ',');
 		if (parse_item(p, end, cfg) < 0) {
-			snprintf(err, errlen, "\"%.*s\" is not bw=SIZE/REFILL_MS, ops=SIZE/REFILL_MS, "
-				 "bw_burst=N or ops_burst=N", (int)(end - p), p);
+			errbuf_set(eb, "\"%.*s\" is not bw=SIZE/REFILL_MS, ops=SIZE/REFILL_MS, "
+				   "bw_burst=N or ops_burst=N", (int)(end - p), p);
 			return -EINVAL;
 		}
 		if (!*end)
 			break;
 	}
 	if (!rate_limiter_config_valid(cfg)) {
-		snprintf(err, errlen, "a size or burst above 2^52 or a refill time above 2^32 ms");
+		errbuf_set(eb, "a size or burst above 2^52 or a refill time above 2^32 ms");
 		return -EINVAL;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/errbuf.h"
 #include "core/event_loop.h"
 
 /* The shortest wait the timer is armed for. */
@@ -98,8 +99,7 @@ void rate_limiter_expire(struct rate_limiter *rl);
 
 /* Parse the command-line spelling
  *   bw=SIZE/REFILL_MS[,bw_burst=N][,ops=SIZE/REFILL_MS][,ops_burst=N]
- * e.g. "bw=1250000/100,bw_burst=5000000". 0 or -EINVAL with @err filled. */
-int rate_limiter_parse(const char *text, struct rate_limiter_config *cfg,
-		       char *err, size_t errlen);
+ * e.g. "bw=1250000/100,bw_burst=5000000". 0 or -EINVAL with @eb filled. */
+int rate_limiter_parse(const char *text, struct rate_limiter_config *cfg, struct errbuf *eb);
 
 #endif

@@ -271,10 +271,10 @@ static void test_timer_on_event_loop(void)
 static void test_parse(void)
 {
 	struct rate_limiter_config cfg;
-	char err[160];
+	struct errbuf eb = { 0 };
 
-	CHECK_EQ(rate_limiter_parse("bw=1250000/100,bw_burst=5000000,ops=1000/1000", &cfg,
-				    err, sizeof(err)), 0);
+	CHECK_EQ(rate_limiter_parse("bw=1250000/100,bw_burst=5000000,ops=1000/1000", &cfg, &eb),
+		 0);
 	CHECK_EQ(cfg.bandwidth.size, 1250000);
 	CHECK_EQ(cfg.bandwidth.refill_time, 100);
 	CHECK_EQ(cfg.bandwidth.one_time_burst, 5000000);
@@ -284,8 +284,8 @@ static void test_parse(void)
 	const char *bad[] = { "bw=1", "bw=/100", "bw=1/", "bw=-1/100", "speed=1/1", "bw=1/100,",
 			      "bw=1x/100", "ops_burst=", "bw=1/99999999999" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK_EQ(rate_limiter_parse(bad[i], &cfg, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "2^"));
+		CHECK_EQ(rate_limiter_parse(bad[i], &cfg, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "2^"));
 }
 
 int main(void)
