@@ -43,14 +43,14 @@ static void stamp_ipv4(uint8_t *f)
 /* wrap_mmds - the loopback behind the whole MMDS path; the mmds goes to
  * *ctx, for the caller to free after the world is down. */
 static struct net_backend *wrap_mmds(struct nb_world *w, struct net_backend *be,
-				     char *err, size_t errlen)
+				     struct errbuf *eb)
 {
 	struct mmds **m = w->o.wrap_ctx;
 	struct mmds_config cfg = { .version = MMDS_V1 };
 
 	inet_pton(AF_INET, "169.254.169.254", &cfg.ipv4);
 	*m = mmds_new(&cfg);
-	return *m ? mmds_intercept_create(&w->loop, be, *m, err, errlen) : NULL;
+	return *m ? mmds_intercept_create(&w->loop, be, *m, eb) : NULL;
 }
 
 static struct nb_world w;            /* the net device is too big for the stack */

@@ -60,13 +60,12 @@ const struct api_counters *api_counters(const struct api *api)
 
 /* --- lifecycle --------------------------------------------------------------------------- */
 
-struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
-		      char *err, size_t errlen)
+struct api *api_start(struct event_loop *loop, const struct api_opts *opts, struct errbuf *eb)
 {
 	struct api *api = calloc(1, sizeof(*api));
 
 	if (!api) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(eb, "out of memory");
 		return NULL;
 	}
 	api->opts = *opts;
@@ -84,7 +83,7 @@ struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
 		.opaque = api,
 		.name = "api",
 	};
-	api->srv = http_server_start(loop, &so, err, errlen);
+	api->srv = http_server_start(loop, &so, eb);
 	if (!api->srv) {
 		free(api);
 		return NULL;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "core/counters.h"
+#include "core/errbuf.h"
 #include "core/event_loop.h"
 #include "http/http.h"
 
@@ -75,9 +76,8 @@ extern const struct counter_set api_counter_set;
 
 struct api;
 
-/* Serve opts->socket_path (if set) on @loop. NULL with @err filled. */
-struct api *api_start(struct event_loop *loop, const struct api_opts *opts,
-		      char *err, size_t errlen);
+/* Serve opts->socket_path (if set) on @loop. NULL with @eb filled. */
+struct api *api_start(struct event_loop *loop, const struct api_opts *opts, struct errbuf *eb);
 void api_stop(struct api *api);
 
 /* The http_handler_fn and http_error_fn of the API (opaque: struct api *). */

@@ -213,7 +213,7 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 			       struct api **out)
 {
 	struct api_opts o = { .socket_path = c->api_sock, .n_ifaces = c->n_ifaces, .mmds = m };
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 
 	*out = NULL;
 	if (!c->api_sock)
@@ -227,10 +227,10 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 	}
 	for (unsigned i = 0; i < n_sources && i < API_MAX_SOURCES; i++)
 		o.sources[o.n_sources++] = sources[i];
-	*out = api_start(loop, &o, err, sizeof(err));
+	*out = api_start(loop, &o, &eb);
 	if (!*out) {
-		log_err("--api-sock %s: %s", c->api_sock, err);
-		return -EINVAL;     /* api_start says why in @err, not in errno */
+		log_err("--api-sock %s: %s", c->api_sock, eb.msg);
+		return -EINVAL;     /* api_start says why in eb.msg, not in errno */
 	}
 	log_info("control API on %s (%u interface%s)", c->api_sock, c->n_ifaces,
 		 c->n_ifaces == 1 ? "" : "s");

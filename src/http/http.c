@@ -809,19 +809,19 @@ static int remove_stale_socket(const char *path)
 }
 
 /* listen_unix - a listening socket at @path: its descriptor, or -errno with
- * @err filled. */
-static int listen_unix(const char *path, char *err, size_t errlen)
+ * @eb filled. */
+static int listen_unix(const char *path, struct errbuf *eb)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
 	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "socket path too long (at most %zu bytes)",
-			 sizeof(addr.sun_path) - 1);
+		errbuf_set(eb, "socket path too long (at most %zu bytes)",
+			   sizeof(addr.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	int r = remove_stale_socket(path);
 	if (r < 0) {
-		snprintf(err, errlen, "%s", r == -EEXIST ? "exists and is not a socket" : strerror(-r));
+		errbuf_set(eb, "%s", r == -EEXIST ? "exists and is not a socket" : strerror(-r));
 		return r;
 	}
 	strcpy(addr.sun_path, path);
@@ -829,7 +829,7 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s", strerror(-r));
+		errbuf_set(eb, "%s", strerror(-r));
 		if (fd >= 0)
 			close(fd);
 		return r;
@@ -838,13 +838,12 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 }
 
 struct http_server *http_server_start(struct event_loop *loop,
-				      const struct http_server_opts *opts,
-				      char *err, size_t errlen)
+				      const struct http_server_opts *opts, struct errbuf *eb)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
 
 	if (!srv || !(srv->path = strdup(opts->socket_path))) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(eb, "out of memory");
 		free(srv);
 		return NULL;
 	}
@@ -854,7 +853,7 @@ struct http_server *http_server_start(struct event_loop *loop,
 		srv->opts.name = "http";
 	if (!srv->opts.limits.max_connections)
 		srv->opts.limits.max_connections = 1;
-	srv->fd = listen_unix(opts->socket_path, err, errlen);
+	srv->fd = listen_unix(opts->socket_path, eb);
 	if (srv->fd < 0) {
 		free(srv->path);
 		free(srv);
@@ -862,7 +861,7 @@ struct http_server *http_server_start(struct event_loop *loop,
 	}
 	int r = event_loop_watch(loop, &srv->ev, srv->fd, EPOLLIN, on_listen_event, srv->opts.name);
 	if (r < 0) {
-		snprintf(err, errlen, "epoll: %s", strerror(-r));
+		errbuf_set(eb, "epoll: %s", strerror(-r));
 		close(srv->fd);
 		unlink(srv->path);
 		free(srv->path);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/errbuf.h"
 #include "core/event_loop.h"
 
 #define HTTP_MAX_HEADERS 32
@@ -93,11 +94,10 @@ struct http_server_opts {
 
 struct http_server;
 
-/* Listen on opts->socket_path and serve from @loop. NULL with @err filled
+/* Listen on opts->socket_path and serve from @loop. NULL with @eb filled
  * on failure. */
 struct http_server *http_server_start(struct event_loop *loop,
-				      const struct http_server_opts *opts,
-				      char *err, size_t errlen);
+				      const struct http_server_opts *opts, struct errbuf *eb);
 /* Close every connection and the socket, and unlink it. */
 void http_server_stop(struct http_server *srv);
 

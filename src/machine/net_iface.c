@@ -40,11 +40,11 @@ static struct net_backend *open_backend(const struct net_iface_config *cfg,
 					struct net_config_opts *opts)
 {
 	const uint8_t *mac = cfg->mac;
-	char err[256] = "";
-	struct net_backend *be = net_backend_create(cfg->backend, loop, err, sizeof(err));
+	struct errbuf eb = { 0 };
+	struct net_backend *be = net_backend_create(cfg->backend, loop, &eb);
 
 	if (!be) {
-		log_err("%s %s: %s", what, cfg->backend, err);
+		log_err("%s %s: %s", what, cfg->backend, eb.msg);
 		return NULL;
 	}
 	memcpy(opts->mac, cfg->mac, sizeof(opts->mac));
@@ -57,9 +57,9 @@ static struct net_backend *open_backend(const struct net_iface_config *cfg,
 	if (!m || !cfg->mmds)
 		return be;
 	/* The interceptor owns @be from here, also when it fails. */
-	struct net_backend *wrapped = mmds_intercept_create(loop, be, m, err, sizeof(err));
+	struct net_backend *wrapped = mmds_intercept_create(loop, be, m, &eb);
 	if (!wrapped)
-		log_err("--mmds: %s", err);
+		log_err("--mmds: %s", eb.msg);
 	return wrapped;
 }
 

@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 
+#include "core/errbuf.h"
 #include "mmds/mmds.h"
 #include "net/backend.h"
 
@@ -26,10 +27,10 @@
  * server's socket, the libslirp endpoint at the configured MMDS address,
  * and the wrapper around @inner. Takes ownership of @inner (destroyed with
  * the wrapper, even on failure); @m must outlive the result. NULL with
- * @err filled on failure.
+ * @eb filled on failure.
  */
 struct net_backend *mmds_intercept_create(struct event_loop *loop, struct net_backend *inner,
-					  struct mmds *m, char *err, size_t errlen);
+					  struct mmds *m, struct errbuf *eb);
 
 /*
  * The wrapper alone (src/mmds/intercept.c): frames for @addr (and ARP

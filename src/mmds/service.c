@@ -40,8 +40,8 @@ static void service_free(void *arg)
 }
 
 /* private_dir - a 0700 directory (mkdtemp) for the server's socket: 0, or
- * -errno with @err filled. */
-static int private_dir(struct mmds_service *s, char *err, size_t errlen)
+ * -errno with @eb filled. */
+static int private_dir(struct mmds_service *s, struct errbuf *eb)
 {
 	const char *tmp = getenv("TMPDIR");
 
@@ -54,14 +54,14 @@ static int private_dir(struct mmds_service *s, char *err, size_t errlen)
 	if (!r && !mkdtemp(s->dir))
 		r = -errno;
 	if (r) {
-		snprintf(err, errlen, "mmds: cannot make a private directory in %s: %s", tmp,
-			 strerror(-r));
+		errbuf_set(eb, "mmds: cannot make a private directory in %s: %s", tmp,
+			   strerror(-r));
 		s->dir[0] = '\0';
 		return r;
 	}
 	n = snprintf(s->sock_path, sizeof(s->sock_path), "%s/http.sock", s->dir);
 	if (n < 0 || (size_t)n >= sizeof(s->sock_path)) {
-		snprintf(err, errlen, "mmds: socket path too long under %s", tmp);
+		errbuf_set(eb, "mmds: socket path too long under %s", tmp);
 		s->sock_path[0] = '\0';
 		return -ENAMETOOLONG;
 	}
@@ -69,9 +69,9 @@ static int private_dir(struct mmds_service *s, char *err, size_t errlen)
 }
 
 /* start_http - the MMDS HTTP server on the private socket: 0, or -EIO with
- * @err filled (http_server_start says why in @err only). */
+ * @eb filled (http_server_start says why in @eb only). */
 static int start_http(struct mmds_service *s, struct event_loop *loop, struct mmds *m,
-		      char *err, size_t errlen)
+		      struct errbuf *eb)
 {
 	const struct http_server_opts opts = {
 		.socket_path = s->sock_path,
@@ -86,34 +86,34 @@ static int start_http(struct mmds_service *s, struct event_loop *loop, struct mm
 		.name = "mmds",
 	};
 
-	s->http = http_server_start(loop, &opts, err, errlen);
+	s->http = http_server_start(loop, &opts, eb);
 	return s->http ? 0 : -EIO;
 }
 
 struct net_backend *mmds_intercept_create(struct event_loop *loop, struct net_backend *inner,
-					  struct mmds *m, char *err, size_t errlen)
+					  struct mmds *m, struct errbuf *eb)
 {
 	struct mmds_service *s = calloc(1, sizeof(*s));
 	struct mmds_config cfg;
 	struct net_backend *ep;
 
 	if (!s) {
-		snprintf(err, errlen, "mmds: out of memory");
+		errbuf_set(eb, "mmds: out of memory");
 		inner->ops->destroy(inner);
 		return NULL;
 	}
 	mmds_get_config(m, &cfg);
-	if (private_dir(s, err, errlen) || start_http(s, loop, m, err, errlen))
+	if (private_dir(s, eb) || start_http(s, loop, m, eb))
 		goto fail;
 	s->ep = (struct slirp_endpoint){
 		.addr = cfg.ipv4, .port = MMDS_HTTP_PORT, .unix_path = s->sock_path,
 	};
-	ep = net_slirp_create_endpoint(loop, &s->ep, err, errlen);
+	ep = net_slirp_create_endpoint(loop, &s->ep, eb);
 	if (!ep)
 		goto fail;
 	struct net_backend *be = mmds_intercept_wrap(inner, ep, cfg.ipv4, m, service_free, s);
 	if (!be) {
-		snprintf(err, errlen, "mmds: out of memory");
+		errbuf_set(eb, "mmds: out of memory");
 		return NULL;
 	}
 	char a[INET_ADDRSTRLEN];

@@ -12,7 +12,7 @@
 #include "core/compiler.h"
 
 typedef struct net_backend *(*backend_ctor)(struct event_loop *loop, const char *arg,
-					    char *err, size_t errlen);
+					    struct errbuf *eb);
 
 enum arg_rule {
 	ARG_REQUIRED,      /* KIND:ARG, ARG not empty */
@@ -44,42 +44,41 @@ static const struct backend_kind *find_kind(const char *name, size_t len)
 }
 
 /* check_arg - the argument's presence against the kind's rule: 0 or -EINVAL. */
-static int check_arg(const struct backend_kind *k, const char *arg, char *err, size_t errlen)
+static int check_arg(const struct backend_kind *k, const char *arg, struct errbuf *eb)
 {
 	if (k->rule == ARG_REQUIRED && (!arg || !*arg)) {
-		snprintf(err, errlen, "network backend %s needs an argument: %s", k->kind, k->usage);
+		errbuf_set(eb, "network backend %s needs an argument: %s", k->kind, k->usage);
 		return -EINVAL;
 	}
 	if (k->rule == ARG_NONE && arg) {
-		snprintf(err, errlen, "network backend %s takes no argument: %s", k->kind, k->usage);
+		errbuf_set(eb, "network backend %s takes no argument: %s", k->kind, k->usage);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
-				       char *err, size_t errlen)
+struct net_backend *net_backend_create(const char *spec, struct event_loop *loop, struct errbuf *eb)
 {
 	if (!spec || !*spec) {
-		snprintf(err, errlen,
-			 "no network backend given: expected tap:NAME, user[:OPTIONS], "
-			 "stream:PATH or loopback");
+		errbuf_set(eb,
+			   "no network backend given: expected tap:NAME, user[:OPTIONS], "
+			   "stream:PATH or loopback");
 		return NULL;
 	}
 	const char *colon = strchr(spec, ':');
 	size_t kind_len = colon ? (size_t)(colon - spec) : strlen(spec);
 	const struct backend_kind *k = find_kind(spec, kind_len);
 	if (!k) {
-		snprintf(err, errlen,
-			 "unknown network backend \"%.*s\": expected tap:NAME, user[:OPTIONS], "
-			 "stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
+		errbuf_set(eb,
+			   "unknown network backend \"%.*s\": expected tap:NAME, user[:OPTIONS], "
+			   "stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
 		return NULL;
 	}
 	const char *arg = colon ? colon + 1 : NULL;
-	if (check_arg(k, arg, err, errlen))
+	if (check_arg(k, arg, eb))
 		return NULL;
 	/* "user:" with nothing after it means the defaults. */
 	if (arg && !*arg)
 		arg = NULL;
-	return k->create(loop, arg, err, errlen);
+	return k->create(loop, arg, eb);
 }

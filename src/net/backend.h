@@ -31,6 +31,7 @@
 #include <netinet/in.h>
 
 #include "core/counters.h"
+#include "core/errbuf.h"
 #include "core/event_loop.h"
 
 struct net_backend;
@@ -93,10 +94,10 @@ struct net_backend {
 /*
  * Create a backend from its command-line spelling:
  *   tap:NAME | user[:OPTIONS] | stream:PATH | loopback
- * On failure returns NULL with a message in @err.
+ * On failure returns NULL with a message in @eb.
  */
 struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
-				       char *err, size_t errlen);
+				       struct errbuf *eb);
 
 /* Attach @be's way up; called once, before the first send. */
 static inline void net_backend_attach(struct net_backend *be,
@@ -122,15 +123,12 @@ static inline void net_backend_tx_done(struct net_backend *be, uint32_t token)
 }
 
 /* Constructors, one per file under src/net/. Each returns NULL and fills
- * @err on failure. @arg is the text after the "kind:" prefix (or NULL). */
+ * @eb on failure. @arg is the text after the "kind:" prefix (or NULL). */
 struct net_backend *net_loopback_create(struct event_loop *loop, const char *arg,
-					char *err, size_t errlen);
-struct net_backend *net_tap_create(struct event_loop *loop, const char *arg,
-				   char *err, size_t errlen);
-struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
-				      char *err, size_t errlen);
-struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
-				     char *err, size_t errlen);
+					struct errbuf *eb);
+struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
+struct net_backend *net_stream_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
+struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
 
 /*
  * A libslirp endpoint for one service on the guest's link (the metadata
@@ -145,8 +143,7 @@ struct slirp_endpoint {
 	const char *unix_path;
 };
 struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
-					      const struct slirp_endpoint *ep,
-					      char *err, size_t errlen);
+					      const struct slirp_endpoint *ep, struct errbuf *eb);
 /* The address libslirp uses for itself next to the endpoint (its ARP
  * requests come from it). */
 struct in_addr net_slirp_endpoint_host(struct net_backend *be);

@@ -131,16 +131,15 @@ static const struct net_backend_ops loopback_ops = {
 	.destroy = loopback_destroy,
 };
 
-struct net_backend *net_loopback_create(struct event_loop *loop, const char *arg,
-					char *err, size_t errlen)
+struct net_backend *net_loopback_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
 {
 	if (arg && *arg) {
-		snprintf(err, errlen, "loopback takes no options (got \"%s\")", arg);
+		errbuf_set(eb, "loopback takes no options (got \"%s\")", arg);
 		return NULL;
 	}
 	struct loopback *lo = calloc(1, sizeof(*lo));
 	if (!lo) {
-		snprintf(err, errlen, "out of memory");
+		errbuf_set(eb, "out of memory");
 		return NULL;
 	}
 	lo->be.ops = &loopback_ops;

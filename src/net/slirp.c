@@ -591,7 +591,7 @@ static Slirp *sb_new_slirp(struct slirp_be *sb)
 }
 
 /* sb_add_forwards - listen on every hostfwd's host port. */
-static int sb_add_forwards(struct slirp_be *sb, char *err, size_t errlen)
+static int sb_add_forwards(struct slirp_be *sb, struct errbuf *eb)
 {
 	for (unsigned i = 0; i < sb->opts.nhostfwd; i++) {
 		const struct slirp_hostfwd *f = &sb->opts.hostfwd[i];
@@ -600,9 +600,9 @@ static int sb_add_forwards(struct slirp_be *sb, char *err, size_t errlen)
 				      f->guest_addr, f->guest_port) < 0) {
 			char addr[INET_ADDRSTRLEN];
 			inet_ntop(AF_INET, &f->host_addr, addr, sizeof(addr));
-			snprintf(err, errlen, "user: hostfwd %s %s:%u: cannot listen%s%s",
-				 f->udp ? "udp" : "tcp", addr, f->host_port,
-				 errno ? ": " : "", errno ? strerror(errno) : "");
+			errbuf_set(eb, "user: hostfwd %s %s:%u: cannot listen%s%s",
+				   f->udp ? "udp" : "tcp", addr, f->host_port,
+				   errno ? ": " : "", errno ? strerror(errno) : "");
 			return -EADDRINUSE;
 		}
 	}
@@ -611,40 +611,41 @@ static int sb_add_forwards(struct slirp_be *sb, char *err, size_t errlen)
 
 /* sb_add_endpoint - the endpoint's one forward: guest TCP to addr:port
  * becomes a connection to the unix socket. */
-static int sb_add_endpoint(struct slirp_be *sb, char *err, size_t errlen)
+static int sb_add_endpoint(struct slirp_be *sb, struct errbuf *eb)
 {
 	const struct slirp_endpoint *ep = sb->endpoint;
 	struct in_addr addr = ep->addr;
 
 	if (slirp_add_unix(sb->slirp, ep->unix_path, &addr, ep->port) < 0) {
-		snprintf(err, errlen, "user: libslirp refused the endpoint's forward");
+		errbuf_set(eb, "user: libslirp refused the endpoint's forward");
 		return -EINVAL;
 	}
 	return 0;
 }
 
 /* sb_setup - fds, buffers and the slirp instance. */
-static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
+static int sb_setup(struct slirp_be *sb, struct errbuf *eb)
 {
 	sb->rxq = calloc(SLIRP_RXQ_SLOTS, sizeof(*sb->rxq));
 	sb->txbuf = malloc(SLIRP_TX_FRAME_MAX);
 	sb->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!sb->rxq || !sb->txbuf || sb->epfd < 0) {
-		snprintf(err, errlen, "user: setup: %s", strerror(errno ? errno : ENOMEM));
+		errbuf_set(eb, "user: setup: %s", strerror(errno ? errno : ENOMEM));
 		return -ENOMEM;
 	}
 	sb->slirp = sb_new_slirp(sb);
 	if (!sb->slirp) {
-		snprintf(err, errlen, "user: libslirp refused the configuration");
+		errbuf_set(eb, "user: libslirp refused the configuration");
 		return -EINVAL;
 	}
-	int r = sb->endpoint ? sb_add_endpoint(sb, err, errlen) : sb_add_forwards(sb, err, errlen);
+	int r = sb->endpoint ? sb_add_endpoint(sb, eb) : sb_add_forwards(sb, eb);
 	if (r)
 		return r;
-	if (event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN, sb_on_epoll,
-			     "slirp sockets")) {
-		snprintf(err, errlen, "user: event loop: %s", strerror(errno));
-		return -errno;
+	r = event_loop_watch(sb->be.loop, &sb->ep_event, sb->epfd, EPOLLIN, sb_on_epoll,
+			     "slirp sockets");
+	if (r) {
+		errbuf_set(eb, "user: event loop: %s", strerror(-r));
+		return r;
 	}
 	/* The first poll starts slirp's clock (and lists its sockets). */
 	sb_poll(sb);
@@ -652,14 +653,13 @@ static int sb_setup(struct slirp_be *sb, char *err, size_t errlen)
 }
 
 /* sb_new - a backend with nothing set up yet (safe for sb_destroy); NULL
- * with "@what: out of memory" in @err. */
-static struct slirp_be *sb_new(struct event_loop *loop, const char *what,
-			       char *err, size_t errlen)
+ * with "@what: out of memory" in @eb. */
+static struct slirp_be *sb_new(struct event_loop *loop, const char *what, struct errbuf *eb)
 {
 	struct slirp_be *sb = calloc(1, sizeof(*sb));
 
 	if (!sb) {
-		snprintf(err, errlen, "%s: out of memory", what);
+		errbuf_set(eb, "%s: out of memory", what);
 		return NULL;
 	}
 	sb->be.ops = &slirp_ops;
@@ -669,14 +669,13 @@ static struct slirp_be *sb_new(struct event_loop *loop, const char *what,
 	return sb;
 }
 
-struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
-				     char *err, size_t errlen)
+struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
 {
-	struct slirp_be *sb = sb_new(loop, "user", err, errlen);
+	struct slirp_be *sb = sb_new(loop, "user", eb);
 
 	if (!sb)
 		return NULL;
-	if (slirp_opts_parse(&sb->opts, arg, err, errlen) || sb_setup(sb, err, errlen)) {
+	if (slirp_opts_parse(&sb->opts, arg, eb) || sb_setup(sb, eb)) {
 		sb_destroy(&sb->be);
 		return NULL;
 	}
@@ -692,17 +691,16 @@ struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg,
  * address, since libslirp forwards only addresses other than its own. The
  * guest's own address does not matter: libslirp learns it from the guest's
  * ARP request for the endpoint, and replies go where the request came from. */
-static int endpoint_opts(struct slirp_opts *o, const struct slirp_endpoint *ep,
-			 char *err, size_t errlen)
+static int endpoint_opts(struct slirp_opts *o, const struct slirp_endpoint *ep, struct errbuf *eb)
 {
 	uint32_t a = ntohl(ep->addr.s_addr);
 
 	if ((a >> 16) != 0xa9feu || (a & 0xffffu) == 0 || (a & 0xffffu) == 0xffffu) {
-		snprintf(err, errlen, "endpoint: the address must be link-local (169.254.0.0/16)");
+		errbuf_set(eb, "endpoint: the address must be link-local (169.254.0.0/16)");
 		return -EINVAL;
 	}
 	if (!ep->unix_path || !ep->port) {
-		snprintf(err, errlen, "endpoint: a unix socket path and a port are needed");
+		errbuf_set(eb, "endpoint: a unix socket path and a port are needed");
 		return -EINVAL;
 	}
 	uint32_t host = (a & 0xffffu) == 0xfffeu ? a - 1 : a + 1;
@@ -718,15 +716,14 @@ static int endpoint_opts(struct slirp_opts *o, const struct slirp_endpoint *ep,
 }
 
 struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
-					      const struct slirp_endpoint *ep,
-					      char *err, size_t errlen)
+					      const struct slirp_endpoint *ep, struct errbuf *eb)
 {
-	struct slirp_be *sb = sb_new(loop, "endpoint", err, errlen);
+	struct slirp_be *sb = sb_new(loop, "endpoint", eb);
 
 	if (!sb)
 		return NULL;
 	sb->endpoint = ep;
-	if (endpoint_opts(&sb->opts, ep, err, errlen) || sb_setup(sb, err, errlen)) {
+	if (endpoint_opts(&sb->opts, ep, eb) || sb_setup(sb, eb)) {
 		sb_destroy(&sb->be);
 		return NULL;
 	}

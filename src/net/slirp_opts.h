@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/errbuf.h"
+
 #define SLIRP_OPTS_MAX_HOSTFWD 16
 /* Longest OPTIONS text accepted. */
 #define SLIRP_OPTS_MAX_LEN 1024
@@ -51,8 +53,8 @@ void slirp_opts_default(struct slirp_opts *opts);
  * Parse @text (the part after "user:"; NULL or "" means defaults) into
  * @opts and check it as a whole: every address inside the network, none of
  * them its network or broadcast address, host and dns distinct, no forward
- * given twice. Returns 0, or -EINVAL with a message in @err.
+ * given twice. Returns 0, or -EINVAL with a message in @eb.
  */
-int slirp_opts_parse(struct slirp_opts *opts, const char *text, char *err, size_t errlen);
+int slirp_opts_parse(struct slirp_opts *opts, const char *text, struct errbuf *eb);
 
 #endif

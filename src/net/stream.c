@@ -445,39 +445,38 @@ static const struct net_backend_ops stream_ops = {
 };
 
 /* stream_setup - buffers and the first connection. */
-static int stream_setup(struct stream *st, const char *path, char *err, size_t errlen)
+static int stream_setup(struct stream *st, const char *path, struct errbuf *eb)
 {
 	st->rxbuf = malloc(STREAM_RXBUF_LEN);
 	st->txbuf = malloc(STREAM_TXBUF_LEN);
 	if (!st->rxbuf || !st->txbuf) {
-		snprintf(err, errlen, "stream %s: out of memory", path);
+		errbuf_set(eb, "stream %s: out of memory", path);
 		return -ENOMEM;
 	}
 	int r = stream_connect(st);
 	if (r) {
 		/* At start a missing peer is most likely a wrong path: say so
 		 * rather than retrying in silence. */
-		snprintf(err, errlen, "stream %s: cannot connect: %s", path, strerror(-r));
+		errbuf_set(eb, "stream %s: cannot connect: %s", path, strerror(-r));
 		return r;
 	}
 	return 0;
 }
 
-struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
-				      char *err, size_t errlen)
+struct net_backend *net_stream_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
 {
 	if (!arg || !*arg) {
-		snprintf(err, errlen, "stream needs a unix socket path: stream:PATH");
+		errbuf_set(eb, "stream needs a unix socket path: stream:PATH");
 		return NULL;
 	}
 	struct stream *st = calloc(1, sizeof(*st));
 	if (!st) {
-		snprintf(err, errlen, "stream %s: out of memory", arg);
+		errbuf_set(eb, "stream %s: out of memory", arg);
 		return NULL;
 	}
 	if (strlen(arg) >= sizeof(st->addr.sun_path)) {
-		snprintf(err, errlen, "stream socket path is too long (at most %zu characters)",
-			 sizeof(st->addr.sun_path) - 1);
+		errbuf_set(eb, "stream socket path is too long (at most %zu characters)",
+			   sizeof(st->addr.sun_path) - 1);
 		free(st);
 		return NULL;
 	}
@@ -487,7 +486,7 @@ struct net_backend *net_stream_create(struct event_loop *loop, const char *arg,
 	st->fd = -1;
 	st->addr.sun_family = AF_UNIX;
 	strcpy(st->addr.sun_path, arg);
-	if (stream_setup(st, arg, err, errlen)) {
+	if (stream_setup(st, arg, eb)) {
 		stream_destroy(&st->be);
 		return NULL;
 	}

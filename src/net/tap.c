@@ -187,26 +187,26 @@ static const struct net_backend_ops tap_ops = {
 };
 
 /* tap_iff_error - say why TUNSETIFF refused @name, in the operator's terms. */
-static void tap_iff_error(int e, const char *name, char *err, size_t errlen)
+static void tap_iff_error(int e, const char *name, struct errbuf *eb)
 {
 	switch (e) {
 	case EPERM:
 	case EACCES:
-		snprintf(err, errlen,
-			 "tap %s: permission denied: attaching a tap needs CAP_NET_ADMIN, "
-			 "or create it for this user first (ip tuntap add %s mode tap user USER)",
-			 name, name);
+		errbuf_set(eb,
+			   "tap %s: permission denied: attaching a tap needs CAP_NET_ADMIN, "
+			   "or create it for this user first (ip tuntap add %s mode tap user USER)",
+			   name, name);
 		break;
 	case EBUSY:
-		snprintf(err, errlen, "tap %s is busy: another process has it open", name);
+		errbuf_set(eb, "tap %s is busy: another process has it open", name);
 		break;
 	case EINVAL:
-		snprintf(err, errlen,
-			 "tap %s: not usable as a tap: an interface of that name exists and "
-			 "is not a tap, or the name is invalid", name);
+		errbuf_set(eb,
+			   "tap %s: not usable as a tap: an interface of that name exists and "
+			   "is not a tap, or the name is invalid", name);
 		break;
 	default:
-		snprintf(err, errlen, "tap %s: TUNSETIFF: %s", name, strerror(e));
+		errbuf_set(eb, "tap %s: TUNSETIFF: %s", name, strerror(e));
 	}
 }
 
@@ -228,27 +228,30 @@ static unsigned tap_mtu(const char *ifname)
 }
 
 /* tap_open - attach to (or create) the tap and set its vnet header. */
-static int tap_open(struct tap *tap, const char *name, char *err, size_t errlen)
+static int tap_open(struct tap *tap, const char *name, struct errbuf *eb)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	int hdr_len = TAP_VNET_HDR_LEN;
 
 	tap->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (tap->fd < 0) {
-		if (errno == EACCES || errno == EPERM)
-			snprintf(err, errlen,
-				 "tap %s: permission denied opening /dev/net/tun "
-				 "(read-write access is needed)", name);
+		int e = errno;    /* formatting the message may change errno */
+
+		if (e == EACCES || e == EPERM)
+			errbuf_set(eb,
+				   "tap %s: permission denied opening /dev/net/tun "
+				   "(read-write access is needed)", name);
 		else
-			snprintf(err, errlen, "tap %s: cannot open /dev/net/tun: %s%s", name,
-				 strerror(errno),
-				 errno == ENOENT ? " (is the tun module loaded?)" : "");
-		return -errno;
+			errbuf_set(eb, "tap %s: cannot open /dev/net/tun: %s%s", name,
+				   strerror(e), e == ENOENT ? " (is the tun module loaded?)" : "");
+		return -e;
 	}
 	memcpy(ifr.ifr_name, name, strlen(name) + 1);
 	if (ioctl(tap->fd, TUNSETIFF, &ifr) < 0) {
-		tap_iff_error(errno, name, err, errlen);
-		return -errno;
+		int e = errno;
+
+		tap_iff_error(e, name, eb);
+		return -e;
 	}
 	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
 	tap->ifname[IFNAMSIZ - 1] = '\0';
@@ -257,32 +260,35 @@ static int tap_open(struct tap *tap, const char *name, char *err, size_t errlen)
 	 * hands over only complete, checksummed frames. */
 	if (ioctl(tap->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
 	    ioctl(tap->fd, TUNSETOFFLOAD, 0) < 0) {
-		snprintf(err, errlen, "tap %s: setting the vnet header: %s", name, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		errbuf_set(eb, "tap %s: setting the vnet header: %s", name, strerror(e));
+		return -e;
 	}
 	tap->tx_fd = fcntl(tap->fd, F_DUPFD_CLOEXEC, 0);
 	if (tap->tx_fd < 0) {
-		snprintf(err, errlen, "tap %s: dup: %s", name, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		errbuf_set(eb, "tap %s: dup: %s", name, strerror(e));
+		return -e;
 	}
 	return 0;
 }
 
-struct net_backend *net_tap_create(struct event_loop *loop, const char *arg,
-				   char *err, size_t errlen)
+struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
 {
 	if (!arg || !*arg) {
-		snprintf(err, errlen, "tap needs an interface name: tap:NAME");
+		errbuf_set(eb, "tap needs an interface name: tap:NAME");
 		return NULL;
 	}
 	if (strlen(arg) >= IFNAMSIZ) {
-		snprintf(err, errlen, "tap name \"%s\" is too long (at most %d characters)",
-			 arg, IFNAMSIZ - 1);
+		errbuf_set(eb, "tap name \"%s\" is too long (at most %d characters)",
+			   arg, IFNAMSIZ - 1);
 		return NULL;
 	}
 	struct tap *tap = calloc(1, sizeof(*tap));
 	if (!tap) {
-		snprintf(err, errlen, "tap %s: out of memory", arg);
+		errbuf_set(eb, "tap %s: out of memory", arg);
 		return NULL;
 	}
 	tap->be.ops = &tap_ops;
@@ -291,11 +297,11 @@ struct net_backend *net_tap_create(struct event_loop *loop, const char *arg,
 	tap->tx_iov = calloc(IOV_MAX, sizeof(struct iovec));
 	tap->rx_iov = calloc(IOV_MAX, sizeof(struct iovec));
 	if (!tap->tx_iov || !tap->rx_iov) {
-		snprintf(err, errlen, "tap %s: out of memory", arg);
+		errbuf_set(eb, "tap %s: out of memory", arg);
 		tap_destroy(&tap->be);
 		return NULL;
 	}
-	if (tap_open(tap, arg, err, errlen)) {
+	if (tap_open(tap, arg, eb)) {
 		tap_destroy(&tap->be);
 		return NULL;
 	}

@@ -55,20 +55,20 @@ struct rig {
 static struct rig *rig_up(void)
 {
 	static struct rig r;
-	char err[128];
+	struct errbuf eb = { 0 };
 	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
 	struct mmds_config mc = { .version = MMDS_V1, .store_limit = 2048 };
 	struct api_opts ao = { .ifaces = { { &r.net, "eth0", "tap0", true } }, .n_ifaces = 1 };
 
 	log_threshold = LOG_ERROR;
 	if (event_loop_init(&r.loop) < 0 ||
-	    !(r.be = net_loopback_create(&r.loop, NULL, err, sizeof(err))) ||
+	    !(r.be = net_loopback_create(&r.loop, NULL, &eb)) ||
 	    net_device_init(&r.net, &no, r.be, &r.loop) < 0)
 		FAIL("setup");
 	inet_pton(AF_INET, "169.254.169.254", &mc.ipv4);
 	r.mmds = mmds_new(&mc);
 	ao.mmds = r.mmds;
-	r.api = api_start(&r.loop, &ao, err, sizeof(err));
+	r.api = api_start(&r.loop, &ao, &eb);
 	if (!r.mmds || !r.api)
 		FAIL("setup");
 	return &r;

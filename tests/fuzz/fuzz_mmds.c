@@ -193,7 +193,7 @@ static void fuzz_frames(struct fuzz_input *in)
 	struct event_loop loop;
 	struct mmds_config cfg = { .version = fuzz_take(in, 1) & 1 ? MMDS_V2 : MMDS_V1 };
 	static struct guest guest;
-	char err[256];
+	struct errbuf eb = { 0 };
 	uint8_t f[MAX_FRAME + 64], payload[MAX_FRAME];
 	uint8_t slirp_mac[6] = { 0x52, 0x55, 0xa9, 0xfe, 0xa9, 0xff };
 
@@ -204,9 +204,9 @@ static void fuzz_frames(struct fuzz_input *in)
 	mmds_put(m, store, strlen(store));
 	struct rec_backend *rb = calloc(1, sizeof(*rb));
 	rb->be = (struct net_backend){ .ops = &rec_ops, .loop = &loop, .rx_fd = -1 };
-	struct net_backend *be = mmds_intercept_create(&loop, &rb->be, m, err, sizeof(err));
+	struct net_backend *be = mmds_intercept_create(&loop, &rb->be, m, &eb);
 	if (!be)
-		FAIL("mmds_intercept_create: %s", err);
+		FAIL("mmds_intercept_create: %s", eb.msg);
 	guest = (struct guest){ .can = true };
 	net_backend_attach(be, &guest_events, &guest);
 

@@ -110,7 +110,7 @@ static bool is_readable(uint64_t off)
 
 static void world_init(void)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 	int e = 0;
 	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, .mtu = 1500 };
 	struct virtio_fs_opts fo = { .tag = "fuzz", .request_queues = 1, .threads = 1 };
@@ -121,7 +121,7 @@ static void world_init(void)
 		atexit(print_stats);
 	if (event_loop_init(&loop) || vd_mem_init(&mem, MEM_BASE, MEM_SIZE, MEM_SPLIT))
 		FAIL("setup");
-	struct net_backend *be = net_loopback_create(&loop, NULL, err, sizeof(err));
+	struct net_backend *be = net_loopback_create(&loop, NULL, &eb);
 	if (!be || net_device_init(&net, &no, be, &loop))
 		FAIL("net device");
 	fs_backend = memfs_new(&mo, &e);

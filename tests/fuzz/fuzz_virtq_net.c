@@ -442,14 +442,14 @@ static void print_stats(void)
 
 static int init_world(void)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 
 	if (getenv("FUZZ_VIRTQ_STATS"))
 		atexit(print_stats);
 	log_threshold = LOG_ERROR;
 	if (vd_mem_init(&mem, MEM_BASE, MEM_SIZE, MEM_SPLIT) || event_loop_init(&loop))
 		return -1;
-	struct net_backend *be = net_loopback_create(&loop, NULL, err, sizeof(err));
+	struct net_backend *be = net_loopback_create(&loop, NULL, &eb);
 	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, .mtu = 1500 };
 	if (!be || net_device_init(&net, &opts, be, &loop))
 		return -1;

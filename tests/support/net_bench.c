@@ -59,7 +59,7 @@ static void setup_queue(struct nb_world *w, struct vd_queue *q, struct virtqueue
 
 void nb_world_up(struct nb_world *w, const struct nb_opts *o, uint32_t frame)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 0xbe, 0x4c, 1 }, .mtu = 1500 };
 
 	memset(w, 0, sizeof(*w));
@@ -67,9 +67,9 @@ void nb_world_up(struct nb_world *w, const struct nb_opts *o, uint32_t frame)
 	w->frame = frame;
 	if (vd_mem_init(&w->mem, NB_MEM_BASE, NB_MEM_SIZE, 0) || event_loop_init(&w->loop))
 		nb_die(w, "cannot set up guest memory or the event loop");
-	struct net_backend *be = net_loopback_create(&w->loop, NULL, err, sizeof(err));
+	struct net_backend *be = net_loopback_create(&w->loop, NULL, &eb);
 	if (be && o->wrap)
-		be = o->wrap(w, be, err, sizeof(err));
+		be = o->wrap(w, be, &eb);
 	if (!be || net_device_init(&w->net, &opts, be, &w->loop))
 		nb_die(w, "cannot create the loopback net device");
 	count_transport_attach(&w->transport, &w->net.vdev);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/errbuf.h"
 #include "core/event_loop.h"
 #include "net/backend.h"
 #include "net/net_device.h"
@@ -25,9 +26,9 @@
 struct nb_world;
 
 /* Wraps the loopback backend @be (e.g. in an interceptor); returns the
- * backend the device is to use, or NULL (with @err set) on failure. */
+ * backend the device is to use, or NULL (with @eb set) on failure. */
 typedef struct net_backend *nb_wrap_fn(struct nb_world *w, struct net_backend *be,
-				       char *err, size_t errlen);
+				       struct errbuf *eb);
 
 /* What differs between the benches that share the world. */
 struct nb_opts {

@@ -39,13 +39,13 @@ static int extra_value = 42;
 
 static void rig_up(struct rig *r, bool with_mmds)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
 	struct mmds_config mc = { .version = MMDS_V1, .store_limit = 200 };
 
 	memset(r, 0, sizeof(*r));
 	CHECK_EQ(event_loop_init(&r->loop), 0);
-	r->be = net_loopback_create(&r->loop, NULL, err, sizeof(err));
+	r->be = net_loopback_create(&r->loop, NULL, &eb);
 	CHECK_EQ(net_device_init(&r->net, &no, r->be, &r->loop), 0);
 	inet_pton(AF_INET, "169.254.169.254", &mc.ipv4);
 	if (with_mmds)
@@ -54,7 +54,7 @@ static void rig_up(struct rig *r, bool with_mmds)
 			       .mmds = r->mmds,
 			       .sources = { { "extra", visit_extra, &extra_value } },
 			       .n_sources = 1 };
-	r->api = api_start(&r->loop, &ao, err, sizeof(err));
+	r->api = api_start(&r->loop, &ao, &eb);
 	CHECK(r->api != NULL);
 }
 
@@ -418,15 +418,15 @@ static void test_two_interfaces(void)
 	struct rig r;
 	struct net_device wan;
 	struct net_config_opts no = { .mac = { 0x52, 0x54, 0, 1, 2, 4 }, .mtu = 1500 };
-	char err[128];
+	struct errbuf eb = { 0 };
 
 	rig_up(&r, true);
-	struct net_backend *be = net_loopback_create(&r.loop, NULL, err, sizeof(err));
+	struct net_backend *be = net_loopback_create(&r.loop, NULL, &eb);
 	CHECK_EQ(net_device_init(&wan, &no, be, &r.loop), 0);
 	api_stop(r.api);
 	struct api_opts ao = { .ifaces = { { &r.net, "eth0", NULL, true }, { &wan, "wan", NULL, false } },
 			       .n_ifaces = 2, .mmds = r.mmds };
-	r.api = api_start(&r.loop, &ao, err, sizeof(err));
+	r.api = api_start(&r.loop, &ao, &eb);
 	CHECK(r.api != NULL);
 
 	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/wan",

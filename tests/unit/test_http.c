@@ -366,13 +366,13 @@ static size_t pump_read(struct event_loop *loop, int fd, char *buf, size_t want,
 
 static struct http_server *start_server(struct event_loop *loop, char *path, size_t len)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 	struct http_server_opts o = { .socket_path = path, .limits = limits,
 				      .handler = echo_handler, .name = "test" };
 
 	snprintf(path, len, "/tmp/kvmini-test-http-%d.sock", getpid());
 	CHECK_EQ(event_loop_init(loop), 0);
-	struct http_server *srv = http_server_start(loop, &o, err, sizeof(err));
+	struct http_server *srv = http_server_start(loop, &o, &eb);
 	CHECK(srv != NULL);
 	return srv;
 }
@@ -491,7 +491,8 @@ static void test_server_evicts_idle(void)
 static void test_server_refuses_non_socket_path(void)
 {
 	struct event_loop loop;
-	char path[64], err[128] = "";
+	char path[64];
+	struct errbuf eb = { 0 };
 
 	snprintf(path, sizeof(path), "/tmp/kvmini-test-http-file-%d", getpid());
 	CHECK_EQ(event_loop_init(&loop), 0);
@@ -499,8 +500,8 @@ static void test_server_refuses_non_socket_path(void)
 	close(fd);
 	struct http_server_opts o = { .socket_path = path, .limits = limits,
 				      .handler = echo_handler };
-	CHECK(http_server_start(&loop, &o, err, sizeof(err)) == NULL);
-	CHECK(strstr(err, "not a socket"));
+	CHECK(http_server_start(&loop, &o, &eb) == NULL);
+	CHECK(strstr(eb.msg, "not a socket"));
 	CHECK(access(path, F_OK) == 0);
 	unlink(path);
 	event_loop_destroy(&loop);

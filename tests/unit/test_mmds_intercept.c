@@ -183,7 +183,7 @@ struct rig {
 
 static bool rig_init(struct rig *r)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 	struct mmds_config cfg = { .version = MMDS_V1 };
 
 	memset(r, 0, sizeof(*r));
@@ -203,9 +203,9 @@ static bool rig_init(struct rig *r)
 	r->inner->be = (struct net_backend){ .ops = &fake_inner_ops, .loop = &loop, .rx_fd = -1 };
 	r->ep = (struct slirp_endpoint){ .addr.s_addr = htonl(mmds_ip), .port = 80,
 					 .unix_path = r->path };
-	struct net_backend *ep = net_slirp_create_endpoint(&loop, &r->ep, err, sizeof(err));
+	struct net_backend *ep = net_slirp_create_endpoint(&loop, &r->ep, &eb);
 	if (!ep) {
-		fprintf(stderr, "  endpoint: %s\n", err);
+		fprintf(stderr, "  endpoint: %s\n", eb.msg);
 		return false;
 	}
 	r->be = mmds_intercept_wrap(&r->inner->be, ep, r->ep.addr, r->mmds, NULL, NULL);
@@ -688,7 +688,7 @@ static const char sample_store[] =
 
 static bool full_rig_init(struct rig *r, enum mmds_version v)
 {
-	char err[256] = "";
+	struct errbuf eb = { 0 };
 	struct mmds_config cfg = { .version = v };
 
 	memset(r, 0, sizeof(*r));
@@ -698,9 +698,9 @@ static bool full_rig_init(struct rig *r, enum mmds_version v)
 	mmds_put(r->mmds, sample_store, strlen(sample_store));
 	r->inner = calloc(1, sizeof(*r->inner));
 	r->inner->be = (struct net_backend){ .ops = &fake_inner_ops, .loop = &loop, .rx_fd = -1 };
-	r->be = mmds_intercept_create(&loop, &r->inner->be, r->mmds, err, sizeof(err));
+	r->be = mmds_intercept_create(&loop, &r->inner->be, r->mmds, &eb);
 	if (!r->be) {
-		fprintf(stderr, "  mmds_intercept_create: %s\n", err);
+		fprintf(stderr, "  mmds_intercept_create: %s\n", eb.msg);
 		return false;
 	}
 	fs_attach(&r->fs, r->be);
@@ -799,20 +799,20 @@ static void test_http_over_tcp_v2(void)
 
 static void test_endpoint_config_checked(void)
 {
-	char err[256];
+	struct errbuf eb = { 0 };
 	struct slirp_endpoint ep = { .port = 80, .unix_path = "/nonexistent/x" };
 
 	ep.addr.s_addr = htonl(nf_ip4("10.0.2.2"));
-	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
-	CHECK(strstr(err, "link-local") != NULL);
+	CHECK(net_slirp_create_endpoint(&loop, &ep, &eb) == NULL);
+	CHECK(strstr(eb.msg, "link-local") != NULL);
 	ep.addr.s_addr = htonl(nf_ip4("169.254.255.255"));
-	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
+	CHECK(net_slirp_create_endpoint(&loop, &ep, &eb) == NULL);
 	ep.addr.s_addr = htonl(nf_ip4("169.254.255.254"));
 	ep.port = 0;
-	CHECK(net_slirp_create_endpoint(&loop, &ep, err, sizeof(err)) == NULL);
+	CHECK(net_slirp_create_endpoint(&loop, &ep, &eb) == NULL);
 	/* The top of the range works (its neighbour below is libslirp's). */
 	ep.port = 80;
-	struct net_backend *be = net_slirp_create_endpoint(&loop, &ep, err, sizeof(err));
+	struct net_backend *be = net_slirp_create_endpoint(&loop, &ep, &eb);
 	CHECK(be != NULL);
 	if (be) {
 		CHECK_EQ(ntohl(net_slirp_endpoint_host(be).s_addr), nf_ip4("169.254.255.253"));

@@ -148,11 +148,11 @@ static void fs_clear(struct fake_sink *fs)
 
 static struct net_backend *create(const char *spec, struct fake_sink *fs)
 {
-	char err[256] = "";
-	struct net_backend *be = net_backend_create(spec, &loop, err, sizeof(err));
+	struct errbuf eb = { 0 };
+	struct net_backend *be = net_backend_create(spec, &loop, &eb);
 
 	if (!be) {
-		fprintf(stderr, "  create \"%s\": %s\n", spec, err);
+		fprintf(stderr, "  create \"%s\": %s\n", spec, eb.msg);
 		return NULL;
 	}
 	if (fs) {
@@ -202,16 +202,16 @@ static long long counter(struct net_backend *be, const char *name)
 /* The error text net_backend_create gives for @spec ("" when it worked). */
 static const char *create_error(const char *spec)
 {
-	static char err[256];
+	static struct errbuf eb;
 	struct net_backend *be;
 
-	err[0] = '\0';
-	be = net_backend_create(spec, &loop, err, sizeof(err));
+	eb.msg[0] = '\0';
+	be = net_backend_create(spec, &loop, &eb);
 	if (be) {
 		be->ops->destroy(be);
 		return "";
 	}
-	return err;
+	return eb.msg;
 }
 
 #define CHECK_ERR(spec, text) do { \
@@ -344,18 +344,18 @@ static void test_spec_kinds(void)
 
 /* --- user: options ------------------------------------------------------------ */
 
-static int parse_opts(const char *text, struct slirp_opts *o, char *err, size_t errlen)
+static int parse_opts(const char *text, struct slirp_opts *o, struct errbuf *eb)
 {
-	err[0] = '\0';
-	return slirp_opts_parse(o, text, err, errlen);
+	eb->msg[0] = '\0';
+	return slirp_opts_parse(o, text, eb);
 }
 
 static void test_user_opts_defaults(void)
 {
 	struct slirp_opts o;
-	char err[256];
+	struct errbuf eb = { 0 };
 
-	CHECK_EQ(parse_opts(NULL, &o, err, sizeof(err)), 0);
+	CHECK_EQ(parse_opts(NULL, &o, &eb), 0);
 	CHECK_EQ(ntohl(o.net.s_addr), nf_ip4("10.0.2.0"));
 	CHECK_EQ(ntohl(o.mask.s_addr), 0xffffff00u);
 	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("10.0.2.2"));
@@ -363,18 +363,18 @@ static void test_user_opts_defaults(void)
 	CHECK_EQ(ntohl(o.dns.s_addr), nf_ip4("10.0.2.3"));
 	CHECK_EQ(o.restrict_guest, false);
 	CHECK_EQ(o.nhostfwd, 0);
-	CHECK_EQ(parse_opts("", &o, err, sizeof(err)), 0);
+	CHECK_EQ(parse_opts("", &o, &eb), 0);
 	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("10.0.2.2"));
 }
 
 static void test_user_opts_values(void)
 {
 	struct slirp_opts o;
-	char err[256];
+	struct errbuf eb = { 0 };
 
 	/* Unset addresses follow net=, whatever the order. */
-	CHECK_EQ(parse_opts("dns=192.168.76.53,net=192.168.76.0/24,restrict=on", &o, err,
-			    sizeof(err)), 0);
+	CHECK_EQ(parse_opts("dns=192.168.76.53,net=192.168.76.0/24,restrict=on", &o, &eb),
+		 0);
 	CHECK_EQ(ntohl(o.net.s_addr), nf_ip4("192.168.76.0"));
 	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("192.168.76.2"));
 	CHECK_EQ(ntohl(o.dhcp_start.s_addr), nf_ip4("192.168.76.15"));
@@ -382,7 +382,7 @@ static void test_user_opts_values(void)
 	CHECK_EQ(o.restrict_guest, true);
 
 	CHECK_EQ(parse_opts("net=172.16.0.0/12,host=172.16.0.1,dhcpstart=172.20.0.10,restrict=off",
-			    &o, err, sizeof(err)), 0);
+			    &o, &eb), 0);
 	CHECK_EQ(ntohl(o.mask.s_addr), 0xfff00000u);
 	CHECK_EQ(ntohl(o.host.s_addr), nf_ip4("172.16.0.1"));
 	CHECK_EQ(ntohl(o.dhcp_start.s_addr), nf_ip4("172.20.0.10"));
@@ -393,10 +393,10 @@ static void test_user_opts_values(void)
 static void test_user_opts_hostfwd(void)
 {
 	struct slirp_opts o;
-	char err[256];
+	struct errbuf eb = { 0 };
 
 	CHECK_EQ(parse_opts("hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-10.0.2.20:53,"
-			    "hostfwd=::8080-10.0.2.15:80,dhcpstart=10.0.2.100", &o, err, sizeof(err)), 0);
+			    "hostfwd=::8080-10.0.2.15:80,dhcpstart=10.0.2.100", &o, &eb), 0);
 	CHECK_EQ(o.nhostfwd, 3);
 	CHECK_EQ(o.hostfwd[0].udp, false);
 	CHECK_EQ(ntohl(o.hostfwd[0].host_addr.s_addr), nf_ip4("127.0.0.1"));
@@ -446,18 +446,18 @@ static void test_user_opts_errors(void)
 		{ "hostfwd=tcp::22-:22,hostfwd=tcp::22-:23", "tcp host port 22 is forwarded twice" },
 	};
 	struct slirp_opts o;
-	char err[256];
+	struct errbuf eb = { 0 };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int r = parse_opts(cases[i].text, &o, err, sizeof(err));
-		if (r != -EINVAL || !strstr(err, cases[i].want))
+		int r = parse_opts(cases[i].text, &o, &eb);
+		if (r != -EINVAL || !strstr(eb.msg, cases[i].want))
 			fprintf(stderr, "  \"%s\" -> %d \"%s\"; wanted \"%s\"\n", cases[i].text, r,
-				err, cases[i].want);
+				eb.msg, cases[i].want);
 		CHECK_EQ(r, -EINVAL);
-		CHECK(strstr(err, cases[i].want) != NULL);
+		CHECK(strstr(eb.msg, cases[i].want) != NULL);
 	}
 	/* Same port for tcp and udp is two different forwards. */
-	CHECK_EQ(parse_opts("hostfwd=tcp::22-:22,hostfwd=udp::22-:22", &o, err, sizeof(err)), 0);
+	CHECK_EQ(parse_opts("hostfwd=tcp::22-:22,hostfwd=udp::22-:22", &o, &eb), 0);
 
 	char text[SLIRP_OPTS_MAX_LEN + 64] = "";
 	for (int i = 0; i <= SLIRP_OPTS_MAX_HOSTFWD; i++) {
@@ -465,12 +465,12 @@ static void test_user_opts_errors(void)
 		snprintf(item, sizeof(item), "%shostfwd=tcp::%d-:22", i ? "," : "", 1000 + i);
 		strcat(text, item);
 	}
-	CHECK_EQ(parse_opts(text, &o, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "at most 16 forwards") != NULL);
+	CHECK_EQ(parse_opts(text, &o, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "at most 16 forwards") != NULL);
 	memset(text, 'x', SLIRP_OPTS_MAX_LEN + 1);
 	text[SLIRP_OPTS_MAX_LEN + 1] = '\0';
-	CHECK_EQ(parse_opts(text, &o, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "longer than") != NULL);
+	CHECK_EQ(parse_opts(text, &o, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "longer than") != NULL);
 }
 
 /* --- stream ----------------------------------------------------------------- */
@@ -1088,10 +1088,10 @@ static void test_user_hostfwd(void)
 	close(c);
 
 	/* A second backend cannot take the same port: a clear error. */
-	char err[256] = "";
-	struct net_backend *be2 = net_backend_create(spec, &loop, err, sizeof(err));
+	struct errbuf eb = { 0 };
+	struct net_backend *be2 = net_backend_create(spec, &loop, &eb);
 	CHECK(be2 == NULL);
-	CHECK(strstr(err, "cannot listen") != NULL);
+	CHECK(strstr(eb.msg, "cannot listen") != NULL);
 	if (be2)
 		be2->ops->destroy(be2);
 	destroy(be, &fs);

@@ -32,7 +32,7 @@ struct rig {
 
 static void rig_up(struct rig *r, uint64_t features)
 {
-	char err[128];
+	struct errbuf eb = { 0 };
 	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
 	struct vd_queue_opts qo = { .size = 64, .indirect_max = 8 };
 
@@ -41,7 +41,7 @@ static void rig_up(struct rig *r, uint64_t features)
 	CHECK_EQ(vd_mem_init(&r->mem, 0x100000, 8 << 20, 0), 0);
 	CHECK_EQ(vd_queue_init(&r->rxq, &r->mem, &qo), 0);
 	CHECK_EQ(vd_queue_init(&r->txq, &r->mem, &qo), 0);
-	r->be = net_loopback_create(&r->loop, NULL, err, sizeof(err));
+	r->be = net_loopback_create(&r->loop, NULL, &eb);
 	CHECK(r->be != NULL);
 	r->net = calloc(1, sizeof(*r->net));
 	CHECK_EQ(net_device_init(r->net, &opts, r->be, &r->loop), 0);
