@@ -202,6 +202,12 @@ int cli_net_controls_check(struct cli_net_controls *c)
 	return place_mmds(c);
 }
 
+struct net_iface_names cli_net_controls_names(const struct cli_net_controls *c)
+{
+	return (struct net_iface_names){ .backend = c->backend_opt, .mtu = "--mtu",
+					 .mmds = "--mmds" };
+}
+
 int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out)
 {
 	return cli_mmds_new_store(&c->mmds, out);

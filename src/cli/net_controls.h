@@ -84,6 +84,10 @@ int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optar
  * 0 or -EINVAL (logged). */
 int cli_net_controls_check(struct cli_net_controls *c);
 
+/* The options that set an interface up (@c's backend option, --mtu,
+ * --mmds), for the machine layer to name in its messages. */
+struct net_iface_names cli_net_controls_names(const struct cli_net_controls *c);
+
 /* The MMDS store when --mmds was given, else NULL; 0 or -errno (logged). */
 int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
 /*

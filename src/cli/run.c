@@ -147,10 +147,16 @@ struct run_args {
 	bool no_acpi;
 };
 
+/* "--fs DIR:TAG" with room for the longest DIR and TAG. */
+#define RUN_FS_WHAT_LEN 4200
+
 struct run_ctx {
 	const struct run_args *args;
 	struct machine_config cfg;
 	struct machine_fs_config fs[RUN_MAX_FS];
+	/* The shares' names in the machine's messages and counters. */
+	char fs_what[RUN_MAX_FS][RUN_FS_WHAT_LEN];
+	char fs_counters_name[RUN_MAX_FS][VIRTIO_FS_TAG_LEN + 8];
 	struct machine machine;
 	struct mmds *mmds;
 	struct api *api;
@@ -192,12 +198,18 @@ static const char *dir_tag_colon(const char *spec)
 	return colon ? colon : strrchr(spec, ':');
 }
 
+/* How messages name a share: "--fs DIR:TAG", without its options. */
+static void fs_what(char what[RUN_FS_WHAT_LEN], const struct run_fs_spec *f)
+{
+	snprintf(what, RUN_FS_WHAT_LEN, "--fs %s:%s", f->dir, f->tag);
+}
+
 /* DIR:TAG[,OPTION...]: split at that colon, the tag at its first comma,
  * and check each. */
 static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 {
 	const char *colon = dir_tag_colon(spec);
-	char what[4200];
+	char what[RUN_FS_WHAT_LEN];
 
 	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(f->dir)) {
 		log_err("--fs %s: expected DIR:TAG", spec);
@@ -215,7 +227,7 @@ static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 		log_err("--fs %s: the tag must be 1 to %u bytes", spec, VIRTIO_FS_TAG_LEN);
 		return -EINVAL;
 	}
-	snprintf(what, sizeof(what), "--fs %s:%s", f->dir, f->tag);
+	fs_what(what, f);
 	cli_fs_args_init(&f->opts);
 	f->opts.share.dir = f->dir;
 	f->opts.dev.tag = f->tag;
@@ -376,9 +388,15 @@ static void configure(struct run_ctx *ctx)
 {
 	const struct run_args *a = ctx->args;
 
-	for (unsigned i = 0; i < a->nfs; i++)
-		ctx->fs[i] = (struct machine_fs_config){ .share = a->fs[i].opts.share,
-							 .dev = a->fs[i].opts.dev };
+	for (unsigned i = 0; i < a->nfs; i++) {
+		fs_what(ctx->fs_what[i], &a->fs[i]);
+		snprintf(ctx->fs_counters_name[i], sizeof(ctx->fs_counters_name[i]), "--fs %s",
+			 a->fs[i].tag);
+		ctx->fs[i] = (struct machine_fs_config){
+			.share = a->fs[i].opts.share, .dev = a->fs[i].opts.dev,
+			.what = ctx->fs_what[i], .counters_name = ctx->fs_counters_name[i],
+		};
+	}
 	ctx->cfg = (struct machine_config){
 		.kernel = a->kernel, .initrd = a->initrd, .cmdline = a->cmdline,
 		.mem_bytes = (uint64_t)a->mem_mib << 20, .cpus = (unsigned)a->cpus,
@@ -386,6 +404,7 @@ static void configure(struct run_ctx *ctx)
 		.console_in = STDIN_FILENO, .console_out = STDOUT_FILENO,
 		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces, .mmds = ctx->mmds,
 		.fs = ctx->fs, .n_fs = a->nfs,
+		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 	};
 }
 

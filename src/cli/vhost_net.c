@@ -171,8 +171,9 @@ static int serve_net(const struct net_args *a)
 	}
 	struct mmds *mmds = NULL;
 	struct net_iface iface;
+	const struct net_iface_names names = cli_net_controls_names(&a->ctl);
 	if (cli_net_controls_mmds(&a->ctl, &mmds) < 0 ||
-	    net_iface_open(&iface, &a->ctl.ifaces[0], &loop, mmds, "--backend") < 0) {
+	    net_iface_open(&iface, &a->ctl.ifaces[0], &loop, mmds, &names) < 0) {
 		mmds_free(mmds);
 		event_loop_destroy(&loop);
 		return EXIT_USAGE;

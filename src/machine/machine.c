@@ -30,7 +30,8 @@ static int add_slot(struct machine *m, struct virtio_device *dev)
  * device with its limits) and its slot. */
 static int add_net(struct machine *m, const struct net_iface_config *cfg)
 {
-	int r = net_iface_open(&m->nets[m->n_nets], cfg, &m->loop, m->cfg->mmds, "--net");
+	int r = net_iface_open(&m->nets[m->n_nets], cfg, &m->loop, m->cfg->mmds,
+			       &m->cfg->net_names);
 	if (r < 0)
 		return r;
 	return add_slot(m, &m->nets[m->n_nets++].dev->vdev);
@@ -42,10 +43,8 @@ static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
 {
 	struct machine_fs *f = &m->fs[m->n_fs];
 	struct virtio_fs_opts opts = cfg->dev;
-	char what[4200];
+	int r = fs_share_open(&f->share, &cfg->share, cfg->what);
 
-	snprintf(what, sizeof(what), "--fs %s:%s", cfg->share.dir, cfg->dev.tag);
-	int r = fs_share_open(&f->share, &cfg->share, what);
 	if (r < 0)
 		return r;
 	m->n_fs++;
@@ -54,13 +53,13 @@ static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
 	f->dev = calloc(1, sizeof(*f->dev));
 	r = f->dev ? virtio_fs_init(f->dev, &opts, f->share.server, &m->loop) : -ENOMEM;
 	if (r < 0) {
-		log_err("%s: virtio-fs device: %s", what, strerror(-r));
+		log_err("%s: virtio-fs device: %s", cfg->what, strerror(-r));
 		free(f->dev);
 		f->dev = NULL;
 		return r;
 	}
 	/* Signals are blocked (inherited); the device is the server's transport. */
-	fs_share_start_watch(&f->share, what);
+	fs_share_start_watch(&f->share, cfg->what);
 	return add_slot(m, &f->dev->vdev);
 }
 
@@ -141,8 +140,8 @@ void machine_dump_counters(struct machine *m, FILE *out)
 	}
 	for (unsigned i = 0; i < m->n_fs; i++)
 		if (m->fs[i].share.watch) {
-			fprintf(out, "kvmini: counters of the host watch of --fs %s\n",
-				m->cfg->fs[i].dev.tag);
+			fprintf(out, "kvmini: counters of the host watch of %s\n",
+				m->cfg->fs[i].counters_name);
 			host_watch_visit_counters(m->fs[i].share.watch, sink);
 		}
 	dump_vm_counters(m, out);
@@ -164,7 +163,7 @@ static int build_cmdline(struct machine *m)
 							      sizeof(m->cmdline) - off);
 	}
 	if (off >= sizeof(m->cmdline)) {
-		log_err("--cmdline: too long with the device entries (over %u bytes)",
+		log_err("%s: too long with the device entries (over %u bytes)", cfg->cmdline_what,
 			LAYOUT_CMDLINE_MAX - 1);
 		return -E2BIG;
 	}

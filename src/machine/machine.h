@@ -36,6 +36,10 @@
 struct machine_fs_config {
 	struct fs_share_config share;     /* share.dir: the host directory */
 	struct virtio_fs_opts dev;        /* dev.tag: what the guest mounts */
+	/* The share's names, in the front door's words: in the messages
+	 * about it ("--fs /srv:data") and over its counters ("--fs data"). */
+	const char *what;
+	const char *counters_name;
 };
 
 struct machine_config {
@@ -53,6 +57,11 @@ struct machine_config {
 	struct mmds *mmds;                /* the store the nets' MMDS answers from; not owned */
 	const struct machine_fs_config *fs;
 	unsigned n_fs;
+	/* How messages name the settings, in the words of the front door that
+	 * took them (the command line's options, a config file's keys): the
+	 * machine serves them all, so it names none itself. */
+	const char *cmdline_what;         /* "--cmdline" */
+	struct net_iface_names net_names;
 };
 
 struct machine_fs {

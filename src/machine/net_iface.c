@@ -15,7 +15,7 @@
  * the guest uses what the host carries, or 1500.
  */
 static int device_mtu(const struct net_iface_config *cfg, const struct net_backend *be,
-		      uint16_t *mtu)
+		      const char *mtu_what, uint16_t *mtu)
 {
 	if (!cfg->mtu) {
 		bool usable = be->host_mtu >= NET_IFACE_MTU_MIN && be->host_mtu <= NET_IFACE_MTU_MAX;
@@ -24,10 +24,10 @@ static int device_mtu(const struct net_iface_config *cfg, const struct net_backe
 	}
 	if (be->host_mtu && cfg->mtu > be->host_mtu) {
 		const char *dev = net_iface_host_dev_name(cfg);
-		log_err("--mtu %u: larger than the MTU of %s (%u), which would drop the guest's "
+		log_err("%s %u: larger than the MTU of %s (%u), which would drop the guest's "
 			"larger frames; raise it first (ip link set dev %s mtu %u) or give a "
-			"smaller --mtu", cfg->mtu, cfg->backend, be->host_mtu, dev ? dev : "NAME",
-			cfg->mtu);
+			"smaller %s", mtu_what, cfg->mtu, cfg->backend, be->host_mtu,
+			dev ? dev : "NAME", cfg->mtu, mtu_what);
 		return -EINVAL;
 	}
 	*mtu = cfg->mtu;
@@ -36,7 +36,8 @@ static int device_mtu(const struct net_iface_config *cfg, const struct net_backe
 
 /* The backend, its MTU checked and the device's identity filled in. */
 static struct net_backend *open_backend(const struct net_iface_config *cfg,
-					struct event_loop *loop, struct mmds *m, const char *what,
+					struct event_loop *loop, struct mmds *m,
+					const struct net_iface_names *names,
 					struct net_config_opts *opts)
 {
 	const uint8_t *mac = cfg->mac;
@@ -44,11 +45,11 @@ static struct net_backend *open_backend(const struct net_iface_config *cfg,
 	struct net_backend *be = net_backend_create(cfg->backend, loop, &eb);
 
 	if (!be) {
-		log_err("%s %s: %s", what, cfg->backend, eb.msg);
+		log_err("%s %s: %s", names->backend, cfg->backend, eb.msg);
 		return NULL;
 	}
 	memcpy(opts->mac, cfg->mac, sizeof(opts->mac));
-	if (device_mtu(cfg, be, &opts->mtu) < 0) {
+	if (device_mtu(cfg, be, names->mtu, &opts->mtu) < 0) {
 		be->ops->destroy(be);
 		return NULL;
 	}
@@ -59,23 +60,23 @@ static struct net_backend *open_backend(const struct net_iface_config *cfg,
 	/* The interceptor owns @be from here, also when it fails. */
 	struct net_backend *wrapped = mmds_intercept_create(loop, be, m, &eb);
 	if (!wrapped)
-		log_err("--mmds: %s", eb.msg);
+		log_err("%s: %s", names->mmds, eb.msg);
 	return wrapped;
 }
 
 int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
-		   struct event_loop *loop, struct mmds *m, const char *what)
+		   struct event_loop *loop, struct mmds *m, const struct net_iface_names *names)
 {
 	struct net_config_opts opts = { 0 };
 
 	*n = (struct net_iface){ 0 };
-	n->backend = open_backend(cfg, loop, m, what, &opts);
+	n->backend = open_backend(cfg, loop, m, names, &opts);
 	if (!n->backend)
 		return -EINVAL;
 	n->dev = calloc(1, sizeof(*n->dev));
 	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, loop) : -ENOMEM;
 	if (r < 0) {
-		log_err("%s %s: virtio-net device: %s", what, cfg->backend, strerror(-r));
+		log_err("%s %s: virtio-net device: %s", names->backend, cfg->backend, strerror(-r));
 		free(n->dev);
 		n->backend->ops->destroy(n->backend);
 		*n = (struct net_iface){ 0 };

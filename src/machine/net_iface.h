@@ -41,14 +41,23 @@ struct net_iface {
 	struct net_device *dev;
 };
 
+/* How messages name an interface's settings, in the words of the front
+ * door that took them (kvmini run: "--net", "--mtu", "--mmds"; a config
+ * file: its keys): this layer serves them all, so it names none itself. */
+struct net_iface_names {
+	const char *backend;         /* before the backend's spec: "--net tap:tap0: ..." */
+	const char *mtu;
+	const char *mmds;
+};
+
 /*
  * Make the backend (behind the interceptor of @m where cfg->mmds says so)
  * and the device on @loop, with its limits. The MTU must not exceed a
- * tap's own. @what is the backend option for messages ("--net"). 0 or
- * -errno, logged; on failure nothing is left open.
+ * tap's own. @names name the settings in messages. 0 or -errno, logged; on
+ * failure nothing is left open.
  */
 int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
-		   struct event_loop *loop, struct mmds *m, const char *what);
+		   struct event_loop *loop, struct mmds *m, const struct net_iface_names *names);
 /* The transport must have reset the device first. */
 void net_iface_close(struct net_iface *n);
 
