@@ -72,7 +72,12 @@ build/kvmini-san: $(SAN_CLI_OBJ) build/libkvmini-san.a
 build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a \
+		$(LDFLAGS_$(notdir $@)) $(LDLIBS)
+
+# A seam no caller offers: test_virtio_fs answers through its own wrapper of
+# the FUSE server, which can overstate a reply's length (the device's guard).
+LDFLAGS_test_virtio_fs := -Wl,--wrap=fuse_server_handle
 
 # libFuzzer targets: clang, ASan + UBSan, the library sources compiled in.
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SUPPORT_SRCS) $(HDRS)

@@ -3,7 +3,7 @@
  * server: config space and features, requests answered on worker threads
  * with interrupts sent only from the loop thread, hiprio FORGETs reaching
  * the backend, malformed chains completed and counted, replies never longer
- * than the writable part, the pause gate, reset with requests in flight,
+ * than the writable part (even from a server that claims more), the pause gate, reset with requests in flight,
  * many workers on several queues with kicks suppressed as the driver sees
  * them, NEEDS_RESET, notifications; then memfs on its own.
  */
@@ -452,6 +452,58 @@ static void test_reply_never_exceeds_writable(void)
 	struct virtio_fs_counters c = ctrs(&r);
 	CHECK_EQ(c.rx_requests_no_reply, 1);
 	CHECK_EQ(c.tx_reply_oversize, 0);
+	rig_down(&r);
+}
+
+/*
+ * The FUSE server as this test links it (Makefile: --wrap): the real one,
+ * unless overstate_reply is set; then it claims one byte more than the
+ * writable buffers hold, which the real server never does. The device must
+ * not put that length in the used ring.
+ */
+size_t __real_fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+				 const struct iovec *out, unsigned out_cnt);
+size_t __wrap_fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+				 const struct iovec *out, unsigned out_cnt);
+
+static bool overstate_reply;
+
+size_t __wrap_fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
+				 const struct iovec *out, unsigned out_cnt)
+{
+	size_t len = __real_fuse_server_handle(s, in, in_cnt, out, out_cnt), room = 0;
+
+	if (!__atomic_load_n(&overstate_reply, __ATOMIC_ACQUIRE))
+		return len;
+	for (unsigned i = 0; i < out_cnt; i++)
+		room += out[i].iov_len;
+	return room + 1;
+}
+
+/* A reply longer than the writable part (a server breaking its promise):
+ * completed with 0 and counted, so the used length never lies. */
+static void test_oversized_reply_guard(void)
+{
+	struct rig r;
+	uint64_t node;
+
+	rig_up(&r);
+	fuse_init(&r);
+	create_file(&r, "f", &node);
+	__atomic_store_n(&overstate_reply, true, __ATOMIC_RELEASE);
+	int err = call(&r, FUSE_GETATTR, node, &(struct fuse_getattr_in){ 0 },
+		       sizeof(struct fuse_getattr_in), NULL, 0, NULL, 0, 4096);
+	__atomic_store_n(&overstate_reply, false, __ATOMIC_RELEASE);
+	CHECK_EQ(err, -10000);
+	struct virtio_fs_counters c = ctrs(&r);
+	CHECK_EQ(c.tx_reply_oversize, 1);
+	/* The device goes on: the next request is answered. */
+	struct fuse_attr_out ao;
+	CHECK_EQ(call(&r, FUSE_GETATTR, node, &(struct fuse_getattr_in){ 0 },
+		      sizeof(struct fuse_getattr_in), NULL, 0, &ao, sizeof(ao), 4096), 0);
+	CHECK_EQ(ao.attr.ino, node);
+	c = ctrs(&r);
+	CHECK_EQ(c.tx_reply_oversize, 1);
 	rig_down(&r);
 }
 
@@ -1225,6 +1277,7 @@ int main(void)
 	RUN_TEST(test_notifications_not_negotiated);
 	RUN_TEST(test_notify_after_reset);
 	RUN_TEST(test_counter_dump);
+	RUN_TEST(test_oversized_reply_guard);
 	RUN_TEST(test_memfs_basics);
 	RUN_TEST(test_memfs_readdir_cookies);
 	RUN_TEST(test_memfs_limits);
