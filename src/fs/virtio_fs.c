@@ -488,6 +488,23 @@ static void fs_reset(struct virtio_device *vdev)
 	deliver_posted(fs);
 }
 
+/* The VM pauses: requests in flight are answered, no worker takes
+ * another (kicks mark work that waits), and the interrupts owed for what
+ * completed are raised now: the irqchip keeps them for the vCPUs. */
+static void fs_pause(struct virtio_device *vdev)
+{
+	struct virtio_fs *fs = to_fs(vdev);
+
+	virtio_fs_pause(fs);
+	virtio_fs_wait_idle(fs);
+	deliver_posted(fs);
+}
+
+static void fs_resume(struct virtio_device *vdev)
+{
+	virtio_fs_resume(to_fs(vdev));
+}
+
 static void fs_visit_counters(struct virtio_device *vdev, const struct counter_sink *sink)
 {
 	virtio_fs_visit_counters(to_fs(vdev), sink);
@@ -504,6 +521,8 @@ static void fs_visit_counters(struct virtio_device *vdev, const struct counter_s
 	.activate = fs_activate,                   \
 	.queue_notify = fs_queue_notify,           \
 	.reset = fs_reset,                         \
+	.pause = fs_pause,                         \
+	.resume = fs_resume,                       \
 	.visit_counters = fs_visit_counters,       \
 }
 

@@ -256,9 +256,64 @@ int machine_run(struct machine *m)
 		return r;
 	}
 	r = vm_start(&m->vm);
+	m->running = !r;
 	if (!r)
 		r = event_loop_run(&m->loop);
 	return r;
+}
+
+/* --- pause, resume --------------------------------------------------------------- */
+
+/* Wait for the vCPUs to park. One in an exit may be waiting for this
+ * thread (a virtio-mmio status or config access): serve it between waits. */
+static int wait_vcpus_parked(struct machine *m)
+{
+	uint64_t deadline = clock_now_ns() + (uint64_t)MACHINE_PAUSE_TIMEOUT_MS * 1000000u;
+
+	while (!vm_vcpus_parked(&m->vm, 2)) {
+		for (unsigned i = 0; i < m->n_slots; i++)
+			virtio_mmio_serve_call(&m->slots[i].mmio);
+		if (run_state_stop_requested(&m->vm.run_state))
+			return -ESHUTDOWN;
+		if (clock_now_ns() > deadline) {
+			log_err("pause: the vCPUs did not stop within %u ms",
+				MACHINE_PAUSE_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
+int machine_pause(struct machine *m)
+{
+	if (!m->running)
+		return -EAGAIN;
+	if (m->paused)
+		return 0;
+	if (run_state_stop_requested(&m->vm.run_state))
+		return -ESHUTDOWN;
+	vm_pause_vcpus(&m->vm);
+	int r = wait_vcpus_parked(m);
+	if (r < 0) {
+		vm_resume_vcpus(&m->vm);
+		return r;
+	}
+	/* The vCPUs make the kicks: with them parked the devices can settle. */
+	for (unsigned i = 0; i < m->n_slots; i++)
+		virtio_device_pause(m->slots[i].mmio.dev);
+	m->paused = true;
+	return 0;
+}
+
+int machine_resume(struct machine *m)
+{
+	if (!m->paused)
+		return 0;
+	for (unsigned i = 0; i < m->n_slots; i++)
+		virtio_device_resume(m->slots[i].mmio.dev);
+	vm_resume_vcpus(&m->vm);
+	m->paused = false;
+	return 0;
 }
 
 void machine_stop(struct machine *m)

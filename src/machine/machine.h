@@ -86,6 +86,8 @@ struct machine {
 	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
 	unsigned n_slots;
 	struct event_source stop_src;
+	bool running;                /* the vCPUs were started */
+	bool paused;                 /* machine_pause .. machine_resume */
 	char cmdline[LAYOUT_CMDLINE_MAX];
 };
 
@@ -100,6 +102,22 @@ int machine_build(struct machine *m, const struct machine_config *cfg);
 int machine_run(struct machine *m);
 /* Stop the devices' transports and join the vCPUs. */
 void machine_stop(struct machine *m);
+
+/* How long machine_pause waits for the vCPUs to reach a clean point. */
+#define MACHINE_PAUSE_TIMEOUT_MS 5000
+
+/*
+ * Pause a running VM: every vCPU parked between two KVM_RUNs, then every
+ * device held at a request boundary (virtio_device_pause): nothing moves
+ * in guest memory until machine_resume. Kicks, frames in the tap or
+ * socket and console input wait; interrupts owed are raised for the
+ * irqchip to keep. 0 (also when already paused), -EAGAIN before the vCPUs
+ * run, -ESHUTDOWN when the run is ending, -ETIMEDOUT (logged) when a vCPU
+ * did not park in time (the VM runs on). Loop thread.
+ */
+int machine_pause(struct machine *m);
+/* Devices first, then the vCPUs. 0, also when not paused. Loop thread. */
+int machine_resume(struct machine *m);
 void machine_destroy(struct machine *m);
 
 /* Every device's and transport's counters, then the VM's (loop thread). */

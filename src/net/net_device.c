@@ -214,7 +214,7 @@ static void tx_drain(struct net_queue_pair *qp)
 	struct net_device *net = qp->net;
 	struct virtqueue *vq = qp->tx;
 
-	if (!net->vdev.active || tx_stalled(qp))
+	if (!virtio_device_running(&net->vdev) || tx_stalled(qp))
 		return;
 	enum vq_drain_result r = vq_drain(vq, &qp->tx_chain, &net_budget, tx_chain, qp);
 	if (publish_due(r, qp->tx))
@@ -356,7 +356,7 @@ static void rx_drain(struct net_queue_pair *qp)
 	struct net_device *net = qp->net;
 	struct virtqueue *vq = qp->rx;
 
-	if (!net->vdev.active)
+	if (!virtio_device_running(&net->vdev))
 		return;
 	qp->rx_wanted = false;
 	if (rx_poisoned(qp)) {
@@ -446,8 +446,8 @@ static void rx_buffers_added(struct net_queue_pair *qp)
 {
 	struct net_device *net = qp->net;
 
-	if (rx_poisoned(qp))
-		return;
+	if (rx_poisoned(qp) || net->vdev.paused)
+		return;    /* paused: net_resume comes here */
 	rx_watch_backend(qp, true);
 	if (net->backend->ops->rx_ready)
 		net->backend->ops->rx_ready(net->backend);
@@ -549,6 +549,29 @@ static void net_reset(struct virtio_device *vdev)
 	}
 }
 
+/* The VM pauses: frames wait in the backend (its fd unwatched), kicks in
+ * the rings; the drains' running check holds every other way in (timers,
+ * deferred work, the backend's events). */
+static void net_pause(struct virtio_device *vdev)
+{
+	struct net_device *net = to_net(vdev);
+
+	for (unsigned i = 0; i < net->npairs; i++)
+		rx_watch_backend(&net->pairs[i], false);
+}
+
+/* What waited: the guest's RX buffers and the backend's frames, then
+ * what the guest queued to send. */
+static void net_resume(struct virtio_device *vdev)
+{
+	struct net_device *net = to_net(vdev);
+
+	for (unsigned i = 0; vdev->active && i < net->npairs; i++) {
+		rx_buffers_added(&net->pairs[i]);
+		tx_drain(&net->pairs[i]);
+	}
+}
+
 static void net_visit_counters(struct virtio_device *vdev, const struct counter_sink *sink)
 {
 	net_device_visit_counters(to_net(vdev), sink);
@@ -564,6 +587,8 @@ static const struct virtio_device_ops net_ops = {
 	.activate = net_activate,
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
+	.pause = net_pause,
+	.resume = net_resume,
 	.visit_counters = net_visit_counters,
 };
 

@@ -208,11 +208,8 @@ static void run_call(struct virtio_mmio *t, struct virtio_mmio_call *c)
 	}
 }
 
-/* A vCPU posted a call: run it and wake the vCPU (loop thread). */
-static void on_call(struct event_notifier *n)
+void virtio_mmio_serve_call(struct virtio_mmio *t)
 {
-	struct virtio_mmio *t = container_of(n, struct virtio_mmio, call_wake);
-
 	pthread_mutex_lock(&t->lock);
 	struct virtio_mmio_call *c = t->call;
 	if (c && !c->done) {
@@ -222,6 +219,12 @@ static void on_call(struct event_notifier *n)
 		pthread_cond_broadcast(&t->cond);
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* A vCPU posted a call: run it and wake the vCPU (loop thread). */
+static void on_call(struct event_notifier *n)
+{
+	virtio_mmio_serve_call(container_of(n, struct virtio_mmio, call_wake));
 }
 
 /* Run @c on the loop thread and wait for it. vCPU thread, @lock held.

@@ -161,6 +161,11 @@ int virtio_mmio_init(struct virtio_mmio *t, struct virtio_device *dev, struct ev
 /* Fail pending and future calls (the loop is stopping). Any thread. */
 void virtio_mmio_close(struct virtio_mmio *t);
 
+/* Run the call a vCPU is waiting for, if any: what the loop does when the
+ * call's notifier fires, for a loop thread that waits on the vCPUs itself
+ * (a pause) and so cannot go back to its loop. Loop thread. */
+void virtio_mmio_serve_call(struct virtio_mmio *t);
+
 /* Reset the device, unregister from KVM and the loop, free. Loop thread,
  * after every vCPU has stopped. */
 void virtio_mmio_destroy(struct virtio_mmio *t);
@@ -169,7 +174,6 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 void virtio_mmio_access(struct virtio_mmio *t, uint64_t offset, void *data, unsigned len,
 			bool is_write);
 
-/* Print counters, one "mmio_<name> <value>" per line. */
 /* "mmio_<name> <value>"; any thread (the counters are atomic). */
 void virtio_mmio_visit_counters(const struct virtio_mmio *t, const struct counter_sink *sink);
 void virtio_mmio_dump_counters(const struct virtio_mmio *t, FILE *out);

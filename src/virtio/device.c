@@ -115,6 +115,24 @@ void virtio_device_reset(struct virtio_device *dev)
 	dev->needs_reset = false;
 }
 
+void virtio_device_pause(struct virtio_device *dev)
+{
+	if (dev->paused)
+		return;
+	dev->paused = true;
+	if (dev->ops->pause)
+		dev->ops->pause(dev);
+}
+
+void virtio_device_resume(struct virtio_device *dev)
+{
+	if (!dev->paused)
+		return;
+	dev->paused = false;
+	if (dev->ops->resume)
+		dev->ops->resume(dev);
+}
+
 void virtio_device_mark_broken(struct virtio_device *dev, unsigned q)
 {
 	if (dev->needs_reset)

@@ -49,6 +49,14 @@ struct virtio_device_ops {
 	void (*queue_notify)(struct virtio_device *dev, unsigned q);
 	/* Stop processing and forget per-session state; counters survive. */
 	void (*reset)(struct virtio_device *dev);
+	/* The VM is pausing (its vCPUs are parked): return with every queue
+	 * at a request boundary and nothing more popped, completed or written
+	 * into guest memory until resume; what arrives meanwhile (kicks,
+	 * backend frames) waits. NULL: the loop-thread checks of
+	 * virtio_device_running() suffice. */
+	void (*pause)(struct virtio_device *dev);
+	/* Take up what waited. May be NULL. */
+	void (*resume)(struct virtio_device *dev);
 	/* Hand every counter to @sink (core/counters.h). */
 	void (*visit_counters)(struct virtio_device *dev, const struct counter_sink *sink);
 };
@@ -80,6 +88,7 @@ struct virtio_device {
 	unsigned max_queues;
 	uint64_t features;                   /* negotiated */
 	bool active;
+	bool paused;                         /* virtio_device_pause .. _resume */
 	/* VIRTIO_CONFIG_S_NEEDS_RESET: a queue was poisoned; cleared by reset. */
 	bool needs_reset;
 	uint32_t config_generation;          /* bumped on every config change */
@@ -89,6 +98,12 @@ struct virtio_device {
 static inline struct virtqueue *virtio_device_vq(struct virtio_device *dev, unsigned q)
 {
 	return q < dev->num_queues ? &dev->vqs[q] : NULL;
+}
+
+/* Should the device move buffers now: active and not paused. */
+static inline bool virtio_device_running(const struct virtio_device *dev)
+{
+	return dev->active && !dev->paused;
 }
 
 static inline bool virtio_device_has(const struct virtio_device *dev, unsigned bit)
@@ -116,6 +131,12 @@ void virtio_device_reset(struct virtio_device *dev);
 /* Stop processing and stop the queues but keep features and queue
  * configuration (vhost-user ring disable, memory table change). */
 void virtio_device_deactivate(struct virtio_device *dev);
+
+/* Hold the device for a paused VM, and let it go (ops->pause, ->resume).
+ * Loop thread; pausing a paused device or resuming a running one does
+ * nothing. */
+void virtio_device_pause(struct virtio_device *dev);
+void virtio_device_resume(struct virtio_device *dev);
 
 /* A queue was found poisoned: set NEEDS_RESET and tell the driver (once). */
 void virtio_device_mark_broken(struct virtio_device *dev, unsigned q);

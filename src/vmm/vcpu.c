@@ -37,6 +37,7 @@ int vcpu_create(struct vcpu *v, unsigned index, const struct vcpu_links *links)
 	v->unhandled_budget = VCPU_UNHANDLED_LOG_BUDGET;
 	v->virt = (struct guest_virt){ .translate = vcpu_translate, .mem = links->mem };
 	v->run_state = links->run_state;
+	v->pause = links->pause;
 	v->timing = links->timing;
 	v->exit_table = links->exit_table;
 	v->fd = ioctl(links->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
@@ -99,9 +100,21 @@ static void *vcpu_thread(void *arg)
 	if (v->index == 0)
 		vm_timing_mark(&v->timing->first_run);
 	while (!run_state_stop_requested(v->run_state)) {
+		if (vcpu_pause_pending(v->pause)) {
+			/* The last exit is handled and the next KVM_RUN not
+			 * begun: a clean point. */
+			vcpu_pause_park(v->pause);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				/* A kick: its reason (stop, pause) is set before
+				 * its immediate_exit and checked above, so clearing
+				 * it here loses none; a pause released before it
+				 * was seen must not leave KVM_RUN failing. */
+				store_seq_cst(&v->run->immediate_exit, 0);
 				continue;
+			}
 			run_state_request_stop(v->run_state, 1, "vCPU %u: KVM_RUN: %s", v->index,
 					       strerror(errno));
 			break;

@@ -23,6 +23,7 @@
 #include "vmm/guest_virt.h"
 #include "vmm/run_state.h"
 #include "vmm/timing.h"
+#include "vmm/vcpu_pause.h"
 
 #define VM_MAX_VCPUS 64u
 
@@ -35,6 +36,7 @@ struct vcpu_links {
 	int vm_fd;
 	const struct guest_mem *mem;
 	struct run_state *run_state;
+	struct vcpu_pause *pause;
 	struct vm_timing *timing;
 	const struct exit_table *exit_table;   /* complete before vcpu_start */
 };
@@ -50,6 +52,7 @@ struct vcpu {
 	unsigned unhandled_budget;   /* unhandled accesses still logged (this thread only) */
 	struct guest_virt virt;      /* guest-virtual access through this vCPU's page tables */
 	struct run_state *run_state; /* the VM's */
+	struct vcpu_pause *pause;    /* the VM's */
 	struct vm_timing *timing;    /* the VM's */
 	const struct exit_table *exit_table;
 };

@@ -196,7 +196,8 @@ static int create_vcpus(struct vm *vm, unsigned ncpus)
 {
 	const struct vcpu_links links = {
 		.kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd, .mem = &vm->mem,
-		.run_state = &vm->run_state, .timing = &vm->timing, .exit_table = &vm->exit_table,
+		.run_state = &vm->run_state, .pause = &vm->pause, .timing = &vm->timing,
+		.exit_table = &vm->exit_table,
 	};
 
 	for (unsigned i = 0; i < ncpus; i++) {
@@ -221,6 +222,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	int r = run_state_init(&vm->run_state);
 	if (r < 0)
 		return r;
+	r = vcpu_pause_init(&vm->pause);
+	if (r < 0)
+		return r;
+	vm->pause_ready = true;
 	r = open_kvm(vm);
 	if (r < 0)
 		return r;
@@ -260,6 +265,9 @@ void vm_destroy(struct vm *vm)
 	vm->supported_cpuid = NULL;
 	guest_mem_clear(&vm->mem);
 	run_state_destroy(&vm->run_state);
+	if (vm->pause_ready)
+		vcpu_pause_destroy(&vm->pause);
+	vm->pause_ready = false;
 	int *fds[] = { &vm->vm_fd, &vm->kvm_fd };
 	for (unsigned i = 0; i < ARRAY_SIZE(fds); i++) {
 		if (*fds[i] >= 0)
@@ -307,10 +315,37 @@ int vm_start(struct vm *vm)
 
 void vm_join(struct vm *vm)
 {
-	/* Threads check this before each KVM_RUN. */
+	/* Threads check this before each KVM_RUN; parked ones wake to see it. */
 	run_state_stop(&vm->run_state);
+	vcpu_pause_end(&vm->pause);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+}
+
+static unsigned started_vcpus(const struct vm *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		n += vm->vcpus[i].started;
+	return n;
+}
+
+void vm_pause_vcpus(struct vm *vm)
+{
+	vcpu_pause_request(&vm->pause);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+bool vm_vcpus_parked(struct vm *vm, int timeout_ms)
+{
+	return vcpu_pause_wait(&vm->pause, started_vcpus(vm), timeout_ms);
+}
+
+void vm_resume_vcpus(struct vm *vm)
+{
+	vcpu_pause_release(&vm->pause);
 }

@@ -34,6 +34,7 @@
 #include "vmm/run_state.h"
 #include "vmm/timing.h"
 #include "vmm/vcpu.h"
+#include "vmm/vcpu_pause.h"
 
 struct vm_config {
 	uint64_t mem_bytes;
@@ -61,6 +62,8 @@ struct vm {
 	struct exit_io exit_io;
 
 	struct run_state run_state;  /* stop request, exit status and reason */
+	struct vcpu_pause pause;     /* holds the vCPUs between two KVM_RUNs */
+	bool pause_ready;
 
 	struct vm_timing timing;     /* first_* set atomically by vCPU threads */
 };
@@ -82,5 +85,15 @@ int vm_start(struct vm *vm);
 
 /* Stop every vCPU and join its thread. Main thread. */
 void vm_join(struct vm *vm);
+
+/*
+ * Pausing (vcpu_pause.h): ask every vCPU to park and kick it out of
+ * KVM_RUN; then wait, a bounded while at a time, until all have parked (a
+ * vCPU in an exit may wait on the caller's loop first: serve it between
+ * waits). vm_resume_vcpus lets them run on. The main (loop) thread.
+ */
+void vm_pause_vcpus(struct vm *vm);
+bool vm_vcpus_parked(struct vm *vm, int timeout_ms);
+void vm_resume_vcpus(struct vm *vm);
 
 #endif
