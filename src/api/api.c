@@ -1,7 +1,8 @@
 /*
  * The control API (see api.h): the server's life, the entry point of every
  * request and GET /. The routes are a table (api_routes.c) whose handlers
- * live with their subject: api_ifaces.c, api_mmds.c, api_metrics.c; replies
+ * live with their subject: api_ifaces.c, api_mmds.c, api_metrics.c,
+ * api_vm.c; replies
  * and body helpers are in api_json.c.
  */
 #include "api/api.h"
@@ -17,12 +18,16 @@
 const struct counter_set api_counter_set = COUNTER_SET("api_server", API_COUNTERS(X));
 #undef X
 
-/* GET /: instance information. */
+/* GET /: instance information. Without a VM (vhost net) the device
+ * serves as long as the process runs: "Running". */
 void api_instance_get(struct api *api, const char *id, const struct http_request *req,
 		      struct http_response *resp)
 {
+	const struct api_vm_ops *vm = api->opts.vm;
+	const char *state = vm ? vm->state(api->opts.vm_ctx) : "Running";
+
 	api_reply_json(resp, 200, json_pack("{s:s,s:s,s:s}", "app_name", "kvmini", "id",
-					"anonymous-instance", "state", "Running"));
+					"anonymous-instance", "state", state));
 }
 
 /* --- dispatch ---------------------------------------------------------------------------- */

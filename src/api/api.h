@@ -8,7 +8,8 @@
  *   PUT|PATCH /network-interfaces/{id}   rx_rate_limiter / tx_rate_limiter
  *   PUT /metrics                   {"metrics_path": ...}
  *   PUT /actions                   {"action_type": "FlushMetrics"}
- *   GET /                          instance information
+ *   PATCH /vm                      {"state": "Paused"|"Resumed"}
+ *   GET /                          instance information (the VM's state)
  * and, as kvmini extensions, GET /network-interfaces/{id} (the current
  * limits) and GET /metrics (the metrics line, directly).
  * Success is 204 (or 200 with a JSON body); anything malformed or not
@@ -54,6 +55,17 @@ struct api_iface {
 	bool mmds;                        /* MMDS frames are intercepted on it */
 };
 
+/* The VM behind the API (kvmini run; vhost net has none). Each call runs
+ * on the api_start() loop's thread, the VM's loop thread. */
+struct api_vm_ops {
+	/* 0, or -errno: -EAGAIN before the VM runs, -ESHUTDOWN while it ends,
+	 * -ETIMEDOUT when a vCPU did not stop (the VM runs on). */
+	int (*pause)(void *ctx);
+	int (*resume)(void *ctx);
+	/* Firecracker's instance states: "Not started", "Running", "Paused". */
+	const char *(*state)(void *ctx);
+};
+
 struct api_opts {
 	const char *socket_path;          /* NULL: no server (tests drive api_http_handler) */
 	struct api_iface ifaces[API_MAX_IFACES];
@@ -61,6 +73,8 @@ struct api_opts {
 	struct mmds *mmds;                /* NULL: the /mmds routes answer that MMDS is off */
 	struct api_counter_source sources[API_MAX_SOURCES];
 	unsigned n_sources;
+	const struct api_vm_ops *vm;      /* NULL: no VM (PATCH /vm is refused) */
+	void *vm_ctx;
 };
 
 #define API_COUNTERS(X) \

@@ -1,7 +1,8 @@
 /*
  * What the files of the control API share: the server's state, the reply
  * and JSON helpers (api_json.c), and the route handlers the table in
- * api_routes.c points at (api_ifaces.c, api_mmds.c, api_metrics.c, api.c).
+ * api_routes.c points at (api_ifaces.c, api_mmds.c, api_metrics.c, api_vm.c,
+ * api.c).
  * Everything here runs on the thread of the api_start() loop.
  */
 #ifndef KVMINI_API_API_INTERNAL_H
@@ -82,6 +83,8 @@ void api_actions_put(struct api *api, const char *id, const struct http_request 
 		     struct http_response *resp);
 void api_instance_get(struct api *api, const char *id, const struct http_request *req,
 		      struct http_response *resp);
+void api_vm_patch(struct api *api, const char *id, const struct http_request *req,
+		  struct http_response *resp);
 
 /* Run the route that takes @req's method and path (api_routes.c); false
  * when none does. */

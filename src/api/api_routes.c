@@ -27,6 +27,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/metrics",                  api_metrics_put },
 	{ "GET",   "/metrics",                  api_metrics_get },
 	{ "PUT",   "/actions",                  api_actions_put },
+	{ "PATCH", "/vm",                       api_vm_patch },
 	{ "GET",   "/",                         api_instance_get },
 };
 

@@ -215,15 +215,17 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out)
 
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
 			       struct net_device *const nets[], struct mmds *m,
-			       const struct api_counter_source *sources, unsigned n_sources,
-			       struct api **out)
+			       const struct api_opts *extra, struct api **out)
 {
-	struct api_opts o = { .socket_path = c->api_sock, .n_ifaces = c->n_ifaces, .mmds = m };
+	struct api_opts o = *extra;
 	struct errbuf eb = { 0 };
 
 	*out = NULL;
 	if (!c->api_sock)
 		return 0;
+	o.socket_path = c->api_sock;
+	o.n_ifaces = c->n_ifaces;
+	o.mmds = m;
 	for (unsigned i = 0; i < c->n_ifaces; i++) {
 		const struct net_iface_config *ifc = &c->ifaces[i];
 		o.ifaces[i] = (struct api_iface){
@@ -231,8 +233,6 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 			.host_dev_name = net_iface_host_dev_name(ifc),
 		};
 	}
-	for (unsigned i = 0; i < n_sources && i < API_MAX_SOURCES; i++)
-		o.sources[o.n_sources++] = sources[i];
 	*out = api_start(loop, &o, &eb);
 	if (!*out) {
 		log_err("--api-sock %s: %s", c->api_sock, eb.msg);

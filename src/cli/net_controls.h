@@ -93,11 +93,12 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
 /*
  * The control API on @loop when --api-sock was given (else *@out = NULL):
  * @nets[i] is interface i's device. Every device must run on @loop's
- * thread, which is where the API touches them. 0 or -EINVAL (logged).
+ * thread, which is where the API touches them. @extra gives what the
+ * caller adds (counter sources, the VM); the socket, interfaces and MMDS
+ * come from here. 0 or -EINVAL (logged).
  */
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
 			       struct net_device *const nets[], struct mmds *m,
-			       const struct api_counter_source *sources, unsigned n_sources,
-			       struct api **out);
+			       const struct api_opts *extra, struct api **out);
 
 #endif

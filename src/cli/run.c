@@ -408,16 +408,52 @@ static void configure(struct run_ctx *ctx)
 	};
 }
 
+/* --- the VM as the API sees it ------------------------------------------------ */
+
+static int api_pause(void *opaque)
+{
+	struct machine *m = opaque;
+	bool was = m->paused;
+	int r = machine_pause(m);
+
+	if (!r && !was)
+		log_info("VM paused");
+	return r;
+}
+
+static int api_resume(void *opaque)
+{
+	struct machine *m = opaque;
+	bool was = m->paused;
+	int r = machine_resume(m);
+
+	if (!r && was)
+		log_info("VM resumed");
+	return r;
+}
+
+static const char *api_state(void *opaque)
+{
+	const struct machine *m = opaque;
+
+	return m->paused ? "Paused" : m->running ? "Running" : "Not started";
+}
+
+static const struct api_vm_ops api_vm = {
+	.pause = api_pause, .resume = api_resume, .state = api_state,
+};
+
 /* The control API on the machine's loop, which every net device runs on,
  * so its calls into the devices never race their queue work. */
 static int start_api(struct run_ctx *ctx)
 {
 	struct net_device *devs[RUN_MAX_NETS];
+	const struct api_opts extra = { .vm = &api_vm, .vm_ctx = &ctx->machine };
 
 	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
 		devs[i] = ctx->machine.nets[i].dev;
 	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, devs, ctx->mmds,
-					  NULL, 0, &ctx->api);
+					  &extra, &ctx->api);
 }
 
 static int build(struct run_ctx *ctx)

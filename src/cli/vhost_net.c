@@ -190,8 +190,10 @@ static int serve_net(const struct net_args *a)
 		goto out_iface;
 	}
 	struct api *api;
-	const struct api_counter_source src = { "vhost_user", visit_vhost_user, &server };
-	if (cli_net_controls_start_api(&a->ctl, &loop, &net, mmds, &src, 1, &api) < 0)
+	const struct api_opts extra = {
+		.sources = { { "vhost_user", visit_vhost_user, &server } }, .n_sources = 1,
+	};
+	if (cli_net_controls_start_api(&a->ctl, &loop, &net, mmds, &extra, &api) < 0)
 		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {

@@ -13,7 +13,9 @@
 #              modules in the initramfs, no command-line devices: it finds
 #              the devices through kvmini's DSDT), its lz4 payload unpacked on
 #              the host (--host-decompress), on a tap like `own`; the guest
-#              ends with poweroff (ACPI S5), which must end kvmini with 0
+#              ends with poweroff (ACPI S5), which must end kvmini with 0;
+#              midway the test pauses it through the API for 1.5 s (the
+#              guest's counter on the share and its pings go on after)
 #   stock-user the same kernel entered as a bzImage, virtio-net on `user`
 #              (libslirp; the host is 10.0.2.2)
 #
@@ -88,6 +90,51 @@ dump_check() {
 		fail "host: no echo request from $KVM_GUEST_MAC and reply on the tap (log $CLOG/tap.txt)"
 }
 
+# pauser SOCK: once the guest opens its pause window (kvmini.pause=1,
+# guest/init), pause the VM through the API for 1.5 s, see that nothing
+# moved on the share meanwhile, resume; what it saw goes to pause.txt.
+pauser() {
+	local sock=$1 counter=$SHARE/counter.txt paused state before after resumed
+	for _ in $(seq $((LIMIT * 10))); do
+		grep -q 'kvmini-check: pause window' "$CLOG/console.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 0.5
+	paused=$(vm_patch "$sock" Paused)
+	state=$(curl -s --max-time 10 --unix-socket "$sock" http://k/ | grep -oE '"state": *"[^"]*"')
+	before=$(wc -l <"$counter" 2>/dev/null)
+	sleep 1.5
+	after=$(wc -l <"$counter" 2>/dev/null)
+	resumed=$(vm_patch "$sock" Resumed)
+	echo "paused=$paused state=$state before=${before:-none} after=${after:-none} resumed=$resumed" \
+		>"$CLOG/pause.txt"
+}
+vm_patch() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$1" -X PATCH \
+		-H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" http://k/vm
+}
+
+# pause_check: judge the pauser's record and the counter the guest wrote.
+pause_check() {
+	local rec
+	rec=$(cat "$CLOG/pause.txt" 2>/dev/null)
+	case $rec in
+	"paused=204 state=\"state\":\"Paused\" before="*)
+		pass "pause: PATCH /vm Paused inside the guest's window, GET / said Paused" ;;
+	*) fail "pause: the pause did not happen as asked ($rec)"; return ;;
+	esac
+	local before=${rec#*before=} after=${rec#*after=}
+	before=${before%% *} after=${after%% *}
+	[ "$before" = "$after" ] && [ "$before" != none ] &&
+		pass "pause: nothing written to the share for 1.5 s while paused ($before lines)" ||
+		fail "pause: the share changed while paused ($before, then $after lines)"
+	[ "${rec##*resumed=}" = 204 ] && pass "pause: PATCH /vm Resumed answered 204" ||
+		fail "pause: PATCH /vm Resumed answered ${rec##*resumed=}"
+	[ "$(cat "$SHARE/counter.txt" 2>/dev/null)" = "$(seq 1 30)" ] &&
+		pass "pause: counter.txt holds 1 to 30 after the resume, none lost or repeated" ||
+		fail "pause: counter.txt is not 1 to 30 ($(tr '\n' ' ' <"$SHARE/counter.txt" 2>/dev/null | head -c 120))"
+}
+
 # accept CASE NET GUEST_CIDR HOST_IP: boot the guest KVM_CHECK_GUEST names
 # with the check, and judge it.
 accept() {
@@ -101,15 +148,19 @@ accept() {
 	kvm_check_argv "$KVMINI" "$CPUS" "$net" "$SHARE" "$3" "$4"
 	case $net in tap:*) dump_start ;; esac
 	echo "INFO: acceptance $case: kvmini run $(printf '%q ' "${KVM_ARGV[@]:2}")(up to $LIMIT s)"
-	local t0 rc
+	local t0 rc pauser_pid=
 	t0=$(date +%s)
+	rm -f "$CLOG/pause.txt" "$CLOG/console.out"
+	[ -n "${PAUSE_SOCK:-}" ] && { pauser "$PAUSE_SOCK" & pauser_pid=$!; }
 	ip netns exec "$NS" timeout -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err"
 	rc=$?
+	[ -n "$pauser_pid" ] && { kill "$pauser_pid" 2>/dev/null; wait "$pauser_pid" 2>/dev/null; }
 	echo "INFO: acceptance $case: kvmini ended with status $rc after $(($(date +%s) - t0)) s" \
 		"(logs $CLOG/console.out, $CLOG/kvmini.err)"
 	if kvm_check_verdict "$CLOG/console.out" "$CLOG/kvmini.err" "$SHARE" "$rc"; then
 		case $net in tap:*) dump_check ;; esac
+		[ -n "$pauser_pid" ] && pause_check
 	fi
 	echo "INFO: acceptance $case: boot figures:"
 	kvm_boot_figures
@@ -140,11 +191,22 @@ stock_ready() {
 	KVM_CHECK_CMDLINE="kvmini.end=poweroff"
 }
 
+# Also paused and resumed through the API in the middle of its check
+# (curl permitting): a pause window in the guest (kvmini.pause=1).
 case_stock_tap() {
 	stock_ready stock-tap || return
 	tap_up 10.211.0.1/24 || { fail "tap $TAP in $NS"; return; }
 	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --host-decompress --initrd build/stock-guest/initramfs.gz)
+	if command -v curl >/dev/null; then
+		PAUSE_SOCK=$LOG/stock-tap.sock
+		rm -f "$PAUSE_SOCK"
+		KVM_CHECK_GUEST+=(--api-sock "$PAUSE_SOCK")
+		KVM_CHECK_CMDLINE+=" kvmini.pause=1"
+	else
+		echo "SKIP: acceptance stock-tap: pause: curl is not installed"
+	fi
 	accept stock-tap "tap:$TAP" 10.211.0.2/24 10.211.0.1
+	PAUSE_SOCK=
 }
 
 # With user networking, and the share served with options of its own

@@ -493,6 +493,13 @@ static void test_net(void)
 	check(d.isr_seen & VIRTIO_MMIO_INT_VRING, "InterruptStatus said used buffers");
 	CHECK_EQ(gq_used_idx(&txq), NFRAMES, "TX chains completed");
 	check_received(NFRAMES);
+	/* between_ms=N: wait N ms with RX buffers posted before the second
+	 * round (the host pauses and resumes the VM meanwhile). */
+	char between[16];
+	if (cmdline_get("between_ms", between, sizeof(between))) {
+		printf("kvm-guest net: between rounds\n");
+		wait_for(never, NULL, (unsigned)parse_dec(between, NULL));
+	}
 	/* A second round: buffers and kicks keep working after the first. */
 	send_frames(&d, NFRAMES);
 	want = 2 * NFRAMES;
@@ -505,6 +512,23 @@ static void test_net(void)
 	if (cmdline_get("hold_ms", val, sizeof(val))) {
 		printf("kvm-guest net: holding\n");
 		wait_for(never, NULL, (unsigned)parse_dec(val, NULL));
+	}
+	finish();
+}
+
+/* --- ticks: a guest that shows it runs ------------------------------------------------ */
+
+/* ticks=N: a line every 100 ms (LAPIC timer), N of them (default 100),
+ * while the host pauses and resumes the VM (tests/kvm/test_pause.sh): the
+ * lines stop while paused and go on, numbered without a gap, after. */
+static void test_ticks(void)
+{
+	char val[16];
+	unsigned n = cmdline_get("ticks", val, sizeof(val)) ? (unsigned)parse_dec(val, NULL) : 100;
+
+	for (unsigned i = 1; i <= n; i++) {
+		wait_for(never, NULL, 100);
+		printf("kvm-guest ticks: tick %u\n", i);
 	}
 	finish();
 }
@@ -924,6 +948,7 @@ static const struct {
 	{ "features", test_features },
 	{ "net-config", test_net_config },
 	{ "net", test_net },
+	{ "ticks", test_ticks },
 	{ "poison", test_poison },
 	{ "fs", test_fs },
 	{ "fs-notify", test_fs_notify },
