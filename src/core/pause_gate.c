@@ -24,7 +24,7 @@ int pause_gate_init(struct pause_gate *g)
 		return -r;
 	}
 	g->busy = 0;
-	g->paused = true;
+	g->holds = 1;
 	g->shut = false;
 	g->pauses = 0;
 	return 0;
@@ -57,7 +57,7 @@ bool pause_gate_enter(struct pause_gate *g, bool (*ready)(void *arg), void *arg)
 	bool ok;
 
 	pthread_mutex_lock(&g->lock);
-	while (!g->shut && (g->paused || !ready(arg)))
+	while (!g->shut && (g->holds || !ready(arg)))
 		pthread_cond_wait(&g->work, &g->lock);
 	ok = !g->shut;
 	if (ok)
@@ -71,7 +71,7 @@ bool pause_gate_try_enter(struct pause_gate *g)
 	bool ok;
 
 	pthread_mutex_lock(&g->lock);
-	ok = !g->paused && !g->shut;
+	ok = !g->holds && !g->shut;
 	if (ok)
 		g->busy++;
 	pthread_mutex_unlock(&g->lock);
@@ -90,17 +90,19 @@ void pause_gate_leave(struct pause_gate *g)
 void pause_gate_pause(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
-	if (!g->paused)
+	if (!g->holds)
 		g->pauses++;
-	g->paused = true;
+	g->holds++;
 	pthread_mutex_unlock(&g->lock);
 }
 
 void pause_gate_resume(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
-	g->paused = false;
-	pthread_cond_broadcast(&g->work);
+	if (g->holds)
+		g->holds--;
+	if (!g->holds)
+		pthread_cond_broadcast(&g->work);
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -116,7 +118,6 @@ void pause_gate_shutdown(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
 	g->shut = true;
-	g->paused = true;
 	pthread_cond_broadcast(&g->work);
 	pthread_mutex_unlock(&g->lock);
 }

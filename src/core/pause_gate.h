@@ -29,12 +29,12 @@ struct pause_gate {
 	pthread_cond_t idle;      /* controllers wait here for busy == 0 */
 	/* All below are protected by @lock. */
 	unsigned busy;            /* workers between enter and leave */
-	bool paused;
+	unsigned holds;           /* pauses not yet resumed: closed while > 0 */
 	bool shut;
 	unsigned long pauses;     /* times pause_gate_pause closed an open gate */
 };
 
-/* The gate starts paused: nothing runs until pause_gate_resume(). */
+/* The gate starts paused (one hold): nothing runs until pause_gate_resume(). */
 int pause_gate_init(struct pause_gate *g);
 void pause_gate_destroy(struct pause_gate *g);
 
@@ -61,9 +61,11 @@ bool pause_gate_try_enter(struct pause_gate *g);
 /* The caller's request is answered. */
 void pause_gate_leave(struct pause_gate *g);
 
-/* Stop letting workers in; those inside finish their request. */
+/* Stop letting workers in; those inside finish their request. Pauses
+ * nest: each holder (a reset, the VM's pause, a snapshot) resumes once,
+ * and the gate opens when the last hold goes. */
 void pause_gate_pause(struct pause_gate *g);
-/* Let workers in again (no effect once shut). */
+/* Drop one hold; the last lets workers in again (never once shut). */
 void pause_gate_resume(struct pause_gate *g);
 /* Block until no worker is inside. Meaningful while paused or shut. */
 void pause_gate_wait_idle(struct pause_gate *g);

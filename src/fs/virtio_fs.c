@@ -540,9 +540,9 @@ void virtio_fs_pause(struct virtio_fs *fs)
 
 void virtio_fs_resume(struct virtio_fs *fs)
 {
-	/* Only an active device has queues to serve. */
-	if (fs->vdev.active)
-		pause_gate_resume(&fs->gate);
+	/* An inactive device keeps its own hold (taken at init and by each
+	 * reset, dropped by activate): it stays closed. */
+	pause_gate_resume(&fs->gate);
 }
 
 void virtio_fs_wait_idle(struct virtio_fs *fs)

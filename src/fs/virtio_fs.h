@@ -39,7 +39,8 @@
  * popped and unanswered: each is either still in its avail ring or done.
  * ops->reset (loop thread: driver reset, vhost-user disconnect, ring disable,
  * memory table change) pauses and waits for idle before the transport stops
- * the queues; activate resumes.
+ * the queues; activate resumes. Holds nest (pause_gate.h): a VM pause on
+ * a reset device leaves it closed until both are undone.
  *
  * Notifications (FUSE_NOTIFY_*, virtio_fs_notify) are sent from any thread
  * but a worker (host_watch's thread in practice). The issue asked for them
@@ -178,8 +179,10 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
  * reset the device (or never activated it). */
 void virtio_fs_destroy(struct virtio_fs *fs);
 
-/* Pause gate, for snapshots and tests: stop taking requests / take them
- * again / wait until none is in flight. Any thread but a worker. */
+/* Pause gate, for the VM's pause, snapshots and tests: stop taking
+ * requests / take them again / wait until none is in flight. Pauses nest:
+ * one resume for each pause (the device's own hold, from init or a reset
+ * until activate, is one of them). Any thread but a worker. */
 void virtio_fs_pause(struct virtio_fs *fs);
 void virtio_fs_resume(struct virtio_fs *fs);
 void virtio_fs_wait_idle(struct virtio_fs *fs);

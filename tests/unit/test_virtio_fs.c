@@ -746,6 +746,14 @@ static void test_pause_gate(void)
 	event_loop_once(&r.loop, 0);
 	CHECK_EQ(vd_used_pending(&r.vq[1]), 1);
 	CHECK_EQ(ctrs(&r).pauses, 1);
+	/* A second holder (a snapshot while the VM is paused): one resume
+	 * leaves the gate closed; a pause counts once however many hold it. */
+	virtio_fs_pause(r.fs);
+	virtio_fs_resume(r.fs);
+	usleep(50 * 1000);
+	event_loop_once(&r.loop, 0);
+	CHECK_EQ(vd_used_pending(&r.vq[1]), 1);
+	CHECK_EQ(ctrs(&r).pauses, 1);
 	virtio_fs_resume(r.fs);
 	CHECK(wait_used(&r, 1, 4));
 	for (int i = 0; i < 4; i++) {
