@@ -474,6 +474,16 @@ static void fs_queue_notify(struct virtio_device *vdev, unsigned q)
 	pause_gate_unlock(&fs->gate);
 }
 
+/* Take a hold on the gate and wait until no request is between taken
+ * and answered; the completions published meanwhile still owe their
+ * interrupt, raised now (for a paused VM the irqchip keeps it). */
+static void hold_at_boundary(struct virtio_fs *fs)
+{
+	virtio_fs_pause(fs);
+	virtio_fs_wait_idle(fs);
+	deliver_posted(fs);
+}
+
 /* Loop thread: stop at a request boundary before the transport stops the
  * queues (or unmaps guest memory). A notification being written holds the
  * gate too, so it is finished (or not started) when this returns. */
@@ -481,23 +491,15 @@ static void fs_reset(struct virtio_device *vdev)
 {
 	struct virtio_fs *fs = to_fs(vdev);
 
-	virtio_fs_pause(fs);
-	virtio_fs_wait_idle(fs);
+	hold_at_boundary(fs);
 	mark_all_work(fs, false);
-	/* Completions published before the pause still owe their interrupt. */
-	deliver_posted(fs);
 }
 
-/* The VM pauses: requests in flight are answered, no worker takes
- * another (kicks mark work that waits), and the interrupts owed for what
- * completed are raised now: the irqchip keeps them for the vCPUs. */
+/* The VM pauses: no worker takes another request; kicks mark work that
+ * waits for the resume. */
 static void fs_pause(struct virtio_device *vdev)
 {
-	struct virtio_fs *fs = to_fs(vdev);
-
-	virtio_fs_pause(fs);
-	virtio_fs_wait_idle(fs);
-	deliver_posted(fs);
+	hold_at_boundary(to_fs(vdev));
 }
 
 static void fs_resume(struct virtio_device *vdev)

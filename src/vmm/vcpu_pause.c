@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "core/atomics.h"
+#include "core/clock.h"
 
 int vcpu_pause_init(struct vcpu_pause *p)
 {
@@ -61,15 +62,9 @@ void vcpu_pause_request(struct vcpu_pause *p)
 
 bool vcpu_pause_wait(struct vcpu_pause *p, unsigned n, int timeout_ms)
 {
-	struct timespec until;
+	uint64_t end = clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	const struct timespec until = { (time_t)(end / 1000000000u), (long)(end % 1000000000u) };
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&p->lock);
 	while (p->parked < n && !p->ended)
 		if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT)
