@@ -19,6 +19,7 @@ CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
+KVM_TEST_SRCS := $(wildcard tests/kvm/*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
 HDRS      := $(shell find src tests/support -name '*.h')
 
@@ -32,9 +33,10 @@ SAN_CLI_OBJ := $(CLI_SRCS:%.c=build/san/%.o)
 
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+KVM_TEST_BINS := $(KVM_TEST_SRCS:tests/kvm/%.c=build/kvm-tests/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
-.PHONY: all test unit fuzz bench clean lint print-cflags
+.PHONY: all test unit kvm-tests fuzz bench clean lint print-cflags
 all: build/kvmini
 
 # V=1 shows the full command lines.
@@ -75,6 +77,12 @@ build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
 	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a \
 		$(LDFLAGS_$(notdir $@)) $(LDLIBS)
 
+# Programs the KVM suite runs (tests/kvm/test_*.sh): they need /dev/kvm.
+build/kvm-tests/%: tests/kvm/%.c build/libkvmini-san.a $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a $(LDLIBS)
+
 # A seam no caller offers: test_virtio_fs answers through its own wrapper of
 # the FUSE server, which can overstate a reply's length (the device's guard).
 LDFLAGS_test_virtio_fs := -Wl,--wrap=fuse_server_handle
@@ -93,6 +101,7 @@ build/bench/%: bench/%.c build/libkvmini.a $(SUPPORT_SRCS) $(HDRS)
 	$(Q)$(CC) $(CFLAGS_COMMON) -O2 -Itests/support -o $@ $< $(SUPPORT_SRCS) build/libkvmini.a $(LDLIBS)
 
 unit: $(UNIT_BINS)
+kvm-tests: $(KVM_TEST_BINS)
 fuzz: $(FUZZ_BINS)
 bench: $(BENCH_BINS) build/kvmini
 

@@ -297,7 +297,7 @@ int vm_start(struct vm *vm)
 		log_err("vCPU kick signal: %s", strerror(-r));
 		return r;
 	}
-	for (unsigned i = 0; i < vm->ncpus; i++) {
+	for (unsigned i = 0; !vm->restored && i < vm->ncpus; i++) {
 		r = cpu_setup(&vm->vcpus[i], &cpu);
 		if (r < 0)
 			return r;

@@ -66,6 +66,9 @@ struct vm {
 	bool pause_ready;
 
 	struct vm_timing timing;     /* first_* set atomically by vCPU threads */
+	/* vm_state_load put saved vCPU state in: vm_start must not set the
+	 * vCPUs up for a boot (cpu_setup) over it. */
+	bool restored;
 };
 
 /* Open /dev/kvm, create the VM, its memory, irqchip, PIT and vCPUs.
@@ -80,7 +83,8 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
 /* Drive an ISA interrupt line of the in-kernel irqchip (any thread). */
 int vm_set_irq_line(struct vm *vm, unsigned irq, bool level);
 
-/* Set up every vCPU's registers, CPUID and MSRs, then start their threads. */
+/* Set up every vCPU's registers, CPUID and MSRs (not for a VM that
+ * vm_state_load restored), then start their threads. */
 int vm_start(struct vm *vm);
 
 /* Stop every vCPU and join its thread. Main thread. */

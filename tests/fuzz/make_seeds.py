@@ -558,11 +558,64 @@ def seeds_decompress():
     return out
 
 
+# ---- fuzz_state -----------------------------------------------------------
+# The KVM state sections of src/vmm/vm_state.h and vcpu_state.h, for a VM of
+# one vCPU on a host with 4 KiB of XSAVE (the fuzzer's host). Struct sizes
+# are x86 KVM's (linux/kvm.h).
+
+KVM_SIZES = dict(pic=16, ioapic=216, pit2=112, regs=144, sregs=312, debugregs=128,
+                 lapic=1024, events=64, xsave=4096)
+
+
+def st_section(tag, body):
+    return tag.encode() + u32(len(body)) + body
+
+
+def st_blob(size, fill=0):
+    return u32(size) + bytes([fill]) * size
+
+
+def st_chip():
+    irqc = st_blob(KVM_SIZES["pic"]) + st_blob(KVM_SIZES["pic"]) + st_blob(KVM_SIZES["ioapic"])
+    return (st_section("IRQC", irqc) + st_section("PIT2", st_blob(KVM_SIZES["pit2"])) +
+            st_section("CLCK", u64(1000000000) + u32(0)))
+
+
+def st_vcpu(index=0):
+    cpuid = u32(2) + b"".join(u32(v) for v in (0, 0, 0, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69))
+    cpuid += b"".join(u32(v) for v in (1, 0, 0, 0x806f8, 0, 0x80000000, 0))
+    msrs = u32(2) + u32(0x10) + u64(123456789) + u32(0x4b564d01) + u64(0x12001)
+    body = (u32(index) + cpuid + u32(0) + st_blob(KVM_SIZES["regs"]) +
+            st_blob(KVM_SIZES["sregs"]) + st_blob(KVM_SIZES["xsave"]) +
+            u32(1) + u32(0) + u32(0) + u64(3) + st_blob(KVM_SIZES["debugregs"]) +
+            st_blob(KVM_SIZES["lapic"]) + msrs + st_blob(KVM_SIZES["events"]))
+    return st_section("VCPU", body)
+
+
+def st_file(payload):
+    """Header (src/core/state_io.h) and payload."""
+    head = b"KVMINIST" + u32(1) + u32(32) + u64(len(payload)) + u32(zlib.crc32(payload))
+    return head + u32(zlib.crc32(head)) + payload
+
+
+def seeds_state():
+    vm = st_chip() + st_section("NCPU", u32(1)) + st_vcpu()
+    return {
+        "vm-file": st_file(vm),
+        "vm-file-truncated": st_file(vm)[:-100],
+        "vm-payload": vm,
+        "vcpu-section": st_vcpu(),
+        "vcpu-wrong-index": st_vcpu(1),
+        "chip-sections": st_chip(),
+    }
+
+
 GENERATORS = {
     "fuzz_decompress": seeds_decompress,
     "fuzz_fuse": seeds_fuse,
     "fuzz_mmio": seeds_mmio,
     "fuzz_ports": seeds_ports,
+    "fuzz_state": seeds_state,
     "fuzz_vhost_user": seeds_vhost_user,
     "fuzz_virtio_fs": seeds_virtio_fs,
     "fuzz_virtq_net": seeds_virtq_net,
