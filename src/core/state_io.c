@@ -13,6 +13,9 @@
 
 #define SECTION_HEADER 8u
 
+/* STATE_MAGIC's eight bytes, without a terminator. */
+static const uint8_t state_magic[8] = { 'K', 'V', 'M', 'I', 'N', 'I', 'S', 'T' };
+
 /* --- writing ------------------------------------------------------------------- */
 
 void state_writer_init(struct state_writer *w)
@@ -123,7 +126,7 @@ void state_end(struct state_writer *w)
 
 static void fill_header(uint8_t h[STATE_HEADER_SIZE], const uint8_t *payload, size_t len)
 {
-	memcpy(h, STATE_MAGIC, 8);
+	memcpy(h, state_magic, sizeof(state_magic));
 	put_le(h + 8, STATE_FORMAT_VERSION, 4);
 	put_le(h + 12, STATE_HEADER_SIZE, 4);
 	put_le(h + 16, len, 8);
@@ -186,7 +189,7 @@ int state_file_write(const char *path, const struct state_writer *w, struct errb
 int state_check_header(const uint8_t *data, size_t len, const uint8_t **payload,
 		       size_t *payload_len, struct errbuf *eb)
 {
-	if (len < STATE_HEADER_SIZE || memcmp(data, STATE_MAGIC, 8) != 0) {
+	if (len < STATE_HEADER_SIZE || memcmp(data, state_magic, sizeof(state_magic)) != 0) {
 		errbuf_set(eb, "not a kvmini snapshot state (no \"%s\" header)", STATE_MAGIC);
 		return -EINVAL;
 	}
@@ -204,7 +207,7 @@ int state_check_header(const uint8_t *data, size_t len, const uint8_t **payload,
 	if (hsize != STATE_HEADER_SIZE || plen > STATE_MAX_PAYLOAD ||
 	    plen != len - STATE_HEADER_SIZE) {
 		errbuf_set(eb, "the state is %zu bytes, its header says %llu: truncated or padded",
-			   len, (unsigned long long)(plen + hsize));
+			   len, (unsigned long long)plen + hsize);
 		return -EINVAL;
 	}
 	if (get_le(data + 24, 4) != crc32(crc32(0, NULL, 0), data + STATE_HEADER_SIZE, (uInt)plen)) {
@@ -219,7 +222,7 @@ int state_check_header(const uint8_t *data, size_t len, const uint8_t **payload,
 /* The file whole, refusing what cannot be a state before reading it. */
 static int slurp(const char *path, uint8_t **data, size_t *len, struct errbuf *eb)
 {
-	struct stat st;
+	struct stat st = { 0 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
 
@@ -314,8 +317,10 @@ static const uint8_t *take(struct state_reader *r, size_t n)
 static void tag_text(uint32_t tag, char out[5])
 {
 	for (unsigned i = 0; i < 4; i++) {
-		char c = (char)(tag >> (8 * i));
-		out[i] = c >= 0x20 && c < 0x7f ? c : '?';
+		uint8_t c = (uint8_t)(tag >> (8 * i));
+		out[i] = '?';
+		if (c >= 0x20 && c < 0x7f)
+			out[i] = (char)c;
 	}
 	out[4] = '\0';
 }
@@ -427,6 +432,23 @@ bool state_get_bytes(struct state_reader *r, void *out, size_t n)
 	}
 	memcpy(out, p, n);
 	return true;
+}
+
+const uint8_t *state_get_blob(struct state_reader *r, size_t max, size_t *len)
+{
+	uint32_t n = state_get_u32(r);
+
+	*len = 0;
+	if (r->failed)
+		return NULL;
+	if (n > max) {
+		state_fail(r, "%u bytes where at most %zu fit", n, max);
+		return NULL;
+	}
+	const uint8_t *p = take(r, n);
+	if (p)
+		*len = n;
+	return p;
 }
 
 bool state_get_str(struct state_reader *r, char *out, size_t size)

@@ -120,6 +120,11 @@ bool state_get_bytes(struct state_reader *r, void *out, size_t n);
  * longer, or holding a NUL, fails. */
 bool state_get_str(struct state_reader *r, char *out, size_t size);
 
+/* A length-prefixed run of bytes (state_put_str's layout) left in place:
+ * a pointer into the state and its length, or NULL when cut short or
+ * longer than @max. */
+const uint8_t *state_get_blob(struct state_reader *r, size_t max, size_t *len);
+
 /* Mark @r failed with why (only the first failure is kept), prefixed with
  * the section's tag. Returns false, so `return state_fail(...)` reads. */
 bool state_fail(struct state_reader *r, const char *fmt, ...)
