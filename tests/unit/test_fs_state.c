@@ -461,6 +461,62 @@ static void test_restore_path_fallback(void)
 	pair_free();
 }
 
+/* The host watcher is a node observer: restored nodes are told to it as
+ * looked-up ones are, so their watches come back; stale ones are not. */
+struct count_obs {
+	struct fs_node_observer obs;
+	unsigned added, forgotten;
+};
+
+static int obs_added(struct fs_node_observer *o, uint64_t nodeid, int fd, mode_t type)
+{
+	struct count_obs *c = (struct count_obs *)o;
+
+	c->added++;
+	return (int)c->added;
+}
+
+static void obs_forgotten(struct fs_node_observer *o, uint64_t nodeid, int token)
+{
+	((struct count_obs *)o)->forgotten++;
+}
+
+static const struct fs_node_observer_ops count_ops = { obs_added, obs_forgotten };
+
+static void test_restore_watches(void)
+{
+	static struct count_obs c = { .obs.ops = &count_ops };
+	struct passthrough_opts po = { .root = rootdir, .observer = &c.obs };
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	int err;
+
+	host_write("w1.txt", "1");
+	host_write("w2.txt", "2");
+	pair_new(FUSE_CACHE_AUTO);
+	CHECK_EQ(do_init(), 0);
+	uint64_t w1 = lookup(FUSE_ROOT_ID, "w1.txt");
+	CHECK(lookup(FUSE_ROOT_ID, "w2.txt") != 0);
+	CHECK(lookup(FUSE_ROOT_ID, "sub") != 0);
+	save(&w);
+	pair_free();
+	host_unlink("w2.txt");
+
+	be = passthrough_new(&po, &err);
+	srv = be ? fuse_server_new(be, NULL) : NULL;
+	CHECK(srv != NULL);
+	CHECK_EQ(c.added, 1);                        /* the root */
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(fuse_server_state_load(srv, &r));
+	CHECK_EQ(c.added, 3);                        /* w1 and sub; w2 is stale */
+	forget(w1, 1);
+	CHECK_EQ(c.forgotten, 1);
+	state_writer_free(&w);
+	pair_free();
+	host_write("w2.txt", "2");
+}
+
 /* --- refusals ----------------------------------------------------------------- */
 
 /* The FUSE section of an initialized fresh server, as saved. */
@@ -795,6 +851,7 @@ int main(void)
 	RUN_TEST(test_restore_unlinked_open);
 	RUN_TEST(test_restore_moved_by_handle);
 	RUN_TEST(test_restore_path_fallback);
+	RUN_TEST(test_restore_watches);
 	RUN_TEST(test_refusals);
 	RUN_TEST(test_refused_mismatch);
 	RUN_TEST(test_memfs_refused);
