@@ -343,7 +343,8 @@ static bool get_nodes(struct state_reader *r, struct saved_state *s)
 		prev = (uint32_t)s->nodes[i].id;
 	}
 	const struct saved_node *root = &s->nodes[0];
-	if (root->id != FUSE_ROOT_ID || root->type != S_IFDIR || root->path[0] || root->gone)
+	if (root->id != FUSE_ROOT_ID || root->type != S_IFDIR || !root->path || root->path[0] ||
+	    root->gone)
 		return state_fail(r, "the first node is not the root directory, id 1");
 	return true;
 }
@@ -444,7 +445,7 @@ static bool linked(const struct stat *st)
 static bool handle_usable(const struct passthrough *pt, int32_t mnt_id,
 			  const struct saved_node *sn)
 {
-	return sn->hbytes && mnt_id != -1 && mnt_id == pt->root_mnt_id;
+	return sn->hbytes && sn->handle && mnt_id != -1 && mnt_id == pt->root_mnt_id;
 }
 
 /* The saved path, confined beneath the share; -errno. */
@@ -455,7 +456,7 @@ static int open_saved_path(struct passthrough *pt, const struct saved_node *sn, 
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 
-	if (!sn->path[0])
+	if (!sn->path || !sn->path[0])
 		return -ENOENT;
 	long fd = syscall(SYS_openat2, pt->root->fd, sn->path, &how, sizeof(how));
 	if (fd < 0)
@@ -481,7 +482,7 @@ static int open_saved_handle(struct passthrough *pt, int32_t mnt_id,
 	char full[PATH_MAX];
 
 	/* Another mount (a remount, another host): the handle means nothing. */
-	if (!handle_usable(pt, mnt_id, sn) || !root[0])
+	if (!sn->handle || !handle_usable(pt, mnt_id, sn) || !root[0])
 		return -EOPNOTSUPP;
 	memcpy(fh.h.f_handle, sn->handle, sn->hbytes);
 	int fd = open_by_handle_at(pt->mount_fd, &fh.h, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -569,7 +570,7 @@ static bool fresh(struct passthrough *pt)
 static void log_stale(const struct saved_node *sn, const char *why)
 {
 	log_warn("passthrough: snapshot node %#llx \"%s\" is %s: requests on it answer ESTALE",
-		 (unsigned long long)sn->id, sn->path[0] ? sn->path : "(no path)", why);
+		 (unsigned long long)sn->id, sn->path && sn->path[0] ? sn->path : "(no path)", why);
 }
 
 /* A node of the restored table: found again as @fd, or stale (fd < 0). */
@@ -686,8 +687,10 @@ static bool apply_file(struct passthrough *pt, const struct saved_file *sf)
 static bool apply(struct passthrough *pt, const struct saved_state *s)
 {
 	char root[PATH_MAX];
-	const struct saved_node *sr = &s->nodes[0];
+	const struct saved_node *sr = s->nodes;
 
+	if (!sr)
+		return false;           /* parse() never lets this through */
 	if (fd_path(pt->root->fd, root, sizeof(root)) < 0)
 		root[0] = '\0';
 	if ((uint64_t)pt->root_dev != sr->dev || (uint64_t)pt->root->ino != sr->ino)
