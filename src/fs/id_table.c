@@ -4,6 +4,7 @@
 #include "fs/id_table.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,58 @@ int id_table_alloc(struct id_table *t, void *p, uint64_t *id)
 	t->v[idx].p = p;
 	t->live++;
 	*id = id_table_id(t, idx);
+	return 0;
+}
+
+/* Take free slot @idx off the free list; false when it is not on it. */
+static bool unlink_free(struct id_table *t, uint32_t idx)
+{
+	for (uint32_t *pp = &t->free_head; *pp != UINT32_MAX; pp = &t->v[*pp].next_free) {
+		if (*pp == idx) {
+			*pp = t->v[idx].next_free;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Extend the table to hold slot @idx, the slots skipped on the free list. */
+static int grow_to(struct id_table *t, uint32_t idx)
+{
+	while (t->used <= idx) {
+		int rc = id_table_grow(t);
+		if (rc)
+			return rc;
+		uint32_t k = t->used++;
+		if (k == idx)
+			break;
+		t->v[k].next_free = t->free_head;
+		t->free_head = k;
+	}
+	return 0;
+}
+
+int id_table_insert(struct id_table *t, uint64_t id, void *p, uint32_t max_slot)
+{
+	uint32_t idx = (uint32_t)id;
+
+	if (idx == 0 || idx > max_slot)
+		return -EINVAL;
+	if (t->live >= t->max_live)
+		return -ENFILE;
+	if (idx < t->used) {
+		if (t->v[idx].p)
+			return -EEXIST;
+		if (!unlink_free(t, idx))
+			return -EINVAL;
+	} else {
+		int rc = grow_to(t, idx);
+		if (rc)
+			return rc;
+	}
+	t->v[idx].p = p;
+	t->v[idx].gen = (uint32_t)(id >> 32);
+	t->live++;
 	return 0;
 }
 

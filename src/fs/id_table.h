@@ -36,6 +36,17 @@ void id_table_free(struct id_table *t);
 /* Give @p (not NULL) an id. Returns 0 or -ENOMEM / -ENFILE. */
 int id_table_alloc(struct id_table *t, void *p, uint64_t *id);
 
+/*
+ * Give @p (not NULL) exactly @id, the way a snapshot restore puts back the
+ * ids a client still holds: slot and generation as in @id. The slot must be
+ * free (never used, or on the free list); slots skipped on the way up go on
+ * the free list with generation 0. Returns 0, -EINVAL for slot 0 or beyond
+ * @max_slot, -EEXIST for a live slot, -ENOMEM / -ENFILE. Inserting in
+ * rising slot order costs O(1) each; a slot on the free list costs a walk
+ * of that list.
+ */
+int id_table_insert(struct id_table *t, uint64_t id, void *p, uint32_t max_slot);
+
 /* The live object behind @id, or NULL for anything stale or made up. */
 void *id_table_get(const struct id_table *t, uint64_t id);
 

@@ -3,7 +3,7 @@
  * for the model). Order: node table, open files, credentials,
  * then the operations in the order of struct fs_backend_ops.
  */
-#include "fs/passthrough.h"
+#include "fs/passthrough_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +40,6 @@
 
 #define ROOT_NODEID FUSE_ROOT_ID
 #define DIRBUF_SIZE 32768u
-#define HANDLE_MAX 128u
 /* Descriptors evicted at once when an open fails for lack of them. */
 #define EVICT_BATCH 16u
 /* Largest xattr name list fetched when filtering namespaces. */
@@ -48,61 +47,7 @@
 
 /* ---- nodes ---- */
 
-struct pt_inode {
-	uint64_t nodeid;             /* immutable */
-	dev_t dev;                   /* immutable */
-	ino_t ino;                   /* immutable */
-	/* Everything below is protected by passthrough.lock. */
-	mode_t type;                 /* S_IFMT bits */
-	int fd;                      /* O_PATH, -1 while evicted */
-	struct file_handle *handle;  /* kept once made, for reopening */
-	bool no_handle;              /* the filesystem gives none: never evicted */
-	uint64_t nlookup;            /* client references */
-	unsigned refs;               /* requests using fd right now */
-	struct pt_inode *hnext;
-	struct pt_inode *lru_prev, *lru_next;
-	bool in_lru;                 /* has fd, refs == 0 */
-	int wd;                      /* host_watch descriptor, -1 for none */
-};
-
-struct pt_file {
-	int fd;                      /* immutable while refs > 0 */
-	bool dir;
-	unsigned refs;               /* table's own + requests; under passthrough.flock */
-	/* Directory stream; under dlock. */
-	pthread_mutex_t dlock;
-	char *dbuf;
-	size_t dlen, dpos;
-	uint64_t next_off;           /* cookie of the entry at dbuf + dpos */
-};
-
-struct passthrough {
-	struct fs_backend be;
-	struct passthrough_opts opts;
-	int proc_fd;                 /* /proc/self/fd, to reopen node descriptors */
-	int mount_fd;                /* the root, readable: open_by_handle_at, syncfs */
-	int root_mnt_id;
-	dev_t root_dev;
-	uid_t run_uid;
-	gid_t run_gid;
-
-	pthread_mutex_t lock;        /* nodes: table, hash, LRU, node fields */
-	struct id_table nodes;
-	struct pt_inode **buckets;
-	size_t nbuckets;             /* power of two */
-	struct pt_inode *lru_head, *lru_tail;
-	struct pt_inode *root;
-	unsigned nfds;
-	uint64_t evictions, reopens;
-
-	pthread_mutex_t flock;       /* open files: table and refs */
-	struct id_table files;
-
-	/* Told of node life outside pt->lock (node_observer.h); NULL: none. */
-	struct fs_node_observer *obs;
-};
-
-static struct passthrough *to_pt(struct fs_backend *be)
+struct passthrough *pt_of(struct fs_backend *be)
 {
 	return container_of(be, struct passthrough, be);
 }
@@ -115,7 +60,7 @@ static size_t hash_key(const struct passthrough *pt, dev_t dev, ino_t ino)
 	return (size_t)(h >> 32) & (pt->nbuckets - 1);
 }
 
-static struct pt_inode *hash_find(struct passthrough *pt, dev_t dev, ino_t ino)
+struct pt_inode *pt_hash_find(struct passthrough *pt, dev_t dev, ino_t ino)
 {
 	struct pt_inode *n = pt->buckets[hash_key(pt, dev, ino)];
 
@@ -124,7 +69,7 @@ static struct pt_inode *hash_find(struct passthrough *pt, dev_t dev, ino_t ino)
 	return n;
 }
 
-static void hash_add(struct passthrough *pt, struct pt_inode *n)
+void pt_hash_add(struct passthrough *pt, struct pt_inode *n)
 {
 	size_t b = hash_key(pt, n->dev, n->ino);
 
@@ -143,7 +88,7 @@ static void hash_del(struct passthrough *pt, struct pt_inode *n)
 }
 
 /* Double the buckets when the table outgrows them; failure only slows it. */
-static void hash_grow(struct passthrough *pt)
+void pt_hash_grow(struct passthrough *pt)
 {
 	if (pt->nodes.live <= pt->nbuckets)
 		return;
@@ -160,7 +105,7 @@ static void hash_grow(struct passthrough *pt)
 	for (size_t i = 0; i < oldn; i++) {
 		for (struct pt_inode *n = old[i], *next; n; n = next) {
 			next = n->hnext;
-			hash_add(pt, n);
+			pt_hash_add(pt, n);
 		}
 	}
 	free(old);
@@ -197,17 +142,17 @@ static void lru_add(struct passthrough *pt, struct pt_inode *n)
 }
 
 /* Make @n's file handle if it has none; false when it cannot have one. */
-static bool inode_make_handle(struct passthrough *pt, struct pt_inode *n)
+bool pt_inode_make_handle(struct passthrough *pt, struct pt_inode *n)
 {
 	struct file_handle *h;
 	int mnt_id;
 
 	if (n->handle)
 		return true;
-	h = malloc(sizeof(*h) + HANDLE_MAX);
+	h = malloc(sizeof(*h) + PT_HANDLE_MAX);
 	if (!h)
 		return false;
-	h->handle_bytes = HANDLE_MAX;
+	h->handle_bytes = PT_HANDLE_MAX;
 	if (name_to_handle_at(n->fd, "", h, &mnt_id, AT_EMPTY_PATH) < 0 ||
 	    mnt_id != pt->root_mnt_id || n->dev != pt->root_dev) {
 		free(h);
@@ -226,7 +171,7 @@ static void evict_to(struct passthrough *pt, unsigned target)
 		struct pt_inode *n = pt->lru_head;
 
 		lru_del(pt, n);
-		if (!inode_make_handle(pt, n))
+		if (!pt_inode_make_handle(pt, n))
 			continue;
 		close(n->fd);
 		n->fd = -1;
@@ -236,7 +181,7 @@ static void evict_to(struct passthrough *pt, unsigned target)
 }
 
 /* Reopen an evicted node from its handle. Called with pt->lock held. */
-static int inode_reopen(struct passthrough *pt, struct pt_inode *n)
+int pt_inode_reopen(struct passthrough *pt, struct pt_inode *n)
 {
 	struct stat st;
 	int fd = open_by_handle_at(pt->mount_fd, n->handle, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -292,9 +237,9 @@ static void inode_bury(struct passthrough *pt, struct pt_inode *dead)
 }
 
 /* @n just got its descriptor. With an observer it is pinned (refs) for
- * inode_watch() to call once pt->lock is dropped, and returned; without,
+ * pt_inode_watch() to call once pt->lock is dropped, and returned; without,
  * it is free to lose the descriptor again. Called with pt->lock held. */
-static struct pt_inode *inode_attached(struct passthrough *pt, struct pt_inode *n)
+struct pt_inode *pt_inode_attached(struct passthrough *pt, struct pt_inode *n)
 {
 	if (pt->obs) {
 		n->refs++;
@@ -306,22 +251,22 @@ static struct pt_inode *inode_attached(struct passthrough *pt, struct pt_inode *
 }
 
 /*
- * inode_get() - take a reference on a node the client names.
+ * pt_inode_get() - take a reference on a node the client names.
  * Returns the node with an open descriptor, or NULL with *@err -ESTALE for
  * an unknown id (or a node whose handle no longer opens).
  */
-static struct pt_inode *inode_get(struct passthrough *pt, uint64_t nodeid, int *err)
+struct pt_inode *pt_inode_get(struct passthrough *pt, uint64_t nodeid, int *err)
 {
 	pthread_mutex_lock(&pt->lock);
 	struct pt_inode *n = id_table_get(&pt->nodes, nodeid);
 
-	if (!n) {
+	if (!n || n->stale) {
 		pthread_mutex_unlock(&pt->lock);
 		*err = -ESTALE;
 		return NULL;
 	}
 	if (n->fd < 0) {
-		int rc = inode_reopen(pt, n);
+		int rc = pt_inode_reopen(pt, n);
 		if (rc) {
 			pthread_mutex_unlock(&pt->lock);
 			*err = rc;
@@ -334,7 +279,7 @@ static struct pt_inode *inode_get(struct passthrough *pt, uint64_t nodeid, int *
 	return n;
 }
 
-static void inode_put(struct passthrough *pt, struct pt_inode *n)
+void pt_inode_put(struct passthrough *pt, struct pt_inode *n)
 {
 	struct pt_inode *dead = NULL;
 
@@ -346,7 +291,7 @@ static void inode_put(struct passthrough *pt, struct pt_inode *n)
 			inode_free(pt, n, &dead);
 		} else {
 			lru_add(pt, n);
-			/* Pinned by inode_attached() past the bound, maybe. */
+			/* Pinned by pt_inode_attached() past the bound, maybe. */
 			evict_to(pt, pt->opts.max_fds);
 		}
 	}
@@ -355,13 +300,13 @@ static void inode_put(struct passthrough *pt, struct pt_inode *n)
 }
 
 /*
- * inode_watch() - tell the observer of @n, pinned by inode_attached(), then
+ * pt_inode_watch() - tell the observer of @n, pinned by pt_inode_attached(), then
  * unpin it. A node keeps at most one token (watch), for the inode its
  * descriptor is now. A refused add (the bound, usually for the very inode
  * already watched) keeps the token it has: had the number been reused, the
  * old inode is gone and its watch with it. Called without pt->lock.
  */
-static void inode_watch(struct passthrough *pt, struct pt_inode *n)
+void pt_inode_watch(struct passthrough *pt, struct pt_inode *n)
 {
 	int wd = pt->obs->ops->on_node_added(pt->obs, n->nodeid, n->fd, n->type);
 	int old = -1;
@@ -375,16 +320,16 @@ static void inode_watch(struct passthrough *pt, struct pt_inode *n)
 	pthread_mutex_unlock(&pt->lock);
 	if (old >= 0)
 		pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, old);
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 }
 
 /* A node that must be a directory (a parent in a name operation). */
 static struct pt_inode *dir_get(struct passthrough *pt, uint64_t nodeid, int *err)
 {
-	struct pt_inode *n = inode_get(pt, nodeid, err);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, err);
 
 	if (n && n->type != S_IFDIR) {
-		inode_put(pt, n);
+		pt_inode_put(pt, n);
 		*err = -ENOTDIR;
 		return NULL;
 	}
@@ -402,7 +347,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 	int rc = 0;
 
 	pthread_mutex_lock(&pt->lock);
-	struct pt_inode *n = hash_find(pt, st->st_dev, st->st_ino);
+	struct pt_inode *n = pt_hash_find(pt, st->st_dev, st->st_ino);
 	if (n) {
 		n->nlookup++;
 		if (n->fd < 0) {
@@ -415,7 +360,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 			n->fd = fd;
 			fd = -1;
 			pt->nfds++;
-			watch = inode_attached(pt, n);
+			watch = pt_inode_attached(pt, n);
 		}
 	} else {
 		n = calloc(1, sizeof(*n));
@@ -431,10 +376,10 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		fd = -1;
 		n->nlookup = 1;
 		n->wd = -1;
-		hash_add(pt, n);
-		hash_grow(pt);
+		pt_hash_add(pt, n);
+		pt_hash_grow(pt);
 		pt->nfds++;
-		watch = inode_attached(pt, n);
+		watch = pt_inode_attached(pt, n);
 	}
 	e->nodeid = n->nodeid;
 	e->generation = n->nodeid >> 32;
@@ -444,7 +389,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	if (watch)
-		inode_watch(pt, watch);
+		pt_inode_watch(pt, watch);
 	return rc;
 }
 
@@ -487,7 +432,7 @@ static int lookup_at(struct passthrough *pt, int dirfd, const char *name, struct
 }
 
 /* Reopen a node's O_PATH descriptor as a real file description. */
-static int inode_open(struct passthrough *pt, const struct pt_inode *n, int flags)
+int pt_inode_open(struct passthrough *pt, const struct pt_inode *n, int flags)
 {
 	char name[16];
 
@@ -504,7 +449,9 @@ static void inode_proc_path(const struct pt_inode *n, char *buf, size_t size)
 
 /* ---- open files ---- */
 
-static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t *fh)
+/* Enter @fd, opened from node @nodeid with open(2) @flags, as a new handle. */
+static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t nodeid, int flags,
+		    uint64_t *fh)
 {
 	struct pt_file *f = calloc(1, sizeof(*f));
 
@@ -514,6 +461,8 @@ static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t *fh)
 	}
 	f->fd = fd;
 	f->dir = dir;
+	f->nodeid = nodeid;
+	f->flags = flags & ~(O_TRUNC | O_CREAT | O_EXCL);
 	f->refs = 1;
 	pthread_mutex_init(&f->dlock, NULL);
 	pthread_mutex_lock(&pt->flock);
@@ -527,9 +476,10 @@ static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t *fh)
 	return rc;
 }
 
-static void file_free(struct pt_file *f)
+void pt_file_free(struct pt_file *f)
 {
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
 	free(f->dbuf);
 	pthread_mutex_destroy(&f->dlock);
 	free(f);
@@ -542,12 +492,23 @@ static struct pt_file *file_get(struct passthrough *pt, uint64_t fh, bool dir)
 	pthread_mutex_lock(&pt->flock);
 	struct pt_file *f = id_table_get(&pt->files, fh);
 
-	if (f && f->dir == dir)
+	if (f && f->dir == dir && !f->stale)
 		f->refs++;
 	else
 		f = NULL;
 	pthread_mutex_unlock(&pt->flock);
 	return f;
+}
+
+/* Why file_get() found nothing for @fh: -ESTALE for a handle restored from
+ * a snapshot without its file, -EBADF for anything else. */
+static int file_bad(struct passthrough *pt, uint64_t fh)
+{
+	pthread_mutex_lock(&pt->flock);
+	const struct pt_file *f = id_table_get(&pt->files, fh);
+	bool stale = f && f->stale;
+	pthread_mutex_unlock(&pt->flock);
+	return stale ? -ESTALE : -EBADF;
 }
 
 static void file_put(struct passthrough *pt, struct pt_file *f)
@@ -556,7 +517,7 @@ static void file_put(struct passthrough *pt, struct pt_file *f)
 	bool last = --f->refs == 0;
 	pthread_mutex_unlock(&pt->flock);
 	if (last)
-		file_free(f);
+		pt_file_free(f);
 }
 
 /* RELEASE / RELEASEDIR: the id dies now, the descriptor when the last
@@ -574,7 +535,7 @@ static int file_release(struct passthrough *pt, uint64_t fh, bool dir)
 	bool last = --f->refs == 0;
 	pthread_mutex_unlock(&pt->flock);
 	if (last)
-		file_free(f);
+		pt_file_free(f);
 	return 0;
 }
 
@@ -645,7 +606,7 @@ static void creds_leave(struct passthrough *pt, const struct creds *c)
 
 static void pt_reset(struct fs_backend *be)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	pthread_mutex_lock(&pt->flock);
 	for (uint32_t i = 1; i < id_table_end(&pt->files); i++) {
@@ -654,7 +615,7 @@ static void pt_reset(struct fs_backend *be)
 			continue;
 		id_table_release(&pt->files, id_table_id(&pt->files, i));
 		if (--f->refs == 0)
-			file_free(f);
+			pt_file_free(f);
 	}
 	pthread_mutex_unlock(&pt->flock);
 
@@ -674,7 +635,7 @@ static void pt_reset(struct fs_backend *be)
 
 static void pt_destroy(struct fs_backend *be)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	struct pt_inode *dead = NULL;
 
@@ -699,20 +660,20 @@ static void pt_destroy(struct fs_backend *be)
 static int pt_lookup(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		     const char *name, struct fs_entry *out)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
 
 	if (!dir)
 		return rc;
 	rc = lookup_at(pt, dir->fd, name, out);
-	inode_put(pt, dir);
+	pt_inode_put(pt, dir);
 	return rc;
 }
 
 static void pt_forget(struct fs_backend *be, uint64_t nodeid, uint64_t nlookup)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	struct pt_inode *dead = NULL;
 
@@ -735,14 +696,14 @@ static int stat_node(const struct pt_inode *n, struct stat *st)
 static int pt_getattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		      struct stat *st)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
 	rc = stat_node(n, st);
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
@@ -773,7 +734,7 @@ static int truncate_node(struct passthrough *pt, const struct pt_inode *n, struc
 		return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
 	if (n->type != S_IFREG)
 		return n->type == S_IFDIR ? -EISDIR : -EINVAL;
-	int fd = inode_open(pt, n, O_WRONLY);
+	int fd = pt_inode_open(pt, n, O_WRONLY);
 	if (fd < 0)
 		return fd;
 	int rc = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
@@ -814,32 +775,32 @@ static int setattr_node(struct passthrough *pt, struct pt_inode *n, struct pt_fi
 static int pt_setattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		      const struct fs_setattr *sa, struct stat *st)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct pt_file *f = NULL;
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
 	if ((sa->valid & FATTR_FH) && !(f = file_get(pt, sa->fh, false))) {
-		inode_put(pt, n);
-		return -EBADF;
+		pt_inode_put(pt, n);
+		return file_bad(pt, sa->fh);
 	}
 	rc = setattr_node(pt, n, f, sa);
 	if (!rc)
 		rc = stat_node(n, st);
 	if (f)
 		file_put(pt, f);
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
 static ssize_t pt_readlink(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 			   char *buf, size_t size)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
@@ -850,7 +811,7 @@ static ssize_t pt_readlink(struct fs_backend *be, const struct fs_ctx *ctx, uint
 		len = -errno;
 	else if ((size_t)len >= size)
 		len = -ENAMETOOLONG;
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return len;
 }
 
@@ -885,7 +846,7 @@ struct make_args {
 static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		     const struct make_args *a, struct fs_entry *out)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct creds c;
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
@@ -912,7 +873,7 @@ static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		host_watch_unexpect(pt->opts.watch, own);
 	if (!rc)
 		rc = lookup_at(pt, dir->fd, a->name, out);
-	inode_put(pt, dir);
+	pt_inode_put(pt, dir);
 	return rc;
 }
 
@@ -943,7 +904,7 @@ static int pt_symlink(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 
 static int unlink_common(struct fs_backend *be, uint64_t parent, const char *name, int flags)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
 
@@ -953,7 +914,7 @@ static int unlink_common(struct fs_backend *be, uint64_t parent, const char *nam
 	rc = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
 	if (rc)
 		host_watch_unexpect(pt->opts.watch, own);
-	inode_put(pt, dir);
+	pt_inode_put(pt, dir);
 	return rc;
 }
 
@@ -993,7 +954,7 @@ static int rename_own(struct passthrough *pt, const struct pt_inode *dir, const 
 static int pt_rename(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		     const char *name, uint64_t newparent, const char *newname, unsigned flags)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
 
@@ -1002,9 +963,9 @@ static int pt_rename(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 	struct pt_inode *newdir = dir_get(pt, newparent, &rc);
 	if (newdir) {
 		rc = rename_own(pt, dir, name, newdir, newname, flags);
-		inode_put(pt, newdir);
+		pt_inode_put(pt, newdir);
 	}
-	inode_put(pt, dir);
+	pt_inode_put(pt, dir);
 	return rc;
 }
 
@@ -1025,9 +986,9 @@ static int link_node(struct passthrough *pt, const struct pt_inode *n, const str
 static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		   uint64_t newparent, const char *newname, struct fs_entry *out)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
@@ -1039,9 +1000,9 @@ static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 			host_watch_unexpect(pt->opts.watch, own);
 		if (!rc)
 			rc = lookup_at(pt, dir->fd, newname, out);
-		inode_put(pt, dir);
+		pt_inode_put(pt, dir);
 	}
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
@@ -1059,9 +1020,9 @@ static int open_flags(uint32_t flags)
 static int pt_open(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		   uint32_t flags, uint64_t *fh)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
@@ -1069,9 +1030,9 @@ static int pt_open(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 	 * worker or reach the host's devices. */
 	if (n->type != S_IFREG)
 		rc = n->type == S_IFDIR ? -EISDIR : -EINVAL;
-	else if ((rc = inode_open(pt, n, open_flags(flags))) >= 0)
-		rc = file_add(pt, rc, false, fh);
-	inode_put(pt, n);
+	else if ((rc = pt_inode_open(pt, n, open_flags(flags))) >= 0)
+		rc = file_add(pt, rc, false, nodeid, open_flags(flags), fh);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
@@ -1096,7 +1057,7 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		     const char *name, mode_t mode, uint32_t flags, struct fs_entry *out,
 		     uint64_t *fh)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct creds c;
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
@@ -1110,7 +1071,7 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 	creds_enter(pt, ctx, &c);
 	int fd = open_beneath(pt, dir->fd, name, oflags, mode & 07777);
 	creds_leave(pt, &c);
-	inode_put(pt, dir);
+	pt_inode_put(pt, dir);
 	if (fd < 0) {
 		host_watch_unexpect(pt->opts.watch, own);
 		return fd;
@@ -1122,7 +1083,7 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		close(fd);
 		return rc;
 	}
-	rc = file_add(pt, fd, false, fh);
+	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
 	if (rc)
 		pt_forget(be, out->nodeid, 1);
 	return rc;
@@ -1159,11 +1120,11 @@ static ssize_t io_full(int fd, bool write, const struct iovec *iov, unsigned cnt
 static ssize_t pt_read(struct fs_backend *be, uint64_t fh, uint64_t off,
 		       const struct iovec *iov, unsigned iovcnt)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct pt_file *f = file_get(pt, fh, false);
 
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	ssize_t n = io_full(f->fd, false, iov, iovcnt, off);
 	file_put(pt, f);
 	return n;
@@ -1172,11 +1133,11 @@ static ssize_t pt_read(struct fs_backend *be, uint64_t fh, uint64_t off,
 static ssize_t pt_write(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t fh,
 			uint64_t off, const struct iovec *iov, unsigned iovcnt)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct pt_file *f = file_get(pt, fh, false);
 
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	ssize_t n = io_full(f->fd, true, iov, iovcnt, off);
 	file_put(pt, f);
 	return n;
@@ -1187,7 +1148,7 @@ static int sync_file(struct passthrough *pt, uint64_t fh, bool dir, bool datasyn
 	struct pt_file *f = file_get(pt, fh, dir);
 
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	int rc = (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0 ? -errno : 0;
 	file_put(pt, f);
 	return rc;
@@ -1195,24 +1156,24 @@ static int sync_file(struct passthrough *pt, uint64_t fh, bool dir, bool datasyn
 
 static int pt_fsync(struct fs_backend *be, uint64_t fh, bool datasync)
 {
-	return sync_file(to_pt(be), fh, false, datasync);
+	return sync_file(pt_of(be), fh, false, datasync);
 }
 
 static int pt_release(struct fs_backend *be, uint64_t fh)
 {
-	return file_release(to_pt(be), fh, false);
+	return file_release(pt_of(be), fh, false);
 }
 
 static int pt_fallocate(struct fs_backend *be, uint64_t fh, uint32_t mode, uint64_t off,
 			uint64_t len)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	if (off > INT64_MAX || len > INT64_MAX)
 		return -EINVAL;
 	struct pt_file *f = file_get(pt, fh, false);
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	int rc = fallocate(f->fd, (int)mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
 	file_put(pt, f);
 	return rc;
@@ -1221,14 +1182,14 @@ static int pt_fallocate(struct fs_backend *be, uint64_t fh, uint32_t mode, uint6
 static int pt_lseek(struct fs_backend *be, uint64_t fh, uint64_t off, uint32_t whence,
 		    uint64_t *result)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END &&
 	    whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
 	struct pt_file *f = file_get(pt, fh, false);
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	/* The descriptor's position is never used for I/O (pread/pwrite), so
 	 * moving it here disturbs nothing. */
 	off_t r = lseek(f->fd, (off_t)off, (int)whence);
@@ -1242,17 +1203,17 @@ static int pt_lseek(struct fs_backend *be, uint64_t fh, uint64_t off, uint32_t w
 static ssize_t pt_copy_file_range(struct fs_backend *be, uint64_t fh_in, uint64_t off_in,
 				  uint64_t fh_out, uint64_t off_out, size_t len)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	if (off_in > INT64_MAX || off_out > INT64_MAX)
 		return -EINVAL;
 	struct pt_file *in = file_get(pt, fh_in, false);
 	if (!in)
-		return -EBADF;
+		return file_bad(pt, fh_in);
 	struct pt_file *out = file_get(pt, fh_out, false);
 	if (!out) {
 		file_put(pt, in);
-		return -EBADF;
+		return file_bad(pt, fh_out);
 	}
 	loff_t oi = (loff_t)off_in, oo = (loff_t)off_out;
 	ssize_t n = copy_file_range(in->fd, &oi, out->fd, &oo, len, 0);
@@ -1268,16 +1229,16 @@ static ssize_t pt_copy_file_range(struct fs_backend *be, uint64_t fh_in, uint64_
 static int pt_opendir(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		      uint32_t flags, uint64_t *fh)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
 	struct pt_inode *n = dir_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
-	rc = inode_open(pt, n, O_RDONLY | O_DIRECTORY);
+	rc = pt_inode_open(pt, n, O_RDONLY | O_DIRECTORY);
 	if (rc >= 0)
-		rc = file_add(pt, rc, true, fh);
-	inode_put(pt, n);
+		rc = file_add(pt, rc, true, nodeid, O_RDONLY | O_DIRECTORY, fh);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
@@ -1344,11 +1305,11 @@ static int read_dir(struct passthrough *pt, struct pt_file *f, uint64_t off,
 static int pt_readdir(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t fh,
 		      uint64_t off, struct fs_dir_sink *sink)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct pt_file *f = file_get(pt, fh, true);
 
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	pthread_mutex_lock(&f->dlock);
 	int rc = read_dir(pt, f, off, sink);
 	pthread_mutex_unlock(&f->dlock);
@@ -1358,32 +1319,32 @@ static int pt_readdir(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 
 static int pt_releasedir(struct fs_backend *be, uint64_t fh)
 {
-	return file_release(to_pt(be), fh, true);
+	return file_release(pt_of(be), fh, true);
 }
 
 static int pt_fsyncdir(struct fs_backend *be, uint64_t fh, bool datasync)
 {
-	return sync_file(to_pt(be), fh, true, datasync);
+	return sync_file(pt_of(be), fh, true, datasync);
 }
 
 /* ---- operations: filesystem ---- */
 
 static int pt_statfs(struct fs_backend *be, uint64_t nodeid, struct statvfs *st)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
 	rc = fstatvfs(n->fd, st) < 0 ? -errno : 0;
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
 static int pt_syncfs(struct fs_backend *be)
 {
-	return syncfs(to_pt(be)->mount_fd) < 0 ? -errno : 0;
+	return syncfs(pt_of(be)->mount_fd) < 0 ? -errno : 0;
 }
 
 static int pt_access(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
@@ -1406,7 +1367,7 @@ static bool xattr_allowed(const struct passthrough *pt, const char *name)
 static int pt_setxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		       const char *name, const void *value, size_t size, uint32_t flags)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	char path[32];
 	int rc;
 
@@ -1414,7 +1375,7 @@ static int pt_setxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t
 		return -EOPNOTSUPP;
 	if (flags & ~(uint32_t)(XATTR_CREATE | XATTR_REPLACE))
 		return -EINVAL;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 	if (!n)
 		return rc;
 	/* The /proc link of a symlink node would name the link in /proc. */
@@ -1424,20 +1385,20 @@ static int pt_setxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t
 		inode_proc_path(n, path, sizeof(path));
 		rc = setxattr(path, name, value, size, (int)flags) < 0 ? -errno : 0;
 	}
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
 static ssize_t pt_getxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 			   const char *name, void *buf, size_t size)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	char path[32];
 	int rc;
 
 	if (!xattr_allowed(pt, name))
 		return -ENODATA;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 	if (!n)
 		return rc;
 	ssize_t len = -ENODATA;
@@ -1447,7 +1408,7 @@ static ssize_t pt_getxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint
 		if (len < 0)
 			len = -errno;
 	}
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return len;
 }
 
@@ -1483,27 +1444,27 @@ static ssize_t list_node_xattrs(struct passthrough *pt, const struct pt_inode *n
 static ssize_t pt_listxattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 			    char *buf, size_t size)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	int rc;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 
 	if (!n)
 		return rc;
 	ssize_t len = list_node_xattrs(pt, n, buf, size);
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return len;
 }
 
 static int pt_removexattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 			  const char *name)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	char path[32];
 	int rc;
 
 	if (!xattr_allowed(pt, name))
 		return -EOPNOTSUPP;
-	struct pt_inode *n = inode_get(pt, nodeid, &rc);
+	struct pt_inode *n = pt_inode_get(pt, nodeid, &rc);
 	if (!n)
 		return rc;
 	if (n->type == S_IFLNK) {
@@ -1512,18 +1473,18 @@ static int pt_removexattr(struct fs_backend *be, const struct fs_ctx *ctx, uint6
 		inode_proc_path(n, path, sizeof(path));
 		rc = removexattr(path, name) < 0 ? -errno : 0;
 	}
-	inode_put(pt, n);
+	pt_inode_put(pt, n);
 	return rc;
 }
 
 static ssize_t pt_with_fd(struct fs_backend *be, uint64_t fh,
 			  ssize_t (*fn)(void *arg, int fd), void *arg)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 	struct pt_file *f = file_get(pt, fh, false);
 
 	if (!f)
-		return -EBADF;
+		return file_bad(pt, fh);
 	ssize_t n = fn(arg, f->fd);
 	file_put(pt, f);
 	return n;
@@ -1567,6 +1528,8 @@ static const struct fs_backend_ops passthrough_ops = {
 	.listxattr = pt_listxattr,
 	.removexattr = pt_removexattr,
 	.with_fd = pt_with_fd,
+	.state_save = pt_state_save,
+	.state_load = pt_state_load,
 };
 
 /* ---- setup ---- */
@@ -1607,13 +1570,13 @@ static int add_root(struct passthrough *pt, int fd, const struct stat *st)
 	n->fd = fd;
 	n->nlookup = 1;
 	n->wd = -1;
-	hash_add(pt, n);
+	pt_hash_add(pt, n);
 	pt->root = n;
 	pt->nfds = 1;
 	/* Nothing else runs yet: pinning is only for form's sake. */
 	if (pt->obs) {
 		n->refs++;
-		inode_watch(pt, n);
+		pt_inode_watch(pt, n);
 	}
 	return 0;
 }
@@ -1623,8 +1586,8 @@ static int open_root(struct passthrough *pt, const char *root)
 	struct stat st, mst;
 	struct {
 		struct file_handle h;
-		unsigned char bytes[HANDLE_MAX];
-	} fh = { .h.handle_bytes = HANDLE_MAX };
+		unsigned char bytes[PT_HANDLE_MAX];
+	} fh = { .h.handle_bytes = PT_HANDLE_MAX };
 	int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -1695,13 +1658,14 @@ const struct counter_set passthrough_stats_set = COUNTER_LEVELS("passthrough", P
 
 void passthrough_get_stats(struct fs_backend *be, struct passthrough_stats *st)
 {
-	struct passthrough *pt = to_pt(be);
+	struct passthrough *pt = pt_of(be);
 
 	pthread_mutex_lock(&pt->lock);
 	st->nodes = pt->nodes.live;
 	st->node_fds = pt->nfds;
 	st->evictions = pt->evictions;
 	st->reopens = pt->reopens;
+	st->stale = pt->restored_stale;
 	pthread_mutex_unlock(&pt->lock);
 	pthread_mutex_lock(&pt->flock);
 	st->files = pt->files.live;

@@ -67,7 +67,8 @@ struct passthrough_opts {
 	X(node_fds,  "O_PATH descriptors held now") \
 	X(files,     "open file and directory handles now") \
 	X(evictions, "descriptors given up for a file handle (over --max-fds)") \
-	X(reopens,   "descriptors reopened from a file handle")
+	X(reopens,   "descriptors reopened from a file handle") \
+	X(stale,     "nodes a snapshot restore could not find again (answer ESTALE)")
 
 struct passthrough_stats {
 	PASSTHROUGH_STATS(COUNTER_FIELD)

@@ -198,6 +198,35 @@ void virtio_fs_wait_idle(struct virtio_fs *fs);
  */
 int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t len);
 
+/*
+ * Snapshots (virtio_fs_state.c). The queues are the virtio core's; the
+ * device's own section "VFSD" holds the share's tag and layout (checked
+ * against the new device: the same --fs DIR:TAG), whether notifications
+ * were negotiated, and the counters; the FUSE server's sections follow
+ * (fuse_server_state_save: the session, the backend's nodes and handles).
+ * The device keeps no notification buffer between notifications (each is
+ * popped, filled and completed under the queue's lock), so there is none
+ * to save: unused buffers stay in the guest's avail ring.
+ *
+ * virtio_fs_state_save() - loop thread (or the thread that paused the
+ * VM), with the device paused at a request boundary (virtio_device_ops
+ * .pause, or virtio_fs_pause + virtio_fs_wait_idle): nothing in flight.
+ * Returns 0, -EBUSY when not paused or a request is still running,
+ * -EOPNOTSUPP when the backend cannot be saved (memfs), with why in @eb.
+ * On failure @w may hold part of the device's sections: the caller drops
+ * the whole state (a snapshot is all or nothing).
+ *
+ * virtio_fs_state_load() - into a device, server and backend freshly built
+ * from the same options, before the guest runs: the gate held (the device's
+ * own hold before activate, or the VM's pause) and no worker inside.
+ * Checks everything first: false (why in @r's errbuf) changes nothing. On
+ * true the device's negotiated layout (notification queue, first request
+ * queue, num_queues) is as fs_set_features would make it for the saved
+ * features, and the server answers the guest's old node ids and handles.
+ */
+int virtio_fs_state_save(struct virtio_fs *fs, struct state_writer *w, struct errbuf *eb);
+bool virtio_fs_state_load(struct virtio_fs *fs, struct state_reader *r);
+
 /* Validate a tag: 1..36 bytes. 0 or -EINVAL. */
 int virtio_fs_check_tag(const char *tag);
 

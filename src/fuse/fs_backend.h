@@ -26,6 +26,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "core/errbuf.h"
+#include "core/state_io.h"
+
 struct fs_backend;
 
 /* Who asks: the caller's ids as the client reports them (fuse_in_header). */
@@ -190,6 +193,21 @@ struct fs_backend_ops {
 	 * returns, or -EBADF for an unknown handle. */
 	ssize_t (*with_fd)(struct fs_backend *be, uint64_t fh,
 			   ssize_t (*fn)(void *arg, int fd), void *arg);
+
+	/*
+	 * Snapshots (optional: NULL means the backend cannot be saved, and a
+	 * snapshot of a machine using it is refused). Called by the FUSE server
+	 * (fuse_state.c) with no request in flight.
+	 *  - state_save: append the backend's section (the nodes and handles
+	 *    the client holds) to @w. 0, or -errno with why in @eb.
+	 *  - state_load: read that section from @r into a backend built fresh
+	 *    (never used by a client) over the same share. All of it is checked
+	 *    before anything is applied: false (and @r failed, with why) leaves
+	 *    the backend as fresh as it was. Nodes that cannot be found again
+	 *    are not a failure: they answer -ESTALE (the backend says how).
+	 */
+	int (*state_save)(struct fs_backend *be, struct state_writer *w, struct errbuf *eb);
+	bool (*state_load)(struct fs_backend *be, struct state_reader *r);
 };
 
 /* Embedded in each backend's own struct (container_of). */

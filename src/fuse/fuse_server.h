@@ -37,6 +37,8 @@
 #include <sys/uio.h>
 
 #include "core/counters.h"
+#include "core/errbuf.h"
+#include "core/state_io.h"
 #include "fuse/fs_backend.h"
 
 /* The largest request accepted, headers included (FUSE max_write fits). */
@@ -208,6 +210,28 @@ int fuse_server_notify_inval_inode(struct fuse_server *s, uint64_t nodeid, int64
  * a bad name. */
 int fuse_server_notify_inval_entry(struct fuse_server *s, uint64_t parent, const char *name,
 				   size_t namelen);
+
+/*
+ * Snapshots (fuse_state.c). The server's section "FUSE" holds the session
+ * INIT negotiated (initialized or not, protocol minor, the flags agreed,
+ * max_write, max_readahead) and the options it was negotiated under (cache
+ * policy, max_write offered), followed by the backend's own section
+ * (fs_backend_ops.state_save).
+ *
+ * fuse_server_state_save() - append both sections to @w. Call with no
+ * request in flight (the transport paused at a request boundary). Returns
+ * 0, or -errno with why in @eb: -EOPNOTSUPP for a backend that cannot be
+ * saved (memfs) or a session with FUSE passthrough (its backing ids belong
+ * to the /dev/fuse of this process).
+ *
+ * fuse_server_state_load() - read both into a server and backend built
+ * fresh with the same options over the same share, never initialized (no
+ * INIT seen), before any request. Everything is checked first: on false
+ * (@r failed, why in its errbuf) neither server nor backend changed. On
+ * true the server answers as the saved one did, without a new INIT.
+ */
+int fuse_server_state_save(struct fuse_server *s, struct state_writer *w, struct errbuf *eb);
+bool fuse_server_state_load(struct fuse_server *s, struct state_reader *r);
 
 /* "none", "auto", "always" -> policy; -EINVAL otherwise. */
 int fuse_cache_policy_parse(const char *text, enum fuse_cache_policy *policy);

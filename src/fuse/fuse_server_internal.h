@@ -68,6 +68,10 @@ struct fuse_server {
 	struct fuse_backing_table *backing;
 	/* FUSE_HANDLE_KILLPRIV_V2 negotiated: set-id bits are ours to clear. */
 	bool killpriv;
+	/* What INIT agreed on, kept for snapshots (fuse_state.c): the flags
+	 * (flags | flags2 << 32) and readahead. Written by INIT only. */
+	uint64_t init_flags;
+	unsigned int max_readahead;
 
 	/* Counters: only fetch_add_relaxed / load_relaxed touch them. */
 	struct {
@@ -144,6 +148,7 @@ int fuse_reply_entry(struct fuse_req *r, const struct fs_entry *e);
 int fuse_reply_attr(struct fuse_req *r, const struct stat *st);
 int fuse_reply_open(struct fuse_req *r, const struct fuse_open_out *oo);
 /* fuse_session.c */
+uint64_t fuse_init_flags_wanted(const struct fuse_server *s);
 int fuse_op_init(struct fuse_req *r);
 int fuse_op_destroy(struct fuse_req *r);
 int fuse_op_interrupt(struct fuse_req *r);

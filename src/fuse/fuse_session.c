@@ -29,7 +29,7 @@ static bool data_cached(const struct fuse_server *s)
 	return s->opts.cache != FUSE_CACHE_NONE && s->opts.cache != FUSE_CACHE_METADATA;
 }
 
-static uint64_t init_flags_wanted(const struct fuse_server *s)
+uint64_t fuse_init_flags_wanted(const struct fuse_server *s)
 {
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
 		     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
@@ -72,7 +72,7 @@ int fuse_op_init(struct fuse_req *r)
 	uint64_t offered = in.flags;
 	if (in.flags & FUSE_INIT_EXT)
 		offered |= (uint64_t)in.flags2 << 32;
-	uint64_t flags = offered & init_flags_wanted(s);
+	uint64_t flags = offered & fuse_init_flags_wanted(s);
 	if (flags & FUSE_PASSTHROUGH)
 		flags &= ~(uint64_t)FUSE_HANDLE_KILLPRIV_V2;
 	out.minor = MIN(in.minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
@@ -95,6 +95,8 @@ int fuse_op_init(struct fuse_req *r)
 	else
 		out.max_write = MIN(out.max_write, 32 * PAGE_SZ);  /* the kernel's default pages */
 
+	store_relaxed(&s->init_flags, flags);
+	store_relaxed(&s->max_readahead, out.max_readahead);
 	store_relaxed(&s->proto_minor, out.minor);
 	store_relaxed(&s->max_write, out.max_write);
 	store_release(&s->initialized, true);

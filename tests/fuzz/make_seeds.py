@@ -610,8 +610,67 @@ def seeds_state():
     }
 
 
+# ---- fuzz_fs_state: the FUSE server's snapshot sections -------------------
+# src/fuse/fuse_state.c ("FUSE") and src/fs/passthrough_state.c ("FSPT"),
+# for a server with --cache auto and default sizes over the harness's tree
+# (files "a" and "d/b", directory "d").
+
+def st_str(s):
+    return u32(len(s)) + s.encode()
+
+
+def st_session(initialized=1, minor=31, flags=1 | 1 << 5, max_write=1 << 20):
+    if not initialized:
+        minor, flags, max_write = 0, 0, 0
+    return st_section("FUSE", u8(initialized) + u32(minor) + u64(flags) + u32(max_write)
+                      + u32(1 << 20 if initialized else 0) + u8(2) + u32(1 << 20)
+                      + u32(1 << 20) + u64(0))
+
+
+def st_node(nodeid, path, mode, nlookup=1, gone=0, handle=b"", dev=0, ino=0):
+    return (u64(nodeid) + u64(nlookup) + u32(mode) + u64(dev) + u64(ino) + u8(gone)
+            + u32(len(handle)) + u32(1) + handle + st_str(path))
+
+
+def st_handle(fh, nodeid, flags, is_dir=0, stale=0):
+    return u64(fh) + u64(nodeid) + u32(flags) + u8(is_dir) + u8(stale)
+
+
+def st_fspt(nodes, files, mnt_id=0xFFFFFFFF, count=None):
+    n = len(nodes) if count is None else count
+    return st_section("FSPT", u32(mnt_id) + u32(n) + b"".join(nodes)
+                      + u32(len(files)) + b"".join(files))
+
+
+O_APPEND, O_DIRECTORY = 0o2000, 0o200000
+ST_ROOT = st_node(1, "", S_IFDIR)
+ST_TREE = [ST_ROOT, st_node(2, "a", S_IFREG, nlookup=3), st_node(3, "d", S_IFDIR),
+           st_node(4, "d/b", S_IFREG), st_node((1 << 32) | 6, "gone", S_IFREG)]
+
+
+def seeds_fs_state():
+    return {
+        "fresh_uninitialized": st_session(0) + st_fspt([ST_ROOT], []),
+        "root_only": st_session() + st_fspt([ST_ROOT], []),
+        "tree_with_handles": st_session() + st_fspt(ST_TREE, [
+            st_handle(1, 2, O_RDWR | O_APPEND), st_handle(2, 3, O_RDONLY | O_DIRECTORY, is_dir=1),
+            st_handle((1 << 32) | 5, 0, O_RDONLY, stale=1), st_handle(7, 6 | 1 << 32, O_RDONLY)]),
+        "gone_at_save": st_session() + st_fspt(
+            [ST_ROOT, st_node(2, "a", S_IFREG, gone=1)], [st_handle(1, 2, O_RDONLY)]),
+        "handle_bytes": st_session() + st_fspt(
+            [ST_ROOT, st_node(2, "a", S_IFREG, handle=bytes(range(8)))], [], mnt_id=0),
+        "bad_dotdot": st_session() + st_fspt([ST_ROOT, st_node(2, "../x", S_IFREG)], []),
+        "bad_duplicate": st_session() + st_fspt([ST_ROOT, ST_TREE[1], ST_TREE[1]], []),
+        "bad_count": st_session() + st_fspt([ST_ROOT], [], count=1 << 21),
+        "bad_handle_size": st_session() + st_fspt(
+            [ST_ROOT, st_node(2, "a", S_IFREG, handle=bytes(129))], []),
+        "bad_minor": st_session(minor=99) + st_fspt([ST_ROOT], []),
+    }
+
+
 GENERATORS = {
     "fuzz_decompress": seeds_decompress,
+    "fuzz_fs_state": seeds_fs_state,
     "fuzz_fuse": seeds_fuse,
     "fuzz_mmio": seeds_mmio,
     "fuzz_ports": seeds_ports,
