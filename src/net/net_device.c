@@ -22,6 +22,7 @@
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
+#include "net/net_state.h"
 
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net header size");
 
@@ -590,6 +591,8 @@ static const struct virtio_device_ops net_ops = {
 	.pause = net_pause,
 	.resume = net_resume,
 	.visit_counters = net_visit_counters,
+	.save_state = net_save_state,
+	.load_state = net_load_state,
 };
 
 /* --- setup ------------------------------------------------------------------ */

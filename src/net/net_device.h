@@ -105,6 +105,12 @@ struct net_device {
 	 * fed (RX) until its timer fires. */
 	struct rate_limiter tx_limiter;
 	struct rate_limiter rx_limiter;
+	/* Snapshot restore (net_state.h): keep opts.mac as configured here
+	 * instead of the state's. The machine sets it before loading when its
+	 * configuration names a MAC (a clone of a snapshot with its own). The
+	 * guest's interface keeps the MAC its driver read at probe either
+	 * way: only config space reads see the new one. */
+	bool keep_configured_mac;
 };
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
