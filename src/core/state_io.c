@@ -123,7 +123,8 @@ void state_end(struct state_writer *w)
 
 static void fill_header(uint8_t h[STATE_HEADER_SIZE], const uint8_t *payload, size_t len)
 {
-	memcpy(h, STATE_MAGIC, 8);
+	for (unsigned i = 0; i < 8; i++)
+		h[i] = (uint8_t)STATE_MAGIC[i];
 	put_le(h + 8, STATE_FORMAT_VERSION, 4);
 	put_le(h + 12, STATE_HEADER_SIZE, 4);
 	put_le(h + 16, len, 8);
@@ -204,7 +205,7 @@ int state_check_header(const uint8_t *data, size_t len, const uint8_t **payload,
 	if (hsize != STATE_HEADER_SIZE || plen > STATE_MAX_PAYLOAD ||
 	    plen != len - STATE_HEADER_SIZE) {
 		errbuf_set(eb, "the state is %zu bytes, its header says %llu: truncated or padded",
-			   len, (unsigned long long)(plen + hsize));
+			   len, (unsigned long long)plen + hsize);
 		return -EINVAL;
 	}
 	if (get_le(data + 24, 4) != crc32(crc32(0, NULL, 0), data + STATE_HEADER_SIZE, (uInt)plen)) {
@@ -219,7 +220,7 @@ int state_check_header(const uint8_t *data, size_t len, const uint8_t **payload,
 /* The file whole, refusing what cannot be a state before reading it. */
 static int slurp(const char *path, uint8_t **data, size_t *len, struct errbuf *eb)
 {
-	struct stat st;
+	struct stat st = { 0 };
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r = fd < 0 || fstat(fd, &st) < 0 ? -errno : 0;
 
@@ -314,8 +315,8 @@ static const uint8_t *take(struct state_reader *r, size_t n)
 static void tag_text(uint32_t tag, char out[5])
 {
 	for (unsigned i = 0; i < 4; i++) {
-		char c = (char)(tag >> (8 * i));
-		out[i] = c >= 0x20 && c < 0x7f ? c : '?';
+		uint8_t c = (uint8_t)(tag >> (8 * i));
+		out[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
 	}
 	out[4] = '\0';
 }

@@ -22,7 +22,6 @@
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
-#include "net/net_state.h"
 
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net header size");
 

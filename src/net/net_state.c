@@ -1,9 +1,7 @@
 /*
- * virtio-net snapshot state, section "VNET" (see net_state.h). Parsed into
+ * virtio-net snapshot state, section "VNET" (see net_device.h). Parsed into
  * a local copy and checked whole before anything of the device changes.
  */
-#include "net/net_state.h"
-
 #include <stdio.h>
 #include <string.h>
 
