@@ -590,6 +590,8 @@ static const struct virtio_device_ops net_ops = {
 	.pause = net_pause,
 	.resume = net_resume,
 	.visit_counters = net_visit_counters,
+	.save_state = net_save_state,
+	.load_state = net_load_state,
 };
 
 /* --- setup ------------------------------------------------------------------ */

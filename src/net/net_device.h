@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/state_io.h"
 #include "net/backend.h"
 #include "net/rate_limiter.h"
 #include "virtio/device.h"
@@ -105,6 +106,12 @@ struct net_device {
 	 * fed (RX) until its timer fires. */
 	struct rate_limiter tx_limiter;
 	struct rate_limiter rx_limiter;
+	/* Snapshot restore (net_state.h): keep opts.mac as configured here
+	 * instead of the state's. The machine sets it before loading when its
+	 * configuration names a MAC (a clone of a snapshot with its own). The
+	 * guest's interface keeps the MAC its driver read at probe either
+	 * way: only config space reads see the new one. */
+	bool keep_configured_mac;
 };
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
@@ -119,6 +126,17 @@ int net_device_set_rate_limit(struct net_device *net, unsigned q,
 			      const struct rate_limiter_config *cfg);
 void net_device_get_rate_limit(const struct net_device *net, unsigned q,
 			       struct rate_limiter_config *cfg);
+
+/*
+ * The device's snapshot state hooks (virtio_device_ops.save_state /
+ * .load_state; net_state.c): section "VNET" with the config (MAC, MTU),
+ * every counter, and both rate limiters (configuration, tokens, and the
+ * time since their last refill rather than the old process's clock). The
+ * backend is not in it: the machine opens one anew from its configuration.
+ * The state's MAC replaces opts.mac unless keep_configured_mac is set.
+ */
+void net_save_state(struct virtio_device *vdev, struct state_writer *w);
+bool net_load_state(struct virtio_device *vdev, struct state_reader *r);
 
 /* Parse "52:54:00:12:34:56" (six two-digit hex bytes, either case) into
  * @mac: 0, -EINVAL when malformed, -EADDRNOTAVAIL for a multicast or

@@ -24,9 +24,6 @@
 #define MMIO_MAGIC 0x74726976u          /* "virt" */
 #define MMIO_VERSION 2u                 /* virtio 1.x register layout */
 #define MMIO_NO_SHM 0xffffffffu         /* SHMLen/SHMBase: no such region */
-#define STATUS_DRIVER_BITS (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | \
-			    VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK | \
-			    VIRTIO_CONFIG_S_FAILED)
 
 enum mmio_call_op { CALL_STATUS, CALL_CONFIG_READ, CALL_CONFIG_WRITE };
 
@@ -140,9 +137,7 @@ static void activate(struct virtio_mmio *t)
 	COUNT(t, device_activations);
 }
 
-/* Is @next a legal successor of @old? Bits only added, each step after the
- * one before it. */
-static bool status_step_ok(uint32_t old, uint32_t next)
+bool virtio_mmio_status_step_ok(uint32_t old, uint32_t next)
 {
 	if (old & ~next)
 		return false;
@@ -166,7 +161,7 @@ static void status_write(struct virtio_mmio *t, uint32_t value)
 	/* NEEDS_RESET is the device's bit; a driver writing back what it read
 	 * must not be refused for it. */
 	uint32_t next = value & ~(uint32_t)VIRTIO_CONFIG_S_NEEDS_RESET;
-	if ((next & ~STATUS_DRIVER_BITS) || !status_step_ok(old, next)) {
+	if ((next & ~VIRTIO_MMIO_STATUS_DRIVER_BITS) || !virtio_mmio_status_step_ok(old, next)) {
 		COUNT(t, rx_status_refused);
 		log_debug("%s: status 0x%x -> 0x%x refused", t->dev->ops->name, old, value);
 		return;
@@ -534,6 +529,7 @@ int virtio_mmio_init(struct virtio_mmio *t, struct virtio_device *dev, struct ev
 		t->opts.queue_num_max = VIRTIO_MMIO_QUEUE_MAX_DEFAULT;
 	if (t->opts.queue_num_max > VQ_MAX_SIZE || !dev->num_queues)
 		return -EINVAL;
+	t->nqueues = dev->num_queues;
 	t->queues = calloc(dev->num_queues, sizeof(t->queues[0]));
 	t->kicks = calloc(dev->num_queues, sizeof(t->kicks[0]));
 	if (!t->queues || !t->kicks) {

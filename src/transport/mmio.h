@@ -59,13 +59,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <linux/virtio_config.h>
+
 #include "core/event_loop.h"
 #include "core/guest_mem.h"
+#include "core/state_io.h"
 #include "virtio/device.h"
 
 #define VIRTIO_MMIO_WINDOW 0x1000u
 #define VIRTIO_MMIO_VENDOR 0x494d564bu      /* "KVMI" */
 #define VIRTIO_MMIO_QUEUE_MAX_DEFAULT 256u
+/* The status bits a driver writes (NEEDS_RESET is the device's). */
+#define VIRTIO_MMIO_STATUS_DRIVER_BITS (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | \
+					VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK | \
+					VIRTIO_CONFIG_S_FAILED)
 
 /*
  * Counters, <direction>_<object>_<event> (rx: from the driver, tx: to it).
@@ -123,6 +130,12 @@ struct virtio_mmio {
 	struct event_loop *loop;
 	struct virtio_mmio_opts opts;
 	uint64_t offered;                    /* device features, read once at init */
+	/* Entries of @queues and @kicks: the device's queue count at init
+	 * (the most it can have, when the count follows the features). */
+	unsigned nqueues;
+	/* A restored InterruptStatus whose interrupt the guest may not have
+	 * had: raised by virtio_mmio_state_resume. Loop thread. */
+	bool irq_owed;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -132,7 +145,7 @@ struct virtio_mmio {
 	uint32_t driver_features_sel;
 	uint64_t driver_features;
 	uint32_t queue_sel;
-	struct virtio_mmio_queue *queues;    /* dev->num_queues */
+	struct virtio_mmio_queue *queues;    /* @nqueues */
 	struct virtio_mmio_call *call;       /* in flight to the loop thread */
 	bool closed;
 
@@ -173,6 +186,30 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 /* One register access at @offset in the window. vCPU threads. */
 void virtio_mmio_access(struct virtio_mmio *t, uint64_t offset, void *data, unsigned len,
 			bool is_write);
+
+/* Is @next a legal successor of @old in the status state machine (bits
+ * only added, each step after the one before it)? */
+bool virtio_mmio_status_step_ok(uint32_t old, uint32_t next);
+
+/*
+ * Snapshot state (mmio_state.c): section "MMIO" (the registers, the device
+ * type and queue count), then the device's (virtio/device_state.h).
+ *
+ * save: the device paused (virtio_device_pause) or never activated, -EBUSY
+ * otherwise; loop thread, vCPUs parked.
+ * load: into a transport and device as built (no driver has touched them),
+ * guest memory in place, vCPUs not started; loop thread. Everything is
+ * checked before anything changes: 0, or -EINVAL with why in @r (a state
+ * of another device type or queue count, an illegal status, a bad queue,
+ * a ring outside memory, a truncated or unknown section) and nothing
+ * applied; -EBUSY for a transport in use. The device is left paused.
+ * resume: raise an interrupt the restored InterruptStatus owes the guest,
+ * then virtio_device_resume; after the irqchip state is restored, before
+ * the vCPUs run.
+ */
+int virtio_mmio_state_save(struct virtio_mmio *t, struct state_writer *w);
+int virtio_mmio_state_load(struct virtio_mmio *t, struct state_reader *r);
+void virtio_mmio_state_resume(struct virtio_mmio *t);
 
 /* "mmio_<name> <value>"; any thread (the counters are atomic). */
 void virtio_mmio_visit_counters(const struct virtio_mmio *t, const struct counter_sink *sink);

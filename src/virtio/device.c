@@ -77,7 +77,9 @@ int virtio_device_activate(struct virtio_device *dev)
 	for (unsigned q = 0; q < dev->num_queues; q++) {
 		snprintf(dev->vqs[q].label, sizeof(dev->vqs[q].label), "%s queue %u",
 			 dev->ops->name, q);
-		int r = vq_start(&dev->vqs[q], dev->mem);
+		/* A restored device's queues are started by the state loader
+		 * (device_state.c), with their indices, before this. */
+		int r = dev->vqs[q].started ? 0 : vq_start(&dev->vqs[q], dev->mem);
 		if (r < 0) {
 			log_warn("%s: queue %u cannot start: %s", dev->ops->name, q, strerror(-r));
 			for (unsigned i = 0; i < q; i++)

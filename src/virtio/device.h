@@ -27,6 +27,8 @@
 
 struct virtio_device;
 struct virtio_transport;
+struct state_writer;
+struct state_reader;
 
 struct virtio_device_ops {
 	const char *name;
@@ -59,6 +61,17 @@ struct virtio_device_ops {
 	void (*resume)(struct virtio_device *dev);
 	/* Hand every counter to @sink (core/counters.h). */
 	void (*visit_counters)(struct virtio_device *dev, const struct counter_sink *sink);
+	/* Snapshot state of the device's own (virtio/device_state.h), NULL
+	 * when it has none beyond the core's. save_state writes whole
+	 * sections of its own (state_begin .. state_end, its own tags); the
+	 * device is paused or was never activated. load_state reads the same
+	 * sections from @r (state_section .. state_section_done) into a
+	 * device as built, never activated, before the core applies its part
+	 * (features, queues, activation): it validates everything first and
+	 * changes nothing unless it returns true; on failure it says why with
+	 * state_fail. Loop thread. */
+	void (*save_state)(struct virtio_device *dev, struct state_writer *w);
+	bool (*load_state)(struct virtio_device *dev, struct state_reader *r);
 };
 
 struct virtio_transport_ops {

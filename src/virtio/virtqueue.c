@@ -57,25 +57,59 @@ static uint16_t *avail_event_ptr(struct virtqueue *vq)
 	return (uint16_t *)&vq->used->ring[vq->size];
 }
 
+/* The three rings of a queue of @size entries at @cfg's addresses, as host
+ * pointers (the +2 covers used_event / avail_event whether or not
+ * EVENT_IDX is on); NULL where a ring is not inside one region. */
+static void map_rings(const struct guest_mem *mem, const struct vq_config *cfg,
+		      struct vring_desc **desc, struct vring_avail **avail, struct vring_used **used)
+{
+	uint64_t n = cfg->size;
+
+	*desc = guest_mem_ptr(mem, cfg->desc_gpa, 16 * n);
+	*avail = guest_mem_ptr(mem, cfg->avail_gpa, 4 + 2 * n + 2);
+	*used = guest_mem_ptr(mem, cfg->used_gpa, 4 + 8 * n + 2);
+}
+
+int vq_config_check(const struct vq_config *cfg, const struct guest_mem *mem, const char **why)
+{
+	struct vring_desc *d;
+	struct vring_avail *a;
+	struct vring_used *u;
+
+	*why = NULL;
+	if (!is_pow2(cfg->size) || cfg->size > VQ_MAX_SIZE)
+		*why = cfg->size ? "size is not a power of two up to 32768" : "size is 0";
+	/* Alignment from spec 2.7 table "Virtqueue Part Alignment". */
+	else if (cfg->desc_gpa % 16)
+		*why = "descriptor table not 16-byte aligned";
+	else if (cfg->avail_gpa % 2)
+		*why = "avail ring not 2-byte aligned";
+	else if (cfg->used_gpa % 4)
+		*why = "used ring not 4-byte aligned";
+	if (*why)
+		return -EINVAL;
+	map_rings(mem, cfg, &d, &a, &u);
+	if (!d)
+		*why = "descriptor table outside guest memory";
+	else if (!a)
+		*why = "avail ring outside guest memory";
+	else if (!u)
+		*why = "used ring outside guest memory";
+	return *why ? -EFAULT : 0;
+}
+
 int vq_start(struct virtqueue *vq, const struct guest_mem *mem)
 {
-	uint64_t n = vq->size;
+	struct vq_config cfg = {
+		.size = vq->size, .desc_gpa = vq->desc_gpa, .avail_gpa = vq->avail_gpa,
+		.used_gpa = vq->used_gpa,
+	};
+	const char *why;
+	int r = vq_config_check(&cfg, mem, &why);
 
-	if (!is_pow2(vq->size) || vq->size > VQ_MAX_SIZE)
-		return -EINVAL;
-	/* Alignment from spec 2.7 table "Virtqueue Part Alignment". */
-	if (vq->desc_gpa % 16 || vq->avail_gpa % 2 || vq->used_gpa % 4)
-		return -EINVAL;
-	/* The +2 covers used_event / avail_event whether or not EVENT_IDX is on. */
-	vq->desc = guest_mem_ptr(mem, vq->desc_gpa, 16 * n);
-	vq->avail = guest_mem_ptr(mem, vq->avail_gpa, 4 + 2 * n + 2);
-	vq->used = guest_mem_ptr(mem, vq->used_gpa, 4 + 8 * n + 2);
-	if (!vq->desc || !vq->avail || !vq->used) {
-		vq->desc = NULL;
-		vq->avail = NULL;
-		vq->used = NULL;
-		return -EFAULT;
-	}
+	if (r < 0)
+		return r;
+	map_rings(mem, &cfg, &vq->desc, &vq->avail, &vq->used);
 	vq->mem = mem;
 	vq->used_idx = GUEST_LOAD(&vq->used->idx);
 	vq->published_idx = vq->used_idx;

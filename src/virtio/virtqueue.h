@@ -169,6 +169,11 @@ uint16_t vq_base(const struct virtqueue *vq);
  */
 int vq_start(struct virtqueue *vq, const struct guest_mem *mem);
 
+/* The checks of vq_start without starting anything: 0, -EINVAL (size,
+ * alignment) or -EFAULT (a ring outside guest memory), with *@why saying
+ * which rule failed (a state loader refuses with it before applying). */
+int vq_config_check(const struct vq_config *cfg, const struct guest_mem *mem, const char **why);
+
 /* Stop using the rings (the device is paused or memory is changing); a
  * held chain goes back to the ring. */
 void vq_stop(struct virtqueue *vq);

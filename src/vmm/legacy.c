@@ -3,6 +3,7 @@
  */
 #include "vmm/legacy.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -186,4 +187,36 @@ int legacy_init(struct legacy_devices *l, struct vm *vm)
 void legacy_destroy(struct legacy_devices *l)
 {
 	pthread_mutex_destroy(&l->rtc_lock);
+}
+
+/* --- snapshot state -------------------------------------------------------- */
+
+void legacy_state_save(struct legacy_devices *l, struct state_writer *w)
+{
+	pthread_mutex_lock(&l->rtc_lock);
+	state_begin(w, "CMOS");
+	state_put_u8(w, l->rtc_index);
+	state_put_bytes(w, l->cmos, sizeof(l->cmos));
+	state_end(w);
+	pthread_mutex_unlock(&l->rtc_lock);
+}
+
+int legacy_state_load(struct legacy_devices *l, struct state_reader *r)
+{
+	struct state_reader sec;
+	uint8_t cmos[sizeof(l->cmos)];
+
+	if (!state_section(r, "CMOS", &sec))
+		return -EINVAL;
+	uint8_t index = state_get_u8(&sec);
+	state_get_bytes(&sec, cmos, sizeof(cmos));
+	if (!sec.failed && index > 0x7fu)
+		state_fail(&sec, "RTC index 0x%x beyond the 128 bytes of CMOS", index);
+	if (!state_section_done(r, &sec))
+		return -EINVAL;
+	pthread_mutex_lock(&l->rtc_lock);
+	l->rtc_index = index;
+	memcpy(l->cmos, cmos, sizeof(cmos));
+	pthread_mutex_unlock(&l->rtc_lock);
+	return 0;
 }

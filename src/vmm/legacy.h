@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "core/state_io.h"
 #include "vmm/io_bus.h"
 #include "vmm/vm.h"
 
@@ -34,5 +35,11 @@ struct legacy_devices {
 
 int legacy_init(struct legacy_devices *l, struct vm *vm);
 void legacy_destroy(struct legacy_devices *l);
+
+/* Snapshot state, section "CMOS": the RTC index and the CMOS RAM (the clock
+ * registers always read the host's time). Load: 0, or -EINVAL with why in
+ * @r and nothing changed. */
+void legacy_state_save(struct legacy_devices *l, struct state_writer *w);
+int legacy_state_load(struct legacy_devices *l, struct state_reader *r);
 
 #endif

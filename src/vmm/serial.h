@@ -36,6 +36,7 @@
 #include <termios.h>
 
 #include "core/event_loop.h"
+#include "core/state_io.h"
 #include "vmm/io_bus.h"
 #include "vmm/vm.h"
 
@@ -89,5 +90,18 @@ int serial_attach_input(struct serial *s, struct event_loop *loop, int in_fd);
 
 /* Stop watching input, restore the terminal. */
 void serial_destroy(struct serial *s);
+
+/*
+ * Snapshot state (serial_state.c), section "UART": the registers, the FIFO,
+ * thr_pending, irq_level, rx_open, the console input read and not yet in
+ * the FIFO, and the byte counters; not the fds, the terminal mode or a
+ * half-typed console escape. irq_level is restored as the line was last
+ * driven, not driven again: the line's level lives in the in-kernel
+ * irqchip, whose state is restored with it. save: vCPUs parked; load:
+ * before they run. Load is checked whole first: 0, or -EINVAL with why in
+ * @r and nothing changed.
+ */
+void serial_state_save(struct serial *s, struct state_writer *w);
+int serial_state_load(struct serial *s, struct state_reader *r);
 
 #endif

@@ -668,8 +668,64 @@ def seeds_fs_state():
     }
 
 
+# ---- device state (src/transport/mmio_state.c, virtio/device_state.c,
+# net/net_state.c): sections MMIO, VDEV, VNET for fuzz_device_state's
+# virtio-net behind virtio-mmio, guest memory at 0x40000000 ----------------
+
+DS_MEM = 0x40000000
+NET_OFFERED = (1 << 32) | (1 << 5) | (1 << 3) | (1 << 16) | (1 << 29) | (1 << 28)
+NET_COUNTERS = 18
+
+
+def section(tag, body):
+    return tag + u32(len(body)) + body
+
+
+def ds_rings(q):
+    base = DS_MEM + q * 0x4000
+    return base, base + 0x1000, base + 0x2000
+
+
+def ds_mmio(status, features, active, isr=0):
+    body = u32(1) + u32(10) + b"virtio-net" + u32(2) + u32(status) + u32(0) * 3
+    body += u64(features) + u32(isr) + u32(0) + u8(0)
+    for q in range(2):
+        d, a, u = ds_rings(q)
+        body += (u16(16) + u8(1) + u64(d) + u64(a) + u64(u)) if active else bytes(27)
+    return section(b"MMIO", body)
+
+
+def ds_vdev(features, active, base=0):
+    body = u64(features) + u8(active) + u8(0) + u32(0) + u32(2)
+    for q in range(2):
+        d, a, u = ds_rings(q) if active else (0, 0, 0)
+        body += u16(16 if active else 0) + u64(d) + u64(a) + u64(u)
+        body += u16(base) + u16(0) * 3 + u8(0) + u8(1) + u64(0) * 2 + u8(0) * 3
+    return section(b"VDEV", body)
+
+
+def ds_vnet(limited=False):
+    body = bytes([0x52, 0x54, 0, 0x12, 0x34, 0x56]) + u16(1500) + u32(NET_COUNTERS)
+    body += u64(0) * NET_COUNTERS
+    bucket = u64(3000) + u64(0) + u64(100) + u64(1000) + u64(0) + u64(5000000)
+    for _ in range(2):
+        body += (bucket if limited else u64(0) * 6) + u64(0) * 6
+    return section(b"VNET", body)
+
+
+def seeds_device_state():
+    return {
+        "fresh": ds_mmio(0, 0, False) + ds_vdev(0, False) + ds_vnet(),
+        "active": ds_mmio(0xF, NET_OFFERED, True, isr=1) + ds_vdev(NET_OFFERED, True) +
+                  ds_vnet(limited=True),
+        "features_ok": ds_mmio(0xB, NET_OFFERED, False) + ds_vdev(NET_OFFERED, False) + ds_vnet(),
+        "truncated": (ds_mmio(0xF, NET_OFFERED, True) + ds_vdev(NET_OFFERED, True))[:-7],
+    }
+
+
 GENERATORS = {
     "fuzz_decompress": seeds_decompress,
+    "fuzz_device_state": seeds_device_state,
     "fuzz_fs_state": seeds_fs_state,
     "fuzz_fuse": seeds_fuse,
     "fuzz_mmio": seeds_mmio,

@@ -13,6 +13,7 @@
 #include "check.h"
 #include "core/event_loop.h"
 #include "core/log.h"
+#include "core/state_io.h"
 #include "vmm/acpi.h"
 #include "vmm/acpi_pm.h"
 #include "vmm/io_bus.h"
@@ -203,6 +204,93 @@ static void test_acpi_power_off(void)
 	teardown();
 }
 
+/* --- snapshot state -------------------------------------------------------- */
+
+/* FIFO on (trigger 14), receive interrupts on, 40 bytes typed: 16 in the
+ * FIFO, 24 buffered host-side, a scratch value and a CMOS byte; saved,
+ * loaded into fresh devices, every byte comes out in order. */
+static void test_state_roundtrip(void)
+{
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct state_reader r;
+
+	setup();
+	state_writer_init(&w);
+	outb(COM1 + 2, 0xc1);
+	outb(COM1 + 1, 0x01);
+	outb(COM1 + 7, 0x5a);
+	outb(0x70, 0x40);
+	outb(0x71, 0x99);
+	feed(40);
+	CHECK_EQ(uart.rx_count, 16);
+	CHECK_EQ(uart.in_count, 24);
+	CHECK_EQ(inb(COM1), 'a');    /* the heads move off 0 */
+	serial_state_save(&uart, &w);
+	legacy_state_save(&legacy, &w);
+	teardown();
+
+	setup();
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK_EQ(serial_state_load(&uart, &r), 0);
+	CHECK_EQ(legacy_state_load(&legacy, &r), 0);
+	CHECK(state_at_end(&r));
+	CHECK_EQ(inb(COM1 + 7), 0x5a);
+	CHECK_EQ(inb(0x71), 0x99);   /* the index came back too */
+	CHECK_EQ(uart.rx_bytes, 17);
+	for (unsigned i = 1; i < 40; i++)
+		CHECK_EQ(inb(COM1), 'a' + i % 26);
+	CHECK_EQ(inb(COM1 + 5) & 0x01, 0);
+	state_writer_free(&w);
+	teardown();
+}
+
+/* A bad section changes nothing: a trigger level the FCR cannot set,
+ * a flag that is neither 0 nor 1, reserved IER bits, a CMOS index past
+ * 127, a short section. */
+static void check_uart_refused(unsigned at, uint8_t value, const char *want)
+{
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct state_reader r;
+
+	setup();
+	state_writer_init(&w);
+	outb(COM1 + 7, 0x33);
+	serial_state_save(&uart, &w);
+	outb(COM1 + 7, 0x44);
+	w.buf[8 + at] = value;
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK_EQ(serial_state_load(&uart, &r), -EINVAL);
+	CHECK(strstr(eb.msg, want) != NULL);
+	CHECK_EQ(inb(COM1 + 7), 0x44);
+	state_writer_free(&w);
+	teardown();
+}
+
+static void test_state_refusals(void)
+{
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct state_reader r;
+
+	check_uart_refused(9, 3, "FIFO trigger level 3");      /* after 8 registers and the FIFO flag */
+	check_uart_refused(11, 2, "a flag of value 2");
+	check_uart_refused(0, 0x10, "IER 0x10 has reserved bits");
+	setup();
+	state_writer_init(&w);
+	legacy_state_save(&legacy, &w);
+	w.buf[8] = 0x80;
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK_EQ(legacy_state_load(&legacy, &r), -EINVAL);
+	CHECK(strstr(eb.msg, "RTC index 0x80") != NULL);
+	state_reader_init(&r, w.buf, w.len - 1, &eb);
+	CHECK_EQ(legacy_state_load(&legacy, &r), -EINVAL);
+	CHECK(strstr(eb.msg, "truncated") != NULL);
+	state_writer_free(&w);
+	teardown();
+}
+
 int main(void)
 {
 	log_threshold = LOG_ERROR;
@@ -212,5 +300,7 @@ int main(void)
 	RUN_TEST(test_debug_exit_status);
 	RUN_TEST(test_boot_marker);
 	RUN_TEST(test_acpi_power_off);
+	RUN_TEST(test_state_roundtrip);
+	RUN_TEST(test_state_refusals);
 	return CHECK_DONE();
 }
