@@ -55,6 +55,13 @@ struct api_iface {
 	bool mmds;                        /* MMDS frames are intercepted on it */
 };
 
+/* PUT /snapshot/create's request, checked for shape by the API. */
+struct api_snapshot_create {
+	bool diff;                        /* "snapshot_type": "Diff" (default "Full") */
+	const char *snapshot_path;        /* the state file */
+	const char *mem_file_path;        /* the memory image */
+};
+
 /* The VM behind the API (kvmini run; vhost net has none). Each call runs
  * on the api_start() loop's thread, the VM's loop thread. */
 struct api_vm_ops {
@@ -64,6 +71,10 @@ struct api_vm_ops {
 	int (*resume)(void *ctx);
 	/* Firecracker's instance states: "Not started", "Running", "Paused". */
 	const char *(*state)(void *ctx);
+	/* Write a snapshot of the paused VM: 0, or -errno with why in @eb
+	 * (-EAGAIN: not paused). NULL: snapshots are refused. */
+	int (*snapshot_create)(void *ctx, const struct api_snapshot_create *req,
+			       struct errbuf *eb);
 };
 
 struct api_opts {

@@ -75,6 +75,10 @@ void api_mmds_get(struct api *api, const char *id, const struct http_request *re
 		  struct http_response *resp);
 void api_mmds_config_put(struct api *api, const char *id, const struct http_request *req,
 			 struct http_response *resp);
+void api_snapshot_create_put(struct api *api, const char *id, const struct http_request *req,
+			     struct http_response *resp);
+void api_snapshot_load_put(struct api *api, const char *id, const struct http_request *req,
+			   struct http_response *resp);
 void api_metrics_put(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp);
 void api_metrics_get(struct api *api, const char *id, const struct http_request *req,

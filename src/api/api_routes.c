@@ -28,6 +28,8 @@ static const struct api_route api_routes[] = {
 	{ "GET",   "/metrics",                  api_metrics_get },
 	{ "PUT",   "/actions",                  api_actions_put },
 	{ "PATCH", "/vm",                       api_vm_patch },
+	{ "PUT",   "/snapshot/create",          api_snapshot_create_put },
+	{ "PUT",   "/snapshot/load",            api_snapshot_load_put },
 	{ "GET",   "/",                         api_instance_get },
 };
 

@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "fs/virtio_fs.h"
 #include "machine/machine.h"
+#include "machine/machine_snapshot.h"
 #include "mmds/mmds.h"
 #include "vmm/vm.h"
 
@@ -95,6 +96,13 @@ static const char run_usage[] =
 	"                     default they become FUSE invalidations for a driver that\n"
 	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
 	"  --max-watches N    most inotify watches per --fs directory (default 65536)\n"
+	"  --restore STATE    resume a snapshot instead of booting: STATE is the state\n"
+	"                     file PUT /snapshot/create wrote; memory size, vCPUs,\n"
+	"                     --no-acpi and --compat come from it, and the --net and\n"
+	"                     --fs options must give the devices it had, in order (a\n"
+	"                     clone gives its own tap and --mac)\n"
+	"  --mem-file FILE    with --restore: the snapshot's memory file, mapped\n"
+	"                     privately (pages are read when the guest touches them)\n"
 	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
@@ -145,6 +153,10 @@ struct run_args {
 	bool compat;
 	bool host_decompress;
 	bool no_acpi;
+	const char *restore;             /* --restore STATE */
+	const char *mem_file;            /* --mem-file FILE */
+	/* Options a restore takes from the snapshot, when given: the first. */
+	const char *boot_option;
 };
 
 /* "--fs DIR:TAG" with room for the longest DIR and TAG. */
@@ -158,6 +170,7 @@ struct run_ctx {
 	char fs_what[RUN_MAX_FS][RUN_FS_WHAT_LEN];
 	char fs_counters_name[RUN_MAX_FS][VIRTIO_FS_TAG_LEN + 8];
 	struct machine machine;
+	struct machine_restore restore;  /* --restore's state, opened */
 	struct mmds *mmds;
 	struct api *api;
 	struct cli_signals sig;
@@ -240,6 +253,8 @@ static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
+	case 'R': a->restore = val; return 0;
+	case 'F': a->mem_file = val; return 0;
 	case 'k': a->kernel = val; return 0;
 	case 'i': a->initrd = val; return 0;
 	case 'c': a->cmdline = val; return 0;
@@ -265,6 +280,54 @@ static int parse_value(int c, const char *val, struct run_args *a)
 	return -EINVAL;
 }
 
+/* The options that say how to boot: a restore takes all that from the
+ * snapshot (getopt's values for --kernel, --initrd, --cmdline, --mem,
+ * --cpus, --compat, --host-decompress, --no-acpi). */
+#define RUN_BOOT_OPTIONS "kicmpPDA"
+
+static int check_restore(const struct run_args *a)
+{
+	if (!a->restore || !a->mem_file) {
+		log_err("%s needs %s", a->restore ? "--restore" : "--mem-file",
+			a->restore ? "--mem-file (the snapshot's memory)" : "--restore");
+		return -EINVAL;
+	}
+	if (a->boot_option) {
+		log_err("--%s: with --restore this comes from the snapshot", a->boot_option);
+		return -EINVAL;
+	}
+	return check_readable("--restore", a->restore) || check_readable("--mem-file", a->mem_file)
+		       ? -EINVAL : 0;
+}
+
+/* The kernel to boot: --kernel's, else the project's own guest
+ * (scripts/build-guest.sh). */
+static int check_boot(struct run_args *a)
+{
+	const char *unused_initrd;
+
+	if (!a->kernel && default_guest_find(&a->kernel, a->initrd ? &unused_initrd : &a->initrd) < 0)
+		return -EINVAL;
+	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
+		return -EINVAL;
+	return 0;
+}
+
+/* Each share's options, with the defaults given for all of them. */
+static int check_fs(struct run_args *a)
+{
+	if (a->fs_defaults.given && !a->nfs) {
+		log_err("--no-notify and --max-watches are for --fs shares");
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < a->nfs; i++) {
+		cli_fs_inherit(&a->fs[i].opts, &a->fs_defaults);
+		if (cli_fs_check(&a->fs[i].opts) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_run_args(int argc, char **argv, struct run_args *a)
 {
@@ -284,10 +347,11 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "restore", required_argument, NULL, 'R' },
+		{ "mem-file", required_argument, NULL, 'F' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 	};
 	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
-	const char *unused_initrd;
 	int c;
 
 	memcpy(opts, own, sizeof(own));
@@ -298,7 +362,11 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 	cli_fs_args_init(&a->fs_defaults);
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vqh", opts, NULL)) != -1) {
+	int li = -1;
+	while ((c = getopt_long(argc, argv, ":vqh", opts, &li)) != -1) {
+		if (li >= 0 && strchr(RUN_BOOT_OPTIONS, c) && !a->boot_option)
+			a->boot_option = opts[li].name;
+		li = -1;
 		int shared = cli_net_controls_take(&a->net, c, optarg);
 		if (shared > 0)
 			shared = cli_fs_take(&a->fs_defaults, c, optarg);
@@ -330,20 +398,11 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
 		return -EINVAL;
 	}
-	/* No --kernel: the project's own guest (scripts/build-guest.sh). */
-	if (!a->kernel && default_guest_find(&a->kernel, a->initrd ? &unused_initrd : &a->initrd) < 0)
+	int r = a->restore || a->mem_file ? check_restore(a) : check_boot(a);
+	if (!r)
+		r = check_fs(a);
+	if (r < 0)
 		return -EINVAL;
-	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
-		return -EINVAL;
-	if (a->fs_defaults.given && !a->nfs) {
-		log_err("--no-notify and --max-watches are for --fs shares");
-		return -EINVAL;
-	}
-	for (unsigned i = 0; i < a->nfs; i++) {
-		cli_fs_inherit(&a->fs[i].opts, &a->fs_defaults);
-		if (cli_fs_check(&a->fs[i].opts) < 0)
-			return -EINVAL;
-	}
 	return cli_net_controls_check(&a->net);
 }
 
@@ -406,6 +465,15 @@ static void configure(struct run_ctx *ctx)
 		.fs = ctx->fs, .n_fs = a->nfs,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 	};
+	if (a->restore) {
+		const struct machine_snapshot_info *info = &ctx->restore.info;
+		ctx->cfg.kernel = ctx->cfg.initrd = NULL;
+		ctx->cfg.mem_bytes = info->mem_bytes;
+		ctx->cfg.cpus = info->cpus;
+		ctx->cfg.no_acpi = info->no_acpi;
+		ctx->cfg.compat = info->compat;
+		ctx->cfg.mem_file = a->mem_file;
+	}
 }
 
 /* --- the VM as the API sees it ------------------------------------------------ */
@@ -439,8 +507,27 @@ static const char *api_state(void *opaque)
 	return m->paused ? "Paused" : m->running ? "Running" : "Not started";
 }
 
+static int api_snapshot_create(void *opaque, const struct api_snapshot_create *req,
+			       struct errbuf *eb)
+{
+	const struct machine_snapshot_req mr = {
+		.type = req->diff ? MACHINE_SNAPSHOT_DIFF : MACHINE_SNAPSHOT_FULL,
+		.state_path = req->snapshot_path, .mem_path = req->mem_file_path,
+	};
+	struct machine_snapshot_stats st;
+	int r = machine_snapshot(opaque, &mr, &st, eb);
+
+	if (!r)
+		log_info("snapshot: state %llu bytes to %s, memory %llu MiB to %s (%llu MiB written) "
+			 "in %.1f ms", (unsigned long long)st.state_bytes, req->snapshot_path,
+			 (unsigned long long)(st.mem_bytes >> 20), req->mem_file_path,
+			 (unsigned long long)(st.mem_written >> 20), (double)st.ns / 1e6);
+	return r;
+}
+
 static const struct api_vm_ops api_vm = {
 	.pause = api_pause, .resume = api_resume, .state = api_state,
+	.snapshot_create = api_snapshot_create,
 };
 
 /* The control API on the machine's loop, which every net device runs on,
@@ -459,10 +546,21 @@ static int start_api(struct run_ctx *ctx)
 static int build(struct run_ctx *ctx)
 {
 	int r = cli_net_controls_mmds(&ctx->args->net, &ctx->mmds);
+	struct errbuf eb = { 0 };
 
+	if (!r && ctx->args->restore) {
+		r = machine_restore_open(&ctx->restore, ctx->args->restore, &eb);
+		if (r < 0)
+			log_err("--restore %s", eb.msg);
+	}
 	configure(ctx);
 	if (!r)
 		r = machine_build(&ctx->machine, &ctx->cfg);
+	if (!r && ctx->args->restore) {
+		r = machine_restore_load(&ctx->machine, &ctx->restore, &eb);
+		if (r < 0)
+			log_err("--restore %s: %s", ctx->args->restore, eb.msg);
+	}
 	if (!r)
 		r = start_api(ctx);
 	if (!r) {
@@ -500,6 +598,7 @@ static void teardown(struct run_ctx *ctx)
 		api_stop(ctx->api);
 	}
 	machine_destroy(&ctx->machine);
+	machine_restore_close(&ctx->restore);
 	mmds_free(ctx->mmds);
 }
 

@@ -512,6 +512,16 @@ static void fs_visit_counters(struct virtio_device *vdev, const struct counter_s
 	virtio_fs_visit_counters(to_fs(vdev), sink);
 }
 
+static int fs_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb)
+{
+	return virtio_fs_state_save(to_fs(vdev), w, eb);
+}
+
+static bool fs_load_state(struct virtio_device *vdev, struct state_reader *r)
+{
+	return virtio_fs_state_load(to_fs(vdev), r);
+}
+
 /* The two tables differ only in the config space they expose. */
 #define FS_OPS(config_type) {                      \
 	.name = "virtio-fs",                       \
@@ -525,6 +535,8 @@ static void fs_visit_counters(struct virtio_device *vdev, const struct counter_s
 	.reset = fs_reset,                         \
 	.pause = fs_pause,                         \
 	.resume = fs_resume,                       \
+	.save_state = fs_save_state,               \
+	.load_state = fs_load_state,               \
 	.visit_counters = fs_visit_counters,       \
 }
 

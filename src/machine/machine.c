@@ -212,7 +212,7 @@ static int add_platform_devices(struct machine *m)
 int machine_build(struct machine *m, const struct machine_config *cfg)
 {
 	struct vm_config vc = { .mem_bytes = cfg->mem_bytes, .ncpus = cfg->cpus,
-				.compat = cfg->compat };
+				.compat = cfg->compat, .mem_file = cfg->mem_file };
 
 	m->cfg = cfg;
 	int r = event_loop_init(&m->loop);
@@ -229,7 +229,7 @@ int machine_build(struct machine *m, const struct machine_config *cfg)
 	if (!r)
 		r = add_devices(m);
 	if (!r)
-		r = load_guest(m);
+		r = cfg->mem_file ? 0 : load_guest(m);
 	if (!r)
 		m->vm.timing.kernel_loaded = clock_now_ns();
 	return r;
@@ -255,6 +255,11 @@ int machine_run(struct machine *m)
 		log_err("console input: %s", strerror(-r));
 		return r;
 	}
+	/* A restored machine's devices were loaded held (the interrupts
+	 * they owe are raised now, over the restored irqchip); the vCPUs
+	 * start where they were. */
+	for (unsigned i = 0; m->restored && i < m->n_slots; i++)
+		virtio_mmio_state_resume(&m->slots[i].mmio);
 	r = vm_start(&m->vm);
 	m->running = !r;
 	if (!r)

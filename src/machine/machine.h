@@ -62,6 +62,10 @@ struct machine_config {
 	 * machine serves them all, so it names none itself. */
 	const char *cmdline_what;         /* "--cmdline" */
 	struct net_iface_names net_names;
+	/* Restore instead of boot: a snapshot's memory image, mapped as guest
+	 * RAM; no kernel is loaded, and machine_restore_load
+	 * (machine_snapshot.h) loads the state before machine_run. */
+	const char *mem_file;
 };
 
 struct machine_fs {
@@ -88,6 +92,7 @@ struct machine {
 	struct event_source stop_src;
 	bool running;                /* the vCPUs were started */
 	bool paused;                 /* machine_pause .. machine_resume */
+	bool restored;               /* machine_restore_load: the devices wait for the start */
 	char cmdline[LAYOUT_CMDLINE_MAX];
 };
 

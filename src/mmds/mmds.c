@@ -34,6 +34,7 @@
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/hex.h"
+#include "core/log.h"
 #include "core/sha256.h"
 #include "mmds/mmds.h"
 
@@ -60,12 +61,21 @@ struct mmds {
 	uint64_t next_serial;
 	mmds_clock_fn now_ms;
 	void *clock_opaque;
+	/* Added to now_ms: a restored service's clock goes on from the
+	 * snapshot's, so a token keeps the lifetime it had left. */
+	int64_t clock_shift;
 	struct mmds_counters counters;
 };
 
 static uint64_t monotonic_ms(void *opaque)
 {
 	return clock_now_ms();
+}
+
+/* The clock tokens are minted and checked by. */
+static uint64_t service_now(const struct mmds *m)
+{
+	return m->now_ms(m->clock_opaque) + (uint64_t)m->clock_shift;
 }
 
 /* --- configuration and store --------------------------------------------- */
@@ -460,7 +470,7 @@ static void token_mint(struct mmds *m, unsigned ttl, char *hex)
 	uint8_t raw[MMDS_TOKEN_RAW_LEN];
 
 	put_le64(raw, m->next_serial++);
-	put_le64(raw + 8, m->now_ms(m->clock_opaque) + (uint64_t)ttl * 1000u);
+	put_le64(raw + 8, service_now(m) + (uint64_t)ttl * 1000u);
 	token_mac(m, raw, raw + 16);
 	for (unsigned i = 0; i < sizeof(raw); i++) {
 		hex[2 * i] = digits[raw[i] >> 4];
@@ -487,7 +497,7 @@ static enum token_state token_check(struct mmds *m, const char *text)
 	token_mac(m, raw, mac);
 	if (memcmp_consttime(mac, raw + 16, MMDS_MAC_LEN))
 		return TOKEN_INVALID;
-	return get_le64(raw + 8) > m->now_ms(m->clock_opaque) ? TOKEN_VALID : TOKEN_EXPIRED;
+	return get_le64(raw + 8) > service_now(m) ? TOKEN_VALID : TOKEN_EXPIRED;
 }
 
 /* parse_ttl - a TTL header value: decimal digits only, in range. */
@@ -702,5 +712,94 @@ void mmds_http_error(void *opaque, int status, const char *message,
 	if (status == 405)
 		(void)http_response_add_header(resp, "Allow", MMDS_ALLOW);
 	count_status(m, status);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* --- snapshots ------------------------------------------------------------------- */
+
+/* "MMDS": the configuration, the store as compact JSON, the token key, the
+ * next token serial and the clock at the snapshot, so tokens issued before
+ * validate after a restore and keep the lifetime they had left. */
+void mmds_state_save(struct mmds *m, struct state_writer *w)
+{
+	pthread_mutex_lock(&m->lock);
+	char *store = json_dumps(m->store, JSON_COMPACT);
+	state_begin(w, "MMDS");
+	state_put_u32(w, (uint32_t)m->cfg.version);
+	state_put_u32(w, ntohl(m->cfg.ipv4.s_addr));
+	state_put_u64(w, m->cfg.store_limit);
+	state_put_str(w, store ? store : "{}");
+	state_put_bytes(w, m->key, sizeof(m->key));
+	state_put_u64(w, m->next_serial);
+	state_put_u64(w, service_now(m));
+	state_end(w);
+	pthread_mutex_unlock(&m->lock);
+	if (!store)
+		w->failed = true;
+	free(store);
+}
+
+struct mmds_saved {
+	struct mmds_config cfg;
+	json_t *store;
+	uint8_t key[MMDS_KEY_LEN];
+	uint64_t next_serial, now;
+};
+
+static bool parse_saved(struct state_reader *sec, struct mmds_saved *s)
+{
+	size_t len;
+	const uint8_t *text = state_get_blob(sec, s->cfg.store_limit * 2 + 2, &len);
+
+	if (!text)
+		return false;
+	s->store = parse_object((const char *)text, len);
+	if (!s->store)
+		return state_fail(sec, "the store is not a JSON object");
+	if (serialized_size(s->store) > s->cfg.store_limit)
+		return state_fail(sec, "the store is over its limit of %zu bytes", s->cfg.store_limit);
+	state_get_bytes(sec, s->key, sizeof(s->key));
+	s->next_serial = state_get_u64(sec);
+	s->now = state_get_u64(sec);
+	return !sec->failed;
+}
+
+bool mmds_state_load(struct mmds *m, struct state_reader *r)
+{
+	struct state_reader sec;
+	struct mmds_saved s = { 0 };
+
+	if (!state_section(r, "MMDS", &sec))
+		return false;
+	s.cfg.version = (enum mmds_version)state_get_u32(&sec);
+	s.cfg.ipv4.s_addr = htonl(state_get_u32(&sec));
+	s.cfg.store_limit = (size_t)state_get_u64(&sec);
+	if (!sec.failed && (!config_valid(&s.cfg) || !s.cfg.store_limit ||
+			     s.cfg.store_limit > STATE_MAX_PAYLOAD))
+		state_fail(&sec, "version %u, address or store limit not valid", (unsigned)s.cfg.version);
+	if (!sec.failed)
+		parse_saved(&sec, &s);
+	if (!state_section_done(r, &sec)) {
+		json_decref(s.store);
+		explicit_bzero(s.key, sizeof(s.key));
+		return false;
+	}
+	pthread_mutex_lock(&m->lock);
+	m->cfg = s.cfg;
+	json_decref(m->store);
+	m->store = s.store;
+	memcpy(m->key, s.key, sizeof(m->key));
+	m->next_serial = s.next_serial;
+	m->clock_shift = (int64_t)(s.now - m->now_ms(m->clock_opaque));
+	pthread_mutex_unlock(&m->lock);
+	explicit_bzero(s.key, sizeof(s.key));
+	return true;
+}
+
+void mmds_new_key(struct mmds *m)
+{
+	pthread_mutex_lock(&m->lock);
+	if (getrandom(m->key, sizeof(m->key), 0) != (ssize_t)sizeof(m->key))
+		log_warn("MMDS: no new token key (getrandom failed): tokens stay valid");
 	pthread_mutex_unlock(&m->lock);
 }

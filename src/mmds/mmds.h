@@ -9,11 +9,13 @@
 #ifndef KVMINI_MMDS_MMDS_H
 #define KVMINI_MMDS_MMDS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <netinet/in.h>
 
 #include "core/counters.h"
+#include "core/state_io.h"
 #include "http/http.h"
 
 enum mmds_version { MMDS_V1 = 1, MMDS_V2 = 2 };
@@ -93,6 +95,18 @@ void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque);
 /* The frame interceptor's counts, kept with the service's. */
 void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 		       uint64_t deferred);
+
+/*
+ * Snapshots: the "MMDS" section (configuration, store, token key and
+ * serial, the service's clock). A load is checked whole before it replaces
+ * anything; tokens issued before the snapshot validate after it, with the
+ * lifetime they had left. mmds_new_key makes every token issued so far
+ * invalid: what a clone of a snapshot wants (its sibling's tokens must not
+ * open its metadata). Any thread.
+ */
+void mmds_state_save(struct mmds *m, struct state_writer *w);
+bool mmds_state_load(struct mmds *m, struct state_reader *r);
+void mmds_new_key(struct mmds *m);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
 /* "mmds <name> <value>" (loop thread or any: copied under the lock). */

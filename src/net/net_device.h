@@ -135,7 +135,7 @@ void net_device_get_rate_limit(const struct net_device *net, unsigned q,
  * backend is not in it: the machine opens one anew from its configuration.
  * The state's MAC replaces opts.mac unless keep_configured_mac is set.
  */
-void net_save_state(struct virtio_device *vdev, struct state_writer *w);
+int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
 bool net_load_state(struct virtio_device *vdev, struct state_reader *r);
 
 /* Parse "52:54:00:12:34:56" (six two-digit hex bytes, either case) into

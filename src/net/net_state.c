@@ -58,7 +58,7 @@ static void save_limiter(const struct rate_limiter *rl, struct state_writer *w)
 	save_bucket(&rl->ops, now, w);
 }
 
-void net_save_state(struct virtio_device *vdev, struct state_writer *w)
+int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb)
 {
 	struct net_device *net = to_net(vdev);
 	const uint64_t *c = (const uint64_t *)&net->counters;
@@ -72,6 +72,7 @@ void net_save_state(struct virtio_device *vdev, struct state_writer *w)
 	save_limiter(&net->tx_limiter, w);
 	save_limiter(&net->rx_limiter, w);
 	state_end(w);
+	return 0;
 }
 
 /* --- parsing --------------------------------------------------------------------- */

@@ -207,7 +207,7 @@ bool virtio_mmio_status_step_ok(uint32_t old, uint32_t next);
  * then virtio_device_resume; after the irqchip state is restored, before
  * the vCPUs run.
  */
-int virtio_mmio_state_save(struct virtio_mmio *t, struct state_writer *w);
+int virtio_mmio_state_save(struct virtio_mmio *t, struct state_writer *w, struct errbuf *eb);
 int virtio_mmio_state_load(struct virtio_mmio *t, struct state_reader *r);
 void virtio_mmio_state_resume(struct virtio_mmio *t);
 

@@ -62,17 +62,16 @@ static void save_registers(struct virtio_mmio *t, struct state_writer *w)
 	state_end(w);
 }
 
-int virtio_mmio_state_save(struct virtio_mmio *t, struct state_writer *w)
+int virtio_mmio_state_save(struct virtio_mmio *t, struct state_writer *w, struct errbuf *eb)
 {
 	if (t->dev->active && !t->dev->paused) {
-		log_warn("%s: state saved while running: pause the device first", t->dev->ops->name);
+		errbuf_set(eb, "%s: the device is running: pause it first", t->dev->ops->name);
 		return -EBUSY;
 	}
 	pthread_mutex_lock(&t->lock);
 	save_registers(t, w);
 	pthread_mutex_unlock(&t->lock);
-	virtio_device_state_save(t->dev, w);
-	return 0;
+	return virtio_device_state_save(t->dev, w, eb);
 }
 
 /* --- parsing ----------------------------------------------------------------- */

@@ -27,6 +27,7 @@
 
 struct virtio_device;
 struct virtio_transport;
+struct errbuf;
 struct state_writer;
 struct state_reader;
 
@@ -64,13 +65,14 @@ struct virtio_device_ops {
 	/* Snapshot state of the device's own (virtio/device_state.h), NULL
 	 * when it has none beyond the core's. save_state writes whole
 	 * sections of its own (state_begin .. state_end, its own tags); the
-	 * device is paused or was never activated. load_state reads the same
+	 * device is paused or was never activated; 0, or -errno with why in
+	 * @eb for a state it cannot save (the snapshot fails). load_state reads the same
 	 * sections from @r (state_section .. state_section_done) into a
 	 * device as built, never activated, before the core applies its part
 	 * (features, queues, activation): it validates everything first and
 	 * changes nothing unless it returns true; on failure it says why with
 	 * state_fail. Loop thread. */
-	void (*save_state)(struct virtio_device *dev, struct state_writer *w);
+	int (*save_state)(struct virtio_device *dev, struct state_writer *w, struct errbuf *eb);
 	bool (*load_state)(struct virtio_device *dev, struct state_reader *r);
 };
 

@@ -40,7 +40,7 @@ static void save_queue(const struct virtqueue *vq, struct state_writer *w)
 	save_faults(&vq->faults, w);
 }
 
-void virtio_device_state_save(struct virtio_device *dev, struct state_writer *w)
+int virtio_device_state_save(struct virtio_device *dev, struct state_writer *w, struct errbuf *eb)
 {
 	state_begin(w, VDEV_TAG);
 	state_put_u64(w, dev->features);
@@ -51,8 +51,7 @@ void virtio_device_state_save(struct virtio_device *dev, struct state_writer *w)
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		save_queue(&dev->vqs[q], w);
 	state_end(w);
-	if (dev->ops->save_state)
-		dev->ops->save_state(dev, w);
+	return dev->ops->save_state ? dev->ops->save_state(dev, w, eb) : 0;
 }
 
 /* --- parsing ---------------------------------------------------------------- */

@@ -49,8 +49,9 @@ struct virtio_device_state {
 	struct vq_state *q;              /* num_queues of them */
 };
 
-/* Section "VDEV", then the device's own. The device is paused or inactive. */
-void virtio_device_state_save(struct virtio_device *dev, struct state_writer *w);
+/* Section "VDEV", then the device's own. The device is paused or inactive.
+ * 0, or -errno with why in @eb (what the device cannot save). */
+int virtio_device_state_save(struct virtio_device *dev, struct state_writer *w, struct errbuf *eb);
 
 /* Read and check the "VDEV" section into *@s (free it with
  * virtio_device_state_free, also after a failure). False, with why in @r,

@@ -40,6 +40,7 @@ struct vm_config {
 	uint64_t mem_bytes;
 	unsigned ncpus;
 	bool compat;                 /* compat/compat.h */
+	const char *mem_file;        /* NULL, or a snapshot's memory image (ram_file.h) */
 };
 
 struct vm {

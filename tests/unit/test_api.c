@@ -165,6 +165,9 @@ struct fake_vm {
 	bool started, paused;
 	int fail;            /* what the next pause returns, when nonzero */
 	unsigned pauses, resumes;
+	unsigned snapshots;  /* PUT /snapshot/create calls that reached the VM */
+	bool last_diff;
+	char last_mem[64];
 };
 
 static int fake_pause(void *ctx)
@@ -196,7 +199,25 @@ static const char *fake_state(void *ctx)
 	return vm->paused ? "Paused" : vm->started ? "Running" : "Not started";
 }
 
-static const struct api_vm_ops fake_vm_ops = { fake_pause, fake_resume, fake_state };
+/* A snapshot of a paused fake VM records what it was asked for. */
+static int fake_snapshot(void *ctx, const struct api_snapshot_create *req, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (!vm->paused)
+		return -EAGAIN;
+	if (!strcmp(req->snapshot_path, "/nonexistent/state")) {
+		errbuf_set(eb, "/nonexistent/state: No such file or directory");
+		return -ENOENT;
+	}
+	vm->snapshots++;
+	vm->last_diff = req->diff;
+	snprintf(vm->last_mem, sizeof(vm->last_mem), "%s", req->mem_file_path);
+	return 0;
+}
+
+static const struct api_vm_ops fake_vm_ops = { fake_pause, fake_resume, fake_state,
+					       fake_snapshot };
 
 static const char *state_of(struct rig *r)
 {
@@ -249,6 +270,53 @@ static void test_vm_pause_resume(void)
 	vm.fail = -ETIMEDOUT;
 	expect_fault(&r, 400, "PATCH", "/vm", "{\"state\":\"Paused\"}", "did not stop in time");
 	CHECK(!strcmp(state_of(&r), "Running"));
+	rig_down(&r);
+}
+
+/* PUT /snapshot/create's shape and refusals; /snapshot/load after boot. */
+static void test_snapshot_routes(void)
+{
+	struct fake_vm vm = { .started = true };
+	struct errbuf eb = { 0 };
+	struct rig r;
+	static const char full[] = "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"/s/state\","
+				   "\"mem_file_path\":\"/s/mem\"}";
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/snapshot/create", full, "serves a device");
+	api_stop(r.api);
+	struct api_opts ao = { .ifaces = { { &r.net, "eth0", NULL, false } }, .n_ifaces = 1,
+			       .vm = &fake_vm_ops, .vm_ctx = &vm };
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK(r.api != NULL);
+	expect_fault(&r, 400, "PUT", "/snapshot/create", full, "while the microVM is running");
+	vm.paused = true;
+	CHECK_EQ(status_of(&r, "PUT", "/snapshot/create", full), 204);
+	CHECK_EQ(vm.snapshots, 1);
+	CHECK(!vm.last_diff && !strcmp(vm.last_mem, "/s/mem"));
+	/* snapshot_type defaults to Full; Diff is passed on. */
+	CHECK_EQ(status_of(&r, "PUT", "/snapshot/create",
+			   "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}"), 204);
+	CHECK(!vm.last_diff);
+	CHECK_EQ(status_of(&r, "PUT", "/snapshot/create", "{\"snapshot_type\":\"Diff\","
+			   "\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}"), 204);
+	CHECK(vm.last_diff);
+	/* Bodies refused before the VM is asked. */
+	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"snapshot_type\":\"Half\","
+		     "\"snapshot_path\":\"a\",\"mem_file_path\":\"b\"}", "not Full or Diff");
+	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"snapshot_path\":\"a\"}",
+		     "mem_file_path");
+	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"mem_file_path\":\"b\"}",
+		     "snapshot_path");
+	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"snapshot_path\":\"a\","
+		     "\"mem_file_path\":\"b\",\"extra\":1}", "extra");
+	CHECK_EQ(vm.snapshots, 3);
+	/* A snapshot that failed says why. */
+	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"snapshot_path\":\"/nonexistent/state\","
+		     "\"mem_file_path\":\"b\"}", "No such file or directory");
+	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"/s/state\"}",
+		     "kvmini run --restore");
+	expect_fault(&r, 400, "GET", "/snapshot/create", NULL, "Invalid request method");
 	rig_down(&r);
 }
 
@@ -578,6 +646,7 @@ int main(void)
 {
 	RUN_TEST(test_instance_and_unknown_routes);
 	RUN_TEST(test_vm_pause_resume);
+	RUN_TEST(test_snapshot_routes);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);

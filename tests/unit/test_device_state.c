@@ -53,6 +53,7 @@ struct rig {
 	uint64_t pool;
 	struct slot *a, *b;
 	struct state_writer w;
+	struct errbuf eb;            /* why a save failed */
 	unsigned frames;             /* TX frames sent so far (pool slots) */
 };
 
@@ -222,7 +223,7 @@ static void make_state(struct rig *r)
 	virtio_device_pause(&r->a->net.vdev);
 	send_tx(r, r->a);            /* waits in the ring: the device is paused */
 	CHECK_EQ(r->a->net.counters.tx_packets, 3);
-	CHECK_EQ(virtio_mmio_state_save(&r->a->t, &r->w), 0);
+	CHECK_EQ(virtio_mmio_state_save(&r->a->t, &r->w, &r->eb), 0);
 	CHECK(!r->w.failed);
 }
 
@@ -576,10 +577,10 @@ static void test_save_needs_pause(void)
 	rig_up(&r);
 	r.a = slot_up(&r, mac_a);
 	bring_up(&r, r.a);
-	CHECK_EQ(virtio_mmio_state_save(&r.a->t, &r.w), -EBUSY);
+	CHECK_EQ(virtio_mmio_state_save(&r.a->t, &r.w, &r.eb), -EBUSY);
 	CHECK_EQ(r.w.len, 0);
 	virtio_device_pause(&r.a->net.vdev);
-	CHECK_EQ(virtio_mmio_state_save(&r.a->t, &r.w), 0);
+	CHECK_EQ(virtio_mmio_state_save(&r.a->t, &r.w, &r.eb), 0);
 	CHECK(r.w.len > 0);
 	rig_down(&r);
 }

@@ -478,6 +478,91 @@ static void test_token_expiry(void)
 	mmds_free(m);
 }
 
+/* Save into a state section, load into another service: the store, the
+ * version and the tokens come along; a token keeps the lifetime it had
+ * left though the new service's clock reads otherwise; a new key makes
+ * the old tokens invalid. */
+static void test_state_round_trip(void)
+{
+	struct mmds *m = new_mmds(MMDS_V2, 0);
+	char tok[128];
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+
+	mmds_put(m, sample, strlen(sample));
+	token(m, "10", tok, sizeof(tok));
+	fake_now += 4000;
+	state_writer_init(&w);
+	mmds_state_save(m, &w);
+	mmds_free(m);
+	struct mmds *m2 = new_mmds(MMDS_V1, 0);
+	fake_now = 5;                            /* another clock altogether */
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(mmds_state_load(m2, &r));
+	CHECK(state_at_end(&r));
+	CHECK(store_is(m2, sample));
+	struct mmds_config cfg;
+	mmds_get_config(m2, &cfg);
+	CHECK_EQ(cfg.version, MMDS_V2);
+	const char *const h[] = { "X-metadata-token", tok, NULL };
+	fake_now += 5999;
+	CHECK_EQ(get(m2, "/latest/meta-data/ami-id", h).status, 200);
+	fake_now += 1;
+	CHECK_EQ(get(m2, "/latest/meta-data/ami-id", h).status, 401);
+	token(m2, "60", tok, sizeof(tok));
+	CHECK_EQ(get(m2, "/latest", h).status, 200);
+	mmds_new_key(m2);
+	CHECK_EQ(get(m2, "/latest", h).status, 401);
+	mmds_free(m2);
+	state_writer_free(&w);
+}
+
+/* A load that does not fit changes nothing and says why. */
+static void test_state_refused(void)
+{
+	struct mmds *m = new_mmds(MMDS_V2, 0);
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	static const char *const bad_store[] = { "[1,2]", "{\"a\":", NULL };
+
+	mmds_put(m, "{\"keep\":1}", 10);
+	for (unsigned i = 0; bad_store[i]; i++) {
+		state_writer_init(&w);
+		state_begin(&w, "MMDS");
+		state_put_u32(&w, 2);
+		state_put_u32(&w, 0xa9fea9fe);
+		state_put_u64(&w, 100);
+		state_put_str(&w, bad_store[i]);
+		uint8_t key[32] = { 0 };
+		state_put_bytes(&w, key, sizeof(key));
+		state_put_u64(&w, 1);
+		state_put_u64(&w, 1);
+		state_end(&w);
+		state_reader_init(&r, w.buf, w.len, &eb);
+		CHECK(!mmds_state_load(m, &r));
+		CHECK(strstr(eb.msg, "not a JSON object") != NULL);
+		state_writer_free(&w);
+	}
+	/* A version that is neither 1 nor 2; an address outside 169.254/16. */
+	static const uint32_t versions[] = { 3, 2 }, addrs[] = { 0xa9fea9fe, 0x0a000001 };
+	for (unsigned i = 0; i < 2; i++) {
+		state_writer_init(&w);
+		state_begin(&w, "MMDS");
+		state_put_u32(&w, versions[i]);
+		state_put_u32(&w, addrs[i]);
+		state_put_u64(&w, 100);
+		state_end(&w);
+		state_reader_init(&r, w.buf, w.len, &eb);
+		CHECK(!mmds_state_load(m, &r));
+		CHECK(strstr(eb.msg, "section MMDS: version") != NULL);
+		state_writer_free(&w);
+	}
+	CHECK(store_is(m, "{\"keep\":1}"));
+	mmds_free(m);
+}
+
 /* Refusals the HTTP layer makes before the handler: counted and answered. */
 static void test_http_errors_counted(void)
 {
@@ -531,5 +616,7 @@ int main(void)
 	RUN_TEST(test_token_requests_refused);
 	RUN_TEST(test_token_expiry);
 	RUN_TEST(test_http_errors_counted);
+	RUN_TEST(test_state_round_trip);
+	RUN_TEST(test_state_refused);
 	return CHECK_DONE();
 }

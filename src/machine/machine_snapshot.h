@@ -1,0 +1,94 @@
+/*
+ * Snapshots of a whole machine: its state file (core/state_io.h) and its
+ * memory file (vmm/ram_file.h), and a new machine built from them.
+ *
+ * The state file is, in this order: "MACH" (what machine this is: memory
+ * size, vCPUs, ACPI, compat, and each virtio-mmio slot's device type), the
+ * VM's in-kernel state and every vCPU (vmm/vm_state.h), the UART and the
+ * legacy ports, then each slot's transport and device, and the metadata
+ * service's store and token key when it has one. A restore builds
+ * the machine the same way a boot does, from a configuration with the same
+ * devices (their backends are opened anew: a tap by its name, a share by
+ * its directory), maps the memory file instead of loading a kernel, and
+ * loads every section onto what it built; any section that does not fit
+ * that machine ends the restore before a vCPU runs.
+ *
+ * What a clone (a second VM from one snapshot) must change is what the
+ * host sees: its tap (each VM needs its own) and MAC; the configuration of
+ * the restoring process gives both (see README "Snapshots").
+ *
+ * Threads: the machine's loop thread, with the VM paused (snapshot) or not
+ * yet started (restore).
+ */
+#ifndef KVMINI_MACHINE_MACHINE_SNAPSHOT_H
+#define KVMINI_MACHINE_MACHINE_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/errbuf.h"
+#include "core/state_io.h"
+
+struct machine;
+
+enum machine_snapshot_type {
+	MACHINE_SNAPSHOT_FULL,
+	MACHINE_SNAPSHOT_DIFF,
+};
+
+struct machine_snapshot_req {
+	enum machine_snapshot_type type;
+	const char *state_path;
+	const char *mem_path;
+};
+
+struct machine_snapshot_stats {
+	uint64_t state_bytes;        /* the state file's payload */
+	uint64_t mem_bytes;          /* the memory image: all of RAM */
+	uint64_t mem_written;        /* of which pages not all zero, written */
+	uint64_t ns;                 /* time taken */
+};
+
+/*
+ * Write the paused machine's state to req->state_path and its RAM to
+ * req->mem_path. -EAGAIN when the VM is not paused (the state would move
+ * under the writer), -EOPNOTSUPP for what cannot be saved yet (with why),
+ * else 0 or -errno with why in @eb.
+ */
+int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
+		     struct machine_snapshot_stats *st, struct errbuf *eb);
+
+/* The machine a state file describes ("MACH"), read before building it. */
+#define MACHINE_SNAPSHOT_MAX_SLOTS 32u
+
+struct machine_snapshot_info {
+	uint64_t mem_bytes;
+	unsigned cpus;
+	bool no_acpi;
+	bool compat;
+	bool mmds;                   /* the metadata service ("MMDS" follows the devices) */
+	unsigned n_slots;
+	uint32_t device_ids[MACHINE_SNAPSHOT_MAX_SLOTS];   /* VIRTIO_ID_* per slot */
+};
+
+/* An opened state file: the sections after "MACH", not yet loaded. */
+struct machine_restore {
+	uint8_t *data;               /* the whole file */
+	struct state_reader r;       /* positioned after "MACH" */
+	struct errbuf eb;            /* the reader's failures */
+	struct machine_snapshot_info info;
+};
+
+/* Read and check @path's header and "MACH". 0 or -errno with why. */
+int machine_restore_open(struct machine_restore *rs, const char *path, struct errbuf *eb);
+void machine_restore_close(struct machine_restore *rs);
+
+/*
+ * Load every section onto @m, built (machine_build) from a configuration
+ * that matches rs->info with the snapshot's memory file as its mem_file;
+ * before machine_run, which then starts the devices and vCPUs where they
+ * were. 0 or -errno with why.
+ */
+int machine_restore_load(struct machine *m, struct machine_restore *rs, struct errbuf *eb);
+
+#endif

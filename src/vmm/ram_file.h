@@ -1,0 +1,43 @@
+/*
+ * Guest RAM to and from a snapshot's memory file.
+ *
+ * The file is guest RAM as one flat image: the low region's bytes, then
+ * the high region's (above the 32-bit hole), so offset = position in RAM,
+ * not guest physical address. Pages that are all zero are left as holes
+ * (a fresh 256 MiB guest is mostly untouched memory), so the file is as
+ * big as RAM but takes only the disk the guest used.
+ *
+ * Restore maps the file privately over the RAM reservation: a page is read
+ * from the file when the guest (or a device) first touches it, and a write
+ * makes a private copy; the file is never written through. So restore costs
+ * no copy up front, and several VMs (clones) can map one file.
+ */
+#ifndef KVMINI_VMM_RAM_FILE_H
+#define KVMINI_VMM_RAM_FILE_H
+
+#include <stdint.h>
+
+#include "core/errbuf.h"
+#include "core/guest_mem.h"
+
+struct ram_file_stats {
+	uint64_t bytes;              /* the image's size: all of RAM */
+	uint64_t written;            /* bytes written (pages not all zero) */
+};
+
+/*
+ * Write every region of @mem, in order, to @path (through a temporary
+ * file renamed into place: a VM restored from @path keeps the image it
+ * mapped). The guest must not run meanwhile. 0 or -errno with why.
+ */
+int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file_stats *st,
+		  struct errbuf *eb);
+
+/*
+ * Map @path privately at @ram (@bytes, page-aligned, already reserved by
+ * the caller), replacing what was there. The file must be exactly @bytes
+ * long. 0 or -errno with why.
+ */
+int ram_file_map(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *eb);
+
+#endif

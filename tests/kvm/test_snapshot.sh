@@ -1,0 +1,118 @@
+#!/bin/bash
+# Snapshots with the test guest: PUT /snapshot/create of a paused VM
+# (refused while it runs; /snapshot/load refused after boot), then the
+# first kvmini killed and `kvmini run --restore` in a new process: the
+# ticking guest goes on from where it was (its ticks, across both runs,
+# are 1 to N once each), the net test's second round runs over the
+# restored virtio-net queues, two clones of one snapshot both finish; and
+# the refusals: a corrupt state, other devices, a memory file of another
+# size, a boot option beside --restore.
+. "$(dirname "$0")/lib.sh"
+
+api_put() {   # api_put SOCK PATH JSON: sets CODE (the HTTP status) and BODY
+	local out
+	out=$(curl -s -w '\n%{http_code}' --max-time 30 --unix-socket "$1" -X PUT \
+		-H 'Content-Type: application/json' -d "$3" "http://k$2")
+	CODE=$(tail -n 1 <<<"$out")
+	BODY=$(sed '$d' <<<"$out")
+}
+patch_vm() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$1" \
+		-X PATCH -H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" http://k/vm
+}
+snap_json() { echo "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$1\",\"mem_file_path\":\"$2\"}"; }
+
+if ! command -v curl >/dev/null; then
+	echo "SKIP: kvm snapshot: curl is not installed"
+	kvm_end
+fi
+SNAP=$(mktemp -d)
+trap 'rm -rf "$SNAP"' EXIT
+api=$LOGDIR/snap.sock
+
+# --- the ticking guest: snapshot, kill, restore --------------------------------
+NTICKS=120
+rm -f "$api"
+run_bg snap-ticks --kernel "$GUEST" --cmdline "test=ticks ticks=$NTICKS" --net loopback \
+	--api-sock "$api"
+first=$VM
+wait_output 'kvm-guest ticks: tick 3'
+api_put "$api" /snapshot/create "$(snap_json "$SNAP/state" "$SNAP/mem")"
+code=$CODE
+[ "$code" = 400 ] && grep -q 'pause it first' <<<"$BODY" &&
+	pass "snapshot: create while running is refused (400, pause first)" ||
+	fail "snapshot: create while running answered $code: $BODY"
+[ "$(patch_vm "$api" Paused)" = 204 ] || fail "snapshot: PATCH /vm Paused refused"
+api_put "$api" /snapshot/create '{"snapshot_type":"Half","snapshot_path":"x","mem_file_path":"y"}'
+code=$CODE
+[ "$code" = 400 ] && grep -q 'not Full or Diff' <<<"$BODY" &&
+	pass "snapshot: an unknown snapshot_type is refused" ||
+	fail "snapshot: snapshot_type Half answered $code: $BODY"
+api_put "$api" /snapshot/create "$(snap_json "$SNAP/state" "$SNAP/mem")"
+code=$CODE
+[ "$code" = 204 ] && [ -s "$SNAP/state" ] && [ "$(stat -c %s "$SNAP/mem")" = $((256 << 20)) ] &&
+	pass "snapshot: create while paused answers 204, state and 256 MiB memory image written" ||
+	fail "snapshot: create answered $code: $BODY"
+api_put "$api" /snapshot/load "{\"snapshot_path\":\"$SNAP/state\"}"
+code=$CODE
+[ "$code" = 400 ] && grep -q 'after the microVM has booted' <<<"$BODY" &&
+	pass "snapshot: load into a VM that has booted is refused" ||
+	fail "snapshot: load after boot answered $code: $BODY"
+kill -KILL "$first"; wait "$first" 2>/dev/null
+collect_bg
+cp "$LOGDIR/snap-ticks.out" "$LOGDIR/snap-ticks-before.out"
+grep -q 'snapshot: state' <<<"$ERR" && pass "snapshot: kvmini logged the snapshot's sizes and time" ||
+	fail "snapshot: no 'snapshot: state' line in kvmini's log"
+run_bg snap-restore --restore "$SNAP/state" --mem-file "$SNAP/mem" --net loopback --boot-timing
+collect_bg
+expect "snapshot: the restored guest ends its ticks" 0 'kvm-guest ticks: done'
+seq_ok=$(cat "$LOGDIR/snap-ticks-before.out" "$LOGDIR/snap-restore.out" | tr -d '\r' |
+	grep -oE '^kvm-guest ticks: tick [0-9]+$' | grep -oE '[0-9]+$' |
+	awk -v n="$NTICKS" '$1 != NR { bad = 1 } END { print (NR == n && !bad) ? "yes" : "no" }')
+[ "$seq_ok" = yes ] && pass "snapshot: ticks 1 to $NTICKS across both processes, none lost, none repeated" ||
+	fail "snapshot: the ticks before and after the restore are not 1 to $NTICKS once each"
+grep -E 'first guest instruction' <<<"$ERR" | sed 's/^/    /'
+sanitizer_check snapshot-restore
+
+# --- clones: the same snapshot twice more ------------------------------------------
+for clone in 1 2; do
+	run_bg "snap-clone$clone" --restore "$SNAP/state" --mem-file "$SNAP/mem" --net loopback \
+		--mac "02:00:00:00:0$clone:01"
+	collect_bg
+	expect "snapshot: clone $clone of the same snapshot ends its ticks" 0 'kvm-guest ticks: done'
+done
+
+# --- the net test: paused between its rounds, restored, second round ------------
+rm -f "$api"
+run_bg snap-net --kernel "$GUEST" --cmdline "test=net between_ms=4000" --net loopback \
+	--api-sock "$api"
+first=$VM
+wait_output 'kvm-guest net: between rounds'
+p=$(patch_vm "$api" Paused)
+api_put "$api" /snapshot/create "$(snap_json "$SNAP/net-state" "$SNAP/net-mem")"
+code=$CODE
+kill -KILL "$first"; wait "$first" 2>/dev/null
+collect_bg
+[ "$p$code" = 204204 ] || fail "snapshot: pausing or snapshotting the net test answered $p, $code: $BODY"
+run_bg snap-net-restore --restore "$SNAP/net-state" --mem-file "$SNAP/net-mem" --net loopback \
+	--counters
+collect_bg
+expect "snapshot: virtio-net's second round over the restored queues (guest checks)" 0 \
+	'kvm-guest net: done \(0 failures\)'
+sanitizer_check snapshot-net
+
+# --- refusals --------------------------------------------------------------------
+cp "$SNAP/state" "$SNAP/bad"
+printf '\xff' | dd of="$SNAP/bad" bs=1 seek=100 conv=notrunc status=none
+run bad-state "" -- --restore "$SNAP/bad" --mem-file "$SNAP/mem" --net loopback
+expect "snapshot: a corrupt state is refused before anything runs" 1 'checksum mismatch'
+run other-devices "" -- --restore "$SNAP/state" --mem-file "$SNAP/mem"
+expect "snapshot: a machine with other devices is refused" 1 'the snapshot has 1 virtio devices, this machine 0'
+truncate -s 128M "$SNAP/mem"
+run other-mem "" -- --restore "$SNAP/state" --mem-file "$SNAP/mem" --net loopback
+expect "snapshot: a memory file of another size is refused" 1 'not this snapshot.s memory file'
+run boot-option "" -- --restore "$SNAP/state" --mem-file "$SNAP/mem" --mem 128
+expect "snapshot: --mem beside --restore is a usage error" 2 '--mem: with --restore this comes from the snapshot'
+run no-mem-file "" -- --restore "$SNAP/state"
+expect "snapshot: --restore without --mem-file is a usage error" 2 '--restore needs --mem-file'
+kvm_end
