@@ -364,7 +364,9 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 	opterr = 0;
 	int li = -1;
 	while ((c = getopt_long(argc, argv, ":vqh", opts, &li)) != -1) {
-		if (li >= 0 && strchr(RUN_BOOT_OPTIONS, c) && !a->boot_option)
+		/* Long options past ASCII (the shared ones) are never boot options:
+		 * strchr would match their low byte. */
+		if (li >= 0 && c > 0 && c < 128 && strchr(RUN_BOOT_OPTIONS, c) && !a->boot_option)
 			a->boot_option = opts[li].name;
 		li = -1;
 		int shared = cli_net_controls_take(&a->net, c, optarg);

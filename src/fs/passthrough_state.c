@@ -693,11 +693,17 @@ static bool apply(struct passthrough *pt, const struct saved_state *s)
 		return false;           /* parse() never lets this through */
 	if (fd_path(pt->root->fd, root, sizeof(root)) < 0)
 		root[0] = '\0';
-	if ((uint64_t)pt->root_dev != sr->dev || (uint64_t)pt->root->ino != sr->ino)
+	/* Another directory (a clone's copy of the share): the saved handles
+	 * name the snapshot's files, never this directory's, so they identify
+	 * nothing here; the paths (and types) do. */
+	int32_t mnt_id = s->mnt_id;
+	if ((uint64_t)pt->root_dev != sr->dev || (uint64_t)pt->root->ino != sr->ino) {
 		log_warn("passthrough: the share is another directory than when the snapshot was "
 			 "taken: nodes are found by their paths");
+		mnt_id = -1;
+	}
 	for (uint32_t i = 1; i < s->nnodes; i++) {
-		if (!apply_node(pt, s->mnt_id, &s->nodes[i], root))
+		if (!apply_node(pt, mnt_id, &s->nodes[i], root))
 			return false;
 	}
 	for (uint32_t i = 0; i < s->nfiles; i++) {

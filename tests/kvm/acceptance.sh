@@ -18,6 +18,9 @@
 #              guest's counter on the share and its pings go on after)
 #   stock-user the same kernel entered as a bzImage, virtio-net on `user`
 #              (libslirp; the host is 10.0.2.2)
+#   stock-snap stock-tap's guest with the metadata service, snapshotted in
+#              its window, killed, restored in a new process and twice more
+#              as clones (tests/kvm/acceptance_snapshot.sh)
 #
 # Slow where guest kernel code is emulated (PVM: minutes for `own`, and the
 # stock kernel is not tried there), seconds elsewhere and on the nested
@@ -26,17 +29,18 @@
 # /dev/kvm or without root.
 # Knobs: KVMINI (default build/kvmini-san), ACCEPT_TIMEOUT (seconds per
 # guest, default 1200), ACCEPT_CPUS (default 1), ACCEPT_CASES (default
-# "own stock-tap stock-user").
+# "own stock-tap stock-user stock-snap").
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
 KVMINI=${KVMINI:-build/kvmini-san}
 LIMIT=${ACCEPT_TIMEOUT:-1200}
 CPUS=${ACCEPT_CPUS:-1}
-CASES=${ACCEPT_CASES:-own stock-tap stock-user}
+CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap}
 LOG=build/test-logs/kvm-acceptance
 FAILS=0
 . tests/kvm/guest_check.sh
+. tests/kvm/acceptance_snapshot.sh
 . tests/nested/lib.sh
 
 if [ ! -e /dev/kvm ]; then
@@ -59,7 +63,7 @@ DUMP_PID=
 cleanup() {
 	[ -n "$DUMP_PID" ] && kill "$DUMP_PID" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
-	[ -n "$SHARE" ] && rm -rf "$SHARE"
+	[ -n "$SHARE" ] && rm -rf "$SHARE" "$SHARE"-clone*
 }
 trap cleanup EXIT
 ip netns add "$NS" || { echo "FAIL: acceptance: ip netns add"; exit 1; }
@@ -234,6 +238,7 @@ for c in $CASES; do
 	own) case_own ;;
 	stock-tap) case_stock_tap ;;
 	stock-user) case_stock_user ;;
+	stock-snap) case_stock_snap ;;
 	*) echo "FAIL: acceptance: unknown case $c in ACCEPT_CASES"; FAILS=$((FAILS + 1)) ;;
 	esac
 done

@@ -461,6 +461,38 @@ static void test_restore_path_fallback(void)
 	pair_free();
 }
 
+/* A clone restores onto a copy of the share (another directory on the
+ * same filesystem): the saved handles name the original's files, so the
+ * paths find the copy's; writes through an old handle land in the copy
+ * and the original is left alone. */
+static void test_restore_onto_copy(void)
+{
+	struct state_writer w;
+	char orig[sizeof(rootdir)], buf[32];
+
+	host_write("cl.txt", "base");
+	pair_new(FUSE_CACHE_AUTO);
+	CHECK_EQ(do_init(), 0);
+	uint64_t cl = lookup(FUSE_ROOT_ID, "cl.txt");
+	uint64_t fcl = do_open(FUSE_OPEN, cl, O_WRONLY | O_APPEND);
+	save(&w);
+	pair_free();
+	memcpy(orig, rootdir, sizeof(orig));
+	snprintf(rootdir, sizeof(rootdir), "%s/copy", tmpdir);
+	mkdir(rootdir, 0755);
+	host_write("cl.txt", "base");
+	CHECK(load(&w));
+	CHECK_EQ(getattr(cl), 0);
+	CHECK_EQ(do_write(cl, fcl, 0, "+c"), 0);
+	host_read("cl.txt", buf, sizeof(buf));
+	CHECK(!strcmp(buf, "base+c"));
+	pair_free();
+	memcpy(rootdir, orig, sizeof(orig));
+	host_read("cl.txt", buf, sizeof(buf));
+	CHECK(!strcmp(buf, "base"));
+	state_writer_free(&w);
+}
+
 /* The host watcher is a node observer: restored nodes are told to it as
  * looked-up ones are, so their watches come back; stale ones are not. */
 struct count_obs {
@@ -851,6 +883,7 @@ int main(void)
 	RUN_TEST(test_restore_unlinked_open);
 	RUN_TEST(test_restore_moved_by_handle);
 	RUN_TEST(test_restore_path_fallback);
+	RUN_TEST(test_restore_onto_copy);
 	RUN_TEST(test_restore_watches);
 	RUN_TEST(test_refusals);
 	RUN_TEST(test_refused_mismatch);

@@ -1,0 +1,122 @@
+# Sourced by tests/kvm/acceptance.sh: the stock-snap case. Debian's cloud
+# kernel on a tap, a virtio-fs share and the metadata service (V2) runs the
+# check with its pause window (guest/init kvmini.pause=1): 30 rounds, each
+# appending its number to counter.txt through one descriptor kept open and
+# pinging the host; before the window the guest takes an MMDS session
+# token (kvmini.mmds=), after it reads meta-data/nonce with that token.
+# Inside the window the test pauses the VM, takes a Full snapshot, copies
+# the share twice (for the clones) and kills kvmini; `kvmini run --restore`
+# in a new process on the same tap and share goes on: the window's rounds
+# continue from where they were (counter.txt 1 to 30, none lost or
+# repeated), the open descriptor still writes, no ping goes unanswered, the
+# token from before still opens the metadata, and the guest powers off (0).
+# Then the same snapshot twice more as clones, each with another MAC and its
+# own copy of the share: each finishes the window and its check too.
+
+# snap_put SOCK METHOD PATH JSON: the HTTP status on stdout.
+snap_put() {
+	curl -s -o "$CLOG/api.out" -w '%{http_code}' --max-time 120 --unix-socket "$1" \
+		-X "$2" -H 'Content-Type: application/json' -d "$4" "http://k$3"
+}
+
+# snap_take SOCK PID: inside the window, pause, snapshot into $CLOG, copy
+# the share for the clones, kill kvmini (the child of the timeout PID);
+# what happened goes to snap.txt.
+snap_take() {
+	local sock=$1 pid=$2 paused created
+	for _ in $(seq $((LIMIT * 10))); do
+		grep -q 'kvmini-check: pause window' "$CLOG/console.out" 2>/dev/null && break
+		sleep 0.1
+	done
+	sleep 0.5
+	paused=$(snap_put "$sock" PATCH /vm '{"state":"Paused"}')
+	created=$(snap_put "$sock" PUT /snapshot/create \
+		"{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$CLOG/state\",\"mem_file_path\":\"$CLOG/mem\"}")
+	for c in 1 2; do rm -rf "$SHARE-clone$c"; cp -a "$SHARE" "$SHARE-clone$c"; done
+	echo "paused=$paused created=$created lines=$(wc -l <"$SHARE/counter.txt" 2>/dev/null)" \
+		>"$CLOG/snap.txt"
+	pkill -KILL -P "$pid"
+}
+
+# snap_restore NAME SHARE MAC: kvmini run --restore of the snapshot in the
+# namespace, console and log in $CLOG/NAME.{out,err}; sets RC.
+snap_restore() {
+	ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run --restore "$CLOG/state" \
+		--mem-file "$CLOG/mem" --net "tap:$TAP" --mac "$3" --fs "$2:$KVM_GUEST_TAG" \
+		--mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json" --boot-timing \
+		</dev/null >"$CLOG/$1.out" 2>"$CLOG/$1.err"
+	RC=$?
+}
+
+# snap_verdict NAME SHARE CONSOLE...: the guest's check as the consoles
+# (before and after the restore) tell it, the share's counter, the end.
+snap_verdict() {
+	local name=$1 share=$2 out
+	shift 2
+	out=$(cat "$@" | tr -d '\r')
+	grep -q 'ERROR: \(Address\|Leak\|UndefinedBehavior\)Sanitizer\|runtime error:' "$CLOG/$name.err" &&
+		fail "$name: sanitizer report in kvmini (log $CLOG/$name.err)"
+	local steps
+	steps=$(grep -cE '^kvmini-check: PASS: (pause window|MMDS: the token from before)' <<<"$out")
+	grep -E '^kvmini-check: FAIL: ' <<<"$out" | sed "s/^kvmini-check: /    $name: /"
+	if [ "$steps" = 2 ] && ! grep -q '^kvmini-check: FAIL: ' <<<"$out"; then
+		pass "$name: the window's pings all answered and the MMDS token from before the snapshot opened the metadata (guest checks)"
+	else
+		fail "$name: the guest's checks after the restore did not all pass (log $CLOG/$name.out)"
+	fi
+	[ "$(cat "$share/counter.txt" 2>/dev/null)" = "$(seq 1 30)" ] &&
+		pass "$name: counter.txt holds 1 to 30 through the descriptor opened before the snapshot, none lost or repeated" ||
+		fail "$name: counter.txt is not 1 to 30 ($(tr '\n' ' ' <"$share/counter.txt" 2>/dev/null | head -c 120))"
+	[ "$RC" -eq 0 ] && grep -q 'guest powered off' "$CLOG/$name.err" &&
+		pass "$name: the restored guest powered off, kvmini ended with 0" ||
+		fail "$name: kvmini ended with $RC (log $CLOG/$name.err)"
+}
+
+case_stock_snap() {
+	stock_ready stock-snap || return
+	if ! command -v curl >/dev/null; then
+		echo "SKIP: acceptance stock-snap: curl is not installed"
+		return
+	fi
+	tap_up 10.211.0.1/24 || { fail "tap $TAP in $NS"; return; }
+	CLOG=$LOG/stock-snap
+	rm -rf "$CLOG" "$SHARE"
+	mkdir -p "$CLOG"
+	SHARE=$(mktemp -d)
+	kvm_check_prepare "$SHARE"
+	echo "{\"latest\":{\"meta-data\":{\"nonce\":\"$KVM_GUEST_NONCE\"}}}" >"$CLOG/mmds.json"
+	local sock=$CLOG/api.sock
+	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --host-decompress --initrd build/stock-guest/initramfs.gz
+		--api-sock "$sock" --mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json")
+	KVM_CHECK_CMDLINE+=" kvmini.pause=1 kvmini.mmds=169.254.169.254"
+	kvm_check_argv "$KVMINI" "$CPUS" "tap:$TAP" "$SHARE" 10.211.0.2/24 10.211.0.1
+	echo "INFO: acceptance stock-snap: kvmini run $(printf '%q ' "${KVM_ARGV[@]:2}")(up to $LIMIT s)"
+	ip netns exec "$NS" timeout -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
+		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
+	local vm=$!
+	snap_take "$sock" "$vm"
+	wait "$vm" 2>/dev/null
+	local rec
+	rec=$(cat "$CLOG/snap.txt")
+	case $rec in
+	"paused=204 created=204 "*)
+		pass "paused inside the guest's window and snapshotted ($rec; $(grep -o 'snapshot: state.*' "$CLOG/kvmini.err"))" ;;
+	*)
+		fail "the pause or the snapshot did not happen ($rec: $(cat "$CLOG/api.out" 2>/dev/null))"
+		return ;;
+	esac
+	snap_restore restored "$SHARE" "$KVM_GUEST_MAC"
+	echo "INFO: acceptance stock-snap: restored: $(grep -E 'first guest instruction' "$CLOG/restored.err" | sed 's/^kvmini: //')"
+	snap_verdict restored "$SHARE" "$CLOG/console.out" "$CLOG/restored.out"
+	grep -qF "kvmini-check: from-host.txt says: $KVM_HOST_NONCE" "$CLOG/console.out" &&
+		[ "$(cat "$SHARE/from-guest.txt" 2>/dev/null)" = "guest nonce $KVM_GUEST_NONCE" ] &&
+		pass "before the snapshot: the guest read from-host.txt and wrote from-guest.txt" ||
+		fail "before the snapshot: the share's read or write did not happen (log $CLOG/console.out)"
+	for c in 1 2; do
+		snap_restore "clone$c" "$SHARE-clone$c" "52:54:00:12:34:c$c"
+		snap_verdict "clone$c" "$SHARE-clone$c" "$CLOG/console.out" "$CLOG/clone$c.out"
+		rm -rf "$SHARE-clone$c"
+	done
+	rm -f "$CLOG/mem"            # 256 MiB the logs need not keep
+	KVM_CHECK_GUEST=()
+}
