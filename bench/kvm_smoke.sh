@@ -3,7 +3,9 @@
 # where /dev/kvm exists and on the nested platform, tests/nested/run.sh):
 # build/bench/boot_vs_qemu beside QEMU's microvm, first with its freestanding
 # guest (time to first instruction), then with Debian's cloud kernel and the
-# stock guest's initramfs (time to userspace), with all the figures printed.
+# stock guest's initramfs (time to userspace), with all the figures printed;
+# then bench/snapshot_restore.sh (a snapshot of that guest restored, beside
+# its cold boot).
 #
 # A benchmark is no test assertion: a run that completes prints a
 # "BENCH: ..." line (a missed target is in the figures, not a failure); a
@@ -58,3 +60,6 @@ if ! stock_guest_initrd build/stock-guest/initramfs.gz; then
 fi
 bench "stock kernel to userspace" --linux "$STOCK_DIR/vmlinuz" \
 	--initrd build/stock-guest/initramfs.gz || exit 1
+
+# Snapshot and restore of the same stock guest (its own BENCH:/FAIL: line).
+BENCH_RUNS=$RUNS bash bench/snapshot_restore.sh || exit 1

@@ -131,6 +131,8 @@ if [ -z "$first" ]; then
 	echo "FAIL: bench snapshot_restore: no 'first guest instruction' in the restores' --boot-timing"
 	exit 1
 fi
+echo "the first restore's --boot-timing (\"kernel loaded\" is the state loaded):"
+grep 'boot timing' "$WORK/restore1.err" | sed 's/^kvmini: boot timing: /    /'
 echo "cold boot to userspace:                 median $cold ms ($RUNS runs)"
 echo "restore to first guest instruction:     median $first ms (kvmini's --boot-timing)"
 echo "restore to the guest's console answer:  median $answer ms"
