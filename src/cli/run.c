@@ -102,7 +102,15 @@ static const char run_usage[] =
 	"                     --fs options must give the devices it had, in order (a\n"
 	"                     clone gives its own tap and --mac)\n"
 	"  --mem-file FILE    with --restore: the snapshot's memory file, mapped\n"
-	"                     privately (pages are read when the guest touches them)\n"
+	"                     privately (pages are read when the guest touches them);\n"
+	"                     for a Diff snapshot, once per layer in order: the Full\n"
+	"                     snapshot's file first, then each Diff's as they were taken\n"
+	"                     (the state says how many; other counts are refused)\n"
+	"  --track-dirty-pages\n"
+	"                     track the pages the guest and the devices write, so that\n"
+	"                     PUT /snapshot/create can take \"Diff\" snapshots (only the\n"
+	"                     pages written since the last snapshot, taken or restored);\n"
+	"                     the guest's memory then gets 4 KiB pages, no huge ones\n"
 	"  --compat           for hosts where KVM emulates guest kernel code (nested\n"
 	"                     PVM): step over int3/fwait KVM cannot emulate (injecting\n"
 	"                     #BP for int3), hide CX16, and append to the command line\n"
@@ -154,7 +162,9 @@ struct run_args {
 	bool host_decompress;
 	bool no_acpi;
 	const char *restore;             /* --restore STATE */
-	const char *mem_file;            /* --mem-file FILE */
+	const char *mem_files[MACHINE_SNAPSHOT_MAX_LAYERS];   /* --mem-file FILE, in order */
+	unsigned n_mem_files;
+	bool track_dirty_pages;
 	/* Options a restore takes from the snapshot, when given: the first. */
 	const char *boot_option;
 };
@@ -254,7 +264,14 @@ static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
 	case 'R': a->restore = val; return 0;
-	case 'F': a->mem_file = val; return 0;
+	case 'F':
+		if (a->n_mem_files < MACHINE_SNAPSHOT_MAX_LAYERS) {
+			a->mem_files[a->n_mem_files++] = val;
+			return 0;
+		}
+		log_err("--mem-file: at most %u (a Full snapshot's and %u Diffs')",
+			MACHINE_SNAPSHOT_MAX_LAYERS, MACHINE_SNAPSHOT_MAX_LAYERS - 1);
+		return -EINVAL;
 	case 'k': a->kernel = val; return 0;
 	case 'i': a->initrd = val; return 0;
 	case 'c': a->cmdline = val; return 0;
@@ -287,7 +304,7 @@ static int parse_value(int c, const char *val, struct run_args *a)
 
 static int check_restore(const struct run_args *a)
 {
-	if (!a->restore || !a->mem_file) {
+	if (!a->restore || !a->n_mem_files) {
 		log_err("%s needs %s", a->restore ? "--restore" : "--mem-file",
 			a->restore ? "--mem-file (the snapshot's memory)" : "--restore");
 		return -EINVAL;
@@ -296,8 +313,10 @@ static int check_restore(const struct run_args *a)
 		log_err("--%s: with --restore this comes from the snapshot", a->boot_option);
 		return -EINVAL;
 	}
-	return check_readable("--restore", a->restore) || check_readable("--mem-file", a->mem_file)
-		       ? -EINVAL : 0;
+	for (unsigned i = 0; i < a->n_mem_files; i++)
+		if (check_readable("--mem-file", a->mem_files[i]))
+			return -EINVAL;
+	return check_readable("--restore", a->restore);
 }
 
 /* The kernel to boot: --kernel's, else the project's own guest
@@ -349,6 +368,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ "restore", required_argument, NULL, 'R' },
 		{ "mem-file", required_argument, NULL, 'F' },
+		{ "track-dirty-pages", no_argument, NULL, 'W' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 	};
 	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
@@ -382,6 +402,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'D': a->host_decompress = true; break;
 		case 'A': a->no_acpi = true; break;
 		case 'C': a->counters = true; break;
+		case 'W': a->track_dirty_pages = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(run_usage, stdout); return 1;
@@ -400,7 +421,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
 		return -EINVAL;
 	}
-	int r = a->restore || a->mem_file ? check_restore(a) : check_boot(a);
+	int r = a->restore || a->n_mem_files ? check_restore(a) : check_boot(a);
 	if (!r)
 		r = check_fs(a);
 	if (r < 0)
@@ -466,6 +487,7 @@ static void configure(struct run_ctx *ctx)
 		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces, .mmds = ctx->mmds,
 		.fs = ctx->fs, .n_fs = a->nfs,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
+		.track_dirty_pages = a->track_dirty_pages,
 	};
 	if (a->restore) {
 		const struct machine_snapshot_info *info = &ctx->restore.info;
@@ -474,7 +496,8 @@ static void configure(struct run_ctx *ctx)
 		ctx->cfg.cpus = info->cpus;
 		ctx->cfg.no_acpi = info->no_acpi;
 		ctx->cfg.compat = info->compat;
-		ctx->cfg.mem_file = a->mem_file;
+		ctx->cfg.mem_files = a->mem_files;
+		ctx->cfg.n_mem_files = a->n_mem_files;
 	}
 }
 
@@ -520,10 +543,11 @@ static int api_snapshot_create(void *opaque, const struct api_snapshot_create *r
 	int r = machine_snapshot(opaque, &mr, &st, eb);
 
 	if (!r)
-		log_info("snapshot: state %llu bytes to %s, memory %llu MiB to %s (%llu MiB written) "
-			 "in %.1f ms", (unsigned long long)st.state_bytes, req->snapshot_path,
+		log_info("snapshot: state %llu bytes to %s, %s memory %llu MiB to %s (%llu KiB "
+			 "written, layer %u) in %.1f ms", (unsigned long long)st.state_bytes,
+			 req->snapshot_path, req->diff ? "Diff" : "Full",
 			 (unsigned long long)(st.mem_bytes >> 20), req->mem_file_path,
-			 (unsigned long long)(st.mem_written >> 20), (double)st.ns / 1e6);
+			 (unsigned long long)(st.mem_written >> 10), st.mem_layers, (double)st.ns / 1e6);
 	return r;
 }
 
@@ -545,6 +569,23 @@ static int start_api(struct run_ctx *ctx)
 					  &extra, &ctx->api);
 }
 
+/* As many --mem-file as the snapshot's memory has layers, before any is
+ * mapped: a missing Diff would restore stale pages without a word. */
+static int check_layers(const struct run_args *a, const struct machine_snapshot_info *info)
+{
+	if (a->n_mem_files == info->mem_layers)
+		return 0;
+	if (info->mem_layers == 1)
+		log_err("--restore %s: a Full snapshot: give its one memory file (--mem-file), "
+			"not %u", a->restore, a->n_mem_files);
+	else
+		log_err("--restore %s: a Diff snapshot whose memory has %u layers: give --mem-file "
+			"%u times, the Full snapshot's memory file first, then each Diff's in the "
+			"order they were taken, this one's last (%u given)", a->restore,
+			info->mem_layers, info->mem_layers, a->n_mem_files);
+	return -EINVAL;
+}
+
 static int build(struct run_ctx *ctx)
 {
 	int r = cli_net_controls_mmds(&ctx->args->net, &ctx->mmds);
@@ -554,6 +595,8 @@ static int build(struct run_ctx *ctx)
 		r = machine_restore_open(&ctx->restore, ctx->args->restore, &eb);
 		if (r < 0)
 			log_err("--restore %s", eb.msg);
+		else
+			r = check_layers(ctx->args, &ctx->restore.info);
 	}
 	configure(ctx);
 	if (!r)

@@ -8,7 +8,8 @@
  *
  * Why each ordering exists in kvmini:
  *   relaxed  - counters and statistics (read by a metrics dump, ordered
- *              against nothing), guest ring fields whose ordering comes from
+ *              against nothing), dirty-page bits (read once the writers
+ *              are paused), guest ring fields whose ordering comes from
  *              an index access or a fence next to them, and first-wins marks.
  *   acquire/ - guest-shared ring indices published against the driver (we
  *   release    acquire avail->idx, release used->idx), and host thread
@@ -29,6 +30,7 @@
 #define store_relaxed(p, v)        __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define fetch_add_relaxed(p, n)    __atomic_fetch_add((p), (n), __ATOMIC_RELAXED)
 #define add_fetch_relaxed(p, n)    __atomic_add_fetch((p), (n), __ATOMIC_RELAXED)
+#define fetch_or_relaxed(p, v)     __atomic_fetch_or((p), (v), __ATOMIC_RELAXED)
 /* First-wins: stores v only if *p still holds *expected. */
 #define cas_relaxed(p, expected, v) \
 	__atomic_compare_exchange_n((p), (expected), (v), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)

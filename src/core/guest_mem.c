@@ -1,9 +1,11 @@
 #include "core/guest_mem.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 
 void guest_mem_init(struct guest_mem *mem)
@@ -69,8 +71,62 @@ void guest_mem_clear(struct guest_mem *mem)
 	for (unsigned i = 0; i < mem->nregions; i++) {
 		if (mem->regions[i].map_base)
 			munmap(mem->regions[i].map_base, mem->regions[i].map_len);
+		free(mem->regions[i].dirty);
 	}
 	guest_mem_init(mem);
+}
+
+int guest_mem_track_dirty(struct guest_mem *mem)
+{
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		struct guest_mem_region *r = &mem->regions[i];
+		if (!r->dirty)
+			r->dirty = calloc(guest_mem_dirty_words(r->size), sizeof(uint64_t));
+		if (!r->dirty)
+			return -ENOMEM;
+	}
+	mem->tracking = true;
+	return 0;
+}
+
+/* Set bits [first, last] of @bits: whole words at once between the ends. */
+static void set_bits(uint64_t *bits, uint64_t first, uint64_t last)
+{
+	while (first <= last) {
+		uint64_t w = first / 64, shift = first % 64;
+		uint64_t n = MIN(64 - shift, last - first + 1);
+		uint64_t mask = n == 64 ? ~0ull : ((1ull << n) - 1) << shift;
+		/* Relaxed: the bits are read only when the writers are held
+		 * (a paused VM), which orders everything before. */
+		if ((load_relaxed(&bits[w]) & mask) != mask)
+			fetch_or_relaxed(&bits[w], mask);
+		first += n;
+	}
+}
+
+void guest_mem_mark_dirty_range(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	if (!len || range_wraps(gpa, len - 1))
+		return;
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *r = &mem->regions[i];
+		uint64_t last = gpa + (len - 1), r_last = r->gpa + (r->size - 1);
+		if (!r->dirty || last < r->gpa || gpa > r_last)
+			continue;
+		uint64_t start = MAX(gpa, r->gpa) - r->gpa;
+		uint64_t end = MIN(last, r_last) - r->gpa;
+		set_bits(r->dirty, start / GUEST_MEM_PAGE, end / GUEST_MEM_PAGE);
+	}
+}
+
+void guest_mem_take_dirty(const struct guest_mem *mem, unsigned i, uint64_t *out)
+{
+	const struct guest_mem_region *r = &mem->regions[i];
+
+	if (!r->dirty)
+		return;
+	for (size_t w = 0; w < guest_mem_dirty_words(r->size); w++)
+		out[w] |= exchange_seq_cst(&r->dirty[w], 0);
 }
 
 /* The region holding @gpa, or NULL. Regions are few (at most 8): a linear

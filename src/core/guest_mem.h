@@ -25,12 +25,20 @@ struct guest_mem_region {
 	uint8_t *host;       /* host address of the first byte */
 	void *map_base;      /* what to munmap, or NULL when not owned */
 	size_t map_len;
+	/* Pages kvmini's own code wrote (guest_mem_mark_dirty), one bit per
+	 * GUEST_MEM_PAGE, set atomically from any thread; NULL unless dirty
+	 * tracking is on. */
+	uint64_t *dirty;
 };
 
 struct guest_mem {
 	unsigned nregions;
+	bool tracking;       /* guest_mem_track_dirty: every region has its bitmap */
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 };
+
+/* The granule of dirty tracking: KVM's dirty log reports 4 KiB pages too. */
+#define GUEST_MEM_PAGE 4096u
 
 void guest_mem_init(struct guest_mem *mem);
 
@@ -47,8 +55,44 @@ int guest_mem_add(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t u
 int guest_mem_add_fd(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t uva,
 		     int fd, uint64_t offset);
 
-/* Unmap owned regions and empty the table. */
+/* Unmap owned regions, free the dirty bitmaps and empty the table. */
 void guest_mem_clear(struct guest_mem *mem);
+
+/*
+ * Dirty tracking of the writes kvmini itself makes into guest memory
+ * (KVM's dirty log sees only the guest's): what a Diff snapshot must add
+ * to KVM's log. Off by default, and then marking costs one branch.
+ *
+ * guest_mem_track_dirty gives every region (all added by then) a bitmap:
+ * 0 or -ENOMEM. guest_mem_mark_dirty marks every page [gpa, gpa + len)
+ * touches, in every region it crosses, and ignores bytes outside guest
+ * memory (the caller translated the range already, or will fail to);
+ * any thread, concurrently (atomic bit sets). A superset is correct: a
+ * page marked but not written is saved unchanged.
+ */
+int guest_mem_track_dirty(struct guest_mem *mem);
+void guest_mem_mark_dirty_range(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+static inline void guest_mem_mark_dirty(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	if (__builtin_expect(mem->tracking, 0))
+		guest_mem_mark_dirty_range(mem, gpa, len);
+}
+
+/* 64-bit words in the bitmap of a region of @size bytes. */
+static inline size_t guest_mem_dirty_words(uint64_t size)
+{
+	uint64_t pages = (size + GUEST_MEM_PAGE - 1) / GUEST_MEM_PAGE;
+
+	return (size_t)((pages + 63) / 64);
+}
+
+/*
+ * OR region @i's bitmap into @out (guest_mem_dirty_words words) and clear
+ * it, word by word (atomic exchange: a bit set meanwhile is either taken
+ * now or kept for the next call, never lost). Nothing when not tracking.
+ */
+void guest_mem_take_dirty(const struct guest_mem *mem, unsigned i, uint64_t *out);
 
 /*
  * Translate [gpa, gpa + len) into at most @max_iov host iovecs (several when

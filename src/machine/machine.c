@@ -212,7 +212,8 @@ static int add_platform_devices(struct machine *m)
 int machine_build(struct machine *m, const struct machine_config *cfg)
 {
 	struct vm_config vc = { .mem_bytes = cfg->mem_bytes, .ncpus = cfg->cpus,
-				.compat = cfg->compat, .mem_file = cfg->mem_file };
+				.compat = cfg->compat, .mem_files = cfg->mem_files,
+				.n_mem_files = cfg->n_mem_files, .track_dirty = cfg->track_dirty_pages };
 
 	m->cfg = cfg;
 	int r = event_loop_init(&m->loop);
@@ -229,7 +230,7 @@ int machine_build(struct machine *m, const struct machine_config *cfg)
 	if (!r)
 		r = add_devices(m);
 	if (!r)
-		r = cfg->mem_file ? 0 : load_guest(m);
+		r = cfg->n_mem_files ? 0 : load_guest(m);
 	if (!r)
 		m->vm.timing.kernel_loaded = clock_now_ns();
 	return r;

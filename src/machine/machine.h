@@ -62,10 +62,14 @@ struct machine_config {
 	 * machine serves them all, so it names none itself. */
 	const char *cmdline_what;         /* "--cmdline" */
 	struct net_iface_names net_names;
-	/* Restore instead of boot: a snapshot's memory image, mapped as guest
-	 * RAM; no kernel is loaded, and machine_restore_load
-	 * (machine_snapshot.h) loads the state before machine_run. */
-	const char *mem_file;
+	/* Restore instead of boot: a snapshot's memory, its Full image then
+	 * each Diff in order, mapped as guest RAM; no kernel is loaded, and
+	 * machine_restore_load (machine_snapshot.h) loads the state before
+	 * machine_run. */
+	const char *const *mem_files;
+	unsigned n_mem_files;
+	/* Track dirty pages (vmm/vm_dirty.h): Diff snapshots become possible. */
+	bool track_dirty_pages;
 };
 
 struct machine_fs {
@@ -93,6 +97,10 @@ struct machine {
 	bool running;                /* the vCPUs were started */
 	bool paused;                 /* machine_pause .. machine_resume */
 	bool restored;               /* machine_restore_load: the devices wait for the start */
+	/* Layers of the memory a Diff snapshot would go on top of: those of
+	 * the last snapshot taken, or of the image restored; 0 when there is
+	 * none (a boot, or tracking is off). machine_snapshot.c's. */
+	unsigned mem_layers;
 	char cmdline[LAYOUT_CMDLINE_MAX];
 };
 

@@ -10,11 +10,12 @@
 #include "core/log.h"
 #include "machine/machine.h"
 #include "vmm/ram_file.h"
+#include "vmm/vm_dirty.h"
 #include "vmm/vm_state.h"
 
 /* --- "MACH": what machine the state is of ------------------------------------- */
 
-static void save_info(struct machine *m, struct state_writer *w)
+static void save_info(struct machine *m, unsigned mem_layers, struct state_writer *w)
 {
 	state_begin(w, "MACH");
 	state_put_u64(w, m->vm.mem_bytes);
@@ -25,6 +26,7 @@ static void save_info(struct machine *m, struct state_writer *w)
 	state_put_u32(w, m->n_slots);
 	for (unsigned i = 0; i < m->n_slots; i++)
 		state_put_u32(w, m->slots[i].mmio.dev->ops->device_id);
+	state_put_u32(w, mem_layers);
 	state_end(w);
 }
 
@@ -48,6 +50,10 @@ static bool parse_info(struct state_reader *r, struct machine_snapshot_info *inf
 		state_fail(&sec, "%u devices (at most %u)", info->n_slots, MACHINE_SNAPSHOT_MAX_SLOTS);
 	for (unsigned i = 0; !sec.failed && i < info->n_slots; i++)
 		info->device_ids[i] = state_get_u32(&sec);
+	info->mem_layers = state_get_u32(&sec);
+	if (!sec.failed && (!info->mem_layers || info->mem_layers > MACHINE_SNAPSHOT_MAX_LAYERS))
+		state_fail(&sec, "memory of %u layers (1 to %u)", info->mem_layers,
+			   MACHINE_SNAPSHOT_MAX_LAYERS);
 	return state_section_done(r, &sec);
 }
 
@@ -89,9 +95,10 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 
 /* --- snapshot --------------------------------------------------------------------- */
 
-static void save_sections(struct machine *m, struct state_writer *w, struct errbuf *eb, int *r)
+static void save_sections(struct machine *m, unsigned mem_layers, struct state_writer *w,
+			  struct errbuf *eb, int *r)
 {
-	save_info(m, w);
+	save_info(m, mem_layers, w);
 	*r = vm_state_save(&m->vm, w, eb);
 	if (*r < 0)
 		return;
@@ -103,34 +110,104 @@ static void save_sections(struct machine *m, struct state_writer *w, struct errb
 		mmds_state_save(m->cfg->mmds, w);
 }
 
+/* How many layers the snapshot's memory will have; a Diff must have a
+ * chain to go on (machine_snapshot.h). 0 or -EINVAL with why. */
+static int count_layers(const struct machine *m, enum machine_snapshot_type type,
+			unsigned *layers, struct errbuf *eb)
+{
+	*layers = 1;
+	if (type == MACHINE_SNAPSHOT_FULL)
+		return 0;
+	if (!m->vm.track_dirty) {
+		errbuf_set(eb, "a Diff snapshot saves the pages written since the last one, which "
+			   "only dirty page tracking knows: start kvmini run with --track-dirty-pages");
+		return -EINVAL;
+	}
+	if (!m->mem_layers) {
+		errbuf_set(eb, "a Diff snapshot goes on top of an earlier snapshot, and this VM has "
+			   "neither taken one nor been restored from one: take a Full snapshot first");
+		return -EINVAL;
+	}
+	if (m->mem_layers >= MACHINE_SNAPSHOT_MAX_LAYERS) {
+		errbuf_set(eb, "the memory has %u layers already (a Full and %u Diffs), the most "
+			   "a restore maps: take a Full snapshot", m->mem_layers, m->mem_layers - 1);
+		return -EINVAL;
+	}
+	*layers = m->mem_layers + 1;
+	return 0;
+}
+
+/* The pages written since the last snapshot, to @path; given back to the
+ * log when the file cannot be written, so the next Diff still has them. */
+static int save_diff(struct machine *m, const char *path, struct ram_file_stats *mem,
+		     struct errbuf *eb)
+{
+	struct vm_dirty d;
+	int r = vm_dirty_take(&m->vm, &d);
+
+	if (r < 0) {
+		errbuf_set(eb, "reading the dirty page logs: %s", strerror(-r));
+		return r;
+	}
+	r = ram_file_save_diff(&m->vm.mem, path, (const uint64_t *const *)d.bits, mem, eb);
+	if (r < 0)
+		vm_dirty_give_back(&m->vm, &d);
+	vm_dirty_free(&d);
+	return r;
+}
+
+static int save_memory(struct machine *m, const struct machine_snapshot_req *req,
+		       struct ram_file_stats *mem, struct errbuf *eb)
+{
+	if (req->type == MACHINE_SNAPSHOT_DIFF)
+		return save_diff(m, req->mem_path, mem, eb);
+	return ram_file_save(&m->vm.mem, req->mem_path, mem, eb);
+}
+
+/* A snapshot was taken: the next Diff goes on top of it. After a Full,
+ * the logs start over (a Diff before it saved and cleared them). */
+static void chain_on(struct machine *m, enum machine_snapshot_type type, unsigned layers)
+{
+	if (!m->vm.track_dirty)
+		return;
+	m->mem_layers = layers;
+	if (type == MACHINE_SNAPSHOT_FULL && vm_dirty_clear(&m->vm) < 0) {
+		/* The image is good; only a Diff over it is not possible. */
+		m->mem_layers = 0;
+		log_warn("snapshot: the dirty page logs did not clear: a Diff needs a new Full "
+			 "snapshot first");
+	}
+}
+
 int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 		     struct machine_snapshot_stats *st, struct errbuf *eb)
 {
 	uint64_t start = clock_now_ns();
 	struct state_writer w;
 	struct ram_file_stats mem;
-	int r = 0;
+	unsigned layers;
 
 	*st = (struct machine_snapshot_stats){ 0 };
 	if (!m->paused) {
 		errbuf_set(eb, "the VM must be paused first");
 		return -EAGAIN;
 	}
-	if (req->type == MACHINE_SNAPSHOT_DIFF) {
-		errbuf_set(eb, "Diff snapshots are not supported yet: take a Full one");
-		return -EOPNOTSUPP;
-	}
+	int r = count_layers(m, req->type, &layers, eb);
+	if (r < 0)
+		return r;
 	state_writer_init(&w);
-	save_sections(m, &w, eb, &r);
+	save_sections(m, layers, &w, eb, &r);
 	if (!r)
 		r = state_file_write(req->state_path, &w, eb);
 	st->state_bytes = w.len;
 	state_writer_free(&w);
 	if (!r)
-		r = ram_file_save(&m->vm.mem, req->mem_path, &mem, eb);
+		r = save_memory(m, req, &mem, eb);
 	if (!r) {
 		st->mem_bytes = mem.bytes;
 		st->mem_written = mem.written;
+		st->mem_layers = layers;
+		chain_on(m, req->type, layers);
 	}
 	st->ns = clock_now_ns() - start;
 	return r;
@@ -189,5 +266,7 @@ int machine_restore_load(struct machine *m, struct machine_restore *rs, struct e
 		return -EINVAL;
 	}
 	m->restored = true;
+	/* A Diff from here goes on top of the layers restored. */
+	m->mem_layers = m->vm.track_dirty ? rs->info.mem_layers : 0;
 	return 0;
 }

@@ -57,6 +57,14 @@ static uint16_t *avail_event_ptr(struct virtqueue *vq)
 	return (uint16_t *)&vq->used->ring[vq->size];
 }
 
+/* Dirty tracking (guest_mem.h): the used ring, flags to avail_event, is
+ * the one part of the rings the device writes; marked whole, after each
+ * write to it (a page or two; one branch when tracking is off). */
+static void used_ring_written(const struct virtqueue *vq)
+{
+	guest_mem_mark_dirty(vq->mem, vq->used_gpa, 4 + 8 * (uint64_t)vq->size + 2);
+}
+
 /* The three rings of a queue of @size entries at @cfg's addresses, as host
  * pointers (the +2 covers used_event / avail_event whether or not
  * EVENT_IDX is on); NULL where a ring is not inside one region. */
@@ -118,6 +126,7 @@ int vq_start(struct virtqueue *vq, const struct guest_mem *mem)
 	/* The ring may come from an earlier session that left kicks suppressed
 	 * (NO_NOTIFY set, a stale avail_event): ask for kicks again. */
 	vq_enable_notify(vq);
+	used_ring_written(vq);
 	return 0;
 }
 
@@ -218,6 +227,9 @@ static enum vq_chain_error add_buffer(const struct virtqueue *vq, struct vq_chai
 	if (n < 0)
 		return VQ_CHAIN_ERR_ADDR;
 	if (writable) {
+		/* The device may write any of it: a superset of the pages it
+		 * will write, which a snapshot may save (guest_mem.h). */
+		guest_mem_mark_dirty(vq->mem, d->addr, d->len);
 		c->n_in += n;
 		c->in_len += d->len;
 	} else {
@@ -299,8 +311,10 @@ enum vq_pop_result vq_pop(struct virtqueue *vq, struct vq_chain *chain)
 	if (head >= vq->size)
 		return poison(vq, VQ_POISON_HEAD_RANGE);
 	vq->last_avail_idx++;
-	if (vq->event_idx && vq->notify_enabled)
+	if (vq->event_idx && vq->notify_enabled) {
 		GUEST_STORE(avail_event_ptr(vq), vq->last_avail_idx);
+		used_ring_written(vq);
+	}
 
 	chain->head = head;
 	chain->n_out = chain->n_in = 0;
@@ -377,6 +391,7 @@ int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
 	GUEST_STORE(&e->id, head);
 	GUEST_STORE(&e->len, len);
+	used_ring_written(vq);
 	vq->used_idx++;
 	return 0;
 }
@@ -395,6 +410,7 @@ bool vq_publish(struct virtqueue *vq)
 	/* Release: the used elements are visible before the index (pairs with
 	 * the driver's virtio_rmb after reading used->idx). */
 	store_release(&vq->used->idx, vq->used_idx);
+	used_ring_written(vq);
 	vq->published_idx = vq->used_idx;
 	/* Full barrier: the index store is ordered before we read the guest's
 	 * interrupt-suppression state (pairs with the virtio_mb in the driver's
@@ -416,6 +432,7 @@ void vq_disable_notify(struct virtqueue *vq)
 		return;   /* with EVENT_IDX, a stale avail_event suppresses kicks */
 	uint16_t flags = GUEST_LOAD(&vq->used->flags);
 	GUEST_STORE(&vq->used->flags, flags | VRING_USED_F_NO_NOTIFY);
+	used_ring_written(vq);
 }
 
 bool vq_enable_notify(struct virtqueue *vq)
@@ -429,6 +446,7 @@ bool vq_enable_notify(struct virtqueue *vq)
 		uint16_t flags = GUEST_LOAD(&vq->used->flags);
 		GUEST_STORE(&vq->used->flags, flags & ~VRING_USED_F_NO_NOTIFY);
 	}
+	used_ring_written(vq);
 	/* Full barrier: the store above is visible before we look at avail->idx
 	 * again (pairs with the driver's virtio_mb between publishing avail->idx
 	 * and reading avail_event/flags); a chain slipped in meanwhile is seen. */

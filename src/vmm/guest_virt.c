@@ -25,9 +25,10 @@ size_t guest_virt_copy(struct guest_virt *gv, uint64_t gva, void *buf, size_t le
 		uint8_t *host = guest_mem_ptr(gv->mem, page.gpa, chunk);
 		if (!host)
 			break;
-		if (write)
+		if (write) {
 			memcpy(host, p + done, chunk);
-		else
+			guest_mem_mark_dirty(gv->mem, page.gpa, chunk);   /* not in KVM's log */
+		} else
 			memcpy(p + done, host, chunk);
 		done += chunk;
 		gva += chunk;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/compiler.h"
+
 #define PAGE 4096u
 
 static bool page_is_zero(const uint8_t *p)
@@ -37,41 +39,47 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t at)
 	return 0;
 }
 
-/* One region at file offset @at: runs of pages that are not all zero,
- * each in one write; zero pages stay holes. */
-static int save_region(int fd, const struct guest_mem_region *rg, off_t at, uint64_t *written)
+/* Whether page @pg of a region goes into the file: in a Full image every
+ * page not all zero; in a Diff exactly the dirty ones, zero or not (a
+ * hole there would mean "unchanged": the layer below would show through). */
+static bool page_kept(const struct guest_mem_region *rg, const uint64_t *dirty, uint64_t pg)
 {
-	uint64_t run = 0, len = 0;
-
-	for (uint64_t off = 0; off < rg->size; off += PAGE) {
-		uint64_t n = rg->size - off < PAGE ? rg->size - off : PAGE;
-		bool zero = n == PAGE && page_is_zero(rg->host + off);
-		if (!zero) {
-			if (!len)
-				run = off;
-			len += n;
-			continue;
-		}
-		if (len) {
-			int r = pwrite_all(fd, rg->host + run, (size_t)len, at + (off_t)run);
-			if (r < 0)
-				return r;
-			*written += len;
-			len = 0;
-		}
-	}
-	if (!len)
-		return 0;
-	*written += len;
-	return pwrite_all(fd, rg->host + run, (size_t)len, at + (off_t)run);
+	if (dirty)
+		return dirty[pg / 64] >> (pg % 64) & 1;
+	return rg->size - pg * PAGE < PAGE || !page_is_zero(rg->host + pg * PAGE);
 }
 
-static int save_image(int fd, const struct guest_mem *mem, struct ram_file_stats *st)
+/* One region at file offset @at: each run of kept pages in one write;
+ * the rest stays holes. */
+static int save_region(int fd, const struct guest_mem_region *rg, const uint64_t *dirty, off_t at,
+		       uint64_t *written)
+{
+	uint64_t pages = (rg->size + PAGE - 1) / PAGE;
+
+	for (uint64_t pg = 0; pg < pages;) {
+		if (!page_kept(rg, dirty, pg)) {
+			pg++;
+			continue;
+		}
+		uint64_t first = pg;
+		while (pg < pages && page_kept(rg, dirty, pg))
+			pg++;
+		uint64_t off = first * PAGE, len = MIN(pg * PAGE, rg->size) - off;
+		int r = pwrite_all(fd, rg->host + off, (size_t)len, at + (off_t)off);
+		if (r < 0)
+			return r;
+		*written += len;
+	}
+	return 0;
+}
+
+static int save_image(int fd, const struct guest_mem *mem, const uint64_t *const *dirty,
+		      struct ram_file_stats *st)
 {
 	off_t at = 0;
 
 	for (unsigned i = 0; i < mem->nregions; i++) {
-		int r = save_region(fd, &mem->regions[i], at, &st->written);
+		int r = save_region(fd, &mem->regions[i], dirty ? dirty[i] : NULL, at, &st->written);
 		if (r < 0)
 			return r;
 		at += (off_t)mem->regions[i].size;
@@ -83,8 +91,49 @@ static int save_image(int fd, const struct guest_mem *mem, struct ram_file_stats
 	return 0;
 }
 
-int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file_stats *st,
-		  struct errbuf *eb)
+/* Where the file's data starts at or after @at, and where that data ends
+ * (file end when none): SEEK_DATA / SEEK_HOLE. */
+static void next_data(int fd, off_t at, off_t end, off_t *data, off_t *hole)
+{
+	*data = lseek(fd, at, SEEK_DATA);
+	if (*data < 0) {               /* ENXIO: no data after @at */
+		*data = *hole = end;
+		return;
+	}
+	*hole = lseek(fd, *data, SEEK_HOLE);
+	if (*hole < 0 || *hole > end)
+		*hole = end;
+}
+
+/*
+ * A Diff's contract is that its data ranges are exactly its dirty pages.
+ * A filesystem that allocates in blocks bigger than a page, or turns
+ * written zeros back into holes, breaks it silently; so the written file
+ * is read back (its layout only) and refused when it does not hold.
+ */
+static int check_layout(int fd, const struct guest_mem *mem, const uint64_t *const *dirty)
+{
+	off_t base = 0, data = -1, hole = -1;
+
+	for (unsigned i = 0; i < mem->nregions; i++) {
+		const struct guest_mem_region *rg = &mem->regions[i];
+		off_t end = base + (off_t)rg->size;
+		for (uint64_t pg = 0; pg * PAGE < rg->size; pg++) {
+			off_t at = base + (off_t)(pg * PAGE);
+			if (at >= hole)
+				next_data(fd, at, end, &data, &hole);
+			bool in_data = at >= data && at < hole;
+			if (in_data != page_kept(rg, dirty[i], pg))
+				return -EILSEQ;
+		}
+		base = end;
+		data = hole = -1;
+	}
+	return 0;
+}
+
+static int save(const struct guest_mem *mem, const char *path, const uint64_t *const *dirty,
+		struct ram_file_stats *st, struct errbuf *eb)
 {
 	char tmp[4096];
 
@@ -99,19 +148,40 @@ int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file
 		errbuf_set(eb, "%s: %s", tmp, strerror(e));
 		return -e;
 	}
-	int r = save_image(fd, mem, st);
+	int r = save_image(fd, mem, dirty, st);
+	if (!r && dirty && check_layout(fd, mem, dirty) < 0) {
+		errbuf_set(eb, "%s: the filesystem does not keep holes page by page (it reports "
+			   "data where none was written, or none where zeros were): a Diff memory "
+			   "file needs one that does (ext4, xfs, btrfs, tmpfs)", path);
+		r = -EILSEQ;
+	}
 	if (close(fd) < 0 && !r)
 		r = -errno;
 	if (!r && rename(tmp, path) < 0)
 		r = -errno;
 	if (r < 0) {
-		errbuf_set(eb, "%s: %s", path, strerror(-r));
+		if (r != -EILSEQ)
+			errbuf_set(eb, "%s: %s", path, strerror(-r));
 		unlink(tmp);
 	}
 	return r;
 }
 
-int ram_file_map(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *eb)
+int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file_stats *st,
+		  struct errbuf *eb)
+{
+	return save(mem, path, NULL, st, eb);
+}
+
+int ram_file_save_diff(const struct guest_mem *mem, const char *path,
+		       const uint64_t *const *dirty, struct ram_file_stats *st, struct errbuf *eb)
+{
+	return save(mem, path, dirty, st, eb);
+}
+
+/* Open @path for mapping over @bytes of RAM: a regular file exactly that
+ * long. The descriptor, or -errno with why. */
+static int open_image(const char *path, uint64_t bytes, struct errbuf *eb)
 {
 	struct stat sb;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -130,12 +200,51 @@ int ram_file_map(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *
 		close(fd);
 		return -EINVAL;
 	}
-	void *p = mmap(ram, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+	return fd;
+}
+
+/* [off, off + len) of @fd privately at @ram + off, over what was there. */
+static int map_range(uint8_t *ram, int fd, off_t off, size_t len, const char *path,
+		     struct errbuf *eb)
+{
+	void *p = mmap(ram + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off);
+
+	if (p != MAP_FAILED)
+		return 0;
 	int e = errno;
+	errbuf_set(eb, "%s: cannot map%s: %s", path,
+		   e == ENOMEM ? " (too many pieces for vm.max_map_count?)" : "", strerror(e));
+	return -e;
+}
+
+int ram_file_map(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *eb)
+{
+	int fd = open_image(path, bytes, eb);
+
+	if (fd < 0)
+		return fd;
+	int r = map_range(ram, fd, 0, (size_t)bytes, path, eb);
 	close(fd);
-	if (p == MAP_FAILED) {
-		errbuf_set(eb, "%s: cannot map: %s", path, strerror(e));
-		return -e;
+	return r;
+}
+
+int ram_file_map_layer(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *eb)
+{
+	int fd = open_image(path, bytes, eb);
+	off_t end = (off_t)bytes, data, hole;
+	int r = 0;
+
+	if (fd < 0)
+		return fd;
+	for (off_t at = 0; !r && at < end; at = hole) {
+		next_data(fd, at, end, &data, &hole);
+		/* Data ranges come in filesystem blocks; a page is the unit the
+		 * writer used (check_layout), so rounding out adds nothing. */
+		off_t start = data & ~(off_t)(PAGE - 1);
+		off_t stop = MIN(end, (hole + (off_t)PAGE - 1) & ~(off_t)(PAGE - 1));
+		if (stop > start)
+			r = map_range(ram, fd, start, (size_t)(stop - start), path, eb);
 	}
-	return 0;
+	close(fd);
+	return r;
 }

@@ -108,6 +108,7 @@ static int add_ram(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t size, ui
 		return r;
 	struct kvm_userspace_memory_region region = {
 		.slot = slot,
+		.flags = vm->track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)host,
@@ -146,6 +147,20 @@ static uint8_t *map_ram(uint64_t bytes, size_t *guard)
 	return ram;
 }
 
+/* A snapshot's layers over the reservation at @ram: the Full image whole,
+ * then each Diff's data (ram_file.h). */
+static int map_snapshot(uint8_t *ram, uint64_t bytes, const struct vm_config *cfg)
+{
+	struct errbuf eb;
+	int r = ram_file_map(ram, bytes, cfg->mem_files[0], &eb);
+
+	for (unsigned i = 1; !r && i < cfg->n_mem_files; i++)
+		r = ram_file_map_layer(ram, bytes, cfg->mem_files[i], &eb);
+	if (r < 0)
+		log_err("%s", eb.msg);
+	return r;
+}
+
 /*
  * Guest RAM: one private anonymous mapping, split into up to two regions
  * around the 32-bit hole. Anonymous memory gets transparent huge pages
@@ -155,25 +170,23 @@ static uint8_t *map_ram(uint64_t bytes, size_t *guard)
  * kernel to userspace from 6.08 s to 5.21 s (bench/boot_vs_qemu). Named
  * where the kernel names anonymous mappings, so smaps says what it is.
  */
-static int create_memory(struct vm *vm, uint64_t bytes, const char *mem_file)
+static int create_memory(struct vm *vm, uint64_t bytes, const struct vm_config *cfg)
 {
 	size_t guard;
-	struct errbuf eb;
 	uint8_t *ram = map_ram(bytes, &guard);
 	if (!ram) {
 		log_err("guest memory of %llu MiB: %s", (unsigned long long)(bytes >> 20),
 			strerror(errno));
 		return -errno;
 	}
-	/* A snapshot's RAM: the file mapped over the reservation (private
+	/* A snapshot's RAM: the files mapped over the reservation (private
 	 * pages of a file get no huge pages, but nothing is read up front). */
-	int r = mem_file ? ram_file_map(ram, bytes, mem_file, &eb) : 0;
+	int r = cfg->n_mem_files ? map_snapshot(ram, bytes, cfg) : 0;
 	if (r < 0) {
-		log_err("%s", eb.msg);
 		munmap(ram - guard, guard + (size_t)bytes);
 		return r;
 	}
-	if (!mem_file)
+	if (!cfg->n_mem_files)
 		madvise(ram, (size_t)bytes, MADV_HUGEPAGE);   /* a hint: 4 KiB pages work too */
 	prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)ram, (unsigned long)bytes,
 	      (unsigned long)"kvmini-guest-ram");     /* a name for operators; optional */
@@ -187,6 +200,10 @@ static int create_memory(struct vm *vm, uint64_t bytes, const char *mem_file)
 	if (bytes > vm->low_ram_end)
 		r = add_ram(vm, 1, LAYOUT_HIGH_RAM, bytes - vm->low_ram_end, ram + vm->low_ram_end,
 			    NULL, 0);
+	if (!r && vm->track_dirty && guest_mem_track_dirty(&vm->mem) < 0) {
+		log_err("dirty page bitmaps: %s", strerror(ENOMEM));
+		r = -ENOMEM;
+	}
 	return r;
 }
 
@@ -228,6 +245,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	/* Set before anything can fail: --counters says "compat mode" even
 	 * for a VM that was never made. compat_init sets it again. */
 	vm->compat.enabled = cfg->compat;
+	vm->track_dirty = cfg->track_dirty;
 	if (!cfg->ncpus || cfg->ncpus > VM_MAX_VCPUS)
 		return -EINVAL;
 	int r = run_state_init(&vm->run_state);
@@ -255,7 +273,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	 * KVM_CREATE_IRQCHIP cost 5 to 13 ms, the same slot made before it
 	 * well under 1 ms (nested PVM; measured, cause not traced). */
 	if (!r)
-		r = create_memory(vm, cfg->mem_bytes, cfg->mem_file);
+		r = create_memory(vm, cfg->mem_bytes, cfg);
 	if (!r)
 		r = create_chipset(vm);
 	if (!r)

@@ -40,7 +40,14 @@ struct vm_config {
 	uint64_t mem_bytes;
 	unsigned ncpus;
 	bool compat;                 /* compat/compat.h */
-	const char *mem_file;        /* NULL, or a snapshot's memory image (ram_file.h) */
+	/* A snapshot's memory (ram_file.h): its Full image, then each Diff
+	 * over it, in order; none for a boot. */
+	const char *const *mem_files;
+	unsigned n_mem_files;
+	/* Log the RAM slots' dirty pages (KVM_MEM_LOG_DIRTY_PAGES) and
+	 * kvmini's own writes (guest_mem.h), for Diff snapshots (vm_dirty.h).
+	 * Costs the guest its huge pages: KVM maps logged memory 4 KiB. */
+	bool track_dirty;
 };
 
 struct vm {
@@ -48,7 +55,8 @@ struct vm {
 	int vm_fd;
 	uint64_t mem_bytes;
 	uint64_t low_ram_end;        /* RAM is [0, low_ram_end) and, above 3 GiB, [4 GiB, ...) */
-	struct guest_mem mem;
+	struct guest_mem mem;        /* region i is KVM memory slot i */
+	bool track_dirty;            /* vm_config's */
 
 	unsigned ncpus;
 	struct compat compat;        /* --compat's workarounds and their counters */

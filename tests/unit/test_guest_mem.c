@@ -3,6 +3,7 @@
  * (crossings, gaps, wrap-around, iovec limits), and the iovec copy helpers.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,6 +405,136 @@ static void test_iov_copy_overlapping_guest_buffers(void)
 	run_in_child(overlap_child);
 }
 
+/* ---- dirty bitmaps (Diff snapshots) ---- */
+
+static bool bit(const struct guest_mem *m, unsigned region, uint64_t page)
+{
+	return m->regions[region].dirty[page / 64] >> (page % 64) & 1;
+}
+
+/* Pages set in region @region's bitmap. */
+static unsigned count_dirty(const struct guest_mem *m, unsigned region)
+{
+	unsigned n = 0;
+
+	for (uint64_t pg = 0; pg * GUEST_MEM_PAGE < m->regions[region].size; pg++)
+		n += bit(m, region, pg);
+	return n;
+}
+
+static void test_dirty_off_by_default(void)
+{
+	struct guest_mem m;
+
+	three_regions(&m);
+	CHECK(!m.tracking);
+	guest_mem_mark_dirty(&m, 0x10000, 100);     /* nothing to mark, no fault */
+	for (unsigned i = 0; i < m.nregions; i++)
+		CHECK(m.regions[i].dirty == NULL);
+	guest_mem_clear(&m);
+}
+
+static void test_dirty_page_edges(void)
+{
+	struct guest_mem m;
+
+	three_regions(&m);
+	CHECK_EQ(guest_mem_track_dirty(&m), 0);
+	CHECK(m.tracking);
+	/* The last byte of page 0 only; then the first byte of page 1. */
+	guest_mem_mark_dirty(&m, 0x10fff, 1);
+	CHECK(bit(&m, 0, 0) && !bit(&m, 0, 1));
+	guest_mem_mark_dirty(&m, 0x11000, 1);
+	CHECK(bit(&m, 0, 1));
+	CHECK_EQ(count_dirty(&m, 0), 2);
+	/* Two bytes across a page edge mark both pages. */
+	guest_mem_mark_dirty(&m, 0x20fff, 2);
+	CHECK(bit(&m, 2, 0) && bit(&m, 2, 1));
+	CHECK_EQ(count_dirty(&m, 2), 2);
+	CHECK_EQ(count_dirty(&m, 1), 0);
+	/* Length 0 marks nothing. */
+	guest_mem_mark_dirty(&m, 0x12000, 0);
+	CHECK_EQ(count_dirty(&m, 1), 0);
+	guest_mem_clear(&m);
+	CHECK(!m.tracking);
+}
+
+static void test_dirty_across_regions(void)
+{
+	struct guest_mem m;
+
+	three_regions(&m);
+	CHECK_EQ(guest_mem_track_dirty(&m), 0);
+	/* From region a's last page into region b's first, through the gap
+	 * into c: the bytes outside guest memory are ignored. */
+	guest_mem_mark_dirty(&m, 0x11ff0, 0x20001 - 0x11ff0);
+	CHECK(!bit(&m, 0, 0) && bit(&m, 0, 1));
+	CHECK(bit(&m, 1, 0) && bit(&m, 1, 1));
+	CHECK(bit(&m, 2, 0) && !bit(&m, 2, 1));
+	/* Wholly outside, or wrapping: nothing. */
+	guest_mem_mark_dirty(&m, 0x30000, 0x1000);
+	guest_mem_mark_dirty(&m, UINT64_MAX - 10, 100);
+	CHECK_EQ(count_dirty(&m, 0) + count_dirty(&m, 1) + count_dirty(&m, 2), 4);
+	guest_mem_clear(&m);
+}
+
+static void test_dirty_take_clears(void)
+{
+	struct guest_mem m;
+	uint64_t out[1] = { 0x100 };    /* a bit already there stays */
+
+	three_regions(&m);
+	CHECK_EQ(guest_mem_track_dirty(&m), 0);
+	CHECK_EQ(guest_mem_dirty_words(8192), 1);
+	CHECK_EQ(guest_mem_dirty_words(64 * 4096 + 1), 2);
+	guest_mem_mark_dirty(&m, 0x12000, 8192);
+	guest_mem_take_dirty(&m, 1, out);
+	CHECK_EQ(out[0], 0x103);
+	CHECK_EQ(count_dirty(&m, 1), 0);
+	out[0] = 0;
+	guest_mem_take_dirty(&m, 1, out);
+	CHECK_EQ(out[0], 0);
+	guest_mem_clear(&m);
+}
+
+/* A bitmap word shared by threads marking different pages at once loses
+ * no bit (the virtio-fs workers and the loop thread mark concurrently). */
+static void *mark_odd_or_even(void *arg)
+{
+	struct guest_mem *m = *(struct guest_mem **)arg;
+	uint64_t parity = (uint64_t)(uintptr_t)((void **)arg)[1];
+
+	for (int round = 0; round < 2000; round++)
+		for (uint64_t pg = parity; pg < 64; pg += 2)
+			guest_mem_mark_dirty(m, 0x40000 + pg * GUEST_MEM_PAGE, 1);
+	return NULL;
+}
+
+static void test_dirty_concurrent_marks(void)
+{
+	static uint8_t big[64 * 4096];
+	struct guest_mem m;
+	pthread_t t[2];
+	void *args[2][2];
+
+	guest_mem_init(&m);
+	CHECK_EQ(guest_mem_add(&m, 0x40000, sizeof(big), 0, big, NULL, 0), 0);
+	CHECK_EQ(guest_mem_track_dirty(&m), 0);
+	for (int round = 0; round < 20; round++) {
+		uint64_t out[1] = { 0 };
+		for (uintptr_t i = 0; i < 2; i++) {
+			args[i][0] = &m;
+			args[i][1] = (void *)i;
+			CHECK_EQ(pthread_create(&t[i], NULL, mark_odd_or_even, args[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		guest_mem_take_dirty(&m, 0, out);
+		CHECK_EQ(out[0], (long long)~0ull);
+	}
+	guest_mem_clear(&m);
+}
+
 int main(void)
 {
 	RUN_TEST(test_add_rejects_bad_regions);
@@ -424,5 +555,10 @@ int main(void)
 	RUN_TEST(test_iov_skip);
 	RUN_TEST(test_iov_null_zero_length_pieces);
 	RUN_TEST(test_iov_copy_overlapping_guest_buffers);
+	RUN_TEST(test_dirty_off_by_default);
+	RUN_TEST(test_dirty_page_edges);
+	RUN_TEST(test_dirty_across_regions);
+	RUN_TEST(test_dirty_take_clears);
+	RUN_TEST(test_dirty_concurrent_marks);
 	return CHECK_DONE();
 }

@@ -1252,6 +1252,121 @@ static void test_chain_crosses_region_boundary(void)
 	teardown(&f);
 }
 
+/* ---- dirty tracking (for Diff snapshots) ---- */
+
+/* Whether guest_mem's bitmap has the page holding @gpa. */
+static bool page_dirty(const struct guest_mem *gm, uint64_t gpa)
+{
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		const struct guest_mem_region *r = &gm->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+			uint64_t pg = (gpa - r->gpa) / GUEST_MEM_PAGE;
+			return r->dirty && (r->dirty[pg / 64] >> (pg % 64) & 1);
+		}
+	}
+	return false;
+}
+
+static bool in_range(uint64_t gpa, uint64_t start, uint64_t len)
+{
+	uint64_t first = start & ~(uint64_t)(GUEST_MEM_PAGE - 1);
+
+	return gpa >= first && gpa < start + len;
+}
+
+/* Every page of the memory is dirty exactly when it holds a byte of
+ * [a, a + alen) or [b, b + blen); the count of mismatches. */
+static unsigned dirty_mismatches(const struct fixture *f, uint64_t a, uint64_t alen, uint64_t b,
+				 uint64_t blen)
+{
+	unsigned bad = 0;
+
+	for (uint64_t gpa = MEM_BASE; gpa < MEM_BASE + MEM_SIZE; gpa += GUEST_MEM_PAGE) {
+		bool want = in_range(gpa, a, alen) || in_range(gpa, b, blen);
+		bad += page_dirty(&f->mem.gm, gpa) != want;
+	}
+	return bad;
+}
+
+static void clear_dirty(struct fixture *f)
+{
+	uint64_t sink[(MEM_SIZE / GUEST_MEM_PAGE + 63) / 64];
+
+	for (unsigned i = 0; i < f->mem.gm.nregions; i++)
+		guest_mem_take_dirty(&f->mem.gm, i, sink);
+}
+
+static void test_dirty_marks_writable_buffers(void)
+{
+	struct fixture f;
+
+	CHECK_EQ(setup(&f, 8, false, true), 0);
+	CHECK_EQ(guest_mem_track_dirty(&f.mem.gm), 0);
+	clear_dirty(&f);
+	/* A readable buffer on pages of its own, a writable one across the
+	 * region boundary and a page edge: only the writable one's pages. */
+	uint64_t ro = vd_alloc(&f.mem, 3 * GUEST_MEM_PAGE, GUEST_MEM_PAGE);
+	uint64_t rw = vd_alloc_crossing(&f.mem, 2 * GUEST_MEM_PAGE, 100);
+	struct vd_buf b[2] = { { ro, 3 * GUEST_MEM_PAGE, false }, { rw, 2 * GUEST_MEM_PAGE, true } };
+	for (int indirect = 0; indirect < 2; indirect++) {
+		vd_add_chain(&f.q, b, 2, indirect);
+		vd_publish(&f.q);
+		CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+		CHECK_EQ(dirty_mismatches(&f, rw, 2 * GUEST_MEM_PAGE, 0, 0), 0);
+		CHECK(page_dirty(&f.mem.gm, rw) && page_dirty(&f.mem.gm, rw + 2 * GUEST_MEM_PAGE - 1));
+		CHECK(!page_dirty(&f.mem.gm, ro));
+		/* Completing it writes the used ring: its pages too. */
+		CHECK_EQ(vq_push(&f.vq, chain.head, 0), 0);
+		vq_publish(&f.vq);
+		CHECK_EQ(dirty_mismatches(&f, rw, 2 * GUEST_MEM_PAGE, f.vq.used_gpa, 4 + 8 * 8 + 2), 0);
+		clear_dirty(&f);
+		CHECK_EQ(dirty_mismatches(&f, 0, 0, 0, 0), 0);
+	}
+	teardown(&f);
+}
+
+static void test_dirty_used_ring_writes(void)
+{
+	struct fixture f;
+	struct vd_buf b = { 0, 64, false };
+
+	/* EVENT_IDX: popping writes avail_event, in the used ring. */
+	CHECK_EQ(setup(&f, 16, true, false), 0);
+	CHECK_EQ(guest_mem_track_dirty(&f.mem.gm), 0);
+	clear_dirty(&f);
+	b.gpa = vd_alloc(&f.mem, 64, GUEST_MEM_PAGE);
+	vd_add_chain(&f.q, &b, 1, false);
+	vd_publish(&f.q);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(dirty_mismatches(&f, f.vq.used_gpa, 4 + 8 * 16 + 2, 0, 0), 0);
+	clear_dirty(&f);
+	/* Restarting the queue rewrites avail_event: marked again. */
+	vq_stop(&f.vq);
+	CHECK_EQ(vq_start(&f.vq, &f.mem.gm), 0);
+	CHECK(page_dirty(&f.mem.gm, f.vq.used_gpa));
+	CHECK(!page_dirty(&f.mem.gm, b.gpa));
+	teardown(&f);
+}
+
+static void test_dirty_off_marks_nothing(void)
+{
+	struct fixture f;
+	struct vd_buf b = { 0, 64, true };
+
+	CHECK_EQ(setup(&f, 8, true, false), 0);
+	b.gpa = vd_alloc(&f.mem, 64, 8);
+	vd_add_chain(&f.q, &b, 1, false);
+	vd_publish(&f.q);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	CHECK_EQ(vq_push(&f.vq, chain.head, 64), 0);
+	vq_publish(&f.vq);
+	CHECK(!f.mem.gm.tracking);
+	for (unsigned i = 0; i < f.mem.gm.nregions; i++)
+		CHECK(f.mem.gm.regions[i].dirty == NULL);
+	CHECK_EQ(dirty_mismatches(&f, 0, 0, 0, 0), 0);
+	teardown(&f);
+}
+
 static void test_error_strings(void)
 {
 	for (int e = VQ_CHAIN_ERR_NONE; e <= VQ_CHAIN_ERR_LEN; e++)
@@ -1306,6 +1421,9 @@ int main(void)
 	RUN_TEST(test_push_failures_counted);
 	RUN_TEST(test_used_idx_wrap);
 	RUN_TEST(test_chain_crosses_region_boundary);
+	RUN_TEST(test_dirty_marks_writable_buffers);
+	RUN_TEST(test_dirty_used_ring_writes);
+	RUN_TEST(test_dirty_off_marks_nothing);
 	RUN_TEST(test_error_strings);
 	return CHECK_DONE();
 }
