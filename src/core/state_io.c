@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/file_replace.h"
+
 #define SECTION_HEADER 8u
 
 /* STATE_MAGIC's eight bytes, without a terminator. */
@@ -151,37 +153,22 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 int state_file_write(const char *path, const struct state_writer *w, struct errbuf *eb)
 {
 	uint8_t header[STATE_HEADER_SIZE];
-	char tmp[4096];
+	struct file_replace rf;
 
 	if (w->failed || w->in_section) {
 		errbuf_set(eb, "%s: the state could not be put together (out of memory)", path);
 		return -ENOMEM;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
-		errbuf_set(eb, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-		errbuf_set(eb, "%s: %s", tmp, strerror(e));
-		return -e;
-	}
+	int r = file_replace_open(&rf, path, eb);
+	if (r < 0)
+		return r;
 	fill_header(header, w->buf, w->len);
-	int r = write_all(fd, header, sizeof(header));
+	r = write_all(rf.fd, header, sizeof(header));
 	if (!r)
-		r = write_all(fd, w->buf, w->len);
-	if (!r && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
+		r = write_all(rf.fd, w->buf, w->len);
+	if (r < 0)
 		errbuf_set(eb, "%s: %s", path, strerror(-r));
-		unlink(tmp);
-	}
-	return r;
+	return file_replace_finish(&rf, r, eb);
 }
 
 /* --- reading ------------------------------------------------------------------- */

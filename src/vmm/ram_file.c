@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file_replace.h"
+
 #include "core/compiler.h"
 
 #define PAGE 4096u
@@ -135,36 +137,22 @@ static int check_layout(int fd, const struct guest_mem *mem, const uint64_t *con
 static int save(const struct guest_mem *mem, const char *path, const uint64_t *const *dirty,
 		struct ram_file_stats *st, struct errbuf *eb)
 {
-	char tmp[4096];
+	struct file_replace rf;
 
 	*st = (struct ram_file_stats){ 0 };
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
-		errbuf_set(eb, "%s: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-		errbuf_set(eb, "%s: %s", tmp, strerror(e));
-		return -e;
-	}
-	int r = save_image(fd, mem, dirty, st);
-	if (!r && dirty && check_layout(fd, mem, dirty) < 0) {
+	int r = file_replace_open(&rf, path, eb);
+	if (r < 0)
+		return r;
+	r = save_image(rf.fd, mem, dirty, st);
+	if (r < 0)
+		errbuf_set(eb, "%s: %s", path, strerror(-r));
+	if (!r && dirty && check_layout(rf.fd, mem, dirty) < 0) {
 		errbuf_set(eb, "%s: the filesystem does not keep holes page by page (it reports "
 			   "data where none was written, or none where zeros were): a Diff memory "
 			   "file needs one that does (ext4, xfs, btrfs, tmpfs)", path);
 		r = -EILSEQ;
 	}
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (!r && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		if (r != -EILSEQ)
-			errbuf_set(eb, "%s: %s", path, strerror(-r));
-		unlink(tmp);
-	}
-	return r;
+	return file_replace_finish(&rf, r, eb);
 }
 
 int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file_stats *st,

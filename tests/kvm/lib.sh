@@ -125,6 +125,23 @@ make_share() {
 	printf 'hello from the host, through virtio-fs\n' >"$SHARE/hello.txt"
 }
 
+# The control API over its unix socket, for the pause and snapshot tests.
+# api_put SOCK PATH JSON: a PUT; sets CODE (the HTTP status) and BODY.
+api_put() {
+	local out
+	out=$(curl -s -w '\n%{http_code}' --max-time 30 --unix-socket "$1" -X PUT \
+		-H 'Content-Type: application/json' -d "$3" "http://k$2")
+	CODE=$(tail -n 1 <<<"$out")
+	BODY=$(sed '$d' <<<"$out")
+}
+# patch_vm SOCK STATE: PATCH /vm {"state": STATE}; prints the HTTP status.
+patch_vm() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$1" \
+		-X PATCH -H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" http://k/vm
+}
+# snap_json TYPE STATE MEM: the body of PUT /snapshot/create.
+snap_json() { echo "{\"snapshot_type\":\"$1\",\"snapshot_path\":\"$2\",\"mem_file_path\":\"$3\"}"; }
+
 kvm_end() {
 	exit $((FAILS > 100 ? 100 : FAILS))
 }

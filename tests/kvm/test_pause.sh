@@ -8,11 +8,6 @@
 # ticks_seen: how many tick lines the background run printed so far.
 ticks_seen() { grep -c '^kvm-guest ticks: tick ' "$LOGDIR/$LAST.out" 2>/dev/null; }
 
-# patch_vm STATE: PATCH /vm; prints the HTTP status.
-patch_vm() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$api" \
-		-X PATCH -H 'Content-Type: application/json' -d "{\"state\":\"$1\"}" http://k/vm
-}
 state() { curl -s --max-time 10 --unix-socket "$api" http://k/ | grep -oE '"state": *"[^"]*"'; }
 
 if ! command -v curl >/dev/null; then
@@ -30,7 +25,7 @@ run_bg pause --kernel "$GUEST" --cmdline "test=ticks ticks=$NTICKS" --net loopba
 wait_output 'kvm-guest ticks: tick 3'
 [ "$(state)" = '"state":"Running"' ] && pass "pause: GET / says Running" ||
 	fail "pause: GET / says $(state), not Running"
-code=$(patch_vm Paused)
+code=$(patch_vm "$api" Paused)
 at_pause=$(ticks_seen)
 [ "$code" = 204 ] && pass "pause: PATCH /vm Paused answers 204" ||
 	fail "pause: PATCH /vm Paused answered $code"
@@ -45,9 +40,9 @@ if [ "$after_wait" -le $((at_pause + 1)) ]; then
 else
 	fail "pause: the guest ran while paused ($at_pause ticks at the pause, $after_wait 1.5 s later)"
 fi
-[ "$(patch_vm Paused)" = 204 ] && pass "pause: pausing a paused VM answers 204" ||
+[ "$(patch_vm "$api" Paused)" = 204 ] && pass "pause: pausing a paused VM answers 204" ||
 	fail "pause: pausing a paused VM was refused"
-code=$(patch_vm Resumed)
+code=$(patch_vm "$api" Resumed)
 [ "$code" = 204 ] && pass "pause: PATCH /vm Resumed answers 204" ||
 	fail "pause: PATCH /vm Resumed answered $code"
 for _ in $(seq 100); do
@@ -61,7 +56,7 @@ done
 # Pause and resume again quickly, several times: each answers, the guest ends.
 ok=1
 for _ in 1 2 3 4 5; do
-	[ "$(patch_vm Paused)" = 204 ] && [ "$(patch_vm Resumed)" = 204 ] || ok=0
+	[ "$(patch_vm "$api" Paused)" = 204 ] && [ "$(patch_vm "$api" Resumed)" = 204 ] || ok=0
 done
 [ $ok = 1 ] && pass "pause: five quick pause/resume pairs answered" ||
 	fail "pause: a quick pause/resume pair was refused"
@@ -82,9 +77,9 @@ rm -f "$api"
 run_bg pause-net --kernel "$GUEST" --cmdline "test=net between_ms=3000" --net loopback \
 	--api-sock "$api"
 wait_output 'kvm-guest net: between rounds'
-p=$(patch_vm Paused)
+p=$(patch_vm "$api" Paused)
 sleep 1
-r=$(patch_vm Resumed)
+r=$(patch_vm "$api" Resumed)
 collect_bg
 [ "$p$r" = 204204 ] && pass "pause: paused and resumed between the net test's rounds" ||
 	fail "pause: pause/resume between the net rounds answered $p and $r"

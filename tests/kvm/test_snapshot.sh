@@ -9,19 +9,6 @@
 # size, a boot option beside --restore.
 . "$(dirname "$0")/lib.sh"
 
-api_put() {   # api_put SOCK PATH JSON: sets CODE (the HTTP status) and BODY
-	local out
-	out=$(curl -s -w '\n%{http_code}' --max-time 30 --unix-socket "$1" -X PUT \
-		-H 'Content-Type: application/json' -d "$3" "http://k$2")
-	CODE=$(tail -n 1 <<<"$out")
-	BODY=$(sed '$d' <<<"$out")
-}
-patch_vm() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$1" \
-		-X PATCH -H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" http://k/vm
-}
-snap_json() { echo "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$1\",\"mem_file_path\":\"$2\"}"; }
-
 if ! command -v curl >/dev/null; then
 	echo "SKIP: kvm snapshot: curl is not installed"
 	kvm_end
@@ -37,7 +24,7 @@ run_bg snap-ticks --kernel "$GUEST" --cmdline "test=ticks ticks=$NTICKS" --net l
 	--api-sock "$api"
 first=$VM
 wait_output 'kvm-guest ticks: tick 3'
-api_put "$api" /snapshot/create "$(snap_json "$SNAP/state" "$SNAP/mem")"
+api_put "$api" /snapshot/create "$(snap_json Full "$SNAP/state" "$SNAP/mem")"
 code=$CODE
 [ "$code" = 400 ] && grep -q 'pause it first' <<<"$BODY" &&
 	pass "snapshot: create while running is refused (400, pause first)" ||
@@ -48,7 +35,7 @@ code=$CODE
 [ "$code" = 400 ] && grep -q 'not Full or Diff' <<<"$BODY" &&
 	pass "snapshot: an unknown snapshot_type is refused" ||
 	fail "snapshot: snapshot_type Half answered $code: $BODY"
-api_put "$api" /snapshot/create "$(snap_json "$SNAP/state" "$SNAP/mem")"
+api_put "$api" /snapshot/create "$(snap_json Full "$SNAP/state" "$SNAP/mem")"
 code=$CODE
 [ "$code" = 204 ] && [ -s "$SNAP/state" ] && [ "$(stat -c %s "$SNAP/mem")" = $((256 << 20)) ] &&
 	pass "snapshot: create while paused answers 204, state and 256 MiB memory image written" ||
@@ -89,7 +76,7 @@ run_bg snap-net --kernel "$GUEST" --cmdline "test=net between_ms=4000" --net loo
 first=$VM
 wait_output 'kvm-guest net: between rounds'
 p=$(patch_vm "$api" Paused)
-api_put "$api" /snapshot/create "$(snap_json "$SNAP/net-state" "$SNAP/net-mem")"
+api_put "$api" /snapshot/create "$(snap_json Full "$SNAP/net-state" "$SNAP/net-mem")"
 code=$CODE
 kill -KILL "$first"; wait "$first" 2>/dev/null
 collect_bg

@@ -10,18 +10,6 @@
 # logged).
 . "$(dirname "$0")/lib.sh"
 
-api_put() {   # api_put SOCK PATH JSON: sets CODE (the HTTP status) and BODY
-	local out
-	out=$(curl -s -w '\n%{http_code}' --max-time 30 --unix-socket "$1" -X PUT \
-		-H 'Content-Type: application/json' -d "$3" "http://k$2")
-	CODE=$(tail -n 1 <<<"$out")
-	BODY=$(sed '$d' <<<"$out")
-}
-patch_vm() {
-	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$1" \
-		-X PATCH -H 'Content-Type: application/json' -d "{\"state\":\"$2\"}" http://k/vm
-}
-snap_json() { echo "{\"snapshot_type\":\"$1\",\"snapshot_path\":\"$2\",\"mem_file_path\":\"$3\"}"; }
 # snapshot NAME TYPE STATE MEM: pause, snapshot (204 wanted), a PASS or FAIL line.
 snapshot() {
 	local p
