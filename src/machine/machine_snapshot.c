@@ -106,6 +106,8 @@ static void save_sections(struct machine *m, unsigned mem_layers, struct state_w
 	legacy_state_save(&m->legacy, w);
 	for (unsigned i = 0; !*r && i < m->n_slots; i++)
 		*r = virtio_mmio_state_save(&m->slots[i].mmio, w, eb);
+	for (unsigned i = 0; !*r && i < m->n_nets; i++)
+		*r = net_backend_state_save(m->nets[i].backend, w, eb);
 	if (!*r && m->cfg->mmds)
 		mmds_state_save(m->cfg->mmds, w);
 }
@@ -249,6 +251,9 @@ static bool load_sections(struct machine *m, struct machine_restore *rs)
 		return false;
 	for (unsigned i = 0; i < m->n_slots; i++)
 		if (virtio_mmio_state_load(&m->slots[i].mmio, r) < 0)
+			return false;
+	for (unsigned i = 0; i < m->n_nets; i++)
+		if (!net_backend_state_load(m->nets[i].backend, r))
 			return false;
 	if (m->cfg->mmds && !mmds_state_load(m->cfg->mmds, r))
 		return false;

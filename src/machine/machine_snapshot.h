@@ -6,7 +6,8 @@
  * size, vCPUs, ACPI, compat, each virtio-mmio slot's device type, and how
  * many layers its memory has), the
  * VM's in-kernel state and every vCPU (vmm/vm_state.h), the UART and the
- * legacy ports, then each slot's transport and device, and the metadata
+ * legacy ports, then each slot's transport and device, each net
+ * interface's backend (libslirp's state for "user"), and the metadata
  * service's store and token key when it has one. A restore builds
  * the machine the same way a boot does, from a configuration with the same
  * devices (their backends are opened anew: a tap by its name, a share by

@@ -293,6 +293,11 @@ static void mi_destroy(struct net_backend *be)
 	free(mi);
 }
 
+static struct net_backend *mi_wrapped(struct net_backend *be)
+{
+	return to_mi(be)->inner;
+}
+
 static const struct net_backend_ops intercept_ops = {
 	.name = "mmds",
 	.send = mi_send,
@@ -301,6 +306,7 @@ static const struct net_backend_ops intercept_ops = {
 	.drop_kept = mi_drop_kept,
 	.destroy = mi_destroy,
 	.visit_counters = mi_visit_counters,
+	.wrapped = mi_wrapped,
 };
 
 struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_backend *endpoint,

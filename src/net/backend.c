@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/compiler.h"
+#include "core/log.h"
 
 typedef struct net_backend *(*backend_ctor)(struct event_loop *loop, const char *arg,
 					    struct errbuf *eb);
@@ -81,4 +82,51 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
 	if (arg && !*arg)
 		arg = NULL;
 	return k->create(loop, arg, eb);
+}
+
+/* --- snapshots ------------------------------------------------------------------ */
+
+#define NBCK_NAME_MAX 32u
+
+/* The backend under any decorators: the one that talks to the host. */
+static struct net_backend *base_of(struct net_backend *be)
+{
+	while (be->ops->wrapped)
+		be = be->ops->wrapped(be);
+	return be;
+}
+
+int net_backend_state_save(struct net_backend *be, struct state_writer *w, struct errbuf *eb)
+{
+	int r = 0;
+
+	be = base_of(be);
+	state_begin(w, "NBCK");
+	state_put_str(w, be->ops->name);
+	state_put_bool(w, be->ops->save_state != NULL);
+	if (be->ops->save_state)
+		r = be->ops->save_state(be, w, eb);
+	state_end(w);
+	return r;
+}
+
+bool net_backend_state_load(struct net_backend *be, struct state_reader *r)
+{
+	struct state_reader sec;
+	char name[NBCK_NAME_MAX];
+
+	be = base_of(be);
+	if (!state_section(r, "NBCK", &sec))
+		return false;
+	state_get_str(&sec, name, sizeof(name));
+	bool has_state = state_get_bool(&sec);
+	if (!sec.failed && has_state && strcmp(name, be->ops->name)) {
+		/* Another kind of backend now: its state means nothing here. */
+		log_info("the snapshot's %s network state is not carried to this %s backend", name,
+			 be->ops->name);
+		sec.off = sec.len;
+	} else if (!sec.failed && has_state && (!be->ops->load_state || !be->ops->load_state(be, &sec))) {
+		state_fail(&sec, "the %s backend's state does not load", name);
+	}
+	return state_section_done(r, &sec);
 }

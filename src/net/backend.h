@@ -33,6 +33,7 @@
 #include "core/counters.h"
 #include "core/errbuf.h"
 #include "core/event_loop.h"
+#include "core/state_io.h"
 
 struct net_backend;
 
@@ -75,6 +76,15 @@ struct net_backend_ops {
 	void (*destroy)(struct net_backend *be);
 	/* Optional: hand the backend's own counters to @sink. */
 	void (*visit_counters)(struct net_backend *be, const struct counter_sink *sink);
+	/* Optional, for snapshots (net_backend_state_save below): the fields
+	 * of the backend's own state inside its section, and reading them
+	 * back into a backend just opened (false, with why in @r, when they
+	 * do not load). Loop thread, the device paused. */
+	int (*save_state)(struct net_backend *be, struct state_writer *w, struct errbuf *eb);
+	bool (*load_state)(struct net_backend *be, struct state_reader *r);
+	/* A decorator (the MMDS interceptor): the backend it wraps, whose
+	 * state a snapshot keeps. NULL for the others. */
+	struct net_backend *(*wrapped)(struct net_backend *be);
 };
 
 /* The backends' counter sets (each backend's .c), for tests and docs. */
@@ -147,5 +157,15 @@ struct net_backend *net_slirp_create_endpoint(struct event_loop *loop,
 /* The address libslirp uses for itself next to the endpoint (its ARP
  * requests come from it). */
 struct in_addr net_slirp_endpoint_host(struct net_backend *be);
+
+/*
+ * Snapshots: section "NBCK" per interface: the backend's name and whether
+ * its own state follows (libslirp's connections and tables for "user";
+ * tap, stream and loopback have none: a tap is re-attached by its name).
+ * A state saved by one kind of backend and loaded into another (a clone on
+ * a tap where the original used "user") loads nothing and says so.
+ */
+int net_backend_state_save(struct net_backend *be, struct state_writer *w, struct errbuf *eb);
+bool net_backend_state_load(struct net_backend *be, struct state_reader *r);
 
 #endif

@@ -504,12 +504,76 @@ static void sb_destroy(struct net_backend *be)
 	free(sb);
 }
 
+/* --- snapshots: libslirp's own state ---------------------------------------- */
+
+/* libslirp's state is its own format (its connections, ARP and NDP
+ * tables), versioned by slirp_state_version(): kept as one blob. */
+#define SLIRP_STATE_MAX (16u << 20)
+
+static ssize_t sb_state_write(const void *buf, size_t len, void *opaque)
+{
+	state_put_bytes(opaque, buf, len);
+	return (ssize_t)len;
+}
+
+static int sb_save_state(struct net_backend *be, struct state_writer *w, struct errbuf *eb)
+{
+	struct state_writer blob;
+
+	state_writer_init(&blob);
+	slirp_state_save(to_sb(be)->slirp, sb_state_write, &blob);
+	state_put_u32(w, (uint32_t)slirp_state_version());
+	state_put_u32(w, (uint32_t)blob.len);
+	state_put_bytes(w, blob.buf, blob.len);
+	bool failed = blob.failed;
+	state_writer_free(&blob);
+	if (failed) {
+		errbuf_set(eb, "user networking: its state does not fit in memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct sb_blob {
+	const uint8_t *p;
+	size_t len, off;
+};
+
+static ssize_t sb_state_read(void *buf, size_t len, void *opaque)
+{
+	struct sb_blob *b = opaque;
+	size_t n = len < b->len - b->off ? len : b->len - b->off;
+
+	memcpy(buf, b->p + b->off, n);
+	b->off += n;
+	return (ssize_t)n;
+}
+
+static bool sb_load_state(struct net_backend *be, struct state_reader *r)
+{
+	uint32_t version = state_get_u32(r);
+	struct sb_blob b = { 0 };
+
+	b.p = state_get_blob(r, SLIRP_STATE_MAX, &b.len);
+	if (!b.p)
+		return false;
+	if (version > (uint32_t)slirp_state_version())
+		return state_fail(r, "libslirp state version %u, this libslirp reads up to %d", version,
+				  slirp_state_version());
+	int e = slirp_state_load(to_sb(be)->slirp, (int)version, sb_state_read, &b);
+	if (e < 0)
+		return state_fail(r, "libslirp refused its state: %s", strerror(-e));
+	return true;
+}
+
 static const struct net_backend_ops slirp_ops = {
 	.name = "user",
 	.send = sb_send,
 	.recv = sb_recv,
 	.destroy = sb_destroy,
 	.visit_counters = sb_visit_counters,
+	.save_state = sb_save_state,
+	.load_state = sb_load_state,
 };
 
 /* --- libslirp callbacks and setup ------------------------------------------ */
