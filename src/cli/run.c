@@ -605,6 +605,8 @@ static int build(struct run_ctx *ctx)
 		r = machine_restore_load(&ctx->machine, &ctx->restore, &eb);
 		if (r < 0)
 			log_err("--restore %s: %s", ctx->args->restore, eb.msg);
+		/* --boot-timing's "kernel loaded" of a restore: the state loaded. */
+		ctx->machine.vm.timing.kernel_loaded = clock_now_ns();
 	}
 	if (!r)
 		r = start_api(ctx);
