@@ -25,6 +25,23 @@ int file_replace_open(struct file_replace *rf, const char *path, struct errbuf *
 	return 0;
 }
 
+int file_pwrite_all(int fd, const void *p, size_t n, off_t at)
+{
+	const unsigned char *b = p;
+
+	while (n) {
+		ssize_t k = pwrite(fd, b, n, at);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		b += k;
+		n -= (size_t)k;
+		at += k;
+	}
+	return 0;
+}
+
 int file_replace_finish(struct file_replace *rf, int r, struct errbuf *eb)
 {
 	int mine = 0;

@@ -6,6 +6,9 @@
 #ifndef KVMINI_CORE_FILE_REPLACE_H
 #define KVMINI_CORE_FILE_REPLACE_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #include "core/errbuf.h"
 
 struct file_replace {
@@ -17,6 +20,10 @@ struct file_replace {
 /* Create the temporary file; rf->fd is open for writing. 0 or -errno with
  * why in @eb. */
 int file_replace_open(struct file_replace *rf, const char *path, struct errbuf *eb);
+
+/* Write all @n bytes of @p at @at in @fd (short writes and EINTR taken
+ * up). 0 or -errno. */
+int file_pwrite_all(int fd, const void *p, size_t n, off_t at);
 
 /*
  * End it: when @r is 0 (the writing went well), fsync, close and rename

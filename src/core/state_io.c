@@ -136,20 +136,6 @@ static void fill_header(uint8_t h[STATE_HEADER_SIZE], const uint8_t *payload, si
 	put_le(h + 28, crc32(crc32(0, NULL, 0), h, 28), 4);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 int state_file_write(const char *path, const struct state_writer *w, struct errbuf *eb)
 {
 	uint8_t header[STATE_HEADER_SIZE];
@@ -163,9 +149,9 @@ int state_file_write(const char *path, const struct state_writer *w, struct errb
 	if (r < 0)
 		return r;
 	fill_header(header, w->buf, w->len);
-	r = write_all(rf.fd, header, sizeof(header));
+	r = file_pwrite_all(rf.fd, header, sizeof(header), 0);
 	if (!r)
-		r = write_all(rf.fd, w->buf, w->len);
+		r = file_pwrite_all(rf.fd, w->buf, w->len, STATE_HEADER_SIZE);
 	if (r < 0)
 		errbuf_set(eb, "%s: %s", path, strerror(-r));
 	return file_replace_finish(&rf, r, eb);

@@ -26,21 +26,6 @@ static bool page_is_zero(const uint8_t *p)
 	return true;
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t at)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, at);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		p += k;
-		n -= (size_t)k;
-		at += k;
-	}
-	return 0;
-}
-
 /* Whether page @pg of a region goes into the file: in a Full image every
  * page not all zero; in a Diff exactly the dirty ones, zero or not (a
  * hole there would mean "unchanged": the layer below would show through). */
@@ -67,7 +52,7 @@ static int save_region(int fd, const struct guest_mem_region *rg, const uint64_t
 		while (pg < pages && page_kept(rg, dirty, pg))
 			pg++;
 		uint64_t off = first * PAGE, len = MIN(pg * PAGE, rg->size) - off;
-		int r = pwrite_all(fd, rg->host + off, (size_t)len, at + (off_t)off);
+		int r = file_pwrite_all(fd, rg->host + off, (size_t)len, at + (off_t)off);
 		if (r < 0)
 			return r;
 		*written += len;
