@@ -26,8 +26,10 @@ void api_instance_get(struct api *api, const char *id, const struct http_request
 	const struct api_vm_ops *vm = api->opts.vm;
 	const char *state = vm ? vm->state(api->opts.vm_ctx) : "Running";
 
-	api_reply_json(resp, 200, json_pack("{s:s,s:s,s:s}", "app_name", "kvmini", "id",
-					"anonymous-instance", "state", state));
+	api_reply_json(resp, 200, json_pack("{s:s,s:s,s:s,s:s}", "app_name", "kvmini", "id",
+					"anonymous-instance", "state", state, "vmm_version",
+					api->opts.vmm_version ? api->opts.vmm_version
+							      : "unknown"));
 }
 
 /* --- dispatch ---------------------------------------------------------------------------- */
@@ -94,6 +96,16 @@ struct api *api_start(struct event_loop *loop, const struct api_opts *opts, stru
 		return NULL;
 	}
 	return api;
+}
+
+void api_attach_devices(struct api *api, const struct api_iface *ifaces, unsigned n,
+			struct mmds *m)
+{
+	n = n < API_MAX_IFACES ? n : API_MAX_IFACES;
+	for (unsigned i = 0; i < n; i++)
+		api->opts.ifaces[i] = ifaces[i];
+	api->opts.n_ifaces = n;
+	api->opts.mmds = m;
 }
 
 void api_stop(struct api *api)

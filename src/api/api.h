@@ -9,6 +9,11 @@
  *   PUT /metrics                   {"metrics_path": ...}
  *   PUT /actions                   {"action_type": "FlushMetrics"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
+ *   PUT /snapshot/create           of a paused VM (api_snapshot.c)
+ *   PUT /snapshot/load             into a monitor with no VM yet
+ *   PUT /boot-source, GET|PUT|PATCH /machine-config, PUT /network-interfaces/{id}
+ *   (new ones), PUT /actions InstanceStart: a VM configured before it starts
+ *   (api_boot.c); GET /version
  *   GET /                          instance information (the VM's state)
  * and, as kvmini extensions, GET /network-interfaces/{id} (the current
  * limits) and GET /metrics (the metrics line, directly).
@@ -26,6 +31,7 @@
 #include "core/errbuf.h"
 #include "core/event_loop.h"
 #include "http/http.h"
+#include "net/rate_limiter.h"
 
 struct net_device;
 struct mmds;
@@ -62,6 +68,67 @@ struct api_snapshot_create {
 	const char *mem_file_path;        /* the memory image */
 };
 
+/* Most memory files of one snapshot: a Full image and its Diffs. */
+#define API_SNAPSHOT_MAX_LAYERS 16u
+
+/* One interface of a snapshot changed for this VM (a clone's): its tap
+ * (Firecracker's network_overrides) and, as a kvmini extension, its MAC. */
+struct api_net_override {
+	const char *iface_id;
+	const char *host_dev_name;        /* NULL: the snapshot's */
+	uint8_t mac[6];
+	bool mac_given;
+};
+
+/* A share of a snapshot served from another host directory (a clone's
+ * own copy): kvmini's extension, fs_overrides. */
+struct api_fs_override {
+	const char *tag;
+	const char *shared_dir;
+};
+
+#define API_MAX_FS_OVERRIDES 8u
+
+/* PUT /snapshot/load's request, checked for shape by the API. */
+struct api_snapshot_load {
+	const char *snapshot_path;        /* the state file */
+	/* mem_backend.backend_path (or the older mem_file_path), then the
+	 * Diffs over it in order (kvmini's mem_backend.diff_paths). */
+	const char *mem_paths[API_SNAPSHOT_MAX_LAYERS];
+	unsigned n_mem_paths;
+	bool resume_vm;                   /* run it at once, else it stays Paused */
+	bool track_dirty_pages;           /* (enable_diff_snapshots, its old name) */
+	bool mmds_new_token_key;          /* kvmini: tokens issued before are void */
+	struct api_net_override overrides[API_MAX_IFACES];
+	unsigned n_overrides;
+	struct api_fs_override fs_overrides[API_MAX_FS_OVERRIDES];
+	unsigned n_fs_overrides;
+};
+
+/* PUT /boot-source: what InstanceStart boots. */
+struct api_boot_source {
+	const char *kernel_image_path;
+	const char *initrd_path;          /* NULL: none */
+	const char *boot_args;            /* NULL: kvmini's default command line */
+};
+
+/* GET|PUT|PATCH /machine-config. */
+struct api_machine_config {
+	uint64_t vcpu_count;
+	uint64_t mem_size_mib;
+	bool smt;                         /* always false: kvmini has no SMT topology */
+	bool track_dirty_pages;
+};
+
+/* PUT /network-interfaces/{id} before boot: a new interface on a tap. */
+struct api_net_config {
+	const char *iface_id;
+	const char *host_dev_name;
+	uint8_t mac[6];
+	bool mac_given;
+	struct rate_limiter_config limit[2];   /* by queue: NET_RX_QUEUE, NET_TX_QUEUE */
+};
+
 /* The VM behind the API (kvmini run; vhost net has none). Each call runs
  * on the api_start() loop's thread, the VM's loop thread. */
 struct api_vm_ops {
@@ -75,6 +142,22 @@ struct api_vm_ops {
 	 * (-EAGAIN: not paused). NULL: snapshots are refused. */
 	int (*snapshot_create)(void *ctx, const struct api_snapshot_create *req,
 			       struct errbuf *eb);
+	/* Build the VM from a snapshot, in a monitor that has none yet:
+	 * 0, -EEXIST when it has one (booted or loaded), else -errno with
+	 * why in @eb. NULL: loads are refused. */
+	int (*snapshot_load)(void *ctx, const struct api_snapshot_load *req, struct errbuf *eb);
+	/*
+	 * The configuration of a VM not started yet (a kvmini waiting on its
+	 * socket), and InstanceStart, which builds and runs it. Each returns
+	 * 0, -EEXIST once the VM exists (Firecracker's "not supported after
+	 * starting"), or -errno with why in @eb. NULL: refused.
+	 */
+	int (*set_boot_source)(void *ctx, const struct api_boot_source *bs, struct errbuf *eb);
+	void (*get_machine_config)(void *ctx, struct api_machine_config *mc);
+	int (*set_machine_config)(void *ctx, const struct api_machine_config *mc,
+				  struct errbuf *eb);
+	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
+	int (*start)(void *ctx, struct errbuf *eb);
 };
 
 struct api_opts {
@@ -86,6 +169,7 @@ struct api_opts {
 	unsigned n_sources;
 	const struct api_vm_ops *vm;      /* NULL: no VM (PATCH /vm is refused) */
 	void *vm_ctx;
+	const char *vmm_version;          /* GET / and GET /version; NULL: unknown */
 };
 
 #define API_COUNTERS(X) \
@@ -104,6 +188,11 @@ struct api;
 /* Serve opts->socket_path (if set) on @loop. NULL with @eb filled. */
 struct api *api_start(struct event_loop *loop, const struct api_opts *opts, struct errbuf *eb);
 void api_stop(struct api *api);
+/* The VM's interfaces and metadata store, once it is built: a monitor that
+ * waited for its configuration had none when its API started. Replaces
+ * the ones given at start (loop thread). */
+void api_attach_devices(struct api *api, const struct api_iface *ifaces, unsigned n,
+			struct mmds *m);
 
 /* The http_handler_fn and http_error_fn of the API (opaque: struct api *). */
 void api_http_handler(void *opaque, const struct http_request *req, struct http_response *resp);

@@ -32,8 +32,8 @@ static bool parse_bucket(json_t *b, const char *what, struct token_bucket_config
 /* RateLimiter: {"bandwidth": TokenBucket, "ops": TokenBucket}. A bucket
  * that is absent stays as in @cfg (PATCH) or is none (PUT passes zeros);
  * size or refill_time 0 removes it, as in Firecracker. */
-static bool parse_limiter(json_t *rl, const char *what, struct rate_limiter_config *cfg,
-			  struct http_response *resp)
+bool api_parse_limiter(json_t *rl, const char *what, struct rate_limiter_config *cfg,
+		       struct http_response *resp)
 {
 	static const char *const keys[] = { "bandwidth", "ops", NULL };
 	char where[64];
@@ -98,9 +98,10 @@ void api_iface_list(const struct api *api, char *buf, size_t len)
 					api->opts.ifaces[i].iface_id);
 }
 
-/* The interface the body's iface_id and the path name, or NULL (answered). */
+/* The interface the body's iface_id and the path name, or NULL (answered;
+ * a PUT of a new id before boot creates the interface instead). */
 static const struct api_iface *iface_matches(struct api *api, const char *path_id, json_t *body,
-					     struct http_response *resp)
+					     bool patch, struct http_response *resp)
 {
 	bool ok;
 	const char *id = api_get_string(body, "iface_id", true, &ok, "the interface", resp);
@@ -113,6 +114,11 @@ static const struct api_iface *iface_matches(struct api *api, const char *path_i
 		return NULL;
 	}
 	const struct api_iface *ifc = api_find_iface(api, id);
+	const struct api_vm_ops *vm = api->opts.vm;
+	if (!ifc && !patch && vm && vm->add_iface) {
+		api_iface_create(api, id, body, resp);
+		return NULL;
+	}
 	if (!ifc) {
 		api_iface_list(api, ids, sizeof(ids));
 		api_fault(resp, 400, "no network interface \"%s\" (this instance has %s; kvmini "
@@ -161,7 +167,7 @@ static void apply_limits(const struct api_iface *ifc, json_t *body, bool patch,
 			net_device_get_rate_limit(ifc->net, dirs[i].q, &cfg[i]);
 		else
 			cfg[i] = (struct rate_limiter_config){ 0 };
-		if (rl && !json_is_null(rl) && !parse_limiter(rl, dirs[i].key, &cfg[i], resp))
+		if (rl && !json_is_null(rl) && !api_parse_limiter(rl, dirs[i].key, &cfg[i], resp))
 			return;
 	}
 	for (unsigned i = 0; i < 2; i++) {
@@ -193,7 +199,7 @@ static void iface_put_patch(struct api *api, const char *id, const struct http_r
 	if (!body)
 		return;
 	if (api_known_keys(body, patch ? patch_keys : put_keys, "the interface", resp) &&
-	    (ifc = iface_matches(api, id, body, resp)) &&
+	    (ifc = iface_matches(api, id, body, patch, resp)) &&
 	    (patch || iface_identity_matches(ifc, body, resp)))
 		apply_limits(ifc, body, patch, resp);
 	json_decref(body);

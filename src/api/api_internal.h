@@ -44,6 +44,10 @@ bool api_get_u64(json_t *obj, const char *key, bool required, uint64_t *out,
 const char *api_get_string(json_t *obj, const char *key, bool required, bool *ok,
 			   const char *what, struct http_response *resp);
 
+/* A boolean member; absent leaves *out alone. */
+bool api_get_bool(json_t *obj, const char *key, bool *out, const char *what,
+		  struct http_response *resp);
+
 /* --- interfaces (api_ifaces.c) --- */
 
 /* The interface called @id, or NULL. */
@@ -89,6 +93,27 @@ void api_instance_get(struct api *api, const char *id, const struct http_request
 		      struct http_response *resp);
 void api_vm_patch(struct api *api, const char *id, const struct http_request *req,
 		  struct http_response *resp);
+void api_boot_source_put(struct api *api, const char *id, const struct http_request *req,
+			 struct http_response *resp);
+void api_machine_config_get(struct api *api, const char *id, const struct http_request *req,
+			    struct http_response *resp);
+void api_machine_config_put(struct api *api, const char *id, const struct http_request *req,
+			    struct http_response *resp);
+void api_machine_config_patch(struct api *api, const char *id, const struct http_request *req,
+			      struct http_response *resp);
+void api_version_get(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp);
+
+/* InstanceStart (PUT /actions, api_boot.c). */
+void api_instance_start(struct api *api, struct http_response *resp);
+/* A new interface before boot (api_boot.c); PUT /network-interfaces/{id}
+ * comes here for an id the API does not have. @body was checked for keys. */
+void api_iface_create(struct api *api, const char *id, json_t *body, struct http_response *resp);
+/* Firecracker's answer to a pre-boot request after the start. */
+#define API_AFTER_START "The requested operation is not supported after starting the microVM."
+/* A RateLimiter body into @cfg (api_ifaces.c); false after answering 400. */
+bool api_parse_limiter(json_t *rl, const char *what, struct rate_limiter_config *cfg,
+		       struct http_response *resp);
 
 /* Run the route that takes @req's method and path (api_routes.c); false
  * when none does. */

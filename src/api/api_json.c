@@ -132,3 +132,19 @@ const char *api_get_string(json_t *obj, const char *key, bool required, bool *ok
 	}
 	return json_string_value(v);
 }
+
+/* A boolean member; absent leaves *out alone. */
+bool api_get_bool(json_t *obj, const char *key, bool *out, const char *what,
+		  struct http_response *resp)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_boolean(v)) {
+		api_fault(resp, 400, "\"%s\" in %s must be true or false", key, what);
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}

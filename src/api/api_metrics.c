@@ -257,9 +257,13 @@ void api_metrics_stop(struct api *api)
 /* Run one action; the body was parsed and holds a string action_type. */
 static void run_action(struct api *api, const char *type, struct http_response *resp)
 {
+	if (!strcmp(type, "InstanceStart")) {
+		api_instance_start(api, resp);
+		return;
+	}
 	if (strcmp(type, "FlushMetrics")) {
 		api_fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
-			  "FlushMetrics)", type);
+			  "FlushMetrics and InstanceStart)", type);
 		return;
 	}
 	if (!api->metrics_path) {

@@ -30,6 +30,11 @@ static const struct api_route api_routes[] = {
 	{ "PATCH", "/vm",                       api_vm_patch },
 	{ "PUT",   "/snapshot/create",          api_snapshot_create_put },
 	{ "PUT",   "/snapshot/load",            api_snapshot_load_put },
+	{ "PUT",   "/boot-source",              api_boot_source_put },
+	{ "GET",   "/machine-config",           api_machine_config_get },
+	{ "PUT",   "/machine-config",           api_machine_config_put },
+	{ "PATCH", "/machine-config",           api_machine_config_patch },
+	{ "GET",   "/version",                  api_version_get },
 	{ "GET",   "/",                         api_instance_get },
 };
 

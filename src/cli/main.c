@@ -4,7 +4,6 @@
 
 #include "cli/cli.h"
 
-#define KVMINI_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {

@@ -213,7 +213,18 @@ int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out)
 	return cli_mmds_new_store(&c->mmds, out);
 }
 
+void cli_api_ifaces(const struct net_iface_config *cfgs, unsigned n,
+		    struct net_device *const nets[], struct mmds *m, struct api_iface out[])
+{
+	for (unsigned i = 0; i < n; i++)
+		out[i] = (struct api_iface){
+			.net = nets[i], .iface_id = cfgs[i].id, .mmds = cfgs[i].mmds && m,
+			.host_dev_name = net_iface_host_dev_name(&cfgs[i]),
+		};
+}
+
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
+			       const struct net_iface_config *cfgs, unsigned n,
 			       struct net_device *const nets[], struct mmds *m,
 			       const struct api_opts *extra, struct api **out)
 {
@@ -224,21 +235,14 @@ int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_lo
 	if (!c->api_sock)
 		return 0;
 	o.socket_path = c->api_sock;
-	o.n_ifaces = c->n_ifaces;
+	o.n_ifaces = n;
 	o.mmds = m;
-	for (unsigned i = 0; i < c->n_ifaces; i++) {
-		const struct net_iface_config *ifc = &c->ifaces[i];
-		o.ifaces[i] = (struct api_iface){
-			.net = nets[i], .iface_id = ifc->id, .mmds = ifc->mmds && m,
-			.host_dev_name = net_iface_host_dev_name(ifc),
-		};
-	}
+	cli_api_ifaces(cfgs, n, nets, m, o.ifaces);
 	*out = api_start(loop, &o, &eb);
 	if (!*out) {
 		log_err("--api-sock %s: %s", c->api_sock, eb.msg);
 		return -EINVAL;     /* api_start says why in eb.msg, not in errno */
 	}
-	log_info("control API on %s (%u interface%s)", c->api_sock, c->n_ifaces,
-		 c->n_ifaces == 1 ? "" : "s");
+	log_info("control API on %s (%u interface%s)", c->api_sock, n, n == 1 ? "" : "s");
 	return 0;
 }

@@ -90,14 +90,21 @@ struct net_iface_names cli_net_controls_names(const struct cli_net_controls *c);
 
 /* The MMDS store when --mmds was given, else NULL; 0 or -errno (logged). */
 int cli_net_controls_mmds(const struct cli_net_controls *c, struct mmds **out);
+/* The API's view of @n interfaces: @cfgs[i] served by @nets[i], MMDS
+ * intercepted on those whose configuration says so when @m is set. */
+void cli_api_ifaces(const struct net_iface_config *cfgs, unsigned n,
+		    struct net_device *const nets[], struct mmds *m, struct api_iface out[]);
+
 /*
  * The control API on @loop when --api-sock was given (else *@out = NULL):
- * @nets[i] is interface i's device. Every device must run on @loop's
+ * the @n interfaces @cfgs (@c's, or a snapshot's; none before a VM is
+ * built), @nets[i] interface i's device. Every device must run on @loop's
  * thread, which is where the API touches them. @extra gives what the
  * caller adds (counter sources, the VM); the socket, interfaces and MMDS
  * come from here. 0 or -EINVAL (logged).
  */
 int cli_net_controls_start_api(const struct cli_net_controls *c, struct event_loop *loop,
+			       const struct net_iface_config *cfgs, unsigned n,
 			       struct net_device *const nets[], struct mmds *m,
 			       const struct api_opts *extra, struct api **out);
 

@@ -2,8 +2,10 @@
  * `kvmini run`: boot a guest on KVM with a serial console and kvmini's
  * virtio devices in-process behind virtio-mmio. The command line becomes a
  * machine configuration (machine/machine.h), which the machine builder
- * puts together; this file adds the signals, the control API and the
- * report at the end.
+ * puts together; this file parses the options, decides what to do (boot,
+ * restore a snapshot, or wait on --api-sock for PUT /snapshot/load), adds
+ * the signals and the report at the end. Restores are in run_restore.c,
+ * the VM as the control API sees it in run_api.c (run.h joins them).
  *
  * Threads: this one builds the machine, then runs its event loop (devices,
  * console input, signals, the stop request, the control API: the API's
@@ -25,6 +27,7 @@
 #include "cli/default_guest.h"
 #include "cli/fs_options.h"
 #include "cli/net_controls.h"
+#include "cli/run.h"
 #include "cli/signals.h"
 #include "core/clock.h"
 #include "core/compiler.h"
@@ -35,14 +38,10 @@
 #include "mmds/mmds.h"
 #include "vmm/vm.h"
 
-#define RUN_MAX_NETS CLI_NET_MAX_IFACES
-#define RUN_MAX_FS MACHINE_MAX_FS
-#define RUN_MEM_MIN_MIB 16ul
-#define RUN_MEM_MAX_MIB (1ul << 20)
-#define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
-
 static const char run_usage[] =
 	"usage: kvmini run [--kernel FILE] [options]\n"
+	"       kvmini run --restore STATE --mem-file FILE [options]\n"
+	"       kvmini run --api-sock PATH   (wait for PUT /snapshot/load)\n"
 	"\n"
 	"Boot a guest on KVM with a serial console (ttyS0 on stdin/stdout) and\n"
 	"kvmini's virtio devices behind virtio-mmio.\n"
@@ -82,8 +81,10 @@ static const char run_usage[] =
 	"  --mmds-iface ID    the interface MMDS answers on (repeatable; default eth0)\n"
 	"  --mmds-version 1|2, --mmds-data FILE   as for `kvmini vhost net`\n"
 	"  --api-sock PATH    serve the control API (Firecracker's paths: /mmds,\n"
-	"                     /mmds/config, /network-interfaces/ID, /metrics, /actions)\n"
-	"                     over HTTP on the unix socket PATH\n"
+	"                     /mmds/config, /network-interfaces/ID, /metrics, /actions,\n"
+	"                     /vm, /snapshot/create, /snapshot/load) over HTTP on the unix\n"
+	"                     socket PATH; without --kernel and --restore, wait there for\n"
+	"                     PUT /snapshot/load, which brings the machine and its devices\n"
 	"  --fs DIR:TAG[,OPTION...]\n"
 	"                     a virtio-fs device sharing the host directory DIR; the\n"
 	"                     guest mounts it with `mount -t virtiofs TAG /mnt` (repeatable,\n"
@@ -98,9 +99,13 @@ static const char run_usage[] =
 	"  --max-watches N    most inotify watches per --fs directory (default 65536)\n"
 	"  --restore STATE    resume a snapshot instead of booting: STATE is the state\n"
 	"                     file PUT /snapshot/create wrote; memory size, vCPUs,\n"
-	"                     --no-acpi and --compat come from it, and the --net and\n"
-	"                     --fs options must give the devices it had, in order (a\n"
-	"                     clone gives its own tap and --mac)\n"
+	"                     --no-acpi, --compat and the devices come from it; --net and\n"
+	"                     --fs options, when given, replace the devices and must be\n"
+	"                     the same kinds in the same order (a clone gives its own tap\n"
+	"                     and --mac)\n"
+	"  --mmds-new-token-key\n"
+	"                     with --restore: a new MMDS token key (tokens issued before\n"
+	"                     the snapshot no longer open the metadata)\n"
 	"  --mem-file FILE    with --restore: the snapshot's memory file, mapped\n"
 	"                     privately (pages are read when the guest touches them);\n"
 	"                     for a Diff snapshot, once per layer in order: the Full\n"
@@ -142,50 +147,6 @@ static const char run_usage[] =
 	"0x501 ends the VM with exit status (v << 1) | 1 (its low 8 bits: always odd,\n"
 	"so 1, 3 and 5 may also come from the guest; the message on stderr says which).\n";
 
-struct run_args {
-	const char *kernel;
-	const char *initrd;
-	const char *cmdline;
-	unsigned long mem_mib;
-	unsigned long cpus;
-	struct cli_net_controls net;     /* --net devices, ids, limits, MMDS, API */
-	struct cli_fs_args fs_defaults;  /* --no-notify, --max-watches */
-	struct run_fs_spec {
-		char dir[4096];
-		char tag[VIRTIO_FS_TAG_LEN + 1];
-		struct cli_fs_args opts;
-	} fs[RUN_MAX_FS];
-	unsigned nfs;
-	bool boot_timing;
-	bool counters;
-	bool compat;
-	bool host_decompress;
-	bool no_acpi;
-	const char *restore;             /* --restore STATE */
-	const char *mem_files[MACHINE_SNAPSHOT_MAX_LAYERS];   /* --mem-file FILE, in order */
-	unsigned n_mem_files;
-	bool track_dirty_pages;
-	/* Options a restore takes from the snapshot, when given: the first. */
-	const char *boot_option;
-};
-
-/* "--fs DIR:TAG" with room for the longest DIR and TAG. */
-#define RUN_FS_WHAT_LEN 4200
-
-struct run_ctx {
-	const struct run_args *args;
-	struct machine_config cfg;
-	struct machine_fs_config fs[RUN_MAX_FS];
-	/* The shares' names in the machine's messages and counters. */
-	char fs_what[RUN_MAX_FS][RUN_FS_WHAT_LEN];
-	char fs_counters_name[RUN_MAX_FS][VIRTIO_FS_TAG_LEN + 8];
-	struct machine machine;
-	struct machine_restore restore;  /* --restore's state, opened */
-	struct mmds *mmds;
-	struct api *api;
-	struct cli_signals sig;
-};
-
 /* --- arguments ------------------------------------------------------------- */
 
 static int check_readable(const char *opt, const char *path)
@@ -222,9 +183,9 @@ static const char *dir_tag_colon(const char *spec)
 }
 
 /* How messages name a share: "--fs DIR:TAG", without its options. */
-static void fs_what(char what[RUN_FS_WHAT_LEN], const struct run_fs_spec *f)
+static void fs_what(char what[RUN_FS_WHAT_LEN], const char *dir, const char *tag)
 {
-	snprintf(what, RUN_FS_WHAT_LEN, "--fs %s:%s", f->dir, f->tag);
+	snprintf(what, RUN_FS_WHAT_LEN, "--fs %s:%s", dir, tag);
 }
 
 /* DIR:TAG[,OPTION...]: split at that colon, the tag at its first comma,
@@ -250,7 +211,7 @@ static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 		log_err("--fs %s: the tag must be 1 to %u bytes", spec, VIRTIO_FS_TAG_LEN);
 		return -EINVAL;
 	}
-	fs_what(what, f);
+	fs_what(what, f->dir, f->tag);
 	cli_fs_args_init(&f->opts);
 	f->opts.share.dir = f->dir;
 	f->opts.dev.tag = f->tag;
@@ -319,6 +280,20 @@ static int check_restore(const struct run_args *a)
 	return check_readable("--restore", a->restore);
 }
 
+/* A monitor waiting on --api-sock: the load brings the machine and its
+ * devices (as Firecracker, which takes no devices on its command line). */
+static int check_preboot(const struct run_args *a)
+{
+	if (a->boot_option || a->net.n_ifaces || a->nfs) {
+		log_err("--%s: kvmini run --api-sock without --kernel or --restore waits for PUT "
+			"/snapshot/load, which brings the machine and its devices; give --kernel "
+			"to boot with these options", a->boot_option ? a->boot_option
+					      : a->net.n_ifaces ? "net" : "fs");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The kernel to boot: --kernel's, else the project's own guest
  * (scripts/build-guest.sh). */
 static int check_boot(struct run_args *a)
@@ -347,6 +322,25 @@ static int check_fs(struct run_args *a)
 	return 0;
 }
 
+/* After parsing: what to do (boot, restore, wait) and whether the options
+ * fit it. 0 or -EINVAL (logged). */
+static int check_args(struct run_args *a)
+{
+	if (a->mmds_new_key && !a->restore) {
+		log_err("--mmds-new-token-key is for --restore (PUT /snapshot/load takes "
+			"\"mmds_new_token_key\")");
+		return -EINVAL;
+	}
+	a->preboot = a->net.api_sock && !a->kernel && !a->initrd && !a->restore && !a->n_mem_files;
+	int r = a->preboot ? check_preboot(a)
+		: a->restore || a->n_mem_files ? check_restore(a) : check_boot(a);
+	if (!r)
+		r = check_fs(a);
+	if (r < 0)
+		return -EINVAL;
+	return cli_net_controls_check(&a->net);
+}
+
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_run_args(int argc, char **argv, struct run_args *a)
 {
@@ -369,6 +363,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "restore", required_argument, NULL, 'R' },
 		{ "mem-file", required_argument, NULL, 'F' },
 		{ "track-dirty-pages", no_argument, NULL, 'W' },
+		{ "mmds-new-token-key", no_argument, NULL, 'K' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 	};
 	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
@@ -403,6 +398,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'A': a->no_acpi = true; break;
 		case 'C': a->counters = true; break;
 		case 'W': a->track_dirty_pages = true; break;
+		case 'K': a->mmds_new_key = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(run_usage, stdout); return 1;
@@ -421,12 +417,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		log_err("unexpected argument \"%s\" (see kvmini run --help)", argv[optind]);
 		return -EINVAL;
 	}
-	int r = a->restore || a->n_mem_files ? check_restore(a) : check_boot(a);
-	if (!r)
-		r = check_fs(a);
-	if (r < 0)
-		return -EINVAL;
-	return cli_net_controls_check(&a->net);
+	return check_args(a);
 }
 
 /* --- signals ------------------------------------------------------------------ */
@@ -435,10 +426,17 @@ static void on_signal(struct cli_signals *cs, int signo)
 {
 	struct run_ctx *ctx = container_of(cs, struct run_ctx, sig);
 
-	if (signo == SIGUSR1)
-		machine_dump_counters(&ctx->machine, stderr);
-	else
+	if (signo == SIGUSR1) {
+		if (ctx->machine.running)
+			machine_dump_counters(&ctx->machine, stderr);
+	} else if (ctx->machine.running) {
 		run_state_request_stop(&ctx->machine.vm.run_state, 128 + signo, "signal %d", signo);
+	} else {
+		/* Waiting for a load: nothing to stop but the loop. */
+		ctx->status_without_vm = 128 + signo;
+		log_info("signal %d: ending before a VM was started", signo);
+		event_loop_quit(&ctx->machine.loop);
+	}
 }
 
 /* --- timing ------------------------------------------------------------------ */
@@ -465,20 +463,27 @@ static void print_timing(const struct vm_timing *t, uint64_t end)
 
 /* --- run ---------------------------------------------------------------------- */
 
+/* Name the shares in messages and counters as --fs would. */
+void run_name_shares(struct run_ctx *ctx, struct machine_fs_config *fs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		fs_what(ctx->fs_what[i], fs[i].share.dir, fs[i].dev.tag);
+		snprintf(ctx->fs_counters_name[i], sizeof(ctx->fs_counters_name[i]), "--fs %s",
+			 fs[i].dev.tag);
+		fs[i].what = ctx->fs_what[i];
+		fs[i].counters_name = ctx->fs_counters_name[i];
+	}
+}
+
 /* The machine's configuration from the command line. */
-static void configure(struct run_ctx *ctx)
+void run_configure(struct run_ctx *ctx)
 {
 	const struct run_args *a = ctx->args;
 
-	for (unsigned i = 0; i < a->nfs; i++) {
-		fs_what(ctx->fs_what[i], &a->fs[i]);
-		snprintf(ctx->fs_counters_name[i], sizeof(ctx->fs_counters_name[i]), "--fs %s",
-			 a->fs[i].tag);
-		ctx->fs[i] = (struct machine_fs_config){
-			.share = a->fs[i].opts.share, .dev = a->fs[i].opts.dev,
-			.what = ctx->fs_what[i], .counters_name = ctx->fs_counters_name[i],
-		};
-	}
+	for (unsigned i = 0; i < a->nfs; i++)
+		ctx->fs[i] = (struct machine_fs_config){ .share = a->fs[i].opts.share,
+							 .dev = a->fs[i].opts.dev };
+	run_name_shares(ctx, ctx->fs, a->nfs);
 	ctx->cfg = (struct machine_config){
 		.kernel = a->kernel, .initrd = a->initrd, .cmdline = a->cmdline,
 		.mem_bytes = (uint64_t)a->mem_mib << 20, .cpus = (unsigned)a->cpus,
@@ -489,127 +494,48 @@ static void configure(struct run_ctx *ctx)
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
 	};
-	if (a->restore) {
-		const struct machine_snapshot_info *info = &ctx->restore.info;
-		ctx->cfg.kernel = ctx->cfg.initrd = NULL;
-		ctx->cfg.mem_bytes = info->mem_bytes;
-		ctx->cfg.cpus = info->cpus;
-		ctx->cfg.no_acpi = info->no_acpi;
-		ctx->cfg.compat = info->compat;
-		ctx->cfg.mem_files = a->mem_files;
-		ctx->cfg.n_mem_files = a->n_mem_files;
-	}
 }
 
-/* --- the VM as the API sees it ------------------------------------------------ */
+/* --- build ------------------------------------------------------------------------ */
 
-static int api_pause(void *opaque)
+/* --restore: the same steps as an API load, logged. */
+static int build_restore(struct run_ctx *ctx)
 {
-	struct machine *m = opaque;
-	bool was = m->paused;
-	int r = machine_pause(m);
-
-	if (!r && !was)
-		log_info("VM paused");
-	return r;
-}
-
-static int api_resume(void *opaque)
-{
-	struct machine *m = opaque;
-	bool was = m->paused;
-	int r = machine_resume(m);
-
-	if (!r && was)
-		log_info("VM resumed");
-	return r;
-}
-
-static const char *api_state(void *opaque)
-{
-	const struct machine *m = opaque;
-
-	return m->paused ? "Paused" : m->running ? "Running" : "Not started";
-}
-
-static int api_snapshot_create(void *opaque, const struct api_snapshot_create *req,
-			       struct errbuf *eb)
-{
-	const struct machine_snapshot_req mr = {
-		.type = req->diff ? MACHINE_SNAPSHOT_DIFF : MACHINE_SNAPSHOT_FULL,
-		.state_path = req->snapshot_path, .mem_path = req->mem_file_path,
+	const struct run_args *a = ctx->args;
+	const struct run_restore rr = {
+		.state = a->restore, .mem_files = a->mem_files,
+		.n_mem_files = a->n_mem_files, .track_dirty_pages = a->track_dirty_pages,
+		.mmds_new_key = a->mmds_new_key,
 	};
-	struct machine_snapshot_stats st;
-	int r = machine_snapshot(opaque, &mr, &st, eb);
+	struct errbuf eb = { 0 };
+	int r = run_restore_prepare(ctx, &rr, &eb);
 
 	if (!r)
-		log_info("snapshot: state %llu bytes to %s, %s memory %llu MiB to %s (%llu KiB "
-			 "written, layer %u) in %.1f ms", (unsigned long long)st.state_bytes,
-			 req->snapshot_path, req->diff ? "Diff" : "Full",
-			 (unsigned long long)(st.mem_bytes >> 20), req->mem_file_path,
-			 (unsigned long long)(st.mem_written >> 10), st.mem_layers, (double)st.ns / 1e6);
+		r = run_restore_build(ctx, &rr, &eb);
+	if (r < 0)
+		log_err("--restore: %s", eb.msg);
 	return r;
-}
-
-static const struct api_vm_ops api_vm = {
-	.pause = api_pause, .resume = api_resume, .state = api_state,
-	.snapshot_create = api_snapshot_create,
-};
-
-/* The control API on the machine's loop, which every net device runs on,
- * so its calls into the devices never race their queue work. */
-static int start_api(struct run_ctx *ctx)
-{
-	struct net_device *devs[RUN_MAX_NETS];
-	const struct api_opts extra = { .vm = &api_vm, .vm_ctx = &ctx->machine };
-
-	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
-		devs[i] = ctx->machine.nets[i].dev;
-	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, devs, ctx->mmds,
-					  &extra, &ctx->api);
-}
-
-/* As many --mem-file as the snapshot's memory has layers, before any is
- * mapped: a missing Diff would restore stale pages without a word. */
-static int check_layers(const struct run_args *a, const struct machine_snapshot_info *info)
-{
-	if (a->n_mem_files == info->mem_layers)
-		return 0;
-	if (info->mem_layers == 1)
-		log_err("--restore %s: a Full snapshot: give its one memory file (--mem-file), "
-			"not %u", a->restore, a->n_mem_files);
-	else
-		log_err("--restore %s: a Diff snapshot whose memory has %u layers: give --mem-file "
-			"%u times, the Full snapshot's memory file first, then each Diff's in the "
-			"order they were taken, this one's last (%u given)", a->restore,
-			info->mem_layers, info->mem_layers, a->n_mem_files);
-	return -EINVAL;
 }
 
 static int build(struct run_ctx *ctx)
 {
-	int r = cli_net_controls_mmds(&ctx->args->net, &ctx->mmds);
-	struct errbuf eb = { 0 };
+	const struct run_args *a = ctx->args;
+	int r = cli_net_controls_mmds(&a->net, &ctx->mmds);
 
-	if (!r && ctx->args->restore) {
-		r = machine_restore_open(&ctx->restore, ctx->args->restore, &eb);
-		if (r < 0)
-			log_err("--restore %s", eb.msg);
-		else
-			r = check_layers(ctx->args, &ctx->restore.info);
-	}
-	configure(ctx);
-	if (!r)
+	if (!r && a->preboot) {
+		r = machine_init_loop(&ctx->machine);
+	} else if (!r && a->restore) {
+		r = build_restore(ctx);
+	} else if (!r) {
+		run_configure(ctx);
+		ctx->machine_tried = true;
 		r = machine_build(&ctx->machine, &ctx->cfg);
-	if (!r && ctx->args->restore) {
-		r = machine_restore_load(&ctx->machine, &ctx->restore, &eb);
-		if (r < 0)
-			log_err("--restore %s: %s", ctx->args->restore, eb.msg);
-		/* --boot-timing's "kernel loaded" of a restore: the state loaded. */
-		ctx->machine.vm.timing.kernel_loaded = clock_now_ns();
+		ctx->machine.vm.timing.start = ctx->start_ns;
 	}
 	if (!r)
-		r = start_api(ctx);
+		r = run_start_api(ctx);
+	if (!r && a->preboot)
+		log_info("waiting for PUT /snapshot/load on %s", a->net.api_sock);
 	if (!r) {
 		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
 		if (r < 0)
@@ -618,13 +544,24 @@ static int build(struct run_ctx *ctx)
 	return r;
 }
 
+/* Run what was built; a waiting monitor runs its loop until a load
+ * starts the VM and the VM ends, or a signal comes first. */
+static int run(struct run_ctx *ctx)
+{
+	if (ctx->args->preboot)
+		return event_loop_run(&ctx->machine.loop);
+	return machine_run(&ctx->machine);
+}
+
 /* Report how the VM ended (and counters, timing); returns the exit status. */
 static int finish(struct run_ctx *ctx, int r)
 {
 	const struct run_state *rs = &ctx->machine.vm.run_state;
 	uint64_t end = clock_now_ns();
-	int status = r < 0 ? EXIT_RUNTIME : rs->exit_status;
 
+	if (r == 0 && !ctx->machine.running)
+		return ctx->status_without_vm;
+	int status = r < 0 ? EXIT_RUNTIME : rs->exit_status;
 	if (r == 0 && rs->exit_reason[0]) {
 		if (status == 0)
 			log_info("%s", rs->exit_reason);
@@ -641,11 +578,13 @@ static int finish(struct run_ctx *ctx, int r)
 static void teardown(struct run_ctx *ctx)
 {
 	if (ctx->machine.loop_ready) {
+		event_loop_cancel(&ctx->machine.loop, &ctx->quit_work);
 		cli_signals_close(&ctx->sig, &ctx->machine.loop);
 		api_stop(ctx->api);
 	}
 	machine_destroy(&ctx->machine);
 	machine_restore_close(&ctx->restore);
+	run_api_free(ctx);
 	mmds_free(ctx->mmds);
 }
 
@@ -665,14 +604,14 @@ int cmd_run(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	ctx->args = &args;
+	ctx->start_ns = start;
 	/* Before any thread exists (device workers, vCPUs). */
 	r = cli_signals_block();
 	if (!r)
 		r = build(ctx);
-	ctx->machine.vm.timing.start = start;
 	if (!r)
-		r = machine_run(&ctx->machine);
-	if (ctx->machine.loop_ready)
+		r = run(ctx);
+	if (ctx->machine_tried)
 		machine_stop(&ctx->machine);
 	int status = finish(ctx, r);
 	teardown(ctx);

@@ -193,7 +193,8 @@ static int serve_net(const struct net_args *a)
 	const struct api_opts extra = {
 		.sources = { { "vhost_user", visit_vhost_user, &server } }, .n_sources = 1,
 	};
-	if (cli_net_controls_start_api(&a->ctl, &loop, &net, mmds, &extra, &api) < 0)
+	if (cli_net_controls_start_api(&a->ctl, &loop, a->ctl.ifaces, a->ctl.n_ifaces, &net, mmds,
+				       &extra, &api) < 0)
 		goto out_server;
 	r = cli_signals_watch(&sig.sig, &loop, on_signal);
 	if (r < 0) {

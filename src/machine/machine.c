@@ -209,6 +209,19 @@ static int add_platform_devices(struct machine *m)
 	return r;
 }
 
+int machine_init_loop(struct machine *m)
+{
+	if (m->loop_ready)
+		return 0;
+	int r = event_loop_init(&m->loop);
+	if (r < 0) {
+		log_err("event loop: %s", strerror(-r));
+		return r;
+	}
+	m->loop_ready = true;
+	return 0;
+}
+
 int machine_build(struct machine *m, const struct machine_config *cfg)
 {
 	struct vm_config vc = { .mem_bytes = cfg->mem_bytes, .ncpus = cfg->cpus,
@@ -216,12 +229,10 @@ int machine_build(struct machine *m, const struct machine_config *cfg)
 				.n_mem_files = cfg->n_mem_files, .track_dirty = cfg->track_dirty_pages };
 
 	m->cfg = cfg;
-	int r = event_loop_init(&m->loop);
-	if (r < 0) {
-		log_err("event loop: %s", strerror(-r));
+	int r = machine_init_loop(m);
+	if (r < 0)
 		return r;
-	}
-	m->loop_ready = true;
+	m->vm_tried = true;
 	r = vm_create(&m->vm, &vc);
 	if (r < 0)
 		return r;
@@ -236,6 +247,14 @@ int machine_build(struct machine *m, const struct machine_config *cfg)
 	return r;
 }
 
+/* Start the devices of a restored machine, held since their state loaded. */
+static void release_restored(struct machine *m)
+{
+	for (unsigned i = 0; m->restore_held && i < m->n_slots; i++)
+		virtio_mmio_state_resume(&m->slots[i].mmio);
+	m->restore_held = false;
+}
+
 static void on_stop(struct event_source *src, uint32_t events)
 {
 	struct machine *m = container_of(src, struct machine, stop_src);
@@ -243,7 +262,7 @@ static void on_stop(struct event_source *src, uint32_t events)
 	event_loop_quit(&m->loop);
 }
 
-int machine_run(struct machine *m)
+int machine_start(struct machine *m, bool paused)
 {
 	int r = event_loop_watch(&m->loop, &m->stop_src, m->vm.run_state.stop_fd, EPOLLIN,
 				 on_stop, "vm stop");
@@ -257,15 +276,25 @@ int machine_run(struct machine *m)
 		return r;
 	}
 	/* A restored machine's devices were loaded held (the interrupts
-	 * they owe are raised now, over the restored irqchip); the vCPUs
-	 * start where they were. */
-	for (unsigned i = 0; m->restored && i < m->n_slots; i++)
-		virtio_mmio_state_resume(&m->slots[i].mmio);
+	 * they owe are raised when they start, over the restored irqchip);
+	 * the vCPUs start where they were. Paused: both wait for
+	 * machine_resume, the vCPUs parked before their first KVM_RUN. */
+	m->restore_held = m->restored;
+	if (paused)
+		vm_pause_vcpus(&m->vm);
+	else
+		release_restored(m);
 	r = vm_start(&m->vm);
 	m->running = !r;
-	if (!r)
-		r = event_loop_run(&m->loop);
+	m->paused = !r && paused;
 	return r;
+}
+
+int machine_run(struct machine *m)
+{
+	int r = machine_start(m, false);
+
+	return r < 0 ? r : event_loop_run(&m->loop);
 }
 
 /* --- pause, resume --------------------------------------------------------------- */
@@ -315,8 +344,11 @@ int machine_resume(struct machine *m)
 {
 	if (!m->paused)
 		return 0;
-	for (unsigned i = 0; i < m->n_slots; i++)
-		virtio_device_resume(m->slots[i].mmio.dev);
+	if (m->restore_held)
+		release_restored(m);
+	else
+		for (unsigned i = 0; i < m->n_slots; i++)
+			virtio_device_resume(m->slots[i].mmio.dev);
 	vm_resume_vcpus(&m->vm);
 	m->paused = false;
 	return 0;
@@ -326,7 +358,8 @@ void machine_stop(struct machine *m)
 {
 	for (unsigned i = 0; i < m->n_slots; i++)
 		vm_virtio_slot_close(&m->slots[i]);
-	vm_join(&m->vm);
+	if (m->vm_tried)
+		vm_join(&m->vm);
 }
 
 void machine_destroy(struct machine *m)
@@ -339,7 +372,9 @@ void machine_destroy(struct machine *m)
 		serial_destroy(&m->serial);
 	if (m->legacy_ready)
 		legacy_destroy(&m->legacy);
-	vm_destroy(&m->vm);
+	if (m->vm_tried)
+		vm_destroy(&m->vm);
+	m->vm_tried = false;
 	event_loop_destroy(&m->loop);
 	m->loop_ready = false;
 }

@@ -82,6 +82,7 @@ struct machine {
 	struct event_loop loop;
 	bool loop_ready;
 	struct vm vm;
+	bool vm_tried;               /* vm_create was called: vm_join, vm_destroy are safe */
 	struct serial serial;
 	bool serial_ready;
 	struct legacy_devices legacy;
@@ -97,6 +98,7 @@ struct machine {
 	bool running;                /* the vCPUs were started */
 	bool paused;                 /* machine_pause .. machine_resume */
 	bool restored;               /* machine_restore_load: the devices wait for the start */
+	bool restore_held;           /* ... and still wait: started paused */
 	/* Layers of the memory a Diff snapshot would go on top of: those of
 	 * the last snapshot taken, or of the image restored; 0 when there is
 	 * none (a boot, or tracking is off). machine_snapshot.c's. */
@@ -110,7 +112,16 @@ struct machine {
  * 0 or -errno, logged; machine_destroy() undoes a partial build too.
  */
 int machine_build(struct machine *m, const struct machine_config *cfg);
-/* Start the vCPUs and run the event loop until something stops the VM
+/* The machine's event loop alone, before there is a machine to build on
+ * it (a monitor waiting for its configuration serves its API there);
+ * machine_build makes it when this was not called. 0 or -errno, logged. */
+int machine_init_loop(struct machine *m);
+/* Start the devices and vCPUs of a built machine, or with @paused hold
+ * both (the vCPUs parked before their first instruction, a restored
+ * machine's devices not started) until machine_resume: a snapshot loaded
+ * without resuming it. The caller runs the loop. 0 or -errno, logged. */
+int machine_start(struct machine *m, bool paused);
+/* machine_start, then run the event loop until something stops the VM
  * (vm.run_state says what and with which status). 0 or -errno, logged. */
 int machine_run(struct machine *m);
 /* Stop the devices' transports and join the vCPUs. */

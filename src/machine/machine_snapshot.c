@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/virtio_ids.h>
 
 #include "core/clock.h"
 #include "core/compiler.h"
@@ -60,8 +61,8 @@ static bool parse_info(struct state_reader *r, struct machine_snapshot_info *inf
 static const char *device_name(uint32_t id)
 {
 	switch (id) {
-	case 1: return "virtio-net";
-	case 26: return "virtio-fs";
+	case VIRTIO_ID_NET: return "virtio-net";
+	case VIRTIO_ID_FS: return "virtio-fs";
 	default: return "another device";
 	}
 }
@@ -93,12 +94,30 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 	return 0;
 }
 
+/* "DEVC" has what "MACH" says the slots hold: the nets, then the shares
+ * (the order the machine adds them in). */
+static bool devices_fit_slots(struct state_reader *r, const struct machine_snapshot_info *info,
+			      const struct saved_devices *d)
+{
+	if (d->n_nets + d->n_fs != info->n_slots)
+		return state_fail(r, "%u interfaces and %u shares for %u devices", d->n_nets,
+				  d->n_fs, info->n_slots);
+	for (unsigned i = 0; i < info->n_slots; i++) {
+		uint32_t want = i < d->n_nets ? VIRTIO_ID_NET : VIRTIO_ID_FS;
+		if (info->device_ids[i] != want)
+			return state_fail(r, "device %u is %s, its configuration that of %s", i,
+					  device_name(info->device_ids[i]), device_name(want));
+	}
+	return true;
+}
+
 /* --- snapshot --------------------------------------------------------------------- */
 
 static void save_sections(struct machine *m, unsigned mem_layers, struct state_writer *w,
 			  struct errbuf *eb, int *r)
 {
 	save_info(m, mem_layers, w);
+	device_config_save(m->cfg, w);
 	*r = vm_state_save(&m->vm, w, eb);
 	if (*r < 0)
 		return;
@@ -227,7 +246,8 @@ int machine_restore_open(struct machine_restore *rs, const char *path, struct er
 	if (r < 0)
 		return r;
 	state_reader_init(&rs->r, payload, len, &rs->eb);
-	if (!parse_info(&rs->r, &rs->info)) {
+	if (!parse_info(&rs->r, &rs->info) || !device_config_load(&rs->r, &rs->devices) ||
+	    !devices_fit_slots(&rs->r, &rs->info, &rs->devices)) {
 		errbuf_set(eb, "%s: %s", path, rs->eb.msg);
 		machine_restore_close(rs);
 		return -EINVAL;

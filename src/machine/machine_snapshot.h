@@ -4,7 +4,8 @@
  *
  * The state file is, in this order: "MACH" (what machine this is: memory
  * size, vCPUs, ACPI, compat, each virtio-mmio slot's device type, and how
- * many layers its memory has), the
+ * many layers its memory has), "DEVC" (how the host opened each device:
+ * device_config_state.h), the
  * VM's in-kernel state and every vCPU (vmm/vm_state.h), the UART and the
  * legacy ports, then each slot's transport and device, each net
  * interface's backend (libslirp's state for "user"), and the metadata
@@ -39,6 +40,7 @@
 
 #include "core/errbuf.h"
 #include "core/state_io.h"
+#include "machine/device_config_state.h"
 
 struct machine;
 
@@ -88,15 +90,20 @@ struct machine_snapshot_info {
 	unsigned mem_layers;         /* memory files to map, Full first: 1..MAX_LAYERS */
 };
 
-/* An opened state file: the sections after "MACH", not yet loaded. */
+/* An opened state file: the sections after "MACH" and "DEVC", not yet
+ * loaded. */
 struct machine_restore {
 	uint8_t *data;               /* the whole file */
-	struct state_reader r;       /* positioned after "MACH" */
+	struct state_reader r;       /* positioned after "DEVC" */
 	struct errbuf eb;            /* the reader's failures */
 	struct machine_snapshot_info info;
+	/* How the snapshot's machine opened its devices: a restore told
+	 * nothing else builds these (device_config_apply), a clone's
+	 * overrides on top. */
+	struct saved_devices devices;
 };
 
-/* Read and check @path's header and "MACH". 0 or -errno with why. */
+/* Read and check @path's header, "MACH" and "DEVC". 0 or -errno with why. */
 int machine_restore_open(struct machine_restore *rs, const char *path, struct errbuf *eb);
 void machine_restore_close(struct machine_restore *rs);
 

@@ -84,6 +84,8 @@ int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 	}
 	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
 		net_device_set_rate_limit(n->dev, q, &cfg->limit[q]);
+	/* A restore: a MAC the configuration names (a clone's) beats the state's. */
+	n->dev->keep_configured_mac = cfg->mac_given;
 	return 0;
 }
 

@@ -190,6 +190,16 @@ static int map_range(uint8_t *ram, int fd, off_t off, size_t len, const char *pa
 	return -e;
 }
 
+int ram_file_check(const char *path, uint64_t bytes, struct errbuf *eb)
+{
+	int fd = open_image(path, bytes, eb);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
 int ram_file_map(uint8_t *ram, uint64_t bytes, const char *path, struct errbuf *eb)
 {
 	int fd = open_image(path, bytes, eb);

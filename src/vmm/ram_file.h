@@ -51,6 +51,10 @@ int ram_file_save(const struct guest_mem *mem, const char *path, struct ram_file
 int ram_file_save_diff(const struct guest_mem *mem, const char *path,
 		       const uint64_t *const *dirty, struct ram_file_stats *st, struct errbuf *eb);
 
+/* Whether @path can be mapped over @bytes of RAM (a regular file that
+ * long, readable), before anything is built on it: 0 or -errno with why. */
+int ram_file_check(const char *path, uint64_t bytes, struct errbuf *eb);
+
 /*
  * Map @path privately at @ram (@bytes, page-aligned, already reserved by
  * the caller), replacing what was there. The file must be exactly @bytes

@@ -2,7 +2,8 @@
  * libFuzzer target: the snapshot state loader's parsers, the part a state
  * file reaches before anything is applied: the header check
  * (core/state_io.c) on the input as a file, and, on the same bytes as a
- * payload of sections, the chips' parser, the vCPU parser and the whole
+ * payload of sections, the device configuration's (machine/
+ * device_config_state.c), the chips' parser, the vCPU parser and the whole
  * VM's (vmm/vm_state.c, vmm/vcpu_state.c) for a VM of one vCPU on a host
  * with 4 KiB of XSAVE and XCRs; when the input is a whole valid file, its
  * payload goes through the same parsers too.
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "core/state_io.h"
+#include "machine/device_config_state.h"
 #include "vmm/vcpu_state.h"
 #include "vmm/vm_state.h"
 
@@ -111,11 +113,35 @@ static void parse_vm(const uint8_t *data, size_t size)
 	vm_saved_state_free(&saved);
 }
 
+/* A "DEVC" section: what parses writes back the same through the machine
+ * configuration it becomes. */
+static void parse_devices(const uint8_t *data, size_t size)
+{
+	static struct saved_devices d;
+	struct machine_config cfg = { 0 };
+	struct errbuf eb = { 0 };
+	struct state_reader r;
+	struct state_writer w;
+
+	state_reader_init(&r, data, size, &eb);
+	if (!device_config_load(&r, &d)) {
+		if (!r.failed || !eb.msg[0])
+			abort();
+		return;
+	}
+	device_config_apply(&d, &cfg);
+	state_writer_init(&w);
+	device_config_save(&cfg, &w);
+	check_rewrite(&r, 0, &w);
+	state_writer_free(&w);
+}
+
 static void parse_payload(const uint8_t *data, size_t size)
 {
 	struct errbuf eb = { 0 };
 	struct state_reader r;
 
+	parse_devices(data, size);
 	parse_chip(data, size);
 	parse_vm(data, size);
 	state_reader_init(&r, data, size, &eb);

@@ -594,13 +594,29 @@ def st_vcpu(index=0):
 
 def st_file(payload):
     """Header (src/core/state_io.h) and payload."""
-    head = b"KVMINIST" + u32(1) + u32(32) + u64(len(payload)) + u32(zlib.crc32(payload))
+    head = b"KVMINIST" + u32(2) + u32(32) + u64(len(payload)) + u32(zlib.crc32(payload))
     return head + u32(zlib.crc32(head)) + payload
+
+
+def st_devc(nets, shares):
+    """A "DEVC" section (src/machine/device_config_state.c)."""
+    body = u32(len(nets))
+    for iface_id, backend, mtu, mmds in nets:
+        body += st_str(iface_id) + st_str(backend) + u16(mtu) + u8(mmds)
+    body += u32(len(shares))
+    for d, tag in shares:
+        body += (u32(0) + st_str(d) + st_str(tag) + u32(1) + u32(2) + u32(2) + u32(1 << 20)
+                 + u32(0) + u32(0) + u8(1) + u32(1000) + u32(1000) + u8(0) + u8(0) + u32(0))
+    return st_section("DEVC", body)
 
 
 def seeds_state():
     vm = st_chip() + st_section("NCPU", u32(1)) + st_vcpu()
+    devc = st_devc([("eth0", "tap:tap0", 1500, 1), ("wan", "user", 0, 0)], [("/srv", "data")])
     return {
+        "devc-section": devc,
+        "devc-duplicate-ids": st_devc([("eth0", "loopback", 0, 0)] * 2, []),
+        "devc-then-vm": devc + vm,
         "vm-file": st_file(vm),
         "vm-file-truncated": st_file(vm)[:-100],
         "vm-payload": vm,

@@ -21,6 +21,8 @@
 #   stock-snap stock-tap's guest with the metadata service, snapshotted in
 #              its window, killed, restored in a new process and twice more
 #              as clones (tests/kvm/acceptance_snapshot.sh)
+#   stock-api  the same kernel configured and started through the control
+#              API alone, Firecracker's flow (tests/kvm/acceptance_api.sh)
 #
 # Slow where guest kernel code is emulated (PVM: minutes for `own`, and the
 # stock kernel is not tried there), seconds elsewhere and on the nested
@@ -29,18 +31,19 @@
 # /dev/kvm or without root.
 # Knobs: KVMINI (default build/kvmini-san), ACCEPT_TIMEOUT (seconds per
 # guest, default 1200), ACCEPT_CPUS (default 1), ACCEPT_CASES (default
-# "own stock-tap stock-user stock-snap").
+# "own stock-tap stock-user stock-snap stock-api").
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
 KVMINI=${KVMINI:-build/kvmini-san}
 LIMIT=${ACCEPT_TIMEOUT:-1200}
 CPUS=${ACCEPT_CPUS:-1}
-CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap}
+CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap stock-api}
 LOG=build/test-logs/kvm-acceptance
 FAILS=0
 . tests/kvm/guest_check.sh
 . tests/kvm/acceptance_snapshot.sh
+. tests/kvm/acceptance_api.sh
 . tests/nested/lib.sh
 
 if [ ! -e /dev/kvm ]; then
@@ -169,6 +172,24 @@ accept() {
 	echo "INFO: acceptance $case: boot figures:"
 	kvm_boot_figures
 }
+# api_call SOCK METHOD PATH [JSON]: the control API (the snapshot and API
+# cases); the HTTP status on stdout, the body in $CLOG/api.out.
+api_call() {
+	curl -s -o "$CLOG/api.out" -w '%{http_code}' --max-time 120 --unix-socket "$1" -X "$2" \
+		${4:+-H 'Content-Type: application/json' -d "$4"} "http://k$3"
+}
+
+# api_case_ready CASE: the stock kernel, curl and the tap for a case that
+# drives the control API, or why not.
+api_case_ready() {
+	stock_ready "$1" || return 1
+	if ! command -v curl >/dev/null; then
+		echo "SKIP: acceptance $1: curl is not installed"
+		return 1
+	fi
+	tap_up 10.211.0.1/24 || { fail "tap $TAP in $NS"; return 1; }
+}
+
 pass() { echo "PASS: acceptance $CASE: $1"; }
 fail() { echo "FAIL: acceptance $CASE: $1"; FAILS=$((FAILS + 1)); }
 not_run() { echo "NOT RUN: acceptance $CASE: $1"; FAILS=$((FAILS + 1)); }
@@ -239,6 +260,7 @@ for c in $CASES; do
 	stock-tap) case_stock_tap ;;
 	stock-user) case_stock_user ;;
 	stock-snap) case_stock_snap ;;
+	stock-api) case_stock_api ;;
 	*) echo "FAIL: acceptance: unknown case $c in ACCEPT_CASES"; FAILS=$((FAILS + 1)) ;;
 	esac
 done

@@ -148,9 +148,11 @@ static const uint32_t time_msrs[] = { 0x40000010u, 0x40000020u };
 
 /*
  * Set @b's time-driven fields to @a's after checking they did not go back:
- * kvmclock, and every vCPU's TSC against vCPU 0's saved one (KVM
- * synchronizes the other vCPUs' TSCs to vCPU 0's on restore, so each need
- * not reach its own saved value, which was read a little later).
+ * kvmclock, and every vCPU's TSC against the lower of its own saved one
+ * and vCPU 0's (KVM synchronizes the other vCPUs' TSCs to vCPU 0's on
+ * restore, so each need not reach its own saved value, which was read a
+ * little later; on the nested platform the second vCPU may be made too
+ * late for KVM to synchronize it at all, and then it goes on from its own).
  */
 static bool settle_time(struct vm_saved_state *a, struct vm_saved_state *b)
 {
@@ -165,7 +167,7 @@ static bool settle_time(struct vm_saved_state *a, struct vm_saved_state *b)
 	for (unsigned i = 0; i < a->ncpus; i++) {
 		__u64 *ta = msr_value(&a->cpus[i], MSR_IA32_TSC);
 		__u64 *tb = msr_value(&b->cpus[i], MSR_IA32_TSC);
-		ok &= t0 && ta && tb && *tb >= *t0;
+		ok &= t0 && ta && tb && *tb >= (*ta < *t0 ? *ta : *t0);
 		if (ta && tb) {
 			printf("  vCPU %u TSC %llu -> %llu\n", i, (unsigned long long)*ta,
 			       (unsigned long long)*tb);

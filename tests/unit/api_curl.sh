@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The control API of `kvmini vhost net --api-sock` over its real unix socket,
+# The control API of `kvmini vhost net --api-sock` (and of a `kvmini run
+# --api-sock` waiting for a snapshot) over its real unix socket,
 # driven by curl: every route once, Firecracker's error shape, keep-alive,
 # the 413 body limit, a slow client that does not hold up another, and the
 # socket removed at exit. One PASS:/FAIL: line per case.
@@ -134,3 +135,31 @@ req mmds-config-iface 400 'is not an interface of this instance' PUT /mmds/confi
 	'{"network_interfaces":["eth9"]}'
 req mmds-metrics 200 '"mmds":\{"rx_accepted":0,.*"store_too_large":1' GET /metrics
 stop "with MMDS"
+
+# `kvmini run --api-sock` with nothing to boot: it waits (no /dev/kvm is
+# touched before a load), answers as a monitor with no VM yet, refuses a
+# load whose files do not fit and keeps waiting, and SIGTERM ends it (143).
+"$BIN" run --api-sock "$API" 2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+printf 'not a state file' >"$tmp/state"
+req wait-instance 200 '"state":"Not started"' GET /
+req wait-pause 400 'not supported before starting the microVM' PATCH /vm '{"state":"Paused"}'
+req wait-create 400 'there is no VM yet' PUT /snapshot/create \
+	"{\"snapshot_path\":\"$tmp/s\",\"mem_file_path\":\"$tmp/m\"}"
+req wait-load-missing 400 'Cannot load the snapshot: .*No such file' PUT /snapshot/load \
+	"{\"snapshot_path\":\"$tmp/absent\",\"mem_file_path\":\"$tmp/m\"}"
+req wait-load-corrupt 400 'Cannot load the snapshot: .*state' PUT /snapshot/load \
+	"{\"snapshot_path\":\"$tmp/state\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"$tmp/m\"}}"
+req wait-still 200 '"state":"Not started"' GET /
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+if [ "$rc" = 143 ] && grep -q 'ending before a VM was started' "$tmp/kvmini.log" &&
+	! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
+	ok "waiting run: SIGTERM ends it with 143, no sanitizer report"
+else
+	ko "waiting run: SIGTERM ends it with 143, no sanitizer report (exit $rc)"
+	tail -n 5 "$tmp/kvmini.log"
+fi

@@ -142,6 +142,10 @@ expect run-fs-bad-owner 2 'squash-owner: "root" is not UID:GID' -- "${K[@]}" --f
 expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0"
 expect run-help-fs-options 0 'cache=MODE, threads=N' -- run --help
 expect run-help-controls 0 '--api-sock PATH' -- run --help
+# A kvmini waiting for PUT /snapshot/load takes its machine from the snapshot.
+expect run-wait-with-net 2 'net: kvmini run --api-sock without --kernel or --restore waits for PUT /snapshot/load' -- run --api-sock "$tmp/wait.sock" --net loopback
+expect run-wait-with-mem 2 'mem: kvmini run --api-sock without' -- run --api-sock "$tmp/wait.sock" --mem 64
+expect run-new-key-alone 2 'mmds-new-token-key is for --restore' -- run --kernel /dev/null --mmds-new-token-key
 expect run-help-mac 0 '--mac MAC +the MAC of the --net before it' -- run --help
 
 # A tap's MTU bounds the device's (the host would drop the guest's larger

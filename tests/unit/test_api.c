@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "api/api.h"
+#include "core/compiler.h"
 #include "mmds/mmds.h"
 #include "net/net_device.h"
 
@@ -168,6 +169,15 @@ struct fake_vm {
 	unsigned snapshots;  /* PUT /snapshot/create calls that reached the VM */
 	bool last_diff;
 	char last_mem[64];
+	/* PUT /snapshot/load: the last request as the VM got it. */
+	unsigned loads;
+	bool loaded;         /* a VM exists: a second load gets -EEXIST */
+	struct api_snapshot_load last_load;
+	char load_strings[8][64];
+	/* The pre-boot configuration (strings in load_strings 0..4). */
+	struct api_machine_config machine;
+	unsigned ifaces_added;
+	struct api_net_config last_iface;
 };
 
 static int fake_pause(void *ctx)
@@ -216,8 +226,107 @@ static int fake_snapshot(void *ctx, const struct api_snapshot_create *req, struc
 	return 0;
 }
 
-static const struct api_vm_ops fake_vm_ops = { fake_pause, fake_resume, fake_state,
-					       fake_snapshot };
+/* Keep @src past the request (its body is freed after the call). */
+static const char *keep(struct fake_vm *vm, unsigned slot, const char *src)
+{
+	if (!src)
+		return NULL;
+	snprintf(vm->load_strings[slot], sizeof(vm->load_strings[slot]), "%s", src);
+	return vm->load_strings[slot];
+}
+
+static int fake_load(void *ctx, const struct api_snapshot_load *req, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->loaded)
+		return -EEXIST;
+	if (!strcmp(req->snapshot_path, "/nonexistent/state")) {
+		errbuf_set(eb, "/nonexistent/state: No such file or directory");
+		return -ENOENT;
+	}
+	vm->loads++;
+	vm->loaded = true;
+	vm->last_load = *req;
+	vm->last_load.snapshot_path = keep(vm, 0, req->snapshot_path);
+	for (unsigned i = 0; i < req->n_mem_paths && i < 3; i++)
+		vm->last_load.mem_paths[i] = keep(vm, 1 + i, req->mem_paths[i]);
+	for (unsigned i = 0; i < req->n_overrides && i < 2; i++) {
+		vm->last_load.overrides[i].iface_id = keep(vm, 4 + 2 * i, req->overrides[i].iface_id);
+		vm->last_load.overrides[i].host_dev_name =
+			keep(vm, 5 + 2 * i, req->overrides[i].host_dev_name);
+	}
+	return 0;
+}
+
+/* The pre-boot configuration: kept as given; after start, -EEXIST. */
+static int fake_boot_source(void *ctx, const struct api_boot_source *bs, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (!strcmp(bs->kernel_image_path, "/nonexistent")) {
+		errbuf_set(eb, "kernel_image_path /nonexistent: No such file or directory");
+		return -ENOENT;
+	}
+	keep(vm, 0, bs->kernel_image_path);
+	keep(vm, 1, bs->boot_args);
+	keep(vm, 2, bs->initrd_path);
+	return 0;
+}
+
+static void fake_get_machine(void *ctx, struct api_machine_config *mc)
+{
+	*mc = ((struct fake_vm *)ctx)->machine;
+}
+
+static int fake_set_machine(void *ctx, const struct api_machine_config *mc, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (mc->vcpu_count > 64) {
+		errbuf_set(eb, "vcpu_count %llu: kvmini runs 1 to 64 vCPUs",
+			   (unsigned long long)mc->vcpu_count);
+		return -EINVAL;
+	}
+	vm->machine = *mc;
+	return 0;
+}
+
+static int fake_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	vm->ifaces_added++;
+	keep(vm, 3, nc->iface_id);
+	keep(vm, 4, nc->host_dev_name);
+	vm->last_iface = *nc;
+	return 0;
+}
+
+static int fake_start(void *ctx, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (!vm->load_strings[0][0]) {
+		errbuf_set(eb, "no kernel to boot: PUT /boot-source first");
+		return -EINVAL;
+	}
+	vm->started = true;
+	return 0;
+}
+
+static const struct api_vm_ops fake_vm_ops = {
+	fake_pause, fake_resume, fake_state, fake_snapshot, fake_load,
+	fake_boot_source, fake_get_machine, fake_set_machine, fake_add_iface, fake_start,
+};
 
 static const char *state_of(struct rig *r)
 {
@@ -314,9 +423,181 @@ static void test_snapshot_routes(void)
 	/* A snapshot that failed says why. */
 	expect_fault(&r, 400, "PUT", "/snapshot/create", "{\"snapshot_path\":\"/nonexistent/state\","
 		     "\"mem_file_path\":\"b\"}", "No such file or directory");
-	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"/s/state\"}",
-		     "kvmini run --restore");
+	vm.loaded = true;
+	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"/s/state\","
+		     "\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"/s/mem\"}}",
+		     "after the microVM has booted");
 	expect_fault(&r, 400, "GET", "/snapshot/create", NULL, "Invalid request method");
+	rig_down(&r);
+}
+
+/* PUT /snapshot/load into a monitor without a VM: Firecracker's shapes
+ * (mem_backend or the older mem_file_path, resume_vm, track_dirty_pages
+ * and its old name, network_overrides) and kvmini's extensions reach the
+ * VM as given; every malformed body is refused before it. */
+static void test_snapshot_load_route(void)
+{
+	struct fake_vm vm = { 0 };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"a\","
+		     "\"mem_file_path\":\"b\"}", "serves a device");
+	api_stop(r.api);
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK(r.api != NULL);
+
+	const char *bad[][2] = {
+		{ "{\"mem_file_path\":\"b\"}", "snapshot_path" },
+		{ "{\"snapshot_path\":\"a\"}", "one of mem_backend and mem_file_path" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"mem_backend\":"
+		  "{\"backend_type\":\"File\",\"backend_path\":\"b\"}}", "only one" },
+		{ "{\"snapshot_path\":\"a\",\"mem_backend\":{\"backend_type\":\"Uffd\","
+		  "\"backend_path\":\"/s/uffd.sock\"}}", "maps the memory file itself" },
+		{ "{\"snapshot_path\":\"a\",\"mem_backend\":{\"backend_type\":\"File\"}}",
+		  "backend_path" },
+		{ "{\"snapshot_path\":\"a\",\"mem_backend\":\"b\"}", "must be an object" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"resume_vm\":1}",
+		  "true or false" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"network_overrides\":"
+		  "{\"iface_id\":\"eth0\"}}", "array" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"network_overrides\":"
+		  "[{\"host_dev_name\":\"tap1\"}]}", "iface_id" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"network_overrides\":"
+		  "[{\"iface_id\":\"eth0\",\"guest_mac\":\"01:00:00:00:00:01\"}]}", "unicast" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"network_overrides\":"
+		  "[{\"iface_id\":\"eth0\",\"mtu\":9000}]}", "mtu" },
+		{ "{\"snapshot_path\":\"a\",\"mem_backend\":{\"backend_type\":\"File\","
+		  "\"backend_path\":\"b\",\"diff_paths\":\"c\"}}", "diff_paths" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"fs_overrides\":"
+		  "[{\"tag\":\"data\"}]}", "shared_dir" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"fs_overrides\":"
+		  "[\"data\"]}", "array of objects" },
+		{ "{\"snapshot_path\":\"a\",\"mem_file_path\":\"b\",\"extra\":1}", "extra" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		expect_fault(&r, 400, "PUT", "/snapshot/load", bad[i][0], bad[i][1]);
+	CHECK_EQ(vm.loads, 0);
+	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"/nonexistent/state\","
+		     "\"mem_file_path\":\"b\"}", "No such file or directory");
+
+	/* Firecracker's current shape, with every option. */
+	CHECK_EQ(status_of(&r, "PUT", "/snapshot/load", "{\"snapshot_path\":\"/s/state\","
+			   "\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"/s/full\","
+			   "\"diff_paths\":[\"/s/d1\",\"/s/d2\"]},\"resume_vm\":true,"
+			   "\"enable_diff_snapshots\":true,\"mmds_new_token_key\":true,"
+			   "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap7\"},"
+			   "{\"iface_id\":\"eth1\",\"guest_mac\":\"52:54:00:00:00:07\"}],"
+			   "\"fs_overrides\":[{\"tag\":\"data\",\"shared_dir\":\"/srv/c2\"}]}"), 204);
+	const struct api_snapshot_load *l = &vm.last_load;
+	CHECK(!strcmp(l->snapshot_path, "/s/state"));
+	CHECK_EQ(l->n_mem_paths, 3);
+	CHECK(!strcmp(l->mem_paths[0], "/s/full") && !strcmp(l->mem_paths[2], "/s/d2"));
+	CHECK(l->resume_vm && l->track_dirty_pages && l->mmds_new_token_key);
+	CHECK_EQ(l->n_overrides, 2);
+	CHECK(!strcmp(l->overrides[0].iface_id, "eth0") &&
+	      !strcmp(l->overrides[0].host_dev_name, "tap7") && !l->overrides[0].mac_given);
+	CHECK(l->overrides[1].host_dev_name == NULL && l->overrides[1].mac_given &&
+	      l->overrides[1].mac[5] == 7);
+	CHECK_EQ(l->n_fs_overrides, 1);
+	/* A second load: the monitor has a VM now. */
+	expect_fault(&r, 400, "PUT", "/snapshot/load", "{\"snapshot_path\":\"a\","
+		     "\"mem_file_path\":\"b\"}", "start a new kvmini");
+
+	/* The older shape: mem_file_path, the VM left paused. */
+	vm.loaded = false;
+	CHECK_EQ(status_of(&r, "PUT", "/snapshot/load", "{\"snapshot_path\":\"x\","
+			   "\"mem_file_path\":\"y\"}"), 204);
+	CHECK(!strcmp(l->mem_paths[0], "y") && l->n_mem_paths == 1);
+	CHECK(!l->resume_vm && !l->track_dirty_pages && !l->n_overrides);
+	CHECK_EQ(vm.loads, 2);
+	rig_down(&r);
+}
+
+/* Firecracker's pre-boot flow: GET /machine-config first (the Go SDK's),
+ * boot source, machine size (PUT whole, PATCH in part), a new interface,
+ * InstanceStart; each shape checked before the VM is asked; after the
+ * start every pre-boot request gets Firecracker's refusal. */
+static void test_preboot_routes(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\"}",
+		     "nothing to configure");
+	api_stop(r.api);
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm, .vmm_version = "9.9.9" };
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK(r.api != NULL);
+
+	struct reply rp = call(&r, "GET", "/machine-config", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "mem_size_mib")), 256);
+	CHECK(json_is_false(json_object_get(rp.json, "smt")));
+	reply_free(&rp);
+	rp = call(&r, "GET", "/version", NULL);
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "firecracker_version")), "9.9.9"));
+	reply_free(&rp);
+	rp = call(&r, "GET", "/", NULL);
+	CHECK(!strcmp(json_string_value(json_object_get(rp.json, "vmm_version")), "9.9.9"));
+	reply_free(&rp);
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+		     "PUT /boot-source first");
+
+	const char *bad[][3] = {
+		{ "/boot-source", "{\"boot_args\":\"x\"}", "kernel_image_path" },
+		{ "/boot-source", "{\"kernel_image_path\":1}", "must be a string" },
+		{ "/boot-source", "{\"kernel_image_path\":\"/k\",\"x\":1}", "unknown field" },
+		{ "/boot-source", "{\"kernel_image_path\":\"/nonexistent\"}", "No such file" },
+		{ "/machine-config", "{\"vcpu_count\":2}", "mem_size_mib" },
+		{ "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}", "SMT" },
+		{ "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}",
+		  "cpu_template \"T2\" is not supported" },
+		{ "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"2M\"}",
+		  "huge_pages" },
+		{ "/machine-config", "{\"vcpu_count\":99,\"mem_size_mib\":128}", "1 to 64 vCPUs" },
+		{ "/network-interfaces/eth0", "{\"iface_id\":\"eth0\"}", "host_dev_name" },
+		{ "/network-interfaces/eth0", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"t\"}",
+		  "does not match" },
+		{ "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"t\","
+		  "\"guest_mac\":\"zz\"}", "not a unicast MAC" },
+		{ "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"t\","
+		  "\"tx_rate_limiter\":{\"ops\":{\"size\":1}}}", "refill_time" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		expect_fault(&r, 400, "PUT", bad[i][0], bad[i][1], bad[i][2]);
+	CHECK_EQ(vm.ifaces_added, 0);
+	CHECK_EQ(vm.machine.vcpu_count, 1);
+
+	CHECK_EQ(status_of(&r, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\","
+			   "\"boot_args\":\"console=ttyS0\",\"initrd_path\":null}"), 204);
+	CHECK(!strcmp(vm.load_strings[0], "/k") && !strcmp(vm.load_strings[1], "console=ttyS0"));
+	CHECK_EQ(status_of(&r, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":512,"
+			   "\"smt\":false,\"cpu_template\":\"None\"}"), 204);
+	CHECK_EQ(status_of(&r, "PATCH", "/machine-config", "{\"mem_size_mib\":1024}"), 204);
+	CHECK(vm.machine.vcpu_count == 2 && vm.machine.mem_size_mib == 1024);
+	CHECK_EQ(status_of(&r, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\","
+			   "\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\","
+			   "\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1000,\"refill_time\":100}},"
+			   "\"tx_rate_limiter\":{}}"), 204);
+	CHECK(vm.ifaces_added == 1 && !strcmp(vm.load_strings[4], "tap0") && vm.last_iface.mac_given);
+	CHECK_EQ(vm.last_iface.limit[NET_RX_QUEUE].bandwidth.size, 1000);
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+
+	/* After the start: Firecracker's refusal for each pre-boot request. */
+	const char *after[][2] = {
+		{ "/boot-source", "{\"kernel_image_path\":\"/k\"}" },
+		{ "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}" },
+		{ "/network-interfaces/eth5", "{\"iface_id\":\"eth5\",\"host_dev_name\":\"tap5\"}" },
+		{ "/actions", "{\"action_type\":\"InstanceStart\"}" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(after); i++)
+		expect_fault(&r, 400, "PUT", after[i][0], after[i][1], "not supported after starting");
+	CHECK_EQ(status_of(&r, "GET", "/machine-config", NULL), 200);
 	rig_down(&r);
 }
 
@@ -541,6 +822,8 @@ static void test_metrics(void)
 	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}",
 		     "PUT /metrics first");
 	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}",
+		     "nothing to configure");
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"Reboot\"}",
 		     "not supported");
 	expect_fault(&r, 400, "PUT", "/actions", "{}", "needs \"action_type\"");
 	snprintf(path, sizeof(path), "/tmp/kvmini-test-api-metrics-%d", getpid());
@@ -647,6 +930,8 @@ int main(void)
 	RUN_TEST(test_instance_and_unknown_routes);
 	RUN_TEST(test_vm_pause_resume);
 	RUN_TEST(test_snapshot_routes);
+	RUN_TEST(test_snapshot_load_route);
+	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);

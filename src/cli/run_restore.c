@@ -1,0 +1,170 @@
+/*
+ * `kvmini run`'s restores (see run.h): the machine a snapshot describes,
+ * with its memory files and devices (the snapshot's own, or the command
+ * line's), a clone's overrides on top, built and loaded. --restore and
+ * PUT /snapshot/load both come here.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/mmds_args.h"
+#include "cli/run.h"
+#include "core/clock.h"
+#include "machine/device_config_state.h"
+#include "mmds/mmds.h"
+#include "vmm/ram_file.h"
+
+/* A restore's machine: the snapshot's, with its memory files; its devices
+ * the command line's when it gives any, else the snapshot's own. */
+static void configure_restore(struct run_ctx *ctx, const struct run_restore *rr)
+{
+	const struct machine_snapshot_info *info = &ctx->restore.info;
+
+	run_configure(ctx);
+	ctx->cfg.kernel = ctx->cfg.initrd = NULL;
+	ctx->cfg.mem_bytes = info->mem_bytes;
+	ctx->cfg.cpus = info->cpus;
+	ctx->cfg.no_acpi = info->no_acpi;
+	ctx->cfg.compat = info->compat;
+	ctx->cfg.mem_files = rr->mem_files;
+	ctx->cfg.n_mem_files = rr->n_mem_files;
+	ctx->cfg.track_dirty_pages = rr->track_dirty_pages;
+	if (ctx->args->net.n_ifaces || ctx->args->nfs)
+		return;
+	device_config_apply(&ctx->restore.devices, &ctx->cfg);
+	run_name_shares(ctx, ctx->restore.devices.fs, ctx->restore.devices.n_fs);
+}
+
+/* --- restore ------------------------------------------------------------------ */
+
+/* As many memory files as the snapshot's memory has layers, before any is
+ * mapped: a missing Diff would restore stale pages without a word. */
+static int check_layers(const struct run_restore *rr, const struct machine_snapshot_info *info,
+			struct errbuf *eb)
+{
+
+	if (rr->n_mem_files == info->mem_layers)
+		return 0;
+	if (info->mem_layers == 1)
+		errbuf_set(eb, "a Full snapshot: give its one memory file%s, not %u",
+			   rr->from_api ? "" : " (--mem-file)", rr->n_mem_files);
+	else if (rr->from_api)
+		errbuf_set(eb, "a Diff snapshot whose memory has %u layers: give %u memory files, "
+			   "the Full snapshot's as mem_backend.backend_path, then each Diff's in "
+			   "mem_backend.diff_paths in the order they were taken, this one's last "
+			   "(%u given)", info->mem_layers, info->mem_layers, rr->n_mem_files);
+	else
+		errbuf_set(eb, "a Diff snapshot whose memory has %u layers: give --mem-file %u "
+			   "times, the Full snapshot's memory file first, then each Diff's in the "
+			   "order they were taken, this one's last (%u given)", info->mem_layers,
+			   info->mem_layers, rr->n_mem_files);
+	return -EINVAL;
+}
+
+/* A clone's own copy of a share: a directory, named by the share's tag. */
+static int apply_fs_override(struct run_ctx *ctx, const struct api_fs_override *o,
+			     struct errbuf *eb)
+{
+	struct stat st;
+
+	if (stat(o->shared_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		errbuf_set(eb, "fs_overrides: %s: \"%s\" is not a directory", o->tag, o->shared_dir);
+		return -EINVAL;
+	}
+	int r = device_config_override_fs(&ctx->restore.devices, o->tag, o->shared_dir);
+	if (r == -ENOENT)
+		errbuf_set(eb, "fs_overrides: the snapshot has no share with the tag \"%s\"", o->tag);
+	else if (r < 0)
+		errbuf_set(eb, "fs_overrides: %s: \"%s\" is not an absolute path", o->tag,
+			   o->shared_dir);
+	return r;
+}
+
+/* A clone's changes onto the snapshot's devices (an API load's). */
+static int apply_overrides(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
+{
+	for (unsigned i = 0; i < rr->n_fs_overrides; i++) {
+		int r = apply_fs_override(ctx, &rr->fs_overrides[i], eb);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < rr->n_overrides; i++) {
+		const struct api_net_override *o = &rr->overrides[i];
+		int r = device_config_override_net(&ctx->restore.devices, o->iface_id,
+						   o->host_dev_name, o->mac_given ? o->mac : NULL);
+		if (r == -ENOENT)
+			errbuf_set(eb, "network_overrides: the snapshot has no interface \"%s\"",
+				   o->iface_id);
+		else if (r < 0)
+			errbuf_set(eb, "network_overrides: %s: host_dev_name \"%s\": the interface "
+				   "is no tap, or that is no interface name", o->iface_id,
+				   o->host_dev_name);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The metadata store a snapshot's devices need when the command line made
+ * none: its configuration and contents come with the state. */
+static int restore_mmds(struct run_ctx *ctx, struct errbuf *eb)
+{
+	struct cli_mmds_args defaults;
+
+	if (!ctx->restore.info.mmds || ctx->mmds || ctx->args->net.n_ifaces)
+		return 0;
+	cli_mmds_args_init(&defaults);
+	defaults.enabled = true;
+	int r = cli_mmds_new_store(&defaults, &ctx->mmds);
+	if (r < 0)
+		errbuf_set(eb, "the metadata service: %s", strerror(-r));
+	return r;
+}
+
+/* Open the snapshot and check it against the request: nothing is built
+ * yet, so a refusal here leaves the monitor as it was. */
+int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
+{
+	int r = machine_restore_open(&ctx->restore, rr->state, eb);
+
+	if (!r)
+		r = check_layers(rr, &ctx->restore.info, eb);
+	for (unsigned i = 0; !r && i < rr->n_mem_files; i++)
+		r = ram_file_check(rr->mem_files[i], ctx->restore.info.mem_bytes, eb);
+	if (!r && (rr->n_overrides || rr->n_fs_overrides) &&
+	    (ctx->args->net.n_ifaces || ctx->args->nfs)) {
+		errbuf_set(eb, "network_overrides and fs_overrides change the snapshot's devices, "
+			   "and this kvmini has its own from the command line");
+		r = -EINVAL;
+	}
+	if (!r)
+		r = apply_overrides(ctx, rr, eb);
+	if (!r)
+		r = restore_mmds(ctx, eb);
+	if (r < 0)
+		machine_restore_close(&ctx->restore);
+	return r;
+}
+
+/* Build the snapshot's machine and load its state onto it. */
+int run_restore_build(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
+{
+	configure_restore(ctx, rr);
+	ctx->machine_tried = true;
+	int r = machine_build(&ctx->machine, &ctx->cfg);
+	ctx->machine.vm.timing.start = ctx->start_ns;
+	if (r < 0) {
+		errbuf_set(eb, "the machine could not be built (the log says why)");
+		return r;
+	}
+	r = machine_restore_load(&ctx->machine, &ctx->restore, eb);
+	if (r < 0)
+		return r;
+	if (rr->mmds_new_key && ctx->mmds)
+		mmds_new_key(ctx->mmds);
+	/* --boot-timing's "kernel loaded" of a restore: the state loaded. */
+	ctx->machine.vm.timing.kernel_loaded = clock_now_ns();
+	return 0;
+}
+

@@ -1,0 +1,221 @@
+/* A snapshot's device configuration, "DEVC" (see device_config_state.h). */
+#include "machine/device_config_state.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs/virtio_fs.h"
+
+/* --- save ------------------------------------------------------------------ */
+
+static void save_net(const struct net_iface_config *n, struct state_writer *w)
+{
+	state_put_str(w, n->id);
+	state_put_str(w, n->backend);
+	state_put_u16(w, n->mtu);
+	state_put_bool(w, n->mmds);
+}
+
+static void save_fs(const struct machine_fs_config *f, struct state_writer *w)
+{
+	const struct fs_share_config *s = &f->share;
+
+	state_put_u32(w, (uint32_t)s->backend);
+	state_put_str(w, s->dir ? s->dir : "");
+	state_put_str(w, f->dev.tag);
+	state_put_u32(w, f->dev.request_queues);
+	state_put_u32(w, f->dev.threads);
+	state_put_u32(w, (uint32_t)s->server.cache);
+	state_put_u32(w, s->server.max_write);
+	state_put_u32(w, s->server.max_readahead);
+	state_put_u32(w, s->pt.max_fds);
+	state_put_bool(w, s->pt.squash);
+	state_put_u32(w, s->pt.squash_uid);
+	state_put_u32(w, s->pt.squash_gid);
+	state_put_bool(w, s->pt.xattr_all);
+	state_put_bool(w, s->no_notify);
+	state_put_u32(w, s->watch.max_watches);
+}
+
+void device_config_save(const struct machine_config *cfg, struct state_writer *w)
+{
+	state_begin(w, "DEVC");
+	state_put_u32(w, cfg->n_nets);
+	for (unsigned i = 0; i < cfg->n_nets; i++)
+		save_net(&cfg->nets[i], w);
+	state_put_u32(w, cfg->n_fs);
+	for (unsigned i = 0; i < cfg->n_fs; i++)
+		save_fs(&cfg->fs[i], w);
+	state_end(w);
+}
+
+/* --- load ------------------------------------------------------------------ */
+
+static bool id_valid(const char *id)
+{
+	return *id && !strchr(id, '/');
+}
+
+static bool load_net(struct state_reader *sec, unsigned i, struct saved_devices *d)
+{
+	struct net_iface_config *c = &d->nets[i];
+	char *backend = d->net_backend[i];
+
+	*c = (struct net_iface_config){ 0 };
+	if (!state_get_str(sec, c->id, sizeof(c->id)) ||
+	    !state_get_str(sec, backend, DEVICE_CONFIG_SPEC_MAX))
+		return false;
+	c->backend = backend;
+	c->id_given = true;
+	c->mtu = state_get_u16(sec);
+	c->mmds = state_get_bool(sec);
+	if (sec->failed)
+		return false;
+	if (!id_valid(c->id))
+		return state_fail(sec, "interface %u: the id \"%s\" is empty or holds a '/'", i, c->id);
+	if (!backend[0])
+		return state_fail(sec, "interface %s: no backend", c->id);
+	if (c->mtu && c->mtu < NET_IFACE_MTU_MIN)
+		return state_fail(sec, "interface %s: MTU %u (at least %u)", c->id, c->mtu,
+				  NET_IFACE_MTU_MIN);
+	return true;
+}
+
+/* The numbers of a share, each in the range its option takes. */
+static bool check_fs_numbers(struct state_reader *sec, const struct machine_fs_config *f)
+{
+	if (f->dev.request_queues > VIRTIO_FS_MAX_REQUEST_QUEUES)
+		return state_fail(sec, "share %s: %u request queues (at most %u)", f->dev.tag,
+				  f->dev.request_queues, VIRTIO_FS_MAX_REQUEST_QUEUES);
+	if (f->dev.threads > VIRTIO_FS_MAX_THREADS)
+		return state_fail(sec, "share %s: %u threads (at most %u)", f->dev.tag,
+				  f->dev.threads, VIRTIO_FS_MAX_THREADS);
+	if (f->share.server.cache > FUSE_CACHE_ALWAYS)
+		return state_fail(sec, "share %s: cache policy %u", f->dev.tag,
+				  (unsigned)f->share.server.cache);
+	return true;
+}
+
+static bool load_fs(struct state_reader *sec, unsigned i, struct saved_devices *d)
+{
+	struct machine_fs_config *f = &d->fs[i];
+	struct fs_share_config *s = &f->share;
+	char *dir = d->fs_dir[i], *tag = d->fs_tag[i];
+	uint32_t backend = state_get_u32(sec);
+
+	*f = (struct machine_fs_config){ .share = FS_SHARE_CONFIG_DEFAULT };
+	if (!state_get_str(sec, dir, PATH_MAX) || !state_get_str(sec, tag, VIRTIO_FS_TAG_LEN + 1))
+		return false;
+	s->dir = dir;
+	f->dev.tag = tag;
+	f->dev.request_queues = state_get_u32(sec);
+	f->dev.threads = state_get_u32(sec);
+	s->server.cache = (enum fuse_cache_policy)state_get_u32(sec);
+	s->server.max_write = state_get_u32(sec);
+	s->server.max_readahead = state_get_u32(sec);
+	s->pt.max_fds = state_get_u32(sec);
+	s->pt.squash = state_get_bool(sec);
+	s->pt.squash_uid = state_get_u32(sec);
+	s->pt.squash_gid = state_get_u32(sec);
+	s->pt.xattr_all = state_get_bool(sec);
+	s->no_notify = state_get_bool(sec);
+	s->watch.max_watches = state_get_u32(sec);
+	if (sec->failed)
+		return false;
+	/* A memfs share's files live in kvmini's memory, not in the snapshot. */
+	if (backend != FS_SHARE_PASSTHROUGH)
+		return state_fail(sec, "share %s: backend %u (only host directories are restored)",
+				  tag, backend);
+	if (dir[0] != '/')
+		return state_fail(sec, "share %s: the directory \"%s\" is not absolute", tag, dir);
+	if (virtio_fs_check_tag(tag) < 0)
+		return state_fail(sec, "a share's tag \"%s\" is not 1 to %u bytes", tag,
+				  VIRTIO_FS_TAG_LEN);
+	return check_fs_numbers(sec, f);
+}
+
+/* No two interfaces share an id: the API finds them by it. */
+static bool ids_unique(struct state_reader *sec, const struct saved_devices *d)
+{
+	for (unsigned i = 0; i < d->n_nets; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(d->nets[i].id, d->nets[j].id))
+				return state_fail(sec, "two interfaces are called \"%s\"",
+						  d->nets[i].id);
+	return true;
+}
+
+bool device_config_load(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+
+	out->n_nets = out->n_fs = 0;
+	if (!state_section(r, "DEVC", &sec))
+		return false;
+	uint32_t n = state_get_u32(&sec);
+	if (!sec.failed && n > MACHINE_MAX_NETS)
+		state_fail(&sec, "%u interfaces (at most %u)", n, MACHINE_MAX_NETS);
+	for (unsigned i = 0; !sec.failed && i < n; i++)
+		if (load_net(&sec, i, out))
+			out->n_nets++;
+	n = state_get_u32(&sec);
+	if (!sec.failed && n > MACHINE_MAX_FS)
+		state_fail(&sec, "%u shares (at most %u)", n, MACHINE_MAX_FS);
+	for (unsigned i = 0; !sec.failed && i < n; i++)
+		if (load_fs(&sec, i, out))
+			out->n_fs++;
+	if (!sec.failed)
+		ids_unique(&sec, out);
+	return state_section_done(r, &sec);
+}
+
+/* --- use --------------------------------------------------------------------- */
+
+void device_config_apply(struct saved_devices *d, struct machine_config *cfg)
+{
+	cfg->nets = d->nets;
+	cfg->n_nets = d->n_nets;
+	cfg->fs = d->fs;
+	cfg->n_fs = d->n_fs;
+}
+
+/* A tap's name as the kernel takes it. */
+static bool tap_name_valid(const char *name)
+{
+	return *name && strlen(name) < IFNAMSIZ && !strchr(name, '/') && !strchr(name, ' ');
+}
+
+int device_config_override_net(struct saved_devices *d, const char *id, const char *tap,
+			       const uint8_t *mac)
+{
+	for (unsigned i = 0; i < d->n_nets; i++) {
+		struct net_iface_config *n = &d->nets[i];
+		if (strcmp(n->id, id))
+			continue;
+		if (tap && (strncmp(n->backend, "tap:", 4) || !tap_name_valid(tap)))
+			return -EINVAL;
+		if (tap)
+			snprintf(d->net_backend[i], DEVICE_CONFIG_SPEC_MAX, "tap:%s", tap);
+		if (mac) {
+			memcpy(n->mac, mac, sizeof(n->mac));
+			n->mac_given = true;
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int device_config_override_fs(struct saved_devices *d, const char *tag, const char *dir)
+{
+	for (unsigned i = 0; i < d->n_fs; i++) {
+		if (strcmp(d->fs_tag[i], tag))
+			continue;
+		if (dir[0] != '/' || strlen(dir) >= sizeof(d->fs_dir[i]))
+			return -EINVAL;
+		snprintf(d->fs_dir[i], sizeof(d->fs_dir[i]), "%s", dir);
+		return 0;
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,61 @@
+/*
+ * The "DEVC" section of a snapshot: how the host opened each device of
+ * the machine (net: id, backend spec, configured MTU, MMDS on it; fs: the
+ * shared directory, tag and the options that shape the share), in the
+ * order the machine built them (nets first, then shares).
+ *
+ * What the guest sees of a device (MAC, MTU, features, queues) is in the
+ * device's own section; this is what a restore needs to open the same
+ * devices again when nothing else says (Firecracker's PUT /snapshot/load
+ * gives only files), and what a clone changes on top (its tap, its MAC).
+ */
+#ifndef KVMINI_MACHINE_DEVICE_CONFIG_STATE_H
+#define KVMINI_MACHINE_DEVICE_CONFIG_STATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "core/state_io.h"
+#include "machine/machine.h"
+
+/* Longest backend spec kept ("user:" options, "stream:" paths). */
+#define DEVICE_CONFIG_SPEC_MAX 1024u
+
+/* As the machine configuration takes them (arrays of configurations),
+ * with the strings they point at. */
+struct saved_devices {
+	struct net_iface_config nets[MACHINE_MAX_NETS];   /* backend: net_backend[i] */
+	char net_backend[MACHINE_MAX_NETS][DEVICE_CONFIG_SPEC_MAX];
+	unsigned n_nets;
+	/* share.dir and dev.tag point at fs_dir[i] and fs_tag[i]; what and
+	 * counters_name are the caller's to fill. */
+	struct machine_fs_config fs[MACHINE_MAX_FS];
+	char fs_dir[MACHINE_MAX_FS][PATH_MAX];
+	char fs_tag[MACHINE_MAX_FS][VIRTIO_FS_TAG_LEN + 1];
+	unsigned n_fs;
+};
+
+/* Write "DEVC" for @cfg's devices. */
+void device_config_save(const struct machine_config *cfg, struct state_writer *w);
+
+/* Read "DEVC" into @out, checking every field (counts, ids, specs, paths,
+ * tags, option ranges); false with why in @r. The MACs are left zero (the
+ * devices' sections have them) and mac_given false. */
+bool device_config_load(struct state_reader *r, struct saved_devices *out);
+
+/* Point @cfg's nets and shares at @d's. */
+void device_config_apply(struct saved_devices *d, struct machine_config *cfg);
+
+/* A clone's change to interface @id: another tap (@tap: its name) and/or
+ * MAC (@mac non-NULL). -ENOENT when no interface is called @id, -EINVAL
+ * when @tap is given for an interface that is no tap or is not a valid
+ * name; 0 otherwise. */
+int device_config_override_net(struct saved_devices *d, const char *id, const char *tap,
+			       const uint8_t *mac);
+
+/* A clone's share @tag served from @dir instead (its own copy). -ENOENT
+ * when no share has @tag, -EINVAL when @dir is not an absolute path that
+ * fits; 0 otherwise. */
+int device_config_override_fs(struct saved_devices *d, const char *tag, const char *dir);
+
+#endif

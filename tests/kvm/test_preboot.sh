@@ -1,0 +1,101 @@
+#!/bin/bash
+# A VM configured through the API before it starts, Firecracker's flow:
+# `kvmini run --api-sock` waits; GET /machine-config (the Go SDK's first
+# call), PUT /boot-source, PUT /machine-config, PATCH /machine-config,
+# PUT /network-interfaces/eth0 on a tap in a network namespace the test
+# makes, PUT /actions InstanceStart: the ticking test guest runs with two
+# vCPUs, the MAC given, and ends with 0; every pre-boot request after the
+# start is refused as Firecracker refuses it. Then: a snapshot load after
+# configuring is refused; an InstanceStart whose kernel does not load is
+# answered 400 and ends kvmini with 1.
+. "$(dirname "$0")/lib.sh"
+
+if ! command -v curl >/dev/null || ! command -v ip >/dev/null; then
+	echo "SKIP: kvm preboot: needs curl and ip"
+	kvm_end
+fi
+NS=kvpre$$
+TAP=kvpt0
+api=$LOGDIR/preboot.sock
+cleanup() { ip netns del "$NS" 2>/dev/null; }
+trap cleanup EXIT
+ip netns add "$NS" && ip -n "$NS" tuntap add dev "$TAP" mode tap && ip -n "$NS" link set "$TAP" up ||
+	{ fail "preboot: a tap in a network namespace"; kvm_end; }
+
+wait_socket() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done; return 1; }
+get() { curl -s --max-time 10 --unix-socket "$api" "http://k$1"; }
+put() { api_put "$api" "$1" "$2"; echo "$CODE"; }
+patch() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --unix-socket "$api" -X PATCH \
+		-H 'Content-Type: application/json' -d "$2" "http://k$1"
+}
+
+# start_waiting NAME: kvmini run --api-sock in the namespace; VM is its pid.
+start_waiting() {
+	rm -f "$api"
+	LAST=$1
+	ip netns exec "$NS" timeout -k 5 "$LIMIT" "$KVMINI" run --api-sock "$api" --boot-timing \
+		</dev/null >"$LOGDIR/$1.out" 2>"$LOGDIR/$1.err" &
+	VM=$!
+	wait_socket "$api" || fail "preboot: $1: no API socket"
+}
+
+start_waiting preboot
+grep -q '"mem_size_mib":256' <<<"$(get /machine-config)" &&
+	pass "preboot: GET /machine-config before any configuration answers the defaults" ||
+	fail "preboot: GET /machine-config said $(get /machine-config)"
+codes="$(put /boot-source "{\"kernel_image_path\":\"$GUEST\",\"boot_args\":\"test=ticks ticks=120\"}")"
+codes+=" $(put /machine-config '{"vcpu_count":2,"mem_size_mib":128,"smt":false}')"
+codes+=" $(patch /machine-config '{"track_dirty_pages":false}')"
+codes+=" $(put /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\":\"$TAP\",\"guest_mac\":\"06:00:ac:10:00:02\"}")"
+[ "$codes" = "204 204 204 204" ] &&
+	pass "preboot: boot source, machine config (PUT, PATCH), a tap interface: 204 each" ||
+	fail "preboot: the configuration answered $codes: $BODY"
+grep -q '"vcpu_count":2,"mem_size_mib":128' <<<"$(get /machine-config)" &&
+	pass "preboot: GET /machine-config shows what was configured" ||
+	fail "preboot: GET /machine-config said $(get /machine-config)"
+[ "$(put /actions '{"action_type":"InstanceStart"}')" = 204 ] &&
+	pass "preboot: InstanceStart answers 204" || fail "preboot: InstanceStart answered $CODE: $BODY"
+grep -q '"state":"Running"' <<<"$(get /)" && pass "preboot: GET / says Running after the start" ||
+	fail "preboot: GET / said $(get /)"
+after=""
+for req in "/boot-source {\"kernel_image_path\":\"$GUEST\"}" \
+	'/machine-config {"vcpu_count":1,"mem_size_mib":128}' \
+	"/network-interfaces/eth1 {\"iface_id\":\"eth1\",\"host_dev_name\":\"$TAP\"}" \
+	'/actions {"action_type":"InstanceStart"}'; do
+	api_put "$api" "${req%% *}" "${req#* }"
+	[ "$CODE" = 400 ] && grep -q 'not supported after starting the microVM' <<<"$BODY" || after+=" ${req%% *}"
+done
+[ -z "$after" ] && pass "preboot: every pre-boot request after the start is refused as Firecracker does" ||
+	fail "preboot: not refused after the start:$after"
+collect_bg
+expect "preboot: the configured guest ran its ticks and ended with 0" 0 'kvm-guest ticks: done'
+grep -q 'eth0: MAC 06:00:ac:10:00:02' <<<"$ERR" && grep -q 'InstanceStart: .*2 vCPUs, 128 MiB, 1 interface' <<<"$ERR" &&
+	pass "preboot: the VM had the two vCPUs, 128 MiB and the interface with the MAC configured" ||
+	fail "preboot: kvmini's log does not show the configured VM (log $LOGDIR/preboot.err)"
+sanitizer_check preboot
+
+# A load after configuring is refused, the monitor waits on.
+start_waiting preboot-load
+put /boot-source "{\"kernel_image_path\":\"$GUEST\"}" >/dev/null
+api_put "$api" /snapshot/load '{"snapshot_path":"/x","mem_file_path":"/y"}'
+[ "$CODE" = 400 ] && grep -q 'not allowed after configuring boot-specific resources' <<<"$BODY" &&
+	pass "preboot: a snapshot load after configuring is refused" ||
+	fail "preboot: the load after configuring answered $CODE: $BODY"
+kill -TERM "$VM"
+collect_bg
+expect "preboot: the waiting kvmini ends on SIGTERM" 143 'ending before a VM was started'
+
+# A kernel that does not load: 400 with why, then kvmini ends with 1.
+start_waiting preboot-bad
+echo 'not a kernel' >"$LOGDIR/not-a-kernel"
+put /boot-source "{\"kernel_image_path\":\"$LOGDIR/not-a-kernel\"}" >/dev/null
+api_put "$api" /actions '{"action_type":"InstanceStart"}'
+code=$CODE
+collect_bg
+[ "$code" = 400 ] && grep -q 'Cannot start the microVM' <<<"$BODY" &&
+	pass "preboot: InstanceStart of a kernel that does not load answers 400" ||
+	fail "preboot: InstanceStart of a bad kernel answered $code: $BODY"
+expect "preboot: ... and kvmini then ends with 1" 1 'InstanceStart: '
+sanitizer_check preboot-bad
+kvm_end
