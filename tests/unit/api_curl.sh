@@ -51,8 +51,8 @@ req iface-put-cleared 200 '"rx_rate_limiter":\{\},"tx_rate_limiter":\{\}' GET /n
 req iface-wrong-id 400 '"fault_message":"no network interface \\"eth0\\"' PATCH /network-interfaces/eth0 \
 	'{"iface_id":"eth0"}'
 req iface-bad-json 400 '"fault_message":"the body is not valid JSON' PATCH /network-interfaces/net1 '{"iface_id":'
-req unknown-route 400 '"fault_message":"Invalid request method and/or path: GET /machine-config."' \
-	GET /machine-config
+req unknown-route 400 '"fault_message":"Invalid request method and/or path: GET /no-such-route."' \
+	GET /no-such-route
 req wrong-method 400 '"fault_message":"Invalid request method and/or path: DELETE /metrics."' DELETE /metrics
 req mmds-off 400 '"fault_message":"the MMDS is not enabled' GET /mmds
 req metrics-get 200 '"net_net1":\{"rx_packets":0,.*"vhost_user":\{"connections":0' GET /metrics
