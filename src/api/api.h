@@ -188,6 +188,12 @@ struct api;
 /* Serve opts->socket_path (if set) on @loop. NULL with @eb filled. */
 struct api *api_start(struct event_loop *loop, const struct api_opts *opts, struct errbuf *eb);
 void api_stop(struct api *api);
+/*
+ * Firecracker's --config-file at @path: its sections applied as the same
+ * pre-boot requests (api_config_file.c), then InstanceStart. 0, or -errno
+ * with why in @eb ("boot-source: ..."); requests that succeeded stay done.
+ */
+int api_apply_config_file(struct api *api, const char *path, struct errbuf *eb);
 /* The VM's interfaces and metadata store, once it is built: a monitor that
  * waited for its configuration had none when its API started. Replaces
  * the ones given at start (loop thread). */

@@ -41,7 +41,8 @@
 static const char run_usage[] =
 	"usage: kvmini run [--kernel FILE] [options]\n"
 	"       kvmini run --restore STATE --mem-file FILE [options]\n"
-	"       kvmini run --api-sock PATH   (wait for PUT /snapshot/load)\n"
+	"       kvmini run --api-sock PATH   (wait for the API's configuration)\n"
+	"       kvmini run --config-file FILE [--api-sock PATH | --no-api]\n"
 	"\n"
 	"Boot a guest on KVM with a serial console (ttyS0 on stdin/stdout) and\n"
 	"kvmini's virtio devices behind virtio-mmio.\n"
@@ -103,6 +104,11 @@ static const char run_usage[] =
 	"                     --fs options, when given, replace the devices and must be\n"
 	"                     the same kinds in the same order (a clone gives its own tap\n"
 	"                     and --mac)\n"
+	"  --config-file FILE Firecracker's JSON configuration (boot-source,\n"
+	"                     machine-config, network-interfaces, metrics): its\n"
+	"                     sections become the API's pre-boot requests, then\n"
+	"                     InstanceStart; with or without --api-sock\n"
+	"  --no-api           with --config-file: no API socket (Firecracker's flag)\n"
 	"  --mmds-new-token-key\n"
 	"                     with --restore: a new MMDS token key (tokens issued before\n"
 	"                     the snapshot no longer open the metadata)\n"
@@ -225,6 +231,7 @@ static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
 	case 'R': a->restore = val; return 0;
+	case 'J': a->config_file = val; return 0;
 	case 'F':
 		if (a->n_mem_files < MACHINE_SNAPSHOT_MAX_LAYERS) {
 			a->mem_files[a->n_mem_files++] = val;
@@ -280,15 +287,22 @@ static int check_restore(const struct run_args *a)
 	return check_readable("--restore", a->restore);
 }
 
-/* A monitor waiting on --api-sock: the load brings the machine and its
- * devices (as Firecracker, which takes no devices on its command line). */
+/* A VM configured through the API (a monitor waiting on --api-sock, or
+ * --config-file's requests): the API brings the machine and its devices,
+ * as Firecracker, which takes no devices on its command line. */
 static int check_preboot(const struct run_args *a)
 {
+	if (a->no_api && (!a->config_file || a->net.api_sock)) {
+		log_err("--no-api runs the VM of --config-file without a socket: give --config-file "
+			"and no --api-sock");
+		return -EINVAL;
+	}
 	if (a->boot_option || a->net.n_ifaces || a->nfs) {
-		log_err("--%s: kvmini run --api-sock without --kernel or --restore waits for PUT "
-			"/snapshot/load, which brings the machine and its devices; give --kernel "
-			"to boot with these options", a->boot_option ? a->boot_option
-					      : a->net.n_ifaces ? "net" : "fs");
+		log_err("--%s: kvmini run --api-sock or --config-file without --kernel or --restore "
+			"takes its machine from the API (PUT /boot-source, /machine-config, "
+			"/network-interfaces, or PUT /snapshot/load) or the file; give --kernel to "
+			"boot with these options", a->boot_option ? a->boot_option
+				      : a->net.n_ifaces ? "net" : "fs");
 		return -EINVAL;
 	}
 	return 0;
@@ -331,7 +345,15 @@ static int check_args(struct run_args *a)
 			"\"mmds_new_token_key\")");
 		return -EINVAL;
 	}
-	a->preboot = a->net.api_sock && !a->kernel && !a->initrd && !a->restore && !a->n_mem_files;
+	bool booting = a->kernel || a->initrd || a->restore || a->n_mem_files;
+	if (a->config_file && booting) {
+		log_err("--config-file: the file configures the VM (its boot-source); give no "
+			"--kernel, --initrd or --restore beside it");
+		return -EINVAL;
+	}
+	if (a->config_file && check_readable("--config-file", a->config_file))
+		return -EINVAL;
+	a->preboot = (a->net.api_sock || a->config_file || a->no_api) && !booting;
 	int r = a->preboot ? check_preboot(a)
 		: a->restore || a->n_mem_files ? check_restore(a) : check_boot(a);
 	if (!r)
@@ -364,6 +386,8 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "mem-file", required_argument, NULL, 'F' },
 		{ "track-dirty-pages", no_argument, NULL, 'W' },
 		{ "mmds-new-token-key", no_argument, NULL, 'K' },
+		{ "config-file", required_argument, NULL, 'J' },
+		{ "no-api", no_argument, NULL, 'N' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 	};
 	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
@@ -399,6 +423,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'C': a->counters = true; break;
 		case 'W': a->track_dirty_pages = true; break;
 		case 'K': a->mmds_new_key = true; break;
+		case 'N': a->no_api = true; break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(run_usage, stdout); return 1;
@@ -517,6 +542,18 @@ static int build_restore(struct run_ctx *ctx)
 	return r;
 }
 
+/* --config-file: its sections as the API's pre-boot requests, then
+ * InstanceStart (api_config_file.c). */
+static int apply_config_file(struct run_ctx *ctx)
+{
+	struct errbuf eb = { 0 };
+	int r = api_apply_config_file(ctx->api, ctx->args->config_file, &eb);
+
+	if (r < 0)
+		log_err("--config-file %s: %s", ctx->args->config_file, eb.msg);
+	return r;
+}
+
 static int build(struct run_ctx *ctx)
 {
 	const struct run_args *a = ctx->args;
@@ -534,8 +571,12 @@ static int build(struct run_ctx *ctx)
 	}
 	if (!r)
 		r = run_start_api(ctx);
-	if (!r && a->preboot)
-		log_info("waiting for PUT /snapshot/load on %s", a->net.api_sock);
+	if (!r && a->config_file)
+		r = apply_config_file(ctx);
+	else if (!r && a->preboot)
+		log_info("waiting on %s for the VM's configuration (PUT /boot-source, "
+			 "/machine-config, /network-interfaces, then InstanceStart; or PUT "
+			 "/snapshot/load)", a->net.api_sock);
 	if (!r) {
 		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
 		if (r < 0)

@@ -54,7 +54,10 @@ struct run_args {
 	bool mmds_new_key;               /* --mmds-new-token-key */
 	/* Options a restore takes from the snapshot, when given: the first. */
 	const char *boot_option;
-	/* --api-sock with nothing to boot: wait for PUT /snapshot/load. */
+	const char *config_file;         /* --config-file: Firecracker's JSON */
+	bool no_api;                     /* --no-api (with --config-file) */
+	/* --api-sock with nothing to boot, or --config-file: the VM is
+	 * configured through the API (the file's requests go through it). */
 	bool preboot;
 };
 

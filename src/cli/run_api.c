@@ -191,6 +191,14 @@ int run_start_api(struct run_ctx *ctx)
 	const struct api_opts extra = { .vm = &api_vm, .vm_ctx = ctx,
 					.vmm_version = KVMINI_VERSION };
 
+	/* --config-file without a socket: its requests need an API all the same. */
+	if (!ctx->args->net.api_sock && ctx->args->config_file) {
+		struct errbuf eb = { 0 };
+		ctx->api = api_start(&ctx->machine.loop, &extra, &eb);
+		if (!ctx->api)
+			log_err("--config-file: %s", eb.msg);
+		return ctx->api ? 0 : -ENOMEM;
+	}
 	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
 		devs[i] = ctx->machine.nets[i].dev;
 	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, ctx->cfg.nets,

@@ -5,8 +5,8 @@
 # PUT /network-interfaces/eth0 on a tap in a network namespace the test
 # makes, PUT /actions InstanceStart: the ticking test guest runs with two
 # vCPUs, the MAC given, and ends with 0; every pre-boot request after the
-# start is refused as Firecracker refuses it. Then: a snapshot load after
-# configuring is refused; an InstanceStart whose kernel does not load is
+# start is refused as Firecracker refuses it. The same VM from Firecracker's
+# --config-file. Then: a snapshot load after configuring is refused; an InstanceStart whose kernel does not load is
 # answered 400 and ends kvmini with 1.
 . "$(dirname "$0")/lib.sh"
 
@@ -74,6 +74,32 @@ grep -q 'eth0: MAC 06:00:ac:10:00:02' <<<"$ERR" && grep -q 'InstanceStart: .*2 v
 	pass "preboot: the VM had the two vCPUs, 128 MiB and the interface with the MAC configured" ||
 	fail "preboot: kvmini's log does not show the configured VM (log $LOGDIR/preboot.err)"
 sanitizer_check preboot
+
+# The same VM from Firecracker's --config-file (with its optional keys
+# empty, as orchestrators write them), served on a socket as well: GET /
+# says Running, GET /machine-config what the file said.
+cat >"$LOGDIR/vm.json" <<JSON
+{"boot-source": {"kernel_image_path": "$GUEST", "boot_args": "test=ticks ticks=60", "initrd_path": null},
+ "machine-config": {"vcpu_count": 2, "mem_size_mib": 128, "smt": false, "track_dirty_pages": false},
+ "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "$TAP", "guest_mac": "06:00:ac:10:00:03",
+                         "rx_rate_limiter": {}, "tx_rate_limiter": {}}],
+ "drives": [], "vsock": null, "logger": null, "metrics": null}
+JSON
+rm -f "$api"
+LAST=preboot-file
+ip netns exec "$NS" timeout -k 5 "$LIMIT" "$KVMINI" run --config-file "$LOGDIR/vm.json" \
+	--api-sock "$api" </dev/null >"$LOGDIR/$LAST.out" 2>"$LOGDIR/$LAST.err" &
+VM=$!
+wait_socket "$api"
+grep -q '"state":"Running"' <<<"$(get /)" && grep -q '"vcpu_count":2,"mem_size_mib":128' <<<"$(get /machine-config)" &&
+	pass "preboot: --config-file started the VM it describes (GET / Running, its machine config)" ||
+	fail "preboot: after --config-file GET / said $(get /), /machine-config $(get /machine-config)"
+collect_bg
+expect "preboot: the --config-file guest ran its ticks and ended with 0" 0 'kvm-guest ticks: done'
+grep -q 'eth0: MAC 06:00:ac:10:00:03' <<<"$ERR" &&
+	pass "preboot: the --config-file interface has its guest_mac" ||
+	fail "preboot: no 'eth0: MAC 06:00:ac:10:00:03' in the log (log $LOGDIR/$LAST.err)"
+sanitizer_check preboot-file
 
 # A load after configuring is refused, the monitor waits on.
 start_waiting preboot-load

@@ -135,7 +135,7 @@ collect_bg
 expect "snapshot: a waiting kvmini ends on SIGTERM with 143" 143 'ending before a VM was started'
 run preboot-net "" -- --api-sock "$api" --net loopback
 expect "snapshot: --net beside a waiting --api-sock is a usage error" 2 \
-	'waits for PUT /snapshot/load'
+	'takes its machine from the API'
 
 # --- the net test: paused between its rounds, restored, second round ------------
 rm -f "$api"

@@ -142,9 +142,28 @@ expect run-fs-bad-owner 2 'squash-owner: "root" is not UID:GID' -- "${K[@]}" --f
 expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0"
 expect run-help-fs-options 0 'cache=MODE, threads=N' -- run --help
 expect run-help-controls 0 '--api-sock PATH' -- run --help
-# A kvmini waiting for PUT /snapshot/load takes its machine from the snapshot.
-expect run-wait-with-net 2 'net: kvmini run --api-sock without --kernel or --restore waits for PUT /snapshot/load' -- run --api-sock "$tmp/wait.sock" --net loopback
-expect run-wait-with-mem 2 'mem: kvmini run --api-sock without' -- run --api-sock "$tmp/wait.sock" --mem 64
+# A kvmini waiting on --api-sock takes its machine from the API.
+expect run-wait-with-net 2 'net: kvmini run --api-sock or --config-file without --kernel or --restore takes its machine from the API' -- run --api-sock "$tmp/wait.sock" --net loopback
+expect run-wait-with-mem 2 'mem: kvmini run --api-sock or --config-file without' -- run --api-sock "$tmp/wait.sock" --mem 64
+# Firecracker's --config-file: each section refused in the words of its
+# route, before any VM exists; a well-formed file reaches InstanceStart,
+# which fails here at the kernel (/etc/hostname) or at /dev/kvm.
+cfg() { printf '%s' "$2" >"$tmp/$1.json"; }
+cfg ok '{"boot-source":{"kernel_image_path":"/etc/hostname","boot_args":null},"machine-config":{"vcpu_count":1,"mem_size_mib":64,"smt":false},"network-interfaces":[],"drives":[],"vsock":null,"logger":null,"metrics":null}'
+cfg unknown '{"boot-source":{"kernel_image_path":"/etc/hostname"},"colour":1}'
+cfg drives '{"boot-source":{"kernel_image_path":"/etc/hostname"},"drives":[{"drive_id":"rootfs"}]}'
+cfg machine '{"machine-config":{"vcpu_count":1}}'
+cfg iface '{"network-interfaces":[{"iface_id":"eth0"}]}'
+cfg broken '{"boot-source":'
+expect run-config-start 1 'config-file .*ok.json: InstanceStart: Cannot start the microVM' -- run --config-file "$tmp/ok.json" --no-api
+expect run-config-unknown 1 'unknown key "colour"' -- run --config-file "$tmp/unknown.json"
+expect run-config-drives 1 'drives: kvmini has no block device yet' -- run --config-file "$tmp/drives.json"
+expect run-config-machine 1 'machine-config: the machine configuration needs "mem_size_mib"' -- run --config-file "$tmp/machine.json"
+expect run-config-iface 1 'network-interfaces\[0\]: the interface needs "host_dev_name"' -- run --config-file "$tmp/iface.json"
+expect run-config-broken 1 'broken.json: line 1: ' -- run --config-file "$tmp/broken.json"
+expect run-config-missing 2 'config-file .*absent.json: No such file' -- run --config-file "$tmp/absent.json"
+expect run-config-kernel 2 'config-file: the file configures the VM' -- run --config-file "$tmp/ok.json" --kernel /dev/null
+expect run-no-api-alone 2 'no-api runs the VM of --config-file without a socket' -- run --no-api
 expect run-new-key-alone 2 'mmds-new-token-key is for --restore' -- run --kernel /dev/null --mmds-new-token-key
 expect run-help-mac 0 '--mac MAC +the MAC of the --net before it' -- run --help
 

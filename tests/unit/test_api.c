@@ -601,6 +601,55 @@ static void test_preboot_routes(void)
 	rig_down(&r);
 }
 
+/* --config-file: the sections reach the VM as the same requests would,
+ * then InstanceStart; a bad section stops before the start, with why. */
+static void test_config_file(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	char path[64];
+	struct rig r;
+
+	rig_up(&r, false);
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-api-config-%d.json", getpid());
+	FILE *f = fopen(path, "w");
+	fputs("{\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap3\"}],"
+	      " \"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], \"vsock\": null,"
+	      " \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 64}}", f);
+	fclose(f);
+	CHECK_EQ(api_apply_config_file(r.api, path, &eb), 0);
+	CHECK(vm.started && vm.machine.vcpu_count == 4 && vm.ifaces_added == 1);
+	CHECK(!strcmp(vm.load_strings[0], "/k") && !strcmp(vm.load_strings[4], "tap3"));
+
+	/* Each refusal names its section; nothing after it runs. */
+	const char *bad[][2] = {
+		{ "{\"machine-config\": {\"vcpu_count\": 99, \"mem_size_mib\": 64}}",
+		  "machine-config: Invalid machine configuration: vcpu_count 99" },
+		{ "{\"network-interfaces\": [{\"host_dev_name\": \"t\"}]}",
+		  "network-interfaces[0]: needs \"iface_id\"" },
+		{ "{\"drives\": [{\"drive_id\": \"root\"}]}", "drives: kvmini has no block device" },
+		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"extra\": 1}", "unknown key" },
+		{ "[1]", "not a JSON object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		vm = (struct fake_vm){ .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+		f = fopen(path, "w");
+		fputs(bad[i][0], f);
+		fclose(f);
+		eb.msg[0] = '\0';
+		CHECK(api_apply_config_file(r.api, path, &eb) < 0);
+		CHECK(strstr(eb.msg, bad[i][1]) != NULL);
+		if (!strstr(eb.msg, bad[i][1]))
+			fprintf(stderr, "  wanted \"%s\" in \"%s\"\n", bad[i][1], eb.msg);
+		CHECK(!vm.started);
+	}
+	unlink(path);
+	rig_down(&r);
+}
+
 static void test_patch_rate_limiters(void)
 {
 	struct rig r;
@@ -932,6 +981,7 @@ int main(void)
 	RUN_TEST(test_snapshot_routes);
 	RUN_TEST(test_snapshot_load_route);
 	RUN_TEST(test_preboot_routes);
+	RUN_TEST(test_config_file);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);
