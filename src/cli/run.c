@@ -155,11 +155,23 @@ static const char run_usage[] =
 
 /* --- arguments ------------------------------------------------------------- */
 
+int run_readable(const char *what, const char *path, struct errbuf *eb)
+{
+	if (!path || access(path, R_OK) == 0)
+		return 0;
+	int r = -errno;
+	errbuf_set(eb, "%s %s: %s", what, path, strerror(-r));
+	return r;
+}
+
+/* The same for an option's file, logged: a usage error. */
 static int check_readable(const char *opt, const char *path)
 {
-	if (access(path, R_OK) == 0)
+	struct errbuf eb = { 0 };
+
+	if (run_readable(opt, path, &eb) == 0)
 		return 0;
-	log_err("%s %s: %s", opt, path, strerror(errno));
+	log_err("%s", eb.msg);
 	return -EINVAL;
 }
 
@@ -500,6 +512,15 @@ void run_name_shares(struct run_ctx *ctx, struct machine_fs_config *fs, unsigned
 	}
 }
 
+int run_build_machine(struct run_ctx *ctx)
+{
+	ctx->machine_tried = true;
+	int r = machine_build(&ctx->machine, &ctx->cfg);
+	/* vm_create zeroed the timing: its zero is kvmini's start, or a load's. */
+	ctx->machine.vm.timing.start = ctx->start_ns;
+	return r;
+}
+
 /* The machine's configuration from the command line. */
 void run_configure(struct run_ctx *ctx)
 {
@@ -565,9 +586,7 @@ static int build(struct run_ctx *ctx)
 		r = build_restore(ctx);
 	} else if (!r) {
 		run_configure(ctx);
-		ctx->machine_tried = true;
-		r = machine_build(&ctx->machine, &ctx->cfg);
-		ctx->machine.vm.timing.start = ctx->start_ns;
+		r = run_build_machine(ctx);
 	}
 	if (!r)
 		r = run_start_api(ctx);

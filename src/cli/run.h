@@ -112,6 +112,11 @@ struct run_restore {
 
 /* The machine's configuration from the command line (ctx->cfg, ctx->fs). */
 void run_configure(struct run_ctx *ctx);
+/* Build the machine ctx->cfg describes (machine_build; the vCPUs do not
+ * run yet), --boot-timing counting from ctx->start_ns. 0 or -errno, logged. */
+int run_build_machine(struct run_ctx *ctx);
+/* @path readable (NULL is): 0, or -errno with "WHAT PATH: why" in @eb. */
+int run_readable(const char *what, const char *path, struct errbuf *eb);
 /* Name @n shares in messages and counters as --fs would. */
 void run_name_shares(struct run_ctx *ctx, struct machine_fs_config *fs, unsigned n);
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/run.h"
 #include "core/clock.h"
@@ -29,15 +28,6 @@ static int keep(struct run_ctx *ctx, unsigned slot, const char *s, const char **
 	return 0;
 }
 
-static int readable(const char *what, const char *path, struct errbuf *eb)
-{
-	if (!path || access(path, R_OK) == 0)
-		return 0;
-	int r = -errno;
-	errbuf_set(eb, "%s %s: %s", what, path, strerror(-r));
-	return r;
-}
-
 int run_set_boot_source(void *opaque, const struct api_boot_source *bs, struct errbuf *eb)
 {
 	struct run_ctx *ctx = opaque;
@@ -45,9 +35,9 @@ int run_set_boot_source(void *opaque, const struct api_boot_source *bs, struct e
 
 	if (ctx->machine_tried)
 		return -EEXIST;
-	int r = readable("kernel_image_path", bs->kernel_image_path, eb);
+	int r = run_readable("kernel_image_path", bs->kernel_image_path, eb);
 	if (!r)
-		r = readable("initrd_path", bs->initrd_path, eb);
+		r = run_readable("initrd_path", bs->initrd_path, eb);
 	if (!r && bs->boot_args && strlen(bs->boot_args) >= LAYOUT_CMDLINE_MAX) {
 		errbuf_set(eb, "boot_args: longer than %u bytes", LAYOUT_CMDLINE_MAX - 1);
 		r = -EINVAL;
@@ -200,9 +190,7 @@ int run_instance_start(void *opaque, struct errbuf *eb)
 	}
 	ctx->start_ns = clock_now_ns();
 	run_configure(ctx);
-	ctx->machine_tried = true;
-	int r = machine_build(&ctx->machine, &ctx->cfg);
-	ctx->machine.vm.timing.start = ctx->start_ns;
+	int r = run_build_machine(ctx);
 	if (!r) {
 		run_attach_api_devices(ctx);
 		r = machine_start(&ctx->machine, false);

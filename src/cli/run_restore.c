@@ -151,9 +151,7 @@ int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struc
 int run_restore_build(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
 {
 	configure_restore(ctx, rr);
-	ctx->machine_tried = true;
-	int r = machine_build(&ctx->machine, &ctx->cfg);
-	ctx->machine.vm.timing.start = ctx->start_ns;
+	int r = run_build_machine(ctx);
 	if (r < 0) {
 		errbuf_set(eb, "the machine could not be built (the log says why)");
 		return r;
