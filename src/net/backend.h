@@ -15,9 +15,18 @@
  * may make them anywhere, its send() included, and the device never runs
  * one of its drains from inside another.
  *
- * Frames never carry the virtio-net header here: the device strips it on TX
- * and writes it on RX. (Offload-capable backends will get a vnet header
- * hook when offloads are negotiated.)
+ * Offloads. A backend that takes checksum and GSO requests itself (a tap
+ * opened with IFF_VNET_HDR; loopback, which hands frames back as they came)
+ * says which in be->offloads, and its frames then cross send() and recv()
+ * with the 12-byte struct virtio_net_hdr_v1 in front, inside the iovecs:
+ *  - on send() the header is the one the device checked (net/offload.h),
+ *    never the guest's bytes: hdr_len is recomputed and nothing the guest
+ *    did not ack is asked for;
+ *  - on recv() the backend writes the header (the device checks it against
+ *    what the guest acked and sets num_buffers), and the length returned
+ *    counts it.
+ * A backend with offloads 0 sends and receives plain frames: the device has
+ * completed checksums and segmented GSO frames for it first (NET_SOFT_OFFLOADS).
  */
 #ifndef KVMINI_NET_BACKEND_H
 #define KVMINI_NET_BACKEND_H
@@ -82,6 +91,12 @@ struct net_backend_ops {
 	 * do not load). Loop thread, the device paused. */
 	int (*save_state)(struct net_backend *be, struct state_writer *w, struct errbuf *eb);
 	bool (*load_state)(struct net_backend *be, struct state_reader *r);
+	/* Optional, backends with offloads: the guest acked @features (the
+	 * VIRTIO_NET_F_GUEST_* bits among be->offloads): from now on recv()
+	 * may hand over frames that use them, and only those (a tap's
+	 * TUNSETOFFLOAD). Called when features are set and when the driver
+	 * changes them through the control queue. 0 or -errno. */
+	int (*set_offloads)(struct net_backend *be, uint64_t features);
 	/* A decorator (the MMDS interceptor): the backend it wraps, whose
 	 * state a snapshot keeps. NULL for the others. */
 	struct net_backend *(*wrapped)(struct net_backend *be);
@@ -99,11 +114,21 @@ struct net_backend {
 	struct event_loop *loop;         /* the loop to register fds on */
 	int rx_fd;                       /* fd backends: fd to poll, else -1 */
 	unsigned host_mtu;               /* the host interface's MTU (tap), else 0: no bound */
+	/* VIRTIO_NET_F_* offload bits (NET_HOST_OFFLOADS, NET_GUEST_OFFLOADS)
+	 * the backend handles itself; non-zero: frames carry the vnet header
+	 * in send() and recv() (above). Set at creation, never changed. */
+	uint64_t offloads;
 };
+
+/* Frames of @be cross send() and recv() with the vnet header in front. */
+static inline bool net_backend_has_vnet_hdr(const struct net_backend *be)
+{
+	return be->offloads != 0;
+}
 
 /*
  * Create a backend from its command-line spelling:
- *   tap:NAME | user[:OPTIONS] | stream:PATH | loopback
+ *   tap:NAME | tap-fd:N | user[:OPTIONS] | stream:PATH | loopback
  * On failure returns NULL with a message in @eb.
  */
 struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
