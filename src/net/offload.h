@@ -54,7 +54,8 @@
 /* Why a TX header was refused (each a counter's reason in the device). */
 enum net_hdr_fault {
 	NET_HDR_OK = 0,
-	NET_HDR_BAD_FLAGS,        /* a flag other than NEEDS_CSUM (RX-only ones included) */
+	NET_HDR_BAD_FLAGS,        /* DATA_VALID or RSC_INFO, flags only a device sets
+				   * (bits the spec lacks are ignored: 5.1.6.2.2) */
 	NET_HDR_CSUM_UNACKED,     /* NEEDS_CSUM without VIRTIO_NET_F_CSUM */
 	NET_HDR_CSUM_RANGE,       /* csum_start / csum_offset outside the frame */
 	NET_HDR_GSO_UNACKED,      /* a GSO type (or ECN) whose HOST_ feature was not acked */
@@ -66,9 +67,11 @@ enum net_hdr_fault {
  * Check the header a guest sent with a frame of @frame_len bytes, whose
  * first @head_len bytes (up to NET_OFFLOAD_HEAD_MAX) are at @head, against
  * the features it acked. On NET_HDR_OK, *@out is the header to pass on:
- * the guest's flags, gso_type, gso_size, csum_start and csum_offset,
+ * the guest's NEEDS_CSUM, gso_type, gso_size, csum_start and csum_offset,
  * hdr_len recomputed from the frame's own headers (never the guest's),
- * and num_buffers 0; a GSO_NONE header carries no gso_size or hdr_len.
+ * and num_buffers 0; a GSO_NONE header carries no gso_size or hdr_len, one
+ * without NEEDS_CSUM no csum_start or csum_offset. On a fault *@out is
+ * left as it was.
  */
 enum net_hdr_fault net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t acked,
 				    const uint8_t *head, size_t head_len, size_t frame_len,
@@ -96,8 +99,8 @@ void net_csum_complete(uint8_t *frame, size_t len, const struct virtio_net_hdr_v
  * and flags (FIN and PSH on the last segment only, CWR on the first) or UDP
  * length, and a complete L4 checksum. Returns the segment's length, or 0
  * when @index is past the last segment. The number of segments is
- * net_gso_segments(). A frame no longer than one segment comes back whole,
- * its checksum completed.
+ * net_gso_segments() (0 for a type not segmented here: GSO_NONE, UDP). A
+ * frame no longer than one segment comes back whole, its checksum completed.
  */
 size_t net_gso_segment(const uint8_t *frame, size_t len, const struct virtio_net_hdr_v1 *h,
 		       unsigned index, uint8_t *seg);
