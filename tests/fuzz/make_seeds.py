@@ -739,12 +739,105 @@ def seeds_device_state():
     }
 
 
+# ---- fuzz_offload ---------------------------------------------------------
+# The 12-byte virtio-net header (little-endian), u8 head cut (0: the first
+# 256 bytes), u16 bytes appended to the frame (a pattern), then the frame.
+# Frames as a guest sends them with NEEDS_CSUM: the L4 checksum field holds
+# the pseudo-header's folded sum.
+
+VNET_NEEDS_CSUM = 1
+GSO = dict(NONE=0, TCPV4=1, UDP=3, TCPV6=4, UDP_L4=5, ECN=0x80)
+
+
+def be16(v):
+    return struct.pack(">H", v & 0xFFFF)
+
+
+def be32(v):
+    return struct.pack(">I", v & 0xFFFFFFFF)
+
+
+def inet_fold(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(">%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def vnet_hdr(flags, gso_type, hdr_len=0, gso_size=0, start=0, off=0):
+    return u8(flags, gso_type) + u16(hdr_len) + u16(gso_size) + u16(start) + u16(off) + u16(0)
+
+
+def off_eth(vlans=0, v6=False):
+    tags = b"".join(be16(0x88A8 if i + 1 < vlans else 0x8100) + be16(100 + i)
+                    for i in range(vlans))
+    return bytes.fromhex("525400123456525400abcdef") + tags + be16(0x86DD if v6 else 0x0800)
+
+
+def off_frame(proto, v6=False, vlans=0, payload=b"", tcp_flags=0x18, appended=0):
+    """Ethernet (VLANs), IPv4 or IPv6, TCP (12 option bytes) or UDP; returns
+    (frame, l4 offset, checksum offset). @appended: payload bytes the fuzzer
+    appends, counted in the lengths."""
+    total = len(payload) + appended
+    if proto == 6:
+        l4 = (be16(40000) + be16(80) + be32(1000) + be32(1) + u8(8 << 4, tcp_flags)
+              + be16(65535) + be16(0) + be16(0) + b"\x01\x01\x08\x0a" + bytes(8))
+        coff = 16
+    else:
+        l4 = be16(5353) + be16(4789) + be16(8 + total) + be16(0)
+        coff = 6
+    l4_len = len(l4) + total
+    if v6:
+        src, dst = bytes(range(0x20, 0x30)), bytes(range(0xF0, 0xE0, -1))
+        ip = u8(0x60, 0, 0, 0) + be16(l4_len) + u8(proto, 64) + src + dst
+        pseudo = src + dst + be32(l4_len) + u8(0, 0, 0, proto)
+    else:
+        src, dst = bytes([10, 0, 2, 15]), bytes([192, 168, 7, 1])
+        ip = u8(0x45, 0) + be16(20 + l4_len) + be16(7) + be16(0x4000) + u8(64, proto) + be16(0) + src + dst
+        ip = ip[:10] + be16(~inet_fold(ip)) + ip[12:]
+        pseudo = src + dst + u8(0, proto) + be16(l4_len)
+    l4 = l4[:coff] + be16(inet_fold(pseudo)) + l4[coff + 2:]
+    eth = off_eth(vlans, v6)
+    return eth + ip + l4 + payload, len(eth) + len(ip), coff
+
+
+def off_seed(flags, gso_type, gso_size, proto, cut=0, appended=0, hdr_len=0, **kw):
+    f, l4, coff = off_frame(proto, appended=appended, **kw)
+    return vnet_hdr(flags, gso_type, hdr_len, gso_size, l4, coff) + u8(cut) + u16(appended) + f
+
+
+def seeds_offload():
+    text = b"kvmini offload seed " * 8
+    nc = VNET_NEEDS_CSUM
+    return {
+        "tcp4_gso": off_seed(nc, GSO["TCPV4"], 1448, 6, payload=text * 20),
+        "tcp4_64k": off_seed(nc, GSO["TCPV4"], 1448, 6, payload=text, appended=65000,
+                             tcp_flags=0x19),
+        "tcp4_ecn_vlan": off_seed(nc, GSO["TCPV4"] | GSO["ECN"], 500, 6, vlans=1,
+                                  payload=text * 4, tcp_flags=0x98),
+        "tcp6_qinq": off_seed(nc, GSO["TCPV6"], 1220, 6, v6=True, vlans=2, payload=text * 10),
+        "udp_l4_v4": off_seed(nc, GSO["UDP_L4"], 1400, 17, payload=text, appended=9000),
+        "udp_l4_v6": off_seed(nc, GSO["UDP_L4"], 1000, 17, v6=True, payload=text * 8),
+        "ufo": off_seed(nc, GSO["UDP"], 1400, 17, payload=text * 20),
+        "one_segment": off_seed(nc, GSO["TCPV4"], 1448, 6, payload=text, hdr_len=9999),
+        "headers_only": off_seed(nc, GSO["TCPV4"], 1448, 6),
+        "csum_udp": off_seed(nc, GSO["NONE"], 0, 17, payload=text),
+        "csum_tcp6": off_seed(nc, GSO["NONE"], 0, 6, v6=True, payload=text[:33]),
+        "plain": vnet_hdr(0, 0) + u8(0) + u16(0) + off_frame(17, payload=text)[0],
+        "head_cut": off_seed(nc, GSO["TCPV4"], 1448, 6, cut=40, payload=text * 2),
+        "rx_flags": vnet_hdr(2, 0x81, 0, 1448, 0, 0) + u8(0) + u16(0) + bytes(60),
+    }
+
+
 GENERATORS = {
     "fuzz_decompress": seeds_decompress,
     "fuzz_device_state": seeds_device_state,
     "fuzz_fs_state": seeds_fs_state,
     "fuzz_fuse": seeds_fuse,
     "fuzz_mmio": seeds_mmio,
+    "fuzz_offload": seeds_offload,
     "fuzz_ports": seeds_ports,
     "fuzz_state": seeds_state,
     "fuzz_vhost_user": seeds_vhost_user,
