@@ -1,11 +1,15 @@
 #!/bin/bash
-# iperf3 TCP throughput of one UML guest through two paths into one
+# iperf3 TCP throughput of one UML guest through three paths into one
 # namespace, measured in the same boot:
-#   eth0: UML's virtio_net -> vhost-user -> kvmini (release build) -> tap A
-#   vec0: UML's own vector driver (transport=tap)                  -> tap B
+#   kvmini: UML's virtio_net -> vhost-user -> kvmini (release build) -> tap A,
+#           checksum and segmentation offloads and mergeable RX buffers on
+#   plain:  the same with --offloads off (plain frames)                -> tap C
+#   vec0:   UML's own vector driver (transport=tap)                    -> tap B
 # Each direction (guest->namespace, and namespace->guest with -R) runs RUNS
-# times per path, interleaved; prints the medians in Gbit/s and the ratio
-# kvmini/vec0 per direction.
+# times per path, interleaved; prints the medians in Gbit/s and the ratios
+# kvmini/vec0 and plain/vec0 per direction. vec0 does not receive at speed
+# (it has no receive offloads), so kvmini's ns->guest is also set against
+# vec0's guest->ns.
 #
 # Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only]
 set -uo pipefail
@@ -25,7 +29,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-t_begin uml_iperf $((60 + RUNS * SECS * 4 * 3))
+t_begin uml_iperf $((60 + RUNS * SECS * 6 * 3))
 uml_prepare || t_end
 PATHS="kvmini vec0"
 if [ "$VEC0_ONLY" = 1 ]; then
@@ -38,31 +42,43 @@ t_netns NS bench || { fail "ip netns add"; t_end; }
 TAP_K=kvt${T_ID}k
 TAP_V=kvt${T_ID}v
 SOCK=$T_RUN/net.sock
-t_tap "$NS" "$TAP_K" 10.203.1.1/24 && t_tap "$NS" "$TAP_V" 10.203.2.1/24 ||
-	{ fail "taps in $NS"; t_end; }
-bench_iperf_servers "$NS" kvmini:10.203.1.1:5201 vec0:10.203.2.1:5202 ||
-	{ fail "iperf3 servers listening"; t_end; }
+TAP_P=kvt${T_ID}p
+SOCK_P=$T_RUN/plain.sock
+t_tap "$NS" "$TAP_K" 10.203.1.1/24 && t_tap "$NS" "$TAP_V" 10.203.2.1/24 &&
+	t_tap "$NS" "$TAP_P" 10.203.3.1/24 || { fail "taps in $NS"; t_end; }
+bench_iperf_servers "$NS" kvmini:10.203.1.1:5201 vec0:10.203.2.1:5202 \
+	plain:10.203.3.1:5203 || { fail "iperf3 servers listening"; t_end; }
 
 uml_args=("vec0:transport=tap,ifname=$TAP_V")
 if [ "$VEC0_ONLY" = 0 ]; then
-	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet || t_end
-	uml_args+=("virtio_uml.device=$SOCK:1")
+	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet --mac 52:54:00:be:0f:01 || t_end
+	K_LOG=$KVMINI_LOG
+	KVMINI_LOG_NAME=plain kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
+		--mac 52:54:00:be:0f:02 --offloads off || t_end
+	P_LOG=$KVMINI_LOG
+	uml_args+=("virtio_uml.device=$SOCK:1" "virtio_uml.device=$SOCK_P:1")
+	PATHS="kvmini plain vec0"
 fi
 
 guest_script "$T_DIR/guest.sh" <<EOF
 addr() { ip addr add \$2 dev \$1 && ip link set \$1 up; }
+# The interface with MAC \$1 (the two virtio devices may probe in any order).
+by_mac() { grep -l "\$1" /sys/class/net/*/address | cut -d/ -f5; }
 addr vec0 10.203.2.2/24 || gfail "vec0 up"
 if [ $VEC0_ONLY = 0 ]; then
-	wait_link eth0 || { gfail "eth0 appears"; exit 1; }
-	addr eth0 10.203.1.2/24 || gfail "eth0 up"
+	wait_link eth1 || { gfail "eth0 and eth1 appear"; exit 1; }
+	addr \$(by_mac 52:54:00:be:0f:01) 10.203.1.2/24 || gfail "kvmini's interface up"
+	addr \$(by_mac 52:54:00:be:0f:02) 10.203.3.2/24 || gfail "plain's interface up"
 fi
 ping -c 1 -W 3 10.203.2.1 >/dev/null || gfail "vec0 reaches the namespace"
-[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.1.1 >/dev/null || gfail "eth0 reaches the namespace"
+[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.1.1 >/dev/null || gfail "kvmini reaches the namespace"
+[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.3.1 >/dev/null || gfail "plain reaches the namespace"
 $(bench_guest_iperf "$RUNS" "$SECS" 0 \
-	$([ "$VEC0_ONLY" = 1 ] || echo kvmini=10.203.1.1:5201) vec0=10.203.2.1:5202)
+	$([ "$VEC0_ONLY" = 1 ] || echo kvmini=10.203.1.1:5201 plain=10.203.3.1:5203) \
+	vec0=10.203.2.1:5202)
 EOF
 
-uml_boot UPID "$NS" "$T_DIR/guest.sh" $((30 + RUNS * SECS * 4 * 3)) "${uml_args[@]}"
+uml_boot UPID "$NS" "$T_DIR/guest.sh" $((30 + RUNS * SECS * 6 * 3)) "${uml_args[@]}"
 uml_wait "$UPID"
 bench_guest_relay "iperf3 runs"
 
@@ -75,12 +91,18 @@ bench_guest_relay "iperf3 runs"
 	if [ "$VEC0_ONLY" = 0 ]; then
 		bench_iperf_ratio kvmini/vec0 kvmini vec0 8 16 2
 		echo
+		bench_iperf_ratio plain/vec0 plain vec0 8 16 2
+		echo
+		printf '%-8s %16s %16s\n' "vs vec0 tx" "" "$(bench_ratio \
+			"$(bench_median kvmini_rx)" "$(bench_median vec0_tx)" 2)"
+		echo "  (kvmini's ns->guest against vec0's guest->ns: vec0 has no receive offloads)"
 	fi
 } | tee "$T_DIR/results.txt"
 
 if [ "$VEC0_ONLY" = 0 ]; then
-	kvmini_stop "$KPID" "$KVMINI_LOG" >"$T_DIR/kvmini-stop.txt"
-	grep '^FAIL' "$T_DIR/kvmini-stop.txt"
+	kvmini_stop "$PPID_" "$P_LOG" >"$T_DIR/plain-stop.txt"
+	kvmini_stop "$KPID" "$K_LOG" >"$T_DIR/kvmini-stop.txt"
+	grep '^FAIL' "$T_DIR/kvmini-stop.txt" "$T_DIR/plain-stop.txt"
 	kvmini_show
 fi
 pass "benchmark ran"

@@ -12,7 +12,7 @@ PACKAGES=(
 	# the metadata service and the control API: JSON and HTTP parsing
 	libjansson-dev libhttp-parser-dev
 	# tests: real peers and tools
-	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump python3 procps perl
+	user-mode-linux busybox-static iperf3 passt iproute2 tcpdump ethtool python3 procps perl
 	# kvmini run: unpacking bzImage payloads (--host-decompress: the libraries)
 	# and initramfs images
 	zlib1g-dev liblzma-dev libzstd-dev liblz4-dev libbz2-dev liblzo2-dev

@@ -126,6 +126,21 @@ static int take_mtu(struct cli_net_controls *c, const char *text)
 	return 0;
 }
 
+/* --offloads on|off, for the --net before it. */
+static int take_offloads(struct cli_net_controls *c, const char *text)
+{
+	struct net_iface_config *ifc = last_iface(c, "--offloads");
+
+	if (!ifc)
+		return -EINVAL;
+	if (strcmp(text, "on") && strcmp(text, "off")) {
+		log_err("--offloads: \"%s\" is neither on nor off", text);
+		return -EINVAL;
+	}
+	ifc->offloads_off = !strcmp(text, "off");
+	return 0;
+}
+
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
 {
 	switch (opt) {
@@ -133,6 +148,8 @@ int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optar
 		return take_mac(c, optarg);
 	case CLI_OPT_MTU:
 		return take_mtu(c, optarg);
+	case CLI_OPT_OFFLOADS:
+		return take_offloads(c, optarg);
 	case CLI_OPT_IFACE_ID:
 		return take_id(c, "--iface-id", optarg);
 	case CLI_OPT_MMDS_IFACE:

@@ -4,11 +4,12 @@
  *   --iface-id ID        the interface's id (default eth0, eth1, ... in order)
  *   --mac MAC, --mtu N   its identity (default: a random MAC of its own,
  *                        see net_random_mac; the tap's MTU, or 1500)
+ *   --offloads on|off    checksum and GSO offloads offered (default on)
  *   --tx-rate-limit SPEC / --rx-rate-limit SPEC   its rate limiters
  *   --mmds[=ADDR], --mmds-version, --mmds-data   the metadata service (mmds_args.h)
  *   --mmds-iface ID      an interface MMDS answers on (repeatable; default the first)
  *   --api-sock PATH      the control API on a unix socket
- * With several interfaces (kvmini run), --iface-id, --mac, --mtu and the
+ * With several interfaces (kvmini run), --iface-id, --mac, --mtu, --offloads and the
  * rate limits apply to the --net given last before them.
  */
 #ifndef KVMINI_CLI_NET_CONTROLS_H
@@ -28,7 +29,7 @@
 /* getopt_long codes of the options (outside the letters' range). */
 enum {
 	CLI_OPT_IFACE_ID = 0x4e00, CLI_OPT_TX_RATE_LIMIT, CLI_OPT_RX_RATE_LIMIT,
-	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE, CLI_OPT_MAC, CLI_OPT_MTU,
+	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE, CLI_OPT_MAC, CLI_OPT_MTU, CLI_OPT_OFFLOADS,
 };
 
 #define CLI_NET_CONTROLS_LONG_OPTIONS \
@@ -39,6 +40,7 @@ enum {
 	{ "mmds-iface", required_argument, NULL, CLI_OPT_MMDS_IFACE }, \
 	{ "mac", required_argument, NULL, CLI_OPT_MAC }, \
 	{ "mtu", required_argument, NULL, CLI_OPT_MTU }, \
+	{ "offloads", required_argument, NULL, CLI_OPT_OFFLOADS }, \
 	CLI_MMDS_LONG_OPTIONS
 
 #define CLI_RATE_LIMIT_USAGE \

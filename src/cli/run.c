@@ -70,6 +70,8 @@ static const char run_usage[] =
 	"  --mac MAC          the MAC of the --net before it (unicast); default: random,\n"
 	"                     locally administered, new for every NIC and every start,\n"
 	"                     so VMs on one bridge differ; logged as \"ethN: MAC ...\"\n"
+	"  --offloads on|off  checksum and segmentation offloads of the --net before it\n"
+	"                     (default on)\n"
 	"  --mtu N            the MTU of the --net before it, 68..65535, offered to the\n"
 	"                     guest (VIRTIO_NET_F_MTU); default: a tap's own MTU, else\n"
 	"                     1500; a tap's MTU must be at least --mtu\n"

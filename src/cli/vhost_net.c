@@ -40,6 +40,8 @@ static const char net_usage[] =
 	"                       administered, new at every start and logged)\n"
 	"  --mtu N              MTU offered to the guest, 68..65535 (default: a tap's own\n"
 	"                       MTU, else 1500; a tap's MTU must be at least --mtu)\n"
+	"  --offloads on|off    offer checksum and segmentation offloads (default on;\n"
+	"                       off: plain frames only, mergeable RX buffers stay)\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
 	CLI_RATE_LIMIT_USAGE
 	CLI_API_USAGE

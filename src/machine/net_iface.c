@@ -73,6 +73,7 @@ int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 	n->backend = open_backend(cfg, loop, m, names, &opts);
 	if (!n->backend)
 		return -EINVAL;
+	opts.offloads_off = cfg->offloads_off;
 	n->dev = calloc(1, sizeof(*n->dev));
 	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, loop) : -ENOMEM;
 	if (r < 0) {

@@ -32,6 +32,7 @@ struct net_iface_config {
 	uint8_t mac[6];
 	bool mac_given;              /* else random (logged as such) */
 	uint16_t mtu;                /* 0: the host interface's, or 1500 */
+	bool offloads_off;           /* --offloads off: no checksum or GSO offload offered */
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	bool mmds;                   /* MMDS answers on it (needs a store at open) */
 };

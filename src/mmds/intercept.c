@@ -33,6 +33,7 @@
 #include "core/guest_mem.h"
 #include "core/log.h"
 #include "mmds/intercept.h"
+#include "net/soft_tx.h"
 
 #define ETH_HDR 14u
 #define ETHERTYPE_IPV4 0x0800u
@@ -48,6 +49,8 @@
 #define IPPROTO_TCP_NUM 6u
 /* Guest TCP segments for the endpoint per loop round (see above). */
 #define MMDS_TCP_PER_ROUND 24u
+/* Pieces of a frame for the endpoint, its header skipped (a chain's most). */
+#define EP_IOV_MAX 1024u
 
 struct mmds_intercept {
 	struct net_backend be;
@@ -68,6 +71,13 @@ struct mmds_intercept {
 	/* Run after the endpoint is gone, before the wrapped backend goes. */
 	void (*cleanup)(void *arg);
 	void *cleanup_arg;
+	/* A wrapped backend with offloads: frames carry the vnet header
+	 * (net/backend.h). The endpoint's frames are plain: hdr_len bytes
+	 * are skipped on the way in (ep_iov), a zero header written in front
+	 * on the way out, and offloads are finished in software first. */
+	size_t hdr_len;
+	struct iovec *ep_iov;       /* EP_IOV_MAX */
+	struct net_soft_tx soft;
 };
 
 static struct mmds_intercept *to_mi(struct net_backend *be)
@@ -98,13 +108,16 @@ static enum frame_kind classify(const struct mmds_intercept *mi, const struct io
 {
 	uint8_t copy[PEEK_LEN];
 	const uint8_t *f;
-	size_t len;
+	size_t len, off = mi->hdr_len;
 
-	if (iovcnt && iov[0].iov_len >= PEEK_LEN) {
-		f = iov[0].iov_base;
+	/* The header is a piece of its own as the device sends it. */
+	for (; iovcnt && off >= iov[0].iov_len; iov++, iovcnt--)
+		off -= iov[0].iov_len;
+	if (iovcnt && iov[0].iov_len - off >= PEEK_LEN) {
+		f = (const uint8_t *)iov[0].iov_base + off;
 		len = PEEK_LEN;
 	} else {
-		len = iov_to_buf(iov, iovcnt, 0, copy, sizeof(copy));
+		len = iov_to_buf(iov, iovcnt, off, copy, sizeof(copy));
 		f = copy;
 	}
 	if (len < ETH_HDR + 20u)
@@ -184,6 +197,31 @@ static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, u
 	memcpy(mi->taught_mac, hdr + 6, 6);
 }
 
+/*
+ * A frame of the endpoint's, as a plain frame: the header skipped, and
+ * what it asks for (a checksum, segments) done here first. Never -EAGAIN:
+ * the endpoint takes or drops (TCP retransmits). It copies the frame:
+ * never NET_SEND_KEPT.
+ */
+static int send_to_endpoint(struct mmds_intercept *mi, const struct iovec *iov, unsigned iovcnt)
+{
+	struct virtio_net_hdr_v1 h = { 0 };
+	struct iovec *frame = mi->ep_iov;
+	unsigned n = iov_skip(iov, iovcnt, mi->hdr_len, frame, EP_IOV_MAX);
+	int r;
+
+	if (mi->hdr_len)
+		iov_to_buf(iov, iovcnt, 0, &h, sizeof(h));
+	teach_endpoint(mi, frame, n);
+	if (net_hdr_is_plain(&h)) {
+		r = mi->endpoint->ops->send(mi->endpoint, frame, n, 0);
+	} else {
+		r = net_soft_tx_send(&mi->soft, mi->endpoint, &h, frame, n, iov_length(frame, n));
+		mi->soft.next = 0;
+	}
+	return r == -EAGAIN || r > 0 ? 0 : r;
+}
+
 static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
 		   uint32_t token)
 {
@@ -200,20 +238,32 @@ static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 	}
 	if (mi->mmds)
 		mmds_count_frames(mi->mmds, 1, 0, 0);
-	teach_endpoint(mi, iov, iovcnt);
-	/* Never -EAGAIN: the endpoint takes or drops (TCP retransmits). It
-	 * copies the frame: never NET_SEND_KEPT. */
-	int r = mi->endpoint->ops->send(mi->endpoint, iov, iovcnt, token);
-	return r == -EAGAIN ? 0 : r;
+	return send_to_endpoint(mi, iov, iovcnt);
 }
 
 /* --- RX ------------------------------------------------------------------------ */
+
+/* The endpoint's next frame, behind a zero header when frames carry one. */
+static ssize_t recv_from_endpoint(struct mmds_intercept *mi, const struct iovec *iov,
+				  unsigned iovcnt)
+{
+	static const struct virtio_net_hdr_v1 plain;
+
+	if (!mi->hdr_len)
+		return mi->endpoint->ops->recv(mi->endpoint, iov, iovcnt);
+	unsigned n = iov_skip(iov, iovcnt, mi->hdr_len, mi->ep_iov, EP_IOV_MAX);
+	ssize_t r = mi->endpoint->ops->recv(mi->endpoint, mi->ep_iov, n);
+	if (r <= 0)
+		return r;
+	iov_from_buf(iov, iovcnt, 0, &plain, sizeof(plain));
+	return r + (ssize_t)mi->hdr_len;
+}
 
 /* The endpoint's frames first: MMDS replies go ahead of backend traffic. */
 static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct mmds_intercept *mi = to_mi(be);
-	ssize_t r = mi->endpoint->ops->recv(mi->endpoint, iov, iovcnt);
+	ssize_t r = recv_from_endpoint(mi, iov, iovcnt);
 
 	if (r != 0) {
 		if (r > 0 && mi->mmds)
@@ -290,12 +340,22 @@ static void mi_destroy(struct net_backend *be)
 	if (mi->cleanup)
 		mi->cleanup(mi->cleanup_arg);
 	mi->inner->ops->destroy(mi->inner);
+	net_soft_tx_destroy(&mi->soft);
+	free(mi->ep_iov);
 	free(mi);
 }
 
 static struct net_backend *mi_wrapped(struct net_backend *be)
 {
 	return to_mi(be)->inner;
+}
+
+/* The wrapped backend's RX offloads: the endpoint's frames are plain. */
+static int mi_set_offloads(struct net_backend *be, uint64_t features)
+{
+	struct mmds_intercept *mi = to_mi(be);
+
+	return mi->inner->ops->set_offloads ? mi->inner->ops->set_offloads(mi->inner, features) : 0;
 }
 
 static const struct net_backend_ops intercept_ops = {
@@ -307,6 +367,7 @@ static const struct net_backend_ops intercept_ops = {
 	.destroy = mi_destroy,
 	.visit_counters = mi_visit_counters,
 	.wrapped = mi_wrapped,
+	.set_offloads = mi_set_offloads,
 };
 
 struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_backend *endpoint,
@@ -315,6 +376,12 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 {
 	struct mmds_intercept *mi = calloc(1, sizeof(*mi));
 
+	if (mi && (net_soft_tx_init(&mi->soft) < 0 ||
+		   !(mi->ep_iov = calloc(EP_IOV_MAX, sizeof(struct iovec))))) {
+		net_soft_tx_destroy(&mi->soft);
+		free(mi);
+		mi = NULL;
+	}
 	if (!mi) {
 		endpoint->ops->destroy(endpoint);
 		if (cleanup)
@@ -336,6 +403,9 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	net_backend_attach(inner, &wrapped_events, mi);
 	net_backend_attach(endpoint, &wrapped_events, mi);
 	mi->be.rx_fd = inner->rx_fd;
+	mi->be.host_mtu = inner->host_mtu;
+	mi->be.offloads = inner->offloads;
+	mi->hdr_len = net_backend_has_vnet_hdr(inner) ? sizeof(struct virtio_net_hdr_v1) : 0;
 	mi->ep_host = net_slirp_endpoint_host(endpoint).s_addr;
 	mi->ep_mac[0] = 0x52;
 	mi->ep_mac[1] = 0x55;

@@ -8,14 +8,21 @@
  * to the guest (tx_done). While the guest has no RX buffers the frames
  * stay kept, so its TX ring fills and it stops sending (back-pressure, no
  * drop); past LOOPBACK_KEPT_MAX kept frames send() says -EAGAIN.
+ *
+ * Offloads pass through: a frame comes back with the header it was sent
+ * with (a 64 KiB TSO frame stays one frame), so loopback takes every
+ * offload; the device checks each header against what the guest takes on
+ * RX. The header is copied (the device's is scratch); the frame is not.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/virtio_net.h>
 
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "net/backend.h"
+#include "net/offload.h"
 
 /* Enough for a full TX ring of the largest common size (Linux's 256 on
  * virtio-mmio, QEMU's 256 default) and a drain's whole budget. */
@@ -26,7 +33,8 @@
 #define KEPT_INLINE_IOV 4u
 
 struct kept_frame {
-	struct iovec *iov;        /* into the TX buffer: inline or allocated */
+	struct virtio_net_hdr_v1 hdr;
+	struct iovec *iov;        /* the frame in the TX buffer: inline or allocated */
 	unsigned iovcnt;
 	uint32_t token;
 	struct iovec inline_iov[KEPT_INLINE_IOV];
@@ -54,11 +62,12 @@ static int loopback_send(struct net_backend *be, const struct iovec *iov, unsign
 		return -EAGAIN;
 	}
 	struct kept_frame *f = &lo->kept[(lo->head + lo->count) % LOOPBACK_KEPT_MAX];
+	if (iov_to_buf(iov, iovcnt, 0, &f->hdr, sizeof(f->hdr)) < sizeof(f->hdr))
+		return -EINVAL;
 	f->iov = iovcnt <= KEPT_INLINE_IOV ? f->inline_iov : malloc(iovcnt * sizeof(*iov));
 	if (!f->iov)
 		return -ENOMEM;
-	memcpy(f->iov, iov, iovcnt * sizeof(*iov));
-	f->iovcnt = iovcnt;
+	f->iovcnt = iov_skip(iov, iovcnt, sizeof(f->hdr), f->iov, iovcnt);
 	f->token = token;
 	if (lo->count++ == 0)
 		net_backend_rx_pending(be);
@@ -94,11 +103,13 @@ static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, un
 	if (!lo->count)
 		return 0;
 	struct kept_frame *f = &lo->kept[lo->head];
-	size_t len = iov_length(f->iov, f->iovcnt);
+	size_t len = sizeof(f->hdr) + iov_length(f->iov, f->iovcnt);
 	/* Never truncate: a frame bigger than the buffer is dropped. */
 	bool fits = len <= iov_length(iov, iovcnt);
-	if (fits)
-		iov_copy(iov, iovcnt, 0, f->iov, f->iovcnt, 0, len);
+	if (fits) {
+		iov_from_buf(iov, iovcnt, 0, &f->hdr, sizeof(f->hdr));
+		iov_copy(iov, iovcnt, sizeof(f->hdr), f->iov, f->iovcnt, 0, len - sizeof(f->hdr));
+	}
 	loopback_release(lo);
 	return fits ? (ssize_t)len : -EMSGSIZE;
 }
@@ -145,5 +156,6 @@ struct net_backend *net_loopback_create(struct event_loop *loop, const char *arg
 	lo->be.ops = &loopback_ops;
 	lo->be.loop = loop;
 	lo->be.rx_fd = -1;
+	lo->be.offloads = NET_HOST_OFFLOADS | NET_GUEST_OFFLOADS;
 	return &lo->be;
 }

@@ -22,27 +22,60 @@
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
+#include "net/offload.h"
 
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net header size");
 
 #define NET_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) | \
 		      (1ull << VIRTIO_NET_F_MTU) | (1ull << VIRTIO_NET_F_STATUS) | \
+		      (1ull << VIRTIO_NET_F_MRG_RXBUF) | \
 		      (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+/* RX offloads that make frames larger than the MTU. */
+#define NET_GUEST_GSO (NET_F(VIRTIO_NET_F_GUEST_TSO4) | NET_F(VIRTIO_NET_F_GUEST_TSO6) | \
+		       NET_F(VIRTIO_NET_F_GUEST_UFO) | NET_F(VIRTIO_NET_F_GUEST_USO4) | \
+		       NET_F(VIRTIO_NET_F_GUEST_USO6))
+/* Ethernet header and one VLAN tag, on top of the MTU. */
+#define NET_ETH_VLAN_HDR 18u
 
 static struct net_device *to_net(struct virtio_device *vdev)
 {
 	return container_of(vdev, struct net_device, vdev);
 }
 
-static uint64_t net_features(struct virtio_device *vdev)
+/*
+ * Offloads offered: a backend with offloads of its own (a tap, loopback)
+ * gets exactly those, frames passing with their headers; for a backend
+ * of plain frames kvmini completes checksums and segments TCP and UDP
+ * itself (NET_SOFT_OFFLOADS) and offers nothing on RX, where such a
+ * backend's frames are plain anyway.
+ */
+static uint64_t net_offered_offloads(const struct net_backend *be)
 {
-	return NET_FEATURES;
+	return net_backend_has_vnet_hdr(be) ? be->offloads : NET_SOFT_OFFLOADS;
 }
 
+static uint64_t net_features(struct virtio_device *vdev)
+{
+	struct net_device *net = to_net(vdev);
+
+	if (net->opts.offloads_off)
+		return NET_FEATURES;
+	return NET_FEATURES | net_offered_offloads(net->backend);
+}
+
+/* The backend learns which offloaded frames the guest takes on RX. */
 static int net_set_features(struct virtio_device *vdev, uint64_t features)
 {
-	/* Every offered combination works: no offloads are offered yet. */
-	return 0;
+	struct net_backend *be = to_net(vdev)->backend;
+
+	if (!be->ops->set_offloads)
+		return 0;
+	int r = be->ops->set_offloads(be, features & be->offloads & NET_GUEST_OFFLOADS);
+	if (r < 0)
+		log_warn("virtio-net: %s backend refused the guest's offloads 0x%llx: %s",
+			 be->ops->name, (unsigned long long)(features & NET_GUEST_OFFLOADS),
+			 strerror(-r));
+	return r;
 }
 
 static void net_config_read(struct virtio_device *vdev, void *buf)
@@ -153,12 +186,72 @@ static uint32_t tx_token(const struct net_queue_pair *qp, uint16_t head)
 	return (uint32_t)(qp - qp->net->pairs) << 16 | head;
 }
 
+/* The header the guest sent with @c's frame of @len bytes, checked against
+ * what it acked (net/offload.h) into qp->tx_hdr. A refused one is counted
+ * and its chain completed: no backend sees a header the guest invented. */
+static bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+{
+	struct net_device *net = qp->net;
+	struct virtio_net_hdr_v1 in;
+	uint8_t head[NET_OFFLOAD_HEAD_MAX];
+
+	iov_to_buf(c->iov, c->n_out, 0, &in, sizeof(in));
+	if (!in.flags && in.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+		memset(&qp->tx_hdr, 0, sizeof(qp->tx_hdr));    /* the common plain frame */
+		return true;
+	}
+	size_t head_len = iov_to_buf(c->iov, c->n_out, NET_HDR_LEN, head,
+				     MIN(len, sizeof(head)));
+	enum net_hdr_fault f = net_tx_hdr_check(&in, net->vdev.features, head, head_len, len,
+						&qp->tx_hdr);
+	if (f == NET_HDR_OK)
+		return true;
+	net->counters.tx_hdr_invalid++;
+	log_debug("virtio-net: TX header refused: %s", net_hdr_fault_str(f));
+	push_used(net, qp->tx, c->head, 0);
+	return false;
+}
+
+/* A frame that needs finishing, for a backend of plain frames: its
+ * checksum completed or its segments made here (soft_tx.h). */
+static int tx_send_soft(struct net_queue_pair *qp, const struct iovec *frame, unsigned n,
+			uint64_t len)
+{
+	struct net_device *net = qp->net;
+	int r = net_soft_tx_send(&qp->soft, net->backend, &qp->tx_hdr, frame, n, len);
+
+	if (r < 0)
+		return r;
+	if (qp->tx_hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE)
+		net->counters.tx_csum_completed++;
+	else
+		net->counters.tx_gso_segmented++;
+	return 0;
+}
+
+/* Hand @c's frame to the backend: behind the checked header for a backend
+ * with offloads, plain or finished in software for the others. */
+static int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+{
+	struct net_backend *be = qp->net->backend;
+	struct iovec frame[VQ_CHAIN_MAX_IOV + 1];
+	bool vnet = net_backend_has_vnet_hdr(be);
+	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame + 1, VQ_CHAIN_MAX_IOV);
+
+	if (vnet) {
+		frame[0] = (struct iovec){ &qp->tx_hdr, NET_HDR_LEN };
+		return be->ops->send(be, frame, n + 1, tx_token(qp, c->head));
+	}
+	if (net_hdr_is_plain(&qp->tx_hdr))
+		return be->ops->send(be, frame + 1, n, tx_token(qp, c->head));
+	return tx_send_soft(qp, frame + 1, n, len);
+}
+
 /* Send one TX chain. Held when the backend is full or the rate limiter
  * holds TX back: the same chain is sent when TX resumes. */
 static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	struct net_device *net = qp->net;
-	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
 	/* TX buffers are device-readable only and start with the header. */
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
@@ -172,10 +265,11 @@ static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uin
 		push_used(net, qp->tx, c->head, 0);
 		return VQ_CONSUMED;
 	}
+	if (!tx_check_header(qp, c, len))
+		return VQ_CONSUMED;
 	if (!tx_admit(net, len))
 		return VQ_HOLD;    /* the limiter's timer resumes us */
-	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
-	int r = net->backend->ops->send(net->backend, frame, n, tx_token(qp, c->head));
+	int r = tx_send(qp, c, len);
 	if (r == -EAGAIN) {
 		rate_limiter_refund(&net->tx_limiter, len);
 		qp->tx_blocked = true;
@@ -255,25 +349,6 @@ static bool rx_chain_usable(struct net_queue_pair *qp, struct vq_chain *c, enum 
 	return false;
 }
 
-/* Header for a frame in one buffer (no MRG_RXBUF, no offloads). */
-static void rx_write_header(struct vq_chain *c)
-{
-	struct virtio_net_hdr_v1 hdr = { .num_buffers = 1 };
-
-	iov_from_buf(vq_chain_in(c), c->n_in, 0, &hdr, sizeof(hdr));
-}
-
-static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t len)
-{
-	struct net_device *net = qp->net;
-	rx_write_header(c);
-	push_used(net, qp->rx, c->head, (uint32_t)(NET_HDR_LEN + len));
-	qp->rx_dirty = true;
-	net->counters.rx_packets++;
-	net->counters.rx_bytes += len;
-	rate_limiter_charge(&net->rx_limiter, len);
-}
-
 static bool rx_poisoned(struct net_queue_pair *qp)
 {
 	return qp->rx->faults.poisoned != VQ_POISON_NONE;
@@ -298,35 +373,224 @@ static void rx_recv_failed(struct net_device *net, ssize_t len)
 	log_debug("net: backend recv: %s", strerror((int)-len));
 }
 
-/* Take one frame from the backend into @c. The chain is held when the
- * backend has nothing (it waits for the next frame, not for a kick) or the
- * limiter stops RX (then the backend is not polled until its timer). */
+/*
+ * Mergeable RX buffers (VIRTIO_NET_F_MRG_RXBUF). A frame spreads over as
+ * many chains as it needs, the first holding the header with num_buffers.
+ * Before reading, chains are gathered until they hold the largest frame
+ * the backend may deliver (rx_room_needed); a ring that runs dry first
+ * is read into all the same, with the spill buffer behind the guest's: a
+ * frame that reaches the spill waits there, whole, for more buffers
+ * (never truncated), and the chains go back to the ring meanwhile.
+ */
+static bool rx_mergeable(const struct net_device *net)
+{
+	return virtio_device_has(&net->vdev, VIRTIO_NET_F_MRG_RXBUF);
+}
+
+/* Header and frame the backend may deliver with what the guest acked. */
+static size_t rx_room_needed(const struct net_device *net)
+{
+	if (net->vdev.features & NET_GUEST_GSO)
+		return NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX;
+	unsigned mtu = MAX(net->opts.mtu, net->backend->host_mtu);
+
+	return NET_HDR_LEN + NET_ETH_VLAN_HDR + (mtu ? mtu : 1500u);
+}
+
+/* Start the gather list with @c: its room after the header. */
+static void rx_gather_first(struct net_queue_pair *qp, struct vq_chain *c)
+{
+	qp->rx_heads[0] = c->head;
+	qp->rx_caps[0] = (uint32_t)c->in_len;
+	qp->rx_nchains = 1;
+	qp->rx_room = c->in_len;
+	qp->rx_niov = iov_skip(vq_chain_in(c), c->n_in, NET_HDR_LEN, qp->rx_iov,
+			       NET_RX_IOV_MAX - 1);
+}
+
+/* Take one more chain onto the gather list; false when the ring has none
+ * that may be used now. A bad chain is given back: the next drain
+ * completes it as a head, so the chains given back stay the last ones
+ * taken. */
+static bool rx_gather_more(struct net_queue_pair *qp)
+{
+	struct vq_chain *c = qp->rx_more;
+	enum vq_pop_result r = vq_pop(qp->rx, c);
+
+	if (r == VQ_POP_POISONED)
+		note_poisoned(qp->net, qp->rx);
+	if (r == VQ_POP_EMPTY || r == VQ_POP_POISONED)
+		return false;
+	if (r != VQ_POP_OK || c->n_out || c->in_len < NET_HDR_LEN ||
+	    qp->rx_niov + c->n_in > NET_RX_IOV_MAX - 1) {
+		vq_unpop(qp->rx);
+		qp->rx_gather_stopped = true;
+		return false;
+	}
+	memcpy(qp->rx_iov + qp->rx_niov, vq_chain_in(c), c->n_in * sizeof(struct iovec));
+	qp->rx_niov += c->n_in;
+	qp->rx_heads[qp->rx_nchains] = c->head;
+	qp->rx_caps[qp->rx_nchains++] = (uint32_t)c->in_len;
+	qp->rx_room += c->in_len;
+	return true;
+}
+
+/* Gather chains after @c until they hold @need bytes. false when the ring
+ * ran dry first (more buffers may come). */
+static bool rx_gather(struct net_queue_pair *qp, struct vq_chain *c, size_t need)
+{
+	rx_gather_first(qp, c);
+	qp->rx_gather_stopped = false;
+	if (!rx_mergeable(qp->net))
+		return true;
+	while (qp->rx_room < need && qp->rx_nchains < NET_RX_MERGE_MAX)
+		if (!rx_gather_more(qp))
+			return qp->rx_gather_stopped;
+	return true;
+}
+
+/* The chains gathered after the first go back to the ring, from @keep on. */
+static void rx_give_back(struct net_queue_pair *qp, unsigned keep)
+{
+	for (unsigned i = MAX(keep, 1u); i < qp->rx_nchains; i++)
+		vq_unpop(qp->rx);
+	qp->rx_nchains = MIN(qp->rx_nchains, MAX(keep, 1u));
+}
+
+/* The frame (header included, @total bytes) is in the gathered chains:
+ * each chain's used length, the header with num_buffers and the checked
+ * offload fields into the first, and the unused chains back to the ring. */
+static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
+{
+	struct net_device *net = qp->net;
+	size_t left = total;
+	unsigned used = 0;
+
+	while (used < qp->rx_nchains && (left || !used)) {
+		uint32_t len = (uint32_t)MIN(left, (size_t)qp->rx_caps[used]);
+		push_used(net, qp->rx, qp->rx_heads[used++], len);
+		left -= len;
+	}
+	rx_give_back(qp, used);
+	qp->rx_hdr.num_buffers = (uint16_t)used;
+	iov_from_buf(vq_chain_in(c), c->n_in, 0, &qp->rx_hdr, sizeof(qp->rx_hdr));
+	qp->rx_dirty = true;
+	size_t len = total - NET_HDR_LEN;
+	net->counters.rx_packets++;
+	net->counters.rx_bytes += len;
+	net->counters.rx_merged_buffers += used - 1;
+	rate_limiter_charge(&net->rx_limiter, len);
+}
+
+/* A frame reached the spill buffer: keep it there whole (header at its
+ * start) and give the chains back until the guest has room for it. */
+static void rx_spill(struct net_queue_pair *qp, size_t total)
+{
+	size_t in_guest = qp->rx_room - NET_HDR_LEN;
+
+	memcpy(qp->rx_spill_buf, &qp->rx_hdr, NET_HDR_LEN);
+	iov_to_buf(qp->rx_iov, qp->rx_niov, 0, qp->rx_spill_buf + NET_HDR_LEN, in_guest);
+	qp->rx_spill_len = total;
+	rx_give_back(qp, 1);
+	qp->net->counters.rx_waited_for_buffers++;
+}
+
+/* Read one frame from the backend into the gathered chains (and the spill
+ * buffer behind them when they may be too small). Its length with the
+ * header, 0 when none came, -EMSGSIZE for a frame dropped as too big, or
+ * -EPROTO for one dropped for its header (counted). */
+static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
+{
+	struct net_device *net = qp->net;
+	struct net_backend *be = net->backend;
+	bool vnet = net_backend_has_vnet_hdr(be);
+	struct iovec *iov = qp->rx_iov - 1;      /* the slot before holds the header */
+	unsigned n = qp->rx_niov;
+
+	iov[0] = (struct iovec){ &qp->rx_hdr, NET_HDR_LEN };
+	if (with_spill) {
+		size_t in_guest = qp->rx_room - NET_HDR_LEN;
+		iov[++n] = (struct iovec){ qp->rx_spill_buf + NET_HDR_LEN + in_guest,
+					   NET_OFFLOAD_FRAME_MAX - in_guest };
+	}
+	if (!vnet)
+		memset(&qp->rx_hdr, 0, sizeof(qp->rx_hdr));
+	ssize_t len = vnet ? be->ops->recv(be, iov, n + 1) : be->ops->recv(be, iov + 1, n);
+	if (len <= 0)
+		return len;
+	if (!vnet)
+		return len + NET_HDR_LEN;
+	if ((size_t)len < NET_HDR_LEN ||
+	    !net_rx_hdr_allowed(&qp->rx_hdr, net->vdev.features, (size_t)len - NET_HDR_LEN)) {
+		net->counters.rx_hdr_refused++;
+		return -EPROTO;
+	}
+	return len;
+}
+
+/* Take one frame from the backend into @c (and the chains gathered after
+ * it). The chain is held when the backend has nothing (it waits for the
+ * next frame, not for a kick), when the limiter stops RX (then the backend
+ * is not polled until its timer), or when a frame waits for buffers. */
 static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	struct net_device *net = qp->net;
-	struct iovec frame[VQ_CHAIN_MAX_IOV];
 
 	if (!rx_admit(net)) {
 		rx_watch_backend(qp, false);
 		return VQ_HOLD;
 	}
-	unsigned n = iov_skip(vq_chain_in(c), c->n_in, NET_HDR_LEN, frame, ARRAY_SIZE(frame));
-	/* A frame too big for this chain is dropped by the backend and the
-	 * chain, still unwritten, takes the next one (at most a budget's worth). */
+	bool enough = rx_gather(qp, c, rx_room_needed(net));
+	/* A frame too big for these chains is dropped and the chains, still
+	 * unwritten, take the next one (at most a budget's worth). */
 	for (unsigned tries = 0; tries < NET_BUDGET_FRAMES; tries++) {
-		ssize_t len = net->backend->ops->recv(net->backend, frame, n);
-		if (len > 0) {
-			rx_complete(qp, c, (size_t)len);
-			*bytes += (uint64_t)len;
-			return VQ_CONSUMED;
-		}
-		if (len != -EMSGSIZE) {
-			rx_recv_failed(net, len);
+		ssize_t len = rx_read(qp, !enough);
+		if (len > 0 && (size_t)len > qp->rx_room) {
+			rx_spill(qp, (size_t)len);
+			qp->rx_need_buffers = true;
 			return VQ_HOLD;
 		}
-		net->counters.rx_dropped_too_big++;
+		if (len > 0) {
+			rx_complete(qp, c, (size_t)len);
+			*bytes += (uint64_t)len - NET_HDR_LEN;
+			return VQ_CONSUMED;
+		}
+		if (len != -EMSGSIZE && len != -EPROTO) {
+			rx_recv_failed(net, len);
+			rx_give_back(qp, 1);
+			return VQ_HOLD;
+		}
+		if (len == -EMSGSIZE)
+			net->counters.rx_dropped_too_big++;
 	}
+	rx_give_back(qp, 1);
 	return VQ_HOLD;
+}
+
+/* The spilled frame goes to the guest once its buffers hold it; dropped
+ * (counted) when the guest's chains cannot ever hold it. */
+static enum vq_verdict rx_deliver_spill(struct net_queue_pair *qp, struct vq_chain *c,
+					uint64_t *bytes)
+{
+	size_t total = qp->rx_spill_len;
+
+	if (!rx_gather(qp, c, total) && qp->rx_room < total) {
+		rx_give_back(qp, 1);
+		qp->rx_need_buffers = true;
+		return VQ_HOLD;
+	}
+	qp->rx_spill_len = 0;
+	if (qp->rx_room < total) {
+		rx_give_back(qp, 1);
+		qp->net->counters.rx_dropped_too_big++;
+		return VQ_HOLD;    /* the chain takes the next frame */
+	}
+	memcpy(&qp->rx_hdr, qp->rx_spill_buf, NET_HDR_LEN);
+	iov_from_buf(qp->rx_iov, qp->rx_niov, 0, qp->rx_spill_buf + NET_HDR_LEN,
+		     total - NET_HDR_LEN);
+	rx_complete(qp, c, total);
+	*bytes += total - NET_HDR_LEN;
+	return VQ_CONSUMED;
 }
 
 static enum vq_verdict rx_chain(void *ctx, struct vq_chain *c, enum vq_pop_result r,
@@ -334,20 +598,39 @@ static enum vq_verdict rx_chain(void *ctx, struct vq_chain *c, enum vq_pop_resul
 {
 	struct net_queue_pair *qp = ctx;
 
-	return rx_chain_usable(qp, c, r) ? rx_pull_one(qp, c, bytes) : VQ_CONSUMED;
+	if (!rx_chain_usable(qp, c, r))
+		return VQ_CONSUMED;
+	if (qp->rx_spill_len)
+		return rx_deliver_spill(qp, c, bytes);
+	return rx_pull_one(qp, c, bytes);
 }
 
 /* The RX queue is dead until reset: read and count what the backend has. */
 static void rx_discard(struct net_queue_pair *qp)
 {
 	struct net_device *net = qp->net;
-	struct iovec iov = { .iov_base = qp->discard_buf, .iov_len = NET_TX_FRAME_MAX };
+	struct iovec iov = { .iov_base = qp->rx_spill_buf,
+			     .iov_len = NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX };
 
+	if (qp->rx_spill_len) {
+		qp->rx_spill_len = 0;
+		net->counters.rx_dropped_poisoned++;
+	}
 	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
 		if (net->backend->ops->recv(net->backend, &iov, 1) <= 0)
 			return;
 		net->counters.rx_dropped_poisoned++;
 	}
+}
+
+/* A frame waits for more RX buffers than the guest has given: stop
+ * reading the backend and take kicks for new buffers (or go on at once if
+ * some came meanwhile). */
+static void rx_wait_for_buffers(struct net_queue_pair *qp)
+{
+	rx_watch_backend(qp, false);
+	if (vq_enable_notify(qp->rx))
+		schedule_more_work(qp);
 }
 
 /* Fill the guest's RX buffers from the backend, up to the budget. */
@@ -359,6 +642,7 @@ static void rx_drain(struct net_queue_pair *qp)
 	if (!virtio_device_running(&net->vdev))
 		return;
 	qp->rx_wanted = false;
+	qp->rx_need_buffers = false;
 	if (rx_poisoned(qp)) {
 		rx_discard(qp);
 		if (qp->tx_dirty)
@@ -381,7 +665,9 @@ static void rx_drain(struct net_queue_pair *qp)
 	case VQ_DRAIN_BUDGET:
 		schedule_more_work(qp);
 		break;
-	case VQ_DRAIN_HELD:       /* waiting for a frame or for the limiter */
+	case VQ_DRAIN_HELD:       /* waiting for a frame, the limiter or buffers */
+		if (qp->rx_need_buffers)
+			rx_wait_for_buffers(qp);
 		break;
 	}
 }
@@ -488,6 +774,9 @@ void net_device_get_rate_limit(const struct net_device *net, unsigned q,
 
 static void pair_forget(struct net_queue_pair *qp)
 {
+	qp->soft.next = 0;
+	qp->rx_spill_len = 0;
+	qp->rx_need_buffers = false;
 	qp->tx_blocked = false;
 	qp->rx_dirty = false;
 	qp->tx_dirty = false;
@@ -545,6 +834,8 @@ static void net_reset(struct virtio_device *vdev)
 			publish_tx(qp);
 		rx_watch_backend(qp, false);
 		event_loop_cancel(net->vdev.loop, &qp->more_work);
+		if (qp->rx_spill_len)    /* taken from the backend, never delivered */
+			net->counters.rx_dropped_no_buffer++;
 		pair_forget(qp);
 	}
 }
@@ -666,8 +957,16 @@ static int pair_init(struct net_device *net, unsigned i)
 	qp->net = net;
 	qp->rx = &net->vqs[2 * i];
 	qp->tx = &net->vqs[2 * i + 1];
-	qp->discard_buf = malloc(NET_TX_FRAME_MAX);
-	if (!qp->discard_buf)
+	qp->rx_spill_buf = malloc(NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX);
+	qp->rx_iov_buf = calloc(NET_RX_IOV_MAX + 1, sizeof(struct iovec));
+	qp->rx_iov = qp->rx_iov_buf + 1;       /* the slot before: the vnet header */
+	qp->rx_heads = calloc(NET_RX_MERGE_MAX, sizeof(*qp->rx_heads));
+	qp->rx_caps = calloc(NET_RX_MERGE_MAX, sizeof(*qp->rx_caps));
+	qp->rx_more = malloc(sizeof(*qp->rx_more));
+	if (!qp->rx_spill_buf || !qp->rx_iov_buf || !qp->rx_heads || !qp->rx_caps ||
+	    !qp->rx_more)
+		return -ENOMEM;
+	if (!net_backend_has_vnet_hdr(net->backend) && net_soft_tx_init(&qp->soft) < 0)
 		return -ENOMEM;
 	if (net->backend->rx_fd < 0)
 		return 0;
@@ -683,8 +982,17 @@ static void pair_destroy(struct net_queue_pair *qp)
 		event_loop_unwatch(loop, &qp->rx_event);
 		event_loop_cancel(loop, &qp->more_work);
 	}
-	free(qp->discard_buf);
-	qp->discard_buf = NULL;
+	net_soft_tx_destroy(&qp->soft);
+	free(qp->rx_spill_buf);
+	free(qp->rx_iov_buf);
+	free(qp->rx_heads);
+	free(qp->rx_caps);
+	free(qp->rx_more);
+	qp->rx_spill_buf = NULL;
+	qp->rx_iov_buf = qp->rx_iov = NULL;
+	qp->rx_heads = NULL;
+	qp->rx_caps = NULL;
+	qp->rx_more = NULL;
 }
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,

@@ -12,6 +12,7 @@
 #include "core/state_io.h"
 #include "net/backend.h"
 #include "net/rate_limiter.h"
+#include "net/soft_tx.h"
 #include "virtio/device.h"
 
 /* Queue pairs: one until VIRTIO_NET_F_MQ is offered. */
@@ -34,6 +35,11 @@
 #define NET_BUDGET_BYTES (8u << 20)
 /* The virtio 1.x header (struct virtio_net_hdr_v1) in front of every frame. */
 #define NET_HDR_LEN 12u
+/* Mergeable RX buffers: the most chains, and iovecs, one frame may take
+ * (a 64 KiB frame in Linux's smallest mergeable buffers, about 1.5 KiB,
+ * takes 44). */
+#define NET_RX_MERGE_MAX 256u
+#define NET_RX_IOV_MAX 1000u
 
 /*
  * Counters, <direction>_<object>_<event>. Each moves on exactly one event.
@@ -54,6 +60,12 @@
 	X(rx_write_failed,        "RX writes that failed; the chain was given back") \
 	X(used_add_failed,        "used-ring entries that could not be written") \
 	X(avail_index_invalid,    "queues poisoned by a broken avail ring") \
+	X(tx_hdr_invalid,         "TX frames dropped: a header the guest may not send (flags, checksum range, GSO type or headers)") \
+	X(tx_csum_completed,      "TX frames whose checksum kvmini completed for a backend of plain frames") \
+	X(tx_gso_segmented,       "TX GSO frames kvmini segmented for a backend of plain frames") \
+	X(rx_hdr_refused,         "frames dropped: the backend's header asks for an offload the guest did not take") \
+	X(rx_merged_buffers,      "RX buffers beyond the first that frames spread over (MRG_RXBUF)") \
+	X(rx_waited_for_buffers,  "frames that waited in the spill buffer for the guest to give more RX buffers") \
 	X(rx_interrupts,          "RX interrupts sent") \
 	X(tx_interrupts,          "TX interrupts sent") \
 	X(tx_rate_limited,        "times the TX rate limiter stopped the TX queue") \
@@ -67,6 +79,9 @@ extern const struct counter_set net_counter_set;
 struct net_config_opts {
 	uint8_t mac[6];
 	uint16_t mtu;                 /* advertised MTU (VIRTIO_NET_F_MTU) */
+	/* Offer no checksum or GSO offload (measuring their worth, or a
+	 * guest that mishandles them); mergeable RX buffers stay. */
+	bool offloads_off;
 };
 
 /*
@@ -90,7 +105,29 @@ struct net_queue_pair {
 	 * stays here across wake-ups (vq_hold). */
 	struct vq_chain tx_chain;
 	struct vq_chain rx_chain;
-	uint8_t *discard_buf;            /* frames read off the backend while RX is poisoned */
+	/* TX: the checked header (net/offload.h) passed on with the frame,
+	 * and the software finishing for a backend of plain frames. */
+	struct virtio_net_hdr_v1 tx_hdr;
+	struct net_soft_tx soft;
+	/* RX: the header the backend wrote (or zero), then written to the
+	 * guest with num_buffers; the chains a frame is read into (more than
+	 * one with MRG_RXBUF: heads, capacities and their iovecs), the
+	 * scratch chain more are popped into, and the spill buffer: a frame
+	 * waiting, whole, for the guest to give more room (header in front;
+	 * also where frames are read off and dropped while RX is poisoned). */
+	struct virtio_net_hdr_v1 rx_hdr;
+	struct iovec *rx_iov_buf;        /* NET_RX_IOV_MAX + 1; rx_iov = rx_iov_buf + 1 */
+	struct iovec *rx_iov;            /* the gathered chains' room after the header */
+	unsigned rx_niov;
+	uint16_t *rx_heads;              /* NET_RX_MERGE_MAX */
+	uint32_t *rx_caps;
+	unsigned rx_nchains;
+	uint64_t rx_room;                /* bytes the gathered chains hold, header included */
+	bool rx_gather_stopped;          /* a chain that may not be merged ended the gathering */
+	bool rx_need_buffers;            /* a frame waits for buffers: kicks wanted */
+	struct vq_chain *rx_more;
+	uint8_t *rx_spill_buf;           /* NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX */
+	size_t rx_spill_len;             /* the waiting frame's length, header included; 0: none */
 };
 
 struct net_device {

@@ -37,6 +37,7 @@
 #include "core/event_loop.h"
 #include "core/log.h"
 #include "net/net_device.h"
+#include "net/offload.h"
 #include "virtio/device.h"
 #include "virtio/virtqueue.h"
 #include "count_transport.h"
@@ -73,6 +74,11 @@ static bool raw_popped;
 static uint16_t raw_head;
 static uint64_t data_base, data_end;       /* where well-formed buffers go */
 static uint64_t features;
+
+static bool mergeable(void)
+{
+	return features >> VIRTIO_NET_F_MRG_RXBUF & 1;
+}
 
 static struct count_transport transport;   /* counts interrupts */
 
@@ -171,9 +177,11 @@ static void snapshot_queue(unsigned q)
 	log_read(NULL, d->avail_gpa + 2, 2);
 	a->avail_before = avail_idx_of(d);
 	uint16_t pending = (uint16_t)(a->avail_before - a->last_before);
-	/* Chains the device keeps (taken, not yet used) count as outstanding. */
+	/* Chains the device keeps (taken, not yet used) count as outstanding,
+	 * and so do used entries not yet published: the driver cannot have
+	 * seen them (the device's rule, vq_pop). */
 	a->valid_before = pending <= d->size &&
-			  (uint16_t)(a->avail_before - a->used_before) <= d->size;
+			  (uint16_t)(a->avail_before - vq->published_idx) <= d->size;
 	if (!a->valid_before || !vq->started)
 		return;
 	/* A held chain comes first, as the device took it (its avail slot
@@ -209,17 +217,33 @@ static bool hits_used_ring(uint64_t gpa, uint64_t len)
 	return false;
 }
 
+/* Any ring structure: the device may write into a chain it does not
+ * consume (below) and read the rings again afterwards. */
+static bool hits_any_ring(uint64_t gpa, uint64_t len)
+{
+	for (unsigned q = 0; q < NQ; q++) {
+		if (ranges_overlap(gpa, len, dq[q].desc_gpa, 16ull * dq[q].size) ||
+		    ranges_overlap(gpa, len, dq[q].avail_gpa, 4 + 2ull * dq[q].size + 2))
+			return true;
+	}
+	return hits_used_ring(gpa, len);
+}
+
 /* Did an RX chain the device consumed let it write over a used ring? */
 static bool rx_writes_hit_used(uint16_t consumed)
 {
 	const struct acct *a = &acct[NET_RX_QUEUE];
 
-	for (uint16_t k = 0; k < consumed && k < a->npending; k++) {
+	/* Chains not consumed may have been written too: a frame dropped for
+	 * its header after the backend wrote it, or one spilled (MRG_RXBUF)
+	 * from chains given back; a held chain is read again later. */
+	for (uint16_t k = 0; k < a->npending; k++) {
 		const struct vd_ref_chain *r = &a->pend[k].ref;
 		if (r->wr_overflow)
 			return true;
 		for (unsigned i = 0; i < r->n_wr; i++) {
-			if (hits_used_ring(r->wr[i].gpa, r->wr[i].len))
+			uint64_t gpa = r->wr[i].gpa, len = r->wr[i].len;
+			if (k < consumed ? hits_used_ring(gpa, len) : hits_any_ring(gpa, len))
 				return true;
 		}
 	}
@@ -256,8 +280,17 @@ static void account_pops(unsigned q, uint16_t consumed, uint16_t walked)
 	 * behind it (moved back onto the held chain). */
 	bool behind = (uint16_t)(a->avail_before - (uint16_t)(a->last_before + consumed)) >
 		      dq[q].size;
-	if (vq->faults.poisoned && !a->poisoned_before && !behind &&
-	    !(consumed < a->npending && a->pend[consumed].head >= dq[q].size))
+	/* With MRG_RXBUF the device takes more chains after the one it then
+	 * holds again, and finds avail->idx behind that one. */
+	if (q == NET_RX_QUEUE && mergeable())
+		behind |= (uint16_t)(a->avail_before - (uint16_t)(a->last_before + consumed + 1)) >
+			  dq[q].size;
+	/* With MRG_RXBUF the device looks past the chains it keeps (the
+	 * chains of one frame), so the broken head may lie further on. */
+	bool bad_ahead = consumed < a->npending &&
+			 a->pend[a->npending - 1].head >= dq[q].size &&
+			 (consumed == a->npending - 1 || (q == NET_RX_QUEUE && mergeable()));
+	if (vq->faults.poisoned && !a->poisoned_before && !behind && !bad_ahead)
 		FAIL("q%u: poisoned (%d) with a sound avail ring", q, vq->faults.poisoned);
 }
 
@@ -282,7 +315,7 @@ static void read_used(unsigned q)
 		stats.used_checked++;
 		if (q == NET_TX_QUEUE && e.len)
 			FAIL("TX head %u completed with len %u", e.id, e.len);
-		if (q == NET_RX_QUEUE && e.len && e.len < NET_HDR_LEN)
+		if (q == NET_RX_QUEUE && e.len && e.len < NET_HDR_LEN && !mergeable())
 			FAIL("RX head %u completed with len %u < header", e.id, e.len);
 	}
 }
@@ -290,6 +323,8 @@ static void read_used(unsigned q)
 static struct net_counters cnt_before;
 /* Frames sent and kept by the loopback backend, not yet taken by RX. */
 static uint64_t kept, kept_before;
+/* A frame taken from the backend waits in the device for RX buffers. */
+static bool spilled_before;
 static uint64_t irq_before[2];
 
 static void before_call(void)
@@ -301,6 +336,7 @@ static void before_call(void)
 		snapshot_queue(q);
 	cnt_before = net.counters;
 	kept_before = kept;
+	spilled_before = net.pairs[0].rx_spill_len != 0;
 	irq_before[0] = transport.used[0];
 	irq_before[1] = transport.used[1];
 }
@@ -314,15 +350,24 @@ static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
 	/* A sent frame's TX chain completes when its frame is released:
 	 * looped back, dropped on RX, or dropped at a reset. */
 	uint64_t released = D(rx_packets) + D(rx_dropped_no_buffer) + D(rx_dropped_poisoned) +
-			    D(rx_dropped_too_big);
-	if (D(tx_chain_invalid) + D(tx_frame_oversize) + D(tx_backend_errors) + released !=
-	    tx_pushed)
-		FAIL("TX outcomes %llu != TX completions %u",
-		     (unsigned long long)(D(tx_chain_invalid) + D(tx_frame_oversize) +
-					  D(tx_backend_errors) + released), tx_pushed);
-	if (D(rx_packets) + D(rx_chain_invalid) != rx_pushed)
-		FAIL("RX outcomes %llu != RX completions %u",
-		     (unsigned long long)(D(rx_packets) + D(rx_chain_invalid)), rx_pushed);
+			    D(rx_dropped_too_big) + D(rx_hdr_refused);
+	/* A frame that went into the spill buffer was released then; the
+	 * outcome it has when it leaves (delivered or dropped) is not a
+	 * second release. */
+	bool spilled = net.pairs[0].rx_spill_len != 0;
+	uint64_t spill_in = D(rx_waited_for_buffers);
+	uint64_t spill_out = spilled_before + spill_in - spilled;
+	released = released + spill_in - spill_out;
+	uint64_t tx_outcomes = D(tx_chain_invalid) + D(tx_frame_oversize) + D(tx_hdr_invalid) +
+			       D(tx_backend_errors) + released;
+	if (tx_outcomes != tx_pushed)
+		FAIL("TX outcomes %llu != TX completions %u", (unsigned long long)tx_outcomes,
+		     tx_pushed);
+	/* With MRG_RXBUF a frame completes one chain per buffer it took. */
+	uint64_t rx_outcomes = D(rx_packets) + D(rx_merged_buffers) + D(rx_chain_invalid);
+	if (rx_outcomes != rx_pushed)
+		FAIL("RX outcomes %llu != RX completions %u", (unsigned long long)rx_outcomes,
+		     rx_pushed);
 	if (released > kept + D(tx_packets))
 		FAIL("looped-back frames do not add up: %llu released of %llu kept",
 		     (unsigned long long)released, (unsigned long long)(kept + D(tx_packets)));
@@ -392,9 +437,10 @@ static void configure_device_queue(unsigned q)
 static void reset_device(void)
 {
 	uint64_t dropped = net.counters.rx_dropped_no_buffer;
+	bool spilled = net.pairs[0].rx_spill_len != 0;
 
 	virtio_device_reset(&net.vdev);
-	if (net.counters.rx_dropped_no_buffer - dropped != kept)
+	if (net.counters.rx_dropped_no_buffer - dropped != kept + spilled)
 		FAIL("reset dropped %llu of %llu kept frames",
 		     (unsigned long long)(net.counters.rx_dropped_no_buffer - dropped),
 		     (unsigned long long)kept);
@@ -479,6 +525,10 @@ static int setup_input(struct fuzz_input *in)
 		features |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
 	if (f & 4)
 		features |= (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+	if (f & 0x40)    /* every offload loopback passes through, both ways */
+		features |= NET_HOST_OFFLOADS | NET_GUEST_OFFLOADS;
+	if (f & 0x80)
+		features |= 1ull << VIRTIO_NET_F_MRG_RXBUF;
 	memset(mem.regions[0].host, 0, mem.regions[0].size);
 	memset(mem.regions[1].host, 0, mem.regions[1].size);
 	vd_alloc_reset(&mem);
@@ -583,6 +633,47 @@ static void op_publish(struct fuzz_input *in)
 	int8_t delta = (int8_t)fuzz_take(in, 1);
 
 	vd_raw_avail_idx(&dq[q], (uint16_t)(dq[q].avail_idx + delta));
+}
+
+/*
+ * A TX frame with offload requests: TCP over IPv4 or IPv6, or UDP, behind
+ * a header whose fields come from the input (mostly plausible, sometimes
+ * not), then kicked.
+ */
+static void op_offload_frame(struct fuzz_input *in)
+{
+	static const uint8_t gso[] = { 0, 1, 3, 4, 5, 0x81, 0x84, 2 };
+	uint8_t kind = (uint8_t)fuzz_take(in, 1);
+	bool v6 = kind & 1, udp = kind & 2;
+	size_t l3 = 14, l4 = l3 + (v6 ? 40 : 20), hl = l4 + (udp ? 8 : 20);
+	size_t len = hl + fuzz_take(in, 2) % 9000;
+	uint64_t span = data_end - data_base;
+	uint64_t at = data_base + (fuzz_take(in, 2) * 8) % (span - NET_HDR_LEN - len);
+	struct virtio_net_hdr_v1 h = {
+		.flags = (uint8_t)(kind & 4 ? fuzz_take(in, 1) : VIRTIO_NET_HDR_F_NEEDS_CSUM),
+		.gso_type = gso[fuzz_take(in, 1) % sizeof(gso)],
+		.gso_size = (uint16_t)(kind & 8 ? fuzz_take(in, 2) : 536 + fuzz_take(in, 1) * 4),
+		.csum_start = (uint16_t)(kind & 16 ? fuzz_take(in, 2) : l4),
+		.csum_offset = (uint16_t)(kind & 32 ? fuzz_take(in, 1) : udp ? 6 : 16),
+		.hdr_len = (uint16_t)fuzz_take(in, 2),
+	};
+	uint8_t f[128] = { [12] = v6 ? 0x86 : 0x08, [13] = v6 ? 0xdd : 0x00 };
+	f[l3] = v6 ? 0x60 : 0x45;
+	f[v6 ? l3 + 6 : l3 + 9] = udp ? 17 : 6;
+	if (!udp)
+		f[l4 + 12] = (uint8_t)(kind & 64 ? fuzz_take(in, 1) : 5 << 4);
+	vd_write(&mem, at, &h, sizeof(h));
+	vd_fill(&mem, at + NET_HDR_LEN, (int)fuzz_take(in, 1), len);
+	vd_write(&mem, at + NET_HDR_LEN, f, MIN(hl, sizeof(f)));
+	struct vd_queue *d = &dq[NET_TX_QUEUE];
+	uint16_t first = (uint16_t)(fuzz_take(in, 2) % d->size);
+	vd_raw_desc(d, first, at, (uint32_t)(NET_HDR_LEN + len), 0, 0);
+	vd_raw_offer(d, first);
+	if (net.vdev.active) {
+		before_call();
+		net.vdev.ops->queue_notify(&net.vdev, NET_TX_QUEUE);
+		after_call();
+	}
 }
 
 /* A well-formed frame (TX) or buffer (RX): descriptors from @first on,
@@ -873,7 +964,7 @@ static void op_reset(void)
 
 static void run_op(struct fuzz_input *in)
 {
-	switch (fuzz_take(in, 1) % 19) {
+	switch (fuzz_take(in, 1) % 20) {
 	case 0: op_desc(in); break;
 	case 1: op_avail(in); break;
 	case 2: op_publish(in); break;
@@ -892,6 +983,7 @@ static void run_op(struct fuzz_input *in)
 	case 15: op_reset(); break;
 	case 16: op_big_indirect(in); break;
 	case 17: op_flood(in); break;
+	case 18: op_offload_frame(in); break;
 	default:
 		/* Kick both, as a busy guest would. */
 		op_good_chain(in, NET_RX_QUEUE);

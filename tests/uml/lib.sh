@@ -220,12 +220,13 @@ kvmini_pick() {
 }
 
 # kvmini_start VAR NS SOCKET BACKEND [ARGS...]: serve virtio-net on SOCKET
-# inside NS; waits for the socket. PID -> VAR, stderr -> $T_DIR/kvmini.log.
+# inside NS; waits for the socket. PID -> VAR, stderr -> $T_DIR/kvmini.log
+# (KVMINI_LOG_NAME.log with that set: a second instance).
 kvmini_start() {
 	local -n _kpid=$1
 	local ns=$2 sock=$3 backend=$4 i
 	shift 4
-	KVMINI_LOG=$T_DIR/kvmini.log
+	KVMINI_LOG=$T_DIR/${KVMINI_LOG_NAME:-kvmini}.log
 	rm -f "$sock"
 	t_bg _kpid "$KVMINI_LOG" "$ns" env \
 		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66 \
@@ -317,7 +318,7 @@ kvmini_check_clean() {
 	local bad='' n
 	for n in tx_chain_invalid tx_frame_oversize tx_backend_errors rx_chain_invalid \
 		rx_write_failed used_add_failed avail_index_invalid rx_dropped_poisoned \
-		rx_dropped_too_big; do
+		rx_dropped_too_big tx_hdr_invalid rx_hdr_refused; do
 		[ "${KC[$n]:-0}" = 0 ] || bad+=" $n=${KC[$n]}"
 	done
 	if [ -z "$bad" ]; then

@@ -15,6 +15,7 @@
 #include "count_transport.h"
 #include "core/compiler.h"
 #include "net/net_device.h"
+#include "net/offload.h"
 #include "vdriver.h"
 
 struct rig {
@@ -30,7 +31,8 @@ struct rig {
 #define FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) | \
 		  (1ull << VIRTIO_RING_F_INDIRECT_DESC))
 
-static void rig_up(struct rig *r, uint64_t features)
+/* A device on @be (loopback when NULL) with @features acked, activated. */
+static void rig_up_backend(struct rig *r, uint64_t features, struct net_backend *be)
 {
 	struct errbuf eb = { 0 };
 	struct net_config_opts opts = { .mac = { 0x52, 0x54, 0, 1, 2, 3 }, .mtu = 1500 };
@@ -41,7 +43,9 @@ static void rig_up(struct rig *r, uint64_t features)
 	CHECK_EQ(vd_mem_init(&r->mem, 0x100000, 8 << 20, 0), 0);
 	CHECK_EQ(vd_queue_init(&r->rxq, &r->mem, &qo), 0);
 	CHECK_EQ(vd_queue_init(&r->txq, &r->mem, &qo), 0);
-	r->be = net_loopback_create(&r->loop, NULL, &eb);
+	if (be)
+		be->loop = &r->loop;
+	r->be = be ? be : net_loopback_create(&r->loop, NULL, &eb);
 	CHECK(r->be != NULL);
 	r->net = calloc(1, sizeof(*r->net));
 	CHECK_EQ(net_device_init(r->net, &opts, r->be, &r->loop), 0);
@@ -53,6 +57,11 @@ static void rig_up(struct rig *r, uint64_t features)
 	CHECK_EQ(virtio_device_activate(&r->net->vdev), 0);
 	r->pool = vd_alloc(&r->mem, 4 << 20, 4096);
 	CHECK(r->pool != VD_NO_GPA);
+}
+
+static void rig_up(struct rig *r, uint64_t features)
+{
+	rig_up_backend(r, features, NULL);
 }
 
 static void rig_down(struct rig *r)
@@ -367,7 +376,7 @@ static void test_feature_rules(void)
 	rig_up(&r, FEATURES);
 	struct virtio_device *d = &r.net->vdev;
 	CHECK_EQ(virtio_device_set_features(d, 1ull << VIRTIO_NET_F_MAC), -EINVAL);
-	CHECK_EQ(virtio_device_set_features(d, FEATURES | (1ull << VIRTIO_NET_F_GUEST_TSO4)), -EINVAL);
+	CHECK_EQ(virtio_device_set_features(d, FEATURES | (1ull << VIRTIO_NET_F_CTRL_VLAN)), -EINVAL);
 	CHECK_EQ(virtio_device_set_features(d, 1ull << VIRTIO_F_VERSION_1), 0);
 	rig_down(&r);
 }
@@ -529,6 +538,292 @@ static void test_rx_rate_limit_backpressure(void)
 	rig_down(&r);
 }
 
+/* --- offloads and mergeable RX buffers ------------------------------------ */
+
+#define F(bit) (1ull << (bit))
+#define OFFLOADS (F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM) | \
+		  F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_GUEST_TSO4))
+
+/* One's-complement sum of @len bytes (big-endian 16-bit words), unfolded. */
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t acc)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		acc += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		acc += (uint32_t)p[len - 1] << 8;
+	return acc;
+}
+
+static uint16_t fold(uint32_t acc)
+{
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)acc;
+}
+
+/* The TCP/IPv4 pseudo-header's sum for an L4 length of @l4_len. */
+static uint32_t pseudo4(const uint8_t *ip, size_t l4_len)
+{
+	return sum16(ip + 12, 8, 6u + (uint32_t)l4_len);
+}
+
+/* A TCP/IPv4 frame of @payload bytes in @f (Ethernet + 20 + 20 + payload),
+ * its TCP checksum field holding the pseudo-header's sum as Linux leaves
+ * it for NEEDS_CSUM. Returns the frame's length. */
+static size_t make_tcp4(uint8_t *f, size_t payload)
+{
+	size_t len = 14 + 20 + 20 + payload;
+	memset(f, 0, 54);
+	memcpy(f, "\x52\x54\x00\x00\x00\x02\x52\x54\x00\x01\x02\x03\x08\x00", 14);
+	uint8_t *ip = f + 14, *tcp = ip + 20;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((len - 14) >> 8);
+	ip[3] = (uint8_t)(len - 14);
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, "\x0a\x00\x00\x02\x0a\x00\x00\x01", 8);
+	uint16_t ipc = (uint16_t)~fold(sum16(ip, 20, 0));
+	ip[10] = (uint8_t)(ipc >> 8);
+	ip[11] = (uint8_t)ipc;
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x18;     /* PSH, ACK */
+	for (size_t i = 0; i < payload; i++)
+		tcp[20 + i] = (uint8_t)(i * 7);
+	uint16_t ph = fold(pseudo4(ip, 20 + payload));
+	tcp[16] = (uint8_t)(ph >> 8);
+	tcp[17] = (uint8_t)ph;
+	return len;
+}
+
+/* Does the TCP/IPv4 frame @f of @len bytes carry a correct TCP checksum? */
+static bool tcp4_csum_ok(const uint8_t *f, size_t len)
+{
+	const uint8_t *ip = f + 14;
+	size_t l4 = len - 34;
+	return fold(sum16(ip + 20, l4, pseudo4(ip, l4))) == 0xffff;
+}
+
+/* Send @f (@len bytes) behind @h as one TX chain. */
+static int send_frame(struct rig *r, uint64_t off, const struct virtio_net_hdr_v1 *h,
+		      const uint8_t *f, size_t len)
+{
+	uint64_t hdr = r->pool + off, data = hdr + NET_HDR_LEN;
+
+	vd_write(&r->mem, hdr, h, sizeof(*h));
+	vd_write(&r->mem, data, f, len);
+	struct vd_buf bufs[2] = { { hdr, NET_HDR_LEN, false }, { data, (uint32_t)len, false } };
+	int head = vd_add_chain(&r->txq, bufs, 2, false);
+	vd_publish(&r->txq);
+	r->net->vdev.ops->queue_notify(&r->net->vdev, NET_TX_QUEUE);
+	settle(r);
+	return head;
+}
+
+static const struct virtio_net_hdr_v1 tso4_hdr = {
+	.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+	.hdr_len = 9999,        /* a lie: the device computes its own */
+	.gso_size = 1000, .csum_start = 34, .csum_offset = 16,
+};
+
+static void test_tx_header_refused(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	uint8_t f[2048];
+	size_t n = make_tcp4(f, 100);
+
+	rig_up(&r, FEATURES | F(VIRTIO_NET_F_CSUM));
+	offer_rx(&r, 0, 4096);
+	/* An RX-only flag, a GSO type not acked, a checksum past the frame. */
+	struct virtio_net_hdr_v1 bad[3] = {
+		{ .flags = VIRTIO_NET_HDR_F_DATA_VALID },
+		tso4_hdr,
+		{ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = (uint16_t)n, .csum_offset = 0 },
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		send_frame(&r, 0x10000 + i * 0x1000, &bad[i], f, n);
+		CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
+	}
+	CHECK_EQ(r.net->counters.tx_hdr_invalid, 3);
+	CHECK_EQ(r.net->counters.tx_packets, 0);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	rig_down(&r);
+}
+
+/* Loopback hands a TSO frame back whole, its header checked both ways. */
+static void test_offload_passthrough(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	static uint8_t f[8192];
+	size_t n = make_tcp4(f, 3000);
+
+	rig_up(&r, FEATURES | OFFLOADS);
+	offer_rx(&r, 0, 8192);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(len, NET_HDR_LEN + n);
+	struct virtio_net_hdr_v1 h;
+	vd_read(&r.mem, r.pool, &h, sizeof(h));
+	CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	CHECK_EQ(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(h.gso_size, 1000);
+	CHECK_EQ(h.hdr_len, 54);
+	CHECK_EQ(h.num_buffers, 1);
+	rig_down(&r);
+
+	/* A guest that takes no TSO on RX gets no TSO frame. */
+	rig_up(&r, FEATURES | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4));
+	offer_rx(&r, 0, 8192);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	CHECK_EQ(r.net->counters.rx_hdr_refused, 1);
+	CHECK_EQ(r.net->counters.tx_packets, 1);
+	rig_down(&r);
+}
+
+/* A frame spreads over mergeable buffers; unused ones stay in the ring. */
+static void test_mergeable_rx(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	static uint8_t f[2048];
+	size_t n = make_tcp4(f, 1346);           /* 1400 bytes */
+	int heads[6];
+
+	rig_up(&r, FEATURES | F(VIRTIO_NET_F_MRG_RXBUF));
+	for (int i = 0; i < 6; i++)
+		heads[i] = offer_rx(&r, (uint64_t)i * 0x1000, 512);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	static const struct virtio_net_hdr_v1 plain;
+	send_frame(&r, 0x10000, &plain, f, n);
+	uint32_t want[3] = { 512, 512, NET_HDR_LEN + 1400 - 1024 };
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+		CHECK_EQ(id, heads[i]);
+		CHECK_EQ(len, want[i]);
+	}
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	struct virtio_net_hdr_v1 h;
+	vd_read(&r.mem, r.pool, &h, sizeof(h));
+	CHECK_EQ(h.num_buffers, 3);
+	CHECK(memcmp(vd_ptr(&r.mem, r.pool + NET_HDR_LEN, 500), f, 500) == 0);
+	CHECK(memcmp(vd_ptr(&r.mem, r.pool + 0x2000, 1400 - 1012), f + 1012, 1400 - 1012) == 0);
+	CHECK_EQ(r.net->counters.rx_merged_buffers, 2);
+	/* The next frame starts in the fourth buffer. */
+	send_frame(&r, 0x20000, &plain, f, 100);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(id, heads[3]);
+	rig_down(&r);
+}
+
+/* Too few buffers for the frame: it waits whole, then goes in full. */
+static void test_mergeable_rx_waits_for_buffers(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	static uint8_t f[8192];
+	size_t n = make_tcp4(f, 5000);
+
+	rig_up(&r, FEATURES | OFFLOADS | F(VIRTIO_NET_F_MRG_RXBUF));
+	for (int i = 0; i < 2; i++)
+		offer_rx(&r, (uint64_t)i * 0x1000, 2048);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	CHECK_EQ(r.net->counters.rx_waited_for_buffers, 1);
+	CHECK_EQ(r.net->counters.rx_packets, 0);
+	for (int i = 2; i < 4; i++)
+		offer_rx(&r, (uint64_t)i * 0x1000, 2048);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
+	settle(&r);
+	unsigned got = 0;
+	uint32_t total = 0;
+	while (vd_get_used(&r.rxq, &id, &len) == 1) {
+		got++;
+		total += len;
+	}
+	CHECK_EQ(got, 3);
+	CHECK_EQ(total, NET_HDR_LEN + n);
+	struct virtio_net_hdr_v1 h;
+	vd_read(&r.mem, r.pool, &h, sizeof(h));
+	CHECK_EQ(h.num_buffers, 3);
+	CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+	CHECK(memcmp(vd_ptr(&r.mem, r.pool + 0x1000, 2048), f + 2036, 2048) == 0);
+	CHECK_EQ(r.net->counters.rx_packets, 1);
+	CHECK_EQ(r.net->counters.rx_dropped_too_big, 0);
+	rig_down(&r);
+}
+
+/* A backend of plain frames records what it is sent. */
+struct plain_rec {
+	struct net_backend be;
+	unsigned n;
+	size_t len[64];
+	uint8_t frame[64][1600];
+};
+
+static int plain_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		      uint32_t token)
+{
+	struct plain_rec *p = container_of(be, struct plain_rec, be);
+	size_t len = iov_length(iov, iovcnt);
+
+	if (p->n == 64 || len > sizeof(p->frame[0]))
+		return -EMSGSIZE;
+	p->len[p->n] = iov_to_buf(iov, iovcnt, 0, p->frame[p->n], len);
+	p->n++;
+	return 0;
+}
+
+static ssize_t plain_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	return 0;
+}
+
+static void plain_destroy(struct net_backend *be)
+{
+	free(container_of(be, struct plain_rec, be));
+}
+
+static const struct net_backend_ops plain_ops = {
+	.name = "plain", .send = plain_send, .recv = plain_recv, .destroy = plain_destroy,
+};
+
+/* For a backend of plain frames kvmini segments TSO and completes checksums. */
+static void test_soft_offloads(void)
+{
+	struct rig r;
+	static uint8_t f[8192];
+	size_t n = make_tcp4(f, 3500);
+
+	struct plain_rec *p = calloc(1, sizeof(*p));
+	p->be = (struct net_backend){ .ops = &plain_ops, .rx_fd = -1 };
+	/* Through a rig on the plain backend. */
+	struct virtio_net_hdr_v1 csum_only = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+					       .csum_start = 34, .csum_offset = 16 };
+	rig_up_backend(&r, FEATURES | F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_HOST_TSO4), &p->be);
+	/* Offered: what kvmini finishes itself, nothing on RX, no UFO. */
+	uint64_t offered = r.net->vdev.ops->features(&r.net->vdev);
+	CHECK_EQ(offered & NET_SOFT_OFFLOADS, NET_SOFT_OFFLOADS);
+	CHECK_EQ(offered & (NET_GUEST_OFFLOADS | F(VIRTIO_NET_F_HOST_UFO)), 0);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(p->n, 4);                       /* 3500 bytes in 1000-byte segments */
+	for (unsigned i = 0; i < p->n; i++) {
+		CHECK_EQ(p->len[i], 54 + (i < 3 ? 1000u : 500u));
+		CHECK(tcp4_csum_ok(p->frame[i], p->len[i]));
+		CHECK(memcmp(p->frame[i] + 54, f + 54 + i * 1000, p->len[i] - 54) == 0);
+	}
+	CHECK_EQ(r.net->counters.tx_gso_segmented, 1);
+	size_t small = make_tcp4(f, 200);
+	send_frame(&r, 0x20000, &csum_only, f, small);
+	CHECK_EQ(p->n, 5);
+	CHECK(tcp4_csum_ok(p->frame[4], p->len[4]));
+	CHECK_EQ(r.net->counters.tx_csum_completed, 1);
+	CHECK_EQ(r.net->counters.tx_packets, 2);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_loopback_frame_roundtrip);
@@ -548,5 +843,10 @@ int main(void)
 	RUN_TEST(test_random_mac);
 	RUN_TEST(test_tx_rate_limit_holds_chains);
 	RUN_TEST(test_rx_rate_limit_backpressure);
+	RUN_TEST(test_tx_header_refused);
+	RUN_TEST(test_offload_passthrough);
+	RUN_TEST(test_mergeable_rx);
+	RUN_TEST(test_mergeable_rx_waits_for_buffers);
+	RUN_TEST(test_soft_offloads);
 	return CHECK_DONE();
 }
