@@ -39,7 +39,7 @@
 #include "core/errbuf.h"
 
 #define STATE_MAGIC "KVMINIST"
-#define STATE_FORMAT_VERSION 2u
+#define STATE_FORMAT_VERSION 3u
 #define STATE_HEADER_SIZE 32u
 /* A state file is small; anything larger is not one of ours. */
 #define STATE_MAX_PAYLOAD (64u << 20)

@@ -28,7 +28,9 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net head
 
 #define NET_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) | \
 		      (1ull << VIRTIO_NET_F_MTU) | (1ull << VIRTIO_NET_F_STATUS) | \
-		      (1ull << VIRTIO_NET_F_MRG_RXBUF) | \
+		      (1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_NET_F_CTRL_VQ) | \
+		      (1ull << VIRTIO_NET_F_CTRL_RX) | (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR) | \
+		      (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE) | \
 		      (1ull << VIRTIO_RING_F_EVENT_IDX) | (1ull << VIRTIO_RING_F_INDIRECT_DESC))
 /* RX offloads that make frames larger than the MTU. */
 #define NET_GUEST_GSO (NET_F(VIRTIO_NET_F_GUEST_TSO4) | NET_F(VIRTIO_NET_F_GUEST_TSO6) | \
@@ -54,27 +56,42 @@ static uint64_t net_offered_offloads(const struct net_backend *be)
 	return net_backend_has_vnet_hdr(be) ? be->offloads : NET_SOFT_OFFLOADS;
 }
 
+/* RX offloads the driver may switch through the control queue. */
+static uint64_t with_ctrl_offloads(uint64_t offloads)
+{
+	return offloads & NET_GUEST_OFFLOADS ? offloads | NET_F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS)
+					     : offloads;
+}
+
 static uint64_t net_features(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
 	if (net->opts.offloads_off)
 		return NET_FEATURES;
-	return NET_FEATURES | net_offered_offloads(net->backend);
+	return NET_FEATURES | with_ctrl_offloads(net_offered_offloads(net->backend));
 }
 
-/* The backend learns which offloaded frames the guest takes on RX. */
+/* The backend learns which offloaded frames the guest takes on RX: those
+ * it acked, or those it had set through the control queue before a
+ * snapshot. The control queue exists only when acked. */
 static int net_set_features(struct virtio_device *vdev, uint64_t features)
 {
-	struct net_backend *be = to_net(vdev)->backend;
+	struct net_device *net = to_net(vdev);
+	struct net_backend *be = net->backend;
+	uint64_t guest = features & NET_GUEST_OFFLOADS;
 
+	if (net->ctrl_restored)
+		guest &= net->ctrl.guest_offloads;
+	net->ctrl_restored = false;
+	net->ctrl.guest_offloads = guest;
+	vdev->num_queues = features & NET_F(VIRTIO_NET_F_CTRL_VQ) ? NET_MAX_QUEUES : NET_NUM_QUEUES;
 	if (!be->ops->set_offloads)
 		return 0;
-	int r = be->ops->set_offloads(be, features & be->offloads & NET_GUEST_OFFLOADS);
+	int r = be->ops->set_offloads(be, guest & be->offloads);
 	if (r < 0)
 		log_warn("virtio-net: %s backend refused the guest's offloads 0x%llx: %s",
-			 be->ops->name, (unsigned long long)(features & NET_GUEST_OFFLOADS),
-			 strerror(-r));
+			 be->ops->name, (unsigned long long)guest, strerror(-r));
 	return r;
 }
 
@@ -82,7 +99,7 @@ static void net_config_read(struct virtio_device *vdev, void *buf)
 {
 	struct net_device *net = to_net(vdev);
 	struct virtio_net_config cfg = {
-		.status = VIRTIO_NET_S_LINK_UP,
+		.status = VIRTIO_NET_S_LINK_UP | (net->ctrl.announce ? VIRTIO_NET_S_ANNOUNCE : 0),
 		.max_virtqueue_pairs = 1,
 		.mtu = net->opts.mtu,
 		.speed = UINT32_MAX,    /* unknown (spec 5.1.4) */
@@ -387,10 +404,17 @@ static bool rx_mergeable(const struct net_device *net)
 	return virtio_device_has(&net->vdev, VIRTIO_NET_F_MRG_RXBUF);
 }
 
-/* Header and frame the backend may deliver with what the guest acked. */
+/* What RX frames may use: the features acked, with the RX offloads the
+ * driver has in force (the control queue may have turned some off). */
+static uint64_t rx_features(const struct net_device *net)
+{
+	return (net->vdev.features & ~NET_GUEST_OFFLOADS) | net->ctrl.guest_offloads;
+}
+
+/* Header and frame the backend may deliver with what the guest takes. */
 static size_t rx_room_needed(const struct net_device *net)
 {
-	if (net->vdev.features & NET_GUEST_GSO)
+	if (rx_features(net) & NET_GUEST_GSO)
 		return NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX;
 	unsigned mtu = MAX(net->opts.mtu, net->backend->host_mtu);
 
@@ -520,8 +544,13 @@ static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
 		return len;
 	if (!vnet)
 		return len + NET_HDR_LEN;
+	uint64_t features = rx_features(net);
+	/* A tap says DATA_VALID whatever was negotiated: meaningless to a
+	 * guest that did not take GUEST_CSUM, so cleared rather than refused. */
+	if (!(features & NET_F(VIRTIO_NET_F_GUEST_CSUM)))
+		qp->rx_hdr.flags &= (uint8_t)~VIRTIO_NET_HDR_F_DATA_VALID;
 	if ((size_t)len < NET_HDR_LEN ||
-	    !net_rx_hdr_allowed(&qp->rx_hdr, net->vdev.features, (size_t)len - NET_HDR_LEN)) {
+	    !net_rx_hdr_allowed(&qp->rx_hdr, features, (size_t)len - NET_HDR_LEN)) {
 		net->counters.rx_hdr_refused++;
 		return -EPROTO;
 	}
@@ -783,6 +812,18 @@ static void pair_forget(struct net_queue_pair *qp)
 	qp->rx_wanted = false;
 }
 
+/* What the driver set through the control queue, back to its defaults
+ * (the buffers stay). */
+static void ctrl_forget(struct net_device *net)
+{
+	struct net_ctrl *c = &net->ctrl;
+
+	c->guest_offloads = 0;
+	c->promisc = c->allmulti = c->announce = false;
+	c->mac_table_entries = 0;
+	c->vq_pairs = 1;
+}
+
 static int net_activate(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
@@ -794,6 +835,8 @@ static int net_activate(struct virtio_device *vdev)
 		rx_buffers_added(qp);
 		tx_drain(qp);
 	}
+	if (vdev->num_queues > NET_CTRL_QUEUE)
+		net_ctrl_drain(net);
 	return 0;
 }
 
@@ -812,6 +855,10 @@ static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct net_device *net = to_net(vdev);
 
+	if (q == NET_CTRL_QUEUE && q < vdev->num_queues) {
+		net_ctrl_drain(net);
+		return;
+	}
 	if (q / 2 >= net->npairs)
 		return;
 	if (q % 2 == 0)
@@ -838,6 +885,8 @@ static void net_reset(struct virtio_device *vdev)
 			net->counters.rx_dropped_no_buffer++;
 		pair_forget(qp);
 	}
+	event_loop_cancel(net->vdev.loop, &net->ctrl.more);
+	ctrl_forget(net);
 }
 
 /* The VM pauses: frames wait in the backend (its fd unwatched), kicks in
@@ -860,6 +909,12 @@ static void net_resume(struct virtio_device *vdev)
 	for (unsigned i = 0; vdev->active && i < net->npairs; i++) {
 		rx_buffers_added(&net->pairs[i]);
 		tx_drain(&net->pairs[i]);
+	}
+	if (vdev->active && vdev->num_queues > NET_CTRL_QUEUE)
+		net_ctrl_drain(net);
+	if (net->announce_on_resume) {
+		net->announce_on_resume = false;
+		net_device_announce(net);
 	}
 }
 
@@ -1004,9 +1059,17 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 	net->vdev.ops = &net_ops;
 	net->vdev.loop = loop;
 	net->vdev.vqs = net->vqs;
-	net->vdev.num_queues = NET_NUM_QUEUES;
-	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
+	/* The control queue counts only once negotiated (net_set_features). */
+	net->vdev.num_queues = net->vdev.max_queues = NET_MAX_QUEUES;
+	for (unsigned q = 0; q < NET_MAX_QUEUES; q++)
 		vq_reset(&net->vqs[q]);
+	ctrl_forget(net);
+	net->ctrl.chain = malloc(sizeof(*net->ctrl.chain));
+	net->ctrl.buf = malloc(2 + NET_CTRL_DATA_MAX);
+	if (!net->ctrl.chain || !net->ctrl.buf) {
+		net_device_destroy(net);
+		return -ENOMEM;
+	}
 	net_backend_attach(backend, &backend_events, net);
 	int r = rate_limiter_init(&net->tx_limiter, loop, NULL, on_tx_limiter_wake);
 	if (r == 0)
@@ -1022,6 +1085,12 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 
 void net_device_destroy(struct net_device *net)
 {
+	if (net->vdev.loop)
+		event_loop_cancel(net->vdev.loop, &net->ctrl.more);
+	free(net->ctrl.chain);
+	free(net->ctrl.buf);
+	net->ctrl.chain = NULL;
+	net->ctrl.buf = NULL;
 	for (unsigned i = 0; i < net->npairs; i++)
 		pair_destroy(&net->pairs[i]);
 	net->npairs = 0;

@@ -20,6 +20,11 @@
 #define NET_RX_QUEUE 0                /* the first pair's queues */
 #define NET_TX_QUEUE 1
 #define NET_NUM_QUEUES (2 * NET_MAX_QUEUE_PAIRS)
+/* The control queue follows the pairs (VIRTIO_NET_F_CTRL_VQ). */
+#define NET_CTRL_QUEUE NET_NUM_QUEUES
+#define NET_MAX_QUEUES (NET_NUM_QUEUES + 1)
+/* The longest control command's data (a MAC table of about 700 entries). */
+#define NET_CTRL_DATA_MAX 4096u
 
 /* Largest frame accepted from the guest after the header (ktstr's cap:
  * 64 KiB of IP datagram plus Ethernet and VLAN headers). */
@@ -66,6 +71,9 @@
 	X(rx_hdr_refused,         "frames dropped: the backend's header asks for an offload the guest did not take") \
 	X(rx_merged_buffers,      "RX buffers beyond the first that frames spread over (MRG_RXBUF)") \
 	X(rx_waited_for_buffers,  "frames that waited in the spill buffer for the guest to give more RX buffers") \
+	X(tx_ctrl_ok,             "control queue commands answered VIRTIO_NET_OK") \
+	X(tx_ctrl_refused,        "control queue commands answered VIRTIO_NET_ERR (malformed, unknown, not negotiated, refused) or unanswerable") \
+	X(rx_announce_requested,  "announcements asked of the guest (VIRTIO_NET_S_ANNOUNCE, after a restore)") \
 	X(rx_interrupts,          "RX interrupts sent") \
 	X(tx_interrupts,          "TX interrupts sent") \
 	X(tx_rate_limited,        "times the TX rate limiter stopped the TX queue") \
@@ -130,9 +138,23 @@ struct net_queue_pair {
 	size_t rx_spill_len;             /* the waiting frame's length, header included; 0: none */
 };
 
+/* What the driver set through the control queue (net_ctrl.c). */
+struct net_ctrl {
+	/* The GUEST_* offloads in force: those acked, until the driver sets
+	 * others (GUEST_OFFLOADS_SET); RX headers are checked against them. */
+	uint64_t guest_offloads;
+	bool promisc, allmulti;          /* RX mode asked for (nothing is filtered) */
+	unsigned mac_table_entries;      /* the last MAC table's entries, both tables */
+	bool announce;                   /* VIRTIO_NET_S_ANNOUNCE raised, not yet acked */
+	uint16_t vq_pairs;               /* queue pairs in use (MQ) */
+	struct vq_chain *chain;          /* the command being answered */
+	uint8_t *buf;                    /* its header and data (2 + NET_CTRL_DATA_MAX) */
+	struct event_deferred more;      /* the drain used its budget */
+};
+
 struct net_device {
 	struct virtio_device vdev;
-	struct virtqueue vqs[NET_NUM_QUEUES];
+	struct virtqueue vqs[NET_MAX_QUEUES];
 	struct net_queue_pair pairs[NET_MAX_QUEUE_PAIRS];
 	unsigned npairs;
 	struct net_backend *backend;
@@ -149,6 +171,14 @@ struct net_device {
 	 * guest's interface keeps the MAC its driver read at probe either
 	 * way: only config space reads see the new one. */
 	bool keep_configured_mac;
+	struct net_ctrl ctrl;
+	/* ctrl was loaded from a snapshot: the features about to be set keep
+	 * its RX offloads rather than all those acked. */
+	bool ctrl_restored;
+	/* A restored device asks the guest to announce itself (gratuitous
+	 * ARP, unsolicited NA: its MAC may now sit behind another port) once
+	 * it runs again. */
+	bool announce_on_resume;
 };
 
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
@@ -156,6 +186,13 @@ int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 void net_device_destroy(struct net_device *net);
 void net_device_visit_counters(const struct net_device *net, const struct counter_sink *sink);
 void net_device_dump_counters(const struct net_device *net, FILE *out);
+
+/* The control queue (net_ctrl.c): answer what the driver queued, and
+ * continue after the budget (deferred work). */
+void net_ctrl_drain(struct net_device *net);
+void net_ctrl_more(struct event_deferred *d);
+/* Ask the guest to announce itself, when it negotiated GUEST_ANNOUNCE. */
+void net_device_announce(struct net_device *net);
 
 /* Change a direction's limits while running (NET_RX_QUEUE or NET_TX_QUEUE);
  * 0 or -EINVAL. Traffic held back by the old limits resumes at once. */

@@ -7,6 +7,7 @@
 
 #include "core/compiler.h"
 #include "net/net_device.h"
+#include "net/offload.h"
 
 #define VNET_TAG "VNET"
 #define NET_COUNTER_COUNT (sizeof(struct net_counters) / sizeof(uint64_t))
@@ -29,6 +30,7 @@ struct net_state {
 	uint16_t mtu;
 	struct net_counters counters;
 	struct limiter_state tx, rx;
+	struct net_ctrl ctrl;            /* the driver's settings only, no buffers */
 };
 
 static struct net_device *to_net(struct virtio_device *vdev)
@@ -58,6 +60,17 @@ static void save_limiter(const struct rate_limiter *rl, struct state_writer *w)
 	save_bucket(&rl->ops, now, w);
 }
 
+/* What the driver set through the control queue. */
+static void save_ctrl(const struct net_ctrl *c, struct state_writer *w)
+{
+	state_put_u64(w, c->guest_offloads);
+	state_put_u8(w, c->promisc);
+	state_put_u8(w, c->allmulti);
+	state_put_u32(w, c->mac_table_entries);
+	state_put_u8(w, c->announce);
+	state_put_u16(w, c->vq_pairs);
+}
+
 int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb)
 {
 	struct net_device *net = to_net(vdev);
@@ -71,6 +84,7 @@ int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct er
 		state_put_u64(w, c[i]);
 	save_limiter(&net->tx_limiter, w);
 	save_limiter(&net->rx_limiter, w);
+	save_ctrl(&net->ctrl, w);
 	state_end(w);
 	return 0;
 }
@@ -123,7 +137,26 @@ static bool read_limiter(struct state_reader *sec, const char *dir, struct limit
 	return check_bucket(sec, what, &l->ops);
 }
 
-static bool parse_body(struct state_reader *sec, struct net_state *s)
+static bool read_ctrl(struct state_reader *sec, struct net_ctrl *c, unsigned npairs)
+{
+	c->guest_offloads = state_get_u64(sec);
+	c->promisc = state_get_u8(sec);
+	c->allmulti = state_get_u8(sec);
+	c->mac_table_entries = state_get_u32(sec);
+	c->announce = state_get_u8(sec);
+	c->vq_pairs = state_get_u16(sec);
+	if (sec->failed)
+		return false;
+	if (c->guest_offloads & ~NET_GUEST_OFFLOADS)
+		return state_fail(sec, "RX offloads 0x%llx beyond the guest offload bits",
+				  (unsigned long long)c->guest_offloads);
+	if (c->vq_pairs < 1 || c->vq_pairs > npairs)
+		return state_fail(sec, "%u queue pairs in use, this device has %u", c->vq_pairs,
+				  npairs);
+	return true;
+}
+
+static bool parse_body(struct state_reader *sec, struct net_state *s, unsigned npairs)
 {
 	state_get_bytes(sec, s->mac, sizeof(s->mac));
 	s->mtu = state_get_u16(sec);
@@ -133,7 +166,8 @@ static bool parse_body(struct state_reader *sec, struct net_state *s)
 	uint64_t *c = (uint64_t *)&s->counters;
 	for (size_t i = 0; i < NET_COUNTER_COUNT; i++)
 		c[i] = state_get_u64(sec);
-	return read_limiter(sec, "tx", &s->tx) && read_limiter(sec, "rx", &s->rx);
+	return read_limiter(sec, "tx", &s->tx) && read_limiter(sec, "rx", &s->rx) &&
+	       read_ctrl(sec, &s->ctrl, npairs);
 }
 
 /* --- applying ---------------------------------------------------------------------- */
@@ -166,7 +200,7 @@ bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
 	memset(&s, 0, sizeof(s));
 	if (!state_section(r, VNET_TAG, &sec))
 		return false;
-	parse_body(&sec, &s);
+	parse_body(&sec, &s, net->npairs);
 	if (!state_section_done(r, &sec))
 		return false;
 	if (!net->keep_configured_mac)
@@ -175,5 +209,14 @@ bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
 	net->counters = s.counters;
 	apply_limiter(&net->tx_limiter, &s.tx);
 	apply_limiter(&net->rx_limiter, &s.rx);
+	net->ctrl.guest_offloads = s.ctrl.guest_offloads;
+	net->ctrl.promisc = s.ctrl.promisc;
+	net->ctrl.allmulti = s.ctrl.allmulti;
+	net->ctrl.mac_table_entries = s.ctrl.mac_table_entries;
+	net->ctrl.announce = s.ctrl.announce;
+	net->ctrl.vq_pairs = s.ctrl.vq_pairs;
+	net->ctrl_restored = true;
+	/* Its MAC may now be reached through another port: say so. */
+	net->announce_on_resume = true;
 	return true;
 }

@@ -143,8 +143,13 @@ void virtio_device_mark_broken(struct virtio_device *dev, unsigned q)
 	log_warn("%s: queue %u poisoned (%s); device needs reset", dev->ops->name, q,
 		 vq ? vq_poison_str(vq->faults.poisoned) : "?");
 	dev->needs_reset = true;
-	dev->config_generation++;
 	/* Spec 2.1.2: NEEDS_RESET is announced with a config change interrupt. */
+	virtio_device_config_changed(dev);
+}
+
+void virtio_device_config_changed(struct virtio_device *dev)
+{
+	dev->config_generation++;
 	if (dev->transport)
 		dev->transport->ops->signal_config(dev->transport);
 }

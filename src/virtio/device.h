@@ -156,6 +156,10 @@ void virtio_device_resume(struct virtio_device *dev);
 /* A queue was found poisoned: set NEEDS_RESET and tell the driver (once). */
 void virtio_device_mark_broken(struct virtio_device *dev, unsigned q);
 
+/* The device changed its config space: a new generation, and the config
+ * change interrupt. */
+void virtio_device_config_changed(struct virtio_device *dev);
+
 /* Publish queue @q's used entries and interrupt the driver if it asked.
  * Returns true when an interrupt was sent. */
 bool virtio_device_publish(struct virtio_device *dev, unsigned q);

@@ -594,7 +594,7 @@ def st_vcpu(index=0):
 
 def st_file(payload):
     """Header (src/core/state_io.h) and payload."""
-    head = b"KVMINIST" + u32(2) + u32(32) + u64(len(payload)) + u32(zlib.crc32(payload))
+    head = b"KVMINIST" + u32(3) + u32(32) + u64(len(payload)) + u32(zlib.crc32(payload))
     return head + u32(zlib.crc32(head)) + payload
 
 
@@ -690,7 +690,7 @@ def seeds_fs_state():
 
 DS_MEM = 0x40000000
 NET_OFFERED = (1 << 32) | (1 << 5) | (1 << 3) | (1 << 16) | (1 << 29) | (1 << 28)
-NET_COUNTERS = 18
+NET_COUNTERS = 27
 
 
 def section(tag, body):
@@ -726,6 +726,9 @@ def ds_vnet(limited=False):
     bucket = u64(3000) + u64(0) + u64(100) + u64(1000) + u64(0) + u64(5000000)
     for _ in range(2):
         body += (bucket if limited else u64(0) * 6) + u64(0) * 6
+    # the control queue's settings: RX offloads, promisc, allmulti, MAC
+    # table entries, announce, queue pairs in use
+    body += u64(0) + u8(0) + u8(0) + u32(0) + u8(0) + u16(1)
     return section(b"VNET", body)
 
 
@@ -808,6 +811,23 @@ def off_seed(flags, gso_type, gso_size, proto, cut=0, appended=0, hdr_len=0, **k
     return vnet_hdr(flags, gso_type, hdr_len, gso_size, l4, coff) + u8(cut) + u16(appended) + f
 
 
+def ctrl_cmd(cls, cmd, data, shape=0):
+    """One fuzz_net_ctrl command: shape, length (data + 2), class, command, data."""
+    return u8(shape) + u16(len(data) + 2) + u8(cls) + u8(cmd) + data + u8(0)
+
+
+def seeds_net_ctrl():
+    mac = bytes([0x52, 0x54, 0, 9, 8, 7])
+    tables = u32(1) + mac + u32(1) + bytes([0x33, 0x33, 0, 0, 0, 1])
+    return {
+        "rx-modes": u8(0x3f) + ctrl_cmd(0, 0, u8(1)) + ctrl_cmd(0, 1, u8(0), shape=1),
+        "mac-table": u8(0x3f) + ctrl_cmd(1, 0, tables) + ctrl_cmd(1, 1, mac),
+        "offloads": u8(0x3f) + ctrl_cmd(5, 0, u64(1 << 1)) + ctrl_cmd(5, 0, u64(0)),
+        "announce": u8(0x3f) + ctrl_cmd(3, 0, b"") + ctrl_cmd(4, 0, u16(1)),
+        "no-answer": u8(0x01) + ctrl_cmd(0, 0, u8(1), shape=2),
+    }
+
+
 def seeds_offload():
     text = b"kvmini offload seed " * 8
     nc = VNET_NEEDS_CSUM
@@ -838,6 +858,7 @@ GENERATORS = {
     "fuzz_fuse": seeds_fuse,
     "fuzz_mmio": seeds_mmio,
     "fuzz_offload": seeds_offload,
+    "fuzz_net_ctrl": seeds_net_ctrl,
     "fuzz_ports": seeds_ports,
     "fuzz_state": seeds_state,
     "fuzz_vhost_user": seeds_vhost_user,

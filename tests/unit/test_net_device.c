@@ -21,7 +21,7 @@
 struct rig {
 	struct event_loop loop;
 	struct vd_mem mem;
-	struct vd_queue rxq, txq;
+	struct vd_queue rxq, txq, cq;
 	struct net_device *net;
 	struct net_backend *be;
 	struct count_transport tr;
@@ -43,6 +43,7 @@ static void rig_up_backend(struct rig *r, uint64_t features, struct net_backend 
 	CHECK_EQ(vd_mem_init(&r->mem, 0x100000, 8 << 20, 0), 0);
 	CHECK_EQ(vd_queue_init(&r->rxq, &r->mem, &qo), 0);
 	CHECK_EQ(vd_queue_init(&r->txq, &r->mem, &qo), 0);
+	CHECK_EQ(vd_queue_init(&r->cq, &r->mem, &qo), 0);
 	if (be)
 		be->loop = &r->loop;
 	r->be = be ? be : net_loopback_create(&r->loop, NULL, &eb);
@@ -54,6 +55,8 @@ static void rig_up_backend(struct rig *r, uint64_t features, struct net_backend 
 	CHECK_EQ(virtio_device_set_features(&r->net->vdev, features), 0);
 	vd_queue_to_vq(&r->rxq, &r->net->vqs[NET_RX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
 	vd_queue_to_vq(&r->txq, &r->net->vqs[NET_TX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	if (features & (1ull << VIRTIO_NET_F_CTRL_VQ))
+		vd_queue_to_vq(&r->cq, &r->net->vqs[NET_CTRL_QUEUE], false);
 	CHECK_EQ(virtio_device_activate(&r->net->vdev), 0);
 	r->pool = vd_alloc(&r->mem, 4 << 20, 4096);
 	CHECK(r->pool != VD_NO_GPA);
@@ -72,6 +75,7 @@ static void rig_down(struct rig *r)
 	r->be->ops->destroy(r->be);
 	vd_queue_destroy(&r->rxq);
 	vd_queue_destroy(&r->txq);
+	vd_queue_destroy(&r->cq);
 	vd_mem_destroy(&r->mem);
 	event_loop_destroy(&r->loop);
 }
@@ -824,6 +828,134 @@ static void test_soft_offloads(void)
 	rig_down(&r);
 }
 
+/* --- the control queue ------------------------------------------------------ */
+
+#define CTRL (F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_CTRL_RX) | F(VIRTIO_NET_F_CTRL_MAC_ADDR) | \
+	      F(VIRTIO_NET_F_GUEST_ANNOUNCE) | F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS))
+
+/* Send one command (class, command, @len bytes of data); the device's
+ * answer, or -1 when it completed the chain unanswered. */
+static int ctrl_cmd(struct rig *r, uint8_t cls, uint8_t cmd, const void *data, uint32_t len)
+{
+	uint64_t out = r->pool + 0x300000, ack = out + 0x2000;
+	uint8_t hdr[2] = { cls, cmd };
+	uint32_t id, used;
+
+	vd_write(&r->mem, out, hdr, 2);
+	vd_write(&r->mem, out + 2, data, len);
+	vd_fill(&r->mem, ack, 0xee, 1);
+	struct vd_buf bufs[2] = { { out, 2 + len, false }, { ack, 1, true } };
+	vd_add_chain(&r->cq, bufs, 2, false);
+	vd_publish(&r->cq);
+	r->net->vdev.ops->queue_notify(&r->net->vdev, NET_CTRL_QUEUE);
+	CHECK_EQ(vd_get_used(&r->cq, &id, &used), 1);
+	if (used != 1)
+		return -1;
+	uint8_t a;
+	vd_read(&r->mem, ack, &a, 1);
+	return a;
+}
+
+static void test_ctrl_rx_mode_and_mac(void)
+{
+	struct rig r;
+	uint8_t on = 1;
+	uint8_t mac[6] = { 0x52, 0x54, 0, 9, 8, 7 }, mcast[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+	/* Two unicast entries, then one multicast. */
+	uint8_t tables[4 + 12 + 4 + 6] = { 2 };
+
+	rig_up(&r, FEATURES | CTRL);
+	CHECK_EQ(r.net->vdev.num_queues, NET_MAX_QUEUES);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_OK);
+	CHECK(r.net->ctrl.promisc);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_OK);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOBCAST, &on, 1), VIRTIO_NET_ERR);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, mac, 2), VIRTIO_NET_ERR);
+	tables[16] = 1;
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tables,
+			  sizeof(tables)), VIRTIO_NET_OK);
+	CHECK_EQ(r.net->ctrl.mac_table_entries, 3);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, tables,
+			  sizeof(tables) - 1), VIRTIO_NET_ERR);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 6), VIRTIO_NET_OK);
+	struct virtio_net_config cfg;
+	r.net->vdev.ops->config_read(&r.net->vdev, &cfg);
+	CHECK(memcmp(cfg.mac, mac, 6) == 0);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mcast, 6),
+		 VIRTIO_NET_ERR);
+	uint8_t two[2] = { 1, 0 };
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_VLAN, 0, two, 2), VIRTIO_NET_ERR);
+	CHECK_EQ(ctrl_cmd(&r, 99, 0, NULL, 0), VIRTIO_NET_ERR);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, two, 2),
+		 VIRTIO_NET_ERR);                       /* MQ not negotiated */
+	/* No byte to answer in: completed unanswered, counted. */
+	struct vd_buf only_out = { r.pool + 0x300000, 3, false };
+	vd_add_chain(&r.cq, &only_out, 1, false);
+	vd_publish(&r.cq);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_CTRL_QUEUE);
+	uint32_t id, len;
+	CHECK_EQ(vd_get_used(&r.cq, &id, &len), 1);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(r.net->counters.tx_ctrl_ok, 4);
+	CHECK_EQ(r.net->counters.tx_ctrl_refused, 8);
+	rig_down(&r);
+
+	/* Without CTRL_RX the RX mode commands are refused. */
+	rig_up(&r, FEATURES | F(VIRTIO_NET_F_CTRL_VQ));
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_ERR);
+	rig_down(&r);
+	/* Without CTRL_VQ there is no control queue. */
+	rig_up(&r, FEATURES);
+	CHECK_EQ(r.net->vdev.num_queues, NET_NUM_QUEUES);
+	rig_down(&r);
+}
+
+/* ethtool -K: the guest turns RX TSO off, and TSO frames stop reaching it. */
+static void test_ctrl_guest_offloads(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	static uint8_t f[8192];
+	size_t n = make_tcp4(f, 3000);
+	uint64_t csum_only = F(VIRTIO_NET_F_GUEST_CSUM), too_much = F(VIRTIO_NET_F_GUEST_UFO);
+
+	rig_up(&r, FEATURES | OFFLOADS | CTRL);
+	CHECK_EQ(r.net->ctrl.guest_offloads, F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4));
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET,
+			  &too_much, 8), VIRTIO_NET_ERR);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET,
+			  &csum_only, 8), VIRTIO_NET_OK);
+	CHECK_EQ(r.net->ctrl.guest_offloads, csum_only);
+	offer_rx(&r, 0, 8192);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
+	CHECK_EQ(r.net->counters.rx_hdr_refused, 1);
+	rig_down(&r);
+}
+
+static void test_ctrl_announce(void)
+{
+	struct rig r;
+	struct virtio_net_config cfg;
+
+	rig_up(&r, FEATURES | CTRL);
+	net_device_announce(r.net);
+	r.net->vdev.ops->config_read(&r.net->vdev, &cfg);
+	CHECK_EQ(cfg.status, VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
+	CHECK_EQ(r.tr.config, 1);
+	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_ANNOUNCE, VIRTIO_NET_CTRL_ANNOUNCE_ACK, NULL, 0),
+		 VIRTIO_NET_OK);
+	r.net->vdev.ops->config_read(&r.net->vdev, &cfg);
+	CHECK_EQ(cfg.status, VIRTIO_NET_S_LINK_UP);
+	CHECK_EQ(r.net->counters.rx_announce_requested, 1);
+	rig_down(&r);
+	/* A guest that did not take GUEST_ANNOUNCE is not asked. */
+	rig_up(&r, FEATURES | F(VIRTIO_NET_F_CTRL_VQ));
+	net_device_announce(r.net);
+	CHECK_EQ(r.net->counters.rx_announce_requested, 0);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_loopback_frame_roundtrip);
@@ -848,5 +980,8 @@ int main(void)
 	RUN_TEST(test_mergeable_rx);
 	RUN_TEST(test_mergeable_rx_waits_for_buffers);
 	RUN_TEST(test_soft_offloads);
+	RUN_TEST(test_ctrl_rx_mode_and_mac);
+	RUN_TEST(test_ctrl_guest_offloads);
+	RUN_TEST(test_ctrl_announce);
 	return CHECK_DONE();
 }
