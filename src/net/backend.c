@@ -30,6 +30,7 @@ struct backend_kind {
 
 static const struct backend_kind kinds[] = {
 	{ "tap", ARG_REQUIRED, "tap:NAME", net_tap_create },
+	{ "tap-fd", ARG_REQUIRED, "tap-fd:N", net_tap_fd_create },
 	{ "user", ARG_OPTIONAL, "user[:OPTIONS]", net_slirp_create },
 	{ "stream", ARG_REQUIRED, "stream:PATH", net_stream_create },
 	{ "loopback", ARG_NONE, "loopback", net_loopback_create },
@@ -62,8 +63,8 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
 {
 	if (!spec || !*spec) {
 		errbuf_set(eb,
-			   "no network backend given: expected tap:NAME, user[:OPTIONS], "
-			   "stream:PATH or loopback");
+			   "no network backend given: expected tap:NAME, tap-fd:N, "
+			   "user[:OPTIONS], stream:PATH or loopback");
 		return NULL;
 	}
 	const char *colon = strchr(spec, ':');
@@ -71,8 +72,8 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
 	const struct backend_kind *k = find_kind(spec, kind_len);
 	if (!k) {
 		errbuf_set(eb,
-			   "unknown network backend \"%.*s\": expected tap:NAME, user[:OPTIONS], "
-			   "stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
+			   "unknown network backend \"%.*s\": expected tap:NAME, tap-fd:N, "
+			   "user[:OPTIONS], stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
 		return NULL;
 	}
 	const char *arg = colon ? colon + 1 : NULL;

@@ -162,6 +162,8 @@ static inline void net_backend_tx_done(struct net_backend *be, uint32_t token)
 struct net_backend *net_loopback_create(struct event_loop *loop, const char *arg,
 					struct errbuf *eb);
 struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
+struct net_backend *net_tap_fd_create(struct event_loop *loop, const char *arg,
+				      struct errbuf *eb);
 struct net_backend *net_stream_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
 struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
 

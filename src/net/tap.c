@@ -1,9 +1,33 @@
 /*
- * Tap backend, "tap:NAME": an fd backend over /dev/net/tun. Frames cross
- * the tap with a 12-byte virtio_net_hdr_v1 in front (IFF_VNET_HDR), so that
- * offloads can be switched on later without changing the data path; for now
- * no offload is set (TUNSETOFFLOAD 0) and the header is always zero on TX
- * and ignored on RX.
+ * Tap backend: an fd backend over a tun/tap device in tap mode (Ethernet
+ * frames), in two spellings:
+ *
+ *   tap:NAME     kvmini opens /dev/net/tun and attaches to (or creates) the
+ *                tap NAME, with IFF_VNET_HDR;
+ *   tap-fd:N     a tap someone else opened (a jailer, an orchestrator,
+ *                cloud-hypervisor's fd=) and left to kvmini as descriptor N.
+ *                TUNGETIFF says what it is: a tap (IFF_TAP, IFF_NO_PI, an
+ *                attached queue), with or without IFF_VNET_HDR; its name
+ *                comes from there (tap_fd_iff: IFF_NO_PI's bit is also
+ *                IFF_NOFILTER in that answer). kvmini
+ *                sets O_NONBLOCK and FD_CLOEXEC on it and owns it from then
+ *                on (a refused descriptor is left open). N,N,... names the
+ *                queues of a multiqueue tap, one per queue pair: the device
+ *                has one queue pair, so one descriptor is taken for now.
+ *
+ * With IFF_VNET_HDR (always for tap:NAME) every frame crosses the tap with
+ * the 12-byte virtio_net_hdr_v1 in front (TUNSETVNETHDRSZ 12, little-endian)
+ * and the header is the device's, in-band (backend.h): send() writes the
+ * iovecs as given, the checked header first, so the kernel completes the
+ * checksums and segments the GSO frames the guest asked it to; recv() reads
+ * header and frame into the guest's buffer as they come and returns both
+ * lengths. be.offloads says what the tap takes: every host offload (TSO,
+ * ECN and UFO since long; USO where the kernel takes GSO_UDP_L4, Linux 6.2
+ * on) and the guest offloads TUNSETOFFLOAD accepts, probed at open. The tap
+ * opens with TUNSETOFFLOAD 0, so the kernel hands over only complete,
+ * checksummed frames until the device calls set_offloads with what the
+ * guest acked. A tap-fd without IFF_VNET_HDR carries plain frames:
+ * offloads 0, and the device finishes checksums and segments for it.
  *
  * The tap is attached, never configured: bringing the link up and giving it
  * addresses and its MTU is the operator's job (ip link / ip addr); its MTU is
@@ -12,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/filter.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
@@ -26,16 +51,30 @@
 #include "core/guest_mem.h"
 #include "core/log.h"
 #include "net/backend.h"
+#include "net/offload.h"
 
 #define TAP_VNET_HDR_LEN ((int)sizeof(struct virtio_net_hdr_v1))
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio 1.x net header is 12 bytes");
+
+/* UDP segmentation offload, Linux 6.2: newer than Debian 12's uapi headers.
+ * tun takes the two only together. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
+/* tap-fd: at most this many descriptors in one list, and the queue pairs
+ * the device has (one descriptor each). */
+#define TAP_FDS_MAX 16u
+#define TAP_QUEUE_PAIRS 1u
 
 #define TAP_COUNTERS(X) \
 	X(tx_blocked,     "sends refused with -EAGAIN: the tap queue was full") \
 	X(tx_errors,      "frames the tap refused to take") \
 	X(rx_truncated,   "frames dropped: larger than the guest's RX chain") \
 	X(rx_runts,       "reads shorter than the vnet header (dropped)") \
-	X(rx_errors,      "failed reads")
+	X(rx_errors,      "failed reads") \
+	X(rx_offload_errors, "TUNSETOFFLOAD calls the tap refused (the guest's offloads unchanged)")
 
 struct tap_counters {
 	TAP_COUNTERS(COUNTER_FIELD)
@@ -56,14 +95,9 @@ struct tap {
 	struct event_source tx_event;
 	bool tx_blocked;
 	struct tap_counters counters;
-	/* Zeroed header sent with every frame: no checksum or GSO requests. */
-	struct virtio_net_hdr_v1 tx_hdr;
-	/* Scratch for the header and the truncation probe on RX. */
-	struct virtio_net_hdr_v1 rx_hdr;
+	/* The truncation probe's byte on RX. */
 	uint8_t rx_extra;
-	/* iovec scratch, IOV_MAX each, one per direction (they may run on
-	 * different threads later, so they do not share). */
-	struct iovec *tx_iov;
+	/* RX iovec scratch, IOV_MAX: the guest's buffers and the probe. */
 	struct iovec *rx_iov;
 };
 
@@ -99,20 +133,18 @@ static int tap_block_tx(struct tap *tap)
 	return -EAGAIN;
 }
 
-/* tap_send - one writev: the zero header, then the frame from guest memory. */
+/* tap_send - one writev of the iovecs as given: with a vnet header, its 12
+ * bytes come first and the kernel acts on them (checksum, GSO). */
 static int tap_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
 		    uint32_t token)
 {
 	struct tap *tap = to_tap(be);
 
-	if (iovcnt >= IOV_MAX) {
+	if (iovcnt > IOV_MAX) {
 		tap->counters.tx_errors++;
 		return -EINVAL;
 	}
-	tap->tx_iov[0] = (struct iovec){ &tap->tx_hdr, TAP_VNET_HDR_LEN };
-	if (iovcnt)
-		memcpy(&tap->tx_iov[1], iov, iovcnt * sizeof(*iov));
-	ssize_t n = writev(tap->fd, tap->tx_iov, (int)iovcnt + 1);
+	ssize_t n = writev(tap->fd, iov, (int)iovcnt);
 	if (n >= 0)
 		return 0;    /* tun writes a frame whole or not at all */
 	if (errno == EAGAIN)
@@ -121,37 +153,83 @@ static int tap_send(struct net_backend *be, const struct iovec *iov, unsigned io
 	return -errno;
 }
 
-/* tap_recv - readv one frame straight into the guest's buffers. */
+/*
+ * tap_recv - readv one frame straight into the guest's buffers, the vnet
+ * header (when the tap has one) in their first 12 bytes; returns the length
+ * of both. tun writes the 10 bytes of struct
+ * virtio_net_hdr; the 2 of num_buffers after them are left as the buffer
+ * held them by older kernels and zeroed by newer ones (6.18 here): either
+ * way the device sets num_buffers itself.
+ */
 static ssize_t tap_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
 {
 	struct tap *tap = to_tap(be);
 	/* A guest that splits its buffer into more pieces than readv takes
 	 * gets fewer bytes of room, never an overflow. */
-	unsigned n_iov = MIN(iovcnt, (unsigned)IOV_MAX - 2);
+	unsigned n_iov = MIN(iovcnt, (unsigned)IOV_MAX - 1);
 	size_t cap = iov_length(iov, n_iov);
 
-	tap->rx_iov[0] = (struct iovec){ &tap->rx_hdr, TAP_VNET_HDR_LEN };
 	if (n_iov)
-		memcpy(&tap->rx_iov[1], iov, n_iov * sizeof(*iov));
+		memcpy(tap->rx_iov, iov, n_iov * sizeof(*iov));
 	/* One byte past the guest's room: a frame that reaches it did not fit. */
-	tap->rx_iov[n_iov + 1] = (struct iovec){ &tap->rx_extra, 1 };
-	ssize_t n = readv(tap->fd, tap->rx_iov, (int)n_iov + 2);
+	tap->rx_iov[n_iov] = (struct iovec){ &tap->rx_extra, 1 };
+	ssize_t n = readv(tap->fd, tap->rx_iov, (int)n_iov + 1);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
 		tap->counters.rx_errors++;
 		return -errno;
 	}
-	if (n < TAP_VNET_HDR_LEN) {
+	if (net_backend_has_vnet_hdr(be) && n < TAP_VNET_HDR_LEN) {
 		tap->counters.rx_runts++;
 		return -EIO;
 	}
-	size_t len = (size_t)n - TAP_VNET_HDR_LEN;
-	if (len > cap) {
+	if ((size_t)n > cap) {
 		tap->counters.rx_truncated++;
 		return -EMSGSIZE;
 	}
-	return (ssize_t)len;
+	return n;
+}
+
+/* The TUN_F_ bits for the guest offloads @f, as tun's set_offload takes
+ * them: nothing without the checksum; ECN only with TSO4 or TSO6; USO4
+ * and USO6 only both (one of them alone stays with the kernel, which then
+ * segments those frames itself). */
+static unsigned tap_tun_offloads(uint64_t f)
+{
+	unsigned t = TUN_F_CSUM;
+
+	if (!(f & NET_F(VIRTIO_NET_F_GUEST_CSUM)))
+		return 0;
+	if (f & NET_F(VIRTIO_NET_F_GUEST_TSO4))
+		t |= TUN_F_TSO4;
+	if (f & NET_F(VIRTIO_NET_F_GUEST_TSO6))
+		t |= TUN_F_TSO6;
+	if ((f & NET_F(VIRTIO_NET_F_GUEST_ECN)) && (t & (TUN_F_TSO4 | TUN_F_TSO6)))
+		t |= TUN_F_TSO_ECN;
+	if (f & NET_F(VIRTIO_NET_F_GUEST_UFO))
+		t |= TUN_F_UFO;
+	if ((f & NET_F(VIRTIO_NET_F_GUEST_USO4)) && (f & NET_F(VIRTIO_NET_F_GUEST_USO6)))
+		t |= TUN_F_USO4 | TUN_F_USO6;
+	return t;
+}
+
+/* tap_set_offloads - what the kernel may hand over from now on: the
+ * guest's acked offloads among the tap's, as TUNSETOFFLOAD. */
+static int tap_set_offloads(struct net_backend *be, uint64_t features)
+{
+	struct tap *tap = to_tap(be);
+	unsigned tun = tap_tun_offloads(features & be->offloads & NET_GUEST_OFFLOADS);
+
+	if (ioctl(tap->fd, TUNSETOFFLOAD, (unsigned long)tun) < 0) {
+		int e = errno;
+
+		tap->counters.rx_offload_errors++;
+		log_warn("tap %s: TUNSETOFFLOAD %#x: %s", tap->ifname, tun, strerror(e));
+		return -e;
+	}
+	log_debug("tap %s: TUNSETOFFLOAD %#x", tap->ifname, tun);
+	return 0;
 }
 
 /* "tap <ifname> <name>": one host may have several taps. */
@@ -173,7 +251,6 @@ static void tap_destroy(struct net_backend *be)
 		close(tap->tx_fd);
 	if (tap->fd >= 0)
 		close(tap->fd);
-	free(tap->tx_iov);
 	free(tap->rx_iov);
 	free(tap);
 }
@@ -184,6 +261,7 @@ static const struct net_backend_ops tap_ops = {
 	.recv = tap_recv,
 	.destroy = tap_destroy,
 	.visit_counters = tap_visit_counters,
+	.set_offloads = tap_set_offloads,
 };
 
 /* tap_iff_error - say why TUNSETIFF refused @name, in the operator's terms. */
@@ -211,7 +289,9 @@ static void tap_iff_error(int e, const char *name, struct errbuf *eb)
 }
 
 /* The interface's MTU (SIOCGIFMTU wants a socket, not the tun fd); 0 when
- * it cannot be read, which leaves the device's MTU unchecked. */
+ * it cannot be read, which leaves the device's MTU unchecked. The name is
+ * looked up in kvmini's network namespace: a tap-fd from another one has
+ * no MTU read (or a namesake's here). */
 static unsigned tap_mtu(const char *ifname)
 {
 	struct ifreq ifr = { 0 };
@@ -227,11 +307,83 @@ static unsigned tap_mtu(const char *ifname)
 	return mtu;
 }
 
-/* tap_open - attach to (or create) the tap and set its vnet header. */
+/*
+ * tap_probe_offloads - the VIRTIO_NET_F_ offloads the tap on @fd takes.
+ * Host (the guest's frames, written): every header tun has read since
+ * long, and GSO_UDP_L4 (HOST_USO) since Linux 6.2, the release that brought
+ * TUN_F_USO4/USO6: the probe for those stands for both. Guest (frames
+ * read): what TUNSETOFFLOAD accepts. Not GUEST_UFO: tun takes TUN_F_UFO and
+ * drops it (Linux removed UFO in 4.14; set_offload clears the bit), so a
+ * tap never hands over a UFO frame and offering it would promise nothing.
+ * Leaves the tap with TUNSETOFFLOAD 0.
+ */
+static uint64_t tap_probe_offloads(int fd)
+{
+	static const struct {
+		unsigned tun;
+		uint64_t guest;
+	} probes[] = {
+		{ TUN_F_CSUM, NET_F(VIRTIO_NET_F_GUEST_CSUM) },
+		{ TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+		  NET_F(VIRTIO_NET_F_GUEST_TSO4) | NET_F(VIRTIO_NET_F_GUEST_TSO6) |
+		  NET_F(VIRTIO_NET_F_GUEST_ECN) },
+		{ TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6,
+		  NET_F(VIRTIO_NET_F_GUEST_USO4) | NET_F(VIRTIO_NET_F_GUEST_USO6) },
+	};
+	uint64_t f = NET_HOST_OFFLOADS & ~NET_F(VIRTIO_NET_F_HOST_USO);
+
+	for (size_t i = 0; i < ARRAY_SIZE(probes); i++)
+		if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)probes[i].tun) == 0)
+			f |= probes[i].guest;
+	if (f & NET_F(VIRTIO_NET_F_GUEST_USO4))
+		f |= NET_F(VIRTIO_NET_F_HOST_USO);
+	return f;
+}
+
+/*
+ * tap_setup - the fd is attached and tap->ifname set: the vnet header's
+ * size and byte order and the offloads when @vnet_hdr, no offloads for the
+ * kernel yet (TUNSETOFFLOAD 0), the MTU, and the fd for EPOLLOUT.
+ */
+static int tap_setup(struct tap *tap, bool vnet_hdr, struct errbuf *eb)
+{
+	int hdr_len = TAP_VNET_HDR_LEN, le = 1;
+
+	/* virtio 1.x headers are little-endian: say so, whatever a tap from
+	 * elsewhere was set to (TUNSETVNETBE). */
+	if (vnet_hdr && (ioctl(tap->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
+			 ioctl(tap->fd, TUNSETVNETLE, &le) < 0)) {
+		int e = errno;
+
+		errbuf_set(eb, "tap %s: setting the vnet header: %s", tap->ifname, strerror(e));
+		return -e;
+	}
+	if (vnet_hdr)
+		tap->be.offloads = tap_probe_offloads(tap->fd);
+	/* No offloads until the device negotiates them: the kernel then
+	 * hands over only complete, checksummed frames. */
+	if (ioctl(tap->fd, TUNSETOFFLOAD, 0UL) < 0) {
+		int e = errno;
+
+		errbuf_set(eb, "tap %s: TUNSETOFFLOAD: %s", tap->ifname, strerror(e));
+		return -e;
+	}
+	tap->be.host_mtu = tap_mtu(tap->ifname);
+	tap->tx_fd = fcntl(tap->fd, F_DUPFD_CLOEXEC, 0);
+	if (tap->tx_fd < 0) {
+		int e = errno;
+
+		errbuf_set(eb, "tap %s: dup: %s", tap->ifname, strerror(e));
+		return -e;
+	}
+	tap->be.rx_fd = tap->fd;
+	return 0;
+}
+
+/* tap_open - attach to (or create) the tap @name, with a vnet header. */
 static int tap_open(struct tap *tap, const char *name, struct errbuf *eb)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
-	int hdr_len = TAP_VNET_HDR_LEN;
 
 	tap->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (tap->fd < 0) {
@@ -255,24 +407,28 @@ static int tap_open(struct tap *tap, const char *name, struct errbuf *eb)
 	}
 	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
 	tap->ifname[IFNAMSIZ - 1] = '\0';
-	tap->be.host_mtu = tap_mtu(tap->ifname);
-	/* No offloads until the device negotiates them: the kernel then
-	 * hands over only complete, checksummed frames. */
-	if (ioctl(tap->fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
-	    ioctl(tap->fd, TUNSETOFFLOAD, 0) < 0) {
-		int e = errno;
+	return tap_setup(tap, true, eb);
+}
 
-		errbuf_set(eb, "tap %s: setting the vnet header: %s", name, strerror(e));
-		return -e;
-	}
-	tap->tx_fd = fcntl(tap->fd, F_DUPFD_CLOEXEC, 0);
-	if (tap->tx_fd < 0) {
-		int e = errno;
+/* A backend not yet attached to anything (fd -1), or NULL. */
+static struct tap *tap_alloc(struct event_loop *loop, const char *what, struct errbuf *eb)
+{
+	struct tap *tap = calloc(1, sizeof(*tap));
 
-		errbuf_set(eb, "tap %s: dup: %s", name, strerror(e));
-		return -e;
+	if (!tap) {
+		errbuf_set(eb, "%s: out of memory", what);
+		return NULL;
 	}
-	return 0;
+	tap->be.ops = &tap_ops;
+	tap->be.loop = loop;
+	tap->be.rx_fd = tap->fd = tap->tx_fd = -1;
+	tap->rx_iov = calloc(IOV_MAX, sizeof(struct iovec));
+	if (!tap->rx_iov) {
+		errbuf_set(eb, "%s: out of memory", what);
+		tap_destroy(&tap->be);
+		return NULL;
+	}
+	return tap;
 }
 
 struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
@@ -286,26 +442,210 @@ struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, str
 			   arg, IFNAMSIZ - 1);
 		return NULL;
 	}
-	struct tap *tap = calloc(1, sizeof(*tap));
-	if (!tap) {
-		errbuf_set(eb, "tap %s: out of memory", arg);
+	char what[IFNAMSIZ + 8];
+	snprintf(what, sizeof(what), "tap %s", arg);
+	struct tap *tap = tap_alloc(loop, what, eb);
+	if (!tap)
 		return NULL;
-	}
-	tap->be.ops = &tap_ops;
-	tap->be.loop = loop;
-	tap->fd = tap->tx_fd = -1;
-	tap->tx_iov = calloc(IOV_MAX, sizeof(struct iovec));
-	tap->rx_iov = calloc(IOV_MAX, sizeof(struct iovec));
-	if (!tap->tx_iov || !tap->rx_iov) {
-		errbuf_set(eb, "tap %s: out of memory", arg);
-		tap_destroy(&tap->be);
-		return NULL;
-	}
 	if (tap_open(tap, arg, eb)) {
 		tap_destroy(&tap->be);
 		return NULL;
 	}
-	tap->be.rx_fd = tap->fd;
-	log_info("tap %s attached", tap->ifname);
+	log_info("tap %s attached (offloads %#llx)", tap->ifname,
+		 (unsigned long long)tap->be.offloads);
+	return &tap->be;
+}
+
+/* --- tap-fd:N[,N...] -------------------------------------------------------------- */
+
+struct tap_fds {
+	int fd[TAP_FDS_MAX];
+	unsigned n;
+};
+
+/* tap_fd_number - one item of the list, @len bytes at @p: a descriptor
+ * number, or -1 with why in @eb. */
+static int tap_fd_number(const char *arg, const char *p, size_t len, struct errbuf *eb)
+{
+	long v = 0;
+
+	if (len == 0) {
+		errbuf_set(eb, "tap-fd:%s: an empty item in the list (expected tap-fd:N[,N...])",
+			   arg);
+		return -1;
+	}
+	if (p[0] == '-' && len > 1 && strspn(p + 1, "0123456789") >= len - 1) {
+		errbuf_set(eb, "tap-fd:%s: descriptor numbers are not negative (%.*s)", arg,
+			   (int)MIN(len, 32), p);
+		return -1;
+	}
+	if (strspn(p, "0123456789") < len) {
+		errbuf_set(eb, "tap-fd:%s: \"%.*s\" is not a descriptor number", arg,
+			   (int)MIN(len, 32), p);
+		return -1;
+	}
+	for (size_t i = 0; i < len && v <= INT_MAX; i++)
+		v = v * 10 + (p[i] - '0');
+	if (v > INT_MAX) {
+		errbuf_set(eb, "tap-fd:%s: descriptor %.*s is out of range", arg,
+			   (int)MIN(len, 32), p);
+		return -1;
+	}
+	return (int)v;
+}
+
+/* tap_fds_parse - "N[,N...]": descriptor numbers, each once. 0 or -EINVAL. */
+static int tap_fds_parse(const char *arg, struct tap_fds *fds, struct errbuf *eb)
+{
+	const char *p = arg;
+
+	fds->n = 0;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int fd = tap_fd_number(arg, p, len, eb);
+		if (fd < 0)
+			return -EINVAL;
+		for (unsigned i = 0; i < fds->n; i++) {
+			if (fds->fd[i] == fd) {
+				errbuf_set(eb, "tap-fd:%s: descriptor %d is given twice", arg, fd);
+				return -EINVAL;
+			}
+		}
+		if (fds->n == TAP_FDS_MAX) {
+			errbuf_set(eb, "tap-fd:%s: more than %u descriptors", arg, TAP_FDS_MAX);
+			return -EINVAL;
+		}
+		fds->fd[fds->n++] = fd;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+/*
+ * tap_fd_iff - TUNGETIFF on @fd, with IFF_NO_PI told apart from
+ * IFF_NOFILTER: the two share a bit (0x1000), which tun sets in its answer
+ * whenever no socket filter is attached to the queue, IFF_NO_PI or not.
+ * Then an accept-all filter is attached for a second answer and taken off
+ * again. 0 or -errno.
+ */
+static int tap_fd_iff(int fd, struct ifreq *ifr)
+{
+	struct sock_filter all = BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
+	struct sock_fprog prog = { .len = 1, .filter = &all };
+	struct ifreq again = { 0 };
+
+	if (ioctl(fd, TUNGETIFF, ifr) < 0)
+		return -errno;
+	ifr->ifr_name[IFNAMSIZ - 1] = '\0';
+	if (!(ifr->ifr_flags & IFF_NOFILTER) || (ifr->ifr_flags & (IFF_TUN | IFF_TAP)) != IFF_TAP)
+		return 0;
+	/* A device without filters (not tun's tap) has no such bit to hide. */
+	if (ioctl(fd, TUNATTACHFILTER, &prog) < 0)
+		return 0;
+	if (ioctl(fd, TUNGETIFF, &again) == 0)
+		ifr->ifr_flags = again.ifr_flags;
+	if (ioctl(fd, TUNDETACHFILTER, &prog) < 0)
+		log_warn("tap %s: TUNDETACHFILTER: %s", ifr->ifr_name, strerror(errno));
+	return 0;
+}
+
+/* tap_fd_check - is @fd an open tap in tap mode, an attached queue,
+ * read-write, without packet information? Its TUNGETIFF answer in @ifr.
+ * 0 or -errno. */
+static int tap_fd_check(int fd, struct ifreq *ifr, struct errbuf *eb)
+{
+	int fl = fcntl(fd, F_GETFL), r;
+
+	if (fl < 0) {
+		errbuf_set(eb, "tap-fd:%d: descriptor %d is not open (it must be inherited "
+			   "from the process that started kvmini)", fd, fd);
+		return -EBADF;
+	}
+	r = tap_fd_iff(fd, ifr);
+	if (r == -EBADFD)
+		errbuf_set(eb, "tap-fd:%d: a /dev/net/tun descriptor attached to no "
+			   "interface (no TUNSETIFF yet, or its interface was deleted)", fd);
+	else if (r)
+		errbuf_set(eb, "tap-fd:%d: not a tun/tap device (TUNGETIFF: %s)", fd,
+			   strerror(-r));
+	if (r)
+		return r;
+	if ((ifr->ifr_flags & (IFF_TUN | IFF_TAP)) != IFF_TAP) {
+		errbuf_set(eb, "tap-fd:%d: %s is a tun (IFF_TUN: IP packets), not a tap "
+			   "(IFF_TAP: Ethernet frames)", fd, ifr->ifr_name);
+		return -EINVAL;
+	}
+	if (!(ifr->ifr_flags & IFF_NO_PI)) {
+		errbuf_set(eb, "tap-fd:%d: tap %s puts packet information before each frame: "
+			   "open it with IFF_NO_PI", fd, ifr->ifr_name);
+		return -EINVAL;
+	}
+	if (ifr->ifr_flags & IFF_DETACH_QUEUE) {
+		errbuf_set(eb, "tap-fd:%d: a queue of tap %s detached with TUNSETQUEUE: attach "
+			   "it first (IFF_ATTACH_QUEUE)", fd, ifr->ifr_name);
+		return -EINVAL;
+	}
+	if ((fl & O_ACCMODE) != O_RDWR) {
+		errbuf_set(eb, "tap-fd:%d: tap %s is not open for reading and writing", fd,
+			   ifr->ifr_name);
+		return -EBADF;
+	}
+	return 0;
+}
+
+/* tap_adopt - take the tap on descriptor @fd (left open on failure). */
+static int tap_adopt(struct tap *tap, int fd, struct errbuf *eb)
+{
+	struct ifreq ifr = { 0 };
+	int r = tap_fd_check(fd, &ifr, eb);
+
+	if (r)
+		return r;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		int e = errno;
+
+		errbuf_set(eb, "tap-fd:%d: fcntl: %s", fd, strerror(e));
+		return -e;
+	}
+	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
+	tap->fd = fd;
+	r = tap_setup(tap, ifr.ifr_flags & IFF_VNET_HDR, eb);
+	if (r)
+		tap->fd = -1;    /* still the caller's */
+	return r;
+}
+
+struct net_backend *net_tap_fd_create(struct event_loop *loop, const char *arg,
+				      struct errbuf *eb)
+{
+	struct tap_fds fds;
+
+	if (!arg || !*arg) {
+		errbuf_set(eb, "tap-fd needs a descriptor number: tap-fd:N");
+		return NULL;
+	}
+	if (tap_fds_parse(arg, &fds, eb))
+		return NULL;
+	/* Lifting this takes the device's queue pairs here and one tap per
+	 * descriptor below. */
+	if (fds.n > TAP_QUEUE_PAIRS) {
+		errbuf_set(eb, "tap-fd:%s: %u descriptors: one descriptor per queue pair; "
+			   "this device has %u queue pair", arg, fds.n, TAP_QUEUE_PAIRS);
+		return NULL;
+	}
+	char what[32];
+	snprintf(what, sizeof(what), "tap-fd:%d", fds.fd[0]);
+	struct tap *tap = tap_alloc(loop, what, eb);
+	if (!tap)
+		return NULL;
+	if (tap_adopt(tap, fds.fd[0], eb)) {
+		tap_destroy(&tap->be);
+		return NULL;
+	}
+	log_info("tap %s attached from descriptor %d (%s, offloads %#llx)", tap->ifname,
+		 tap->fd, net_backend_has_vnet_hdr(&tap->be) ? "vnet header" : "plain frames",
+		 (unsigned long long)tap->be.offloads);
 	return &tap->be;
 }

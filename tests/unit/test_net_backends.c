@@ -13,7 +13,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/ethtool.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +26,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,6 +41,7 @@
 #include "core/event_loop.h"
 #include "core/log.h"
 #include "net/backend.h"
+#include "net/offload.h"
 #include "net/slirp_opts.h"
 
 static struct event_loop loop;
@@ -326,6 +333,55 @@ static void test_spec_errors(void)
 	CHECK_ERR("loopback:x", "takes no argument");
 	CHECK_ERR("user:bogus=1", "unknown user option \"bogus\"");
 	CHECK_ERR("user:net=10.0.2.0/24,,dns=10.0.2.3", "empty item");
+	CHECK_ERR("bogus", "expected tap:NAME, tap-fd:N, user[:OPTIONS]");
+}
+
+/* tap-fd's list, and descriptors that are no tap (no privilege needed);
+ * test_tap_fd_errors has the refusals that need a tun device. */
+static void test_tap_fd_spec_errors(void)
+{
+	char spec[200];
+	size_t off = 0;
+
+	CHECK_ERR("tap-fd", "needs an argument: tap-fd:N");
+	CHECK_ERR("tap-fd:", "needs an argument: tap-fd:N");
+	CHECK_ERR("tap-fd:x", "tap-fd:x: \"x\" is not a descriptor number");
+	CHECK_ERR("tap-fd:3x", "\"3x\" is not a descriptor number");
+	CHECK_ERR("tap-fd:+3", "\"+3\" is not a descriptor number");
+	CHECK_ERR("tap-fd: 3", "\" 3\" is not a descriptor number");
+	CHECK_ERR("tap-fd:-1", "descriptor numbers are not negative (-1)");
+	CHECK_ERR("tap-fd:3,-4", "descriptor numbers are not negative (-4)");
+	CHECK_ERR("tap-fd:-", "\"-\" is not a descriptor number");
+	CHECK_ERR("tap-fd:2147483648", "descriptor 2147483648 is out of range");
+	CHECK_ERR("tap-fd:99999999999999999999999", "out of range");
+	CHECK_ERR("tap-fd:3,", "an empty item in the list");
+	CHECK_ERR("tap-fd:,3", "an empty item in the list");
+	CHECK_ERR("tap-fd:3,,4", "an empty item in the list");
+	CHECK_ERR("tap-fd:,", "an empty item in the list");
+	CHECK_ERR("tap-fd:3,4,3", "descriptor 3 is given twice");
+	CHECK_ERR("tap-fd:03,3", "descriptor 3 is given twice");
+	for (int i = 0; i < 17; i++)
+		off += (size_t)snprintf(spec + off, sizeof(spec) - off, "%s%d", i ? "," : "tap-fd:",
+					100 + i);
+	CHECK_ERR(spec, "more than 16 descriptors");
+	/* Several descriptors are a multiqueue tap's queues: one queue pair. */
+	CHECK_ERR("tap-fd:3,4", "one descriptor per queue pair; this device has 1 queue pair");
+
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0);
+	close(fd);
+	snprintf(spec, sizeof(spec), "tap-fd:%d", fd);
+	CHECK_ERR(spec, "is not open");
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	snprintf(spec, sizeof(spec), "tap-fd:%d", fd);
+	CHECK_ERR(spec, "not a tun/tap device (TUNGETIFF: Inappropriate ioctl for device)");
+	/* A refused descriptor stays open and the caller's. */
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	snprintf(spec, sizeof(spec), "tap-fd:%d", fd);
+	CHECK_ERR(spec, "not a tun/tap device");
+	close(fd);
 }
 
 static void test_spec_kinds(void)
@@ -1210,11 +1266,33 @@ static bool sh(const char *cmd)
 	return r == 0;
 }
 
+#define VNET_HDR_LEN 12u
+
+/* The header bytes in front of @be's frames. */
+static size_t hdr_len(const struct net_backend *be)
+{
+	return net_backend_has_vnet_hdr(be) ? VNET_HDR_LEN : 0;
+}
+
+/* Send @f, split at @split, behind a zero vnet header when @be takes one. */
+static int send_plain(struct net_backend *be, const uint8_t *f, size_t len, size_t split)
+{
+	static const struct virtio_net_hdr_v1 zero;
+	struct iovec iov[3] = {
+		{ (void *)&zero, VNET_HDR_LEN }, { (void *)f, split }, { (void *)(f + split), len - split },
+	};
+	unsigned skip = net_backend_has_vnet_hdr(be) ? 0 : 1;
+
+	return be->ops->send(be, iov + skip, 3 - skip, 0);
+}
+
 /* Read frames from the tap until one matches @want (ARP reply or ICMP echo
- * reply from 10.9.0.1), with the guest buffer split in two. */
+ * reply from 10.9.0.1), with the guest buffer split in two; returns the
+ * length recv() gave (the vnet header's included). */
 static long tap_wait(struct net_backend *be, uint8_t *buf, size_t cap, bool icmp)
 {
 	int64_t end = now_ms() + 3000;
+	size_t hl = hdr_len(be);
 
 	while (now_ms() < end) {
 		struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
@@ -1223,12 +1301,14 @@ static long tap_wait(struct net_backend *be, uint8_t *buf, size_t cap, bool icmp
 		struct iovec iov[2] = { { buf, 20 }, { buf + 20, cap - 20 } };
 		ssize_t n = be->ops->recv(be, iov, 2);
 		struct nf_pkt pk;
-		if (n <= 0)
+		if (n <= (ssize_t)hl)
 			continue;
-		if (!icmp && n >= 42 && nf_get16(buf + 12) == 0x0806 && nf_get16(buf + 20) == 2 &&
-		    nf_get32(buf + 28) == nf_ip4("10.9.0.1"))
+		const uint8_t *f = buf + hl;
+		size_t len = (size_t)n - hl;
+		if (!icmp && len >= 42 && nf_get16(f + 12) == 0x0806 && nf_get16(f + 20) == 2 &&
+		    nf_get32(f + 28) == nf_ip4("10.9.0.1"))
 			return n;
-		if (icmp && nf_parse(buf, (size_t)n, &pk) && pk.proto == 1 && pk.l4[0] == 0)
+		if (icmp && nf_parse(f, len, &pk) && pk.proto == 1 && pk.l4[0] == 0)
 			return n;
 	}
 	return -1;
@@ -1249,28 +1329,29 @@ static size_t build_icmp_echo(uint8_t *f, size_t payload)
 	return n + 20 + 8 + payload;
 }
 
-/* The kernel on the far side of a tap answers ARP and ping; a reply too big
- * for the guest's buffer is dropped with -EMSGSIZE, never truncated. */
-static void test_tap_exchange(void)
+/* ARP and ping through @be on the tap @name (10.9.0.1/24 on the host
+ * side); a reply too big for the guest's buffer is dropped with -EMSGSIZE,
+ * never truncated. Frames carry a zero vnet header when @be has one. */
+static void tap_exchange(struct net_backend *be, const char *name)
 {
 	static uint8_t f[2048], buf[2048];
-	struct net_backend *be = create("tap:kvt0", NULL);
+	char cmd[200];
+	size_t hl = hdr_len(be);
 
-	CHECK(be != NULL);
-	if (!be)
-		return;
 	CHECK(be->rx_fd >= 0);
 	/* Quiet the link: no IPv6 chatter among the frames we wait for. */
-	sh("sysctl -qw net.ipv6.conf.kvt0.disable_ipv6=1 2>/dev/null || true");
-	CHECK(sh("ip addr add 10.9.0.1/24 dev kvt0 && ip link set kvt0 up"));
+	snprintf(cmd, sizeof(cmd), "sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null || true",
+		 name);
+	sh(cmd);
+	snprintf(cmd, sizeof(cmd), "ip addr add 10.9.0.1/24 dev %s && ip link set %s up", name,
+		 name);
+	CHECK(sh(cmd));
 	size_t len = nf_arp_request(f, guest_mac, nf_ip4("10.9.0.2"), nf_ip4("10.9.0.1"));
-	struct iovec iov[2] = { { f, 6 }, { f + 6, len - 6 } };
-	CHECK_EQ(be->ops->send(be, iov, 2, 0), 0);
-	CHECK(tap_wait(be, buf, sizeof(buf), false) >= 42);
+	CHECK_EQ(send_plain(be, f, len, 6), 0);
+	CHECK(tap_wait(be, buf, sizeof(buf), false) >= (long)(42 + hl));
 
 	len = build_icmp_echo(f, 1000);
-	struct iovec one = { f, len };
-	CHECK_EQ(be->ops->send(be, &one, 1, 0), 0);
+	CHECK_EQ(send_plain(be, f, len, len), 0);
 	struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
 	CHECK_EQ(poll(&p, 1, 2000), 1);
 	struct iovec small = { buf, 100 };
@@ -1278,9 +1359,319 @@ static void test_tap_exchange(void)
 	CHECK_EQ(counter(be, "rx_truncated"), 1);
 	/* The oversized frame is gone; the next echo arrives whole. */
 	CHECK_EQ(be->ops->recv(be, &small, 1), 0);
-	CHECK_EQ(be->ops->send(be, &one, 1, 0), 0);
-	CHECK_EQ(tap_wait(be, buf, sizeof(buf), true), (long)len);
-	CHECK(buf[14 + 20] == 0 && !memcmp(buf + 14 + 28, f + 14 + 28, 1000));
+	CHECK_EQ(send_plain(be, f, len, len), 0);
+	CHECK_EQ(tap_wait(be, buf, sizeof(buf), true), (long)(len + hl));
+	CHECK(buf[hl + 14 + 20] == 0 && !memcmp(buf + hl + 14 + 28, f + 14 + 28, 1000));
+}
+
+static void test_tap_exchange(void)
+{
+	struct net_backend *be = create("tap:kvt0", NULL);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	CHECK(net_backend_has_vnet_hdr(be));
+	tap_exchange(be, "kvt0");
+	be->ops->destroy(be);
+}
+
+/* --- root: the tap's offloads ------------------------------------------------ */
+
+/* The host side of a tap for the offload tests: @be on tap @name, the host
+ * at 10.9.@net.1/24, the "guest" 10.9.@net.2 at guest_mac (a permanent
+ * neighbour: nobody answers ARP for it), the tap's own MAC in @mac. */
+static struct net_backend *tap_host(const char *name, unsigned net, uint8_t mac[6])
+{
+	char spec[32], cmd[300];
+	struct ifreq ifr = { 0 };
+
+	snprintf(spec, sizeof(spec), "tap:%s", name);
+	struct net_backend *be = create(spec, NULL);
+	if (!be)
+		return NULL;
+	snprintf(cmd, sizeof(cmd),
+		 "sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null; "
+		 "ip addr add 10.9.%u.1/24 dev %s && ip link set %s up && "
+		 "ip neigh replace 10.9.%u.2 lladdr 52:54:00:12:34:56 nud permanent dev %s",
+		 name, net, name, name, net, name);
+	CHECK(sh(cmd));
+	CHECK_EQ(ioctl(be->rx_fd, SIOCGIFHWADDR, &ifr), 0);
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	return be;
+}
+
+/* A UDP socket on @ip:@port (non-blocking). */
+static int udp_socket(const char *ip, uint16_t port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, ip, &a.sin_addr);
+	CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0);
+	return s;
+}
+
+/* Datagrams waiting on @s within @ms: their count, the lengths in @lens. */
+static unsigned udp_drain(int s, int ms, size_t *lens, unsigned max, uint8_t *last)
+{
+	static uint8_t buf[65536];
+	int64_t end = now_ms() + ms;
+	unsigned n = 0;
+
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		if (poll(&p, 1, 20) != 1)
+			continue;
+		ssize_t r = recv(s, buf, sizeof(buf), 0);
+		if (r < 0)
+			continue;
+		if (n < max)
+			lens[n] = (size_t)r;
+		if (last)
+			memcpy(last, buf, (size_t)r);
+		n++;
+	}
+	return n;
+}
+
+/* The IPv4 pseudo-header's sum for a NEEDS_CSUM header, as Linux leaves it
+ * in the checksum field (folded, not inverted). */
+static uint16_t pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, size_t len)
+{
+	uint32_t sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto +
+		       (uint32_t)len;
+
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* A UDP frame from the guest (10.9.@net.2:7000) to the host's port 7001
+ * with @len payload bytes, its checksum the pseudo-header's partial sum. */
+static size_t partial_udp(uint8_t *f, const uint8_t mac[6], unsigned net, size_t len)
+{
+	static uint8_t payload[4096];
+	char src[20], dst[20];
+
+	snprintf(src, sizeof(src), "10.9.%u.2", net);
+	snprintf(dst, sizeof(dst), "10.9.%u.1", net);
+	fill_pattern(payload, len, 9);
+	size_t n = nf_udp(f, guest_mac, mac, nf_ip4(src), nf_ip4(dst), 7000, 7001, payload, len);
+	nf_put16(f + 40, pseudo_sum(nf_ip4(src), nf_ip4(dst), 17, 8 + len));
+	return n;
+}
+
+/* send() with header @h split across iovecs as a guest's chain may be. */
+static int send_hdr(struct net_backend *be, const struct virtio_net_hdr_v1 *h, const uint8_t *f,
+		    size_t len)
+{
+	struct iovec iov[4] = {
+		{ (void *)h, 5 }, { (uint8_t *)h + 5, VNET_HDR_LEN - 5 },
+		{ (void *)f, 20 }, { (void *)(f + 20), len - 20 },
+	};
+
+	return be->ops->send(be, iov, 4, 0);
+}
+
+/* What this kernel's tun takes, asked directly: USO came in Linux 6.2. */
+static bool kernel_has_uso(int tap_fd)
+{
+	bool ok = ioctl(tap_fd, TUNSETOFFLOAD, 0x01UL | 0x20 | 0x40) == 0;
+
+	CHECK_EQ(ioctl(tap_fd, TUNSETOFFLOAD, 0UL), 0);
+	return ok;
+}
+
+#define GF(bit) NET_F(VIRTIO_NET_F_##bit)
+
+/* What a tap with a vnet header says it takes: every host offload (USO
+ * with the kernel's), the guest's but UFO (tun drops TUN_F_UFO). */
+static void test_tap_offloads_probe(void)
+{
+	uint8_t mac[6];
+	struct net_backend *be = tap_host("kvt3", 3, mac);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	bool uso = kernel_has_uso(be->rx_fd);
+	uint64_t want = NET_HOST_OFFLOADS | GF(GUEST_CSUM) | GF(GUEST_TSO4) | GF(GUEST_TSO6) |
+			GF(GUEST_ECN);
+	if (uso)
+		want |= GF(GUEST_USO4) | GF(GUEST_USO6);
+	else
+		want &= ~GF(HOST_USO);
+	printf("  tap offloads %#llx (USO %s)\n", (unsigned long long)be->offloads,
+	       uso ? "taken" : "not taken: a kernel before 6.2");
+	CHECK_EQ(be->offloads, want);
+	CHECK(!(be->offloads & GF(GUEST_UFO)));
+	be->ops->destroy(be);
+}
+
+/* The guest's NEEDS_CSUM header crosses send() in-band: the kernel takes
+ * the frame with its partial checksum (the host's UDP socket gets it),
+ * where the same frame behind a zero header is dropped as corrupt. */
+static void test_tap_tx_csum(void)
+{
+	static uint8_t f[2048], got[2048];
+	uint8_t mac[6];
+	size_t lens[4];
+	struct net_backend *be = tap_host("kvt4", 4, mac);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	int s = udp_socket("10.9.4.1", 7001);
+	size_t len = partial_udp(f, mac, 4, 1000);
+	struct virtio_net_hdr_v1 h = { 0 };
+
+	CHECK_EQ(send_hdr(be, &h, f, len), 0);
+	CHECK_EQ(udp_drain(s, 300, lens, 4, NULL), 0);
+	h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h.csum_start = 34;
+	h.csum_offset = 6;
+	CHECK_EQ(send_hdr(be, &h, f, len), 0);
+	CHECK_EQ(udp_drain(s, 300, lens, 4, got), 1);
+	CHECK_EQ(lens[0], 1000);
+	CHECK(!memcmp(got, f + 42, 1000));
+	CHECK_EQ(counter(be, "tx_errors"), 0);
+	close(s);
+	be->ops->destroy(be);
+}
+
+/* GSO from the guest: a USO frame arrives as gso_size datagrams, a UFO
+ * frame as one datagram (the kernel fragments and reassembles it). */
+static void test_tap_tx_gso(void)
+{
+	static uint8_t f[4096], got[4096];
+	uint8_t mac[6];
+	size_t lens[8];
+	struct net_backend *be = tap_host("kvt5", 5, mac);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	int s = udp_socket("10.9.5.1", 7001);
+	size_t len = partial_udp(f, mac, 5, 1200);
+	struct virtio_net_hdr_v1 h = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .gso_type = VIRTIO_NET_HDR_GSO_UDP,
+		.hdr_len = 42, .gso_size = 400, .csum_start = 34, .csum_offset = 6,
+	};
+
+	CHECK(be->offloads & GF(HOST_UFO));
+	CHECK_EQ(send_hdr(be, &h, f, len), 0);
+	CHECK_EQ(udp_drain(s, 300, lens, 8, got), 1);
+	CHECK_EQ(lens[0], 1200);
+	CHECK(!memcmp(got, f + 42, 1200));
+	if (be->offloads & GF(HOST_USO)) {
+		h.gso_type = VIRTIO_NET_HDR_GSO_UDP_L4;
+		CHECK_EQ(send_hdr(be, &h, f, len), 0);
+		CHECK_EQ(udp_drain(s, 300, lens, 8, got), 3);
+		CHECK(lens[0] == 400 && lens[1] == 400 && lens[2] == 400);
+		CHECK(!memcmp(got, f + 42 + 800, 400));
+	} else {
+		printf("  SKIP: USO from the guest (this kernel's tun does not take it)\n");
+	}
+	CHECK_EQ(counter(be, "tx_errors"), 0);
+	close(s);
+	be->ops->destroy(be);
+}
+
+/* Wait for the next UDP frame the host sent to the guest's port 7002:
+ * recv()'s length (header included), or -1. The buffer's num_buffers
+ * bytes are 0xabab before each read. */
+static long tap_wait_udp(struct net_backend *be, uint8_t *buf, size_t cap)
+{
+	int64_t end = now_ms() + 2000;
+
+	while (now_ms() < end) {
+		struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
+		if (poll(&p, 1, 20) != 1)
+			continue;
+		memset(buf, 0xab, VNET_HDR_LEN);
+		struct iovec iov[2] = { { buf, 7 }, { buf + 7, cap - 7 } };
+		ssize_t n = be->ops->recv(be, iov, 2);
+		const uint8_t *fr = buf + VNET_HDR_LEN;
+		if (n >= (ssize_t)(VNET_HDR_LEN + 42) && nf_get16(fr + 12) == 0x0800 &&
+		    fr[23] == 17 && nf_get16(fr + 36) == 7002)
+			return n;
+	}
+	return -1;
+}
+
+/* The host sends @len bytes (with UDP_SEGMENT @seg when non-zero) to the
+ * guest; the frames recv() hands over, their lengths in @lens. */
+static unsigned host_udp_to_guest(struct net_backend *be, int s, size_t len, int seg,
+				  struct virtio_net_hdr_v1 *last, size_t *lens, unsigned max)
+{
+	static uint8_t payload[4096], buf[70000];
+	unsigned n = 0;
+	long r;
+
+	CHECK_EQ(setsockopt(s, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)), 0);
+	fill_pattern(payload, len, 4);
+	CHECK_EQ(send(s, payload, len, 0), (long)len);
+	while ((r = tap_wait_udp(be, buf, sizeof(buf))) > 0) {
+		if (n < max)
+			lens[n] = (size_t)r;
+		memcpy(last, buf, VNET_HDR_LEN);
+		n++;
+		struct pollfd p = { .fd = be->rx_fd, .events = POLLIN };
+		if (poll(&p, 1, 100) != 1)
+			break;
+	}
+	return n;
+}
+
+/* recv() hands over the header the kernel wrote, in front of the frame:
+ * none of its offloads before set_offloads; a partial checksum with
+ * GUEST_CSUM; one UDP GSO frame with GUEST_USO4|6, three frames with only
+ * one of them (tun takes the two together). */
+static void test_tap_rx_hdr(void)
+{
+	uint8_t mac[6];
+	size_t lens[8];
+	struct virtio_net_hdr_v1 h;
+	struct net_backend *be = tap_host("kvt6", 6, mac);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	int s = udp_socket("10.9.6.1", 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(7002) };
+	inet_pton(AF_INET, "10.9.6.2", &to.sin_addr);
+	CHECK_EQ(connect(s, (struct sockaddr *)&to, sizeof(to)), 0);
+
+	CHECK_EQ(host_udp_to_guest(be, s, 1000, 0, &h, lens, 8), 1);
+	CHECK_EQ(lens[0], VNET_HDR_LEN + 42 + 1000);
+	CHECK(!(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && h.gso_type == VIRTIO_NET_HDR_GSO_NONE);
+	/* num_buffers: left as it was by older kernels, zeroed by newer ones. */
+	CHECK(h.num_buffers == 0xabab || h.num_buffers == 0);
+	printf("  num_buffers after the kernel's header: %#x (%s)\n", h.num_buffers,
+	       h.num_buffers ? "left as it was" : "zeroed");
+
+	CHECK_EQ(be->ops->set_offloads(be, GF(GUEST_CSUM)), 0);
+	CHECK_EQ(host_udp_to_guest(be, s, 1000, 0, &h, lens, 8), 1);
+	CHECK_EQ(lens[0], VNET_HDR_LEN + 42 + 1000);
+	CHECK(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	CHECK(h.csum_start == 34 && h.csum_offset == 6 && h.gso_type == VIRTIO_NET_HDR_GSO_NONE);
+
+	if (be->offloads & GF(GUEST_USO4)) {
+		CHECK_EQ(be->ops->set_offloads(be, GF(GUEST_CSUM) | GF(GUEST_USO4) | GF(GUEST_USO6)), 0);
+		CHECK_EQ(host_udp_to_guest(be, s, 1200, 400, &h, lens, 8), 1);
+		CHECK_EQ(lens[0], VNET_HDR_LEN + 42 + 1200);
+		CHECK(h.gso_type == VIRTIO_NET_HDR_GSO_UDP_L4 && h.gso_size == 400);
+		CHECK(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		CHECK_EQ(be->ops->set_offloads(be, GF(GUEST_CSUM) | GF(GUEST_USO4)), 0);
+		CHECK_EQ(host_udp_to_guest(be, s, 1200, 400, &h, lens, 8), 3);
+		CHECK(lens[0] == VNET_HDR_LEN + 42 + 400 && lens[2] == VNET_HDR_LEN + 42 + 400);
+		CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_NONE);
+	} else {
+		printf("  SKIP: UDP GSO to the guest (this kernel's tun does not take USO)\n");
+	}
+	CHECK_EQ(counter(be, "rx_offload_errors"), 0);
+	close(s);
 	be->ops->destroy(be);
 }
 
@@ -1327,6 +1718,214 @@ static void test_tap_errors(void)
 	status = -1;
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Is the netdev feature ethtool calls @name active on @ifname? -1 when it
+ * cannot be read. (ETHTOOL_GSSET_INFO, GSTRINGS, GFEATURES: ethtool -k.) */
+static int feature_active(const char *ifname, const char *name)
+{
+	union {
+		struct ethtool_sset_info i;
+		uint8_t room[sizeof(struct ethtool_sset_info) + sizeof(uint32_t)];
+	} ss = { .i = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES } };
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&ss;
+	if (s < 0 || ioctl(s, SIOCETHTOOL, &ifr) || !ss.i.sset_mask) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	uint32_t n = ss.i.data[0], blocks = (n + 31) / 32;
+	struct ethtool_gstrings *gs = calloc(1, sizeof(*gs) + (size_t)n * ETH_GSTRING_LEN);
+	struct ethtool_gfeatures *gf = calloc(1, sizeof(*gf) + blocks * sizeof(gf->features[0]));
+	*gs = (struct ethtool_gstrings){ .cmd = ETHTOOL_GSTRINGS, .string_set = ETH_SS_FEATURES,
+					 .len = n };
+	*gf = (struct ethtool_gfeatures){ .cmd = ETHTOOL_GFEATURES, .size = blocks };
+	ifr.ifr_data = (void *)gs;
+	bool ok = ioctl(s, SIOCETHTOOL, &ifr) == 0;
+	ifr.ifr_data = (void *)gf;
+	ok = ok && ioctl(s, SIOCETHTOOL, &ifr) == 0;
+	for (uint32_t i = 0; ok && i < n; i++)
+		if (!strncmp((char *)gs->data + (size_t)i * ETH_GSTRING_LEN, name, ETH_GSTRING_LEN))
+			r = !!(gf->features[i / 32].active & (1u << (i % 32)));
+	free(gs);
+	free(gf);
+	close(s);
+	return r;
+}
+
+/* set_offloads programs TUNSETOFFLOAD with the acked guest offloads, as
+ * the tap's netdev features show them (ethtool -k): TSO, ECN and USO only
+ * with the checksum, ECN only with TSO, USO only with both of its bits;
+ * a refusal (the tap deleted under the descriptor) is counted. */
+static void test_tap_set_offloads(void)
+{
+	static const char *const feat[] = {
+		"tx-checksum-ip-generic", "tx-tcp-segmentation", "tx-tcp6-segmentation",
+		"tx-tcp-ecn-segmentation", "tx-udp-segmentation",
+	};
+	static const struct {
+		uint64_t acked;
+		const char *on;      /* one letter per feat[]: 1 on, 0 off */
+	} cases[] = {
+		{ 0, "00000" },
+		{ GF(GUEST_CSUM), "10000" },
+		{ GF(GUEST_CSUM) | GF(GUEST_TSO4), "11000" },
+		{ GF(GUEST_CSUM) | GF(GUEST_TSO6) | GF(GUEST_ECN), "10110" },
+		{ GF(GUEST_CSUM) | GF(GUEST_ECN), "10000" },
+		{ GF(GUEST_TSO4) | GF(GUEST_TSO6) | GF(GUEST_USO4) | GF(GUEST_USO6), "00000" },
+		{ GF(GUEST_CSUM) | GF(GUEST_USO6), "10000" },
+		{ GF(GUEST_CSUM) | GF(GUEST_USO4) | GF(GUEST_USO6), "10001" },
+		{ GF(GUEST_CSUM) | GF(GUEST_UFO) | GF(HOST_TSO4) | NET_F(63), "10000" },
+		{ NET_GUEST_OFFLOADS, "11111" },
+	};
+	uint8_t mac[6];
+	struct net_backend *be = tap_host("kvt7", 7, mac);
+
+	CHECK(be != NULL);
+	if (!be)
+		return;
+	bool uso = be->offloads & GF(GUEST_USO4);
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		CHECK_EQ(be->ops->set_offloads(be, cases[i].acked), 0);
+		for (size_t k = 0; k < ARRAY_SIZE(feat); k++) {
+			int want = cases[i].on[k] == '1' && (k != 4 || uso);
+			int got = feature_active("kvt7", feat[k]);
+			if (got != want)
+				fprintf(stderr, "  acked %#llx: %s is %d, wanted %d\n",
+					(unsigned long long)cases[i].acked, feat[k], got, want);
+			CHECK_EQ(got, want);
+		}
+	}
+	CHECK_EQ(counter(be, "rx_offload_errors"), 0);
+	/* The tap deleted under the descriptor: tun refuses with EBADFD. */
+	CHECK(sh("ip link del kvt7"));
+	CHECK_EQ(be->ops->set_offloads(be, GF(GUEST_CSUM)), -EBADFD);
+	CHECK_EQ(counter(be, "rx_offload_errors"), 1);
+	be->ops->destroy(be);
+}
+
+/* A tap opened here with @flags, as a jailer would: blocking, inherited
+ * (no CLOEXEC). The descriptor, or -1. */
+static int open_tun(const char *name, short flags, int mode)
+{
+	struct ifreq ifr = { .ifr_flags = flags };
+	int fd = open("/dev/net/tun", mode);
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (fd >= 0 && ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		fprintf(stderr, "  TUNSETIFF %s: %s\n", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* tap-fd:N takes a tap another process opened, with or without a vnet
+ * header: non-blocking and close-on-exec from then on, named by its
+ * interface (counters, MTU), frames with the header or plain, offloads as
+ * tap:NAME's or none; closed with the backend. */
+static void tap_fd_case(const char *name, bool vnet)
+{
+	char spec[32], text[1024];
+	short flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+	int fd = open_tun(name, flags, O_RDWR);
+
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	snprintf(spec, sizeof(spec), "tap-fd:%d", fd);
+	struct net_backend *be = create(spec, NULL);
+	CHECK(be != NULL);
+	if (!be) {
+		close(fd);
+		return;
+	}
+	CHECK_EQ(be->rx_fd, fd);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	CHECK_EQ(be->host_mtu, 1500);
+	CHECK_EQ(net_backend_has_vnet_hdr(be), vnet);
+	if (vnet)
+		CHECK(be->offloads & GF(GUEST_CSUM) && be->offloads & GF(HOST_TSO4));
+	else
+		CHECK_EQ(be->offloads, 0);
+	FILE *f = fmemopen(text, sizeof(text), "w");
+	be->ops->visit_counters(be, COUNTER_SINK_FILE(f));
+	fclose(f);
+	snprintf(spec, sizeof(spec), "tap %s tx_blocked ", name);
+	CHECK(strstr(text, spec) != NULL);
+	tap_exchange(be, name);
+	be->ops->destroy(be);
+	CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
+}
+
+static void test_tap_fd(void)
+{
+	tap_fd_case("kvt8", true);
+	tap_fd_case("kvt9", false);
+}
+
+/* Descriptors tap-fd refuses, each left open as it was given. */
+static void test_tap_fd_errors(void)
+{
+	char spec[48];
+	enum { N = 8 };
+	int fd[N] = {
+		open("/dev/net/tun", O_RDWR),                              /* no TUNSETIFF */
+		open_tun("kvu0", IFF_TUN | IFF_NO_PI, O_RDWR),             /* a tun */
+		/* Packet information: tun answers TUNGETIFF with IFF_NOFILTER,
+		 * IFF_NO_PI's bit, when no filter is attached. */
+		open_tun("kvt10", IFF_TAP | IFF_VNET_HDR, O_RDWR),
+		open_tun("kvt11", IFF_TAP | IFF_NO_PI, O_RDONLY),          /* read-only */
+		open_tun("kvt12", IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE, O_RDWR),
+		open_tun("kvt13", IFF_TAP | IFF_NO_PI, O_RDWR),            /* deleted below */
+		open_tun("kvt12", IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE, O_RDWR),
+		open_tun("kvt14", IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, O_RDWR),
+	};
+	static const char *const why[N - 1] = {
+		"a /dev/net/tun descriptor attached to no interface (no TUNSETIFF yet",
+		"kvu0 is a tun (IFF_TUN: IP packets), not a tap (IFF_TAP: Ethernet frames)",
+		"tap kvt10 puts packet information before each frame: open it with IFF_NO_PI",
+		"tap kvt11 is not open for reading and writing",
+		"a queue of tap kvt12 detached with TUNSETQUEUE: attach it first",
+		"attached to no interface (no TUNSETIFF yet, or its interface was deleted)",
+		NULL,
+	};
+	struct ifreq detach = { .ifr_flags = IFF_DETACH_QUEUE };
+
+	for (int i = 0; i < N; i++)
+		CHECK(fd[i] >= 0);
+	CHECK_EQ(ioctl(fd[4], TUNSETQUEUE, &detach), 0);
+	CHECK(sh("ip link del kvt13"));
+	for (int i = 0; i < N - 1; i++) {
+		if (!why[i])
+			continue;
+		snprintf(spec, sizeof(spec), "tap-fd:%d", fd[i]);
+		CHECK_ERR(spec, why[i]);
+		CHECK(fcntl(fd[i], F_GETFD) >= 0);
+	}
+	/* The packet information probe left no filter behind. */
+	struct ifreq ifr = { 0 };
+	CHECK_EQ(ioctl(fd[2], TUNGETIFF, &ifr), 0);
+	CHECK(ifr.ifr_flags & IFF_NOFILTER);
+	/* Two queues of one multiqueue tap are two queue pairs' worth. */
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[6], fd[4]);
+	CHECK_ERR(spec, "one descriptor per queue pair; this device has 1 queue pair");
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[7], fd[7]);
+	CHECK_ERR(spec, "is given twice");
+	/* One queue of a multiqueue tap is a tap like any. */
+	snprintf(spec, sizeof(spec), "tap-fd:%d", fd[6]);
+	struct net_backend *be = create(spec, NULL);
+	CHECK(be != NULL && be->offloads == 0);
+	if (be)
+		be->ops->destroy(be);
+	for (int i = 0; i < N; i++)
+		if (fd[i] >= 0 && i != 6)
+			close(fd[i]);
 }
 
 /* A real passt on the stream framing: DHCP DISCOVER in, OFFER out with the
@@ -1426,6 +2025,7 @@ int main(void)
 	have_netns = enter_netns();
 
 	RUN_TEST(test_spec_errors);
+	RUN_TEST(test_tap_fd_spec_errors);
 	RUN_TEST(test_spec_kinds);
 	RUN_TEST(test_user_opts_defaults);
 	RUN_TEST(test_user_opts_values);
@@ -1449,9 +2049,18 @@ int main(void)
 	if (have_netns) {
 		RUN_TEST(test_tap_exchange);
 		RUN_TEST(test_tap_errors);
+		RUN_TEST(test_tap_offloads_probe);
+		RUN_TEST(test_tap_tx_csum);
+		RUN_TEST(test_tap_tx_gso);
+		RUN_TEST(test_tap_rx_hdr);
+		RUN_TEST(test_tap_set_offloads);
+		RUN_TEST(test_tap_fd);
+		RUN_TEST(test_tap_fd_errors);
 		RUN_TEST(test_stream_passt);
 	} else {
-		printf("SKIP: test_tap_exchange, test_tap_errors, test_stream_passt "
+		printf("SKIP: test_tap_exchange, test_tap_errors, test_tap_offloads_probe, "
+		       "test_tap_tx_csum, test_tap_tx_gso, test_tap_rx_hdr, test_tap_set_offloads, "
+		       "test_tap_fd, test_tap_fd_errors, test_stream_passt "
 		       "(need root for a private network namespace)\n");
 	}
 	event_loop_destroy(&loop);
