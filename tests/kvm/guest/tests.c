@@ -259,7 +259,8 @@ static void check_identity(struct gdev *d)
 	CHECK_EQ(gdev_read(d, VIRTIO_MMIO_VENDOR_ID), 0x494d564b, "vendor id");
 	uint64_t f = gdev_features(d);
 	check(f & (1ull << VIRTIO_F_VERSION_1), "device offers VERSION_1");
-	check(!(f & (1ull << VIRTIO_NET_F_CSUM)), "device does not offer CSUM");
+	check(f & (1ull << VIRTIO_NET_F_CSUM), "device offers CSUM (offloads on by default)");
+	check(!(f & (1ull << VIRTIO_NET_F_CTRL_VLAN)), "device does not offer CTRL_VLAN");
 	gdev_write(d, VIRTIO_MMIO_QUEUE_SEL, 7);
 	CHECK_EQ(gdev_read(d, VIRTIO_MMIO_QUEUE_NUM_MAX), 0, "QueueNumMax 0 for a missing queue");
 	gdev_write(d, VIRTIO_MMIO_QUEUE_SEL, 0);
@@ -286,7 +287,7 @@ static void check_order_rules(struct gdev *d)
 static void check_feature_rules(struct gdev *d)
 {
 	set_status(d, 0);
-	uint32_t st = gdev_negotiate(d, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_CSUM));
+	uint32_t st = gdev_negotiate(d, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_CTRL_VLAN));
 	check(!(st & FOK), "FEATURES_OK refused for a feature not offered");
 	set_status(d, 0);
 	st = gdev_negotiate(d, 1ull << VIRTIO_NET_F_MAC);
