@@ -54,6 +54,8 @@ int net_soft_tx_send(struct net_soft_tx *s, struct net_backend *be,
 		return r < 0 ? r : 1;
 	}
 	unsigned n = net_gso_segments(len, h), sent = 0;
+	if (n > NET_SOFT_SEGMENTS_MAX)
+		return -EMSGSIZE;
 	for (; s->next < n; s->next++, sent++) {
 		size_t seg_len = net_gso_segment(s->frame, len, h, s->next, s->seg);
 		int r = seg_len ? send_plain(be, s->seg, seg_len) : -EINVAL;

@@ -15,6 +15,11 @@
 #include "net/backend.h"
 #include "net/offload.h"
 
+/* The most segments one frame is cut into here: 64 KiB in 64-byte
+ * segments. A guest asking for more (a gso_size of a few bytes) would
+ * have kvmini send tens of thousands of frames for one; it is refused. */
+#define NET_SOFT_SEGMENTS_MAX 1024u
+
 struct net_soft_tx {
 	uint8_t *frame;        /* the frame, linear (NET_OFFLOAD_FRAME_MAX) */
 	uint8_t *seg;          /* the segment being sent (NET_OFFLOAD_FRAME_MAX) */
@@ -32,7 +37,8 @@ void net_soft_tx_destroy(struct net_soft_tx *s);
  * (checked, not plain) describes to @be as plain frames. Returns the number
  * of frames the backend took in this call, -EAGAIN when it was full (call
  * again with the same frame: s->next says where it goes on), or -errno when
- * the rest of the frame is lost. Backends of plain frames copy what they
+ * the rest of the frame is lost (-EMSGSIZE: more than NET_SOFT_SEGMENTS_MAX
+ * segments). Backends of plain frames copy what they
  * send: none keeps the buffer (NET_SEND_KEPT is a loss here).
  */
 int net_soft_tx_send(struct net_soft_tx *s, struct net_backend *be,

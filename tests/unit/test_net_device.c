@@ -825,6 +825,13 @@ static void test_soft_offloads(void)
 	CHECK(tcp4_csum_ok(p->frame[4], p->len[4]));
 	CHECK_EQ(r.net->counters.tx_csum_completed, 1);
 	CHECK_EQ(r.net->counters.tx_packets, 2);
+	/* A segment size of a few bytes would make thousands of frames of one. */
+	struct virtio_net_hdr_v1 tiny = tso4_hdr;
+	tiny.gso_size = 2;
+	n = make_tcp4(f, 3500);
+	send_frame(&r, 0x30000, &tiny, f, n);
+	CHECK_EQ(p->n, 5);
+	CHECK_EQ(r.net->counters.tx_backend_errors, 1);
 	rig_down(&r);
 }
 
