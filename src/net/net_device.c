@@ -417,8 +417,10 @@ static size_t rx_room_needed(const struct net_device *net)
 	if (rx_features(net) & NET_GUEST_GSO)
 		return NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX;
 	unsigned mtu = MAX(net->opts.mtu, net->backend->host_mtu);
+	size_t frame = NET_ETH_VLAN_HDR + (mtu ? mtu : 1500u);
 
-	return NET_HDR_LEN + NET_ETH_VLAN_HDR + (mtu ? mtu : 1500u);
+	/* No frame is larger than the spill buffer holds (a 64 KiB MTU). */
+	return NET_HDR_LEN + MIN(frame, (size_t)NET_OFFLOAD_FRAME_MAX);
 }
 
 /* Start the gather list with @c: its room after the header. */
