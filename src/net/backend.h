@@ -76,6 +76,12 @@ struct net_backend_ops {
 	 * none is waiting, -EMSGSIZE when it did not fit (it is dropped), or
 	 * another -errno. */
 	ssize_t (*recv)(struct net_backend *be, const struct iovec *iov, unsigned iovcnt);
+	/* Optional: the length recv() would return for the next waiting frame
+	 * now (0 when none is waiting), so the device gathers only the RX
+	 * buffers that frame needs (MRG_RXBUF) rather than room for the
+	 * largest; NULL when the backend cannot tell before reading (a tap, a
+	 * socket), or a negative -errno now. */
+	ssize_t (*peek_len)(struct net_backend *be);
 	/* The device has RX buffers again (a backend may resume reading). */
 	void (*rx_ready)(struct net_backend *be);
 	/* The device is stopping: give back every frame send() kept (tx_done

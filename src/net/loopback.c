@@ -36,6 +36,7 @@ struct kept_frame {
 	struct virtio_net_hdr_v1 hdr;
 	struct iovec *iov;        /* the frame in the TX buffer: inline or allocated */
 	unsigned iovcnt;
+	size_t len;               /* header and frame: what recv() returns */
 	uint32_t token;
 	struct iovec inline_iov[KEPT_INLINE_IOV];
 };
@@ -68,6 +69,7 @@ static int loopback_send(struct net_backend *be, const struct iovec *iov, unsign
 	if (!f->iov)
 		return -ENOMEM;
 	f->iovcnt = iov_skip(iov, iovcnt, sizeof(f->hdr), f->iov, iovcnt);
+	f->len = sizeof(f->hdr) + iov_length(f->iov, f->iovcnt);
 	f->token = token;
 	if (lo->count++ == 0)
 		net_backend_rx_pending(be);
@@ -103,7 +105,7 @@ static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, un
 	if (!lo->count)
 		return 0;
 	struct kept_frame *f = &lo->kept[lo->head];
-	size_t len = sizeof(f->hdr) + iov_length(f->iov, f->iovcnt);
+	size_t len = f->len;
 	/* Never truncate: a frame bigger than the buffer is dropped. */
 	bool fits = len <= iov_length(iov, iovcnt);
 	if (fits) {
@@ -112,6 +114,14 @@ static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, un
 	}
 	loopback_release(lo);
 	return fits ? (ssize_t)len : -EMSGSIZE;
+}
+
+/* The next kept frame's length: the device gathers just the RX buffers it needs. */
+static ssize_t loopback_peek_len(struct net_backend *be)
+{
+	struct loopback *lo = to_loopback(be);
+
+	return lo->count ? (ssize_t)lo->kept[lo->head].len : 0;
 }
 
 static unsigned loopback_drop_kept(struct net_backend *be)
@@ -138,6 +148,7 @@ static const struct net_backend_ops loopback_ops = {
 	.name = "loopback",
 	.send = loopback_send,
 	.recv = loopback_recv,
+	.peek_len = loopback_peek_len,
 	.drop_kept = loopback_drop_kept,
 	.destroy = loopback_destroy,
 };

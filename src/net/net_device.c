@@ -393,7 +393,8 @@ static void rx_recv_failed(struct net_device *net, ssize_t len)
 /*
  * Mergeable RX buffers (VIRTIO_NET_F_MRG_RXBUF). A frame spreads over as
  * many chains as it needs, the first holding the header with num_buffers.
- * Before reading, chains are gathered until they hold the largest frame
+ * Before reading, chains are gathered until they hold the next frame, when
+ * the backend can tell its length (peek_len), or else the largest frame
  * the backend may deliver (rx_room_needed); a ring that runs dry first
  * is read into all the same, with the spill buffer behind the guest's: a
  * frame that reaches the spill waits there, whole, for more buffers
@@ -421,6 +422,24 @@ static size_t rx_room_needed(const struct net_device *net)
 
 	/* No frame is larger than the spill buffer holds (a 64 KiB MTU). */
 	return NET_HDR_LEN + MIN(frame, (size_t)NET_OFFLOAD_FRAME_MAX);
+}
+
+/* The room to gather for the backend's next frame: its own length when
+ * the backend can tell it (a queue backend: loopback), so a small frame
+ * takes one chain rather than room for 64 KiB popped and given back; else
+ * the largest the backend may deliver. */
+static size_t rx_room_next(const struct net_device *net)
+{
+	struct net_backend *be = net->backend;
+	size_t most = rx_room_needed(net);
+
+	if (!be->ops->peek_len)
+		return most;
+	ssize_t n = be->ops->peek_len(be);
+	if (n < 0)
+		return most;
+	size_t len = net_backend_has_vnet_hdr(be) ? (size_t)n : NET_HDR_LEN + (size_t)n;
+	return MIN(MAX(len, (size_t)NET_HDR_LEN), most);
 }
 
 /* Start the gather list with @c: its room after the header. */
@@ -571,7 +590,8 @@ static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c
 		rx_watch_backend(qp, false);
 		return VQ_HOLD;
 	}
-	bool enough = rx_gather(qp, c, rx_room_needed(net));
+	bool mrg = rx_mergeable(net);
+	bool enough = rx_gather(qp, c, mrg ? rx_room_next(net) : 0);
 	/* A frame too big for these chains is dropped and the chains, still
 	 * unwritten, take the next one (at most a budget's worth). */
 	for (unsigned tries = 0; tries < NET_BUDGET_FRAMES; tries++) {
@@ -593,6 +613,10 @@ static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c
 		}
 		if (len == -EMSGSIZE)
 			net->counters.rx_dropped_too_big++;
+		if (mrg && net->backend->ops->peek_len) {    /* gathered for the frame dropped */
+			rx_give_back(qp, 1);
+			enough = rx_gather(qp, c, rx_room_next(net));
+		}
 	}
 	rx_give_back(qp, 1);
 	return VQ_HOLD;

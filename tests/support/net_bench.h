@@ -10,6 +10,7 @@
 #ifndef KVMINI_TESTS_NET_BENCH_H
 #define KVMINI_TESTS_NET_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -22,6 +23,9 @@
 #include "vdriver.h"
 
 #define NB_QSIZE 256u
+/* A TSO4 frame's headers (Ethernet, IPv4, TCP without options) and MSS. */
+#define NB_TSO4_HDR_LEN 54u
+#define NB_TSO4_MSS 1448u
 
 struct nb_world;
 
@@ -34,7 +38,15 @@ typedef struct net_backend *nb_wrap_fn(struct nb_world *w, struct net_backend *b
 struct nb_opts {
 	const char *name;        /* prefix of the messages on stderr */
 	clockid_t clock;         /* what run_frames measures time in */
-	uint32_t seq_off;        /* where in the buffer the sequence number goes */
+	uint32_t seq_off;        /* where in the buffer the sequence number goes
+				  * (within the first RX buffer) */
+	uint64_t features;       /* acked besides VERSION_1 and EVENT_IDX (offloads,
+				  * MRG_RXBUF) */
+	uint32_t rx_buf;         /* bytes per RX buffer, header included; 0: header
+				  * + frame. Smaller needs MRG_RXBUF */
+	bool tso4;               /* frames are TCP/IPv4 (Ethernet, IPv4 and TCP
+				  * headers, NB_TSO4_HDR_LEN bytes) sent as one GSO
+				  * frame: NEEDS_CSUM, GSO_TCPV4, gso_size NB_TSO4_MSS */
 	nb_wrap_fn *wrap;        /* NULL: the plain loopback */
 	void *wrap_ctx;          /* for @wrap's own use */
 };
@@ -48,9 +60,12 @@ struct nb_world {
 	struct count_transport transport;   /* counts interrupts */
 	struct vd_queue rxq, txq;
 	uint32_t frame;                  /* payload bytes per frame */
+	uint32_t rx_len;                 /* bytes per RX buffer, header included */
 	uint64_t rx_gpa[NB_QSIZE], tx_gpa[NB_QSIZE];
 	uint8_t *rx_host[NB_QSIZE], *tx_host[NB_QSIZE];
 	uint64_t tx_seq, rx_seq;         /* frames stamped / checked */
+	uint32_t rx_bufs_left;           /* buffers of the frame being reaped (MRG_RXBUF) */
+	uint64_t rx_got_len;             /* their bytes so far */
 };
 
 /* Print "<name>: @what" to stderr and exit(1). */
@@ -60,8 +75,9 @@ void nb_die(const struct nb_world *w, const char *what) __attribute__((noreturn)
 double nb_now(const struct nb_world *w);
 
 /* Set up @w (zeroed first) for frames of @frame payload bytes: memory,
- * device with EVENT_IDX, both queues, one buffer per descriptor (a zero
- * header and a 0x5a payload), active. */
+ * device with EVENT_IDX and @o's features, both queues, one buffer per
+ * descriptor (a zero header and a 0x5a payload; with @o->tso4 a GSO header
+ * and TCP/IPv4 headers before the 0x5a), active. */
 void nb_world_up(struct nb_world *w, const struct nb_opts *o, uint32_t frame);
 
 /* Tear down what nb_world_up set up, the backend included. */
