@@ -290,6 +290,15 @@ static unsigned mi_drop_kept(struct net_backend *be)
 	return mi->inner->ops->drop_kept ? mi->inner->ops->drop_kept(mi->inner) : 0;
 }
 
+/* The batch of a backend that keeps TX frames (stream) goes out. */
+static void mi_flush(struct net_backend *be)
+{
+	struct mmds_intercept *mi = to_mi(be);
+
+	if (mi->inner->ops->flush)
+		mi->inner->ops->flush(mi->inner);
+}
+
 /* The way up of both backends: passed on to the device's. */
 static void up_rx_pending(void *ctx)
 {
@@ -364,6 +373,7 @@ static const struct net_backend_ops intercept_ops = {
 	.recv = mi_recv,
 	.rx_ready = mi_rx_ready,
 	.drop_kept = mi_drop_kept,
+	.flush = mi_flush,
 	.destroy = mi_destroy,
 	.visit_counters = mi_visit_counters,
 	.wrapped = mi_wrapped,

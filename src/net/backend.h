@@ -50,6 +50,11 @@ struct net_backend;
  * and calls tx_done with the frame's token when it no longer needs them. */
 #define NET_SEND_KEPT 1
 
+/* The token of a frame in the caller's own scratch memory (software GSO's
+ * segments, soft_tx.h), valid only during send(): a backend must not keep
+ * it (a device token is pair << 16 | head: never this). */
+#define NET_TOKEN_COPY UINT32_MAX
+
 /* The way up, implemented by the device (or by a wrapping backend, which
  * passes the calls on). Each call only records or schedules: none runs a
  * drain before it returns. */
@@ -88,6 +93,18 @@ struct net_backend_ops {
 	 * for each) and forget them; returns how many were dropped so.
 	 * Backends that keep none leave it NULL. */
 	unsigned (*drop_kept)(struct net_backend *be);
+	/* Optional: the device's TX drain is over (it calls this at the end
+	 * of every drain, before it publishes the used ring or waits for
+	 * tx_unblocked): write out every frame send() kept for a batch and
+	 * give each back with tx_done (sent, copied or dropped), so that none
+	 * stays kept past the drain. Why: a socket takes many frames per
+	 * syscall (the stream backend sends a drain's frames with one
+	 * sendmsg), but only once it has seen them all; send() alone cannot
+	 * know the drain's last frame. A backend with flush may keep frames
+	 * only until the next flush; its send() may also flush the batch
+	 * early (IOV_MAX, room) and must then still answer for the frame it
+	 * was given. A wrapping backend passes it on. */
+	void (*flush)(struct net_backend *be);
 	void (*destroy)(struct net_backend *be);
 	/* Optional: hand the backend's own counters to @sink. */
 	void (*visit_counters)(struct net_backend *be, const struct counter_sink *sink);

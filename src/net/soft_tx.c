@@ -29,7 +29,7 @@ void net_soft_tx_destroy(struct net_soft_tx *s)
 static int send_plain(struct net_backend *be, uint8_t *buf, size_t len)
 {
 	struct iovec v = { buf, len };
-	int r = be->ops->send(be, &v, 1, 0);
+	int r = be->ops->send(be, &v, 1, NET_TOKEN_COPY);
 
 	return r == NET_SEND_KEPT ? -EINVAL : r;
 }

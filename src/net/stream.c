@@ -6,10 +6,23 @@
  * A queue backend. Reads land in a fixed buffer big enough for two maximal
  * frames, so one recv() usually yields a batch; the device's RX drain takes
  * the frames from it in place. While whole frames wait there the socket is
- * not read (the peer sees back-pressure, nothing is dropped). Sends go straight from guest
- * memory with one sendmsg(); what the socket does not take is copied to a
- * fixed out buffer drained on EPOLLOUT, and when that buffer is full the
- * device is told -EAGAIN and woken with tx_unblocked.
+ * not read (the peer sees back-pressure, nothing is dropped).
+ *
+ * TX in batches, straight from guest memory: send() keeps the frame's
+ * iovecs (NET_SEND_KEPT) behind a length prefix of its own, and flush(),
+ * which the device calls at the end of each TX drain, writes every kept
+ * record with one sendmsg(): one syscall per drain rather than per frame.
+ * A batch ends early (flushed from send()) when its iovecs would pass
+ * IOV_MAX, STREAM_KEPT_MAX records are kept, or the out buffer could not
+ * hold the batch. What the socket does not take is copied to a fixed out
+ * buffer drained on EPOLLOUT; send() only batches a frame while that
+ * buffer has room for the whole batch, so a flush never fails for room.
+ * When the buffer is full the device is told -EAGAIN and woken with
+ * tx_unblocked. Frames in the caller's scratch memory (the token
+ * NET_TOKEN_COPY: frames whose checksum or segments the device made,
+ * soft_tx.h) cannot be kept: they join the batch as a copy in a stage
+ * buffer, one memcpy against a syscall each. Each kept frame goes back
+ * with tx_done once sent, copied or dropped.
  *
  * A peer that hangs up, fails, or breaks the framing is logged once and
  * reconnected every second; meanwhile TX frames are dropped and counted.
@@ -39,6 +52,8 @@
 #define STREAM_RECONNECT_SEC 1
 /* Reads per wake-up before other sources get their turn. */
 #define STREAM_READ_BUDGET 8
+/* Records batched for one sendmsg: a TX drain's budget (NET_BUDGET_FRAMES). */
+#define STREAM_KEPT_MAX 256u
 
 #define STREAM_COUNTERS(X) \
 	X(tx_frames,               "frames taken for the peer") \
@@ -46,6 +61,8 @@
 	X(tx_dropped_disconnected, "TX frames dropped: no peer connected") \
 	X(tx_dropped_oversize,     "TX frames dropped: longer than 65550 bytes or empty") \
 	X(tx_blocked,              "sends refused with -EAGAIN: the out buffer was full") \
+	X(tx_sendmsg_calls,        "send and sendmsg calls writing TX records (a batch per call)") \
+	X(tx_frames_copied,        "TX frames the socket did not take whole: copied to the out buffer") \
 	X(rx_frames,               "frames received from the peer") \
 	X(rx_bytes,                "bytes of those frames, length prefix excluded") \
 	X(rx_paused,               "times the guest's RX refill found frames waiting for it") \
@@ -60,6 +77,14 @@ struct stream_counters {
 #define X(name, doc) COUNTER_DESC(struct stream_counters, name, doc)
 const struct counter_set stream_counter_set = COUNTER_SET("stream", STREAM_COUNTERS(X));
 #undef X
+
+/* A frame send() kept: its length prefix, iovecs in tx_iov. */
+struct stream_kept {
+	uint8_t hdr[STREAM_HDR_LEN];
+	uint32_t len;                 /* the frame, prefix excluded */
+	uint32_t token;
+	unsigned iovcnt;              /* in tx_iov, the prefix's included */
+};
 
 struct stream {
 	struct net_backend be;
@@ -76,6 +101,13 @@ struct stream {
 	uint8_t *txbuf;               /* [tx_head, tx_head + tx_len): not yet sent */
 	size_t tx_head, tx_len;
 	struct stream_counters counters;
+	/* The batch: kept[0..nkept), their iovecs tx_iov[0..kept_iov),
+	 * kept_bytes with prefixes; the out buffer has room for them all.
+	 * Frames of the caller's scratch memory are copied to stage. */
+	unsigned nkept, kept_iov;
+	size_t kept_bytes, stage_len;
+	uint8_t *stage;               /* STREAM_TXBUF_LEN: kept_bytes bounds it */
+	struct stream_kept kept[STREAM_KEPT_MAX];
 	struct iovec tx_iov[IOV_MAX];
 };
 
@@ -129,7 +161,8 @@ static void stream_disconnect(struct stream *st, const char *why)
 	close(st->fd);
 	st->fd = -1;
 	st->watched = 0;
-	/* Records not yet taken belong to the dead connection. */
+	/* Records not yet taken belong to the dead connection; frames kept
+	 * for a batch are dropped (and given back) by the flush. */
 	st->rx_off = st->rx_len = 0;
 	st->rx_paused = false;
 	st->tx_head = st->tx_len = 0;
@@ -247,6 +280,7 @@ static void stream_read(struct stream *st)
 static bool stream_flush_tx(struct stream *st)
 {
 	while (st->tx_len) {
+		st->counters.tx_sendmsg_calls++;
 		ssize_t n = send(st->fd, st->txbuf + st->tx_head, st->tx_len,
 				 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0) {
@@ -312,16 +346,22 @@ static void stream_queue(struct stream *st, const uint8_t hdr[STREAM_HDR_LEN],
 	st->tx_len += iov_to_buf(iov, iovcnt, skip, dst, len - skip);
 }
 
-/* stream_send_direct - the out buffer is empty: write from guest memory.
- * Returns bytes of the record written, or -errno after a disconnect. */
-static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
-				  const struct iovec *iov, unsigned iovcnt)
+static void put_be32(uint8_t *p, uint32_t v)
 {
-	struct msghdr msg = { .msg_iov = st->tx_iov, .msg_iovlen = iovcnt + 1 };
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
 
-	st->tx_iov[0] = (struct iovec){ (void *)hdr, STREAM_HDR_LEN };
-	memcpy(&st->tx_iov[1], iov, iovcnt * sizeof(*iov));
+/* stream_sendmsg - one sendmsg of @iovcnt iovecs. Returns the bytes the
+ * socket took (0 when full), or -errno after a disconnect. */
+static ssize_t stream_sendmsg(struct stream *st, struct iovec *iov, unsigned iovcnt)
+{
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = iovcnt };
+
 	for (;;) {
+		st->counters.tx_sendmsg_calls++;
 		ssize_t n = sendmsg(st->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n >= 0)
 			return n;
@@ -336,42 +376,130 @@ static ssize_t stream_send_direct(struct stream *st, const uint8_t *hdr,
 	}
 }
 
+/* stream_settle - the batch's first @sent bytes went out: each kept record
+ * is counted, what the socket did not take of it copied to the out buffer
+ * (dropped when disconnected), and its frame given back (a staged copy
+ * has nobody to give it to). */
+static void stream_settle(struct stream *st, size_t sent)
+{
+	const struct iovec *iov = st->tx_iov;
+
+	for (unsigned i = 0; i < st->nkept; i++) {
+		const struct stream_kept *k = &st->kept[i];
+		size_t rec = STREAM_HDR_LEN + k->len;
+
+		if (st->fd < 0) {
+			st->counters.tx_dropped_disconnected++;
+		} else {
+			if (sent < rec) {
+				stream_queue(st, k->hdr, iov + 1, k->iovcnt - 1, k->len, sent);
+				st->counters.tx_frames_copied++;
+			}
+			st->counters.tx_frames++;
+			st->counters.tx_bytes += k->len;
+		}
+		sent -= MIN(sent, rec);
+		iov += k->iovcnt;
+		if (k->token != NET_TOKEN_COPY)
+			net_backend_tx_done(&st->be, k->token);
+	}
+	st->nkept = st->kept_iov = 0;
+	st->kept_bytes = st->stage_len = 0;
+	stream_update_watch(st);
+}
+
+/* stream_flush - every kept record in one sendmsg, after what the out
+ * buffer holds (when that does not empty, the batch is copied behind it). */
+static void stream_flush(struct net_backend *be)
+{
+	struct stream *st = to_stream(be);
+	size_t sent = 0;
+
+	if (!st->nkept)
+		return;
+	if (st->fd >= 0 && stream_flush_tx(st) && !st->tx_len) {
+		ssize_t n = stream_sendmsg(st, st->tx_iov, st->kept_iov);
+		sent = n > 0 ? (size_t)n : 0;
+	}
+	stream_settle(st, sent);
+}
+
+/* stream_keep - the frame joins the batch: its prefix and iovecs. */
+static void stream_keep(struct stream *st, const struct iovec *iov, unsigned iovcnt,
+			size_t len, uint32_t token)
+{
+	struct stream_kept *k = &st->kept[st->nkept++];
+
+	put_be32(k->hdr, (uint32_t)len);
+	k->len = (uint32_t)len;
+	k->token = token;
+	k->iovcnt = iovcnt + 1;
+	st->tx_iov[st->kept_iov] = (struct iovec){ k->hdr, STREAM_HDR_LEN };
+	memcpy(&st->tx_iov[st->kept_iov + 1], iov, iovcnt * sizeof(*iov));
+	st->kept_iov += iovcnt + 1;
+	st->kept_bytes += STREAM_HDR_LEN + len;
+}
+
+/* stream_stage - a frame in the caller's scratch memory joins the batch as
+ * a copy in the stage buffer (room: the out buffer's, which bounds it). */
+static void stream_stage(struct stream *st, const struct iovec *iov, unsigned iovcnt,
+			 size_t len)
+{
+	uint8_t *copy = st->stage + st->stage_len;
+
+	iov_to_buf(iov, iovcnt, 0, copy, len);
+	st->stage_len += len;
+	stream_keep(st, &(struct iovec){ copy, len }, 1, len, NET_TOKEN_COPY);
+}
+
 static int stream_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
 		       uint32_t token)
 {
 	struct stream *st = to_stream(be);
 	size_t len = iov_length(iov, iovcnt);
-	uint8_t hdr[STREAM_HDR_LEN] = { len >> 24, len >> 16, len >> 8, len };
+	bool keep = token != NET_TOKEN_COPY;
 
 	if (len == 0 || len > STREAM_FRAME_MAX || iovcnt >= IOV_MAX) {
 		st->counters.tx_dropped_oversize++;
 		return -EMSGSIZE;
 	}
+	size_t rec = STREAM_HDR_LEN + len;
+	/* The batch goes first when this frame cannot join it. */
+	if (st->nkept && (st->nkept == STREAM_KEPT_MAX ||
+			  st->kept_iov + (keep ? iovcnt : 1) + 1 > IOV_MAX ||
+			  !stream_tx_room(st, st->kept_bytes + rec)))
+		stream_flush(be);
 	if (st->fd < 0) {
 		st->counters.tx_dropped_disconnected++;
 		return 0;
 	}
-	size_t sent = 0;
-	if (!st->tx_len) {
-		ssize_t n = stream_send_direct(st, hdr, iov, iovcnt);
-		if (n < 0) {
-			st->counters.tx_dropped_disconnected++;
-			return 0;
-		}
-		sent = (size_t)n;
-	} else if (!stream_tx_room(st, STREAM_HDR_LEN + len)) {
+	/* Batched only while the out buffer could take the whole batch. */
+	if (!stream_tx_room(st, st->kept_bytes + rec)) {
 		st->tx_blocked = true;
 		st->counters.tx_blocked++;
 		return -EAGAIN;
 	}
-	/* An empty buffer always has room for the rest of one record. */
-	if (sent < STREAM_HDR_LEN + len) {
-		stream_queue(st, hdr, iov, iovcnt, len, sent);
-		stream_update_watch(st);
+	if (!keep) {
+		stream_stage(st, iov, iovcnt, len);
+		return 0;
 	}
-	st->counters.tx_frames++;
-	st->counters.tx_bytes += len;
-	return 0;
+	stream_keep(st, iov, iovcnt, len, token);
+	return NET_SEND_KEPT;
+}
+
+/* stream_drop_kept - the device stops: the batch is given back unsent
+ * (staged copies dropped with it). */
+static unsigned stream_drop_kept(struct net_backend *be)
+{
+	struct stream *st = to_stream(be);
+	unsigned n = st->nkept;
+
+	for (unsigned i = 0; i < n; i++)
+		if (st->kept[i].token != NET_TOKEN_COPY)
+			net_backend_tx_done(be, st->kept[i].token);
+	st->nkept = st->kept_iov = 0;
+	st->kept_bytes = st->stage_len = 0;
+	return n;
 }
 
 /* stream_take - the whole frame at rx_off is taken: step past it, and
@@ -432,6 +560,7 @@ static void stream_destroy(struct net_backend *be)
 		close(st->fd);
 	free(st->rxbuf);
 	free(st->txbuf);
+	free(st->stage);
 	free(st);
 }
 
@@ -440,6 +569,8 @@ static const struct net_backend_ops stream_ops = {
 	.send = stream_send,
 	.recv = stream_recv,
 	.rx_ready = stream_rx_ready,
+	.flush = stream_flush,
+	.drop_kept = stream_drop_kept,
 	.destroy = stream_destroy,
 	.visit_counters = stream_visit_counters,
 };
@@ -449,7 +580,8 @@ static int stream_setup(struct stream *st, const char *path, struct errbuf *eb)
 {
 	st->rxbuf = malloc(STREAM_RXBUF_LEN);
 	st->txbuf = malloc(STREAM_TXBUF_LEN);
-	if (!st->rxbuf || !st->txbuf) {
+	st->stage = malloc(STREAM_TXBUF_LEN);
+	if (!st->rxbuf || !st->txbuf || !st->stage) {
 		errbuf_set(eb, "stream %s: out of memory", path);
 		return -ENOMEM;
 	}

@@ -29,6 +29,19 @@
  * guest acked. A tap-fd without IFF_VNET_HDR carries plain frames:
  * offloads 0, and the device finishes checksums and segments for it.
  *
+ * Syscalls per frame: TX stays one writev per frame, from guest memory. A
+ * tun fd takes exactly one frame per write (the write's length is the
+ * frame's), and a character device has no sendmmsg nor writev of several
+ * frames: there is nothing to batch into (backend.h's flush is for
+ * sockets; tap has none). RX is one readv per frame for the same reason,
+ * straight into the guest's buffer; the device's RX drain calls recv()
+ * until it returns 0 (EAGAIN: the tap is empty), the guest runs out of
+ * buffers, or the drain's budget (NET_BUDGET_FRAMES / _BYTES, then the
+ * rest as deferred work) is spent, so a wake-up of the fd reads every
+ * frame waiting rather than one. Fewer syscalls would need another
+ * interface to the kernel (vhost-net, or an AF_PACKET socket's recvmmsg
+ * at the price of a copy), not a change here.
+ *
  * The tap is attached, never configured: bringing the link up and giving it
  * addresses and its MTU is the operator's job (ip link / ip addr); its MTU is
  * only read, as the bound of the device's (backend.h, host_mtu).

@@ -627,6 +627,17 @@ static void peer_write_ragged(int fd, const uint8_t *buf, size_t len)
 	}
 }
 
+/* One frame as one TX drain sends it: send, then the device's flush; a
+ * kept frame that went out (or was copied) counts as sent: 0. */
+static int stream_send1(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+			uint32_t token)
+{
+	int r = be->ops->send(be, iov, iovcnt, token);
+
+	be->ops->flush(be);
+	return r == NET_SEND_KEPT ? 0 : r;
+}
+
 struct stream_fixture {
 	struct fake_sink fs;
 	struct net_backend *be;
@@ -700,8 +711,8 @@ static void test_stream_tx_framing(void)
 	}
 	fill_pattern(frame, sizeof(frame), 3);
 	struct iovec iov[3] = { { frame, 14 }, { frame + 14, 1 }, { frame + 15, 1499 } };
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 3, 0), 0);
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, iov, 3, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, iov, 1, 0), 0);
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 1514);
 	CHECK(has_pattern(got, 1514, 3));
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 14);
@@ -709,8 +720,8 @@ static void test_stream_tx_framing(void)
 	/* Frames the framing cannot carry are refused, not truncated. */
 	static uint8_t big[65551];
 	struct iovec bigv = { big, sizeof(big) };
-	CHECK_EQ(sf.be->ops->send(sf.be, &bigv, 1, 0), -EMSGSIZE);
-	CHECK_EQ(sf.be->ops->send(sf.be, iov, 0, 0), -EMSGSIZE);
+	CHECK_EQ(stream_send1(sf.be, &bigv, 1, 0), -EMSGSIZE);
+	CHECK_EQ(stream_send1(sf.be, iov, 0, 0), -EMSGSIZE);
 	CHECK_EQ(counter(sf.be, "tx_dropped_oversize"), 2);
 	CHECK_EQ(counter(sf.be, "tx_frames"), 2);
 	stream_teardown(&sf);
@@ -735,7 +746,7 @@ static void test_stream_tx_backpressure(void)
 	while (sent < MAXSENT) {
 		fill_pattern(frame, FRAME, sent);
 		struct iovec iov = { frame, FRAME };
-		r = sf.be->ops->send(sf.be, &iov, 1, 0);
+		r = stream_send1(sf.be, &iov, 1, 0);
 		if (r)
 			break;
 		sent++;
@@ -754,7 +765,7 @@ static void test_stream_tx_backpressure(void)
 	CHECK_EQ(sf.fs.unblocked, 1);
 	/* And the refused frame goes through now. */
 	struct iovec iov = { frame, FRAME };
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), FRAME);
 	CHECK(has_pattern(got, FRAME, sent));
 	stream_teardown(&sf);
@@ -776,14 +787,14 @@ static void test_stream_blocked_peer_hangup(void)
 		return;
 	}
 	for (unsigned i = 0; i < 64 && r == 0; i++)
-		r = sf.be->ops->send(sf.be, &iov, 1, 0);
+		r = stream_send1(sf.be, &iov, 1, 0);
 	CHECK_EQ(r, -EAGAIN);
 	close(sf.peer);
 	sf.peer = -1;
 	pump(500, NULL, 0);
 	CHECK_EQ(sf.fs.unblocked, 1);
 	CHECK_EQ(counter(sf.be, "disconnects"), 1);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 1);
 	stream_teardown(&sf);
 }
@@ -843,14 +854,14 @@ static void test_stream_peer_disconnect(void)
 	while (counter(sf.be, "disconnects") < 1 && now_ms() < end)
 		event_loop_once(&loop, 10);
 	CHECK_EQ(counter(sf.be, "disconnects"), 1);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, &iov, 1, 0), 0);
 	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 2);
 
 	sf.peer = accept_peer(sf.lfd, 2500);
 	CHECK(sf.peer >= 0);
 	CHECK_EQ(counter(sf.be, "connects"), 2);
-	CHECK_EQ(sf.be->ops->send(sf.be, &iov, 1, 0), 0);
+	CHECK_EQ(stream_send1(sf.be, &iov, 1, 0), 0);
 	if (sf.peer >= 0) {
 		CHECK_EQ(peer_read_record(sf.peer, got, sizeof(got)), 64);
 		CHECK(!memcmp(got, frame, 64));
@@ -897,6 +908,218 @@ static void test_stream_framing_errors(void)
 			break;
 	}
 	CHECK_EQ(counter(sf.be, "connects"), 4);
+	stream_teardown(&sf);
+}
+
+
+/* --- stream: TX batches ------------------------------------------------------ */
+
+#define BATCH_FRAMES 40
+static uint8_t batch_buf[BATCH_FRAMES][1514];
+
+/* Frame @i of a batch: 60 to 1514 bytes in @pieces iovecs. */
+static size_t batch_frame(unsigned i, struct iovec *iov, unsigned pieces)
+{
+	size_t len = 60 + (i * 397) % (1514 - 60 + 1);
+	size_t per = len / pieces;
+
+	fill_pattern(batch_buf[i], len, i);
+	for (unsigned p = 0; p < pieces; p++)
+		iov[p] = (struct iovec){ batch_buf[i] + p * per,
+					 p + 1 < pieces ? per : len - p * per };
+	return len;
+}
+
+/* Read @n records of batch frames @first.. from the peer, in order. */
+static unsigned peer_check_batch(int peer, unsigned first, unsigned n)
+{
+	static uint8_t got[1514];
+	unsigned ok = 0;
+
+	for (unsigned i = first; i < first + n; i++) {
+		struct iovec iov[1];
+		size_t len = batch_frame(i, iov, 1);
+		if (peer_read_record(peer, got, sizeof(got)) == (long)len &&
+		    has_pattern(got, len, i))
+			ok++;
+	}
+	return ok;
+}
+
+/* A drain's frames are kept, not written, until the flush, which writes
+ * them all with one sendmsg and gives each back; frames in many iovecs
+ * split the batch at IOV_MAX. */
+static void test_stream_tx_batch(void)
+{
+	struct stream_fixture sf;
+	struct iovec iov[30];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	size_t bytes = 0;
+	for (unsigned i = 0; i < 32; i++) {
+		bytes += batch_frame(i, iov, 2);
+		CHECK_EQ(sf.be->ops->send(sf.be, iov, 2, 100 + i), NET_SEND_KEPT);
+	}
+	CHECK_EQ(sf.fs.done, 0);
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 0);
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(sf.fs.done, 32);
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 1);
+	CHECK_EQ(counter(sf.be, "tx_frames"), 32);
+	CHECK_EQ(counter(sf.be, "tx_bytes"), (long long)bytes);
+	CHECK_EQ(counter(sf.be, "tx_frames_copied"), 0);
+	CHECK_EQ(peer_check_batch(sf.peer, 0, 32), 32);
+	/* A flush with nothing kept writes nothing. */
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 1);
+
+	/* 40 frames of 30 iovecs (31 with the prefix): 33 fit in IOV_MAX. */
+	for (unsigned i = 0; i < BATCH_FRAMES; i++) {
+		batch_frame(i, iov, 30);
+		CHECK_EQ(sf.be->ops->send(sf.be, iov, 30, i), NET_SEND_KEPT);
+	}
+	CHECK_EQ(sf.fs.done, 32 + 33);
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(sf.fs.done, 32 + BATCH_FRAMES);
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 3);
+	CHECK_EQ(peer_check_batch(sf.peer, 0, BATCH_FRAMES), BATCH_FRAMES);
+	stream_teardown(&sf);
+}
+
+/* A frame in the caller's scratch memory (NET_TOKEN_COPY) is never kept:
+ * it joins the batch as a copy, in order, and is not given back. */
+static void test_stream_tx_batch_copy_token(void)
+{
+	struct stream_fixture sf;
+	struct iovec iov[1];
+	uint8_t scratch[1514];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		batch_frame(i, iov, 1);
+		CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, i), NET_SEND_KEPT);
+	}
+	size_t len = batch_frame(2, iov, 1);
+	memcpy(scratch, batch_buf[2], len);
+	struct iovec sv = { scratch, len };
+	CHECK_EQ(sf.be->ops->send(sf.be, &sv, 1, NET_TOKEN_COPY), 0);
+	memset(scratch, 0xee, sizeof(scratch));    /* the caller's again */
+	batch_frame(3, iov, 1);
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, 3), NET_SEND_KEPT);
+	CHECK_EQ(sf.fs.done, 0);
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(sf.fs.done, 3);    /* the copy has no token to give back */
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 1);
+	CHECK_EQ(counter(sf.be, "tx_frames"), 4);
+	CHECK_EQ(peer_check_batch(sf.peer, 0, 4), 4);
+	stream_teardown(&sf);
+}
+
+/* A peer that does not read: the batch's tail the socket did not take is
+ * copied (each frame given back at the flush), later frames wait for
+ * room, -EAGAIN once none is left, and every record arrives whole and in
+ * order once the peer reads; tx_unblocked follows. */
+static void test_stream_tx_batch_partial(void)
+{
+	enum { FRAME = 60000, MAXSENT = 48 };
+	static uint8_t frames[MAXSENT][FRAME], got[FRAME];
+	struct stream_fixture sf;
+	unsigned kept = 0;
+	int r = 0;
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (; kept < MAXSENT; kept++) {
+		fill_pattern(frames[kept], FRAME, kept);
+		struct iovec iov = { frames[kept], FRAME };
+		r = sf.be->ops->send(sf.be, &iov, 1, kept);
+		if (r != NET_SEND_KEPT)
+			break;
+	}
+	CHECK_EQ(r, -EAGAIN);
+	CHECK(kept >= 4);
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(sf.fs.done, kept);
+	CHECK(counter(sf.be, "tx_frames_copied") >= 1);
+	CHECK(counter(sf.be, "tx_sendmsg_calls") < kept);
+	CHECK_EQ(counter(sf.be, "tx_frames"), kept);
+	CHECK_EQ(counter(sf.be, "tx_blocked"), 1);
+	unsigned ok = 0;
+	for (unsigned i = 0; i < kept; i++)
+		if (peer_read_record(sf.peer, got, sizeof(got)) == FRAME &&
+		    has_pattern(got, FRAME, i))
+			ok++;
+	CHECK_EQ(ok, kept);
+	pump(200, NULL, 0);
+	CHECK_EQ(sf.fs.unblocked, 1);
+	stream_teardown(&sf);
+}
+
+/* The peer is gone when the batch is flushed: its frames are dropped,
+ * counted and given back. */
+static void test_stream_tx_batch_disconnect(void)
+{
+	struct stream_fixture sf;
+	struct iovec iov[1];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		batch_frame(i, iov, 1);
+		CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, i), NET_SEND_KEPT);
+	}
+	close(sf.peer);
+	sf.peer = -1;
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(sf.fs.done, 3);
+	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 3);
+	CHECK_EQ(counter(sf.be, "tx_frames"), 0);
+	CHECK_EQ(counter(sf.be, "disconnects"), 1);
+	/* Disconnected: nothing is kept. */
+	CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, 9), 0);
+	CHECK_EQ(counter(sf.be, "tx_dropped_disconnected"), 4);
+	stream_teardown(&sf);
+}
+
+/* drop_kept (device reset): the batch is given back unsent; the next one
+ * goes out alone. */
+static void test_stream_tx_batch_drop_kept(void)
+{
+	struct stream_fixture sf;
+	struct iovec iov[1];
+
+	if (!stream_setup(&sf)) {
+		CHECK(0);
+		stream_teardown(&sf);
+		return;
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		batch_frame(i, iov, 1);
+		CHECK_EQ(sf.be->ops->send(sf.be, iov, 1, i), NET_SEND_KEPT);
+	}
+	CHECK_EQ(sf.be->ops->drop_kept(sf.be), 3);
+	CHECK_EQ(sf.fs.done, 3);
+	sf.be->ops->flush(sf.be);
+	CHECK_EQ(counter(sf.be, "tx_sendmsg_calls"), 0);
+	CHECK_EQ(counter(sf.be, "tx_frames"), 0);
+	batch_frame(5, iov, 1);
+	CHECK_EQ(stream_send1(sf.be, iov, 1, 5), 0);
+	CHECK_EQ(sf.fs.done, 4);
+	CHECK_EQ(peer_check_batch(sf.peer, 5, 1), 1);
 	stream_teardown(&sf);
 }
 
@@ -1968,7 +2191,7 @@ static void test_stream_passt(void)
 	if (be) {
 		size_t len = build_dhcp_discover(f, 0x5a5a0001);
 		struct iovec iov = { f, len };
-		CHECK_EQ(be->ops->send(be, &iov, 1, 0), 0);
+		CHECK_EQ(stream_send1(be, &iov, 1, 0), 0);
 		int64_t end = now_ms() + 3000;
 		while (find_dhcp(&fs, &r) < 0 && now_ms() < end)
 			event_loop_once(&loop, 10);
@@ -2038,6 +2261,11 @@ int main(void)
 	RUN_TEST(test_stream_rx_flow_control);
 	RUN_TEST(test_stream_peer_disconnect);
 	RUN_TEST(test_stream_framing_errors);
+	RUN_TEST(test_stream_tx_batch);
+	RUN_TEST(test_stream_tx_batch_copy_token);
+	RUN_TEST(test_stream_tx_batch_partial);
+	RUN_TEST(test_stream_tx_batch_disconnect);
+	RUN_TEST(test_stream_tx_batch_drop_kept);
 	RUN_TEST(test_user_dhcp_offer);
 	RUN_TEST(test_user_arp);
 	RUN_TEST(test_user_tcp_to_host);
