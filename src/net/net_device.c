@@ -638,16 +638,19 @@ static enum vq_verdict rx_deliver_spill(struct net_queue_pair *qp, struct vq_cha
 {
 	size_t total = qp->rx_spill_len;
 
-	if (!rx_gather(qp, c, total) && qp->rx_room < total) {
+	if (!rx_gather(qp, c, total)) {
 		rx_give_back(qp, 1);
 		qp->rx_need_buffers = true;
 		return VQ_HOLD;
 	}
+	/* The backend is read again (it was left alone while the frame
+	 * waited, rx_wait_for_buffers). */
 	qp->rx_spill_len = 0;
-	if (qp->rx_room < total) {
+	rx_watch_backend(qp, true);
+	if (qp->rx_room < total) {    /* gathering stopped at a chain it may not take */
 		rx_give_back(qp, 1);
 		qp->net->counters.rx_dropped_too_big++;
-		return VQ_HOLD;    /* the chain takes the next frame */
+		return rx_pull_one(qp, c, bytes);
 	}
 	memcpy(&qp->rx_hdr, qp->rx_spill_buf, NET_HDR_LEN);
 	iov_from_buf(qp->rx_iov, qp->rx_niov, 0, qp->rx_spill_buf + NET_HDR_LEN,
