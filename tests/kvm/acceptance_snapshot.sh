@@ -41,7 +41,7 @@ snap_take() {
 snap_restore() {
 	ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run --restore "$CLOG/state" \
 		--mem-file "$CLOG/mem" --net "tap:$TAP" --mac "$3" --fs "$2:$KVM_GUEST_TAG" \
-		--mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json" --boot-timing \
+		--mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json" --boot-timing --counters \
 		</dev/null >"$CLOG/$1.out" 2>"$CLOG/$1.err"
 	RC=$?
 }
@@ -123,6 +123,13 @@ case_stock_snap() {
 	snap_restore restored "$SHARE" "$KVM_GUEST_MAC"
 	echo "INFO: acceptance stock-snap: restored: $(grep -E 'first guest instruction' "$CLOG/restored.err" | sed 's/^kvmini: //')"
 	snap_verdict restored "$SHARE" "$CLOG/console.out" "$CLOG/restored.out"
+	# The restored device asks the guest to announce itself (its MAC may
+	# now be behind another port); the guest's ANNOUNCE_ACK and every other
+	# control command it sent are answered OK.
+	grep -qx 'rx_announce_requested 1' "$CLOG/restored.err" &&
+		grep -qx 'tx_ctrl_refused 0' "$CLOG/restored.err" &&
+		pass "restored: the guest was asked to announce itself (VIRTIO_NET_S_ANNOUNCE), no control command refused" ||
+		fail "restored: rx_announce_requested 1 and tx_ctrl_refused 0 expected in $CLOG/restored.err"
 	grep -qF "kvmini-check: from-host.txt says: $KVM_HOST_NONCE" "$CLOG/console.out" &&
 		[ "$(cat "$SHARE/from-guest.txt" 2>/dev/null)" = "guest nonce $KVM_GUEST_NONCE" ] &&
 		pass "before the snapshot: the guest read from-host.txt and wrote from-guest.txt" ||
