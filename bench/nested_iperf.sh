@@ -31,6 +31,7 @@
 #      IPERF_SECS    seconds per iperf3 run (default 5)
 #      IPERF_TIMEOUT seconds per boot, its two runs included (default 180)
 #      KVMINI        default build/kvmini
+#      IPERF_QEMU    default qemu-system-x86_64
 #      IPERF_LOG     where each boot's console (.out) and VMM stderr (.err)
 #                    are kept (default build/test-logs/nested-iperf)
 set -uo pipefail
@@ -40,7 +41,7 @@ KVMINI=${KVMINI:-build/kvmini}
 RUNS=${BENCH_RUNS:-2}
 SECS=${IPERF_SECS:-5}
 LIMIT=${IPERF_TIMEOUT:-180}
-QEMU=qemu-system-x86_64
+QEMU=${IPERF_QEMU:-qemu-system-x86_64}
 NAME="bench nested_iperf"
 HOST_IP=10.212.0.1
 GUEST_IP=10.212.0.2
@@ -203,7 +204,10 @@ why_no_qemu() {
 		for m in vhost_iotlb vhost tap vhost_net; do
 			[ -e "/sys/module/$m" ] && continue
 			if [ "$(basename "$STOCK_DIR")" = "linux-image-$(uname -r)" ]; then
-				[ -f "$STOCK_DIR/modules/$m.ko" ] || { echo "$m.ko not cached in $STOCK_DIR" >>"$WORK/vhost.err"; continue; }
+				[ -f "$STOCK_DIR/modules/$m.ko" ] || {
+					echo "$m.ko is not in $STOCK_DIR/modules, a cache older than NESTED_OPTIONAL_MODULES (remove it to fetch again)" >>"$WORK/vhost.err"
+					continue
+				}
 				busybox insmod "$STOCK_DIR/modules/$m.ko" 2>>"$WORK/vhost.err"
 			else
 				modprobe "$m" 2>>"$WORK/vhost.err"
@@ -260,6 +264,13 @@ boot() {
 	[ "$path" = qemu ] || echo "    kvmini's counters: $(counters "$out.err")"
 	for dir in tx rx; do
 		v=$(sed -n "s/^iperf-result: $dir \([0-9.]*\)\r*$/\1/p" "$out.out")
+		if [ -z "$v" ] && [ "$path" = qemu ] && ! grep -q 'iperf-guest: userspace up' "$out.out" &&
+			grep -qi vhost "$out.err"; then
+			# QEMU refused vhost-net at start (vhost=on is no fallback).
+			echo "SKIP: $NAME: QEMU with vhost-net: QEMU did not start it: $(grep -i -m1 vhost "$out.err"); the two kvmini paths only"
+			PATHS="offloads plain"
+			return 0
+		fi
 		[ -n "$v" ] || {
 			echo "FAIL: $NAME: $path round $round: no $dir figure; the console's and the VMM's last lines:"
 			tr -d '\r' <"$out.out" | tail -n 8 | sed 's/^/    /'
@@ -276,7 +287,10 @@ FAILED=0
 for ((r = 1; r <= RUNS; r++)); do
 	order=$PATHS
 	[ $((r % 2)) = 0 ] && order=$(rev $PATHS)
-	for p in $order; do boot "$p" "$r" || FAILED=1; done
+	for p in $order; do
+		[[ " $PATHS " == *" $p "* ]] || continue
+		boot "$p" "$r" || FAILED=1
+	done
 done
 
 row() {
