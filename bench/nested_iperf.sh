@@ -244,7 +244,7 @@ boot() {
 			--net "tap:$TAP" --mac "$MAC" --counters --cmdline "$APPEND pci=off")
 		[ "$path" = plain ] && argv+=(--offloads off) ;;
 	qemu)
-		argv=("$QEMU" -M microvm,rtc=on,pcie=on -accel kvm -cpu host -smp 1 -m 256M -nodefaults
+		argv=("$QEMU" -M "microvm,rtc=on,pcie=on" -accel kvm -cpu host -smp 1 -m 256M -nodefaults
 			-no-user-config -display none -serial stdio -no-reboot
 			-kernel "$STOCK_DIR/vmlinuz" -initrd "$INITRD" -append "$APPEND"
 			-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=on"
