@@ -5,7 +5,9 @@
 # guest (time to first instruction), then with Debian's cloud kernel and the
 # stock guest's initramfs (time to userspace), with all the figures printed;
 # then bench/snapshot_restore.sh (a snapshot of that guest restored, beside
-# its cold boot).
+# its cold boot) and bench/nested_iperf.sh (iperf3 through that guest's
+# virtio-net on a tap: kvmini with and without offloads, QEMU's vhost-net;
+# 2 rounds x 5 s per path and direction).
 #
 # A benchmark is no test assertion: a run that completes prints a
 # "BENCH: ..." line (a missed target is in the figures, not a failure); a
@@ -63,3 +65,7 @@ bench "stock kernel to userspace" --linux "$STOCK_DIR/vmlinuz" \
 
 # Snapshot and restore of the same stock guest (its own BENCH:/FAIL: line).
 BENCH_RUNS=$RUNS bash bench/snapshot_restore.sh || exit 1
+
+# iperf3 through the same guest's virtio-net (its own BENCH:/FAIL:/SKIP:
+# lines): two rounds (IPERF_RUNS), whatever BENCH_RUNS says, to keep its time small.
+BENCH_RUNS=${IPERF_RUNS:-2} bash bench/nested_iperf.sh || exit 1

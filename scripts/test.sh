@@ -225,7 +225,7 @@ layer_end
 kvm_layer "KVM (kvmini run with the project's small guests)" kvm 900 bash tests/kvm/run_all.sh
 kvm_layer "KVM acceptance (Linux guests: ping and a share over virtio)" kvm-acceptance 900 \
 	bash tests/kvm/acceptance.sh
-kvm_layer "KVM benchmark smoke run (kvmini run beside QEMU microvm)" kvm-bench 600 \
+kvm_layer "KVM benchmark smoke run (kvmini run beside QEMU microvm)" kvm-bench 900 \
 	bash bench/kvm_smoke.sh
 for log in "$LOGDIR"/kvm-bench.log "$LOGDIR"/nested-kvm-bench.log; do
 	[ -f "$log" ] && grep -vE '^(PASS|FAIL|SKIP): ' "$log" | sed 's/^/    /'

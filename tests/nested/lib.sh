@@ -22,6 +22,9 @@ NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_p
 # What a stock-kernel guest of `kvmini run` loads, in order: virtio-mmio (the
 # devices come from kvmini's DSDT), virtio-net and virtio-fs.
 STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs"
+# Kept when the kernel has them, loaded by whoever needs them (bench/nested_iperf.sh:
+# QEMU's vhost-net in the outer VM), in order; a kernel without one is no error.
+NESTED_OPTIONAL_MODULES="vhost_iotlb vhost tap vhost_net"
 
 nested_say() { echo "nested: $*" >&2; }
 
@@ -61,6 +64,10 @@ stock_unpack() {
 			return 1
 		fi
 		cp "$f" "$dir.tmp/modules/"
+	done
+	for m in $NESTED_OPTIONAL_MODULES; do
+		f=$(find "$tmp/lib/modules" -name "$m.ko" | head -n1)
+		[ -n "$f" ] && cp "$f" "$dir.tmp/modules/"
 	done
 	basename "$deb" >"$dir.tmp/package"
 	rm -rf "$tmp" "$dir"
