@@ -37,7 +37,16 @@ KVM_TEST_BINS := $(KVM_TEST_SRCS:tests/kvm/%.c=build/kvm-tests/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
 .PHONY: all test unit kvm-tests fuzz bench clean lint print-cflags
-all: build/kvmini
+all: build/kvmini build/firecracker
+
+# kvmini under Firecracker's name takes Firecracker's command line
+# (src/cli/firecracker.c); the sanitizer build's is build/san/firecracker.
+build/firecracker: build/kvmini
+	$(Q)ln -sfn kvmini $@
+
+build/san/firecracker: build/kvmini-san
+	@mkdir -p $(dir $@)
+	$(Q)ln -sfn ../kvmini-san $@
 
 # V=1 shows the full command lines.
 ifeq ($(V),1)
@@ -70,6 +79,7 @@ build/kvmini: $(CLI_OBJ) build/libkvmini.a
 build/kvmini-san: $(SAN_CLI_OBJ) build/libkvmini-san.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $^ $(LDLIBS)
+	$(Q)mkdir -p build/san && ln -sfn ../kvmini-san build/san/firecracker
 
 build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
 	@mkdir -p $(dir $@)

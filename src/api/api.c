@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/api_internal.h"
 #include "core/compiler.h"
@@ -27,7 +28,8 @@ void api_instance_get(struct api *api, const char *id, const struct http_request
 	const char *state = vm ? vm->state(api->opts.vm_ctx) : "Running";
 
 	api_reply_json(resp, 200, json_pack("{s:s,s:s,s:s,s:s}", "app_name", "kvmini", "id",
-					"anonymous-instance", "state", state, "vmm_version",
+					api->opts.instance_id ? api->opts.instance_id
+							      : "anonymous-instance", "state", state, "vmm_version",
 					api->opts.vmm_version ? api->opts.vmm_version
 							      : "unknown"));
 }
@@ -51,13 +53,24 @@ void api_http_handler(void *opaque, const struct http_request *req, struct http_
 	}
 }
 
+static size_t api_max_body(const struct api *api)
+{
+	return api->opts.max_body_bytes ? api->opts.max_body_bytes : API_MAX_BODY_BYTES;
+}
+
 void api_http_error(void *opaque, int status, const char *message, struct http_response *resp)
 {
 	struct api *api = opaque;
 
 	api->counters.requests++;
 	api->counters.faults++;
-	api_fault(resp, status, "%s", message);
+	/* A body over the cap: Firecracker answers 400 (its micro_http's
+	 * SizeLimitExceeded), naming the limit. */
+	if (status == 413 && strstr(message, "body"))
+		api_fault(resp, 400, "Request payload is larger than the limit of %zu bytes "
+			  "allowed by server (%s).", api_max_body(api), message);
+	else
+		api_fault(resp, status, "%s", message);
 }
 
 const struct api_counters *api_counters(const struct api *api)
@@ -83,7 +96,7 @@ struct api *api_start(struct event_loop *loop, const struct api_opts *opts, stru
 	struct http_server_opts so = {
 		.socket_path = opts->socket_path,
 		.limits = { .max_header_bytes = API_MAX_HEADER_BYTES,
-			    .max_body_bytes = API_MAX_BODY_BYTES,
+			    .max_body_bytes = api_max_body(api),
 			    .max_connections = API_MAX_CONNECTIONS },
 		.handler = api_http_handler,
 		.on_error = api_http_error,

@@ -47,6 +47,8 @@ struct api_counter_source {
 #define API_MAX_SOURCES 4
 #define API_MAX_IFACES 8
 #define API_MAX_BODY_BYTES (1u << 20)
+/* The most --http-api-max-payload-size may allow. */
+#define API_MAX_PAYLOAD_LIMIT (1ul << 30)
 #define API_MAX_HEADER_BYTES 8192u
 #define API_MAX_CONNECTIONS 16u
 /* Metrics are also flushed on their own this often once configured. */
@@ -169,7 +171,10 @@ struct api_opts {
 	unsigned n_sources;
 	const struct api_vm_ops *vm;      /* NULL: no VM (PATCH /vm is refused) */
 	void *vm_ctx;
-	const char *vmm_version;          /* GET / and GET /version; NULL: unknown */
+	const char *vmm_version;          /* GET / (and GET /version without the next); NULL: unknown */
+	const char *fc_version;           /* GET /version's firecracker_version; NULL: vmm_version */
+	const char *instance_id;          /* GET /'s "id"; NULL: "anonymous-instance" */
+	size_t max_body_bytes;            /* a request body's cap; 0: API_MAX_BODY_BYTES */
 };
 
 #define API_COUNTERS(X) \
@@ -197,6 +202,9 @@ int api_apply_config_file(struct api *api, const char *path, struct errbuf *eb);
 /* The VM's interfaces and metadata store, once it is built: a monitor that
  * waited for its configuration had none when its API started. Replaces
  * the ones given at start (loop thread). */
+/* Open @path as the metrics file (PUT /metrics's metrics_path, from the
+ * command line): 0, or -errno with why in @eb. */
+int api_metrics_open_path(struct api *api, const char *path, struct errbuf *eb);
 void api_attach_devices(struct api *api, const struct api_iface *ifaces, unsigned n,
 			struct mmds *m);
 

@@ -200,7 +200,8 @@ void api_instance_start(struct api *api, struct http_response *resp)
 void api_version_get(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp)
 {
-	const char *v = api->opts.vmm_version ? api->opts.vmm_version : "unknown";
+	const char *v = api->opts.fc_version ? api->opts.fc_version
+		      : api->opts.vmm_version ? api->opts.vmm_version : "unknown";
 
 	api_reply_json(resp, 200, json_pack("{s:s}", "firecracker_version", v));
 }

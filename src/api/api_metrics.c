@@ -183,22 +183,30 @@ static void on_metrics_timer(struct event_timer *t)
 /* --- the metrics file ------------------------------------------------------------------- */
 
 /* Open the metrics file and start the periodic flush; 0, or -errno with
- * @resp answered. */
-static int metrics_open(struct api *api, const char *path, struct http_response *resp)
+ * why in @eb. Non-blocking, so a FIFO without a reader does not stall the
+ * loop: one that refuses a write-only open (ENXIO: nobody reads it yet) is
+ * opened read-write, and a line that does not fit then is counted as
+ * tx_metrics_flush_failed. */
+int api_metrics_open_path(struct api *api, const char *path, struct errbuf *eb)
 {
-	/* Non-blocking: a FIFO without a reader must not stall the loop. */
+	if (api->metrics_path) {
+		errbuf_set(eb, "Reinitialization of metrics not allowed.");
+		return -EEXIST;
+	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
 
+	if (fd < 0 && errno == ENXIO)
+		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		int r = -errno;
 
-		api_fault(resp, 400, "cannot open metrics_path %s: %s", path, strerror(-r));
+		errbuf_set(eb, "cannot open metrics_path %s: %s", path, strerror(-r));
 		return r;
 	}
 	api->metrics_path = strdup(path);
 	if (!api->metrics_path) {
 		close(fd);
-		api_fault(resp, 500, "out of memory");
+		errbuf_set(eb, "out of memory");
 		return -ENOMEM;
 	}
 	api->metrics_fd = fd;
@@ -223,8 +231,12 @@ void api_metrics_put(struct api *api, const char *id, const struct http_request 
 	if (api_known_keys(body, keys, "the metrics configuration", resp)) {
 		const char *path = api_get_string(body, "metrics_path", true, &ok,
 						  "the metrics configuration", resp);
-		if (path && metrics_open(api, path, resp) == 0)
+		struct errbuf eb = { 0 };
+		int r = path ? api_metrics_open_path(api, path, &eb) : 0;
+		if (path && r == 0)
 			api_no_content(resp);
+		else if (path)
+			api_fault(resp, r == -ENOMEM ? 500 : 400, "%s", eb.msg);
 	}
 	json_decref(body);
 }
@@ -243,6 +255,9 @@ void api_metrics_get(struct api *api, const char *id, const struct http_request 
 
 void api_metrics_stop(struct api *api)
 {
+	/* A last line at exit, as Firecracker writes its metrics then. */
+	if (api->metrics_fd >= 0 && metrics_flush(api) < 0)
+		log_warn("api: metrics %s: the last line was not written", api->metrics_path);
 	if (api->loop)
 		event_loop_timer_cancel(api->loop, &api->metrics_timer);
 	if (api->metrics_fd >= 0)

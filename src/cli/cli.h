@@ -7,9 +7,17 @@ int cmd_vhost_net(int argc, char **argv);
 int cmd_vhost_fs(int argc, char **argv);
 int cmd_fuse_mount(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+/* kvmini under the name `firecracker`: Firecracker's command line (firecracker.c). */
+int cmd_firecracker(int argc, char **argv);
 
 /* kvmini's version: `kvmini --version`, and the API's vmm_version. */
 #define KVMINI_VERSION "0.1.0"
+/* The Firecracker release whose API and command line kvmini follows (for
+ * what it has): `firecracker --version` and GET /version report it, as
+ * launchers check it (Kata wants "Firecracker v<semver>"). */
+#define KVMINI_FC_COMPAT_VERSION "1.12.0"
+/* Firecracker's API socket when none is named. */
+#define FC_DEFAULT_API_SOCK "/run/firecracker.socket"
 
 /* Exit statuses: 0 success, 1 runtime failure, 2 bad usage. */
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };

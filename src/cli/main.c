@@ -20,6 +20,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	/* Under Firecracker's name (build/firecracker): its command line. */
+	const char *slash = argv[0] ? strrchr(argv[0], '/') : NULL;
+	if (argv[0] && !strcmp(slash ? slash + 1 : argv[0], "firecracker"))
+		return cmd_firecracker(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "core/log.h"
 
 /* Largest --mmds-data file read: far above any store limit. */
@@ -16,6 +17,19 @@ void cli_mmds_args_init(struct cli_mmds_args *a)
 {
 	*a = (struct cli_mmds_args){ .cfg = { .version = MMDS_V1 } };
 	inet_pton(AF_INET, "169.254.169.254", &a->cfg.ipv4);
+}
+
+static int take_size_limit(struct cli_mmds_args *a, const char *text)
+{
+	unsigned long v;
+
+	if (cli_parse_uint(text, 2, CLI_MMDS_SIZE_LIMIT_MAX, &v) < 0) {
+		log_err("--mmds-size-limit: \"%s\" is not a number of bytes from 2 to %lu", text,
+			CLI_MMDS_SIZE_LIMIT_MAX);
+		return -EINVAL;
+	}
+	a->cfg.store_limit = v;
+	return 0;
 }
 
 int cli_mmds_take(struct cli_mmds_args *a, int opt, const char *optarg)
@@ -45,6 +59,8 @@ int cli_mmds_take(struct cli_mmds_args *a, int opt, const char *optarg)
 	case CLI_OPT_MMDS_DATA:
 		a->data_file = optarg;
 		return 0;
+	case CLI_OPT_MMDS_SIZE_LIMIT:
+		return take_size_limit(a, optarg);
 	default:
 		return 1;
 	}
@@ -81,6 +97,14 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+static size_t mmds_store_limit(const struct mmds *m)
+{
+	struct mmds_config cfg;
+
+	mmds_get_config(m, &cfg);
+	return cfg.store_limit;
+}
+
 /* fill_store - --mmds-data into the store. */
 static int fill_store(struct mmds *m, const char *path)
 {
@@ -96,8 +120,8 @@ static int fill_store(struct mmds *m, const char *path)
 	if (r == -EINVAL)
 		log_err("--mmds-data %s: not a JSON object", path);
 	else if (r == -EFBIG)
-		log_err("--mmds-data %s: larger than the store limit (%u bytes)", path,
-			MMDS_DEFAULT_STORE_LIMIT);
+		log_err("--mmds-data %s: larger than the store limit (%zu bytes)", path,
+			mmds_store_limit(m));
 	else if (r < 0)
 		log_err("--mmds-data %s: %s", path, strerror(-r));
 	return r;

@@ -5,6 +5,7 @@
  *   --mmds[=ADDR]        enable MMDS at ADDR (link-local, 169.254.169.254)
  *   --mmds-version 1|2   V1 (tokens optional, the default) or V2
  *   --mmds-data FILE     fill the store from a JSON object in FILE
+ *   --mmds-size-limit N  the store's limit in bytes (Firecracker's flag)
  */
 #ifndef KVMINI_CLI_MMDS_ARGS_H
 #define KVMINI_CLI_MMDS_ARGS_H
@@ -15,19 +16,25 @@
 #include "mmds/mmds.h"
 
 /* getopt_long codes of the options (outside the letters' range). */
-enum { CLI_OPT_MMDS = 0x4d00, CLI_OPT_MMDS_VERSION, CLI_OPT_MMDS_DATA };
+enum { CLI_OPT_MMDS = 0x4d00, CLI_OPT_MMDS_VERSION, CLI_OPT_MMDS_DATA, CLI_OPT_MMDS_SIZE_LIMIT };
+
+/* --mmds-size-limit's range: a store of {} up to 1 GiB. */
+#define CLI_MMDS_SIZE_LIMIT_MAX (1ul << 30)
 
 #define CLI_MMDS_LONG_OPTIONS \
 	{ "mmds", optional_argument, NULL, CLI_OPT_MMDS }, \
 	{ "mmds-version", required_argument, NULL, CLI_OPT_MMDS_VERSION }, \
-	{ "mmds-data", required_argument, NULL, CLI_OPT_MMDS_DATA }
+	{ "mmds-data", required_argument, NULL, CLI_OPT_MMDS_DATA }, \
+	{ "mmds-size-limit", required_argument, NULL, CLI_OPT_MMDS_SIZE_LIMIT }
 
 #define CLI_MMDS_USAGE \
 	"  --mmds[=ADDR]        answer the metadata service (MMDS) at ADDR, a link-local\n" \
 	"                       address (default 169.254.169.254); its frames never reach\n" \
 	"                       the backend\n" \
 	"  --mmds-version 1|2   MMDS V1 (tokens optional, default) or V2 (session tokens)\n" \
-	"  --mmds-data FILE     fill the MMDS store from the JSON object in FILE\n"
+	"  --mmds-data FILE     fill the MMDS store from the JSON object in FILE\n" \
+	"  --mmds-size-limit N  the MMDS store's limit in bytes of its JSON (default\n" \
+	"                       51200, Firecracker's; a larger PUT /mmds is refused 413)\n"
 
 struct cli_mmds_args {
 	bool enabled;

@@ -138,6 +138,19 @@ static const char run_usage[] =
 	"                     the guest's init writing 123 to port 0x3f0 (the boot\n"
 	"                     marker, as in Firecracker)\n"
 	"  --counters         print every device's counters at exit\n"
+	"  --id ID            the instance id (GET /'s \"id\", and \"kvmini[ID]:\" in\n"
+	"                     the log lines): 1 to 64 letters, digits or '-'\n"
+	"  --level LEVEL      log threshold: Error, Warning, Info, Debug, Trace (= Debug)\n"
+	"                     or Off, any case (Firecracker's; -v and -q are Debug, Error)\n"
+	"  --log-path PATH    append the log lines to PATH instead of stderr (a file,\n"
+	"                     created if absent, or a FIFO: opened non-blocking; lines a\n"
+	"                     full FIFO cannot take are dropped)\n"
+	"  --metrics-path PATH  the metrics file, as PUT /metrics would set it: a line\n"
+	"                     every 60 s, on FlushMetrics and at exit\n"
+	"  --http-api-max-payload-size N\n"
+	"                     the API's largest request body in bytes (default 1048576);\n"
+	"                     a larger one is refused 400\n"
+	"  --mmds-size-limit N  the MMDS store's limit in bytes (default 51200)\n"
 	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
 	"  -q, --quiet        log errors only\n"
 	"  -h, --help         this text\n"
@@ -377,6 +390,19 @@ static int check_args(struct run_args *a)
 	return cli_net_controls_check(&a->net);
 }
 
+/* An option the run shares with other commands (net controls, fs
+ * watches) or with Firecracker: 0 taken, 1 not one, -EINVAL (logged). */
+static int take_shared(struct run_args *a, int c, const char *val)
+{
+	int r = cli_net_controls_take(&a->net, c, val);
+
+	if (r > 0)
+		r = cli_fs_take(&a->fs_defaults, c, val);
+	if (r > 0)
+		r = run_take_fc_option(a, c, val);
+	return r;
+}
+
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_run_args(int argc, char **argv, struct run_args *a)
 {
@@ -403,6 +429,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "config-file", required_argument, NULL, 'J' },
 		{ "no-api", no_argument, NULL, 'N' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
+		RUN_FC_LONG_OPTIONS,
 	};
 	struct option opts[ARRAY_SIZE(own) + CLI_FS_MAX_LONG_OPTIONS + 1] = { 0 };
 	int c;
@@ -422,9 +449,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		if (li >= 0 && c > 0 && c < 128 && strchr(RUN_BOOT_OPTIONS, c) && !a->boot_option)
 			a->boot_option = opts[li].name;
 		li = -1;
-		int shared = cli_net_controls_take(&a->net, c, optarg);
-		if (shared > 0)
-			shared = cli_fs_take(&a->fs_defaults, c, optarg);
+		int shared = take_shared(a, c, optarg);
 		if (shared < 0)
 			return -EINVAL;
 		if (shared == 0)
@@ -660,6 +685,8 @@ int cmd_run(int argc, char **argv)
 		return 0;
 	if (r < 0)
 		return EXIT_USAGE;
+	if (run_apply_fc_options(&args) < 0)
+		return EXIT_RUNTIME;
 	struct run_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
 		log_err("cannot set up: %s", strerror(errno));

@@ -59,7 +59,25 @@ struct run_args {
 	/* --api-sock with nothing to boot, or --config-file: the VM is
 	 * configured through the API (the file's requests go through it). */
 	bool preboot;
+	/* Firecracker's flags (firecracker.c), also `kvmini run`'s. */
+	const char *instance_id;         /* --id: GET /'s "id", the log lines' */
+	const char *log_path;            /* --log-path: log lines there, not stderr */
+	const char *metrics_path;        /* --metrics-path: PUT /metrics from the start */
+	unsigned long max_payload;       /* --http-api-max-payload-size; 0: the API's */
 };
+
+/* getopt_long codes of Firecracker's flags that `kvmini run` takes too. */
+enum {
+	RUN_OPT_ID = 0x4600, RUN_OPT_LEVEL, RUN_OPT_LOG_PATH, RUN_OPT_METRICS_PATH,
+	RUN_OPT_MAX_PAYLOAD,
+};
+
+#define RUN_FC_LONG_OPTIONS \
+	{ "id", required_argument, NULL, RUN_OPT_ID }, \
+	{ "level", required_argument, NULL, RUN_OPT_LEVEL }, \
+	{ "log-path", required_argument, NULL, RUN_OPT_LOG_PATH }, \
+	{ "metrics-path", required_argument, NULL, RUN_OPT_METRICS_PATH }, \
+	{ "http-api-max-payload-size", required_argument, NULL, RUN_OPT_MAX_PAYLOAD }
 
 /* "--fs DIR:TAG" with room for the longest DIR and TAG. */
 #define RUN_FS_WHAT_LEN 4200
@@ -119,6 +137,14 @@ int run_build_machine(struct run_ctx *ctx);
 int run_readable(const char *what, const char *path, struct errbuf *eb);
 /* Name @n shares in messages and counters as --fs would. */
 void run_name_shares(struct run_ctx *ctx, struct machine_fs_config *fs, unsigned n);
+
+/* --- firecracker.c --- */
+
+/* One of RUN_FC_LONG_OPTIONS: 0 taken, 1 not one of them, -EINVAL (logged). */
+int run_take_fc_option(struct run_args *a, int opt, const char *val);
+/* After parsing: the log's destination and the instance id in its lines.
+ * 0 or -errno (logged). */
+int run_apply_fc_options(const struct run_args *a);
 
 /* --- run_restore.c --- */
 

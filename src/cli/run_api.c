@@ -183,25 +183,46 @@ static const struct api_vm_ops api_vm = {
 	.start = run_instance_start,
 };
 
+/* --metrics-path: the API's metrics file from the start. */
+static int start_metrics(struct run_ctx *ctx)
+{
+	struct errbuf eb = { 0 };
+
+	if (!ctx->args->metrics_path || !ctx->api)
+		return 0;
+	int r = api_metrics_open_path(ctx->api, ctx->args->metrics_path, &eb);
+	if (r < 0)
+		log_err("--metrics-path: %s", eb.msg);
+	return r;
+}
+
 /* The control API on the machine's loop, which every net device runs on,
  * so its calls into the devices never race their queue work. */
 int run_start_api(struct run_ctx *ctx)
 {
 	struct net_device *devs[RUN_MAX_NETS];
+	const struct run_args *a = ctx->args;
 	const struct api_opts extra = { .vm = &api_vm, .vm_ctx = ctx,
-					.vmm_version = KVMINI_VERSION };
+					.vmm_version = KVMINI_VERSION,
+					.fc_version = KVMINI_FC_COMPAT_VERSION,
+					.instance_id = a->instance_id,
+					.max_body_bytes = a->max_payload };
+	int r;
 
-	/* --config-file without a socket: its requests need an API all the same. */
-	if (!ctx->args->net.api_sock && ctx->args->config_file) {
+	/* --config-file or --metrics-path without a socket: an API all the same
+	 * (the file's requests go through it, the metrics come from it). */
+	if (!a->net.api_sock && (a->config_file || a->metrics_path)) {
 		struct errbuf eb = { 0 };
 		ctx->api = api_start(&ctx->machine.loop, &extra, &eb);
 		if (!ctx->api)
-			log_err("--config-file: %s", eb.msg);
-		return ctx->api ? 0 : -ENOMEM;
+			log_err("%s: %s", a->config_file ? "--config-file" : "--metrics-path", eb.msg);
+		r = ctx->api ? 0 : -ENOMEM;
+	} else {
+		for (unsigned i = 0; i < ctx->machine.n_nets; i++)
+			devs[i] = ctx->machine.nets[i].dev;
+		r = cli_net_controls_start_api(&a->net, &ctx->machine.loop, ctx->cfg.nets,
+					       ctx->machine.n_nets, devs, ctx->mmds, &extra, &ctx->api);
 	}
-	for (unsigned i = 0; i < ctx->machine.n_nets; i++)
-		devs[i] = ctx->machine.nets[i].dev;
-	return cli_net_controls_start_api(&ctx->args->net, &ctx->machine.loop, ctx->cfg.nets,
-					  ctx->machine.n_nets, devs, ctx->mmds, &extra, &ctx->api);
+	return r < 0 ? r : start_metrics(ctx);
 }
 

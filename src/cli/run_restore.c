@@ -116,6 +116,7 @@ static int restore_mmds(struct run_ctx *ctx, struct errbuf *eb)
 		return 0;
 	cli_mmds_args_init(&defaults);
 	defaults.enabled = true;
+	defaults.cfg.store_limit = ctx->args->net.mmds.cfg.store_limit;   /* --mmds-size-limit */
 	int r = cli_mmds_new_store(&defaults, &ctx->mmds);
 	if (r < 0)
 		errbuf_set(eb, "the metadata service: %s", strerror(-r));

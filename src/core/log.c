@@ -1,7 +1,13 @@
 #include "core/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/atomics.h"
 
 enum log_level log_threshold = LOG_INFO;
 
@@ -10,16 +16,53 @@ static const char *const level_names[] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
+static int log_fd = -1;               /* -1: stderr */
+static const char *instance_id;
+static uint64_t dropped;
+
+int log_set_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	/* A FIFO without a reader refuses a write-only non-blocking open. */
+	if (fd < 0 && errno == ENXIO)
+		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	return 0;
+}
+
+void log_set_instance_id(const char *id)
+{
+	instance_id = id;
+}
+
+uint64_t log_dropped_lines(void)
+{
+	return load_relaxed(&dropped);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > log_threshold)
+	if (level > log_threshold || level < LOG_ERROR)
 		return;
-	/* One fprintf per line so lines from several threads do not interleave. */
-	char line[1024];
+	/* One write per line so lines from several threads do not interleave. */
+	char msg[1024], line[1200];
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "kvmini: %s: %s\n", level_names[level], line);
+	int n = snprintf(line, sizeof(line), "kvmini%s%s%s: %s: %s\n", instance_id ? "[" : "",
+			 instance_id ? instance_id : "", instance_id ? "]" : "", level_names[level], msg);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	if (log_fd < 0) {
+		fputs(line, stderr);
+		return;
+	}
+	if (write(log_fd, line, len) != (ssize_t)len)
+		fetch_add_relaxed(&dropped, 1);
 }

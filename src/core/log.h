@@ -3,14 +3,31 @@
 #define KVMINI_CORE_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_OFF is only a threshold (Firecracker's --level Off): nothing passes. */
+enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Messages above this level are dropped; set from --verbose / --quiet. */
+/* Messages above this level are dropped; set from --verbose / --quiet / --level. */
 extern enum log_level log_threshold;
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Log lines go to @path from now on (appended; created 0600 when absent),
+ * not to stderr. Opened non-blocking so that a FIFO nobody reads never
+ * stalls kvmini: a FIFO without a reader (ENXIO for a write-only open) is
+ * opened read-write instead, so its buffer takes lines until it is full;
+ * a line that does not fit then (EAGAIN) is dropped and counted
+ * (log_dropped_lines). 0 or -errno.
+ */
+int log_set_path(const char *path);
+/* The instance's id in every line ("kvmini[ID]: info: ..."); NULL: none.
+ * @id is kept, not copied. */
+void log_set_instance_id(const char *id);
+/* Lines a full log FIFO (or a failed write) lost. */
+uint64_t log_dropped_lines(void);
 
 #define log_err(...)   log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -76,14 +76,15 @@ else
 	ko "keep-alive: two requests on one connection"
 fi
 
-# A body over 1 MiB: 413 in Firecracker's shape, before the body is read.
+# A body over 1 MiB: 400 in Firecracker's shape and words, before the body is read.
 head -c $((1024 * 1024 + 1)) /dev/zero | tr '\0' 'a' >"$tmp/big"
 out=$(curl -s --max-time 5 --unix-socket "$API" -X PUT -w '\n%{http_code}' \
 	--data-binary @"$tmp/big" http://localhost/mmds)
-if [ "$(tail -n 1 <<<"$out")" = 413 ] && grep -q '"fault_message":"request body too large"' <<<"$out"; then
-	ok "body over the limit: 413"
+if [ "$(tail -n 1 <<<"$out")" = 400 ] &&
+	grep -q '"fault_message":"Request payload is larger than the limit of 1048576 bytes allowed by server' <<<"$out"; then
+	ok "body over the limit: 400"
 else
-	ko "body over the limit: 413 ($(tail -n 1 <<<"$out"))"
+	ko "body over the limit: 400 ($(tail -n 1 <<<"$out"))"
 fi
 
 # A client trickling its body does not hold up another one.
@@ -136,6 +137,17 @@ req mmds-config-iface 400 'is not an interface of this instance' PUT /mmds/confi
 req mmds-metrics 200 '"mmds":\{"rx_accepted":0,.*"store_too_large":1' GET /metrics
 stop "with MMDS"
 
+# --mmds-size-limit (Firecracker's flag): the store's limit, here 100 bytes.
+"$BIN" vhost net --socket "$tmp/net.sock" --backend loopback --api-sock "$API" --mmds \
+	--mmds-size-limit 100 2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+req mmds-limit-fits 204 '^$' PUT /mmds "{\"k\":\"$(head -c 80 /dev/zero | tr '\0' 'x')\"}"
+req mmds-limit-over 413 'exceed its limit of 100 bytes' PUT /mmds \
+	"{\"k\":\"$(head -c 120 /dev/zero | tr '\0' 'x')\"}"
+req mmds-limit-kept 200 '^\{"k":"x{80}"\}$' GET /mmds
+stop "with --mmds-size-limit"
+
 # `kvmini run --api-sock` with nothing to boot: it waits (no /dev/kvm is
 # touched before a load), answers as a monitor with no VM yet, refuses a
 # load whose files do not fit and keeps waiting, and SIGTERM ends it (143).
@@ -162,4 +174,63 @@ if [ "$rc" = 143 ] && grep -q 'ending before a VM was started' "$tmp/kvmini.log"
 else
 	ko "waiting run: SIGTERM ends it with 143, no sanitizer report (exit $rc)"
 	tail -n 5 "$tmp/kvmini.log"
+fi
+
+# The `firecracker` personality waiting for its configuration: --id in GET /
+# and in the log lines, --log-path to a FIFO nobody reads (kvmini must not
+# block on it), --level Debug, --metrics-path, and
+# --http-api-max-payload-size (a larger body: 400, as Firecracker answers).
+FC=${FIRECRACKER:-build/san/firecracker}
+mkfifo "$tmp/log.fifo"
+"$FC" --api-sock "$API" --id fc-vm-1 --level Debug --log-path "$tmp/log.fifo" \
+	--metrics-path "$tmp/fc-metrics.json" --http-api-max-payload-size 200 --boot-timer \
+	--start-time-us 1 --show-level 2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+if [ -S "$API" ]; then ok "firecracker: the socket appears (a log FIFO without a reader does not block)"
+else ko "firecracker: the socket appears (a log FIFO without a reader does not block)"; cat "$tmp/kvmini.log"; fi
+req fc-instance 200 '"id":"fc-vm-1","state":"Not started"' GET /
+req fc-version 200 '^\{"firecracker_version":"1\.[0-9]+\.[0-9]+"\}$' GET /version
+req fc-payload-fits 204 '^$' PUT /machine-config \
+	'{"vcpu_count":1,"mem_size_mib":64,"smt":false,"track_dirty_pages":false}'
+req fc-payload-over 400 '"fault_message":"Request payload is larger than the limit of 200 bytes allowed by server' \
+	PUT /machine-config "{\"vcpu_count\":1,\"mem_size_mib\":64,\"pad\":\"$(head -c 200 /dev/zero | tr '\0' 'x')\"}"
+req fc-machine-kept 200 '"mem_size_mib":64' GET /machine-config
+req fc-metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m3\"}"
+req fc-flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
+if [ "$(wc -l <"$tmp/fc-metrics.json")" = 1 ]; then ok "firecracker: --metrics-path takes FlushMetrics"
+else ko "firecracker: --metrics-path takes FlushMetrics ($(wc -l <"$tmp/fc-metrics.json" 2>&1))"; fi
+# The FIFO kept the lines (kvmini holds it open read-write): read them now.
+timeout 2 cat "$tmp/log.fifo" >"$tmp/fifo.out" 2>/dev/null
+if grep -q '^kvmini\[fc-vm-1\]: debug: api: GET /: 200$' "$tmp/fifo.out" &&
+	! grep -q '^kvmini' "$tmp/kvmini.log"; then
+	ok "firecracker: --log-path FIFO has the lines (with --id, at --level Debug), stderr none"
+else
+	ko "firecracker: --log-path FIFO has the lines (with --id, at --level Debug), stderr none"
+	head -n 3 "$tmp/fifo.out" "$tmp/kvmini.log"
+fi
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+if [ "$rc" = 143 ] && [ "$(wc -l <"$tmp/fc-metrics.json")" = 2 ] && ! [ -e "$API" ] &&
+	! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
+	ok "firecracker: SIGTERM ends it (143), a last metrics line, socket removed, no sanitizer report"
+else
+	ko "firecracker: SIGTERM ends it (143), a last metrics line, socket removed, no sanitizer report (exit $rc)"
+	tail -n 5 "$tmp/kvmini.log"
+fi
+
+# --level Warning: no info lines in the --log-path file.
+"$FC" --api-sock "$API" --level Warning --log-path "$tmp/fc-warn.log" 2>"$tmp/kvmini.log" &
+pid=$!
+for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+req fc-warn-instance 200 '"id":"anonymous-instance"' GET /
+kill -TERM "$pid"
+wait "$pid"
+pid=
+if [ -e "$tmp/fc-warn.log" ] && ! grep -q 'info:' "$tmp/fc-warn.log" && ! grep -q '^kvmini' "$tmp/kvmini.log"; then
+	ok "firecracker: --level Warning drops info lines"
+else
+	ko "firecracker: --level Warning drops info lines ($(head -n 2 "$tmp/fc-warn.log" 2>&1))"
 fi

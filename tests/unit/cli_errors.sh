@@ -167,6 +167,74 @@ expect run-no-api-alone 2 'no-api runs the VM of --config-file without a socket'
 expect run-new-key-alone 2 'mmds-new-token-key is for --restore' -- run --kernel /dev/null --mmds-new-token-key
 expect run-help-mac 0 '--mac MAC +the MAC of the --net before it' -- run --help
 
+# The `firecracker` personality (the build's symlink of the same program):
+# Firecracker's flags, nothing else; harmless ones accepted, the rest refused.
+FC=${FIRECRACKER:-build/san/firecracker}
+expect_fc() { local BIN=$FC; expect "$@"; }
+OK=(--no-api --config-file "$tmp/ok.json")
+expect_fc fc-version 0 '^Firecracker v[0-9]+\.[0-9]+\.[0-9]+$' -- --version
+expect_fc fc-version-kvmini 0 '^kvmini [0-9]+\.[0-9]+\.[0-9]+ ' -- --version
+expect_fc fc-help 0 'usage: firecracker .*--api-sock PATH' -- --help
+expect_fc fc-help-refused 0 '--seccomp-filter, --module, --describe-snapshot, --snapshot-version +refused' -- --help
+expect_fc fc-unknown 2 'firecracker: unknown flag "--bogus"' -- --bogus
+expect_fc fc-kvmini-option 2 'firecracker: unknown flag "--kernel"' -- --kernel /dev/null
+expect_fc fc-kvmini-short 2 'firecracker: unknown flag "-v"' -- -v
+expect_fc fc-positional 2 'firecracker: unknown argument "extra"' -- extra
+expect_fc fc-seccomp-filter 2 'firecracker: --seccomp-filter is not supported: kvmini installs no seccomp filter' -- --seccomp-filter f.bpf
+expect_fc fc-module 2 'firecracker: --module is not supported' -- --module api_server
+expect_fc fc-describe-snapshot 2 'firecracker: --describe-snapshot is not supported' -- --describe-snapshot s
+expect_fc fc-snapshot-version 2 'firecracker: --snapshot-version is not supported' -- --snapshot-version
+expect_fc fc-missing-value 2 'firecracker: --api-sock needs a value' -- --api-sock
+expect_fc fc-flag-with-value 2 'firecracker: --no-api takes no value' -- --no-api=1
+expect_fc fc-no-api-alone 2 'no-api runs the VM of --config-file without a socket' -- --no-api
+expect_fc fc-no-api-and-sock 2 'no-api runs the VM of --config-file without a socket' -- --no-api --api-sock "$tmp/x.sock" --config-file "$tmp/ok.json"
+expect_fc fc-bad-level 2 '--level: "loud" is not Error, Warning, Info, Debug, Trace or Off' -- --level loud "${OK[@]}"
+expect_fc fc-bad-id 2 '--id: "a_b" is not an instance id' -- --id a_b "${OK[@]}"
+expect_fc fc-long-id 2 '--id: "a{65}" is not an instance id' -- --id "$(printf 'a%.0s' {1..65})" "${OK[@]}"
+expect_fc fc-bad-payload 2 '--http-api-max-payload-size: "0" is not a number of bytes from 1' -- --http-api-max-payload-size 0 "${OK[@]}"
+expect_fc fc-payload-junk 2 '--http-api-max-payload-size: "1k" is not a number' -- --http-api-max-payload-size 1k "${OK[@]}"
+expect_fc fc-bad-mmds-size 2 '--mmds-size-limit: "-1" is not a number of bytes' -- --mmds-size-limit -1 "${OK[@]}"
+expect_fc fc-bad-start-time 2 '--start-time-us: "soon" is not a number' -- --start-time-us soon "${OK[@]}"
+expect_fc fc-log-path-missing-dir 1 "log-path $tmp/no/dir/fc.log: No such file" -- --log-path "$tmp/no/dir/fc.log" "${OK[@]}"
+# Accepted: the file reaches InstanceStart, which fails here (kernel or /dev/kvm).
+expect_fc fc-config-start 1 'config-file .*ok.json: InstanceStart: Cannot start the microVM' -- "${OK[@]}"
+expect_fc fc-no-ops 1 'InstanceStart: Cannot start the microVM' -- --start-time-us 123 --start-time-cpu-us 4 --parent-cpu-time-us 5 --show-level --show-log-origin --no-seccomp --boot-timer "${OK[@]}"
+expect_fc fc-equals-form 1 'InstanceStart: Cannot start the microVM' -- --no-api --config-file="$tmp/ok.json" --level=info
+expect_fc fc-id-in-log 1 '^kvmini\[vm-7\]: error: --config-file' -- --id vm-7 "${OK[@]}"
+expect_fc fc-level-lowercase 1 'InstanceStart' -- --level warning "${OK[@]}"
+# --boot-timer is --boot-timing: the milestones at exit.
+expect_fc fc-boot-timer 1 'boot timing: VM created' -- --boot-timer "${OK[@]}"
+# --level Off: not a line, though the run fails; --level Error keeps the error.
+out=$(timeout 10 "$FC" --level Off "${OK[@]}" 2>&1); rc=$?
+if [ "$rc" = 1 ] && [ -z "$out" ]; then echo "PASS: cli fc-level-off"
+else echo "FAIL: cli fc-level-off (exit $rc, wanted 1 and no output; output: $out)"; fi
+out=$(timeout 10 "$FC" --level ERROR "${OK[@]}" 2>&1); rc=$?
+if [ "$rc" = 1 ] && grep -q 'error: --config-file' <<<"$out" && ! grep -q 'info:' <<<"$out"; then
+	echo "PASS: cli fc-level-error"
+else echo "FAIL: cli fc-level-error (exit $rc; output: $out)"; fi
+# --log-path: the lines go there, not to stderr.
+out=$(timeout 10 "$FC" --log-path "$tmp/fc.log" "${OK[@]}" 2>&1); rc=$?
+if [ "$rc" = 1 ] && [ -z "$out" ] && grep -q 'error: --config-file' "$tmp/fc.log"; then
+	echo "PASS: cli fc-log-path"
+else echo "FAIL: cli fc-log-path (exit $rc; stderr: $out; file: $(cat "$tmp/fc.log" 2>&1))"; fi
+# `kvmini run` takes the shared flags too.
+expect run-bad-level 2 '--level: "x" is not Error' -- run --level x --config-file "$tmp/ok.json" --no-api
+expect run-id-in-log 1 '^kvmini\[r-1\]: error: --config-file' -- run --id r-1 --config-file "$tmp/ok.json" --no-api
+# Without --api-sock (and without --no-api) the socket is Firecracker's
+# /run/firecracker.socket: checked in a private mount namespace, on a
+# tmpfs of its own over /run.
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	out=$(unshare -m sh -c 'mount -t tmpfs tmpfs /run && { "$1" --id dflt 2>/dev/null & p=$!;
+		for i in $(seq 100); do [ -S /run/firecracker.socket ] && break; sleep 0.05; done;
+		curl -s --max-time 5 --unix-socket /run/firecracker.socket http://localhost/;
+		kill -TERM $p; wait $p; echo " exit $?"; }' sh "$FC" 2>&1)
+	if grep -q '"id":"dflt","state":"Not started".* exit 143$' <<<"$out"; then
+		echo "PASS: cli fc-default-socket"
+	else echo "FAIL: cli fc-default-socket ($out)"; fi
+else
+	echo "SKIP: cli fc-default-socket: needs root and unshare -m"
+fi
+
 # A tap's MTU bounds the device's (the host would drop the guest's larger
 # frames): a larger --mtu is refused, without --mtu the device takes the
 # tap's own. Each case on a tap of MTU 1400 in a private network namespace;
