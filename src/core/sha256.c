@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "core/byteorder.h"
+
 static const uint32_t round_k[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5,
 	0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -33,26 +35,13 @@ static uint32_t ror(uint32_t x, unsigned n)
 	return (x >> n) | (x << (32 - n));
 }
 
-static uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void store_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* compress - fold one 64-byte block into the state (FIPS 180-4, 6.2.2). */
 static void compress(uint32_t h[8], const uint8_t *block)
 {
 	uint32_t w[64], v[8];
 
 	for (unsigned t = 0; t < 16; t++)
-		w[t] = load_be32(block + 4 * t);
+		w[t] = get_be32(block + 4 * t);
 	for (unsigned t = 16; t < 64; t++) {
 		uint32_t s0 = ror(w[t - 15], 7) ^ ror(w[t - 15], 18) ^ (w[t - 15] >> 3);
 		uint32_t s1 = ror(w[t - 2], 17) ^ ror(w[t - 2], 19) ^ (w[t - 2] >> 10);
@@ -115,7 +104,7 @@ void sha256_final(struct sha256 *s, uint8_t out[SHA256_LEN])
 		sha256_update(s, &b, 1);
 	}
 	for (unsigned i = 0; i < 8; i++)
-		store_be32(out + 4 * i, s->h[i]);
+		put_be32(out + 4 * i, s->h[i]);
 	memset(s, 0, sizeof(*s));
 }
 

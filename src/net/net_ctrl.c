@@ -20,6 +20,7 @@
 #include <string.h>
 #include <linux/virtio_net.h>
 
+#include "core/byteorder.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "net/net_device.h"
@@ -49,11 +50,6 @@ static uint8_t ctrl_rx_mode(struct net_device *net, const struct ctrl_cmd *c)
 	return VIRTIO_NET_OK;
 }
 
-static uint32_t le32_at(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Two tables, unicast then multicast: a le32 count and that many MACs
  * each, exactly filling the data. 0 when malformed, else the entries + 1. */
 static size_t mac_tables_entries(const uint8_t *p, size_t len)
@@ -63,7 +59,7 @@ static size_t mac_tables_entries(const uint8_t *p, size_t len)
 	for (unsigned t = 0; t < 2; t++) {
 		if (len < 4)
 			return 0;
-		uint32_t n = le32_at(p);
+		uint32_t n = get_le32(p);
 		if (n > (len - 4) / 6)
 			return 0;
 		p += 4 + 6 * (size_t)n;
@@ -120,7 +116,7 @@ static uint8_t ctrl_guest_offloads(struct net_device *net, const struct ctrl_cmd
 	if (!acked(net, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) ||
 	    c->cmd != VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET || c->len != 8)
 		return VIRTIO_NET_ERR;
-	uint64_t want = le32_at(c->data) | (uint64_t)le32_at(c->data + 4) << 32;
+	uint64_t want = get_le32(c->data) | (uint64_t)get_le32(c->data + 4) << 32;
 	if (want & ~(net->vdev.features & NET_GUEST_OFFLOADS))
 		return VIRTIO_NET_ERR;
 	struct net_backend *be = net->backend;

@@ -14,6 +14,7 @@
 #include <linux/if_ether.h>
 #include <netinet/in.h>
 
+#include "core/byteorder.h"
 #include "core/compiler.h"
 
 #define VLAN_HLEN 4u
@@ -34,28 +35,6 @@
 #define GSO_TYPE_MASK ((uint8_t)~VIRTIO_NET_HDR_GSO_ECN)
 
 /* --- bytes and the Internet checksum ------------------------------------- */
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)get_be16(p) << 16 | get_be16(p + 2);
-}
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	put_be16(p, (uint16_t)(v >> 16));
-	put_be16(p + 2, (uint16_t)v);
-}
 
 /*
  * Add @p[0..len) to a one's-complement accumulator (RFC 1071), 32 bits at

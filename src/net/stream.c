@@ -37,6 +37,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/byteorder.h"
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
@@ -211,11 +212,6 @@ static void stream_on_timer(struct event_timer *t)
 	log_info("stream %s: reconnected", st->addr.sun_path);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /*
  * stream_check_buffered - after a read: does a whole frame wait at rx_off?
  * Then reading stops until the device has taken every whole frame, and the
@@ -344,14 +340,6 @@ static void stream_queue(struct stream *st, const uint8_t hdr[STREAM_HDR_LEN],
 		skip -= STREAM_HDR_LEN;
 	}
 	st->tx_len += iov_to_buf(iov, iovcnt, skip, dst, len - skip);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
 }
 
 /* stream_sendmsg - one sendmsg of @iovcnt iovecs. Returns the bytes the

@@ -26,6 +26,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "core/byteorder.h"
 #include "core/compiler.h"
 
 /* What liblzma may allocate (its dictionary): `xz -9` and `lzma -9` need
@@ -65,11 +66,6 @@ static int too_long(const struct job *j)
 {
 	return fail(j, -EINVAL, "decompresses to more than the %zu bytes its trailer says",
 		    j->cap - 1);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 /* gzip: zlib with the gzip wrapper, which checks its own CRC-32 and size. */
@@ -204,7 +200,7 @@ static int unlz4(struct job *j)
 		if (j->in_len - off < 4)
 			return fail(j, -EINVAL, "block %u is truncated (%zu of its 4 size bytes)",
 				    block, j->in_len - off);
-		uint32_t csize = le32(j->in + off);
+		uint32_t csize = get_le32(j->in + off);
 		off += 4;
 		if (csize == LZ4_LEGACY_MAGIC)
 			continue;
@@ -464,7 +460,7 @@ static int64_t trailer_size(int f, struct job *j, size_t max_out)
 {
 	if (j->in_len < formats[f].magic_len + 4)
 		return fail(j, -EINVAL, "truncated (%zu bytes)", j->in_len);
-	uint32_t want = le32(j->in + j->in_len - 4);
+	uint32_t want = get_le32(j->in + j->in_len - 4);
 	if (formats[f].size_appended)
 		j->in_len -= 4;
 	if (!want)
