@@ -364,8 +364,9 @@ static void test_tap_fd_spec_errors(void)
 		off += (size_t)snprintf(spec + off, sizeof(spec) - off, "%s%d", i ? "," : "tap-fd:",
 					100 + i);
 	CHECK_ERR(spec, "more than 16 descriptors");
-	/* Several descriptors are a multiqueue tap's queues: one queue pair. */
-	CHECK_ERR("tap-fd:3,4", "one descriptor per queue pair; this device has 1 queue pair");
+	/* Several descriptors are a multi-queue tap's queues, one per pair. */
+	CHECK_ERR("tap-fd:3,4", "tap-fd:3,4: 2 descriptors given for 1 queue pair: one "
+		  "descriptor per queue pair");
 
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	CHECK(fd >= 0);
@@ -2135,9 +2136,9 @@ static void test_tap_fd_errors(void)
 	struct ifreq ifr = { 0 };
 	CHECK_EQ(ioctl(fd[2], TUNGETIFF, &ifr), 0);
 	CHECK(ifr.ifr_flags & IFF_NOFILTER);
-	/* Two queues of one multiqueue tap are two queue pairs' worth. */
+	/* Two queues of one multi-queue tap are two queue pairs' worth. */
 	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[6], fd[4]);
-	CHECK_ERR(spec, "one descriptor per queue pair; this device has 1 queue pair");
+	CHECK_ERR(spec, "2 descriptors given for 1 queue pair");
 	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[7], fd[7]);
 	CHECK_ERR(spec, "is given twice");
 	/* One queue of a multiqueue tap is a tap like any. */
