@@ -116,12 +116,12 @@ int net_backend_create_queues(const char *spec, struct event_loop *const *loops,
 {
 	const struct backend_kind *k = NULL;
 	const char *arg = NULL;
-	int r = parse_spec(spec, &k, &arg, eb);
 
+	for (unsigned i = 0; i < MIN(n, NET_BACKEND_MAX_QUEUES); i++)
+		out[i] = NULL;
+	int r = parse_spec(spec, &k, &arg, eb);
 	if (r || (r = check_queues(k, n, eb)))
 		return r;
-	for (unsigned i = 0; i < n; i++)
-		out[i] = NULL;
 	if (k->create_queues)
 		return k->create_queues(loops, n, arg, out, eb);
 	/* One queue, and a constructor that says why only in words. */

@@ -129,8 +129,9 @@ struct net_backend_ops {
 	 * driver does not use (VQ_PAIRS_SET) so the host sends them nothing.
 	 * NULL for backends with one queue. 0 or -errno. Asking for the state
 	 * the queue is already in does nothing and returns 0. Detaching drops
-	 * the frames waiting on the queue; the host may still take frames sent
-	 * on it. Loop thread of the queue. */
+	 * the frames waiting on the queue; a detached queue's rx_fd stays
+	 * quiet (no error to poll), send() still reaches the host, and
+	 * set_offloads still works. Loop thread of the queue. */
 	int (*set_queue_enabled)(struct net_backend *be, bool enabled);
 };
 
@@ -180,9 +181,9 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
  * loopback makes n independent loopbacks (frames sent on queue i come back
  * on queue i); user, stream: n == 1 only, else a clear error naming the
  * backend and saying it has one queue. 0, or -errno with a message in @eb
- * and nothing left open (tap-fd's descriptors stay open and the caller's,
- * as given; user and stream say -EINVAL for whatever failed, their
- * constructors tell why only in @eb). Each backend is then used and
+ * and nothing left open: out[] NULL, tap-fd's descriptors open and the
+ * caller's, as given (user and stream say -EINVAL for whatever failed:
+ * their constructors tell why only in @eb). Each backend is then used and
  * destroyed on its own, on its own loop.
  */
 int net_backend_create_queues(const char *spec, struct event_loop *const *loops, unsigned n,

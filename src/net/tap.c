@@ -264,9 +264,10 @@ static int tap_set_offloads(struct net_backend *be, uint64_t features)
 }
 
 /* tap_set_queue_enabled - attach this queue to the tap's steering, or
- * detach it (TUNSETQUEUE; tun drops what waited on it). Multi-queue taps
- * only; asking for the state the queue is in is a no-op, since tun refuses
- * to attach an attached queue or detach a detached one. */
+ * detach it (TUNSETQUEUE; tun drops what waited on it, and the fd stays
+ * open, writable and quiet: no EPOLLERR). Multi-queue taps only; asking
+ * for the state the queue is in is a no-op, since tun refuses to attach
+ * an attached queue or detach a detached one. */
 static int tap_set_queue_enabled(struct net_backend *be, bool enabled)
 {
 	struct tap *tap = to_tap(be);
