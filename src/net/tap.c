@@ -25,10 +25,11 @@
  * the device calling set_offloads on each queue asks the same thing again.
  * The host spreads its frames over the attached queues (tun's flow hash);
  * set_queue_enabled detaches a queue the driver does not use
- * (TUNSETQUEUE) so none land there. With one queue (n == 1, tap:NAME
- * opened without IFF_MULTI_QUEUE as before) set_queue_enabled is NULL:
- * there is no other queue to steer to, and tun refuses TUNSETQUEUE on a
- * single-queue tap.
+ * (TUNSETQUEUE) so none land there. With one queue pair (n == 1: tap:NAME
+ * opened without IFF_MULTI_QUEUE as before, or one tap-fd descriptor, even
+ * a multi-queue tap's queue) set_queue_enabled is NULL rather than a no-op:
+ * the device never detaches its only pair, there is no other queue to
+ * steer to, and tun refuses TUNSETQUEUE on a single-queue tap.
  *
  * With IFF_VNET_HDR (always for tap:NAME) every frame crosses the tap with
  * the 12-byte virtio_net_hdr_v1 in front (TUNSETVNETHDRSZ 12, little-endian)
@@ -354,7 +355,8 @@ static void tap_iff_error(int e, const char *name, bool mq, struct errbuf *eb)
 		}
 		errbuf_set(eb,
 			   "tap %s: not usable as a tap: an interface of that name exists and "
-			   "is not a tap, or the name is invalid", name);
+			   "is not a tap (or is a multi-queue tap, which takes more than one "
+			   "queue pair), or the name is invalid", name);
 		break;
 	default:
 		errbuf_set(eb, "tap %s: TUNSETIFF: %s", name, strerror(e));

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -2577,6 +2578,10 @@ static void test_tap_mq_open(void)
 		}
 		CHECK(!strncmp(name[0], "kvq", 3) && !strcmp(name[0], name[1]) &&
 		      !strcmp(name[0], name[2]));
+		/* tun takes a multi-queue tap's queues only with IFF_MULTI_QUEUE. */
+		char spec[32];
+		snprintf(spec, sizeof(spec), "tap:%s", name[0]);
+		CHECK_QERR(spec, 1, "or is a multi-queue tap, which takes more than one queue pair");
 		destroy_queues(be, 3);
 	}
 	CHECK_QERR("tap:kvm6", 0, "between 1 and 16");
@@ -2636,6 +2641,66 @@ static void test_tap_fd_mq(void)
 	}
 	close(c);
 	close(d);
+}
+
+/* Descriptors that fill the table (fd_fill) until fd_unfill. */
+static int fillers[256];
+static unsigned n_fillers;
+static struct rlimit old_nofile;
+
+/* Leave exactly @free descriptor slots: a limit of 256, the rest filled. */
+static void fd_fill(unsigned free)
+{
+	struct rlimit lim;
+	int fd;
+
+	getrlimit(RLIMIT_NOFILE, &old_nofile);
+	lim = (struct rlimit){ ARRAY_SIZE(fillers), old_nofile.rlim_max };
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	n_fillers = 0;
+	while (n_fillers < ARRAY_SIZE(fillers) && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fillers[n_fillers++] = fd;
+	CHECK(n_fillers >= free && n_fillers < ARRAY_SIZE(fillers));
+	while (free-- && n_fillers)
+		close(fillers[--n_fillers]);
+}
+
+static void fd_unfill(void)
+{
+	while (n_fillers)
+		close(fillers[--n_fillers]);
+	setrlimit(RLIMIT_NOFILE, &old_nofile);
+}
+
+/* A queue that fails after others opened (here: no descriptor left for
+ * the second queue's dup) takes every queue opened before it down: tap:NAME
+ * closes what it opened (the tap goes with it), tap-fd gives every
+ * descriptor back open. */
+static void test_queues_midway_failure(void)
+{
+	const short mq = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+	char spec[64];
+
+	/* Queue 0's open and dup, queue 1's open, and its dup fails. */
+	fd_fill(3);
+	CHECK_QERR("tap:kvm7", 2, "tap kvm7: dup: Too many open files");
+	fd_unfill();
+	CHECK_EQ(if_index("kvm7"), -1);
+
+	int a = open_tun("kvm8", mq, O_RDWR), b = open_tun("kvm8", mq, O_RDWR);
+	CHECK(a >= 0 && b >= 0);
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, b);
+	/* Queue 0's dup, and queue 1's fails. */
+	fd_fill(1);
+	CHECK_QERR(spec, 2, "dup: Too many open files");
+	fd_unfill();
+	CHECK(fcntl(a, F_GETFD) >= 0 && fcntl(b, F_GETFD) >= 0);
+	/* Given back whole: the list works as it is. */
+	struct net_backend *be[2] = { NULL, NULL };
+	struct errbuf eb = { 0 };
+	CHECK_EQ(create_queues(spec, 2, be, &eb), 0);
+	destroy_queues(be, 2);
+	CHECK(fcntl(a, F_GETFD) < 0 && fcntl(b, F_GETFD) < 0);
 }
 
 /* --- main ------------------------------------------------------------------- */
@@ -2717,12 +2782,13 @@ int main(void)
 		RUN_TEST(test_tap_mq_steering);
 		RUN_TEST(test_tap_mq_open);
 		RUN_TEST(test_tap_fd_mq);
+		RUN_TEST(test_queues_midway_failure);
 		RUN_TEST(test_stream_passt);
 	} else {
 		printf("SKIP: test_tap_exchange, test_tap_errors, test_tap_offloads_probe, "
 		       "test_tap_tx_csum, test_tap_tx_gso, test_tap_rx_hdr, test_tap_set_offloads, "
 		       "test_tap_fd, test_tap_fd_errors, test_tap_mq_tx, test_tap_mq_steering, "
-		       "test_tap_mq_open, test_tap_fd_mq, test_stream_passt "
+		       "test_tap_mq_open, test_tap_fd_mq, test_queues_midway_failure, test_stream_passt "
 		       "(need root for a private network namespace)\n");
 	}
 	event_loop_destroy(&loop);
