@@ -174,17 +174,17 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
 /*
  * The backends of one interface with @n queue pairs (1..NET_BACKEND_MAX_QUEUES):
  * out[i] created on loops[i]. tap:NAME opens the tap n times with
- * IFF_MULTI_QUEUE (n == 1: exactly as net_backend_create does today, no
- * IFF_MULTI_QUEUE), tap-fd:A[,B...] takes one already-open fd per queue
- * and needs exactly n of them (with n > 1 each must be a queue of a
- * multi-queue tap, TUNGETIFF says IFF_MULTI_QUEUE, and all the same tap);
- * loopback makes n independent loopbacks (frames sent on queue i come back
- * on queue i); user, stream: n == 1 only, else a clear error naming the
- * backend and saying it has one queue. 0, or -errno with a message in @eb
- * and nothing left open: out[] NULL, tap-fd's descriptors open and the
- * caller's, as given (user and stream say -EINVAL for whatever failed:
- * their constructors tell why only in @eb). Each backend is then used and
- * destroyed on its own, on its own loop.
+ * IFF_MULTI_QUEUE (n == 1: opened once without IFF_MULTI_QUEUE, the tap
+ * net_backend_create has always opened), tap-fd:A[,B...] takes one
+ * already-open fd per queue and needs exactly n of them (with n > 1 each
+ * must be a queue of a multi-queue tap, TUNGETIFF says IFF_MULTI_QUEUE, and
+ * all the same tap); loopback makes n independent loopbacks (frames sent on
+ * queue i come back on queue i); user, stream: n == 1 only, else a clear
+ * error naming the backend and saying it has one queue. 0, or -errno with a
+ * message in @eb and nothing left open: out[] NULL, tap-fd's descriptors
+ * open and the caller's, as given (user and stream say -EINVAL for whatever
+ * failed: their constructors tell why only in @eb). Each backend is then
+ * used and destroyed on its own, on its own loop.
  */
 int net_backend_create_queues(const char *spec, struct event_loop *const *loops, unsigned n,
 			      struct net_backend **out, struct errbuf *eb);
