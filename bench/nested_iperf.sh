@@ -253,7 +253,7 @@ boot() {
 	tap_up || { echo "FAIL: $NAME: tap $TAP in $NS"; return 1; }
 	echo "${argv[*]}" >"$out.cmd"
 	t0=$(date +%s)
-	ip netns exec "$NS" timeout -k 5 "$LIMIT" "${argv[@]}" </dev/null >"$out.out" 2>"$out.err" &
+	ip netns exec "$NS" timeout --foreground -k 5 "$LIMIT" "${argv[@]}" </dev/null >"$out.out" 2>"$out.err" &
 	pid=$!
 	VM_PID=$pid
 	wait "$pid"

@@ -176,7 +176,7 @@ vm_part() {
 	[ ${#KVM_COMPAT[@]} -gt 0 ] &&
 		echo "    kvm_pvm host: guest kernel code is emulated here, so the boot takes minutes (well under a second on real KVM)"
 	t0=$(date +%s)
-	ip netns exec "$NS" timeout -k 10 "$VM_LIMIT" "${KVM_ARGV[@]}" </dev/null >"$console" 2>"$err" &
+	ip netns exec "$NS" timeout --foreground -k 10 "$VM_LIMIT" "${KVM_ARGV[@]}" </dev/null >"$console" 2>"$err" &
 	vpid=$!
 	t_track "$vpid"
 	# The console lines that matter, as they come; tail ends with kvmini.

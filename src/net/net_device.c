@@ -934,6 +934,8 @@ static void pair_thread_start(struct net_queue_pair *qp)
 {
 	char name[16];
 
+	if (qp->thread_started)
+		return;
 	qp->go = true;
 	schedule_more_work(qp);
 	event_loop_rearm(qp->loop);
@@ -989,6 +991,8 @@ static void on_device_posted(struct event_notifier *n)
 	struct net_device *net = container_of(n, struct net_device, posted);
 	struct virtio_device *dev = &net->vdev;
 
+	if (exchange_seq_cst(&net->ctrl_pending, false))
+		net_ctrl_drain(net);
 	for (unsigned q = 0; q < dev->num_queues; q++) {
 		if (exchange_seq_cst(&net->poisoned_pending[q], false))
 			virtio_device_mark_broken(dev, q);
@@ -1095,13 +1099,15 @@ void net_device_steer_pairs(struct net_device *net)
 }
 
 /* Start the pairs: on their threads, or here (the drains find the device
- * not active yet and wait for the transport's kicks, as before). */
+ * not active yet and wait for the transport's kicks, as before). A paused
+ * device (a restore activates it paused) starts none: resume does. */
 static void pairs_start(struct net_device *net)
 {
 	for (unsigned i = 0; i < net->npairs; i++) {
 		struct net_queue_pair *qp = &net->pairs[i];
 		if (threaded(net)) {
-			pair_thread_start(qp);
+			if (!net->vdev.paused)
+				pair_thread_start(qp);
 			continue;
 		}
 		/* Buffers may be waiting already (vhost-user reconnect, early kicks). */
@@ -1123,13 +1129,25 @@ static int net_activate(struct virtio_device *vdev)
 	return 0;
 }
 
+/* A pair's queues' kicks go straight to its thread (the transport
+ * watches them there); the control queue's to the device's loop. */
+static struct event_loop *net_queue_loop(struct virtio_device *vdev, unsigned q)
+{
+	struct net_device *net = to_net(vdev);
+
+	return q / 2 < net->npairs ? net->pairs[q / 2].loop : vdev->loop;
+}
+
 static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct net_device *net = to_net(vdev);
 	unsigned ctrl = net_ctrl_queue(net);
 
 	if (q == ctrl && q < vdev->num_queues) {
-		net_ctrl_drain(net);
+		if (threaded(net) && !pthread_equal(pthread_self(), net->device_thread))
+			post_to_device(net, &net->ctrl_pending);    /* taken on a pair's thread */
+		else
+			net_ctrl_drain(net);
 		return;
 	}
 	if (q > ctrl || q / 2 >= net->npairs)
@@ -1211,6 +1229,7 @@ static const struct virtio_device_ops net_ops = {
 	.config_read = net_config_read,
 	.activate = net_activate,
 	.queue_notify = net_queue_notify,
+	.queue_loop = net_queue_loop,
 	.reset = net_reset,
 	.pause = net_pause,
 	.resume = net_resume,
@@ -1411,6 +1430,7 @@ static int device_init(struct net_device *net, const struct net_config_opts *opt
 	memset(net, 0, sizeof(*net));
 	net->opts = *opts;
 	net->backend = first;
+	net->device_thread = pthread_self();
 	net->vdev.ops = &net_ops;
 	net->vdev.loop = loop;
 	net->vdev.vqs = net->vqs;

@@ -208,6 +208,11 @@ struct net_device {
 	struct event_notifier posted;
 	bool irq_pending[NET_MAX_QUEUES];
 	bool poisoned_pending[NET_MAX_QUEUES];
+	/* A control queue kick a pair's thread took (queue 2 is pair 1's
+	 * receiveq with MQ, the control queue without), and the thread that
+	 * runs the device's loop, which answers it. */
+	bool ctrl_pending;
+	pthread_t device_thread;
 	/* Snapshot restore (net_state.h): keep opts.mac as configured here
 	 * instead of the state's. The machine sets it before loading when its
 	 * configuration names a MAC (a clone of a snapshot with its own). The

@@ -446,7 +446,7 @@ void virtio_mmio_access(struct virtio_mmio *t, uint64_t offset, void *data, unsi
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* --- kicks (loop thread) ---------------------------------------------------- */
+/* --- kicks (the thread of the queue's loop) -------------------------------- */
 
 static void on_kick(struct event_source *src, uint32_t events)
 {
@@ -457,8 +457,9 @@ static void on_kick(struct event_source *src, uint32_t events)
 	if (read(k->fd, &v, sizeof(v)) < 0)
 		return;
 	COUNT(t, rx_kicks);
-	/* Kicks before DRIVER_OK are dropped: activation drains every queue. */
-	if (!t->dev->active) {
+	/* Kicks before DRIVER_OK are dropped: activation drains every queue.
+	 * (A device thread reads the flag the loop thread sets: relaxed.) */
+	if (!load_relaxed(&t->dev->active)) {
 		COUNT(t, rx_kicks_inactive);
 		return;
 	}
@@ -488,7 +489,9 @@ static int kvm_irqfd(struct virtio_mmio *t, bool assign)
 	return ioctl(t->opts.vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
 }
 
-/* Queue @q's kick: an eventfd KVM signals on "QueueNotify = q", watched on the loop. */
+/* Queue @q's kick: an eventfd KVM signals on "QueueNotify = q", watched on
+ * the loop the device takes that queue's kicks on (a queue pair's own
+ * thread: no hop through the device's loop). */
 static int setup_kick(struct virtio_mmio *t, unsigned q)
 {
 	struct virtio_mmio_kick *k = &t->kicks[q];
@@ -504,7 +507,8 @@ static int setup_kick(struct virtio_mmio *t, unsigned q)
 		return r;
 	}
 	k->assigned = transport_has_vm(t);
-	return event_loop_watch(t->loop, &k->src, k->fd, EPOLLIN, on_kick, "virtio-mmio kick");
+	k->loop = virtio_device_queue_loop(t->dev, q);
+	return event_loop_watch(k->loop, &k->src, k->fd, EPOLLIN, on_kick, "virtio-mmio kick");
 }
 
 /* The irqfd, the call notifier and every queue's kick. */
@@ -575,7 +579,8 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	virtio_device_reset(t->dev);
 	for (unsigned q = 0; q < t->dev->num_queues; q++) {
 		struct virtio_mmio_kick *k = &t->kicks[q];
-		event_loop_unwatch(t->loop, &k->src);
+		if (k->loop)
+			event_loop_unwatch(k->loop, &k->src);
 		if (k->assigned)
 			kvm_ioeventfd(t, k, false);
 		if (k->fd >= 0)

@@ -119,6 +119,7 @@ struct virtio_mmio_kick {
 	unsigned q;
 	int fd;
 	bool assigned;               /* registered with KVM_IOEVENTFD */
+	struct event_loop *loop;     /* the device's for the queue (queue_loop) */
 	struct event_source src;
 };
 
@@ -164,7 +165,8 @@ struct virtio_mmio {
 
 /*
  * Put @dev behind a register window: registers the ioeventfds and the
- * irqfd with KVM and watches them on @loop (the device's loop). Sets
+ * irqfd with KVM and watches them on @loop (the device's loop; each kick on
+ * the loop the device names for its queue, virtio_device_queue_loop). Sets
  * dev->transport and dev->mem. Loop thread (or before the loop runs).
  * Returns 0 or -errno.
  */

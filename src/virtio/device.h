@@ -48,8 +48,17 @@ struct virtio_device_ops {
 			     const void *data, uint32_t len);
 	/* Every queue is started: begin processing. Return 0 or -errno. */
 	int (*activate)(struct virtio_device *dev);
-	/* The driver kicked queue @q (q < num_queues, queue started). */
+	/* The driver kicked queue @q (q < num_queues, queue started). Called
+	 * on the thread of queue_loop(@q). */
 	void (*queue_notify)(struct virtio_device *dev, unsigned q);
+	/* Optional: the loop whose thread takes queue @q's kicks (a device
+	 * with a thread per queue, virtio-net's pairs), asked once per queue
+	 * for the device's most queues when the transport is set up; NULL
+	 * (or no op): dev->loop. A transport watches the queue's kick source
+	 * there; kicks it takes on its own loop (vhost-user's in-band ones)
+	 * it still hands to queue_notify there, which the device must then
+	 * take from that thread too. */
+	struct event_loop *(*queue_loop)(struct virtio_device *dev, unsigned q);
 	/* Stop processing and forget per-session state; counters survive. */
 	void (*reset)(struct virtio_device *dev);
 	/* The VM is pausing (its vCPUs are parked): return with every queue
@@ -108,6 +117,14 @@ struct virtio_device {
 	bool needs_reset;
 	uint32_t config_generation;          /* bumped on every config change */
 };
+
+/* The loop queue @q's kicks are taken on (ops->queue_loop, else dev->loop). */
+static inline struct event_loop *virtio_device_queue_loop(struct virtio_device *dev, unsigned q)
+{
+	struct event_loop *l = dev->ops->queue_loop ? dev->ops->queue_loop(dev, q) : NULL;
+
+	return l ? l : dev->loop;
+}
 
 /* Bounds-checked queue lookup: NULL when @q is out of range. */
 static inline struct virtqueue *virtio_device_vq(struct virtio_device *dev, unsigned q)

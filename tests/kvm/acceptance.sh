@@ -159,7 +159,7 @@ accept() {
 	t0=$(date +%s)
 	rm -f "$CLOG/pause.txt" "$CLOG/console.out"
 	[ -n "${PAUSE_SOCK:-}" ] && { pauser "$PAUSE_SOCK" & pauser_pid=$!; }
-	ip netns exec "$NS" timeout -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
+	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err"
 	rc=$?
 	[ -n "$pauser_pid" ] && { kill "$pauser_pid" 2>/dev/null; wait "$pauser_pid" 2>/dev/null; }

@@ -15,7 +15,7 @@ case_stock_api() {
 	rm -rf "$CLOG"
 	mkdir -p "$CLOG"
 	local sock=$CLOG/api.sock codes rc
-	ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
+	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
 	local vm=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done

@@ -39,7 +39,7 @@ snap_take() {
 # snap_restore NAME SHARE MAC: kvmini run --restore of the snapshot in the
 # namespace, console and log in $CLOG/NAME.{out,err}; sets RC.
 snap_restore() {
-	ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run --restore "$CLOG/state" \
+	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --restore "$CLOG/state" \
 		--mem-file "$CLOG/mem" --net "tap:$TAP" --mac "$3" --fs "$2:$KVM_GUEST_TAG" \
 		--mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json" --boot-timing --counters \
 		</dev/null >"$CLOG/$1.out" 2>"$CLOG/$1.err"
@@ -53,7 +53,7 @@ snap_restore() {
 snap_load() {
 	local sock=$CLOG/$1.sock code
 	rm -f "$sock"
-	ip netns exec "$NS" timeout -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
+	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
 		</dev/null >"$CLOG/$1.out" 2>"$CLOG/$1.err" &
 	local vm=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -106,7 +106,7 @@ case_stock_snap() {
 	KVM_CHECK_CMDLINE+=" kvmini.pause=1 kvmini.mmds=169.254.169.254"
 	kvm_check_argv "$KVMINI" "$CPUS" "tap:$TAP" "$SHARE" 10.211.0.2/24 10.211.0.1
 	echo "INFO: acceptance stock-snap: kvmini run $(printf '%q ' "${KVM_ARGV[@]:2}")(up to $LIMIT s)"
-	ip netns exec "$NS" timeout -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
+	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
 	local vm=$!
 	snap_take "$sock" "$vm"

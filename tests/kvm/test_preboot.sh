@@ -34,7 +34,7 @@ patch() {
 start_waiting() {
 	rm -f "$api"
 	LAST=$1
-	ip netns exec "$NS" timeout -k 5 "$LIMIT" "$KVMINI" run --api-sock "$api" --boot-timing \
+	ip netns exec "$NS" timeout --foreground -k 5 "$LIMIT" "$KVMINI" run --api-sock "$api" --boot-timing \
 		</dev/null >"$LOGDIR/$1.out" 2>"$LOGDIR/$1.err" &
 	VM=$!
 	wait_socket "$api" || fail "preboot: $1: no API socket"
@@ -87,7 +87,7 @@ cat >"$LOGDIR/vm.json" <<JSON
 JSON
 rm -f "$api"
 LAST=preboot-file
-ip netns exec "$NS" timeout -k 5 "$LIMIT" "$KVMINI" run --config-file "$LOGDIR/vm.json" \
+ip netns exec "$NS" timeout --foreground -k 5 "$LIMIT" "$KVMINI" run --config-file "$LOGDIR/vm.json" \
 	--api-sock "$api" </dev/null >"$LOGDIR/$LAST.out" 2>"$LOGDIR/$LAST.err" &
 VM=$!
 wait_socket "$api"

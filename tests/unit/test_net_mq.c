@@ -333,11 +333,37 @@ static void test_pair_threads(void)
 	rig_down(&r);
 }
 
+/* A restore activates the device paused: no pair thread may start before
+ * resume, and resume starts each exactly once. */
+static void test_activated_paused(void)
+{
+	struct mq_rig r;
+
+	rig_up(&r, true, FEATURES);
+	virtio_device_reset(&r.net.vdev);
+	virtio_device_pause(&r.net.vdev);
+	CHECK_EQ(virtio_device_set_features(&r.net.vdev, FEATURES), 0);
+	for (unsigned i = 0; i < PAIRS; i++) {
+		vd_queue_to_vq(&r.rxq[i], &r.net.vqs[2 * i], false);
+		vd_queue_to_vq(&r.txq[i], &r.net.vqs[2 * i + 1], false);
+	}
+	vd_queue_to_vq(&r.cq, &r.net.vqs[net_ctrl_queue(&r.net)], false);
+	CHECK_EQ(virtio_device_activate(&r.net.vdev), 0);
+	CHECK(!r.net.pairs[0].thread_started && !r.net.pairs[1].thread_started);
+	virtio_device_resume(&r.net.vdev);
+	CHECK(r.net.pairs[0].thread_started && r.net.pairs[1].thread_started);
+	pthread_t first = r.net.pairs[1].thread;
+	net_device_pairs_release(&r.net, true);          /* a second start is a no-op */
+	CHECK(pthread_equal(first, r.net.pairs[1].thread));
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_features_and_numbering);
 	RUN_TEST(test_vq_pairs_set_steers);
 	RUN_TEST(test_pairs_on_one_loop);
 	RUN_TEST(test_pair_threads);
+	RUN_TEST(test_activated_paused);
 	return CHECK_DONE();
 }
