@@ -144,7 +144,7 @@ static int vu_load_vq(struct vhost_user_server *s, unsigned q)
 static int vu_start(struct vhost_user_server *s)
 {
 	struct virtio_device *dev = s->dev;
-	bool start[VHOST_USER_MAX_QUEUES];
+	bool start[VHOST_USER_MAX_QUEUES] = { false };
 	unsigned started = 0;
 	int r;
 
@@ -825,6 +825,31 @@ static void vu_count_refusal(struct vhost_user_server *s, const struct vhost_use
 		hdr->request, why ? why : "handler failed", strerror(-r));
 }
 
+/* One debug line per request, with the ring it names and, for a
+ * vhost_vring_state, its number (as sent, unchecked): with several queue
+ * pairs the log shows which rings a front-end set up and enabled. */
+static void vu_log_msg(const struct vhost_user_hdr *hdr, const union vhost_user_payload *p,
+		       unsigned nfds)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(hdr->request);
+	const char *name = vhost_user_req_name(hdr->request);
+	enum vhost_user_queue_rule q = rule ? rule->queue : VU_Q_NONE;
+
+	if (q == VU_Q_U64)
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds,
+			  (unsigned)(p->u64 & VHOST_USER_VRING_IDX_MASK));
+	else if (q == VU_Q_STATE && hdr->size == sizeof(p->state))
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u num %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds, p->state.index, p->state.num);
+	else if (q == VU_Q_STATE)
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds, p->state.index);
+	else
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u", name, hdr->request,
+			  hdr->flags, hdr->size, nfds);
+}
+
 int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
 			  const void *payload, int *fds, unsigned nfds)
 {
@@ -845,9 +870,7 @@ int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_h
 		if (hdr->size)
 			memcpy(&p, payload, hdr->size);
 		s->counters.rx_messages++;
-		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u",
-			  vhost_user_req_name(hdr->request), hdr->request, hdr->flags, hdr->size,
-			  nfds);
+		vu_log_msg(hdr, &p, nfds);
 		r = vhost_user_validate(s, hdr, &p, nfds, &req.why);
 		if (r == 0)
 			r = vu_handlers[hdr->request] ? vu_handlers[hdr->request](s, &req)
