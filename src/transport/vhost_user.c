@@ -1044,11 +1044,11 @@ int vhost_user_server_init(struct vhost_user_server *s, struct virtio_device *de
 	memset(s, 0, sizeof(*s));
 	s->call_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	s->listen_fd = s->conn_fd = s->backend_fd = -1;
-	if (!dev || !dev->ops || !loop || dev->num_queues == 0)
+	if (!dev || !dev->ops || !loop || dev->num_queues == 0 ||
+	    MAX(dev->num_queues, dev->max_queues) > VHOST_USER_MAX_QUEUES)
 		return -EINVAL;
 	s->dev = dev;
-	if (vu_ring_count(s) > VHOST_USER_MAX_QUEUES)
-		return -EINVAL;
+	s->nrings = MAX(dev->num_queues, dev->max_queues);
 	s->loop = loop;
 	s->opts = opts ? *opts : VHOST_USER_OPTS_DEFAULT;
 	s->opts.protocol_features &= VHOST_USER_PROTOCOL_FEATURES_SUPPORTED;

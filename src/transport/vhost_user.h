@@ -112,7 +112,11 @@ struct vhost_user_server {
 	uint64_t protocol_features;          /* negotiated */
 	unsigned warn_budget;                /* peer-error messages left to log */
 	struct guest_mem mem;                /* the front-end's memory table */
-	struct vhost_user_vring *vrings;     /* vu_ring_count() of them */
+	/* Every queue the device can have (dev->max_queues), not only those
+	 * the features gave it: QEMU sets the call fd of every ring at start
+	 * and disables the rings of queue pairs the driver does not use. */
+	unsigned nrings;
+	struct vhost_user_vring *vrings;     /* nrings of them */
 	struct vhost_user_rx *rx;
 
 	struct vhost_user_counters counters;

@@ -112,15 +112,10 @@ struct vu_req {
 
 typedef int (*vu_handler_fn)(struct vhost_user_server *s, struct vu_req *req);
 
-/* Rings the server keeps and front-ends may name: every queue the device
- * can have (dev->max_queues), not only those the features gave it. QEMU
- * sets the call fd of every ring at start and enables or disables the rings
- * of queue pairs the driver did not negotiate. */
+/* Rings the server keeps and front-ends may name (s->nrings). */
 static inline unsigned vu_ring_count(const struct vhost_user_server *s)
 {
-	const struct virtio_device *dev = s->dev;
-
-	return dev->max_queues > dev->num_queues ? dev->max_queues : dev->num_queues;
+	return s->nrings;
 }
 
 /* vhost_user_validate.c */
