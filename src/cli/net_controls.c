@@ -141,6 +141,23 @@ static int take_offloads(struct cli_net_controls *c, const char *text)
 	return 0;
 }
 
+/* --queues N, for the --net before it. */
+static int take_queues(struct cli_net_controls *c, const char *text)
+{
+	struct net_iface_config *ifc = last_iface(c, "--queues");
+	unsigned long n;
+
+	if (!ifc)
+		return -EINVAL;
+	if (cli_parse_uint(text, 1, NET_MAX_QUEUE_PAIRS, &n)) {
+		log_err("--queues: \"%s\" is not a number of queue pairs from 1 to %u", text,
+			NET_MAX_QUEUE_PAIRS);
+		return -EINVAL;
+	}
+	ifc->queues = (unsigned)n;
+	return 0;
+}
+
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
 {
 	switch (opt) {
@@ -150,6 +167,8 @@ int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optar
 		return take_mtu(c, optarg);
 	case CLI_OPT_OFFLOADS:
 		return take_offloads(c, optarg);
+	case CLI_OPT_QUEUES:
+		return take_queues(c, optarg);
 	case CLI_OPT_IFACE_ID:
 		return take_id(c, "--iface-id", optarg);
 	case CLI_OPT_MMDS_IFACE:

@@ -46,6 +46,10 @@ static const char net_usage[] =
 	"                       MTU, else 1500; a tap's MTU must be at least --mtu)\n"
 	"  --offloads on|off    offer checksum and segmentation offloads (default on;\n"
 	"                       off: plain frames only, mergeable RX buffers stay)\n"
+	"  --queues N           queue pairs, 1..16 (default 1; VIRTIO_NET_F_MQ and\n"
+	"                       vhost-user MQ): a thread and a backend queue each (a tap\n"
+	"                       opened N times with multi_queue, N tap-fd descriptors, or\n"
+	"                       N loopbacks); user and stream have one\n"
 	"  --no-inband          do not offer in-band notifications (kick/call fds only)\n"
 	CLI_RATE_LIMIT_USAGE
 	CLI_API_USAGE
@@ -187,7 +191,7 @@ static int serve_net(const struct net_args *a)
 	struct net_device *net = iface.dev;
 	sig.net = net;
 	struct vhost_user_opts vopts = VHOST_USER_OPTS_DEFAULT;
-	vopts.queue_num = NET_NUM_QUEUES / 2;   /* queue pairs, as net frontends count */
+	vopts.queue_num = iface.npairs;   /* queue pairs, as net front-ends count */
 	if (a->no_inband)
 		vopts.protocol_features &= ~VHOST_USER_PF(INBAND_NOTIFICATIONS);
 	int r = vhost_user_server_init(&server, &net->vdev, &loop, a->socket_path, &vopts);

@@ -323,3 +323,8 @@ void event_loop_quit(struct event_loop *loop)
 {
 	loop->stop = true;
 }
+
+void event_loop_rearm(struct event_loop *loop)
+{
+	loop->stop = false;
+}

@@ -117,5 +117,8 @@ int event_loop_run(struct event_loop *loop);
  * events, timers and deferred items handled, or -errno. */
 int event_loop_once(struct event_loop *loop, int timeout_ms);
 void event_loop_quit(struct event_loop *loop);
+/* Let a loop that quit run again (a thread stopped and started anew). Not
+ * while it runs. */
+void event_loop_rearm(struct event_loop *loop);
 
 #endif

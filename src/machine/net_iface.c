@@ -34,53 +34,81 @@ static int device_mtu(const struct net_iface_config *cfg, const struct net_backe
 	return 0;
 }
 
-/* The backend, its MTU checked and the device's identity filled in. */
-static struct net_backend *open_backend(const struct net_iface_config *cfg,
-					struct event_loop *loop, struct mmds *m,
-					const struct net_iface_names *names,
-					struct net_config_opts *opts)
+_Static_assert(NET_MAX_QUEUE_PAIRS <= NET_BACKEND_MAX_QUEUES, "a backend per queue pair");
+
+/* Each pair's event loop: its thread runs it (net_device.h, "Threads"). */
+static int open_loops(struct net_iface *n)
+{
+	for (unsigned i = 0; i < n->npairs; i++) {
+		n->loops[i] = calloc(1, sizeof(*n->loops[i]));
+		int r = n->loops[i] ? event_loop_init(n->loops[i]) : -ENOMEM;
+		if (r < 0) {
+			free(n->loops[i]);
+			n->loops[i] = NULL;
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* The backends, one per pair, their MTU checked and the device's identity
+ * filled in; the first behind the MMDS interceptor where it answers. */
+static int open_backends(struct net_iface *n, const struct net_iface_config *cfg, struct mmds *m,
+			 const struct net_iface_names *names, struct net_config_opts *opts)
 {
 	const uint8_t *mac = cfg->mac;
 	struct errbuf eb = { 0 };
-	struct net_backend *be = net_backend_create(cfg->backend, loop, &eb);
 
-	if (!be) {
+	if (m && cfg->mmds && n->npairs > 1) {
+		log_err("%s: the metadata service answers on an interface of one queue pair; "
+			"drop --queues %u or MMDS on it", cfg->id, n->npairs);
+		return -EINVAL;
+	}
+	if (net_backend_create_queues(cfg->backend, n->loops, n->npairs, n->backends, &eb) < 0) {
 		log_err("%s %s: %s", names->backend, cfg->backend, eb.msg);
-		return NULL;
+		return -EINVAL;
 	}
 	memcpy(opts->mac, cfg->mac, sizeof(opts->mac));
-	if (device_mtu(cfg, be, names->mtu, &opts->mtu) < 0) {
-		be->ops->destroy(be);
-		return NULL;
-	}
-	log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s, MTU %u", cfg->id, mac[0], mac[1], mac[2],
-		 mac[3], mac[4], mac[5], cfg->mac_given ? "" : " (random)", opts->mtu);
+	if (device_mtu(cfg, n->backends[0], names->mtu, &opts->mtu) < 0)
+		return -EINVAL;
+	log_info("%s: MAC %02x:%02x:%02x:%02x:%02x:%02x%s, MTU %u%s", cfg->id, mac[0], mac[1],
+		 mac[2], mac[3], mac[4], mac[5], cfg->mac_given ? "" : " (random)", opts->mtu,
+		 n->npairs > 1 ? ", several queue pairs" : "");
 	if (!m || !cfg->mmds)
-		return be;
-	/* The interceptor owns @be from here, also when it fails. */
-	struct net_backend *wrapped = mmds_intercept_create(loop, be, m, &eb);
-	if (!wrapped)
-		log_err("%s: %s", names->mmds, eb.msg);
-	return wrapped;
+		return 0;
+	/* The interceptor owns the backend from here, also when it fails. */
+	struct net_backend *wrapped = mmds_intercept_create(n->loops[0], n->backends[0], m, &eb);
+	n->backends[0] = wrapped;
+	if (wrapped)
+		return 0;
+	log_err("%s: %s", names->mmds, eb.msg);
+	return -EINVAL;
 }
 
 int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 		   struct event_loop *loop, struct mmds *m, const struct net_iface_names *names)
 {
-	struct net_config_opts opts = { 0 };
+	struct net_config_opts opts = { .offloads_off = cfg->offloads_off, .pair_threads = true };
 
-	*n = (struct net_iface){ 0 };
-	n->backend = open_backend(cfg, loop, m, names, &opts);
-	if (!n->backend)
-		return -EINVAL;
-	opts.offloads_off = cfg->offloads_off;
-	n->dev = calloc(1, sizeof(*n->dev));
-	int r = n->dev ? net_device_init(n->dev, &opts, n->backend, loop) : -ENOMEM;
+	*n = (struct net_iface){ .npairs = cfg->queues ? cfg->queues : 1 };
+	int r = open_loops(n);
+	if (r == 0)
+		r = open_backends(n, cfg, m, names, &opts);
+	if (r == 0) {
+		n->backend = n->backends[0];
+		n->dev = calloc(1, sizeof(*n->dev));
+		r = n->dev ? net_device_init_pairs(n->dev, &opts, n->backends, n->npairs, loop,
+						   n->loops)
+			   : -ENOMEM;
+		if (r < 0) {
+			log_err("%s %s: virtio-net device: %s", names->backend, cfg->backend,
+				strerror(-r));
+			free(n->dev);
+			n->dev = NULL;
+		}
+	}
 	if (r < 0) {
-		log_err("%s %s: virtio-net device: %s", names->backend, cfg->backend, strerror(-r));
-		free(n->dev);
-		n->backend->ops->destroy(n->backend);
-		*n = (struct net_iface){ 0 };
+		net_iface_close(n);
 		return r;
 	}
 	for (unsigned q = 0; q < NET_NUM_QUEUES; q++)
@@ -96,8 +124,14 @@ void net_iface_close(struct net_iface *n)
 		net_device_destroy(n->dev);
 		free(n->dev);
 	}
-	if (n->backend)
-		n->backend->ops->destroy(n->backend);
+	for (unsigned i = 0; i < n->npairs; i++) {
+		if (n->backends[i])
+			n->backends[i]->ops->destroy(n->backends[i]);
+		if (n->loops[i]) {
+			event_loop_destroy(n->loops[i]);
+			free(n->loops[i]);
+		}
+	}
 	*n = (struct net_iface){ 0 };
 }
 

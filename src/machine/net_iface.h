@@ -5,6 +5,10 @@
  * virtio-net device on it with its MAC, MTU and rate limits. `kvmini run
  * --net` and `kvmini vhost net` open their interfaces here; each puts its
  * own transport in front (virtio-mmio or vhost-user).
+ *
+ * Each queue pair gets a backend of its own (a tap queue, a loopback) on
+ * an event loop of its own, which the device's pair thread runs
+ * (net_device.h, "Threads"); the interface owns those loops.
  */
 #ifndef KVMINI_MACHINE_NET_IFACE_H
 #define KVMINI_MACHINE_NET_IFACE_H
@@ -33,13 +37,17 @@ struct net_iface_config {
 	bool mac_given;              /* else random (logged as such) */
 	uint16_t mtu;                /* 0: the host interface's, or 1500 */
 	bool offloads_off;           /* --offloads off: no checksum or GSO offload offered */
+	unsigned queues;             /* queue pairs (--queues); 0 means 1 */
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	bool mmds;                   /* MMDS answers on it (needs a store at open) */
 };
 
 struct net_iface {
-	struct net_backend *backend;
+	struct net_backend *backend;     /* the first pair's (backends[0]) */
 	struct net_device *dev;
+	unsigned npairs;
+	struct net_backend *backends[NET_MAX_QUEUE_PAIRS];
+	struct event_loop *loops[NET_MAX_QUEUE_PAIRS];   /* each pair's, owned */
 };
 
 /* How messages name an interface's settings, in the words of the front
@@ -52,10 +60,11 @@ struct net_iface_names {
 };
 
 /*
- * Make the backend (behind the interceptor of @m where cfg->mmds says so)
- * and the device on @loop, with its limits. The MTU must not exceed a
- * tap's own. @names name the settings in messages. 0 or -errno, logged; on
- * failure nothing is left open.
+ * Make the backends (behind the interceptor of @m where cfg->mmds says so;
+ * one pair only) and the device on @loop, with its limits and a thread
+ * per queue pair. The MTU must not exceed a tap's own. @names name the
+ * settings in messages. 0 or -errno, logged; on failure nothing is left
+ * open.
  */
 int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 		   struct event_loop *loop, struct mmds *m, const struct net_iface_names *names);

@@ -14,6 +14,8 @@
 
 typedef struct net_backend *(*backend_ctor)(struct event_loop *loop, const char *arg,
 					    struct errbuf *eb);
+typedef int (*backend_queues_ctor)(struct event_loop *const *loops, unsigned n, const char *arg,
+				   struct net_backend **out, struct errbuf *eb);
 
 enum arg_rule {
 	ARG_REQUIRED,      /* KIND:ARG, ARG not empty */
@@ -25,15 +27,18 @@ struct backend_kind {
 	const char *kind;
 	enum arg_rule rule;
 	const char *usage;
+	/* Kinds with one queue have create; those that can serve several
+	 * queue pairs have create_queues, which also makes the one pair. */
 	backend_ctor create;
+	backend_queues_ctor create_queues;
 };
 
 static const struct backend_kind kinds[] = {
-	{ "tap", ARG_REQUIRED, "tap:NAME", net_tap_create },
-	{ "tap-fd", ARG_REQUIRED, "tap-fd:N", net_tap_fd_create },
-	{ "user", ARG_OPTIONAL, "user[:OPTIONS]", net_slirp_create },
-	{ "stream", ARG_REQUIRED, "stream:PATH", net_stream_create },
-	{ "loopback", ARG_NONE, "loopback", net_loopback_create },
+	{ "tap", ARG_REQUIRED, "tap:NAME", NULL, net_tap_create_queues },
+	{ "tap-fd", ARG_REQUIRED, "tap-fd:N", NULL, net_tap_fd_create_queues },
+	{ "user", ARG_OPTIONAL, "user[:OPTIONS]", net_slirp_create, NULL },
+	{ "stream", ARG_REQUIRED, "stream:PATH", net_stream_create, NULL },
+	{ "loopback", ARG_NONE, "loopback", NULL, net_loopback_create_queues },
 };
 
 static const struct backend_kind *find_kind(const char *name, size_t len)
@@ -59,13 +64,16 @@ static int check_arg(const struct backend_kind *k, const char *arg, struct errbu
 	return 0;
 }
 
-struct net_backend *net_backend_create(const char *spec, struct event_loop *loop, struct errbuf *eb)
+/* parse_spec - "KIND[:ARG]" into its kind and argument (NULL when none):
+ * 0 or -EINVAL. */
+static int parse_spec(const char *spec, const struct backend_kind **kind, const char **arg,
+		      struct errbuf *eb)
 {
 	if (!spec || !*spec) {
 		errbuf_set(eb,
 			   "no network backend given: expected tap:NAME, tap-fd:N, "
 			   "user[:OPTIONS], stream:PATH or loopback");
-		return NULL;
+		return -EINVAL;
 	}
 	const char *colon = strchr(spec, ':');
 	size_t kind_len = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -74,15 +82,58 @@ struct net_backend *net_backend_create(const char *spec, struct event_loop *loop
 		errbuf_set(eb,
 			   "unknown network backend \"%.*s\": expected tap:NAME, tap-fd:N, "
 			   "user[:OPTIONS], stream:PATH or loopback", (int)MIN(kind_len, 64), spec);
-		return NULL;
+		return -EINVAL;
 	}
-	const char *arg = colon ? colon + 1 : NULL;
-	if (check_arg(k, arg, eb))
-		return NULL;
+	*kind = k;
+	*arg = colon ? colon + 1 : NULL;
+	if (check_arg(k, *arg, eb))
+		return -EINVAL;
 	/* "user:" with nothing after it means the defaults. */
-	if (arg && !*arg)
-		arg = NULL;
-	return k->create(loop, arg, eb);
+	if (*arg && !**arg)
+		*arg = NULL;
+	return 0;
+}
+
+/* check_queues - can kind @k serve @n queue pairs? 0 or -EINVAL. */
+static int check_queues(const struct backend_kind *k, unsigned n, struct errbuf *eb)
+{
+	if (n == 0 || n > NET_BACKEND_MAX_QUEUES) {
+		errbuf_set(eb, "network backend %s: %u queue pairs: between 1 and %u", k->kind, n,
+			   NET_BACKEND_MAX_QUEUES);
+		return -EINVAL;
+	}
+	if (n > 1 && !k->create_queues) {
+		errbuf_set(eb,
+			   "network backend %s has one queue: it cannot serve %u queue pairs "
+			   "(use one queue pair, or tap, tap-fd or loopback)", k->kind, n);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int net_backend_create_queues(const char *spec, struct event_loop *const *loops, unsigned n,
+			      struct net_backend **out, struct errbuf *eb)
+{
+	const struct backend_kind *k = NULL;
+	const char *arg = NULL;
+
+	for (unsigned i = 0; i < MIN(n, NET_BACKEND_MAX_QUEUES); i++)
+		out[i] = NULL;
+	int r = parse_spec(spec, &k, &arg, eb);
+	if (r || (r = check_queues(k, n, eb)))
+		return r;
+	if (k->create_queues)
+		return k->create_queues(loops, n, arg, out, eb);
+	/* One queue, and a constructor that says why only in words. */
+	out[0] = k->create(loops[0], arg, eb);
+	return out[0] ? 0 : -EINVAL;
+}
+
+struct net_backend *net_backend_create(const char *spec, struct event_loop *loop, struct errbuf *eb)
+{
+	struct net_backend *be = NULL;
+
+	return net_backend_create_queues(spec, &loop, 1, &be, eb) ? NULL : be;
 }
 
 /* --- snapshots ------------------------------------------------------------------ */

@@ -123,6 +123,16 @@ struct net_backend_ops {
 	/* A decorator (the MMDS interceptor): the backend it wraps, whose
 	 * state a snapshot keeps. NULL for the others. */
 	struct net_backend *(*wrapped)(struct net_backend *be);
+	/* Optional: attach (true) or detach (false) this queue of a multi-queue
+	 * host interface from the host's steering (a tap queue's TUNSETQUEUE with
+	 * IFF_ATTACH_QUEUE / IFF_DETACH_QUEUE): the device detaches the pairs the
+	 * driver does not use (VQ_PAIRS_SET) so the host sends them nothing.
+	 * NULL for backends with one queue. 0 or -errno. Asking for the state
+	 * the queue is already in does nothing and returns 0. Detaching drops
+	 * the frames waiting on the queue; a detached queue's rx_fd stays
+	 * quiet (no error to poll), send() still reaches the host, and
+	 * set_offloads still works. Loop thread of the queue. */
+	int (*set_queue_enabled)(struct net_backend *be, bool enabled);
 };
 
 /* The backends' counter sets (each backend's .c), for tests and docs. */
@@ -152,10 +162,32 @@ static inline bool net_backend_has_vnet_hdr(const struct net_backend *be)
 /*
  * Create a backend from its command-line spelling:
  *   tap:NAME | tap-fd:N | user[:OPTIONS] | stream:PATH | loopback
- * On failure returns NULL with a message in @eb.
+ * On failure returns NULL with a message in @eb. The same as
+ * net_backend_create_queues with one queue pair.
  */
 struct net_backend *net_backend_create(const char *spec, struct event_loop *loop,
 				       struct errbuf *eb);
+
+/* The most queue pairs one interface has (virtio-net's --queues). */
+#define NET_BACKEND_MAX_QUEUES 16u
+
+/*
+ * The backends of one interface with @n queue pairs (1..NET_BACKEND_MAX_QUEUES):
+ * out[i] created on loops[i]. tap:NAME opens the tap n times with
+ * IFF_MULTI_QUEUE (n == 1: opened once without IFF_MULTI_QUEUE, the tap
+ * net_backend_create has always opened), tap-fd:A[,B...] takes one
+ * already-open fd per queue and needs exactly n of them (with n > 1 each
+ * must be a queue of a multi-queue tap, TUNGETIFF says IFF_MULTI_QUEUE, and
+ * all the same tap); loopback makes n independent loopbacks (frames sent on
+ * queue i come back on queue i); user, stream: n == 1 only, else a clear
+ * error naming the backend and saying it has one queue. 0, or -errno with a
+ * message in @eb and nothing left open: out[] NULL, tap-fd's descriptors
+ * open and the caller's, as given (user and stream say -EINVAL for whatever
+ * failed: their constructors tell why only in @eb). Each backend is then
+ * used and destroyed on its own, on its own loop.
+ */
+int net_backend_create_queues(const char *spec, struct event_loop *const *loops, unsigned n,
+			      struct net_backend **out, struct errbuf *eb);
 
 /* Attach @be's way up; called once, before the first send. */
 static inline void net_backend_attach(struct net_backend *be,
@@ -189,6 +221,16 @@ struct net_backend *net_tap_fd_create(struct event_loop *loop, const char *arg,
 				      struct errbuf *eb);
 struct net_backend *net_stream_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
 struct net_backend *net_slirp_create(struct event_loop *loop, const char *arg, struct errbuf *eb);
+
+/* The same for @n queue pairs of one host interface, as
+ * net_backend_create_queues says (@n already in range): 0, or -errno with
+ * @eb filled and nothing left open. */
+int net_loopback_create_queues(struct event_loop *const *loops, unsigned n, const char *arg,
+			       struct net_backend **out, struct errbuf *eb);
+int net_tap_create_queues(struct event_loop *const *loops, unsigned n, const char *arg,
+			  struct net_backend **out, struct errbuf *eb);
+int net_tap_fd_create_queues(struct event_loop *const *loops, unsigned n, const char *arg,
+			     struct net_backend **out, struct errbuf *eb);
 
 /*
  * A libslirp endpoint for one service on the guest's link (the metadata

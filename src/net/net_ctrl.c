@@ -14,7 +14,11 @@
  *  - GUEST_OFFLOADS_SET tells the backend which offloaded frames the guest
  *    takes from now on (a tap's TUNSETOFFLOAD; ethtool -K in the guest);
  *  - ANNOUNCE_ACK clears VIRTIO_NET_S_ANNOUNCE (raised after a restore);
- *  - MQ VQ_PAIRS_SET records the pairs in use.
+ *  - MQ VQ_PAIRS_SET sets the pairs in use: the host's queues of the
+ *    others (a multi-queue tap's) are detached, so the host steers flows
+ *    to the pairs the guest reads.
+ * Commands that change what the pairs' threads read (the RX offloads, the
+ * pairs in use) are applied with those threads stopped.
  */
 #include <errno.h>
 #include <string.h>
@@ -105,7 +109,10 @@ static uint8_t ctrl_mq(struct net_device *net, const struct ctrl_cmd *c)
 	unsigned pairs = (unsigned)c->data[0] | (unsigned)c->data[1] << 8;
 	if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > net->npairs)
 		return VIRTIO_NET_ERR;
+	bool held = net_device_pairs_hold(net);
 	net->ctrl.vq_pairs = (uint16_t)pairs;
+	net_device_steer_pairs(net);
+	net_device_pairs_release(net, held);
 	return VIRTIO_NET_OK;
 }
 
@@ -119,11 +126,12 @@ static uint8_t ctrl_guest_offloads(struct net_device *net, const struct ctrl_cmd
 	uint64_t want = get_le32(c->data) | (uint64_t)get_le32(c->data + 4) << 32;
 	if (want & ~(net->vdev.features & NET_GUEST_OFFLOADS))
 		return VIRTIO_NET_ERR;
-	struct net_backend *be = net->backend;
-	if (be->ops->set_offloads && be->ops->set_offloads(be, want & be->offloads) < 0)
-		return VIRTIO_NET_ERR;
-	net->ctrl.guest_offloads = want;
-	return VIRTIO_NET_OK;
+	bool held = net_device_pairs_hold(net);
+	bool ok = net_backends_set_offloads(net, want) == 0;
+	if (ok)
+		net->ctrl.guest_offloads = want;
+	net_device_pairs_release(net, held);
+	return ok ? VIRTIO_NET_OK : VIRTIO_NET_ERR;
 }
 
 static uint8_t ctrl_dispatch(struct net_device *net, const struct ctrl_cmd *c)
@@ -177,7 +185,7 @@ static enum vq_verdict ctrl_chain(void *ctx, struct vq_chain *chain, enum vq_pop
 		used = ctrl_one(net, chain);
 	if (!used)
 		net->counters.tx_ctrl_refused++;    /* malformed, or no byte to answer in */
-	if (vq_push(&net->vqs[NET_CTRL_QUEUE], chain->head, used) < 0)
+	if (vq_push(&net->vqs[net_ctrl_queue(net)], chain->head, used) < 0)
 		net->counters.used_add_failed++;
 	return VQ_CONSUMED;
 }
@@ -185,15 +193,16 @@ static enum vq_verdict ctrl_chain(void *ctx, struct vq_chain *chain, enum vq_pop
 void net_ctrl_drain(struct net_device *net)
 {
 	static const struct vq_budget budget = { .chains = 64, .bytes = UINT64_MAX };
-	struct virtqueue *vq = &net->vqs[NET_CTRL_QUEUE];
+	unsigned q = net_ctrl_queue(net);
+	struct virtqueue *vq = &net->vqs[q];
 
 	if (!virtio_device_running(&net->vdev))
 		return;
 	enum vq_drain_result r = vq_drain(vq, net->ctrl.chain, &budget, ctrl_chain, net);
-	virtio_device_publish(&net->vdev, NET_CTRL_QUEUE);
+	virtio_device_publish(&net->vdev, q);
 	if (r == VQ_DRAIN_POISONED && vq_poison_is_new(vq)) {
 		net->counters.avail_index_invalid++;
-		virtio_device_mark_broken(&net->vdev, NET_CTRL_QUEUE);
+		virtio_device_mark_broken(&net->vdev, q);
 	} else if (r == VQ_DRAIN_BUDGET) {
 		event_loop_defer(net->vdev.loop, &net->ctrl.more, net_ctrl_more);
 	}

@@ -6,6 +6,7 @@
 #include "net/net_device.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,18 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio-net head
 /* Ethernet header and one VLAN tag, on top of the MTU. */
 #define NET_ETH_VLAN_HDR 18u
 
+/* Why a pair's notifier was signalled (net_queue_pair.wake_bits). */
+#define NET_WAKE_RX 1u        /* the guest gave RX buffers */
+#define NET_WAKE_TX 2u        /* the guest queued frames */
+#define NET_WAKE_STOP 4u      /* end the thread */
+
+/* A data-path counter: only the pair's thread writes it, others read it
+ * with relaxed loads (counters_visit), so a relaxed store of the sum
+ * suffices and costs no locked instruction. */
+#define PAIR_ADD(qp, name, n) \
+	store_relaxed(&(qp)->counters.name, (qp)->counters.name + (uint64_t)(n))
+#define PAIR_INC(qp, name) PAIR_ADD(qp, name, 1)
+
 static struct net_device *to_net(struct virtio_device *vdev)
 {
 	return container_of(vdev, struct net_device, vdev);
@@ -66,10 +79,40 @@ static uint64_t with_ctrl_offloads(uint64_t offloads)
 static uint64_t net_features(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
+	uint64_t f = NET_FEATURES;
 
+	if (net->npairs > 1)
+		f |= NET_F(VIRTIO_NET_F_MQ);
 	if (net->opts.offloads_off)
-		return NET_FEATURES;
-	return NET_FEATURES | with_ctrl_offloads(net_offered_offloads(net->backend));
+		return f;
+	return f | with_ctrl_offloads(net_offered_offloads(net->backend));
+}
+
+/* Queues with @features: the pairs (all of them with MQ, else the
+ * first), then the control queue when negotiated. */
+static unsigned queues_for(const struct net_device *net, uint64_t features)
+{
+	unsigned pairs = features & NET_F(VIRTIO_NET_F_MQ) ? net->npairs : 1;
+
+	return 2 * pairs + (features & NET_F(VIRTIO_NET_F_CTRL_VQ) ? 1 : 0);
+}
+
+unsigned net_ctrl_queue(const struct net_device *net)
+{
+	return virtio_device_has(&net->vdev, VIRTIO_NET_F_MQ) ? 2 * net->npairs : 2;
+}
+
+/* Tell every pair's backend which offloaded RX frames the guest takes
+ * (a multi-queue tap's setting is the tap's: each queue says the same). */
+int net_backends_set_offloads(struct net_device *net, uint64_t guest)
+{
+	for (unsigned i = 0; i < net->npairs; i++) {
+		struct net_backend *be = net->pairs[i].be;
+		int r = be->ops->set_offloads ? be->ops->set_offloads(be, guest & be->offloads) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* The backend learns which offloaded frames the guest takes on RX: those
@@ -85,10 +128,8 @@ static int net_set_features(struct virtio_device *vdev, uint64_t features)
 		guest &= net->ctrl.guest_offloads;
 	net->ctrl_restored = false;
 	net->ctrl.guest_offloads = guest;
-	vdev->num_queues = features & NET_F(VIRTIO_NET_F_CTRL_VQ) ? NET_MAX_QUEUES : NET_NUM_QUEUES;
-	if (!be->ops->set_offloads)
-		return 0;
-	int r = be->ops->set_offloads(be, guest & be->offloads);
+	vdev->num_queues = queues_for(net, features);
+	int r = net_backends_set_offloads(net, guest);
 	if (r < 0)
 		log_warn("virtio-net: %s backend refused the guest's offloads 0x%llx: %s",
 			 be->ops->name, (unsigned long long)guest, strerror(-r));
@@ -100,7 +141,7 @@ static void net_config_read(struct virtio_device *vdev, void *buf)
 	struct net_device *net = to_net(vdev);
 	struct virtio_net_config cfg = {
 		.status = VIRTIO_NET_S_LINK_UP | (net->ctrl.announce ? VIRTIO_NET_S_ANNOUNCE : 0),
-		.max_virtqueue_pairs = 1,
+		.max_virtqueue_pairs = (uint16_t)net->npairs,
 		.mtu = net->opts.mtu,
 		.speed = UINT32_MAX,    /* unknown (spec 5.1.4) */
 		.duplex = 0xff,         /* unknown */
@@ -118,18 +159,67 @@ static unsigned net_vq_index(const struct net_device *net, const struct virtqueu
 	return (unsigned)(vq - net->vqs);
 }
 
-/* A queue was found poisoned: count it once per queue and raise NEEDS_RESET. */
-static void note_poisoned(struct net_device *net, struct virtqueue *vq)
+static bool threaded(const struct net_device *net)
 {
-	if (vq_poison_is_new(vq))
-		net->counters.avail_index_invalid++;
-	virtio_device_mark_broken(&net->vdev, net_vq_index(net, vq));
+	return net->opts.pair_threads;
 }
 
-static void push_used(struct net_device *net, struct virtqueue *vq, uint16_t head, uint32_t len)
+/* Should the pair move buffers: with pair threads, while its thread is
+ * meant to run (set and cleared by the device's loop with the thread
+ * stopped, so never read in a race); else the device's own state. */
+static bool pair_running(const struct net_queue_pair *qp)
+{
+	return threaded(qp->net) ? qp->go : virtio_device_running(&qp->net->vdev);
+}
+
+/* Pair threads hand the device's loop what only it may do. */
+static void post_to_device(struct net_device *net, bool *flag)
+{
+	if (exchange_seq_cst(flag, true))
+		return;    /* already posted, not yet taken */
+	int r = event_notifier_signal(&net->posted);
+	if (r < 0)
+		log_warn("virtio-net: device notifier: %s", strerror(-r));
+}
+
+/* A queue was found poisoned: count it once per queue and raise NEEDS_RESET
+ * (on the device's loop: it is a config interrupt). */
+static void note_poisoned(struct net_queue_pair *qp, struct virtqueue *vq)
+{
+	struct net_device *net = qp->net;
+	unsigned q = net_vq_index(net, vq);
+
+	if (vq_poison_is_new(vq))
+		PAIR_INC(qp, avail_index_invalid);
+	if (threaded(net))
+		post_to_device(net, &net->poisoned_pending[q]);
+	else
+		virtio_device_mark_broken(&net->vdev, q);
+}
+
+static void push_used(struct net_queue_pair *qp, struct virtqueue *vq, uint16_t head,
+		      uint32_t len)
 {
 	if (vq_push(vq, head, len) < 0)
-		net->counters.used_add_failed++;
+		PAIR_INC(qp, used_add_failed);
+}
+
+/* Publish @vq's used entries; true when the driver asked for an
+ * interrupt. From a pair thread the interrupt goes out directly where the
+ * transport can (an irqfd, a call eventfd), else through the device's loop. */
+static bool pair_publish(struct net_queue_pair *qp, struct virtqueue *vq)
+{
+	struct net_device *net = qp->net;
+	struct virtio_transport *t = net->vdev.transport;
+	unsigned q = net_vq_index(net, vq);
+
+	if (!threaded(net))
+		return virtio_device_publish(&net->vdev, q);
+	if (!vq_publish(vq) || !t)
+		return false;
+	if (!t->ops->signal_used_direct || !t->ops->signal_used_direct(t, q))
+		post_to_device(net, &net->irq_pending[q]);
+	return true;
 }
 
 static void on_more_work(struct event_deferred *d);
@@ -137,25 +227,23 @@ static void on_more_work(struct event_deferred *d);
 /* Run both drains after the loop's other ready work. */
 static void schedule_more_work(struct net_queue_pair *qp)
 {
-	event_loop_defer(qp->net->vdev.loop, &qp->more_work, on_more_work);
+	event_loop_defer(qp->loop, &qp->more_work, on_more_work);
 }
 
 static void publish_rx(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
 	if (!qp->rx_dirty)
 		return;
 	qp->rx_dirty = false;
-	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->rx)))
-		net->counters.rx_interrupts++;
+	if (pair_publish(qp, qp->rx))
+		PAIR_INC(qp, rx_interrupts);
 }
 
 static void publish_tx(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
 	qp->tx_dirty = false;
-	if (virtio_device_publish(&net->vdev, net_vq_index(net, qp->tx)))
-		net->counters.tx_interrupts++;
+	if (pair_publish(qp, qp->tx))
+		PAIR_INC(qp, tx_interrupts);
 }
 
 /*
@@ -178,23 +266,22 @@ static const struct vq_budget net_budget = {
 };
 
 /* Take @len bytes and one op from the TX limiter; count each stop once. */
-static bool tx_admit(struct net_device *net, uint64_t len)
+static bool tx_admit(struct net_queue_pair *qp, uint64_t len)
 {
-	struct rate_limiter *rl = &net->tx_limiter;
+	struct rate_limiter *rl = &qp->tx_limiter;
 	bool was_blocked = rate_limiter_blocked(rl);
 
 	if (rate_limiter_consume(rl, len))
 		return true;
 	if (!was_blocked)
-		net->counters.tx_rate_limited++;
+		PAIR_INC(qp, tx_rate_limited);
 	return false;
 }
 
 /* The backend is full or the rate limiter holds TX back. */
 static bool tx_stalled(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
-	return qp->tx_blocked || rate_limiter_blocked(&net->tx_limiter);
+	return qp->tx_blocked || rate_limiter_blocked(&qp->tx_limiter);
 }
 
 /* A kept frame's token: its pair and its chain's head. */
@@ -223,9 +310,9 @@ static bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint6
 						&qp->tx_hdr);
 	if (f == NET_HDR_OK)
 		return true;
-	net->counters.tx_hdr_invalid++;
+	PAIR_INC(qp, tx_hdr_invalid);
 	log_debug("virtio-net: TX header refused: %s", net_hdr_fault_str(f));
-	push_used(net, qp->tx, c->head, 0);
+	push_used(qp, qp->tx, c->head, 0);
 	return false;
 }
 
@@ -234,15 +321,14 @@ static bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint6
 static int tx_send_soft(struct net_queue_pair *qp, const struct iovec *frame, unsigned n,
 			uint64_t len)
 {
-	struct net_device *net = qp->net;
-	int r = net_soft_tx_send(&qp->soft, net->backend, &qp->tx_hdr, frame, n, len);
+	int r = net_soft_tx_send(&qp->soft, qp->be, &qp->tx_hdr, frame, n, len);
 
 	if (r < 0)
 		return r;
 	if (qp->tx_hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE)
-		net->counters.tx_csum_completed++;
+		PAIR_INC(qp, tx_csum_completed);
 	else
-		net->counters.tx_gso_segmented++;
+		PAIR_INC(qp, tx_gso_segmented);
 	return 0;
 }
 
@@ -250,7 +336,7 @@ static int tx_send_soft(struct net_queue_pair *qp, const struct iovec *frame, un
  * with offloads, plain or finished in software for the others. */
 static int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
 {
-	struct net_backend *be = qp->net->backend;
+	struct net_backend *be = qp->be;
 	struct iovec frame[VQ_CHAIN_MAX_IOV + 1];
 	bool vnet = net_backend_has_vnet_hdr(be);
 	unsigned n = iov_skip(c->iov, c->n_out, NET_HDR_LEN, frame + 1, VQ_CHAIN_MAX_IOV);
@@ -268,41 +354,39 @@ static int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
  * holds TX back: the same chain is sent when TX resumes. */
 static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
-	struct net_device *net = qp->net;
-
 	/* TX buffers are device-readable only and start with the header. */
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
-		net->counters.tx_chain_invalid++;
-		push_used(net, qp->tx, c->head, 0);
+		PAIR_INC(qp, tx_chain_invalid);
+		push_used(qp, qp->tx, c->head, 0);
 		return VQ_CONSUMED;
 	}
 	uint64_t len = c->out_len - NET_HDR_LEN;
 	if (len > NET_TX_FRAME_MAX) {
-		net->counters.tx_frame_oversize++;
-		push_used(net, qp->tx, c->head, 0);
+		PAIR_INC(qp, tx_frame_oversize);
+		push_used(qp, qp->tx, c->head, 0);
 		return VQ_CONSUMED;
 	}
 	if (!tx_check_header(qp, c, len))
 		return VQ_CONSUMED;
-	if (!tx_admit(net, len))
+	if (!tx_admit(qp, len))
 		return VQ_HOLD;    /* the limiter's timer resumes us */
 	int r = tx_send(qp, c, len);
 	if (r == -EAGAIN) {
-		rate_limiter_refund(&net->tx_limiter, len);
+		rate_limiter_refund(&qp->tx_limiter, len);
 		qp->tx_blocked = true;
 		return VQ_HOLD;    /* tx_unblocked resumes us */
 	}
 	if (r < 0) {
-		net->counters.tx_backend_errors++;
+		PAIR_INC(qp, tx_backend_errors);
 	} else {
-		net->counters.tx_packets++;
-		net->counters.tx_bytes += len;
+		PAIR_INC(qp, tx_packets);
+		PAIR_ADD(qp, tx_bytes, len);
 	}
 	*bytes += len;
 	/* A kept frame's buffer goes back with tx_done. Otherwise the device
 	 * writes nothing into TX buffers: used length 0. */
 	if (r != NET_SEND_KEPT)
-		push_used(net, qp->tx, c->head, 0);
+		push_used(qp, qp->tx, c->head, 0);
 	return VQ_CONSUMED;
 }
 
@@ -310,37 +394,35 @@ static enum vq_verdict tx_chain(void *ctx, struct vq_chain *c, enum vq_pop_resul
 				uint64_t *bytes)
 {
 	struct net_queue_pair *qp = ctx;
-	struct net_device *net = qp->net;
 
 	if (r == VQ_POP_OK)
 		return tx_one(qp, c, bytes);
-	net->counters.tx_chain_invalid++;
-	push_used(net, qp->tx, c->head, 0);
+	PAIR_INC(qp, tx_chain_invalid);
+	push_used(qp, qp->tx, c->head, 0);
 	return VQ_CONSUMED;
 }
 
 /* The frames the backend kept for a batch go out (backend.h, flush): their
  * chains come back through tx_done before the drain publishes. */
-static void tx_flush(struct net_device *net)
+static void tx_flush(struct net_queue_pair *qp)
 {
-	if (net->backend->ops->flush)
-		net->backend->ops->flush(net->backend);
+	if (qp->be->ops->flush)
+		qp->be->ops->flush(qp->be);
 }
 
 /* Send what the guest queued, up to the budget; one interrupt per drain. */
 static void tx_drain(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
 	struct virtqueue *vq = qp->tx;
 
-	if (!virtio_device_running(&net->vdev) || tx_stalled(qp))
+	if (!pair_running(qp) || tx_stalled(qp))
 		return;
 	enum vq_drain_result r = vq_drain(vq, &qp->tx_chain, &net_budget, tx_chain, qp);
-	tx_flush(net);
+	tx_flush(qp);
 	if (publish_due(r, qp->tx))
 		publish_tx(qp);
 	if (r == VQ_DRAIN_POISONED)
-		note_poisoned(net, qp->tx);
+		note_poisoned(qp, qp->tx);
 	else if (r == VQ_DRAIN_BUDGET)
 		schedule_more_work(qp);
 }
@@ -350,15 +432,15 @@ static void tx_drain(struct net_queue_pair *qp)
 /* May a frame go to the guest now? Counts each stop of RX once. The size
  * is not known before a backend's recv, so frames are charged after
  * delivery (rx_complete) and a frame may leave the buckets in debt. */
-static bool rx_admit(struct net_device *net)
+static bool rx_admit(struct net_queue_pair *qp)
 {
-	struct rate_limiter *rl = &net->rx_limiter;
+	struct rate_limiter *rl = &qp->rx_limiter;
 	bool was_blocked = rate_limiter_blocked(rl);
 
 	if (rate_limiter_admit(rl))
 		return true;
 	if (!was_blocked)
-		net->counters.rx_rate_limited++;
+		PAIR_INC(qp, rx_rate_limited);
 	return false;
 }
 
@@ -366,11 +448,10 @@ static bool rx_admit(struct net_device *net)
  * Others are completed unused and counted. */
 static bool rx_chain_usable(struct net_queue_pair *qp, struct vq_chain *c, enum vq_pop_result r)
 {
-	struct net_device *net = qp->net;
 	if (r == VQ_POP_OK && !c->n_out && c->in_len >= NET_HDR_LEN)
 		return true;
-	net->counters.rx_chain_invalid++;
-	push_used(net, qp->rx, c->head, 0);
+	PAIR_INC(qp, rx_chain_invalid);
+	push_used(qp, qp->rx, c->head, 0);
 	qp->rx_dirty = true;
 	return false;
 }
@@ -382,20 +463,19 @@ static bool rx_poisoned(struct net_queue_pair *qp)
 
 static void rx_watch_backend(struct net_queue_pair *qp, bool on)
 {
-	struct net_device *net = qp->net;
-	if (net->backend->rx_fd < 0 || qp->rx_fd_watched == on)
+	if (qp->be->rx_fd < 0 || qp->rx_fd_watched == on)
 		return;
-	if (event_loop_modify(net->vdev.loop, &qp->rx_event, on ? EPOLLIN : 0) == 0)
+	if (event_loop_modify(qp->loop, &qp->rx_event, on ? EPOLLIN : 0) == 0)
 		qp->rx_fd_watched = on;
 }
 
 /* The backend's recv gave no frame: nothing waiting (0, -EAGAIN) or
  * an error, counted. */
-static void rx_recv_failed(struct net_device *net, ssize_t len)
+static void rx_recv_failed(struct net_queue_pair *qp, ssize_t len)
 {
 	if (len == 0 || len == -EAGAIN)
 		return;
-	net->counters.rx_write_failed++;
+	PAIR_INC(qp, rx_write_failed);
 	log_debug("net: backend recv: %s", strerror((int)-len));
 }
 
@@ -422,11 +502,13 @@ static uint64_t rx_features(const struct net_device *net)
 }
 
 /* Header and frame the backend may deliver with what the guest takes. */
-static size_t rx_room_needed(const struct net_device *net)
+static size_t rx_room_needed(const struct net_queue_pair *qp)
 {
+	const struct net_device *net = qp->net;
+
 	if (rx_features(net) & NET_GUEST_GSO)
 		return NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX;
-	unsigned mtu = MAX(net->opts.mtu, net->backend->host_mtu);
+	unsigned mtu = MAX(net->opts.mtu, qp->be->host_mtu);
 	size_t frame = NET_ETH_VLAN_HDR + (mtu ? mtu : 1500u);
 
 	/* No frame is larger than the spill buffer holds (a 64 KiB MTU). */
@@ -437,10 +519,10 @@ static size_t rx_room_needed(const struct net_device *net)
  * the backend can tell it (a queue backend: loopback), so a small frame
  * takes one chain rather than room for 64 KiB popped and given back; else
  * the largest the backend may deliver. */
-static size_t rx_room_next(const struct net_device *net)
+static size_t rx_room_next(const struct net_queue_pair *qp)
 {
-	struct net_backend *be = net->backend;
-	size_t most = rx_room_needed(net);
+	struct net_backend *be = qp->be;
+	size_t most = rx_room_needed(qp);
 
 	if (!be->ops->peek_len)
 		return most;
@@ -472,7 +554,7 @@ static bool rx_gather_more(struct net_queue_pair *qp)
 	enum vq_pop_result r = vq_pop(qp->rx, c);
 
 	if (r == VQ_POP_POISONED)
-		note_poisoned(qp->net, qp->rx);
+		note_poisoned(qp, qp->rx);
 	if (r == VQ_POP_EMPTY || r == VQ_POP_POISONED)
 		return false;
 	if (r != VQ_POP_OK || c->n_out || c->in_len < NET_HDR_LEN ||
@@ -516,13 +598,12 @@ static void rx_give_back(struct net_queue_pair *qp, unsigned keep)
  * offload fields into the first, and the unused chains back to the ring. */
 static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
 {
-	struct net_device *net = qp->net;
 	size_t left = total;
 	unsigned used = 0;
 
 	while (used < qp->rx_nchains && (left || !used)) {
 		uint32_t len = (uint32_t)MIN(left, (size_t)qp->rx_caps[used]);
-		push_used(net, qp->rx, qp->rx_heads[used++], len);
+		push_used(qp, qp->rx, qp->rx_heads[used++], len);
 		left -= len;
 	}
 	rx_give_back(qp, used);
@@ -530,10 +611,10 @@ static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t to
 	iov_from_buf(vq_chain_in(c), c->n_in, 0, &qp->rx_hdr, sizeof(qp->rx_hdr));
 	qp->rx_dirty = true;
 	size_t len = total - NET_HDR_LEN;
-	net->counters.rx_packets++;
-	net->counters.rx_bytes += len;
-	net->counters.rx_merged_buffers += used - 1;
-	rate_limiter_charge(&net->rx_limiter, len);
+	PAIR_INC(qp, rx_packets);
+	PAIR_ADD(qp, rx_bytes, len);
+	PAIR_ADD(qp, rx_merged_buffers, used - 1);
+	rate_limiter_charge(&qp->rx_limiter, len);
 }
 
 /* A frame reached the spill buffer: keep it there whole (header at its
@@ -546,7 +627,7 @@ static void rx_spill(struct net_queue_pair *qp, size_t total)
 	iov_to_buf(qp->rx_iov, qp->rx_niov, 0, qp->rx_spill_buf + NET_HDR_LEN, in_guest);
 	qp->rx_spill_len = total;
 	rx_give_back(qp, 1);
-	qp->net->counters.rx_waited_for_buffers++;
+	PAIR_INC(qp, rx_waited_for_buffers);
 }
 
 /* Read one frame from the backend into the gathered chains (and the spill
@@ -556,7 +637,7 @@ static void rx_spill(struct net_queue_pair *qp, size_t total)
 static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
 {
 	struct net_device *net = qp->net;
-	struct net_backend *be = net->backend;
+	struct net_backend *be = qp->be;
 	bool vnet = net_backend_has_vnet_hdr(be);
 	struct iovec *iov = qp->rx_iov - 1;      /* the slot before holds the header */
 	unsigned n = qp->rx_niov;
@@ -581,7 +662,7 @@ static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
 		qp->rx_hdr.flags &= (uint8_t)~VIRTIO_NET_HDR_F_DATA_VALID;
 	if ((size_t)len < NET_HDR_LEN ||
 	    !net_rx_hdr_allowed(&qp->rx_hdr, features, (size_t)len - NET_HDR_LEN)) {
-		net->counters.rx_hdr_refused++;
+		PAIR_INC(qp, rx_hdr_refused);
 		return -EPROTO;
 	}
 	return len;
@@ -595,12 +676,12 @@ static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c
 {
 	struct net_device *net = qp->net;
 
-	if (!rx_admit(net)) {
+	if (!rx_admit(qp)) {
 		rx_watch_backend(qp, false);
 		return VQ_HOLD;
 	}
 	bool mrg = rx_mergeable(net);
-	bool enough = rx_gather(qp, c, mrg ? rx_room_next(net) : 0);
+	bool enough = rx_gather(qp, c, mrg ? rx_room_next(qp) : 0);
 	/* A frame too big for these chains is dropped and the chains, still
 	 * unwritten, take the next one (at most a budget's worth). */
 	for (unsigned tries = 0; tries < NET_BUDGET_FRAMES; tries++) {
@@ -616,15 +697,15 @@ static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c
 			return VQ_CONSUMED;
 		}
 		if (len != -EMSGSIZE && len != -EPROTO) {
-			rx_recv_failed(net, len);
+			rx_recv_failed(qp, len);
 			rx_give_back(qp, 1);
 			return VQ_HOLD;
 		}
 		if (len == -EMSGSIZE)
-			net->counters.rx_dropped_too_big++;
-		if (mrg && net->backend->ops->peek_len) {    /* gathered for the frame dropped */
+			PAIR_INC(qp, rx_dropped_too_big);
+		if (mrg && qp->be->ops->peek_len) {    /* gathered for the frame dropped */
 			rx_give_back(qp, 1);
-			enough = rx_gather(qp, c, rx_room_next(net));
+			enough = rx_gather(qp, c, rx_room_next(qp));
 		}
 	}
 	rx_give_back(qp, 1);
@@ -649,7 +730,7 @@ static enum vq_verdict rx_deliver_spill(struct net_queue_pair *qp, struct vq_cha
 	rx_watch_backend(qp, true);
 	if (qp->rx_room < total) {    /* gathering stopped at a chain it may not take */
 		rx_give_back(qp, 1);
-		qp->net->counters.rx_dropped_too_big++;
+		PAIR_INC(qp, rx_dropped_too_big);
 		return rx_pull_one(qp, c, bytes);
 	}
 	memcpy(&qp->rx_hdr, qp->rx_spill_buf, NET_HDR_LEN);
@@ -675,18 +756,17 @@ static enum vq_verdict rx_chain(void *ctx, struct vq_chain *c, enum vq_pop_resul
 /* The RX queue is dead until reset: read and count what the backend has. */
 static void rx_discard(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
 	struct iovec iov = { .iov_base = qp->rx_spill_buf,
 			     .iov_len = NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX };
 
 	if (qp->rx_spill_len) {
 		qp->rx_spill_len = 0;
-		net->counters.rx_dropped_poisoned++;
+		PAIR_INC(qp, rx_dropped_poisoned);
 	}
 	for (unsigned budget = NET_BUDGET_FRAMES; budget; budget--) {
-		if (net->backend->ops->recv(net->backend, &iov, 1) <= 0)
+		if (qp->be->ops->recv(qp->be, &iov, 1) <= 0)
 			return;
-		net->counters.rx_dropped_poisoned++;
+		PAIR_INC(qp, rx_dropped_poisoned);
 	}
 }
 
@@ -703,10 +783,9 @@ static void rx_wait_for_buffers(struct net_queue_pair *qp)
 /* Fill the guest's RX buffers from the backend, up to the budget. */
 static void rx_drain(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
 	struct virtqueue *vq = qp->rx;
 
-	if (!virtio_device_running(&net->vdev))
+	if (!pair_running(qp))
 		return;
 	qp->rx_wanted = false;
 	qp->rx_need_buffers = false;
@@ -726,7 +805,7 @@ static void rx_drain(struct net_queue_pair *qp)
 		rx_watch_backend(qp, false);
 		break;
 	case VQ_DRAIN_POISONED:
-		note_poisoned(net, qp->rx);
+		note_poisoned(qp, qp->rx);
 		rx_watch_backend(qp, false);
 		break;
 	case VQ_DRAIN_BUDGET:
@@ -745,37 +824,34 @@ static void on_backend_readable(struct event_source *src, uint32_t events)
 }
 
 /* --- the backend's way up ------------------------------------------------- */
-/* Each only records or schedules: the drains run from the event loop. */
+/* Each only records or schedules: the drains run from the pair's loop,
+ * whose thread the backend's own events come on. */
 
-/* Frames wait in a queue backend (steering comes with MQ: pair 0). */
+/* Frames wait in a queue backend. */
 static void backend_rx_pending(void *ctx)
 {
-	struct net_device *net = ctx;
+	struct net_queue_pair *qp = ctx;
 
-	net->pairs[0].rx_wanted = true;
-	schedule_more_work(&net->pairs[0]);
+	qp->rx_wanted = true;
+	schedule_more_work(qp);
 }
 
 static void backend_tx_unblocked(void *ctx)
 {
-	struct net_device *net = ctx;
+	struct net_queue_pair *qp = ctx;
 
-	for (unsigned i = 0; i < net->npairs; i++) {
-		net->pairs[i].tx_blocked = false;
-		schedule_more_work(&net->pairs[i]);
-	}
+	qp->tx_blocked = false;
+	schedule_more_work(qp);
 }
 
 /* A kept frame is done with: its TX chain goes back to the guest. */
 static void backend_tx_done(void *ctx, uint32_t token)
 {
-	struct net_device *net = ctx;
-	unsigned pair = token >> 16;
+	struct net_queue_pair *qp = ctx;
 
-	if (pair >= net->npairs)
+	if (token >> 16 != (uint32_t)(qp - qp->net->pairs))
 		return;
-	struct net_queue_pair *qp = &net->pairs[pair];
-	push_used(net, qp->tx, (uint16_t)token, 0);
+	push_used(qp, qp->tx, (uint16_t)token, 0);
 	qp->tx_dirty = true;
 }
 
@@ -785,7 +861,7 @@ static const struct net_backend_events backend_events = {
 	.tx_done = backend_tx_done,
 };
 
-/* --- device ops ------------------------------------------------------------ */
+/* --- the pairs' work --------------------------------------------------------- */
 
 static void on_more_work(struct event_deferred *d)
 {
@@ -797,46 +873,175 @@ static void on_more_work(struct event_deferred *d)
 
 static void rx_buffers_added(struct net_queue_pair *qp)
 {
-	struct net_device *net = qp->net;
-
-	if (rx_poisoned(qp) || net->vdev.paused)
+	if (rx_poisoned(qp) || !pair_running(qp))
 		return;    /* paused: net_resume comes here */
 	rx_watch_backend(qp, true);
-	if (net->backend->ops->rx_ready)
-		net->backend->ops->rx_ready(net->backend);
+	if (qp->be->ops->rx_ready)
+		qp->be->ops->rx_ready(qp->be);
 	rx_drain(qp);
+}
+
+/* The guest sent: drain TX, then take at once what a queue backend made
+ * meanwhile (loopback's frames, libslirp's ARP and echo replies): one
+ * drain after the other, never one inside the other, and no event-loop
+ * round in between. The deferred work stays as the fallback. */
+static void tx_kicked(struct net_queue_pair *qp)
+{
+	tx_drain(qp);
+	if (qp->rx_wanted)
+		rx_drain(qp);
 }
 
 static void on_tx_limiter_wake(struct rate_limiter *rl)
 {
-	struct net_device *net = container_of(rl, struct net_device, tx_limiter);
-
-	for (unsigned i = 0; i < net->npairs; i++)
-		tx_drain(&net->pairs[i]);
+	tx_drain(container_of(rl, struct net_queue_pair, tx_limiter));
 }
 
 static void on_rx_limiter_wake(struct rate_limiter *rl)
 {
-	struct net_device *net = container_of(rl, struct net_device, rx_limiter);
-
-	for (unsigned i = 0; net->vdev.active && i < net->npairs; i++)
-		rx_buffers_added(&net->pairs[i]);
+	rx_buffers_added(container_of(rl, struct net_queue_pair, rx_limiter));
 }
+
+/* --- pair threads ------------------------------------------------------------- */
+
+/* Pair thread: what other threads asked of it. */
+static void on_pair_wake(struct event_notifier *n)
+{
+	struct net_queue_pair *qp = container_of(n, struct net_queue_pair, wake);
+	unsigned bits = exchange_seq_cst(&qp->wake_bits, 0u);
+
+	if (bits & NET_WAKE_STOP) {
+		event_loop_quit(qp->loop);
+		return;
+	}
+	if (bits & NET_WAKE_RX)
+		rx_buffers_added(qp);
+	if (bits & NET_WAKE_TX)
+		tx_kicked(qp);
+}
+
+static void *pair_main(void *arg)
+{
+	struct net_queue_pair *qp = arg;
+
+	event_loop_run(qp->loop);
+	return NULL;
+}
+
+/* Start @qp's thread with both drains queued (buffers and frames may be
+ * waiting). Device loop, the thread not running. */
+static void pair_thread_start(struct net_queue_pair *qp)
+{
+	char name[16];
+
+	qp->go = true;
+	schedule_more_work(qp);
+	event_loop_rearm(qp->loop);
+	int r = pthread_create(&qp->thread, NULL, pair_main, qp);
+	if (r != 0) {
+		/* The device then moves nothing on this pair; it is logged. */
+		log_err("virtio-net: queue pair %u: thread: %s", (unsigned)(qp - qp->net->pairs),
+			strerror(r));
+		qp->go = false;
+		return;
+	}
+	qp->thread_started = true;
+	snprintf(name, sizeof(name), "kvmini-net-q%u", (unsigned)(qp - qp->net->pairs));
+	pthread_setname_np(qp->thread, name);
+}
+
+/* Stop @qp's thread and wait for it; what it was asked and had not done
+ * yet is forgotten (the next start drains both queues). Device loop. */
+static void pair_thread_stop(struct net_queue_pair *qp)
+{
+	qp->go = false;
+	if (!qp->thread_started)
+		return;
+	fetch_or_seq_cst(&qp->wake_bits, NET_WAKE_STOP);
+	int r = event_notifier_signal(&qp->wake);
+	if (r < 0)
+		log_err("virtio-net: stopping a queue pair's thread: %s", strerror(-r));
+	pthread_join(qp->thread, NULL);
+	qp->thread_started = false;
+	store_seq_cst(&qp->wake_bits, 0u);
+}
+
+bool net_device_pairs_hold(struct net_device *net)
+{
+	bool held = false;
+
+	for (unsigned i = 0; i < net->npairs; i++) {
+		held |= net->pairs[i].thread_started;
+		pair_thread_stop(&net->pairs[i]);
+	}
+	return held;
+}
+
+void net_device_pairs_release(struct net_device *net, bool held)
+{
+	for (unsigned i = 0; held && i < net->npairs; i++)
+		pair_thread_start(&net->pairs[i]);
+}
+
+/* Device loop: what the pair threads posted. */
+static void on_device_posted(struct event_notifier *n)
+{
+	struct net_device *net = container_of(n, struct net_device, posted);
+	struct virtio_device *dev = &net->vdev;
+
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (exchange_seq_cst(&net->poisoned_pending[q], false))
+			virtio_device_mark_broken(dev, q);
+		if (exchange_seq_cst(&net->irq_pending[q], false) && dev->transport)
+			dev->transport->ops->signal_used(dev->transport, q);
+	}
+}
+
+/* Hand a kick to @qp's thread, or serve it here when this is that thread
+ * (or there are none). */
+static void pair_kicked(struct net_queue_pair *qp, unsigned why)
+{
+	if (!threaded(qp->net) ||
+	    (qp->thread_started && pthread_equal(pthread_self(), qp->thread))) {
+		if (why == NET_WAKE_RX)
+			rx_buffers_added(qp);
+		else
+			tx_kicked(qp);
+		return;
+	}
+	if (!qp->thread_started)
+		return;    /* the next start drains both queues */
+	if (fetch_or_seq_cst(&qp->wake_bits, why) & why)
+		return;    /* asked already, not yet done */
+	int r = event_notifier_signal(&qp->wake);
+	if (r < 0)
+		log_warn("virtio-net: kick to a queue pair: %s", strerror(-r));
+}
+
+/* --- device ops ------------------------------------------------------------ */
 
 int net_device_set_rate_limit(struct net_device *net, unsigned q,
 			      const struct rate_limiter_config *cfg)
 {
-	if (q == NET_RX_QUEUE)
-		return rate_limiter_configure(&net->rx_limiter, cfg);
-	if (q == NET_TX_QUEUE)
-		return rate_limiter_configure(&net->tx_limiter, cfg);
-	return -EINVAL;
+	if (q != NET_RX_QUEUE && q != NET_TX_QUEUE)
+		return -EINVAL;
+	bool held = net_device_pairs_hold(net);
+	int r = 0;
+	for (unsigned i = 0; r == 0 && i < net->npairs; i++) {
+		struct net_queue_pair *qp = &net->pairs[i];
+		r = rate_limiter_configure(q == NET_RX_QUEUE ? &qp->rx_limiter : &qp->tx_limiter,
+					   cfg);
+	}
+	net_device_pairs_release(net, held);
+	return r;
 }
 
 void net_device_get_rate_limit(const struct net_device *net, unsigned q,
 			       struct rate_limiter_config *cfg)
 {
-	rate_limiter_get_config(q == NET_RX_QUEUE ? &net->rx_limiter : &net->tx_limiter, cfg);
+	const struct net_queue_pair *qp = &net->pairs[0];
+
+	rate_limiter_get_config(q == NET_RX_QUEUE ? &qp->rx_limiter : &qp->tx_limiter, cfg);
 }
 
 static void pair_forget(struct net_queue_pair *qp)
@@ -862,83 +1067,118 @@ static void ctrl_forget(struct net_device *net)
 	c->vq_pairs = 1;
 }
 
-static int net_activate(struct virtio_device *vdev)
+/* The pairs the driver uses: those it set with VQ_PAIRS_SET; every pair
+ * when a vhost-user front-end, which keeps the control queue to itself,
+ * negotiated MQ (its ring enables say which run); else the first. */
+static unsigned pairs_in_use(const struct net_device *net)
 {
-	struct net_device *net = to_net(vdev);
+	if (!virtio_device_has(&net->vdev, VIRTIO_NET_F_MQ))
+		return 1;
+	if (!virtio_device_has(&net->vdev, VIRTIO_NET_F_CTRL_VQ))
+		return net->npairs;
+	return MIN((unsigned)net->ctrl.vq_pairs, net->npairs);
+}
 
+void net_device_steer_pairs(struct net_device *net)
+{
+	unsigned in_use = pairs_in_use(net);
+
+	for (unsigned i = 0; net->npairs > 1 && i < net->npairs; i++) {
+		struct net_queue_pair *qp = &net->pairs[i];
+		bool on = i < in_use && qp->rx->started;
+		int r = qp->be->ops->set_queue_enabled ? qp->be->ops->set_queue_enabled(qp->be, on)
+						       : 0;
+		if (r < 0)
+			log_warn("virtio-net: queue pair %u: %s the host's queue: %s", i,
+				 on ? "attaching" : "detaching", strerror(-r));
+	}
+}
+
+/* Start the pairs: on their threads, or here (the drains find the device
+ * not active yet and wait for the transport's kicks, as before). */
+static void pairs_start(struct net_device *net)
+{
 	for (unsigned i = 0; i < net->npairs; i++) {
 		struct net_queue_pair *qp = &net->pairs[i];
-		pair_forget(qp);
+		if (threaded(net)) {
+			pair_thread_start(qp);
+			continue;
+		}
 		/* Buffers may be waiting already (vhost-user reconnect, early kicks). */
 		rx_buffers_added(qp);
 		tx_drain(qp);
 	}
-	if (vdev->num_queues > NET_CTRL_QUEUE)
-		net_ctrl_drain(net);
-	return 0;
 }
 
-/* The guest sent: drain TX, then take at once what a queue backend made
- * meanwhile (loopback's frames, libslirp's ARP and echo replies): one
- * drain after the other, never one inside the other, and no event-loop
- * round in between. The deferred work stays as the fallback. */
-static void tx_kicked(struct net_queue_pair *qp)
+static int net_activate(struct virtio_device *vdev)
 {
-	tx_drain(qp);
-	if (qp->rx_wanted)
-		rx_drain(qp);
+	struct net_device *net = to_net(vdev);
+
+	for (unsigned i = 0; i < net->npairs; i++)
+		pair_forget(&net->pairs[i]);
+	net_device_steer_pairs(net);
+	pairs_start(net);
+	if (vdev->num_queues > net_ctrl_queue(net))
+		net_ctrl_drain(net);
+	return 0;
 }
 
 static void net_queue_notify(struct virtio_device *vdev, unsigned q)
 {
 	struct net_device *net = to_net(vdev);
+	unsigned ctrl = net_ctrl_queue(net);
 
-	if (q == NET_CTRL_QUEUE && q < vdev->num_queues) {
+	if (q == ctrl && q < vdev->num_queues) {
 		net_ctrl_drain(net);
 		return;
 	}
-	if (q / 2 >= net->npairs)
+	if (q > ctrl || q / 2 >= net->npairs)
 		return;
-	if (q % 2 == 0)
-		rx_buffers_added(&net->pairs[q / 2]);
-	else
-		tx_kicked(&net->pairs[q / 2]);
+	pair_kicked(&net->pairs[q / 2], q % 2 == 0 ? NET_WAKE_RX : NET_WAKE_TX);
+}
+
+/* Device loop, the pair's thread stopped. */
+static void pair_reset(struct net_queue_pair *qp)
+{
+	/* Kept frames point into TX buffers the guest is about to get back:
+	 * used entries while the queues still run, then they are gone. */
+	if (qp->be->ops->drop_kept)
+		PAIR_ADD(qp, rx_dropped_no_buffer, qp->be->ops->drop_kept(qp->be));
+	if (qp->tx_dirty)
+		publish_tx(qp);
+	rx_watch_backend(qp, false);
+	event_loop_cancel(qp->loop, &qp->more_work);
+	if (qp->rx_spill_len)    /* taken from the backend, never delivered */
+		PAIR_INC(qp, rx_dropped_no_buffer);
+	pair_forget(qp);
 }
 
 static void net_reset(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
-	/* Kept frames point into TX buffers the guest is about to get back:
-	 * used entries while the queues still run, then they are gone. */
-	if (net->backend->ops->drop_kept)
-		net->counters.rx_dropped_no_buffer += net->backend->ops->drop_kept(net->backend);
-	for (unsigned i = 0; i < net->npairs; i++) {
-		struct net_queue_pair *qp = &net->pairs[i];
-		if (qp->tx_dirty)
-			publish_tx(qp);
-		rx_watch_backend(qp, false);
-		event_loop_cancel(net->vdev.loop, &qp->more_work);
-		if (qp->rx_spill_len)    /* taken from the backend, never delivered */
-			net->counters.rx_dropped_no_buffer++;
-		pair_forget(qp);
-	}
+	net_device_pairs_hold(net);
+	for (unsigned i = 0; i < net->npairs; i++)
+		pair_reset(&net->pairs[i]);
 	event_loop_cancel(net->vdev.loop, &net->ctrl.more);
 	ctrl_forget(net);
 }
 
 /* The VM pauses: frames wait in the backend (its fd unwatched), kicks in
  * the rings; the drains' running check holds every other way in (timers,
- * deferred work, the backend's events). */
+ * deferred work, the backend's events). Pair threads end first. */
 static void net_pause(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
-	/* A paused device (a snapshot) has no frame kept in its backend:
-	 * every TX drain ends with a flush; this one only makes sure. */
-	tx_flush(net);
-	for (unsigned i = 0; i < net->npairs; i++)
+	net_device_pairs_hold(net);
+	for (unsigned i = 0; i < net->npairs; i++) {
+		/* A paused device (a snapshot) has no frame kept in its
+		 * backend: every TX drain ends with a flush; this one only
+		 * makes sure. */
+		tx_flush(&net->pairs[i]);
 		rx_watch_backend(&net->pairs[i], false);
+	}
 }
 
 /* What waited: the guest's RX buffers and the backend's frames, then
@@ -947,11 +1187,9 @@ static void net_resume(struct virtio_device *vdev)
 {
 	struct net_device *net = to_net(vdev);
 
-	for (unsigned i = 0; vdev->active && i < net->npairs; i++) {
-		rx_buffers_added(&net->pairs[i]);
-		tx_drain(&net->pairs[i]);
-	}
-	if (vdev->active && vdev->num_queues > NET_CTRL_QUEUE)
+	if (vdev->active)
+		pairs_start(net);
+	if (vdev->active && vdev->num_queues > net_ctrl_queue(net))
 		net_ctrl_drain(net);
 	if (net->announce_on_resume) {
 		net->announce_on_resume = false;
@@ -987,12 +1225,72 @@ static const struct virtio_device_ops net_ops = {
 const struct counter_set net_counter_set = COUNTER_SET("net", NET_COUNTERS(X));
 #undef X
 
-/* The device's counters, then its backend's (loop thread). */
+/* @acc += @add, field by field (each read relaxed: a pair thread may be
+ * writing it). */
+static void counters_add(struct net_counters *acc, const struct net_counters *add)
+{
+	uint64_t *a = (uint64_t *)acc;
+	const uint64_t *b = (const uint64_t *)add;
+
+	for (size_t i = 0; i < sizeof(*acc) / sizeof(uint64_t); i++)
+		a[i] += load_relaxed(&b[i]);
+}
+
+void net_device_counters_total(const struct net_device *net, struct net_counters *out)
+{
+	*out = (struct net_counters){ 0 };
+	counters_add(out, &net->counters);
+	for (unsigned i = 0; i < net->npairs; i++)
+		counters_add(out, &net->pairs[i].counters);
+}
+
+/* A sink that puts "pairN " in front of another's prefix: the backends of
+ * the pairs after the first, whose counters have the same names. */
+struct pair_sink {
+	const struct counter_sink *inner;
+	char label[16];
+};
+
+static void pair_sink_fn(void *ctx, const char *prefix, const char *name, uint64_t value)
+{
+	struct pair_sink *ps = ctx;
+	char both[96];
+
+	snprintf(both, sizeof(both), "%s%s", ps->label, prefix);
+	counter_emit(ps->inner, both, name, value);
+}
+
+static void visit_backend(const struct net_queue_pair *qp, unsigned i,
+			  const struct counter_sink *sink)
+{
+	struct net_backend *be = qp->be;
+
+	if (!be->ops->visit_counters)
+		return;
+	if (i == 0) {
+		be->ops->visit_counters(be, sink);
+		return;
+	}
+	struct pair_sink ps = { .inner = sink };
+	snprintf(ps.label, sizeof(ps.label), "pair%u ", i);
+	be->ops->visit_counters(be, &(const struct counter_sink){ pair_sink_fn, &ps });
+}
+
+/* The totals, then each pair's own when there are several, then the
+ * backends' counters (any thread: pair counters are read relaxed). */
 void net_device_visit_counters(const struct net_device *net, const struct counter_sink *sink)
 {
-	counters_visit(&net_counter_set, &net->counters, "", sink);
-	if (net->backend->ops->visit_counters)
-		net->backend->ops->visit_counters(net->backend, sink);
+	struct net_counters total;
+	char prefix[16];
+
+	net_device_counters_total(net, &total);
+	counters_visit(&net_counter_set, &total, "", sink);
+	for (unsigned i = 0; net->npairs > 1 && i < net->npairs; i++) {
+		snprintf(prefix, sizeof(prefix), "pair%u_", i);
+		counters_visit(&net_counter_set, &net->pairs[i].counters, prefix, sink);
+	}
+	for (unsigned i = 0; i < net->npairs; i++)
+		visit_backend(&net->pairs[i], i, sink);
 }
 
 void net_device_dump_counters(const struct net_device *net, FILE *out)
@@ -1044,13 +1342,15 @@ void net_random_mac(uint8_t mac[6])
 	memcpy(mac, v, sizeof(v));
 }
 
-/* A pair's queues, scratch and events; 0 or -errno. */
-static int pair_init(struct net_device *net, unsigned i)
+/* A pair's queues, backend, scratch, limiters and events; 0 or -errno. */
+static int pair_init(struct net_device *net, unsigned i, struct net_backend *be,
+		     struct event_loop *loop)
 {
 	struct net_queue_pair *qp = &net->pairs[i];
-	struct event_loop *loop = net->vdev.loop;
 
 	qp->net = net;
+	qp->be = be;
+	qp->loop = loop;
 	qp->rx = &net->vqs[2 * i];
 	qp->tx = &net->vqs[2 * i + 1];
 	qp->rx_spill_buf = malloc(NET_HDR_LEN + NET_OFFLOAD_FRAME_MAX);
@@ -1062,22 +1362,34 @@ static int pair_init(struct net_device *net, unsigned i)
 	if (!qp->rx_spill_buf || !qp->rx_iov_buf || !qp->rx_heads || !qp->rx_caps ||
 	    !qp->rx_more)
 		return -ENOMEM;
-	if (!net_backend_has_vnet_hdr(net->backend) && net_soft_tx_init(&qp->soft) < 0)
+	if (!net_backend_has_vnet_hdr(be) && net_soft_tx_init(&qp->soft) < 0)
 		return -ENOMEM;
-	if (net->backend->rx_fd < 0)
-		return 0;
-	return event_loop_watch(loop, &qp->rx_event, net->backend->rx_fd, 0, on_backend_readable,
+	net_backend_attach(be, &backend_events, qp);
+	int r = rate_limiter_init(&qp->tx_limiter, loop, NULL, on_tx_limiter_wake);
+	if (r == 0)
+		r = rate_limiter_init(&qp->rx_limiter, loop, NULL, on_rx_limiter_wake);
+	if (r == 0 && net->opts.pair_threads)
+		r = event_notifier_init(loop, &qp->wake, on_pair_wake, "net queue pair");
+	if (r < 0 || be->rx_fd < 0)
+		return r;
+	return event_loop_watch(loop, &qp->rx_event, be->rx_fd, 0, on_backend_readable,
 				"net backend rx");
 }
 
 static void pair_destroy(struct net_queue_pair *qp)
 {
-	struct event_loop *loop = qp->net->vdev.loop;
+	struct event_loop *loop = qp->loop;
 
+	pair_thread_stop(qp);
 	if (loop) {
 		event_loop_unwatch(loop, &qp->rx_event);
 		event_loop_cancel(loop, &qp->more_work);
+		event_notifier_destroy(loop, &qp->wake);
 	}
+	if (qp->tx_limiter.clock)
+		rate_limiter_destroy(&qp->tx_limiter);
+	if (qp->rx_limiter.clock)
+		rate_limiter_destroy(&qp->rx_limiter);
 	net_soft_tx_destroy(&qp->soft);
 	free(qp->rx_spill_buf);
 	free(qp->rx_iov_buf);
@@ -1091,43 +1403,65 @@ static void pair_destroy(struct net_queue_pair *qp)
 	qp->rx_more = NULL;
 }
 
-int net_device_init(struct net_device *net, const struct net_config_opts *opts,
-		    struct net_backend *backend, struct event_loop *loop)
+/* The device's own part: queues, control queue, the notifier pair
+ * threads post to. */
+static int device_init(struct net_device *net, const struct net_config_opts *opts,
+		       struct net_backend *first, unsigned npairs, struct event_loop *loop)
 {
 	memset(net, 0, sizeof(*net));
 	net->opts = *opts;
-	net->backend = backend;
+	net->backend = first;
 	net->vdev.ops = &net_ops;
 	net->vdev.loop = loop;
 	net->vdev.vqs = net->vqs;
-	/* The control queue counts only once negotiated (net_set_features). */
-	net->vdev.num_queues = net->vdev.max_queues = NET_MAX_QUEUES;
+	/* Until features are set, the most there can be (net_set_features
+	 * counts what was negotiated). */
+	net->vdev.num_queues = net->vdev.max_queues = 2 * npairs + 1;
 	for (unsigned q = 0; q < NET_MAX_QUEUES; q++)
 		vq_reset(&net->vqs[q]);
 	ctrl_forget(net);
 	net->ctrl.chain = malloc(sizeof(*net->ctrl.chain));
 	net->ctrl.buf = malloc(2 + NET_CTRL_DATA_MAX);
-	if (!net->ctrl.chain || !net->ctrl.buf) {
-		net_device_destroy(net);
+	if (!net->ctrl.chain || !net->ctrl.buf)
 		return -ENOMEM;
-	}
-	net_backend_attach(backend, &backend_events, net);
-	int r = rate_limiter_init(&net->tx_limiter, loop, NULL, on_tx_limiter_wake);
-	if (r == 0)
-		r = rate_limiter_init(&net->rx_limiter, loop, NULL, on_rx_limiter_wake);
-	for (unsigned i = 0; r == 0 && i < NET_MAX_QUEUE_PAIRS; i++) {
+	if (opts->pair_threads)
+		return event_notifier_init(loop, &net->posted, on_device_posted, "net device");
+	return 0;
+}
+
+int net_device_init_pairs(struct net_device *net, const struct net_config_opts *opts,
+			  struct net_backend *const *backends, unsigned npairs,
+			  struct event_loop *loop, struct event_loop *const *pair_loops)
+{
+	if (npairs < 1 || npairs > NET_MAX_QUEUE_PAIRS)
+		return -EINVAL;
+	int r = device_init(net, opts, backends[0], npairs, loop);
+	for (unsigned i = 0; r == 0 && i < npairs; i++) {
 		net->npairs++;
-		r = pair_init(net, i);
+		r = pair_init(net, i, backends[i], pair_loops ? pair_loops[i] : loop);
 	}
 	if (r < 0)
 		net_device_destroy(net);
 	return r;
 }
 
+int net_device_init(struct net_device *net, const struct net_config_opts *opts,
+		    struct net_backend *backend, struct event_loop *loop)
+{
+	struct net_config_opts one = *opts;
+
+	one.pair_threads = false;
+	return net_device_init_pairs(net, &one, &backend, 1, loop, NULL);
+}
+
 void net_device_destroy(struct net_device *net)
 {
-	if (net->vdev.loop)
+	for (unsigned i = 0; i < net->npairs; i++)
+		pair_thread_stop(&net->pairs[i]);
+	if (net->vdev.loop) {
 		event_loop_cancel(net->vdev.loop, &net->ctrl.more);
+		event_notifier_destroy(net->vdev.loop, &net->posted);
+	}
 	free(net->ctrl.chain);
 	free(net->ctrl.buf);
 	net->ctrl.chain = NULL;
@@ -1135,8 +1469,4 @@ void net_device_destroy(struct net_device *net)
 	for (unsigned i = 0; i < net->npairs; i++)
 		pair_destroy(&net->pairs[i]);
 	net->npairs = 0;
-	if (net->tx_limiter.clock)
-		rate_limiter_destroy(&net->tx_limiter);
-	if (net->rx_limiter.clock)
-		rate_limiter_destroy(&net->rx_limiter);
 }

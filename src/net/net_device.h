@@ -1,11 +1,28 @@
 /*
- * virtio-net (device ID 1): RX/TX queue pairs (one so far), the 12-byte
- * virtio 1.x header, MAC / MTU / STATUS config, and a counter for every
- * outcome.
+ * virtio-net (device ID 1): RX/TX queue pairs (VIRTIO_NET_F_MQ with more
+ * than one), the control queue, the 12-byte virtio 1.x header, MAC / MTU
+ * / STATUS config, and a counter for every outcome.
+ *
+ * Threads. Each queue pair has its own backend and event loop (struct
+ * net_queue_pair). A device built with pair threads (kvmini run, kvmini
+ * vhost net) runs each pair's loop on a thread of its own, as
+ * cloud-hypervisor's epoll thread per pair: the pair's backend fds, its
+ * rate limiters' timers and its drains live there. The device's own loop
+ * (the control queue, config space, the control API, counters) stays on
+ * the caller's thread, which reaches a pair only
+ *  - through the pair's notifier (kicks the transport delivered there),
+ *  - or with the pair's thread stopped: activation, reset, pause and
+ *    resume, and the control commands and rate-limit changes that touch a
+ *    pair (net_device_pairs_hold .. _release).
+ * The pair threads reach the device's loop through its notifier (an
+ * interrupt the transport cannot send from any thread, a poisoned queue).
+ * Built without pair threads (unit tests, fuzzers, benches), every pair
+ * runs on the device's loop and nothing crosses a thread.
  */
 #ifndef KVMINI_NET_NET_DEVICE_H
 #define KVMINI_NET_NET_DEVICE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -15,14 +32,18 @@
 #include "net/soft_tx.h"
 #include "virtio/device.h"
 
-/* Queue pairs: one until VIRTIO_NET_F_MQ is offered. */
-#define NET_MAX_QUEUE_PAIRS 1
-#define NET_RX_QUEUE 0                /* the first pair's queues */
+/* Queue pairs (--queues): at most as many as a tap has queues in
+ * cloud-hypervisor's and QEMU's common set-ups; each costs a thread and
+ * about 80 KiB of scratch. */
+#define NET_MAX_QUEUE_PAIRS 16
+/* A pair's queues, by direction: receiveqN is 2N, transmitqN 2N + 1
+ * (virtio 5.1.2); these also name a direction (rate limits). */
+#define NET_RX_QUEUE 0
 #define NET_TX_QUEUE 1
-#define NET_NUM_QUEUES (2 * NET_MAX_QUEUE_PAIRS)
-/* The control queue follows the pairs (VIRTIO_NET_F_CTRL_VQ). */
-#define NET_CTRL_QUEUE NET_NUM_QUEUES
-#define NET_MAX_QUEUES (NET_NUM_QUEUES + 1)
+#define NET_NUM_QUEUES 2                 /* queues of one pair */
+/* The control queue follows the pairs in use (VIRTIO_NET_F_CTRL_VQ):
+ * queue 2N with MQ negotiated, queue 2 without (net_ctrl_queue). */
+#define NET_MAX_QUEUES (2 * NET_MAX_QUEUE_PAIRS + 1)
 /* The longest control command's data (a MAC table of about 700 entries). */
 #define NET_CTRL_DATA_MAX 4096u
 
@@ -90,16 +111,34 @@ struct net_config_opts {
 	/* Offer no checksum or GSO offload (measuring their worth, or a
 	 * guest that mishandles them); mergeable RX buffers stay. */
 	bool offloads_off;
+	/* Run each queue pair on a thread of its own (the header's
+	 * "Threads"); false: every pair on the device's loop. */
+	bool pair_threads;
 };
 
 /*
  * One receiveq/transmitq pair (virtio 5.1.2: receiveqN is queue 2N,
- * transmitqN queue 2N+1) and its data path's state. A pair is run by one
- * thread: today every pair runs on the device's event loop.
+ * transmitqN queue 2N+1) and its data path's state, all of it owned by the
+ * thread that runs the pair's loop.
  */
 struct net_queue_pair {
 	struct net_device *net;
 	struct virtqueue *rx, *tx;       /* in net->vqs */
+	struct net_backend *be;          /* this pair's own (a tap queue, a loopback) */
+	struct event_loop *loop;         /* its fds, timers and deferred work */
+	/* Written by this pair's thread only; read by anyone (relaxed). */
+	struct net_counters counters;
+	/* Per pair, as cloud-hypervisor's: each pair has the configured limits. */
+	struct rate_limiter tx_limiter;
+	struct rate_limiter rx_limiter;
+	/* Pair threads: the thread, whether it should move buffers (set
+	 * before it starts, cleared after it ended), and the way in from
+	 * other threads: kicks and the stop request as bits, then a signal. */
+	pthread_t thread;
+	bool thread_started;
+	bool go;
+	struct event_notifier wake;
+	unsigned wake_bits;              /* NET_WAKE_*, exchanged atomically */
 	struct event_source rx_event;    /* backend rx_fd (fd backends) */
 	bool rx_fd_watched;              /* rx_fd is polled only while RX has buffers */
 	/* Both drains, after this event-loop round: a drain used its budget,
@@ -156,15 +195,19 @@ struct net_device {
 	struct virtio_device vdev;
 	struct virtqueue vqs[NET_MAX_QUEUES];
 	struct net_queue_pair pairs[NET_MAX_QUEUE_PAIRS];
-	unsigned npairs;
-	struct net_backend *backend;
+	unsigned npairs;                 /* built (--queues); max_virtqueue_pairs */
+	struct net_backend *backend;     /* the first pair's (features, MTU) */
 	struct net_config_opts opts;
+	/* The device's own events (the control queue, announcements,
+	 * counters restored from a snapshot); the data path counts per pair,
+	 * and the totals are the sum (net_device_counters_total). */
 	struct net_counters counters;
-	/* Per direction, for the whole device (as Firecracker's); unlimited
-	 * until configured. A limited direction is not drained (TX) or not
-	 * fed (RX) until its timer fires. */
-	struct rate_limiter tx_limiter;
-	struct rate_limiter rx_limiter;
+	/* Pair threads post here what only the device's loop may do: an
+	 * interrupt the transport cannot send from their thread, a poisoned
+	 * queue's NEEDS_RESET (per queue, exchanged atomically). */
+	struct event_notifier posted;
+	bool irq_pending[NET_MAX_QUEUES];
+	bool poisoned_pending[NET_MAX_QUEUES];
 	/* Snapshot restore (net_state.h): keep opts.mac as configured here
 	 * instead of the state's. The machine sets it before loading when its
 	 * configuration names a MAC (a clone of a snapshot with its own). The
@@ -181,11 +224,47 @@ struct net_device {
 	bool announce_on_resume;
 };
 
+/* One pair on @loop, no pair threads (tests, fuzzers, benches). */
 int net_device_init(struct net_device *net, const struct net_config_opts *opts,
 		    struct net_backend *backend, struct event_loop *loop);
+/*
+ * @npairs pairs, pair i with backends[i], its fds registered on
+ * pair_loops[i] (with opts->pair_threads, loops of their own that the
+ * device's threads run; else each is @loop). The caller owns the backends
+ * and the loops and destroys them after net_device_destroy.
+ */
+int net_device_init_pairs(struct net_device *net, const struct net_config_opts *opts,
+			  struct net_backend *const *backends, unsigned npairs,
+			  struct event_loop *loop, struct event_loop *const *pair_loops);
 void net_device_destroy(struct net_device *net);
+/* The totals: the device's own counters plus every pair's. */
+void net_device_counters_total(const struct net_device *net, struct net_counters *out);
+static inline struct net_counters net_device_totals(const struct net_device *net)
+{
+	struct net_counters c;
+
+	net_device_counters_total(net, &c);
+	return c;
+}
+/* The totals under their names, then with more than one pair each pair's
+ * under "pairN_", then the backends' own (a pair after the first with
+ * "pairN " in front). */
 void net_device_visit_counters(const struct net_device *net, const struct counter_sink *sink);
 void net_device_dump_counters(const struct net_device *net, FILE *out);
+
+/* Tell every pair's backend which offloaded RX frames the guest takes
+ * (set_offloads); 0, or the first refusal's -errno. */
+int net_backends_set_offloads(struct net_device *net, uint64_t guest);
+/* The control queue's index with the features negotiated. */
+unsigned net_ctrl_queue(const struct net_device *net);
+/* Stop every pair thread (wait for it) so the caller may change what the
+ * pairs read; _release starts them again. Nesting is not allowed. No-ops
+ * without pair threads or while the device is not running. Device loop. */
+bool net_device_pairs_hold(struct net_device *net);
+void net_device_pairs_release(struct net_device *net, bool held);
+/* The backends of the pairs in use take the host's traffic, the others
+ * are detached from its steering (a multi-queue tap). */
+void net_device_steer_pairs(struct net_device *net);
 
 /* The control queue (net_ctrl.c): answer what the driver queued, and
  * continue after the budget (deferred work). */
@@ -194,8 +273,9 @@ void net_ctrl_more(struct event_deferred *d);
 /* Ask the guest to announce itself, when it negotiated GUEST_ANNOUNCE. */
 void net_device_announce(struct net_device *net);
 
-/* Change a direction's limits while running (NET_RX_QUEUE or NET_TX_QUEUE);
- * 0 or -EINVAL. Traffic held back by the old limits resumes at once. */
+/* Change a direction's limits while running (NET_RX_QUEUE or NET_TX_QUEUE),
+ * for every pair; 0 or -EINVAL. Traffic held back by the old limits
+ * resumes at once. */
 int net_device_set_rate_limit(struct net_device *net, unsigned q,
 			      const struct rate_limiter_config *cfg);
 void net_device_get_rate_limit(const struct net_device *net, unsigned q,

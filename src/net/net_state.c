@@ -74,16 +74,22 @@ static void save_ctrl(const struct net_ctrl *c, struct state_writer *w)
 int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb)
 {
 	struct net_device *net = to_net(vdev);
-	const uint64_t *c = (const uint64_t *)&net->counters;
+	struct net_counters total;
+	const uint64_t *c = (const uint64_t *)&total;
 
+	/* The totals: a restored device counts on from them (its pairs
+	 * start again at zero). */
+	net_device_counters_total(net, &total);
 	state_begin(w, VNET_TAG);
 	state_put_bytes(w, net->opts.mac, sizeof(net->opts.mac));
 	state_put_u16(w, net->opts.mtu);
 	state_put_u32(w, (uint32_t)NET_COUNTER_COUNT);
 	for (size_t i = 0; i < NET_COUNTER_COUNT; i++)
 		state_put_u64(w, c[i]);
-	save_limiter(&net->tx_limiter, w);
-	save_limiter(&net->rx_limiter, w);
+	/* Every pair has the same limits; the first pair's buckets stand for
+	 * all of them. */
+	save_limiter(&net->pairs[0].tx_limiter, w);
+	save_limiter(&net->pairs[0].rx_limiter, w);
 	save_ctrl(&net->ctrl, w);
 	state_end(w);
 	return 0;
@@ -207,8 +213,12 @@ bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
 		memcpy(net->opts.mac, s.mac, sizeof(s.mac));
 	net->opts.mtu = s.mtu;
 	net->counters = s.counters;
-	apply_limiter(&net->tx_limiter, &s.tx);
-	apply_limiter(&net->rx_limiter, &s.rx);
+	for (unsigned i = 0; i < net->npairs; i++) {
+		struct net_queue_pair *qp = &net->pairs[i];
+		qp->counters = (struct net_counters){ 0 };
+		apply_limiter(&qp->tx_limiter, &s.tx);
+		apply_limiter(&qp->rx_limiter, &s.rx);
+	}
 	net->ctrl.guest_offloads = s.ctrl.guest_offloads;
 	net->ctrl.promisc = s.ctrl.promisc;
 	net->ctrl.allmulti = s.ctrl.allmulti;

@@ -12,8 +12,24 @@
  *                IFF_NOFILTER in that answer). kvmini
  *                sets O_NONBLOCK and FD_CLOEXEC on it and owns it from then
  *                on (a refused descriptor is left open). N,N,... names the
- *                queues of a multiqueue tap, one per queue pair: the device
- *                has one queue pair, so one descriptor is taken for now.
+ *                queues of a multi-queue tap, one per queue pair.
+ *
+ * Multi-queue (net_backend_create_queues, n queue pairs): one tap backend
+ * per queue, each on its queue pair's loop and with its own counters,
+ * sharing nothing in kvmini. tap:NAME opens /dev/net/tun n times with
+ * IFF_MULTI_QUEUE (the first open may create the tap; the others attach to
+ * the name it got); tap-fd takes n descriptors, each a queue of the same
+ * multi-queue tap. Every queue is set up alike (tap_setup) and reports the
+ * first queue's offloads: what tun takes is the device's, not the queue's.
+ * Likewise TUNSETOFFLOAD on any queue sets the whole tap's features, so
+ * the device calling set_offloads on each queue asks the same thing again.
+ * The host spreads its frames over the attached queues (tun's flow hash);
+ * set_queue_enabled detaches a queue the driver does not use
+ * (TUNSETQUEUE) so none land there. With one queue pair (n == 1: tap:NAME
+ * opened without IFF_MULTI_QUEUE as before, or one tap-fd descriptor, even
+ * a multi-queue tap's queue) set_queue_enabled is NULL rather than a no-op:
+ * the device never detaches its only pair, there is no other queue to
+ * steer to, and tun refuses TUNSETQUEUE on a single-queue tap.
  *
  * With IFF_VNET_HDR (always for tap:NAME) every frame crosses the tap with
  * the 12-byte virtio_net_hdr_v1 in front (TUNSETVNETHDRSZ 12, little-endian)
@@ -76,10 +92,8 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == 12, "virtio 1.x net header is
 #define TUN_F_USO6 0x40
 #endif
 
-/* tap-fd: at most this many descriptors in one list, and the queue pairs
- * the device has (one descriptor each). */
-#define TAP_FDS_MAX 16u
-#define TAP_QUEUE_PAIRS 1u
+/* tap-fd: at most this many descriptors in one list (one per queue pair). */
+#define TAP_FDS_MAX NET_BACKEND_MAX_QUEUES
 
 #define TAP_COUNTERS(X) \
 	X(tx_blocked,     "sends refused with -EAGAIN: the tap queue was full") \
@@ -107,6 +121,9 @@ struct tap {
 	int tx_fd;
 	struct event_source tx_event;
 	bool tx_blocked;
+	/* A queue of a multi-queue tap taken off the host's steering
+	 * (set_queue_enabled false). */
+	bool detached;
 	struct tap_counters counters;
 	/* The truncation probe's byte on RX. */
 	uint8_t rx_extra;
@@ -228,7 +245,9 @@ static unsigned tap_tun_offloads(uint64_t f)
 }
 
 /* tap_set_offloads - what the kernel may hand over from now on: the
- * guest's acked offloads among the tap's, as TUNSETOFFLOAD. */
+ * guest's acked offloads among the tap's, as TUNSETOFFLOAD. That sets the
+ * tap's features, all its queues' at once: the same call on each queue is
+ * the same request again. */
 static int tap_set_offloads(struct net_backend *be, uint64_t features)
 {
 	struct tap *tap = to_tap(be);
@@ -242,6 +261,29 @@ static int tap_set_offloads(struct net_backend *be, uint64_t features)
 		return -e;
 	}
 	log_debug("tap %s: TUNSETOFFLOAD %#x", tap->ifname, tun);
+	return 0;
+}
+
+/* tap_set_queue_enabled - attach this queue to the tap's steering, or
+ * detach it (TUNSETQUEUE; tun drops what waited on it, and the fd stays
+ * open, writable and quiet: no EPOLLERR). Multi-queue taps only; asking
+ * for the state the queue is in is a no-op, since tun refuses to attach
+ * an attached queue or detach a detached one. */
+static int tap_set_queue_enabled(struct net_backend *be, bool enabled)
+{
+	struct tap *tap = to_tap(be);
+	struct ifreq ifr = { .ifr_flags = enabled ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE };
+
+	if (tap->detached == !enabled)
+		return 0;
+	if (ioctl(tap->fd, TUNSETQUEUE, &ifr) < 0) {
+		int e = errno;
+
+		log_warn("tap %s: TUNSETQUEUE %s: %s", tap->ifname,
+			 enabled ? "attach" : "detach", strerror(e));
+		return -e;
+	}
+	tap->detached = !enabled;
 	return 0;
 }
 
@@ -277,8 +319,20 @@ static const struct net_backend_ops tap_ops = {
 	.set_offloads = tap_set_offloads,
 };
 
-/* tap_iff_error - say why TUNSETIFF refused @name, in the operator's terms. */
-static void tap_iff_error(int e, const char *name, struct errbuf *eb)
+/* A queue of a multi-queue tap: the same, and it can leave the steering. */
+static const struct net_backend_ops tap_mq_ops = {
+	.name = "tap",
+	.send = tap_send,
+	.recv = tap_recv,
+	.destroy = tap_destroy,
+	.visit_counters = tap_visit_counters,
+	.set_offloads = tap_set_offloads,
+	.set_queue_enabled = tap_set_queue_enabled,
+};
+
+/* tap_iff_error - say why TUNSETIFF refused @name (opened with
+ * IFF_MULTI_QUEUE when @mq), in the operator's terms. */
+static void tap_iff_error(int e, const char *name, bool mq, struct errbuf *eb)
 {
 	switch (e) {
 	case EPERM:
@@ -292,9 +346,17 @@ static void tap_iff_error(int e, const char *name, struct errbuf *eb)
 		errbuf_set(eb, "tap %s is busy: another process has it open", name);
 		break;
 	case EINVAL:
+		if (mq) {
+			errbuf_set(eb,
+				   "tap %s: not usable as a multi-queue tap: an interface of that "
+				   "name exists and is not a multi-queue tap (ip tuntap add %s mode "
+				   "tap multi_queue), or the name is invalid", name, name);
+			break;
+		}
 		errbuf_set(eb,
 			   "tap %s: not usable as a tap: an interface of that name exists and "
-			   "is not a tap, or the name is invalid", name);
+			   "is not a tap (or is a multi-queue tap, which takes more than one "
+			   "queue pair), or the name is invalid", name);
 		break;
 	default:
 		errbuf_set(eb, "tap %s: TUNSETIFF: %s", name, strerror(e));
@@ -354,11 +416,13 @@ static uint64_t tap_probe_offloads(int fd)
 }
 
 /*
- * tap_setup - the fd is attached and tap->ifname set: the vnet header's
- * size and byte order and the offloads when @vnet_hdr, no offloads for the
- * kernel yet (TUNSETOFFLOAD 0), the MTU, and the fd for EPOLLOUT.
+ * tap_setup - one queue's setup, the fd attached and tap->ifname set: the
+ * vnet header's size and byte order and the offloads when @vnet_hdr (those
+ * of @q0, the tap's first queue, when given: probed once per tap), no
+ * offloads for the kernel yet (TUNSETOFFLOAD 0), the MTU, and the fd for
+ * EPOLLOUT.
  */
-static int tap_setup(struct tap *tap, bool vnet_hdr, struct errbuf *eb)
+static int tap_setup(struct tap *tap, bool vnet_hdr, const struct tap *q0, struct errbuf *eb)
 {
 	int hdr_len = TAP_VNET_HDR_LEN, le = 1;
 
@@ -372,7 +436,7 @@ static int tap_setup(struct tap *tap, bool vnet_hdr, struct errbuf *eb)
 		return -e;
 	}
 	if (vnet_hdr)
-		tap->be.offloads = tap_probe_offloads(tap->fd);
+		tap->be.offloads = q0 ? q0->be.offloads : tap_probe_offloads(tap->fd);
 	/* No offloads until the device negotiates them: the kernel then
 	 * hands over only complete, checksummed frames. */
 	if (ioctl(tap->fd, TUNSETOFFLOAD, 0UL) < 0) {
@@ -393,10 +457,15 @@ static int tap_setup(struct tap *tap, bool vnet_hdr, struct errbuf *eb)
 	return 0;
 }
 
-/* tap_open - attach to (or create) the tap @name, with a vnet header. */
-static int tap_open(struct tap *tap, const char *name, struct errbuf *eb)
+/* tap_open - attach to (or create) the tap @name, with a vnet header: a
+ * queue of a multi-queue tap when @mq (@q0 its first queue, or NULL). */
+static int tap_open(struct tap *tap, const char *name, bool mq, const struct tap *q0,
+		    struct errbuf *eb)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+
+	if (mq)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 
 	tap->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (tap->fd < 0) {
@@ -415,16 +484,18 @@ static int tap_open(struct tap *tap, const char *name, struct errbuf *eb)
 	if (ioctl(tap->fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
 
-		tap_iff_error(e, name, eb);
+		tap_iff_error(e, name, mq, eb);
 		return -e;
 	}
 	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
 	tap->ifname[IFNAMSIZ - 1] = '\0';
-	return tap_setup(tap, true, eb);
+	return tap_setup(tap, true, q0, eb);
 }
 
-/* A backend not yet attached to anything (fd -1), or NULL. */
-static struct tap *tap_alloc(struct event_loop *loop, const char *what, struct errbuf *eb)
+/* A backend not yet attached to anything (fd -1), or NULL; a queue of a
+ * multi-queue tap when @mq. */
+static struct tap *tap_alloc(struct event_loop *loop, bool mq, const char *what,
+			     struct errbuf *eb)
 {
 	struct tap *tap = calloc(1, sizeof(*tap));
 
@@ -432,7 +503,7 @@ static struct tap *tap_alloc(struct event_loop *loop, const char *what, struct e
 		errbuf_set(eb, "%s: out of memory", what);
 		return NULL;
 	}
-	tap->be.ops = &tap_ops;
+	tap->be.ops = mq ? &tap_mq_ops : &tap_ops;
 	tap->be.loop = loop;
 	tap->be.rx_fd = tap->fd = tap->tx_fd = -1;
 	tap->rx_iov = calloc(IOV_MAX, sizeof(struct iovec));
@@ -444,29 +515,75 @@ static struct tap *tap_alloc(struct event_loop *loop, const char *what, struct e
 	return tap;
 }
 
-struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
+/* Destroy the first @n backends of @be (a failed multi-queue open). */
+static void tap_destroy_queues(struct net_backend **be, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		be[i]->ops->destroy(be[i]);
+		be[i] = NULL;
+	}
+}
+
+/* tap_name_check - a tap:NAME name: 0 or -EINVAL. */
+static int tap_name_check(const char *arg, struct errbuf *eb)
 {
 	if (!arg || !*arg) {
 		errbuf_set(eb, "tap needs an interface name: tap:NAME");
-		return NULL;
+		return -EINVAL;
 	}
 	if (strlen(arg) >= IFNAMSIZ) {
 		errbuf_set(eb, "tap name \"%s\" is too long (at most %d characters)",
 			   arg, IFNAMSIZ - 1);
-		return NULL;
+		return -EINVAL;
 	}
+	return 0;
+}
+
+/* tap_queue_open - one queue of the tap @name on @loop into @out (see
+ * tap_open). 0 or -errno. */
+static int tap_queue_open(struct event_loop *loop, const char *name, bool mq,
+			  const struct tap *q0, struct net_backend **out, struct errbuf *eb)
+{
 	char what[IFNAMSIZ + 8];
-	snprintf(what, sizeof(what), "tap %s", arg);
-	struct tap *tap = tap_alloc(loop, what, eb);
+
+	snprintf(what, sizeof(what), "tap %s", name);
+	struct tap *tap = tap_alloc(loop, mq, what, eb);
 	if (!tap)
-		return NULL;
-	if (tap_open(tap, arg, eb)) {
+		return -ENOMEM;
+	int r = tap_open(tap, name, mq, q0, eb);
+	if (r) {
 		tap_destroy(&tap->be);
-		return NULL;
+		return r;
 	}
-	log_info("tap %s attached (offloads %#llx)", tap->ifname,
-		 (unsigned long long)tap->be.offloads);
-	return &tap->be;
+	*out = &tap->be;
+	return 0;
+}
+
+int net_tap_create_queues(struct event_loop *const *loops, unsigned n, const char *arg,
+			  struct net_backend **out, struct errbuf *eb)
+{
+	int r = tap_name_check(arg, eb);
+
+	for (unsigned i = 0; !r && i < n; i++) {
+		/* The first open may have made the tap from a pattern
+		 * ("kvm%d"): the other queues join it by the name it got. */
+		const struct tap *q0 = i ? to_tap(out[0]) : NULL;
+		r = tap_queue_open(loops[i], q0 ? q0->ifname : arg, n > 1, q0, &out[i], eb);
+		if (r)
+			tap_destroy_queues(out, i);
+	}
+	if (r)
+		return r;
+	log_info("tap %s attached (%u queue%s, offloads %#llx)", to_tap(out[0])->ifname, n,
+		 n == 1 ? "" : "s", (unsigned long long)out[0]->offloads);
+	return 0;
+}
+
+struct net_backend *net_tap_create(struct event_loop *loop, const char *arg, struct errbuf *eb)
+{
+	struct net_backend *be = NULL;
+
+	return net_tap_create_queues(&loop, 1, arg, &be, eb) ? NULL : be;
 }
 
 /* --- tap-fd:N[,N...] -------------------------------------------------------------- */
@@ -607,14 +724,39 @@ static int tap_fd_check(int fd, struct ifreq *ifr, struct errbuf *eb)
 	return 0;
 }
 
-/* tap_adopt - take the tap on descriptor @fd (left open on failure). */
-static int tap_adopt(struct tap *tap, int fd, struct errbuf *eb)
+/* tap_fds_check - every descriptor a usable tap (tap_fd_check, answers in
+ * @ifr) and, for more than one, each a queue of one multi-queue tap (told
+ * by its name). 0 or -errno. */
+static int tap_fds_check(const char *arg, const struct tap_fds *fds, struct ifreq *ifr,
+			 struct errbuf *eb)
 {
-	struct ifreq ifr = { 0 };
-	int r = tap_fd_check(fd, &ifr, eb);
+	for (unsigned i = 0; i < fds->n; i++) {
+		int r = tap_fd_check(fds->fd[i], &ifr[i], eb);
+		if (r)
+			return r;
+		if (fds->n == 1)
+			break;
+		if (!(ifr[i].ifr_flags & IFF_MULTI_QUEUE)) {
+			errbuf_set(eb, "tap-fd:%d: tap %s has one queue (opened without "
+				   "IFF_MULTI_QUEUE): %u queue pairs need %u queues of one "
+				   "multi-queue tap", fds->fd[i], ifr[i].ifr_name, fds->n, fds->n);
+			return -EINVAL;
+		}
+		if (strcmp(ifr[i].ifr_name, ifr[0].ifr_name)) {
+			errbuf_set(eb, "tap-fd:%s: descriptors %d and %d are queues of different "
+				   "taps (%s, %s): one interface's queue pairs need queues of one tap",
+				   arg, fds->fd[0], fds->fd[i], ifr[0].ifr_name, ifr[i].ifr_name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
 
-	if (r)
-		return r;
+/* tap_adopt - take the checked tap on descriptor @fd (TUNGETIFF's answer
+ * in @ifr; @q0 the tap's first queue, or NULL); left open on failure. */
+static int tap_adopt(struct tap *tap, int fd, const struct ifreq *ifr, const struct tap *q0,
+		     struct errbuf *eb)
+{
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
 		int e = errno;
@@ -622,43 +764,93 @@ static int tap_adopt(struct tap *tap, int fd, struct errbuf *eb)
 		errbuf_set(eb, "tap-fd:%d: fcntl: %s", fd, strerror(e));
 		return -e;
 	}
-	memcpy(tap->ifname, ifr.ifr_name, IFNAMSIZ);
+	memcpy(tap->ifname, ifr->ifr_name, IFNAMSIZ);
 	tap->fd = fd;
-	r = tap_setup(tap, ifr.ifr_flags & IFF_VNET_HDR, eb);
+	int r = tap_setup(tap, ifr->ifr_flags & IFF_VNET_HDR, q0, eb);
 	if (r)
 		tap->fd = -1;    /* still the caller's */
 	return r;
 }
 
+/* tap_fd_queue - a backend on @loop for the checked descriptor @fd into
+ * @out (see tap_adopt). 0 or -errno. */
+static int tap_fd_queue(struct event_loop *loop, int fd, const struct ifreq *ifr, bool mq,
+			const struct tap *q0, struct net_backend **out, struct errbuf *eb)
+{
+	char what[32];
+
+	snprintf(what, sizeof(what), "tap-fd:%d", fd);
+	struct tap *tap = tap_alloc(loop, mq, what, eb);
+	if (!tap)
+		return -ENOMEM;
+	int r = tap_adopt(tap, fd, ifr, q0, eb);
+	if (r) {
+		tap_destroy(&tap->be);
+		return r;
+	}
+	*out = &tap->be;
+	return 0;
+}
+
+/* Destroy the first @n tap-fd backends of @be and leave their descriptors
+ * open: a refused list stays the caller's, all of it. */
+static void tap_fd_give_back(struct net_backend **be, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct tap *tap = to_tap(be[i]);
+
+		tap->fd = tap->be.rx_fd = -1;
+		tap_destroy(&tap->be);
+		be[i] = NULL;
+	}
+}
+
+/* tap_fd_parse - the list, one descriptor per queue pair: 0 or -EINVAL. */
+static int tap_fd_parse(const char *arg, unsigned n, struct tap_fds *fds, struct errbuf *eb)
+{
+	if (!arg || !*arg) {
+		errbuf_set(eb, "tap-fd needs a descriptor number: tap-fd:N");
+		return -EINVAL;
+	}
+	if (tap_fds_parse(arg, fds, eb))
+		return -EINVAL;
+	if (fds->n != n) {
+		errbuf_set(eb, "tap-fd:%s: %u descriptor%s given for %u queue pair%s: one "
+			   "descriptor per queue pair", arg, fds->n, fds->n == 1 ? "" : "s", n,
+			   n == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int net_tap_fd_create_queues(struct event_loop *const *loops, unsigned n, const char *arg,
+			     struct net_backend **out, struct errbuf *eb)
+{
+	struct ifreq ifr[TAP_FDS_MAX];
+	struct tap_fds fds;
+	int r = tap_fd_parse(arg, n, &fds, eb);
+
+	if (r || (r = tap_fds_check(arg, &fds, ifr, eb)))
+		return r;
+	for (unsigned i = 0; i < n; i++) {
+		const struct tap *q0 = i ? to_tap(out[0]) : NULL;
+		r = tap_fd_queue(loops[i], fds.fd[i], &ifr[i], n > 1, q0, &out[i], eb);
+		if (r) {
+			tap_fd_give_back(out, i);
+			return r;
+		}
+	}
+	log_info("tap %s attached from descriptor%s %s (%s, offloads %#llx)",
+		 to_tap(out[0])->ifname, n == 1 ? "" : "s", arg,
+		 net_backend_has_vnet_hdr(out[0]) ? "vnet header" : "plain frames",
+		 (unsigned long long)out[0]->offloads);
+	return 0;
+}
+
 struct net_backend *net_tap_fd_create(struct event_loop *loop, const char *arg,
 				      struct errbuf *eb)
 {
-	struct tap_fds fds;
+	struct net_backend *be = NULL;
 
-	if (!arg || !*arg) {
-		errbuf_set(eb, "tap-fd needs a descriptor number: tap-fd:N");
-		return NULL;
-	}
-	if (tap_fds_parse(arg, &fds, eb))
-		return NULL;
-	/* Lifting this takes the device's queue pairs here and one tap per
-	 * descriptor below. */
-	if (fds.n > TAP_QUEUE_PAIRS) {
-		errbuf_set(eb, "tap-fd:%s: %u descriptors: one descriptor per queue pair; "
-			   "this device has %u queue pair", arg, fds.n, TAP_QUEUE_PAIRS);
-		return NULL;
-	}
-	char what[32];
-	snprintf(what, sizeof(what), "tap-fd:%d", fds.fd[0]);
-	struct tap *tap = tap_alloc(loop, what, eb);
-	if (!tap)
-		return NULL;
-	if (tap_adopt(tap, fds.fd[0], eb)) {
-		tap_destroy(&tap->be);
-		return NULL;
-	}
-	log_info("tap %s attached from descriptor %d (%s, offloads %#llx)", tap->ifname,
-		 tap->fd, net_backend_has_vnet_hdr(&tap->be) ? "vnet header" : "plain frames",
-		 (unsigned long long)tap->be.offloads);
-	return &tap->be;
+	return net_tap_fd_create_queues(&loop, 1, arg, &be, eb) ? NULL : be;
 }

@@ -64,6 +64,14 @@ static void mmio_signal_used(struct virtio_transport *tr, unsigned q)
 	raise_irq(t, VIRTIO_MMIO_INT_VRING);
 }
 
+/* The same from a device's own threads: the irqfd write and the status
+ * bit need no lock, so always possible. */
+static bool mmio_signal_used_direct(struct virtio_transport *tr, unsigned q)
+{
+	mmio_signal_used(tr, q);
+	return true;
+}
+
 static void mmio_signal_config(struct virtio_transport *tr)
 {
 	struct virtio_mmio *t = to_mmio(tr);
@@ -80,6 +88,7 @@ static void mmio_signal_config(struct virtio_transport *tr)
 
 static const struct virtio_transport_ops mmio_transport_ops = {
 	.signal_used = mmio_signal_used,
+	.signal_used_direct = mmio_signal_used_direct,
 	.signal_config = mmio_signal_config,
 };
 

@@ -79,7 +79,7 @@ static void bring_up(uint8_t which)
 		FAIL("features 0x%llx refused", (unsigned long long)features);
 	vd_queue_to_vq(&rxq, &net.vqs[NET_RX_QUEUE], false);
 	vd_queue_to_vq(&txq, &net.vqs[NET_TX_QUEUE], false);
-	vd_queue_to_vq(&cq, &net.vqs[NET_CTRL_QUEUE], false);
+	vd_queue_to_vq(&cq, &net.vqs[net_ctrl_queue(&net)], false);
 	if (virtio_device_activate(&net.vdev))
 		FAIL("activate");
 }
@@ -121,7 +121,7 @@ static uint32_t send_cmd(struct fuzz_input *in, uint8_t *ack)
 		n--;                      /* nowhere to answer */
 	vd_add_chain(&cq, bufs, n, false);
 	vd_publish(&cq);
-	net.vdev.ops->queue_notify(&net.vdev, NET_CTRL_QUEUE);
+	net.vdev.ops->queue_notify(&net.vdev, net_ctrl_queue(&net));
 	if (vd_get_used(&cq, &id, &used) != 1)
 		FAIL("command not completed");
 	if (used > 1)
@@ -162,10 +162,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	bring_up((uint8_t)fuzz_take(&in, 1));
 	for (unsigned i = 0; in.n && i < MAX_CMDS; i++) {
-		uint64_t ok = net.counters.tx_ctrl_ok, bad = net.counters.tx_ctrl_refused;
+		uint64_t ok = net_device_totals(&net).tx_ctrl_ok, bad = net_device_totals(&net).tx_ctrl_refused;
 		uint8_t ack = 0;
 		uint32_t used = send_cmd(&in, &ack);
-		uint64_t d_ok = net.counters.tx_ctrl_ok - ok, d_bad = net.counters.tx_ctrl_refused - bad;
+		uint64_t d_ok = net_device_totals(&net).tx_ctrl_ok - ok, d_bad = net_device_totals(&net).tx_ctrl_refused - bad;
 		if (d_ok + d_bad != 1 || (used == 1 && (ack == VIRTIO_NET_OK) != (d_ok == 1)))
 			FAIL("counters moved ok %llu refused %llu for one command",
 			     (unsigned long long)d_ok, (unsigned long long)d_bad);

@@ -334,14 +334,14 @@ static void before_call(void)
 	rlog.overflow = false;
 	for (unsigned q = 0; q < 2; q++)
 		snapshot_queue(q);
-	cnt_before = net.counters;
+	cnt_before = net_device_totals(&net);
 	kept_before = kept;
 	spilled_before = net.pairs[0].rx_spill_len != 0;
 	irq_before[0] = transport.used[0];
 	irq_before[1] = transport.used[1];
 }
 
-#define D(field) (net.counters.field - cnt_before.field)
+#define D(field) (net_device_totals(&net).field - cnt_before.field)
 
 static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
 {
@@ -373,7 +373,7 @@ static void check_counters(uint16_t rx_pushed, uint16_t tx_pushed)
 		     (unsigned long long)released, (unsigned long long)(kept + D(tx_packets)));
 	kept = kept + D(tx_packets) - released;
 	/* Frames come back in a later call than they went: totals. */
-	if (net.counters.rx_bytes > net.counters.tx_bytes)
+	if (net_device_totals(&net).rx_bytes > net_device_totals(&net).tx_bytes)
 		FAIL("more bytes received than sent");
 	if (D(tx_bytes) > (uint64_t)D(tx_packets) * NET_TX_FRAME_MAX)
 		FAIL("TX bytes beyond the frame cap");
@@ -436,13 +436,13 @@ static void configure_device_queue(unsigned q)
 /* Reset the device: every frame the backend kept is dropped and counted. */
 static void reset_device(void)
 {
-	uint64_t dropped = net.counters.rx_dropped_no_buffer;
+	uint64_t dropped = net_device_totals(&net).rx_dropped_no_buffer;
 	bool spilled = net.pairs[0].rx_spill_len != 0;
 
 	virtio_device_reset(&net.vdev);
-	if (net.counters.rx_dropped_no_buffer - dropped != kept + spilled)
+	if (net_device_totals(&net).rx_dropped_no_buffer - dropped != kept + spilled)
 		FAIL("reset dropped %llu of %llu kept frames",
-		     (unsigned long long)(net.counters.rx_dropped_no_buffer - dropped),
+		     (unsigned long long)(net_device_totals(&net).rx_dropped_no_buffer - dropped),
 		     (unsigned long long)kept);
 	kept = 0;
 }
@@ -482,8 +482,8 @@ static void print_stats(void)
 		(unsigned long long)stats.calls, (unsigned long long)stats.unsound_calls,
 		(unsigned long long)stats.used_checked, (unsigned long long)stats.raw_ok,
 		(unsigned long long)stats.raw_bad, (unsigned long long)stats.raw_poisoned,
-		(unsigned long long)net.counters.tx_packets,
-		(unsigned long long)net.counters.rx_packets);
+		(unsigned long long)net_device_totals(&net).tx_packets,
+		(unsigned long long)net_device_totals(&net).rx_packets);
 }
 
 static int init_world(void)

@@ -665,8 +665,8 @@ static void test_patch_rate_limiters(void)
 	CHECK_EQ(tx.bandwidth.one_time_burst, 1000000);
 	CHECK_EQ(tx.bandwidth.refill_time, 100);
 	CHECK_EQ(tx.ops.size, 1000);
-	CHECK(rate_limiter_active(&r.net.tx_limiter));
-	CHECK(!rate_limiter_active(&r.net.rx_limiter));
+	CHECK(rate_limiter_active(&r.net.pairs[0].tx_limiter));
+	CHECK(!rate_limiter_active(&r.net.pairs[0].rx_limiter));
 	/* PATCH of RX leaves TX alone; a PATCH naming only one bucket keeps the other. */
 	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
 			   "{\"iface_id\":\"eth0\",\"rx_rate_limiter\":{\"ops\":{\"size\":10,"
@@ -684,7 +684,7 @@ static void test_patch_rate_limiters(void)
 	CHECK_EQ(status_of(&r, "PATCH", "/network-interfaces/eth0",
 			   "{\"iface_id\":\"eth0\",\"tx_rate_limiter\":{\"bandwidth\":{\"size\":0,"
 			   "\"refill_time\":0},\"ops\":{\"size\":0,\"refill_time\":0}}}"), 204);
-	CHECK(!rate_limiter_active(&r.net.tx_limiter));
+	CHECK(!rate_limiter_active(&r.net.pairs[0].tx_limiter));
 	/* GET shows what is set. */
 	struct reply rp = call(&r, "GET", "/network-interfaces/eth0", NULL);
 	CHECK_EQ(rp.status, 200);
@@ -766,8 +766,8 @@ static void test_interface_body_errors(void)
 		expect_fault(&r, 400, "PATCH", "/network-interfaces/eth0", cases[i].body,
 			     cases[i].needle);
 	/* The last case's valid RX part was not applied either. */
-	CHECK(!rate_limiter_active(&r.net.rx_limiter));
-	CHECK(!rate_limiter_active(&r.net.tx_limiter));
+	CHECK(!rate_limiter_active(&r.net.pairs[0].rx_limiter));
+	CHECK(!rate_limiter_active(&r.net.pairs[0].tx_limiter));
 	rig_down(&r);
 }
 

@@ -3,18 +3,22 @@
  * options, the stream framing against a peer socket the test holds (partial
  * reads and writes, back-pressure, hangup, framing errors, reconnects),
  * libslirp's answers (DHCP, ARP, TCP and UDP to the host, port forwards)
- * through a fake sink, and, as root, a tap and a real passt in a network
- * namespace private to this process.
+ * through a fake sink, several queue pairs per interface
+ * (net_backend_create_queues), and, as root, a tap (single- and
+ * multi-queue) and a real passt in a network namespace private to this
+ * process.
  *
  * As root the whole test runs in its own network namespace (unshare), so the
  * taps, veths, ports and passt it uses are gone when it exits.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/ethtool.h>
 #include <linux/if.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -364,8 +369,9 @@ static void test_tap_fd_spec_errors(void)
 		off += (size_t)snprintf(spec + off, sizeof(spec) - off, "%s%d", i ? "," : "tap-fd:",
 					100 + i);
 	CHECK_ERR(spec, "more than 16 descriptors");
-	/* Several descriptors are a multiqueue tap's queues: one queue pair. */
-	CHECK_ERR("tap-fd:3,4", "one descriptor per queue pair; this device has 1 queue pair");
+	/* Several descriptors are a multi-queue tap's queues, one per pair. */
+	CHECK_ERR("tap-fd:3,4", "tap-fd:3,4: 2 descriptors given for 1 queue pair: one "
+		  "descriptor per queue pair");
 
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	CHECK(fd >= 0);
@@ -2135,9 +2141,9 @@ static void test_tap_fd_errors(void)
 	struct ifreq ifr = { 0 };
 	CHECK_EQ(ioctl(fd[2], TUNGETIFF, &ifr), 0);
 	CHECK(ifr.ifr_flags & IFF_NOFILTER);
-	/* Two queues of one multiqueue tap are two queue pairs' worth. */
+	/* Two queues of one multi-queue tap are two queue pairs' worth. */
 	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[6], fd[4]);
-	CHECK_ERR(spec, "one descriptor per queue pair; this device has 1 queue pair");
+	CHECK_ERR(spec, "2 descriptors given for 1 queue pair");
 	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", fd[7], fd[7]);
 	CHECK_ERR(spec, "is given twice");
 	/* One queue of a multiqueue tap is a tap like any. */
@@ -2211,6 +2217,492 @@ static void test_stream_passt(void)
 	sh("ip link del kvp0");
 }
 
+/* --- several queue pairs (net_backend_create_queues) --------------------------- */
+
+/* The descriptors this process has open (the count's own included). */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The backends of @spec for @n queue pairs, all on the test's loop. */
+static int create_queues(const char *spec, unsigned n, struct net_backend **be,
+			 struct errbuf *eb)
+{
+	struct event_loop *loops[NET_BACKEND_MAX_QUEUES + 1];
+
+	for (unsigned i = 0; i < ARRAY_SIZE(loops); i++)
+		loops[i] = &loop;
+	return net_backend_create_queues(spec, loops, n, be, eb);
+}
+
+static void destroy_queues(struct net_backend **be, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (be[i])
+			be[i]->ops->destroy(be[i]);
+}
+
+/* The error net_backend_create_queues gives for @spec and @n queue pairs
+ * ("" when it worked): a refusal leaves no backend and nothing open. */
+static const char *queues_error(const char *spec, unsigned n)
+{
+	static struct errbuf eb;
+	struct net_backend *be[NET_BACKEND_MAX_QUEUES + 1];
+	int fds = fd_count();
+
+	memset(be, 0xa5, sizeof(be));
+	eb.msg[0] = '\0';
+	int r = create_queues(spec, n, be, &eb);
+	if (r == 0) {
+		destroy_queues(be, n);
+		return "";
+	}
+	CHECK(r < 0);
+	for (unsigned i = 0; i < MIN(n, NET_BACKEND_MAX_QUEUES); i++)
+		CHECK(be[i] == NULL);
+	CHECK_EQ(fd_count(), fds);
+	return eb.msg;
+}
+
+#define CHECK_QERR(spec, n, text) do { \
+	const char *_e = queues_error(spec, n); \
+	if (!strstr(_e, text)) \
+		fprintf(stderr, "  \"%s\" x%u gave \"%s\", wanted \"%s\"\n", spec, \
+			(unsigned)(n), _e, text); \
+	CHECK(strstr(_e, text) != NULL); \
+} while (0)
+
+/* Backends with one queue refuse more pairs before opening anything;
+ * counts out of range and tap-fd lists of another length are refused. */
+static void test_queues_refused(void)
+{
+	CHECK_QERR("user", 2, "network backend user has one queue: it cannot serve 2 queue pairs");
+	CHECK_QERR("user:restrict=on", 16, "network backend user has one queue");
+	CHECK_QERR("stream:/nonexistent/kvmini.sock", 2,
+		   "network backend stream has one queue: it cannot serve 2 queue pairs");
+	CHECK_QERR("loopback", 0, "network backend loopback: 0 queue pairs: between 1 and 16");
+	CHECK_QERR("loopback", 17, "17 queue pairs: between 1 and 16");
+	CHECK_QERR("tap:kvq0", 17, "between 1 and 16");
+	CHECK_QERR("tap-fd:3", 2, "tap-fd:3: 1 descriptor given for 2 queue pairs");
+	CHECK_QERR("tap-fd:3,4,5", 2, "3 descriptors given for 2 queue pairs");
+	CHECK_QERR("bogus", 2, "unknown network backend \"bogus\"");
+	CHECK_QERR("loopback:x", 2, "takes no argument");
+	/* With one pair the one-queue kinds work, or fail as ever. */
+	CHECK_QERR("stream:/nonexistent/kvmini.sock", 1, "cannot connect");
+	CHECK_EQ(*queues_error("user", 1), '\0');
+}
+
+/* Two loopbacks: a frame sent on queue i comes back on queue i only. */
+static void test_loopback_queues(void)
+{
+	struct net_backend *be[2] = { NULL, NULL };
+	struct fake_sink fs[2];
+	struct errbuf eb = { 0 };
+	uint8_t f[2][64];
+
+	CHECK_EQ(create_queues("loopback", 2, be, &eb), 0);
+	if (!be[0] || !be[1])
+		return;
+	CHECK(be[0] != be[1]);
+	for (unsigned i = 0; i < 2; i++) {
+		fs_init(&fs[i]);
+		fs[i].be = be[i];
+		net_backend_attach(be[i], &fs_events, &fs[i]);
+		CHECK(be[i]->ops->set_queue_enabled == NULL);
+		size_t len = nf_eth(f[i], guest_mac, bcast_mac, 0x88b5);
+		fill_pattern(f[i] + len, sizeof(f[i]) - len, i);
+	}
+	/* Queue 1 first: what comes back does not follow the order of sends. */
+	CHECK_EQ(send_plain(be[1], f[1], sizeof(f[1]), 20), NET_SEND_KEPT);
+	CHECK_EQ(send_plain(be[0], f[0], sizeof(f[0]), 20), NET_SEND_KEPT);
+	CHECK_EQ(send_plain(be[1], f[1], sizeof(f[1]), 30), NET_SEND_KEPT);
+	fs_settle();
+	CHECK_EQ(fs[0].n, 1);
+	CHECK_EQ(fs[1].n, 2);
+	for (unsigned i = 0; i < 2; i++)
+		for (unsigned k = 0; k < fs[i].n; k++)
+			CHECK(fs[i].len[k] == VNET_HDR_LEN + sizeof(f[i]) &&
+			      !memcmp(fs[i].frame[k] + VNET_HDR_LEN, f[i], sizeof(f[i])));
+	CHECK_EQ(fs[0].done, 1);
+	CHECK_EQ(fs[1].done, 2);
+	for (unsigned i = 0; i < 2; i++)
+		destroy(be[i], &fs[i]);
+}
+
+/* --- root: multi-queue taps --------------------------------------------------- */
+
+/* An ethertype nothing else on the link sends (IEEE 802 local experimental). */
+#define MQ_ETHERTYPE 0x88b5
+
+static int if_index(const char *name)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), r = -1;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (s >= 0 && ioctl(s, SIOCGIFINDEX, &ifr) == 0)
+		r = ifr.ifr_ifindex;
+	if (s >= 0)
+		close(s);
+	return r;
+}
+
+/* The host's side of tap @ifname: a packet socket that sends there and
+ * receives the frames of ethertype @proto the tap hands the host (0: none). */
+static int packet_socket(const char *ifname, uint16_t proto)
+{
+	struct sockaddr_ll a = { .sll_family = AF_PACKET, .sll_protocol = htons(proto),
+				 .sll_ifindex = if_index(ifname) };
+	int s = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(proto));
+
+	CHECK(s >= 0 && a.sll_ifindex > 0);
+	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a))) {
+		perror("  bind packet socket");
+		close(s);
+		s = -1;
+	}
+	return s;
+}
+
+/* Send an MQ_ETHERTYPE frame carrying @tag on @be (the guest's side). */
+static int send_tagged(struct net_backend *be, uint8_t tag)
+{
+	uint8_t f[60] = { 0 };
+	size_t n = nf_eth(f, guest_mac, bcast_mac, MQ_ETHERTYPE);
+
+	f[n] = tag;
+	return send_plain(be, f, sizeof(f), n);
+}
+
+/* The tags (a bit each) of the MQ_ETHERTYPE frames the host sees on @ps
+ * within @ms, or as soon as all of @want came. */
+static unsigned host_tags(int ps, unsigned want, int ms)
+{
+	int64_t end = now_ms() + ms;
+	unsigned got = 0;
+	uint8_t f[2048];
+
+	while (got != want && now_ms() < end) {
+		struct pollfd p = { .fd = ps, .events = POLLIN };
+		if (poll(&p, 1, 20) != 1)
+			continue;
+		ssize_t n = recv(ps, f, sizeof(f), 0);
+		if (n > 14 && nf_get16(f + 12) == MQ_ETHERTYPE && f[14] < 32)
+			got |= 1u << f[14];
+	}
+	return got;
+}
+
+/* The host sends @n UDP frames to the guest (10.9.@net.2, guest_mac) from
+ * the tap's MAC @mac, each its own flow (source ports @port0 on): tun
+ * spreads flows over the attached queues by their hash. */
+static void host_flows(int ps, const uint8_t mac[6], unsigned net, unsigned n, uint16_t port0)
+{
+	char src[20], dst[20];
+	uint8_t f[64];
+
+	snprintf(src, sizeof(src), "10.9.%u.1", net);
+	snprintf(dst, sizeof(dst), "10.9.%u.2", net);
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = nf_udp(f, mac, guest_mac, nf_ip4(src), nf_ip4(dst),
+				    (uint16_t)(port0 + i), 7101, "flow", 4);
+		CHECK_EQ(send(ps, f, len, 0), (ssize_t)len);
+	}
+}
+
+/* Is @f (after @hl header bytes) one of host_flows' frames? */
+static bool is_host_flow(const uint8_t *f, size_t len)
+{
+	struct nf_pkt pk;
+
+	return nf_parse(f, len, &pk) && pk.proto == 17 && pk.l4len >= 8 &&
+	       nf_get16(pk.l4 + 2) == 7101;
+}
+
+/* Read host_flows' frames from the @nq queues @be until @n came or 3 s
+ * passed (and 100 ms more for strays): how many came on each, in @got. */
+static void queue_flows(struct net_backend **be, unsigned nq, unsigned n, unsigned *got)
+{
+	static uint8_t buf[2048];
+	int64_t end = now_ms() + 3000, quiet = 0;
+	unsigned total = 0;
+
+	memset(got, 0, nq * sizeof(*got));
+	while (now_ms() < end && (total < n || now_ms() < quiet)) {
+		usleep(1000);
+		for (unsigned q = 0; q < nq; q++) {
+			struct iovec iov = { buf, sizeof(buf) };
+			ssize_t len;
+			while ((len = be[q]->ops->recv(be[q], &iov, 1)) > 0) {
+				size_t hl = hdr_len(be[q]);
+				if ((size_t)len > hl && is_host_flow(buf + hl, (size_t)len - hl))
+					got[q]++, total++;
+			}
+		}
+		if (total >= n && !quiet)
+			quiet = now_ms() + 100;
+	}
+}
+
+/* tap:NAME with 2 queue pairs: two queues of one multi-queue tap, set up
+ * alike; each sends to the host; set_offloads on each is the tap's. */
+static void test_tap_mq_tx(void)
+{
+	struct net_backend *be[2] = { NULL, NULL };
+	struct errbuf eb = { 0 };
+	struct ifreq ifr = { 0 };
+
+	CHECK_EQ(create_queues("tap:kvm0", 2, be, &eb), 0);
+	if (!be[0] || !be[1]) {
+		fprintf(stderr, "  %s\n", eb.msg);
+		return;
+	}
+	CHECK(be[0]->rx_fd >= 0 && be[1]->rx_fd >= 0 && be[0]->rx_fd != be[1]->rx_fd);
+	CHECK_EQ(ioctl(be[1]->rx_fd, TUNGETIFF, &ifr), 0);
+	CHECK(!strcmp(ifr.ifr_name, "kvm0"));
+	CHECK((ifr.ifr_flags & IFF_MULTI_QUEUE) && (ifr.ifr_flags & IFF_VNET_HDR));
+	CHECK(be[0]->offloads & GF(GUEST_CSUM) && be[0]->offloads & GF(HOST_TSO4));
+	CHECK_EQ(be[1]->offloads, be[0]->offloads);
+	CHECK_EQ(be[1]->host_mtu, 1500);
+	CHECK(be[0]->ops->set_queue_enabled && be[1]->ops->set_queue_enabled);
+	CHECK(sh("sysctl -qw net.ipv6.conf.kvm0.disable_ipv6=1; ip link set kvm0 up"));
+	int ps = packet_socket("kvm0", MQ_ETHERTYPE);
+	CHECK_EQ(send_tagged(be[1], 1), 0);
+	CHECK_EQ(send_tagged(be[0], 0), 0);
+	CHECK_EQ(host_tags(ps, 3, 3000), 3);
+	/* The guest's offloads, asked on each queue: the tap takes them once
+	 * and the second asking changes nothing. */
+	uint64_t acked = be[0]->offloads & NET_GUEST_OFFLOADS;
+	CHECK_EQ(be[0]->ops->set_offloads(be[0], acked), 0);
+	CHECK_EQ(be[1]->ops->set_offloads(be[1], acked), 0);
+	CHECK_EQ(feature_active("kvm0", "tx-tcp-segmentation"), 1);
+	for (unsigned q = 0; q < 2; q++)
+		CHECK_EQ(counter(be[q], "rx_offload_errors"), 0);
+	CHECK_EQ(send_tagged(be[1], 2), 0);
+	CHECK_EQ(host_tags(ps, 4, 3000), 4);
+	close(ps);
+	destroy_queues(be, 2);
+	/* Not persistent: the tap went with its last queue. */
+	CHECK_EQ(if_index("kvm0"), -1);
+}
+
+/* The host's frames arrive on the attached queues, all on queue 0 once
+ * queue 1 is detached (set_queue_enabled false), on both again after. */
+static void test_tap_mq_steering(void)
+{
+	struct net_backend *be[2] = { NULL, NULL };
+	struct errbuf eb = { 0 };
+	struct ifreq ifr = { 0 };
+	unsigned got[2];
+
+	CHECK_EQ(create_queues("tap:kvm1", 2, be, &eb), 0);
+	if (!be[0] || !be[1]) {
+		fprintf(stderr, "  %s\n", eb.msg);
+		return;
+	}
+	CHECK(sh("sysctl -qw net.ipv6.conf.kvm1.disable_ipv6=1; "
+		 "ip addr add 10.9.31.1/24 dev kvm1 && ip link set kvm1 up"));
+	CHECK_EQ(ioctl(be[0]->rx_fd, SIOCGIFHWADDR, &ifr), 0);
+	const uint8_t *mac = (const uint8_t *)ifr.ifr_hwaddr.sa_data;
+	int ps = packet_socket("kvm1", 0);
+	/* 64 flows: all on one queue by chance is 1 in 2^63. */
+	host_flows(ps, mac, 31, 64, 7200);
+	queue_flows(be, 2, 64, got);
+	CHECK_EQ(got[0] + got[1], 64);
+	CHECK(got[0] > 0 && got[1] > 0);
+	printf("  64 flows on 2 queues: %u and %u\n", got[0], got[1]);
+
+	CHECK_EQ(be[1]->ops->set_queue_enabled(be[1], false), 0);
+	CHECK_EQ(be[1]->ops->set_queue_enabled(be[1], false), 0);    /* no-op */
+	CHECK_EQ(ioctl(be[1]->rx_fd, TUNGETIFF, &ifr), 0);
+	CHECK(ifr.ifr_flags & IFF_DETACH_QUEUE);
+	host_flows(ps, mac, 31, 64, 7300);
+	queue_flows(be, 2, 64, got);
+	CHECK_EQ(got[0], 64);
+	CHECK_EQ(got[1], 0);
+	/* A detached queue is quiet (the device may leave it watched), still
+	 * sends, and still takes the tap's offloads as every queue does. */
+	struct pollfd p = { .fd = be[1]->rx_fd, .events = POLLIN };
+	CHECK_EQ(poll(&p, 1, 0), 0);
+	CHECK_EQ(be[1]->ops->set_offloads(be[1], 0), 0);
+	int ts = packet_socket("kvm1", MQ_ETHERTYPE);
+	CHECK_EQ(send_tagged(be[1], 1), 0);
+	CHECK_EQ(host_tags(ts, 2, 3000), 2);
+	close(ts);
+
+	CHECK_EQ(be[1]->ops->set_queue_enabled(be[1], true), 0);
+	CHECK_EQ(be[1]->ops->set_queue_enabled(be[1], true), 0);     /* no-op */
+	host_flows(ps, mac, 31, 64, 7400);
+	queue_flows(be, 2, 64, got);
+	CHECK_EQ(got[0] + got[1], 64);
+	CHECK(got[0] > 0 && got[1] > 0);
+	CHECK_EQ(counter(be[1], "rx_errors"), 0);
+	close(ps);
+	destroy_queues(be, 2);
+}
+
+/* tap:NAME's refusals and spellings with several queues: a single-queue
+ * tap of that name, a name pattern, one queue as before. */
+static void test_tap_mq_open(void)
+{
+	struct net_backend *be[3] = { NULL, NULL, NULL };
+	struct errbuf eb = { 0 };
+	struct ifreq ifr = { 0 };
+
+	/* One queue: no IFF_MULTI_QUEUE, no steering to change. */
+	CHECK_EQ(create_queues("tap:kvm5", 1, be, &eb), 0);
+	if (be[0]) {
+		CHECK_EQ(ioctl(be[0]->rx_fd, TUNGETIFF, &ifr), 0);
+		CHECK(!(ifr.ifr_flags & IFF_MULTI_QUEUE));
+		CHECK(be[0]->ops->set_queue_enabled == NULL);
+		CHECK_QERR("tap:kvm5", 2, "tap kvm5: not usable as a multi-queue tap");
+		be[0]->ops->destroy(be[0]);
+	}
+	/* A pattern: the first queue makes the tap, the others join it. */
+	CHECK_EQ(create_queues("tap:kvq%d", 3, be, &eb), 0);
+	if (be[0] && be[1] && be[2]) {
+		char name[3][IFNAMSIZ];
+		for (unsigned q = 0; q < 3; q++) {
+			memset(&ifr, 0, sizeof(ifr));
+			CHECK_EQ(ioctl(be[q]->rx_fd, TUNGETIFF, &ifr), 0);
+			memcpy(name[q], ifr.ifr_name, IFNAMSIZ);
+		}
+		CHECK(!strncmp(name[0], "kvq", 3) && !strcmp(name[0], name[1]) &&
+		      !strcmp(name[0], name[2]));
+		/* tun takes a multi-queue tap's queues only with IFF_MULTI_QUEUE. */
+		char spec[32];
+		snprintf(spec, sizeof(spec), "tap:%s", name[0]);
+		CHECK_QERR(spec, 1, "or is a multi-queue tap, which takes more than one queue pair");
+		destroy_queues(be, 3);
+	}
+	CHECK_QERR("tap:kvm6", 0, "between 1 and 16");
+	CHECK_EQ(if_index("kvm6"), -1);
+}
+
+/* tap-fd with one descriptor per queue pair: two queues of one
+ * multi-queue tap work; another count, a single-queue tap's descriptor or
+ * another tap's queue is refused, every descriptor left as it was given. */
+static void test_tap_fd_mq(void)
+{
+	const short mq = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+	int a = open_tun("kvm2", mq, O_RDWR), b = open_tun("kvm2", mq, O_RDWR);
+	int c = open_tun("kvm3", IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, O_RDWR);
+	int d = open_tun("kvm4", mq, O_RDWR);
+	struct net_backend *be[2] = { NULL, NULL };
+	struct errbuf eb = { 0 };
+	char spec[64], why[128];
+
+	CHECK(a >= 0 && b >= 0 && c >= 0 && d >= 0);
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, b);
+	CHECK_QERR(spec, 1, "2 descriptors given for 1 queue pair");
+	CHECK_QERR(spec, 3, "2 descriptors given for 3 queue pairs");
+	snprintf(spec, sizeof(spec), "tap-fd:%d", a);
+	CHECK_QERR(spec, 2, "1 descriptor given for 2 queue pairs");
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, c);
+	snprintf(why, sizeof(why), "tap-fd:%d: tap kvm3 has one queue (opened without "
+		 "IFF_MULTI_QUEUE)", c);
+	CHECK_QERR(spec, 2, why);
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, d);
+	CHECK_QERR(spec, 2, "are queues of different taps (kvm2, kvm4)");
+	CHECK(!(fcntl(a, F_GETFL) & O_NONBLOCK) && !(fcntl(a, F_GETFD) & FD_CLOEXEC));
+
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, b);
+	CHECK_EQ(create_queues(spec, 2, be, &eb), 0);
+	if (be[0] && be[1]) {
+		CHECK_EQ(be[0]->rx_fd, a);
+		CHECK_EQ(be[1]->rx_fd, b);
+		CHECK(be[0]->offloads != 0 && be[1]->offloads == be[0]->offloads);
+		CHECK(be[1]->ops->set_queue_enabled != NULL);
+		CHECK(sh("sysctl -qw net.ipv6.conf.kvm2.disable_ipv6=1; ip link set kvm2 up"));
+		int ps = packet_socket("kvm2", MQ_ETHERTYPE);
+		CHECK_EQ(send_tagged(be[0], 0), 0);
+		CHECK_EQ(send_tagged(be[1], 1), 0);
+		CHECK_EQ(host_tags(ps, 3, 3000), 3);
+		close(ps);
+		struct ifreq ifr = { 0 };
+		CHECK_EQ(be[1]->ops->set_queue_enabled(be[1], false), 0);
+		CHECK_EQ(ioctl(b, TUNGETIFF, &ifr), 0);
+		CHECK(ifr.ifr_flags & IFF_DETACH_QUEUE);
+		destroy_queues(be, 2);
+		CHECK(fcntl(a, F_GETFD) < 0 && fcntl(b, F_GETFD) < 0);
+	} else {
+		fprintf(stderr, "  %s\n", eb.msg);
+		close(a);
+		close(b);
+	}
+	close(c);
+	close(d);
+}
+
+/* Descriptors that fill the table (fd_fill) until fd_unfill. */
+static int fillers[256];
+static unsigned n_fillers;
+static struct rlimit old_nofile;
+
+/* Leave exactly @free descriptor slots: a limit of 256, the rest filled. */
+static void fd_fill(unsigned free)
+{
+	struct rlimit lim;
+	int fd;
+
+	getrlimit(RLIMIT_NOFILE, &old_nofile);
+	lim = (struct rlimit){ ARRAY_SIZE(fillers), old_nofile.rlim_max };
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	n_fillers = 0;
+	while (n_fillers < ARRAY_SIZE(fillers) && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fillers[n_fillers++] = fd;
+	CHECK(n_fillers >= free && n_fillers < ARRAY_SIZE(fillers));
+	while (free-- && n_fillers)
+		close(fillers[--n_fillers]);
+}
+
+static void fd_unfill(void)
+{
+	while (n_fillers)
+		close(fillers[--n_fillers]);
+	setrlimit(RLIMIT_NOFILE, &old_nofile);
+}
+
+/* A queue that fails after others opened (here: no descriptor left for
+ * the second queue's dup) takes every queue opened before it down: tap:NAME
+ * closes what it opened (the tap goes with it), tap-fd gives every
+ * descriptor back open. */
+static void test_queues_midway_failure(void)
+{
+	const short mq = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE;
+	char spec[64];
+
+	/* Queue 0's open and dup, queue 1's open, and its dup fails. */
+	fd_fill(3);
+	CHECK_QERR("tap:kvm7", 2, "tap kvm7: dup: Too many open files");
+	fd_unfill();
+	CHECK_EQ(if_index("kvm7"), -1);
+
+	int a = open_tun("kvm8", mq, O_RDWR), b = open_tun("kvm8", mq, O_RDWR);
+	CHECK(a >= 0 && b >= 0);
+	snprintf(spec, sizeof(spec), "tap-fd:%d,%d", a, b);
+	/* Queue 0's dup, and queue 1's fails. */
+	fd_fill(1);
+	CHECK_QERR(spec, 2, "dup: Too many open files");
+	fd_unfill();
+	CHECK(fcntl(a, F_GETFD) >= 0 && fcntl(b, F_GETFD) >= 0);
+	/* Given back whole: the list works as it is. */
+	struct net_backend *be[2] = { NULL, NULL };
+	struct errbuf eb = { 0 };
+	CHECK_EQ(create_queues(spec, 2, be, &eb), 0);
+	destroy_queues(be, 2);
+	CHECK(fcntl(a, F_GETFD) < 0 && fcntl(b, F_GETFD) < 0);
+}
+
 /* --- main ------------------------------------------------------------------- */
 
 /* As root: a network namespace of our own, gone when the process ends. */
@@ -2274,6 +2766,8 @@ int main(void)
 	RUN_TEST(test_user_rx_flow_control);
 	RUN_TEST(test_user_idle_quiet);
 	RUN_TEST(test_user_state);
+	RUN_TEST(test_queues_refused);
+	RUN_TEST(test_loopback_queues);
 	if (have_netns) {
 		RUN_TEST(test_tap_exchange);
 		RUN_TEST(test_tap_errors);
@@ -2284,11 +2778,17 @@ int main(void)
 		RUN_TEST(test_tap_set_offloads);
 		RUN_TEST(test_tap_fd);
 		RUN_TEST(test_tap_fd_errors);
+		RUN_TEST(test_tap_mq_tx);
+		RUN_TEST(test_tap_mq_steering);
+		RUN_TEST(test_tap_mq_open);
+		RUN_TEST(test_tap_fd_mq);
+		RUN_TEST(test_queues_midway_failure);
 		RUN_TEST(test_stream_passt);
 	} else {
 		printf("SKIP: test_tap_exchange, test_tap_errors, test_tap_offloads_probe, "
 		       "test_tap_tx_csum, test_tap_tx_gso, test_tap_rx_hdr, test_tap_set_offloads, "
-		       "test_tap_fd, test_tap_fd_errors, test_stream_passt "
+		       "test_tap_fd, test_tap_fd_errors, test_tap_mq_tx, test_tap_mq_steering, "
+		       "test_tap_mq_open, test_tap_fd_mq, test_queues_midway_failure, test_stream_passt "
 		       "(need root for a private network namespace)\n");
 	}
 	event_loop_destroy(&loop);

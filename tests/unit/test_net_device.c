@@ -56,7 +56,7 @@ static void rig_up_backend(struct rig *r, uint64_t features, struct net_backend 
 	vd_queue_to_vq(&r->rxq, &r->net->vqs[NET_RX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
 	vd_queue_to_vq(&r->txq, &r->net->vqs[NET_TX_QUEUE], features & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
 	if (features & (1ull << VIRTIO_NET_F_CTRL_VQ))
-		vd_queue_to_vq(&r->cq, &r->net->vqs[NET_CTRL_QUEUE], false);
+		vd_queue_to_vq(&r->cq, &r->net->vqs[net_ctrl_queue(r->net)], false);
 	CHECK_EQ(virtio_device_activate(&r->net->vdev), 0);
 	r->pool = vd_alloc(&r->mem, 4 << 20, 4096);
 	CHECK(r->pool != VD_NO_GPA);
@@ -81,6 +81,16 @@ static void rig_down(struct rig *r)
 }
 
 /* Sum of every counter, to check that only the expected ones moved. */
+static uint64_t counters_total(const struct net_counters *c);
+
+/* Every counter of @net's totals, added up. */
+static uint64_t net_counters_sum(const struct net_device *net)
+{
+	struct net_counters t = net_device_totals(net);
+
+	return counters_total(&t);
+}
+
 static uint64_t counters_total(const struct net_counters *c)
 {
 	uint64_t t = 0;
@@ -146,7 +156,7 @@ static void test_loopback_frame_roundtrip(void)
 	CHECK_EQ(hdr.gso_type, VIRTIO_NET_HDR_GSO_NONE);
 	CHECK(memcmp(vd_ptr(&r.mem, r.pool + NET_HDR_LEN, 1000),
 		     vd_ptr(&r.mem, r.pool + 0x10000 + NET_HDR_LEN, 1000), 1000) == 0);
-	const struct net_counters *c = &r.net->counters;
+	const struct net_counters totals = net_device_totals(r.net), *c = &totals;
 	CHECK_EQ(c->tx_packets, 1);
 	CHECK_EQ(c->tx_bytes, 1000);
 	CHECK_EQ(c->rx_packets, 1);
@@ -167,7 +177,7 @@ static void test_indirect_tx(void)
 	send_tx(&r, 0x10000, 60, 1, true);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(len, NET_HDR_LEN + 60);
-	CHECK_EQ(r.net->counters.tx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 1);
 	rig_down(&r);
 }
 
@@ -182,14 +192,14 @@ static void test_tx_oversize_dropped_not_truncated(void)
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 	CHECK_EQ(len, 0);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.tx_frame_oversize, 1);
-	CHECK_EQ(r.net->counters.tx_packets, 0);
+	CHECK_EQ(net_device_totals(r.net).tx_frame_oversize, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 0);
 	/* The largest legal frame goes through whole. */
 	send_tx(&r, 0x40000, NET_TX_FRAME_MAX, 3, false);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(len, NET_HDR_LEN + NET_TX_FRAME_MAX);
-	CHECK_EQ(r.net->counters.tx_frame_oversize, 1);
-	CHECK_EQ(r.net->counters.rx_bytes, NET_TX_FRAME_MAX);
+	CHECK_EQ(net_device_totals(r.net).tx_frame_oversize, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_bytes, NET_TX_FRAME_MAX);
 	rig_down(&r);
 }
 
@@ -215,7 +225,7 @@ static void test_tx_invalid_chains(void)
 		CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 		CHECK_EQ(len, 0);
 	}
-	const struct net_counters *c = &r.net->counters;
+	const struct net_counters totals = net_device_totals(r.net), *c = &totals;
 	CHECK_EQ(c->tx_chain_invalid, 3);
 	CHECK_EQ(counters_total(c) - c->tx_interrupts, 3);
 	CHECK_EQ(c->tx_interrupts, 1);   /* one interrupt for the whole drain */
@@ -232,16 +242,16 @@ static void test_backpressure_without_rx_buffers(void)
 	/* No RX buffer: the backend keeps the frame and the device its TX
 	 * chain, out of the used ring; nothing dropped. */
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.tx_packets, 1);
-	CHECK_EQ(counters_total(&r.net->counters), 1 + 100);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 1);
+	CHECK_EQ(net_counters_sum(r.net), 1 + 100);
 	offer_rx(&r, 0, 2048);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
 	settle(&r);
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(len, NET_HDR_LEN + 100);
-	CHECK_EQ(r.net->counters.rx_packets, 1);
-	CHECK_EQ(r.net->counters.rx_dropped_no_buffer, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_no_buffer, 0);
 	rig_down(&r);
 }
 
@@ -254,14 +264,14 @@ static void test_rx_buffer_too_small(void)
 	int small = offer_rx(&r, 0, NET_HDR_LEN + 50);
 	send_tx(&r, 0x10000, 51, 1, false);
 	/* Dropped, never truncated, and the buffer stays for the next frame. */
-	CHECK_EQ(r.net->counters.rx_dropped_too_big, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_too_big, 1);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
 	send_tx(&r, 0x20000, 50, 1, false);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(id, small);
 	CHECK_EQ(len, NET_HDR_LEN + 50);
-	CHECK_EQ(r.net->counters.tx_packets, 2);
-	CHECK_EQ(r.net->counters.rx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 2);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 1);
 	rig_down(&r);
 }
 
@@ -287,8 +297,8 @@ static void test_rx_invalid_chain(void)
 	CHECK_EQ(len, 0);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
 	CHECK_EQ(id, good);
-	CHECK_EQ(r.net->counters.rx_chain_invalid, 2);
-	CHECK_EQ(r.net->counters.rx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_chain_invalid, 2);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 1);
 	rig_down(&r);
 }
 
@@ -300,15 +310,15 @@ static void test_poisoned_tx_needs_reset(void)
 	vd_raw_avail_idx(&r.txq, 200);     /* more than 64 ahead */
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
-	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	CHECK_EQ(net_device_totals(r.net).avail_index_invalid, 1);
 	CHECK(r.net->vdev.needs_reset);
 	CHECK_EQ(r.tr.config, 1);
-	CHECK_EQ(counters_total(&r.net->counters), 1);
+	CHECK_EQ(net_counters_sum(r.net), 1);
 	/* Reset clears the state; counters survive it. */
 	virtio_device_reset(&r.net->vdev);
 	CHECK(!r.net->vdev.needs_reset);
 	CHECK_EQ(r.net->vqs[NET_TX_QUEUE].faults.poisoned, VQ_POISON_NONE);
-	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	CHECK_EQ(net_device_totals(r.net).avail_index_invalid, 1);
 	rig_down(&r);
 }
 
@@ -323,9 +333,9 @@ static void test_poisoned_rx_drops_counted(void)
 	send_tx(&r, 0x10000, 100, 1, false);
 	/* The backend's frame meets a poisoned RX queue: read off, counted,
 	 * and its TX chain goes back. */
-	CHECK_EQ(r.net->counters.rx_dropped_poisoned, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_poisoned, 1);
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
-	CHECK_EQ(r.net->counters.avail_index_invalid, 1);
+	CHECK_EQ(net_device_totals(r.net).avail_index_invalid, 1);
 	CHECK(r.net->vdev.needs_reset);
 	rig_down(&r);
 }
@@ -343,8 +353,8 @@ static void test_kept_frame_dropped_at_reset(void)
 	virtio_device_deactivate(&r.net->vdev);
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 	CHECK_EQ(id, head);
-	CHECK_EQ(r.net->counters.rx_dropped_no_buffer, 1);
-	CHECK_EQ(r.net->counters.rx_packets, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_no_buffer, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 0);
 	rig_down(&r);
 }
 
@@ -369,7 +379,7 @@ static void test_one_interrupt_per_drain(void)
 	CHECK_EQ(r.tr.used[NET_RX_QUEUE], 1);
 	for (int i = 0; i < 10; i++)
 		CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
-	CHECK_EQ(r.net->counters.rx_packets, 10);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 10);
 	rig_down(&r);
 }
 
@@ -478,7 +488,7 @@ static void test_tx_rate_limit_holds_chains(void)
 	for (int i = 0; i < 5; i++)
 		offer_rx(&r, (uint64_t)i * 2048, 2048);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
-	r.net->tx_limiter.clock = &fc.clock;
+	r.net->pairs[0].tx_limiter.clock = &fc.clock;
 	CHECK_EQ(net_device_set_rate_limit(r.net, NET_TX_QUEUE, &cfg), 0);
 	for (int i = 0; i < 5; i++)
 		send_tx(&r, 0x100000 + (uint64_t)i * 2048, 1000, (uint8_t)i, false);
@@ -486,21 +496,21 @@ static void test_tx_rate_limit_holds_chains(void)
 	while (vd_get_used(&r.txq, &id, &len) == 1)
 		used++;
 	CHECK_EQ(used, 3);
-	CHECK_EQ(r.net->counters.tx_packets, 3);
-	CHECK_EQ(r.net->counters.tx_rate_limited, 1);
-	CHECK(rate_limiter_blocked(&r.net->tx_limiter));
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 3);
+	CHECK_EQ(net_device_totals(r.net).tx_rate_limited, 1);
+	CHECK(rate_limiter_blocked(&r.net->pairs[0].tx_limiter));
 	/* Kicks while blocked do nothing; the timer (simulated) resumes TX. */
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_TX_QUEUE);
-	CHECK_EQ(r.net->counters.tx_packets, 3);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 3);
 	fc.now += 100000000ull;
-	rate_limiter_expire(&r.net->tx_limiter);
+	rate_limiter_expire(&r.net->pairs[0].tx_limiter);
 	settle(&r);
 	while (vd_get_used(&r.txq, &id, &len) == 1)
 		used++;
 	CHECK_EQ(used, 5);
-	CHECK_EQ(r.net->counters.tx_packets, 5);
-	CHECK_EQ(r.net->counters.rx_packets, 5);
-	CHECK_EQ(r.net->counters.tx_backend_errors + r.net->counters.rx_dropped_no_buffer, 0);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 5);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 5);
+	CHECK_EQ(net_device_totals(r.net).tx_backend_errors + net_device_totals(r.net).rx_dropped_no_buffer, 0);
 	rig_down(&r);
 }
 
@@ -518,7 +528,7 @@ static void test_rx_rate_limit_backpressure(void)
 	for (int i = 0; i < 6; i++)
 		offer_rx(&r, (uint64_t)i * 2048, 2048);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
-	r.net->rx_limiter.clock = &fc.clock;
+	r.net->pairs[0].rx_limiter.clock = &fc.clock;
 	CHECK_EQ(net_device_set_rate_limit(r.net, NET_RX_QUEUE, &cfg), 0);
 	for (int i = 0; i < 6; i++)
 		send_tx(&r, 0x100000 + (uint64_t)i * 2048, 100, (uint8_t)i, false);
@@ -526,15 +536,15 @@ static void test_rx_rate_limit_backpressure(void)
 	while (vd_get_used(&r.rxq, &id, &len) == 1)
 		rx++;
 	CHECK_EQ(rx, 2);
-	CHECK_EQ(r.net->counters.rx_rate_limited, 1);
-	CHECK_EQ(r.net->counters.rx_dropped_no_buffer, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_rate_limited, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_no_buffer, 0);
 	struct rate_limiter_config open = { .ops = { .size = 1000, .refill_time = 1000 } };
 	CHECK_EQ(net_device_set_rate_limit(r.net, NET_RX_QUEUE, &open), 0);
 	settle(&r);
 	while (vd_get_used(&r.rxq, &id, &len) == 1)
 		rx++;
 	CHECK_EQ(rx, 6);
-	CHECK_EQ(r.net->counters.tx_packets, 6);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 6);
 	struct rate_limiter_config got;
 	net_device_get_rate_limit(r.net, NET_RX_QUEUE, &got);
 	CHECK_EQ(got.ops.size, 1000);
@@ -648,8 +658,8 @@ static void test_tx_header_refused(void)
 		send_frame(&r, 0x10000 + i * 0x1000, &bad[i], f, n);
 		CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 	}
-	CHECK_EQ(r.net->counters.tx_hdr_invalid, 3);
-	CHECK_EQ(r.net->counters.tx_packets, 0);
+	CHECK_EQ(net_device_totals(r.net).tx_hdr_invalid, 3);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 0);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
 	rig_down(&r);
 }
@@ -681,8 +691,8 @@ static void test_offload_passthrough(void)
 	offer_rx(&r, 0, 8192);
 	send_frame(&r, 0x10000, &tso4_hdr, f, n);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.rx_hdr_refused, 1);
-	CHECK_EQ(r.net->counters.tx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_hdr_refused, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 1);
 	rig_down(&r);
 }
 
@@ -713,7 +723,7 @@ static void test_mergeable_rx(void)
 	CHECK_EQ(h.num_buffers, 3);
 	CHECK(memcmp(vd_ptr(&r.mem, r.pool + NET_HDR_LEN, 500), f, 500) == 0);
 	CHECK(memcmp(vd_ptr(&r.mem, r.pool + 0x2000, 1400 - 1012), f + 1012, 1400 - 1012) == 0);
-	CHECK_EQ(r.net->counters.rx_merged_buffers, 2);
+	CHECK_EQ(net_device_totals(r.net).rx_merged_buffers, 2);
 	/* The next frame starts in the fourth buffer. */
 	send_frame(&r, 0x20000, &plain, f, 100);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
@@ -735,8 +745,8 @@ static void test_mergeable_rx_waits_for_buffers(void)
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
 	send_frame(&r, 0x10000, &tso4_hdr, f, n);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.rx_waited_for_buffers, 1);
-	CHECK_EQ(r.net->counters.rx_packets, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_waited_for_buffers, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 0);
 	for (int i = 2; i < 4; i++)
 		offer_rx(&r, (uint64_t)i * 0x1000, 2048);
 	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_RX_QUEUE);
@@ -754,8 +764,8 @@ static void test_mergeable_rx_waits_for_buffers(void)
 	CHECK_EQ(h.num_buffers, 3);
 	CHECK_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
 	CHECK(memcmp(vd_ptr(&r.mem, r.pool + 0x1000, 2048), f + 2036, 2048) == 0);
-	CHECK_EQ(r.net->counters.rx_packets, 1);
-	CHECK_EQ(r.net->counters.rx_dropped_too_big, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_packets, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_dropped_too_big, 0);
 	rig_down(&r);
 }
 
@@ -818,20 +828,20 @@ static void test_soft_offloads(void)
 		CHECK(tcp4_csum_ok(p->frame[i], p->len[i]));
 		CHECK(memcmp(p->frame[i] + 54, f + 54 + i * 1000, p->len[i] - 54) == 0);
 	}
-	CHECK_EQ(r.net->counters.tx_gso_segmented, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_gso_segmented, 1);
 	size_t small = make_tcp4(f, 200);
 	send_frame(&r, 0x20000, &csum_only, f, small);
 	CHECK_EQ(p->n, 5);
 	CHECK(tcp4_csum_ok(p->frame[4], p->len[4]));
-	CHECK_EQ(r.net->counters.tx_csum_completed, 1);
-	CHECK_EQ(r.net->counters.tx_packets, 2);
+	CHECK_EQ(net_device_totals(r.net).tx_csum_completed, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 2);
 	/* A segment size of a few bytes would make thousands of frames of one. */
 	struct virtio_net_hdr_v1 tiny = tso4_hdr;
 	tiny.gso_size = 2;
 	n = make_tcp4(f, 3500);
 	send_frame(&r, 0x30000, &tiny, f, n);
 	CHECK_EQ(p->n, 5);
-	CHECK_EQ(r.net->counters.tx_backend_errors, 1);
+	CHECK_EQ(net_device_totals(r.net).tx_backend_errors, 1);
 	rig_down(&r);
 }
 
@@ -921,7 +931,7 @@ static void test_tx_batch_flushed_per_drain(void)
 	for (int i = 0; i < 10; i++)
 		CHECK_EQ(vd_get_used(&r.txq, &id, &len), 1);
 	CHECK_EQ(vd_get_used(&r.txq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.tx_packets, 10);
+	CHECK_EQ(net_device_totals(r.net).tx_packets, 10);
 	/* Pausing flushes too (nothing is kept here: no call gives back). */
 	unsigned flushes = b->flushes;
 	r.net->vdev.ops->pause(&r.net->vdev);
@@ -949,7 +959,7 @@ static int ctrl_cmd(struct rig *r, uint8_t cls, uint8_t cmd, const void *data, u
 	struct vd_buf bufs[2] = { { out, 2 + len, false }, { ack, 1, true } };
 	vd_add_chain(&r->cq, bufs, 2, false);
 	vd_publish(&r->cq);
-	r->net->vdev.ops->queue_notify(&r->net->vdev, NET_CTRL_QUEUE);
+	r->net->vdev.ops->queue_notify(&r->net->vdev, net_ctrl_queue(r->net));
 	CHECK_EQ(vd_get_used(&r->cq, &id, &used), 1);
 	if (used != 1)
 		return -1;
@@ -967,7 +977,7 @@ static void test_ctrl_rx_mode_and_mac(void)
 	uint8_t tables[4 + 12 + 4 + 6] = { 2 };
 
 	rig_up(&r, FEATURES | CTRL);
-	CHECK_EQ(r.net->vdev.num_queues, NET_MAX_QUEUES);
+	CHECK_EQ(r.net->vdev.num_queues, 3);
 	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_OK);
 	CHECK(r.net->ctrl.promisc);
 	CHECK_EQ(ctrl_cmd(&r, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_OK);
@@ -994,12 +1004,12 @@ static void test_ctrl_rx_mode_and_mac(void)
 	struct vd_buf only_out = { r.pool + 0x300000, 3, false };
 	vd_add_chain(&r.cq, &only_out, 1, false);
 	vd_publish(&r.cq);
-	r.net->vdev.ops->queue_notify(&r.net->vdev, NET_CTRL_QUEUE);
+	r.net->vdev.ops->queue_notify(&r.net->vdev, net_ctrl_queue(r.net));
 	uint32_t id, len;
 	CHECK_EQ(vd_get_used(&r.cq, &id, &len), 1);
 	CHECK_EQ(len, 0);
-	CHECK_EQ(r.net->counters.tx_ctrl_ok, 4);
-	CHECK_EQ(r.net->counters.tx_ctrl_refused, 8);
+	CHECK_EQ(net_device_totals(r.net).tx_ctrl_ok, 4);
+	CHECK_EQ(net_device_totals(r.net).tx_ctrl_refused, 8);
 	rig_down(&r);
 
 	/* Without CTRL_RX the RX mode commands are refused. */
@@ -1031,7 +1041,7 @@ static void test_ctrl_guest_offloads(void)
 	offer_rx(&r, 0, 8192);
 	send_frame(&r, 0x10000, &tso4_hdr, f, n);
 	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 0);
-	CHECK_EQ(r.net->counters.rx_hdr_refused, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_hdr_refused, 1);
 	rig_down(&r);
 }
 
@@ -1049,12 +1059,12 @@ static void test_ctrl_announce(void)
 		 VIRTIO_NET_OK);
 	r.net->vdev.ops->config_read(&r.net->vdev, &cfg);
 	CHECK_EQ(cfg.status, VIRTIO_NET_S_LINK_UP);
-	CHECK_EQ(r.net->counters.rx_announce_requested, 1);
+	CHECK_EQ(net_device_totals(r.net).rx_announce_requested, 1);
 	rig_down(&r);
 	/* A guest that did not take GUEST_ANNOUNCE is not asked. */
 	rig_up(&r, FEATURES | F(VIRTIO_NET_F_CTRL_VQ));
 	net_device_announce(r.net);
-	CHECK_EQ(r.net->counters.rx_announce_requested, 0);
+	CHECK_EQ(net_device_totals(r.net).rx_announce_requested, 0);
 	rig_down(&r);
 }
 
