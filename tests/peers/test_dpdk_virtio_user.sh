@@ -127,7 +127,8 @@ tp_stats() {
 	[ -n "${TP[rx_packets]:-}" ] && [ -n "${TP[tx_packets]:-}" ] && [ -n "${TP[rx_pps]:-}" ]
 }
 
-# tp_xstats: "show port xstats 0" into TPX (rx_q0_packets, tx_q1_packets, ...).
+# tp_xstats: "show port xstats 0" into TPX (rx_q0_good_packets, tx_q1_good_packets,
+# ... as the virtio PMD names them).
 declare -gA TPX=()
 tp_xstats() {
 	local k v
@@ -138,7 +139,7 @@ tp_xstats() {
 	done < <(awk '/NIC extended statistics for port 0/ { delete c }
 		/^ *[a-z0-9_]+: [0-9]+$/ { sub(":", "", $1); c[$1] = $2 }
 		END { for (k in c) print k, c[k] }' "$TP_LOG")
-	[ -n "${TPX[tx_q1_packets]:-}" ]
+	[ -n "${TPX[tx_q1_good_packets]:-}" ]
 }
 
 # tp_quit: quit testpmd and reap it (SIGKILL after 10 s).
@@ -367,18 +368,18 @@ if tp_start "$SOCK" 2; then
 	kc_eq "two pairs: testpmd sent 256 frames" "${TP[tx_packets]:-}" 256
 	snap && exact_checks "two pairs"
 	kc_eq "two pairs: testpmd sent 128 frames on each TX queue" \
-		"${TPX[tx_q0_packets]:-} ${TPX[tx_q1_packets]:-}" "128 128"
-	if [ "${TPX[rx_q1_packets]:-0}" -gt 0 ] && [ "${TPX[rx_q0_packets]:-0}" -gt 0 ]; then
+		"${TPX[tx_q0_good_packets]:-} ${TPX[tx_q1_good_packets]:-}" "128 128"
+	if [ "${TPX[rx_q1_good_packets]:-0}" -gt 0 ] && [ "${TPX[rx_q0_good_packets]:-0}" -gt 0 ]; then
 		pass "two pairs: testpmd received on both RX queues" \
-			"(${TPX[rx_q0_packets]} + ${TPX[rx_q1_packets]})"
+			"(${TPX[rx_q0_good_packets]} + ${TPX[rx_q1_good_packets]})"
 	else
 		fail "two pairs: testpmd received on both RX queues" \
-			"(${TPX[rx_q0_packets]:-?} + ${TPX[rx_q1_packets]:-?})"
+			"(${TPX[rx_q0_good_packets]:-?} + ${TPX[rx_q1_good_packets]:-?})"
 	fi
 	kc_eq "two pairs: kvmini pair0_tx_packets, pair1_tx_packets == testpmd's TX queues" \
-		"$(d pair0_tx_packets) $(d pair1_tx_packets)" "${TPX[tx_q0_packets]:-} ${TPX[tx_q1_packets]:-}"
+		"$(d pair0_tx_packets) $(d pair1_tx_packets)" "${TPX[tx_q0_good_packets]:-} ${TPX[tx_q1_good_packets]:-}"
 	kc_eq "two pairs: kvmini pair0_rx_packets, pair1_rx_packets == testpmd's RX queues" \
-		"$(d pair0_rx_packets) $(d pair1_rx_packets)" "${TPX[rx_q0_packets]:-} ${TPX[rx_q1_packets]:-}"
+		"$(d pair0_rx_packets) $(d pair1_rx_packets)" "${TPX[rx_q0_good_packets]:-} ${TPX[rx_q1_good_packets]:-}"
 	for ring in 2 3; do
 		if grep -q -E "SET_VRING_ENABLE \(18\).* ring $ring num 1$" "$KVMINI_LOG"; then
 			pass "two pairs: virtio-user enabled ring $ring"
