@@ -282,19 +282,21 @@ mv "$KVMINI_LOG" "$T_DIR/kvmini-loopback.log"
 vu_logged() { grep -q -E "vhost-user: $1" "$KVMINI_LOG"; }
 
 # The Linux guest's /init: eth0 up with a neighbour that does not answer (the
-# loopback hands the frames back), one ping per vCPU so each transmit queue
-# carries some (virtio_net maps transmit queue i to vCPU i).
+# loopback hands the frames back), pings from vCPU 1 then vCPU 0 so each
+# transmit queue carries some (virtio_net's XPS maps transmit queue i to
+# vCPU i). One after the other: two at once put none on queue 1 once.
 MQ_GUEST_SCRIPT='
 ip link set eth0 up
 ip addr add 10.9.0.2/24 dev eth0
 ip neigh replace 10.9.0.1 lladdr 52:54:00:00:00:01 dev eth0 nud permanent
 echo "GUEST: queues $(ls /sys/class/net/eth0/queues | tr "\n" " ")"
-for c in 0 1; do taskset -c $c ping -q -c 20 -i 0.05 -W 1 10.9.0.1 >/dev/null 2>&1 & done
-wait
+echo "GUEST: xps $(cat /sys/class/net/eth0/queues/tx-*/xps_cpus | tr "\n" " ")"
+for c in 1 0; do taskset -c $c ping -q -c 5 -i 0.2 -w 3 10.9.0.1 >/dev/null 2>&1; done
 echo "GUEST: tx $(cat /sys/class/net/eth0/statistics/tx_packets)"
 echo "GUEST: DONE"'
 
 kvmini_start KPID "" "$SOCK" loopback --mac "$MAC" --queues 2 -v || t_end
+snap || t_end    # traffic_step counts from this kvmini's zero
 # iPXE: no MQ, so QEMU starts pair 0 only, but sets the call fds of every
 # ring at init and disables pair 1's rings.
 qemu_start QPID "$SOCK" queues=2 mq=on,vectors=6
