@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/atomics.h"
 #include "core/log.h"
 #include "transport/vhost_user_internal.h"
 #include "vu_frontend.h"
@@ -438,6 +440,80 @@ static void test_mq_not_negotiated(void)
 	CHECK_EQ(vfe_count_fds(), base_fds);
 }
 
+#define SIGNALS_PER_THREAD 20000
+
+struct signaller {
+	struct vfe *f;
+	unsigned first;           /* rings first, first + 1 */
+	unsigned sent;            /* signal_used_direct said it signalled */
+	bool done;                /* atomic: the thread finished */
+};
+
+/* A pair thread of the device: interrupts on its two rings, directly. */
+static void *signal_thread(void *arg)
+{
+	struct signaller *sg = arg;
+	struct virtio_transport *t = &sg->f->srv.transport;
+
+	for (unsigned i = 0; i < SIGNALS_PER_THREAD; i++)
+		sg->sent += t->ops->signal_used_direct(t, sg->first + i % 2);
+	store_release(&sg->done, true);
+	return NULL;
+}
+
+/* What the front-end's call eventfd @fd counted, and close it. */
+static uint64_t drain_call(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		v = 0;
+	close(fd);
+	return v;
+}
+
+/* signal_used_direct from two pair threads at once while the loop thread
+ * replaces call fds (SET_VRING_CALL): every interrupt it reports sent
+ * reached exactly one call eventfd and was counted once. */
+static void test_mq_signal_threads(void)
+{
+	struct vfe f;
+	struct signaller sg[2] = { { .f = &f, .first = 0 }, { .f = &f, .first = 2 } };
+	pthread_t th[2];
+	uint64_t got = 0;
+	int base_fds = vfe_count_fds();
+
+	mq_start_pair0(&f);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 1), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 1), 0);
+	uint64_t calls0 = f.srv.counters.tx_calls;
+	for (unsigned i = 0; i < 2; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, signal_thread, &sg[i]), 0);
+	/* Replace call fds for as long as the threads signal. */
+	for (unsigned i = 0; i < 8 || !load_acquire(&sg[0].done) || !load_acquire(&sg[1].done);
+	     i++) {
+		unsigned q = i % 4;
+		int old = f.call[q];
+		/* Read the old one once the server let it go: nothing more
+		 * can reach it then. */
+		f.call[q] = -1;
+		set_call(&f, q);
+		got += drain_call(old);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		CHECK_EQ(pthread_join(th[i], NULL), 0);
+	for (unsigned q = 0; q < 4; q++) {
+		got += drain_call(f.call[q]);
+		f.call[q] = -1;
+	}
+	CHECK(sg[0].sent + sg[1].sent > SIGNALS_PER_THREAD);
+	CHECK_EQ(got, sg[0].sent + sg[1].sent);
+	CHECK_EQ(f.srv.counters.tx_calls - calls0, got);
+	CHECK_EQ(f.srv.counters.tx_calls_dropped, 0);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
 /* True when nobody but us holds the write end of the pipe @rd reads. */
 static bool pipe_writer_gone(int rd)
 {
@@ -507,5 +583,6 @@ int main(void)
 	RUN_TEST(test_mq_enable_pair1);
 	RUN_TEST(test_mq_disable_pair1);
 	RUN_TEST(test_mq_not_negotiated);
+	RUN_TEST(test_mq_signal_threads);
 	return CHECK_DONE();
 }
