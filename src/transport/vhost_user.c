@@ -6,7 +6,8 @@
  * and validation are in vhost_user_validate.c, framing and the connection
  * in vhost_user_conn.c (their shared internals: vhost_user_internal.h).
  *
- * Calling context: everything runs on s->loop's thread. Peer input is never
+ * Calling context: everything runs on s->loop's thread but
+ * vu_signal_used_direct (device threads, under call_lock). Peer input is never
  * trusted: every message is checked against its table row before a handler
  * sees it, no peer value reaches an assert, and a message the server cannot
  * honour is answered with a failure (REPLY_ACK) or ends the connection.

@@ -5,7 +5,8 @@
  *
  * The server listens on a path, serves one front-end at a time, and runs
  * entirely on the event loop it is given (calling context of every function
- * here and of the transport callbacks: that loop's thread). After a
+ * here and of the transport callbacks: that loop's thread, but for
+ * signal_used_direct, which a device's per-pair threads call at once). After a
  * disconnect, or a protocol error, which disconnects, the device is reset,
  * the memory table dropped, and the next connection is served.
  *
@@ -19,8 +20,9 @@
  * what the device uses (ring configuration, memory table, features), stops
  * the device and starts it again on the rings ready after the change.
  *
- * Multiqueue (protocol feature MQ, always offered: GET_QUEUE_NUM then says
- * how many, and QEMU without MQ assumes 1 anyway): ring indices up to the
+ * Multiqueue (protocol feature MQ, always offered, as DPDK's lib/vhost does:
+ * GET_QUEUE_NUM then says how many, and QEMU without it assumes one pair
+ * anyway, so a one-pair device loses nothing): ring indices up to the
  * device's max_queues are accepted whatever the features; GET_QUEUE_NUM
  * counts queue pairs for a net device (see struct vhost_user_opts).
  *
