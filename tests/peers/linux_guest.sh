@@ -48,11 +48,15 @@ guest_fetch() {
 	echo "$pkg" >"$PEER_GUEST_DIR/package"
 }
 
-# guest_prepare: the kernel is there or fetched. 0 or 1.
+# guest_prepare: the tools guest_initrd needs are installed and the kernel
+# is there or fetched. 0 or 1 (why in $T_DIR/guest-fetch.log).
 guest_prepare() {
-	guest_have && return 0
-	command -v busybox >/dev/null && command -v cpio >/dev/null || return 1
-	guest_fetch && guest_have
+	local t
+	for t in busybox cpio gzip; do
+		command -v $t >/dev/null ||
+			{ echo "no $t" >>"$T_DIR/guest-fetch.log"; return 1; }
+	done
+	guest_have || { guest_fetch && guest_have; }
 }
 
 # guest_initrd OUT SCRIPT: an initramfs at OUT whose /init loads the virtio

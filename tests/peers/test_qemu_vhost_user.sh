@@ -353,8 +353,8 @@ if guest_prepare; then
 	kc_eq "mq=on: pair0_tx_packets + pair1_tx_packets == tx_packets" \
 		"$(( ${KC[pair0_tx_packets]:-0} + ${KC[pair1_tx_packets]:-0} ))" "${KC[tx_packets]:-}"
 else
-	note "mq=on, Linux guest: not run (no kernel in $PEER_GUEST_DIR and apt-get download" \
-		"failed: $T_DIR/guest-fetch.log)"
+	note "mq=on, Linux guest: NOT RUN (no kernel in $PEER_GUEST_DIR, or no busybox or" \
+		"cpio; see $T_DIR/guest-fetch.log)"
 fi
 kvmini_stop "$KPID" "$KVMINI_LOG"
 kvmini_check_clean
