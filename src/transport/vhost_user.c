@@ -6,7 +6,8 @@
  * and validation are in vhost_user_validate.c, framing and the connection
  * in vhost_user_conn.c (their shared internals: vhost_user_internal.h).
  *
- * Calling context: everything runs on s->loop's thread. Peer input is never
+ * Calling context: everything runs on s->loop's thread but
+ * vu_signal_used_direct (device threads, under call_lock). Peer input is never
  * trusted: every message is checked against its table row before a handler
  * sees it, no peer value reaches an assert, and a message the server cannot
  * honour is answered with a failure (REPLY_ACK) or ends the connection.
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/virtio_ids.h>
 
 #include "core/atomics.h"
 #include "core/compiler.h"
@@ -35,10 +37,33 @@ static bool vu_inband(const struct vhost_user_server *s)
 	return vu_has_pf(s, VHOST_USER_PROTOCOL_F_INBAND_NOTIFICATIONS);
 }
 
-/* Configured, started and enabled: the device may run on it. */
+/* Configured, started and enabled: the device may run on it (or does). */
 static bool vu_ring_ready(const struct vhost_user_vring *vr)
 {
-	return vr->state == VU_RING_STARTED_ENABLED && vr->have == VU_RING_HAVE_ALL;
+	return (vr->state == VU_RING_STARTED_ENABLED || vr->state == VU_RING_RUNNING) &&
+	       vr->have == VU_RING_HAVE_ALL;
+}
+
+/* vhost-user's net conventions (QEMU net/vhost-user.c, DPDK lib/vhost)
+ * apply to a virtio-net device. */
+static bool vu_is_net(const struct vhost_user_server *s)
+{
+	return s->dev->ops->device_id == VIRTIO_ID_NET;
+}
+
+/*
+ * The rings 0 .. n-1 that must be ready before the device runs; the rings
+ * above join as they become ready. A net device runs on its first queue
+ * pair: QEMU with mq=on starts every pair's rings but enables only the
+ * pairs the driver uses (spec "Multiple queue support": "vhost-user-net has
+ * historically automatically enabled the first queue pair"). Other devices
+ * need every ring, as before multiqueue.
+ */
+static unsigned vu_rings_required(const struct vhost_user_server *s)
+{
+	unsigned n = s->dev->num_queues;
+
+	return vu_is_net(s) && n > 2 ? 2 : n;
 }
 
 /*
@@ -111,37 +136,43 @@ static int vu_load_vq(struct vhost_user_server *s, unsigned q)
 }
 
 /*
- * Activate the device once every ring is ready; its rings are then RUNNING.
- * Kicks that came before (or buffers queued without one) are served by
- * notifying every queue once. Only vu_ring_apply calls this.
- * Returns 0 (also when not every ring is ready) or -errno.
+ * Activate the stopped device on its ready rings, which are then RUNNING;
+ * the device's other queues stay stopped (inert). Kicks that came before
+ * (or buffers queued without one) are served by notifying each started
+ * queue once. Only vu_settle calls this.
+ * Returns 0 (also when a required ring is not ready) or -errno.
  */
-static int vu_try_start(struct vhost_user_server *s)
+static int vu_start(struct vhost_user_server *s)
 {
 	struct virtio_device *dev = s->dev;
+	bool start[VHOST_USER_MAX_QUEUES] = { false };
+	unsigned started = 0;
 	int r;
 
-	if (dev->active)
-		return 0;
 	for (unsigned q = 0; q < dev->num_queues; q++) {
-		if (!vu_ring_ready(&s->vrings[q]))
+		start[q] = vu_ring_ready(&s->vrings[q]);
+		if (!start[q] && q < vu_rings_required(s))
 			return 0;
-	}
-	for (unsigned q = 0; q < dev->num_queues; q++) {
-		r = vu_load_vq(s, q);
+		r = start[q] ? vu_load_vq(s, q) : 0;
 		if (r < 0)
 			goto fail;
+		started += start[q];
 	}
 	dev->mem = &s->mem;
-	r = virtio_device_activate(dev);
+	r = virtio_device_activate_queues(dev, start);
 	if (r < 0)
 		goto fail;
-	for (unsigned q = 0; q < dev->num_queues; q++)
-		s->vrings[q].state = VU_RING_RUNNING;
+	for (unsigned q = 0; q < dev->num_queues; q++) {
+		if (start[q])
+			s->vrings[q].state = VU_RING_RUNNING;
+	}
 	s->counters.device_activations++;
-	log_debug("vhost-user: %s activated", dev->ops->name);
-	for (unsigned q = 0; q < dev->num_queues && dev->active; q++)
-		dev->ops->queue_notify(dev, q);
+	log_debug("vhost-user: %s activated on %u of %u rings", dev->ops->name, started,
+		  dev->num_queues);
+	for (unsigned q = 0; q < dev->num_queues && dev->active; q++) {
+		if (start[q])
+			dev->ops->queue_notify(dev, q);
+	}
 	return 0;
 fail:
 	s->counters.device_activate_failed++;
@@ -149,12 +180,39 @@ fail:
 	return r;
 }
 
+/* A ready ring the running device does not use yet. */
+static bool vu_ring_waits(const struct vhost_user_server *s)
+{
+	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+		const struct vhost_user_vring *vr = &s->vrings[q];
+		if (vr->state != VU_RING_RUNNING && vu_ring_ready(vr))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Run the device on the rings ready now. A running device whose set of
+ * rings changes is stopped (vu_pause keeps the bases) and started again on
+ * the new set: no queue starts or stops under a running device thread.
+ * Only vu_ring_apply calls this. Returns vu_start's result.
+ */
+static int vu_settle(struct vhost_user_server *s)
+{
+	if (s->dev->active && !vu_ring_waits(s))
+		return 0;
+	vu_pause(s);
+	return vu_start(s);
+}
+
 static void vu_kick(struct vhost_user_server *s, unsigned q)
 {
+	struct virtqueue *vq = virtio_device_vq(s->dev, q);
+
 	s->counters.rx_kicks++;
-	if (s->dev->active)
+	if (s->dev->active && vq && vq->started)
 		s->dev->ops->queue_notify(s->dev, q);
-	/* else: vu_try_start notifies every queue when the device starts */
+	/* else: vu_start notifies each queue it starts */
 }
 
 /* Kick fd readable: drain the eventfd (or the 8 bytes of a socket). */
@@ -216,7 +274,8 @@ static void vu_vring_clear(struct vhost_user_server *s, unsigned q)
 
 /*
  * The state a ring event leads to, after the spec's "Ring states". STOP and
- * DISABLE find no RUNNING ring: the device is stopped before they apply.
+ * DISABLE find no RUNNING ring: the device is stopped before they apply to
+ * a ring it runs on.
  */
 static const enum vu_ring_state vu_ring_next[VU_RING_EV_DISABLE + 1][VU_RING_STATES] = {
 	[VU_RING_EV_KICK] = {
@@ -275,21 +334,31 @@ static void vu_ring_step(struct vhost_user_server *s, struct vhost_user_vring *v
 static void vu_rings_reset(struct vhost_user_server *s)
 {
 	virtio_device_reset(s->dev);
-	for (unsigned q = 0; q < s->dev->num_queues; q++)
+	for (unsigned q = 0; q < vu_ring_count(s); q++)
 		vu_vring_clear(s, q);
+}
+
+/* Stop the device if it runs on @vr (NULL: if it runs at all). */
+static void vu_pause_for(struct vhost_user_server *s, const struct vhost_user_vring *vr)
+{
+	if (!vr || vr->state == VU_RING_RUNNING)
+		vu_pause(s);
 }
 
 /*
  * vu_ring_apply() - apply @ev: the one place where rings change state and
  * the device starts or stops.
- * @vr: the ring a ring event (KICK, STOP, ENABLE, DISABLE) is about; NULL
- *      for every ring of the device. HOLD, SETTLE and RESET ignore it.
+ * @vr: the ring the event is about; NULL for every ring. SETTLE and RESET
+ *      ignore it; HOLD with a ring stops the device only if it runs on
+ *      that ring.
  *
- * The device runs all rings or none: STOP, DISABLE and HOLD stop it first
- * (running rings keep the base reached); KICK, ENABLE and SETTLE then start
- * it if every ring is ready. A handler changing what the running device
- * uses (ring configuration, memory, features) brackets the change with
- * HOLD and SETTLE.
+ * The device runs on the ready rings once the required ones are ready
+ * (vu_rings_required). STOP and DISABLE of a ring it runs on, and HOLD,
+ * stop it first (running rings keep the base reached); every event but
+ * HOLD and RESET then settles: the device runs again on the rings ready
+ * now, a changed set of rings through a stop and a start. A handler
+ * changing what the running device uses (a ring's configuration, memory,
+ * features) brackets the change with HOLD and SETTLE.
  *
  * Returns 0, or -errno when a start was refused (device or queue checks).
  */
@@ -298,28 +367,26 @@ int vu_ring_apply(struct vhost_user_server *s, struct vhost_user_vring *vr,
 {
 	switch (ev) {
 	case VU_RING_EV_HOLD:
-		vu_pause(s);
+		vu_pause_for(s, vr);
 		return 0;
 	case VU_RING_EV_SETTLE:
-		return vu_try_start(s);
+		return vu_settle(s);
 	case VU_RING_EV_RESET:
 		vu_rings_reset(s);
 		return 0;
 	case VU_RING_EV_STOP:
 	case VU_RING_EV_DISABLE:
-		vu_pause(s);
+		vu_pause_for(s, vr);
 		break;
 	case VU_RING_EV_KICK:
 	case VU_RING_EV_ENABLE:
 		break;
 	}
-	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+	for (unsigned q = 0; q < vu_ring_count(s); q++) {
 		if (!vr || vr == &s->vrings[q])
 			vu_ring_step(s, &s->vrings[q], ev);
 	}
-	if (ev == VU_RING_EV_KICK || ev == VU_RING_EV_ENABLE)
-		return vu_try_start(s);
-	return 0;
+	return vu_settle(s);
 }
 
 /* ---- request handlers ---------------------------------------------- */
@@ -428,7 +495,7 @@ static int vu_set_vring_num(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
-	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
+	vu_ring_apply(s, vr, VU_RING_EV_HOLD);
 	vr->num = (uint16_t)req->p->state.num;
 	vr->have |= VU_RING_HAVE_NUM;
 	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
@@ -450,7 +517,7 @@ static int vu_set_vring_addr(struct vhost_user_server *s, struct vu_req *req)
 		req->why = "ring address outside guest memory or misaligned";
 		return r;
 	}
-	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
+	vu_ring_apply(s, vr, VU_RING_EV_HOLD);
 	vr->desc_uva = a->desc_user_addr;
 	vr->avail_uva = a->avail_user_addr;
 	vr->used_uva = a->used_user_addr;
@@ -463,7 +530,7 @@ static int vu_set_vring_base(struct vhost_user_server *s, struct vu_req *req)
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
 
 	/* Held first: stopping the device writes the base reached. */
-	vu_ring_apply(s, NULL, VU_RING_EV_HOLD);
+	vu_ring_apply(s, vr, VU_RING_EV_HOLD);
 	vr->base = (uint16_t)req->p->state.num;
 	vr->have |= VU_RING_HAVE_BASE;
 	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
@@ -588,16 +655,29 @@ static int vu_set_protocol_features(struct vhost_user_server *s, struct vu_req *
 	 * without, only the rings holding a kick fd have one. */
 	if (vu_inband(s))
 		return vu_ring_apply(s, NULL, VU_RING_EV_KICK);
-	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+	for (unsigned q = 0; q < vu_ring_count(s); q++) {
 		if (s->vrings[q].kick_fd < 0)
 			vu_ring_apply(s, &s->vrings[q], VU_RING_EV_STOP);
 	}
 	return vu_ring_apply(s, NULL, VU_RING_EV_SETTLE);
 }
 
+/*
+ * The spec leaves the unit to the device type. QEMU's net/vhost-user.c
+ * refuses a netdev whose queues= (queue pairs) exceeds the answer, and
+ * DPDK's lib/vhost answers its max_queue_pairs: a net device answers its
+ * pairs (max_queues 2N+1, the control queue included, gives N). Other
+ * devices (vhost-user-blk, -fs) count queues.
+ */
 static int vu_get_queue_num(struct vhost_user_server *s, struct vu_req *req)
 {
-	return vu_reply_u64(req, s->opts.queue_num ? s->opts.queue_num : s->dev->num_queues);
+	uint64_t n = vu_ring_count(s);
+
+	if (s->opts.queue_num)
+		n = s->opts.queue_num;
+	else if (vu_is_net(s))
+		n /= 2;
+	return vu_reply_u64(req, n);
 }
 
 static int vu_set_vring_enable(struct vhost_user_server *s, struct vu_req *req)
@@ -746,6 +826,31 @@ static void vu_count_refusal(struct vhost_user_server *s, const struct vhost_use
 		hdr->request, why ? why : "handler failed", strerror(-r));
 }
 
+/* One debug line per request, with the ring it names and, for a
+ * vhost_vring_state, its number (as sent, unchecked): with several queue
+ * pairs the log shows which rings a front-end set up and enabled. */
+static void vu_log_msg(const struct vhost_user_hdr *hdr, const union vhost_user_payload *p,
+		       unsigned nfds)
+{
+	const struct vhost_user_req_rule *rule = vhost_user_req_rule(hdr->request);
+	const char *name = vhost_user_req_name(hdr->request);
+	enum vhost_user_queue_rule q = rule ? rule->queue : VU_Q_NONE;
+
+	if (q == VU_Q_U64)
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds,
+			  (unsigned)(p->u64 & VHOST_USER_VRING_IDX_MASK));
+	else if (q == VU_Q_STATE && hdr->size == sizeof(p->state))
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u num %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds, p->state.index, p->state.num);
+	else if (q == VU_Q_STATE)
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u ring %u", name,
+			  hdr->request, hdr->flags, hdr->size, nfds, p->state.index);
+	else
+		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u", name, hdr->request,
+			  hdr->flags, hdr->size, nfds);
+}
+
 int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_hdr *hdr,
 			  const void *payload, int *fds, unsigned nfds)
 {
@@ -766,9 +871,7 @@ int vhost_user_handle_msg(struct vhost_user_server *s, const struct vhost_user_h
 		if (hdr->size)
 			memcpy(&p, payload, hdr->size);
 		s->counters.rx_messages++;
-		log_debug("vhost-user: %s (%u) flags 0x%x size %u fds %u",
-			  vhost_user_req_name(hdr->request), hdr->request, hdr->flags, hdr->size,
-			  nfds);
+		vu_log_msg(hdr, &p, nfds);
 		r = vhost_user_validate(s, hdr, &p, nfds, &req.why);
 		if (r == 0)
 			r = vu_handlers[hdr->request] ? vu_handlers[hdr->request](s, &req)
@@ -810,7 +913,7 @@ bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr)
 	int r = vu_backend_send(s, VHOST_USER_BACKEND_VRING_CALL, &st, sizeof(st));
 
 	if (r == 0) {
-		s->counters.tx_calls++;
+		fetch_add_relaxed(&s->counters.tx_calls, 1);   /* workers count it too */
 		vr->call_pending = false;
 		return true;
 	}
@@ -819,7 +922,7 @@ bool vu_call_inband(struct vhost_user_server *s, struct vhost_user_vring *vr)
 		vu_backend_want_out(s, true);
 		return false;
 	}
-	s->counters.tx_calls_dropped++;
+	fetch_add_relaxed(&s->counters.tx_calls_dropped, 1);
 	vu_warn(s, "back-end channel failed (%s); closing it", strerror(-r));
 	vu_close_backend(s);
 	return false;
@@ -851,14 +954,16 @@ static void vu_signal_used(struct virtio_transport *t, unsigned q)
 	if (s->conn_fd < 0 || q >= s->dev->num_queues)
 		return;
 	vr = &s->vrings[q];
+	/* The tx_calls counters are atomic: device workers add to them at
+	 * the same time (vu_signal_used_direct). */
 	if (vr->call_fd >= 0)
 		vu_call_fd(s, vr);
 	else if (vr->call_pending)
-		s->counters.tx_calls_coalesced++;
+		fetch_add_relaxed(&s->counters.tx_calls_coalesced, 1);
 	else if (vu_inband(s) && s->backend_fd >= 0)
 		vu_call_inband(s, vr);
 	else
-		s->counters.tx_calls_dropped++;
+		fetch_add_relaxed(&s->counters.tx_calls_dropped, 1);
 }
 
 /*
@@ -941,21 +1046,22 @@ int vhost_user_server_init(struct vhost_user_server *s, struct virtio_device *de
 	s->call_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	s->listen_fd = s->conn_fd = s->backend_fd = -1;
 	if (!dev || !dev->ops || !loop || dev->num_queues == 0 ||
-	    dev->num_queues > VHOST_USER_MAX_QUEUES)
+	    MAX(dev->num_queues, dev->max_queues) > VHOST_USER_MAX_QUEUES)
 		return -EINVAL;
 	s->dev = dev;
+	s->nrings = MAX(dev->num_queues, dev->max_queues);
 	s->loop = loop;
 	s->opts = opts ? *opts : VHOST_USER_OPTS_DEFAULT;
 	s->opts.protocol_features &= VHOST_USER_PROTOCOL_FEATURES_SUPPORTED;
 	s->transport.ops = &vu_transport_ops;
 	guest_mem_init(&s->mem);
-	s->vrings = calloc(dev->num_queues, sizeof(*s->vrings));
+	s->vrings = calloc(vu_ring_count(s), sizeof(*s->vrings));
 	s->rx = calloc(1, sizeof(*s->rx));
 	if (!s->vrings || !s->rx) {
 		vu_free(s);
 		return -ENOMEM;
 	}
-	for (unsigned q = 0; q < dev->num_queues; q++)
+	for (unsigned q = 0; q < vu_ring_count(s); q++)
 		vu_vring_init(s, q);
 	if (socket_path) {
 		r = vu_listen(s, socket_path);

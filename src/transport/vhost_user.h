@@ -5,17 +5,26 @@
  *
  * The server listens on a path, serves one front-end at a time, and runs
  * entirely on the event loop it is given (calling context of every function
- * here and of the transport callbacks: that loop's thread). After a
+ * here and of the transport callbacks: that loop's thread, but for
+ * signal_used_direct, which a device's per-pair threads call at once). After a
  * disconnect, or a protocol error, which disconnects, the device is reset,
  * the memory table dropped, and the next connection is served.
  *
  * Rings follow the spec's "Ring states": a ring is started by a kick source
  * (kick fd, or in-band VRING_KICK) and stopped by GET_VRING_BASE, and is
- * enabled or disabled apart from that. Once every ring of the device is
- * configured (size, addresses, base), started and enabled, the device is
- * activated against the front-end's memory. Stopping or disabling a ring
- * stops the device again, as does a change to what it uses (ring
- * configuration, memory table, features) until the change is recorded.
+ * enabled or disabled apart from that. Once the rings the device needs
+ * are configured (size, addresses, base), started and enabled (every ring;
+ * for a net device the first queue pair), the device is activated against
+ * the front-end's memory on every ring ready then; the others stay inert.
+ * A ring becoming ready or no longer ready (stop, disable), and a change to
+ * what the device uses (ring configuration, memory table, features), stops
+ * the device and starts it again on the rings ready after the change.
+ *
+ * Multiqueue (protocol feature MQ, always offered, as DPDK's lib/vhost does:
+ * GET_QUEUE_NUM then says how many, and QEMU without it assumes one pair
+ * anyway, so a one-pair device loses nothing): ring indices up to the
+ * device's max_queues are accepted whatever the features; GET_QUEUE_NUM
+ * counts queue pairs for a net device (see struct vhost_user_opts).
  *
  * The server implements struct virtio_transport: used-buffer interrupts go to
  * the ring's call fd (an eventfd from QEMU, a socketpair from UML) or, with
@@ -46,9 +55,9 @@ struct vhost_user_opts {
 	 * (for example to quit after one session). May be NULL. */
 	void (*on_disconnect)(struct vhost_user_server *s, void *opaque);
 	void *opaque;
-	/* What GET_QUEUE_NUM answers; 0 means the device's virtqueue count.
-	 * Frontends read it per device type: QEMU's and DPDK's net code take
-	 * it as queue *pairs*, so a net device sets its pair count here. */
+	/* What GET_QUEUE_NUM answers; 0: derived from the device, its queue
+	 * count (max_queues when set), halved for a net device (VIRTIO_ID_NET)
+	 * since QEMU's and DPDK's net code read it as queue *pairs*. */
 	uint64_t queue_num;
 };
 
@@ -72,7 +81,7 @@ struct vhost_user_opts {
 	X(tx_calls_coalesced,      "interrupts not sent: one already pending") \
 	X(tx_calls_dropped,        "interrupts lost: no call fd or channel, or it failed") \
 	X(tx_config_changes,       "config change messages sent") \
-	X(device_activations,      "times every ring was started and the device activated") \
+	X(device_activations,      "times the device was activated on its ready rings") \
 	X(device_activate_failed,  "activations the device or queue checks refused")
 
 struct vhost_user_counters {
@@ -105,7 +114,11 @@ struct vhost_user_server {
 	uint64_t protocol_features;          /* negotiated */
 	unsigned warn_budget;                /* peer-error messages left to log */
 	struct guest_mem mem;                /* the front-end's memory table */
-	struct vhost_user_vring *vrings;     /* dev->num_queues of them */
+	/* Every queue the device can have (dev->max_queues), not only those
+	 * the features gave it: QEMU sets the call fd of every ring at start
+	 * and disables the rings of queue pairs the driver does not use. */
+	unsigned nrings;
+	struct vhost_user_vring *vrings;     /* nrings of them */
 	struct vhost_user_rx *rx;
 
 	struct vhost_user_counters counters;

@@ -4,6 +4,8 @@
  */
 #include "transport/vhost_user_internal.h"
 
+#include "core/atomics.h"
+
 /* ---- message I/O --------------------------------------------------- */
 
 void vu_warn(struct vhost_user_server *s, const char *fmt, ...)
@@ -120,9 +122,9 @@ void vu_close_backend(struct vhost_user_server *s)
 	vu_close_fd(&s->backend_fd);
 	s->backend_wants_out = false;
 	s->config_pending = false;
-	for (unsigned q = 0; q < s->dev->num_queues; q++) {
+	for (unsigned q = 0; q < vu_ring_count(s); q++) {
 		if (s->vrings[q].call_pending)
-			s->counters.tx_calls_dropped++;
+			fetch_add_relaxed(&s->counters.tx_calls_dropped, 1);
 		s->vrings[q].call_pending = false;
 	}
 }
@@ -133,7 +135,7 @@ static void vu_backend_flush(struct vhost_user_server *s)
 	vu_backend_want_out(s, false);
 	if (s->config_pending)
 		vu_send_config_change(s);
-	for (unsigned q = 0; q < s->dev->num_queues && s->backend_fd >= 0; q++) {
+	for (unsigned q = 0; q < vu_ring_count(s) && s->backend_fd >= 0; q++) {
 		if (s->vrings[q].call_pending && !vu_call_inband(s, &s->vrings[q]))
 			return;
 	}

@@ -36,15 +36,16 @@
  * negotiated) and GET_VRING_BASE stops it again; independently it is
  * enabled or disabled (SET_VRING_ENABLE; without protocol features every
  * ring is enabled by SET_FEATURES). kvmini adds RUNNING: the device runs on
- * the ring. The device runs all of its rings or none, so either every ring
- * below dev->num_queues is RUNNING or none is. Only vu_ring_apply changes
- * a ring's state.
+ * the ring. The device runs on the rings below dev->num_queues that are
+ * ready (configured, started, enabled) once its required rings are (see
+ * vu_rings_required in vhost_user.c); the others stay stopped in the device
+ * and inert. Only vu_ring_apply changes a ring's state.
  */
 enum vu_ring_state {
 	VU_RING_STOPPED,           /* no kick source, disabled: the initial state */
 	VU_RING_STOPPED_ENABLED,   /* enabled before its kick source came */
 	VU_RING_STARTED,           /* a kick source, disabled: nothing is processed */
-	VU_RING_STARTED_ENABLED,   /* waits for its configuration and the other rings */
+	VU_RING_STARTED_ENABLED,   /* waits for its configuration or the required rings */
 	VU_RING_RUNNING,           /* dev->vqs[index] started: its base is live */
 	VU_RING_STATES
 };
@@ -55,9 +56,10 @@ enum vu_ring_event {
 	VU_RING_EV_STOP,           /* GET_VRING_BASE, RESET_OWNER: the kick source goes */
 	VU_RING_EV_ENABLE,         /* SET_VRING_ENABLE 1, or no protocol features */
 	VU_RING_EV_DISABLE,        /* SET_VRING_ENABLE 0 */
-	/* The device as a whole, whatever ring is given: */
-	VU_RING_EV_HOLD,           /* a change needs the device stopped */
-	VU_RING_EV_SETTLE,         /* the change is recorded: run if every ring is ready */
+	/* The device as a whole: */
+	VU_RING_EV_HOLD,           /* a change to the ring given (NULL: to what every
+				    * ring uses) needs the device stopped */
+	VU_RING_EV_SETTLE,         /* the change is recorded: run on the ready rings */
 	VU_RING_EV_RESET,          /* front-end gone: device reset, every ring cleared */
 };
 
@@ -109,6 +111,12 @@ struct vu_req {
 };
 
 typedef int (*vu_handler_fn)(struct vhost_user_server *s, struct vu_req *req);
+
+/* Rings the server keeps and front-ends may name (s->nrings). */
+static inline unsigned vu_ring_count(const struct vhost_user_server *s)
+{
+	return s->nrings;
+}
 
 /* vhost_user_validate.c */
 uint64_t vu_offered_pf(const struct vhost_user_server *s);

@@ -75,7 +75,7 @@ static int vu_check_queue(const struct vhost_user_server *s, const struct vhost_
 	default:
 		return -EINVAL;
 	}
-	if (idx >= s->dev->num_queues) {
+	if (idx >= vu_ring_count(s)) {
 		*why = "ring index out of range";
 		return -EINVAL;
 	}

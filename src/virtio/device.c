@@ -70,6 +70,11 @@ int virtio_device_config_write(struct virtio_device *dev, uint32_t offset,
 
 int virtio_device_activate(struct virtio_device *dev)
 {
+	return virtio_device_activate_queues(dev, NULL);
+}
+
+int virtio_device_activate_queues(struct virtio_device *dev, const bool *start)
+{
 	if (dev->active)
 		return 0;
 	if (!dev->mem)
@@ -79,7 +84,8 @@ int virtio_device_activate(struct virtio_device *dev)
 			 dev->ops->name, q);
 		/* A restored device's queues are started by the state loader
 		 * (device_state.c), with their indices, before this. */
-		int r = dev->vqs[q].started ? 0 : vq_start(&dev->vqs[q], dev->mem);
+		bool skip = dev->vqs[q].started || (start && !start[q]);
+		int r = skip ? 0 : vq_start(&dev->vqs[q], dev->mem);
 		if (r < 0) {
 			log_warn("%s: queue %u cannot start: %s", dev->ops->name, q, strerror(-r));
 			for (unsigned i = 0; i < q; i++)

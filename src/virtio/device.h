@@ -9,7 +9,8 @@
  *
  * The transport owns the lifecycle: it negotiates features through
  * virtio_device_set_features, configures the queues in dev->vqs, calls
- * virtio_device_activate once every queue is started, forwards kicks with
+ * virtio_device_activate once every queue is started (or, vhost-user,
+ * virtio_device_activate_queues with the queues it can start), forwards kicks with
  * ops->queue_notify, and calls virtio_device_reset when the driver resets
  * the device or the vhost-user frontend goes away.
  */
@@ -46,7 +47,8 @@ struct virtio_device_ops {
 	/* A driver write of @len bytes at @offset (bounds already checked). */
 	void (*config_write)(struct virtio_device *dev, uint32_t offset,
 			     const void *data, uint32_t len);
-	/* Every queue is started: begin processing. Return 0 or -errno. */
+	/* The queues are started (a transport may leave some stopped: see
+	 * virtio_device_activate_queues): begin processing. 0 or -errno. */
 	int (*activate)(struct virtio_device *dev);
 	/* The driver kicked queue @q (q < num_queues, queue started). Called
 	 * on the thread of queue_loop(@q). */
@@ -157,6 +159,12 @@ int virtio_device_config_write(struct virtio_device *dev, uint32_t offset,
 
 /* Start every queue against @dev->mem and activate the device. */
 int virtio_device_activate(struct virtio_device *dev);
+/* The same with only the queues @start selects (@start[q] for every q below
+ * num_queues; NULL: all). The others stay stopped, so inert for the device
+ * (vq_pop finds nothing, vq_publish does nothing) until the transport
+ * deactivates it and activates it again with a new selection: vhost-user
+ * runs a net device on the queue pairs the front-end has enabled. */
+int virtio_device_activate_queues(struct virtio_device *dev, const bool *start);
 /* Full reset (driver wrote status 0, or the frontend went away): stop,
  * forget features and queue configuration; counters survive. */
 void virtio_device_reset(struct virtio_device *dev);

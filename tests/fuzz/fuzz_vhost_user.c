@@ -2,16 +2,19 @@
  * Fuzz target for the vhost-user server: arbitrary message sequences are fed
  * to vhost_user_handle_msg (no socket in between), with real fds attached
  * where requests carry them (memfd guest memory, eventfd or socketpair
- * notifications), against a fake two-queue device that completes whatever
- * chains it finds. An optional prologue performs a valid UML- or QEMU-style
- * handshake first so the fuzzed messages reach a running device.
+ * notifications), against a fake net device that completes whatever chains
+ * it finds: one queue pair, or (mode bit 2) two pairs and a control queue
+ * whose queue count follows the MQ and CTRL_VQ features. An optional
+ * prologue performs a valid UML- or QEMU-style handshake first so the
+ * fuzzed messages reach a running device; with two pairs it enables only
+ * the first, as QEMU does for a driver using one.
  *
  * Must never crash, trip a sanitizer, or leak an fd (counted through
  * /proc/self/fd around every input; a leak aborts), and the ring states
  * must agree with the device after every record (see check_rings).
  *
- * Input: byte 0 = mode (bit 0 prologue, bit 1 in-band notifications), then
- * records: u8 op, then per op (see fz_record).
+ * Input: byte 0 = mode (bit 0 prologue, bit 1 in-band notifications, bit 2
+ * two queue pairs), then records: u8 op, then per op (see fz_record).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +33,11 @@
 #include "transport/vhost_user_internal.h"
 #include "vu_frontend.h"
 
-#define FZ_QUEUES 2
+#define FZ_QUEUES 2                    /* one pair */
+#define FZ_MQ_PAIRS 2
+#define FZ_MAX_QUEUES (2 * FZ_MQ_PAIRS + 1)
+#define FZ_F_CTRL_VQ 17
+#define FZ_F_MQ 22
 #define FZ_CONFIG_SIZE 12
 #define FZ_MEM_SIZE (1u << 20)
 #define FZ_MEM_START 0x1000u
@@ -43,9 +50,10 @@
 
 struct fz_dev {
 	struct virtio_device vdev;
-	struct virtqueue vqs[FZ_QUEUES];
+	struct virtqueue vqs[FZ_MAX_QUEUES];
 	uint8_t config[FZ_CONFIG_SIZE];
 	unsigned notifies;
+	bool mq;                       /* FZ_MQ_PAIRS pairs and a control queue */
 };
 
 static struct vq_chain fz_chain;
@@ -57,11 +65,18 @@ static struct fz_dev *to_fz(struct virtio_device *dev)
 
 static uint64_t fz_features(struct virtio_device *dev)
 {
-	return (1ull << VIRTIO_F_VERSION_1) | (1ull << 28) | (1ull << 29) | 1;
+	uint64_t mq = (1ull << FZ_F_CTRL_VQ) | (1ull << FZ_F_MQ);
+
+	return (1ull << VIRTIO_F_VERSION_1) | (1ull << 28) | (1ull << 29) | 1 |
+	       (to_fz(dev)->mq ? mq : 0);
 }
 
+/* As virtio-net: 2 queues per pair in use, and the control queue. */
 static int fz_set_features(struct virtio_device *dev, uint64_t features)
 {
+	if (to_fz(dev)->mq)
+		dev->num_queues = 2 * (features & (1ull << FZ_F_MQ) ? FZ_MQ_PAIRS : 1) +
+				  !!(features & (1ull << FZ_F_CTRL_VQ));
 	return 0;
 }
 
@@ -88,6 +103,9 @@ static void fz_queue_notify(struct virtio_device *dev, unsigned q)
 	enum vq_pop_result r;
 	unsigned budget = 64;
 
+	/* The transport notifies started queues only. */
+	if (q >= dev->num_queues || !vq->started)
+		abort();
 	f->notifies++;
 	while (budget-- && ((r = vq_pop(vq, &fz_chain)) == VQ_POP_OK || r == VQ_POP_BAD_CHAIN))
 		vq_push(vq, fz_chain.head, 0);
@@ -269,7 +287,8 @@ static void send_state(struct fz *z, uint32_t request, uint32_t index, uint32_t 
 		 NULL, 0);
 }
 
-/* A valid handshake: UML's order with in-band notifications, or fds. */
+/* A valid handshake: UML's order with in-band notifications, or fds. A
+ * two-pair device gets every ring set up and only pair 0 enabled. */
 static void prologue(struct fz *z, bool inband)
 {
 	uint64_t pf = VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(BACKEND_REQ) |
@@ -282,7 +301,7 @@ static void prologue(struct fz *z, bool inband)
 	fd = make_fd(z, FZ_FD_SOCK);
 	send_msg(z, VHOST_USER_SET_BACKEND_REQ_FD, VHOST_USER_VERSION, NULL, 0, &fd, 1);
 	send_u64(z, VHOST_USER_SET_FEATURES,
-		 fz_features(NULL) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES), FZ_FD_AUTO);
+		 fz_features(&z->dev.vdev) | (1ull << VHOST_USER_F_PROTOCOL_FEATURES), FZ_FD_AUTO);
 
 	struct vhost_user_memory m = { .nregions = 1 };
 	m.regions[0] = (struct vhost_user_mem_region){
@@ -292,7 +311,9 @@ static void prologue(struct fz *z, bool inband)
 	fd = make_fd(z, FZ_FD_MEM);
 	send_msg(z, VHOST_USER_SET_MEM_TABLE, VHOST_USER_VERSION, &m, 72, &fd, 1);
 
-	for (unsigned q = 0; q < FZ_QUEUES; q++) {
+	unsigned rings = z->dev.mq ? 2 * FZ_MQ_PAIRS : FZ_QUEUES;
+
+	for (unsigned q = 0; q < rings; q++) {
 		struct vhost_vring_addr a = {
 			.index = q, .desc_user_addr = FZ_RING(q),
 			.avail_user_addr = FZ_RING(q) + 0x1000,
@@ -303,9 +324,9 @@ static void prologue(struct fz *z, bool inband)
 		send_state(z, VHOST_USER_SET_VRING_BASE, q, 0);
 		send_msg(z, VHOST_USER_SET_VRING_ADDR, VHOST_USER_VERSION, &a, sizeof(a), NULL, 0);
 	}
-	for (unsigned q = 0; q < FZ_QUEUES; q++) {
+	for (unsigned q = 0; q < rings; q++) {
 		send_u64(z, VHOST_USER_SET_VRING_KICK, q | nofd, inband ? FZ_FD_AUTO : FZ_FD_EVENT);
-		send_state(z, VHOST_USER_SET_VRING_ENABLE, q, 1);
+		send_state(z, VHOST_USER_SET_VRING_ENABLE, q, q < 2);
 	}
 }
 
@@ -435,26 +456,42 @@ static void fz_raw(struct fz *z, struct fz_in *in)
 		connect_fresh(z);
 }
 
+/* The ring's state agrees with the device's: see check_rings. */
+static bool ring_consistent(const struct fz *z, unsigned q)
+{
+	const struct vhost_user_vring *vr = &z->srv.vrings[q];
+	const struct virtio_device *dev = &z->dev.vdev;
+	bool running = vr->state == VU_RING_RUNNING;
+	bool ready = vr->have == VU_RING_HAVE_ALL &&
+		     (vr->state == VU_RING_STARTED_ENABLED || running);
+
+	if (vr->kick_fd >= 0 && vr->state < VU_RING_STARTED)
+		return false;
+	if (q >= dev->num_queues)
+		return !running && !dev->vqs[q].started;
+	if (running != dev->vqs[q].started || (running && !dev->active))
+		return false;
+	/* Running: on every ready ring, the first pair among them. */
+	return !dev->active || (running == ready && (q >= 2 || running));
+}
+
 /*
- * The ring state machine's invariants: the device runs all its rings or
- * none (every ring RUNNING exactly when it is active), and a ring holding
- * a kick fd has started. Aborts on a violation.
+ * The ring state machine's invariants: a ring is RUNNING exactly when the
+ * device is active and its queue started; an active device runs on every
+ * ready ring below num_queues, the first pair always, on no ring above;
+ * and a ring holding a kick fd has started. Aborts on a violation.
  */
 static void check_rings(const struct fz *z)
 {
-	const struct vhost_user_server *s = &z->srv;
-	bool active = z->dev.vdev.active;
-
-	if (!vhost_user_server_connected(s))
+	if (!vhost_user_server_connected(&z->srv))
 		return;
-	for (unsigned q = 0; q < z->dev.vdev.num_queues; q++) {
-		const struct vhost_user_vring *vr = &s->vrings[q];
-		bool running = vr->state == VU_RING_RUNNING;
-		bool started = vr->state >= VU_RING_STARTED;
+	for (unsigned q = 0; q < vu_ring_count(&z->srv); q++) {
+		const struct vhost_user_vring *vr = &z->srv.vrings[q];
 
-		if (running != active || (vr->kick_fd >= 0 && !started)) {
-			fprintf(stderr, "ring %u: state %d, kick fd %d, device %s\n", q,
-				vr->state, vr->kick_fd, active ? "active" : "inactive");
+		if (!ring_consistent(z, q)) {
+			fprintf(stderr, "ring %u: state %d, have %u, kick fd %d, device %s\n", q,
+				vr->state, vr->have, vr->kick_fd,
+				z->dev.vdev.active ? "active" : "inactive");
 			abort();
 		}
 	}
@@ -495,7 +532,7 @@ static void fz_record(struct fz *z, struct fz_in *in)
 	}
 }
 
-static int fz_setup(struct fz *z)
+static int fz_setup(struct fz *z, bool mq)
 {
 	memset(z, 0, sizeof(*z));
 	z->conn_peer = -1;
@@ -507,8 +544,10 @@ static int fz_setup(struct fz *z)
 		return -1;
 	z->dev.vdev.ops = &fz_ops;
 	z->dev.vdev.vqs = z->dev.vqs;
-	z->dev.vdev.num_queues = FZ_QUEUES;
-	for (unsigned q = 0; q < FZ_QUEUES; q++)
+	z->dev.mq = mq;
+	z->dev.vdev.num_queues = mq ? FZ_MAX_QUEUES : FZ_QUEUES;
+	z->dev.vdev.max_queues = mq ? FZ_MAX_QUEUES : 0;
+	for (unsigned q = 0; q < FZ_MAX_QUEUES; q++)
 		vq_reset(&z->dev.vqs[q]);
 	if (event_loop_init(&z->loop) < 0)
 		return -1;
@@ -539,9 +578,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int before = vfe_count_fds();
 
 	log_threshold = LOG_ERROR;
-	if (fz_setup(&z) < 0)
-		abort();   /* the harness itself, not the input */
 	uint8_t mode = in_u8(&in);
+	if (fz_setup(&z, mode & 4) < 0)
+		abort();   /* the harness itself, not the input */
 	if (mode & 1)
 		prologue(&z, mode & 2);
 	check_rings(&z);

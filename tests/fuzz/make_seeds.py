@@ -484,6 +484,17 @@ def seeds_vhost_user():
             + vu_msg("GET_CONFIG", u32(0) + u32(12) + u32(0) + bytes(12))
             + vu_msg("SET_CONFIG", u32(4) + u32(4) + u32(0) + b"abcd")
             + vu_msg("GET_CONFIG", u32(8) + u32(12) + u32(0) + bytes(12)),
+        # Two queue pairs (mode bit 2), pair 0 enabled by the handshake: a
+        # buffer waits on pair 1's RX ring while it is disabled, pair 1 is
+        # enabled (the device restarts on both pairs), then disabled again;
+        # the control queue's index and the pair count.
+        "mq_pairs": u8(5) + vu_chain(2, [0]) + u8(0xFE)
+            + vu_msg("SET_VRING_ENABLE", u32(2) + u32(1))
+            + vu_msg("SET_VRING_ENABLE", u32(3) + u32(1)) + u8(0xFE)
+            + vu_msg("SET_VRING_ENABLE", u32(2) + u32(0))
+            + vu_msg("GET_VRING_BASE", u32(2) + u32(0))
+            + vu_msg("SET_VRING_ENABLE", u32(4) + u32(0))
+            + vu_msg("GET_QUEUE_NUM"),
         # Framed by the server itself: a whole GET_FEATURES header, then half
         # of one; an unknown request; a vring number that is not a power of two.
         "raw_and_edges": u8(1)

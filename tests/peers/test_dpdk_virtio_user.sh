@@ -14,7 +14,11 @@
 #   3. testpmd killed with SIGKILL while forwarding; kvmini survives, and
 #   4. serves the next testpmd exactly; frames too big for the driver's RX
 #      buffers are dropped and counted.
-#   5. tap backend in a namespace: testpmd's frames appear on the tap, and
+#   5. two queue pairs: kvmini --queues 2, virtio-user queues=2 and testpmd
+#      with two RX and two TX queues (its control queue enables pair 1):
+#      every frame comes back, testpmd's per-queue counters and kvmini's
+#      pair0_ and pair1_ counters show traffic on both pairs.
+#   6. tap backend in a namespace: testpmd's frames appear on the tap, and
 #      pings from the namespace reach testpmd; testpmd, kvmini and the tap
 #      agree on every count.
 #
@@ -48,11 +52,12 @@ trap 'peer_cleanup; t_cleanup' EXIT
 
 # ---------------------------------------------------------------- testpmd
 
-# tp_start SOCKET: an interactive testpmd on SOCKET, commands through a fifo
-# on fd 3, output in $T_DIR/testpmd-N.log (TP_LOG). Two lcores: the main one
-# reads commands, the other forwards (and spins).
+# tp_start SOCKET [QUEUES]: an interactive testpmd on SOCKET with QUEUES
+# queue pairs (default 1; more: as many RX and TX queues), commands through
+# a fifo on fd 3, output in $T_DIR/testpmd-N.log (TP_LOG). Two lcores: the
+# main one reads commands, the other forwards (and spins).
 tp_start() {
-	local fifo i
+	local fifo i q=${2:-1}
 	TP_N=$((TP_N + 1))
 	TP_LOG=$T_DIR/testpmd-$TP_N.log
 	fifo=$T_RUN/testpmd-$TP_N.in
@@ -62,8 +67,8 @@ tp_start() {
 	# Line-buffered, so every finished line is in the log when the prompt is.
 	stdbuf -oL "$TESTPMD" -l 0-1 --no-pci --no-huge -m 256 --no-shconf --no-telemetry \
 		--file-prefix "$TP_PREFIX" \
-		--vdev="net_virtio_user0,path=$1,queues=1,mac=$TP_MAC" \
-		-- -i --total-num-mbufs=8192 <"$fifo" >"$TP_LOG" 2>&1 &
+		--vdev="net_virtio_user0,path=$1,queues=$q,mac=$TP_MAC" \
+		-- -i --total-num-mbufs=8192 --rxq="$q" --txq="$q" <"$fifo" >"$TP_LOG" 2>&1 &
 	TP_PID=$!
 	t_track "$TP_PID"
 	exec 3>"$fifo"
@@ -120,6 +125,21 @@ tp_stats() {
 		}
 		END { for (k in c) print k, c[k] }' "$TP_LOG")
 	[ -n "${TP[rx_packets]:-}" ] && [ -n "${TP[tx_packets]:-}" ] && [ -n "${TP[rx_pps]:-}" ]
+}
+
+# tp_xstats: "show port xstats 0" into TPX (rx_q0_good_packets, tx_q1_good_packets,
+# ... as the virtio PMD names them).
+declare -gA TPX=()
+tp_xstats() {
+	local k v
+	tp_cmd "show port xstats 0" || return 1
+	TPX=()
+	while read -r k v; do
+		TPX[$k]=$v
+	done < <(awk '/NIC extended statistics for port 0/ { delete c }
+		/^ *[a-z0-9_]+: [0-9]+$/ { sub(":", "", $1); c[$1] = $2 }
+		END { for (k in c) print k, c[k] }' "$TP_LOG")
+	[ -n "${TPX[tx_q1_good_packets]:-}" ]
 }
 
 # tp_quit: quit testpmd and reap it (SIGKILL after 10 s).
@@ -331,7 +351,56 @@ KC[rx_dropped_too_big]=$(( ${KC[rx_dropped_too_big]:-0} - 32 ))
 kvmini_check_clean
 mv "$KVMINI_LOG" "$T_DIR/kvmini-loopback.log"
 
-# ---------------------------------------------------------------- 5. tap
+# ---------------------------------------------------------------- 5. two queue pairs
+
+# virtio-user starts all four rings and enables pair 0; testpmd's two
+# queues make it send VQ_PAIRS_SET 2 on its (emulated) control queue, which
+# it turns into SET_VRING_ENABLE for rings 2 and 3. tx_first sends its
+# bursts on each TX queue: 2 x 4 x 32 frames.
+kvmini_start KPID "" "$SOCK" loopback --queues 2 -v || t_end
+mark || t_end
+if tp_start "$SOCK" 2; then
+	tp_cmd "set fwd rxonly" "set txpkts 64" "start tx_first 4"
+	tp_wait_rx 256 10
+	tp_cmd stop
+	tp_stats
+	tp_xstats || fail "two pairs: testpmd reports per-queue counters"
+	kc_eq "two pairs: testpmd sent 256 frames" "${TP[tx_packets]:-}" 256
+	snap && exact_checks "two pairs"
+	kc_eq "two pairs: testpmd sent 128 frames on each TX queue" \
+		"${TPX[tx_q0_good_packets]:-} ${TPX[tx_q1_good_packets]:-}" "128 128"
+	if [ "${TPX[rx_q1_good_packets]:-0}" -gt 0 ] && [ "${TPX[rx_q0_good_packets]:-0}" -gt 0 ]; then
+		pass "two pairs: testpmd received on both RX queues" \
+			"(${TPX[rx_q0_good_packets]} + ${TPX[rx_q1_good_packets]})"
+	else
+		fail "two pairs: testpmd received on both RX queues" \
+			"(${TPX[rx_q0_good_packets]:-?} + ${TPX[rx_q1_good_packets]:-?})"
+	fi
+	kc_eq "two pairs: kvmini pair0_tx_packets, pair1_tx_packets == testpmd's TX queues" \
+		"$(d pair0_tx_packets) $(d pair1_tx_packets)" "${TPX[tx_q0_good_packets]:-} ${TPX[tx_q1_good_packets]:-}"
+	kc_eq "two pairs: kvmini pair0_rx_packets, pair1_rx_packets == testpmd's RX queues" \
+		"$(d pair0_rx_packets) $(d pair1_rx_packets)" "${TPX[rx_q0_good_packets]:-} ${TPX[rx_q1_good_packets]:-}"
+	for ring in 2 3; do
+		if grep -q -E "SET_VRING_ENABLE \(18\).* ring $ring num 1$" "$KVMINI_LOG"; then
+			pass "two pairs: virtio-user enabled ring $ring"
+		else
+			fail "two pairs: virtio-user enabled ring $ring (log: $KVMINI_LOG)"
+		fi
+	done
+	if grep -q 'activated on 4 of 4 rings' "$KVMINI_LOG"; then
+		pass "two pairs: kvmini ran on both pairs' rings"
+	else
+		fail "two pairs: kvmini ran on both pairs' rings (log: $KVMINI_LOG)"
+	fi
+	tp_quit
+	sleep 0.3
+	snap && session_clean 1
+fi
+kvmini_stop "$KPID" "$KVMINI_LOG"
+kvmini_check_clean
+mv "$KVMINI_LOG" "$T_DIR/kvmini-mq.log"
+
+# ---------------------------------------------------------------- 6. tap
 
 t_netns NS d || { fail "ip netns add"; t_end; }
 # No IPv6: the namespace then sends nothing the test did not ask for.

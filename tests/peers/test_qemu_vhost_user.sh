@@ -9,7 +9,14 @@
 #      back; a machine reset (QMP system_reset) stops and restarts the rings
 #      on the same connection; QEMU stopped by SIGTERM and a second one
 #      served; a QEMU killed with SIGKILL mid-traffic and a third one served.
-#   2. tap backend in a namespace with a DHCP and an HTTP server (busybox):
+#   2. two queue pairs: kvmini --queues 2 behind a vhost-user netdev with
+#      queues=2 and virtio-net-pci mq=on. iPXE (no VIRTIO_NET_F_MQ) works on
+#      pair 0 while QEMU sets up pair 1's call fds and disables its rings;
+#      then a Linux guest (tests/peers/linux_guest.sh; Debian's cloud
+#      kernel, fetched once) negotiates MQ, enables both pairs (one per
+#      vCPU), and pings from each vCPU go through both: kvmini runs on all
+#      four rings and its pair1_ counters move.
+#   3. tap backend in a namespace with a DHCP and an HTTP server (busybox):
 #      iPXE takes an address, fetches a script over HTTP (TCP through kvmini)
 #      and answers pings from the namespace; the tap's, kvmini's and iPXE's
 #      own counters agree.
@@ -20,6 +27,7 @@
 # Environment knobs: KVMINI (binary), QEMU (default qemu-system-x86_64).
 set -uo pipefail
 . "$(dirname "$0")/../uml/lib.sh"
+. "$(dirname "$0")/linux_guest.sh"
 T_LOG_BASE=$UML_TOP/build/test-logs/peers
 
 QEMU=${QEMU:-qemu-system-x86_64}
@@ -31,11 +39,15 @@ command -v "$QEMU" >/dev/null || { fail "no $QEMU (apt-get install qemu-system-x
 command -v busybox >/dev/null || { fail "no busybox (apt-get install busybox-static)"; t_end; }
 kvmini_pick || t_end
 
-# qemu_start VAR SOCKET: a q35 machine under TCG whose 128 MiB of RAM is a
-# shared memfd (the back-end maps it), one virtio-net-pci on a vhost-user
-# netdev, its console in $T_DIR/serial-N.log (-> QEMU_SERIAL). PID -> VAR.
+# qemu_start VAR SOCKET [NETDEV_OPTS DEVICE_OPTS QEMU_ARGS...]: a q35
+# machine under TCG whose 128 MiB of RAM is a shared memfd (the back-end
+# maps it), one virtio-net-pci on a vhost-user netdev (",NETDEV_OPTS" and
+# ",DEVICE_OPTS" appended when given), its console in
+# $T_DIR/serial-N.log (-> QEMU_SERIAL). PID -> VAR.
 qemu_start() {
 	local -n _qpid=$1
+	local sock=$2 nopts=${3:+,$3} dopts=${4:+,$4}
+	shift $(($# < 4 ? $# : 4))
 	QEMU_N=$((QEMU_N + 1))
 	QEMU_SERIAL=$T_DIR/serial-$QEMU_N.log
 	QEMU_LOG=$T_DIR/qemu-$QEMU_N.log
@@ -43,11 +55,11 @@ qemu_start() {
 	t_bg _qpid "$QEMU_LOG" "" "$QEMU" -accel tcg -m 128M \
 		-object memory-backend-memfd,id=mem,size=128M,share=on \
 		-machine q35,memory-backend=mem \
-		-chardev socket,id=c0,path="$2" \
-		-netdev vhost-user,id=n0,chardev=c0 \
-		-device virtio-net-pci,netdev=n0,mac=$MAC \
+		-chardev socket,id=c0,path="$sock" \
+		-netdev vhost-user,id=n0,chardev=c0$nopts \
+		-device virtio-net-pci,netdev=n0,mac=$MAC$dopts \
 		-nographic -nodefaults -monitor none -serial file:"$QEMU_SERIAL" \
-		-qmp unix:"$QEMU_QMP",server=on,wait=off
+		-qmp unix:"$QEMU_QMP",server=on,wait=off "$@"
 }
 
 # qmp_reset: reset the machine through QMP, as a guest reboot does: QEMU
@@ -263,7 +275,92 @@ kvmini_stop "$KPID" "$KVMINI_LOG"
 kvmini_check_clean
 mv "$KVMINI_LOG" "$T_DIR/kvmini-loopback.log"
 
-# ---------------------------------------------------------------- 2. tap
+# ---------------------------------------------------------------- 2. two queue pairs
+
+# vu_logged REGEX: kvmini's debug log has a vhost-user request line matching
+# REGEX ("SET_VRING_CALL \(13\).* ring 2$").
+vu_logged() { grep -q -E "vhost-user: $1" "$KVMINI_LOG"; }
+
+# The Linux guest's /init: eth0 up with a neighbour that does not answer (the
+# loopback hands the frames back), pings from vCPU 1 then vCPU 0 so each
+# transmit queue carries some (virtio_net's XPS maps transmit queue i to
+# vCPU i). One after the other: two at once put none on queue 1 once.
+MQ_GUEST_SCRIPT='
+ip link set eth0 up
+ip addr add 10.9.0.2/24 dev eth0
+ip neigh replace 10.9.0.1 lladdr 52:54:00:00:00:01 dev eth0 nud permanent
+echo "GUEST: queues $(ls /sys/class/net/eth0/queues | tr "\n" " ")"
+echo "GUEST: xps $(cat /sys/class/net/eth0/queues/tx-*/xps_cpus | tr "\n" " ")"
+for c in 1 0; do taskset -c $c ping -q -c 5 -i 0.2 -w 3 10.9.0.1 >/dev/null 2>&1; done
+echo "GUEST: tx $(cat /sys/class/net/eth0/statistics/tx_packets)"
+echo "GUEST: DONE"'
+
+kvmini_start KPID "" "$SOCK" loopback --mac "$MAC" --queues 2 -v || t_end
+snap || t_end    # traffic_step counts from this kvmini's zero
+# iPXE: no MQ, so QEMU starts pair 0 only, but sets the call fds of every
+# ring at init and disables pair 1's rings.
+qemu_start QPID "$SOCK" queues=2 mq=on,vectors=6
+traffic_step "mq=on, iPXE"
+snap && session_checks 1
+for ring in 2 3; do
+	if vu_logged "SET_VRING_CALL \(13\).* ring $ring$"; then
+		pass "mq=on, iPXE: QEMU set ring $ring's call fd (pair 1)"
+	else
+		fail "mq=on, iPXE: QEMU set ring $ring's call fd (pair 1) (log: $KVMINI_LOG)"
+	fi
+done
+if grep -q 'activated on 2 of 2 rings' "$KVMINI_LOG"; then
+	pass "mq=on, iPXE: kvmini runs on pair 0 (iPXE did not negotiate MQ)"
+else
+	fail "mq=on, iPXE: kvmini runs on pair 0 (log: $KVMINI_LOG)"
+fi
+qemu_end "$QPID" TERM
+sleep 0.3
+kvmini_alive "QEMU with mq=on (iPXE) stopped"
+
+# Linux: MQ negotiated, both pairs enabled. vectors=0: QEMU 7.2 segfaults
+# when a guest enables MSI-X on a vhost-user virtio-net before the first
+# SET_FEATURES, whatever the back-end (DPDK's vhost PMD too).
+if guest_prepare; then
+	guest_initrd "$T_RUN/mq.gz" "$MQ_GUEST_SCRIPT"
+	qemu_start QPID "$SOCK" queues=2 mq=on,vectors=0 -smp 2 -no-reboot \
+		-kernel "$PEER_GUEST_DIR/vmlinuz" -initrd "$T_RUN/mq.gz" \
+		-append "console=ttyS0 quiet panic=-1"
+	if wait_text "$QEMU_SERIAL" 'GUEST: DONE' 90 "$QPID"; then
+		pass "mq=on, Linux: the guest ran its pings"
+	else
+		fail "mq=on, Linux: the guest ran its pings (console: $QEMU_SERIAL)"
+		tr -d '\r' <"$QEMU_SERIAL" | tail -n 8 | sed 's/^/    | /'
+	fi
+	qemu_end "$QPID" TERM
+	kc_eq "mq=on, Linux: the guest has two queue pairs" \
+		"$(tr -d '\r' <"$QEMU_SERIAL" | sed -n 's/^GUEST: queues //p' | xargs)" \
+		"rx-0 rx-1 tx-0 tx-1"
+	for ring in 2 3; do
+		if vu_logged "SET_VRING_ENABLE \(18\).* ring $ring num 1$"; then
+			pass "mq=on, Linux: QEMU enabled ring $ring (VQ_PAIRS_SET 2)"
+		else
+			fail "mq=on, Linux: QEMU enabled ring $ring (log: $KVMINI_LOG)"
+		fi
+	done
+	if grep -q 'activated on 4 of 4 rings' "$KVMINI_LOG"; then
+		pass "mq=on, Linux: kvmini ran on both pairs' rings"
+	else
+		fail "mq=on, Linux: kvmini ran on both pairs' rings (log: $KVMINI_LOG)"
+	fi
+	snap && session_checks 2
+	kc_gt0 pair0_tx_packets pair1_tx_packets pair0_rx_packets pair1_rx_packets
+	kc_eq "mq=on: pair0_tx_packets + pair1_tx_packets == tx_packets" \
+		"$(( ${KC[pair0_tx_packets]:-0} + ${KC[pair1_tx_packets]:-0} ))" "${KC[tx_packets]:-}"
+else
+	note "mq=on, Linux guest: NOT RUN (no kernel in $PEER_GUEST_DIR, or no busybox or" \
+		"cpio; see $T_DIR/guest-fetch.log)"
+fi
+kvmini_stop "$KPID" "$KVMINI_LOG"
+kvmini_check_clean
+mv "$KVMINI_LOG" "$T_DIR/kvmini-mq.log"
+
+# ---------------------------------------------------------------- 3. tap
 
 t_netns NS q || { fail "ip netns add"; t_end; }
 # No IPv6: the namespace then sends nothing the test did not ask for.

@@ -38,14 +38,19 @@ static struct vfe_dev *to_fake(struct virtio_device *dev)
 
 static uint64_t fake_features(struct virtio_device *dev)
 {
-	return VFE_FEATURES;
+	return to_fake(dev)->pairs > 1 ? VFE_MQ_FEATURES : VFE_FEATURES;
 }
 
 static int fake_set_features(struct virtio_device *dev, uint64_t features)
 {
-	to_fake(dev)->acked = features;
-	if (to_fake(dev)->queue_per_feature)
+	struct vfe_dev *f = to_fake(dev);
+
+	f->acked = features;
+	if (f->queue_per_feature)
 		dev->num_queues = features & (1ull << 5) ? 2 : 1;
+	if (f->pairs > 1)
+		dev->num_queues = 2 * (features & (1ull << VFE_F_MQ) ? f->pairs : 1) +
+				  !!(features & (1ull << VFE_F_CTRL_VQ));
 	return 0;
 }
 
@@ -89,7 +94,7 @@ static void fake_reset(struct virtio_device *dev)
 	struct vfe_dev *f = to_fake(dev);
 
 	f->resets++;
-	for (unsigned q = 0; f->drain_on_reset && q < VFE_QUEUES; q++)
+	for (unsigned q = 0; f->drain_on_reset && q < dev->num_queues; q++)
 		fake_queue_notify(dev, q);
 }
 
@@ -109,13 +114,21 @@ static const struct virtio_device_ops fake_ops = {
 void vfe_dev_init(struct vfe_dev *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->vdev.ops = &fake_ops;
+	f->ops = fake_ops;
+	f->vdev.ops = &f->ops;
 	f->vdev.vqs = f->vqs;
 	f->vdev.num_queues = VFE_QUEUES;
 	for (unsigned i = 0; i < VFE_CONFIG_SIZE; i++)
 		f->config[i] = (uint8_t)(0xa0 + i);
-	for (unsigned q = 0; q < VFE_QUEUES; q++)
+	for (unsigned q = 0; q < VFE_MAX_QUEUES; q++)
 		vq_reset(&f->vqs[q]);
+}
+
+void vfe_dev_init_mq(struct vfe_dev *f, unsigned pairs)
+{
+	vfe_dev_init(f);
+	f->pairs = pairs;
+	f->vdev.num_queues = f->vdev.max_queues = 2 * pairs + 1;
 }
 
 /* ---- the test front-end --------------------------------------------- */
@@ -267,7 +280,7 @@ void vfe_close_peer_fds(struct vfe *f)
 	if (f->backend >= 0)
 		close(f->backend);
 	f->sock = f->backend = -1;
-	for (unsigned q = 0; q < VFE_QUEUES; q++) {
+	for (unsigned q = 0; q < VFE_MAX_QUEUES; q++) {
 		if (f->kick[q] >= 0)
 			close(f->kick[q]);
 		if (f->call[q] >= 0)
@@ -280,15 +293,23 @@ void vfe_close_peer_fds(struct vfe *f)
  * ready (not yet sent). */
 int vfe_setup(struct vfe *f, const struct vhost_user_opts *opts)
 {
+	return vfe_setup_mq(f, opts, 1);
+}
+
+int vfe_setup_mq(struct vfe *f, const struct vhost_user_opts *opts, unsigned pairs)
+{
 	memset(f, 0, sizeof(*f));
 	f->sock = f->backend = f->memfd = -1;
-	for (unsigned q = 0; q < VFE_QUEUES; q++)
+	for (unsigned q = 0; q < VFE_MAX_QUEUES; q++)
 		f->kick[q] = f->call[q] = -1;
 	strcpy(f->dir, "/tmp/kvmini-vu-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/vu.sock", f->dir);
-	vfe_dev_init(&f->dev);
+	if (pairs > 1)
+		vfe_dev_init_mq(&f->dev, pairs);
+	else
+		vfe_dev_init(&f->dev);
 	if (event_loop_init(&f->loop) < 0)
 		return -1;
 	if (vhost_user_server_init(&f->srv, &f->dev.vdev, &f->loop, f->path, opts) < 0)
@@ -427,7 +448,8 @@ int vfe_start_with_fds(struct vfe *f, bool socket_calls)
 	VFE_TRY_EQ(vfe_quiet(f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
 	VFE_TRY_EQ(vfe_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES,
 			VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
-	VFE_TRY_EQ(vfe_get_u64(f, VHOST_USER_GET_QUEUE_NUM), VFE_QUEUES);
+	/* The fake is a net device: pairs, as QEMU counts them. */
+	VFE_TRY_EQ(vfe_get_u64(f, VHOST_USER_GET_QUEUE_NUM), VFE_QUEUES / 2);
 	/* Without bit 30 acked, rings start enabled (spec "Ring states"). */
 	VFE_TRY_EQ(vfe_u64(f, VHOST_USER_SET_FEATURES, VFE_FEATURES), 0);
 	VFE_TRY_EQ(vfe_set_mem_uml(f), 0);

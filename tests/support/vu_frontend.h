@@ -1,6 +1,7 @@
 /*
  * A vhost-user front-end for tests: a server on a fresh socket path serving
- * a small fake two-queue device, and the front-end side that drives it over
+ * a small fake net-like device (one queue pair, or N pairs and a control
+ * queue with VIRTIO_NET_F_MQ), and the front-end side that drives it over
  * the real socket with SCM_RIGHTS fds (memfd guest memory laid out as UML
  * does, eventfd or socketpair notifications). Message helpers return what
  * the server answered; the sequence helpers (the handshakes of UML and
@@ -22,17 +23,30 @@
 
 /* ---- fake device ---------------------------------------------------- */
 
-#define VFE_QUEUES 2
+#define VFE_QUEUES 2          /* the default device: one queue pair */
+#define VFE_MAX_PAIRS 2
+#define VFE_MAX_QUEUES (2 * VFE_MAX_PAIRS + 1)
 #define VFE_CONFIG_SIZE 16
 #define VFE_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << 5))
+/* What a multiqueue fake offers on top (virtio-net's bit numbers). */
+#define VFE_F_CTRL_VQ 17
+#define VFE_F_MQ 22
+#define VFE_MQ_FEATURES (VFE_FEATURES | (1ull << VFE_F_CTRL_VQ) | (1ull << VFE_F_MQ))
 
 struct vfe_dev {
 	struct virtio_device vdev;
-	struct virtqueue vqs[VFE_QUEUES];
+	/* The device's ops, copied so a test can change device_id (the
+	 * server applies net conventions to VIRTIO_ID_NET, the default). */
+	struct virtio_device_ops ops;
+	struct virtqueue vqs[VFE_MAX_QUEUES];
 	uint8_t config[VFE_CONFIG_SIZE];
 	uint64_t acked;
-	unsigned activations, resets, notifies[VFE_QUEUES];
-	unsigned chains[VFE_QUEUES];
+	/* >1: queue pairs of a multiqueue device, whose queue count follows
+	 * the features as virtio-net's (receiveq i = 2i, transmitq 2i+1,
+	 * control queue 2N with MQ, 2 without). */
+	unsigned pairs;
+	unsigned activations, resets, notifies[VFE_MAX_QUEUES];
+	unsigned chains[VFE_MAX_QUEUES];
 	/* Answer what is available while resetting, as a device whose worker
 	 * threads finish their requests before reset returns. */
 	bool drain_on_reset;
@@ -43,6 +57,9 @@ struct vfe_dev {
 
 /* Fresh device: VFE_QUEUES queues, config bytes 0xa0, 0xa1, ... */
 void vfe_dev_init(struct vfe_dev *f);
+/* The same with @pairs (2..VFE_MAX_PAIRS) queue pairs and a control queue:
+ * max_queues = 2 * @pairs + 1. */
+void vfe_dev_init_mq(struct vfe_dev *f, unsigned pairs);
 
 /* ---- the front-end -------------------------------------------------- */
 
@@ -74,8 +91,8 @@ struct vfe {
 	int backend;           /* the front-end's end of the back-end channel */
 	int memfd;
 	uint8_t *mem;          /* the whole file, mapped */
-	int kick[VFE_QUEUES];  /* front-end copies of eventfd kicks */
-	int call[VFE_QUEUES];  /* front-end ends of call fds */
+	int kick[VFE_MAX_QUEUES];  /* front-end copies of eventfd kicks */
+	int call[VFE_MAX_QUEUES];  /* front-end ends of call fds */
 };
 
 struct vfe_reply {
@@ -118,6 +135,8 @@ void vfe_close_peer_fds(struct vfe *f);
 /* Server listening in a fresh directory, front-end connected, guest memory
  * ready (not yet sent). @opts may be NULL. 0 or -1. */
 int vfe_setup(struct vfe *f, const struct vhost_user_opts *opts);
+/* The same serving vfe_dev_init_mq's device with @pairs queue pairs. */
+int vfe_setup_mq(struct vfe *f, const struct vhost_user_opts *opts, unsigned pairs);
 void vfe_teardown(struct vfe *f);
 
 /* Acked requests (vfe_ack's result). */

@@ -7,6 +7,7 @@
  * Covered: the UML 6.1 boot and halt sequence with in-band notifications,
  * QEMU-style eventfd kicks and calls, every validation failure, reply flags,
  * GET_CONFIG size echo, ring stop/restart, memory table replacement,
+ * GET_QUEUE_NUM and ring indices of a multiqueue device,
  * disconnect then a second front-end, listener errors, and no fd leaks.
  */
 #include <dirent.h>
@@ -22,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 
 #include "check.h"
 #include "core/compiler.h"
@@ -146,14 +148,16 @@ static void test_vring_base_after_quiesce(void)
 
 /* A device whose queue count follows the features (virtio-fs with and
  * without its notification queue): before SET_FEATURES every queue may be
- * set up; without the feature only the first exists, the device starts with
- * it alone, the other index is refused; a new front-end sees both again. */
+ * set up; without the feature only the first exists and the device starts
+ * with it alone; the other ring index is still accepted (up to max_queues)
+ * but never started; a new front-end sees both again. */
 static void test_queue_count_per_features(void)
 {
 	struct vfe f;
 	int base_fds = vfe_count_fds();
 
 	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	f.dev.ops.device_id = VIRTIO_ID_FS;   /* GET_QUEUE_NUM counts queues */
 	f.dev.queue_per_feature = true;
 	f.dev.vdev.max_queues = VFE_QUEUES;
 	CHECK_EQ(vfe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
@@ -163,7 +167,8 @@ static void test_queue_count_per_features(void)
 	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 1, VFE_RING_NUM), 0);
 	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1), 0);
 	CHECK_EQ(f.dev.vdev.num_queues, 1);
-	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 1, VFE_RING_NUM), EINVAL);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 1, VFE_RING_NUM), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 2, VFE_RING_NUM), EINVAL);
 	CHECK_EQ(vfe_set_mem_uml(&f), 0);
 	f.call[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_CALL, 0, f.call[0]), 0);
@@ -171,6 +176,7 @@ static void test_queue_count_per_features(void)
 	f.kick[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK_EQ(vfe_u64_fd(&f, VHOST_USER_SET_VRING_KICK, 0, f.kick[0]), 0);
 	CHECK(f.dev.vdev.active);
+	CHECK(!f.dev.vqs[1].started);
 	vfe_guest_offer(&f, 0);
 	CHECK_EQ(vfe_kick(&f, 0), 0);
 	CHECK_EQ(f.dev.chains[0], 1);
@@ -201,6 +207,47 @@ static void test_queue_num_option(void)
 	CHECK_EQ(vfe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
 	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, VHOST_USER_PF(MQ)), 0);
 	CHECK_EQ(vfe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 1);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/*
+ * Multiqueue: the MQ protocol feature is offered whatever the queue count
+ * (GET_QUEUE_NUM then tells, and QEMU without MQ assumes one pair anyway);
+ * a net device answers in queue pairs, its control queue not counted; the
+ * option overrides; ring indices run up to max_queues (the control queue
+ * included) whatever the features.
+ */
+static void test_queue_num_mq(void)
+{
+	struct vfe f;
+	struct vhost_user_opts opts = VHOST_USER_OPTS_DEFAULT;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup(&f, NULL), 0);
+	CHECK(vfe_get_u64(&f, VHOST_USER_GET_PROTOCOL_FEATURES) & VHOST_USER_PF(MQ));
+	CHECK_EQ(vfe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 1);
+	vfe_teardown(&f);
+
+	CHECK_EQ(vfe_setup_mq(&f, NULL, 2), 0);
+	CHECK(vfe_get_u64(&f, VHOST_USER_GET_PROTOCOL_FEATURES) & VHOST_USER_PF(MQ));
+	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
+			 VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
+	CHECK_EQ(vfe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 2);
+	/* QEMU and DPDK ack MQ but keep the control queue to themselves. */
+	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_FEATURES, VFE_FEATURES | (1ull << VFE_F_MQ)), 0);
+	CHECK_EQ(f.dev.vdev.num_queues, 4);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 3, VFE_RING_NUM), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 4, 0), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_NUM, 5, VFE_RING_NUM), EINVAL);
+	/* Not a net device: queues, not pairs. */
+	f.dev.ops.device_id = VIRTIO_ID_FS;
+	CHECK_EQ(vfe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 5);
+	vfe_teardown(&f);
+
+	opts.queue_num = 7;
+	CHECK_EQ(vfe_setup_mq(&f, &opts, 2), 0);
+	CHECK_EQ(vfe_get_u64(&f, VHOST_USER_GET_QUEUE_NUM), 7);
 	vfe_teardown(&f);
 	CHECK_EQ(vfe_count_fds(), base_fds);
 }
@@ -716,6 +763,7 @@ int main(void)
 	RUN_TEST(test_eventfd_kick_call);
 	RUN_TEST(test_queue_num_option);
 	RUN_TEST(test_queue_count_per_features);
+	RUN_TEST(test_queue_num_mq);
 	RUN_TEST(test_socketpair_call);
 	RUN_TEST(test_vring_base_stop_restart);
 	RUN_TEST(test_vring_base_after_quiesce);

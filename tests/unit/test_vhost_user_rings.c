@@ -3,14 +3,17 @@
  * (QEMU without protocol bit 30, DPDK's virtio-user, UML with in-band
  * notifications) end in the ring states of the spec's "Ring states"
  * (stopped/started x disabled/enabled, plus kvmini's RUNNING); messages out
- * of order still start the device once everything is there; and the call
- * fd check: only an eventfd or a socket is accepted.
+ * of order still start the device once everything is there; the call fd
+ * check: only an eventfd or a socket is accepted; and multiqueue: a net
+ * device runs on its enabled pairs, restarting when one is enabled or
+ * disabled.
  *
  * The ring states are private to the server: this test reads them through
  * vhost_user_internal.h, as the one test that checks the state machine.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/atomics.h"
 #include "core/log.h"
 #include "transport/vhost_user_internal.h"
 #include "vu_frontend.h"
@@ -274,6 +278,242 @@ static void test_states_out_of_order(void)
 	CHECK_EQ(vfe_count_fds(), base_fds);
 }
 
+/*
+ * A two-pair net device as QEMU with mq=on starts it for a driver using
+ * one pair: protocol features and MQ acked, the control queue not (QEMU
+ * serves it), every ring configured and started, only pair 0 enabled.
+ */
+static void mq_start_pair0(struct vfe *f)
+{
+	CHECK_EQ(vfe_setup_mq(f, NULL, 2), 0);
+	CHECK_EQ(vfe_quiet(f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(vfe_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES,
+			 VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
+	CHECK_EQ(vfe_u64(f, VHOST_USER_SET_FEATURES,
+			 VFE_FEATURES | (1ull << VFE_F_MQ) | BIT30), 0);
+	CHECK_EQ(f->dev.vdev.num_queues, 4);
+	CHECK_EQ(vfe_set_mem_uml(f), 0);
+	for (unsigned q = 0; q < 4; q++) {
+		set_call(f, q);
+		CHECK_EQ(vfe_ring_setup(f, q), 0);
+		set_kick(f, q);
+	}
+	CHECK_EQ(vfe_state(f, VHOST_USER_SET_VRING_ENABLE, 0, 1), 0);
+	CHECK(!f->dev.vdev.active);                 /* pair 0 is required whole */
+	CHECK_EQ(vfe_state(f, VHOST_USER_SET_VRING_ENABLE, 1, 1), 0);
+	CHECK_EQ(vfe_state(f, VHOST_USER_SET_VRING_ENABLE, 2, 0), 0);
+	CHECK_EQ(vfe_state(f, VHOST_USER_SET_VRING_ENABLE, 3, 0), 0);
+	CHECK(f->dev.vdev.active);
+	CHECK_EQ(f->dev.activations, 1);
+}
+
+/* Which of the device's four queues are started, as a bit mask. */
+static unsigned started_mask(struct vfe *f)
+{
+	unsigned m = 0;
+
+	for (unsigned q = 0; q < 4; q++)
+		m |= (unsigned)f->dev.vqs[q].started << q;
+	return m;
+}
+
+/* Pair 1 disabled, then enabled (the driver's VQ_PAIRS_SET 2): the device
+ * runs on pair 0 with pair 1's queues stopped and inert, a kick on them
+ * reaches nothing; each enable restarts the device with the ring added,
+ * and buffers that waited are served then. */
+static void test_mq_enable_pair1(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	mq_start_pair0(&f);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STARTED);
+	CHECK_EQ(ring_state(&f, 3), VU_RING_STARTED);
+	CHECK_EQ(started_mask(&f), 0x3);
+	vfe_guest_offer(&f, 2);
+	CHECK_EQ(vfe_kick(&f, 2), 0);
+	CHECK_EQ(f.dev.notifies[2], 0);
+	CHECK_EQ(f.dev.chains[2], 0);
+	CHECK_EQ(vfe_used_idx(&f, 2), 0);
+
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 1), 0);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_RUNNING);
+	CHECK_EQ(started_mask(&f), 0x7);
+	CHECK_EQ(f.dev.resets, 1);                  /* stopped for the change */
+	CHECK_EQ(f.dev.activations, 2);
+	CHECK_EQ(f.dev.chains[2], 1);               /* the waiting buffer */
+	CHECK_EQ(vfe_used_idx(&f, 2), 1);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 1), 0);
+	CHECK_EQ(started_mask(&f), 0xf);
+	CHECK_EQ(f.dev.activations, 3);
+	for (unsigned q = 0; q < 4; q++)
+		CHECK_EQ(ring_state(&f, q), VU_RING_RUNNING);
+	/* Enabling a running ring again changes nothing. */
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 1), 0);
+	CHECK_EQ(f.dev.activations, 3);
+	vfe_guest_offer(&f, 3);
+	CHECK_EQ(vfe_kick(&f, 3), 0);
+	CHECK_EQ(f.dev.chains[3], 1);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/* Pair 1 disabled while the device runs on both (VQ_PAIRS_SET 1): the
+ * device restarts on pair 0, pair 1 keeps the base it reached, and its
+ * GET_VRING_BASE leaves pair 0 running; stopping ring 0 stops the device. */
+static void test_mq_disable_pair1(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	mq_start_pair0(&f);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 1), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 1), 0);
+	CHECK_EQ(started_mask(&f), 0xf);
+	vfe_guest_offer(&f, 2);
+	CHECK_EQ(vfe_kick(&f, 2), 0);
+	CHECK_EQ(f.dev.chains[2], 1);
+	unsigned acts = f.dev.activations, resets = f.dev.resets;
+
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 0), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 0), 0);
+	CHECK(f.dev.vdev.active);
+	CHECK_EQ(started_mask(&f), 0x3);
+	CHECK_EQ(f.dev.activations, acts + 2);
+	CHECK_EQ(f.dev.resets, resets + 2);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STARTED);
+	CHECK_EQ(f.srv.vrings[2].base, 1);
+	vfe_guest_offer(&f, 2);                     /* inert again */
+	CHECK_EQ(vfe_kick(&f, 2), 0);
+	CHECK_EQ(f.dev.chains[2], 1);
+
+	/* Stopping a ring the device does not run on leaves it running. */
+	CHECK_EQ(get_base(&f, 2), 1);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STOPPED);
+	CHECK(f.dev.vdev.active);
+	CHECK_EQ(f.dev.resets, resets + 2);
+	vfe_guest_offer(&f, 0);
+	CHECK_EQ(vfe_kick(&f, 0), 0);
+	CHECK_EQ(f.dev.chains[0], 1);
+	CHECK_EQ(get_base(&f, 0), 1);
+	CHECK(!f.dev.vdev.active);
+	CHECK_EQ(started_mask(&f), 0);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+/* A driver without MQ (iPXE behind QEMU with mq=on): one pair, and QEMU
+ * still sets the call fds of pair 1 and disables its rings: accepted, and
+ * the device runs on pair 0 only. */
+static void test_mq_not_negotiated(void)
+{
+	struct vfe f;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(vfe_setup_mq(&f, NULL, 2), 0);
+	CHECK_EQ(vfe_quiet(&f, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES,
+			 VHOST_USER_PF(REPLY_ACK) | VHOST_USER_PF(MQ)), 0);
+	for (unsigned q = 0; q < 4; q++)
+		set_call(&f, q);
+	CHECK_EQ(vfe_u64(&f, VHOST_USER_SET_FEATURES, VFE_FEATURES | BIT30), 0);
+	CHECK_EQ(f.dev.vdev.num_queues, 2);
+	CHECK_EQ(vfe_set_mem_uml(&f), 0);
+	for (unsigned q = 0; q < 2; q++) {
+		CHECK_EQ(vfe_ring_setup(&f, q), 0);
+		set_kick(&f, q);
+		CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, q, 1), 0);
+	}
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 0), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 0), 0);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(f.dev.activations, 1);
+	/* A ring past the negotiated queues, even ready, is not started. */
+	CHECK_EQ(vfe_ring_setup(&f, 2), 0);
+	set_kick(&f, 2);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 1), 0);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STARTED_ENABLED);
+	CHECK_EQ(f.dev.activations, 1);
+	CHECK_EQ(started_mask(&f), 0x3);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
+#define SIGNALS_PER_THREAD 20000
+
+struct signaller {
+	struct vfe *f;
+	unsigned first;           /* rings first, first + 1 */
+	unsigned sent;            /* signal_used_direct said it signalled */
+	bool done;                /* atomic: the thread finished */
+};
+
+/* A pair thread of the device: interrupts on its two rings, directly. */
+static void *signal_thread(void *arg)
+{
+	struct signaller *sg = arg;
+	struct virtio_transport *t = &sg->f->srv.transport;
+
+	for (unsigned i = 0; i < SIGNALS_PER_THREAD; i++)
+		sg->sent += t->ops->signal_used_direct(t, sg->first + i % 2);
+	store_release(&sg->done, true);
+	return NULL;
+}
+
+/* What the front-end's call eventfd @fd counted, and close it. */
+static uint64_t drain_call(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		v = 0;
+	close(fd);
+	return v;
+}
+
+/* signal_used_direct from two pair threads at once while the loop thread
+ * replaces call fds (SET_VRING_CALL): every interrupt it reports sent
+ * reached exactly one call eventfd and was counted once. */
+static void test_mq_signal_threads(void)
+{
+	struct vfe f;
+	struct signaller sg[2] = { { .f = &f, .first = 0 }, { .f = &f, .first = 2 } };
+	pthread_t th[2];
+	uint64_t got = 0;
+	int base_fds = vfe_count_fds();
+
+	mq_start_pair0(&f);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 2, 1), 0);
+	CHECK_EQ(vfe_state(&f, VHOST_USER_SET_VRING_ENABLE, 3, 1), 0);
+	uint64_t calls0 = f.srv.counters.tx_calls;
+	for (unsigned i = 0; i < 2; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, signal_thread, &sg[i]), 0);
+	/* Replace call fds for as long as the threads signal. */
+	for (unsigned i = 0; i < 8 || !load_acquire(&sg[0].done) || !load_acquire(&sg[1].done);
+	     i++) {
+		unsigned q = i % 4;
+		int old = f.call[q];
+		/* Read the old one once the server let it go: nothing more
+		 * can reach it then. */
+		f.call[q] = -1;
+		set_call(&f, q);
+		got += drain_call(old);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		CHECK_EQ(pthread_join(th[i], NULL), 0);
+	for (unsigned q = 0; q < 4; q++) {
+		got += drain_call(f.call[q]);
+		f.call[q] = -1;
+	}
+	CHECK(sg[0].sent + sg[1].sent > SIGNALS_PER_THREAD);
+	CHECK_EQ(got, sg[0].sent + sg[1].sent);
+	CHECK_EQ(f.srv.counters.tx_calls - calls0, got);
+	CHECK_EQ(f.srv.counters.tx_calls_dropped, 0);
+	vfe_teardown(&f);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
 /* True when nobody but us holds the write end of the pipe @rd reads. */
 static bool pipe_writer_gone(int rd)
 {
@@ -340,5 +580,9 @@ int main(void)
 	RUN_TEST(test_states_uml_inband);
 	RUN_TEST(test_states_out_of_order);
 	RUN_TEST(test_call_fd_kinds);
+	RUN_TEST(test_mq_enable_pair1);
+	RUN_TEST(test_mq_disable_pair1);
+	RUN_TEST(test_mq_not_negotiated);
+	RUN_TEST(test_mq_signal_threads);
 	return CHECK_DONE();
 }
