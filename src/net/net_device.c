@@ -118,6 +118,12 @@ int net_backends_set_offloads(struct net_device *net, uint64_t guest)
 /* The backend learns which offloaded frames the guest takes on RX: those
  * it acked, or those it had set through the control queue before a
  * snapshot. The control queue exists only when acked. */
+static void ctrl_forget(struct net_device *net);
+
+/* A driver negotiating starts from the control queue's defaults (a
+ * restored device from the snapshot's settings). Not at reset: vhost-user
+ * stops and starts the device on every ring change, where the driver's
+ * settings (VQ_PAIRS_SET, RX offloads) must stay. */
 static int net_set_features(struct virtio_device *vdev, uint64_t features)
 {
 	struct net_device *net = to_net(vdev);
@@ -126,6 +132,8 @@ static int net_set_features(struct virtio_device *vdev, uint64_t features)
 
 	if (net->ctrl_restored)
 		guest &= net->ctrl.guest_offloads;
+	else
+		ctrl_forget(net);
 	net->ctrl_restored = false;
 	net->ctrl.guest_offloads = guest;
 	vdev->num_queues = queues_for(net, features);
@@ -1179,7 +1187,9 @@ static void net_reset(struct virtio_device *vdev)
 	for (unsigned i = 0; i < net->npairs; i++)
 		pair_reset(&net->pairs[i]);
 	event_loop_cancel(net->vdev.loop, &net->ctrl.more);
-	ctrl_forget(net);
+	/* The control queue's settings stay until features are negotiated
+	 * again (net_set_features); an announcement asked for is withdrawn. */
+	net->ctrl.announce = false;
 }
 
 /* The VM pauses: frames wait in the backend (its fd unwatched), kicks in
