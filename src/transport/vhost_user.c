@@ -209,7 +209,8 @@ static void vu_kick(struct vhost_user_server *s, unsigned q)
 {
 	struct virtqueue *vq = virtio_device_vq(s->dev, q);
 
-	s->counters.rx_kicks++;
+	/* Atomic: a device thread that takes this queue's kicks comes here. */
+	fetch_add_relaxed(&s->counters.rx_kicks, 1);
 	if (s->dev->active && vq && vq->started)
 		s->dev->ops->queue_notify(s->dev, q);
 	/* else: vu_start notifies each queue it starts */
@@ -229,9 +230,10 @@ static void vu_kick_event(struct event_source *src, uint32_t events)
 	if (n < 0 && errno == EAGAIN)
 		return;   /* a stale event for a replaced fd */
 	if (n <= 0) {
-		/* A kick source that ended (socket EOF) would stay readable. */
-		vu_warn(s, "ring %u: kick fd failed; no longer watched", vr->index);
-		event_loop_unwatch(s->loop, &vr->kick_src);
+		/* A kick source that ended (socket EOF) would stay readable.
+		 * (log_warn, not vu_warn: this may be a device's thread.) */
+		log_warn("vhost-user: ring %u: kick fd failed; no longer watched", vr->index);
+		event_loop_unwatch(vr->kick_loop, &vr->kick_src);
 		return;
 	}
 	vu_kick(s, vr->index);
@@ -241,7 +243,9 @@ static void vu_set_kick_fd(struct vhost_user_server *s, struct vhost_user_vring 
 {
 	/* Unwatch before close: the front-end still holds the file, so epoll
 	 * would keep reporting it after our fd is gone. */
-	event_loop_unwatch(s->loop, &vr->kick_src);
+	if (vr->kick_loop)
+		event_loop_unwatch(vr->kick_loop, &vr->kick_src);
+	vr->kick_loop = NULL;
 	vu_close_fd(&vr->kick_fd);
 	vr->kick_fd = fd;
 }
@@ -549,6 +553,16 @@ static int vu_get_vring_base(struct vhost_user_server *s, struct vu_req *req)
 	return 0;
 }
 
+/* Where ring @q's kick source is watched: the loop the device names for
+ * the queue, else the server's own. */
+static struct event_loop *vu_kick_loop(struct vhost_user_server *s, unsigned q)
+{
+	struct virtio_device *dev = s->dev;
+	struct event_loop *l = dev->ops->queue_loop ? dev->ops->queue_loop(dev, q) : NULL;
+
+	return l ? l : s->loop;
+}
+
 static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 {
 	struct vhost_user_vring *vr = vu_req_vring(s, req);
@@ -570,12 +584,19 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 		req->why = "kick fd unusable";
 		return -EINVAL;
 	}
+	/* The kick source is watched where the device takes the queue's
+	 * kicks, maybe a thread of its own: the device stops first if it
+	 * runs on this ring, so no thread reads the old fd while it closes. */
+	vu_ring_apply(s, vr, VU_RING_EV_HOLD);
 	vu_set_kick_fd(s, vr, fd);
-	r = event_loop_watch(s->loop, &vr->kick_src, fd, EPOLLIN, vu_kick_event,
+	vr->kick_loop = vu_kick_loop(s, vr->index);
+	r = event_loop_watch(vr->kick_loop, &vr->kick_src, fd, EPOLLIN, vu_kick_event,
 			     "vhost-user kick");
 	if (r < 0) {
+		vr->kick_loop = NULL;
 		vu_set_kick_fd(s, vr, -1);
 		req->why = "kick fd cannot be watched";
+		vu_ring_apply(s, vr, VU_RING_EV_SETTLE);
 		return r;
 	}
 	return vu_ring_apply(s, vr, VU_RING_EV_KICK);

@@ -83,6 +83,10 @@ struct vhost_user_vring {
 
 	int kick_fd;                 /* -1: none, or in-band kicks */
 	struct event_source kick_src;
+	/* The loop kick_src is watched on: the one the device takes this
+	 * queue's kicks on (virtio_device_queue_loop: a net queue pair's own
+	 * thread), NULL while unwatched. */
+	struct event_loop *kick_loop;
 	int call_fd;
 	bool call_is_socket;         /* UML passes a socketpair, QEMU an eventfd */
 	int err_fd;                  /* kept only to be closed: never signalled */
