@@ -112,7 +112,6 @@ no_mq_checks() {
 
 # ------------------------------------------------------------- case: tap
 
-# case_tap [KVMINI ARGS...]
 case_tap() {
 	local sock=$T_RUN/net-tap.sock tap d mq snap1=()
 	t_netns NS tap || { fail "ip netns add"; return; }
@@ -126,7 +125,7 @@ case_tap() {
 	fi
 	t_bg IPERF_PID "$T_DIR/iperf3-server.log" "$NS" iperf3 -s -B "$HOST_IP" -p "$PORT"
 	KVMINI_LOG_NAME=kvmini-tap
-	kvmini_start KPID "$NS" "$sock" "tap:$tap" --queues 2 --mac 52:54:00:c0:7a:09 "$@" || return
+	kvmini_start KPID "$NS" "$sock" "tap:$tap" --queues 2 --mac 52:54:00:c0:7a:09 || return
 	t_wait_port "$NS" "$HOST_IP" "$PORT" 5 || fail "tap: iperf3 server listening"
 
 	guest_script "$T_DIR/guest-tap.sh" <<EOF
