@@ -7,9 +7,10 @@
 # Case tap: a multi-queue tap in a namespace; ping and iperf3 -P 4 both ways;
 #   kvmini's pair1_ counters must move both ways, the pairs must add up to
 #   the totals, the guest's per-queue counters (ethtool -S) must equal
-#   kvmini's per-pair ones, and the tap's counters kvmini's totals. Then
-#   `ethtool -L eth0 combined 1`: traffic goes on, pair 1 carries nothing
-#   more either way.
+#   kvmini's per-pair ones, and the tap's counters kvmini's totals; iperf3
+#   both ways at once while the guest switches between one and two pairs ten
+#   times. Then `ethtool -L eth0 combined 1`: traffic goes on, pair 1 carries
+#   nothing more either way.
 # Case loopback: --backend loopback --queues 2, a frame sent on pair i comes
 #   back on pair i: pings to 16 made-up neighbours (16 flows) spread over both
 #   TX queues; for each pair rx == tx, in kvmini and in the guest. Twice:
@@ -124,9 +125,11 @@ case_tap() {
 		return
 	fi
 	t_bg IPERF_PID "$T_DIR/iperf3-server.log" "$NS" iperf3 -s -B "$HOST_IP" -p "$PORT"
+	t_bg IPERF2_PID "$T_DIR/iperf3-server2.log" "$NS" iperf3 -s -B "$HOST_IP" -p $((PORT + 1))
 	KVMINI_LOG_NAME=kvmini-tap
 	kvmini_start KPID "$NS" "$sock" "tap:$tap" --queues 2 --mac 52:54:00:c0:7a:09 || return
 	t_wait_port "$NS" "$HOST_IP" "$PORT" 5 || fail "tap: iperf3 server listening"
+	t_wait_port "$NS" "$HOST_IP" $((PORT + 1)) 5 || fail "tap: second iperf3 server listening"
 
 	guest_script "$T_DIR/guest-tap.sh" <<EOF
 $GUEST_MQ_LIB
@@ -146,6 +149,34 @@ giperf rx $SECS -c $HOST_IP -p $PORT -P 4 -R && gpass "iperf3 -P 4 namespace -> 
 	gfail "iperf3 -P 4 namespace -> guest"
 gcheck "ping 1400 bytes x 20" ping -c 20 -i 0.05 -s 1400 -W 3 $HOST_IP
 if [ \$two = 0 ]; then
+	# VQ_PAIRS_SET under load: iperf3 -P 4 both ways at once while the
+	# guest switches between one and two pairs ten times (kvmini stops and
+	# restarts the pair threads, the tap's queue 1 is detached and attached).
+	for d in tx rx; do
+		(
+			[ \$d = tx ] && a="-p $PORT" || a="-p $((PORT + 1)) -R"
+			timeout $((SECS + 20)) chroot /host /usr/bin/env iperf3 -f m -t $((SECS + 1)) \
+				-c $HOST_IP -P 4 \$a >/tmp/toggle-\$d.out 2>&1
+			echo "status \$?" >>/tmp/toggle-\$d.out
+		) &
+	done
+	sleep 0.5
+	i=0
+	while [ \$i -lt 10 ]; do
+		hostrun ethtool -L eth0 combined 1 && hostrun ethtool -L eth0 combined 2 ||
+			gfail "toggle \$i: ethtool -L eth0 combined 1, then 2"
+		sleep 0.2
+		i=\$((i + 1))
+	done
+	wait
+	for d in tx rx; do
+		grep -q '^status 0\$' /tmp/toggle-\$d.out &&
+			gpass "iperf3 -P 4 \$d while switching pairs (\$(awk '/receiver\$/ { v = \$(NF - 2) } END { print v }' /tmp/toggle-\$d.out) Mbit/s)" ||
+			{ gfail "iperf3 -P 4 \$d while switching pairs"; tail -n 5 /tmp/toggle-\$d.out; }
+	done
+	[ "\$(channels)" = "2 2" ] && gpass "ethtool -l: 2 pairs in use after switching" ||
+		gfail "ethtool -l: 2 pairs in use after switching (got '\$(channels)')"
+	gcheck "ping x 10 after switching" ping -c 10 -i 0.05 -W 3 $HOST_IP
 	sleep 1   # the last frames in
 	show_qstats two
 	for d in rx tx; do
@@ -233,6 +264,7 @@ EOF
 		${KC[rx_dropped_poisoned]:-0} + ${KC[rx_dropped_too_big]:-0} ))
 	kc_eq "tap: tap tx_packets == kvmini rx_packets + rx_dropped_*" "$(tap_stat tx_packets)" "$d"
 	t_stop "$IPERF_PID" 3
+	t_stop "$IPERF2_PID" 3
 }
 
 # ------------------------------------------------------------- case: loopback
