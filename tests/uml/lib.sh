@@ -22,6 +22,7 @@ T_LOG_BASE=$UML_TOP/build/test-logs/uml
 
 T_FAILS=0
 T_PASSES=0
+T_SKIPS=0
 T_PIDS=()
 T_NETNS=()
 T_WATCHDOG=
@@ -38,6 +39,13 @@ pass() {
 fail() {
 	echo "FAIL: $T_NAME: $*"
 	T_FAILS=$((T_FAILS + 1))
+}
+
+# skip WHY: one SKIP line (a case that could not run, and why), counted
+# apart: a skip is never a pass.
+skip() {
+	echo "SKIP: $T_NAME: $*"
+	T_SKIPS=$((T_SKIPS + 1))
 }
 
 # check NAME CMD...: PASS when CMD succeeds, FAIL (with CMD's last words)
@@ -95,7 +103,9 @@ t_begin() {
 t_end() {
 	local took
 	took=$(awk -v a="$T_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-	note "$T_NAME: $T_PASSES passed, $T_FAILS failed in ${took} s (logs: ${T_DIR#"$UML_TOP"/})"
+	local skips=
+	[ "$T_SKIPS" -gt 0 ] && skips=", $T_SKIPS skipped"
+	note "$T_NAME: $T_PASSES passed, $T_FAILS failed$skips in ${took} s (logs: ${T_DIR#"$UML_TOP"/})"
 	[ "$T_FAILS" -eq 0 ] && [ "$T_PASSES" -gt 0 ]
 	exit $?
 }
@@ -402,12 +412,12 @@ guest_script() {
 # uml_boot VAR NS SCRIPT LIMIT [KERNEL ARGS...]: boot a guest in NS ("" =
 # here) running SCRIPT, bounded by LIMIT seconds. The root is read-only:
 # concurrent guests share it. PID -> VAR; console -> $T_DIR/console.log
-# (UML_CONSOLE).
+# (UML_CONSOLE; $UML_CONSOLE_NAME.log with that set: a second guest).
 uml_boot() {
 	local -n _upid=$1
 	local ns=$2 script=$3 limit=$4
 	shift 4
-	UML_CONSOLE=$T_DIR/console.log
+	UML_CONSOLE=$T_DIR/${UML_CONSOLE_NAME:-console}.log
 	mkdir -p "$T_RUN/uml"
 	t_bg _upid "$UML_CONSOLE" "$ns" timeout -k 3 "$limit" \
 		env LD_PRELOAD="$UML_SHIM" TMPDIR=/dev/shm "$UML_KERNEL" \

@@ -1045,6 +1045,36 @@ static void test_ctrl_guest_offloads(void)
 	rig_down(&r);
 }
 
+/* vhost-user restarts the device when the front-end enables or disables a
+ * ring (virtio_device_deactivate, then activate, without a new
+ * negotiation): the RX offloads the guest took hold, so TSO frames from the
+ * backend still reach it (they were refused, rx_hdr_refused, and UML's TCP
+ * over a tap stalled); a new negotiation starts from what it acks. */
+static void test_restart_keeps_guest_offloads(void)
+{
+	struct rig r;
+	uint32_t id, len;
+	static uint8_t f[8192];
+	size_t n = make_tcp4(f, 3000);
+	uint64_t taken = F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4);
+
+	rig_up(&r, FEATURES | OFFLOADS | CTRL);
+	CHECK_EQ(r.net->ctrl.guest_offloads, taken);
+	virtio_device_deactivate(&r.net->vdev);
+	CHECK(!r.net->vdev.active);
+	CHECK_EQ(virtio_device_activate(&r.net->vdev), 0);
+	CHECK_EQ(r.net->ctrl.guest_offloads, taken);
+	offer_rx(&r, 0, 8192);
+	send_frame(&r, 0x10000, &tso4_hdr, f, n);
+	CHECK_EQ(vd_get_used(&r.rxq, &id, &len), 1);
+	CHECK_EQ(len, NET_HDR_LEN + n);
+	CHECK_EQ(net_device_totals(r.net).rx_hdr_refused, 0);
+	virtio_device_reset(&r.net->vdev);
+	CHECK_EQ(virtio_device_set_features(&r.net->vdev, FEATURES | CTRL), 0);
+	CHECK_EQ(r.net->ctrl.guest_offloads, 0);
+	rig_down(&r);
+}
+
 static void test_ctrl_announce(void)
 {
 	struct rig r;
@@ -1095,6 +1125,7 @@ int main(void)
 	RUN_TEST(test_tx_batch_flushed_per_drain);
 	RUN_TEST(test_ctrl_rx_mode_and_mac);
 	RUN_TEST(test_ctrl_guest_offloads);
+	RUN_TEST(test_restart_keeps_guest_offloads);
 	RUN_TEST(test_ctrl_announce);
 	return CHECK_DONE();
 }

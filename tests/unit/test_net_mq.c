@@ -240,6 +240,27 @@ static void test_vq_pairs_set_steers(void)
 	rig_down(&r);
 }
 
+/* vhost-user restarts the device when the front-end enables or disables a
+ * ring (virtio_device_deactivate, then activate, without a new
+ * negotiation): the pairs the driver set stay in use and steered; a new
+ * negotiation starts from one pair again. */
+static void test_restart_keeps_vq_pairs(void)
+{
+	struct mq_rig r;
+
+	rig_up(&r, false, FEATURES);
+	CHECK_EQ(set_pairs(&r, PAIRS), VIRTIO_NET_OK);
+	virtio_device_deactivate(&r.net.vdev);
+	CHECK(!r.net.vdev.active);
+	CHECK_EQ(virtio_device_activate(&r.net.vdev), 0);
+	CHECK_EQ(r.net.ctrl.vq_pairs, PAIRS);
+	CHECK(steer[0].enabled && steer[1].enabled);
+	virtio_device_reset(&r.net.vdev);
+	CHECK_EQ(virtio_device_set_features(&r.net.vdev, FEATURES), 0);
+	CHECK_EQ(r.net.ctrl.vq_pairs, 1);
+	rig_down(&r);
+}
+
 struct dump {
 	char text[8192];
 	size_t len;
@@ -362,6 +383,7 @@ int main(void)
 {
 	RUN_TEST(test_features_and_numbering);
 	RUN_TEST(test_vq_pairs_set_steers);
+	RUN_TEST(test_restart_keeps_vq_pairs);
 	RUN_TEST(test_pairs_on_one_loop);
 	RUN_TEST(test_pair_threads);
 	RUN_TEST(test_activated_paused);
