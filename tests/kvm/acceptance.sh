@@ -34,15 +34,17 @@
 # could not run say why (never a PASS for them). Skips (exit 0) only without
 # /dev/kvm or without root.
 # Knobs: KVMINI (default build/kvmini-san), ACCEPT_TIMEOUT (seconds per
-# guest, default 1200), ACCEPT_CPUS (default 1), ACCEPT_CASES (default
-# "own stock-tap stock-user stock-snap stock-api").
+# guest, default 1200), ACCEPT_CPUS (default 1; stock-mq always has 2),
+# ACCEPT_CASES (default "own stock-tap stock-user stock-snap stock-api
+# stock-mq"; on the nested platform all six took 421 to 499 s of its
+# 900, stock-mq 53 to 62 s of that).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
 KVMINI=${KVMINI:-build/kvmini-san}
 LIMIT=${ACCEPT_TIMEOUT:-1200}
 CPUS=${ACCEPT_CPUS:-1}
-CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap stock-api}
+CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap stock-api stock-mq}
 LOG=build/test-logs/kvm-acceptance
 FAILS=0
 . tests/kvm/guest_check.sh
@@ -82,7 +84,7 @@ ip -n "$NS" link set lo up
 # on it (a multi-queue one for --queues N).
 tap_up() {
 	ip -n "$NS" link del "$TAP" 2>/dev/null
-	ip -n "$NS" tuntap add dev "$TAP" mode tap ${2:-} &&
+	ip -n "$NS" tuntap add dev "$TAP" mode tap ${2:+"$2"} &&
 		ip -n "$NS" addr add "$1" dev "$TAP" &&
 		ip -n "$NS" link set "$TAP" up
 }

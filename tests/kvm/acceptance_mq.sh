@@ -46,7 +46,7 @@ at_exit() { grep -oE "^$1 [0-9]+" <<<"$KVM_ERR" | head -n1 | cut -d' ' -f2; }
 # mq_judge: the control commands between the gates, the pairs' traffic
 # after the second, the refusals of the whole run.
 mq_judge() {
-	local ok1 ok2 bad1 bad2 refused p d name figures= idle=
+	local ok1 ok2 bad1 bad2 refused p d name before after figures='' idle=''
 	ok1=$(metric 1 tx_ctrl_ok) ok2=$(metric 2 tx_ctrl_ok)
 	bad1=$(metric 1 tx_ctrl_refused) bad2=$(metric 2 tx_ctrl_refused)
 	if [ -z "$ok1" ] || [ -z "$ok2" ]; then
@@ -62,7 +62,8 @@ mq_judge() {
 	for p in 0 1; do
 		for d in rx tx; do
 			name=pair${p}_${d}_packets
-			local before=$(metric 2 "$name") after=$(at_exit "$name")
+			before=$(metric 2 "$name")
+			after=$(at_exit "$name")
 			if [ -z "$before" ] || [ -z "$after" ]; then
 				idle+=" $name (missing)"
 				continue
