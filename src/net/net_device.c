@@ -937,7 +937,11 @@ static void *pair_main(void *arg)
 }
 
 /* Start @qp's thread with both drains queued (buffers and frames may be
- * waiting). Device loop, the thread not running. */
+ * waiting) and the backend's fd watched, as rx_buffers_added does: a pause
+ * stopped watching it, and a guest waiting for frames with its buffers
+ * given kicks no more. The first drain stops watching again when it
+ * should (no buffers, the limiter, a frame waiting for buffers). Device
+ * loop, the thread not running. */
 static void pair_thread_start(struct net_queue_pair *qp)
 {
 	char name[16];
@@ -945,6 +949,8 @@ static void pair_thread_start(struct net_queue_pair *qp)
 	if (qp->thread_started)
 		return;
 	qp->go = true;
+	if (!rx_poisoned(qp))
+		rx_watch_backend(qp, true);
 	schedule_more_work(qp);
 	event_loop_rearm(qp->loop);
 	int r = pthread_create(&qp->thread, NULL, pair_main, qp);

@@ -33,15 +33,17 @@ kvm_check_prepare() {
 # user); KVM_COMPAT holds --compat where KVM cannot run the guest's kernel
 # code (nested PVM). The guest is the default one unless KVM_CHECK_GUEST
 # holds other options (--kernel, --initrd, ...); KVM_CHECK_CMDLINE is added
-# to its command line; KVM_CHECK_FS_OPTS (",cache=none,...") to its --fs.
+# to its command line; KVM_CHECK_FS_OPTS (",cache=none,...") to its --fs;
+# KVM_CHECK_NET_OPTS (--queues N, ...) follow its --net.
 kvm_check_argv() {
 	KVM_COMPAT=()
 	[ -e /sys/module/kvm_pvm ] && KVM_COMPAT=(--compat)
 	KVM_ARGV=("$1" run "${KVM_COMPAT[@]}" "${KVM_CHECK_GUEST[@]}" --cpus "$2" --mem 256
-		--net "$3" --mac "$KVM_GUEST_MAC" --fs "$4:$KVM_GUEST_TAG${KVM_CHECK_FS_OPTS:-}" --boot-timing --counters
+		--net "$3" --mac "$KVM_GUEST_MAC" "${KVM_CHECK_NET_OPTS[@]}" --fs "$4:$KVM_GUEST_TAG${KVM_CHECK_FS_OPTS:-}" --boot-timing --counters
 		--cmdline "console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=$5 kvmini.fs=$KVM_GUEST_TAG kvmini.check=$6 kvmini.nonce=$KVM_GUEST_NONCE ${KVM_CHECK_CMDLINE:-}")
 }
 KVM_CHECK_GUEST=()
+KVM_CHECK_NET_OPTS=()
 
 # kvm_check_verdict CONSOLE ERRLOG SHARE RC: one pass/fail line per step of
 # the boot and the check; sets KVM_OUT (console, no CRs) and KVM_ERR. Returns

@@ -129,16 +129,32 @@ cpio_of() {
 	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp" && mv "$2.tmp" "$2"
 }
 
+# initrd_programs NAME...: the host's programs NAME (scripts/setup.sh
+# installs them) and the libraries ldd lists for them, the loader among
+# them: one path a line; fails, saying which, when one is not installed.
+initrd_programs() {
+	local name path paths=()
+	for name in "$@"; do
+		path=$(command -v "$name") || { nested_say "$name is not installed (scripts/setup.sh)"; return 1; }
+		paths+=("$path")
+	done
+	[ ${#paths[@]} -gt 0 ] || return 0
+	printf '%s\n' "${paths[@]}"
+	ldd "${paths[@]}" 2>/dev/null | grep -oE '/[^ :]+( |$)' | tr -d ' ' | sort -u
+}
+
 # busybox_initrd OUT INIT "MODULES" DIRS...: an initramfs at OUT (after
 # stock_kernel): busybox, INIT as /init, the kernel's MODULES in /lib/modules
-# with their load order in /lib/modules/order, and empty DIRS; rebuilt only
-# when one of those changed (a key beside it).
+# with their load order in /lib/modules/order, empty DIRS, and the host
+# programs INITRD_PROGRAMS names (with their libraries, at their own
+# paths); rebuilt only when one of those changed (a key beside it).
 busybox_initrd() {
-	local out=$1 init=$2 modules=$3 key tmp m d rc
+	local out=$1 init=$2 modules=$3 key tmp m d f rc files
 	shift 3
+	files=$(initrd_programs ${INITRD_PROGRAMS:-}) || return 1
 	key=$({
 		cat "$STOCK_DIR/package" "$init"
-		sha256sum /bin/busybox
+		for f in /bin/busybox $files; do sha256sum "$f"; done
 		echo "$modules $*"
 	} | sha256sum | cut -d' ' -f1)
 	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
@@ -148,6 +164,9 @@ busybox_initrd() {
 	for d in "$@"; do mkdir -p "$tmp/$d"; done
 	for m in $modules; do cp "$STOCK_DIR/modules/$m.ko" "$tmp/lib/modules/"; done
 	echo $modules | tr ' ' '\n' >"$tmp/lib/modules/order"
+	for f in $files; do
+		mkdir -p "$tmp$(dirname "$f")" && cp -L "$f" "$tmp$f" || { rm -rf "$tmp"; return 1; }
+	done
 	mkdir -p "$(dirname "$out")"
 	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
 	rc=$?
@@ -159,6 +178,12 @@ busybox_initrd() {
 # which loads /lib/modules/order first, and STOCK_GUEST_MODULES.
 stock_guest_initrd() {
 	busybox_initrd "$1" guest/init "$STOCK_GUEST_MODULES" dev proc sys mnt tmp root etc run
+}
+
+# stock_guest_tools_initrd OUT: the same with the host's ethtool and iperf3
+# (the stock-mq case of tests/kvm/acceptance.sh).
+stock_guest_tools_initrd() {
+	INITRD_PROGRAMS="ethtool iperf3" stock_guest_initrd "$1"
 }
 
 # outer_initrd OUT: the outer VM's initramfs: tests/nested/outer-init and

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
@@ -64,6 +66,57 @@ static int loopback_set_queue_enabled(struct net_backend *be, bool enabled)
  * its own; the rig records what the device asked of each). */
 static struct net_backend_ops steered_ops;
 
+/* An fd backend as a tap is one (rx_fd polled by the pair's loop): one end
+ * of a datagram socketpair, the test writes frames on the other. */
+struct dgram_be {
+	struct net_backend be;
+	int peer;
+};
+
+static ssize_t dgram_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	ssize_t n = readv(be->rx_fd, iov, (int)iovcnt);
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	return n;
+}
+
+static int dgram_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		      uint32_t token)
+{
+	(void)token;
+	return writev(be->rx_fd, iov, (int)iovcnt) < 0 ? -errno : 0;
+}
+
+static void dgram_destroy(struct net_backend *be)
+{
+	struct dgram_be *d = (struct dgram_be *)be;
+
+	close(be->rx_fd);
+	close(d->peer);
+	free(d);
+}
+
+static const struct net_backend_ops dgram_ops = {
+	.name = "dgram", .send = dgram_send, .recv = dgram_recv, .destroy = dgram_destroy,
+};
+
+static struct net_backend *dgram_create(struct event_loop *loop)
+{
+	struct dgram_be *d = calloc(1, sizeof(*d));
+	int sv[2];
+
+	CHECK(d != NULL);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	d->be = (struct net_backend){ .ops = &dgram_ops, .loop = loop, .rx_fd = sv[0] };
+	d->peer = sv[1];
+	return &d->be;
+}
+
+/* Pairs on fd backends (dgram_create) rather than loopbacks (rig_up). */
+static bool rig_fd_backends;
+
 static void rig_up(struct mq_rig *r, bool threads, uint64_t features)
 {
 	struct errbuf eb = { 0 };
@@ -81,6 +134,12 @@ static void rig_up(struct mq_rig *r, bool threads, uint64_t features)
 		if (threads)
 			CHECK_EQ(event_loop_init(pl), 0);
 		r->pair_loop_ptrs[i] = pl;
+		if (rig_fd_backends) {
+			r->be[i] = dgram_create(pl);
+			CHECK_EQ(vd_queue_init(&r->rxq[i], &r->mem, &qo), 0);
+			CHECK_EQ(vd_queue_init(&r->txq[i], &r->mem, &qo), 0);
+			continue;
+		}
 		r->be[i] = net_loopback_create(pl, NULL, &eb);
 		CHECK(r->be[i] != NULL);
 		steered_ops = *r->be[i]->ops;
@@ -354,6 +413,56 @@ static void test_pair_threads(void)
 	rig_down(&r);
 }
 
+static unsigned rx1_wanted;
+
+static bool rx1_used(struct mq_rig *r)
+{
+	return vd_used_pending(&r->rxq[1]) >= rx1_wanted;
+}
+
+/* A frame from the host on pair 1's fd backend (as from a tap queue). */
+static void host_sends(struct mq_rig *r, unsigned pair)
+{
+	struct dgram_be *d = (struct dgram_be *)r->be[pair];
+	uint8_t frame[60];
+
+	memset(frame, 0x5a, sizeof(frame));
+	CHECK_EQ(write(d->peer, frame, sizeof(frame)), (ssize_t)sizeof(frame));
+}
+
+/* An fd backend on a pair thread: the backend's fd is read again after a
+ * pause and resume, with the guest's RX buffers given before the pause
+ * (a guest that is waiting for frames kicks no more). */
+static void test_pair_threads_fd_backend_resume(void)
+{
+	struct mq_rig r;
+
+	rig_fd_backends = true;
+	rig_up(&r, true, FEATURES);
+	rig_fd_backends = false;
+	CHECK_EQ(set_pairs(&r, PAIRS), VIRTIO_NET_OK);
+	offer_rx(&r, 1, 0x8000);
+	host_sends(&r, 1);
+	rx1_wanted = 1;
+	CHECK(settle_until(&r, rx1_used));
+
+	offer_rx(&r, 1, 0x9000);
+	host_sends(&r, 1);
+	rx1_wanted = 2;
+	CHECK(settle_until(&r, rx1_used));
+
+	offer_rx(&r, 1, 0xa000);
+	virtio_device_pause(&r.net.vdev);
+	virtio_device_resume(&r.net.vdev);
+	/* The frame comes after the pair's first drains found none. */
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	host_sends(&r, 1);
+	rx1_wanted = 3;
+	CHECK(settle_until(&r, rx1_used));
+	rig_down(&r);
+}
+
 /* A restore activates the device paused: no pair thread may start before
  * resume, and resume starts each exactly once. */
 static void test_activated_paused(void)
@@ -387,5 +496,6 @@ int main(void)
 	RUN_TEST(test_pairs_on_one_loop);
 	RUN_TEST(test_pair_threads);
 	RUN_TEST(test_activated_paused);
+	RUN_TEST(test_pair_threads_fd_backend_resume);
 	return CHECK_DONE();
 }
