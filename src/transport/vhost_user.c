@@ -574,6 +574,8 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 			req->why = "no kick fd and no in-band kicks (polling is not served)";
 			return -EOPNOTSUPP;
 		}
+		/* As below: no device thread may be reading the fd closed here. */
+		vu_ring_apply(s, vr, VU_RING_EV_HOLD);
 		vu_set_kick_fd(s, vr, -1);
 		return vu_ring_apply(s, vr, VU_RING_EV_KICK);
 	}

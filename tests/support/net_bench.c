@@ -255,7 +255,7 @@ double nb_run_frames(struct nb_world *w, double seconds)
 {
 	uint64_t frames = 0;
 	unsigned idle = 0;
-	struct net_counters before = w->net.counters;
+	struct net_counters before = net_device_totals(&w->net);
 	double start = nb_now(w), end = start + seconds, t = start;
 
 	while (t < end) {
@@ -278,11 +278,12 @@ double nb_run_frames(struct nb_world *w, double seconds)
 		bool ran = event_loop_once(&w->loop, 0) > 0;
 		quiet = reap(w) || ran ? 0 : quiet + 1;
 	}
-	if (w->net.counters.rx_dropped_no_buffer != before.rx_dropped_no_buffer ||
-	    w->net.counters.rx_dropped_too_big != before.rx_dropped_too_big ||
-	    w->net.counters.tx_chain_invalid != before.tx_chain_invalid ||
-	    w->net.counters.tx_hdr_invalid != before.tx_hdr_invalid ||
-	    w->net.counters.rx_hdr_refused != before.rx_hdr_refused)
+	struct net_counters after = net_device_totals(&w->net);
+	if (after.rx_dropped_no_buffer != before.rx_dropped_no_buffer ||
+	    after.rx_dropped_too_big != before.rx_dropped_too_big ||
+	    after.tx_chain_invalid != before.tx_chain_invalid ||
+	    after.tx_hdr_invalid != before.tx_hdr_invalid ||
+	    after.rx_hdr_refused != before.rx_hdr_refused)
 		nb_die(w, "frames were dropped");
 	return (double)frames / (t - start);
 }
@@ -296,7 +297,8 @@ void nb_drain_and_check(struct nb_world *w)
 	}
 	if (w->rx_bufs_left)
 		nb_die(w, "RX frame left incomplete (fewer buffers than num_buffers)");
-	if (w->net.counters.tx_packets != w->rx_seq || w->net.counters.rx_packets != w->rx_seq)
+	struct net_counters c = net_device_totals(&w->net);
+	if (c.tx_packets != w->rx_seq || c.rx_packets != w->rx_seq)
 		nb_die(w, "device counters disagree with the frames seen");
 }
 
