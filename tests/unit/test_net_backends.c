@@ -12,7 +12,6 @@
  * taps, veths, ports and passt it uses are gone when it exits.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -48,6 +47,7 @@
 #include "net/backend.h"
 #include "net/offload.h"
 #include "net/slirp_opts.h"
+#include "vu_frontend.h"
 
 static struct event_loop loop;
 static char tmpdir[64];
@@ -2219,20 +2219,6 @@ static void test_stream_passt(void)
 
 /* --- several queue pairs (net_backend_create_queues) --------------------------- */
 
-/* The descriptors this process has open (the count's own included). */
-static int fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* The backends of @spec for @n queue pairs, all on the test's loop. */
 static int create_queues(const char *spec, unsigned n, struct net_backend **be,
 			 struct errbuf *eb)
@@ -2257,7 +2243,7 @@ static const char *queues_error(const char *spec, unsigned n)
 {
 	static struct errbuf eb;
 	struct net_backend *be[NET_BACKEND_MAX_QUEUES + 1];
-	int fds = fd_count();
+	int fds = vfe_count_fds();
 
 	memset(be, 0xa5, sizeof(be));
 	eb.msg[0] = '\0';
@@ -2269,7 +2255,7 @@ static const char *queues_error(const char *spec, unsigned n)
 	CHECK(r < 0);
 	for (unsigned i = 0; i < MIN(n, NET_BACKEND_MAX_QUEUES); i++)
 		CHECK(be[i] == NULL);
-	CHECK_EQ(fd_count(), fds);
+	CHECK_EQ(vfe_count_fds(), fds);
 	return eb.msg;
 }
 
