@@ -14,6 +14,7 @@
 #include <asm/e820.h>
 
 #include "core/compiler.h"
+#include "vmm/decompress.h"
 #include "vmm/layout.h"
 
 #define BOOT_LOADER_UNDEFINED 0xffu       /* type_of_loader: "other" */
@@ -187,11 +188,12 @@ static void fill_loader_fields(struct boot_params *bp, const struct boot_kernel 
 static int load_unpacked(struct vm *vm, struct boot_params *bp, int fd, struct boot_kernel *k,
 			 struct errbuf *why)
 {
-	int elf = boot_unpack_bzimage(fd, bp, why);
-	if (elf < 0)
-		return elf;
-	int r = boot_load_elf(vm, elf, k, why);
-	close(elf);
+	struct decompressed elf;
+	int r = boot_unpack_bzimage(fd, bp, &elf, why);
+	if (r < 0)
+		return r;
+	r = boot_load_elf_image(vm, elf.data, elf.len, k, why);
+	decompress_free(&elf);
 	if (r == -ENOEXEC && !why->msg[0])
 		errbuf_set(why, "the bzImage's payload is not an ELF vmlinux");
 	if (r < 0)

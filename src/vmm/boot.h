@@ -20,6 +20,8 @@
 #include "vmm/acpi.h"
 #include "vmm/vm.h"
 
+struct decompressed;
+
 struct boot_config {
 	const char *kernel_path;
 	const char *initrd_path;     /* NULL: none */
@@ -56,13 +58,16 @@ int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, u
  * Each returns 0, -ENOEXEC when the file is not of its kind, or -errno
  * with @eb filled. */
 int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *eb);
+/* The same for an ELF image already in memory (@len bytes at @image). */
+int boot_load_elf_image(struct vm *vm, const uint8_t *image, size_t len, struct boot_kernel *k,
+			struct errbuf *eb);
 int boot_load_bzimage(struct vm *vm, int fd, void *zero_page, struct boot_kernel *k,
 		      struct errbuf *eb);
 
-/* Decompress a bzImage's payload (a vmlinux ELF) with a library (decompress.h) and
- * copy the image's setup header into @zero_page (unpack.c). Returns a memfd
- * holding the ELF, or -errno with @eb filled (-ENOEXEC: not a bzImage). */
-int boot_unpack_bzimage(int fd, void *zero_page, struct errbuf *eb);
+/* Decompress a bzImage's payload (a vmlinux ELF) with a library (decompress.h)
+ * into @out and copy the image's setup header into @zero_page (unpack.c).
+ * Returns 0, or -errno with @eb filled (-ENOEXEC: not a bzImage). */
+int boot_unpack_bzimage(int fd, void *zero_page, struct decompressed *out, struct errbuf *eb);
 
 /* The MP table at LAYOUT_MPTABLE (mptable.c). */
 int mptable_write(struct vm *vm);

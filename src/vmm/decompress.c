@@ -5,8 +5,10 @@
  * that size plus one spare byte, and one short function per format fills it
  * in a single pass. The spare byte tells "longer than announced" from
  * "exactly as announced" without a decoder ever meeting a full buffer
- * before its end marker. What came out is then copied into a memfd for the
- * loader.
+ * before its end marker. The loader copies what came out straight from
+ * that buffer into guest RAM: a copy through a memfd cost 1.5 s of a 2.6 s
+ * load on the nested platform (53 MB of 4 KiB shmem pages written once and
+ * read once).
  */
 #include "vmm/decompress.h"
 
@@ -21,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -499,32 +500,12 @@ static int check_length(const struct job *j)
 	return 0;
 }
 
-/* The output copied into a new memfd, which the loader takes (written by
- * the kernel through its own mapping, the copy costs little); fd or -errno. */
-static int output_memfd(const struct job *j)
-{
-	int fd = memfd_create("kvmini-vmlinux", MFD_CLOEXEC);
-
-	if (fd < 0)
-		return fail(j, -errno, "memfd: %s", strerror(errno));
-	for (size_t done = 0; done < j->out_len;) {
-		ssize_t n = pwrite(fd, j->out + done, j->out_len - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : ENOSPC;
-			close(fd);
-			return fail(j, -e, "memfd: %s", strerror(e));
-		}
-		done += (size_t)n;
-	}
-	return fd;
-}
-
-int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct errbuf *eb)
+int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct decompressed *out,
+		       struct errbuf *eb)
 {
 	int f = find_format(in, len);
 
+	*out = (struct decompressed){ 0 };
 	if (f < 0) {
 		errbuf_set(eb, "payload in an unknown compression format");
 		return -ENOEXEC;
@@ -543,9 +524,18 @@ int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct err
 		r = formats[f].decode(&j);
 	if (!r)
 		r = check_length(&j);
-	if (!r)
-		r = output_memfd(&j);
-	if (j.out)
-		munmap(j.out, j.cap);
-	return r;
+	if (r < 0) {
+		if (j.out)
+			munmap(j.out, j.cap);
+		return r;
+	}
+	*out = (struct decompressed){ .data = j.out, .len = j.out_len, .map_len = j.cap };
+	return 0;
+}
+
+void decompress_free(struct decompressed *d)
+{
+	if (d->data)
+		munmap(d->data, d->map_len);
+	*d = (struct decompressed){ 0 };
 }

@@ -26,13 +26,24 @@
  * "lz4", "bzip2", "lzo"), or NULL. */
 const char *decompress_format(const uint8_t *in, size_t len);
 
+/* What a payload decompressed to: @len bytes at @data, in anonymous memory
+ * (2 MiB pages where the kernel allows) that decompress_free() gives back. */
+struct decompressed {
+	uint8_t *data;
+	size_t len;
+	size_t map_len;         /* the mapping's length (the spare byte included) */
+};
+
 /*
- * Decompress the payload @in (trailer included) into a new memfd of the
- * output's length (CLOEXEC, at offset 0): returns it, or -ENOEXEC for an
- * unknown format, -EINVAL for a truncated or corrupt payload, -EFBIG when
- * the trailer announces more than @max_out bytes, -ENOMEM; @eb says which
- * and where.
+ * Decompress the payload @in (trailer included) into @out: returns 0, or
+ * -ENOEXEC for an unknown format, -EINVAL for a truncated or corrupt
+ * payload, -EFBIG when the trailer announces more than @max_out bytes,
+ * -ENOMEM; @eb says which and where, and @out holds nothing.
  */
-int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct errbuf *eb);
+int decompress_payload(const uint8_t *in, size_t len, size_t max_out, struct decompressed *out,
+		       struct errbuf *eb);
+
+/* Give back what decompress_payload() made; safe on an empty @d. */
+void decompress_free(struct decompressed *d);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Kernel image loaders: ELF (a vmlinux, or a test guest) and bzImage.
- * Images are read with pread straight into guest memory; every offset and
- * size comes from the file and is checked before use.
+ * Images are read with pread straight into guest memory (or copied there,
+ * for a vmlinux unpacked on the host); every offset and size comes from the
+ * image and is checked before use.
  */
 #include <elf.h>
 #include <errno.h>
@@ -49,6 +50,24 @@ int boot_copy_to_guest(struct vm *vm, int fd, uint64_t file_off, uint64_t gpa, u
 	return dst ? pread_full(fd, dst, len, file_off) : -EFAULT;
 }
 
+/* An ELF image to load: a file, or bytes in memory (fd -1). */
+struct elf_image {
+	int fd;
+	const uint8_t *bytes;
+	uint64_t size;
+};
+
+/* Exactly @len bytes of @img at @off into @buf; -EIO past its end. */
+static int image_read(const struct elf_image *img, void *buf, uint64_t len, uint64_t off)
+{
+	if (img->fd >= 0)
+		return pread_full(img->fd, buf, len, off);
+	if (off > img->size || len > img->size - off)
+		return -EIO;
+	memcpy(buf, img->bytes + off, len);
+	return 0;
+}
+
 static uint64_t file_size(int fd)
 {
 	struct stat st;
@@ -77,10 +96,11 @@ static int check_ehdr(const Elf64_Ehdr *eh, struct errbuf *eb)
 }
 
 /* Copy one PT_LOAD segment to its physical address. */
-static int load_segment(struct vm *vm, int fd, uint64_t fsize, const Elf64_Phdr *ph,
+static int load_segment(struct vm *vm, const struct elf_image *img, const Elf64_Phdr *ph,
 			struct errbuf *eb)
 {
-	if (ph->p_filesz > ph->p_memsz || ph->p_offset > fsize || ph->p_filesz > fsize - ph->p_offset) {
+	if (ph->p_filesz > ph->p_memsz || ph->p_offset > img->size ||
+	    ph->p_filesz > img->size - ph->p_offset) {
 		errbuf_set(eb, "ELF segment at 0x%llx lies outside the file",
 			   (unsigned long long)ph->p_paddr);
 		return -ENOEXEC;
@@ -91,7 +111,7 @@ static int load_segment(struct vm *vm, int fd, uint64_t fsize, const Elf64_Phdr 
 			   (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
 		return -ENOEXEC;
 	}
-	int r = boot_copy_to_guest(vm, fd, ph->p_offset, ph->p_paddr, ph->p_filesz);
+	int r = image_read(img, dst, ph->p_filesz, ph->p_offset);
 	if (r < 0) {
 		errbuf_set(eb, "reading ELF segment: %s", strerror(-r));
 		return r;
@@ -100,18 +120,18 @@ static int load_segment(struct vm *vm, int fd, uint64_t fsize, const Elf64_Phdr 
 	return 0;
 }
 
-int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *eb)
+static int load_elf(struct vm *vm, const struct elf_image *img, struct boot_kernel *k,
+		    struct errbuf *eb)
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[ELF_MAX_PHDRS];
-	uint64_t fsize = file_size(fd);
 
-	if (pread_full(fd, &eh, sizeof(eh), 0) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG))
+	if (image_read(img, &eh, sizeof(eh), 0) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG))
 		return -ENOEXEC;
 	int r = check_ehdr(&eh, eb);
 	if (r < 0)
 		return r;
-	if (pread_full(fd, ph, eh.e_phnum * sizeof(ph[0]), eh.e_phoff) < 0) {
+	if (image_read(img, ph, eh.e_phnum * sizeof(ph[0]), eh.e_phoff) < 0) {
 		errbuf_set(eb, "ELF program headers lie outside the file");
 		return -ENOEXEC;
 	}
@@ -121,7 +141,7 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *e
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
 			continue;
-		r = load_segment(vm, fd, fsize, &ph[i], eb);
+		r = load_segment(vm, img, &ph[i], eb);
 		if (r < 0)
 			return r;
 		loaded++;
@@ -136,6 +156,17 @@ int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *e
 		return -ENOEXEC;
 	}
 	return 0;
+}
+
+int boot_load_elf(struct vm *vm, int fd, struct boot_kernel *k, struct errbuf *eb)
+{
+	return load_elf(vm, &(struct elf_image){ .fd = fd, .size = file_size(fd) }, k, eb);
+}
+
+int boot_load_elf_image(struct vm *vm, const uint8_t *image, size_t len, struct boot_kernel *k,
+			struct errbuf *eb)
+{
+	return load_elf(vm, &(struct elf_image){ .fd = -1, .bytes = image, .size = len }, k, eb);
 }
 
 static int check_bz_header(const struct setup_header *h, struct errbuf *eb)

@@ -2,8 +2,8 @@
  * Host-side decompression of a bzImage's payload (--host-decompress): the
  * compressed vmlinux the bzImage would unpack itself is decompressed here
  * with a library (vmm/decompress.h: gzip, xz, lzma, zstd, lz4, bzip2, lzo;
- * no program is started), and the ELF that comes out is loaded like a
- * vmlinux. Where guest kernel code is slow to run (emulated, or nested)
+ * no program is started), and the ELF that comes out is loaded from memory
+ * like a vmlinux. Where guest kernel code is slow to run (emulated, or nested)
  * this saves the guest's own decompression.
  */
 #include <errno.h>
@@ -42,9 +42,10 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* The payload at @off of @fd, decompressed into a memfd; the fd or -errno
- * with the reason in @eb. */
-static int unpack_payload(int fd, uint64_t off, uint32_t len, struct errbuf *eb)
+/* The payload at @off of @fd, decompressed into @out; 0 or -errno with the
+ * reason in @eb. */
+static int unpack_payload(int fd, uint64_t off, uint32_t len, struct decompressed *out,
+			  struct errbuf *eb)
 {
 	struct stat st;
 
@@ -65,12 +66,12 @@ static int unpack_payload(int fd, uint64_t off, uint32_t len, struct errbuf *eb)
 		free(in);
 		return -ENOEXEC;
 	}
-	int r = decompress_payload(in, len, VMLINUX_MAX, eb);
+	int r = decompress_payload(in, len, VMLINUX_MAX, out, eb);
 	free(in);
 	return r;
 }
 
-int boot_unpack_bzimage(int fd, void *zero_page, struct errbuf *eb)
+int boot_unpack_bzimage(int fd, void *zero_page, struct decompressed *out, struct errbuf *eb)
 {
 	uint8_t sector[1024];
 	struct setup_header h;
@@ -88,12 +89,12 @@ int boot_unpack_bzimage(int fd, void *zero_page, struct errbuf *eb)
 			   h.payload_length);
 		return -ENOEXEC;
 	}
-	int out = unpack_payload(fd, off, h.payload_length, eb);
-	if (out < 0)
-		return out;
+	int r = unpack_payload(fd, off, h.payload_length, out, eb);
+	if (r < 0)
+		return r;
 	/* The image's own header still describes the kernel to itself. */
 	struct boot_params *bp = zero_page;
 	size_t hdr_end = MIN(0x202u + sector[0x201], BZ_SETUP_HDR_OFFSET + sizeof(bp->hdr));
 	memcpy(&bp->hdr, sector + BZ_SETUP_HDR_OFFSET, hdr_end - BZ_SETUP_HDR_OFFSET);
-	return out;
+	return 0;
 }

@@ -49,17 +49,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(in, magics[m].magic, magics[m].len);
 	memcpy(in + magics[m].len, data + 1, size - 1);
-	int fd = decompress_payload(in, len, FUZZ_MAX_OUT, &eb);
-	if (fd >= 0) {
-		struct stat st;
-		if (fstat(fd, &st) < 0 || (size_t)st.st_size > FUZZ_MAX_OUT || st.st_size == 0)
+	struct decompressed out;
+	int r = decompress_payload(in, len, FUZZ_MAX_OUT, &out, &eb);
+	if (r >= 0) {
+		if (out.len > FUZZ_MAX_OUT || out.len == 0)
 			abort();
 		uint32_t trailer;
 		memcpy(&trailer, in + len - 4, 4);
-		if (m != 0 && (size_t)st.st_size != trailer)
+		if (m != 0 && out.len != trailer)
 			abort();
-		close(fd);
-	} else if (!strstr(eb.msg, " payload: ") && fd != -ENOEXEC) {
+		decompress_free(&out);
+	} else if (out.data || (!strstr(eb.msg, " payload: ") && r != -ENOEXEC)) {
 		abort();
 	}
 	free(in);
