@@ -126,7 +126,8 @@ busybox_tree() {
 
 # cpio_of DIR OUT: DIR as a gzip'ed newc initramfs at OUT.
 cpio_of() {
-	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp" && mv "$2.tmp" "$2"
+	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp.$BASHPID" &&
+		mv "$2.tmp.$BASHPID" "$2"
 }
 
 # initrd_programs NAME...: the host's programs NAME (scripts/setup.sh
