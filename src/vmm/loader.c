@@ -62,7 +62,7 @@ static int image_read(const struct elf_image *img, void *buf, uint64_t len, uint
 {
 	if (img->fd >= 0)
 		return pread_full(img->fd, buf, len, off);
-	if (off > img->size || len > img->size - off)
+	if (!img->bytes || off > img->size || len > img->size - off)
 		return -EIO;
 	memcpy(buf, img->bytes + off, len);
 	return 0;
