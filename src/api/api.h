@@ -160,6 +160,10 @@ struct api_vm_ops {
 				  struct errbuf *eb);
 	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
+	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
+	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:
+	 * refused. */
+	int (*send_ctrl_alt_del)(void *ctx);
 };
 
 struct api_opts {

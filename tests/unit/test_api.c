@@ -178,6 +178,8 @@ struct fake_vm {
 	struct api_machine_config machine;
 	unsigned ifaces_added;
 	struct api_net_config last_iface;
+	unsigned ctrl_alt_dels;
+	bool i8042_full;     /* the next SendCtrlAltDel finds the buffer full */
 };
 
 static int fake_pause(void *ctx)
@@ -323,9 +325,22 @@ static int fake_start(void *ctx, struct errbuf *eb)
 	return 0;
 }
 
+static int fake_ctrl_alt_del(void *ctx)
+{
+	struct fake_vm *vm = ctx;
+
+	if (!vm->started)
+		return -EAGAIN;
+	if (vm->i8042_full)
+		return -ENOSPC;
+	vm->ctrl_alt_dels++;
+	return 0;
+}
+
 static const struct api_vm_ops fake_vm_ops = {
 	fake_pause, fake_resume, fake_state, fake_snapshot, fake_load,
 	fake_boot_source, fake_get_machine, fake_set_machine, fake_add_iface, fake_start,
+	fake_ctrl_alt_del,
 };
 
 static const char *state_of(struct rig *r)
@@ -379,6 +394,38 @@ static void test_vm_pause_resume(void)
 	vm.fail = -ETIMEDOUT;
 	expect_fault(&r, 400, "PATCH", "/vm", "{\"state\":\"Paused\"}", "did not stop in time");
 	CHECK(!strcmp(state_of(&r), "Running"));
+	rig_down(&r);
+}
+
+/* SendCtrlAltDel: Firecracker's 400 before boot, 204 after; the keys
+ * reach a paused VM too (they wait in the controller). */
+static void test_send_ctrl_alt_del(void)
+{
+	static const char cad[] = "{\"action_type\":\"SendCtrlAltDel\"}";
+	struct fake_vm vm = { 0 };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/actions", cad, "serves a device");
+	api_stop(r.api);
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK(r.api != NULL);
+	expect_fault(&r, 400, "PUT", "/actions", cad,
+		     "The requested operation is not supported before starting the microVM.");
+	vm.started = true;
+	CHECK_EQ(status_of(&r, "PUT", "/actions", cad), 204);
+	vm.paused = true;
+	CHECK_EQ(status_of(&r, "PUT", "/actions", cad), 204);
+	CHECK_EQ(vm.ctrl_alt_dels, 2);
+	vm.i8042_full = true;
+	expect_fault(&r, 400, "PUT", "/actions", cad, "i8042 internal buffer full.");
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDelete\"}",
+		     "FlushMetrics, InstanceStart and SendCtrlAltDel");
+	expect_fault(&r, 400, "PUT", "/actions",
+		     "{\"action_type\":\"SendCtrlAltDel\",\"payload\":1}", "payload");
+	CHECK_EQ(vm.ctrl_alt_dels, 2);
 	rig_down(&r);
 }
 
@@ -980,6 +1027,7 @@ int main(void)
 {
 	RUN_TEST(test_instance_and_unknown_routes);
 	RUN_TEST(test_vm_pause_resume);
+	RUN_TEST(test_send_ctrl_alt_del);
 	RUN_TEST(test_snapshot_routes);
 	RUN_TEST(test_snapshot_load_route);
 	RUN_TEST(test_preboot_routes);
