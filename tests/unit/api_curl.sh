@@ -60,8 +60,9 @@ req flush-unconfigured 400 'PUT /metrics first' PUT /actions '{"action_type":"Fl
 req metrics-put 204 '^$' PUT /metrics "{\"metrics_path\":\"$tmp/metrics.json\"}"
 req metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m2\"}"
 req flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
-req action-unsupported 400 'action_type \\"SendCtrlAltDel\\" is not supported' PUT /actions \
-	'{"action_type":"SendCtrlAltDel"}'
+req action-unsupported 400 'action_type \\"Reboot\\" is not supported' PUT /actions \
+	'{"action_type":"Reboot"}'
+req action-no-vm 400 'serves a device, not a VM' PUT /actions '{"action_type":"SendCtrlAltDel"}'
 if [ "$(wc -l <"$tmp/metrics.json")" = 1 ] && grep -q '"api_server":{"requests":' "$tmp/metrics.json"; then
 	ok "flush writes one JSON line"
 else
@@ -157,6 +158,8 @@ for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
 printf 'not a state file' >"$tmp/state"
 req wait-instance 200 '"state":"Not started"' GET /
 req wait-pause 400 'not supported before starting the microVM' PATCH /vm '{"state":"Paused"}'
+req wait-ctrl-alt-del 400 '"fault_message":"The requested operation is not supported before starting the microVM."' \
+	PUT /actions '{"action_type":"SendCtrlAltDel"}'
 req wait-create 400 'there is no VM yet' PUT /snapshot/create \
 	"{\"snapshot_path\":\"$tmp/s\",\"mem_file_path\":\"$tmp/m\"}"
 req wait-load-missing 400 'Cannot load the snapshot: .*No such file' PUT /snapshot/load \
