@@ -35,6 +35,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/machine-config",           api_machine_config_put },
 	{ "PATCH", "/machine-config",           api_machine_config_patch },
 	{ "GET",   "/version",                  api_version_get },
+	{ "GET",   "/vm/config",                api_vm_config_get },
 	{ "GET",   "/",                         api_instance_get },
 };
 

@@ -158,6 +158,8 @@ for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
 printf 'not a state file' >"$tmp/state"
 req wait-instance 200 '"state":"Not started"' GET /
 req wait-pause 400 'not supported before starting the microVM' PATCH /vm '{"state":"Paused"}'
+req wait-vm-config 200 '^\{"balloon":null,"drives":\[\],"boot-source":\{"kernel_image_path":"","initrd_path":null,"boot_args":"[^"]*"\},.*"machine-config":\{"vcpu_count":1,"mem_size_mib":256,.*"network-interfaces":\[\],"vsock":null,"entropy":null\}$' \
+	GET /vm/config
 req wait-ctrl-alt-del 400 '"fault_message":"The requested operation is not supported before starting the microVM."' \
 	PUT /actions '{"action_type":"SendCtrlAltDel"}'
 req wait-create 400 'there is no VM yet' PUT /snapshot/create \
@@ -199,6 +201,7 @@ req fc-payload-fits 204 '^$' PUT /machine-config \
 req fc-payload-over 400 '"fault_message":"Request payload is larger than the limit of 200 bytes allowed by server' \
 	PUT /machine-config "{\"vcpu_count\":1,\"mem_size_mib\":64,\"pad\":\"$(head -c 200 /dev/zero | tr '\0' 'x')\"}"
 req fc-machine-kept 200 '"mem_size_mib":64' GET /machine-config
+req fc-vm-config 200 '"machine-config":\{"vcpu_count":1,"mem_size_mib":64,' GET /vm/config
 req fc-metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m3\"}"
 req fc-flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
 if [ "$(wc -l <"$tmp/fc-metrics.json")" = 1 ]; then ok "firecracker: --metrics-path takes FlushMetrics"

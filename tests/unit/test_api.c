@@ -71,12 +71,14 @@ static void rig_down(struct rig *r)
 
 struct reply {
 	int status;
+	char *head;          /* the status line and headers, NUL terminated */
 	char *body;          /* NUL terminated */
 	json_t *json;        /* the body parsed, when it is JSON */
 };
 
 static void reply_free(struct reply *rp)
 {
+	free(rp->head);
 	free(rp->body);
 	json_decref(rp->json);
 	memset(rp, 0, sizeof(*rp));
@@ -98,6 +100,7 @@ static struct reply raw(struct rig *r, const char *bytes)
 	out[len] = '\0';
 	sscanf(out, "HTTP/1.1 %d", &rp.status);
 	char *b = strstr(out, "\r\n\r\n");
+	rp.head = strndup(out, b ? (size_t)(b - out) : len);
 	rp.body = strdup(b ? b + 4 : "");
 	rp.json = json_loads(rp.body, 0, NULL);
 	free(out);
@@ -325,6 +328,21 @@ static int fake_start(void *ctx, struct errbuf *eb)
 	return 0;
 }
 
+/* The pre-boot configuration as kept by the calls above. */
+static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
+{
+	struct fake_vm *vm = ctx;
+
+	out->boot = (struct api_boot_source){
+		.kernel_image_path = vm->load_strings[0][0] ? vm->load_strings[0] : NULL,
+		.boot_args = vm->load_strings[1][0] ? vm->load_strings[1] : NULL,
+		.initrd_path = vm->load_strings[2][0] ? vm->load_strings[2] : NULL };
+	out->n_ifaces = vm->ifaces_added ? 1 : 0;
+	out->ifaces[0] = vm->last_iface;
+	out->ifaces[0].iface_id = vm->load_strings[3];
+	out->ifaces[0].host_dev_name = vm->load_strings[4];
+}
+
 static int fake_ctrl_alt_del(void *ctx)
 {
 	struct fake_vm *vm = ctx;
@@ -340,7 +358,7 @@ static int fake_ctrl_alt_del(void *ctx)
 static const struct api_vm_ops fake_vm_ops = {
 	fake_pause, fake_resume, fake_state, fake_snapshot, fake_load,
 	fake_boot_source, fake_get_machine, fake_set_machine, fake_add_iface, fake_start,
-	fake_ctrl_alt_del,
+	fake_ctrl_alt_del, fake_get_vm_config,
 };
 
 static const char *state_of(struct rig *r)
@@ -645,6 +663,90 @@ static void test_preboot_routes(void)
 	for (size_t i = 0; i < ARRAY_SIZE(after); i++)
 		expect_fault(&r, 400, "PUT", after[i][0], after[i][1], "not supported after starting");
 	CHECK_EQ(status_of(&r, "GET", "/machine-config", NULL), 200);
+	rig_down(&r);
+}
+
+/* The body's member at @path ("a/b"), or NULL. */
+static json_t *member(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	return b ? json_object_get(v, b) : v;
+}
+
+/* GET /vm/config: Firecracker's full-config shape from what was PUT
+ * before boot; the same after the start; the answer is itself a valid
+ * --config-file, read back into a new VM unchanged. */
+static void test_vm_config(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "GET", "/vm/config", NULL, "serves a device");
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	struct reply rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK(rp.head && strcasestr(rp.head, "Content-Type: application/json"));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "kernel_image_path")), ""));
+	CHECK(json_is_null(member(rp.json, "boot-source", "boot_args")));
+	CHECK_EQ(json_array_size(member(rp.json, "network-interfaces", NULL)), 0);
+	reply_free(&rp);
+
+	CHECK_EQ(status_of(&r, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\","
+			   "\"boot_args\":\"console=ttyS0 reboot=k\"}"), 204);
+	CHECK_EQ(status_of(&r, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":512}"),
+		 204);
+	CHECK_EQ(status_of(&r, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\","
+			   "\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\","
+			   "\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1000,\"refill_time\":100}}}"), 204);
+	rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(rp.status, 200);
+	static const char *const nulls[] = { "balloon", "cpu-config", "logger", "metrics",
+		"mmds-config", "vsock", "entropy" };
+	for (size_t i = 0; i < ARRAY_SIZE(nulls); i++)
+		CHECK(json_is_null(member(rp.json, nulls[i], NULL)));
+	CHECK_EQ(json_object_size(rp.json), 11);
+	CHECK(json_is_array(member(rp.json, "drives", NULL)));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "kernel_image_path")), "/k"));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "boot_args")),
+		      "console=ttyS0 reboot=k"));
+	CHECK(json_is_null(member(rp.json, "boot-source", "initrd_path")));
+	CHECK_EQ(json_integer_value(member(rp.json, "machine-config", "vcpu_count")), 2);
+	CHECK_EQ(json_integer_value(member(rp.json, "machine-config", "mem_size_mib")), 512);
+	json_t *ifc = json_array_get(member(rp.json, "network-interfaces", NULL), 0);
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "iface_id")), "eth0"));
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "host_dev_name")), "tap0"));
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "guest_mac")), "06:00:ac:10:00:02"));
+	CHECK_EQ(json_integer_value(member(json_object_get(ifc, "rx_rate_limiter"), "bandwidth",
+					   "size")), 1000);
+	CHECK_EQ(json_object_size(json_object_get(ifc, "tx_rate_limiter")), 0);
+
+	/* The answer as a --config-file builds the same VM. */
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-vm-config-%d.json", getpid());
+	CHECK_EQ(json_dump_file(rp.json, path, 0), 0);
+	reply_free(&rp);
+	struct fake_vm copy = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao2 = { .vm = &fake_vm_ops, .vm_ctx = &copy };
+	struct api *second = api_start(&r.loop, &ao2, &eb);
+	CHECK_EQ(api_apply_config_file(second, path, &eb), 0);
+	if (eb.msg[0])
+		fprintf(stderr, "  config file: %s\n", eb.msg);
+	CHECK(copy.started && copy.machine.vcpu_count == 2 && copy.machine.mem_size_mib == 512);
+	CHECK(!strcmp(copy.load_strings[1], "console=ttyS0 reboot=k"));
+	CHECK(copy.ifaces_added == 1 && !memcmp(copy.last_iface.mac, vm.last_iface.mac, 6));
+	CHECK_EQ(copy.last_iface.limit[NET_RX_QUEUE].bandwidth.size, 1000);
+	api_stop(second);
+	unlink(path);
+
+	/* After the start it still answers (the configuration it runs). */
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+	CHECK_EQ(status_of(&r, "GET", "/vm/config", NULL), 200);
+	expect_fault(&r, 400, "PUT", "/vm/config", "{}", "Invalid request method");
 	rig_down(&r);
 }
 
@@ -1032,6 +1134,7 @@ int main(void)
 	RUN_TEST(test_snapshot_load_route);
 	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_config_file);
+	RUN_TEST(test_vm_config);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);
