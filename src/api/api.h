@@ -7,6 +7,7 @@
  *   PUT /mmds/config               {"version":"V1"|"V2","ipv4_address":..,"network_interfaces":[..]}
  *   PUT|PATCH /network-interfaces/{id}   rx_rate_limiter / tx_rate_limiter
  *   PUT /metrics                   {"metrics_path": ...}
+ *   PUT /logger                    {"log_path", "level", ...} before boot (api_logger.c)
  *   PUT /actions                   {"action_type": "FlushMetrics"|"InstanceStart"|"SendCtrlAltDel"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
  *   PUT /snapshot/create           of a paused VM (api_snapshot.c)

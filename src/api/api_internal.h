@@ -106,6 +106,8 @@ void api_machine_config_patch(struct api *api, const char *id, const struct http
 			      struct http_response *resp);
 void api_version_get(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp);
+void api_logger_put(struct api *api, const char *id, const struct http_request *req,
+		    struct http_response *resp);
 void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,
 		       struct http_response *resp);
 

@@ -5,6 +5,7 @@
  * effects are checked on the device and the store, not just the statuses.
  */
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "check.h"
 #include "api/api.h"
 #include "core/compiler.h"
+#include "core/log.h"
 #include "mmds/mmds.h"
 #include "net/net_device.h"
 
@@ -750,6 +752,75 @@ static void test_vm_config(void)
 	rig_down(&r);
 }
 
+/* PUT /logger: Firecracker's body, its level names, its refusals; the
+ * lines go to the file (a FIFO without a reader does not block); after the
+ * start it is refused; --config-file's "logger" takes the same body. */
+static void test_logger(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	enum log_level saved = log_threshold;
+	struct errbuf eb = { 0 };
+	char path[64], fifo[64], body[256], line[256] = "";
+	struct rig r;
+
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-logger-%d.log", getpid());
+	snprintf(fifo, sizeof(fifo), "/tmp/kvmini-test-logger-%d.fifo", getpid());
+	unlink(path);
+	unlink(fifo);
+	rig_up(&r, false);
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	snprintf(body, sizeof(body), "{\"log_path\":\"%s\",\"level\":\"Warning\","
+		 "\"show_level\":true,\"show_log_origin\":false,\"module\":\"api\"}", path);
+	CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);
+	CHECK_EQ(log_threshold, LOG_WARN);
+	log_warn("logger test line");
+	log_info("not at level Warning");
+	FILE *f = fopen(path, "r");
+	CHECK(f && fgets(line, sizeof(line), f));
+	CHECK(strstr(line, "warning: logger test line") != NULL);
+	CHECK(f && !fgets(line, sizeof(line), f));
+	if (f)
+		fclose(f);
+	/* Each level name in any case; what is not given stays. */
+	const char *levels[][2] = { { "off", "-1" }, { "ERROR", "0" }, { "warn", "1" },
+				    { "Info", "2" }, { "debug", "3" }, { "Trace", "3" } };
+	for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
+		snprintf(body, sizeof(body), "{\"level\":\"%s\"}", levels[i][0]);
+		CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);
+		CHECK_EQ((int)log_threshold, atoi(levels[i][1]));
+	}
+	CHECK_EQ(status_of(&r, "PUT", "/logger", "{}"), 204);
+	CHECK_EQ(log_threshold, LOG_DEBUG);
+	CHECK_EQ(mkfifo(fifo, 0600), 0);
+	snprintf(body, sizeof(body), "{\"log_path\":\"%s\"}", fifo);
+	CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);     /* no reader: no block */
+	log_threshold = LOG_ERROR;
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"verbose\"}", "Invalid LevelFilter");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"log_path\":\"/nonexistent/dir/log\"}",
+		     "Failed to open target file: No such file or directory");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"show_level\":\"yes\"}", "true or false");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"Info\",\"colour\":1}", "colour");
+	expect_fault(&r, 400, "GET", "/logger", NULL, "Invalid request method");
+	CHECK_EQ(log_threshold, LOG_ERROR);                        /* refusals change nothing */
+	/* --config-file: "logger" first, then the VM. */
+	snprintf(body, sizeof(body), "{\"logger\":{\"level\":\"Warning\"},\"boot-source\":"
+		 "{\"kernel_image_path\":\"/k\"}}");
+	f = fopen(path, "w");
+	fputs(body, f);
+	fclose(f);
+	CHECK_EQ(api_apply_config_file(r.api, path, &eb), 0);
+	CHECK(vm.started && log_threshold == LOG_WARN);
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"Info\"}",
+		     "not supported after starting the microVM");
+	log_set_path(NULL);
+	log_threshold = saved;
+	unlink(path);
+	unlink(fifo);
+	rig_down(&r);
+}
+
 /* --config-file: the sections reach the VM as the same requests would,
  * then InstanceStart; a bad section stops before the start, with why. */
 static void test_config_file(void)
@@ -1135,6 +1206,7 @@ int main(void)
 	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_config_file);
 	RUN_TEST(test_vm_config);
+	RUN_TEST(test_logger);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);
