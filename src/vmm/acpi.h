@@ -15,8 +15,8 @@
  *     sleep registers = I/O ports LAYOUT_PORT_ACPI_SLEEP_CTL/_STS, served
  *                       by acpi_pm.c: SLP_TYP 5 (S5, the \_S5 object in the
  *                       DSDT) with SLP_EN ends the VM with status 0.
- *   IAPC_BOOT_ARCH says: an i8042 (the keyboard controller, i8042.h; so
- *   a kernel told i8042.nopnp still probes it), no VGA, no MSI. The CMOS
+ *   IAPC_BOOT_ARCH says: an i8042 (the keyboard controller, i8042.h; Linux
+ *   takes a missing flag as "absent" when PnP finds none), no VGA, no MSI. The CMOS
  *   RTC is present, with the century at CMOS index 0x32.
  * - MADT: one enabled local APIC per vCPU (processor UID = APIC ID = vCPU
  *   index, as in the MP table and CPUID), the IOAPIC (ID after the vCPUs',
