@@ -7,13 +7,14 @@
  *   PUT /mmds/config               {"version":"V1"|"V2","ipv4_address":..,"network_interfaces":[..]}
  *   PUT|PATCH /network-interfaces/{id}   rx_rate_limiter / tx_rate_limiter
  *   PUT /metrics                   {"metrics_path": ...}
- *   PUT /actions                   {"action_type": "FlushMetrics"}
+ *   PUT /logger                    {"log_path", "level", ...} before boot (api_logger.c)
+ *   PUT /actions                   {"action_type": "FlushMetrics"|"InstanceStart"|"SendCtrlAltDel"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
  *   PUT /snapshot/create           of a paused VM (api_snapshot.c)
  *   PUT /snapshot/load             into a monitor with no VM yet
  *   PUT /boot-source, GET|PUT|PATCH /machine-config, PUT /network-interfaces/{id}
  *   (new ones), PUT /actions InstanceStart: a VM configured before it starts
- *   (api_boot.c); GET /version
+ *   (api_boot.c); GET /version; GET /vm/config (api_vm_config.c)
  *   GET /                          instance information (the VM's state)
  * and, as kvmini extensions, GET /network-interfaces/{id} (the current
  * limits) and GET /metrics (the metrics line, directly).
@@ -131,6 +132,17 @@ struct api_net_config {
 	struct rate_limiter_config limit[2];   /* by queue: NET_RX_QUEUE, NET_TX_QUEUE */
 };
 
+/* GET /vm/config: what the VM was configured with (the machine comes
+ * from get_machine_config). Strings belong to the VM, valid until its next
+ * configuration call. */
+struct api_vm_config {
+	struct api_boot_source boot;      /* kernel_image_path NULL: none yet */
+	/* The interfaces configured; the API shows the running devices'
+	 * current MACs and limits instead once they exist. */
+	struct api_net_config ifaces[API_MAX_IFACES];
+	unsigned n_ifaces;
+};
+
 /* The VM behind the API (kvmini run; vhost net has none). Each call runs
  * on the api_start() loop's thread, the VM's loop thread. */
 struct api_vm_ops {
@@ -160,6 +172,12 @@ struct api_vm_ops {
 				  struct errbuf *eb);
 	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
+	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
+	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:
+	 * refused. */
+	int (*send_ctrl_alt_del)(void *ctx);
+	/* GET /vm/config. NULL: refused. */
+	void (*get_vm_config)(void *ctx, struct api_vm_config *out);
 };
 
 struct api_opts {

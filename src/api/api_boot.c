@@ -67,7 +67,7 @@ void api_boot_source_put(struct api *api, const char *id, const struct http_requ
 
 /* --- /machine-config ----------------------------------------------------------------- */
 
-static json_t *machine_json(const struct api_machine_config *mc)
+json_t *api_machine_json(const struct api_machine_config *mc)
 {
 	return json_pack("{s:I,s:I,s:b,s:b,s:s}", "vcpu_count", (json_int_t)mc->vcpu_count,
 			 "mem_size_mib", (json_int_t)mc->mem_size_mib, "smt", mc->smt,
@@ -83,7 +83,7 @@ void api_machine_config_get(struct api *api, const char *id, const struct http_r
 	if (!vm)
 		return;
 	vm->get_machine_config(api->opts.vm_ctx, &mc);
-	api_reply_json(resp, 200, machine_json(&mc));
+	api_reply_json(resp, 200, api_machine_json(&mc));
 }
 
 /* Firecracker's enums kvmini takes only their "none" of: a CPU template

@@ -25,6 +25,7 @@ struct config_section {
 };
 
 static const struct config_section sections[] = {
+	{ "logger", "/logger", NULL, NULL },       /* first: the rest logs there */
 	{ "machine-config", "/machine-config", NULL, NULL },
 	{ "boot-source", "/boot-source", NULL, NULL },
 	{ "network-interfaces", "/network-interfaces/", "iface_id", NULL },
@@ -35,7 +36,6 @@ static const struct config_section sections[] = {
 	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },
 	{ "mmds-config", NULL, NULL, "the metadata service is configured with kvmini run's "
 	  "--mmds options for now" },
-	{ "logger", NULL, NULL, "kvmini logs to stderr (-v, -q)" },
 	{ "cpu-config", NULL, NULL, "kvmini passes the host's CPUID through KVM's supported set" },
 };
 

@@ -65,7 +65,7 @@ static json_t *bucket_json(const struct token_bucket_config *b)
 			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time);
 }
 
-static json_t *limiter_json(const struct rate_limiter_config *cfg)
+json_t *api_limiter_json(const struct rate_limiter_config *cfg)
 {
 	json_t *o = json_object();
 
@@ -234,8 +234,8 @@ void api_iface_get(struct api *api, const char *id, const struct http_request *r
 	net_device_get_rate_limit(ifc->net, NET_RX_QUEUE, &rx);
 	net_device_get_rate_limit(ifc->net, NET_TX_QUEUE, &tx);
 	json_t *o = json_pack("{s:s,s:s,s:o,s:o}", "iface_id", ifc->iface_id,
-			      "guest_mac", mac, "rx_rate_limiter", limiter_json(&rx),
-			      "tx_rate_limiter", limiter_json(&tx));
+			      "guest_mac", mac, "rx_rate_limiter", api_limiter_json(&rx),
+			      "tx_rate_limiter", api_limiter_json(&tx));
 	if (o && ifc->host_dev_name)
 		json_object_set_new(o, "host_dev_name", json_string(ifc->host_dev_name));
 	api_reply_json(resp, 200, o);

@@ -50,6 +50,9 @@ bool api_get_bool(json_t *obj, const char *key, bool *out, const char *what,
 
 /* --- interfaces (api_ifaces.c) --- */
 
+/* A limiter as Firecracker shows it: {} when unlimited. */
+json_t *api_limiter_json(const struct rate_limiter_config *cfg);
+
 /* The interface called @id, or NULL. */
 const struct api_iface *api_find_iface(const struct api *api, const char *id);
 /* The ids of the interfaces, comma separated, for error messages. */
@@ -103,6 +106,13 @@ void api_machine_config_patch(struct api *api, const char *id, const struct http
 			      struct http_response *resp);
 void api_version_get(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp);
+void api_logger_put(struct api *api, const char *id, const struct http_request *req,
+		    struct http_response *resp);
+void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,
+		       struct http_response *resp);
+
+/* GET /machine-config's body (api_boot.c). */
+json_t *api_machine_json(const struct api_machine_config *mc);
 
 /* InstanceStart (PUT /actions, api_boot.c). */
 void api_instance_start(struct api *api, struct http_response *resp);

@@ -269,6 +269,25 @@ void api_metrics_stop(struct api *api)
 
 /* --- /actions --------------------------------------------------------------------- */
 
+/* SendCtrlAltDel, in Firecracker's words where it has them. */
+static void send_ctrl_alt_del(struct api *api, struct http_response *resp)
+{
+	const struct api_vm_ops *vm = api->opts.vm;
+	int r = vm && vm->send_ctrl_alt_del ? vm->send_ctrl_alt_del(api->opts.vm_ctx) : -ENOTSUP;
+
+	if (r == -EAGAIN)
+		api_fault(resp, 400, "The requested operation is not supported before starting "
+			  "the microVM.");
+	else if (r == -ENOSPC)
+		api_fault(resp, 400, "i8042 internal buffer full.");
+	else if (r == -ENOTSUP)
+		api_fault(resp, 400, "This kvmini instance serves a device, not a VM.");
+	else if (r < 0)
+		api_fault(resp, 400, "SendCtrlAltDel: %s", strerror(-r));
+	else
+		api_no_content(resp);
+}
+
 /* Run one action; the body was parsed and holds a string action_type. */
 static void run_action(struct api *api, const char *type, struct http_response *resp)
 {
@@ -276,9 +295,13 @@ static void run_action(struct api *api, const char *type, struct http_response *
 		api_instance_start(api, resp);
 		return;
 	}
+	if (!strcmp(type, "SendCtrlAltDel")) {
+		send_ctrl_alt_del(api, resp);
+		return;
+	}
 	if (strcmp(type, "FlushMetrics")) {
 		api_fault(resp, 400, "action_type \"%s\" is not supported (kvmini supports "
-			  "FlushMetrics and InstanceStart)", type);
+			  "FlushMetrics, InstanceStart and SendCtrlAltDel)", type);
 		return;
 	}
 	if (!api->metrics_path) {

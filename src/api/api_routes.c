@@ -24,6 +24,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/network-interfaces/{id}",  api_iface_put },
 	{ "PATCH", "/network-interfaces/{id}",  api_iface_patch },
 	{ "GET",   "/network-interfaces/{id}",  api_iface_get },
+	{ "PUT",   "/logger",                   api_logger_put },
 	{ "PUT",   "/metrics",                  api_metrics_put },
 	{ "GET",   "/metrics",                  api_metrics_get },
 	{ "PUT",   "/actions",                  api_actions_put },
@@ -35,6 +36,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/machine-config",           api_machine_config_put },
 	{ "PATCH", "/machine-config",           api_machine_config_patch },
 	{ "GET",   "/version",                  api_version_get },
+	{ "GET",   "/vm/config",                api_vm_config_get },
 	{ "GET",   "/",                         api_instance_get },
 };
 

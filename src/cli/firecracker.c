@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -23,23 +22,6 @@
 #include "core/log.h"
 
 /* --- the flags `kvmini run` shares with Firecracker -------------------------------------- */
-
-/* Firecracker's --level names, case-insensitive; Trace is kvmini's debug. */
-static int parse_level(const char *text, enum log_level *out)
-{
-	static const struct { const char *name; enum log_level level; } levels[] = {
-		{ "off", LOG_OFF }, { "error", LOG_ERROR }, { "warning", LOG_WARN },
-		{ "warn", LOG_WARN }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
-		{ "trace", LOG_DEBUG },
-	};
-
-	for (unsigned i = 0; i < ARRAY_SIZE(levels); i++)
-		if (!strcasecmp(text, levels[i].name)) {
-			*out = levels[i].level;
-			return 0;
-		}
-	return -EINVAL;
-}
 
 /* Firecracker's instance ids: 1 to 64 ASCII letters, digits and '-'. */
 static bool id_ok(const char *id)
@@ -70,7 +52,7 @@ int run_take_fc_option(struct run_args *a, int opt, const char *val)
 		log_err("--id: \"%s\" is not an instance id (1 to 64 letters, digits or '-')", val);
 		return -EINVAL;
 	case RUN_OPT_LEVEL:
-		if (parse_level(val, &level) == 0) {
+		if (log_level_parse(val, &level) == 0) {
 			log_threshold = level;
 			return 0;
 		}

@@ -173,6 +173,7 @@ void run_end_after_failed_build(struct run_ctx *ctx, const char *what, const str
 
 int run_set_boot_source(void *ctx, const struct api_boot_source *bs, struct errbuf *eb);
 void run_get_machine_config(void *ctx, struct api_machine_config *mc);
+void run_get_vm_config(void *ctx, struct api_vm_config *out);
 int run_set_machine_config(void *ctx, const struct api_machine_config *mc, struct errbuf *eb);
 int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 int run_instance_start(void *ctx, struct errbuf *eb);

@@ -175,12 +175,26 @@ static int api_snapshot_load(void *opaque, const struct api_snapshot_load *req,
 	return 0;
 }
 
+/* The keys reach a paused guest when it resumes. */
+static int api_send_ctrl_alt_del(void *opaque)
+{
+	struct run_ctx *ctx = opaque;
+
+	if (!ctx->machine.running)
+		return -EAGAIN;
+	int r = legacy_ctrl_alt_del(&ctx->machine.legacy);
+	if (!r)
+		log_info("Ctrl+Alt+Del sent to the guest");
+	return r;
+}
+
 static const struct api_vm_ops api_vm = {
 	.pause = api_pause, .resume = api_resume, .state = api_state,
 	.snapshot_create = api_snapshot_create, .snapshot_load = api_snapshot_load,
 	.set_boot_source = run_set_boot_source, .get_machine_config = run_get_machine_config,
 	.set_machine_config = run_set_machine_config, .add_iface = run_add_iface,
-	.start = run_instance_start,
+	.start = run_instance_start, .send_ctrl_alt_del = api_send_ctrl_alt_del,
+	.get_vm_config = run_get_vm_config,
 };
 
 /* --metrics-path: the API's metrics file from the start. */

@@ -88,6 +88,27 @@ int run_set_machine_config(void *opaque, const struct api_machine_config *mc,
 	return 0;
 }
 
+/* GET /vm/config: what the command line and the pre-boot requests set. */
+void run_get_vm_config(void *opaque, struct api_vm_config *out)
+{
+	const struct run_args *a = ((struct run_ctx *)opaque)->args;
+	const struct cli_net_controls *c = &a->net;
+
+	out->boot = (struct api_boot_source){ .kernel_image_path = a->kernel,
+					      .initrd_path = a->initrd, .boot_args = a->cmdline };
+	out->n_ifaces = MIN(c->n_ifaces, (unsigned)API_MAX_IFACES);
+	for (unsigned i = 0; i < out->n_ifaces; i++) {
+		const struct net_iface_config *ifc = &c->ifaces[i];
+		struct api_net_config *nc = &out->ifaces[i];
+		*nc = (struct api_net_config){ .iface_id = ifc->id,
+					       .host_dev_name = net_iface_host_dev_name(ifc),
+					       .mac_given = ifc->mac_given };
+		memcpy(nc->mac, ifc->mac, sizeof(nc->mac));
+		nc->limit[NET_RX_QUEUE] = ifc->limit[NET_RX_QUEUE];
+		nc->limit[NET_TX_QUEUE] = ifc->limit[NET_TX_QUEUE];
+	}
+}
+
 /* --- interfaces --------------------------------------------------------------------- */
 
 /* The interface @nc may become: the one with its id (a PUT replaces it, as

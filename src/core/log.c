@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/atomics.h"
@@ -22,6 +23,12 @@ static uint64_t dropped;
 
 int log_set_path(const char *path)
 {
+	if (!path) {
+		if (log_fd >= 0)
+			close(log_fd);
+		log_fd = -1;
+		return 0;
+	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
 
 	/* A FIFO without a reader refuses a write-only non-blocking open. */
@@ -38,6 +45,22 @@ int log_set_path(const char *path)
 void log_set_instance_id(const char *id)
 {
 	instance_id = id;
+}
+
+int log_level_parse(const char *text, enum log_level *out)
+{
+	static const struct { const char *name; enum log_level level; } levels[] = {
+		{ "off", LOG_OFF }, { "error", LOG_ERROR }, { "warning", LOG_WARN },
+		{ "warn", LOG_WARN }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+		{ "trace", LOG_DEBUG },
+	};
+
+	for (unsigned i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (!strcasecmp(text, levels[i].name)) {
+			*out = levels[i].level;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 uint64_t log_dropped_lines(void)

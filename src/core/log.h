@@ -20,12 +20,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
  * stalls kvmini: a FIFO without a reader (ENXIO for a write-only open) is
  * opened read-write instead, so its buffer takes lines until it is full;
  * a line that does not fit then (EAGAIN) is dropped and counted
- * (log_dropped_lines). 0 or -errno.
+ * (log_dropped_lines). NULL: back to stderr. 0 or -errno.
  */
 int log_set_path(const char *path);
 /* The instance's id in every line ("kvmini[ID]: info: ..."); NULL: none.
  * @id is kept, not copied. */
 void log_set_instance_id(const char *id);
+/* Firecracker's level names, any case: Off, Error, Warn or Warning, Info,
+ * Debug, Trace (kvmini's debug). 0, or -EINVAL for another name. */
+int log_level_parse(const char *text, enum log_level *out);
 /* Lines a full log FIFO (or a failed write) lost. */
 uint64_t log_dropped_lines(void);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vmm/aml.h"
+#include "vmm/i8042.h"
 #include "vmm/layout.h"
 
 #define ACPI_OEM_ID        "KVMINI"
@@ -31,6 +32,7 @@
 #define FADT_F_RESET_REG_SUP   (1u << 10)
 #define FADT_F_HW_REDUCED_ACPI (1u << 20)
 /* IA-PC boot architecture flags (table 5-35). */
+#define FADT_BOOT_8042            (1u << 1)
 #define FADT_BOOT_VGA_NOT_PRESENT (1u << 2)
 #define FADT_BOOT_MSI_NOT_SUPPORTED (1u << 3)
 
@@ -198,7 +200,7 @@ static int build_fadt(struct cursor *c, uint64_t dsdt, uint64_t *gpa)
 	f->dsdt = (uint32_t)dsdt;
 	f->x_dsdt = dsdt;
 	f->century = LAYOUT_CMOS_CENTURY;
-	f->iapc_boot_arch = FADT_BOOT_VGA_NOT_PRESENT | FADT_BOOT_MSI_NOT_SUPPORTED;
+	f->iapc_boot_arch = FADT_BOOT_8042 | FADT_BOOT_VGA_NOT_PRESENT | FADT_BOOT_MSI_NOT_SUPPORTED;
 	f->flags = FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP |
 		   FADT_F_HW_REDUCED_ACPI;
 	f->reset_reg = io_register(LAYOUT_PORT_I8042_CMD);
@@ -244,6 +246,24 @@ static int build_madt(struct cursor *c, unsigned ncpus, uint64_t *gpa)
 					.processor_uid = MADT_ALL_CPUS, .flags = 0, .lint = 1 };
 	fill_header(&m->h, "APIC", len, MADT_REVISION);
 	return 0;
+}
+
+/* The i8042 as a PS/2 keyboard (PNP0303): Linux's i8042 driver takes its
+ * ports and IRQ from here (i8042_pnp_init) on any kernel with PNPACPI, so
+ * a stock distribution kernel finds it with no i8042.* arguments. The
+ * data port first, then the command port, as that driver reads them. */
+static void dsdt_keyboard(struct aml *a)
+{
+	aml_device(a, "PS2K");
+	aml_name(a, "_HID");
+	aml_eisa_id(a, "PNP0303");
+	aml_name(a, "_CRS");
+	aml_resource_template(a);
+	aml_res_io(a, I8042_PORT_DATA, 1);
+	aml_res_io(a, I8042_PORT_STATUS, 1);
+	aml_res_irq(a, I8042_IRQ_LINE);
+	aml_end(a);
+	aml_end(a);
 }
 
 static void dsdt_serial(struct aml *a)
@@ -310,6 +330,7 @@ static int build_dsdt(struct cursor *c, const struct acpi_config *cfg, uint64_t 
 	aml_init(&a, c->buf + c->off, c->cap - c->off);
 	aml_scope(&a, "\\_SB");
 	dsdt_serial(&a);
+	dsdt_keyboard(&a);
 	dsdt_cpus(&a, cfg->ncpus);
 	for (unsigned i = 0; i < cfg->ndevs; i++) {
 		int r = dsdt_virtio(&a, &cfg->devs[i], i);

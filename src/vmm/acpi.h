@@ -11,19 +11,20 @@
  *   through the FADT reset register and sleeps through the sleep
  *   control/status registers, so:
  *     reset register  = I/O port 0x64, value 0xfe: the i8042 reset line
- *                       kvmini already models (ends the VM with status 0);
+ *                       (ends the VM with status 0);
  *     sleep registers = I/O ports LAYOUT_PORT_ACPI_SLEEP_CTL/_STS, served
  *                       by acpi_pm.c: SLP_TYP 5 (S5, the \_S5 object in the
  *                       DSDT) with SLP_EN ends the VM with status 0.
- *   IAPC_BOOT_ARCH says: no VGA, no MSI, and no i8042 (kvmini's has only
- *   the reset line; a driver probing its keyboard would time out). The
- *   CMOS RTC is present, with the century at CMOS index 0x32.
+ *   IAPC_BOOT_ARCH says: an i8042 (the keyboard controller, i8042.h; Linux
+ *   takes a missing flag as "absent" when PnP finds none), no VGA, no MSI. The CMOS
+ *   RTC is present, with the century at CMOS index 0x32.
  * - MADT: one enabled local APIC per vCPU (processor UID = APIC ID = vCPU
  *   index, as in the MP table and CPUID), the IOAPIC (ID after the vCPUs',
  *   GSI base 0) and LINT1 as NMI on every CPU. No interrupt source
  *   override: ISA line N -> GSI N, conforming to the bus, is both the MP
  *   table's mapping and ACPI's default (why none is emitted: acpi.c).
- * - DSDT: \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4), one ACPI0007
+ * - DSDT: \_SB.COM1 (PNP0501, I/O 0x3f8-0x3ff, IRQ 4), \_SB.PS2K (PNP0303,
+ *   the i8042: I/O 0x60 and 0x64, IRQ 1), one ACPI0007
  *   processor device per vCPU, one LNRO0005 device per virtio-mmio device
  *   (_UID = slot, _CRS = its 4 KiB window and its GSI, edge/active high
  *   like the irqfd pulses and the MP table), and \_S5.

@@ -1,5 +1,5 @@
 /*
- * Legacy ports: i8042 reset, debug exit, boot marker, CMOS RTC, POST. See legacy.h.
+ * Legacy ports: i8042 (the model is i8042.c), debug exit, boot marker, CMOS RTC, POST. See legacy.h.
  */
 #include "vmm/legacy.h"
 
@@ -10,8 +10,6 @@
 #include "core/atomics.h"
 #include "core/compiler.h"
 #include "vmm/layout.h"
-
-#define I8042_CMD_RESET 0xfeu
 
 #define RTC_SECONDS   0x00u
 #define RTC_MINUTES   0x02u
@@ -35,24 +33,60 @@ static void fill_read(void *data, unsigned len, uint8_t value)
 	memset(data, value, len);
 }
 
+/* Act on what the controller model asked for: IRQ 1 is edge-triggered
+ * (the MP table and ACPI's default for ISA lines), so a pulse. */
+static void i8042_effects(struct legacy_devices *l, unsigned effects)
+{
+	if (effects & I8042_IRQ) {
+		vm_set_irq_line(l->vm, I8042_IRQ_LINE, true);
+		vm_set_irq_line(l->vm, I8042_IRQ_LINE, false);
+	}
+	if (effects & I8042_RESET)
+		run_state_request_stop(&l->vm->run_state, VM_EXIT_OK, "guest rebooted (i8042 reset)");
+}
+
+/* Both ports are byte-wide; a wider access reads all ones, writes nothing. */
+static void i8042_access(struct legacy_devices *l, unsigned port, void *data, unsigned len,
+			 bool is_write)
+{
+	unsigned effects;
+
+	if (len != 1) {
+		if (!is_write)
+			fill_read(data, len, 0xff);
+		return;
+	}
+	pthread_mutex_lock(&l->i8042_lock);
+	if (is_write)
+		effects = i8042_write(&l->kbd, port, *(uint8_t *)data);
+	else
+		effects = i8042_read(&l->kbd, port, data);
+	pthread_mutex_unlock(&l->i8042_lock);
+	i8042_effects(l, effects);
+}
+
 static void i8042_data_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
 			      bool is_write)
 {
-	if (!is_write)
-		fill_read(data, len, 0);     /* no keyboard, no data */
+	i8042_access(container_of(h, struct legacy_devices, i8042_data), I8042_PORT_DATA, data,
+		     len, is_write);
 }
 
 static void i8042_cmd_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
 			     bool is_write)
 {
-	struct legacy_devices *l = container_of(h, struct legacy_devices, i8042_cmd);
+	i8042_access(container_of(h, struct legacy_devices, i8042_cmd), I8042_PORT_STATUS, data,
+		     len, is_write);
+}
 
-	if (!is_write) {
-		fill_read(data, len, 0);     /* status: both buffers empty */
-		return;
-	}
-	if (*(uint8_t *)data == I8042_CMD_RESET)
-		run_state_request_stop(&l->vm->run_state, VM_EXIT_OK, "guest rebooted (i8042 reset)");
+int legacy_ctrl_alt_del(struct legacy_devices *l)
+{
+	pthread_mutex_lock(&l->i8042_lock);
+	int r = i8042_ctrl_alt_del(&l->kbd);
+	pthread_mutex_unlock(&l->i8042_lock);
+	if (r > 0)
+		i8042_effects(l, (unsigned)r);
+	return r < 0 ? r : 0;
 }
 
 /* isa-debug-exit, as QEMU defines it: a write of v (1 or 2 bytes, anywhere
@@ -166,11 +200,18 @@ int legacy_init(struct legacy_devices *l, struct vm *vm)
 {
 	memset(l, 0, sizeof(*l));
 	l->vm = vm;
+	i8042_reset(&l->kbd);
 	int r = -pthread_mutex_init(&l->rtc_lock, NULL);
 	if (r < 0)
 		return r;
-	l->i8042_data = (struct io_handler){ 0x60, 1, i8042_data_access, "i8042 data" };
-	l->i8042_cmd = (struct io_handler){ 0x64, 1, i8042_cmd_access, "i8042 command" };
+	r = -pthread_mutex_init(&l->i8042_lock, NULL);
+	if (r < 0) {
+		pthread_mutex_destroy(&l->rtc_lock);
+		return r;
+	}
+	l->i8042_data = (struct io_handler){ I8042_PORT_DATA, 1, i8042_data_access, "i8042 data" };
+	l->i8042_cmd = (struct io_handler){ I8042_PORT_STATUS, 1, i8042_cmd_access,
+					    "i8042 command" };
 	l->debug_exit = (struct io_handler){ LAYOUT_PORT_DEBUG_EXIT, 2, debug_exit_access, "debug exit" };
 	l->boot_marker = (struct io_handler){ LAYOUT_PORT_BOOT_MARKER, 1, boot_marker_access,
 					      "boot marker" };
@@ -187,6 +228,7 @@ int legacy_init(struct legacy_devices *l, struct vm *vm)
 void legacy_destroy(struct legacy_devices *l)
 {
 	pthread_mutex_destroy(&l->rtc_lock);
+	pthread_mutex_destroy(&l->i8042_lock);
 }
 
 /* --- snapshot state -------------------------------------------------------- */
@@ -199,6 +241,27 @@ void legacy_state_save(struct legacy_devices *l, struct state_writer *w)
 	state_put_bytes(w, l->cmos, sizeof(l->cmos));
 	state_end(w);
 	pthread_mutex_unlock(&l->rtc_lock);
+	pthread_mutex_lock(&l->i8042_lock);
+	i8042_state_save(&l->kbd, w);
+	pthread_mutex_unlock(&l->i8042_lock);
+}
+
+/* A snapshot from before the keyboard controller has no "I8K2": the
+ * controller starts at power-on state, which is what that VM had. */
+static int i8042_load(struct legacy_devices *l, struct state_reader *r)
+{
+	struct i8042 k = l->kbd;
+	char tag[5];
+
+	state_peek_tag(r, tag);
+	if (strcmp(tag, "I8K2"))
+		i8042_reset(&k);
+	else if (i8042_state_load(&k, r) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&l->i8042_lock);
+	l->kbd = k;
+	pthread_mutex_unlock(&l->i8042_lock);
+	return 0;
 }
 
 int legacy_state_load(struct legacy_devices *l, struct state_reader *r)
@@ -212,7 +275,7 @@ int legacy_state_load(struct legacy_devices *l, struct state_reader *r)
 	state_get_bytes(&sec, cmos, sizeof(cmos));
 	if (!sec.failed && index > 0x7fu)
 		state_fail(&sec, "RTC index 0x%x beyond the 128 bytes of CMOS", index);
-	if (!state_section_done(r, &sec))
+	if (!state_section_done(r, &sec) || i8042_load(l, r) < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&l->rtc_lock);
 	l->rtc_index = index;

@@ -4,8 +4,8 @@
  *
  * Input: a list of requests, each a 1-byte route index, a 2-byte body
  * length and the body. Route 0 feeds the body as raw HTTP instead.
- * PUT /metrics is left out (it creates the file it is given), also from
- * the raw bytes.
+ * PUT /metrics and PUT /logger are left out (they create the file they
+ * are given; the logger is the process's), also from the raw bytes.
  * Checked besides ASan/UBSan/LeakSanitizer:
  *  - every response is 200, 204, 400 or 413, and parses as one HTTP
  *    response; an error carries {"fault_message": string};
@@ -132,8 +132,8 @@ static void one_request(struct rig *r, unsigned route, const char *body, size_t 
 	if (!c)
 		return;
 	if (route == 0) {
-		/* Raw bytes could configure metrics to any path: not here. */
-		if (!memmem(body, len, "metrics_path", 12))
+		/* Raw bytes could configure metrics or the log to any path: not here. */
+		if (!memmem(body, len, "metrics_path", 12) && !memmem(body, len, "/logger", 7))
 			http_conn_feed(c, body, len, &out, &out_len);
 	} else {
 		int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nContent-Length: %zu\r\n\r\n",

@@ -21,7 +21,10 @@
  *    stops the VM;
  *  - boot marker: "userspace" is marked by a byte write of 123 and nothing else;
  *  - RTC: the clock registers read as valid BCD, CMOS RAM reads back what
- *    was written there (a model kept here), status registers are fixed.
+ *    was written there (a model kept here), status registers are fixed;
+ *  - i8042, with Ctrl+Alt+Del queued between accesses: the output buffer
+ *    never holds more than its 16 bytes, its status bit says whether it
+ *    holds any, a Ctrl+Alt+Del is taken whole or refused whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +260,16 @@ static void check_rtc(uint16_t port, uint8_t *data, unsigned len, bool is_write)
 		FAIL("CMOS 0x%x read 0x%02x, wrote %d", rtc_index, data[0], cmos_model[rtc_index]);
 }
 
+static void check_i8042(void)
+{
+	const struct i8042 *k = &legacy.kbd;
+
+	if (k->len > I8042_BUF_SIZE || k->head >= I8042_BUF_SIZE)
+		FAIL("i8042 buffer: %u bytes from %u", k->len, k->head);
+	if (!(k->status & I8042_STS_OBF) != !k->len)
+		FAIL("i8042 status 0x%02x with %u bytes queued", k->status, k->len);
+}
+
 /* ---- operations ---- */
 
 static const unsigned widths[] = { 1, 2, 4, 1 };
@@ -307,6 +320,17 @@ static void op_feed(struct fuzz_input *in)
 		fed += (uint64_t)w;
 }
 
+/* The API's SendCtrlAltDel, between two guest accesses. */
+static void op_ctrl_alt_del(void)
+{
+	unsigned before = legacy.kbd.len;
+	int r = legacy_ctrl_alt_del(&legacy);
+
+	if (r == 0 ? legacy.kbd.len != before + 4 : r != -ENOSPC || legacy.kbd.len != before)
+		FAIL("Ctrl+Alt+Del: %d with %u bytes queued before, %u after", r, before,
+		     legacy.kbd.len);
+}
+
 /* What the 8250 driver does to start receiving. */
 static void op_driver_up(struct fuzz_input *in)
 {
@@ -340,15 +364,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	world_start();
 	for (unsigned i = 0; i < MAX_OPS && in.n; i++) {
-		switch (fuzz_take(&in, 1) % 8) {
+		switch (fuzz_take(&in, 1) % 9) {
 		case 0: case 1: case 2: op_port(&in); break;
 		case 3: op_feed(&in); break;
 		case 4: event_loop_once(&loop, 0); break;
 		case 5: op_driver_up(&in); break;
 		case 6: op_drain(); break;
+		case 7: op_ctrl_alt_del(); break;
 		default: check_reading_resumes(); break;
 		}
 		check_input();
+		check_i8042();
 	}
 	return 0;
 }

@@ -60,8 +60,9 @@ req flush-unconfigured 400 'PUT /metrics first' PUT /actions '{"action_type":"Fl
 req metrics-put 204 '^$' PUT /metrics "{\"metrics_path\":\"$tmp/metrics.json\"}"
 req metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m2\"}"
 req flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
-req action-unsupported 400 'action_type \\"SendCtrlAltDel\\" is not supported' PUT /actions \
-	'{"action_type":"SendCtrlAltDel"}'
+req action-unsupported 400 'action_type \\"Reboot\\" is not supported' PUT /actions \
+	'{"action_type":"Reboot"}'
+req action-no-vm 400 'serves a device, not a VM' PUT /actions '{"action_type":"SendCtrlAltDel"}'
 if [ "$(wc -l <"$tmp/metrics.json")" = 1 ] && grep -q '"api_server":{"requests":' "$tmp/metrics.json"; then
 	ok "flush writes one JSON line"
 else
@@ -157,6 +158,15 @@ for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
 printf 'not a state file' >"$tmp/state"
 req wait-instance 200 '"state":"Not started"' GET /
 req wait-pause 400 'not supported before starting the microVM' PATCH /vm '{"state":"Paused"}'
+req wait-vm-config 200 '^\{"balloon":null,"drives":\[\],"boot-source":\{"kernel_image_path":"","initrd_path":null,"boot_args":"[^"]*"\},.*"machine-config":\{"vcpu_count":1,"mem_size_mib":256,.*"network-interfaces":\[\],"vsock":null,"entropy":null\}$' \
+	GET /vm/config
+mkfifo "$tmp/api-log.fifo"
+req wait-logger 204 '^$' PUT /logger "{\"log_path\":\"$tmp/api-log.fifo\",\"level\":\"debug\",\"show_level\":true}"
+req wait-logger-level 400 'Invalid LevelFilter' PUT /logger '{"level":"loud"}'
+req wait-logger-path 400 'Failed to open target file: No such file or directory' PUT /logger \
+	'{"log_path":"/nonexistent/dir/log"}'
+req wait-ctrl-alt-del 400 '"fault_message":"The requested operation is not supported before starting the microVM."' \
+	PUT /actions '{"action_type":"SendCtrlAltDel"}'
 req wait-create 400 'there is no VM yet' PUT /snapshot/create \
 	"{\"snapshot_path\":\"$tmp/s\",\"mem_file_path\":\"$tmp/m\"}"
 req wait-load-missing 400 'Cannot load the snapshot: .*No such file' PUT /snapshot/load \
@@ -164,11 +174,23 @@ req wait-load-missing 400 'Cannot load the snapshot: .*No such file' PUT /snapsh
 req wait-load-corrupt 400 'Cannot load the snapshot: .*state' PUT /snapshot/load \
 	"{\"snapshot_path\":\"$tmp/state\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"$tmp/m\"}}"
 req wait-still 200 '"state":"Not started"' GET /
+# The FIFO nobody reads took the lines from the PUT on, at level Debug
+# (kvmini holds it read-write: read them before it ends); then a second
+# PUT /logger moves the log to a file, which gets the line at exit.
+timeout 2 cat "$tmp/api-log.fifo" >"$tmp/api-log.out" 2>/dev/null
+if grep -q '^kvmini: debug: api: GET /: 200$' "$tmp/api-log.out" &&
+	! grep -q 'api: GET /: 200' "$tmp/kvmini.log"; then
+	ok "waiting run: PUT /logger moved the log to a FIFO without a reader, at level Debug"
+else
+	ko "waiting run: PUT /logger moved the log to a FIFO without a reader, at level Debug"
+	head -n 3 "$tmp/api-log.out"
+fi
+req wait-logger-file 204 '^$' PUT /logger "{\"log_path\":\"$tmp/api-log.txt\"}"
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
 pid=
-if [ "$rc" = 143 ] && grep -q 'ending before a VM was started' "$tmp/kvmini.log" &&
+if [ "$rc" = 143 ] && grep -q 'ending before a VM was started' "$tmp/api-log.txt" &&
 	! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
 	ok "waiting run: SIGTERM ends it with 143, no sanitizer report"
 else
@@ -196,6 +218,7 @@ req fc-payload-fits 204 '^$' PUT /machine-config \
 req fc-payload-over 400 '"fault_message":"Request payload is larger than the limit of 200 bytes allowed by server' \
 	PUT /machine-config "{\"vcpu_count\":1,\"mem_size_mib\":64,\"pad\":\"$(head -c 200 /dev/zero | tr '\0' 'x')\"}"
 req fc-machine-kept 200 '"mem_size_mib":64' GET /machine-config
+req fc-vm-config 200 '"machine-config":\{"vcpu_count":1,"mem_size_mib":64,' GET /vm/config
 req fc-metrics-again 400 'Reinitialization of metrics not allowed' PUT /metrics "{\"metrics_path\":\"$tmp/m3\"}"
 req fc-flush 204 '^$' PUT /actions '{"action_type":"FlushMetrics"}'
 if [ "$(wc -l <"$tmp/fc-metrics.json")" = 1 ]; then ok "firecracker: --metrics-path takes FlushMetrics"

@@ -319,7 +319,7 @@ static void check_fadt(const struct acpi_tables *t)
 	uint32_t flags = le32(f + 112);
 	CHECK(flags & (1u << 20));               /* HW_REDUCED_ACPI */
 	CHECK(flags & (1u << 10));               /* RESET_REG_SUP */
-	CHECK_EQ(f[109] & 0x2, 0);               /* no i8042 for its driver */
+	CHECK_EQ(f[109] & 0x2, 0x2);             /* an i8042 (8042 flag) */
 	CHECK_EQ(f[108], 0x32);                  /* RTC century index */
 	/* Reset register: I/O 0x64, 8 bits, value 0xfe. */
 	CHECK_EQ(f[116], 1);
@@ -398,6 +398,7 @@ static void check_dsdt(const struct acpi_tables *t, unsigned ncpus, unsigned nde
 	CHECK_EQ(dsdt_count(t, "\x0dLNRO0005", 10), ndevs);
 	CHECK_EQ(dsdt_count(t, "\x0d" "ACPI0007", 10), ncpus);
 	CHECK_EQ(dsdt_count(t, "\x0c\x41\xd0\x05\x01", 5), 1);        /* PNP0501 */
+	CHECK_EQ(dsdt_count(t, "\x0c\x41\xd0\x03\x03", 5), 1);        /* PNP0303 */
 	for (unsigned i = 0; i < ndevs; i++) {
 		uint8_t mem[12] = { 0x86, 9, 0, 1 };
 		uint8_t irq[9] = { 0x89, 6, 0, 3, 1 };
@@ -586,6 +587,13 @@ static void test_iasl_disassembly(void)
 		CHECK(com && strstr(com, "IRQ (Edge, ActiveHigh, Exclusive, )\n"));
 		CHECK(com && strstr(com, "{4}"));
 		free(com);
+		char *kbd = device_text(dsl, "PS2K");
+		CHECK(kbd && strstr(kbd, "EisaId (\"PNP0303\")"));
+		CHECK(kbd && strstr(kbd, "0x0060,             // Range Minimum"));
+		CHECK(kbd && strstr(kbd, "0x0064,             // Range Minimum"));
+		CHECK(kbd && strstr(kbd, "IRQ (Edge, ActiveHigh, Exclusive, )\n"));
+		CHECK(kbd && strstr(kbd, "{1}"));
+		free(kbd);
 		CHECK(strstr(dsl, "Name (\\_S5, Package (0x02)") != NULL);
 		CHECK(strstr(dsl, "Device (C001)") != NULL);
 		if (check_case_failed)

@@ -5,6 +5,7 @@
  * effects are checked on the device and the store, not just the statuses.
  */
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "check.h"
 #include "api/api.h"
 #include "core/compiler.h"
+#include "core/log.h"
 #include "mmds/mmds.h"
 #include "net/net_device.h"
 
@@ -71,12 +73,14 @@ static void rig_down(struct rig *r)
 
 struct reply {
 	int status;
+	char *head;          /* the status line and headers, NUL terminated */
 	char *body;          /* NUL terminated */
 	json_t *json;        /* the body parsed, when it is JSON */
 };
 
 static void reply_free(struct reply *rp)
 {
+	free(rp->head);
 	free(rp->body);
 	json_decref(rp->json);
 	memset(rp, 0, sizeof(*rp));
@@ -98,6 +102,7 @@ static struct reply raw(struct rig *r, const char *bytes)
 	out[len] = '\0';
 	sscanf(out, "HTTP/1.1 %d", &rp.status);
 	char *b = strstr(out, "\r\n\r\n");
+	rp.head = strndup(out, b ? (size_t)(b - out) : len);
 	rp.body = strdup(b ? b + 4 : "");
 	rp.json = json_loads(rp.body, 0, NULL);
 	free(out);
@@ -178,6 +183,8 @@ struct fake_vm {
 	struct api_machine_config machine;
 	unsigned ifaces_added;
 	struct api_net_config last_iface;
+	unsigned ctrl_alt_dels;
+	bool i8042_full;     /* the next SendCtrlAltDel finds the buffer full */
 };
 
 static int fake_pause(void *ctx)
@@ -323,9 +330,37 @@ static int fake_start(void *ctx, struct errbuf *eb)
 	return 0;
 }
 
+/* The pre-boot configuration as kept by the calls above. */
+static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
+{
+	struct fake_vm *vm = ctx;
+
+	out->boot = (struct api_boot_source){
+		.kernel_image_path = vm->load_strings[0][0] ? vm->load_strings[0] : NULL,
+		.boot_args = vm->load_strings[1][0] ? vm->load_strings[1] : NULL,
+		.initrd_path = vm->load_strings[2][0] ? vm->load_strings[2] : NULL };
+	out->n_ifaces = vm->ifaces_added ? 1 : 0;
+	out->ifaces[0] = vm->last_iface;
+	out->ifaces[0].iface_id = vm->load_strings[3];
+	out->ifaces[0].host_dev_name = vm->load_strings[4];
+}
+
+static int fake_ctrl_alt_del(void *ctx)
+{
+	struct fake_vm *vm = ctx;
+
+	if (!vm->started)
+		return -EAGAIN;
+	if (vm->i8042_full)
+		return -ENOSPC;
+	vm->ctrl_alt_dels++;
+	return 0;
+}
+
 static const struct api_vm_ops fake_vm_ops = {
 	fake_pause, fake_resume, fake_state, fake_snapshot, fake_load,
 	fake_boot_source, fake_get_machine, fake_set_machine, fake_add_iface, fake_start,
+	fake_ctrl_alt_del, fake_get_vm_config,
 };
 
 static const char *state_of(struct rig *r)
@@ -379,6 +414,38 @@ static void test_vm_pause_resume(void)
 	vm.fail = -ETIMEDOUT;
 	expect_fault(&r, 400, "PATCH", "/vm", "{\"state\":\"Paused\"}", "did not stop in time");
 	CHECK(!strcmp(state_of(&r), "Running"));
+	rig_down(&r);
+}
+
+/* SendCtrlAltDel: Firecracker's 400 before boot, 204 after; the keys
+ * reach a paused VM too (they wait in the controller). */
+static void test_send_ctrl_alt_del(void)
+{
+	static const char cad[] = "{\"action_type\":\"SendCtrlAltDel\"}";
+	struct fake_vm vm = { 0 };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/actions", cad, "serves a device");
+	api_stop(r.api);
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK(r.api != NULL);
+	expect_fault(&r, 400, "PUT", "/actions", cad,
+		     "The requested operation is not supported before starting the microVM.");
+	vm.started = true;
+	CHECK_EQ(status_of(&r, "PUT", "/actions", cad), 204);
+	vm.paused = true;
+	CHECK_EQ(status_of(&r, "PUT", "/actions", cad), 204);
+	CHECK_EQ(vm.ctrl_alt_dels, 2);
+	vm.i8042_full = true;
+	expect_fault(&r, 400, "PUT", "/actions", cad, "i8042 internal buffer full.");
+	expect_fault(&r, 400, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDelete\"}",
+		     "FlushMetrics, InstanceStart and SendCtrlAltDel");
+	expect_fault(&r, 400, "PUT", "/actions",
+		     "{\"action_type\":\"SendCtrlAltDel\",\"payload\":1}", "payload");
+	CHECK_EQ(vm.ctrl_alt_dels, 2);
 	rig_down(&r);
 }
 
@@ -598,6 +665,159 @@ static void test_preboot_routes(void)
 	for (size_t i = 0; i < ARRAY_SIZE(after); i++)
 		expect_fault(&r, 400, "PUT", after[i][0], after[i][1], "not supported after starting");
 	CHECK_EQ(status_of(&r, "GET", "/machine-config", NULL), 200);
+	rig_down(&r);
+}
+
+/* The body's member at @path ("a/b"), or NULL. */
+static json_t *member(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	return b ? json_object_get(v, b) : v;
+}
+
+/* GET /vm/config: Firecracker's full-config shape from what was PUT
+ * before boot; the same after the start; the answer is itself a valid
+ * --config-file, read back into a new VM unchanged. */
+static void test_vm_config(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "GET", "/vm/config", NULL, "serves a device");
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	struct reply rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK(rp.head && strcasestr(rp.head, "Content-Type: application/json"));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "kernel_image_path")), ""));
+	CHECK(json_is_null(member(rp.json, "boot-source", "boot_args")));
+	CHECK_EQ(json_array_size(member(rp.json, "network-interfaces", NULL)), 0);
+	reply_free(&rp);
+
+	CHECK_EQ(status_of(&r, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\","
+			   "\"boot_args\":\"console=ttyS0 reboot=k\"}"), 204);
+	CHECK_EQ(status_of(&r, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":512}"),
+		 204);
+	CHECK_EQ(status_of(&r, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\","
+			   "\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\","
+			   "\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1000,\"refill_time\":100}}}"), 204);
+	rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(rp.status, 200);
+	static const char *const nulls[] = { "balloon", "cpu-config", "logger", "metrics",
+		"mmds-config", "vsock", "entropy" };
+	for (size_t i = 0; i < ARRAY_SIZE(nulls); i++)
+		CHECK(json_is_null(member(rp.json, nulls[i], NULL)));
+	CHECK_EQ(json_object_size(rp.json), 11);
+	CHECK(json_is_array(member(rp.json, "drives", NULL)));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "kernel_image_path")), "/k"));
+	CHECK(!strcmp(json_string_value(member(rp.json, "boot-source", "boot_args")),
+		      "console=ttyS0 reboot=k"));
+	CHECK(json_is_null(member(rp.json, "boot-source", "initrd_path")));
+	CHECK_EQ(json_integer_value(member(rp.json, "machine-config", "vcpu_count")), 2);
+	CHECK_EQ(json_integer_value(member(rp.json, "machine-config", "mem_size_mib")), 512);
+	json_t *ifc = json_array_get(member(rp.json, "network-interfaces", NULL), 0);
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "iface_id")), "eth0"));
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "host_dev_name")), "tap0"));
+	CHECK(!strcmp(json_string_value(json_object_get(ifc, "guest_mac")), "06:00:ac:10:00:02"));
+	CHECK_EQ(json_integer_value(member(json_object_get(ifc, "rx_rate_limiter"), "bandwidth",
+					   "size")), 1000);
+	CHECK_EQ(json_object_size(json_object_get(ifc, "tx_rate_limiter")), 0);
+
+	/* The answer as a --config-file builds the same VM. */
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-vm-config-%d.json", getpid());
+	CHECK_EQ(json_dump_file(rp.json, path, 0), 0);
+	reply_free(&rp);
+	struct fake_vm copy = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao2 = { .vm = &fake_vm_ops, .vm_ctx = &copy };
+	struct api *second = api_start(&r.loop, &ao2, &eb);
+	CHECK_EQ(api_apply_config_file(second, path, &eb), 0);
+	if (eb.msg[0])
+		fprintf(stderr, "  config file: %s\n", eb.msg);
+	CHECK(copy.started && copy.machine.vcpu_count == 2 && copy.machine.mem_size_mib == 512);
+	CHECK(!strcmp(copy.load_strings[1], "console=ttyS0 reboot=k"));
+	CHECK(copy.ifaces_added == 1 && !memcmp(copy.last_iface.mac, vm.last_iface.mac, 6));
+	CHECK_EQ(copy.last_iface.limit[NET_RX_QUEUE].bandwidth.size, 1000);
+	api_stop(second);
+	unlink(path);
+
+	/* After the start it still answers (the configuration it runs). */
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+	CHECK_EQ(status_of(&r, "GET", "/vm/config", NULL), 200);
+	expect_fault(&r, 400, "PUT", "/vm/config", "{}", "Invalid request method");
+	rig_down(&r);
+}
+
+/* PUT /logger: Firecracker's body, its level names, its refusals; the
+ * lines go to the file (a FIFO without a reader does not block); after the
+ * start it is refused; --config-file's "logger" takes the same body. */
+static void test_logger(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	enum log_level saved = log_threshold;
+	struct errbuf eb = { 0 };
+	char path[64], fifo[64], body[256], line[256] = "";
+	struct rig r;
+
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-logger-%d.log", getpid());
+	snprintf(fifo, sizeof(fifo), "/tmp/kvmini-test-logger-%d.fifo", getpid());
+	unlink(path);
+	unlink(fifo);
+	rig_up(&r, false);
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	snprintf(body, sizeof(body), "{\"log_path\":\"%s\",\"level\":\"Warning\","
+		 "\"show_level\":true,\"show_log_origin\":false,\"module\":\"api\"}", path);
+	CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);
+	CHECK_EQ(log_threshold, LOG_WARN);
+	log_warn("logger test line");
+	log_info("not at level Warning");
+	FILE *f = fopen(path, "r");
+	CHECK(f && fgets(line, sizeof(line), f));
+	CHECK(strstr(line, "warning: logger test line") != NULL);
+	CHECK(f && !fgets(line, sizeof(line), f));
+	if (f)
+		fclose(f);
+	/* Each level name in any case; what is not given stays. */
+	const char *levels[][2] = { { "off", "-1" }, { "ERROR", "0" }, { "warn", "1" },
+				    { "Info", "2" }, { "debug", "3" }, { "Trace", "3" } };
+	for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
+		snprintf(body, sizeof(body), "{\"level\":\"%s\"}", levels[i][0]);
+		CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);
+		CHECK_EQ((int)log_threshold, atoi(levels[i][1]));
+	}
+	CHECK_EQ(status_of(&r, "PUT", "/logger", "{}"), 204);
+	CHECK_EQ(log_threshold, LOG_DEBUG);
+	CHECK_EQ(mkfifo(fifo, 0600), 0);
+	snprintf(body, sizeof(body), "{\"log_path\":\"%s\"}", fifo);
+	CHECK_EQ(status_of(&r, "PUT", "/logger", body), 204);     /* no reader: no block */
+	log_threshold = LOG_ERROR;
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"verbose\"}", "Invalid LevelFilter");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"log_path\":\"/nonexistent/dir/log\"}",
+		     "Failed to open target file: No such file or directory");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"show_level\":\"yes\"}", "true or false");
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"Info\",\"colour\":1}", "colour");
+	expect_fault(&r, 400, "GET", "/logger", NULL, "Invalid request method");
+	CHECK_EQ(log_threshold, LOG_ERROR);                        /* refusals change nothing */
+	/* --config-file: "logger" first, then the VM. */
+	snprintf(body, sizeof(body), "{\"logger\":{\"level\":\"Warning\"},\"boot-source\":"
+		 "{\"kernel_image_path\":\"/k\"}}");
+	f = fopen(path, "w");
+	fputs(body, f);
+	fclose(f);
+	CHECK_EQ(api_apply_config_file(r.api, path, &eb), 0);
+	CHECK(vm.started && log_threshold == LOG_WARN);
+	expect_fault(&r, 400, "PUT", "/logger", "{\"level\":\"Info\"}",
+		     "not supported after starting the microVM");
+	log_set_path(NULL);
+	log_threshold = saved;
+	unlink(path);
+	unlink(fifo);
 	rig_down(&r);
 }
 
@@ -980,10 +1200,13 @@ int main(void)
 {
 	RUN_TEST(test_instance_and_unknown_routes);
 	RUN_TEST(test_vm_pause_resume);
+	RUN_TEST(test_send_ctrl_alt_del);
 	RUN_TEST(test_snapshot_routes);
 	RUN_TEST(test_snapshot_load_route);
 	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_config_file);
+	RUN_TEST(test_vm_config);
+	RUN_TEST(test_logger);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);
 	RUN_TEST(test_interface_body_errors);

@@ -284,6 +284,7 @@ static void test_state_refusals(void)
 	state_reader_init(&r, w.buf, w.len, &eb);
 	CHECK_EQ(legacy_state_load(&legacy, &r), -EINVAL);
 	CHECK(strstr(eb.msg, "RTC index 0x80") != NULL);
+	w.buf[8] = 0;                          /* the cut falls in the i8042's section */
 	state_reader_init(&r, w.buf, w.len - 1, &eb);
 	CHECK_EQ(legacy_state_load(&legacy, &r), -EINVAL);
 	CHECK(strstr(eb.msg, "truncated") != NULL);

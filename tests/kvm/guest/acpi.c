@@ -20,6 +20,7 @@
 #define E820_ACPI 3u
 #define VIRTIO_MMIO_MAGIC 0x74726976u
 #define PNP0501 0x0105d041u
+#define PNP0303 0x0303d041u
 
 #define MAX_DEVS 16u
 
@@ -138,6 +139,7 @@ static void check_fadt(const uint8_t *f)
 	check(rd32(f + 112) & (1u << 20), "FADT: hardware-reduced ACPI");
 	check((rd32(f + 112) & (1u << 10)) && f[116] == 1 && rd64(f + 120) == 0x64 && f[128] == 0xfe,
 	      "FADT: reset register is the i8042's (port 0x64, 0xfe)");
+	check(f[109] & 0x2, "FADT: IAPC_BOOT_ARCH says an i8042 is there");
 	check(f[244] == 1 && rd64(f + 248) && f[256] == 1 && rd64(f + 260),
 	      "FADT: sleep control and status registers in I/O space");
 }
@@ -375,9 +377,9 @@ static void read_dsdt(const uint8_t *dsdt, struct dsdt_view *v)
 }
 
 /* A device's _CRS: its Memory32Fixed window, its Extended Interrupt, its
- * I/O range and ISA IRQ mask (0 when absent). */
+ * first and last I/O ranges and ISA IRQ mask (0 when absent). */
 struct crs {
-	uint32_t mem_base, mem_len, gsi, io_min, irq_mask;
+	uint32_t mem_base, mem_len, gsi, io_min, io_last, irq_mask;
 	uint8_t gsi_flags;
 	bool end;
 };
@@ -392,8 +394,10 @@ static void read_crs(const struct aml_dev *d, struct crs *c)
 			unsigned type = (p[0] >> 3) & 0x0f, len = p[0] & 7;
 			if (type == 0x0f)
 				c->end = true;
+			else if (type == 0x08 && !c->io_min)
+				c->io_min = c->io_last = rd16(p + 2);
 			else if (type == 0x08)
-				c->io_min = rd16(p + 2);
+				c->io_last = rd16(p + 2);
 			else if (type == 0x04)
 				c->irq_mask = rd16(p + 1);
 			p += 1 + len;
@@ -414,7 +418,7 @@ static void read_crs(const struct aml_dev *d, struct crs *c)
 static void check_dsdt(const uint8_t *dsdt)
 {
 	static struct dsdt_view v;
-	unsigned lnro = 0, cpus = 0, matched = 0, com = 0;
+	unsigned lnro = 0, cpus = 0, matched = 0, com = 0, kbd = 0;
 	uint64_t base;
 	unsigned irq;
 
@@ -428,6 +432,9 @@ static void check_dsdt(const uint8_t *dsdt)
 		cpus += !memcmp(d->hid, "ACPI0007", 9);
 		if (d->eisa_hid == PNP0501 && c.end && c.io_min == 0x3f8 && c.irq_mask == (1u << 4))
 			com++;
+		if (d->eisa_hid == PNP0303 && c.end && c.io_min == 0x60 && c.io_last == 0x64 &&
+		    c.irq_mask == (1u << 1))
+			kbd++;
 		if (memcmp(d->hid, "LNRO0005", 9))
 			continue;
 		lnro++;
@@ -449,6 +456,7 @@ static void check_dsdt(const uint8_t *dsdt)
 	CHECK_EQ(lnro, want, "DSDT: one LNRO0005 device per virtio_mmio.device= entry");
 	CHECK_EQ(matched, want, "LNRO0005 _CRS: window, GSI (edge, high) and _UID of each device; magic read there");
 	CHECK_EQ(com, 1, "DSDT: COM1 is PNP0501 at I/O 0x3f8, IRQ 4");
+	CHECK_EQ(kbd, 1, "DSDT: the i8042 is PNP0303 at I/O 0x60 and 0x64, IRQ 1");
 	check(cpus > 0, "DSDT: processor devices");
 }
 

@@ -926,6 +926,78 @@ static void test_bootparams(void)
 	finish();
 }
 
+/* --- i8042 --------------------------------------------------------------------------- */
+
+#define PORT_KBD_DATA 0x60
+#define PORT_KBD_STS  0x64
+#define VEC_KBD       33             /* 32 + IRQ 1 */
+
+static volatile uint8_t kbd_bytes[32];
+static volatile unsigned kbd_len, kbd_irqs;
+
+/* Drain the output buffer, as Linux's i8042_interrupt does per byte. */
+static void on_kbd(unsigned vector)
+{
+	kbd_irqs++;
+	while (inb(PORT_KBD_STS) & 1) {
+		uint8_t b = inb(PORT_KBD_DATA);
+		if (kbd_len < sizeof(kbd_bytes))
+			kbd_bytes[kbd_len++] = b;
+	}
+}
+
+struct kbd_wait {
+	unsigned n;
+};
+
+static bool have_kbd_bytes(void *arg)
+{
+	return kbd_len >= ((struct kbd_wait *)arg)->n;
+}
+
+/* A controller command answered through the polled output buffer. */
+static int kbd_command(uint8_t cmd)
+{
+	outb(PORT_KBD_STS, cmd);
+	for (unsigned i = 0; i < 1000; i++)
+		if (inb(PORT_KBD_STS) & 1)
+			return inb(PORT_KBD_DATA);
+	return -1;
+}
+
+/* What Linux's i8042 and atkbd probes do, then Ctrl+Alt+Del from the API
+ * (the host script sends it once "ready" is printed). */
+static void test_i8042(void)
+{
+	struct kbd_wait w = { 3 };
+
+	while (inb(PORT_KBD_STS) & 1)
+		inb(PORT_KBD_DATA);
+	CHECK_EQ(kbd_command(0xaa), 0x55, "controller self-test answers 0x55");
+	CHECK_EQ(kbd_command(0xab), 0x00, "keyboard interface test answers 0x00");
+	int ctr = kbd_command(0x20);
+	check(ctr >= 0 && (ctr & 0x01), "command byte read, keyboard interrupt enabled");
+	outb(PORT_KBD_STS, 0x60);
+	outb(PORT_KBD_DATA, 0x45);
+	CHECK_EQ(kbd_command(0x20), 0x45, "command byte written and read back");
+	irq_set_handler(VEC_KBD, on_kbd);
+	ioapic_route(1, VEC_KBD);
+	outb(PORT_KBD_DATA, 0xf2);       /* keyboard: GET ID */
+	check(wait_for(have_kbd_bytes, &w, 5000), "GET ID answered through IRQ 1");
+	check(kbd_bytes[0] == 0xfa && kbd_bytes[1] == 0xab && kbd_bytes[2] == 0x83,
+	      "GET ID: ACK, then 0xab 0x83");
+	kbd_len = 0;
+	w.n = 4;
+	printf("kvm-guest i8042: ready for Ctrl+Alt+Del\n");
+	bool got = wait_for(have_kbd_bytes, &w, 20000);
+	check(got, "Ctrl+Alt+Del arrived through IRQ 1");
+	printf("kvm-guest i8042: %u bytes: %x %x %x %x, %u interrupts\n", kbd_len, kbd_bytes[0],
+	       kbd_bytes[1], kbd_bytes[2], kbd_bytes[3], kbd_irqs);
+	check(kbd_bytes[0] == 0x14 && kbd_bytes[1] == 0x11 && kbd_bytes[2] == 0xe0 &&
+	      kbd_bytes[3] == 0x71, "Ctrl+Alt+Del: set 2 make codes 14 11 e0 71");
+	finish();
+}
+
 /* --- ACPI (acpi.c) ------------------------------------------------------------------ */
 
 static void test_acpi(void) { acpi_test_tables(zp); }
@@ -958,6 +1030,7 @@ static const struct {
 	{ "acpi", test_acpi },
 	{ "acpi-poweroff", test_acpi_poweroff },
 	{ "acpi-reset", test_acpi_reset },
+	{ "i8042", test_i8042 },
 };
 
 void guest_main(const uint8_t *zero_page)
