@@ -87,6 +87,15 @@ run_bg() {
 	VM=$!
 }
 
+# kill_bg [PID]: end the background kvmini at once (SIGKILL, as a crash
+# would) and reap it. PID is run_bg's (default VM): timeout's, which passes
+# no SIGKILL on, so its child, kvmini itself, is the one killed.
+kill_bg() {
+	local pid=${1:-$VM}
+	pkill -KILL -P "$pid"
+	wait "$pid" 2>/dev/null
+}
+
 collect_bg() {
 	wait "$VM"
 	RC=$?

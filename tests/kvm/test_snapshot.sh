@@ -47,7 +47,7 @@ code=$CODE
 [ "$code" = 400 ] && grep -q 'after the microVM has booted' <<<"$BODY" &&
 	pass "snapshot: load into a VM that has booted is refused" ||
 	fail "snapshot: load after boot answered $code: $BODY"
-kill -KILL "$first"; wait "$first" 2>/dev/null
+kill_bg "$first"
 collect_bg
 cp "$LOGDIR/snap-ticks.out" "$LOGDIR/snap-ticks-before.out"
 grep -q 'snapshot: state' <<<"$ERR" && pass "snapshot: kvmini logged the snapshot's sizes and time" ||
@@ -146,7 +146,7 @@ wait_output 'kvm-guest net: between rounds'
 p=$(patch_vm "$api" Paused)
 api_put "$api" /snapshot/create "$(snap_json Full "$SNAP/net-state" "$SNAP/net-mem")"
 code=$CODE
-kill -KILL "$first"; wait "$first" 2>/dev/null
+kill_bg "$first"
 collect_bg
 [ "$p$code" = 204204 ] || fail "snapshot: pausing or snapshotting the net test answered $p, $code: $BODY"
 run_bg snap-net-restore --restore "$SNAP/net-state" --mem-file "$SNAP/net-mem" --net loopback \

@@ -58,7 +58,7 @@ snapshot "Full while tracking" Full "$SNAP/full.state" "$SNAP/full.mem"
 [ "$(patch_vm "$api" Resumed)" = 204 ] || fail "snapshot diff: PATCH /vm Resumed refused"
 wait_output 'kvm-guest ticks: tick 15'
 snapshot "Diff after ticking on" Diff "$SNAP/diff1.state" "$SNAP/diff1.mem"
-kill -KILL "$vm"; wait "$vm" 2>/dev/null
+kill_bg "$vm"
 collect_bg
 grep -E 'snapshot: state' <<<"$ERR" | sed 's/^/    /'
 cp "$LOGDIR/diff-boot.out" "$LOGDIR/diff-1.out"
@@ -79,7 +79,7 @@ run_bg diff-restore1 --restore "$SNAP/diff1.state" --mem-file "$SNAP/full.mem" \
 vm=$VM
 wait_output 'kvm-guest ticks: tick'
 snapshot "Diff over the restored layers" Diff "$SNAP/diff2.state" "$SNAP/diff2.mem"
-kill -KILL "$vm"; wait "$vm" 2>/dev/null
+kill_bg "$vm"
 collect_bg
 grep -E 'snapshot: state' <<<"$ERR" | sed 's/^/    /'
 sanitizer_check diff-restore1
