@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,24 @@ static void make_tree(void)
 	close(fd);
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+/* libFuzzer ends with exit(): the tree goes with it, not left in /tmp. */
+static void remove_tree(void)
+{
+	nftw(rootdir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	log_threshold = LOG_ERROR;      /* stale nodes log a warning each */
 	make_tree();
+	atexit(remove_tree);
 	return 0;
 }
 
