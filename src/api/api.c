@@ -97,7 +97,10 @@ struct api *api_start(struct event_loop *loop, const struct api_opts *opts, stru
 		.socket_path = opts->socket_path,
 		.limits = { .max_header_bytes = API_MAX_HEADER_BYTES,
 			    .max_body_bytes = api_max_body(api),
-			    .max_connections = API_MAX_CONNECTIONS },
+			    .max_connections = API_MAX_CONNECTIONS,
+			    .request_timeout_ms = API_REQUEST_TIMEOUT_MS,
+			    .idle_timeout_ms = API_IDLE_TIMEOUT_MS,
+			    .send_timeout_ms = API_SEND_TIMEOUT_MS },
 		.handler = api_http_handler,
 		.on_error = api_http_error,
 		.opaque = api,
@@ -125,7 +128,9 @@ void api_stop(struct api *api)
 {
 	if (!api)
 		return;
-	http_server_stop(api->srv);
+	/* Metrics first: their last line reads the server's counters. */
 	api_metrics_stop(api);
+	http_server_stop(api->srv);
+	api->srv = NULL;
 	free(api);
 }

@@ -52,6 +52,15 @@ struct api_counter_source {
 #define API_MAX_PAYLOAD_LIMIT (1ul << 30)
 #define API_MAX_HEADER_BYTES 8192u
 #define API_MAX_CONNECTIONS 16u
+/* Timeouts (struct http_limits). A request up to API_MAX_BODY_BYTES on a
+ * local socket takes milliseconds; 10 s leaves room for a loaded host and
+ * a client that writes its body in steps (curl with Expect: 100-continue).
+ * Orchestrators (the Firecracker SDKs, firectl) keep one connection
+ * between calls, which may be a minute apart while a VM boots: idle ones
+ * are kept 120 s. Output unread for 10 s: the client is gone or stuck. */
+#define API_REQUEST_TIMEOUT_MS 10000u
+#define API_IDLE_TIMEOUT_MS 120000u
+#define API_SEND_TIMEOUT_MS 10000u
 /* Metrics are also flushed on their own this often once configured. */
 #define API_METRICS_PERIOD_S 60u
 

@@ -90,6 +90,8 @@ static void visit_api(void *opaque, const struct counter_sink *sink)
 	const struct api *api = opaque;
 
 	counters_visit(&api_counter_set, &api->counters, "", sink);
+	if (api->srv)
+		http_server_visit_counters(api->srv, "", sink);
 }
 
 static uint64_t utc_ms(void)

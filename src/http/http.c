@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/hex.h"
@@ -235,6 +236,8 @@ struct http_conn {
 	int error_status;
 	const char *error_msg;
 	bool closed;          /* a response said close: ignore further input */
+	uint64_t begun;       /* requests begun (on_message_begin) */
+	bool in_request;      /* the last one begun is not complete */
 	struct outbuf out;    /* valid during http_conn_feed */
 };
 
@@ -296,6 +299,8 @@ static int on_message_begin(http_parser *p)
 	c->url_off = 0;
 	c->n_headers = 0;
 	c->body_len = 0;
+	c->begun++;
+	c->in_request = true;
 	return 0;
 }
 
@@ -472,6 +477,7 @@ static int on_message_complete(http_parser *p)
 	if (!c->body && !(c->body = malloc(c->body_cap = 1)))
 		return refuse(c, 500, "out of memory");
 	c->body[c->body_len] = '\0';
+	c->in_request = false;
 	fill_request(c, &req);
 	req.path = request_path(req.target, &bad);
 	if (!req.path)
@@ -568,6 +574,28 @@ int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
 	return c->closed ? 1 : 0;
 }
 
+uint64_t http_conn_requests_begun(const struct http_conn *conn)
+{
+	return conn->begun;
+}
+
+bool http_conn_in_request(const struct http_conn *conn)
+{
+	return conn->in_request && !conn->closed;
+}
+
+int http_conn_timeout(struct http_conn *conn, char **out, size_t *out_len)
+{
+	struct http_conn *c = conn;
+
+	if (c->closed)
+		return 1;
+	c->out = (struct outbuf){ .buf = out, .len = out_len };
+	send_error(c, 408, "request not complete within the request timeout");
+	c->in_request = false;
+	return c->out.err ? c->out.err : 1;
+}
+
 /* --- unix-socket server ------------------------------------------------------ */
 
 /* Stop reading a connection while this much output waits (a client that
@@ -581,10 +609,20 @@ int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
  * longest if that one has been silent this long. */
 #define IDLE_EVICT_NS (2000ull * 1000 * 1000)
 
+/*
+ * Timeouts: one timer per connection. Its deadline is exact (a sweep timer
+ * per server would round every deadline to its period and wake idle
+ * servers), and it costs little: conn_arm moves it only when a deadline
+ * comes earlier than the armed one (a request begins, output waits); when
+ * a deadline moves later (bytes arrive, output drains) the timer fires at
+ * the old one, finds nothing due, and arms itself at the new one. So a busy
+ * connection does no timer work per byte.
+ */
 struct server_conn {
 	struct http_server *srv;
 	struct server_conn *next;
 	struct event_source ev;
+	struct event_timer timer;
 	int fd;
 	struct http_conn *http;
 	char *out;
@@ -594,6 +632,10 @@ struct server_conn {
 	bool reading;          /* EPOLLIN is watched */
 	bool writing;          /* EPOLLOUT is watched */
 	uint64_t last_active_ns;   /* last byte read or written */
+	uint64_t begun;            /* http_conn_requests_begun at the last read */
+	uint64_t request_ns;       /* when the request in progress began */
+	uint64_t idle_ns;          /* last request begun or output drained */
+	uint64_t send_ns;          /* output began waiting or last moved */
 };
 
 struct http_server {
@@ -604,7 +646,14 @@ struct http_server {
 	struct event_source ev;
 	struct server_conn *conns;
 	unsigned n_conns;
+	struct http_server_counters counters;   /* relaxed atomic adds */
 };
+
+#define X(name, doc) COUNTER_DESC(struct http_server_counters, name, doc)
+const struct counter_set http_server_counter_set = COUNTER_SET("http", HTTP_SERVER_COUNTERS(X));
+#undef X
+
+#define MS_NS(ms) ((uint64_t)(ms) * 1000000u)
 
 static void conn_close(struct server_conn *sc)
 {
@@ -618,6 +667,7 @@ static void conn_close(struct server_conn *sc)
 	if (!sc->evicted)
 		srv->n_conns--;
 	event_loop_unwatch(srv->loop, &sc->ev);
+	event_loop_timer_cancel(srv->loop, &sc->timer);
 	close(sc->fd);
 	http_conn_free(sc->http);
 	free(sc->out);
@@ -643,12 +693,57 @@ static int conn_flush(struct server_conn *sc)
 		if (n <= 0)
 			return n < 0 ? -errno : -EPIPE;
 		sc->out_off += (size_t)n;
-		sc->last_active_ns = clock_now_ns();
+		sc->last_active_ns = sc->send_ns = clock_now_ns();
 	}
+	if (sc->out_len)
+		sc->idle_ns = clock_now_ns();
 	free(sc->out);
 	sc->out = NULL;
 	sc->out_len = sc->out_off = 0;
 	return 0;
+}
+
+/* Each timeout's deadline for @sc as it is now (struct http_limits says
+ * when each applies); UINT64_MAX when it does not apply. */
+enum conn_timeout { TIMEOUT_SEND, TIMEOUT_REQUEST, TIMEOUT_IDLE, N_TIMEOUTS };
+
+static uint64_t timeout_deadline(const struct server_conn *sc, enum conn_timeout which)
+{
+	const struct http_limits *l = &sc->srv->opts.limits;
+	bool in_request = !sc->closing && http_conn_in_request(sc->http);
+
+	switch (which) {
+	case TIMEOUT_SEND:
+		return pending(sc) ? sc->send_ns + MS_NS(l->send_timeout_ms) : UINT64_MAX;
+	case TIMEOUT_REQUEST:
+		return in_request ? sc->request_ns + MS_NS(l->request_timeout_ms) : UINT64_MAX;
+	default:
+		return !sc->closing && !pending(sc) && !in_request
+			? sc->idle_ns + MS_NS(l->idle_timeout_ms) : UINT64_MAX;
+	}
+}
+
+static uint64_t conn_deadline(const struct server_conn *sc)
+{
+	uint64_t d = UINT64_MAX;
+
+	for (enum conn_timeout w = 0; w < N_TIMEOUTS; w++)
+		d = MIN(d, timeout_deadline(sc, w));
+	return d;
+}
+
+static void on_conn_timer(struct event_timer *t);
+
+/* Have the timer fire no later than the current deadline (the comment
+ * above struct server_conn says why a later one is left as it is). */
+static void conn_arm(struct server_conn *sc)
+{
+	uint64_t d = conn_deadline(sc);
+
+	if (d == UINT64_MAX)
+		return;
+	if (!event_timer_armed(&sc->timer) || d < sc->timer.deadline_ns)
+		event_loop_timer_arm_at(sc->srv->loop, &sc->timer, on_conn_timer, d);
 }
 
 /* Watch for what the connection needs next; close it when it is done. */
@@ -660,6 +755,7 @@ static void conn_update(struct server_conn *sc)
 	}
 	bool want_read = !sc->closing && pending(sc) < OUT_HIGH_WATER;
 	bool want_write = pending(sc) > 0;
+	conn_arm(sc);
 	if (want_read == sc->reading && want_write == sc->writing)
 		return;
 	uint32_t ev = (want_read ? EPOLLIN | EPOLLRDHUP : 0) | (want_write ? EPOLLOUT : 0);
@@ -669,6 +765,19 @@ static void conn_update(struct server_conn *sc)
 	}
 	sc->reading = want_read;
 	sc->writing = want_write;
+}
+
+/* A request began in the bytes just fed: its deadline starts now, and the
+ * connection is no longer idle. Bytes that begin nothing (CR/LF between
+ * requests) do not keep an idle connection alive. */
+static void note_requests(struct server_conn *sc)
+{
+	uint64_t begun = http_conn_requests_begun(sc->http);
+
+	if (begun == sc->begun)
+		return;
+	sc->begun = begun;
+	sc->request_ns = sc->idle_ns = sc->last_active_ns;
 }
 
 /* Read and answer what has arrived. 0, or -errno when the connection must
@@ -691,9 +800,12 @@ static int conn_read(struct server_conn *sc)
 			return 0;
 		}
 		sc->last_active_ns = clock_now_ns();
+		if (!pending(sc))
+			sc->send_ns = sc->last_active_ns;
 		int r = http_conn_feed(sc->http, buf, (size_t)n, &sc->out, &sc->out_len);
 		if (r < 0)
 			return r;
+		note_requests(sc);
 		if (r == 1)
 			sc->closing = true;
 		r = conn_flush(sc);
@@ -726,6 +838,52 @@ static void on_conn_event(struct event_source *src, uint32_t events)
 	conn_update(sc);
 }
 
+/* The request deadline passed: answer 408 if the connection still sends,
+ * then close once that is out. */
+static void conn_request_timeout(struct server_conn *sc)
+{
+	struct http_server *srv = sc->srv;
+
+	fetch_add_relaxed(&srv->counters.rx_requests_timed_out, 1);
+	log_debug("%s: request not complete within %u ms: 408 and close", srv->opts.name,
+		  srv->opts.limits.request_timeout_ms);
+	if (!pending(sc))
+		sc->send_ns = clock_now_ns();
+	sc->closing = true;
+	if (http_conn_timeout(sc->http, &sc->out, &sc->out_len) < 0 || conn_flush(sc) < 0) {
+		conn_close(sc);
+		return;
+	}
+	conn_update(sc);
+}
+
+/* Close @sc for the timeout its state was in, or arm the timer for the
+ * deadline it has now. */
+static void on_conn_timer(struct event_timer *t)
+{
+	struct server_conn *sc = container_of(t, struct server_conn, timer);
+	struct http_server *srv = sc->srv;
+	uint64_t now = clock_now_ns();
+
+	if (sc->evicted)
+		return;           /* its own event closes it */
+	if (timeout_deadline(sc, TIMEOUT_SEND) <= now) {
+		fetch_add_relaxed(&srv->counters.tx_responses_timed_out, 1);
+		log_debug("%s: client read no output for %u ms: closing", srv->opts.name,
+			  srv->opts.limits.send_timeout_ms);
+		conn_close(sc);
+	} else if (timeout_deadline(sc, TIMEOUT_REQUEST) <= now) {
+		conn_request_timeout(sc);
+	} else if (timeout_deadline(sc, TIMEOUT_IDLE) <= now) {
+		fetch_add_relaxed(&srv->counters.rx_connections_idle_closed, 1);
+		log_debug("%s: connection idle for %u ms: closing", srv->opts.name,
+			  srv->opts.limits.idle_timeout_ms);
+		conn_close(sc);
+	} else {
+		conn_arm(sc);     /* a deadline moved later: wait for it */
+	}
+}
+
 /* At the limit: make room by closing the longest-idle connection if it has
  * been silent for IDLE_EVICT_NS, so stalled clients cannot lock others out.
  * Returns false when every connection is recent. */
@@ -746,6 +904,7 @@ static bool evict_idle(struct http_server *srv)
 	oldest->evicted = true;
 	oldest->closing = true;
 	srv->n_conns--;
+	fetch_add_relaxed(&srv->counters.rx_connections_evicted, 1);
 	return true;
 }
 
@@ -754,6 +913,7 @@ static void conn_accept(struct http_server *srv, int fd)
 	if (srv->n_conns >= srv->opts.limits.max_connections && !evict_idle(srv)) {
 		log_debug("%s: connection limit (%u) reached: closing a new one",
 			  srv->opts.name, srv->opts.limits.max_connections);
+		fetch_add_relaxed(&srv->counters.rx_connections_refused, 1);
 		close(fd);
 		return;
 	}
@@ -773,10 +933,11 @@ static void conn_accept(struct http_server *srv, int fd)
 	sc->srv = srv;
 	sc->fd = fd;
 	sc->reading = true;
-	sc->last_active_ns = clock_now_ns();
+	sc->last_active_ns = sc->idle_ns = clock_now_ns();
 	sc->next = srv->conns;
 	srv->conns = sc;
 	srv->n_conns++;
+	conn_arm(sc);
 }
 
 static void on_listen_event(struct event_source *src, uint32_t events)
@@ -837,6 +998,16 @@ static int listen_unix(const char *path, struct errbuf *eb)
 	return fd;
 }
 
+static void default_timeouts(struct http_limits *l)
+{
+	if (!l->request_timeout_ms)
+		l->request_timeout_ms = HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+	if (!l->idle_timeout_ms)
+		l->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+	if (!l->send_timeout_ms)
+		l->send_timeout_ms = HTTP_DEFAULT_SEND_TIMEOUT_MS;
+}
+
 struct http_server *http_server_start(struct event_loop *loop,
 				      const struct http_server_opts *opts, struct errbuf *eb)
 {
@@ -853,6 +1024,7 @@ struct http_server *http_server_start(struct event_loop *loop,
 		srv->opts.name = "http";
 	if (!srv->opts.limits.max_connections)
 		srv->opts.limits.max_connections = 1;
+	default_timeouts(&srv->opts.limits);
 	srv->fd = listen_unix(opts->socket_path, eb);
 	if (srv->fd < 0) {
 		free(srv->path);
@@ -884,4 +1056,17 @@ void http_server_stop(struct http_server *srv)
 	unlink(srv->path);
 	free(srv->path);
 	free(srv);
+}
+
+void http_server_get_counters(const struct http_server *srv, struct http_server_counters *out)
+{
+#define X(name, doc) out->name = load_relaxed(&srv->counters.name);
+	HTTP_SERVER_COUNTERS(X)
+#undef X
+}
+
+void http_server_visit_counters(const struct http_server *srv, const char *prefix,
+				const struct counter_sink *sink)
+{
+	counters_visit(&http_server_counter_set, &srv->counters, prefix, sink);
 }

@@ -11,7 +11,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "core/counters.h"
 #include "core/errbuf.h"
 #include "core/event_loop.h"
 
@@ -76,11 +78,29 @@ typedef void (*http_handler_fn)(void *opaque, const struct http_request *req,
 typedef void (*http_error_fn)(void *opaque, int status, const char *message,
 			      struct http_response *resp);
 
+/*
+ * Timeouts (http_server only; http_conn has no clock). Zero means the
+ * HTTP_DEFAULT_* value: no server runs without them, since a peer that
+ * stops halfway would otherwise hold its connection for ever.
+ *   request: from the first byte of a request to its last; then 408
+ *            (through on_error) and close.
+ *   idle:    a keep-alive connection with no request begun and nothing to
+ *            send since its last response went out; then close, silently.
+ *   send:    output waiting and the peer has taken none of it for this
+ *            long (progress restarts it); then close.
+ */
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 10000u
+#define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000u
+#define HTTP_DEFAULT_SEND_TIMEOUT_MS 10000u
+
 struct http_limits {
 	size_t max_header_bytes;      /* request line + headers */
 	size_t max_body_bytes;        /* larger bodies: 413 and close */
 	unsigned max_connections;     /* at the limit, a new connection replaces one idle
 				       * for 2 s, or is closed at once */
+	unsigned request_timeout_ms;  /* 0: HTTP_DEFAULT_REQUEST_TIMEOUT_MS */
+	unsigned idle_timeout_ms;     /* 0: HTTP_DEFAULT_IDLE_TIMEOUT_MS */
+	unsigned send_timeout_ms;     /* 0: HTTP_DEFAULT_SEND_TIMEOUT_MS */
 };
 
 struct http_server_opts {
@@ -92,6 +112,23 @@ struct http_server_opts {
 	const char *name;             /* for log messages: "api", "mmds" */
 };
 
+/*
+ * What each server's bounds did; rx is from the client, tx to it. Kept on
+ * the loop thread with relaxed atomic adds, so a dump on another thread
+ * reads them (counters_visit) without a lock.
+ */
+#define HTTP_SERVER_COUNTERS(X) \
+	X(rx_requests_timed_out,      "requests incomplete at the request timeout (408, closed)") \
+	X(rx_connections_idle_closed, "keep-alive connections closed at the idle timeout") \
+	X(tx_responses_timed_out,     "connections closed: no output read within the send timeout") \
+	X(rx_connections_refused,     "new connections closed at the connection limit") \
+	X(rx_connections_evicted,     "connections idle 2 s closed at the limit to make room")
+
+struct http_server_counters {
+	HTTP_SERVER_COUNTERS(COUNTER_FIELD)
+};
+extern const struct counter_set http_server_counter_set;
+
 struct http_server;
 
 /* Listen on opts->socket_path and serve from @loop. NULL with @eb filled
@@ -100,6 +137,11 @@ struct http_server *http_server_start(struct event_loop *loop,
 				      const struct http_server_opts *opts, struct errbuf *eb);
 /* Close every connection and the socket, and unlink it. */
 void http_server_stop(struct http_server *srv);
+/* A copy of @srv's counters (any thread). */
+void http_server_get_counters(const struct http_server *srv, struct http_server_counters *out);
+/* Hand @srv's counters to @sink with @prefix before each name ("http_"). */
+void http_server_visit_counters(const struct http_server *srv, const char *prefix,
+				const struct counter_sink *sink);
 
 /*
  * The connection-independent core, for tests and fuzzers: feed bytes of
@@ -115,5 +157,13 @@ struct http_conn *http_conn_new(const struct http_limits *limits,
 void http_conn_free(struct http_conn *conn);
 int http_conn_feed(struct http_conn *conn, const char *data, size_t len,
 		   char **out, size_t *out_len);
+/* Requests begun on @conn so far (the first byte of each after any CR/LF
+ * between them), and whether the last one is still incomplete: the server
+ * times requests from these. */
+uint64_t http_conn_requests_begun(const struct http_conn *conn);
+bool http_conn_in_request(const struct http_conn *conn);
+/* The request timed out: answer 408 (through on_error) and close. Returns
+ * 1, or -ENOMEM; nothing is added once the connection is closing. */
+int http_conn_timeout(struct http_conn *conn, char **out, size_t *out_len);
 
 #endif

@@ -20,6 +20,16 @@
 #define MMDS_HTTP_MAX_HEADER_BYTES 8192u
 #define MMDS_HTTP_MAX_BODY_BYTES 4096u
 #define MMDS_HTTP_MAX_CONNECTIONS 64u
+/* Timeouts (struct http_limits). A guest's metadata request is a few
+ * hundred bytes on a local link: 5 s to send it is generous even for a
+ * guest starved of CPU. Metadata clients (cloud-init, the AWS SDKs) ask in
+ * bursts and open a new connection when one was closed, so an idle one is
+ * kept 5 s only (Apache's and Node's keep-alive default): the 64 slots go
+ * to guests that are asking. Output a guest has not read for 10 s is held
+ * by a guest that is not reading. */
+#define MMDS_HTTP_REQUEST_TIMEOUT_MS 5000u
+#define MMDS_HTTP_IDLE_TIMEOUT_MS 5000u
+#define MMDS_HTTP_SEND_TIMEOUT_MS 10000u
 #define MMDS_HTTP_PORT 80u
 
 /*

@@ -65,6 +65,7 @@ struct mmds {
 	 * snapshot's, so a token keeps the lifetime it had left. */
 	int64_t clock_shift;
 	struct mmds_counters counters;
+	const struct http_server *http[MMDS_MAX_HTTP_SERVERS];   /* NULL: free slot */
 };
 
 static uint64_t monotonic_ms(void *opaque)
@@ -282,16 +283,56 @@ void mmds_count_frames(struct mmds *m, uint64_t intercepted, uint64_t injected,
 const struct counter_set mmds_counter_set = COUNTER_SET("mmds", MMDS_COUNTERS(X));
 #undef X
 
+void mmds_attach_http(struct mmds *m, const struct http_server *srv)
+{
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < MMDS_MAX_HTTP_SERVERS; i++)
+		if (!m->http[i]) {
+			m->http[i] = srv;
+			break;
+		}
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mmds_detach_http(struct mmds *m, const struct http_server *srv)
+{
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < MMDS_MAX_HTTP_SERVERS; i++)
+		if (m->http[i] == srv)
+			m->http[i] = NULL;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* The attached servers' counters summed; @m's lock held (it keeps them
+ * from being detached and stopped meanwhile). */
+static void sum_http_counters(const struct mmds *m, struct http_server_counters *sum)
+{
+	struct http_server_counters one;
+
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < MMDS_MAX_HTTP_SERVERS; i++) {
+		if (!m->http[i])
+			continue;
+		http_server_get_counters(m->http[i], &one);
+#define X(name, doc) sum->name += one.name;
+		HTTP_SERVER_COUNTERS(X)
+#undef X
+	}
+}
+
 void mmds_visit_counters(const struct mmds *m, const struct counter_sink *sink)
 {
 	struct mmds *mm = (struct mmds *)m;
 	struct mmds_counters c;
+	struct http_server_counters h;
 
 	/* A copy under the lock: the counters change on either side's thread. */
 	pthread_mutex_lock(&mm->lock);
 	c = m->counters;
+	sum_http_counters(m, &h);
 	pthread_mutex_unlock(&mm->lock);
 	counters_visit(&mmds_counter_set, &c, "mmds ", sink);
+	counters_visit(&http_server_counter_set, &h, "mmds ", sink);
 }
 
 void mmds_dump_counters(const struct mmds *m, FILE *out)

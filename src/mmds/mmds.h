@@ -109,8 +109,16 @@ bool mmds_state_load(struct mmds *m, struct state_reader *r);
 void mmds_new_key(struct mmds *m);
 
 const struct mmds_counters *mmds_counters(const struct mmds *m);
-/* "mmds <name> <value>" (loop thread or any: copied under the lock). */
+/* "mmds <name> <value>" (loop thread or any: copied under the lock): the
+ * service's own counters, then those of the HTTP servers attached (summed:
+ * one per interface serving MMDS). */
 void mmds_visit_counters(const struct mmds *m, const struct counter_sink *sink);
+/* The HTTP server answering for @m (src/mmds/service.c): attached once it
+ * runs, detached before it stops, so a dump on another thread never reads
+ * a stopped one. At most MMDS_MAX_HTTP_SERVERS; more are not counted. */
+#define MMDS_MAX_HTTP_SERVERS 8u
+void mmds_attach_http(struct mmds *m, const struct http_server *srv);
+void mmds_detach_http(struct mmds *m, const struct http_server *srv);
 void mmds_dump_counters(const struct mmds *m, FILE *out);
 
 #endif

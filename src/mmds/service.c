@@ -19,6 +19,7 @@
 
 struct mmds_service {
 	struct http_server *http;
+	struct mmds *mmds;            /* its counters show the server's */
 	struct slirp_endpoint ep;     /* the endpoint reads it while it lives */
 	char dir[PATH_MAX];
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -30,8 +31,10 @@ static void service_free(void *arg)
 {
 	struct mmds_service *s = arg;
 
-	if (s->http)
+	if (s->http) {
+		mmds_detach_http(s->mmds, s->http);
 		http_server_stop(s->http);
+	}
 	if (s->sock_path[0])
 		unlink(s->sock_path);
 	if (s->dir[0] && rmdir(s->dir) < 0 && errno != ENOENT)
@@ -79,6 +82,9 @@ static int start_http(struct mmds_service *s, struct event_loop *loop, struct mm
 			.max_header_bytes = MMDS_HTTP_MAX_HEADER_BYTES,
 			.max_body_bytes = MMDS_HTTP_MAX_BODY_BYTES,
 			.max_connections = MMDS_HTTP_MAX_CONNECTIONS,
+			.request_timeout_ms = MMDS_HTTP_REQUEST_TIMEOUT_MS,
+			.idle_timeout_ms = MMDS_HTTP_IDLE_TIMEOUT_MS,
+			.send_timeout_ms = MMDS_HTTP_SEND_TIMEOUT_MS,
 		},
 		.handler = mmds_http_handler,
 		.on_error = mmds_http_error,
@@ -87,7 +93,11 @@ static int start_http(struct mmds_service *s, struct event_loop *loop, struct mm
 	};
 
 	s->http = http_server_start(loop, &opts, eb);
-	return s->http ? 0 : -EIO;
+	if (!s->http)
+		return -EIO;
+	s->mmds = m;
+	mmds_attach_http(m, s->http);
+	return 0;
 }
 
 struct net_backend *mmds_intercept_create(struct event_loop *loop, struct net_backend *inner,

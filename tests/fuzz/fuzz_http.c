@@ -9,7 +9,9 @@
  *  - it holds exactly one final response per request handled plus one per
  *    refusal, and a refusal (or a close) is the last thing answered;
  *  - every request the handler sees has a path starting with '/', no NUL
- *    inside its strings' declared lengths, a body of body_len bytes.
+ *    inside its strings' declared lengths, a body of body_len bytes;
+ *  - a request timeout at the end (odd-sized inputs) closes the connection
+ *    and adds one refusal (408) if it was open, nothing if it was closed.
  */
 #include <http_parser.h>
 #include <stdint.h>
@@ -95,6 +97,21 @@ static void check_output(struct run *run, const char *out, size_t len)
 		FAIL("%u refusals on one connection", run->refused);
 }
 
+/* The server's request timeout: http_conn_timeout at the end of the stream. */
+static void fuzz_timeout(struct http_conn *c, struct run *run, char **out, size_t *out_len)
+{
+	size_t before = *out_len;
+	unsigned refused = run->refused;
+	int r = http_conn_timeout(c, out, out_len);
+
+	if (r == 0)
+		FAIL("the connection stays open after a request timeout");
+	if (r == 1 && run->closed && (*out_len != before || run->refused != refused))
+		FAIL("a request timeout answered on a closed connection");
+	if (r == 1 && !run->closed && run->refused != refused + 1)
+		FAIL("a request timeout on an open connection was not one refusal");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_input in = { data, size };
@@ -123,6 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			closed_len = out_len;
 		}
 	}
+	if (size & 1 && !in.n)
+		fuzz_timeout(c, &run, &out, &out_len);
 	check_output(&run, out, out_len);
 	free(out);
 	http_conn_free(c);

@@ -1196,6 +1196,72 @@ static void test_http_level_errors_are_json(void)
 	rig_down(&r);
 }
 
+/* Whether @path's last line has every HTTP server counter in "api_server". */
+static bool last_metrics_line_has_http(const char *path)
+{
+	char line[8192], last[8192] = "";
+	FILE *f = fopen(path, "r");
+	bool all = true;
+
+	while (f && fgets(line, sizeof(line), f))
+		strcpy(last, line);
+	if (f)
+		fclose(f);
+	json_t *m = json_loads(last, 0, NULL);
+	json_t *srv = json_object_get(m, "api_server");
+#define X(name, doc) all = all && json_is_integer(json_object_get(srv, #name));
+	HTTP_SERVER_COUNTERS(X)
+#undef X
+	json_decref(m);
+	return all;
+}
+
+/* On a socket, the HTTP server's counters (timeouts, the connection
+ * limit) are in the metrics' "api_server" next to the API's own, the last
+ * line at api_stop included. */
+static void test_metrics_http_counters(void)
+{
+	struct event_loop loop;
+	struct errbuf eb = { 0 };
+	char path[64], mpath[64], req[320];
+
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-api-http-%d.sock", getpid());
+	CHECK_EQ(event_loop_init(&loop), 0);
+	struct api_opts ao = { .socket_path = path };
+	struct api *api = api_start(&loop, &ao, &eb);
+	CHECK(api != NULL);
+	if (!api)
+		return;
+	char *line = api_metrics_line(api);
+	json_t *m = line ? json_loads(line, 0, NULL) : NULL;
+	json_t *srv = json_object_get(m, "api_server");
+#define X(name, doc) CHECK(json_is_integer(json_object_get(srv, #name)));
+	HTTP_SERVER_COUNTERS(X)
+	API_COUNTERS(X)
+#undef X
+	json_decref(m);
+	free(line);
+
+	snprintf(mpath, sizeof(mpath), "/tmp/kvmini-test-api-http-metrics-%d", getpid());
+	unlink(mpath);
+	char body[128];
+	snprintf(body, sizeof(body), "{\"metrics_path\":\"%s\"}", mpath);
+	int n = snprintf(req, sizeof(req), "PUT /metrics HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s",
+			 strlen(body), body);
+	struct http_limits lim = { .max_header_bytes = 1024, .max_body_bytes = 1024 };
+	struct http_conn *c = http_conn_new(&lim, api_http_handler, api_http_error, api);
+	char *out = NULL;
+	size_t len = 0;
+	http_conn_feed(c, req, (size_t)n, &out, &len);
+	CHECK(len > 12 && !memcmp(out, "HTTP/1.1 204", 12));
+	free(out);
+	http_conn_free(c);
+	api_stop(api);
+	CHECK(last_metrics_line_has_http(mpath));
+	unlink(mpath);
+	event_loop_destroy(&loop);
+}
+
 int main(void)
 {
 	RUN_TEST(test_instance_and_unknown_routes);
@@ -1212,6 +1278,7 @@ int main(void)
 	RUN_TEST(test_interface_body_errors);
 	RUN_TEST(test_mmds_routes);
 	RUN_TEST(test_metrics);
+	RUN_TEST(test_metrics_http_counters);
 	RUN_TEST(test_http_level_errors_are_json);
 	RUN_TEST(test_two_interfaces);
 	return CHECK_DONE();

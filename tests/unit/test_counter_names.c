@@ -54,6 +54,7 @@ static const struct counter_set *const sets[] = {
 	&fuse_server_counter_set,
 	&host_watch_counter_set,
 	&api_counter_set,
+	&http_server_counter_set,
 	&vm_console_counter_set,
 	&vm_legacy_counter_set,
 	&vm_compat_counter_set,

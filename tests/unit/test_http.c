@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/clock.h"
+#include "core/compiler.h"
 #include "http/http.h"
 
 static const struct http_limits limits = {
@@ -424,6 +426,9 @@ static void test_server(void)
 		closed += eof;
 	}
 	CHECK_EQ(closed, 2);
+	struct http_server_counters ctr;
+	http_server_get_counters(srv, &ctr);
+	CHECK_EQ(ctr.rx_connections_refused, 2);
 
 	/* A 4 MiB response to a client that reads slowly arrives whole. */
 	CHECK(send(a, "GET /big HTTP/1.1\r\n\r\n", 21, 0) == 21);
@@ -478,12 +483,188 @@ static void test_server_evicts_idle(void)
 	CHECK(ask(&loop, late, "GET /late HTTP/1.1\r\n\r\n"));
 	pump_read(&loop, c[0], buf, 1, &eof);
 	CHECK(eof);               /* the silent one made room */
+	struct http_server_counters ctr;
+	http_server_get_counters(srv, &ctr);
+	CHECK_EQ(ctr.rx_connections_refused, 1);
+	CHECK_EQ(ctr.rx_connections_evicted, 1);
+	CHECK_EQ(ctr.rx_connections_idle_closed, 0);  /* default idle timeout: 60 s */
 	for (int i = 1; i < 4; i++)
 		CHECK(ask(&loop, c[i], "GET /still HTTP/1.1\r\n\r\n"));
 	for (int i = 0; i < 4; i++)
 		close(c[i]);
 	close(early);
 	close(late);
+	http_server_stop(srv);
+	event_loop_destroy(&loop);
+}
+
+/* --- timeouts, with short ones so the tests take a fraction of a second - */
+
+static struct http_server *start_timed(struct event_loop *loop, char *path, size_t len,
+				       unsigned request_ms, unsigned idle_ms, unsigned send_ms)
+{
+	struct errbuf eb = { 0 };
+	struct http_server_opts o = { .socket_path = path, .limits = limits,
+				      .handler = echo_handler, .on_error = json_error,
+				      .name = "test" };
+
+	o.limits.request_timeout_ms = request_ms;
+	o.limits.idle_timeout_ms = idle_ms;
+	o.limits.send_timeout_ms = send_ms;
+	snprintf(path, len, "/tmp/kvmini-test-http-%d.sock", getpid());
+	CHECK_EQ(event_loop_init(loop), 0);
+	struct http_server *srv = http_server_start(loop, &o, &eb);
+	CHECK(srv != NULL);
+	return srv;
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (clock_now_ns() - t0) / 1000000u;
+}
+
+/* Read everything @fd gets until EOF (at most about 2 s); the text, NUL
+ * terminated, in @buf. Returns whether EOF came. */
+static bool read_to_eof(struct event_loop *loop, int fd, char *buf, size_t size)
+{
+	bool eof = false;
+	size_t n = 0;
+
+	for (int i = 0; i < 10 && !eof && n < size - 1; i++)
+		n += pump_read(loop, fd, buf + n, size - 1 - n, &eof);
+	buf[n] = '\0';
+	return eof;
+}
+
+/* Pump and read @fd until @needle arrives (at most about 1 s, or EOF):
+ * whether it did. */
+static bool read_until(struct event_loop *loop, int fd, char *buf, size_t size,
+		       const char *needle)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < 200 && !memmem(buf, n, needle, strlen(needle)); i++) {
+		event_loop_once(loop, 5);
+		ssize_t r = recv(fd, buf + n, size - n, MSG_DONTWAIT);
+		if (r == 0)
+			break;
+		n += r > 0 ? (size_t)r : 0;
+	}
+	return memmem(buf, n, needle, strlen(needle)) != NULL;
+}
+
+/* A body announced and never sent: 408 through on_error, then close. */
+static void test_server_request_timeout(void)
+{
+	struct event_loop loop;
+	char path[64], buf[512];
+	struct http_server_counters ctr;
+	struct http_server *srv = start_timed(&loop, path, sizeof(path), 100, 5000, 5000);
+
+	if (!srv)
+		return;
+	int fd = client(path);
+	uint64_t t0 = clock_now_ns();
+	const char req[] = "PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc";
+	CHECK(send(fd, req, sizeof(req) - 1, 0) == (ssize_t)sizeof(req) - 1);
+	CHECK(read_to_eof(&loop, fd, buf, sizeof(buf)));
+	CHECK(ms_since(t0) >= 100);
+	CHECK(strstr(buf, "HTTP/1.1 408 Request Timeout\r\n") == buf);
+	CHECK(strstr(buf, "application/json"));       /* the server's own format */
+	CHECK(strstr(buf, "Connection: close"));
+	http_server_get_counters(srv, &ctr);
+	CHECK_EQ(ctr.rx_requests_timed_out, 1);
+	CHECK_EQ(ctr.rx_connections_idle_closed, 0);
+	CHECK_EQ(ctr.tx_responses_timed_out, 0);
+	close(fd);
+	http_server_stop(srv);
+	event_loop_destroy(&loop);
+}
+
+/* A keep-alive connection that asks nothing more is closed, silently;
+ * one that never spoke too. */
+static void test_server_idle_timeout(void)
+{
+	struct event_loop loop;
+	char path[64], buf[512];
+	struct http_server_counters ctr;
+	struct http_server *srv = start_timed(&loop, path, sizeof(path), 5000, 100, 5000);
+
+	if (!srv)
+		return;
+	int fd = client(path), silent = client(path);
+	CHECK(send(fd, "GET /a HTTP/1.1\r\n\r\n", 19, 0) == 19);
+	CHECK(read_until(&loop, fd, buf, sizeof(buf), "GET /a||-"));
+	uint64_t t0 = clock_now_ns();
+	CHECK(read_to_eof(&loop, fd, buf, sizeof(buf)));
+	CHECK(ms_since(t0) >= 90);    /* from the answer, less the last round */
+	CHECK_EQ(buf[0], '\0');       /* nothing sent on an idle close */
+	CHECK(read_to_eof(&loop, silent, buf, sizeof(buf)));
+	http_server_get_counters(srv, &ctr);
+	CHECK_EQ(ctr.rx_connections_idle_closed, 2);
+	CHECK_EQ(ctr.rx_requests_timed_out, 0);
+	close(fd);
+	close(silent);
+	http_server_stop(srv);
+	event_loop_destroy(&loop);
+}
+
+/* Slow but within the deadline: gaps longer than the idle timeout inside a
+ * request do not close it (a request in progress is not idle), and the
+ * request timeout runs from its first byte. */
+static void test_server_slow_client_served(void)
+{
+	struct event_loop loop;
+	char path[64], buf[512];
+	struct http_server_counters ctr;
+	struct http_server *srv = start_timed(&loop, path, sizeof(path), 600, 100, 5000);
+	static const char *const parts[] = { "PUT /slow HTTP/1.1\r\n", "Content-Length: 4\r\n",
+					     "\r\nab", "cd" };
+
+	if (!srv)
+		return;
+	int fd = client(path);
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		uint64_t t0 = clock_now_ns();
+		while (i && ms_since(t0) < 130)
+			event_loop_once(&loop, 10);
+		CHECK(send(fd, parts[i], strlen(parts[i]), MSG_NOSIGNAL) == (ssize_t)strlen(parts[i]));
+	}
+	CHECK(read_until(&loop, fd, buf, sizeof(buf), "PUT /slow|abcd|-"));
+	http_server_get_counters(srv, &ctr);
+	CHECK_EQ(ctr.rx_requests_timed_out, 0);
+	CHECK_EQ(ctr.rx_connections_idle_closed, 0);
+	close(fd);
+	http_server_stop(srv);
+	event_loop_destroy(&loop);
+}
+
+/* A client that asks for a large answer and never reads it is closed once
+ * the send timeout passes without progress. */
+static void test_server_send_timeout(void)
+{
+	struct event_loop loop;
+	char path[64];
+	struct http_server_counters ctr;
+	struct http_server *srv = start_timed(&loop, path, sizeof(path), 5000, 5000, 100);
+
+	if (!srv)
+		return;
+	int fd = client(path);
+	CHECK(send(fd, "GET /big HTTP/1.1\r\n\r\n", 21, 0) == 21);
+	uint64_t t0 = clock_now_ns();
+	do {
+		event_loop_once(&loop, 10);
+		http_server_get_counters(srv, &ctr);
+	} while (!ctr.tx_responses_timed_out && ms_since(t0) < 2000);
+	CHECK_EQ(ctr.tx_responses_timed_out, 1);
+	CHECK(ms_since(t0) >= 100);
+	/* What the socket held arrives, then EOF: the server's side is gone. */
+	char *big = malloc(BIG_LEN);
+	CHECK(read_to_eof(&loop, fd, big, BIG_LEN));
+	free(big);
+	CHECK_EQ(ctr.rx_requests_timed_out, 0);
+	close(fd);
 	http_server_stop(srv);
 	event_loop_destroy(&loop);
 }
@@ -523,6 +704,10 @@ int main(void)
 	RUN_TEST(test_response_header_checks);
 	RUN_TEST(test_server);
 	RUN_TEST(test_server_evicts_idle);
+	RUN_TEST(test_server_request_timeout);
+	RUN_TEST(test_server_idle_timeout);
+	RUN_TEST(test_server_slow_client_served);
+	RUN_TEST(test_server_send_timeout);
 	RUN_TEST(test_server_refuses_non_socket_path);
 	return CHECK_DONE();
 }

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -760,6 +761,13 @@ static void test_http_over_tcp_v1(void)
 	CHECK_EQ(c->rx_method_not_allowed, 1);
 	CHECK(c->frames_injected > 10);
 	CHECK_EQ(r.inner->sent.n, 0);
+	/* The HTTP server's own counters show in the service's dump. */
+	char dump[8192] = { 0 };
+	FILE *f = fmemopen(dump, sizeof(dump) - 1, "w");
+	mmds_dump_counters(r.mmds, f);
+	fclose(f);
+	CHECK(strstr(dump, "mmds rx_requests_timed_out 0\n"));
+	CHECK(strstr(dump, "mmds rx_connections_refused 0\n"));
 	rig_fini(&r);
 	/* The private directory and its socket are gone. */
 	CHECK_EQ(count_private_dirs(), dirs_before);
