@@ -126,8 +126,9 @@ busybox_tree() {
 
 # cpio_of DIR OUT: DIR as a gzip'ed newc initramfs at OUT.
 cpio_of() {
-	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$2.tmp.$BASHPID" &&
-		mv "$2.tmp.$BASHPID" "$2"
+	# Named once here: in the pipeline's last part $BASHPID is a subshell's.
+	local tmp="$2.tmp.$BASHPID"
+	(cd "$1" && find . | cpio -o -H newc --quiet --owner 0:0) | gzip -1 >"$tmp" && mv "$tmp" "$2"
 }
 
 # initrd_programs NAME...: the host's programs NAME (scripts/setup.sh
