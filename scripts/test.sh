@@ -214,6 +214,7 @@ nested_side_by_side() {
 	local pids=() names=() titles=() i
 	while [ $# -ge 3 ]; do
 		titles+=("$1"); names+=("$2")
+		rm -f "$LOGDIR/nested-$2.status"    # one of an earlier run is no verdict
 		(
 			t0=$(date +%s)
 			nested 900 bash "$3" >"$LOGDIR/nested-$2.log" 2>&1
