@@ -208,7 +208,9 @@ struct api_opts {
 	X(requests,             "requests handled") \
 	X(faults,               "requests answered with an error") \
 	X(metrics_flushes,      "metrics lines written") \
-	X(tx_metrics_flush_failed, "metrics lines that could not be written")
+	X(tx_metrics_flush_failed, "metrics lines that could not be written") \
+	X(rx_requests_deprecated, "requests in a form Firecracker deprecates (answered with " \
+				  "\"Deprecation: true\"; its deprecated_api.deprecated_http_api_calls)")
 
 struct api_counters {
 	API_COUNTERS(COUNTER_FIELD)

@@ -110,6 +110,9 @@ char *api_metrics_line(struct api *api)
 
 	json_object_set_new(m, "utc_timestamp_ms", json_integer((json_int_t)utc_ms()));
 	json_object_set_new(m, "api_server", capture_counters("api_server", visit_api, api));
+	json_object_set_new(m, "deprecated_api",
+			    json_pack("{s:I}", "deprecated_http_api_calls",
+				      (json_int_t)api->counters.rx_requests_deprecated));
 	json_t *sum = json_object();
 	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++) {
 		const struct api_iface *ifc = &api->opts.ifaces[i];

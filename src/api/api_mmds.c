@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "core/log.h"
 #include "mmds/mmds.h"
 
 /* --- /mmds --------------------------------------------------------------------------- */
@@ -34,7 +35,10 @@ static void mmds_update(struct api *api, const struct http_request *req, bool pa
 		api_no_content(resp);
 		break;
 	case -EINVAL:
-		api_fault(resp, 400, "the MMDS data must be a JSON object");
+		api_fault(resp, 400, "the MMDS data is not valid JSON");
+		break;
+	case -ENODATA:
+		api_fault(resp, 400, "The MMDS data store is not initialized.");
 		break;
 	case -EFBIG:
 		mmds_get_config(api->opts.mmds, &cfg);
@@ -115,6 +119,12 @@ static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config 
 		return false;
 	}
 	cfg->version = ver && !strcmp(ver, "V2") ? MMDS_V2 : MMDS_V1;
+	json_t *compat = json_object_get(body, "imds_compat");
+	if (compat && !json_is_boolean(compat)) {
+		api_fault(resp, 400, "imds_compat must be true or false");
+		return false;
+	}
+	cfg->imds_compat = compat && json_is_true(compat);
 	const char *addr = api_get_string(body, "ipv4_address", false, &ok, "the MMDS configuration",
 					  resp);
 	if (!ok)
@@ -133,11 +143,24 @@ static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config 
 	return true;
 }
 
+/* 204; V1 (also when "version" is left out) is deprecated in Firecracker,
+ * which says so in a "Deprecation: true" header, a warning and a metric. */
+static void mmds_config_done(struct api *api, const struct mmds_config *cfg,
+			     struct http_response *resp)
+{
+	api_no_content(resp);
+	if (cfg->version != MMDS_V1)
+		return;
+	api->counters.rx_requests_deprecated++;
+	log_warn("PUT /mmds/config: V1 is deprecated. Use V2 instead.");
+	(void)http_response_add_header(resp, "Deprecation", "true");
+}
+
 void api_mmds_config_put(struct api *api, const char *id, const struct http_request *req,
 			 struct http_response *resp)
 {
 	static const char *const keys[] = { "version", "ipv4_address", "network_interfaces",
-		NULL };
+		"imds_compat", NULL };
 	struct mmds_config cfg;
 
 	if (!mmds_on(api, resp))
@@ -151,7 +174,7 @@ void api_mmds_config_put(struct api *api, const char *id, const struct http_requ
 		if (mmds_set_config(api->opts.mmds, &cfg) < 0)
 			api_fault(resp, 400, "the MMDS configuration was refused");
 		else
-			api_no_content(resp);
+			mmds_config_done(api, &cfg, resp);
 	}
 	json_decref(body);
 }

@@ -87,8 +87,9 @@ static json_t *mmds_json(const struct api *api)
 	for (unsigned i = 0; names && i < api->opts.n_ifaces && i < API_MAX_IFACES; i++)
 		if (api->opts.ifaces[i].mmds)
 			json_array_append_new(names, json_string(api->opts.ifaces[i].iface_id));
-	return json_pack("{s:s,s:o,s:s}", "version", cfg.version == MMDS_V1 ? "V1" : "V2",
-			 "network_interfaces", names, "ipv4_address", addr);
+	return json_pack("{s:s,s:o,s:s,s:b}", "version", cfg.version == MMDS_V1 ? "V1" : "V2",
+			 "network_interfaces", names, "ipv4_address", addr, "imds_compat",
+			 cfg.imds_compat);
 }
 
 void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,

@@ -361,9 +361,12 @@ static int on_headers_complete(http_parser *p)
 		return refuse(c, 505, "only HTTP/1.x is supported");
 	bool chunked = p->flags & F_CHUNKED;
 	bool has_len = p->flags & F_CONTENTLENGTH;
+	bool has_body = chunked || (has_len && p->content_length > 0);
+	if (has_body && c->limits.refuse_bodies)
+		return refuse(c, 400, "Invalid request.");
 	if (has_len && p->content_length > c->limits.max_body_bytes)
 		return refuse(c, 413, "request body too large");
-	if ((chunked || (has_len && p->content_length > 0)) && handle_expect(c))
+	if (has_body && handle_expect(c))
 		return -1;
 	return 0;
 }

@@ -101,6 +101,10 @@ struct http_limits {
 	unsigned request_timeout_ms;  /* 0: HTTP_DEFAULT_REQUEST_TIMEOUT_MS */
 	unsigned idle_timeout_ms;     /* 0: HTTP_DEFAULT_IDLE_TIMEOUT_MS */
 	unsigned send_timeout_ms;     /* 0: HTTP_DEFAULT_SEND_TIMEOUT_MS */
+	bool refuse_bodies;           /* a request announcing a body (a length above 0
+				       * or chunked) is answered 400 "Invalid request."
+				       * at its headers and the connection closed: for
+				       * servers none of whose requests has one (MMDS) */
 };
 
 struct http_server_opts {

@@ -12,9 +12,15 @@
  *    repeated and trailing slashes ignored); V2 needs a valid token in
  *    X-metadata-token (or X-aws-ec2-metadata-token), V1 answers with or
  *    without one;
- *  - output is JSON for "Accept: application/json", IMDS text otherwise:
- *    an object lists its keys (sorted, one a line, sub-objects with a
- *    trailing '/'), a string is returned raw, anything else is 501.
+ *  - output is JSON for "Accept: application/json" exactly (Firecracker's
+ *    HTTP parser takes "text/plain" or "application/json" and ignores any
+ *    other Accept), IMDS text otherwise or with imds_compat: an object
+ *    lists its keys (sorted, one a line, sub-objects with a trailing '/'),
+ *    a string is returned raw, anything else is 501;
+ *  - a request with a body is refused at its headers (400 "Invalid
+ *    request.", the HTTP layer's refuse_bodies): none of these requests
+ *    has one, and a body announced but never sent must not hold the
+ *    connection.
  *
  * Tokens are stateless and authenticated: hex of (serial, expiry in ms,
  * HMAC-SHA256 over both truncated to 16 bytes) under a random key made
@@ -56,7 +62,8 @@ struct mmds {
 	 * (MMDS endpoint) may run on different threads. */
 	pthread_mutex_t lock;
 	struct mmds_config cfg;
-	json_t *store;                 /* always a JSON object */
+	json_t *store;                 /* any JSON value; {} until the first PUT */
+	bool initialized;              /* a PUT filled the store: PATCH needs one */
 	uint8_t key[MMDS_KEY_LEN];
 	uint64_t next_serial;
 	mmds_clock_fn now_ms;
@@ -158,25 +165,18 @@ void mmds_set_clock(struct mmds *m, mmds_clock_fn now_ms, void *opaque)
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* parse_object - @json as a JSON object (new reference), or NULL. */
-static json_t *parse_object(const char *json, size_t len)
+/* parse_value - @json as any JSON value (new reference), or NULL. */
+static json_t *parse_value(const char *json, size_t len)
 {
-	json_t *v;
-
 	if (!json)
 		return NULL;
-	v = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
-	if (v && !json_is_object(v)) {
-		json_decref(v);
-		return NULL;
-	}
-	return v;
+	return json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
 }
 
 /* serialized_size - bytes of @v in compact JSON: what the limit is about. */
 static size_t serialized_size(const json_t *v)
 {
-	return json_dumpb(v, NULL, 0, JSON_COMPACT);
+	return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
 /* store_replace - make @v (a new reference, consumed) the store if it fits. */
@@ -194,13 +194,15 @@ static int store_replace(struct mmds *m, json_t *v)
 
 int mmds_put(struct mmds *m, const char *json, size_t len)
 {
-	json_t *v = parse_object(json, len);
+	json_t *v = parse_value(json, len);
 	int r;
 
 	if (!v)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
 	r = store_replace(m, v);
+	if (!r)
+		m->initialized = true;
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }
@@ -236,12 +238,17 @@ static json_t *merge_patch(json_t *target, json_t *patch)
 
 int mmds_patch(struct mmds *m, const char *json, size_t len)
 {
-	json_t *patch = parse_object(json, len);
+	json_t *patch = parse_value(json, len);
 	int r = -ENOMEM;
 
 	if (!patch)
 		return -EINVAL;
 	pthread_mutex_lock(&m->lock);
+	if (!m->initialized) {
+		pthread_mutex_unlock(&m->lock);
+		json_decref(patch);
+		return -ENODATA;
+	}
 	/* Work on a copy: a refused patch leaves the store as it was. */
 	json_t *copy = json_deep_copy(m->store);
 	json_t *merged = copy ? merge_patch(copy, patch) : NULL;
@@ -259,7 +266,7 @@ char *mmds_get_json(const struct mmds *m)
 	char *s;
 
 	pthread_mutex_lock(&mm->lock);
-	s = json_dumps(m->store, JSON_COMPACT | JSON_SORT_KEYS);
+	s = json_dumps(m->store, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 	pthread_mutex_unlock(&mm->lock);
 	return s;
 }
@@ -419,13 +426,15 @@ static json_t *pointer_get(json_t *root, const char *path)
 
 /* --- guest requests ---------------------------------------------------------- */
 
-/* req_header2 - the first of two spellings of a header that is present. */
-static const char *req_header2(const struct http_request *req, const char *a,
-			       const char *b)
+/* req_header2 - the first header named @a or @b (any case), as sent: its
+ * name is echoed in answers (the TTL header); NULL when neither is there. */
+static const struct http_header *req_header2(const struct http_request *req, const char *a,
+					     const char *b)
 {
-	const char *v = http_request_header(req, a);
-
-	return v ? v : http_request_header(req, b);
+	for (unsigned i = 0; i < req->n_headers; i++)
+		if (!strcasecmp(req->headers[i].name, a) || !strcasecmp(req->headers[i].name, b))
+			return &req->headers[i];
+	return NULL;
 }
 
 /* respond - set status and a body the response owns (NULL: empty). */
@@ -541,21 +550,25 @@ static enum token_state token_check(struct mmds *m, const char *text)
 	return get_le64(raw + 8) > service_now(m) ? TOKEN_VALID : TOKEN_EXPIRED;
 }
 
-/* parse_ttl - a TTL header value: decimal digits only, in range. */
-static bool parse_ttl(const char *text, unsigned *ttl)
+/* parse_ttl - a TTL header value as a 32-bit unsigned number (decimal
+ * digits, an optional leading '+', as Firecracker parses it); false when
+ * it is not one. The range is checked apart: its refusal has its own text. */
+static bool parse_ttl(const char *text, uint32_t *ttl)
 {
-	unsigned long v = 0;
+	uint64_t v = 0;
 
+	if (*text == '+')
+		text++;
 	if (!*text)
 		return false;
 	for (const char *p = text; *p; p++) {
-		if (*p < '0' || *p > '9' || p - text >= 9)
+		if (*p < '0' || *p > '9')
 			return false;
-		v = v * 10 + (unsigned long)(*p - '0');
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			return false;
 	}
-	if (v < MMDS_TTL_MIN || v > MMDS_TTL_MAX)
-		return false;
-	*ttl = (unsigned)v;
+	*ttl = (uint32_t)v;
 	return true;
 }
 
@@ -580,9 +593,9 @@ static bool same_path(const char *path, const char *want)
 static void handle_put(struct mmds *m, const struct http_request *req,
 		       struct http_response *resp)
 {
-	char token[MMDS_TOKEN_HEX_LEN + 1];
-	const char *ttl_text;
-	unsigned ttl;
+	char token[MMDS_TOKEN_HEX_LEN + 1], ttl_echo[16];
+	const struct http_header *ttl_hdr;
+	uint32_t ttl;
 
 	if (http_request_header(req, "X-Forwarded-For")) {
 		m->counters.rx_forwarded_refused++;
@@ -594,30 +607,48 @@ static void handle_put(struct mmds *m, const struct http_request *req,
 		respond_textf(resp, 404, "Resource not found: %s.", req->path);
 		return;
 	}
-	ttl_text = req_header2(req, "X-metadata-token-ttl-seconds",
-			       "X-aws-ec2-metadata-token-ttl-seconds");
-	if (!ttl_text) {
+	ttl_hdr = req_header2(req, "X-metadata-token-ttl-seconds",
+			      "X-aws-ec2-metadata-token-ttl-seconds");
+	if (!ttl_hdr) {
 		respond_text(resp, 400, "Token time to live value not found. Use "
-			     "`X-metadata-token-ttl-seconds` header to specify the token's lifetime.");
+			     "`X-metadata-token-ttl-seconds` or `X-aws-ec2-metadata-token-ttl-seconds` "
+			     "header to specify the token's lifetime.");
 		return;
 	}
-	if (!parse_ttl(ttl_text, &ttl)) {
-		respond_textf(resp, 400, "Invalid time to live value provided for token: %.32s. "
+	if (!parse_ttl(ttl_hdr->value, &ttl)) {
+		respond_textf(resp, 400, "Invalid header. Reason: Invalid value. Key:%.64s; Value:%.64s",
+			      ttl_hdr->name, ttl_hdr->value);
+		return;
+	}
+	if (ttl < MMDS_TTL_MIN || ttl > MMDS_TTL_MAX) {
+		respond_textf(resp, 400, "Invalid time to live value provided for token: %u. "
 			      "Please provide a value between %u and %u.",
-			      ttl_text, MMDS_TTL_MIN, MMDS_TTL_MAX);
+			      (unsigned)ttl, MMDS_TTL_MIN, MMDS_TTL_MAX);
 		return;
 	}
 	token_mint(m, ttl, token);
 	m->counters.tokens_issued++;
 	respond_text(resp, 200, token);
+	/* The lifetime granted, under the header's name as sent (Firecracker's
+	 * answer; clients may read it back). */
+	snprintf(ttl_echo, sizeof(ttl_echo), "%u", (unsigned)ttl);
+	(void)http_response_add_header(resp, ttl_hdr->name, ttl_echo);
 }
 
-/* wants_json - the Accept header names application/json. */
-static bool wants_json(const struct http_request *req)
+/* wants_json - JSON output: Accept is "application/json" exactly (spaces
+ * around it aside), as Firecracker's parser reads it (any other value,
+ * lists included, leaves its default, text), and imds_compat is off. */
+static bool wants_json(const struct mmds *m, const struct http_request *req)
 {
 	const char *accept = http_request_header(req, "Accept");
 
-	return accept && strcasestr(accept, CT_JSON);
+	if (m->cfg.imds_compat || !accept)
+		return false;
+	accept += strspn(accept, " \t");
+	size_t n = strlen(accept);
+	while (n && (accept[n - 1] == ' ' || accept[n - 1] == '\t'))
+		n--;
+	return n == strlen(CT_JSON) && !memcmp(accept, CT_JSON, n);
 }
 
 /* key_cmp - qsort order for object keys. */
@@ -669,7 +700,7 @@ static void respond_value(struct mmds *m, const struct http_request *req, json_t
 	char *body = NULL;
 	size_t len = 0;
 
-	if (wants_json(req)) {
+	if (wants_json(m, req)) {
 		body = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 		len = body ? strlen(body) : 0;
 		respond(resp, body ? 200 : 500, CT_JSON, body, len);
@@ -696,14 +727,14 @@ static void handle_get(struct mmds *m, const struct http_request *req,
 		       struct http_response *resp)
 {
 	if (m->cfg.version == MMDS_V2) {
-		const char *token = req_header2(req, "X-metadata-token",
-						"X-aws-ec2-metadata-token");
+		const struct http_header *token = req_header2(req, "X-metadata-token",
+							      "X-aws-ec2-metadata-token");
 		if (!token) {
-			respond_text(resp, 401, "No MMDS token provided. Use `X-metadata-token` "
-				     "header to specify the session token.");
+			respond_text(resp, 401, "No MMDS token provided. Use `X-metadata-token` or "
+				     "`X-aws-ec2-metadata-token` header to specify the session token.");
 			return;
 		}
-		enum token_state st = token_check(m, token);
+		enum token_state st = token_check(m, token->value);
 		if (st != TOKEN_VALID) {
 			if (st == TOKEN_EXPIRED)
 				m->counters.tokens_expired++;
@@ -764,7 +795,7 @@ void mmds_http_error(void *opaque, int status, const char *message,
 void mmds_state_save(struct mmds *m, struct state_writer *w)
 {
 	pthread_mutex_lock(&m->lock);
-	char *store = json_dumps(m->store, JSON_COMPACT);
+	char *store = json_dumps(m->store, JSON_COMPACT | JSON_ENCODE_ANY);
 	state_begin(w, "MMDS");
 	state_put_u32(w, (uint32_t)m->cfg.version);
 	state_put_u32(w, ntohl(m->cfg.ipv4.s_addr));
@@ -773,6 +804,12 @@ void mmds_state_save(struct mmds *m, struct state_writer *w)
 	state_put_bytes(w, m->key, sizeof(m->key));
 	state_put_u64(w, m->next_serial);
 	state_put_u64(w, service_now(m));
+	state_end(w);
+	/* What came after the first format, in a section of its own so that
+	 * snapshots from before it still load (mmds_state_load). */
+	state_begin(w, "MMD2");
+	state_put_bool(w, m->cfg.imds_compat);
+	state_put_bool(w, m->initialized);
 	state_end(w);
 	pthread_mutex_unlock(&m->lock);
 	if (!store)
@@ -783,6 +820,7 @@ void mmds_state_save(struct mmds *m, struct state_writer *w)
 struct mmds_saved {
 	struct mmds_config cfg;
 	json_t *store;
+	bool initialized;
 	uint8_t key[MMDS_KEY_LEN];
 	uint64_t next_serial, now;
 };
@@ -794,15 +832,35 @@ static bool parse_saved(struct state_reader *sec, struct mmds_saved *s)
 
 	if (!text)
 		return false;
-	s->store = parse_object((const char *)text, len);
+	s->store = parse_value((const char *)text, len);
 	if (!s->store)
-		return state_fail(sec, "the store is not a JSON object");
+		return state_fail(sec, "the store is not JSON");
 	if (serialized_size(s->store) > s->cfg.store_limit)
 		return state_fail(sec, "the store is over its limit of %zu bytes", s->cfg.store_limit);
 	state_get_bytes(sec, s->key, sizeof(s->key));
 	s->next_serial = state_get_u64(sec);
 	s->now = state_get_u64(sec);
 	return !sec->failed;
+}
+
+/* "MMD2": imds_compat and whether a PUT filled the store. A snapshot from
+ * before it has neither: its service knew no imds_compat, and PATCH
+ * worked on any store then, so it counts as filled. */
+static bool load_second(struct state_reader *r, struct mmds_saved *s)
+{
+	struct state_reader sec;
+	char tag[5];
+
+	state_peek_tag(r, tag);
+	if (strcmp(tag, "MMD2")) {
+		s->initialized = true;
+		return true;
+	}
+	if (!state_section(r, "MMD2", &sec))
+		return false;
+	s->cfg.imds_compat = state_get_bool(&sec);
+	s->initialized = state_get_bool(&sec);
+	return state_section_done(r, &sec);
 }
 
 bool mmds_state_load(struct mmds *m, struct state_reader *r)
@@ -820,7 +878,7 @@ bool mmds_state_load(struct mmds *m, struct state_reader *r)
 		state_fail(&sec, "version %u, address or store limit not valid", (unsigned)s.cfg.version);
 	if (!sec.failed)
 		parse_saved(&sec, &s);
-	if (!state_section_done(r, &sec)) {
+	if (!state_section_done(r, &sec) || !load_second(r, &s)) {
 		json_decref(s.store);
 		explicit_bzero(s.key, sizeof(s.key));
 		return false;
@@ -829,6 +887,7 @@ bool mmds_state_load(struct mmds *m, struct state_reader *r)
 	m->cfg = s.cfg;
 	json_decref(m->store);
 	m->store = s.store;
+	m->initialized = s.initialized;
 	memcpy(m->key, s.key, sizeof(m->key));
 	m->next_serial = s.next_serial;
 	m->clock_shift = (int64_t)(s.now - m->now_ms(m->clock_opaque));

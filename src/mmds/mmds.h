@@ -27,6 +27,8 @@ struct mmds_config {
 	enum mmds_version version;
 	struct in_addr ipv4;          /* link-local (169.254.0.0/16) only */
 	size_t store_limit;           /* bytes of the serialized store */
+	bool imds_compat;             /* answer IMDS text whatever Accept asks for, as
+	                               * EC2's IMDS does (Firecracker's `imds_compat`) */
 };
 
 /* Refusals and requests, one counter each (printed with the device's). */
@@ -68,8 +70,10 @@ int mmds_set_config(struct mmds *m, const struct mmds_config *cfg);
 void mmds_get_config(const struct mmds *m, struct mmds_config *cfg);
 
 /* Operator side (control API). Each returns 0, -EINVAL for a body that is
- * not a JSON object, or -EFBIG when the result would exceed the limit
- * (the store is left unchanged). */
+ * not JSON (any JSON value is a store, as in Firecracker), or -EFBIG when
+ * the result would exceed the limit (the store is left unchanged);
+ * mmds_patch also -ENODATA before the first mmds_put (Firecracker: "The
+ * MMDS data store is not initialized."). */
 int mmds_put(struct mmds *m, const char *json, size_t len);
 int mmds_patch(struct mmds *m, const char *json, size_t len);   /* RFC 7396 */
 /* The whole store serialized; malloc'd, NUL terminated. */

@@ -85,6 +85,7 @@ static int start_http(struct mmds_service *s, struct event_loop *loop, struct mm
 			.request_timeout_ms = MMDS_HTTP_REQUEST_TIMEOUT_MS,
 			.idle_timeout_ms = MMDS_HTTP_IDLE_TIMEOUT_MS,
 			.send_timeout_ms = MMDS_HTTP_SEND_TIMEOUT_MS,
+			.refuse_bodies = true,
 		},
 		.handler = mmds_http_handler,
 		.on_error = mmds_http_error,

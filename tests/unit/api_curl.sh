@@ -124,14 +124,23 @@ stop "without MMDS"
 	2>"$tmp/kvmini.log" &
 pid=$!
 for ((i = 0; i < 100; i++)); do [ -S "$API" ] && break; sleep 0.05; done
+req mmds-patch-first 400 'The MMDS data store is not initialized\.' PATCH /mmds '{"a":1}'
 req mmds-put 204 '^$' PUT /mmds '{"latest":{"meta-data":{"instance-id":"i-1","tags":{"a":"b"}}}}'
 req mmds-patch 204 '^$' PATCH /mmds '{"latest":{"meta-data":{"tags":null,"zone":"z1"}}}'
 req mmds-get 200 '^\{"latest":\{"meta-data":\{"instance-id":"i-1","zone":"z1"\}\}\}$' GET /mmds
-req mmds-put-array 400 '"fault_message":"the MMDS data must be a JSON object"' PUT /mmds '[1]'
+req mmds-put-bad 400 '"fault_message":"the MMDS data is not valid JSON"' PUT /mmds '[1'
 req mmds-too-big 413 'exceed its limit of 51200 bytes' PUT /mmds \
 	"{\"k\":\"$(head -c 60000 /dev/zero | tr '\0' 'x')\"}"
 req mmds-unchanged 200 '"zone":"z1"' GET /mmds
 req mmds-config 204 '^$' PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}'
+# V1 is deprecated in Firecracker: the answer says so in a header.
+if curl -s -i --max-time 5 --unix-socket "$API" -X PUT -H 'Content-Type: application/json' \
+	-d '{"version":"V1","network_interfaces":["eth0"]}' http://localhost/mmds/config |
+	tr -d '\r' | grep -qx 'Deprecation: true'; then
+	ok "mmds-config-v1-deprecation"
+else
+	ko "mmds-config-v1-deprecation (no \"Deprecation: true\" header)"
+fi
 req mmds-config-bad 400 'not V1 or V2' PUT /mmds/config '{"version":"V9","network_interfaces":["eth0"]}'
 req mmds-config-iface 400 'is not an interface of this instance' PUT /mmds/config \
 	'{"network_interfaces":["eth9"]}'

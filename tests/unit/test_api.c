@@ -1008,6 +1008,11 @@ static void test_mmds_routes(void)
 	struct mmds_config cfg;
 
 	rig_up(&r, true);
+	/* Empty until the first PUT, and nothing to patch before it. */
+	char *s0 = store(&r);
+	CHECK(!strcmp(s0, "{}"));
+	free(s0);
+	expect_fault(&r, 400, "PATCH", "/mmds", "{\"a\":1}", "The MMDS data store is not initialized.");
 	CHECK_EQ(status_of(&r, "PUT", "/mmds", "{\"latest\":{\"meta-data\":{\"id\":\"i-1\"}}}"), 204);
 	char *s = store(&r);
 	CHECK(!strcmp(s, "{\"latest\":{\"meta-data\":{\"id\":\"i-1\"}}}"));
@@ -1017,24 +1022,49 @@ static void test_mmds_routes(void)
 	s = store(&r);
 	CHECK(!strcmp(s, "{\"latest\":{\"meta-data\":{\"zone\":\"z\"}},\"n\":1}"));
 	free(s);
-	expect_fault(&r, 400, "PUT", "/mmds", "[1]", "must be a JSON object");
-	expect_fault(&r, 400, "PATCH", "/mmds", "{nope", "must be a JSON object");
+	expect_fault(&r, 400, "PUT", "/mmds", "[1", "not valid JSON");
+	expect_fault(&r, 400, "PATCH", "/mmds", "{nope", "not valid JSON");
 	char big[400];
 	snprintf(big, sizeof(big), "{\"k\":\"%0300d\"}", 0);
 	expect_fault(&r, 413, "PUT", "/mmds", big, "exceed its limit of 200 bytes");
 	s = store(&r);
 	CHECK(strstr(s, "zone"));   /* unchanged */
 	free(s);
+	/* Any JSON value is a store, as in Firecracker. */
+	CHECK_EQ(status_of(&r, "PUT", "/mmds", "\"text\""), 204);
+	s = store(&r);
+	CHECK(!strcmp(s, "\"text\""));
+	free(s);
+	CHECK_EQ(status_of(&r, "PUT", "/mmds", "{\"latest\":{\"meta-data\":{\"zone\":\"z\"}}}"), 204);
 
-	CHECK_EQ(status_of(&r, "PUT", "/mmds/config",
-			   "{\"version\":\"V2\",\"network_interfaces\":[\"eth0\"]}"), 204);
+	/* V2 is current; V1, named or by default, is deprecated: 204 with
+	 * "Deprecation: true", counted in deprecated_api. */
+	struct reply rp = call(&r, "PUT", "/mmds/config",
+			       "{\"version\":\"V2\",\"network_interfaces\":[\"eth0\"],"
+			       "\"imds_compat\":true}");
+	CHECK_EQ(rp.status, 204);
+	CHECK(!strstr(rp.head, "Deprecation"));
+	reply_free(&rp);
 	mmds_get_config(r.mmds, &cfg);
 	CHECK_EQ(cfg.version, MMDS_V2);
-	CHECK_EQ(status_of(&r, "PUT", "/mmds/config",
-			   "{\"version\":\"V1\",\"ipv4_address\":\"169.254.169.254\","
-			   "\"network_interfaces\":[\"eth0\"]}"), 204);
+	CHECK(cfg.imds_compat);
+	rp = call(&r, "PUT", "/mmds/config",
+		  "{\"version\":\"V1\",\"ipv4_address\":\"169.254.169.254\","
+		  "\"network_interfaces\":[\"eth0\"]}");
+	CHECK_EQ(rp.status, 204);
+	CHECK(strstr(rp.head, "\r\nDeprecation: true") != NULL);
+	reply_free(&rp);
 	mmds_get_config(r.mmds, &cfg);
 	CHECK_EQ(cfg.version, MMDS_V1);
+	CHECK(!cfg.imds_compat);
+	rp = call(&r, "PUT", "/mmds/config", "{\"network_interfaces\":[\"eth0\"]}");
+	CHECK(strstr(rp.head, "\r\nDeprecation: true") != NULL);
+	reply_free(&rp);
+	char *line = api_metrics_line(r.api);
+	CHECK(line && strstr(line, "\"deprecated_api\":{\"deprecated_http_api_calls\":2}"));
+	free(line);
+	expect_fault(&r, 400, "PUT", "/mmds/config",
+		     "{\"network_interfaces\":[\"eth0\"],\"imds_compat\":1}", "imds_compat must be");
 	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"version\":\"V3\",\"network_interfaces\":[\"eth0\"]}",
 		     "not V1 or V2");
 	expect_fault(&r, 400, "PUT", "/mmds/config", "{\"version\":\"V2\"}", "needs \"network_interfaces\"");

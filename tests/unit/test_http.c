@@ -241,6 +241,41 @@ static void test_limits_are_413(void)
 	free(out);
 }
 
+/* refuse_bodies: a request announcing a body is answered 400 "Invalid
+ * request." at its headers, before any of the body arrives (the body may
+ * never come), and the connection closes; one without a body is served. */
+static void test_refuse_bodies(void)
+{
+	struct http_limits lim = limits;
+	static const char *const with_body[] = {
+		"GET / HTTP/1.1\r\nContent-Length: 100\r\n\r\n",
+		"PUT /latest/api/token HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+		"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+	};
+
+	lim.refuse_bodies = true;
+	for (unsigned i = 0; i < sizeof(with_body) / sizeof(with_body[0]); i++) {
+		struct http_conn *c = http_conn_new(&lim, echo_handler, NULL, NULL);
+		char *out = NULL;
+		size_t len = 0;
+		CHECK_EQ(http_conn_feed(c, with_body[i], strlen(with_body[i]), &out, &len), 1);
+		out = realloc(out, len + 1);
+		out[len] = '\0';
+		CHECK(!strncmp(out, "HTTP/1.1 400", 12));
+		CHECK(strstr(out, "\r\n\r\nInvalid request.") != NULL);
+		free(out);
+		http_conn_free(c);
+	}
+	struct http_conn *c = http_conn_new(&lim, echo_handler, NULL, NULL);
+	char *out = NULL;
+	size_t len = 0;
+	const char *plain = "GET /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+	CHECK_EQ(http_conn_feed(c, plain, strlen(plain), &out, &len), 0);
+	CHECK(len > 12 && !strncmp(out, "HTTP/1.1 200", 12));
+	free(out);
+	http_conn_free(c);
+}
+
 static void test_chunked_body_assembled(void)
 {
 	int r;
@@ -696,6 +731,7 @@ int main(void)
 	RUN_TEST(test_connection_close);
 	RUN_TEST(test_malformed_is_400_and_closes);
 	RUN_TEST(test_limits_are_413);
+	RUN_TEST(test_refuse_bodies);
 	RUN_TEST(test_chunked_body_assembled);
 	RUN_TEST(test_expect_continue);
 	RUN_TEST(test_no_content_and_head);

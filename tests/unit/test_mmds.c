@@ -21,6 +21,7 @@ struct reply {
 	int status;
 	char body[4096];
 	char allow[64];
+	char ttl_echo[96];          /* "Name: value" of a *-ttl-seconds header answered */
 	const char *ctype;
 };
 
@@ -78,6 +79,9 @@ static struct reply do_req(struct mmds *m, const char *method, const char *path,
 	for (unsigned i = 0; i < resp.n_extra; i++) {
 		if (!strcmp(resp.extra[i].name, "Allow"))
 			snprintf(r.allow, sizeof(r.allow), "%s", resp.extra[i].value);
+		if (strcasestr(resp.extra[i].name, "ttl-seconds"))
+			snprintf(r.ttl_echo, sizeof(r.ttl_echo), "%s: %s", resp.extra[i].name,
+				 resp.extra[i].value);
 		free(resp.extra[i].name);
 		free(resp.extra[i].value);
 	}
@@ -160,18 +164,32 @@ static void test_put_replaces(void)
 	struct mmds *m = new_mmds(MMDS_V1, 0);
 
 	CHECK(store_is(m, "{}"));
+	/* Before the first PUT there is nothing to patch (Firecracker's "not
+	 * initialized"), whatever the patch. */
+	CHECK_EQ(mmds_patch(m, "{\"a\":1}", 7), -ENODATA);
+	CHECK(store_is(m, "{}"));
 	CHECK_EQ(mmds_put(m, sample, strlen(sample)), 0);
 	CHECK(store_is(m, sample));
 	CHECK_EQ(mmds_put(m, "{\"x\":1}", 7), 0);
 	CHECK(store_is(m, "{\"x\":1}"));
-	/* Not an object, not JSON, duplicated keys: refused, store kept. */
-	CHECK_EQ(mmds_put(m, "[1,2]", 5), -EINVAL);
-	CHECK_EQ(mmds_put(m, "\"s\"", 3), -EINVAL);
+	/* Not JSON, duplicated keys: refused, store kept. */
 	CHECK_EQ(mmds_put(m, "{\"x\":", 5), -EINVAL);
 	CHECK_EQ(mmds_put(m, "{\"x\":1,\"x\":2}", 13), -EINVAL);
 	CHECK_EQ(mmds_put(m, NULL, 0), -EINVAL);
-	CHECK_EQ(mmds_patch(m, "[]", 2), -EINVAL);
+	CHECK_EQ(mmds_patch(m, "[", 1), -EINVAL);
 	CHECK(store_is(m, "{\"x\":1}"));
+	/* Any JSON value is a store, as in Firecracker; a patch that is not an
+	 * object replaces it (RFC 7396), and an object patch makes it one. */
+	CHECK_EQ(mmds_put(m, "[1,2]", 5), 0);
+	CHECK(store_is(m, "[1,2]"));
+	CHECK_EQ(mmds_put(m, "\"s\"", 3), 0);
+	CHECK(store_is(m, "\"s\""));
+	CHECK_EQ(get(m, "/", NULL).status, 200);
+	CHECK(!strcmp(get(m, "/", NULL).body, "s"));
+	CHECK_EQ(mmds_patch(m, "{\"a\":1}", 7), 0);
+	CHECK(store_is(m, "{\"a\":1}"));
+	CHECK_EQ(mmds_patch(m, "7", 1), 0);
+	CHECK(store_is(m, "7"));
 	mmds_free(m);
 }
 
@@ -309,9 +327,40 @@ static void test_json_format(void)
 	CHECK(r.status == 200 && json_same(r.body, "[\"zero\",\"one\",{\"k\":\"v\"}]"));
 	r = get(m, "/", accept_json);
 	CHECK(r.status == 200 && json_same(r.body, sample));
-	static const char *const mixed[] = { "ACCEPT", "text/html, Application/JSON;q=0.9", NULL };
-	r = get(m, "/flag", mixed);
+	/* Accept as Firecracker's parser reads it: exactly "application/json"
+	 * (spaces around it aside) is JSON; a list, parameters or another
+	 * spelling leave the default, text. */
+	static const char *const spaced[] = { "ACCEPT", "  application/json\t", NULL };
+	r = get(m, "/flag", spaced);
 	CHECK(r.status == 200 && !strcmp(r.body, "true"));
+	static const char *const texts[] = { "text/html, application/json", "application/json;q=0.9",
+					     "Application/JSON", "*/*" };
+	for (unsigned i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		const char *const h[] = { "Accept", texts[i], NULL };
+		r = get(m, "/latest/meta-data/ami-id", h);
+		CHECK(r.status == 200 && !strcmp(r.body, "ami-12345678"));
+		CHECK(r.ctype && !strcmp(r.ctype, "text/plain"));
+	}
+	mmds_free(m);
+}
+
+/* imds_compat: IMDS text whatever Accept says, as EC2 answers. */
+static void test_imds_compat(void)
+{
+	struct mmds *m = new_mmds(MMDS_V1, 0);
+	struct mmds_config cfg;
+	struct reply r;
+
+	mmds_put(m, sample, strlen(sample));
+	mmds_get_config(m, &cfg);
+	cfg.imds_compat = true;
+	CHECK_EQ(mmds_set_config(m, &cfg), 0);
+	r = get(m, "/latest/meta-data/ami-id", accept_json);
+	CHECK(r.status == 200 && !strcmp(r.body, "ami-12345678"));
+	CHECK(r.ctype && !strcmp(r.ctype, "text/plain"));
+	r = get(m, "/latest", accept_json);
+	CHECK(r.status == 200 && !strcmp(r.body, "meta-data/"));
+	CHECK_EQ(get(m, "/age", accept_json).status, 501);
 	mmds_free(m);
 }
 
@@ -410,18 +459,39 @@ static void test_token_requests_refused(void)
 	r = do_req(m, "PUT", "/latest/api/token", NULL);
 	CHECK_EQ(r.status, 400);
 	CHECK(strstr(r.body, "Token time to live value not found") != NULL);
-	/* TTL out of range or not a number. */
-	static const char *const ttls[] = { "0", "21601", "-1", "abc", " 5", "5 ", "",
-					    "99999999999999999999", "1e3" };
-	for (unsigned i = 0; i < sizeof(ttls) / sizeof(ttls[0]); i++) {
-		const char *const h[] = { "X-metadata-token-ttl-seconds", ttls[i], NULL };
+	/* A number out of range, and what is not a 32-bit number, each with
+	 * Firecracker's text (the header's name as sent). */
+	static const char *const ranges[][2] = { { "0", "0" }, { "21601", "21601" },
+						 { "+0", "0" }, { "4294967295", "4294967295" } };
+	for (unsigned i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		const char *const h[] = { "X-metadata-token-ttl-seconds", ranges[i][0], NULL };
+		char want[128];
 		r = do_req(m, "PUT", "/latest/api/token", h);
 		CHECK_EQ(r.status, 400);
-		CHECK(strstr(r.body, "Invalid time to live value") != NULL);
+		snprintf(want, sizeof(want), "Invalid time to live value provided for token: %s. "
+			 "Please provide a value between 1 and 21600.", ranges[i][1]);
+		CHECK(!strcmp(r.body, want));
 	}
-	/* Bounds themselves are fine; so are extra slashes in the path. */
+	static const char *const ttls[] = { "-1", "abc", " 5", "5 ", "", "4294967296", "1e3", "+" };
+	for (unsigned i = 0; i < sizeof(ttls) / sizeof(ttls[0]); i++) {
+		const char *const h[] = { "x-Metadata-Token-TTL-Seconds", ttls[i], NULL };
+		char want[128];
+		r = do_req(m, "PUT", "/latest/api/token", h);
+		CHECK_EQ(r.status, 400);
+		snprintf(want, sizeof(want), "Invalid header. Reason: Invalid value. "
+			 "Key:x-Metadata-Token-TTL-Seconds; Value:%s", ttls[i]);
+		CHECK(!strcmp(r.body, want));
+	}
+	/* Bounds themselves are fine; so are extra slashes in the path. The
+	 * lifetime granted comes back under the header's name as sent. */
 	const char *const one[] = { "X-metadata-token-ttl-seconds", "1", NULL };
-	CHECK_EQ(do_req(m, "PUT", "//latest/api//token/", one).status, 200);
+	r = do_req(m, "PUT", "//latest/api//token/", one);
+	CHECK_EQ(r.status, 200);
+	CHECK(!strcmp(r.ttl_echo, "X-metadata-token-ttl-seconds: 1"));
+	const char *const aws[] = { "x-aws-ec2-metadata-token-ttl-seconds", "+21600", NULL };
+	r = do_req(m, "PUT", "/latest/api/token", aws);
+	CHECK_EQ(r.status, 200);
+	CHECK(!strcmp(r.ttl_echo, "x-aws-ec2-metadata-token-ttl-seconds: 21600"));
 	/* PUT elsewhere: 404. */
 	r = do_req(m, "PUT", "/latest/api/tokens", one);
 	CHECK_EQ(r.status, 404);
@@ -437,11 +507,11 @@ static void test_token_requests_refused(void)
 	CHECK_EQ(do_req(m, "GET", "", NULL).status, 400);
 
 	const struct mmds_counters *c = mmds_counters(m);
-	CHECK_EQ(c->rx_bad_request, 13);
+	CHECK_EQ(c->rx_bad_request, 16);
 	CHECK_EQ(c->rx_forwarded_refused, 1);
 	CHECK_EQ(c->rx_not_found, 2);
-	CHECK_EQ(c->tokens_issued, 1);
-	CHECK_EQ(c->rx_accepted, 1);
+	CHECK_EQ(c->tokens_issued, 2);
+	CHECK_EQ(c->rx_accepted, 2);
 	mmds_free(m);
 }
 
@@ -493,6 +563,10 @@ static void test_state_round_trip(void)
 	mmds_put(m, sample, strlen(sample));
 	token(m, "10", tok, sizeof(tok));
 	fake_now += 4000;
+	struct mmds_config cfg;
+	mmds_get_config(m, &cfg);
+	cfg.imds_compat = true;
+	mmds_set_config(m, &cfg);
 	state_writer_init(&w);
 	mmds_state_save(m, &w);
 	mmds_free(m);
@@ -502,9 +576,10 @@ static void test_state_round_trip(void)
 	CHECK(mmds_state_load(m2, &r));
 	CHECK(state_at_end(&r));
 	CHECK(store_is(m2, sample));
-	struct mmds_config cfg;
 	mmds_get_config(m2, &cfg);
 	CHECK_EQ(cfg.version, MMDS_V2);
+	CHECK(cfg.imds_compat);
+	CHECK_EQ(mmds_patch(m2, "{\"p\":1}", 7), 0);       /* the store stays filled */
 	const char *const h[] = { "X-metadata-token", tok, NULL };
 	fake_now += 5999;
 	CHECK_EQ(get(m2, "/latest/meta-data/ami-id", h).status, 200);
@@ -525,7 +600,7 @@ static void test_state_refused(void)
 	struct state_writer w;
 	struct state_reader r;
 	struct errbuf eb = { 0 };
-	static const char *const bad_store[] = { "[1,2]", "{\"a\":", NULL };
+	static const char *const bad_store[] = { "[1,", "{\"a\":", NULL };
 
 	mmds_put(m, "{\"keep\":1}", 10);
 	for (unsigned i = 0; bad_store[i]; i++) {
@@ -542,7 +617,7 @@ static void test_state_refused(void)
 		state_end(&w);
 		state_reader_init(&r, w.buf, w.len, &eb);
 		CHECK(!mmds_state_load(m, &r));
-		CHECK(strstr(eb.msg, "not a JSON object") != NULL);
+		CHECK(strstr(eb.msg, "not JSON") != NULL);
 		state_writer_free(&w);
 	}
 	/* A version that is neither 1 nor 2; an address outside 169.254/16. */
@@ -560,6 +635,42 @@ static void test_state_refused(void)
 		state_writer_free(&w);
 	}
 	CHECK(store_is(m, "{\"keep\":1}"));
+	mmds_free(m);
+}
+
+/* A snapshot from before "MMD2" (only "MMDS") loads: no imds_compat, and
+ * its store counts as filled, since PATCH worked on any store then. */
+static void test_state_first_format(void)
+{
+	struct mmds *m = new_mmds(MMDS_V1, 0);
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	uint8_t key[32] = { 0 };
+
+	state_writer_init(&w);
+	state_begin(&w, "MMDS");
+	state_put_u32(&w, 1);
+	state_put_u32(&w, 0xa9fea9fe);
+	state_put_u64(&w, 100);
+	state_put_str(&w, "{\"old\":1}");
+	state_put_bytes(&w, key, sizeof(key));
+	state_put_u64(&w, 1);
+	state_put_u64(&w, 1);
+	state_end(&w);
+	state_begin(&w, "NEXT");                 /* whatever section follows */
+	state_end(&w);
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(mmds_state_load(m, &r));
+	char tag[5];
+	state_peek_tag(&r, tag);
+	CHECK(!strcmp(tag, "NEXT"));
+	struct mmds_config cfg;
+	mmds_get_config(m, &cfg);
+	CHECK(!cfg.imds_compat);
+	CHECK_EQ(mmds_patch(m, "{\"p\":2}", 7), 0);
+	CHECK(store_is(m, "{\"old\":1,\"p\":2}"));
+	state_writer_free(&w);
 	mmds_free(m);
 }
 
@@ -610,6 +721,7 @@ int main(void)
 	RUN_TEST(test_pointer_paths);
 	RUN_TEST(test_imds_format);
 	RUN_TEST(test_json_format);
+	RUN_TEST(test_imds_compat);
 	RUN_TEST(test_methods_refused);
 	RUN_TEST(test_v1_tokens_optional);
 	RUN_TEST(test_v2_flow);
@@ -618,5 +730,6 @@ int main(void)
 	RUN_TEST(test_http_errors_counted);
 	RUN_TEST(test_state_round_trip);
 	RUN_TEST(test_state_refused);
+	RUN_TEST(test_state_first_format);
 	return CHECK_DONE();
 }

@@ -755,7 +755,16 @@ static void test_http_over_tcp_v1(void)
 	pump_until(&r, 2000, got_fin, &b.seen);
 	flow_read(&b);
 	CHECK(b.fin);
+	/* A body announced and never sent (Firecracker's "MMDS hang" test):
+	 * refused at once, not left to the request timeout. */
+	struct flow d;
+	CHECK(flow_open(&r, &d, 40102));
+	CHECK(flow_request(&d, "GET / HTTP/1.1\r\nContent-Length: 100\r\n"
+			   "Accept: application/json\r\n\r\nsome body"));
+	CHECK(strstr(d.in, "HTTP/1.1 400") == d.in);
+	CHECK(strstr(d.in, "\r\n\r\nInvalid request.") != NULL);
 	const struct mmds_counters *c = mmds_counters(r.mmds);
+	CHECK_EQ(c->rx_bad_request, 1);
 	CHECK_EQ(c->rx_accepted, 4);
 	CHECK_EQ(c->rx_not_found, 1);
 	CHECK_EQ(c->rx_method_not_allowed, 1);
