@@ -24,7 +24,9 @@
  *
  * The mount's options change what is measured, so the whole set runs once
  * per mode in --cache (default "auto,auto:no-passthrough,none"; a mode is a
- * --cache value, optionally with ":no-passthrough"):
+ * --cache value, optionally with ":no-passthrough" and ":no-notify", the
+ * flags of those names; "auto:no-notify" beside "auto" is the cost of the
+ * host-change watcher):
  *   auto: kvmini's default. Attributes and entries cached for 1 s. On
  *         kernels with FUSE passthrough (Linux 6.9+), file data does not go
  *         through the server: at OPEN kvmini hands the kernel the descriptor
@@ -247,26 +249,35 @@ static bool is_mounted(const char *mnt)
 	return found;
 }
 
-/* @mode: a --cache value, optionally followed by ":no-passthrough". */
+/* @mode: a --cache value, then any of ":no-passthrough" and ":no-notify"
+ * (kvmini's flags of those names). */
 static pid_t start_kvmini(const struct bench_opts *o, const char *mode, const char *share,
 			  const char *mnt)
 {
-	char threads[16], cache[64];
-	const char *colon = strchr(mode, ':');
-	bool no_pt = colon && !strcmp(colon + 1, "no-passthrough");
+	char threads[16], cache[64], flags[128];
+	const char *argv[16];
+	unsigned n = 0;
 	pid_t pid;
 
 	snprintf(threads, sizeof(threads), "%d", o->threads);
-	snprintf(cache, sizeof(cache), "%.*s", colon ? (int)(colon - mode) : (int)strlen(mode), mode);
-	if (colon && !no_pt) {
-		fprintf(stderr, "fuse_bench: unknown mode %s\n", mode);
-		return -1;
+	snprintf(cache, sizeof(cache), "%.*s", (int)strcspn(mode, ":"), mode);
+	argv[n++] = o->kvmini, argv[n++] = "fuse-mount", argv[n++] = share, argv[n++] = mnt;
+	argv[n++] = "--threads", argv[n++] = threads, argv[n++] = "--cache", argv[n++] = cache;
+	argv[n++] = "-q";
+	snprintf(flags, sizeof(flags), "%s", mode + strlen(cache));
+	for (char *save = NULL, *f = strtok_r(flags, ":", &save); f; f = strtok_r(NULL, ":", &save)) {
+		if (strcmp(f, "no-passthrough") && strcmp(f, "no-notify")) {
+			fprintf(stderr, "fuse_bench: unknown mode %s\n", mode);
+			return -1;
+		}
+		argv[n++] = !strcmp(f, "no-notify") ? "--no-notify" : "--no-passthrough";
+		if (n > 12)
+			return -1;
 	}
+	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
-		execl(o->kvmini, o->kvmini, "fuse-mount", share, mnt, "--threads", threads,
-		      "--cache", cache, "-q", no_pt ? "--no-passthrough" : (char *)NULL,
-		      (char *)NULL);
+		execv(o->kvmini, (char *const *)argv);
 		perror(o->kvmini);
 		_exit(127);
 	}
