@@ -32,6 +32,7 @@
 #include "core/errbuf.h"
 #include "core/event_loop.h"
 #include "http/http.h"
+#include "mmds/mmds.h"
 #include "net/rate_limiter.h"
 
 struct net_device;
@@ -139,6 +140,7 @@ struct api_net_config {
 	uint8_t mac[6];
 	bool mac_given;
 	struct rate_limiter_config limit[2];   /* by queue: NET_RX_QUEUE, NET_TX_QUEUE */
+	bool mmds;                             /* the metadata service answers on it */
 };
 
 /* GET /vm/config: what the VM was configured with (the machine comes
@@ -149,6 +151,15 @@ struct api_vm_config {
 	/* The interfaces configured; the API shows the running devices'
 	 * current MACs and limits instead once they exist. */
 	struct api_net_config ifaces[API_MAX_IFACES];
+	unsigned n_ifaces;
+	bool mmds_on;                     /* the metadata service is configured */
+};
+
+/* PUT /mmds/config before the start: where the metadata service will
+ * answer and how. The names are the request's, valid for the call. */
+struct api_mmds_config {
+	struct mmds_config cfg;           /* store_limit: left as the store has it */
+	const char *ifaces[API_MAX_IFACES];
 	unsigned n_ifaces;
 };
 
@@ -180,6 +191,7 @@ struct api_vm_ops {
 	int (*set_machine_config)(void *ctx, const struct api_machine_config *mc,
 				  struct errbuf *eb);
 	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
+	int (*set_mmds_config)(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
 	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
 	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:

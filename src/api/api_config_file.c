@@ -34,8 +34,7 @@ static const struct config_section sections[] = {
 	{ "vsock", NULL, NULL, "kvmini has no vsock device yet" },
 	{ "entropy", NULL, NULL, "kvmini has no entropy device yet" },
 	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },
-	{ "mmds-config", NULL, NULL, "the metadata service is configured with kvmini run's "
-	  "--mmds options for now" },
+	{ "mmds-config", "/mmds/config", NULL, NULL },   /* after the interfaces it names */
 	{ "cpu-config", NULL, NULL, "kvmini passes the host's CPUID through KVM's supported set" },
 };
 

@@ -106,8 +106,9 @@ static bool mmds_ifaces_ok(struct api *api, json_t *body, struct http_response *
 	return true;
 }
 
-static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config *cfg,
-			      struct http_response *resp)
+/* "version" (V1 when left out), "imds_compat" and "ipv4_address" into
+ * @cfg; an address stays as it is when the body names none. */
+static bool mmds_parse_config(json_t *body, struct mmds_config *cfg, struct http_response *resp)
 {
 	bool ok;
 	const char *ver = api_get_string(body, "version", false, &ok, "the MMDS configuration", resp);
@@ -129,16 +130,32 @@ static bool mmds_parse_config(struct api *api, json_t *body, struct mmds_config 
 					  resp);
 	if (!ok)
 		return false;
-	struct in_addr a = cfg->ipv4;
-	if (addr && inet_pton(AF_INET, addr, &a) != 1) {
-		api_fault(resp, 400, "ipv4_address \"%s\" is not an IPv4 address", addr);
+	if (addr && (inet_pton(AF_INET, addr, &cfg->ipv4) != 1 || !mmds_address_ok(cfg->ipv4))) {
+		api_fault(resp, 400, "ipv4_address \"%s\": not an IPv4 address of 169.254.0.0/16 "
+			  "(link-local, neither its first nor its last)", addr);
 		return false;
 	}
-	/* The interceptor takes the address when the interface starts. */
-	if (a.s_addr != cfg->ipv4.s_addr) {
-		api_fault(resp, 400, "the MMDS address cannot change while the interface runs "
-			  "(it is %s; set it at start)", inet_ntoa(cfg->ipv4));
+	return true;
+}
+
+/* "network_interfaces" of a body before the start: a non-empty list of
+ * names, which the VM checks against its interfaces. */
+static bool mmds_iface_names(json_t *body, struct api_mmds_config *mc, struct http_response *resp)
+{
+	json_t *list = json_object_get(body, "network_interfaces"), *v;
+	size_t i;
+
+	if (!json_is_array(list) || !json_array_size(list) || json_array_size(list) > API_MAX_IFACES) {
+		api_fault(resp, 400, "the MMDS configuration needs \"network_interfaces\", a "
+			  "list of 1 to %u interface ids", API_MAX_IFACES);
 		return false;
+	}
+	json_array_foreach(list, i, v) {
+		if (!json_is_string(v)) {
+			api_fault(resp, 400, "network_interfaces[%zu] must be a string", i);
+			return false;
+		}
+		mc->ifaces[mc->n_ifaces++] = json_string_value(v);
 	}
 	return true;
 }
@@ -156,25 +173,65 @@ static void mmds_config_done(struct api *api, const struct mmds_config *cfg,
 	(void)http_response_add_header(resp, "Deprecation", "true");
 }
 
+/* Before the start: the VM takes the configuration whole (interfaces
+ * named then get the interceptor when the machine is built). Returns false
+ * when the VM exists already, for the running VM's rules. */
+static bool mmds_config_preboot(struct api *api, json_t *body, const struct mmds_config *cur,
+				struct http_response *resp)
+{
+	const struct api_vm_ops *vm = api->opts.vm;
+	struct api_mmds_config mc = { .cfg = *cur };
+	struct errbuf eb = { 0 };
+
+	if (!vm || !vm->set_mmds_config)
+		return false;
+	if (!mmds_parse_config(body, &mc.cfg, resp) || !mmds_iface_names(body, &mc, resp))
+		return true;
+	int r = vm->set_mmds_config(api->opts.vm_ctx, &mc, &eb);
+	if (r == -EEXIST)
+		return false;
+	if (r < 0)
+		api_fault(resp, 400, "%s", eb.msg);
+	else
+		mmds_config_done(api, &mc.cfg, resp);
+	return true;
+}
+
+/* After the start: the interceptors are in place, so the interfaces must
+ * be ones MMDS was started on, and the address stays. */
+static void mmds_config_running(struct api *api, json_t *body, const struct mmds_config *cur,
+				struct http_response *resp)
+{
+	struct mmds_config cfg = *cur;
+
+	if (!mmds_ifaces_ok(api, body, resp) || !mmds_parse_config(body, &cfg, resp))
+		return;
+	if (cfg.ipv4.s_addr != cur->ipv4.s_addr) {
+		api_fault(resp, 400, "the MMDS address cannot change while the interface runs "
+			  "(it is %s; set it at start)", inet_ntoa(cur->ipv4));
+		return;
+	}
+	if (mmds_set_config(api->opts.mmds, &cfg) < 0)
+		api_fault(resp, 400, "the MMDS configuration was refused");
+	else
+		mmds_config_done(api, &cfg, resp);
+}
+
 void api_mmds_config_put(struct api *api, const char *id, const struct http_request *req,
 			 struct http_response *resp)
 {
 	static const char *const keys[] = { "version", "ipv4_address", "network_interfaces",
 		"imds_compat", NULL };
-	struct mmds_config cfg;
+	struct mmds_config cur;
 
 	if (!mmds_on(api, resp))
 		return;
 	json_t *body = api_body_object(req, resp);
 	if (!body)
 		return;
-	mmds_get_config(api->opts.mmds, &cfg);
+	mmds_get_config(api->opts.mmds, &cur);
 	if (api_known_keys(body, keys, "the MMDS configuration", resp) &&
-	    mmds_ifaces_ok(api, body, resp) && mmds_parse_config(api, body, &cfg, resp)) {
-		if (mmds_set_config(api->opts.mmds, &cfg) < 0)
-			api_fault(resp, 400, "the MMDS configuration was refused");
-		else
-			mmds_config_done(api, &cfg, resp);
-	}
+	    !mmds_config_preboot(api, body, &cur, resp))
+		mmds_config_running(api, body, &cur, resp);
 	json_decref(body);
 }

@@ -74,12 +74,14 @@ static json_t *ifaces_json(const struct api *api, const struct api_vm_config *c)
 	return a;
 }
 
-static json_t *mmds_json(const struct api *api)
+/* The interfaces MMDS answers on: the running ones the API has, or before
+ * the start the ones configured. null while MMDS is off. */
+static json_t *mmds_json(const struct api *api, const struct api_vm_config *c)
 {
 	struct mmds_config cfg;
 	char addr[INET_ADDRSTRLEN];
 
-	if (!api->opts.mmds)
+	if (!api->opts.mmds || !c->mmds_on)
 		return json_null();
 	mmds_get_config(api->opts.mmds, &cfg);
 	inet_ntop(AF_INET, &cfg.ipv4, addr, sizeof(addr));
@@ -87,6 +89,9 @@ static json_t *mmds_json(const struct api *api)
 	for (unsigned i = 0; names && i < api->opts.n_ifaces && i < API_MAX_IFACES; i++)
 		if (api->opts.ifaces[i].mmds)
 			json_array_append_new(names, json_string(api->opts.ifaces[i].iface_id));
+	for (unsigned i = 0; names && !api->opts.n_ifaces && i < c->n_ifaces; i++)
+		if (c->ifaces[i].mmds)
+			json_array_append_new(names, json_string(c->ifaces[i].iface_id));
 	return json_pack("{s:s,s:o,s:s,s:b}", "version", cfg.version == MMDS_V1 ? "V1" : "V2",
 			 "network_interfaces", names, "ipv4_address", addr, "imds_compat",
 			 cfg.imds_compat);
@@ -108,6 +113,6 @@ void api_vm_config_get(struct api *api, const char *id, const struct http_reques
 	api_reply_json(resp, 200, json_pack("{s:n,s:[],s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:n}",
 		"balloon", "drives", "boot-source", boot_json(&c.boot), "cpu-config",
 		"logger", "machine-config", api_machine_json(&mc), "metrics",
-		"mmds-config", mmds_json(api), "network-interfaces", ifaces_json(api, &c),
+		"mmds-config", mmds_json(api, &c), "network-interfaces", ifaces_json(api, &c),
 		"vsock", "entropy"));
 }

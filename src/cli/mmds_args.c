@@ -118,7 +118,7 @@ static int fill_store(struct mmds *m, const char *path)
 	int r = mmds_put(m, json, len);
 	free(json);
 	if (r == -EINVAL)
-		log_err("--mmds-data %s: not a JSON object", path);
+		log_err("--mmds-data %s: not JSON", path);
 	else if (r == -EFBIG)
 		log_err("--mmds-data %s: larger than the store limit (%zu bytes)", path,
 			mmds_store_limit(m));

@@ -566,7 +566,8 @@ void run_configure(struct run_ctx *ctx)
 		.mem_bytes = (uint64_t)a->mem_mib << 20, .cpus = (unsigned)a->cpus,
 		.compat = a->compat, .host_decompress = a->host_decompress, .no_acpi = a->no_acpi,
 		.console_in = STDIN_FILENO, .console_out = STDOUT_FILENO,
-		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces, .mmds = ctx->mmds,
+		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces,
+		.mmds = ctx->mmds_on ? ctx->mmds : NULL,
 		.fs = ctx->fs, .n_fs = a->nfs,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
@@ -606,10 +607,29 @@ static int apply_config_file(struct run_ctx *ctx)
 	return r;
 }
 
+/* A monitor that waits for its configuration has a metadata store from
+ * the start, as Firecracker has: PUT /mmds may come before PUT
+ * /mmds/config, or without it. It serves the machine only once on. */
+static int waiting_store(struct run_ctx *ctx)
+{
+	if (ctx->mmds)
+		return 0;
+	ctx->mmds = mmds_new(&ctx->args->net.mmds.cfg);
+	if (!ctx->mmds) {
+		log_err("the metadata store: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int build(struct run_ctx *ctx)
 {
 	const struct run_args *a = ctx->args;
 	int r = cli_net_controls_mmds(&a->net, &ctx->mmds);
+
+	ctx->mmds_on = ctx->mmds != NULL;
+	if (!r && a->preboot)
+		r = waiting_store(ctx);
 
 	if (!r && a->preboot) {
 		r = machine_init_loop(&ctx->machine);

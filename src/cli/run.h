@@ -102,7 +102,12 @@ struct run_ctx {
 	bool api_configured;
 	const char *load_mem[API_SNAPSHOT_MAX_LAYERS];   /* its memory files among them */
 	uint64_t start_ns;               /* kvmini's start, or a load's: --boot-timing's zero */
+	/* The metadata store. A VM configured through the API always has one,
+	 * so /mmds answers before PUT /mmds/config (Firecracker's store exists
+	 * from the start); it serves the machine only once MMDS is on (--mmds,
+	 * PUT /mmds/config, or a snapshot that had it). */
 	struct mmds *mmds;
+	bool mmds_on;
 	struct api *api;
 	struct api_iface api_ifaces[RUN_MAX_NETS];
 	struct cli_signals sig;
@@ -176,6 +181,7 @@ void run_get_machine_config(void *ctx, struct api_machine_config *mc);
 void run_get_vm_config(void *ctx, struct api_vm_config *out);
 int run_set_machine_config(void *ctx, const struct api_machine_config *mc, struct errbuf *eb);
 int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
+int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 int run_instance_start(void *ctx, struct errbuf *eb);
 
 #endif

@@ -88,6 +88,19 @@ int run_set_machine_config(void *opaque, const struct api_machine_config *mc,
 	return 0;
 }
 
+/* Whether MMDS, once on, answers on interface @i: one named by
+ * --mmds-iface or PUT /mmds/config, else the first (as
+ * cli_net_controls_check decides at the start). */
+static bool mmds_answers_on(const struct cli_net_controls *c, unsigned i)
+{
+	if (!c->n_mmds_iface)
+		return i == 0;
+	for (unsigned k = 0; k < c->n_mmds_iface; k++)
+		if (!strcmp(c->mmds_iface[k], c->ifaces[i].id))
+			return true;
+	return false;
+}
+
 /* GET /vm/config: what the command line and the pre-boot requests set. */
 void run_get_vm_config(void *opaque, struct api_vm_config *out)
 {
@@ -97,12 +110,14 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 	out->boot = (struct api_boot_source){ .kernel_image_path = a->kernel,
 					      .initrd_path = a->initrd, .boot_args = a->cmdline };
 	out->n_ifaces = MIN(c->n_ifaces, (unsigned)API_MAX_IFACES);
+	out->mmds_on = ((struct run_ctx *)opaque)->mmds_on;
 	for (unsigned i = 0; i < out->n_ifaces; i++) {
 		const struct net_iface_config *ifc = &c->ifaces[i];
 		struct api_net_config *nc = &out->ifaces[i];
 		*nc = (struct api_net_config){ .iface_id = ifc->id,
 					       .host_dev_name = net_iface_host_dev_name(ifc),
-					       .mac_given = ifc->mac_given };
+					       .mac_given = ifc->mac_given,
+					       .mmds = out->mmds_on && mmds_answers_on(c, i) };
 		memcpy(nc->mac, ifc->mac, sizeof(nc->mac));
 		nc->limit[NET_RX_QUEUE] = ifc->limit[NET_RX_QUEUE];
 		nc->limit[NET_TX_QUEUE] = ifc->limit[NET_TX_QUEUE];
@@ -186,6 +201,56 @@ int run_add_iface(void *opaque, const struct api_net_config *nc, struct errbuf *
 	memcpy(ifc->limit, nc->limit, sizeof(ifc->limit));
 	if (i == c->n_ifaces)
 		c->n_ifaces++;
+	ctx->api_configured = true;
+	return 0;
+}
+
+/* --- the metadata service -------------------------------------------------------------- */
+
+/* The interface of the VM with id @id, NULL when it has none. */
+static const struct net_iface_config *iface_named(const struct cli_net_controls *c,
+						  const char *id)
+{
+	for (unsigned i = 0; i < c->n_ifaces; i++)
+		if (!strcmp(c->ifaces[i].id, id))
+			return &c->ifaces[i];
+	return NULL;
+}
+
+/* PUT /mmds/config before the start, as Firecracker takes it: the
+ * interfaces must be configured already; MMDS is then on for them (the
+ * interceptor goes in front of each when the machine is built), at any
+ * link-local address. */
+int run_set_mmds_config(void *opaque, const struct api_mmds_config *mc, struct errbuf *eb)
+{
+	struct run_ctx *ctx = opaque;
+	struct cli_net_controls *c = &ctx->args->net;
+	const char *names[CLI_NET_MAX_IFACES];
+
+	if (ctx->machine_tried)
+		return -EEXIST;
+	for (unsigned i = 0; i < mc->n_ifaces; i++) {
+		const struct net_iface_config *ifc =
+			i < CLI_NET_MAX_IFACES ? iface_named(c, mc->ifaces[i]) : NULL;
+		if (!ifc) {
+			errbuf_set(eb, "network_interfaces[%u]: no interface \"%s\" (PUT "
+				   "/network-interfaces/{id} first)", i, mc->ifaces[i]);
+			return -EINVAL;
+		}
+		names[i] = ifc->id;             /* the interface's own copy of its name */
+	}
+	struct mmds_config cur, cfg = mc->cfg;
+	mmds_get_config(ctx->mmds, &cur);
+	cfg.store_limit = cur.store_limit;         /* --mmds-size-limit's, not the API's */
+	if (mmds_set_config(ctx->mmds, &cfg) < 0) {
+		errbuf_set(eb, "the MMDS configuration was refused");
+		return -EINVAL;
+	}
+	c->mmds.enabled = true;
+	c->mmds.cfg = cfg;
+	memcpy(c->mmds_iface, names, mc->n_ifaces * sizeof(names[0]));
+	c->n_mmds_iface = mc->n_ifaces;
+	ctx->mmds_on = true;
 	ctx->api_configured = true;
 	return 0;
 }

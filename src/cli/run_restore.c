@@ -107,20 +107,26 @@ static int apply_overrides(struct run_ctx *ctx, const struct run_restore *rr, st
 }
 
 /* The metadata store a snapshot's devices need when the command line made
- * none: its configuration and contents come with the state. */
+ * none: its configuration and contents come with the state. A monitor
+ * that waited for its configuration has one already, not yet on. */
 static int restore_mmds(struct run_ctx *ctx, struct errbuf *eb)
 {
 	struct cli_mmds_args defaults;
 
-	if (!ctx->restore.info.mmds || ctx->mmds || ctx->args->net.n_ifaces)
+	if (!ctx->restore.info.mmds || ctx->mmds_on || ctx->args->net.n_ifaces)
 		return 0;
-	cli_mmds_args_init(&defaults);
-	defaults.enabled = true;
-	defaults.cfg.store_limit = ctx->args->net.mmds.cfg.store_limit;   /* --mmds-size-limit */
-	int r = cli_mmds_new_store(&defaults, &ctx->mmds);
-	if (r < 0)
-		errbuf_set(eb, "the metadata service: %s", strerror(-r));
-	return r;
+	if (!ctx->mmds) {
+		cli_mmds_args_init(&defaults);
+		defaults.enabled = true;
+		defaults.cfg.store_limit = ctx->args->net.mmds.cfg.store_limit; /* --mmds-size-limit */
+		int r = cli_mmds_new_store(&defaults, &ctx->mmds);
+		if (r < 0) {
+			errbuf_set(eb, "the metadata service: %s", strerror(-r));
+			return r;
+		}
+	}
+	ctx->mmds_on = true;
+	return 0;
 }
 
 /* Open the snapshot and check it against the request: nothing is built

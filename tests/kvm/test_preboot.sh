@@ -5,8 +5,9 @@
 # PUT /network-interfaces/eth0 on a tap in a network namespace the test
 # makes, PUT /actions InstanceStart: the ticking test guest runs with two
 # vCPUs, the MAC given, and ends with 0; every pre-boot request after the
-# start is refused as Firecracker refuses it. The same VM from Firecracker's
-# --config-file. Then: a snapshot load after configuring is refused; an InstanceStart whose kernel does not load is
+# start is refused as Firecracker refuses it; the metadata service
+# configured before the start (PUT /mmds/config, PUT /mmds). The same VM
+# from Firecracker's --config-file, its mmds-config included. Then: a snapshot load after configuring is refused; an InstanceStart whose kernel does not load is
 # answered 400 and ends kvmini with 1.
 . "$(dirname "$0")/lib.sh"
 
@@ -54,6 +55,25 @@ codes+=" $(put /network-interfaces/eth0 "{\"iface_id\":\"eth0\",\"host_dev_name\
 grep -q '"vcpu_count":2,"mem_size_mib":128' <<<"$(get /machine-config)" &&
 	pass "preboot: GET /machine-config shows what was configured" ||
 	fail "preboot: GET /machine-config said $(get /machine-config)"
+# The metadata service before the start, as Firecracker takes it: the
+# store answers at once ({}; no PATCH before a PUT), PUT /mmds/config names
+# configured interfaces only, and GET /vm/config reads it all back.
+[ "$(get /mmds)" = '{}' ] && pass "preboot: GET /mmds before any configuration is {}" ||
+	fail "preboot: GET /mmds said $(get /mmds)"
+[ "$(patch /mmds '{"a":1}')" = 400 ] && pass "preboot: PATCH /mmds before the first PUT is refused" ||
+	fail "preboot: PATCH /mmds before a PUT was not refused"
+api_put "$api" /mmds/config '{"version":"V2","network_interfaces":["eth1"]}'
+[ "$CODE" = 400 ] && grep -q 'no interface' <<<"$BODY" &&
+	pass "preboot: PUT /mmds/config naming an interface not configured: 400" ||
+	fail "preboot: PUT /mmds/config on eth1 answered $CODE: $BODY"
+codes="$(put /mmds/config '{"version":"V2","ipv4_address":"169.254.170.2","network_interfaces":["eth0"],"imds_compat":true}')"
+codes+=" $(put /mmds '{"latest":{"meta-data":{"instance-id":"i-pre"}}}')"
+mcfg=$(get /vm/config)
+[ "$codes" = "204 204" ] && grep -q '"mmds-config":{[^}]*"network_interfaces":\["eth0"\]' <<<"$mcfg" &&
+	grep -q '"ipv4_address":"169.254.170.2"' <<<"$mcfg" && grep -q '"imds_compat":true' <<<"$mcfg" &&
+	grep -q '"instance-id":"i-pre"' <<<"$(get /mmds)" &&
+	pass "preboot: PUT /mmds/config (V2 on eth0 at 169.254.170.2) and PUT /mmds before the start, read back" ||
+	fail "preboot: MMDS before the start: $codes, /vm/config $mcfg"
 [ "$(put /actions '{"action_type":"InstanceStart"}')" = 204 ] &&
 	pass "preboot: InstanceStart answers 204" || fail "preboot: InstanceStart answered $CODE: $BODY"
 grep -q '"state":"Running"' <<<"$(get /)" && pass "preboot: GET / says Running after the start" ||
@@ -73,6 +93,9 @@ expect "preboot: the configured guest ran its ticks and ended with 0" 0 'kvm-gue
 grep -q 'eth0: MAC 06:00:ac:10:00:02' <<<"$ERR" && grep -q 'InstanceStart: .*2 vCPUs, 128 MiB, 1 interface' <<<"$ERR" &&
 	pass "preboot: the VM had the two vCPUs, 128 MiB and the interface with the MAC configured" ||
 	fail "preboot: kvmini's log does not show the configured VM (log $LOGDIR/preboot.err)"
+grep -q 'mmds: V2 at 169.254.170.2:80' <<<"$ERR" &&
+	pass "preboot: the metadata service configured before the start answers on eth0" ||
+	fail "preboot: no 'mmds: V2 at 169.254.170.2:80' in the log (log $LOGDIR/preboot.err)"
 sanitizer_check preboot
 
 # The same VM from Firecracker's --config-file (with its optional keys
@@ -83,6 +106,7 @@ cat >"$LOGDIR/vm.json" <<JSON
  "machine-config": {"vcpu_count": 2, "mem_size_mib": 128, "smt": false, "track_dirty_pages": false},
  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "$TAP", "guest_mac": "06:00:ac:10:00:03",
                          "rx_rate_limiter": {}, "tx_rate_limiter": {}}],
+ "mmds-config": {"version": "V2", "network_interfaces": ["eth0"]},
  "drives": [], "vsock": null, "logger": null, "metrics": null}
 JSON
 rm -f "$api"
@@ -99,6 +123,9 @@ expect "preboot: the --config-file guest ran its ticks and ended with 0" 0 'kvm-
 grep -q 'eth0: MAC 06:00:ac:10:00:03' <<<"$ERR" &&
 	pass "preboot: the --config-file interface has its guest_mac" ||
 	fail "preboot: no 'eth0: MAC 06:00:ac:10:00:03' in the log (log $LOGDIR/$LAST.err)"
+grep -q 'mmds: V2 at 169.254.169.254:80' <<<"$ERR" &&
+	pass "preboot: the --config-file's mmds-config put MMDS V2 on eth0" ||
+	fail "preboot: no 'mmds: V2 at 169.254.169.254:80' in the log (log $LOGDIR/$LAST.err)"
 sanitizer_check preboot-file
 
 # A load after configuring is refused, the monitor waits on.
