@@ -4,9 +4,11 @@
 # getting-started guide and its Go SDK: a `kvmini run --api-sock` that
 # waits, GET /machine-config, PUT /boot-source (kernel, initramfs, boot
 # arguments), PUT /machine-config, PUT /network-interfaces/eth0 on the
-# namespace's tap with a MAC, PUT /actions InstanceStart. The guest finds
-# its one device through the DSDT, pings the host through it, and powers
-# off, which ends kvmini with 0. (No share: Firecracker's API has no
+# namespace's tap with a MAC, PUT /mmds/config (V2 on eth0) and PUT /mmds
+# with a nonce, PUT /actions InstanceStart. The guest finds its one device
+# through the DSDT, pings the host through it, takes a V2 token from the
+# metadata service and reads the nonce with it, and powers off, which ends
+# kvmini with 0. (No share: Firecracker's API has no
 # route for one; the guest's share steps fail by design and are not judged.)
 
 case_stock_api() {
@@ -14,20 +16,22 @@ case_stock_api() {
 	CLOG=$LOG/stock-api
 	rm -rf "$CLOG"
 	mkdir -p "$CLOG"
-	local sock=$CLOG/api.sock codes rc
+	local sock=$CLOG/api.sock codes rc nonce=api$RANDOM$RANDOM
 	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
 	local vm=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff"
+	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff kvmini.mmds=169.254.169.254 kvmini.nonce=$nonce"
 	codes=$(api_call "$sock" GET /machine-config)
 	codes+=" $(api_call "$sock" PUT /boot-source "{\"kernel_image_path\":\"$STOCK_DIR/vmlinuz\",
 		\"initrd_path\":\"build/stock-guest/initramfs.gz\",\"boot_args\":\"$args\"}")"
 	codes+=" $(api_call "$sock" PUT /machine-config "{\"vcpu_count\":$CPUS,\"mem_size_mib\":256}")"
 	codes+=" $(api_call "$sock" PUT /network-interfaces/eth0 "{\"iface_id\":\"eth0\",
 		\"host_dev_name\":\"$TAP\",\"guest_mac\":\"$KVM_GUEST_MAC\"}")"
+	codes+=" $(api_call "$sock" PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}')"
+	codes+=" $(api_call "$sock" PUT /mmds "{\"latest\":{\"meta-data\":{\"nonce\":\"$nonce\"}}}")"
 	codes+=" $(api_call "$sock" PUT /actions '{"action_type":"InstanceStart"}')"
-	[ "$codes" = "200 204 204 204 204" ] &&
+	[ "$codes" = "200 204 204 204 204 204 204" ] &&
 		pass "configured and started through the API alone (GET /machine-config 200, then 204 each)" ||
 		fail "the API answered $codes ($(cat "$CLOG/api.out" 2>/dev/null))"
 	wait "$vm"
@@ -42,6 +46,9 @@ case_stock_api() {
 	grep -q 'kvmini-check: PASS: ping 10.211.0.1 from the guest' <<<"$out" &&
 		pass "guest: pinged the host over the tap the API named" ||
 		fail "guest: no answered ping (log $CLOG/console.out)"
+	grep -q 'kvmini-check: PASS: MMDS: the token from before the window still opens the metadata' <<<"$out" &&
+		pass "guest: a V2 token from the metadata service configured before the start read the nonce" ||
+		fail "guest: the metadata service configured before the start did not answer (log $CLOG/console.out)"
 	grep -q "eth0: MAC $KVM_GUEST_MAC" "$CLOG/kvmini.err" &&
 		pass "the interface has the guest_mac PUT before the start" ||
 		fail "no 'eth0: MAC $KVM_GUEST_MAC' in kvmini's log"
