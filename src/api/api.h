@@ -33,7 +33,7 @@
 #include "core/event_loop.h"
 #include "http/http.h"
 #include "mmds/mmds.h"
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 
 struct net_device;
 struct mmds;

@@ -23,7 +23,7 @@
 #include "cli/mmds_args.h"
 #include "net/net_device.h"
 #include "machine/net_iface.h"
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 
 #define CLI_NET_MAX_IFACES API_MAX_IFACES
 

@@ -20,7 +20,7 @@
 #include "mmds/mmds.h"
 #include "net/backend.h"
 #include "net/net_device.h"
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 
 #define NET_IFACE_ID_MAX 64u
 /* The MTU a device may advertise: at least 68 (virtio 1.2, 5.1.4.1: the

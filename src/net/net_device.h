@@ -28,7 +28,7 @@
 
 #include "core/state_io.h"
 #include "net/backend.h"
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 #include "net/soft_tx.h"
 #include "virtio/device.h"
 

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "check.h"
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 
 #define MS 1000000ull
 

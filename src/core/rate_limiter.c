@@ -3,7 +3,7 @@
  * bucket. Order of this file: clock, one bucket, the limiter and its timer,
  * the command-line spelling.
  */
-#include "net/rate_limiter.h"
+#include "core/rate_limiter.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -10,8 +10,8 @@
  * moment enough tokens will be there and calls its owner's wake function
  * then: the owner stops working that queue meanwhile (no busy loop).
  */
-#ifndef KVMINI_NET_RATE_LIMITER_H
-#define KVMINI_NET_RATE_LIMITER_H
+#ifndef KVMINI_CORE_RATE_LIMITER_H
+#define KVMINI_CORE_RATE_LIMITER_H
 
 #include <stdbool.h>
 #include <stddef.h>
