@@ -358,9 +358,11 @@ static int fake_ctrl_alt_del(void *ctx)
 }
 
 static const struct api_vm_ops fake_vm_ops = {
-	fake_pause, fake_resume, fake_state, fake_snapshot, fake_load,
-	fake_boot_source, fake_get_machine, fake_set_machine, fake_add_iface, fake_start,
-	fake_ctrl_alt_del, fake_get_vm_config,
+	.pause = fake_pause, .resume = fake_resume, .state = fake_state,
+	.snapshot_create = fake_snapshot, .snapshot_load = fake_load,
+	.set_boot_source = fake_boot_source, .get_machine_config = fake_get_machine,
+	.set_machine_config = fake_set_machine, .add_iface = fake_add_iface, .start = fake_start,
+	.send_ctrl_alt_del = fake_ctrl_alt_del, .get_vm_config = fake_get_vm_config,
 };
 
 static const char *state_of(struct rig *r)
