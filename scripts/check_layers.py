@@ -39,6 +39,7 @@ RANKS = {
 	"transport": 2,
 	"net": 2,
 	"fs": 2,
+	"rng": 2,
 	"mmds": 3,
 	"vmm": 3,
 	"machine": 4,

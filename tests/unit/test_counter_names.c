@@ -33,6 +33,7 @@
 #include "fs/memfs.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
+#include "rng/virtio_rng.h"
 #include "fuse/fuse_server.h"
 #include "mmds/mmds.h"
 #include "net/backend.h"
@@ -51,6 +52,7 @@ static const struct counter_set *const sets[] = {
 	&virtio_mmio_counter_set,
 	&vhost_user_counter_set,
 	&virtio_fs_counter_set,
+	&virtio_rng_counter_set,
 	&fuse_server_counter_set,
 	&host_watch_counter_set,
 	&api_counter_set,
