@@ -153,6 +153,8 @@ struct api_vm_config {
 	struct api_net_config ifaces[API_MAX_IFACES];
 	unsigned n_ifaces;
 	bool mmds_on;                     /* the metadata service is configured */
+	bool entropy;                     /* an entropy device, with entropy_limit */
+	struct rate_limiter_config entropy_limit;
 };
 
 /* PUT /mmds/config before the start: where the metadata service will
@@ -192,6 +194,8 @@ struct api_vm_ops {
 				  struct errbuf *eb);
 	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 	int (*set_mmds_config)(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
+	/* PUT /entropy: an entropy device (virtio-rng) behind @limit. */
+	int (*set_entropy)(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
 	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
 	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:

@@ -1,7 +1,7 @@
 /*
  * A VM configured before it starts, in Firecracker's shapes: PUT
  * /boot-source, GET|PUT|PATCH /machine-config, a new interface through PUT
- * /network-interfaces/{id}, InstanceStart, and GET /version. The requests
+ * /network-interfaces/{id}, PUT /entropy, InstanceStart, and GET /version. The requests
  * are checked for shape here; the VM behind the API (api_vm_ops) keeps the
  * configuration and builds the machine from it at InstanceStart. After
  * the start each pre-boot request gets Firecracker's "not supported after
@@ -61,6 +61,34 @@ void api_boot_source_put(struct api *api, const char *id, const struct http_requ
 		if (ok)
 			answer(resp, vm->set_boot_source(api->opts.vm_ctx, &bs, &eb), &eb,
 			       "Invalid boot source");
+	}
+	json_decref(body);
+}
+
+/* --- /entropy ------------------------------------------------------------------------ */
+
+/* Firecracker's EntropyDeviceConfig: {"rate_limiter": RateLimiter}, both
+ * optional: an entropy device, unlimited without a limiter. */
+void api_entropy_put(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp)
+{
+	static const char *const keys[] = { "rate_limiter", NULL };
+	const char *what = "the entropy device";
+	struct rate_limiter_config limit = { 0 };
+	struct errbuf eb = { 0 };
+	const struct api_vm_ops *vm = boot_vm(api, resp);
+	json_t *body = vm ? api_body_object(req, resp) : NULL;
+
+	if (!body)
+		return;
+	json_t *rl = json_object_get(body, "rate_limiter");
+	if (api_known_keys(body, keys, what, resp) &&
+	    (!rl || json_is_null(rl) || api_parse_limiter(rl, "rate_limiter", &limit, resp))) {
+		if (!vm->set_entropy)
+			api_fault(resp, 400, "This kvmini instance has no entropy device to configure.");
+		else
+			answer(resp, vm->set_entropy(api->opts.vm_ctx, &limit, &eb), &eb,
+			       "Invalid entropy device");
 	}
 	json_decref(body);
 }

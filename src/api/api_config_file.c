@@ -32,7 +32,7 @@ static const struct config_section sections[] = {
 	{ "metrics", "/metrics", NULL, NULL },
 	{ "drives", NULL, NULL, "kvmini has no block device yet" },
 	{ "vsock", NULL, NULL, "kvmini has no vsock device yet" },
-	{ "entropy", NULL, NULL, "kvmini has no entropy device yet" },
+	{ "entropy", "/entropy", NULL, NULL },
 	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },
 	{ "mmds-config", "/mmds/config", NULL, NULL },   /* after the interfaces it names */
 	{ "cpu-config", NULL, NULL, "kvmini passes the host's CPUID through KVM's supported set" },

@@ -96,6 +96,8 @@ void api_instance_get(struct api *api, const char *id, const struct http_request
 		      struct http_response *resp);
 void api_vm_patch(struct api *api, const char *id, const struct http_request *req,
 		  struct http_response *resp);
+void api_entropy_put(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp);
 void api_boot_source_put(struct api *api, const char *id, const struct http_request *req,
 			 struct http_response *resp);
 void api_machine_config_get(struct api *api, const char *id, const struct http_request *req,

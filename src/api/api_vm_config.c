@@ -3,8 +3,8 @@
  * --config-file (its VmmConfig), so a client can read back what it set, and
  * feed the answer to --config-file. As Firecracker answers: "logger" and
  * "metrics" are null (process settings, not the VM's), and so are the
- * devices kvmini does not have ("balloon", "vsock", "entropy", "cpu-config";
- * "drives" is empty).
+ * devices kvmini does not have ("balloon", "vsock", "cpu-config"; "drives"
+ * is empty); "entropy" is null without the device.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -97,6 +97,13 @@ static json_t *mmds_json(const struct api *api, const struct api_vm_config *c)
 			 cfg.imds_compat);
 }
 
+static json_t *entropy_json(const struct api_vm_config *c)
+{
+	if (!c->entropy)
+		return json_null();
+	return json_pack("{s:o}", "rate_limiter", api_limiter_json(&c->entropy_limit));
+}
+
 void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,
 		       struct http_response *resp)
 {
@@ -110,9 +117,9 @@ void api_vm_config_get(struct api *api, const char *id, const struct http_reques
 	}
 	vm->get_vm_config(api->opts.vm_ctx, &c);
 	vm->get_machine_config(api->opts.vm_ctx, &mc);
-	api_reply_json(resp, 200, json_pack("{s:n,s:[],s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:n}",
+	api_reply_json(resp, 200, json_pack("{s:n,s:[],s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:o}",
 		"balloon", "drives", "boot-source", boot_json(&c.boot), "cpu-config",
 		"logger", "machine-config", api_machine_json(&mc), "metrics",
 		"mmds-config", mmds_json(api, &c), "network-interfaces", ifaces_json(api, &c),
-		"vsock", "entropy"));
+		"vsock", "entropy", entropy_json(&c)));
 }

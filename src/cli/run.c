@@ -100,6 +100,9 @@ static const char run_usage[] =
 	"                     queues=N, squash-owner=U:G, max-fds=N, max-write=BYTES,\n"
 	"                     xattr-all, no-notify, max-watches=N\n"
 	"                     (e.g. --fs /srv:data,cache=none,threads=4)\n"
+	"  --entropy[=LIMIT]  a virtio-rng device (Firecracker's entropy device) filled\n"
+	"                     from the host's getrandom; LIMIT as --tx-rate-limit's\n"
+	"                     (bw=SIZE/REFILL_MS,bw_burst=N,ops=SIZE/REFILL_MS,ops_burst=N)\n"
 	"  --no-notify        do not watch the --fs directories for host changes (by\n"
 	"                     default they become FUSE invalidations for a driver that\n"
 	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
@@ -258,6 +261,19 @@ static int parse_fs_spec(const char *spec, struct run_fs_spec *f)
 }
 
 /* One option with a value; 0 or -errno with the reason logged. */
+/* --entropy[=LIMIT]: the device, with its limiter when one is given. */
+static int take_entropy(struct run_args *a, const char *val)
+{
+	struct errbuf eb = { 0 };
+
+	a->entropy = true;
+	a->entropy_limit = (struct rate_limiter_config){ 0 };
+	if (!val || rate_limiter_parse(val, &a->entropy_limit, &eb) == 0)
+		return 0;
+	log_err("--entropy=%s: %s", val, eb.msg);
+	return -EINVAL;
+}
+
 static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
@@ -287,6 +303,8 @@ static int parse_value(int c, const char *val, struct run_args *a)
 		return -EINVAL;
 	case 'n':
 		return cli_net_controls_add(&a->net, val);
+	case 'E':
+		return take_entropy(a, val);
 	case 'f':
 		if (a->nfs < RUN_MAX_FS)
 			return parse_fs_spec(val, &a->fs[a->nfs++]);
@@ -328,12 +346,12 @@ static int check_preboot(const struct run_args *a)
 			"and no --api-sock");
 		return -EINVAL;
 	}
-	if (a->boot_option || a->net.n_ifaces || a->nfs) {
+	if (a->boot_option || a->net.n_ifaces || a->nfs || a->entropy) {
 		log_err("--%s: kvmini run --api-sock or --config-file without --kernel or --restore "
 			"takes its machine from the API (PUT /boot-source, /machine-config, "
 			"/network-interfaces, or PUT /snapshot/load) or the file; give --kernel to "
 			"boot with these options", a->boot_option ? a->boot_option
-				      : a->net.n_ifaces ? "net" : "fs");
+				      : a->net.n_ifaces ? "net" : a->nfs ? "fs" : "entropy");
 		return -EINVAL;
 	}
 	return 0;
@@ -432,6 +450,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "mmds-new-token-key", no_argument, NULL, 'K' },
 		{ "config-file", required_argument, NULL, 'J' },
 		{ "no-api", no_argument, NULL, 'N' },
+		{ "entropy", optional_argument, NULL, 'E' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 		RUN_FC_LONG_OPTIONS,
 	};
@@ -569,6 +588,7 @@ void run_configure(struct run_ctx *ctx)
 		.nets = a->net.ifaces, .n_nets = a->net.n_ifaces,
 		.mmds = ctx->mmds_on ? ctx->mmds : NULL,
 		.fs = ctx->fs, .n_fs = a->nfs,
+		.entropy = a->entropy ? &a->entropy_limit : NULL,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
 	};

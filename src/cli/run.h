@@ -42,6 +42,8 @@ struct run_args {
 		struct cli_fs_args opts;
 	} fs[RUN_MAX_FS];
 	unsigned nfs;
+	bool entropy;                    /* --entropy, PUT /entropy: a virtio-rng device */
+	struct rate_limiter_config entropy_limit;
 	bool boot_timing;
 	bool counters;
 	bool compat;
@@ -182,6 +184,7 @@ void run_get_vm_config(void *ctx, struct api_vm_config *out);
 int run_set_machine_config(void *ctx, const struct api_machine_config *mc, struct errbuf *eb);
 int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
+int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 int run_instance_start(void *ctx, struct errbuf *eb);
 
 #endif

@@ -111,6 +111,8 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 					      .initrd_path = a->initrd, .boot_args = a->cmdline };
 	out->n_ifaces = MIN(c->n_ifaces, (unsigned)API_MAX_IFACES);
 	out->mmds_on = ((struct run_ctx *)opaque)->mmds_on;
+	out->entropy = a->entropy;
+	out->entropy_limit = a->entropy_limit;
 	for (unsigned i = 0; i < out->n_ifaces; i++) {
 		const struct net_iface_config *ifc = &c->ifaces[i];
 		struct api_net_config *nc = &out->ifaces[i];
@@ -251,6 +253,27 @@ int run_set_mmds_config(void *opaque, const struct api_mmds_config *mc, struct e
 	memcpy(c->mmds_iface, names, mc->n_ifaces * sizeof(names[0]));
 	c->n_mmds_iface = mc->n_ifaces;
 	ctx->mmds_on = true;
+	ctx->api_configured = true;
+	return 0;
+}
+
+/* --- the entropy device ------------------------------------------------------------------- */
+
+/* PUT /entropy before the start: a virtio-rng device behind @limit (a second
+ * PUT replaces the first, as in Firecracker). */
+int run_set_entropy(void *opaque, const struct rate_limiter_config *limit, struct errbuf *eb)
+{
+	struct run_ctx *ctx = opaque;
+	struct run_args *a = ctx->args;
+
+	if (ctx->machine_tried)
+		return -EEXIST;
+	if (!rate_limiter_config_valid(limit)) {
+		errbuf_set(eb, "rate_limiter: a bucket out of range");
+		return -EINVAL;
+	}
+	a->entropy = true;
+	a->entropy_limit = *limit;
 	ctx->api_configured = true;
 	return 0;
 }

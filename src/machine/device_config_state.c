@@ -39,6 +39,21 @@ static void save_fs(const struct machine_fs_config *f, struct state_writer *w)
 	state_put_u32(w, s->watch.max_watches);
 }
 
+static void save_bucket(const struct token_bucket_config *b, struct state_writer *w)
+{
+	state_put_u64(w, b->size);
+	state_put_u64(w, b->one_time_burst);
+	state_put_u64(w, b->refill_time);
+}
+
+static void save_entropy(const struct rate_limiter_config *limit, struct state_writer *w)
+{
+	state_begin(w, "DEVR");
+	save_bucket(&limit->bandwidth, w);
+	save_bucket(&limit->ops, w);
+	state_end(w);
+}
+
 void device_config_save(const struct machine_config *cfg, struct state_writer *w)
 {
 	state_begin(w, "DEVC");
@@ -49,6 +64,8 @@ void device_config_save(const struct machine_config *cfg, struct state_writer *w
 	for (unsigned i = 0; i < cfg->n_fs; i++)
 		save_fs(&cfg->fs[i], w);
 	state_end(w);
+	if (cfg->entropy)
+		save_entropy(cfg->entropy, w);
 }
 
 /* --- load ------------------------------------------------------------------ */
@@ -147,11 +164,38 @@ static bool ids_unique(struct state_reader *sec, const struct saved_devices *d)
 	return true;
 }
 
+static void load_bucket(struct state_reader *sec, struct token_bucket_config *b)
+{
+	b->size = state_get_u64(sec);
+	b->one_time_burst = state_get_u64(sec);
+	b->refill_time = state_get_u64(sec);
+}
+
+/* "DEVR", when the next section is it: the entropy device's limiter. */
+static bool load_entropy(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+	char tag[5];
+
+	state_peek_tag(r, tag);
+	if (strcmp(tag, "DEVR"))
+		return true;
+	if (!state_section(r, "DEVR", &sec))
+		return false;
+	load_bucket(&sec, &out->entropy.bandwidth);
+	load_bucket(&sec, &out->entropy.ops);
+	if (!sec.failed && !rate_limiter_config_valid(&out->entropy))
+		state_fail(&sec, "the entropy device's rate limiter is out of range");
+	out->has_entropy = !sec.failed;
+	return state_section_done(r, &sec);
+}
+
 bool device_config_load(struct state_reader *r, struct saved_devices *out)
 {
 	struct state_reader sec;
 
 	out->n_nets = out->n_fs = 0;
+	out->has_entropy = false;
 	if (!state_section(r, "DEVC", &sec))
 		return false;
 	uint32_t n = state_get_u32(&sec);
@@ -168,7 +212,7 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 			out->n_fs++;
 	if (!sec.failed)
 		ids_unique(&sec, out);
-	return state_section_done(r, &sec);
+	return state_section_done(r, &sec) && load_entropy(r, out);
 }
 
 /* --- use --------------------------------------------------------------------- */
@@ -179,6 +223,7 @@ void device_config_apply(struct saved_devices *d, struct machine_config *cfg)
 	cfg->n_nets = d->n_nets;
 	cfg->fs = d->fs;
 	cfg->n_fs = d->n_fs;
+	cfg->entropy = d->has_entropy ? &d->entropy : NULL;
 }
 
 /* A tap's name as the kernel takes it. */

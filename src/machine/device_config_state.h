@@ -2,7 +2,9 @@
  * The "DEVC" section of a snapshot: how the host opened each device of
  * the machine (net: id, backend spec, configured MTU, MMDS on it; fs: the
  * shared directory, tag and the options that shape the share), in the
- * order the machine built them (nets first, then shares).
+ * order the machine built them (nets first, then shares); then "DEVR",
+ * the entropy device's rate limiter, when the machine has one (absent from
+ * snapshots made before the device existed, and from those without it).
  *
  * What the guest sees of a device (MAC, MTU, features, queues) is in the
  * device's own section; this is what a restore needs to open the same
@@ -33,17 +35,19 @@ struct saved_devices {
 	char fs_dir[MACHINE_MAX_FS][PATH_MAX];
 	char fs_tag[MACHINE_MAX_FS][VIRTIO_FS_TAG_LEN + 1];
 	unsigned n_fs;
+	bool has_entropy;
+	struct rate_limiter_config entropy;
 };
 
-/* Write "DEVC" for @cfg's devices. */
+/* Write "DEVC" (and "DEVR") for @cfg's devices. */
 void device_config_save(const struct machine_config *cfg, struct state_writer *w);
 
-/* Read "DEVC" into @out, checking every field (counts, ids, specs, paths,
+/* Read "DEVC" (and "DEVR" when it follows) into @out, checking every field (counts, ids, specs, paths,
  * tags, option ranges); false with why in @r. The MACs are left zero (the
  * devices' sections have them) and mac_given false. */
 bool device_config_load(struct state_reader *r, struct saved_devices *out);
 
-/* Point @cfg's nets and shares at @d's. */
+/* Point @cfg's nets, shares and entropy device at @d's. */
 void device_config_apply(struct saved_devices *d, struct machine_config *cfg);
 
 /* A clone's change to interface @id: another tap (@tap: its name) and/or

@@ -63,13 +63,31 @@ static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
 	return add_slot(m, &f->dev->vdev);
 }
 
+/* The entropy device (virtio-rng) with its limiter, and its slot. */
+static int add_rng(struct machine *m, const struct rate_limiter_config *limit)
+{
+	m->rng = calloc(1, sizeof(*m->rng));
+	int r = m->rng ? virtio_rng_init(m->rng, &m->loop, limit) : -ENOMEM;
+
+	if (r < 0) {
+		log_err("entropy device: %s", r == -EINVAL ? "rate limiter out of range" : strerror(-r));
+		free(m->rng);
+		m->rng = NULL;
+		return r;
+	}
+	log_info("entropy: virtio-rng, device %u%s", m->n_slots,
+		 rate_limiter_active(&m->rng->limiter) ? ", rate-limited" : "");
+	return add_slot(m, &m->rng->vdev);
+}
+
 static int add_devices(struct machine *m)
 {
 	const struct machine_config *cfg = m->cfg;
+	unsigned n_rng = cfg->entropy ? 1 : 0;
 	int r = 0;
 
 	if (cfg->n_nets > MACHINE_MAX_NETS || cfg->n_fs > MACHINE_MAX_FS ||
-	    cfg->n_nets + cfg->n_fs > LAYOUT_MMIO_MAX_DEVS) {
+	    cfg->n_nets + cfg->n_fs + n_rng > LAYOUT_MMIO_MAX_DEVS) {
 		log_err("too many devices (at most %u nets and %u shares)", MACHINE_MAX_NETS,
 			MACHINE_MAX_FS);
 		return -E2BIG;
@@ -78,6 +96,8 @@ static int add_devices(struct machine *m)
 		r = add_net(m, &cfg->nets[i]);
 	for (unsigned i = 0; !r && i < cfg->n_fs; i++)
 		r = add_fs(m, &cfg->fs[i]);
+	if (!r && cfg->entropy)
+		r = add_rng(m, cfg->entropy);
 	return r;
 }
 
@@ -98,6 +118,11 @@ static void destroy_devices(struct machine *m)
 			virtio_fs_destroy(f->dev);
 		free(f->dev);
 		fs_share_close(&f->share);
+	}
+	if (m->rng) {
+		virtio_rng_destroy(m->rng);
+		free(m->rng);
+		m->rng = NULL;
 	}
 	m->n_slots = m->n_nets = m->n_fs = 0;
 }

@@ -22,6 +22,7 @@
 #include "machine/fs_share.h"
 #include "machine/net_iface.h"
 #include "mmds/mmds.h"
+#include "rng/virtio_rng.h"
 #include "vmm/acpi_pm.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
@@ -57,6 +58,9 @@ struct machine_config {
 	struct mmds *mmds;                /* the store the nets' MMDS answers from; not owned */
 	const struct machine_fs_config *fs;
 	unsigned n_fs;
+	/* The entropy device (virtio-rng, after the nets and shares) with its
+	 * limiter; NULL: none. */
+	const struct rate_limiter_config *entropy;
 	/* How messages name the settings, in the words of the front door that
 	 * took them (the command line's options, a config file's keys): the
 	 * machine serves them all, so it names none itself. */
@@ -92,6 +96,7 @@ struct machine {
 	unsigned n_nets;
 	struct machine_fs fs[MACHINE_MAX_FS];
 	unsigned n_fs;
+	struct virtio_rng *rng;      /* the entropy device, when there is one */
 	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
 	unsigned n_slots;
 	struct event_source stop_src;

@@ -63,6 +63,7 @@ static const char *device_name(uint32_t id)
 	switch (id) {
 	case VIRTIO_ID_NET: return "virtio-net";
 	case VIRTIO_ID_FS: return "virtio-fs";
+	case VIRTIO_ID_RNG: return "virtio-rng";
 	default: return "another device";
 	}
 }
@@ -94,16 +95,26 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 	return 0;
 }
 
-/* "DEVC" has what "MACH" says the slots hold: the nets, then the shares
- * (the order the machine adds them in). */
+/* What slot @i holds when the machine has @d's devices, in the order it
+ * adds them: the nets, the shares, the entropy device. */
+static uint32_t slot_device(const struct saved_devices *d, unsigned i)
+{
+	if (i < d->n_nets)
+		return VIRTIO_ID_NET;
+	return i < d->n_nets + d->n_fs ? VIRTIO_ID_FS : VIRTIO_ID_RNG;
+}
+
+/* "DEVC" (and "DEVR") has what "MACH" says the slots hold. */
 static bool devices_fit_slots(struct state_reader *r, const struct machine_snapshot_info *info,
 			      const struct saved_devices *d)
 {
-	if (d->n_nets + d->n_fs != info->n_slots)
-		return state_fail(r, "%u interfaces and %u shares for %u devices", d->n_nets,
-				  d->n_fs, info->n_slots);
+	unsigned n_rng = d->has_entropy ? 1 : 0;
+
+	if (d->n_nets + d->n_fs + n_rng != info->n_slots)
+		return state_fail(r, "%u interfaces, %u shares and %u entropy devices for %u "
+				  "devices", d->n_nets, d->n_fs, n_rng, info->n_slots);
 	for (unsigned i = 0; i < info->n_slots; i++) {
-		uint32_t want = i < d->n_nets ? VIRTIO_ID_NET : VIRTIO_ID_FS;
+		uint32_t want = slot_device(d, i);
 		if (info->device_ids[i] != want)
 			return state_fail(r, "device %u is %s, its configuration that of %s", i,
 					  device_name(info->device_ids[i]), device_name(want));

@@ -5,10 +5,11 @@
 # waits, GET /machine-config, PUT /boot-source (kernel, initramfs, boot
 # arguments), PUT /machine-config, PUT /network-interfaces/eth0 on the
 # namespace's tap with a MAC, PUT /mmds/config (V2 on eth0) and PUT /mmds
-# with a nonce, PUT /actions InstanceStart. The guest finds its one device
-# through the DSDT, pings the host through it, takes a V2 token from the
-# metadata service and reads the nonce with it, and powers off, which ends
-# kvmini with 0. (No share: Firecracker's API has no
+# with a nonce, PUT /entropy with a rate limiter, PUT /actions
+# InstanceStart. The guest finds its devices through the DSDT, pings the
+# host through the interface, takes a V2 token from the metadata service
+# and reads the nonce with it, reads /dev/hwrng from virtio-rng, and powers
+# off, which ends kvmini with 0. (No share: Firecracker's API has no
 # route for one; the guest's share steps fail by design and are not judged.)
 
 case_stock_api() {
@@ -21,7 +22,7 @@ case_stock_api() {
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
 	local vm=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff kvmini.mmds=169.254.169.254 kvmini.nonce=$nonce"
+	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff kvmini.mmds=169.254.169.254 kvmini.nonce=$nonce kvmini.rng=1"
 	codes=$(api_call "$sock" GET /machine-config)
 	codes+=" $(api_call "$sock" PUT /boot-source "{\"kernel_image_path\":\"$STOCK_DIR/vmlinuz\",
 		\"initrd_path\":\"build/stock-guest/initramfs.gz\",\"boot_args\":\"$args\"}")"
@@ -30,8 +31,9 @@ case_stock_api() {
 		\"host_dev_name\":\"$TAP\",\"guest_mac\":\"$KVM_GUEST_MAC\"}")"
 	codes+=" $(api_call "$sock" PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}')"
 	codes+=" $(api_call "$sock" PUT /mmds "{\"latest\":{\"meta-data\":{\"nonce\":\"$nonce\"}}}")"
+	codes+=" $(api_call "$sock" PUT /entropy '{"rate_limiter":{"bandwidth":{"size":65536,"refill_time":100}}}')"
 	codes+=" $(api_call "$sock" PUT /actions '{"action_type":"InstanceStart"}')"
-	[ "$codes" = "200 204 204 204 204 204 204" ] &&
+	[ "$codes" = "200 204 204 204 204 204 204 204" ] &&
 		pass "configured and started through the API alone (GET /machine-config 200, then 204 each)" ||
 		fail "the API answered $codes ($(cat "$CLOG/api.out" 2>/dev/null))"
 	wait "$vm"
@@ -40,15 +42,19 @@ case_stock_api() {
 	out=$(tr -d '\r' <"$CLOG/console.out")
 	grep -q 'ERROR: \(Address\|Leak\|UndefinedBehavior\)Sanitizer\|runtime error:' "$CLOG/kvmini.err" &&
 		fail "sanitizer report in kvmini (log $CLOG/kvmini.err)"
-	grep -qE 'kvmini-init: virtio-mmio devices: LNRO0005:00$' <<<"$out" &&
-		pass "kernel: the interface PUT before the start found through the DSDT" ||
-		fail "kernel: the device was not found through the DSDT ($(grep -m1 'virtio-mmio devices:' <<<"$out"))"
+	grep -qE 'kvmini-init: virtio-mmio devices: LNRO0005:00 LNRO0005:01$' <<<"$out" &&
+		pass "kernel: the interface and the entropy device PUT before the start found through the DSDT" ||
+		fail "kernel: the devices were not found through the DSDT ($(grep -m1 'virtio-mmio devices:' <<<"$out"))"
 	grep -q 'kvmini-check: PASS: ping 10.211.0.1 from the guest' <<<"$out" &&
 		pass "guest: pinged the host over the tap the API named" ||
 		fail "guest: no answered ping (log $CLOG/console.out)"
 	grep -q 'kvmini-check: PASS: MMDS: the token from before the window still opens the metadata' <<<"$out" &&
 		pass "guest: a V2 token from the metadata service configured before the start read the nonce" ||
 		fail "guest: the metadata service configured before the start did not answer (log $CLOG/console.out)"
+	grep -q 'kvmini-check: PASS: entropy: 256 bytes from /dev/hwrng' <<<"$out" &&
+		grep -q 'kvmini-check: PASS: entropy: virtio-rng is the hardware RNG' <<<"$out" &&
+		pass "guest: virtio-rng is its hardware RNG and /dev/hwrng gave 256 bytes" ||
+		fail "guest: no bytes from virtio-rng (log $CLOG/console.out)"
 	grep -q "eth0: MAC $KVM_GUEST_MAC" "$CLOG/kvmini.err" &&
 		pass "the interface has the guest_mac PUT before the start" ||
 		fail "no 'eth0: MAC $KVM_GUEST_MAC' in kvmini's log"

@@ -66,6 +66,14 @@ api_put "$api" /mmds/config '{"version":"V2","network_interfaces":["eth1"]}'
 [ "$CODE" = 400 ] && grep -q 'no interface' <<<"$BODY" &&
 	pass "preboot: PUT /mmds/config naming an interface not configured: 400" ||
 	fail "preboot: PUT /mmds/config on eth1 answered $CODE: $BODY"
+api_put "$api" /entropy '{"rate_limiter":{"bandwidth":{"size":-1,"refill_time":100}}}'
+[ "$CODE" = 400 ] && grep -q 'non-negative integer' <<<"$BODY" &&
+	pass "preboot: PUT /entropy with a malformed rate limiter: 400" ||
+	fail "preboot: PUT /entropy with a bad limiter answered $CODE: $BODY"
+codes="$(put /entropy '{"rate_limiter":{"bandwidth":{"size":1000,"refill_time":100}}}')"
+grep -q '"entropy":{"rate_limiter":{"bandwidth":{"size":1000,"one_time_burst":0,"refill_time":100}}}' <<<"$(get /vm/config)" &&
+	[ "$codes" = 204 ] && pass "preboot: PUT /entropy (204), read back in GET /vm/config" ||
+	fail "preboot: PUT /entropy answered $codes, /vm/config $(get /vm/config)"
 codes="$(put /mmds/config '{"version":"V2","ipv4_address":"169.254.170.2","network_interfaces":["eth0"],"imds_compat":true}')"
 codes+=" $(put /mmds '{"latest":{"meta-data":{"instance-id":"i-pre"}}}')"
 mcfg=$(get /vm/config)
@@ -82,7 +90,7 @@ after=""
 for req in "/boot-source {\"kernel_image_path\":\"$GUEST\"}" \
 	'/machine-config {"vcpu_count":1,"mem_size_mib":128}' \
 	"/network-interfaces/eth1 {\"iface_id\":\"eth1\",\"host_dev_name\":\"$TAP\"}" \
-	'/actions {"action_type":"InstanceStart"}'; do
+	'/entropy {}' '/actions {"action_type":"InstanceStart"}'; do
 	api_put "$api" "${req%% *}" "${req#* }"
 	[ "$CODE" = 400 ] && grep -q 'not supported after starting the microVM' <<<"$BODY" || after+=" ${req%% *}"
 done
@@ -93,6 +101,9 @@ expect "preboot: the configured guest ran its ticks and ended with 0" 0 'kvm-gue
 grep -q 'eth0: MAC 06:00:ac:10:00:02' <<<"$ERR" && grep -q 'InstanceStart: .*2 vCPUs, 128 MiB, 1 interface' <<<"$ERR" &&
 	pass "preboot: the VM had the two vCPUs, 128 MiB and the interface with the MAC configured" ||
 	fail "preboot: kvmini's log does not show the configured VM (log $LOGDIR/preboot.err)"
+grep -q 'entropy: virtio-rng, device 1, rate-limited' <<<"$ERR" &&
+	pass "preboot: the entropy device PUT before the start is the VM's second device" ||
+	fail "preboot: no virtio-rng among the devices (log $LOGDIR/preboot.err)"
 grep -q 'mmds: V2 at 169.254.170.2:80' <<<"$ERR" &&
 	pass "preboot: the metadata service configured before the start answers on eth0" ||
 	fail "preboot: no 'mmds: V2 at 169.254.170.2:80' in the log (log $LOGDIR/preboot.err)"
@@ -106,7 +117,7 @@ cat >"$LOGDIR/vm.json" <<JSON
  "machine-config": {"vcpu_count": 2, "mem_size_mib": 128, "smt": false, "track_dirty_pages": false},
  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "$TAP", "guest_mac": "06:00:ac:10:00:03",
                          "rx_rate_limiter": {}, "tx_rate_limiter": {}}],
- "mmds-config": {"version": "V2", "network_interfaces": ["eth0"]},
+ "mmds-config": {"version": "V2", "network_interfaces": ["eth0"]}, "entropy": {},
  "drives": [], "vsock": null, "logger": null, "metrics": null}
 JSON
 rm -f "$api"
@@ -123,8 +134,8 @@ expect "preboot: the --config-file guest ran its ticks and ended with 0" 0 'kvm-
 grep -q 'eth0: MAC 06:00:ac:10:00:03' <<<"$ERR" &&
 	pass "preboot: the --config-file interface has its guest_mac" ||
 	fail "preboot: no 'eth0: MAC 06:00:ac:10:00:03' in the log (log $LOGDIR/$LAST.err)"
-grep -q 'mmds: V2 at 169.254.169.254:80' <<<"$ERR" &&
-	pass "preboot: the --config-file's mmds-config put MMDS V2 on eth0" ||
+grep -q 'mmds: V2 at 169.254.169.254:80' <<<"$ERR" && grep -q 'entropy: virtio-rng, device 1$' <<<"$ERR" &&
+	pass "preboot: the --config-file's mmds-config put MMDS V2 on eth0, its entropy an entropy device" ||
 	fail "preboot: no 'mmds: V2 at 169.254.169.254:80' in the log (log $LOGDIR/$LAST.err)"
 sanitizer_check preboot-file
 

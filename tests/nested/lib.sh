@@ -20,8 +20,9 @@ NESTED_CACHE=${KVMINI_CACHE:-/var/cache/kvmini}
 NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_pci_modern_dev
 	virtio_pci_legacy_dev virtio_pci fuse virtiofs"
 # What a stock-kernel guest of `kvmini run` loads, in order: virtio-mmio (the
-# devices come from kvmini's DSDT), virtio-net and virtio-fs.
-STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs"
+# devices come from kvmini's DSDT), virtio-net, virtio-fs and virtio-rng.
+STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs
+	virtio-rng"
 # Kept when the kernel has them, loaded by whoever needs them (bench/nested_iperf.sh:
 # QEMU's vhost-net in the outer VM), in order; a kernel without one is no error.
 NESTED_OPTIONAL_MODULES="vhost_iotlb vhost tap vhost_net"
@@ -41,6 +42,17 @@ stock_package() {
 			awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 	fi
 	[ -n "$pkg" ] && echo "$pkg"
+}
+
+# The modules an unpacked kernel keeps: a kernel unpacked for another list
+# is unpacked again.
+stock_module_list() {
+	echo $NESTED_OUTER_MODULES $STOCK_GUEST_MODULES $NESTED_OPTIONAL_MODULES
+}
+
+# stock_fresh DIR: DIR has the kernel and the modules of today's list.
+stock_fresh() {
+	[ -f "$1/vmlinuz" ] && [ "$(cat "$1/modules.list" 2>/dev/null)" = "$(stock_module_list)" ]
 }
 
 # stock_unpack DEB DIR: keep the image, config and our modules of DEB in DIR.
@@ -70,6 +82,7 @@ stock_unpack() {
 		[ -n "$f" ] && cp "$f" "$dir.tmp/modules/"
 	done
 	basename "$deb" >"$dir.tmp/package"
+	stock_module_list >"$dir.tmp/modules.list"
 	rm -rf "$tmp" "$dir"
 	mv "$dir.tmp" "$dir"
 }
@@ -81,7 +94,7 @@ stock_kernel() {
 	local pkg deb dl
 	if [ -n "${KVMINI_STOCK_DEB:-}" ]; then
 		STOCK_DIR=$NESTED_CACHE/debian-cloud/$(basename "$KVMINI_STOCK_DEB" .deb)
-		[ -f "$STOCK_DIR/vmlinuz" ] || stock_unpack "$KVMINI_STOCK_DEB" "$STOCK_DIR" || return 1
+		stock_fresh "$STOCK_DIR" || stock_unpack "$KVMINI_STOCK_DEB" "$STOCK_DIR" || return 1
 		return 0
 	fi
 	pkg=$(stock_package)
@@ -93,7 +106,7 @@ stock_kernel() {
 		return 1
 	fi
 	STOCK_DIR=$NESTED_CACHE/debian-cloud/$pkg
-	[ -f "$STOCK_DIR/vmlinuz" ] && return 0
+	stock_fresh "$STOCK_DIR" && return 0
 	mkdir -p "$NESTED_CACHE/debian-cloud" || return 1
 	dl=$(mktemp -d) || return 1
 	nested_say "downloading $pkg"

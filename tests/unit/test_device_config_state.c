@@ -95,6 +95,35 @@ static void test_round_trip(void)
 }
 
 /* Each bad field is refused, and the message names it. */
+/* The entropy device's "DEVR": its limiter back whole; without one, none
+ * (and a snapshot from before the section has none either). */
+static void test_entropy(void)
+{
+	static struct sample s;
+	static struct saved_devices d;
+	struct rate_limiter_config lim = { .bandwidth = { .size = 4096, .one_time_burst = 7,
+							  .refill_time = 100 },
+					   .ops = { .size = 10, .refill_time = 1000 } };
+	struct machine_config applied = { 0 };
+	char why[256];
+
+	sample_init(&s);
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(!d.has_entropy);
+	device_config_apply(&d, &applied);
+	CHECK(applied.entropy == NULL);
+	s.cfg.entropy = &lim;
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(d.has_entropy);
+	CHECK(!memcmp(&d.entropy, &lim, sizeof(lim)));
+	device_config_apply(&d, &applied);
+	CHECK(applied.entropy == &d.entropy);
+	/* A limiter out of range is refused with why. */
+	lim.bandwidth.refill_time = UINT64_MAX;
+	CHECK(!round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(strstr(why, "entropy device's rate limiter") != NULL);
+}
+
 static void test_refusals(void)
 {
 	static struct sample s;
@@ -207,6 +236,7 @@ static void test_overrides(void)
 int main(void)
 {
 	RUN_TEST(test_round_trip);
+	RUN_TEST(test_entropy);
 	RUN_TEST(test_refusals);
 	RUN_TEST(test_counts);
 	RUN_TEST(test_truncated);
