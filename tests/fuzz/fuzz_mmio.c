@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the virtio-mmio register file (src/transport/mmio.c) in
- * front of the real virtio-net (loopback backend) and virtio-fs (memfs
- * behind the FUSE server) devices, driven as a hostile guest would.
+ * front of the real virtio-net (loopback backend), virtio-fs (memfs
+ * behind the FUSE server) and virtio-rng devices, driven as a hostile guest
+ * would.
  *
  * The input's first byte picks the device; then operations: raw accesses
  * of 1, 2, 3, 4 or 8 bytes at any offset (inside the window and past it),
@@ -43,6 +44,7 @@
 #include "core/log.h"
 #include "fuse/fuse_server.h"
 #include "fs/memfs.h"
+#include "rng/virtio_rng.h"
 #include "fs/virtio_fs.h"
 #include "net/net_device.h"
 #include "transport/mmio.h"
@@ -66,7 +68,8 @@ static struct net_device net;
 static struct virtio_fs fs;
 static struct fs_backend *fs_backend;
 static struct fuse_server *fs_server;
-static struct virtio_mmio slots[2];
+static struct virtio_rng rng;
+static struct virtio_mmio slots[3];
 
 /* States reached (FUZZ_MMIO_STATS=1 prints them at exit): proof that the
  * inputs get past the handshake. */
@@ -135,6 +138,13 @@ static void world_init(void)
 	o.gsi++;
 	if (virtio_mmio_init(&slots[1], &fs.vdev, &loop, &mem.gm, &o))
 		FAIL("mmio fs");
+	struct rate_limiter_config lim = { .bandwidth = { .size = 4096, .refill_time = 1 } };
+	if (virtio_rng_init(&rng, &loop, &lim))
+		FAIL("rng device");
+	o.base += VIRTIO_MMIO_WINDOW;
+	o.gsi++;
+	if (virtio_mmio_init(&slots[2], &rng.vdev, &loop, &mem.gm, &o))
+		FAIL("mmio rng");
 }
 
 static uint32_t rd32(struct virtio_mmio *t, uint32_t off)
@@ -398,7 +408,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		world_init();
 		ready = true;
 	}
-	struct virtio_mmio *t = &slots[fuzz_take(&in, 1) & 1];
+	struct virtio_mmio *t = &slots[fuzz_take(&in, 1) % ARRAY_SIZE(slots)];
 	/* Each input starts from a reset device and zeroed memory, so it replays. */
 	wr32(t, VIRTIO_MMIO_STATUS, 0);
 	vd_fill(&mem, MEM_BASE, 0, MEM_SIZE);
