@@ -40,6 +40,7 @@ RANKS = {
 	"net": 2,
 	"fs": 2,
 	"rng": 2,
+	"blk": 2,
 	"mmds": 3,
 	"vmm": 3,
 	"machine": 4,

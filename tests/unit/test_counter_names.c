@@ -34,6 +34,7 @@
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
 #include "rng/virtio_rng.h"
+#include "blk/virtio_blk.h"
 #include "fuse/fuse_server.h"
 #include "mmds/mmds.h"
 #include "net/backend.h"
@@ -53,6 +54,7 @@ static const struct counter_set *const sets[] = {
 	&vhost_user_counter_set,
 	&virtio_fs_counter_set,
 	&virtio_rng_counter_set,
+	&virtio_blk_counter_set,
 	&fuse_server_counter_set,
 	&host_watch_counter_set,
 	&api_counter_set,

@@ -1,0 +1,94 @@
+/*
+ * virtio-blk (virtio 1.2, 5.2): one request queue served by a worker
+ * thread, so disk I/O never runs on a vCPU or on the event loop.
+ *
+ * A request is a chain: the 16-byte header (type, sector) readable, then
+ * the data (readable for a write, device-writable for a read), then one
+ * device-writable status byte. Every request is checked before any I/O:
+ * the header whole, the status byte writable and last, the data in the
+ * direction its type needs, the length a multiple of 512 bytes, the range
+ * inside the image (no overflow); a write, discard or write-zeroes of a
+ * read-only drive, an unknown type or a bad range gets an error status
+ * (IOERR, UNSUPP) and a counter, never a host access outside guest RAM. A
+ * chain too broken to carry a status is completed with 0 bytes.
+ *
+ * Types: IN, OUT, FLUSH (fdatasync), GET_ID (the drive's serial, 20
+ * bytes), DISCARD and WRITE_ZEROES (one segment a request; punched holes
+ * or zeroed ranges of the image, zeroes written when the file system
+ * cannot). Features: VERSION_1, the ring's, SEG_MAX, BLK_SIZE, FLUSH, RO
+ * for a read-only drive, DISCARD and WRITE_ZEROES for a writable one.
+ *
+ * Threads: the loop thread takes kicks, activation, reset and pause; the
+ * worker pops, does the I/O and completes, through a pause gate
+ * (core/pause_gate.h), so a reset or a pause returns with no request
+ * between popped and answered. Interrupts go straight from the worker where
+ * the transport can (irqfd), else through the loop.
+ */
+#ifndef KVMINI_BLK_VIRTIO_BLK_H
+#define KVMINI_BLK_VIRTIO_BLK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "blk/blk_image.h"
+#include "core/counters.h"
+#include "core/event_loop.h"
+#include "core/pause_gate.h"
+#include "virtio/device.h"
+#include "virtio/virtqueue.h"
+
+/* Most bytes of data one request may move (the driver reads size_max and
+ * seg_max from config space). */
+#define VIRTIO_BLK_SEG_MAX 126u
+#define VIRTIO_BLK_SIZE_MAX (1u << 20)
+/* Most sectors one discard or write-zeroes segment may cover. */
+#define VIRTIO_BLK_MAX_ZERO_SECTORS (1u << 22)
+
+#define VIRTIO_BLK_COUNTERS(X) \
+	X(rx_requests_read,        "read requests served") \
+	X(rx_requests_write,       "write requests served") \
+	X(rx_requests_flush,       "flush requests served") \
+	X(rx_requests_get_id,      "GET_ID requests served") \
+	X(rx_requests_discard,     "discard requests served") \
+	X(rx_requests_write_zeroes, "write-zeroes requests served") \
+	X(tx_read_bytes,           "bytes read from the image into the guest") \
+	X(rx_write_bytes,          "bytes written from the guest into the image") \
+	X(rx_requests_unsupported, "requests of a type the device does not take (UNSUPP)") \
+	X(rx_requests_malformed,   "requests with a short header, no status byte or data the wrong way (IOERR or 0 bytes)") \
+	X(rx_requests_out_of_range, "requests past the image's end or not whole sectors (IOERR)") \
+	X(rx_writes_read_only,     "writes, discards or zeroings of a read-only drive (IOERR)") \
+	X(tx_io_errors,            "requests the host's I/O failed (IOERR)") \
+	X(rx_discards_ignored,     "discards the image's file system could not do (a hint: OK)") \
+	X(rx_queue_poisoned,       "times the queue was found broken (NEEDS_RESET)")
+
+struct virtio_blk_counters {
+	VIRTIO_BLK_COUNTERS(COUNTER_FIELD)
+};
+extern const struct counter_set virtio_blk_counter_set;
+
+struct virtio_blk {
+	struct virtio_device vdev;
+	struct virtqueue vq;
+	struct blk_image *img;        /* not owned */
+	struct pause_gate gate;
+	pthread_t worker;
+	bool worker_started;
+	/* Under the gate's lock: a kick came (has_work) and its number, so a
+	 * worker that saw the ring empty does not miss a kick meanwhile. */
+	bool has_work;
+	uint64_t kick_seq;
+	struct vq_chain chain;        /* the worker's */
+	struct event_notifier posted; /* interrupts and poisoning owed by the worker */
+	bool irq_pending, poisoned_pending;
+	struct virtio_blk_counters counters;   /* worker (and tests) write, atomics read */
+};
+
+/* Set up @blk on @img, served on @loop, its worker started (parked until
+ * the driver activates the device). 0 or -errno. */
+int virtio_blk_init(struct virtio_blk *blk, struct blk_image *img, struct event_loop *loop);
+/* After the transport has let go of the device (it is reset). */
+void virtio_blk_destroy(struct virtio_blk *blk);
+/* A copy of the counters (any thread). */
+void virtio_blk_get_counters(const struct virtio_blk *blk, struct virtio_blk_counters *out);
+
+#endif

@@ -1,0 +1,352 @@
+/*
+ * virtio-blk against the driver simulator and a real image file: reads and
+ * writes of sectors checked against the file, flush, GET_ID, discard and
+ * write-zeroes (the range reads back as zeroes), a read-only drive, every
+ * refusal with its status and counter (out of range, partial sectors,
+ * overflowing sector numbers, data the wrong way, unknown types, a chain
+ * without a status byte), and a reset with requests in flight. The worker
+ * answers on its own thread: the test waits for the used ring.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+
+#include "check.h"
+#include "count_transport.h"
+#include "blk/virtio_blk.h"
+#include "vdriver.h"
+
+#define IMG_SECTORS 2048u            /* 1 MiB */
+
+struct rig {
+	struct event_loop loop;
+	struct vd_mem mem;
+	struct vd_queue q;
+	struct blk_image img;
+	struct virtio_blk blk;
+	struct count_transport tr;
+	char path[64];
+	uint64_t pool;
+};
+
+/* A 1 MiB image whose byte i is i * 7 + i / 512 (mod 256). */
+static void make_image(const char *path)
+{
+	static uint8_t buf[IMG_SECTORS * 512];
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	CHECK(fd >= 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7 + i / 512);
+	CHECK_EQ(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+}
+
+static void rig_up(struct rig *r, bool read_only)
+{
+	struct vd_queue_opts qo = { .size = 128, .indirect_max = 8 };
+	struct errbuf eb = { 0 };
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->path, sizeof(r->path), "/tmp/test_virtio_blk.%d.img", (int)getpid());
+	make_image(r->path);
+	CHECK_EQ(blk_image_open(&r->img, r->path, read_only, "drive-serial-0123456789", &eb), 0);
+	CHECK_EQ(r->img.sectors, IMG_SECTORS);
+	CHECK_EQ(event_loop_init(&r->loop), 0);
+	CHECK_EQ(vd_mem_init(&r->mem, 0x100000, 8 << 20, 0), 0);
+	CHECK_EQ(vd_queue_init(&r->q, &r->mem, &qo), 0);
+	CHECK_EQ(virtio_blk_init(&r->blk, &r->img, &r->loop), 0);
+	count_transport_attach(&r->tr, &r->blk.vdev);
+	r->blk.vdev.mem = &r->mem.gm;
+	uint64_t f = r->blk.vdev.ops->features(&r->blk.vdev);
+	CHECK_EQ(virtio_device_set_features(&r->blk.vdev, f), 0);
+	vd_queue_to_vq(&r->q, &r->blk.vq, true);
+	CHECK_EQ(virtio_device_activate(&r->blk.vdev), 0);
+	r->pool = vd_alloc(&r->mem, 4 << 20, 4096);
+	CHECK(r->pool != VD_NO_GPA);
+}
+
+static void rig_down(struct rig *r)
+{
+	virtio_device_reset(&r->blk.vdev);
+	virtio_blk_destroy(&r->blk);
+	blk_image_close(&r->img);
+	unlink(r->path);
+	vd_queue_destroy(&r->q);
+	vd_mem_destroy(&r->mem);
+	event_loop_destroy(&r->loop);
+}
+
+/* Guest addresses in the pool: the header, the data, the status. */
+#define HDR_OFF 0u
+#define STATUS_OFF 64u
+#define DATA_OFF 4096u
+
+/* Submit a request: the header (readable), then @bufs, then the status
+ * byte (writable) unless @no_status. Returns the head. */
+static int submit(struct rig *r, uint32_t type, uint64_t sector, const struct vd_buf *bufs,
+		  unsigned n, bool no_status)
+{
+	struct virtio_blk_outhdr h = { .type = htole32(type), .sector = htole64(sector) };
+	struct vd_buf b[10];
+	unsigned k = 0;
+
+	vd_write(&r->mem, r->pool + HDR_OFF, &h, sizeof(h));
+	vd_fill(&r->mem, r->pool + STATUS_OFF, 0xee, 1);
+	b[k++] = (struct vd_buf){ .gpa = r->pool + HDR_OFF, .len = sizeof(h) };
+	for (unsigned i = 0; i < n; i++)
+		b[k++] = bufs[i];
+	if (!no_status)
+		b[k++] = (struct vd_buf){ .gpa = r->pool + STATUS_OFF, .len = 1, .writable = true };
+	int head = vd_add_chain(&r->q, b, k, false);
+	vd_publish(&r->q);
+	r->blk.vdev.ops->queue_notify(&r->blk.vdev, 0);
+	return head;
+}
+
+/* Wait (up to 2 s) for the next used entry: its length, or -1. */
+static long wait_used(struct rig *r, int head)
+{
+	uint32_t id, len;
+
+	for (int i = 0; i < 2000; i++) {
+		if (vd_get_used(&r->q, &id, &len) > 0) {
+			CHECK_EQ((int)id, head);
+			return len;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	return -1;
+}
+
+static uint8_t status_of(struct rig *r)
+{
+	uint8_t s = 0xff;
+
+	vd_read(&r->mem, r->pool + STATUS_OFF, &s, 1);
+	return s;
+}
+
+/* One request start to end: the status, and the used length in *@used. */
+static uint8_t run(struct rig *r, uint32_t type, uint64_t sector, const struct vd_buf *bufs,
+		   unsigned n, long *used)
+{
+	int head = submit(r, type, sector, bufs, n, false);
+
+	*used = wait_used(r, head);
+	return status_of(r);
+}
+
+static uint8_t image_byte(uint64_t i)
+{
+	return (uint8_t)(i * 7 + i / 512);
+}
+
+static void test_read_write(void)
+{
+	struct rig r;
+	long used;
+	uint8_t buf[2048];
+
+	rig_up(&r, false);
+	CHECK(!(r.blk.vdev.features & (1ull << VIRTIO_BLK_F_RO)));
+	/* Two sectors from sector 3, in two buffers of one sector each. */
+	struct vd_buf rd[2] = { { r.pool + DATA_OFF, 512, true }, { r.pool + DATA_OFF + 8192, 512, true } };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 3, rd, 2, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 1025);
+	vd_read(&r.mem, r.pool + DATA_OFF, buf, 512);
+	vd_read(&r.mem, r.pool + DATA_OFF + 8192, buf + 512, 512);
+	bool same = true;
+	for (unsigned i = 0; i < 1024; i++)
+		same &= buf[i] == image_byte(3 * 512 + i);
+	CHECK(same);
+	/* Write four sectors at 100, then read them back from the file. */
+	memset(buf, 0x5a, sizeof(buf));
+	vd_write(&r.mem, r.pool + DATA_OFF, buf, 2048);
+	struct vd_buf wr = { r.pool + DATA_OFF, 2048, false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_OUT, 100, &wr, 1, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, &used), VIRTIO_BLK_S_OK);
+	int fd = open(r.path, O_RDONLY);
+	uint8_t back[2048];
+	CHECK_EQ(pread(fd, back, sizeof(back), 100 * 512), (ssize_t)sizeof(back));
+	close(fd);
+	CHECK(!memcmp(back, buf, sizeof(back)));
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&r.blk, &c);
+	CHECK_EQ(c.rx_requests_read, 1);
+	CHECK_EQ(c.rx_requests_write, 1);
+	CHECK_EQ(c.rx_requests_flush, 1);
+	CHECK_EQ(c.tx_read_bytes, 1024);
+	CHECK_EQ(c.rx_write_bytes, 2048);
+	/* The last sector is readable; the one past it is not. */
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, &one, 1, &used), VIRTIO_BLK_S_OK);
+	rig_down(&r);
+}
+
+static void test_get_id_and_config(void)
+{
+	struct rig r;
+	struct virtio_blk_config cfg;
+	long used;
+	char id[32] = { 0 };
+
+	rig_up(&r, false);
+	r.blk.vdev.ops->config_read(&r.blk.vdev, &cfg);
+	CHECK_EQ(le64toh(cfg.capacity), IMG_SECTORS);
+	CHECK_EQ(le32toh(cfg.blk_size), 512);
+	CHECK_EQ(le32toh(cfg.max_discard_seg), 1);
+	struct vd_buf b = { r.pool + DATA_OFF, 20, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_GET_ID, 0, &b, 1, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 21);
+	vd_read(&r.mem, r.pool + DATA_OFF, id, 20);
+	CHECK(!memcmp(id, "drive-serial-0123456", 20));      /* the first 20 bytes */
+	rig_down(&r);
+}
+
+static void test_discard_and_zeroes(void)
+{
+	struct rig r;
+	long used;
+	struct virtio_blk_discard_write_zeroes seg = { .sector = htole64(16), .num_sectors = htole32(8) };
+
+	rig_up(&r, false);
+	CHECK(r.blk.vdev.features & (1ull << VIRTIO_BLK_F_DISCARD));
+	vd_write(&r.mem, r.pool + DATA_OFF, &seg, sizeof(seg));
+	struct vd_buf s = { r.pool + DATA_OFF, sizeof(seg), false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_WRITE_ZEROES, 0, &s, 1, &used), VIRTIO_BLK_S_OK);
+	seg.sector = htole64(512);
+	vd_write(&r.mem, r.pool + DATA_OFF, &seg, sizeof(seg));
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_DISCARD, 0, &s, 1, &used), VIRTIO_BLK_S_OK);
+	int fd = open(r.path, O_RDONLY);
+	uint8_t back[4096], zero[4096] = { 0 };
+	CHECK_EQ(pread(fd, back, sizeof(back), 16 * 512), (ssize_t)sizeof(back));
+	CHECK(!memcmp(back, zero, sizeof(back)));
+	CHECK_EQ(pread(fd, back, 512, 15 * 512), 512);   /* the sector before is kept */
+	CHECK_EQ(back[0], image_byte(15 * 512));
+	close(fd);
+	/* Discard takes no flags; write-zeroes only UNMAP. */
+	seg.flags = htole32(VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
+	vd_write(&r.mem, r.pool + DATA_OFF, &seg, sizeof(seg));
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_DISCARD, 0, &s, 1, &used), VIRTIO_BLK_S_UNSUPP);
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_WRITE_ZEROES, 0, &s, 1, &used), VIRTIO_BLK_S_OK);
+	/* Past the end. */
+	seg = (struct virtio_blk_discard_write_zeroes){ .sector = htole64(IMG_SECTORS - 1),
+							.num_sectors = htole32(2) };
+	vd_write(&r.mem, r.pool + DATA_OFF, &seg, sizeof(seg));
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_WRITE_ZEROES, 0, &s, 1, &used), VIRTIO_BLK_S_IOERR);
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&r.blk, &c);
+	CHECK_EQ(c.rx_requests_write_zeroes, 2);
+	CHECK_EQ(c.rx_requests_discard, 1);
+	CHECK_EQ(c.rx_requests_unsupported, 1);
+	CHECK_EQ(c.rx_requests_out_of_range, 1);
+	rig_down(&r);
+}
+
+static void test_refusals(void)
+{
+	struct rig r;
+	long used;
+
+	rig_up(&r, false);
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	struct vd_buf half = { r.pool + DATA_OFF, 100, true };
+	struct vd_buf wr = { r.pool + DATA_OFF, 512, false };
+	/* Past the end, overflowing, partial sectors. */
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, IMG_SECTORS, &one, 1, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, UINT64_MAX - 1, &one, 1, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 0, &half, 1, &used), VIRTIO_BLK_S_IOERR);
+	/* Data the wrong way: a read with readable data, a write with writable. */
+	struct vd_buf rd_wrong[2] = { wr, one };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 0, rd_wrong, 2, &used), VIRTIO_BLK_S_IOERR);
+	struct vd_buf wr_wrong = { r.pool + DATA_OFF, 512, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_OUT, 0, &wr_wrong, 1, &used), VIRTIO_BLK_S_IOERR);
+	/* Unknown type. */
+	CHECK_EQ(run(&r, 99, 0, NULL, 0, &used), VIRTIO_BLK_S_UNSUPP);
+	/* No status byte: completed with 0, nothing written. */
+	int head = submit(&r, VIRTIO_BLK_T_IN, 0, &one, 0, true);
+	CHECK_EQ(wait_used(&r, head), 0);
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&r.blk, &c);
+	CHECK_EQ(c.rx_requests_out_of_range, 3);
+	CHECK_EQ(c.rx_requests_malformed, 3);
+	CHECK_EQ(c.rx_requests_unsupported, 1);
+	CHECK_EQ(c.rx_requests_read + c.rx_requests_write, 0);
+	/* The queue still serves. */
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 1, &one, 1, &used), VIRTIO_BLK_S_OK);
+	rig_down(&r);
+}
+
+static void test_read_only(void)
+{
+	struct rig r;
+	long used;
+	struct virtio_blk_discard_write_zeroes seg = { .sector = htole64(0), .num_sectors = htole32(1) };
+
+	rig_up(&r, true);
+	CHECK(r.blk.vdev.features & (1ull << VIRTIO_BLK_F_RO));
+	CHECK(!(r.blk.vdev.features & (1ull << VIRTIO_BLK_F_DISCARD)));
+	struct vd_buf wr = { r.pool + DATA_OFF, 512, false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_OUT, 0, &wr, 1, &used), VIRTIO_BLK_S_IOERR);
+	vd_write(&r.mem, r.pool + DATA_OFF, &seg, sizeof(seg));
+	struct vd_buf s = { r.pool + DATA_OFF, sizeof(seg), false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_WRITE_ZEROES, 0, &s, 1, &used), VIRTIO_BLK_S_IOERR);
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&r.blk, &c);
+	CHECK_EQ(c.rx_writes_read_only, 2);
+	int fd = open(r.path, O_RDONLY);
+	uint8_t b;
+	CHECK_EQ(pread(fd, &b, 1, 0), 1);
+	CHECK_EQ(b, image_byte(0));
+	close(fd);
+	rig_down(&r);
+}
+
+/* A pause returns with nothing in flight, and requests wait until resume. */
+static void test_pause_holds(void)
+{
+	struct rig r;
+
+	rig_up(&r, false);
+	virtio_device_pause(&r.blk.vdev);
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	int head = submit(&r, VIRTIO_BLK_T_IN, 0, &one, 1, false);
+	uint32_t id, len;
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	CHECK_EQ(vd_get_used(&r.q, &id, &len), 0);
+	virtio_device_resume(&r.blk.vdev);
+	CHECK_EQ(wait_used(&r, head), 513);
+	rig_down(&r);
+}
+
+static void test_image_refused(void)
+{
+	struct blk_image img;
+	struct errbuf eb = { 0 };
+
+	CHECK_EQ(blk_image_open(&img, "/nonexistent/disk.img", false, "x", &eb), -ENOENT);
+	CHECK(strstr(eb.msg, "/nonexistent/disk.img") != NULL);
+	CHECK_EQ(blk_image_open(&img, "/tmp", true, "x", &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "neither a file nor a block device") != NULL);
+}
+
+int main(void)
+{
+	RUN_TEST(test_read_write);
+	RUN_TEST(test_get_id_and_config);
+	RUN_TEST(test_discard_and_zeroes);
+	RUN_TEST(test_refusals);
+	RUN_TEST(test_read_only);
+	RUN_TEST(test_pause_holds);
+	RUN_TEST(test_image_refused);
+	return CHECK_DONE();
+}
