@@ -143,6 +143,17 @@ struct api_net_config {
 	bool mmds;                             /* the metadata service answers on it */
 };
 
+/* A drive as PUT /drives/{id} configures it (Firecracker's Drive). */
+#define API_DRIVE_ID_MAX 64u
+#define API_MAX_DRIVES 8u
+struct api_drive_config {
+	const char *drive_id;
+	const char *path_on_host;
+	bool is_root_device;
+	bool is_read_only;
+	const char *partuuid;             /* NULL: root=/dev/vda */
+};
+
 /* GET /vm/config: what the VM was configured with (the machine comes
  * from get_machine_config). Strings belong to the VM, valid until its next
  * configuration call. */
@@ -155,6 +166,8 @@ struct api_vm_config {
 	bool mmds_on;                     /* the metadata service is configured */
 	bool entropy;                     /* an entropy device, with entropy_limit */
 	struct rate_limiter_config entropy_limit;
+	struct api_drive_config drives[API_MAX_DRIVES];
+	unsigned n_drives;
 };
 
 /* PUT /mmds/config before the start: where the metadata service will
@@ -194,6 +207,8 @@ struct api_vm_ops {
 				  struct errbuf *eb);
 	int (*add_iface)(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 	int (*set_mmds_config)(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
+	/* PUT /drives/{id}: a drive, or a new configuration of one. */
+	int (*add_drive)(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
 	/* PUT /entropy: an entropy device (virtio-rng) behind @limit. */
 	int (*set_entropy)(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);

@@ -30,7 +30,7 @@ static const struct config_section sections[] = {
 	{ "boot-source", "/boot-source", NULL, NULL },
 	{ "network-interfaces", "/network-interfaces/", "iface_id", NULL },
 	{ "metrics", "/metrics", NULL, NULL },
-	{ "drives", NULL, NULL, "kvmini has no block device yet" },
+	{ "drives", "/drives/", "drive_id", NULL },
 	{ "vsock", NULL, NULL, "kvmini has no vsock device yet" },
 	{ "entropy", "/entropy", NULL, NULL },
 	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },

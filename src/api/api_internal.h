@@ -98,6 +98,11 @@ void api_vm_patch(struct api *api, const char *id, const struct http_request *re
 		  struct http_response *resp);
 void api_entropy_put(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp);
+/* --- drives (api_drives.c) --- */
+void api_drive_put(struct api *api, const char *id, const struct http_request *req,
+		   struct http_response *resp);
+/* GET /vm/config's "drives". */
+json_t *api_drives_json(const struct api_vm_config *c);
 void api_boot_source_put(struct api *api, const char *id, const struct http_request *req,
 			 struct http_response *resp);
 void api_machine_config_get(struct api *api, const char *id, const struct http_request *req,

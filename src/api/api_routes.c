@@ -33,6 +33,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/snapshot/load",            api_snapshot_load_put },
 	{ "PUT",   "/boot-source",              api_boot_source_put },
 	{ "PUT",   "/entropy",                  api_entropy_put },
+	{ "PUT",   "/drives/{id}",              api_drive_put },
 	{ "GET",   "/machine-config",           api_machine_config_get },
 	{ "PUT",   "/machine-config",           api_machine_config_put },
 	{ "PATCH", "/machine-config",           api_machine_config_patch },

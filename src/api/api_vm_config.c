@@ -3,8 +3,8 @@
  * --config-file (its VmmConfig), so a client can read back what it set, and
  * feed the answer to --config-file. As Firecracker answers: "logger" and
  * "metrics" are null (process settings, not the VM's), and so are the
- * devices kvmini does not have ("balloon", "vsock", "cpu-config"; "drives"
- * is empty); "entropy" is null without the device.
+ * devices kvmini does not have ("balloon", "vsock", "cpu-config");
+ * "entropy" is null without the device.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -117,8 +117,8 @@ void api_vm_config_get(struct api *api, const char *id, const struct http_reques
 	}
 	vm->get_vm_config(api->opts.vm_ctx, &c);
 	vm->get_machine_config(api->opts.vm_ctx, &mc);
-	api_reply_json(resp, 200, json_pack("{s:n,s:[],s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:o}",
-		"balloon", "drives", "boot-source", boot_json(&c.boot), "cpu-config",
+	api_reply_json(resp, 200, json_pack("{s:n,s:o,s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:o}",
+		"balloon", "drives", api_drives_json(&c), "boot-source", boot_json(&c.boot), "cpu-config",
 		"logger", "machine-config", api_machine_json(&mc), "metrics",
 		"mmds-config", mmds_json(api, &c), "network-interfaces", ifaces_json(api, &c),
 		"vsock", "entropy", entropy_json(&c)));

@@ -100,6 +100,12 @@ static const char run_usage[] =
 	"                     queues=N, squash-owner=U:G, max-fds=N, max-write=BYTES,\n"
 	"                     xattr-all, no-notify, max-watches=N\n"
 	"                     (e.g. --fs /srv:data,cache=none,threads=4)\n"
+	"  --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]\n"
+	"                     a virtio-blk device on the raw image PATH (a file or a\n"
+	"                     block device; repeatable, up to 8): ro read-only; root\n"
+	"                     the root drive, /dev/vda in the guest, and root=/dev/vda\n"
+	"                     (or root=PARTUUID=UUID) rw|ro added to the command line\n"
+	"                     unless it names a root; id its name and serial (driveN)\n"
 	"  --entropy[=LIMIT]  a virtio-rng device (Firecracker's entropy device) filled\n"
 	"                     from the host's getrandom; LIMIT as --tx-rate-limit's\n"
 	"                     (bw=SIZE/REFILL_MS,bw_burst=N,ops=SIZE/REFILL_MS,ops_burst=N)\n"
@@ -305,6 +311,8 @@ static int parse_value(int c, const char *val, struct run_args *a)
 		return cli_net_controls_add(&a->net, val);
 	case 'E':
 		return take_entropy(a, val);
+	case 'B':
+		return run_take_drive(a, val);
 	case 'f':
 		if (a->nfs < RUN_MAX_FS)
 			return parse_fs_spec(val, &a->fs[a->nfs++]);
@@ -346,12 +354,13 @@ static int check_preboot(const struct run_args *a)
 			"and no --api-sock");
 		return -EINVAL;
 	}
-	if (a->boot_option || a->net.n_ifaces || a->nfs || a->entropy) {
+	if (a->boot_option || a->net.n_ifaces || a->nfs || a->entropy || a->n_drives) {
 		log_err("--%s: kvmini run --api-sock or --config-file without --kernel or --restore "
 			"takes its machine from the API (PUT /boot-source, /machine-config, "
 			"/network-interfaces, or PUT /snapshot/load) or the file; give --kernel to "
 			"boot with these options", a->boot_option ? a->boot_option
-				      : a->net.n_ifaces ? "net" : a->nfs ? "fs" : "entropy");
+				      : a->net.n_ifaces ? "net" : a->nfs ? "fs"
+				      : a->entropy ? "entropy" : "drive");
 		return -EINVAL;
 	}
 	return 0;
@@ -451,6 +460,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "config-file", required_argument, NULL, 'J' },
 		{ "no-api", no_argument, NULL, 'N' },
 		{ "entropy", optional_argument, NULL, 'E' },
+		{ "drive", required_argument, NULL, 'B' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 		RUN_FC_LONG_OPTIONS,
 	};
@@ -592,6 +602,7 @@ void run_configure(struct run_ctx *ctx)
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
 	};
+	run_configure_drives(ctx);
 }
 
 /* --- build ------------------------------------------------------------------------ */

@@ -24,6 +24,7 @@
 
 #define RUN_MAX_NETS CLI_NET_MAX_IFACES
 #define RUN_MAX_FS MACHINE_MAX_FS
+#define RUN_MAX_DRIVES MACHINE_MAX_DRIVES
 #define RUN_MEM_MIN_MIB 16ul
 #define RUN_MEM_MAX_MIB (1ul << 20)
 #define RUN_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1 pci=off"
@@ -42,6 +43,16 @@ struct run_args {
 		struct cli_fs_args opts;
 	} fs[RUN_MAX_FS];
 	unsigned nfs;
+	/* --drive, PUT /drives/{id}: in the order given (the machine gets the
+	 * root drive first). */
+	struct run_drive {
+		char id[65];
+		char path[4096];
+		char partuuid[65];       /* "": root=/dev/vda */
+		bool read_only;
+		bool root;
+	} drives[RUN_MAX_DRIVES];
+	unsigned n_drives;
 	bool entropy;                    /* --entropy, PUT /entropy: a virtio-rng device */
 	struct rate_limiter_config entropy_limit;
 	bool boot_timing;
@@ -88,6 +99,8 @@ struct run_ctx {
 	struct run_args *args;           /* the API's pre-boot requests change it */
 	struct machine_config cfg;
 	struct machine_fs_config fs[RUN_MAX_FS];
+	struct machine_drive_config drives[RUN_MAX_DRIVES];
+	char cmdline[LAYOUT_CMDLINE_MAX];    /* the boot arguments with root= of a root drive */
 	/* The shares' names in the machine's messages and counters. */
 	char fs_what[RUN_MAX_FS][RUN_FS_WHAT_LEN];
 	char fs_counters_name[RUN_MAX_FS][VIRTIO_FS_TAG_LEN + 8];
@@ -185,6 +198,14 @@ int run_set_machine_config(void *ctx, const struct api_machine_config *mc, struc
 int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
+int run_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
+/* --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]: 0 or -EINVAL (logged). */
+int run_take_drive(struct run_args *a, const char *spec);
+/* The machine configuration's drives (root first) and boot arguments. */
+void run_configure_drives(struct run_ctx *ctx);
+/* A drive into @a (--drive, PUT /drives/{id}): the same id again replaces
+ * it; a second root drive is refused. 0 or -EINVAL with why in @eb. */
+int run_drive_put(struct run_args *a, const struct api_drive_config *dc, struct errbuf *eb);
 int run_instance_start(void *ctx, struct errbuf *eb);
 
 #endif

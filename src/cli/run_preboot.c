@@ -113,6 +113,13 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 	out->mmds_on = ((struct run_ctx *)opaque)->mmds_on;
 	out->entropy = a->entropy;
 	out->entropy_limit = a->entropy_limit;
+	out->n_drives = MIN(a->n_drives, (unsigned)ARRAY_SIZE(out->drives));
+	for (unsigned i = 0; i < out->n_drives; i++) {
+		const struct run_drive *d = &a->drives[i];
+		out->drives[i] = (struct api_drive_config){
+			.drive_id = d->id, .path_on_host = d->path, .is_root_device = d->root,
+			.is_read_only = d->read_only, .partuuid = d->partuuid[0] ? d->partuuid : NULL };
+	}
 	for (unsigned i = 0; i < out->n_ifaces; i++) {
 		const struct net_iface_config *ifc = &c->ifaces[i];
 		struct api_net_config *nc = &out->ifaces[i];

@@ -80,6 +80,32 @@ static int add_rng(struct machine *m, const struct rate_limiter_config *limit)
 	return add_slot(m, &m->rng->vdev);
 }
 
+/* A drive: its image opened, a virtio-blk device on it, its slot. */
+static int add_drive(struct machine *m, const struct machine_drive_config *cfg)
+{
+	struct machine_drive *d = &m->drives[m->n_drives];
+	struct errbuf eb = { 0 };
+	int r = blk_image_open(&d->img, cfg->path, cfg->read_only, cfg->id, &eb);
+
+	if (r < 0) {
+		log_err("drive %s: %s", cfg->id, eb.msg);
+		return r;
+	}
+	m->n_drives++;
+	d->dev = calloc(1, sizeof(*d->dev));
+	r = d->dev ? virtio_blk_init(d->dev, &d->img, &m->loop) : -ENOMEM;
+	if (r < 0) {
+		log_err("drive %s: virtio-blk device: %s", cfg->id, strerror(-r));
+		free(d->dev);
+		d->dev = NULL;
+		return r;
+	}
+	log_info("drive %s: %s, %llu sectors%s, device %u", cfg->id, cfg->path,
+		 (unsigned long long)d->img.sectors, cfg->read_only ? ", read-only" : "",
+		 m->n_slots);
+	return add_slot(m, &d->dev->vdev);
+}
+
 static int add_devices(struct machine *m)
 {
 	const struct machine_config *cfg = m->cfg;
@@ -87,7 +113,8 @@ static int add_devices(struct machine *m)
 	int r = 0;
 
 	if (cfg->n_nets > MACHINE_MAX_NETS || cfg->n_fs > MACHINE_MAX_FS ||
-	    cfg->n_nets + cfg->n_fs + n_rng > LAYOUT_MMIO_MAX_DEVS) {
+	    cfg->n_drives > MACHINE_MAX_DRIVES ||
+	    cfg->n_nets + cfg->n_fs + n_rng + cfg->n_drives > LAYOUT_MMIO_MAX_DEVS) {
 		log_err("too many devices (at most %u nets and %u shares)", MACHINE_MAX_NETS,
 			MACHINE_MAX_FS);
 		return -E2BIG;
@@ -98,6 +125,8 @@ static int add_devices(struct machine *m)
 		r = add_fs(m, &cfg->fs[i]);
 	if (!r && cfg->entropy)
 		r = add_rng(m, cfg->entropy);
+	for (unsigned i = 0; !r && i < cfg->n_drives; i++)
+		r = add_drive(m, &cfg->drives[i]);
 	return r;
 }
 
@@ -124,7 +153,14 @@ static void destroy_devices(struct machine *m)
 		free(m->rng);
 		m->rng = NULL;
 	}
-	m->n_slots = m->n_nets = m->n_fs = 0;
+	for (unsigned i = 0; i < m->n_drives; i++) {
+		struct machine_drive *d = &m->drives[i];
+		if (d->dev)
+			virtio_blk_destroy(d->dev);
+		free(d->dev);
+		blk_image_close(&d->img);
+	}
+	m->n_slots = m->n_nets = m->n_fs = m->n_drives = 0;
 }
 
 /* --- counters ----------------------------------------------------------------- */

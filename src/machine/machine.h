@@ -22,6 +22,7 @@
 #include "machine/fs_share.h"
 #include "machine/net_iface.h"
 #include "mmds/mmds.h"
+#include "blk/virtio_blk.h"
 #include "rng/virtio_rng.h"
 #include "vmm/acpi_pm.h"
 #include "vmm/layout.h"
@@ -32,6 +33,14 @@
 
 #define MACHINE_MAX_NETS 8u
 #define MACHINE_MAX_FS 4u
+#define MACHINE_MAX_DRIVES 8u
+
+/* One virtio-blk device on a raw image. */
+struct machine_drive_config {
+	const char *id;                   /* the drive's name: its serial (GET_ID) */
+	const char *path;                 /* the image: a file or a block device */
+	bool read_only;
+};
 
 /* One virtio-fs device: the share and the device serving it. */
 struct machine_fs_config {
@@ -61,6 +70,10 @@ struct machine_config {
 	/* The entropy device (virtio-rng, after the nets and shares) with its
 	 * limiter; NULL: none. */
 	const struct rate_limiter_config *entropy;
+	/* The drives, after every other device, in this order: the guest names
+	 * them vda, vdb, ... as it finds them, so a root drive goes first. */
+	const struct machine_drive_config *drives;
+	unsigned n_drives;
 	/* How messages name the settings, in the words of the front door that
 	 * took them (the command line's options, a config file's keys): the
 	 * machine serves them all, so it names none itself. */
@@ -97,6 +110,11 @@ struct machine {
 	struct machine_fs fs[MACHINE_MAX_FS];
 	unsigned n_fs;
 	struct virtio_rng *rng;      /* the entropy device, when there is one */
+	struct machine_drive {
+		struct blk_image img;
+		struct virtio_blk *dev;
+	} drives[MACHINE_MAX_DRIVES];
+	unsigned n_drives;
 	struct vm_virtio_slot slots[LAYOUT_MMIO_MAX_DEVS];
 	unsigned n_slots;
 	struct event_source stop_src;

@@ -220,6 +220,11 @@ int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 	unsigned layers;
 
 	*st = (struct machine_snapshot_stats){ 0 };
+	if (m->n_drives) {
+		/* The restore would have to find the images again, as they were. */
+		errbuf_set(eb, "a VM with drives cannot be snapshotted yet");
+		return -EOPNOTSUPP;
+	}
 	if (!m->paused) {
 		errbuf_set(eb, "the VM must be paused first");
 		return -EAGAIN;

@@ -5,11 +5,16 @@
 # waits, GET /machine-config, PUT /boot-source (kernel, initramfs, boot
 # arguments), PUT /machine-config, PUT /network-interfaces/eth0 on the
 # namespace's tap with a MAC, PUT /mmds/config (V2 on eth0) and PUT /mmds
-# with a nonce, PUT /entropy with a rate limiter, PUT /actions
+# with a nonce, PUT /entropy with a rate limiter, PUT /drives/data (a
+# read-only image) and then PUT /drives/rootfs (an ext4 image the test
+# makes with mkfs.ext4 -d, the root device, PUT last), PUT /actions
 # InstanceStart. The guest finds its devices through the DSDT, pings the
 # host through the interface, takes a V2 token from the metadata service
-# and reads the nonce with it, reads /dev/hwrng from virtio-rng, and powers
-# off, which ends kvmini with 0. (No share: Firecracker's API has no
+# and reads the nonce with it, reads /dev/hwrng from virtio-rng, finds the
+# root drive as /dev/vda (its serial, root=/dev/vda rw) and the other
+# read-only as vdb, reads a file of the ext4 on vda and writes one, and
+# powers off, which ends kvmini with 0; the host reads the guest's file
+# from the image with debugfs. (No share: Firecracker's API has no
 # route for one; the guest's share steps fail by design and are not judged.)
 
 case_stock_api() {
@@ -18,11 +23,18 @@ case_stock_api() {
 	rm -rf "$CLOG"
 	mkdir -p "$CLOG"
 	local sock=$CLOG/api.sock codes rc nonce=api$RANDOM$RANDOM
+	mkdir -p "$CLOG/rootdir"
+	echo "host nonce $nonce" >"$CLOG/rootdir/from-host.txt"
+	if ! mkfs.ext4 -q -F -d "$CLOG/rootdir" "$CLOG/root.ext4" 16M >"$CLOG/mkfs.out" 2>&1 ||
+		! truncate -s 1M "$CLOG/data.img"; then
+		fail "mkfs.ext4 -d or truncate failed ($(tail -n1 "$CLOG/mkfs.out"))"
+		return
+	fi
 	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --api-sock "$sock" --boot-timing \
 		</dev/null >"$CLOG/console.out" 2>"$CLOG/kvmini.err" &
 	local vm=$!
 	for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff kvmini.mmds=169.254.169.254 kvmini.nonce=$nonce kvmini.rng=1"
+	local args="console=ttyS0 reboot=k panic=-1 pci=off kvmini.ip=10.211.0.2/24 kvmini.check=10.211.0.1 kvmini.end=poweroff kvmini.mmds=169.254.169.254 kvmini.nonce=$nonce kvmini.rng=1 kvmini.blk=rootfs"
 	codes=$(api_call "$sock" GET /machine-config)
 	codes+=" $(api_call "$sock" PUT /boot-source "{\"kernel_image_path\":\"$STOCK_DIR/vmlinuz\",
 		\"initrd_path\":\"build/stock-guest/initramfs.gz\",\"boot_args\":\"$args\"}")"
@@ -32,8 +44,12 @@ case_stock_api() {
 	codes+=" $(api_call "$sock" PUT /mmds/config '{"version":"V2","network_interfaces":["eth0"]}')"
 	codes+=" $(api_call "$sock" PUT /mmds "{\"latest\":{\"meta-data\":{\"nonce\":\"$nonce\"}}}")"
 	codes+=" $(api_call "$sock" PUT /entropy '{"rate_limiter":{"bandwidth":{"size":65536,"refill_time":100}}}')"
+	codes+=" $(api_call "$sock" PUT /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$CLOG/data.img\",
+		\"is_root_device\":false,\"is_read_only\":true}")"
+	codes+=" $(api_call "$sock" PUT /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$CLOG/root.ext4\",
+		\"is_root_device\":true,\"is_read_only\":false,\"cache_type\":\"Unsafe\",\"io_engine\":\"Sync\"}")"
 	codes+=" $(api_call "$sock" PUT /actions '{"action_type":"InstanceStart"}')"
-	[ "$codes" = "200 204 204 204 204 204 204 204" ] &&
+	[ "$codes" = "200 204 204 204 204 204 204 204 204 204" ] &&
 		pass "configured and started through the API alone (GET /machine-config 200, then 204 each)" ||
 		fail "the API answered $codes ($(cat "$CLOG/api.out" 2>/dev/null))"
 	wait "$vm"
@@ -42,8 +58,8 @@ case_stock_api() {
 	out=$(tr -d '\r' <"$CLOG/console.out")
 	grep -q 'ERROR: \(Address\|Leak\|UndefinedBehavior\)Sanitizer\|runtime error:' "$CLOG/kvmini.err" &&
 		fail "sanitizer report in kvmini (log $CLOG/kvmini.err)"
-	grep -qE 'kvmini-init: virtio-mmio devices: LNRO0005:00 LNRO0005:01$' <<<"$out" &&
-		pass "kernel: the interface and the entropy device PUT before the start found through the DSDT" ||
+	grep -qE 'kvmini-init: virtio-mmio devices: LNRO0005:00 LNRO0005:01 LNRO0005:02 LNRO0005:03$' <<<"$out" &&
+		pass "kernel: the interface, the entropy device and the two drives PUT before the start found through the DSDT" ||
 		fail "kernel: the devices were not found through the DSDT ($(grep -m1 'virtio-mmio devices:' <<<"$out"))"
 	grep -q 'kvmini-check: PASS: ping 10.211.0.1 from the guest' <<<"$out" &&
 		pass "guest: pinged the host over the tap the API named" ||
@@ -55,6 +71,16 @@ case_stock_api() {
 		grep -q 'kvmini-check: PASS: entropy: virtio-rng is the hardware RNG' <<<"$out" &&
 		pass "guest: virtio-rng is its hardware RNG and /dev/hwrng gave 256 bytes" ||
 		fail "guest: no bytes from virtio-rng (log $CLOG/console.out)"
+	local step bad=""
+	for step in "drive: /dev/vda is rootfs" "drive: ext4 on /dev/vda mounted" "drive: from-host.txt read" \
+		"drive: from-guest.txt written" "drive: unmounted" "drive: /dev/vdb is read-only"; do
+		grep -q "kvmini-check: PASS: $step" <<<"$out" || bad+=" [$step]"
+	done
+	[ -z "$bad" ] && pass "guest: the root drive PUT last is /dev/vda with root=/dev/vda rw; its ext4 read and written; vdb read-only" ||
+		fail "guest: drive steps failed:$bad (log $CLOG/console.out)"
+	debugfs -R 'cat /from-guest.txt' "$CLOG/root.ext4" 2>/dev/null | grep -q "guest nonce $nonce" &&
+		pass "host: the guest's file is on the ext4 image (debugfs)" ||
+		fail "host: no from-guest.txt with the nonce on $CLOG/root.ext4"
 	grep -q "eth0: MAC $KVM_GUEST_MAC" "$CLOG/kvmini.err" &&
 		pass "the interface has the guest_mac PUT before the start" ||
 		fail "no 'eth0: MAC $KVM_GUEST_MAC' in kvmini's log"

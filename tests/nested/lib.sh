@@ -20,9 +20,10 @@ NESTED_CACHE=${KVMINI_CACHE:-/var/cache/kvmini}
 NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_pci_modern_dev
 	virtio_pci_legacy_dev virtio_pci fuse virtiofs"
 # What a stock-kernel guest of `kvmini run` loads, in order: virtio-mmio (the
-# devices come from kvmini's DSDT), virtio-net, virtio-fs and virtio-rng.
+# devices come from kvmini's DSDT), virtio-net, virtio-fs, virtio-rng and
+# virtio-blk (ext4 is built in).
 STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs
-	virtio-rng"
+	virtio-rng virtio_blk"
 # Kept when the kernel has them, loaded by whoever needs them (bench/nested_iperf.sh:
 # QEMU's vhost-net in the outer VM), in order; a kernel without one is no error.
 NESTED_OPTIONAL_MODULES="vhost_iotlb vhost tap vhost_net"

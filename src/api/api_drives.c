@@ -1,0 +1,114 @@
+/*
+ * Firecracker's /drives before the start: PUT /drives/{drive_id} with its
+ * Drive body configures a virtio-blk device (api_vm_ops.add_drive keeps it
+ * for InstanceStart). Options kvmini's drives do not have are refused by
+ * name, never ignored; those that change nothing here are taken.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+
+/* The body's one choice among @allowed (or absent). */
+static bool one_of(json_t *body, const char *key, const char *const *allowed,
+		   struct http_response *resp)
+{
+	bool ok;
+	const char *v = api_get_string(body, key, false, &ok, "the drive", resp);
+
+	if (!ok || !v)
+		return ok;
+	for (unsigned i = 0; allowed[i]; i++)
+		if (!strcmp(v, allowed[i]))
+			return true;
+	api_fault(resp, 400, "%s \"%s\" is not %s or %s", key, v, allowed[0], allowed[1]);
+	return false;
+}
+
+/* What kvmini's drives do not do yet: a limiter with buckets, a
+ * vhost-user-blk socket. */
+static bool unsupported(json_t *body, struct http_response *resp)
+{
+	json_t *rl = json_object_get(body, "rate_limiter");
+	json_t *sock = json_object_get(body, "socket");
+
+	if (rl && !json_is_null(rl) && !(json_is_object(rl) && !json_object_size(rl))) {
+		api_fault(resp, 400, "rate_limiter: kvmini's drives have no rate limiter yet");
+		return true;
+	}
+	if (sock && !json_is_null(sock)) {
+		api_fault(resp, 400, "socket: kvmini serves drives itself (no vhost-user-blk backend)");
+		return true;
+	}
+	return false;
+}
+
+static bool parse_drive(json_t *body, const char *id, struct api_drive_config *dc,
+			struct http_response *resp)
+{
+	static const char *const caches[] = { "Unsafe", "Writeback", NULL };
+	static const char *const engines[] = { "Sync", "Async", NULL };
+	const char *what = "the drive";
+	bool ok = true;
+
+	dc->drive_id = api_get_string(body, "drive_id", true, &ok, what, resp);
+	if (ok && strcmp(dc->drive_id, id)) {
+		api_fault(resp, 400, "The id from the path does not match the id from the body!");
+		return false;
+	}
+	if (ok)
+		dc->path_on_host = api_get_string(body, "path_on_host", true, &ok, what, resp);
+	if (ok)
+		dc->partuuid = api_get_string(body, "partuuid", false, &ok, what, resp);
+	if (ok && !json_is_boolean(json_object_get(body, "is_root_device"))) {
+		api_fault(resp, 400, "the drive needs \"is_root_device\", true or false");
+		return false;
+	}
+	ok = ok && api_get_bool(body, "is_root_device", &dc->is_root_device, what, resp) &&
+	     api_get_bool(body, "is_read_only", &dc->is_read_only, what, resp) &&
+	     one_of(body, "cache_type", caches, resp) && one_of(body, "io_engine", engines, resp);
+	return ok && !unsupported(body, resp);
+}
+
+void api_drive_put(struct api *api, const char *id, const struct http_request *req,
+		   struct http_response *resp)
+{
+	static const char *const keys[] = { "drive_id", "path_on_host", "is_root_device",
+		"is_read_only", "partuuid", "cache_type", "rate_limiter", "io_engine", "socket", NULL };
+	const struct api_vm_ops *vm = api->opts.vm;
+	struct api_drive_config dc = { 0 };
+	struct errbuf eb = { 0 };
+
+	if (!vm || !vm->add_drive) {
+		api_fault(resp, 400, "This kvmini instance has no drives to configure.");
+		return;
+	}
+	json_t *body = api_body_object(req, resp);
+	if (!body)
+		return;
+	if (api_known_keys(body, keys, "the drive", resp) && parse_drive(body, id, &dc, resp)) {
+		int r = vm->add_drive(api->opts.vm_ctx, &dc, &eb);
+		if (r == -EEXIST)
+			api_fault(resp, 400, API_AFTER_START);
+		else if (r < 0)
+			api_fault(resp, 400, "Invalid drive: %s", eb.msg);
+		else
+			api_no_content(resp);
+	}
+	json_decref(body);
+}
+
+json_t *api_drives_json(const struct api_vm_config *c)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; list && i < c->n_drives; i++) {
+		const struct api_drive_config *d = &c->drives[i];
+		json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:n,s:n}",
+			"drive_id", d->drive_id, "path_on_host", d->path_on_host,
+			"is_root_device", d->is_root_device, "is_read_only", d->is_read_only,
+			"partuuid", d->partuuid ? json_string(d->partuuid) : json_null(),
+			"cache_type", "Unsafe", "io_engine", "Sync", "rate_limiter", "socket"));
+	}
+	return list;
+}
