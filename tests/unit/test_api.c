@@ -852,7 +852,8 @@ static void test_config_file(void)
 		  "machine-config: Invalid machine configuration: vcpu_count 99" },
 		{ "{\"network-interfaces\": [{\"host_dev_name\": \"t\"}]}",
 		  "network-interfaces[0]: needs \"iface_id\"" },
-		{ "{\"drives\": [{\"drive_id\": \"root\"}]}", "drives: kvmini has no block device" },
+		{ "{\"vsock\": {\"guest_cid\": 3}}", "vsock: kvmini has no vsock device" },
+		{ "{\"drives\": [{\"is_root_device\": true}]}", "drives[0]: needs \"drive_id\"" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"extra\": 1}", "unknown key" },
 		{ "[1]", "not a JSON object" },
 	};
