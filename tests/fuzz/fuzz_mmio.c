@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: the virtio-mmio register file (src/transport/mmio.c) in
  * front of the real virtio-net (loopback backend), virtio-fs (memfs
- * behind the FUSE server) and virtio-rng devices, driven as a hostile guest
- * would.
+ * behind the FUSE server), virtio-rng and virtio-blk (a 1 MiB image file
+ * the fuzzer makes; its worker thread serves the requests) devices, driven
+ * as a hostile guest would.
  *
  * The input's first byte picks the device; then operations: raw accesses
  * of 1, 2, 3, 4 or 8 bytes at any offset (inside the window and past it),
@@ -31,6 +32,7 @@
  *    past the window and of config space past its end return 0.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@
 #include "fuse/fuse_server.h"
 #include "fs/memfs.h"
 #include "rng/virtio_rng.h"
+#include "blk/virtio_blk.h"
 #include "fs/virtio_fs.h"
 #include "net/net_device.h"
 #include "transport/mmio.h"
@@ -69,7 +72,9 @@ static struct virtio_fs fs;
 static struct fs_backend *fs_backend;
 static struct fuse_server *fs_server;
 static struct virtio_rng rng;
-static struct virtio_mmio slots[3];
+static struct blk_image img;
+static struct virtio_blk blk;
+static struct virtio_mmio slots[4];
 
 /* States reached (FUZZ_MMIO_STATS=1 prints them at exit): proof that the
  * inputs get past the handshake. */
@@ -111,6 +116,27 @@ static bool is_readable(uint64_t off)
 
 /* ---- the world ---- */
 
+/* A 1 MiB image, unlinked at once (the descriptor keeps it), behind a
+ * virtio-blk device in the next slot. */
+static void blk_world_init(struct virtio_mmio_opts *o)
+{
+	char path[64];
+	struct errbuf eb = { 0 };
+
+	snprintf(path, sizeof(path), "/tmp/fuzz_mmio.%d.img", (int)getpid());
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0)
+		FAIL("blk image");
+	close(fd);
+	if (blk_image_open(&img, path, false, "fuzz", &eb) || virtio_blk_init(&blk, &img, &loop))
+		FAIL("blk device: %s", eb.msg);
+	unlink(path);
+	o->base += VIRTIO_MMIO_WINDOW;
+	o->gsi++;
+	if (virtio_mmio_init(&slots[3], &blk.vdev, &loop, &mem.gm, o))
+		FAIL("mmio blk");
+}
+
 static void world_init(void)
 {
 	struct errbuf eb = { 0 };
@@ -145,6 +171,7 @@ static void world_init(void)
 	o.gsi++;
 	if (virtio_mmio_init(&slots[2], &rng.vdev, &loop, &mem.gm, &o))
 		FAIL("mmio rng");
+	blk_world_init(&o);
 }
 
 static uint32_t rd32(struct virtio_mmio *t, uint32_t off)
