@@ -59,8 +59,8 @@ expect net-mmds-network 2 'not a link-local IPv4 address' -- vhost net --socket 
 expect net-mmds-bad-version 2 '"3" is not 1 or 2' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-version 3
 expect net-mmds-data-alone 2 'need --mmds' -- vhost net --socket "$sock" --backend loopback --mmds-data x.json
 expect net-mmds-data-absent 2 'absent.json: No such file' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/absent.json"
-echo '[1, 2]' >"$tmp/array.json"
-expect net-mmds-data-array 2 'not a JSON object' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/array.json"
+echo '[1, 2' >"$tmp/bad.json"
+expect net-mmds-data-not-json 2 'bad.json: not JSON' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/bad.json"
 { printf '{"k":"'; head -c 60000 /dev/zero | tr '\0' a; printf '"}'; } >"$tmp/big.json"
 expect net-mmds-data-too-big 2 'larger than the store limit' -- vhost net --socket "$sock" --backend loopback --mmds --mmds-data "$tmp/big.json"
 touch "$tmp/regular"
@@ -157,7 +157,7 @@ cfg iface '{"network-interfaces":[{"iface_id":"eth0"}]}'
 cfg broken '{"boot-source":'
 expect run-config-start 1 'config-file .*ok.json: InstanceStart: Cannot start the microVM' -- run --config-file "$tmp/ok.json" --no-api
 expect run-config-unknown 1 'unknown key "colour"' -- run --config-file "$tmp/unknown.json"
-expect run-config-drives 1 'drives: kvmini has no block device yet' -- run --config-file "$tmp/drives.json"
+expect run-config-drives 1 'drives\[0\]: the drive needs "path_on_host"' -- run --config-file "$tmp/drives.json"
 expect run-config-machine 1 'machine-config: the machine configuration needs "mem_size_mib"' -- run --config-file "$tmp/machine.json"
 expect run-config-iface 1 'network-interfaces\[0\]: the interface needs "host_dev_name"' -- run --config-file "$tmp/iface.json"
 expect run-config-broken 1 'broken.json: line 1: ' -- run --config-file "$tmp/broken.json"
