@@ -336,6 +336,20 @@ static struct pt_inode *dir_get(struct passthrough *pt, uint64_t nodeid, int *er
 	return n;
 }
 
+/* cap_refused - count a refusal at a table's cap (under the table's lock),
+ * and say so once per backend: a client at its cap would otherwise fill
+ * the log. */
+static void cap_refused(uint64_t *count, bool *logged, const char *what, const char *option,
+			unsigned cap)
+{
+	(*count)++;
+	if (*logged)
+		return;
+	*logged = true;
+	log_warn("passthrough: %u %s live, the cap (%s): more refused and counted", cap, what,
+		 option);
+}
+
 /*
  * inode_insert() - count one lookup of the node open as @fd (O_PATH).
  * Takes @fd; fills @e. An existing node for (dev, ino) gains a lookup; a new
@@ -364,9 +378,12 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		}
 	} else {
 		n = calloc(1, sizeof(*n));
-		if (!n || id_table_alloc(&pt->nodes, n, &n->nodeid)) {
+		rc = n ? id_table_alloc(&pt->nodes, n, &n->nodeid) : -ENOMEM;
+		if (rc) {
 			free(n);
-			rc = -ENOMEM;
+			if (rc == -ENFILE)
+				cap_refused(&pt->nodes_refused, &pt->nodes_cap_logged, "nodes",
+					    "--max-inodes", pt->opts.max_inodes);
 			goto out;
 		}
 		n->dev = st->st_dev;
@@ -467,6 +484,11 @@ static int file_add(struct passthrough *pt, int fd, bool dir, uint64_t nodeid, i
 	pthread_mutex_init(&f->dlock, NULL);
 	pthread_mutex_lock(&pt->flock);
 	int rc = id_table_alloc(&pt->files, f, fh);
+	if (rc == -ENFILE) {
+		cap_refused(&pt->handles_refused, &pt->handles_cap_logged, "open handles",
+			    "--max-handles", pt->opts.max_handles);
+		rc = -EMFILE;
+	}
 	pthread_mutex_unlock(&pt->flock);
 	if (rc) {
 		pthread_mutex_destroy(&f->dlock);
@@ -1618,7 +1640,8 @@ static int pt_init(struct passthrough *pt, const struct passthrough_opts *o)
 	pt->nbuckets = 1024;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	pt->buckets = calloc(pt->nbuckets, sizeof(*pt->buckets));
-	if (!pt->buckets || id_table_init(&pt->nodes, 0) || id_table_init(&pt->files, 0))
+	if (!pt->buckets || id_table_init(&pt->nodes, pt->opts.max_inodes) ||
+	    id_table_init(&pt->files, pt->opts.max_handles))
 		return -ENOMEM;
 	pt->obs = o->observer ? o->observer : host_watch_observer(o->watch);
 	return open_root(pt, o->root);
@@ -1641,6 +1664,8 @@ struct fs_backend *passthrough_new(const struct passthrough_opts *o, int *err)
 	if (!pt->opts.max_fds)
 		pt->opts.max_fds = default_max_fds();
 	pt->opts.max_fds = MAX(pt->opts.max_fds, 2u);
+	pt->opts.max_inodes = pt->opts.max_inodes ? pt->opts.max_inodes : PT_MAX_INODES_DEFAULT;
+	pt->opts.max_handles = pt->opts.max_handles ? pt->opts.max_handles : PT_MAX_HANDLES_DEFAULT;
 	pthread_mutex_init(&pt->lock, NULL);
 	pthread_mutex_init(&pt->flock, NULL);
 	int rc = pt_init(pt, o);
@@ -1666,9 +1691,11 @@ void passthrough_get_stats(struct fs_backend *be, struct passthrough_stats *st)
 	st->evictions = pt->evictions;
 	st->reopens = pt->reopens;
 	st->stale = pt->restored_stale;
+	st->nodes_refused = pt->nodes_refused;
 	pthread_mutex_unlock(&pt->lock);
 	pthread_mutex_lock(&pt->flock);
 	st->files = pt->files.live;
+	st->handles_refused = pt->handles_refused;
 	pthread_mutex_unlock(&pt->flock);
 	st->max_fds = pt->opts.max_fds;
 }

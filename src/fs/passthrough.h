@@ -45,10 +45,19 @@
 #include "fs/host_watch.h"
 #include "fs/node_observer.h"
 
+#define PT_MAX_INODES_DEFAULT (1u << 20)
+#define PT_MAX_HANDLES_DEFAULT 65536u
+
 struct passthrough_opts {
 	const char *root;          /* the shared directory */
 	/* Most O_PATH descriptors held for nodes; 0: half of RLIMIT_NOFILE. */
 	unsigned max_fds;
+	/* Most nodes the client may know (lookups past it answer ENFILE) and
+	 * most open file and directory handles (opens past it answer EMFILE);
+	 * 0: PT_MAX_INODES_DEFAULT, PT_MAX_HANDLES_DEFAULT. Each node or
+	 * handle costs host memory however the client came by it. */
+	unsigned max_inodes;
+	unsigned max_handles;
 	bool squash;               /* new nodes owned by squash_uid:squash_gid, chown ignored */
 	uid_t squash_uid;
 	gid_t squash_gid;
@@ -68,7 +77,9 @@ struct passthrough_opts {
 	X(files,     "open file and directory handles now") \
 	X(evictions, "descriptors given up for a file handle (over --max-fds)") \
 	X(reopens,   "descriptors reopened from a file handle") \
-	X(stale,     "nodes a snapshot restore could not find again (answer ESTALE)")
+	X(stale,     "nodes a snapshot restore could not find again (answer ESTALE)") \
+	X(nodes_refused,   "lookups refused at --max-inodes (answer ENFILE)") \
+	X(handles_refused, "opens refused at --max-handles (answer EMFILE)")
 
 struct passthrough_stats {
 	PASSTHROUGH_STATS(COUNTER_FIELD)

@@ -76,9 +76,13 @@ struct passthrough {
 	unsigned nfds;
 	uint64_t evictions, reopens;
 	uint64_t restored_stale;     /* nodes a restore could not find again */
+	uint64_t nodes_refused;      /* lookups refused at max_inodes (ENFILE) */
+	bool nodes_cap_logged;       /* the first refusal is logged, the rest counted */
 
 	pthread_mutex_t flock;       /* open files: table and refs */
 	struct id_table files;
+	uint64_t handles_refused;    /* opens refused at max_handles (EMFILE) */
+	bool handles_cap_logged;
 
 	/* Told of node life outside pt->lock (node_observer.h); NULL: none. */
 	struct fs_node_observer *obs;

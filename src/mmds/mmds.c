@@ -41,7 +41,7 @@
 #include "core/compiler.h"
 #include "core/hex.h"
 #include "core/log.h"
-#include "core/sha256.h"
+#include "core/hmac.h"
 #include "mmds/mmds.h"
 
 #define MMDS_TOKEN_PATH "/latest/api/token"
@@ -504,29 +504,35 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
-/* token_mac - the truncated HMAC-SHA256 of a token's first 16 bytes. */
-static void token_mac(const struct mmds *m, const uint8_t *raw, uint8_t *mac)
+/* token_mac - the truncated HMAC-SHA256 of a token's first 16 bytes;
+ * 0 or -EIO when libcrypto fails. */
+static int token_mac(const struct mmds *m, const uint8_t *raw, uint8_t *mac)
 {
-	uint8_t full[SHA256_LEN];
+	uint8_t full[HMAC_SHA256_LEN];
+	int err = hmac_sha256(m->key, sizeof(m->key), raw, 16, full);
 
-	hmac_sha256(m->key, sizeof(m->key), raw, 16, full);
-	memcpy(mac, full, MMDS_MAC_LEN);
+	if (!err)
+		memcpy(mac, full, MMDS_MAC_LEN);
+	return err;
 }
 
-/* token_mint - a token for @ttl seconds in @hex (MMDS_TOKEN_HEX_LEN + 1). */
-static void token_mint(struct mmds *m, unsigned ttl, char *hex)
+/* token_mint - a token for @ttl seconds in @hex (MMDS_TOKEN_HEX_LEN + 1);
+ * 0 or -EIO when the MAC cannot be computed. */
+static int token_mint(struct mmds *m, unsigned ttl, char *hex)
 {
 	static const char digits[] = "0123456789abcdef";
 	uint8_t raw[MMDS_TOKEN_RAW_LEN];
 
 	put_le64(raw, m->next_serial++);
 	put_le64(raw + 8, service_now(m) + (uint64_t)ttl * 1000u);
-	token_mac(m, raw, raw + 16);
+	if (token_mac(m, raw, raw + 16))
+		return -EIO;
 	for (unsigned i = 0; i < sizeof(raw); i++) {
 		hex[2 * i] = digits[raw[i] >> 4];
 		hex[2 * i + 1] = digits[raw[i] & 15];
 	}
 	hex[MMDS_TOKEN_HEX_LEN] = '\0';
+	return 0;
 }
 
 enum token_state { TOKEN_VALID, TOKEN_INVALID, TOKEN_EXPIRED };
@@ -544,8 +550,7 @@ static enum token_state token_check(struct mmds *m, const char *text)
 			return TOKEN_INVALID;
 		raw[i] = (uint8_t)(hi << 4 | lo);
 	}
-	token_mac(m, raw, mac);
-	if (memcmp_consttime(mac, raw + 16, MMDS_MAC_LEN))
+	if (token_mac(m, raw, mac) || memcmp_consttime(mac, raw + 16, MMDS_MAC_LEN))
 		return TOKEN_INVALID;
 	return get_le64(raw + 8) > service_now(m) ? TOKEN_VALID : TOKEN_EXPIRED;
 }
@@ -626,7 +631,11 @@ static void handle_put(struct mmds *m, const struct http_request *req,
 			      (unsigned)ttl, MMDS_TTL_MIN, MMDS_TTL_MAX);
 		return;
 	}
-	token_mint(m, ttl, token);
+	if (token_mint(m, ttl, token)) {
+		log_warn("MMDS: no token minted: libcrypto's HMAC failed");
+		respond_text(resp, 500, "Failed to generate token.");
+		return;
+	}
 	m->counters.tokens_issued++;
 	respond_text(resp, 200, token);
 	/* The lifetime granted, under the header's name as sent (Firecracker's

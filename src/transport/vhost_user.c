@@ -845,6 +845,8 @@ static void vu_count_refusal(struct vhost_user_server *s, const struct vhost_use
 		s->counters.rx_messages_unknown++;
 	else
 		s->counters.rx_messages_invalid++;
+	if (hdr->request == VHOST_USER_SET_MEM_TABLE)
+		s->counters.rx_mem_tables_refused++;
 	vu_warn(s, "request %s (%u) refused: %s (%s)", vhost_user_req_name(hdr->request),
 		hdr->request, why ? why : "handler failed", strerror(-r));
 }

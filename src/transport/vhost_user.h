@@ -74,6 +74,8 @@ struct vhost_user_opts {
 	X(rx_messages,             "requests handled") \
 	X(rx_messages_invalid,     "requests refused by validation or their handler") \
 	X(rx_messages_unknown,     "requests of a type the server does not serve") \
+	X(rx_messages_oversized,   "headers announcing a payload over the largest valid one (closed)") \
+	X(rx_mem_tables_refused,   "memory tables refused: too many, empty, wrapping, overlapping or unmappable regions") \
 	X(rx_fds_unused,           "received fds closed without use") \
 	X(rx_kicks,                "kicks, by fd or in-band VRING_KICK") \
 	X(tx_replies,              "replies and acks sent") \

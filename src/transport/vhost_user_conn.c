@@ -238,6 +238,8 @@ static int vu_rx_step(struct vhost_user_server *s)
 		return (int)n;
 	rx->have += (size_t)n;
 	if (rx->have == VHOST_USER_HDR_SIZE && vhost_user_check_header(&rx->hdr) < 0) {
+		if (rx->hdr.size > VHOST_USER_PAYLOAD_MAX)
+			s->counters.rx_messages_oversized++;
 		vu_warn(s, "bad message header (request %u, flags 0x%x, size %u)",
 			rx->hdr.request, rx->hdr.flags, rx->hdr.size);
 		return -EPROTO;
