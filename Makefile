@@ -2,7 +2,7 @@
 # the CI runs (see scripts/test.sh for the layers).
 CC      ?= gcc
 CLANG   ?= clang
-PKGS    := slirp jansson zlib liblzma libzstd liblz4 lzo2 libcrypto
+PKGS    := slirp jansson zlib liblzma libzstd liblz4 lzo2 nettle
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

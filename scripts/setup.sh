@@ -22,9 +22,9 @@ PACKAGES=(
 	# tests/peers: QEMU (with SeaBIOS and iPXE) and DPDK's testpmd as front-ends
 	qemu-system-x86 dpdk-dev
 	# kvmini run: ACPI table checks, and the guest kernel built from Debian's source
-	acpica-tools linux-source-6.12 flex bison bc libelf-dev
-	# kvmini run: the MMDS token HMACs (libcrypto)
-	libssl-dev
+	acpica-tools linux-source-6.12 flex bison bc libelf-dev libssl-dev
+	# kvmini: the MMDS token HMACs (Nettle)
+	nettle-dev
 )
 
 missing=()

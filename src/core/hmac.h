@@ -1,7 +1,6 @@
 /*
  * HMAC-SHA256 (RFC 2104) for the metadata service's session tokens,
- * computed by libcrypto (OpenSSL 3) so kvmini carries no hand-written
- * cryptography.
+ * computed by Nettle so kvmini carries no hand-written cryptography.
  */
 #ifndef KVMINI_CORE_HMAC_H
 #define KVMINI_CORE_HMAC_H
@@ -11,8 +10,8 @@
 
 #define HMAC_SHA256_LEN 32u
 
-/* hmac_sha256 - the MAC of @data under @key in @out; 0 or -EIO when
- * libcrypto fails (it does not for SHA-256 unless memory runs out). */
+/* hmac_sha256 - the MAC of @data under @key in @out; 0 (Nettle's HMAC
+ * cannot fail; callers still check, so another library could). */
 int hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
 		uint8_t out[HMAC_SHA256_LEN]);
 
