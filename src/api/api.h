@@ -8,6 +8,8 @@
  *   PUT|PATCH /network-interfaces/{id}   rx_rate_limiter / tx_rate_limiter
  *   PUT /metrics                   {"metrics_path": ...}
  *   PUT /logger                    {"log_path", "level", ...} before boot (api_logger.c)
+ *   PUT /drives/{id}               a drive before boot (api_drives.c)
+ *   PATCH /drives/{id}             {"drive_id", "path_on_host"}: its file swapped after boot
  *   PUT /actions                   {"action_type": "FlushMetrics"|"InstanceStart"|"SendCtrlAltDel"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
  *   PUT /snapshot/create           of a paused VM (api_snapshot.c)
@@ -209,6 +211,11 @@ struct api_vm_ops {
 	int (*set_mmds_config)(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 	/* PUT /drives/{id}: a drive, or a new configuration of one. */
 	int (*add_drive)(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
+	/* PATCH /drives/{id} on the running VM: the drive served from @path
+	 * (the same path too: a file grown on the host), the guest told its
+	 * new capacity. 0, -EAGAIN before the start, -ENODEV for no drive
+	 * @id, else -errno with why in @eb; on failure the old file serves on. */
+	int (*patch_drive)(void *ctx, const char *id, const char *path, struct errbuf *eb);
 	/* PUT /entropy: an entropy device (virtio-rng) behind @limit. */
 	int (*set_entropy)(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);

@@ -1,8 +1,12 @@
 /*
- * Firecracker's /drives before the start: PUT /drives/{drive_id} with its
- * Drive body configures a virtio-blk device (api_vm_ops.add_drive keeps it
- * for InstanceStart). Options kvmini's drives do not have are refused by
- * name, never ignored; those that change nothing here are taken.
+ * Firecracker's /drives: PUT /drives/{drive_id} with its Drive body before
+ * the start configures a virtio-blk device (api_vm_ops.add_drive keeps it
+ * for InstanceStart); PATCH /drives/{drive_id} with its PartialDrive body
+ * after the start serves a drive from path_on_host (api_vm_ops.patch_drive:
+ * the file opened again, the guest told its capacity), and before the
+ * start is refused as Firecracker refuses it. Options kvmini's drives do
+ * not have are refused by name, never ignored; those that change nothing
+ * here are taken.
  */
 #include <errno.h>
 #include <string.h>
@@ -25,17 +29,32 @@ static bool one_of(json_t *body, const char *key, const char *const *allowed,
 	return false;
 }
 
+/* A rate_limiter with buckets: kvmini's drives have none yet (absent,
+ * null or {} is no limit, and taken). A PATCH says so in Firecracker's
+ * words for a patch it cannot make. */
+static bool limiter_refused(json_t *body, bool patch, struct http_response *resp)
+{
+	json_t *rl = json_object_get(body, "rate_limiter");
+
+	if (!rl || json_is_null(rl) || (json_is_object(rl) && !json_object_size(rl)))
+		return false;
+	if (patch)
+		api_fault(resp, 400, "Unable to patch the block device: rate_limiter: kvmini's "
+			  "drives have no rate limiter yet (null or {} only). Please verify the "
+			  "request arguments.");
+	else
+		api_fault(resp, 400, "rate_limiter: kvmini's drives have no rate limiter yet");
+	return true;
+}
+
 /* What kvmini's drives do not do yet: a limiter with buckets, a
  * vhost-user-blk socket. */
 static bool unsupported(json_t *body, struct http_response *resp)
 {
-	json_t *rl = json_object_get(body, "rate_limiter");
 	json_t *sock = json_object_get(body, "socket");
 
-	if (rl && !json_is_null(rl) && !(json_is_object(rl) && !json_object_size(rl))) {
-		api_fault(resp, 400, "rate_limiter: kvmini's drives have no rate limiter yet");
+	if (limiter_refused(body, false, resp))
 		return true;
-	}
 	if (sock && !json_is_null(sock)) {
 		api_fault(resp, 400, "socket: kvmini serves drives itself (no vhost-user-blk backend)");
 		return true;
@@ -95,6 +114,68 @@ void api_drive_put(struct api *api, const char *id, const struct http_request *r
 		else
 			api_no_content(resp);
 	}
+	json_decref(body);
+}
+
+/* A PATCH's answer from the VM's @r, in Firecracker's words. */
+static void patch_answer(struct http_response *resp, int r, const char *id,
+			 const struct errbuf *eb)
+{
+	if (r == -EAGAIN)
+		api_fault(resp, 400, API_BEFORE_START);
+	else if (r == -ENODEV)
+		api_fault(resp, 400, "Unable to patch the block device: no drive \"%s\". Please "
+			  "verify the request arguments.", id);
+	else if (r < 0)
+		api_fault(resp, 400, "Unable to patch the block device: %s. Please verify the "
+			  "request arguments.", eb->msg[0] ? eb->msg : strerror(-r));
+	else
+		api_no_content(resp);
+}
+
+/* Firecracker's PartialDrive: drive_id (the path's), path_on_host, and
+ * rate_limiter, which only an empty one passes here. Without a path there
+ * is nothing kvmini could change: refused, as Firecracker refuses it for a
+ * file-backed drive. The path in *@path; false after answering. */
+static bool parse_patch(json_t *body, const char *id, const char **path,
+			struct http_response *resp)
+{
+	static const char *const keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
+	const char *what = "the drive";
+	bool ok = api_known_keys(body, keys, what, resp);
+	const char *body_id = ok ? api_get_string(body, "drive_id", true, &ok, what, resp) : NULL;
+
+	if (!ok)
+		return false;
+	if (strcmp(body_id, id)) {
+		api_fault(resp, 400, "The id from the path does not match the id from the body!");
+		return false;
+	}
+	*path = api_get_string(body, "path_on_host", false, &ok, what, resp);
+	if (!ok || limiter_refused(body, true, resp))
+		return false;
+	if (!*path)
+		api_fault(resp, 400, "Unable to patch the block device: no path_on_host, nothing "
+			  "to change. Please verify the request arguments.");
+	return *path != NULL;
+}
+
+void api_drive_patch(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp)
+{
+	const struct api_vm_ops *vm = api->opts.vm;
+	struct errbuf eb = { 0 };
+	const char *path = NULL;
+
+	if (!vm || !vm->patch_drive) {
+		api_fault(resp, 400, "This kvmini instance has no drives to patch.");
+		return;
+	}
+	json_t *body = api_body_object(req, resp);
+	if (!body)
+		return;
+	if (parse_patch(body, id, &path, resp))
+		patch_answer(resp, vm->patch_drive(api->opts.vm_ctx, id, path, &eb), id, &eb);
 	json_decref(body);
 }
 

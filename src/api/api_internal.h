@@ -101,6 +101,8 @@ void api_entropy_put(struct api *api, const char *id, const struct http_request 
 /* --- drives (api_drives.c) --- */
 void api_drive_put(struct api *api, const char *id, const struct http_request *req,
 		   struct http_response *resp);
+void api_drive_patch(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp);
 /* GET /vm/config's "drives". */
 json_t *api_drives_json(const struct api_vm_config *c);
 void api_boot_source_put(struct api *api, const char *id, const struct http_request *req,
@@ -128,6 +130,8 @@ void api_instance_start(struct api *api, struct http_response *resp);
 void api_iface_create(struct api *api, const char *id, json_t *body, struct http_response *resp);
 /* Firecracker's answer to a pre-boot request after the start. */
 #define API_AFTER_START "The requested operation is not supported after starting the microVM."
+/* ... and to a runtime request before the start. */
+#define API_BEFORE_START "The requested operation is not supported before starting the microVM."
 /* A RateLimiter body into @cfg (api_ifaces.c); false after answering 400. */
 bool api_parse_limiter(json_t *rl, const char *what, struct rate_limiter_config *cfg,
 		       struct http_response *resp);

@@ -34,6 +34,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/boot-source",              api_boot_source_put },
 	{ "PUT",   "/entropy",                  api_entropy_put },
 	{ "PUT",   "/drives/{id}",              api_drive_put },
+	{ "PATCH", "/drives/{id}",              api_drive_patch },
 	{ "GET",   "/machine-config",           api_machine_config_get },
 	{ "PUT",   "/machine-config",           api_machine_config_put },
 	{ "PATCH", "/machine-config",           api_machine_config_patch },

@@ -9,7 +9,7 @@ static const char *vm_refusal(int r)
 {
 	switch (r) {
 	case -EAGAIN:
-		return "The requested operation is not supported before starting the microVM.";
+		return API_BEFORE_START;
 	case -ESHUTDOWN:
 		return "The microVM is shutting down.";
 	case -ETIMEDOUT:

@@ -407,6 +407,22 @@ static void blk_resume(struct virtio_device *vdev)
 	pause_gate_resume(&to_blk(vdev)->gate);
 }
 
+int virtio_blk_swap_image(struct virtio_blk *blk, struct blk_image *next)
+{
+	struct blk_image old = *blk->img;
+
+	if (next->read_only != old.read_only)
+		return -EINVAL;
+	hold_at_boundary(blk);       /* a hold of its own (pauses nest): the request
+				      * in flight is answered from the old image */
+	*blk->img = *next;
+	*next = old;
+	pause_gate_resume(&blk->gate);
+	if (blk->vdev.active)
+		virtio_device_config_changed(&blk->vdev);
+	return 0;
+}
+
 void virtio_blk_get_counters(const struct virtio_blk *blk, struct virtio_blk_counters *out)
 {
 #define X(name, doc) out->name = load_relaxed(&blk->counters.name);

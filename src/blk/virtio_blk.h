@@ -18,7 +18,13 @@
  * cannot). Features: VERSION_1, the ring's, SEG_MAX, BLK_SIZE, FLUSH, RO
  * for a read-only drive, DISCARD and WRITE_ZEROES for a writable one.
  *
- * Threads: the loop thread takes kicks, activation, reset and pause; the
+ * The image can be swapped on a running device (Firecracker's PATCH
+ * /drives/{id}): the worker is held after the request in flight, the new
+ * image takes the old one's place, and an active device tells the driver
+ * its capacity may have changed (a config change: a new generation and
+ * the config interrupt).
+ *
+ * Threads: the loop thread takes kicks, activation, reset, pause and swaps; the
  * worker pops, does the I/O and completes, through a pause gate
  * (core/pause_gate.h), so a reset or a pause returns with no request
  * between popped and answered. Interrupts go straight from the worker where
@@ -86,6 +92,14 @@ struct virtio_blk {
 /* Set up @blk on @img, served on @loop, its worker started (parked until
  * the driver activates the device). 0 or -errno. */
 int virtio_blk_init(struct virtio_blk *blk, struct blk_image *img, struct event_loop *loop);
+/* Put @next (opened with the drive's read-only setting and serial) in
+ * place of the drive's image once the request in flight is answered: the
+ * two trade places, so @next holds the old image for the caller to close.
+ * The driver sees the new capacity in config space, with a config change
+ * when the device is active. Loop thread. 0, or -EINVAL (nothing changed)
+ * when @next's read-only setting differs from the drive's: the features
+ * negotiated (RO, DISCARD, WRITE_ZEROES) would lie. */
+int virtio_blk_swap_image(struct virtio_blk *blk, struct blk_image *next);
 /* After the transport has let go of the device (it is reset). */
 void virtio_blk_destroy(struct virtio_blk *blk);
 /* A copy of the counters (any thread). */

@@ -199,6 +199,9 @@ int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb)
 int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 int run_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
+/* PATCH /drives/{id}: 0, -EAGAIN before the start, -ENODEV for no drive
+ * @id, else -errno with why in @eb (the old image serves on). */
+int run_patch_drive(void *ctx, const char *id, const char *path, struct errbuf *eb);
 /* --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]: 0 or -EINVAL (logged). */
 int run_take_drive(struct run_args *a, const char *spec);
 /* The machine configuration's drives (root first) and boot arguments. */

@@ -5,7 +5,8 @@
  * Firecracker promises ("the root drive is /dev/vda even when PUT last"),
  * the others in the order given; a root drive adds root=/dev/vda (or
  * root=PARTUUID=...) and rw or ro to the boot arguments, unless they name
- * a root already.
+ * a root already. PATCH /drives/{id} on the running VM swaps a drive's
+ * image (machine_replace_drive).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -94,6 +95,36 @@ int run_add_drive(void *opaque, const struct api_drive_config *dc, struct errbuf
 	if (!r)
 		ctx->api_configured = true;
 	return r;
+}
+
+/* PATCH /drives/{id} on the running VM: the machine's drive of that id
+ * served from @path, which GET /vm/config shows from then on. */
+int run_patch_drive(void *opaque, const char *id, const char *path, struct errbuf *eb)
+{
+	struct run_ctx *ctx = opaque;
+	struct run_args *a = ctx->args;
+	unsigned i = 0;
+
+	if (!ctx->machine.running)
+		return -EAGAIN;
+	while (i < ctx->cfg.n_drives && strcmp(ctx->cfg.drives[i].id, id))
+		i++;
+	struct run_drive *d = a->drives;
+	while (d < a->drives + a->n_drives && strcmp(d->id, id))
+		d++;
+	if (i == ctx->cfg.n_drives || d == a->drives + a->n_drives)
+		return -ENODEV;
+	if (!fits(path, sizeof(d->path))) {
+		errbuf_set(eb, "path_on_host longer than %zu bytes", sizeof(d->path) - 1);
+		return -EINVAL;
+	}
+	int r = machine_replace_drive(&ctx->machine, i, path, eb);
+	if (r < 0)
+		return r;
+	snprintf(d->path, sizeof(d->path), "%s", path);
+	log_info("drive %s: now %s, %llu sectors", id, path,
+		 (unsigned long long)ctx->machine.drives[i].img.sectors);
+	return 0;
 }
 
 /* --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]: the id defaults to

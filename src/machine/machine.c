@@ -106,6 +106,29 @@ static int add_drive(struct machine *m, const struct machine_drive_config *cfg)
 	return add_slot(m, &d->dev->vdev);
 }
 
+int machine_replace_drive(struct machine *m, unsigned i, const char *path, struct errbuf *eb)
+{
+	struct machine_drive *d = i < m->n_drives ? &m->drives[i] : NULL;
+	char serial[BLK_SERIAL_LEN + 1] = { 0 };
+	struct blk_image next;
+
+	if (!d || !d->dev) {
+		errbuf_set(eb, "no drive %u", i);
+		return -ENODEV;
+	}
+	memcpy(serial, d->img.serial, BLK_SERIAL_LEN);
+	int r = blk_image_open(&next, path, d->img.read_only, serial, eb);
+	if (r < 0)
+		return r;
+	r = virtio_blk_swap_image(d->dev, &next);
+	blk_image_close(&next);      /* the old image, or the new one refused */
+	if (r < 0) {
+		errbuf_set(eb, "%s: the drive's read-only setting cannot change", path);
+		return r;
+	}
+	return 0;
+}
+
 static int add_devices(struct machine *m)
 {
 	const struct machine_config *cfg = m->cfg;

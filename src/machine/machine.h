@@ -163,6 +163,12 @@ void machine_stop(struct machine *m);
  * did not park in time (the VM runs on). Loop thread.
  */
 int machine_pause(struct machine *m);
+/* Drive @i (in machine_config.drives' order) served from @path from now on
+ * (virtio_blk_swap_image): opened with the drive's read-only setting and
+ * serial, the old image closed once the request in flight is answered, the
+ * guest told the new capacity. Loop thread. 0, or -errno with why in @eb
+ * (-ENODEV for no drive @i): then the old image serves on. */
+int machine_replace_drive(struct machine *m, unsigned i, const char *path, struct errbuf *eb);
 /* Devices first, then the vCPUs. 0, also when not paused. Loop thread. */
 int machine_resume(struct machine *m);
 void machine_destroy(struct machine *m);

@@ -185,6 +185,12 @@ struct fake_vm {
 	struct api_net_config last_iface;
 	unsigned ctrl_alt_dels;
 	bool i8042_full;     /* the next SendCtrlAltDel finds the buffer full */
+	/* PUT /drives before the start, PATCH /drives after it. */
+	struct fake_drive {
+		char id[16], path[64];
+		bool root;
+	} drives[2];
+	unsigned n_drives, drive_patches;
 };
 
 static int fake_pause(void *ctx)
@@ -343,6 +349,49 @@ static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
 	out->ifaces[0] = vm->last_iface;
 	out->ifaces[0].iface_id = vm->load_strings[3];
 	out->ifaces[0].host_dev_name = vm->load_strings[4];
+	out->n_drives = vm->n_drives;
+	for (unsigned i = 0; i < vm->n_drives; i++)
+		out->drives[i] = (struct api_drive_config){ .drive_id = vm->drives[i].id,
+			.path_on_host = vm->drives[i].path, .is_root_device = vm->drives[i].root };
+}
+
+static int fake_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (vm->n_drives == ARRAY_SIZE(vm->drives)) {
+		errbuf_set(eb, "full");
+		return -EINVAL;
+	}
+	struct fake_drive *d = &vm->drives[vm->n_drives++];
+	snprintf(d->id, sizeof(d->id), "%s", dc->drive_id);
+	snprintf(d->path, sizeof(d->path), "%s", dc->path_on_host);
+	d->root = dc->is_root_device;
+	return 0;
+}
+
+/* As kvmini run's: the drive's file must open, else it keeps the old. */
+static int fake_patch_drive(void *ctx, const char *id, const char *path, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+	unsigned i = 0;
+
+	if (!vm->started)
+		return -EAGAIN;
+	while (i < vm->n_drives && strcmp(vm->drives[i].id, id))
+		i++;
+	if (i == vm->n_drives)
+		return -ENODEV;
+	if (access(path, R_OK) < 0) {
+		int err = errno;
+		errbuf_set(eb, "%s: %s", path, strerror(err));
+		return -err;
+	}
+	snprintf(vm->drives[i].path, sizeof(vm->drives[i].path), "%s", path);
+	vm->drive_patches++;
+	return 0;
 }
 
 static int fake_ctrl_alt_del(void *ctx)
@@ -363,6 +412,7 @@ static const struct api_vm_ops fake_vm_ops = {
 	.set_boot_source = fake_boot_source, .get_machine_config = fake_get_machine,
 	.set_machine_config = fake_set_machine, .add_iface = fake_add_iface, .start = fake_start,
 	.send_ctrl_alt_del = fake_ctrl_alt_del, .get_vm_config = fake_get_vm_config,
+	.add_drive = fake_add_drive, .patch_drive = fake_patch_drive,
 };
 
 static const char *state_of(struct rig *r)
@@ -751,6 +801,77 @@ static void test_vm_config(void)
 	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
 	CHECK_EQ(status_of(&r, "GET", "/vm/config", NULL), 200);
 	expect_fault(&r, 400, "PUT", "/vm/config", "{}", "Invalid request method");
+	rig_down(&r);
+}
+
+/* The path_on_host GET /vm/config shows for the first drive. */
+static const char *drive_path_shown(struct rig *r)
+{
+	static char buf[64];
+	struct reply rp = call(r, "GET", "/vm/config", NULL);
+	json_t *d = json_array_get(member(rp.json, "drives", NULL), 0);
+
+	snprintf(buf, sizeof(buf), "%s", json_string_value(json_object_get(d, "path_on_host")));
+	reply_free(&rp);
+	return buf;
+}
+
+/* PUT /drives before the start and PATCH /drives after it, as Firecracker
+ * takes and refuses them: PATCH before the start and PUT after it are
+ * refused, a PATCH reaches the VM with the new path (which GET /vm/config
+ * then shows), an unknown id, a file that does not open, a limiter with
+ * buckets, a body without a path, with another id, or with unknown keys
+ * are each refused by name and change nothing. */
+static void test_drive_routes(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	const char *patch = "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/dev/null\"}";
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", patch, "no drives to patch");
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	CHECK_EQ(status_of(&r, "PUT", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+			   "\"path_on_host\":\"/tmp\",\"is_root_device\":true}"), 204);
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", patch, "not supported before starting");
+	CHECK(!strcmp(drive_path_shown(&r), "/tmp"));
+	vm.started = true;
+	expect_fault(&r, 400, "PUT", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+		     "\"path_on_host\":\"/tmp\",\"is_root_device\":true}", "after starting");
+	CHECK_EQ(status_of(&r, "PATCH", "/drives/rootfs", patch), 204);
+	CHECK_EQ(vm.drive_patches, 1);
+	CHECK(!strcmp(drive_path_shown(&r), "/dev/null"));
+	/* An empty limiter is no limit: taken. */
+	CHECK_EQ(status_of(&r, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+			   "\"path_on_host\":\"/tmp\",\"rate_limiter\":{}}"), 204);
+	CHECK(!strcmp(drive_path_shown(&r), "/tmp"));
+	expect_fault(&r, 400, "PATCH", "/drives/data", "{\"drive_id\":\"data\","
+		     "\"path_on_host\":\"/dev/null\"}",
+		     "Unable to patch the block device: no drive \"data\"");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+		     "\"path_on_host\":\"/nonexistent/disk.img\"}",
+		     "Unable to patch the block device: /nonexistent/disk.img: No such file");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+		     "\"path_on_host\":\"/dev/null\",\"rate_limiter\":{\"bandwidth\":"
+		     "{\"size\":1000,\"refill_time\":100}}}",
+		     "Unable to patch the block device: rate_limiter: kvmini's drives have no rate "
+		     "limiter");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\"}",
+		     "no path_on_host, nothing to change");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"other\","
+		     "\"path_on_host\":\"/dev/null\"}", "does not match");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"path_on_host\":\"/dev/null\"}",
+		     "needs \"drive_id\"");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+		     "\"path_on_host\":\"/dev/null\",\"is_read_only\":true}",
+		     "unknown field \"is_read_only\"");
+	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+		     "\"path_on_host\":7}", "\"path_on_host\" in the drive must be a string");
+	CHECK_EQ(vm.drive_patches, 2);
+	CHECK(!strcmp(drive_path_shown(&r), "/tmp"));
 	rig_down(&r);
 }
 
@@ -1305,6 +1426,7 @@ int main(void)
 	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_config_file);
 	RUN_TEST(test_vm_config);
+	RUN_TEST(test_drive_routes);
 	RUN_TEST(test_logger);
 	RUN_TEST(test_patch_rate_limiters);
 	RUN_TEST(test_put_interface_matching);

@@ -4,11 +4,15 @@
  * write-zeroes (the range reads back as zeroes), a read-only drive, every
  * refusal with its status and counter (out of range, partial sectors,
  * overflowing sector numbers, data the wrong way, unknown types, a chain
- * without a status byte), and a reset with requests in flight. The worker
- * answers on its own thread: the test waits for the used ring.
+ * without a status byte), a reset with requests in flight, and the image
+ * swapped under a running device (PATCH /drives): the new capacity with a
+ * config change, the requests in flight answered from the old file, the
+ * read-only setting kept. The worker answers on its own thread: the test
+ * waits for the used ring.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -339,6 +343,177 @@ static void test_image_refused(void)
 	CHECK(strstr(eb.msg, "neither a file nor a block device") != NULL);
 }
 
+/* A second image of @sectors sectors, every byte @fill; its path in @path. */
+static void make_other_image(char *path, size_t size, uint64_t sectors, int fill)
+{
+	static uint8_t buf[512];
+	int fd;
+
+	snprintf(path, size, "/tmp/test_virtio_blk.%d.next.img", (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	memset(buf, fill, sizeof(buf));
+	for (uint64_t i = 0; i < sectors; i++)
+		CHECK_EQ(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+}
+
+/* A grown file in place of the drive's: config space shows its capacity,
+ * the driver gets one config change (a new generation), reads reach its
+ * new sectors and writes land in it; the old file is left as it was. */
+static void test_swap_image(void)
+{
+	struct virtio_blk_config cfg;
+	struct errbuf eb = { 0 };
+	struct blk_image next;
+	char path[80];
+	struct rig r;
+	long used;
+	uint8_t b[512];
+
+	rig_up(&r, false);
+	make_other_image(path, sizeof(path), IMG_SECTORS + 8, 0xa5);
+	CHECK_EQ(blk_image_open(&next, path, false, "drive-serial-0123456789", &eb), 0);
+	uint32_t gen = r.blk.vdev.config_generation;
+	CHECK_EQ(virtio_blk_swap_image(&r.blk, &next), 0);
+	CHECK_EQ(next.sectors, IMG_SECTORS);                 /* the old image, to close */
+	blk_image_close(&next);
+	r.blk.vdev.ops->config_read(&r.blk.vdev, &cfg);
+	CHECK_EQ(le64toh(cfg.capacity), IMG_SECTORS + 8);
+	CHECK_EQ(r.tr.config, 1);
+	CHECK_EQ(r.blk.vdev.config_generation, gen + 1);
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, IMG_SECTORS + 7, &one, 1, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 513);
+	vd_read(&r.mem, r.pool + DATA_OFF, b, sizeof(b));
+	CHECK(b[0] == 0xa5 && b[511] == 0xa5);
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, IMG_SECTORS + 8, &one, 1, &used), VIRTIO_BLK_S_IOERR);
+	memset(b, 0x3c, sizeof(b));
+	vd_write(&r.mem, r.pool + DATA_OFF, b, sizeof(b));
+	struct vd_buf wr = { r.pool + DATA_OFF, 512, false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_OUT, 0, &wr, 1, &used), VIRTIO_BLK_S_OK);
+	int fd = open(path, O_RDONLY), old = open(r.path, O_RDONLY);
+	CHECK_EQ(pread(fd, b, 1, 0), 1);
+	CHECK_EQ(b[0], 0x3c);
+	CHECK_EQ(pread(old, b, 1, 0), 1);
+	CHECK_EQ(b[0], image_byte(0));
+	close(fd);
+	close(old);
+	/* The GET_ID serial is the drive's still. */
+	char id[20];
+	struct vd_buf idb = { r.pool + DATA_OFF, 20, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_GET_ID, 0, &idb, 1, &used), VIRTIO_BLK_S_OK);
+	vd_read(&r.mem, r.pool + DATA_OFF, id, sizeof(id));
+	CHECK(!memcmp(id, "drive-serial-0123456", 20));
+	unlink(path);
+	rig_down(&r);
+}
+
+/* A read-only drive stays read-only: an image opened read-write is
+ * refused (nothing changes, no config change), one opened read-only takes
+ * its place and writes are still refused. */
+static void test_swap_read_only_kept(void)
+{
+	struct errbuf eb = { 0 };
+	struct blk_image next;
+	char path[80];
+	struct rig r;
+	long used;
+
+	rig_up(&r, true);
+	make_other_image(path, sizeof(path), 16, 0x11);
+	CHECK_EQ(blk_image_open(&next, path, false, "x", &eb), 0);
+	CHECK_EQ(virtio_blk_swap_image(&r.blk, &next), -EINVAL);
+	CHECK_EQ(next.sectors, 16);                          /* still the one refused */
+	blk_image_close(&next);
+	CHECK_EQ(r.tr.config, 0);
+	CHECK_EQ(r.img.sectors, IMG_SECTORS);
+	CHECK_EQ(blk_image_open(&next, path, true, "x", &eb), 0);
+	CHECK_EQ(virtio_blk_swap_image(&r.blk, &next), 0);
+	blk_image_close(&next);
+	CHECK_EQ(r.img.sectors, 16);
+	CHECK(r.img.read_only);
+	CHECK(r.blk.vdev.ops->features(&r.blk.vdev) & (1ull << VIRTIO_BLK_F_RO));
+	struct vd_buf wr = { r.pool + DATA_OFF, 512, false };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_OUT, 0, &wr, 1, &used), VIRTIO_BLK_S_IOERR);
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 15, &one, 1, &used), VIRTIO_BLK_S_OK);
+	unlink(path);
+	rig_down(&r);
+}
+
+#define SWAP_REQS 40u
+#define SWAP_LEN 16384u
+
+/* Requests queued, then the image swapped (and the old one closed) while
+ * the worker serves them: each is answered OK, its data wholly from the
+ * old file or wholly from the new, and in the order served every old one
+ * comes before every new one. A swap that did not wait for the request in
+ * flight would read from a closed fd (IOERR) or mix the two. */
+static void test_swap_in_flight(void)
+{
+	struct errbuf eb = { 0 };
+	struct blk_image next;
+	char path[80];
+	struct rig r;
+	int heads[SWAP_REQS];
+	unsigned n_old = 0, n_new = 0;
+	bool order_ok = true, whole = true;
+
+	rig_up(&r, false);
+	make_other_image(path, sizeof(path), IMG_SECTORS, 0xa5);
+	CHECK_EQ(blk_image_open(&next, path, false, "x", &eb), 0);
+	for (unsigned k = 0; k < SWAP_REQS; k++) {
+		struct virtio_blk_outhdr h = { .type = htole32(VIRTIO_BLK_T_IN),
+					       .sector = htole64(k * (SWAP_LEN / 512)) };
+		uint64_t hdr = r.pool + 32 * k, st = r.pool + 2048 + k;
+		struct vd_buf b[3] = { { hdr, sizeof(h), false },
+				       { r.pool + 65536 + (uint64_t)k * SWAP_LEN, SWAP_LEN, true },
+				       { st, 1, true } };
+		vd_write(&r.mem, hdr, &h, sizeof(h));
+		vd_fill(&r.mem, st, 0xee, 1);
+		heads[k] = vd_add_chain(&r.q, b, 3, false);
+	}
+	vd_publish(&r.q);
+	r.blk.vdev.ops->queue_notify(&r.blk.vdev, 0);
+	/* Swap once the worker has answered one: a request at least from each. */
+	for (int t = 0; t < 2000000 && !vd_used_idx(&r.q); t++)
+		sched_yield();
+	CHECK_EQ(virtio_blk_swap_image(&r.blk, &next), 0);
+	blk_image_close(&next);                               /* the old fd, gone */
+	for (unsigned n = 0; n < SWAP_REQS; n++) {
+		uint32_t id = 0, len = 0;
+		for (int t = 0; t < 2000 && vd_get_used(&r.q, &id, &len) <= 0; t++)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		unsigned k = 0;
+		while (k < SWAP_REQS && heads[k] != (int)id)
+			k++;
+		CHECK(k < SWAP_REQS);
+		if (k == SWAP_REQS)
+			break;
+		CHECK_EQ(len, SWAP_LEN + 1);
+		uint8_t st = 0, *d = vd_ptr(&r.mem, r.pool + 65536 + (uint64_t)k * SWAP_LEN, SWAP_LEN);
+		vd_read(&r.mem, r.pool + 2048 + k, &st, 1);
+		CHECK_EQ(st, VIRTIO_BLK_S_OK);
+		bool is_old = true, is_new = true;
+		for (unsigned i = 0; i < SWAP_LEN; i++) {
+			is_old &= d[i] == image_byte((uint64_t)k * SWAP_LEN + i);
+			is_new &= d[i] == 0xa5;
+		}
+		whole &= is_old || is_new;
+		order_ok &= !(is_old && n_new);
+		n_old += is_old;
+		n_new += is_new;
+	}
+	CHECK(whole);
+	CHECK(order_ok);
+	CHECK_EQ(n_old + n_new, SWAP_REQS);
+	printf("  swap in flight: %u requests answered from the old file, %u from the new\n",
+	       n_old, n_new);
+	unlink(path);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_read_write);
@@ -348,5 +523,8 @@ int main(void)
 	RUN_TEST(test_read_only);
 	RUN_TEST(test_pause_holds);
 	RUN_TEST(test_image_refused);
+	RUN_TEST(test_swap_image);
+	RUN_TEST(test_swap_read_only_kept);
+	RUN_TEST(test_swap_in_flight);
 	return CHECK_DONE();
 }
