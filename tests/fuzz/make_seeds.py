@@ -862,7 +862,60 @@ def seeds_offload():
     }
 
 
+# ---- fuzz_blk ---------------------------------------------------------------
+# feature byte (1: no DISCARD/WRITE_ZEROES, 2: no EVENT_IDX), then
+# operations: 0-6 a request (shape: pieces | 4 header length given | 8 no
+# status | 16 indirect | 32 writable data | 64 the image swapped right after
+# the kick; type index into IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES,
+# 99; sector byte, or 0x80 and 8 bytes; each piece a u16 length and 16
+# bytes), 7 a raw descriptor, 8 an avail index jump, 9 a swap of the image
+# (64 sectors <-> 24 sectors).
+
+def blk_req(shape, type_index, sector, pieces=(), hlen=None):
+    out = u8(0, shape, type_index)
+    out += u8(sector) if sector < 0x80 else u8(0x80) + u64(sector)
+    if hlen is not None:
+        out += u8(hlen)
+    for length, payload in pieces:
+        out += u16(length) + payload.ljust(16, b"\0")[:16]
+    return out
+
+
+def blk_range(sector, n, flags):
+    return u64(sector) + u32(n) + u32(flags)
+
+
+BLK_SWAP = u8(9)
+
+
+def seeds_blk():
+    return {
+        "read": u8(0) + blk_req(0x21, 0, 5, [(1024, b"")]),
+        "write-read": u8(0) + blk_req(0x01, 1, 3, [(512, b"written")]) +
+                      blk_req(0x21, 0, 3, [(512, b"")]),
+        "flush-get-id": u8(0) + blk_req(0x00, 2, 0) + blk_req(0x21, 3, 0, [(20, b"")]),
+        "discard-zeroes": u8(0) + blk_req(0x01, 4, 0, [(16, blk_range(2, 4, 0))]) +
+                          blk_req(0x01, 5, 0, [(16, blk_range(8, 4, 1))]),
+        "no-discard": u8(0x03) + blk_req(0x01, 4, 0, [(16, blk_range(2, 4, 0))]),
+        "refusals": u8(0) + blk_req(0x00, 6, 0) + blk_req(0x21, 0, 1 << 63, [(512, b"")]) +
+                    blk_req(0x21, 0, 64, [(512, b"")]) + blk_req(0x21, 0, 0, [(100, b"")]) +
+                    blk_req(0x09, 1, 0, [(512, b"")]) + blk_req(0x05, 1, 0, [(512, b"")], 8) +
+                    blk_req(0x01, 0, 0, [(512, b"")]),
+        "indirect": u8(0) + blk_req(0x33, 0, 7, [(512, b""), (1024, b""), (512, b"")]),
+        "raw-avail": u8(0) + u8(7, 3, 0) + u16(0x100) + u16(64) + u8(2, 0, 3) +
+                     u8(8) + u16(300),
+        # sector 30 is inside the 64-sector image, past the 24-sector one
+        "swap-shrink-grow": u8(0) + blk_req(0x21, 0, 30, [(512, b"")]) + BLK_SWAP +
+                            blk_req(0x21, 0, 30, [(512, b"")]) +
+                            blk_req(0x21, 0, 23, [(512, b"")]) + BLK_SWAP +
+                            blk_req(0x01, 1, 63, [(512, b"last")]),
+        "swap-racing": u8(2) + blk_req(0x61, 0, 10, [(4096, b"")]) +
+                       blk_req(0x41, 1, 20, [(2048, b"x")]) + blk_req(0x40, 2, 0),
+    }
+
+
 GENERATORS = {
+    "fuzz_blk": seeds_blk,
     "fuzz_decompress": seeds_decompress,
     "fuzz_device_state": seeds_device_state,
     "fuzz_fs_state": seeds_fs_state,
