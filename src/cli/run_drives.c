@@ -166,6 +166,15 @@ int run_take_drive(struct run_args *a, const char *spec)
 	return 0;
 }
 
+/* A word of @cmdline is root=...: not a word that ends in it (blk_root=1). */
+static bool names_root(const char *cmdline)
+{
+	for (const char *p = strstr(cmdline, "root="); p; p = strstr(p + 1, "root="))
+		if (p == cmdline || p[-1] == ' ')
+			return true;
+	return false;
+}
+
 /* The boot arguments with the root drive's root= (Firecracker's rule),
  * unless they name one. */
 static void root_cmdline(struct run_ctx *ctx, const struct run_drive *root)
@@ -173,7 +182,7 @@ static void root_cmdline(struct run_ctx *ctx, const struct run_drive *root)
 	const char *base = ctx->args->cmdline ? ctx->args->cmdline : "";
 	const char *mode = root->read_only ? "ro" : "rw";
 
-	if (strstr(base, "root=")) {
+	if (names_root(base)) {
 		snprintf(ctx->cmdline, sizeof(ctx->cmdline), "%s", base);
 		return;
 	}

@@ -6,6 +6,7 @@
  * of ending (debug exit, fault).
  */
 #include <linux/fuse.h>
+#include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
@@ -658,6 +659,169 @@ static void test_fs(void)
 	finish();
 }
 
+/* --- virtio-blk: sectors read and written, the serial, a new capacity ------------------ */
+
+/* The host's image (tests/kvm/test_blk.sh): BLK_SECTORS sectors, every byte
+ * of sector s the value s + 1 (mod 256); the serial BLK_ID. */
+#define BLK_SECTORS 128u
+#define BLK_ID "kvmdisk"
+
+static struct virtio_blk_outhdr blk_hdr;
+static uint8_t blk_data[1024], blk_status;
+
+/* One request on queue 0 (txq's ring): header, @len bytes at blk_data
+ * (device-writable when @to_guest), status. The status, or 0xff when no
+ * answer came in 5 s. */
+static unsigned blk_call(struct gdev *d, uint32_t type, uint64_t sector, uint32_t len,
+			 bool to_guest)
+{
+	uint64_t addr[3] = { (uint64_t)&blk_hdr, (uint64_t)blk_data, (uint64_t)&blk_status };
+	uint32_t lens[3] = { sizeof(blk_hdr), len, 1 };
+	bool w[3] = { false, to_guest, true };
+	unsigned want = (unsigned)(gq_used_idx(&txq) + 1), n = len ? 3 : 2;
+	uint32_t id, used;
+
+	blk_hdr = (struct virtio_blk_outhdr){ .type = type, .sector = sector };
+	blk_status = 0xee;
+	if (!len) {                  /* header and status only */
+		addr[1] = addr[2];
+		lens[1] = 1;
+		w[1] = true;
+	}
+	gq_add(&txq, addr, lens, w, n);
+	gdev_kick(d, 0);
+	if (!wait_for(rx_done_q, &want, 5000))
+		return 0xff;
+	gq_get_used(&txq, &id, &used);
+	return blk_status;
+}
+
+/* Reset, VERSION_1 (and FLUSH), one request queue, DRIVER_OK. */
+static bool blk_up(struct gdev *d)
+{
+	gdev_write(d, VIRTIO_MMIO_STATUS, 0);
+	uint32_t st = gdev_negotiate(d, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH));
+	if (!(st & VIRTIO_CONFIG_S_FEATURES_OK))
+		return false;
+	gdev_queue_setup(d, 0, &txq);
+	gdev_write(d, VIRTIO_MMIO_STATUS, st | VIRTIO_CONFIG_S_DRIVER_OK);
+	return gdev_read(d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+/* Config space's capacity, read twice around the generation (spec 4.2.2.2). */
+static uint64_t blk_capacity(struct gdev *d)
+{
+	uint32_t gen;
+	uint64_t cap;
+
+	do {
+		gen = gdev_read(d, VIRTIO_MMIO_CONFIG_GENERATION);
+		cap = mmio_read32(d->base + VIRTIO_MMIO_CONFIG) |
+		      (uint64_t)mmio_read32(d->base + VIRTIO_MMIO_CONFIG + 4) << 32;
+	} while (gen != gdev_read(d, VIRTIO_MMIO_CONFIG_GENERATION));
+	return cap;
+}
+
+static bool all_bytes(const uint8_t *p, unsigned len, uint8_t v)
+{
+	for (unsigned i = 0; i < len; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/* Read sector @s and check it holds the host's pattern (s + 1). */
+static void blk_check_sector(struct gdev *d, uint64_t s, const char *what)
+{
+	memset(blk_data, 0, sizeof(blk_data));
+	CHECK_EQ(blk_call(d, VIRTIO_BLK_T_IN, s, 512, true), VIRTIO_BLK_S_OK, what);
+	check(all_bytes(blk_data, 512, (uint8_t)(s + 1)), "... the host file's bytes");
+}
+
+/* The drive (the first virtio device) found, its capacity BLK_SECTORS, the
+ * driver up with interrupts; blk_root=1: root=/dev/vda on the command line
+ * (the drive was given as the root, maybe not first). */
+static void blk_probe(struct gdev *d)
+{
+	char root[32];
+
+	check(gdev_probe(d, 0, VIRTIO_ID_BLOCK), "virtio-blk found at the command line's address");
+	if (failures)
+		finish();
+	if (cmdline_get("blk_root", root, sizeof(root)))
+		check(cmdline_get("root", root, sizeof(root)) && !memcmp(root, "/dev/vda", 9),
+		      "root=/dev/vda on the command line");
+	CHECK_EQ(blk_capacity(d), BLK_SECTORS, "config space: capacity in sectors");
+	check(gdev_features(d) & (1ull << VIRTIO_BLK_F_FLUSH), "FLUSH offered");
+	gdev_irq_on(d);
+	check(blk_up(d), "driver up (one request queue)");
+}
+
+/* blk: GET_ID, reads, a write, a flush, refusals. */
+static void test_blk(void)
+{
+	struct gdev d = { 0 };
+
+	blk_probe(&d);
+	memset(blk_data, 0, sizeof(blk_data));
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_GET_ID, 0, 20, true), VIRTIO_BLK_S_OK, "GET_ID");
+	check(!memcmp(blk_data, BLK_ID, sizeof(BLK_ID)), "GET_ID: the drive's id");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, 5, 1024, true), VIRTIO_BLK_S_OK, "read sectors 5-6");
+	check(all_bytes(blk_data, 512, 6) && all_bytes(blk_data + 512, 512, 7),
+	      "read: the host file's bytes");
+	memset(blk_data, 'K', 512);
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_OUT, 10, 512, false), VIRTIO_BLK_S_OK, "write sector 10");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK, "flush");
+	memset(blk_data, 0, sizeof(blk_data));
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, 10, 512, true), VIRTIO_BLK_S_OK, "read sector 10 back");
+	check(all_bytes(blk_data, 512, 'K'), "read back: what was written");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, BLK_SECTORS, 512, true), VIRTIO_BLK_S_IOERR,
+		 "a read past the capacity: IOERR");
+	CHECK_EQ(blk_call(&d, 99, 0, 0, false), VIRTIO_BLK_S_UNSUPP, "an unknown type: UNSUPP");
+	check(d.interrupts > 0, "interrupts through irqfd and the IOAPIC");
+	finish();
+}
+
+/*
+ * blk-resize: the host swaps the drive's file for a larger one (PATCH
+ * /drives, tests/kvm/test_blk.sh) while the guest waits, after the line
+ * "waiting for a config change": a config-change interrupt, a new config
+ * generation, the capacity blk_grown=N, and the new file's sectors read
+ * (the host's pattern) and written (sector BLK_SECTORS + 2, 'P'); then,
+ * with blk_linger=MS, it waits that long before it ends.
+ */
+static void test_blk_resize(void)
+{
+	struct gdev d = { 0 };
+	char val[16];
+	uint64_t grown = cmdline_get("blk_grown", val, sizeof(val)) ? parse_dec(val, NULL) : 0;
+
+	blk_probe(&d);
+	blk_check_sector(&d, 5, "read sector 5");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, BLK_SECTORS, 512, true), VIRTIO_BLK_S_IOERR,
+		 "a read of sector 128, past the end: IOERR");
+	uint32_t gen = gdev_read(&d, VIRTIO_MMIO_CONFIG_GENERATION);
+	d.isr_seen = 0;
+	printf("kvm-guest blk-resize: capacity %u, waiting for a config change\n", BLK_SECTORS);
+	check(wait_for(config_irq, &d, 30000), "config-change interrupt (InterruptStatus bit 1)");
+	check(gdev_read(&d, VIRTIO_MMIO_CONFIG_GENERATION) != gen, "config generation moved");
+	CHECK_EQ(blk_capacity(&d), grown, "the new capacity (blk_grown)");
+	check(!(gdev_read(&d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET),
+	      "no NEEDS_RESET: a config change only");
+	blk_check_sector(&d, 5, "read sector 5 of the new file");
+	blk_check_sector(&d, grown - 1, "read the new file's last sector");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, grown, 512, true), VIRTIO_BLK_S_IOERR,
+		 "a read past the new capacity: IOERR");
+	memset(blk_data, 'P', 512);
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_OUT, BLK_SECTORS + 2, 512, false), VIRTIO_BLK_S_OK,
+		 "write a sector past the old capacity");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK, "flush");
+	/* blk_linger=MS: the VM stays up a while for the host's last requests. */
+	if (cmdline_get("blk_linger", val, sizeof(val)))
+		wait_for(never, NULL, (unsigned)parse_dec(val, NULL));
+	finish();
+}
+
 /*
  * fs-notify: with VIRTIO_FS_F_NOTIFICATION (queues: hiprio 0, notification
  * 1, requests 2), look up the shared file, tell the host (console line
@@ -1025,6 +1189,8 @@ static const struct {
 	{ "poison", test_poison },
 	{ "fs", test_fs },
 	{ "fs-notify", test_fs_notify },
+	{ "blk", test_blk },
+	{ "blk-resize", test_blk_resize },
 	{ "usermode", test_usermode },
 	{ "bootparams", test_bootparams },
 	{ "acpi", test_acpi },
