@@ -165,6 +165,7 @@ static const char run_usage[] =
 	"                     the API's largest request body in bytes (default 1048576);\n"
 	"                     a larger one is refused 400\n"
 	"  --mmds-size-limit N  the MMDS store's limit in bytes (default 51200)\n"
+	CLI_SECCOMP_USAGE
 	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
 	"  -q, --quiet        log errors only\n"
 	"  -h, --help         this text\n"
@@ -451,6 +452,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "host-decompress", no_argument, NULL, 'D' },
 		{ "no-acpi", no_argument, NULL, 'A' },
 		{ "counters", no_argument, NULL, 'C' },
+		{ "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -497,6 +499,10 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'W': a->track_dirty_pages = true; break;
 		case 'K': a->mmds_new_key = true; break;
 		case 'N': a->no_api = true; break;
+		case CLI_OPT_SECCOMP:
+			if (cli_seccomp_option(optarg))
+				return -EINVAL;
+			break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(run_usage, stdout); return 1;
@@ -691,6 +697,8 @@ static int build(struct run_ctx *ctx)
  * starts the VM and the VM ends, or a signal comes first. */
 static int run(struct run_ctx *ctx)
 {
+	if (cli_confine_main() < 0)
+		return -EPERM;
 	if (ctx->args->preboot)
 		return event_loop_run(&ctx->machine.loop);
 	return machine_run(&ctx->machine);
