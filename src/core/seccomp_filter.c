@@ -151,6 +151,8 @@ static const int fs_list[] = {
 	SCMP_SYS(setfsuid),          /* CREATE as the caller */
 	SCMP_SYS(setfsgid),          /* CREATE as the caller */
 	SCMP_SYS(ioctl),             /* FS_IOC flags reads (open files only) */
+	SCMP_SYS(inotify_add_watch), /* a directory looked up is watched */
+	SCMP_SYS(inotify_rm_watch),  /* a directory forgotten */
 };
 
 /* The main thread's own work on top of a loop's. */
@@ -207,6 +209,11 @@ static const unsigned long vcpu_ioctls[] = {
 	KVM_GET_SREGS,   /* the same */
 	KVM_SET_REGS,    /* the same */
 	KVM_TRANSLATE,   /* guest virtual addresses of string port I/O */
+	/* --compat's relay of user-mode SYSCALL/IRET/#PF and the debug exit
+	 * rewrite this vCPU's own state in place: */
+	KVM_SET_SREGS, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_VCPU_EVENTS,
+	KVM_SET_VCPU_EVENTS, KVM_SET_GUEST_DEBUG, KVM_GET_DEBUGREGS,
+	KVM_SET_DEBUGREGS, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
 	KVM_IRQFD,       /* device interrupts wired at DRIVER_OK */
 	KVM_IOEVENTFD,   /* queue notifications wired at DRIVER_OK */
 	KVM_SET_USER_MEMORY_REGION, /* dirty logging switched during a pause */
