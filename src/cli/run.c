@@ -433,6 +433,8 @@ static int take_shared(struct run_args *a, int c, const char *val)
 		r = cli_fs_take(&a->fs_defaults, c, val);
 	if (r > 0)
 		r = run_take_fc_option(a, c, val);
+	if (r > 0 && c == CLI_OPT_SECCOMP)
+		r = cli_seccomp_option(val);
 	return r;
 }
 
@@ -499,10 +501,6 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		case 'W': a->track_dirty_pages = true; break;
 		case 'K': a->mmds_new_key = true; break;
 		case 'N': a->no_api = true; break;
-		case CLI_OPT_SECCOMP:
-			if (cli_seccomp_option(optarg))
-				return -EINVAL;
-			break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(run_usage, stdout); return 1;

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/compiler.h"
 #include "core/log.h"
 
 /* Filters on unless `--seccomp off`: set once at start, read by every thread. */
@@ -370,11 +371,11 @@ static int add_list(scmp_filter_ctx ctx, const int *list, size_t n)
 	return 0;
 }
 
-#define ADD(ctx, list) add_list(ctx, list, sizeof(list) / sizeof(list[0]))
+#define ADD(ctx, list) add_list((ctx), (list), ARRAY_SIZE(list))
 
 static int add_vcpu(scmp_filter_ctx ctx)
 {
-	for (size_t i = 0; i < sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(vcpu_ioctls); i++) {
 		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 					 SCMP_A1(SCMP_CMP_EQ, vcpu_ioctls[i]));
 
@@ -400,7 +401,7 @@ static int add_sockets(scmp_filter_ctx ctx)
 {
 	static const int families[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
 
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
 		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 					 SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
 
