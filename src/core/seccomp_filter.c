@@ -41,6 +41,12 @@ int seccomp_filter_parse(const char *text)
 	return 0;
 }
 
+/* Linux 6.6's fchmodat2, which passthrough.c calls by number on older
+ * headers too (ENOSYS there, then it falls back). */
+#ifndef __NR_fchmodat2
+#define __NR_fchmodat2 452
+#endif
+
 static const char *const kind_names[SECCOMP_KIND_COUNT] = {
 	[SECCOMP_MAIN] = "main",           [SECCOMP_VCPU] = "vcpu",
 	[SECCOMP_NET_QUEUE] = "net-queue", [SECCOMP_FS_WORKER] = "fs-worker",
@@ -154,6 +160,17 @@ static const int fs_list[] = {
 	SCMP_SYS(ioctl),             /* FS_IOC flags reads (open files only) */
 	SCMP_SYS(inotify_add_watch), /* a directory looked up is watched */
 	SCMP_SYS(inotify_rm_watch),  /* a directory forgotten */
+	SCMP_SYS(geteuid),           /* the access check: who the server runs as */
+	SCMP_SYS(getegid),           /* the same, its group */
+	SCMP_SYS(unshare),           /* the worker's own umask (CLONE_FS), once */
+	SCMP_SYS(umask),             /* CREATE with the caller's umask */
+	SCMP_SYS(prctl),             /* SECBIT_NO_SETUID_FIXUP, once per worker */
+	SCMP_SYS(name_to_handle_at), /* a node's handle, to close its fd and reopen */
+	SCMP_SYS(open_by_handle_at), /* an evicted node reopened from its handle */
+	__NR_fchmodat2,              /* SETATTR mode on an O_PATH fd (passthrough.c) */
+	SCMP_SYS(syncfs),            /* SYNCFS */
+	SCMP_SYS(splice),            /* READ spliced from the file to /dev/fuse */
+	SCMP_SYS(pipe2),             /* the worker's splice pipe */
 };
 
 /* The main thread's own work on top of a loop's. */
