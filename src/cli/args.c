@@ -46,11 +46,16 @@ int cli_parse_owner(const char *text, uid_t *uid, gid_t *gid)
 
 int cli_confine_main(void)
 {
+	static bool confined;
 	struct errbuf eb = { 0 };
-	int r = seccomp_filter_install(SECCOMP_MAIN, &eb);
+	int r;
 
+	if (confined)
+		return 0;
+	r = seccomp_filter_install(SECCOMP_MAIN, &eb);
 	if (r < 0)
 		log_err("%s", eb.msg);
+	confined = r == 0;
 	return r;
 }
 

@@ -677,17 +677,18 @@ static int build(struct run_ctx *ctx)
 	}
 	if (!r)
 		r = run_start_api(ctx);
+	/* Before the config file's InstanceStart, which confines this thread. */
+	if (!r) {
+		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
+		if (r < 0)
+			log_err("signals: %s", strerror(-r));
+	}
 	if (!r && a->config_file)
 		r = apply_config_file(ctx);
 	else if (!r && a->preboot)
 		log_info("waiting on %s for the VM's configuration (PUT /boot-source, "
 			 "/machine-config, /network-interfaces, then InstanceStart; or PUT "
 			 "/snapshot/load)", a->net.api_sock);
-	if (!r) {
-		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
-		if (r < 0)
-			log_err("signals: %s", strerror(-r));
-	}
 	return r;
 }
 
@@ -695,10 +696,15 @@ static int build(struct run_ctx *ctx)
  * starts the VM and the VM ends, or a signal comes first. */
 static int run(struct run_ctx *ctx)
 {
-	if (cli_confine_main() < 0)
-		return -EPERM;
+	/* Waiting, the main thread answers only the operator's API socket
+	 * and does what set-up asks (files opened, taps attached, memory
+	 * mapped, a snapshot read): its filter goes on when InstanceStart or
+	 * a load has built the VM, before the first guest instruction
+	 * (run_preboot.c, run_api.c), as Firecracker's VMM thread's does. */
 	if (ctx->args->preboot)
 		return event_loop_run(&ctx->machine.loop);
+	if (cli_confine_main() < 0)
+		return -EPERM;
 	return machine_run(&ctx->machine);
 }
 

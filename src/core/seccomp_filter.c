@@ -43,13 +43,14 @@ int seccomp_filter_parse(const char *text)
 
 /* Linux 6.6's fchmodat2, which passthrough.c calls by number on older
  * headers too (ENOSYS there, then it falls back). */
-#ifndef __NR_fchmodat2
-#define __NR_fchmodat2 452
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
 #endif
 
 static const char *const kind_names[SECCOMP_KIND_COUNT] = {
 	[SECCOMP_MAIN] = "main",           [SECCOMP_VCPU] = "vcpu",
-	[SECCOMP_NET_QUEUE] = "net-queue", [SECCOMP_FS_WORKER] = "fs-worker",
+	[SECCOMP_NET_QUEUE] = "net-queue", [SECCOMP_NET_SOCKETS] = "net-sockets",
+	[SECCOMP_FS_WORKER] = "fs-worker",
 	[SECCOMP_HOST_WATCH] = "host-watch", [SECCOMP_BLK_WORKER] = "blk-worker",
 };
 
@@ -103,6 +104,15 @@ static const int loop_list[] = {
 	SCMP_SYS(poll),            /* libslirp's and glib's polls */
 	SCMP_SYS(ppoll),           /* the same, newer glibc */
 	SCMP_SYS(fcntl),           /* O_NONBLOCK on accepted descriptors */
+};
+
+/* A device thread telling the driver about used buffers: the vhost-user call
+ * fd (an eventfd written with write, in base_list, or a socket under UML,
+ * written with send) or the in-band VRING_CALL message on the back-end
+ * channel. */
+static const int call_list[] = {
+	SCMP_SYS(sendto),  /* send() on a socket call fd */
+	SCMP_SYS(sendmsg), /* VHOST_USER_BACKEND_VRING_CALL */
 };
 
 /* Files under the shared directory (virtio-fs, fuse-mount workers). */
@@ -167,23 +177,32 @@ static const int fs_list[] = {
 	SCMP_SYS(prctl),             /* SECBIT_NO_SETUID_FIXUP, once per worker */
 	SCMP_SYS(name_to_handle_at), /* a node's handle, to close its fd and reopen */
 	SCMP_SYS(open_by_handle_at), /* an evicted node reopened from its handle */
-	__NR_fchmodat2,              /* SETATTR mode on an O_PATH fd (passthrough.c) */
+	SYS_fchmodat2,               /* SETATTR mode on an O_PATH fd (passthrough.c) */
 	SCMP_SYS(syncfs),            /* SYNCFS */
 	SCMP_SYS(splice),            /* READ spliced from the file to /dev/fuse */
 	SCMP_SYS(pipe2),             /* the worker's splice pipe */
 };
 
 /* The main thread's own work on top of a loop's. */
+/* libslirp's host side (the "user" backend, the MMDS endpoint), on top of
+ * the socket families add_sockets allows. */
+static const int slirp_list[] = {
+	SCMP_SYS(bind),           /* host forwards, outbound UDP */
+	SCMP_SYS(listen),         /* host forwards */
+	SCMP_SYS(accept),         /* a connection to a host forward */
+	SCMP_SYS(accept4),        /* the same (newer glibc) */
+	SCMP_SYS(connect),        /* outbound TCP, the MMDS endpoint's socket */
+	SCMP_SYS(getsockopt),     /* SO_ERROR of a connect in progress */
+	SCMP_SYS(setsockopt),     /* SO_REUSEADDR, SO_OOBINLINE, TCP_NODELAY */
+	SCMP_SYS(getsockname),    /* local addresses of forwards */
+	SCMP_SYS(getpeername),    /* peer addresses */
+	SCMP_SYS(shutdown),       /* half-closes the guest asked for */
+	SCMP_SYS(uname),          /* the DHCP host name */
+};
+
 static const int main_list[] = {
 	SCMP_SYS(accept4),        /* API, MMDS and vhost-user connections */
-	SCMP_SYS(bind),           /* slirp's host forwards */
-	SCMP_SYS(listen),         /* slirp's host forwards */
-	SCMP_SYS(connect),        /* slirp's outbound TCP */
-	SCMP_SYS(getsockopt),     /* slirp's SO_ERROR */
-	SCMP_SYS(setsockopt),     /* slirp's socket options */
-	SCMP_SYS(getsockname),    /* slirp's local addresses */
-	SCMP_SYS(getpeername),    /* slirp's peer addresses */
-	SCMP_SYS(shutdown),       /* slirp's and the API's half-closes */
+	SCMP_SYS(shutdown),       /* the API's half-closes */
 	SCMP_SYS(epoll_create1),  /* a queue pair's loop */
 	SCMP_SYS(eventfd2),       /* a queue pair's wake-ups */
 	SCMP_SYS(timerfd_create), /* rate limiters, timeouts */
@@ -203,7 +222,6 @@ static const int main_list[] = {
 	SCMP_SYS(rmdir),          /* MMDS's private socket directory at exit */
 	SCMP_SYS(unlinkat),       /* the same (newer glibc) */
 	SCMP_SYS(rename),         /* counters and snapshot files replaced */
-	SCMP_SYS(uname),          /* libslirp */
 	SCMP_SYS(umask),          /* sockets created with a mode */
 	SCMP_SYS(memfd_create),   /* guest memory backing for snapshots */
 	SCMP_SYS(getuid),         /* GET of /vm/config, logs */
@@ -214,6 +232,10 @@ static const int main_list[] = {
 	SCMP_SYS(kill),           /* SIGTERM forwarded to the process */
 	SCMP_SYS(sigaltstack),    /* a new thread's alternate stack */
 	SCMP_SYS(getcwd),         /* relative paths in logs */
+	SCMP_SYS(access),         /* a kernel, initrd or drive path checked as the API
+	                           * names it, before the start */
+	SCMP_SYS(faccessat),      /* the same (newer glibc) */
+	SCMP_SYS(faccessat2),     /* the same */
 	SCMP_SYS(setitimer),      /* glib timers */
 	SCMP_SYS(wait4),          /* nothing starts children after set-up, but glibc's
 	                           * system() is not used: harmless */
@@ -435,6 +457,7 @@ static int add_main(scmp_filter_ctx ctx)
 	int r = ADD(ctx, loop_list);
 
 	r = r ? r : ADD(ctx, main_list);
+	r = r ? r : ADD(ctx, slirp_list);
 	r = r ? r : ADD(ctx, fs_list);
 	r = r ? r : ADD(ctx, host_watch_list);
 	r = r ? r : ADD(ctx, blk_list);
@@ -454,12 +477,28 @@ static int add_kind(scmp_filter_ctx ctx, enum seccomp_kind kind)
 
 		return r ? r : ADD(ctx, net_queue_list);
 	}
-	case SECCOMP_FS_WORKER:
-		return ADD(ctx, fs_list);
-	case SECCOMP_HOST_WATCH:
-		return ADD(ctx, host_watch_list);
-	case SECCOMP_BLK_WORKER:
-		return ADD(ctx, blk_list);
+	case SECCOMP_NET_SOCKETS: {
+		int r = ADD(ctx, loop_list);
+
+		r = r ? r : ADD(ctx, net_queue_list);
+		r = r ? r : ADD(ctx, slirp_list);
+		return r ? r : add_sockets(ctx);
+	}
+	case SECCOMP_FS_WORKER: {
+		int r = ADD(ctx, fs_list);
+
+		return r ? r : ADD(ctx, call_list);
+	}
+	case SECCOMP_HOST_WATCH: {
+		int r = ADD(ctx, host_watch_list);
+
+		return r ? r : ADD(ctx, call_list);
+	}
+	case SECCOMP_BLK_WORKER: {
+		int r = ADD(ctx, blk_list);
+
+		return r ? r : ADD(ctx, call_list);
+	}
 	default:
 		return -EINVAL;
 	}

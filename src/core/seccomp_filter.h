@@ -35,6 +35,7 @@ enum seccomp_kind {
 	SECCOMP_MAIN,        /* event loop: devices, slirp, API, MMDS, vhost-user */
 	SECCOMP_VCPU,        /* KVM_RUN and the exits handled in place */
 	SECCOMP_NET_QUEUE,   /* a virtio-net queue pair's loop */
+	SECCOMP_NET_SOCKETS, /* the same, its backend opening host sockets (libslirp) */
 	SECCOMP_FS_WORKER,   /* virtio-fs / fuse-mount workers: the passthrough */
 	SECCOMP_HOST_WATCH,  /* inotify on the shared directory */
 	SECCOMP_BLK_WORKER,  /* virtio-blk requests on the image */

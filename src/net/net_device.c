@@ -933,7 +933,7 @@ static void *pair_main(void *arg)
 {
 	struct net_queue_pair *qp = arg;
 
-	seccomp_filter_enter(SECCOMP_NET_QUEUE);
+	seccomp_filter_enter(qp->be->ops->host_sockets ? SECCOMP_NET_SOCKETS : SECCOMP_NET_QUEUE);
 	event_loop_run(qp->loop);
 	return NULL;
 }

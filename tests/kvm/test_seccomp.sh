@@ -22,4 +22,20 @@ probe main
 probe fs-worker --fs "$SHARE:kvmtest"
 probe host-watch --fs "$SHARE:kvmtest"
 
+# The main thread of a VM configured before its start (--config-file, as
+# Firecracker's) is confined at InstanceStart, before the first guest
+# instruction.
+cat >"$LOGDIR/seccomp-vm.json" <<JSON
+{"boot-source": {"kernel_image_path": "$GUEST", "boot_args": "test=hello"},
+ "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}
+JSON
+LAST=seccomp-config-file
+KVMINI_TEST_SECCOMP_PROBE=main timeout --foreground -k 5 "$LIMIT" "$KVMINI" run --no-api \
+	--config-file "$LOGDIR/seccomp-vm.json" </dev/null >"$LOGDIR/$LAST.out" 2>"$LOGDIR/$LAST.err"
+RC=$?
+OUT=$(cat "$LOGDIR/$LAST.out")
+ERR=$(cat "$LOGDIR/$LAST.err")
+expect "seccomp: --config-file: the main thread is confined at InstanceStart" 159 \
+	"seccomp: thread main made forbidden syscall 163 \(acct\)"
+
 kvm_end
