@@ -2,7 +2,7 @@
 # the CI runs (see scripts/test.sh for the layers).
 CC      ?= gcc
 CLANG   ?= clang
-PKGS    := slirp jansson zlib liblzma libzstd liblz4 lzo2 nettle
+PKGS    := slirp jansson zlib liblzma libzstd liblz4 lzo2 nettle libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
@@ -13,6 +13,8 @@ CFLAGS  ?= -O2
 LDLIBS  := $(PKG_LIBS) -lbz2 -lhttp_parser -lpthread
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# Test-only hooks (e.g. KVMINI_TEST_SECCOMP_PROBE): the sanitizer build only.
+TEST_HOOKS := -DKVMINI_TEST_HOOKS
 
 LIB_SRCS  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRCS  := $(shell find src/cli -name '*.c' | sort)
@@ -63,7 +65,7 @@ build/obj/%.o: %.c $(HDRS)
 build/san/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC-SAN  $<")
-	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) $(TEST_HOOKS) -Itests/support -c $< -o $@
 
 build/libkvmini.a: $(OBJ)
 	@rm -f $@; ar rcs $@ $^

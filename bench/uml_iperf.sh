@@ -5,13 +5,16 @@
 #           checksum and segmentation offloads and mergeable RX buffers on
 #   plain:  the same with --offloads off (plain frames)                -> tap C
 #   vec0:   UML's own vector driver (transport=tap)                    -> tap B
+# With --seccomp the second kvmini path is the same as the first with
+# `--seccomp off` (path "nofilter", offloads on), and the ratio
+# kvmini/nofilter is the cost of the seccomp filters.
 # Each direction (guest->namespace, and namespace->guest with -R) runs RUNS
 # times per path, interleaved; prints the medians in Gbit/s and the ratios
 # kvmini/vec0 and plain/vec0 per direction. vec0 does not receive at speed
 # (it has no receive offloads), so kvmini's ns->guest is also set against
 # vec0's guest->ns.
 #
-# Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only]
+# Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only | --seccomp]
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -19,12 +22,15 @@ set -uo pipefail
 RUNS=3
 SECS=3
 VEC0_ONLY=0
+SECOND=plain             # the second kvmini path's name
+SECOND_ARGS=(--offloads off)
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) RUNS=$2; shift 2 ;;
 	-t) SECS=$2; shift 2 ;;
 	--vec0-only) VEC0_ONLY=1; shift ;;
-	-h|--help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--seccomp) SECOND=nofilter; SECOND_ARGS=(--seccomp off); shift ;;
+	-h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -47,17 +53,17 @@ SOCK_P=$T_RUN/plain.sock
 t_tap "$NS" "$TAP_K" 10.203.1.1/24 && t_tap "$NS" "$TAP_V" 10.203.2.1/24 &&
 	t_tap "$NS" "$TAP_P" 10.203.3.1/24 || { fail "taps in $NS"; t_end; }
 bench_iperf_servers "$NS" kvmini:10.203.1.1:5201 vec0:10.203.2.1:5202 \
-	plain:10.203.3.1:5203 || { fail "iperf3 servers listening"; t_end; }
+	"$SECOND":10.203.3.1:5203 || { fail "iperf3 servers listening"; t_end; }
 
 uml_args=("vec0:transport=tap,ifname=$TAP_V")
 if [ "$VEC0_ONLY" = 0 ]; then
 	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet --mac 52:54:00:be:0f:01 || t_end
 	K_LOG=$KVMINI_LOG
 	KVMINI_LOG_NAME=plain kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
-		--mac 52:54:00:be:0f:02 --offloads off || t_end
+		--mac 52:54:00:be:0f:02 "${SECOND_ARGS[@]}" || t_end
 	P_LOG=$KVMINI_LOG
 	uml_args+=("virtio_uml.device=$SOCK:1" "virtio_uml.device=$SOCK_P:1")
-	PATHS="kvmini plain vec0"
+	PATHS="kvmini $SECOND vec0"
 fi
 
 guest_script "$T_DIR/guest.sh" <<EOF
@@ -68,13 +74,13 @@ addr vec0 10.203.2.2/24 || gfail "vec0 up"
 if [ $VEC0_ONLY = 0 ]; then
 	wait_link eth1 || { gfail "eth0 and eth1 appear"; exit 1; }
 	addr \$(by_mac 52:54:00:be:0f:01) 10.203.1.2/24 || gfail "kvmini's interface up"
-	addr \$(by_mac 52:54:00:be:0f:02) 10.203.3.2/24 || gfail "plain's interface up"
+	addr \$(by_mac 52:54:00:be:0f:02) 10.203.3.2/24 || gfail "$SECOND's interface up"
 fi
 ping -c 1 -W 3 10.203.2.1 >/dev/null || gfail "vec0 reaches the namespace"
 [ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.1.1 >/dev/null || gfail "kvmini reaches the namespace"
-[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.3.1 >/dev/null || gfail "plain reaches the namespace"
+[ $VEC0_ONLY = 1 ] || ping -c 1 -W 3 10.203.3.1 >/dev/null || gfail "$SECOND reaches the namespace"
 $(bench_guest_iperf "$RUNS" "$SECS" 0 \
-	$([ "$VEC0_ONLY" = 1 ] || echo kvmini=10.203.1.1:5201 plain=10.203.3.1:5203) \
+	$([ "$VEC0_ONLY" = 1 ] || echo kvmini=10.203.1.1:5201 "$SECOND"=10.203.3.1:5203) \
 	vec0=10.203.2.1:5202)
 EOF
 
@@ -91,8 +97,12 @@ bench_guest_relay "iperf3 runs"
 	if [ "$VEC0_ONLY" = 0 ]; then
 		bench_iperf_ratio kvmini/vec0 kvmini vec0 8 16 2
 		echo
-		bench_iperf_ratio plain/vec0 plain vec0 8 16 2
+		bench_iperf_ratio "$SECOND"/vec0 "$SECOND" vec0 8 16 2
 		echo
+		if [ "$SECOND" = nofilter ]; then
+			bench_iperf_ratio kvmini/nofilter kvmini nofilter 8 16 2
+			echo "  (the seccomp filters' cost: the same kvmini with --seccomp off; target >= 0.97)"
+		fi
 		printf '%-8s %16s %16s\n' "vs vec0 tx" "" "$(bench_ratio \
 			"$(bench_median kvmini_rx)" "$(bench_median vec0_tx)" 2)"
 		echo "  (kvmini's ns->guest against vec0's guest->ns: vec0 has no receive offloads)"

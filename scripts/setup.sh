@@ -9,6 +9,8 @@ PACKAGES=(
 	# lint (scripts/lint.sh): static analysis and the style description
 	clang-tidy clang-format cppcheck
 	libslirp-dev libglib2.0-dev
+	# seccomp filters per thread kind (src/core/seccomp_filter.c)
+	libseccomp-dev
 	# the metadata service and the control API: JSON and HTTP parsing
 	libjansson-dev libhttp-parser-dev
 	# tests: real peers and tools

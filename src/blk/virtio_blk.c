@@ -1,6 +1,7 @@
 /* virtio-blk (see virtio_blk.h). Order: completion and interrupts, checking
  * and serving one request, the worker, the device operations, set-up. */
 #include "blk/virtio_blk.h"
+#include "core/seccomp_filter.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -309,6 +310,7 @@ static void *worker_main(void *arg)
 {
 	struct worker_view w = { .blk = arg };
 
+	seccomp_filter_enter(SECCOMP_BLK_WORKER);
 	while (pause_gate_enter(&w.blk->gate, worker_ready, &w)) {
 		serve_one(&w);
 		pause_gate_leave(&w.blk->gate);

@@ -1,4 +1,7 @@
 #include "cli/args.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -39,4 +42,27 @@ int cli_parse_owner(const char *text, uid_t *uid, gid_t *gid)
 	*uid = (uid_t)u;
 	*gid = (gid_t)g;
 	return 0;
+}
+
+int cli_confine_main(void)
+{
+	static bool confined;
+	struct errbuf eb = { 0 };
+	int r;
+
+	if (confined)
+		return 0;
+	r = seccomp_filter_install(SECCOMP_MAIN, &eb);
+	if (r < 0)
+		log_err("%s", eb.msg);
+	confined = r == 0;
+	return r;
+}
+
+int cli_seccomp_option(const char *val)
+{
+	if (seccomp_filter_parse(val) == 0)
+		return 0;
+	log_err("--seccomp: \"%s\" is not on or off", val);
+	return -EINVAL;
 }

@@ -7,6 +7,16 @@ int cmd_vhost_net(int argc, char **argv);
 int cmd_vhost_fs(int argc, char **argv);
 int cmd_fuse_mount(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+/* The main thread's seccomp filter, after set-up and before its loop (a
+ * kvmini waiting for its configuration: before the VM starts, see run.c);
+ * once per process; logs why on failure. 0 or -errno. */
+int cli_confine_main(void);
+/* `--seccomp on|off` (usage text shared by the subcommands). */
+int cli_seccomp_option(const char *val);
+#define CLI_OPT_SECCOMP 0x5ecc
+#define CLI_SECCOMP_USAGE \
+	"  --seccomp on|off     seccomp filters per thread (default on; off is unsafe:\n" \
+	"                       for debugging only)\n"
 /* kvmini under the name `firecracker`: Firecracker's command line (firecracker.c). */
 int cmd_firecracker(int argc, char **argv);
 

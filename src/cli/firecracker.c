@@ -104,7 +104,8 @@ static const char fc_usage[] =
 	"  --http-api-max-payload-size N   the largest API request body (bytes)\n"
 	"  --mmds-size-limit N the MMDS store's limit (bytes)\n"
 	"  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N,\n"
-	"  --show-level, --show-log-origin, --no-seccomp   accepted, ignored\n"
+	"  --no-seccomp        kvmini run --seccomp off (unsafe: no filters)\n"
+	"  --show-level, --show-log-origin   accepted, ignored\n"
 	"  --seccomp-filter, --module, --describe-snapshot, --snapshot-version   refused\n"
 	"  --version           the version (Firecracker's form, then kvmini's)\n"
 	"  --help              this text\n";
@@ -134,8 +135,8 @@ static const struct fc_flag fc_flags[] = {
 	{ "parent-cpu-time-us", true, FC_IGNORE, NULL },
 	{ "show-level", false, FC_IGNORE, NULL },
 	{ "show-log-origin", false, FC_IGNORE, NULL },
-	{ "no-seccomp", false, FC_IGNORE, NULL },
-	{ "seccomp-filter", true, FC_REFUSE, "kvmini installs no seccomp filter" },
+	{ "no-seccomp", false, FC_RENAME, "--seccomp=off" },
+	{ "seccomp-filter", true, FC_REFUSE, "kvmini builds its own filters per thread (--no-seccomp turns them off)" },
 	{ "module", true, FC_REFUSE, "kvmini logs every module's lines; there is no filter" },
 	{ "describe-snapshot", true, FC_REFUSE, "kvmini cannot describe a snapshot file" },
 	{ "snapshot-version", false, FC_REFUSE, "kvmini's snapshots have their own format" },

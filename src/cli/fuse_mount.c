@@ -60,6 +60,7 @@ static const char fuse_mount_usage[] =
 	"  --max-watches N       most inotify watches for that (default 65536);\n"
 	"                        files past it show host changes when the cache expires\n"
 	"  --counters            print the server's counters at exit\n"
+	CLI_SECCOMP_USAGE
 	"  -v, --verbose         more log lines\n"
 	"  -q, --quiet           log errors only\n"
 	"  -h, --help            this text\n";
@@ -75,6 +76,7 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 {
 	static const struct option own[] = {
 		{ "counters", no_argument, NULL, 'C' },
+		{ "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -98,6 +100,10 @@ static int parse_args(int argc, char **argv, struct fuse_mount_args *a)
 			continue;
 		switch (c) {
 		case 'C': a->counters = true; break;
+		case CLI_OPT_SECCOMP:
+			if (cli_seccomp_option(optarg))
+				return -EINVAL;
+			break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(fuse_mount_usage, stdout); return 1;

@@ -165,6 +165,7 @@ static const char run_usage[] =
 	"                     the API's largest request body in bytes (default 1048576);\n"
 	"                     a larger one is refused 400\n"
 	"  --mmds-size-limit N  the MMDS store's limit in bytes (default 51200)\n"
+	CLI_SECCOMP_USAGE
 	"  -v, --verbose      log more (unhandled guest accesses, ...)\n"
 	"  -q, --quiet        log errors only\n"
 	"  -h, --help         this text\n"
@@ -432,6 +433,8 @@ static int take_shared(struct run_args *a, int c, const char *val)
 		r = cli_fs_take(&a->fs_defaults, c, val);
 	if (r > 0)
 		r = run_take_fc_option(a, c, val);
+	if (r > 0 && c == CLI_OPT_SECCOMP)
+		r = cli_seccomp_option(val);
 	return r;
 }
 
@@ -451,6 +454,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "host-decompress", no_argument, NULL, 'D' },
 		{ "no-acpi", no_argument, NULL, 'A' },
 		{ "counters", no_argument, NULL, 'C' },
+		{ "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -673,17 +677,18 @@ static int build(struct run_ctx *ctx)
 	}
 	if (!r)
 		r = run_start_api(ctx);
+	/* Before the config file's InstanceStart, which confines this thread. */
+	if (!r) {
+		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
+		if (r < 0)
+			log_err("signals: %s", strerror(-r));
+	}
 	if (!r && a->config_file)
 		r = apply_config_file(ctx);
 	else if (!r && a->preboot)
 		log_info("waiting on %s for the VM's configuration (PUT /boot-source, "
 			 "/machine-config, /network-interfaces, then InstanceStart; or PUT "
 			 "/snapshot/load)", a->net.api_sock);
-	if (!r) {
-		r = cli_signals_watch(&ctx->sig, &ctx->machine.loop, on_signal);
-		if (r < 0)
-			log_err("signals: %s", strerror(-r));
-	}
 	return r;
 }
 
@@ -691,8 +696,15 @@ static int build(struct run_ctx *ctx)
  * starts the VM and the VM ends, or a signal comes first. */
 static int run(struct run_ctx *ctx)
 {
+	/* Waiting, the main thread answers only the operator's API socket
+	 * and does what set-up asks (files opened, taps attached, memory
+	 * mapped, a snapshot read): its filter goes on when InstanceStart or
+	 * a load has built the VM, before the first guest instruction
+	 * (run_preboot.c, run_api.c), as Firecracker's VMM thread's does. */
 	if (ctx->args->preboot)
 		return event_loop_run(&ctx->machine.loop);
+	if (cli_confine_main() < 0)
+		return -EPERM;
 	return machine_run(&ctx->machine);
 }
 

@@ -162,7 +162,8 @@ static int api_snapshot_load(void *opaque, const struct api_snapshot_load *req,
 	r = run_restore_build(ctx, &rr, eb);
 	if (!r) {
 		run_attach_api_devices(ctx);
-		r = machine_start(&ctx->machine, !req->resume_vm);
+		r = cli_confine_main();
+		r = r ? r : machine_start(&ctx->machine, !req->resume_vm);
 		if (r < 0)
 			errbuf_set(eb, "the VM did not start (the log says why)");
 	}

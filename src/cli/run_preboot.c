@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/run.h"
 #include "core/clock.h"
 #include "core/compiler.h"
@@ -309,7 +310,8 @@ int run_instance_start(void *opaque, struct errbuf *eb)
 	int r = run_build_machine(ctx);
 	if (!r) {
 		run_attach_api_devices(ctx);
-		r = machine_start(&ctx->machine, false);
+		r = cli_confine_main();
+		r = r ? r : machine_start(&ctx->machine, false);
 	}
 	if (r < 0) {
 		errbuf_set(eb, "the machine could not be built or started (the log says why)");

@@ -68,6 +68,7 @@ static const char fs_usage[] =
 	"                         in-band kick synchronously, which costs several times\n"
 	"                         the latency of kick and call fds\n"
 	"  --counters-file PATH   also write the counters to PATH on SIGUSR1 and at exit\n"
+	CLI_SECCOMP_USAGE
 	"  -v, --verbose          log each vhost-user message and more\n"
 	"  -q, --quiet            log errors only\n"
 	"  -h, --help             this text\n"
@@ -131,6 +132,7 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 		{ "shared-dir", required_argument, NULL, 'd' },
 		{ "inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
+		{ "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -151,6 +153,10 @@ static int parse_fs_args(int argc, char **argv, struct fs_args *a)
 		if (shared == 0)
 			continue;
 		switch (c) {
+		case CLI_OPT_SECCOMP:
+			if (cli_seccomp_option(optarg))
+				return -EINVAL;
+			break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(fs_usage, stdout); return 1;
@@ -300,7 +306,7 @@ static int serve_fs(const struct fs_args *a)
 		log_info("virtio-fs \"%s\" on %s: %s, %u request queue(s), %u thread(s)",
 			 a->fs.dev.tag, a->socket_path, a->fs.share.dir ? a->fs.share.dir : "memfs",
 			 a->fs.dev.request_queues, a->fs.dev.threads);
-		status = event_loop_run(&svc.loop) < 0 ? EXIT_RUNTIME : 0;
+		status = cli_confine_main() < 0 || event_loop_run(&svc.loop) < 0 ? EXIT_RUNTIME : 0;
 		dump_counters(&svc);
 	}
 	teardown(&svc);

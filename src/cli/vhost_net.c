@@ -56,6 +56,7 @@ static const char net_usage[] =
 	"  --iface-id ID        the interface's id in API paths and metrics (default eth0)\n"
 	CLI_MMDS_USAGE
 	"  --counters-file PATH also write the counters to PATH on SIGUSR1 and at exit\n"
+	CLI_SECCOMP_USAGE
 	"  -v, --verbose        log each vhost-user message and more\n"
 	"  -q, --quiet          log errors only\n"
 	"  -h, --help           this text\n"
@@ -77,6 +78,7 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "no-inband", no_argument, NULL, 'I' },
 		{ "counters-file", required_argument, NULL, 'c' },
+		{ "seccomp", required_argument, NULL, CLI_OPT_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -100,6 +102,10 @@ static int parse_net_args(int argc, char **argv, struct net_args *a)
 		case 'b': a->backend = optarg; break;
 		case 'c': a->counters_file = optarg; break;
 		case 'I': a->no_inband = true; break;
+		case CLI_OPT_SECCOMP:
+			if (cli_seccomp_option(optarg))
+				return -EINVAL;
+			break;
 		case 'v': log_threshold = LOG_DEBUG; break;
 		case 'q': log_threshold = LOG_ERROR; break;
 		case 'h': fputs(net_usage, stdout); return 1;
@@ -231,7 +237,7 @@ static int serve_net(const struct net_args *a)
 		goto out_server;
 	}
 	log_info("virtio-net on %s, backend %s", a->socket_path, a->backend);
-	status = event_loop_run(&loop) < 0 ? EXIT_RUNTIME : 0;
+	status = cli_confine_main() < 0 || event_loop_run(&loop) < 0 ? EXIT_RUNTIME : 0;
 	dump_counters(&sig);
 	cli_signals_close(&sig.sig, &loop);
 	api_stop(api);

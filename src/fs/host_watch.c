@@ -3,6 +3,7 @@
  * removing watches, event mapping, the event loop, lifecycle.
  */
 #include "fs/host_watch.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -469,6 +470,7 @@ static void *watch_main(void *arg)
 	struct host_watch *w = arg;
 	void *buf = NULL;
 
+	seccomp_filter_enter(SECCOMP_HOST_WATCH);
 	/* inotify_event holds an int: the buffer is aligned for it. */
 	if (posix_memalign(&buf, 8, READ_BUF_SIZE))
 		return NULL;

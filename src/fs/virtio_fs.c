@@ -8,6 +8,7 @@
  * lock only in reset, after the workers are idle.
  */
 #include "fs/virtio_fs.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -430,6 +431,7 @@ static void *worker_main(void *arg)
 {
 	struct virtio_fs_worker *w = arg;
 
+	seccomp_filter_enter(SECCOMP_FS_WORKER);
 	while (pause_gate_enter(&w->fs->gate, worker_ready, w)) {
 		serve_one(w);
 		pause_gate_leave(&w->fs->gate);

@@ -2,6 +2,7 @@
  * /dev/fuse transport: mount, worker threads, shutdown.
  */
 #include "fuse/fuse_dev.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,6 +244,7 @@ static void *worker_main(void *arg)
 	struct fuse_dev *d = w->dev;
 	sigset_t wake;
 
+	seccomp_filter_enter(SECCOMP_FS_WORKER);
 	sigemptyset(&wake);
 	sigaddset(&wake, SIGRTMIN);
 	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);

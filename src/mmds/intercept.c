@@ -369,6 +369,7 @@ static int mi_set_offloads(struct net_backend *be, uint64_t features)
 
 static const struct net_backend_ops intercept_ops = {
 	.name = "mmds",
+	.host_sockets = true, /* the endpoint is libslirp */
 	.send = mi_send,
 	.recv = mi_recv,
 	.rx_ready = mi_rx_ready,

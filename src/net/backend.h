@@ -70,6 +70,12 @@ struct net_backend_events {
 
 struct net_backend_ops {
 	const char *name;
+	/* Its send() and the loop callbacks open, connect and accept host
+	 * sockets while frames flow (libslirp, and the MMDS interceptor whose
+	 * endpoint is libslirp): the queue thread's seccomp filter allows them
+	 * (net_device.c). The others only read and write descriptors opened at
+	 * set-up. */
+	bool host_sockets;
 	/* Send one frame. Returns 0 when sent (or dropped by the host, which
 	 * counts as sent: a tap with a full queue drops), NET_SEND_KEPT when
 	 * the backend keeps the iovecs until tx_done(@token), -EAGAIN when it

@@ -4,6 +4,7 @@
  * features, counters, TX path, RX path, the backend's way up, lifecycle ops, init.
  */
 #include "net/net_device.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -932,6 +933,7 @@ static void *pair_main(void *arg)
 {
 	struct net_queue_pair *qp = arg;
 
+	seccomp_filter_enter(qp->be->ops->host_sockets ? SECCOMP_NET_SOCKETS : SECCOMP_NET_QUEUE);
 	event_loop_run(qp->loop);
 	return NULL;
 }

@@ -568,6 +568,7 @@ static bool sb_load_state(struct net_backend *be, struct state_reader *r)
 
 static const struct net_backend_ops slirp_ops = {
 	.name = "user",
+	.host_sockets = true,
 	.send = sb_send,
 	.recv = sb_recv,
 	.destroy = sb_destroy,

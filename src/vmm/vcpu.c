@@ -4,6 +4,7 @@
  * A guest's mistakes end its VM with a report, never kvmini itself.
  */
 #include "vmm/vcpu.h"
+#include "core/seccomp_filter.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -97,6 +98,7 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	pthread_setname_np(pthread_self(), name);
+	seccomp_filter_enter(SECCOMP_VCPU);
 	if (v->index == 0)
 		vm_timing_mark(&v->timing->first_run);
 	while (!run_state_stop_requested(v->run_state)) {

@@ -180,7 +180,7 @@ expect_fc fc-unknown 2 'firecracker: unknown flag "--bogus"' -- --bogus
 expect_fc fc-kvmini-option 2 'firecracker: unknown flag "--kernel"' -- --kernel /dev/null
 expect_fc fc-kvmini-short 2 'firecracker: unknown flag "-v"' -- -v
 expect_fc fc-positional 2 'firecracker: unknown argument "extra"' -- extra
-expect_fc fc-seccomp-filter 2 'firecracker: --seccomp-filter is not supported: kvmini installs no seccomp filter' -- --seccomp-filter f.bpf
+expect_fc fc-seccomp-filter 2 'firecracker: --seccomp-filter is not supported: kvmini builds its own filters per thread' -- --seccomp-filter f.bpf
 expect_fc fc-module 2 'firecracker: --module is not supported' -- --module api_server
 expect_fc fc-describe-snapshot 2 'firecracker: --describe-snapshot is not supported' -- --describe-snapshot s
 expect_fc fc-snapshot-version 2 'firecracker: --snapshot-version is not supported' -- --snapshot-version
