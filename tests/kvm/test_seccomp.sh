@@ -2,16 +2,16 @@
 # seccomp filters in kvmini run: a thread of each kind that makes a syscall
 # outside its list (the test-only hook KVMINI_TEST_SECCOMP_PROBE=KIND of the
 # sanitizer build: acct(2) once its filter is on) ends the VM with exit 159
-# and a line naming the thread and the syscall. Not probed here: net-queue
-# (kvmini run serves one queue pair on its loop; the pair threads start only
-# with vhost-user multiqueue) and blk-worker.
+# and a line naming the thread and the syscall. A queue pair's thread
+# starts when the guest's driver sets DRIVER_OK: the test guest's net test
+# (test=net) reaches net-queue (loopback) and net-sockets (libslirp).
 . "$(dirname "$0")/lib.sh"
 
-# probe KIND ARGS...: the test guest's net test with KIND probing.
+# probe KIND ARGS...: the test guest (TEST, default hello) with KIND probing.
 probe() {
 	local kind=$1
 	shift
-	KVMINI_TEST_SECCOMP_PROBE=$kind PROBE=1 guest "seccomp-$kind" hello "" "$@"
+	KVMINI_TEST_SECCOMP_PROBE=$kind PROBE=1 guest "seccomp-$kind" "${TEST:-hello}" "" "$@"
 	expect "seccomp: a $kind thread's forbidden syscall ends kvmini" 159 \
 		"seccomp: thread $kind made forbidden syscall 163 \(acct\)"
 }
@@ -21,6 +21,11 @@ probe vcpu
 probe main
 probe fs-worker --fs "$SHARE:kvmtest"
 probe host-watch --fs "$SHARE:kvmtest"
+IMG=$SHARE/blk.img
+truncate -s 65536 "$IMG"
+probe blk-worker --drive "$IMG,id=kvmdisk"
+TEST=net probe net-queue --net loopback
+TEST=net probe net-sockets --net user
 
 # The main thread of a VM configured before its start (--config-file, as
 # Firecracker's) is confined at InstanceStart, before the first guest
