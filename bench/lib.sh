@@ -99,3 +99,48 @@ bench_iperf_ratio() {
 		"$(bench_ratio "$(bench_median "${2}_tx")" "$(bench_median "${3}_tx")" "$6")" \
 		"$(bench_ratio "$(bench_median "${2}_rx")" "$(bench_median "${3}_rx")" "$6")"
 }
+
+# bench_sampler VAR PID FILE: sample PID's resident memory (VmRSS, KiB) and
+# open descriptors every 5 s into FILE ("SECONDS RSS_KIB FDS" lines) from
+# a background loop, its pid -> VAR (ended at cleanup); stops with PID.
+bench_sampler() {
+	local -n _spid=$1
+	local pid=$2 file=$3
+	: >"$file"
+	(
+		t0=$(date +%s)
+		while kill -0 "$pid" 2>/dev/null; do
+			rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+			fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+			[ -n "$rss" ] && echo "$(($(date +%s) - t0)) $rss $fds" >>"$file"
+			sleep 5
+		done
+	) &
+	_spid=$!
+	t_track "$_spid"
+}
+
+# bench_soak_report NAME FILE WARMUP: from bench_sampler's FILE, after the
+# first WARMUP s: RSS growth (the largest RSS after the warm-up less the RSS
+# at its end: under 1 MiB is the confinement issue's target), and the
+# descriptor trend: the most descriptors open in the last third of the
+# samples against the most in the first third (descriptors come and go
+# with the requests in flight, so single samples differ; a leak shows as a
+# higher peak later on).
+bench_soak_report() {
+	awk -v name="$1" -v warm="$3" '
+		BEGIN { n = 0 }
+		$1 >= warm { t[n] = $1; r[n] = $2; f[n] = $3; n++ }
+		END {
+			if (n < 3) { print name ": fewer than 3 samples after the warm-up"; exit 1 }
+			rmax = r[0]; for (i = 1; i < n; i++) if (r[i] > rmax) rmax = r[i]
+			third = int(n / 3); f1 = 0; f3 = 0
+			for (i = 0; i < third; i++) if (f[i] > f1) f1 = f[i]
+			for (i = n - third; i < n; i++) if (f[i] > f3) f3 = f[i]
+			printf "%s: %d samples over %d s after a %d s warm-up\n", name, n, t[n - 1] - t[0], warm
+			printf "  RSS: %d KiB at the warm-up'"'"'s end, largest %d KiB, last %d KiB: growth %d KiB\n", r[0], rmax, r[n - 1], rmax - r[0]
+			printf "  descriptors: most open in the first third %d, in the last third %d (last sample %d)\n", f1, f3, f[n - 1]
+			printf "  target: RSS growth under 1 MiB after warm-up: %d KiB -> %s\n", rmax - r[0], rmax - r[0] < 1024 ? "met" : "NOT met"
+			printf "  target: no descriptor growth: %+d -> %s\n", f3 - f1, f3 <= f1 ? "met" : "NOT met"
+		}' "$2"
+}
