@@ -154,6 +154,7 @@ struct api_drive_config {
 	bool is_root_device;
 	bool is_read_only;
 	const char *partuuid;             /* NULL: root=/dev/vda */
+	struct rate_limiter_config limit; /* rate_limiter; all zero: none */
 };
 
 /* GET /vm/config: what the VM was configured with (the machine comes
@@ -213,9 +214,11 @@ struct api_vm_ops {
 	int (*add_drive)(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
 	/* PATCH /drives/{id} on the running VM: the drive served from @path
 	 * (the same path too: a file grown on the host), the guest told its
-	 * new capacity. 0, -EAGAIN before the start, -ENODEV for no drive
-	 * @id, else -errno with why in @eb; on failure the old file serves on. */
-	int (*patch_drive)(void *ctx, const char *id, const char *path, struct errbuf *eb);
+	 * new capacity, and/or behind @limit; NULL: that one unchanged. 0,
+	 * -EAGAIN before the start, -ENODEV for no drive @id, else -errno with
+	 * why in @eb; on failure the old file serves on. */
+	int (*patch_drive)(void *ctx, const char *id, const char *path,
+			   const struct rate_limiter_config *limit, struct errbuf *eb);
 	/* PUT /entropy: an entropy device (virtio-rng) behind @limit. */
 	int (*set_entropy)(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);

@@ -4,9 +4,10 @@
  * for InstanceStart); PATCH /drives/{drive_id} with its PartialDrive body
  * after the start serves a drive from path_on_host (api_vm_ops.patch_drive:
  * the file opened again, the guest told its capacity), and before the
- * start is refused as Firecracker refuses it. Options kvmini's drives do
- * not have are refused by name, never ignored; those that change nothing
- * here are taken.
+ * start is refused as Firecracker refuses it. A rate_limiter (bandwidth
+ * in bytes, ops in requests) is the drive's, in PUT and PATCH alike.
+ * Options kvmini's drives do not have are refused by name, never ignored;
+ * those that change nothing here are taken.
  */
 #include <errno.h>
 #include <string.h>
@@ -29,32 +30,37 @@ static bool one_of(json_t *body, const char *key, const char *const *allowed,
 	return false;
 }
 
-/* A rate_limiter with buckets: kvmini's drives have none yet (absent,
- * null or {} is no limit, and taken). A PATCH says so in Firecracker's
- * words for a patch it cannot make. */
-static bool limiter_refused(json_t *body, bool patch, struct http_response *resp)
+/* The body's rate_limiter over *@cfg: absent or null changes nothing, a
+ * bucket it does not name stays as it is (Firecracker's bucket update), a
+ * size or refill_time of 0 removes one. False after answering. */
+static bool parse_limiter(json_t *body, struct rate_limiter_config *cfg,
+			  struct http_response *resp)
 {
 	json_t *rl = json_object_get(body, "rate_limiter");
 
-	if (!rl || json_is_null(rl) || (json_is_object(rl) && !json_object_size(rl)))
-		return false;
-	if (patch)
-		api_fault(resp, 400, "Unable to patch the block device: rate_limiter: kvmini's "
-			  "drives have no rate limiter yet (null or {} only). Please verify the "
-			  "request arguments.");
-	else
-		api_fault(resp, 400, "rate_limiter: kvmini's drives have no rate limiter yet");
-	return true;
+	return !rl || json_is_null(rl) || api_parse_limiter(rl, "rate_limiter", cfg, resp);
 }
 
-/* What kvmini's drives do not do yet: a limiter with buckets, a
- * vhost-user-blk socket. */
+/* Drive @id's limiter as the VM has it now (all zero: none, or no drive). */
+static void current_limit(const struct api *api, const char *id, struct rate_limiter_config *cfg)
+{
+	const struct api_vm_ops *vm = api->opts.vm;
+	struct api_vm_config c = { 0 };
+
+	*cfg = (struct rate_limiter_config){ 0 };
+	if (!vm->get_vm_config)
+		return;
+	vm->get_vm_config(api->opts.vm_ctx, &c);
+	for (unsigned i = 0; i < c.n_drives; i++)
+		if (!strcmp(c.drives[i].drive_id, id))
+			*cfg = c.drives[i].limit;
+}
+
+/* A vhost-user-blk socket: kvmini serves its drives itself. */
 static bool unsupported(json_t *body, struct http_response *resp)
 {
 	json_t *sock = json_object_get(body, "socket");
 
-	if (limiter_refused(body, false, resp))
-		return true;
 	if (sock && !json_is_null(sock)) {
 		api_fault(resp, 400, "socket: kvmini serves drives itself (no vhost-user-blk backend)");
 		return true;
@@ -85,7 +91,8 @@ static bool parse_drive(json_t *body, const char *id, struct api_drive_config *d
 	}
 	ok = ok && api_get_bool(body, "is_root_device", &dc->is_root_device, what, resp) &&
 	     api_get_bool(body, "is_read_only", &dc->is_read_only, what, resp) &&
-	     one_of(body, "cache_type", caches, resp) && one_of(body, "io_engine", engines, resp);
+	     one_of(body, "cache_type", caches, resp) && one_of(body, "io_engine", engines, resp) &&
+	     parse_limiter(body, &dc->limit, resp);
 	return ok && !unsupported(body, resp);
 }
 
@@ -133,11 +140,12 @@ static void patch_answer(struct http_response *resp, int r, const char *id,
 		api_no_content(resp);
 }
 
-/* Firecracker's PartialDrive: drive_id (the path's), path_on_host, and
- * rate_limiter, which only an empty one passes here. Without a path there
- * is nothing kvmini could change: refused, as Firecracker refuses it for a
- * file-backed drive. The path in *@path; false after answering. */
+/* Firecracker's PartialDrive: drive_id (the path's), path_on_host and
+ * rate_limiter, each optional. With neither there is nothing to change:
+ * refused, as Firecracker refuses it. The path in *@path (NULL: the file
+ * stays), the limiter in *@limit and *@has_limit; false after answering. */
 static bool parse_patch(json_t *body, const char *id, const char **path,
+			struct rate_limiter_config *limit, bool *has_limit,
 			struct http_response *resp)
 {
 	static const char *const keys[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
@@ -152,20 +160,23 @@ static bool parse_patch(json_t *body, const char *id, const char **path,
 		return false;
 	}
 	*path = api_get_string(body, "path_on_host", false, &ok, what, resp);
-	if (!ok || limiter_refused(body, true, resp))
+	*has_limit = json_object_get(body, "rate_limiter") != NULL;
+	if (!ok || !parse_limiter(body, limit, resp))
 		return false;
-	if (!*path)
-		api_fault(resp, 400, "Unable to patch the block device: no path_on_host, nothing "
-			  "to change. Please verify the request arguments.");
-	return *path != NULL;
+	if (!*path && !*has_limit)
+		api_fault(resp, 400, "Unable to patch the block device: no path_on_host and no "
+			  "rate_limiter, nothing to change. Please verify the request arguments.");
+	return *path || *has_limit;
 }
 
 void api_drive_patch(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp)
 {
 	const struct api_vm_ops *vm = api->opts.vm;
+	struct rate_limiter_config limit;
 	struct errbuf eb = { 0 };
 	const char *path = NULL;
+	bool has_limit = false;
 
 	if (!vm || !vm->patch_drive) {
 		api_fault(resp, 400, "This kvmini instance has no drives to patch.");
@@ -174,8 +185,10 @@ void api_drive_patch(struct api *api, const char *id, const struct http_request 
 	json_t *body = api_body_object(req, resp);
 	if (!body)
 		return;
-	if (parse_patch(body, id, &path, resp))
-		patch_answer(resp, vm->patch_drive(api->opts.vm_ctx, id, path, &eb), id, &eb);
+	current_limit(api, id, &limit);
+	if (parse_patch(body, id, &path, &limit, &has_limit, resp))
+		patch_answer(resp, vm->patch_drive(api->opts.vm_ctx, id, path,
+						   has_limit ? &limit : NULL, &eb), id, &eb);
 	json_decref(body);
 }
 
@@ -185,11 +198,12 @@ json_t *api_drives_json(const struct api_vm_config *c)
 
 	for (unsigned i = 0; list && i < c->n_drives; i++) {
 		const struct api_drive_config *d = &c->drives[i];
-		json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:n,s:n}",
+		json_array_append_new(list, json_pack("{s:s,s:s,s:b,s:b,s:o,s:s,s:s,s:o,s:n}",
 			"drive_id", d->drive_id, "path_on_host", d->path_on_host,
 			"is_root_device", d->is_root_device, "is_read_only", d->is_read_only,
 			"partuuid", d->partuuid ? json_string(d->partuuid) : json_null(),
-			"cache_type", "Unsafe", "io_engine", "Sync", "rate_limiter", "socket"));
+			"cache_type", "Unsafe", "io_engine", "Sync",
+			"rate_limiter", api_limiter_json(&d->limit), "socket"));
 	}
 	return list;
 }

@@ -46,9 +46,16 @@ static void deliver_posted(struct virtio_blk *blk)
 		dev->transport->ops->signal_used(dev->transport, 0);
 }
 
+static void throttle_wait(struct virtio_blk *blk);
+static void mark_work(struct virtio_blk *blk, bool on);
+
 static void on_posted(struct event_notifier *n)
 {
-	deliver_posted(container_of(n, struct virtio_blk, posted));
+	struct virtio_blk *blk = container_of(n, struct virtio_blk, posted);
+
+	deliver_posted(blk);
+	if (exchange_seq_cst(&blk->throttle_pending, false))
+		throttle_wait(blk);
 }
 
 static void post(struct virtio_blk *blk, bool *flag)
@@ -247,6 +254,75 @@ static void handle_chain(struct virtio_blk *blk, struct vq_chain *c)
 	complete(blk, c->head, rq.written + 1);
 }
 
+/* --- the rate limiter ----------------------------------------------------------- */
+
+/* The data bytes a request moves: all but the header and the status. */
+static uint64_t request_bytes(const struct vq_chain *c)
+{
+	uint64_t all = (uint64_t)c->out_len + c->in_len;
+
+	return all > BLK_HDR_LEN + 1 ? all - BLK_HDR_LEN - 1 : 0;
+}
+
+/* Worker: may @c start? If not, the worker sleeps (no work until the
+ * limiter's wait ends, or a kick) and the loop is asked to time the wait. */
+static bool admitted(struct virtio_blk *blk, const struct vq_chain *c)
+{
+	pause_gate_lock(&blk->gate);
+	bool ok = rate_limiter_consume(&blk->limiter, request_bytes(c));
+	if (!ok)
+		blk->has_work = false;
+	pause_gate_unlock(&blk->gate);
+	if (!ok) {
+		CTR_INC(blk, rx_requests_throttled);
+		post(blk, &blk->throttle_pending);
+	}
+	return ok;
+}
+
+/* Loop: the wait is over; the worker tries the held request again. */
+static void on_throttle_timer(struct event_timer *t)
+{
+	struct virtio_blk *blk = container_of(t, struct virtio_blk, throttle_timer);
+
+	pause_gate_lock(&blk->gate);
+	rate_limiter_expire(&blk->limiter);
+	pause_gate_unlock(&blk->gate);
+	mark_work(blk, true);
+}
+
+/* Loop: time the limiter's wait (the worker posted it). */
+static void throttle_wait(struct virtio_blk *blk)
+{
+	pause_gate_lock(&blk->gate);
+	bool blocked = rate_limiter_blocked(&blk->limiter);
+	uint64_t ns = blk->limiter.wait_ns;
+	pause_gate_unlock(&blk->gate);
+	if (blocked)
+		event_loop_timer_arm(blk->vdev.loop, &blk->throttle_timer, on_throttle_timer,
+				     MAX(ns, RL_MIN_WAIT_NS));
+}
+
+int virtio_blk_set_limit(struct virtio_blk *blk, const struct rate_limiter_config *cfg)
+{
+	pause_gate_lock(&blk->gate);
+	int r = rate_limiter_configure(&blk->limiter, cfg);   /* ends a wait */
+	pause_gate_unlock(&blk->gate);
+	if (r < 0)
+		return r;
+	event_loop_timer_cancel(blk->vdev.loop, &blk->throttle_timer);
+	if (blk->vdev.active)
+		mark_work(blk, true);
+	return 0;
+}
+
+void virtio_blk_get_limit(struct virtio_blk *blk, struct rate_limiter_config *cfg)
+{
+	pause_gate_lock(&blk->gate);
+	rate_limiter_get_config(&blk->limiter, cfg);
+	pause_gate_unlock(&blk->gate);
+}
+
 /* --- the worker ------------------------------------------------------------------ */
 
 struct worker_view {
@@ -286,6 +362,14 @@ static void serve_one(struct worker_view *w)
 {
 	struct virtio_blk *blk = w->blk;
 
+	/* A held request goes first: the ring's order is the driver's. */
+	if (blk->held) {
+		if (admitted(blk, &blk->chain)) {
+			blk->held = false;
+			handle_chain(blk, &blk->chain);
+		}
+		return;
+	}
 	switch (take(w)) {
 	case VQ_POP_EMPTY:
 		return;
@@ -300,7 +384,10 @@ static void serve_one(struct worker_view *w)
 		complete(blk, blk->chain.head, 0);
 		return;
 	case VQ_POP_OK:
-		handle_chain(blk, &blk->chain);
+		if (admitted(blk, &blk->chain))
+			handle_chain(blk, &blk->chain);
+		else
+			blk->held = true;
 		return;
 	}
 }
@@ -397,6 +484,8 @@ static void blk_reset(struct virtio_device *vdev)
 
 	hold_at_boundary(blk);
 	mark_work(blk, false);
+	blk->held = false;            /* the ring it came from is gone */
+	event_loop_timer_cancel(vdev->loop, &blk->throttle_timer);
 }
 
 static void blk_pause(struct virtio_device *vdev)
@@ -471,6 +560,7 @@ int virtio_blk_init(struct virtio_blk *blk, struct blk_image *img, struct event_
 	blk->vdev.vqs = &blk->vq;
 	blk->vdev.num_queues = 1;
 	vq_reset(&blk->vq);
+	rate_limiter_init(&blk->limiter, NULL, NULL, NULL);   /* none until set */
 	int r = pause_gate_init(&blk->gate);       /* closed until activation */
 	if (r < 0)
 		return r;
@@ -497,6 +587,7 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 		pause_gate_shutdown(&blk->gate);
 		pthread_join(blk->worker, NULL);
 	}
+	event_loop_timer_cancel(blk->vdev.loop, &blk->throttle_timer);
 	event_notifier_destroy(blk->vdev.loop, &blk->posted);
 	pause_gate_destroy(&blk->gate);
 	blk->vdev.ops = NULL;

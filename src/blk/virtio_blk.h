@@ -24,6 +24,13 @@
  * its capacity may have changed (a config change: a new generation and
  * the config interrupt).
  *
+ * A drive may have Firecracker's rate limiter (core/rate_limiter.h): each
+ * request takes one op and its data bytes. A request the buckets cannot
+ * pay for yet is held, popped but not started, and the worker sleeps until
+ * a timer on the loop says the tokens are there; the requests behind it
+ * wait in the ring. The limiter is the worker's, under the gate's lock
+ * (the loop changes it and ends its waits there too).
+ *
  * Threads: the loop thread takes kicks, activation, reset, pause and swaps; the
  * worker pops, does the I/O and completes, through a pause gate
  * (core/pause_gate.h), so a reset or a pause returns with no request
@@ -40,6 +47,7 @@
 #include "core/counters.h"
 #include "core/event_loop.h"
 #include "core/pause_gate.h"
+#include "core/rate_limiter.h"
 #include "virtio/device.h"
 #include "virtio/virtqueue.h"
 
@@ -65,7 +73,8 @@
 	X(rx_writes_read_only,     "writes, discards or zeroings of a read-only drive (IOERR)") \
 	X(tx_io_errors,            "requests the host's I/O failed (IOERR)") \
 	X(rx_discards_ignored,     "discards the image's file system could not do (a hint: OK)") \
-	X(rx_queue_poisoned,       "times the queue was found broken (NEEDS_RESET)")
+	X(rx_queue_poisoned,       "times the queue was found broken (NEEDS_RESET)") \
+	X(rx_requests_throttled,   "times a request waited for the drive's rate limiter")
 
 struct virtio_blk_counters {
 	VIRTIO_BLK_COUNTERS(COUNTER_FIELD)
@@ -84,8 +93,11 @@ struct virtio_blk {
 	bool has_work;
 	uint64_t kick_seq;
 	struct vq_chain chain;        /* the worker's */
-	struct event_notifier posted; /* interrupts and poisoning owed by the worker */
-	bool irq_pending, poisoned_pending;
+	struct event_notifier posted; /* interrupts, poisoning, waits owed by the worker */
+	bool irq_pending, poisoned_pending, throttle_pending;
+	struct rate_limiter limiter;  /* no loop of its own: under the gate's lock */
+	struct event_timer throttle_timer;   /* loop: the limiter's wait */
+	bool held;                    /* the worker's chain popped, waiting for tokens */
 	struct virtio_blk_counters counters;   /* worker (and tests) write, atomics read */
 };
 
@@ -100,6 +112,11 @@ int virtio_blk_init(struct virtio_blk *blk, struct blk_image *img, struct event_
  * when @next's read-only setting differs from the drive's: the features
  * negotiated (RO, DISCARD, WRITE_ZEROES) would lie. */
 int virtio_blk_swap_image(struct virtio_blk *blk, struct blk_image *next);
+/* The drive's rate limiter from now on (all zero: none); a request waiting
+ * for the old one is tried again. Loop thread. 0 or -EINVAL (out of range:
+ * nothing changed). */
+int virtio_blk_set_limit(struct virtio_blk *blk, const struct rate_limiter_config *cfg);
+void virtio_blk_get_limit(struct virtio_blk *blk, struct rate_limiter_config *cfg);
 /* After the transport has let go of the device (it is reset). */
 void virtio_blk_destroy(struct virtio_blk *blk);
 /* A copy of the counters (any thread). */

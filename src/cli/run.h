@@ -51,6 +51,7 @@ struct run_args {
 		char partuuid[65];       /* "": root=/dev/vda */
 		bool read_only;
 		bool root;
+		struct rate_limiter_config limit;   /* all zero: none */
 	} drives[RUN_MAX_DRIVES];
 	unsigned n_drives;
 	bool entropy;                    /* --entropy, PUT /entropy: a virtio-rng device */
@@ -201,7 +202,8 @@ int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct e
 int run_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
 /* PATCH /drives/{id}: 0, -EAGAIN before the start, -ENODEV for no drive
  * @id, else -errno with why in @eb (the old image serves on). */
-int run_patch_drive(void *ctx, const char *id, const char *path, struct errbuf *eb);
+int run_patch_drive(void *ctx, const char *id, const char *path,
+		    const struct rate_limiter_config *limit, struct errbuf *eb);
 /* --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]: 0 or -EINVAL (logged). */
 int run_take_drive(struct run_args *a, const char *spec);
 /* The machine configuration's drives (root first) and boot arguments. */

@@ -77,7 +77,8 @@ int run_drive_put(struct run_args *a, const struct api_drive_config *dc, struct 
 	}
 	if (d == &a->drives[a->n_drives])
 		a->n_drives++;
-	*d = (struct run_drive){ .read_only = dc->is_read_only, .root = dc->is_root_device };
+	*d = (struct run_drive){ .read_only = dc->is_read_only, .root = dc->is_root_device,
+				 .limit = dc->limit };
 	snprintf(d->id, sizeof(d->id), "%s", dc->drive_id);
 	snprintf(d->path, sizeof(d->path), "%s", dc->path_on_host);
 	snprintf(d->partuuid, sizeof(d->partuuid), "%s", dc->partuuid ? dc->partuuid : "");
@@ -98,8 +99,11 @@ int run_add_drive(void *opaque, const struct api_drive_config *dc, struct errbuf
 }
 
 /* PATCH /drives/{id} on the running VM: the machine's drive of that id
- * served from @path, which GET /vm/config shows from then on. */
-int run_patch_drive(void *opaque, const char *id, const char *path, struct errbuf *eb)
+ * served from @path and/or behind @limit (NULL: unchanged), which GET
+ * /vm/config shows from then on. The file first: a file that does not
+ * open changes nothing. */
+int run_patch_drive(void *opaque, const char *id, const char *path,
+		    const struct rate_limiter_config *limit, struct errbuf *eb)
 {
 	struct run_ctx *ctx = opaque;
 	struct run_args *a = ctx->args;
@@ -114,16 +118,28 @@ int run_patch_drive(void *opaque, const char *id, const char *path, struct errbu
 		d++;
 	if (i == ctx->cfg.n_drives || d == a->drives + a->n_drives)
 		return -ENODEV;
-	if (!fits(path, sizeof(d->path))) {
+	if (path && !fits(path, sizeof(d->path))) {
 		errbuf_set(eb, "path_on_host longer than %zu bytes", sizeof(d->path) - 1);
 		return -EINVAL;
 	}
-	int r = machine_replace_drive(&ctx->machine, i, path, eb);
+	if (limit && !rate_limiter_config_valid(limit)) {
+		errbuf_set(eb, "rate_limiter out of range");
+		return -EINVAL;
+	}
+	int r = path ? machine_replace_drive(&ctx->machine, i, path, eb) : 0;
 	if (r < 0)
 		return r;
-	snprintf(d->path, sizeof(d->path), "%s", path);
-	log_info("drive %s: now %s, %llu sectors", id, path,
-		 (unsigned long long)ctx->machine.drives[i].img.sectors);
+	if (path) {
+		snprintf(d->path, sizeof(d->path), "%s", path);
+		log_info("drive %s: now %s, %llu sectors", id, path,
+			 (unsigned long long)ctx->machine.drives[i].img.sectors);
+	}
+	if (limit) {
+		machine_set_drive_limit(&ctx->machine, i, limit);   /* checked above */
+		d->limit = *limit;
+		log_info("drive %s: rate limiter %s", id,
+			 rate_limiter_active(&ctx->machine.drives[i].dev->limiter) ? "set" : "off");
+	}
 	return 0;
 }
 
@@ -209,7 +225,8 @@ void run_configure_drives(struct run_ctx *ctx)
 			if ((pass == 0) != (d == root))
 				continue;
 			ctx->drives[n++] = (struct machine_drive_config){
-				.id = d->id, .path = d->path, .read_only = d->read_only };
+				.id = d->id, .path = d->path, .read_only = d->read_only,
+				.limit = d->limit };
 		}
 	ctx->cfg.drives = ctx->drives;
 	ctx->cfg.n_drives = n;

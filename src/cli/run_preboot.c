@@ -119,7 +119,8 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 		const struct run_drive *d = &a->drives[i];
 		out->drives[i] = (struct api_drive_config){
 			.drive_id = d->id, .path_on_host = d->path, .is_root_device = d->root,
-			.is_read_only = d->read_only, .partuuid = d->partuuid[0] ? d->partuuid : NULL };
+			.is_read_only = d->read_only, .partuuid = d->partuuid[0] ? d->partuuid : NULL,
+			.limit = d->limit };
 	}
 	for (unsigned i = 0; i < out->n_ifaces; i++) {
 		const struct net_iface_config *ifc = &c->ifaces[i];

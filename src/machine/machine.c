@@ -100,9 +100,14 @@ static int add_drive(struct machine *m, const struct machine_drive_config *cfg)
 		d->dev = NULL;
 		return r;
 	}
-	log_info("drive %s: %s, %llu sectors%s, device %u", cfg->id, cfg->path,
+	r = virtio_blk_set_limit(d->dev, &cfg->limit);
+	if (r < 0) {
+		log_err("drive %s: rate limiter out of range", cfg->id);
+		return r;
+	}
+	log_info("drive %s: %s, %llu sectors%s%s, device %u", cfg->id, cfg->path,
 		 (unsigned long long)d->img.sectors, cfg->read_only ? ", read-only" : "",
-		 m->n_slots);
+		 rate_limiter_active(&d->dev->limiter) ? ", rate-limited" : "", m->n_slots);
 	return add_slot(m, &d->dev->vdev);
 }
 
@@ -127,6 +132,13 @@ int machine_replace_drive(struct machine *m, unsigned i, const char *path, struc
 		return r;
 	}
 	return 0;
+}
+
+int machine_set_drive_limit(struct machine *m, unsigned i, const struct rate_limiter_config *cfg)
+{
+	if (i >= m->n_drives || !m->drives[i].dev)
+		return -ENODEV;
+	return virtio_blk_set_limit(m->drives[i].dev, cfg);
 }
 
 static int add_devices(struct machine *m)

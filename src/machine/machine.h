@@ -40,6 +40,7 @@ struct machine_drive_config {
 	const char *id;                   /* the drive's name: its serial (GET_ID) */
 	const char *path;                 /* the image: a file or a block device */
 	bool read_only;
+	struct rate_limiter_config limit; /* all zero: none */
 };
 
 /* One virtio-fs device: the share and the device serving it. */
@@ -169,6 +170,9 @@ int machine_pause(struct machine *m);
  * guest told the new capacity. Loop thread. 0, or -errno with why in @eb
  * (-ENODEV for no drive @i): then the old image serves on. */
 int machine_replace_drive(struct machine *m, unsigned i, const char *path, struct errbuf *eb);
+/* Drive @i's rate limiter from now on (virtio_blk_set_limit). 0, -ENODEV,
+ * or -EINVAL for a limit out of range. */
+int machine_set_drive_limit(struct machine *m, unsigned i, const struct rate_limiter_config *cfg);
 /* Devices first, then the vCPUs. 0, also when not paused. Loop thread. */
 int machine_resume(struct machine *m);
 void machine_destroy(struct machine *m);

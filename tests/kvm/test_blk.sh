@@ -8,7 +8,8 @@
 #  - the root drive given last is still the first device, with
 #    root=/dev/vda on the command line;
 #  - a read-only drive refuses the write and leaves the file alone;
-#  - Firecracker's --config-file with a drive at a relative path;
+#  - Firecracker's --config-file with a drive at a relative path, and
+#    with a rate_limiter the guest's requests wait for;
 #  - PATCH /drives on the running VM: a file that does not open is refused
 #    (400) and the old one serves on; a grown copy of the image PATCHed in
 #    is seen by the guest (config-change interrupt, new generation, the new
@@ -73,6 +74,20 @@ run blk-config "" -- --config-file "$LOGDIR/blk.json" --no-api
 expect "blk: --config-file's drive at a relative path: the guest's checks pass" 0 'blk: done \(0 failures\)'
 [ "$(sector "$REL" 10)" = "4b 512" ] && pass "blk: --config-file's drive written" ||
 	fail "blk: --config-file's drive: sector 10 is $(sector "$REL" 10)"
+
+# The drive's rate_limiter (Firecracker's): 2 requests per 50 ms, no
+# burst; the guest's requests wait their turn and all succeed.
+write_image "$REL" 128
+cat >"$LOGDIR/blk.json" <<JSON
+{"boot-source": {"kernel_image_path": "$GUEST", "boot_args": "test=blk"},
+ "drives": [{"drive_id": "kvmdisk", "path_on_host": "$REL", "is_root_device": false,
+             "is_read_only": false, "rate_limiter": {"ops": {"size": 2, "refill_time": 50}}}]}
+JSON
+run blk-limited "" -- --config-file "$LOGDIR/blk.json" --no-api --counters
+expect "blk: a rate-limited drive: the guest's checks pass" 0 'blk: done \(0 failures\)'
+[ "$(counter rx_requests_throttled)" -gt 0 ] 2>/dev/null && grep -q 'rate-limited' <<<"$ERR" &&
+	pass "blk: a rate-limited drive: requests waited for the limiter ($(counter rx_requests_throttled) times)" ||
+	fail "blk: a rate-limited drive: rx_requests_throttled $(counter rx_requests_throttled)"
 rm -f "$REL" "$LOGDIR/blk.json"
 
 # PATCH /drives on the running VM.
@@ -111,6 +126,13 @@ if command -v curl >/dev/null; then
 			python3 -c 'import json, sys; print(json.load(sys.stdin)["drives"][0]["path_on_host"])')
 		[ "$shown" = "$IMG.grown" ] && pass "blk: GET /vm/config shows the patched path" ||
 			fail "blk: GET /vm/config's path_on_host is \"$shown\""
+		# A rate_limiter alone: the file stays, the guest's requests go on.
+		patch_drive '{"drive_id":"kvmdisk","rate_limiter":{"ops":{"size":50,"refill_time":10}}}'
+		shown=$(curl -s --max-time 10 --unix-socket "$api" http://k/vm/config |
+			python3 -c 'import json, sys; d = json.load(sys.stdin)["drives"][0]; print(d["path_on_host"], d["rate_limiter"]["ops"]["size"])')
+		[ "$CODE" = 204 ] && [ "$shown" = "$IMG.grown 50" ] &&
+			pass "blk: PATCH /drives with a rate_limiter alone (204, shown, the file kept)" ||
+			fail "blk: PATCH rate_limiter answered $CODE: $BODY; /vm/config: $shown"
 	else
 		fail "blk: the resize guest never waited for the config change ($LOGDIR/$LAST.out)"
 	fi

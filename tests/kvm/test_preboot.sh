@@ -75,27 +75,27 @@ grep -q '"entropy":{"rate_limiter":{"bandwidth":{"size":1000,"one_time_burst":0,
 	[ "$codes" = 204 ] && pass "preboot: PUT /entropy (204), read back in GET /vm/config" ||
 	fail "preboot: PUT /entropy answered $codes, /vm/config $(get /vm/config)"
 # Drives, as Firecracker checks them: a backing file that opens, the same
-# id in path and body, one root; limiters and vhost-user sockets refused by
+# id in path and body, one root, a well-formed limiter (the drive's); vhost-user sockets refused by
 # name; the root drive PUT last still goes first.
 truncate -s 1M "$LOGDIR/root.img" "$LOGDIR/data.img"
 bad=""
 for req in "/drives/d1|{\"drive_id\":\"d1\",\"path_on_host\":\"$LOGDIR/none.img\",\"is_root_device\":false}|Unable to open" \
 	"/drives/d1|{\"drive_id\":\"d2\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":false}|does not match" \
 	"/drives/d1|{\"drive_id\":\"d1\",\"path_on_host\":\"$LOGDIR/data.img\"}|is_root_device" \
-	"/drives/d1|{\"drive_id\":\"d1\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":false,\"rate_limiter\":{\"ops\":{\"size\":1,\"refill_time\":1}}}|no rate limiter"; do
+	"/drives/d1|{\"drive_id\":\"d1\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":false,\"rate_limiter\":{\"ops\":{\"size\":-1,\"refill_time\":1}}}|rate_limiter.ops"; do
 	IFS='|' read -r path body want <<<"$req"
 	api_put "$api" "$path" "$body"
 	{ [ "$CODE" = 400 ] && grep -q "$want" <<<"$BODY"; } || bad+=" [$want: $CODE $BODY]"
 done
-[ -z "$bad" ] && pass "preboot: PUT /drives refusals (no file, ids differ, no is_root_device, a limiter): 400 with why" ||
+[ -z "$bad" ] && pass "preboot: PUT /drives refusals (no file, ids differ, no is_root_device, a bad limiter): 400 with why" ||
 	fail "preboot: PUT /drives refusals:$bad"
-codes="$(put /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":false,\"is_read_only\":true}")"
+codes="$(put /drives/data "{\"drive_id\":\"data\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":false,\"is_read_only\":true,\"rate_limiter\":{\"ops\":{\"size\":100,\"refill_time\":100}}}")"
 codes+=" $(put /drives/rootfs "{\"drive_id\":\"rootfs\",\"path_on_host\":\"$LOGDIR/root.img\",\"is_root_device\":true}")"
 api_put "$api" /drives/other "{\"drive_id\":\"other\",\"path_on_host\":\"$LOGDIR/data.img\",\"is_root_device\":true}"
 vmcfg=$(get /vm/config)
 [ "$codes" = "204 204" ] && [ "$CODE" = 400 ] && grep -q 'A root block device already exists!' <<<"$BODY" &&
-	grep -q '"drive_id":"data".*"is_read_only":true' <<<"$vmcfg" && grep -q '"drive_id":"rootfs".*"is_root_device":true' <<<"$vmcfg" &&
-	pass "preboot: two drives PUT (204 each), a second root refused, both read back in GET /vm/config" ||
+	grep -q '"drive_id":"data".*"is_read_only":true.*"rate_limiter":{"ops":{"size":100' <<<"$vmcfg" && grep -q '"drive_id":"rootfs".*"is_root_device":true' <<<"$vmcfg" &&
+	pass "preboot: two drives PUT (204 each, one rate-limited), a second root refused, both read back in GET /vm/config" ||
 	fail "preboot: drives: $codes, second root $CODE $BODY, /vm/config $vmcfg"
 codes="$(put /mmds/config '{"version":"V2","ipv4_address":"169.254.170.2","network_interfaces":["eth0"],"imds_compat":true}')"
 codes+=" $(put /mmds '{"latest":{"meta-data":{"instance-id":"i-pre"}}}')"
@@ -126,8 +126,8 @@ grep -q 'eth0: MAC 06:00:ac:10:00:02' <<<"$ERR" && grep -q 'InstanceStart: .*2 v
 	pass "preboot: the VM had the two vCPUs, 128 MiB and the interface with the MAC configured" ||
 	fail "preboot: kvmini's log does not show the configured VM (log $LOGDIR/preboot.err)"
 grep -q 'drive rootfs: .*root.img, 2048 sectors, device 2' <<<"$ERR" &&
-	grep -q 'drive data: .*data.img, 2048 sectors, read-only, device 3' <<<"$ERR" &&
-	pass "preboot: the root drive PUT last became the first drive, the read-only one after it" ||
+	grep -q 'drive data: .*data.img, 2048 sectors, read-only, rate-limited, device 3' <<<"$ERR" &&
+	pass "preboot: the root drive PUT last became the first drive, the read-only, rate-limited one after it" ||
 	fail "preboot: the drives are not in the log as configured (log $LOGDIR/preboot.err)"
 grep -q 'entropy: virtio-rng, device 1, rate-limited' <<<"$ERR" &&
 	pass "preboot: the entropy device PUT before the start is the VM's second device" ||

@@ -189,6 +189,7 @@ struct fake_vm {
 	struct fake_drive {
 		char id[16], path[64];
 		bool root;
+		struct rate_limiter_config limit;
 	} drives[2];
 	unsigned n_drives, drive_patches;
 };
@@ -352,7 +353,8 @@ static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
 	out->n_drives = vm->n_drives;
 	for (unsigned i = 0; i < vm->n_drives; i++)
 		out->drives[i] = (struct api_drive_config){ .drive_id = vm->drives[i].id,
-			.path_on_host = vm->drives[i].path, .is_root_device = vm->drives[i].root };
+			.path_on_host = vm->drives[i].path, .is_root_device = vm->drives[i].root,
+			.limit = vm->drives[i].limit };
 }
 
 static int fake_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb)
@@ -369,11 +371,13 @@ static int fake_add_drive(void *ctx, const struct api_drive_config *dc, struct e
 	snprintf(d->id, sizeof(d->id), "%s", dc->drive_id);
 	snprintf(d->path, sizeof(d->path), "%s", dc->path_on_host);
 	d->root = dc->is_root_device;
+	d->limit = dc->limit;
 	return 0;
 }
 
 /* As kvmini run's: the drive's file must open, else it keeps the old. */
-static int fake_patch_drive(void *ctx, const char *id, const char *path, struct errbuf *eb)
+static int fake_patch_drive(void *ctx, const char *id, const char *path,
+			    const struct rate_limiter_config *limit, struct errbuf *eb)
 {
 	struct fake_vm *vm = ctx;
 	unsigned i = 0;
@@ -384,12 +388,15 @@ static int fake_patch_drive(void *ctx, const char *id, const char *path, struct 
 		i++;
 	if (i == vm->n_drives)
 		return -ENODEV;
-	if (access(path, R_OK) < 0) {
+	if (path && access(path, R_OK) < 0) {
 		int err = errno;
 		errbuf_set(eb, "%s: %s", path, strerror(err));
 		return -err;
 	}
-	snprintf(vm->drives[i].path, sizeof(vm->drives[i].path), "%s", path);
+	if (path)
+		snprintf(vm->drives[i].path, sizeof(vm->drives[i].path), "%s", path);
+	if (limit)
+		vm->drives[i].limit = *limit;
 	vm->drive_patches++;
 	return 0;
 }
@@ -819,9 +826,10 @@ static const char *drive_path_shown(struct rig *r)
 /* PUT /drives before the start and PATCH /drives after it, as Firecracker
  * takes and refuses them: PATCH before the start and PUT after it are
  * refused, a PATCH reaches the VM with the new path (which GET /vm/config
- * then shows), an unknown id, a file that does not open, a limiter with
- * buckets, a body without a path, with another id, or with unknown keys
- * are each refused by name and change nothing. */
+ * then shows), a rate_limiter in PUT and PATCH (alone or with a path) is
+ * the drive's and shown; an unknown id, a file that does not open, a
+ * limiter out of range, a body with neither path nor limiter, with another
+ * id, or with unknown keys are each refused by name and change nothing. */
 static void test_drive_routes(void)
 {
 	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
@@ -854,13 +862,29 @@ static void test_drive_routes(void)
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
 		     "\"path_on_host\":\"/nonexistent/disk.img\"}",
 		     "Unable to patch the block device: /nonexistent/disk.img: No such file");
+	/* A limiter alone: the path stays, the limiter is the drive's. */
+	CHECK_EQ(status_of(&r, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+			   "\"rate_limiter\":{\"bandwidth\":{\"size\":1000,\"refill_time\":100},"
+			   "\"ops\":{\"size\":10,\"one_time_burst\":5,\"refill_time\":1000}}}"), 204);
+	CHECK(!strcmp(drive_path_shown(&r), "/tmp"));
+	CHECK_EQ(vm.drives[0].limit.bandwidth.size, 1000);
+	CHECK_EQ(vm.drives[0].limit.ops.one_time_burst, 5);
+	struct reply rp = call(&r, "GET", "/vm/config", NULL);
+	json_t *rl = json_object_get(json_array_get(member(rp.json, "drives", NULL), 0),
+				     "rate_limiter");
+	CHECK(json_integer_value(json_object_get(json_object_get(rl, "ops"), "refill_time")) == 1000);
+	reply_free(&rp);
+	/* A bucket the PATCH does not name stays. */
+	CHECK_EQ(status_of(&r, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
+			   "\"rate_limiter\":{\"bandwidth\":{\"size\":2000,\"refill_time\":100}}}"),
+		 204);
+	CHECK_EQ(vm.drives[0].limit.bandwidth.size, 2000);
+	CHECK_EQ(vm.drives[0].limit.ops.size, 10);
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
-		     "\"path_on_host\":\"/dev/null\",\"rate_limiter\":{\"bandwidth\":"
-		     "{\"size\":1000,\"refill_time\":100}}}",
-		     "Unable to patch the block device: rate_limiter: kvmini's drives have no rate "
-		     "limiter");
+		     "\"rate_limiter\":{\"ops\":{\"size\":\"ten\",\"refill_time\":1}}}",
+		     "size");
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\"}",
-		     "no path_on_host, nothing to change");
+		     "no path_on_host and no rate_limiter, nothing to change");
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"other\","
 		     "\"path_on_host\":\"/dev/null\"}", "does not match");
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"path_on_host\":\"/dev/null\"}",
@@ -870,8 +894,9 @@ static void test_drive_routes(void)
 		     "unknown field \"is_read_only\"");
 	expect_fault(&r, 400, "PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\","
 		     "\"path_on_host\":7}", "\"path_on_host\" in the drive must be a string");
-	CHECK_EQ(vm.drive_patches, 2);
+	CHECK_EQ(vm.drive_patches, 4);
 	CHECK(!strcmp(drive_path_shown(&r), "/tmp"));
+	CHECK_EQ(vm.drives[0].limit.bandwidth.size, 2000);
 	rig_down(&r);
 }
 
