@@ -7,6 +7,7 @@
  */
 #include "api/api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,14 @@ void api_attach_devices(struct api *api, const struct api_iface *ifaces, unsigne
 		api->opts.ifaces[i] = ifaces[i];
 	api->opts.n_ifaces = n;
 	api->opts.mmds = m;
+}
+
+int api_add_source(struct api *api, const struct api_counter_source *src)
+{
+	if (api->opts.n_sources >= API_MAX_SOURCES)
+		return -ENOSPC;
+	api->opts.sources[api->opts.n_sources++] = *src;
+	return 0;
 }
 
 void api_stop(struct api *api)

@@ -48,7 +48,7 @@ struct api_counter_source {
 	void *opaque;
 };
 
-#define API_MAX_SOURCES 4
+#define API_MAX_SOURCES 16
 #define API_MAX_IFACES 8
 #define API_MAX_BODY_BYTES (1u << 20)
 /* The most --http-api-max-payload-size may allow. */
@@ -277,6 +277,10 @@ int api_apply_config_file(struct api *api, const char *path, struct errbuf *eb);
 int api_metrics_open_path(struct api *api, const char *path, struct errbuf *eb);
 void api_attach_devices(struct api *api, const struct api_iface *ifaces, unsigned n,
 			struct mmds *m);
+/* One more object of counters in the metrics (a device the VM was built
+ * with: "block_<drive_id>", "entropy"); @src->name must outlive the API.
+ * 0, or -ENOSPC past API_MAX_SOURCES. */
+int api_add_source(struct api *api, const struct api_counter_source *src);
 
 /* The http_handler_fn and http_error_fn of the API (opaque: struct api *). */
 void api_http_handler(void *opaque, const struct http_request *req, struct http_response *resp);

@@ -80,6 +80,72 @@ static void add_counters(json_t *sum, json_t *one)
 	}
 }
 
+/*
+ * Firecracker's names for what kvmini counts, so its tooling finds them:
+ * each the sum of the kvmini counters named (kvmini's own keys stay
+ * beside them, as extensions). Only where the meaning is the same; a
+ * Firecracker metric kvmini has no counter for is left out, not shown 0.
+ */
+struct fc_alias {
+	const char *fc;
+	const char *ours[4];
+};
+
+static const struct fc_alias net_aliases[] = {
+	{ "rx_bytes_count", { "rx_bytes" } },
+	{ "rx_packets_count", { "rx_packets" } },
+	{ "rx_count", { "rx_packets" } },
+	{ "tx_bytes_count", { "tx_bytes" } },
+	{ "tx_packets_count", { "tx_packets" } },
+	{ "tx_count", { "tx_packets" } },
+	{ "no_rx_avail_buffer", { "rx_waited_for_buffers" } },
+	{ "rx_rate_limiter_throttled", { "rx_rate_limited" } },
+	{ "tx_rate_limiter_throttled", { "tx_rate_limited" } },
+	{ "tx_malformed_frames", { "tx_chain_invalid", "tx_hdr_invalid", "tx_frame_oversize" } },
+	{ "tx_fails", { "tx_backend_errors" } },
+	{ NULL, { NULL } },
+};
+
+static const struct fc_alias block_aliases[] = {
+	{ "read_count", { "rx_requests_read" } },
+	{ "write_count", { "rx_requests_write" } },
+	{ "flush_count", { "rx_requests_flush" } },
+	{ "read_bytes", { "tx_read_bytes" } },
+	{ "write_bytes", { "rx_write_bytes" } },
+	{ "invalid_reqs_count", { "rx_requests_unsupported", "rx_requests_malformed",
+				  "rx_requests_out_of_range", "rx_writes_read_only" } },
+	{ "execute_fails", { "tx_io_errors" } },
+	{ "rate_limiter_throttled_events", { "rx_requests_throttled" } },
+	{ NULL, { NULL } },
+};
+
+static const struct fc_alias entropy_aliases[] = {
+	{ "entropy_bytes", { "tx_random_bytes" } },
+	{ "entropy_event_count", { "tx_requests_filled" } },
+	{ "entropy_event_fails", { "rx_chains_invalid" } },
+	{ "host_rng_fails", { "tx_getrandom_failed" } },
+	{ "entropy_rate_limiter_throttled", { "rx_queue_rate_limited" } },
+	{ NULL, { NULL } },
+};
+
+static void add_fc_names(json_t *obj, const struct fc_alias *tab)
+{
+	for (; tab->fc; tab++) {
+		json_int_t sum = 0;
+		bool found = false;
+
+		for (unsigned i = 0; i < ARRAY_SIZE(tab->ours) && tab->ours[i]; i++) {
+			json_t *v = json_object_get(obj, tab->ours[i]);
+			if (json_is_integer(v)) {
+				sum += json_integer_value(v);
+				found = true;
+			}
+		}
+		if (found && !json_object_get(obj, tab->fc))
+			json_object_set_new(obj, tab->fc, json_integer(sum));
+	}
+}
+
 static void visit_mmds(void *opaque, const struct counter_sink *sink)
 {
 	mmds_visit_counters(opaque, sink);
@@ -102,7 +168,8 @@ static uint64_t utc_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* Firecracker's layout: the aggregate "net" and one "net_<iface_id>". */
+/* Firecracker's layout: the aggregate "net" and one "net_<iface_id>", the
+ * aggregate "block" and one "block_<drive_id>", "entropy". */
 char *api_metrics_line(struct api *api)
 {
 	char key[80];
@@ -117,6 +184,7 @@ char *api_metrics_line(struct api *api)
 	for (unsigned i = 0; i < api->opts.n_ifaces && i < API_MAX_IFACES; i++) {
 		const struct api_iface *ifc = &api->opts.ifaces[i];
 		json_t *one = capture_counters("net", visit_net, ifc->net);
+		add_fc_names(one, net_aliases);
 		add_counters(sum, one);
 		snprintf(key, sizeof(key), "net_%s", ifc->iface_id);
 		json_object_set_new(m, key, one);
@@ -124,10 +192,23 @@ char *api_metrics_line(struct api *api)
 	json_object_set_new(m, "net", sum);
 	if (api->opts.mmds)
 		json_object_set_new(m, "mmds", capture_counters("mmds", visit_mmds, api->opts.mmds));
+	/* Device sources; Firecracker's "block" sums its "block_<id>". */
+	json_t *block = NULL;
 	for (unsigned i = 0; i < api->opts.n_sources && i < API_MAX_SOURCES; i++) {
 		const struct api_counter_source *s = &api->opts.sources[i];
-		json_object_set_new(m, s->name, capture_counters(s->name, s->visit, s->opaque));
+		json_t *one = capture_counters(s->name, s->visit, s->opaque);
+		if (!strncmp(s->name, "block_", 6)) {
+			add_fc_names(one, block_aliases);
+			if (!block)
+				block = json_object();
+			add_counters(block, one);
+		} else if (!strcmp(s->name, "entropy")) {
+			add_fc_names(one, entropy_aliases);
+		}
+		json_object_set_new(m, s->name, one);
 	}
+	if (block)
+		json_object_set_new(m, "block", block);
 	char *text = json_dumps(m, JSON_COMPACT);
 	json_decref(m);
 	if (!text)

@@ -126,6 +126,7 @@ struct run_ctx {
 	bool mmds_on;
 	struct api *api;
 	struct api_iface api_ifaces[RUN_MAX_NETS];
+	char api_block_names[RUN_MAX_DRIVES][80];   /* "block_<drive_id>" in the metrics */
 	struct cli_signals sig;
 	/* A run that ends before it has a VM (a signal while waiting): its
 	 * status; and the loop's end after a load that broke the machine. */

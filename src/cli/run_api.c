@@ -69,6 +69,32 @@ static int api_snapshot_create(void *opaque, const struct api_snapshot_create *r
 	return r;
 }
 
+static void visit_device(void *opaque, const struct counter_sink *sink)
+{
+	struct virtio_device *dev = opaque;
+
+	dev->ops->visit_counters(dev, sink);
+}
+
+/* The drives ("block_<id>") and the entropy device in the metrics, under
+ * Firecracker's names for them. */
+static void attach_device_counters(struct run_ctx *ctx)
+{
+	struct machine *m = &ctx->machine;
+
+	for (unsigned i = 0; i < m->n_drives && i < RUN_MAX_DRIVES; i++) {
+		if (!m->drives[i].dev)
+			continue;
+		snprintf(ctx->api_block_names[i], sizeof(ctx->api_block_names[i]), "block_%s",
+			 ctx->cfg.drives[i].id);
+		api_add_source(ctx->api, &(struct api_counter_source){
+			ctx->api_block_names[i], visit_device, &m->drives[i].dev->vdev });
+	}
+	if (m->rng)
+		api_add_source(ctx->api, &(struct api_counter_source){
+			"entropy", visit_device, &m->rng->vdev });
+}
+
 void run_attach_api_devices(struct run_ctx *ctx)
 {
 	struct net_device *devs[RUN_MAX_NETS];
@@ -79,6 +105,7 @@ void run_attach_api_devices(struct run_ctx *ctx)
 		devs[i] = ctx->machine.nets[i].dev;
 	cli_api_ifaces(ctx->cfg.nets, ctx->machine.n_nets, devs, ctx->mmds, ctx->api_ifaces);
 	api_attach_devices(ctx->api, ctx->api_ifaces, ctx->machine.n_nets, ctx->mmds);
+	attach_device_counters(ctx);
 }
 
 static void quit_loop(struct event_deferred *d)
@@ -240,6 +267,9 @@ int run_start_api(struct run_ctx *ctx)
 		r = cli_net_controls_start_api(&a->net, &ctx->machine.loop, ctx->cfg.nets,
 					       ctx->machine.n_nets, devs, ctx->mmds, &extra, &ctx->api);
 	}
+	/* A VM built from the command line has its devices already. */
+	if (r >= 0 && ctx->api && !a->preboot && !a->config_file)
+		attach_device_counters(ctx);
 	return r < 0 ? r : start_metrics(ctx);
 }
 

@@ -126,6 +126,11 @@ if command -v curl >/dev/null; then
 			python3 -c 'import json, sys; print(json.load(sys.stdin)["drives"][0]["path_on_host"])')
 		[ "$shown" = "$IMG.grown" ] && pass "blk: GET /vm/config shows the patched path" ||
 			fail "blk: GET /vm/config's path_on_host is \"$shown\""
+		# The metrics under Firecracker's names: "block_<id>" and "block".
+		shown=$(curl -s --max-time 10 --unix-socket "$api" http://k/metrics |
+			python3 -c 'import json, sys; m = json.load(sys.stdin); print(m["block_kvmdisk"]["read_count"] > 0, m["block"]["read_bytes"] == m["block_kvmdisk"]["tx_read_bytes"] > 0)')
+		[ "$shown" = "True True" ] && pass "blk: GET /metrics: block_kvmdisk and block under Firecracker's names" ||
+			fail "blk: GET /metrics's block objects: $shown"
 		# A rate_limiter alone: the file stays, the guest's requests go on.
 		patch_drive '{"drive_id":"kvmdisk","rate_limiter":{"ops":{"size":50,"refill_time":10}}}'
 		shown=$(curl -s --max-time 10 --unix-socket "$api" http://k/vm/config |

@@ -1441,6 +1441,66 @@ static void test_metrics_http_counters(void)
 	event_loop_destroy(&loop);
 }
 
+/* A drive's counters as virtio-blk names them: reads, bytes, refusals. */
+static void visit_drive(void *opaque, const struct counter_sink *sink)
+{
+	uint64_t base = *(uint64_t *)opaque;
+
+	counter_emit(sink, "", "rx_requests_read", base);
+	counter_emit(sink, "", "tx_read_bytes", base * 4096);
+	counter_emit(sink, "", "rx_requests_out_of_range", 1);
+	counter_emit(sink, "", "rx_writes_read_only", 2);
+}
+
+static void visit_rng(void *opaque, const struct counter_sink *sink)
+{
+	counter_emit(sink, "", "tx_random_bytes", 640);
+	counter_emit(sink, "", "tx_requests_filled", 10);
+}
+
+static long metric(json_t *m, const char *group, const char *key)
+{
+	json_t *v = json_object_get(json_object_get(m, group), key);
+
+	return json_is_integer(v) ? (long)json_integer_value(v) : -1;
+}
+
+/* Device sources in the metrics under Firecracker's names beside kvmini's:
+ * "block_<id>" per drive and their sum "block", "entropy", and the net
+ * objects' Firecracker names (sums where several counters make one). */
+static void test_metrics_firecracker_names(void)
+{
+	uint64_t a = 3, b = 5;
+	struct rig r;
+
+	rig_up(&r, false);
+	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "block_rootfs", visit_drive, &a }), 0);
+	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "block_data", visit_drive, &b }), 0);
+	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), 0);
+	char *line = api_metrics_line(r.api);
+	json_t *m = json_loads(line, 0, NULL);
+	CHECK(m != NULL);
+	CHECK_EQ(metric(m, "block_rootfs", "read_count"), 3);
+	CHECK_EQ(metric(m, "block_rootfs", "rx_requests_read"), 3);      /* kvmini's, kept */
+	CHECK_EQ(metric(m, "block_rootfs", "invalid_reqs_count"), 3);
+	CHECK_EQ(metric(m, "block_data", "read_bytes"), 5 * 4096);
+	CHECK_EQ(metric(m, "block", "read_count"), 8);
+	CHECK_EQ(metric(m, "block", "invalid_reqs_count"), 6);
+	CHECK_EQ(metric(m, "block", "write_count"), -1);                  /* nothing counted: absent */
+	CHECK_EQ(metric(m, "entropy", "entropy_bytes"), 640);
+	CHECK_EQ(metric(m, "entropy", "entropy_event_count"), 10);
+	CHECK_EQ(metric(m, "net", "tx_packets_count"), metric(m, "net", "tx_packets"));
+	CHECK_EQ(metric(m, "net_eth0", "tx_malformed_frames"),
+		 metric(m, "net_eth0", "tx_chain_invalid") + metric(m, "net_eth0", "tx_hdr_invalid") +
+		 metric(m, "net_eth0", "tx_frame_oversize"));
+	json_decref(m);
+	free(line);
+	for (unsigned i = 4; i < API_MAX_SOURCES; i++)
+		CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), 0);
+	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), -ENOSPC);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_instance_and_unknown_routes);
@@ -1459,6 +1519,7 @@ int main(void)
 	RUN_TEST(test_mmds_routes);
 	RUN_TEST(test_metrics);
 	RUN_TEST(test_metrics_http_counters);
+	RUN_TEST(test_metrics_firecracker_names);
 	RUN_TEST(test_http_level_errors_are_json);
 	RUN_TEST(test_two_interfaces);
 	return CHECK_DONE();
