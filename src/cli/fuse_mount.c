@@ -19,6 +19,7 @@
 #include "cli/fs_options.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "core/seccomp_filter.h"
 #include "fuse/fuse_compat.h"
 #include "fuse/fuse_dev.h"
 #include "machine/fs_share.h"
@@ -140,6 +141,18 @@ static int check_dir(const char *what, const char *path)
 }
 
 /* Mount, serve until unmounted or signalled, tear down. */
+/* The main thread's filter once the workers and the watcher run (each with
+ * its own): what is left for it is waiting and unmounting. */
+static int confine(void)
+{
+	struct errbuf eb = { 0 };
+	int r = seccomp_filter_install(SECCOMP_FUSE_MAIN, &eb);
+
+	if (r < 0)
+		log_err("%s", eb.msg);
+	return r;
+}
+
 static int serve(struct fuse_mount_args *a, struct fs_share *share)
 {
 	const char *dir = a->fs.share.dir;
@@ -159,6 +172,8 @@ static int serve(struct fuse_mount_args *a, struct fs_share *share)
 	 * inherits the mask, and its writes go to the session descriptor. */
 	if (!rc)
 		fs_share_start_watch(share, dir);
+	if (!rc)
+		rc = confine();
 	if (!rc) {
 		log_info("serving %s at %s (%u threads)", dir, a->mountpoint, a->fs.threads);
 		rc = fuse_dev_wait(dev, &stop);

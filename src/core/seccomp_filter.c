@@ -52,6 +52,7 @@ static const char *const kind_names[SECCOMP_KIND_COUNT] = {
 	[SECCOMP_NET_QUEUE] = "net-queue", [SECCOMP_NET_SOCKETS] = "net-sockets",
 	[SECCOMP_FS_WORKER] = "fs-worker",
 	[SECCOMP_HOST_WATCH] = "host-watch", [SECCOMP_BLK_WORKER] = "blk-worker",
+	[SECCOMP_FUSE_MAIN] = "fuse-main",
 };
 
 const char *seccomp_kind_name(enum seccomp_kind kind)
@@ -289,6 +290,18 @@ static const int blk_list[] = {
 	SCMP_SYS(ioctl),     /* BLKDISCARD/BLKZEROOUT on a block device */
 };
 
+/* fuse-mount's main thread once its workers and watcher run: it waits for
+ * a stop signal or the unmount, then stops them and unmounts. */
+static const int fuse_main_list[] = {
+	SCMP_SYS(signalfd4),   /* the stop signals, waited for with the session's end */
+	SCMP_SYS(poll),        /* that wait */
+	SCMP_SYS(ppoll),       /* the same, newer glibc */
+	SCMP_SYS(umount2),     /* MNT_DETACH at a stop signal */
+	SCMP_SYS(inotify_rm_watch), /* the watcher's watches dropped as the share closes */
+	SCMP_SYS(fstat),       /* stdio sizing stderr for the counters */
+	SCMP_SYS(newfstatat),  /* the same (newer glibc) */
+};
+
 /*
  * The sanitizer runtime (ASan/UBSan builds only): its allocator, its report
  * path (reads /proc/self/maps, writes stderr, tries the symbolizer) and its
@@ -499,6 +512,8 @@ static int add_kind(scmp_filter_ctx ctx, enum seccomp_kind kind)
 
 		return r ? r : ADD(ctx, call_list);
 	}
+	case SECCOMP_FUSE_MAIN:
+		return ADD(ctx, fuse_main_list);
 	default:
 		return -EINVAL;
 	}

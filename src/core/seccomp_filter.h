@@ -39,6 +39,7 @@ enum seccomp_kind {
 	SECCOMP_FS_WORKER,   /* virtio-fs / fuse-mount workers: the passthrough */
 	SECCOMP_HOST_WATCH,  /* inotify on the shared directory */
 	SECCOMP_BLK_WORKER,  /* virtio-blk requests on the image */
+	SECCOMP_FUSE_MAIN,   /* fuse-mount's main thread: waits, then unmounts */
 	SECCOMP_KIND_COUNT,
 };
 

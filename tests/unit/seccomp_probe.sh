@@ -58,6 +58,15 @@ fi
 # vhost fs starts its workers and the host watcher with the process.
 probe vhost-fs-worker fs-worker vhost fs --socket "$tmp/f2.sock" --tag t --shared-dir "$tmp/share"
 probe vhost-fs-host-watch host-watch vhost fs --socket "$tmp/f3.sock" --tag t --shared-dir "$tmp/share"
+# fuse-mount's main thread, once it serves: the session dies with it, so
+# the mount point is detached here after.
+if [ -c /dev/fuse ] && [ "$(id -u)" = 0 ]; then
+	mkdir -p "$tmp/fshare" "$tmp/fmnt"
+	probe fuse-mount-main fuse-main fuse-mount "$tmp/fshare" "$tmp/fmnt"
+	umount -l "$tmp/fmnt" 2>/dev/null
+else
+	echo "SKIP: seccomp fuse-mount-main: needs /dev/fuse and root"
+fi
 unfiltered vhost-net-off vhost net --socket "$tmp/n2.sock" --backend loopback
 out=$(timeout 5 "$BIN" vhost net --socket "$tmp/n3.sock" --backend loopback --seccomp maybe 2>&1)
 if grep -q -- '--seccomp: "maybe" is not on or off' <<<"$out"; then
