@@ -116,6 +116,20 @@ static const int call_list[] = {
 	SCMP_SYS(sendmsg), /* VHOST_USER_BACKEND_VRING_CALL */
 };
 
+/* Data of a file already open: virtio-fs READ/WRITE/FSYNC/FALLOCATE, and
+ * virtio-blk's requests on its image (FLUSH, DISCARD, WRITE_ZEROES). */
+static const int file_io_list[] = {
+	SCMP_SYS(pread64),   /* reads */
+	SCMP_SYS(pwrite64),  /* writes */
+	SCMP_SYS(preadv),    /* reads into several buffers */
+	SCMP_SYS(pwritev),   /* writes from several buffers */
+	SCMP_SYS(preadv2),   /* the same (glibc's preadv) */
+	SCMP_SYS(pwritev2),  /* the same (glibc's pwritev) */
+	SCMP_SYS(fsync),     /* FSYNC, FLUSH */
+	SCMP_SYS(fdatasync), /* FSYNC with datasync, FLUSH */
+	SCMP_SYS(fallocate), /* FALLOCATE, DISCARD, WRITE_ZEROES */
+};
+
 /* Files under the shared directory (virtio-fs, fuse-mount workers). */
 static const int fs_list[] = {
 	SCMP_SYS(openat),            /* LOOKUP/OPEN/CREATE below the root fd */
@@ -127,15 +141,6 @@ static const int fs_list[] = {
 	SCMP_SYS(statfs),            /* STATFS */
 	SCMP_SYS(getdents64),        /* READDIR */
 	SCMP_SYS(lseek),             /* READDIR offsets, LSEEK */
-	SCMP_SYS(pread64),           /* READ */
-	SCMP_SYS(pwrite64),          /* WRITE */
-	SCMP_SYS(preadv),            /* READ into several buffers */
-	SCMP_SYS(pwritev),           /* WRITE from several buffers */
-	SCMP_SYS(preadv2),           /* READ (glibc's preadv) */
-	SCMP_SYS(pwritev2),          /* WRITE (glibc's pwritev) */
-	SCMP_SYS(fsync),             /* FSYNC */
-	SCMP_SYS(fdatasync),         /* FSYNC with datasync */
-	SCMP_SYS(fallocate),         /* FALLOCATE */
 	SCMP_SYS(ftruncate),         /* SETATTR size */
 	SCMP_SYS(renameat2),         /* RENAME2 */
 	SCMP_SYS(renameat),          /* RENAME */
@@ -278,15 +283,6 @@ static const int host_watch_list[] = {
 
 /* A virtio-blk worker: the image is open already. */
 static const int blk_list[] = {
-	SCMP_SYS(pread64),   /* READ */
-	SCMP_SYS(pwrite64),  /* WRITE */
-	SCMP_SYS(preadv),    /* READ into several buffers */
-	SCMP_SYS(pwritev),   /* WRITE from several buffers */
-	SCMP_SYS(preadv2),   /* READ (glibc's preadv) */
-	SCMP_SYS(pwritev2),  /* WRITE (glibc's pwritev) */
-	SCMP_SYS(fsync),     /* FLUSH */
-	SCMP_SYS(fdatasync), /* FLUSH */
-	SCMP_SYS(fallocate), /* DISCARD, WRITE_ZEROES */
 	SCMP_SYS(ioctl),     /* BLKDISCARD/BLKZEROOUT on a block device */
 };
 
@@ -472,6 +468,7 @@ static int add_main(scmp_filter_ctx ctx)
 	r = r ? r : ADD(ctx, main_list);
 	r = r ? r : ADD(ctx, slirp_list);
 	r = r ? r : ADD(ctx, fs_list);
+	r = r ? r : ADD(ctx, file_io_list);
 	r = r ? r : ADD(ctx, host_watch_list);
 	r = r ? r : ADD(ctx, blk_list);
 	r = r ? r : add_clone(ctx);
@@ -500,6 +497,7 @@ static int add_kind(scmp_filter_ctx ctx, enum seccomp_kind kind)
 	case SECCOMP_FS_WORKER: {
 		int r = ADD(ctx, fs_list);
 
+		r = r ? r : ADD(ctx, file_io_list);
 		return r ? r : ADD(ctx, call_list);
 	}
 	case SECCOMP_HOST_WATCH: {
@@ -510,6 +508,7 @@ static int add_kind(scmp_filter_ctx ctx, enum seccomp_kind kind)
 	case SECCOMP_BLK_WORKER: {
 		int r = ADD(ctx, blk_list);
 
+		r = r ? r : ADD(ctx, file_io_list);
 		return r ? r : ADD(ctx, call_list);
 	}
 	case SECCOMP_FUSE_MAIN:
