@@ -42,6 +42,7 @@ struct jail {
 	struct jail_fs fs;
 	struct jail_cgroup cg;
 	bool started;                     /* the VMM's exec happened */
+	bool pivoted;                     /* this process's root is the chroot */
 };
 
 /* In the VMM's process: namespaces, root, session, privileges, exec. Only
@@ -54,6 +55,7 @@ static void confine_and_exec(struct jail *j, struct errbuf *eb)
 
 	if (jail_enter_root(j->fs.root, j->fs.dynamic, eb) < 0)
 		return;
+	j->pivoted = true;
 	if (a->daemonize && jail_daemonize(eb) < 0)
 		return;
 	snprintf(path, sizeof(path), "/%s", a->exec_name);
@@ -192,12 +194,14 @@ int cmd_jail(int argc, char **argv)
 		r = start_forked(j);
 	else
 		r = start_in_place(j);
-	/* The VMM did not start: nothing of the jail stays. It ran and ended
-	 * (the jailer waited): its cgroup goes, the chroot (logs) stays. */
+	/* The VMM did not start: nothing of the jail stays (what is still in
+	 * reach: a jailer that failed after its own pivot_root sees the chroot
+	 * as "/" and the cgroup hierarchy no more). It ran and ended (the
+	 * jailer waited): its cgroup goes, the chroot (logs) stays. */
 	if (!j->started || !j->args.daemonize)
 		jail_cgroup_undo(&j->cg);
 	if (!j->started)
-		jail_fs_undo(&j->fs, NULL);
+		jail_fs_undo(&j->fs, j->pivoted ? "/" : NULL);
 	free(j);
 	return r;
 }

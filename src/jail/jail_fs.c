@@ -71,38 +71,40 @@ static pid_t pid_in_use(const char *root, const char *name)
 	return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM) ? (pid_t)pid : 0;
 }
 
-/* Copy @src to @dst (replaced if there), mode 0755, owned by root: the VMM
- * runs it, it cannot change it. */
-static int copy_exec(struct jail_fs *fs, const char *src, const char *dst)
+/* The exec file, opened before anything is made (the chroot's own
+ * directories could otherwise stand where it is looked for). */
+static int open_exec(const char *path, off_t *size)
 {
 	struct stat st;
-	int in = open(src, O_RDONLY | O_CLOEXEC), out, r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (in < 0)
+	if (fd < 0)
 		return -errno;
-	if (fstat(in, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	if (r < 0) {
-		close(in);
-		return r;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;       /* fstat on an open file fails for no other reason */
 	}
+	*size = st.st_size;
+	return fd;
+}
+
+/* Copy @in (@size bytes) to @dst (replaced if there), mode 0755, owned by
+ * root: the VMM runs it, it cannot change it. */
+static int copy_exec(struct jail_fs *fs, int in, off_t size, const char *dst)
+{
+	int out, r = 0;
+
 	unlink(dst);
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	if (out < 0) {
-		r = -errno;
-		close(in);
-		return r;
-	}
+	if (out < 0)
+		return -errno;
 	remember(fs, dst, false);
-	for (off_t off = 0; r == 0 && off < st.st_size;) {
-		ssize_t n = sendfile(out, in, &off, (size_t)(st.st_size - off));
+	for (off_t off = 0; r == 0 && off < size;) {
+		ssize_t n = sendfile(out, in, &off, (size_t)(size - off));
 		r = n < 0 ? -errno : n == 0 ? -EIO : 0;
 	}
 	if (r == 0 && fchmod(out, 0755) < 0)
 		r = -errno;
-	close(in);
 	close(out);
 	return r;
 }
@@ -158,13 +160,11 @@ static int make_dev(struct jail_fs *fs, uid_t uid, gid_t gid, struct errbuf *eb)
 	return 0;
 }
 
-static int prepare(struct jail_fs *fs, const struct jail_args *a, struct errbuf *eb)
+static int make_root(struct jail_fs *fs, const struct jail_args *a, struct errbuf *eb)
 {
-	char dst[PATH_MAX];
+	int r = make_dirs(fs, fs->root, 0755);
 	pid_t pid;
-	int r;
 
-	r = make_dirs(fs, fs->root, 0755);
 	if (r < 0) {
 		errbuf_set(eb, "mkdir %s: %s", fs->root, strerror(-r));
 		return r;
@@ -175,16 +175,24 @@ static int prepare(struct jail_fs *fs, const struct jail_args *a, struct errbuf 
 			   a->id, fs->root, a->exec_name, (int)pid);
 		return -EBUSY;
 	}
+	return 0;
+}
+
+static int prepare(struct jail_fs *fs, const struct jail_args *a, int exec, off_t size,
+		   struct errbuf *eb)
+{
+	char dst[PATH_MAX];
+	int r = make_root(fs, a, eb);
+
+	if (r < 0)
+		return r;
 	r = join(dst, fs->root, a->exec_name);
 	if (r == 0)
-		r = copy_exec(fs, a->exec_file, dst);
+		r = copy_exec(fs, exec, size, dst);
 	if (r < 0) {
-		errbuf_set(eb, "--exec-file %s: %s", a->exec_file,
-			   r == -EINVAL ? "not a regular file" : strerror(-r));
+		errbuf_set(eb, "copying --exec-file %s to %s: %s", a->exec_file, dst, strerror(-r));
 		return r;
 	}
-	r = jail_elf_is_dynamic(a->exec_file);
-	fs->dynamic = r > 0;
 	r = make_dev(fs, a->uid, a->gid, eb);
 	/* The VMM makes its API socket, logs and snapshots in its root. */
 	if (r == 0 && chown(fs->root, a->uid, a->gid) < 0) {
@@ -196,7 +204,8 @@ static int prepare(struct jail_fs *fs, const struct jail_args *a, struct errbuf 
 
 int jail_fs_prepare(struct jail_fs *fs, const struct jail_args *a, struct errbuf *eb)
 {
-	int r;
+	off_t size = 0;
+	int exec, r;
 
 	memset(fs, 0, sizeof(*fs));
 	/* Room left for the names made inside it. */
@@ -205,7 +214,15 @@ int jail_fs_prepare(struct jail_fs *fs, const struct jail_args *a, struct errbuf
 		errbuf_set(eb, "--chroot-base-dir: the chroot's path is too long");
 		return -ENAMETOOLONG;
 	}
-	r = prepare(fs, a, eb);
+	exec = open_exec(a->exec_file, &size);
+	if (exec < 0) {
+		errbuf_set(eb, "--exec-file %s: %s", a->exec_file,
+			   exec == -EINVAL ? "not a regular file" : strerror(-exec));
+		return exec;
+	}
+	fs->dynamic = jail_elf_is_dynamic(a->exec_file) > 0;
+	r = prepare(fs, a, exec, size, eb);
+	close(exec);
 	if (r < 0)
 		jail_fs_undo(fs, NULL);
 	return r;
