@@ -99,15 +99,15 @@ static bool relative_path_ok(const char *p)
 	return true;
 }
 
-/* "controller.name": lower-case letters, digits, '_' and '.', one '.' at
- * least and not first, so the file stays inside the cgroup directory. */
+/* "controller.name": letters (hugetlb.2MB.max), digits, '_' and '.', one
+ * '.' at least and not first, so the file stays inside the cgroup directory. */
 static bool cgroup_file_ok(const char *f, size_t n)
 {
 	if (n == 0 || n >= JAIL_CGROUP_FILE_LEN || f[0] == '.' || !memchr(f, '.', n))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((f[i] >= 'a' && f[i] <= 'z') || (f[i] >= '0' && f[i] <= '9') ||
-		      f[i] == '_' || f[i] == '.'))
+		if (!((f[i] >= 'a' && f[i] <= 'z') || (f[i] >= 'A' && f[i] <= 'Z') ||
+		      (f[i] >= '0' && f[i] <= '9') || f[i] == '_' || f[i] == '.'))
 			return false;
 	return true;
 }

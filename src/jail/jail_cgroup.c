@@ -49,9 +49,11 @@ static int read_file(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+/* O_TRUNC as a shell's `echo >` (the cgroup files ignore it; a plain
+ * file, as the unit test's, then holds just @text). */
 static int write_file(const char *path, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC), r = 0;
 
 	if (fd < 0)
 		return -errno;
@@ -61,12 +63,13 @@ static int write_file(const char *path, const char *text)
 	return r;
 }
 
-/* Whether the space-separated @list has @word. */
+/* Whether the space-separated @list has the @n bytes at @word as a word. */
 static bool has_word(const char *list, const char *word, size_t n)
 {
-	for (const char *p = list; (p = strstr(p, word)); p += n)
-		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0') &&
-		    !strncmp(p, word, n))
+	const char *end = list + strlen(list);
+
+	for (const char *p = list; (p = memmem(p, (size_t)(end - p), word, n)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
 			return true;
 	return false;
 }
@@ -206,12 +209,8 @@ static int write_settings(struct jail_cgroup *cg, const struct jail_args *a, str
 static int setup(struct jail_cgroup *cg, const struct jail_args *a, struct errbuf *eb)
 {
 	char ctrl[256];
-	int r = find_mount(cg->mount, sizeof(cg->mount));
+	int r;
 
-	if (r < 0) {
-		errbuf_set(eb, "--cgroup: no cgroup v2 hierarchy is mounted (/proc/self/mountinfo)");
-		return r;
-	}
 	if (snprintf(cg->dir, sizeof(cg->dir), "%s/%s/%s", cg->mount, a->parent_cgroup, a->id) >=
 	    (int)sizeof(cg->dir)) {
 		errbuf_set(eb, "--parent-cgroup: the cgroup's path is too long");
@@ -225,17 +224,36 @@ static int setup(struct jail_cgroup *cg, const struct jail_args *a, struct errbu
 	return r ? r : write_settings(cg, a, eb);
 }
 
-int jail_cgroup_setup(struct jail_cgroup *cg, const struct jail_args *a, struct errbuf *eb)
+int jail_cgroup_setup_at(struct jail_cgroup *cg, const struct jail_args *a, const char *mount,
+			 struct errbuf *eb)
 {
 	int r;
 
 	memset(cg, 0, sizeof(*cg));
 	if (a->ncgroup_files == 0)
 		return 0;
+	if (snprintf(cg->mount, sizeof(cg->mount), "%s", mount) >= (int)sizeof(cg->mount)) {
+		errbuf_set(eb, "cgroup: the mount's path is too long");
+		return -ENAMETOOLONG;
+	}
 	r = setup(cg, a, eb);
 	if (r < 0)
 		jail_cgroup_undo(cg);
 	return r;
+}
+
+int jail_cgroup_setup(struct jail_cgroup *cg, const struct jail_args *a, struct errbuf *eb)
+{
+	char mount[PATH_MAX];
+
+	memset(cg, 0, sizeof(*cg));
+	if (a->ncgroup_files == 0)
+		return 0;
+	if (find_mount(mount, sizeof(mount)) < 0) {
+		errbuf_set(eb, "--cgroup: no cgroup v2 hierarchy is mounted (/proc/self/mountinfo)");
+		return -ENOENT;
+	}
+	return jail_cgroup_setup_at(cg, a, mount, eb);
 }
 
 void jail_cgroup_undo(struct jail_cgroup *cg)

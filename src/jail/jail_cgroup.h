@@ -28,6 +28,12 @@ struct jail_cgroup {
  * -errno with @eb saying what failed (what was made is removed). */
 int jail_cgroup_setup(struct jail_cgroup *cg, const struct jail_args *a, struct errbuf *eb);
 
+/* The same on the cgroup v2 hierarchy mounted at @mount (found in
+ * mountinfo by jail_cgroup_setup; the unit test's seam: a directory laid
+ * out as one). */
+int jail_cgroup_setup_at(struct jail_cgroup *cg, const struct jail_args *a, const char *mount,
+			 struct errbuf *eb);
+
 /* Move the jailer back and remove the directories made (when empty). */
 void jail_cgroup_undo(struct jail_cgroup *cg);
 

@@ -44,7 +44,8 @@ static void test_every_flag(void)
 	char *argv[] = { "jailer", "--id", "a", "--exec-file", "build/kvmini", "--uid", "0",
 			 "--gid", "0", "--chroot-base-dir", "/tmp/j", "--netns", "/var/run/netns/x",
 			 "--daemonize", "--new-pid-ns", "--cgroup", "memory.max=268435456",
-			 "--cgroup=cpu.max=50000 100000", "--cgroup-version", "2",
+			 "--cgroup=cpu.max=50000 100000", "--cgroup", "hugetlb.2MB.max=0",
+			 "--cgroup-version", "2",
 			 "--parent-cgroup", "vms/kvmini", "--resource-limit", "no-file=1024",
 			 "--resource-limit", "fsize=4096", "--resource-limit", "core=0",
 			 "--keep-cap", "CAP_NET_ADMIN", "--keep-cap", "sys_nice",
@@ -55,7 +56,8 @@ static void test_every_flag(void)
 	CHECK_EQ(parse(&a, ARGC(argv), argv, &eb), 0);
 	CHECK(!strcmp(a.chroot_base, "/tmp/j") && !strcmp(a.netns, "/var/run/netns/x"));
 	CHECK(a.daemonize && a.new_pid_ns);
-	CHECK_EQ(a.ncgroup_files, 2);
+	CHECK_EQ(a.ncgroup_files, 3);
+	CHECK(!strcmp(a.cgroup_files[2].file, "hugetlb.2MB.max"));
 	CHECK(!strcmp(a.cgroup_files[0].file, "memory.max"));
 	CHECK(!strcmp(a.cgroup_files[0].value, "268435456"));
 	CHECK(!strcmp(a.cgroup_files[1].file, "cpu.max"));
@@ -116,6 +118,8 @@ static void test_bad_values(void)
 	EXPECT_ERROR("not FILE=VALUE", BASE, "--cgroup", "../x.max=1");
 	EXPECT_ERROR("not FILE=VALUE", BASE, "--cgroup", "a/b.max=1");
 	EXPECT_ERROR("not FILE=VALUE", BASE, "--cgroup", "nodot=1");
+	EXPECT_ERROR("not FILE=VALUE", BASE, "--cgroup", ".hidden=1");
+	EXPECT_ERROR("not FILE=VALUE", BASE, "--cgroup", "a b.max=1");
 	EXPECT_ERROR("not a relative path", BASE, "--parent-cgroup", "/abs");
 	EXPECT_ERROR("not a relative path", BASE, "--parent-cgroup", "a/../b");
 	EXPECT_ERROR("not a relative path", BASE, "--parent-cgroup", "a//b");
