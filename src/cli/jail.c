@@ -147,6 +147,11 @@ static int start_in_place(struct jail *j)
 	}
 	confine_and_exec(j, &eb);
 	log_err("jail: %s", eb.msg);
+	/* The pid file names no VMM: it goes (from where this process is). */
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s.pid", j->pivoted ? "" : j->fs.root,
+		     j->args.exec_name) < (int)sizeof(path))
+		unlink(path);
 	return EXIT_RUNTIME;
 }
 

@@ -18,8 +18,9 @@
 #      the guest runs to its end, and the jailer's exit status is kvmini's.
 #   D: the exec file build/firecracker: Firecracker's command line, given
 #      --id by the jailer (GET / answers it).
-#   Bad input: a missing --id, a bad id, a missing exec file,
-#   --cgroup-version 1, a cgroup value the kernel refuses (nothing left).
+#   Bad input: a missing --id, a bad id, a missing exec file, one that
+#   cannot run, --cgroup-version 1, a cgroup value the kernel refuses
+#   (nothing left).
 # The jailed VMM is the release build (JAIL_VMM, default build/kvmini): the
 # sanitizer runtime of build/kvmini-san reads /proc/self/maps, and the jail
 # has no /proc. Needs root; without cgroup v2, a controller, ip or curl, the
@@ -134,6 +135,12 @@ bad "a missing exec file" 1 "--exec-file $BASE/no-vmm: No such file" \
 	--id "$TAG-x" --exec-file "$BASE/no-vmm" "${COMMON[@]}"
 bad "--cgroup-version 1" 2 'cgroup v1 is not supported' \
 	--id "$TAG-x" --exec-file "$VMM" "${COMMON[@]}" --cgroup-version 1
+TEXT=$(mktemp /tmp/kvmini-text-vmm.XXXXXX)
+printf 'not a program\n' >"$TEXT" && chmod 755 "$TEXT"
+bad "an exec file that cannot run, --new-pid-ns (the child's error through the pipe)" 1 \
+	"jail: exec /${TEXT##*/} in the jail: Exec format error" \
+	--id "$TAG-x" --exec-file "$TEXT" "${COMMON[@]}" --new-pid-ns -- run
+rm -f "$TEXT"
 [ ! -e "$BASE/no-vmm" ] && [ -z "$(ls -A "$BASE")" ] &&
 	pass "jail: the refused starts left nothing under the chroot base" ||
 	fail "jail: the refused starts left $(find "$BASE" | head)"
@@ -311,6 +318,8 @@ caps="$(field "$PB" CapPrm) $(field "$PB" CapEff) $(field "$PB" CapBnd) $(field 
 	pass "jail: B: --keep-cap CAP_NET_ADMIN: only it in the permitted, effective, bounding and ambient sets" ||
 	fail "jail: B: CapPrm/Eff/Bnd/Amb $caps NoNewPrivs $(field "$PB" NoNewPrivs)"
 kill -KILL "$PB" 2>/dev/null
+gone() { ! kill -0 "$1" 2>/dev/null; }
+wait_for 10 gone "$PB" || fail "jail: B: $PB still alive 10 s after SIGKILL"
 
 # --- C: in place: the jailer is the VMM -------------------------------------------------
 C=$TAG-c
@@ -344,7 +353,7 @@ if command -v curl >/dev/null && [ -L build/firecracker ]; then
 	[ "$rc" = 0 ] && [ -n "$PD" ] && grep -q "\"id\":\"$D\"" <<<"$info" &&
 		pass "jail: D: /firecracker in $RD, given --id by the jailer: GET / says $info" ||
 		fail "jail: D: jailer exit $rc, pid '$PD', GET / '$info' ($(cat "$LOGDIR/jail-d.out"))"
-	[ -n "$PD" ] && kill -KILL "$PD"
+	[ -n "$PD" ] && kill -KILL "$PD" && { wait_for 10 gone "$PD" || fail "jail: D: $PD outlived SIGKILL"; }
 else
 	echo "SKIP: kvm jail: D (the firecracker exec file): needs curl and build/firecracker"
 fi
