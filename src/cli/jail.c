@@ -65,10 +65,10 @@ static void confine_and_exec(struct jail *j, struct errbuf *eb)
 		return;
 	}
 	jail_vmm_argv(a, path, argv);
-	if (jail_drop_privileges(a, eb) < 0)
-		return;
-	execve(path, argv, environ);
-	errbuf_set(eb, "exec %s in the jail: %s", path, strerror(errno));
+	if (jail_drop_privileges(a, eb) == 0) {
+		execve(path, argv, environ);
+		errbuf_set(eb, "exec %s in the jail: %s", path, strerror(errno));
+	}
 	free(argv);
 }
 
@@ -126,7 +126,8 @@ static int start_forked(struct jail *j)
 	if (pid == 0) {
 		close(pipefd[0]);
 		confine_and_exec(j, &eb);
-		/* One write under PIPE_BUF: the jailer reads it whole. */
+		/* One write under PIPE_BUF, the NUL included so that even an empty
+		 * message is more than EOF: the jailer reads it whole. */
 		if (write(pipefd[1], eb.msg, strlen(eb.msg) + 1) < 0)
 			_exit(EXIT_RUNTIME);
 		_exit(EXIT_RUNTIME);
