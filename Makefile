@@ -39,11 +39,12 @@ KVM_TEST_BINS := $(KVM_TEST_SRCS:tests/kvm/%.c=build/kvm-tests/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
 .PHONY: all test unit kvm-tests fuzz bench clean lint print-cflags
-all: build/kvmini build/firecracker
+all: build/kvmini build/firecracker build/jailer
 
 # kvmini under Firecracker's name takes Firecracker's command line
-# (src/cli/firecracker.c); the sanitizer build's is build/san/firecracker.
-build/firecracker: build/kvmini
+# (src/cli/firecracker.c), under the jailer's its jailer's (src/cli/jail.c);
+# the sanitizer build's are build/san/firecracker and build/san/jailer.
+build/firecracker build/jailer: build/kvmini
 	$(Q)ln -sfn kvmini $@
 
 build/san/firecracker: build/kvmini-san
@@ -81,7 +82,8 @@ build/kvmini: $(CLI_OBJ) build/libkvmini.a
 build/kvmini-san: $(SAN_CLI_OBJ) build/libkvmini-san.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $^ $(LDLIBS)
-	$(Q)mkdir -p build/san && ln -sfn ../kvmini-san build/san/firecracker
+	$(Q)mkdir -p build/san && ln -sfn ../kvmini-san build/san/firecracker && \
+		ln -sfn ../kvmini-san build/san/jailer
 
 build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
 	@mkdir -p $(dir $@)

@@ -28,7 +28,8 @@ import sys
 # three directories the design does not name placed where the code puts them:
 # http is a protocol helper on core alone (api and mmds parse requests with
 # it), mmds sits on net (it intercepts net's frames) and http, below api,
-# which configures it, and machine, the assembly layer, puts the devices,
+# which configures it, jail, the jailer's steps (chroot, cgroup, namespaces,
+# privileges) on core alone, under the command line that sequences them, and machine, the assembly layer, puts the devices,
 # backends and the VM together from a configuration, under the API (which
 # will configure a machine before it starts) and the command line.
 RANKS = {
@@ -36,6 +37,7 @@ RANKS = {
 	"virtio": 1,
 	"http": 1,
 	"fuse": 1,
+	"jail": 1,
 	"transport": 2,
 	"net": 2,
 	"fs": 2,

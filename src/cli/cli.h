@@ -19,6 +19,8 @@ int cli_seccomp_option(const char *val);
 	"                       for debugging only)\n"
 /* kvmini under the name `firecracker`: Firecracker's command line (firecracker.c). */
 int cmd_firecracker(int argc, char **argv);
+/* `kvmini jail`, and kvmini under the name `jailer`: Firecracker's jailer (jail.c). */
+int cmd_jail(int argc, char **argv);
 
 /* kvmini's version: `kvmini --version`, and the API's vmm_version. */
 #define KVMINI_VERSION "0.1.0"

@@ -198,6 +198,33 @@ expect_fc fc-bad-start-time 2 '--start-time-us: "soon" is not a number' -- --sta
 expect_fc fc-log-path-missing-dir 1 "log-path $tmp/no/dir/fc.log: No such file" -- --log-path "$tmp/no/dir/fc.log" "${OK[@]}"
 # Accepted: the file reaches InstanceStart, which fails here (kernel or /dev/kvm).
 expect_fc fc-config-start 1 'config-file .*ok.json: InstanceStart: Cannot start the microVM' -- "${OK[@]}"
+
+# The jailer (`kvmini jail`, and the build's `jailer` symlink): every bad
+# flag refused before anything is made; a missing exec file after the
+# chroot's directories were made, which are then gone again.
+JAILER=${JAILER:-build/san/jailer}
+expect_jailer() { local BIN=$JAILER; expect "$@"; }
+J=(--exec-file build/kvmini --uid 12345 --gid 12345 --chroot-base-dir "$tmp/jails")
+expect_jailer jail-help 0 'usage: jailer --id ID --exec-file PATH' -- --help
+expect jail-subcommand-help 0 'kvmini jail \(the same flags\)' -- jail --help
+expect_jailer jail-no-id 2 'jail: --id, --exec-file, --uid and --gid are required \(missing: --id\)' -- "${J[@]}"
+expect jail-subcommand-no-id 2 'missing: --id' -- jail "${J[@]}"
+expect_jailer jail-no-exec 2 'missing: --exec-file' -- --id vm1 --uid 1 --gid 1
+expect_jailer jail-no-gid 2 'missing: --gid' -- --id vm1 --exec-file build/kvmini --uid 1
+expect_jailer jail-bad-id 2 '--id: "vm_1" is not an instance id' -- --id vm_1 "${J[@]}"
+expect_jailer jail-bad-uid 2 '--uid: "-5" is not a number' -- --id vm1 "${J[@]}" --uid -5
+expect_jailer jail-cgroup-v1 2 '--cgroup-version 1: cgroup v1 is not supported' -- --id vm1 "${J[@]}" --cgroup-version 1
+expect_jailer jail-bad-cgroup 2 '--cgroup: "pids.max" is not FILE=VALUE' -- --id vm1 "${J[@]}" --cgroup pids.max
+expect_jailer jail-cgroup-path 2 '--cgroup: "../cgroup.procs=1" is not FILE=VALUE' -- --id vm1 "${J[@]}" --cgroup ../cgroup.procs=1
+expect_jailer jail-parent-cgroup 2 '--parent-cgroup: "a/../b" is not a relative path' -- --id vm1 "${J[@]}" --parent-cgroup a/../b
+expect_jailer jail-bad-rlimit 2 '--resource-limit: "nproc=5" is not fsize=N, no-file=N or core=N' -- --id vm1 "${J[@]}" --resource-limit nproc=5
+expect_jailer jail-bad-cap 2 '--keep-cap: "CAP_BOGUS" is not a capability' -- --id vm1 "${J[@]}" --keep-cap CAP_BOGUS
+expect_jailer jail-relative-base 2 '--chroot-base-dir: "jails" is not an absolute path' -- --id vm1 "${J[@]}" --chroot-base-dir jails
+expect_jailer jail-unknown 2 'unknown flag "--kernel" \(the VMM.s own arguments go after --\)' -- --id vm1 "${J[@]}" --kernel k
+expect_jailer jail-missing-exec 1 'jail: --exec-file '"$tmp"'/none: No such file or directory' -- --id vm1 "${J[@]}" --exec-file "$tmp/none"
+[ ! -e "$tmp/jails" ] && echo "PASS: cli jail-missing-exec-leaves-nothing" ||
+	echo "FAIL: cli jail-missing-exec-leaves-nothing: $(find "$tmp/jails")"
+expect_jailer jail-exec-dir 1 'jail: --exec-file '"$tmp"': not a regular file' -- --id vm1 "${J[@]}" --exec-file "$tmp"
 expect_fc fc-no-ops 1 'InstanceStart: Cannot start the microVM' -- --start-time-us 123 --start-time-cpu-us 4 --parent-cpu-time-us 5 --show-level --show-log-origin --no-seccomp --boot-timer "${OK[@]}"
 expect_fc fc-equals-form 1 'InstanceStart: Cannot start the microVM' -- --no-api --config-file="$tmp/ok.json" --level=info
 expect_fc fc-id-in-log 1 '^kvmini\[vm-7\]: error: --config-file' -- --id vm-7 "${OK[@]}"
