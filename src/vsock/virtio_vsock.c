@@ -770,6 +770,8 @@ int virtio_vsock_init(struct virtio_vsock *vs, struct event_loop *loop,
 	if (r < 0) {
 		if (vs->listen_fd >= 0)
 			errbuf_set(eb, "%s: cannot watch the socket: %s", vs->uds_path, strerror(-r));
+		if (opts->listen_fd >= 0)
+			vs->listen_fd = -1;      /* still the caller's */
 		virtio_vsock_destroy(vs);
 		return r;
 	}

@@ -83,7 +83,7 @@ extern const struct counter_set virtio_vsock_counter_set;
 struct virtio_vsock_opts {
 	uint64_t guest_cid;           /* 3 .. 2^32 - 1 */
 	const char *uds_path;         /* P: clients connect here; P_N for guest port N */
-	int listen_fd;                /* a socket already listening on P (taken), or -1 */
+	int listen_fd;                /* a socket listening on P, or -1; taken on success */
 	unsigned max_conns;           /* 0: VSOCK_MAX_CONNS_DEFAULT */
 };
 

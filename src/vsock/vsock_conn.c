@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/compiler.h"
@@ -59,7 +60,7 @@ uint32_t vsock_conn_pending(const struct vsock_conn *c)
 	return c->buf_len + (uint32_t)(c->reply_len - c->reply_off);
 }
 
-/* The reply line first, then the ring in at most two pieces; one writev. */
+/* The reply line first, then the ring in at most two pieces; one send. */
 static unsigned flush_iov(struct vsock_conn *c, struct iovec *v)
 {
 	unsigned n = 0;
@@ -81,7 +82,9 @@ int vsock_conn_flush(struct vsock_conn *c)
 
 	if (!n)
 		return 0;
-	ssize_t w = writev(c->fd, v, (int)n);
+	/* MSG_NOSIGNAL: a host end gone is an error here, never SIGPIPE. */
+	struct msghdr m = { .msg_iov = v, .msg_iovlen = n };
+	ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (w < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	size_t reply = MIN((size_t)w, (size_t)(c->reply_len - c->reply_off));
