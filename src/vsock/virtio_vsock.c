@@ -379,13 +379,19 @@ static void tx_packet(struct virtio_vsock *vs, struct vq_chain *ch, const struct
 		return;
 	}
 	bool rst = h->op == VIRTIO_VSOCK_OP_RST;
+	struct vsock_conn *c = conn_find(vs, h->dst_port, h->src_port);
 	if (h->type != VIRTIO_VSOCK_TYPE_STREAM) {
 		vs->counters.tx_packets_bad_type++;
-		if (!rst)
+		/* The RST ends the connection on these ports too, so the guest
+		 * and the device agree it is gone. */
+		if (c && c->fd >= 0) {
+			vs->counters.rx_conns_reset++;
+			conn_reset(vs, c);
+		} else if (!c && !rst) {
 			rst_reply(vs, h->dst_port, h->src_port);
+		}
 		return;
 	}
-	struct vsock_conn *c = conn_find(vs, h->dst_port, h->src_port);
 	if (c) {
 		conn_packet(vs, c, ch, h);
 	} else if (h->op == VIRTIO_VSOCK_OP_REQUEST) {

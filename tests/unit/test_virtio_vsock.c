@@ -545,6 +545,15 @@ static void test_malformed(void)
 	tx_cut(&r, &h, "split", 5, cuts);
 	CHECK_EQ(host_read(&r, fd, buf, 5), 5);
 	CHECK(!memcmp(buf, "split", 5));
+	/* Another type on a connection's ports: its RST ends the connection
+	 * too, so the device sends nothing more on it. */
+	h = hdr(VIRTIO_VSOCK_OP_RW, 11, 8001, 0);
+	h.type = 3;
+	tx(&r, h, "x", 1);
+	expect(&r, VIRTIO_VSOCK_OP_RST, 8001, 11);
+	CHECK(host_eof(&r, fd));
+	CHECK_EQ(virtio_vsock_conns(&r.vs), 0);
+	CHECK_EQ(r.vs.counters.tx_packets_bad_type, 2);
 	close(fd);
 	host_unlisten(&r, lfd, 8001);
 	rig_down(&r);
