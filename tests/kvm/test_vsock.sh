@@ -8,6 +8,7 @@
 #  - host to guest: a host client connects to PATH and writes
 #    "CONNECT 1234\nping" in one write; the guest accepts, receives "ping"
 #    and answers "pong"; the client reads "OK <hostport>\n" then "pong";
+#  - a snapshot of the VM is refused with why (PUT /snapshot/create);
 #  - the counters, and PATH and no leftover socket files after the run;
 #  - a bad --vsock stops kvmini before the boot.
 . "$(dirname "$0")/lib.sh"
@@ -38,7 +39,9 @@ open(sys.argv[2], "wb").write(seen)
 PY
 PEERS+=($!)
 for _ in $(seq 100); do [ -S "${SOCK}_52" ] && break; sleep 0.05; done
-run_bg vsock --kernel "$GUEST" --cmdline "test=vsock" --vsock "3:$SOCK" --counters
+API=$DIR/api.sock
+run_bg vsock --kernel "$GUEST" --cmdline "test=vsock vsock_linger=5000" --vsock "3:$SOCK" \
+	--counters --api-sock "$API"
 wait_output 'guest to host: SHUTDOWN both ways' || fail "vsock: the guest never finished its own connection"
 # The host client, once the guest is done with its own connection: "CONNECT
 # 1234\nping" on PATH, then "OK <port>\n" and "pong" (retried should the
@@ -71,6 +74,22 @@ while time.time() < end:
 open(sys.argv[2], "wb").write(out)
 PY
 PEERS+=($!)
+if ! command -v curl >/dev/null; then
+	echo "SKIP: kvm vsock: snapshot refusal (curl not installed)"
+elif wait_output 'vsock: lingering'; then
+	[ "$(patch_vm "$API" Paused)" = 204 ] || fail "vsock: PATCH /vm Paused refused"
+	api_put "$API" /snapshot/create "$(snap_json Full "$DIR/state" "$DIR/mem")"
+	[ "$CODE" = 400 ] && grep -q 'a VM with a vsock device cannot be snapshotted yet' <<<"$BODY" &&
+		[ ! -e "$DIR/state" ] && pass "vsock: a snapshot of a VM with vsock is refused (400, why)" ||
+		fail "vsock: snapshot answered $CODE: $BODY"
+	[ "$(patch_vm "$API" Resumed)" = 204 ] || fail "vsock: PATCH /vm Resumed refused"
+	api_put "$API" /vsock "{\"guest_cid\":4,\"uds_path\":\"$DIR/w.sock\"}"
+	[ "$CODE" = 400 ] && grep -q 'not supported after starting the microVM' <<<"$BODY" &&
+		pass "vsock: PUT /vsock on the running VM refused as Firecracker refuses it" ||
+		fail "vsock: PUT /vsock after the start answered $CODE: $BODY"
+else
+	fail "vsock: the guest never reached its linger"
+fi
 
 collect_bg
 expect "vsock: both directions through the guest's driver (guest checks)" 0 'vsock: done \(0 failures\)'

@@ -1325,6 +1325,12 @@ static void test_vsock(void)
 	check(vsock_up(&d), "driver up (rx, tx, event queues)");
 	vsock_to_host(&d);
 	vsock_from_host(&d);
+	/* vsock_linger=MS: the VM stays up a while (the host asks for a snapshot). */
+	char ms[16];
+	if (cmdline_get("vsock_linger", ms, sizeof(ms))) {
+		printf("kvm-guest vsock: lingering\n");
+		wait_for(never, NULL, (unsigned)parse_dec(ms, NULL));
+	}
 }
 
 /* --- ACPI (acpi.c) ------------------------------------------------------------------ */
