@@ -110,9 +110,14 @@ static void conn_kill(struct virtio_vsock *vs, struct vsock_conn *c)
 	vsock_conn_release(c);
 }
 
-/* Close the socket now; the slot goes once the guest has its RST. */
+/* Close the socket now; the slot goes once the guest has its RST (at once
+ * when the guest never heard of the connection: its REQUEST still owed). */
 static void conn_reset(struct virtio_vsock *vs, struct vsock_conn *c)
 {
+	if (c->owe & VSOCK_OWE_REQUEST) {
+		conn_kill(vs, c);
+		return;
+	}
 	if (c->watching)
 		event_loop_unwatch(vs->vdev.loop, &c->src);
 	c->watching = 0;

@@ -687,6 +687,18 @@ static void test_timeouts(void)
 	CHECK_EQ(r.vs.counters.rx_conns_timed_out, 2);
 	close(idle);
 	close(asks);
+	/* No driver: the REQUEST never leaves, and the slot goes with the
+	 * deadline, with no RST left waiting for a driver. */
+	virtio_device_reset(&r.vs.vdev);
+	asks = host_client(&r);
+	CHECK_EQ(send(asks, "CONNECT 1\n", 10, 0), 10);
+	settle(&r);
+	CHECK_EQ(virtio_vsock_conns(&r.vs), 1);
+	for (int i = 0; i < 300 && virtio_vsock_conns(&r.vs) > 0; i++)
+		event_loop_once(&r.loop, 20);
+	CHECK_EQ(virtio_vsock_conns(&r.vs), 0);
+	CHECK(host_eof(&r, asks));
+	close(asks);
 	rig_down(&r);
 }
 
