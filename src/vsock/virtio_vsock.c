@@ -140,6 +140,21 @@ static void rst_reply(struct virtio_vsock *vs, uint32_t local, uint32_t peer)
 	vs->rst[i].peer = peer;
 }
 
+/* A connection begins on @local/@peer: RSTs still waiting for an earlier
+ * packet on these ports would reach the guest after it, as if refusing it. */
+static void rst_forget(struct virtio_vsock *vs, uint32_t local, uint32_t peer)
+{
+	unsigned kept = 0;
+
+	for (unsigned k = 0; k < vs->rst_len; k++) {
+		unsigned i = (vs->rst_head + k) % VSOCK_RST_QUEUE;
+		if (vs->rst[i].local == local && vs->rst[i].peer == peer)
+			continue;
+		vs->rst[(vs->rst_head + kept++) % VSOCK_RST_QUEUE] = vs->rst[i];
+	}
+	vs->rst_len = kept;
+}
+
 /* --- the host sockets' side ----------------------------------------------------- */
 
 /* Move what waits toward the socket, then see whether the stream is over
@@ -201,6 +216,7 @@ static void handshake_read(struct virtio_vsock *vs, struct vsock_conn *c, uint32
 	c->state = VSOCK_CONN_CONNECTING;
 	c->local_port = next_local_port(vs);
 	c->peer_port = port;
+	rst_forget(vs, c->local_port, c->peer_port);
 	c->owe = VSOCK_OWE_REQUEST;
 	conn_watch(vs, c);          /* the stream's bytes wait for the guest's answer */
 	rx_pump(vs);
@@ -285,6 +301,7 @@ static void guest_connect(struct virtio_vsock *vs, const struct vsock_hdr *h)
 	}
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
+	rst_forget(vs, c->local_port, c->peer_port);
 	vsock_conn_peer_update(c, h);
 	c->owe = VSOCK_OWE_RESPONSE;
 	vs->counters.tx_conns_opened++;

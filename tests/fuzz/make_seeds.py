@@ -981,6 +981,9 @@ def seeds_vsock():
         # another type on a live connection's ports ends it (no data after the RST)
         "bad-type-on-conn": vs_rx() + vs_pkt(VS_REQUEST) + vs_pkt(VS_REQUEST, f=8 | 4, extra=u16(0)) +
                             vs_host(3) + vs_host(0, 0, 100) + VS_LOOP,
+        # RSTs waiting for receive buffers, then a connection on their ports
+        "stale-rst": vs_pkt(0) + vs_pkt(0) + vs_pkt(VS_REQUEST, buf_alloc=1) + vs_host(3) +
+                     vs_host(0, 0, 100) + VS_LOOP + vs_rx(4, 1) + VS_LOOP,
         "no-listener": vs_rx() + vs_pkt(VS_REQUEST, dst=1) + vs_pkt(VS_RW, dst=1, payload=data),
         "malformed": vs_rx() + vs_pkt(VS_REQUEST, f=8 | 1, extra=u64(5)) +
                      vs_pkt(VS_REQUEST, f=8 | 2) + vs_pkt(VS_REQUEST, f=8 | 4, extra=u16(2)) +

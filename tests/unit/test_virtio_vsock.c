@@ -579,6 +579,17 @@ static void test_rx_chain_invalid(void)
 	CHECK_EQ(r.vs.counters.rx_chains_invalid, 2);
 	rx_give(&r, 1, RXBUF);                   /* the RST waited for it */
 	expect(&r, VIRTIO_VSOCK_OP_RST, 9999, 1);
+	/* An RST still waiting for a buffer is dropped when a connection
+	 * begins on its ports: it answered an earlier packet, not the REQUEST. */
+	int lfd = host_listen(&r, 9998);
+	tx(&r, hdr(VIRTIO_VSOCK_OP_RW, 2, 9998, 0), "x", 1);           /* no connection: RST */
+	CHECK_EQ(r.vs.rst_len, 1);
+	tx(&r, hdr(VIRTIO_VSOCK_OP_REQUEST, 2, 9998, 0), NULL, 0);
+	CHECK_EQ(r.vs.rst_len, 0);
+	rx_give(&r, 4, RXBUF);
+	expect(&r, VIRTIO_VSOCK_OP_RESPONSE, 9998, 2);
+	expect_none(&r);
+	host_unlisten(&r, lfd, 9998);
 	rig_down(&r);
 }
 
