@@ -91,6 +91,28 @@ static struct track *track_get(uint32_t local, uint32_t peer)
 	return free_slot;
 }
 
+static void host_close_all(void)
+{
+	for (unsigned i = 0; i < n_host; i++)
+		close(host[i]);
+	n_host = 0;
+	for (int fd; (fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
+		close(fd);
+}
+
+/* At exit: the socket files go (the device removes P, the harness P_1000). */
+static void world_end(void)
+{
+	char p[sizeof(path) + 8];
+
+	virtio_device_reset(&vs.vdev);
+	host_close_all();
+	virtio_vsock_destroy(&vs);
+	snprintf(p, sizeof(p), "%s_1000", path);
+	unlink(p);
+	close(listener);
+}
+
 static void world_init(void)
 {
 	struct errbuf eb = { 0 };
@@ -111,15 +133,7 @@ static void world_init(void)
 		FAIL("set-up: %s", eb.msg);
 	count_transport_attach(&transport, &vs.vdev);
 	vs.vdev.mem = &mem.gm;
-}
-
-static void host_close_all(void)
-{
-	for (unsigned i = 0; i < n_host; i++)
-		close(host[i]);
-	n_host = 0;
-	for (int fd; (fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC)) >= 0;)
-		close(fd);
+	atexit(world_end);
 }
 
 /* A fresh device session (every connection closed) for each input. */
