@@ -43,6 +43,7 @@ RANKS = {
 	"fs": 2,
 	"rng": 2,
 	"blk": 2,
+	"vsock": 2,
 	"mmds": 3,
 	"vmm": 3,
 	"machine": 4,

@@ -10,6 +10,7 @@
  *   PUT /logger                    {"log_path", "level", ...} before boot (api_logger.c)
  *   PUT /drives/{id}               a drive before boot (api_drives.c)
  *   PATCH /drives/{id}             {"drive_id", "path_on_host"}: its file swapped after boot
+ *   PUT /vsock                     {"guest_cid", "uds_path"}: a vsock device before boot
  *   PUT /actions                   {"action_type": "FlushMetrics"|"InstanceStart"|"SendCtrlAltDel"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
  *   PUT /snapshot/create           of a paused VM (api_snapshot.c)
@@ -157,6 +158,13 @@ struct api_drive_config {
 	struct rate_limiter_config limit; /* rate_limiter; all zero: none */
 };
 
+/* PUT /vsock (Firecracker's VsockDeviceConfig; vsock_id is taken and
+ * dropped, as Firecracker keeps it only to name the device). */
+struct api_vsock_config {
+	uint64_t guest_cid;
+	const char *uds_path;
+};
+
 /* GET /vm/config: what the VM was configured with (the machine comes
  * from get_machine_config). Strings belong to the VM, valid until its next
  * configuration call. */
@@ -171,6 +179,8 @@ struct api_vm_config {
 	struct rate_limiter_config entropy_limit;
 	struct api_drive_config drives[API_MAX_DRIVES];
 	unsigned n_drives;
+	bool vsock;                       /* a vsock device, as vsock_cfg says */
+	struct api_vsock_config vsock_cfg;
 };
 
 /* PUT /mmds/config before the start: where the metadata service will
@@ -221,6 +231,9 @@ struct api_vm_ops {
 			   const struct rate_limiter_config *limit, struct errbuf *eb);
 	/* PUT /entropy: an entropy device (virtio-rng) behind @limit. */
 	int (*set_entropy)(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
+	/* PUT /vsock: a vsock device; its socket file is made now (a second
+	 * PUT replaces the first and makes the file again). */
+	int (*set_vsock)(void *ctx, const struct api_vsock_config *vc, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
 	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
 	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:

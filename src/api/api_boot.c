@@ -1,7 +1,7 @@
 /*
  * A VM configured before it starts, in Firecracker's shapes: PUT
  * /boot-source, GET|PUT|PATCH /machine-config, a new interface through PUT
- * /network-interfaces/{id}, PUT /entropy, InstanceStart, and GET /version. The requests
+ * /network-interfaces/{id}, PUT /entropy, PUT /vsock, InstanceStart, and GET /version. The requests
  * are checked for shape here; the VM behind the API (api_vm_ops) keeps the
  * configuration and builds the machine from it at InstanceStart. After
  * the start each pre-boot request gets Firecracker's "not supported after
@@ -89,6 +89,37 @@ void api_entropy_put(struct api *api, const char *id, const struct http_request 
 		else
 			answer(resp, vm->set_entropy(api->opts.vm_ctx, &limit, &eb), &eb,
 			       "Invalid entropy device");
+	}
+	json_decref(body);
+}
+
+/* --- /vsock --------------------------------------------------------------------------- */
+
+/* Firecracker's VsockDeviceConfig: guest_cid (3 and up, 32 bits) and
+ * uds_path; vsock_id, deprecated there, is taken and not kept. */
+void api_vsock_put(struct api *api, const char *id, const struct http_request *req,
+		   struct http_response *resp)
+{
+	static const char *const keys[] = { "vsock_id", "guest_cid", "uds_path", NULL };
+	const char *what = "the vsock device";
+	struct api_vsock_config vc = { 0 };
+	struct errbuf eb = { 0 };
+	const struct api_vm_ops *vm = boot_vm(api, resp);
+	json_t *body = vm ? api_body_object(req, resp) : NULL;
+	bool ok = true;
+
+	if (!body)
+		return;
+	if (api_known_keys(body, keys, what, resp) &&
+	    api_get_u64(body, "guest_cid", true, &vc.guest_cid, what, resp)) {
+		(void)api_get_string(body, "vsock_id", false, &ok, what, resp);
+		if (ok)
+			vc.uds_path = api_get_string(body, "uds_path", true, &ok, what, resp);
+		if (ok && !vm->set_vsock)
+			api_fault(resp, 400, "This kvmini instance has no vsock device to configure.");
+		else if (ok)
+			answer(resp, vm->set_vsock(api->opts.vm_ctx, &vc, &eb), &eb,
+			       "Invalid vsock device");
 	}
 	json_decref(body);
 }

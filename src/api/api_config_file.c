@@ -31,7 +31,7 @@ static const struct config_section sections[] = {
 	{ "network-interfaces", "/network-interfaces/", "iface_id", NULL },
 	{ "metrics", "/metrics", NULL, NULL },
 	{ "drives", "/drives/", "drive_id", NULL },
-	{ "vsock", NULL, NULL, "kvmini has no vsock device yet" },
+	{ "vsock", "/vsock", NULL, NULL },
 	{ "entropy", "/entropy", NULL, NULL },
 	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },
 	{ "mmds-config", "/mmds/config", NULL, NULL },   /* after the interfaces it names */

@@ -98,6 +98,8 @@ void api_vm_patch(struct api *api, const char *id, const struct http_request *re
 		  struct http_response *resp);
 void api_entropy_put(struct api *api, const char *id, const struct http_request *req,
 		     struct http_response *resp);
+void api_vsock_put(struct api *api, const char *id, const struct http_request *req,
+		   struct http_response *resp);
 /* --- drives (api_drives.c) --- */
 void api_drive_put(struct api *api, const char *id, const struct http_request *req,
 		   struct http_response *resp);

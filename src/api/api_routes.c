@@ -33,6 +33,7 @@ static const struct api_route api_routes[] = {
 	{ "PUT",   "/snapshot/load",            api_snapshot_load_put },
 	{ "PUT",   "/boot-source",              api_boot_source_put },
 	{ "PUT",   "/entropy",                  api_entropy_put },
+	{ "PUT",   "/vsock",                    api_vsock_put },
 	{ "PUT",   "/drives/{id}",              api_drive_put },
 	{ "PATCH", "/drives/{id}",              api_drive_patch },
 	{ "GET",   "/machine-config",           api_machine_config_get },

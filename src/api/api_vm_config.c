@@ -3,8 +3,8 @@
  * --config-file (its VmmConfig), so a client can read back what it set, and
  * feed the answer to --config-file. As Firecracker answers: "logger" and
  * "metrics" are null (process settings, not the VM's), and so are the
- * devices kvmini does not have ("balloon", "vsock", "cpu-config");
- * "entropy" is null without the device.
+ * devices kvmini does not have ("balloon", "cpu-config"); "entropy" and
+ * "vsock" are null without the device.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -104,6 +104,14 @@ static json_t *entropy_json(const struct api_vm_config *c)
 	return json_pack("{s:o}", "rate_limiter", api_limiter_json(&c->entropy_limit));
 }
 
+static json_t *vsock_json(const struct api_vm_config *c)
+{
+	if (!c->vsock)
+		return json_null();
+	return json_pack("{s:I,s:s}", "guest_cid", (json_int_t)c->vsock_cfg.guest_cid,
+			 "uds_path", c->vsock_cfg.uds_path);
+}
+
 void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,
 		       struct http_response *resp)
 {
@@ -117,9 +125,9 @@ void api_vm_config_get(struct api *api, const char *id, const struct http_reques
 	}
 	vm->get_vm_config(api->opts.vm_ctx, &c);
 	vm->get_machine_config(api->opts.vm_ctx, &mc);
-	api_reply_json(resp, 200, json_pack("{s:n,s:o,s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:n,s:o}",
+	api_reply_json(resp, 200, json_pack("{s:n,s:o,s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:o,s:o}",
 		"balloon", "drives", api_drives_json(&c), "boot-source", boot_json(&c.boot), "cpu-config",
 		"logger", "machine-config", api_machine_json(&mc), "metrics",
 		"mmds-config", mmds_json(api, &c), "network-interfaces", ifaces_json(api, &c),
-		"vsock", "entropy", entropy_json(&c)));
+		"vsock", vsock_json(&c), "entropy", entropy_json(&c)));
 }

@@ -110,6 +110,11 @@ static const char run_usage[] =
 	"  --entropy[=LIMIT]  a virtio-rng device (Firecracker's entropy device) filled\n"
 	"                     from the host's getrandom; LIMIT as --tx-rate-limit's\n"
 	"                     (bw=SIZE/REFILL_MS,bw_burst=N,ops=SIZE/REFILL_MS,ops_burst=N)\n"
+	"  --vsock CID:PATH   a virtio-vsock device (Firecracker's hybrid vsock): the guest\n"
+	"                     is CID (3 or more); a host process connects to the unix\n"
+	"                     socket PATH and writes \"CONNECT <port>\\n\" to reach a guest\n"
+	"                     listener, and a guest connection to CID 2 port N reaches\n"
+	"                     the host process listening on PATH_N\n"
 	"  --no-notify        do not watch the --fs directories for host changes (by\n"
 	"                     default they become FUSE invalidations for a driver that\n"
 	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
@@ -282,6 +287,25 @@ static int take_entropy(struct run_args *a, const char *val)
 	return -EINVAL;
 }
 
+/* --vsock CID:PATH. */
+static int take_vsock(struct run_args *a, const char *val)
+{
+	const char *colon = strchr(val, ':');
+	char *end = NULL;
+	unsigned long long cid = colon ? strtoull(val, &end, 10) : 0;
+
+	if (!colon || end != colon || !virtio_vsock_cid_valid(cid) || !colon[1] ||
+	    strlen(colon + 1) > VSOCK_UDS_PATH_MAX) {
+		log_err("--vsock %s: give CID:PATH, CID from 3 to %u and PATH a unix socket path "
+			"of at most %zu bytes", val, UINT32_MAX, VSOCK_UDS_PATH_MAX);
+		return -EINVAL;
+	}
+	a->vsock.on = true;
+	a->vsock.cid = cid;
+	snprintf(a->vsock.path, sizeof(a->vsock.path), "%s", colon + 1);
+	return 0;
+}
+
 static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
@@ -315,6 +339,8 @@ static int parse_value(int c, const char *val, struct run_args *a)
 		return take_entropy(a, val);
 	case 'B':
 		return run_take_drive(a, val);
+	case 'V':
+		return take_vsock(a, val);
 	case 'f':
 		if (a->nfs < RUN_MAX_FS)
 			return parse_fs_spec(val, &a->fs[a->nfs++]);
@@ -356,13 +382,14 @@ static int check_preboot(const struct run_args *a)
 			"and no --api-sock");
 		return -EINVAL;
 	}
-	if (a->boot_option || a->net.n_ifaces || a->nfs || a->entropy || a->n_drives) {
+	if (a->boot_option || a->net.n_ifaces || a->nfs || a->entropy || a->n_drives ||
+	    a->vsock.on) {
 		log_err("--%s: kvmini run --api-sock or --config-file without --kernel or --restore "
 			"takes its machine from the API (PUT /boot-source, /machine-config, "
 			"/network-interfaces, or PUT /snapshot/load) or the file; give --kernel to "
 			"boot with these options", a->boot_option ? a->boot_option
 				      : a->net.n_ifaces ? "net" : a->nfs ? "fs"
-				      : a->entropy ? "entropy" : "drive");
+				      : a->entropy ? "entropy" : a->vsock.on ? "vsock" : "drive");
 		return -EINVAL;
 	}
 	return 0;
@@ -438,6 +465,15 @@ static int take_shared(struct run_args *a, int c, const char *val)
 	return r;
 }
 
+/* What a run has before its options. */
+static void run_args_defaults(struct run_args *a)
+{
+	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE,
+				.vsock.listen_fd = -1 };
+	cli_net_controls_init(&a->net, "kvmini run", "--net", 0);
+	cli_fs_args_init(&a->fs_defaults);
+}
+
 /* Returns 0, 1 after --help, or -EINVAL. */
 static int parse_run_args(int argc, char **argv, struct run_args *a)
 {
@@ -466,6 +502,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "no-api", no_argument, NULL, 'N' },
 		{ "entropy", optional_argument, NULL, 'E' },
 		{ "drive", required_argument, NULL, 'B' },
+		{ "vsock", required_argument, NULL, 'V' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 		RUN_FC_LONG_OPTIONS,
 	};
@@ -475,9 +512,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 	memcpy(opts, own, sizeof(own));
 	cli_fs_long_options(opts + ARRAY_SIZE(own), CLI_FS_RUN);
 
-	*a = (struct run_args){ .mem_mib = 256, .cpus = 1, .cmdline = RUN_DEFAULT_CMDLINE };
-	cli_net_controls_init(&a->net, "kvmini run", "--net", 0);
-	cli_fs_args_init(&a->fs_defaults);
+	run_args_defaults(a);
 	optind = 1;
 	opterr = 0;
 	int li = -1;
@@ -581,6 +616,8 @@ int run_build_machine(struct run_ctx *ctx)
 {
 	ctx->machine_tried = true;
 	int r = machine_build(&ctx->machine, &ctx->cfg);
+	if (ctx->machine.vsock)
+		ctx->args->vsock.listen_fd = -1;      /* the device's now */
 	/* vm_create zeroed the timing: its zero is kvmini's start, or a load's. */
 	ctx->machine.vm.timing.start = ctx->start_ns;
 	return r;
@@ -595,6 +632,9 @@ void run_configure(struct run_ctx *ctx)
 		ctx->fs[i] = (struct machine_fs_config){ .share = a->fs[i].opts.share,
 							 .dev = a->fs[i].opts.dev };
 	run_name_shares(ctx, ctx->fs, a->nfs);
+	ctx->vsock = (struct virtio_vsock_opts){ .guest_cid = a->vsock.cid,
+						 .uds_path = a->vsock.path,
+						 .listen_fd = a->vsock.listen_fd };
 	ctx->cfg = (struct machine_config){
 		.kernel = a->kernel, .initrd = a->initrd, .cmdline = a->cmdline,
 		.mem_bytes = (uint64_t)a->mem_mib << 20, .cpus = (unsigned)a->cpus,
@@ -604,6 +644,7 @@ void run_configure(struct run_ctx *ctx)
 		.mmds = ctx->mmds_on ? ctx->mmds : NULL,
 		.fs = ctx->fs, .n_fs = a->nfs,
 		.entropy = a->entropy ? &a->entropy_limit : NULL,
+		.vsock = a->vsock.on ? &ctx->vsock : NULL,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
 	};
@@ -738,6 +779,10 @@ static void teardown(struct run_ctx *ctx)
 		api_stop(ctx->api);
 	}
 	machine_destroy(&ctx->machine);
+	if (ctx->args->vsock.listen_fd >= 0) {     /* PUT /vsock's, never built */
+		close(ctx->args->vsock.listen_fd);
+		unlink(ctx->args->vsock.path);
+	}
 	machine_restore_close(&ctx->restore);
 	run_api_free(ctx);
 	mmds_free(ctx->mmds);

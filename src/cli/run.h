@@ -56,6 +56,13 @@ struct run_args {
 	unsigned n_drives;
 	bool entropy;                    /* --entropy, PUT /entropy: a virtio-rng device */
 	struct rate_limiter_config entropy_limit;
+	/* --vsock CID:PATH, PUT /vsock: a virtio-vsock device. */
+	struct run_vsock {
+		bool on;
+		uint64_t cid;
+		char path[108];
+		int listen_fd;           /* PUT /vsock made the socket; -1: the machine makes it */
+	} vsock;
 	bool boot_timing;
 	bool counters;
 	bool compat;
@@ -101,6 +108,7 @@ struct run_ctx {
 	struct machine_config cfg;
 	struct machine_fs_config fs[RUN_MAX_FS];
 	struct machine_drive_config drives[RUN_MAX_DRIVES];
+	struct virtio_vsock_opts vsock;
 	char cmdline[LAYOUT_CMDLINE_MAX];    /* the boot arguments with root= of a root drive */
 	/* The shares' names in the machine's messages and counters. */
 	char fs_what[RUN_MAX_FS][RUN_FS_WHAT_LEN];
@@ -200,6 +208,7 @@ int run_set_machine_config(void *ctx, const struct api_machine_config *mc, struc
 int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb);
 int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
+int run_set_vsock(void *ctx, const struct api_vsock_config *vc, struct errbuf *eb);
 int run_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
 /* PATCH /drives/{id}: 0, -EAGAIN before the start, -ENODEV for no drive
  * @id, else -errno with why in @eb (the old image serves on). */

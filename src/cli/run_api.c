@@ -222,6 +222,7 @@ static const struct api_vm_ops api_vm = {
 	.set_boot_source = run_set_boot_source, .get_machine_config = run_get_machine_config,
 	.set_machine_config = run_set_machine_config, .add_iface = run_add_iface,
 	.set_mmds_config = run_set_mmds_config, .set_entropy = run_set_entropy,
+	.set_vsock = run_set_vsock,
 	.add_drive = run_add_drive, .patch_drive = run_patch_drive,
 	.start = run_instance_start, .send_ctrl_alt_del = api_send_ctrl_alt_del,
 	.get_vm_config = run_get_vm_config,

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/run.h"
@@ -114,6 +115,9 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 	out->mmds_on = ((struct run_ctx *)opaque)->mmds_on;
 	out->entropy = a->entropy;
 	out->entropy_limit = a->entropy_limit;
+	out->vsock = a->vsock.on;
+	out->vsock_cfg = (struct api_vsock_config){ .guest_cid = a->vsock.cid,
+						    .uds_path = a->vsock.path };
 	out->n_drives = MIN(a->n_drives, (unsigned)ARRAY_SIZE(out->drives));
 	for (unsigned i = 0; i < out->n_drives; i++) {
 		const struct run_drive *d = &a->drives[i];
@@ -283,6 +287,41 @@ int run_set_entropy(void *opaque, const struct rate_limiter_config *limit, struc
 	}
 	a->entropy = true;
 	a->entropy_limit = *limit;
+	ctx->api_configured = true;
+	return 0;
+}
+
+/* --- the vsock device ---------------------------------------------------------------------- */
+
+/* PUT /vsock before the start: the socket file is made now, as Firecracker
+ * makes it; a second PUT replaces the first (its socket closed, its file
+ * removed) and makes the file again. */
+int run_set_vsock(void *opaque, const struct api_vsock_config *vc, struct errbuf *eb)
+{
+	struct run_ctx *ctx = opaque;
+	struct run_vsock *v = &ctx->args->vsock;
+
+	if (ctx->machine_tried)
+		return -EEXIST;
+	if (!virtio_vsock_cid_valid(vc->guest_cid)) {
+		errbuf_set(eb, "guest_cid %llu: must be 3 to %u",
+			   (unsigned long long)vc->guest_cid, UINT32_MAX);
+		return -EINVAL;
+	}
+	if (!*vc->uds_path) {
+		errbuf_set(eb, "uds_path is empty");
+		return -EINVAL;
+	}
+	int fd = vsock_uds_listen(vc->uds_path, eb);
+	if (fd < 0)                  /* -EEXIST would read as "after the start" */
+		return fd == -EEXIST ? -EINVAL : fd;
+	if (v->listen_fd >= 0) {
+		close(v->listen_fd);
+		if (strcmp(v->path, vc->uds_path))
+			unlink(v->path);
+	}
+	*v = (struct run_vsock){ .on = true, .cid = vc->guest_cid, .listen_fd = fd };
+	snprintf(v->path, sizeof(v->path), "%s", vc->uds_path);
 	ctx->api_configured = true;
 	return 0;
 }

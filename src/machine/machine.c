@@ -80,6 +80,25 @@ static int add_rng(struct machine *m, const struct rate_limiter_config *limit)
 	return add_slot(m, &m->rng->vdev);
 }
 
+/* The vsock device (its socket made, or taken from the configuration) and
+ * its slot. */
+static int add_vsock(struct machine *m, const struct virtio_vsock_opts *opts)
+{
+	struct errbuf eb = { 0 };
+
+	m->vsock = calloc(1, sizeof(*m->vsock));
+	int r = m->vsock ? virtio_vsock_init(m->vsock, &m->loop, opts, &eb) : -ENOMEM;
+	if (r < 0) {
+		log_err("vsock: %s", m->vsock ? eb.msg : strerror(-r));
+		free(m->vsock);
+		m->vsock = NULL;
+		return r;
+	}
+	log_info("vsock: guest CID %llu, socket %s, device %u",
+		 (unsigned long long)opts->guest_cid, opts->uds_path, m->n_slots);
+	return add_slot(m, &m->vsock->vdev);
+}
+
 /* A drive: its image opened, a virtio-blk device on it, its slot. */
 static int add_drive(struct machine *m, const struct machine_drive_config *cfg)
 {
@@ -144,12 +163,12 @@ int machine_set_drive_limit(struct machine *m, unsigned i, const struct rate_lim
 static int add_devices(struct machine *m)
 {
 	const struct machine_config *cfg = m->cfg;
-	unsigned n_rng = cfg->entropy ? 1 : 0;
+	unsigned n_single = (cfg->entropy ? 1 : 0) + (cfg->vsock ? 1 : 0);
 	int r = 0;
 
 	if (cfg->n_nets > MACHINE_MAX_NETS || cfg->n_fs > MACHINE_MAX_FS ||
 	    cfg->n_drives > MACHINE_MAX_DRIVES ||
-	    cfg->n_nets + cfg->n_fs + n_rng + cfg->n_drives > LAYOUT_MMIO_MAX_DEVS) {
+	    cfg->n_nets + cfg->n_fs + n_single + cfg->n_drives > LAYOUT_MMIO_MAX_DEVS) {
 		log_err("too many devices (at most %u nets and %u shares)", MACHINE_MAX_NETS,
 			MACHINE_MAX_FS);
 		return -E2BIG;
@@ -160,6 +179,8 @@ static int add_devices(struct machine *m)
 		r = add_fs(m, &cfg->fs[i]);
 	if (!r && cfg->entropy)
 		r = add_rng(m, cfg->entropy);
+	if (!r && cfg->vsock)
+		r = add_vsock(m, cfg->vsock);
 	for (unsigned i = 0; !r && i < cfg->n_drives; i++)
 		r = add_drive(m, &cfg->drives[i]);
 	return r;
@@ -187,6 +208,11 @@ static void destroy_devices(struct machine *m)
 		virtio_rng_destroy(m->rng);
 		free(m->rng);
 		m->rng = NULL;
+	}
+	if (m->vsock) {
+		virtio_vsock_destroy(m->vsock);
+		free(m->vsock);
+		m->vsock = NULL;
 	}
 	for (unsigned i = 0; i < m->n_drives; i++) {
 		struct machine_drive *d = &m->drives[i];

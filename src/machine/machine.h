@@ -24,6 +24,7 @@
 #include "mmds/mmds.h"
 #include "blk/virtio_blk.h"
 #include "rng/virtio_rng.h"
+#include "vsock/virtio_vsock.h"
 #include "vmm/acpi_pm.h"
 #include "vmm/layout.h"
 #include "vmm/legacy.h"
@@ -71,6 +72,8 @@ struct machine_config {
 	/* The entropy device (virtio-rng, after the nets and shares) with its
 	 * limiter; NULL: none. */
 	const struct rate_limiter_config *entropy;
+	/* The vsock device (after the entropy device), NULL: none. */
+	const struct virtio_vsock_opts *vsock;
 	/* The drives, after every other device, in this order: the guest names
 	 * them vda, vdb, ... as it finds them, so a root drive goes first. */
 	const struct machine_drive_config *drives;
@@ -111,6 +114,7 @@ struct machine {
 	struct machine_fs fs[MACHINE_MAX_FS];
 	unsigned n_fs;
 	struct virtio_rng *rng;      /* the entropy device, when there is one */
+	struct virtio_vsock *vsock;  /* the vsock device, when there is one */
 	struct machine_drive {
 		struct blk_image img;
 		struct virtio_blk *dev;

@@ -225,6 +225,11 @@ int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 		errbuf_set(eb, "a VM with drives cannot be snapshotted yet");
 		return -EOPNOTSUPP;
 	}
+	if (m->vsock) {
+		/* Its connections are host sockets a restore could not reopen. */
+		errbuf_set(eb, "a VM with a vsock device cannot be snapshotted yet");
+		return -EOPNOTSUPP;
+	}
 	if (!m->paused) {
 		errbuf_set(eb, "the VM must be paused first");
 		return -EAGAIN;

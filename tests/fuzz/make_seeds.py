@@ -914,6 +914,89 @@ def seeds_blk():
     }
 
 
+# ---- fuzz_vsock -------------------------------------------------------------
+# operations: 0-1 a guest packet (f: 1 src_cid from input (8 bytes) | 2
+# dst_cid 3 | 4 type from input (2 bytes) | 8 fwd_cnt honest less a byte,
+# else 4 bytes | 16 len past the payload (a byte) | 32 cut at a byte | 64
+# indirect; op % 9; source port byte (0x80: 2000 + n % 4, else 10 + n % 4);
+# destination choice (0: 1000, listened; 1: 1001, not; 2: the device's
+# last host port; 3: 5000 + a byte); flags byte; buf_alloc u16 * 4; fwd;
+# payload length byte * 16, its first 32 bytes), 2 receive buffers (count
+# byte, kind: 0 40 bytes, 1 4096, 2 first read-only, 3 45 + a byte; 8
+# indirect), 3 a host client on P (form byte: CONNECT, lowercase with
+# data, two spaces, bad port, not CONNECT, no newline; port 2000 + n % 4),
+# 4 a host end (what: 0 data (u16 length), 1 half-close, 2 close, 3
+# drain; index byte), 5 raw (queue byte; 1: avail jump u16, else a raw
+# descriptor), 6-7 a loop turn.
+
+VS_REQUEST, VS_RESPONSE, VS_RST, VS_SHUTDOWN, VS_RW, VS_CREDIT_UPDATE, VS_CREDIT_REQUEST = range(1, 8)
+
+
+def vs_pkt(op, src=0, dst=0, payload=b"", f=8, buf_alloc=0x4000, flags=0, extra=b""):
+    out = u8(0, f)
+    out += extra                          # src_cid / type when f asks
+    out += u8(op, src, dst) + u8(flags) + u16(buf_alloc)
+    out += u8(0) if f & 8 else u32(0)
+    out += u8(len(payload) // 16)
+    if f & 16:
+        out += u8(7)
+    out += payload[:32]
+    if f & 32:
+        out += u8(20)
+    return out
+
+
+def vs_rx(n=8, kind=1):
+    return u8(2, n, kind)
+
+
+def vs_client(form, port):
+    return u8(3, form, port)
+
+
+def vs_host(what, idx=0, length=None):
+    return u8(4, what, idx) + (u16(length) if length is not None else b"")
+
+
+VS_LOOP = u8(6)
+
+
+def seeds_vsock():
+    data = bytes(range(32))
+    return {
+        "guest-echo": vs_rx() + vs_pkt(VS_REQUEST) + vs_pkt(VS_RW, payload=data) +
+                      vs_host(3) + vs_host(0, 0, 100) + VS_LOOP + vs_rx() +
+                      vs_pkt(VS_CREDIT_UPDATE) + vs_host(1) + VS_LOOP +
+                      vs_pkt(VS_SHUTDOWN, flags=3) + VS_LOOP,
+        "guest-credit": vs_rx() + vs_pkt(VS_REQUEST, buf_alloc=4) + vs_host(3) +
+                        vs_host(0, 0, 3000) + VS_LOOP + vs_pkt(VS_CREDIT_UPDATE, buf_alloc=64) +
+                        VS_LOOP + vs_pkt(VS_CREDIT_REQUEST),
+        "host-connect": vs_rx() + vs_client(1, 0) + VS_LOOP +
+                        vs_pkt(VS_RESPONSE, src=0x80, dst=2) + VS_LOOP +
+                        vs_pkt(VS_RW, src=0x80, dst=2, payload=data) + vs_host(3) +
+                        vs_host(0, 0, 50) + VS_LOOP + vs_pkt(VS_RST, src=0x80, dst=2),
+        "host-refused": vs_rx() + vs_client(0, 1) + VS_LOOP +
+                        vs_pkt(VS_RST, src=0x81, dst=2) + vs_client(4, 0) + vs_client(3, 0) +
+                        vs_client(5, 0) + VS_LOOP,
+        # another type on a live connection's ports ends it (no data after the RST)
+        "bad-type-on-conn": vs_rx() + vs_pkt(VS_REQUEST) + vs_pkt(VS_REQUEST, f=8 | 4, extra=u16(0)) +
+                            vs_host(3) + vs_host(0, 0, 100) + VS_LOOP,
+        # RSTs waiting for receive buffers, then a connection on their ports
+        "stale-rst": vs_pkt(0) + vs_pkt(0) + vs_pkt(VS_REQUEST, buf_alloc=1) + vs_host(3) +
+                     vs_host(0, 0, 100) + VS_LOOP + vs_rx(4, 1) + VS_LOOP,
+        "no-listener": vs_rx() + vs_pkt(VS_REQUEST, dst=1) + vs_pkt(VS_RW, dst=1, payload=data),
+        "malformed": vs_rx() + vs_pkt(VS_REQUEST, f=8 | 1, extra=u64(5)) +
+                     vs_pkt(VS_REQUEST, f=8 | 2) + vs_pkt(VS_REQUEST, f=8 | 4, extra=u16(2)) +
+                     vs_pkt(VS_RW, f=8 | 16, payload=data) +
+                     vs_pkt(VS_REQUEST, f=8 | 32 | 64) + vs_rx(4, 0) + vs_rx(4, 2) +
+                     vs_pkt(9 % 9) + vs_pkt(8),
+        "cap": vs_rx() + b"".join(vs_pkt(VS_REQUEST, src=s) for s in (0, 1, 2, 3, 0x80, 0x81)) +
+               vs_client(0, 0) + VS_LOOP,
+        "raw": vs_rx() + vs_pkt(VS_REQUEST) + u8(5, 0, 0, 3, 0) + u16(0x100) + u16(64) +
+               u8(2, 0, 3) + u8(5, 1, 1) + u16(300),
+    }
+
+
 GENERATORS = {
     "fuzz_blk": seeds_blk,
     "fuzz_decompress": seeds_decompress,
@@ -928,6 +1011,7 @@ GENERATORS = {
     "fuzz_vhost_user": seeds_vhost_user,
     "fuzz_virtio_fs": seeds_virtio_fs,
     "fuzz_virtq_net": seeds_virtq_net,
+    "fuzz_vsock": seeds_vsock,
 }
 
 

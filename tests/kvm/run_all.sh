@@ -2,7 +2,9 @@
 # kvmini run on KVM with the project's own freestanding test guest
 # (tests/kvm/guest): boot, console, exits, the virtio-mmio register rules,
 # loopback net frames with interrupts, NEEDS_RESET, virtio-blk (test_blk.sh:
-# the guest's own driver, PATCH /drives on the running VM), and kvmini's errors.
+# the guest's own driver, PATCH /drives on the running VM), virtio-vsock
+# (test_vsock.sh: both directions against python peers on unix sockets), and
+# kvmini's errors.
 # One case or one tight group per file, tests/kvm/test_*.sh, sharing
 # tests/kvm/lib.sh; this does the setup once (kvmini and the test guest
 # built when needed) and runs every file through tests/run_suite.sh.

@@ -183,6 +183,25 @@ req wait-load-missing 400 'Cannot load the snapshot: .*No such file' PUT /snapsh
 req wait-load-corrupt 400 'Cannot load the snapshot: .*state' PUT /snapshot/load \
 	"{\"snapshot_path\":\"$tmp/state\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"$tmp/m\"}}"
 req wait-still 200 '"state":"Not started"' GET /
+# PUT /vsock makes its socket file at once; a second PUT makes it again
+# (the same path: a new file) or moves it (the old file goes); the last
+# one's file goes when kvmini ends without a VM.
+# check NAME CONDITION...: one PASS/FAIL line for a shell test.
+check() { local name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
+req wait-vsock 204 '^$' PUT /vsock "{\"vsock_id\":\"v\",\"guest_cid\":3,\"uds_path\":\"$tmp/v1.sock\"}"
+check "wait-vsock: the socket file is made" test -S "$tmp/v1.sock"
+ino1=$(stat -c %i "$tmp/v1.sock" 2>/dev/null)
+req wait-vsock-again 204 '^$' PUT /vsock "{\"guest_cid\":4,\"uds_path\":\"$tmp/v1.sock\"}"
+ino2=$(stat -c %i "$tmp/v1.sock" 2>/dev/null)
+check "wait-vsock-again: the socket file is made again" test -S "$tmp/v1.sock" -a "$ino1" != "$ino2"
+req wait-vsock-move 204 '^$' PUT /vsock "{\"guest_cid\":5,\"uds_path\":\"$tmp/v2.sock\"}"
+check "wait-vsock-move: the old file goes, the new one is made" test ! -e "$tmp/v1.sock" -a -S "$tmp/v2.sock"
+req wait-vsock-config 200 "\"vsock\":\\{\"guest_cid\":5,\"uds_path\":\"$tmp/v2.sock\"\\}" GET /vm/config
+req wait-vsock-cid 400 'Invalid vsock device: guest_cid 2: must be 3 to' PUT /vsock \
+	"{\"guest_cid\":2,\"uds_path\":\"$tmp/v3.sock\"}"
+req wait-vsock-file 400 'Invalid vsock device: .*state exists and is not a socket' PUT /vsock \
+	"{\"guest_cid\":3,\"uds_path\":\"$tmp/state\"}"
+check "wait-vsock: a refused PUT keeps the last one" test -S "$tmp/v2.sock" -a -f "$tmp/state"
 # The FIFO nobody reads took the lines from the PUT on, at level Debug
 # (kvmini holds it read-write: read them before it ends); then a second
 # PUT /logger moves the log to a file, which gets the line at exit.
@@ -199,6 +218,7 @@ kill -TERM "$pid"
 wait "$pid"
 rc=$?
 pid=
+check "waiting run: the vsock socket file goes at exit" test ! -e "$tmp/v2.sock"
 if [ "$rc" = 143 ] && grep -q 'ending before a VM was started' "$tmp/api-log.txt" &&
 	! grep -qE 'ERROR: |runtime error' "$tmp/kvmini.log"; then
 	ok "waiting run: SIGTERM ends it with 143, no sanitizer report"

@@ -124,6 +124,13 @@ expect run-mtu-twice 2 'mtu given twice for the --net user' -- "${K[@]}" --net l
 expect run-mmds-no-net 2 '--mmds needs a network device \(--net\)' -- "${K[@]}" --mmds
 expect run-mmds-bad-addr 2 'not a link-local IPv4 address' -- "${K[@]}" --net loopback --mmds=10.0.0.1
 expect run-mmds-version-alone 2 'need --mmds' -- "${K[@]}" --net loopback --mmds-version 2
+expect run-vsock-no-colon 2 'vsock 3: give CID:PATH' -- "${K[@]}" --vsock 3
+expect run-vsock-host-cid 2 'vsock 2:/tmp/v.sock: give CID:PATH, CID from 3 to 4294967295' -- "${K[@]}" --vsock 2:/tmp/v.sock
+expect run-vsock-big-cid 2 'vsock 4294967296:/tmp/v.sock: give CID:PATH' -- "${K[@]}" --vsock 4294967296:/tmp/v.sock
+expect run-vsock-junk-cid 2 'vsock 3x:/tmp/v.sock: give CID:PATH' -- "${K[@]}" --vsock 3x:/tmp/v.sock
+expect run-vsock-no-path 2 'vsock 3:: give CID:PATH' -- "${K[@]}" --vsock 3:
+expect run-vsock-long-path 2 'PATH a unix socket path of at most 96 bytes' -- "${K[@]}" --vsock "3:/tmp/$(head -c 120 /dev/zero | tr '\0' 'x')"
+expect run-wait-with-vsock 2 'vsock: kvmini run --api-sock or --config-file without' -- run --api-sock "$tmp/wait.sock" --vsock 3:"$tmp/v.sock"
 expect run-mmds-iface-unknown 2 'mmds-iface eth3: no interface has that id' -- "${K[@]}" --net loopback --mmds --mmds-iface eth3
 expect run-mmds-iface-alone 2 'mmds-iface needs --mmds' -- "${K[@]}" --net loopback --mmds-iface eth0
 expect run-max-watches-bad 2 'max-watches: "0" is not a number' -- "${K[@]}" --fs "$tmp:t" --max-watches 0
@@ -153,11 +160,13 @@ cfg ok '{"boot-source":{"kernel_image_path":"/etc/hostname","boot_args":null},"m
 cfg unknown '{"boot-source":{"kernel_image_path":"/etc/hostname"},"colour":1}'
 cfg drives '{"boot-source":{"kernel_image_path":"/etc/hostname"},"drives":[{"drive_id":"rootfs"}]}'
 cfg machine '{"machine-config":{"vcpu_count":1}}'
+cfg vsock '{"boot-source":{"kernel_image_path":"/etc/hostname"},"vsock":{"guest_cid":1,"uds_path":"/tmp/v.sock"}}'
 cfg iface '{"network-interfaces":[{"iface_id":"eth0"}]}'
 cfg broken '{"boot-source":'
 expect run-config-start 1 'config-file .*ok.json: InstanceStart: Cannot start the microVM' -- run --config-file "$tmp/ok.json" --no-api
 expect run-config-unknown 1 'unknown key "colour"' -- run --config-file "$tmp/unknown.json"
 expect run-config-drives 1 'drives\[0\]: the drive needs "path_on_host"' -- run --config-file "$tmp/drives.json"
+expect run-config-vsock 1 'vsock: Invalid vsock device: guest_cid 1: must be 3 to 4294967295' -- run --config-file "$tmp/vsock.json"
 expect run-config-machine 1 'machine-config: the machine configuration needs "mem_size_mib"' -- run --config-file "$tmp/machine.json"
 expect run-config-iface 1 'network-interfaces\[0\]: the interface needs "host_dev_name"' -- run --config-file "$tmp/iface.json"
 expect run-config-broken 1 'broken.json: line 1: ' -- run --config-file "$tmp/broken.json"

@@ -192,6 +192,10 @@ struct fake_vm {
 		struct rate_limiter_config limit;
 	} drives[2];
 	unsigned n_drives, drive_patches;
+	/* PUT /vsock: the last configuration taken, and how many were. */
+	unsigned vsock_puts;
+	uint64_t vsock_cid;
+	char vsock_path[64];
 };
 
 static int fake_pause(void *ctx)
@@ -350,11 +354,31 @@ static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
 	out->ifaces[0] = vm->last_iface;
 	out->ifaces[0].iface_id = vm->load_strings[3];
 	out->ifaces[0].host_dev_name = vm->load_strings[4];
+	out->vsock = vm->vsock_puts > 0;
+	out->vsock_cfg = (struct api_vsock_config){ .guest_cid = vm->vsock_cid,
+						    .uds_path = vm->vsock_path };
 	out->n_drives = vm->n_drives;
 	for (unsigned i = 0; i < vm->n_drives; i++)
 		out->drives[i] = (struct api_drive_config){ .drive_id = vm->drives[i].id,
 			.path_on_host = vm->drives[i].path, .is_root_device = vm->drives[i].root,
 			.limit = vm->drives[i].limit };
+}
+
+static int fake_set_vsock(void *ctx, const struct api_vsock_config *vc, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (vc->guest_cid < 3) {
+		errbuf_set(eb, "guest_cid %llu: must be 3 to 4294967295",
+			   (unsigned long long)vc->guest_cid);
+		return -EINVAL;
+	}
+	vm->vsock_puts++;
+	vm->vsock_cid = vc->guest_cid;
+	snprintf(vm->vsock_path, sizeof(vm->vsock_path), "%s", vc->uds_path);
+	return 0;
 }
 
 static int fake_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb)
@@ -420,6 +444,7 @@ static const struct api_vm_ops fake_vm_ops = {
 	.set_machine_config = fake_set_machine, .add_iface = fake_add_iface, .start = fake_start,
 	.send_ctrl_alt_del = fake_ctrl_alt_del, .get_vm_config = fake_get_vm_config,
 	.add_drive = fake_add_drive, .patch_drive = fake_patch_drive,
+	.set_vsock = fake_set_vsock,
 };
 
 static const char *state_of(struct rig *r)
@@ -811,6 +836,68 @@ static void test_vm_config(void)
 	rig_down(&r);
 }
 
+/* PUT /vsock before the start as Firecracker takes it (vsock_id taken and
+ * dropped), its shapes refused by name, a second PUT replacing the first,
+ * GET /vm/config and a --config-file showing and taking it, and the
+ * refusal after the start. The socket file itself: tests/unit/api_curl.sh. */
+static void test_vsock_route(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/vsock", "{\"guest_cid\":3,\"uds_path\":\"/v\"}",
+		     "nothing to configure");
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	const char *bad[][2] = {
+		{ "{\"uds_path\":\"/v\"}", "needs \"guest_cid\"" },
+		{ "{\"guest_cid\":3}", "needs \"uds_path\"" },
+		{ "{\"guest_cid\":\"3\",\"uds_path\":\"/v\"}", "non-negative integer" },
+		{ "{\"guest_cid\":-3,\"uds_path\":\"/v\"}", "non-negative integer" },
+		{ "{\"guest_cid\":3,\"uds_path\":5}", "must be a string" },
+		{ "{\"guest_cid\":3,\"uds_path\":\"/v\",\"vsock_id\":1}", "must be a string" },
+		{ "{\"guest_cid\":3,\"uds_path\":\"/v\",\"port\":1}", "unknown field" },
+		{ "{\"guest_cid\":1,\"uds_path\":\"/v\"}", "Invalid vsock device: guest_cid 1" },
+		{ "[]", "object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		expect_fault(&r, 400, "PUT", "/vsock", bad[i][0], bad[i][1]);
+	CHECK_EQ(vm.vsock_puts, 0);
+	CHECK_EQ(status_of(&r, "PUT", "/vsock", "{\"vsock_id\":\"vsock0\",\"guest_cid\":3,"
+			   "\"uds_path\":\"/tmp/a.sock\"}"), 204);
+	CHECK_EQ(status_of(&r, "PUT", "/vsock", "{\"guest_cid\":52,\"uds_path\":\"/tmp/b.sock\"}"),
+		 204);
+	CHECK(vm.vsock_puts == 2 && vm.vsock_cid == 52 && !strcmp(vm.vsock_path, "/tmp/b.sock"));
+	struct reply rp = call(&r, "GET", "/vm/config", NULL);
+	json_t *v = member(rp.json, "vsock", NULL);
+	CHECK_EQ(json_object_size(v), 2);
+	CHECK_EQ(json_integer_value(json_object_get(v, "guest_cid")), 52);
+	CHECK(!strcmp(json_string_value(json_object_get(v, "uds_path")) ?: "", "/tmp/b.sock"));
+	reply_free(&rp);
+	CHECK_EQ(status_of(&r, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\"}"), 204);
+	/* GET /vm/config's answer as a --config-file: the same vsock. */
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/kvmini-test-vsock-config-%d.json", getpid());
+	rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(json_dump_file(rp.json, path, 0), 0);
+	reply_free(&rp);
+	struct fake_vm copy = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao2 = { .vm = &fake_vm_ops, .vm_ctx = &copy };
+	struct api *second = api_start(&r.loop, &ao2, &eb);
+	CHECK_EQ(api_apply_config_file(second, path, &eb), 0);
+	CHECK(copy.started && copy.vsock_cid == 52 && !strcmp(copy.vsock_path, "/tmp/b.sock"));
+	api_stop(second);
+	unlink(path);
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+	expect_fault(&r, 400, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/c.sock\"}",
+		     "The requested operation is not supported after starting the microVM.");
+	CHECK_EQ(vm.vsock_cid, 52);
+	rig_down(&r);
+}
+
 /* The path_on_host GET /vm/config shows for the first drive. */
 static const char *drive_path_shown(struct rig *r)
 {
@@ -998,7 +1085,9 @@ static void test_config_file(void)
 		  "machine-config: Invalid machine configuration: vcpu_count 99" },
 		{ "{\"network-interfaces\": [{\"host_dev_name\": \"t\"}]}",
 		  "network-interfaces[0]: needs \"iface_id\"" },
-		{ "{\"vsock\": {\"guest_cid\": 3}}", "vsock: kvmini has no vsock device" },
+		{ "{\"vsock\": {\"guest_cid\": 3}}", "vsock: the vsock device needs \"uds_path\"" },
+		{ "{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}",
+		  "vsock: Invalid vsock device: guest_cid 2" },
 		{ "{\"drives\": [{\"is_root_device\": true}]}", "drives[0]: needs \"drive_id\"" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"extra\": 1}", "unknown key" },
 		{ "[1]", "not a JSON object" },
@@ -1510,6 +1599,7 @@ int main(void)
 	RUN_TEST(test_snapshot_load_route);
 	RUN_TEST(test_preboot_routes);
 	RUN_TEST(test_config_file);
+	RUN_TEST(test_vsock_route);
 	RUN_TEST(test_vm_config);
 	RUN_TEST(test_drive_routes);
 	RUN_TEST(test_logger);

@@ -35,6 +35,7 @@
 #include "fs/virtio_fs.h"
 #include "rng/virtio_rng.h"
 #include "blk/virtio_blk.h"
+#include "vsock/virtio_vsock.h"
 #include "fuse/fuse_server.h"
 #include "mmds/mmds.h"
 #include "net/backend.h"
@@ -55,6 +56,7 @@ static const struct counter_set *const sets[] = {
 	&virtio_fs_counter_set,
 	&virtio_rng_counter_set,
 	&virtio_blk_counter_set,
+	&virtio_vsock_counter_set,
 	&fuse_server_counter_set,
 	&host_watch_counter_set,
 	&api_counter_set,

@@ -9,6 +9,7 @@
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
+#include <linux/virtio_vsock.h>
 
 #include "acpi.h"
 #include "guest.h"
@@ -1162,6 +1163,176 @@ static void test_i8042(void)
 	finish();
 }
 
+/* --- virtio-vsock: a stream to the host and one from it ---------------------------- */
+
+/* tests/kvm/test_vsock.sh: the guest is VSOCK_CID; an echo service listens
+ * at PATH_VSOCK_HOST_PORT; a host client on PATH asks for VSOCK_GUEST_PORT
+ * and sends "ping". */
+#define VSOCK_CID 3u
+#define VSOCK_HOST_PORT 52u
+#define VSOCK_GUEST_PORT 1234u
+#define VSOCK_LOCAL_PORT 1025u
+#define VSOCK_BUF_ALLOC 4096u
+#define VSOCK_RX_BUF 256u
+#define VSOCK_HDR ((uint32_t)sizeof(struct virtio_vsock_hdr))
+
+static struct gq evq;
+static struct virtio_vsock_hdr vs_hdr;
+static uint8_t vs_data[64];
+static uint8_t vs_rx[GQ_SIZE][VSOCK_RX_BUF];
+static uint32_t vs_fwd_cnt;          /* stream bytes taken on the current connection */
+
+/* One receive buffer into the ring: head h is always vs_rx[h] (one
+ * descriptor each, completed in order). */
+static void vs_post_rx(void)
+{
+	uint64_t addr = (uint64_t)vs_rx[rxq.next_desc % GQ_SIZE];
+	uint32_t len = VSOCK_RX_BUF;
+	bool w = true;
+
+	gq_add(&rxq, &addr, &len, &w, 1);
+}
+
+/* A packet to the host: the header and @len bytes of @data, on queue 1. */
+static bool vs_send(struct gdev *d, uint32_t src, uint32_t dst, uint16_t op, uint32_t flags,
+		    const void *data, uint32_t len)
+{
+	uint64_t addr[2] = { (uint64_t)&vs_hdr, (uint64_t)vs_data };
+	uint32_t lens[2] = { VSOCK_HDR, len };
+	bool w[2] = { false, false };
+	unsigned want = (unsigned)(gq_used_idx(&txq) + 1);
+	uint32_t id, used;
+
+	vs_hdr = (struct virtio_vsock_hdr){ .src_cid = VSOCK_CID, .dst_cid = 2, .src_port = src,
+		.dst_port = dst, .len = len, .type = VIRTIO_VSOCK_TYPE_STREAM, .op = op,
+		.flags = flags, .buf_alloc = VSOCK_BUF_ALLOC, .fwd_cnt = vs_fwd_cnt };
+	memcpy(vs_data, data, len);
+	gq_add(&txq, addr, lens, w, len ? 2 : 1);
+	gdev_kick(d, 1);
+	if (!wait_for(rx_done_q, &want, 5000))
+		return false;
+	return gq_get_used(&txq, &id, &used);
+}
+
+static bool vs_rx_ready(void *arg)
+{
+	return gq_used_idx(&rxq) != rxq.last_used;
+}
+
+/* The next packet from the host within @ms: its header in *@h, its payload
+ * (up to 64 bytes) in vs_data; the buffer goes back to the ring. */
+static bool vs_recv(struct gdev *d, struct virtio_vsock_hdr *h, unsigned ms)
+{
+	uint32_t id, len;
+
+	if (!wait_for(vs_rx_ready, NULL, ms) || !gq_get_used(&rxq, &id, &len) || len < VSOCK_HDR)
+		return false;
+	memcpy(h, vs_rx[id % GQ_SIZE], VSOCK_HDR);
+	memcpy(vs_data, vs_rx[id % GQ_SIZE] + VSOCK_HDR, h->len < 64 ? h->len : 64);
+	if (h->op == VIRTIO_VSOCK_OP_RW)
+		vs_fwd_cnt += h->len;
+	vs_post_rx();
+	gdev_kick(d, 0);
+	return h->len == len - VSOCK_HDR && h->src_cid == 2 && h->dst_cid == VSOCK_CID;
+}
+
+/* The next packet that is not a credit update. */
+static bool vs_recv_op(struct gdev *d, struct virtio_vsock_hdr *h, unsigned ms)
+{
+	while (vs_recv(d, h, ms))
+		if (h->op != VIRTIO_VSOCK_OP_CREDIT_UPDATE)
+			return true;
+	return false;
+}
+
+/* Reset, VERSION_1, the rx, tx and event queues, DRIVER_OK; every receive
+ * buffer posted. */
+static bool vsock_up(struct gdev *d)
+{
+	gdev_write(d, VIRTIO_MMIO_STATUS, 0);
+	uint32_t st = gdev_negotiate(d, 1ull << VIRTIO_F_VERSION_1);
+	if (!(st & VIRTIO_CONFIG_S_FEATURES_OK))
+		return false;
+	gdev_queue_setup(d, 0, &rxq);
+	gdev_queue_setup(d, 1, &txq);
+	gdev_queue_setup(d, 2, &evq);
+	gdev_write(d, VIRTIO_MMIO_STATUS, st | VIRTIO_CONFIG_S_DRIVER_OK);
+	for (unsigned i = 0; i < GQ_SIZE; i++)
+		vs_post_rx();
+	gdev_kick(d, 0);
+	return gdev_read(d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+/* The guest connects to the host's echo service, hears its bytes back, and
+ * closes (SHUTDOWN both ways, answered with RST). */
+static void vsock_to_host(struct gdev *d)
+{
+	static const char msg[] = "hello over vsock";
+	struct virtio_vsock_hdr h;
+	char echo[sizeof(msg)] = { 0 };
+	unsigned got = 0;
+
+	vs_send(d, VSOCK_LOCAL_PORT, VSOCK_HOST_PORT, VIRTIO_VSOCK_OP_REQUEST, 0, NULL, 0);
+	check(vs_recv_op(d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RESPONSE &&
+	      h.src_port == VSOCK_HOST_PORT && h.dst_port == VSOCK_LOCAL_PORT,
+	      "guest to host: RESPONSE from the host's port 52");
+	check(h.buf_alloc > 0, "... with the device's buf_alloc");
+	vs_send(d, VSOCK_LOCAL_PORT, VSOCK_HOST_PORT, VIRTIO_VSOCK_OP_RW, 0, msg, sizeof(msg) - 1);
+	while (got < sizeof(msg) - 1 && vs_recv_op(d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RW) {
+		memcpy(echo + got, vs_data, h.len < sizeof(msg) - 1 - got ? h.len : sizeof(msg) - 1 - got);
+		got += h.len;
+	}
+	check(got == sizeof(msg) - 1 && !memcmp(echo, msg, got), "guest to host: the echo, byte-exact");
+	vs_send(d, VSOCK_LOCAL_PORT, VSOCK_HOST_PORT, VIRTIO_VSOCK_OP_SHUTDOWN,
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, 0);
+	check(vs_recv_op(d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RST,
+	      "guest to host: SHUTDOWN both ways answered with RST");
+}
+
+/* A host client asks for the guest's port: REQUEST, RESPONSE, "ping" in,
+ * "pong" out, the host's SHUTDOWN, and the guest's close. */
+static void vsock_from_host(struct gdev *d)
+{
+	struct virtio_vsock_hdr h;
+
+	check(vs_recv_op(d, &h, 30000) && h.op == VIRTIO_VSOCK_OP_REQUEST &&
+	      h.dst_port == VSOCK_GUEST_PORT && h.src_port >= (1u << 30),
+	      "host to guest: REQUEST for port 1234 from a host port of 2^30 or more");
+	uint32_t host_port = h.src_port;
+	vs_fwd_cnt = 0;              /* credit is per connection: this one starts afresh */
+	vs_send(d, VSOCK_GUEST_PORT, host_port, VIRTIO_VSOCK_OP_RESPONSE, 0, NULL, 0);
+	check(vs_recv_op(d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RW && h.len == 4 &&
+	      !memcmp(vs_data, "ping", 4), "host to guest: the bytes after the CONNECT line");
+	vs_send(d, VSOCK_GUEST_PORT, host_port, VIRTIO_VSOCK_OP_RW, 0, "pong", 4);
+	check(vs_recv_op(d, &h, 10000) && h.op == VIRTIO_VSOCK_OP_SHUTDOWN &&
+	      (h.flags & VIRTIO_VSOCK_SHUTDOWN_SEND), "host to guest: the client's close is SHUTDOWN");
+	vs_send(d, VSOCK_GUEST_PORT, host_port, VIRTIO_VSOCK_OP_SHUTDOWN,
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, 0);
+	check(vs_recv_op(d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RST, "host to guest: closed with RST");
+}
+
+static void test_vsock(void)
+{
+	struct gdev d;
+
+	check(gdev_probe(&d, 0, VIRTIO_ID_VSOCK), "virtio-vsock found at the command line's address");
+	if (failures)
+		finish();
+	uint64_t cid = mmio_read32(d.base + VIRTIO_MMIO_CONFIG) |
+		       (uint64_t)mmio_read32(d.base + VIRTIO_MMIO_CONFIG + 4) << 32;
+	CHECK_EQ(cid, VSOCK_CID, "config space: the guest's CID");
+	gdev_irq_on(&d);
+	check(vsock_up(&d), "driver up (rx, tx, event queues)");
+	vsock_to_host(&d);
+	vsock_from_host(&d);
+	/* vsock_linger=MS: the VM stays up a while (the host asks for a snapshot). */
+	char ms[16];
+	if (cmdline_get("vsock_linger", ms, sizeof(ms))) {
+		printf("kvm-guest vsock: lingering\n");
+		wait_for(never, NULL, (unsigned)parse_dec(ms, NULL));
+	}
+}
+
 /* --- ACPI (acpi.c) ------------------------------------------------------------------ */
 
 static void test_acpi(void) { acpi_test_tables(zp); }
@@ -1191,6 +1362,7 @@ static const struct {
 	{ "fs-notify", test_fs_notify },
 	{ "blk", test_blk },
 	{ "blk-resize", test_blk_resize },
+	{ "vsock", test_vsock },
 	{ "usermode", test_usermode },
 	{ "bootparams", test_bootparams },
 	{ "acpi", test_acpi },
