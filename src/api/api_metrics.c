@@ -128,6 +128,17 @@ static const struct fc_alias entropy_aliases[] = {
 	{ NULL, { NULL } },
 };
 
+static const struct fc_alias vsock_aliases[] = {
+	{ "rx_bytes_count", { "rx_bytes" } },
+	{ "tx_bytes_count", { "tx_bytes" } },
+	{ "rx_packets_count", { "rx_packets" } },
+	{ "tx_packets_count", { "tx_packets" } },
+	{ "conns_added", { "tx_conns_opened", "rx_conns_opened" } },
+	{ "tx_write_fails", { "tx_socket_write_failed" } },
+	{ "rx_read_fails", { "rx_socket_read_failed" } },
+	{ NULL, { NULL } },
+};
+
 static void add_fc_names(json_t *obj, const struct fc_alias *tab)
 {
 	for (; tab->fc; tab++) {
@@ -169,7 +180,7 @@ static uint64_t utc_ms(void)
 }
 
 /* Firecracker's layout: the aggregate "net" and one "net_<iface_id>", the
- * aggregate "block" and one "block_<drive_id>", "entropy". */
+ * aggregate "block" and one "block_<drive_id>", "entropy", "vsock". */
 char *api_metrics_line(struct api *api)
 {
 	char key[80];
@@ -204,6 +215,8 @@ char *api_metrics_line(struct api *api)
 			add_counters(block, one);
 		} else if (!strcmp(s->name, "entropy")) {
 			add_fc_names(one, entropy_aliases);
+		} else if (!strcmp(s->name, "vsock")) {
+			add_fc_names(one, vsock_aliases);
 		}
 		json_object_set_new(m, s->name, one);
 	}

@@ -76,8 +76,8 @@ static void visit_device(void *opaque, const struct counter_sink *sink)
 	dev->ops->visit_counters(dev, sink);
 }
 
-/* The drives ("block_<id>") and the entropy device in the metrics, under
- * Firecracker's names for them. */
+/* The drives ("block_<id>"), the entropy and vsock devices in the
+ * metrics, under Firecracker's names for them. */
 static void attach_device_counters(struct run_ctx *ctx)
 {
 	struct machine *m = &ctx->machine;
@@ -93,6 +93,9 @@ static void attach_device_counters(struct run_ctx *ctx)
 	if (m->rng)
 		api_add_source(ctx->api, &(struct api_counter_source){
 			"entropy", visit_device, &m->rng->vdev });
+	if (m->vsock)
+		api_add_source(ctx->api, &(struct api_counter_source){
+			"vsock", visit_device, &m->vsock->vdev });
 }
 
 void run_attach_api_devices(struct run_ctx *ctx)

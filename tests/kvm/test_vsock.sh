@@ -87,6 +87,11 @@ elif wait_output 'vsock: lingering'; then
 	[ "$CODE" = 400 ] && grep -q 'not supported after starting the microVM' <<<"$BODY" &&
 		pass "vsock: PUT /vsock on the running VM refused as Firecracker refuses it" ||
 		fail "vsock: PUT /vsock after the start answered $CODE: $BODY"
+	# Both directions done by now: the metrics' vsock object, Firecracker's names.
+	shown=$(curl -s --max-time 10 --unix-socket "$API" http://k/metrics |
+		python3 -c 'import json, sys; v = json.load(sys.stdin)["vsock"]; print(v["conns_added"] >= 2, v["rx_bytes_count"] == v["rx_bytes"] > 0)')
+	[ "$shown" = "True True" ] && pass "vsock: GET /metrics: vsock under Firecracker's names (conns_added, rx_bytes_count)" ||
+		fail "vsock: GET /metrics's vsock object: $shown"
 else
 	fail "vsock: the guest never reached its linger"
 fi
