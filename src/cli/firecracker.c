@@ -20,24 +20,9 @@
 #include "cli/run.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "jail/jail_args.h"
 
 /* --- the flags `kvmini run` shares with Firecracker -------------------------------------- */
-
-/* Firecracker's instance ids: 1 to 64 ASCII letters, digits and '-'. */
-static bool id_ok(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n < 1 || n > 64)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return true;
-}
 
 int run_take_fc_option(struct run_args *a, int opt, const char *val)
 {
@@ -45,7 +30,7 @@ int run_take_fc_option(struct run_args *a, int opt, const char *val)
 
 	switch (opt) {
 	case RUN_OPT_ID:
-		if (id_ok(val)) {
+		if (jail_id_ok(val)) {   /* the jailer's rule is Firecracker's */
 			a->instance_id = val;
 			return 0;
 		}

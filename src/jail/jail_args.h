@@ -54,7 +54,8 @@ struct jail_args {
  */
 int jail_args_parse(struct jail_args *a, int argc, char **argv, struct errbuf *eb);
 
-/* Firecracker's instance ids: 1 to 64 ASCII letters, digits and '-'. */
+/* Firecracker's instance ids: 1 to 64 ASCII letters, digits and '-' (the
+ * jailer's --id and, under the name firecracker, kvmini run's --id). */
 bool jail_id_ok(const char *id);
 
 /* Capability @name ("CAP_NET_ADMIN" or "net_admin", any case): its number,
