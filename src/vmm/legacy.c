@@ -198,6 +198,10 @@ static void sink_access(struct io_handler *h, uint64_t offset, void *data, unsig
 
 int legacy_init(struct legacy_devices *l, struct vm *vm)
 {
+	/* glibc's gmtime_r loads the time zone data (/etc/localtime) on its
+	 * first call: done now, so a vCPU's first clock read (rtc_read) opens
+	 * no file under its seccomp filter. */
+	tzset();
 	memset(l, 0, sizeof(*l));
 	l->vm = vm;
 	i8042_reset(&l->kbd);

@@ -75,13 +75,15 @@ expect "blk: --config-file's drive at a relative path: the guest's checks pass" 
 [ "$(sector "$REL" 10)" = "4b 512" ] && pass "blk: --config-file's drive written" ||
 	fail "blk: --config-file's drive: sector 10 is $(sector "$REL" 10)"
 
-# The drive's rate_limiter (Firecracker's): 2 requests per 50 ms, no
-# burst; the guest's requests wait their turn and all succeed.
+# The drive's rate_limiter (Firecracker's): 1 request per 300 ms, no
+# burst: the bucket is empty after each request, so the next waits however
+# fast or slow the guest is (2 per 50 ms never filled on the nested
+# platform's slow guest); they all succeed.
 write_image "$REL" 128
 cat >"$LOGDIR/blk.json" <<JSON
 {"boot-source": {"kernel_image_path": "$GUEST", "boot_args": "test=blk"},
  "drives": [{"drive_id": "kvmdisk", "path_on_host": "$REL", "is_root_device": false,
-             "is_read_only": false, "rate_limiter": {"ops": {"size": 2, "refill_time": 50}}}]}
+             "is_read_only": false, "rate_limiter": {"ops": {"size": 1, "refill_time": 300}}}]}
 JSON
 run blk-limited "" -- --config-file "$LOGDIR/blk.json" --no-api --counters
 expect "blk: a rate-limited drive: the guest's checks pass" 0 'blk: done \(0 failures\)'
