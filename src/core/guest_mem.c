@@ -189,52 +189,20 @@ int guest_mem_uva_to_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len
 	return -EFAULT;
 }
 
-size_t iov_length(const struct iovec *iov, unsigned iovcnt)
-{
-	size_t total = 0;
-
-	for (unsigned i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	return total;
-}
-
-/* Find the iovec holding byte @offset; *inner is the offset inside it.
- * Returns iovcnt when @offset is at or past the end. */
-static unsigned iov_seek(const struct iovec *iov, unsigned iovcnt, size_t offset,
-			 size_t *inner)
-{
-	unsigned i = 0;
-
-	while (i < iovcnt && offset >= iov[i].iov_len) {
-		offset -= iov[i].iov_len;
-		i++;
-	}
-	*inner = offset;
-	return i;
-}
-
-size_t iov_from_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
-		    const void *buf, size_t len)
-{
-	struct iovec src = { .iov_base = (void *)buf, .iov_len = len };
-
-	return iov_copy(iov, iovcnt, offset, &src, 1, 0, len);
-}
-
-size_t iov_to_buf(const struct iovec *iov, unsigned iovcnt, size_t offset,
-		  void *buf, size_t len)
-{
-	struct iovec dst = { .iov_base = buf, .iov_len = len };
-
-	return iov_copy(&dst, 1, 0, iov, iovcnt, offset, len);
-}
-
 size_t iov_copy(const struct iovec *dst, unsigned dstcnt, size_t dst_off,
 		const struct iovec *src, unsigned srccnt, size_t src_off, size_t len)
 {
 	size_t di_off, si_off, done = 0;
 	unsigned di = iov_seek(dst, dstcnt, dst_off, &di_off);
 	unsigned si = iov_seek(src, srccnt, src_off, &si_off);
+
+	/* Most copies (a small frame, a header) stay inside one piece each. */
+	if (di < dstcnt && si < srccnt && len && len <= dst[di].iov_len - di_off &&
+	    len <= src[si].iov_len - si_off) {
+		memmove((uint8_t *)dst[di].iov_base + di_off,
+			(const uint8_t *)src[si].iov_base + si_off, len);
+		return len;
+	}
 
 	while (done < len && di < dstcnt && si < srccnt) {
 		size_t n = MIN(len - done, MIN(dst[di].iov_len - di_off, src[si].iov_len - si_off));
@@ -257,19 +225,4 @@ size_t iov_copy(const struct iovec *dst, unsigned dstcnt, size_t dst_off,
 		}
 	}
 	return done;
-}
-
-unsigned iov_skip(const struct iovec *iov, unsigned iovcnt, size_t offset,
-		  struct iovec *out, unsigned max_out)
-{
-	size_t inner;
-	unsigned i = iov_seek(iov, iovcnt, offset, &inner);
-	unsigned n = 0;
-
-	for (; i < iovcnt && n < max_out; i++, n++) {
-		out[n].iov_base = (uint8_t *)iov[i].iov_base + inner;
-		out[n].iov_len = iov[i].iov_len - inner;
-		inner = 0;
-	}
-	return n;
 }

@@ -212,7 +212,7 @@ static void replenish(struct rate_limiter *rl)
 		tb_replenish(&rl->ops, now);
 }
 
-bool rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes)
+bool rate_limiter_consume_limited(struct rate_limiter *rl, uint64_t bytes)
 {
 	bool has_bw = tb_present(&rl->bw), has_ops = tb_present(&rl->ops);
 
@@ -248,7 +248,7 @@ void rate_limiter_refund(struct rate_limiter *rl, uint64_t bytes)
 		rl->ops.budget = MIN(rl->ops.budget + 1, (int64_t)rl->ops.cfg.size);
 }
 
-bool rate_limiter_admit(struct rate_limiter *rl)
+bool rate_limiter_admit_limited(struct rate_limiter *rl)
 {
 	bool has_bw = tb_present(&rl->bw), has_ops = tb_present(&rl->ops);
 
@@ -268,7 +268,7 @@ bool rate_limiter_admit(struct rate_limiter *rl)
 	return false;
 }
 
-void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes)
+void rate_limiter_charge_limited(struct rate_limiter *rl, uint64_t bytes)
 {
 	if (tb_present(&rl->bw))
 		tb_take(&rl->bw, bytes);

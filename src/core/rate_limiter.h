@@ -78,15 +78,39 @@ bool rate_limiter_active(const struct rate_limiter *rl);
  * @bytes if every bucket has them and return true; otherwise take nothing,
  * block, arm the timer, return false. A frame larger than the bandwidth
  * bucket passes when the bucket is full and leaves it in debt. */
-bool rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes);
+bool rate_limiter_consume_limited(struct rate_limiter *rl, uint64_t bytes);
 /* Give back what consume took for a frame that was not sent after all. */
 void rate_limiter_refund(struct rate_limiter *rl, uint64_t bytes);
 
 /* Admission before the size is known (RX): true when every bucket has a
  * token; otherwise block and arm the timer. */
-bool rate_limiter_admit(struct rate_limiter *rl);
+bool rate_limiter_admit_limited(struct rate_limiter *rl);
 /* Charge a frame already delivered; buckets may go into debt. */
-void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes);
+void rate_limiter_charge_limited(struct rate_limiter *rl, uint64_t bytes);
+
+/* No bucket has a size: nothing to count. The data path asks this inline
+ * for every frame, so an unlimited device pays no call (a bucket with a
+ * size and no refill time is unlimited too: the _limited calls say so). */
+static inline bool rate_limiter_unlimited(const struct rate_limiter *rl)
+{
+	return !rl->bw.cfg.size && !rl->ops.cfg.size;
+}
+
+static inline bool rate_limiter_consume(struct rate_limiter *rl, uint64_t bytes)
+{
+	return rate_limiter_unlimited(rl) || rate_limiter_consume_limited(rl, bytes);
+}
+
+static inline bool rate_limiter_admit(struct rate_limiter *rl)
+{
+	return rate_limiter_unlimited(rl) || rate_limiter_admit_limited(rl);
+}
+
+static inline void rate_limiter_charge(struct rate_limiter *rl, uint64_t bytes)
+{
+	if (!rate_limiter_unlimited(rl))
+		rate_limiter_charge_limited(rl, bytes);
+}
 
 static inline bool rate_limiter_blocked(const struct rate_limiter *rl)
 {

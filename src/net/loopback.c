@@ -71,8 +71,17 @@ static int loopback_send(struct net_backend *be, const struct iovec *iov, unsign
 	f->iov = iovcnt <= KEPT_INLINE_IOV ? f->inline_iov : malloc(iovcnt * sizeof(*iov));
 	if (!f->iov)
 		return -ENOMEM;
-	f->iovcnt = iov_skip(iov, iovcnt, sizeof(f->hdr), f->iov, iovcnt);
-	f->len = sizeof(f->hdr) + iov_length(f->iov, f->iovcnt);
+	if (iov[0].iov_len == sizeof(f->hdr)) {
+		/* The device's own header slot: the frame is the rest as it is.
+		 * Its length is read from the caller's iovecs, not from the copy
+		 * just stored (a load the store could not forward). */
+		f->iovcnt = iovcnt - 1;
+		memcpy(f->iov, iov + 1, f->iovcnt * sizeof(*iov));
+		f->len = iov_length(iov, iovcnt);
+	} else {
+		f->iovcnt = iov_skip(iov, iovcnt, sizeof(f->hdr), f->iov, iovcnt);
+		f->len = sizeof(f->hdr) + iov_length(f->iov, f->iovcnt);
+	}
 	f->token = token;
 	if (lo->count++ == 0)
 		net_backend_rx_pending(be);
@@ -113,7 +122,11 @@ static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, un
 	bool fits = len <= iov_length(iov, iovcnt);
 	if (fits) {
 		iov_from_buf(iov, iovcnt, 0, &f->hdr, sizeof(f->hdr));
-		iov_copy(iov, iovcnt, sizeof(f->hdr), f->iov, f->iovcnt, 0, len - sizeof(f->hdr));
+		if (iov[0].iov_len == sizeof(f->hdr))    /* the device's header slot */
+			iov_copy(iov + 1, iovcnt - 1, 0, f->iov, f->iovcnt, 0, len - sizeof(f->hdr));
+		else
+			iov_copy(iov, iovcnt, sizeof(f->hdr), f->iov, f->iovcnt, 0,
+				 len - sizeof(f->hdr));
 	}
 	loopback_release(lo);
 	return fits ? (ssize_t)len : -EMSGSIZE;

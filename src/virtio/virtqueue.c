@@ -343,7 +343,10 @@ enum vq_pop_result vq_next(struct virtqueue *vq, struct vq_chain *chain)
 {
 	enum vq_pop_result r;
 
-	vq_disable_notify(vq);
+	/* Once per drain, not per chain: the flag stays down until the ring
+	 * runs dry below. */
+	if (vq->notify_enabled)
+		vq_disable_notify(vq);
 	for (;;) {
 		r = vq_pop(vq, chain);
 		if (r != VQ_POP_EMPTY || !vq_enable_notify(vq))
