@@ -5,6 +5,7 @@
 int cmd_vhost(int argc, char **argv);
 int cmd_vhost_net(int argc, char **argv);
 int cmd_vhost_fs(int argc, char **argv);
+int cmd_vhost_blk(int argc, char **argv);
 int cmd_fuse_mount(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* The main thread's seccomp filter, after set-up and before its loop (a

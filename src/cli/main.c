@@ -12,6 +12,8 @@ static void usage(FILE *out)
 	      "commands:\n"
 	      "  run         boot a guest on KVM with kvmini's devices in-process\n"
 	      "  vhost net   serve a virtio-net device as a vhost-user backend\n"
+	      "  vhost fs    serve a virtio-fs device as a vhost-user backend\n"
+	      "  vhost blk   serve a virtio-blk device on a raw image as a vhost-user backend\n"
 	      "  fuse-mount  share a host directory through kvmini's FUSE server on /dev/fuse\n"
 	      "  jail        start a VMM confined as Firecracker's jailer does (also: `jailer`)\n"
 	      "\n"

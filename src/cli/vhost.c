@@ -10,7 +10,8 @@ static const char vhost_usage[] =
 	"\n"
 	"devices:\n"
 	"  net   virtio-net (kvmini vhost net --help)\n"
-	"  fs    virtio-fs (kvmini vhost fs --help)\n";
+	"  fs    virtio-fs (kvmini vhost fs --help)\n"
+	"  blk   virtio-blk on a raw image (kvmini vhost blk --help)\n";
 
 int cmd_vhost(int argc, char **argv)
 {
@@ -22,6 +23,8 @@ int cmd_vhost(int argc, char **argv)
 		return cmd_vhost_net(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fs"))
 		return cmd_vhost_fs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "blk"))
+		return cmd_vhost_blk(argc - 1, argv + 1);
 	log_err("unknown vhost device \"%s\"", argv[1]);
 	fputs(vhost_usage, stderr);
 	return EXIT_USAGE;

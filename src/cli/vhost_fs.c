@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/counters_dump.h"
 #include "cli/fs_options.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
@@ -189,9 +190,9 @@ struct fs_service {
 	struct cli_signals sig;
 };
 
-static void dump_all(const struct fs_service *svc, FILE *out)
+static void visit_all(void *opaque, const struct counter_sink *sink)
 {
-	const struct counter_sink *sink = COUNTER_SINK_FILE(out);
+	const struct fs_service *svc = opaque;
 
 	virtio_fs_visit_counters(svc->dev, sink);
 	fs_share_visit_counters(&svc->share, sink);
@@ -201,19 +202,7 @@ static void dump_all(const struct fs_service *svc, FILE *out)
 /* Signals arrive on the loop thread, so the counters are read there. */
 static void dump_counters(struct fs_service *svc)
 {
-	const char *path = svc->args->counters_file;
-
-	fputs("kvmini: counters\n", stderr);
-	dump_all(svc, stderr);
-	if (!path)
-		return;
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		log_warn("--counters-file %s: %s", path, strerror(errno));
-		return;
-	}
-	dump_all(svc, f);
-	fclose(f);
+	cli_counters_dump(visit_all, svc, svc->args->counters_file);
 }
 
 static void on_signal(struct cli_signals *cs, int signo)

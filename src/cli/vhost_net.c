@@ -13,6 +13,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/counters_dump.h"
 #include "cli/net_controls.h"
 #include "cli/signals.h"
 #include "core/compiler.h"
@@ -139,39 +140,17 @@ struct signal_watch {
 	struct event_loop *loop;
 };
 
-static void write_counters(struct signal_watch *w, FILE *out)
+static void visit_all(void *opaque, const struct counter_sink *sink)
 {
-	net_device_dump_counters(w->net, out);
-	vhost_user_server_dump_counters(w->server, out);
+	const struct signal_watch *w = opaque;
+
+	net_device_visit_counters(w->net, sink);
+	vhost_user_server_visit_counters(w->server, sink);
 }
 
 static void dump_counters(struct signal_watch *w)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&text, &len);
-
-	if (!m) {
-		log_warn("counters: %s", strerror(errno));
-		return;
-	}
-	fputs("kvmini: counters\n", m);
-	write_counters(w, m);
-	fclose(m);
-	/* One write: whoever reads the log while kvmini runs (the tests do)
-	 * sees the whole dump or none of it, and no line a queue pair's
-	 * thread logs lands inside it. */
-	fwrite(text, 1, len, stderr);
-	free(text);
-	if (!w->counters_file)
-		return;
-	FILE *f = fopen(w->counters_file, "w");
-	if (!f) {
-		log_warn("--counters-file %s: %s", w->counters_file, strerror(errno));
-		return;
-	}
-	write_counters(w, f);
-	fclose(f);
+	cli_counters_dump(visit_all, w, w->counters_file);
 }
 
 static void on_signal(struct cli_signals *cs, int signo)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run every tests/peers/test_*.sh (kvmini's vhost-user net backend against
+# Run every tests/peers/test_*.sh (kvmini's vhost-user net and blk backends against
 # real front-ends: QEMU, DPDK's virtio-user) through tests/run_suite.sh
 # (PASS:/FAIL: lines relayed; non-zero exit on failure).
 #

@@ -298,6 +298,17 @@ int vfe_setup(struct vfe *f, const struct vhost_user_opts *opts)
 
 int vfe_setup_mq(struct vfe *f, const struct vhost_user_opts *opts, unsigned pairs)
 {
+	if (vfe_init(f) < 0)
+		return -1;
+	if (pairs > 1)
+		vfe_dev_init_mq(&f->dev, pairs);
+	else
+		vfe_dev_init(&f->dev);
+	return vfe_serve(f, &f->dev.vdev, opts);
+}
+
+int vfe_init(struct vfe *f)
+{
 	memset(f, 0, sizeof(*f));
 	f->sock = f->backend = f->memfd = -1;
 	for (unsigned q = 0; q < VFE_MAX_QUEUES; q++)
@@ -306,19 +317,18 @@ int vfe_setup_mq(struct vfe *f, const struct vhost_user_opts *opts, unsigned pai
 	if (!mkdtemp(f->dir))
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/vu.sock", f->dir);
-	if (pairs > 1)
-		vfe_dev_init_mq(&f->dev, pairs);
-	else
-		vfe_dev_init(&f->dev);
 	if (event_loop_init(&f->loop) < 0)
-		return -1;
-	if (vhost_user_server_init(&f->srv, &f->dev.vdev, &f->loop, f->path, opts) < 0)
 		return -1;
 	f->memfd = memfd_create("guest", MFD_CLOEXEC);
 	if (f->memfd < 0 || ftruncate(f->memfd, VFE_MEM_SIZE) < 0)
 		return -1;
 	f->mem = mmap(NULL, VFE_MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
-	if (f->mem == MAP_FAILED)
+	return f->mem == MAP_FAILED ? -1 : 0;
+}
+
+int vfe_serve(struct vfe *f, struct virtio_device *dev, const struct vhost_user_opts *opts)
+{
+	if (vhost_user_server_init(&f->srv, dev, &f->loop, f->path, opts) < 0)
 		return -1;
 	return vfe_connect(f);
 }

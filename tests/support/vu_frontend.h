@@ -137,6 +137,12 @@ void vfe_close_peer_fds(struct vfe *f);
 int vfe_setup(struct vfe *f, const struct vhost_user_opts *opts);
 /* The same serving vfe_dev_init_mq's device with @pairs queue pairs. */
 int vfe_setup_mq(struct vfe *f, const struct vhost_user_opts *opts, unsigned pairs);
+/* vfe_setup in two steps, to serve a real device made on f->loop: the
+ * directory, loop and guest memory (0 or -1), then the server on @dev and
+ * the front-end connected (0 or -1). vfe_teardown undoes both; the caller
+ * destroys @dev after it. */
+int vfe_init(struct vfe *f);
+int vfe_serve(struct vfe *f, struct virtio_device *dev, const struct vhost_user_opts *opts);
 void vfe_teardown(struct vfe *f);
 
 /* Acked requests (vfe_ack's result). */

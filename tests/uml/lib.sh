@@ -252,6 +252,28 @@ kvmini_start() {
 	return 1
 }
 
+# kvmini_vhost_start VAR SOCKET LOG DEVICE [ARGS...]: serve `kvmini vhost
+# DEVICE` on SOCKET here (the sanitizer build halting on its first report);
+# waits for the socket. PID -> VAR.
+kvmini_vhost_start() {
+	local -n _vpid=$1
+	local sock=$2 log=$3 dev=$4 i
+	shift 4
+	rm -f "$sock"
+	t_bg _vpid "$log" "" env \
+		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		"$KVMINI_BIN" vhost "$dev" --socket "$sock" "$@"
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$sock" ] && return 0
+		kill -0 "$_vpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "kvmini did not listen on $sock (log: $log)"
+	tail -n 20 "$log" | sed 's/^/    | /'
+	return 1
+}
+
 # kvmini_parse LOG: load the last "kvmini: counters" block of LOG into KC.
 # Fails unless every counter of NET_COUNTERS is there.
 kvmini_parse() {

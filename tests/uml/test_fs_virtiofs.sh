@@ -32,24 +32,7 @@ head -c 300000 /dev/urandom >"$SHARE/from-host.bin"
 HOST_SUM=$(sha256sum "$SHARE/from-host.bin" | cut -d' ' -f1)
 
 # fs_start VAR SOCKET LOG ARGS...: serve virtio-fs on SOCKET; waits for it.
-fs_start() {
-	local -n _fpid=$1
-	local sock=$2 log=$3 i
-	shift 3
-	rm -f "$sock"
-	t_bg _fpid "$log" "" env \
-		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=66 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		"$KVMINI_BIN" vhost fs --socket "$sock" "$@"
-	for ((i = 0; i < 100; i++)); do
-		[ -S "$sock" ] && return 0
-		kill -0 "$_fpid" 2>/dev/null || break
-		sleep 0.05
-	done
-	fail "kvmini did not listen on $sock (log: $log)"
-	tail -n 20 "$log" | sed 's/^/    | /'
-	return 1
-}
+fs_start() { kvmini_vhost_start "$1" "$2" "$3" fs "${@:4}"; }
 
 LOG_PT=$T_DIR/kvmini.log
 LOG_MEM=$T_DIR/kvmini-memfs.log

@@ -102,6 +102,47 @@ expect fs-memfs-max-fds 2 '--max-fds is for the passthrough backend' -- vhost fs
 expect fs-passthrough-memfs-size 2 '--memfs-size is for the memfs backend' -- vhost fs --socket "$sock" --tag t --shared-dir "$tmp" --memfs-size 8
 expect fs-bad-max-write 2 '--max-write: "2000000" is not a number of bytes from 4096' -- vhost fs --socket "$sock" --tag t --backend memfs --max-write 2000000
 
+# vhost blk: a missing or unusable image is a usage error, as a bad flag.
+truncate -s 1M "$tmp/disk.img"
+B=(vhost blk --socket "$sock")
+expect blk-help 0 '--image FILE' -- vhost blk --help
+expect blk-listed 0 'blk   virtio-blk' -- vhost --help
+expect blk-missing-required 2 '--socket and --image are required' -- vhost blk
+expect blk-no-image 2 '--socket and --image are required' -- "${B[@]}" --read-only
+expect blk-image-missing 2 '^kvmini: error: --image .*absent.img: No such file or directory$' -- "${B[@]}" --image "$tmp/absent.img"
+expect blk-image-not-file 2 '--image /dev/null: neither a file nor a block device' -- "${B[@]}" --image /dev/null
+expect blk-image-dir 2 "--image $tmp: Is a directory" -- "${B[@]}" --image "$tmp"
+expect blk-serial-too-long 2 '--serial: "012345678901234567890" is longer than 20 bytes' -- "${B[@]}" --image "$tmp/disk.img" --serial 012345678901234567890
+expect blk-queues-two 2 '--queues: "2": the device has 1 request queue' -- "${B[@]}" --image "$tmp/disk.img" --queues 2
+expect blk-queues-junk 2 '--queues: "1x"' -- "${B[@]}" --image "$tmp/disk.img" --queues 1x
+expect blk-bad-seccomp 2 '--seccomp: "maybe" is not on or off' -- "${B[@]}" --image "$tmp/disk.img" --seccomp maybe
+expect blk-unknown-option 2 'unknown option "--bogus"' -- "${B[@]}" --image "$tmp/disk.img" --bogus
+expect blk-missing-value 2 'option --serial needs a value' -- "${B[@]}" --image "$tmp/disk.img" --serial
+expect blk-extra-arg 2 'unexpected argument "extra"' -- "${B[@]}" --image "$tmp/disk.img" extra
+expect blk-socket-is-file 1 'regular' -- vhost blk --socket "$tmp/regular" --image "$tmp/disk.img"
+[ -f "$tmp/regular" ] && echo "PASS: cli blk-socket-is-file-kept" || echo "FAIL: cli blk-socket-is-file-kept"
+
+# A running blk server: the counters on SIGUSR1 and at SIGTERM, in the log
+# and in --counters-file; exit 0; the socket removed.
+"$BIN" vhost blk --socket "$sock" --image "$tmp/disk.img" --read-only --serial s1 \
+	--counters-file "$tmp/blk.c" 2>"$tmp/blk.log" &
+pid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+kill -USR1 "$pid"
+for _ in $(seq 30); do [ -s "$tmp/blk.c" ] && break; sleep 0.1; done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -e "$sock" ] && grep -q '^rx_requests_read 0$' "$tmp/blk.c" &&
+   grep -q '^vhost_user_connections 0$' "$tmp/blk.c" &&
+   [ "$(grep -c '^kvmini: counters$' "$tmp/blk.log")" -eq 2 ] &&
+   [ "$(grep -c '^rx_writes_read_only 0$' "$tmp/blk.log")" -eq 2 ] &&
+   grep -q 'virtio-blk on .*disk.img, 2048 sectors, read-only$' "$tmp/blk.log"; then
+	echo "PASS: cli blk-sigterm-counters"
+else
+	echo "FAIL: cli blk-sigterm-counters (exit $rc; $(cat "$tmp/blk.log"))"
+fi
+
 # kvmini run's net controls and fs watch options (shared with vhost net / vhost fs);
 # all refused while parsing, before any VM exists (/dev/null stands for the kernel).
 K=(run --kernel /dev/null)

@@ -58,6 +58,10 @@ fi
 # vhost fs starts its workers and the host watcher with the process.
 probe vhost-fs-worker fs-worker vhost fs --socket "$tmp/f2.sock" --tag t --shared-dir "$tmp/share"
 probe vhost-fs-host-watch host-watch vhost fs --socket "$tmp/f3.sock" --tag t --shared-dir "$tmp/share"
+# vhost blk: its main thread, and its worker, which starts with the process.
+truncate -s 1M "$tmp/disk.img"
+probe vhost-blk-main main vhost blk --socket "$tmp/b.sock" --image "$tmp/disk.img"
+probe vhost-blk-worker blk-worker vhost blk --socket "$tmp/b2.sock" --image "$tmp/disk.img"
 # fuse-mount's main thread, once it serves: the session dies with it, so
 # the mount point is detached here after.
 if [ -c /dev/fuse ] && [ "$(id -u)" = 0 ]; then
@@ -68,6 +72,7 @@ else
 	echo "SKIP: seccomp fuse-mount-main: needs /dev/fuse and root"
 fi
 unfiltered vhost-net-off vhost net --socket "$tmp/n2.sock" --backend loopback
+unfiltered vhost-blk-off vhost blk --socket "$tmp/b3.sock" --image "$tmp/disk.img"
 out=$(timeout 5 "$BIN" vhost net --socket "$tmp/n3.sock" --backend loopback --seccomp maybe 2>&1)
 if grep -q -- '--seccomp: "maybe" is not on or off' <<<"$out"; then
 	echo "PASS: seccomp bad value refused"
