@@ -192,14 +192,17 @@ api_call() {
 		${4:+-H 'Content-Type: application/json' -d "$4"} "http://k$3"
 }
 
-# api_case_ready CASE: the stock kernel, curl and the tap for a case that
-# drives the control API, or why not.
+# api_case_ready CASE: the stock kernel, curl, python3 (the vsock peers)
+# and the tap for a case that drives the control API, or why not.
 api_case_ready() {
 	stock_ready "$1" || return 1
-	if ! command -v curl >/dev/null; then
-		echo "SKIP: acceptance $1: curl is not installed"
-		return 1
-	fi
+	local tool
+	for tool in curl python3; do
+		if ! command -v "$tool" >/dev/null; then
+			echo "SKIP: acceptance $1: $tool is not installed"
+			return 1
+		fi
+	done
 	tap_up 10.211.0.1/24 || { fail "tap $TAP in $NS"; return 1; }
 }
 

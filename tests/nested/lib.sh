@@ -23,7 +23,7 @@ NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_p
 # devices come from kvmini's DSDT), virtio-net, virtio-fs, virtio-rng and
 # virtio-blk (ext4 is built in).
 STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs
-	virtio-rng virtio_blk"
+	virtio-rng virtio_blk vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
 # Kept when the kernel has them, loaded by whoever needs them (bench/nested_iperf.sh:
 # QEMU's vhost-net in the outer VM), in order; a kernel without one is no error.
 NESTED_OPTIONAL_MODULES="vhost_iotlb vhost tap vhost_net"
@@ -161,16 +161,17 @@ initrd_programs() {
 
 # busybox_initrd OUT INIT "MODULES" DIRS...: an initramfs at OUT (after
 # stock_kernel): busybox, INIT as /init, the kernel's MODULES in /lib/modules
-# with their load order in /lib/modules/order, empty DIRS, and the host
+# with their load order in /lib/modules/order, empty DIRS, the host
 # programs INITRD_PROGRAMS names (with their libraries, at their own
-# paths); rebuilt only when one of those changed (a key beside it).
+# paths) and the static programs INITRD_BINS lists (paths, put in /bin);
+# rebuilt only when one of those changed (a key beside it).
 busybox_initrd() {
 	local out=$1 init=$2 modules=$3 key tmp m d f rc files
 	shift 3
 	files=$(initrd_programs ${INITRD_PROGRAMS:-}) || return 1
 	key=$({
 		cat "$STOCK_DIR/package" "$init"
-		for f in /bin/busybox $files; do sha256sum "$f"; done
+		for f in /bin/busybox $files ${INITRD_BINS:-}; do sha256sum "$f"; done
 		echo "$modules $*"
 	} | sha256sum | cut -d' ' -f1)
 	[ -f "$out" ] && [ "$(cat "$out.key" 2>/dev/null)" = "$key" ] && return 0
@@ -183,6 +184,7 @@ busybox_initrd() {
 	for f in $files; do
 		mkdir -p "$tmp$(dirname "$f")" && cp -L "$f" "$tmp$f" || { rm -rf "$tmp"; return 1; }
 	done
+	for f in ${INITRD_BINS:-}; do install -m 755 "$f" "$tmp/bin/" || { rm -rf "$tmp"; return 1; }; done
 	mkdir -p "$(dirname "$out")"
 	cpio_of "$tmp" "$out" && echo "$key" >"$out.key"
 	rc=$?
@@ -190,10 +192,26 @@ busybox_initrd() {
 	return $rc
 }
 
+# guest_tools DIR: the guest's own programs built in DIR (static: the
+# initramfs has no C library), when their source is newer: kvmini-vsock
+# (guest/vsock.c; busybox has no AF_VSOCK). Prints their paths.
+guest_tools() {
+	local out=$1/kvmini-vsock
+	mkdir -p "$1" || return 1
+	if [ ! -x "$out" ] || [ guest/vsock.c -nt "$out" ]; then
+		${CC:-cc} -std=gnu11 -Os -static -s -Wall -Wextra -Werror -o "$out.tmp" guest/vsock.c &&
+			mv "$out.tmp" "$out" || { nested_say "building $out failed"; return 1; }
+	fi
+	echo "$out"
+}
+
 # stock_guest_initrd OUT: the initramfs of a stock-kernel guest: guest/init,
-# which loads /lib/modules/order first, and STOCK_GUEST_MODULES.
+# which loads /lib/modules/order first, STOCK_GUEST_MODULES and the
+# guest's own programs (guest_tools, built beside OUT).
 stock_guest_initrd() {
-	busybox_initrd "$1" guest/init "$STOCK_GUEST_MODULES" dev proc sys mnt tmp root etc run
+	local bins
+	bins=$(guest_tools "$(dirname "$1")") || return 1
+	INITRD_BINS=$bins busybox_initrd "$1" guest/init "$STOCK_GUEST_MODULES" dev proc sys mnt tmp root etc run
 }
 
 # stock_guest_tools_initrd OUT: the same with the host's ethtool and iperf3
