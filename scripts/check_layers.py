@@ -44,6 +44,7 @@ RANKS = {
 	"rng": 2,
 	"blk": 2,
 	"vsock": 2,
+	"balloon": 2,
 	"mmds": 3,
 	"vmm": 3,
 	"machine": 4,

@@ -11,6 +11,8 @@
  *   PUT /drives/{id}               a drive before boot (api_drives.c)
  *   PATCH /drives/{id}             {"drive_id", "path_on_host"}: its file swapped after boot
  *   PUT /vsock                     {"guest_cid", "uds_path"}: a vsock device before boot
+ *   PUT|GET|PATCH /balloon         a balloon before boot; its target after (api_balloon.c)
+ *   GET|PATCH /balloon/statistics  the guest's memory statistics; their interval
  *   PUT /actions                   {"action_type": "FlushMetrics"|"InstanceStart"|"SendCtrlAltDel"}
  *   PATCH /vm                      {"state": "Paused"|"Resumed"}
  *   PUT /snapshot/create           of a paused VM (api_snapshot.c)
@@ -165,6 +167,23 @@ struct api_vsock_config {
 	const char *uds_path;
 };
 
+/* PUT and GET /balloon (Firecracker's BalloonDeviceConfig; its free page
+ * hinting and reporting are not offered: false only). */
+struct api_balloon_config {
+	uint32_t amount_mib;
+	bool deflate_on_oom;
+	uint16_t stats_polling_interval_s;
+};
+
+/* GET /balloon/statistics: the target and what the guest holds, and the
+ * statistics it last sent (bit t of @seen: val[t] came, tag t). */
+#define API_BALLOON_STAT_TAGS 16u
+struct api_balloon_stats {
+	uint32_t target_pages, actual_pages;
+	uint32_t seen;
+	uint64_t val[API_BALLOON_STAT_TAGS];
+};
+
 /* GET /vm/config: what the VM was configured with (the machine comes
  * from get_machine_config). Strings belong to the VM, valid until its next
  * configuration call. */
@@ -181,6 +200,8 @@ struct api_vm_config {
 	unsigned n_drives;
 	bool vsock;                       /* a vsock device, as vsock_cfg says */
 	struct api_vsock_config vsock_cfg;
+	bool balloon;                     /* a balloon, as balloon_cfg says (now) */
+	struct api_balloon_config balloon_cfg;
 };
 
 /* PUT /mmds/config before the start: where the metadata service will
@@ -234,6 +255,20 @@ struct api_vm_ops {
 	/* PUT /vsock: a vsock device; its socket file is made now (a second
 	 * PUT replaces the first and makes the file again). */
 	int (*set_vsock)(void *ctx, const struct api_vsock_config *vc, struct errbuf *eb);
+	/*
+	 * The balloon. set_balloon (PUT /balloon) before the start: 0, -EEXIST
+	 * after it, -EINVAL with why. get_balloon: 0, or -ENODEV without one.
+	 * After the start only: patch_balloon (a new target, when the guest's
+	 * driver has the device), get_balloon_stats (-EPERM when statistics
+	 * are off), patch_balloon_stats (-EPERM to switch them on or off):
+	 * 0, -EAGAIN before the start, -ENODEV without one, else -errno with
+	 * why in @eb. NULL: refused.
+	 */
+	int (*set_balloon)(void *ctx, const struct api_balloon_config *bc, struct errbuf *eb);
+	int (*get_balloon)(void *ctx, struct api_balloon_config *out);
+	int (*patch_balloon)(void *ctx, uint32_t amount_mib, struct errbuf *eb);
+	int (*get_balloon_stats)(void *ctx, struct api_balloon_stats *out, struct errbuf *eb);
+	int (*patch_balloon_stats)(void *ctx, uint16_t interval_s, struct errbuf *eb);
 	int (*start)(void *ctx, struct errbuf *eb);
 	/* SendCtrlAltDel: the keys on the guest's i8042. 0, -EAGAIN before
 	 * the VM runs, -ENOSPC when the controller's buffer is full. NULL:

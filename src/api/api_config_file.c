@@ -33,7 +33,7 @@ static const struct config_section sections[] = {
 	{ "drives", "/drives/", "drive_id", NULL },
 	{ "vsock", "/vsock", NULL, NULL },
 	{ "entropy", "/entropy", NULL, NULL },
-	{ "balloon", NULL, NULL, "kvmini has no balloon device yet" },
+	{ "balloon", "/balloon", NULL, NULL },      /* after machine-config: the size check */
 	{ "mmds-config", "/mmds/config", NULL, NULL },   /* after the interfaces it names */
 	{ "cpu-config", NULL, NULL, "kvmini passes the host's CPUID through KVM's supported set" },
 };

@@ -100,6 +100,19 @@ void api_entropy_put(struct api *api, const char *id, const struct http_request 
 		     struct http_response *resp);
 void api_vsock_put(struct api *api, const char *id, const struct http_request *req,
 		   struct http_response *resp);
+/* --- the balloon (api_balloon.c) --- */
+void api_balloon_put(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp);
+void api_balloon_get(struct api *api, const char *id, const struct http_request *req,
+		     struct http_response *resp);
+void api_balloon_patch(struct api *api, const char *id, const struct http_request *req,
+		       struct http_response *resp);
+void api_balloon_stats_get(struct api *api, const char *id, const struct http_request *req,
+			   struct http_response *resp);
+void api_balloon_stats_patch(struct api *api, const char *id, const struct http_request *req,
+			     struct http_response *resp);
+/* GET /balloon's body, also GET /vm/config's "balloon". */
+json_t *api_balloon_json(const struct api_balloon_config *bc);
 /* --- drives (api_drives.c) --- */
 void api_drive_put(struct api *api, const char *id, const struct http_request *req,
 		   struct http_response *resp);

@@ -139,6 +139,18 @@ static const struct fc_alias vsock_aliases[] = {
 	{ NULL, { NULL } },
 };
 
+/* Firecracker's activate_fails is the transport's count (the balloon's
+ * source adds its slot's mmio counters). */
+static const struct fc_alias balloon_aliases[] = {
+	{ "activate_fails", { "mmio_rx_device_activate_failed" } },
+	{ "inflate_count", { "rx_inflate_chains" } },
+	{ "stats_updates_count", { "rx_stats_updates" } },
+	{ "stats_update_fails", { "rx_stats_invalid" } },
+	{ "deflate_count", { "rx_deflate_chains" } },
+	{ "event_fails", { "rx_chains_invalid", "rx_queue_poisoned" } },
+	{ NULL, { NULL } },
+};
+
 static void add_fc_names(json_t *obj, const struct fc_alias *tab)
 {
 	for (; tab->fc; tab++) {
@@ -180,7 +192,7 @@ static uint64_t utc_ms(void)
 }
 
 /* Firecracker's layout: the aggregate "net" and one "net_<iface_id>", the
- * aggregate "block" and one "block_<drive_id>", "entropy", "vsock". */
+ * aggregate "block" and one "block_<drive_id>", "entropy", "vsock", "balloon". */
 char *api_metrics_line(struct api *api)
 {
 	char key[80];
@@ -217,6 +229,8 @@ char *api_metrics_line(struct api *api)
 			add_fc_names(one, entropy_aliases);
 		} else if (!strcmp(s->name, "vsock")) {
 			add_fc_names(one, vsock_aliases);
+		} else if (!strcmp(s->name, "balloon")) {
+			add_fc_names(one, balloon_aliases);
 		}
 		json_object_set_new(m, s->name, one);
 	}

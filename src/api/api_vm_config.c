@@ -2,9 +2,9 @@
  * GET /vm/config: the VM's whole configuration in the shape of Firecracker's
  * --config-file (its VmmConfig), so a client can read back what it set, and
  * feed the answer to --config-file. As Firecracker answers: "logger" and
- * "metrics" are null (process settings, not the VM's), and so are the
- * devices kvmini does not have ("balloon", "cpu-config"); "entropy" and
- * "vsock" are null without the device.
+ * "metrics" are null (process settings, not the VM's), and so is what
+ * kvmini does not have ("cpu-config"); "entropy", "vsock" and "balloon"
+ * are null without the device (the balloon's target is the current one).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -112,6 +112,11 @@ static json_t *vsock_json(const struct api_vm_config *c)
 			 "uds_path", c->vsock_cfg.uds_path);
 }
 
+static json_t *balloon_json(const struct api_vm_config *c)
+{
+	return c->balloon ? api_balloon_json(&c->balloon_cfg) : json_null();
+}
+
 void api_vm_config_get(struct api *api, const char *id, const struct http_request *req,
 		       struct http_response *resp)
 {
@@ -125,8 +130,8 @@ void api_vm_config_get(struct api *api, const char *id, const struct http_reques
 	}
 	vm->get_vm_config(api->opts.vm_ctx, &c);
 	vm->get_machine_config(api->opts.vm_ctx, &mc);
-	api_reply_json(resp, 200, json_pack("{s:n,s:o,s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:o,s:o}",
-		"balloon", "drives", api_drives_json(&c), "boot-source", boot_json(&c.boot), "cpu-config",
+	api_reply_json(resp, 200, json_pack("{s:o,s:o,s:o,s:n,s:n,s:o,s:n,s:o,s:o,s:o,s:o}",
+		"balloon", balloon_json(&c), "drives", api_drives_json(&c), "boot-source", boot_json(&c.boot), "cpu-config",
 		"logger", "machine-config", api_machine_json(&mc), "metrics",
 		"mmds-config", mmds_json(api, &c), "network-interfaces", ifaces_json(api, &c),
 		"vsock", vsock_json(&c), "entropy", entropy_json(&c)));

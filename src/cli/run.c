@@ -645,6 +645,7 @@ void run_configure(struct run_ctx *ctx)
 		.fs = ctx->fs, .n_fs = a->nfs,
 		.entropy = a->entropy ? &a->entropy_limit : NULL,
 		.vsock = a->vsock.on ? &ctx->vsock : NULL,
+		.balloon = a->balloon ? &a->balloon_opts : NULL,
 		.cmdline_what = "--cmdline", .net_names = cli_net_controls_names(&a->net),
 		.track_dirty_pages = a->track_dirty_pages,
 	};

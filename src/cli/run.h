@@ -63,6 +63,8 @@ struct run_args {
 		char path[108];
 		int listen_fd;           /* PUT /vsock made the socket; -1: the machine makes it */
 	} vsock;
+	bool balloon;                    /* PUT /balloon: a virtio-balloon device */
+	struct virtio_balloon_opts balloon_opts;
 	bool boot_timing;
 	bool counters;
 	bool compat;
@@ -209,6 +211,12 @@ int run_add_iface(void *ctx, const struct api_net_config *nc, struct errbuf *eb)
 int run_set_mmds_config(void *ctx, const struct api_mmds_config *mc, struct errbuf *eb);
 int run_set_entropy(void *ctx, const struct rate_limiter_config *limit, struct errbuf *eb);
 int run_set_vsock(void *ctx, const struct api_vsock_config *vc, struct errbuf *eb);
+/* The balloon (run_balloon.c): api_vm_ops' set_balloon .. patch_balloon_stats. */
+int run_set_balloon(void *ctx, const struct api_balloon_config *bc, struct errbuf *eb);
+int run_get_balloon(void *ctx, struct api_balloon_config *out);
+int run_patch_balloon(void *ctx, uint32_t amount_mib, struct errbuf *eb);
+int run_get_balloon_stats(void *ctx, struct api_balloon_stats *out, struct errbuf *eb);
+int run_patch_balloon_stats(void *ctx, uint16_t interval_s, struct errbuf *eb);
 int run_add_drive(void *ctx, const struct api_drive_config *dc, struct errbuf *eb);
 /* PATCH /drives/{id}: 0, -EAGAIN before the start, -ENODEV for no drive
  * @id, else -errno with why in @eb (the old image serves on). */

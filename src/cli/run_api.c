@@ -76,8 +76,18 @@ static void visit_device(void *opaque, const struct counter_sink *sink)
 	dev->ops->visit_counters(dev, sink);
 }
 
-/* The drives ("block_<id>"), the entropy and vsock devices in the
- * metrics, under Firecracker's names for them. */
+/* The balloon's own counters and its transport's, whose activation
+ * failures are Firecracker's balloon activate_fails. */
+static void visit_balloon(void *opaque, const struct counter_sink *sink)
+{
+	struct machine *m = opaque;
+
+	visit_device(&m->balloon->vdev, sink);
+	virtio_mmio_visit_counters(&m->slots[m->balloon_slot].mmio, sink);
+}
+
+/* The drives ("block_<id>"), the entropy, vsock and balloon devices in
+ * the metrics, under Firecracker's names for them. */
 static void attach_device_counters(struct run_ctx *ctx)
 {
 	struct machine *m = &ctx->machine;
@@ -96,6 +106,9 @@ static void attach_device_counters(struct run_ctx *ctx)
 	if (m->vsock)
 		api_add_source(ctx->api, &(struct api_counter_source){
 			"vsock", visit_device, &m->vsock->vdev });
+	if (m->balloon)
+		api_add_source(ctx->api, &(struct api_counter_source){
+			"balloon", visit_balloon, m });
 }
 
 void run_attach_api_devices(struct run_ctx *ctx)
@@ -226,6 +239,9 @@ static const struct api_vm_ops api_vm = {
 	.set_machine_config = run_set_machine_config, .add_iface = run_add_iface,
 	.set_mmds_config = run_set_mmds_config, .set_entropy = run_set_entropy,
 	.set_vsock = run_set_vsock,
+	.set_balloon = run_set_balloon, .get_balloon = run_get_balloon,
+	.patch_balloon = run_patch_balloon, .get_balloon_stats = run_get_balloon_stats,
+	.patch_balloon_stats = run_patch_balloon_stats,
 	.add_drive = run_add_drive, .patch_drive = run_patch_drive,
 	.start = run_instance_start, .send_ctrl_alt_del = api_send_ctrl_alt_del,
 	.get_vm_config = run_get_vm_config,

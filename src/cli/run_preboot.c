@@ -83,6 +83,11 @@ int run_set_machine_config(void *opaque, const struct api_machine_config *mc,
 			   (unsigned long long)mc->mem_size_mib, RUN_MEM_MIN_MIB, RUN_MEM_MAX_MIB);
 		return -EINVAL;
 	}
+	if (a->balloon && mc->mem_size_mib < a->balloon_opts.amount_mib) {
+		errbuf_set(eb, "The memory size (MiB) is smaller than the previously set balloon "
+			   "device target size.");
+		return -EINVAL;
+	}
 	a->cpus = (unsigned long)mc->vcpu_count;
 	a->mem_mib = (unsigned long)mc->mem_size_mib;
 	a->track_dirty_pages = mc->track_dirty_pages;
@@ -115,6 +120,8 @@ void run_get_vm_config(void *opaque, struct api_vm_config *out)
 	out->mmds_on = ((struct run_ctx *)opaque)->mmds_on;
 	out->entropy = a->entropy;
 	out->entropy_limit = a->entropy_limit;
+	run_get_balloon(opaque, &out->balloon_cfg);
+	out->balloon = a->balloon;
 	out->vsock = a->vsock.on;
 	out->vsock_cfg = (struct api_vsock_config){ .guest_cid = a->vsock.cid,
 						    .uds_path = a->vsock.path };

@@ -63,6 +63,8 @@ int guest_mem_add_fd(struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_
 	int r = guest_mem_add(mem, gpa, size, uva, (uint8_t *)base + slack, base, len);
 	if (r < 0)
 		munmap(base, len);
+	else
+		mem->regions[mem->nregions - 1].backing = GUEST_MEM_SHARED;
 	return r;
 }
 
@@ -172,6 +174,42 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 	if (!r || len > r->size - (gpa - r->gpa))
 		return NULL;
 	return r->host + (gpa - r->gpa);
+}
+
+void guest_mem_set_backing(struct guest_mem *mem, unsigned i, enum guest_mem_backing b)
+{
+	if (i < mem->nregions)
+		mem->regions[i].backing = b;
+}
+
+/* The system call that frees @len bytes at @host for @b. */
+static int discard_host(uint8_t *host, size_t len, enum guest_mem_backing b)
+{
+	int r;
+
+	if (b == GUEST_MEM_FILE_PRIVATE) {
+		void *p = mmap(host, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		r = p == MAP_FAILED ? -1 : 0;
+	} else {
+		r = madvise(host, len, b == GUEST_MEM_SHARED ? MADV_REMOVE : MADV_DONTNEED);
+	}
+	return r < 0 ? -errno : 0;
+}
+
+int guest_mem_discard(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	const struct guest_mem_region *r = region_of(mem, gpa);
+
+	if (!r || !len || len > r->size - (gpa - r->gpa))
+		return -EFAULT;
+	uint8_t *host = r->host + (gpa - r->gpa);
+	if ((gpa | len | (uintptr_t)host) % GUEST_MEM_PAGE)
+		return -EINVAL;
+	int e = discard_host(host, (size_t)len, r->backing);
+	if (!e)
+		guest_mem_mark_dirty(mem, gpa, len);
+	return e;
 }
 
 int guest_mem_uva_to_gpa(const struct guest_mem *mem, uint64_t uva, uint64_t len,

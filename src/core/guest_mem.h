@@ -18,6 +18,14 @@
 /* The vhost-user spec's baseline region count; the VMM uses fewer. */
 #define GUEST_MEM_MAX_REGIONS 8
 
+/* How a region's memory is mapped: what giving pages back to the host
+ * takes (guest_mem_discard). */
+enum guest_mem_backing {
+	GUEST_MEM_ANON_PRIVATE = 0,  /* private anonymous: MADV_DONTNEED frees, reads zero */
+	GUEST_MEM_SHARED,            /* MAP_SHARED of a memfd or file: MADV_REMOVE punches */
+	GUEST_MEM_FILE_PRIVATE,      /* a file mapped privately (a restored snapshot) */
+};
+
 struct guest_mem_region {
 	uint64_t gpa;        /* guest physical address of the first byte */
 	uint64_t size;       /* bytes, never 0 */
@@ -29,6 +37,7 @@ struct guest_mem_region {
 	 * GUEST_MEM_PAGE, set atomically from any thread; NULL unless dirty
 	 * tracking is on. */
 	uint64_t *dirty;
+	enum guest_mem_backing backing;   /* guest_mem_add: private anonymous; _add_fd: shared */
 };
 
 struct guest_mem {
@@ -106,6 +115,23 @@ int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
 /* Host pointer for [gpa, gpa + len) when it lies inside one region, else NULL.
  * Used for the rings, which must be contiguous. */
 void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/*
+ * Give [gpa, gpa + len) back to the host (a balloon's inflated pages): the
+ * range must lie inside one region and be page aligned there, host address
+ * included; the guest reads zeros from it afterwards, whatever the backing:
+ * MADV_DONTNEED for private anonymous memory, MADV_REMOVE (a hole punched
+ * in the memfd or file) for a shared mapping, and for a file mapped
+ * privately an anonymous mapping put over the range (MADV_DONTNEED there
+ * would only drop the private copy and show the file's page again). The
+ * pages count as dirty (guest_mem_mark_dirty): KVM's log does not see the
+ * host zero them. 0, -EFAULT outside guest memory, -EINVAL unaligned, or
+ * the system call's -errno.
+ */
+int guest_mem_discard(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Set region @i's backing (guest_mem_add cannot know it). */
+void guest_mem_set_backing(struct guest_mem *mem, unsigned i, enum guest_mem_backing b);
 
 /* Frontend virtual address to guest physical address (vhost-user vring
  * addresses); -EFAULT when [uva, uva + len) is not inside one region. */

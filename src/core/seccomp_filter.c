@@ -71,7 +71,7 @@ static const int base_list[] = {
 	SCMP_SYS(mmap),            /* malloc of large blocks */
 	SCMP_SYS(munmap),          /* free of large blocks */
 	SCMP_SYS(mprotect),        /* malloc arenas of a new thread */
-	SCMP_SYS(madvise),         /* glibc returns freed arena memory */
+	SCMP_SYS(madvise),         /* glibc returns freed arena memory; the balloon frees guest pages */
 	SCMP_SYS(brk),             /* malloc on the main heap */
 	SCMP_SYS(mremap),          /* realloc of large blocks */
 	SCMP_SYS(rt_sigprocmask),  /* pthread_sigmask around waits */

@@ -99,6 +99,25 @@ static int add_vsock(struct machine *m, const struct virtio_vsock_opts *opts)
 	return add_slot(m, &m->vsock->vdev);
 }
 
+/* The balloon device and its slot. */
+static int add_balloon(struct machine *m, const struct virtio_balloon_opts *opts)
+{
+	m->balloon = calloc(1, sizeof(*m->balloon));
+	int r = m->balloon ? virtio_balloon_init(m->balloon, &m->loop, opts, m->cfg->mem_bytes)
+			   : -ENOMEM;
+	if (r < 0) {
+		log_err("balloon: %s", r == -EINVAL ? "amount_mib above guest memory" : strerror(-r));
+		free(m->balloon);
+		m->balloon = NULL;
+		return r;
+	}
+	log_info("balloon: target %u MiB%s, statistics %s, device %u", opts->amount_mib,
+		 opts->deflate_on_oom ? ", deflate on OOM" : "",
+		 opts->stats_polling_interval_s ? "polled" : "off", m->n_slots);
+	m->balloon_slot = m->n_slots;
+	return add_slot(m, &m->balloon->vdev);
+}
+
 /* A drive: its image opened, a virtio-blk device on it, its slot. */
 static int add_drive(struct machine *m, const struct machine_drive_config *cfg)
 {
@@ -163,7 +182,7 @@ int machine_set_drive_limit(struct machine *m, unsigned i, const struct rate_lim
 static int add_devices(struct machine *m)
 {
 	const struct machine_config *cfg = m->cfg;
-	unsigned n_single = (cfg->entropy ? 1 : 0) + (cfg->vsock ? 1 : 0);
+	unsigned n_single = (cfg->entropy ? 1 : 0) + (cfg->vsock ? 1 : 0) + (cfg->balloon ? 1 : 0);
 	int r = 0;
 
 	if (cfg->n_nets > MACHINE_MAX_NETS || cfg->n_fs > MACHINE_MAX_FS ||
@@ -181,6 +200,8 @@ static int add_devices(struct machine *m)
 		r = add_rng(m, cfg->entropy);
 	if (!r && cfg->vsock)
 		r = add_vsock(m, cfg->vsock);
+	if (!r && cfg->balloon)
+		r = add_balloon(m, cfg->balloon);
 	for (unsigned i = 0; !r && i < cfg->n_drives; i++)
 		r = add_drive(m, &cfg->drives[i]);
 	return r;
@@ -213,6 +234,11 @@ static void destroy_devices(struct machine *m)
 		virtio_vsock_destroy(m->vsock);
 		free(m->vsock);
 		m->vsock = NULL;
+	}
+	if (m->balloon) {
+		virtio_balloon_destroy(m->balloon);
+		free(m->balloon);
+		m->balloon = NULL;
 	}
 	for (unsigned i = 0; i < m->n_drives; i++) {
 		struct machine_drive *d = &m->drives[i];

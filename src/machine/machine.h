@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "balloon/virtio_balloon.h"
 #include "core/event_loop.h"
 #include "fs/virtio_fs.h"
 #include "machine/fs_share.h"
@@ -74,6 +75,8 @@ struct machine_config {
 	const struct rate_limiter_config *entropy;
 	/* The vsock device (after the entropy device), NULL: none. */
 	const struct virtio_vsock_opts *vsock;
+	/* The balloon device (after the vsock device), NULL: none. */
+	const struct virtio_balloon_opts *balloon;
 	/* The drives, after every other device, in this order: the guest names
 	 * them vda, vdb, ... as it finds them, so a root drive goes first. */
 	const struct machine_drive_config *drives;
@@ -115,6 +118,8 @@ struct machine {
 	unsigned n_fs;
 	struct virtio_rng *rng;      /* the entropy device, when there is one */
 	struct virtio_vsock *vsock;  /* the vsock device, when there is one */
+	struct virtio_balloon *balloon;   /* the balloon device, when there is one */
+	unsigned balloon_slot;       /* its slot (its transport's counters) */
 	struct machine_drive {
 		struct blk_image img;
 		struct virtio_blk *dev;

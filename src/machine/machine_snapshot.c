@@ -230,6 +230,11 @@ int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 		errbuf_set(eb, "a VM with a vsock device cannot be snapshotted yet");
 		return -EOPNOTSUPP;
 	}
+	if (m->balloon) {
+		/* Its state (target, statistics buffer held) is not saved yet. */
+		errbuf_set(eb, "a VM with a balloon device cannot be snapshotted yet");
+		return -EOPNOTSUPP;
+	}
 	if (!m->paused) {
 		errbuf_set(eb, "the VM must be paused first");
 		return -EAGAIN;

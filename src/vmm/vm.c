@@ -200,6 +200,10 @@ static int create_memory(struct vm *vm, uint64_t bytes, const struct vm_config *
 	if (bytes > vm->low_ram_end)
 		r = add_ram(vm, 1, LAYOUT_HIGH_RAM, bytes - vm->low_ram_end, ram + vm->low_ram_end,
 			    NULL, 0);
+	/* A snapshot's file under the RAM: a balloon's discard must not show
+	 * the file's page again (guest_mem_discard). */
+	for (unsigned i = 0; !r && cfg->n_mem_files && i < vm->mem.nregions; i++)
+		guest_mem_set_backing(&vm->mem, i, GUEST_MEM_FILE_PRIVATE);
 	if (!r && vm->track_dirty && guest_mem_track_dirty(&vm->mem) < 0) {
 		log_err("dirty page bitmaps: %s", strerror(ENOMEM));
 		r = -ENOMEM;

@@ -996,8 +996,56 @@ def seeds_vsock():
                u8(2, 0, 3) + u8(5, 1, 1) + u16(300),
     }
 
+# ---- fuzz_balloon ------------------------------------------------------------
+# feature byte (1 no statistics queue, 2 no indirect, 4 no EVENT_IDX), then
+# operations (byte % 10): 0-2 inflate, 3 deflate (shape byte: 1 writable, 2
+# cut short by a byte count that follows the count, 4 two pieces, 8
+# indirect; count u16 (% 300 + 1); each PFN a mode byte: < 200 a marked
+# page, < 240 an edge of RAM, else a u32), 4-5 a statistics buffer (shape
+# byte; count u16 % 300; each entry a tag byte % 20 and a u64), 6 the API
+# (odd byte: statistics handed back; even: a target u16 follows), 7 a raw
+# descriptor (queue, index, address mode (odd: u64, else pool offset u16),
+# length u16, flags, next, head offered), 8 an avail jump (queue, u16), 9
+# read the used rings.
+
+def bl_pfns(op, modes, shape=0, cut=None):
+    out = u8(op, shape) + u16(len(modes) - 1)
+    if cut is not None:
+        out += u8(cut)
+    for m in modes:
+        out += u8(m) if m < 240 else u8(250) + u32(m >> 8)
+    return out
+
+
+def bl_stats(entries, shape=0):
+    return u8(4, shape) + u16(len(entries)) + b"".join(u8(t) + u64(v) for t, v in entries)
+
+
+def seeds_balloon():
+    stats = [(0, 7), (5, 256 << 20), (17, 1), (6, 100 << 20), (2, 3)]
+    return {
+        "inflate": u8(0) + bl_pfns(0, [0, 1, 2, 3, 40, 41]),
+        "inflate-edges": u8(0) + bl_pfns(1, [200, 201, 202, 203, 204, 205, 206, 207, 5]),
+        "inflate-any": u8(0) + bl_pfns(2, [0x100 << 8, 0x1000 << 8, 0xffffffff << 8, 7]),
+        "inflate-split-indirect": u8(0) + bl_pfns(0, [10, 11, 12, 13], shape=12) +
+                                  bl_pfns(0, [14, 15], shape=4),
+        "inflate-malformed": u8(0) + bl_pfns(0, [1, 2], shape=1) +
+                             bl_pfns(0, [1, 2], shape=2, cut=1) + bl_pfns(0, [3] * 257) +
+                             bl_pfns(0, [4] * 256),
+        "deflate": u8(0) + bl_pfns(0, [1, 2, 3]) + bl_pfns(3, [1, 2, 3, 201]),
+        "stats": u8(0) + bl_stats(stats) + u8(9),
+        "stats-handback": u8(0) + bl_stats(stats) + bl_stats(stats[:2]) + u8(6, 1) +
+                          bl_stats([(1, 9)], shape=8) + bl_stats([(3, 1)] * 257),
+        "no-stats-queue": u8(1) + bl_stats(stats) + bl_pfns(0, [5, 6]),
+        "no-indirect": u8(6) + bl_pfns(0, [1, 2], shape=8),
+        "target": u8(0) + u8(6, 0) + u16(512) + u8(6, 0) + u16(5000) + bl_pfns(0, [9]),
+        "raw-avail": u8(0) + u8(7, 0, 3, 0) + u16(0x100) + u16(64) + u8(2, 0, 3) +
+                     u8(8, 1) + u16(300),
+    }
+
 
 GENERATORS = {
+    "fuzz_balloon": seeds_balloon,
     "fuzz_blk": seeds_blk,
     "fuzz_decompress": seeds_decompress,
     "fuzz_device_state": seeds_device_state,

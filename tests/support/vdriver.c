@@ -39,7 +39,10 @@ static int map_region(struct vd_mem *m, unsigned i, uint8_t *at, uint64_t gpa,
 	m->nregions = i + 1;
 	/* The region's host address doubles as the "frontend" address, so
 	 * guest_mem_uva_to_gpa has something real to translate. */
-	return guest_mem_add(&m->gm, gpa, len, (uint64_t)(uintptr_t)p, p, NULL, 0);
+	int r = guest_mem_add(&m->gm, gpa, len, (uint64_t)(uintptr_t)p, p, NULL, 0);
+	if (!r)          /* a balloon's discard must punch the memfd */
+		guest_mem_set_backing(&m->gm, m->gm.nregions - 1, GUEST_MEM_SHARED);
+	return r;
 }
 
 /* Reserve host address space: a guard page before, between and after the

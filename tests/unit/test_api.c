@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "api/api.h"
+#include "balloon/virtio_balloon.h"
 #include "core/compiler.h"
 #include "core/log.h"
 #include "mmds/mmds.h"
@@ -196,6 +197,11 @@ struct fake_vm {
 	unsigned vsock_puts;
 	uint64_t vsock_cid;
 	char vsock_path[64];
+	/* The balloon: PUT before the start, the device's state after it
+	 * (the rules are kvmini run's: run_balloon.c). */
+	bool balloon, balloon_active;
+	struct api_balloon_config balloon_cfg;
+	struct api_balloon_stats balloon_stats;
 };
 
 static int fake_pause(void *ctx)
@@ -354,6 +360,8 @@ static void fake_get_vm_config(void *ctx, struct api_vm_config *out)
 	out->ifaces[0] = vm->last_iface;
 	out->ifaces[0].iface_id = vm->load_strings[3];
 	out->ifaces[0].host_dev_name = vm->load_strings[4];
+	out->balloon = vm->balloon;
+	out->balloon_cfg = vm->balloon_cfg;
 	out->vsock = vm->vsock_puts > 0;
 	out->vsock_cfg = (struct api_vsock_config){ .guest_cid = vm->vsock_cid,
 						    .uds_path = vm->vsock_path };
@@ -437,6 +445,79 @@ static int fake_ctrl_alt_del(void *ctx)
 	return 0;
 }
 
+static int fake_set_balloon(void *ctx, const struct api_balloon_config *bc, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->started)
+		return -EEXIST;
+	if (bc->amount_mib > vm->machine.mem_size_mib) {
+		errbuf_set(eb, "Amount of pages requested is too large.");
+		return -EINVAL;
+	}
+	vm->balloon = true;
+	vm->balloon_cfg = *bc;
+	return 0;
+}
+
+static int fake_get_balloon(void *ctx, struct api_balloon_config *out)
+{
+	struct fake_vm *vm = ctx;
+
+	if (!vm->balloon)
+		return -ENODEV;
+	*out = vm->balloon_cfg;
+	return 0;
+}
+
+static int fake_balloon_running(struct fake_vm *vm)
+{
+	return !vm->started ? -EAGAIN : !vm->balloon ? -ENODEV : 0;
+}
+
+static int fake_patch_balloon(void *ctx, uint32_t amount_mib, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+	int r = fake_balloon_running(vm);
+
+	if (!r && !vm->balloon_active) {
+		errbuf_set(eb, "Balloon: Device not activated yet.");
+		r = -EBUSY;
+	}
+	if (!r)
+		vm->balloon_cfg.amount_mib = amount_mib;
+	return r;
+}
+
+static int fake_get_balloon_stats(void *ctx, struct api_balloon_stats *out, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+	int r = fake_balloon_running(vm);
+
+	if (!r && !vm->balloon_cfg.stats_polling_interval_s) {
+		errbuf_set(eb, "Balloon: Received stats query when stats are disabled.");
+		r = -EPERM;
+	}
+	if (!r)
+		*out = vm->balloon_stats;
+	return r;
+}
+
+static int fake_patch_balloon_stats(void *ctx, uint16_t interval_s, struct errbuf *eb)
+{
+	struct fake_vm *vm = ctx;
+	int r = fake_balloon_running(vm);
+	uint16_t cur = vm->balloon_cfg.stats_polling_interval_s;
+
+	if (!r && cur != interval_s && (!cur || !interval_s)) {
+		errbuf_set(eb, "Balloon: Statistics cannot be enabled/disabled after activation.");
+		r = -EPERM;
+	}
+	if (!r)
+		vm->balloon_cfg.stats_polling_interval_s = interval_s;
+	return r;
+}
+
 static const struct api_vm_ops fake_vm_ops = {
 	.pause = fake_pause, .resume = fake_resume, .state = fake_state,
 	.snapshot_create = fake_snapshot, .snapshot_load = fake_load,
@@ -445,6 +526,9 @@ static const struct api_vm_ops fake_vm_ops = {
 	.send_ctrl_alt_del = fake_ctrl_alt_del, .get_vm_config = fake_get_vm_config,
 	.add_drive = fake_add_drive, .patch_drive = fake_patch_drive,
 	.set_vsock = fake_set_vsock,
+	.set_balloon = fake_set_balloon, .get_balloon = fake_get_balloon,
+	.patch_balloon = fake_patch_balloon, .get_balloon_stats = fake_get_balloon_stats,
+	.patch_balloon_stats = fake_patch_balloon_stats,
 };
 
 static const char *state_of(struct rig *r)
@@ -1058,6 +1142,107 @@ static void test_logger(void)
 
 /* --config-file: the sections reach the VM as the same requests would,
  * then InstanceStart; a bad section stops before the start, with why. */
+/* The balloon's routes: PUT before the start only, PATCH and the
+ * statistics after it only, Firecracker's shapes and refusals. */
+static void test_balloon_routes(void)
+{
+	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
+	struct api_opts ao = { .vm = &fake_vm_ops, .vm_ctx = &vm };
+	struct errbuf eb = { 0 };
+	struct rig r;
+
+	rig_up(&r, false);
+	expect_fault(&r, 400, "PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":true}",
+		     "no balloon device");
+	api_stop(r.api);
+	r.api = api_start(&r.loop, &ao, &eb);
+	expect_fault(&r, 400, "GET", "/balloon", NULL, "Balloon config error: No balloon device");
+	const char *bad[][2] = {
+		{ "{\"deflate_on_oom\":true}", "needs \"amount_mib\"" },
+		{ "{\"amount_mib\":1}", "needs \"deflate_on_oom\"" },
+		{ "{\"amount_mib\":-1,\"deflate_on_oom\":true}", "non-negative integer" },
+		{ "{\"amount_mib\":\"1\",\"deflate_on_oom\":true}", "non-negative integer" },
+		{ "{\"amount_mib\":4294967296,\"deflate_on_oom\":true}", "out of range" },
+		{ "{\"amount_mib\":1,\"deflate_on_oom\":1}", "true or false" },
+		{ "{\"amount_mib\":1,\"deflate_on_oom\":true,\"stats_polling_interval_s\":65536}",
+		  "out of range" },
+		{ "{\"amount_mib\":1,\"deflate_on_oom\":true,\"x\":1}", "unknown field \"x\"" },
+		{ "{\"amount_mib\":1,\"deflate_on_oom\":true,\"free_page_hinting\":true}",
+		  "no free page hinting" },
+		{ "{\"amount_mib\":1,\"deflate_on_oom\":true,\"free_page_reporting\":true}",
+		  "no free page reporting" },
+		{ "{\"amount_mib\":257,\"deflate_on_oom\":true}",
+		  "Balloon config error: Amount of pages requested is too large." },
+		{ "[]", "object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		expect_fault(&r, 400, "PUT", "/balloon", bad[i][0], bad[i][1]);
+	CHECK(!vm.balloon);
+	/* The runtime requests before the start: Firecracker's refusal. */
+	expect_fault(&r, 400, "PATCH", "/balloon", "{\"amount_mib\":1}", "not supported before");
+	expect_fault(&r, 400, "GET", "/balloon/statistics", NULL, "not supported before");
+	expect_fault(&r, 400, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":1}",
+		     "not supported before");
+	CHECK_EQ(status_of(&r, "PUT", "/balloon", "{\"amount_mib\":64,\"deflate_on_oom\":true,"
+			   "\"stats_polling_interval_s\":1,\"free_page_hinting\":false}"), 204);
+	struct reply rp = call(&r, "GET", "/balloon", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "amount_mib")), 64);
+	CHECK(json_is_true(json_object_get(rp.json, "deflate_on_oom")));
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "stats_polling_interval_s")), 1);
+	reply_free(&rp);
+	rp = call(&r, "GET", "/vm/config", NULL);
+	CHECK_EQ(json_integer_value(member(rp.json, "balloon", "amount_mib")), 64);
+	reply_free(&rp);
+
+	CHECK_EQ(status_of(&r, "PUT", "/boot-source", "{\"kernel_image_path\":\"/k\"}"), 204);
+	CHECK_EQ(status_of(&r, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+	expect_fault(&r, 400, "PUT", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":true}",
+		     "not supported after starting");
+	/* The driver has not taken the device yet. */
+	expect_fault(&r, 400, "PATCH", "/balloon", "{\"amount_mib\":1}",
+		     "Balloon update error: Balloon: Device not activated yet.");
+	vm.balloon_active = true;
+	expect_fault(&r, 400, "PATCH", "/balloon", "{}", "needs \"amount_mib\"");
+	expect_fault(&r, 400, "PATCH", "/balloon", "{\"amount_mib\":1,\"deflate_on_oom\":true}",
+		     "unknown field \"deflate_on_oom\"");
+	CHECK_EQ(status_of(&r, "PATCH", "/balloon", "{\"amount_mib\":32}"), 204);
+	CHECK_EQ(vm.balloon_cfg.amount_mib, 32);
+	vm.balloon_stats = (struct api_balloon_stats){ .target_pages = 32 * 256,
+		.actual_pages = 16 * 256 + 3, .seen = 1u << 5 | 1u << 0, .val = { [0] = 4, [5] = 999 } };
+	rp = call(&r, "GET", "/balloon/statistics", NULL);
+	CHECK_EQ(rp.status, 200);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "target_pages")), 32 * 256);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "actual_pages")), 16 * 256 + 3);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "target_mib")), 32);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "actual_mib")), 16);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "swap_in")), 4);
+	CHECK_EQ(json_integer_value(json_object_get(rp.json, "total_memory")), 999);
+	CHECK(!json_object_get(rp.json, "free_memory"));      /* not sent: left out */
+	CHECK_EQ(json_object_size(rp.json), 6);
+	reply_free(&rp);
+	CHECK_EQ(status_of(&r, "PATCH", "/balloon/statistics",
+			   "{\"stats_polling_interval_s\":5}"), 204);
+	expect_fault(&r, 400, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":0}",
+		     "Statistics cannot be enabled/disabled after activation.");
+	expect_fault(&r, 400, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":-1}",
+		     "non-negative integer");
+	expect_fault(&r, 400, "DELETE", "/balloon", NULL, "");
+	/* Statistics off: GET is refused, switching them on too. */
+	vm.balloon_cfg.stats_polling_interval_s = 0;
+	expect_fault(&r, 400, "GET", "/balloon/statistics", NULL,
+		     "Received stats query when stats are disabled.");
+	expect_fault(&r, 400, "PATCH", "/balloon/statistics", "{\"stats_polling_interval_s\":3}",
+		     "cannot be enabled/disabled");
+	CHECK_EQ(status_of(&r, "PATCH", "/balloon/statistics",
+			   "{\"stats_polling_interval_s\":0}"), 204);
+	/* A VM started without one. */
+	vm.balloon = false;
+	expect_fault(&r, 400, "PATCH", "/balloon", "{\"amount_mib\":1}", "No balloon device found.");
+	expect_fault(&r, 400, "GET", "/balloon/statistics", NULL, "No balloon device found.");
+	rig_down(&r);
+}
+
 static void test_config_file(void)
 {
 	struct fake_vm vm = { .machine = { .vcpu_count = 1, .mem_size_mib = 256 } };
@@ -1073,10 +1258,12 @@ static void test_config_file(void)
 	FILE *f = fopen(path, "w");
 	fputs("{\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap3\"}],"
 	      " \"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [], \"vsock\": null,"
+	      " \"balloon\": {\"amount_mib\": 48, \"deflate_on_oom\": false},"
 	      " \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 64}}", f);
 	fclose(f);
 	CHECK_EQ(api_apply_config_file(r.api, path, &eb), 0);
 	CHECK(vm.started && vm.machine.vcpu_count == 4 && vm.ifaces_added == 1);
+	CHECK(vm.balloon && vm.balloon_cfg.amount_mib == 48);  /* after machine-config's 64 MiB */
 	CHECK(!strcmp(vm.load_strings[0], "/k") && !strcmp(vm.load_strings[4], "tap3"));
 
 	/* Each refusal names its section; nothing after it runs. */
@@ -1086,6 +1273,9 @@ static void test_config_file(void)
 		{ "{\"network-interfaces\": [{\"host_dev_name\": \"t\"}]}",
 		  "network-interfaces[0]: needs \"iface_id\"" },
 		{ "{\"vsock\": {\"guest_cid\": 3}}", "vsock: the vsock device needs \"uds_path\"" },
+		{ "{\"balloon\": {\"amount_mib\": 1}}", "balloon: the balloon device needs" },
+		{ "{\"balloon\": {\"amount_mib\": 300, \"deflate_on_oom\": false}}",
+		  "balloon: Balloon config error: Amount of pages requested is too large." },
 		{ "{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}",
 		  "vsock: Invalid vsock device: guest_cid 2" },
 		{ "{\"drives\": [{\"is_root_device\": true}]}", "drives[0]: needs \"drive_id\"" },
@@ -1547,6 +1737,13 @@ static void visit_rng(void *opaque, const struct counter_sink *sink)
 	counter_emit(sink, "", "tx_requests_filled", 10);
 }
 
+/* The balloon's own set, as the device keeps it, and its transport's. */
+static void visit_balloon(void *opaque, const struct counter_sink *sink)
+{
+	counters_visit(&virtio_balloon_counter_set, opaque, "", sink);
+	counter_emit(sink, "mmio_", "rx_device_activate_failed", 1);
+}
+
 static long metric(json_t *m, const char *group, const char *key)
 {
 	json_t *v = json_object_get(json_object_get(m, group), key);
@@ -1566,6 +1763,11 @@ static void test_metrics_firecracker_names(void)
 	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "block_rootfs", visit_drive, &a }), 0);
 	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "block_data", visit_drive, &b }), 0);
 	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), 0);
+	struct virtio_balloon_counters bc = { .rx_inflate_chains = 7, .rx_deflate_chains = 2,
+		.rx_stats_updates = 5, .rx_stats_invalid = 1, .rx_chains_invalid = 3,
+		.rx_queue_poisoned = 1 };
+	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "balloon", visit_balloon, &bc }),
+		 0);
 	char *line = api_metrics_line(r.api);
 	json_t *m = json_loads(line, 0, NULL);
 	CHECK(m != NULL);
@@ -1578,13 +1780,20 @@ static void test_metrics_firecracker_names(void)
 	CHECK_EQ(metric(m, "block", "write_count"), -1);                  /* nothing counted: absent */
 	CHECK_EQ(metric(m, "entropy", "entropy_bytes"), 640);
 	CHECK_EQ(metric(m, "entropy", "entropy_event_count"), 10);
+	CHECK_EQ(metric(m, "balloon", "activate_fails"), 1);
+	CHECK_EQ(metric(m, "balloon", "inflate_count"), 7);
+	CHECK_EQ(metric(m, "balloon", "deflate_count"), 2);
+	CHECK_EQ(metric(m, "balloon", "stats_updates_count"), 5);
+	CHECK_EQ(metric(m, "balloon", "stats_update_fails"), 1);
+	CHECK_EQ(metric(m, "balloon", "event_fails"), 4);
+	CHECK_EQ(metric(m, "balloon", "rx_inflate_pages"), 0);            /* kvmini's, kept */
 	CHECK_EQ(metric(m, "net", "tx_packets_count"), metric(m, "net", "tx_packets"));
 	CHECK_EQ(metric(m, "net_eth0", "tx_malformed_frames"),
 		 metric(m, "net_eth0", "tx_chain_invalid") + metric(m, "net_eth0", "tx_hdr_invalid") +
 		 metric(m, "net_eth0", "tx_frame_oversize"));
 	json_decref(m);
 	free(line);
-	for (unsigned i = 4; i < API_MAX_SOURCES; i++)
+	for (unsigned i = 5; i < API_MAX_SOURCES; i++)
 		CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), 0);
 	CHECK_EQ(api_add_source(r.api, &(struct api_counter_source){ "entropy", visit_rng, NULL }), -ENOSPC);
 	rig_down(&r);
@@ -1608,6 +1817,7 @@ int main(void)
 	RUN_TEST(test_interface_body_errors);
 	RUN_TEST(test_mmds_routes);
 	RUN_TEST(test_metrics);
+	RUN_TEST(test_balloon_routes);
 	RUN_TEST(test_metrics_http_counters);
 	RUN_TEST(test_metrics_firecracker_names);
 	RUN_TEST(test_http_level_errors_are_json);

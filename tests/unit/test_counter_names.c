@@ -33,6 +33,7 @@
 #include "fs/memfs.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
+#include "balloon/virtio_balloon.h"
 #include "rng/virtio_rng.h"
 #include "blk/virtio_blk.h"
 #include "vsock/virtio_vsock.h"
@@ -55,6 +56,7 @@ static const struct counter_set *const sets[] = {
 	&vhost_user_counter_set,
 	&virtio_fs_counter_set,
 	&virtio_rng_counter_set,
+	&virtio_balloon_counter_set,
 	&virtio_blk_counter_set,
 	&virtio_vsock_counter_set,
 	&fuse_server_counter_set,

@@ -535,6 +535,59 @@ static void test_dirty_concurrent_marks(void)
 	guest_mem_clear(&m);
 }
 
+/* guest_mem_discard for each backing: the range reads zero afterwards (a
+ * privately mapped file's page too, not the file's bytes again), the file
+ * itself is untouched, the pages count as dirty; refusals for a range
+ * outside guest memory, across a region's end and unaligned. */
+static void test_discard_backings(void)
+{
+	const size_t len = 4 * 4096;
+	char path[] = "/tmp/kvmini-test-discard.XXXXXX";
+	int fd = mkstemp(path);
+	uint8_t pattern[4 * 4096];
+	struct guest_mem m;
+
+	CHECK(fd >= 0);
+	unlink(path);
+	memset(pattern, 0x77, sizeof(pattern));
+	CHECK_EQ(write(fd, pattern, len), (ssize_t)len);
+	uint8_t *anon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *priv = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	CHECK(anon != MAP_FAILED && priv != MAP_FAILED);
+	memset(anon, 0x55, len);
+	priv[4096] = 0x66;                              /* a private copy of page 1 */
+	guest_mem_init(&m);
+	CHECK_EQ(guest_mem_add(&m, 0, len, 0, anon, anon, len), 0);
+	CHECK_EQ(guest_mem_add(&m, 0x100000, len, 0, priv, priv, len), 0);
+	guest_mem_set_backing(&m, 1, GUEST_MEM_FILE_PRIVATE);
+	CHECK_EQ(guest_mem_add_fd(&m, 0x200000, len, 0, fd, 0), 0);
+	CHECK_EQ(m.regions[2].backing, GUEST_MEM_SHARED);
+	CHECK_EQ(guest_mem_track_dirty(&m), 0);
+
+	CHECK_EQ(guest_mem_discard(&m, 4096, 4096), 0);
+	CHECK(anon[4096] == 0 && anon[8191] == 0 && anon[0] == 0x55 && anon[8192] == 0x55);
+	CHECK_EQ(guest_mem_discard(&m, 0x100000, 2 * 4096), 0);
+	CHECK(priv[0] == 0 && priv[4096] == 0 && priv[8192] == 0x77);
+	uint8_t *shared = m.regions[2].host;
+	CHECK_EQ(shared[4096 * 3], 0x77);
+	CHECK_EQ(guest_mem_discard(&m, 0x200000 + 3 * 4096, 4096), 0);
+	CHECK_EQ(shared[4096 * 3], 0);                  /* punched in the file */
+	uint8_t back[4096];
+	CHECK_EQ(pread(fd, back, sizeof(back), 0), (ssize_t)sizeof(back));
+	CHECK_EQ(back[0], 0x77);                        /* the private discard left it */
+	uint64_t bits[1] = { 0 };
+	guest_mem_take_dirty(&m, 0, bits);
+	CHECK_EQ(bits[0], 1u << 1);
+
+	CHECK_EQ(guest_mem_discard(&m, 0x50000, 4096), -EFAULT);
+	CHECK_EQ(guest_mem_discard(&m, 3 * 4096, 2 * 4096), -EFAULT);   /* past the end */
+	CHECK_EQ(guest_mem_discard(&m, 100, 4096), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&m, 0, 100), -EINVAL);
+	CHECK_EQ(guest_mem_discard(&m, 0, 0), -EFAULT);
+	guest_mem_clear(&m);
+	close(fd);
+}
+
 int main(void)
 {
 	RUN_TEST(test_add_rejects_bad_regions);
@@ -560,5 +613,6 @@ int main(void)
 	RUN_TEST(test_dirty_across_regions);
 	RUN_TEST(test_dirty_take_clears);
 	RUN_TEST(test_dirty_concurrent_marks);
+	RUN_TEST(test_discard_backings);
 	return CHECK_DONE();
 }
