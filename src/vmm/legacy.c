@@ -9,6 +9,7 @@
 
 #include "core/atomics.h"
 #include "core/compiler.h"
+#include "core/log.h"
 #include "vmm/layout.h"
 
 #define RTC_SECONDS   0x00u
@@ -57,11 +58,20 @@ static void i8042_access(struct legacy_devices *l, unsigned port, void *data, un
 		return;
 	}
 	pthread_mutex_lock(&l->i8042_lock);
+	uint8_t ctr = l->kbd.ctr;
 	if (is_write)
 		effects = i8042_write(&l->kbd, port, *(uint8_t *)data);
 	else
 		effects = i8042_read(&l->kbd, port, data);
+	uint8_t ctr_now = l->kbd.ctr;
 	pthread_mutex_unlock(&l->i8042_lock);
+	/* Whether keys can reach the guest at all: said when it changes (a
+	 * few times while the guest probes), so a Ctrl+Alt+Del that seems lost
+	 * can be explained from the log. */
+	if ((ctr ^ ctr_now) & (I8042_CTR_KBD_INT | I8042_CTR_KBD_DIS))
+		log_debug("i8042: command byte 0x%02x: keyboard interrupt %s, keyboard %s", ctr_now,
+			  ctr_now & I8042_CTR_KBD_INT ? "on" : "off",
+			  ctr_now & I8042_CTR_KBD_DIS ? "disabled" : "enabled");
 	i8042_effects(l, effects);
 }
 
@@ -83,7 +93,11 @@ int legacy_ctrl_alt_del(struct legacy_devices *l)
 {
 	pthread_mutex_lock(&l->i8042_lock);
 	int r = i8042_ctrl_alt_del(&l->kbd);
+	uint8_t ctr = l->kbd.ctr;
 	pthread_mutex_unlock(&l->i8042_lock);
+	if (r >= 0 && !(ctr & I8042_CTR_KBD_INT))
+		log_warn("Ctrl+Alt+Del: the keys wait in the i8042; the guest has its keyboard "
+			 "interrupt off (command byte 0x%02x)", ctr);
 	if (r > 0)
 		i8042_effects(l, (unsigned)r);
 	return r < 0 ? r : 0;
