@@ -23,7 +23,8 @@ NESTED_OUTER_MODULES="irqbypass kvm kvm-amd tun veth virtio_ring virtio virtio_p
 # devices come from kvmini's DSDT), virtio-net, virtio-fs, virtio-rng and
 # virtio-blk (ext4 is built in).
 STOCK_GUEST_MODULES="virtio_ring virtio virtio_mmio failover net_failover virtio_net fuse virtiofs
-	virtio-rng virtio_blk vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"
+	virtio-rng virtio_blk vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
+	virtio_balloon"
 # Kept when the kernel has them, loaded by whoever needs them (bench/nested_iperf.sh:
 # QEMU's vhost-net in the outer VM), in order; a kernel without one is no error.
 NESTED_OPTIONAL_MODULES="vhost_iotlb vhost tap vhost_net"
@@ -192,17 +193,22 @@ busybox_initrd() {
 	return $rc
 }
 
-# guest_tools DIR: the guest's own programs built in DIR (static: the
-# initramfs has no C library), when their source is newer: kvmini-vsock
-# (guest/vsock.c; busybox has no AF_VSOCK). Prints their paths.
+# guest_tools DIR NAME...: the guest's own programs kvmini-NAME built in DIR
+# from guest/NAME.c (static: the initramfs has no C library), when their
+# source is newer: kvmini-vsock (busybox has no AF_VSOCK), kvmini-blkbench
+# (bench/nested_blk.sh's 4 KiB I/O). Prints their paths.
 guest_tools() {
-	local out=$1/kvmini-vsock
-	mkdir -p "$1" || return 1
-	if [ ! -x "$out" ] || [ guest/vsock.c -nt "$out" ]; then
-		${CC:-cc} -std=gnu11 -Os -static -s -Wall -Wextra -Werror -o "$out.tmp" guest/vsock.c &&
-			mv "$out.tmp" "$out" || { nested_say "building $out failed"; return 1; }
-	fi
-	echo "$out"
+	local dir=$1 name out
+	shift
+	mkdir -p "$dir" || return 1
+	for name in "$@"; do
+		out=$dir/kvmini-$name
+		if [ ! -x "$out" ] || [ "guest/$name.c" -nt "$out" ]; then
+			${CC:-cc} -std=gnu11 -Os -static -s -Wall -Wextra -Werror -o "$out.tmp" "guest/$name.c" &&
+				mv "$out.tmp" "$out" || { nested_say "building $out failed"; return 1; }
+		fi
+		echo "$out"
+	done
 }
 
 # stock_guest_initrd OUT: the initramfs of a stock-kernel guest: guest/init,
@@ -210,7 +216,7 @@ guest_tools() {
 # guest's own programs (guest_tools, built beside OUT).
 stock_guest_initrd() {
 	local bins
-	bins=$(guest_tools "$(dirname "$1")") || return 1
+	bins=$(guest_tools "$(dirname "$1")" vsock) || return 1
 	INITRD_BINS=$bins busybox_initrd "$1" guest/init "$STOCK_GUEST_MODULES" dev proc sys mnt tmp root etc run
 }
 
