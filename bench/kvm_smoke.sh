@@ -5,9 +5,11 @@
 # guest (time to first instruction), then with Debian's cloud kernel and the
 # stock guest's initramfs (time to userspace), with all the figures printed;
 # then bench/snapshot_restore.sh (a snapshot of that guest restored, beside
-# its cold boot) and bench/nested_iperf.sh (iperf3 through that guest's
+# its cold boot), bench/nested_iperf.sh (iperf3 through that guest's
 # virtio-net on a tap: kvmini with and without offloads, QEMU's vhost-net;
-# 2 rounds x 5 s per path and direction).
+# 2 rounds x 5 s per path and direction) and bench/nested_blk.sh (4 KiB
+# block I/O through its virtio-blk, kvmini beside QEMU's virtio-blk-pci;
+# 2 rounds x 3 s per mode).
 #
 # A benchmark is no test assertion: a run that completes prints a
 # "BENCH: ..." line (a missed target is in the figures, not a failure); a
@@ -78,3 +80,7 @@ BENCH_RUNS=$RUNS bash bench/snapshot_restore.sh || exit 1
 # iperf3 through the same guest's virtio-net (its own BENCH:/FAIL:/SKIP:
 # lines): two rounds (IPERF_RUNS), whatever BENCH_RUNS says, to keep its time small.
 BENCH_RUNS=${IPERF_RUNS:-2} bash bench/nested_iperf.sh || exit 1
+
+# 4 KiB block I/O through the same kernel's virtio-blk, kvmini beside QEMU
+# (its own lines): two rounds (BLK_RUNS) of 3 s per mode, as iperf's.
+BENCH_RUNS=${BLK_RUNS:-2} bash bench/nested_blk.sh || exit 1
