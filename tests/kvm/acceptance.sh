@@ -23,6 +23,10 @@
 #              as clones (tests/kvm/acceptance_snapshot.sh)
 #   stock-api  the same kernel configured and started through the control
 #              API alone, Firecracker's flow (tests/kvm/acceptance_api.sh)
+#   stock-config  Kata's launch (`firecracker --version`, then --api-sock
+#              and --config-file, GET / polled until Running) and
+#              firecracker-containerd's drive swap, ended by SendCtrlAltDel
+#              (tests/kvm/acceptance_config.sh)
 #   stock-mq   stock-tap's check with 2 vCPUs and --queues 2 on a
 #              multi-queue tap: ethtool -L and -K in the guest through the
 #              control queue, iperf3 -P 2 both ways over both pairs
@@ -36,20 +40,21 @@
 # Knobs: KVMINI (default build/kvmini-san), ACCEPT_TIMEOUT (seconds per
 # guest, default 1200), ACCEPT_CPUS (default 1; stock-mq always has 2),
 # ACCEPT_CASES (default "own stock-tap stock-user stock-snap stock-api
-# stock-mq"; on the nested platform all six took 421 to 499 s of its
-# 900, stock-mq 53 to 62 s of that).
+# stock-config stock-mq"; on the nested platform the six before
+# stock-config took 421 to 499 s of its 900, stock-mq 53 to 62 s of that).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
 KVMINI=${KVMINI:-build/kvmini-san}
 LIMIT=${ACCEPT_TIMEOUT:-1200}
 CPUS=${ACCEPT_CPUS:-1}
-CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap stock-api stock-mq}
+CASES=${ACCEPT_CASES:-own stock-tap stock-user stock-snap stock-api stock-config stock-mq}
 LOG=build/test-logs/kvm-acceptance
 FAILS=0
 . tests/kvm/guest_check.sh
 . tests/kvm/acceptance_snapshot.sh
 . tests/kvm/acceptance_api.sh
+. tests/kvm/acceptance_config.sh
 . tests/kvm/acceptance_mq.sh
 . tests/nested/lib.sh
 
@@ -278,6 +283,7 @@ for c in $CASES; do
 	stock-user) case_stock_user ;;
 	stock-snap) case_stock_snap ;;
 	stock-api) case_stock_api ;;
+	stock-config) case_stock_config ;;
 	stock-mq) case_stock_mq ;;
 	*) echo "FAIL: acceptance: unknown case $c in ACCEPT_CASES"; FAILS=$((FAILS + 1)) ;;
 	esac
