@@ -621,10 +621,30 @@ def st_devc(nets, shares):
     return st_section("DEVC", body)
 
 
+def st_devv(cid, path):
+    """The vsock device's "DEVV" section."""
+    return st_section("DEVV", u64(cid) + st_str(path))
+
+
+def st_devb(drives):
+    """The drives' "DEVB" section: (id, path, partuuid, ro, root, sectors)."""
+    body = u32(len(drives))
+    for drive_id, path, partuuid, ro, root, sectors in drives:
+        bw = u64(1 << 20) + u64(0) + u64(100)
+        body += (st_str(drive_id) + st_str(path) + st_str(partuuid) + u8(ro) + u8(root) + bw
+                 + u64(0) * 3 + u64(sectors))
+    return st_section("DEVB", body)
+
+
 def seeds_state():
     vm = st_chip() + st_section("NCPU", u32(1)) + st_vcpu()
     devc = st_devc([("eth0", "tap:tap0", 1500, 1), ("wan", "user", 0, 0)], [("/srv", "data")])
+    devb = st_devb([("rootfs", "/img/root.ext4", "", 0, 1, 2048),
+                    ("data", "/img/data.raw", "", 1, 0, 64)])
     return {
+        "devc-vsock-drives": devc + st_devv(3, "/run/v.sock") + devb,
+        "devc-drives-root-second": devc + st_devb([("a", "/a", "", 0, 0, 8),
+                                                   ("b", "/b", "", 0, 1, 8)]),
         "devc-section": devc,
         "devc-duplicate-ids": st_devc([("eth0", "loopback", 0, 0)] * 2, []),
         "devc-then-vm": devc + vm,
