@@ -25,16 +25,17 @@ static void restore_drives_vsock(struct run_ctx *ctx)
 	const struct saved_devices *d = &ctx->restore.devices;
 	struct run_args *a = ctx->args;
 
-	for (unsigned i = 0; !a->n_drives && i < d->n_drives; i++) {
-		const struct saved_drive *sd = &d->drives[i];
-		struct run_drive *rd = &a->drives[i];
-		*rd = (struct run_drive){ .read_only = sd->read_only, .root = sd->root,
-					  .limit = sd->limit };
-		snprintf(rd->id, sizeof(rd->id), "%s", sd->id);
-		snprintf(rd->path, sizeof(rd->path), "%s", sd->path);
-		snprintf(rd->partuuid, sizeof(rd->partuuid), "%s", sd->partuuid);
-		if (i + 1 == d->n_drives)
-			a->n_drives = d->n_drives;
+	if (!a->n_drives) {
+		for (unsigned i = 0; i < d->n_drives; i++) {
+			const struct saved_drive *sd = &d->drives[i];
+			struct run_drive *rd = &a->drives[i];
+			*rd = (struct run_drive){ .read_only = sd->read_only, .root = sd->root,
+						  .limit = sd->limit };
+			snprintf(rd->id, sizeof(rd->id), "%s", sd->id);
+			snprintf(rd->path, sizeof(rd->path), "%s", sd->path);
+			snprintf(rd->partuuid, sizeof(rd->partuuid), "%s", sd->partuuid);
+		}
+		a->n_drives = d->n_drives;
 	}
 	if (!a->vsock.on && d->has_vsock) {
 		a->vsock.on = true;
