@@ -193,6 +193,31 @@ static int apply_vsock_override(struct run_ctx *ctx, const char *path, struct er
 	return 0;
 }
 
+/* The vsock socket can be made where the restore will make it: a failure
+ * there would come after the machine is built. */
+static int check_vsock_path(struct run_ctx *ctx, struct errbuf *eb)
+{
+	const struct saved_devices *d = &ctx->restore.devices;
+	char dir[sizeof(d->vsock_path)];
+	struct stat st;
+
+	if (ctx->args->vsock.on || !d->has_vsock)
+		return 0;
+	if (lstat(d->vsock_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		errbuf_set(eb, "vsock: %s exists and is not a socket", d->vsock_path);
+		return -EINVAL;        /* -EEXIST is the API's "a VM exists already" */
+	}
+	snprintf(dir, sizeof(dir), "%s", d->vsock_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = '\0';   /* "/s" keeps "/" */
+	if (stat(slash ? dir : ".", &st) < 0 || !S_ISDIR(st.st_mode)) {
+		errbuf_set(eb, "vsock: the socket %s has no directory to be made in", d->vsock_path);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* Open the snapshot and check it against the request: nothing is built
  * yet, so a refusal here leaves the monitor as it was. */
 int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
@@ -215,6 +240,8 @@ int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struc
 		r = apply_vsock_override(ctx, rr->vsock_uds_path, eb);
 	if (!r)
 		r = check_drives(ctx, eb);
+	if (!r)
+		r = check_vsock_path(ctx, eb);
 	if (!r)
 		r = restore_mmds(ctx, eb);
 	if (r < 0)

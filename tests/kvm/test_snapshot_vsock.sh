@@ -8,7 +8,8 @@
 # the buffer back, and a new connection each way works: guest to host
 # through the new path's _52, host to guest through the new path. GET
 # /vm/config shows the new path; a vsock_override of a snapshot without
-# vsock, and a --vsock of another CID beside --restore, are refused.
+# vsock, one that is a file or in no directory, and a --vsock of another
+# CID beside --restore, are refused (the waiting kvmini waits on).
 . "$(dirname "$0")/lib.sh"
 
 command -v python3 >/dev/null && command -v curl >/dev/null ||
@@ -73,6 +74,13 @@ wait_socket "$API" || fail "snapshot vsock: the waiting kvmini made no API socke
 load='{"snapshot_path":"'$DIR/state'","mem_backend":{"backend_type":"File","backend_path":"'$DIR/mem'"},"resume_vm":true'
 api_put "$API" /snapshot/load "$load,\"vsock_override\":{\"uds_path\":\"\"}}"
 answered "snapshot vsock: an empty vsock_override path is refused" 400 'uds_path must be 1 to'
+touch "$DIR/file"
+api_put "$API" /snapshot/load "$load,\"vsock_override\":{\"uds_path\":\"$DIR/file\"}}"
+answered "snapshot vsock: a vsock_override path that is a file is refused before the build" 400 \
+	"vsock: $DIR/file exists and is not a socket"
+api_put "$API" /snapshot/load "$load,\"vsock_override\":{\"uds_path\":\"$DIR/none/w.sock\"}}"
+answered "snapshot vsock: a vsock_override path in no directory is refused before the build" 400 \
+	'has no directory to be made in'
 api_put "$API" /snapshot/load "$load,\"vsock_override\":{\"uds_path\":\"$NEW\"}}"
 answered "snapshot vsock: loaded with vsock_override (204)" 204 ''
 shown=$(curl -s --max-time 10 --unix-socket "$API" http://k/vm/config |
