@@ -704,9 +704,10 @@ static void vsock_queue_notify(struct virtio_device *vdev, unsigned q)
 	}
 }
 
-/* The guest's next event buffer says TRANSPORT_RESET (5.10.6.7): its
- * connections are gone with the old process. No buffer: the driver's
- * connections fail one by one instead (RST for each packet). */
+/* The guest's next event buffer says TRANSPORT_RESET (virtio 1.2, 5.10.6,
+ * "Device Events"): its connections are gone with the old process. No
+ * buffer: the driver's connections fail one by one instead (RST for each
+ * packet). */
 static void send_transport_reset(struct virtio_vsock *vs)
 {
 	struct virtqueue *vq = &vs->vqs[VSOCK_EVENT_QUEUE];
