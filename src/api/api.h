@@ -121,6 +121,7 @@ struct api_snapshot_load {
 	unsigned n_overrides;
 	struct api_fs_override fs_overrides[API_MAX_FS_OVERRIDES];
 	unsigned n_fs_overrides;
+	const char *vsock_uds_path;       /* vsock_override.uds_path; NULL: none */
 };
 
 /* PUT /boot-source: what InstanceStart boots. */

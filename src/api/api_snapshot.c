@@ -7,7 +7,7 @@
  * for one); kvmini's extensions to the load: mem_backend.diff_paths (the
  * Diff layers over the Full image), network_overrides[].guest_mac,
  * fs_overrides (a share's directory) and mmds_new_token_key (what a clone
- * changes).
+ * changes); Firecracker's vsock_override (the vsock device's socket path).
  */
 #include <errno.h>
 #include <string.h>
@@ -220,6 +220,26 @@ static bool parse_fs_overrides(json_t *body, struct api_snapshot_load *sl,
 	return true;
 }
 
+/* Firecracker's vsock_override: {"uds_path"}, the vsock device's socket. */
+static bool parse_vsock_override(json_t *body, struct api_snapshot_load *sl,
+				 struct http_response *resp)
+{
+	static const char *const keys[] = { "uds_path", NULL };
+	json_t *o = json_object_get(body, "vsock_override");
+	bool ok = true;
+
+	if (!o || json_is_null(o))
+		return true;
+	if (!json_is_object(o)) {
+		api_fault(resp, 400, "vsock_override must be an object");
+		return false;
+	}
+	if (!api_known_keys(o, keys, "vsock_override", resp))
+		return false;
+	sl->vsock_uds_path = api_get_string(o, "uds_path", true, &ok, "vsock_override", resp);
+	return ok;
+}
+
 static bool parse_flags(json_t *body, struct api_snapshot_load *sl, struct http_response *resp)
 {
 	bool old_diff = false;
@@ -259,7 +279,7 @@ void api_snapshot_load_put(struct api *api, const char *id, const struct http_re
 	static const char *const keys[] = {
 		"snapshot_path", "mem_backend", "mem_file_path", "resume_vm", "track_dirty_pages",
 		"enable_diff_snapshots", "network_overrides", "mmds_new_token_key", "fs_overrides",
-		NULL,
+		"vsock_override", NULL,
 	};
 	struct api_snapshot_load sl = { 0 };
 	json_t *body = api_body_object(req, resp);
@@ -271,7 +291,8 @@ void api_snapshot_load_put(struct api *api, const char *id, const struct http_re
 		sl.snapshot_path = api_get_string(body, "snapshot_path", true, &ok, "snapshot load",
 						  resp);
 		if (sl.snapshot_path && parse_memory(body, &sl, resp) && parse_flags(body, &sl, resp) &&
-		    parse_overrides(body, &sl, resp) && parse_fs_overrides(body, &sl, resp))
+		    parse_overrides(body, &sl, resp) && parse_fs_overrides(body, &sl, resp) &&
+		    parse_vsock_override(body, &sl, resp))
 			load(api, &sl, resp);
 	}
 	json_decref(body);

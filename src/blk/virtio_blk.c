@@ -488,9 +488,18 @@ static void blk_reset(struct virtio_device *vdev)
 	event_loop_timer_cancel(vdev->loop, &blk->throttle_timer);
 }
 
+/* A request waiting for the limiter's tokens goes back into the queue's
+ * keeping (vq_hold): a snapshot saves it as not taken (vq_base), so the
+ * restored device serves it, and the worker here pops it again first. */
 static void blk_pause(struct virtio_device *vdev)
 {
-	hold_at_boundary(to_blk(vdev));
+	struct virtio_blk *blk = to_blk(vdev);
+
+	hold_at_boundary(blk);
+	if (blk->held) {
+		vq_hold(&blk->vq, &blk->chain);
+		blk->held = false;
+	}
 }
 
 static void blk_resume(struct virtio_device *vdev)
@@ -547,6 +556,8 @@ static const struct virtio_device_ops blk_ops = {
 	.pause = blk_pause,
 	.resume = blk_resume,
 	.visit_counters = blk_visit_counters,
+	.save_state = virtio_blk_save_state,
+	.load_state = virtio_blk_load_state,
 };
 
 /* --- set-up ------------------------------------------------------------------------ */

@@ -31,6 +31,13 @@
  * wait in the ring. The limiter is the worker's, under the gate's lock
  * (the loop changes it and ends its waits there too).
  *
+ * Snapshots (virtio_blk_state.c, section "VBLK"): the drive's serial,
+ * read-only setting and capacity, and the limiter's buckets; a pause
+ * answers the request in flight first, and one waiting for the limiter is
+ * saved as not taken. The image is flushed with the state and reopened by
+ * path at restore, where a drive of another size, serial or read-only
+ * setting is refused.
+ *
  * Threads: the loop thread takes kicks, activation, reset, pause and swaps; the
  * worker pops, does the I/O and completes, through a pause gate
  * (core/pause_gate.h), so a reset or a pause returns with no request
@@ -119,6 +126,10 @@ int virtio_blk_set_limit(struct virtio_blk *blk, const struct rate_limiter_confi
 void virtio_blk_get_limit(struct virtio_blk *blk, struct rate_limiter_config *cfg);
 /* After the transport has let go of the device (it is reset). */
 void virtio_blk_destroy(struct virtio_blk *blk);
+/* The device's own snapshot state (virtio_device_ops.save_state and
+ * .load_state; virtio_blk_state.c). */
+int virtio_blk_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
+bool virtio_blk_load_state(struct virtio_device *vdev, struct state_reader *r);
 /* A copy of the counters (any thread). */
 void virtio_blk_get_counters(const struct virtio_blk *blk, struct virtio_blk_counters *out);
 

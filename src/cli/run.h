@@ -156,6 +156,7 @@ struct run_restore {
 	unsigned n_overrides;
 	const struct api_fs_override *fs_overrides;
 	unsigned n_fs_overrides;
+	const char *vsock_uds_path;      /* vsock_override.uds_path; NULL: the snapshot's */
 };
 
 /* --- run.c --- */

@@ -185,6 +185,7 @@ static int api_snapshot_load(void *opaque, const struct api_snapshot_load *req,
 		.mmds_new_key = req->mmds_new_token_key,
 		.overrides = req->overrides, .n_overrides = req->n_overrides,
 		.fs_overrides = req->fs_overrides, .n_fs_overrides = req->n_fs_overrides,
+		.vsock_uds_path = req->vsock_uds_path,
 	};
 
 	if (ctx->machine_tried)

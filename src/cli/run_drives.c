@@ -137,6 +137,7 @@ int run_patch_drive(void *opaque, const char *id, const char *path,
 	if (limit) {
 		machine_set_drive_limit(&ctx->machine, i, limit);   /* checked above */
 		d->limit = *limit;
+		ctx->drives[i].limit = *limit;   /* what a snapshot saves */
 		log_info("drive %s: rate limiter %s", id,
 			 rate_limiter_active(&ctx->machine.drives[i].dev->limiter) ? "set" : "off");
 	}
@@ -226,7 +227,7 @@ void run_configure_drives(struct run_ctx *ctx)
 				continue;
 			ctx->drives[n++] = (struct machine_drive_config){
 				.id = d->id, .path = d->path, .read_only = d->read_only,
-				.limit = d->limit };
+				.root = d->root, .partuuid = d->partuuid, .limit = d->limit };
 		}
 	ctx->cfg.drives = ctx->drives;
 	ctx->cfg.n_drives = n;

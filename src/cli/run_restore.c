@@ -5,6 +5,7 @@
  * PUT /snapshot/load both come here.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -15,12 +16,42 @@
 #include "mmds/mmds.h"
 #include "vmm/ram_file.h"
 
+/* The snapshot's drives and vsock device into the run's own lists, unless
+ * the command line gives its own (then the devices' sections check them):
+ * the machine is built from those lists, and GET /vm/config and PATCH
+ * /drives find them there as they would after a boot. */
+static void restore_drives_vsock(struct run_ctx *ctx)
+{
+	const struct saved_devices *d = &ctx->restore.devices;
+	struct run_args *a = ctx->args;
+
+	if (!a->n_drives) {
+		for (unsigned i = 0; i < d->n_drives; i++) {
+			const struct saved_drive *sd = &d->drives[i];
+			struct run_drive *rd = &a->drives[i];
+			*rd = (struct run_drive){ .read_only = sd->read_only, .root = sd->root,
+						  .limit = sd->limit };
+			snprintf(rd->id, sizeof(rd->id), "%s", sd->id);
+			snprintf(rd->path, sizeof(rd->path), "%s", sd->path);
+			snprintf(rd->partuuid, sizeof(rd->partuuid), "%s", sd->partuuid);
+		}
+		a->n_drives = d->n_drives;
+	}
+	if (!a->vsock.on && d->has_vsock) {
+		a->vsock.on = true;
+		a->vsock.cid = d->vsock_cid;
+		a->vsock.listen_fd = -1;
+		snprintf(a->vsock.path, sizeof(a->vsock.path), "%s", d->vsock_path);
+	}
+}
+
 /* A restore's machine: the snapshot's, with its memory files; its devices
  * the command line's when it gives any, else the snapshot's own. */
 static void configure_restore(struct run_ctx *ctx, const struct run_restore *rr)
 {
 	const struct machine_snapshot_info *info = &ctx->restore.info;
 
+	restore_drives_vsock(ctx);
 	run_configure(ctx);
 	ctx->cfg.kernel = ctx->cfg.initrd = NULL;
 	ctx->cfg.mem_bytes = info->mem_bytes;
@@ -129,6 +160,64 @@ static int restore_mmds(struct run_ctx *ctx, struct errbuf *eb)
 	return 0;
 }
 
+/* Every drive's image is where the snapshot says and as large as it was
+ * (the guest's driver holds its capacity), before anything is built; a
+ * command line with drives of its own gives those instead. */
+static int check_drives(struct run_ctx *ctx, struct errbuf *eb)
+{
+	for (unsigned i = 0; !ctx->args->n_drives && i < ctx->restore.devices.n_drives; i++) {
+		int r = device_config_check_drive(&ctx->restore.devices, i, eb);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* vsock_override: the vsock device listens on another path (a clone
+ * beside the VM it was taken from, which holds the old one). */
+static int apply_vsock_override(struct run_ctx *ctx, const char *path, struct errbuf *eb)
+{
+	struct saved_devices *d = &ctx->restore.devices;
+
+	if (!path)
+		return 0;
+	if (!d->has_vsock) {
+		errbuf_set(eb, "vsock_override: the snapshot has no vsock device");
+		return -EINVAL;
+	}
+	if (!*path || strlen(path) > VSOCK_UDS_PATH_MAX) {
+		errbuf_set(eb, "vsock_override: uds_path must be 1 to %zu bytes", VSOCK_UDS_PATH_MAX);
+		return -EINVAL;
+	}
+	snprintf(d->vsock_path, sizeof(d->vsock_path), "%s", path);
+	return 0;
+}
+
+/* The vsock socket can be made where the restore will make it: a failure
+ * there would come after the machine is built. */
+static int check_vsock_path(struct run_ctx *ctx, struct errbuf *eb)
+{
+	const struct saved_devices *d = &ctx->restore.devices;
+	char dir[sizeof(d->vsock_path)];
+	struct stat st;
+
+	if (ctx->args->vsock.on || !d->has_vsock)
+		return 0;
+	if (lstat(d->vsock_path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		errbuf_set(eb, "vsock: %s exists and is not a socket", d->vsock_path);
+		return -EINVAL;        /* -EEXIST is the API's "a VM exists already" */
+	}
+	snprintf(dir, sizeof(dir), "%s", d->vsock_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		slash[slash == dir] = '\0';   /* "/s" keeps "/" */
+	if (stat(slash ? dir : ".", &st) < 0 || !S_ISDIR(st.st_mode)) {
+		errbuf_set(eb, "vsock: the socket %s has no directory to be made in", d->vsock_path);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* Open the snapshot and check it against the request: nothing is built
  * yet, so a refusal here leaves the monitor as it was. */
 int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struct errbuf *eb)
@@ -147,6 +236,12 @@ int run_restore_prepare(struct run_ctx *ctx, const struct run_restore *rr, struc
 	}
 	if (!r)
 		r = apply_overrides(ctx, rr, eb);
+	if (!r)
+		r = apply_vsock_override(ctx, rr->vsock_uds_path, eb);
+	if (!r)
+		r = check_drives(ctx, eb);
+	if (!r)
+		r = check_vsock_path(ctx, eb);
 	if (!r)
 		r = restore_mmds(ctx, eb);
 	if (r < 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blk/blk_image.h"
 #include "fs/virtio_fs.h"
 
 /* --- save ------------------------------------------------------------------ */
@@ -54,7 +55,35 @@ static void save_entropy(const struct rate_limiter_config *limit, struct state_w
 	state_end(w);
 }
 
-void device_config_save(const struct machine_config *cfg, struct state_writer *w)
+static void save_vsock(const struct virtio_vsock_opts *v, struct state_writer *w)
+{
+	state_begin(w, "DEVV");
+	state_put_u64(w, v->guest_cid);
+	state_put_str(w, v->uds_path);
+	state_end(w);
+}
+
+static void save_drives(const struct machine_config *cfg, const uint64_t *sectors,
+			struct state_writer *w)
+{
+	state_begin(w, "DEVB");
+	state_put_u32(w, cfg->n_drives);
+	for (unsigned i = 0; i < cfg->n_drives; i++) {
+		const struct machine_drive_config *d = &cfg->drives[i];
+		state_put_str(w, d->id);
+		state_put_str(w, d->path);
+		state_put_str(w, d->partuuid);
+		state_put_bool(w, d->read_only);
+		state_put_bool(w, d->root);
+		save_bucket(&d->limit.bandwidth, w);
+		save_bucket(&d->limit.ops, w);
+		state_put_u64(w, sectors[i]);
+	}
+	state_end(w);
+}
+
+void device_config_save(const struct machine_config *cfg, const uint64_t *drive_sectors,
+			struct state_writer *w)
 {
 	state_begin(w, "DEVC");
 	state_put_u32(w, cfg->n_nets);
@@ -66,6 +95,10 @@ void device_config_save(const struct machine_config *cfg, struct state_writer *w
 	state_end(w);
 	if (cfg->entropy)
 		save_entropy(cfg->entropy, w);
+	if (cfg->vsock)
+		save_vsock(cfg->vsock, w);
+	if (cfg->n_drives)
+		save_drives(cfg, drive_sectors, w);
 }
 
 /* --- load ------------------------------------------------------------------ */
@@ -74,6 +107,8 @@ static bool id_valid(const char *id)
 {
 	return *id && !strchr(id, '/');
 }
+
+static void load_bucket(struct state_reader *sec, struct token_bucket_config *b);
 
 static bool load_net(struct state_reader *sec, unsigned i, struct saved_devices *d)
 {
@@ -190,12 +225,98 @@ static bool load_entropy(struct state_reader *r, struct saved_devices *out)
 	return state_section_done(r, &sec);
 }
 
+/* The next section is @tag (an optional one that is present). */
+static bool next_is(struct state_reader *r, const char *tag)
+{
+	char next[5];
+
+	state_peek_tag(r, next);
+	return !strcmp(next, tag);
+}
+
+/* "DEVV", when the next section is it: the vsock device. */
+static bool load_vsock(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+
+	if (!next_is(r, "DEVV"))
+		return true;
+	if (!state_section(r, "DEVV", &sec))
+		return false;
+	out->vsock_cid = state_get_u64(&sec);
+	state_get_str(&sec, out->vsock_path, sizeof(out->vsock_path));
+	if (!sec.failed && !virtio_vsock_cid_valid(out->vsock_cid))
+		state_fail(&sec, "the vsock device's guest CID %llu (3 to %u)",
+			   (unsigned long long)out->vsock_cid, UINT32_MAX);
+	if (!sec.failed && !out->vsock_path[0])
+		state_fail(&sec, "the vsock device has no socket path");
+	out->has_vsock = !sec.failed;
+	return state_section_done(r, &sec);
+}
+
+static bool load_drive(struct state_reader *sec, struct saved_drive *d)
+{
+	if (!state_get_str(sec, d->id, sizeof(d->id)) ||
+	    !state_get_str(sec, d->path, sizeof(d->path)) ||
+	    !state_get_str(sec, d->partuuid, sizeof(d->partuuid)))
+		return false;
+	d->read_only = state_get_bool(sec);
+	d->root = state_get_bool(sec);
+	load_bucket(sec, &d->limit.bandwidth);
+	load_bucket(sec, &d->limit.ops);
+	d->sectors = state_get_u64(sec);
+	if (sec->failed)
+		return false;
+	if (!id_valid(d->id))
+		return state_fail(sec, "a drive's id \"%s\" is empty or holds a '/'", d->id);
+	if (!d->path[0])
+		return state_fail(sec, "drive %s: no image path", d->id);
+	if (!rate_limiter_config_valid(&d->limit))
+		return state_fail(sec, "drive %s: the rate limiter is out of range", d->id);
+	return true;
+}
+
+/* The root drive, if any, comes first (the machine's order); ids unique. */
+static bool drives_consistent(struct state_reader *sec, const struct saved_devices *d)
+{
+	for (unsigned i = 0; i < d->n_drives; i++) {
+		if (d->drives[i].root && i)
+			return state_fail(sec, "drive %s is the root but not the first",
+					  d->drives[i].id);
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(d->drives[i].id, d->drives[j].id))
+				return state_fail(sec, "two drives are called \"%s\"",
+						  d->drives[i].id);
+	}
+	return true;
+}
+
+/* "DEVB", when the next section is it: the drives. */
+static bool load_drives(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+
+	if (!next_is(r, "DEVB"))
+		return true;
+	if (!state_section(r, "DEVB", &sec))
+		return false;
+	uint32_t n = state_get_u32(&sec);
+	if (!sec.failed && (!n || n > MACHINE_MAX_DRIVES))
+		state_fail(&sec, "%u drives (1 to %u)", n, MACHINE_MAX_DRIVES);
+	for (unsigned i = 0; !sec.failed && i < n; i++)
+		if (load_drive(&sec, &out->drives[i]))
+			out->n_drives++;
+	if (!sec.failed)
+		drives_consistent(&sec, out);
+	return state_section_done(r, &sec);
+}
+
 bool device_config_load(struct state_reader *r, struct saved_devices *out)
 {
 	struct state_reader sec;
 
-	out->n_nets = out->n_fs = 0;
-	out->has_entropy = false;
+	out->n_nets = out->n_fs = out->n_drives = 0;
+	out->has_entropy = out->has_vsock = false;
 	if (!state_section(r, "DEVC", &sec))
 		return false;
 	uint32_t n = state_get_u32(&sec);
@@ -212,7 +333,8 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 			out->n_fs++;
 	if (!sec.failed)
 		ids_unique(&sec, out);
-	return state_section_done(r, &sec) && load_entropy(r, out);
+	return state_section_done(r, &sec) && load_entropy(r, out) && load_vsock(r, out) &&
+	       load_drives(r, out);
 }
 
 /* --- use --------------------------------------------------------------------- */
@@ -263,4 +385,28 @@ int device_config_override_fs(struct saved_devices *d, const char *tag, const ch
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int device_config_check_drive(const struct saved_devices *d, unsigned i, struct errbuf *eb)
+{
+	const struct saved_drive *sd = &d->drives[i];
+	struct blk_image img;
+	struct errbuf why = { 0 };
+
+	int r = blk_image_open(&img, sd->path, sd->read_only, sd->id, &why);
+	if (r < 0) {
+		errbuf_set(eb, "drive %s: its image cannot be reopened: %s", sd->id, why.msg);
+		return r;
+	}
+	uint64_t now = img.sectors;
+	blk_image_close(&img);
+	if (now != sd->sectors) {
+		/* The guest's driver holds the old capacity; its file system
+		 * would read past the end or miss what it wrote. */
+		errbuf_set(eb, "drive %s: the image %s has %llu sectors, the snapshot's drive had "
+			   "%llu: it is not the image the snapshot was taken with", sd->id, sd->path,
+			   (unsigned long long)now, (unsigned long long)sd->sectors);
+		return -EINVAL;
+	}
+	return 0;
 }

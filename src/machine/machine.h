@@ -42,6 +42,8 @@ struct machine_drive_config {
 	const char *id;                   /* the drive's name: its serial (GET_ID) */
 	const char *path;                 /* the image: a file or a block device */
 	bool read_only;
+	bool root;                        /* the root drive (first): kept for a restore */
+	const char *partuuid;             /* the root's root=PARTUUID=, NULL or "": none */
 	struct rate_limiter_config limit; /* all zero: none */
 };
 

@@ -64,6 +64,8 @@ static const char *device_name(uint32_t id)
 	case VIRTIO_ID_NET: return "virtio-net";
 	case VIRTIO_ID_FS: return "virtio-fs";
 	case VIRTIO_ID_RNG: return "virtio-rng";
+	case VIRTIO_ID_VSOCK: return "virtio-vsock";
+	case VIRTIO_ID_BLOCK: return "virtio-blk";
 	default: return "another device";
 	}
 }
@@ -79,7 +81,8 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 	}
 	if (m->n_slots != info->n_slots) {
 		errbuf_set(eb, "the snapshot has %u virtio devices, this machine %u: restore with "
-			   "the same --net and --fs options it was taken with", info->n_slots,
+			   "the same --net, --fs, --vsock and --drive options it was taken with",
+			   info->n_slots,
 			   m->n_slots);
 		return -EINVAL;
 	}
@@ -96,23 +99,33 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 }
 
 /* What slot @i holds when the machine has @d's devices, in the order it
- * adds them: the nets, the shares, the entropy device. */
+ * adds them: the nets, the shares, the entropy device, the vsock device,
+ * the drives. */
 static uint32_t slot_device(const struct saved_devices *d, unsigned i)
 {
+	unsigned n_rng = d->has_entropy ? 1 : 0;
+
 	if (i < d->n_nets)
 		return VIRTIO_ID_NET;
-	return i < d->n_nets + d->n_fs ? VIRTIO_ID_FS : VIRTIO_ID_RNG;
+	if (i < d->n_nets + d->n_fs)
+		return VIRTIO_ID_FS;
+	if (i < d->n_nets + d->n_fs + n_rng)
+		return VIRTIO_ID_RNG;
+	if (d->has_vsock && i == d->n_nets + d->n_fs + n_rng)
+		return VIRTIO_ID_VSOCK;
+	return VIRTIO_ID_BLOCK;
 }
 
 /* "DEVC" (and "DEVR") has what "MACH" says the slots hold. */
 static bool devices_fit_slots(struct state_reader *r, const struct machine_snapshot_info *info,
 			      const struct saved_devices *d)
 {
-	unsigned n_rng = d->has_entropy ? 1 : 0;
+	unsigned n_rng = d->has_entropy ? 1 : 0, n_vsock = d->has_vsock ? 1 : 0;
 
-	if (d->n_nets + d->n_fs + n_rng != info->n_slots)
-		return state_fail(r, "%u interfaces, %u shares and %u entropy devices for %u "
-				  "devices", d->n_nets, d->n_fs, n_rng, info->n_slots);
+	if (d->n_nets + d->n_fs + n_rng + n_vsock + d->n_drives != info->n_slots)
+		return state_fail(r, "%u interfaces, %u shares, %u entropy devices, %u vsock devices "
+				  "and %u drives for %u devices", d->n_nets, d->n_fs, n_rng, n_vsock,
+				  d->n_drives, info->n_slots);
 	for (unsigned i = 0; i < info->n_slots; i++) {
 		uint32_t want = slot_device(d, i);
 		if (info->device_ids[i] != want)
@@ -127,8 +140,12 @@ static bool devices_fit_slots(struct state_reader *r, const struct machine_snaps
 static void save_sections(struct machine *m, unsigned mem_layers, struct state_writer *w,
 			  struct errbuf *eb, int *r)
 {
+	uint64_t sectors[MACHINE_MAX_DRIVES];
+
+	for (unsigned i = 0; i < m->n_drives; i++)
+		sectors[i] = m->drives[i].img.sectors;
 	save_info(m, mem_layers, w);
-	device_config_save(m->cfg, w);
+	device_config_save(m->cfg, sectors, w);
 	*r = vm_state_save(&m->vm, w, eb);
 	if (*r < 0)
 		return;
@@ -220,16 +237,6 @@ int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 	unsigned layers;
 
 	*st = (struct machine_snapshot_stats){ 0 };
-	if (m->n_drives) {
-		/* The restore would have to find the images again, as they were. */
-		errbuf_set(eb, "a VM with drives cannot be snapshotted yet");
-		return -EOPNOTSUPP;
-	}
-	if (m->vsock) {
-		/* Its connections are host sockets a restore could not reopen. */
-		errbuf_set(eb, "a VM with a vsock device cannot be snapshotted yet");
-		return -EOPNOTSUPP;
-	}
 	if (m->balloon) {
 		/* Its state (target, statistics buffer held) is not saved yet. */
 		errbuf_set(eb, "a VM with a balloon device cannot be snapshotted yet");

@@ -5,14 +5,16 @@
  * The state file is, in this order: "MACH" (what machine this is: memory
  * size, vCPUs, ACPI, compat, each virtio-mmio slot's device type, and how
  * many layers its memory has), "DEVC" (how the host opened each device:
- * device_config_state.h), the
+ * device_config_state.h; with "DEVV" and "DEVB" the vsock device and the
+ * drives, whose images a restore reopens by path), the
  * VM's in-kernel state and every vCPU (vmm/vm_state.h), the UART and the
  * legacy ports, then each slot's transport and device, each net
  * interface's backend (libslirp's state for "user"), and the metadata
  * service's store and token key when it has one. A restore builds
  * the machine the same way a boot does, from a configuration with the same
  * devices (their backends are opened anew: a tap by its name, a share by
- * its directory), maps the memory file instead of loading a kernel, and
+ * its directory, a drive by its image's path; a vsock device has no
+ * connection and tells the guest so at resume), maps the memory file instead of loading a kernel, and
  * loads every section onto what it built; any section that does not fit
  * that machine ends the restore before a vCPU runs.
  *

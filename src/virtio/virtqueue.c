@@ -457,6 +457,16 @@ bool vq_enable_notify(struct virtqueue *vq)
 	return load_avail_idx(vq) != vq->last_avail_idx;
 }
 
+void vq_notify_on_next(struct virtqueue *vq)
+{
+	vq_enable_notify(vq);
+	if (!vq->started || vq->faults.poisoned || !vq->event_idx)
+		return;
+	/* The driver's next avail->idx passes this one: it kicks. */
+	GUEST_STORE(avail_event_ptr(vq), load_avail_idx(vq));
+	used_ring_written(vq);
+}
+
 const char *vq_chain_error_str(enum vq_chain_error err)
 {
 	static const char *const names[] = {

@@ -235,6 +235,11 @@ bool vq_publish(struct virtqueue *vq);
 void vq_disable_notify(struct virtqueue *vq);
 bool vq_enable_notify(struct virtqueue *vq);
 
+/* Kicks on, and with EVENT_IDX a kick asked for the driver's next buffer
+ * even while earlier ones wait untaken (a queue the device pops rarely:
+ * vsock's events, whose refill is the driver's acknowledgment). */
+void vq_notify_on_next(struct virtqueue *vq);
+
 const char *vq_chain_error_str(enum vq_chain_error err);
 const char *vq_poison_str(enum vq_poison_reason why);
 

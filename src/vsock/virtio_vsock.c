@@ -638,7 +638,9 @@ static void on_rx_more(struct event_deferred *d);
 
 static void rx_pump(struct virtio_vsock *vs)
 {
-	if (!virtio_device_running(&vs->vdev))
+	/* After a transport reset, a packet before the driver has taken it
+	 * would belong to connections it is about to drop. */
+	if (!virtio_device_running(&vs->vdev) || vs->event_ack_pending)
 		return;
 	unsigned budget = RX_BUDGET;
 	struct vsock_conn *c = NULL;
@@ -695,7 +697,37 @@ static void vsock_queue_notify(struct virtio_device *vdev, unsigned q)
 		tx_drain(vs);
 	else if (q == VSOCK_RX_QUEUE)
 		rx_pump(vs);
-	/* The event queue's buffers wait: no event is ever sent. */
+	else if (vs->event_ack_pending) {
+		/* The driver gave an event buffer back: it has taken the reset. */
+		vs->event_ack_pending = false;
+		rx_pump(vs);
+	}
+}
+
+/* The guest's next event buffer says TRANSPORT_RESET (virtio 1.2, 5.10.6,
+ * "Device Events"): its connections are gone with the old process. No
+ * buffer: the driver's connections fail one by one instead (RST for each
+ * packet). */
+static void send_transport_reset(struct virtio_vsock *vs)
+{
+	struct virtqueue *vq = &vs->vqs[VSOCK_EVENT_QUEUE];
+	struct virtio_vsock_event ev = { .id = htole32(VIRTIO_VSOCK_EVENT_TRANSPORT_RESET) };
+	struct vq_chain *ch = &vs->chain;
+	enum vq_pop_result r = vq_pop(vq, ch);
+
+	if (r != VQ_POP_OK || ch->n_out || ch->in_len < sizeof(ev)) {
+		if (r == VQ_POP_OK || r == VQ_POP_BAD_CHAIN)
+			vq_push(vq, ch->head, 0);
+		log_warn("virtio-vsock: no event buffer for the transport reset after the restore");
+		virtio_device_publish(&vs->vdev, VSOCK_EVENT_QUEUE);
+		return;
+	}
+	iov_from_buf(vq_chain_in(ch), ch->n_in, 0, &ev, sizeof(ev));
+	vq_push(vq, ch->head, sizeof(ev));
+	vs->event_ack_pending = true;
+	vq_notify_on_next(vq);
+	virtio_device_publish(&vs->vdev, VSOCK_EVENT_QUEUE);
+	log_info("virtio-vsock: transport reset sent to the guest (its connections are gone)");
 }
 
 /* The driver's connections are gone with its state: close every socket. */
@@ -707,21 +739,23 @@ static void vsock_reset(struct virtio_device *vdev)
 		if (vs->conns[i].state != VSOCK_CONN_FREE)
 			conn_kill(vs, &vs->conns[i]);
 	vs->rst_len = 0;
+	vs->reset_on_resume = vs->event_ack_pending = false;
 	event_loop_cancel(vdev->loop, &vs->rx_more);
 	event_loop_cancel(vdev->loop, &vs->tx_more);
 }
 
+/* Transmit chains that waited (a restored device: those in flight at the
+ * snapshot, whose connections are gone, get RST once the guest acks). */
 static void vsock_resume(struct virtio_device *vdev)
 {
-	tx_drain(to_vsock(vdev));
-}
+	struct virtio_vsock *vs = to_vsock(vdev);
 
-/* Open host sockets cannot go into a snapshot. */
-static int vsock_save_state(struct virtio_device *vdev, struct state_writer *w,
-			    struct errbuf *eb)
-{
-	errbuf_set(eb, "a VM with a vsock device cannot be snapshotted yet");
-	return -ENOTSUP;
+	if (vs->reset_on_resume && vdev->active) {
+		vs->reset_on_resume = false;
+		send_transport_reset(vs);
+	}
+	tx_drain(vs);
+	rx_pump(vs);
 }
 
 static void vsock_visit_counters(struct virtio_device *vdev, const struct counter_sink *sink)
@@ -747,7 +781,8 @@ static const struct virtio_device_ops vsock_ops = {
 	.reset = vsock_reset,
 	.resume = vsock_resume,
 	.visit_counters = vsock_visit_counters,
-	.save_state = vsock_save_state,
+	.save_state = virtio_vsock_save_state,
+	.load_state = virtio_vsock_load_state,
 };
 
 /* --- set-up -------------------------------------------------------------------- */

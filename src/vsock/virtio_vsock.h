@@ -2,9 +2,18 @@
  * virtio-vsock (virtio 1.2, 5.10) with Firecracker's hybrid vsock: stream
  * connections between the guest and host processes on unix sockets
  * (vsock_uds.h says how the two sides meet). Queues: rx (0, device to
- * guest), tx (1, guest to device), event (2, unused: no transport reset is
- * ever sent). Config space: the guest's CID. Only STREAM sockets
+ * guest), tx (1, guest to device), event (2: the transport reset after a
+ * restore). Config space: the guest's CID. Only STREAM sockets
  * (VIRTIO_VSOCK_F_SEQPACKET is not offered).
+ *
+ * Snapshots (virtio_vsock_state.c, section "VSCK"): the CID, the socket
+ * path and the next host port; never the connections, which are host
+ * sockets. A restored device, at its first resume, puts
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET in the guest's next event buffer, as
+ * Firecracker does: the driver drops every connection and reads the CID
+ * again. Nothing goes to the guest's receive queue until the driver
+ * acknowledges the event by giving the buffer back (its kick on the event
+ * queue), so no packet of a new connection reaches it before the reset.
  *
  * Counters: rx is toward the guest, tx from it, as for virtio-net.
  *
@@ -104,6 +113,8 @@ struct virtio_vsock {
 	struct { uint32_t local, peer; } rst[VSOCK_RST_QUEUE];
 	unsigned rst_head, rst_len;
 	struct event_deferred rx_more, tx_more;
+	bool reset_on_resume;         /* restored: send TRANSPORT_RESET at resume */
+	bool event_ack_pending;       /* a reset sent, the driver has not given its buffer back */
 	struct virtio_vsock_counters counters;  /* loop thread only */
 };
 
@@ -121,6 +132,10 @@ int virtio_vsock_init(struct virtio_vsock *vs, struct event_loop *loop,
 /* After the transport has let go of the device: every connection closed,
  * the listener closed and its socket file removed. */
 void virtio_vsock_destroy(struct virtio_vsock *vs);
+/* The device's own snapshot state (virtio_device_ops.save_state and
+ * .load_state; virtio_vsock_state.c). */
+int virtio_vsock_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
+bool virtio_vsock_load_state(struct virtio_device *vdev, struct state_reader *r);
 /* Connections in use (any state). */
 unsigned virtio_vsock_conns(const struct virtio_vsock *vs);
 

@@ -113,11 +113,33 @@ static void parse_vm(const uint8_t *data, size_t size)
 	vm_saved_state_free(&saved);
 }
 
-/* A "DEVC" section: what parses writes back the same through the machine
- * configuration it becomes. */
+/* The drives and the vsock device of @d into @cfg, as the front door's
+ * lists give them to a restored machine (cli/run_restore.c). */
+static void apply_drives_vsock(const struct saved_devices *d, struct machine_config *cfg,
+			       uint64_t *sectors)
+{
+	static struct machine_drive_config drives[MACHINE_MAX_DRIVES];
+	static struct virtio_vsock_opts vsock;
+
+	for (unsigned i = 0; i < d->n_drives; i++) {
+		const struct saved_drive *sd = &d->drives[i];
+		drives[i] = (struct machine_drive_config){ .id = sd->id, .path = sd->path,
+			.read_only = sd->read_only, .root = sd->root, .partuuid = sd->partuuid,
+			.limit = sd->limit };
+		sectors[i] = sd->sectors;
+	}
+	cfg->drives = drives;
+	cfg->n_drives = d->n_drives;
+	vsock = (struct virtio_vsock_opts){ .guest_cid = d->vsock_cid, .uds_path = d->vsock_path };
+	cfg->vsock = d->has_vsock ? &vsock : NULL;
+}
+
+/* "DEVC" (and "DEVR", "DEVV", "DEVB"): what parses writes back the same
+ * through the machine configuration it becomes. */
 static void parse_devices(const uint8_t *data, size_t size)
 {
 	static struct saved_devices d;
+	uint64_t sectors[MACHINE_MAX_DRIVES];
 	struct machine_config cfg = { 0 };
 	struct errbuf eb = { 0 };
 	struct state_reader r;
@@ -130,8 +152,9 @@ static void parse_devices(const uint8_t *data, size_t size)
 		return;
 	}
 	device_config_apply(&d, &cfg);
+	apply_drives_vsock(&d, &cfg, sectors);
 	state_writer_init(&w);
-	device_config_save(&cfg, &w);
+	device_config_save(&cfg, sectors, &w);
 	check_rewrite(&r, 0, &w);
 	state_writer_free(&w);
 }

@@ -621,10 +621,30 @@ def st_devc(nets, shares):
     return st_section("DEVC", body)
 
 
+def st_devv(cid, path):
+    """The vsock device's "DEVV" section."""
+    return st_section("DEVV", u64(cid) + st_str(path))
+
+
+def st_devb(drives):
+    """The drives' "DEVB" section: (id, path, partuuid, ro, root, sectors)."""
+    body = u32(len(drives))
+    for drive_id, path, partuuid, ro, root, sectors in drives:
+        bw = u64(1 << 20) + u64(0) + u64(100)
+        body += (st_str(drive_id) + st_str(path) + st_str(partuuid) + u8(ro) + u8(root) + bw
+                 + u64(0) * 3 + u64(sectors))
+    return st_section("DEVB", body)
+
+
 def seeds_state():
     vm = st_chip() + st_section("NCPU", u32(1)) + st_vcpu()
     devc = st_devc([("eth0", "tap:tap0", 1500, 1), ("wan", "user", 0, 0)], [("/srv", "data")])
+    devb = st_devb([("rootfs", "/img/root.ext4", "", 0, 1, 2048),
+                    ("data", "/img/data.raw", "", 1, 0, 64)])
     return {
+        "devc-vsock-drives": devc + st_devv(3, "/run/v.sock") + devb,
+        "devc-drives-root-second": devc + st_devb([("a", "/a", "", 0, 0, 8),
+                                                   ("b", "/b", "", 0, 1, 8)]),
         "devc-section": devc,
         "devc-duplicate-ids": st_devc([("eth0", "loopback", 0, 0)] * 2, []),
         "devc-then-vm": devc + vm,
@@ -750,6 +770,57 @@ def seeds_device_state():
                   ds_vnet(limited=True),
         "features_ok": ds_mmio(0xB, NET_OFFERED, False) + ds_vdev(NET_OFFERED, False) + ds_vnet(),
         "truncated": (ds_mmio(0xF, NET_OFFERED, True) + ds_vdev(NET_OFFERED, True))[:-7],
+    }
+
+
+# ---- fuzz_blk_vsock_state: MMIO, VDEV and VBLK or VSCK for virtio-blk (one
+# queue, a 64-sector image "fuzzdisk") or virtio-vsock (three queues, CID 3)
+# behind virtio-mmio; the input's first byte: even blk, odd vsock ----------
+
+BLK_SEEN = (1 << 32) | (1 << 9)          # VERSION_1, FLUSH
+VSOCK_SEEN = 1 << 32
+
+
+def dv_mmio(devid, name, nq, status, features, active):
+    body = u32(devid) + u32(len(name)) + name + u32(nq) + u32(status) + u32(0) * 3
+    body += u64(features) + u32(0) + u32(0) + u8(0)
+    for q in range(nq):
+        d, a, u = ds_rings(q)
+        body += (u16(16) + u8(1) + u64(d) + u64(a) + u64(u)) if active else bytes(27)
+    return section(b"MMIO", body)
+
+
+def dv_vdev(nq, features, active):
+    body = u64(features) + u8(active) + u8(0) + u32(0) + u32(nq)
+    for q in range(nq):
+        d, a, u = ds_rings(q) if active else (0, 0, 0)
+        body += u16(16 if active else 0) + u64(d) + u64(a) + u64(u)
+        body += u16(0) * 4 + u8(0) + u8(1) + u64(0) * 2 + u8(0) * 3
+    return section(b"VDEV", body)
+
+
+def dv_vblk(sectors=64, ro=0, limited=False):
+    bucket = u64(4096) + u64(0) + u64(100) + u64(1000) + u64(0) + u64(5000000)
+    body = b"fuzzdisk".ljust(20, b"\0") + u8(ro) + u64(sectors)
+    return section(b"VBLK", body + (bucket if limited else u64(0) * 6) + u64(0) * 6)
+
+
+def dv_vsck(cid=3, port=1 << 30, pending=0):
+    return section(b"VSCK", u64(cid) + st_str("/tmp/old.sock") + u32(port) + u8(pending))
+
+
+def seeds_blk_vsock_state():
+    blk = lambda st, f, act: dv_mmio(2, b"virtio-blk", 1, st, f, act) + dv_vdev(1, f, act)
+    vs = lambda st, f, act: dv_mmio(19, b"virtio-vsock", 3, st, f, act) + dv_vdev(3, f, act)
+    return {
+        "blk-fresh": b"\0" + blk(0, 0, False) + dv_vblk(),
+        "blk-active": b"\0" + blk(0xF, BLK_SEEN, True) + dv_vblk(limited=True),
+        "blk-other-size": b"\0" + blk(0xF, BLK_SEEN, True) + dv_vblk(sectors=65),
+        "blk-read-only": b"\0" + blk(0xF, BLK_SEEN, True) + dv_vblk(ro=1),
+        "vsock-fresh": b"\1" + vs(0, 0, False) + dv_vsck(),
+        "vsock-active": b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck(pending=1),
+        "vsock-other-cid": b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck(cid=4),
+        "vsock-truncated": (b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck())[:-3],
     }
 
 
@@ -1047,6 +1118,7 @@ def seeds_balloon():
 GENERATORS = {
     "fuzz_balloon": seeds_balloon,
     "fuzz_blk": seeds_blk,
+    "fuzz_blk_vsock_state": seeds_blk_vsock_state,
     "fuzz_decompress": seeds_decompress,
     "fuzz_device_state": seeds_device_state,
     "fuzz_fs_state": seeds_fs_state,

@@ -2,20 +2,25 @@
 # kernel on a tap, a virtio-fs share and the metadata service (V2) runs the
 # check with its pause window (guest/init kvmini.pause=1): 30 rounds, each
 # appending its number to counter.txt through one descriptor kept open and
-# pinging the host; before the window the guest takes an MMDS session
-# token (kvmini.mmds=), after it reads meta-data/nonce with that token.
+# pinging the host, and to counter.txt on an ext4 drive (/dev/vda, synced
+# each round: kvmini.blkpause=1); before the window the guest takes an MMDS
+# session token (kvmini.mmds=), after it reads meta-data/nonce with that
+# token.
 # Inside the window the test pauses the VM, takes a Full snapshot, copies
 # the share twice (for the clones) and kills kvmini; `kvmini run --restore`
 # in a new process on the same tap and share goes on: the window's rounds
 # continue from where they were (counter.txt 1 to 30, none lost or
-# repeated), the open descriptor still writes, no ping goes unanswered, the
+# repeated, on the share and on the drive, which the restore reopens at its
+# path from the snapshot), the open descriptor still writes, no ping goes unanswered, the
 # token from before still opens the metadata, and the guest powers off (0).
 # Then the same snapshot twice more as clones, each with another MAC and its
-# own copy of the share: clone1 from the command line, clone2 as
+# own copy of the share and of the drive's image: clone1 from the command
+# line (--drive with its copy), clone2 as
 # Firecracker's clients do it: a kvmini waiting on its API socket, PUT
 # /snapshot/load with the memory file, resume_vm, network_overrides (the
-# tap, and kvmini's guest_mac) and kvmini's fs_overrides (the copy); each
-# finishes the window and its check too.
+# tap, and kvmini's guest_mac) and kvmini's fs_overrides (the copy), its
+# copy of the image put at the snapshot's path; each finishes the window
+# and its check too.
 
 # snap_take SOCK PID: inside the window, pause, snapshot into $CLOG, copy
 # the share for the clones, kill kvmini (the child of the timeout PID);
@@ -30,17 +35,22 @@ snap_take() {
 	paused=$(api_call "$sock" PATCH /vm '{"state":"Paused"}')
 	created=$(api_call "$sock" PUT /snapshot/create \
 		"{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$CLOG/state\",\"mem_file_path\":\"$CLOG/mem\"}")
-	for c in 1 2; do rm -rf "$SHARE-clone$c"; cp -a "$SHARE" "$SHARE-clone$c"; done
+	for c in 1 2; do
+		rm -rf "$SHARE-clone$c"
+		cp -a "$SHARE" "$SHARE-clone$c"
+		cp "$CLOG/snap.ext4" "$CLOG/snap.ext4-clone$c"
+	done
 	echo "paused=$paused created=$created lines=$(wc -l <"$SHARE/counter.txt" 2>/dev/null)" \
 		>"$CLOG/snap.txt"
 	pkill -KILL -P "$pid"
 }
 
-# snap_restore NAME SHARE MAC: kvmini run --restore of the snapshot in the
-# namespace, console and log in $CLOG/NAME.{out,err}; sets RC.
+# snap_restore NAME SHARE MAC [ARG...]: kvmini run --restore of the
+# snapshot in the namespace (the drive the snapshot's unless ARGs give
+# one), console and log in $CLOG/NAME.{out,err}; sets RC.
 snap_restore() {
 	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "$KVMINI" run --restore "$CLOG/state" \
-		--mem-file "$CLOG/mem" --net "tap:$TAP" --mac "$3" --fs "$2:$KVM_GUEST_TAG" \
+		--mem-file "$CLOG/mem" --net "tap:$TAP" --mac "$3" --fs "$2:$KVM_GUEST_TAG" "${@:4}" \
 		--mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json" --boot-timing --counters \
 		</dev/null >"$CLOG/$1.out" 2>"$CLOG/$1.err"
 	RC=$?
@@ -84,6 +94,9 @@ snap_verdict() {
 	else
 		fail "$name: the guest's checks after the restore did not all pass (log $CLOG/$name.out)"
 	fi
+	grep -q '^kvmini-check: PASS: drive across the pause' <<<"$out" &&
+		pass "$name: the drive's counter.txt holds 1 to 30 (guest check, synced each round across the snapshot)" ||
+		fail "$name: the drive's counter.txt check did not pass (log $CLOG/$name.out)"
 	[ "$(cat "$share/counter.txt" 2>/dev/null)" = "$(seq 1 30)" ] &&
 		pass "$name: counter.txt holds 1 to 30 through the descriptor opened before the snapshot, none lost or repeated" ||
 		fail "$name: counter.txt is not 1 to 30 ($(tr '\n' ' ' <"$share/counter.txt" 2>/dev/null | head -c 120))"
@@ -101,9 +114,14 @@ case_stock_snap() {
 	kvm_check_prepare "$SHARE"
 	echo "{\"latest\":{\"meta-data\":{\"nonce\":\"$KVM_GUEST_NONCE\"}}}" >"$CLOG/mmds.json"
 	local sock=$CLOG/api.sock
+	if ! mkfs.ext4 -q -F "$CLOG/snap.ext4" 16M >"$CLOG/mkfs.out" 2>&1; then
+		fail "mkfs.ext4 failed ($(tail -n1 "$CLOG/mkfs.out"))"
+		return
+	fi
 	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --host-decompress --initrd build/stock-guest/initramfs.gz
-		--api-sock "$sock" --mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json")
-	KVM_CHECK_CMDLINE+=" kvmini.pause=1 kvmini.mmds=169.254.169.254"
+		--api-sock "$sock" --mmds --mmds-version 2 --mmds-data "$CLOG/mmds.json"
+		--drive "$CLOG/snap.ext4,id=snapdisk")
+	KVM_CHECK_CMDLINE+=" kvmini.pause=1 kvmini.blkpause=1 kvmini.mmds=169.254.169.254"
 	kvm_check_argv "$KVMINI" "$CPUS" "tap:$TAP" "$SHARE" 10.211.0.2/24 10.211.0.1
 	echo "INFO: acceptance stock-snap: kvmini run $(printf '%q ' "${KVM_ARGV[@]:2}")(up to $LIMIT s)"
 	ip netns exec "$NS" timeout --foreground -k 10 "$LIMIT" "${KVM_ARGV[@]}" \
@@ -123,6 +141,9 @@ case_stock_snap() {
 	snap_restore restored "$SHARE" "$KVM_GUEST_MAC"
 	echo "INFO: acceptance stock-snap: restored: $(grep -E 'first guest instruction' "$CLOG/restored.err" | sed 's/^kvmini: //')"
 	snap_verdict restored "$SHARE" "$CLOG/console.out" "$CLOG/restored.out"
+	[ "$(debugfs -R 'cat /counter.txt' "$CLOG/snap.ext4" 2>/dev/null)" = "$(seq 1 30)" ] &&
+		pass "restored: the drive's image, reopened at its path, holds counter.txt 1 to 30 (debugfs)" ||
+		fail "restored: counter.txt on $CLOG/snap.ext4 is not 1 to 30"
 	# The restored device asks the guest to announce itself (its MAC may
 	# now be behind another port); the guest's ANNOUNCE_ACK and every other
 	# control command it sent are answered OK.
@@ -134,14 +155,15 @@ case_stock_snap() {
 		[ "$(cat "$SHARE/from-guest.txt" 2>/dev/null)" = "guest nonce $KVM_GUEST_NONCE" ] &&
 		pass "before the snapshot: the guest read from-host.txt and wrote from-guest.txt" ||
 		fail "before the snapshot: the share's read or write did not happen (log $CLOG/console.out)"
-	snap_restore clone1 "$SHARE-clone1" 52:54:00:12:34:c1
+	snap_restore clone1 "$SHARE-clone1" 52:54:00:12:34:c1 --drive "$CLOG/snap.ext4-clone1,id=snapdisk"
 	snap_verdict clone1 "$SHARE-clone1" "$CLOG/console.out" "$CLOG/clone1.out"
+	mv "$CLOG/snap.ext4-clone2" "$CLOG/snap.ext4"     # restored and clone1 are done with it
 	snap_load clone2 "$SHARE-clone2" 52:54:00:12:34:c2
 	snap_verdict clone2 "$SHARE-clone2" "$CLOG/console.out" "$CLOG/clone2.out"
 	grep -q 'eth0: MAC 52:54:00:12:34:c2' "$CLOG/clone2.err" &&
 		pass "clone2: the device has the MAC network_overrides gave" ||
 		fail "clone2: no 'eth0: MAC 52:54:00:12:34:c2' in its log"
 	rm -rf "$SHARE-clone1" "$SHARE-clone2"
-	rm -f "$CLOG/mem"            # 256 MiB the logs need not keep
+	rm -f "$CLOG/mem" "$CLOG/snap.ext4" "$CLOG/snap.ext4-clone1"   # what the logs need not keep
 	KVM_CHECK_GUEST=()
 }

@@ -4,11 +4,14 @@
  * was built with come back as the configuration a restore builds from; a
  * section with a bad count, id, spec, path, tag, option or backend is
  * refused with why, and never half-read; a clone's overrides change a
- * tap's name and a MAC, and refuse what they cannot change.
+ * tap's name and a MAC, and refuse what they cannot change. The vsock
+ * device ("DEVV") and the drives ("DEVB") likewise, and a drive's image
+ * checked at its path: gone, or of another size, refused with why.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "machine/device_config_state.h"
@@ -16,8 +19,13 @@
 struct sample {
 	struct net_iface_config nets[MACHINE_MAX_NETS];
 	struct machine_fs_config fs[MACHINE_MAX_FS];
+	struct machine_drive_config drives[MACHINE_MAX_DRIVES];
+	struct virtio_vsock_opts vsock;
 	struct machine_config cfg;
 };
+
+/* Each drive's size as the machine would give it at the snapshot. */
+static const uint64_t sample_sectors[MACHINE_MAX_DRIVES] = { 128, 2048, 7 };
 
 /* Two interfaces (a tap with MMDS and an MTU, libslirp) and one share
  * with every option away from its default. */
@@ -41,6 +49,20 @@ static void sample_init(struct sample *s)
 	s->cfg = (struct machine_config){ .nets = s->nets, .n_nets = 2, .fs = s->fs, .n_fs = 1 };
 }
 
+/* Two drives (the root first, a limiter on the other) and a vsock device. */
+static void sample_devices(struct sample *s)
+{
+	s->drives[0] = (struct machine_drive_config){ .id = "rootfs", .path = "/img/root.ext4",
+						      .root = true, .partuuid = "abc-1" };
+	s->drives[1] = (struct machine_drive_config){
+		.id = "data", .path = "/img/data.raw", .read_only = true,
+		.limit = { .bandwidth = { .size = 1 << 20, .refill_time = 100 } } };
+	s->vsock = (struct virtio_vsock_opts){ .guest_cid = 42, .uds_path = "/run/v.sock" };
+	s->cfg.drives = s->drives;
+	s->cfg.n_drives = 2;
+	s->cfg.vsock = &s->vsock;
+}
+
 /* Save @cfg's section and read it back; NULL-safe message in @why. */
 static bool round_trip(const struct machine_config *cfg, struct saved_devices *d, char *why,
 		       size_t why_len)
@@ -50,7 +72,7 @@ static bool round_trip(const struct machine_config *cfg, struct saved_devices *d
 	struct errbuf eb = { 0 };
 
 	state_writer_init(&w);
-	device_config_save(cfg, &w);
+	device_config_save(cfg, sample_sectors, &w);
 	CHECK(!w.failed);
 	state_reader_init(&r, w.buf, w.len, &eb);
 	bool ok = device_config_load(&r, d);
@@ -180,7 +202,10 @@ static void test_counts(void)
 	}
 }
 
-/* A section cut anywhere is refused, never read past its end. */
+/* A section cut anywhere is refused, never read past its end. A cut
+ * between whole sections (or in the next one's 8-byte header) reads as a
+ * machine without the optional ones after it ("DEVV", "DEVB"): the slots
+ * of "MACH" catch that at a restore, the file's length and CRC before. */
 static void test_truncated(void)
 {
 	static struct sample s;
@@ -188,8 +213,10 @@ static void test_truncated(void)
 	struct state_writer w;
 
 	sample_init(&s);
+	sample_devices(&s);
+	unsigned boundaries = 0;
 	state_writer_init(&w);
-	device_config_save(&s.cfg, &w);
+	device_config_save(&s.cfg, sample_sectors, &w);
 	for (size_t cut = 0; cut < w.len; cut++) {
 		struct state_reader r;
 		struct errbuf eb = { 0 };
@@ -197,10 +224,86 @@ static void test_truncated(void)
 		uint8_t *copy = malloc(cut ? cut : 1);
 		memcpy(copy, w.buf, cut);
 		state_reader_init(&r, copy, cut, &eb);
-		CHECK(!device_config_load(&r, &d));
+		if (device_config_load(&r, &d)) {
+			/* Less than a section's header after the last whole one
+			 * is no section: the next reader refuses it. */
+			CHECK(cut && cut - r.off < 8);
+			boundaries += r.off == cut;
+		}
 		free(copy);
 	}
 	state_writer_free(&w);
+}
+
+static void test_drives_vsock(void)
+{
+	static struct sample s;
+	static struct saved_devices d;
+	char why[256];
+
+	sample_init(&s);
+	sample_devices(&s);
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(d.has_vsock && d.vsock_cid == 42 && !strcmp(d.vsock_path, "/run/v.sock"));
+	CHECK_EQ(d.n_drives, 2);
+	CHECK(!strcmp(d.drives[0].id, "rootfs") && !strcmp(d.drives[0].path, "/img/root.ext4"));
+	CHECK(d.drives[0].root && !d.drives[0].read_only && !strcmp(d.drives[0].partuuid, "abc-1"));
+	CHECK_EQ(d.drives[0].sectors, 128);
+	CHECK(!strcmp(d.drives[1].id, "data") && d.drives[1].read_only && !d.drives[1].root);
+	CHECK(!memcmp(&d.drives[1].limit, &s.drives[1].limit, sizeof(s.drives[1].limit)));
+	CHECK_EQ(d.drives[1].sectors, 2048);
+	/* Still the nets and shares before them. */
+	CHECK(d.n_nets == 2 && d.n_fs == 1);
+	/* Without them: none. */
+	sample_init(&s);
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(!d.has_vsock && d.n_drives == 0);
+#define REFUSED(change, needle) do { \
+		sample_init(&s); \
+		sample_devices(&s); \
+		change; \
+		why[0] = '\0'; \
+		CHECK(!round_trip(&s.cfg, &d, why, sizeof(why))); \
+		CHECK(strstr(why, needle) != NULL); \
+		if (!strstr(why, needle)) \
+			fprintf(stderr, "  wanted \"%s\" in \"%s\"\n", needle, why); \
+	} while (0)
+	REFUSED(s.vsock.guest_cid = 2, "DEVV: the vsock device's guest CID 2");
+	REFUSED(s.vsock.uds_path = "", "DEVV: the vsock device has no socket path");
+	REFUSED(s.drives[1].id = "a/b", "DEVB: a drive's id \"a/b\"");
+	REFUSED(s.drives[1].id = "rootfs", "two drives are called \"rootfs\"");
+	REFUSED(s.drives[1].path = "", "drive data: no image path");
+	REFUSED(s.drives[1].root = true, "drive data is the root but not the first");
+	REFUSED(s.drives[1].limit.bandwidth.refill_time = UINT64_MAX, "drive data: the rate limiter");
+#undef REFUSED
+}
+
+/* A drive's image at its path: the same size passes; gone or resized is
+ * refused with the drive, the path and what differs. */
+static void test_check_drive(void)
+{
+	static struct saved_devices d;
+	char path[] = "/tmp/kvmini-test-devb.XXXXXX";
+	struct errbuf eb = { 0 };
+	int fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, 64 * 512), 0);
+	close(fd);
+	memset(&d, 0, sizeof(d));
+	d.n_drives = 1;
+	snprintf(d.drives[0].id, sizeof(d.drives[0].id), "disk1");
+	snprintf(d.drives[0].path, sizeof(d.drives[0].path), "%s", path);
+	d.drives[0].sectors = 64;
+	CHECK_EQ(device_config_check_drive(&d, 0, &eb), 0);
+	d.drives[0].sectors = 65;
+	CHECK_EQ(device_config_check_drive(&d, 0, &eb), -EINVAL);
+	CHECK(strstr(eb.msg, "drive disk1: the image") && strstr(eb.msg, "has 64 sectors, the "
+		"snapshot's drive had 65"));
+	unlink(path);
+	CHECK(device_config_check_drive(&d, 0, &eb) == -ENOENT);
+	CHECK(strstr(eb.msg, "drive disk1: its image cannot be reopened") &&
+	      strstr(eb.msg, "No such file"));
 }
 
 static void test_overrides(void)
@@ -241,5 +344,7 @@ int main(void)
 	RUN_TEST(test_counts);
 	RUN_TEST(test_truncated);
 	RUN_TEST(test_overrides);
+	RUN_TEST(test_drives_vsock);
+	RUN_TEST(test_check_drive);
 	return CHECK_DONE();
 }

@@ -7,7 +7,12 @@
  * without a status byte), a reset with requests in flight, and the image
  * swapped under a running device (PATCH /drives): the new capacity with a
  * config change, the requests in flight answered from the old file, the
- * read-only setting kept. The worker answers on its own thread: the test
+ * read-only setting kept. Snapshot state (virtio_blk_state.c): saved from
+ * a paused device with a request held by its limiter, loaded into a fresh
+ * device on the same image, which has the same features, queue and
+ * buckets and serves the held request; a truncated state, an image of
+ * another size or serial, or a read-only drive refused with why, the fresh
+ * device left as built. The worker answers on its own thread: the test
  * waits for the used ring.
  */
 #include <errno.h>
@@ -22,6 +27,8 @@
 #include <linux/virtio_ids.h>
 
 #include "check.h"
+#include "core/state_io.h"
+#include "virtio/device_state.h"
 #include "count_transport.h"
 #include "blk/virtio_blk.h"
 #include "vdriver.h"
@@ -581,6 +588,138 @@ static void test_rate_limit(void)
 	rig_down(&r);
 }
 
+/* --- snapshot state ------------------------------------------------------------ */
+
+/* A device built fresh on the rig's guest memory, as a restore builds it. */
+struct twin {
+	struct blk_image img;
+	struct virtio_blk blk;
+	struct count_transport tr;
+	char why[256];
+};
+
+/* Build @t on @path and load @len bytes of @state into it. */
+static bool twin_load(struct rig *r, struct twin *t, const char *path, bool ro, const char *serial,
+		      const uint8_t *state, size_t len)
+{
+	struct errbuf eb = { 0 };
+	struct state_reader rd;
+
+	memset(t, 0, sizeof(*t));
+	CHECK_EQ(blk_image_open(&t->img, path, ro, serial, &eb), 0);
+	CHECK_EQ(virtio_blk_init(&t->blk, &t->img, &r->loop), 0);
+	count_transport_attach(&t->tr, &t->blk.vdev);
+	t->blk.vdev.mem = &r->mem.gm;
+	state_reader_init(&rd, state, len, &eb);
+	bool ok = virtio_device_state_load(&t->blk.vdev, &rd);
+	snprintf(t->why, sizeof(t->why), "%s", eb.msg);
+	return ok;
+}
+
+static void twin_down(struct twin *t)
+{
+	virtio_device_reset(&t->blk.vdev);
+	virtio_blk_destroy(&t->blk);
+	blk_image_close(&t->img);
+}
+
+/* Nothing of a refused state reached the device. */
+static void check_untouched(const struct twin *t)
+{
+	CHECK(!t->blk.vdev.active && !t->blk.vdev.features && !t->blk.vq.size);
+	CHECK_EQ(t->blk.limiter.ops.cfg.size, 0);
+}
+
+/* Paused with one request served and one held by the limiter: the state
+ * has the held one as not taken; the fresh device has the same features,
+ * queue, indices and buckets, and once its limiter is lifted serves the
+ * held request from the ring. */
+static void test_state_round_trip(void)
+{
+	struct rate_limiter_config cfg = { .ops = { .size = 1, .refill_time = 100000 } };
+	struct rate_limiter_config none = { 0 };
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct twin t;
+	struct rig r;
+
+	rig_up(&r, false);
+	r.blk.limiter.clock = &fake_clock;
+	CHECK_EQ(virtio_blk_set_limit(&r.blk, &cfg), 0);
+	int first = submit(&r, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	CHECK_EQ(pump_used(&r, 2000), first);
+	int held = submit(&r, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
+	CHECK_EQ(pump_used(&r, 100), -1);
+	virtio_device_pause(&r.blk.vdev);
+	CHECK_EQ(vq_base(&r.blk.vq), 1);            /* the held request: not taken */
+	state_writer_init(&w);
+	CHECK_EQ(virtio_device_state_save(&r.blk.vdev, &w, &eb), 0);
+	CHECK(!w.failed);
+
+	CHECK(twin_load(&r, &t, r.path, false, "drive-serial-0123456789", w.buf, w.len));
+	if (t.why[0])
+		fprintf(stderr, "  %s\n", t.why);
+	CHECK(t.blk.vdev.active && t.blk.vdev.paused);
+	CHECK_EQ(t.blk.vdev.features, r.blk.vdev.features);
+	CHECK(t.blk.vq.size == r.blk.vq.size && t.blk.vq.desc_gpa == r.blk.vq.desc_gpa &&
+	      t.blk.vq.avail_gpa == r.blk.vq.avail_gpa && t.blk.vq.used_gpa == r.blk.vq.used_gpa);
+	CHECK_EQ(t.blk.vq.last_avail_idx, 1);
+	CHECK_EQ(t.blk.vq.used_idx, r.blk.vq.used_idx);
+	CHECK(!memcmp(&t.blk.limiter.ops.cfg, &cfg.ops, sizeof(cfg.ops)));
+	CHECK_EQ(t.blk.limiter.ops.budget, r.blk.limiter.ops.budget);
+	CHECK_EQ(t.blk.limiter.bw.cfg.size, 0);
+	CHECK_EQ(virtio_blk_set_limit(&t.blk, &none), 0);
+	virtio_device_resume(&t.blk.vdev);
+	CHECK_EQ(pump_used(&r, 2000), held);
+	CHECK_EQ(status_of(&r), VIRTIO_BLK_S_OK);
+	twin_down(&t);
+	state_writer_free(&w);
+	rig_down(&r);
+}
+
+/* What a restore must refuse, each with why and the fresh device as
+ * built: the state cut anywhere in the device's sections, an image of
+ * another size, a drive of another serial, a read-only drive. */
+static void test_state_refused(void)
+{
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct twin t;
+	struct rig r;
+	char other[64];
+	long used;
+
+	rig_up(&r, false);
+	struct vd_buf one = { r.pool + DATA_OFF, 512, true };
+	CHECK_EQ(run(&r, VIRTIO_BLK_T_IN, 0, &one, 1, &used), VIRTIO_BLK_S_OK);
+	virtio_device_pause(&r.blk.vdev);
+	state_writer_init(&w);
+	CHECK_EQ(virtio_device_state_save(&r.blk.vdev, &w, &eb), 0);
+	for (size_t cut = 1; cut < 160 && cut < w.len; cut += 7) {
+		CHECK(!twin_load(&r, &t, r.path, false, "drive-serial-0123456789", w.buf,
+				 w.len - cut));
+		check_untouched(&t);
+		twin_down(&t);
+	}
+	make_other_image(other, sizeof(other), IMG_SECTORS + 8, 0);
+	CHECK(!twin_load(&r, &t, other, false, "drive-serial-0123456789", w.buf, w.len));
+	CHECK(strstr(t.why, "VBLK") && strstr(t.why, "had 2048 sectors, its image now has 2056"));
+	check_untouched(&t);
+	twin_down(&t);
+	unlink(other);
+	CHECK(!twin_load(&r, &t, r.path, false, "another-drive", w.buf, w.len));
+	CHECK(strstr(t.why, "the snapshot's drive is \"drive-serial-0123456\""));
+	check_untouched(&t);
+	twin_down(&t);
+	/* Its features (RO, no DISCARD) are not those negotiated. */
+	CHECK(!twin_load(&r, &t, r.path, true, "drive-serial-0123456789", w.buf, w.len));
+	CHECK(strstr(t.why, "does not offer"));
+	check_untouched(&t);
+	twin_down(&t);
+	state_writer_free(&w);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_read_write);
@@ -594,5 +733,7 @@ int main(void)
 	RUN_TEST(test_swap_read_only_kept);
 	RUN_TEST(test_swap_in_flight);
 	RUN_TEST(test_rate_limit);
+	RUN_TEST(test_state_round_trip);
+	RUN_TEST(test_state_refused);
 	return CHECK_DONE();
 }

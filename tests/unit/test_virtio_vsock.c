@@ -5,7 +5,12 @@
  * byte-exact both ways, the guest's credit never exceeded and its updates
  * releasing more, the device's credit updates, refusals (no listener, the
  * guest's RST, a bad command line), malformed packets dropped or answered
- * and counted, SHUTDOWN both ways, and the connection cap.
+ * and counted, SHUTDOWN both ways, and the connection cap. Snapshot state
+ * (virtio_vsock_state.c): saved with a connection open, loaded into a
+ * fresh device on another socket path: no connection, the same CID and
+ * ports, TRANSPORT_RESET in the guest's event buffer at resume, nothing
+ * on the receive queue until the guest gives an event buffer back; a
+ * state of another CID or cut short refused, the fresh device untouched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +26,8 @@
 #include <linux/virtio_ids.h>
 
 #include "check.h"
+#include "core/state_io.h"
+#include "virtio/device_state.h"
 #include "count_transport.h"
 #include "core/compiler.h"
 #include "core/errbuf.h"
@@ -744,6 +751,141 @@ static void test_init_refused(void)
 	event_loop_destroy(&loop);
 }
 
+/* --- snapshot state ------------------------------------------------------------ */
+
+/* Event buffers (4 bytes each) for the device; their addresses in @gpa. */
+static void ev_give(struct rig *r, struct virtio_vsock *vs, unsigned n, uint64_t *gpa)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vd_buf b = { .gpa = pool_get(r, 4), .len = 4, .writable = true };
+		int head = vd_add_chain(&r->q[VSOCK_EVENT_QUEUE], &b, 1, false);
+		CHECK(head >= 0);
+		if (head >= 0)
+			gpa[head] = b.gpa;
+	}
+	vd_publish(&r->q[VSOCK_EVENT_QUEUE]);
+	vs->vdev.ops->queue_notify(&vs->vdev, VSOCK_EVENT_QUEUE);
+}
+
+/* A fresh device with @cid on the rig's loop and memory, as a restore
+ * builds it, loaded from @len bytes of @state; why in @why. */
+static bool twin_load(struct rig *r, struct virtio_vsock *vs, uint64_t cid, const char *path,
+		      const uint8_t *state, size_t len, struct count_transport *tr, char *why)
+{
+	struct virtio_vsock_opts o = { .guest_cid = cid, .uds_path = path, .listen_fd = -1 };
+	struct errbuf eb = { 0 };
+	struct state_reader rd;
+
+	CHECK_EQ(virtio_vsock_init(vs, &r->loop, &o, &eb), 0);
+	count_transport_attach(tr, &vs->vdev);
+	vs->vdev.mem = &r->mem.gm;
+	state_reader_init(&rd, state, len, &eb);
+	bool ok = virtio_device_state_load(&vs->vdev, &rd);
+	snprintf(why, 256, "%s", eb.msg);
+	return ok;
+}
+
+static void twin_down(struct virtio_vsock *vs)
+{
+	virtio_device_reset(&vs->vdev);
+	virtio_vsock_destroy(vs);
+}
+
+/* A host client on @path asking for guest port @port. */
+static int client_on(const char *path, uint32_t port)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char line[32];
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+	CHECK_EQ(write(fd, line, (size_t)n), n);
+	return fd;
+}
+
+static void test_state_round_trip(void)
+{
+	struct rig r;
+	struct virtio_vsock vs2;
+	struct count_transport tr2;
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	uint64_t ev_gpa[256] = { 0 };
+	char why[256], path2[100];
+	uint32_t id, len, ev = 0xffff;
+
+	rig_up(&r, 0);
+	rx_give(&r, 16, RXBUF);
+	ev_give(&r, &r.vs, 2, ev_gpa);
+	int lfd = host_listen(&r, 5000);
+	int fd = guest_connect(&r, lfd, 1234, 5000);
+	r.vs.next_local_port = HOST_PORT0 + 7;
+	virtio_device_pause(&r.vs.vdev);
+	state_writer_init(&w);
+	CHECK_EQ(virtio_device_state_save(&r.vs.vdev, &w, &eb), 0);
+	CHECK(!w.failed);
+
+	snprintf(path2, sizeof(path2), "%s.new", r.path);
+	CHECK(twin_load(&r, &vs2, GUEST_CID, path2, w.buf, w.len, &tr2, why));
+	CHECK(vs2.vdev.active && vs2.vdev.paused && vs2.vdev.features == r.vs.vdev.features);
+	CHECK_EQ(virtio_vsock_conns(&vs2), 0);       /* host sockets stay behind */
+	CHECK_EQ(vs2.next_local_port, HOST_PORT0 + 7);
+	for (unsigned q = 0; q < VSOCK_NUM_QUEUES; q++)
+		CHECK(vs2.vqs[q].last_avail_idx == vq_base(&r.vs.vqs[q]) &&
+		      vs2.vqs[q].used_idx == r.vs.vqs[q].used_idx);
+	CHECK_EQ(vd_get_used(&r.q[VSOCK_EVENT_QUEUE], &id, &len), 0);
+	virtio_device_resume(&vs2.vdev);
+	CHECK_EQ(vd_get_used(&r.q[VSOCK_EVENT_QUEUE], &id, &len), 1);
+	CHECK_EQ(len, 4);
+	vd_read(&r.mem, ev_gpa[id], &ev, 4);
+	CHECK_EQ(ev, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	/* Until the guest gives the buffer back, no packet reaches it. */
+	int cfd = client_on(path2, 77);
+	settle(&r);
+	expect_none(&r);
+	ev_give(&r, &vs2, 1, ev_gpa);
+	settle(&r);
+	expect(&r, VIRTIO_VSOCK_OP_REQUEST, HOST_PORT0 + 7, 77);
+	close(cfd);
+	twin_down(&vs2);
+	state_writer_free(&w);
+	close(fd);
+	host_unlisten(&r, lfd, 5000);
+	rig_down(&r);
+}
+
+/* Another CID (the guest's driver keeps its own), or the state cut short:
+ * refused with why, the fresh device as built. */
+static void test_state_refused(void)
+{
+	struct rig r;
+	struct virtio_vsock vs2;
+	struct count_transport tr2;
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	char why[256], path2[100];
+
+	rig_up(&r, 0);
+	virtio_device_pause(&r.vs.vdev);
+	state_writer_init(&w);
+	CHECK_EQ(virtio_device_state_save(&r.vs.vdev, &w, &eb), 0);
+	snprintf(path2, sizeof(path2), "%s.new", r.path);
+	CHECK(!twin_load(&r, &vs2, GUEST_CID + 1, path2, w.buf, w.len, &tr2, why));
+	CHECK(strstr(why, "VSCK") && strstr(why, "the snapshot's guest CID is 42, this vsock "
+					     "device's 43"));
+	CHECK(!vs2.vdev.active && !vs2.vdev.features && !vs2.reset_on_resume);
+	twin_down(&vs2);
+	for (size_t cut = 1; cut < 40; cut += 3) {
+		CHECK(!twin_load(&r, &vs2, GUEST_CID, path2, w.buf, w.len - cut, &tr2, why));
+		CHECK(!vs2.vdev.active && !vs2.vdev.features && !vs2.reset_on_resume);
+		twin_down(&vs2);
+	}
+	state_writer_free(&w);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_guest_connect_data);
@@ -759,5 +901,7 @@ int main(void)
 	RUN_TEST(test_timeouts);
 	RUN_TEST(test_parse_connect);
 	RUN_TEST(test_init_refused);
+	RUN_TEST(test_state_round_trip);
+	RUN_TEST(test_state_refused);
 	return CHECK_DONE();
 }

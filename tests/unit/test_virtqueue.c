@@ -1008,6 +1008,34 @@ static void test_notify_idiom(void)
 	}
 }
 
+/* A queue the device pops rarely (vsock's events): with chains still
+ * waiting untaken, vq_notify_on_next asks for a kick on the driver's next
+ * buffer, where vq_enable_notify's avail_event (the next to take) lies
+ * behind the driver's index and would let it stay silent. */
+static void test_notify_on_next(void)
+{
+	struct fixture f;
+	struct vd_buf b;
+
+	CHECK_EQ(setup(&f, 8, true, false), 0);
+	b = (struct vd_buf){ buf(&f, 16), 16, true };
+	for (unsigned i = 0; i < 3; i++)
+		vd_add_chain(&f.q, &b, 1, false);
+	vd_publish(&f.q);
+	CHECK_EQ(vq_pop(&f.vq, &chain), VQ_POP_OK);
+	vq_push(&f.vq, chain.head, 4);
+	vq_publish(&f.vq);
+	vq_enable_notify(&f.vq);
+	CHECK_EQ(vd_avail_event(&f.q), 1);
+	vd_add_chain(&f.q, &b, 1, false);
+	CHECK(!vd_publish(&f.q));                 /* 3 -> 4 does not cross 1 */
+	vq_notify_on_next(&f.vq);
+	CHECK_EQ(vd_avail_event(&f.q), 4);
+	vd_add_chain(&f.q, &b, 1, false);
+	CHECK(vd_publish(&f.q));                  /* 4 -> 5 crosses 4: a kick */
+	teardown(&f);
+}
+
 /* ---- unpop ---- */
 
 static void test_unpop(void)
@@ -1414,6 +1442,7 @@ int main(void)
 	RUN_TEST(test_notify_no_event_idx);
 	RUN_TEST(test_notify_event_idx);
 	RUN_TEST(test_notify_idiom);
+	RUN_TEST(test_notify_on_next);
 	RUN_TEST(test_unpop);
 	RUN_TEST(test_configure);
 	RUN_TEST(test_hold);

@@ -1184,6 +1184,45 @@ static void test_i8042(void)
 	finish();
 }
 
+/*
+ * blk-snap: tests/kvm/test_snapshot_blk.sh snapshots the VM and restores
+ * it in a new kvmini while this runs. Sector 10 is written ('A') and
+ * flushed, the line below printed, then for blk_snap_ms (guest time, which
+ * goes on across the restore) writes and reads back sectors 20..51 one
+ * request after the other, so the snapshot most likely finds one in
+ * flight; then sector 11 ('B') is written and both are read back.
+ */
+static void test_blk_snap(void)
+{
+	struct gdev d;
+	char val[16];
+	unsigned ms = cmdline_get("blk_snap_ms", val, sizeof(val)) ? (unsigned)parse_dec(val, NULL)
+								     : 5000;
+	unsigned rounds = 0, bad = 0;
+
+	blk_probe(&d);
+	memset(blk_data, 'A', 512);
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_OUT, 10, 512, false), VIRTIO_BLK_S_OK, "write sector 10");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK, "flush");
+	printf("kvm-guest blk-snap: sector 10 written, requests go on for %u ms\n", ms);
+	for (uint64_t end = ticks + ms / 10; ticks < end; rounds++) {
+		uint8_t v = (uint8_t)(rounds * 7 + 1);
+		memset(blk_data, v, 512);
+		bad += blk_call(&d, VIRTIO_BLK_T_OUT, 20 + rounds % 32, 512, false) != VIRTIO_BLK_S_OK;
+		memset(blk_data, 0, 512);
+		bad += blk_call(&d, VIRTIO_BLK_T_IN, 20 + rounds % 32, 512, true) != VIRTIO_BLK_S_OK;
+		bad += !all_bytes(blk_data, 512, v);
+	}
+	CHECK_EQ(bad, 0, "every request of the loop answered OK with the data written");
+	printf("kvm-guest blk-snap: %u write/read rounds\n", rounds);
+	memset(blk_data, 'B', 512);
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_OUT, 11, 512, false), VIRTIO_BLK_S_OK, "write sector 11");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK, "flush");
+	CHECK_EQ(blk_call(&d, VIRTIO_BLK_T_IN, 10, 1024, true), VIRTIO_BLK_S_OK, "read sectors 10-11");
+	check(all_bytes(blk_data, 512, 'A') && all_bytes(blk_data + 512, 512, 'B'),
+	      "sector 10 as written before, 11 as written after");
+}
+
 /* --- virtio-vsock: a stream to the host and one from it ---------------------------- */
 
 /* tests/kvm/test_vsock.sh: the guest is VSOCK_CID; an echo service listens
@@ -1354,6 +1393,61 @@ static void test_vsock(void)
 	}
 }
 
+static uint32_t vs_events[GQ_SIZE];
+
+/* An event buffer (4 bytes, device-writable) into the event queue. */
+static void vs_post_event(void)
+{
+	uint64_t addr = (uint64_t)&vs_events[evq.next_desc % GQ_SIZE];
+	uint32_t len = sizeof(vs_events[0]);
+	bool w = true;
+
+	gq_add(&evq, &addr, &len, &w, 1);
+}
+
+static bool vs_event_ready(void *arg)
+{
+	return gq_used_idx(&evq) != evq.last_used;
+}
+
+/*
+ * vsock-snap: tests/kvm/test_snapshot_vsock.sh snapshots the VM while a
+ * connection to the host's echo service is open, and restores it in a new
+ * kvmini: the guest then finds VIRTIO_VSOCK_EVENT_TRANSPORT_RESET in an
+ * event buffer, gives the buffer back (the acknowledgment), and makes a
+ * new connection each way.
+ */
+static void test_vsock_snap(void)
+{
+	struct gdev d;
+	struct virtio_vsock_hdr h;
+	uint32_t id, len;
+
+	check(gdev_probe(&d, 0, VIRTIO_ID_VSOCK), "virtio-vsock found at the command line's address");
+	if (failures)
+		finish();
+	gdev_irq_on(&d);
+	check(vsock_up(&d), "driver up (rx, tx, event queues)");
+	vs_post_event();
+	vs_post_event();
+	gdev_kick(&d, 2);
+	vs_send(&d, VSOCK_LOCAL_PORT + 1, VSOCK_HOST_PORT, VIRTIO_VSOCK_OP_REQUEST, 0, NULL, 0);
+	check(vs_recv_op(&d, &h, 5000) && h.op == VIRTIO_VSOCK_OP_RESPONSE,
+	      "a connection to the host's port 52, open across the snapshot");
+	printf("kvm-guest vsock-snap: connected, waiting for the transport reset\n");
+	check(wait_for(vs_event_ready, NULL, 60000) && gq_get_used(&evq, &id, &len),
+	      "an event after the restore");
+	CHECK_EQ(len, sizeof(vs_events[0]), "... of 4 bytes");
+	CHECK_EQ(vs_events[id % GQ_SIZE], VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, "... TRANSPORT_RESET");
+	uint64_t cid = mmio_read32(d.base + VIRTIO_MMIO_CONFIG);
+	CHECK_EQ(cid, VSOCK_CID, "config space: the CID, read again after the reset");
+	vs_post_event();
+	gdev_kick(&d, 2);
+	printf("kvm-guest vsock-snap: reset taken\n");
+	vsock_to_host(&d);
+	vsock_from_host(&d);
+}
+
 /* --- ACPI (acpi.c) ------------------------------------------------------------------ */
 
 static void test_acpi(void) { acpi_test_tables(zp); }
@@ -1384,7 +1478,9 @@ static const struct {
 	{ "fs-notify", test_fs_notify },
 	{ "blk", test_blk },
 	{ "blk-resize", test_blk_resize },
+	{ "blk-snap", test_blk_snap },
 	{ "vsock", test_vsock },
+	{ "vsock-snap", test_vsock_snap },
 	{ "usermode", test_usermode },
 	{ "bootparams", test_bootparams },
 	{ "acpi", test_acpi },
