@@ -39,7 +39,7 @@ if [ -n "${BENCH_RUNS:-}" ]; then RUN_ARGS=(--runs "$RUNS"); else RUN_ARGS=(--qu
 # own /dev/kvm can measure is the restore (bench/restore_test_guest.sh).
 if [ -e /sys/module/kvm_pvm ]; then
 	echo "SKIP: bench boot_vs_qemu: kvm_pvm host (QEMU cannot set MSR 0x10a under kvm_pvm; Linux boots take minutes): the nested platform runs it"
-	echo "SKIP: bench snapshot_restore and nested_iperf: kvm_pvm host (they boot Debian's kernel and QEMU): the nested platform runs them"
+	echo "SKIP: bench snapshot_restore, nested_iperf and nested_blk: kvm_pvm host (they boot Debian's kernel and QEMU): the nested platform runs them"
 	exec bash bench/restore_test_guest.sh
 fi
 

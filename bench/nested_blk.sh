@@ -70,10 +70,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-median() { sort -g | awk '{ v[NR] = $1 } END {
-	if (NR == 0) { print "n/a"; exit }
-	print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+. bench/stats.sh
 
 # --- the guest: its /init runs the four modes on /dev/vda and powers off ---------
 cat >"$WORK/init" <<'EOF'
@@ -145,15 +142,14 @@ boot() {
 }
 
 echo "4 KiB O_DIRECT I/O, one request at a time, stock kernel $(cat "$STOCK_DIR/package"), 1 vCPU, $RUNS rounds x $SECS s per VMM and mode"
-rev() { echo "$*" | tr ' ' '\n' | tac | tr '\n' ' '; }
 FAILED=0
 for ((r = 1; r <= RUNS; r++)); do
 	order=$VMMS
-	[ $((r % 2)) = 0 ] && order=$(rev $VMMS)
+	[ $((r % 2)) = 0 ] && order=$(bench_reversed $VMMS)
 	for vmm in $order; do boot "$vmm" "$r" || FAILED=1; done
 done
 
-med() { median <"$WORK/$1.$2" 2>/dev/null; }
+med() { bench_median <"$WORK/$1.$2" 2>/dev/null; }
 printf 'medians (IOPS) %10s %10s %10s %10s\n' $MODES
 for vmm in $VMMS; do
 	printf '%-14s %10s %10s %10s %10s    runs:' "$vmm" "$(med "$vmm" read)" "$(med "$vmm" write)" \
@@ -164,9 +160,9 @@ done
 for q in qemu qemu-mmio; do
 	[[ " $VMMS " == *" $q "* ]] || continue
 	printf '%-14s %10s %10s %10s %10s    (target: >= 1.0 each)\n' "kvmini/$q" \
-		"$(ratio "$(med kvmini read)" "$(med $q read)")" "$(ratio "$(med kvmini write)" "$(med $q write)")" \
-		"$(ratio "$(med kvmini randread)" "$(med $q randread)")" \
-		"$(ratio "$(med kvmini randwrite)" "$(med $q randwrite)")"
+		"$(bench_ratio "$(med kvmini read)" "$(med $q read)")" "$(bench_ratio "$(med kvmini write)" "$(med $q write)")" \
+		"$(bench_ratio "$(med kvmini randread)" "$(med $q randread)")" \
+		"$(bench_ratio "$(med kvmini randwrite)" "$(med $q randwrite)")"
 done
 echo "kvmini's drive counters (round 1): $(grep -hE '^(rx_requests_read|rx_requests_write|rx_requests_malformed|rx_requests_out_of_range|tx_io_errors) ' "$WORK/kvmini-1.err" 2>/dev/null | tr '\n' ' ')"
 if [ "$FAILED" != 0 ]; then

@@ -84,10 +84,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-median() { sort -g | awk '{ v[NR] = $1 } END {
-	if (NR == 0) { print "n/a"; exit }
-	print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+. bench/stats.sh
 
 # --- the guest: stock kernel, an initramfs with iperf3 --------------------------
 # Its /init: the modules, eth0 up, ethtool -k, iperf3 both ways, poweroff.
@@ -282,11 +279,10 @@ boot() {
 }
 
 echo "iperf3 TCP, stock kernel $(cat "$STOCK_DIR/package"), 1 vCPU, $RUNS rounds x $SECS s per path and direction"
-rev() { echo "$*" | tr ' ' '\n' | tac | tr '\n' ' '; }
 FAILED=0
 for ((r = 1; r <= RUNS; r++)); do
 	order=$PATHS
-	[ $((r % 2)) = 0 ] && order=$(rev $PATHS)
+	[ $((r % 2)) = 0 ] && order=$(bench_reversed $PATHS)
 	for p in $order; do
 		[[ " $PATHS " == *" $p "* ]] || continue
 		boot "$p" "$r" || FAILED=1
@@ -294,21 +290,21 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 row() {
-	printf '%-10s %12s %12s    runs: tx [%s] rx [%s]\n' "$1" "$(median <"$WORK/$1.tx" 2>/dev/null || echo n/a)" \
-		"$(median <"$WORK/$1.rx" 2>/dev/null || echo n/a)" \
+	printf '%-10s %12s %12s    runs: tx [%s] rx [%s]\n' "$1" "$(bench_median <"$WORK/$1.tx" 2>/dev/null || echo n/a)" \
+		"$(bench_median <"$WORK/$1.rx" 2>/dev/null || echo n/a)" \
 		"$(tr '\n' ' ' <"$WORK/$1.tx" 2>/dev/null | sed 's/ $//')" "$(tr '\n' ' ' <"$WORK/$1.rx" 2>/dev/null | sed 's/ $//')"
 }
-med() { median <"$WORK/$1.$2" 2>/dev/null; }
+med() { bench_median <"$WORK/$1.$2" 2>/dev/null; }
 echo "medians (Mbit/s)  guest->ns    ns->guest"
 for p in $PATHS; do row "$p"; done
 if [[ " $PATHS " == *" qemu "* ]]; then
-	printf '%-17s %12s %12s\n' "offloads/qemu" "$(ratio "$(med offloads tx)" "$(med qemu tx)")" \
-		"$(ratio "$(med offloads rx)" "$(med qemu rx)")"
-	printf '%-17s %12s %12s\n' "plain/qemu" "$(ratio "$(med plain tx)" "$(med qemu tx)")" \
-		"$(ratio "$(med plain rx)" "$(med qemu rx)")"
+	printf '%-17s %12s %12s\n' "offloads/qemu" "$(bench_ratio "$(med offloads tx)" "$(med qemu tx)")" \
+		"$(bench_ratio "$(med offloads rx)" "$(med qemu rx)")"
+	printf '%-17s %12s %12s\n' "plain/qemu" "$(bench_ratio "$(med plain tx)" "$(med qemu tx)")" \
+		"$(bench_ratio "$(med plain rx)" "$(med qemu rx)")"
 fi
-printf '%-17s %12s %12s\n' "offloads/plain" "$(ratio "$(med offloads tx)" "$(med plain tx)")" \
-	"$(ratio "$(med offloads rx)" "$(med plain rx)")"
+printf '%-17s %12s %12s\n' "offloads/plain" "$(bench_ratio "$(med offloads tx)" "$(med plain tx)")" \
+	"$(bench_ratio "$(med offloads rx)" "$(med plain rx)")"
 
 echo "what the guest negotiated (round 1's ethtool -k eth0; kvmini's counters are above, per boot):"
 for p in $PATHS; do

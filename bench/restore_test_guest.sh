@@ -29,7 +29,7 @@ trap '[ -n "$VM" ] && kill -KILL "$VM" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # first_insn LOG: the "first guest instruction" figure (ms) of a --boot-timing log.
 first_insn() { awk '/boot timing: first guest instruction/ { print $(NF - 1) }' "$1"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. bench/stats.sh
 api() { curl -s --max-time 10 --unix-socket "$WORK/api.sock" -o /dev/null -w '%{http_code}' -X "$1" "http://localhost$2" -d "$3"; }
 
 "$KVMINI" run --kernel "$GUEST" --cmdline "test=ticks ticks=400" --net loopback \
@@ -51,8 +51,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	[ -n "$(first_insn "$WORK/restore$r.err")" ] ||
 		{ echo "FAIL: bench restore_test_guest: restore $r reached no first instruction"; exit 1; }
 done
-cold=$(for ((r = 1; r <= RUNS; r++)); do first_insn "$WORK/cold$r.err"; done | median)
-restore=$(for ((r = 1; r <= RUNS; r++)); do first_insn "$WORK/restore$r.err"; done | median)
+cold=$(for ((r = 1; r <= RUNS; r++)); do first_insn "$WORK/cold$r.err"; done | bench_median)
+restore=$(for ((r = 1; r <= RUNS; r++)); do first_insn "$WORK/restore$r.err"; done | bench_median)
 echo "restore_test_guest: the test guest, 256 MiB, 1 vCPU, on this host's /dev/kvm$([ -e /sys/module/kvm_pvm ] && echo ' (kvm_pvm)'), $RUNS rounds, medians"
 echo "  cold boot to first guest instruction:      $cold ms"
 echo "  restore to first guest instruction:        $restore ms"
