@@ -89,6 +89,23 @@ static void i8042_cmd_access(struct io_handler *h, uint64_t offset, void *data, 
 		     len, is_write);
 }
 
+/* Where IRQ 1 goes in the guest's IOAPIC, at debug level: the keys of a
+ * Ctrl+Alt+Del the guest never saw are explained by a masked pin. */
+static void log_ioapic_pin(struct legacy_devices *l)
+{
+	uint64_t e;
+	bool irr;
+
+	if (log_threshold < LOG_DEBUG || vm_ioapic_pin(l->vm, I8042_IRQ_LINE, &e, &irr) < 0)
+		return;
+	log_debug("i8042: IOAPIC pin %u: vector %u, %s, %s, %s, remote IRR %u, IRR %u, "
+		  "destination %u (%s), delivery mode %u",
+		  I8042_IRQ_LINE, (unsigned)(e & 0xff), e >> 16 & 1 ? "masked" : "unmasked",
+		  e >> 15 & 1 ? "level" : "edge", e >> 13 & 1 ? "active low" : "active high",
+		  (unsigned)(e >> 14 & 1), irr, (unsigned)(e >> 56), e >> 11 & 1 ? "logical" : "physical",
+		  (unsigned)(e >> 8 & 7));
+}
+
 int legacy_ctrl_alt_del(struct legacy_devices *l)
 {
 	pthread_mutex_lock(&l->i8042_lock);
@@ -100,6 +117,7 @@ int legacy_ctrl_alt_del(struct legacy_devices *l)
 			 "interrupt off (command byte 0x%02x)", ctr);
 	if (r > 0)
 		i8042_effects(l, (unsigned)r);
+	log_ioapic_pin(l);
 	return r < 0 ? r : 0;
 }
 

@@ -314,6 +314,19 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 	return guest_mem_ptr(&vm->mem, gpa, len);
 }
 
+int vm_ioapic_pin(struct vm *vm, unsigned pin, uint64_t *entry, bool *irr)
+{
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+	if (pin >= KVM_IOAPIC_NUM_PINS)
+		return -EINVAL;
+	if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
+		return -errno;
+	*entry = chip.chip.ioapic.redirtbl[pin].bits;
+	*irr = chip.chip.ioapic.irr >> pin & 1;
+	return 0;
+}
+
 int vm_set_irq_line(struct vm *vm, unsigned irq, bool level)
 {
 	struct kvm_irq_level line = { .irq = irq, .level = level };

@@ -91,6 +91,9 @@ void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
 
 /* Drive an ISA interrupt line of the in-kernel irqchip (any thread). */
 int vm_set_irq_line(struct vm *vm, unsigned irq, bool level);
+/* The in-kernel IOAPIC's redirection entry for @pin and whether its IRR bit
+ * is set, for diagnostics (a line that does not reach the guest). */
+int vm_ioapic_pin(struct vm *vm, unsigned pin, uint64_t *entry, bool *irr);
 
 /* Set up every vCPU's registers, CPUID and MSRs (not for a VM that
  * vm_state_load restored), then start their threads. */
