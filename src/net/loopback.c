@@ -122,11 +122,7 @@ static ssize_t loopback_recv(struct net_backend *be, const struct iovec *iov, un
 	bool fits = len <= iov_length(iov, iovcnt);
 	if (fits) {
 		iov_from_buf(iov, iovcnt, 0, &f->hdr, sizeof(f->hdr));
-		if (iov[0].iov_len == sizeof(f->hdr))    /* the device's header slot */
-			iov_copy(iov + 1, iovcnt - 1, 0, f->iov, f->iovcnt, 0, len - sizeof(f->hdr));
-		else
-			iov_copy(iov, iovcnt, sizeof(f->hdr), f->iov, f->iovcnt, 0,
-				 len - sizeof(f->hdr));
+		iov_copy(iov, iovcnt, sizeof(f->hdr), f->iov, f->iovcnt, 0, len - sizeof(f->hdr));
 	}
 	loopback_release(lo);
 	return fits ? (ssize_t)len : -EMSGSIZE;
