@@ -31,24 +31,10 @@ wait_socket() {
 	for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
 	return 1
 }
-# echo_service PATH LOG: one connection at PATH, every byte back until EOF.
+# echo_service PATH LOG: one connection at PATH, every byte back until EOF
+# (or the VM killed under it), through tests/kvm/vsock_peer.py.
 echo_service() {
-	python3 - "$1" "$2" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1); s.settimeout(90)
-c, _ = s.accept(); c.settimeout(60)
-seen = b""
-while True:
-    try:
-        d = c.recv(4096)
-    except OSError:
-        break
-    if not d: break
-    seen += d
-    c.sendall(d)
-open(sys.argv[2], "wb").write(seen)
-PY
+	python3 tests/kvm/vsock_peer.py echo "$1" "$2" 90 &
 	PEERS+=($!)
 	wait_socket "$1"
 }
@@ -89,31 +75,7 @@ shown=$(curl -s --max-time 10 --unix-socket "$API" http://k/vm/config |
 	fail "snapshot vsock: GET /vm/config's vsock: $shown"
 wait_output 'vsock-snap: reset taken' || fail "snapshot vsock: the guest did not take the reset"
 # The host client on the new path: "CONNECT 1234\nping", then "OK <port>\n" and "pong".
-python3 - "$NEW" "$DIR/client.log" <<'PY' &
-import socket, sys, time
-end = time.time() + 50
-out = b""
-while time.time() < end:
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        c.connect(sys.argv[1])
-    except OSError:
-        time.sleep(0.1); continue
-    c.settimeout(10)
-    c.sendall(b"CONNECT 1234\nping")
-    out = b""
-    try:
-        while not out.endswith(b"pong"):
-            d = c.recv(4096)
-            if not d: break
-            out += d
-    except socket.timeout:
-        pass
-    c.close()
-    if out.startswith(b"OK "): break
-    time.sleep(0.2)
-open(sys.argv[2], "wb").write(out)
-PY
+python3 tests/kvm/vsock_peer.py oneshot "$NEW" 1234 ping pong "$DIR/client.log" 50 &
 PEERS+=($!)
 collect_bg
 expect "snapshot vsock: after the restore the guest saw TRANSPORT_RESET and connected both ways (guest checks)" \

@@ -3,7 +3,7 @@
 # driven by the test guest's own driver (tests/kvm/guest/tests.c,
 # test=vsock):
 #  - guest to host: the guest connects to CID 2 port 52; kvmini connects to
-#    the unix socket PATH_52, where a host echo service (python) listens;
+#    the unix socket PATH_52, where a host echo service listens;
 #    the guest hears its bytes back and closes;
 #  - host to guest: a host client connects to PATH and writes
 #    "CONNECT 1234\nping" in one write; the guest accepts, receives "ping"
@@ -24,20 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The echo service at PATH_52: one connection, every byte back, until EOF.
-python3 - "${SOCK}_52" "$DIR/echo.log" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1); s.settimeout(60)
-c, _ = s.accept(); c.settimeout(30)
-seen = b""
-while True:
-    d = c.recv(4096)
-    if not d: break
-    seen += d
-    c.sendall(d)
-open(sys.argv[2], "wb").write(seen)
-PY
+# The host's peers are tests/kvm/vsock_peer.py's. The echo service at
+# PATH_52: one connection, every byte back, until EOF.
+python3 tests/kvm/vsock_peer.py echo "${SOCK}_52" "$DIR/echo.log" 60 &
 PEERS+=($!)
 for _ in $(seq 100); do [ -S "${SOCK}_52" ] && break; sleep 0.05; done
 API=$DIR/api.sock
@@ -47,33 +36,7 @@ wait_output 'guest to host: SHUTDOWN both ways' || fail "vsock: the guest never 
 # The host client, once the guest is done with its own connection: "CONNECT
 # 1234\nping" on PATH, then "OK <port>\n" and "pong" (retried should the
 # guest not answer in time: kvmini closes such a client after 2 s).
-python3 - "$SOCK" "$DIR/client.log" <<'PY' &
-import socket, sys, time, os
-end = time.time() + 50
-out = b""
-while time.time() < end:
-    if not os.path.exists(sys.argv[1]):
-        time.sleep(0.05); continue
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        c.connect(sys.argv[1])
-    except OSError:
-        time.sleep(0.1); continue
-    c.settimeout(10)
-    c.sendall(b"CONNECT 1234\nping")
-    out = b""
-    try:
-        while not out.endswith(b"pong"):
-            d = c.recv(4096)
-            if not d: break
-            out += d
-    except socket.timeout:
-        pass
-    c.close()
-    if out.startswith(b"OK "): break
-    time.sleep(0.2)
-open(sys.argv[2], "wb").write(out)
-PY
+python3 tests/kvm/vsock_peer.py oneshot "$SOCK" 1234 ping pong "$DIR/client.log" 50 &
 PEERS+=($!)
 if ! command -v curl >/dev/null; then
 	echo "SKIP: kvm vsock: snapshot (curl not installed)"

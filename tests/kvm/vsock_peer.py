@@ -11,6 +11,17 @@
       send "CONNECT PORT\\n", and once kvmini answers "OK <hostport>\\n",
       send TEXT and a newline and read the guest's line; LOG gets both
       lines. A refusal (the guest not listening yet) is retried.
+  vsock_peer.py echo PATH LOG SECONDS
+      listen on PATH, take one connection within SECONDS and send every
+      byte back until EOF (or an error, or SECONDS without a byte: the VM
+      killed under it counts as the end); LOG gets the bytes seen
+  vsock_peer.py oneshot PATH PORT TEXT REPLY LOG SECONDS
+      until SECONDS have passed: connect to PATH and write "CONNECT PORT\\n"
+      and TEXT in one write (kvmini has to split what it reads at the
+      line's end), then read until the bytes end with REPLY, EOF, or 10 s
+      without a byte; done once they start with "OK ", else retried (kvmini
+      closes a client the guest does not answer within 2 s). LOG gets the
+      bytes of the last try.
 
 Exit status 0 when the exchange happened, 1 otherwise.
 """
@@ -76,11 +87,84 @@ def connect(path, port, text, log, seconds):
     return 1
 
 
+def echo(path, log, seconds):
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(seconds)
+    try:
+        conn, _ = srv.accept()
+    except OSError as e:
+        sys.stderr.write("vsock_peer echo: no connection at %s: %s\n" % (path, e))
+        return 1
+    conn.settimeout(seconds)
+    seen = b""
+    while True:
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+        conn.sendall(data)
+    conn.close()
+    srv.close()
+    with open(log, "wb") as f:
+        f.write(seen)
+    return 0
+
+
+def try_oneshot(path, port, text, reply):
+    """The bytes read, or None when PATH took no connection."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        return None
+    sock.settimeout(10)
+    out = b""
+    try:
+        sock.sendall(b"CONNECT %d\n%s" % (port, text))
+        while not out.endswith(reply):
+            data = sock.recv(4096)
+            if not data:
+                break
+            out += data
+    except OSError:
+        pass
+    sock.close()
+    return out
+
+
+def oneshot(path, port, text, reply, log, seconds):
+    end = time.time() + seconds
+    out = b""
+    while time.time() < end:
+        got = try_oneshot(path, port, text, reply)
+        if got is None:
+            time.sleep(0.1)
+            continue
+        out = got
+        if out.startswith(b"OK "):
+            break
+        time.sleep(0.2)
+    with open(log, "wb") as f:
+        f.write(out)
+    return 0 if out.startswith(b"OK ") else 1
+
+
 def main(argv):
     if len(argv) == 5 and argv[1] == "serve":
         return serve(argv[2], argv[3], float(argv[4]))
     if len(argv) == 7 and argv[1] == "connect":
         return connect(argv[2], int(argv[3]), argv[4], argv[5], float(argv[6]))
+    if len(argv) == 5 and argv[1] == "echo":
+        return echo(argv[2], argv[3], float(argv[4]))
+    if len(argv) == 8 and argv[1] == "oneshot":
+        return oneshot(argv[2], int(argv[3]), argv[4].encode(), argv[5].encode(), argv[6],
+                       float(argv[7]))
     sys.stderr.write(__doc__)
     return 2
 
