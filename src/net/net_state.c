@@ -2,34 +2,25 @@
  * virtio-net snapshot state, section "VNET" (see net_device.h). Parsed into
  * a local copy and checked whole before anything of the device changes.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "core/compiler.h"
+#include "core/rate_limiter_state.h"
 #include "net/net_device.h"
 #include "net/offload.h"
 
 #define VNET_TAG "VNET"
 #define NET_COUNTER_COUNT (sizeof(struct net_counters) / sizeof(uint64_t))
+/* Debt a bucket may carry beyond empty: a charge of up to one 64 KiB frame. */
+#define VNET_MAX_DEBT ((int64_t)NET_TX_FRAME_MAX)
 
 _Static_assert(sizeof(struct net_counters) % sizeof(uint64_t) == 0, "counters are u64");
-
-struct bucket_state {
-	struct token_bucket_config cfg;
-	int64_t budget;
-	uint64_t burst;
-	uint64_t age_ns;                 /* since the refill was credited */
-};
-
-struct limiter_state {
-	struct bucket_state bw, ops;
-};
 
 struct net_state {
 	uint8_t mac[6];
 	uint16_t mtu;
 	struct net_counters counters;
-	struct limiter_state tx, rx;
+	struct rate_limiter_state tx, rx;
 	struct net_ctrl ctrl;            /* the driver's settings only, no buffers */
 };
 
@@ -39,26 +30,6 @@ static struct net_device *to_net(struct virtio_device *vdev)
 }
 
 /* --- saving ------------------------------------------------------------------ */
-
-/* A bucket's refill time relative to now: the new process's monotonic
- * clock has nothing to do with the old one's. */
-static void save_bucket(const struct token_bucket *tb, uint64_t now, struct state_writer *w)
-{
-	state_put_u64(w, tb->cfg.size);
-	state_put_u64(w, tb->cfg.one_time_burst);
-	state_put_u64(w, tb->cfg.refill_time);
-	state_put_u64(w, (uint64_t)tb->budget);
-	state_put_u64(w, tb->burst);
-	state_put_u64(w, now > tb->last_ns ? now - tb->last_ns : 0);
-}
-
-static void save_limiter(const struct rate_limiter *rl, struct state_writer *w)
-{
-	uint64_t now = rl->clock->now_ns(rl->clock);
-
-	save_bucket(&rl->bw, now, w);
-	save_bucket(&rl->ops, now, w);
-}
 
 /* What the driver set through the control queue. */
 static void save_ctrl(const struct net_ctrl *c, struct state_writer *w)
@@ -88,8 +59,8 @@ int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct er
 		state_put_u64(w, c[i]);
 	/* Every pair has the same limits; the first pair's buckets stand for
 	 * all of them. */
-	save_limiter(&net->pairs[0].tx_limiter, w);
-	save_limiter(&net->pairs[0].rx_limiter, w);
+	rate_limiter_save_state(&net->pairs[0].tx_limiter, w);
+	rate_limiter_save_state(&net->pairs[0].rx_limiter, w);
 	save_ctrl(&net->ctrl, w);
 	state_end(w);
 	return 0;
@@ -97,50 +68,10 @@ int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct er
 
 /* --- parsing --------------------------------------------------------------------- */
 
-static void read_bucket(struct state_reader *sec, struct bucket_state *b)
+static bool read_limiter(struct state_reader *sec, const char *dir, struct rate_limiter_state *l)
 {
-	b->cfg.size = state_get_u64(sec);
-	b->cfg.one_time_burst = state_get_u64(sec);
-	b->cfg.refill_time = state_get_u64(sec);
-	b->budget = (int64_t)state_get_u64(sec);
-	b->burst = state_get_u64(sec);
-	b->age_ns = state_get_u64(sec);
-}
-
-/* Tokens a bucket can hold: at most full, debt at most one frame's worth
- * beyond empty (a charge of up to a 64 KiB frame), the burst at most what
- * it started with. */
-static bool check_bucket(struct state_reader *sec, const char *what, const struct bucket_state *b)
-{
-	int64_t size = (int64_t)b->cfg.size;
-
-	if (b->budget > size || b->budget < -size - (int64_t)NET_TX_FRAME_MAX)
-		return state_fail(sec, "%s: %lld tokens in a bucket of %llu", what,
-				  (long long)b->budget, (unsigned long long)b->cfg.size);
-	if (b->burst > b->cfg.one_time_burst)
-		return state_fail(sec, "%s: burst %llu left of %llu", what,
-				  (unsigned long long)b->burst, (unsigned long long)b->cfg.one_time_burst);
-	return true;
-}
-
-static bool read_limiter(struct state_reader *sec, const char *dir, struct limiter_state *l)
-{
-	struct rate_limiter_config cfg;
-	char what[32];
-
-	read_bucket(sec, &l->bw);
-	read_bucket(sec, &l->ops);
-	if (sec->failed)
-		return false;
-	cfg.bandwidth = l->bw.cfg;
-	cfg.ops = l->ops.cfg;
-	if (!rate_limiter_config_valid(&cfg))
-		return state_fail(sec, "%s rate limiter: a bucket out of range", dir);
-	snprintf(what, sizeof(what), "%s bandwidth", dir);
-	if (!check_bucket(sec, what, &l->bw))
-		return false;
-	snprintf(what, sizeof(what), "%s ops", dir);
-	return check_bucket(sec, what, &l->ops);
+	rate_limiter_read_state(sec, l);
+	return rate_limiter_check_state(sec, dir, l, VNET_MAX_DEBT);
 }
 
 static bool read_ctrl(struct state_reader *sec, struct net_ctrl *c, unsigned npairs)
@@ -178,25 +109,6 @@ static bool parse_body(struct state_reader *sec, struct net_state *s, unsigned n
 
 /* --- applying ---------------------------------------------------------------------- */
 
-static void apply_bucket(struct token_bucket *tb, const struct bucket_state *b, uint64_t now)
-{
-	tb->cfg = b->cfg;
-	tb->budget = b->budget;
-	tb->burst = b->burst;
-	tb->last_ns = now - MIN(b->age_ns, now);
-}
-
-/* Not blocked: a limiter that was is asked again at resume and blocks
- * anew, with its timer, if the tokens are still short. */
-static void apply_limiter(struct rate_limiter *rl, const struct limiter_state *l)
-{
-	uint64_t now = rl->clock->now_ns(rl->clock);
-
-	apply_bucket(&rl->bw, &l->bw, now);
-	apply_bucket(&rl->ops, &l->ops, now);
-	rl->blocked = false;
-}
-
 bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
 {
 	struct net_device *net = to_net(vdev);
@@ -216,8 +128,8 @@ bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
 	for (unsigned i = 0; i < net->npairs; i++) {
 		struct net_queue_pair *qp = &net->pairs[i];
 		qp->counters = (struct net_counters){ 0 };
-		apply_limiter(&qp->tx_limiter, &s.tx);
-		apply_limiter(&qp->rx_limiter, &s.rx);
+		rate_limiter_apply_state(&qp->tx_limiter, &s.tx);
+		rate_limiter_apply_state(&qp->rx_limiter, &s.rx);
 	}
 	net->ctrl.guest_offloads = s.ctrl.guest_offloads;
 	net->ctrl.promisc = s.ctrl.promisc;
