@@ -34,16 +34,17 @@ static void fill_read(void *data, unsigned len, uint8_t value)
 	memset(data, value, len);
 }
 
-/* Act on what the controller model asked for: IRQ 1 is edge-triggered
- * (the MP table and ACPI's default for ISA lines), so a pulse. */
-static void i8042_effects(struct legacy_devices *l, unsigned effects)
+/* IRQ 1 is edge-triggered (the MP table and ACPI's default for ISA
+ * lines), so a byte's interrupt is a pulse. Called with i8042_lock held:
+ * a vCPU's read and a Ctrl+Alt+Del from the API pulse the same line, and
+ * two pulses interleaved (up, up, down, down) would be one edge, one
+ * byte left without its interrupt. */
+static void i8042_pulse_locked(struct legacy_devices *l, unsigned effects)
 {
 	if (effects & I8042_IRQ) {
 		vm_set_irq_line(l->vm, I8042_IRQ_LINE, true);
 		vm_set_irq_line(l->vm, I8042_IRQ_LINE, false);
 	}
-	if (effects & I8042_RESET)
-		run_state_request_stop(&l->vm->run_state, VM_EXIT_OK, "guest rebooted (i8042 reset)");
 }
 
 /* Both ports are byte-wide; a wider access reads all ones, writes nothing. */
@@ -64,6 +65,7 @@ static void i8042_access(struct legacy_devices *l, unsigned port, void *data, un
 	else
 		effects = i8042_read(&l->kbd, port, data);
 	uint8_t ctr_now = l->kbd.ctr;
+	i8042_pulse_locked(l, effects);
 	pthread_mutex_unlock(&l->i8042_lock);
 	/* Whether keys can reach the guest at all: said when it changes (a
 	 * few times while the guest probes), so a Ctrl+Alt+Del that seems lost
@@ -72,7 +74,8 @@ static void i8042_access(struct legacy_devices *l, unsigned port, void *data, un
 		log_debug("i8042: command byte 0x%02x: keyboard interrupt %s, keyboard %s", ctr_now,
 			  ctr_now & I8042_CTR_KBD_INT ? "on" : "off",
 			  ctr_now & I8042_CTR_KBD_DIS ? "disabled" : "enabled");
-	i8042_effects(l, effects);
+	if (effects & I8042_RESET)
+		run_state_request_stop(&l->vm->run_state, VM_EXIT_OK, "guest rebooted (i8042 reset)");
 }
 
 static void i8042_data_access(struct io_handler *h, uint64_t offset, void *data, unsigned len,
@@ -111,12 +114,12 @@ int legacy_ctrl_alt_del(struct legacy_devices *l)
 	pthread_mutex_lock(&l->i8042_lock);
 	int r = i8042_ctrl_alt_del(&l->kbd);
 	uint8_t ctr = l->kbd.ctr;
+	if (r > 0)
+		i8042_pulse_locked(l, (unsigned)r);
 	pthread_mutex_unlock(&l->i8042_lock);
 	if (r >= 0 && !(ctr & I8042_CTR_KBD_INT))
 		log_warn("Ctrl+Alt+Del: the keys wait in the i8042; the guest has its keyboard "
 			 "interrupt off (command byte 0x%02x)", ctr);
-	if (r > 0)
-		i8042_effects(l, (unsigned)r);
 	log_ioapic_pin(l);
 	return r < 0 ? r : 0;
 }

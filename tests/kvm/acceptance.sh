@@ -22,11 +22,13 @@
 #              its window, killed, restored in a new process and twice more
 #              as clones (tests/kvm/acceptance_snapshot.sh)
 #   stock-api  the same kernel configured and started through the control
-#              API alone, Firecracker's flow (tests/kvm/acceptance_api.sh)
+#              API alone, Firecracker's flow and its Go SDK's (the log and
+#              metrics on FIFOs), ended by SendCtrlAltDel
+#              (tests/kvm/acceptance_api.sh)
 #   stock-config  Kata's launch (`firecracker --version`, then --api-sock
 #              and --config-file, GET / polled until Running) and
-#              firecracker-containerd's drive swap, ended by SendCtrlAltDel
-#              (tests/kvm/acceptance_config.sh)
+#              firecracker-containerd's drive swap, ended by the guest's
+#              poweroff (tests/kvm/acceptance_config.sh)
 #   stock-mq   stock-tap's check with 2 vCPUs and --queues 2 on a
 #              multi-queue tap: ethtool -L and -K in the guest through the
 #              control queue, iperf3 -P 2 both ways over both pairs

@@ -17,10 +17,8 @@
 # powers off: kvmini ends with 0, and the host reads the guest's file from
 # the root image with debugfs.
 # ACCEPT_CONFIG_CAD=1 ends it instead with PUT /actions SendCtrlAltDel,
-# which the guest's init (kvmini.end=cad) would take as SIGINT, sync and
-# reboot on: on the nested platform the guest's i8042 sees no interrupt
-# for the keys (an open bug, kvmini logs the controller's state with
-# --level Debug), so CI does not end it that way yet.
+# which the guest's init (kvmini.end=cad) takes as SIGINT, syncs and
+# reboots on; the stock-api case ends that way in CI.
 
 # config_json ROOT DATA VSOCK ARGS: the config file, keys as Kata writes them.
 config_json() {
