@@ -143,8 +143,8 @@ static const struct guest_mem_region *region_of(const struct guest_mem *mem, uin
 	return NULL;
 }
 
-int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
-		     struct iovec *iov, unsigned max_iov)
+int guest_mem_to_iov_any(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
+			 struct iovec *iov, unsigned max_iov)
 {
 	unsigned n = 0;
 

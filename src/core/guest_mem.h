@@ -109,8 +109,25 @@ void guest_mem_take_dirty(const struct guest_mem *mem, unsigned i, uint64_t *out
  * -EFAULT when any byte lies outside guest memory or the range wraps, or
  * -ENOBUFS when more than @max_iov iovecs would be needed.
  */
-int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
-		     struct iovec *iov, unsigned max_iov);
+int guest_mem_to_iov_any(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
+			 struct iovec *iov, unsigned max_iov);
+
+/* Every descriptor of every chain comes through here: a range inside the
+ * first region (the RAM below the PCI hole; a vhost-user frontend's first
+ * table entry) is answered inline, the rest by the loop over regions. */
+static inline int guest_mem_to_iov(const struct guest_mem *mem, uint64_t gpa, uint64_t len,
+				   struct iovec *iov, unsigned max_iov)
+{
+	const struct guest_mem_region *r = &mem->regions[0];
+	uint64_t off = gpa - r->gpa;     /* wraps above size when gpa is below */
+
+	if (mem->nregions && max_iov && len && off < r->size && len <= r->size - off) {
+		iov->iov_base = r->host + off;
+		iov->iov_len = (size_t)len;
+		return 1;
+	}
+	return guest_mem_to_iov_any(mem, gpa, len, iov, max_iov);
+}
 
 /* Host pointer for [gpa, gpa + len) when it lies inside one region, else NULL.
  * Used for the rings, which must be contiguous. */

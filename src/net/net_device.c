@@ -602,10 +602,9 @@ static void rx_give_back(struct net_queue_pair *qp, unsigned keep)
 	qp->rx_nchains = MIN(qp->rx_nchains, MAX(keep, 1u));
 }
 
-/* The frame (header included, @total bytes) is in the gathered chains:
- * each chain's used length, the header with num_buffers and the checked
- * offload fields into the first, and the unused chains back to the ring. */
-static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
+/* Each gathered chain the frame (@total bytes) reached completed with
+ * what it holds, the rest back to the ring; returns how many it used. */
+static unsigned rx_complete_merged(struct net_queue_pair *qp, size_t total)
 {
 	size_t left = total;
 	unsigned used = 0;
@@ -616,6 +615,21 @@ static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t to
 		left -= len;
 	}
 	rx_give_back(qp, used);
+	return used;
+}
+
+/* The frame (header included, @total bytes) is in the gathered chains:
+ * each chain's used length, the header with num_buffers and the checked
+ * offload fields into the first, and the unused chains back to the ring. */
+static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
+{
+	unsigned used = 1;
+
+	if (qp->rx_nchains == 1) {        /* without MRG_RXBUF always; small frames with */
+		push_used(qp, qp->rx, qp->rx_heads[0], (uint32_t)total);
+	} else {
+		used = rx_complete_merged(qp, total);
+	}
 	/* num_buffers goes to the guest from a register, not through rx_hdr:
 	 * a load of rx_hdr spanning the narrow store just made to it cannot be
 	 * forwarded and stalls (measured: a tenth of a small frame's time). */
