@@ -626,6 +626,11 @@ def st_devv(cid, path):
     return st_section("DEVV", u64(cid) + st_str(path))
 
 
+def st_devl(amount_mib, deflate_on_oom, stats_s):
+    """The balloon's "DEVL" section."""
+    return st_section("DEVL", u32(amount_mib) + u8(deflate_on_oom) + u16(stats_s))
+
+
 def st_devb(drives):
     """The drives' "DEVB" section: (id, path, partuuid, ro, root, sectors)."""
     body = u32(len(drives))
@@ -643,6 +648,9 @@ def seeds_state():
                     ("data", "/img/data.raw", "", 1, 0, 64)])
     return {
         "devc-vsock-drives": devc + st_devv(3, "/run/v.sock") + devb,
+        "devc-vsock-balloon-drives": devc + st_devv(3, "/run/v.sock") + st_devl(64, 1, 5) + devb,
+        "devc-balloon-bad-flag": devc + st_devl(16, 2, 0),
+        "devc-balloon-after-drives": devc + devb + st_devl(0, 0, 0),
         "devc-drives-root-second": devc + st_devb([("a", "/a", "", 0, 0, 8),
                                                    ("b", "/b", "", 0, 1, 8)]),
         "devc-section": devc,
