@@ -349,6 +349,8 @@ static const struct virtio_device_ops balloon_ops = {
 	.reset = balloon_reset,
 	.resume = balloon_resume,
 	.visit_counters = balloon_visit_counters,
+	.save_state = virtio_balloon_save_state,
+	.load_state = virtio_balloon_load_state,
 };
 
 /* --- the API's changes ----------------------------------------------------------- */

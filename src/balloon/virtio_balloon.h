@@ -25,7 +25,9 @@
  *
  * VIRTIO_BALLOON_F_DEFLATE_ON_OOM is offered when configured: the guest may
  * then take pages back under memory pressure. No page hinting or reporting.
- * Everything runs on the device's loop (the polling timer too).
+ * Everything runs on the device's loop (the polling timer too). A
+ * snapshot saves the target, actual, the statistics and the buffer kept
+ * (virtio_balloon_state.c); the restored device polls again from resume.
  */
 #ifndef KVMINI_BALLOON_VIRTIO_BALLOON_H
 #define KVMINI_BALLOON_VIRTIO_BALLOON_H
@@ -122,5 +124,13 @@ static inline bool virtio_balloon_stats_enabled(const struct virtio_balloon *b)
 
 /* The statistic names of Firecracker's BalloonStats, by tag. */
 const char *virtio_balloon_stat_name(unsigned tag);
+
+/* Snapshot state (struct virtio_device_ops .save_state and .load_state;
+ * virtio_balloon_state.c): section "VBAL" with the target, actual, the
+ * statistics interval, the last statistics and the buffer kept. */
+int virtio_balloon_save_state(struct virtio_device *vdev, struct state_writer *w,
+			      struct errbuf *eb);
+bool virtio_balloon_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			       struct state_reader *r);
 
 #endif

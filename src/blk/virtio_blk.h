@@ -129,7 +129,8 @@ void virtio_blk_destroy(struct virtio_blk *blk);
 /* The device's own snapshot state (virtio_device_ops.save_state and
  * .load_state; virtio_blk_state.c). */
 int virtio_blk_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
-bool virtio_blk_load_state(struct virtio_device *vdev, struct state_reader *r);
+bool virtio_blk_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			   struct state_reader *r);
 /* A copy of the counters (any thread). */
 void virtio_blk_get_counters(const struct virtio_blk *blk, struct virtio_blk_counters *out);
 

@@ -90,7 +90,8 @@ static bool parse_body(struct state_reader *sec, const struct virtio_blk *blk,
 
 /* --- applying ------------------------------------------------------------------ */
 
-bool virtio_blk_load_state(struct virtio_device *vdev, struct state_reader *r)
+bool virtio_blk_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			   struct state_reader *r)
 {
 	struct virtio_blk *blk = to_blk(vdev);
 	struct state_reader sec;

@@ -115,6 +115,13 @@ static const char run_usage[] =
 	"                     socket PATH and writes \"CONNECT <port>\\n\" to reach a guest\n"
 	"                     listener, and a guest connection to CID 2 port N reaches\n"
 	"                     the host process listening on PATH_N\n"
+	"  --balloon AMOUNT_MIB[,deflate-on-oom][,stats=SECONDS]\n"
+	"                     a virtio-balloon device (Firecracker's balloon, as PUT\n"
+	"                     /balloon makes it): the guest is asked to give back\n"
+	"                     AMOUNT_MIB (at most --mem; PATCH /balloon changes it);\n"
+	"                     deflate-on-oom lets it take pages back under memory\n"
+	"                     pressure; stats=SECONDS polls its statistics (GET\n"
+	"                     /balloon/statistics), 0 (default) none\n"
 	"  --no-notify        do not watch the --fs directories for host changes (by\n"
 	"                     default they become FUSE invalidations for a driver that\n"
 	"                     negotiates VIRTIO_FS_F_NOTIFICATION)\n"
@@ -306,6 +313,63 @@ static int take_vsock(struct run_args *a, const char *val)
 	return 0;
 }
 
+/* One option of --balloon's after the amount: deflate-on-oom, or
+ * stats=SECONDS (0 to 65535, Firecracker's stats_polling_interval_s). */
+static int take_balloon_option(struct virtio_balloon_opts *o, const char *opt, const char *spec)
+{
+	unsigned long v;
+
+	if (!strcmp(opt, "deflate-on-oom")) {
+		o->deflate_on_oom = true;
+		return 0;
+	}
+	if (strncmp(opt, "stats=", 6)) {
+		log_err("--balloon %s: unknown option \"%s\" (deflate-on-oom, stats=SECONDS)", spec,
+			opt);
+		return -EINVAL;
+	}
+	if (cli_parse_uint(opt + 6, 0, UINT16_MAX, &v) < 0) {
+		log_err("--balloon %s: stats=\"%s\" is not a number of seconds from 0 to %u (0: no "
+			"statistics)", spec, opt + 6, UINT16_MAX);
+		return -EINVAL;
+	}
+	o->stats_polling_interval_s = (uint16_t)v;
+	return 0;
+}
+
+/* --balloon AMOUNT_MIB[,deflate-on-oom][,stats=SECONDS]: what PUT /balloon
+ * (or a config file's "balloon") sets; the amount against --mem is
+ * checked once every option is read (check_boot). */
+static int take_balloon(struct run_args *a, const char *spec)
+{
+	struct virtio_balloon_opts o = { 0 };
+	char buf[64];
+	unsigned long mib;
+
+	if (a->balloon) {
+		log_err("--balloon %s: a VM has one balloon, given already", spec);
+		return -EINVAL;
+	}
+	if (strlen(spec) >= sizeof(buf)) {
+		log_err("--balloon %s: too long", spec);
+		return -EINVAL;
+	}
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *save = NULL, *amount = strtok_r(buf, ",", &save), *opt;
+	if (!amount || spec[0] == ',' || cli_parse_uint(amount, 0, RUN_MEM_MAX_MIB, &mib) < 0) {
+		log_err("--balloon %s: the amount must come first, a number of MiB from 0 to %lu",
+			spec, RUN_MEM_MAX_MIB);
+		return -EINVAL;
+	}
+	o.amount_mib = (uint32_t)mib;
+	while ((opt = strtok_r(NULL, ",", &save)))
+		if (take_balloon_option(&o, opt, spec) < 0)
+			return -EINVAL;
+	a->balloon = true;
+	a->balloon_opts = o;
+	return 0;
+}
+
 static int parse_value(int c, const char *val, struct run_args *a)
 {
 	switch (c) {
@@ -341,6 +405,8 @@ static int parse_value(int c, const char *val, struct run_args *a)
 		return run_take_drive(a, val);
 	case 'V':
 		return take_vsock(a, val);
+	case 'L':
+		return take_balloon(a, val);
 	case 'f':
 		if (a->nfs < RUN_MAX_FS)
 			return parse_fs_spec(val, &a->fs[a->nfs++]);
@@ -352,8 +418,10 @@ static int parse_value(int c, const char *val, struct run_args *a)
 
 /* The options that say how to boot: a restore takes all that from the
  * snapshot (getopt's values for --kernel, --initrd, --cmdline, --mem,
- * --cpus, --compat, --host-decompress, --no-acpi). */
-#define RUN_BOOT_OPTIONS "kicmpPDA"
+ * --cpus, --compat, --host-decompress, --no-acpi, and --balloon: what the
+ * guest's driver negotiated with it is in the snapshot, and the API's VM
+ * gets its balloon from PUT /balloon). */
+#define RUN_BOOT_OPTIONS "kicmpPDAL"
 
 static int check_restore(const struct run_args *a)
 {
@@ -405,6 +473,11 @@ static int check_boot(struct run_args *a)
 		return -EINVAL;
 	if (check_readable("--kernel", a->kernel) || (a->initrd && check_readable("--initrd", a->initrd)))
 		return -EINVAL;
+	if (a->balloon && a->balloon_opts.amount_mib > a->mem_mib) {
+		log_err("--balloon %u: the balloon's amount is above guest memory (--mem %lu MiB)",
+			a->balloon_opts.amount_mib, a->mem_mib);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -503,6 +576,7 @@ static int parse_run_args(int argc, char **argv, struct run_args *a)
 		{ "entropy", optional_argument, NULL, 'E' },
 		{ "drive", required_argument, NULL, 'B' },
 		{ "vsock", required_argument, NULL, 'V' },
+		{ "balloon", required_argument, NULL, 'L' },
 		CLI_NET_CONTROLS_LONG_OPTIONS,
 		RUN_FC_LONG_OPTIONS,
 	};

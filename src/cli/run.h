@@ -63,7 +63,7 @@ struct run_args {
 		char path[108];
 		int listen_fd;           /* PUT /vsock made the socket; -1: the machine makes it */
 	} vsock;
-	bool balloon;                    /* PUT /balloon: a virtio-balloon device */
+	bool balloon;                    /* --balloon, PUT /balloon: a virtio-balloon device */
 	struct virtio_balloon_opts balloon_opts;
 	bool boot_timing;
 	bool counters;

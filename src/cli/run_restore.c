@@ -16,6 +16,16 @@
 #include "mmds/mmds.h"
 #include "vmm/ram_file.h"
 
+/* The snapshot's balloon into the run's own configuration (the command
+ * line gives none beside --restore): GET /balloon finds it there. */
+static void restore_balloon(struct run_ctx *ctx)
+{
+	const struct saved_devices *d = &ctx->restore.devices;
+
+	ctx->args->balloon = d->has_balloon;
+	ctx->args->balloon_opts = d->balloon;
+}
+
 /* The snapshot's drives and vsock device into the run's own lists, unless
  * the command line gives its own (then the devices' sections check them):
  * the machine is built from those lists, and GET /vm/config and PATCH
@@ -52,6 +62,7 @@ static void configure_restore(struct run_ctx *ctx, const struct run_restore *rr)
 	const struct machine_snapshot_info *info = &ctx->restore.info;
 
 	restore_drives_vsock(ctx);
+	restore_balloon(ctx);
 	run_configure(ctx);
 	ctx->cfg.kernel = ctx->cfg.initrd = NULL;
 	ctx->cfg.mem_bytes = info->mem_bytes;

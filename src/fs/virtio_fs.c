@@ -519,7 +519,8 @@ static int fs_save_state(struct virtio_device *vdev, struct state_writer *w, str
 	return virtio_fs_state_save(to_fs(vdev), w, eb);
 }
 
-static bool fs_load_state(struct virtio_device *vdev, struct state_reader *r)
+static bool fs_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			  struct state_reader *r)
 {
 	return virtio_fs_state_load(to_fs(vdev), r);
 }

@@ -63,6 +63,17 @@ static void save_vsock(const struct virtio_vsock_opts *v, struct state_writer *w
 	state_end(w);
 }
 
+/* The balloon as configured (PUT /balloon, --balloon); its target and
+ * interval as PATCH left them are the device's own section's ("VBAL"). */
+static void save_balloon(const struct virtio_balloon_opts *o, struct state_writer *w)
+{
+	state_begin(w, "DEVL");
+	state_put_u32(w, o->amount_mib);
+	state_put_bool(w, o->deflate_on_oom);
+	state_put_u16(w, o->stats_polling_interval_s);
+	state_end(w);
+}
+
 static void save_drives(const struct machine_config *cfg, const uint64_t *sectors,
 			struct state_writer *w)
 {
@@ -97,6 +108,8 @@ void device_config_save(const struct machine_config *cfg, const uint64_t *drive_
 		save_entropy(cfg->entropy, w);
 	if (cfg->vsock)
 		save_vsock(cfg->vsock, w);
+	if (cfg->balloon)
+		save_balloon(cfg->balloon, w);
 	if (cfg->n_drives)
 		save_drives(cfg, drive_sectors, w);
 }
@@ -254,6 +267,23 @@ static bool load_vsock(struct state_reader *r, struct saved_devices *out)
 	return state_section_done(r, &sec);
 }
 
+/* "DEVL", when the next section is it: the balloon. Its target against
+ * guest memory is checked with "MACH" (machine_snapshot.c). */
+static bool load_balloon(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+
+	if (!next_is(r, "DEVL"))
+		return true;
+	if (!state_section(r, "DEVL", &sec))
+		return false;
+	out->balloon.amount_mib = state_get_u32(&sec);
+	out->balloon.deflate_on_oom = state_get_bool(&sec);
+	out->balloon.stats_polling_interval_s = state_get_u16(&sec);
+	out->has_balloon = !sec.failed;
+	return state_section_done(r, &sec);
+}
+
 static bool load_drive(struct state_reader *sec, struct saved_drive *d)
 {
 	if (!state_get_str(sec, d->id, sizeof(d->id)) ||
@@ -316,7 +346,7 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 	struct state_reader sec;
 
 	out->n_nets = out->n_fs = out->n_drives = 0;
-	out->has_entropy = out->has_vsock = false;
+	out->has_entropy = out->has_vsock = out->has_balloon = false;
 	if (!state_section(r, "DEVC", &sec))
 		return false;
 	uint32_t n = state_get_u32(&sec);
@@ -334,7 +364,7 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 	if (!sec.failed)
 		ids_unique(&sec, out);
 	return state_section_done(r, &sec) && load_entropy(r, out) && load_vsock(r, out) &&
-	       load_drives(r, out);
+	       load_balloon(r, out) && load_drives(r, out);
 }
 
 /* --- use --------------------------------------------------------------------- */

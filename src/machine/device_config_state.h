@@ -5,7 +5,9 @@
  * order the machine built them (nets first, then shares); then "DEVR",
  * the entropy device's rate limiter, when the machine has one (absent from
  * snapshots made before the device existed, and from those without it);
- * then "DEVV", the vsock device's CID and socket path, and "DEVB", the
+ * then "DEVV", the vsock device's CID and socket path, "DEVL", the
+ * balloon's configuration (amount_mib, deflate_on_oom, the statistics
+ * interval, as PUT /balloon gave them), and "DEVB", the
  * drives (id, image path, read-only, root, partuuid, rate limiter and the
  * image's size in sectors at the snapshot), each only when the machine has
  * them. A restore reopens every drive's image at its path and refuses one
@@ -49,6 +51,8 @@ struct saved_devices {
 	bool has_vsock;
 	uint64_t vsock_cid;
 	char vsock_path[VSOCK_UDS_PATH_MAX + 1];
+	bool has_balloon;
+	struct virtio_balloon_opts balloon;
 	struct saved_drive {
 		char id[DEVICE_CONFIG_DRIVE_ID_MAX + 1];
 		char path[PATH_MAX];
@@ -60,19 +64,20 @@ struct saved_devices {
 	unsigned n_drives;
 };
 
-/* Write "DEVC" (and "DEVR", "DEVV", "DEVB") for @cfg's devices;
+/* Write "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB") for @cfg's devices;
  * @drive_sectors[i] is drive i's size now (NULL without drives). */
 void device_config_save(const struct machine_config *cfg, const uint64_t *drive_sectors,
 			struct state_writer *w);
 
-/* Read "DEVC" (and "DEVR", "DEVV", "DEVB" when they follow, in that order)
+/* Read "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB" when they follow, in that order)
  * into @out, checking every field (counts, ids, specs, paths,
  * tags, option ranges); false with why in @r. The MACs are left zero (the
  * devices' sections have them) and mac_given false. */
 bool device_config_load(struct state_reader *r, struct saved_devices *out);
 
-/* Point @cfg's nets, shares and entropy device at @d's (the drives and
- * the vsock device go through the front door's own lists: run_restore.c). */
+/* Point @cfg's nets, shares and entropy device at @d's (the drives, the
+ * vsock device and the balloon go through the front door's own lists:
+ * run_restore.c). */
 void device_config_apply(struct saved_devices *d, struct machine_config *cfg);
 
 /* A clone's change to interface @id: another tap (@tap: its name) and/or

@@ -66,6 +66,7 @@ static const char *device_name(uint32_t id)
 	case VIRTIO_ID_RNG: return "virtio-rng";
 	case VIRTIO_ID_VSOCK: return "virtio-vsock";
 	case VIRTIO_ID_BLOCK: return "virtio-blk";
+	case VIRTIO_ID_BALLOON: return "virtio-balloon";
 	default: return "another device";
 	}
 }
@@ -81,7 +82,8 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 	}
 	if (m->n_slots != info->n_slots) {
 		errbuf_set(eb, "the snapshot has %u virtio devices, this machine %u: restore with "
-			   "the same --net, --fs, --vsock and --drive options it was taken with",
+			   "the same --net, --fs, --vsock and --drive options it was taken with "
+			   "(the balloon comes from the snapshot)",
 			   info->n_slots,
 			   m->n_slots);
 		return -EINVAL;
@@ -100,20 +102,35 @@ static int check_devices(struct machine *m, const struct machine_snapshot_info *
 
 /* What slot @i holds when the machine has @d's devices, in the order it
  * adds them: the nets, the shares, the entropy device, the vsock device,
- * the drives. */
+ * the balloon, the drives. */
 static uint32_t slot_device(const struct saved_devices *d, unsigned i)
 {
-	unsigned n_rng = d->has_entropy ? 1 : 0;
+	unsigned at = d->n_nets + d->n_fs;     /* the next one-of-a-kind device's slot */
 
 	if (i < d->n_nets)
 		return VIRTIO_ID_NET;
-	if (i < d->n_nets + d->n_fs)
+	if (i < at)
 		return VIRTIO_ID_FS;
-	if (i < d->n_nets + d->n_fs + n_rng)
+	if (d->has_entropy && i == at)
 		return VIRTIO_ID_RNG;
-	if (d->has_vsock && i == d->n_nets + d->n_fs + n_rng)
+	at += d->has_entropy ? 1 : 0;
+	if (d->has_vsock && i == at)
 		return VIRTIO_ID_VSOCK;
+	at += d->has_vsock ? 1 : 0;
+	if (d->has_balloon && i == at)
+		return VIRTIO_ID_BALLOON;
 	return VIRTIO_ID_BLOCK;
+}
+
+/* The balloon's first target fits the snapshot's guest memory, as PUT
+ * /balloon checks it against the machine's. */
+static bool balloon_fits(struct state_reader *r, const struct machine_snapshot_info *info,
+			 const struct saved_devices *d)
+{
+	if (!d->has_balloon || (uint64_t)d->balloon.amount_mib << 20 <= info->mem_bytes)
+		return true;
+	return state_fail(r, "the balloon's amount_mib %u is beyond guest memory's %llu MiB",
+			  d->balloon.amount_mib, (unsigned long long)(info->mem_bytes >> 20));
 }
 
 /* "DEVC" (and "DEVR") has what "MACH" says the slots hold. */
@@ -121,18 +138,19 @@ static bool devices_fit_slots(struct state_reader *r, const struct machine_snaps
 			      const struct saved_devices *d)
 {
 	unsigned n_rng = d->has_entropy ? 1 : 0, n_vsock = d->has_vsock ? 1 : 0;
+	unsigned n_balloon = d->has_balloon ? 1 : 0;
 
-	if (d->n_nets + d->n_fs + n_rng + n_vsock + d->n_drives != info->n_slots)
-		return state_fail(r, "%u interfaces, %u shares, %u entropy devices, %u vsock devices "
-				  "and %u drives for %u devices", d->n_nets, d->n_fs, n_rng, n_vsock,
-				  d->n_drives, info->n_slots);
+	if (d->n_nets + d->n_fs + n_rng + n_vsock + n_balloon + d->n_drives != info->n_slots)
+		return state_fail(r, "%u interfaces, %u shares, %u entropy devices, %u vsock devices, "
+				  "%u balloons and %u drives for %u devices", d->n_nets, d->n_fs,
+				  n_rng, n_vsock, n_balloon, d->n_drives, info->n_slots);
 	for (unsigned i = 0; i < info->n_slots; i++) {
 		uint32_t want = slot_device(d, i);
 		if (info->device_ids[i] != want)
 			return state_fail(r, "device %u is %s, its configuration that of %s", i,
 					  device_name(info->device_ids[i]), device_name(want));
 	}
-	return true;
+	return balloon_fits(r, info, d);
 }
 
 /* --- snapshot --------------------------------------------------------------------- */
@@ -237,11 +255,6 @@ int machine_snapshot(struct machine *m, const struct machine_snapshot_req *req,
 	unsigned layers;
 
 	*st = (struct machine_snapshot_stats){ 0 };
-	if (m->balloon) {
-		/* Its state (target, statistics buffer held) is not saved yet. */
-		errbuf_set(eb, "a VM with a balloon device cannot be snapshotted yet");
-		return -EOPNOTSUPP;
-	}
 	if (!m->paused) {
 		errbuf_set(eb, "the VM must be paused first");
 		return -EAGAIN;

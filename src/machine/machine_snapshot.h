@@ -5,8 +5,8 @@
  * The state file is, in this order: "MACH" (what machine this is: memory
  * size, vCPUs, ACPI, compat, each virtio-mmio slot's device type, and how
  * many layers its memory has), "DEVC" (how the host opened each device:
- * device_config_state.h; with "DEVV" and "DEVB" the vsock device and the
- * drives, whose images a restore reopens by path), the
+ * device_config_state.h; with "DEVV", "DEVL" and "DEVB" the vsock device,
+ * the balloon and the drives, whose images a restore reopens by path), the
  * VM's in-kernel state and every vCPU (vmm/vm_state.h), the UART and the
  * legacy ports, then each slot's transport and device, each net
  * interface's backend (libslirp's state for "user"), and the metadata

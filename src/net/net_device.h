@@ -295,7 +295,8 @@ void net_device_get_rate_limit(const struct net_device *net, unsigned q,
  * The state's MAC replaces opts.mac unless keep_configured_mac is set.
  */
 int net_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
-bool net_load_state(struct virtio_device *vdev, struct state_reader *r);
+bool net_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+		    struct state_reader *r);
 
 /* Parse "52:54:00:12:34:56" (six two-digit hex bytes, either case) into
  * @mac: 0, -EINVAL when malformed, -EADDRNOTAVAIL for a multicast or

@@ -109,7 +109,8 @@ static bool parse_body(struct state_reader *sec, struct net_state *s, unsigned n
 
 /* --- applying ---------------------------------------------------------------------- */
 
-bool net_load_state(struct virtio_device *vdev, struct state_reader *r)
+bool net_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+		    struct state_reader *r)
 {
 	struct net_device *net = to_net(vdev);
 	struct state_reader sec;

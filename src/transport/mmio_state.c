@@ -253,7 +253,7 @@ int virtio_mmio_state_load(struct virtio_mmio *t, struct state_reader *r)
 	}
 	bool ok = parse_registers(t, r, &s) && virtio_device_state_parse(t->dev, r, &ds) &&
 		  check_lifecycle(r, &s, &ds) && check_queues_match(r, &s, &ds) &&
-		  virtio_device_state_load_own(t->dev, r) &&
+		  virtio_device_state_load_own(t->dev, &ds, r) &&
 		  virtio_device_state_apply(t->dev, &ds, r);
 	if (ok)
 		apply_registers(t, &s);

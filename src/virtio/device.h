@@ -31,6 +31,7 @@ struct virtio_transport;
 struct errbuf;
 struct state_writer;
 struct state_reader;
+struct virtio_device_state;
 
 struct virtio_device_ops {
 	const char *name;
@@ -82,9 +83,12 @@ struct virtio_device_ops {
 	 * device as built, never activated, before the core applies its part
 	 * (features, queues, activation): it validates everything first and
 	 * changes nothing unless it returns true; on failure it says why with
-	 * state_fail. Loop thread. */
+	 * state_fail. @core is the core's state, parsed and checked, not yet
+	 * applied: what the device's own may be checked against (features,
+	 * queues). Loop thread. */
 	int (*save_state)(struct virtio_device *dev, struct state_writer *w, struct errbuf *eb);
-	bool (*load_state)(struct virtio_device *dev, struct state_reader *r);
+	bool (*load_state)(struct virtio_device *dev, const struct virtio_device_state *core,
+			   struct state_reader *r);
 };
 
 struct virtio_transport_ops {

@@ -200,11 +200,12 @@ void virtio_device_state_free(struct virtio_device_state *s)
 	s->num_queues = 0;
 }
 
-bool virtio_device_state_load_own(struct virtio_device *dev, struct state_reader *r)
+bool virtio_device_state_load_own(struct virtio_device *dev, const struct virtio_device_state *s,
+				  struct state_reader *r)
 {
 	if (r->failed)
 		return false;
-	if (!dev->ops->load_state || dev->ops->load_state(dev, r))
+	if (!dev->ops->load_state || dev->ops->load_state(dev, s, r))
 		return !r->failed;
 	if (!r->failed)
 		state_fail(r, "%s: its own state was refused", dev->ops->name);
@@ -267,7 +268,7 @@ bool virtio_device_state_apply(struct virtio_device *dev, const struct virtio_de
 bool virtio_device_state_load(struct virtio_device *dev, struct state_reader *r)
 {
 	struct virtio_device_state s;
-	bool ok = virtio_device_state_parse(dev, r, &s) && virtio_device_state_load_own(dev, r) &&
+	bool ok = virtio_device_state_parse(dev, r, &s) && virtio_device_state_load_own(dev, &s, r) &&
 		  virtio_device_state_apply(dev, &s, r);
 
 	virtio_device_state_free(&s);

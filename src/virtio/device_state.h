@@ -58,8 +58,10 @@ int virtio_device_state_save(struct virtio_device *dev, struct state_writer *w, 
  * when it does not fit this device or its guest memory. */
 bool virtio_device_state_parse(struct virtio_device *dev, struct state_reader *r,
 			       struct virtio_device_state *s);
-/* The device's own sections (ops->load_state; true when it has none). */
-bool virtio_device_state_load_own(struct virtio_device *dev, struct state_reader *r);
+/* The device's own sections (ops->load_state, checked against @s, the
+ * parsed "VDEV"; true when it has none). */
+bool virtio_device_state_load_own(struct virtio_device *dev, const struct virtio_device_state *s,
+				  struct state_reader *r);
 /* Apply a parsed state to a device as built. Fails only when the device
  * refuses what the checks could not foresee (its set_features or activate
  * says no); the device is reset then, and why is in @r. */

@@ -135,7 +135,8 @@ void virtio_vsock_destroy(struct virtio_vsock *vs);
 /* The device's own snapshot state (virtio_device_ops.save_state and
  * .load_state; virtio_vsock_state.c). */
 int virtio_vsock_save_state(struct virtio_device *vdev, struct state_writer *w, struct errbuf *eb);
-bool virtio_vsock_load_state(struct virtio_device *vdev, struct state_reader *r);
+bool virtio_vsock_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			     struct state_reader *r);
 /* Connections in use (any state). */
 unsigned virtio_vsock_conns(const struct virtio_vsock *vs);
 

@@ -60,7 +60,8 @@ static bool parse_body(struct state_reader *sec, const struct virtio_vsock *vs,
 	return true;
 }
 
-bool virtio_vsock_load_state(struct virtio_device *vdev, struct state_reader *r)
+bool virtio_vsock_load_state(struct virtio_device *vdev, const struct virtio_device_state *core,
+			     struct state_reader *r)
 {
 	struct virtio_vsock *vs = to_vsock(vdev);
 	struct state_reader sec;

@@ -113,13 +113,14 @@ static void parse_vm(const uint8_t *data, size_t size)
 	vm_saved_state_free(&saved);
 }
 
-/* The drives and the vsock device of @d into @cfg, as the front door's
- * lists give them to a restored machine (cli/run_restore.c). */
+/* The drives, the vsock device and the balloon of @d into @cfg, as the
+ * front door's lists give them to a restored machine (cli/run_restore.c). */
 static void apply_drives_vsock(const struct saved_devices *d, struct machine_config *cfg,
 			       uint64_t *sectors)
 {
 	static struct machine_drive_config drives[MACHINE_MAX_DRIVES];
 	static struct virtio_vsock_opts vsock;
+	static struct virtio_balloon_opts balloon;
 
 	for (unsigned i = 0; i < d->n_drives; i++) {
 		const struct saved_drive *sd = &d->drives[i];
@@ -132,9 +133,11 @@ static void apply_drives_vsock(const struct saved_devices *d, struct machine_con
 	cfg->n_drives = d->n_drives;
 	vsock = (struct virtio_vsock_opts){ .guest_cid = d->vsock_cid, .uds_path = d->vsock_path };
 	cfg->vsock = d->has_vsock ? &vsock : NULL;
+	balloon = d->balloon;
+	cfg->balloon = d->has_balloon ? &balloon : NULL;
 }
 
-/* "DEVC" (and "DEVR", "DEVV", "DEVB"): what parses writes back the same
+/* "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB"): what parses writes back the same
  * through the machine configuration it becomes. */
 static void parse_devices(const uint8_t *data, size_t size)
 {

@@ -626,6 +626,11 @@ def st_devv(cid, path):
     return st_section("DEVV", u64(cid) + st_str(path))
 
 
+def st_devl(amount_mib, deflate_on_oom, stats_s):
+    """The balloon's "DEVL" section."""
+    return st_section("DEVL", u32(amount_mib) + u8(deflate_on_oom) + u16(stats_s))
+
+
 def st_devb(drives):
     """The drives' "DEVB" section: (id, path, partuuid, ro, root, sectors)."""
     body = u32(len(drives))
@@ -643,6 +648,9 @@ def seeds_state():
                     ("data", "/img/data.raw", "", 1, 0, 64)])
     return {
         "devc-vsock-drives": devc + st_devv(3, "/run/v.sock") + devb,
+        "devc-vsock-balloon-drives": devc + st_devv(3, "/run/v.sock") + st_devl(64, 1, 5) + devb,
+        "devc-balloon-bad-flag": devc + st_devl(16, 2, 0),
+        "devc-balloon-after-drives": devc + devb + st_devl(0, 0, 0),
         "devc-drives-root-second": devc + st_devb([("a", "/a", "", 0, 0, 8),
                                                    ("b", "/b", "", 0, 1, 8)]),
         "devc-section": devc,
@@ -773,9 +781,10 @@ def seeds_device_state():
     }
 
 
-# ---- fuzz_blk_vsock_state: MMIO, VDEV and VBLK or VSCK for virtio-blk (one
-# queue, a 64-sector image "fuzzdisk") or virtio-vsock (three queues, CID 3)
-# behind virtio-mmio; the input's first byte: even blk, odd vsock ----------
+# ---- fuzz_blk_vsock_state: MMIO, VDEV and VBLK, VSCK or VBAL for virtio-blk
+# (one queue, a 64-sector image "fuzzdisk"), virtio-vsock (three queues, CID
+# 3) or virtio-balloon (three queues, statistics every second) behind
+# virtio-mmio; the input's first byte modulo 3: 0 blk, 1 vsock, 2 balloon --
 
 BLK_SEEN = (1 << 32) | (1 << 9)          # VERSION_1, FLUSH
 VSOCK_SEEN = 1 << 32
@@ -790,12 +799,14 @@ def dv_mmio(devid, name, nq, status, features, active):
     return section(b"MMIO", body)
 
 
-def dv_vdev(nq, features, active):
+def dv_vdev(nq, features, active, bases=()):
+    """bases: each queue's next avail index (default 0): chains taken, none used."""
     body = u64(features) + u8(active) + u8(0) + u32(0) + u32(nq)
     for q in range(nq):
         d, a, u = ds_rings(q) if active else (0, 0, 0)
         body += u16(16 if active else 0) + u64(d) + u64(a) + u64(u)
-        body += u16(0) * 4 + u8(0) + u8(1) + u64(0) * 2 + u8(0) * 3
+        body += u16(bases[q] if q < len(bases) else 0) + u16(0) * 3 + u8(0) + u8(1)
+        body += u64(0) * 2 + u8(0) * 3
     return section(b"VDEV", body)
 
 
@@ -809,9 +820,21 @@ def dv_vsck(cid=3, port=1 << 30, pending=0):
     return section(b"VSCK", u64(cid) + st_str("/tmp/old.sock") + u32(port) + u8(pending))
 
 
+BALLOON_SEEN = (1 << 32) | (1 << 1) | (1 << 2)   # VERSION_1, STATS_VQ, DEFLATE_ON_OOM
+
+
+def dv_vbal(pages=0, actual=0, interval=1, flags=0, head=0, seen=0):
+    """The balloon's "VBAL": target, actual, interval, flags (1: a statistics
+    buffer kept, descriptor head), the tags seen and 16 values."""
+    body = u32(pages) + u32(actual) + u16(interval) + u32(flags) + u16(head) + u32(seen)
+    return section(b"VBAL", body + b"".join(u64(t * 1000) for t in range(16)))
+
+
 def seeds_blk_vsock_state():
     blk = lambda st, f, act: dv_mmio(2, b"virtio-blk", 1, st, f, act) + dv_vdev(1, f, act)
     vs = lambda st, f, act: dv_mmio(19, b"virtio-vsock", 3, st, f, act) + dv_vdev(3, f, act)
+    bl = lambda st, f, act, bases=(): (dv_mmio(5, b"virtio-balloon", 3, st, f, act) +
+                                       dv_vdev(3, f, act, bases))
     return {
         "blk-fresh": b"\0" + blk(0, 0, False) + dv_vblk(),
         "blk-active": b"\0" + blk(0xF, BLK_SEEN, True) + dv_vblk(limited=True),
@@ -821,6 +844,13 @@ def seeds_blk_vsock_state():
         "vsock-active": b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck(pending=1),
         "vsock-other-cid": b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck(cid=4),
         "vsock-truncated": (b"\1" + vs(0xF, VSOCK_SEEN, True) + dv_vsck())[:-3],
+        "balloon-fresh": b"\2" + bl(0, 0, False) + dv_vbal(),
+        "balloon-active-held": b"\2" + bl(0xF, BALLOON_SEEN, True, (0, 0, 1)) +
+                               dv_vbal(pages=4096, actual=1024, interval=5, flags=1, head=3,
+                                       seen=0x31),
+        "balloon-held-none-taken": b"\2" + bl(0xF, BALLOON_SEEN, True) + dv_vbal(flags=1),
+        "balloon-target-beyond-ram": b"\2" + bl(0xF, BALLOON_SEEN, True) + dv_vbal(pages=1 << 20),
+        "balloon-unknown-flags": b"\2" + bl(0xF, BALLOON_SEEN, True) + dv_vbal(flags=6),
     }
 
 

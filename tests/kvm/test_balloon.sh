@@ -9,7 +9,13 @@
 #    guest's count without DEFLATE_ON_OOM); the guest's statistics arrive;
 #  - PATCH /balloon/statistics may not switch them off; PATCH back to 0:
 #    actual_mib 0 and MemTotal back;
-#  - the metrics' balloon group under Firecracker's names.
+#  - the metrics' balloon group under Firecracker's names;
+#  - inflated to 32 MiB, paused and snapshotted, killed, and loaded into a
+#    new kvmini (PUT /snapshot/load, resumed): GET /balloon shows the same
+#    configuration, GET /balloon/statistics actual_mib 32 and the guest's
+#    statistics keep arriving (the new process's stats_updates_count grows:
+#    the buffer the device kept was handed back), and PATCH /balloon 64
+#    still inflates: actual_mib 64 and MemTotal down by 64 MiB from before.
 # The guest is the stock initramfs (build/stock-guest/initramfs.gz, as the
 # acceptance suite builds it) with an overlay: virtio_balloon.ko and an
 # /init that loads the modules and prints /proc/meminfo every half second.
@@ -70,8 +76,8 @@ api() {
 	BODY=$(sed '$d' <<<"$out")
 }
 json() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$1" <<<"$BODY"; }
-# The guest's last MemTotal in kB.
-memtotal() { grep -o 'MemTotal: [0-9]*' "$DIR/console" | tail -n1 | grep -o '[0-9]*$'; }
+# The guest's last MemTotal in kB (on CONSOLE, default the first VM's).
+memtotal() { grep -o 'MemTotal: [0-9]*' "${1:-$DIR/console}" | tail -n1 | grep -o '[0-9]*$'; }
 # until_ok SECONDS CMD...: retry CMD every half second.
 until_ok() {
 	local n=$(($1 * 2))
@@ -150,12 +156,69 @@ assert b["inflate_count"] > 0 and b["deflate_count"] > 0 and b["stats_updates_co
 assert b["activate_fails"] == 0 and b["event_fails"] == 0 and b["rx_inflate_pfns_invalid"] == 0, b
 assert b["rx_inflate_pages"] >= 64 * 256, b
 PY
+
+# --- snapshot and restore with the balloon inflated -----------------------------
+api PATCH /balloon '{"amount_mib":32}'
+until_ok 30 actual_is 32 || fail "balloon: actual_mib $(json actual_mib) before the snapshot, not 32"
+api PATCH /vm '{"state":"Paused"}'; codes="$CODE "
+api PUT /snapshot/create "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$DIR/state\",\"mem_file_path\":\"$DIR/mem\"}"
+codes+="$CODE"
+[ "$codes" = "204 204" ] && pass "balloon: the VM with its balloon inflated is snapshotted" ||
+	fail "balloon: pause and snapshot answered $codes ($BODY)"
 kill "$VM" 2>/dev/null
 wait "$VM" 2>/dev/null
-VM=
 ERR=$(cat "$DIR/kvmini.err")
 LAST=balloon
 cp "$DIR/kvmini.err" "$LOGDIR/balloon.err" 2>/dev/null
 cp "$DIR/console" "$LOGDIR/balloon.console" 2>/dev/null
 sanitizer_check balloon
+SOCK=$DIR/load.sock
+timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-300}" "$KVMINI" run --api-sock "$SOCK" </dev/null \
+	>"$DIR/console2" 2>"$DIR/kvmini2.err" &
+VM=$!
+until_ok 10 test -S "$SOCK" || { fail "balloon: the restoring kvmini made no API socket"; kvm_end; }
+api PUT /snapshot/load "{\"snapshot_path\":\"$DIR/state\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"$DIR/mem\"},\"resume_vm\":true}"
+[ "$CODE" = 204 ] && pass "balloon: the snapshot loads into a new kvmini" ||
+	fail "balloon: PUT /snapshot/load answered $CODE $BODY"
+api GET /balloon
+[ "$(json amount_mib)" = 32 ] && [ "$(json stats_polling_interval_s)" = 2 ] &&
+	[ "$(json deflate_on_oom)" = False ] &&
+	pass "balloon: GET /balloon after the restore shows the same configuration ($BODY)" ||
+	fail "balloon: GET /balloon after the restore: $BODY"
+actual_is 32 && pass "balloon: actual_mib 32 after the restore" ||
+	fail "balloon: actual_mib after the restore: $CODE $BODY"
+# Counters start at zero in the new process: updates counted here came
+# after the restore.
+fresh_stats() {
+	api GET /metrics
+	python3 -c 'import json,sys; sys.exit(json.loads(sys.argv[1])["balloon"]["stats_updates_count"] < 2)' "$BODY"
+}
+if until_ok 15 fresh_stats; then
+	api GET /balloon/statistics
+	[ "$CODE" = 200 ] && [ -n "$(json total_memory)" ] &&
+		pass "balloon: fresh statistics keep arriving after the restore ($BODY)" ||
+		fail "balloon: GET /balloon/statistics after the restore: $CODE $BODY"
+else
+	fail "balloon: no statistics reached the restored device (metrics $BODY)"
+fi
+until_ok 10 grep -q 'balloon-guest: MemTotal' "$DIR/console2" || fail "balloon: the restored guest prints nothing"
+api PATCH /balloon '{"amount_mib":64}'
+[ "$CODE" = 204 ] || fail "balloon: PATCH after the restore answered $CODE $BODY"
+if until_ok 30 actual_is 64; then
+	sleep 1
+	restored=$(memtotal "$DIR/console2")
+	[ -n "$restored" ] && [ $((before - restored)) -ge 65536 ] &&
+		pass "balloon: PATCH /balloon still inflates after the restore (actual_mib 64, MemTotal $before -> $restored kB)" ||
+		fail "balloon: after the restore, actual_mib 64 but MemTotal $before -> $restored kB"
+else
+	fail "balloon: actual_mib $(json actual_mib) after PATCH 64 on the restored VM"
+fi
+kill "$VM" 2>/dev/null
+wait "$VM" 2>/dev/null
+VM=
+ERR=$(cat "$DIR/kvmini2.err")
+LAST=balloon-restored
+cp "$DIR/kvmini2.err" "$LOGDIR/balloon-restored.err" 2>/dev/null
+cp "$DIR/console2" "$LOGDIR/balloon-restored.console" 2>/dev/null
+sanitizer_check balloon-restored
 kvm_end

@@ -170,6 +170,14 @@ expect run-vsock-host-cid 2 'vsock 2:/tmp/v.sock: give CID:PATH, CID from 3 to 4
 expect run-vsock-big-cid 2 'vsock 4294967296:/tmp/v.sock: give CID:PATH' -- "${K[@]}" --vsock 4294967296:/tmp/v.sock
 expect run-vsock-junk-cid 2 'vsock 3x:/tmp/v.sock: give CID:PATH' -- "${K[@]}" --vsock 3x:/tmp/v.sock
 expect run-vsock-no-path 2 'vsock 3:: give CID:PATH' -- "${K[@]}" --vsock 3:
+expect run-balloon-above-mem 2 'balloon 300: the balloon.s amount is above guest memory \(--mem 256 MiB\)' -- "${K[@]}" --balloon 300
+expect run-balloon-no-amount 2 'balloon ,stats=1: the amount must come first, a number of MiB from 0 to 1048576' -- "${K[@]}" --balloon ,stats=1
+expect run-balloon-junk-amount 2 'balloon 16M: the amount must come first' -- "${K[@]}" --balloon 16M
+expect run-balloon-stats-range 2 'balloon 16,stats=65536: stats="65536" is not a number of seconds from 0 to 65535' -- "${K[@]}" --balloon 16,stats=65536
+expect run-balloon-unknown 2 'balloon 16,deflate_on_oom: unknown option "deflate_on_oom" \(deflate-on-oom, stats=SECONDS\)' -- "${K[@]}" --balloon 16,deflate_on_oom
+expect run-balloon-twice 2 'balloon 8: a VM has one balloon, given already' -- "${K[@]}" --balloon 16 --balloon 8
+expect run-balloon-restore 2 'balloon: with --restore this comes from the snapshot' -- run --restore /dev/null --mem-file /dev/null --balloon 16
+expect run-balloon-api 2 'balloon: kvmini run --api-sock or --config-file without --kernel' -- run --api-sock /tmp/kvmini-cli-none.sock --balloon 16
 expect run-vsock-long-path 2 'PATH a unix socket path of at most 96 bytes' -- "${K[@]}" --vsock "3:/tmp/$(head -c 120 /dev/zero | tr '\0' 'x')"
 expect run-wait-with-vsock 2 'vsock: kvmini run --api-sock or --config-file without' -- run --api-sock "$tmp/wait.sock" --vsock 3:"$tmp/v.sock"
 expect run-mmds-iface-unknown 2 'mmds-iface eth3: no interface has that id' -- "${K[@]}" --net loopback --mmds --mmds-iface eth3
@@ -228,6 +236,7 @@ expect_fc fc-help 0 'usage: firecracker .*--api-sock PATH' -- --help
 expect_fc fc-help-refused 0 '--seccomp-filter, --module, --describe-snapshot, --snapshot-version +refused' -- --help
 expect_fc fc-unknown 2 'firecracker: unknown flag "--bogus"' -- --bogus
 expect_fc fc-kvmini-option 2 'firecracker: unknown flag "--kernel"' -- --kernel /dev/null
+expect_fc fc-no-balloon-flag 2 'firecracker: unknown flag "--balloon"' -- --balloon 16
 expect_fc fc-kvmini-short 2 'firecracker: unknown flag "-v"' -- -v
 expect_fc fc-positional 2 'firecracker: unknown argument "extra"' -- extra
 expect_fc fc-seccomp-filter 2 'firecracker: --seccomp-filter is not supported: kvmini builds its own filters per thread' -- --seccomp-filter f.bpf

@@ -6,7 +6,10 @@
  * refused with why, and never half-read; a clone's overrides change a
  * tap's name and a MAC, and refuse what they cannot change. The vsock
  * device ("DEVV") and the drives ("DEVB") likewise, and a drive's image
- * checked at its path: gone, or of another size, refused with why.
+ * checked at its path: gone, or of another size, refused with why. The
+ * balloon's configuration ("DEVL") comes back as PUT /balloon gave it,
+ * between the vsock device and the drives; a flag that is not 0 or 1
+ * is refused.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@ struct sample {
 	struct machine_fs_config fs[MACHINE_MAX_FS];
 	struct machine_drive_config drives[MACHINE_MAX_DRIVES];
 	struct virtio_vsock_opts vsock;
+	struct virtio_balloon_opts balloon;
 	struct machine_config cfg;
 };
 
@@ -280,6 +284,40 @@ static void test_drives_vsock(void)
 
 /* A drive's image at its path: the same size passes; gone or resized is
  * refused with the drive, the path and what differs. */
+static void test_balloon(void)
+{
+	static struct sample s;
+	static struct saved_devices d;
+	char why[256];
+
+	sample_init(&s);
+	sample_devices(&s);
+	s.balloon = (struct virtio_balloon_opts){ .amount_mib = 64, .deflate_on_oom = true,
+						  .stats_polling_interval_s = 65535 };
+	s.cfg.balloon = &s.balloon;
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(d.has_balloon && d.balloon.amount_mib == 64 && d.balloon.deflate_on_oom);
+	CHECK_EQ(d.balloon.stats_polling_interval_s, 65535);
+	CHECK(d.has_vsock && d.n_drives == 2);      /* the sections around it */
+	s.cfg.balloon = NULL;
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK(!d.has_balloon && d.n_drives == 2);
+	/* deflate_on_oom of 2: refused, with the section named. */
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	s.cfg.balloon = &s.balloon;
+	state_writer_init(&w);
+	device_config_save(&s.cfg, sample_sectors, &w);
+	uint8_t *devl = memmem(w.buf, w.len, "DEVL", 4);
+	CHECK(devl != NULL);
+	devl[8 + 4] = 2;
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(!device_config_load(&r, &d));
+	CHECK(strstr(eb.msg, "DEVL") && strstr(eb.msg, "a flag of value 2"));
+	state_writer_free(&w);
+}
+
 static void test_check_drive(void)
 {
 	static struct saved_devices d;
@@ -346,5 +384,6 @@ int main(void)
 	RUN_TEST(test_overrides);
 	RUN_TEST(test_drives_vsock);
 	RUN_TEST(test_check_drive);
+	RUN_TEST(test_balloon);
 	return CHECK_DONE();
 }

@@ -7,6 +7,11 @@
  * and never touched, malformed chains completed unused, deflate, the
  * statistics buffer kept and handed back by the timer and by an interval
  * change, and the rules on the target and on switching statistics.
+ * Snapshot state (virtio_balloon_state.c): saved with a target, actual,
+ * statistics and the statistics buffer kept, loaded into a fresh device
+ * as a restore builds it: the same values, the buffer handed back at the
+ * first poll after resume and the exchange going on, a new target taken;
+ * each inconsistent state refused with why, the fresh device untouched.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,8 +23,10 @@
 
 #include "balloon/virtio_balloon.h"
 #include "check.h"
+#include "core/state_io.h"
 #include "count_transport.h"
 #include "vdriver.h"
+#include "virtio/device_state.h"
 
 #define MEM_BASE 0x100000ull
 #define MEM_SIZE (8ull << 20)
@@ -428,6 +435,208 @@ static void test_paused_waits(void)
 	rig_down(&r);
 }
 
+/* --- snapshot state ------------------------------------------------------------ */
+
+/* @r's device paused and saved into @w. */
+static void save(struct rig *r, struct state_writer *w)
+{
+	struct errbuf eb = { 0 };
+
+	virtio_device_pause(&r->b.vdev);
+	state_writer_init(w);
+	CHECK_EQ(virtio_device_state_save(&r->b.vdev, w, &eb), 0);
+	CHECK(!w->failed);
+}
+
+/* A fresh device with @opts on @r's loop and memory, as a restore builds
+ * it, loaded from @len bytes of @state; why in @why. */
+static bool twin_load(struct rig *r, struct virtio_balloon *b2,
+		      const struct virtio_balloon_opts *opts, const uint8_t *state, size_t len,
+		      struct count_transport *tr, char *why)
+{
+	struct errbuf eb = { 0 };
+	struct state_reader rd;
+
+	CHECK_EQ(virtio_balloon_init(b2, &r->loop, opts, GUEST_RAM), 0);
+	count_transport_attach(tr, &b2->vdev);
+	b2->vdev.mem = &r->mem.gm;
+	state_reader_init(&rd, state, len, &eb);
+	bool ok = virtio_device_state_load(&b2->vdev, &rd);
+	snprintf(why, 256, "%s", eb.msg);
+	return ok;
+}
+
+static void twin_down(struct virtio_balloon *b2)
+{
+	virtio_device_reset(&b2->vdev);
+	virtio_balloon_destroy(b2);
+}
+
+/* Nothing of a refused state reached the fresh device. */
+static bool untouched(const struct virtio_balloon *b2, const struct virtio_balloon_opts *opts)
+{
+	return !b2->vdev.active && !b2->vdev.features && !b2->stats_held && !b2->actual &&
+	       !b2->stats.seen && b2->num_pages == opts->amount_mib * VIRTIO_BALLOON_PAGES_PER_MIB;
+}
+
+static void test_state_round_trip(void)
+{
+	struct virtio_balloon_opts o = { .amount_mib = 2, .deflate_on_oom = true,
+					 .stats_polling_interval_s = 1 };
+	struct virtio_balloon b2;
+	struct count_transport tr2;
+	struct state_writer w;
+	uint8_t buf[32];
+	uint32_t actual = 3 * 256;
+	char why[256];
+	struct rig r;
+
+	rig_up(&r, &o, base_features(true) | (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	CHECK_EQ(virtio_balloon_set_target(&r.b, 16), 0);
+	CHECK_EQ(virtio_device_config_write(&r.b.vdev, 4, &actual, 4), 0);
+	put_stat(buf, 0, VIRTIO_BALLOON_S_MEMFREE, 5000);
+	uint32_t len = put_stat(buf, 1, VIRTIO_BALLOON_S_MEMTOT, 1ull << 30);
+	int h = offer(&r, BALLOON_STATS_Q, buf, len, false);
+	CHECK(r.b.stats_held && r.b.stats_head == h);
+	CHECK_EQ(virtio_balloon_set_stats_interval(&r.b, 2), 0);     /* hands h back */
+	CHECK_EQ(used_head(&r, BALLOON_STATS_Q), h);
+	h = offer(&r, BALLOON_STATS_Q, buf, len, false);
+	save(&r, &w);
+
+	CHECK(twin_load(&r, &b2, &o, w.buf, w.len, &tr2, why));
+	CHECK(b2.vdev.active && b2.vdev.paused && b2.vdev.features == r.b.vdev.features);
+	CHECK_EQ(b2.num_pages, 16u * 256);
+	CHECK_EQ(b2.actual, 3u * 256);
+	CHECK_EQ(b2.stats_interval_s, 2);                 /* as PATCH left it */
+	CHECK(b2.stats_held && b2.stats_head == h);
+	CHECK(!memcmp(&b2.stats, &r.b.stats, sizeof(b2.stats)));
+	CHECK(b2.vqs[BALLOON_STATS_Q].last_avail_idx == r.b.vqs[BALLOON_STATS_Q].last_avail_idx);
+	/* Paused: the buffer stays kept whatever the timer does. */
+	event_loop_once(&r.loop, 0);
+	CHECK_EQ(used_head(&r, BALLOON_STATS_Q), -1);
+	/* Resumed: the first poll hands it back, the driver refills it, the
+	 * new values arrive. */
+	virtio_device_resume(&b2.vdev);
+	CHECK(event_timer_armed(&b2.stats_timer));
+	int back = -1;
+	for (int i = 0; i < 40 && back < 0; i++) {
+		event_loop_once(&r.loop, 100);
+		back = used_head(&r, BALLOON_STATS_Q);
+	}
+	CHECK_EQ(back, h);
+	put_stat(buf, 0, VIRTIO_BALLOON_S_MEMFREE, 4000);
+	h = offer(&r, BALLOON_STATS_Q, buf, 10, false);
+	b2.vdev.ops->queue_notify(&b2.vdev, BALLOON_STATS_Q);
+	CHECK(b2.stats_held && b2.stats_head == h);
+	CHECK_EQ(b2.stats.val[VIRTIO_BALLOON_S_MEMFREE], 4000u);
+	/* A new target reaches the restored driver. */
+	uint64_t before = tr2.config;
+	CHECK_EQ(virtio_balloon_set_target(&b2, 8), 0);
+	CHECK_EQ(tr2.config, before + 1);
+	twin_down(&b2);
+	state_writer_free(&w);
+	rig_down(&r);
+}
+
+/* A VBAL body byte of @w at @off (after the section's 8-byte header). */
+static uint8_t *vbal_at(struct state_writer *w, size_t off)
+{
+	uint8_t *p = memmem(w->buf, w->len, "VBAL", 4);
+
+	CHECK(p != NULL);
+	return p + 8 + off;
+}
+
+/* Save @r's device as changed by @change, load it into a fresh one with
+ * @opts: refused, with @needle in why, the fresh device untouched. */
+#define REFUSED(rig, opts, change, needle) do { \
+		struct virtio_balloon b2_; \
+		struct count_transport tr2_; \
+		struct state_writer w_; \
+		char why_[256]; \
+		save(rig, &w_); \
+		change; \
+		CHECK(!twin_load(rig, &b2_, opts, w_.buf, w_.len, &tr2_, why_)); \
+		CHECK(strstr(why_, "VBAL") && strstr(why_, needle)); \
+		if (!strstr(why_, needle)) \
+			fprintf(stderr, "  wanted \"%s\" in \"%s\"\n", needle, why_); \
+		CHECK(untouched(&b2_, opts)); \
+		twin_down(&b2_); \
+		state_writer_free(&w_); \
+		virtio_device_resume(&(rig)->b.vdev); \
+	} while (0)
+
+/* VBAL's layout: u32 num_pages, u32 actual, u16 interval, u32 flags, u16
+ * head, u32 seen, 16 u64 values. */
+#define VBAL_NUM_PAGES 0
+#define VBAL_FLAGS 10
+#define VBAL_HEAD 14
+#define VBAL_SEEN 16
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (unsigned i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void test_state_refused(void)
+{
+	struct virtio_balloon_opts o = { .amount_mib = 1, .stats_polling_interval_s = 1 };
+	uint8_t buf[16];
+	struct rig r;
+
+	rig_up(&r, &o, base_features(true));
+	uint32_t len = put_stat(buf, 0, VIRTIO_BALLOON_S_SWAP_IN, 1);
+	offer(&r, BALLOON_STATS_Q, buf, len, false);
+	CHECK(r.b.stats_held);
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_NUM_PAGES), (GUEST_RAM >> 12) + 256),
+		"a target of 16640 pages, beyond guest memory's 16384");
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_NUM_PAGES), 1000), "1000 pages, not whole MiB");
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_FLAGS), 5), "unknown flags 0x4");
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_SEEN), 1u << 16),
+		"statistics of unknown tags (0x10000)");
+	REFUSED(&r, &o, vbal_at(&w_, VBAL_HEAD)[0] = 64,
+		"the statistics buffer kept is descriptor 64 of a queue of 64");
+	/* Statistics on in the state, off in the device built: the features
+	 * are refused first; off in the state, on here, by VBAL. */
+	r.b.stats_interval_s = 0;
+	REFUSED(&r, &o, (void)0, "statistics every 0 s, this balloon polls them");
+	r.b.stats_interval_s = 1;
+	/* The buffer given back (an interval change does it), yet kept in
+	 * the state. */
+	CHECK_EQ(virtio_balloon_set_stats_interval(&r.b, 2), 0);
+	CHECK(!r.b.stats_held);
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_FLAGS), 1), "its queue has none taken");
+	rig_down(&r);
+
+	/* A driver that took no statistics queue. */
+	rig_up(&r, &o, base_features(false));
+	REFUSED(&r, &o, put32(vbal_at(&w_, VBAL_FLAGS), 1),
+		"a statistics buffer kept without a statistics queue");
+	rig_down(&r);
+}
+
+/* Cut anywhere: refused, the fresh device untouched. */
+static void test_state_truncated(void)
+{
+	struct virtio_balloon_opts o = { .amount_mib = 1, .stats_polling_interval_s = 1 };
+	struct virtio_balloon b2;
+	struct count_transport tr2;
+	struct state_writer w;
+	char why[256];
+	struct rig r;
+
+	rig_up(&r, &o, base_features(true));
+	save(&r, &w);
+	for (size_t cut = 1; cut < 160 && cut < w.len; cut += 7) {
+		CHECK(!twin_load(&r, &b2, &o, w.buf, w.len - cut, &tr2, why));
+		CHECK(untouched(&b2, &o));
+		twin_down(&b2);
+	}
+	state_writer_free(&w);
+	rig_down(&r);
+}
+
 int main(void)
 {
 	RUN_TEST(test_features_and_queues);
@@ -439,5 +648,8 @@ int main(void)
 	RUN_TEST(test_stats_round_trip);
 	RUN_TEST(test_stats_rules_without_stats);
 	RUN_TEST(test_paused_waits);
+	RUN_TEST(test_state_round_trip);
+	RUN_TEST(test_state_refused);
+	RUN_TEST(test_state_truncated);
 	return CHECK_DONE();
 }
