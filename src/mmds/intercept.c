@@ -60,6 +60,11 @@ struct mmds_intercept {
 	uint32_t ep_host;           /* libslirp's own address next to it */
 	uint8_t ep_mac[6];          /* libslirp's MAC for ep_host */
 	struct mmds *mmds;          /* counts frames; may be NULL */
+	/* The endpoint may have frames: set by its rx_pending (which it
+	 * raises whenever its queue stops being empty), cleared once it
+	 * says it has none. Nearly every frame is the wrapped backend's, and
+	 * this flag costs them less than a call into the endpoint. */
+	bool ep_pending;
 	/* The guest station libslirp was last told about (see teach_endpoint). */
 	uint32_t taught_ip;
 	uint8_t taught_mac[6];
@@ -249,8 +254,13 @@ static ssize_t recv_from_endpoint(struct mmds_intercept *mi, const struct iovec 
 {
 	static const struct virtio_net_hdr_v1 plain;
 
+	if (!mi->ep_pending)
+		return 0;
 	if (!mi->hdr_len)
 		return mi->endpoint->ops->recv(mi->endpoint, iov, iovcnt);
+	/* Asked before the iovecs are rebuilt for it. */
+	if (mi->endpoint->ops->peek_len && mi->endpoint->ops->peek_len(mi->endpoint) == 0)
+		return 0;
 	unsigned n = iov_skip(iov, iovcnt, mi->hdr_len, mi->ep_iov, EP_IOV_MAX);
 	ssize_t r = mi->endpoint->ops->recv(mi->endpoint, mi->ep_iov, n);
 	if (r <= 0)
@@ -265,12 +275,29 @@ static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned
 	struct mmds_intercept *mi = to_mi(be);
 	ssize_t r = recv_from_endpoint(mi, iov, iovcnt);
 
-	if (r != 0) {
-		if (r > 0 && mi->mmds)
-			mmds_count_frames(mi->mmds, 0, 1, 0);
-		return r;
+	if (r == 0) {
+		mi->ep_pending = false;
+		return mi->inner->ops->recv ? mi->inner->ops->recv(mi->inner, iov, iovcnt) : 0;
 	}
-	return mi->inner->ops->recv ? mi->inner->ops->recv(mi->inner, iov, iovcnt) : 0;
+	if (r > 0 && mi->mmds)
+		mmds_count_frames(mi->mmds, 0, 1, 0);
+	return r;
+}
+
+/* The next frame mi_recv gives: the endpoint's first. -EOPNOTSUPP when
+ * only the wrapped backend has frames and cannot tell their length (a
+ * tap): the device then gathers room for the largest. */
+static ssize_t mi_peek_len(struct net_backend *be)
+{
+	struct mmds_intercept *mi = to_mi(be);
+	struct net_backend *ep = mi->endpoint, *inner = mi->inner;
+	ssize_t n = !mi->ep_pending ? 0 : ep->ops->peek_len ? ep->ops->peek_len(ep) : -EOPNOTSUPP;
+
+	if (n > 0)
+		return n + (ssize_t)mi->hdr_len;
+	if (n < 0 || !inner->ops->peek_len)
+		return -EOPNOTSUPP;
+	return inner->ops->peek_len(inner);
 }
 
 static void mi_rx_ready(struct net_backend *be)
@@ -307,6 +334,15 @@ static void up_rx_pending(void *ctx)
 	net_backend_rx_pending(&mi->be);
 }
 
+/* The endpoint's frames wait: mi_recv asks it again. */
+static void ep_rx_pending(void *ctx)
+{
+	struct mmds_intercept *mi = ctx;
+
+	mi->ep_pending = true;
+	net_backend_rx_pending(&mi->be);
+}
+
 static void up_tx_unblocked(void *ctx)
 {
 	struct mmds_intercept *mi = ctx;
@@ -323,6 +359,12 @@ static void up_tx_done(void *ctx, uint32_t token)
 
 static const struct net_backend_events wrapped_events = {
 	.rx_pending = up_rx_pending,
+	.tx_unblocked = up_tx_unblocked,
+	.tx_done = up_tx_done,
+};
+
+static const struct net_backend_events endpoint_events = {
+	.rx_pending = ep_rx_pending,
 	.tx_unblocked = up_tx_unblocked,
 	.tx_done = up_tx_done,
 };
@@ -372,6 +414,7 @@ static const struct net_backend_ops intercept_ops = {
 	.host_sockets = true, /* the endpoint is libslirp */
 	.send = mi_send,
 	.recv = mi_recv,
+	.peek_len = mi_peek_len,
 	.rx_ready = mi_rx_ready,
 	.drop_kept = mi_drop_kept,
 	.flush = mi_flush,
@@ -412,7 +455,8 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	mi->inner = inner;
 	mi->endpoint = endpoint;
 	net_backend_attach(inner, &wrapped_events, mi);
-	net_backend_attach(endpoint, &wrapped_events, mi);
+	net_backend_attach(endpoint, &endpoint_events, mi);
+	mi->ep_pending = true;      /* whatever it queued before it was attached */
 	mi->be.rx_fd = inner->rx_fd;
 	mi->be.host_mtu = inner->host_mtu;
 	mi->be.offloads = inner->offloads;

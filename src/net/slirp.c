@@ -566,11 +566,21 @@ static bool sb_load_state(struct net_backend *be, struct state_reader *r)
 	return true;
 }
 
+/* The queued frame's length: the device gathers just the RX buffers it
+ * needs, and the MMDS interceptor asks its endpoint before reading. */
+static ssize_t sb_peek_len(struct net_backend *be)
+{
+	struct slirp_be *sb = to_sb(be);
+
+	return sb->rxq_count ? (ssize_t)sb->rxq[sb->rxq_head].len : 0;
+}
+
 static const struct net_backend_ops slirp_ops = {
 	.name = "user",
 	.host_sockets = true,
 	.send = sb_send,
 	.recv = sb_recv,
+	.peek_len = sb_peek_len,
 	.destroy = sb_destroy,
 	.visit_counters = sb_visit_counters,
 	.save_state = sb_save_state,
