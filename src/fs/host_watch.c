@@ -34,6 +34,8 @@
  * itself; IN_MODIFY already reports write(2) and truncate. */
 #define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
 #define ENTRY_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)
+/* A node's own events the client's changes cause (see host_watch_expect_node). */
+#define NODE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_MOVE_SELF)
 #define READ_BUF_SIZE 65536u
 /* How many queued notifications a new one is compared with for repeats. */
 #define DEDUP_WINDOW 16u
@@ -41,6 +43,9 @@
  * sent back to it: how many, and for how long. */
 #define EXPECT_SLOTS 256u
 #define EXPECT_TTL_MS 2000u
+/* Changes to nodes themselves: one slot per node, found by its id (a
+ * collision only sends the older node's event). */
+#define NODE_EXPECT_SLOTS 256u
 
 struct expect {
 	uint64_t token;              /* 0: free */
@@ -48,6 +53,15 @@ struct expect {
 	uint32_t mask;
 	uint64_t deadline_ms;
 	char name[NAME_MAX + 1];
+};
+
+/* The kinds of a node's own events the client's changes will cause: each
+ * bit is taken by the first event that has it (the kernel merges repeats
+ * still queued, so one event may stand for several changes). */
+struct node_expect {
+	uint64_t nodeid;             /* 0: free */
+	uint32_t mask;
+	uint64_t deadline_ms;
 };
 
 struct watch_entry {
@@ -75,10 +89,11 @@ struct host_watch {
 	uint64_t watches_added, watches_refused, watches_failed, watches_skipped;
 	struct expect expect[EXPECT_SLOTS];
 	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
-	uint64_t events_own;
+	struct node_expect node_expect[NODE_EXPECT_SLOTS];
+	uint64_t events_own, unwatch_failed;
 
 	/* Atomic: updated by the thread, read by anyone. */
-	uint64_t events, events_unknown, overflows, invals;
+	uint64_t events, events_unknown, events_gone, overflows, invals, invals_failed;
 };
 
 /* ---- watch table: wd -> node, under w->lock ---- */
@@ -225,8 +240,10 @@ int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
 	if (e && e->nodeid == nodeid) {
 		table_del(w, e);
 		/* Under the lock: an add of the same inode would get this wd. */
-		if (inotify_rm_watch(w->ifd, wd) < 0)
+		if (inotify_rm_watch(w->ifd, wd) < 0) {
 			rc = -errno;
+			w->unwatch_failed++;
+		}
 	}
 	pthread_mutex_unlock(&w->lock);
 	return rc;
@@ -306,6 +323,63 @@ static bool expected(struct host_watch *w, uint64_t nodeid, uint32_t mask, const
 	return false;
 }
 
+static struct node_expect *node_slot(struct host_watch *w, uint64_t nodeid)
+{
+	return &w->node_expect[(nodeid * 0x9e3779b97f4a7c15ull) >> 56 & (NODE_EXPECT_SLOTS - 1)];
+}
+
+void host_watch_expect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
+{
+	if (!w || !nodeid || !(mask & NODE_EVENTS))
+		return;
+	uint64_t now = clock_now_ms();
+	pthread_mutex_lock(&w->lock);
+	struct node_expect *x = node_slot(w, nodeid);
+	if (x->nodeid != nodeid || now > x->deadline_ms)
+		*x = (struct node_expect){ .nodeid = nodeid };
+	x->mask |= mask & NODE_EVENTS;
+	x->deadline_ms = now + EXPECT_TTL_MS;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void host_watch_unexpect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	struct node_expect *x = node_slot(w, nodeid);
+	if (x->nodeid == nodeid)
+		x->mask &= ~mask;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Under w->lock: are all of this node event's kinds the client's own? Takes
+ * them. A kind not announced (a host's write next to the client's chmod, in
+ * one event) sends the whole event. */
+static bool expected_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
+{
+	struct node_expect *x = node_slot(w, nodeid);
+
+	if (!mask || x->nodeid != nodeid || (mask & ~x->mask))
+		return false;
+	if (clock_now_ms() > x->deadline_ms) {
+		x->nodeid = 0;
+		return false;
+	}
+	x->mask &= ~mask;
+	return true;
+}
+
+/* Under w->lock: is event @ev on @e's watch the client's own change? */
+static bool own_event(struct host_watch *w, const struct watch_entry *e,
+		      const struct inotify_event *ev, size_t namelen)
+{
+	if (namelen)
+		return e->dir && (ev->mask & ENTRY_EVENTS) &&
+		       expected(w, e->nodeid, ev->mask & ENTRY_EVENTS, ev->name, namelen);
+	return expected_node(w, e->nodeid, ev->mask & NODE_EVENTS);
+}
+
 /* ---- event mapping ---- */
 
 static struct host_watch_inval inval_inode(uint64_t nodeid, int64_t off)
@@ -332,7 +406,7 @@ unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const ch
 		out[0] = inval_inode(nodeid, 0);
 		return 1;
 	}
-	if (mask & (IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)) {
+	if (mask & (IN_ATTRIB | IN_MOVE_SELF)) {
 		out[0] = inval_inode(nodeid, -1);
 		return 1;
 	}
@@ -380,14 +454,21 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 		fetch_add_relaxed(&w->events_unknown, 1);
 		return;
 	}
-	/* The kernel dropped the watch (inode gone, filesystem unmounted). */
+	/* The kernel dropped the watch (inode gone, filesystem unmounted):
+	 * forgotten here, so removing it later makes no failing call. */
 	if (ev->mask & IN_IGNORED) {
 		table_del(w, e);
+		fetch_add_relaxed(&w->events_gone, 1);
+		return;
+	}
+	/* Deleted: the parent's INVAL_ENTRY covered the name, and no name
+	 * leads to the inode any more. */
+	if (ev->mask & IN_DELETE_SELF) {
+		fetch_add_relaxed(&w->events_gone, 1);
 		return;
 	}
 	size_t namelen = strnlen(ev->name, ev->len);
-	if (e->dir && namelen && (ev->mask & ENTRY_EVENTS) &&
-	    expected(w, e->nodeid, ev->mask & ENTRY_EVENTS, ev->name, namelen)) {
+	if (own_event(w, e, ev, namelen)) {
 		/* The client made this change: its kernel knows already. */
 		fetch_add_relaxed(&w->events_own, 1);
 		return;
@@ -399,10 +480,16 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 
 static int send_one(struct host_watch *w, struct fuse_server *s, const struct host_watch_inval *iv)
 {
+	int rc;
+
 	fetch_add_relaxed(&w->invals, 1);
 	if (iv->entry)
-		return fuse_server_notify_inval_entry(s, iv->nodeid, iv->name, iv->namelen);
-	return fuse_server_notify_inval_inode(s, iv->nodeid, iv->off, 0);
+		rc = fuse_server_notify_inval_entry(s, iv->nodeid, iv->name, iv->namelen);
+	else
+		rc = fuse_server_notify_inval_inode(s, iv->nodeid, iv->off, 0);
+	if (rc)
+		fetch_add_relaxed(&w->invals_failed, 1);
+	return rc;
 }
 
 /* Events were lost: every watched node's attributes and data go. */
@@ -582,12 +669,15 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->watches_refused = w->watches_refused;
 	c->tx_watches_failed = w->watches_failed;
 	c->watches_skipped = w->watches_skipped;
+	c->events_own = w->events_own;
+	c->tx_unwatch_failed = w->unwatch_failed;
 	pthread_mutex_unlock(&w->lock);
 	c->events = load_relaxed(&w->events);
 	c->events_unknown = load_relaxed(&w->events_unknown);
 	c->rx_overflows = load_relaxed(&w->overflows);
 	c->invals = load_relaxed(&w->invals);
-	c->events_own = load_relaxed(&w->events_own);
+	c->rx_events_gone = load_relaxed(&w->events_gone);
+	c->tx_invals_failed = load_relaxed(&w->invals_failed);
 }
 
 #define X(name, doc) COUNTER_DESC(struct host_watch_counters, name, doc)

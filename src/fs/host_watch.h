@@ -20,8 +20,11 @@
  *   directory, a child created, deleted, moved in or out
  *       INVAL_ENTRY(dir, name) and INVAL_INODE(dir, data)  (listing, mtime)
  *   directory or file, its own attributes (chmod, chown, times, link count),
- *   moved or deleted
+ *   moved
  *       INVAL_INODE(node, attributes only)
+ *   directory or file deleted (IN_DELETE_SELF), its watch ended (IN_IGNORED)
+ *       nothing: the parent's INVAL_ENTRY covered the name, and no name
+ *       leads to the inode any more
  *   file, its data written (write, truncate; not mmap stores)
  *       INVAL_INODE(node, attributes and data)
  *   IN_Q_OVERFLOW (events were lost)
@@ -33,9 +36,13 @@
  * client's kernel already knows, and an invalidation would only throw away
  * its fresh entries. The match is by directory, name and kind of event
  * (a remembered create never hides a host's delete), used once, within
- * 2 s. The client's writes and attribute changes still come back as an
- * invalidation of that file: harmless, at worst a re-read. Repeats inside
- * one batch of events are sent once.
+ * 2 s. Changes to a node itself (setattr, write, truncating open, the link
+ * count an unlink or link changes, a rename's move) are announced by kind
+ * (host_watch_expect_node): an event whose kinds were all announced for that
+ * node is not sent, each kind taken once, so a host's write is still sent
+ * after the client's chmod. Repeats inside one batch of events are sent
+ * once. Nodes the client forgot have no watch (removed under the watcher's
+ * lock before their events could be mapped), so nothing is sent for them.
  *
  * Threads and locks. add/remove run on request workers, called through the
  * node-life observer (node_observer.h) with no backend lock held; they take
@@ -90,8 +97,11 @@ struct host_watch_inval {
 	X(events_unknown,  "events for a watch no longer known, ignored") \
 	X(rx_overflows,    "inotify queue overflows (IN_Q_OVERFLOW): events lost") \
 	X(invals,          "invalidations handed to the FUSE server") \
-	X(events_own,      "entry events of the client's own changes, not sent") \
-	X(watches_skipped, "watches not placed: the client cannot get notifications")
+	X(events_own,      "events of the client's own changes (entries, attributes, data), not sent") \
+	X(watches_skipped, "watches not placed: the client cannot get notifications") \
+	X(rx_events_gone,  "events of deleted nodes and ended watches (IN_DELETE_SELF, IN_IGNORED), not sent") \
+	X(tx_unwatch_failed, "inotify_rm_watch failures (the kernel had ended the watch first)") \
+	X(tx_invals_failed, "invalidations the FUSE server did not deliver (ENOENT: the client knew no such node; not negotiated; transport errors)")
 
 struct host_watch_counters {
 	HOST_WATCH_COUNTERS(COUNTER_FIELD)
@@ -131,6 +141,12 @@ struct fs_node_observer *host_watch_observer(struct host_watch *w);
 uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
 			   const char *name);
 void host_watch_unexpect(struct host_watch *w, uint64_t token);
+/* The client is about to change node @nodeid itself; @mask: the events it
+ * causes on the node's own watch (IN_ATTRIB, IN_MODIFY, IN_MOVE_SELF).
+ * Withdrawn with host_watch_unexpect_node when the change did not happen.
+ * @w may be NULL. */
+void host_watch_expect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask);
+void host_watch_unexpect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask);
 
 /* Map one event (mask and name as inotify gives them) on the watch of node
  * @nodeid (@dir: a directory) to notifications. Returns how many were

@@ -794,6 +794,23 @@ static int setattr_node(struct passthrough *pt, struct pt_inode *n, struct pt_fi
 	return rc;
 }
 
+/* The events a setattr causes on the node's own watch (fsnotify_change):
+ * both times set is a utimes (IN_ATTRIB), the mtime alone a modification,
+ * the atime alone nothing watched. */
+static uint32_t setattr_events(const struct passthrough *pt, const struct fs_setattr *sa)
+{
+	uint32_t mask = 0;
+	bool times = (sa->valid & (FATTR_ATIME | FATTR_MTIME)) == (FATTR_ATIME | FATTR_MTIME);
+
+	if ((sa->valid & FATTR_MODE) || times)
+		mask |= IN_ATTRIB;
+	if ((sa->valid & (FATTR_UID | FATTR_GID)) && !pt->opts.squash)
+		mask |= IN_ATTRIB;
+	if ((sa->valid & FATTR_SIZE) || (!times && (sa->valid & FATTR_MTIME)))
+		mask |= IN_MODIFY;
+	return mask;
+}
+
 static int pt_setattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		      const struct fs_setattr *sa, struct stat *st)
 {
@@ -808,7 +825,12 @@ static int pt_setattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 		pt_inode_put(pt, n);
 		return file_bad(pt, sa->fh);
 	}
+	/* The watcher need not tell the client of its own change. */
+	uint32_t own = setattr_events(pt, sa);
+	host_watch_expect_node(pt->opts.watch, nodeid, own);
 	rc = setattr_node(pt, n, f, sa);
+	if (rc)
+		host_watch_unexpect_node(pt->opts.watch, nodeid, own);
 	if (!rc)
 		rc = stat_node(n, st);
 	if (f)
@@ -924,18 +946,43 @@ static int pt_symlink(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 	return make_node(be, ctx, parent, &a, out);
 }
 
+/* The node of @dir's child @name when the watcher watches it, else 0: the
+ * client's change to its link count or place is announced to the watcher
+ * by node. */
+static uint64_t watched_child(struct passthrough *pt, const struct pt_inode *dir,
+			      const char *name)
+{
+	struct stat st;
+	uint64_t id = 0;
+
+	if (!pt->opts.watch || fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	pthread_mutex_lock(&pt->lock);
+	struct pt_inode *n = pt_hash_find(pt, st.st_dev, st.st_ino);
+	if (n && n->wd >= 0)
+		id = n->nodeid;
+	pthread_mutex_unlock(&pt->lock);
+	return id;
+}
+
 static int unlink_common(struct fs_backend *be, uint64_t parent, const char *name, int flags)
 {
 	struct passthrough *pt = pt_of(be);
+	struct host_watch *w = pt->opts.watch;
 	int rc;
 	struct pt_inode *dir = dir_get(pt, parent, &rc);
 
 	if (!dir)
 		return rc;
-	uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_DELETE, name);
+	uint64_t own = host_watch_expect(w, dir->nodeid, IN_DELETE, name);
+	/* A file's link count drops (IN_ATTRIB); a directory only goes. */
+	uint64_t victim = flags ? 0 : watched_child(pt, dir, name);
+	host_watch_expect_node(w, victim, IN_ATTRIB);
 	rc = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
-	if (rc)
-		host_watch_unexpect(pt->opts.watch, own);
+	if (rc) {
+		host_watch_unexpect(w, own);
+		host_watch_unexpect_node(w, victim, IN_ATTRIB);
+	}
 	pt_inode_put(pt, dir);
 	return rc;
 }
@@ -952,12 +999,33 @@ static int pt_rmdir(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t pa
 	return unlink_common(be, parent, name, AT_REMOVEDIR);
 }
 
+/* The nodes a rename changes, announced to the watcher: the one moved
+ * (IN_MOVE_SELF), and the one replaced (its link count: IN_ATTRIB) or, in an
+ * exchange, moved as well. */
+struct rename_nodes {
+	uint64_t id[2];
+	uint32_t mask[2];
+};
+
+static void rename_expect_nodes(struct passthrough *pt, const struct pt_inode *dir,
+				const char *name, const struct pt_inode *newdir,
+				const char *newname, unsigned flags, struct rename_nodes *r)
+{
+	r->id[0] = watched_child(pt, dir, name);
+	r->mask[0] = IN_MOVE_SELF;
+	r->id[1] = watched_child(pt, newdir, newname);
+	r->mask[1] = (flags & RENAME_EXCHANGE) ? IN_MOVE_SELF : IN_ATTRIB;
+	for (unsigned i = 0; i < 2; i++)
+		host_watch_expect_node(pt->opts.watch, r->id[i], r->mask[i]);
+}
+
 /* renameat2, with its entry events announced to the watcher (both names
  * move both ways in an exchange). */
 static int rename_own(struct passthrough *pt, const struct pt_inode *dir, const char *name,
 		      const struct pt_inode *newdir, const char *newname, unsigned flags)
 {
 	struct host_watch *w = pt->opts.watch;
+	struct rename_nodes nodes;
 	uint64_t own[4] = {
 		host_watch_expect(w, dir->nodeid, IN_MOVED_FROM, name),
 		host_watch_expect(w, newdir->nodeid, IN_MOVED_TO, newname),
@@ -967,9 +1035,12 @@ static int rename_own(struct passthrough *pt, const struct pt_inode *dir, const 
 		own[2] = host_watch_expect(w, dir->nodeid, IN_MOVED_TO, name);
 		own[3] = host_watch_expect(w, newdir->nodeid, IN_MOVED_FROM, newname);
 	}
+	rename_expect_nodes(pt, dir, name, newdir, newname, flags, &nodes);
 	int rc = renameat2(dir->fd, name, newdir->fd, newname, flags) < 0 ? -errno : 0;
 	for (unsigned i = 0; rc && i < ARRAY_SIZE(own); i++)
 		host_watch_unexpect(w, own[i]);
+	for (unsigned i = 0; rc && i < 2; i++)
+		host_watch_unexpect_node(w, nodes.id[i], nodes.mask[i]);
 	return rc;
 }
 
@@ -1017,9 +1088,13 @@ static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 	struct pt_inode *dir = dir_get(pt, newparent, &rc);
 	if (dir) {
 		uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_CREATE, newname);
+		/* Its link count goes up. */
+		host_watch_expect_node(pt->opts.watch, nodeid, IN_ATTRIB);
 		rc = link_node(pt, n, dir, newname);
-		if (rc)
+		if (rc) {
 			host_watch_unexpect(pt->opts.watch, own);
+			host_watch_unexpect_node(pt->opts.watch, nodeid, IN_ATTRIB);
+		}
 		if (!rc)
 			rc = lookup_at(pt, dir->fd, newname, out);
 		pt_inode_put(pt, dir);
@@ -1039,6 +1114,18 @@ static int open_flags(uint32_t flags)
 	return (int)(flags & keep);
 }
 
+/* Open @n's file, a truncation (IN_MODIFY) announced to the watcher. */
+static int open_own(struct passthrough *pt, const struct pt_inode *n, int flags)
+{
+	uint32_t own = (flags & O_TRUNC) ? IN_MODIFY : 0;
+
+	host_watch_expect_node(pt->opts.watch, n->nodeid, own);
+	int fd = pt_inode_open(pt, n, flags);
+	if (fd < 0)
+		host_watch_unexpect_node(pt->opts.watch, n->nodeid, own);
+	return fd;
+}
+
 static int pt_open(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nodeid,
 		   uint32_t flags, uint64_t *fh)
 {
@@ -1052,7 +1139,7 @@ static int pt_open(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 	 * worker or reach the host's devices. */
 	if (n->type != S_IFREG)
 		rc = n->type == S_IFDIR ? -EISDIR : -EINVAL;
-	else if ((rc = pt_inode_open(pt, n, open_flags(flags))) >= 0)
+	else if ((rc = open_own(pt, n, open_flags(flags))) >= 0)
 		rc = file_add(pt, rc, false, nodeid, open_flags(flags), fh);
 	pt_inode_put(pt, n);
 	return rc;
@@ -1160,7 +1247,11 @@ static ssize_t pt_write(struct fs_backend *be, const struct fs_ctx *ctx, uint64_
 
 	if (!f)
 		return file_bad(pt, fh);
+	/* The watcher need not tell the client of its own write. */
+	host_watch_expect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	ssize_t n = io_full(f->fd, true, iov, iovcnt, off);
+	if (n <= 0)
+		host_watch_unexpect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	file_put(pt, f);
 	return n;
 }
@@ -1196,7 +1287,10 @@ static int pt_fallocate(struct fs_backend *be, uint64_t fh, uint32_t mode, uint6
 	struct pt_file *f = file_get(pt, fh, false);
 	if (!f)
 		return file_bad(pt, fh);
+	host_watch_expect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	int rc = fallocate(f->fd, (int)mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
+	if (rc)
+		host_watch_unexpect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	file_put(pt, f);
 	return rc;
 }
@@ -1238,9 +1332,12 @@ static ssize_t pt_copy_file_range(struct fs_backend *be, uint64_t fh_in, uint64_
 		return file_bad(pt, fh_out);
 	}
 	loff_t oi = (loff_t)off_in, oo = (loff_t)off_out;
+	host_watch_expect_node(pt->opts.watch, out->nodeid, IN_MODIFY);
 	ssize_t n = copy_file_range(in->fd, &oi, out->fd, &oo, len, 0);
 	if (n < 0)
 		n = -errno;
+	if (n <= 0)
+		host_watch_unexpect_node(pt->opts.watch, out->nodeid, IN_MODIFY);
 	file_put(pt, out);
 	file_put(pt, in);
 	return n;

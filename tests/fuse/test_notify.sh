@@ -178,6 +178,55 @@ else
 	fail "race: mount"
 fi
 
+# counter NAME LOG: a counter's value in a kvmini log (--counters), or "none".
+counter() {
+	awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "none" }' "$2"
+}
+
+# The client's own changes to watched nodes send nothing back: files made
+# on the host, read through the mount (so they are watched), then changed
+# through it: chmod, truncate, an append (--no-passthrough: the write goes
+# through kvmini), a hard link, a rename, and unlinks. No invalidation
+# reaches the client and no system call fails: the counters say so. Each
+# change is its own command, a round trip apart, as a client's are.
+share=$F_RUN/share-own mnt=$F_RUN/mnt-own
+mkdir -p "$share/d"
+echo one >"$share/f"
+echo two >"$share/g"
+if f_mount "$share" "$mnt" --cache always --counters --no-passthrough; then
+	pid=$F_PID
+	cat "$mnt/f" "$mnt/g" >/dev/null
+	ls "$mnt/d" >/dev/null
+	ok=1
+	chmod 600 "$mnt/f" || ok=0
+	truncate -s 2 "$mnt/f" || ok=0
+	echo more >>"$mnt/f" || ok=0
+	ln "$mnt/f" "$mnt/d/f2" || ok=0
+	mv "$mnt/g" "$mnt/d/g" || ok=0
+	rm "$mnt/d/f2" || ok=0
+	rm "$mnt/f" || ok=0
+	rm "$mnt/d/g" || ok=0
+	[ "$(ls -A "$share")" = d ] && [ -z "$(ls -A "$share/d")" ] || ok=0
+	# Let the watcher read the last events before the unmount.
+	sleep 0.3
+	f_unmount "$mnt" "$pid" || ok=0
+	log=$mnt.log
+	bad=
+	for n in watch_invals watch_tx_invals_failed watch_tx_unwatch_failed \
+		fuse_notify_sent fuse_notify_unknown fuse_notify_failed; do
+		[ "$(counter "$n" "$log")" = 0 ] || bad="$bad $n=$(counter "$n" "$log")"
+	done
+	own=$(counter watch_events_own "$log")
+	if [ "$ok" = 1 ] && [ -z "$bad" ] && [ "$own" != none ] && [ "$own" -ge 12 ]; then
+		pass "own changes (chmod, truncate, append, link, rename, 3 unlinks of watched files): no invalidation, no failing call, $own events recognised as the client's"
+	else
+		fail "own changes: ok=$ok, not zero:${bad:- none}, watch_events_own=$own"
+	fi
+	note "own counters: $(grep -E '^(fuse_notify|watch_)' "$log" | tr '\n' ' ')"
+else
+	fail "own changes: mount"
+fi
+
 # A bound of 2 watches (the root and one more): nothing fails, later nodes
 # are simply unwatched and counted.
 share=$F_RUN/share-bound mnt=$F_RUN/mnt-bound
