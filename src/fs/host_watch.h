@@ -41,8 +41,8 @@
  * (host_watch_expect_node): an event whose kinds were all announced for that
  * node is not sent, each kind taken once, so a host's write is still sent
  * after the client's chmod. Repeats inside one batch of events are sent
- * once. Nodes the client forgot have no watch (removed under the watcher's
- * lock before their events could be mapped), so nothing is sent for them.
+ * once. A node the client forgot loses its table entry under the watcher's
+ * lock, so its events still queued map to nothing.
  *
  * Threads and locks. add/remove run on request workers, called through the
  * node-life observer (node_observer.h) with no backend lock held; they take
