@@ -67,6 +67,8 @@ struct node_expect {
 struct watch_entry {
 	int wd;
 	bool dir;
+	/* The node forgot it; its inotify_rm_watch waits for the thread. */
+	bool forgotten;
 	uint64_t nodeid;
 	struct watch_entry *next;
 };
@@ -75,6 +77,7 @@ struct host_watch {
 	struct fs_node_observer obs; /* what the backend calls: observer_ops */
 	int ifd;                     /* inotify, non-blocking */
 	int stop_fd;                 /* eventfd: the thread must end */
+	int wake_fd;                 /* eventfd: watches to remove (deferred) */
 	unsigned max_watches;
 	pthread_t thread;
 	bool started;
@@ -86,6 +89,9 @@ struct host_watch {
 	size_t nbuckets;             /* power of two */
 	size_t count;
 	unsigned reserved;           /* adds in progress, counted against the bound */
+	bool running;                /* the thread takes removals (deferred) */
+	int *deferred;               /* watches forgotten, removed by the thread */
+	size_t ndeferred, deferred_cap;
 	uint64_t watches_added, watches_refused, watches_failed, watches_skipped;
 	struct expect expect[EXPECT_SLOTS];
 	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
@@ -157,6 +163,7 @@ static int table_set(struct host_watch *w, int wd, uint64_t nodeid, bool dir)
 	}
 	e->nodeid = nodeid;
 	e->dir = dir;
+	e->forgotten = false;
 	return 0;
 }
 
@@ -229,24 +236,78 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 	return err ? err : wd;
 }
 
-int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid)
+/* Under w->lock: end watch @e. Under the lock: an add of the same inode
+ * would get this wd. */
+static int unwatch(struct host_watch *w, struct watch_entry *e)
+{
+	int wd = e->wd;
+
+	table_del(w, e);
+	if (inotify_rm_watch(w->ifd, wd) == 0)
+		return 0;
+	w->unwatch_failed++;
+	return -errno;
+}
+
+/* Under w->lock: leave @e's removal to the thread; false when it cannot. */
+static bool defer_unwatch(struct host_watch *w, struct watch_entry *e)
+{
+	if (!w->running)
+		return false;
+	if (w->ndeferred == w->deferred_cap) {
+		size_t cap = MAX(w->deferred_cap * 2, (size_t)64);
+		int *nv = realloc(w->deferred, cap * sizeof(*nv));
+		if (!nv)
+			return false;
+		w->deferred = nv;
+		w->deferred_cap = cap;
+	}
+	w->deferred[w->ndeferred++] = e->wd;
+	e->forgotten = true;
+	return true;
+}
+
+/*
+ * Unless the node's descriptor is still open (@held), the kernel may have
+ * ended the watch already: a file deleted while the node had no descriptor
+ * (evicted) goes with its last dentry, and its IN_IGNORED is queued before
+ * the client could forget the node. Only the thread, having read the queue
+ * empty, knows; so with the thread running the removal waits for it, and
+ * the node's events meanwhile map to nothing.
+ */
+int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid, bool held)
 {
 	int rc = 0;
+	bool wake = false;
 
 	if (!w || wd < 0)
 		return 0;
 	pthread_mutex_lock(&w->lock);
 	struct watch_entry *e = table_find(w, wd);
-	if (e && e->nodeid == nodeid) {
-		table_del(w, e);
-		/* Under the lock: an add of the same inode would get this wd. */
-		if (inotify_rm_watch(w->ifd, wd) < 0) {
-			rc = -errno;
-			w->unwatch_failed++;
-		}
+	if (e && e->nodeid == nodeid && !e->forgotten) {
+		wake = !held && defer_unwatch(w, e);
+		if (!wake)
+			rc = unwatch(w, e);
 	}
 	pthread_mutex_unlock(&w->lock);
+	if (wake && eventfd_write(w->wake_fd, 1) < 0)
+		log_warn("watch: eventfd: %s", strerror(errno));
 	return rc;
+}
+
+/* Under w->lock: the first @k deferred removals, of watches the kernel has
+ * not ended (no IN_IGNORED read) and no new node took again. */
+static void unwatch_deferred(struct host_watch *w, size_t k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k; i++) {
+		struct watch_entry *e = table_find(w, w->deferred[i]);
+		if (e && e->forgotten)
+			unwatch(w, e);
+	}
+	w->ndeferred -= k;
+	memmove(w->deferred, w->deferred + k, w->ndeferred * sizeof(*w->deferred));
 }
 
 static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type)
@@ -254,9 +315,10 @@ static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd,
 	return host_watch_add(container_of(obs, struct host_watch, obs), nodeid, fd, type);
 }
 
-static void observer_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token)
+static void observer_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token,
+			       bool held)
 {
-	host_watch_remove(container_of(obs, struct host_watch, obs), token, nodeid);
+	host_watch_remove(container_of(obs, struct host_watch, obs), token, nodeid, held);
 }
 
 static const struct fs_node_observer_ops observer_ops = {
@@ -461,6 +523,11 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 		fetch_add_relaxed(&w->events_gone, 1);
 		return;
 	}
+	/* The client forgot the node: nothing to tell it. */
+	if (e->forgotten) {
+		fetch_add_relaxed(&w->events_unknown, 1);
+		return;
+	}
 	/* Deleted: the parent's INVAL_ENTRY covered the name, and no name
 	 * leads to the inode any more. */
 	if (ev->mask & IN_DELETE_SELF) {
@@ -552,6 +619,71 @@ unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *s,
 
 /* ---- the thread ---- */
 
+/* Read and handle events until the queue is empty. Returns 0, or -1 when
+ * the descriptor failed. A read that leaves room for another event emptied
+ * the queue: no read is made to hear EAGAIN. */
+static int drain(struct host_watch *w, void *buf)
+{
+	const size_t room = sizeof(struct inotify_event) + NAME_MAX + 1;
+
+	for (;;) {
+		ssize_t n = read(w->ifd, buf, READ_BUF_SIZE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0) {
+			log_err("watch: reading inotify: %s", n ? strerror(errno) : "end of file");
+			return -1;
+		}
+		host_watch_handle_events(w, w->server, buf, (size_t)n);
+		if ((size_t)n + room <= READ_BUF_SIZE)
+			return 0;
+	}
+}
+
+static size_t deferred_count(struct host_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	size_t k = w->ndeferred;
+	pthread_mutex_unlock(&w->lock);
+	return k;
+}
+
+/* Is there anything to read now? */
+static bool readable_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * One wake-up: events read, then the removals deferred so far made. Those
+ * were deferred after their IN_IGNORED, if any, was queued (see
+ * host_watch_remove), so the queue is read, empty, first. Returns -1 when
+ * the thread must end.
+ */
+static int wake_up(struct host_watch *w, const struct pollfd pfd[3], void *buf)
+{
+	eventfd_t v;
+	bool events = pfd[0].revents;
+
+	if (pfd[1].revents)
+		return -1;
+	if (pfd[2].revents && eventfd_read(w->wake_fd, &v) < 0 && errno != EAGAIN)
+		return -1;
+	size_t k = deferred_count(w);
+	if (k && !events)
+		events = readable_now(w->ifd);
+	if (events && drain(w, buf) < 0)
+		return -1;
+	pthread_mutex_lock(&w->lock);
+	unwatch_deferred(w, k);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
 static void *watch_main(void *arg)
 {
 	struct host_watch *w = arg;
@@ -561,25 +693,18 @@ static void *watch_main(void *arg)
 	/* inotify_event holds an int: the buffer is aligned for it. */
 	if (posix_memalign(&buf, 8, READ_BUF_SIZE))
 		return NULL;
-	struct pollfd pfd[2] = { { .fd = w->ifd, .events = POLLIN },
-				 { .fd = w->stop_fd, .events = POLLIN } };
+	struct pollfd pfd[3] = { { .fd = w->ifd, .events = POLLIN },
+				 { .fd = w->stop_fd, .events = POLLIN },
+				 { .fd = w->wake_fd, .events = POLLIN } };
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("watch: poll: %s", strerror(errno));
 			break;
 		}
-		if (pfd[1].revents)
+		if (wake_up(w, pfd, buf) < 0)
 			break;
-		ssize_t n = read(w->ifd, buf, READ_BUF_SIZE);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			log_err("watch: reading inotify: %s", n ? strerror(errno) : "end of file");
-			break;
-		}
-		host_watch_handle_events(w, w->server, buf, (size_t)n);
 	}
 	free(buf);
 	return NULL;
@@ -596,7 +721,7 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 		return NULL;
 	}
 	w->obs.ops = &observer_ops;
-	w->ifd = w->stop_fd = -1;
+	w->ifd = w->stop_fd = w->wake_fd = -1;
 	w->max_watches = o && o->max_watches ? o->max_watches : HOST_WATCH_DEFAULT_MAX;
 	w->nbuckets = 256;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
@@ -605,6 +730,9 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 	*err = w->ifd < 0 ? -errno : 0;
 	w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (!*err && w->stop_fd < 0)
+		*err = -errno;
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!*err && w->wake_fd < 0)
 		*err = -errno;
 	if (!*err && !w->buckets)
 		*err = -ENOMEM;
@@ -621,9 +749,16 @@ int host_watch_start(struct host_watch *w, struct fuse_server *server)
 	if (w->started)
 		return -EBUSY;
 	store_release(&w->server, server);
+	pthread_mutex_lock(&w->lock);
+	w->running = true;
+	pthread_mutex_unlock(&w->lock);
 	int r = pthread_create(&w->thread, NULL, watch_main, w);
-	if (r)
+	if (r) {
+		pthread_mutex_lock(&w->lock);
+		w->running = false;
+		pthread_mutex_unlock(&w->lock);
 		return -r;
+	}
 	pthread_setname_np(w->thread, "kvmini-watch");
 	w->started = true;
 	return 0;
@@ -635,10 +770,22 @@ void host_watch_stop(struct host_watch *w)
 
 	if (!w || !w->started)
 		return;
+	/* Removals from now on are made at once. */
+	pthread_mutex_lock(&w->lock);
+	w->running = false;
+	pthread_mutex_unlock(&w->lock);
 	if (write(w->stop_fd, &one, sizeof(one)) < 0)
 		log_warn("watch: eventfd: %s", strerror(errno));
 	pthread_join(w->thread, NULL);
 	w->started = false;
+	/* The thread's last removals: after the events it left, as it would. */
+	void *buf = malloc(READ_BUF_SIZE);
+	if (buf && w->ndeferred && readable_now(w->ifd))
+		drain(w, buf);
+	free(buf);
+	pthread_mutex_lock(&w->lock);
+	unwatch_deferred(w, w->ndeferred);
+	pthread_mutex_unlock(&w->lock);
 }
 
 void host_watch_free(struct host_watch *w)
@@ -657,6 +804,9 @@ void host_watch_free(struct host_watch *w)
 		close(w->ifd);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	free(w->deferred);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

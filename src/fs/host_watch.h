@@ -126,9 +126,12 @@ void host_watch_stop(struct host_watch *w);
  * types not watched, -ENOSPC over the bound). @w may be NULL. */
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
 /* Drop watch @wd of node @nodeid (nothing when it is another node's by now).
+ * @held: the descriptor it was placed through is still open, so the watch
+ * is there to remove now; else, with the thread running, the thread
+ * removes it once it has read the queue (the kernel may have ended it).
  * Returns 0, or -errno when inotify_rm_watch failed (-EINVAL: the kernel
  * had dropped the watch already, see node_observer.h). */
-int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid);
+int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid, bool held);
 
 /* The watcher as a node-life observer (its ops call host_watch_add and
  * host_watch_remove); NULL for a NULL @w. */

@@ -16,6 +16,7 @@
 #ifndef KVMINI_FS_NODE_OBSERVER_H
 #define KVMINI_FS_NODE_OBSERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,8 +29,11 @@ struct fs_node_observer_ops {
 	 * keeps nothing for it. */
 	int (*on_node_added)(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type);
 	/* Node @nodeid, which got @token, is dropped (or its token replaced by
-	 * a newer one). Never fails, as far as the backend is concerned. */
-	void (*on_node_forgotten)(struct fs_node_observer *obs, uint64_t nodeid, int token);
+	 * a newer one). @held: the descriptor the token was made through is
+	 * still open (else the kernel may have ended a watch on a deleted
+	 * inode already). Never fails, as far as the backend is concerned. */
+	void (*on_node_forgotten)(struct fs_node_observer *obs, uint64_t nodeid, int token,
+				  bool held);
 };
 
 /* Embedded in the observer's own struct (container_of). */

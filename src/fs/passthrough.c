@@ -228,7 +228,7 @@ static void inode_bury(struct passthrough *pt, struct pt_inode *dead)
 
 		dead = n->hnext;
 		if (n->wd >= 0)
-			pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, n->wd);
+			pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, n->wd, n->fd >= 0);
 		if (n->fd >= 0)
 			close(n->fd);
 		free(n->handle);
@@ -319,7 +319,7 @@ void pt_inode_watch(struct passthrough *pt, struct pt_inode *n)
 	}
 	pthread_mutex_unlock(&pt->lock);
 	if (old >= 0)
-		pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, old);
+		pt->obs->ops->on_node_forgotten(pt->obs, n->nodeid, old, false);
 	pt_inode_put(pt, n);
 }
 

@@ -508,7 +508,7 @@ static int obs_added(struct fs_node_observer *o, uint64_t nodeid, int fd, mode_t
 	return (int)c->added;
 }
 
-static void obs_forgotten(struct fs_node_observer *o, uint64_t nodeid, int token)
+static void obs_forgotten(struct fs_node_observer *o, uint64_t nodeid, int token, bool held)
 {
 	((struct count_obs *)o)->forgotten++;
 }

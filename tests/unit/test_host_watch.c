@@ -367,10 +367,10 @@ static void test_watch_bound(void)
 	 * watch it has (passthrough.c inode_watch). */
 	CHECK_EQ(host_watch_add(w, 3, fds[2], S_IFREG), -ENOSPC);
 	/* Removing with another node's id leaves the watch. */
-	host_watch_remove(w, wd_f0, 99);
+	host_watch_remove(w, wd_f0, 99, true);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.watches, 3);
-	host_watch_remove(w, wd_f0, 2);
+	host_watch_remove(w, wd_f0, 2, true);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.watches, 2);
 	int wd_f2 = host_watch_add(w, 4, fds[3], S_IFREG);
@@ -452,13 +452,13 @@ static int spy_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode
 	return host_watch_add(spy->w, nodeid, fd, type);
 }
 
-static void spy_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token)
+static void spy_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token, bool held)
 {
 	struct spy_observer *spy = container_of(obs, struct spy_observer, obs);
 
 	spy->forgotten++;
 	spy_calls_back(spy);
-	spy->last_rm = host_watch_remove(spy->w, token, nodeid);
+	spy->last_rm = host_watch_remove(spy->w, token, nodeid, held);
 	if (spy->last_rm)
 		spy->rm_errors++;
 }
@@ -697,7 +697,7 @@ static void test_own_node_changes_not_sent(void)
 	off = 0;
 	put_event(buf, &off, wd, IN_IGNORED, NULL);
 	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 0);
-	CHECK_EQ(host_watch_remove(w, wd, 9), 0);
+	CHECK_EQ(host_watch_remove(w, wd, 9, false), 0);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.rx_events_gone, 2);
 	CHECK_EQ(c.watches, 0);
@@ -777,20 +777,68 @@ static void test_backend_own_changes_send_nothing(void)
 	wait_own(w, 6);
 	CHECK_EQ(be->ops->unlink(be, &ctx, FUSE_ROOT_ID, "f1"), 0);
 	wait_own(w, 8);
+	/* The thread removes the watch; stopping it makes it do so now. */
 	be->ops->forget(be, e.nodeid, 2);
+	host_watch_stop(w);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.events_own, 8);
 	CHECK_EQ(c.invals, 0);
 	CHECK_EQ(c.tx_unwatch_failed, 0);
 	CHECK_EQ(c.watches, 1);
 	CHECK_EQ(rec_count(&r), 0);
-	host_watch_stop(w);
 	fs_backend_destroy(be);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.tx_unwatch_failed, 0);
 	CHECK_EQ(c.watches, 0);
 	fuse_server_set_notify(v.s, NULL);
 	host_watch_free(w);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/*
+ * A node without its descriptor (evicted) whose file is deleted: closing the
+ * last reference made the kernel end the watch. Its removal, told the
+ * descriptor is gone, waits for the thread to read the queue, so no
+ * inotify_rm_watch fails; the held one is removed at once.
+ */
+static void test_forget_after_kernel_ended_watch(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	char p[PATH_MAX + 16];
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int f1 = opath(dir, "f1"), f2 = opath(dir, "f2");
+	int wd1 = host_watch_add(w, 9, f1, S_IFREG), wd2 = host_watch_add(w, 10, f2, S_IFREG);
+	CHECK(wd1 >= 0 && wd2 >= 0);
+	CHECK_EQ(host_watch_start(w, v.s), 0);
+	snprintf(p, sizeof(p), "%s/f1", dir);
+	CHECK_EQ(unlink(p), 0);
+	close(f1);                                  /* the kernel ends wd1 */
+	CHECK_EQ(host_watch_remove(w, wd1, 9, false), 0);
+	CHECK_EQ(host_watch_remove(w, wd2, 10, true), 0);
+	uint64_t end = now_ms() + 3000;
+	do {
+		host_watch_get_counters(w, &c);
+		if (!c.watches)
+			break;
+		usleep(2000);
+	} while (now_ms() < end);
+	CHECK_EQ(c.watches, 0);
+	CHECK_EQ(c.tx_unwatch_failed, 0);
+	host_watch_stop(w);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(f2);
 	srv_down(&v);
 	remove_tree(dir);
 }
@@ -900,6 +948,7 @@ int main(void)
 	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_own_node_changes_not_sent);
 	RUN_TEST(test_backend_own_changes_send_nothing);
+	RUN_TEST(test_forget_after_kernel_ended_watch);
 	RUN_TEST(test_no_watch_without_receiver);
 	RUN_TEST(test_thread_sees_host_changes);
 	return CHECK_DONE();
