@@ -74,7 +74,7 @@ case_stock_api() {
 	[ "$codes" = "200 204 204 204 204 204 204 204 204 204 204 204 204 204" ] &&
 		pass "configured and started through the API alone (GET /machine-config 200, then 204 each; the log and metrics on FIFOs, the metrics' unread, FlushMetrics after the start)" ||
 		fail "the API answered $codes ($(cat "$CLOG/api.out" 2>/dev/null))"
-	send_cad_when_waiting "$sock"
+	send_cad_when_waiting "$sock" "$vm"
 	wait "$vm"
 	rc=$?
 	# The peers are done when the guest was; one still waiting is ended.

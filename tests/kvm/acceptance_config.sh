@@ -86,7 +86,7 @@ case_stock_config() {
 	else
 		fail "GET / never said Running (log $CLOG/kvmini.err)"
 	fi
-	if console_wait 'kvmini-check: waiting for the drive swap on vdb' "$LIMIT"; then
+	if console_wait 'kvmini-check: waiting for the drive swap on vdb' "$LIMIT" "$vm"; then
 		# firecracker-containerd's swap: the new device over the same path,
 		# in kvmini's mount namespace (ip netns exec made it a new one).
 		# (-r -w: kvmini's root and directory, not the namespace's root,
@@ -105,7 +105,7 @@ case_stock_config() {
 	else
 		fail "the guest never waited for the drive swap (log $CLOG/console.out)"
 	fi
-	[ "$end" = cad ] && send_cad_when_waiting "$sock"
+	[ "$end" = cad ] && send_cad_when_waiting "$sock" "$vm"
 	wait "$vm"
 	rc=$?
 	out=$(tr -d '\r' <"$CLOG/console.out")
