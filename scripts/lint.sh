@@ -3,6 +3,7 @@
 # printed under a FAIL and kept in build/lint/:
 #   clang-tidy   .clang-tidy's checks, with the Makefile's compile flags
 #   cppcheck     warning, performance and portability classes
+#   clocks       no time() or gettimeofday() (seccomp allows clock_gettime)
 #   layers       scripts/check_layers.py (layer order, include cycles; symbol
 #                edges too when build/obj holds the release objects)
 # A missing tool is a SKIP with its reason (scripts/setup.sh installs them).
@@ -69,6 +70,15 @@ if CPPCHECK=$(find_tool cppcheck); then
 else
 	echo "SKIP: lint cppcheck (not installed: scripts/setup.sh installs cppcheck)"
 fi
+
+# clocks: time() and gettimeofday() become system calls where the vDSO
+# falls back (an unstable TSC, as on the nested platform), and only
+# clock_gettime is in the seccomp lists (core/seccomp_filter.c): a thread
+# calling them there is killed. Comment lines are not code.
+T0=$(date +%s)
+grep -rnE '(^|[^_[:alnum:]])(gettimeofday|time)[[:space:]]*\(' src --include='*.[ch]' |
+	grep -vE '^[^:]+:[0-9]+:[[:space:]]*(/\*|\*|//)' >"$OUT/clocks.log"
+report clocks "$OUT/clocks.log" $(( $? == 0 )) "clock_gettime only"
 
 T0=$(date +%s)
 if PY=$(find_tool python3); then

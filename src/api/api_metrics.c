@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -185,10 +185,13 @@ static void visit_api(void *opaque, const struct counter_sink *sink)
 
 static uint64_t utc_ms(void)
 {
-	struct timeval tv;
+	struct timespec ts;
 
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+	/* clock_gettime, not gettimeofday: where the vDSO falls back to a
+	 * system call (an unstable TSC, as on the nested platform), only
+	 * clock_gettime is in the seccomp lists. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Firecracker's layout: the aggregate "net" and one "net_<iface_id>", the

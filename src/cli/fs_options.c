@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "fs/dax_window.h"
 #include "fuse/fuse_compat.h"
 #include "fuse/fuse_dev.h"
 
@@ -73,6 +74,29 @@ static int take_cache(struct cli_fs_args *a, const char *val)
 
 
 
+/* dax=SIZE: a number with a unit, K, M or G (binary), a power of two the
+ * window accepts (fs/dax_window.h). */
+static int take_dax(struct cli_fs_args *a, const char *val)
+{
+	static const char units[] = "KMG";
+	size_t len = strlen(val);
+	char digits[24];
+	unsigned long n;
+
+	const char *u = len > 1 ? strchr(units, val[len - 1]) : NULL;
+	if (!u || !val[len - 1] || len - 1 >= sizeof(digits))
+		return -EINVAL;
+	memcpy(digits, val, len - 1);
+	digits[len - 1] = '\0';
+	if (cli_parse_uint(digits, 1, 1ul << 30, &n))
+		return -EINVAL;
+	uint64_t bytes = (uint64_t)n << (10 * (unsigned)(u - units + 1));
+	if (!dax_window_size_valid(bytes))
+		return -EINVAL;
+	a->dev.dax_bytes = bytes;
+	return 0;
+}
+
 static int take_squash(struct cli_fs_args *a, const char *val)
 {
 	struct passthrough_opts *pt = &a->share.pt;
@@ -133,6 +157,8 @@ static const struct fs_option fs_options[] = {
 	       1ul << 24, 0, NULL),
 	NUMBER("memfs-size", CLI_FS_VHOST, FOR_MEMFS, share.mem.max_bytes, 1, 65536, 20, "MiB"),
 	TAKES("no-passthrough", NULL, CLI_FS_FUSE, FOR_ANY, take_no_passthrough),
+	TAKES("dax", "a window size with a unit, a power of two from 2M to 64G (e.g. 1G)",
+	      CLI_FS_RUN_SHARE, FOR_PASSTHROUGH, take_dax),
 };
 static_assert(ARRAY_SIZE(fs_options) <= CLI_FS_MAX_LONG_OPTIONS, "room for the options");
 static_assert(ARRAY_SIZE(fs_options) <= 32, "one bit of cli_fs_args.given each");

@@ -495,6 +495,10 @@ static void fs_reset(struct virtio_device *vdev)
 
 	hold_at_boundary(fs);
 	mark_all_work(fs, false);
+	/* The driver's mappings go with it: a new one starts from an empty
+	 * window, and no file stays reachable from the guest. */
+	if (fs->dax && fs->dax->unmap(fs->dax, 0, fs->dax->size))
+		log_warn("virtio-fs %.36s: the DAX window could not be emptied", fs->tag);
 }
 
 /* The VM pauses: no worker takes another request; kicks mark work that
@@ -549,6 +553,16 @@ static const struct virtio_device_ops fs_ops = FS_OPS(struct virtio_fs_config);
 static const struct virtio_device_ops fs_ops_notify = FS_OPS(struct virtio_fs_config_notify);
 
 /* --- setup ------------------------------------------------------------------ */
+
+void virtio_fs_set_dax(struct virtio_fs *fs, struct fuse_dax_window *w, uint64_t gpa)
+{
+	fs->dax = w;
+	fs->dax_region = (struct virtio_shm_region){ .id = VIRTIO_FS_SHMCAP_ID_CACHE,
+						     .base = gpa, .len = w->size };
+	fs->vdev.shm = &fs->dax_region;
+	fs->vdev.num_shm = 1;
+	fuse_server_set_dax(fs->server, w);
+}
 
 void virtio_fs_pause(struct virtio_fs *fs)
 {

@@ -124,6 +124,9 @@ struct virtio_fs_opts {
 	unsigned request_queues;       /* 1..VIRTIO_FS_MAX_REQUEST_QUEUES; 0: 1 */
 	unsigned threads;              /* workers 1..VIRTIO_FS_MAX_THREADS; 0: 2 */
 	bool offer_notification;       /* offer VIRTIO_FS_F_NOTIFICATION (queue 1) */
+	/* Bytes of DAX window the VMM gives the device (virtio_fs_set_dax),
+	 * 0: none. Read by the machine builder, not by the device. */
+	uint64_t dax_bytes;
 };
 
 struct virtio_fs_queue {
@@ -166,6 +169,11 @@ struct virtio_fs {
 	struct fuse_notify_transport notify_tr;
 
 	struct virtio_fs_counters counters;   /* atomic updates */
+
+	/* The DAX window (shared memory region VIRTIO_FS_SHMCAP_ID_CACHE) and
+	 * where the guest finds it; none: dax NULL. Set before the transport. */
+	struct fuse_dax_window *dax;
+	struct virtio_shm_region dax_region;
 };
 
 /*
@@ -175,6 +183,12 @@ struct virtio_fs {
  */
 int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 		   struct fuse_server *server, struct event_loop *loop);
+/* Give the device the DAX window @w (not owned), placed at guest-physical
+ * @gpa, before its transport is set up: the transport announces it as
+ * shared memory region 0, the server maps files into it, a device reset
+ * empties it, and a snapshot of the device is refused (its mappings are
+ * not saved). */
+void virtio_fs_set_dax(struct virtio_fs *fs, struct fuse_dax_window *w, uint64_t gpa);
 /* Stop and join the workers, free everything. The transport must have
  * reset the device (or never activated it). */
 void virtio_fs_destroy(struct virtio_fs *fs);

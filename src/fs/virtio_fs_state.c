@@ -56,6 +56,11 @@ static void put_device(struct virtio_fs *fs, struct state_writer *w)
 
 int virtio_fs_state_save(struct virtio_fs *fs, struct state_writer *w, struct errbuf *eb)
 {
+	if (fs->dax) {
+		errbuf_set(eb, "the virtio-fs share tagged %.36s has a DAX window (dax=): its "
+			   "mappings cannot be saved yet, so no snapshot of this VM is taken", fs->tag);
+		return -EOPNOTSUPP;
+	}
 	if (!at_boundary(fs)) {
 		errbuf_set(eb, "virtio-fs %.36s: not paused at a request boundary: pause the "
 			   "device before saving it", fs->tag);

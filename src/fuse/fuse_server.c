@@ -73,6 +73,8 @@ __thread unsigned fuse_in_request;
 #define BACKEND_OP_FUSE_LSEEK BACKEND_OP(lseek)
 #define BACKEND_OP_FUSE_COPY_FILE_RANGE BACKEND_OP(copy_file_range)
 #define BACKEND_OP_FUSE_SYNCFS BACKEND_OP(syncfs)
+#define BACKEND_OP_FUSE_SETUPMAPPING BACKEND_OP(with_fd)
+#define BACKEND_OP_FUSE_REMOVEMAPPING 0
 #define BACKEND_OP_FUSE_FLUSH 0
 #define BACKEND_OP_FUSE_INIT 0
 #define BACKEND_OP_FUSE_INTERRUPT 0
@@ -120,6 +122,8 @@ static const struct fuse_op fuse_ops[] = {
 	OP(FUSE_LSEEK, fuse_op_lseek, sizeof(struct fuse_lseek_in), sizeof(struct fuse_lseek_out), 0),
 	OP(FUSE_COPY_FILE_RANGE, fuse_op_copy_file_range, sizeof(struct fuse_copy_file_range_in),
 	   sizeof(struct fuse_write_out), 0),
+	OP(FUSE_SETUPMAPPING, fuse_op_setupmapping, sizeof(struct fuse_setupmapping_in), 0, 0),
+	OP(FUSE_REMOVEMAPPING, fuse_op_removemapping, sizeof(struct fuse_removemapping_in), 0, 0),
 	OP(FUSE_SYNCFS, fuse_op_syncfs, sizeof(struct fuse_syncfs_in), 0, 0),
 };
 
@@ -388,6 +392,11 @@ void fuse_server_free(struct fuse_server *s)
 	pthread_rwlock_destroy(&s->lifecycle);
 	fuse_backing_free(s->backing);
 	free(s);
+}
+
+void fuse_server_set_dax(struct fuse_server *s, struct fuse_dax_window *w)
+{
+	s->dax = w;
 }
 
 uint32_t fuse_server_max_write(const struct fuse_server *s)

@@ -94,7 +94,10 @@ struct fuse_server_opts {
 	X(notify_sent,          "notifications taken by the transport") \
 	X(notify_unknown,       "notifications the client refused: it caches nothing of the node") \
 	X(notify_dropped,       "notifications not sent: no transport, not negotiated, or from a request") \
-	X(notify_failed,        "notifications the transport could not send (no buffer, error)")
+	X(notify_failed,        "notifications the transport could not send (no buffer, error)") \
+	X(rx_mappings_set,      "SETUPMAPPING ranges mapped into the DAX window") \
+	X(rx_mappings_removed,  "REMOVEMAPPING ranges taken out of the DAX window") \
+	X(rx_mappings_refused,  "SETUPMAPPING and REMOVEMAPPING requests refused (range, file, mode, no window)")
 
 struct fuse_server_counters {
 	FUSE_SERVER_COUNTERS(COUNTER_FIELD)
@@ -153,6 +156,29 @@ struct fuse_reply_sink {
 size_t fuse_server_handle_sink(struct fuse_server *s, const struct iovec *in, unsigned in_cnt,
 			       const struct iovec *out, unsigned out_cnt,
 			       struct fuse_reply_sink *sink);
+
+/*
+ * A DAX window (virtio-fs's shared memory region 0): guest-visible memory
+ * the server maps host file ranges into for FUSE_SETUPMAPPING and takes
+ * them out of for FUSE_REMOVEMAPPING. Only a transport with such a region
+ * installs one (virtio-fs with --fs ...,dax=SIZE); without one both opcodes
+ * answer -ENOSYS and INIT does not offer FUSE_MAP_ALIGNMENT.
+ *  - size: bytes, a multiple of the host page size.
+ *  - map: map @len bytes of @fd from @foffset at @moffset of the window,
+ *    readable, and writable when @writable; replaces what was there.
+ *  - unmap: make [@moffset, @moffset + @len) inaccessible again.
+ * Both return 0 or -errno. The server has checked alignment and bounds.
+ */
+struct fuse_dax_window {
+	uint64_t size;
+	int (*map)(struct fuse_dax_window *w, int fd, uint64_t foffset, uint64_t moffset,
+		   uint64_t len, bool writable);
+	int (*unmap)(struct fuse_dax_window *w, uint64_t moffset, uint64_t len);
+};
+
+/* Install @w (not owned; NULL: none) before the first request. INIT and
+ * DESTROY empty it along with the backend's tables. */
+void fuse_server_set_dax(struct fuse_server *s, struct fuse_dax_window *w);
 
 /* The negotiated max_write and protocol minor (0 before INIT). */
 uint32_t fuse_server_max_write(const struct fuse_server *s);

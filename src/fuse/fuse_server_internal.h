@@ -33,6 +33,8 @@
 #define COPY_RANGE_MAX (1u << 30)
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define PAGE_SZ 4096u
+/* log2 of the alignment DAX mappings need (INIT's map_alignment): pages. */
+#define FUSE_DAX_MAP_SHIFT 12u
 /* The kernel's own ceiling on pages per request (FUSE_MAX_MAX_PAGES). */
 #define MAX_PAGES_LIMIT 256u
 
@@ -81,6 +83,9 @@ struct fuse_server {
 		/* Requests per known opcode, for the operator's view of a workload. */
 		uint64_t by_op[FUSE_SYNCFS + 1];
 	} ctr;
+
+	/* The DAX window, or NULL (set before any request, then read-only). */
+	struct fuse_dax_window *dax;
 
 	/* Where notifications go; set by the transport, read by the notifying
 	 * thread (store_release / load_acquire). */
@@ -182,6 +187,10 @@ int fuse_op_fsync(struct fuse_req *r);
 int fuse_op_fallocate(struct fuse_req *r);
 int fuse_op_lseek(struct fuse_req *r);
 int fuse_op_copy_file_range(struct fuse_req *r);
+/* fuse_dax.c */
+int fuse_op_setupmapping(struct fuse_req *r);
+int fuse_op_removemapping(struct fuse_req *r);
+void fuse_dax_clear(struct fuse_server *s);
 /* fuse_dirs.c */
 int fuse_op_opendir(struct fuse_req *r);
 int fuse_op_readdir(struct fuse_req *r);

@@ -44,6 +44,10 @@ uint64_t fuse_init_flags_wanted(const struct fuse_server *s)
 	 * metadata every byte is meant to reach the server. */
 	if (!data_cached(s))
 		extra &= ~FUSE_PASSTHROUGH;
+	/* A DAX window: the client may map file ranges into it, at the
+	 * alignment INIT's reply states. */
+	if (s->dax)
+		f |= FUSE_MAP_ALIGNMENT;
 	return f | extra;
 }
 
@@ -66,6 +70,7 @@ int fuse_op_init(struct fuse_req *r)
 	if (load_relaxed(&s->initialized)) {
 		BE(r)->ops->reset(BE(r));
 		fuse_backing_clear(s->backing);
+		fuse_dax_clear(s);
 	}
 
 	/* Flags past bit 31 travel in flags2 when the client sets INIT_EXT. */
@@ -85,6 +90,8 @@ int fuse_op_init(struct fuse_req *r)
 		FUSE_INIT_OUT_MAX_STACK_DEPTH(&out) = 1;   /* backing files on plain filesystems */
 	store_relaxed(&s->passthrough, (flags & FUSE_PASSTHROUGH) != 0);
 	store_relaxed(&s->killpriv, (flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+	if (flags & FUSE_MAP_ALIGNMENT)
+		out.map_alignment = FUSE_DAX_MAP_SHIFT;
 	out.max_readahead = MIN(in.max_readahead, s->opts.max_readahead);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
@@ -108,6 +115,7 @@ int fuse_op_destroy(struct fuse_req *r)
 {
 	BE(r)->ops->reset(BE(r));
 	fuse_backing_clear(r->s->backing);
+	fuse_dax_clear(r->s);
 	store_release(&r->s->initialized, false);
 	return 0;
 }

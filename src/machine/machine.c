@@ -37,6 +37,28 @@ static int add_net(struct machine *m, const struct net_iface_config *cfg)
 	return add_slot(m, &m->nets[m->n_nets++].dev->vdev);
 }
 
+/* The share's DAX window: reserved, placed above RAM, given to the device. */
+static int add_dax(struct machine *m, struct machine_fs *f, uint64_t bytes, const char *what)
+{
+	uint64_t gpa;
+	int r;
+
+	f->dax = dax_window_new(bytes, &r);
+	if (!f->dax) {
+		log_err("%s: DAX window: %s", what, strerror(-r));
+		return r;
+	}
+	r = vm_add_device_memory(&m->vm, f->dax->host, bytes, &gpa);
+	if (r < 0) {
+		log_err("%s: DAX window: cannot give it to the VM: %s", what, strerror(-r));
+		return r;
+	}
+	virtio_fs_set_dax(f->dev, &f->dax->fuse, gpa);
+	log_info("%s: DAX window of %llu MiB at 0x%llx", what,
+		 (unsigned long long)(bytes >> 20), (unsigned long long)gpa);
+	return 0;
+}
+
 /* A share (backend, FUSE server, watcher), a virtio-fs device serving it,
  * its slot. */
 static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
@@ -58,6 +80,8 @@ static int add_fs(struct machine *m, const struct machine_fs_config *cfg)
 		f->dev = NULL;
 		return r;
 	}
+	if (opts.dax_bytes && (r = add_dax(m, f, opts.dax_bytes, cfg->what)) < 0)
+		return r;
 	/* Signals are blocked (inherited); the device is the server's transport. */
 	fs_share_start_watch(&f->share, cfg->what);
 	return add_slot(m, &f->dev->vdev);
@@ -224,6 +248,10 @@ static void destroy_devices(struct machine *m)
 			virtio_fs_destroy(f->dev);
 		free(f->dev);
 		fs_share_close(&f->share);
+		/* Its KVM slot stays until the VM goes: an unmapped window is
+		 * only an empty one to KVM (the guest's vCPUs are stopped). */
+		dax_window_free(f->dax);
+		f->dax = NULL;
 	}
 	if (m->rng) {
 		virtio_rng_destroy(m->rng);

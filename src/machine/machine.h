@@ -19,6 +19,7 @@
 
 #include "balloon/virtio_balloon.h"
 #include "core/event_loop.h"
+#include "fs/dax_window.h"
 #include "fs/virtio_fs.h"
 #include "machine/fs_share.h"
 #include "machine/net_iface.h"
@@ -101,6 +102,7 @@ struct machine_config {
 struct machine_fs {
 	struct fs_share share;
 	struct virtio_fs *dev;
+	struct dax_window *dax;      /* its DAX window, or NULL */
 };
 
 struct machine {

@@ -281,6 +281,24 @@ static uint32_t status_read(struct virtio_mmio *t)
 	return t->status | (nr ? VIRTIO_CONFIG_S_NEEDS_RESET : 0);
 }
 
+/* SHMLen/SHMBase of the region SHMSel names: a half of its length or base,
+ * all ones for a region the device does not have (spec 4.2.2). */
+static uint32_t shm_read(const struct virtio_mmio *t, uint32_t off)
+{
+	const struct virtio_device *d = t->dev;
+
+	for (unsigned i = 0; i < d->num_shm; i++) {
+		const struct virtio_shm_region *sr = &d->shm[i];
+		if (sr->id != t->shm_sel)
+			continue;
+		uint64_t v = (off == VIRTIO_MMIO_SHM_LEN_LOW || off == VIRTIO_MMIO_SHM_LEN_HIGH)
+				     ? sr->len : sr->base;
+		bool high = off == VIRTIO_MMIO_SHM_LEN_HIGH || off == VIRTIO_MMIO_SHM_BASE_HIGH;
+		return (uint32_t)(high ? v >> 32 : v);
+	}
+	return MMIO_NO_SHM;
+}
+
 /* A 32-bit register read (vCPU thread, @lock held). */
 static uint32_t reg_read(struct virtio_mmio *t, uint32_t off)
 {
@@ -305,7 +323,7 @@ static uint32_t reg_read(struct virtio_mmio *t, uint32_t off)
 		return load_seq_cst(&t->config_generation);
 	case VIRTIO_MMIO_SHM_LEN_LOW: case VIRTIO_MMIO_SHM_LEN_HIGH:
 	case VIRTIO_MMIO_SHM_BASE_LOW: case VIRTIO_MMIO_SHM_BASE_HIGH:
-		return MMIO_NO_SHM;
+		return shm_read(t, off);
 	default:
 		COUNT(t, rx_register_invalid);
 		return 0;
@@ -393,8 +411,7 @@ static void reg_write(struct virtio_mmio *t, uint32_t off, uint32_t value)
 	case VIRTIO_MMIO_STATUS:
 		call_loop(t, &c);
 		return;
-	case VIRTIO_MMIO_SHM_SEL:
-		return;
+	case VIRTIO_MMIO_SHM_SEL:             t->shm_sel = value; return;
 	default:
 		COUNT(t, rx_register_invalid);
 		return;

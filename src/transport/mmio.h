@@ -146,6 +146,7 @@ struct virtio_mmio {
 	uint32_t driver_features_sel;
 	uint64_t driver_features;
 	uint32_t queue_sel;
+	uint32_t shm_sel;            /* SHMSel: the region SHMLen/SHMBase describe */
 	struct virtio_mmio_queue *queues;    /* @nqueues */
 	struct virtio_mmio_call *call;       /* in flight to the loop thread */
 	bool closed;

@@ -106,8 +106,21 @@ struct virtio_transport {
 	const struct virtio_transport_ops *ops;
 };
 
+/* A shared memory region (virtio 1.3 2.10): guest-visible device memory
+ * the transport announces (virtio-mmio's SHMSel/SHMLen/SHMBase). */
+struct virtio_shm_region {
+	uint8_t id;                          /* the device type's region id */
+	uint64_t base;                       /* guest-physical address */
+	uint64_t len;                        /* bytes */
+};
+
 struct virtio_device {
 	const struct virtio_device_ops *ops;
+	/* The device's shared memory regions (none: NULL, 0), set by whoever
+	 * placed them in guest memory before the transport is set up; the
+	 * transport only reads them. */
+	const struct virtio_shm_region *shm;
+	unsigned num_shm;
 	struct virtio_transport *transport;  /* set by the transport */
 	struct event_loop *loop;             /* the loop the device's fds live on */
 	const struct guest_mem *mem;         /* set by the transport before activate */

@@ -18,6 +18,9 @@
  *   0xfee0_0000  local APICs (in-kernel)
  *   0xfffb_c000  KVM identity-map page and TSS (3 pages)
  *   4 GiB        RAM beyond the first 3 GiB
+ *   above RAM    device memory (virtio-fs DAX windows), each on a boundary
+ *                of its size and of at least 1 GiB (Linux's memremap of it
+ *                wants whole memory sections), in KVM slots of their own
  */
 #ifndef KVMINI_VMM_LAYOUT_H
 #define KVMINI_VMM_LAYOUT_H
@@ -39,6 +42,10 @@
 
 #define LAYOUT_LOW_RAM_MAX    0xc0000000ull /* RAM below the 32-bit hole */
 #define LAYOUT_HIGH_RAM       0x100000000ull
+
+#define LAYOUT_DEVICE_MEM_ALIGN 0x40000000ull
+#define LAYOUT_DEVICE_MEM_FIRST_SLOT 32u  /* past every RAM slot (GUEST_MEM_MAX_REGIONS) */
+#define LAYOUT_DEVICE_MEM_MAX_SLOTS 16u
 
 #define LAYOUT_MMIO_BASE      0xd0000000ull
 #define LAYOUT_MMIO_SIZE      0x1000ull

@@ -170,10 +170,13 @@ static uint8_t bcd(int v)
 /* The clock registers read the host's time at the moment of the read. */
 static uint8_t rtc_read(struct legacy_devices *l, uint8_t index)
 {
-	time_t now = time(NULL);
+	struct timespec ts;
 	struct tm tm;
 
-	gmtime_r(&now, &tm);
+	/* clock_gettime, not time(): where the vDSO falls back to a system
+	 * call, only clock_gettime is in the vCPU's seccomp list. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
 	switch (index) {
 	case RTC_SECONDS: return bcd(MIN(tm.tm_sec, 59));
 	case RTC_MINUTES: return bcd(tm.tm_min);

@@ -309,6 +309,37 @@ void vm_destroy(struct vm *vm)
 	}
 }
 
+/* The first guest-physical address above RAM (and above the 32-bit hole). */
+static uint64_t ram_top(const struct vm *vm)
+{
+	return LAYOUT_HIGH_RAM + (vm->mem_bytes - vm->low_ram_end);
+}
+
+int vm_add_device_memory(struct vm *vm, void *host, uint64_t size, uint64_t *gpa)
+{
+	uint64_t align = MAX(size, LAYOUT_DEVICE_MEM_ALIGN);
+	uint64_t base = vm->device_mem_top ? vm->device_mem_top : ram_top(vm);
+
+	if (vm->n_device_slots >= LAYOUT_DEVICE_MEM_MAX_SLOTS || !size || (align & (align - 1)))
+		return -EINVAL;
+	base = (base + align - 1) & ~(align - 1);
+	/* No KVM_MEM_LOG_DIRTY_PAGES and no guest_mem region: the window is
+	 * the host files' memory, never guest RAM to save or to track. */
+	struct kvm_userspace_memory_region region = {
+		.slot = LAYOUT_DEVICE_MEM_FIRST_SLOT + vm->n_device_slots,
+		.guest_phys_addr = base,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+	int r = vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region, "SET_USER_MEMORY_REGION");
+	if (r < 0)
+		return r;
+	vm->n_device_slots++;
+	vm->device_mem_top = base + size;
+	*gpa = base;
+	return 0;
+}
+
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	return guest_mem_ptr(&vm->mem, gpa, len);

@@ -56,6 +56,9 @@ struct vm {
 	uint64_t mem_bytes;
 	uint64_t low_ram_end;        /* RAM is [0, low_ram_end) and, above 3 GiB, [4 GiB, ...) */
 	struct guest_mem mem;        /* region i is KVM memory slot i */
+	/* Device memory (vm_add_device_memory): slots made, first free address. */
+	unsigned n_device_slots;
+	uint64_t device_mem_top;
 	bool track_dirty;            /* vm_config's */
 
 	unsigned ncpus;
@@ -85,6 +88,15 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 /* Destroy everything vm_create made (vCPU threads must be joined). */
 void vm_destroy(struct vm *vm);
+
+/*
+ * vm_add_device_memory() - give the guest @size bytes of host memory at
+ * @host (a virtio-fs DAX window) as device memory: a KVM memory slot above
+ * RAM, aligned to its size and to at least LAYOUT_DEVICE_MEM_ALIGN, not
+ * guest RAM to kvmini (no snapshot, no dirty log, not in vm->mem). Sets
+ * *@gpa. 0 or -errno (logged). Before the vCPUs run.
+ */
+int vm_add_device_memory(struct vm *vm, void *host, uint64_t size, uint64_t *gpa);
 
 /* Host pointer to [gpa, gpa + len) of guest RAM, or NULL. */
 void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);

@@ -22,6 +22,13 @@
  * Node ids and handles from successful replies are remembered and fed back,
  * so requests reach deep into the backend.
  *
+ * The server has a DAX window (fs/dax_window.h, 2 MiB, emptied before each
+ * input): SETUPMAPPING and REMOVEMAPPING map the seeded files into it and
+ * out. Checked for them: a SETUPMAPPING answered 0 asked for a page-aligned
+ * range inside the window and now readable there; a REMOVEMAPPING answered
+ * 0 named only such ranges, and their first pages are inaccessible again;
+ * at the end of every input, emptied, no page of the window is readable.
+ *
  * Some requests go through fuse_server_handle_sink with a reply sink that
  * either sends (reads the asked bytes into an exactly-sized buffer) or
  * refuses, as /dev/fuse's splice path does.
@@ -50,9 +57,11 @@
 #include <linux/fuse.h>
 
 #include "core/compiler.h"
+#include "core/guest_mem.h"
 #include "core/log.h"
 #include "fuse/fuse_compat.h"
 #include "fuse/fuse_server.h"
+#include "fs/dax_window.h"
 #include "fs/passthrough.h"
 #include "fuzz_input.h"
 
@@ -73,7 +82,11 @@ static const uint32_t ops[] = {
 	FUSE_READDIR, FUSE_RELEASEDIR, FUSE_FSYNCDIR, FUSE_ACCESS, FUSE_CREATE, FUSE_INTERRUPT,
 	FUSE_DESTROY, FUSE_BATCH_FORGET, FUSE_FALLOCATE, FUSE_READDIRPLUS, FUSE_RENAME2,
 	FUSE_LSEEK, FUSE_COPY_FILE_RANGE, FUSE_SYNCFS, FUSE_GETLK, FUSE_IOCTL, 52,
+	FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING,
 };
+
+#define WINDOW_PAGE 4096ull
+static struct dax_window *window;
 
 /* Where each opcode's argument carries a file handle, if it does. */
 static int fh_offset(uint32_t op)
@@ -81,7 +94,7 @@ static int fh_offset(uint32_t op)
 	switch (op) {
 	case FUSE_READ: case FUSE_WRITE: case FUSE_RELEASE: case FUSE_FLUSH: case FUSE_FSYNC:
 	case FUSE_READDIR: case FUSE_READDIRPLUS: case FUSE_RELEASEDIR: case FUSE_FSYNCDIR:
-	case FUSE_FALLOCATE: case FUSE_LSEEK: case FUSE_COPY_FILE_RANGE:
+	case FUSE_FALLOCATE: case FUSE_LSEEK: case FUSE_COPY_FILE_RANGE: case FUSE_SETUPMAPPING:
 		return 0;
 	case FUSE_GETATTR: case FUSE_SETATTR:
 		return 8;
@@ -113,7 +126,7 @@ static long fixed_reply(uint32_t op)
 	case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_RENAME: case FUSE_RENAME2: case FUSE_RELEASE:
 	case FUSE_RELEASEDIR: case FUSE_FSYNC: case FUSE_FSYNCDIR: case FUSE_FLUSH:
 	case FUSE_ACCESS: case FUSE_REMOVEXATTR: case FUSE_SETXATTR: case FUSE_FALLOCATE:
-	case FUSE_SYNCFS: case FUSE_DESTROY:
+	case FUSE_SYNCFS: case FUSE_DESTROY: case FUSE_SETUPMAPPING: case FUSE_REMOVEMAPPING:
 		return 0;
 	default:
 		return -1;
@@ -193,12 +206,16 @@ static void setup_once(void)
 {
 	static bool done;
 	char tmpl[] = "/tmp/kvmini-fuzz-fuse.XXXXXX";
+	int err;
 
 	if (done)
 		return;
 	done = true;
 	log_threshold = LOG_ERROR;
 	signal(SIGXFSZ, SIG_IGN);
+	window = dax_window_new(DAX_WINDOW_MIN_SIZE, &err);
+	if (!window)
+		FAIL("dax_window_new: %s", strerror(-err));
 	if (!mkdtemp(tmpl))
 		FAIL("mkdtemp: %s", strerror(errno));
 	limited_fs = setup_tmpfs(tmpl);
@@ -379,6 +396,79 @@ static void check_reply(uint32_t op, bool raw_hdr_ok, uint64_t unique, size_t n,
 	free(flat);
 }
 
+/* Can the process read the byte at @p? (A pipe write copies it: EFAULT
+ * when the page is not readable, without a signal.) */
+static bool window_readable(const uint8_t *p)
+{
+	static int fds[2] = { -1, -1 };
+	char sink[8];
+
+	if (fds[0] < 0 && pipe(fds) < 0)
+		FAIL("pipe: %s", strerror(errno));
+	if (write(fds[1], p, 1) != 1)
+		return false;
+	if (read(fds[0], sink, 1) != 1)
+		FAIL("pipe read");
+	return true;
+}
+
+/* A range the server may map or unmap: page-aligned, non-empty, inside. */
+static bool window_range_valid(uint64_t moffset, uint64_t len)
+{
+	uint64_t size = window->fuse.size;
+
+	return len && !((moffset | len) & (WINDOW_PAGE - 1)) && moffset < size &&
+	       len <= size - moffset;
+}
+
+/* A successful SETUPMAPPING or REMOVEMAPPING did what it may (the request
+ * is @req, header included, as the server read it). */
+static void check_dax(uint32_t op, const uint8_t *req, size_t rlen)
+{
+	const size_t h = sizeof(struct fuse_in_header);
+
+	if (op == FUSE_SETUPMAPPING) {
+		struct fuse_setupmapping_in in;
+		memcpy(&in, req + h, sizeof(in));
+		if (!window_range_valid(in.moffset, in.len) || (in.foffset & (WINDOW_PAGE - 1)))
+			FAIL("SETUPMAPPING of %llu bytes at %llu accepted",
+			     (unsigned long long)in.len, (unsigned long long)in.moffset);
+		if (!window_readable(window->host + in.moffset))
+			FAIL("SETUPMAPPING at %llu accepted, nothing mapped",
+			     (unsigned long long)in.moffset);
+		return;
+	}
+	struct fuse_removemapping_in in;
+	struct fuse_removemapping_one one;
+	memcpy(&in, req + h, sizeof(in));
+	if (!in.count || h + sizeof(in) + (size_t)in.count * sizeof(one) > rlen)
+		FAIL("REMOVEMAPPING of %u ranges accepted in %zu bytes", in.count, rlen);
+	for (uint32_t i = 0; i < in.count; i++) {
+		memcpy(&one, req + h + sizeof(in) + i * sizeof(one), sizeof(one));
+		if (!window_range_valid(one.moffset, one.len))
+			FAIL("REMOVEMAPPING of %llu bytes at %llu accepted",
+			     (unsigned long long)one.len, (unsigned long long)one.moffset);
+	}
+	/* Checked after all: a later range may not map what an earlier removed. */
+	for (uint32_t i = 0; i < in.count; i++) {
+		memcpy(&one, req + h + sizeof(in) + i * sizeof(one), sizeof(one));
+		if (window_readable(window->host + one.moffset))
+			FAIL("REMOVEMAPPING at %llu left it mapped",
+			     (unsigned long long)one.moffset);
+	}
+}
+
+/* After the input: the window emptied, nothing of it readable. */
+static void check_window_empty(void)
+{
+	if (dax_window_clear(window))
+		FAIL("the window could not be emptied");
+	for (uint64_t off = 0; off < window->fuse.size; off += 64 * WINDOW_PAGE)
+		if (window_readable(window->host + off))
+			FAIL("window page %llu readable after clearing",
+			     (unsigned long long)(off / WINDOW_PAGE));
+}
+
 /* Build and run one record; returns the bytes it consumed, 0 at the end. */
 static size_t run_record(struct session *s, const uint8_t *data, size_t size)
 {
@@ -446,6 +536,12 @@ static size_t run_record(struct session *s, const uint8_t *data, size_t size)
 			FAIL("a reply of %zu bytes after the sink sent one", n);
 	} else {
 		check_reply(op, hdr_ok, s->unique, n, cap, out, 2, s, read_size);
+		struct fuse_out_header oh = { .error = -1 };
+		if (n >= sizeof(oh))
+			iov_to_buf(out, 2, 0, &oh, sizeof(oh));
+		/* rlen covers the fixed argument: a shorter request is refused. */
+		if (!oh.error && (op == FUSE_SETUPMAPPING || op == FUSE_REMOVEMAPPING))
+			check_dax(op, req, rlen);
 	}
 	for (unsigned i = 0; i < in_cnt; i++)
 		free(in[i].iov_base);
@@ -487,6 +583,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!s.be)
 		FAIL("passthrough_new: %s", strerror(-err));
 	s.srv = fuse_server_new(s.be, &so);
+	fuse_server_set_dax(s.srv, &window->fuse);
 	init_session(&s);
 	for (unsigned r = 0; r < MAX_RECORDS; r++) {
 		size_t used = run_record(&s, data, size);
@@ -497,5 +594,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuse_server_free(s.srv);
 	fs_backend_destroy(s.be);
+	check_window_empty();
 	return 0;
 }

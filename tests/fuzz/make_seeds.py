@@ -49,7 +49,7 @@ def u64(v):
 
 # ---- FUSE (linux/fuse.h) ------------------------------------------------
 
-FUSE = dict(LOOKUP=1, FORGET=2, GETATTR=3, SETATTR=4, READLINK=5, SYMLINK=6,
+FUSE = dict(SETUPMAPPING=48, REMOVEMAPPING=49, LOOKUP=1, FORGET=2, GETATTR=3, SETATTR=4, READLINK=5, SYMLINK=6,
             MKNOD=8, MKDIR=9, UNLINK=10, RMDIR=11, RENAME=12, LINK=13, OPEN=14,
             READ=15, WRITE=16, STATFS=17, RELEASE=18, FSYNC=20, SETXATTR=21,
             GETXATTR=22, LISTXATTR=23, REMOVEXATTR=24, FLUSH=25, INIT=26,
@@ -111,7 +111,8 @@ FUSE_FUZZ_OPS = ["LOOKUP", "FORGET", "GETATTR", "SETATTR", "READLINK", "SYMLINK"
                  "LISTXATTR", "REMOVEXATTR", "FLUSH", "INIT", "OPENDIR", "READDIR",
                  "RELEASEDIR", "FSYNCDIR", "ACCESS", "CREATE", "INTERRUPT", "DESTROY",
                  "BATCH_FORGET", "FALLOCATE", "READDIRPLUS", "RENAME2", "LSEEK",
-                 "COPY_FILE_RANGE", "SYNCFS"]
+                 "COPY_FILE_RANGE", "SYNCFS", "GETLK", "IOCTL", "OP52",
+                 "SETUPMAPPING", "REMOVEMAPPING"]
 ROOT = 0xF1          # node selector: node id 1, the root
 LAST = 0x00          # node or handle selector: the first one remembered
 
@@ -125,8 +126,56 @@ def fuse_raw_rec(request, shape=0):
     return u8(0xF0, 0, 0xFF, shape) + u16(len(request)) + request
 
 
-def seeds_fuse():
+NO_FH = 0xFFFFFFFFFFFFFFFF
+MAP_R, MAP_W = 2, 1
+
+
+def fuse_setupmapping_in(fh, foffset, length, flags, moffset):
+    return struct.pack("<QQQQQ", fh, foffset, length, flags, moffset)
+
+
+def fuse_removemapping_in(ranges, count=None):
+    return u32(len(ranges) if count is None else count) + b"".join(
+        struct.pack("<QQ", m, n) for m, n in ranges)
+
+
+def seeds_fuse_dax():
+    # The window is 2 MiB; "b" holds a few bytes, so a mapping starts at 0.
     return {
+        "dax_map_unmap": (
+            fuse_rec("LOOKUP", cstr("b"))
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 0, 1 << 21, MAP_R | MAP_W, 0),
+                       node=LAST, fh=0xFF)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 0, 4096, MAP_R, 1 << 20),
+                       node=LAST, fh=0xFF)
+            + fuse_rec("REMOVEMAPPING", fuse_removemapping_in([(0, 1 << 21), (1 << 20, 4096)]))
+            + fuse_rec("INIT", fuse_init_in(flags=1 << 26))),
+        "dax_handles": (
+            fuse_rec("LOOKUP", cstr("b"))
+            + fuse_rec("OPEN", fuse_open_in(O_RDONLY), node=LAST)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(0, 0, 8192, MAP_W, 8192), node=LAST)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(0, 0, 8192, MAP_R, 8192), node=LAST)
+            + fuse_rec("RELEASE", fuse_release_in(0), node=LAST)
+            + fuse_rec("REMOVEMAPPING", fuse_removemapping_in([(8192, 8192)]))),
+        "dax_refusals": (
+            fuse_rec("LOOKUP", cstr("a"))
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 0, 4096, MAP_R, (1 << 21) - 4096 + 1),
+                       node=LAST, fh=0xFF)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 1 << 40, 4096, MAP_R, 0),
+                       node=LAST, fh=0xFF)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 0, 1 << 22, MAP_R, 0),
+                       node=LAST, fh=0xFF)
+            + fuse_rec("SETUPMAPPING", fuse_setupmapping_in(NO_FH, 0, 4096, MAP_R, 0), node=ROOT,
+                       fh=0xFF)
+            + fuse_rec("REMOVEMAPPING", fuse_removemapping_in([(0, 4096)], count=300))
+            + fuse_rec("REMOVEMAPPING", fuse_removemapping_in([(1 << 21, 4096)]))
+            + fuse_raw_rec(fuse_in_header(40 + 4 + 16, FUSE["REMOVEMAPPING"], 90, 1)
+                           + fuse_removemapping_in([(0, 0)]))),
+    }
+
+
+def seeds_fuse():
+    return dict(seeds_fuse_dax(), **{
         "lookup_open_read": (
             fuse_rec("LOOKUP", cstr("b"))
             + fuse_rec("OPEN", fuse_open_in(O_RDONLY), node=LAST)
@@ -174,7 +223,7 @@ def seeds_fuse():
             + fuse_rec("READ", fuse_read_in(0, 0, 64), node=ROOT, shape=0x2a)
             + fuse_rec("OPEN", fuse_open_in(O_RDWR), node=LAST, shape=0xc0)
             + fuse_rec("INIT", fuse_init_in(), shape=0x0c)),
-    }
+    })
 
 
 # ---- fuzz_virtio_fs -----------------------------------------------------

@@ -199,6 +199,32 @@ api_call() {
 		${4:+-H 'Content-Type: application/json' -d "$4"} "http://k$3"
 }
 
+# console_wait TEXT SECONDS [PID]: TEXT on the case's console within
+# SECONDS; no longer than process PID (kvmini) lives.
+console_wait() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		grep -q "$1" "$CLOG/console.out" 2>/dev/null && return 0
+		[ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# send_cad_when_waiting SOCK PID: once the guest's init (kvmini.end=cad)
+# has synced its checks and waits for the keys, PUT /actions
+# SendCtrlAltDel to kvmini (PID).
+send_cad_when_waiting() {
+	local code
+	if ! console_wait 'kvmini-check: waiting for Ctrl+Alt+Del' "$LIMIT" "$2"; then
+		fail "the guest never waited for Ctrl+Alt+Del (log $CLOG/console.out)"
+		return
+	fi
+	code=$(api_call "$1" PUT /actions '{"action_type":"SendCtrlAltDel"}')
+	[ "$code" = 204 ] && pass "PUT /actions SendCtrlAltDel: 204" ||
+		fail "SendCtrlAltDel answered $code ($(cat "$CLOG/api.out"))"
+}
+
 # api_case_ready CASE: the stock kernel, curl, python3 (the vsock peers)
 # and the tap for a case that drives the control API, or why not.
 api_case_ready() {

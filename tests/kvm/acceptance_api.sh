@@ -74,15 +74,7 @@ case_stock_api() {
 	[ "$codes" = "200 204 204 204 204 204 204 204 204 204 204 204 204 204" ] &&
 		pass "configured and started through the API alone (GET /machine-config 200, then 204 each; the log and metrics on FIFOs, the metrics' unread, FlushMetrics after the start)" ||
 		fail "the API answered $codes ($(cat "$CLOG/api.out" 2>/dev/null))"
-	# The guest's init has synced its checks and waits for the keys.
-	if console_wait 'kvmini-check: waiting for Ctrl+Alt+Del' "$LIMIT"; then
-		local code
-		code=$(api_call "$sock" PUT /actions '{"action_type":"SendCtrlAltDel"}')
-		[ "$code" = 204 ] && pass "PUT /actions SendCtrlAltDel: 204" ||
-			fail "SendCtrlAltDel answered $code ($(cat "$CLOG/api.out"))"
-	else
-		fail "the guest never waited for Ctrl+Alt+Del (log $CLOG/console.out)"
-	fi
+	send_cad_when_waiting "$sock" "$vm"
 	wait "$vm"
 	rc=$?
 	# The peers are done when the guest was; one still waiting is ended.

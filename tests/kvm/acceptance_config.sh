@@ -54,16 +54,6 @@ running() {
 	return 1
 }
 
-# console_wait TEXT SECONDS: TEXT on the case's console within SECONDS.
-console_wait() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		grep -q "$1" "$CLOG/console.out" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 case_stock_config() {
 	api_case_ready stock-config || return
 	CLOG=$LOG/stock-config
@@ -96,7 +86,7 @@ case_stock_config() {
 	else
 		fail "GET / never said Running (log $CLOG/kvmini.err)"
 	fi
-	if console_wait 'kvmini-check: waiting for the drive swap on vdb' "$LIMIT"; then
+	if console_wait 'kvmini-check: waiting for the drive swap on vdb' "$LIMIT" "$vm"; then
 		# firecracker-containerd's swap: the new device over the same path,
 		# in kvmini's mount namespace (ip netns exec made it a new one).
 		# (-r -w: kvmini's root and directory, not the namespace's root,
@@ -115,16 +105,7 @@ case_stock_config() {
 	else
 		fail "the guest never waited for the drive swap (log $CLOG/console.out)"
 	fi
-	if [ "$end" != cad ]; then
-		:
-	elif console_wait 'kvmini-check: waiting for Ctrl+Alt+Del' "$LIMIT"; then
-		local code
-		code=$(api_call "$sock" PUT /actions '{"action_type":"SendCtrlAltDel"}')
-		[ "$code" = 204 ] && pass "PUT /actions SendCtrlAltDel: 204" ||
-			fail "SendCtrlAltDel answered $code ($(cat "$CLOG/api.out"))"
-	else
-		fail "the guest never waited for Ctrl+Alt+Del (log $CLOG/console.out)"
-	fi
+	[ "$end" = cad ] && send_cad_when_waiting "$sock" "$vm"
 	wait "$vm"
 	rc=$?
 	out=$(tr -d '\r' <"$CLOG/console.out")

@@ -193,9 +193,15 @@ expect run-fs-flag-with-value 2 'xattr-all takes no value' -- "${K[@]}" --fs "$t
 expect run-fs-value-missing 2 'max-fds needs a value' -- "${K[@]}" --fs "$tmp:t,max-fds"
 expect run-fs-empty-tag 2 'the tag must be 1 to 36 bytes' -- "${K[@]}" --fs "$tmp:,cache=none"
 expect run-fs-bad-owner 2 'squash-owner: "root" is not UID:GID' -- "${K[@]}" --fs "$tmp:t,squash-owner=root"
+# dax=SIZE: a unit, a power of two from 2M to 64G; run's --fs only.
+expect run-fs-dax-not-pow2 2 'dax: "3M" is not a window size with a unit' -- "${K[@]}" --fs "$tmp:t,dax=3M"
+expect run-fs-dax-small 2 'dax: "1M" is not a window size with a unit' -- "${K[@]}" --fs "$tmp:t,dax=1M"
+expect run-fs-dax-no-unit 2 'dax: "1024" is not a window size with a unit' -- "${K[@]}" --fs "$tmp:t,dax=1024"
+expect run-fs-dax-big 2 'dax: "128G" is not a window size with a unit' -- "${K[@]}" --fs "$tmp:t,dax=128G"
+expect vhost-fs-no-dax 2 'dax' -- vhost fs --socket "$sock" --tag t --backend memfs --dax=1G
 # Every option taken (squash-owner's colon is not the DIR:TAG one): parsing
 # passes, and the run fails only at the kernel, /dev/null (or at /dev/kvm).
-expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0"
+expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0,dax=1G"
 expect run-help-fs-options 0 'cache=MODE, threads=N' -- run --help
 expect run-help-controls 0 '--api-sock PATH' -- run --help
 # A kvmini waiting on --api-sock takes its machine from the API.

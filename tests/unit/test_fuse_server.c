@@ -377,7 +377,7 @@ static void test_request_cap(void)
 static void test_unknown_opcode(void)
 {
 	const uint32_t ops[] = { 0, 7, 19, FUSE_GETLK, FUSE_IOCTL, FUSE_POLL, FUSE_BMAP,
-				 FUSE_SETUPMAPPING, FUSE_TMPFILE, 52, 53, 999, CUSE_INIT,
+				 FUSE_NOTIFY_REPLY, FUSE_TMPFILE, 52, 53, 999, CUSE_INIT,
 				 FUSE_INIT_BSWAP_RESERVED, 0xffffffffu };
 	struct fuse_server_counters before, after;
 

@@ -4,7 +4,9 @@
  * fake device behind it (two queues, an 8-byte config space, offered
  * features in both 32-bit windows). What it proves:
  *  - identity: MagicValue 0x74726976, Version 2, DeviceID, VendorID, and
- *    SHMLen/SHMBase -1 (no shared memory region);
+ *    SHMLen/SHMBase -1 (no shared memory region), and a device's declared
+ *    regions answered by id (both halves of length and base, -1 for any
+ *    other id, the selection surviving a reset harmlessly);
  *  - reads of write-only or unknown registers give 0, writes to read-only
  *    ones change nothing; both are counted (rx_register_invalid);
  *  - only aligned 32-bit accesses reach a register below 0x100; anything
@@ -266,6 +268,44 @@ static void test_identity_registers(void)
 	CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffffu);
 	CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_HIGH), 0xffffffffu);
 	CHECK_EQ(r.t.counters.rx_register_invalid, 0);
+	rig_down(&r);
+}
+
+/* A device that declares shared memory regions: SHMSel picks one by id. */
+static void test_shm_regions(void)
+{
+	static const struct virtio_shm_region regions[] = {
+		{ .id = 0, .base = 0x140000000ull, .len = 0x40000000ull },
+		{ .id = 7, .base = 0x123456789000ull, .len = 0x200000ull },
+	};
+	const uint32_t ids[] = { 1, 6, 8, 255, 256, 0xffffffffu };
+	struct rig r;
+
+	rig_up(&r);
+	r.f.vdev.shm = regions;
+	r.f.vdev.num_shm = ARRAY_SIZE(regions);
+	for (unsigned i = 0; i < ARRAY_SIZE(regions); i++) {
+		wr32(&r, VIRTIO_MMIO_SHM_SEL, regions[i].id);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_LOW), (uint32_t)regions[i].len);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_HIGH), (uint32_t)(regions[i].len >> 32));
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_BASE_LOW), (uint32_t)regions[i].base);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_BASE_HIGH), (uint32_t)(regions[i].base >> 32));
+	}
+	/* Ids it does not have, 256 too (region ids are 8 bits: no truncation). */
+	for (unsigned i = 0; i < ARRAY_SIZE(ids); i++) {
+		wr32(&r, VIRTIO_MMIO_SHM_SEL, ids[i]);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffffu);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_HIGH), 0xffffffffu);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_BASE_LOW), 0xffffffffu);
+		CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_BASE_HIGH), 0xffffffffu);
+	}
+	/* SHMSel itself reads 0 (write-only) and the registers ignore writes. */
+	wr32(&r, VIRTIO_MMIO_SHM_SEL, 7);
+	CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_SEL), 0);
+	wr32(&r, VIRTIO_MMIO_SHM_LEN_LOW, 1);
+	wr32(&r, VIRTIO_MMIO_SHM_BASE_HIGH, 1);
+	CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_LEN_LOW), 0x200000u);
+	CHECK_EQ(rd32(&r, VIRTIO_MMIO_SHM_BASE_HIGH), 0x1234u);
 	rig_down(&r);
 }
 
@@ -873,6 +913,7 @@ int main(void)
 {
 	log_threshold = LOG_ERROR;
 	RUN_TEST(test_identity_registers);
+	RUN_TEST(test_shm_regions);
 	RUN_TEST(test_write_only_registers_read_zero);
 	RUN_TEST(test_read_only_registers_ignore_writes);
 	RUN_TEST(test_register_width_and_alignment);

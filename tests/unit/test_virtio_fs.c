@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 #include <linux/fuse.h>
 #include <linux/virtio_config.h>
@@ -24,6 +25,8 @@
 #include "check.h"
 #include "fuse_req.h"
 #include "core/compiler.h"
+#include "core/state_io.h"
+#include "fs/dax_window.h"
 #include "fs/memfs.h"
 #include "fs/virtio_fs.h"
 #include "vdriver.h"
@@ -1105,6 +1108,42 @@ static void collect_add(struct fs_dir_sink *s, const struct fs_dirent *de, const
 	c->offs[c->n++] = de->off;
 }
 
+/* A device given a DAX window announces it as shared memory region 0, a
+ * driver reset empties it, and a snapshot of the device is refused. */
+static void test_dax_window(void)
+{
+	struct rig r;
+	int err = 0;
+	struct dax_window *win = dax_window_new(DAX_WINDOW_MIN_SIZE, &err);
+	int fd = memfd_create("dax-test", 0);
+	int fds[2];
+
+	CHECK(win != NULL);
+	CHECK(fd >= 0 && ftruncate(fd, 8192) == 0 && pipe(fds) == 0);
+	rig_up(&r);
+	virtio_fs_set_dax(r.fs, &win->fuse, 0x100000000ull);
+	CHECK_EQ(r.fs->vdev.num_shm, 1);
+	CHECK_EQ(r.fs->vdev.shm[0].id, VIRTIO_FS_SHMCAP_ID_CACHE);
+	CHECK_EQ(r.fs->vdev.shm[0].base, 0x100000000ull);
+	CHECK_EQ(r.fs->vdev.shm[0].len, DAX_WINDOW_MIN_SIZE);
+
+	CHECK_EQ(win->fuse.map(&win->fuse, fd, 0, 4096, 8192, true), 0);
+	CHECK_EQ(write(fds[1], win->host + 4096, 1), 1);    /* mapped: readable */
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	state_writer_init(&w);
+	CHECK_EQ(virtio_fs_state_save(r.fs, &w, &eb), -EOPNOTSUPP);
+	CHECK(strstr(eb.msg, "DAX window") != NULL);
+	state_writer_free(&w);
+	virtio_device_reset(&r.fs->vdev);
+	CHECK(write(fds[1], win->host + 4096, 1) < 0 && errno == EFAULT);
+	rig_down(&r);
+	dax_window_free(win);
+	close(fd);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 static void test_memfs_basics(void)
 {
 	int err;
@@ -1285,6 +1324,7 @@ int main(void)
 	RUN_TEST(test_notifications_not_negotiated);
 	RUN_TEST(test_notify_after_reset);
 	RUN_TEST(test_counter_dump);
+	RUN_TEST(test_dax_window);
 	RUN_TEST(test_oversized_reply_guard);
 	RUN_TEST(test_memfs_basics);
 	RUN_TEST(test_memfs_readdir_cookies);

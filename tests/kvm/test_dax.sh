@@ -1,0 +1,204 @@
+#!/bin/bash
+# The virtio-fs DAX window with Linux's own driver: Debian's stock cloud
+# kernel (CONFIG_FUSE_DAX, CONFIG_ZONE_DEVICE) and its virtiofs module, under
+# `kvmini run --fs DIR:share,dax=256M`:
+#  - the guest mounts the share with -o dax=always (its /proc/mounts says so);
+#  - it reads a file the host made, overwrites bytes inside another (a
+#    non-extending write: through the window), and maps a third with mmap
+#    (MAP_SHARED, a static helper built here): it reads the host's bytes
+#    through the mapping and writes a marker into it;
+#  - the host finds the guest's bytes in both files;
+#  - kvmini's counters at exit show mappings set (fuse_rx_mappings_set) and
+#    none refused for the well-behaved guest;
+#  - a snapshot of the paused VM is refused with the DAX message;
+#  - a second VM with a window of 8 MiB (four of Linux's 2 MiB ranges) reads
+#    a 24 MiB file the host made: the guest must take ranges back
+#    (REMOVEMAPPING) to map the rest, its checksum is the host's, and the
+#    counters show ranges removed.
+# The guest is the stock initramfs (build/stock-guest/initramfs.gz, as the
+# acceptance suite builds it) with an overlay: an /init for this test and
+# the mmap helper. Knobs: KVMINI_STOCK_DIR, KVMINI_STOCK_INITRAMFS (as
+# test_balloon.sh). Without them: one SKIP line. Run on the nested platform
+# (tests/nested/run.sh): where guest kernel code is emulated it is skipped.
+. "$(dirname "$0")/lib.sh"
+
+skip() { echo "SKIP: kvm dax: $*"; exit 0; }
+[ -e /sys/module/kvm_pvm ] && skip "guest kernel code is emulated on this kvm_pvm host; the nested platform runs it"
+STOCK_DIR=${KVMINI_STOCK_DIR:-$(ls -d /var/cache/kvmini/debian-cloud/*/ 2>/dev/null | sort -V | tail -n1)}
+STOCK_DIR=${STOCK_DIR%/}
+INITRAMFS=${KVMINI_STOCK_INITRAMFS:-build/stock-guest/initramfs.gz}
+[ -f "$STOCK_DIR/vmlinuz" ] || skip "no stock kernel (KVMINI_STOCK_DIR)"
+[ -f "$INITRAMFS" ] || skip "no $INITRAMFS (KVMINI_STOCK_INITRAMFS)"
+command -v curl >/dev/null && command -v cpio >/dev/null || skip "curl or cpio missing"
+grep -q '^CONFIG_FUSE_DAX=y' "$STOCK_DIR/config" 2>/dev/null || skip "the stock kernel has no CONFIG_FUSE_DAX"
+
+DIR=$(mktemp -d /tmp/kvmini-test-dax.XXXXXX)
+VM=
+cleanup() {
+	[ -n "$VM" ] && kill "$VM" 2>/dev/null && wait "$VM" 2>/dev/null
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+# The mmap helper: map FILE shared read-write, print its first line, write
+# MARKER at OFFSET, msync.
+cat >"$DIR/daxmap.c" <<'EOF'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct stat st;
+	int fd = argc == 4 ? open(argv[1], O_RDWR) : -1;
+	if (fd < 0 || fstat(fd, &st) < 0) { perror("daxmap: open"); return 1; }
+	char *p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) { perror("daxmap: mmap"); return 1; }
+	size_t off = strtoul(argv[2], NULL, 0), n = strlen(argv[3]);
+	if (off + n > (size_t)st.st_size) { fprintf(stderr, "daxmap: past the end\n"); return 1; }
+	printf("daxmap: read '%.*s'\n", (int)strcspn(p, "\n"), p);
+	memcpy(p + off, argv[3], n);
+	if (msync(p, st.st_size, MS_SYNC) < 0) { perror("daxmap: msync"); return 1; }
+	printf("daxmap: wrote '%s' at %zu\n", argv[3], off);
+	return munmap(p, st.st_size);
+}
+EOF
+mkdir -p "$DIR/ov/bin" "$DIR/share"
+gcc -static -O2 -o "$DIR/ov/bin/daxmap" "$DIR/daxmap.c" 2>"$DIR/gcc.log" || skip "no static C build for the mmap helper ($(head -n1 "$DIR/gcc.log"))"
+cat >"$DIR/ov/init" <<'EOF'
+#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in virtio_ring virtio virtio_mmio fuse virtiofs; do insmod /lib/modules/$m.ko; done
+say() { echo "dax-guest: $*"; }
+mkdir -p /mnt/s
+if mount -t virtiofs -o dax=always share /mnt/s; then
+	say "mounted: $(grep ' /mnt/s ' /proc/mounts)"
+	say "read: $(cat /mnt/s/from-host.txt)"
+	printf 'GUEST-WROTE-THIS' | dd of=/mnt/s/rw.bin bs=1 seek=8192 conv=notrunc 2>/dev/null &&
+		say "overwrote rw.bin at 8192"
+	say "reread: $(dd if=/mnt/s/rw.bin bs=1 skip=8192 count=16 2>/dev/null)"
+	/bin/daxmap /mnt/s/map.bin 12288 MMAP-MARKER && say "mapped map.bin"
+	sync
+	if [ -f /mnt/s/big.bin ]; then
+		say "big: $(md5sum /mnt/s/big.bin | cut -d' ' -f1)"
+		say "big again: $(md5sum /mnt/s/big.bin | cut -d' ' -f1)"
+	fi
+	umount /mnt/s && say "unmounted"
+else
+	say "mount failed"
+fi
+dmesg | grep -i -E 'dax|virtio_fs|virtiofs' | sed 's/^/dax-guest: dmesg: /'
+say "done"
+while :; do sleep 1; done
+EOF
+chmod +x "$DIR/ov/init"
+(cd "$DIR/ov" && find . | cpio -o -H newc 2>/dev/null | gzip) >"$DIR/overlay.gz"
+cat "$INITRAMFS" "$DIR/overlay.gz" >"$DIR/initramfs.gz"
+
+echo "hello from the host $$" >"$DIR/share/from-host.txt"
+head -c 65536 /dev/zero | tr '\0' 'h' >"$DIR/share/rw.bin"
+{ echo "map.bin made by the host"; head -c 65536 /dev/zero | tr '\0' 'm'; } >"$DIR/share/map.bin"
+
+SOCK=$DIR/api.sock
+api() {
+	local out
+	out=$(curl -s -w '\n%{http_code}' --max-time 20 --unix-socket "$SOCK" -X "$1" \
+		-H 'Content-Type: application/json' ${3:+-d "$3"} "http://k$2")
+	CODE=$(tail -n 1 <<<"$out")
+	BODY=$(sed '$d' <<<"$out")
+}
+until_ok() {
+	local n=$(($1 * 2))
+	shift
+	while [ "$n" -gt 0 ]; do "$@" && return 0; sleep 0.5; n=$((n - 1)); done
+	return 1
+}
+
+LAST=dax
+timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --kernel "$STOCK_DIR/vmlinuz" \
+	--initrd "$DIR/initramfs.gz" --cmdline "console=ttyS0 reboot=k panic=-1 pci=off" \
+	--mem 512 --fs "$DIR/share:share,dax=256M" --api-sock "$SOCK" --counters </dev/null \
+	>"$DIR/console" 2>"$DIR/kvmini.err" &
+VM=$!
+save_logs() { cp "$DIR/console" "$LOGDIR/dax.console" 2>/dev/null; cp "$DIR/kvmini.err" "$LOGDIR/dax.err" 2>/dev/null; }
+if ! until_ok 300 grep -q 'dax-guest: done' "$DIR/console"; then
+	save_logs
+	fail "dax: the guest never finished (log $LOGDIR/dax.*)"
+	kvm_end
+fi
+grep 'dax-guest:\|daxmap:' "$DIR/console" | tr -d '\r'
+grep -q 'DAX window of 256 MiB at 0x' "$DIR/kvmini.err" &&
+	pass "dax: the window is placed ($(grep -o 'DAX window of 256 MiB at 0x[0-9a-f]*' "$DIR/kvmini.err"))" ||
+	fail "dax: no window placed"
+grep -q "dax-guest: mounted: .*dax=always" "$DIR/console" &&
+	pass "dax: the stock guest mounted the share with dax=always" ||
+	fail "dax: the share was not mounted with dax=always"
+grep -q "dax-guest: read: hello from the host $$" "$DIR/console" &&
+	pass "dax: the guest read the host's file" || fail "dax: the guest did not read the host's file"
+[ "$(dd if="$DIR/share/rw.bin" bs=1 skip=8192 count=16 2>/dev/null)" = GUEST-WROTE-THIS ] &&
+	[ "$(stat -c %s "$DIR/share/rw.bin")" = 65536 ] &&
+	pass "dax: the host sees the guest's write inside rw.bin" ||
+	fail "dax: rw.bin at 8192 holds '$(dd if="$DIR/share/rw.bin" bs=1 skip=8192 count=16 2>/dev/null)'"
+grep -q "daxmap: read 'map.bin made by the host'" "$DIR/console" &&
+	[ "$(dd if="$DIR/share/map.bin" bs=1 skip=12288 count=11 2>/dev/null)" = MMAP-MARKER ] &&
+	pass "dax: the guest's mmap read the host's bytes and its write reached the host" ||
+	fail "dax: map.bin at 12288 holds '$(dd if="$DIR/share/map.bin" bs=1 skip=12288 count=11 2>/dev/null)'"
+
+api PATCH /vm '{"state":"Paused"}'; codes="$CODE "
+api PUT /snapshot/create "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$DIR/state\",\"mem_file_path\":\"$DIR/mem\"}"
+codes+="$CODE"
+[ "$codes" = "204 400" ] && grep -q 'DAX window' <<<"$BODY" &&
+	pass "dax: a snapshot of the VM is refused ($BODY)" ||
+	fail "dax: pause and snapshot answered $codes ($BODY)"
+api PATCH /vm '{"state":"Resumed"}'
+
+kill -TERM "$VM" 2>/dev/null
+wait "$VM" 2>/dev/null
+VM=
+save_logs
+ERR=$(cat "$DIR/kvmini.err")
+ctr() { grep -o "$1[ =:]*[0-9]*" <<<"$ERR" | tail -n1 | grep -o '[0-9]*$'; }
+set_n=$(ctr fuse_rx_mappings_set)
+rm_n=$(ctr fuse_rx_mappings_removed)
+ref_n=$(ctr fuse_rx_mappings_refused)
+[ "${set_n:-0}" -gt 0 ] && [ "${ref_n:-x}" = 0 ] &&
+	pass "dax: counters: $set_n mappings set, ${rm_n:-0} removed, $ref_n refused" ||
+	fail "dax: counters: set '${set_n}' removed '${rm_n}' refused '${ref_n}' (log $LOGDIR/dax.err)"
+sanitizer_check dax
+
+# --- a small window: the guest must give ranges back -------------------------
+head -c $((24 << 20)) /dev/urandom >"$DIR/share/big.bin"
+want=$(md5sum "$DIR/share/big.bin" | cut -d' ' -f1)
+rm -f "$SOCK"
+LAST=dax-small
+timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --kernel "$STOCK_DIR/vmlinuz" \
+	--initrd "$DIR/initramfs.gz" --cmdline "console=ttyS0 reboot=k panic=-1 pci=off" \
+	--mem 512 --fs "$DIR/share:share,dax=8M" --counters </dev/null \
+	>"$DIR/console" 2>"$DIR/kvmini.err" &
+VM=$!
+save_logs() { cp "$DIR/console" "$LOGDIR/dax-small.console" 2>/dev/null; cp "$DIR/kvmini.err" "$LOGDIR/dax-small.err" 2>/dev/null; }
+until_ok 300 grep -q 'dax-guest: done' "$DIR/console" || fail "dax: the small-window guest never finished (log $LOGDIR/dax-small.*)"
+grep 'dax-guest: big' "$DIR/console" | tr -d '\r'
+[ "$(grep -c "dax-guest: big.*: $want" "$DIR/console")" = 2 ] &&
+	pass "dax: through an 8 MiB window the guest read a 24 MiB file twice, checksum the host's ($want)" ||
+	fail "dax: the guest's checksums of big.bin are not the host's $want"
+kill -TERM "$VM" 2>/dev/null
+wait "$VM" 2>/dev/null
+VM=
+save_logs
+ERR=$(cat "$DIR/kvmini.err")
+set_n=$(ctr fuse_rx_mappings_set)
+rm_n=$(ctr fuse_rx_mappings_removed)
+ref_n=$(ctr fuse_rx_mappings_refused)
+[ "${set_n:-0}" -gt 12 ] && [ "${rm_n:-0}" -gt 0 ] && [ "${ref_n:-x}" = 0 ] &&
+	pass "dax: small window counters: $set_n mappings set, $rm_n removed, $ref_n refused" ||
+	fail "dax: small window counters: set '${set_n}' removed '${rm_n}' refused '${ref_n}' (log $LOGDIR/dax-small.err)"
+sanitizer_check dax-small
+kvm_end
