@@ -12,6 +12,10 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
+/* For a rare path kept out of a hot function: the hot one then needs no
+ * stack frame and ends in a tail call. */
+#define cold_path __attribute__((noinline, cold))
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -1,9 +1,10 @@
 /*
  * The MMDS frame interceptor: a net_backend wrapping the real one (see
- * intercept.h). The device sees only the wrapper. The wrapped backend and
- * the libslirp endpoint are attached to the wrapper's own way up (their
- * calls are passed on to the device's), once, when the wrapper is made;
- * the device's RX drain takes their frames through the wrapper's recv.
+ * intercept.h). The device sees only the wrapper. The libslirp endpoint is
+ * attached to the wrapper's own way up (its calls are passed on to the
+ * device's); the wrapped backend too until the device attaches the
+ * wrapper, then to the device's (its calls would only pass through). The
+ * device's RX drain takes both's frames through the wrapper's recv.
  * Everything here runs on the event-loop thread of the device.
  *
  * The TX test runs on every guest frame, so it reads at most the first 42
@@ -103,33 +104,21 @@ static uint32_t load32(const uint8_t *p)
 enum frame_kind { FRAME_BACKEND, FRAME_ENDPOINT, FRAME_ENDPOINT_TCP };
 
 /*
- * classify - ARP for the MMDS address, IPv4 to it (TCP told apart), or an
- * ARP reply to libslirp's own ARP request (sent from ep_host with ep_mac)
- * are the endpoint's. The rest, VLAN-tagged frames included, is the
- * wrapped backend's.
+ * classify - ARP for the MMDS address, IPv4 to it (TCP told apart),
+ * or an ARP reply to libslirp's own ARP request (sent from ep_host with
+ * ep_mac) are the endpoint's. The rest, VLAN-tagged frames included, is the
+ * wrapped backend's. @f holds the frame's first @len bytes (at most
+ * PEEK_LEN).
  */
-static enum frame_kind classify(const struct mmds_intercept *mi, const struct iovec *iov,
-				unsigned iovcnt)
+static inline enum frame_kind classify(const struct mmds_intercept *mi, const uint8_t *f,
+				       size_t len)
 {
-	uint8_t copy[PEEK_LEN];
-	const uint8_t *f;
-	size_t len, off = mi->hdr_len;
-
-	/* The header is a piece of its own as the device sends it. */
-	for (; iovcnt && off >= iov[0].iov_len; iov++, iovcnt--)
-		off -= iov[0].iov_len;
-	if (iovcnt && iov[0].iov_len - off >= PEEK_LEN) {
-		f = (const uint8_t *)iov[0].iov_base + off;
-		len = PEEK_LEN;
-	} else {
-		len = iov_to_buf(iov, iovcnt, off, copy, sizeof(copy));
-		f = copy;
-	}
 	if (len < ETH_HDR + 20u)
 		return FRAME_BACKEND;
 	unsigned type = (unsigned)f[12] << 8 | f[13];
 	if (type == ETHERTYPE_IPV4) {
-		if ((f[ETH_HDR] >> 4) != 4 || load32(f + IP_DST_OFF) != mi->addr)
+		/* The address first: it rules out nearly every frame. */
+		if (load32(f + IP_DST_OFF) != mi->addr || (f[ETH_HDR] >> 4) != 4)
 			return FRAME_BACKEND;
 		return f[IP_PROTO_OFF] == IPPROTO_TCP_NUM ? FRAME_ENDPOINT_TCP : FRAME_ENDPOINT;
 	}
@@ -143,6 +132,25 @@ static enum frame_kind classify(const struct mmds_intercept *mi, const struct io
 	    !memcmp(f + ARP_THA_OFF, mi->ep_mac, sizeof(mi->ep_mac)))
 		return FRAME_ENDPOINT;
 	return FRAME_BACKEND;
+}
+
+/* Whether the frame's first PEEK_LEN bytes lie in place, at *@f. The
+ * device sends the header as a piece of its own (an empty piece skipped
+ * the same way is harmless). */
+static inline bool frame_in_place(const struct mmds_intercept *mi, const struct iovec *iov,
+				  unsigned iovcnt, const uint8_t **f)
+{
+	size_t off = mi->hdr_len;
+
+	if (iovcnt && iov[0].iov_len == off) {
+		iov++;
+		iovcnt--;
+		off = 0;
+	}
+	if (!iovcnt || iov[0].iov_len < off + PEEK_LEN)    /* off is a header's: no overflow */
+		return false;
+	*f = (const uint8_t *)iov[0].iov_base + off;
+	return true;
 }
 
 /* tcp_allowed - take one segment from this round's TCP cap. */
@@ -227,15 +235,10 @@ static int send_to_endpoint(struct mmds_intercept *mi, const struct iovec *iov, 
 	return r == -EAGAIN || r > 0 ? 0 : r;
 }
 
-static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
-		   uint32_t token)
+/* A frame for the endpoint (TCP within this round's cap), counted. */
+static cold_path int mi_send_endpoint(struct mmds_intercept *mi, const struct iovec *iov,
+				      unsigned iovcnt, enum frame_kind kind)
 {
-	struct mmds_intercept *mi = to_mi(be);
-
-	enum frame_kind kind = classify(mi, iov, iovcnt);
-
-	if (likely(kind == FRAME_BACKEND))
-		return mi->inner->ops->send(mi->inner, iov, iovcnt, token);
 	if (kind == FRAME_ENDPOINT_TCP && !tcp_allowed(mi)) {
 		if (mi->mmds)
 			mmds_count_frames(mi->mmds, 0, 0, 1);
@@ -246,6 +249,36 @@ static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iov
 	return send_to_endpoint(mi, iov, iovcnt);
 }
 
+/* A frame whose first bytes are spread over short iovecs: copied, then
+ * sent where it belongs. */
+static cold_path int mi_send_copied(struct mmds_intercept *mi, const struct iovec *iov,
+				    unsigned iovcnt, uint32_t token)
+{
+	uint8_t copy[PEEK_LEN];
+	size_t len = iov_to_buf(iov, iovcnt, mi->hdr_len, copy, sizeof(copy));
+	enum frame_kind kind = classify(mi, copy, len);
+
+	if (kind == FRAME_BACKEND)
+		return mi->inner->ops->send(mi->inner, iov, iovcnt, token);
+	return mi_send_endpoint(mi, iov, iovcnt, kind);
+}
+
+/* Nearly every frame is the wrapped backend's: a test and a tail call
+ * (every other path is out of line, so nothing here needs a frame). */
+static int mi_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
+		   uint32_t token)
+{
+	struct mmds_intercept *mi = to_mi(be);
+	const uint8_t *f;
+
+	if (unlikely(!frame_in_place(mi, iov, iovcnt, &f)))
+		return mi_send_copied(mi, iov, iovcnt, token);
+	enum frame_kind kind = classify(mi, f, PEEK_LEN);
+	if (likely(kind == FRAME_BACKEND))
+		return mi->inner->ops->send(mi->inner, iov, iovcnt, token);
+	return mi_send_endpoint(mi, iov, iovcnt, kind);
+}
+
 /* --- RX ------------------------------------------------------------------------ */
 
 /* The endpoint's next frame, behind a zero header when frames carry one. */
@@ -254,8 +287,6 @@ static ssize_t recv_from_endpoint(struct mmds_intercept *mi, const struct iovec 
 {
 	static const struct virtio_net_hdr_v1 plain;
 
-	if (!mi->ep_pending)
-		return 0;
 	if (!mi->hdr_len)
 		return mi->endpoint->ops->recv(mi->endpoint, iov, iovcnt);
 	/* Asked before the iovecs are rebuilt for it. */
@@ -269,19 +300,30 @@ static ssize_t recv_from_endpoint(struct mmds_intercept *mi, const struct iovec 
 	return r + (ssize_t)mi->hdr_len;
 }
 
-/* The endpoint's frames first: MMDS replies go ahead of backend traffic. */
-static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+/* The endpoint may have frames: its first, the wrapped backend's once it
+ * has none left. */
+static cold_path ssize_t recv_endpoint_first(struct mmds_intercept *mi, const struct iovec *iov,
+					     unsigned iovcnt)
 {
-	struct mmds_intercept *mi = to_mi(be);
 	ssize_t r = recv_from_endpoint(mi, iov, iovcnt);
 
 	if (r == 0) {
 		mi->ep_pending = false;
-		return mi->inner->ops->recv ? mi->inner->ops->recv(mi->inner, iov, iovcnt) : 0;
+		return mi->inner->ops->recv(mi->inner, iov, iovcnt);
 	}
 	if (r > 0 && mi->mmds)
 		mmds_count_frames(mi->mmds, 0, 1, 0);
 	return r;
+}
+
+/* The endpoint's frames first: MMDS replies go ahead of backend traffic. */
+static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	struct mmds_intercept *mi = to_mi(be);
+
+	if (likely(!mi->ep_pending))
+		return mi->inner->ops->recv(mi->inner, iov, iovcnt);
+	return recv_endpoint_first(mi, iov, iovcnt);
 }
 
 /* The next frame mi_recv gives: the endpoint's first. -EOPNOTSUPP when
@@ -357,6 +399,17 @@ static void up_tx_done(void *ctx, uint32_t token)
 	net_backend_tx_done(&mi->be, token);
 }
 
+/* The device attached us: the wrapped backend's calls go to it directly
+ * from now on (each of the above would only pass it on; tx_done comes
+ * once per frame a loopback or a stream keeps). The endpoint's stay ours:
+ * its rx_pending sets ep_pending. */
+static void mi_attached(struct net_backend *be)
+{
+	struct mmds_intercept *mi = to_mi(be);
+
+	net_backend_attach(mi->inner, be->events, be->events_ctx);
+}
+
 static const struct net_backend_events wrapped_events = {
 	.rx_pending = up_rx_pending,
 	.tx_unblocked = up_tx_unblocked,
@@ -422,6 +475,7 @@ static const struct net_backend_ops intercept_ops = {
 	.visit_counters = mi_visit_counters,
 	.wrapped = mi_wrapped,
 	.set_offloads = mi_set_offloads,
+	.attached = mi_attached,
 };
 
 struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_backend *endpoint,
@@ -450,8 +504,9 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	mi->mmds = m;
 	mi->cleanup = cleanup;
 	mi->cleanup_arg = cleanup_arg;
-	/* The two backends now call up through us; the device polls the
-	 * wrapped backend's fd (fd backends) as before. */
+	/* The two backends call up through us until the device attaches
+	 * (mi_attached); the device polls the wrapped backend's fd (fd
+	 * backends) as before. */
 	mi->inner = inner;
 	mi->endpoint = endpoint;
 	net_backend_attach(inner, &wrapped_events, mi);

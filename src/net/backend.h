@@ -139,6 +139,10 @@ struct net_backend_ops {
 	 * quiet (no error to poll), send() still reaches the host, and
 	 * set_offloads still works. Loop thread of the queue. */
 	int (*set_queue_enabled)(struct net_backend *be, bool enabled);
+	/* Optional: its way up was just attached (net_backend_attach). A
+	 * wrapping backend whose wrapped one's calls up would only pass
+	 * through hands them the same way up here: a call fewer per frame. */
+	void (*attached)(struct net_backend *be);
 };
 
 /* The backends' counter sets (each backend's .c), for tests and docs. */
@@ -201,6 +205,8 @@ static inline void net_backend_attach(struct net_backend *be,
 {
 	be->events = events;
 	be->events_ctx = ctx;
+	if (be->ops->attached)
+		be->ops->attached(be);
 }
 
 static inline void net_backend_rx_pending(struct net_backend *be)
