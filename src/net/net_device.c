@@ -275,9 +275,12 @@ static const struct vq_budget net_budget = {
 };
 
 /* Take @len bytes and one op from the TX limiter; count each stop once. */
-static bool tx_admit(struct net_queue_pair *qp, uint64_t len)
+static always_inline bool tx_admit(struct net_queue_pair *qp, uint64_t len)
 {
 	struct rate_limiter *rl = &qp->tx_limiter;
+
+	if (rate_limiter_unlimited(rl))
+		return true;
 	bool was_blocked = rate_limiter_blocked(rl);
 
 	if (rate_limiter_consume(rl, len))
@@ -299,23 +302,17 @@ static uint32_t tx_token(const struct net_queue_pair *qp, uint16_t head)
 	return (uint32_t)(qp - qp->net->pairs) << 16 | head;
 }
 
-/* The header the guest sent with @c's frame of @len bytes, checked against
- * what it acked (net/offload.h) into qp->tx_hdr. A refused one is counted
- * and its chain completed: no backend sees a header the guest invented. */
-static bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+/* A header that asks for offloads, checked against what the guest acked
+ * (net/offload.h) into qp->tx_hdr. A refused one is counted and its chain
+ * completed: no backend sees a header the guest invented. */
+static bool tx_check_offload_header(struct net_queue_pair *qp, struct vq_chain *c,
+				    uint64_t len, const struct virtio_net_hdr_v1 *in)
 {
 	struct net_device *net = qp->net;
-	struct virtio_net_hdr_v1 in;
 	uint8_t head[NET_OFFLOAD_HEAD_MAX];
-
-	iov_to_buf(c->iov, c->n_out, 0, &in, sizeof(in));
-	if (!in.flags && in.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-		memset(&qp->tx_hdr, 0, sizeof(qp->tx_hdr));    /* the common plain frame */
-		return true;
-	}
 	size_t head_len = iov_to_buf(c->iov, c->n_out, NET_HDR_LEN, head,
 				     MIN(len, sizeof(head)));
-	enum net_hdr_fault f = net_tx_hdr_check(&in, net->vdev.features, head, head_len, len,
+	enum net_hdr_fault f = net_tx_hdr_check(in, net->vdev.features, head, head_len, len,
 						&qp->tx_hdr);
 	if (f == NET_HDR_OK)
 		return true;
@@ -323,6 +320,21 @@ static bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint6
 	log_debug("virtio-net: TX header refused: %s", net_hdr_fault_str(f));
 	push_used(qp, qp->tx, c->head, 0);
 	return false;
+}
+
+/* The header the guest sent with @c's frame of @len bytes, into
+ * qp->tx_hdr; false when it was refused. Inline: a plain frame's test is a
+ * few instructions, an offload header's check a call. */
+static inline bool tx_check_header(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+{
+	struct virtio_net_hdr_v1 in;
+
+	iov_to_buf(c->iov, c->n_out, 0, &in, sizeof(in));
+	if (!in.flags && in.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+		memset(&qp->tx_hdr, 0, sizeof(qp->tx_hdr));    /* the common plain frame */
+		return true;
+	}
+	return tx_check_offload_header(qp, c, len, &in);
 }
 
 /* A frame that needs finishing, for a backend of plain frames: its
@@ -343,7 +355,7 @@ static int tx_send_soft(struct net_queue_pair *qp, const struct iovec *frame, un
 
 /* Hand @c's frame to the backend: behind the checked header for a backend
  * with offloads, plain or finished in software for the others. */
-static int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+static always_inline int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
 {
 	struct net_backend *be = qp->be;
 	struct iovec frame[VQ_CHAIN_MAX_IOV + 1];
@@ -361,7 +373,7 @@ static int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
 
 /* Send one TX chain. Held when the backend is full or the rate limiter
  * holds TX back: the same chain is sent when TX resumes. */
-static enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
+static always_inline enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	/* TX buffers are device-readable only and start with the header. */
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
@@ -441,9 +453,12 @@ static void tx_drain(struct net_queue_pair *qp)
 /* May a frame go to the guest now? Counts each stop of RX once. The size
  * is not known before a backend's recv, so frames are charged after
  * delivery (rx_complete) and a frame may leave the buckets in debt. */
-static bool rx_admit(struct net_queue_pair *qp)
+static always_inline bool rx_admit(struct net_queue_pair *qp)
 {
 	struct rate_limiter *rl = &qp->rx_limiter;
+
+	if (rate_limiter_unlimited(rl))
+		return true;
 	bool was_blocked = rate_limiter_blocked(rl);
 
 	if (rate_limiter_admit(rl))
@@ -543,7 +558,7 @@ static size_t rx_room_next(const struct net_queue_pair *qp)
 }
 
 /* Start the gather list with @c: its room after the header. */
-static void rx_gather_first(struct net_queue_pair *qp, struct vq_chain *c)
+static always_inline void rx_gather_first(struct net_queue_pair *qp, struct vq_chain *c)
 {
 	qp->rx_heads[0] = c->head;
 	qp->rx_caps[0] = (uint32_t)c->in_len;
@@ -582,7 +597,7 @@ static bool rx_gather_more(struct net_queue_pair *qp)
 
 /* Gather chains after @c until they hold @need bytes. false when the ring
  * ran dry first (more buffers may come). */
-static bool rx_gather(struct net_queue_pair *qp, struct vq_chain *c, size_t need)
+static always_inline bool rx_gather(struct net_queue_pair *qp, struct vq_chain *c, size_t need)
 {
 	rx_gather_first(qp, c);
 	qp->rx_gather_stopped = false;
@@ -621,7 +636,7 @@ static unsigned rx_complete_merged(struct net_queue_pair *qp, size_t total)
 /* The frame (header included, @total bytes) is in the gathered chains:
  * each chain's used length, the header with num_buffers and the checked
  * offload fields into the first, and the unused chains back to the ring. */
-static void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
+static always_inline void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
 {
 	unsigned used = 1;
 
@@ -664,7 +679,7 @@ static void rx_spill(struct net_queue_pair *qp, size_t total)
  * buffer behind them when they may be too small). Its length with the
  * header, 0 when none came, -EMSGSIZE for a frame dropped as too big, or
  * -EPROTO for one dropped for its header (counted). */
-static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
+static always_inline ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
 {
 	struct net_device *net = qp->net;
 	struct net_backend *be = qp->be;
@@ -704,7 +719,7 @@ static ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
  * it). The chain is held when the backend has nothing (it waits for the
  * next frame, not for a kick), when the limiter stops RX (then the backend
  * is not polled until its timer), or when a frame waits for buffers. */
-static enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
+static always_inline enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	struct net_device *net = qp->net;
 

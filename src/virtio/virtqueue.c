@@ -356,28 +356,6 @@ enum vq_pop_result vq_next(struct virtqueue *vq, struct vq_chain *chain)
 	}
 }
 
-enum vq_drain_result vq_drain(struct virtqueue *vq, struct vq_chain *chain,
-			      const struct vq_budget *budget, vq_chain_handler handler,
-			      void *ctx)
-{
-	unsigned chains = budget->chains;
-	uint64_t bytes = 0;
-
-	while (chains && bytes < budget->bytes) {
-		enum vq_pop_result r = vq_next(vq, chain);
-		if (r == VQ_POP_EMPTY)
-			return VQ_DRAIN_EMPTY;
-		if (r == VQ_POP_POISONED)
-			return VQ_DRAIN_POISONED;
-		if (handler(ctx, chain, r, &bytes) == VQ_HOLD) {
-			vq_hold(vq, chain);
-			return VQ_DRAIN_HELD;
-		}
-		chains--;
-	}
-	return VQ_DRAIN_BUDGET;
-}
-
 bool vq_has_avail(struct virtqueue *vq)
 {
 	if (!vq->started || vq->faults.poisoned)
