@@ -132,10 +132,13 @@ static enum exit_action on_wrmsr(struct exit_handler *h, struct vcpu *v)
 {
 	struct user_relay *ur = container_of(h, struct user_relay, wrmsr_exit);
 	struct kvm_run *run = v->run;
-	struct {
+	/* kvm_msrs ends in a flexible array: room for one entry behind it. */
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e = { .index = run->msr.index, .data = run->msr.data } };
+		uint8_t room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m = { .hdr.nmsrs = 1 };
+
+	m.hdr.entries[0] = (struct kvm_msr_entry){ .index = run->msr.index, .data = run->msr.data };
 
 	/* Only LSTAR is filtered; anything else is refused like a bad MSR. */
 	run->msr.error = 1;
@@ -167,27 +170,30 @@ static void syscall_segments(struct kvm_sregs *s, uint64_t star)
 static bool relay_syscall(struct user_relay *ur, struct vcpu *v, struct kvm_regs *regs)
 {
 	struct iret_frame f;
-	struct {
+	union {    /* as in on_wrmsr: three entries */
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[3];
-	} m = { .hdr.nmsrs = 3, .e = { { .index = RELAY_MSR_STAR }, { .index = RELAY_MSR_LSTAR },
-				       { .index = RELAY_MSR_SFMASK } } };
+		uint8_t room[sizeof(struct kvm_msrs) + 3 * sizeof(struct kvm_msr_entry)];
+	} m = { .hdr.nmsrs = 3 };
+	struct kvm_msr_entry *e = m.hdr.entries;
 	struct kvm_sregs s;
 
+	e[0] = (struct kvm_msr_entry){ .index = RELAY_MSR_STAR };
+	e[1] = (struct kvm_msr_entry){ .index = RELAY_MSR_LSTAR };
+	e[2] = (struct kvm_msr_entry){ .index = RELAY_MSR_SFMASK };
 	/* The frame follows the error code. */
 	if (guest_virt_read(&v->virt, regs->rsp + 8, &f, sizeof(f)) < 0 || (f.cs & 3) != 3)
 		return false;
-	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 3 || !m.e[1].data || f.rip != m.e[1].data)
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 3 || !e[1].data || f.rip != e[1].data)
 		return false;
 	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return false;
-	syscall_segments(&s, m.e[0].data);
+	syscall_segments(&s, e[0].data);
 	/* RCX and R11 hold the return address and the user's RFLAGS already
 	 * (the host did that much, and masked RFLAGS: the frame's flags are
 	 * the masked ones). R11 is a register a user jumping to LSTAR could
 	 * forge: keep it to flags user mode can have (IF set, IOPL 0). */
 	regs->r11 = (regs->r11 & ~RFLAGS_PRIVILEGED) | RFLAGS_IF;
-	regs->rflags = (f.rflags & ~m.e[2].data & ~RFLAGS_RF) | RFLAGS_FIXED;
+	regs->rflags = (f.rflags & ~e[2].data & ~RFLAGS_RF) | RFLAGS_FIXED;
 	regs->rsp = f.rsp;
 	regs->rip = f.rip;
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0 || ioctl(v->fd, KVM_SET_REGS, regs) < 0)
