@@ -111,6 +111,9 @@ static bool session_check(struct state_reader *sec, const struct fuse_server *s,
 	if (st->minor < FUSE_SERVER_MIN_MINOR || st->minor > FUSE_KERNEL_MINOR_VERSION)
 		return state_fail(sec, "protocol minor %u, this server speaks 7.%u..7.%u", st->minor,
 				  FUSE_SERVER_MIN_MINOR, FUSE_KERNEL_MINOR_VERSION);
+	if ((st->flags & FUSE_MAP_ALIGNMENT) && !s->dax)
+		return state_fail(sec, "the session was agreed with a DAX window (dax=); this "
+				  "share has none");
 	if (st->flags & ~fuse_init_flags_wanted(s))
 		return state_fail(sec, "flags %#llx that this server never agrees to",
 				  (unsigned long long)(st->flags & ~fuse_init_flags_wanted(s)));

@@ -519,7 +519,7 @@ static void test_snapshot_refusals(void)
 		expect_refused(b, n, true, bad[i].why);
 	}
 	/* Without a window the session's FUSE_MAP_ALIGNMENT is refused first. */
-	expect_refused(w.buf, n, false, "never agrees to");
+	expect_refused(w.buf, n, false, "agreed with a DAX window");
 	expect_refused(w.buf, at - 8, true, "section FDAX missing");
 	char path[160];
 	snprintf(path, sizeof(path), "%s/snap", rootdir);
