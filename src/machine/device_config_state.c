@@ -371,6 +371,8 @@ static bool load_dax(struct state_reader *r, struct saved_devices *out)
 	if (!state_section(r, "DEVX", &sec))
 		return false;
 	uint32_t n = state_get_u32(&sec);
+	bool any = false;
+
 	if (!sec.failed && n != out->n_fs)
 		state_fail(&sec, "DAX windows for %u shares, the snapshot has %u", n, out->n_fs);
 	for (unsigned i = 0; !sec.failed && i < n; i++) {
@@ -379,7 +381,11 @@ static bool load_dax(struct state_reader *r, struct saved_devices *out)
 			state_fail(&sec, "share %s: a DAX window of %llu bytes", out->fs_tag[i],
 				   (unsigned long long)bytes);
 		out->fs[i].dev.dax_bytes = bytes;
+		any |= bytes != 0;
 	}
+	/* Written only when a share has a window: one encoding of "none". */
+	if (!sec.failed && !any)
+		state_fail(&sec, "no share has a DAX window");
 	return state_section_done(r, &sec);
 }
 

@@ -705,6 +705,7 @@ def seeds_state():
         "devc-section": devc,
         "devc-dax": devc + st_section("DEVX", u32(1) + u64(1 << 30)),
         "devc-dax-bad-size": devc + st_section("DEVX", u32(1) + u64(3 << 20)),
+        "devc-dax-none": devc + st_section("DEVX", u32(1) + u64(0)),
         "devc-duplicate-ids": st_devc([("eth0", "loopback", 0, 0)] * 2, []),
         "devc-then-vm": devc + vm,
         "vm-file": st_file(vm),
