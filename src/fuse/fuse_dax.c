@@ -62,16 +62,16 @@ static ssize_t map_fd(void *arg, int fd)
 
 /* With a handle: its descriptor. Without (Linux, and a restore): the
  * node's file, opened for this mapping in the mode asked, which the
- * backend checks. */
-static ssize_t map_through_backend(struct fuse_server *s, uint64_t fh, const struct dax_range *m)
+ * backend checks with @ctx (the request's caller). */
+static ssize_t map_through_backend(struct fuse_server *s, const struct fs_ctx *ctx, uint64_t fh,
+				   const struct dax_range *m)
 {
 	struct fs_backend *be = s->be;
 	struct map_job j = { .s = s, .m = m };
 
 	if (fh != NO_FH)
 		return be->ops->with_fd(be, fh, map_fd, &j);
-	struct fs_ctx ctx = { 0 };
-	int rc = be->ops->open(be, &ctx, m->nodeid, m->write ? O_RDWR : O_RDONLY, &fh);
+	int rc = be->ops->open(be, ctx, m->nodeid, m->write ? O_RDWR : O_RDONLY, &fh);
 	if (rc)
 		return rc;
 	ssize_t n = be->ops->with_fd(be, fh, map_fd, &j);
@@ -83,7 +83,10 @@ int fuse_dax_map_node(struct fuse_server *s, const struct dax_range *m)
 {
 	if (!s->dax || !s->be->ops->open || !s->be->ops->release || !s->be->ops->with_fd)
 		return -ENOSYS;
-	ssize_t rc = map_through_backend(s, NO_FH, m);
+	/* The caller that mapped it is long gone: the server's own access,
+	 * as the snapshot's handles are reopened with. */
+	const struct fs_ctx server = { 0 };
+	ssize_t rc = map_through_backend(s, &server, NO_FH, m);
 	return rc < 0 ? (int)rc : rc ? -EIO : 0;
 }
 
@@ -110,7 +113,7 @@ int fuse_op_setupmapping(struct fuse_req *r)
 	struct dax_range m = { .moffset = in.moffset, .len = in.len, .nodeid = r->hdr.nodeid,
 			       .foffset = in.foffset,
 			       .write = (in.flags & FUSE_SETUPMAPPING_FLAG_WRITE) != 0 };
-	ssize_t rc = map_through_backend(r->s, in.fh, &m);
+	ssize_t rc = map_through_backend(r->s, &r->ctx, in.fh, &m);
 	if (rc)
 		return refuse(r, rc < 0 ? (int)rc : -EIO);
 	CTR_INC(r->s, rx_mappings_set);
