@@ -9,7 +9,8 @@
 # virtio-net on a tap: kvmini with and without offloads, QEMU's vhost-net;
 # 2 rounds x 5 s per path and direction) and bench/nested_blk.sh (4 KiB
 # block I/O through its virtio-blk, kvmini beside QEMU's virtio-blk-pci;
-# 2 rounds x 3 s per mode).
+# 2 rounds x 3 s per mode) and bench/nested_dax.sh (a 256 MiB read through
+# virtio-fs with dax=always beside the default mode, same guest, 3 rounds).
 #
 # A benchmark is no test assertion: a run that completes prints a
 # "BENCH: ..." line (a missed target is in the figures, not a failure); a
@@ -39,7 +40,7 @@ if [ -n "${BENCH_RUNS:-}" ]; then RUN_ARGS=(--runs "$RUNS"); else RUN_ARGS=(--qu
 # own /dev/kvm can measure is the restore (bench/restore_test_guest.sh).
 if [ -e /sys/module/kvm_pvm ]; then
 	echo "SKIP: bench boot_vs_qemu: kvm_pvm host (QEMU cannot set MSR 0x10a under kvm_pvm; Linux boots take minutes): the nested platform runs it"
-	echo "SKIP: bench snapshot_restore, nested_iperf and nested_blk: kvm_pvm host (they boot Debian's kernel and QEMU): the nested platform runs them"
+	echo "SKIP: bench snapshot_restore, nested_iperf, nested_blk and nested_dax: kvm_pvm host (they boot Debian's kernel and QEMU): the nested platform runs them"
 	exec bash bench/restore_test_guest.sh
 fi
 
@@ -84,3 +85,7 @@ BENCH_RUNS=${IPERF_RUNS:-2} bash bench/nested_iperf.sh || exit 1
 # 4 KiB block I/O through the same kernel's virtio-blk, kvmini beside QEMU
 # (its own lines): two rounds (BLK_RUNS) of 3 s per mode, as iperf's.
 BENCH_RUNS=${BLK_RUNS:-2} bash bench/nested_blk.sh || exit 1
+
+# A 256 MiB read through virtio-fs, dax=always beside the default mode in
+# one guest (its own lines): three rounds (DAX_RUNS) for medians of 3.
+BENCH_RUNS=${DAX_RUNS:-3} bash bench/nested_dax.sh || exit 1

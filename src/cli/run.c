@@ -100,7 +100,7 @@ static const char run_usage[] =
 	"                     queues=N, squash-owner=U:G, max-fds=N, max-inodes=N,\n"
 	"                     max-handles=N, max-write=BYTES, xattr-all, no-notify,\n"
 	"                     max-watches=N; and dax=SIZE (e.g. 1G): a DAX window for\n"
-	"                     `mount -t virtiofs -o dax=always` (no snapshots then)\n"
+	"                     `mount -t virtiofs -o dax=always`\n"
 	"                     (e.g. --fs /srv:data,cache=none,threads=4)\n"
 	"  --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]\n"
 	"                     a virtio-blk device on the raw image PATH (a file or a\n"

@@ -497,8 +497,7 @@ static void fs_reset(struct virtio_device *vdev)
 	mark_all_work(fs, false);
 	/* The driver's mappings go with it: a new one starts from an empty
 	 * window, and no file stays reachable from the guest. */
-	if (fs->dax && fs->dax->unmap(fs->dax, 0, fs->dax->size))
-		log_warn("virtio-fs %.36s: the DAX window could not be emptied", fs->tag);
+	fuse_server_dax_clear(fs->server);
 }
 
 /* The VM pauses: no worker takes another request; kicks mark work that

@@ -186,8 +186,8 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 /* Give the device the DAX window @w (not owned), placed at guest-physical
  * @gpa, before its transport is set up: the transport announces it as
  * shared memory region 0, the server maps files into it, a device reset
- * empties it, and a snapshot of the device is refused (its mappings are
- * not saved). */
+ * empties it, and a snapshot keeps its mappings (which file range is
+ * mapped where, fuse_dax_state.c), mapped again at the restore. */
 void virtio_fs_set_dax(struct virtio_fs *fs, struct fuse_dax_window *w, uint64_t gpa);
 /* Stop and join the workers, free everything. The transport must have
  * reset the device (or never activated it). */
@@ -217,7 +217,8 @@ int virtio_fs_notify(struct virtio_fs *fs, int code, const void *payload, size_t
  * device's own section "VFSD" holds the share's tag and layout (checked
  * against the new device: the same --fs DIR:TAG), whether notifications
  * were negotiated, and the counters; the FUSE server's sections follow
- * (fuse_server_state_save: the session, the backend's nodes and handles).
+ * (fuse_server_state_save: the session, the backend's nodes and handles,
+ * the DAX window's mappings).
  * The device keeps no notification buffer between notifications (each is
  * popped, filled and completed under the queue's lock), so there is none
  * to save: unused buffers stay in the guest's avail ring.

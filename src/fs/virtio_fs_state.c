@@ -5,7 +5,8 @@
  *   str tag, u32 request queues, u8 notification offered,
  *   u8 notification negotiated, u32 counter count, u64 per counter (in
  *   the order of VIRTIO_FS_COUNTERS)
- * then the FUSE server's sections.
+ * then the FUSE server's sections (with a DAX window, its mappings last:
+ * fuse_dax_state.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -56,11 +57,6 @@ static void put_device(struct virtio_fs *fs, struct state_writer *w)
 
 int virtio_fs_state_save(struct virtio_fs *fs, struct state_writer *w, struct errbuf *eb)
 {
-	if (fs->dax) {
-		errbuf_set(eb, "the virtio-fs share tagged %.36s has a DAX window (dax=): its "
-			   "mappings cannot be saved yet, so no snapshot of this VM is taken", fs->tag);
-		return -EOPNOTSUPP;
-	}
 	if (!at_boundary(fs)) {
 		errbuf_set(eb, "virtio-fs %.36s: not paused at a request boundary: pause the "
 			   "device before saving it", fs->tag);

@@ -382,6 +382,7 @@ struct fuse_server *fuse_server_new(struct fs_backend *be, const struct fuse_ser
 		free(s);
 		return NULL;
 	}
+	pthread_mutex_init(&s->dax_lock, NULL);
 	return s;
 }
 
@@ -390,6 +391,8 @@ void fuse_server_free(struct fuse_server *s)
 	if (!s)
 		return;
 	pthread_rwlock_destroy(&s->lifecycle);
+	pthread_mutex_destroy(&s->dax_lock);
+	dax_ranges_free(&s->dax_ranges);
 	fuse_backing_free(s->backing);
 	free(s);
 }

@@ -179,6 +179,9 @@ struct fuse_dax_window {
 /* Install @w (not owned; NULL: none) before the first request. INIT and
  * DESTROY empty it along with the backend's tables. */
 void fuse_server_set_dax(struct fuse_server *s, struct fuse_dax_window *w);
+/* Empty the window and its record of mappings (INIT, DESTROY, a device
+ * reset). Any thread; no request may map meanwhile. */
+void fuse_server_dax_clear(struct fuse_server *s);
 
 /* The negotiated max_write and protocol minor (0 before INIT). */
 uint32_t fuse_server_max_write(const struct fuse_server *s);
@@ -242,7 +245,9 @@ int fuse_server_notify_inval_entry(struct fuse_server *s, uint64_t parent, const
  * INIT negotiated (initialized or not, protocol minor, the flags agreed,
  * max_write, max_readahead) and the options it was negotiated under (cache
  * policy, max_write offered), followed by the backend's own section
- * (fs_backend_ops.state_save).
+ * (fs_backend_ops.state_save) and, with a DAX window, "FDAX": each
+ * mapping's window range, node, file offset and access (fuse_dax_state.c),
+ * mapped again from the restored node's file by the load.
  *
  * fuse_server_state_save() - append both sections to @w. Call with no
  * request in flight (the transport paused at a request boundary). Returns
@@ -252,8 +257,10 @@ int fuse_server_notify_inval_entry(struct fuse_server *s, uint64_t parent, const
  *
  * fuse_server_state_load() - read both into a server and backend built
  * fresh with the same options over the same share, never initialized (no
- * INIT seen), before any request. Everything is checked first: on false
- * (@r failed, why in its errbuf) neither server nor backend changed. On
+ * INIT seen), before any request, with the same DAX window (or none).
+ * Everything is checked first: on false (@r failed, why in its errbuf)
+ * neither server nor backend nor window changed (a mapping that cannot be
+ * made again, its file truncated since, empties both). On
  * true the server answers as the saved one did, without a new INIT.
  */
 int fuse_server_state_save(struct fuse_server *s, struct state_writer *w, struct errbuf *eb);

@@ -21,6 +21,7 @@
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
+#include "fuse/dax_ranges.h"
 #include "fuse/fuse_backing.h"
 #include "fuse/fuse_compat.h"
 
@@ -86,6 +87,10 @@ struct fuse_server {
 
 	/* The DAX window, or NULL (set before any request, then read-only). */
 	struct fuse_dax_window *dax;
+	/* What is mapped in it (for snapshots): changed only together with the
+	 * window, both under @dax_lock, so the two always agree. */
+	pthread_mutex_t dax_lock;
+	struct dax_ranges dax_ranges;
 
 	/* Where notifications go; set by the transport, read by the notifying
 	 * thread (store_release / load_acquire). */
@@ -188,9 +193,18 @@ int fuse_op_fallocate(struct fuse_req *r);
 int fuse_op_lseek(struct fuse_req *r);
 int fuse_op_copy_file_range(struct fuse_req *r);
 /* fuse_dax.c */
+/* The server's mapping granule: the host page (INIT's map_alignment). */
+#define FUSE_DAX_GRANULE (1ull << FUSE_DAX_MAP_SHIFT)
+/* Is [@moffset, @moffset + @len) granule-aligned, non-empty and inside @w? */
+bool fuse_dax_range_ok(const struct fuse_dax_window *w, uint64_t moffset, uint64_t len);
 int fuse_op_setupmapping(struct fuse_req *r);
 int fuse_op_removemapping(struct fuse_req *r);
-void fuse_dax_clear(struct fuse_server *s);
+/* Map @m (its node opened for it) and record it; for a restore. 0 or
+ * -errno. */
+int fuse_dax_map_node(struct fuse_server *s, const struct dax_range *m);
+/* fuse_dax_state.c */
+void fuse_dax_state_save(struct fuse_server *s, struct state_writer *w);
+bool fuse_dax_state_load(struct fuse_server *s, struct state_reader *r);
 /* fuse_dirs.c */
 int fuse_op_opendir(struct fuse_req *r);
 int fuse_op_readdir(struct fuse_req *r);

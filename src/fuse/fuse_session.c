@@ -70,7 +70,7 @@ int fuse_op_init(struct fuse_req *r)
 	if (load_relaxed(&s->initialized)) {
 		BE(r)->ops->reset(BE(r));
 		fuse_backing_clear(s->backing);
-		fuse_dax_clear(s);
+		fuse_server_dax_clear(s);
 	}
 
 	/* Flags past bit 31 travel in flags2 when the client sets INIT_EXT. */
@@ -115,7 +115,7 @@ int fuse_op_destroy(struct fuse_req *r)
 {
 	BE(r)->ops->reset(BE(r));
 	fuse_backing_clear(r->s->backing);
-	fuse_dax_clear(r->s);
+	fuse_server_dax_clear(r->s);
 	store_release(&r->s->initialized, false);
 	return 0;
 }

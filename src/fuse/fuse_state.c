@@ -7,7 +7,8 @@
  *   u8 initialized, u32 protocol minor, u64 flags agreed (flags | flags2
  *   << 32), u32 max_write agreed, u32 max_readahead agreed, u8 cache policy,
  *   u32 max_write offered, u32 max_readahead offered, u64 extra INIT flags
- * then the backend's section.
+ * then the backend's section, then with a DAX window its mappings'
+ * (fuse_dax_state.c).
  *
  * The options are saved to be compared, not applied: they come from the
  * command line of the new process, and a server restored under other ones
@@ -61,7 +62,10 @@ int fuse_server_state_save(struct fuse_server *s, struct state_writer *w, struct
 		return -EOPNOTSUPP;
 	}
 	session_put(s, w);
-	return s->be->ops->state_save(s->be, w, eb);
+	int rc = s->be->ops->state_save(s->be, w, eb);
+	if (!rc)
+		fuse_dax_state_save(s, w);
+	return rc;
 }
 
 static bool session_get(struct state_reader *sec, struct fuse_session_state *st)
@@ -107,6 +111,9 @@ static bool session_check(struct state_reader *sec, const struct fuse_server *s,
 	if (st->minor < FUSE_SERVER_MIN_MINOR || st->minor > FUSE_KERNEL_MINOR_VERSION)
 		return state_fail(sec, "protocol minor %u, this server speaks 7.%u..7.%u", st->minor,
 				  FUSE_SERVER_MIN_MINOR, FUSE_KERNEL_MINOR_VERSION);
+	if ((st->flags & FUSE_MAP_ALIGNMENT) && !s->dax)
+		return state_fail(sec, "the session was agreed with a DAX window (dax=); this "
+				  "share has none");
 	if (st->flags & ~fuse_init_flags_wanted(s))
 		return state_fail(sec, "flags %#llx that this server never agrees to",
 				  (unsigned long long)(st->flags & ~fuse_init_flags_wanted(s)));
@@ -153,6 +160,12 @@ bool fuse_server_state_load(struct fuse_server *s, struct state_reader *r)
 	 * session is applied only once it did. */
 	if (!s->be->ops->state_load(s->be, r))
 		return false;
+	/* The mappings name the nodes just restored; if they cannot be made
+	 * again, the backend goes back to empty too. */
+	if (!fuse_dax_state_load(s, r)) {
+		s->be->ops->reset(s->be);
+		return false;
+	}
 	session_apply(s, &st);
 	return true;
 }

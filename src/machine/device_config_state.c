@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "blk/blk_image.h"
+#include "fs/dax_window.h"
 #include "fs/virtio_fs.h"
 
 /* --- save ------------------------------------------------------------------ */
@@ -93,6 +94,23 @@ static void save_drives(const struct machine_config *cfg, const uint64_t *sector
 	state_end(w);
 }
 
+/* "DEVX": each share's DAX window size (0: none), when one has a window.
+ * A section of its own so that snapshots without windows read as before. */
+static void save_dax(const struct machine_config *cfg, struct state_writer *w)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < cfg->n_fs; i++)
+		any |= cfg->fs[i].dev.dax_bytes != 0;
+	if (!any)
+		return;
+	state_begin(w, "DEVX");
+	state_put_u32(w, cfg->n_fs);
+	for (unsigned i = 0; i < cfg->n_fs; i++)
+		state_put_u64(w, cfg->fs[i].dev.dax_bytes);
+	state_end(w);
+}
+
 void device_config_save(const struct machine_config *cfg, const uint64_t *drive_sectors,
 			struct state_writer *w)
 {
@@ -112,6 +130,7 @@ void device_config_save(const struct machine_config *cfg, const uint64_t *drive_
 		save_balloon(cfg->balloon, w);
 	if (cfg->n_drives)
 		save_drives(cfg, drive_sectors, w);
+	save_dax(cfg, w);
 }
 
 /* --- load ------------------------------------------------------------------ */
@@ -341,6 +360,35 @@ static bool load_drives(struct state_reader *r, struct saved_devices *out)
 	return state_section_done(r, &sec);
 }
 
+/* "DEVX", when the next section is it: the shares' DAX windows, one per
+ * share of DEVC, each 0 or a size the window takes. */
+static bool load_dax(struct state_reader *r, struct saved_devices *out)
+{
+	struct state_reader sec;
+
+	if (!next_is(r, "DEVX"))
+		return true;
+	if (!state_section(r, "DEVX", &sec))
+		return false;
+	uint32_t n = state_get_u32(&sec);
+	bool any = false;
+
+	if (!sec.failed && n != out->n_fs)
+		state_fail(&sec, "DAX windows for %u shares, the snapshot has %u", n, out->n_fs);
+	for (unsigned i = 0; !sec.failed && i < n; i++) {
+		uint64_t bytes = state_get_u64(&sec);
+		if (!sec.failed && bytes && !dax_window_size_valid(bytes))
+			state_fail(&sec, "share %s: a DAX window of %llu bytes", out->fs_tag[i],
+				   (unsigned long long)bytes);
+		out->fs[i].dev.dax_bytes = bytes;
+		any |= bytes != 0;
+	}
+	/* Written only when a share has a window: one encoding of "none". */
+	if (!sec.failed && !any)
+		state_fail(&sec, "no share has a DAX window");
+	return state_section_done(r, &sec);
+}
+
 bool device_config_load(struct state_reader *r, struct saved_devices *out)
 {
 	struct state_reader sec;
@@ -364,7 +412,7 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 	if (!sec.failed)
 		ids_unique(&sec, out);
 	return state_section_done(r, &sec) && load_entropy(r, out) && load_vsock(r, out) &&
-	       load_balloon(r, out) && load_drives(r, out);
+	       load_balloon(r, out) && load_drives(r, out) && load_dax(r, out);
 }
 
 /* --- use --------------------------------------------------------------------- */

@@ -10,7 +10,9 @@
  * interval, as PUT /balloon gave them), and "DEVB", the
  * drives (id, image path, read-only, root, partuuid, rate limiter and the
  * image's size in sectors at the snapshot), each only when the machine has
- * them. A restore reopens every drive's image at its path and refuses one
+ * them; last "DEVX", each share's DAX window size, when one has a window
+ * (the window's mappings are in the share's own device section). A
+ * restore reopens every drive's image at its path and refuses one
  * that is gone or of another size before anything is built
  * (Firecracker reopens drives by path too).
  *

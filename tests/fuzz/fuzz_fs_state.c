@@ -1,8 +1,10 @@
 /*
  * libFuzzer target: arbitrary bytes loaded as the FUSE server's snapshot
- * sections ("FUSE" then the passthrough backend's "FSPT", see
- * src/fuse/fuse_state.c and src/fs/passthrough_state.c) into a fresh
- * server and backend over a small temporary directory.
+ * sections ("FUSE", the passthrough backend's "FSPT", then with a DAX
+ * window "FDAX", see src/fuse/fuse_state.c, src/fs/passthrough_state.c
+ * and src/fuse/fuse_dax_state.c) into a fresh server and backend over a
+ * small temporary directory, once without a DAX window and once with one
+ * (2 MiB, as dax=2M makes).
  *
  * The directory is made once (files "a" and "d/b", directory "d") and only
  * read: a restore opens nodes O_PATH and files without O_TRUNC or O_CREAT,
@@ -11,7 +13,9 @@
  *
  * Checked besides ASan/UBSan:
  *  - a refused load applied nothing: the server still answers -EIO (no
- *    session) and the backend holds the root alone, no handle;
+ *    session), the backend holds the root alone, no handle, and no page
+ *    of the window is mapped (mincore: the tree's files are in the page
+ *    cache, the bare reservation has no page);
  *  - an accepted load answers: GETATTR on the root works (or is -EIO for a
  *    session saved before INIT), and GETATTR on
  *    every id the state could name replies with a bare header or an
@@ -26,12 +30,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/fuse.h>
 
 #include "core/log.h"
 #include "core/state_io.h"
+#include "fs/dax_window.h"
 #include "fs/passthrough.h"
 #include "fuse/fuse_server.h"
 #include "fuse_req.h"
@@ -101,8 +107,22 @@ static int getattr(struct fuse_server *s, uint64_t nodeid)
 	return oh.error;
 }
 
-/* One load into a fresh pair; its verdict, with the properties checked. */
-static bool load_once(const uint8_t *data, size_t size)
+/* Does any page of @w hold a mapping? */
+static bool window_mapped(const struct dax_window *w)
+{
+	static unsigned char vec[DAX_WINDOW_MIN_SIZE / 4096];
+
+	if (mincore(w->host, w->fuse.size, vec) < 0)
+		abort();
+	for (size_t i = 0; i < sizeof(vec); i++)
+		if (vec[i] & 1)
+			return true;
+	return false;
+}
+
+/* One load into a fresh pair (with a DAX window when @dax); its verdict,
+ * with the properties checked. */
+static bool load_once(const uint8_t *data, size_t size, bool dax)
 {
 	struct passthrough_opts po = { .root = rootdir };
 	struct fuse_server_opts so = { .cache = FUSE_CACHE_AUTO };
@@ -112,14 +132,19 @@ static bool load_once(const uint8_t *data, size_t size)
 	int err;
 	struct fs_backend *be = passthrough_new(&po, &err);
 	struct fuse_server *s = be ? fuse_server_new(be, &so) : NULL;
+	struct dax_window *win = dax ? dax_window_new(DAX_WINDOW_MIN_SIZE, &err) : NULL;
 
-	if (!s)
+	if (!s || (dax && !win))
 		abort();
+	if (win)
+		fuse_server_set_dax(s, &win->fuse);
 	state_reader_init(&r, data, size, &eb);
 	bool ok = fuse_server_state_load(s, &r);
 	passthrough_get_stats(be, &st);
 	if (!ok) {
 		if (!eb.msg[0] || getattr(s, FUSE_ROOT_ID) != -EIO || st.nodes != 1 || st.files)
+			abort();
+		if (win && window_mapped(win))
 			abort();
 	} else {
 		/* A session saved before INIT is restored as one. */
@@ -131,6 +156,7 @@ static bool load_once(const uint8_t *data, size_t size)
 	}
 	fuse_server_free(s);
 	fs_backend_destroy(be);
+	dax_window_free(win);
 	return ok;
 }
 
@@ -143,9 +169,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		return 0;
 	memcpy(copy, data, size);
-	bool first = load_once(copy, size);
-	if (load_once(copy, size) != first)
-		abort();
+	for (int dax = 0; dax < 2; dax++) {
+		bool first = load_once(copy, size, dax);
+		if (load_once(copy, size, dax) != first)
+			abort();
+	}
 	free(copy);
 	return 0;
 }

@@ -137,7 +137,7 @@ static void apply_drives_vsock(const struct saved_devices *d, struct machine_con
 	cfg->balloon = d->has_balloon ? &balloon : NULL;
 }
 
-/* "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB"): what parses writes back the same
+/* "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB", "DEVX"): what parses writes back the same
  * through the machine configuration it becomes. */
 static void parse_devices(const uint8_t *data, size_t size)
 {

@@ -703,6 +703,9 @@ def seeds_state():
         "devc-drives-root-second": devc + st_devb([("a", "/a", "", 0, 0, 8),
                                                    ("b", "/b", "", 0, 1, 8)]),
         "devc-section": devc,
+        "devc-dax": devc + st_section("DEVX", u32(1) + u64(1 << 30)),
+        "devc-dax-bad-size": devc + st_section("DEVX", u32(1) + u64(3 << 20)),
+        "devc-dax-none": devc + st_section("DEVX", u32(1) + u64(0)),
         "devc-duplicate-ids": st_devc([("eth0", "loopback", 0, 0)] * 2, []),
         "devc-then-vm": devc + vm,
         "vm-file": st_file(vm),
@@ -752,8 +755,36 @@ ST_TREE = [ST_ROOT, st_node(2, "a", S_IFREG, nlookup=3), st_node(3, "d", S_IFDIR
            st_node(4, "d/b", S_IFREG), st_node((1 << 32) | 6, "gone", S_IFREG)]
 
 
+FUSE_MAP_ALIGNMENT = 1 << 26
+DAX_SESSION = st_session(flags=1 | 1 << 5 | FUSE_MAP_ALIGNMENT)
+
+
+def st_fdax(maps, version=1, size=2 << 20, count=None):
+    n = len(maps) if count is None else count
+    return st_section("FDAX", u32(version) + u64(size) + u32(n) + b"".join(
+        u64(m) + u64(ln) + u64(node) + u64(f) + u8(fl) for m, ln, node, f, fl in maps))
+
+
+def seeds_fs_state_dax():
+    tree = st_fspt(ST_TREE, [])
+    good = [(0, 4096, 2, 0, 1), (1 << 20, 8192, 2, 0, 0)]
+    return {
+        "dax_none": DAX_SESSION + tree + st_fdax([]),
+        "dax_two_mappings": DAX_SESSION + tree + st_fdax(good),
+        "dax_empty_file": DAX_SESSION + tree + st_fdax([(0, 4096, 4, 0, 0)]),
+        "dax_gone_node": DAX_SESSION + tree + st_fdax([(0, 4096, (1 << 32) | 6, 0, 0)]),
+        "dax_overlap": DAX_SESSION + tree + st_fdax([(0, 8192, 2, 0, 0), (4096, 4096, 2, 0, 0)]),
+        "dax_bad_version": DAX_SESSION + tree + st_fdax(good, version=2),
+        "dax_bad_size": DAX_SESSION + tree + st_fdax(good, size=4 << 20),
+        "dax_bad_count": DAX_SESSION + tree + st_fdax(good, count=70000),
+        "dax_bad_flags": DAX_SESSION + tree + st_fdax([(0, 4096, 2, 0, 6)]),
+        "dax_missing": DAX_SESSION + tree,
+    }
+
+
 def seeds_fs_state():
     return {
+        **seeds_fs_state_dax(),
         "fresh_uninitialized": st_session(0) + st_fspt([ST_ROOT], []),
         "root_only": st_session() + st_fspt([ST_ROOT], []),
         "tree_with_handles": st_session() + st_fspt(ST_TREE, [

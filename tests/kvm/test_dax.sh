@@ -10,7 +10,11 @@
 #  - the host finds the guest's bytes in both files;
 #  - kvmini's counters at exit show mappings set (fuse_rx_mappings_set) and
 #    none refused for the well-behaved guest;
-#  - a snapshot of the paused VM is refused with the DAX message;
+#  - the guest holds a fourth file mapped; the paused VM is snapshotted and
+#    restored in a new kvmini (the share and its window from the snapshot):
+#    the guest reads the same first line through its old mapping, sees a
+#    byte the host wrote after the restore, and writes through it (the
+#    host sees it); a restore after that file was truncated is refused;
 #  - a second VM with a window of 8 MiB (four of Linux's 2 MiB ranges) reads
 #    a 24 MiB file the host made: the guest must take ranges back
 #    (REMOVEMAPPING) to map the rest, its checksum is the host's, and the
@@ -51,9 +55,34 @@ cat >"$DIR/daxmap.c" <<'EOF'
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* hold FILE: map FILE, print its first line, wait (through a snapshot and
+ * a restore) until the host writes 'G' at 4096, print the first line again
+ * and write a marker at 8192 through the same mapping. */
+static int hold(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDWR);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 16384) { perror("daxhold: open"); return 1; }
+	volatile char *p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) { perror("daxhold: mmap"); return 1; }
+	printf("daxhold: before '%.*s'\n", (int)strcspn((char *)p, "\n"), (char *)p);
+	fflush(stdout);
+	for (int i = 0; p[4096] != 'G'; i++) {
+		if (i == 6000) { printf("daxhold: no go from the host\n"); return 1; }
+		usleep(100000);
+	}
+	printf("daxhold: after '%.*s'\n", (int)strcspn((char *)p, "\n"), (char *)p);
+	memcpy((char *)p + 8192, "RESTORED-WROTE", 14);
+	if (msync((void *)p, st.st_size, MS_SYNC) < 0) { perror("daxhold: msync"); return 1; }
+	printf("daxhold: wrote\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct stat st;
+	if (argc == 3 && !strcmp(argv[1], "hold"))
+		return hold(argv[2]);
 	int fd = argc == 4 ? open(argv[1], O_RDWR) : -1;
 	if (fd < 0 || fstat(fd, &st) < 0) { perror("daxmap: open"); return 1; }
 	char *p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -86,6 +115,7 @@ if mount -t virtiofs -o dax=always share /mnt/s; then
 	say "reread: $(dd if=/mnt/s/rw.bin bs=1 skip=8192 count=16 2>/dev/null)"
 	/bin/daxmap /mnt/s/map.bin 12288 MMAP-MARKER && say "mapped map.bin"
 	sync
+	[ -f /mnt/s/snap.bin ] && /bin/daxmap hold /mnt/s/snap.bin
 	if [ -f /mnt/s/big.bin ]; then
 		say "big: $(md5sum /mnt/s/big.bin | cut -d' ' -f1)"
 		say "big again: $(md5sum /mnt/s/big.bin | cut -d' ' -f1)"
@@ -105,6 +135,7 @@ cat "$INITRAMFS" "$DIR/overlay.gz" >"$DIR/initramfs.gz"
 echo "hello from the host $$" >"$DIR/share/from-host.txt"
 head -c 65536 /dev/zero | tr '\0' 'h' >"$DIR/share/rw.bin"
 { echo "map.bin made by the host"; head -c 65536 /dev/zero | tr '\0' 'm'; } >"$DIR/share/map.bin"
+{ echo "snap.bin made by the host $$"; head -c 65536 /dev/zero | tr '\0' 's'; } >"$DIR/share/snap.bin"
 
 SOCK=$DIR/api.sock
 api() {
@@ -128,12 +159,12 @@ timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --kernel "$S
 	>"$DIR/console" 2>"$DIR/kvmini.err" &
 VM=$!
 save_logs() { cp "$DIR/console" "$LOGDIR/dax.console" 2>/dev/null; cp "$DIR/kvmini.err" "$LOGDIR/dax.err" 2>/dev/null; }
-if ! until_ok 300 grep -q 'dax-guest: done' "$DIR/console"; then
+if ! until_ok 300 grep -q 'daxhold: before' "$DIR/console"; then
 	save_logs
-	fail "dax: the guest never finished (log $LOGDIR/dax.*)"
+	fail "dax: the guest never reached its held mapping (log $LOGDIR/dax.*)"
 	kvm_end
 fi
-grep 'dax-guest:\|daxmap:' "$DIR/console" | tr -d '\r'
+grep 'dax-guest:\|daxmap:\|daxhold:' "$DIR/console" | tr -d '\r'
 grep -q 'DAX window of 256 MiB at 0x' "$DIR/kvmini.err" &&
 	pass "dax: the window is placed ($(grep -o 'DAX window of 256 MiB at 0x[0-9a-f]*' "$DIR/kvmini.err"))" ||
 	fail "dax: no window placed"
@@ -151,11 +182,15 @@ grep -q "daxmap: read 'map.bin made by the host'" "$DIR/console" &&
 	pass "dax: the guest's mmap read the host's bytes and its write reached the host" ||
 	fail "dax: map.bin at 12288 holds '$(dd if="$DIR/share/map.bin" bs=1 skip=12288 count=11 2>/dev/null)'"
 
+# --- the snapshot keeps the window's mappings ---------------------------------
+# The guest holds snap.bin mapped (daxhold). Paused and snapshotted, the VM
+# is restored in a new kvmini with no --fs (the share and its window come
+# from the snapshot); the host then writes 'G' into snap.bin, which the
+# restored guest can only see through its old mapping, re-read through it.
 api PATCH /vm '{"state":"Paused"}'; codes="$CODE "
 api PUT /snapshot/create "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"$DIR/state\",\"mem_file_path\":\"$DIR/mem\"}"
 codes+="$CODE"
-[ "$codes" = "204 400" ] && grep -q 'DAX window' <<<"$BODY" &&
-	pass "dax: a snapshot of the VM is refused ($BODY)" ||
+[ "$codes" = "204 204" ] && pass "dax: the paused VM with a DAX window is snapshotted ($(stat -c %s "$DIR/state") bytes of state)" ||
 	fail "dax: pause and snapshot answered $codes ($BODY)"
 api PATCH /vm '{"state":"Resumed"}'
 
@@ -173,7 +208,48 @@ ref_n=$(ctr fuse_rx_mappings_refused)
 	fail "dax: counters: set '${set_n}' removed '${rm_n}' refused '${ref_n}' (log $LOGDIR/dax.err)"
 sanitizer_check dax
 
+LAST=dax-restore
+timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --restore "$DIR/state" \
+	--mem-file "$DIR/mem" --counters </dev/null >"$DIR/console2" 2>"$DIR/kvmini2.err" &
+VM=$!
+save_logs() { cp "$DIR/console2" "$LOGDIR/dax-restore.console" 2>/dev/null; cp "$DIR/kvmini2.err" "$LOGDIR/dax-restore.err" 2>/dev/null; }
+sleep 1
+printf G | dd of="$DIR/share/snap.bin" bs=1 seek=4096 conv=notrunc 2>/dev/null
+until_ok 300 grep -q 'dax-guest: done' "$DIR/console2" || fail "dax: the restored guest never finished (log $LOGDIR/dax-restore.*)"
+grep 'dax-guest:\|daxhold:' "$DIR/console2" | tr -d '\r'
+grep -q 'DAX window of 256 MiB at 0x' "$DIR/kvmini2.err" &&
+	pass "dax: the restored VM has its window again ($(grep -o 'DAX window of 256 MiB at 0x[0-9a-f]*' "$DIR/kvmini2.err"))" ||
+	fail "dax: the restored VM placed no window"
+before=$(grep -o "daxhold: before '.*'" "$DIR/console" | head -n1 | cut -d"'" -f2)
+after=$(grep -o "daxhold: after '.*'" "$DIR/console2" | head -n1 | cut -d"'" -f2)
+[ -n "$before" ] && [ "$before" = "$after" ] && [ "$before" = "snap.bin made by the host $$" ] &&
+	pass "dax: after the restore the guest read the same bytes through its old DAX mapping ('$after') and saw the host's later write" ||
+	fail "dax: through the mapping: before '$before', after the restore '$after'"
+[ "$(dd if="$DIR/share/snap.bin" bs=1 skip=8192 count=14 2>/dev/null)" = RESTORED-WROTE ] &&
+	pass "dax: the restored guest's write through the mapping reached the host's file" ||
+	fail "dax: snap.bin at 8192 holds '$(dd if="$DIR/share/snap.bin" bs=1 skip=8192 count=14 2>/dev/null)'"
+kill -TERM "$VM" 2>/dev/null
+wait "$VM" 2>/dev/null
+VM=
+save_logs
+ERR=$(cat "$DIR/kvmini2.err")
+ref_n=$(ctr fuse_rx_mappings_refused)
+[ "${ref_n:-x}" = 0 ] && ! grep -q 'error:' "$DIR/kvmini2.err" &&
+	pass "dax: the restored VM: $(ctr fuse_rx_mappings_set) mappings set, $(ctr fuse_rx_mappings_removed) removed, $ref_n refused, no error logged" ||
+	fail "dax: the restored VM: refused '${ref_n}' (log $LOGDIR/dax-restore.err)"
+sanitizer_check dax-restore
+
+# A file truncated since the snapshot below a mapping's start: refused by name.
+truncate -s 0 "$DIR/share/snap.bin"
+timeout --foreground -k 10 120 "$KVMINI" run --restore "$DIR/state" --mem-file "$DIR/mem" \
+	</dev/null >"$DIR/console3" 2>"$DIR/kvmini3.err"
+rc=$?
+[ "$rc" != 0 ] && grep -q 'FDAX.*truncated since the snapshot' "$DIR/kvmini3.err" &&
+	pass "dax: a restore after the mapped file was truncated is refused (exit $rc: $(grep -o 'the DAX mapping of node.*' "$DIR/kvmini3.err" | head -n1 | cut -c1-90)...)" ||
+	fail "dax: a restore over a truncated mapped file: exit $rc, $(tail -n 2 "$DIR/kvmini3.err")"
+
 # --- a small window: the guest must give ranges back -------------------------
+rm -f "$DIR/share/snap.bin"
 head -c $((24 << 20)) /dev/urandom >"$DIR/share/big.bin"
 want=$(md5sum "$DIR/share/big.bin" | cut -d' ' -f1)
 rm -f "$SOCK"

@@ -284,6 +284,39 @@ static void test_drives_vsock(void)
 
 /* A drive's image at its path: the same size passes; gone or resized is
  * refused with the drive, the path and what differs. */
+/* A share's DAX window size in "DEVX" (none without a window: earlier
+ * snapshots read the same); a size the window refuses is refused. */
+static void test_dax(void)
+{
+	static struct sample s;
+	static struct saved_devices d;
+	char why[256];
+
+	sample_init(&s);
+	sample_devices(&s);
+	s.fs[0].dev.dax_bytes = 1ull << 30;
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK_EQ(d.fs[0].dev.dax_bytes, 1ull << 30);
+	CHECK(d.has_vsock && d.n_drives == 2);      /* the sections before it */
+	s.fs[0].dev.dax_bytes = 0;
+	CHECK(round_trip(&s.cfg, &d, why, sizeof(why)));
+	CHECK_EQ(d.fs[0].dev.dax_bytes, 0);
+
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	s.fs[0].dev.dax_bytes = 2ull << 20;
+	state_writer_init(&w);
+	device_config_save(&s.cfg, sample_sectors, &w);
+	uint8_t *devx = memmem(w.buf, w.len, "DEVX", 4);
+	CHECK(devx != NULL);
+	devx[8 + 4] = 1;                            /* 2 MiB + 1 byte */
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(!device_config_load(&r, &d));
+	CHECK(strstr(eb.msg, "DEVX") && strstr(eb.msg, "a DAX window of 2097153 bytes"));
+	state_writer_free(&w);
+}
+
 static void test_balloon(void)
 {
 	static struct sample s;
@@ -385,5 +418,6 @@ int main(void)
 	RUN_TEST(test_drives_vsock);
 	RUN_TEST(test_check_drive);
 	RUN_TEST(test_balloon);
+	RUN_TEST(test_dax);
 	return CHECK_DONE();
 }

@@ -6,7 +6,8 @@
  * ESTALE for that node alone, a file moved on the host is found by its
  * handle, a recreated one by its path when handles cannot be used, and
  * every malformed section is refused with nothing applied. Also the
- * virtio-fs device's own section, and memfs being refused.
+ * virtio-fs device's own section, with a DAX window's mappings made again,
+ * and memfs being refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "fuse_req.h"
 #include "core/event_loop.h"
 #include "core/state_io.h"
+#include "fs/dax_window.h"
 #include "fs/memfs.h"
 #include "fs/passthrough.h"
 #include "fs/virtio_fs.h"
@@ -856,6 +858,54 @@ static void test_virtio_fs_device(void)
 	pair_free();
 }
 
+/* A device with a DAX window: the guest's mapping is saved with the device
+ * and made again in a new device and window, the same file bytes at the
+ * same window offset, writable as before; the window's bytes are not in
+ * the state (it stays a few hundred bytes). */
+static void test_virtio_fs_dax(void)
+{
+	static struct fs_dev d;
+	struct state_writer w;
+	struct state_reader r;
+	struct errbuf eb = { 0 };
+	int err = 0;
+	struct dax_window *win = dax_window_new(DAX_WINDOW_MIN_SIZE, &err);
+	char text[4096] = "dax bytes from the host";
+
+	host_write("dax.txt", text);
+	pair_new(FUSE_CACHE_AUTO);
+	dev_new(&d, "share");
+	virtio_fs_set_dax(&d.fs, &win->fuse, 1ull << 32);
+	CHECK_EQ(do_init(), 0);
+	uint64_t n = lookup(FUSE_ROOT_ID, "dax.txt");
+	struct fuse_setupmapping_in in = { .fh = UINT64_MAX, .len = 4096, .moffset = 1 << 20,
+					   .flags = FUSE_SETUPMAPPING_FLAG_READ |
+						    FUSE_SETUPMAPPING_FLAG_WRITE };
+	frq_build(&q, FUSE_SETUPMAPPING, n, &in, sizeof(in), NULL, 0);
+	CHECK_EQ(call(NULL), 0);
+	state_writer_init(&w);
+	CHECK_EQ(virtio_fs_state_save(&d.fs, &w, &eb), 0);
+	CHECK(w.len < 1024);
+	dev_free(&d);
+	dax_window_free(win);
+
+	win = dax_window_new(DAX_WINDOW_MIN_SIZE, &err);
+	pair_new(FUSE_CACHE_AUTO);
+	dev_new(&d, "share");
+	virtio_fs_set_dax(&d.fs, &win->fuse, 1ull << 32);
+	state_reader_init(&r, w.buf, w.len, &eb);
+	CHECK(virtio_fs_state_load(&d.fs, &r));
+	CHECK(state_at_end(&r));
+	CHECK(!memcmp(win->host + (1 << 20), text, strlen(text)));
+	memcpy(win->host + (1 << 20), "DAX", 3);
+	host_read("dax.txt", text, sizeof(text));
+	CHECK(!strncmp(text, "DAX bytes", 9));
+	dev_free(&d);
+	dax_window_free(win);
+	state_writer_free(&w);
+	pair_free();
+}
+
 /* --- setup ------------------------------------------------------------------ */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -889,6 +939,7 @@ int main(void)
 	RUN_TEST(test_refused_mismatch);
 	RUN_TEST(test_memfs_refused);
 	RUN_TEST(test_virtio_fs_device);
+	RUN_TEST(test_virtio_fs_dax);
 
 	pair_free();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -4,7 +4,10 @@
  * space reserved by the test process): after a mapping the window's bytes
  * are the file's, a write through a writable mapping reaches the file, a
  * removed range is inaccessible again, INIT and DESTROY empty the window,
- * and every refusal answers its errno and is counted.
+ * and every refusal answers its errno and is counted. Snapshots: the
+ * mappings saved and made again in a fresh server and window; a corrupt or
+ * inconsistent section, or a file truncated since, refused by name with
+ * nothing left behind.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +27,8 @@
 #include "core/compiler.h"
 #include "fs/dax_window.h"
 #include "fs/passthrough.h"
+#include "core/state_io.h"
+#include "fuse/dax_ranges.h"
 #include "fuse/fuse_server.h"
 
 #define PG 4096ull
@@ -335,6 +340,196 @@ static void test_window_sizes(void)
 	CHECK_EQ(err, -EINVAL);
 }
 
+/* The table of mapped ranges: overlaps replaced, a range cut in two by a
+ * removal in its middle, file offsets moved with the cut. */
+static void test_ranges_table(void)
+{
+	struct dax_ranges t = { 0 };
+	struct dax_range a = { .moffset = 0, .len = 8 * PG, .nodeid = 5, .foffset = 0 };
+	struct dax_range b = { .moffset = 2 * PG, .len = PG, .nodeid = 6, .foffset = 4 * PG,
+			       .write = true };
+
+	CHECK_EQ(dax_ranges_reserve(&t, 2), 0);
+	dax_ranges_add(&t, &a);
+	CHECK_EQ(dax_ranges_reserve(&t, 2), 0);
+	dax_ranges_add(&t, &b);
+	CHECK_EQ(t.n, 3);
+	CHECK_EQ(t.v[0].len, 2 * PG);
+	CHECK_EQ(t.v[1].nodeid, 6);
+	CHECK_EQ(t.v[2].moffset, 3 * PG);
+	CHECK_EQ(t.v[2].foffset, 3 * PG);
+	CHECK_EQ(t.v[2].len, 5 * PG);
+	CHECK_EQ(dax_ranges_reserve(&t, 1), 0);
+	dax_ranges_remove(&t, PG, 3 * PG);          /* a's head's tail, b, a's tail's head */
+	CHECK_EQ(t.n, 2);
+	CHECK_EQ(t.v[0].len, PG);
+	CHECK_EQ(t.v[1].moffset, 4 * PG);
+	CHECK_EQ(t.v[1].foffset, 4 * PG);
+	dax_ranges_remove(&t, 0, 64 * PG);
+	CHECK_EQ(t.n, 0);
+	CHECK_EQ(dax_ranges_reserve(&t, DAX_RANGES_MAX + 1), -ENOMEM);
+	dax_ranges_free(&t);
+}
+
+/* A server, backend and window built fresh over the same share, as a
+ * restore builds them. */
+struct pair {
+	struct fs_backend *be;
+	struct fuse_server *s;
+	struct dax_window *w;
+};
+
+static struct pair pair_new(bool with_window)
+{
+	struct passthrough_opts o = { .root = rootdir };
+	struct pair p = { 0 };
+	int err = 0;
+
+	p.be = passthrough_new(&o, &err);
+	p.s = p.be ? fuse_server_new(p.be, NULL) : NULL;
+	p.w = with_window ? dax_window_new(DAX_WINDOW_MIN_SIZE, &err) : NULL;
+	CHECK(p.s && (p.w || !with_window));
+	if (p.w)
+		fuse_server_set_dax(p.s, &p.w->fuse);
+	return p;
+}
+
+static void pair_free(struct pair *p)
+{
+	fuse_server_free(p->s);
+	fs_backend_destroy(p->be);
+	dax_window_free(p->w);
+}
+
+/* Load @len bytes of state into a fresh pair; the verdict, why in @eb. */
+static bool load_into(struct pair *p, const uint8_t *buf, size_t len, struct errbuf *eb)
+{
+	struct state_reader r;
+
+	state_reader_init(&r, buf, len, eb);
+	return fuse_server_state_load(p->s, &r);
+}
+
+/* The state of the test's server with two mappings of "snap": read-only
+ * (file page 1 at window page 0) and read-write (file pages 0-1 at window
+ * pages 4-5). */
+static void save_two_mappings(struct state_writer *w, uint64_t *node)
+{
+	struct errbuf eb = { 0 };
+
+	make_file("snap", FILE_SIZE);
+	init();
+	*node = lookup("snap");
+	CHECK_EQ(setup(*node, NO_FH, PG, PG, FUSE_SETUPMAPPING_FLAG_READ, 0), 0);
+	CHECK_EQ(setup(*node, NO_FH, 0, 2 * PG, FUSE_SETUPMAPPING_FLAG_READ |
+		       FUSE_SETUPMAPPING_FLAG_WRITE, 4 * PG), 0);
+	state_writer_init(w);
+	CHECK_EQ(fuse_server_state_save(srv, w, &eb), 0);
+	CHECK(!w->failed);
+}
+
+/* Save -> load: the same ranges mapped to the same file bytes, the
+ * writable one still writable, and the restored server saves the same. */
+static void test_snapshot_roundtrip(void)
+{
+	struct state_writer w, again;
+	struct errbuf eb = { 0 };
+	uint64_t node;
+
+	save_two_mappings(&w, &node);
+	struct pair p = pair_new(true);
+	CHECK(load_into(&p, w.buf, w.len, &eb));
+	CHECK(readable(p.w->host, PG));
+	CHECK(!memcmp(p.w->host, win->host, PG));
+	CHECK(!memcmp(p.w->host + 4 * PG, win->host + 4 * PG, 2 * PG));
+	CHECK_EQ(p.w->host[1], pattern(PG + 1));
+	CHECK(!readable(p.w->host + PG, 1));
+	p.w->host[4 * PG + 9] = 0x5a;               /* the new window writes the file */
+	CHECK_EQ(win->host[4 * PG + 9], 0x5a);
+	state_writer_init(&again);
+	CHECK_EQ(fuse_server_state_save(p.s, &again, &eb), 0);
+	CHECK_EQ(again.len, w.len);
+	CHECK(!memcmp(again.buf, w.buf, w.len));
+	state_writer_free(&again);
+	pair_free(&p);
+	state_writer_free(&w);
+	fuse_server_dax_clear(srv);
+}
+
+/* Where "FDAX" starts in @buf (its tag). */
+static size_t fdax_at(const uint8_t *buf, size_t len)
+{
+	for (size_t i = len - 8; i > 0; i--)
+		if (!memcmp(buf + i, "FDAX", 4))
+			return i;
+	CHECK(0);
+	return 0;
+}
+
+/* A refused load leaves the pair as built: no node, no mapping. */
+static void expect_refused(const uint8_t *buf, size_t len, bool with_window, const char *why)
+{
+	struct errbuf eb = { 0 };
+	struct pair p = pair_new(with_window);
+
+	CHECK(!load_into(&p, buf, len, &eb));
+	if (!strstr(eb.msg, why)) {
+		printf("  message: %s (wanted %s)\n", eb.msg, why);
+		CHECK(0);
+	}
+	if (p.w)
+		CHECK(!readable(p.w->host, 1) && !readable(p.w->host + 4 * PG, 1));
+	struct passthrough_stats st;
+	passthrough_get_stats(p.be, &st);
+	CHECK_EQ(st.nodes, 1);
+	pair_free(&p);
+}
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A corrupt or inconsistent FDAX, a missing or unexpected one, and a file
+ * truncated below a mapping since the snapshot: each refused by name. */
+static void test_snapshot_refusals(void)
+{
+	struct state_writer w;
+	uint64_t node;
+
+	save_two_mappings(&w, &node);
+	size_t at = fdax_at(w.buf, w.len) + 8, n = w.len;
+	uint8_t *b = malloc(n);
+	struct { size_t off; uint64_t v; unsigned bytes; const char *why; } bad[] = {
+		{ 0, 2, 4, "version 2" },
+		{ 4, 4ull << 20, 8, "a window of" },
+		{ 12, 3, 4, "truncated" },
+		{ 16 + 0, 1, 8, "not page-aligned" },
+		{ 16 + 8, 1ull << 40, 8, "not page-aligned" },
+		{ 49 + 0, 0, 8, "overlaps or precedes" },
+		{ 16 + 24, 5, 8, "file offset" },
+		{ 16 + 16, 0, 8, "node 0" },
+		{ 16 + 32, 2, 1, "flags 0x2" },
+		{ 16 + 16, 999, 8, "node 999" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(b, w.buf, n);
+		put_le(b + at + bad[i].off, bad[i].v, bad[i].bytes);
+		expect_refused(b, n, true, bad[i].why);
+	}
+	/* Without a window the session's FUSE_MAP_ALIGNMENT is refused first. */
+	expect_refused(w.buf, n, false, "agreed with a DAX window");
+	expect_refused(w.buf, at - 8, true, "section FDAX missing");
+	char path[160];
+	snprintf(path, sizeof(path), "%s/snap", rootdir);
+	CHECK_EQ(truncate(path, PG), 0);               /* the first mapping starts at PG */
+	expect_refused(w.buf, n, true, "truncated since the snapshot");
+	free(b);
+	state_writer_free(&w);
+	fuse_server_dax_clear(srv);
+}
+
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	return remove(p);
@@ -369,6 +564,9 @@ int main(void)
 	RUN_TEST(test_session_clears);
 	RUN_TEST(test_no_window);
 	RUN_TEST(test_window_sizes);
+	RUN_TEST(test_ranges_table);
+	RUN_TEST(test_snapshot_roundtrip);
+	RUN_TEST(test_snapshot_refusals);
 
 	fuse_server_free(srv);
 	fs_backend_destroy(be);
