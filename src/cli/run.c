@@ -99,7 +99,7 @@ static const char run_usage[] =
 	"                     `kvmini vhost fs` takes them: cache=MODE, threads=N,\n"
 	"                     queues=N, squash-owner=U:G, max-fds=N, max-inodes=N,\n"
 	"                     max-handles=N, max-write=BYTES, xattr-all, no-notify,\n"
-	"                     max-watches=N; and dax=SIZE (e.g. 1G): a DAX window for\n"
+	"                     max-watches=N, watch=dirs|files; and dax=SIZE (e.g. 1G): a DAX window for\n"
 	"                     `mount -t virtiofs -o dax=always` (no snapshots then)\n"
 	"                     (e.g. --fs /srv:data,cache=none,threads=4)\n"
 	"  --drive PATH[,ro][,root][,id=ID][,partuuid=UUID]\n"
