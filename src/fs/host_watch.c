@@ -526,10 +526,10 @@ unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const ch
 
 static bool inval_equal(const struct host_watch_inval *a, const struct host_watch_inval *b)
 {
-	if (a->entry != b->entry || a->nodeid != b->nodeid)
+	if (a->nodeid != b->nodeid)
 		return false;
-	if (!a->entry)
-		return a->off == b->off;
+	if (!a->entry || !b->entry)
+		return !a->entry && !b->entry && a->off == b->off;
 	return a->namelen == b->namelen && !memcmp(a->name, b->name, a->namelen);
 }
 
