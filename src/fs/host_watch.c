@@ -219,6 +219,21 @@ static bool reserve(struct host_watch *w)
 	return ok;
 }
 
+/* Nobody to tell (a virtio-fs driver without the notification queue): no
+ * watch, counted. A new driver sends a new INIT, which drops every node
+ * but the root, so nodes are watched again as the new client looks them up. */
+static bool nobody_to_tell(struct host_watch *w)
+{
+	struct fuse_server *s = load_acquire(&w->server);
+
+	if (!s || fuse_server_notify_possible(s))
+		return false;
+	pthread_mutex_lock(&w->lock);
+	w->watches_skipped++;
+	pthread_mutex_unlock(&w->lock);
+	return true;
+}
+
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 {
 	char path[32];
@@ -226,16 +241,8 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 
 	if (!w || (type != S_IFDIR && type != S_IFREG) || fd < 0)
 		return -EOPNOTSUPP;
-	/* Nobody to tell (a virtio-fs driver without the notification queue):
-	 * no watch. A new driver sends a new INIT, which drops every node but
-	 * the root, so nodes are watched again as the new client looks them up. */
-	struct fuse_server *s = load_acquire(&w->server);
-	if (s && !fuse_server_notify_possible(s)) {
-		pthread_mutex_lock(&w->lock);
-		w->watches_skipped++;
-		pthread_mutex_unlock(&w->lock);
+	if (nobody_to_tell(w))
 		return -EOPNOTSUPP;
-	}
 	if (!reserve(w))
 		return -ENOSPC;
 	/* The magic link is the node's own inode: nothing else gets watched. */
@@ -347,7 +354,9 @@ static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd,
 	struct host_watch *w = container_of(obs, struct host_watch, obs);
 
 	if (w->scheme == HOST_WATCH_DIRS && type == S_IFREG && nlink <= 1) {
-		fetch_add_relaxed(&w->file_watches_spared, 1);
+		/* Counted as skipped first, as in the other scheme. */
+		if (!nobody_to_tell(w))
+			fetch_add_relaxed(&w->file_watches_spared, 1);
 		return -EOPNOTSUPP;
 	}
 	return host_watch_add(w, nodeid, fd, type);
