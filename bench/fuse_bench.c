@@ -25,8 +25,9 @@
  * The mount's options change what is measured, so the whole set runs once
  * per mode in --cache (default "auto,auto:no-passthrough,none"; a mode is a
  * --cache value, optionally with ":no-passthrough" and ":no-notify", the
- * flags of those names; "auto:no-notify" beside "auto" is the cost of the
- * host-change watcher):
+ * flags of those names, and ":watch-files" (--watch files: a watch per
+ * file, not per directory); "auto:no-notify" beside "auto" is the cost of
+ * the host-change watcher):
  *   auto: kvmini's default. Attributes and entries cached for 1 s. On
  *         kernels with FUSE passthrough (Linux 6.9+), file data does not go
  *         through the server: at OPEN kvmini hands the kernel the descriptor
@@ -249,8 +250,23 @@ static bool is_mounted(const char *mnt)
 	return found;
 }
 
-/* @mode: a --cache value, then any of ":no-passthrough" and ":no-notify"
- * (kvmini's flags of those names). */
+/* A mode's flag as kvmini's option: NULL for an unknown one. */
+static const char *const *flag_args(const char *f)
+{
+	static const char *const no_pt[] = { "--no-passthrough", NULL };
+	static const char *const no_notify[] = { "--no-notify", NULL };
+	static const char *const files[] = { "--watch", "files", NULL };
+
+	if (!strcmp(f, "no-passthrough"))
+		return no_pt;
+	if (!strcmp(f, "no-notify"))
+		return no_notify;
+	return !strcmp(f, "watch-files") ? files : NULL;
+}
+
+/* @mode: a --cache value, then any of ":no-passthrough", ":no-notify" and
+ * ":watch-files" (kvmini's flags --no-passthrough, --no-notify and
+ * --watch files). */
 static pid_t start_kvmini(const struct bench_opts *o, const char *mode, const char *share,
 			  const char *mnt)
 {
@@ -266,11 +282,13 @@ static pid_t start_kvmini(const struct bench_opts *o, const char *mode, const ch
 	argv[n++] = "-q";
 	snprintf(flags, sizeof(flags), "%s", mode + strlen(cache));
 	for (char *save = NULL, *f = strtok_r(flags, ":", &save); f; f = strtok_r(NULL, ":", &save)) {
-		if (strcmp(f, "no-passthrough") && strcmp(f, "no-notify")) {
+		const char *const *args = flag_args(f);
+		if (!args) {
 			fprintf(stderr, "fuse_bench: unknown mode %s\n", mode);
 			return -1;
 		}
-		argv[n++] = !strcmp(f, "no-notify") ? "--no-notify" : "--no-passthrough";
+		for (; *args && n < 15; args++)
+			argv[n++] = *args;
 		if (n > 12)
 			return -1;
 	}

@@ -121,6 +121,19 @@ static int take_no_notify(struct cli_fs_args *a, const char *val)
 	return 0;
 }
 
+/* watch=dirs (the default) or files: what the host watcher places its
+ * inotify watches on (fs/host_watch.h). */
+static int take_watch(struct cli_fs_args *a, const char *val)
+{
+	if (!strcmp(val, "dirs"))
+		a->share.watch.scheme = HOST_WATCH_DIRS;
+	else if (!strcmp(val, "files"))
+		a->share.watch.scheme = HOST_WATCH_FILES;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 
 
 static int take_no_passthrough(struct cli_fs_args *a, const char *val)
@@ -155,6 +168,7 @@ static const struct fs_option fs_options[] = {
 	TAKES("no-notify", NULL, ALL_DOORS | CLI_FS_RUN, FOR_ANY, take_no_notify),
 	NUMBER("max-watches", ALL_DOORS | CLI_FS_RUN, FOR_PASSTHROUGH, share.watch.max_watches, 1,
 	       1ul << 24, 0, NULL),
+	TAKES("watch", "dirs or files", ALL_DOORS, FOR_PASSTHROUGH, take_watch),
 	NUMBER("memfs-size", CLI_FS_VHOST, FOR_MEMFS, share.mem.max_bytes, 1, 65536, 20, "MiB"),
 	TAKES("no-passthrough", NULL, CLI_FS_FUSE, FOR_ANY, take_no_passthrough),
 	TAKES("dax", "a window size with a unit, a power of two from 2M to 64G (e.g. 1G)",
@@ -283,7 +297,7 @@ void cli_fs_inherit(struct cli_fs_args *a, const struct cli_fs_args *defaults)
 	if (cli_fs_given(defaults, "no-notify") && !cli_fs_given(a, "no-notify"))
 		a->share.no_notify = defaults->share.no_notify;
 	if (cli_fs_given(defaults, "max-watches") && !cli_fs_given(a, "max-watches"))
-		a->share.watch = defaults->share.watch;
+		a->share.watch.max_watches = defaults->share.watch.max_watches;
 }
 
 /* The first option given that is for the other backend, or NULL. */

@@ -60,6 +60,8 @@ static const char fuse_mount_usage[] =
 	"                        with --cache none nothing is cached or watched)\n"
 	"  --max-watches N       most inotify watches for that (default 65536);\n"
 	"                        files past it show host changes when the cache expires\n"
+	"  --watch dirs|files    what gets a watch: directories (and files with several\n"
+	"                        links; the default, faster) or every file too\n"
 	"  --counters            print the server's counters at exit\n"
 	CLI_SECCOMP_USAGE
 	"  -v, --verbose         more log lines\n"

@@ -64,6 +64,8 @@ static const char fs_usage[] =
 	"                         VIRTIO_FS_F_NOTIFICATION (virtio 1.3 layout; stock\n"
 	"                         Linux drivers do not, and then nothing is sent)\n"
 	"  --max-watches N        passthrough: most inotify watches for that (default 65536)\n"
+	"  --watch dirs|files     passthrough: watch directories (and files with several\n"
+	"                         links; the default) or every file too\n"
 	"  --inband               also offer in-band notifications (kicks and interrupts as\n"
 	"                         vhost-user messages); off by default: UML acks every\n"
 	"                         in-band kick synchronously, which costs several times\n"

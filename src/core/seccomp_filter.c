@@ -277,8 +277,11 @@ static const int host_watch_list[] = {
 	SCMP_SYS(poll),              /* the inotify fd and the stop eventfd */
 	SCMP_SYS(ppoll),             /* the same, newer glibc */
 	SCMP_SYS(openat),            /* a directory reopened to watch */
-	SCMP_SYS(newfstatat),        /* a watched node's identity */
+	SCMP_SYS(newfstatat),        /* a watched node's identity; a child's name mapped to its node */
 	SCMP_SYS(fstat),             /* the same */
+	SCMP_SYS(open_by_handle_at), /* that child's directory reopened when it gave up its fd */
+	SCMP_SYS(name_to_handle_at), /* and, over --max-fds, another node giving its fd up */
+	SCMP_SYS(statx),             /* newfstatat in newer glibc */
 };
 
 /* A virtio-blk worker: the image is open already. */

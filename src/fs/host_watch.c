@@ -24,12 +24,15 @@
 #include "core/log.h"
 #include "fuse/fuse_server.h"
 
-/* What a directory's watch reports: its entries and its own attributes.
- * Child data and attribute events are left to the child's own watch. */
+/* What a directory's watch reports: its entries and its own attributes,
+ * and its children's attributes (IN_ATTRIB comes for both). In the
+ * directory scheme also its children's data (IN_MODIFY), since most files
+ * have no watch of their own there. */
 /* No IN_DONT_FOLLOW: the path is the /proc/self/fd magic link, which must
  * be followed to reach the node (never a symlink: those are not watched). */
 #define DIR_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | \
 		  IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+#define DIR_MASK_CHILDREN (DIR_MASK | IN_MODIFY)
 /* No IN_CLOSE_WRITE: every client file closed after writing would invalidate
  * itself; IN_MODIFY already reports write(2) and truncate. */
 #define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
@@ -64,6 +67,16 @@ struct node_expect {
 	uint64_t deadline_ms;
 };
 
+/* A child's event on its directory's watch (the directory scheme), its
+ * node found by name once the watcher's lock is dropped (resolve_children). */
+struct child_event {
+	uint64_t parent;
+	const char *name;            /* points into the event; namelen bytes */
+	size_t namelen;
+	uint32_t kind;               /* the node's own event it stands for */
+	uint64_t nodeid;             /* 0: no node the client knows, or one with its own watch */
+};
+
 struct watch_entry {
 	int wd;
 	bool dir;
@@ -79,6 +92,7 @@ struct host_watch {
 	int stop_fd;                 /* eventfd: the thread must end */
 	int wake_fd;                 /* eventfd: watches to remove (deferred) */
 	unsigned max_watches;
+	enum host_watch_scheme scheme;
 	pthread_t thread;
 	bool started;
 	/* Set by start; read by the thread and by adds (atomic). */
@@ -98,8 +112,17 @@ struct host_watch {
 	struct node_expect node_expect[NODE_EXPECT_SLOTS];
 	uint64_t events_own, unwatch_failed;
 
+	/* The backend's node source (node_observer.h): held by the thread
+	 * while it maps children's names, taken back by the backend before
+	 * it goes. Lock order: src_lock, then w->lock (the backend's lookup
+	 * may drop a node and so call host_watch_remove); never the reverse. */
+	pthread_mutex_t src_lock;
+	struct fs_node_source *src;
+	bool resolve_off;            /* stopped: the stop's last reads map no names */
+
 	/* Atomic: updated by the thread, read by anyone. */
 	uint64_t events, events_unknown, events_gone, overflows, invals, invals_failed;
+	uint64_t file_watches_spared, child_events, child_unmapped;
 };
 
 /* ---- watch table: wd -> node, under w->lock ---- */
@@ -196,6 +219,21 @@ static bool reserve(struct host_watch *w)
 	return ok;
 }
 
+/* Nobody to tell (a virtio-fs driver without the notification queue): no
+ * watch, counted. A new driver sends a new INIT, which drops every node
+ * but the root, so nodes are watched again as the new client looks them up. */
+static bool nobody_to_tell(struct host_watch *w)
+{
+	struct fuse_server *s = load_acquire(&w->server);
+
+	if (!s || fuse_server_notify_possible(s))
+		return false;
+	pthread_mutex_lock(&w->lock);
+	w->watches_skipped++;
+	pthread_mutex_unlock(&w->lock);
+	return true;
+}
+
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 {
 	char path[32];
@@ -203,21 +241,14 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type)
 
 	if (!w || (type != S_IFDIR && type != S_IFREG) || fd < 0)
 		return -EOPNOTSUPP;
-	/* Nobody to tell (a virtio-fs driver without the notification queue):
-	 * no watch. A new driver sends a new INIT, which drops every node but
-	 * the root, so nodes are watched again as the new client looks them up. */
-	struct fuse_server *s = load_acquire(&w->server);
-	if (s && !fuse_server_notify_possible(s)) {
-		pthread_mutex_lock(&w->lock);
-		w->watches_skipped++;
-		pthread_mutex_unlock(&w->lock);
+	if (nobody_to_tell(w))
 		return -EOPNOTSUPP;
-	}
 	if (!reserve(w))
 		return -ENOSPC;
 	/* The magic link is the node's own inode: nothing else gets watched. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	int wd = inotify_add_watch(w->ifd, path, dir ? DIR_MASK : FILE_MASK);
+	uint32_t dmask = w->scheme == HOST_WATCH_DIRS ? DIR_MASK_CHILDREN : DIR_MASK;
+	int wd = inotify_add_watch(w->ifd, path, dir ? dmask : FILE_MASK);
 	int err = wd < 0 ? -errno : 0;
 
 	pthread_mutex_lock(&w->lock);
@@ -310,9 +341,25 @@ static void unwatch_deferred(struct host_watch *w, size_t k)
 	memmove(w->deferred, w->deferred + k, w->ndeferred * sizeof(*w->deferred));
 }
 
-static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type)
+/*
+ * In the directory scheme a file with one link is left to its directory's
+ * watch: its events come there with its name. A file with more links may
+ * change under a name in a directory nobody watches (or outside the
+ * share), and its link count changes reach no directory's watch at all:
+ * it keeps a watch of its own.
+ */
+static int observer_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type,
+			  nlink_t nlink)
 {
-	return host_watch_add(container_of(obs, struct host_watch, obs), nodeid, fd, type);
+	struct host_watch *w = container_of(obs, struct host_watch, obs);
+
+	if (w->scheme == HOST_WATCH_DIRS && type == S_IFREG && nlink <= 1) {
+		/* Counted as skipped first, as in the other scheme. */
+		if (!nobody_to_tell(w))
+			fetch_add_relaxed(&w->file_watches_spared, 1);
+		return -EOPNOTSUPP;
+	}
+	return host_watch_add(w, nodeid, fd, type);
 }
 
 static void observer_forgotten(struct fs_node_observer *obs, uint64_t nodeid, int token,
@@ -321,9 +368,20 @@ static void observer_forgotten(struct fs_node_observer *obs, uint64_t nodeid, in
 	host_watch_remove(container_of(obs, struct host_watch, obs), token, nodeid, held);
 }
 
+/* Waits for the thread to finish mapping names when the source goes. */
+static void observer_bind(struct fs_node_observer *obs, struct fs_node_source *src)
+{
+	struct host_watch *w = container_of(obs, struct host_watch, obs);
+
+	pthread_mutex_lock(&w->src_lock);
+	w->src = src;
+	pthread_mutex_unlock(&w->src_lock);
+}
+
 static const struct fs_node_observer_ops observer_ops = {
 	.on_node_added = observer_added,
 	.on_node_forgotten = observer_forgotten,
+	.bind_source = observer_bind,
 };
 
 struct fs_node_observer *host_watch_observer(struct host_watch *w)
@@ -477,10 +535,10 @@ unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const ch
 
 static bool inval_equal(const struct host_watch_inval *a, const struct host_watch_inval *b)
 {
-	if (a->entry != b->entry || a->nodeid != b->nodeid)
+	if (a->nodeid != b->nodeid)
 		return false;
-	if (!a->entry)
-		return a->off == b->off;
+	if (!a->entry || !b->entry)
+		return !a->entry && !b->entry && a->off == b->off;
 	return a->namelen == b->namelen && !memcmp(a->name, b->name, a->namelen);
 }
 
@@ -500,15 +558,55 @@ static void list_add(struct inval_list *l, const struct host_watch_inval *iv)
 		l->v[l->n++] = *iv;
 }
 
+/* What one buffer of events comes to: notifications, children to map by
+ * name, and whether events were lost. */
+struct batch {
+	struct inval_list l;
+	struct child_event *c;
+	size_t nc, ccap;
+	bool overflow;
+};
+
+/* The node event a child's event on its directory's watch stands for, or
+ * 0 for none. A subdirectory reports on its own watch; a name created or
+ * moved in may be another link to, or the new place of, a known file. */
+static uint32_t child_kind(uint32_t mask)
+{
+	if (mask & IN_ISDIR)
+		return 0;
+	if (mask & IN_CREATE)
+		return IN_ATTRIB;            /* its link count */
+	if (mask & IN_MOVED_TO)
+		return IN_MOVE_SELF;
+	return mask & (IN_MODIFY | IN_ATTRIB);
+}
+
+/* Queue a child's event for resolve_children; repeats in the batch once. */
+static void child_add(struct batch *b, uint64_t parent, uint32_t mask, const char *name,
+		      size_t namelen)
+{
+	struct child_event c = { .parent = parent, .name = name, .namelen = namelen,
+				 .kind = child_kind(mask) };
+
+	if (!c.kind || b->nc == b->ccap)
+		return;
+	for (size_t i = b->nc > DEDUP_WINDOW ? b->nc - DEDUP_WINDOW : 0; i < b->nc; i++) {
+		const struct child_event *o = &b->c[i];
+		if (o->parent == parent && o->kind == c.kind && o->namelen == namelen &&
+		    !memcmp(o->name, name, namelen))
+			return;
+	}
+	b->c[b->nc++] = c;
+}
+
 /* One event, under w->lock: forget ended watches, map the others. */
-static void take_event(struct host_watch *w, const struct inotify_event *ev,
-		       struct inval_list *l, bool *overflow)
+static void take_event(struct host_watch *w, const struct inotify_event *ev, struct batch *b)
 {
 	struct host_watch_inval iv[HOST_WATCH_MAX_INVALS];
 
 	fetch_add_relaxed(&w->events, 1);
 	if (ev->mask & IN_Q_OVERFLOW) {
-		*overflow = true;
+		b->overflow = true;
 		return;
 	}
 	struct watch_entry *e = table_find(w, ev->wd);
@@ -542,7 +640,60 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev,
 	}
 	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name, namelen, iv);
 	for (unsigned i = 0; i < n; i++)
-		list_add(l, &iv[i]);
+		list_add(&b->l, &iv[i]);
+	if (e->dir && namelen && w->scheme == HOST_WATCH_DIRS)
+		child_add(b, e->nodeid, ev->mask, ev->name, namelen);
+}
+
+/*
+ * Without w->lock: each queued child's node, asked of the backend by
+ * (directory, name). The name is looked up as it is now: a child renamed
+ * or deleted since its event maps to what has the name now, or to
+ * nothing (a deleted file's name is gone from the client by its
+ * directory's INVAL_ENTRY; a renamed one's new place invalidates it, data
+ * included, through its IN_MOVED_TO).
+ */
+static void resolve_children(struct host_watch *w, struct batch *b)
+{
+	char name[NAME_MAX + 1];
+	struct fs_node_child ch;
+
+	pthread_mutex_lock(&w->src_lock);
+	for (size_t i = 0; i < b->nc; i++) {
+		struct child_event *c = &b->c[i];
+		bool found = false;
+
+		fetch_add_relaxed(&w->child_events, 1);
+		if (w->src && !w->resolve_off && c->namelen <= NAME_MAX) {
+			memcpy(name, c->name, c->namelen);
+			name[c->namelen] = '\0';
+			found = !w->src->ops->child(w->src, c->parent, name, &ch) && !ch.has_token;
+		}
+		c->nodeid = found ? ch.nodeid : 0;
+		if (!found)
+			fetch_add_relaxed(&w->child_unmapped, 1);
+	}
+	pthread_mutex_unlock(&w->src_lock);
+}
+
+/* Under w->lock: the resolved children's notifications, as their own
+ * watches' events would map (own changes not sent). A file moved in loses
+ * its data too: a write before the move was reported under its old name,
+ * which no longer led to it. */
+static void map_children(struct host_watch *w, struct batch *b)
+{
+	for (size_t i = 0; i < b->nc; i++) {
+		const struct child_event *c = &b->c[i];
+
+		if (!c->nodeid)
+			continue;
+		if (expected_node(w, c->nodeid, c->kind)) {
+			w->events_own++;
+			continue;
+		}
+		struct host_watch_inval iv = inval_inode(c->nodeid, c->kind == IN_ATTRIB ? -1 : 0);
+		list_add(&b->l, &iv);
+	}
 }
 
 static int send_one(struct host_watch *w, struct fuse_server *s, const struct host_watch_inval *iv)
@@ -559,13 +710,43 @@ static int send_one(struct host_watch *w, struct fuse_server *s, const struct ho
 	return rc;
 }
 
-/* Events were lost: every watched node's attributes and data go. */
+/* Every node the client knows, from the backend: in the directory scheme
+ * most files have no watch. -ENOENT when there is no source to ask. */
+static long source_ids(struct host_watch *w, uint64_t **ids)
+{
+	long k = -ENOENT;
+
+	pthread_mutex_lock(&w->src_lock);
+	if (w->src && !w->resolve_off && w->scheme == HOST_WATCH_DIRS)
+		k = w->src->ops->list(w->src, ids);
+	pthread_mutex_unlock(&w->src_lock);
+	return k;
+}
+
+static void send_all(struct host_watch *w, struct fuse_server *s, const uint64_t *ids, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		struct host_watch_inval iv = inval_inode(ids[i], 0);
+		send_one(w, s, &iv);
+	}
+}
+
+/* Events were lost: every known (else every watched) node's attributes
+ * and data go. */
 static unsigned send_overflow(struct host_watch *w, struct fuse_server *s)
 {
+	uint64_t *ids = NULL;
+
 	fetch_add_relaxed(&w->overflows, 1);
+	long known = source_ids(w, &ids);
+	if (known >= 0) {
+		send_all(w, s, ids, (size_t)known);
+		free(ids);
+		return (unsigned)known;
+	}
 	pthread_mutex_lock(&w->lock);
 	size_t n = w->count;
-	uint64_t *ids = malloc(MAX(n, (size_t)1) * sizeof(*ids));
+	ids = malloc(MAX(n, (size_t)1) * sizeof(*ids));
 	size_t k = 0;
 	for (size_t b = 0; ids && b < w->nbuckets; b++) {
 		for (struct watch_entry *e = w->buckets[b]; e && k < n; e = e->next)
@@ -578,10 +759,7 @@ static unsigned send_overflow(struct host_watch *w, struct fuse_server *s)
 		send_one(w, s, &root);
 		return 1;
 	}
-	for (size_t i = 0; i < k; i++) {
-		struct host_watch_inval iv = inval_inode(ids[i], 0);
-		send_one(w, s, &iv);
-	}
+	send_all(w, s, ids, k);
 	free(ids);
 	return (unsigned)k;
 }
@@ -590,29 +768,41 @@ unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *s,
 				  const void *buf, size_t len)
 {
 	const size_t hdr = sizeof(struct inotify_event);
-	struct inval_list l = { .cap = (len / hdr + 1) * HOST_WATCH_MAX_INVALS };
-	bool overflow = false;
+	const size_t most = len / hdr + 1;
+	/* Each event maps to at most HOST_WATCH_MAX_INVALS, or a child's one. */
+	struct batch b = { .l.cap = most * HOST_WATCH_MAX_INVALS, .ccap = most };
 	unsigned sent = 0;
 
-	l.v = malloc(l.cap * sizeof(*l.v));
-	if (!l.v)
+	b.l.v = malloc(b.l.cap * sizeof(*b.l.v));
+	b.c = malloc(b.ccap * sizeof(*b.c));
+	if (!b.l.v || !b.c) {
+		free(b.l.v);
+		free(b.c);
 		return send_overflow(w, s);
+	}
 	pthread_mutex_lock(&w->lock);
 	for (size_t off = 0; off + hdr <= len;) {
 		struct inotify_event ev_hdr;
 		memcpy(&ev_hdr, (const char *)buf + off, hdr);
 		if (ev_hdr.len > len - off - hdr)
 			break;
-		take_event(w, (const struct inotify_event *)((const char *)buf + off), &l,
-			   &overflow);
+		take_event(w, (const struct inotify_event *)((const char *)buf + off), &b);
 		off += hdr + ev_hdr.len;
 	}
 	pthread_mutex_unlock(&w->lock);
+	if (b.nc) {
+		/* The backend takes its own locks and may call remove. */
+		resolve_children(w, &b);
+		pthread_mutex_lock(&w->lock);
+		map_children(w, &b);
+		pthread_mutex_unlock(&w->lock);
+	}
 	/* Unlocked: a send may wait for a request a worker is answering. */
-	for (size_t i = 0; i < l.n; i++, sent++)
-		send_one(w, s, &l.v[i]);
-	free(l.v);
-	if (overflow)
+	for (size_t i = 0; i < b.l.n; i++, sent++)
+		send_one(w, s, &b.l.v[i]);
+	free(b.l.v);
+	free(b.c);
+	if (b.overflow)
 		sent += send_overflow(w, s);
 	return sent;
 }
@@ -723,6 +913,7 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 	w->obs.ops = &observer_ops;
 	w->ifd = w->stop_fd = w->wake_fd = -1;
 	w->max_watches = o && o->max_watches ? o->max_watches : HOST_WATCH_DEFAULT_MAX;
+	w->scheme = o ? o->scheme : HOST_WATCH_DIRS;
 	w->nbuckets = 256;
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): a table of pointers, sized per pointer */
 	w->buckets = calloc(w->nbuckets, sizeof(*w->buckets));
@@ -737,6 +928,7 @@ struct host_watch *host_watch_new(const struct host_watch_opts *o, int *err)
 	if (!*err && !w->buckets)
 		*err = -ENOMEM;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->src_lock, NULL);
 	if (*err) {
 		host_watch_free(w);
 		return NULL;
@@ -749,6 +941,9 @@ int host_watch_start(struct host_watch *w, struct fuse_server *server)
 	if (w->started)
 		return -EBUSY;
 	store_release(&w->server, server);
+	pthread_mutex_lock(&w->src_lock);
+	w->resolve_off = false;
+	pthread_mutex_unlock(&w->src_lock);
 	pthread_mutex_lock(&w->lock);
 	w->running = true;
 	pthread_mutex_unlock(&w->lock);
@@ -778,7 +973,12 @@ void host_watch_stop(struct host_watch *w)
 		log_warn("watch: eventfd: %s", strerror(errno));
 	pthread_join(w->thread, NULL);
 	w->started = false;
-	/* The thread's last removals: after the events it left, as it would. */
+	/* The thread's last removals: after the events it left, as it would,
+	 * but mapping no names: this thread may not call the backend (its
+	 * system call filter), and nobody is told any more anyway. */
+	pthread_mutex_lock(&w->src_lock);
+	w->resolve_off = true;
+	pthread_mutex_unlock(&w->src_lock);
 	void *buf = malloc(READ_BUF_SIZE);
 	if (buf && w->ndeferred && readable_now(w->ifd))
 		drain(w, buf);
@@ -808,6 +1008,7 @@ void host_watch_free(struct host_watch *w)
 		close(w->wake_fd);
 	free(w->deferred);
 	pthread_mutex_destroy(&w->lock);
+	pthread_mutex_destroy(&w->src_lock);
 	free(w);
 }
 
@@ -828,6 +1029,9 @@ void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c
 	c->invals = load_relaxed(&w->invals);
 	c->rx_events_gone = load_relaxed(&w->events_gone);
 	c->tx_invals_failed = load_relaxed(&w->invals_failed);
+	c->tx_file_watches_spared = load_relaxed(&w->file_watches_spared);
+	c->rx_child_events = load_relaxed(&w->child_events);
+	c->rx_child_unmapped = load_relaxed(&w->child_unmapped);
 }
 
 #define X(name, doc) COUNTER_DESC(struct host_watch_counters, name, doc)

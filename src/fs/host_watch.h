@@ -7,8 +7,21 @@
  * client (host_watch_add, with the node's O_PATH descriptor; the watch is
  * placed on /proc/self/fd/N, which is that inode and nothing else) and of
  * each node it drops (host_watch_remove: FORGET to zero, DESTROY, a new
- * INIT). Directories and regular files are watched; symlinks and special
- * files are not (a symlink is only ever replaced, which its directory sees).
+ * INIT). Two schemes (host_watch_opts.scheme):
+ *   HOST_WATCH_DIRS (the default): a watch on each directory, and on each
+ *       regular file with more than one link. A file's data and attribute
+ *       events come on its directory's watch with its name; the backend's
+ *       node source (node_observer.h) says which node that name is now
+ *       (by inode), on the watcher's thread, none of its locks held. A
+ *       file with one link is reachable under that name only; one with
+ *       more may change under a name in a directory nobody watches, and
+ *       link count changes reach no directory's watch, so it keeps a
+ *       watch of its own (placed when it is looked up with more than one
+ *       link). No inotify_add_watch or inotify_rm_watch per file.
+ *   HOST_WATCH_FILES: a watch on each directory and regular file (the
+ *       older scheme, kept to measure against: --watch files).
+ * Symlinks and special files are not watched (a symlink is only ever
+ * replaced, which its directory sees).
  * Once started, nodes are not watched while the server says nothing could
  * reach the client (fuse_server_notify_possible: a virtio-fs driver that did
  * not negotiate the notification queue). The number of watches is bounded (max_watches, and the kernel's own
@@ -22,6 +35,10 @@
  *   directory or file, its own attributes (chmod, chown, times, link count),
  *   moved
  *       INVAL_INODE(node, attributes only)
+ *   directory, a file child's data or attributes changed (the directory
+ *   scheme), or a name created or moved in that is a known file
+ *       INVAL_INODE(child, as its own watch's event would map; a move in
+ *       drops data too, since a write before it came under the old name)
  *   directory or file deleted (IN_DELETE_SELF), its watch ended (IN_IGNORED)
  *       nothing: the parent's INVAL_ENTRY covered the name, and no name
  *       leads to the inode any more
@@ -51,7 +68,10 @@
  * releases it before sending: a send may block (the client holds an inode
  * lock until a worker answers its request), and a worker may need the
  * watcher's lock meanwhile. Notifications therefore never come from a
- * request worker (see fuse_server.h).
+ * request worker (see fuse_server.h). Children's names are mapped to nodes
+ * between the two, with the watcher's lock released too (the backend's
+ * lookup may drop a node and so call host_watch_remove), under the source
+ * lock alone, which the backend takes to withdraw its source.
  */
 #ifndef KVMINI_FS_HOST_WATCH_H
 #define KVMINI_FS_HOST_WATCH_H
@@ -72,8 +92,15 @@ struct fuse_server;
 /* Most notifications one inotify event maps to. */
 #define HOST_WATCH_MAX_INVALS 2u
 
+/* What gets a watch: see the top of this file. */
+enum host_watch_scheme {
+	HOST_WATCH_DIRS = 0,         /* directories, and files with several links */
+	HOST_WATCH_FILES,            /* directories and every regular file */
+};
+
 struct host_watch_opts {
 	unsigned max_watches;        /* 0: HOST_WATCH_DEFAULT_MAX */
+	enum host_watch_scheme scheme;
 };
 
 /* One notification to send. */
@@ -101,7 +128,10 @@ struct host_watch_inval {
 	X(watches_skipped, "watches not placed: the client cannot get notifications") \
 	X(rx_events_gone,  "events of deleted nodes and ended watches (IN_DELETE_SELF, IN_IGNORED), not sent") \
 	X(tx_unwatch_failed, "inotify_rm_watch failures (the kernel had ended the watch first)") \
-	X(tx_invals_failed, "invalidations the FUSE server did not deliver (ENOENT: the client knew no such node; not negotiated; transport errors)")
+	X(tx_invals_failed, "invalidations the FUSE server did not deliver (ENOENT: the client knew no such node; not negotiated; transport errors)") \
+	X(tx_file_watches_spared, "watches not placed: files with one link, left to their directory's watch (the directory scheme)") \
+	X(rx_child_events, "children's events on a directory's watch mapped to a node by name (the directory scheme)") \
+	X(rx_child_unmapped, "of those, names that led to no node the client knows, or to one with its own watch")
 
 struct host_watch_counters {
 	HOST_WATCH_COUNTERS(COUNTER_FIELD)
@@ -121,7 +151,7 @@ int host_watch_start(struct host_watch *w, struct fuse_server *server);
 void host_watch_stop(struct host_watch *w);
 
 /* Watch node @nodeid open as @fd (O_PATH) of type @type (S_IFDIR, S_IFREG,
- * ...). Returns the watch descriptor (>= 0) to give back to
+ * ...), whatever the scheme (the observer applies it). Returns the watch descriptor (>= 0) to give back to
  * host_watch_remove, or -errno when the node has no watch (-EOPNOTSUPP for
  * types not watched, -ENOSPC over the bound). @w may be NULL. */
 int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
@@ -133,8 +163,10 @@ int host_watch_add(struct host_watch *w, uint64_t nodeid, int fd, mode_t type);
  * had dropped the watch already, see node_observer.h). */
 int host_watch_remove(struct host_watch *w, int wd, uint64_t nodeid, bool held);
 
-/* The watcher as a node-life observer (its ops call host_watch_add and
- * host_watch_remove); NULL for a NULL @w. */
+/* The watcher as a node-life observer (its ops call host_watch_add, in the
+ * directory scheme for directories and files with several links only, and
+ * host_watch_remove, and take the backend's node source); NULL for a NULL
+ * @w. */
 struct fs_node_observer *host_watch_observer(struct host_watch *w);
 
 /* The client is about to change entry @name of directory @parent itself;

@@ -308,7 +308,7 @@ void pt_inode_put(struct passthrough *pt, struct pt_inode *n)
  */
 void pt_inode_watch(struct passthrough *pt, struct pt_inode *n)
 {
-	int wd = pt->obs->ops->on_node_added(pt->obs, n->nodeid, n->fd, n->type);
+	int wd = pt->obs->ops->on_node_added(pt->obs, n->nodeid, n->fd, n->type, n->links);
 	int old = -1;
 
 	pthread_mutex_lock(&pt->lock);
@@ -350,6 +350,15 @@ static void cap_refused(uint64_t *count, bool *logged, const char *what, const c
 		 option);
 }
 
+/* A file without a token whose link count rose past 1: the observer is
+ * told again, since the host watcher's directory scheme keeps a watch of
+ * a file's own only for one reachable under another name (host_watch.h).
+ * Called with pt->lock held. */
+static bool relinked(const struct passthrough *pt, const struct pt_inode *n, nlink_t nlink)
+{
+	return pt->obs && n->type == S_IFREG && n->wd < 0 && nlink > 1 && n->links <= 1;
+}
+
 /*
  * inode_insert() - count one lookup of the node open as @fd (O_PATH).
  * Takes @fd; fills @e. An existing node for (dev, ino) gains a lookup; a new
@@ -364,6 +373,9 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 	struct pt_inode *n = pt_hash_find(pt, st->st_dev, st->st_ino);
 	if (n) {
 		n->nlookup++;
+		if (n->fd >= 0 && relinked(pt, n, st->st_nlink))
+			watch = pt_inode_attached(pt, n);
+		n->links = st->st_nlink;
 		if (n->fd < 0) {
 			/* Evicted: this descriptor is the node as it is now (the
 			 * number may have been reused), so the old handle goes. */
@@ -393,6 +405,7 @@ static int inode_insert(struct passthrough *pt, int fd, const struct stat *st, s
 		fd = -1;
 		n->nlookup = 1;
 		n->wd = -1;
+		n->links = st->st_nlink;
 		pt_hash_add(pt, n);
 		pt_hash_grow(pt);
 		pt->nfds++;
@@ -626,6 +639,14 @@ static void creds_leave(struct passthrough *pt, const struct creds *c)
 
 /* ---- operations: session and nodes ---- */
 
+/* Offer the source to the observer (@on), or take it back before the
+ * tables go. Called without pt->lock: the observer may be using it. */
+static void bind_source(struct passthrough *pt, bool on)
+{
+	if (pt->obs && pt->obs->ops->bind_source)
+		pt->obs->ops->bind_source(pt->obs, on ? &pt->source : NULL);
+}
+
 static void pt_reset(struct fs_backend *be)
 {
 	struct passthrough *pt = pt_of(be);
@@ -661,6 +682,8 @@ static void pt_destroy(struct fs_backend *be)
 
 	struct pt_inode *dead = NULL;
 
+	if (pt->source.ops)
+		bind_source(pt, false);
 	pt_reset(be);
 	pthread_mutex_lock(&pt->lock);
 	if (pt->root)
@@ -946,6 +969,17 @@ static int pt_symlink(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 	return make_node(be, ctx, parent, &a, out);
 }
 
+/* Does @n have a watch of its own? Only then do the events of its link
+ * count and its moves reach the watcher: the kernel reports those on the
+ * inode alone, not to its directory's watch. */
+static bool watched(struct passthrough *pt, const struct pt_inode *n)
+{
+	pthread_mutex_lock(&pt->lock);
+	bool yes = n->wd >= 0;
+	pthread_mutex_unlock(&pt->lock);
+	return yes;
+}
+
 /* The node of @dir's child @name when the watcher watches it, else 0: the
  * client's change to its link count or place is announced to the watcher
  * by node. */
@@ -1088,12 +1122,13 @@ static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 	struct pt_inode *dir = dir_get(pt, newparent, &rc);
 	if (dir) {
 		uint64_t own = host_watch_expect(pt->opts.watch, dir->nodeid, IN_CREATE, newname);
-		/* Its link count goes up. */
-		host_watch_expect_node(pt->opts.watch, nodeid, IN_ATTRIB);
+		/* Its link count goes up: seen on its own watch only. */
+		uint64_t self = watched(pt, n) ? nodeid : 0;
+		host_watch_expect_node(pt->opts.watch, self, IN_ATTRIB);
 		rc = link_node(pt, n, dir, newname);
 		if (rc) {
 			host_watch_unexpect(pt->opts.watch, own);
-			host_watch_unexpect_node(pt->opts.watch, nodeid, IN_ATTRIB);
+			host_watch_unexpect_node(pt->opts.watch, self, IN_ATTRIB);
 		}
 		if (!rc)
 			rc = lookup_at(pt, dir->fd, newname, out);
@@ -1609,6 +1644,55 @@ static ssize_t pt_with_fd(struct fs_backend *be, uint64_t fh,
 	return n;
 }
 
+/* ---- the node source (node_observer.h): the watcher's thread ---- */
+
+/* The inode @parent's entry @name names now, stat'ed through @parent's
+ * descriptor (reopened if evicted), then found in the node table. */
+static int source_child(struct fs_node_source *src, uint64_t parent, const char *name,
+			struct fs_node_child *out)
+{
+	struct passthrough *pt = container_of(src, struct passthrough, source);
+	struct stat st;
+	int rc;
+	struct pt_inode *dir = dir_get(pt, parent, &rc);
+
+	if (!dir)
+		return rc;
+	rc = fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	pt_inode_put(pt, dir);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&pt->lock);
+	struct pt_inode *n = pt_hash_find(pt, st.st_dev, st.st_ino);
+	rc = n && n->nlookup ? 0 : -ENOENT;
+	if (!rc)
+		*out = (struct fs_node_child){ .nodeid = n->nodeid, .has_token = n->wd >= 0 };
+	pthread_mutex_unlock(&pt->lock);
+	return rc;
+}
+
+static long source_list(struct fs_node_source *src, uint64_t **ids)
+{
+	struct passthrough *pt = container_of(src, struct passthrough, source);
+	long k = 0;
+
+	pthread_mutex_lock(&pt->lock);
+	uint64_t *v = malloc(MAX((size_t)pt->nodes.live, (size_t)1) * sizeof(*v));
+	for (uint32_t i = 1; v && i < id_table_end(&pt->nodes) && k < (long)pt->nodes.live; i++) {
+		struct pt_inode *n = id_table_slot(&pt->nodes, i);
+		if (n && (n->nlookup || n == pt->root))
+			v[k++] = n->nodeid;
+	}
+	pthread_mutex_unlock(&pt->lock);
+	*ids = v;
+	return v ? k : -ENOMEM;
+}
+
+static const struct fs_node_source_ops source_ops = {
+	.child = source_child,
+	.list = source_list,
+};
+
 static const struct fs_backend_ops passthrough_ops = {
 	.name = "passthrough",
 	.reset = pt_reset,
@@ -1741,7 +1825,12 @@ static int pt_init(struct passthrough *pt, const struct passthrough_opts *o)
 	    id_table_init(&pt->files, pt->opts.max_handles))
 		return -ENOMEM;
 	pt->obs = o->observer ? o->observer : host_watch_observer(o->watch);
-	return open_root(pt, o->root);
+	int rc = open_root(pt, o->root);
+	if (rc)
+		return rc;
+	pt->source.ops = &source_ops;
+	bind_source(pt, true);
+	return 0;
 }
 
 struct fs_backend *passthrough_new(const struct passthrough_opts *o, int *err)

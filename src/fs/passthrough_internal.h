@@ -36,6 +36,7 @@ struct pt_inode {
 	struct pt_inode *lru_prev, *lru_next;
 	bool in_lru;                 /* has fd, refs == 0 */
 	int wd;                      /* host_watch descriptor, -1 for none */
+	nlink_t links;               /* st_nlink at the last lookup */
 };
 
 struct pt_file {
@@ -86,6 +87,8 @@ struct passthrough {
 
 	/* Told of node life outside pt->lock (node_observer.h); NULL: none. */
 	struct fs_node_observer *obs;
+	/* What the observer asks back (node_observer.h), bound while built. */
+	struct fs_node_source source;
 };
 
 /* The O_PATH descriptors' file handles (name_to_handle_at). */

@@ -589,6 +589,7 @@ static struct pt_inode *new_node(const struct saved_node *sn, int fd, const stru
 	if (fd >= 0) {
 		n->dev = st->st_dev;
 		n->ino = st->st_ino;
+		n->links = st->st_nlink;
 	} else {
 		n->no_handle = true;    /* nothing to reopen: never evicted */
 	}

@@ -8,8 +8,11 @@
 # The same changes run on a second mount with --no-notify, where they must
 # NOT show: that proves the notifications do the work (and that this test
 # can fail). Changes: append to a file, overwrite it, chmod, create a file
-# (whose absence the mount cached), unlink, rename, mkdir, and a file inside
-# a subdirectory. Both mounts use --no-passthrough: with FUSE passthrough
+# (whose absence the mount cached), unlink, rename, mkdir, a file inside
+# a subdirectory, and a file with a second link in a directory the client
+# never looked up, written through that link (by default only directories
+# are watched, and files with several links: this is the case a directory
+# watch alone misses). Both mounts use --no-passthrough: with FUSE passthrough
 # the kernel reads file data from the host file itself, so data is never
 # stale and only names and attributes would need the notifications; a
 # third mount checks that passthrough with notifications sees everything.
@@ -49,13 +52,16 @@ setup_share() {
 	echo gone >"$s/unlink"
 	echo moving >"$s/from"
 	echo inner-old >"$s/d/inner"
+	echo hard-old >"$s/hard"
+	mkdir -p "$s/hidden"
+	ln "$s/hard" "$s/hidden/hard2"
 }
 
 # Read everything through the mount so the kernel caches it, the names that
 # do not exist yet included (negative entries).
 warm() {
 	local m=$1
-	cat "$m/append" "$m/over" "$m/unlink" "$m/from" "$m/d/inner" >/dev/null
+	cat "$m/append" "$m/over" "$m/unlink" "$m/from" "$m/d/inner" "$m/hard" >/dev/null
 	stat -c %a "$m/mode" >/dev/null
 	# Twice: the kernel keeps a listing from the second read on.
 	ls "$m" "$m/d" >/dev/null
@@ -73,6 +79,7 @@ change() {
 	mv "$s/from" "$s/to"
 	mkdir "$s/newdir"
 	echo inner-new >"$s/d/inner"
+	echo hard-new >"$s/hidden/hard2"
 }
 
 CASES=(
@@ -87,12 +94,15 @@ two"
 	"mkdir|stat -c %F newdir|directory"
 	"listing|ls|append
 d
+hard
+hidden
 mode
 new
 newdir
 over
 to"
 	"subdir-file|cat d/inner|inner-new"
+	"hard-link|cat hard|hard-new"
 )
 
 # run_cases MNT MODE: MODE "notify" wants every change seen in time,
@@ -151,6 +161,7 @@ one_mount() {
 }
 
 one_mount notify notify --no-passthrough
+one_mount files notify --no-passthrough --watch files
 one_mount stale stale --no-notify --no-passthrough
 one_mount passthrough notify
 
@@ -184,20 +195,29 @@ counter() {
 }
 
 # The client's own changes to watched nodes send nothing back: files made
-# on the host, read through the mount (so they are watched), then changed
+# on the host, read through the mount (so they are watched: by their
+# directory, or, --watch files, each by its own watch), then changed
 # through it: chmod, truncate, an append (--no-passthrough: the write goes
 # through kvmini), a hard link, a rename, and unlinks. No invalidation
 # reaches the client and no system call fails: the counters say so. Each
 # change is its own command, a round trip apart, as a client's are.
-share=$F_RUN/share-own mnt=$F_RUN/mnt-own
-mkdir -p "$share/d"
-echo one >"$share/f"
-echo two >"$share/g"
-if f_mount "$share" "$mnt" --cache always --counters --no-passthrough; then
-	pid=$F_PID
+# own_changes SCHEME MIN_OWN WATCHES: the events recognised as the
+# client's (the directory scheme sees fewer: a file's link count changes
+# reach only a watch of its own, which f has only once linked), and the
+# watches placed in all (dirs: the root, d, and f once it has two links).
+own_changes() {
+	local scheme=$1 min_own=$2 want_added=$3
+	local share=$F_RUN/share-own-$scheme mnt=$F_RUN/mnt-own-$scheme
+	mkdir -p "$share/d"
+	echo one >"$share/f"
+	echo two >"$share/g"
+	if ! f_mount "$share" "$mnt" --cache always --counters --no-passthrough --watch "$scheme"; then
+		fail "own changes ($scheme): mount"
+		return
+	fi
+	local pid=$F_PID ok=1 bad= n log own added
 	cat "$mnt/f" "$mnt/g" >/dev/null
 	ls "$mnt/d" >/dev/null
-	ok=1
 	chmod 600 "$mnt/f" || ok=0
 	truncate -s 2 "$mnt/f" || ok=0
 	echo more >>"$mnt/f" || ok=0
@@ -211,35 +231,67 @@ if f_mount "$share" "$mnt" --cache always --counters --no-passthrough; then
 	sleep 0.3
 	f_unmount "$mnt" "$pid" || ok=0
 	log=$mnt.log
-	bad=
 	for n in watch_invals watch_tx_invals_failed watch_tx_unwatch_failed \
-		fuse_notify_sent fuse_notify_unknown fuse_notify_failed; do
+		watch_tx_watches_failed fuse_notify_sent fuse_notify_unknown fuse_notify_failed; do
 		[ "$(counter "$n" "$log")" = 0 ] || bad="$bad $n=$(counter "$n" "$log")"
 	done
 	own=$(counter watch_events_own "$log")
-	if [ "$ok" = 1 ] && [ -z "$bad" ] && [ "$own" != none ] && [ "$own" -ge 12 ]; then
-		pass "own changes (chmod, truncate, append, link, rename, 3 unlinks of watched files): no invalidation, no failing call, $own events recognised as the client's"
+	added=$(counter watch_watches_added "$log")
+	if [ "$ok" = 1 ] && [ -z "$bad" ] && [ "$own" != none ] && [ "$own" -ge "$min_own" ] &&
+		[ "$added" = "$want_added" ]; then
+		pass "own changes, --watch $scheme (chmod, truncate, append, link, rename, 3 unlinks): no invalidation, no failing call, $own events recognised as the client's, $added watches placed"
 	else
-		fail "own changes: ok=$ok, not zero:${bad:- none}, watch_events_own=$own"
+		fail "own changes ($scheme): ok=$ok, not zero:${bad:- none}, watch_events_own=$own (want >= $min_own), watch_watches_added=$added (want $want_added)"
 	fi
-	note "own counters: $(grep -E '^(fuse_notify|watch_)' "$log" | tr '\n' ' ')"
+	note "own counters ($scheme): $(grep -E '^(fuse_notify|watch_)' "$log" | tr '\n' ' ')"
+}
+
+own_changes dirs 11 3
+own_changes files 12 4
+
+# The benchmark's shape in the directory scheme: files created, stat'ed
+# and unlinked through the mount place no watch and remove none, and send
+# nothing back.
+share=$F_RUN/share-many mnt=$F_RUN/mnt-many
+mkdir -p "$share"
+if f_mount "$share" "$mnt" --cache auto --counters; then
+	pid=$F_PID
+	ok=1
+	for i in $(seq 200); do : >"$mnt/m$i" || ok=0; done
+	for i in $(seq 200); do stat "$mnt/m$i" >/dev/null || ok=0; done
+	for i in $(seq 200); do rm "$mnt/m$i" || ok=0; done
+	sleep 0.3
+	f_unmount "$mnt" "$pid" || ok=0
+	log=$mnt.log
+	bad=
+	for n in watch_invals watch_tx_unwatch_failed watch_tx_watches_failed fuse_notify_sent; do
+		[ "$(counter "$n" "$log")" = 0 ] || bad="$bad $n=$(counter "$n" "$log")"
+	done
+	added=$(counter watch_watches_added "$log")
+	spared=$(counter watch_tx_file_watches_spared "$log")
+	if [ "$ok" = 1 ] && [ -z "$bad" ] && [ "$added" = 1 ] && [ "$spared" -ge 200 ]; then
+		pass "200 files created, stat'ed, unlinked: 1 watch placed (the root), $spared file watches spared, no invalidation, no failing call"
+	else
+		fail "many files: ok=$ok, not zero:${bad:- none}, watches_added=$added, spared=$spared"
+	fi
 else
-	fail "own changes: mount"
+	fail "many files: mount"
 fi
 
 # A bound of 2 watches (the root and one more): nothing fails, later nodes
-# are simply unwatched and counted.
+# are simply unwatched and counted. Directories, each with a file: they
+# are watched in either scheme.
 share=$F_RUN/share-bound mnt=$F_RUN/mnt-bound
 mkdir -p "$share/a" "$share/b"
 if f_mount "$share" "$mnt" --cache always --counters --max-watches 2; then
 	pid=$F_PID
 	ok=1
-	for i in $(seq 20); do echo "$i" >"$mnt/a/f$i" || ok=0; done
-	for i in $(seq 20); do [ "$(cat "$mnt/a/f$i")" = "$i" ] || ok=0; done
+	for i in $(seq 20); do mkdir "$mnt/a/s$i" && echo "$i" >"$mnt/a/s$i/f" || ok=0; done
+	for i in $(seq 20); do [ "$(cat "$mnt/a/s$i/f")" = "$i" ] || ok=0; done
 	f_unmount "$mnt" "$pid" || ok=0
 	refused=$(awk '$1 == "watch_watches_refused" { print $2 }' "$mnt.log")
 	if [ "$ok" = 1 ] && [ "${refused:-0}" -gt 0 ]; then
-		pass "max-watches 2: 20 files written and read back, $refused watches refused, no error"
+		pass "max-watches 2: 20 directories with a file written and read back, $refused watches refused, no error"
 	else
 		fail "max-watches 2: ok=$ok refused=${refused:-none}"
 	fi

@@ -502,7 +502,8 @@ struct count_obs {
 	unsigned added, forgotten;
 };
 
-static int obs_added(struct fs_node_observer *o, uint64_t nodeid, int fd, mode_t type)
+static int obs_added(struct fs_node_observer *o, uint64_t nodeid, int fd, mode_t type,
+		     nlink_t nlink)
 {
 	struct count_obs *c = (struct count_obs *)o;
 
@@ -515,7 +516,7 @@ static void obs_forgotten(struct fs_node_observer *o, uint64_t nodeid, int token
 	((struct count_obs *)o)->forgotten++;
 }
 
-static const struct fs_node_observer_ops count_ops = { obs_added, obs_forgotten };
+static const struct fs_node_observer_ops count_ops = { obs_added, obs_forgotten, NULL };
 
 static void test_restore_watches(void)
 {

@@ -391,7 +391,7 @@ static void test_watch_bound(void)
 static void test_reattached_node_keeps_watch(void)
 {
 	char dir[] = "/tmp/kvmini-watch-XXXXXX";
-	struct host_watch_opts wo = { .max_watches = 2 };
+	struct host_watch_opts wo = { .max_watches = 2, .scheme = HOST_WATCH_FILES };
 	struct host_watch_counters c;
 	struct fs_entry e0, e1, again;
 	const struct fs_ctx ctx = { 0 };
@@ -443,7 +443,8 @@ static void spy_calls_back(struct spy_observer *spy)
 		CHECK_EQ(spy->be->ops->getattr(spy->be, &ctx, FUSE_ROOT_ID, &st), 0);
 }
 
-static int spy_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type)
+static int spy_added(struct fs_node_observer *obs, uint64_t nodeid, int fd, mode_t type,
+		     nlink_t nlink)
 {
 	struct spy_observer *spy = container_of(obs, struct spy_observer, obs);
 
@@ -733,10 +734,11 @@ static void wait_own(struct host_watch *w, uint64_t n)
  * makes no failing inotify_rm_watch. Each operation's events are read
  * before the next one, as the client's round trips let the watcher do
  * (two of one kind still queued on one node count once: see
- * host_watch_expect_node).
+ * host_watch_expect_node). The per-file scheme: every file watched.
  */
 static void test_backend_own_changes_send_nothing(void)
 {
+	const struct host_watch_opts wo = { .scheme = HOST_WATCH_FILES };
 	char dir[] = "/tmp/kvmini-watch-XXXXXX";
 	char data[] = "data";
 	struct host_watch_counters c;
@@ -754,7 +756,7 @@ static void test_backend_own_changes_send_nothing(void)
 	rec_init(&r);
 	srv_up(&v, true);
 	fuse_server_set_notify(v.s, &r.t);
-	struct host_watch *w = host_watch_new(NULL, &err);
+	struct host_watch *w = host_watch_new(&wo, &err);
 	CHECK(w != NULL);
 	struct passthrough_opts po = { .root = dir, .watch = w };
 	struct fs_backend *be = passthrough_new(&po, &err);
@@ -790,6 +792,152 @@ static void test_backend_own_changes_send_nothing(void)
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.tx_unwatch_failed, 0);
 	CHECK_EQ(c.watches, 0);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/* Wait until @r has recorded @want (or 3 s). */
+static bool wait_msg(struct recorder *r, const uint8_t *want, size_t len)
+{
+	uint64_t end = now_ms() + 3000;
+
+	while (!rec_has(r, want, len) && now_ms() < end)
+		usleep(2000);
+	return rec_has(r, want, len);
+}
+
+static void host_file(const char *dir, const char *name, const char *text)
+{
+	char p[PATH_MAX + 16];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * The directory scheme (the default) with the passthrough backend: a file
+ * with one link gets no watch, yet a host change to it comes on its
+ * directory's watch and is sent for its node; a file with a second link in
+ * a directory nobody watches keeps a watch of its own, so a write through
+ * that link is seen; a file the client links gets one at its next lookup;
+ * and the client's own unlink sends nothing and makes no failing call.
+ */
+static void test_dir_scheme_backend(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	char p[PATH_MAX + 16], q[PATH_MAX + 16];
+	struct host_watch_counters c;
+	struct fs_entry e1, e2, e3, l;
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	const struct fs_ctx ctx = { 0 };
+	int err = 0;
+
+	make_tree(dir);
+	snprintf(p, sizeof(p), "%s/hidden", dir);
+	CHECK_EQ(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/f2", dir);
+	snprintf(q, sizeof(q), "%s/hidden/f2b", dir);
+	CHECK_EQ(link(p, q), 0);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	struct passthrough_opts po = { .root = dir, .watch = w };
+	struct fs_backend *be = passthrough_new(&po, &err);
+	CHECK(be != NULL);
+	CHECK_EQ(host_watch_start(w, v.s), 0);
+	alarm(30);
+
+	/* f1: one link, no watch of its own; f2: two, its own watch. */
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f1", &e1), 0);
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f2", &e2), 0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 2);
+	CHECK_EQ(c.tx_file_watches_spared, 1);
+
+	/* The host writes f1: on the root's watch, by name, sent for f1. */
+	host_file(dir, "f1", "host");
+	CHECK(wait_msg(&r, want, want_inode(want, e1.nodeid, 0)));
+	/* The host writes f2 through the link the client never saw. */
+	host_file(dir, "hidden/f2b", "host");
+	CHECK(wait_msg(&r, want, want_inode(want, e2.nodeid, 0)));
+	/* A chmod of f1: attributes only. */
+	snprintf(p, sizeof(p), "%s/f1", dir);
+	CHECK_EQ(chmod(p, 0600), 0);
+	CHECK(wait_msg(&r, want, want_inode(want, e1.nodeid, -1)));
+
+	/* The client links f3: its next lookup (the link's) watches it. */
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f3", &e3), 0);
+	CHECK_EQ(be->ops->link(be, &ctx, e3.nodeid, FUSE_ROOT_ID, "f3b", &l), 0);
+	CHECK_EQ(l.nodeid, e3.nodeid);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 3);
+	wait_own(w, 1);
+
+	/* The client unlinks f1: nothing sent, no inotify call at all. */
+	unsigned before = rec_count(&r);
+	host_watch_get_counters(w, &c);
+	uint64_t own = c.events_own, added = c.watches_added;
+	CHECK_EQ(be->ops->unlink(be, &ctx, FUSE_ROOT_ID, "f1"), 0);
+	wait_own(w, own + 1);
+	be->ops->forget(be, e1.nodeid, 1);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.events_own, own + 1);
+	CHECK_EQ(c.watches_added, added);
+	CHECK_EQ(c.watches, 3);
+	CHECK_EQ(rec_count(&r), before);
+
+	host_watch_stop(w);
+	fs_backend_destroy(be);
+	alarm(0);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.watches, 0);
+	CHECK_EQ(c.tx_unwatch_failed, 0);
+	CHECK_EQ(c.tx_watches_failed, 0);
+	CHECK_EQ(c.tx_invals_failed, 0);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/* Lost events in the directory scheme: every node the backend knows is
+ * invalidated, the unwatched files too. */
+static void test_dir_scheme_overflow(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct fs_entry e;
+	struct recorder r;
+	struct srv v;
+	uint8_t want[320];
+	_Alignas(8) uint8_t buf[256];
+	const struct fs_ctx ctx = { 0 };
+	size_t off = 0;
+	int err = 0;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	struct passthrough_opts po = { .root = dir, .watch = w };
+	struct fs_backend *be = passthrough_new(&po, &err);
+	CHECK(be != NULL);
+	CHECK_EQ(be->ops->lookup(be, &ctx, FUSE_ROOT_ID, "f0", &e), 0);
+	put_event(buf, &off, -1, IN_Q_OVERFLOW, NULL);
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 2);
+	CHECK(rec_has(&r, want, want_inode(want, FUSE_ROOT_ID, 0)));
+	CHECK(rec_has(&r, want, want_inode(want, e.nodeid, 0)));
+	fs_backend_destroy(be);
 	fuse_server_set_notify(v.s, NULL);
 	host_watch_free(w);
 	srv_down(&v);
@@ -948,6 +1096,8 @@ int main(void)
 	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_own_node_changes_not_sent);
 	RUN_TEST(test_backend_own_changes_send_nothing);
+	RUN_TEST(test_dir_scheme_backend);
+	RUN_TEST(test_dir_scheme_overflow);
 	RUN_TEST(test_forget_after_kernel_ended_watch);
 	RUN_TEST(test_no_watch_without_receiver);
 	RUN_TEST(test_thread_sees_host_changes);
