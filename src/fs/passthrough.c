@@ -859,17 +859,26 @@ static ssize_t pt_readlink(struct fs_backend *be, const struct fs_ctx *ctx, uint
 	return len;
 }
 
-/* Devices would give host access to whoever can open them on the host;
- * whiteouts (char 0:0, overlayfs) are harmless. */
-static bool mknod_allowed(mode_t mode, dev_t rdev)
+/* Devices would give host access to whoever can open them on the host,
+ * so they need the share's dev_nodes; whiteouts (char 0:0, overlayfs) are
+ * harmless. The thread making nodes keeps the server's capabilities, so
+ * the host kernel would not ask CAP_MKNOD of the caller: a device also
+ * needs the client's root, as mknod(2) needs it on any host (a client
+ * kernel has checked CAP_MKNOD already; this is for one that did not). */
+static bool mknod_allowed(const struct passthrough *pt, const struct fs_ctx *ctx, mode_t mode,
+			  dev_t rdev)
 {
+	bool devices = pt->opts.dev_nodes && ctx->uid == 0;
+
 	switch (mode & S_IFMT) {
 	case S_IFREG:
 	case S_IFIFO:
 	case S_IFSOCK:
 		return true;
 	case S_IFCHR:
-		return rdev == 0;
+		return rdev == 0 || devices;
+	case S_IFBLK:
+		return devices;
 	default:
 		return false;
 	}
@@ -924,7 +933,7 @@ static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 static int pt_mknod(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		    const char *name, mode_t mode, dev_t rdev, struct fs_entry *out)
 {
-	if (!mknod_allowed(mode, rdev))
+	if (!mknod_allowed(pt_of(be), ctx, mode, rdev))
 		return -EPERM;
 	struct make_args a = { .kind = MAKE_NOD, .name = name, .mode = mode, .rdev = rdev };
 	return make_node(be, ctx, parent, &a, out);
