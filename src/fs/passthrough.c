@@ -774,10 +774,19 @@ static int utimes_node(const struct pt_inode *n, const struct fs_setattr *sa)
 	return utimensat(n->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
+/* What a SETATTR can change; a request with none of them is a chown to
+ * (-1, -1), the client's only change that is a new ctime alone. */
+#define SETATTR_CHANGES (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME)
+
 static int setattr_node(struct passthrough *pt, struct pt_inode *n, struct pt_file *f,
 			const struct fs_setattr *sa)
 {
 	int rc = 0;
+
+	/* The same chown on the host: its ctime moves, as the client's did. */
+	if (!(sa->valid & SETATTR_CHANGES))
+		return fchownat(n->fd, "", (uid_t)-1, (gid_t)-1,
+				AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 
 	if (sa->valid & FATTR_MODE)
 		rc = chmod_node(pt, n, f, sa->mode);
@@ -802,7 +811,7 @@ static uint32_t setattr_events(const struct passthrough *pt, const struct fs_set
 	uint32_t mask = 0;
 	bool times = (sa->valid & (FATTR_ATIME | FATTR_MTIME)) == (FATTR_ATIME | FATTR_MTIME);
 
-	if ((sa->valid & FATTR_MODE) || times)
+	if ((sa->valid & FATTR_MODE) || times || !(sa->valid & SETATTR_CHANGES))
 		mask |= IN_ATTRIB;
 	if ((sa->valid & (FATTR_UID | FATTR_GID)) && !pt->opts.squash)
 		mask |= IN_ATTRIB;

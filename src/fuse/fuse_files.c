@@ -190,13 +190,15 @@ int fuse_op_write(struct fuse_req *r)
 	cnt = fuse_iov_truncate(view, cnt, in.size);
 	if (fuse_iov_len_capped(view, cnt, in.size) != in.size)
 		return -EINVAL;
+	/* Asked on every direct write (no HANDLE_KILLPRIV_V2 needed: the
+	 * client clears nothing itself there), and on cached ones with it.
+	 * Before the write, as the host's VFS does (file_remove_privs), so
+	 * the write's mtime and ctime are one. */
+	if (in.write_flags & FUSE_WRITE_KILL_SUIDGID)
+		fuse_kill_suidgid(r, r->hdr.nodeid);
 	ssize_t n = BE_OP(r, write)(BE(r), &r->ctx, in.fh, in.offset, view, cnt);
 	if (n < 0)
 		return (int)n;
-	/* Asked on every direct write (no HANDLE_KILLPRIV_V2 needed: the
-	 * client clears nothing itself there), and on cached ones with it. */
-	if (in.write_flags & FUSE_WRITE_KILL_SUIDGID)
-		fuse_kill_suidgid(r, r->hdr.nodeid);
 	struct fuse_write_out out = { .size = (uint32_t)n };
 	CTR_ADD(r->s, write_bytes, (uint64_t)n);
 	fuse_reply_data(r, &out, sizeof(out));
