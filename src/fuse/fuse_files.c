@@ -80,17 +80,35 @@ static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_op
 	FUSE_OPEN_OUT_BACKING_ID(oo) = (uint32_t)a.id;
 }
 
+/* The truncation of an open with O_TRUNC by a caller without CAP_FSETID,
+ * after its set-id bits were cleared; errors are ignored as a failed
+ * clearing's are (fuse_kill_suidgid). */
+static void open_truncate_killed(struct fuse_req *r, uint64_t fh)
+{
+	struct fs_setattr sa = { .valid = FATTR_SIZE | FATTR_FH, .fh = fh, .size = 0 };
+	struct stat st;
+
+	fuse_kill_suidgid(r, r->hdr.nodeid);
+	BE_OP(r, setattr)(BE(r), &r->ctx, r->hdr.nodeid, &sa, &st);
+}
+
 int fuse_op_open(struct fuse_req *r)
 {
 	struct fuse_open_in in;
 	struct fuse_open_out oo = { 0 };
 
 	ARG(r, in);
-	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &oo.fh);
+	bool kill = fuse_killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) &&
+		    (in.flags & O_TRUNC);
+	/* Clearing set-id bits after a truncating open would give the file a
+	 * ctime after its mtime; the host clears them in the truncation
+	 * itself. So: open, clear, then truncate, which moves both times. */
+	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, kill ? in.flags & ~O_TRUNC : in.flags,
+				&oo.fh);
 	if (rc)
 		return rc;
-	if (fuse_killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC))
-		fuse_kill_suidgid(r, r->hdr.nodeid);
+	if (kill)
+		open_truncate_killed(r, oo.fh);
 	open_reply_flags(r, r->hdr.nodeid, &oo);
 	return fuse_reply_open(r, &oo);
 }
