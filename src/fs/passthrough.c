@@ -417,7 +417,7 @@ static int open_beneath(struct passthrough *pt, int dirfd, const char *name, int
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? mode : 0,
+		.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
@@ -1216,6 +1216,36 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 	return rc;
 }
 
+/* O_TMPFILE in the directory, under the caller's ids: a node with no name
+ * (its link count 0) that LINK can name later, since it is opened without
+ * O_EXCL; the client's kernel keeps O_EXCL's rule itself. */
+static int pt_tmpfile(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
+		      mode_t mode, uint32_t flags, struct fs_entry *out, uint64_t *fh)
+{
+	struct passthrough *pt = pt_of(be);
+	struct creds c;
+	int rc;
+	struct pt_inode *dir = dir_get(pt, parent, &rc);
+
+	if (!dir)
+		return rc;
+	int oflags = (open_flags(flags) & ~(O_ACCMODE | O_TRUNC)) | O_RDWR | O_TMPFILE;
+	creds_enter(pt, ctx, &c);
+	int fd = open_beneath(pt, dir->fd, ".", oflags, mode & 07777);
+	creds_leave(pt, &c);
+	pt_inode_put(pt, dir);
+	if (fd < 0)
+		return fd;
+	rc = create_entry(pt, fd, out);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
+	if (rc)
+		pt_forget(be, out->nodeid, 1);
+	return rc;
+}
 
 /* Finish a vectored transfer cut short (a signal, a short write); rare, so
  * its iovec view lives in this frame only. */
@@ -1645,6 +1675,7 @@ static const struct fs_backend_ops passthrough_ops = {
 	.link = pt_link,
 	.open = pt_open,
 	.create = pt_create,
+	.tmpfile = pt_tmpfile,
 	.read = pt_read,
 	.write = pt_write,
 	.flush = NULL,               /* nothing buffered: FOPEN_NOFLUSH */

@@ -144,6 +144,31 @@ int fuse_op_create(struct fuse_req *r)
 	return 0;
 }
 
+/* TMPFILE (Linux 6.1+ clients, open(2)'s O_TMPFILE): CREATE's request and
+ * reply, for a file with no name in directory nodeid. The name the client
+ * sends is its placeholder ("/") and is not used. */
+int fuse_op_tmpfile(struct fuse_req *r)
+{
+	struct fuse_create_in in;
+	struct {
+		struct fuse_entry_out entry;
+		struct fuse_open_out open;
+	} out = { 0 };
+	struct fs_entry e;
+	uint64_t fh;
+
+	ARG(r, in);
+	int rc = BE_OP(r, tmpfile)(BE(r), &r->ctx, r->hdr.nodeid, S_IFREG | (in.mode & 07777),
+				   in.flags, &e, &fh);
+	if (rc)
+		return rc;
+	fuse_fill_entry(r->s, &out.entry, &e);
+	out.open.fh = fh;
+	open_reply_flags(r, e.nodeid, &out.open);
+	fuse_reply_data(r, &out, sizeof(out));
+	return 0;
+}
+
 struct sink_read {
 	struct fuse_req *r;
 	uint64_t off;

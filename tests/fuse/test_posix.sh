@@ -24,7 +24,6 @@ f_begin posix 300
 # --cache none, "nocache" those with it.
 EXPECTED=(
 	"devices nodev block and character devices are refused without --dev-nodes (README: device nodes)"
-	"tmpfile all O_TMPFILE: kvmini's server does not implement FUSE_TMPFILE yet, the client answers EOPNOTSUPP"
 	"killpriv_trunc cached open(O_TRUNC) by a user keeps the set-id bits: the client truncates atomically in OPEN (ATOMIC_O_TRUNC) and drops its own mode change, and without HANDLE_KILLPRIV_V2 the server is not asked"
 )
 
