@@ -385,8 +385,9 @@ static int op_readdir(struct call *c)
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) && n < ARRAY_SIZE(names))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			names[n++] = strdup(e->d_name);
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    (names[n] = strdup(e->d_name)))
+			n++;
 	closedir(d);
 	qsort(names, n, sizeof(names[0]), name_cmp);
 	for (size_t i = 0; i < n; i++) {

@@ -4,8 +4,8 @@
 # posix_cases.h) runs in a plain host directory and in a fuse-mount of
 # another one, and the two transcripts must match, category by category.
 #
-# Mounts: the default options, --cache none, and both again with
-# --dev-nodes. A category whose transcript is meant to differ is listed in
+# Mounts: the default options, --cache none, --cache metadata, and the
+# first two again with --dev-nodes. A category whose transcript is meant to differ is listed in
 # EXPECTED below with why; there the mount must print exactly the committed
 # transcript tests/fuse/posix_expected/CATEGORY.VARIANT, so a change either
 # way shows. Nothing else may differ.
@@ -127,6 +127,7 @@ run_on() {
 
 run_on default 0 0
 run_on nocache 0 1 --cache none
+run_on metadata 0 0 --cache metadata
 run_on devnodes 1 0 --dev-nodes
 run_on devnodes-nocache 1 1 --dev-nodes --cache none
 f_end
