@@ -19,12 +19,11 @@ f_begin posix 300
 [ -x "$SUITE" ] || { fail "$SUITE not built (make fuse-tests)"; f_end; }
 
 # Differences that are known, per mount variant: "CATEGORY VARIANT why".
-# VARIANT names the expected transcript and where it applies: "all" every
+# VARIANT names the expected transcript (tests/fuse/posix_expected/) and where it applies: "all" every
 # mount, "nodev" mounts without --dev-nodes, "cached" mounts without
 # --cache none, "nocache" those with it.
 EXPECTED=(
 	"devices nodev block and character devices are refused without --dev-nodes (README: device nodes)"
-	"killpriv_trunc cached open(O_TRUNC) by a user keeps the set-id bits: the client truncates atomically in OPEN (ATOMIC_O_TRUNC) and drops its own mode change, and without HANDLE_KILLPRIV_V2 the server is not asked"
 )
 
 # applies VARIANT DEVNODES NOCACHE: whether a variant is this mount's.

@@ -266,7 +266,8 @@ static void test_init_negotiation(void)
 	CHECK_EQ(out.minor, FUSE_KERNEL_MINOR_VERSION);
 	CHECK(out.flags & FUSE_MAX_PAGES);
 	CHECK(out.flags & FUSE_DO_READDIRPLUS);
-	CHECK(out.flags & FUSE_ATOMIC_O_TRUNC);
+	/* Cached attributes: the client's own O_TRUNC SETATTR clears set-id. */
+	CHECK(!(out.flags & FUSE_ATOMIC_O_TRUNC));
 	CHECK(!(out.flags & FUSE_POSIX_ACL));
 	CHECK(!(out.flags & FUSE_WRITEBACK_CACHE));
 	CHECK(!(out.flags & FUSE_HANDLE_KILLPRIV_V2));
@@ -939,9 +940,12 @@ static void test_killpriv(void)
 	server_with(FUSE_CACHE_AUTO, 0);
 	CHECK_EQ(init_ext(true, &init), 0);
 	CHECK(!(init.flags & FUSE_HANDLE_KILLPRIV_V2));
+	CHECK(!(init.flags & FUSE_ATOMIC_O_TRUNC));
 	server_with(FUSE_CACHE_NONE, 0);
 	CHECK_EQ(init_ext(true, &init), 0);
 	CHECK(init.flags & FUSE_HANDLE_KILLPRIV_V2);
+	/* The server clears on OPEN's truncation: it may truncate there. */
+	CHECK(init.flags & FUSE_ATOMIC_O_TRUNC);
 
 	host_write("kp", "a", 1);
 	CHECK_EQ(lookup(FUSE_ROOT_ID, "kp", &eo), 0);
