@@ -32,9 +32,9 @@
  * opens the host's device for whoever may open the node there, and the
  * share is a host directory. With dev_nodes (a guest's root filesystem)
  * the client's root (uid 0, as mknod(2) asks CAP_MKNOD) may make them,
- * owned by the caller's ids like any other node. Only "user." extended attributes pass
- * unless xattr_all is set (a client must not set security.capability on
- * host files).
+ * owned by the caller's ids like any other node. Only "user." extended
+ * attributes pass unless xattr_all is set (a client must not set
+ * security.capability on host files).
  *
  * Needs: Linux 5.6+ (openat2), /proc mounted.
  */

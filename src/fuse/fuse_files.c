@@ -82,10 +82,11 @@ static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_op
 
 /* The truncation of an open with O_TRUNC by a caller without CAP_FSETID,
  * after its set-id bits were cleared; errors are ignored as a failed
- * clearing's are (fuse_kill_suidgid). */
-static void open_truncate_killed(struct fuse_req *r, uint64_t fh)
+ * clearing's are (fuse_kill_suidgid). By node, not through the handle:
+ * O_RDONLY | O_TRUNC truncates too. */
+static void open_truncate_killed(struct fuse_req *r)
 {
-	struct fs_setattr sa = { .valid = FATTR_SIZE | FATTR_FH, .fh = fh, .size = 0 };
+	struct fs_setattr sa = { .valid = FATTR_SIZE, .size = 0 };
 	struct stat st;
 
 	fuse_kill_suidgid(r, r->hdr.nodeid);
@@ -108,7 +109,7 @@ int fuse_op_open(struct fuse_req *r)
 	if (rc)
 		return rc;
 	if (kill)
-		open_truncate_killed(r, oo.fh);
+		open_truncate_killed(r);
 	open_reply_flags(r, r->hdr.nodeid, &oo);
 	return fuse_reply_open(r, &oo);
 }

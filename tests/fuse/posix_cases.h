@@ -467,6 +467,9 @@ static const struct step killpriv_trunc_steps[] = {
 	S(R, "create", "e", "04777"),
 	S(R, "write", "e", "data"),
 	S(U1, "open", "e", "O_WRONLY|O_TRUNC"),
+	S(R, "create", "g", "04777"),
+	S(R, "write", "g", "data"),
+	S(U1, "open", "g", "O_RDONLY|O_TRUNC"),    /* Linux truncates that too */
 };
 
 /* Permission checks on the path and in directories. */
