@@ -38,7 +38,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 KVM_TEST_BINS := $(KVM_TEST_SRCS:tests/kvm/%.c=build/kvm-tests/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=build/bench/%)
 
-.PHONY: all test unit kvm-tests fuzz bench clean lint print-cflags
+.PHONY: all test unit kvm-tests fuse-tests fuzz bench clean lint print-cflags
 all: build/kvmini build/firecracker build/jailer
 
 # kvmini under Firecracker's name takes Firecracker's command line
@@ -90,6 +90,15 @@ build/tests/%: tests/unit/%.c build/libkvmini-san.a $(HDRS)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -Itests/support -o $@ $< build/libkvmini-san.a \
 		$(LDFLAGS_$(notdir $@)) $(LDLIBS)
+
+# The POSIX suite the FUSE layer runs on a host directory and on a
+# fuse-mount (tests/fuse/test_posix.sh): a plain program, no kvmini code.
+build/fuse-tests/posix_suite: tests/fuse/posix_suite.c tests/fuse/posix_cases.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
+
+fuse-tests: build/fuse-tests/posix_suite
 
 # Programs the KVM suite runs (tests/kvm/test_*.sh): they need /dev/kvm.
 build/kvm-tests/%: tests/kvm/%.c build/libkvmini-san.a $(HDRS)

@@ -115,6 +115,12 @@ static int take_xattr_all(struct cli_fs_args *a, const char *val)
 	return 0;
 }
 
+static int take_dev_nodes(struct cli_fs_args *a, const char *val)
+{
+	a->share.pt.dev_nodes = true;
+	return 0;
+}
+
 static int take_no_notify(struct cli_fs_args *a, const char *val)
 {
 	a->share.no_notify = true;
@@ -165,6 +171,7 @@ static const struct fs_option fs_options[] = {
 	NUMBER("max-write", ALL_DOORS, FOR_ANY, share.server.max_write, 4096, 1ul << 20, 0,
 	       "bytes"),
 	TAKES("xattr-all", NULL, ALL_DOORS, FOR_PASSTHROUGH, take_xattr_all),
+	TAKES("dev-nodes", NULL, ALL_DOORS, FOR_PASSTHROUGH, take_dev_nodes),
 	TAKES("no-notify", NULL, ALL_DOORS | CLI_FS_RUN, FOR_ANY, take_no_notify),
 	NUMBER("max-watches", ALL_DOORS | CLI_FS_RUN, FOR_PASSTHROUGH, share.watch.max_watches, 1,
 	       1ul << 24, 0, NULL),

@@ -55,6 +55,7 @@ static const char fuse_mount_usage[] =
 	"  --max-write BYTES     largest write request, 4096..1048576 (default 1 MiB);\n"
 	"                        reads are limited to what a splice pipe carries\n"
 	"  --xattr-all           pass every xattr namespace (default: user.* only)\n"
+	"  --dev-nodes           let mknod make block and character devices (default: EPERM)\n"
 	"  --no-notify           do not watch DIR for changes made on the host (by\n"
 	"                        default they invalidate the kernel's cache at once;\n"
 	"                        with --cache none nothing is cached or watched)\n"

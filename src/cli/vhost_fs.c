@@ -58,6 +58,7 @@ static const char fs_usage[] =
 	"  --max-handles N        passthrough: most open files and directories\n"
 	"                         (default 65536; past it opens fail with EMFILE)\n"
 	"  --xattr-all            passthrough: pass every xattr namespace (default user.*)\n"
+	"  --dev-nodes            passthrough: let mknod make block and character devices\n"
 	"  --no-notify            passthrough: do not watch DIR for changes made on the\n"
 	"                         host. By default they become FUSE invalidations sent\n"
 	"                         on the notification queue to a driver that negotiates\n"

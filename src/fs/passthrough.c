@@ -430,7 +430,7 @@ static int open_beneath(struct passthrough *pt, int dirfd, const char *name, int
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.mode = (flags & O_CREAT) ? mode : 0,
+		.mode = ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
@@ -797,10 +797,19 @@ static int utimes_node(const struct pt_inode *n, const struct fs_setattr *sa)
 	return utimensat(n->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
+/* What a SETATTR can change; a request with none of them is a chown to
+ * (-1, -1), the client's only change that is a new ctime alone. */
+#define SETATTR_CHANGES (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME)
+
 static int setattr_node(struct passthrough *pt, struct pt_inode *n, struct pt_file *f,
 			const struct fs_setattr *sa)
 {
 	int rc = 0;
+
+	/* The same chown on the host: its ctime moves, as the client's did. */
+	if (!(sa->valid & SETATTR_CHANGES))
+		return fchownat(n->fd, "", (uid_t)-1, (gid_t)-1,
+				AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 
 	if (sa->valid & FATTR_MODE)
 		rc = chmod_node(pt, n, f, sa->mode);
@@ -825,7 +834,7 @@ static uint32_t setattr_events(const struct passthrough *pt, const struct fs_set
 	uint32_t mask = 0;
 	bool times = (sa->valid & (FATTR_ATIME | FATTR_MTIME)) == (FATTR_ATIME | FATTR_MTIME);
 
-	if ((sa->valid & FATTR_MODE) || times)
+	if ((sa->valid & FATTR_MODE) || times || !(sa->valid & SETATTR_CHANGES))
 		mask |= IN_ATTRIB;
 	if ((sa->valid & (FATTR_UID | FATTR_GID)) && !pt->opts.squash)
 		mask |= IN_ATTRIB;
@@ -882,17 +891,26 @@ static ssize_t pt_readlink(struct fs_backend *be, const struct fs_ctx *ctx, uint
 	return len;
 }
 
-/* Devices would give host access to whoever can open them on the host;
- * whiteouts (char 0:0, overlayfs) are harmless. */
-static bool mknod_allowed(mode_t mode, dev_t rdev)
+/* Devices would give host access to whoever can open them on the host,
+ * so they need the share's dev_nodes; whiteouts (char 0:0, overlayfs) are
+ * harmless. The thread making nodes keeps the server's capabilities, so
+ * the host kernel would not ask CAP_MKNOD of the caller: a device also
+ * needs the client's root, as mknod(2) needs it on any host (a client
+ * kernel has checked CAP_MKNOD already; this is for one that did not). */
+static bool mknod_allowed(const struct passthrough *pt, const struct fs_ctx *ctx, mode_t mode,
+			  dev_t rdev)
 {
+	bool devices = pt->opts.dev_nodes && ctx->uid == 0;
+
 	switch (mode & S_IFMT) {
 	case S_IFREG:
 	case S_IFIFO:
 	case S_IFSOCK:
 		return true;
 	case S_IFCHR:
-		return rdev == 0;
+		return rdev == 0 || devices;
+	case S_IFBLK:
+		return devices;
 	default:
 		return false;
 	}
@@ -947,7 +965,7 @@ static int make_node(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 static int pt_mknod(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		    const char *name, mode_t mode, dev_t rdev, struct fs_entry *out)
 {
-	if (!mknod_allowed(mode, rdev))
+	if (!mknod_allowed(pt_of(be), ctx, mode, rdev))
 		return -EPERM;
 	struct make_args a = { .kind = MAKE_NOD, .name = name, .mode = mode, .rdev = rdev };
 	return make_node(be, ctx, parent, &a, out);
@@ -1233,6 +1251,36 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 	return rc;
 }
 
+/* O_TMPFILE in the directory, under the caller's ids: a node with no name
+ * (its link count 0) that LINK can name later, since it is opened without
+ * O_EXCL; the client's kernel keeps O_EXCL's rule itself. */
+static int pt_tmpfile(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
+		      mode_t mode, uint32_t flags, struct fs_entry *out, uint64_t *fh)
+{
+	struct passthrough *pt = pt_of(be);
+	struct creds c;
+	int rc;
+	struct pt_inode *dir = dir_get(pt, parent, &rc);
+
+	if (!dir)
+		return rc;
+	int oflags = (open_flags(flags) & ~(O_ACCMODE | O_TRUNC)) | O_RDWR | O_TMPFILE;
+	creds_enter(pt, ctx, &c);
+	int fd = open_beneath(pt, dir->fd, ".", oflags, mode & 07777);
+	creds_leave(pt, &c);
+	pt_inode_put(pt, dir);
+	if (fd < 0)
+		return fd;
+	rc = create_entry(pt, fd, out);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
+	if (rc)
+		pt_forget(be, out->nodeid, 1);
+	return rc;
+}
 
 /* Finish a vectored transfer cut short (a signal, a short write); rare, so
  * its iovec view lives in this frame only. */
@@ -1711,6 +1759,7 @@ static const struct fs_backend_ops passthrough_ops = {
 	.link = pt_link,
 	.open = pt_open,
 	.create = pt_create,
+	.tmpfile = pt_tmpfile,
 	.read = pt_read,
 	.write = pt_write,
 	.flush = NULL,               /* nothing buffered: FOPEN_NOFLUSH */

@@ -27,9 +27,14 @@
  * filesystem context (unshare(CLONE_FS)) with umask 0, because the client
  * sends modes with its own umask already applied.
  *
- * Policy: device nodes other than whiteouts (char 0:0) are refused (EPERM);
- * only "user." extended attributes pass unless xattr_all is set (a client
- * must not set security.capability on host files).
+ * Policy: block and character device nodes other than whiteouts (char 0:0)
+ * are refused (EPERM) unless dev_nodes is set: a device node on the host
+ * opens the host's device for whoever may open the node there, and the
+ * share is a host directory. With dev_nodes (a guest's root filesystem)
+ * the client's root (uid 0, as mknod(2) asks CAP_MKNOD) may make them,
+ * owned by the caller's ids like any other node. Only "user." extended
+ * attributes pass unless xattr_all is set (a client must not set
+ * security.capability on host files).
  *
  * Needs: Linux 5.6+ (openat2), /proc mounted.
  */
@@ -62,6 +67,7 @@ struct passthrough_opts {
 	uid_t squash_uid;
 	gid_t squash_gid;
 	bool xattr_all;            /* pass every xattr namespace, not only user. */
+	bool dev_nodes;            /* let mknod make block and character devices */
 	/* Told of every node made known and dropped, to watch it for host
 	 * changes (host_watch.h); NULL for none. Not owned. */
 	struct host_watch *watch;

@@ -139,6 +139,10 @@ struct fs_backend_ops {
 	int (*create)(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		      const char *name, mode_t mode, uint32_t flags,
 		      struct fs_entry *out, uint64_t *fh);
+	/* TMPFILE: make and open a regular file with no name in directory
+	 * @parent (open(2)'s O_TMPFILE); a LINK may give it one later. */
+	int (*tmpfile)(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
+		       mode_t mode, uint32_t flags, struct fs_entry *out, uint64_t *fh);
 	/* Read up to iov_length(@iov) bytes at @off straight into @iov.
 	 * Returns the bytes read (short only at end of file) or -errno. */
 	ssize_t (*read)(struct fs_backend *be, uint64_t fh, uint64_t off,

@@ -80,17 +80,36 @@ static void open_reply_flags(struct fuse_req *r, uint64_t nodeid, struct fuse_op
 	FUSE_OPEN_OUT_BACKING_ID(oo) = (uint32_t)a.id;
 }
 
+/* The truncation of an open with O_TRUNC by a caller without CAP_FSETID,
+ * after its set-id bits were cleared; errors are ignored as a failed
+ * clearing's are (fuse_kill_suidgid). By node, not through the handle:
+ * O_RDONLY | O_TRUNC truncates too. */
+static void open_truncate_killed(struct fuse_req *r)
+{
+	struct fs_setattr sa = { .valid = FATTR_SIZE, .size = 0 };
+	struct stat st;
+
+	fuse_kill_suidgid(r, r->hdr.nodeid);
+	BE_OP(r, setattr)(BE(r), &r->ctx, r->hdr.nodeid, &sa, &st);
+}
+
 int fuse_op_open(struct fuse_req *r)
 {
 	struct fuse_open_in in;
 	struct fuse_open_out oo = { 0 };
 
 	ARG(r, in);
-	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, in.flags, &oo.fh);
+	bool kill = fuse_killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) &&
+		    (in.flags & O_TRUNC);
+	/* Clearing set-id bits after a truncating open would give the file a
+	 * ctime after its mtime; the host clears them in the truncation
+	 * itself. So: open, clear, then truncate, which moves both times. */
+	int rc = BE_OP(r, open)(BE(r), &r->ctx, r->hdr.nodeid, kill ? in.flags & ~O_TRUNC : in.flags,
+				&oo.fh);
 	if (rc)
 		return rc;
-	if (fuse_killpriv(r) && (in.open_flags & FUSE_OPEN_KILL_SUIDGID) && (in.flags & O_TRUNC))
-		fuse_kill_suidgid(r, r->hdr.nodeid);
+	if (kill)
+		open_truncate_killed(r);
 	open_reply_flags(r, r->hdr.nodeid, &oo);
 	return fuse_reply_open(r, &oo);
 }
@@ -119,6 +138,31 @@ int fuse_op_create(struct fuse_req *r)
 		fuse_kill_suidgid(r, e.nodeid);
 		BE_OP(r, getattr)(BE(r), &r->ctx, e.nodeid, &e.st);
 	}
+	fuse_fill_entry(r->s, &out.entry, &e);
+	out.open.fh = fh;
+	open_reply_flags(r, e.nodeid, &out.open);
+	fuse_reply_data(r, &out, sizeof(out));
+	return 0;
+}
+
+/* TMPFILE (Linux 6.1+ clients, open(2)'s O_TMPFILE): CREATE's request and
+ * reply, for a file with no name in directory nodeid. The name the client
+ * sends is its placeholder ("/") and is not used. */
+int fuse_op_tmpfile(struct fuse_req *r)
+{
+	struct fuse_create_in in;
+	struct {
+		struct fuse_entry_out entry;
+		struct fuse_open_out open;
+	} out = { 0 };
+	struct fs_entry e;
+	uint64_t fh;
+
+	ARG(r, in);
+	int rc = BE_OP(r, tmpfile)(BE(r), &r->ctx, r->hdr.nodeid, S_IFREG | (in.mode & 07777),
+				   in.flags, &e, &fh);
+	if (rc)
+		return rc;
 	fuse_fill_entry(r->s, &out.entry, &e);
 	out.open.fh = fh;
 	open_reply_flags(r, e.nodeid, &out.open);
@@ -190,13 +234,15 @@ int fuse_op_write(struct fuse_req *r)
 	cnt = fuse_iov_truncate(view, cnt, in.size);
 	if (fuse_iov_len_capped(view, cnt, in.size) != in.size)
 		return -EINVAL;
+	/* Asked on every direct write (no HANDLE_KILLPRIV_V2 needed: the
+	 * client clears nothing itself there), and on cached ones with it.
+	 * Before the write, as the host's VFS does (file_remove_privs), so
+	 * the write's mtime and ctime are one. */
+	if (in.write_flags & FUSE_WRITE_KILL_SUIDGID)
+		fuse_kill_suidgid(r, r->hdr.nodeid);
 	ssize_t n = BE_OP(r, write)(BE(r), &r->ctx, in.fh, in.offset, view, cnt);
 	if (n < 0)
 		return (int)n;
-	/* Asked on every direct write (no HANDLE_KILLPRIV_V2 needed: the
-	 * client clears nothing itself there), and on cached ones with it. */
-	if (in.write_flags & FUSE_WRITE_KILL_SUIDGID)
-		fuse_kill_suidgid(r, r->hdr.nodeid);
 	struct fuse_write_out out = { .size = (uint32_t)n };
 	CTR_ADD(r->s, write_bytes, (uint64_t)n);
 	fuse_reply_data(r, &out, sizeof(out));

@@ -72,8 +72,10 @@ int fuse_op_setattr(struct fuse_req *r)
 	struct stat st;
 
 	ARG(r, in);
-	/* LOCKOWNER, CTIME and KILL_SUIDGID need no action: ctime moves by
-	 * itself and suid bits are cleared by the client's own SETATTR. */
+	/* LOCKOWNER, CTIME and KILL_SUIDGID need no action: ctime moves with
+	 * any change (a SETATTR of nothing else is a chown to (-1, -1), which
+	 * the backend repeats on the host) and suid bits are cleared by the
+	 * client's own SETATTR. */
 	struct fs_setattr sa = {
 		.valid = in.valid & known,
 		.fh = in.fh,

@@ -73,6 +73,7 @@ __thread unsigned fuse_in_request;
 #define BACKEND_OP_FUSE_LSEEK BACKEND_OP(lseek)
 #define BACKEND_OP_FUSE_COPY_FILE_RANGE BACKEND_OP(copy_file_range)
 #define BACKEND_OP_FUSE_SYNCFS BACKEND_OP(syncfs)
+#define BACKEND_OP_FUSE_TMPFILE BACKEND_OP(tmpfile)
 #define BACKEND_OP_FUSE_SETUPMAPPING BACKEND_OP(with_fd)
 #define BACKEND_OP_FUSE_REMOVEMAPPING 0
 #define BACKEND_OP_FUSE_FLUSH 0
@@ -125,9 +126,11 @@ static const struct fuse_op fuse_ops[] = {
 	OP(FUSE_SETUPMAPPING, fuse_op_setupmapping, sizeof(struct fuse_setupmapping_in), 0, 0),
 	OP(FUSE_REMOVEMAPPING, fuse_op_removemapping, sizeof(struct fuse_removemapping_in), 0, 0),
 	OP(FUSE_SYNCFS, fuse_op_syncfs, sizeof(struct fuse_syncfs_in), 0, 0),
+	OP(FUSE_TMPFILE, fuse_op_tmpfile, sizeof(struct fuse_create_in),
+	   sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out), 0),
 };
 
-_Static_assert(ARRAY_SIZE(fuse_ops) == FUSE_SYNCFS + 1, "by_op counters cover every handled opcode");
+_Static_assert(ARRAY_SIZE(fuse_ops) == FUSE_TMPFILE + 1, "by_op counters cover every handled opcode");
 
 _Static_assert(sizeof(void (*)(void)) == sizeof(uintptr_t), "a backend op reads as a word");
 

@@ -82,7 +82,7 @@ struct fuse_server {
 		FUSE_SERVER_COUNTERS(FUSE_CTR_FIELD)
 #undef FUSE_CTR_FIELD
 		/* Requests per known opcode, for the operator's view of a workload. */
-		uint64_t by_op[FUSE_SYNCFS + 1];
+		uint64_t by_op[FUSE_TMPFILE + 1];
 	} ctr;
 
 	/* The DAX window, or NULL (set before any request, then read-only). */
@@ -184,6 +184,7 @@ int fuse_op_access(struct fuse_req *r);
 /* fuse_files.c */
 int fuse_op_open(struct fuse_req *r);
 int fuse_op_create(struct fuse_req *r);
+int fuse_op_tmpfile(struct fuse_req *r);
 int fuse_op_read(struct fuse_req *r);
 int fuse_op_write(struct fuse_req *r);
 int fuse_op_release(struct fuse_req *r);

@@ -18,6 +18,12 @@
  * attributes are cached, so HANDLE_KILLPRIV_V2 stays off: direct writes
  * carry FUSE_WRITE_KILL_SUIDGID anyway (the client sets it on every
  * direct write by a caller without CAP_FSETID, with or without the flag).
+ * ATOMIC_O_TRUNC, with --cache none only: the client then truncates in
+ * OPEN, and Linux's client drops the set-id clearing it computed for that
+ * truncation (fuse_do_setattr skips ATTR_OPEN), so only a server that is
+ * asked to clear (HANDLE_KILLPRIV_V2) may take it. Without it the client
+ * sends the truncation as a SETATTR with the new mode, as the host does
+ * it: one more request per open(O_TRUNC) of an existing file.
  * Left out on purpose: WRITEBACK_CACHE (the client would own file sizes and
  * times, and stop seeing the host's changes), POSIX_ACL (the client kernel
  * does ACL checks itself), HANDLE_KILLPRIV v1, EXPORT_SUPPORT (needs lookups
@@ -31,7 +37,7 @@ static bool data_cached(const struct fuse_server *s)
 
 uint64_t fuse_init_flags_wanted(const struct fuse_server *s)
 {
-	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+	uint64_t f = FUSE_ASYNC_READ | FUSE_BIG_WRITES |
 		     FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS |
 		     FUSE_MAX_PAGES | FUSE_ASYNC_DIO;
 	uint64_t extra = s->opts.extra_init_flags;
@@ -39,7 +45,7 @@ uint64_t fuse_init_flags_wanted(const struct fuse_server *s)
 	if (s->opts.cache != FUSE_CACHE_NONE)
 		f |= FUSE_CACHE_SYMLINKS | FUSE_AUTO_INVAL_DATA;
 	else
-		f |= FUSE_HANDLE_KILLPRIV_V2;
+		f |= FUSE_HANDLE_KILLPRIV_V2 | FUSE_ATOMIC_O_TRUNC;
 	/* Passthrough only where the client caches file data: with none and
 	 * metadata every byte is meant to reach the server. */
 	if (!data_cached(s))

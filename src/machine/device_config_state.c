@@ -121,6 +121,10 @@ void device_config_save(const struct machine_config *cfg, const uint64_t *drive_
 	state_put_u32(w, cfg->n_fs);
 	for (unsigned i = 0; i < cfg->n_fs; i++)
 		save_fs(&cfg->fs[i], w);
+	/* Later fields, after every share so that a section without them
+	 * (an older kvmini's) still reads: each share's dev-nodes. */
+	for (unsigned i = 0; i < cfg->n_fs; i++)
+		state_put_bool(w, cfg->fs[i].share.pt.dev_nodes);
 	state_end(w);
 	if (cfg->entropy)
 		save_entropy(cfg->entropy, w);
@@ -409,6 +413,9 @@ bool device_config_load(struct state_reader *r, struct saved_devices *out)
 	for (unsigned i = 0; !sec.failed && i < n; i++)
 		if (load_fs(&sec, i, out))
 			out->n_fs++;
+	/* Absent in an older kvmini's section: no device nodes then. */
+	for (unsigned i = 0; !sec.failed && sec.off < sec.len && i < out->n_fs; i++)
+		out->fs[i].share.pt.dev_nodes = state_get_bool(&sec);
 	if (!sec.failed)
 		ids_unique(&sec, out);
 	return state_section_done(r, &sec) && load_entropy(r, out) && load_vsock(r, out) &&

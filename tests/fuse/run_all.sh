@@ -11,8 +11,8 @@ limit=${FUSE_TEST_TIMEOUT:-600}
 logdir=build/test-logs/fuse
 mkdir -p "$logdir" build/fuse-tests
 
-if ! make -s build/kvmini >"$logdir/build.log" 2>&1; then
-	echo "FAIL: fuse: building build/kvmini (see $logdir/build.log)"
+if ! make -s build/kvmini fuse-tests >"$logdir/build.log" 2>&1; then
+	echo "FAIL: fuse: building build/kvmini and build/fuse-tests (see $logdir/build.log)"
 	exit 1
 fi
 if ! ${CC:-gcc} -std=gnu11 -O2 -Wall -Wextra -Werror -o build/fuse-tests/fuse_helper \

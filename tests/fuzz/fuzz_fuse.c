@@ -81,7 +81,7 @@ static const uint32_t ops[] = {
 	FUSE_GETXATTR, FUSE_LISTXATTR, FUSE_REMOVEXATTR, FUSE_FLUSH, FUSE_INIT, FUSE_OPENDIR,
 	FUSE_READDIR, FUSE_RELEASEDIR, FUSE_FSYNCDIR, FUSE_ACCESS, FUSE_CREATE, FUSE_INTERRUPT,
 	FUSE_DESTROY, FUSE_BATCH_FORGET, FUSE_FALLOCATE, FUSE_READDIRPLUS, FUSE_RENAME2,
-	FUSE_LSEEK, FUSE_COPY_FILE_RANGE, FUSE_SYNCFS, FUSE_GETLK, FUSE_IOCTL, 52,
+	FUSE_LSEEK, FUSE_COPY_FILE_RANGE, FUSE_SYNCFS, FUSE_TMPFILE, FUSE_GETLK, FUSE_IOCTL, 52,
 	FUSE_SETUPMAPPING, FUSE_REMOVEMAPPING,
 };
 
@@ -113,7 +113,7 @@ static long fixed_reply(uint32_t op)
 		return sizeof(struct fuse_attr_out);
 	case FUSE_OPEN: case FUSE_OPENDIR:
 		return sizeof(struct fuse_open_out);
-	case FUSE_CREATE:
+	case FUSE_CREATE: case FUSE_TMPFILE:
 		return sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out);
 	case FUSE_WRITE: case FUSE_COPY_FILE_RANGE:
 		return sizeof(struct fuse_write_out);
@@ -257,16 +257,18 @@ static uint64_t pick(const uint64_t *ids, unsigned n, uint8_t sel)
 /* Learn node ids and handles from a successful reply. */
 static void learn(struct session *s, uint32_t op, const uint8_t *payload, size_t len)
 {
-	if (fixed_reply(op) == sizeof(struct fuse_entry_out) || op == FUSE_CREATE) {
+	bool made = op == FUSE_CREATE || op == FUSE_TMPFILE;
+
+	if (fixed_reply(op) == sizeof(struct fuse_entry_out) || made) {
 		struct fuse_entry_out eo;
 		if (len >= sizeof(eo)) {
 			memcpy(&eo, payload, sizeof(eo));
 			remember(s->nodes, &s->nnodes, eo.nodeid);
 		}
 	}
-	if (op == FUSE_OPEN || op == FUSE_OPENDIR || op == FUSE_CREATE) {
+	if (op == FUSE_OPEN || op == FUSE_OPENDIR || made) {
 		struct fuse_open_out oo;
-		size_t at = op == FUSE_CREATE ? sizeof(struct fuse_entry_out) : 0;
+		size_t at = made ? sizeof(struct fuse_entry_out) : 0;
 		if (len >= at + sizeof(oo)) {
 			memcpy(&oo, payload + at, sizeof(oo));
 			remember(s->fhs, &s->nfhs, oo.fh);

@@ -189,7 +189,7 @@ static void learn(const struct chain_info *ci, uint32_t len)
 			remember(nodeids, &nnodeids, e.nodeid);
 		}
 		break;
-	case FUSE_CREATE:
+	case FUSE_CREATE: case FUSE_TMPFILE:
 		if (len >= h + sizeof(e) + sizeof(o)) {
 			read_reply(ci, h, &e, sizeof(e));
 			read_reply(ci, h + sizeof(e), &o, sizeof(o));
@@ -320,7 +320,7 @@ static size_t arg_shape(uint32_t opcode, unsigned *names)
 	case FUSE_RENAME: *names = 2; return sizeof(struct fuse_rename_in);
 	case FUSE_RENAME2: *names = 2; return sizeof(struct fuse_rename2_in);
 	case FUSE_LINK: *names = 1; return sizeof(struct fuse_link_in);
-	case FUSE_CREATE: *names = 1; return sizeof(struct fuse_create_in);
+	case FUSE_CREATE: case FUSE_TMPFILE: *names = 1; return sizeof(struct fuse_create_in);
 	case FUSE_SETXATTR: *names = 1; return sizeof(struct fuse_setxattr_in);
 	case FUSE_GETXATTR: *names = 1; return sizeof(struct fuse_getxattr_in);
 	case FUSE_LISTXATTR: return sizeof(struct fuse_getxattr_in);

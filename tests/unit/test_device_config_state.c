@@ -47,7 +47,7 @@ static void sample_init(struct sample *s)
 	s->fs[0].share.server.max_write = 65536;
 	s->fs[0].share.pt = (struct passthrough_opts){ .max_fds = 100, .squash = true,
 						       .squash_uid = 1000, .squash_gid = 100,
-						       .xattr_all = true };
+						       .xattr_all = true, .dev_nodes = true };
 	s->fs[0].share.no_notify = true;
 	s->fs[0].share.watch.max_watches = 77;
 	s->cfg = (struct machine_config){ .nets = s->nets, .n_nets = 2, .fs = s->fs, .n_fs = 1 };
@@ -107,6 +107,7 @@ static void test_round_trip(void)
 	CHECK_EQ(f->share.server.max_write, 65536);
 	CHECK(f->share.pt.squash && f->share.pt.squash_uid == 1000 && f->share.pt.squash_gid == 100);
 	CHECK(f->share.pt.xattr_all && f->share.no_notify && f->share.pt.max_fds == 100);
+	CHECK(f->share.pt.dev_nodes);
 	CHECK_EQ(f->share.watch.max_watches, 77);
 
 	/* The machine configuration points at them. */

@@ -6,9 +6,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/fuse.h>
@@ -191,6 +194,59 @@ static void test_passthrough_policy(void)
 	rmdir(dir);
 }
 
+/* mknod of @mode in a fresh share: the backend's answer. With @dev_nodes
+ * and as root, the host node must then carry the device asked for. */
+static int mknod_in_share(bool dev_nodes, mode_t mode, dev_t rdev, const struct fs_ctx *ctx)
+{
+	char dir[] = "/tmp/kvmini-fs-devnodes-XXXXXX", path[96];
+	struct passthrough_opts po = { .root = dir, .dev_nodes = dev_nodes };
+	struct fs_entry e;
+	struct stat st;
+	int err, rc;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	struct fs_backend *be = passthrough_new(&po, &err);
+	if (!be) {
+		rmdir(dir);
+		return err;
+	}
+	rc = be->ops->mknod(be, ctx, FUSE_ROOT_ID, "n", mode, rdev, &e);
+	snprintf(path, sizeof(path), "%s/n", dir);
+	if (!rc) {
+		CHECK_EQ(lstat(path, &st), 0);
+		CHECK_EQ(st.st_mode, mode);
+		CHECK_EQ(st.st_rdev, rdev);
+		CHECK_EQ(st.st_uid, ctx->uid);
+		be->ops->forget(be, e.nodeid, 1);
+	}
+	fs_backend_destroy(be);
+	unlink(path);
+	rmdir(dir);
+	return rc;
+}
+
+/* Devices are refused unless the share asks for them; whiteouts, fifos
+ * and sockets never are. With dev-nodes the host kernel still decides:
+ * the caller's ids make the node, so only a caller with CAP_MKNOD (root
+ * here) gets one. */
+static void test_passthrough_dev_nodes(void)
+{
+	dev_t blk = makedev(7, 200), chr = makedev(1, 3);
+
+	CHECK_EQ(mknod_in_share(false, S_IFBLK | 0600, blk, &root), -EPERM);
+	CHECK_EQ(mknod_in_share(false, S_IFCHR | 0644, chr, &root), -EPERM);
+	CHECK_EQ(mknod_in_share(false, S_IFIFO | 0644, 0, &root), 0);
+	if (getuid() != 0) {
+		printf("  (not root: devices with dev-nodes not tried)\n");
+		return;
+	}
+	CHECK_EQ(mknod_in_share(false, S_IFCHR | 0600, 0, &root), 0);
+	CHECK_EQ(mknod_in_share(true, S_IFBLK | 0600, blk, &root), 0);
+	CHECK_EQ(mknod_in_share(true, S_IFCHR | 0644, chr, &root), 0);
+	CHECK_EQ(mknod_in_share(true, S_IFCHR | 0644, chr, &other), -EPERM);
+}
+
 int main(void)
 {
 	RUN_TEST(test_access_classes);
@@ -198,5 +254,6 @@ int main(void)
 	RUN_TEST(test_xattr_namespaces);
 	RUN_TEST(test_memfs_policy);
 	RUN_TEST(test_passthrough_policy);
+	RUN_TEST(test_passthrough_dev_nodes);
 	return CHECK_DONE();
 }

@@ -266,7 +266,8 @@ static void test_init_negotiation(void)
 	CHECK_EQ(out.minor, FUSE_KERNEL_MINOR_VERSION);
 	CHECK(out.flags & FUSE_MAX_PAGES);
 	CHECK(out.flags & FUSE_DO_READDIRPLUS);
-	CHECK(out.flags & FUSE_ATOMIC_O_TRUNC);
+	/* Cached attributes: the client's own O_TRUNC SETATTR clears set-id. */
+	CHECK(!(out.flags & FUSE_ATOMIC_O_TRUNC));
 	CHECK(!(out.flags & FUSE_POSIX_ACL));
 	CHECK(!(out.flags & FUSE_WRITEBACK_CACHE));
 	CHECK(!(out.flags & FUSE_HANDLE_KILLPRIV_V2));
@@ -377,7 +378,7 @@ static void test_request_cap(void)
 static void test_unknown_opcode(void)
 {
 	const uint32_t ops[] = { 0, 7, 19, FUSE_GETLK, FUSE_IOCTL, FUSE_POLL, FUSE_BMAP,
-				 FUSE_NOTIFY_REPLY, FUSE_TMPFILE, 52, 53, 999, CUSE_INIT,
+				 FUSE_NOTIFY_REPLY, 52, 53, 999, CUSE_INIT,
 				 FUSE_INIT_BSWAP_RESERVED, 0xffffffffu };
 	struct fuse_server_counters before, after;
 
@@ -939,9 +940,12 @@ static void test_killpriv(void)
 	server_with(FUSE_CACHE_AUTO, 0);
 	CHECK_EQ(init_ext(true, &init), 0);
 	CHECK(!(init.flags & FUSE_HANDLE_KILLPRIV_V2));
+	CHECK(!(init.flags & FUSE_ATOMIC_O_TRUNC));
 	server_with(FUSE_CACHE_NONE, 0);
 	CHECK_EQ(init_ext(true, &init), 0);
 	CHECK(init.flags & FUSE_HANDLE_KILLPRIV_V2);
+	/* The server clears on OPEN's truncation: it may truncate there. */
+	CHECK(init.flags & FUSE_ATOMIC_O_TRUNC);
 
 	host_write("kp", "a", 1);
 	CHECK_EQ(lookup(FUSE_ROOT_ID, "kp", &eo), 0);
@@ -1382,6 +1386,46 @@ static void test_create_owner_and_mode(void)
 	umask(old);
 }
 
+/* TMPFILE: a file with no name (link count 0, nothing new in the shared
+ * directory) until a LINK names it; the name the request carries is the
+ * client's "/" placeholder, and taken. */
+static void test_tmpfile(void)
+{
+	struct fuse_create_in in = { .flags = O_WRONLY, .mode = 0640 };
+	struct fuse_link_in li;
+	struct fuse_entry_out eo;
+	struct stat st;
+	char p[256];
+
+	frq_start(&q, FUSE_TMPFILE, FUSE_ROOT_ID);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, "/");
+	frq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	memcpy(&eo, reply_payload(), sizeof(eo));
+	uint64_t fh = ((struct fuse_open_out *)((uint8_t *)reply_payload() + sizeof(eo)))->fh;
+	CHECK_EQ(eo.attr.nlink, 0u);
+	CHECK_EQ(eo.attr.mode, S_IFREG | 0640u);
+	li.oldnodeid = eo.nodeid;
+	frq_start(&q, FUSE_LINK, FUSE_ROOT_ID);
+	frq_put(&q, &li, sizeof(li));
+	frq_str(&q, "named-tmpfile");
+	frq_end(&q);
+	CHECK_EQ(call(&q, NULL), 0);
+	host_path(p, sizeof(p), "named-tmpfile");
+	CHECK_EQ(stat(p, &st), 0);
+	CHECK_EQ(st.st_nlink, 1u);
+	CHECK_EQ(do_release(FUSE_RELEASE, eo.nodeid, fh), 0);
+	/* A file as the directory: refused as open(2) refuses it. */
+	frq_start(&q, FUSE_TMPFILE, eo.nodeid);
+	frq_put(&q, &in, sizeof(in));
+	frq_str(&q, "/");
+	frq_end(&q);
+	CHECK(call(&q, NULL) < 0);
+	CHECK_EQ(forget(eo.nodeid, 2), NO_REPLY);
+	unlink(p);
+}
+
 static int rename2(const char *a, const char *b, uint32_t flags)
 {
 	struct fuse_rename2_in in = { .newdir = FUSE_ROOT_ID, .flags = flags };
@@ -1583,6 +1627,7 @@ int main(void)
 	RUN_TEST(test_max_fds);
 	RUN_TEST(test_create_owner_and_mode);
 	RUN_TEST(test_rename2);
+	RUN_TEST(test_tmpfile);
 	RUN_TEST(test_xattrs);
 	RUN_TEST(test_concurrent);
 
