@@ -23,7 +23,7 @@ enum cli_fs_door {
 
 /* getopt_long codes of the table's options: CLI_FS_OPT_BASE + index. */
 #define CLI_FS_OPT_BASE 0x4f00
-#define CLI_FS_MAX_LONG_OPTIONS 16u
+#define CLI_FS_MAX_LONG_OPTIONS 24u
 
 /* One share's options as given. */
 struct cli_fs_args {
