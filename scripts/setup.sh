@@ -9,6 +9,9 @@ PACKAGES=(
 	# lint (scripts/lint.sh): static analysis and the style description
 	clang-tidy clang-format cppcheck
 	libslirp-dev libglib2.0-dev
+	# bench/fuse_vs_libfuse.sh: libfuse's passthrough_ll, built from the
+	# source this package ships
+	libfuse3-dev
 	# seccomp filters per thread kind (src/core/seccomp_filter.c)
 	libseccomp-dev
 	# the metadata service and the control API: JSON and HTTP parsing
