@@ -40,6 +40,12 @@
 /* A node's own events the client's changes cause (see host_watch_expect_node). */
 #define NODE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_MOVE_SELF)
 #define READ_BUF_SIZE 65536u
+/* After the first event of a burst, the thread waits this long before it
+ * reads: a burst of changes (a client unlinking thousands of files, each
+ * an event on its directory's watch) is read in one wake-up instead of one
+ * per event, each a thread switch on the client's cores. A host change
+ * reaches the guest this much later. */
+#define BURST_GATHER_NS 1000000L
 /* How many queued notifications a new one is compared with for repeats. */
 #define DEDUP_WINDOW 16u
 /* Entry changes the client makes itself, remembered so their events are not
@@ -866,6 +872,8 @@ static int wake_up(struct host_watch *w, const struct pollfd pfd[3], void *buf)
 	size_t k = deferred_count(w);
 	if (k && !events)
 		events = readable_now(w->ifd);
+	if (events)
+		nanosleep(&(struct timespec){ .tv_nsec = BURST_GATHER_NS }, NULL);
 	if (events && drain(w, buf) < 0)
 		return -1;
 	pthread_mutex_lock(&w->lock);
