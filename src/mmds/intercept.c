@@ -56,6 +56,9 @@
 struct mmds_intercept {
 	struct net_backend be;
 	struct net_backend *inner;
+	/* The wrapped backend's recv, or one that has nothing (a backend
+	 * that only sends): taken once, called for nearly every frame. */
+	ssize_t (*inner_recv)(struct net_backend *be, const struct iovec *iov, unsigned iovcnt);
 	struct net_backend *endpoint;
 	uint32_t addr;              /* MMDS address, network order */
 	uint32_t ep_host;           /* libslirp's own address next to it */
@@ -309,11 +312,17 @@ static cold_path ssize_t recv_endpoint_first(struct mmds_intercept *mi, const st
 
 	if (r == 0) {
 		mi->ep_pending = false;
-		return mi->inner->ops->recv(mi->inner, iov, iovcnt);
+		return mi->inner_recv(mi->inner, iov, iovcnt);
 	}
 	if (r > 0 && mi->mmds)
 		mmds_count_frames(mi->mmds, 0, 1, 0);
 	return r;
+}
+
+static ssize_t recv_nothing(struct net_backend *be, const struct iovec *iov, unsigned iovcnt)
+{
+	(void)be, (void)iov, (void)iovcnt;
+	return 0;
 }
 
 /* The endpoint's frames first: MMDS replies go ahead of backend traffic. */
@@ -322,7 +331,7 @@ static ssize_t mi_recv(struct net_backend *be, const struct iovec *iov, unsigned
 	struct mmds_intercept *mi = to_mi(be);
 
 	if (likely(!mi->ep_pending))
-		return mi->inner->ops->recv(mi->inner, iov, iovcnt);
+		return mi->inner_recv(mi->inner, iov, iovcnt);
 	return recv_endpoint_first(mi, iov, iovcnt);
 }
 
@@ -508,6 +517,7 @@ struct net_backend *mmds_intercept_wrap(struct net_backend *inner, struct net_ba
 	 * (mi_attached); the device polls the wrapped backend's fd (fd
 	 * backends) as before. */
 	mi->inner = inner;
+	mi->inner_recv = inner->ops->recv ? inner->ops->recv : recv_nothing;
 	mi->endpoint = endpoint;
 	net_backend_attach(inner, &wrapped_events, mi);
 	net_backend_attach(endpoint, &endpoint_events, mi);

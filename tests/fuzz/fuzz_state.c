@@ -137,28 +137,49 @@ static void apply_drives_vsock(const struct saved_devices *d, struct machine_con
 	cfg->balloon = d->has_balloon ? &balloon : NULL;
 }
 
-/* "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB", "DEVX"): what parses writes back the same
- * through the machine configuration it becomes. */
-static void parse_devices(const uint8_t *data, size_t size)
+/* Load device sections from @r and write back what they become through
+ * the machine configuration; false when the load refused them (with why). */
+static bool devices_rewrite(struct state_reader *r, struct state_writer *w)
 {
 	static struct saved_devices d;
 	uint64_t sectors[MACHINE_MAX_DRIVES];
 	struct machine_config cfg = { 0 };
-	struct errbuf eb = { 0 };
-	struct state_reader r;
-	struct state_writer w;
 
-	state_reader_init(&r, data, size, &eb);
-	if (!device_config_load(&r, &d)) {
-		if (!r.failed || !eb.msg[0])
+	if (!device_config_load(r, &d)) {
+		if (!r->failed || !r->eb->msg[0])
 			abort();
-		return;
+		return false;
 	}
 	device_config_apply(&d, &cfg);
 	apply_drives_vsock(&d, &cfg, sectors);
-	state_writer_init(&w);
-	device_config_save(&cfg, sectors, &w);
-	check_rewrite(&r, 0, &w);
+	state_writer_init(w);
+	device_config_save(&cfg, sectors, w);
+	return true;
+}
+
+/* "DEVC" (and "DEVR", "DEVV", "DEVL", "DEVB", "DEVX"): what parses writes
+ * back the same through the machine configuration it becomes. A section
+ * of an older kvmini's (DEVC without the shares' dev-nodes flags) is
+ * written in today's form instead: that form must then read back and
+ * write the same bytes again. */
+static void parse_devices(const uint8_t *data, size_t size)
+{
+	struct errbuf eb = { 0 }, eb2 = { 0 };
+	struct state_reader r, r2;
+	struct state_writer w, w2;
+
+	state_reader_init(&r, data, size, &eb);
+	if (!devices_rewrite(&r, &w))
+		return;
+	if (w.failed)
+		abort();
+	if (w.len != r.off || memcmp(w.buf, r.p, w.len)) {
+		state_reader_init(&r2, w.buf, w.len, &eb2);
+		if (!devices_rewrite(&r2, &w2))
+			abort();
+		check_rewrite(&r2, 0, &w2);
+		state_writer_free(&w2);
+	}
 	state_writer_free(&w);
 }
 
