@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/counters_dump.h"
 #include "cli/fs_options.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -63,7 +64,8 @@ static const char fuse_mount_usage[] =
 	"                        files past it show host changes when the cache expires\n"
 	"  --watch dirs|files    what gets a watch: directories (and files with several\n"
 	"                        links; the default, faster) or every file too\n"
-	"  --counters            print the server's counters at exit\n"
+	"  --counters            print the server's counters at exit (SIGUSR1\n"
+	"                        prints them at any time)\n"
 	CLI_SECCOMP_USAGE
 	"  -v, --verbose         more log lines\n"
 	"  -q, --quiet           log errors only\n"
@@ -143,7 +145,6 @@ static int check_dir(const char *what, const char *path)
 	return 0;
 }
 
-/* Mount, serve until unmounted or signalled, tear down. */
 /* The main thread's filter once the workers and the watcher run (each with
  * its own): what is left for it is waiting and unmounting. */
 static int confine(void)
@@ -156,6 +157,26 @@ static int confine(void)
 	return r;
 }
 
+static void visit_all(void *opaque, const struct counter_sink *sink)
+{
+	const struct fs_share *share = opaque;
+
+	fuse_server_visit_counters(share->server, sink);
+	fs_share_visit_counters(share, sink);
+}
+
+/* Until unmounted or stopped: SIGUSR1 dumps the counters, as for the vhost
+ * subcommands, and the wait goes on. Returns what fuse_dev_wait does. */
+static int wait_serving(struct fuse_dev *dev, struct fs_share *share, const sigset_t *sigs)
+{
+	int rc;
+
+	while ((rc = fuse_dev_wait(dev, sigs)) == SIGUSR1)
+		cli_counters_dump(visit_all, share, NULL);
+	return rc;
+}
+
+/* Mount, serve until unmounted or signalled, tear down. */
 static int serve(struct fuse_mount_args *a, struct fs_share *share)
 {
 	const char *dir = a->fs.share.dir;
@@ -167,6 +188,7 @@ static int serve(struct fuse_mount_args *a, struct fs_share *share)
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (fuse_dev_mount(&dev, share->server, a->mountpoint, &dopts))
 		return EXIT_RUNTIME;
@@ -179,7 +201,7 @@ static int serve(struct fuse_mount_args *a, struct fs_share *share)
 		rc = confine();
 	if (!rc) {
 		log_info("serving %s at %s (%u threads)", dir, a->mountpoint, a->fs.threads);
-		rc = fuse_dev_wait(dev, &stop);
+		rc = wait_serving(dev, share, &stop);
 		if (rc > 0)
 			log_info("%s: unmounting %s", strsignal(rc), a->mountpoint);
 		else if (rc == 0)

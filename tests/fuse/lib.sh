@@ -11,6 +11,7 @@ HELPER=$F_TOP/build/fuse-tests/fuse_helper
 
 F_PASSES=0
 F_FAILS=0
+F_SKIPS=0
 F_MOUNTS=()
 F_PIDS=()
 F_WATCHDOG=
@@ -23,6 +24,12 @@ pass() {
 fail() {
 	echo "FAIL: $F_NAME: $*"
 	F_FAILS=$((F_FAILS + 1))
+}
+
+# skip WHY: a case that could not be judged in this run (not a pass).
+skip() {
+	echo "SKIP: $F_NAME: $*"
+	F_SKIPS=$((F_SKIPS + 1))
 }
 
 note() { echo "    $*"; }
@@ -117,7 +124,7 @@ f_cleanup() {
 	if [ -n "${F_RUN:-}" ] && ! grep -q " $F_RUN/" /proc/self/mounts && [ "${FUSE_KEEP:-0}" != 1 ]; then
 		rm -rf "$F_RUN"
 	fi
-	echo "    $F_NAME: $F_PASSES passed, $F_FAILS failed"
+	echo "    $F_NAME: $F_PASSES passed, $F_FAILS failed, $F_SKIPS skipped"
 }
 
 # f_end: exit status of the suite.

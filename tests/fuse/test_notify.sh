@@ -105,18 +105,63 @@ to"
 	"hard-link|cat hard|hard-new"
 )
 
-# run_cases MNT MODE: MODE "notify" wants every change seen in time,
-# "stale" wants none of them seen.
+# asked PID LOG: kvmini's counters of the requests that fetch names,
+# attributes and data (LOOKUP, GETATTR, READ, READDIR, READDIRPLUS) and of
+# notifications sent, as "NAME=VALUE ..." from a dump asked for now with
+# SIGUSR1 (written to LOG in one piece).
+asked() {
+	local pid=$1 log=$2 n
+	n=$(grep -c '^kvmini: counters' "$log")
+	kill -USR1 "$pid" || return 1
+	for _ in $(seq 100); do
+		[ "$(grep -c '^kvmini: counters' "$log")" -gt "$n" ] && break
+		sleep 0.02
+	done
+	awk '/^kvmini: counters/ { delete v; next }
+	     $1 ~ /^fuse_requests_(LOOKUP|GETATTR|READ|READDIR|READDIRPLUS)$/ || $1 == "fuse_notify_sent" { v[$1] = $2 }
+	     END { for (k in v) printf "%s=%s ", k, v[k] }' "$log"
+}
+
+# grown BEFORE AFTER: the counters of "asked" that grew, as "NAME +N ...".
+grown() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); old[kv[1]] = kv[2] }
+		n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "=")
+			if (kv[2] > old[kv[1]] + 0) printf "%s +%d ", kv[1], kv[2] - old[kv[1]] }
+	}'
+}
+
+# stale_seen NAME MS BEFORE AFTER: a change seen with --no-notify. kvmini
+# sending a notification, or the mount showing it without asking kvmini, is
+# a failure. The kernel asking again by itself (its cached pages reclaimed
+# under memory pressure; seen on CI hosts, never here) is kvmini answering
+# truthfully, and leaves this case without a verdict.
+stale_seen() {
+	local name=$1 ms=$2 delta
+	delta=$(grown "$3" "$4")
+	case $delta in
+	*fuse_notify_sent*)
+		fail "$name seen with --no-notify (after $ms ms): kvmini sent a notification ($delta)" ;;
+	"")
+		fail "$name seen with --no-notify (after $ms ms): the cache did not hold, and kvmini was asked nothing" ;;
+	*)
+		skip "$name seen with --no-notify (after $ms ms): the kernel dropped its cached copy by itself and asked again (${delta% }); this run cannot show the cache holding" ;;
+	esac
+}
+
+# run_cases MNT MODE PID: MODE "notify" wants every change seen in time,
+# "stale" wants none of them seen (PID: kvmini's, for its counters).
 run_cases() {
-	local mnt=$1 mode=$2 c name probe want ms seen=0
+	local mnt=$1 mode=$2 pid=$3 c name probe want ms before seen=0
 	for c in "${CASES[@]}"; do
 		name=${c%%|*}
 		probe=${c#*|}; probe=${probe%%|*}
 		want=${c#*|*|}
+		[ "$mode" = stale ] && before=$(asked "$pid" "$mnt.log")
 		if ms=$(visible "$mnt" "$want" $probe); then
 			seen=$((seen + 1))
 			[ "$mode" = notify ] && pass "$name seen through the mount after $ms ms"
-			[ "$mode" = stale ] && fail "$name seen with --no-notify (after $ms ms): the cache did not hold"
+			[ "$mode" = stale ] && stale_seen "$name" "$ms" "$before" "$(asked "$pid" "$mnt.log")"
 		else
 			[ "$mode" = notify ] && fail "$name not seen within $WAIT s: got '$(cd "$mnt" && $probe 2>&1 | head -3 | tr '\n' ' ')'"
 		fi
@@ -138,7 +183,7 @@ one_mount() {
 	local pid=$F_PID
 	warm "$mnt"
 	change "$share"
-	run_cases "$mnt" "$mode"
+	run_cases "$mnt" "$mode" "$pid"
 	local rc
 	f_unmount "$mnt" "$pid"
 	rc=$?
