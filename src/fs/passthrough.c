@@ -27,6 +27,7 @@
 #include <linux/openat2.h>
 #include <linux/securebits.h>
 
+#include "core/atomics.h"
 #include "core/compiler.h"
 #include "core/guest_mem.h"
 #include "core/log.h"
@@ -213,6 +214,8 @@ static void inode_free(struct passthrough *pt, struct pt_inode *n, struct pt_ino
 	id_table_release(&pt->nodes, n->nodeid);
 	if (n->fd >= 0)
 		pt->nfds--;
+	if (n->wd >= 0 && n->type != S_IFDIR)
+		store_relaxed(&pt->file_watches, pt->file_watches - 1);
 	n->hnext = *dead;
 	*dead = n;
 }
@@ -315,6 +318,8 @@ void pt_inode_watch(struct passthrough *pt, struct pt_inode *n)
 	if (wd >= 0) {
 		if (n->wd >= 0 && n->wd != wd)
 			old = n->wd;
+		if (n->wd < 0 && n->type != S_IFDIR)
+			store_relaxed(&pt->file_watches, pt->file_watches + 1);
 		n->wd = wd;
 	}
 	pthread_mutex_unlock(&pt->lock);
@@ -621,6 +626,10 @@ static void creds_enter(struct passthrough *pt, const struct fs_ctx *ctx, struct
 		uid = 65534;
 	if (gid == (gid_t)-1)
 		gid = 65534;
+	/* creds_leave put the thread back to kvmini's own: a caller who is
+	 * kvmini's user and group (root, usually) costs no switch. */
+	if (uid == pt->run_uid && gid == pt->run_gid)
+		return;
 	setfsgid(gid);
 	setfsuid(uid);
 	c->switched = true;
@@ -1027,8 +1036,11 @@ static int unlink_common(struct fs_backend *be, uint64_t parent, const char *nam
 	if (!dir)
 		return rc;
 	uint64_t own = host_watch_expect(w, dir->nodeid, IN_DELETE, name);
-	/* A file's link count drops (IN_ATTRIB); a directory only goes. */
-	uint64_t victim = flags ? 0 : watched_child(pt, dir, name);
+	/* A file's link count drops (IN_ATTRIB); a directory only goes. With
+	 * no file watched by itself (the default --watch dirs, no hard links
+	 * seen) there is no node to look for: no fstatat. */
+	bool may_be_watched = !flags && load_relaxed(&pt->file_watches);
+	uint64_t victim = may_be_watched ? watched_child(pt, dir, name) : 0;
 	host_watch_expect_node(w, victim, IN_ATTRIB);
 	rc = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
 	if (rc) {
@@ -1239,8 +1251,10 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		return fd;
 	}
 	rc = create_entry(pt, fd, out);
+	/* F_SETFL takes only the status flags of oflags (O_APPEND, O_DIRECT,
+	 * O_NOATIME...): no F_GETFL needed to keep them. */
 	if (!rc && !(flags & O_NONBLOCK))
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
 	if (rc) {
 		close(fd);
 		return rc;

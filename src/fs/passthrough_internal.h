@@ -75,6 +75,9 @@ struct passthrough {
 	struct pt_inode *lru_head, *lru_tail;
 	struct pt_inode *root;
 	unsigned nfds;
+	/* Non-directory nodes with a watch of their own (changed under lock,
+	 * read without: an unlink with none skips looking for its node). */
+	unsigned file_watches;
 	uint64_t evictions, reopens;
 	uint64_t restored_stale;     /* nodes a restore could not find again */
 	uint64_t nodes_refused;      /* lookups refused at max_inodes (ENFILE) */
