@@ -48,23 +48,14 @@ MODES="read write randread randwrite"
 WORK=${BLK_LOG:-build/test-logs/nested-blk}
 INITRD=$WORK/initramfs.gz
 
-[ -e /dev/kvm ] || { echo "SKIP: $NAME: no /dev/kvm (tests/nested/run.sh runs it in a VM that has it)"; exit 0; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: $NAME: needs root (as the other KVM benches)"; exit 0; }
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "SKIP: $NAME: kvm_pvm host (Linux boots take minutes, QEMU cannot start): the nested platform runs it"
-	exit 0
-fi
-for v in RUNS SECS LIMIT; do
-	case ${!v} in '' | *[!0-9]* | 0) echo "FAIL: $NAME: $v=${!v} is not a positive number"; exit 1 ;; esac
-done
-[ -x "$KVMINI" ] || { echo "FAIL: $NAME: $KVMINI not built (make build/kvmini)"; exit 1; }
 . tests/nested/lib.sh
-stock_kernel >/dev/null 2>&1 || { echo "FAIL: $NAME: no Debian cloud kernel"; exit 1; }
+nested_bench_need_kvm "QEMU cannot start"
+nested_bench_ready RUNS SECS LIMIT
 rm -rf "$WORK"
 mkdir -p "$WORK" || { echo "FAIL: $NAME: cannot make $WORK"; exit 1; }
 VM_PID=
 cleanup() {
-	[ -n "$VM_PID" ] && kill -TERM "$VM_PID" 2>/dev/null && sleep 1 && kill -KILL "$VM_PID" 2>/dev/null
+	nested_bench_kill
 	rm -f "$WORK/disk.img"
 }
 trap cleanup EXIT
@@ -73,13 +64,7 @@ trap 'exit 130' INT TERM
 . bench/stats.sh
 
 # --- the guest: its /init runs the four modes on /dev/vda and powers off ---------
-cat >"$WORK/init" <<'EOF'
-#!/bin/sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+{ nested_bench_init_head; cat <<'EOF'; } >"$WORK/init"
 secs=1
 for w in $(cat /proc/cmdline); do case $w in nb.secs=*) secs=${w#*=} ;; esac; done
 echo "blk-guest: userspace up $(cut -d' ' -f1 /proc/uptime) s after boot, /dev/vda $(cat /sys/block/vda/size 2>/dev/null) sectors"
@@ -107,7 +92,7 @@ command -v "$QEMU" >/dev/null || { echo "SKIP: $NAME: QEMU: $QEMU is not install
 # boot VMM ROUND: one guest on VMM, its four modes; figures appended to
 # $WORK/VMM.MODE. Status 1 when the guest gave no figures.
 boot() {
-	local vmm=$1 round=$2 out=$WORK/$1-$2 argv rc t0 mode v
+	local vmm=$1 round=$2 out=$WORK/$1-$2 argv mode v
 	case $vmm in
 	kvmini)
 		argv=("$KVMINI" run --kernel "$STOCK_DIR/vmlinuz" --initrd "$INITRD" --cpus 1 --mem 256
@@ -120,14 +105,8 @@ boot() {
 			-kernel "$STOCK_DIR/vmlinuz" -initrd "$INITRD" -append "$APPEND"
 			-drive "file=$WORK/disk.img,format=raw,if=none,id=d0" -device "$device,drive=d0") ;;
 	esac
-	echo "${argv[*]}" >"$out.cmd"
-	t0=$(date +%s)
-	timeout --foreground -k 5 "$LIMIT" "${argv[@]}" </dev/null >"$out.out" 2>"$out.err" &
-	VM_PID=$!
-	wait "$VM_PID"
-	rc=$?
-	VM_PID=
-	echo "  round $round $vmm: exit $rc after $(($(date +%s) - t0)) s:" \
+	nested_bench_boot "$out" "${argv[@]}"
+	echo "  round $round $vmm: $BOOTED:" \
 		"$(grep -oE 'blk-result: .*' "$out.out" | sed 's/blk-result: //' | tr -d '\r' | tr '\n' ' ')"
 	for mode in $MODES; do
 		v=$(sed -n "s/^blk-result: $mode \([0-9]*\)\r*$/\1/p" "$out.out")

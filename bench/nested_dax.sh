@@ -37,16 +37,9 @@ WORK=${DAX_LOG:-build/test-logs/nested-dax}
 INITRD=$WORK/initramfs.gz
 SIZE_MIB=256
 
-[ -e /dev/kvm ] || { echo "SKIP: $NAME: no /dev/kvm (tests/nested/run.sh runs it in a VM that has it)"; exit 0; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: $NAME: needs root (as the other KVM benches)"; exit 0; }
-if [ -e /sys/module/kvm_pvm ]; then
-	echo "SKIP: $NAME: kvm_pvm host (Linux boots take minutes): the nested platform runs it"
-	exit 0
-fi
-case $RUNS in '' | *[!0-9]* | 0) echo "FAIL: $NAME: BENCH_RUNS=$RUNS is not a positive number"; exit 1 ;; esac
-[ -x "$KVMINI" ] || { echo "FAIL: $NAME: $KVMINI not built (make build/kvmini)"; exit 1; }
 . tests/nested/lib.sh
-stock_kernel >/dev/null 2>&1 || { echo "FAIL: $NAME: no Debian cloud kernel"; exit 1; }
+nested_bench_need_kvm
+nested_bench_ready RUNS
 grep -q '^CONFIG_FUSE_DAX=y' "$STOCK_DIR/config" 2>/dev/null ||
 	{ echo "SKIP: $NAME: the stock kernel has no CONFIG_FUSE_DAX"; exit 0; }
 rm -rf "$WORK"
@@ -56,7 +49,7 @@ mkdir -p "$WORK" || { echo "FAIL: $NAME: cannot make $WORK"; exit 1; }
 SHARE=$(mktemp -d /tmp/kvmini-bench-dax.XXXXXX) || { echo "FAIL: $NAME: no temporary directory"; exit 1; }
 VM_PID=
 cleanup() {
-	[ -n "$VM_PID" ] && kill -TERM "$VM_PID" 2>/dev/null && sleep 1 && kill -KILL "$VM_PID" 2>/dev/null
+	nested_bench_kill
 	rm -rf "$SHARE"
 }
 trap cleanup EXIT
@@ -65,13 +58,7 @@ trap 'exit 130' INT TERM
 . bench/stats.sh
 
 # --- the guest: /init reads the file in each mode, RUNS rounds, powers off ------
-cat >"$WORK/init" <<'EOF'
-#!/bin/sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+{ nested_bench_init_head; cat <<'EOF'; } >"$WORK/init"
 runs=3
 for w in $(cat /proc/cmdline); do case $w in nd.runs=*) runs=${w#*=} ;; esac; done
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -109,14 +96,8 @@ echo "sequential read of a host-cached $SIZE_MIB MiB file through virtio-fs, sto
 argv=("$KVMINI" run --kernel "$STOCK_DIR/vmlinuz" --initrd "$INITRD" --cpus 1 --mem 512
 	--fs "$SHARE:share,dax=1G" --counters
 	--cmdline "console=ttyS0 reboot=k panic=-1 quiet pci=off nd.runs=$RUNS")
-echo "${argv[*]}" >"$WORK/kvmini.cmd"
-t0=$(date +%s)
-timeout --foreground -k 5 "$LIMIT" "${argv[@]}" </dev/null >"$WORK/kvmini.out" 2>"$WORK/kvmini.err" &
-VM_PID=$!
-wait "$VM_PID"
-rc=$?
-VM_PID=
-echo "  kvmini: exit $rc after $(($(date +%s) - t0)) s"
+nested_bench_boot "$WORK/kvmini" "${argv[@]}"
+echo "  kvmini: $BOOTED"
 
 # MB/s (10^6 bytes) of each run, in run order, for MODE.
 rates() {

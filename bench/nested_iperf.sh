@@ -51,12 +51,8 @@ INITRD=build/stock-guest/iperf-initramfs.gz
 [ -e /dev/kvm ] || { echo "SKIP: $NAME: no /dev/kvm (tests/nested/run.sh runs it in a VM that has it)"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: $NAME: needs root (network namespace and tap)"; exit 0; }
 IPERF=$(command -v iperf3) || { echo "SKIP: $NAME: iperf3 is not installed"; exit 0; }
-for v in RUNS SECS LIMIT; do
-	case ${!v} in '' | *[!0-9]* | 0) echo "FAIL: $NAME: $v=${!v} is not a positive number"; exit 1 ;; esac
-done
-[ -x "$KVMINI" ] || { echo "FAIL: $NAME: $KVMINI not built (make build/kvmini)"; exit 1; }
 . tests/nested/lib.sh
-stock_kernel >/dev/null 2>&1 || { echo "FAIL: $NAME: no Debian cloud kernel"; exit 1; }
+nested_bench_ready RUNS SECS LIMIT
 
 # Every boot's console and VMM stderr stay in WORK (in the checkout: on the
 # nested platform the outer VM's /tmp is gone with it).

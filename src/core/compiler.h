@@ -18,7 +18,7 @@
 
 /* For a function on a per-frame path called from few places, where the
  * call (saving registers, a frame) costs as much as its body. */
-#define always_inline inline __attribute__((always_inline))
+#define force_inline inline __attribute__((always_inline))
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

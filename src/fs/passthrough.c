@@ -1227,6 +1227,24 @@ static int create_entry(struct passthrough *pt, int fd, struct fs_entry *e)
 	return inode_insert(pt, pfd, &st, e);
 }
 
+/* The node (its lookup counted, its stat in @out) and the open handle for
+ * a file CREATE or TMPFILE just opened as @fd, which this takes over. */
+static int add_entry_and_handle(struct fs_backend *be, int fd, uint32_t flags,
+				struct fs_entry *out, uint64_t *fh)
+{
+	struct passthrough *pt = pt_of(be);
+	int rc = create_entry(pt, fd, out);
+
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
+	if (rc)
+		pt_forget(be, out->nodeid, 1);
+	return rc;
+}
+
 static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t parent,
 		     const char *name, mode_t mode, uint32_t flags, struct fs_entry *out,
 		     uint64_t *fh)
@@ -1250,19 +1268,12 @@ static int pt_create(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t p
 		host_watch_unexpect(pt->opts.watch, own);
 		return fd;
 	}
-	rc = create_entry(pt, fd, out);
-	/* F_SETFL takes only the status flags of oflags (O_APPEND, O_DIRECT,
-	 * O_NOATIME...): no F_GETFL needed to keep them. */
-	if (!rc && !(flags & O_NONBLOCK))
+	/* O_NONBLOCK was for the open only (a FIFO is refused next): the
+	 * client's handle blocks unless it asked otherwise. F_SETFL takes only
+	 * the status flags of oflags (O_APPEND, O_DIRECT...): no F_GETFL. */
+	if (!(flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, oflags & ~O_NONBLOCK);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
-	if (rc)
-		pt_forget(be, out->nodeid, 1);
-	return rc;
+	return add_entry_and_handle(be, fd, flags, out, fh);
 }
 
 /* O_TMPFILE in the directory, under the caller's ids: a node with no name
@@ -1285,15 +1296,7 @@ static int pt_tmpfile(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 	pt_inode_put(pt, dir);
 	if (fd < 0)
 		return fd;
-	rc = create_entry(pt, fd, out);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
-	rc = file_add(pt, fd, false, out->nodeid, open_flags(flags), fh);
-	if (rc)
-		pt_forget(be, out->nodeid, 1);
-	return rc;
+	return add_entry_and_handle(be, fd, flags, out, fh);
 }
 
 /* Finish a vectored transfer cut short (a signal, a short write); rare, so

@@ -114,13 +114,24 @@ int fuse_op_open(struct fuse_req *r)
 	return fuse_reply_open(r, &oo);
 }
 
-int fuse_op_create(struct fuse_req *r)
+/* CREATE's and TMPFILE's reply: the new file's entry, then its open handle. */
+static int reply_created(struct fuse_req *r, const struct fs_entry *e, uint64_t fh)
 {
-	struct fuse_create_in in;
 	struct {
 		struct fuse_entry_out entry;
 		struct fuse_open_out open;
 	} out = { 0 };
+
+	fuse_fill_entry(r->s, &out.entry, e);
+	out.open.fh = fh;
+	open_reply_flags(r, e->nodeid, &out.open);
+	fuse_reply_data(r, &out, sizeof(out));
+	return 0;
+}
+
+int fuse_op_create(struct fuse_req *r)
+{
+	struct fuse_create_in in;
 	struct fs_entry e;
 	const char *name;
 	uint64_t fh;
@@ -138,11 +149,7 @@ int fuse_op_create(struct fuse_req *r)
 		fuse_kill_suidgid(r, e.nodeid);
 		BE_OP(r, getattr)(BE(r), &r->ctx, e.nodeid, &e.st);
 	}
-	fuse_fill_entry(r->s, &out.entry, &e);
-	out.open.fh = fh;
-	open_reply_flags(r, e.nodeid, &out.open);
-	fuse_reply_data(r, &out, sizeof(out));
-	return 0;
+	return reply_created(r, &e, fh);
 }
 
 /* TMPFILE (Linux 6.1+ clients, open(2)'s O_TMPFILE): CREATE's request and
@@ -151,10 +158,6 @@ int fuse_op_create(struct fuse_req *r)
 int fuse_op_tmpfile(struct fuse_req *r)
 {
 	struct fuse_create_in in;
-	struct {
-		struct fuse_entry_out entry;
-		struct fuse_open_out open;
-	} out = { 0 };
 	struct fs_entry e;
 	uint64_t fh;
 
@@ -163,11 +166,7 @@ int fuse_op_tmpfile(struct fuse_req *r)
 				   in.flags, &e, &fh);
 	if (rc)
 		return rc;
-	fuse_fill_entry(r->s, &out.entry, &e);
-	out.open.fh = fh;
-	open_reply_flags(r, e.nodeid, &out.open);
-	fuse_reply_data(r, &out, sizeof(out));
-	return 0;
+	return reply_created(r, &e, fh);
 }
 
 struct sink_read {

@@ -275,7 +275,7 @@ static const struct vq_budget net_budget = {
 };
 
 /* Take @len bytes and one op from the TX limiter; count each stop once. */
-static always_inline bool tx_admit(struct net_queue_pair *qp, uint64_t len)
+static force_inline bool tx_admit(struct net_queue_pair *qp, uint64_t len)
 {
 	struct rate_limiter *rl = &qp->tx_limiter;
 
@@ -355,7 +355,7 @@ static int tx_send_soft(struct net_queue_pair *qp, const struct iovec *frame, un
 
 /* Hand @c's frame to the backend: behind the checked header for a backend
  * with offloads, plain or finished in software for the others. */
-static always_inline int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
+static force_inline int tx_send(struct net_queue_pair *qp, struct vq_chain *c, uint64_t len)
 {
 	struct net_backend *be = qp->be;
 	struct iovec frame[VQ_CHAIN_MAX_IOV + 1];
@@ -373,7 +373,7 @@ static always_inline int tx_send(struct net_queue_pair *qp, struct vq_chain *c, 
 
 /* Send one TX chain. Held when the backend is full or the rate limiter
  * holds TX back: the same chain is sent when TX resumes. */
-static always_inline enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
+static force_inline enum vq_verdict tx_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	/* TX buffers are device-readable only and start with the header. */
 	if (c->n_in || c->out_len <= NET_HDR_LEN) {
@@ -453,7 +453,7 @@ static void tx_drain(struct net_queue_pair *qp)
 /* May a frame go to the guest now? Counts each stop of RX once. The size
  * is not known before a backend's recv, so frames are charged after
  * delivery (rx_complete) and a frame may leave the buckets in debt. */
-static always_inline bool rx_admit(struct net_queue_pair *qp)
+static force_inline bool rx_admit(struct net_queue_pair *qp)
 {
 	struct rate_limiter *rl = &qp->rx_limiter;
 
@@ -558,7 +558,7 @@ static size_t rx_room_next(const struct net_queue_pair *qp)
 }
 
 /* Start the gather list with @c: its room after the header. */
-static always_inline void rx_gather_first(struct net_queue_pair *qp, struct vq_chain *c)
+static force_inline void rx_gather_first(struct net_queue_pair *qp, struct vq_chain *c)
 {
 	qp->rx_heads[0] = c->head;
 	qp->rx_caps[0] = (uint32_t)c->in_len;
@@ -597,7 +597,7 @@ static bool rx_gather_more(struct net_queue_pair *qp)
 
 /* Gather chains after @c until they hold @need bytes. false when the ring
  * ran dry first (more buffers may come). */
-static always_inline bool rx_gather(struct net_queue_pair *qp, struct vq_chain *c, size_t need)
+static force_inline bool rx_gather(struct net_queue_pair *qp, struct vq_chain *c, size_t need)
 {
 	rx_gather_first(qp, c);
 	qp->rx_gather_stopped = false;
@@ -636,7 +636,7 @@ static unsigned rx_complete_merged(struct net_queue_pair *qp, size_t total)
 /* The frame (header included, @total bytes) is in the gathered chains:
  * each chain's used length, the header with num_buffers and the checked
  * offload fields into the first, and the unused chains back to the ring. */
-static always_inline void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
+static force_inline void rx_complete(struct net_queue_pair *qp, struct vq_chain *c, size_t total)
 {
 	unsigned used = 1;
 
@@ -679,7 +679,7 @@ static void rx_spill(struct net_queue_pair *qp, size_t total)
  * buffer behind them when they may be too small). Its length with the
  * header, 0 when none came, -EMSGSIZE for a frame dropped as too big, or
  * -EPROTO for one dropped for its header (counted). */
-static always_inline ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
+static force_inline ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
 {
 	struct net_device *net = qp->net;
 	struct net_backend *be = qp->be;
@@ -719,7 +719,7 @@ static always_inline ssize_t rx_read(struct net_queue_pair *qp, bool with_spill)
  * it). The chain is held when the backend has nothing (it waits for the
  * next frame, not for a kick), when the limiter stops RX (then the backend
  * is not polled until its timer), or when a frame waits for buffers. */
-static always_inline enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
+static force_inline enum vq_verdict rx_pull_one(struct net_queue_pair *qp, struct vq_chain *c, uint64_t *bytes)
 {
 	struct net_device *net = qp->net;
 

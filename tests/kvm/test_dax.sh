@@ -151,6 +151,22 @@ until_ok() {
 	while [ "$n" -gt 0 ]; do "$@" && return 0; sleep 0.5; n=$((n - 1)); done
 	return 1
 }
+# restore_bg N SECS [ARG...]: the snapshot in $DIR/state and $DIR/mem restored
+# in a new kvmini in the background (VM), its console in $DIR/consoleN and
+# its stderr in $DIR/kvminiN.err, ended after SECS.
+restore_bg() {
+	timeout --foreground -k 10 "$2" "$KVMINI" run --restore "$DIR/state" --mem-file "$DIR/mem" "${@:3}" \
+		</dev/null >"$DIR/console$1" 2>"$DIR/kvmini$1.err" &
+	VM=$!
+}
+# stop_vm ERRLOG: end the VM, keep its logs, its stderr in ERR.
+stop_vm() {
+	kill -TERM "$VM" 2>/dev/null
+	wait "$VM" 2>/dev/null
+	VM=
+	save_logs
+	ERR=$(cat "$1")
+}
 
 LAST=dax
 timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --kernel "$STOCK_DIR/vmlinuz" \
@@ -194,11 +210,7 @@ codes+="$CODE"
 	fail "dax: pause and snapshot answered $codes ($BODY)"
 api PATCH /vm '{"state":"Resumed"}'
 
-kill -TERM "$VM" 2>/dev/null
-wait "$VM" 2>/dev/null
-VM=
-save_logs
-ERR=$(cat "$DIR/kvmini.err")
+stop_vm "$DIR/kvmini.err"
 ctr() { grep -o "$1[ =:]*[0-9]*" <<<"$ERR" | tail -n1 | grep -o '[0-9]*$'; }
 set_n=$(ctr fuse_rx_mappings_set)
 rm_n=$(ctr fuse_rx_mappings_removed)
@@ -209,9 +221,7 @@ ref_n=$(ctr fuse_rx_mappings_refused)
 sanitizer_check dax
 
 LAST=dax-restore
-timeout --foreground -k 10 "${KVM_TEST_TIMEOUT:-600}" "$KVMINI" run --restore "$DIR/state" \
-	--mem-file "$DIR/mem" --counters </dev/null >"$DIR/console2" 2>"$DIR/kvmini2.err" &
-VM=$!
+restore_bg 2 "${KVM_TEST_TIMEOUT:-600}" --counters
 save_logs() { cp "$DIR/console2" "$LOGDIR/dax-restore.console" 2>/dev/null; cp "$DIR/kvmini2.err" "$LOGDIR/dax-restore.err" 2>/dev/null; }
 sleep 1
 printf G | dd of="$DIR/share/snap.bin" bs=1 seek=4096 conv=notrunc 2>/dev/null
@@ -228,11 +238,7 @@ after=$(grep -o "daxhold: after '.*'" "$DIR/console2" | head -n1 | cut -d"'" -f2
 [ "$(dd if="$DIR/share/snap.bin" bs=1 skip=8192 count=14 2>/dev/null)" = RESTORED-WROTE ] &&
 	pass "dax: the restored guest's write through the mapping reached the host's file" ||
 	fail "dax: snap.bin at 8192 holds '$(dd if="$DIR/share/snap.bin" bs=1 skip=8192 count=14 2>/dev/null)'"
-kill -TERM "$VM" 2>/dev/null
-wait "$VM" 2>/dev/null
-VM=
-save_logs
-ERR=$(cat "$DIR/kvmini2.err")
+stop_vm "$DIR/kvmini2.err"
 ref_n=$(ctr fuse_rx_mappings_refused)
 [ "${ref_n:-x}" = 0 ] && ! grep -q 'error:' "$DIR/kvmini2.err" &&
 	pass "dax: the restored VM: $(ctr fuse_rx_mappings_set) mappings set, $(ctr fuse_rx_mappings_removed) removed, $ref_n refused, no error logged" ||
@@ -241,9 +247,10 @@ sanitizer_check dax-restore
 
 # A file truncated since the snapshot below a mapping's start: refused by name.
 truncate -s 0 "$DIR/share/snap.bin"
-timeout --foreground -k 10 120 "$KVMINI" run --restore "$DIR/state" --mem-file "$DIR/mem" \
-	</dev/null >"$DIR/console3" 2>"$DIR/kvmini3.err"
+restore_bg 3 120
+wait "$VM"
 rc=$?
+VM=
 [ "$rc" != 0 ] && grep -q 'FDAX.*truncated since the snapshot' "$DIR/kvmini3.err" &&
 	pass "dax: a restore after the mapped file was truncated is refused (exit $rc: $(grep -o 'the DAX mapping of node.*' "$DIR/kvmini3.err" | head -n1 | cut -c1-90)...)" ||
 	fail "dax: a restore over a truncated mapped file: exit $rc, $(tail -n 2 "$DIR/kvmini3.err")"
@@ -265,11 +272,7 @@ grep 'dax-guest: big' "$DIR/console" | tr -d '\r'
 [ "$(grep -c "dax-guest: big.*: $want" "$DIR/console")" = 2 ] &&
 	pass "dax: through an 8 MiB window the guest read a 24 MiB file twice, checksum the host's ($want)" ||
 	fail "dax: the guest's checksums of big.bin are not the host's $want"
-kill -TERM "$VM" 2>/dev/null
-wait "$VM" 2>/dev/null
-VM=
-save_logs
-ERR=$(cat "$DIR/kvmini.err")
+stop_vm "$DIR/kvmini.err"
 set_n=$(ctr fuse_rx_mappings_set)
 rm_n=$(ctr fuse_rx_mappings_removed)
 ref_n=$(ctr fuse_rx_mappings_refused)

@@ -231,3 +231,62 @@ stock_guest_tools_initrd() {
 outer_initrd() {
 	busybox_initrd "$1" tests/nested/outer-init "$NESTED_OUTER_MODULES" dev proc sys host
 }
+
+# --- the nested benches (bench/nested_*.sh): NAME, KVMINI, LIMIT, VM_PID ------
+
+# nested_bench_need_kvm [WHY]: SKIP (exit 0) without /dev/kvm or root, or
+# on a kvm_pvm host, where Linux boots take minutes (and WHY).
+nested_bench_need_kvm() {
+	[ -e /dev/kvm ] || { echo "SKIP: $NAME: no /dev/kvm (tests/nested/run.sh runs it in a VM that has it)"; exit 0; }
+	[ "$(id -u)" = 0 ] || { echo "SKIP: $NAME: needs root (as the other KVM benches)"; exit 0; }
+	if [ -e /sys/module/kvm_pvm ]; then
+		echo "SKIP: $NAME: kvm_pvm host (Linux boots take minutes${1:+, $1}): the nested platform runs it"
+		exit 0
+	fi
+}
+
+# nested_bench_ready VAR...: FAIL (exit 1) unless each VAR is a positive
+# number, KVMINI is built and the stock kernel is at hand (STOCK_DIR).
+nested_bench_ready() {
+	local v
+	for v in "$@"; do
+		case ${!v} in '' | *[!0-9]* | 0) echo "FAIL: $NAME: $v=${!v} is not a positive number"; exit 1 ;; esac
+	done
+	[ -x "$KVMINI" ] || { echo "FAIL: $NAME: $KVMINI not built (make build/kvmini)"; exit 1; }
+	stock_kernel >/dev/null 2>&1 || { echo "FAIL: $NAME: no Debian cloud kernel"; exit 1; }
+}
+
+# nested_bench_init_head: the start of a bench guest's /init (busybox_initrd's
+# layout): the kernel's file systems mounted, its modules loaded in order.
+nested_bench_init_head() {
+	cat <<'INIT'
+#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+INIT
+}
+
+# nested_bench_boot OUT ARGV...: one guest, ARGV ended after LIMIT s, its
+# command in OUT.cmd, console in OUT.out, stderr in OUT.err; VM_PID while it
+# runs (for cleanup's nested_bench_kill), then BOOTED "exit RC after N s".
+nested_bench_boot() {
+	local out=$1 t0 rc
+	shift
+	echo "$*" >"$out.cmd"
+	t0=$(date +%s)
+	timeout --foreground -k 5 "$LIMIT" "$@" </dev/null >"$out.out" 2>"$out.err" &
+	VM_PID=$!
+	wait "$VM_PID"
+	rc=$?
+	VM_PID=
+	BOOTED="exit $rc after $(($(date +%s) - t0)) s"
+}
+
+# nested_bench_kill: end the guest still running (VM_PID), if one is.
+nested_bench_kill() {
+	[ -n "$VM_PID" ] && kill -TERM "$VM_PID" 2>/dev/null && sleep 1 && kill -KILL "$VM_PID" 2>/dev/null
+	return 0
+}
