@@ -342,10 +342,17 @@ static void vu_rings_reset(struct vhost_user_server *s)
 		vu_vring_clear(s, q);
 }
 
-/* Stop the device if it runs on @vr (NULL: if it runs at all). */
-static void vu_pause_for(struct vhost_user_server *s, const struct vhost_user_vring *vr)
+/*
+ * Stop the device if it runs on @vr (NULL: if it runs at all). When @vr's
+ * kick fd is about to be closed (@kick_goes), also if a device thread
+ * watches that fd: the thread may be dispatching the fd's last event, for
+ * a ring the device does not run on, while this thread closes it.
+ */
+static void vu_pause_for(struct vhost_user_server *s, const struct vhost_user_vring *vr,
+			 bool kick_goes)
 {
-	if (!vr || vr->state == VU_RING_RUNNING)
+	if (!vr || vr->state == VU_RING_RUNNING ||
+	    (kick_goes && vr->kick_loop && vr->kick_loop != s->loop))
 		vu_pause(s);
 }
 
@@ -354,7 +361,7 @@ static void vu_pause_for(struct vhost_user_server *s, const struct vhost_user_vr
  * the device starts or stops.
  * @vr: the ring the event is about; NULL for every ring. SETTLE and RESET
  *      ignore it; HOLD with a ring stops the device only if it runs on
- *      that ring.
+ *      that ring (HOLD_KICK and STOP: or takes its kicks on a thread).
  *
  * The device runs on the ready rings once the required ones are ready
  * (vu_rings_required). STOP and DISABLE of a ring it runs on, and HOLD,
@@ -371,7 +378,8 @@ int vu_ring_apply(struct vhost_user_server *s, struct vhost_user_vring *vr,
 {
 	switch (ev) {
 	case VU_RING_EV_HOLD:
-		vu_pause_for(s, vr);
+	case VU_RING_EV_HOLD_KICK:
+		vu_pause_for(s, vr, ev == VU_RING_EV_HOLD_KICK);
 		return 0;
 	case VU_RING_EV_SETTLE:
 		return vu_settle(s);
@@ -380,7 +388,7 @@ int vu_ring_apply(struct vhost_user_server *s, struct vhost_user_vring *vr,
 		return 0;
 	case VU_RING_EV_STOP:
 	case VU_RING_EV_DISABLE:
-		vu_pause_for(s, vr);
+		vu_pause_for(s, vr, ev == VU_RING_EV_STOP);
 		break;
 	case VU_RING_EV_KICK:
 	case VU_RING_EV_ENABLE:
@@ -575,7 +583,7 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 			return -EOPNOTSUPP;
 		}
 		/* As below: no device thread may be reading the fd closed here. */
-		vu_ring_apply(s, vr, VU_RING_EV_HOLD);
+		vu_ring_apply(s, vr, VU_RING_EV_HOLD_KICK);
 		vu_set_kick_fd(s, vr, -1);
 		return vu_ring_apply(s, vr, VU_RING_EV_KICK);
 	}
@@ -588,8 +596,9 @@ static int vu_set_vring_kick(struct vhost_user_server *s, struct vu_req *req)
 	}
 	/* The kick source is watched where the device takes the queue's
 	 * kicks, maybe a thread of its own: the device stops first if it
-	 * runs on this ring, so no thread reads the old fd while it closes. */
-	vu_ring_apply(s, vr, VU_RING_EV_HOLD);
+	 * runs on this ring or a thread of its own watches the old fd, so no
+	 * thread reads that fd while it closes. */
+	vu_ring_apply(s, vr, VU_RING_EV_HOLD_KICK);
 	vu_set_kick_fd(s, vr, fd);
 	vr->kick_loop = vu_kick_loop(s, vr->index);
 	r = event_loop_watch(vr->kick_loop, &vr->kick_src, fd, EPOLLIN, vu_kick_event,

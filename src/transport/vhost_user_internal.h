@@ -59,6 +59,8 @@ enum vu_ring_event {
 	/* The device as a whole: */
 	VU_RING_EV_HOLD,           /* a change to the ring given (NULL: to what every
 				    * ring uses) needs the device stopped */
+	VU_RING_EV_HOLD_KICK,      /* the ring given gets a new kick source: as HOLD,
+				    * and see vu_pause_for */
 	VU_RING_EV_SETTLE,         /* the change is recorded: run on the ready rings */
 	VU_RING_EV_RESET,          /* front-end gone: device reset, every ring cleared */
 };

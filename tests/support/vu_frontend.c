@@ -98,6 +98,13 @@ static void fake_reset(struct virtio_device *dev)
 		fake_queue_notify(dev, q);
 }
 
+static struct event_loop *fake_queue_loop(struct virtio_device *dev, unsigned q)
+{
+	struct vfe_dev *f = to_fake(dev);
+
+	return q >= 2 && q < 2 * f->pairs ? f->pair_loop : NULL;
+}
+
 static const struct virtio_device_ops fake_ops = {
 	.name = "fake",
 	.device_id = 1,
@@ -109,6 +116,7 @@ static const struct virtio_device_ops fake_ops = {
 	.activate = fake_activate,
 	.queue_notify = fake_queue_notify,
 	.reset = fake_reset,
+	.queue_loop = fake_queue_loop,
 };
 
 void vfe_dev_init(struct vfe_dev *f)

@@ -53,6 +53,9 @@ struct vfe_dev {
 	/* Queue 1 exists only with feature bit 5 (as virtio-fs's notification
 	 * queue with VIRTIO_FS_F_NOTIFICATION): max_queues is set. */
 	bool queue_per_feature;
+	/* Non-NULL: the queues of pairs after the first take their kicks on
+	 * this loop, as virtio-net's pair threads do (queue_loop). */
+	struct event_loop *pair_loop;
 };
 
 /* Fresh device: VFE_QUEUES queues, config bytes 0xa0, 0xa1, ... */

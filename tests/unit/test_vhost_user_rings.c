@@ -403,6 +403,55 @@ static void test_mq_disable_pair1(void)
 	CHECK_EQ(vfe_count_fds(), base_fds);
 }
 
+/* Pair 1 takes its kicks on a thread of the device (its own loop here),
+ * and runs not: a new kick fd for one of its rings, or its stop, closes a
+ * fd that thread may be dispatching an event of, so the device stops
+ * around the change and starts again. Kicks on the loop of the server
+ * (pair 0 here) keep today's rule: only a ring the device runs on stops it. */
+static void test_mq_kick_on_pair_thread(void)
+{
+	struct vfe f;
+	struct event_loop pair_loop;
+	int base_fds = vfe_count_fds();
+
+	CHECK_EQ(event_loop_init(&pair_loop), 0);
+	mq_start_pair0(&f);
+	f.dev.pair_loop = &pair_loop;
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STARTED);
+	unsigned acts = f.dev.activations, resets = f.dev.resets;
+
+	/* Watched on the server's loop until now: nothing stops. */
+	set_kick(&f, 2);
+	CHECK(f.srv.vrings[2].kick_loop == &pair_loop);
+	CHECK_EQ(f.dev.resets, resets);
+	CHECK_EQ(f.dev.activations, acts);
+	/* Now the old fd is the pair thread's. */
+	set_kick(&f, 2);
+	CHECK_EQ(f.dev.resets, resets + 1);
+	CHECK_EQ(f.dev.activations, acts + 1);
+	CHECK(f.dev.vdev.active);
+	check_both(&f, VU_RING_RUNNING);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STARTED);
+	CHECK_EQ(started_mask(&f), 0x3);
+	/* The kick reaches the pair's loop, and a ring not running ignores it. */
+	CHECK_EQ(vfe_kick(&f, 2), 0);
+	CHECK_EQ(event_loop_once(&pair_loop, 0), 1);
+	CHECK_EQ(f.dev.notifies[2], 0);
+	/* GET_VRING_BASE of that ring closes the fd too. */
+	CHECK_EQ(get_base(&f, 2), 0);
+	CHECK_EQ(ring_state(&f, 2), VU_RING_STOPPED);
+	CHECK_EQ(f.dev.resets, resets + 2);
+	CHECK_EQ(f.dev.activations, acts + 2);
+	CHECK(f.dev.vdev.active);
+	CHECK(f.srv.vrings[2].kick_loop == NULL);
+	/* Ring 3's fd is still watched on the server's loop: nothing stops. */
+	CHECK_EQ(get_base(&f, 3), 0);
+	CHECK_EQ(f.dev.resets, resets + 2);
+	vfe_teardown(&f);
+	event_loop_destroy(&pair_loop);
+	CHECK_EQ(vfe_count_fds(), base_fds);
+}
+
 /* A driver without MQ (iPXE behind QEMU with mq=on): one pair, and QEMU
  * still sets the call fds of pair 1 and disables its rings: accepted, and
  * the device runs on pair 0 only. */
@@ -582,6 +631,7 @@ int main(void)
 	RUN_TEST(test_call_fd_kinds);
 	RUN_TEST(test_mq_enable_pair1);
 	RUN_TEST(test_mq_disable_pair1);
+	RUN_TEST(test_mq_kick_on_pair_thread);
 	RUN_TEST(test_mq_not_negotiated);
 	RUN_TEST(test_mq_signal_threads);
 	return CHECK_DONE();
