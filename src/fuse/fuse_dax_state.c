@@ -15,6 +15,12 @@
  * each range is mapped again from its node's file, opened read-only or
  * read-write as saved, before any vCPU runs.
  *
+ * A mapping of a node the client has forgotten (a client that follows the
+ * protocol removes its mappings first, as Linux does before FORGET) could
+ * not be made again, since a node id, once forgotten, names nothing: such
+ * a snapshot is refused when it is taken, naming the mapping, while the VM
+ * still runs, rather than when it is restored.
+ *
  * A file changed since the snapshot is mapped as it is now: a DAX mapping
  * is the host file, so the guest sees the host's later writes whether or
  * not a snapshot came between (as it would had the VM run on). A file that
@@ -24,11 +30,55 @@
  */
 #include "fuse/fuse_server_internal.h"
 
+#include <sys/stat.h>
+
 #define DAX_STATE_TAG "FDAX"
 #define DAX_STATE_VERSION 1u
 #define DAX_FLAG_WRITE 1u
 /* Bytes of one saved mapping: four u64 and the flags. */
 #define DAX_MAPPING_BYTES 33u
+
+/* The first recorded mapping whose node the backend no longer knows, in
+ * @m; false when there is none. The record is copied first, so the
+ * backend is asked without the window's lock held. */
+static bool forgotten_mapping(struct fuse_server *s, struct dax_range *m)
+{
+	const struct fs_ctx server = { 0 };
+	struct dax_ranges copy = { 0 };
+	bool found = false;
+
+	pthread_mutex_lock(&s->dax_lock);
+	if (s->dax_ranges.n && !dax_ranges_reserve(&copy, s->dax_ranges.n)) {
+		memcpy(copy.v, s->dax_ranges.v, s->dax_ranges.n * sizeof(*copy.v));
+		copy.n = s->dax_ranges.n;
+	}
+	pthread_mutex_unlock(&s->dax_lock);
+	for (size_t i = 0; i < copy.n && !found; i++) {
+		struct stat st;
+		int rc = s->be->ops->getattr(s->be, &server, copy.v[i].nodeid, &st);
+		if (rc == -ESTALE || rc == -ENOENT) {
+			*m = copy.v[i];
+			found = true;
+		}
+	}
+	dax_ranges_free(&copy);
+	return found;
+}
+
+int fuse_dax_state_check(struct fuse_server *s, struct errbuf *eb)
+{
+	struct dax_range m;
+
+	if (!s->dax || !s->be->ops->getattr || !forgotten_mapping(s, &m))
+		return 0;
+	errbuf_set(eb, "the DAX window maps %#llx bytes at window offset %#llx from node %llu, "
+		   "which the guest has forgotten (FORGET) without removing the mapping: "
+		   "a restore could not make it again; the guest's REMOVEMAPPING of that "
+		   "range (or a new FUSE session) allows a snapshot",
+		   (unsigned long long)m.len, (unsigned long long)m.moffset,
+		   (unsigned long long)m.nodeid);
+	return -ESTALE;
+}
 
 void fuse_dax_state_save(struct fuse_server *s, struct state_writer *w)
 {

@@ -204,6 +204,9 @@ int fuse_op_removemapping(struct fuse_req *r);
  * -errno. */
 int fuse_dax_map_node(struct fuse_server *s, const struct dax_range *m);
 /* fuse_dax_state.c */
+/* 0, or -ESTALE with why in @eb when a mapping's node is forgotten (the
+ * state could not be restored); before fuse_dax_state_save. */
+int fuse_dax_state_check(struct fuse_server *s, struct errbuf *eb);
 void fuse_dax_state_save(struct fuse_server *s, struct state_writer *w);
 bool fuse_dax_state_load(struct fuse_server *s, struct state_reader *r);
 /* fuse_dirs.c */

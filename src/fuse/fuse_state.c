@@ -61,8 +61,11 @@ int fuse_server_state_save(struct fuse_server *s, struct state_writer *w, struct
 			   "cannot be saved in a snapshot");
 		return -EOPNOTSUPP;
 	}
+	int rc = fuse_dax_state_check(s, eb);
+	if (rc)
+		return rc;
 	session_put(s, w);
-	int rc = s->be->ops->state_save(s->be, w, eb);
+	rc = s->be->ops->state_save(s->be, w, eb);
 	if (!rc)
 		fuse_dax_state_save(s, w);
 	return rc;

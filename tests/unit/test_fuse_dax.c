@@ -530,6 +530,47 @@ static void test_snapshot_refusals(void)
 	fuse_server_dax_clear(srv);
 }
 
+/* FORGET of @node's @nlookup lookups (no reply). */
+static void forget(uint64_t node, uint64_t nlookup)
+{
+	struct fuse_forget_in in = { .nlookup = nlookup };
+	struct iovec iin, out = { outbuf, sizeof(outbuf) };
+
+	frq_build(&q, FUSE_FORGET, node, &in, sizeof(in), NULL, 0);
+	iin = (struct iovec){ q.buf, q.len };
+	CHECK_EQ(fuse_server_handle(srv, &iin, 1, &out, 1), 0);
+}
+
+/* A guest that forgets a node it still maps (Linux removes the mapping
+ * first): the snapshot is refused when taken, naming the range, and the
+ * mapping stays; once the guest removes it, the snapshot is taken. */
+static void test_snapshot_forgotten_node(void)
+{
+	struct state_writer w;
+	struct errbuf eb = { 0 };
+	struct fuse_removemapping_one one = { .moffset = 2 * PG, .len = PG };
+
+	make_file("gone", FILE_SIZE);
+	init();
+	uint64_t node = lookup("gone");
+	CHECK_EQ(setup(node, NO_FH, 0, PG, FUSE_SETUPMAPPING_FLAG_READ, 2 * PG), 0);
+	forget(node, 1);
+	state_writer_init(&w);
+	CHECK_EQ(fuse_server_state_save(srv, &w, &eb), -ESTALE);
+	if (!strstr(eb.msg, "at window offset 0x2000") || !strstr(eb.msg, "forgotten")) {
+		printf("  message: %s\n", eb.msg);
+		CHECK(0);
+	}
+	CHECK_EQ(win->host[0 + 2 * PG], pattern(0));   /* still mapped */
+	state_writer_free(&w);
+	CHECK_EQ(removem(1, &one, 1), 0);
+	state_writer_init(&w);
+	memset(&eb, 0, sizeof(eb));
+	CHECK_EQ(fuse_server_state_save(srv, &w, &eb), 0);
+	state_writer_free(&w);
+	fuse_server_dax_clear(srv);
+}
+
 static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
 	return remove(p);
@@ -567,6 +608,7 @@ int main(void)
 	RUN_TEST(test_ranges_table);
 	RUN_TEST(test_snapshot_roundtrip);
 	RUN_TEST(test_snapshot_refusals);
+	RUN_TEST(test_snapshot_forgotten_node);
 
 	fuse_server_free(srv);
 	fs_backend_destroy(be);
