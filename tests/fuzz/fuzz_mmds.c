@@ -11,7 +11,9 @@
  *    takes a list of operations: raw frames, well-formed ARP and TCP frames
  *    to the MMDS address with fuzzed flags, numbers and payloads, loop
  *    turns (so libslirp and the HTTP server talk), RX buffers going and
- *    coming back.
+ *    coming back; half of the runs with a wrapped backend that takes vnet
+ *    headers, each frame then sent as the device sends it: the header in
+ *    a piece of its own, then the frame.
  * Checked besides ASan/UBSan/LeakSanitizer: no frame naming the MMDS
  * address reaches the wrapped backend; everything else reaches it as sent;
  * every answer has a status the MMDS gives.
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/virtio_net.h>
 
 #include "core/event_loop.h"
 #include "core/guest_mem.h"
@@ -118,11 +121,15 @@ struct rec_backend {
 	unsigned frames;
 };
 
+/* Bytes in front of each frame: a vnet header with a backend that takes
+ * offloads, none otherwise. */
+static size_t hdr_len;
+
 static int rec_send(struct net_backend *be, const struct iovec *iov, unsigned iovcnt,
 		    uint32_t token)
 {
 	uint8_t f[64];
-	size_t len = iov_to_buf(iov, iovcnt, 0, f, sizeof(f));
+	size_t len = iov_to_buf(iov, iovcnt, hdr_len, f, sizeof(f));
 	struct nf_pkt p;
 
 	((struct rec_backend *)be)->frames++;
@@ -178,13 +185,14 @@ static void guest_drain(struct guest *g, struct net_backend *be)
 
 static void send_frame(struct net_backend *be, uint8_t *f, size_t len, unsigned split)
 {
-	struct iovec iov[2] = { { f, len }, { NULL, 0 } };
-	unsigned n = 1;
+	static struct virtio_net_hdr_v1 plain;    /* as the device sends a plain frame */
+	struct iovec iov[3] = { { &plain, hdr_len } };
+	unsigned n = hdr_len ? 1 : 0;
 
+	iov[n++] = (struct iovec){ f, len };
 	if (split && split < len) {
-		iov[0].iov_len = split;
-		iov[1] = (struct iovec){ f + split, len - split };
-		n = 2;
+		iov[n - 1].iov_len = split;
+		iov[n++] = (struct iovec){ f + split, len - split };
 	}
 	be->ops->send(be, iov, n, 0);
 }
@@ -192,7 +200,8 @@ static void send_frame(struct net_backend *be, uint8_t *f, size_t len, unsigned 
 static void fuzz_frames(struct fuzz_input *in)
 {
 	struct event_loop loop;
-	struct mmds_config cfg = { .version = fuzz_take(in, 1) & 1 ? MMDS_V2 : MMDS_V1 };
+	unsigned setup = (unsigned)fuzz_take(in, 1);
+	struct mmds_config cfg = { .version = setup & 1 ? MMDS_V2 : MMDS_V1 };
 	static struct guest guest;
 	struct errbuf eb = { 0 };
 	uint8_t f[MAX_FRAME + 64], payload[MAX_FRAME];
@@ -204,7 +213,9 @@ static void fuzz_frames(struct fuzz_input *in)
 	struct mmds *m = mmds_new(&cfg);
 	mmds_put(m, store, strlen(store));
 	struct rec_backend *rb = calloc(1, sizeof(*rb));
-	rb->be = (struct net_backend){ .ops = &rec_ops, .loop = &loop, .rx_fd = -1 };
+	rb->be = (struct net_backend){ .ops = &rec_ops, .loop = &loop, .rx_fd = -1,
+				       .offloads = setup & 2 ? 1ull << VIRTIO_NET_F_CSUM : 0 };
+	hdr_len = setup & 2 ? sizeof(struct virtio_net_hdr_v1) : 0;
 	struct net_backend *be = mmds_intercept_create(&loop, &rb->be, m, &eb);
 	if (!be)
 		FAIL("mmds_intercept_create: %s", eb.msg);
