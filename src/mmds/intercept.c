@@ -180,6 +180,25 @@ static void on_round_end(struct event_deferred *d)
 	mi->tcp_budget = MMDS_TCP_PER_ROUND;
 }
 
+/* A gratuitous ARP request of @sip at @mac, to libslirp. */
+static void announce_station(struct mmds_intercept *mi, uint32_t sip, const uint8_t mac[6])
+{
+	static const uint8_t arp_hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };   /* Ethernet/IPv4 request */
+	uint8_t arp[PEEK_LEN];
+
+	memset(arp, 0xff, 6);
+	memcpy(arp + 6, mac, 6);
+	arp[12] = ETHERTYPE_ARP >> 8;
+	arp[13] = ETHERTYPE_ARP & 0xff;
+	memcpy(arp + ETH_HDR, arp_hdr, sizeof(arp_hdr));
+	memcpy(arp + ETH_HDR + 8, mac, 6);
+	memcpy(arp + ETH_HDR + 14, &sip, 4);
+	memset(arp + ARP_THA_OFF, 0, 6);
+	memcpy(arp + ARP_TIP_OFF, &sip, 4);
+	struct iovec v = { arp, sizeof(arp) };
+	mi->endpoint->ops->send(mi->endpoint, &v, 1, 0);
+}
+
 /*
  * teach_endpoint - before an IPv4 frame reaches libslirp, make sure it knows
  * the sender's MAC, with a gratuitous ARP of the sender's own. Otherwise
@@ -189,7 +208,7 @@ static void on_round_end(struct event_deferred *d)
  */
 static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, unsigned iovcnt)
 {
-	uint8_t hdr[ETH_HDR + 16], arp[PEEK_LEN];
+	uint8_t hdr[ETH_HDR + 16];
 	uint32_t sip;
 
 	if (iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr)) < sizeof(hdr) ||
@@ -198,20 +217,26 @@ static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, u
 	sip = load32(hdr + ETH_HDR + 12);
 	if (sip == mi->taught_ip && !memcmp(hdr + 6, mi->taught_mac, 6))
 		return;
-	memset(arp, 0xff, 6);
-	memcpy(arp + 6, hdr + 6, 6);
-	arp[12] = ETHERTYPE_ARP >> 8;
-	arp[13] = ETHERTYPE_ARP & 0xff;
-	static const uint8_t arp_hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };   /* Ethernet/IPv4 request */
-	memcpy(arp + ETH_HDR, arp_hdr, sizeof(arp_hdr));
-	memcpy(arp + ETH_HDR + 8, hdr + 6, 6);
-	memcpy(arp + ETH_HDR + 14, &sip, 4);
-	memset(arp + ARP_THA_OFF, 0, 6);
-	memcpy(arp + ARP_TIP_OFF, &sip, 4);
-	struct iovec v = { arp, sizeof(arp) };
-	mi->endpoint->ops->send(mi->endpoint, &v, 1, 0);
+	announce_station(mi, sip, hdr + 6);
 	mi->taught_ip = sip;
 	memcpy(mi->taught_mac, hdr + 6, 6);
+}
+
+/*
+ * After an ARP frame of the guest's: libslirp adds its sender to an ARP
+ * table of a few entries, taking the oldest one's place, so a guest that
+ * ARPs from many addresses can push out the station it was taught, and a
+ * reply libslirp makes later (an HTTP answer, a retransmission) would be
+ * held for an ARP nobody answers. Teach that station again at once.
+ */
+static void reteach_after_arp(struct mmds_intercept *mi, const struct iovec *iov, unsigned iovcnt)
+{
+	uint8_t type[2];
+
+	if (!mi->taught_ip || iov_to_buf(iov, iovcnt, 12, type, sizeof(type)) < sizeof(type) ||
+	    type[0] != (ETHERTYPE_ARP >> 8) || type[1] != (ETHERTYPE_ARP & 0xff))
+		return;
+	announce_station(mi, mi->taught_ip, mi->taught_mac);
 }
 
 /*
@@ -236,6 +261,7 @@ static int send_to_endpoint(struct mmds_intercept *mi, const struct iovec *iov, 
 		r = net_soft_tx_send(&mi->soft, mi->endpoint, &h, frame, n, iov_length(frame, n));
 		mi->soft.next = 0;
 	}
+	reteach_after_arp(mi, frame, n);
 	return r == -EAGAIN || r > 0 ? 0 : r;
 }
 
