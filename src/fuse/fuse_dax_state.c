@@ -38,7 +38,8 @@
 /* Bytes of one saved mapping: four u64 and the flags. */
 #define DAX_MAPPING_BYTES 33u
 
-/* The first recorded mapping whose node the backend no longer knows, in
+/* The first recorded mapping whose node the backend no longer knows
+ * (-ESTALE: forgotten, or gone and not to be reopened), in
  * @m; false when there is none. The record is copied first, so the
  * backend is asked without the window's lock held. */
 static bool forgotten_mapping(struct fuse_server *s, struct dax_range *m)
@@ -72,8 +73,9 @@ int fuse_dax_state_check(struct fuse_server *s, struct errbuf *eb)
 	if (!s->dax || !s->be->ops->getattr || !forgotten_mapping(s, &m))
 		return 0;
 	errbuf_set(eb, "the DAX window maps %#llx bytes at window offset %#llx from node %llu, "
-		   "which the guest has forgotten (FORGET) without removing the mapping: "
-		   "a restore could not make it again; the guest's REMOVEMAPPING of that "
+		   "which the share no longer knows (the guest forgot it without removing "
+		   "the mapping, or its file is gone and its descriptor was closed): a "
+		   "restore could not make it again; the guest's REMOVEMAPPING of that "
 		   "range (or a new FUSE session) allows a snapshot",
 		   (unsigned long long)m.len, (unsigned long long)m.moffset,
 		   (unsigned long long)m.nodeid);

@@ -557,7 +557,7 @@ static void test_snapshot_forgotten_node(void)
 	forget(node, 1);
 	state_writer_init(&w);
 	CHECK_EQ(fuse_server_state_save(srv, &w, &eb), -ESTALE);
-	if (!strstr(eb.msg, "at window offset 0x2000") || !strstr(eb.msg, "forgotten")) {
+	if (!strstr(eb.msg, "at window offset 0x2000") || !strstr(eb.msg, "forgot it")) {
 		printf("  message: %s\n", eb.msg);
 		CHECK(0);
 	}
