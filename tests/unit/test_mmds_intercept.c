@@ -714,10 +714,11 @@ static bool full_rig_init(struct rig *r, enum mmds_version v)
 	return true;
 }
 
-/* count_private_dirs - /tmp/kvmini-mmds-* entries. */
+/* count_private_dirs - kvmini-mmds-* entries under $TMPDIR: this test's
+ * own directory (main), so another process's services are not counted. */
 static int count_private_dirs(void)
 {
-	FILE *p = popen("ls -d /tmp/kvmini-mmds-* 2>/dev/null | wc -l", "r");
+	FILE *p = popen("ls -d \"$TMPDIR\"/kvmini-mmds-* 2>/dev/null | wc -l", "r");
 	int n = -1;
 
 	if (p) {
@@ -843,7 +844,13 @@ static void test_endpoint_config_checked(void)
 
 int main(void)
 {
+	char tmpdir[] = "/tmp/kvmini-mmds-unit.XXXXXX";
+
 	log_threshold = LOG_WARN;
+	/* The services' private directories go here (service.c honours
+	 * TMPDIR), where only this test makes them. */
+	if (!mkdtemp(tmpdir) || setenv("TMPDIR", tmpdir, 1) < 0)
+		return 1;
 	if (event_loop_init(&loop) < 0)
 		return 1;
 	guest_ip = nf_ip4("10.0.0.2");
@@ -860,5 +867,6 @@ int main(void)
 	RUN_TEST(test_http_over_tcp_v2);
 	RUN_TEST(test_endpoint_config_checked);
 	event_loop_destroy(&loop);
+	rmdir(tmpdir);
 	return CHECK_DONE();
 }
