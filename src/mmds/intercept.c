@@ -105,6 +105,12 @@ static uint32_t load32(const uint8_t *p)
 	return v;
 }
 
+/* The EtherType of the frame whose first 14 bytes are at @f. */
+static inline unsigned ether_type(const uint8_t *f)
+{
+	return (unsigned)f[12] << 8 | f[13];
+}
+
 enum frame_kind { FRAME_BACKEND, FRAME_ENDPOINT, FRAME_ENDPOINT_TCP };
 
 /*
@@ -119,7 +125,7 @@ static inline enum frame_kind classify(const struct mmds_intercept *mi, const ui
 {
 	if (len < ETH_HDR + 20u)
 		return FRAME_BACKEND;
-	unsigned type = (unsigned)f[12] << 8 | f[13];
+	unsigned type = ether_type(f);
 	if (type == ETHERTYPE_IPV4) {
 		/* The address first: it rules out nearly every frame. */
 		if (load32(f + IP_DST_OFF) != mi->addr || (f[ETH_HDR] >> 4) != 4)
@@ -212,7 +218,7 @@ static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, u
 	uint32_t sip;
 
 	if (iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr)) < sizeof(hdr) ||
-	    hdr[12] != (ETHERTYPE_IPV4 >> 8) || hdr[13] != (ETHERTYPE_IPV4 & 0xff))
+	    ether_type(hdr) != ETHERTYPE_IPV4)
 		return;
 	sip = load32(hdr + ETH_HDR + 12);
 	if (sip == mi->taught_ip && !memcmp(hdr + 6, mi->taught_mac, 6))
@@ -231,10 +237,10 @@ static void teach_endpoint(struct mmds_intercept *mi, const struct iovec *iov, u
  */
 static void reteach_after_arp(struct mmds_intercept *mi, const struct iovec *iov, unsigned iovcnt)
 {
-	uint8_t type[2];
+	uint8_t eth[ETH_HDR];
 
-	if (!mi->taught_ip || iov_to_buf(iov, iovcnt, 12, type, sizeof(type)) < sizeof(type) ||
-	    type[0] != (ETHERTYPE_ARP >> 8) || type[1] != (ETHERTYPE_ARP & 0xff))
+	if (!mi->taught_ip || iov_to_buf(iov, iovcnt, 0, eth, sizeof(eth)) < sizeof(eth) ||
+	    ether_type(eth) != ETHERTYPE_ARP)
 		return;
 	announce_station(mi, mi->taught_ip, mi->taught_mac);
 }
