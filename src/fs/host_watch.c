@@ -64,12 +64,24 @@ struct expect {
 	char name[NAME_MAX + 1];
 };
 
-/* The kinds of a node's own events the client's changes will cause: each
- * bit is taken by the first event that has it (the kernel merges repeats
- * still queued, so one event may stand for several changes). */
+/* The kinds of a node's own events, in the order of node_expect.busy. */
+#define NODE_KINDS 3
+static const uint32_t node_kinds[NODE_KINDS] = { IN_ATTRIB, IN_MODIFY, IN_MOVE_SELF };
+
+/*
+ * The kinds of a node's own events the client's changes will cause. A kind
+ * is taken by the batch of events that has it (the kernel merges repeats
+ * still queued, so one event may stand for several changes, and one batch
+ * may hold several), once every change of that kind ended before the batch
+ * was read (settle_node_expects): a change still under way, or announced
+ * since, has its event still to come.
+ */
 struct node_expect {
 	uint64_t nodeid;             /* 0: free */
 	uint32_t mask;
+	uint32_t matched;            /* kinds the batch being handled has */
+	uint16_t busy[NODE_KINDS];   /* changes announced, not yet ended */
+	uint64_t last_seq[NODE_KINDS]; /* host_watch.node_seq at the kind's last announce or end */
 	uint64_t deadline_ms;
 };
 
@@ -115,6 +127,7 @@ struct host_watch {
 	uint64_t watches_added, watches_refused, watches_failed, watches_skipped;
 	struct expect expect[EXPECT_SLOTS];
 	uint64_t expect_next;        /* next token; slot = token % EXPECT_SLOTS */
+	uint64_t node_seq;           /* counts node announcements and their ends */
 	struct node_expect node_expect[NODE_EXPECT_SLOTS];
 	uint64_t events_own, unwatch_failed;
 
@@ -461,27 +474,48 @@ void host_watch_expect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask
 	uint64_t now = clock_now_ms();
 	pthread_mutex_lock(&w->lock);
 	struct node_expect *x = node_slot(w, nodeid);
-	if (x->nodeid != nodeid || now > x->deadline_ms)
+	if (x->nodeid != nodeid)
 		*x = (struct node_expect){ .nodeid = nodeid };
+	else if (now > x->deadline_ms)
+		x->mask = 0;           /* changes still under way stay counted */
 	x->mask |= mask & NODE_EVENTS;
+	w->node_seq++;
+	for (unsigned k = 0; k < NODE_KINDS; k++) {
+		if (!(mask & node_kinds[k]))
+			continue;
+		if (x->busy[k] < UINT16_MAX)
+			x->busy[k]++;
+		x->last_seq[k] = w->node_seq;
+	}
 	x->deadline_ms = now + EXPECT_TTL_MS;
 	pthread_mutex_unlock(&w->lock);
 }
 
-void host_watch_unexpect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
+void host_watch_expect_node_end(struct host_watch *w, uint64_t nodeid, uint32_t mask,
+				bool happened)
 {
-	if (!w)
+	if (!w || !nodeid || !(mask & NODE_EVENTS))
 		return;
 	pthread_mutex_lock(&w->lock);
 	struct node_expect *x = node_slot(w, nodeid);
-	if (x->nodeid == nodeid)
-		x->mask &= ~mask;
+	w->node_seq++;
+	for (unsigned k = 0; x->nodeid == nodeid && k < NODE_KINDS; k++) {
+		if (!(mask & node_kinds[k]))
+			continue;
+		if (x->busy[k])
+			x->busy[k]--;
+		x->last_seq[k] = w->node_seq;
+		/* Withdrawn, unless another change of the kind still comes. */
+		if (!happened && !x->busy[k])
+			x->mask &= ~node_kinds[k];
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Under w->lock: are all of this node event's kinds the client's own? Takes
- * them. A kind not announced (a host's write next to the client's chmod, in
- * one event) sends the whole event. */
+/* Under w->lock: are all of this node event's kinds the client's own? The
+ * batch notes them (taken when it is settled). A kind not announced (a
+ * host's write next to the client's chmod, in one event) sends the whole
+ * event. */
 static bool expected_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
 {
 	struct node_expect *x = node_slot(w, nodeid);
@@ -489,11 +523,35 @@ static bool expected_node(struct host_watch *w, uint64_t nodeid, uint32_t mask)
 	if (!mask || x->nodeid != nodeid || (mask & ~x->mask))
 		return false;
 	if (clock_now_ms() > x->deadline_ms) {
-		x->nodeid = 0;
+		x->mask = 0;
 		return false;
 	}
-	x->mask &= ~mask;
+	x->matched |= mask;
 	return true;
+}
+
+/*
+ * Under w->lock, once a batch read at @read_seq is handled: the kinds it
+ * matched are taken, so the host's next change of that kind is sent, except
+ * a kind with a change under way or announced since the read. Such a
+ * change's event may still come (the batch held a truncate's event, read
+ * between the next write's announcement and its system call); should it
+ * have been in the batch after all, the kind stays until its deadline, and
+ * a host change of that kind to that node within EXPECT_TTL_MS is not sent:
+ * the price of never sending the client its own change back.
+ */
+static void settle_node_expects(struct host_watch *w, uint64_t read_seq)
+{
+	for (unsigned i = 0; i < NODE_EXPECT_SLOTS; i++) {
+		struct node_expect *x = &w->node_expect[i];
+
+		for (unsigned k = 0; x->matched && k < NODE_KINDS; k++) {
+			if ((x->matched & node_kinds[k]) && !x->busy[k] &&
+			    x->last_seq[k] <= read_seq)
+				x->mask &= ~node_kinds[k];
+		}
+		x->matched = 0;
+	}
 }
 
 /* Under w->lock: is event @ev on @e's watch the client's own change? */
@@ -645,6 +703,10 @@ static void take_event(struct host_watch *w, const struct inotify_event *ev, str
 		return;
 	}
 	unsigned n = host_watch_map_event(e->nodeid, e->dir, ev->mask, ev->name, namelen, iv);
+	if (n)
+		log_debug("watch: node %llu event 0x%x%s%.*s: not the client's, sent",
+			  (unsigned long long)e->nodeid, ev->mask, namelen ? " on " : "",
+			  (int)namelen, ev->name);
 	for (unsigned i = 0; i < n; i++)
 		list_add(&b->l, &iv[i]);
 	if (e->dir && namelen && w->scheme == HOST_WATCH_DIRS)
@@ -697,6 +759,8 @@ static void map_children(struct host_watch *w, struct batch *b)
 			w->events_own++;
 			continue;
 		}
+		log_debug("watch: node %llu event 0x%x (on its directory's watch): not the client's, sent",
+			  (unsigned long long)c->nodeid, c->kind);
 		struct host_watch_inval iv = inval_inode(c->nodeid, c->kind == IN_ATTRIB ? -1 : 0);
 		list_add(&b->l, &iv);
 	}
@@ -770,8 +834,22 @@ static unsigned send_overflow(struct host_watch *w, struct fuse_server *s)
 	return (unsigned)k;
 }
 
+uint64_t host_watch_read_mark(struct host_watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	uint64_t seq = w->node_seq;
+	pthread_mutex_unlock(&w->lock);
+	return seq;
+}
+
 unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *s,
 				  const void *buf, size_t len)
+{
+	return host_watch_handle_events_read_at(w, s, buf, len, host_watch_read_mark(w));
+}
+
+unsigned host_watch_handle_events_read_at(struct host_watch *w, struct fuse_server *s,
+					  const void *buf, size_t len, uint64_t mark)
 {
 	const size_t hdr = sizeof(struct inotify_event);
 	const size_t most = len / hdr + 1;
@@ -795,12 +873,15 @@ unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *s,
 		take_event(w, (const struct inotify_event *)((const char *)buf + off), &b);
 		off += hdr + ev_hdr.len;
 	}
+	if (!b.nc)
+		settle_node_expects(w, mark);
 	pthread_mutex_unlock(&w->lock);
 	if (b.nc) {
 		/* The backend takes its own locks and may call remove. */
 		resolve_children(w, &b);
 		pthread_mutex_lock(&w->lock);
 		map_children(w, &b);
+		settle_node_expects(w, mark);
 		pthread_mutex_unlock(&w->lock);
 	}
 	/* Unlocked: a send may wait for a request a worker is answering. */
@@ -823,6 +904,7 @@ static int drain(struct host_watch *w, void *buf)
 	const size_t room = sizeof(struct inotify_event) + NAME_MAX + 1;
 
 	for (;;) {
+		uint64_t mark = host_watch_read_mark(w);
 		ssize_t n = read(w->ifd, buf, READ_BUF_SIZE);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -832,7 +914,7 @@ static int drain(struct host_watch *w, void *buf)
 			log_err("watch: reading inotify: %s", n ? strerror(errno) : "end of file");
 			return -1;
 		}
-		host_watch_handle_events(w, w->server, buf, (size_t)n);
+		host_watch_handle_events_read_at(w, w->server, buf, (size_t)n, mark);
 		if ((size_t)n + room <= READ_BUF_SIZE)
 			return 0;
 	}

@@ -56,9 +56,11 @@
  * 2 s. Changes to a node itself (setattr, write, truncating open, the link
  * count an unlink or link changes, a rename's move) are announced by kind
  * (host_watch_expect_node): an event whose kinds were all announced for that
- * node is not sent, each kind taken once, so a host's write is still sent
- * after the client's chmod. Repeats inside one batch of events are sent
- * once. A node the client forgot loses its table entry under the watcher's
+ * node is not sent. The batch of events read takes the kinds it matched,
+ * once every change of those kinds had ended before the read, so a host's
+ * write is still sent after the client's chmod, and a change's event read
+ * apart from an earlier change's of the same kind is not sent either.
+ * Repeats inside one batch of events are sent once. A node the client forgot loses its table entry under the watcher's
  * lock, so its events still queued map to nothing.
  *
  * Threads and locks. add/remove run on request workers, called through the
@@ -178,10 +180,13 @@ uint64_t host_watch_expect(struct host_watch *w, uint64_t parent, uint32_t mask,
 void host_watch_unexpect(struct host_watch *w, uint64_t token);
 /* The client is about to change node @nodeid itself; @mask: the events it
  * causes on the node's own watch (IN_ATTRIB, IN_MODIFY, IN_MOVE_SELF).
- * Withdrawn with host_watch_unexpect_node when the change did not happen.
- * @w may be NULL. */
+ * Each call is ended by host_watch_expect_node_end with the same node and
+ * mask once the system call returned, @happened false when the change did
+ * not happen (the announcement is withdrawn). Until then the change's kinds
+ * are not taken by events, which may be an earlier change's. @w may be NULL. */
 void host_watch_expect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask);
-void host_watch_unexpect_node(struct host_watch *w, uint64_t nodeid, uint32_t mask);
+void host_watch_expect_node_end(struct host_watch *w, uint64_t nodeid, uint32_t mask,
+				bool happened);
 
 /* Map one event (mask and name as inotify gives them) on the watch of node
  * @nodeid (@dir: a directory) to notifications. Returns how many were
@@ -194,6 +199,11 @@ unsigned host_watch_map_event(uint64_t nodeid, bool dir, uint32_t mask, const ch
  * Returns the notifications sent (any outcome). */
 unsigned host_watch_handle_events(struct host_watch *w, struct fuse_server *server,
 				  const void *buf, size_t len);
+/* The same for events read after host_watch_read_mark returned @mark: node
+ * changes announced or ended since then may have events still to come. */
+uint64_t host_watch_read_mark(struct host_watch *w);
+unsigned host_watch_handle_events_read_at(struct host_watch *w, struct fuse_server *server,
+					  const void *buf, size_t len, uint64_t mark);
 
 void host_watch_get_counters(struct host_watch *w, struct host_watch_counters *c);
 /* Hand the counters to @sink as "watch_<name>"; any thread. */

@@ -870,8 +870,7 @@ static int pt_setattr(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t 
 	uint32_t own = setattr_events(pt, sa);
 	host_watch_expect_node(pt->opts.watch, nodeid, own);
 	rc = setattr_node(pt, n, f, sa);
-	if (rc)
-		host_watch_unexpect_node(pt->opts.watch, nodeid, own);
+	host_watch_expect_node_end(pt->opts.watch, nodeid, own, !rc);
 	if (!rc)
 		rc = stat_node(n, st);
 	if (f)
@@ -1043,10 +1042,9 @@ static int unlink_common(struct fs_backend *be, uint64_t parent, const char *nam
 	uint64_t victim = may_be_watched ? watched_child(pt, dir, name) : 0;
 	host_watch_expect_node(w, victim, IN_ATTRIB);
 	rc = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
-	if (rc) {
+	if (rc)
 		host_watch_unexpect(w, own);
-		host_watch_unexpect_node(w, victim, IN_ATTRIB);
-	}
+	host_watch_expect_node_end(w, victim, IN_ATTRIB, !rc);
 	pt_inode_put(pt, dir);
 	return rc;
 }
@@ -1103,8 +1101,8 @@ static int rename_own(struct passthrough *pt, const struct pt_inode *dir, const 
 	int rc = renameat2(dir->fd, name, newdir->fd, newname, flags) < 0 ? -errno : 0;
 	for (unsigned i = 0; rc && i < ARRAY_SIZE(own); i++)
 		host_watch_unexpect(w, own[i]);
-	for (unsigned i = 0; rc && i < 2; i++)
-		host_watch_unexpect_node(w, nodes.id[i], nodes.mask[i]);
+	for (unsigned i = 0; i < 2; i++)
+		host_watch_expect_node_end(w, nodes.id[i], nodes.mask[i], !rc);
 	return rc;
 }
 
@@ -1156,10 +1154,9 @@ static int pt_link(struct fs_backend *be, const struct fs_ctx *ctx, uint64_t nod
 		uint64_t self = watched(pt, n) ? nodeid : 0;
 		host_watch_expect_node(pt->opts.watch, self, IN_ATTRIB);
 		rc = link_node(pt, n, dir, newname);
-		if (rc) {
+		if (rc)
 			host_watch_unexpect(pt->opts.watch, own);
-			host_watch_unexpect_node(pt->opts.watch, self, IN_ATTRIB);
-		}
+		host_watch_expect_node_end(pt->opts.watch, self, IN_ATTRIB, !rc);
 		if (!rc)
 			rc = lookup_at(pt, dir->fd, newname, out);
 		pt_inode_put(pt, dir);
@@ -1186,8 +1183,7 @@ static int open_own(struct passthrough *pt, const struct pt_inode *n, int flags)
 
 	host_watch_expect_node(pt->opts.watch, n->nodeid, own);
 	int fd = pt_inode_open(pt, n, flags);
-	if (fd < 0)
-		host_watch_unexpect_node(pt->opts.watch, n->nodeid, own);
+	host_watch_expect_node_end(pt->opts.watch, n->nodeid, own, fd >= 0);
 	return fd;
 }
 
@@ -1350,8 +1346,7 @@ static ssize_t pt_write(struct fs_backend *be, const struct fs_ctx *ctx, uint64_
 	/* The watcher need not tell the client of its own write. */
 	host_watch_expect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	ssize_t n = io_full(f->fd, true, iov, iovcnt, off);
-	if (n <= 0)
-		host_watch_unexpect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
+	host_watch_expect_node_end(pt->opts.watch, f->nodeid, IN_MODIFY, n > 0);
 	file_put(pt, f);
 	return n;
 }
@@ -1389,8 +1384,7 @@ static int pt_fallocate(struct fs_backend *be, uint64_t fh, uint32_t mode, uint6
 		return file_bad(pt, fh);
 	host_watch_expect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
 	int rc = fallocate(f->fd, (int)mode, (off_t)off, (off_t)len) < 0 ? -errno : 0;
-	if (rc)
-		host_watch_unexpect_node(pt->opts.watch, f->nodeid, IN_MODIFY);
+	host_watch_expect_node_end(pt->opts.watch, f->nodeid, IN_MODIFY, !rc);
 	file_put(pt, f);
 	return rc;
 }
@@ -1436,8 +1430,7 @@ static ssize_t pt_copy_file_range(struct fs_backend *be, uint64_t fh_in, uint64_
 	ssize_t n = copy_file_range(in->fd, &oi, out->fd, &oo, len, 0);
 	if (n < 0)
 		n = -errno;
-	if (n <= 0)
-		host_watch_unexpect_node(pt->opts.watch, out->nodeid, IN_MODIFY);
+	host_watch_expect_node_end(pt->opts.watch, out->nodeid, IN_MODIFY, n > 0);
 	file_put(pt, out);
 	file_put(pt, in);
 	return n;

@@ -256,7 +256,8 @@ own_changes() {
 	mkdir -p "$share/d"
 	echo one >"$share/f"
 	echo two >"$share/g"
-	if ! f_mount "$share" "$mnt" --cache always --counters --no-passthrough --watch "$scheme"; then
+	# -v: an event sent back is logged with its node and kind (shown on failure).
+	if ! f_mount "$share" "$mnt" --cache always --counters --no-passthrough --watch "$scheme" -v; then
 		fail "own changes ($scheme): mount"
 		return
 	fi
@@ -287,6 +288,7 @@ own_changes() {
 		pass "own changes, --watch $scheme (chmod, truncate, append, link, rename, 3 unlinks): no invalidation, no failing call, $own events recognised as the client's, $added watches placed"
 	else
 		fail "own changes ($scheme): ok=$ok, not zero:${bad:- none}, watch_events_own=$own (want >= $min_own), watch_watches_added=$added (want $want_added)"
+		grep -E '^kvmini[^:]*: [a-z]+: (watch|fuse): ' "$log" | sed 's/^/    /'
 	fi
 	note "own counters ($scheme): $(grep -E '^(fuse_notify|watch_)' "$log" | tr '\n' ' ')"
 }

@@ -664,7 +664,9 @@ static void test_own_node_changes_not_sent(void)
 	int wd = host_watch_add(w, 9, ffd, S_IFREG);
 	CHECK(wd >= 0);
 	host_watch_expect_node(w, 9, IN_ATTRIB);
+	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
 	host_watch_expect_node(w, 9, IN_MODIFY);
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
 	put_event(buf, &off, wd, IN_ATTRIB, NULL);           /* the client's chmod */
 	put_event(buf, &off, wd, IN_MODIFY, NULL);           /* the client's write */
 	put_event(buf, &off, wd, IN_DELETE_SELF, NULL);      /* gone: nothing */
@@ -681,12 +683,13 @@ static void test_own_node_changes_not_sent(void)
 	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 1);
 	CHECK(rec_has(&r, want, want_inode(want, 9, -1)));
 	host_watch_expect_node(w, 9, IN_ATTRIB);
+	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
 	off = 0;
 	put_event(buf, &off, wd, IN_MODIFY | IN_ATTRIB, NULL);
 	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 1);
 	CHECK(rec_has(&r, want, want_inode(want, 9, 0)));
 	host_watch_expect_node(w, 9, IN_MODIFY);
-	host_watch_unexpect_node(w, 9, IN_MODIFY);
+	host_watch_expect_node_end(w, 9, IN_MODIFY, false);
 	host_watch_expect_node(w, 10, IN_MODIFY);            /* another node's */
 	off = 0;
 	put_event(buf, &off, wd, IN_MODIFY, NULL);
@@ -705,6 +708,97 @@ static void test_own_node_changes_not_sent(void)
 	CHECK_EQ(c.tx_unwatch_failed, 0);
 	CHECK_EQ(c.tx_invals_failed, 0);
 	CHECK_EQ(r.n, 3);
+	fuse_server_set_notify(v.s, NULL);
+	host_watch_free(w);
+	close(ffd);
+	srv_down(&v);
+	remove_tree(dir);
+}
+
+/* handle_events on one event of @mask on watch @wd: what was sent. */
+static unsigned one_event(struct host_watch *w, struct srv *v, int wd, uint32_t mask)
+{
+	_Alignas(8) uint8_t buf[256];
+	size_t off = 0;
+
+	put_event(buf, &off, wd, mask, NULL);
+	return host_watch_handle_events(w, v->s, buf, off);
+}
+
+/* A change still under way, or announced after the events were read, keeps
+ * its kind announced: the event read may be an earlier change's (a
+ * truncate's, read between the next write's announcement and its system
+ * call), and the later change's own event still comes. A withdrawn change
+ * leaves the kind to another one under way, and a kind whose changes have
+ * all ended is taken by the batch that has it, so the host's next change
+ * is sent. */
+static void test_own_node_change_under_way(void)
+{
+	char dir[] = "/tmp/kvmini-watch-XXXXXX";
+	struct host_watch_counters c;
+	struct recorder r;
+	struct srv v;
+	int err;
+
+	make_tree(dir);
+	rec_init(&r);
+	srv_up(&v, true);
+	fuse_server_set_notify(v.s, &r.t);
+	struct host_watch *w = host_watch_new(NULL, &err);
+	CHECK(w != NULL);
+	int ffd = opath(dir, "f1");
+	int wd = host_watch_add(w, 9, ffd, S_IFREG);
+	CHECK(wd >= 0);
+
+	host_watch_expect_node(w, 9, IN_MODIFY);            /* the truncate */
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
+	host_watch_expect_node(w, 9, IN_MODIFY);            /* the write, announced */
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the truncate's */
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the write's */
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+
+	host_watch_expect_node(w, 9, IN_ATTRIB);            /* a chmod, under way */
+	host_watch_expect_node(w, 9, IN_ATTRIB);            /* another, which fails */
+	host_watch_expect_node_end(w, 9, IN_ATTRIB, false);
+	host_watch_expect_node(w, 9, IN_MODIFY);            /* a write, which fails */
+	host_watch_expect_node_end(w, 9, IN_MODIFY, false);
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
+	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 0);        /* the chmod's */
+	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 1);        /* the host's */
+	CHECK_EQ(r.n, 3);
+
+	/* A write's event read, then a setattr of the same kind announced and
+	 * done (another worker) before the batch is handled: its event comes
+	 * in the next batch and is the client's too. */
+	_Alignas(8) uint8_t buf[256];
+	size_t off = 0;
+	host_watch_expect_node(w, 9, IN_MODIFY);
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
+	uint64_t mark = host_watch_read_mark(w);
+	put_event(buf, &off, wd, IN_MODIFY, NULL);           /* the write's, read */
+	host_watch_expect_node(w, 9, IN_MODIFY);
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
+	CHECK_EQ(host_watch_handle_events_read_at(w, v.s, buf, off, mark), 0);
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the setattr's */
+	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+
+	/* Repeats of an announced kind in one batch, apart: all the client's. */
+	host_watch_expect_node(w, 9, IN_ATTRIB);
+	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
+	host_watch_expect_node(w, 9, IN_MODIFY);
+	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
+	off = 0;
+	put_event(buf, &off, wd, IN_ATTRIB, NULL);
+	put_event(buf, &off, wd, IN_MODIFY, NULL);
+	put_event(buf, &off, wd, IN_ATTRIB, NULL);
+	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 0);
+	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 1);        /* the host's */
+	CHECK_EQ(r.n, 5);
+	host_watch_get_counters(w, &c);
+	CHECK_EQ(c.events_own, 8);
+
 	fuse_server_set_notify(v.s, NULL);
 	host_watch_free(w);
 	close(ffd);
@@ -1095,6 +1189,7 @@ int main(void)
 	RUN_TEST(test_events_to_notifications);
 	RUN_TEST(test_own_changes_not_sent);
 	RUN_TEST(test_own_node_changes_not_sent);
+	RUN_TEST(test_own_node_change_under_way);
 	RUN_TEST(test_backend_own_changes_send_nothing);
 	RUN_TEST(test_dir_scheme_backend);
 	RUN_TEST(test_dir_scheme_overflow);
