@@ -88,12 +88,14 @@ f_mount() {
 f_unmount() {
 	local mnt=$1 pid=$2 rc
 	umount "$mnt" 2>/dev/null || umount -l "$mnt"
-	for _ in $(seq 50); do
+	# 15 s: a kvmini that has written its counters can take over 5 s to be
+	# reaped with two fuzzers busy on both cores; one stuck stays stuck.
+	for _ in $(seq 150); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		echo "    kvmini (PID $pid) still running 5 s after the unmount of $mnt:"
+		echo "    kvmini (PID $pid) still running 15 s after the unmount of $mnt:"
 		kill -TERM "$pid"
 		wait "$pid" 2>/dev/null
 		tail -n 5 "$mnt.log" | sed 's/^/    | /'
