@@ -639,30 +639,56 @@ static void test_own_changes_not_sent(void)
 	remove_tree(dir);
 }
 
+/* A watcher of file f1 (node 9) of a fresh tree, its notifications
+ * recorded: the set-up of the tests of a node's own changes. */
+struct file_fx {
+	char dir[32];
+	struct recorder r;
+	struct srv v;
+	struct host_watch *w;
+	int ffd, wd;
+};
+
+static void file_fx_up(struct file_fx *fx)
+{
+	int err;
+
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/kvmini-watch-XXXXXX");
+	make_tree(fx->dir);
+	rec_init(&fx->r);
+	srv_up(&fx->v, true);
+	fuse_server_set_notify(fx->v.s, &fx->r.t);
+	fx->w = host_watch_new(NULL, &err);
+	CHECK(fx->w != NULL);
+	fx->ffd = opath(fx->dir, "f1");
+	fx->wd = host_watch_add(fx->w, 9, fx->ffd, S_IFREG);
+	CHECK(fx->wd >= 0);
+}
+
+static void file_fx_down(struct file_fx *fx)
+{
+	fuse_server_set_notify(fx->v.s, NULL);
+	host_watch_free(fx->w);
+	close(fx->ffd);
+	srv_down(&fx->v);
+	remove_tree(fx->dir);
+}
+
 /* Changes the client announced for a node itself are not sent back: each
  * kind once, never a kind not announced, withdrawn ones sent. Deleted nodes
  * and ended watches send nothing, and a watch the kernel ended is not
  * removed again (no failing inotify_rm_watch). */
 static void test_own_node_changes_not_sent(void)
 {
-	char dir[] = "/tmp/kvmini-watch-XXXXXX";
 	struct host_watch_counters c;
-	struct recorder r;
-	struct srv v;
+	struct file_fx fx;
 	uint8_t want[320];
 	_Alignas(8) uint8_t buf[1024];
 	size_t off = 0;
-	int err;
 
-	make_tree(dir);
-	rec_init(&r);
-	srv_up(&v, true);
-	fuse_server_set_notify(v.s, &r.t);
-	struct host_watch *w = host_watch_new(NULL, &err);
-	CHECK(w != NULL);
-	int ffd = opath(dir, "f1");
-	int wd = host_watch_add(w, 9, ffd, S_IFREG);
-	CHECK(wd >= 0);
+	file_fx_up(&fx);
+	struct host_watch *w = fx.w;
+	int wd = fx.wd;
 	host_watch_expect_node(w, 9, IN_ATTRIB);
 	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
 	host_watch_expect_node(w, 9, IN_MODIFY);
@@ -670,8 +696,8 @@ static void test_own_node_changes_not_sent(void)
 	put_event(buf, &off, wd, IN_ATTRIB, NULL);           /* the client's chmod */
 	put_event(buf, &off, wd, IN_MODIFY, NULL);           /* the client's write */
 	put_event(buf, &off, wd, IN_DELETE_SELF, NULL);      /* gone: nothing */
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 0);
-	CHECK_EQ(r.n, 0);
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 0);
+	CHECK_EQ(fx.r.n, 0);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.events_own, 2);
 	CHECK_EQ(c.rx_events_gone, 1);
@@ -680,39 +706,35 @@ static void test_own_node_changes_not_sent(void)
 	 * write next to an announced chmod, and a withdrawn one. */
 	off = 0;
 	put_event(buf, &off, wd, IN_ATTRIB, NULL);
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 1);
-	CHECK(rec_has(&r, want, want_inode(want, 9, -1)));
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 1);
+	CHECK(rec_has(&fx.r, want, want_inode(want, 9, -1)));
 	host_watch_expect_node(w, 9, IN_ATTRIB);
 	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
 	off = 0;
 	put_event(buf, &off, wd, IN_MODIFY | IN_ATTRIB, NULL);
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 1);
-	CHECK(rec_has(&r, want, want_inode(want, 9, 0)));
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 1);
+	CHECK(rec_has(&fx.r, want, want_inode(want, 9, 0)));
 	host_watch_expect_node(w, 9, IN_MODIFY);
 	host_watch_expect_node_end(w, 9, IN_MODIFY, false);
 	host_watch_expect_node(w, 10, IN_MODIFY);            /* another node's */
 	off = 0;
 	put_event(buf, &off, wd, IN_MODIFY, NULL);
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 1);
-	CHECK_EQ(r.n, 3);
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 1);
+	CHECK_EQ(fx.r.n, 3);
 
 	/* The kernel ends the watch: nothing sent, and the forget that
 	 * follows makes no inotify_rm_watch (it would fail with EINVAL). */
 	off = 0;
 	put_event(buf, &off, wd, IN_IGNORED, NULL);
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 0);
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 0);
 	CHECK_EQ(host_watch_remove(w, wd, 9, false), 0);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.rx_events_gone, 2);
 	CHECK_EQ(c.watches, 0);
 	CHECK_EQ(c.tx_unwatch_failed, 0);
 	CHECK_EQ(c.tx_invals_failed, 0);
-	CHECK_EQ(r.n, 3);
-	fuse_server_set_notify(v.s, NULL);
-	host_watch_free(w);
-	close(ffd);
-	srv_down(&v);
-	remove_tree(dir);
+	CHECK_EQ(fx.r.n, 3);
+	file_fx_down(&fx);
 }
 
 /* handle_events on one event of @mask on watch @wd: what was sent. */
@@ -734,40 +756,31 @@ static unsigned one_event(struct host_watch *w, struct srv *v, int wd, uint32_t 
  * is sent. */
 static void test_own_node_change_under_way(void)
 {
-	char dir[] = "/tmp/kvmini-watch-XXXXXX";
 	struct host_watch_counters c;
-	struct recorder r;
-	struct srv v;
-	int err;
+	struct file_fx fx;
 
-	make_tree(dir);
-	rec_init(&r);
-	srv_up(&v, true);
-	fuse_server_set_notify(v.s, &r.t);
-	struct host_watch *w = host_watch_new(NULL, &err);
-	CHECK(w != NULL);
-	int ffd = opath(dir, "f1");
-	int wd = host_watch_add(w, 9, ffd, S_IFREG);
-	CHECK(wd >= 0);
+	file_fx_up(&fx);
+	struct host_watch *w = fx.w;
+	int wd = fx.wd;
 
 	host_watch_expect_node(w, 9, IN_MODIFY);            /* the truncate */
 	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
 	host_watch_expect_node(w, 9, IN_MODIFY);            /* the write, announced */
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the truncate's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 0);        /* the truncate's */
 	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the write's */
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 0);        /* the write's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 1);        /* the host's */
 
 	host_watch_expect_node(w, 9, IN_ATTRIB);            /* a chmod, under way */
 	host_watch_expect_node(w, 9, IN_ATTRIB);            /* another, which fails */
 	host_watch_expect_node_end(w, 9, IN_ATTRIB, false);
 	host_watch_expect_node(w, 9, IN_MODIFY);            /* a write, which fails */
 	host_watch_expect_node_end(w, 9, IN_MODIFY, false);
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 1);        /* the host's */
 	host_watch_expect_node_end(w, 9, IN_ATTRIB, true);
-	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 0);        /* the chmod's */
-	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 1);        /* the host's */
-	CHECK_EQ(r.n, 3);
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_ATTRIB), 0);        /* the chmod's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_ATTRIB), 1);        /* the host's */
+	CHECK_EQ(fx.r.n, 3);
 
 	/* A write's event read, then a setattr of the same kind announced and
 	 * done (another worker) before the batch is handled: its event comes
@@ -780,9 +793,9 @@ static void test_own_node_change_under_way(void)
 	put_event(buf, &off, wd, IN_MODIFY, NULL);           /* the write's, read */
 	host_watch_expect_node(w, 9, IN_MODIFY);
 	host_watch_expect_node_end(w, 9, IN_MODIFY, true);
-	CHECK_EQ(host_watch_handle_events_read_at(w, v.s, buf, off, mark), 0);
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 0);        /* the setattr's */
-	CHECK_EQ(one_event(w, &v, wd, IN_MODIFY), 1);        /* the host's */
+	CHECK_EQ(host_watch_handle_events_read_at(w, fx.v.s, buf, off, mark), 0);
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 0);        /* the setattr's */
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_MODIFY), 1);        /* the host's */
 
 	/* Repeats of an announced kind in one batch, apart: all the client's. */
 	host_watch_expect_node(w, 9, IN_ATTRIB);
@@ -793,17 +806,13 @@ static void test_own_node_change_under_way(void)
 	put_event(buf, &off, wd, IN_ATTRIB, NULL);
 	put_event(buf, &off, wd, IN_MODIFY, NULL);
 	put_event(buf, &off, wd, IN_ATTRIB, NULL);
-	CHECK_EQ(host_watch_handle_events(w, v.s, buf, off), 0);
-	CHECK_EQ(one_event(w, &v, wd, IN_ATTRIB), 1);        /* the host's */
-	CHECK_EQ(r.n, 5);
+	CHECK_EQ(host_watch_handle_events(w, fx.v.s, buf, off), 0);
+	CHECK_EQ(one_event(w, &fx.v, wd, IN_ATTRIB), 1);        /* the host's */
+	CHECK_EQ(fx.r.n, 5);
 	host_watch_get_counters(w, &c);
 	CHECK_EQ(c.events_own, 8);
 
-	fuse_server_set_notify(v.s, NULL);
-	host_watch_free(w);
-	close(ffd);
-	srv_down(&v);
-	remove_tree(dir);
+	file_fx_down(&fx);
 }
 
 /* Wait until the watcher has recognised @n events as the client's own (or
