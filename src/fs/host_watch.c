@@ -81,7 +81,8 @@ struct node_expect {
 	uint32_t mask;
 	uint32_t matched;            /* kinds the batch being handled has */
 	uint16_t busy[NODE_KINDS];   /* changes announced, not yet ended */
-	uint64_t last_seq[NODE_KINDS]; /* host_watch.node_seq at the kind's last announce or end */
+	/* host_watch.node_seq at each kind's last announcement or end */
+	uint64_t last_seq[NODE_KINDS];
 	uint64_t deadline_ms;
 };
 

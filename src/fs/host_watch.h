@@ -60,8 +60,9 @@
  * once every change of those kinds had ended before the read, so a host's
  * write is still sent after the client's chmod, and a change's event read
  * apart from an earlier change's of the same kind is not sent either.
- * Repeats inside one batch of events are sent once. A node the client forgot loses its table entry under the watcher's
- * lock, so its events still queued map to nothing.
+ * Repeats inside one batch of events are sent once. A node the client
+ * forgot loses its table entry under the watcher's lock, so its events
+ * still queued map to nothing.
  *
  * Threads and locks. add/remove run on request workers, called through the
  * node-life observer (node_observer.h) with no backend lock held; they take
