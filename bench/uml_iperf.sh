@@ -10,13 +10,18 @@
 # kvmini/nofilter is the cost of the seccomp filters. Both kvmini processes'
 # CPU time per GB moved is printed too: a cost measure free of the
 # throughput's run-to-run noise.
+# With --against BIN the second path is another build of kvmini (path
+# "before", for a before/after of a change), run as it is; both paths then
+# carry plain frames (the first with --offloads off), so a build that
+# predates the offloads compares like with like. BIN's CPU per GB over the
+# first's is the change's cost.
 # Each direction (guest->namespace, and namespace->guest with -R) runs RUNS
 # times per path, interleaved; prints the medians in Gbit/s and the ratios
 # kvmini/vec0 and plain/vec0 per direction. vec0 does not receive at speed
 # (it has no receive offloads), so kvmini's ns->guest is also set against
 # vec0's guest->ns.
 #
-# Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only | --seccomp]
+# Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only | --seccomp | --against BIN]
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -26,13 +31,19 @@ SECS=3
 VEC0_ONLY=0
 SECOND=plain             # the second kvmini path's name
 SECOND_ARGS=(--offloads off)
+FIRST_ARGS=()
+SECOND_BIN=              # the second kvmini path's binary: the first's if empty
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) RUNS=$2; shift 2 ;;
 	-t) SECS=$2; shift 2 ;;
 	--vec0-only) VEC0_ONLY=1; shift ;;
 	--seccomp) SECOND=nofilter; SECOND_ARGS=(--seccomp off); shift ;;
-	-h|--help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--against)
+		[ -x "${2:-}" ] || { echo "--against: no executable ${2:-}" >&2; exit 2; }
+		SECOND=before; SECOND_BIN=$(realpath "$2"); SECOND_ARGS=()
+		FIRST_ARGS=(--offloads off); shift 2 ;;
+	-h|--help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -59,9 +70,10 @@ bench_iperf_servers "$NS" kvmini:10.203.1.1:5201 vec0:10.203.2.1:5202 \
 
 uml_args=("vec0:transport=tap,ifname=$TAP_V")
 if [ "$VEC0_ONLY" = 0 ]; then
-	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet --mac 52:54:00:be:0f:01 || t_end
+	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet --mac 52:54:00:be:0f:01 \
+		"${FIRST_ARGS[@]}" || t_end
 	K_LOG=$KVMINI_LOG
-	KVMINI_LOG_NAME=plain kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
+	KVMINI_BIN=${SECOND_BIN:-$KVMINI_BIN} KVMINI_LOG_NAME=plain kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
 		--mac 52:54:00:be:0f:02 "${SECOND_ARGS[@]}" || t_end
 	P_LOG=$KVMINI_LOG
 	uml_args+=("virtio_uml.device=$SOCK:1" "virtio_uml.device=$SOCK_P:1")
@@ -104,6 +116,9 @@ bench_guest_relay "iperf3 runs"
 		if [ "$SECOND" = nofilter ]; then
 			bench_iperf_ratio kvmini/nofilter kvmini nofilter 8 16 2
 			echo "  (the seccomp filters' cost: the same kvmini with --seccomp off; target >= 0.97)"
+		elif [ "$SECOND" = before ]; then
+			bench_iperf_ratio kvmini/before kvmini before 8 16 2
+			echo "  (this build against $SECOND_BIN, both with plain frames)"
 		fi
 		printf '%-8s %16s %16s\n' "vs vec0 tx" "" "$(bench_ratio \
 			"$(bench_median kvmini_rx)" "$(bench_median vec0_tx)" 2)"
@@ -129,7 +144,14 @@ if [ "$VEC0_ONLY" = 0 ]; then
 	# compares their cost without the throughput's run-to-run noise.
 	K_TICKS=$(cpu_ticks "$KPID")
 	P_TICKS=$(cpu_ticks "$PPID_")
-	kvmini_stop "$PPID_" "$P_LOG" >"$T_DIR/plain-stop.txt"
+	if [ "$SECOND" = before ]; then
+		# Another build: its exit counters are its own, not this tree's.
+		kill -TERM "$PPID_" 2>/dev/null
+		wait "$PPID_" 2>/dev/null
+		: >"$T_DIR/plain-stop.txt"
+	else
+		kvmini_stop "$PPID_" "$P_LOG" >"$T_DIR/plain-stop.txt"
+	fi
 	kvmini_stop "$KPID" "$K_LOG" >"$T_DIR/kvmini-stop.txt"
 	grep '^FAIL' "$T_DIR/kvmini-stop.txt" "$T_DIR/plain-stop.txt"
 	K_CPU=$(cpu_per_gb "$K_TICKS" "$K_LOG")
@@ -139,6 +161,8 @@ if [ "$VEC0_ONLY" = 0 ]; then
 			"$SECOND $P_CPU ms, $SECOND/kvmini $(bench_ratio "$P_CPU" "$K_CPU" 3)"
 		[ "$SECOND" = nofilter ] &&
 			echo "  (the filters' cost in kvmini's own CPU: 1.000 is none; target >= 0.97)"
+		[ "$SECOND" = before ] &&
+			echo "  (this build's cost against the one before: 1.000 is the same; >= 0.97 is within 3%)"
 	} | tee -a "$T_DIR/results.txt"
 	kvmini_show
 fi
