@@ -22,6 +22,7 @@
 # vec0's guest->ns.
 #
 # Usage: bench/uml_iperf.sh [-n RUNS] [-t SECONDS] [--vec0-only | --seccomp | --against BIN]
+#        [-- KVMINI-OPTIONS...]  (options for the first `kvmini vhost net` only)
 set -uo pipefail
 . "$(dirname "$0")/../tests/uml/lib.sh"
 . "$(dirname "$0")/lib.sh"
@@ -43,7 +44,8 @@ while [ $# -gt 0 ]; do
 		[ -x "${2:-}" ] || { echo "--against: no executable ${2:-}" >&2; exit 2; }
 		SECOND=before; SECOND_BIN=$(realpath "$2"); SECOND_ARGS=()
 		FIRST_ARGS=(--offloads off); shift 2 ;;
-	-h|--help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--) shift; FIRST_ARGS+=("$@"); break ;;
+	-h|--help) sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
