@@ -158,9 +158,28 @@ static int take_queues(struct cli_net_controls *c, const char *text)
 	return 0;
 }
 
+/* --tx-coalesce-us N, for the --net before it. */
+static int take_tx_coalesce(struct cli_net_controls *c, const char *text)
+{
+	struct net_iface_config *ifc = last_iface(c, "--tx-coalesce-us");
+	unsigned long n;
+
+	if (!ifc)
+		return -EINVAL;
+	if (cli_parse_uint(text, 0, NET_TX_COALESCE_MAX_US, &n)) {
+		log_err("--tx-coalesce-us: \"%s\" is not a number of microseconds from 0 to %u",
+			text, NET_TX_COALESCE_MAX_US);
+		return -EINVAL;
+	}
+	ifc->tx_coalesce_us = (unsigned)n;
+	return 0;
+}
+
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
 {
 	switch (opt) {
+	case CLI_OPT_TX_COALESCE:
+		return take_tx_coalesce(c, optarg);
 	case CLI_OPT_MAC:
 		return take_mac(c, optarg);
 	case CLI_OPT_MTU:

@@ -6,12 +6,13 @@
  *                        see net_random_mac; the tap's MTU, or 1500)
  *   --offloads on|off    checksum and GSO offloads offered (default on)
  *   --queues N           queue pairs (VIRTIO_NET_F_MQ), each on a thread of its own
+ *   --tx-coalesce-us N   a kick's TX drain waits N µs for more frames (default 0)
  *   --tx-rate-limit SPEC / --rx-rate-limit SPEC   its rate limiters
  *   --mmds[=ADDR], --mmds-version, --mmds-data   the metadata service (mmds_args.h)
  *   --mmds-iface ID      an interface MMDS answers on (repeatable; default the first)
  *   --api-sock PATH      the control API on a unix socket
- * With several interfaces (kvmini run), --iface-id, --mac, --mtu, --offloads, --queues and the
- * rate limits apply to the --net given last before them.
+ * With several interfaces (kvmini run), --iface-id, --mac, --mtu, --offloads, --queues,
+ * --tx-coalesce-us and the rate limits apply to the --net given last before them.
  */
 #ifndef KVMINI_CLI_NET_CONTROLS_H
 #define KVMINI_CLI_NET_CONTROLS_H
@@ -31,7 +32,7 @@
 enum {
 	CLI_OPT_IFACE_ID = 0x4e00, CLI_OPT_TX_RATE_LIMIT, CLI_OPT_RX_RATE_LIMIT,
 	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE, CLI_OPT_MAC, CLI_OPT_MTU, CLI_OPT_OFFLOADS,
-	CLI_OPT_QUEUES,
+	CLI_OPT_QUEUES, CLI_OPT_TX_COALESCE,
 };
 
 #define CLI_NET_CONTROLS_LONG_OPTIONS \
@@ -44,6 +45,7 @@ enum {
 	{ "mtu", required_argument, NULL, CLI_OPT_MTU }, \
 	{ "offloads", required_argument, NULL, CLI_OPT_OFFLOADS }, \
 	{ "queues", required_argument, NULL, CLI_OPT_QUEUES }, \
+	{ "tx-coalesce-us", required_argument, NULL, CLI_OPT_TX_COALESCE }, \
 	CLI_MMDS_LONG_OPTIONS
 
 #define CLI_RATE_LIMIT_USAGE \

@@ -88,7 +88,11 @@ static int open_backends(struct net_iface *n, const struct net_iface_config *cfg
 int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 		   struct event_loop *loop, struct mmds *m, const struct net_iface_names *names)
 {
-	struct net_config_opts opts = { .offloads_off = cfg->offloads_off, .pair_threads = true };
+	struct net_config_opts opts = {
+		.offloads_off = cfg->offloads_off,
+		.pair_threads = true,
+		.tx_coalesce_us = cfg->tx_coalesce_us,
+	};
 
 	*n = (struct net_iface){ .npairs = cfg->queues ? cfg->queues : 1 };
 	int r = open_loops(n);

@@ -38,6 +38,7 @@ struct net_iface_config {
 	uint16_t mtu;                /* 0: the host interface's, or 1500 */
 	bool offloads_off;           /* --offloads off: no checksum or GSO offload offered */
 	unsigned queues;             /* queue pairs (--queues); 0 means 1 */
+	unsigned tx_coalesce_us;     /* --tx-coalesce-us; 0: none */
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	bool mmds;                   /* MMDS answers on it (needs a store at open) */
 };

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/fine_timer.h"
 #include "core/state_io.h"
 #include "net/backend.h"
 #include "core/rate_limiter.h"
@@ -59,6 +60,8 @@
  * measurable. */
 #define NET_BUDGET_FRAMES 256u
 #define NET_BUDGET_BYTES (8u << 20)
+/* The most a kick's TX drain may wait (--tx-coalesce-us). */
+#define NET_TX_COALESCE_MAX_US 1000u
 /* The virtio 1.x header (struct virtio_net_hdr_v1) in front of every frame. */
 #define NET_HDR_LEN 12u
 /* Mergeable RX buffers: the most chains, and iovecs, one frame may take
@@ -114,6 +117,10 @@ struct net_config_opts {
 	/* Run each queue pair on a thread of its own (the header's
 	 * "Threads"); false: every pair on the device's loop. */
 	bool pair_threads;
+	/* Pair threads: a kick's TX drain waits this many µs, so the frames
+	 * the guest queues meanwhile go in the same drain (tx_kicked); 0:
+	 * at once. */
+	unsigned tx_coalesce_us;
 };
 
 /*
@@ -144,6 +151,7 @@ struct net_queue_pair {
 	/* Both drains, after this event-loop round: a drain used its budget,
 	 * or the backend called up (rx_pending, tx_unblocked). */
 	struct event_deferred more_work;
+	struct fine_timer tx_coalesce;   /* a kick's drain waiting (opts.tx_coalesce_us) */
 	bool tx_blocked;                 /* backend said -EAGAIN; wait for tx_unblocked */
 	bool rx_dirty;                   /* RX entries pushed but not yet published */
 	bool tx_dirty;                   /* kept TX chains given back, not yet published */

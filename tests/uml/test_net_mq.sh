@@ -17,7 +17,7 @@
 #   with --inband (in-band notifications, which virtio_uml then uses: kicks
 #   as VRING_KICK messages, calls as VRING_CALL requests) and with kvmini's
 #   default, kick and call fds (a kick eventfd and a call socketpair per ring:
-#   UML's "pipe" is one).
+#   UML's "pipe" is one); then with --tx-coalesce-us 50.
 #
 # UML runs one CPU, so Linux's virtio_net starts with one pair in use
 # (curr_queue_pairs = min(max_virtqueue_pairs, online CPUs)). virtio_uml sets
@@ -343,4 +343,6 @@ case_tap
 # requests instead of a kick eventfd and a call socketpair per ring.
 case_loopback loopback-inband --inband
 case_loopback loopback
+# Each kick's TX drain waiting 50 µs for the frames queued after it.
+case_loopback loopback-tx-coalesce --tx-coalesce-us 50
 t_end

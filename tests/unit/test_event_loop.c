@@ -12,16 +12,24 @@
  *
  * Notifiers: signals from another thread wake an idle wait, and several
  * before the loop ran make one call.
+ *
+ * Fine timers (core/fine_timer.h): one fires once, not before its delay,
+ * and ends an idle wait (microseconds: well under the loop's millisecond
+ * timers); a cancelled one never fires, also when its timerfd already
+ * expired; arming an armed one moves it; destroy is safe on one never set
+ * up and on one destroyed already.
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/event_loop.h"
+#include "core/fine_timer.h"
 
 static struct event_loop loop;
 static char trace[64];
@@ -325,6 +333,56 @@ static void test_notifier(void)
 	event_loop_destroy(&loop);
 }
 
+static unsigned fine_fired;
+
+static void on_fine(struct fine_timer *t)
+{
+	(void)t;
+	fine_fired++;
+}
+
+static void test_fine_timer(void)
+{
+	struct fine_timer t, never = { 0 };
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	CHECK_EQ(fine_timer_init(&t, &loop, on_fine, "test fine timer"), 0);
+	fine_fired = 0;
+	/* Fires once, after its delay, ending a wait with no limit. */
+	uint64_t t0 = clock_now_ns();
+	fine_timer_arm(&t, 200 * 1000);
+	CHECK(fine_timer_armed(&t));
+	CHECK_EQ(event_loop_once(&loop, -1), 1);
+	uint64_t waited = clock_now_ns() - t0;
+	CHECK_EQ(fine_fired, 1u);
+	CHECK(waited >= 200 * 1000 && waited < 500 * MS);
+	CHECK(!fine_timer_armed(&t));
+	CHECK_EQ(event_loop_once(&loop, 20), 0);
+	CHECK_EQ(fine_fired, 1u);
+	/* Cancelled before it is due, and after its timerfd expired. */
+	fine_timer_arm(&t, 100 * 1000);
+	fine_timer_cancel(&t);
+	CHECK_EQ(event_loop_once(&loop, 5), 0);
+	fine_timer_arm(&t, 1000);
+	usleep(2000);
+	fine_timer_cancel(&t);
+	fine_timer_cancel(&t);                       /* cancelled already: no-op */
+	event_loop_once(&loop, 5);
+	CHECK_EQ(fine_fired, 1u);
+	/* Arming an armed timer moves it. */
+	fine_timer_arm(&t, 1000);
+	fine_timer_arm(&t, 300 * MS);
+	CHECK_EQ(event_loop_once(&loop, 20), 0);
+	CHECK_EQ(fine_fired, 1u);
+	fine_timer_arm(&t, 0);
+	CHECK_EQ(event_loop_once(&loop, -1), 1);
+	CHECK_EQ(fine_fired, 2u);
+	fine_timer_destroy(&t);
+	fine_timer_destroy(&t);                      /* twice: no-op */
+	fine_timer_destroy(&never);                  /* never set up: no-op */
+	event_loop_destroy(&loop);
+}
+
 int main(void)
 {
 	RUN_TEST(test_order_and_once);
@@ -336,5 +394,6 @@ int main(void)
 	RUN_TEST(test_timer_ends_wait);
 	RUN_TEST(test_many_timers);
 	RUN_TEST(test_notifier);
+	RUN_TEST(test_fine_timer);
 	return CHECK_DONE();
 }
