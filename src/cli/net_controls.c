@@ -141,38 +141,39 @@ static int take_offloads(struct cli_net_controls *c, const char *text)
 	return 0;
 }
 
+/* @opt's @text: a number of @unit from @min to @max, into *@out. 0 or -EINVAL. */
+static int parse_count(const char *opt, const char *text, const char *unit, unsigned min,
+		       unsigned max, unsigned *out)
+{
+	unsigned long n;
+
+	if (cli_parse_uint(text, min, max, &n)) {
+		log_err("%s: \"%s\" is not a number of %s from %u to %u", opt, text, unit, min,
+			max);
+		return -EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 /* --queues N, for the --net before it. */
 static int take_queues(struct cli_net_controls *c, const char *text)
 {
 	struct net_iface_config *ifc = last_iface(c, "--queues");
-	unsigned long n;
 
-	if (!ifc)
-		return -EINVAL;
-	if (cli_parse_uint(text, 1, NET_MAX_QUEUE_PAIRS, &n)) {
-		log_err("--queues: \"%s\" is not a number of queue pairs from 1 to %u", text,
-			NET_MAX_QUEUE_PAIRS);
-		return -EINVAL;
-	}
-	ifc->queues = (unsigned)n;
-	return 0;
+	return ifc ? parse_count("--queues", text, "queue pairs", 1, NET_MAX_QUEUE_PAIRS,
+				 &ifc->queues)
+		   : -EINVAL;
 }
 
 /* --tx-coalesce-us N, for the --net before it. */
 static int take_tx_coalesce(struct cli_net_controls *c, const char *text)
 {
 	struct net_iface_config *ifc = last_iface(c, "--tx-coalesce-us");
-	unsigned long n;
 
-	if (!ifc)
-		return -EINVAL;
-	if (cli_parse_uint(text, 0, NET_TX_COALESCE_MAX_US, &n)) {
-		log_err("--tx-coalesce-us: \"%s\" is not a number of microseconds from 0 to %u",
-			text, NET_TX_COALESCE_MAX_US);
-		return -EINVAL;
-	}
-	ifc->tx_coalesce_us = (unsigned)n;
-	return 0;
+	return ifc ? parse_count("--tx-coalesce-us", text, "microseconds", 0,
+				 NET_TX_COALESCE_MAX_US, &ifc->tx_coalesce_us)
+		   : -EINVAL;
 }
 
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
