@@ -932,9 +932,16 @@ static void rx_buffers_added(struct net_queue_pair *qp)
  * meanwhile (loopback's frames, libslirp's ARP and echo replies): one
  * drain after the other, never one inside the other, and no event-loop
  * round in between. The deferred work stays as the fallback. */
+static void tx_then_rx(struct net_queue_pair *qp)
+{
+	tx_drain(qp);
+	if (qp->rx_wanted)
+		rx_drain(qp);
+}
+
 static void on_tx_coalesce_expired(struct fine_timer *t)
 {
-	tx_drain(container_of(t, struct net_queue_pair, tx_coalesce));
+	tx_then_rx(container_of(t, struct net_queue_pair, tx_coalesce));
 }
 
 /*
@@ -948,14 +955,10 @@ static void on_tx_coalesce_expired(struct fine_timer *t)
  */
 static void tx_kicked(struct net_queue_pair *qp)
 {
-	if (qp->tx_coalesce.loop) {
-		if (!fine_timer_armed(&qp->tx_coalesce))
-			fine_timer_arm(&qp->tx_coalesce, qp->net->opts.tx_coalesce_us * 1000ull);
-	} else {
-		tx_drain(qp);
-	}
-	if (qp->rx_wanted)
-		rx_drain(qp);
+	if (!qp->tx_coalesce.loop)
+		tx_then_rx(qp);
+	else if (!fine_timer_armed(&qp->tx_coalesce))
+		fine_timer_arm(&qp->tx_coalesce, qp->net->opts.tx_coalesce_us * 1000ull);
 }
 
 static void on_tx_limiter_wake(struct rate_limiter *rl)
