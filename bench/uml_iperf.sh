@@ -75,7 +75,8 @@ if [ "$VEC0_ONLY" = 0 ]; then
 	kvmini_start KPID "$NS" "$SOCK" "tap:$TAP_K" --quiet --mac 52:54:00:be:0f:01 \
 		"${FIRST_ARGS[@]}" || t_end
 	K_LOG=$KVMINI_LOG
-	KVMINI_BIN=${SECOND_BIN:-$KVMINI_BIN} KVMINI_LOG_NAME=plain kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
+	KVMINI_BIN=${SECOND_BIN:-$KVMINI_BIN} KVMINI_LOG_NAME=plain \
+		kvmini_start PPID_ "$NS" "$SOCK_P" "tap:$TAP_P" --quiet \
 		--mac 52:54:00:be:0f:02 "${SECOND_ARGS[@]}" || t_end
 	P_LOG=$KVMINI_LOG
 	uml_args+=("virtio_uml.device=$SOCK:1" "virtio_uml.device=$SOCK_P:1")

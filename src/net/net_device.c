@@ -1244,7 +1244,6 @@ static void pair_reset(struct net_queue_pair *qp)
 		publish_tx(qp);
 	rx_watch_backend(qp, false);
 	event_loop_cancel(qp->loop, &qp->more_work);
-	fine_timer_cancel(&qp->tx_coalesce);
 	if (qp->rx_spill_len)    /* taken from the backend, never delivered */
 		PAIR_INC(qp, rx_dropped_no_buffer);
 	pair_forget(qp);
