@@ -162,6 +162,8 @@ static const struct fs_option fs_options[] = {
 	NUMBER("threads", ALL_DOORS, FOR_ANY, threads, 1, VIRTIO_FS_MAX_THREADS, 0, NULL),
 	NUMBER("queues", CLI_FS_VHOST | CLI_FS_RUN_SHARE, FOR_ANY, dev.request_queues, 1,
 	       VIRTIO_FS_MAX_REQUEST_QUEUES, 0, NULL),
+	NUMBER("poll-us", CLI_FS_VHOST | CLI_FS_RUN_SHARE, FOR_ANY, dev.poll_us, 0,
+	       VIRTIO_FS_MAX_POLL_US, 0, "microseconds"),
 	TAKES("squash-owner", "UID:GID (numbers)", ALL_DOORS, FOR_ANY, take_squash),
 	NUMBER("max-fds", ALL_DOORS, FOR_PASSTHROUGH, share.pt.max_fds, 16, 1ul << 30, 0, NULL),
 	NUMBER("max-inodes", ALL_DOORS, FOR_PASSTHROUGH, share.pt.max_inodes, 16, 1ul << 30, 0,

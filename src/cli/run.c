@@ -100,7 +100,7 @@ static const char run_usage[] =
 	"                     guest mounts it with `mount -t virtiofs TAG /mnt` (repeatable,\n"
 	"                     up to 4; the guest cannot reach outside DIR). OPTIONs, as\n"
 	"                     `kvmini vhost fs` takes them: cache=MODE, threads=N,\n"
-	"                     queues=N, squash-owner=U:G, max-fds=N, max-inodes=N,\n"
+	"                     queues=N, poll-us=N, squash-owner=U:G, max-fds=N, max-inodes=N,\n"
 	"                     max-handles=N, max-write=BYTES, xattr-all, dev-nodes,\n"
 	"                     no-notify, max-watches=N, watch=dirs|files; and dax=SIZE\n"
 	"                     (e.g. 1G): a DAX window for `mount -t virtiofs -o dax=always`\n"

@@ -49,4 +49,15 @@
 #define fetch_and_seq_cst(p, v)    __atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
 #define fence_seq_cst()            __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
+/* In a spin-wait loop: tells the CPU (and a hypervisor's pause-loop
+ * exiting) that this thread only waits. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 #endif

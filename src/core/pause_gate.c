@@ -6,6 +6,8 @@
 
 #include <errno.h>
 
+#include "core/atomics.h"
+
 int pause_gate_init(struct pause_gate *g)
 {
 	int r = pthread_mutex_init(&g->lock, NULL);
@@ -78,6 +80,11 @@ bool pause_gate_try_enter(struct pause_gate *g)
 	return ok;
 }
 
+bool pause_gate_closing(struct pause_gate *g)
+{
+	return load_relaxed(&g->holds) || load_relaxed(&g->shut);
+}
+
 void pause_gate_leave(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
@@ -92,7 +99,7 @@ void pause_gate_pause(struct pause_gate *g)
 	pthread_mutex_lock(&g->lock);
 	if (!g->holds)
 		g->pauses++;
-	g->holds++;
+	store_relaxed(&g->holds, g->holds + 1);
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -100,7 +107,7 @@ void pause_gate_resume(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
 	if (g->holds)
-		g->holds--;
+		store_relaxed(&g->holds, g->holds - 1);
 	if (!g->holds)
 		pthread_cond_broadcast(&g->work);
 	pthread_mutex_unlock(&g->lock);
@@ -117,7 +124,7 @@ void pause_gate_wait_idle(struct pause_gate *g)
 void pause_gate_shutdown(struct pause_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
-	g->shut = true;
+	store_relaxed(&g->shut, true);
 	pthread_cond_broadcast(&g->work);
 	pthread_mutex_unlock(&g->lock);
 }

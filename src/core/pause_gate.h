@@ -27,7 +27,8 @@ struct pause_gate {
 	pthread_mutex_t lock;
 	pthread_cond_t work;      /* workers wait here: resume, new work, shutdown */
 	pthread_cond_t idle;      /* controllers wait here for busy == 0 */
-	/* All below are protected by @lock. */
+	/* All below are protected by @lock; @holds and @shut are also stored
+	 * atomically, for pause_gate_closing() without it. */
 	unsigned busy;            /* workers between enter and leave */
 	unsigned holds;           /* pauses not yet resumed: closed while > 0 */
 	bool shut;
@@ -57,6 +58,10 @@ bool pause_gate_enter(struct pause_gate *g, bool (*ready)(void *arg), void *arg)
 /* Enter without waiting: false when the gate is paused or shut (the caller
  * must then not touch the queues). */
 bool pause_gate_try_enter(struct pause_gate *g);
+
+/* A pause or the shutdown wants the workers out: read without the lock,
+ * by a worker inside that polls for more work instead of leaving. */
+bool pause_gate_closing(struct pause_gate *g);
 
 /* The caller's request is answered. */
 void pause_gate_leave(struct pause_gate *g);

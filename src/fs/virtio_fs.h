@@ -70,6 +70,7 @@
 #define VIRTIO_FS_MAX_REQUEST_QUEUES 16u
 #define VIRTIO_FS_MAX_QUEUES (2u + VIRTIO_FS_MAX_REQUEST_QUEUES)
 #define VIRTIO_FS_MAX_THREADS 64u
+#define VIRTIO_FS_MAX_POLL_US 1000u
 #define VIRTIO_FS_TAG_LEN 36u
 /* Spec 5.11.3 (not in every uapi header). */
 #ifndef VIRTIO_FS_F_NOTIFICATION
@@ -112,7 +113,9 @@ struct virtio_fs_config_notify {
 	X(avail_index_invalid,           "queues poisoned by a broken avail ring") \
 	X(tx_interrupts_requested,       "used-ring updates the driver asked an interrupt for") \
 	X(tx_interrupts_sent,            "interrupts sent: by a worker, or by the loop thread (coalesced)") \
-	X(pauses,                        "times the workers were stopped at a request boundary")
+	X(pauses,                        "times the workers were stopped at a request boundary") \
+	X(rx_requests_polled,            "requests a polling worker found without a kick") \
+	X(rx_polls_timed_out,            "polls that ended without a request (the worker then slept)")
 
 struct virtio_fs_counters {
 	VIRTIO_FS_COUNTERS(COUNTER_FIELD)
@@ -124,6 +127,9 @@ struct virtio_fs_opts {
 	unsigned request_queues;       /* 1..VIRTIO_FS_MAX_REQUEST_QUEUES; 0: 1 */
 	unsigned threads;              /* workers 1..VIRTIO_FS_MAX_THREADS; 0: 2 */
 	bool offer_notification;       /* offer VIRTIO_FS_F_NOTIFICATION (queue 1) */
+	/* Longest a worker keeps polling a request queue for the driver's next
+	 * request after answering one, in µs (adaptive below it); 0: never. */
+	unsigned poll_us;
 	/* Bytes of DAX window the VMM gives the device (virtio_fs_set_dax),
 	 * 0: none. Read by the machine builder, not by the device. */
 	uint64_t dax_bytes;
@@ -159,6 +165,8 @@ struct virtio_fs {
 	unsigned rr_next;              /* gate lock: next request queue to look at */
 	struct virtio_fs_worker *workers;
 	unsigned nworkers;
+	uint64_t poll_max_ns;          /* opts.poll_us; 0: no polling */
+	bool polling;                  /* atomic: a worker polls (one at a time) */
 
 	/* Interrupts and NEEDS_RESET posted to the loop thread. */
 	struct event_notifier posted;

@@ -356,6 +356,16 @@ enum vq_pop_result vq_next(struct virtqueue *vq, struct vq_chain *chain)
 	}
 }
 
+bool vq_started(const struct virtqueue *vq)
+{
+	return vq->started && !vq->faults.poisoned;
+}
+
+uint16_t vq_avail_idx(struct virtqueue *vq)
+{
+	return load_avail_idx(vq);
+}
+
 bool vq_has_avail(struct virtqueue *vq)
 {
 	if (!vq->started || vq->faults.poisoned)
@@ -413,6 +423,21 @@ void vq_disable_notify(struct virtqueue *vq)
 		return;   /* with EVENT_IDX, a stale avail_event suppresses kicks */
 	uint16_t flags = GUEST_LOAD(&vq->used->flags);
 	GUEST_STORE(&vq->used->flags, flags | VRING_USED_F_NO_NOTIFY);
+	used_ring_written(vq);
+}
+
+void vq_suppress_notify(struct virtqueue *vq)
+{
+	if (!vq->event_idx) {
+		vq_disable_notify(vq);
+		return;
+	}
+	vq->notify_enabled = false;
+	if (!vq->started || vq->faults.poisoned)
+		return;
+	/* The driver kicks when its new index passes avail_event; one behind
+	 * the chains it has already made available is never passed. */
+	GUEST_STORE(avail_event_ptr(vq), (uint16_t)(vq->last_avail_idx - 1));
 	used_ring_written(vq);
 }
 

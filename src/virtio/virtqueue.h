@@ -234,6 +234,8 @@ bool vq_poison_is_new(struct virtqueue *vq);
 
 /* True when the guest has made chains available that vq_pop has not taken. */
 bool vq_has_avail(struct virtqueue *vq);
+/* Started and not poisoned: its rings may be read. */
+bool vq_started(const struct virtqueue *vq);
 
 /* Write a used element; it becomes visible to the guest at vq_publish.
  * Returns 0, or -EINVAL for a head that is not a valid index or -EIO when
@@ -250,11 +252,21 @@ static inline uint16_t vq_unpublished(const struct virtqueue *vq)
  * whether the guest asked to be interrupted for them. */
 bool vq_publish(struct virtqueue *vq);
 
+/* The driver's avail index as it is now, for a device thread that polls
+ * for new chains by comparing it with an earlier read. The queue must be
+ * started; no lock is needed (it reads guest memory only), but popping
+ * still takes the caller's queue lock. */
+uint16_t vq_avail_idx(struct virtqueue *vq);
+
 /* Notification suppression for the driver's kicks. vq_enable_notify returns
  * true when chains arrived while notifications were off, so the caller must
  * drain again (the disable / drain / enable / recheck idiom). */
 void vq_disable_notify(struct virtqueue *vq);
 bool vq_enable_notify(struct virtqueue *vq);
+/* Kicks off at once, for a thread that polls the ring: with EVENT_IDX
+ * vq_disable_notify leaves avail_event where it was, which still lets the
+ * driver's next chain kick; this moves it behind. vq_enable_notify ends it. */
+void vq_suppress_notify(struct virtqueue *vq);
 
 /* Kicks on, and with EVENT_IDX a kick asked for the driver's next buffer
  * even while earlier ones wait untaken (a queue the device pops rarely:

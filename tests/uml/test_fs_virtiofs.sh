@@ -9,7 +9,9 @@
 # must see exactly that tree, byte for byte. A second kvmini serves a memfs
 # share in the same guest, with in-band notifications, two request queues
 # and --cache metadata (file data as direct I/O from and to the guest's
-# buffers), and gets a smaller workload checked from the guest alone. A second
+# buffers) and workers polling for requests (--poll-us 200, which must have
+# found some without a kick), and gets a smaller workload checked from the
+# guest alone. A second
 # boot of the guest then reconnects to both (the device was reset at the
 # first disconnect) and finds both trees as it left them. Then both kvmini
 # (the sanitizer build) must exit cleanly with their error counters at zero
@@ -38,7 +40,7 @@ LOG_PT=$T_DIR/kvmini.log
 LOG_MEM=$T_DIR/kvmini-memfs.log
 fs_start KPID "$SOCK" "$LOG_PT" --tag "$TAG" --shared-dir "$SHARE" --threads 2 || t_end
 fs_start MPID "$SOCK_MEM" "$LOG_MEM" --tag "$TAG_MEM" --backend memfs --memfs-size 64 \
-	--inband --queues 2 --threads 3 --cache metadata || t_end
+	--inband --queues 2 --threads 3 --cache metadata --poll-us 200 || t_end
 
 guest_script "$T_DIR/guest.sh" <<EOF
 TAG=$TAG
@@ -221,4 +223,6 @@ kvmini_stop "$KPID" "$LOG_PT"
 check_fs_counters passthrough
 kvmini_stop "$MPID" "$LOG_MEM"
 check_fs_counters memfs
+# Its workers polled (--poll-us): requests were found without a kick.
+kc_gt0 rx_requests_polled
 t_end

@@ -89,6 +89,7 @@ expect fs-shared-dir-missing 1 'No such file' -- vhost fs --socket "$sock" --tag
 expect fs-tag-too-long 2 'must be 1 to 36 bytes' -- vhost fs --socket "$sock" --tag 0123456789012345678901234567890123456 --backend memfs
 expect fs-bad-queues 2 '--queues: "0"' -- vhost fs --socket "$sock" --tag t --backend memfs --queues 0
 expect fs-bad-threads 2 '--threads: "100"' -- vhost fs --socket "$sock" --tag t --backend memfs --threads 100
+expect fs-bad-poll 2 '--poll-us: "1001" is not a number of microseconds from 0 to 1000' -- vhost fs --socket "$sock" --tag t --backend memfs --poll-us 1001
 expect fs-bad-backend 2 'not passthrough or memfs' -- vhost fs --socket "$sock" --tag t --backend bogus
 expect fs-bad-cache 2 'not none, metadata, auto or always' -- vhost fs --socket "$sock" --tag t --backend memfs --cache sometimes
 expect fs-bad-owner 2 'not UID:GID' -- vhost fs --socket "$sock" --tag t --backend memfs --squash-owner x
@@ -188,6 +189,7 @@ expect run-no-notify-no-fs 2 'no-notify and --max-watches are for --fs shares' -
 # A share's own options (--fs DIR:TAG,OPTION...): the same table as vhost fs's.
 expect run-fs-bad-cache 2 "fs $tmp:t: cache: \"sometimes\" is not none, metadata, auto or always" -- "${K[@]}" --fs "$tmp:t,cache=sometimes"
 expect run-fs-bad-threads 2 'threads: "0" is not a number from 1 to 64' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=0"
+expect run-fs-bad-poll 2 'poll-us: "x" is not a number of microseconds' -- "${K[@]}" --fs "$tmp:t,poll-us=x"
 expect run-fs-bad-queues 2 'queues: "17" is not a number from 1 to 16' -- "${K[@]}" --fs "$tmp:t,queues=17"
 expect run-fs-unknown-option 2 'unknown option "backend"' -- "${K[@]}" --fs "$tmp:t,backend=memfs"
 expect run-fs-flag-with-value 2 'xattr-all takes no value' -- "${K[@]}" --fs "$tmp:t,xattr-all=1"
@@ -202,7 +204,7 @@ expect run-fs-dax-big 2 'dax: "128G" is not a window size with a unit' -- "${K[@
 expect vhost-fs-no-dax 2 'dax' -- vhost fs --socket "$sock" --tag t --backend memfs --dax=1G
 # Every option taken (squash-owner's colon is not the DIR:TAG one): parsing
 # passes, and the run fails only at the kernel, /dev/null (or at /dev/kvm).
-expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0,dax=1G"
+expect run-fs-all-options 1 'kernel|/dev/kvm' -- "${K[@]}" --fs "$tmp:t,cache=none,threads=4,queues=2,poll-us=50,max-write=65536,xattr-all,no-notify,max-watches=10,max-fds=100,squash-owner=0:0,dax=1G"
 expect run-help-fs-options 0 'cache=MODE, threads=N' -- run --help
 expect run-help-controls 0 '--api-sock PATH' -- run --help
 # A kvmini waiting on --api-sock takes its machine from the API.

@@ -86,6 +86,7 @@ struct rig_opts {
 	bool notification;           /* offer and negotiate VIRTIO_FS_F_NOTIFICATION */
 	bool offer_only;             /* offer it, the driver does not take it */
 	uint16_t qsize;
+	unsigned poll_us;            /* workers poll for the next request */
 };
 
 #define POOL_SIZE (48u << 20)
@@ -97,7 +98,7 @@ static void rig_up_with(struct rig *r, const struct rig_opts *o)
 	struct vd_queue_opts qo = { .size = o->qsize ? o->qsize : 128, .indirect_max = 16,
 				    .event_idx = o->event_idx };
 	struct virtio_fs_opts fo = { .tag = "kvmtest", .request_queues = o->queues,
-				     .threads = o->threads,
+				     .threads = o->threads, .poll_us = o->poll_us,
 				     .offer_notification = o->notification || o->offer_only };
 	uint64_t features = RING_FEATURES;
 
@@ -815,10 +816,11 @@ static void test_reset_with_requests_in_flight(void)
  * when the driver's view of suppression says so: every request answered
  * exactly once, nothing lost to a missed kick.
  */
-static void stress(bool event_idx, bool indirect)
+static void stress(bool event_idx, bool indirect, unsigned poll_us)
 {
 	struct rig r;
-	struct rig_opts o = { .queues = 3, .threads = 6, .event_idx = event_idx, .qsize = 64 };
+	struct rig_opts o = { .queues = 3, .threads = 6, .event_idx = event_idx, .qsize = 64,
+			      .poll_us = poll_us };
 	unsigned total = 0;
 
 	rig_up_with(&r, &o);
@@ -856,17 +858,68 @@ static void stress(bool event_idx, bool indirect)
 	/* Kicks were suppressed at least some of the time. */
 	uint64_t kicks = r.vq[1].kicks + r.vq[2].kicks + r.vq[3].kicks;
 	CHECK(kicks < total);
+	/* Polling workers found requests without a kick, and only then. */
+	if (poll_us)
+		CHECK(c.rx_requests_polled > 0);
+	else
+		CHECK_EQ(c.rx_requests_polled + c.rx_polls_timed_out, 0);
 	rig_down(&r);
 }
 
 static void test_stress_event_idx(void)
 {
-	stress(true, false);
+	stress(true, false, 0);
 }
 
 static void test_stress_flags_indirect(void)
 {
-	stress(false, true);
+	stress(false, true, 0);
+}
+
+/* The same with workers polling: kicks suppressed while one polls, so a
+ * chain published then is found by the poll or by the recheck as kicks
+ * come back on, never lost. */
+static void test_stress_polling(void)
+{
+	stress(true, false, 500);
+	stress(false, true, 500);
+}
+
+/*
+ * A worker polling for the next request (up to 1 ms here) is inside the
+ * gate: a pause waits for it, and a request the driver makes during the
+ * pause waits for the resume (the poll sees the pause and does not take
+ * it, or hands it back), never answered while paused nor lost.
+ */
+static void test_pause_ends_poll(void)
+{
+	struct rig r;
+	struct rig_opts o = { .queues = 1, .threads = 1, .event_idx = true,
+			      .poll_us = VIRTIO_FS_MAX_POLL_US };
+
+	rig_up_with(&r, &o);
+	fuse_init(&r);
+	for (unsigned round = 0; round < 50; round++) {
+		add_getattr(&r, 1, 0);
+		publish(&r, 1);
+		CHECK(wait_used(&r, 1, 1));
+		virtio_fs_pause(r.fs);
+		virtio_fs_wait_idle(r.fs);
+		add_getattr(&r, 1, 1);
+		publish(&r, 1);
+		usleep(2000);
+		CHECK_EQ(vd_used_pending(&r.vq[1]), 1);
+		virtio_fs_resume(r.fs);
+		CHECK(wait_used(&r, 1, 2));
+		for (int i = 0; i < 2; i++) {
+			uint32_t id, len;
+			CHECK_EQ(get_used(&r, 1, &id, &len), 1);
+		}
+		if (check_case_failed)
+			break;
+	}
+	CHECK(ctrs(&r).rx_requests_polled + ctrs(&r).rx_polls_timed_out > 0);
+	rig_down(&r);
 }
 
 static void test_poisoned_queue_needs_reset(void)
@@ -1324,6 +1377,8 @@ int main(void)
 	RUN_TEST(test_reset_with_requests_in_flight);
 	RUN_TEST(test_stress_event_idx);
 	RUN_TEST(test_stress_flags_indirect);
+	RUN_TEST(test_stress_polling);
+	RUN_TEST(test_pause_ends_poll);
 	RUN_TEST(test_poisoned_queue_needs_reset);
 	RUN_TEST(test_notifications);
 	RUN_TEST(test_notifications_not_negotiated);
