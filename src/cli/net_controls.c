@@ -176,11 +176,23 @@ static int take_tx_coalesce(struct cli_net_controls *c, const char *text)
 		   : -EINVAL;
 }
 
+/* --poll-us N, for the --net before it. */
+static int take_poll(struct cli_net_controls *c, const char *text)
+{
+	struct net_iface_config *ifc = last_iface(c, "--poll-us");
+
+	return ifc ? parse_count("--poll-us", text, "microseconds", 0, NET_POLL_MAX_US,
+				 &ifc->poll_us)
+		   : -EINVAL;
+}
+
 int cli_net_controls_take(struct cli_net_controls *c, int opt, const char *optarg)
 {
 	switch (opt) {
 	case CLI_OPT_TX_COALESCE:
 		return take_tx_coalesce(c, optarg);
+	case CLI_OPT_POLL:
+		return take_poll(c, optarg);
 	case CLI_OPT_MAC:
 		return take_mac(c, optarg);
 	case CLI_OPT_MTU:

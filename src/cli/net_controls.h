@@ -32,7 +32,7 @@
 enum {
 	CLI_OPT_IFACE_ID = 0x4e00, CLI_OPT_TX_RATE_LIMIT, CLI_OPT_RX_RATE_LIMIT,
 	CLI_OPT_API_SOCK, CLI_OPT_MMDS_IFACE, CLI_OPT_MAC, CLI_OPT_MTU, CLI_OPT_OFFLOADS,
-	CLI_OPT_QUEUES, CLI_OPT_TX_COALESCE,
+	CLI_OPT_QUEUES, CLI_OPT_TX_COALESCE, CLI_OPT_POLL,
 };
 
 #define CLI_NET_CONTROLS_LONG_OPTIONS \
@@ -46,6 +46,7 @@ enum {
 	{ "offloads", required_argument, NULL, CLI_OPT_OFFLOADS }, \
 	{ "queues", required_argument, NULL, CLI_OPT_QUEUES }, \
 	{ "tx-coalesce-us", required_argument, NULL, CLI_OPT_TX_COALESCE }, \
+	{ "poll-us", required_argument, NULL, CLI_OPT_POLL }, \
 	CLI_MMDS_LONG_OPTIONS
 
 #define CLI_RATE_LIMIT_USAGE \

@@ -79,6 +79,8 @@ static const char run_usage[] =
 	"  --tx-coalesce-us N a kick's TX drain of the --net before it waits N us\n"
 	"                     (0..1000, default 0: at once) for the frames queued\n"
 	"                     after it: fewer kicks and interrupts, N us more latency\n"
+	"  --poll-us N        the --net before it: its queue pairs' threads poll N us\n"
+	"                     (0..1000, default 0) after moving frames before sleeping\n"
 	"  --mtu N            the MTU of the --net before it, 68..65535, offered to the\n"
 	"                     guest (VIRTIO_NET_F_MTU); default: a tap's own MTU, else\n"
 	"                     1500; a tap's MTU must be at least --mtu\n"

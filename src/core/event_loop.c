@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
@@ -314,6 +315,32 @@ int event_loop_run(struct event_loop *loop)
 		if (r < 0) {
 			log_err("event loop: epoll_wait: %s", strerror(-r));
 			return r;
+		}
+	}
+	return 0;
+}
+
+int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *polled)
+{
+	bool polling = false;
+	uint64_t idle_since = 0;
+
+	while (!loop->stop) {
+		int r = event_loop_once(loop, polling ? 0 : -1);
+
+		if (r < 0) {
+			log_err("event loop: epoll_wait: %s", strerror(-r));
+			return r;
+		}
+		if (r > 0) {
+			if (polling)
+				store_relaxed(polled, *polled + 1);
+			polling = true;
+			idle_since = clock_now_ns();
+		} else if (polling && clock_now_ns() - idle_since >= poll_ns) {
+			polling = false;
+		} else if (polling) {
+			cpu_relax();
 		}
 	}
 	return 0;

@@ -62,6 +62,7 @@
 #define NET_BUDGET_BYTES (8u << 20)
 /* The most a kick's TX drain may wait (--tx-coalesce-us). */
 #define NET_TX_COALESCE_MAX_US 1000u
+#define NET_POLL_MAX_US 1000u
 /* The virtio 1.x header (struct virtio_net_hdr_v1) in front of every frame. */
 #define NET_HDR_LEN 12u
 /* Mergeable RX buffers: the most chains, and iovecs, one frame may take
@@ -101,7 +102,8 @@
 	X(rx_interrupts,          "RX interrupts sent") \
 	X(tx_interrupts,          "TX interrupts sent") \
 	X(tx_rate_limited,        "times the TX rate limiter stopped the TX queue") \
-	X(rx_rate_limited,        "times the RX rate limiter stopped delivery to the guest")
+	X(rx_rate_limited,        "times the RX rate limiter stopped delivery to the guest") \
+	X(rx_events_polled,       "rounds of a pair thread's work found by polling (--poll-us), not after a wake-up")
 
 struct net_counters {
 	NET_COUNTERS(COUNTER_FIELD)
@@ -121,6 +123,10 @@ struct net_config_opts {
 	 * the guest queues meanwhile go in the same drain (tx_kicked); 0:
 	 * at once. */
 	unsigned tx_coalesce_us;
+	/* Pair threads: after a round that moved something, keep polling
+	 * (the kicks, the backend, the timers) this many µs before sleeping;
+	 * 0: sleep at once. */
+	unsigned poll_us;
 };
 
 /*

@@ -43,6 +43,7 @@ expect net-bad-tx-limit 2 'tx-rate-limit: "bw=1x" is not' -- vhost net --socket 
 expect net-bad-rx-limit 2 'rx-rate-limit: "speed=1" is not' -- vhost net --socket "$sock" --backend loopback --rx-rate-limit bw=1/100,speed=1
 expect net-huge-limit 2 'above 2\^52' -- vhost net --socket "$sock" --backend loopback --tx-rate-limit bw=9999999999999999999/100
 expect net-bad-tx-coalesce 2 'tx-coalesce-us: "1001" is not a number of microseconds from 0 to 1000' -- vhost net --socket "$sock" --backend loopback --tx-coalesce-us 1001
+expect net-bad-poll 2 'poll-us: "1001" is not a number of microseconds from 0 to 1000' -- vhost net --socket "$sock" --backend loopback --poll-us 1001
 expect net-bad-iface-id 2 'iface-id: "a/b" must be' -- vhost net --socket "$sock" --backend loopback --iface-id a/b
 touch "$tmp/notasocket"
 expect net-api-sock-not-socket 1 'api-sock .*notasocket: exists and is not a socket' -- vhost net --socket "$sock" --backend loopback --api-sock "$tmp/notasocket"

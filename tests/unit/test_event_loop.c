@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/atomics.h"
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/event_loop.h"
@@ -333,6 +334,77 @@ static void test_notifier(void)
 	event_loop_destroy(&loop);
 }
 
+/* ---- event_loop_run_polling ---- */
+
+static unsigned poll_rounds;
+static unsigned poll_quit_at;
+
+static void on_poll_notify(struct event_notifier *n)
+{
+	(void)n;
+	store_seq_cst(&poll_rounds, poll_rounds + 1);
+	if (poll_rounds == poll_quit_at)
+		event_loop_quit(&loop);
+}
+
+struct polling_run {
+	uint64_t poll_ns;
+	uint64_t polled;
+};
+
+static void *run_polling(void *arg)
+{
+	struct polling_run *p = arg;
+
+	CHECK_EQ(event_loop_run_polling(&loop, p->poll_ns, &p->polled), 0);
+	return NULL;
+}
+
+/* Signal @n and wait until its callback has run @rounds times in all. */
+static void signal_and_wait(struct event_notifier *n, unsigned rounds)
+{
+	CHECK_EQ(event_notifier_signal(n), 0);
+	for (int i = 0; i < 5000 && load_seq_cst(&poll_rounds) < rounds; i++)
+		usleep(1000);
+	CHECK_EQ(load_seq_cst(&poll_rounds), rounds);
+}
+
+/*
+ * With a window longer than the test, every round after the first is found
+ * by polling (counted); with a 1 ms window, a signal 200 ms after the last
+ * work finds the thread asleep (not counted). Both runs end on quit.
+ */
+static void test_run_polling(void)
+{
+	struct event_notifier n;
+	pthread_t th;
+	struct polling_run long_poll = { .poll_ns = 60ull * 1000 * 1000 * 1000 };
+	struct polling_run short_poll = { .poll_ns = 1000 * 1000 };
+
+	CHECK_EQ(event_loop_init(&loop), 0);
+	CHECK_EQ(event_notifier_init(&loop, &n, on_poll_notify, "poll notifier"), 0);
+	poll_rounds = 0;
+	poll_quit_at = 3;
+	CHECK_EQ(pthread_create(&th, NULL, run_polling, &long_poll), 0);
+	signal_and_wait(&n, 1);
+	signal_and_wait(&n, 2);
+	signal_and_wait(&n, 3);
+	pthread_join(th, NULL);
+	CHECK_EQ(long_poll.polled, 2);
+
+	event_loop_rearm(&loop);
+	poll_rounds = 0;
+	poll_quit_at = 2;
+	CHECK_EQ(pthread_create(&th, NULL, run_polling, &short_poll), 0);
+	signal_and_wait(&n, 1);
+	usleep(200 * 1000);
+	signal_and_wait(&n, 2);
+	pthread_join(th, NULL);
+	CHECK_EQ(short_poll.polled, 0);
+	event_notifier_destroy(&loop, &n);
+	event_loop_destroy(&loop);
+}
+
 static unsigned fine_fired;
 
 static void on_fine(struct fine_timer *t)
@@ -395,5 +467,6 @@ int main(void)
 	RUN_TEST(test_many_timers);
 	RUN_TEST(test_notifier);
 	RUN_TEST(test_fine_timer);
+	RUN_TEST(test_run_polling);
 	return CHECK_DONE();
 }
