@@ -16,9 +16,12 @@
 #    the second gate to kvmini's exit both pairs moved frames
 #    (pair0_/pair1_ rx_packets and tx_packets), and kvmini answered no
 #    control command with an error in the whole run.
-# The NIC has --tx-coalesce-us 50 (each kick's TX drain waits 50 µs), so all
-# of this also holds with TX coalescing in `kvmini run`; the stock-tap case
-# runs without.
+# The NIC has --tx-coalesce-us 50 (each kick's TX drain waits 50 µs) and
+# --poll-us 50 (its pair threads poll 50 µs before sleeping), the share
+# poll-us=50 (a worker polls for the next request), so all of this also holds
+# with TX coalescing and polling in `kvmini run`: some rounds of the NIC's
+# work were found by polling (rx_events_polled), the share's workers polled
+# (rx_requests_polled + rx_polls_timed_out); the stock-tap case runs without.
 
 MQ_GATES="10.211.0.3 10.211.0.4"
 MQ_SOCK=
@@ -76,6 +79,14 @@ mq_judge() {
 		done
 	done
 	echo "INFO: acceptance stock-mq: during iperf3:$figures"
+	local polled found timed
+	polled=$(at_exit rx_events_polled)
+	[ "${polled:-0}" -gt 0 ] && pass "--poll-us 50: rounds of the NIC's work found by polling ($polled)" ||
+		fail "--poll-us 50: rx_events_polled ${polled:-missing} at exit (log $CLOG/kvmini.err)"
+	found=$(at_exit rx_requests_polled) timed=$(at_exit rx_polls_timed_out)
+	[ $((${found:-0} + ${timed:-0})) -gt 0 ] &&
+		pass "--fs ...,poll-us=50: the share's workers polled (found ${found}, timed out ${timed})" ||
+		fail "--fs ...,poll-us=50: no poll counted (rx_requests_polled ${found:-missing}, rx_polls_timed_out ${timed:-missing})"
 	[ -z "$idle" ] && pass "both pairs carried frames each way during iperf3 -P 2 (and -R)" ||
 		fail "a pair idle during iperf3 -P 2:$idle (log $CLOG/kvmini.err)"
 }
@@ -114,11 +125,13 @@ case_stock_mq() {
 	rm -f "$MQ_SOCK"
 	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --host-decompress
 		--initrd build/stock-guest/tools-initramfs.gz --api-sock "$MQ_SOCK")
-	KVM_CHECK_NET_OPTS=(--queues 2 --tx-coalesce-us 50)
+	KVM_CHECK_NET_OPTS=(--queues 2 --tx-coalesce-us 50 --poll-us 50)
+	KVM_CHECK_FS_OPTS=,poll-us=50
 	KVM_CHECK_CMDLINE+=" kvmini.mq=$(tr ' ' , <<<"$MQ_GATES")"
 	ACCEPT_SIDE=(mq_gates) ACCEPT_JUDGE=mq_judge
 	accept stock-mq "tap:$TAP" 10.211.0.2/24 10.211.0.1
 	ACCEPT_SIDE=() ACCEPT_JUDGE=
 	KVM_CHECK_NET_OPTS=()
+	KVM_CHECK_FS_OPTS=
 	iperf_server_stop
 }
