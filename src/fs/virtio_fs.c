@@ -432,6 +432,17 @@ static void serve_one(struct virtio_fs_worker *w)
 
 /* --- polling ------------------------------------------------------------ */
 
+/* Queue @q may hold chains: what a kick says. A worker picks it up when
+ * the gate is open. */
+static void mark_work(struct virtio_fs *fs, unsigned q)
+{
+	pause_gate_lock(&fs->gate);
+	fs->q[q].has_work = true;
+	fs->q[q].kick_seq++;
+	pause_gate_wake(&fs->gate);
+	pause_gate_unlock(&fs->gate);
+}
+
 /* A request waits but this worker will not serve it (a pause came): kicks
  * back on, and the work marked for whoever enters after the resume. */
 static void hand_back(struct virtio_fs *fs, unsigned q)
@@ -439,10 +450,7 @@ static void hand_back(struct virtio_fs *fs, unsigned q)
 	pthread_mutex_lock(&fs->q[q].lock);
 	vq_enable_notify(&fs->vqs[q]);
 	pthread_mutex_unlock(&fs->q[q].lock);
-	pause_gate_lock(&fs->gate);
-	fs->q[q].has_work = true;
-	fs->q[q].kick_seq++;
-	pause_gate_unlock(&fs->gate);
+	mark_work(fs, q);
 }
 
 /* Spin until the driver's avail index moves from @seen, the deadline
@@ -571,11 +579,7 @@ static void fs_queue_notify(struct virtio_device *vdev, unsigned q)
 	/* Notification buffers wait in their ring until a notification. */
 	if (q >= vdev->num_queues || (fs->notify_negotiated && q == VIRTIO_FS_NOTIFY_QUEUE))
 		return;
-	pause_gate_lock(&fs->gate);
-	fs->q[q].has_work = true;
-	fs->q[q].kick_seq++;
-	pause_gate_wake(&fs->gate);
-	pause_gate_unlock(&fs->gate);
+	mark_work(fs, q);
 }
 
 /* Take a hold on the gate and wait until no request is between taken

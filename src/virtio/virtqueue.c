@@ -368,7 +368,7 @@ uint16_t vq_avail_idx(struct virtqueue *vq)
 
 bool vq_has_avail(struct virtqueue *vq)
 {
-	if (!vq->started || vq->faults.poisoned)
+	if (!vq_started(vq))
 		return false;
 	return vq->held || load_avail_idx(vq) != vq->last_avail_idx;
 }
