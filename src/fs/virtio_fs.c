@@ -430,8 +430,6 @@ static void serve_one(struct virtio_fs_worker *w)
 	}
 }
 
-/* --- polling ------------------------------------------------------------ */
-
 /* Queue @q may hold chains: what a kick says. A worker picks it up when
  * the gate is open. */
 static void mark_work(struct virtio_fs *fs, unsigned q)
@@ -442,6 +440,8 @@ static void mark_work(struct virtio_fs *fs, unsigned q)
 	pause_gate_wake(&fs->gate);
 	pause_gate_unlock(&fs->gate);
 }
+
+/* --- polling ------------------------------------------------------------ */
 
 /* A request waits but this worker will not serve it (a pause came): kicks
  * back on, and the work marked for whoever enters after the resume. */
