@@ -325,6 +325,8 @@ int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *
 	bool polling = false;
 	uint64_t idle_since = 0;
 
+	if (!poll_ns)
+		return event_loop_run(loop);
 	while (!loop->stop) {
 		int r = event_loop_once(loop, polling ? 0 : -1);
 

@@ -115,7 +115,8 @@ int event_loop_run(struct event_loop *loop);
  * without sleeping (epoll_wait with no timeout) until @poll_ns pass with
  * nothing: work that comes meanwhile finds the thread awake, not parked
  * on a wake-up. Each round polling finds work in adds 1 to *@polled
- * (a relaxed store: only this thread writes it). */
+ * (a relaxed store: only this thread writes it). @poll_ns 0: as
+ * event_loop_run. */
 int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *polled);
 /* Run one round, waiting at most @timeout_ms (-1: forever; no longer than
  * the earliest timer; no wait while deferred work is queued), then the timers

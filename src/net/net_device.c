@@ -994,11 +994,8 @@ static void *pair_main(void *arg)
 	struct net_queue_pair *qp = arg;
 
 	seccomp_filter_enter(qp->be->ops->host_sockets ? SECCOMP_NET_SOCKETS : SECCOMP_NET_QUEUE);
-	if (qp->net->opts.poll_us)
-		event_loop_run_polling(qp->loop, qp->net->opts.poll_us * 1000ull,
-				       &qp->counters.rx_events_polled);
-	else
-		event_loop_run(qp->loop);
+	event_loop_run_polling(qp->loop, qp->net->opts.poll_us * 1000ull,
+			       &qp->counters.rx_events_polled);
 	return NULL;
 }
 
