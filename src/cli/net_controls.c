@@ -181,6 +181,8 @@ static int take_poll(struct cli_net_controls *c, const char *text)
 {
 	struct net_iface_config *ifc = last_iface(c, "--poll-us");
 
+	if (ifc)
+		ifc->poll_given = true;
 	return ifc ? parse_count("--poll-us", text, "microseconds", 0, NET_POLL_MAX_US,
 				 &ifc->poll_us)
 		   : -EINVAL;

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
+#include "core/poll_window.h"
 
 #define EVENTS_PER_WAIT 64
 
@@ -320,15 +321,18 @@ int event_loop_run(struct event_loop *loop)
 	return 0;
 }
 
-int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *polled)
+int event_loop_run_polling(struct event_loop *loop, uint64_t poll_max_ns, uint64_t *polled)
 {
+	struct poll_window win;
 	bool polling = false;
-	uint64_t idle_since = 0;
+	uint64_t last_work = 0;
 
-	if (!poll_ns)
+	if (!poll_max_ns)
 		return event_loop_run(loop);
+	poll_window_init(&win, poll_max_ns);
 	while (!loop->stop) {
 		int r = event_loop_once(loop, polling ? 0 : -1);
+		uint64_t now = clock_now_ns();
 
 		if (r < 0) {
 			log_err("event loop: epoll_wait: %s", strerror(-r));
@@ -337,9 +341,11 @@ int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *
 		if (r > 0) {
 			if (polling)
 				store_relaxed(polled, *polled + 1);
-			polling = true;
-			idle_since = clock_now_ns();
-		} else if (polling && clock_now_ns() - idle_since >= poll_ns) {
+			else if (last_work)
+				poll_window_woken(&win, now - last_work);
+			last_work = now;
+			polling = win.ns > 0;
+		} else if (polling && now - last_work >= win.ns) {
 			polling = false;
 		} else if (polling) {
 			cpu_relax();

@@ -112,12 +112,13 @@ void event_notifier_destroy(struct event_loop *loop, struct event_notifier *n);
 /* Run callbacks until event_loop_quit; returns 0, or -errno if epoll fails. */
 int event_loop_run(struct event_loop *loop);
 /* The same, but after a round that ran something keep looking for more
- * without sleeping (epoll_wait with no timeout) until @poll_ns pass with
- * nothing: work that comes meanwhile finds the thread awake, not parked
- * on a wake-up. Each round polling finds work in adds 1 to *@polled
- * (a relaxed store: only this thread writes it). @poll_ns 0: as
- * event_loop_run. */
-int event_loop_run_polling(struct event_loop *loop, uint64_t poll_ns, uint64_t *polled);
+ * without sleeping (epoll_wait with no timeout) for an adaptive window of
+ * at most @poll_max_ns (core/poll_window.h: it grows while events come
+ * soon after the thread slept, and shrinks to none when they do not), so
+ * work that comes meanwhile finds the thread awake, not parked on a
+ * wake-up. Each round polling finds work in adds 1 to *@polled (a relaxed
+ * store: only this thread writes it). @poll_max_ns 0: as event_loop_run. */
+int event_loop_run_polling(struct event_loop *loop, uint64_t poll_max_ns, uint64_t *polled);
 /* Run one round, waiting at most @timeout_ms (-1: forever; no longer than
  * the earliest timer; no wait while deferred work is queued), then the timers
  * due and the deferred work queued before the round. Returns the number of

@@ -92,7 +92,7 @@ int net_iface_open(struct net_iface *n, const struct net_iface_config *cfg,
 		.offloads_off = cfg->offloads_off,
 		.pair_threads = true,
 		.tx_coalesce_us = cfg->tx_coalesce_us,
-		.poll_us = cfg->poll_us,
+		.poll_us = cfg->poll_given ? cfg->poll_us : NET_POLL_DEFAULT_US,
 	};
 
 	*n = (struct net_iface){ .npairs = cfg->queues ? cfg->queues : 1 };

@@ -39,7 +39,8 @@ struct net_iface_config {
 	bool offloads_off;           /* --offloads off: no checksum or GSO offload offered */
 	unsigned queues;             /* queue pairs (--queues); 0 means 1 */
 	unsigned tx_coalesce_us;     /* --tx-coalesce-us; 0: none */
-	unsigned poll_us;            /* --poll-us; 0: none */
+	unsigned poll_us;            /* --poll-us, when poll_given; 0: none */
+	bool poll_given;             /* else NET_POLL_DEFAULT_US */
 	struct rate_limiter_config limit[NET_NUM_QUEUES];   /* by queue index */
 	bool mmds;                   /* MMDS answers on it (needs a store at open) */
 };

@@ -28,6 +28,7 @@
 #include "check.h"
 #include "core/atomics.h"
 #include "core/clock.h"
+#include "core/poll_window.h"
 #include "core/compiler.h"
 #include "core/event_loop.h"
 #include "core/fine_timer.h"
@@ -370,27 +371,29 @@ static void signal_and_wait(struct event_notifier *n, unsigned rounds)
 }
 
 /*
- * With a window longer than the test, every round after the first is found
- * by polling (counted); with a 1 ms window, a signal 200 ms after the last
- * work finds the thread asleep (not counted). Both runs end on quit.
+ * The window starts at none and grows while rounds come soon after the
+ * thread slept: with a 1 s ceiling and rounds about a millisecond apart it
+ * passes the gap within a dozen rounds, and from then on every round is
+ * found by polling (counted). With a 1 ms ceiling, a signal 200 ms after
+ * the last work finds the thread asleep (not counted). Both runs end on quit.
  */
 static void test_run_polling(void)
 {
 	struct event_notifier n;
 	pthread_t th;
-	struct polling_run long_poll = { .poll_ns = 60ull * 1000 * 1000 * 1000 };
+	struct polling_run long_poll = { .poll_ns = 1000ull * 1000 * 1000 };
 	struct polling_run short_poll = { .poll_ns = 1000 * 1000 };
+	const unsigned rounds = 40;
 
 	CHECK_EQ(event_loop_init(&loop), 0);
 	CHECK_EQ(event_notifier_init(&loop, &n, on_poll_notify, "poll notifier"), 0);
 	poll_rounds = 0;
-	poll_quit_at = 3;
+	poll_quit_at = rounds;
 	CHECK_EQ(pthread_create(&th, NULL, run_polling, &long_poll), 0);
-	signal_and_wait(&n, 1);
-	signal_and_wait(&n, 2);
-	signal_and_wait(&n, 3);
+	for (unsigned i = 1; i <= rounds; i++)
+		signal_and_wait(&n, i);
 	pthread_join(th, NULL);
-	CHECK_EQ(long_poll.polled, 2);
+	CHECK(long_poll.polled >= rounds - 15 && long_poll.polled < rounds);
 
 	event_loop_rearm(&loop);
 	poll_rounds = 0;
@@ -403,6 +406,45 @@ static void test_run_polling(void)
 	CHECK_EQ(short_poll.polled, 0);
 	event_notifier_destroy(&loop, &n);
 	event_loop_destroy(&loop);
+}
+
+/* The window doubles from POLL_WINDOW_START_NS while each wake-up comes
+ * within the ceiling, holds at the ceiling, halves on a longer wait and is
+ * gone below the start; a ceiling under the start is the start. */
+static void test_poll_window(void)
+{
+	struct poll_window p;
+
+	poll_window_init(&p, 100000);
+	CHECK_EQ(p.ns, 0);
+	poll_window_woken(&p, 100000);
+	CHECK_EQ(p.ns, POLL_WINDOW_START_NS);
+	poll_window_woken(&p, 50);
+	CHECK_EQ(p.ns, 2 * POLL_WINDOW_START_NS);
+	for (int i = 0; i < 10; i++)
+		poll_window_woken(&p, 90000);
+	CHECK_EQ(p.ns, 100000);
+	poll_window_woken(&p, 100001);
+	CHECK_EQ(p.ns, 50000);
+	poll_window_woken(&p, 5 * 1000 * 1000);
+	poll_window_woken(&p, 5 * 1000 * 1000);
+	CHECK_EQ(p.ns, 12500);
+	poll_window_woken(&p, 5 * 1000 * 1000);
+	CHECK_EQ(p.ns, 0);
+	poll_window_woken(&p, 5 * 1000 * 1000);
+	CHECK_EQ(p.ns, 0);
+
+	poll_window_init(&p, 3000);
+	poll_window_woken(&p, 2000);
+	CHECK_EQ(p.ns, 3000);
+	poll_window_woken(&p, 2000);
+	CHECK_EQ(p.ns, 3000);
+	poll_window_woken(&p, 4000);
+	CHECK_EQ(p.ns, 0);
+
+	poll_window_init(&p, 0);
+	poll_window_woken(&p, 0);
+	CHECK_EQ(p.ns, 0);
 }
 
 static unsigned fine_fired;
@@ -468,5 +510,6 @@ int main(void)
 	RUN_TEST(test_notifier);
 	RUN_TEST(test_fine_timer);
 	RUN_TEST(test_run_polling);
+	RUN_TEST(test_poll_window);
 	return CHECK_DONE();
 }

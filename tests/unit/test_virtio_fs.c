@@ -720,6 +720,34 @@ static void add_getattr(struct rig *r, unsigned q, unsigned slot)
 	CHECK(add_req(r, q, in, l, in + 4096, 4096) >= 0);
 }
 
+/* A READ of DATA_LEN bytes of @fh: enough data that a polling worker polls
+ * after answering it (virtio_fs.c's POLL_DATA_MIN), its reply at pool + 16
+ * MiB + 64 KiB per slot. */
+#define DATA_LEN (32u << 10)
+
+static void add_read(struct rig *r, unsigned q, unsigned slot, uint64_t node, uint64_t fh)
+{
+	uint64_t in = r->pool + (8u << 20) + slot * 8192ull;
+	struct fuse_read_in ri = { .fh = fh, .offset = 0, .size = DATA_LEN };
+	uint32_t l = put_req(r, in, FUSE_READ, node, &ri, sizeof(ri), NULL, 0);
+	CHECK(add_req(r, q, in, l, r->pool + (16u << 20) + slot * 65536ull, DATA_LEN + 4096) >= 0);
+}
+
+/* A file of DATA_LEN bytes for add_read; returns its handle. */
+static uint64_t data_file(struct rig *r, uint64_t *node)
+{
+	static char data[DATA_LEN];
+	struct fuse_write_in wi = { .size = DATA_LEN };
+	struct fuse_write_out wo;
+
+	wi.fh = create_file(r, "data", node);
+	memset(data, 'd', sizeof(data));
+	CHECK_EQ(call(r, FUSE_WRITE, *node, &wi, sizeof(wi), data, sizeof(data), &wo, sizeof(wo),
+		      4096), 0);
+	CHECK_EQ(wo.size, DATA_LEN);
+	return wi.fh;
+}
+
 /* Nothing popped stays unanswered across a pause: a request in the backend
  * when the pause comes is finished before wait_idle returns, the others
  * stay in the avail ring until resume. */
@@ -814,23 +842,34 @@ static void test_reset_with_requests_in_flight(void)
 /*
  * Many workers, several request queues, batches of requests kicked only
  * when the driver's view of suppression says so: every request answered
- * exactly once, nothing lost to a missed kick.
+ * exactly once, nothing lost to a missed kick. With polling workers the
+ * requests are READs (polling follows data), else GETATTRs.
  */
 static void stress(bool event_idx, bool indirect, unsigned poll_us)
 {
 	struct rig r;
 	struct rig_opts o = { .queues = 3, .threads = 6, .event_idx = event_idx, .qsize = 64,
 			      .poll_us = poll_us };
-	unsigned total = 0;
+	unsigned total = 0, files = 0;
+	uint64_t node = 0, fh = 0;
+	uint32_t reply_len = sizeof(struct fuse_out_header) + sizeof(struct fuse_attr_out);
 
 	rig_up_with(&r, &o);
 	r.indirect = indirect;
 	fuse_init(&r);
+	if (poll_us) {
+		fh = data_file(&r, &node);
+		files = 2;                   /* its CREATE and WRITE */
+		reply_len = sizeof(struct fuse_out_header) + DATA_LEN;
+	}
 	for (unsigned round = 0; round < 200; round++) {
 		unsigned n[4] = { 0 };
 		for (unsigned k = 0; k < 1 + round % 40; k++) {
 			unsigned q = 1 + (k + round) % 3;
-			add_getattr(&r, q, (q - 1) * 64 + n[q]);
+			if (poll_us)
+				add_read(&r, q, (q - 1) * 64 + n[q], node, fh);
+			else
+				add_getattr(&r, q, (q - 1) * 64 + n[q]);
 			n[q]++;
 			/* Publish in bits, as a driver with several submitters would. */
 			if (k % 3 == 2)
@@ -843,8 +882,7 @@ static void stress(bool event_idx, bool indirect, unsigned poll_us)
 			for (unsigned i = 0; i < n[q]; i++) {
 				uint32_t id, len;
 				CHECK_EQ(get_used(&r, q, &id, &len), 1);
-				CHECK_EQ(len, sizeof(struct fuse_out_header) +
-					      sizeof(struct fuse_attr_out));
+				CHECK_EQ(len, reply_len);
 			}
 			total += n[q];
 		}
@@ -852,12 +890,12 @@ static void stress(bool event_idx, bool indirect, unsigned poll_us)
 			break;
 	}
 	struct virtio_fs_counters c = ctrs(&r);
-	CHECK_EQ(c.rx_requests, total + 1);
+	CHECK_EQ(c.rx_requests, total + 1 + files);
 	CHECK_EQ(c.used_add_failed, 0);
 	CHECK_EQ(r.tr.wrong_thread, 0);
 	/* Kicks were suppressed at least some of the time. */
 	uint64_t kicks = r.vq[1].kicks + r.vq[2].kicks + r.vq[3].kicks;
-	CHECK(kicks < total);
+	CHECK(kicks < total + files);
 	/* Polling workers found requests without a kick, and only then. */
 	if (poll_us)
 		CHECK(c.rx_requests_polled > 0);
@@ -889,36 +927,44 @@ static void test_stress_polling(void)
  * A worker polling for the next request (up to 1 ms here) is inside the
  * gate: a pause waits for it, and a request the driver makes during the
  * pause waits for the resume (the poll sees the pause and does not take
- * it, or hands it back), never answered while paused nor lost.
+ * it, or hands it back), never answered while paused nor lost. Each round
+ * first sends READs one after another, so the worker's window grows to the
+ * full 1 ms and the pause comes while it polls.
  */
 static void test_pause_ends_poll(void)
 {
 	struct rig r;
 	struct rig_opts o = { .queues = 1, .threads = 1, .event_idx = true,
 			      .poll_us = VIRTIO_FS_MAX_POLL_US };
+	uint64_t node, fh;
 
 	rig_up_with(&r, &o);
 	fuse_init(&r);
+	fh = data_file(&r, &node);
 	for (unsigned round = 0; round < 50; round++) {
-		add_getattr(&r, 1, 0);
-		publish(&r, 1);
-		CHECK(wait_used(&r, 1, 1));
-		virtio_fs_pause(r.fs);
-		virtio_fs_wait_idle(r.fs);
-		add_getattr(&r, 1, 1);
-		publish(&r, 1);
-		usleep(2000);
-		CHECK_EQ(vd_used_pending(&r.vq[1]), 1);
-		virtio_fs_resume(r.fs);
-		CHECK(wait_used(&r, 1, 2));
-		for (int i = 0; i < 2; i++) {
+		for (unsigned i = 0; i < 12; i++) {
 			uint32_t id, len;
+			add_read(&r, 1, 0, node, fh);
+			publish(&r, 1);
+			CHECK(wait_used(&r, 1, 1));
 			CHECK_EQ(get_used(&r, 1, &id, &len), 1);
 		}
+		virtio_fs_pause(r.fs);
+		virtio_fs_wait_idle(r.fs);
+		add_read(&r, 1, 1, node, fh);
+		publish(&r, 1);
+		usleep(2000);
+		CHECK_EQ(vd_used_pending(&r.vq[1]), 0);
+		virtio_fs_resume(r.fs);
+		CHECK(wait_used(&r, 1, 1));
+		uint32_t id, len;
+		CHECK_EQ(get_used(&r, 1, &id, &len), 1);
+		CHECK_EQ(len, sizeof(struct fuse_out_header) + DATA_LEN);
 		if (check_case_failed)
 			break;
 	}
-	CHECK(ctrs(&r).rx_requests_polled + ctrs(&r).rx_polls_timed_out > 0);
+	CHECK(ctrs(&r).rx_requests_polled > 0);
+	CHECK(ctrs(&r).rx_polls_timed_out > 0);
 	rig_down(&r);
 }
 
