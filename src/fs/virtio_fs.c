@@ -23,7 +23,6 @@
 #include "core/clock.h"
 #include "core/compiler.h"
 #include "core/log.h"
-#include "core/poll_window.h"
 
 _Static_assert(sizeof(struct virtio_fs_config) == VIRTIO_FS_TAG_LEN + 4, "virtio-fs config size");
 
@@ -49,10 +48,8 @@ struct virtio_fs_worker {
 	/* Chosen by worker_ready under the gate's lock. */
 	unsigned queue;
 	uint64_t seq;
-	/* Polling (poll_next): the window, adapted to how soon the driver's
-	 * next request came after the last answer (answered_ns). */
-	struct poll_window poll;
-	uint64_t answered_ns;
+	/* Polling (poll_next): this pass's window, the queue's when it began. */
+	uint64_t poll_ns;
 	struct vq_chain chain;        /* the chain being served (too big for the stack) */
 };
 
@@ -495,7 +492,7 @@ static bool poll_next(struct virtio_fs_worker *w)
 	bool found, live;
 	uint16_t seen = 0;
 
-	if (!w->poll.ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE ||
+	if (!w->poll_ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE ||
 	    pause_gate_closing(&fs->gate) || exchange_seq_cst(&fs->polling, true))
 		return false;
 	pthread_mutex_lock(&fq->lock);
@@ -507,7 +504,7 @@ static bool poll_next(struct virtio_fs_worker *w)
 	}
 	pthread_mutex_unlock(&fq->lock);
 	if (live) {
-		found = spin_for_chain(fs, vq, seen, clock_now_ns() + w->poll.ns);
+		found = spin_for_chain(fs, vq, seen, clock_now_ns() + w->poll_ns);
 		if (!found) {
 			pthread_mutex_lock(&fq->lock);
 			found = vq_enable_notify(vq);
@@ -527,13 +524,35 @@ static bool poll_next(struct virtio_fs_worker *w)
 	return true;
 }
 
-/* At a pass's start, the worker having slept since its last answer: grow
- * the window when the request came within the longest poll (a poll would
- * have caught it), shrink it when not, so a quiet driver costs nothing. */
+/* At a pass's start on a request queue: grow the queue's window when the
+ * request came within the longest poll of the queue's last answer (a poll
+ * would have caught it), shrink it when not, so a quiet driver costs
+ * nothing. The window is the queue's, not the worker's: the driver's
+ * stream is per queue, and the next request often goes to another worker. */
 static void adapt_poll_window(struct virtio_fs_worker *w)
 {
-	if (w->poll.max_ns && w->answered_ns)
-		poll_window_woken(&w->poll, clock_now_ns() - w->answered_ns);
+	struct virtio_fs_queue *fq = &w->fs->q[w->queue];
+
+	w->poll_ns = 0;
+	if (!w->fs->poll_max_ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE)
+		return;
+	pthread_mutex_lock(&fq->lock);
+	if (fq->answered_ns)
+		poll_window_woken(&fq->poll, clock_now_ns() - fq->answered_ns);
+	w->poll_ns = fq->poll.ns;
+	pthread_mutex_unlock(&fq->lock);
+}
+
+/* At a pass's end: when the queue's last answer went out. */
+static void note_answered(struct virtio_fs_worker *w)
+{
+	struct virtio_fs_queue *fq = &w->fs->q[w->queue];
+
+	if (!w->fs->poll_max_ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE)
+		return;
+	pthread_mutex_lock(&fq->lock);
+	fq->answered_ns = clock_now_ns();
+	pthread_mutex_unlock(&fq->lock);
 }
 
 /* One pass through the gate per request, plus those a poll finds before a
@@ -551,8 +570,7 @@ static void *worker_main(void *arg)
 			while (poll_next(w))
 				serve_one(w);
 		}
-		if (w->fs->poll_max_ns)
-			w->answered_ns = clock_now_ns();
+		note_answered(w);
 		pause_gate_leave(&w->fs->gate);
 	}
 	return NULL;
@@ -760,7 +778,6 @@ static int start_workers(struct virtio_fs *fs, unsigned n)
 
 		w->fs = fs;
 		w->index = i;
-		poll_window_init(&w->poll, fs->poll_max_ns);
 		int r = pthread_create(&w->thread, NULL, worker_main, w);
 		if (r)
 			return -r;
@@ -796,6 +813,7 @@ int virtio_fs_init(struct virtio_fs *fs, const struct virtio_fs_opts *opts,
 	for (unsigned q = 0; q < VIRTIO_FS_MAX_QUEUES; q++) {
 		vq_reset(&fs->vqs[q]);
 		pthread_mutex_init(&fs->q[q].lock, NULL);
+		poll_window_init(&fs->q[q].poll, fs->poll_max_ns);
 	}
 	r = pause_gate_init(&fs->gate);
 	if (r < 0) {

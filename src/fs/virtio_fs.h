@@ -62,6 +62,7 @@
 
 #include "fuse/fuse_server.h"
 #include "core/pause_gate.h"
+#include "core/poll_window.h"
 #include "virtio/device.h"
 
 #define VIRTIO_FS_HIPRIO_QUEUE 0u
@@ -145,6 +146,10 @@ struct virtio_fs_queue {
 	bool poisoned_pending;
 	/* Requests completed on this queue (atomic). */
 	uint64_t requests;
+	/* Polling (request queues, under lock): the adaptive window and when
+	 * the last request was answered. */
+	struct poll_window poll;
+	uint64_t answered_ns;
 };
 
 struct virtio_fs_worker;
