@@ -17,11 +17,15 @@
 #    (pair0_/pair1_ rx_packets and tx_packets), and kvmini answered no
 #    control command with an error in the whole run.
 # The NIC has --tx-coalesce-us 50 (each kick's TX drain waits 50 µs) and
-# --poll-us 50 (its pair threads poll 50 µs before sleeping), the share
-# poll-us=50 (a worker polls for the next request), so all of this also holds
-# with TX coalescing and polling in `kvmini run`: some rounds of the NIC's
-# work were found by polling (rx_events_polled), the share's workers polled
-# (rx_requests_polled + rx_polls_timed_out); the stock-tap case runs without.
+# --poll-us 1000 (its pair threads poll for an adaptive window of up to 1 ms
+# before sleeping: the window grows only while events come within it, which
+# under TCG takes the longest one), the share poll-us=1000, so all of this
+# also holds with TX coalescing and polling in `kvmini run`: some rounds of
+# the NIC's work were found by polling (rx_events_polled). The share's
+# workers poll only after a request that moved 32 KiB, and the check's share
+# work is a small file, so there the share only shows it works with the
+# option (its polling is proven in test_virtio_fs and UML's
+# test_fs_virtiofs). The stock-tap case runs with the default window, 200 µs.
 
 MQ_GATES="10.211.0.3 10.211.0.4"
 MQ_SOCK=
@@ -79,14 +83,10 @@ mq_judge() {
 		done
 	done
 	echo "INFO: acceptance stock-mq: during iperf3:$figures"
-	local polled found timed
+	local polled
 	polled=$(at_exit rx_events_polled)
-	[ "${polled:-0}" -gt 0 ] && pass "--poll-us 50: rounds of the NIC's work found by polling ($polled)" ||
-		fail "--poll-us 50: rx_events_polled ${polled:-missing} at exit (log $CLOG/kvmini.err)"
-	found=$(at_exit rx_requests_polled) timed=$(at_exit rx_polls_timed_out)
-	[ $((${found:-0} + ${timed:-0})) -gt 0 ] &&
-		pass "--fs ...,poll-us=50: the share's workers polled (found ${found}, timed out ${timed})" ||
-		fail "--fs ...,poll-us=50: no poll counted (rx_requests_polled ${found:-missing}, rx_polls_timed_out ${timed:-missing})"
+	[ "${polled:-0}" -gt 0 ] && pass "--poll-us 1000: rounds of the NIC's work found by polling ($polled)" ||
+		fail "--poll-us 1000: rx_events_polled ${polled:-missing} at exit (log $CLOG/kvmini.err)"
 	[ -z "$idle" ] && pass "both pairs carried frames each way during iperf3 -P 2 (and -R)" ||
 		fail "a pair idle during iperf3 -P 2:$idle (log $CLOG/kvmini.err)"
 }
@@ -125,8 +125,8 @@ case_stock_mq() {
 	rm -f "$MQ_SOCK"
 	KVM_CHECK_GUEST=(--kernel "$STOCK_DIR/vmlinuz" --host-decompress
 		--initrd build/stock-guest/tools-initramfs.gz --api-sock "$MQ_SOCK")
-	KVM_CHECK_NET_OPTS=(--queues 2 --tx-coalesce-us 50 --poll-us 50)
-	KVM_CHECK_FS_OPTS=,poll-us=50
+	KVM_CHECK_NET_OPTS=(--queues 2 --tx-coalesce-us 50 --poll-us 1000)
+	KVM_CHECK_FS_OPTS=,poll-us=1000
 	KVM_CHECK_CMDLINE+=" kvmini.mq=$(tr ' ' , <<<"$MQ_GATES")"
 	ACCEPT_SIDE=(mq_gates) ACCEPT_JUDGE=mq_judge
 	accept stock-mq "tap:$TAP" 10.211.0.2/24 10.211.0.1
