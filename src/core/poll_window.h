@@ -6,7 +6,8 @@
  * and a quiet device costs nothing. KVM's halt polling (halt_poll_ns) and
  * QEMU's AioContext polling (poll-max-ns) adapt the same way.
  *
- * One thread owns a window; nothing here is atomic.
+ * Nothing here is atomic: a window's owner serializes its use (one thread,
+ * or a lock: virtio-fs keeps one per request queue under the queue's lock).
  */
 #ifndef KVMINI_CORE_POLL_WINDOW_H
 #define KVMINI_CORE_POLL_WINDOW_H

@@ -477,8 +477,8 @@ static bool spin_for_chain(struct virtio_fs *fs, struct virtqueue *vq, uint16_t 
 
 /*
  * poll_next() - after answering a request, watch the worker's request queue
- * for the driver's next one for up to the worker's window instead of
- * sleeping. A sleeping worker costs each request the driver's kick, the
+ * for the driver's next one for up to the pass's window (the queue's, from
+ * adapt_poll_window) instead of sleeping. A sleeping worker costs each request the driver's kick, the
  * loop thread's wake-up and then this thread's: on a virtualized host most
  * of a small request's round trip (UML's 128 KiB reads: 1.2 to 2x).
  * Kicks stay off meanwhile; one worker polls at a time. Returns true when
