@@ -206,7 +206,7 @@ static const char *valid_value(const struct fs_option *o, char *buf, size_t len)
 void cli_fs_args_init(struct cli_fs_args *a)
 {
 	*a = (struct cli_fs_args){ .share = FS_SHARE_CONFIG_DEFAULT,
-				   .dev = { .request_queues = 1, .threads = 2 }, .threads = 2 };
+				   .dev = { .request_queues = 1 } };
 }
 
 unsigned cli_fs_long_options(struct option *opts, enum cli_fs_door door)

@@ -200,7 +200,8 @@ static int serve(struct fuse_mount_args *a, struct fs_share *share)
 	if (!rc)
 		rc = confine();
 	if (!rc) {
-		log_info("serving %s at %s (%u threads)", dir, a->mountpoint, a->fs.threads);
+		log_info("serving %s at %s (%u threads)", dir, a->mountpoint,
+			 a->fs.threads ? a->fs.threads : FUSE_DEV_DEFAULT_THREADS);
 		rc = wait_serving(dev, share, &stop);
 		if (rc > 0)
 			log_info("%s: unmounting %s", strsignal(rc), a->mountpoint);

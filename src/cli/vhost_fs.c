@@ -40,7 +40,8 @@ static const char fs_usage[] =
 	"                         empty in-memory filesystem, gone at exit)\n"
 	"  --memfs-size MIB       memfs: most MiB of file data, 1..65536 (default 256)\n"
 	"  --queues N             request queues offered, 1..16 (default 1)\n"
-	"  --threads N            worker threads answering requests, 1..64 (default 2)\n"
+	"  --threads N            worker threads answering requests, 1..64 (default: one\n"
+	"                         per request queue)\n"
 	"  --poll-us N            after answering a request, a worker polls the queue\n"
 	"                         up to N microseconds for the next one instead of\n"
 	"                         sleeping (no kick, no wake-up: UML's buffered reads\n"
@@ -302,7 +303,7 @@ static int serve_fs(const struct fs_args *a)
 	if (status == 0) {
 		log_info("virtio-fs \"%s\" on %s: %s, %u request queue(s), %u thread(s)",
 			 a->fs.dev.tag, a->socket_path, a->fs.share.dir ? a->fs.share.dir : "memfs",
-			 a->fs.dev.request_queues, a->fs.dev.threads);
+			 a->fs.dev.request_queues, svc.dev->nworkers);
 		status = cli_confine_main() < 0 || event_loop_run(&svc.loop) < 0 ? EXIT_RUNTIME : 0;
 		dump_counters(&svc);
 	}

@@ -126,7 +126,7 @@ extern const struct counter_set virtio_fs_counter_set;
 struct virtio_fs_opts {
 	const char *tag;               /* 1..36 bytes, no NUL inside */
 	unsigned request_queues;       /* 1..VIRTIO_FS_MAX_REQUEST_QUEUES; 0: 1 */
-	unsigned threads;              /* workers 1..VIRTIO_FS_MAX_THREADS; 0: 2 */
+	unsigned threads;              /* workers 1..VIRTIO_FS_MAX_THREADS; 0: one per request queue */
 	bool offer_notification;       /* offer VIRTIO_FS_F_NOTIFICATION (queue 1) */
 	/* Longest a worker keeps polling a request queue for the driver's next
 	 * request after answering one, in µs (adaptive below it); 0: never. */

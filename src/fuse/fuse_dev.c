@@ -326,7 +326,7 @@ int fuse_dev_mount(struct fuse_dev **out, struct fuse_server *s, const char *mou
 	if (!d)
 		return -ENOMEM;
 	d->server = s;
-	d->nworkers = o && o->threads ? MIN(o->threads, FUSE_DEV_MAX_THREADS) : 2;
+	d->nworkers = o && o->threads ? MIN(o->threads, FUSE_DEV_MAX_THREADS) : FUSE_DEV_DEFAULT_THREADS;
 	d->mountpoint = strdup(mountpoint);
 	d->ended_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);

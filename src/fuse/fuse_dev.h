@@ -26,10 +26,11 @@
 #include "fuse/fuse_server.h"
 
 #define FUSE_DEV_MAX_THREADS 64u
+#define FUSE_DEV_DEFAULT_THREADS 2u
 
 struct fuse_dev_opts {
 	const char *source;          /* mount source shown in /proc/mounts; NULL: "kvmini" */
-	unsigned threads;            /* workers, 1..FUSE_DEV_MAX_THREADS; 0: 2 */
+	unsigned threads;            /* workers, 1..FUSE_DEV_MAX_THREADS; 0: FUSE_DEV_DEFAULT_THREADS */
 };
 
 struct fuse_dev;
