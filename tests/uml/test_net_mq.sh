@@ -49,6 +49,21 @@ channels() {
 # qstat NAME: one counter of `ethtool -S eth0` (e.g. tx_queue_1_packets;
 # only the pairs in use are listed).
 qstat() { hostrun ethtool -S eth0 | awk -v n="$1:" '$1 == n { print $2 }'; }
+# settle: wait until eth0's received-frame count stays put for a second
+# (at most 10 s): a closing connection's last segments (an iperf3 server's
+# FIN or ACK) can come after the guest's last command, and the per-queue
+# counters read then must be those kvmini ends with.
+settle() {
+	local a b i=0
+	b=$(cat /sys/class/net/eth0/statistics/rx_packets)
+	while [ $i -lt 10 ]; do
+		sleep 1
+		a=$b
+		b=$(cat /sys/class/net/eth0/statistics/rx_packets)
+		[ "$a" = "$b" ] && return 0
+		i=$((i + 1))
+	done
+}
 # show_qstats KEY: the per-queue packet counters -> gval KEY_NAME VALUE.
 show_qstats() {
 	local n
@@ -183,7 +198,7 @@ if [ \$two = 0 ]; then
 	[ "\$(channels)" = "2 2" ] && gpass "ethtool -l: 2 pairs in use after switching" ||
 		gfail "ethtool -l: 2 pairs in use after switching (got '\$(channels)')"
 	gcheck "ping x 10 after switching" ping -c 10 -i 0.05 -W 3 $HOST_IP
-	sleep 1   # the last frames in
+	settle
 	show_qstats two
 	for d in rx tx; do
 		[ "\$(qstat \${d}_queue_1_packets)" -gt 0 ] 2>/dev/null &&
@@ -204,6 +219,7 @@ if [ \$two = 0 ]; then
 		gfail "one pair: iperf3 -P 4 namespace -> guest"
 	gcheck "one pair: ping x 5" ping -c 5 -i 0.1 -W 3 $HOST_IP
 fi
+settle
 show_qstats end
 hostrun ip -s link show eth0
 EOF
