@@ -478,8 +478,8 @@ static bool spin_for_chain(struct virtio_fs *fs, struct virtqueue *vq, uint16_t 
 /*
  * poll_next() - after answering a request, watch the worker's request queue
  * for the driver's next one for up to the pass's window (the queue's, from
- * adapt_poll_window) instead of sleeping. A sleeping worker costs each request the driver's kick, the
- * loop thread's wake-up and then this thread's: on a virtualized host most
+ * adapt_poll_window) instead of sleeping. A sleeping worker costs each
+ * request the driver's kick, the loop thread's wake-up and then this one's: on a virtualized host most
  * of a small request's round trip (UML's 128 KiB reads: 1.2 to 2x).
  * Kicks stay off meanwhile; one worker polls at a time. Returns true when
  * a request waits, to be served in the same pass through the gate.
@@ -524,6 +524,13 @@ static bool poll_next(struct virtio_fs_worker *w)
 	return true;
 }
 
+/* Polling is on and the worker's queue is a request queue: its window and
+ * last answer are kept. */
+static bool queue_polls(const struct virtio_fs_worker *w)
+{
+	return w->fs->poll_max_ns && w->queue != VIRTIO_FS_HIPRIO_QUEUE;
+}
+
 /* At a pass's start on a request queue: grow the queue's window when the
  * request came within the longest poll of the queue's last answer (a poll
  * would have caught it), shrink it when not, so a quiet driver costs
@@ -534,7 +541,7 @@ static void adapt_poll_window(struct virtio_fs_worker *w)
 	struct virtio_fs_queue *fq = &w->fs->q[w->queue];
 
 	w->poll_ns = 0;
-	if (!w->fs->poll_max_ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE)
+	if (!queue_polls(w))
 		return;
 	pthread_mutex_lock(&fq->lock);
 	if (fq->answered_ns)
@@ -548,7 +555,7 @@ static void note_answered(struct virtio_fs_worker *w)
 {
 	struct virtio_fs_queue *fq = &w->fs->q[w->queue];
 
-	if (!w->fs->poll_max_ns || w->queue == VIRTIO_FS_HIPRIO_QUEUE)
+	if (!queue_polls(w))
 		return;
 	pthread_mutex_lock(&fq->lock);
 	fq->answered_ns = clock_now_ns();
